@@ -1,0 +1,34 @@
+# Two commands matter: `make run` (the bundled demo) and `make test` (the whole suite, lint and types included).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/nightlab demo
+
+test: $(STAMP)
+	bash scripts/test-deps.sh
+	$(BIN)/ruff check nightlab tests bench
+	$(BIN)/mypy nightlab
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check nightlab tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy nightlab
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

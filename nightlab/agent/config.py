@@ -1,0 +1,182 @@
+"""Project configuration: `nightlab.toml` at the project root, or `[tool.nightlab]` in pyproject.toml.
+
+Pydantic models with unknown keys forbidden, so a typo is an error that names the key and the file instead of a
+setting silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nightlab.errors import ConfigError
+
+CONFIG_FILE = "nightlab.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MetricConfig(_Strict):
+    name: str = Field(min_length=1, description="the metric's name as printed")
+    goal: Literal["maximize", "minimize"]
+    regex: str | None = Field(default=None, description="Python regex whose group 1 is the value; last match wins")
+    file: str | None = Field(default=None, description="a metrics file the job writes (JSON lines or name=value)")
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, v: str | None) -> str | None:
+        import re
+
+        if v is None:
+            return v
+        try:
+            pat = re.compile(v)
+        except re.error as e:
+            raise ValueError(f"not a valid regex: {e}") from None
+        if pat.groups < 1:
+            raise ValueError("the regex needs a capturing group for the value")
+        return v
+
+
+class SearchConfig(_Strict):
+    policy: Literal["builtin", "llm"] = "builtin"
+    budget: int = Field(default=12, ge=1, description="training runs one `nightlab run` may start")
+    noise_seeds: int = Field(default=2, ge=1, le=10, description="baseline runs (different seeds) to measure noise")
+    confirm: bool = Field(default=True, description="re-run a new best with another seed before calling it best")
+    min_improvement: float = Field(default=0.0, ge=0, description="absolute floor under the measured noise")
+    debug_depth: int = Field(default=2, ge=0, le=10, description="fix attempts on a failed branch before abandoning")
+    seed: int = Field(default=0, description="the default seed put in {seed}")
+    parallel: int = Field(default=0, ge=0, description="max concurrent jobs; 0 = one per free slot")
+
+
+class LLMConfig(_Strict):
+    model: str = ""
+    api_base: str | None = None
+    api_key_env: str | None = Field(default=None, description="name of the env var holding the key (not the key)")
+    temperature: float = Field(default=0.2, ge=0, le=2)
+    max_tokens: int = Field(default=4096, ge=64)
+    max_cost: float = Field(default=5.0, ge=0, description="USD per session; reaching it asks for approval")
+    timeout: float = Field(default=120.0, gt=0)
+    context_chars: int = Field(default=60_000, ge=2_000, description="budget for file contents in the prompt")
+
+
+class SandboxConfig(_Strict):
+    isolation: Literal["auto", "bwrap", "landlock", "none"] = "auto"
+    network: bool = False
+    writable: list[str] = Field(default_factory=list)
+    readable: list[str] = Field(default_factory=list)
+    memory_mb: int = Field(default=0, ge=0, description="0 = no cap")
+    cpu_seconds: int = Field(default=0, ge=0, description="0 = no cap")
+    max_log_mb: int = Field(default=64, ge=1)
+    env: dict[str, str] = Field(default_factory=dict, description="extra variables set for every job")
+    pass_env: list[str] = Field(default_factory=list, description="variables copied from nightlab's environment")
+
+
+class SlotsConfig(_Strict):
+    cpus: int = Field(default=0, ge=0, description="CPU slots; 0 = auto (cores - 1, at least 1)")
+    threads_per_job: int = Field(default=1, ge=1)
+    gpus: list[int] | Literal["auto"] = "auto"
+    gpus_per_job: int = Field(default=0, ge=0, description="0 = CPU jobs (GPUs used when present and this >= 1)")
+
+
+class NotifyConfig(_Strict):
+    command: str = Field(default="", description="run with the message as its last argument when input is needed")
+    bell: bool = True
+
+
+class ProjectConfig(_Strict):
+    command: str = Field(min_length=1, description="how to run training from the project root; {seed} is replaced")
+    metric: MetricConfig
+    timeout: float = Field(default=900.0, gt=0, description="wall-clock seconds per run")
+    editable: list[str] = Field(default_factory=list, description="files or globs the agent may edit")
+    protected: list[str] = Field(default_factory=list, description="files or globs hashed before/after each run")
+    links: list[str] = Field(default_factory=list, description="untracked paths (data) linked into each worktree")
+    brief: str | None = Field(default=None, description="a program.md-style file of instructions for the agent")
+    python: str | None = Field(default=None, description="interpreter for `python` in the command")
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    slots: SlotsConfig = Field(default_factory=SlotsConfig)
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif first["type"] == "missing":
+        msg = "required key is missing"
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {key}: {msg}{more}"
+
+
+def parse_config(data: dict[str, Any], source: str) -> ProjectConfig:
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(source, e)) from None
+
+
+def find_config(root: Path) -> Path | None:
+    """The file holding this project's config, or None."""
+    p = root / CONFIG_FILE
+    if p.is_file():
+        return p
+    pp = root / "pyproject.toml"
+    if pp.is_file():
+        try:
+            if "nightlab" in tomllib.loads(pp.read_text()).get("tool", {}):
+                return pp
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return None
+    return None
+
+
+def load_config(root: Path) -> ProjectConfig:
+    """Load and validate the project's config; every problem is a one-line ConfigError naming the file and key."""
+    path = find_config(root)
+    if path is None:
+        raise ConfigError(f"{root}: no {CONFIG_FILE} (or [tool.nightlab] in pyproject.toml); run `nightlab init` first")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    if path.name == "pyproject.toml":
+        raw = raw["tool"]["nightlab"]
+        source = f"{path} [tool.nightlab]"
+    else:
+        source = str(path)
+    return parse_config(raw, source)
+
+
+def dump_config(cfg: ProjectConfig) -> str:
+    """TOML for a config, leaving out sections that only hold defaults so the file stays short."""
+    import tomli_w
+
+    data = cfg.model_dump(exclude_none=True)
+    defaults: dict[str, Any] = {
+        "search": SearchConfig().model_dump(exclude_none=True),
+        "llm": LLMConfig().model_dump(exclude_none=True),
+        "sandbox": SandboxConfig().model_dump(exclude_none=True),
+        "slots": SlotsConfig().model_dump(exclude_none=True),
+        "notify": NotifyConfig().model_dump(exclude_none=True),
+    }
+    for key, default in defaults.items():
+        section = {k: v for k, v in data.get(key, {}).items() if default.get(k) != v}
+        if section:
+            data[key] = section
+        else:
+            data.pop(key, None)
+    order = ["command", "timeout", "editable", "protected", "links", "brief", "python", "metric"]
+    ordered = {k: data[k] for k in order if k in data}
+    ordered.update({k: v for k, v in data.items() if k not in ordered})
+    return "# nightlab project config: see README.md, 'Config reference'\n" + tomli_w.dumps(ordered)

@@ -1,0 +1,67 @@
+"""Search/replace edits: validated against the parent's files before anything is written.
+
+Every policy's change goes through here, so "the search text occurs exactly once in an editable file" and "protected
+or unknown paths are refused" hold for the builtin policy and a language model alike.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Sequence
+
+from nightlab.agent.policy.base import Edit
+from nightlab.errors import EditError
+
+
+def matches_any(path: str, patterns: Iterable[str]) -> bool:
+    """True if a repo-relative path matches one of the globs (a pattern naming a folder covers what is inside)."""
+    for pat in patterns:
+        pat = pat.rstrip("/")
+        if fnmatch.fnmatchcase(path, pat) or path.startswith(pat + "/"):
+            return True
+        if pat.startswith("**/") and fnmatch.fnmatchcase(path, pat[3:]):
+            return True
+    return False
+
+
+def apply_edits(
+    edits: Sequence[Edit],
+    read: Callable[[str], str | None],
+    editable: Sequence[str],
+    protected: Sequence[str],
+) -> dict[str, str]:
+    """Apply edits in order; return {path: new_text}. `read(path)` gives the parent's text, None if absent.
+
+    Raises EditError naming the path and the reason on the first invalid edit; nothing is written here.
+    """
+    out: dict[str, str] = {}
+    for i, e in enumerate(edits, 1):
+        path = e.path.strip().lstrip("./") if e.path.startswith("./") else e.path.strip()
+        if not path or path.startswith("/") or ".." in path.split("/"):
+            raise EditError(f"edit {i}: path {e.path!r} is not a relative path inside the repository")
+        if matches_any(path, protected):
+            raise EditError(f"edit {i}: {path} is protected (evaluation or data); edits to it are refused")
+        current = out[path] if path in out else read(path)
+        if current is None:
+            if e.search:
+                raise EditError(f"edit {i}: {path} does not exist")
+            if editable and not matches_any(path, editable):
+                raise EditError(f"edit {i}: {path} is not an editable file")
+            out[path] = e.replace
+            continue
+        if editable and not matches_any(path, editable):
+            raise EditError(f"edit {i}: {path} is not an editable file (editable: {', '.join(editable)})")
+        if not e.search:
+            raise EditError(f"edit {i}: empty search text for existing file {path}")
+        count = current.count(e.search)
+        if count == 0:
+            raise EditError(f"edit {i}: search text not found in {path}: {_first_line(e.search)!r}")
+        if count > 1:
+            raise EditError(f"edit {i}: search text occurs {count} times in {path}; it must occur exactly once")
+        out[path] = current.replace(e.search, e.replace, 1)
+    return {p: t for p, t in out.items() if read(p) != t}
+
+
+def _first_line(s: str) -> str:
+    line = s.strip().splitlines()[0] if s.strip() else s
+    return line[:80]

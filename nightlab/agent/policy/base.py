@@ -1,0 +1,95 @@
+"""The policy interface: where hypotheses and edits come from.
+
+A policy sees a read-only `PolicyContext` (the project, the experiment tree with results, the brief) and returns a
+`Proposal`: a hypothesis plus the file edits that test it. Edits are exact search/replace blocks against the parent
+experiment's files; the engine validates and applies them, so every policy shares one edit path.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Goal = Literal["maximize", "minimize"]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the single occurrence of `search` in `path` (relative to the repo root) with `replace`.
+
+    An empty `search` with a path that does not exist yet creates the file with `replace` as its content.
+    """
+
+    path: str
+    search: str
+    replace: str
+
+
+@dataclass
+class Proposal:
+    """One hypothesis and the change that tests it."""
+
+    title: str  # one line, used as the commit message subject
+    rationale: str  # why this should help; shown to the user and stored
+    expected_effect: str = ""  # e.g. "val_bpc -0.1"
+    edits: list[Edit] = field(default_factory=list)
+    parent_id: int | None = None  # experiment to build on; None = the current best (or the baseline)
+    kind: str = "hyperparameter"  # hyperparameter | transform | fix | rerun | baseline
+    knobs: dict[str, Any] = field(default_factory=dict)  # knob name -> new value, for search bookkeeping
+    seed: int | None = None  # run with this seed instead of the default
+    diagnosis: str = ""  # for fixes: what went wrong
+
+
+@dataclass(frozen=True)
+class ExperimentView:
+    """What a policy may know about one experiment (never the raw log beyond `log_tail`)."""
+
+    id: int
+    parent_id: int | None
+    title: str
+    kind: str
+    status: str  # lifecycle status from the store
+    run_result: str | None  # succeeded | failed | timed_out | lost | None
+    metric: float | None
+    curve: Sequence[tuple[int, float]]  # (step, value) of the metric, or of a loss when the metric has none
+    loss_curve: Sequence[tuple[int, float]]
+    knobs: dict[str, Any]
+    failure_class: str | None
+    diagnosis: str | None
+    log_tail: str
+    seed: int
+    seconds: float | None
+    stage: str | None = None
+
+
+@dataclass
+class PolicyContext:
+    """Everything a policy may read. `read_file(exp_id, path)` returns a file as of that experiment's commit."""
+
+    root: str
+    metric: str
+    goal: Goal
+    editable: Sequence[str]  # repo-relative paths the policy may edit
+    protected: Sequence[str]  # repo-relative paths it must never touch
+    experiments: Sequence[ExperimentView]
+    best_id: int | None
+    baseline_id: int | None
+    noise_floor: float
+    brief: str
+    timeout_s: float
+    runs_left: int
+    read_file: Callable[[int | None, str], str]
+    rng: random.Random
+    debug_depth: int = 3
+
+
+class Policy(Protocol):
+    name: str
+
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        """The next hypothesis to test, or None when the policy has nothing left to try."""
+
+    def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
+        """An edit that should make the failed run work, or None to abandon that branch."""
