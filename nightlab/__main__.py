@@ -1,0 +1,5 @@
+import sys
+
+from nightlab.cli import main
+
+sys.exit(main())

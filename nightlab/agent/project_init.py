@@ -1,0 +1,307 @@
+"""`nightlab init`: find how a repo trains, run it once, learn what it reports, and write nightlab.toml.
+
+Detection is heuristic but never silent: every guess is shown, ambiguous ones are asked (or need a flag in
+scripts), and nothing is written unless the whole setup succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nightlab.agent import metrics
+from nightlab.agent.config import CONFIG_FILE, MetricConfig, ProjectConfig, dump_config, find_config
+from nightlab.agent.workspace import STATE_DIR, Workspace
+from nightlab.errors import ConfigError, GitError, NightlabError
+
+ENTRY_NAMES = ("train.py", "main.py", "run.py", "train_model.py", "fit.py")
+ENTRY_DIRS = ("", "src", "scripts", "tools")
+CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
+            ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
+PROTECT_NAME = re.compile(r"(^|/)(eval|evaluate|evaluation|metrics?|scor(e|ing)|test_?data|data(set)?s?)(\.py|/|$)",
+                          re.I)
+IGNORE_LINKS = {".venv", "venv", "env", ".git", STATE_DIR, "__pycache__", ".mypy_cache", ".pytest_cache",
+                ".ruff_cache", "node_modules", ".idea", ".vscode", CONFIG_FILE, "wandb", "runs", "outputs",
+                "checkpoints", "lightning_logs", ".ipynb_checkpoints"}
+
+
+@dataclass
+class InitOptions:
+    command: str | None = None
+    metric: str | None = None
+    metric_regex: str | None = None
+    goal: str | None = None
+    timeout: float | None = None
+    yes: bool = False
+    run: bool = True
+    force: bool = False
+
+
+@dataclass
+class InitResult:
+    config: ProjectConfig
+    path: Path
+    baseline: float | None
+    seconds: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+Ask = Callable[[str, list[str]], str]  # question, choices -> answer (one of the choices)
+Progress = Callable[[float, str], None]  # elapsed seconds, last log line
+
+
+def find_entry(root: Path, tracked: list[str]) -> str | None:
+    """The training script: a conventional name at a conventional place, else a tracked *train*.py with a main."""
+    tset = set(tracked)
+    for d in ENTRY_DIRS:
+        for name in ENTRY_NAMES:
+            rel = f"{d}/{name}" if d else name
+            if rel in tset:
+                return rel
+    cands = [p for p in tracked if p.endswith(".py") and "train" in Path(p).name.lower()]
+    cands = [p for p in cands if "__main__" in _read(root / p)]
+    cands.sort(key=lambda p: (p.count("/"), len(p)))
+    return cands[0] if cands else None
+
+
+def _read(p: Path) -> str:
+    try:
+        return p.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def has_seed_flag(text: str) -> bool:
+    return bool(re.search(r"""add_argument\(\s*['"]--seed['"]""", text))
+
+
+def guess_command(root: Path, entry: str) -> str:
+    cmd = f"python {entry}"
+    if has_seed_flag(_read(root / entry)):
+        cmd += " --seed {seed}"
+    return cmd
+
+
+def editable_files(root: Path, entry: str, tracked: list[str], protected: list[str]) -> list[str]:
+    """The entry script, local modules it imports, and config files it names — minus protected files."""
+    from nightlab.agent.edits import matches_any
+
+    text = _read(root / entry)
+    out = [entry]
+    entry_dir = str(Path(entry).parent) if "/" in entry else ""
+    for mod in re.findall(r"^\s*(?:from|import)\s+([A-Za-z_][\w.]*)", text, re.M):
+        first = mod.split(".")[0]
+        for cand in (f"{first}.py", f"{entry_dir}/{first}.py" if entry_dir else "", f"{first}/__init__.py"):
+            if cand and cand in tracked and cand not in out:
+                out.append(cand)
+    for p in tracked:
+        if p.endswith(CONFIG_EXT) and Path(p).name in text and p not in out:
+            out.append(p)
+    # config files living next to the entry with a telling name (config.yaml, hparams.json, ...)
+    for p in tracked:
+        name = Path(p).name.lower()
+        if p.endswith((".yaml", ".yml", ".json")) and any(k in name for k in ("config", "hparam", "param")) \
+                and str(Path(p).parent) in (entry_dir or ".", ".") and p not in out:
+            out.append(p)
+    return [p for p in out if not matches_any(p, protected)]
+
+
+def protected_files(root: Path, tracked: list[str], entry: str) -> list[str]:
+    """Evaluation and data files: hashed around every run and never edited."""
+    out = []
+    for p in tracked:
+        if p == entry:
+            continue
+        if PROTECT_NAME.search(p):
+            out.append(p)
+            continue
+        if p.endswith(DATA_EXT):
+            try:
+                big = (root / p).stat().st_size > 100_000
+            except OSError:
+                big = False
+            if big or not p.endswith((".txt", ".jsonl")):
+                out.append(p)
+    return out
+
+
+def untracked_links(ws: Workspace) -> list[str]:
+    """Top-level untracked or ignored entries (typically data folders) that each worktree needs a link to."""
+    tracked_top = {p.split("/")[0] for p in ws.tracked_files()}
+    out = []
+    for entry in sorted(os.listdir(ws.root)):
+        if entry in tracked_top or entry in IGNORE_LINKS or entry.startswith("."):
+            continue
+        if entry.endswith((".log", ".pyc")):
+            continue
+        out.append(entry)
+    return out
+
+
+def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout: float,
+             progress: Progress | None, python: str) -> tuple[str, int | None, float, bool]:
+    """Run the committed code once in a temporary copy (never in the user's tree). Returns log, rc, secs, timed_out."""
+    tmp = Path(tempfile.mkdtemp(prefix="nightlab-init-"))
+    try:
+        archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", "HEAD"], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        for rel in links:
+            src = root / rel
+            if src.exists() and not (tmp / rel).exists():
+                os.symlink(src, tmp / rel)
+        from nightlab.sandbox import isolate
+
+        env = isolate.job_environment(dict(os.environ), {}, [])
+        env["PATH"] = str(Path(python).parent) + os.pathsep + env.get("PATH", os.defpath)
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env.setdefault("MKL_NUM_THREADS", "1")
+        env["PYTHONUNBUFFERED"] = "1"
+        start = time.monotonic()
+        proc = subprocess.Popen(["/bin/sh", "-c", command.replace("{seed}", "0")], cwd=tmp, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        assert proc.stdout is not None
+        lines: list[str] = []
+        timed_out = False
+        os.set_blocking(proc.stdout.fileno(), False)
+        buf = b""
+        while True:
+            chunk = proc.stdout.read(65536)
+            if chunk:
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                lines.extend(x.decode("utf-8", "replace") for x in done)
+            elif proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.05)
+            if progress is not None:
+                progress(time.monotonic() - start, lines[-1] if lines else "")
+            if time.monotonic() - start > timeout:
+                timed_out = True
+                import signal
+
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                break
+        if buf:
+            lines.append(buf.decode("utf-8", "replace"))
+        return "\n".join(lines), proc.returncode, time.monotonic() - start, timed_out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def regex_for(log: str, name: str) -> str | None:
+    """A regex for the metric when the common forms don't find it: built from the last line that mentions it."""
+    if metrics.parse_metric(log, name).value is not None:
+        return None
+    for line in reversed(log.splitlines()):
+        if name in line:
+            m = re.search(re.escape(name) + r"(\W{1,4})([-+0-9.eE]+|nan|inf)", line)
+            if m:
+                return re.escape(name) + re.escape(m.group(1)) + r"([-+0-9.eE]+|nan|inf)"
+    return None
+
+
+def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress: Progress | None = None,
+                 say: Callable[[str], None] = print) -> InitResult:
+    """Detect, run the baseline once, and write nightlab.toml. Nothing is written if anything fails."""
+    ws = Workspace(root)
+    existing = find_config(ws.root)
+    if existing is not None and not opts.force:
+        raise ConfigError(f"{existing}: already configured (use --force to overwrite)")
+    tracked = ws.tracked_files()
+    notes: list[str] = []
+    command = opts.command
+    entry = None
+    if command is None:
+        entry = find_entry(ws.root, tracked)
+        if entry is None:
+            raise NightlabError(f"{ws.root}: no training script found (looked for {', '.join(ENTRY_NAMES)}); "
+                                "pass --command")
+        command = guess_command(ws.root, entry)
+        say(f"training command: {command}")
+    else:
+        m = re.search(r"([\w./-]+\.py)\b", command)
+        entry = m.group(1) if m and m.group(1) in tracked else None
+    first = command.replace("{seed}", "0").split()[0]
+    from nightlab.agent.engine import python_for
+
+    probe_cfg = ProjectConfig(command=command, metric=MetricConfig(name="x", goal="maximize"))
+    python = python_for(ws.root, probe_cfg)
+    if first != "python" and shutil.which(first) is None and not (ws.root / first).exists():
+        raise NightlabError(f"command not found: {first!r} (from the training command {command!r})")
+    protected = protected_files(ws.root, tracked, entry or "")
+    editable = editable_files(ws.root, entry, tracked, protected) if entry else [
+        p for p in tracked if p.endswith(".py") and p not in protected]
+    dirty = ws.dirty_paths(editable)
+    if dirty:
+        raise GitError(f"uncommitted changes in {', '.join(sorted(dirty))}: nightlab edits these files, so commit "
+                       "or stash them first")
+    links = untracked_links(ws)
+    if links:
+        notes.append(f"linked into each experiment (untracked): {', '.join(links)}")
+    baseline: float | None = None
+    seconds: float | None = None
+    name, goal, regex = opts.metric, opts.goal, opts.metric_regex
+    if opts.run:
+        say("running the baseline once (the committed code, in a temporary copy) ...")
+        log, rc, seconds, timed_out = run_once(ws.root, ws, command, links, opts.timeout or 3600, progress, python)
+        if timed_out:
+            raise NightlabError(f"the baseline run exceeded {opts.timeout or 3600:g} s; pass a larger --timeout")
+        if name is None:
+            cands = metrics.find_candidates(log)
+            if not cands:
+                tail = log.strip().splitlines()[-1:] or ["(no output)"]
+                why = f"it exited with code {rc}" if rc else "it printed no name=value metric"
+                raise NightlabError(f"could not detect a metric: {why}; last line: {tail[0][:120]!r}; "
+                                    "pass --metric (and --metric-regex if needed)")
+            strong = [c for c in cands if metrics.guess_goal(c.name) is not None]
+            if len(cands) == 1 or opts.yes or ask is None or (len(strong) == 1 and strong[0] is cands[0]):
+                if ask is None and not opts.yes and len(strong) != 1 and len(cands) > 1:
+                    names = ", ".join(c.name for c in cands[:5])
+                    raise NightlabError(f"several metrics printed ({names}); pass --metric NAME or --yes to take "
+                                        f"{cands[0].name!r}")
+                name = cands[0].name
+            else:
+                name = ask("Which printed value is the metric to optimise?", [c.name for c in cands[:8]])
+        reading = metrics.parse_metric(log, name, regex)
+        if reading.value is None and regex is None:
+            regex = regex_for(log, name)
+            if regex:
+                reading = metrics.parse_metric(log, name, regex)
+        if reading.value is None:
+            if rc:
+                raise NightlabError(f"the baseline failed (exit code {rc}) before printing {name!r}; fix it or pass "
+                                    "--no-run with --metric and --goal so nightlab can debug it")
+            raise NightlabError(f"metric {name!r} was not found in the baseline output ({reading.error}); "
+                                "pass --metric-regex")
+        baseline = reading.value
+        say(f"metric: {name} = {baseline:.6g} (baseline, {seconds:.1f} s)")
+    elif name is None or goal is None:
+        raise NightlabError("--no-run needs --metric and --goal")
+    if goal is None:
+        goal = metrics.guess_goal(name)
+        if goal is None:
+            if ask is not None and not opts.yes:
+                goal = ask(f"Should {name} go up or down?", ["maximize", "minimize"])
+            else:
+                raise NightlabError(f"cannot tell whether {name!r} should go up or down; pass --goal")
+    timeout = opts.timeout or (max(60.0, round((seconds or 60) * 5, -1)))
+    try:
+        cfg = ProjectConfig(command=command, metric=MetricConfig(name=name, goal=goal, regex=regex),  # type: ignore[arg-type]
+                            timeout=timeout, editable=editable, protected=protected, links=links)
+    except Exception as err:
+        raise ConfigError(f"invalid setup: {err}") from None
+    path = ws.root / CONFIG_FILE
+    path.write_text(dump_config(cfg))
+    ws.ensure_state_dir()
+    return InitResult(cfg, path, baseline, seconds, notes)

@@ -1,0 +1,67 @@
+"""What `nightlab status` (and its --json) reports: session state, baseline, best, experiments, jobs, approvals."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from nightlab.agent.config import ProjectConfig
+from nightlab.agent.engine import summarize
+from nightlab.agent.lock import ProjectLock
+from nightlab.agent.store import Store
+from nightlab.sandbox import runner
+
+
+def _last_line(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+            return lines[-1][:200] if lines else ""
+    except OSError:
+        return ""
+
+
+def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
+    session = store.latest_session()
+    summary = summarize(store, cfg, session)
+    exps = {e.id: e for e in store.experiments()}
+    awake = ProjectLock(Path(root) / ".nightlab").is_held()
+    jobs = []
+    for j in store.open_jobs():
+        e = exps.get(j.experiment_id)
+        jobs.append({
+            "experiment": j.experiment_id, "title": e.title if e else "", "slot": j.slot,
+            "running_s": round(time.time() - (j.started or time.time()), 1), "log": j.log_path,
+            "last_line": _last_line(Path(j.log_path)), "alive": runner.wrapper_alive(j.run_dir),
+        })
+    experiments = []
+    for r in summary.rows:
+        e = exps[r["id"]]
+        experiments.append({
+            "id": e.id, "parent": e.parent_id, "status": e.status, "kind": e.kind, "metric": r["metric"],
+            "runs": r["runs"], "delta": r["delta"], "hypothesis": e.title, "rationale": e.rationale,
+            "stage": e.stage, "reward": e.reward, "failure_class": e.failure_class, "seconds": e.seconds,
+            "seed": e.seed, "isolation": e.isolation, "branch": e.branch, "error": e.error,
+        })
+    return {
+        "project": str(root),
+        "metric": cfg.metric.name,
+        "goal": cfg.metric.goal,
+        "session": None if session is None else {
+            "id": session.id, "mode": session.mode, "state": session.state,
+            "engine": "awake" if awake else ("hibernating" if session.state == "hibernating" else "not running"),
+            "budget": session.budget, "runs_started": session.runs_started,
+            "budget_left": max(0, session.budget - session.runs_started), "wake_conditions": session.wake_conditions,
+            "noise_floor": session.noise_floor, "cost": session.cost, "policy": session.policy,
+        },
+        "baseline": summary.baseline,
+        "best": None if summary.best_id is None else {"id": summary.best_id, "metric": summary.best},
+        "experiments": experiments,
+        "jobs": jobs,
+        "approvals": [{"id": a.id, "kind": a.kind, "experiment": a.experiment_id, "payload": a.payload}
+                      for a in store.approvals("pending")],
+    }

@@ -1,0 +1,406 @@
+"""The single source of truth: one SQLite file per project (`.nightlab/nightlab.db`), WAL mode, versioned schema.
+
+Every state change the engine makes lands here before it acts on it, so a process killed at any moment can be
+resumed by reading the store back (see `Engine.reconcile`). The TUI and the CLI are readers (and write approvals).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 2
+
+EXPERIMENT_STATUSES = (
+    "proposed", "approved", "rejected", "queued", "running",
+    "succeeded", "failed", "timed_out", "cancelled", "lost",
+    "kept", "discarded", "promoted",
+)
+SETTLED = {"kept", "discarded", "promoted", "rejected", "failed", "timed_out", "cancelled"}
+ACTIVE = {"proposed", "approved", "queued", "running"}
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS sessions (
+            id INTEGER PRIMARY KEY, project TEXT, created REAL, mode TEXT, policy TEXT, budget INTEGER,
+            runs_started INTEGER DEFAULT 0, state TEXT, wake_conditions TEXT, base_commit TEXT, base_branch TEXT,
+            updated REAL
+        );
+        CREATE TABLE IF NOT EXISTS experiments (
+            id INTEGER PRIMARY KEY, session_id INTEGER, parent_id INTEGER, title TEXT, rationale TEXT,
+            expected_effect TEXT, kind TEXT, knobs TEXT, edits TEXT, patch TEXT, branch TEXT, commit_sha TEXT,
+            status TEXT, run_result TEXT, metric REAL, curve TEXT, failure_class TEXT, diagnosis TEXT,
+            seconds REAL, seed INTEGER, created REAL, updated REAL
+        );
+        CREATE TABLE IF NOT EXISTS jobs (
+            id INTEGER PRIMARY KEY, experiment_id INTEGER, run_dir TEXT, pid INTEGER, pid_start REAL,
+            wrapper_pid INTEGER, wrapper_start REAL, slot TEXT, log_path TEXT, state TEXT, exit_code INTEGER,
+            started REAL, ended REAL
+        );
+        CREATE TABLE IF NOT EXISTS approvals (
+            id INTEGER PRIMARY KEY, session_id INTEGER, experiment_id INTEGER, kind TEXT, payload TEXT,
+            state TEXT, who TEXT, decided REAL, created REAL
+        );
+        CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY, t REAL, session_id INTEGER, experiment_id INTEGER, kind TEXT, message TEXT,
+            data TEXT
+        );
+        CREATE INDEX IF NOT EXISTS idx_exp_status ON experiments(status);
+        CREATE INDEX IF NOT EXISTS idx_jobs_state ON jobs(state);
+        CREATE INDEX IF NOT EXISTS idx_appr_state ON approvals(state);
+        """
+    )
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    """v2: the learning signal and bookkeeping columns (stage, reward, reruns, usage), approval feedback."""
+    exp = db["experiments"]
+    assert isinstance(exp, sqlite_utils.db.Table)
+    cols = {c.name for c in exp.columns}
+    for name, typ in [
+        ("stage", str), ("reward", float), ("rerun_of", int), ("loss_curve", str), ("usage", str),
+        ("error", str), ("isolation", str), ("attempts", int), ("policy", str), ("log_tail", str),
+        ("depth", int), ("protected_changed", str),
+    ]:
+        if name not in cols:
+            exp.add_column(name, typ)
+    appr = db["approvals"]
+    assert isinstance(appr, sqlite_utils.db.Table)
+    if "feedback" not in {c.name for c in appr.columns}:
+        appr.add_column("feedback", str)
+    sess = db["sessions"]
+    assert isinstance(sess, sqlite_utils.db.Table)
+    scols = {c.name for c in sess.columns}
+    for name, typ in [("noise_floor", float), ("cost", float), ("pid", int)]:
+        if name not in scols:
+            sess.add_column(name, typ)
+
+
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _v1), (2, _v2)]
+
+
+@dataclass
+class Experiment:
+    id: int
+    session_id: int | None = None
+    parent_id: int | None = None
+    title: str = ""
+    rationale: str = ""
+    expected_effect: str = ""
+    kind: str = "hyperparameter"
+    knobs: dict[str, Any] = field(default_factory=dict)
+    edits: list[dict[str, str]] = field(default_factory=list)
+    patch: str | None = None
+    branch: str | None = None
+    commit_sha: str | None = None
+    status: str = "proposed"
+    run_result: str | None = None
+    metric: float | None = None
+    curve: list[list[float]] = field(default_factory=list)
+    failure_class: str | None = None
+    diagnosis: str | None = None
+    seconds: float | None = None
+    seed: int = 0
+    created: float = 0.0
+    updated: float = 0.0
+    stage: str | None = None
+    reward: float | None = None
+    rerun_of: int | None = None
+    loss_curve: list[list[float]] = field(default_factory=list)
+    usage: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    isolation: list[str] = field(default_factory=list)
+    attempts: int = 0
+    policy: str | None = None
+    log_tail: str | None = None
+    depth: int = 0
+    protected_changed: list[str] = field(default_factory=list)
+
+    JSON_FIELDS = ("knobs", "edits", "curve", "loss_curve", "usage", "isolation", "protected_changed")
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Experiment:
+        names = {f.name for f in fields(cls)}
+        data = {k: v for k, v in row.items() if k in names}
+        for k in cls.JSON_FIELDS:
+            raw = data.get(k)
+            data[k] = json.loads(raw) if isinstance(raw, str) and raw else ({} if k in ("knobs", "usage") else [])
+        for k in ("seed", "attempts", "depth"):
+            if data.get(k) is None:
+                data[k] = 0
+        for k in ("title", "rationale", "expected_effect"):
+            if data.get(k) is None:
+                data[k] = ""
+        return cls(**data)
+
+
+@dataclass
+class Session:
+    id: int
+    project: str
+    mode: str
+    policy: str
+    budget: int
+    runs_started: int
+    state: str
+    wake_conditions: list[str]
+    base_commit: str | None
+    base_branch: str | None
+    noise_floor: float | None
+    cost: float
+    created: float
+    pid: int | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Session:
+        return cls(
+            id=row["id"], project=row["project"] or "", mode=row["mode"] or "step", policy=row["policy"] or "builtin",
+            budget=row["budget"] or 0, runs_started=row["runs_started"] or 0, state=row["state"] or "active",
+            wake_conditions=json.loads(row["wake_conditions"] or "[]"), base_commit=row["base_commit"],
+            base_branch=row["base_branch"], noise_floor=row.get("noise_floor"), cost=row.get("cost") or 0.0,
+            created=row["created"] or 0.0, pid=row.get("pid"),
+        )
+
+
+@dataclass
+class Approval:
+    id: int
+    session_id: int | None
+    experiment_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    state: str
+    who: str | None
+    feedback: str | None
+    created: float
+    decided: float | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Approval:
+        return cls(
+            id=row["id"], session_id=row["session_id"], experiment_id=row["experiment_id"], kind=row["kind"],
+            payload=json.loads(row["payload"] or "{}"), state=row["state"], who=row["who"],
+            feedback=row.get("feedback"), created=row["created"] or 0.0, decided=row["decided"],
+        )
+
+
+@dataclass
+class Job:
+    id: int
+    experiment_id: int
+    run_dir: str
+    pid: int | None
+    pid_start: float | None
+    wrapper_pid: int | None
+    wrapper_start: float | None
+    slot: str | None
+    log_path: str
+    state: str
+    exit_code: int | None
+    started: float | None
+    ended: float | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
+        return cls(**values)
+
+
+class Store:
+    """Typed access to the project database. Safe to open from several processes at once (WAL, busy timeout)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.migrate()
+
+    # ------------------------------------------------------------------------------------------- schema
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        current = self.version
+        for version, step in MIGRATIONS:
+            if version > current:
+                with self.db.conn:
+                    step(self.db)
+                    self.db.execute(f"PRAGMA user_version = {version}")
+        if self.version > SCHEMA_VERSION:
+            from nightlab.errors import NightlabError
+
+            raise NightlabError(f"{self.path}: written by a newer nightlab (schema {self.version}); upgrade nightlab")
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def integrity_ok(self) -> bool:
+        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    # ------------------------------------------------------------------------------------------- helpers
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        cur = self.db.execute(
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            [_enc(v) for v in row.values()],
+        )
+        return int(cur.lastrowid or 0)
+
+    def _update(self, table: str, pk: int, changes: dict[str, Any]) -> None:
+        if not changes:
+            return
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        self.db.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*map(_enc, changes.values()), pk])
+
+    def _rows(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> Iterator[dict[str, Any]]:
+        return self.db.query(sql, params)
+
+    # ------------------------------------------------------------------------------------------- sessions
+    def create_session(self, project: str, mode: str, policy: str, budget: int, base_commit: str | None,
+                       base_branch: str | None) -> Session:
+        now = time.time()
+        sid = self._insert("sessions", {
+            "project": project, "created": now, "updated": now, "mode": mode, "policy": policy, "budget": budget,
+            "runs_started": 0, "state": "active", "wake_conditions": "[]", "base_commit": base_commit,
+            "base_branch": base_branch, "cost": 0.0,
+        })
+        self.event("session", f"session {sid} started ({mode}, budget {budget}, policy {policy})", session_id=sid)
+        return self.session(sid)
+
+    def session(self, sid: int) -> Session:
+        rows = list(self._rows("SELECT * FROM sessions WHERE id = ?", (sid,)))
+        if not rows:
+            raise KeyError(sid)
+        return Session.from_row(rows[0])
+
+    def latest_session(self) -> Session | None:
+        rows = list(self._rows("SELECT * FROM sessions ORDER BY id DESC LIMIT 1"))
+        return Session.from_row(rows[0]) if rows else None
+
+    def update_session(self, sid: int, **changes: Any) -> None:
+        if "wake_conditions" in changes:
+            changes["wake_conditions"] = json.dumps(changes["wake_conditions"])
+        changes["updated"] = time.time()
+        self._update("sessions", sid, changes)
+
+    def add_cost(self, sid: int, cost: float) -> None:
+        self.db.execute("UPDATE sessions SET cost = COALESCE(cost, 0) + ? WHERE id = ?", [cost, sid])
+
+    # ------------------------------------------------------------------------------------------- experiments
+    def add_experiment(self, **values: Any) -> Experiment:
+        now = time.time()
+        values.setdefault("status", "proposed")
+        values.update(created=now, updated=now)
+        eid = self._insert("experiments", values)
+        return self.experiment(eid)
+
+    def experiment(self, eid: int) -> Experiment:
+        rows = list(self._rows("SELECT * FROM experiments WHERE id = ?", (eid,)))
+        if not rows:
+            raise KeyError(eid)
+        return Experiment.from_row(rows[0])
+
+    def find_experiment(self, eid: int) -> Experiment | None:
+        try:
+            return self.experiment(eid)
+        except KeyError:
+            return None
+
+    def experiments(self, where: str = "", params: tuple[Any, ...] = ()) -> list[Experiment]:
+        sql = "SELECT * FROM experiments" + (f" WHERE {where}" if where else "") + " ORDER BY id"
+        return [Experiment.from_row(r) for r in self._rows(sql, params)]
+
+    def update_experiment(self, eid: int, **changes: Any) -> None:
+        changes["updated"] = time.time()
+        self._update("experiments", eid, changes)
+
+    # ------------------------------------------------------------------------------------------- jobs
+    def add_job(self, experiment_id: int, run_dir: str, log_path: str, slot: str | None) -> Job:
+        jid = self._insert("jobs", {
+            "experiment_id": experiment_id, "run_dir": run_dir, "log_path": log_path, "slot": slot,
+            "state": "starting", "started": time.time(),
+        })
+        return self.job(jid)
+
+    def job(self, jid: int) -> Job:
+        return Job.from_row(next(iter(self._rows("SELECT * FROM jobs WHERE id = ?", (jid,)))))
+
+    def jobs(self, state: str | None = None, experiment_id: int | None = None) -> list[Job]:
+        cond: list[str] = []
+        params: list[Any] = []
+        if state is not None:
+            cond.append("state = ?")
+            params.append(state)
+        if experiment_id is not None:
+            cond.append("experiment_id = ?")
+            params.append(experiment_id)
+        sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(cond) if cond else "") + " ORDER BY id"
+        return [Job.from_row(r) for r in self._rows(sql, params)]
+
+    def open_jobs(self) -> list[Job]:
+        return [Job.from_row(r) for r in self._rows("SELECT * FROM jobs WHERE state IN ('starting', 'running')")]
+
+    def latest_job(self, experiment_id: int) -> Job | None:
+        rows = list(self._rows("SELECT * FROM jobs WHERE experiment_id = ? ORDER BY id DESC LIMIT 1", (experiment_id,)))
+        return Job.from_row(rows[0]) if rows else None
+
+    def update_job(self, jid: int, **changes: Any) -> None:
+        self._update("jobs", jid, changes)
+
+    # ------------------------------------------------------------------------------------------- approvals
+    def add_approval(self, kind: str, payload: dict[str, Any], session_id: int | None,
+                     experiment_id: int | None) -> Approval:
+        aid = self._insert("approvals", {
+            "session_id": session_id, "experiment_id": experiment_id, "kind": kind, "payload": json.dumps(payload),
+            "state": "pending", "created": time.time(),
+        })
+        self.event("approval", f"waiting for approval: {kind} #{experiment_id or ''}".rstrip(" #"),
+                   session_id=session_id, experiment_id=experiment_id, data={"approval_id": aid, "kind": kind})
+        return self.approval(aid)
+
+    def approval(self, aid: int) -> Approval:
+        return Approval.from_row(next(iter(self._rows("SELECT * FROM approvals WHERE id = ?", (aid,)))))
+
+    def approvals(self, state: str | None = "pending") -> list[Approval]:
+        if state is None:
+            return [Approval.from_row(r) for r in self._rows("SELECT * FROM approvals ORDER BY id")]
+        rows = self._rows("SELECT * FROM approvals WHERE state = ? ORDER BY id", (state,))
+        return [Approval.from_row(r) for r in rows]
+
+    def decide(self, aid: int, state: str, who: str, feedback: str | None = None) -> bool:
+        """Resolve a pending approval; False if it was already decided (first decision wins)."""
+        cur = self.db.execute(
+            "UPDATE approvals SET state = ?, who = ?, feedback = ?, decided = ? WHERE id = ? AND state = 'pending'",
+            [state, who, feedback, time.time(), aid],
+        )
+        return cur.rowcount == 1
+
+    # ------------------------------------------------------------------------------------------- events
+    def event(self, kind: str, message: str, *, session_id: int | None = None, experiment_id: int | None = None,
+              data: dict[str, Any] | None = None) -> int:
+        return self._insert("events", {
+            "t": time.time(), "session_id": session_id, "experiment_id": experiment_id, "kind": kind,
+            "message": message, "data": json.dumps(data or {}),
+        })
+
+    def events(self, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return list(self._rows("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)))
+
+
+def _enc(v: Any) -> Any:
+    if isinstance(v, dict | list | tuple):
+        return json.dumps(v)
+    return v

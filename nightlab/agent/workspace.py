@@ -1,0 +1,314 @@
+"""Git through GitPython: one worktree and branch per experiment, and the reviewed promote.
+
+The user's working tree, index, HEAD and branches are never touched here except by `promote`. Experiments live on
+branches `nightlab/<session>/<id>` (refs the user never created) in worktrees under `.nightlab/worktrees/<id>`;
+commits carry nightlab's own identity so no git config is needed and attribution is clear.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from nightlab.errors import GitError
+
+STATE_DIR = ".nightlab"
+AUTHOR = ("nightlab", "nightlab@localhost")
+
+
+def _identity_env() -> dict[str, str]:
+    name, email = AUTHOR
+    return {
+        "GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+@dataclass(frozen=True)
+class DiffStat:
+    files: list[tuple[str, int, int]]  # path, added, removed
+
+    @property
+    def added(self) -> int:
+        return sum(a for _, a, _ in self.files)
+
+    @property
+    def removed(self) -> int:
+        return sum(r for _, _, r in self.files)
+
+    def summary(self) -> str:
+        return f"{len(self.files)} file(s), +{self.added} -{self.removed}"
+
+
+def open_repo(root: Path) -> git.Repo:
+    """The git repository at root, or a one-line GitError saying what is wrong."""
+    root = Path(root)
+    if not root.is_dir():
+        raise GitError(f"{root}: no such directory")
+    try:
+        repo = git.Repo(root, search_parent_directories=False)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise GitError(f"{root}: not a git repository (run `git init` and commit your training code first)") from None
+    if repo.bare:
+        raise GitError(f"{root}: a bare repository has no working tree")
+    try:
+        _ = repo.head.commit
+    except ValueError:
+        raise GitError(f"{root}: the repository has no commits yet; commit your training code first") from None
+    return repo
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        self.repo = open_repo(self.root)
+        top = Path(self.repo.working_tree_dir or self.root).resolve()
+        if top != self.root:
+            raise GitError(f"{self.root}: inside the repository at {top}; run nightlab from the repository root")
+        self.state_dir = self.root / STATE_DIR
+        self.worktrees = self.state_dir / "worktrees"
+
+    # ------------------------------------------------------------------------------------------- setup
+    def ensure_state_dir(self) -> Path:
+        """Create .nightlab/ and exclude it through .git/info/exclude (the user's .gitignore is not edited)."""
+        self.state_dir.mkdir(exist_ok=True)
+        exclude = Path(self.repo.git_dir) / "info" / "exclude"
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        line = f"/{STATE_DIR}/"
+        text = exclude.read_text() if exclude.exists() else ""
+        if line not in text.splitlines():
+            with open(exclude, "a") as f:
+                f.write(("" if text.endswith("\n") or not text else "\n") + line + "\n")
+        return self.state_dir
+
+    def head_commit(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def current_branch(self) -> str | None:
+        try:
+            return self.repo.active_branch.name
+        except TypeError:
+            return None
+
+    def dirty_paths(self, paths: Iterable[str] | None = None) -> list[str]:
+        """Paths with uncommitted changes (staged, unstaged or untracked), limited to `paths` when given."""
+        args = ["--porcelain=v1", "-z", "--untracked-files=all"]
+        if paths is not None:
+            plist = list(paths)
+            if not plist:
+                return []
+            args += ["--", *plist]
+        out = self.repo.git.status(*args)
+        result = []
+        for entry in out.split("\0"):
+            if len(entry) > 3:
+                result.append(entry[3:])
+        return [p for p in result if not p.startswith(STATE_DIR + "/")]
+
+    def tracked_files(self, commit: str | None = None) -> list[str]:
+        out = self.repo.git.ls_tree("-r", "--name-only", "-z", commit or "HEAD")
+        return [p for p in out.split("\0") if p]
+
+    def read_file(self, commit: str, path: str) -> str | None:
+        """A file's text at a commit, or None if it does not exist there (or is not UTF-8 text)."""
+        try:
+            blob = self.repo.commit(commit).tree / path
+        except (KeyError, ValueError, git.BadName):
+            return None
+        try:
+            data: bytes = blob.data_stream.read()
+            return data.decode("utf-8")
+        except (UnicodeDecodeError, AttributeError):
+            return None
+
+    # ------------------------------------------------------------------------------------------- experiments
+    @staticmethod
+    def branch_name(session_id: int, exp_id: int) -> str:
+        return f"nightlab/{session_id}/{exp_id}"
+
+    def worktree_path(self, exp_id: int) -> Path:
+        return self.worktrees / str(exp_id)
+
+    def branch_exists(self, branch: str) -> bool:
+        return f"refs/heads/{branch}" in {r.path for r in self.repo.references}
+
+    def branch_commit(self, branch: str) -> str | None:
+        try:
+            return self.repo.commit(f"refs/heads/{branch}").hexsha
+        except (git.BadName, ValueError):
+            return None
+
+    def materialise(self, exp_id: int, session_id: int, parent_commit: str, changes: dict[str, str],
+                    message: str, links: Iterable[str] = ()) -> tuple[str, str]:
+        """Create (or re-create, after a crash) the experiment's worktree and branch, commit the changes.
+
+        Idempotent: if the branch already holds a commit on top of parent_commit with this message, it is reused.
+        Returns (branch, commit sha).
+        """
+        self.ensure_state_dir()
+        branch = self.branch_name(session_id, exp_id)
+        wt = self.worktree_path(exp_id)
+        existing = self.branch_commit(branch)
+        if existing is not None:
+            c = self.repo.commit(existing)
+            done = (not changes and existing == parent_commit) or (
+                changes and c.parents and c.parents[0].hexsha == parent_commit and c.message.strip() == message.strip()
+            )
+            if done:
+                self.checkout(exp_id, existing, links)
+                return branch, existing
+            self._remove_worktree(wt)
+            self.repo.git.branch("-D", branch)
+        self._remove_worktree(wt)
+        self.worktrees.mkdir(parents=True, exist_ok=True)
+        self.repo.git.worktree("add", "--quiet", "-b", branch, str(wt), parent_commit)
+        self._link(wt, links)
+        if not changes:
+            return branch, parent_commit
+        wrepo = git.Repo(wt)
+        for rel, text in changes.items():
+            target = wt / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        wrepo.git.add("--", *changes.keys())
+        with wrepo.git.custom_environment(**_identity_env()):
+            wrepo.git.commit("--quiet", "--no-verify", "-m", message)
+        return branch, wrepo.head.commit.hexsha
+
+    def checkout(self, exp_id: int, commit: str, links: Iterable[str] = ()) -> Path:
+        """Ensure a worktree for running the experiment exists at `commit` and return its path.
+
+        Detached, so several runs of one commit (seed re-runs) can each have their own worktree.
+        """
+        wt = self.worktree_path(exp_id)
+        if (wt / ".git").exists():
+            try:
+                if git.Repo(wt).head.commit.hexsha == self.repo.commit(commit).hexsha:
+                    self._link(wt, links)
+                    return wt
+            except (ValueError, git.InvalidGitRepositoryError, git.BadName):
+                pass
+        self._remove_worktree(wt)
+        self.worktrees.mkdir(parents=True, exist_ok=True)
+        self.repo.git.worktree("add", "--quiet", "--detach", str(wt), commit)
+        self._link(wt, links)
+        return wt
+
+    def amend(self, exp_id: int) -> str:
+        """Commit whatever the user changed in the experiment's worktree (after 'edit' in review)."""
+        wrepo = git.Repo(self.worktree_path(exp_id))
+        wrepo.git.add("-u")
+        with wrepo.git.custom_environment(**_identity_env()):
+            wrepo.git.commit("--quiet", "--no-verify", "--amend", "--no-edit")
+        return wrepo.head.commit.hexsha
+
+    def _link(self, wt: Path, links: Iterable[str]) -> None:
+        for rel in links:
+            src = self.root / rel
+            dst = wt / rel
+            if src.exists() and not dst.exists() and not dst.is_symlink():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(src, dst)
+
+    def prune(self, exp_id: int) -> None:
+        """Remove a settled experiment's worktree; its branch stays so the diff remains queryable."""
+        self._remove_worktree(self.worktree_path(exp_id))
+
+    def _remove_worktree(self, wt: Path) -> None:
+        if wt.exists():
+            try:
+                self.repo.git.worktree("remove", "--force", "--force", str(wt))
+            except git.GitCommandError:
+                shutil.rmtree(wt, ignore_errors=True)
+        try:
+            self.repo.git.worktree("prune")
+        except git.GitCommandError:
+            pass
+
+    def delete_branch(self, branch: str) -> None:
+        if self.branch_exists(branch):
+            self.repo.git.branch("-D", branch)
+
+    def nightlab_branches(self) -> list[str]:
+        return sorted(r.path[len("refs/heads/"):] for r in self.repo.references
+                      if r.path.startswith("refs/heads/nightlab/"))
+
+    def diff(self, a: str, b: str, paths: Iterable[str] = ()) -> str:
+        return str(self.repo.git.diff("--no-color", "--no-ext-diff", a, b, "--", *paths,
+                                      strip_newline_in_stdout=False))
+
+    def diff_stat(self, a: str, b: str) -> DiffStat:
+        out = self.repo.git.diff("--numstat", "--no-color", a, b)
+        files = []
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3:
+                add = int(parts[0]) if parts[0].isdigit() else 0
+                rem = int(parts[1]) if parts[1].isdigit() else 0
+                files.append((parts[2], add, rem))
+        return DiffStat(files)
+
+    def changed_files(self, a: str, b: str) -> list[str]:
+        out = self.repo.git.diff("--name-only", "-z", a, b)
+        return [p for p in out.split("\0") if p]
+
+    # ------------------------------------------------------------------------------------------- promote
+    def promote_check(self, base: str, commit: str) -> tuple[str, list[str]]:
+        """What promote would do: the diff from `base` (where the experiment chain started) and the touched files.
+
+        Raises GitError when the touched files are not clean in the user's tree or the patch no longer applies.
+        """
+        if self.current_branch() is None:
+            raise GitError("HEAD is detached; check out the branch to promote onto first")
+        files = self.changed_files(base, commit)
+        if not files:
+            raise GitError("the experiment changes nothing relative to your branch")
+        dirty = self.dirty_paths(files)
+        if dirty:
+            raise GitError(f"refusing to promote: uncommitted changes in {', '.join(sorted(dirty))}; commit or stash "
+                           "them first")
+        patch = self.diff(base, commit)
+        if self.head_commit() != base:
+            try:
+                self._apply(patch, check=True)
+            except git.GitCommandError:
+                raise GitError("refusing to promote: your branch changed the same lines since the experiment "
+                               "started; the change no longer applies cleanly") from None
+        return patch, files
+
+    def promote(self, base: str, commit: str, message: str) -> str:
+        """Apply the experiment's change onto the user's branch as one commit (only the touched files)."""
+        patch, files = self.promote_check(base, commit)
+        self._apply(patch)
+        new_files = [f for f in files if (self.root / f).exists()]
+        if new_files:
+            self.repo.git.add("--", *new_files)
+        removed = [f for f in files if not (self.root / f).exists()]
+        if removed:
+            self.repo.git.rm("--cached", "--quiet", "--ignore-unmatch", "--", *removed)
+        env = {} if self._has_identity() else _identity_env()
+        with self.repo.git.custom_environment(**env):
+            self.repo.git.commit("--quiet", "--no-verify", "-m", message, "--", *files)
+        return self.head_commit()
+
+    def _has_identity(self) -> bool:
+        try:
+            return bool(self.repo.git.config("user.email")) and bool(self.repo.git.config("user.name"))
+        except git.GitCommandError:
+            return False
+
+    def _apply(self, patch: str, check: bool = False) -> None:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False) as f:
+            f.write(patch)
+        try:
+            args = ["--check"] if check else []
+            self.repo.git.apply(*args, "--whitespace=nowarn", f.name)
+        finally:
+            os.unlink(f.name)

@@ -1,0 +1,144 @@
+"""The `nightlab` command line. Imports stay lazy so `nightlab --help` starts in well under 0.3 s.
+
+Every user-facing failure is a NightlabError: printed as one line `nightlab: <message>` with a non-zero exit code,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+commands:
+  init [PATH]          detect the training command and metric, run the baseline once, write nightlab.toml
+  run                  run the experiment loop (step mode asks before each run)
+  status [--json]      the experiment tree, best result, running jobs, pending approvals
+  diff ID              the change an experiment makes (against its parent, or --base)
+  log ID [-f]          an experiment's training log (-f follows it)
+  promote ID           review the diff and commit it onto your branch
+  approve ID / reject ID --why TEXT   answer a pending approval from any shell
+  stop ID              stop a running job (asks first)
+  wake [PATH]          resume a hibernating session (jobs call this; safe from cron)
+  export trajectories  every step as JSONL chat messages for fine-tuning
+  demo                 copy the bundled example into a temp repo and improve it
+  tui                  open the terminal UI (also: `nightlab` with no command)
+
+Run `nightlab COMMAND --help` for the options of one command."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nightlab",
+        description="An ML engineering agent for the terminal: it forms hypotheses, edits your training code in "
+                    "isolated git worktrees, runs the jobs, reads the metric and iterates. Nothing reaches your "
+                    "branch until you have reviewed the diff.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-C", "--project", default=".", metavar="PATH", help="the project root (default: .)")
+    p.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    s = sub.add_parser("init", help="set up a project: detect command and metric, run the baseline")
+    s.add_argument("path", nargs="?", default=None)
+    s.add_argument("--command", help="training command (use {seed} where the seed goes)")
+    s.add_argument("--metric", help="the metric's name as printed")
+    s.add_argument("--metric-regex", help="Python regex whose group 1 is the metric value")
+    s.add_argument("--goal", choices=["maximize", "minimize"])
+    s.add_argument("--timeout", type=float, help="wall-clock seconds per run (default: 5x the baseline, >= 60)")
+    s.add_argument("--yes", "-y", action="store_true", help="accept the detected choices without asking")
+    s.add_argument("--no-run", action="store_true", help="do not run the baseline (needs --metric and --goal)")
+    s.add_argument("--force", action="store_true", help="overwrite an existing nightlab.toml")
+
+    s = sub.add_parser("run", help="run the experiment loop")
+    s.add_argument("--mode", choices=["step", "autonomous"], help="step asks before each run (default: the "
+                   "session's last mode, else step)")
+    s.add_argument("--budget", type=int, help="training runs this invocation may start")
+    s.add_argument("--detach", action="store_true", help="hibernate and exit while jobs run; they wake nightlab")
+    s.add_argument("--policy", choices=["builtin", "llm"])
+    s.add_argument("--model", help="litellm model name, e.g. openai/gpt-4o-mini or ollama/qwen2.5-coder")
+    s.add_argument("--api-base", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    s.add_argument("--unsafe-no-sandbox", action="store_true", help="run jobs with layer 0 only (no bwrap/landlock)")
+    s.add_argument("--yes", "-y", action="store_true", help="step mode: approve every proposal (for scripts)")
+
+    s = sub.add_parser("wake", help="resume a hibernating session (idempotent)")
+    s.add_argument("path", nargs="?", default=None)
+    s.add_argument("--quiet", "-q", action="store_true")
+
+    s = sub.add_parser("status", help="experiments, best, jobs, approvals")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser("diff", help="show an experiment's change")
+    s.add_argument("id", type=int)
+    s.add_argument("--base", action="store_true", help="against your branch (the whole chain), not the parent")
+    s.add_argument("--stat", action="store_true")
+
+    s = sub.add_parser("log", help="show an experiment's training log")
+    s.add_argument("id", type=int)
+    s.add_argument("-f", "--follow", action="store_true")
+    s.add_argument("-n", "--lines", type=int, default=0, help="only the last N lines")
+
+    s = sub.add_parser("promote", help="commit an experiment's change onto your branch after review")
+    s.add_argument("id", type=int)
+    s.add_argument("--yes", "-y", action="store_true", help="do not ask (the diff is still printed)")
+
+    s = sub.add_parser("approve", help="approve a pending proposal (by experiment id)")
+    s.add_argument("id", type=int)
+    s = sub.add_parser("reject", help="reject a pending proposal with feedback")
+    s.add_argument("id", type=int)
+    s.add_argument("--why", default="", help="feedback the policy reads")
+
+    s = sub.add_parser("stop", help="stop a running job")
+    s.add_argument("id", type=int)
+    s.add_argument("--yes", "-y", action="store_true")
+
+    s = sub.add_parser("export", help="export data")
+    s.add_argument("what", choices=["trajectories"])
+    s.add_argument("-o", "--output", help="file to write (default: stdout)")
+
+    s = sub.add_parser("demo", help="improve the bundled example in a temporary repo")
+    s.add_argument("--headless", action="store_true", help="no TUI even on a terminal")
+    s.add_argument("--budget", type=int, default=10)
+    s.add_argument("--dir", help="where to create the demo repo (default: a new temp folder)")
+    s.add_argument("--mode", choices=["step", "autonomous"], default="autonomous")
+
+    sub.add_parser("tui", help="open the terminal UI")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.version:
+        from nightlab import __version__
+
+        print(f"nightlab {__version__}")
+        return 0
+    from nightlab.errors import NightlabError
+
+    try:
+        return _dispatch(args)
+    except NightlabError as err:
+        print(f"nightlab: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("nightlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from nightlab import commands
+
+    cmd = args.cmd or "tui"
+    root = Path(getattr(args, "path", None) or args.project).resolve()
+    handler: Any = getattr(commands, f"cmd_{cmd}")
+    return int(handler(root, args))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

@@ -1,0 +1,381 @@
+"""The CLI's command handlers: thin glue between argparse, the agent core and the console."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nightlab import console
+from nightlab.agent.config import load_config
+from nightlab.errors import NightlabError
+
+
+def _tty() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+# ----------------------------------------------------------------------------------------------- init
+def cmd_init(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.project_init import InitOptions, init_project
+
+    opts = InitOptions(command=args.command, metric=args.metric, metric_regex=args.metric_regex, goal=args.goal,
+                       timeout=args.timeout, yes=args.yes, run=not args.no_run, force=args.force)
+    ask = console.ask_choice if _tty() and not args.yes else None
+    progress = console.Progress("baseline") if sys.stderr.isatty() else None
+    try:
+        res = init_project(root, opts, ask=ask, progress=progress.update if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    for n in res.notes:
+        print(n)
+    print(f"wrote {res.path}: metric {res.config.metric.name} ({res.config.metric.goal}), "
+          f"{len(res.config.editable)} editable and {len(res.config.protected)} protected file(s), "
+          f"timeout {res.config.timeout:g} s")
+    print("next: `nightlab run` (step mode asks before each run) or `nightlab` for the TUI")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- run / wake
+def _apply_overrides(cfg: Any, args: argparse.Namespace) -> None:
+    if getattr(args, "policy", None):
+        cfg.search.policy = args.policy
+    if getattr(args, "model", None):
+        cfg.llm.model = args.model
+        if not getattr(args, "policy", None):
+            cfg.search.policy = "llm"
+    if getattr(args, "api_base", None):
+        cfg.llm.api_base = args.api_base
+
+
+def cmd_run(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.engine import Engine, EngineOptions, open_store
+
+    cfg = load_config(root)
+    _apply_overrides(cfg, args)
+    mode = args.mode
+    if mode is None:
+        last = open_store(root).latest_session() if (root / ".nightlab" / "nightlab.db").exists() else None
+        mode = last.mode if last else "step"
+    if mode == "step" and not _tty() and not args.yes:
+        raise NightlabError("step mode asks on the terminal, but there is none; use --mode autonomous, --yes, "
+                            "or the TUI")
+    approver = console.auto_approver if args.yes else (console.console_approver if mode == "step" else None)
+    printer = console.EventPrinter(cfg)
+    engine = Engine(root, cfg, options=EngineOptions(mode=mode, budget=args.budget, detach=args.detach,
+                                                       unsafe_no_sandbox=args.unsafe_no_sandbox),
+                    approver=approver, on_event=printer)
+    printer.engine = engine
+    try:
+        summary = engine.run()
+    except KeyboardInterrupt:
+        raise NightlabError("interrupted: the running job was stopped and recorded; `nightlab run` resumes") \
+            from None
+    finally:
+        printer.close()
+    if summary.state == "hibernating":
+        print("hibernating: jobs are running detached; they wake nightlab when they end. "
+              "`nightlab status` shows progress.")
+        return 0
+    console.print_table(engine.store, cfg, summary)
+    return 0
+
+
+def cmd_wake(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.engine import Engine, EngineOptions, open_store
+    from nightlab.agent.lock import ProjectLock
+
+    if not (root / ".nightlab" / "nightlab.db").exists():
+        if not args.quiet:
+            print("nothing to wake: no session in this project")
+        return 0
+    if ProjectLock(root / ".nightlab").is_held():
+        if not args.quiet:
+            print("an engine is already awake for this project")
+        return 0
+    cfg = load_config(root)
+    store = open_store(root)
+    last = store.latest_session()
+    if last is None:
+        return 0
+    printer = None if args.quiet else console.EventPrinter(cfg)
+    engine = Engine(root, cfg, store=store, options=EngineOptions(mode=last.mode, detach=True, wake=True,
+                                                                  who="wake"), on_event=printer)
+    from nightlab.agent.lock import LockHeld
+
+    try:
+        if last.state == "done":
+            # nothing to continue, but finished jobs still get analysed
+            engine.lock.acquire("wake")
+            try:
+                engine.session = last
+                engine.reconcile()
+                engine._collect()
+            finally:
+                engine.lock.release()
+            return 0
+        engine.run()
+    except LockHeld:
+        return 0
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- status
+def cmd_status(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.engine import open_store
+    from nightlab.agent.status import status_data
+
+    cfg = load_config(root)
+    if not (root / ".nightlab" / "nightlab.db").exists():
+        data: dict[str, Any] = {"project": str(root), "metric": cfg.metric.name, "goal": cfg.metric.goal,
+                                "session": None, "baseline": None, "best": None, "experiments": [], "jobs": [],
+                                "approvals": []}
+    else:
+        data = status_data(root, cfg, open_store(root))
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        console.print_status(data)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- diff / log
+def _experiment(root: Path, exp_id: int) -> Any:
+    from nightlab.agent.engine import open_store
+
+    if not (root / ".nightlab" / "nightlab.db").exists():
+        raise NightlabError(f"{root}: no experiments yet (run `nightlab run` first)")
+    store = open_store(root)
+    e = store.find_experiment(exp_id)
+    if e is None:
+        raise NightlabError(f"no experiment #{exp_id} (see `nightlab status`)")
+    return store, e
+
+
+def cmd_diff(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.workspace import Workspace
+
+    store, e = _experiment(root, args.id)
+    ws = Workspace(root)
+    if not e.commit_sha:
+        raise NightlabError(f"experiment #{e.id} has no commit ({e.status})")
+    if args.base:
+        s = store.session(e.session_id) if e.session_id else None
+        base = _chain_base(store, e) or (s.base_commit if s else ws.head_commit())
+    else:
+        parent = store.find_experiment(e.parent_id) if e.parent_id else None
+        base = parent.commit_sha if parent and parent.commit_sha else e.commit_sha
+    if args.stat:
+        print(ws.diff_stat(base, e.commit_sha).summary())
+        return 0
+    text = ws.diff(base, e.commit_sha)
+    console.print_diff(text)
+    return 0
+
+
+def _chain_base(store: Any, e: Any) -> str | None:
+    """The commit the experiment chain started from: the baseline's commit."""
+    cur = e
+    while cur.parent_id is not None:
+        nxt = store.find_experiment(cur.parent_id)
+        if nxt is None:
+            break
+        cur = nxt
+    return str(cur.commit_sha) if cur.commit_sha else None
+
+
+def cmd_log(root: Path, args: argparse.Namespace) -> int:
+    store, e = _experiment(root, args.id)
+    job = store.latest_job(e.id)
+    if job is None:
+        raise NightlabError(f"experiment #{e.id} has not run yet ({e.status})")
+    path = Path(job.log_path)
+    if not path.exists():
+        raise NightlabError(f"no log for experiment #{e.id} at {path}")
+    from nightlab.sandbox import runner
+
+    with open(path, "rb") as f:
+        if args.lines:
+            lines = f.read().decode("utf-8", "replace").splitlines()[-args.lines:]
+            sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
+        else:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        while True:
+            chunk = f.read(65536)
+            if chunk:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+                continue
+            if runner.read_status(job.run_dir) is not None:
+                rest = f.read()
+                if rest:
+                    sys.stdout.buffer.write(rest)
+                    sys.stdout.flush()
+                return 0
+            time.sleep(0.2)
+
+
+# ----------------------------------------------------------------------------------------------- promote
+def cmd_promote(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.promote import promote_experiment, promote_preview
+
+    store, e = _experiment(root, args.id)
+    preview = promote_preview(root, store, e)
+    console.print_diff(preview.diff)
+    print(f"\npromote #{e.id} onto {preview.branch}: {preview.stat}  —  {e.title}")
+    if not args.yes:
+        if not _tty():
+            raise NightlabError("promote asks for confirmation on a terminal; pass --yes to promote without asking")
+        if not console.confirm("Commit this onto your branch?"):
+            print("not promoted")
+            return 1
+    sha = promote_experiment(root, store, e, who="console")
+    print(f"committed {sha[:10]} on {preview.branch}: {e.title}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- approvals
+def cmd_approve(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.approvals import decide_for_experiment
+
+    store, e = _experiment(root, args.id)
+    decide_for_experiment(root, store, e.id, "approved", who=f"cli:{os.getpid()}")
+    print(f"approved #{e.id}: {e.title}")
+    return 0
+
+
+def cmd_reject(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.approvals import decide_for_experiment
+
+    store, e = _experiment(root, args.id)
+    decide_for_experiment(root, store, e.id, "rejected", who=f"cli:{os.getpid()}", feedback=args.why)
+    print(f"rejected #{e.id}: {e.title}")
+    return 0
+
+
+def cmd_stop(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.sandbox import runner
+
+    store, e = _experiment(root, args.id)
+    job = store.latest_job(e.id)
+    if job is None or job.state not in ("starting", "running"):
+        raise NightlabError(f"experiment #{e.id} has no running job")
+    if not args.yes:
+        if not _tty():
+            raise NightlabError("stop asks for confirmation on a terminal; pass --yes")
+        if not console.confirm(f"Stop the running job of #{e.id} ({e.title})?"):
+            return 1
+    if not runner.stop(job.run_dir, "stopped by the user"):
+        raise NightlabError(f"the job of #{e.id} is not running any more")
+    print(f"stopping the job of #{e.id}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- export
+def cmd_export(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.engine import open_store
+    from nightlab.agent.trajectories import export_trajectories
+
+    cfg = load_config(root)
+    store = open_store(root)
+    lines = export_trajectories(root, cfg, store)
+    text = "".join(json.dumps(x) + "\n" for x in lines)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {len(lines)} step(s) to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- demo / tui
+def example_dir(name: str = "spirals") -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("nightlab") / "examples" / name))
+
+
+def make_demo_repo(dest: Path | None = None) -> Path:
+    """Copy the bundled example into a fresh git repository and commit it."""
+    src = example_dir()
+    if not src.is_dir():
+        raise NightlabError(f"the bundled example is missing at {src}; reinstall nightlab")
+    repo = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="nightlab-demo-"))
+    repo.mkdir(parents=True, exist_ok=True)
+    if any(repo.iterdir()):
+        raise NightlabError(f"{repo}: not empty; choose a new folder for the demo")
+    shutil.copytree(src, repo, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = {**os.environ, "GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
+           "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@localhost"}
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
+                ["git", "commit", "-q", "-m", "spirals demo project"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
+    return repo
+
+
+def cmd_demo(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.config import ProjectConfig
+    from nightlab.agent.project_init import InitOptions, init_project
+
+    repo = make_demo_repo(Path(args.dir) if args.dir else None)
+    print(f"demo project: {repo}")
+    progress = console.Progress("baseline") if sys.stderr.isatty() else None
+    try:
+        res = init_project(repo, InitOptions(yes=True, goal="maximize"),
+                           progress=progress.update if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    cfg: ProjectConfig = res.config
+    cfg.search.budget = args.budget
+    from nightlab.agent.config import dump_config
+
+    (repo / "nightlab.toml").write_text(dump_config(cfg))
+    if _tty() and not args.headless:
+        try:
+            from nightlab.tui.app import run_tui
+        except ImportError:
+            run_tui = None
+        if run_tui is not None:
+            return int(run_tui(repo, mode=args.mode, budget=args.budget, start=True))
+    from nightlab.agent.engine import Engine, EngineOptions
+
+    print(f"running {args.budget} training runs in {args.mode} mode with the builtin policy (no LLM, no network)")
+    printer = console.EventPrinter(cfg)
+    engine = Engine(repo, cfg, options=EngineOptions(mode=args.mode, budget=args.budget),
+                    approver=console.console_approver if args.mode == "step" else None, on_event=printer)
+    printer.engine = engine
+    try:
+        summary = engine.run()
+    finally:
+        printer.close()
+    console.print_table(engine.store, cfg, summary)
+    if summary.best_id is not None and summary.baseline is not None and summary.best_id != engine._base_id():
+        e = engine.store.experiment(summary.best_id)
+        from nightlab.agent.workspace import Workspace
+
+        ws = Workspace(repo)
+        base = _chain_base(engine.store, e) or ws.head_commit()
+        print(f"\nbest: #{e.id} {cfg.metric.name} {summary.best:.4f} vs baseline {summary.baseline:.4f}\n")
+        console.print_diff(ws.diff(base, e.commit_sha or base))
+        print(f"\nreview and keep it: nightlab -C {repo} promote {e.id}")
+    return 0
+
+
+def cmd_tui(root: Path, args: argparse.Namespace) -> int:
+    try:
+        from nightlab.tui.app import run_tui
+    except ImportError as err:
+        raise NightlabError(f"the TUI is not available: {err}") from None
+    return int(run_tui(root))

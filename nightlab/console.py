@@ -1,0 +1,322 @@
+"""Headless console output: event lines, a live progress line with a loss sparkline, tables, diffs, prompts.
+
+Used by `nightlab run`/`init`/`demo`/`status` when no TUI is open. Colour only on a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nightlab.agent.config import ProjectConfig
+    from nightlab.agent.engine import Decision, Engine, Summary
+    from nightlab.agent.store import Approval, Experiment, Store
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and os.environ.get("NO_COLOR") is None and os.environ.get("TERM") != "dumb"
+
+
+def style(text: str, code: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if _color() else text
+
+
+def sparkline(values: list[float], width: int = 24) -> str:
+    vals = [v for v in values if v == v and abs(v) != float("inf")]
+    if not vals:
+        return ""
+    if len(vals) > width:
+        step = len(vals) / width
+        vals = [vals[int(i * step)] for i in range(width)]
+    lo, hi = min(vals), max(vals)
+    span = hi - lo or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * (len(SPARK) - 1)))] for v in vals)
+
+
+class Progress:
+    """One updating line on stderr: elapsed time and the job's last log line."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.last = 0.0
+        self.shown = False
+
+    def update(self, elapsed: float, line: str) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2:
+            return
+        self.last = now
+        width = shutil.get_terminal_size((100, 20)).columns
+        text = f"  {self.label} {elapsed:5.1f}s  {line.strip()}"[: width - 1]
+        sys.stderr.write("\r\033[K" + text)
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+KIND_STYLE = {"kept": "1;32", "finished": "32", "failed": "31", "discarded": "2", "started": "36",
+              "proposed": "1", "lost": "33", "policy_error": "33", "duplicate": "33", "done": "1",
+              "hibernate": "35", "interrupted": "33", "confirm": "36", "noise": "2", "baseline": "36",
+              "approval": "1;33"}
+
+
+class EventPrinter:
+    """Prints engine events as timestamped lines; on a terminal, also a live line for running jobs."""
+
+    def __init__(self, cfg: ProjectConfig) -> None:
+        self.cfg = cfg
+        self.engine: Engine | None = None
+        self._live = sys.stderr.isatty()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        if self._live:
+            self._thread = threading.Thread(target=self._ticker, daemon=True)
+            self._thread.start()
+
+    def __call__(self, kind: str, message: str, data: dict[str, Any]) -> None:
+        ts = time.strftime("%H:%M:%S")
+        with self._lock:
+            if self._live:
+                sys.stderr.write("\r\033[K")
+            print(f"{style(ts, '2')} {style(message, KIND_STYLE.get(kind, '0'))}", flush=True)
+
+    def _ticker(self) -> None:
+        while not self._stop.wait(0.5):
+            eng = self.engine
+            if eng is None or eng.session is None:
+                continue
+            try:
+                line = self._live_line(eng)
+            except Exception:  # never let the progress line break the run
+                continue
+            if line:
+                with self._lock:
+                    width = shutil.get_terminal_size((100, 20)).columns
+                    sys.stderr.write("\r\033[K" + line[: width - 1])
+                    sys.stderr.flush()
+
+    def _live_line(self, eng: Engine) -> str:
+        from nightlab.agent import metrics
+        from nightlab.agent.store import Store
+
+        store = Store(eng.store.path)
+        try:
+            jobs = store.open_jobs()
+            if not jobs:
+                return ""
+            parts = []
+            for j in jobs[:2]:
+                text = _tail(Path(j.log_path), 64 * 1024)
+                curve = [v for _, v in metrics.parse_loss_curve(text)]
+                last = text.strip().splitlines()[-1] if text.strip() else ""
+                secs = time.time() - (j.started or time.time())
+                parts.append(f"#{j.experiment_id} {secs:5.1f}s {sparkline(curve, 16)} {last[:60]}")
+            return "  running " + " | ".join(parts)
+        finally:
+            store.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+def _tail(path: Path, n: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+# ----------------------------------------------------------------------------------------------- prompts
+def ask_choice(question: str, choices: list[str]) -> str:
+    print(question)
+    for i, c in enumerate(choices, 1):
+        print(f"  {i}) {c}")
+    while True:
+        ans = input(f"choose 1-{len(choices)} [1]: ").strip()
+        if not ans:
+            return choices[0]
+        if ans.isdigit() and 1 <= int(ans) <= len(choices):
+            return choices[int(ans) - 1]
+        if ans in choices:
+            return ans
+
+
+def confirm(question: str) -> bool:
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
+    """Step mode on the console: show hypothesis and diff; y / n (feedback) / e (edit in $EDITOR) / q."""
+    from nightlab.agent.engine import Decision
+
+    while True:
+        print()
+        print(style(f"#{e.id} {e.title}", "1"))
+        if e.rationale:
+            print(f"  why: {e.rationale}")
+        if e.expected_effect:
+            print(f"  expected: {e.expected_effect}")
+        print_diff(e.patch or "(no change)")
+        left = engine.budget_left()
+        try:
+            ans = input(f"run it? [y]es / [n]o with feedback / [e]dit / [q]uit  ({left} run(s) left) ").strip()
+        except EOFError:
+            return Decision("quit")
+        key = ans[:1].lower()
+        if key == "y":
+            return Decision("approved")
+        if key == "n":
+            fb = ans[1:].strip(" :") or input("feedback for the policy (why not?): ").strip()
+            return Decision("rejected", fb or None)
+        if key == "q":
+            return Decision("quit")
+        if key == "e":
+            e = _edit_in_editor(engine, e)
+
+
+def auto_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
+    from nightlab.agent.engine import Decision
+
+    return Decision("approved")
+
+
+def _edit_in_editor(engine: Engine, e: Experiment) -> Experiment:
+    """Open the experiment's changed files (in its worktree) in $EDITOR; commit the result into the experiment."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    assert e.commit_sha is not None
+    wt = engine.ws.checkout(e.id, e.commit_sha, engine.cfg.links)
+    parent = engine.store.experiment(e.parent_id) if e.parent_id else None
+    files = engine.ws.changed_files(parent.commit_sha if parent and parent.commit_sha else e.commit_sha,
+                                    e.commit_sha)
+    subprocess.call([*editor.split(), *[str(wt / f) for f in files]])
+    import git
+
+    wrepo = git.Repo(wt)
+    if not wrepo.is_dirty():
+        return e
+    from nightlab.agent.workspace import _identity_env
+
+    wrepo.git.add("-u")
+    with wrepo.git.custom_environment(**_identity_env()):
+        wrepo.git.commit("--quiet", "--no-verify", "-m", f"{e.title}\n\n{e.rationale}\n\n(edited by the user)")
+    sha = wrepo.head.commit.hexsha
+    if e.branch:
+        engine.ws.repo.git.branch("-f", e.branch, sha)
+    base = parent.commit_sha if parent and parent.commit_sha else sha
+    engine.store.update_experiment(e.id, commit_sha=sha, patch=engine.ws.diff(base, sha),
+                                   rationale=(e.rationale + " (edited by the user)").strip())
+    return engine.store.experiment(e.id)
+
+
+# ----------------------------------------------------------------------------------------------- output
+def print_diff(text: str) -> None:
+    if not text.strip():
+        print("(empty diff)")
+        return
+    for line in text.splitlines():
+        if line.startswith(("+++", "---")):
+            print(style(line, "1"))
+        elif line.startswith("+"):
+            print(style(line, "32"))
+        elif line.startswith("-"):
+            print(style(line, "31"))
+        elif line.startswith("@@"):
+            print(style(line, "36"))
+        else:
+            print(line)
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def print_table(store: Store, cfg: ProjectConfig, summary: Summary) -> None:
+    from nightlab.agent.engine import ranked
+
+    rows = ranked(summary.rows, cfg.metric.goal)
+    print()
+    print(style(f"ranked by {cfg.metric.name} ({cfg.metric.goal})", "1") +
+          f"  baseline {_fmt(summary.baseline)}  best {_fmt(summary.best)}"
+          + (f" (#{summary.best_id})" if summary.best_id is not None else ""))
+    head = f"{'rank':>4} {'id':>4} {'parent':>6} {cfg.metric.name[:12]:>12} {'runs':>4} {'vs base':>9} " \
+           f"{'status':<10} hypothesis"
+    print(style(head, "2"))
+    width = shutil.get_terminal_size((120, 20)).columns
+    for i, r in enumerate(rows, 1):
+        delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
+        mark = "*" if r["id"] == summary.best_id else " "
+        title = r["title"] if r["failure_class"] is None else f"{r['title']} [{r['failure_class']}]"
+        line = f"{i:>4} {r['id']:>3}{mark} {r['parent'] if r['parent'] is not None else '-':>6} " \
+               f"{_fmt(r['metric']):>12} {r['runs']:>4} {delta:>9} {r['status']:<10} {title}"
+        print(line[:width])
+
+
+def print_status(data: dict[str, Any]) -> None:
+    s = data.get("session")
+    print(style(f"{data['project']}", "1") + f"  metric {data['metric']} ({data['goal']})")
+    if s is None:
+        print("no session yet: `nightlab run` starts one")
+        return
+    mode = style(s["mode"].upper(), "1;35" if s["mode"] == "autonomous" else "1;36")
+    print(f"session {s['id']}: {mode}, {s['state']}, engine {s['engine']}, policy {s['policy']}, "
+          f"{s['runs_started']}/{s['budget']} runs" + (f", noise floor {s['noise_floor']:.4g}"
+                                                      if s.get("noise_floor") else ""))
+    if s["wake_conditions"] and s["state"] in ("hibernating", "waiting"):
+        print("  wakes when: " + "; ".join(s["wake_conditions"]))
+    best = data.get("best")
+    print(f"baseline {_fmt(data['baseline'])}   best {_fmt(best['metric']) if best else '-'}"
+          + (f" (#{best['id']})" if best else ""))
+    for j in data["jobs"]:
+        print(style(f"  running #{j['experiment']} {j['running_s']:.0f}s [{j['slot']}] {j['title']}", "36"))
+        if j["last_line"]:
+            print(f"      {j['last_line']}")
+    for a in data["approvals"]:
+        print(style(f"  waiting for you: {a['kind']} #{a['experiment']}  "
+                    f"(nightlab approve {a['experiment']} / reject {a['experiment']} --why ...)"
+                    if a["kind"] == "hypothesis" else
+                    f"  waiting for you: review #{a['experiment']} (nightlab promote {a['experiment']})", "33"))
+    if data["experiments"]:
+        print()
+        print(style(f"{'id':>4} {'parent':>6} {'status':<10} {data['metric'][:10]:>10} {'stage':<15} hypothesis",
+                    "2"))
+        for x in data["experiments"]:
+            mark = "*" if best and x["id"] == best["id"] else " "
+            title = x["hypothesis"] + (f" [{x['failure_class']}]" if x["failure_class"] else "")
+            par = x["parent"] if x["parent"] is not None else "-"
+            print(f"{x['id']:>3}{mark} {par:>6} {x['status']:<10} {_fmt(x['metric']):>10} "
+                  f"{(x['stage'] or '-'):<15} {title}")
+
+
+def edit_text(initial: str, suffix: str = ".txt") -> str:
+    """Let the user edit a text in $EDITOR and return the result."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as f:
+        f.write(initial)
+    try:
+        subprocess.call([*editor.split(), f.name])
+        return Path(f.name).read_text()
+    finally:
+        os.unlink(f.name)

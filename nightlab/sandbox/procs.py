@@ -1,0 +1,132 @@
+"""Process identity and tree killing on Linux, without psutil.
+
+A PID alone is not an identity: after a crash the PID may belong to another process. We pair it with the process
+start time from /proc (clock ticks since boot), so "is job 4123 still running?" cannot be fooled by PID reuse.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def start_time(pid: int) -> float | None:
+    """The process start time in clock ticks since boot, or None if there is no such process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
+        return None
+    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
+    rest = raw[raw.rfind(")") + 2 :].split()
+    try:
+        return float(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rfind(")") + 2 :].startswith("Z")
+
+
+def alive(pid: int | None, started: float | None) -> bool:
+    """True if `pid` runs and is the same process that started at `started` (when known)."""
+    if not pid or pid <= 0:
+        return False
+    st = start_time(pid)
+    if st is None or is_zombie(pid):
+        return False
+    return started is None or abs(st - started) < 1e-6
+
+
+def children_map() -> dict[int, list[int]]:
+    """ppid -> [pid] for every process we can see."""
+    out: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        rest = raw[raw.rfind(")") + 2 :].split()
+        try:
+            ppid = int(rest[1])
+        except (IndexError, ValueError):
+            continue
+        out.setdefault(ppid, []).append(int(entry.name))
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    """All descendants of pid (children first), found by walking /proc."""
+    tree = children_map()
+    out: list[int] = []
+    stack = list(tree.get(pid, []))
+    while stack:
+        p = stack.pop()
+        out.append(p)
+        stack.extend(tree.get(p, []))
+    return out
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants (e.g. a grandchild that called setsid) re-parent to us, so we can still kill them."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def die_with_parent() -> None:
+    """preexec hook: deliver SIGKILL to this child when the process that spawned it dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def signal_tree(root_pid: int, pgid: int | None, sig: int) -> None:
+    """Send sig to the process group and to every descendant of root_pid (which may have left the group)."""
+    if pgid:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for p in descendants(root_pid):
+        try:
+            os.kill(p, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_tree(root_pid: int, pgid: int | None, grace_s: float, is_done: object = None) -> None:
+    """SIGTERM the tree, wait up to grace_s for it to go, then SIGKILL whatever is left."""
+    signal_tree(root_pid, pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not descendants(root_pid) and not _group_alive(pgid):
+            return
+        time.sleep(0.05)
+    signal_tree(root_pid, pgid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int | None) -> bool:
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False

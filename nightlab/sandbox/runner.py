@@ -1,0 +1,303 @@
+"""The detached job wrapper, and the agent-side calls that start, inspect and stop it.
+
+`launch(spec)` starts `python -m nightlab.sandbox.runner RUN_DIR` in a new session, so the job survives nightlab
+exiting. The wrapper starts the job, pipes its output into `output.log` (capped: head and tail kept), enforces the
+wall-clock timeout with SIGTERM, grace, SIGKILL of the whole tree (it is a child subreaper, so even descendants that
+called setsid are found), then writes `status.json` atomically. If no engine holds the project lock at that moment,
+it starts `nightlab wake` itself.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from pathlib import Path
+
+from nightlab.sandbox import isolate, procs
+from nightlab.sandbox.spec import LOG_FILE, PID_FILE, SPEC_FILE, STATUS_FILE, JobSpec, JobStatus, atomic_write_json
+
+CHUNK = 1 << 16
+
+
+# ----------------------------------------------------------------------------------------------- agent side
+def launch(spec: JobSpec, wait_s: float = 5.0) -> dict[str, float | int]:
+    """Write the spec, start the wrapper detached, and wait until it has recorded the job's PIDs."""
+    run_dir = Path(spec.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (STATUS_FILE, PID_FILE):
+        (run_dir / stale).unlink(missing_ok=True)
+    spec.write(run_dir / SPEC_FILE)
+    wrapper = subprocess.Popen(
+        [sys.executable, "-m", "nightlab.sandbox.runner", str(run_dir)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(run_dir / "wrapper.err", "ab"),  # noqa: SIM115 - handed to the child
+        start_new_session=True,
+        close_fds=True,
+        cwd=str(run_dir),
+    )
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        pids = read_pids(run_dir)
+        if pids is not None:
+            return pids
+        if wrapper.poll() is not None and read_status(run_dir) is not None:
+            return {"wrapper_pid": wrapper.pid, "wrapper_start": 0.0, "pid": 0, "start": 0.0}
+        time.sleep(0.01)
+    return {"wrapper_pid": wrapper.pid, "wrapper_start": procs.start_time(wrapper.pid) or 0.0, "pid": 0, "start": 0.0}
+
+
+def read_status(run_dir: Path | str) -> JobStatus | None:
+    return JobStatus.read(Path(run_dir) / STATUS_FILE)
+
+
+def read_pids(run_dir: Path | str) -> dict[str, float | int] | None:
+    import json
+
+    try:
+        data: dict[str, float | int] = json.loads((Path(run_dir) / PID_FILE).read_text())
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def wrapper_alive(run_dir: Path | str) -> bool:
+    pids = read_pids(run_dir)
+    if pids is None:
+        return False
+    return procs.alive(int(pids["wrapper_pid"]), float(pids["wrapper_start"]))
+
+
+def stop(run_dir: Path | str, reason: str = "cancelled") -> bool:
+    """Ask the wrapper to stop its job (it kills the tree and records `killed`). False if it is not running."""
+    run_dir = Path(run_dir)
+    pids = read_pids(run_dir)
+    if pids is None or not wrapper_alive(run_dir):
+        return False
+    (run_dir / "stop.reason").write_text(reason)
+    try:
+        os.kill(int(pids["wrapper_pid"]), signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        return "missing"
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------- wrapper side
+class _LogSink:
+    """Writes output to the log up to half the cap, then keeps only a rolling tail; the tail is appended at the end."""
+
+    def __init__(self, path: Path, cap: int) -> None:
+        self.f = open(path, "wb")  # noqa: SIM115 - closed in finish()
+        self.head_cap = cap // 2
+        self.tail_cap = cap - self.head_cap
+        self.written = 0
+        self.dropped = 0
+        self.tail: deque[bytes] = deque()
+        self.tail_bytes = 0
+
+    def write(self, data: bytes) -> None:
+        if self.written < self.head_cap:
+            take = data[: self.head_cap - self.written]
+            # cut at a line end so the head stays readable
+            if len(take) < len(data):
+                nl = take.rfind(b"\n")
+                if nl >= 0:
+                    take = take[: nl + 1]
+            self.f.write(take)
+            self.f.flush()
+            self.written += len(take)
+            data = data[len(take) :]
+            if not data:
+                return
+        self.tail.append(data)
+        self.tail_bytes += len(data)
+        while self.tail_bytes > self.tail_cap and self.tail:
+            old = self.tail.popleft()
+            self.tail_bytes -= len(old)
+            self.dropped += len(old)
+
+    @property
+    def truncated(self) -> bool:
+        return self.dropped > 0
+
+    def finish(self) -> None:
+        if self.dropped:
+            self.f.write(f"\n[nightlab: log capped, {self.dropped} bytes dropped from the middle]\n".encode())
+        for part in self.tail:
+            self.f.write(part)
+        self.f.flush()
+        os.fsync(self.f.fileno())
+        self.f.close()
+
+
+def _lock_free(lock_path: str) -> bool:
+    if not lock_path:
+        return False
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def run_wrapper(run_dir: Path) -> int:
+    spec = JobSpec.read(run_dir / SPEC_FILE)
+    procs.become_subreaper()
+    stop_requested = {"sig": 0}
+
+    def on_term(signum: int, _frame: object) -> None:
+        stop_requested["sig"] = signum
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    launch_info = isolate.prepare(spec)
+    sink = _LogSink(run_dir / LOG_FILE, spec.max_log_bytes)
+    started = time.time()
+    try:
+        proc = subprocess.Popen(
+            launch_info.argv,
+            cwd=spec.cwd,
+            env=spec.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=launch_info.preexec,  # the wrapper is single-threaded
+        )
+    except OSError as e:
+        sink.write(f"nightlab: could not start {spec.argv[0]!r}: {e.strerror}\n".encode())
+        sink.finish()
+        status = JobStatus(spec.job_id, "failed", 127, None, started, time.time(), 0.0, 0, None,
+                           launch_info.layers, reason=f"command not found: {spec.argv[0]}")
+        status.write(run_dir / STATUS_FILE)
+        _maybe_wake(spec)
+        return 0
+    job_start = procs.start_time(proc.pid)
+    atomic_write_json(run_dir / PID_FILE, {
+        "wrapper_pid": os.getpid(), "wrapper_start": procs.start_time(os.getpid()) or 0.0,
+        "pid": proc.pid, "start": job_start or 0.0, "pgid": proc.pid, "layers": launch_info.layers,
+        "started_at": started,
+    })
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    deadline = time.monotonic() + spec.timeout_s
+    state, reason = "", ""
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    eof = False
+    while True:
+        if not eof:
+            for _key, _ in sel.select(timeout=0.2):
+                try:
+                    data = os.read(fd, CHUNK)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    eof = True
+                    sel.unregister(fd)
+                    break
+                sink.write(data)
+        else:
+            time.sleep(0.05)
+        if proc.poll() is not None and eof:
+            break
+        if proc.poll() is not None and not eof:
+            # the job ended; drain what is left (a detached grandchild may still hold the pipe: stop waiting soon)
+            _drain(fd, sink, 1.0)
+            eof = True
+            break
+        if stop_requested["sig"] and not state:
+            reason_file = run_dir / "stop.reason"
+            reason = reason_file.read_text().strip() if reason_file.exists() else "stopped"
+            state = "killed"
+            procs.kill_tree(os.getpid(), proc.pid, spec.grace_s)
+        if time.monotonic() > deadline and not state:
+            state, reason = "timed_out", f"exceeded the {spec.timeout_s:g} s timeout"
+            sink.write(f"\n[nightlab: timeout after {spec.timeout_s:g} s: stopping the job]\n".encode())
+            procs.kill_tree(os.getpid(), proc.pid, spec.grace_s)
+    rc = proc.wait()
+    # whatever the job left behind (setsid grandchildren included) goes with it
+    if procs.descendants(os.getpid()):
+        procs.kill_tree(os.getpid(), None, 0.5)
+    _reap()
+    ended = time.time()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sink.finish()
+    sig = -rc if rc < 0 else None
+    if not state:
+        state = "succeeded" if rc == 0 else "failed"
+        if sig is not None:
+            reason = f"killed by signal {signal.Signals(sig).name}" if sig in signal.Signals._value2member_map_ else ""
+    changed = [p for p, before in spec.protected.items() if hash_file(Path(spec.cwd) / p) != before]
+    status = JobStatus(
+        job_id=spec.job_id, state=state, exit_code=rc if rc >= 0 else None, signal=sig, started_at=started,
+        ended_at=ended, seconds=round(ended - started, 3), pid=proc.pid, pid_start_time=job_start,
+        isolation=launch_info.layers, log_truncated=sink.truncated, reason=reason, protected_changed=changed,
+        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
+    )
+    status.write(run_dir / STATUS_FILE)
+    _maybe_wake(spec)
+    return 0
+
+
+def _drain(fd: int, sink: _LogSink, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            data = os.read(fd, CHUNK)
+        except BlockingIOError:
+            time.sleep(0.02)
+            continue
+        if not data:
+            return
+        sink.write(data)
+
+
+def _reap() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _maybe_wake(spec: JobSpec) -> None:
+    if spec.wake_argv and _lock_free(spec.lock_path):
+        subprocess.Popen(spec.wake_argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+
+
+if __name__ == "__main__":
+    sys.exit(run_wrapper(Path(sys.argv[1])))
