@@ -203,7 +203,7 @@ class Engine:
         return self.store.experiments()
 
     def baseline(self) -> Experiment | None:
-        rows = self.store.experiments("kind = ? ORDER BY id LIMIT 1", (BASELINE,))
+        rows = self.store.experiments("kind = ?", (BASELINE,))
         return rows[0] if rows else None
 
     def sign(self) -> float:

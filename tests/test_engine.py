@@ -1,0 +1,97 @@
+"""The experiment loop end to end on a tiny, fast project: real git, real job wrapper processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nightlab.agent.config import load_config
+from nightlab.agent.engine import Decision, Engine, EngineOptions
+from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.store import Approval, Experiment
+
+from conftest import snapshot_repo
+
+
+class ScriptedPolicy:
+    """Proposes LR values in order; fixes nothing."""
+
+    name = "scripted"
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = list(values)
+        self.fix_calls = 0
+
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        if not self.values:
+            return None
+        v = self.values.pop(0)
+        parent = ctx.best_id
+        if v.endswith("@base"):  # the same change again, but from the baseline
+            v, parent = v[:-5], ctx.baseline_id
+        text = ctx.read_file(parent, "train.py")
+        line = next(ln for ln in text.splitlines() if ln.startswith("LR = "))
+        return Proposal(title=f"LR = {v}", rationale="try it", edits=[Edit("train.py", line, f"LR = {v}")],
+                        knobs={"LR": float(v)}, parent_id=parent)
+
+    def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
+        self.fix_calls += 1
+        return None
+
+
+def test_autonomous_run_keeps_a_real_improvement(tiny_project: Path) -> None:
+    before = snapshot_repo(tiny_project)
+    cfg = load_config(tiny_project)
+    policy = ScriptedPolicy(["0.01", "0.3", "0.3@base"])  # worse, better, then a repeat (refused)
+    eng = Engine(tiny_project, cfg, options=EngineOptions(mode="autonomous", budget=8), policy=policy)
+    summary = eng.run()
+    rows = {r["id"]: r for r in summary.rows}
+    base = eng.baseline()
+    assert base is not None and rows[base.id]["runs"] == 2  # baseline + one noise run
+    worse = next(r for r in summary.rows if r["title"] == "LR = 0.01")
+    better = next(r for r in summary.rows if r["title"] == "LR = 0.3")
+    assert worse["status"] == "discarded"
+    assert better["status"] == "kept" and better["runs"] == 2  # confirmed with a second seed
+    assert summary.best_id == better["id"] and summary.best is not None and summary.baseline is not None
+    assert summary.best > summary.baseline + 0.1
+    dup = [e for e in eng.store.experiments("status = 'rejected'")]
+    assert dup and "repeats" in (dup[0].error or "")
+    assert summary.state == "done"
+    assert snapshot_repo(tiny_project) == before  # the user's repo is untouched by a whole session
+    assert not list((tiny_project / ".nightlab" / "worktrees").iterdir())  # all worktrees pruned
+    assert eng.store.integrity_ok()
+    # a promote approval waits for the human
+    assert [a.kind for a in eng.store.approvals("pending")] == ["promote"]
+
+
+def test_step_mode_asks_and_honours_reject_with_feedback(tiny_project: Path) -> None:
+    cfg = load_config(tiny_project)
+    asked: list[str] = []
+
+    def approver(engine: Engine, appr: Approval, e: Experiment) -> Decision:
+        title = e.title
+        asked.append(title)
+        return Decision("rejected", "not this one") if title == "LR = 0.01" else Decision("approved")
+
+    eng = Engine(tiny_project, cfg, options=EngineOptions(mode="step", budget=4),
+                 policy=ScriptedPolicy(["0.01", "0.3"]), approver=approver)
+    summary = eng.run()
+    assert asked == ["LR = 0.01", "LR = 0.3"]
+    rejected = next(e for e in eng.store.experiments() if e.title == "LR = 0.01")
+    assert rejected.status == "rejected" and rejected.diagnosis == "not this one"
+    assert rejected.commit_sha is not None  # its branch keeps the proposal queryable
+    assert summary.best_id == next(e.id for e in eng.store.experiments() if e.title == "LR = 0.3")
+
+
+def test_quit_in_step_mode_keeps_the_proposal_for_next_time(tiny_project: Path) -> None:
+    cfg = load_config(tiny_project)
+    eng = Engine(tiny_project, cfg, options=EngineOptions(mode="step", budget=3),
+                 policy=ScriptedPolicy(["0.3"]), approver=lambda *_: Decision("quit"))
+    eng.run()
+    pending = eng.store.experiments("status = 'proposed'")
+    assert [e.title for e in pending] == ["LR = 0.3"]
+    # the next run asks again and runs it
+    eng2 = Engine(tiny_project, cfg, options=EngineOptions(mode="step", budget=3),
+                  policy=ScriptedPolicy([]), approver=lambda *_: Decision("approved"))
+    s = eng2.run()
+    assert eng2.store.experiment(pending[0].id).status == "kept"
+    assert s.best_id == pending[0].id
