@@ -96,7 +96,6 @@ class Engine:
         self.lock = ProjectLock(state_dir(self.root))
         self.session: Session | None = None
         self.pool = slots.SlotPool(slots.discover(cfg.slots.cpus, cfg.slots.threads_per_job, cfg.slots.gpus))
-        self.rng = random.Random(cfg.search.seed)
         self._stop = False
         self._invalid_streak = 0
         self._exhausted = False
@@ -287,6 +286,12 @@ class Engine:
         for e in self.store.experiments("status = 'running'"):
             if e.id not in open_exp:
                 self._requeue_or_lose(e, "launch interrupted")
+        # finished runs whose verdict was interrupted: complete it (every step of a verdict is idempotent)
+        for e in self.store.experiments("run_result IS NOT NULL AND COALESCE(settled, 0) = 0 AND status NOT IN "
+                                        "('queued', 'running')"):
+            self._verdict(e, None)
+            self.store.update_experiment(e.id, settled=1)
+            self._set_reward(e.id)
         # experiments proposed but never materialised: complete them (the row holds the edits)
         for e in self.store.experiments("status IN ('proposed', 'approved', 'queued') AND commit_sha IS NULL"):
             self._materialise(e)
@@ -387,6 +392,7 @@ class Engine:
         else:
             self.emit("failed", f"#{e.id} {result}: {diagnosis}", e.id, failure_class=changes["failure_class"])
         self._verdict(e, failure)
+        self.store.update_experiment(e.id, settled=1)
         self._set_reward(e.id)
         self.ws.prune(e.id)
 
@@ -450,6 +456,8 @@ class Engine:
             self.store.update_experiment(e.id, status="discarded", error=note)
             self.emit("discarded", f"#{e.id} discarded: {note}", e.id)
             return
+        if not confirmed and self.store.experiments("rerun_of = ? AND kind = ?", (e.id, RERUN)):
+            return  # its confirmation is already queued or running
         if not confirmed and self.cfg.search.confirm and self.seeded and self.budget_left() > 0:
             self._queue_rerun(e, reason="confirm")
             self.emit("confirm", f"#{e.id} beats #{best_id} ({mine:.6g} vs {best_val:.6g}); re-running with "
@@ -484,6 +492,8 @@ class Engine:
         )
 
     def _try_fix(self, e: Experiment) -> None:
+        if self.store.experiments("parent_id = ? AND kind != ?", (e.id, RERUN)):
+            return  # a fix was already proposed (we are completing an interrupted verdict)
         if e.depth >= self.cfg.search.debug_depth:
             self.emit("abandon", f"#{e.id}: {e.depth} fix attempts already; abandoning this branch", e.id)
             return
@@ -721,8 +731,8 @@ class Engine:
     def _launch_queued(self) -> bool:
         progressed = False
         for e in self.store.experiments("status = 'queued'"):
-            if self.budget_left() <= 0 or self._stop:
-                break
+            if (self.budget_left() <= 0 and e.attempts == 0) or self._stop:
+                continue
             slot = self.pool.acquire(self.cfg.slots.gpus_per_job)
             if slot is None:
                 break
@@ -759,7 +769,8 @@ class Engine:
         )
         self.store.update_experiment(e.id, status="running", attempts=attempt)
         job = self.store.add_job(e.id, str(run_dir), str(run_dir / LOG_FILE), slot.id)
-        self.store.update_session(self.sid, runs_started=self.store.session(self.sid).runs_started + 1)
+        if attempt == 1:  # re-running a lost job spends no budget: the first try never produced a result
+            self.store.update_session(self.sid, runs_started=self.store.session(self.sid).runs_started + 1)
         pids = runner.launch(spec)
         self.store.update_job(job.id, pid=pids.get("pid"), pid_start=pids.get("start"), state="running",
                               wrapper_pid=pids.get("wrapper_pid"), wrapper_start=pids.get("wrapper_start"))
@@ -866,7 +877,8 @@ class Engine:
             editable=self._editable_files(base_commit), protected=list(self.cfg.protected),
             experiments=[self.view(e) for e in exps], best_id=best_id, baseline_id=base.id if base else None,
             noise_floor=self.noise_floor(), brief=brief, timeout_s=self.cfg.timeout, runs_left=self.budget_left(),
-            read_file=read_file, rng=self.rng, debug_depth=self.cfg.search.debug_depth,
+            read_file=read_file, rng=random.Random(f"{self.cfg.search.seed}:{len(exps)}"),
+            debug_depth=self.cfg.search.debug_depth,
         )
 
     def _editable_files(self, commit: str) -> list[str]:

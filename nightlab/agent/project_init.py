@@ -273,6 +273,10 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
                 name = cands[0].name
             else:
                 name = ask("Which printed value is the metric to optimise?", [c.name for c in cands[:8]])
+        if regex is None:
+            chosen = next((c for c in metrics.find_candidates(log) if c.name == name), None)
+            if chosen is not None and chosen.regex:
+                regex = chosen.regex
         reading = metrics.parse_metric(log, name, regex)
         if reading.value is None and regex is None:
             regex = regex_for(log, name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 EXPERIMENT_STATUSES = (
     "proposed", "approved", "rejected", "queued", "running",
@@ -85,7 +85,17 @@ def _v2(db: sqlite_utils.Database) -> None:
             sess.add_column(name, typ)
 
 
-MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _v1), (2, _v2)]
+def _v3(db: sqlite_utils.Database) -> None:
+    """v3: `settled` marks a finished run whose verdict (kept/discarded, fix, confirmation) has been acted on, so a
+    crash between a run's analysis and its verdict is completed on restart instead of forgotten."""
+    exp = db["experiments"]
+    assert isinstance(exp, sqlite_utils.db.Table)
+    if "settled" not in {c.name for c in exp.columns}:
+        exp.add_column("settled", int)
+    db.execute("UPDATE experiments SET settled = 1 WHERE run_result IS NOT NULL")
+
+
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 
 
 @dataclass
@@ -124,6 +134,7 @@ class Experiment:
     log_tail: str | None = None
     depth: int = 0
     protected_changed: list[str] = field(default_factory=list)
+    settled: int = 0
 
     JSON_FIELDS = ("knobs", "edits", "curve", "loss_curve", "usage", "isolation", "protected_changed")
 
@@ -134,7 +145,7 @@ class Experiment:
         for k in cls.JSON_FIELDS:
             raw = data.get(k)
             data[k] = json.loads(raw) if isinstance(raw, str) and raw else ({} if k in ("knobs", "usage") else [])
-        for k in ("seed", "attempts", "depth"):
+        for k in ("seed", "attempts", "depth", "settled"):
             if data.get(k) is None:
                 data[k] = 0
         for k in ("title", "rationale", "expected_effect"):

@@ -1,0 +1,701 @@
+"""The metric contract: the final value and the curves of a run, parsed from its output log or metrics file.
+
+Training scripts print their metric in many shapes (`acc=0.9`, `acc: 0.9`, a JSON line, `| val_bpc 3.66 |`,
+`INFO test_acc: 0.31`). Rather than asking every project to adopt a format, the agent reads all the common ones and
+accepts a configured regex for the rest. The rules are deliberately strict, because the metric is the only thing
+deciding whether a change is kept:
+
+- the last occurrence wins (scripts print intermediate values before the final one);
+- NaN / inf / missing are failures with a one-line error, never a value that could be compared or ranked;
+- names match as whole words, so `acc` never picks up `test_acc` or `accuracy`, and `loss` never `val_loss`.
+
+Logs can be tens of MB and the agent reads one after every run, so the parsers scan the lower-cased text once with
+patterns that begin with a literal (the regex engine then skips ahead like str.find) instead of running a regex per
+line, and a curve keeps at most MAX_CURVE_POINTS points (evenly spaced, the last and the first NaN always kept), so
+per-point work is bounded however often a value is printed. Patterns built from a name are compiled once
+(functools.lru_cache).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "Candidate",
+    "MetricReading",
+    "find_candidates",
+    "guess_goal",
+    "parse_loss_curve",
+    "parse_metric",
+    "parse_metrics_file",
+    "parse_named_curve",
+]
+
+# --- the grammar ------------------------------------------------------------------------------------------------
+
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+# nan / inf are parsed (so they can be reported as failures) but only as whole words: `nano`, `info` are no values
+_NONFINITE = r"[-+]?(?:[nN][aA][nN]|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)(?![A-Za-z0-9_])"
+# `tensor(0.31, grad_fn=...)` is what printing a torch scalar gives; a quoted number is what some JSON writers give
+_VALUE = rf"(?:tensor\(\s*)?[\"']?(?P<value>{_NUM}|{_NONFINITE})"
+# `name=value`, `name = value`, `name: value`, `"name": value`, or `name value` (at least one space)
+_SEP = r"(?:\s*[:=]\s*|\s+)"
+# whole-word edges: `.`, `/` and `-` count as part of a name so `val/loss`, `model.acc`, `top-acc` stay distinct
+_WORDISH = r"[\w./-]"
+_AFTER = r"(?![\w/-])"
+
+_NUM_PREFIX_RE = re.compile(rf"\s*[\"']?({_NUM}|{_NONFINITE})")
+
+# Step markers: `step 100`, `Step [100/600]`, `"step": 5`, `iter=3`, `Epoch 3/10`, `global_step: 7`. A fractional
+# epoch (`'epoch': 0.5`) is no step: the digits must not run on into a decimal part. Applied to lower-cased text; the
+# lookbehinds come after the keyword so every alternative starts with a literal (fast scanning).
+_STEP_SCAN_RE = re.compile(
+    r"(?:global_step(?<![\w./-]global_step)|step(?<![\w./-]step)|iteration(?<![\w./-]iteration)"
+    r"|iter(?<![\w./-]iter)|epoch(?<![\w./-]epoch))"
+    r"(?![\w/-])[\"']?\s*[:=#]?\s*\[?\s*(\d+)(?!\d|\.\d)"
+)
+# `[3, 20] loss: 0.4` -- the (epoch, batch) pair of the PyTorch tutorials
+_PAIR_RE = re.compile(r"\[\s*(\d+)\s*,\s*(\d+)\s*\]")
+# A curve keeps at most this many points, evenly spaced over the run (plus the last and the first non-finite one):
+# plenty for a plot or a diagnosis, and it bounds the per-point work on a log that prints every step.
+MAX_CURVE_POINTS = 5000
+
+
+@dataclass
+class MetricReading:
+    """The outcome of reading one metric from a run.
+
+    `value` is None whenever the run has no usable metric (never printed, NaN, inf, not a number); `error` then says
+    why in one line, so the failure can be shown and classified without guessing.
+    """
+
+    value: float | None
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    error: str | None = None
+    raw: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the run produced a finite final value."""
+        return self.value is not None and self.error is None
+
+
+@dataclass
+class Candidate:
+    """A numeric `name → value` pair seen in a log; `nightlab init` offers the best-ranked ones as the metric.
+
+    `regex` is set for values printed inside a sentence (`Accuracy of the network on the 360 test images: 0.98`):
+    the name alone cannot find those again, so the candidate carries a regex that does (group 1 is the value).
+    """
+
+    name: str
+    value: float  # the last value printed (may be nan/inf: a broken run still shows which names exist)
+    count: int
+    last_line_index: int
+    form: str  # "name=value" | "name: value" | "json" | "name value" | "sentence"
+    regex: str | None = None
+
+
+@dataclass(slots=True)
+class _Hit:
+    line: int  # index of the line (\n and \r both break lines, as tqdm redraws with \r)
+    pos: int  # offset of the match in the text, -1 when it came from a JSON document
+    value: float | None  # None: the text captured by a configured regex is not a number
+    text: str  # the captured value text
+    raw: str  # the whole matched text
+    epoch: int | None = None
+    step: int | None = None
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _name_re(needle: str) -> re.Pattern[str]:
+    """The common forms for one (lower-cased) metric name, as a whole word, to run over lower-cased text.
+
+    The whole-word check before the name is a lookbehind placed after it, so the pattern starts with the literal
+    name and the engine can skip through the text as fast as str.find.
+    """
+    esc = re.escape(needle)
+    return re.compile(rf"{esc}(?<!{_WORDISH}{esc}){_AFTER}[\"']?{_SEP}{_VALUE}")
+
+
+@functools.lru_cache(maxsize=64)
+def _name_re_unicode(name: str) -> re.Pattern[str]:
+    """Fallback for a non-ASCII metric name: case-insensitive over the original text (slower, rarely used)."""
+    return re.compile(rf"(?<!{_WORDISH}){re.escape(name)}{_AFTER}[\"']?{_SEP}{_VALUE}", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=64)
+def _user_re(regex: str) -> re.Pattern[str]:
+    """A configured regex. MULTILINE so `^`/`$` anchor at line edges, which is what people mean in a log."""
+    return re.compile(regex, re.MULTILINE)
+
+
+def _lowered(text: str) -> tuple[str, str]:
+    """(text, text.lower()) with equal lengths, so offsets found in one are valid in the other.
+
+    A few non-ASCII characters change length when lower-cased; then every non-ASCII character is replaced by `?`
+    first. Names and numbers are ASCII, so nothing a parser looks for is lost.
+    """
+    low = text.lower()
+    if len(low) != len(text):
+        text = text.encode("ascii", "replace").decode("ascii")
+        low = text.lower()
+    return text, low
+
+
+def _line_at(text: str, pos: int, has_cr: bool) -> str:
+    """The line around offset `pos` (bounded searches: never quadratic over a long log)."""
+    a = text.rfind("\n", 0, pos) + 1
+    b = text.find("\n", pos)
+    if b < 0:
+        b = len(text)
+    if has_cr:
+        a = text.rfind("\r", a, pos) + 1 or a
+        c = text.find("\r", pos, b)
+        if c >= 0:
+            b = c
+    return text[a:b]
+
+
+def _to_float(text: str) -> float | None:
+    """Parse a captured value leniently (`0.98.` at a sentence end, `93%`, `'0.5'`); None if it is not a number."""
+    s = text.strip().strip("\"'")
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    m = _NUM_PREFIX_RE.match(s)
+    if m is None:
+        return None
+    try:
+        return float(m.group(1))
+    except ValueError:  # pragma: no cover - the regex only admits float syntax
+        return None
+
+
+def _line_steps(line: str) -> tuple[int | None, int | None]:
+    """(epoch, step) visible on one line, either may be None; the first marker of each kind counts."""
+    low = line.lower()
+    if len(low) != len(line):
+        line, low = _lowered(line)
+    epoch: int | None = None
+    step: int | None = None
+    for m in _STEP_SCAN_RE.finditer(low):
+        if low.startswith("epoch", m.start()):
+            if epoch is None:
+                epoch = int(m.group(1))
+        elif step is None:
+            step = int(m.group(1))
+    if epoch is None and step is None and "[" in line:
+        pair = _PAIR_RE.search(line)
+        if pair is not None:
+            epoch, step = int(pair.group(1)), int(pair.group(2))
+    return epoch, step
+
+
+def _attach_steps(text: str, hits: list[_Hit], has_cr: bool) -> None:
+    """Fill each hit's (epoch, step) from the line it sits on (hits are at most MAX_CURVE_POINTS, so line by line
+    is cheap; one scan of a whole long log for step markers would cost more)."""
+    cache: dict[int, tuple[int | None, int | None]] = {}
+    for h in hits:
+        if h.pos < 0:
+            continue
+        got = cache.get(h.line)
+        if got is None:
+            got = cache[h.line] = _line_steps(_line_at(text, h.pos, has_cr))
+        h.epoch, h.step = got
+
+
+def _thin(n: int, keep: int | None = None) -> list[int]:
+    """Indices of at most MAX_CURVE_POINTS of n points, evenly spaced, always with the first, the last and `keep`."""
+    if n <= MAX_CURVE_POINTS:
+        return list(range(n))
+    k = MAX_CURVE_POINTS - 2
+    idx = {round(i * (n - 1) / k) for i in range(k + 1)}
+    if keep is not None:
+        idx.add(keep)
+    return sorted(idx)
+
+
+def _first_nonfinite(values: list[str]) -> int | None:
+    """Index of the first nan/inf among captured value texts (numbers never contain an n)."""
+    for i, v in enumerate(values):
+        if "n" in v or "N" in v:
+            return i
+    return None
+
+
+def _hits_from(text: str, low: str, matches: list[re.Match[str]], group: str | int, has_cr: bool) -> list[_Hit]:
+    """Hits for the (thinned) matches, in order, with line indices and steps; `low` is what was scanned (offsets
+    in it are offsets in `text`). The last hit's raw text is kept for the reading."""
+    values = [m.group(group) or "" for m in matches]
+    keep = _first_nonfinite(values) if len(matches) > MAX_CURVE_POINTS else None
+    hits: list[_Hit] = []
+    line = prev = 0
+    count = low.count
+    for i in _thin(len(matches), keep):
+        m = matches[i]
+        s = m.start()
+        line += count("\n", prev, s) + (count("\r", prev, s) if has_cr else 0)
+        prev = s
+        vs, ve = m.span(group)
+        vt = text[vs:ve]
+        hits.append(_Hit(line, s, _to_float(vt), vt, ""))
+    if hits:
+        m = matches[-1]
+        rs = m.start() - 1 if m.start() > 0 and text[m.start() - 1] in "\"'" else m.start()
+        hits[-1].raw = text[rs:m.end()].strip()
+    _attach_steps(text, hits, has_cr)
+    return hits
+
+
+def _filled(vals: list[int | None]) -> list[int] | None:
+    """Steps if they are usable: known for at least half the points and strictly increasing once the gaps
+    (a final line without a step) are filled with previous+1. Otherwise None, and the caller tries another axis."""
+    known = sum(v is not None for v in vals)
+    if known == 0 or known * 2 < len(vals):
+        return None
+    out: list[int] = []
+    prev: int | None = None
+    for v in vals:
+        if v is None:
+            v = 0 if prev is None else prev + 1
+        if prev is not None and v <= prev:
+            return None
+        out.append(v)
+        prev = v
+    return out
+
+
+def _assign_steps(infos: list[tuple[int | None, int | None]]) -> list[int]:
+    """Pick the x axis of a curve: explicit steps, else epoch×batch composed, else epochs, else the occurrence index.
+
+    Steps that restart every epoch (`Epoch [2/5], Step [100/600]`, `[2, 2000]`) are composed into one increasing
+    axis as (epoch - first) * stride + step, where stride is the largest in-epoch step (plus one print interval when
+    the in-epoch count starts at 0).
+    """
+    n = len(infos)
+    if n == 0:
+        return []
+    steps = _filled([s for _e, s in infos])
+    if steps is not None:
+        return steps
+    both = [(e, s) for e, s in infos if e is not None and s is not None]
+    if both and len(both) * 2 >= n:
+        emin = min(e for e, _s in both)
+        in_epoch = sorted({s for _e, s in both})
+        gaps = [b - a for a, b in itertools.pairwise(in_epoch) if b > a]
+        stride = max(in_epoch[-1] + (min(gaps) if in_epoch[0] == 0 and gaps else 0), 1)
+        composed = _filled([(e - emin) * stride + s if e is not None and s is not None else None for e, s in infos])
+        if composed is not None:
+            return composed
+    epochs = _filled([e for e, _s in infos])
+    if epochs is not None:
+        return epochs
+    return list(range(n))
+
+
+def _fmt_nonfinite(v: float) -> str:
+    if math.isnan(v):
+        return "nan"
+    return "inf" if v > 0 else "-inf"
+
+
+# --- hits -------------------------------------------------------------------------------------------------------
+
+
+def _name_hits(text: str, name: str) -> list[_Hit]:
+    """Every occurrence of `name` in the common forms, in log order (thinned to MAX_CURVE_POINTS)."""
+    has_cr = "\r" in text
+    if not name.isascii():
+        return _hits_from(text, text, list(_name_re_unicode(name).finditer(text)), "value", has_cr)
+    needle = name.lower()
+    text, low = _lowered(text)
+    if needle not in low:
+        return []
+    return _hits_from(text, low, list(_name_re(needle).finditer(low)), "value", has_cr)
+
+
+def _regex_hits(text: str, regex: str) -> list[_Hit]:
+    """Every match of a configured regex (group 1 is the value), thinned to MAX_CURVE_POINTS."""
+    pat = _user_re(regex)
+    if pat.groups < 1:
+        return []
+    matches = [m for m in pat.finditer(text) if m.group(1) is not None]
+    return _hits_from(text, text, matches, 1, "\r" in text)
+
+
+def _similar_names(text: str, name: str) -> list[str]:
+    """Printed names that contain `name` (`test_acc`, `accuracy` for `acc`): a hint when the metric is missing."""
+    needle = name.lower()
+    found: list[str] = []
+    for line in text.splitlines()[-5000:]:
+        if needle not in line.lower():
+            continue
+        for m in _CAND_RE.finditer(line):
+            n = m.group("name")
+            if needle in n.lower() and n not in found:
+                found.append(n)
+    return found[-3:]
+
+
+def _reading(name: str, hits: list[_Hit], regex: str | None, text: str | None = None) -> MetricReading:
+    if not hits:
+        if regex:
+            how = f" (regex {regex!r} did not match)"
+        else:
+            similar = _similar_names(text, name) if text else []
+            how = f" (seen: {', '.join(similar)})" if similar else ""
+        return MetricReading(None, [], f"metric {name!r} never printed{how}", None)
+    steps = _assign_steps([(h.epoch, h.step) for h in hits])
+    curve = [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None and math.isfinite(h.value)]
+    last = hits[-1]
+    if last.value is None:
+        return MetricReading(None, curve, f"metric {name!r} is not a number: {last.text!r}", last.raw)
+    if not math.isfinite(last.value):
+        return MetricReading(None, curve, f"metric {name!r} is {_fmt_nonfinite(last.value)}", last.raw)
+    return MetricReading(last.value, curve, None, last.raw)
+
+
+# --- public API: the metric -------------------------------------------------------------------------------------
+
+
+def parse_metric(text: str, name: str, regex: str | None = None) -> MetricReading:
+    """Read metric `name` from a job's output: by `regex` (group 1 is the value) when configured, else by the
+    common forms. The last occurrence is the value; all finite occurrences, with steps, are the curve."""
+    hits = _regex_hits(text, regex) if regex else _name_hits(text, name)
+    return _reading(name, hits, regex, text)
+
+
+def parse_named_curve(text: str, name: str) -> list[tuple[int, float]]:
+    """Every printed value of `name` as (step, value), non-finite values kept: diagnosis needs to see the NaN."""
+    hits = _name_hits(text, name)
+    steps = _assign_steps([(h.epoch, h.step) for h in hits])
+    return [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None]
+
+
+def parse_metrics_file(path: Path, name: str) -> MetricReading:
+    """Read metric `name` from a file the job wrote: one JSON document (`{"acc": 0.9}`, `{"acc": [..curve..]}`, a
+    list of records), JSON lines, or `name=value` lines. A missing file is a failure like a missing print."""
+    path = Path(path)
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return MetricReading(None, [], f"metric {name!r}: metrics file {path} was not written", None)
+    except OSError as e:
+        return MetricReading(None, [], f"metric {name!r}: metrics file {path} unreadable: {e.strerror or e}", None)
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            data = None  # JSON lines, or not JSON at all: the text forms below handle both
+        if data is not None:
+            reading = _from_json(data, name)
+            if reading is not None:
+                return reading
+    return parse_metric(text, name)
+
+
+def _json_number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    if isinstance(v, str):
+        return _to_float(v)
+    return None
+
+
+def _json_int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _from_json(data: Any, name: str) -> MetricReading | None:
+    """A whole-file JSON document; None when it does not hold `name` at the top level (the caller falls back)."""
+    hits: list[_Hit] = []
+    if isinstance(data, dict) and name in data:
+        v = data[name]
+        if isinstance(v, list):
+            for i, item in enumerate(v):
+                hits.append(_Hit(i, -1, _json_number(item), str(item), f"{name}[{i}]: {item}", None, i))
+        else:
+            hits.append(_Hit(0, -1, _json_number(v), str(v), f"{name}: {v}"))
+    elif isinstance(data, list) and data and all(isinstance(r, dict) for r in data):
+        for i, rec in enumerate(data):
+            if name in rec:
+                step = rec.get("step", rec.get("global_step", rec.get("iter")))
+                hits.append(_Hit(i, -1, _json_number(rec[name]), str(rec[name]), json.dumps(rec)[:200],
+                                 _json_int(rec.get("epoch")), _json_int(step)))
+    if not hits:
+        return None
+    return _reading(name, hits, None)
+
+
+# --- public API: the training loss ------------------------------------------------------------------------------
+
+# `loss` followed by a value, over lower-cased text; what precedes it (train_, val_, `Test set: Average`) is judged
+# in Python, which is both faster and clearer than one pattern with every prefix in it
+_LOSS_RE = re.compile(rf"loss{_AFTER}[\"']?{_SEP}{_VALUE}")
+_TRAIN_PREFIXES = {
+    "train": "train", "training": "train", "trn": "train", "running": "running", "avg": "avg", "average": "avg",
+    "mean": "avg", "total": "total", "batch": "batch", "epoch": "epoch", "step": "step", "iter": "step",
+}
+_EVAL_WORDS = frozenset({"val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev", "holdout"})
+_EVAL_WORDS_RE = re.compile(r"(?<![a-z])(?:val|valid|validation|test|testing|eval|evaluation|dev|holdout)(?![a-z])")
+_TRAIN_WORD_RE = re.compile(r"(?<![a-z])train(?:ing)?(?![a-z])")
+_FIELD_SEP_RE = re.compile(r"[|,;\t{}\n\r]| - ")
+
+
+def _loss_key(low: str, s: int) -> str | None:
+    """Which loss series the `loss` at offset `s` belongs to ("train", "", "avg", ...), or None when it is not the
+    training loss: an evaluation loss (`val_loss`, `test loss`, `Test set: Average loss`) or a component or metric
+    with its own name (`kl_loss`, `logloss`)."""
+    k = s - 1 if s > 0 and low[s - 1] in " _/.-" else s
+    w = k
+    while w > 0 and "a" <= low[w - 1] <= "z":
+        w -= 1
+    word = low[w:k]
+    joined = k == s or low[k] != " "
+    start = s
+    if word:
+        if word in _EVAL_WORDS:
+            return None
+        if word in _TRAIN_PREFIXES:
+            start = w
+        elif joined:
+            return None  # logloss, kl_loss, recon-loss
+    if start > 0 and (low[start - 1].isalnum() or low[start - 1] in "_./-"):
+        return None  # the name continues to the left: my_train_loss, top5_loss
+    key = _TRAIN_PREFIXES.get(word, "") if start == w and word else ""
+    if key != "train":
+        # the words just before, within the same field, may say this is an evaluation loss
+        seg = low[max(0, start - 120):start]
+        if "val" in seg or "test" in seg or "dev" in seg or "holdout" in seg:  # cheap filter first
+            field_text = _FIELD_SEP_RE.split(seg)[-1]
+            if _EVAL_WORDS_RE.search(field_text) and not _TRAIN_WORD_RE.search(field_text):
+                return None
+    return key
+
+
+def parse_loss_curve(text: str) -> list[tuple[int, float]]:
+    """The training loss over the log as (step, value), non-finite values kept (they are what diagnosis looks for).
+
+    Validation / test losses are ignored, both by name (`val_loss`, `eval loss`) and by context
+    (`Test set: Average loss: 0.03`). When a log prints the training loss under two names (`loss` per step and
+    `train_loss` per epoch), the name printed most often is the curve, so the two series are never interleaved.
+    """
+    text, low = _lowered(text)
+    if "loss" not in low:
+        return []
+    groups: dict[str, list[re.Match[str]]] = {}
+    for m in _LOSS_RE.finditer(low):
+        key = _loss_key(low, m.start())
+        if key is not None:
+            groups.setdefault(key, []).append(m)
+    if not groups:
+        return []
+    order = {"train": 0, "": 1}
+    matches = groups[max(groups, key=lambda k: (len(groups[k]), -order.get(k, 2)))]
+    hits = _hits_from(text, low, matches, "value", "\r" in text)
+    steps = _assign_steps([(h.epoch, h.step) for h in hits])
+    return [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None]
+
+
+# --- public API: goals and candidates ---------------------------------------------------------------------------
+
+_CAND_RE = re.compile(
+    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>[A-Za-z][\w./-]*)(?P=q)(?:\s*(?P<sep>[:=])\s*|(?P<ws>\s+))"
+    rf"(?:tensor\(\s*)?[\"']?(?P<value>{_NUM}|{_NONFINITE})"
+)
+# a value at the very end of a line after `:` or `=`, for sentences such as `Accuracy of the network ...: 0.98`
+_TAIL_VALUE_RE = re.compile(rf"(?P<sep>\s*[:=]\s*)(?P<value>{_NUM}|{_NONFINITE})\s*%?\s*\.?\s*$")
+_TOKEN_SPLIT_RE = re.compile(r"[^a-z0-9]+")
+
+_MAXIMIZE = frozenset({
+    "acc", "accuracy", "f1", "auc", "auroc", "roc", "r2", "score", "precision", "recall", "map", "bleu", "rouge",
+    "iou", "miou", "dice", "ndcg", "mrr", "psnr", "ssim", "top1", "top5", "kappa", "mcc", "corr", "spearman",
+    "pearson", "reward", "return", "likelihood", "loglikelihood", "elbo", "hit", "hits", "sharpe",
+})
+_MINIMIZE = frozenset({
+    "loss", "error", "err", "bpc", "bpb", "ppl", "perplexity", "mse", "rmse", "mae", "mape", "nll", "wer", "cer",
+    "logloss", "fid", "kl", "regret", "cost", "ece", "brier", "xent", "crossentropy", "entropy",
+})
+# counters, clocks and knobs: printed as numbers, never a metric
+_NOT_METRICS = frozenset({
+    "time", "elapsed", "epoch", "epochs", "step", "steps", "iter", "iters", "iteration", "iterations", "lr",
+    "seed", "fold", "folds", "batch", "seconds", "sec", "secs", "s", "ms", "duration", "eta", "it", "pid", "rank",
+    "version", "took", "wd", "momentum", "size", "workers", "threads", "gpu", "mem", "memory", "rss", "port", "speed",
+    "throughput", "samples", "tokens", "params", "parameters", "usage", "timestamp", "date", "warmup", "patience",
+    "dropout", "hidden", "layers", "dim",
+})
+_NOT_METRIC_NAMES = frozenset({"learning_rate", "learning-rate", "weight_decay", "batch_size"})
+_EVAL_PREFIXES = frozenset({
+    "test", "val", "valid", "validation", "eval", "evaluation", "cv", "holdout", "dev", "final", "best", "oof",
+})
+_TRAIN_TOKENS = frozenset({"train", "training", "trn", "running", "batch"})
+# a long log is scanned at its head and tail only: the final metric is printed at the end
+_CAND_HEAD, _CAND_TAIL = 2_000, 30_000
+
+
+def _tokens(name: str) -> list[str]:
+    return [t for t in _TOKEN_SPLIT_RE.split(name.lower()) if t]
+
+
+def _token_goal(tok: str) -> Literal["maximize", "minimize"] | None:
+    if tok in _MAXIMIZE:
+        return "maximize"
+    if tok in _MINIMIZE:
+        return "minimize"
+    if tok.endswith(("loss", "error", "err")) or tok.startswith(("mse", "rmse", "mae", "ppl")):
+        return "minimize"
+    if tok.startswith(("acc", "top1", "top5")) or tok.endswith(("acc", "accuracy", "score", "auc", "f1")):
+        return "maximize"
+    return None
+
+
+def guess_goal(name: str) -> Literal["maximize", "minimize"] | None:
+    """Whether a metric named like this is maximised or minimised; None if the name does not say.
+
+    The last telling token decides (`loss_acc` → maximize); `neg_` flips it, as in sklearn's `neg_mean_squared_error`
+    (maximize) and `neg_log_likelihood` (minimize).
+    """
+    toks = _tokens(name)
+    for i in range(len(toks) - 1, -1, -1):
+        goal = _token_goal(toks[i])
+        if goal is None:
+            continue
+        if any(t in ("neg", "negative") for t in toks[:i]):
+            return "minimize" if goal == "maximize" else "maximize"
+        return goal
+    return None
+
+
+def _is_metric_like(toks: list[str]) -> bool:
+    return any(_token_goal(t) is not None for t in toks)
+
+
+def _excluded(name: str, toks: list[str]) -> bool:
+    return not toks or name.lower() in _NOT_METRIC_NAMES or any(t in _NOT_METRICS for t in toks)
+
+
+def _sentence_candidate(line: str) -> tuple[str, str, int, str] | None:
+    """(name, value text, value offset, regex) for a line that ends in a value after prose naming a metric."""
+    if len(line) > 300:
+        return None
+    m = _TAIL_VALUE_RE.search(line)
+    if m is None:
+        return None
+    words = line[: m.start()].split()
+    prose = [w for w in words if w.isalpha()]
+    if len(prose) < 3:
+        return None  # `[1, 10] loss: 0.4` and `INFO test_acc: 0.3` are plain name: value forms
+    metric_words = [w for w in words[:-1] if _is_metric_like(_tokens(w)) and not _excluded(w, _tokens(w))]
+    if not metric_words:
+        return None
+    name = re.sub(r"[^\w./-]", "", metric_words[0]) or metric_words[0]
+    tail = [re.sub(r"\\d+|\d+", r"\\d+", re.escape(w)) for w in words[-2:]]
+    regex = r"\s+".join(tail) + re.escape(m.group("sep").strip()) + r"\s*([0-9.eE+-]+|nan|inf)"
+    return name, m.group("value"), m.start("value"), regex
+
+
+def find_candidates(text: str) -> list[Candidate]:
+    """Every numeric name → value pair in a log, best metric candidate first.
+
+    Ranking (a heuristic for "this is the final metric"): metric-like names (acc, loss, f1, bpc, ...), held-out
+    prefixes (test_/val_/eval_/cv_), printed few times and near the end rank first; train_* ranks low; counters and
+    clocks (time, elapsed, epoch, step, lr, ...) are never candidates. A bare `name value` pair (no `:` or `=`) only
+    counts when the name looks like a metric or an identifier, so prose like `the 1000` is not a candidate; prose
+    that ends in a value (`Accuracy of ... images: 0.98`) gives one "sentence" candidate with a regex.
+    Logs over 32k lines are scanned at the head (2k) and tail (30k); counts add a plain substring count of the
+    middle, so they are approximate there.
+    """
+    lines = text.splitlines()
+    n = len(lines)
+    skipped: tuple[int, int] | None = None
+    indices: range | itertools.chain[int] = range(n)
+    if n > _CAND_HEAD + _CAND_TAIL:
+        skipped = (_CAND_HEAD, n - _CAND_TAIL)
+        indices = itertools.chain(range(_CAND_HEAD), range(n - _CAND_TAIL, n))
+    seen: dict[str, Candidate] = {}
+    col: dict[str, int] = {}
+
+    def add(name: str, value: float, i: int, form: str, at: int, regex: str | None = None) -> None:
+        c = seen.get(name)
+        if c is None:
+            seen[name] = Candidate(name, value, 1, i, form, regex)
+            col[name] = at
+            return
+        if c.last_line_index != i:
+            col[name] = at
+        c.value, c.count, c.last_line_index, c.form = value, c.count + 1, i, form
+        c.regex = regex or c.regex
+
+    for i in indices:
+        line = lines[i]
+        if not any(ch.isdigit() for ch in line):
+            continue
+        sentence = _sentence_candidate(line)
+        sentence_at = -1
+        if sentence is not None:
+            sname, svalue, sentence_at, sregex = sentence
+            sv = _to_float(svalue)
+            if sv is not None:
+                add(sname, sv, i, "sentence", sentence_at, sregex)
+        for m in _CAND_RE.finditer(line):
+            name = m.group("name").rstrip("./-")
+            toks = _tokens(name)
+            if _excluded(name, toks):
+                continue
+            metric_like = _is_metric_like(toks)
+            if m.start("value") == sentence_at and not metric_like:
+                continue  # `images: 0.98` is the tail of the sentence already taken
+            if m.group("q"):
+                form = "json"
+            elif m.group("sep") == "=":
+                form = "name=value"
+            elif m.group("sep") == ":":
+                form = "name: value"
+            else:
+                form = "name value"
+                if not metric_like and not re.search(r"[_/-]", name):
+                    continue
+            value = _to_float(m.group("value"))
+            if value is not None:
+                add(name, value, i, form, m.start())
+    if skipped is not None:
+        middle = "\n".join(lines[skipped[0]:skipped[1]])
+        for c in seen.values():
+            if c.form != "sentence":
+                c.count += middle.count(c.name)
+    last_line = max(n - 1, 1)
+
+    def score(c: Candidate) -> float:
+        toks = _tokens(c.name)
+        s = 0.0
+        if _is_metric_like(toks):
+            s += 4
+        if any(t in _EVAL_PREFIXES for t in toks[:-1]) or (c.form == "sentence" and c.regex and any(
+                w in c.regex.lower() for w in ("test", "val", "eval"))):
+            s += 3
+        if any(t in _TRAIN_TOKENS for t in toks):
+            s -= 3
+        s += 2 if c.count == 1 else (1 if c.count <= 3 else 0)
+        s += 2 * c.last_line_index / last_line
+        if n - c.last_line_index <= 5:
+            s += 1
+        if not math.isfinite(c.value):
+            s -= 0.5
+        return s
+
+    return sorted(seen.values(), key=lambda c: (-score(c), -c.last_line_index, col.get(c.name, 0)))

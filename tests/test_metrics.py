@@ -1,0 +1,380 @@
+"""The metric contract: every print form, last-wins, curves with steps, NaN/inf/missing as failure, whole words."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from nightlab.agent.metrics import (
+    MAX_CURVE_POINTS,
+    find_candidates,
+    guess_goal,
+    parse_loss_curve,
+    parse_metric,
+    parse_metrics_file,
+    parse_named_curve,
+)
+
+# --- every form the contract names ------------------------------------------------------------------------------
+
+FORMS = [
+    # (log, name, expected value)
+    ("test_accuracy=0.5562\n", "test_accuracy", 0.5562),
+    ("cv_r2: 0.1234\n", "cv_r2", 0.1234),
+    ("acc = 0.91\n", "acc", 0.91),
+    ("acc : 0.91\n", "acc", 0.91),
+    ('{"cv_logloss": 0.3299, "cv_accuracy": 0.9122}\n', "cv_logloss", 0.3299),
+    ('{"cv_logloss": 0.3299, "cv_accuracy": 0.9122}\n', "cv_accuracy", 0.9122),
+    ("| end of training | val_bpc 3.6581 |\n", "val_bpc", 3.6581),
+    ("INFO test_acc: 0.3137\n", "test_acc", 0.3137),
+    ("2024-05-01 10:00:00,123 - train - INFO - f1=0.77\n", "f1", 0.77),
+    ("INFO:root:eval_loss=1.25e-03\n", "eval_loss", 0.00125),
+    ("{'eval_accuracy': 0.88, 'epoch': 3.0}\n", "eval_accuracy", 0.88),  # a printed Python dict
+    ("loss: tensor(0.3012, grad_fn=<NllLossBackward0>)\n", "loss", 0.3012),
+    ("Epoch 3: 100%|██████████| 50/50 [00:01<00:00, 30.1it/s, loss=0.512]\n", "loss", 0.512),
+    ("Accuracy: 93.5%\n", "accuracy", 93.5),  # case-insensitive name, percent sign ignored
+    ("val/loss: -0.25\n", "val/loss", -0.25),
+    ("score=+7\n", "score", 7.0),
+    ("r2 .5\n", "r2", 0.5),
+]
+
+
+@pytest.mark.parametrize(("log", "name", "expected"), FORMS)
+def test_every_print_form(log: str, name: str, expected: float) -> None:
+    r = parse_metric(log, name)
+    assert r.error is None, r.error
+    assert r.value == pytest.approx(expected)
+    assert r.ok
+    assert r.raw is not None and name.split("/")[-1].lower() in r.raw.lower()
+
+
+def test_json_line_raw_keeps_the_quotes() -> None:
+    assert parse_metric('{"cv_logloss": 0.33}\n', "cv_logloss").raw == '"cv_logloss": 0.33'
+
+
+def test_last_occurrence_wins_and_the_curve_holds_every_finite_value() -> None:
+    log = "acc=0.1\nsomething else\nacc=0.5\nacc=0.4\n"
+    r = parse_metric(log, "acc")
+    assert r.value == 0.4
+    assert r.curve == [(0, 0.1), (1, 0.5), (2, 0.4)]  # no step printed: the occurrence index
+
+
+@pytest.mark.parametrize(
+    ("log", "curve"),
+    [
+        ("step 100 acc=0.5\nstep 200 acc=0.6\nstep 300 acc=0.7\n", [(100, 0.5), (200, 0.6), (300, 0.7)]),
+        ("epoch 1 val_loss 0.9\nepoch 2 val_loss 0.7\n", [(1, 0.9), (2, 0.7)]),
+        ('{"step": 5, "acc": 0.5}\n{"step": 10, "acc": 0.6}\n', [(5, 0.5), (10, 0.6)]),
+        ("| step   50 | acc 0.2 |\n| step  100 | acc 0.3 |\n", [(50, 0.2), (100, 0.3)]),
+        ("iter=10 acc=0.1\niter=20 acc=0.2\n", [(10, 0.1), (20, 0.2)]),
+        ("global_step: 7 acc: 0.1\nglobal_step: 9 acc: 0.2\n", [(7, 0.1), (9, 0.2)]),
+        ("Epoch 1/10 acc=0.1\nEpoch 2/10 acc=0.2\n", [(1, 0.1), (2, 0.2)]),
+        # a final line without a step continues the axis
+        ("step 100 acc=0.5\nstep 200 acc=0.6\nacc=0.7\n", [(100, 0.5), (200, 0.6), (201, 0.7)]),
+        # a step restarting every epoch is composed with the epoch into one increasing axis
+        ("[1,  10] acc: 0.1\n[1,  20] acc: 0.2\n[2,  10] acc: 0.3\n[2,  20] acc: 0.4\n",
+         [(10, 0.1), (20, 0.2), (30, 0.3), (40, 0.4)]),
+        ("Epoch [1/2], Step [100/200], acc: 0.1\nEpoch [1/2], Step [200/200], acc: 0.2\n"
+         "Epoch [2/2], Step [100/200], acc: 0.3\n", [(100, 0.1), (200, 0.2), (300, 0.3)]),
+        # steps that go backwards and no usable epoch: the occurrence index
+        ("step 5 acc=0.1\nstep 3 acc=0.2\n", [(0, 0.1), (1, 0.2)]),
+        # a fractional epoch is no step
+        ("{'acc': 0.1, 'epoch': 0.5}\n{'acc': 0.2, 'epoch': 1.0}\n", [(0, 0.1), (1, 0.2)]),
+    ],
+)
+def test_curves_take_the_step_printed_on_the_same_line(log: str, curve: list[tuple[int, float]]) -> None:
+    assert parse_metric(log, "acc" if "acc" in log else "val_loss").curve == curve
+
+
+def test_tqdm_carriage_returns_are_separate_lines() -> None:
+    log = "step 1 loss=0.9\rstep 2 loss=0.8\rstep 3 loss=0.7\n"
+    assert parse_named_curve(log, "loss") == [(1, 0.9), (2, 0.8), (3, 0.7)]
+
+
+# --- failures ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("log", "error"),
+    [
+        ("acc=nan\n", "metric 'acc' is nan"),
+        ("acc: NaN\n", "metric 'acc' is nan"),
+        ("acc=inf\n", "metric 'acc' is inf"),
+        ("acc=-inf\n", "metric 'acc' is -inf"),
+        ('{"acc": Infinity}\n', "metric 'acc' is inf"),
+        ("acc=0.5\nacc=nan\n", "metric 'acc' is nan"),  # the last one counts, even after a good value
+        ("loss=0.3\n", "metric 'acc' never printed"),
+        ("", "metric 'acc' never printed"),
+    ],
+)
+def test_nonfinite_and_missing_are_failures_never_values(log: str, error: str) -> None:
+    r = parse_metric(log, "acc")
+    assert r.value is None
+    assert not r.ok
+    assert r.error == error
+
+
+def test_a_nan_in_the_middle_is_left_out_of_the_curve_but_does_not_fail_the_run() -> None:
+    r = parse_metric("acc=0.1\nacc=nan\nacc=0.3\n", "acc")
+    assert r.value == 0.3
+    assert r.curve == [(0, 0.1), (2, 0.3)]
+
+
+def test_nan_as_part_of_a_word_is_not_a_value() -> None:
+    assert parse_metric("acc nanoseconds\nacc information\n", "acc").error == "metric 'acc' never printed"
+
+
+# --- whole words ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("log", "name"),
+    [
+        ("test_acc: 0.9\naccuracy: 0.8\ntop-acc: 0.7\nmodel.acc=0.6\n", "acc"),
+        ("val_loss: 0.9\nval/loss: 0.8\ntrain-loss 0.7\nCrossEntropyLoss 0.1\n", "loss"),
+        ("test_acc_top5: 0.9\n", "test_acc"),
+    ],
+)
+def test_names_match_as_whole_words_only(log: str, name: str) -> None:
+    r = parse_metric(log, name)
+    assert r.value is None
+    assert r.error is not None and r.error.startswith(f"metric {name!r} never printed")
+
+
+def test_a_missing_metric_names_the_similar_ones_it_saw() -> None:
+    r = parse_metric("test_acc: 0.9\naccuracy: 0.8\n", "acc")
+    assert r.error == "metric 'acc' never printed (seen: test_acc, accuracy)"
+
+
+def test_a_configured_longer_name_matches_and_is_not_confused_with_a_shorter_one() -> None:
+    log = "acc: 0.1\ntest_acc: 0.9\nacc: 0.2\n"
+    assert parse_metric(log, "test_acc").value == 0.9
+    assert parse_metric(log, "acc").value == 0.2
+
+
+# --- configured regex -------------------------------------------------------------------------------------------
+
+
+def test_configured_regex_group_one_is_the_value_and_last_wins() -> None:
+    log = ("Accuracy of the network on the 360 test images: 0.5\n"
+           "Accuracy of the network on the 360 test images: 0.9889\n")
+    r = parse_metric(log, "accuracy", regex=r"test images: ([0-9.eE+-]+|nan|inf)")
+    assert r.value == 0.9889
+    assert r.raw == "test images: 0.9889"
+    assert r.curve == [(0, 0.5), (1, 0.9889)]
+
+
+def test_configured_regex_capturing_nan_is_a_failure() -> None:
+    r = parse_metric("test_acc: nan\n", "test_acc", regex=r"test_acc: ([0-9.eE+-]+|nan|inf)")
+    assert r.value is None and r.error == "metric 'test_acc' is nan"
+
+
+def test_configured_regex_that_does_not_match_says_so() -> None:
+    r = parse_metric("acc=0.9\n", "acc", regex=r"accuracy: ([0-9.]+)")
+    assert r.value is None
+    assert r.error == "metric 'acc' never printed (regex 'accuracy: ([0-9.]+)' did not match)"
+
+
+def test_configured_regex_is_lenient_about_a_trailing_full_stop_and_strict_about_words() -> None:
+    assert parse_metric("final score: 0.75.\n", "score", regex=r"score: ([0-9.]+)").value == 0.75
+    r = parse_metric("score: abc\n", "score", regex=r"score: (\w+)")
+    assert r.value is None and r.error == "metric 'score' is not a number: 'abc'"
+
+
+def test_configured_regex_anchors_work_per_line_and_steps_are_found() -> None:
+    log = "step 1\nstep 10 ok\nacc=0.5 step 20\n"
+    r = parse_metric(log, "acc", regex=r"^acc=([0-9.]+)")
+    assert r.value == 0.5 and r.curve == [(20, 0.5)]
+
+
+# --- metrics files ----------------------------------------------------------------------------------------------
+
+
+def test_metrics_file_json_document(tmp_path: Path) -> None:
+    f = tmp_path / "metrics.json"
+    f.write_text(json.dumps({"acc": 0.91, "loss": 0.2}, indent=2))
+    assert parse_metrics_file(f, "acc").value == 0.91
+
+
+def test_metrics_file_json_list_is_a_curve(tmp_path: Path) -> None:
+    f = tmp_path / "metrics.json"
+    f.write_text(json.dumps({"acc": [0.5, 0.7, 0.8]}))
+    r = parse_metrics_file(f, "acc")
+    assert r.value == 0.8 and r.curve == [(0, 0.5), (1, 0.7), (2, 0.8)]
+
+
+def test_metrics_file_records_with_steps(tmp_path: Path) -> None:
+    f = tmp_path / "metrics.json"
+    f.write_text(json.dumps([{"step": 10, "acc": 0.5}, {"step": 20, "acc": 0.6}, {"step": 30, "loss": 1.0}]))
+    r = parse_metrics_file(f, "acc")
+    assert r.value == 0.6 and r.curve == [(10, 0.5), (20, 0.6)]
+
+
+def test_metrics_file_json_lines(tmp_path: Path) -> None:
+    f = tmp_path / "metrics.jsonl"
+    f.write_text('{"step": 1, "acc": 0.5}\n{"step": 2, "acc": 0.6}\n')
+    r = parse_metrics_file(f, "acc")
+    assert r.value == 0.6 and r.curve == [(1, 0.5), (2, 0.6)]
+
+
+def test_metrics_file_name_value_lines(tmp_path: Path) -> None:
+    f = tmp_path / "metrics.txt"
+    f.write_text("loss=0.3\nacc=0.9\n")
+    assert parse_metrics_file(f, "acc").value == 0.9
+
+
+def test_metrics_file_nan_and_missing(tmp_path: Path) -> None:
+    f = tmp_path / "metrics.json"
+    f.write_text('{"acc": NaN}')
+    assert parse_metrics_file(f, "acc").error == "metric 'acc' is nan"
+    r = parse_metrics_file(tmp_path / "absent.json", "acc")
+    assert r.value is None and r.error is not None and "was not written" in r.error
+    f.write_text('{"loss": 0.1}')
+    assert parse_metrics_file(f, "acc").error == "metric 'acc' never printed"
+
+
+# --- the training loss ------------------------------------------------------------------------------------------
+
+
+def test_loss_curve_skips_validation_and_test_losses() -> None:
+    log = ("epoch 1 train_loss 1.0 val_loss 2.0\n"
+           "epoch 2 train_loss 0.5 val_loss 1.5\n"
+           "Test set: Average loss: 0.0331, Accuracy: 9833/10000 (98%)\n"
+           "eval loss 3.0\nvalidation loss: 4.0\nfold 0: logloss 0.3\n")
+    assert parse_loss_curve(log) == [(1, 1.0), (2, 0.5)]
+
+
+def test_loss_curve_reads_the_common_training_prints() -> None:
+    charlm = "".join(f"| step {s:5d} | train loss {3 - s / 1000:.4f} | {s / 10:.1f}s |\n" for s in (0, 50, 100))
+    assert parse_loss_curve(charlm) == [(0, 3.0), (50, 2.95), (100, 2.9)]
+    tutorial = "[1,  2000] loss: 2.196\n[1,  4000] loss: 1.859\n[2,  2000] loss: 1.521\n"
+    assert parse_loss_curve(tutorial) == [(2000, 2.196), (4000, 1.859), (6000, 1.521)]
+    keras = "313/313 - 1s - loss: 0.52 - accuracy: 0.8 - val_loss: 0.6\n313/313 - 1s - loss: 0.41 - val_loss: 0.5\n"
+    assert parse_loss_curve(keras) == [(0, 0.52), (1, 0.41)]
+    logging_ = "INFO epoch 1 train_loss 0.9000\nINFO epoch 2 train_loss 0.7000\nINFO test_acc: 0.3\n"
+    assert parse_loss_curve(logging_) == [(1, 0.9), (2, 0.7)]
+    mnist = ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.300\nTrain Epoch: 1 [640/60000 (1%)]\tLoss: 1.9\n"
+             "Test set: Average loss: 0.2, Accuracy: 9000/10000 (90%)\n")
+    assert [v for _s, v in parse_loss_curve(mnist)] == [2.3, 1.9]
+
+
+def test_loss_curve_keeps_nan_so_diagnosis_can_see_it() -> None:
+    curve = parse_loss_curve("step 1 loss 2.0\nstep 2 loss 9.5\nstep 3 loss nan\n")
+    assert curve[:2] == [(1, 2.0), (2, 9.5)]
+    assert curve[2][0] == 3 and math.isnan(curve[2][1])
+
+
+def test_loss_curve_does_not_interleave_two_series() -> None:
+    log = "".join(f"step {s} loss {1 / s:.3f}\n" for s in range(1, 11)) + "epoch 1 train_loss 0.5\n"
+    assert [s for s, _v in parse_loss_curve(log)] == list(range(1, 11))
+
+
+def test_named_curve_keeps_nonfinite_values() -> None:
+    curve = parse_named_curve("acc=0.1\nacc=inf\n", "acc")
+    assert curve[0] == (0, 0.1) and math.isinf(curve[1][1])
+
+
+# --- goals and candidates ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "goal"),
+    [
+        ("acc", "maximize"), ("test_accuracy", "maximize"), ("cv_r2", "maximize"), ("val_f1", "maximize"),
+        ("roc_auc", "maximize"), ("mAP", "maximize"), ("bleu", "maximize"), ("score", "maximize"),
+        ("precision", "maximize"), ("recall", "maximize"), ("top1", "maximize"),
+        ("loss", "minimize"), ("val_loss", "minimize"), ("cv_logloss", "minimize"), ("val_bpc", "minimize"),
+        ("ppl", "minimize"), ("perplexity", "minimize"), ("rmse", "minimize"), ("mae", "minimize"),
+        ("error_rate", "minimize"), ("test_err", "minimize"), ("nll", "minimize"), ("wer", "minimize"),
+        ("cer", "minimize"), ("neg_mean_squared_error", "maximize"), ("neg_log_likelihood", "minimize"),
+        ("throughput", None), ("foo", None),
+    ],
+)
+def test_guess_goal(name: str, goal: str | None) -> None:
+    assert guess_goal(name) == goal
+
+
+def _names(log: str) -> list[str]:
+    return [c.name for c in find_candidates(log)]
+
+
+def test_candidates_rank_the_final_held_out_metric_first() -> None:
+    digits = "".join(f"epoch {e:3d}  train_loss {1 / e:.4f}\n" for e in range(1, 21))
+    digits += "train_time_s=2.1\ntest_accuracy=0.5562\n"
+    assert _names(digits) == ["test_accuracy", "train_loss"]  # train_time_s and epoch are never candidates
+    bc = "fold 0: logloss 0.3111\nfold 1: logloss 0.35\ndone in 6.6s\n"
+    bc += '{"cv_logloss": 0.3299, "cv_accuracy": 0.9122}\n'
+    assert _names(bc)[:2] == ["cv_logloss", "cv_accuracy"]
+    diabetes = "".join(f"fold {k}: r2 0.1{k}\n" for k in range(5)) + "elapsed 12.1s\ncv_r2: 0.1234\n"
+    assert _names(diabetes)[0] == "cv_r2"
+    mnist = "INFO config {'hidden': 32, 'lr': 0.01, 'epochs': 20}\n"
+    mnist += "".join(f"INFO epoch {e} train_loss {1 / e:.4f}\n" for e in range(1, 11))
+    mnist += "INFO training took 3.1 s\nINFO test_acc: 0.3137\n"
+    assert _names(mnist) == ["test_acc", "train_loss"]
+
+
+def test_candidate_fields() -> None:
+    log = "step 1 loss=2.0\nstep 2 loss=1.5\nval_bpc 3.25\n"
+    by = {c.name: c for c in find_candidates(log)}
+    assert set(by) == {"loss", "val_bpc"}
+    assert (by["loss"].value, by["loss"].count, by["loss"].last_line_index, by["loss"].form) == (1.5, 2, 1,
+                                                                                                 "name=value")
+    assert (by["val_bpc"].value, by["val_bpc"].count, by["val_bpc"].form) == (3.25, 1, "name value")
+    assert find_candidates('{"acc": 0.5}\n')[0].form == "json"
+    assert find_candidates("acc: 0.5\n")[0].form == "name: value"
+
+
+def test_prose_numbers_are_not_candidates_but_a_metric_sentence_is() -> None:
+    log = ("[1,  10] loss: 2.0\n[1,  20] loss: 1.8\nFinished Training\n"
+           "Accuracy of the network on the 360 test images: 0.9889\n")
+    cands = find_candidates(log)
+    assert [c.name for c in cands] == ["Accuracy", "loss"]
+    top = cands[0]
+    assert top.form == "sentence" and top.value == 0.9889 and top.regex is not None
+    # the regex it carries finds the value again
+    assert parse_metric(log, top.name, top.regex).value == 0.9889
+    assert re.compile(top.regex).groups == 1
+
+
+# --- scale ------------------------------------------------------------------------------------------------------
+
+
+def _big_log(n: int = 200_000) -> str:
+    lines = [f"2024-01-01 12:00:00 INFO | step {s:6d} | train loss {3 - s / 100_000:.4f} | lr 1.0e-03 | 9.1 it/s |"
+             for s in range(n)]
+    lines.append("| end of training | val_bpc 3.6581 |")
+    return "\n".join(lines)
+
+
+def test_a_200k_line_log_parses_well_under_a_second() -> None:
+    log = _big_log()
+    for fn in (lambda: parse_metric(log, "val_bpc"), lambda: parse_metric(log, "loss"),
+               lambda: parse_metric(log, "val_bpc", r"val_bpc ([0-9.]+)"), lambda: parse_loss_curve(log)):
+        best = math.inf
+        for _ in range(2):  # the better of two runs: a busy machine should not fail the test
+            t = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t)
+        assert best < 1.0
+    assert parse_metric(log, "val_bpc").value == 3.6581
+
+
+def test_long_curves_are_thinned_keeping_the_last_point_and_the_first_nan() -> None:
+    n = 3 * MAX_CURVE_POINTS
+    lines = [f"step {s} loss {1 / (s + 1):.6f}" for s in range(n)]
+    lines[7777] = "step 7777 loss nan"
+    log = "\n".join(lines)
+    curve = parse_loss_curve(log)
+    assert len(curve) <= MAX_CURVE_POINTS + 1
+    last = float(f"{1 / n:.6f}")
+    assert curve[0][0] == 0 and curve[-1] == (n - 1, last)
+    assert any(s == 7777 and math.isnan(v) for s, v in curve)
+    r = parse_metric(log, "loss")
+    assert r.value == last and len(r.curve) <= MAX_CURVE_POINTS
+    steps = [s for s, _v in r.curve]
+    assert steps == sorted(steps)
