@@ -85,10 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("id", type=int)
     s.add_argument("--yes", "-y", action="store_true", help="do not ask (the diff is still printed)")
 
-    s = sub.add_parser("approve", help="approve a pending proposal (by experiment id)")
-    s.add_argument("id", type=int)
-    s = sub.add_parser("reject", help="reject a pending proposal with feedback")
-    s.add_argument("id", type=int)
+    s = sub.add_parser("approve", help="approve a pending proposal (by experiment id), or `budget` to extend the "
+                       "model cost budget")
+    s.add_argument("id", help="experiment id, or `budget`")
+    s = sub.add_parser("reject", help="reject a pending proposal with feedback (or `budget`: stop spending)")
+    s.add_argument("id", help="experiment id, or `budget`")
     s.add_argument("--why", default="", help="feedback the policy reads")
 
     s = sub.add_parser("stop", help="stop a running job")

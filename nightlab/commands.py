@@ -246,22 +246,30 @@ def cmd_promote(root: Path, args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- approvals
-def cmd_approve(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.approvals import decide_for_experiment
+def _decide(root: Path, target: str, state: str, feedback: str | None = None) -> int:
+    from nightlab.agent.approvals import decide_budget, decide_for_experiment
 
-    store, e = _experiment(root, args.id)
-    decide_for_experiment(root, store, e.id, "approved", who=f"cli:{os.getpid()}")
-    print(f"approved #{e.id}: {e.title}")
+    who = f"cli:{os.getpid()}"
+    if target == "budget":
+        from nightlab.agent.engine import open_store
+
+        decide_budget(root, open_store(root), state, who, feedback)
+        print(f"{state} the model cost budget extension")
+        return 0
+    if not target.isdigit():
+        raise NightlabError(f"{target!r}: expected an experiment id or `budget`")
+    store, e = _experiment(root, int(target))
+    decide_for_experiment(root, store, e.id, state, who=who, feedback=feedback)
+    print(f"{state} #{e.id}: {e.title}")
     return 0
+
+
+def cmd_approve(root: Path, args: argparse.Namespace) -> int:
+    return _decide(root, args.id, "approved")
 
 
 def cmd_reject(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.approvals import decide_for_experiment
-
-    store, e = _experiment(root, args.id)
-    decide_for_experiment(root, store, e.id, "rejected", who=f"cli:{os.getpid()}", feedback=args.why)
-    print(f"rejected #{e.id}: {e.title}")
-    return 0
+    return _decide(root, args.id, "rejected", args.why or None)
 
 
 def cmd_stop(root: Path, args: argparse.Namespace) -> int:
@@ -342,13 +350,10 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.config import dump_config
 
     (repo / "nightlab.toml").write_text(dump_config(cfg))
-    if _tty() and not args.headless:
-        try:
-            from nightlab.tui.app import run_tui
-        except ImportError:
-            run_tui = None
-        if run_tui is not None:
-            return int(run_tui(repo, mode=args.mode, budget=args.budget, start=True))
+    if _tty() and not args.headless and not os.environ.get("NIGHTLAB_NO_TUI"):
+        from nightlab.tui.app import run_tui
+
+        return int(run_tui(repo, mode=args.mode, budget=args.budget, start=True))
     from nightlab.agent.engine import Engine, EngineOptions
 
     print(f"running {args.budget} training runs in {args.mode} mode with the builtin policy (no LLM, no network)")

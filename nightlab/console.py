@@ -283,7 +283,8 @@ def print_status(data: dict[str, Any]) -> None:
     mode = style(s["mode"].upper(), "1;35" if s["mode"] == "autonomous" else "1;36")
     print(f"session {s['id']}: {mode}, {s['state']}, engine {s['engine']}, policy {s['policy']}, "
           f"{s['runs_started']}/{s['budget']} runs" + (f", noise floor {s['noise_floor']:.4g}"
-                                                      if s.get("noise_floor") else ""))
+                                                      if s.get("noise_floor") else "")
+          + (f", model cost ${s['cost']:.4f}" if s.get("cost") else ""))
     if s["wake_conditions"] and s["state"] in ("hibernating", "waiting"):
         print("  wakes when: " + "; ".join(s["wake_conditions"]))
     best = data.get("best")
@@ -294,10 +295,15 @@ def print_status(data: dict[str, Any]) -> None:
         if j["last_line"]:
             print(f"      {j['last_line']}")
     for a in data["approvals"]:
-        print(style(f"  waiting for you: {a['kind']} #{a['experiment']}  "
-                    f"(nightlab approve {a['experiment']} / reject {a['experiment']} --why ...)"
-                    if a["kind"] == "hypothesis" else
-                    f"  waiting for you: review #{a['experiment']} (nightlab promote {a['experiment']})", "33"))
+        if a["kind"] == "hypothesis":
+            text = (f"  waiting for you: {a['kind']} #{a['experiment']}  "
+                    f"(nightlab approve {a['experiment']} / reject {a['experiment']} --why ...)")
+        elif a["kind"] == "budget":
+            text = (f"  waiting for you: model cost ${a['payload'].get('spent', 0):.4f} reached the budget "
+                    "(nightlab approve budget / reject budget)")
+        else:
+            text = f"  waiting for you: review #{a['experiment']} (nightlab promote {a['experiment']})"
+        print(style(text, "33"))
     if data["experiments"]:
         print()
         print(style(f"{'id':>4} {'parent':>6} {'status':<10} {data['metric'][:10]:>10} {'stage':<15} hypothesis",

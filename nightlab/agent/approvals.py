@@ -31,6 +31,18 @@ def decide_for_experiment(root: Path, store: Store, exp_id: int, state: str, who
     return store.approval(appr.id)
 
 
+def decide_budget(root: Path, store: Store, state: str, who: str, feedback: str | None = None) -> Approval:
+    """Extend (approve) or refuse (reject) the model cost budget the engine is waiting on."""
+    pending = [a for a in store.approvals("pending") if a.kind == "budget"]
+    if not pending:
+        raise NightlabError("no budget extension is waiting for approval")
+    appr = pending[-1]
+    store.decide(appr.id, state, who, feedback)
+    signal_project(Path(root) / ".nightlab")
+    _wake_if_idle(Path(root))
+    return store.approval(appr.id)
+
+
 def _wake_if_idle(root: Path) -> None:
     """An approval given while no engine runs (it hibernated) starts one, as a finished job would."""
     import subprocess

@@ -131,6 +131,8 @@ class Engine:
         try:
             self.session = self._open_session()
             self._waker = Waker(state_dir(self.root) / "runs", state_dir(self.root) / "signal")
+            if self.cfg.search.policy == "llm" and hasattr(self.policy, "prewarm"):
+                self.policy.prewarm()  # the ~3 s litellm import overlaps the baseline run
             self.reconcile()
             try:
                 self._loop()
@@ -497,11 +499,13 @@ class Engine:
         if e.depth >= self.cfg.search.debug_depth:
             self.emit("abandon", f"#{e.id}: {e.depth} fix attempts already; abandoning this branch", e.id)
             return
-        if self.budget_left() <= 0:
+        if self.budget_left() <= 0 or not self._cost_ok():
             return
         try:
             proposal = self.policy.fix(self.context(), self.view(e))
+            self._account()
         except Exception as err:  # a policy failure is a result to record, not a crash
+            self._account(err)
             self.emit("policy_error", f"policy could not propose a fix for #{e.id}: {_one_line(err)}", e.id)
             return
         if proposal is None:
@@ -510,6 +514,43 @@ class Engine:
         proposal.parent_id = e.id
         proposal.kind = proposal.kind or "fix"
         self.admit(proposal, depth=e.depth + 1)
+
+    # ------------------------------------------------------------------------------------------- model cost
+    def _account(self, err: BaseException | None = None) -> None:
+        """Add what the last policy call spent (failed calls included) to the session's cost."""
+        usage = getattr(err, "usage", None) or getattr(self._policy, "last_usage", None) or {}
+        cost = float(usage.get("cost") or 0.0)
+        if cost:
+            self.store.add_cost(self.sid, cost)
+        if hasattr(self._policy, "last_usage"):
+            self._policy.last_usage = {}  # type: ignore[union-attr]
+
+    def cost_limit(self) -> float:
+        """max_cost, extended by max_cost again for every approved budget extension in this session."""
+        extensions = [a for a in self.store.approvals(None)
+                      if a.kind == "budget" and a.session_id == self.sid and a.state == "approved"]
+        return self.cfg.llm.max_cost * (1 + len(extensions))
+
+    def _cost_ok(self) -> bool:
+        """False while the model's cost budget is spent: asks (once) for an extension and waits for the answer."""
+        if self.cfg.search.policy != "llm" or self.cfg.llm.max_cost <= 0:
+            return True
+        spent = self.store.session(self.sid).cost
+        if spent < self.cost_limit():
+            return True
+        mine = [a for a in self.store.approvals(None) if a.kind == "budget" and a.session_id == self.sid]
+        if mine and mine[-1].state == "rejected":
+            if not self._exhausted:
+                self._exhausted = True
+                self.emit("exhausted", f"model cost budget spent (${spent:.2f}); extension refused")
+            return False
+        if not mine or mine[-1].state != "pending":
+            self.store.add_approval("budget", {"spent": spent, "limit": self.cost_limit(),
+                                               "extend_by": self.cfg.llm.max_cost}, self.sid, None)
+            self.emit("budget", f"model cost ${spent:.2f} reached the budget ${self.cost_limit():.2f}: "
+                                "waiting for approval to extend it")
+            self._notify(f"nightlab: model cost budget reached (${spent:.2f}); approve an extension to go on")
+        return False
 
     # ------------------------------------------------------------------------------------------- plan
     def _plan(self) -> bool:
@@ -532,11 +573,13 @@ class Engine:
         planned = len([x for x in active if x.status in ("queued", "approved", "proposed")])
         if self.budget_left() - planned <= 0:
             return False
-        if self._exhausted:
+        if self._exhausted or not self._cost_ok():
             return False
         try:
             proposal = self.policy.propose(self.context())
+            self._account()
         except Exception as err:  # a policy failure is a result, not a crash
+            self._account(err)
             self.emit("policy_error", f"policy failed to propose: {_one_line(err)}")
             self._invalid_streak += 1
             if self._invalid_streak >= 3:
@@ -599,9 +642,23 @@ class Engine:
             if self._invalid_streak >= 3:
                 self._exhausted = True
             return None
+        from nightlab.agent import memory
+
+        repeat = memory.is_repeat(proposal, [self.view(x) for x in self.experiments()],
+                                  {x.id: x.patch or "" for x in self.experiments()})
+        if repeat is not None:
+            self._invalid_streak += 1
+            if self._invalid_streak >= 3:
+                self._exhausted = True
+            self.emit("duplicate", f"refused {proposal.title!r}: it repeats {repeat}")
+            self.store.add_experiment(
+                session_id=self.sid, parent_id=parent.id, title=proposal.title, rationale=proposal.rationale,
+                kind=proposal.kind, knobs=proposal.knobs, edits=[e.__dict__ for e in proposal.edits],
+                status="rejected", error=f"repeats {repeat}", seed=self.cfg.search.seed,
+                policy=self.policy.name, usage=proposal.usage, depth=depth,
+            )
+            return None
         self._invalid_streak = 0
-        if proposal.usage.get("cost"):
-            self.store.add_cost(self.sid, float(proposal.usage["cost"]))
         e = self.store.add_experiment(
             session_id=self.sid, parent_id=parent.id, title=proposal.title, rationale=proposal.rationale,
             expected_effect=proposal.expected_effect, kind=proposal.kind, knobs=proposal.knobs,
@@ -609,9 +666,10 @@ class Engine:
             seed=proposal.seed if proposal.seed is not None else self.cfg.search.seed, status="proposed",
             policy=self.policy.name, usage=proposal.usage, depth=depth, diagnosis=proposal.diagnosis or None,
         )
-        e = self._materialise(e)
-        if e is None:
+        made = self._materialise(e)
+        if made is None:
             return None
+        e = made
         dup = self._duplicate_of(e)
         if dup is not None:
             self.store.update_experiment(e.id, status="rejected", error=f"repeats #{dup.id} ({dup.title})")
@@ -960,7 +1018,7 @@ def summarize(store: Store, cfg: ProjectConfig, session: Session | None) -> Summ
             scores.setdefault(key, []).append(e.metric)
     base = next((e for e in exps if e.kind == BASELINE), None)
     base_val = statistics.fmean(scores[base.id]) if base and scores.get(base.id) else None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for e in exps:
         if e.kind == RERUN:
             continue
@@ -972,7 +1030,7 @@ def summarize(store: Store, cfg: ProjectConfig, session: Session | None) -> Summ
             "delta": (val - base_val) if val is not None and base_val is not None else None,
             "failure_class": e.failure_class, "seconds": e.seconds, "branch": e.branch, "commit": e.commit_sha,
         })
-    best = None
+    best: dict[str, Any] | None = None
     for r in rows:
         if r["status"] in ("kept", "promoted") and r["metric"] is not None and (
                 best is None or sign * (r["metric"] - best["metric"]) > 0):

@@ -40,7 +40,7 @@ class Proposal:
     knobs: dict[str, Any] = field(default_factory=dict)  # knob name -> new value, for search bookkeeping
     seed: int | None = None  # run with this seed instead of the default
     diagnosis: str = ""  # for fixes: what went wrong
-    usage: dict[str, Any] = field(default_factory=dict)  # model calls: {"model", "prompt_tokens", "completion_tokens", "cost"}
+    usage: dict[str, Any] = field(default_factory=dict)  # model calls: model, tokens, cost
 
 
 @dataclass(frozen=True)
