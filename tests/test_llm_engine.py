@@ -72,3 +72,45 @@ def test_llm_run_improves_and_never_leaks_the_key(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=True).stdout
     assert KEY not in export and export.strip()
     assert KEY not in p.stdout + p.stderr
+
+
+def test_reaching_the_cost_budget_pauses_for_approval(tmp_path: Path) -> None:
+    import time
+
+    from nightlab.agent.engine import open_store
+    from nightlab.agent.lock import ProjectLock
+
+    root = make_repo(tmp_path / "p", {"train.py": TINY_TRAIN})
+    with FakeOpenAI(responder=_responder(["0.3", "0.2", "0.25"])) as srv:
+        from nightlab.agent.config import LLMConfig, SearchConfig
+
+        # a model with a known price, so each call costs something; a tiny budget
+        write_config(root, search=SearchConfig(policy="llm"),
+                     llm=LLMConfig(model="openai/gpt-4o-mini", api_base=srv.url + "/v1", max_cost=1e-9))
+        env = {**os.environ, "OPENAI_API_KEY": KEY}
+        cmd = [sys.executable, "-m", "nightlab", "run", "--mode", "autonomous", "--budget", "6", "--detach"]
+        assert subprocess.run(cmd, cwd=root, env=env, capture_output=True, timeout=120).returncode == 0
+        lock = ProjectLock(root / ".nightlab")
+        store = open_store(root)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # jobs wake the engine; it ends up waiting for the human
+            if any(a.kind == "budget" for a in store.approvals("pending")) and not lock.is_held() \
+                    and not store.open_jobs():
+                break
+            time.sleep(0.2)
+        session = store.latest_session()
+        assert session is not None and session.state == "hibernating" and session.cost > 0
+        pending = [a for a in store.approvals("pending") if a.kind == "budget"]
+        assert pending and pending[0].payload["spent"] > 0
+        assert any("approval" in c for c in session.wake_conditions)
+        calls = len(srv.requests)
+        out = subprocess.run([sys.executable, "-m", "nightlab", "status"], cwd=root, env=env, capture_output=True,
+                             text=True, check=True).stdout
+        assert "nightlab approve budget" in out
+        # refusing the extension ends the session without another model call
+        subprocess.run([sys.executable, "-m", "nightlab", "reject", "budget"], cwd=root, env=env, check=True,
+                       capture_output=True)
+        while time.monotonic() < deadline and (store.latest_session() or session).state != "done":
+            time.sleep(0.2)
+        assert (store.latest_session() or session).state == "done"
+        assert len(srv.requests) == calls
