@@ -6,6 +6,7 @@ the look and the wait still wakes the wait. Falls back to polling when inotify i
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -14,6 +15,8 @@ from pathlib import Path
 from nightlab.sandbox.spec import STATUS_FILE
 
 SIGNAL_FILE = "signal"
+# watchdog logs a harmless error when its inotify thread is stopped while an event is in flight
+logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
 
 
 class Waker:
