@@ -77,7 +77,9 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
     try:
         summary = engine.run()
     except KeyboardInterrupt:
-        raise NightlabError("interrupted: the running job was stopped and recorded; `nightlab run` resumes") \
+        from nightlab.errors import Interrupted
+
+        raise Interrupted("interrupted: running jobs were stopped and recorded; `nightlab run` resumes them") \
             from None
     finally:
         printer.close()

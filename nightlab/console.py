@@ -223,7 +223,7 @@ def _edit_in_editor(engine: Engine, e: Experiment) -> Experiment:
     with wrepo.git.custom_environment(**_identity_env()):
         wrepo.git.commit("--quiet", "--no-verify", "-m", f"{e.title}\n\n{e.rationale}\n\n(edited by the user)")
     sha = wrepo.head.commit.hexsha
-    if e.branch:
+    if e.branch and engine.ws.branch_commit(e.branch) != sha:  # a detached worktree: move the branch too
         engine.ws.repo.git.branch("-f", e.branch, sha)
     base = parent.commit_sha if parent and parent.commit_sha else sha
     engine.store.update_experiment(e.id, commit_sha=sha, patch=engine.ws.diff(base, sha),

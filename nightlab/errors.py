@@ -19,3 +19,9 @@ class GitError(NightlabError):
 
 class EditError(NightlabError):
     """A proposed edit cannot be applied: search text not found or ambiguous, protected or unknown path."""
+
+
+class Interrupted(NightlabError):
+    """Ctrl+C: state was recorded; exit like a shell does for SIGINT."""
+
+    exit_code = 130
