@@ -109,8 +109,8 @@ def cmd_wake(root: Path, args: argparse.Namespace) -> int:
     if last is None:
         return 0
     printer = None if args.quiet else console.EventPrinter(cfg)
-    engine = Engine(root, cfg, store=store, options=EngineOptions(mode=last.mode, detach=True, wake=True,
-                                                                  who="wake"), on_event=printer)
+    engine = Engine(root, cfg, store=store, options=EngineOptions(mode=last.mode, detach=True, wake=True, who="wake",
+                                                                  unsafe_no_sandbox=last.unsafe), on_event=printer)
     from nightlab.agent.lock import LockHeld
 
     try:

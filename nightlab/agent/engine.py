@@ -125,8 +125,21 @@ class Engine:
         return "{seed}" in self.cfg.command
 
     # ------------------------------------------------------------------------------------------- entry points
+    def check_sandbox(self) -> str:
+        """The confinement layer jobs will get; one clear error before anything runs if it is not available."""
+        from nightlab.sandbox import isolate
+
+        wanted = self.cfg.sandbox.isolation
+        if self.options.unsafe_no_sandbox:
+            return "none"
+        if wanted == "none":
+            raise NightlabError("sandbox.isolation = 'none' runs untrusted code with layer 0 only; pass "
+                                "--unsafe-no-sandbox to confirm")
+        return isolate.check(wanted)
+
     def run(self) -> Summary:
         """Run until the budget is spent or the policy has nothing left (or hibernate, with detach)."""
+        self.layer = self.check_sandbox()
         self.lock.acquire("wake" if self.options.wake else "engine")
         try:
             self.session = self._open_session()
@@ -157,7 +170,7 @@ class Engine:
         budget = self.options.budget if self.options.budget is not None else self.cfg.search.budget
         s = self.store.create_session(str(self.root), self.options.mode, self.cfg.search.policy, budget,
                                       self.ws.head_commit(), self.ws.current_branch())
-        self.store.update_session(s.id, pid=os.getpid())
+        self.store.update_session(s.id, pid=os.getpid(), unsafe=int(self.options.unsafe_no_sandbox))
         return self.store.session(s.id)
 
     def _loop(self) -> None:
@@ -819,7 +832,9 @@ class Engine:
             job_id=str(e.id), argv=["/bin/sh", "-c", self.cfg.command.replace("{seed}", str(e.seed))],
             cwd=str(wt), run_dir=str(run_dir), env=self._job_env(slot, e, run_dir), timeout_s=self.cfg.timeout,
             isolation="none" if self.options.unsafe_no_sandbox else self.cfg.sandbox.isolation,
-            writable=list(self.cfg.sandbox.writable), readable=list(self.cfg.sandbox.readable),
+            writable=list(self.cfg.sandbox.writable),
+            # linked data lives outside the worktree: the engine made those links, so their targets may be read
+            readable=list(self.cfg.sandbox.readable) + [str(self.root / p) for p in self.cfg.links],
             allow_network=self.cfg.sandbox.network, memory_mb=self.cfg.sandbox.memory_mb or None,
             cpu_seconds=self.cfg.sandbox.cpu_seconds or None, max_log_bytes=self.cfg.sandbox.max_log_mb << 20,
             protected=protected, lock_path=str(self.lock.path),

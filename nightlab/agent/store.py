@@ -92,6 +92,10 @@ def _v3(db: sqlite_utils.Database) -> None:
     assert isinstance(exp, sqlite_utils.db.Table)
     if "settled" not in {c.name for c in exp.columns}:
         exp.add_column("settled", int)
+    sess = db["sessions"]
+    assert isinstance(sess, sqlite_utils.db.Table)
+    if "unsafe" not in {c.name for c in sess.columns}:
+        sess.add_column("unsafe", int)  # started with --unsafe-no-sandbox: wakes keep that choice
     db.execute("UPDATE experiments SET settled = 1 WHERE run_result IS NOT NULL")
 
 
@@ -170,6 +174,7 @@ class Session:
     cost: float
     created: float
     pid: int | None
+    unsafe: bool = False
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Session:
@@ -178,7 +183,7 @@ class Session:
             budget=row["budget"] or 0, runs_started=row["runs_started"] or 0, state=row["state"] or "active",
             wake_conditions=json.loads(row["wake_conditions"] or "[]"), base_commit=row["base_commit"],
             base_branch=row["base_branch"], noise_floor=row.get("noise_floor"), cost=row.get("cost") or 0.0,
-            created=row["created"] or 0.0, pid=row.get("pid"),
+            created=row["created"] or 0.0, pid=row.get("pid"), unsafe=bool(row.get("unsafe")),
         )
 
 

@@ -130,3 +130,99 @@ def _group_alive(pgid: int | None) -> bool:
         return True
     except (ProcessLookupError, PermissionError):
         return False
+
+
+# ----------------------------------------------------------------------------------------------- resource watch
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def live_descendants(pid: int) -> list[int]:
+    """Descendants that have not yet exited (zombies waiting to be reaped are not counted)."""
+    return [p for p in descendants(pid) if not is_zombie(p)]
+
+
+def rss_mb(pids: list[int]) -> float:
+    """Memory held by a process tree, in MB, for the RSS watch that stands in for a cgroup memory cap.
+
+    One process: its resident set (cheap, /proc/PID/statm). Several: the sum of proportional set sizes
+    (/proc/PID/smaps_rollup), because forked data-loader workers share copy-on-write pages and summing RSS would
+    count them once per worker and kill a healthy job. Processes that vanish mid-read count as zero.
+    """
+    if len(pids) == 1:
+        try:
+            fields = Path(f"/proc/{pids[0]}/statm").read_text().split()
+            return int(fields[1]) * _PAGE / (1 << 20)
+        except (OSError, IndexError, ValueError):
+            return 0.0
+    total_kb = 0
+    for p in pids:
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            try:
+                total_kb += int(Path(f"/proc/{p}/statm").read_text().split()[1]) * _PAGE // 1024
+            except (OSError, IndexError, ValueError):
+                pass
+            continue
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                total_kb += int(line.split()[1])
+                break
+    return total_kb / 1024
+
+
+def kill_all(root_pid: int, keep: int | None = None, timeout_s: float = 5.0) -> bool:
+    """SIGKILL every live descendant of root_pid, robust against a fork storm. True when none is left.
+
+    A tree that forks as fast as we kill can outrun a plain walk-and-kill. So first freeze it: SIGSTOP every process
+    we see, again and again until a sweep finds nobody new (a stopped process cannot fork), then SIGKILL them all.
+    Orphans re-parented to us (we are a subreaper) are reaped as they die, except `keep`: the job's own process,
+    whose exit status the caller still has to collect with Popen.wait().
+    """
+    deadline = time.monotonic() + timeout_s
+    stopped: set[int] = set()
+    while time.monotonic() < deadline:
+        new = [p for p in live_descendants(root_pid) if p not in stopped]
+        if not new:
+            break
+        for p in new:
+            send(p, signal.SIGSTOP)
+            stopped.add(p)
+    while time.monotonic() < deadline:
+        live = live_descendants(root_pid)
+        if not live:
+            _reap_orphans(root_pid, keep)
+            return True
+        for p in live:
+            send(p, signal.SIGKILL)
+        _reap_orphans(root_pid, keep)
+        time.sleep(0.02)
+    return not live_descendants(root_pid)
+
+
+def send(pid: int, sig: int) -> None:
+    """Signal one process; one that is already gone (or not ours) is not an error."""
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap_orphans(root_pid: int, keep: int | None) -> None:
+    """Reap our own zombie children (never `keep`), so they stop showing up in /proc."""
+    if root_pid != os.getpid():
+        return
+    for p in children_map().get(root_pid, []):
+        if p != keep and is_zombie(p):
+            try:
+                os.waitpid(p, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def system_tasks() -> int:
+    """Tasks (threads included) on the machine: the base for an RLIMIT_NPROC that leaves the user's other work room."""
+    try:
+        return int(Path("/proc/loadavg").read_text().split()[3].split("/")[1])
+    except (OSError, IndexError, ValueError):
+        return 0

@@ -24,6 +24,8 @@ from nightlab.sandbox import isolate, procs
 from nightlab.sandbox.spec import LOG_FILE, PID_FILE, SPEC_FILE, STATUS_FILE, JobSpec, JobStatus, atomic_write_json
 
 CHUNK = 1 << 16
+RECENT_BYTES = 8192
+STATUS_RESERVE = ".status.reserve"  # freed to make room for status.json when the run dir's disk is full
 
 
 # ----------------------------------------------------------------------------------------------- agent side
@@ -112,8 +114,20 @@ class _LogSink:
         self.dropped = 0
         self.tail: deque[bytes] = deque()
         self.tail_bytes = 0
+        self.recent = b""  # the last few KB, to tell why a job failed (MemoryError, No space left...)
+        self.error = ""  # set when the log itself could not be written (a full disk): output is then dropped
+
+    def _put(self, data: bytes) -> None:
+        if self.error:
+            return
+        try:
+            self.f.write(data)
+            self.f.flush()
+        except OSError as e:
+            self.error = f"log write failed: {e.strerror}"
 
     def write(self, data: bytes) -> None:
+        self.recent = (self.recent + data)[-RECENT_BYTES:]
         if self.written < self.head_cap:
             take = data[: self.head_cap - self.written]
             # cut at a line end so the head stays readable
@@ -121,8 +135,7 @@ class _LogSink:
                 nl = take.rfind(b"\n")
                 if nl >= 0:
                     take = take[: nl + 1]
-            self.f.write(take)
-            self.f.flush()
+            self._put(take)
             self.written += len(take)
             data = data[len(take) :]
             if not data:
@@ -140,12 +153,17 @@ class _LogSink:
 
     def finish(self) -> None:
         if self.dropped:
-            self.f.write(f"\n[nightlab: log capped, {self.dropped} bytes dropped from the middle]\n".encode())
+            self._put(f"\n[nightlab: log capped, {self.dropped} bytes dropped from the middle]\n".encode())
         for part in self.tail:
-            self.f.write(part)
-        self.f.flush()
-        os.fsync(self.f.fileno())
-        self.f.close()
+            self._put(part)
+        try:
+            os.fsync(self.f.fileno())
+        except OSError:
+            pass
+        try:
+            self.f.close()
+        except OSError as e:
+            self.error = self.error or f"log write failed: {e.strerror}"
 
 
 def _lock_free(lock_path: str) -> bool:
@@ -165,8 +183,45 @@ def _lock_free(lock_path: str) -> bool:
         os.close(fd)
 
 
+def _write_status(status: JobStatus, run_dir: Path) -> int:
+    """Write status.json; on a full disk free the reserve made at start and retry. 0 on success, 3 if impossible."""
+    for attempt in range(2):
+        try:
+            status.write(run_dir / STATUS_FILE)
+            (run_dir / STATUS_RESERVE).unlink(missing_ok=True)
+            return 0
+        except OSError as e:
+            if attempt == 0:
+                (run_dir / STATUS_RESERVE).unlink(missing_ok=True)
+                continue
+            print(f"nightlab wrapper: cannot write {run_dir / STATUS_FILE}: {e}", file=sys.stderr)
+    return 3
+
+
 def run_wrapper(run_dir: Path) -> int:
+    """Run the job described in run_dir/spec.json to its end and record how it ended; never dies without trying
+    to write status.json (an unexpected error becomes a `failed` status naming it)."""
     spec = JobSpec.read(run_dir / SPEC_FILE)
+    try:
+        (run_dir / STATUS_RESERVE).write_bytes(b"\0" * 65536)
+    except OSError:
+        pass
+    started = time.time()
+    try:
+        return _run_job(run_dir, spec)
+    except Exception as e:  # the wrapper must leave a status behind, whatever happened
+        import traceback
+
+        traceback.print_exc()
+        procs.kill_all(os.getpid(), timeout_s=5.0)
+        status = JobStatus(spec.job_id, "failed", None, None, started, time.time(), round(time.time() - started, 3),
+                           0, None, [], reason=f"wrapper error: {type(e).__name__}: {e}")
+        rc = _write_status(status, run_dir)
+        _maybe_wake(spec)
+        return rc
+
+
+def _run_job(run_dir: Path, spec: JobSpec) -> int:
     procs.become_subreaper()
     stop_requested = {"sig": 0}
 
@@ -177,9 +232,17 @@ def run_wrapper(run_dir: Path) -> int:
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
-    launch_info = isolate.prepare(spec)
     sink = _LogSink(run_dir / LOG_FILE, spec.max_log_bytes)
     started = time.time()
+    try:
+        launch_info = isolate.prepare(spec)
+    except isolate.IsolationError as e:
+        sink.write(f"nightlab: not started: {e}\n".encode())
+        sink.finish()
+        status = JobStatus(spec.job_id, "failed", None, None, started, time.time(), 0.0, 0, None, [], reason=str(e))
+        rc = _write_status(status, run_dir)
+        _maybe_wake(spec)
+        return rc
     try:
         proc = subprocess.Popen(
             launch_info.argv,
@@ -194,11 +257,13 @@ def run_wrapper(run_dir: Path) -> int:
     except OSError as e:
         sink.write(f"nightlab: could not start {spec.argv[0]!r}: {e.strerror}\n".encode())
         sink.finish()
+        launch_info.finish(os.getpid())
         status = JobStatus(spec.job_id, "failed", 127, None, started, time.time(), 0.0, 0, None,
                            launch_info.layers, reason=f"command not found: {spec.argv[0]}")
-        status.write(run_dir / STATUS_FILE)
+        rc = _write_status(status, run_dir)
         _maybe_wake(spec)
-        return 0
+        return rc
+    launch_info.attach(proc.pid)
     job_start = procs.start_time(proc.pid)
     atomic_write_json(run_dir / PID_FILE, {
         "wrapper_pid": os.getpid(), "wrapper_start": procs.start_time(os.getpid()) or 0.0,
@@ -228,7 +293,10 @@ def run_wrapper(run_dir: Path) -> int:
                     break
                 sink.write(data)
         else:
-            time.sleep(0.05)
+            try:
+                proc.wait(timeout=0.05)  # returns as soon as the job exits (a plain sleep added up to 50 ms a run)
+            except subprocess.TimeoutExpired:
+                pass
         if proc.poll() is not None and eof:
             break
         if proc.poll() is not None and not eof:
@@ -240,15 +308,19 @@ def run_wrapper(run_dir: Path) -> int:
             reason_file = run_dir / "stop.reason"
             reason = reason_file.read_text().strip() if reason_file.exists() else "stopped"
             state = "killed"
-            procs.kill_tree(os.getpid(), proc.pid, spec.grace_s)
+            launch_info.kill_tree(os.getpid(), proc.pid, spec.grace_s, keep=proc.pid)
         if time.monotonic() > deadline and not state:
             state, reason = "timed_out", f"exceeded the {spec.timeout_s:g} s timeout"
             sink.write(f"\n[nightlab: timeout after {spec.timeout_s:g} s: stopping the job]\n".encode())
-            procs.kill_tree(os.getpid(), proc.pid, spec.grace_s)
+            launch_info.kill_tree(os.getpid(), proc.pid, spec.grace_s, keep=proc.pid)
+        fault = "" if state else launch_info.poll(os.getpid())
+        if fault:
+            state, reason = "failed", fault
+            sink.write(f"\n[nightlab: {fault}: stopping the job]\n".encode())
+            launch_info.kill_tree(os.getpid(), proc.pid, 0.0, keep=proc.pid)
     rc = proc.wait()
-    # whatever the job left behind (setsid grandchildren included) goes with it
-    if procs.descendants(os.getpid()):
-        procs.kill_tree(os.getpid(), None, 0.5)
+    # whatever the job left behind (setsid grandchildren included) goes with it, and its cgroup
+    launch_info.finish(os.getpid())
     _reap()
     ended = time.time()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -258,16 +330,18 @@ def run_wrapper(run_dir: Path) -> int:
         state = "succeeded" if rc == 0 else "failed"
         if sig is not None:
             reason = f"killed by signal {signal.Signals(sig).name}" if sig in signal.Signals._value2member_map_ else ""
+        if state == "failed":
+            reason = launch_info.explain(rc, sink.recent, sink.error) or reason
     changed = [p for p, before in spec.protected.items() if hash_file(Path(spec.cwd) / p) != before]
     status = JobStatus(
         job_id=spec.job_id, state=state, exit_code=rc if rc >= 0 else None, signal=sig, started_at=started,
         ended_at=ended, seconds=round(ended - started, 3), pid=proc.pid, pid_start_time=job_start,
         isolation=launch_info.layers, log_truncated=sink.truncated, reason=reason, protected_changed=changed,
-        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
+        peak_rss_mb=round(max(usage.ru_maxrss / 1024, launch_info.peak_rss_mb), 1),
     )
-    status.write(run_dir / STATUS_FILE)
+    rc_status = _write_status(status, run_dir)
     _maybe_wake(spec)
-    return 0
+    return rc_status
 
 
 def _drain(fd: int, sink: _LogSink, seconds: float) -> None:
