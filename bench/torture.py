@@ -175,7 +175,7 @@ def check(root: Path, rep: Report) -> Report:
                 rep.ran_once += 1
             elif ended == 1 and lost == 1:
                 rep.lost_rerun_once += 1
-            elif ended == 0 and lost >= 1 and status == "lost":
+            elif ended == 0 and lost == 2:  # lost, re-run once, lost again: recorded and given up on
                 rep.lost_given_up += 1
             elif ended > 1 or lost > 1 or (ended == 0 and status not in ("proposed", "queued")):
                 rep.ran_twice.append(eid)

@@ -208,7 +208,8 @@ def _probe_key() -> str:
 def probe(refresh: bool = False) -> Capabilities:
     """What this machine offers, probed once per (kernel, bubblewrap, uid) and cached on disk and in memory."""
     key = _probe_key()
-    caps = None if refresh else _MEMO.get(key)
+    memo_key = f"{key}|{cache_path()}"  # the disk cache is per cache folder, so the memo is too
+    caps = None if refresh else _MEMO.get(memo_key)
     if caps is None and not refresh:
         try:
             data = json.loads(cache_path().read_text())
@@ -226,7 +227,7 @@ def probe(refresh: bool = False) -> Capabilities:
             atomic_write_json(cache_path(), stored)
         except OSError:
             pass  # an unwritable cache only costs a re-probe
-    _MEMO[key] = caps
+    _MEMO[memo_key] = caps
     cg = cgroup_info()
     caps.cgroup_base, caps.cgroup_kill = cg.base, cg.kill
     caps.cgroup_controllers, caps.cgroup_reason = cg.controllers, cg.reason
