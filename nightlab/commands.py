@@ -65,10 +65,15 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
     if mode is None:
         last = open_store(root).latest_session() if (root / ".nightlab" / "nightlab.db").exists() else None
         mode = last.mode if last else "step"
-    if mode == "step" and not _tty() and not args.yes:
-        raise NightlabError("step mode asks on the terminal, but there is none; use --mode autonomous, --yes, "
-                            "or the TUI")
-    approver = console.auto_approver if args.yes else (console.console_approver if mode == "step" else None)
+    if mode == "step" and not _tty() and not args.yes and not args.detach:
+        raise NightlabError("step mode asks on the terminal, but there is none; use --detach (approve with "
+                            "`nightlab approve ID`), --mode autonomous, --yes, or the TUI")
+    if args.yes:
+        approver = console.auto_approver
+    elif mode == "step" and not args.detach:
+        approver = console.console_approver
+    else:
+        approver = None  # detached: proposals wait in the approval queue (TUI, `nightlab approve`)
     printer = console.EventPrinter(cfg)
     engine = Engine(root, cfg, options=EngineOptions(mode=mode, budget=args.budget, detach=args.detach,
                                                        unsafe_no_sandbox=args.unsafe_no_sandbox),

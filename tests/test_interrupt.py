@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TINY_TRAIN, make_repo, write_config
-
 from nightlab.sandbox import procs
+
+from conftest import TINY_TRAIN, make_repo, write_config
 
 
 def test_ctrl_c_stops_the_job_and_run_resumes(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.torture import torture  # noqa: E402
+from bench.torture import torture
 
 
 def test_sigkill_torture_loses_nothing(tmp_path: Path) -> None:

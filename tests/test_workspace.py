@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo, snapshot_repo
 from nightlab.agent.workspace import Workspace, open_repo
 from nightlab.errors import GitError
+
+from conftest import git, make_repo, snapshot_repo
 
 
 def test_not_a_repo_and_empty_repo(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ _MARKER_RE = re.compile(r"^\[nightlab-stage\][ \t]+([a-z_]+)[ \t]*$", re.MULTILI
 _TRAINING_RE = re.compile(r"(?i)(?:loss|epoch|step|iter)\w*[ \t]*[:=#\[(]?[ \t]*[-+]?(?:\d|\.\d|nan\b|inf\b)")
 # lines the wrapper itself writes into the log; they are no sign that the job started
 _WRAPPER_LINE_RE = re.compile(r"^(?:\[nightlab: .*\]|nightlab: could not start .*)$")
+_STEP_MARK = b'"stage": "step"'  # how the hook writes step reports (cheap to find without parsing)
 
 
 def stage_index(stage: str | None) -> int:
@@ -67,7 +68,8 @@ def _highest(stages: list[str]) -> str:
 @dataclass
 class Progress:
     """What the hook recorded for one job. `stage` is the highest stage reached; `seen` lists the stages in the order
-    they were first recorded; `events` keeps every parsed line, step reports included."""
+    they were first recorded; `events` keeps the parsed lines in file order (every stage and error event, the last
+    step reports); `last_step`, `steps_per_s` and `loss` are the latest values any process reported."""
 
     stage: str = NO_STAGE
     seen: list[str] = field(default_factory=list)
@@ -78,16 +80,25 @@ class Progress:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read_progress(run_dir: Path | str) -> Progress:
+def read_progress(run_dir: Path | str, max_step_events: int = 1000) -> Progress:
     """Parse `progress.jsonl` in `run_dir`. A missing file gives an empty Progress; a torn last line (the job is still
-    writing, or was killed mid-write) and any other unparsable line are skipped."""
+    writing, or was killed mid-write) and any other unparsable line are skipped.
+
+    Step reports arrive once per second per process, so a long multi-process job writes hundreds of thousands:
+    only the last `max_step_events` of them are parsed and kept (stage events are few and all kept), which keeps
+    the agent's memory and the read time small whatever the job's length."""
     path = Path(run_dir) / PROGRESS_FILE
     try:
         raw = path.read_bytes()
     except OSError:
         return Progress()
     progress = Progress()
-    for line in raw.decode("utf-8", "replace").splitlines():
+    lines = raw.split(b"\n")
+    step_lines = [i for i, line in enumerate(lines) if _STEP_MARK in line]
+    skip = set(step_lines[: max(len(step_lines) - max_step_events, 0)])
+    for i, line in enumerate(lines):
+        if i in skip or not line.strip():
+            continue
         try:
             event = json.loads(line)
         except ValueError:
