@@ -10,6 +10,7 @@ Usage: .venv/bin/python bench/core.py [--runs 6]
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -61,7 +62,7 @@ def overhead(runs: int) -> tuple[list[float], float]:
         eng.run()
         gaps = []
         jobs = sorted(eng.store.jobs(), key=lambda j: j.started or 0)
-        for prev, nxt in zip(jobs, jobs[1:], strict=False):
+        for prev, nxt in itertools.pairwise(jobs):
             st = json.loads((Path(prev.run_dir) / "status.json").read_text())
             gaps.append((nxt.started or 0) - st["ended_at"])
         wakes = []

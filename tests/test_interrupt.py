@@ -33,7 +33,7 @@ def test_ctrl_c_stops_the_job_and_run_resumes(tmp_path: Path) -> None:
     job = json.loads(pid_file.read_text())
     assert procs.alive(job["pid"], job["start"])
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("nightlab: interrupted")
