@@ -95,3 +95,51 @@ def test_quit_in_step_mode_keeps_the_proposal_for_next_time(tiny_project: Path) 
     s = eng2.run()
     assert eng2.store.experiment(pending[0].id).status == "kept"
     assert s.best_id == pending[0].id
+
+
+STATIC_TRAIN = '''\
+import argparse
+LR = 0.1
+
+
+class Opt:
+    def step(self):
+        pass
+
+
+def evaluate(w):
+    return 0.5 + w
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--seed", type=int, default=0)
+    p.parse_args()
+    opt, w = Opt(), 0.0
+    for i in range(20):
+        w += LR * 0.01
+        opt.step()
+    print(f"acc={evaluate(w):.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_static_instrumentation_marks_stages_in_a_copy(tmp_path: Path) -> None:
+    from conftest import make_repo, write_config
+
+    root = make_repo(tmp_path / "p", {"train.py": STATIC_TRAIN})
+    write_config(root, instrument="static")
+    cfg = load_config(root)
+    eng = Engine(root, cfg, options=EngineOptions(mode="autonomous", budget=1), policy=ScriptedPolicy([]))
+    eng.run()
+    base = eng.baseline()
+    assert base is not None and base.run_result == "succeeded"
+    log = (root / ".nightlab" / "runs" / str(base.id) / "output.log").read_text()
+    assert "[nightlab-stage] first_step" in log and "[nightlab-stage] training" in log
+    assert base.stage == "clean_exit"
+    # the markers live only in the run dir's copy: the commit and the user's tree are clean
+    assert "nightlab" not in (eng.ws.read_file(base.commit_sha or "", "train.py") or "")
+    assert "nightlab" not in (root / "train.py").read_text()

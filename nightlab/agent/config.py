@@ -98,6 +98,9 @@ class ProjectConfig(_Strict):
     links: list[str] = Field(default_factory=list, description="untracked paths (data) linked into each worktree")
     brief: str | None = Field(default=None, description="a program.md-style file of instructions for the agent")
     python: str | None = Field(default=None, description="interpreter for `python` in the command")
+    instrument: Literal["hook", "static", "off"] = Field(
+        default="hook", description="progress markers: the import hook; `static` also prints markers from an "
+                                    "instrumented copy of the code in the run dir (never committed)")
     search: SearchConfig = Field(default_factory=SearchConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
@@ -163,6 +166,8 @@ def dump_config(cfg: ProjectConfig) -> str:
     import tomli_w
 
     data = cfg.model_dump(exclude_none=True)
+    if data.get("instrument") == "hook":
+        data.pop("instrument")
     defaults: dict[str, Any] = {
         "search": SearchConfig().model_dump(exclude_none=True),
         "llm": LLMConfig().model_dump(exclude_none=True),
@@ -176,7 +181,7 @@ def dump_config(cfg: ProjectConfig) -> str:
             data[key] = section
         else:
             data.pop(key, None)
-    order = ["command", "timeout", "editable", "protected", "links", "brief", "python", "metric"]
+    order = ["command", "timeout", "editable", "protected", "links", "brief", "python", "instrument", "metric"]
     ordered = {k: data[k] for k in order if k in data}
     ordered.update({k: v for k, v in data.items() if k not in ordered})
     return "# nightlab project config: see README.md, 'Config reference'\n" + tomli_w.dumps(ordered)

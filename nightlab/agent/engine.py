@@ -827,6 +827,8 @@ class Engine:
 
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
+        if self.cfg.instrument == "static":
+            wt = self._static_copy(e, wt, run_dir)
         protected = {p: runner.hash_file(wt / p) for p in self._protected_files(wt)}
         spec = JobSpec(
             job_id=str(e.id), argv=["/bin/sh", "-c", self.cfg.command.replace("{seed}", str(e.seed))],
@@ -850,6 +852,25 @@ class Engine:
         self.emit("started", f"#{e.id} started: {e.title} (seed {e.seed}, slot {slot.id})", e.id,
                   run_dir=str(run_dir))
 
+    def _static_copy(self, e: Experiment, wt: Path, run_dir: Path) -> Path:
+        """Opt-in static instrumentation: run from a copy of the worktree whose editable Python files print stage
+        markers. The copy lives in the run dir and is never committed."""
+        import shutil
+
+        from nightlab.agent.instrument_static import instrument_copy
+
+        dest = run_dir / "src"
+        files = self.ws.tracked_files(e.commit_sha)
+        marked = [f for f in files if f.endswith(".py") and matches_any(f, self.cfg.editable)
+                  and not matches_any(f, self.cfg.protected)]
+        instrument_copy(wt, marked, dest)
+        for f in files:
+            if f not in marked and (wt / f).is_file():
+                (dest / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(wt / f, dest / f)
+        self.ws._link(dest, self.cfg.links)
+        return dest
+
     def _protected_files(self, wt: Path) -> list[str]:
         if not self.cfg.protected:
             return []
@@ -872,6 +893,8 @@ class Engine:
         env["PYTHONUNBUFFERED"] = "1"
         env["NIGHTLAB_JOB_SEED"] = str(e.seed)
         env["NIGHTLAB_JOB_ID"] = str(e.id)
+        if self.cfg.instrument == "off":
+            return env
         try:
             from nightlab.sandbox import instrument
 
