@@ -1,0 +1,967 @@
+"""The builtin policy: experiments proposed without a network or a language model.
+
+Order of moves for `propose`, always on top of the current best:
+
+1. Diagnosis first. The best run's learning curve (and how long it took against the timeout) is read for
+   pathologies — diverging / NaN, plateau, over-fitting, under-fitting, still improving at the end, too slow, noisy —
+   and each pathology has an ordered list of remedies, each with its written rationale (lower the learning rate or
+   clip; schedule; regularise; more capacity or steps; a cheaper setting).
+2. Known code transformations, highest expected value first (SGD → AdamW, warm-up + cosine schedule, input
+   standardisation, gradient clipping), each applied at most once per lineage and only where the pattern is
+   recognised with certainty (see transforms.py).
+3. Model-based search over the numeric knobs (search.py): one-knob moves while results are few, a small TPE after.
+
+Bookkeeping lives in the experiment tree, not in this object, so a policy rebuilt after hibernation behaves the
+same: `Proposal.knobs` holds the *full* knob assignment of the proposed files ({knob key: value}) and, for a code
+transformation, `"transform": <name>`; the set of transforms along an experiment's ancestry is its *regime*, and
+only results of the same regime inform the search (a learning rate tuned for SGD says little about AdamW).
+
+`fix` maps a failure class to a repair: a Linear layer whose in_features do not match the activations, NaN /
+divergence (lower the learning rate or clip), out of memory (halve the batch), timeout (halve epochs / steps).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nightlab.agent.edits import apply_edits, matches_any
+from nightlab.agent.policy import knobs as knobmod
+from nightlab.agent.policy import search as searchmod
+from nightlab.agent.policy import transforms as tf
+from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
+
+log = logging.getLogger("nightlab.policy.builtin")
+
+_FILE_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_MAX_FILES = 200
+_MAX_BYTES = 400_000
+
+# name words of knobs that never change what is learned, or that change what is measured: never searched
+_NEVER_WORDS = frozenset({
+    "seed", "rng", "random", "state", "log", "logging", "print", "verbose", "verbosity", "report", "display", "plot",
+    "save", "ckpt", "checkpoint", "workers", "threads", "thread", "device", "gpu", "gpus", "cuda", "port", "rank",
+    "world", "debug", "eval", "evaluate", "evaluation", "every", "interval", "freq", "frequency", "test", "valid",
+    "validation", "val", "split", "fold", "folds", "holdout", "metric", "metrics", "dir", "path", "file", "name",
+    "cache", "profile", "profiler",
+})
+_SEARCH_PRIORITY = ["lr", "epochs", "steps", "batch_size", "width", "weight_decay", "dropout", "depth", "warmup",
+                    "momentum", "clip", "choice", "seq_len", "other"]
+# kinds never searched: knobs.py marks seeds / logging / data shapes untunable; flags may switch evaluation modes
+_NEVER_KINDS = frozenset({"seed", "logging", "fixed", "split", "flag"})
+# the transforms `propose` tries (in this order) after the diagnosis moves
+_TRANSFORM_ORDER = ["sgd_to_adamw", "warmup_cosine", "standardize", "grad_clip"]
+ADAMW_LR = 3e-3
+
+
+# ----------------------------------------------------------------------------------------------- knob adapters
+
+
+def _discover(files: Mapping[str, str]) -> list[knobmod.Knob]:
+    """All knobs in the files; names are unique across files (knobs.discover_files prefixes `path:` on clashes)."""
+    try:
+        return knobmod.discover_files(dict(files))
+    except Exception as err:  # an odd file must not take the policy down: fall back to file by file
+        log.debug("knob discovery failed: %s", err)
+    out: list[knobmod.Knob] = []
+    for path, text in files.items():
+        try:
+            out += knobmod.discover(path, text)
+        except Exception as err:
+            log.debug("knob discovery failed on %s: %s", path, err)
+    return out
+
+
+def _space(knob: knobmod.Knob) -> knobmod.Space | None:
+    try:
+        return knobmod.search_space(knob)
+    except Exception:
+        return None
+
+
+def _leaf(name: str) -> str:
+    return (re.split(r"[.:/\[\]\"']", name.strip("\"'[]"))[-1] or name).lstrip("-").replace("-", "_")
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _norm(v: Any) -> Any:
+    """A hashable, rounding-insensitive form of a knob value for comparing assignments."""
+    if _numeric(v):
+        return float(f"{float(v):.6g}")
+    if isinstance(v, (list, tuple)):
+        return tuple(_norm(x) for x in v)
+    if isinstance(v, dict):
+        return tuple(sorted((str(k), _norm(x)) for k, x in v.items()))
+    return v
+
+
+def _fmt(v: Any) -> str:
+    if _numeric(v) and isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+# ----------------------------------------------------------------------------------------------- state
+
+
+@dataclass
+class _Knob:
+    """A discovered knob with what the policy decided about it."""
+
+    key: str  # the knob's (repo-unique) name
+    knob: knobmod.Knob
+    kind: str
+    space: knobmod.Space | None
+    searchable: bool
+    why_not: str = ""
+
+    @property
+    def value(self) -> Any:
+        return self.knob.value
+
+    @property
+    def path(self) -> str:
+        return str(self.knob.path)
+
+
+@dataclass
+class _Move:
+    """A candidate experiment before it becomes a Proposal."""
+
+    title: str
+    rationale: str
+    changes: dict[str, Any] = field(default_factory=dict)  # knob key -> new value
+    transform: str | None = None
+    diagnosis: str = ""
+    expected: str = ""
+    kind: str = "hyperparameter"
+    texts: dict[str, str] | None = None  # precomputed new file texts (code fixes)
+
+
+@dataclass
+class _State:
+    """What propose / fix know about the experiment they build on."""
+
+    exp: ExperimentView | None
+    files: dict[str, str]
+    knobs: dict[str, _Knob]
+    assignment: dict[str, Any]
+    regime: frozenset[str]
+    lineage: list[ExperimentView]
+
+
+class BuiltinPolicy:
+    """Offline policy: diagnosis-driven moves, known code transformations, then model-based knob search."""
+
+    name = "builtin"
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[int | None, str], str] = {}
+        self._assign_cache: dict[int, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------------------------------- public
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        """The next experiment on top of the current best, or None when every move has been tried."""
+        if ctx.best_id is None:
+            return self._propose_without_best(ctx)
+        st = self._state(ctx, ctx.best_id)
+        if st.exp is None:
+            return None
+        sigs = self._signatures(ctx)
+        for move in self._moves(ctx, st):
+            prop = self._materialise(ctx, st, move, sigs)
+            if prop is not None:
+                return prop
+        log.info("builtin policy: nothing left to try on top of #%s", ctx.best_id)
+        return None
+
+    def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
+        """A repair for a failed run chosen from its failure class, or None (and the reason in the log)."""
+        st = self._state(ctx, failed.id)
+        cls = (failed.failure_class or "").lower()
+        text = failed.log_tail or ""
+        if not cls:
+            cls = _classify(text, failed.run_result)
+        sigs = self._signatures(ctx)
+        for move in self._fix_moves(ctx, st, failed, cls, text):
+            move.kind = "fix"
+            prop = self._materialise(ctx, st, move, sigs)
+            if prop is not None:
+                prop.parent_id = failed.id
+                prop.diagnosis = prop.diagnosis or move.diagnosis
+                return prop
+        if "import" in cls or "module" in cls:
+            log.info("builtin policy: #%s failed with %s; a missing package cannot be installed offline", failed.id,
+                     cls)
+        else:
+            log.info("builtin policy: no known fix for #%s (%s)", failed.id, cls or "unknown failure")
+        return None
+
+    # ------------------------------------------------------------------------------------------- state
+    def _read(self, ctx: PolicyContext, exp_id: int | None, path: str) -> str:
+        key = (exp_id, path)
+        if key not in self._texts:
+            try:
+                self._texts[key] = ctx.read_file(exp_id, path) or ""
+            except Exception:
+                self._texts[key] = ""
+        return self._texts[key]
+
+    def _candidate_paths(self, ctx: PolicyContext) -> list[str]:
+        out = []
+        for p in ctx.editable:
+            if p.endswith(_FILE_EXTS) and not matches_any(p, ctx.protected) and "/." not in "/" + p:
+                out.append(p)
+        # training code first, configs after; bounded so a huge repository stays fast
+        out.sort(key=lambda p: (not p.endswith(".py"), p.count("/"), p))
+        return out[:_MAX_FILES]
+
+    def _files(self, ctx: PolicyContext, exp_id: int | None) -> dict[str, str]:
+        files = {}
+        for p in self._candidate_paths(ctx):
+            t = self._read(ctx, exp_id, p)
+            if t and len(t) <= _MAX_BYTES:
+                files[p] = t
+        return files
+
+    def _state(self, ctx: PolicyContext, exp_id: int | None) -> _State:
+        exps = {e.id: e for e in ctx.experiments}
+        exp = exps.get(exp_id) if exp_id is not None else None
+        files = self._files(ctx, exp_id)
+        knobs = self._knobs(files)
+        assignment = {k: v.value for k, v in knobs.items()}
+        lineage = _lineage(exps, exp_id)
+        return _State(exp=exp, files=files, knobs=knobs, assignment=assignment,
+                      regime=_regime(lineage), lineage=lineage)
+
+    def _knobs(self, files: Mapping[str, str]) -> dict[str, _Knob]:
+        raw = _discover(files)
+        py = {p: t for p, t in files.items() if p.endswith(".py")}
+        fixed = {p: tf.fixed_lines(t) for p, t in py.items()}
+        fixed_fns = _fixed_function_names(py)
+        out: dict[str, _Knob] = {}
+        for k in raw:
+            key = k.name
+            if key in out:
+                continue
+            kind = k.kind
+            space = _space(k)
+            ok, why = _searchable(k, kind, space, files, fixed, fixed_fns)
+            out[key] = _Knob(key=key, knob=k, kind=kind, space=space, searchable=ok, why_not=why)
+        return out
+
+    def _assignment_of(self, ctx: PolicyContext, e: ExperimentView) -> dict[str, Any] | None:
+        """The knob assignment an experiment ran with: recorded in its knobs, or read from its files."""
+        if e.kind == "rerun" and e.parent_id is not None:
+            parent = next((x for x in ctx.experiments if x.id == e.parent_id), None)
+            if parent is not None and parent.id != e.id:
+                got = self._assignment_of(ctx, parent)
+                if got is not None:
+                    return got
+        rec = {k: v for k, v in e.knobs.items() if k not in ("transform", "fix")}
+        if rec:
+            return rec
+        if e.kind == "baseline" or e.id == ctx.baseline_id:
+            if e.id not in self._assign_cache:
+                files = self._files(ctx, e.id)
+                self._assign_cache[e.id] = {k: v.value for k, v in self._knobs(files).items()}
+            return self._assign_cache[e.id]
+        return None
+
+    def _signatures(self, ctx: PolicyContext) -> set[tuple[frozenset[str], tuple[Any, ...]]]:
+        """(regime, assignment) of every experiment so far, whatever its status: never propose one twice."""
+        exps = {e.id: e for e in ctx.experiments}
+        out = set()
+        for e in ctx.experiments:
+            a = self._assignment_of(ctx, e)
+            if a is None:
+                continue
+            out.add((_regime(_lineage(exps, e.id)), _sig_assignment(a)))
+        return out
+
+    # ------------------------------------------------------------------------------------------- moves
+    def _moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+        tried_transforms = _transforms_tried_in_lineage(ctx, st)
+        yield from self._diagnosis_moves(ctx, st, tried_transforms)
+        for name in _TRANSFORM_ORDER:
+            if name not in tried_transforms:
+                yield _Move(title="", rationale="", transform=name, kind="transform")
+        yield from self._search_moves(ctx, st)
+
+    def _by_kind(self, st: _State, kind: str) -> list[_Knob]:
+        """Searchable knobs of one kind, the ones in Python code before config files, most specific name first."""
+        ks = [k for k in st.knobs.values() if k.kind == kind and k.searchable and _numeric(k.value)]
+        ks.sort(key=lambda k: (_leaf(str(k.knob.name)).lower() not in _CANON.get(kind, ()), len(k.key)))
+        return ks
+
+    def _scaled(self, ctx: PolicyContext, st: _State, kind: str, factor: float, why: str, diagnosis: str = "",
+                expected: str = "") -> _Move | None:
+        """A move multiplying the first knob of `kind` by `factor` (clipped to its space), or None."""
+        for k in self._by_kind(st, kind):
+            new = _scale_value(k, factor)
+            if new is None or searchmod.same(new, k.value):
+                continue
+            if not self._affordable(ctx, st, {k.key: new}):
+                continue
+            verb = "raise" if new > k.value else "lower"
+            return _Move(title=f"{verb} {k.key} from {_fmt(k.value)} to {_fmt(new)}", rationale=why,
+                         changes={k.key: new}, diagnosis=diagnosis, expected=expected)
+        return None
+
+    def _set_value(self, st: _State, kind: str, value: float, why: str, diagnosis: str = "") -> _Move | None:
+        for k in self._by_kind(st, kind):
+            new = searchmod.clip(value, k.space) if k.space is not None else value
+            if k.space is not None and getattr(k.space, "integer", False):
+                new = round(new)
+            if searchmod.same(new, k.value):
+                continue
+            return _Move(title=f"set {k.key} to {_fmt(new)} (was {_fmt(k.value)})", rationale=why,
+                         changes={k.key: new}, diagnosis=diagnosis)
+        return None
+
+    def _recent_steps(self, ctx: PolicyContext, st: _State, n: int = 2) -> list[tuple[str, int]]:
+        """(knob, direction) of the last `n` one-knob moves that led to the best, newest first."""
+        out: list[tuple[str, int]] = []
+        for child, parent in zip(st.lineage, st.lineage[1:], strict=False):
+            if len(out) >= n or child.kind not in ("hyperparameter",):
+                break
+            a, b = self._assignment_of(ctx, child), self._assignment_of(ctx, parent)
+            if a is None or b is None:
+                break
+            diff = [k for k in a if k in b and _norm(a[k]) != _norm(b[k])]
+            if len(diff) != 1 or not (_numeric(a[diff[0]]) and _numeric(b[diff[0]])):
+                break
+            out.append((diff[0], 1 if a[diff[0]] > b[diff[0]] else -1))
+        return out
+
+    def _diagnosis_moves(self, ctx: PolicyContext, st: _State, tried: set[str]) -> Iterator[_Move]:
+        assert st.exp is not None
+        recent = self._recent_steps(ctx, st)
+        for kind, evidence in _pathologies(ctx, st.exp):
+            diag = f"{kind}: {evidence}" if evidence else kind
+            for mv in self._remedies(ctx, st, kind, diag, tried):
+                if mv is not None and len(mv.changes) == 1 and len(recent) == 2:
+                    (key, new), = mv.changes.items()
+                    cur = st.assignment.get(key)
+                    step = (key, 1 if _numeric(new) and _numeric(cur) and new > cur else -1)
+                    if all(r == step for r in recent):
+                        continue  # the same remedy twice in a row already: give other moves a turn first
+                if mv is not None:
+                    mv.diagnosis = mv.diagnosis or diag
+                    mv.rationale = f"Diagnosis of #{st.exp.id}: {diag}. {mv.rationale}"
+                    yield mv
+
+    def _remedies(self, ctx: PolicyContext, st: _State, kind: str, diag: str,
+                  tried: set[str]) -> Iterable[_Move | None]:
+        """Ordered remedies for one pathology of the best run (generated lazily: the first valid one wins)."""
+        sgd = any(re.search(r"\boptim\.SGD\(|\bSGD\(", t) for p, t in st.files.items() if p.endswith(".py"))
+        adaptive = not sgd
+
+        def transform(name: str, why: str) -> _Move | None:
+            if name in tried:
+                return None
+            return _Move(title="", rationale=why, transform=name, kind="transform", diagnosis=diag)
+
+        if kind in ("nan", "diverging"):
+            yield self._scaled(ctx, st, "lr", 0.1 if kind == "nan" else 0.3,
+                               "The loss blows up, the classic sign of a learning rate too high for this model and "
+                               "data; a smaller step keeps the updates inside the region where the loss decreases.",
+                               expected="finite, decreasing loss")
+            yield transform("grad_clip", "Clipping the gradient norm bounds the size of any single update, which "
+                                         "stops a few large gradients from making training diverge.")
+            yield self._scaled(ctx, st, "batch_size", 2.0, "Larger batches average out gradient noise, which makes "
+                                                           "high-learning-rate training less prone to blow up.")
+        elif kind == "too_slow":
+            for k in ("epochs", "steps"):
+                yield self._scaled(ctx, st, k, 0.5, "The run uses most of its time limit; halving the training "
+                                                    "length keeps it safely inside the budget so results are not lost "
+                                                    "to timeouts.", expected="run finishes well within the timeout")
+            yield self._scaled(ctx, st, "width", 0.5, "A narrower model is cheaper per step; the run is close to "
+                                                      "its time limit.")
+        elif kind == "underfitting":
+            if sgd:
+                yield transform("sgd_to_adamw", "The model does not even fit the training data well; plain SGD is "
+                                                "slow to converge, and an adaptive optimizer usually fixes that "
+                                                "within the same number of steps.")
+            yield self._scaled(ctx, st, "lr", 3.0, "The training loss stays high and decreases slowly: the "
+                                                   "learning rate is probably too small to make progress in the "
+                                                   "steps available.", expected="lower training loss")
+            yield self._fewer_big_batches(ctx, st)
+            yield transform("standardize", "Badly scaled inputs slow optimisation down; standardising them makes the "
+                                           "problem better conditioned.")
+            yield self._scaled(ctx, st, "width", 2.0, "The training loss stays high: the model may lack capacity; "
+                                                      "a wider layer adds it at a moderate cost.")
+            yield self._scaled(ctx, st, "epochs", 2.0, "The training loss is still high at the end; more passes "
+                                                       "over the data give the optimizer time to fit.")
+            yield self._scaled(ctx, st, "steps", 2.0, "The training loss is still high at the end; more steps "
+                                                      "give the optimizer time to fit.")
+            yield self._depth_move(ctx, st, +1, "The training loss stays high: one more layer adds capacity.", diag)
+        elif kind == "still_improving":
+            if sgd:
+                yield transform("sgd_to_adamw", "The loss is still falling steadily when training stops: optimisation "
+                                                "is the bottleneck, and AdamW usually converges much faster than "
+                                                "plain SGD in the same number of steps.")
+            yield self._fewer_big_batches(ctx, st)
+            yield self._scaled(ctx, st, "epochs", 2.0, "The loss was still falling when training stopped; training "
+                                                       "longer should continue the trend.",
+                               expected="lower final loss")
+            yield self._scaled(ctx, st, "steps", 2.0, "The loss was still falling when training stopped; more "
+                                                      "steps should continue the trend.", expected="lower final loss")
+            yield self._scaled(ctx, st, "lr", 2.0, "The loss decreases steadily but slowly; a larger step size "
+                                                   "gets further in the same budget.")
+        elif kind == "overfitting":
+            wd = self._by_kind(st, "weight_decay")
+            if wd:
+                if not wd[0].value:
+                    yield self._set_value(st, "weight_decay", 0.05 if adaptive else 5e-4,
+                                          "The held-out metric lags the training loss: the model over-fits; "
+                                          "weight decay is the simplest regulariser and is off now.", diag)
+                else:
+                    yield self._scaled(ctx, st, "weight_decay", 3.0, "The model over-fits: stronger weight decay "
+                                                                     "regularises it.")
+            else:
+                yield transform("weight_decay", "The model over-fits and the optimizer has no weight decay.")
+            drop = self._by_kind(st, "dropout")
+            if drop:
+                if not drop[0].value:
+                    yield self._set_value(st, "dropout", 0.1, "The model over-fits; dropout is off, and a little "
+                                                              "of it regularises hidden layers.", diag)
+                else:
+                    yield self._set_value(st, "dropout", min(0.5, float(drop[0].value) + 0.1),
+                                          "The model over-fits; more dropout regularises further.", diag)
+            else:
+                yield transform("dropout", "The model over-fits and has no dropout.")
+            if "acc" in ctx.metric.lower():
+                yield transform("label_smoothing", "The classifier over-fits; label smoothing is a cheap "
+                                                   "regulariser for accuracy.")
+            yield self._scaled(ctx, st, "epochs", 0.5, "The held-out metric peaks before the end of training; "
+                                                       "stopping earlier keeps the better weights.")
+        elif kind == "plateau":
+            yield transform("warmup_cosine", "The loss flattens early: a constant learning rate stalls; decaying "
+                                             "it lets training settle into a lower minimum.")
+            yield self._scaled(ctx, st, "lr", 1 / 3, "The loss plateaus early at a high value; a smaller learning "
+                                                     "rate may let it descend further.")
+            yield self._scaled(ctx, st, "lr", 3.0, "The loss plateaus early; if the step is too small, a larger "
+                                                   "learning rate moves faster.")
+        elif kind == "noisy":
+            yield self._scaled(ctx, st, "lr", 1 / 3, "The loss curve is very noisy; a smaller learning rate "
+                                                     "reduces the step-to-step jitter.")
+            yield self._scaled(ctx, st, "batch_size", 2.0, "The loss curve is very noisy; larger batches give "
+                                                           "less noisy gradients.")
+            yield transform("warmup_cosine", "A decaying learning rate damps late-training noise.")
+
+    def _fewer_big_batches(self, ctx: PolicyContext, st: _State) -> _Move | None:
+        """Quarter a large batch: four times the updates per epoch for about the same compute on a small model."""
+        ks = self._by_kind(st, "batch_size")
+        if not ks or not isinstance(ks[0].value, int) or ks[0].value < 256:
+            return None
+        return self._scaled(ctx, st, "batch_size", 0.25, f"With batches of {ks[0].value} an epoch is only a few "
+                                                         "optimizer steps; smaller batches give several times more "
+                                                         "updates for about the same compute.",
+                            expected="lower loss at the same number of epochs")
+
+    def _depth_move(self, ctx: PolicyContext, st: _State, delta: int, why: str, diag: str) -> _Move | None:
+        for k in self._by_kind(st, "depth"):
+            if not isinstance(k.value, int):
+                continue
+            new = searchmod.clip(k.value + delta, k.space) if k.space is not None else k.value + delta
+            if new == k.value or new < 1 or not self._affordable(ctx, st, {k.key: new}):
+                continue
+            return _Move(title=f"{'deepen' if delta > 0 else 'shallow'}: {k.key} {k.value} → {new}", rationale=why,
+                         changes={k.key: new}, diagnosis=diag)
+        return None
+
+    def _search_moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+        """Knob search moves: keeps asking the searcher, marking each suggestion as tried, until it has nothing."""
+        dims = self._dims(ctx, st)
+        if not dims:
+            return
+        history = self._history(ctx, st)
+        sigs = self._signatures(ctx)
+        rejected: list[tuple[Any, ...]] = []
+
+        def tried(changes: dict[str, Any]) -> bool:
+            a = {**st.assignment, **changes}
+            sig = _sig_assignment(a)
+            if (st.regime, sig) in sigs or sig in rejected:
+                return True
+            return not self._affordable(ctx, st, changes)
+
+        kinds = {d.key: d.kind for d in dims}
+
+        def prefer_up(d: searchmod.Dim) -> bool:
+            return kinds.get(d.key) not in ("batch_size",)
+
+        for _ in range(64):
+            s = searchmod.suggest(history, dims, st.assignment, ctx.rng, tried, prefer_up)
+            if s is None:
+                return
+            rejected.append(_sig_assignment({**st.assignment, **s.changes}))
+            desc = ", ".join(f"{k} {_fmt(st.assignment.get(k))} → {_fmt(v)}" for k, v in s.changes.items())
+            why = _search_rationale(s, dims, len(history))
+            yield _Move(title=f"tune {desc}", rationale=why, changes=dict(s.changes))
+
+    def _dims(self, ctx: PolicyContext, st: _State) -> list[searchmod.Dim]:
+        dims = []
+        for k in st.knobs.values():
+            if not k.searchable or k.space is None:
+                continue
+            dims.append(searchmod.Dim(key=k.key, space=k.space, kind=k.kind))
+        order = {kind: i for i, kind in enumerate(_SEARCH_PRIORITY)}
+        dims.sort(key=lambda d: (order.get(d.kind, len(order)), d.key))
+        return dims
+
+    def _history(self, ctx: PolicyContext, st: _State) -> list[searchmod.Observation]:
+        exps = {e.id: e for e in ctx.experiments}
+        sign = 1.0 if ctx.goal == "maximize" else -1.0
+        out = []
+        for e in ctx.experiments:
+            if e.run_result != "succeeded" or e.metric is None or not math.isfinite(e.metric):
+                continue
+            if _regime(_lineage(exps, e.id)) != st.regime:
+                continue
+            a = self._assignment_of(ctx, e)
+            if a is None:
+                continue
+            out.append(searchmod.Observation(values=a, score=sign * float(e.metric)))
+        return out
+
+    # ------------------------------------------------------------------------------------------- cost
+    def _affordable(self, ctx: PolicyContext, st: _State, changes: Mapping[str, Any]) -> bool:
+        """Whether a change keeps the predicted run time within ~70% of the timeout (no estimate: yes)."""
+        secs = st.exp.seconds if st.exp is not None else None
+        if not secs or not ctx.timeout_s or ctx.timeout_s <= 0:
+            return True
+        factor = 1.0
+        for key, new in changes.items():
+            k = st.knobs.get(key)
+            if k is None or not _numeric(new) or not _numeric(k.value) or float(k.value) <= 0:
+                continue
+            r = float(new) / float(k.value)
+            if k.kind in ("epochs", "steps"):
+                factor *= r
+            elif k.kind == "width":
+                factor *= max(1.0, r) ** 1.5
+            elif k.kind == "depth":
+                factor *= max(1.0, r)
+            elif k.kind == "batch_size":
+                factor *= max(1.0, 1.0 / r) ** 0.5
+        if factor <= 1.0:
+            return True
+        overhead = min(3.0, 0.3 * secs)
+        predicted = overhead + (secs - overhead) * factor
+        return predicted <= 0.7 * ctx.timeout_s
+
+    # ------------------------------------------------------------------------------------------- proposals
+    def _materialise(self, ctx: PolicyContext, st: _State, move: _Move,
+                     sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
+        """Turn a move into a validated Proposal (None if it does not apply, is invalid, or was already tried)."""
+        try:
+            if move.texts is not None:
+                return self._finish(ctx, st, {**st.files, **move.texts}, move, sigs)
+            if move.transform is not None:
+                return self._transform_proposal(ctx, st, move, sigs)
+            return self._knob_proposal(ctx, st, move, sigs)
+        except Exception as err:  # a broken move is skipped, never half-proposed
+            log.debug("builtin policy: move %r failed: %s", move.title or move.transform, err)
+            return None
+
+    def _rewrite_knobs(self, texts: dict[str, str], st: _State, changes: Mapping[str, Any]) -> dict[str, str] | None:
+        texts = dict(texts)
+        for key, val in changes.items():
+            k = st.knobs.get(key)
+            if k is None:
+                return None
+            text = texts.get(k.path)
+            if text is None:
+                return None
+            try:
+                new = knobmod.rewrite(text, k.knob, val)  # found again by name: earlier edits do not matter
+            except (KeyError, ValueError):
+                return None
+            if new == text:
+                return None
+            texts[k.path] = new
+        return texts
+
+    def _finish(self, ctx: PolicyContext, st: _State, texts: dict[str, str], move: _Move,
+                sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
+        edits: list[Edit] = []
+        changed = {p: t for p, t in texts.items() if t != st.files.get(p)}
+        if not changed:
+            return None
+        for p, t in changed.items():
+            if matches_any(p, ctx.protected):
+                return None
+            edits += tf.diff_edits(p, st.files.get(p, ""), t)
+        exp_id = st.exp.id if st.exp is not None else None
+        got = apply_edits(edits, lambda p: st.files.get(p) if p in st.files else (self._read(ctx, exp_id, p) or None),
+                          ctx.editable, ctx.protected)
+        if any(got.get(p) != t for p, t in changed.items()):
+            return None
+        new_knobs = self._knobs({**st.files, **changed})
+        assignment = {k: v.value for k, v in new_knobs.items()}
+        code_fix = move.kind == "fix" and move.transform is None and move.texts is not None
+        regime = st.regime | ({f"t:{move.transform}"} if move.transform else set())
+        if not code_fix and (frozenset(regime), _sig_assignment(assignment)) in sigs:
+            return None  # this exact assignment in this code regime was run (or proposed) already
+        knobs: dict[str, Any] = dict(assignment)
+        if move.transform:
+            knobs["transform"] = move.transform
+        elif move.kind == "fix":
+            knobs["fix"] = "code" if code_fix else "knob"
+        return Proposal(title=move.title, rationale=move.rationale, expected_effect=move.expected, edits=edits,
+                        parent_id=exp_id, kind=move.kind, knobs=knobs, diagnosis=move.diagnosis)
+
+    def _knob_proposal(self, ctx: PolicyContext, st: _State, move: _Move,
+                       sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
+        if not move.changes:
+            return None
+        texts = self._rewrite_knobs(st.files, st, move.changes)
+        if texts is None:
+            return None
+        return self._finish(ctx, st, texts, move, sigs)
+
+    def _transform_proposal(self, ctx: PolicyContext, st: _State, move: _Move,
+                            sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
+        name = move.transform
+        assert name is not None
+        results = []
+        for path, text in st.files.items():
+            if not path.endswith(".py") or not _looks_like_training(text):
+                continue
+            r = tf.TRANSFORMS[name](text, path)
+            if r is not None:
+                results.append(r)
+        if len(results) != 1:
+            return None  # none, or several training scripts: ambiguous, leave it to the search
+        r = results[0]
+        texts = {**st.files, r.path: r.new_text}
+        rationale = r.rationale
+        title = r.title
+        if name == "sgd_to_adamw":
+            moved, note = self._adamw_lr(st, r, texts)
+            if moved is None:
+                return None
+            texts = moved
+            rationale += note
+            title += f" (lr {_fmt(ADAMW_LR)})"
+        if move.rationale and move.diagnosis:
+            rationale = f"{move.rationale} {rationale}"
+        mv = _Move(title=move.title or title, rationale=rationale, transform=name, diagnosis=move.diagnosis,
+                   expected=move.expected or r.expected_effect, kind="transform")
+        return self._finish(ctx, st, texts, mv, sigs)
+
+    def _adamw_lr(self, st: _State, r: tf.TransformResult,
+                  texts: dict[str, str]) -> tuple[dict[str, str] | None, str]:
+        """Give AdamW a learning rate suited to it: through the knob the lr expression reads, or a literal."""
+        expr = r.exprs.get("lr")
+        knob = _knob_for_expr(st, expr, "lr") if expr else None
+        changes: dict[str, Any] = {}
+        note = ""
+        if knob is not None:
+            changes[knob.key] = ADAMW_LR
+            note = f" The learning rate knob {knob.key} goes from {_fmt(knob.value)} (tuned for SGD) to " \
+                   f"{_fmt(ADAMW_LR)}, a robust AdamW default."
+            wd_expr = r.exprs.get("weight_decay")
+            wd = _knob_for_expr(st, wd_expr, "weight_decay") if wd_expr else None
+            if wd is not None and _numeric(wd.value) and float(wd.value) == 0.0:
+                changes[wd.key] = 0.01
+                note += f" Weight decay {wd.key} goes from 0 to 0.01 (AdamW's decoupled default)."
+        else:
+            lit = tf.sgd_to_adamw(st.files[r.path], r.path, lr=ADAMW_LR)
+            if lit is None:
+                return None, ""
+            texts = {**texts, r.path: lit.new_text}
+            note = f" The learning rate is set to {_fmt(ADAMW_LR)}, a robust AdamW default (the SGD value does not " \
+                   "transfer)."
+        if changes:
+            moved = self._rewrite_knobs(texts, st, changes)
+            if moved is None:
+                return None, ""
+            texts = moved
+        return texts, note
+
+    # ------------------------------------------------------------------------------------------- fixes
+    def _fix_moves(self, ctx: PolicyContext, st: _State, failed: ExperimentView, cls: str,
+                   text: str) -> Iterator[_Move]:
+        diag = failed.diagnosis or cls
+        if "shape" in cls or tf.parse_matmul_mismatch(text):
+            mm = tf.parse_matmul_mismatch(text)
+            if mm is not None:
+                got, expected = mm
+                frame = _user_frame(text, st.files)
+                order = sorted(st.files, key=lambda p: (frame is None or p != frame[0], p))
+                for path in order:
+                    if not path.endswith(".py"):
+                        continue
+                    hint = None
+                    if frame is not None and frame[0] == path:
+                        lines = st.files[path].splitlines()
+                        hint = lines[frame[1] - 1] if 0 < frame[1] <= len(lines) else None
+                    r = tf.fix_linear_in_features(st.files[path], path, got, expected, hint)
+                    if r is not None:
+                        yield _Move(title=r.title, rationale=r.rationale, diagnosis=diag, expected=r.expected_effect,
+                                    kind="fix", texts={path: r.new_text})
+                        return
+        if any(w in cls for w in ("nan", "diverg", "inf")):
+            mv = self._scaled(ctx, st, "lr", 0.1, "The loss became NaN/inf: the learning rate is too high for this "
+                                                  "model; a tenfold smaller step keeps training finite.")
+            if mv is not None:
+                yield mv
+            yield _Move(title="", rationale="The loss blew up; clipping the gradient norm bounds every update.",
+                        transform="grad_clip", diagnosis=diag)
+        elif "oom" in cls or "memory" in cls:
+            mv = self._scaled(ctx, st, "batch_size", 0.5, "The run ran out of memory; half the batch needs about "
+                                                          "half the activation memory.")
+            if mv is not None:
+                yield mv
+        elif "timeout" in cls or "timed_out" in cls or failed.run_result == "timed_out":
+            for kind in ("epochs", "steps"):
+                for factor in (0.5, 0.7):  # 0.5 may just undo the change that made it slow: then a milder cut
+                    mv = self._scaled(ctx, st, kind, factor, "The run hit the time limit; a shorter training fits "
+                                                             "the budget and still shows whether the change helps.")
+                    if mv is not None:
+                        yield mv
+
+    def _propose_without_best(self, ctx: PolicyContext) -> Proposal | None:
+        """Nothing works yet: try a fix for the newest failed experiment that has no child yet."""
+        parents = {e.parent_id for e in ctx.experiments}
+        failed = [e for e in ctx.experiments if e.run_result not in (None, "succeeded") and e.id not in parents
+                  and e.kind != "rerun"]
+        failed.sort(key=lambda e: e.id, reverse=True)
+        for e in failed[:1]:
+            prop = self.fix(ctx, e)
+            if prop is not None:
+                return prop
+        return None
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+_CANON = {
+    "lr": ("lr", "learning_rate", "LEARNING_RATE", "LR"),
+    "epochs": ("epochs", "EPOCHS", "num_epochs", "n_epochs", "max_epochs"),
+    "batch_size": ("batch_size", "BATCH_SIZE", "bs", "batch-size"),
+    "weight_decay": ("weight_decay", "WEIGHT_DECAY", "wd"),
+}
+
+
+def _lineage(exps: Mapping[int, ExperimentView], exp_id: int | None) -> list[ExperimentView]:
+    out: list[ExperimentView] = []
+    seen: set[int] = set()
+    cur = exps.get(exp_id) if exp_id is not None else None
+    while cur is not None and cur.id not in seen:
+        out.append(cur)
+        seen.add(cur.id)
+        cur = exps.get(cur.parent_id) if cur.parent_id is not None else None
+    return out
+
+
+def _regime(lineage: Iterable[ExperimentView]) -> frozenset[str]:
+    """The code changes along a lineage: transforms by name, fixes and other code edits by experiment id."""
+    out = set()
+    for e in lineage:
+        if e.knobs.get("transform"):
+            out.add(f"t:{e.knobs['transform']}")
+        elif e.kind == "transform":
+            out.add(f"t:{e.title}")
+        elif e.kind == "fix" and e.knobs.get("fix") == "knob":
+            continue  # a knob value changed, the code did not
+        elif e.kind not in ("hyperparameter", "baseline", "rerun"):
+            out.add(f"f:{e.id}")
+    return frozenset(out)
+
+
+def _sig_assignment(a: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted((str(k), _norm(v)) for k, v in a.items() if k not in ("transform", "fix")))
+
+
+def _transforms_tried_in_lineage(ctx: PolicyContext, st: _State) -> set[str]:
+    """Transforms applied in the best's lineage, or already tried (and not kept) on one of its ancestors."""
+    ids = {e.id for e in st.lineage}
+    out = set()
+    for e in ctx.experiments:
+        if e.kind != "transform":
+            continue
+        name = str(e.knobs.get("transform", ""))
+        if e.id in ids or e.parent_id in ids:
+            out.add(name)
+    return out
+
+
+def _looks_like_training(text: str) -> bool:
+    return ".backward(" in text or "optim." in text
+
+
+def _fixed_function_names(py: Mapping[str, str]) -> set[str]:
+    names = set()
+    for t in py.values():
+        for m in re.finditer(r"^\s*def\s+(\w+)", t, re.M):
+            if tf._name_is_fixed(m.group(1)):
+                names.add(m.group(1))
+    return names
+
+
+_SPLAT_RE = re.compile(r"[(,]\s*\*\*\s*[A-Za-z_]")  # `f(**cfg)`: every key may be read
+
+
+def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: Mapping[str, str],
+                fixed: Mapping[str, set[int]], fixed_fns: set[str]) -> tuple[bool, str]:
+    """Whether the search may change a knob: numeric, with a space, not a seed / logging / evaluation setting, not in
+    fixed code, and still used by the training code."""
+    name = str(k.name)
+    leaf = _leaf(name)
+    if kind in _NEVER_KINDS or not k.tunable:
+        return False, f"{kind} knobs are never searched"
+    words = {w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", leaf).lower()) if w}
+    if k.style == "env" or words & _NEVER_WORDS:
+        return False, "logging, evaluation, environment or bookkeeping setting"
+    if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
+        return False, "no search space"
+    path = str(k.path)
+    line = int(getattr(k, "line", 0) or 0)
+    if path in fixed and line in fixed[path]:
+        return False, "defined in fixed code"
+    if path.endswith(".py") and line:
+        # a module-level constant passed to an evaluation function changes what is measured
+        tok = re.compile(rf"\b{re.escape(leaf)}\b")
+        text = files[path]
+        used = 0
+        for n, ln in enumerate(text.splitlines(), 1):
+            if n == line or not tok.search(ln):
+                continue
+            used += 1
+            if n in fixed.get(path, set()):
+                return False, "used by fixed (evaluation / data) code"
+            if any(re.search(rf"\b{re.escape(f)}\s*\(", ln) for f in fixed_fns):
+                return False, "passed to an evaluation / data function"
+        if used == 0 and k.style not in ("call", "signature"):
+            # defined but read nowhere else (for example momentum after SGD became AdamW): searching it is a waste
+            others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))
+            if others == 0 and not _SPLAT_RE.search(text):
+                return False, "not used by the code"
+    elif not path.endswith(".py"):
+        tok = re.compile(rf"\b{re.escape(leaf)}\b")
+        pys = [t for p, t in files.items() if p.endswith(".py")]
+        if pys and not any(tok.search(t) for t in pys) and not any(_SPLAT_RE.search(t) for t in pys):
+            return False, "not used by the code"
+    return True, ""
+
+
+def _scale_value(k: _Knob, factor: float) -> Any:
+    v = float(k.value)
+    if v == 0:
+        return None
+    new: Any = searchmod.nice(v * factor, bool(getattr(k.space, "integer", False)) or isinstance(k.value, int),
+                              k.kind)
+    if k.space is not None:
+        new = searchmod.clip(new, k.space)
+    if isinstance(k.value, int) and not isinstance(k.value, bool):
+        new = round(new)
+        if new == k.value:
+            new = k.value + (1 if factor > 1 else -1)
+        if new < 1:
+            return None
+    return new
+
+
+def _knob_for_expr(st: _State, expr: str | None, kind: str) -> _Knob | None:
+    """The knob an expression such as `cfg["lr"]`, `args.lr` or `LEARNING_RATE` reads, if it is unambiguous."""
+    if not expr:
+        return None
+    toks = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expr.replace("-", "_"))
+    strs = re.findall(r"[\"']([^\"']+)[\"']", expr)
+    leafs = [*strs, *toks]
+    if not leafs:
+        return None
+    last = (strs[-1] if strs else toks[-1]).replace("-", "_")
+    cands = [k for k in st.knobs.values() if _leaf(str(k.knob.name)).lower() == last.lower() and _numeric(k.value)]
+    if len(cands) == 1:
+        return cands[0]
+    of_kind = [k for k in st.knobs.values() if k.kind == kind and _numeric(k.value) and k.searchable]
+    if len(of_kind) == 1 and not re.fullmatch(r"[-+.0-9eE]+", expr.strip()):
+        return of_kind[0]
+    return None
+
+
+def _pathologies(ctx: PolicyContext, e: ExperimentView) -> list[tuple[str, str]]:
+    """(kind, evidence) for the run's learning curve, most urgent first; [] when nothing can be said."""
+    try:
+        from nightlab.agent import diagnose
+    except ImportError:
+        return []
+    loss = list(e.loss_curve)
+    val = list(e.curve) or None
+    try:
+        found = diagnose.curve_pathologies(loss, val, goal=ctx.goal, seconds=e.seconds, timeout_s=ctx.timeout_s)
+    except TypeError:
+        found = diagnose.curve_pathologies(loss, val)
+    except Exception as err:
+        log.debug("curve diagnosis failed: %s", err)
+        return []
+    order = ["nan", "diverging", "overfitting", "too_slow", "underfitting", "still_improving", "plateau", "noisy"]
+    out = [(str(p.kind), str(p.evidence or "")) for p in found]
+    kinds = {k for k, _ in out}
+    if "overfitting" in kinds:  # the held-out metric already got worse: training longer is the wrong remedy
+        out = [x for x in out if x[0] != "still_improving"]
+    out.sort(key=lambda x: order.index(x[0]) if x[0] in order else len(order))
+    return out
+
+
+def _classify(text: str, run_result: str | None) -> str:
+    try:
+        from nightlab.agent import diagnose
+
+        f = diagnose.classify_failure(text, None, run_result or "failed")
+        return str(getattr(f, "cls", "") or "").lower() if f is not None else ""
+    except Exception:
+        return ""
+
+
+_FRAME_RE = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def _user_frame(log_text: str, files: Mapping[str, str]) -> tuple[str, int] | None:
+    """The innermost traceback frame in one of the project's files: (repo path, line)."""
+    hit = None
+    for m in _FRAME_RE.finditer(log_text):
+        fpath, line = m.group(1), int(m.group(2))
+        for p in files:
+            if fpath == p or fpath.endswith("/" + p):
+                hit = (p, line)
+    return hit
+
+
+def _search_rationale(s: searchmod.Suggestion, dims: list[searchmod.Dim], n: int) -> str:
+    kinds = {d.key: d.kind for d in dims}
+    parts = []
+    for key in s.changes:
+        kind = kinds.get(key, "other")
+        parts.append(_KIND_WHY.get(kind, f"{key} is a numeric setting of the training code"))
+    why = "; ".join(dict.fromkeys(parts))
+    if s.method == "coordinate":
+        return f"{why}. The diagnoses and known transformations are used up, so the search moves one knob by a " \
+               f"factor of about 3 from the best run ({n} comparable results so far): {s.reason}."
+    return f"{why}. {s.reason}."
+
+
+_KIND_WHY = {
+    "lr": "The learning rate is the most sensitive hyperparameter of most training runs",
+    "epochs": "The number of epochs trades training time for fit",
+    "steps": "The number of steps trades training time for fit",
+    "batch_size": "The batch size sets the number of updates per epoch and the gradient noise",
+    "width": "The width sets the model's capacity",
+    "depth": "The depth sets the model's capacity",
+    "weight_decay": "Weight decay sets how strongly the model is regularised",
+    "dropout": "Dropout sets how strongly the model is regularised",
+    "momentum": "Momentum smooths the updates",
+    "warmup": "The warm-up length protects the first updates",
+}

@@ -1,0 +1,506 @@
+"""The builtin policy: code transforms that run, a crash fix that works, diagnosis moves, knob search, exhaustion.
+
+Everything runs on miniature training scripts written here (synthetic data, 1-2 s each with torch on one thread),
+never on the benchmark tasks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightlab.agent import diagnose
+from nightlab.agent.edits import apply_edits
+from nightlab.agent.policy import knobs as knobmod
+from nightlab.agent.policy import search as searchmod
+from nightlab.agent.policy import transforms as tf
+from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.policy.builtin import BuiltinPolicy
+
+MLP_SGD = '''\
+"""Classify four Gaussian blobs with a small MLP (synthetic, deterministic)."""
+import argparse
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIG = {
+    "hidden": 32,
+    "lr": 0.01,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "batch_size": 50,
+    "epochs": 6,
+}
+
+
+# --------------------------------------------------------------- fixed: data and evaluation (do not edit)
+def load_data(seed=7):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(4, 12, generator=g) * 2.0
+    y = torch.randint(0, 4, (1000,), generator=g)
+    x = (centers[y] + torch.randn(1000, 12, generator=g)) * 40.0 + 300.0  # raw, badly scaled features
+    return x[:800], y[:800], x[800:], y[800:]
+
+
+@torch.no_grad()
+def evaluate(model, x, y):
+    """Accuracy on the held-out part; non-finite logits count as wrong."""
+    model.eval()
+    logits = model(x)
+    return ((logits.argmax(1) == y) & torch.isfinite(logits).all(1)).float().mean().item()
+# ---------------------------------------------------------------
+
+
+class Net(nn.Module):
+    def __init__(self, d_in, hidden, n_out):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def train(cfg, x_train, y_train, seed):
+    torch.manual_seed(seed)
+    model = Net(x_train.shape[1], cfg["hidden"], 4)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                          weight_decay=cfg["weight_decay"])
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(cfg["epochs"]):
+        model.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        for i in range(0, len(x_train), cfg["batch_size"]):
+            idx = perm[i:i + cfg["batch_size"]]
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        print(f"epoch {epoch} train_loss {loss.item():.4f}")
+    return model
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    x_train, y_train, x_test, y_test = load_data()
+    model = train(CONFIG, x_train, y_train, args.seed)
+    print(f"accuracy={evaluate(model, x_test, y_test):.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+# the same project after someone already moved to AdamW and added dropout: diagnosis moves act on knobs
+_ADAMW_CHANGES = [
+    ('    "momentum": 0.9,\n', '    "dropout": 0.0,\n'),
+    ('torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],\n                          ',
+     'torch.optim.AdamW(model.parameters(), lr=cfg["lr"], '),
+    ("nn.ReLU(), nn.Linear(hidden, n_out))", "nn.ReLU(), nn.Dropout(dropout),\n"
+                                             "                                  nn.Linear(hidden, n_out))"),
+    ("def __init__(self, d_in, hidden, n_out):", "def __init__(self, d_in, hidden, n_out, dropout):"),
+    ('Net(x_train.shape[1], cfg["hidden"], 4)', 'Net(x_train.shape[1], cfg["hidden"], 4, cfg["dropout"])'),
+]
+MLP_ADAMW = MLP_SGD
+for _old, _new in _ADAMW_CHANGES:
+    assert _old in MLP_ADAMW, _old
+    MLP_ADAMW = MLP_ADAMW.replace(_old, _new)
+
+CNN_BROKEN = '''\
+# A small CNN on synthetic 8x8 images, written as a flat script; its classifier head was sized for 16x16 inputs.
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+torch.set_num_threads(1)
+images = torch.randn(256, 1, 8, 8)
+labels = (images.mean(dim=(1, 2, 3)) > 0).long()
+train_loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=32,
+                                           shuffle=True)
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(16 * 4 * 4, 32)
+        self.fc2 = nn.Linear(32, 2)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        return self.fc2(x)
+
+
+net = SmallCNN()
+optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+for epoch in range(2):
+    for xb, yb in train_loader:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(net(xb), yb)
+        loss.backward()
+        optimizer.step()
+with torch.no_grad():
+    acc = (net(images).argmax(1) == labels).float().mean().item()
+print(f"acc={acc:.3f}")
+'''
+
+# no torch at all: only knobs, so `propose` goes straight to the search
+KNOB_ONLY = '''\
+"""A stand-in training script whose score depends on its settings."""
+import math
+
+SEED = 0
+LEARNING_RATE = 0.01
+BATCH_SIZE = 64
+LOG_EVERY = 10
+
+
+def run():
+    score = 1.0 - abs(math.log10(LEARNING_RATE / 0.1)) / 3 - abs(math.log2(BATCH_SIZE / 32)) / 20
+    print(f"score={score:.4f}")
+
+
+if __name__ == "__main__":
+    run()
+'''
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def run_script(tmp_path: Path, text: str, name: str = "train.py", timeout: float = 120) -> subprocess.CompletedProcess:
+    path = tmp_path / name
+    path.write_text(text)
+    return subprocess.run([sys.executable, str(path)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+
+
+def metric(out: str, name: str = "accuracy") -> float:
+    line = [ln for ln in out.splitlines() if ln.startswith(name + "=")][-1]
+    return float(line.split("=")[1])
+
+
+def applied(edits: list[Edit], files: dict[str, str], protected: tuple[str, ...] = ()) -> dict[str, str]:
+    """The files after the edits, validated exactly as the engine validates them."""
+    return {**files, **apply_edits(edits, lambda p: files.get(p), list(files), list(protected))}
+
+
+def view(id: int, parent: int | None = None, *, kind: str = "hyperparameter", metric: float | None = 0.5,
+         loss: list[float] | None = None, curve: list[float] | None = None, knobs: dict[str, Any] | None = None,
+         result: str = "succeeded", failure: str | None = None, log_tail: str = "",
+         seconds: float | None = 2.0, title: str = "") -> ExperimentView:
+    return ExperimentView(
+        id=id, parent_id=parent, title=title or f"exp {id}", kind=kind, status="kept", run_result=result,
+        metric=metric, curve=[(i + 1, v) for i, v in enumerate(curve or [])],
+        loss_curve=[(i + 1, v) for i, v in enumerate(loss or [])], knobs=dict(knobs or {}), failure_class=failure,
+        diagnosis=None, log_tail=log_tail, seed=0, seconds=seconds,
+    )
+
+
+class Tree:
+    """An in-memory experiment tree with files per experiment: what the engine gives a policy, minus git."""
+
+    def __init__(self, files: dict[str, str], protected: tuple[str, ...] = (), goal: str = "maximize") -> None:
+        self.files: dict[int, dict[str, str]] = {1: dict(files)}
+        self.views: list[ExperimentView] = []
+        self.protected = protected
+        self.goal = goal
+        self.best_id: int | None = None
+
+    def ctx(self, runs_left: int = 50) -> PolicyContext:
+        editable = [p for p in self.files[1] if p not in self.protected]
+        return PolicyContext(
+            root="/nonexistent", metric="accuracy", goal=self.goal,  # type: ignore[arg-type]
+            editable=editable, protected=list(self.protected), experiments=list(self.views), best_id=self.best_id,
+            baseline_id=1, noise_floor=0.0, brief="", timeout_s=600.0, runs_left=runs_left,
+            read_file=lambda i, p: self.files.get(i if i is not None else 1, {}).get(p, ""), rng=random.Random(0),
+        )
+
+    def add(self, v: ExperimentView, files: dict[str, str] | None = None) -> None:
+        self.views.append(v)
+        if files is not None:
+            self.files[v.id] = files
+        sign = 1 if self.goal == "maximize" else -1
+        best = next((x for x in self.views if x.id == self.best_id), None)
+        if v.metric is not None and (best is None or best.metric is None or sign * (v.metric - best.metric) > 0):
+            self.best_id = v.id
+
+    def record(self, prop: Proposal, metric: float | None, **kw: Any) -> ExperimentView:
+        parent = prop.parent_id if prop.parent_id is not None else self.best_id
+        assert parent is not None
+        files = applied(prop.edits, self.files[parent], self.protected)
+        v = view(len(self.views) + 1, parent, kind=prop.kind, metric=metric, knobs=prop.knobs, title=prop.title,
+                 **kw)
+        self.add(v, files)
+        return v
+
+
+# ----------------------------------------------------------------------------------------------- diff_edits
+
+
+def test_diff_edits_are_valid_unique_edits_that_reproduce_the_new_text() -> None:
+    old = "a = 1\nb = 2\nx = 0\nb = 2\nc = 3\n" * 2 + "end\n"
+    new = old.replace("c = 3\n", "c = 4\n", 1).replace("end\n", "end\nextra = 1\n")
+    edits = tf.diff_edits("f.py", old, new)
+    assert edits and all(e.path == "f.py" for e in edits)
+    assert applied(edits, {"f.py": old})["f.py"] == new
+    assert tf.diff_edits("f.py", old, old) == []
+
+
+# ----------------------------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize("name", ["sgd_to_adamw", "grad_clip", "standardize", "warmup_cosine"])
+def test_transform_gives_a_valid_edit_whose_script_runs(tmp_path: Path, name: str) -> None:
+    r = tf.TRANSFORMS[name](MLP_SGD, "train.py")
+    assert r is not None, name
+    compile(r.new_text, "train.py", "exec")
+    new = applied(tf.diff_edits("train.py", MLP_SGD, r.new_text), {"train.py": MLP_SGD})["train.py"]
+    assert new == r.new_text
+    # the fixed data / evaluation region is untouched
+    fixed = MLP_SGD.split("# ----")[1]
+    assert fixed in new
+    proc = run_script(tmp_path, new)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    acc = metric(proc.stdout)
+    assert 0.0 <= acc <= 1.0
+    if name == "standardize":
+        # badly scaled inputs made SGD useless; with training-set statistics (applied at evaluation too) it learns
+        assert acc >= 0.8, proc.stdout
+
+
+def test_sgd_to_adamw_drops_sgd_only_arguments_and_keeps_knob_expressions() -> None:
+    r = tf.sgd_to_adamw(MLP_SGD, "train.py")
+    assert r is not None
+    assert 'torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])' in r.new_text
+    assert "momentum=" not in r.new_text
+    assert r.exprs["lr"] == 'cfg["lr"]'
+    lit = tf.sgd_to_adamw(MLP_SGD, "train.py", lr=3e-3)
+    assert lit is not None and "lr=0.003" in lit.new_text
+
+
+def test_all_transforms_stack_and_the_result_runs(tmp_path: Path) -> None:
+    text = MLP_SGD
+    for name in ["sgd_to_adamw", "standardize", "warmup_cosine", "grad_clip"]:
+        r = tf.TRANSFORMS[name](text, "train.py")
+        assert r is not None, name
+        text = r.new_text
+        assert tf.TRANSFORMS[name](text, "train.py") is None, f"{name} applied twice"
+    proc = run_script(tmp_path, text)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert metric(proc.stdout) >= 0.8
+
+
+def test_transforms_skip_fixed_code_and_ambiguous_patterns() -> None:
+    # the only optimizer lives in a fixed region: nothing may change it
+    fixed = MLP_SGD.replace("def train(cfg", "# fixed: training protocol (do not edit)\ndef train(cfg")
+    assert tf.sgd_to_adamw(fixed, "train.py") is None
+    assert tf.warmup_cosine(fixed, "train.py") is None
+    assert tf.standardize_inputs(fixed, "train.py") is None
+    # two optimizers (e.g. a GAN): clipping / scheduling one of them would be a guess
+    two = MLP_SGD.replace("    gen = torch.Generator()", "    opt2 = torch.optim.Adam(model.parameters())\n"
+                                                           "    gen = torch.Generator()")
+    assert tf.gradient_clipping(two, "train.py") is None
+    assert tf.warmup_cosine(two, "train.py") is None
+    # a conditional step (gradient accumulation): the number of optimizer steps is unknown
+    accum = MLP_SGD.replace("            opt.step()\n", "            if i % 2 == 0:\n                opt.step()\n")
+    assert tf.warmup_cosine(accum, "train.py") is None
+    # a hand-written schedule already exists
+    manual = "            opt.step()\n            opt.param_groups[0]['lr'] = 0.01\n"
+    sched = MLP_SGD.replace("            opt.step()\n", manual)
+    assert tf.warmup_cosine(sched, "train.py") is None
+    assert tf.sgd_to_adamw("x = 1 +\n", "bad.py") is None  # does not parse: skipped, no exception
+
+
+def test_fixed_lines_cover_evaluation_functions_and_marked_regions() -> None:
+    lines = MLP_SGD.splitlines()
+    fixed = tf.fixed_lines(MLP_SGD)
+    n_eval = next(i for i, ln in enumerate(lines, 1) if ln.startswith("def evaluate"))
+    n_train = next(i for i, ln in enumerate(lines, 1) if ln.startswith("def train"))
+    assert n_eval in fixed and n_eval + 3 in fixed
+    assert n_train not in fixed and n_train + 3 not in fixed
+
+
+# ----------------------------------------------------------------------------------------------- fix
+
+
+def test_shape_mismatch_fix_makes_the_crashing_cnn_run(tmp_path: Path) -> None:
+    proc = run_script(tmp_path, CNN_BROKEN)
+    assert proc.returncode != 0 and "mat1 and mat2 shapes cannot be multiplied" in proc.stderr
+    log = proc.stdout + proc.stderr
+    failure = diagnose.classify_failure(log, proc.returncode, "failed")
+    tree = Tree({"train.py": CNN_BROKEN})
+    failed = view(1, kind="baseline", metric=None, result="failed", failure=failure.cls, log_tail=log[-4000:])
+    tree.add(failed)
+    prop = BuiltinPolicy().fix(tree.ctx(), failed)
+    assert prop is not None and prop.kind == "fix" and prop.parent_id == 1
+    assert prop.diagnosis and prop.rationale
+    fixed = applied(prop.edits, tree.files[1])["train.py"]
+    assert "nn.Linear(64, 32)" in fixed
+    proc = run_script(tmp_path, fixed)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "acc=" in proc.stdout
+
+
+def test_fix_by_failure_class() -> None:
+    policy = BuiltinPolicy()
+    tree = Tree({"train.py": MLP_ADAMW})
+    base = view(1, kind="baseline", metric=0.5)
+    tree.add(base)
+    nan = view(2, 1, metric=None, result="failed", failure="nan_loss")
+    tree.add(nan, tree.files[1])
+    prop = policy.fix(tree.ctx(), nan)
+    assert prop is not None and prop.knobs["CONFIG.lr"] == pytest.approx(0.001)
+    oom = view(3, 1, metric=None, result="failed", failure="oom")
+    tree.add(oom, tree.files[1])
+    prop = policy.fix(tree.ctx(), oom)
+    assert prop is not None and prop.knobs["CONFIG.batch_size"] < 50
+    slow = view(4, 1, metric=None, result="timed_out", failure="timeout")
+    tree.add(slow, tree.files[1])
+    prop = policy.fix(tree.ctx(), slow)
+    assert prop is not None and prop.knobs["CONFIG.epochs"] == 3
+    missing = view(5, 1, metric=None, result="failed", failure="import_error",
+                   log_tail="ModuleNotFoundError: No module named 'timm'")
+    tree.add(missing, tree.files[1])
+    assert policy.fix(tree.ctx(), missing) is None  # nothing can be installed offline
+    other = view(6, 1, metric=None, result="failed", failure="key_error", log_tail="KeyError: 'foo'")
+    tree.add(other, tree.files[1])
+    assert policy.fix(tree.ctx(), other) is None
+
+
+# ----------------------------------------------------------------------------------------------- diagnosis
+
+
+def _diagnosed(loss: list[float], curve: list[float] | None = None, text: str = MLP_ADAMW) -> Proposal:
+    tree = Tree({"train.py": text})
+    tree.add(view(1, kind="baseline", metric=0.7, loss=loss, curve=curve))
+    prop = BuiltinPolicy().propose(tree.ctx())
+    assert prop is not None
+    # every proposal is a valid edit on top of the best, with its reasons written down
+    applied(prop.edits, tree.files[1])
+    assert prop.parent_id == 1 and prop.title and prop.rationale
+    return prop
+
+
+def test_diverging_run_lowers_the_learning_rate() -> None:
+    prop = _diagnosed([1.0, 0.8, 0.6, 0.5, 0.55, 0.7, 1.1, 1.9, 3.5, 6.0, 11.0, 20.0])
+    assert prop.diagnosis.startswith("diverging")
+    assert prop.knobs["CONFIG.lr"] < 0.01
+
+
+def test_still_improving_run_trains_longer() -> None:
+    loss = [2.0 * 0.8**i for i in range(16)]
+    prop = _diagnosed(loss)
+    assert "still_improving" in prop.diagnosis
+    assert prop.knobs["CONFIG.epochs"] > 6
+
+
+def test_overfitting_run_is_regularised() -> None:
+    loss = [2.0 * 0.7**i for i in range(12)]
+    curve = [0.5, 0.7, 0.8, 0.85, 0.86, 0.84, 0.8, 0.77, 0.74, 0.72, 0.7, 0.69]
+    prop = _diagnosed(loss, curve)
+    assert prop.diagnosis.startswith("overfitting")
+    assert prop.knobs["CONFIG.weight_decay"] > 0 or prop.knobs["CONFIG.dropout"] > 0
+
+
+def test_sgd_project_is_moved_to_adamw_with_a_suitable_learning_rate() -> None:
+    tree = Tree({"train.py": MLP_SGD})
+    tree.add(view(1, kind="baseline", metric=0.3))
+    prop = BuiltinPolicy().propose(tree.ctx())
+    assert prop is not None and prop.kind == "transform" and prop.knobs["transform"] == "sgd_to_adamw"
+    new = applied(prop.edits, tree.files[1])["train.py"]
+    assert "torch.optim.AdamW(" in new and "torch.optim.SGD(" not in new
+    assert prop.knobs["CONFIG.lr"] == pytest.approx(0.003)  # the knob the optimizer reads, re-tuned for AdamW
+
+
+# ----------------------------------------------------------------------------------------------- search
+
+
+def _score(files: dict[str, str]) -> float:
+    ks = {k.name: k.value for k in knobmod.discover_files(files)}
+    lr, bs = float(ks["LEARNING_RATE"]), float(ks["BATCH_SIZE"])
+    return 1.0 - abs(math.log10(lr / 0.1)) / 3 - abs(math.log2(bs / 32)) / 20
+
+
+def test_search_stays_in_the_space_and_never_touches_seeds_or_protected_files() -> None:
+    files = {"train.py": KNOB_ONLY, "eval.yaml": "test_size: 0.2\nthreshold: 0.5\nlr: 0.1\n"}
+    tree = Tree(files, protected=("eval.yaml",))
+    tree.add(view(1, kind="baseline", metric=_score(files), seconds=None))
+    policy = BuiltinPolicy()
+    seen: list[tuple[Any, ...]] = []
+    for _ in range(12):
+        ctx = tree.ctx()
+        parent = ctx.best_id
+        assert parent is not None
+        prop = policy.propose(ctx)
+        assert prop is not None
+        assert prop.kind == "hyperparameter" and prop.parent_id == parent
+        assert all(e.path == "train.py" for e in prop.edits)
+        before = {k.name: k for k in knobmod.discover_files(tree.files[parent])}
+        after = applied(prop.edits, tree.files[parent], tree.protected)
+        now = {k.name: k.value for k in knobmod.discover_files(after)}
+        changed = {n for n in now if now[n] != before[n].value}
+        assert changed and changed <= {"LEARNING_RATE", "BATCH_SIZE"}
+        for n in changed:
+            space = knobmod.search_space(before[n])
+            assert space is not None and space.low <= float(now[n]) <= space.high
+        assert now["SEED"] == 0 and now["LOG_EVERY"] == 10
+        sig = tuple(sorted(now.items()))
+        assert sig not in seen, "proposed the same assignment twice"
+        seen.append(sig)
+        tree.record(prop, _score(after), seconds=None)
+    best = next(v for v in tree.views if v.id == tree.best_id)
+    start = tree.views[0].metric
+    assert best.metric is not None and start is not None and best.metric > start + 0.2  # the search progresses
+
+
+def test_propose_returns_none_when_everything_is_tried() -> None:
+    text = "SEED = 0\nN_LAYERS = 2\nprint(f'score={N_LAYERS}')\n"
+    tree = Tree({"train.py": text})
+    tree.add(view(1, kind="baseline", metric=2.0, seconds=None))
+    policy = BuiltinPolicy()
+    titles = []
+    for _ in range(10):
+        prop = policy.propose(tree.ctx())
+        if prop is None:
+            break
+        titles.append(prop.title)
+        tree.record(prop, 0.0, seconds=None)  # every change is worse
+    else:
+        pytest.fail(f"never exhausted: {titles}")
+    assert 1 <= len(titles) <= 3  # depth 1, 3, 4: each once
+    assert BuiltinPolicy().propose(Tree({"notes.txt": "nothing\n"}).ctx()) is None  # no best at all
+
+
+def test_coordinate_moves_and_tpe_stay_in_space() -> None:
+    space = knobmod.Space(1e-4, 1.0, True, False)
+    dims = [searchmod.Dim("lr", space, "lr")]
+    rng = random.Random(1)
+    history = [searchmod.Observation({"lr": v}, -abs(math.log10(v / 0.05))) for v in (0.001, 0.003, 0.01, 0.03)]
+    tried: Callable[[dict[str, Any]], bool] = lambda ch: any(math.isclose(ch["lr"], o.values["lr"]) for o in history)
+    moves = searchmod.coordinate_moves({"lr": 0.03}, dims, history)
+    assert [round(m.changes["lr"], 6) for m in moves] == [0.09, 0.01]  # larger first: larger scored better
+    s = searchmod.tpe_suggest(history, dims, {"lr": 0.03}, rng, tried)
+    assert s is not None and 1e-4 <= s.changes["lr"] <= 1.0 and not tried(s.changes)
+
+
+def test_policy_identity() -> None:
+    p = BuiltinPolicy()
+    assert p.name == "builtin"
