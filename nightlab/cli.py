@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="improve the bundled example in a temporary repo")
     s.add_argument("--headless", action="store_true", help="no TUI even on a terminal")
-    s.add_argument("--budget", type=int, default=10)
+    s.add_argument("--budget", type=int, default=14)
     s.add_argument("--dir", help="where to create the demo repo (default: a new temp folder)")
     s.add_argument("--mode", choices=["step", "autonomous"], default="autonomous")
 

@@ -747,13 +747,16 @@ def curve_pathologies(
             best_i = min(range(len(vv)), key=lambda i: sign * vv[i])
             best, vend, vstart = vv[best_i], vv[-1], vv[0]
             worse = sign * (vend - best)
-            need = max(0.02 * abs(best), 0.05 * abs(vstart - best), 1e-12)
-            if 0 < best_i < len(vv) - 1 and worse > need:  # it improved first, then got worse
+            # beyond epoch-to-epoch noise: a real share of what was gained, or of the value itself
+            need = max(0.03 * abs(best), 0.25 * abs(vstart - best), 1e-12)
+            # and the model must be fitting the training data: a train loss still near its start is under-fitting
+            fitting = start != 0 and (start - end) / abs(start) >= 0.2
+            if 0 < best_i < len(vv) - 1 and worse > need and fitting:  # it improved first, then got worse
                 # train loss at the same point of the run (by fraction: the two curves may count steps differently)
                 frac = best_i / (len(vv) - 1)
                 ti = min(n - 1, round(frac * (n - 1)))
                 t_at, t_end = sm[ti], end
-                if t_at - t_end > 0.01 * max(abs(t_at), 1e-12):
+                if t_at - t_end > 0.05 * max(abs(t_at), 1e-12):
                     out.append(Pathology("overfitting", f"validation worsened from {_g(best)} (best, step "
                                                         f"{vfin[best_i][0]}) to {_g(vend)} while train loss fell from "
                                                         f"{_g(t_at)} to {_g(t_end)}"))

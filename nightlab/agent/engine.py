@@ -30,7 +30,7 @@ from nightlab.agent.store import Approval, Experiment, Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import EditError, NightlabError
 from nightlab.sandbox import runner, slots
-from nightlab.sandbox.spec import LOG_FILE, JobSpec
+from nightlab.sandbox.spec import LOG_FILE, PROGRESS_FILE, JobSpec
 from nightlab.sandbox.watch import Waker, signal_project
 
 BASELINE = "baseline"
@@ -412,16 +412,14 @@ class Engine:
         self.ws.prune(e.id)
 
     def _set_reward(self, exp_id: int) -> None:
-        try:
-            from nightlab.agent import reward as reward_mod
-        except ImportError:  # the reward module lands with the learning-signal work
-            return
+        from nightlab.agent import reward as reward_mod
+
         e = self.store.experiment(exp_id)
         base = self.baseline()
         base_val = self.score(base.id) if base else None
         _, best_val = self.best(exclude=e.id if e.kind != RERUN else e.rerun_of)
         x = reward_mod.RewardInput(
-            stage=e.stage or "started", metric=e.metric, baseline=base_val, best_before=best_val,
+            stage=e.stage or "", metric=e.metric, baseline=base_val, best_before=best_val,
             goal=self.cfg.metric.goal, noise_floor=self.noise_floor(), failure_class=e.failure_class,
             seconds=e.seconds or 0.0, timeout_s=self.cfg.timeout,
         )
@@ -836,7 +834,8 @@ class Engine:
             isolation="none" if self.options.unsafe_no_sandbox else self.cfg.sandbox.isolation,
             writable=list(self.cfg.sandbox.writable),
             # linked data lives outside the worktree: the engine made those links, so their targets may be read
-            readable=list(self.cfg.sandbox.readable) + [str(self.root / p) for p in self.cfg.links],
+            readable=list(self.cfg.sandbox.readable) + [str(self.root / p) for p in self.cfg.links]
+            + ([] if self.cfg.instrument == "off" else [_hook_dir()]),
             allow_network=self.cfg.sandbox.network, memory_mb=self.cfg.sandbox.memory_mb or None,
             cpu_seconds=self.cfg.sandbox.cpu_seconds or None, max_log_bytes=self.cfg.sandbox.max_log_mb << 20,
             protected=protected, lock_path=str(self.lock.path),
@@ -895,15 +894,9 @@ class Engine:
         env["NIGHTLAB_JOB_ID"] = str(e.id)
         if self.cfg.instrument == "off":
             return env
-        try:
-            from nightlab.sandbox import instrument
+        from nightlab.sandbox import instrument
 
-            env["PYTHONPATH"] = instrument.hook_dir() + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                                         else "")
-            env["NIGHTLAB_JOB_PROGRESS"] = str(run_dir / "progress.jsonl")
-        except ImportError:
-            pass
-        return env
+        return instrument.job_env(env, str(run_dir / PROGRESS_FILE))
 
     # ------------------------------------------------------------------------------------------- endings
     def _hibernate(self, conditions: list[str]) -> None:
@@ -1032,12 +1025,18 @@ def _read_tail(path: Path, limit: int) -> str:
 
 
 def _stage_of(run_dir: Path, log: str, metric_found: bool, exit_ok: bool) -> str:
-    try:
-        from nightlab.sandbox import stages
-    except ImportError:
-        return "metric_reported" if metric_found else ("clean_exit" if exit_ok else "started")
+    """The furthest stage the run reached: the import hook's markers, else what its log shows."""
+    from nightlab.sandbox import stages
+
     progress = stages.read_progress(run_dir)
-    return stages.best_stage(progress, stages.stage_from_log(log, metric_found, exit_ok))
+    return stages.best_stage(progress, stages.stage_from_log(log, metric_found, exit_ok), exit_ok=exit_ok) \
+        or "not_started"
+
+
+def _hook_dir() -> str:
+    from nightlab.sandbox import instrument
+
+    return instrument.hook_dir()
 
 
 def _one_line(err: BaseException) -> str:

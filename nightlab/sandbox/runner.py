@@ -21,7 +21,16 @@ from collections import deque
 from pathlib import Path
 
 from nightlab.sandbox import isolate, procs
-from nightlab.sandbox.spec import LOG_FILE, PID_FILE, SPEC_FILE, STATUS_FILE, JobSpec, JobStatus, atomic_write_json
+from nightlab.sandbox.spec import (
+    LOG_FILE,
+    PID_FILE,
+    PROGRESS_FILE,
+    SPEC_FILE,
+    STATUS_FILE,
+    JobSpec,
+    JobStatus,
+    atomic_write_json,
+)
 
 CHUNK = 1 << 16
 RECENT_BYTES = 8192
@@ -33,7 +42,7 @@ def launch(spec: JobSpec, wait_s: float = 5.0) -> dict[str, float | int]:
     """Write the spec, start the wrapper detached, and wait until it has recorded the job's PIDs."""
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (STATUS_FILE, PID_FILE):
+    for stale in (STATUS_FILE, PID_FILE, PROGRESS_FILE):
         (run_dir / stale).unlink(missing_ok=True)
     spec.write(run_dir / SPEC_FILE)
     wrapper = subprocess.Popen(
