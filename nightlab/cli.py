@@ -22,6 +22,7 @@ commands:
   approve ID / reject ID --why TEXT   answer a pending approval from any shell
   stop ID              stop a running job (asks first)
   wake [PATH]          resume a hibernating session (jobs call this; safe from cron)
+  memory [WORDS]       the record of hypotheses and outcomes (what the policies read)
   export trajectories  every step as JSONL chat messages for fine-tuning
   demo                 copy the bundled example into a temp repo and improve it
   tui                  open the terminal UI (also: `nightlab` with no command)
@@ -95,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stop", help="stop a running job")
     s.add_argument("id", type=int)
     s.add_argument("--yes", "-y", action="store_true")
+
+    s = sub.add_parser("memory", help="what was tried and what came of it (optionally matching words)")
+    s.add_argument("query", nargs="*", help="words that must all appear, e.g. `lr` or `weight decay`")
 
     s = sub.add_parser("export", help="export data")
     s.add_argument("what", choices=["trajectories"])

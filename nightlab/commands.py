@@ -297,6 +297,23 @@ def cmd_stop(root: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- memory
+def cmd_memory(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent import memory
+    from nightlab.agent.engine import Engine
+
+    cfg = load_config(root)
+    if not (root / ".nightlab" / "nightlab.db").exists():
+        print("(nothing tried yet)")
+        return 0
+    eng = Engine(root, cfg)
+    items = memory.settled([eng.view(e) for e in eng.experiments()], include_pending=True)
+    if args.query:
+        items = memory.search(items, " ".join(args.query))
+    print(memory.format_memory(items, limit=10_000))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- export
 def cmd_export(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.engine import open_store

@@ -287,6 +287,11 @@ def print_status(data: dict[str, Any]) -> None:
           + (f", model cost ${s['cost']:.4f}" if s.get("cost") else ""))
     if s["wake_conditions"] and s["state"] in ("hibernating", "waiting"):
         print("  wakes when: " + "; ".join(s["wake_conditions"]))
+    ran = [x for x in data["experiments"] if x.get("isolation")]
+    if ran:
+        layers = ran[-1]["isolation"]
+        print(f"sandbox of the last run: {', '.join(layers)}"
+              + ("  (UNSAFE: layer 0 only)" if not {"bwrap", "landlock"} & set(layers) else ""))
     best = data.get("best")
     print(f"baseline {_fmt(data['baseline'])}   best {_fmt(best['metric']) if best else '-'}"
           + (f" (#{best['id']})" if best else ""))
@@ -306,14 +311,15 @@ def print_status(data: dict[str, Any]) -> None:
         print(style(text, "33"))
     if data["experiments"]:
         print()
-        print(style(f"{'id':>4} {'parent':>6} {'status':<10} {data['metric'][:10]:>10} {'stage':<15} hypothesis",
-                    "2"))
+        print(style(f"{'id':>4} {'parent':>6} {'status':<10} {data['metric'][:10]:>10} {'stage':<15} "
+                    f"{'reward':>6} hypothesis", "2"))
         for x in data["experiments"]:
             mark = "*" if best and x["id"] == best["id"] else " "
             title = x["hypothesis"] + (f" [{x['failure_class']}]" if x["failure_class"] else "")
             par = x["parent"] if x["parent"] is not None else "-"
+            reward = "-" if x.get("reward") is None else f"{x['reward']:+.2f}"
             print(f"{x['id']:>3}{mark} {par:>6} {x['status']:<10} {_fmt(x['metric']):>10} "
-                  f"{(x['stage'] or '-'):<15} {title}")
+                  f"{(x['stage'] or '-'):<15} {reward:>6} {title}")
 
 
 def edit_text(initial: str, suffix: str = ".txt") -> str:

@@ -112,6 +112,8 @@ def test_status_json_after_a_run(tiny_project: Path) -> None:
         assert {"id", "parent", "status", "metric", "hypothesis", "stage", "reward"} <= set(e)
     assert nl("diff", "99", cwd=tiny_project).returncode != 0
     assert "acc=" in nl("log", str(data["experiments"][0]["id"]), cwd=tiny_project).stdout
+    mem = nl("memory", cwd=tiny_project)
+    assert mem.returncode == 0 and (mem.stdout.startswith("- #") or "nothing tried" in mem.stdout)
 
 
 def test_second_engine_is_refused_while_one_runs(tiny_project: Path) -> None:
