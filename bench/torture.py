@@ -81,13 +81,17 @@ def engine_pid(root: Path) -> int | None:
     return int(str(pid)) if pid else None
 
 
-def wrapper_pids(root: Path) -> list[int]:
+def wrapper_pids(root: Path, first_attempts_only: bool = False) -> list[int]:
+    """Live job wrappers. With first_attempts_only, skip re-runs of lost jobs: the engine re-runs a lost job once,
+    so killing the re-run too would lose the experiment by design, and no uninterrupted session could match."""
     from nightlab.sandbox import runner
 
     out = []
     runs = root / ".nightlab" / "runs"
     if runs.exists():
         for d in runs.iterdir():
+            if first_attempts_only and "." in d.name:
+                continue
             pids = runner.read_pids(d)
             if pids and runner.read_status(d) is None and runner.wrapper_alive(d):
                 out.append(int(pids["wrapper_pid"]))
@@ -214,6 +218,11 @@ def torture(workdir: Path, kills: int, budget: int, seed: int = 0, timeout: floa
     while done < kills and time.monotonic() < deadline and session_state(root) != "done":
         time.sleep(rng.uniform(0.05, 0.6))
         if rng.random() < 0.5:
+            # a detached engine is awake only briefly (a wake between two jobs): catch one, at a random point
+            t_end = time.monotonic() + 3
+            while engine_pid(root) is None and time.monotonic() < t_end:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.25))
             pid = engine_pid(root)
             if pid:
                 try:
@@ -223,7 +232,7 @@ def torture(workdir: Path, kills: int, budget: int, seed: int = 0, timeout: floa
                 except ProcessLookupError:
                     pass
         else:
-            pids = wrapper_pids(root)
+            pids = wrapper_pids(root, first_attempts_only=True)
             if pids:
                 try:
                     os.kill(rng.choice(pids), signal.SIGKILL)

@@ -31,6 +31,16 @@ def decide_for_experiment(root: Path, store: Store, exp_id: int, state: str, who
     return store.approval(appr.id)
 
 
+def decide_approval(root: Path, store: Store, aid: int, state: str, who: str,
+                    feedback: str | None = None) -> Approval:
+    """Resolve any pending approval by its id (hypothesis, launch, budget, promote), then wake whoever waits."""
+    if not store.decide(aid, state, who, feedback):
+        raise NightlabError(f"approval {aid} is not pending (already decided)")
+    signal_project(Path(root) / ".nightlab")
+    _wake_if_idle(Path(root))
+    return store.approval(aid)
+
+
 def decide_budget(root: Path, store: Store, state: str, who: str, feedback: str | None = None) -> Approval:
     """Extend (approve) or refuse (reject) the model cost budget the engine is waiting on."""
     pending = [a for a in store.approvals("pending") if a.kind == "budget"]

@@ -196,6 +196,7 @@ class Engine:
     def tick(self) -> bool:
         """One round of progress; True if anything changed."""
         self.session = self.store.session(self.sid)
+        self.options.mode = self.session.mode  # the mode may be toggled from the TUI or another process
         progressed = self._collect()
         progressed |= self._process_decisions()
         progressed |= self._launch_queued()
@@ -350,14 +351,25 @@ class Engine:
                         self.pool.release(job.slot)
                     progressed = True
                 continue
+            # order matters for crash safety: results first (idempotent), then the job is closed, then the verdict
+            # (completed by reconcile if we die before it: see `settled`)
+            analysed = self._analyse(self.store.experiment(job.experiment_id), Path(job.run_dir), status)
             self.store.update_job(job.id, state="ended", exit_code=status.exit_code, ended=status.ended_at)
             if job.slot:
                 self.pool.release(job.slot)
-            self._analyse(self.store.experiment(job.experiment_id), Path(job.run_dir), status)
+            if analysed is not None:
+                e, failure = analysed
+                self._verdict(e, failure)
+                self.store.update_experiment(e.id, settled=1)
+                self._set_reward(e.id)
+                self.ws.prune(e.id)
             progressed = True
         return progressed
 
-    def _analyse(self, e: Experiment, run_dir: Path, status: runner.JobStatus) -> None:
+    def _analyse(self, e: Experiment, run_dir: Path,
+                 status: runner.JobStatus) -> tuple[Experiment, diagnose.Failure | None] | None:
+        """Record a finished run's results (metric, curves, failure class, stage). None when it goes back to the
+        queue (interrupted by Ctrl+C); else the experiment and its failure for the verdict."""
         log = _read_tail(run_dir / LOG_FILE, 8 * 1024 * 1024)
         reading = metrics.parse_metric(log, self.cfg.metric.name, self.cfg.metric.regex)
         if self.cfg.metric.file:
@@ -398,18 +410,15 @@ class Engine:
             # Ctrl+C: the run did not finish through no fault of its own; it runs again on resume
             self.store.update_experiment(e.id, status="queued", error="interrupted; re-queued", **{
                 k: v for k, v in changes.items() if k in ("log_tail", "seconds")})
-            return
-        self.store.update_experiment(e.id, status=result, **changes)
+            return None
+        self.store.update_experiment(e.id, status=result, settled=0, **changes)
         e = self.store.experiment(e.id)
         if ok:
             self.emit("finished", f"#{e.id} finished: {self.cfg.metric.name} = {reading.value:.6g} "
                                   f"({status.seconds:.1f} s)", e.id, metric=reading.value)
         else:
             self.emit("failed", f"#{e.id} {result}: {diagnosis}", e.id, failure_class=changes["failure_class"])
-        self._verdict(e, failure)
-        self.store.update_experiment(e.id, settled=1)
-        self._set_reward(e.id)
-        self.ws.prune(e.id)
+        return e, failure
 
     def _set_reward(self, exp_id: int) -> None:
         from nightlab.agent import reward as reward_mod

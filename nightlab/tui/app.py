@@ -1,0 +1,629 @@
+"""The nightlab TUI: a client of the engine and the store.
+
+The App owns the background work — the store poller, the engine loop, git and file IO — each in a thread worker
+that talks back by posting messages; widgets only ever render what they are given. Failures of any worker land
+in one handler that shows an error dialog. Closing the app stops the engine loop after its current step, never
+the training jobs: they run detached and wake nightlab when they end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App, SuspendNotSupported, SystemCommand
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, get_current_worker
+
+from nightlab.tui import keymap
+from nightlab.tui.data import Snapshot, SnapshotLoader
+from nightlab.tui.messages import (
+    ActionDone,
+    EngineEvent,
+    EngineStopped,
+    NeedsInit,
+    ProjectOpened,
+    ReportsWorkerErrors,
+    SnapshotReady,
+)
+from nightlab.tui.screens.dialogs import ConfirmDialog, ErrorDialog
+from nightlab.tui.screens.help import HelpScreen
+from nightlab.tui.screens.logviewer import LogViewerScreen
+from nightlab.tui.screens.main import MainScreen
+from nightlab.tui.screens.review import ReviewScreen
+from nightlab.tui.screens.setup import InitScreen
+from nightlab.tui.themes import DEFAULT_THEME, ThemeInfo, available_themes, load_theme
+from nightlab.tui.userconfig import UserConfig, display_path, load_user_config, save_theme
+
+THEME_SOURCE = "nightlab-theme:"
+WHO = "tui"
+NOTIFY_EVENTS = {"kept", "failed", "done", "exhausted", "policy_error", "lost", "promoted", "abandon"}
+
+LAYOUT_CSS = """
+#top { height: 1fr; }
+#left { width: 58%; }
+#right { width: 42%; }
+#experiments { height: 1fr; }
+#approvals { height: 8; }
+#details { height: 1fr; }
+#charts { height: 11; }
+#log { height: 12; }
+MainScreen.-narrow #left { width: 60%; }
+MainScreen.-narrow #right { width: 40%; }
+MainScreen.-narrow #charts { display: none; }
+MainScreen.-narrow #approvals { height: 6; }
+MainScreen.-narrow #log { height: 7; }
+#review-header, #logviewer-header { height: auto; max-height: 3; padding: 0 1; }
+#review-body { height: 1fr; }
+#review-files { width: 32; height: 1fr; }
+#log-search { dock: bottom; }
+ModalScreen { align: center middle; }
+.dialog { width: 72; height: auto; max-height: 90%; padding: 1 2; }
+.help-dialog { width: 96; height: 90%; }
+.setup-dialog { margin: 2 4; width: 1fr; }
+.dialog-title { text-style: bold; margin-bottom: 1; width: 1fr; }
+.dialog-detail { margin-bottom: 1; width: 1fr; }
+.dialog-traceback { height: auto; max-height: 12; overflow-y: auto; margin-bottom: 1; }
+.dialog-keys { width: 1fr; }
+"""
+
+PLACEHOLDER_TITLE = "# Edit the hypothesis of experiment #{id}. Lines starting with # are ignored.\n" \
+                    "# First line: the title (also the commit message). The rest: the rationale.\n"
+
+
+class NightlabApp(ReportsWorkerErrors, App[int]):
+    TITLE = "nightlab"
+    CSS = LAYOUT_CSS
+    BINDINGS = keymap.bindings("app")
+
+    mode: reactive[str] = reactive("step", init=False)
+
+    def __init__(self, root: Path, *, mode: str | None = None, budget: int | None = None, start: str = "auto",
+                 grace_s: float = 0.5, poll_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
+                 user_config: UserConfig | None = None) -> None:
+        super().__init__()
+        self.root = Path(root).resolve()
+        self.requested_mode = mode
+        self.budget = budget
+        self.start_policy = start  # auto: resume an unfinished session | now: start at once | never
+        self.grace_s = grace_s
+        self.poll_s = poll_s
+        self.clock = clock
+        self.user = user_config if user_config is not None else load_user_config()
+        self.cfg: Any = None
+        self.loader: SnapshotLoader | None = None
+        self.snapshot: Snapshot | None = None
+        self.main: MainScreen | None = None
+        self.engine: Any = None
+        self.theme_info: ThemeInfo = self._pick_theme(self.user.theme)
+        self._engine_worker: Worker[None] | None = None
+        self._waker: Any = None
+        self._local = threading.local()
+        self._mode_pending: str | None = None  # a mode we wrote that the store may not show yet
+        self._started = False
+        if mode in ("step", "autonomous"):
+            self.set_reactive(NightlabApp.mode, mode)
+
+    # ---------------------------------------------------------------------------------------------- setup
+    def get_default_screen(self) -> Screen[Any]:
+        self.main = MainScreen()
+        return self.main
+
+    def on_mount(self) -> None:
+        if self.user.keys:
+            self.set_keymap(self.user.keys)
+        for problem in self.user.problems:
+            self.notify(problem, severity="warning", timeout=8)
+        unknown = keymap.unknown_ids(self.user.keys)
+        if unknown:
+            self.notify(f"unknown key binding id(s) in your config: {', '.join(unknown)} (see ?)",
+                        severity="warning", timeout=8)
+        self.apply_theme(self.theme_info.name)
+        self._open_project()
+
+    def _pick_theme(self, name: str | None) -> ThemeInfo:
+        try:
+            return load_theme(name or DEFAULT_THEME)
+        except KeyError:
+            return load_theme(DEFAULT_THEME)
+
+    @work(thread=True, exit_on_error=False, name="open project")
+    def _open_project(self) -> None:
+        from nightlab.agent.config import find_config, load_config
+        from nightlab.agent.workspace import Workspace
+
+        if find_config(self.root) is None:
+            where = display_path(self.root)
+            self.post_message(NeedsInit(f"{where}: no nightlab.toml (or [tool.nightlab] in pyproject.toml)."))
+            return
+        cfg = load_config(self.root)
+        Workspace(self.root).ensure_state_dir()
+        self.post_message(ProjectOpened(cfg))
+
+    def on_project_opened(self, message: ProjectOpened) -> None:
+        self.cfg = message.cfg
+        self.loader = SnapshotLoader(self.root, self.cfg)
+        self._poll()
+
+    def on_needs_init(self, message: NeedsInit) -> None:
+        self.push_screen(InitScreen(message.reason))
+
+    @work(thread=True, exclusive=True, group="init", exit_on_error=False, name="init")
+    def run_init(self) -> None:
+        from nightlab.agent.project_init import InitOptions, init_project
+
+        def progress(elapsed: float, line: str) -> None:
+            self.post_message(ActionDone(f"{elapsed:5.1f} s  {line[:120]}", severity="progress"))
+
+        res = init_project(self.root, InitOptions(yes=True), progress=progress)
+        base = f"baseline {res.config.metric.name} = {res.baseline:.4g}" if res.baseline is not None else ""
+        self.post_message(ActionDone(f"wrote {res.path.name}: metric {res.config.metric.name} "
+                                     f"({res.config.metric.goal}) {base}".strip(), severity="init-done"))
+
+    # ---------------------------------------------------------------------------------------------- the store
+    def store(self) -> Any:
+        """This thread's Store (SQLite connections stay with the thread that opened them)."""
+        if self.loader is None:
+            raise RuntimeError("the project is not open yet")
+        return self.loader.store()
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False, name="store poller")
+    def _poll(self) -> None:
+        from nightlab.sandbox.watch import Waker
+
+        assert self.loader is not None
+        worker = get_current_worker()
+        state = self.root / ".nightlab"
+        waker = Waker(state / "runs", state / "signal")
+        self._waker = waker
+        last: Snapshot | None = None
+        try:
+            while not worker.is_cancelled:
+                snap = self.loader.load()
+                if snap != last:
+                    self.post_message(SnapshotReady(snap))
+                    last = snap
+                # wait for an event or the poll interval, in short slices so cancellation is noticed at once
+                deadline = time.monotonic() + self.poll_s
+                while not worker.is_cancelled and time.monotonic() < deadline:
+                    if waker.wait(min(0.2, max(0.0, deadline - time.monotonic()))):
+                        break
+        finally:
+            self._waker = None
+            waker.close()
+
+    def poke(self) -> None:
+        """Look at the store again now (after our own write, or an engine event)."""
+        w = self._waker
+        if w is not None:
+            w.poke()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        snap = message.snapshot
+        first = self.snapshot is None
+        self.snapshot = snap
+        if snap.session is not None:
+            if first and self.requested_mode in ("step", "autonomous"):
+                if snap.session.mode != self.requested_mode:
+                    self._mode_pending = self.requested_mode
+                    self._persist_mode(self.requested_mode)
+            elif self._mode_pending is not None:
+                if snap.session.mode == self._mode_pending:
+                    self._mode_pending = None  # our own write has landed
+            elif snap.session.mode != self.mode:
+                self.mode = snap.session.mode  # changed elsewhere (another TUI, `nightlab run --mode`)
+        if self.main is not None:
+            self.main.show_snapshot(snap)
+        if first:
+            self._autostart(snap)
+
+    def _autostart(self, snap: Snapshot) -> None:
+        if self._started or self.start_policy == "never":
+            return
+        if self.start_policy == "now":
+            self.start_engine(new_session=True)
+        elif snap.session is not None and snap.session.state != "done" and snap.engine != "awake":
+            self.start_engine()
+
+    # ---------------------------------------------------------------------------------------------- engine
+    def start_engine(self, new_session: bool | None = None) -> None:
+        snap = self.snapshot
+        if self.cfg is None or snap is None:
+            self.notify("The project is still loading.")
+            return
+        if self._engine_worker is not None and self._engine_worker.is_running:
+            self.notify("The engine is already running in this window.")
+            return
+        if snap.engine == "awake":
+            self.notify("Another nightlab engine is awake for this project; this window follows it.")
+            return
+        if new_session is None:
+            new_session = snap.session is None or snap.session.state == "done"
+        self._started = True
+        self._engine_worker = self._run_engine(new_session)
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="engine")
+    def _run_engine(self, new_session: bool) -> None:
+        from nightlab.agent.engine import Engine, EngineOptions
+        from nightlab.agent.lock import LockHeld
+
+        opts = EngineOptions(mode=self.mode, budget=self.budget if new_session else None, wake=not new_session,
+                             who=WHO)
+        engine = Engine(self.root, self.cfg, options=opts, on_event=self._engine_callback)
+        self.engine = engine
+        self.post_message(EngineEvent("engine", "engine started" if new_session else "engine resumed", {}))
+        try:
+            summary = engine.run()
+        except LockHeld as err:
+            self.post_message(EngineStopped("lock", str(err)))
+            return
+        finally:
+            self.engine = None
+            self.poke()
+        state = summary.state
+        if engine._stop and state != "done" and engine.session is not None:
+            # stopped from here (quit): hand over to the detached jobs, which wake nightlab when they end
+            engine.store.update_session(engine.sid, state="hibernating", wake_conditions=engine.wake_conditions(),
+                                        pid=None)
+            state = "hibernating"
+        self.post_message(EngineStopped(state))
+
+    def _engine_callback(self, kind: str, text: str, data: dict[str, Any]) -> None:
+        """Called on the engine's thread: post, never touch widgets."""
+        self.post_message(EngineEvent(kind, text, data))
+        self.poke()
+
+    def on_engine_event(self, message: EngineEvent) -> None:
+        asks = message.kind == "approval" or (message.kind == "proposed" and self.mode == "step")
+        if asks and self.cfg is not None and self.cfg.notify.bell:
+            self.bell()
+        if message.kind in NOTIFY_EVENTS or message.kind == "engine":
+            if message.kind in ("failed", "policy_error", "lost"):
+                self.notify(message.text, severity="error", timeout=6)
+            else:
+                self.notify(message.text, timeout=6)
+
+    def on_engine_stopped(self, message: EngineStopped) -> None:
+        if message.state == "lock":
+            self.notify(message.note + "; this window follows it", severity="warning")
+        elif message.state == "done":
+            self.notify("The session is done. Review the best result with p.", timeout=10)
+        self.poke()
+
+    # ---------------------------------------------------------------------------------------------- mode
+    def set_mode(self, mode: str) -> None:
+        if mode == self.mode:
+            return
+        self.mode = mode
+        self._mode_pending = mode if self.snapshot is not None and self.snapshot.session is not None else None
+        self._persist_mode(mode)
+        if mode == "autonomous":
+            self.notify("AUTONOMOUS: proposals run without asking, within the budget. Esc drops back to step.")
+        else:
+            self.notify("STEP: nothing runs without your approval. Running jobs continue.")
+
+    def watch_mode(self, mode: str) -> None:
+        if self.main is not None and self.main.is_mounted:
+            self.main.set_mode(mode)
+
+    @work(thread=True, group="mode", exit_on_error=False, name="save mode")
+    def _persist_mode(self, mode: str) -> None:
+        from nightlab.sandbox.watch import signal_project
+
+        engine = self.engine
+        if engine is not None:
+            engine.options.mode = mode  # read on every tick
+        if self.loader is None:
+            return
+        store = self.store()
+        session = store.latest_session()
+        if session is not None:
+            store.update_session(session.id, mode=mode)
+        signal_project(self.root / ".nightlab")
+
+    def action_toggle_mode(self) -> None:
+        self.set_mode("autonomous" if self.mode == "step" else "step")
+
+    def action_step_mode(self) -> None:
+        if self.mode == "step":
+            self.notify("Already in step mode. Running jobs continue; x stops one, q quits (jobs keep running).")
+            return
+        self.set_mode("step")
+
+    # ---------------------------------------------------------------------------------------------- approvals
+    def pending_for(self, exp_id: int, kind: str) -> Any:
+        snap = self.snapshot
+        if snap is None:
+            return None
+        return next((a for a in snap.approvals if a.experiment_id == exp_id and a.kind == kind), None)
+
+    @work(thread=True, exit_on_error=False, name="decide")
+    def decide(self, appr: Any, state: str, feedback: str | None = None) -> None:
+        from nightlab.agent.approvals import decide_for_experiment
+        from nightlab.errors import NightlabError
+        from nightlab.sandbox.watch import signal_project
+
+        store = self.store()
+        if appr.kind == "hypothesis" and appr.experiment_id is not None:
+            decide_for_experiment(self.root, store, appr.experiment_id, state, who=WHO, feedback=feedback)
+        else:
+            if not store.decide(appr.id, state, WHO, feedback):
+                raise NightlabError(f"that {appr.kind} request was already decided")
+            signal_project(self.root / ".nightlab")
+        verb = "Approved" if state == "approved" else "Rejected"
+        self.post_message(ActionDone(f"{verb} {appr.kind} #{appr.experiment_id}" +
+                                     (f": {feedback}" if feedback else "")))
+        self.poke()
+
+    # ---------------------------------------------------------------------------------------------- editing
+    def _run_editor(self, files: list[str]) -> int:
+        """Hand the terminal to $VISUAL / $EDITOR (App.suspend); without a terminal (tests), just run it."""
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        cmd = [*shlex.split(editor), *files]
+        try:
+            with self.suspend():
+                rc = subprocess.call(cmd)
+        except SuspendNotSupported:
+            rc = subprocess.call(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        self.refresh()
+        return rc
+
+    def edit_hypothesis(self, exp_id: int) -> None:
+        snap = self.snapshot
+        e = snap.experiments.get(exp_id) if snap else None
+        if e is None:
+            return
+        fd, name = tempfile.mkstemp(prefix=f"nightlab-{exp_id}-", suffix=".md")
+        with os.fdopen(fd, "w") as f:
+            f.write(PLACEHOLDER_TITLE.format(id=exp_id) + f"{e.title}\n\n{e.rationale}\n")
+        try:
+            rc = self._run_editor([name])
+            text = Path(name).read_text()
+        finally:
+            os.unlink(name)
+        if rc != 0:
+            self.notify(f"The editor exited with {rc}; the hypothesis is unchanged.", severity="warning")
+            return
+        lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        if not lines:
+            self.notify("Empty hypothesis: unchanged.", severity="warning")
+            return
+        title, rationale = lines[0].strip(), "\n".join(lines[1:]).strip()
+        if title == e.title and rationale == e.rationale.strip():
+            self.notify("Hypothesis unchanged.")
+            return
+        self._save_hypothesis(exp_id, title, rationale)
+
+    @work(thread=True, exit_on_error=False, name="save hypothesis")
+    def _save_hypothesis(self, exp_id: int, title: str, rationale: str) -> None:
+        store = self.store()
+        store.update_experiment(exp_id, title=title, rationale=rationale)
+        store.event("edited", f"#{exp_id} hypothesis edited in the TUI", experiment_id=exp_id)
+        self.post_message(ActionDone(f"Edited the hypothesis of #{exp_id}: {title}"))
+        self.poke()
+
+    def edit_patch(self, exp_id: int) -> None:
+        self._prepare_patch_edit(exp_id)
+
+    @work(thread=True, exit_on_error=False, name="edit patch")
+    def _prepare_patch_edit(self, exp_id: int) -> None:
+        from nightlab.agent.workspace import Workspace
+        from nightlab.errors import NightlabError
+
+        store = self.store()
+        e = store.experiment(exp_id)
+        parent = store.find_experiment(e.parent_id) if e.parent_id is not None else None
+        ws = Workspace(self.root)
+        wt = ws.worktree_path(exp_id)
+        if not (wt / ".git").exists() or parent is None or not parent.commit_sha or not e.commit_sha:
+            raise NightlabError(f"#{exp_id} has no worktree to edit (it is {e.status})")
+        files = ws.changed_files(parent.commit_sha, e.commit_sha) or [x["path"] for x in e.edits]
+        paths = [str(wt / f) for f in files if (wt / f).exists()]
+        if not paths:
+            raise NightlabError(f"#{exp_id} changes no file that still exists")
+        self.call_from_thread(self._edit_files, exp_id, paths)
+
+    def _edit_files(self, exp_id: int, paths: list[str]) -> None:
+        rc = self._run_editor(paths)
+        if rc != 0:
+            self.notify(f"The editor exited with {rc}; keeping whatever it saved.", severity="warning")
+        self._finish_patch_edit(exp_id)
+
+    @work(thread=True, exit_on_error=False, name="save patch")
+    def _finish_patch_edit(self, exp_id: int) -> None:
+        import git
+
+        from nightlab.agent.workspace import Workspace
+
+        store = self.store()
+        e = store.experiment(exp_id)
+        ws = Workspace(self.root)
+        if not git.Repo(ws.worktree_path(exp_id)).is_dirty():
+            self.post_message(ActionDone(f"The patch of #{exp_id} is unchanged."))
+            return
+        parent = store.experiment(e.parent_id) if e.parent_id is not None else None
+        sha = ws.amend(exp_id)
+        patch = ws.diff(parent.commit_sha, sha) if parent is not None and parent.commit_sha else e.patch
+        store.update_experiment(exp_id, commit_sha=sha, patch=patch)
+        store.event("edited", f"#{exp_id} patch edited in the TUI", experiment_id=exp_id, data={"commit": sha})
+        self.post_message(ActionDone(f"Saved your edit of #{exp_id}'s patch ({sha[:8]})."))
+        self.poke()
+
+    # ---------------------------------------------------------------------------------------------- review
+    def open_review(self, exp_id: int, mode: str) -> None:
+        if self.loader is None:
+            return
+        self.push_screen(ReviewScreen(exp_id, mode))
+
+    @work(thread=True, exit_on_error=False, name="promote")
+    def promote(self, exp_id: int, on_done: Callable[[bool], None]) -> None:
+        from nightlab.agent.promote import promote_experiment
+
+        store = self.store()
+        e = store.experiment(exp_id)
+        try:
+            sha = promote_experiment(self.root, store, e, who=WHO)
+        except BaseException:
+            self.call_from_thread(on_done, False)
+            raise
+        branch = _current_branch(self.root)
+        self.call_from_thread(on_done, True)
+        self.post_message(ActionDone(f"Committed {sha[:10]} onto {branch}: {e.title}"))
+        self.poke()
+
+    # ---------------------------------------------------------------------------------------------- logs, jobs
+    def open_log(self, path: Path, title: str) -> None:
+        self.push_screen(LogViewerScreen(path, title))
+
+    def confirm_stop(self, exp_id: int) -> None:
+        """Ask, then stop the row's running job (its own, or that of its seed re-run)."""
+        snap = self.snapshot
+        e = snap.experiments.get(exp_id) if snap else None
+        job = snap.latest_job.get(exp_id) if snap else None
+        if job is None or job.state not in ("starting", "running"):
+            self.notify(f"#{exp_id} has no running job.")
+            return
+        run_dir, job_exp = job.run_dir, job.experiment_id
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._stop_job(job_exp, run_dir)
+
+        which = f"#{exp_id}" if job_exp == exp_id else f"#{exp_id} (its re-run #{job_exp})"
+        self.push_screen(ConfirmDialog(f"Stop the running job of {which}?",
+                                       f"{e.title if e else ''}\nIt is killed and recorded as cancelled; the engine "
+                                       "and other jobs carry on."), answer)
+
+    @work(thread=True, exit_on_error=False, name="stop job")
+    def _stop_job(self, exp_id: int, run_dir: str) -> None:
+        from nightlab.errors import NightlabError
+        from nightlab.sandbox import runner
+
+        if not runner.stop(run_dir, "stopped by the user (TUI)"):
+            raise NightlabError(f"the job of #{exp_id} is not running any more")
+        self.post_message(ActionDone(f"Stopping the job of #{exp_id}."))
+        self.poke()
+
+    # ---------------------------------------------------------------------------------------------- feedback
+    def on_action_done(self, message: ActionDone) -> None:
+        if message.severity == "progress":
+            if isinstance(self.screen, InitScreen):
+                self.screen.progress(message.text)
+            return
+        if message.severity == "init-done":
+            if isinstance(self.screen, InitScreen):
+                self.pop_screen()
+            self.notify(message.text, timeout=8)
+            self._open_project()
+            return
+        self.notify(message.text, severity="information" if message.severity == "information" else "warning")
+
+    def report_worker_error(self, worker: Worker[Any]) -> None:
+        """The one place a failed background task becomes visible: an error dialog, never a crash."""
+        from nightlab.errors import NightlabError
+
+        err = worker.error
+        if err is None:
+            return
+        if worker.name == "init" and isinstance(self.screen, InitScreen):
+            self.screen.failed()
+            self.screen.progress("")
+        if isinstance(err, NightlabError):
+            message, details = str(err), ""
+        else:
+            message = f"{type(err).__name__}: {err}"
+            details = "".join(traceback.format_exception(err))[-4000:]
+        self.push_screen(ErrorDialog(f"{worker.name.capitalize()} failed", message, details))
+
+    # ---------------------------------------------------------------------------------------------- themes, help
+    @property
+    def syntax_theme(self) -> str:
+        return self.theme_info.syntax
+
+    def apply_theme(self, name: str, remember: bool = False) -> None:
+        """Swap the theme stylesheet in place (package data read via importlib.resources) and restyle."""
+        info = self._pick_theme(name)
+        self.theme_info = info
+        sheet = self.stylesheet
+        for key in [k for k in sheet.source if k[0].startswith(THEME_SOURCE)]:
+            del sheet.source[key]
+        sheet.add_source(info.css, read_from=(f"{THEME_SOURCE}{info.name}.tcss", ""), is_default_css=False)
+        if self.theme != info.base:
+            self.theme = info.base
+        self.refresh_css(animate=False)
+        if self.main is not None and self.main.is_mounted:
+            self.main.restyle()
+        for screen in self.screen_stack:
+            if isinstance(screen, ReviewScreen):
+                screen.query_one("#review-diff").set_syntax_theme(info.syntax)  # type: ignore[attr-defined]
+        if remember:
+            self._remember_theme(info.name)
+
+    @work(thread=True, exit_on_error=False, name="save theme")
+    def _remember_theme(self, name: str) -> None:
+        save_theme(name)
+        self.post_message(ActionDone(f"Theme: {name} (remembered)"))
+
+    def action_next_theme(self) -> None:
+        names = available_themes()
+        i = names.index(self.theme_info.name) if self.theme_info.name in names else -1
+        self.apply_theme(names[(i + 1) % len(names)], remember=True)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.pop_screen()
+            return
+        self.push_screen(HelpScreen(self.user.keys))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        from nightlab.tui.commands import system_commands
+
+        yield from system_commands(self, screen)
+
+    async def action_quit(self) -> None:
+        """Stop the engine loop after its current step (jobs keep running detached), then exit."""
+        engine, worker = self.engine, self._engine_worker
+        if engine is not None:
+            engine.stop()
+            self.notify("Stopping the engine after its current step; training jobs keep running.")
+        if worker is not None and worker.is_running:
+            try:
+                await asyncio.wait_for(worker.wait(), timeout=30)
+            except Exception:  # leaving anyway; the engine resumes from the store next time
+                pass
+        self.workers.cancel_group(self, "poll")
+        self.exit(0)
+
+
+def _current_branch(root: Path) -> str:
+    from nightlab.agent.workspace import Workspace
+
+    return Workspace(root).current_branch() or "HEAD"
+
+
+def run_tui(root: Path, mode: str | None = None, budget: int | None = None, start: bool = False) -> int:
+    """Open the TUI on `root` (the CLI's `nightlab` / `nightlab tui` / `nightlab demo`); returns an exit code."""
+    from nightlab.errors import NightlabError
+
+    if os.environ.get("NIGHTLAB_NO_TUI"):
+        raise NightlabError("the TUI is disabled here (NIGHTLAB_NO_TUI is set); use `nightlab status`")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise NightlabError("the TUI needs a terminal; use `nightlab status`, `nightlab run` or `nightlab log`")
+    app = NightlabApp(Path(root), mode=mode, budget=budget, start="now" if start else "auto")
+    result = app.run()
+    return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)

@@ -1,0 +1,185 @@
+"""What the screen shows, read from the store in one go: a `Snapshot`.
+
+A poller thread builds snapshots and posts one only when it differs from the last, so an idle project costs the UI
+nothing and the widgets never read SQLite themselves. Nothing here imports textual.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nightlab.agent.config import ProjectConfig
+from nightlab.agent.store import Approval, Experiment, Job, Session, Store
+
+
+@dataclass(frozen=True)
+class Row:
+    """One experiment as the tables show it: seed-averaged metric and its change vs baseline and vs parent."""
+
+    id: int
+    parent: int | None
+    title: str
+    status: str
+    kind: str
+    metric: float | None
+    runs: int
+    delta_base: float | None
+    delta_parent: float | None
+    seconds: float | None
+    seed: int
+    stage: str | None
+    failure_class: str | None
+
+
+@dataclass
+class Snapshot:
+    project: str
+    metric: str
+    goal: str
+    session: Session | None = None
+    engine: str = "no session"  # awake | hibernating | waiting | stopped | done | no session
+    rows: list[Row] = field(default_factory=list)
+    experiments: dict[int, Experiment] = field(default_factory=dict)
+    approvals: list[Approval] = field(default_factory=list)
+    open_jobs: list[Job] = field(default_factory=list)
+    latest_job: dict[int, Job] = field(default_factory=dict)
+    baseline: float | None = None
+    best_id: int | None = None
+    slots_total: int = 1
+    running_rows: list[int] = field(default_factory=list)
+
+    @property
+    def budget(self) -> int:
+        return self.session.budget if self.session else 0
+
+    @property
+    def runs_started(self) -> int:
+        return self.session.runs_started if self.session else 0
+
+    @property
+    def budget_left(self) -> int:
+        return max(0, self.budget - self.runs_started)
+
+    def row(self, exp_id: int | None) -> Row | None:
+        return next((r for r in self.rows if r.id == exp_id), None)
+
+    @property
+    def running_ids(self) -> list[int]:
+        """Rows with a job running: a seed re-run counts for the experiment it re-runs."""
+        return list(self.running_rows)
+
+
+def goal_sign(goal: str) -> float:
+    return 1.0 if goal == "maximize" else -1.0
+
+
+def build_rows(summary_rows: list[dict[str, Any]]) -> list[Row]:
+    """Rows from `summarize()`, with each one's change against its parent's (seed-averaged) metric."""
+    metric_of = {r["id"]: r["metric"] for r in summary_rows}
+    rows = []
+    for r in summary_rows:
+        parent_metric = metric_of.get(r["parent"]) if r["parent"] is not None else None
+        dp = r["metric"] - parent_metric if r["metric"] is not None and parent_metric is not None else None
+        rows.append(Row(
+            id=r["id"], parent=r["parent"], title=r["title"] or "", status=r["status"], kind=r["kind"],
+            metric=r["metric"], runs=r["runs"], delta_base=r["delta"], delta_parent=dp, seconds=r["seconds"],
+            seed=r["seed"] or 0, stage=r["stage"], failure_class=r["failure_class"],
+        ))
+    return rows
+
+
+class SnapshotLoader:
+    """Reads snapshots for one project. Holds one Store per thread (SQLite connections stay in their thread)."""
+
+    def __init__(self, root: Path, cfg: ProjectConfig) -> None:
+        self.root = Path(root)
+        self.cfg = cfg
+        self._local = threading.local()
+        self._slots: int | None = None
+
+    def store(self) -> Store:
+        st: Store | None = getattr(self._local, "store", None)
+        if st is None:
+            st = Store(self.root / ".nightlab" / "nightlab.db")
+            self._local.store = st
+        return st
+
+    def slots_total(self) -> int:
+        if self._slots is None:
+            from nightlab.sandbox import slots
+
+            self._slots = len(slots.discover(self.cfg.slots.cpus, self.cfg.slots.threads_per_job,
+                                             self.cfg.slots.gpus)) or 1
+        return self._slots
+
+    def load(self) -> Snapshot:
+        from nightlab.agent.engine import summarize
+        from nightlab.agent.lock import ProjectLock
+
+        store = self.store()
+        session = store.latest_session()
+        summary = summarize(store, self.cfg, session)
+        awake = ProjectLock(self.root / ".nightlab").is_held()
+        if awake:
+            engine = "awake"
+        elif session is None:
+            engine = "no session"
+        elif session.state in ("hibernating", "done"):
+            engine = session.state
+        else:
+            engine = "stopped"
+        exps = {e.id: e for e in store.experiments()}
+
+        def owner(exp_id: int) -> int:
+            e = exps.get(exp_id)
+            return e.rerun_of if e is not None and e.kind == "rerun" and e.rerun_of is not None else exp_id
+
+        latest: dict[int, Job] = {}  # per row: the newest job of the experiment or of its seed re-runs
+        for j in store.jobs():
+            latest[owner(j.experiment_id)] = j
+        open_jobs = store.open_jobs()
+        running = list(dict.fromkeys(owner(j.experiment_id) for j in open_jobs))
+        return Snapshot(
+            project=self.root.name, metric=self.cfg.metric.name, goal=self.cfg.metric.goal, session=session,
+            engine=engine, rows=build_rows(summary.rows), experiments=exps, approvals=store.approvals("pending"),
+            open_jobs=open_jobs, latest_job=latest, baseline=summary.baseline, best_id=summary.best_id,
+            slots_total=self.slots_total(), running_rows=running,
+        )
+
+
+def patch_stat(patch: str | None) -> tuple[int, int, int]:
+    """(files, added, removed) of a unified diff, counted from the text so no git call is needed."""
+    if not patch:
+        return 0, 0, 0
+    files = added = removed = 0
+    for line in patch.splitlines():
+        if line.startswith("diff --git "):
+            files += 1
+        elif line.startswith("+") and not line.startswith("+++"):
+            added += 1
+        elif line.startswith("-") and not line.startswith("---"):
+            removed += 1
+    return files, added, removed
+
+
+def fmt_metric(v: float | None) -> str:
+    return "—" if v is None else f"{v:.4f}"
+
+
+def fmt_delta(v: float | None) -> str:
+    return "" if v is None else f"{v:+.4f}"
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "—"
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(int(s), 60)
+    if m < 60:
+        return f"{m}m{sec:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"

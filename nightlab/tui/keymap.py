@@ -1,0 +1,142 @@
+"""Every key binding in one table, each with an id, so users can remap any of them from their config.
+
+Screens and widgets build their `BINDINGS` from this table (posting's pattern) instead of listing keys inline:
+the help screen, the footer and the user's `[keys]` overrides then all agree on one source of truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding, BindingType
+
+
+@dataclass(frozen=True)
+class Key:
+    """One remappable binding: `id` is what users write in `[keys]`, `scope` says where it applies."""
+
+    id: str
+    key: str
+    action: str
+    description: str
+    scope: str
+    show: bool = True
+    priority: bool = False
+    help: str = ""  # the longer text of the help screen (the footer has room for `description` only)
+
+
+SCOPES: dict[str, str] = {
+    "app": "Everywhere",
+    "main": "Main screen",
+    "review": "Diff review",
+    "logview": "Log viewer",
+    "dialog": "Dialogs",
+    "init": "Setup",
+}
+
+KEYS: tuple[Key, ...] = (
+    # everywhere
+    Key("quit_anywhere", "ctrl+q", "quit", "Quit", "app", show=False, priority=True,
+        help="Quit from any screen (jobs keep running)"),
+    Key("help", "question_mark", "help", "Keys", "app",
+        help="Show this list of keys"),
+    Key("toggle_mode", "shift+tab", "toggle_mode", "Mode", "app", priority=True,
+        help="Toggle STEP / AUTONOMOUS (saved with the session)"),
+    Key("step_mode_interrupt", "ctrl+c", "step_mode", "Step mode", "app", show=False, priority=True,
+        help="Drop to step mode (never quits, never kills jobs)"),
+    Key("next_theme", "ctrl+t", "next_theme", "Theme", "app", show=False,
+        help="Next theme (remembered)"),
+    Key("command_palette", "ctrl+p", "command_palette", "Commands", "app", show=False, priority=True,
+        help="Command palette: every action by name"),
+    # main screen
+    Key("approve", "a", "approve", "Approve", "main",
+        help="Approve the highlighted request (a promote request opens the review)"),
+    Key("reject", "r", "reject", "Reject", "main",
+        help="Reject the highlighted request, with feedback the agent reads"),
+    Key("edit_hypothesis", "e", "edit_hypothesis", "Edit", "main",
+        help="Edit the proposal's title and rationale in $EDITOR"),
+    Key("edit_patch", "E", "edit_patch", "Edit patch", "main", show=False,
+        help="Edit the proposal's changed files in $EDITOR"),
+    Key("promote", "p", "promote", "Promote", "main",
+        help="Review the selected experiment against your branch, then commit it"),
+    Key("show_diff", "d", "show_diff", "Diff", "main", show=False,
+        help="Show the selected experiment's diff against its parent"),
+    Key("open_log", "l", "open_log", "Log", "main",
+        help="Open the selected experiment's full log (searchable)"),
+    Key("start_engine", "s", "start_engine", "Start", "main",
+        help="Start the engine, or resume an unfinished session"),
+    Key("stop_job", "x", "stop_job", "Stop", "main",
+        help="Stop the selected running job (asks first)"),
+    Key("toggle_view", "t", "toggle_view", "Ranked", "main", show=False,
+        help="Switch between the tree and the ranked table"),
+    Key("quit", "q", "app.quit", "Quit", "main",
+        help="Quit (the engine stops after its step; jobs keep running)"),
+    Key("step_mode", "escape", "step_mode", "Step mode", "main", show=False,
+        help="Drop to step mode / leave a zoomed pane"),
+    Key("follow_log", "f", "follow_log", "Follow", "main", show=False,
+        help="Follow the end of the live log on / off"),
+    Key("jump_running", "full_stop", "jump_running", "Running job", "main", show=False,
+        help="Jump to the running job and keep following new ones"),
+    Key("zoom", "z", "zoom", "Zoom pane", "main", show=False,
+        help="Zoom the focused pane (Esc restores)"),
+    # diff review
+    Key("review_accept", "a", "accept", "Accept", "review",
+        help="Accept: promote (commit onto your branch) or approve the run"),
+    Key("review_reject", "r", "reject", "Reject", "review",
+        help="Reject, with feedback"),
+    Key("review_split", "s", "toggle_split", "Side by side", "review",
+        help="Unified / side-by-side diff"),
+    Key("review_next_file", "right_square_bracket", "next_file", "Next file", "review", show=False,
+        help="Next file"),
+    Key("review_prev_file", "left_square_bracket", "prev_file", "Prev file", "review", show=False,
+        help="Previous file"),
+    Key("review_close", "escape", "close", "Back", "review",
+        help="Back without deciding"),
+    # log viewer
+    Key("log_search", "slash", "search", "Search", "logview",
+        help="Search (case-insensitive)"),
+    Key("log_next_match", "n", "next_match", "Next", "logview",
+        help="Next match"),
+    Key("log_prev_match", "N", "prev_match", "Previous", "logview",
+        help="Previous match"),
+    Key("log_follow", "f", "follow", "Follow", "logview",
+        help="Follow the end of the file on / off"),
+    Key("log_top", "g", "top", "Top", "logview", show=False,
+        help="Go to the top"),
+    Key("log_bottom", "G", "bottom", "Bottom", "logview", show=False,
+        help="Go to the end and follow"),
+    Key("log_close", "escape", "close", "Back", "logview",
+        help="Back (or close the search box)"),
+    # dialogs
+    Key("dialog_yes", "y", "yes", "Yes", "dialog",
+        help="Yes"),
+    Key("dialog_no", "n", "no", "No", "dialog",
+        help="No"),
+    Key("dialog_cancel", "escape", "cancel", "Cancel", "dialog",
+        help="Cancel / close"),
+    # setup (no nightlab.toml yet)
+    Key("init_run", "i", "run_init", "Run init", "init",
+        help="Run nightlab init here"),
+)
+
+BY_ID: dict[str, Key] = {k.id: k for k in KEYS}
+
+
+def bindings(scope: str, only: tuple[str, ...] | None = None) -> list[BindingType]:
+    """The Textual bindings of one scope (or only those with the given actions), each carrying its id so the App's
+    keymap can remap it."""
+    return [
+        Binding(k.key, k.action, k.description, show=k.show, priority=k.priority, id=k.id)
+        for k in KEYS
+        if k.scope == scope and (only is None or k.action in only)
+    ]
+
+
+def effective_key(key: Key, overrides: dict[str, str]) -> str:
+    """The key a binding answers to once the user's overrides apply."""
+    return overrides.get(key.id, key.key)
+
+
+def unknown_ids(overrides: dict[str, str]) -> list[str]:
+    """Override ids that match no binding: almost always a typo the user wants to hear about."""
+    return sorted(i for i in overrides if i not in BY_ID)

@@ -1,0 +1,72 @@
+"""Messages workers post to the UI. Workers never touch widgets; they post one of these (thread-safe) instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+from textual.worker import Worker, WorkerState
+
+from nightlab.tui.data import Snapshot
+
+
+class SnapshotReady(Message):
+    """The store changed: here is everything the screen shows."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class ProjectOpened(Message):
+    """The project's config loaded and the store opened; the poller starts."""
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__()
+        self.cfg = cfg
+
+
+class NeedsInit(Message):
+    """No nightlab.toml: offer `init` before anything else."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+class EngineEvent(Message):
+    """Something the engine did (it publishes; we subscribe)."""
+
+    def __init__(self, kind: str, text: str, data: dict[str, Any]) -> None:
+        super().__init__()
+        self.kind = kind
+        self.text = text
+        self.data = data
+
+
+class EngineStopped(Message):
+    def __init__(self, state: str, note: str = "") -> None:
+        super().__init__()
+        self.state = state
+        self.note = note
+
+
+class ActionDone(Message):
+    """A blocking action finished in a worker; `text` is what to tell the user."""
+
+    def __init__(self, text: str, severity: str = "information") -> None:
+        super().__init__()
+        self.text = text
+        self.severity = severity
+
+
+class ReportsWorkerErrors:
+    """Mixin: Worker.StateChanged does not bubble, so every node running workers forwards failures to the app,
+    where one handler turns them into an error dialog (harlequin's pattern)."""
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            app = getattr(self, "app", None)
+            report = getattr(app, "report_worker_error", None)
+            if report is not None:
+                report(event.worker)

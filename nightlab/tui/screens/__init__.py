@@ -1,0 +1,1 @@
+"""Screens: main (tree, approvals, details, charts, live log), diff review, log viewer, help, dialogs, setup."""

@@ -1,0 +1,347 @@
+"""The main screen: experiment tree / ranked table, approval queue, details, charts, and the live log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from nightlab.tui import braille, keymap
+from nightlab.tui.data import Snapshot
+from nightlab.tui.messages import ReportsWorkerErrors
+from nightlab.tui.screens.dialogs import FeedbackDialog
+from nightlab.tui.widgets.approvals import ApprovalQueue
+from nightlab.tui.widgets.chart import CurveChart, MetricChart
+from nightlab.tui.widgets.details import DetailsPane
+from nightlab.tui.widgets.experiments import ExperimentTable
+from nightlab.tui.widgets.logpane import LogTail
+from nightlab.tui.widgets.statusbar import StatusBar
+
+if TYPE_CHECKING:
+    from nightlab.tui.app import NightlabApp
+
+NARROW = 100
+LIVE_CURVE_CHUNK = 400  # lines parsed per second at most for the live curve (~4 ms of GIL)
+
+
+class MainScreen(ReportsWorkerErrors, Screen[None]):
+    BINDINGS = keymap.bindings("main")
+
+    class LiveCurve(Message):
+        def __init__(self, exp_id: int, points: list[tuple[float, float]]) -> None:
+            super().__init__()
+            self.exp_id = exp_id
+            self.points = points
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.snapshot: Snapshot | None = None
+        self.selected: int | None = None
+        self.track_running = True  # until the user picks a row, the cursor follows the newest running job
+        self._curve_exp: int | None = None
+        self._live_key: tuple[int | None, Path | None] = (None, None)
+        self._live_points: list[tuple[float, float]] = []
+        self._live_seen = 0
+
+    @property
+    def nl(self) -> NightlabApp:
+        return cast("NightlabApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="top"):
+            with Vertical(id="left"):
+                yield ExperimentTable(id="experiments")
+                yield ApprovalQueue(grace_s=self.nl.grace_s, clock=self.nl.clock, id="approvals")
+            with Vertical(id="right"):
+                yield DetailsPane(id="details")
+                with Horizontal(id="charts"):
+                    yield MetricChart(id="metric-chart")
+                    yield CurveChart(id="curve-chart")
+        yield LogTail(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#experiments").border_title = "Experiments · tree"
+        self.query_one("#approvals").border_title = "Approvals"
+        self.query_one("#details").border_title = "Details"
+        self.query_one("#metric-chart").border_title = "Metric · best"
+        self.query_one("#curve-chart").border_title = "Curve"
+        self.query_one("#log").border_title = "Log"
+        self.set_interval(1.0, self._refresh_live_curve)
+        self.query_one(StatusBar).mode = self.nl.mode
+        self._apply_width(self.size.width)
+        if self.nl.snapshot is not None:
+            self.show_snapshot(self.nl.snapshot)
+
+    def on_resize(self) -> None:
+        self._apply_width(self.size.width)
+
+    def _apply_width(self, width: int) -> None:
+        self.set_class(0 < width < NARROW, "-narrow")
+
+    # -------------------------------------------------------------------------------- data
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        bar = self.query_one(StatusBar)
+        bar.mode = self.nl.mode
+        bar.snapshot = snapshot
+        table = self.query_one(ExperimentTable)
+        running = [i for i in snapshot.running_ids if snapshot.row(i) is not None]
+        table.show(snapshot)
+        if self.track_running:
+            # until the user picks a row: show the newest running job, else what waits for a decision
+            waiting = [a.experiment_id for a in snapshot.approvals
+                       if a.kind == "hypothesis" and snapshot.row(a.experiment_id) is not None]
+            if running and table.selected not in running:
+                table.select(running[-1])
+            elif not running and waiting and table.selected not in waiting:
+                table.select(waiting[0])
+        queue = self.query_one(ApprovalQueue)
+        queue.show(snapshot)
+        queue.border_title = f"Approvals ({len(snapshot.approvals)})" if snapshot.approvals else "Approvals"
+        self.query_one(MetricChart).show(snapshot)
+        self._show_selected()
+        self.refresh_bindings()
+
+    def restyle(self) -> None:
+        """After a theme switch: re-render what has theme colours baked in."""
+        self.query_one(ExperimentTable).restyle()
+        if self.snapshot is not None:
+            self.query_one(ApprovalQueue).restyle(self.snapshot)
+            self._show_selected()
+
+    def set_mode(self, mode: str) -> None:
+        self.query_one(StatusBar).mode = mode
+
+    def on_experiment_table_selected(self, message: ExperimentTable.Selected) -> None:
+        message.stop()
+        if message.by_user:
+            self.track_running = False
+        self.selected = message.exp_id
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        s = self.snapshot
+        if s is None:
+            return
+        self.selected = self.query_one(ExperimentTable).selected
+        exp_id = self.selected
+        self.query_one(DetailsPane).show(s, exp_id)
+        e = s.experiments.get(exp_id) if exp_id is not None else None
+        curve = self.query_one(CurveChart)
+        log = self.query_one(LogTail)
+        if e is None:
+            curve.show_curve([], "")
+            log.watch_file(None, "no experiment selected")
+            log.border_title = "Log"
+            return
+        if e.status != "running" or len(e.loss_curve) >= 2 or len(e.curve) >= 2:
+            pts, label = ((e.loss_curve, "loss") if len(e.loss_curve) >= 2 else (e.curve, s.metric))
+            curve.show_curve([(float(p[0]), float(p[1])) for p in pts], label)
+            curve.border_title = f"Curve #{e.id} · {label}" if len(pts) >= 2 else f"Curve #{e.id}"
+            self._curve_exp = e.id
+        elif self._curve_exp != e.id:
+            curve.show_curve([], "")
+            curve.border_title = f"Curve #{e.id} · waiting"
+            self._curve_exp = e.id
+        job = s.latest_job.get(e.id)
+        if job is None:
+            log.watch_file(None, f"#{e.id} has not run yet ({e.status})")
+            log.border_title = f"Log #{e.id}"
+        else:
+            log.watch_file(Path(job.log_path), "waiting for output…")
+            live = " · following" if log.follow else ""
+            log.border_title = f"Log #{e.id}{' · running' if job.state in ('starting', 'running') else ''}{live}"
+
+    # -------------------------------------------------------------------------------- live curve
+    def _refresh_live_curve(self) -> None:
+        """Grow the running job's curve from the lines that arrived since the last look, a bounded chunk at a
+        time: parsing holds the GIL, so it must never be big enough to delay a key press."""
+        s = self.snapshot
+        if s is None or self.selected is None or self.selected not in s.running_ids:
+            return
+        pane = self.query_one(LogTail)
+        key = (self.selected, pane.path)
+        if key != self._live_key:
+            self._live_key = key
+            self._live_points = []
+            self._live_seen = max(0, pane.received - len(pane.lines))
+        new = pane.received - self._live_seen
+        if new <= 0 or not pane.lines:
+            return
+        chunk = pane.lines[-min(new, len(pane.lines), LIVE_CURVE_CHUNK):]
+        self._live_seen = pane.received
+        self._parse_curve(self.selected, "\n".join(chunk))
+
+    @work(thread=True, exclusive=True, group="curve", exit_on_error=False, name="live curve")
+    def _parse_curve(self, exp_id: int, text: str) -> None:
+        from nightlab.agent import metrics
+
+        pts = metrics.parse_loss_curve(text)
+        self.post_message(self.LiveCurve(exp_id, [(float(a), float(b)) for a, b in pts]))
+
+    def on_main_screen_live_curve(self, message: LiveCurve) -> None:
+        if message.exp_id != self.selected or not message.points:
+            return
+        pts = message.points
+        if self._live_points and pts[0][0] <= self._live_points[-1][0]:
+            # a chunk whose steps restart (counted per chunk): continue after the last one
+            offset = self._live_points[-1][0]
+            pts = [(x + offset, y) for x, y in pts]
+        self._live_points.extend(pts)
+        if len(self._live_points) > 4000:
+            self._live_points = braille.downsample(self._live_points, 2000)
+        if len(self._live_points) >= 2:
+            chart = self.query_one(CurveChart)
+            chart.show_curve(self._live_points, "loss")
+            chart.border_title = f"Curve #{message.exp_id} · loss (live)"
+            self._curve_exp = message.exp_id
+
+    # -------------------------------------------------------------------------------- actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        s = self.snapshot
+        if action in ("approve", "reject", "edit_hypothesis", "edit_patch"):
+            return True if s is not None and s.approvals else None
+        if action == "start_engine":
+            return not (s is not None and s.engine == "awake")
+        if action == "stop_job":
+            return True if s is not None and s.open_jobs else None
+        return True
+
+    def action_approve(self) -> None:
+        queue = self.query_one(ApprovalQueue)
+        appr = queue.current()
+        if appr is None:
+            self.notify("Nothing is waiting for approval.")
+            return
+        if not queue.armed(appr):
+            self.notify("That request just appeared: read it, then press again.", severity="warning")
+            return
+        if appr.kind == "promote" and appr.experiment_id is not None:
+            self.nl.open_review(appr.experiment_id, "promote")
+            return
+        self.nl.decide(appr, "approved")
+
+    def action_reject(self) -> None:
+        queue = self.query_one(ApprovalQueue)
+        appr = queue.current()
+        if appr is None:
+            self.notify("Nothing is waiting for approval.")
+            return
+        if not queue.armed(appr):
+            self.notify("That request just appeared: read it, then press again.", severity="warning")
+            return
+        e = self.snapshot.experiments.get(appr.experiment_id or -1) if self.snapshot else None
+        title = f"Reject {appr.kind} #{appr.experiment_id}: {e.title if e else ''}".rstrip(": ")
+
+        def done(feedback: str | None) -> None:
+            if feedback is not None:
+                self.nl.decide(appr, "rejected", feedback or None)
+
+        self.app.push_screen(FeedbackDialog(title), done)
+
+    def _editable_target(self) -> int | None:
+        """The proposal to edit: the selected experiment if it waits for approval, else the queue's current one."""
+        s = self.snapshot
+        if s is None:
+            return None
+        pending = {a.experiment_id for a in s.approvals if a.kind == "hypothesis"}
+        if self.selected in pending:
+            return self.selected
+        appr = self.query_one(ApprovalQueue).current()
+        if appr is not None and appr.kind == "hypothesis":
+            return appr.experiment_id
+        return None
+
+    def action_edit_hypothesis(self) -> None:
+        target = self._editable_target()
+        if target is None:
+            self.notify("Only a proposal waiting for approval can be edited.", severity="warning")
+            return
+        self.nl.edit_hypothesis(target)
+
+    def action_edit_patch(self) -> None:
+        target = self._editable_target()
+        if target is None:
+            self.notify("Only a proposal waiting for approval can be edited.", severity="warning")
+            return
+        self.nl.edit_patch(target)
+
+    def action_show_diff(self) -> None:
+        if self.selected is None:
+            return
+        s = self.snapshot
+        pending = s is not None and any(a.experiment_id == self.selected and a.kind == "hypothesis"
+                                        for a in s.approvals)
+        self.nl.open_review(self.selected, "hypothesis" if pending else "view")
+
+    def action_promote(self) -> None:
+        if self.selected is None:
+            self.notify("Select an experiment to review first.")
+            return
+        self.nl.open_review(self.selected, "promote")
+
+    def action_open_log(self) -> None:
+        s = self.snapshot
+        if s is None or self.selected is None:
+            return
+        job = s.latest_job.get(self.selected)
+        if job is None:
+            self.notify(f"#{self.selected} has not run yet.")
+            return
+        self.nl.open_log(Path(job.log_path), f"#{self.selected} {s.experiments[self.selected].title}")
+
+    def action_follow_log(self) -> None:
+        log = self.query_one(LogTail)
+        log.set_follow(not log.follow)
+        self.notify("Following the log." if log.follow else "Stopped following the log.")
+        self._show_selected()
+
+    def action_toggle_view(self) -> None:
+        table = self.query_one(ExperimentTable)
+        table.set_view("ranked" if table.view == "tree" else "tree")
+        table.border_title = "Experiments · ranked by " + (self.snapshot.metric if self.snapshot else "metric") \
+            if table.view == "ranked" else "Experiments · tree"
+
+    def action_stop_job(self) -> None:
+        s = self.snapshot
+        if s is None or not s.open_jobs:
+            self.notify("No job is running.")
+            return
+        target = self.selected if self.selected in s.running_ids else None
+        if target is None and len(s.running_ids) == 1:
+            target = s.running_ids[0]
+        if target is None:
+            self.notify("Select the running experiment whose job should stop.", severity="warning")
+            return
+        self.nl.confirm_stop(target)
+
+    def action_jump_running(self) -> None:
+        s = self.snapshot
+        if s is None or not s.running_ids:
+            self.notify("No job is running.")
+            return
+        self.track_running = True
+        self.query_one(ExperimentTable).select(s.running_ids[-1])
+
+    def action_zoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+        elif self.focused is not None:
+            self.maximize(self.focused)
+
+    def action_start_engine(self) -> None:
+        self.nl.start_engine()
+
+    def action_step_mode(self) -> None:
+        if self.maximized is not None:
+            self.minimize()
+            return
+        self.nl.set_mode("step")

@@ -1,0 +1,183 @@
+"""Diff review: the file list, the diff unified or side by side, and the decision.
+
+Three uses of one screen: `promote` (the whole change against the user's branch; accept commits it there),
+`hypothesis` (a proposal's patch against its parent; accept approves the run) and `view` (read only).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from nightlab.tui import keymap
+from nightlab.tui.diffparse import FileDiff, parse_unified
+from nightlab.tui.messages import ReportsWorkerErrors
+from nightlab.tui.screens.dialogs import FeedbackDialog
+from nightlab.tui.widgets.diffview import DiffView
+
+if TYPE_CHECKING:
+    from nightlab.tui.app import NightlabApp
+
+
+class ReviewScreen(ReportsWorkerErrors, Screen[None]):
+    BINDINGS = keymap.bindings("review")
+
+    class Loaded(Message):
+        def __init__(self, header: str, diff: str, problem: str = "") -> None:
+            super().__init__()
+            self.header = header
+            self.diff = diff
+            self.problem = problem
+
+    def __init__(self, exp_id: int, mode: str) -> None:
+        super().__init__(id="review")
+        self.exp_id = exp_id
+        self.mode = mode
+        self.files: list[FileDiff] = []
+        self.ready = False
+        self.problem = ""
+        self.busy = False
+
+    @property
+    def nl(self) -> NightlabApp:
+        return cast("NightlabApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Static("loading the diff…", id="review-header", markup=False)
+        with Horizontal(id="review-body"):
+            yield OptionList(id="review-files")
+            yield DiffView(id="review-diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#review-files").border_title = "Files"
+        diff = self.query_one(DiffView)
+        diff.border_title = "Diff · unified"
+        diff.set_syntax_theme(self.nl.syntax_theme)
+        self.opened_at = self.nl.clock()
+        self._load()
+
+    @work(thread=True, exit_on_error=False, name="load diff")
+    def _load(self) -> None:
+        from nightlab.agent.promote import promote_preview
+        from nightlab.errors import NightlabError
+
+        store = self.nl.store()
+        e = store.experiment(self.exp_id)
+        if self.mode == "promote":
+            try:
+                pv = promote_preview(self.nl.root, store, e)
+            except NightlabError as err:
+                self.post_message(self.Loaded(f"Cannot promote #{e.id}: {err}", e.patch or "", problem=str(err)))
+                return
+            header = f"Promote #{e.id} onto {pv.branch}: {pv.stat} — {e.title}"
+            self.post_message(self.Loaded(header, pv.diff))
+            return
+        verb = "Proposal" if self.mode == "hypothesis" else "Change"
+        parent = f" against #{e.parent_id}" if e.parent_id else ""
+        self.post_message(self.Loaded(f"{verb} #{e.id}{parent} — {e.title}", e.patch or ""))
+
+    def on_review_screen_loaded(self, message: Loaded) -> None:
+        self.problem = message.problem
+        self.ready = not message.problem
+        self.query_one("#review-header", Static).update(message.header)
+        self.set_class(bool(message.problem), "-problem")
+        self.files = parse_unified(message.diff)
+        files = self.query_one(OptionList)
+        files.clear_options()
+        files.add_options([Option(f"{f.label}  +{f.added} −{f.removed}", id=str(i)) for i, f in enumerate(self.files)])
+        if not self.files:
+            files.add_option(Option("(no changes)", disabled=True))
+        self.query_one(DiffView).set_diff(self.files)
+        self.query_one(DiffView).focus()
+        self.refresh_bindings()
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id is not None and event.option_list.has_focus:
+            self.query_one(DiffView).scroll_to_file(int(event.option.id))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            self.query_one(DiffView).scroll_to_file(int(event.option.id))
+
+    # -------------------------------------------------------------------------------- actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("accept", "reject"):
+            if self.mode == "view":
+                return False
+            return True if self.ready or action == "reject" else None
+        return True
+
+    def _armed(self) -> bool:
+        if self.nl.clock() - getattr(self, "opened_at", 0.0) < self.nl.grace_s:
+            self.notify("The diff just opened: read it, then press again.", severity="warning")
+            return False
+        return True
+
+    def action_accept(self) -> None:
+        if not self.ready or self.busy or not self._armed():
+            if self.problem:
+                self.notify(self.problem, severity="error")
+            return
+        self.busy = True
+        if self.mode == "promote":
+            self.nl.promote(self.exp_id, on_done=self._after)
+        else:
+            appr = self.nl.pending_for(self.exp_id, "hypothesis")
+            if appr is not None:
+                self.nl.decide(appr, "approved")
+            self.dismiss(None)
+
+    def _after(self, ok: bool) -> None:
+        self.busy = False
+        if ok:
+            self.dismiss(None)
+
+    def action_reject(self) -> None:
+        if self.busy or not self._armed():
+            return
+        kind = "promote" if self.mode == "promote" else "hypothesis"
+        appr = self.nl.pending_for(self.exp_id, kind)
+        if appr is None:
+            self.notify("Not promoted." if self.mode == "promote" else "Nothing to reject.")
+            self.dismiss(None)
+            return
+
+        def done(feedback: str | None) -> None:
+            if feedback is None:
+                return
+            self.nl.decide(appr, "rejected", feedback or None)
+            self.dismiss(None)
+
+        self.app.push_screen(FeedbackDialog(f"Reject {kind} #{self.exp_id}"), done)
+
+    def action_toggle_split(self) -> None:
+        diff = self.query_one(DiffView)
+        top = diff.file_at_top()
+        diff.set_split(not diff.split)
+        diff.border_title = "Diff · side by side" if diff.split else "Diff · unified"
+        diff.scroll_to_file(top)
+
+    def _step_file(self, delta: int) -> None:
+        if not self.files:
+            return
+        diff = self.query_one(DiffView)
+        i = max(0, min(len(self.files) - 1, diff.file_at_top() + delta))
+        diff.scroll_to_file(i)
+        self.query_one(OptionList).highlighted = i
+
+    def action_next_file(self) -> None:
+        self._step_file(1)
+
+    def action_prev_file(self) -> None:
+        self._step_file(-1)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

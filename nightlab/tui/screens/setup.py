@@ -1,0 +1,49 @@
+"""No nightlab.toml yet: say so, and offer to run `init` (detect the command and metric, run the baseline)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from nightlab.tui import keymap
+
+if TYPE_CHECKING:
+    from nightlab.tui.app import NightlabApp
+
+
+class InitScreen(Screen[None]):
+    BINDINGS = keymap.bindings("init")
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(id="setup")
+        self.reason = reason
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog setup-dialog"):
+            yield Static("This project is not set up for nightlab yet", classes="dialog-title")
+            yield Static(self.reason, classes="dialog-detail", markup=False)
+            yield Static(
+                "init finds the training script, runs it once to learn what it reports, and writes nightlab.toml. "
+                "Nothing in your code or git history changes.", classes="dialog-detail")
+            yield Static("", id="setup-progress", markup=False)
+            yield Static("i run init · q quit (or run `nightlab init` in a shell to answer its questions)",
+                         classes="dialog-keys")
+        yield Footer()
+
+    def action_run_init(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        self.progress("starting…")
+        cast("NightlabApp", self.app).run_init()
+
+    def progress(self, text: str) -> None:
+        self.query_one("#setup-progress", Static).update(text)
+
+    def failed(self) -> None:
+        self.running = False

@@ -1,0 +1,1 @@
+"""Widgets of the main, review and log screens."""

@@ -1,0 +1,137 @@
+"""Braille charts drawn in-widget (no plotting dependency): the metric per run with the best so far, and the
+selected run's learning curve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.style import Style
+from rich.text import Text
+from textual.widget import Widget
+
+from nightlab.tui import braille
+from nightlab.tui.data import Snapshot, goal_sign
+
+GUTTER = 8
+
+
+def _fmt(v: float) -> str:
+    a = abs(v)
+    if a != 0 and (a >= 1e5 or a < 1e-3):
+        return f"{v:.1e}"
+    return f"{v:.4g}"
+
+
+class BrailleChart(Widget):
+    """A chart area with a y-axis gutter: subclasses supply the series, this draws them."""
+
+    COMPONENT_CLASSES = {"chart--s0", "chart--s1", "chart--s2", "chart--axis", "chart--empty"}
+    DEFAULT_CSS = "BrailleChart { height: 1fr; width: 1fr; }"
+
+    empty_text = "no data yet"
+
+    def series(self) -> list[tuple[Sequence[float], Sequence[float], bool]]:
+        """(xs, ys, connect) per series; series i is drawn in style chart--s{i}."""
+        return []
+
+    def x_label(self) -> str:
+        return ""
+
+    def render(self) -> Text:
+        width, height = self.size.width, self.size.height
+        series = [s for s in self.series() if len(s[0])]
+        axis = self.get_component_rich_style("chart--axis", partial=True)
+        if not series or width < GUTTER + 4 or height < 3:
+            return Text(self.empty_text, self.get_component_rich_style("chart--empty", partial=True))
+        xs_all = [x for s in series for x in s[0]]
+        ys_all = [y for s in series for y in s[1]]
+        x_range = (min(xs_all), max(xs_all)) if max(xs_all) > min(xs_all) else (min(xs_all) - 1, max(xs_all) + 1)
+        y_range = braille.value_range(ys_all)
+        plot_h = height - 1
+        canvas = braille.Canvas(width - GUTTER, plot_h)
+        for i, (xs, ys, connect) in enumerate(series):
+            braille.plot(canvas, xs, ys, i, x_range=x_range, y_range=y_range, connect=connect)
+        styles = [self.get_component_rich_style(f"chart--s{i}", partial=True) for i in range(3)]
+        out = Text(no_wrap=True)
+        cells = canvas.cells()
+        for r, row in enumerate(cells):
+            if r == 0:
+                label = _fmt(y_range[1])
+            elif r == len(cells) - 1:
+                label = _fmt(y_range[0])
+            else:
+                label = ""
+            out.append(f"{label:>{GUTTER - 1}}┤" if label else " " * (GUTTER - 1) + "│", axis)
+            for ch, s in row:
+                out.append(ch, styles[s % 3] if s >= 0 else Style())
+            out.append("\n")
+        lo, hi = _fmt(x_range[0]), _fmt(x_range[1])
+        span = width - GUTTER
+        xl = self.x_label()
+        mid = f" {xl} " if xl else ""
+        fill = max(0, span - len(lo) - len(hi) - len(mid))
+        out.append(" " * (GUTTER - 1) + "└", axis)
+        out.append(lo + "─" * (fill // 2) + mid + "─" * (fill - fill // 2) + hi, axis)
+        return out
+
+
+class MetricChart(BrailleChart):
+    """Each run's metric as points (in run order) and the best so far as a line."""
+
+    empty_text = "no finished runs yet"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.snapshot: Snapshot | None = None
+
+    def show(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.refresh()
+
+    def x_label(self) -> str:
+        return "#"
+
+    def series(self) -> list[tuple[Sequence[float], Sequence[float], bool]]:
+        s = self.snapshot
+        if s is None:
+            return []
+        pts = [(float(r.id), r.metric) for r in sorted(s.rows, key=lambda r: r.id) if r.metric is not None]
+        if not pts:
+            return []
+        sign = goal_sign(s.goal)
+        best_x: list[float] = []
+        best_y: list[float] = []
+        best: float | None = None
+        for x, y in pts:
+            assert y is not None
+            if best is None or sign * (y - best) > 0:
+                best = y
+            best_x.append(x)
+            best_y.append(best)
+        xs = [p[0] for p in pts]
+        ys = [float(p[1]) for p in pts if p[1] is not None]
+        return [(best_x, best_y, True), (xs, ys, False)]
+
+
+class CurveChart(BrailleChart):
+    """The selected run's learning curve: its training loss if the log had one, else the metric over steps."""
+
+    empty_text = "no curve for this run"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.points: list[tuple[float, float]] = []
+        self.label = ""
+
+    def show_curve(self, points: list[tuple[float, float]], label: str) -> None:
+        self.points = braille.downsample(points, 2000)
+        self.label = label
+        self.refresh()
+
+    def x_label(self) -> str:
+        return "step"
+
+    def series(self) -> list[tuple[Sequence[float], Sequence[float], bool]]:
+        if len(self.points) < 2:
+            return []
+        return [([p[0] for p in self.points], [p[1] for p in self.points], True)]

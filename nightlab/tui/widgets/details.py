@@ -1,0 +1,80 @@
+"""Everything about one experiment: hypothesis, rationale, result against baseline and parent, where it stopped."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from nightlab.tui.data import Snapshot, fmt_delta, fmt_metric, fmt_seconds, goal_sign, patch_stat
+
+
+class DetailsPane(VerticalScroll):
+    COMPONENT_CLASSES = {"details--label", "details--better", "details--worse", "details--dim", "details--title"}
+    DEFAULT_CSS = """
+    DetailsPane { height: 1fr; }
+    DetailsPane > Static { width: 1fr; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="details-body")
+
+    def show(self, snapshot: Snapshot | None, exp_id: int | None) -> None:
+        self.query_one("#details-body", Static).update(self._body(snapshot, exp_id))
+
+    def _body(self, s: Snapshot | None, exp_id: int | None) -> RenderableType:
+        dim = self.get_component_rich_style("details--dim", partial=True)
+        if s is None:
+            return Text("loading…", dim)
+        e = s.experiments.get(exp_id) if exp_id is not None else None
+        if e is None:
+            return Text("No experiments yet: start the engine and it measures the baseline first.", dim)
+        row = s.row(e.id)
+        label = self.get_component_rich_style("details--label", partial=True)
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(style=label, no_wrap=True, width=8)
+        grid.add_column(ratio=1)
+        title = Text(f"#{e.id} ", dim)
+        title.append(e.title or "(untitled)", self.get_component_rich_style("details--title", partial=True))
+        title.append(f"   {e.status}", dim)
+        if e.rationale:
+            grid.add_row("why", Text(e.rationale))
+        if e.expected_effect:
+            grid.add_row("expects", Text(e.expected_effect))
+        result = Text()
+        metric = row.metric if row else e.metric
+        result.append(f"{s.metric} {fmt_metric(metric)}")
+        if row and row.runs > 1:
+            result.append(f" (mean of {row.runs} runs)", dim)
+        base_delta = row.delta_base if row and e.kind != "baseline" else None
+        deltas = (("vs baseline", base_delta), ("vs parent", row.delta_parent if row else None))
+        for name, v in deltas:
+            if v is not None:
+                name_ = "details--better" if goal_sign(s.goal) * v > 0 else "details--worse" if v else "details--dim"
+                style = self.get_component_rich_style(name_, partial=True)
+                result.append(f"   {name} ", dim)
+                result.append(fmt_delta(v), style)
+        grid.add_row("result", result)
+        run = Text()
+        run.append(f"stage {e.stage or '—'}")
+        run.append(f"   failure {e.failure_class or '—'}")
+        run.append(f"   time {fmt_seconds(e.seconds)}")
+        run.append(f"   seed {e.seed}")
+        grid.add_row("run", run)
+        files, added, removed = patch_stat(e.patch)
+        if e.patch:
+            names = sorted({ln[len('diff --git a/'):].split(' b/')[0] for ln in e.patch.splitlines()
+                            if ln.startswith("diff --git ")})
+            plural = "s" if files != 1 else ""
+            grid.add_row("diff", Text(f"{', '.join(names)}  +{added} −{removed}  ({files} file{plural})"))
+        elif e.kind == "baseline":
+            grid.add_row("diff", Text("none: the code as committed", dim))
+        note = e.diagnosis or e.error
+        if note:
+            grid.add_row("note", Text(note))
+        if e.branch:
+            grid.add_row("branch", Text(e.branch, dim))
+        return Group(title, grid)

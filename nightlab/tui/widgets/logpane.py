@@ -1,0 +1,203 @@
+"""The live log pane: follows a job's log with bounded memory and bounded UI work, however fast the job prints.
+
+A thread worker polls the file ~20 times a second and appends complete lines to a shared buffer; it posts a
+message only when none is already on its way, so a flood becomes one message per frame, never a queue that
+starves key presses. Only the last `max_lines` lines are held (the full log stays on disk: `l` opens it in the
+virtualised viewer) and only the visible lines are ever rendered.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events, work
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+from textual.worker import get_current_worker
+
+from nightlab.tui.logfiles import TailReader
+from nightlab.tui.messages import ReportsWorkerErrors
+
+POLL_S = 0.05
+IDLE_POLL_S = 0.25
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ERROR = re.compile(r"error|traceback|exception|\bnan\b|killed|out of memory", re.I)
+_WARN = re.compile(r"warn", re.I)
+
+
+def clean(line: str) -> str:
+    """What a terminal would show, minus colour codes and control characters (they would corrupt the screen)."""
+    if "\x1b" in line:
+        line = _ANSI.sub("", line)
+    if "\t" in line:
+        line = line.expandtabs()
+    return _CTRL.sub("�", line)
+
+
+class Pending:
+    """Lines read but not yet shown, shared between the tail thread and the UI thread."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.lock = threading.Lock()
+        self.lines: list[str] = []
+        self.posted = False
+        self.total = 0
+
+    def push(self, lines: list[str]) -> bool:
+        """Add lines; True if the caller should post a message (none is in flight)."""
+        with self.lock:
+            self.lines.extend(lines)
+            self.total += len(lines)
+            if len(self.lines) > self.cap:
+                del self.lines[: len(self.lines) - self.cap]
+            if self.posted:
+                return False
+            self.posted = True
+            return True
+
+    def take(self) -> list[str]:
+        with self.lock:
+            lines, self.lines = self.lines, []
+            self.posted = False
+            return lines
+
+
+class LogTail(ReportsWorkerErrors, ScrollView, can_focus=True):
+    COMPONENT_CLASSES = {"logtail--error", "logtail--warning", "logtail--dim"}
+    DEFAULT_CSS = "LogTail { height: 1fr; }"
+
+    class Batch(Message):
+        def __init__(self, pending: Pending) -> None:
+            super().__init__()
+            self.pending = pending
+
+    def __init__(self, *, max_lines: int = 5000, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.max_lines = max_lines
+        self.lines: list[str] = []
+        self.follow = True
+        self.path: Path | None = None
+        self.placeholder = ""
+        self.received = 0  # lines shown since the file was opened (for the benchmark and the title)
+        self._width = 0
+        self._pending: Pending | None = None
+
+    # -------------------------------------------------------------------------------- data in
+    def watch_file(self, path: Path | None, placeholder: str = "") -> None:
+        """Follow `path` (None: show the placeholder). Re-opening the same path keeps what is shown."""
+        if path == self.path and self._pending is not None:
+            return
+        self.path = path
+        self.placeholder = placeholder
+        self.clear()
+        if path is None:
+            self._pending = None
+            self.workers.cancel_group(self, "tail")
+            return
+        self._pending = Pending(self.max_lines)
+        self._tail(path, self._pending)
+
+    def clear(self) -> None:
+        self.lines = []
+        self.received = 0
+        self._width = 0
+        self.virtual_size = Size(0, 0)
+        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.refresh()
+
+    @work(thread=True, exclusive=True, group="tail", exit_on_error=False, name="log tail")
+    def _tail(self, path: Path, pending: Pending) -> None:
+        worker = get_current_worker()
+        reader = TailReader(path)
+        idle_since = time.monotonic()
+        try:
+            while not worker.is_cancelled and pending is self._pending:
+                lines = reader.read()
+                if lines:
+                    idle_since = time.monotonic()
+                    if pending.push(lines):
+                        self.post_message(self.Batch(pending))
+                    time.sleep(POLL_S)
+                else:
+                    time.sleep(POLL_S if time.monotonic() - idle_since < 2.0 else IDLE_POLL_S)
+        finally:
+            reader.close()
+
+    def on_log_tail_batch(self, message: Batch) -> None:
+        message.stop()
+        if message.pending is not self._pending:
+            return
+        self.append(message.pending.take())
+
+    def append(self, lines: list[str]) -> None:
+        """Add lines at the bottom (drops the oldest beyond max_lines) and keep the bottom in view if following."""
+        if not lines:
+            return
+        self.received += len(lines)
+        self.lines.extend(lines)
+        excess = len(self.lines) - self.max_lines
+        if excess > self.max_lines // 5 or (excess > 0 and len(lines) >= excess):
+            del self.lines[:excess]
+            if not self.follow:
+                self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
+        self._width = max(self._width, min(1000, max(map(len, lines))))
+        self.virtual_size = Size(self._width, len(self.lines))
+        if self.follow:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+        self.refresh()
+
+    def set_follow(self, follow: bool) -> None:
+        self.follow = follow
+        if follow:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    # -------------------------------------------------------------------------------- user scrolling
+    def action_scroll_up(self) -> None:
+        self.follow = False
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self.follow = False
+        super().action_page_up()
+
+    def action_scroll_home(self) -> None:
+        self.follow = False
+        super().action_scroll_home()
+
+    def action_scroll_end(self) -> None:
+        self.follow = True
+        super().action_scroll_end()
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self.follow = False
+        super()._on_mouse_scroll_up(event)
+
+    # -------------------------------------------------------------------------------- rendering
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if not self.lines:
+            if y == 0 and self.placeholder:
+                dim = base + self.get_component_rich_style("logtail--dim", partial=True)
+                return Strip([Segment(self.placeholder, dim)]).crop_extend(0, width, base)
+            return Strip.blank(width, base)
+        idx = int(self.scroll_y) + y
+        if idx >= len(self.lines):
+            return Strip.blank(width, base)
+        text = clean(self.lines[idx])
+        style: Style = base
+        if _ERROR.search(text):
+            style = base + self.get_component_rich_style("logtail--error", partial=True)
+        elif _WARN.search(text):
+            style = base + self.get_component_rich_style("logtail--warning", partial=True)
+        x = int(self.scroll_x)
+        return Strip([Segment(text, style)]).crop_extend(x, x + width, base)

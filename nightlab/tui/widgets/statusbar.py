@@ -1,0 +1,62 @@
+"""The status line: mode first and unmistakable (colour and word), then budget, slots and whether anyone is awake."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from nightlab.tui.data import Snapshot
+
+
+class StatusBar(Widget):
+    COMPONENT_CLASSES = {"statusbar--step", "statusbar--autonomous", "statusbar--dim", "statusbar--alert",
+                         "statusbar--ok"}
+    DEFAULT_CSS = """
+    StatusBar { height: 1; width: 1fr; }
+    """
+
+    mode: reactive[str] = reactive("step")
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    engine_here: reactive[bool] = reactive(False)
+
+    def render(self) -> Text:
+        s = self.snapshot
+        step = self.mode != "autonomous"
+        mode_style = self.get_component_rich_style("statusbar--step" if step else "statusbar--autonomous", partial=True)
+        dim = self.get_component_rich_style("statusbar--dim", partial=True)
+        alert = self.get_component_rich_style("statusbar--alert", partial=True)
+        ok = self.get_component_rich_style("statusbar--ok", partial=True)
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append(" STEP " if step else " AUTONOMOUS ", mode_style)
+        if self.size.width >= 140:
+            t.append(" asks before each run" if step else " runs without asking", dim)
+        if s is None:
+            t.append(" · loading…", dim)
+            return t
+        sep = (" · ", dim)
+        if s.approvals:
+            n = len(s.approvals)
+            t.append(f" ⚑ {n} waiting for you", alert)
+        t.append(*sep)
+        t.append(s.project, "bold")
+        t.append(*sep)
+        t.append(f"{s.metric} {'↑' if s.goal == 'maximize' else '↓'}")
+        t.append(*sep)
+        if s.session is not None:
+            t.append(f"runs {s.runs_started}/{s.budget}")
+            t.append(f" ({s.budget_left} left)", alert if s.budget_left == 0 else dim)
+        else:
+            t.append("no session yet", dim)
+        t.append(*sep)
+        t.append(f"slots {len(s.open_jobs)}/{s.slots_total} busy")
+        if s.session is not None and s.session.cost:
+            t.append(*sep)
+            t.append(f"LLM ${s.session.cost:.2f}")
+        t.append(*sep)
+        engine = s.engine
+        label = {"no session": "not started"}.get(engine, engine)
+        if engine == "awake" and s.session is not None and s.session.state == "waiting":
+            label = "waiting for you"
+        t.append(f"engine {label}", ok if engine == "awake" else dim)
+        return t

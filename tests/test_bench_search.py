@@ -1,0 +1,137 @@
+"""bench/search.py on a tiny synthetic task: the report's fields, the run cache, and one pass through the engine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+TRAIN = '''\
+"""Synthetic task: score peaks at lr = 0.1 and grows with epochs; deterministic for a seed."""
+import argparse
+import math
+import random
+
+CONFIG = {
+    "lr": 0.01,
+    "epochs": 4,
+    "hidden": 16,
+}
+
+p = argparse.ArgumentParser()
+p.add_argument("--seed", type=int, default=0)
+seed = p.parse_args().seed
+random.seed(seed)
+x = 0.9 - 0.2 * abs(math.log10(CONFIG["lr"] / 0.1)) - 0.4 / CONFIG["epochs"] + 0.0005 * math.log2(CONFIG["hidden"])
+for epoch in range(CONFIG["epochs"]):
+    loss = 1.0 / (epoch + 1) + CONFIG["lr"] * 0 + (1 - x)
+    print(f"epoch {epoch} loss {loss:.4f}")
+print(f"score={x + random.uniform(-0.002, 0.002):.4f}")
+'''
+
+TASK_TOML = '''\
+name = "synthetic"
+command = "python train.py"
+metric = "score"
+goal = "maximize"
+metric_regex = 'score=([0-9.eE+-]+|nan|inf)'
+baseline = 0.6
+baseline_sd = 0.002
+reference = 0.9
+reference_note = "lr 0.1, many epochs"
+seconds = 0.1
+style = "config-dict"
+'''
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_search", REPO_ROOT / "bench" / "search.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_search"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def search() -> ModuleType:
+    return _load()
+
+
+@pytest.fixture
+def task_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "tasks" / "synthetic"
+    d.mkdir(parents=True)
+    (d / "train.py").write_text(TRAIN)
+    (d / "task.toml").write_text(TASK_TOML)
+    return d
+
+
+def test_random_and_optuna_report_and_cache(search: ModuleType, task_dir: Path, tmp_path: Path) -> None:
+    cache, results = tmp_path / "cache", tmp_path / "results"
+    out = tmp_path / "report.json"
+    kw = {"cache": cache, "results": results, "workers": 1, "progress": lambda s: None}
+    data = search.run_benchmark([task_dir], ["random", "optuna"], 3, 1, json_out=out, **kw)
+    saved = json.loads(out.read_text())
+    assert saved["meta"]["budget"] == 3 and saved["meta"]["finished"] == 2
+    assert saved["tasks"]["synthetic"]["reference"] == 0.9
+    rows = {r["method"]: r for r in saved["rows"]}
+    assert set(rows) == {"random", "optuna"}
+    for r in rows.values():
+        for key in ("best_mean", "best_sd", "gap_mean", "half_mean", "failed", "wall_s", "runs"):
+            assert key in r
+        assert r["runs"] == 3 and r["failed"] == 0 and not r["errors"]
+        assert r["best_mean"] is not None and r["best_mean"] >= 0.6
+    res = {r["method"]: r for r in saved["results"]}
+    # the searched knobs are the builtin policy's: CONFIG.lr / epochs / hidden
+    assert {"CONFIG.lr", "CONFIG.epochs"} <= set(res["random"]["dims"])
+    assert res["random"]["runs"][0]["values"] == {}  # trial 1 is the unmodified baseline
+    assert all(r["values"] for r in res["optuna"]["runs"][1:])
+    # the baseline run is shared through the cache: the second method replays it
+    trained_first = sum(r["trained"] for r in saved["results"])
+    assert trained_first <= 5 and sum(r["cached"] for r in saved["results"]) >= 1
+    assert "| synthetic | random |" in data["markdown"] and "Mean gap closed" in data["markdown"]
+    md = [p for p in results.iterdir() if p.suffix == ".md"]
+    assert md and "| task | method |" in md[0].read_text()
+    # a second run with the same seeds trains nothing
+    again = search.run_benchmark([task_dir], ["random", "optuna"], 3, 1, **kw)
+    assert sum(r["trained"] for r in again["results"]) == 0
+    assert sum(r["cached"] for r in again["results"]) == 6
+    assert [r["best_mean"] for r in again["rows"]] == [r["best_mean"] for r in saved["rows"]]
+
+
+def test_cache_key_follows_files_and_seed(search: ModuleType) -> None:
+    k = search.cache_key("t", {"a.py": "x = 1", "b.yaml": "y: 2"}, "python a.py --seed 0")
+    assert k == search.cache_key("t", {"b.yaml": "y: 2", "a.py": "x = 1"}, "python a.py --seed 0")
+    assert k != search.cache_key("t", {"a.py": "x = 2", "b.yaml": "y: 2"}, "python a.py --seed 0")
+    assert k != search.cache_key("t", {"a.py": "x = 1", "b.yaml": "y: 2"}, "python a.py --seed 1")
+
+
+def test_gap_is_sign_correct_and_crash_baseline(search: ModuleType, tmp_path: Path) -> None:
+    t = search.Task(name="m", folder=tmp_path, command="c", metric="loss", goal="minimize", regex="(x)",
+                    baseline=3.0, reference=2.0, seconds=1.0)
+    assert t.gap(2.5) == pytest.approx(0.5) and t.gap(3.5) == pytest.approx(-0.5) and t.gap(None) == 0.0
+    crash = search.Task(name="c", folder=tmp_path, command="c", metric="acc", goal="maximize", regex="(x)",
+                        baseline=None, reference=0.8, seconds=1.0)
+    assert crash.gap(0.4) == pytest.approx(0.5)
+
+
+def test_nightlab_through_the_engine(search: ModuleType, task_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    kw = {"cache": cache, "results": tmp_path / "results", "workers": 1, "progress": lambda s: None}
+    data = search.run_benchmark([task_dir], ["nightlab"], 3, 1, **kw)
+    (res,) = data["results"]
+    assert res["error"] is None, res["error"]
+    assert len(res["runs"]) == 3  # baseline, its noise re-run (seed 1), one experiment: the budget, no more
+    assert res["runs"][0]["kind"] == "baseline" and res["runs"][1]["seed"] == 1
+    assert res["trained"] == 3 and res["best"] is not None and res["best"] >= 0.6
+    again = search.run_benchmark([task_dir], ["nightlab"], 3, 1, **kw)
+    (res2,) = again["results"]
+    assert res2["trained"] == 0 and res2["cached"] == 3  # the engine's jobs replayed from the cache
+    assert res2["best"] == res["best"]

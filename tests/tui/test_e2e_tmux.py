@@ -1,0 +1,85 @@
+"""End to end: the real `nightlab` executable in tmux on a tiny project — start, approve, run, review, promote —
+and the commit lands on the user's branch. Keys go in with send-keys; the screen is read with capture-pane."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tuikit import git, make_project
+
+NIGHTLAB = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "nightlab"
+TMUX = shutil.which("tmux")
+
+pytestmark = [
+    pytest.mark.skipif(TMUX is None, reason="tmux is not installed (apt-get install -y tmux)"),
+    pytest.mark.skipif(not NIGHTLAB.exists(), reason=f"{NIGHTLAB} is missing (make installs it)"),
+]
+
+
+class Tmux:
+    """One private tmux server (its own socket) running one window."""
+
+    def __init__(self, sock: Path) -> None:
+        self.sock = str(sock)
+
+    def __call__(self, *args: str) -> str:
+        assert TMUX is not None
+        return subprocess.run([TMUX, "-S", self.sock, *args], check=True, capture_output=True, text=True).stdout
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", "e2e")
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", "e2e", *keys)
+
+    def wait(self, cond: Callable[[str], bool], what: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if cond(text):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}; the screen was:\n{text}")
+
+
+def test_approve_run_review_promote_through_the_real_executable(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "proj", budget=2, noise_seeds=1, confirm=False)
+    head = git(root, "rev-parse", "HEAD").strip()
+    env = {k: v for k, v in os.environ.items() if k != "NIGHTLAB_NO_TUI"}
+    env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+    inner = f"cd {shlex.quote(str(root))} && {shlex.quote(str(NIGHTLAB))}; echo EXITED $?; sleep 60"
+    tmux = Tmux(tmp_path / "tmux.sock")
+    subprocess.run([TMUX or "tmux", "-S", tmux.sock, "new-session", "-d", "-x", "120", "-y", "40", "-s", "e2e",
+                    inner], check=True, env=env)
+    try:
+        tmux.wait(lambda s: "STEP" in s and "engine not started" in s, "the first frame")
+        tmux.keys("s")  # start: the baseline runs without asking, then the agent proposes
+        tmux.wait(lambda s: "run?" in s and "engine waiting" in s, "a proposal waiting for approval")
+        time.sleep(0.6)  # the grace period: keys typed before a prompt appears do not count
+        tmux.keys("a")
+        screen = tmux.wait(lambda s: "engine done" in s, "the approved run to finish the session")
+        assert "0 left" in screen
+        tmux.keys("p")  # review the selected (just finished) experiment against main
+        screen = tmux.wait(lambda s: "Promote #2 onto main" in s, "the review screen")
+        assert "train.py" in screen and "+ LR = " in screen
+        time.sleep(0.6)
+        tmux.keys("a")
+        tmux.wait(lambda s: "Committed" in s, "the promote")
+        tmux.keys("q")
+        tmux.wait(lambda s: "EXITED 0" in s, "a clean exit", timeout=30)
+    finally:
+        subprocess.run([TMUX or "tmux", "-S", tmux.sock, "kill-server"], capture_output=True)
+    log = git(root, "log", "--format=%H %P%n%B", "-1", "main")
+    first = log.splitlines()[0].split()
+    assert first[1] == head  # one new commit on the user's branch, on top of where it was
+    assert "Promoted from nightlab experiment #2" in log
+    assert "LR = 0.1" not in (root / "train.py").read_text()
+    assert git(root, "status", "--porcelain").strip() == ""  # the working tree matches the commit
