@@ -664,6 +664,7 @@ class Engine:
             return None
         from nightlab.agent import memory
 
+        proposal.parent_id = parent.id
         repeat = memory.is_repeat(proposal, [self.view(x) for x in self.experiments()],
                                   {x.id: x.patch or "" for x in self.experiments()})
         if repeat is not None:

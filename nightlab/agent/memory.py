@@ -184,13 +184,17 @@ def is_repeat(
 ) -> str | None:
     """'#id title' of a tried (or pending) experiment that `proposal` repeats, else None.
 
-    A repeat makes the same change (same normalised removed/added lines, when `patches` gives experiment id ->
-    unified diff) or says the same thing (near-identical title, same numbers, same kind). Fixes only repeat fixes
-    of the same parent: one fix idea may well be right for two different broken branches.
+    A repeat builds on the same parent (when the proposal names one) and makes the same change (same normalised
+    removed/added lines, when `patches` gives experiment id -> unified diff) or says the same thing (near-identical
+    title, same numbers, same kind). The same change on another parent is a new experiment: raising the learning
+    rate after switching optimizer is not the rise tried before the switch. Fixes only repeat fixes of the same
+    parent: one fix idea may well be right for two different broken branches.
     """
     sig = edit_signature(proposal.edits) if proposal.edits else frozenset()
     for e in sorted(experiments, key=lambda x: -x.id):  # newest first: the most relevant precedent
         if e.kind in NOT_HYPOTHESES or (e.status not in RAN and e.status not in PENDING):
+            continue
+        if proposal.parent_id is not None and e.parent_id != proposal.parent_id:
             continue
         fix_like = proposal.kind == "fix" or e.kind == "fix"
         if fix_like and (e.kind != proposal.kind or e.parent_id != proposal.parent_id):

@@ -444,6 +444,18 @@ class BuiltinPolicy:
             yield self._scaled(ctx, st, "epochs", 0.5, "The held-out metric peaks before the end of training; "
                                                        "stopping earlier keeps the better weights.")
         elif kind == "plateau":
+            if _learned_fraction(st.exp) < 0.15:
+                # stuck near where it started: the steps are too small (or the optimizer too weak) to get anywhere,
+                # which decaying the learning rate cannot fix
+                if sgd:
+                    yield transform("sgd_to_adamw", "The loss stalls barely below its starting value: plain SGD "
+                                                    "with this step size is not getting anywhere; AdamW adapts the "
+                                                    "step per parameter and usually escapes such a plateau.")
+                yield self._scaled(ctx, st, "lr", 3.0, "The loss stalls barely below its starting value: the step "
+                                                       "is too small to make progress; a larger learning rate moves "
+                                                       "faster.")
+                yield transform("standardize", "The loss stalls near its start; unscaled inputs are a common cause "
+                                               "of a stalled first layer.")
             yield transform("warmup_cosine", "The loss flattens early: a constant learning rate stalls; decaying "
                                              "it lets training settle into a lower minimum.")
             yield self._scaled(ctx, st, "lr", 1 / 3, "The loss plateaus early at a high value; a smaller learning "
@@ -965,3 +977,13 @@ _KIND_WHY = {
     "momentum": "Momentum smooths the updates",
     "warmup": "The warm-up length protects the first updates",
 }
+
+
+def _learned_fraction(exp: ExperimentView | None) -> float:
+    """How far the training loss fell from its start, as a fraction of the start (1.0 when unknown)."""
+    if exp is None:
+        return 1.0
+    vals = [v for _, v in exp.loss_curve if math.isfinite(v)]
+    if len(vals) < 2 or vals[0] == 0:
+        return 1.0
+    return (vals[0] - vals[-1]) / abs(vals[0])
