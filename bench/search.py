@@ -1,0 +1,869 @@
+"""Search benchmark: nightlab's builtin policy against a random sweep and Optuna (TPE) on the training-task suite.
+
+    python bench/search.py --tasks DIR [DIR ...] --methods nightlab,random,optuna --budget N --seeds S [--json FILE]
+
+For each task folder (format: ../shared/tasks/README.md), each method and each seed s in 0..S-1, the method spends a
+budget of N training runs; one table is printed and saved (bench/results/search-<timestamp>.json and .md, plus
+--json FILE): best metric reached (mean ± sd over seeds), normalised gap closed, runs needed to close half the gap,
+failed runs, wall time.
+
+The methods
+-----------
+* ``nightlab``: the builtin policy through the real engine (`Engine(..., mode="autonomous", budget=N)`), real git
+  worktrees, the real sandbox (``--isolation``, default auto), one slot per engine. The task is copied into a fresh
+  git repository WITHOUT task.toml (the answer sheet is read by this harness only; the policy never sees it).
+  editable / protected files come from `nightlab.agent.project_init`, exactly as `nightlab init` would choose them.
+* ``random``: a uniform sweep (log-uniform where the space is log-scaled) over the knobs below.
+* ``optuna``: `optuna.samplers.TPESampler(seed=s)` from the real optuna package through ask/tell, with
+  ``n_startup_trials = clamp(N // 3, 3, 10)`` (``--tpe-startup`` overrides; Optuna's own default of 10 would make a
+  12-run study 10 random trials plus 2 TPE trials, i.e. nearly a random sweep, which is not a fair opponent).
+* random and optuna search exactly the knobs and ranges the builtin policy discovers on the unmodified files
+  (`BuiltinPolicy._knobs`: the searchable knobs with their `knobs.search_space`), write values through the same
+  rounding (`policy.search.snap`) and the same editing code (`knobs.rewrite`, validated by `edits.apply_edits`), and
+  run through the same cache wrapper and metric parser as the engine, so the only difference is the search.
+  Two consequences to know: the builtin policy may also apply code transformations (SGD → AdamW, schedules,
+  input standardisation, fixes for crashes), which random and optuna cannot — that is part of what is compared.
+  And a log-scaled space with ``allow_zero`` (weight decay 0 = off) cannot hold 0: random and optuna sample
+  ``[low, high]``; optuna records an unmodified baseline value of 0 as ``low``.
+
+Seeds and budget
+----------------
+"Seed s" of a method is both its search seed (engine ``search.seed`` = s, which seeds the policy's rng; random's
+``random.Random(s)``; optuna's sampler seed) and the training seed of its runs (``--seed s`` in the command), so the
+methods are compared on the same training seeds. Every method spends exactly N training runs per seed (fewer only if
+it stops on its own; the runs actually used are reported). For nightlab the engine's baseline, its noise re-run
+(seed s+1, ``search.noise_seeds = 2``) and its confirmation re-runs (seed s+1, …) count inside N. For random and
+optuna the first trial is the unmodified baseline (seed s), so all methods pay for the baseline equally.
+
+What is measured
+----------------
+* best: random / optuna: the best single run. nightlab: the best single-run metric of a *kept* experiment (the run
+  at seed s that made it kept, not the mean with its confirmation runs; re-runs at other seeds are not counted), so
+  the numbers are single runs at the same training seed for every method. An improvement the engine discarded as
+  within noise does not count for nightlab, since it is not what nightlab hands the user. The JSON also holds
+  `engine_best` (the engine's own seed-averaged best) and `best_any` (nightlab's best single run of any status).
+* gap closed = (best − baseline) / (reference − baseline), with baseline and reference from task.toml. The formula is
+  sign-correct for minimised metrics as is (numerator and denominator flip together): 1 = reached the reference,
+  0 = no better than the baseline, negative = worse. A seed where no run produced a metric closes 0.
+  A task whose baseline is "crash" (broken-digits) uses baseline = 0 (`CRASH_BASELINE`), i.e. the gap closed is the
+  fraction of the reference reached; a method that never gets the program to run scores no metric and closes 0.
+* runs to half gap: the first run (1-based, in launch order) after which the best-so-far (as defined for "best")
+  has closed at least half the gap; the mean over the seeds that got there, with how many did.
+* failed: runs that produced no metric (crash, timeout, NaN) out of all runs, summed over seeds.
+* wall s: wall-clock seconds per seed in this invocation (small when the cache answers); train s: the recorded
+  training seconds of the runs (what they cost uncached), per seed.
+
+The cache
+---------
+Every training run — the engine's jobs included — goes through this script's own ``cache-run`` mode, put in front
+of the task's command: ``python bench/search.py cache-run --cache DIR ... -- python train.py --seed {seed}``. It
+hashes sha256(task name, sorted (path, content) of the editable files, the command with the seed), replays the
+recorded stdout/stderr/exit code on a hit, and otherwise runs the command and records {metric, ok, rc, seconds,
+stdout, stderr} under bench/results/cache/ (gitignored) with an atomic rename; a per-key flock makes a concurrent
+second miss wait and replay. The engine path stays real (worktrees, sandbox, job wrapper, log parsing) while a
+rerun only trains what changed — e.g. after the builtin policy improved, only its new variants. Timeouts are never
+cached. A replayed run lasts well under a second instead of its training time; the policy only uses run time
+against the timeout (``--timeout``, default 600 s, which tasks of 5-60 s never approach), so replays do not change
+its decisions. The baseline run of a seed is shared by all methods through the cache.
+
+Parallelism
+-----------
+(task, method, seed) combinations run concurrently in a process pool with one worker per CPU slot of this machine
+(`nightlab.sandbox.slots.discover`: cores − 1, at least 1; the tasks are CPU-only so GPU slots are not used;
+``--workers`` overrides). Each worker owns one slot: its training runs are pinned to that slot's core with one
+thread, and an engine gets only that slot (so nightlab, like random and optuna, runs one job at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import random
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[1]
+RESULTS = REPO / "bench" / "results"
+CACHE = RESULTS / "cache"
+METHODS = ("nightlab", "random", "optuna")
+CRASH_BASELINE = 0.0  # the baseline value of a task that crashes as delivered (see the docstring)
+ANSWER_SHEET = "task.toml"
+_IGNORE = shutil.ignore_patterns(ANSWER_SHEET, "__pycache__", "*.pyc", ".git", ".nightlab")
+_GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@localhost"}
+
+
+# ============================================================================================== the cache wrapper
+# This part runs inside every training job (under the sandbox): stdlib only until a miss needs the metric parser.
+
+
+def cache_key(task: str, files: dict[str, str], command: str) -> str:
+    """sha256 of the task name, the editable files (sorted by path) and the command with its seed filled in."""
+    h = hashlib.sha256()
+    for part in (task, command, *[f"{p}\0{files[p]}" for p in sorted(files)]):
+        h.update(part.encode("utf-8", "replace"))
+        h.update(b"\0\1\0")
+    return h.hexdigest()
+
+
+def cache_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / f"{key}.json"
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A cache record, or None when absent or unreadable (a torn file from a killed writer cannot exist: writes are
+    renames, but a foreign file is treated as a miss rather than an error)."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and "stdout" in rec else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created if needed), released when the block ends or the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def parse_value(text: str, name: str, regex: str) -> float | None:
+    """The metric as the engine reads it (nightlab.agent.metrics), None when missing or non-finite."""
+    from nightlab.agent import metrics
+
+    value = metrics.parse_metric(text, name, regex).value
+    return value if value is not None and math.isfinite(value) else None
+
+
+def cache_run(argv: Sequence[str]) -> int:
+    """``cache-run`` mode: replay a recorded run or run (and record) the command after ``--``; exit with its code."""
+    if "--" not in argv:
+        print("cache-run: missing `-- COMMAND ...`", file=sys.stderr)
+        return 2
+    cut = list(argv).index("--")
+    if str(REPO) not in sys.path:  # the metric parser, on a miss
+        sys.path.insert(0, str(REPO))
+    ap = argparse.ArgumentParser(prog="search.py cache-run")
+    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--files", required=True, help="comma-separated editable files, relative to the cwd")
+    ap.add_argument("--metric", required=True)
+    ap.add_argument("--regex", required=True)
+    ap.add_argument("--ledger", type=Path, default=None, help="append {key, hit, ...} here (JSON lines)")
+    args = ap.parse_args(list(argv[:cut]))
+    cmd = list(argv[cut + 1:])
+    files: dict[str, str] = {}
+    for rel in filter(None, args.files.split(",")):
+        with contextlib.suppress(OSError):
+            files[rel] = Path(rel).read_text(errors="replace")
+    key = cache_key(args.task, files, shlex.join(cmd))
+    path = cache_path(args.cache, key)
+    with _locked(path.with_suffix(".lock")):
+        rec = read_record(path)
+        hit = rec is not None
+        if rec is None:
+            t0 = time.monotonic()
+            proc = subprocess.run(cmd, capture_output=True)
+            seconds = time.monotonic() - t0
+            out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+            metric = parse_value(out, args.metric, args.regex)
+            rec = {"task": args.task, "command": shlex.join(cmd), "rc": proc.returncode, "seconds": round(seconds, 3),
+                   "metric": metric, "ok": proc.returncode == 0 and metric is not None, "stdout": out, "stderr": err,
+                   "files": sorted(files), "created": time.time()}
+            _write_atomic(path, json.dumps(rec))
+    sys.stdout.write(rec["stdout"])
+    sys.stdout.flush()
+    sys.stderr.write(rec["stderr"])
+    sys.stderr.flush()
+    if args.ledger is not None:
+        line = {"key": key, "hit": hit, "seconds": rec["seconds"], "metric": rec["metric"], "ok": rec["ok"],
+                "job": os.environ.get("NIGHTLAB_JOB_ID")}
+        args.ledger.parent.mkdir(parents=True, exist_ok=True)
+        with open(args.ledger, "a") as f:
+            f.write(json.dumps(line) + "\n")
+    rc = rec["rc"]
+    return rc if isinstance(rc, int) and 0 <= rc < 256 else 1
+
+
+# ============================================================================================== tasks and projects
+
+
+@dataclass
+class Task:
+    """One task folder and its answer sheet (task.toml: read by this harness, never shown to a method)."""
+
+    name: str
+    folder: Path
+    command: str
+    metric: str
+    goal: str
+    regex: str
+    baseline: float | None  # None: the unchanged script crashes
+    reference: float
+    seconds: float
+
+    @property
+    def gap_baseline(self) -> float:
+        return self.baseline if self.baseline is not None else CRASH_BASELINE
+
+    @property
+    def sign(self) -> float:
+        return 1.0 if self.goal == "maximize" else -1.0
+
+    def gap(self, value: float | None) -> float:
+        """Normalised gap closed by `value` (0 when there is no value)."""
+        if value is None:
+            return 0.0
+        span = self.reference - self.gap_baseline
+        return (value - self.gap_baseline) / span if span else 0.0
+
+
+def load_task(folder: Path) -> Task:
+    folder = Path(folder).resolve()
+    meta = tomllib.loads((folder / ANSWER_SHEET).read_text())
+    base = meta.get("baseline")
+    return Task(name=str(meta.get("name") or folder.name), folder=folder, command=str(meta["command"]),
+                metric=str(meta["metric"]), goal=str(meta["goal"]), regex=str(meta["metric_regex"]),
+                baseline=float(base) if isinstance(base, int | float) else None,
+                reference=float(meta["reference"]), seconds=float(meta.get("seconds") or 0.0))
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, env={**os.environ, **_GIT_ENV}, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def make_repo(task: Task, dest: Path) -> Path:
+    """The task copied into a fresh git repository without its answer sheet: what a user would point nightlab at."""
+    shutil.copytree(task.folder, dest, ignore=_IGNORE)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "task as delivered")
+    return dest
+
+
+@dataclass
+class Layout:
+    """What `nightlab init` would choose: the entry script, editable and protected files."""
+
+    entry: str
+    editable: list[str]
+    protected: list[str]
+
+
+def layout_of(repo: Path) -> Layout:
+    from nightlab.agent import project_init as pi
+
+    tracked = [p for p in git(repo, "ls-files").splitlines() if p]
+    entry = pi.find_entry(repo, tracked)
+    if entry is None:
+        raise SystemExit(f"{repo}: no training script found")
+    protected = pi.protected_files(repo, tracked, entry)
+    return Layout(entry=entry, editable=pi.editable_files(repo, entry, tracked, protected), protected=protected)
+
+
+def wrapped_command(task: Task, layout: Layout, cache_dir: Path, ledger: Path) -> str:
+    """The training command behind the cache wrapper; ``{seed}`` is left for the engine / caller to fill in."""
+    inner = f"{task.command} --seed {{seed}}"
+    return " ".join([
+        shlex.quote(sys.executable), shlex.quote(str(HERE)), "cache-run", "--cache", shlex.quote(str(cache_dir)),
+        "--task", shlex.quote(task.name), "--files", shlex.quote(",".join(layout.editable)),
+        "--metric", shlex.quote(task.metric), "--regex", shlex.quote(task.regex),
+        "--ledger", shlex.quote(str(ledger)), "--", inner,
+    ])
+
+
+def read_ledger(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+# ============================================================================================== the search space
+
+
+@dataclass
+class Dim:
+    """One knob random / optuna search over: the builtin policy's knob and its space."""
+
+    key: str
+    knob: Any  # knobs.Knob
+    space: Any  # knobs.Space
+    kind: str
+
+    @property
+    def baseline(self) -> Any:
+        return self.knob.value
+
+
+def search_dims(files: dict[str, str]) -> list[Dim]:
+    """The knobs the builtin policy would search in these files, with its ranges (in the policy's priority order)."""
+    from nightlab.agent.policy import builtin
+    from nightlab.agent.policy import knobs as knobmod
+
+    exts = getattr(builtin, "_FILE_EXTS", (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini"))
+    cand = {p: t for p, t in files.items() if p.endswith(exts)}
+    dims: list[Dim] = []
+    policy = builtin.BuiltinPolicy()
+    if hasattr(policy, "_knobs"):
+        for k in policy._knobs(cand).values():
+            if k.searchable and k.space is not None:
+                dims.append(Dim(key=k.key, knob=k.knob, space=k.space, kind=k.kind))
+    else:  # pragma: no cover - the policy's internals moved: the same knobs, less its usage checks
+        for kn in knobmod.discover_files(cand):
+            sp = knobmod.search_space(kn)
+            if kn.tunable and sp is not None:
+                dims.append(Dim(key=kn.name, knob=kn, space=sp, kind=kn.kind))
+    prio = getattr(builtin, "_SEARCH_PRIORITY", [])
+    order = {kind: i for i, kind in enumerate(prio)}
+    dims.sort(key=lambda d: (order.get(d.kind, len(order)), d.key))
+    return dims
+
+
+def snap(dim: Dim, x: float) -> Any:
+    """A sampled number written the way the builtin policy writes its own values."""
+    from nightlab.agent.policy import search as searchmod
+
+    return searchmod.snap(x, dim.space, dim.kind)
+
+
+def apply_values(files: dict[str, str], dims: list[Dim], values: dict[str, Any], layout: Layout) -> dict[str, str]:
+    """`files` with the knobs set to `values`, through knobs.rewrite and validated by edits.apply_edits."""
+    from nightlab.agent.edits import apply_edits
+    from nightlab.agent.policy import knobs as knobmod
+    from nightlab.agent.policy.base import Edit
+
+    by_key = {d.key: d for d in dims}
+    texts = dict(files)
+    for key, val in values.items():
+        d = by_key[key]
+        texts[d.knob.path] = knobmod.rewrite(texts[d.knob.path], d.knob, val)
+    edits = [Edit(p, files[p], t) for p, t in texts.items() if t != files[p]]
+    changed = apply_edits(edits, files.get, layout.editable, layout.protected)
+    return {**files, **changed}
+
+
+# ============================================================================================== running one combination
+
+
+@dataclass
+class Combo:
+    """One (task, method, seed) to run, and where to put things."""
+
+    task: Path
+    method: str
+    seed: int
+    budget: int
+    cache: Path
+    timeout: float
+    isolation: str
+    tpe_startup: int
+    keep: bool = False
+
+
+@dataclass
+class ComboResult:
+    task: str
+    method: str
+    seed: int
+    runs: list[dict[str, Any]] = field(default_factory=list)  # in launch order
+    best: float | None = None
+    best_any: float | None = None
+    engine_best: float | None = None
+    gap: float = 0.0
+    trajectory: list[float | None] = field(default_factory=list)
+    runs_to_half: int | None = None
+    failed: int = 0
+    trained: int = 0
+    cached: int = 0
+    wall_s: float = 0.0
+    train_s: float = 0.0
+    dims: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+_SLOT: Any = None  # this worker's slot (nightlab.sandbox.slots.Slot)
+
+
+def _init_worker(queue: Any) -> None:
+    """Pool initializer: take one slot for the life of this worker process."""
+    global _SLOT
+    _SLOT = queue.get()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        if _SLOT.cpus:
+            os.sched_setaffinity(0, set(_SLOT.cpus))
+
+
+def run_combo(combo: Combo) -> ComboResult:
+    """Run one combination (in whatever process holds a slot) and score it."""
+    from nightlab.sandbox import slots
+
+    slot = _SLOT or slots.Slot(id="cpu0", cpus=[])
+    task = load_task(combo.task)
+    res = ComboResult(task=task.name, method=combo.method, seed=combo.seed)
+    t0 = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{task.name}-{combo.method}-{combo.seed}-"))
+    ledger = combo.cache / "ledger" / f"{work.name}.jsonl"
+    try:
+        repo = make_repo(task, work / "repo")
+        layout = layout_of(repo)
+        command = wrapped_command(task, layout, combo.cache, ledger)
+        if combo.method == "nightlab":
+            _run_nightlab(combo, task, repo, layout, command, slot, res)
+        elif combo.method in ("random", "optuna"):
+            _run_sweep(combo, task, repo, layout, command, slot, res)
+        else:
+            raise ValueError(f"unknown method {combo.method!r}")
+    except Exception as err:  # one broken combination is a row in the table, not a lost benchmark
+        res.error = f"{type(err).__name__}: {err}"
+    finally:
+        entries = read_ledger(ledger)
+        res.trained = sum(1 for x in entries if not x.get("hit"))
+        res.cached = sum(1 for x in entries if x.get("hit"))
+        res.train_s = round(sum(float(x.get("seconds") or 0.0) for x in entries), 2)
+        with contextlib.suppress(OSError):
+            ledger.unlink()
+        if not combo.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        res.wall_s = round(time.monotonic() - t0, 2)
+    score(task, res)
+    return res
+
+
+def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command: str, slot: Any,
+                  res: ComboResult) -> None:
+    from nightlab.agent.config import MetricConfig, ProjectConfig, SandboxConfig, SearchConfig, SlotsConfig
+    from nightlab.agent.engine import RERUN, Engine, EngineOptions
+    from nightlab.agent.policy.builtin import BuiltinPolicy
+    from nightlab.sandbox import slots
+
+    cfg = ProjectConfig(
+        command=command, metric=MetricConfig(name=task.metric, goal=task.goal, regex=task.regex),  # type: ignore[arg-type]
+        timeout=combo.timeout, editable=layout.editable, protected=layout.protected, links=[],
+        search=SearchConfig(seed=combo.seed, budget=combo.budget, parallel=1),
+        sandbox=SandboxConfig(isolation=combo.isolation, writable=[str(combo.cache)]),  # type: ignore[arg-type]
+        slots=SlotsConfig(cpus=1),
+    )
+    opts = EngineOptions(mode="autonomous", budget=combo.budget, unsafe_no_sandbox=combo.isolation == "none")
+    eng = Engine(repo, cfg, options=opts, policy=BuiltinPolicy())
+    eng.pool = slots.SlotPool([slot])  # this worker's slot only: one job at a time, on its own core
+    summary = eng.run()
+    res.engine_best = summary.best
+    res.dims = [d.key for d in search_dims({p: (repo / p).read_text() for p in layout.editable})]
+    exps = {e.id: e for e in eng.store.experiments()}
+    seen: set[int] = set()
+    for job in eng.store.jobs():
+        e = exps.get(job.experiment_id)
+        if e is None or e.id in seen:
+            continue
+        seen.add(e.id)
+        kept = e.status in ("kept", "promoted") and e.kind != RERUN
+        res.runs.append({
+            "exp": e.id, "kind": e.kind, "title": e.title, "seed": e.seed, "metric": e.metric,
+            "ok": e.run_result == "succeeded" and e.metric is not None, "status": e.status, "kept": kept,
+            "rerun_of": e.rerun_of, "failure": e.failure_class, "knobs": e.knobs,
+        })
+    eng.store.close()
+
+
+def _run_sweep(combo: Combo, task: Task, repo: Path, layout: Layout, command: str, slot: Any,
+               res: ComboResult) -> None:
+    from nightlab.sandbox import slots
+
+    base_files = {p: (repo / p).read_text() for p in layout.editable}
+    dims = search_dims(base_files)
+    res.dims = [d.key for d in dims]
+    env = {**os.environ, **slots.slot_env(slot, 1), "PYTHONUNBUFFERED": "1"}
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", os.defpath)
+    env.pop("NIGHTLAB_JOB_ID", None)
+
+    def train(values: dict[str, Any]) -> dict[str, Any]:
+        files = apply_values(base_files, dims, values, layout) if values else base_files
+        for p, t in files.items():
+            (repo / p).write_text(t)
+        out, rc = _run_shell(command.replace("{seed}", str(combo.seed)), repo, env, combo.timeout, slot)
+        value = parse_value(out, task.metric, task.regex) if rc == 0 else None
+        run = {"seed": combo.seed, "values": values, "metric": value, "ok": value is not None, "rc": rc}
+        res.runs.append(run)
+        return run
+
+    train({})  # trial 1: the unmodified baseline, paid for like nightlab's
+    remaining = combo.budget - 1
+    if remaining <= 0 or not dims:
+        return
+    if combo.method == "random":
+        rng = random.Random(combo.seed)
+        for _ in range(remaining):
+            train({d.key: _random_value(d, rng) for d in dims})
+        return
+    _run_optuna(combo, task, dims, res.runs[0], remaining, train)
+
+
+def _random_value(d: Dim, rng: random.Random) -> Any:
+    sp = d.space
+    if sp.choices:
+        return rng.choice(list(sp.choices))
+    lo, hi = float(sp.low), float(sp.high)
+    u = rng.random()
+    x = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if sp.log and lo > 0 else lo + u * (hi - lo)
+    return snap(d, x)
+
+
+def _distribution(d: Dim) -> Any:
+    import optuna
+
+    sp = d.space
+    if sp.choices:
+        return optuna.distributions.CategoricalDistribution(list(sp.choices))
+    lo, hi = float(sp.low), float(sp.high)
+    log = bool(sp.log) and lo > 0
+    if sp.integer:
+        return optuna.distributions.IntDistribution(max(math.ceil(lo), 1 if log else math.ceil(lo)),
+                                                    max(math.floor(hi), math.ceil(lo)), log=log)
+    return optuna.distributions.FloatDistribution(lo, hi, log=log)
+
+
+def _run_optuna(combo: Combo, task: Task, dims: list[Dim], base_run: dict[str, Any], trials: int,
+                train: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists = {d.key: _distribution(d) for d in dims}
+    startup = combo.tpe_startup if combo.tpe_startup > 0 else min(10, max(3, combo.budget // 3))
+    sampler = optuna.samplers.TPESampler(seed=combo.seed, n_startup_trials=startup)
+    study = optuna.create_study(direction="maximize" if task.goal == "maximize" else "minimize", sampler=sampler)
+    params: dict[str, Any] = {}
+    for d in dims:  # the baseline as the first trial, its values clipped into the spaces
+        dist = dists[d.key]
+        v = d.baseline
+        if isinstance(dist, optuna.distributions.CategoricalDistribution):
+            if v not in dist.choices:
+                params = {}
+                break
+            params[d.key] = v
+        else:
+            params[d.key] = type(dist.low)(min(max(float(v), dist.low), dist.high))
+    if params:
+        state = optuna.trial.TrialState.COMPLETE if base_run["ok"] else optuna.trial.TrialState.FAIL
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, state=state,
+                                                  value=base_run["metric"] if base_run["ok"] else None))
+    for _ in range(trials):
+        trial = study.ask(dists)
+        values = {d.key: trial.params[d.key] if d.space.choices else snap(d, float(trial.params[d.key]))
+                  for d in dims}
+        run = train(values)
+        if run["ok"]:
+            study.tell(trial, float(run["metric"]))
+        else:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def _run_shell(command: str, cwd: Path, env: dict[str, str], timeout: float, slot: Any) -> tuple[str, int | None]:
+    """Run through /bin/sh like the engine does (stderr merged into the log, as the engine's job wrapper does); kill
+    the whole process group on timeout. Returns (output, exit code or None on timeout)."""
+    cpus = set(slot.cpus) if slot is not None and slot.cpus else None
+
+    def pin() -> None:
+        if cpus:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, cpus)
+
+    proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return out.decode("utf-8", "replace"), None
+    return out.decode("utf-8", "replace"), proc.returncode
+
+
+# ============================================================================================== scoring
+
+
+def _better(task: Task, a: float | None, b: float | None) -> bool:
+    """Whether `a` is strictly better than `b` (None is worse than anything)."""
+    if a is None:
+        return False
+    return b is None or task.sign * (a - b) > 0
+
+
+def score(task: Task, res: ComboResult) -> None:
+    """best, trajectory, gap closed, runs to half gap and failures of one combination."""
+    best: float | None = None
+    best_any: float | None = None
+    traj: list[float | None] = []
+    for run in res.runs:
+        value = run["metric"] if run["ok"] else None
+        if _better(task, value, best_any):
+            best_any = value
+        counts = run.get("kept", True) and run["seed"] == res.seed
+        if counts and _better(task, value, best):
+            best = value
+        traj.append(best)
+    res.best, res.best_any, res.trajectory = best, best_any, traj
+    res.gap = task.gap(best)
+    res.failed = sum(1 for r in res.runs if not r["ok"])
+    res.runs_to_half = next((i + 1 for i, v in enumerate(traj) if v is not None and task.gap(v) >= 0.5), None)
+
+
+def _mean_sd(xs: list[float]) -> tuple[float | None, float | None]:
+    if not xs:
+        return None, None
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def aggregate(tasks: dict[str, Task], results: list[ComboResult], methods: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per (task, method): the per-seed numbers reduced to mean ± sd."""
+    rows = []
+    for name, task in tasks.items():
+        for m in methods:
+            rs = sorted((r for r in results if r.task == name and r.method == m), key=lambda r: r.seed)
+            if not rs:
+                continue
+            bests = [r.best for r in rs if r.best is not None]
+            mean, sd = _mean_sd(bests)
+            gmean, gsd = _mean_sd([r.gap for r in rs])
+            halves = [r.runs_to_half for r in rs if r.runs_to_half is not None]
+            rows.append({
+                "task": name, "method": m, "goal": task.goal, "seeds": len(rs), "scored": len(bests),
+                "best_mean": mean, "best_sd": sd, "gap_mean": gmean, "gap_sd": gsd,
+                "half_mean": statistics.fmean(halves) if halves else None, "half_reached": len(halves),
+                "failed": sum(r.failed for r in rs), "runs": sum(len(r.runs) for r in rs),
+                "wall_s": statistics.fmean(r.wall_s for r in rs), "train_s": statistics.fmean(r.train_s for r in rs),
+                "trained": sum(r.trained for r in rs), "cached": sum(r.cached for r in rs),
+                "errors": [r.error for r in rs if r.error],
+            })
+    return rows
+
+
+def summarise(tasks: dict[str, Task], rows: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
+    """Mean gap closed per method, and on how many tasks nightlab beats each other method by mean best."""
+    out: dict[str, Any] = {"mean_gap": {}, "nightlab_beats": {}}
+    for m in methods:
+        gaps = [r["gap_mean"] for r in rows if r["method"] == m and r["gap_mean"] is not None]
+        out["mean_gap"][m] = statistics.fmean(gaps) if gaps else None
+    if "nightlab" in methods:
+        for other in methods:
+            if other == "nightlab":
+                continue
+            wins, compared, ties = 0, 0, 0
+            for name, task in tasks.items():
+                a = next((r for r in rows if r["task"] == name and r["method"] == "nightlab"), None)
+                b = next((r for r in rows if r["task"] == name and r["method"] == other), None)
+                if a is None or b is None:
+                    continue
+                compared += 1
+                if _better(task, a["best_mean"], b["best_mean"]):
+                    wins += 1
+                elif a["best_mean"] == b["best_mean"]:
+                    ties += 1
+            out["nightlab_beats"][other] = {"wins": wins, "ties": ties, "tasks": compared}
+    return out
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
+
+
+def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+    """The results table, its summary line and the exact command."""
+    lines = [
+        f"# Search benchmark ({meta['created']})", "",
+        f"`{meta['command']}`", "",
+        f"budget {meta['budget']} runs, {meta['seeds']} seed(s), {meta['workers']} worker(s) on {meta['cpus']} "
+        f"core(s); best = best single run at the method's seed (nightlab: of a kept experiment); gap closed = "
+        f"(best − baseline) / (reference − baseline) from task.toml (crash baseline = {CRASH_BASELINE}).", "",
+        "| task | method | best (mean ± sd) | gap closed | runs to half gap | failed | wall s | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        best = "no score" if r["best_mean"] is None else f"{_fmt(r['best_mean'])} ± {_fmt(r['best_sd'])}"
+        if r["best_mean"] is not None and r["scored"] < r["seeds"]:
+            best += f" ({r['scored']}/{r['seeds']} scored)"
+        gap = f"{r['gap_mean']:.2f} ± {r['gap_sd']:.2f}" if r["gap_mean"] is not None else "—"
+        half = "—" if r["half_mean"] is None else f"{r['half_mean']:.1f} ({r['half_reached']}/{r['seeds']})"
+        err = f" ⚠ {len(r['errors'])} error(s)" if r["errors"] else ""
+        lines.append(f"| {r['task']} | {r['method']} | {best} | {gap} | {half} | {r['failed']}/{r['runs']} | "
+                     f"{r['wall_s']:.0f} | {r['train_s']:.0f}{err} |")
+    lines.append("")
+    gaps = ", ".join(f"{m} {g:.2f}" if g is not None else f"{m} —" for m, g in summary["mean_gap"].items())
+    lines.append(f"Mean gap closed: {gaps}.")
+    for other, w in summary.get("nightlab_beats", {}).items():
+        tie = f" ({w['ties']} tie(s))" if w["ties"] else ""
+        lines.append(f"nightlab beats {other} on {w['wins']} of {w['tasks']} task(s) by mean best{tie}.")
+    return "\n".join(lines) + "\n"
+
+
+# ============================================================================================== the driver
+
+
+def worker_slots(workers: int = 0) -> list[Any]:
+    """One CPU slot per worker: the machine's CPU slots (cores − 1), or `workers` of them when given."""
+    from nightlab.sandbox import slots
+
+    found = slots.discover(0, 1, [])
+    if workers > 0:
+        cpus = slots.cpu_list()
+        found = [slots.Slot(id=f"cpu{i}", cpus=[cpus[i % len(cpus)]] if cpus else []) for i in range(workers)]
+    return found
+
+
+def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int, seeds: int, *,
+                  cache: Path = CACHE, results: Path = RESULTS, json_out: Path | None = None, workers: int = 0,
+                  timeout: float = 600.0, isolation: str = "auto", tpe_startup: int = 0, keep: bool = False,
+                  command: str = "", progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run every (task, method, seed), write the JSON and Markdown after each one finishes, return the report."""
+    for m in methods:
+        if m not in METHODS:
+            raise SystemExit(f"unknown method {m!r} (choose from {', '.join(METHODS)})")
+    folders = [Path(d) for d in task_dirs if (Path(d) / ANSWER_SHEET).is_file()]
+    for d in task_dirs:  # a shell glob over the suite also matches its README.md
+        if Path(d) not in folders:
+            progress(f"skipping {d}: not a task folder (no {ANSWER_SHEET})")
+    if not folders:
+        raise SystemExit("no task folders given")
+    tasks = {t.name: t for t in (load_task(d) for d in folders)}
+    cache = Path(cache).resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    combos = [Combo(task=t.folder, method=m, seed=s, budget=budget, cache=cache, timeout=timeout, isolation=isolation,
+                    tpe_startup=tpe_startup, keep=keep)
+              for s in range(seeds) for t in tasks.values() for m in methods]  # seed 0 of every task first
+    pool_slots = worker_slots(workers)[:max(1, len(combos))]
+    meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command or "run_benchmark(...)",
+            "budget": budget, "seeds": seeds, "methods": list(methods), "workers": len(pool_slots),
+            "cpus": os.cpu_count(), "cache": str(cache), "timeout": timeout, "isolation": isolation,
+            "tpe_startup": tpe_startup or min(10, max(3, budget // 3)), "crash_baseline": CRASH_BASELINE}
+    done: list[ComboResult] = []
+    paths = [results / f"search-{stamp}.json", results / f"search-{stamp}.md"]
+    t0 = time.monotonic()
+
+    def report() -> dict[str, Any]:
+        rows = aggregate(tasks, done, methods)
+        summary = summarise(tasks, rows, methods)
+        now: dict[str, Any] = {**meta, "wall_s": round(time.monotonic() - t0, 1), "finished": len(done),
+                               "total": len(combos)}
+        data: dict[str, Any] = {
+            "meta": now,
+            "tasks": {n: {"goal": t.goal, "metric": t.metric, "baseline": t.baseline, "reference": t.reference,
+                          "gap_baseline": t.gap_baseline, "seconds": t.seconds} for n, t in tasks.items()},
+            "rows": rows, "summary": summary,
+            "results": [r.__dict__ for r in sorted(done, key=lambda r: (r.task, r.method, r.seed))],
+        }
+        text = json.dumps(data, indent=1, default=str)
+        paths[0].write_text(text)
+        paths[1].write_text(markdown(now, rows, summary))
+        if json_out is not None:
+            Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+            Path(json_out).write_text(text)
+        data["markdown"] = markdown(now, rows, summary)
+        data["paths"] = [str(p) for p in paths]
+        return data
+
+    def finished(r: ComboResult) -> None:
+        done.append(r)
+        best = _fmt(r.best)
+        note = f"  ERROR {r.error}" if r.error else ""
+        progress(f"[{len(done)}/{len(combos)}] {r.task} {r.method} seed {r.seed}: best {best} gap {r.gap:.2f} "
+                 f"runs {len(r.runs)} failed {r.failed} trained {r.trained} cached {r.cached} "
+                 f"({r.wall_s:.0f} s){note}")
+        report()
+
+    if len(pool_slots) <= 1:
+        global _SLOT
+        _SLOT = pool_slots[0] if pool_slots else None
+        for c in combos:
+            finished(run_combo(c))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        for s in pool_slots:
+            queue.put(s)
+        with ProcessPoolExecutor(max_workers=len(pool_slots), mp_context=ctx, initializer=_init_worker,
+                                 initargs=(queue,)) as ex:
+            futs = [ex.submit(run_combo, c) for c in combos]
+            for f in as_completed(futs):
+                finished(f.result())
+    return report()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["cache-run"]:
+        return cache_run(argv[1:])
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--tasks", nargs="+", type=Path, required=True, help="task folders (with task.toml)")
+    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated: nightlab,random,optuna")
+    ap.add_argument("--budget", type=int, default=12, help="training runs per method and seed")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1")
+    ap.add_argument("--json", type=Path, default=None, help="also write the JSON report here")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="where search-<timestamp>.json/.md go")
+    ap.add_argument("--cache", type=Path, default=CACHE, help="run cache folder")
+    ap.add_argument("--workers", type=int, default=0, help="parallel combinations; 0 = one per CPU slot")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per training run")
+    ap.add_argument("--isolation", choices=["auto", "bwrap", "landlock", "none"], default="auto",
+                    help="the engine's sandbox for nightlab's jobs")
+    ap.add_argument("--tpe-startup", type=int, default=0, help="optuna n_startup_trials; 0 = clamp(N // 3, 3, 10)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary repositories")
+    args = ap.parse_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.budget < 1 or args.seeds < 1:
+        ap.error("--budget and --seeds must be at least 1")
+    command = "python bench/search.py " + " ".join(shlex.quote(a) for a in argv)
+    data = run_benchmark(args.tasks, methods, args.budget, args.seeds, cache=args.cache, results=args.results,
+                         json_out=args.json, workers=args.workers, timeout=args.timeout, isolation=args.isolation,
+                         tpe_startup=args.tpe_startup, keep=args.keep, command=command)
+    print()
+    print(data["markdown"], end="")
+    print(f"\nwritten: {', '.join(data['paths'])}" + (f", {args.json}" if args.json else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
