@@ -9,7 +9,7 @@ from nightlab.agent.engine import Decision, Engine, EngineOptions
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.store import Approval, Experiment
 
-from conftest import snapshot_repo
+from conftest import make_repo, snapshot_repo, write_config
 
 
 class ScriptedPolicy:
@@ -128,8 +128,6 @@ if __name__ == "__main__":
 
 
 def test_static_instrumentation_marks_stages_in_a_copy(tmp_path: Path) -> None:
-    from conftest import make_repo, write_config
-
     root = make_repo(tmp_path / "p", {"train.py": STATIC_TRAIN})
     write_config(root, instrument="static")
     cfg = load_config(root)

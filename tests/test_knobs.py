@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 import yaml
@@ -904,15 +903,13 @@ def test_property_int_rewrite_then_discover(case: tuple[str, str, str], value: i
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_discovering_a_2000_line_file_is_fast() -> None:
+def test_discovering_a_2000_line_file() -> None:
+    """Correctness on a big file; its speed is a figure printed by bench/parsing.py, not a timed test."""
     chunks = []
     i = 0
     while sum(c.count("\n") for c in chunks) < 2000:
         chunks.append(CIFAR.replace("class Net", f"class Net{i}") + DATACLASS.replace("class ", f"class X{i}"))
         i += 1
     text = "\n".join(chunks)
-    start = time.process_time()
     ks = discover("big.py", text)
-    elapsed = time.process_time() - start
     assert len(ks) > 100
-    assert elapsed < 1.5, elapsed
