@@ -1,65 +1,13 @@
-"""Shared fixtures: real git repositories in temp folders with tiny, fast training scripts (no torch)."""
+"""Shared fixtures for the top-level tests (helpers live in helpers.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_TASKS = REPO_ROOT.parent / "shared" / "tasks"
-
-TINY_TRAIN = '''\
-"""A tiny 'training' script: accuracy peaks at LR = 0.3 and grows with EPOCHS; prints a curve and a metric."""
-import argparse
-import math
-import random
-
-LR = 0.05
-EPOCHS = 3
-LOG_EVERY = 1
-
-p = argparse.ArgumentParser()
-p.add_argument("--seed", type=int, default=0)
-seed = p.parse_args().seed
-random.seed(seed)
-score = 0.9 - 0.25 * abs(math.log10(LR / 0.3)) - 0.3 / EPOCHS + random.uniform(-0.002, 0.002)
-for step in range(1, EPOCHS + 1):
-    print(f"step {step} loss {1.0 / step + (0.9 - score):.4f}")
-print(f"acc={score:.4f}")
-'''
-
-
-def git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "user", "GIT_AUTHOR_EMAIL": "user@example.com",
-           "GIT_COMMITTER_NAME": "user", "GIT_COMMITTER_EMAIL": "user@example.com"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
-
-
-def make_repo(path: Path, files: dict[str, str]) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    for rel, text in files.items():
-        (path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (path / rel).write_text(text)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    return path
-
-
-def write_config(root: Path, **overrides: object) -> None:
-    from nightlab.agent.config import MetricConfig, ProjectConfig, dump_config
-
-    cfg = ProjectConfig(command=f"{sys.executable} train.py --seed {{seed}}",
-                        metric=MetricConfig(name="acc", goal="maximize"), editable=["train.py"], timeout=60)
-    for k, v in overrides.items():
-        setattr(cfg, k, v)
-    (root / "nightlab.toml").write_text(dump_config(cfg))
+from helpers import TINY_TRAIN, git, make_repo, write_config
 
 
 @pytest.fixture
@@ -83,21 +31,3 @@ def _isolate_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("NIGHTLAB_NO_TUI", "1")
     yield
-
-
-def snapshot_repo(root: Path) -> dict[str, str]:
-    """Everything of the user's repository that nightlab must not touch: HEAD, their refs, index, working tree."""
-    gitdir = root / ".git"
-    out: dict[str, str] = {"HEAD": (gitdir / "HEAD").read_text()}
-    refs = git(root, "for-each-ref", "--format=%(refname) %(objectname)")
-    out["refs"] = "\n".join(r for r in refs.splitlines() if not r.startswith("refs/heads/nightlab/"))
-    index = gitdir / "index"
-    out["index"] = hashlib.sha256(index.read_bytes()).hexdigest() if index.exists() else ""
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root).as_posix()
-        if rel.startswith((".git/", ".nightlab")) or rel in (".git", "nightlab.toml") or not p.is_file():
-            continue
-        if "__pycache__" in rel:
-            continue
-        out["file:" + rel] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_TRAIN, git, make_repo, snapshot_repo, write_config
+from helpers import TINY_TRAIN, git, make_repo, snapshot_repo, write_config
 
 
 def nl(*args: str, cwd: Path, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

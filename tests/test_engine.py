@@ -9,7 +9,7 @@ from nightlab.agent.engine import Decision, Engine, EngineOptions
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.store import Approval, Experiment
 
-from conftest import make_repo, snapshot_repo, write_config
+from helpers import make_repo, snapshot_repo, write_config
 
 
 class ScriptedPolicy:

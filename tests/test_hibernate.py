@@ -12,7 +12,7 @@ from nightlab.agent.config import NotifyConfig
 from nightlab.agent.engine import open_store
 from nightlab.agent.lock import ProjectLock
 
-from conftest import write_config
+from helpers import write_config
 
 
 def nl(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nightlab.sandbox import procs
 
-from conftest import TINY_TRAIN, make_repo, write_config
+from helpers import TINY_TRAIN, make_repo, write_config
 
 
 def test_ctrl_c_stops_the_job_and_run_resumes(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TINY_TRAIN, git, make_repo, write_config
 from fake_openai import FakeOpenAI, Reply, tool_reply
+from helpers import TINY_TRAIN, git, make_repo, write_config
 
 KEY = "sk-test-NIGHTLAB-SECRET-0123456789abcdef"
 

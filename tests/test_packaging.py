@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 
 def test_wheel_ships_themes_examples_and_hook(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_TASKS, git
+from helpers import SHARED_TASKS, git
 
 pytestmark = pytest.mark.skipif(not SHARED_TASKS.is_dir(),
                                 reason=f"{SHARED_TASKS} is absent (it ships beside the repo, not in it)")

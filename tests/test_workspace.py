@@ -7,7 +7,7 @@ import pytest
 from nightlab.agent.workspace import Workspace, open_repo
 from nightlab.errors import GitError
 
-from conftest import git, make_repo, snapshot_repo
+from helpers import git, make_repo, snapshot_repo
 
 
 def test_not_a_repo_and_empty_repo(tmp_path: Path) -> None:

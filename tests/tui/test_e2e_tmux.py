@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from tuikit import git, make_project
 
 NIGHTLAB = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "nightlab"

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tuikit import Populated, git, make_project, run, wait_until
 
 from nightlab.agent.store import Store
 from nightlab.tui import keymap
@@ -23,6 +22,8 @@ from nightlab.tui.widgets.diffview import DiffView
 from nightlab.tui.widgets.experiments import ExperimentTable
 from nightlab.tui.widgets.logpane import LogTail
 from nightlab.tui.widgets.logview import LogFileView
+
+from tuikit import Populated, git, make_project, run, wait_until
 
 
 def store_of(root: Path) -> Store:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tuikit import Populated, git, make_project, wait_until
 
 from nightlab.tui.app import NightlabApp
 from nightlab.tui.widgets.experiments import ExperimentTable
+
+from tuikit import Populated, git, make_project, wait_until
 
 BIG = (120, 40)
 SMALL = (80, 24)
