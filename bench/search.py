@@ -477,7 +477,10 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
         command=command, metric=MetricConfig(name=task.metric, goal=task.goal, regex=task.regex),  # type: ignore[arg-type]
         timeout=combo.timeout, editable=layout.editable, protected=layout.protected, links=[],
         search=SearchConfig(seed=combo.seed, budget=combo.budget, parallel=1),
-        sandbox=SandboxConfig(isolation=combo.isolation, writable=[str(combo.cache)]),  # type: ignore[arg-type]
+        # the cache wrapper (this file) and nightlab itself live outside the worktree; under bubblewrap a checkout
+        # in /tmp would be hidden behind the private /tmp, so both are made readable explicitly
+        sandbox=SandboxConfig(isolation=combo.isolation, writable=[str(combo.cache)],  # type: ignore[arg-type]
+                              readable=[str(Path(__file__).resolve().parent.parent)]),
         slots=SlotsConfig(cpus=1),
     )
     opts = EngineOptions(mode="autonomous", budget=combo.budget, unsafe_no_sandbox=combo.isolation == "none")
