@@ -49,22 +49,32 @@ What is measured
   fraction of the reference reached; a method that never gets the program to run scores no metric and closes 0.
 * runs to half gap: the first run (1-based, in launch order) after which the best-so-far (as defined for "best")
   has closed at least half the gap; the mean over the seeds that got there, with how many did.
-* failed: runs that produced no metric (crash, timeout, NaN) out of all runs, summed over seeds.
+* failed: runs that produced no metric (crash, timeout, NaN) out of all runs, summed over seeds; timeouts are also
+  counted on their own.
 * wall s: wall-clock seconds per seed in this invocation (small when the cache answers); train s: the recorded
   training seconds of the runs (what they cost uncached), per seed.
 
 The cache
 ---------
 Every training run — the engine's jobs included — goes through this script's own ``cache-run`` mode, put in front
-of the task's command: ``python bench/search.py cache-run --cache DIR ... -- python train.py --seed {seed}``. It
-hashes sha256(task name, sorted (path, content) of the editable files, the command with the seed), replays the
-recorded stdout/stderr/exit code on a hit, and otherwise runs the command and records {metric, ok, rc, seconds,
-stdout, stderr} under bench/results/cache/ (gitignored) with an atomic rename; a per-key flock makes a concurrent
-second miss wait and replay. The engine path stays real (worktrees, sandbox, job wrapper, log parsing) while a
-rerun only trains what changed — e.g. after the builtin policy improved, only its new variants. Timeouts are never
-cached. A replayed run lasts well under a second instead of its training time; the policy only uses run time
-against the timeout (``--timeout``, default 600 s, which tasks of 5-60 s never approach), so replays do not change
-its decisions. The baseline run of a seed is shared by all methods through the cache.
+of the task's command: ``python bench/search.py cache-run --cache DIR --timeout T ... -- python train.py --seed
+{seed}``. It hashes sha256(task name, sorted (path, content) of the editable files, the command with the seed),
+replays the recorded stdout/stderr/exit code on a hit, and otherwise runs the command and records {metric, ok, rc,
+seconds, stdout, stderr} under bench/results/cache/ (gitignored) with an atomic rename; a per-key flock makes a
+concurrent second miss wait and replay. The engine path stays real (worktrees, sandbox, job wrapper, log parsing)
+while a rerun only trains what changed — e.g. after the builtin policy improved, only its new variants.
+
+Replays are faithful, so a rerun with the same policy code reproduces the same decisions:
+* Time. The builtin policy reads run time against the timeout (what a change would cost, "too slow"). While the
+  engine runs, `faithful_status` wraps `runner.read_status` in this process so every finished job reports the
+  recorded training seconds (hit or miss alike), not the 0.3 s a replay lasts.
+* Timeouts. The wrapper stops the training itself a little before the timeout (`run_limit`), records the partial
+  output as ``<key>.timeout.json`` and exits 124; the engine is told ``timed_out`` (as its job wrapper would have
+  said). A recorded timeout is replayed for any timeout up to the one it was recorded under; a completed run is
+  replayed only if it fits in the current limit. So reruns do not pay for timeouts again.
+* The timeout (``--timeout``, default 120 s, about 8× the slowest baseline run of the suite) is the same for every
+  method; the builtin policy sees it (it avoids changes predicted to take more than 70% of it) as it would for a
+  user, random and optuna do not. The baseline run of a seed is shared by all methods through the cache.
 
 Parallelism
 -----------
@@ -170,6 +180,32 @@ def parse_value(text: str, name: str, regex: str) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+TIMEOUT_RC = 124  # the wrapper's exit code for a run it stopped at the timeout
+
+
+def timeout_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / key[:2] / f"{key}.timeout.json"
+
+
+def run_limit(timeout: float) -> float:
+    """How long the wrapper lets the training run: a little under `timeout`, so that it stops the run itself and
+    records the timeout before the engine's job wrapper would kill the whole process group (wrapper included)."""
+    return timeout - min(5.0, max(1.0, 0.02 * timeout)) if timeout > 0 else math.inf
+
+
+def lookup(cache_dir: Path, key: str, timeout: float) -> dict[str, Any] | None:
+    """The recorded outcome of this run under this timeout: a completed run that fits in the time limit, else a
+    timeout recorded under at least this limit; None when the run must (re)train."""
+    limit = run_limit(timeout)
+    done = read_record(cache_path(cache_dir, key))
+    if done is not None and float(done.get("seconds") or 0.0) <= limit:
+        return done
+    stopped = read_record(timeout_path(cache_dir, key))
+    if stopped is not None and float(stopped.get("limit") or 0.0) >= limit:
+        return stopped
+    return None
+
+
 def cache_run(argv: Sequence[str]) -> int:
     """``cache-run`` mode: replay a recorded run or run (and record) the command after ``--``; exit with its code."""
     if "--" not in argv:
@@ -184,6 +220,7 @@ def cache_run(argv: Sequence[str]) -> int:
     ap.add_argument("--files", required=True, help="comma-separated editable files, relative to the cwd")
     ap.add_argument("--metric", required=True)
     ap.add_argument("--regex", required=True)
+    ap.add_argument("--timeout", type=float, default=0.0, help="the run's timeout in seconds (0 = none)")
     ap.add_argument("--ledger", type=Path, default=None, help="append {key, hit, ...} here (JSON lines)")
     args = ap.parse_args(list(argv[:cut]))
     cmd = list(argv[cut + 1:])
@@ -194,25 +231,37 @@ def cache_run(argv: Sequence[str]) -> int:
     key = cache_key(args.task, files, shlex.join(cmd))
     path = cache_path(args.cache, key)
     with _locked(path.with_suffix(".lock")):
-        rec = read_record(path)
+        rec = lookup(args.cache, key, args.timeout)
         hit = rec is not None
         if rec is None:
+            limit = run_limit(args.timeout)
             t0 = time.monotonic()
-            proc = subprocess.run(cmd, capture_output=True)
-            seconds = time.monotonic() - t0
-            out, err = proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
-            metric = parse_value(out, args.metric, args.regex)
-            rec = {"task": args.task, "command": shlex.join(cmd), "rc": proc.returncode, "seconds": round(seconds, 3),
-                   "metric": metric, "ok": proc.returncode == 0 and metric is not None, "stdout": out, "stderr": err,
+            try:  # the child stays in our process group: if the engine kills the group, it goes too
+                proc = subprocess.run(cmd, capture_output=True, timeout=None if math.isinf(limit) else limit)
+                rc, raw_out, raw_err, timed_out = proc.returncode, proc.stdout, proc.stderr, False
+            except subprocess.TimeoutExpired as e:
+                rc, raw_out, raw_err, timed_out = TIMEOUT_RC, e.stdout or b"", e.stderr or b"", True
+            seconds = round(time.monotonic() - t0, 3)
+            out = raw_out.decode("utf-8", "replace") if isinstance(raw_out, bytes) else str(raw_out)
+            err = raw_err.decode("utf-8", "replace") if isinstance(raw_err, bytes) else str(raw_err)
+            metric = None if timed_out else parse_value(out, args.metric, args.regex)
+            rec = {"task": args.task, "command": shlex.join(cmd), "rc": rc, "seconds": seconds, "metric": metric,
+                   "ok": rc == 0 and metric is not None, "timed_out": timed_out, "stdout": out, "stderr": err,
                    "files": sorted(files), "created": time.time()}
-            _write_atomic(path, json.dumps(rec))
+            if timed_out:
+                rec.update(limit=limit, timeout=args.timeout)
+                old = read_record(timeout_path(args.cache, key))
+                if old is None or float(old.get("limit") or 0.0) < limit:
+                    _write_atomic(timeout_path(args.cache, key), json.dumps(rec))
+            else:
+                _write_atomic(path, json.dumps(rec))
     sys.stdout.write(rec["stdout"])
     sys.stdout.flush()
     sys.stderr.write(rec["stderr"])
     sys.stderr.flush()
     if args.ledger is not None:
         line = {"key": key, "hit": hit, "seconds": rec["seconds"], "metric": rec["metric"], "ok": rec["ok"],
-                "job": os.environ.get("NIGHTLAB_JOB_ID")}
+                "timed_out": bool(rec.get("timed_out")), "job": os.environ.get("NIGHTLAB_JOB_ID")}
         args.ledger.parent.mkdir(parents=True, exist_ok=True)
         with open(args.ledger, "a") as f:
             f.write(json.dumps(line) + "\n")
@@ -297,14 +346,14 @@ def layout_of(repo: Path) -> Layout:
     return Layout(entry=entry, editable=pi.editable_files(repo, entry, tracked, protected), protected=protected)
 
 
-def wrapped_command(task: Task, layout: Layout, cache_dir: Path, ledger: Path) -> str:
+def wrapped_command(task: Task, layout: Layout, cache_dir: Path, ledger: Path, timeout: float) -> str:
     """The training command behind the cache wrapper; ``{seed}`` is left for the engine / caller to fill in."""
     inner = f"{task.command} --seed {{seed}}"
     return " ".join([
         shlex.quote(sys.executable), shlex.quote(str(HERE)), "cache-run", "--cache", shlex.quote(str(cache_dir)),
         "--task", shlex.quote(task.name), "--files", shlex.quote(",".join(layout.editable)),
         "--metric", shlex.quote(task.metric), "--regex", shlex.quote(task.regex),
-        "--ledger", shlex.quote(str(ledger)), "--", inner,
+        "--timeout", f"{timeout:g}", "--ledger", shlex.quote(str(ledger)), "--", inner,
     ])
 
 
@@ -410,6 +459,7 @@ class ComboResult:
     trajectory: list[float | None] = field(default_factory=list)
     runs_to_half: int | None = None
     failed: int = 0
+    timeouts: int = 0
     trained: int = 0
     cached: int = 0
     wall_s: float = 0.0
@@ -443,11 +493,11 @@ def run_combo(combo: Combo) -> ComboResult:
     try:
         repo = make_repo(task, work / "repo")
         layout = layout_of(repo)
-        command = wrapped_command(task, layout, combo.cache, ledger)
+        command = wrapped_command(task, layout, combo.cache, ledger, combo.timeout)
         if combo.method == "nightlab":
-            _run_nightlab(combo, task, repo, layout, command, slot, res)
+            _run_nightlab(combo, task, repo, layout, command, slot, res, ledger)
         elif combo.method in ("random", "optuna"):
-            _run_sweep(combo, task, repo, layout, command, slot, res)
+            _run_sweep(combo, task, repo, layout, command, slot, res, ledger)
         else:
             raise ValueError(f"unknown method {combo.method!r}")
     except Exception as err:  # one broken combination is a row in the table, not a lost benchmark
@@ -466,8 +516,43 @@ def run_combo(combo: Combo) -> ComboResult:
     return res
 
 
+@contextlib.contextmanager
+def faithful_status(ledger: Path, timeout: float) -> Iterator[None]:
+    """Make a replayed job look to the engine exactly like the run it replays.
+
+    The engine reads how a job ended through `runner.read_status`; while this is active (in this process only), a
+    finished job whose ledger line is found reports the *recorded* training seconds (hit or miss alike, so a replay
+    lasting 0.3 s reads as the original 15 s), and a recorded timeout reports state ``timed_out`` as the job
+    wrapper would have. The log, the metric and everything else stay the engine's own.
+    """
+    from nightlab.sandbox import runner
+
+    real = runner.read_status
+
+    def read_status(run_dir: Path | str) -> Any:
+        st = real(run_dir)
+        if st is None:
+            return st
+        mine = [x for x in read_ledger(ledger) if x.get("job") == str(st.job_id)]
+        if not mine:
+            return st
+        line = mine[-1]
+        st.seconds = float(line.get("seconds") or st.seconds)
+        if line.get("timed_out") and st.state != "timed_out":
+            st.state, st.exit_code, st.signal = "timed_out", None, None
+            st.reason = f"exceeded the {timeout:g} s timeout"
+            st.seconds = timeout
+        return st
+
+    runner.read_status = read_status
+    try:
+        yield
+    finally:
+        runner.read_status = real
+
+
 def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command: str, slot: Any,
-                  res: ComboResult) -> None:
+                  res: ComboResult, ledger: Path) -> None:
     from nightlab.agent.config import MetricConfig, ProjectConfig, SandboxConfig, SearchConfig, SlotsConfig
     from nightlab.agent.engine import RERUN, Engine, EngineOptions
     from nightlab.agent.policy.builtin import BuiltinPolicy
@@ -486,7 +571,8 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
     opts = EngineOptions(mode="autonomous", budget=combo.budget, unsafe_no_sandbox=combo.isolation == "none")
     eng = Engine(repo, cfg, options=opts, policy=BuiltinPolicy())
     eng.pool = slots.SlotPool([slot])  # this worker's slot only: one job at a time, on its own core
-    summary = eng.run()
+    with faithful_status(ledger, combo.timeout):
+        summary = eng.run()
     res.engine_best = summary.best
     res.dims = [d.key for d in search_dims({p: (repo / p).read_text() for p in layout.editable})]
     exps = {e.id: e for e in eng.store.experiments()}
@@ -500,13 +586,14 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
         res.runs.append({
             "exp": e.id, "kind": e.kind, "title": e.title, "seed": e.seed, "metric": e.metric,
             "ok": e.run_result == "succeeded" and e.metric is not None, "status": e.status, "kept": kept,
+            "timed_out": e.run_result == "timed_out", "seconds": e.seconds,
             "rerun_of": e.rerun_of, "failure": e.failure_class, "knobs": e.knobs,
         })
     eng.store.close()
 
 
 def _run_sweep(combo: Combo, task: Task, repo: Path, layout: Layout, command: str, slot: Any,
-               res: ComboResult) -> None:
+               res: ComboResult, ledger: Path) -> None:
     from nightlab.sandbox import slots
 
     base_files = {p: (repo / p).read_text() for p in layout.editable}
@@ -520,9 +607,14 @@ def _run_sweep(combo: Combo, task: Task, repo: Path, layout: Layout, command: st
         files = apply_values(base_files, dims, values, layout) if values else base_files
         for p, t in files.items():
             (repo / p).write_text(t)
-        out, rc = _run_shell(command.replace("{seed}", str(combo.seed)), repo, env, combo.timeout, slot)
+        before = len(read_ledger(ledger))
+        # the wrapper stops the run at the timeout; the shell's own limit is only a backstop
+        out, rc = _run_shell(command.replace("{seed}", str(combo.seed)), repo, env, combo.timeout + 30, slot)
+        lines = read_ledger(ledger)[before:]
+        timed_out = rc is None or any(x.get("timed_out") for x in lines)
         value = parse_value(out, task.metric, task.regex) if rc == 0 else None
-        run = {"seed": combo.seed, "values": values, "metric": value, "ok": value is not None, "rc": rc}
+        run = {"seed": combo.seed, "values": values, "metric": value, "ok": value is not None, "rc": rc,
+               "timed_out": timed_out, "seconds": lines[-1].get("seconds") if lines else None}
         res.runs.append(run)
         return run
 
@@ -645,6 +737,7 @@ def score(task: Task, res: ComboResult) -> None:
     res.best, res.best_any, res.trajectory = best, best_any, traj
     res.gap = task.gap(best)
     res.failed = sum(1 for r in res.runs if not r["ok"])
+    res.timeouts = sum(1 for r in res.runs if r.get("timed_out"))
     res.runs_to_half = next((i + 1 for i, v in enumerate(traj) if v is not None and task.gap(v) >= 0.5), None)
 
 
@@ -670,7 +763,8 @@ def aggregate(tasks: dict[str, Task], results: list[ComboResult], methods: Seque
                 "task": name, "method": m, "goal": task.goal, "seeds": len(rs), "scored": len(bests),
                 "best_mean": mean, "best_sd": sd, "gap_mean": gmean, "gap_sd": gsd,
                 "half_mean": statistics.fmean(halves) if halves else None, "half_reached": len(halves),
-                "failed": sum(r.failed for r in rs), "runs": sum(len(r.runs) for r in rs),
+                "failed": sum(r.failed for r in rs), "timeouts": sum(r.timeouts for r in rs),
+                "runs": sum(len(r.runs) for r in rs),
                 "wall_s": statistics.fmean(r.wall_s for r in rs), "train_s": statistics.fmean(r.train_s for r in rs),
                 "trained": sum(r.trained for r in rs), "cached": sum(r.cached for r in rs),
                 "errors": [r.error for r in rs if r.error],
@@ -725,7 +819,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
         gap = f"{r['gap_mean']:.2f} ± {r['gap_sd']:.2f}" if r["gap_mean"] is not None else "—"
         half = "—" if r["half_mean"] is None else f"{r['half_mean']:.1f} ({r['half_reached']}/{r['seeds']})"
         err = f" ⚠ {len(r['errors'])} error(s)" if r["errors"] else ""
-        lines.append(f"| {r['task']} | {r['method']} | {best} | {gap} | {half} | {r['failed']}/{r['runs']} | "
+        failed = f"{r['failed']}/{r['runs']}" + (f" ({r['timeouts']} timed out)" if r["timeouts"] else "")
+        lines.append(f"| {r['task']} | {r['method']} | {best} | {gap} | {half} | {failed} | "
                      f"{r['wall_s']:.0f} | {r['train_s']:.0f}{err} |")
     lines.append("")
     gaps = ", ".join(f"{m} {g:.2f}" if g is not None else f"{m} —" for m, g in summary["mean_gap"].items())
@@ -752,7 +847,7 @@ def worker_slots(workers: int = 0) -> list[Any]:
 
 def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int, seeds: int, *,
                   cache: Path = CACHE, results: Path = RESULTS, json_out: Path | None = None, workers: int = 0,
-                  timeout: float = 600.0, isolation: str = "auto", tpe_startup: int = 0, keep: bool = False,
+                  timeout: float = 120.0, isolation: str = "auto", tpe_startup: int = 0, keep: bool = False,
                   command: str = "", progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Run every (task, method, seed), write the JSON and Markdown after each one finishes, return the report."""
     for m in methods:
@@ -809,7 +904,8 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
         best = _fmt(r.best)
         note = f"  ERROR {r.error}" if r.error else ""
         progress(f"[{len(done)}/{len(combos)}] {r.task} {r.method} seed {r.seed}: best {best} gap {r.gap:.2f} "
-                 f"runs {len(r.runs)} failed {r.failed} trained {r.trained} cached {r.cached} "
+                 f"runs {len(r.runs)} failed {r.failed} (timed out {r.timeouts}) trained {r.trained} "
+                 f"cached {r.cached} "
                  f"({r.wall_s:.0f} s){note}")
         report()
 
@@ -849,7 +945,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=RESULTS, help="where search-<timestamp>.json/.md go")
     ap.add_argument("--cache", type=Path, default=CACHE, help="run cache folder")
     ap.add_argument("--workers", type=int, default=0, help="parallel combinations; 0 = one per CPU slot")
-    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per training run")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per training run, every method")
     ap.add_argument("--isolation", choices=["auto", "bwrap", "landlock", "none"], default="auto",
                     help="the engine's sandbox for nightlab's jobs")
     ap.add_argument("--tpe-startup", type=int, default=0, help="optuna n_startup_trials; 0 = clamp(N // 3, 3, 10)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -135,3 +136,31 @@ def test_nightlab_through_the_engine(search: ModuleType, task_dir: Path, tmp_pat
     (res2,) = again["results"]
     assert res2["trained"] == 0 and res2["cached"] == 3  # the engine's jobs replayed from the cache
     assert res2["best"] == res["best"]
+    # the replay is faithful: same experiments, verdicts and (recorded, not replayed) seconds
+    fields = ("title", "seed", "metric", "status", "seconds")
+    assert [[r[f] for f in fields] for r in res2["runs"]] == [[r[f] for f in fields] for r in res["runs"]]
+
+
+def test_timeouts_are_recorded_and_replayed(search: ModuleType, tmp_path: Path) -> None:
+    cache, ledger = tmp_path / "cache", tmp_path / "ledger.jsonl"
+    (tmp_path / "train.py").write_text("import time\nprint('epoch 0 loss 1.0', flush=True)\ntime.sleep(1.6)\n"
+                                       "print('score=0.5')\n")
+
+    def run(timeout: float) -> tuple[int, dict[str, object]]:
+        argv = ["cache-run", "--cache", str(cache), "--task", "t", "--files", "train.py", "--metric", "score",
+                "--regex", "score=([0-9.]+)", "--timeout", str(timeout), "--ledger", str(ledger), "--",
+                sys.executable, "train.py", "--seed", "0"]
+        proc = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "search.py"), *argv], cwd=tmp_path,
+                              capture_output=True, text=True)
+        return proc.returncode, json.loads(ledger.read_text().splitlines()[-1])
+
+    rc, line = run(2)  # limit 1 s: stopped, recorded as a timeout
+    assert rc == search.TIMEOUT_RC and line["timed_out"] and not line["hit"]
+    rc, line = run(2)  # replayed, not run again
+    assert rc == search.TIMEOUT_RC and line["timed_out"] and line["hit"]
+    rc, line = run(5)  # a longer limit: the run must go again, and now completes
+    assert rc == 0 and line["ok"] and not line["hit"] and line["metric"] == 0.5
+    rc, line = run(2)  # the completed run does not fit in 1 s: still the recorded timeout
+    assert rc == search.TIMEOUT_RC and line["hit"] and line["timed_out"]
+    rc, line = run(5)
+    assert rc == 0 and line["hit"] and line["metric"] == 0.5
