@@ -9,7 +9,7 @@ from nightlab.agent.engine import Decision, Engine, EngineOptions
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.store import Approval, Experiment
 
-from helpers import make_repo, snapshot_repo, write_config
+from helpers import TINY_TRAIN, git, make_repo, snapshot_repo, write_config
 
 
 class ScriptedPolicy:
@@ -61,6 +61,27 @@ def test_autonomous_run_keeps_a_real_improvement(tiny_project: Path) -> None:
     assert eng.store.integrity_ok()
     # a promote approval waits for the human
     assert [a.kind for a in eng.store.approvals("pending")] == ["promote"]
+
+
+def test_a_confirmation_shares_its_experiments_verdict(tmp_path: Path) -> None:
+    """A lucky seed is not a result: LR = 0.3 wins with seed 0 and loses with seed 1, so the confirmation
+    discards it, and the confirming run is labelled with that verdict rather than as a kept run of its own."""
+    lucky = TINY_TRAIN.replace("random.uniform(-0.002, 0.002)",
+                               "(0.0 if LR != 0.3 else (0.05 if seed == 0 else -0.5))")
+    repo = make_repo(tmp_path / "lucky", {"train.py": lucky})
+    write_config(repo)
+    git(repo, "add", "nightlab.toml")
+    git(repo, "commit", "-q", "-m", "nightlab config")
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=4),
+                 policy=ScriptedPolicy(["0.3"]))
+    eng.run()
+    exps = eng.store.experiments()
+    target = next(e for e in exps if e.title == "LR = 0.3")
+    confirm = next(e for e in exps if e.rerun_of == target.id)
+    noise = next(e for e in exps if e.kind == "rerun" and e.rerun_of != target.id)
+    assert target.status == "discarded" and "no improvement" in (target.error or "")
+    assert confirm.run_result == "succeeded" and confirm.status == "discarded"
+    assert noise.status == "kept"  # the baseline's noise run stays part of the baseline
 
 
 def test_step_mode_asks_and_honours_reject_with_feedback(tiny_project: Path) -> None:

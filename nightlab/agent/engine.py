@@ -456,6 +456,10 @@ class Engine:
                 return
             if target.status == "succeeded":  # awaiting confirmation
                 self._judge(target, confirmed=True)
+                target = self.store.experiment(target.id)
+            if e.run_result == "succeeded" and target.status in ("kept", "discarded"):
+                # a confirmation shares its experiment's verdict: a "kept" re-run of a discarded change would mislead
+                self.store.update_experiment(e.id, status=target.status)
             return
         if e.run_result != "succeeded":
             self.store.update_experiment(e.id, status=e.run_result or "failed")

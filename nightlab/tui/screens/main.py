@@ -24,6 +24,7 @@ from nightlab.tui.widgets.logpane import LogTail
 from nightlab.tui.widgets.statusbar import StatusBar
 
 if TYPE_CHECKING:
+    from nightlab.agent.store import Approval
     from nightlab.tui.app import NightlabApp
 
 NARROW = 100
@@ -215,14 +216,21 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
             return True if s is not None and s.open_jobs else None
         return True
 
-    def action_approve(self) -> None:
+    def _armed_request(self) -> Approval | None:
+        """The approval a key may decide now: the queue's current one, once its grace period is over."""
         queue = self.query_one(ApprovalQueue)
         appr = queue.current()
         if appr is None:
             self.notify("Nothing is waiting for approval.")
-            return
+            return None
         if not queue.armed(appr):
             self.notify("That request just appeared: read it, then press again.", severity="warning")
+            return None
+        return appr
+
+    def action_approve(self) -> None:
+        appr = self._armed_request()
+        if appr is None:
             return
         if appr.kind == "promote" and appr.experiment_id is not None:
             self.nl.open_review(appr.experiment_id, "promote")
@@ -230,13 +238,8 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.nl.decide(appr, "approved")
 
     def action_reject(self) -> None:
-        queue = self.query_one(ApprovalQueue)
-        appr = queue.current()
+        appr = self._armed_request()
         if appr is None:
-            self.notify("Nothing is waiting for approval.")
-            return
-        if not queue.armed(appr):
-            self.notify("That request just appeared: read it, then press again.", severity="warning")
             return
         e = self.snapshot.experiments.get(appr.experiment_id or -1) if self.snapshot else None
         title = f"Reject {appr.kind} #{appr.experiment_id}: {e.title if e else ''}".rstrip(": ")
