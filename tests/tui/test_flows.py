@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from nightlab.agent.store import Store
 from nightlab.tui import keymap
@@ -18,6 +20,7 @@ from nightlab.tui.screens.logviewer import LogViewerScreen
 from nightlab.tui.screens.review import ReviewScreen
 from nightlab.tui.screens.setup import InitScreen
 from nightlab.tui.widgets.approvals import ApprovalQueue
+from nightlab.tui.widgets.details import DetailsPane
 from nightlab.tui.widgets.diffview import DiffView
 from nightlab.tui.widgets.experiments import ExperimentTable
 from nightlab.tui.widgets.logpane import LogTail
@@ -64,6 +67,13 @@ def test_main_screen_shows_tree_approvals_and_status(populated: tuple[Path, Popu
             status = app.main.query_one("#status").render().plain
             assert "STEP" in status and "2 waiting" in status and "runs 4/6" in status
             assert "engine waiting for you" in status  # an engine is awake, waiting on a decision
+            await select(pilot, ids.best)
+            body = app.main.query_one(DetailsPane)._body(app.snapshot, ids.best)
+            con = Console(width=120, record=True, file=io.StringIO())
+            con.print(body)
+            text = con.export_text()
+            assert "stage metric_reported" in text and "reward +0.620" in text  # the learning signal
+            assert "layer0 + bwrap" in text  # the sandbox layers the run had
 
     run(body())
 

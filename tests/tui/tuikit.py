@@ -108,7 +108,8 @@ def populate(root: Path) -> Populated:
     ws.prune(base)
     best = add("LR = 0.3", base, "kept", run_result="succeeded", metric=0.9, seconds=0.43, stage="metric_reported",
                rationale="the loss falls slowly and steadily: a larger learning rate should converge further",
-               expected_effect="acc +0.1", loss_curve=[[1, 1.0], [2, 0.5], [3, 0.33]], knobs={"LR": 0.3})
+               expected_effect="acc +0.1", loss_curve=[[1, 1.0], [2, 0.5], [3, 0.33]], knobs={"LR": 0.3},
+               reward=0.62, isolation=["layer0", "bwrap"])
     commit(best, head, with_lr("0.3"), "LR = 0.3")
     worse = add("LR = 0.01", base, "discarded", run_result="succeeded", metric=0.61, seconds=0.40,
                 stage="metric_reported", rationale="a smaller learning rate may be more stable",

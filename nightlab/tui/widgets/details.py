@@ -63,7 +63,11 @@ class DetailsPane(VerticalScroll):
         run.append(f"   failure {e.failure_class or '—'}")
         run.append(f"   time {fmt_seconds(e.seconds)}")
         run.append(f"   seed {e.seed}")
+        if e.reward is not None:
+            run.append(f"   reward {e.reward:+.3f}")
         grid.add_row("run", run)
+        if e.isolation:
+            grid.add_row("sandbox", Text(" + ".join(e.isolation), dim))
         files, added, removed = patch_stat(e.patch)
         if e.patch:
             names = sorted({ln[len('diff --git a/'):].split(' b/')[0] for ln in e.patch.splitlines()
