@@ -63,15 +63,21 @@ def test_autonomous_run_keeps_a_real_improvement(tiny_project: Path) -> None:
     assert [a.kind for a in eng.store.approvals("pending")] == ["promote"]
 
 
+def project(path: Path, train: str) -> Path:
+    """A committed project whose train.py is `train`, with nightlab's config committed beside it."""
+    repo = make_repo(path, {"train.py": train})
+    write_config(repo)
+    git(repo, "add", "nightlab.toml")
+    git(repo, "commit", "-q", "-m", "nightlab config")
+    return repo
+
+
 def test_a_confirmation_shares_its_experiments_verdict(tmp_path: Path) -> None:
     """A lucky seed is not a result: LR = 0.3 wins with seed 0 and loses with seed 1, so the confirmation
     discards it, and the confirming run is labelled with that verdict rather than as a kept run of its own."""
     lucky = TINY_TRAIN.replace("random.uniform(-0.002, 0.002)",
                                "(0.0 if LR != 0.3 else (0.05 if seed == 0 else -0.5))")
-    repo = make_repo(tmp_path / "lucky", {"train.py": lucky})
-    write_config(repo)
-    git(repo, "add", "nightlab.toml")
-    git(repo, "commit", "-q", "-m", "nightlab config")
+    repo = project(tmp_path / "lucky", lucky)
     eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=4),
                  policy=ScriptedPolicy(["0.3"]))
     eng.run()
@@ -109,10 +115,7 @@ def test_noise_is_judged_at_the_best_not_at_a_wild_baseline(tmp_path: Path) -> N
     be judged against the tuned model's spread, not the baseline's, or nothing after the first step is ever kept."""
     wild = TINY_TRAIN.replace("random.uniform(-0.002, 0.002)",
                               "(random.uniform(-0.002, 0.002) + (0.0 if LR != 0.05 else 0.1 if seed == 0 else -0.1))")
-    repo = make_repo(tmp_path / "wild", {"train.py": wild})
-    write_config(repo)
-    git(repo, "add", "nightlab.toml")
-    git(repo, "commit", "-q", "-m", "nightlab config")
+    repo = project(tmp_path / "wild", wild)
     eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=6),
                  policy=LinePolicy(["LR = 0.3", "EPOCHS = 4"]))
     summary = eng.run()
