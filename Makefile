@@ -1,5 +1,7 @@
 # Two commands matter: `make run` (the bundled demo) and `make test` (the whole suite, lint and types included).
 PY ?= python3
+# pytest-xdist workers: one per core, at most 4 (tests run real training subprocesses, one thread each)
+TEST_WORKERS ?= $(shell $(PY) -c 'import os; print(max(1, min(4, os.cpu_count() or 1)))')
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,7 +21,7 @@ test: $(STAMP)
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check nightlab tests bench
 	$(BIN)/mypy nightlab
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check nightlab tests bench
@@ -28,7 +30,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy nightlab
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -430,6 +430,33 @@ def test_sgd_project_is_moved_to_adamw_with_a_suitable_learning_rate() -> None:
     assert prop.knobs["CONFIG.lr"] == pytest.approx(0.003)  # the knob the optimizer reads, re-tuned for AdamW
 
 
+def test_two_small_gains_from_the_best_are_tried_together() -> None:
+    tree = Tree({"train.py": MLP_ADAMW})
+    tree.add(view(1, kind="baseline", metric=0.80))
+    knobs = {k.name: k for k in knobmod.discover_files(tree.files[1])}
+
+    def child(id: int, name: str, value: Any, metric: float) -> None:
+        files = {"train.py": knobmod.rewrite(tree.files[1]["train.py"], knobs[name], value)}
+        full = {k.name: k.value for k in knobmod.discover_files(files)}
+        tree.add(view(id, 1, metric=metric, knobs=full), files)
+        tree.best_id = 1  # each gain alone was within the noise floor: the baseline stays the best
+
+    child(2, "CONFIG.epochs", 12, 0.81)
+    child(3, "CONFIG.lr", 0.03, 0.79)  # worse: not part of any combination
+    child(4, "CONFIG.hidden", 64, 0.805)
+    prop = BuiltinPolicy().propose(tree.ctx())
+    assert prop is not None and prop.parent_id == 1 and prop.kind == "hyperparameter"
+    assert prop.title.startswith("combine #2 and #4")
+    new = {k.name: k.value for k in knobmod.discover_files(applied(prop.edits, tree.files[1]))}
+    assert new["CONFIG.epochs"] == 12 and new["CONFIG.hidden"] == 64 and new["CONFIG.lr"] == knobs["CONFIG.lr"].value
+    assert "same seed" in prop.rationale
+    # tried once: the next proposal is something else
+    tree.record(prop, 0.80)
+    tree.best_id = 1
+    nxt = BuiltinPolicy().propose(tree.ctx())
+    assert nxt is not None and not nxt.title.startswith("combine")
+
+
 # ----------------------------------------------------------------------------------------------- search
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nightlab.agent.config import load_config
 from nightlab.agent.engine import Decision, Engine, EngineOptions
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
@@ -88,6 +90,54 @@ def test_a_confirmation_shares_its_experiments_verdict(tmp_path: Path) -> None:
     assert target.status == "discarded" and "no improvement" in (target.error or "")
     assert confirm.run_result == "succeeded" and confirm.status == "discarded"
     assert noise.status == "kept"  # the baseline's noise run stays part of the baseline
+
+
+def test_a_best_found_on_the_last_run_is_confirmed_by_the_next_run(tmp_path: Path) -> None:
+    """Budget 3 = baseline, its noise run, LR = 0.3: the win is kept but marked unconfirmed; the next `run` re-runs
+    it with another seed before proposing anything, and the seed-0 luck is discarded."""
+    lucky = TINY_TRAIN.replace("random.uniform(-0.002, 0.002)",
+                               "(0.0 if LR != 0.3 else (0.05 if seed == 0 else -0.5))")
+    repo = project(tmp_path / "lucky", lucky)
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=3),
+                 policy=ScriptedPolicy(["0.3"]))
+    summary = eng.run()
+    target = next(e for e in eng.store.experiments() if e.title == "LR = 0.3")
+    assert target.status == "kept" and (target.error or "").startswith("unconfirmed")
+    assert summary.best_id == target.id
+    assert [r["unconfirmed"] for r in summary.rows if r["id"] == target.id] == [True]  # shown as "kept?"
+    eng2 = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=1),
+                  policy=ScriptedPolicy(["0.01"]))
+    summary2 = eng2.run()
+    exps = eng2.store.experiments()
+    confirm = next(e for e in exps if e.rerun_of == target.id)
+    assert confirm.seed != target.seed and confirm.run_result == "succeeded"
+    assert not any(e.title == "LR = 0.01" for e in exps)  # the one run went to the confirmation
+    target = eng2.store.experiment(target.id)
+    assert target is not None and target.status == "discarded"
+    assert summary2.best_id == eng2.baseline().id  # type: ignore[union-attr]
+
+
+def test_the_noise_floor_drops_when_confirmations_show_less_noise_than_the_baseline(tiny_project: Path) -> None:
+    """A barely-training baseline scatters widely between seeds; once two confirmed experiments show the spread near
+    the best is small, changes are judged by that, never by a larger pooled spread."""
+    eng = Engine(tiny_project, load_config(tiny_project), options=EngineOptions(mode="autonomous", budget=1))
+    eng.session = eng._open_session()
+
+    def exp(kind: str, runs: list[float]) -> None:
+        e = eng.store.add_experiment(session_id=eng.sid, title=kind, kind=kind, status="kept", metric=runs[0],
+                                     run_result="succeeded", seed=0)
+        for i, v in enumerate(runs[1:], 1):
+            eng.store.add_experiment(session_id=eng.sid, title="rerun", kind="rerun", rerun_of=e.id, status="kept",
+                                     metric=v, run_result="succeeded", seed=i)
+
+    exp("baseline", [0.589, 0.467])
+    assert eng.noise_floor() == pytest.approx(0.0863, abs=1e-3)
+    exp("hyperparameter", [0.815, 0.837])
+    assert eng.noise_floor() == pytest.approx(0.0863, abs=1e-3)  # one pair is not an estimate yet
+    exp("hyperparameter", [0.933, 0.946])
+    assert eng.noise_floor() == pytest.approx(0.0129, abs=1e-3)  # pooled over the two confirmations
+    exp("hyperparameter", [0.70, 1.00])
+    assert eng.noise_floor() == pytest.approx(0.0863, abs=1e-3)  # a wilder pooled spread never raises the floor
 
 
 def test_step_mode_asks_and_honours_reject_with_feedback(tiny_project: Path) -> None:

@@ -54,7 +54,8 @@ class Tmux:
 def test_approve_run_review_promote_through_the_real_executable(tmp_path: Path) -> None:
     root = make_project(tmp_path / "proj", budget=2, noise_seeds=1, confirm=False)
     head = git(root, "rev-parse", "HEAD").strip()
-    env = {k: v for k, v in os.environ.items() if k != "NIGHTLAB_NO_TUI"}
+    # COLUMNS / LINES (set by some test runners, e.g. in pytest-xdist workers) would override the pane's size
+    env = {k: v for k, v in os.environ.items() if k not in ("NIGHTLAB_NO_TUI", "COLUMNS", "LINES")}
     env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(tmp_path / "xdg"))
     inner = f"cd {shlex.quote(str(root))} && {shlex.quote(str(NIGHTLAB))}; echo EXITED $?; sleep 60"
     tmux = Tmux(tmp_path / "tmux.sock")
