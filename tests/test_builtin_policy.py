@@ -6,6 +6,7 @@ never on the benchmark tasks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import subprocess
@@ -496,6 +497,39 @@ def test_search_stays_in_the_space_and_never_touches_seeds_or_protected_files() 
     best = next(v for v in tree.views if v.id == tree.best_id)
     start = tree.views[0].metric
     assert best.metric is not None and start is not None and best.metric > start + 0.2  # the search progresses
+
+
+def test_the_search_tries_the_other_direction_and_then_knobs_never_varied() -> None:
+    text = KNOB_ONLY.replace("BATCH_SIZE = 64\n", "BATCH_SIZE = 64\nHIDDEN = 16\n").replace(
+        "/ 20\n", "/ 20 - abs(math.log2(HIDDEN / 64)) / 30\n")
+    knobs = {k.name: k for k in knobmod.discover_files({"train.py": text})}
+
+    def tree_with(*lost: tuple[str, Any, str]) -> Tree:
+        """The baseline as the best, and one-knob children that lost (title: a search move or a diagnosis move)."""
+        tree = Tree({"train.py": text})
+        tree.add(view(1, kind="baseline", metric=0.5, seconds=None))
+        for i, (name, value, title) in enumerate(lost, 2):
+            files = {"train.py": knobmod.rewrite(text, knobs[name], value)}
+            v = view(i, 1, metric=0.4, seconds=None, title=title,
+                     knobs={k.name: k.value for k in knobmod.discover_files(files)})
+            tree.add(dataclasses.replace(v, status="discarded"), files)
+        tree.best_id = 1
+        return tree
+
+    def next_change(tree: Tree) -> dict[str, Any]:
+        prop = BuiltinPolicy().propose(tree.ctx())
+        assert prop is not None
+        after = {k.name: k.value for k in knobmod.discover_files(applied(prop.edits, tree.files[1]))}
+        return {n: v for n, v in after.items() if v != knobs[n].value}
+
+    lost = [("BATCH_SIZE", 256, "tune BATCH_SIZE 64 → 256"), ("LEARNING_RATE", 0.03, "tune LEARNING_RATE 0.01 → 0.03")]
+    down = next_change(tree_with(*lost))
+    assert set(down) == {"LEARNING_RATE"} and down["LEARNING_RATE"] < 0.01  # the search move that just lost: the
+    lost.append(("LEARNING_RATE", down["LEARNING_RATE"], "tune LEARNING_RATE"))  # other direction first
+    assert set(next_change(tree_with(*lost))) == {"HIDDEN"}  # then a knob never varied, before batch size again
+    # a diagnosis move that lost ("still improving: raise the learning rate") is no case for the opposite move
+    diag = ("LEARNING_RATE", 0.02, "raise LEARNING_RATE from 0.01 to 0.02")
+    assert set(next_change(tree_with(diag))) == {"BATCH_SIZE"}
 
 
 def test_propose_returns_none_when_everything_is_tried() -> None:

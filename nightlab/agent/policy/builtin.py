@@ -61,6 +61,7 @@ _NEVER_KINDS = frozenset({"seed", "logging", "fixed", "split", "flag"})
 # (gradient clipping is not among them: on a healthy run it rarely helps; it is a remedy for diverging / NaN runs)
 _TRANSFORM_ORDER = ["sgd_to_adamw", "warmup_cosine", "standardize"]
 ADAMW_LR = 3e-3
+_SEARCH_TITLE = "tune "  # how the knob search's proposals are titled (pattern search recognises its own moves)
 
 
 # ----------------------------------------------------------------------------------------------- knob adapters
@@ -540,6 +541,14 @@ class BuiltinPolicy:
         if not dims:
             return
         history = self._history(ctx, st)
+        # pattern search: the knob whose one-knob search move from the best was tried last (and lost) gets its
+        # other direction first; then knobs never varied yet before ones that were (kind priority within each
+        # group): the diagnosis moves have usually probed the learning rate and the training length, and an
+        # untried knob tells the most. (A lost *diagnosis* move says its remedy did not help, not that the
+        # opposite will: "still improving, raise the learning rate" failing is no case for lowering it.)
+        varied = {d.key for d in dims if len({_norm(o.values.get(d.key)) for o in history if d.key in o.values}) > 1}
+        last = self._last_lost_knob(ctx, st)
+        dims.sort(key=lambda d: 0 if d.key == last else 1 + (d.key in varied))
         sigs = self._signatures(ctx)
         rejected: list[tuple[Any, ...]] = []
 
@@ -562,7 +571,22 @@ class BuiltinPolicy:
             rejected.append(_sig_assignment({**st.assignment, **s.changes}))
             desc = ", ".join(f"{k} {_fmt(st.assignment.get(k))} → {_fmt(v)}" for k, v in s.changes.items())
             why = _search_rationale(s, dims, len(history))
-            yield _Move(title=f"tune {desc}", rationale=why, changes=dict(s.changes))
+            yield _Move(title=f"{_SEARCH_TITLE}{desc}", rationale=why, changes=dict(s.changes))
+
+    def _last_lost_knob(self, ctx: PolicyContext, st: _State) -> str | None:
+        """The knob of the newest one-knob search move from the best, if that move did not become the new best."""
+        if st.exp is None:
+            return None
+        kids = [e for e in ctx.experiments if e.parent_id == st.exp.id and e.kind == "hyperparameter"
+                and e.title.startswith(_SEARCH_TITLE)]
+        for e in sorted(kids, key=lambda e: e.id, reverse=True):
+            a = self._assignment_of(ctx, e)
+            if a is None:
+                continue
+            diff = [k for k in a if k in st.assignment and _norm(a[k]) != _norm(st.assignment[k])]
+            if len(diff) == 1:
+                return diff[0] if e.status != "kept" else None
+        return None
 
     def _dims(self, ctx: PolicyContext, st: _State) -> list[searchmod.Dim]:
         dims = []
