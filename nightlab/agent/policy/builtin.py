@@ -363,15 +363,13 @@ class BuiltinPolicy:
             if (e.parent_id != best.id or e.kind != "hyperparameter" or e.run_result != "succeeded"
                     or e.metric is None or e.seed != best.seed or not math.isfinite(e.metric)):
                 continue
-            a = self._assignment_of(ctx, e)
-            if a is None:
+            moved = self._one_knob_change(ctx, st, e)
+            if moved is None:
                 continue
-            diff = [k for k in a if k in st.assignment and _norm(a[k]) != _norm(st.assignment[k])]
-            if len(diff) != 1 or diff[0] not in st.knobs:
-                continue
+            key, value = moved
             gain = sign * (float(e.metric) - float(best.metric))
-            if gain > 0 and gain > ups.get(diff[0], (0.0, None, None))[0]:
-                ups[diff[0]] = (gain, a[diff[0]], e)
+            if gain > 0 and gain > ups.get(key, (0.0, None, None))[0]:
+                ups[key] = (gain, value, e)
         ranked = sorted(ups.items(), key=lambda kv: -kv[1][0])
         pairs = [(x, y) for i, x in enumerate(ranked) for y in ranked[i + 1:]]
         pairs.sort(key=lambda p: -(p[0][1][0] + p[1][1][0]))
@@ -580,13 +578,18 @@ class BuiltinPolicy:
         kids = [e for e in ctx.experiments if e.parent_id == st.exp.id and e.kind == "hyperparameter"
                 and e.title.startswith(_SEARCH_TITLE)]
         for e in sorted(kids, key=lambda e: e.id, reverse=True):
-            a = self._assignment_of(ctx, e)
-            if a is None:
-                continue
-            diff = [k for k in a if k in st.assignment and _norm(a[k]) != _norm(st.assignment[k])]
-            if len(diff) == 1:
-                return diff[0] if e.status != "kept" else None
+            moved = self._one_knob_change(ctx, st, e)
+            if moved is not None:
+                return moved[0] if e.status != "kept" else None
         return None
+
+    def _one_knob_change(self, ctx: PolicyContext, st: _State, e: ExperimentView) -> tuple[str, Any] | None:
+        """(knob, value) when experiment `e` differs from the state's assignment in exactly one known knob."""
+        a = self._assignment_of(ctx, e)
+        if a is None:
+            return None
+        diff = [k for k in a if k in st.assignment and _norm(a[k]) != _norm(st.assignment[k])]
+        return (diff[0], a[diff[0]]) if len(diff) == 1 and diff[0] in st.knobs else None
 
     def _dims(self, ctx: PolicyContext, st: _State) -> list[searchmod.Dim]:
         dims = []
