@@ -32,6 +32,7 @@ class Row:
     seed: int
     stage: str | None
     failure_class: str | None
+    unconfirmed: bool = False  # kept on one seed: the budget ran out before its confirming re-run
 
 
 @dataclass
@@ -87,6 +88,7 @@ def build_rows(summary_rows: list[dict[str, Any]]) -> list[Row]:
             id=r["id"], parent=r["parent"], title=r["title"] or "", status=r["status"], kind=r["kind"],
             metric=r["metric"], runs=r["runs"], delta_base=r["delta"], delta_parent=dp, seconds=r["seconds"],
             seed=r["seed"] or 0, stage=r["stage"], failure_class=r["failure_class"],
+            unconfirmed=bool(r.get("unconfirmed")),
         ))
     return rows
 

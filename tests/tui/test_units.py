@@ -10,7 +10,7 @@ from nightlab.tui.diffparse import parse_unified, side_by_side
 from nightlab.tui.logfiles import LineIndex, TailReader
 from nightlab.tui.themes import available_themes, load_theme
 from nightlab.tui.userconfig import config_path, load_user_config, save_theme
-from nightlab.tui.widgets.experiments import tree_order
+from nightlab.tui.widgets.experiments import status_label, tree_order
 
 DIFF = """\
 diff --git a/train.py b/train.py
@@ -125,3 +125,12 @@ def test_tree_order_draws_guides() -> None:
         for i, p in [(1, None), (2, 1), (3, 2), (4, 1)]
     ])
     assert [(r.id, g) for r, g in tree_order(rows)] == [(1, ""), (2, "├─ "), (3, "│  └─ "), (4, "└─ ")]
+
+
+def test_a_best_kept_on_one_seed_is_labelled_kept_question_mark() -> None:
+    base = {"parent": None, "title": "t", "status": "kept", "kind": "x", "metric": 0.5, "runs": 1, "delta": None,
+            "seconds": None, "seed": 0, "stage": None, "failure_class": None}
+    rows = build_rows([{**base, "id": 1}, {**base, "id": 2, "parent": 1, "unconfirmed": True}])
+    assert [r.unconfirmed for r in rows] == [False, True]
+    assert status_label(rows[1], best=True) == "★ kept?"
+    assert status_label(rows[0], best=False) == "✓ kept"

@@ -24,6 +24,12 @@ STATUS_CLASS = {
 MAX_GUIDE_DEPTH = 6
 
 
+def status_label(r: Row, best: bool) -> str:
+    """Icon and status; `kept?` (as in the console table) for a best kept on one seed so far."""
+    icon = "★" if best else STATUS_ICON.get(r.status, " ")
+    return f"{icon} {'kept?' if r.unconfirmed else r.status}"
+
+
 def tree_order(rows: list[Row]) -> list[tuple[Row, str]]:
     """Rows depth-first from each root, with the guide drawn before the title (deep chains are elided)."""
     ids = {r.id for r in rows}
@@ -96,8 +102,7 @@ class ExperimentTable(DataTable[Text]):
         return self.get_component_rich_style(f"exp--{name}", partial=True)
 
     def _status(self, r: Row, best: bool) -> Text:
-        icon = "★" if best else STATUS_ICON.get(r.status, " ")
-        return Text(f"{icon} {r.status}", self._style("best" if best else STATUS_CLASS.get(r.status, "dim")))
+        return Text(status_label(r, best), self._style("best" if best else STATUS_CLASS.get(r.status, "dim")))
 
     def _delta(self, v: float | None, goal: str) -> Text:
         if v is None:
