@@ -255,6 +255,7 @@ def _fmt(v: float | None, digits: int = 4) -> str:
 
 def print_table(store: Store, cfg: ProjectConfig, summary: Summary) -> None:
     from nightlab.agent.engine import ranked
+    from nightlab.agent.store import UNCONFIRMED_LABEL
 
     rows = ranked(summary.rows, cfg.metric.goal)
     print()
@@ -269,13 +270,13 @@ def print_table(store: Store, cfg: ProjectConfig, summary: Summary) -> None:
         delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
         mark = "*" if r["id"] == summary.best_id else " "
         title = r["title"] if r["failure_class"] is None else f"{r['title']} [{r['failure_class']}]"
-        status = "kept?" if r.get("unconfirmed") else r["status"]
+        status = UNCONFIRMED_LABEL if r.get("unconfirmed") else r["status"]
         line = f"{i:>4} {r['id']:>3}{mark} {r['parent'] if r['parent'] is not None else '-':>6} " \
                f"{_fmt(r['metric']):>12} {r['runs']:>4} {delta:>9} {status:<10} {title}"
         print(line[:width])
     if any(r.get("unconfirmed") for r in rows):
-        print(style("kept? = kept on one seed: the budget ran out before its confirming re-run; the next "
-                    "`nightlab run` does that first", "2"))
+        print(style(f"{UNCONFIRMED_LABEL} = kept on one seed: the budget ran out before its confirming re-run; "
+                    "the next `nightlab run` does that first", "2"))
 
 
 def print_status(data: dict[str, Any]) -> None:

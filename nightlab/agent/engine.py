@@ -26,7 +26,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.policy.base import Edit, ExperimentView, Policy, PolicyContext, Proposal
-from nightlab.agent.store import Approval, Experiment, Session, Store
+from nightlab.agent.store import UNCONFIRMED, Approval, Experiment, Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import EditError, NightlabError
 from nightlab.sandbox import runner, slots
@@ -35,8 +35,6 @@ from nightlab.sandbox.watch import Waker, signal_project
 
 BASELINE = "baseline"
 RERUN = "rerun"
-# the note on a best kept on one seed because the budget ran out before its confirming re-run
-UNCONFIRMED = "unconfirmed: no run left to re-run it with another seed (the next `nightlab run` does that first)"
 LOG_TAIL_CHARS = 4000
 
 

@@ -25,6 +25,10 @@ EXPERIMENT_STATUSES = (
 )
 SETTLED = {"kept", "discarded", "promoted", "rejected", "failed", "timed_out", "cancelled"}
 ACTIVE = {"proposed", "approved", "queued", "running"}
+# the note (in `error`) on a best kept on one seed because the budget ran out before its confirming re-run, and how
+# tables (console and TUI) show such an experiment's status
+UNCONFIRMED = "unconfirmed: no run left to re-run it with another seed (the next `nightlab run` does that first)"
+UNCONFIRMED_LABEL = "kept?"
 
 
 def _v1(db: sqlite_utils.Database) -> None:

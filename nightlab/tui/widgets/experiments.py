@@ -9,6 +9,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowKey
 
+from nightlab.agent.store import UNCONFIRMED_LABEL
 from nightlab.tui.data import Row, Snapshot, fmt_delta, fmt_metric, fmt_seconds, goal_sign
 
 STATUS_ICON = {
@@ -27,7 +28,7 @@ MAX_GUIDE_DEPTH = 6
 def status_label(r: Row, best: bool) -> str:
     """Icon and status; `kept?` (as in the console table) for a best kept on one seed so far."""
     icon = "★" if best else STATUS_ICON.get(r.status, " ")
-    return f"{icon} {'kept?' if r.unconfirmed else r.status}"
+    return f"{icon} {UNCONFIRMED_LABEL if r.unconfirmed else r.status}"
 
 
 def tree_order(rows: list[Row]) -> list[tuple[Row, str]]:
