@@ -408,9 +408,31 @@ def test_diverging_run_lowers_the_learning_rate() -> None:
 
 def test_still_improving_run_trains_longer() -> None:
     loss = [2.0 * 0.8**i for i in range(16)]
-    prop = _diagnosed(loss)
+    prop = _diagnosed(loss, text=MLP_ADAMW.replace('"hidden": 32', '"hidden": 256'))
     assert "still_improving" in prop.diagnosis
-    assert prop.knobs["CONFIG.epochs"] > 6
+    assert prop.knobs["CONFIG.epochs"] > 6 and prop.knobs["CONFIG.hidden"] == 256
+
+
+def test_a_tiny_hidden_layer_is_widened_first_within_the_time_limit() -> None:
+    """Capacity is the cheapest lever of a small model: 4x where it fits the timeout, 2x where only that fits."""
+    loss = [2.0 * 0.8**i for i in range(16)]
+    prop = _diagnosed(loss)  # hidden 32, a 2 s run of a 600 s limit
+    assert "still_improving" in prop.diagnosis
+    assert prop.knobs["CONFIG.hidden"] == 128 and prop.knobs["CONFIG.epochs"] == 6
+    assert prop.title.startswith("widen") and "tiny" in prop.rationale
+
+    def first(seconds: float) -> Proposal:
+        tree = Tree({"train.py": MLP_ADAMW})
+        tree.add(view(1, kind="baseline", metric=0.7, loss=loss, seconds=seconds))
+        got = BuiltinPolicy().propose(tree.ctx())
+        assert got is not None
+        return got
+
+    # 4x the width predicts ~8x the time: over 70% of the 600 s limit for a 60 s run, while 2x (~2.8x) fits
+    assert first(60.0).knobs["CONFIG.hidden"] == 64
+    # a run that already takes 200 s cannot afford either: the remedy falls through to training longer
+    slow = first(200.0)
+    assert slow.knobs["CONFIG.hidden"] == 32 and not slow.title.startswith("widen")
 
 
 def test_overfitting_run_is_regularised() -> None:
