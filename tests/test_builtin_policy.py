@@ -443,6 +443,32 @@ def test_overfitting_run_is_regularised() -> None:
     assert prop.knobs["CONFIG.weight_decay"] > 0 or prop.knobs["CONFIG.dropout"] > 0
 
 
+def test_a_tiny_layer_is_widened_without_a_curve_after_the_transforms_and_only_once() -> None:
+    tree = Tree({"train.py": MLP_ADAMW})
+    tree.add(view(1, kind="baseline", metric=0.70))  # no learning curve to read: no diagnosis
+    policy = BuiltinPolicy()
+    titles = []
+    for _ in range(6):
+        prop = policy.propose(tree.ctx())
+        assert prop is not None
+        titles.append(prop.title)
+        if prop.title.startswith("widen"):
+            break
+        tree.record(prop, 0.69)  # the transforms lose
+    assert titles[-1] == "widen CONFIG.hidden from 32 to 128" and len(titles) >= 2
+    assert all(t and not t.startswith("widen") for t in titles[:-1])
+    tree.record(prop, 0.68)  # the widening loses too
+    follow = policy.propose(tree.ctx())
+    assert follow is not None and not follow.title.startswith("widen")
+    # a new best elsewhere (a search move) does not bring the blind widening back
+    tree.record(follow, 0.80)
+    assert tree.best_id == len(tree.views)
+    for _ in range(4):
+        nxt = policy.propose(tree.ctx())
+        assert nxt is not None and not nxt.title.startswith("widen CONFIG.hidden from 32")
+        tree.record(nxt, 0.75)
+
+
 def test_sgd_project_is_moved_to_adamw_with_a_suitable_learning_rate() -> None:
     tree = Tree({"train.py": MLP_SGD})
     tree.add(view(1, kind="baseline", metric=0.3))
@@ -522,8 +548,9 @@ def test_search_stays_in_the_space_and_never_touches_seeds_or_protected_files() 
 
 
 def test_the_search_tries_the_other_direction_and_then_knobs_never_varied() -> None:
-    text = KNOB_ONLY.replace("BATCH_SIZE = 64\n", "BATCH_SIZE = 64\nHIDDEN = 16\n").replace(
-        "/ 20\n", "/ 20 - abs(math.log2(HIDDEN / 64)) / 30\n")
+    # (HIDDEN is not tiny: a tiny layer would be widened before the search starts)
+    text = KNOB_ONLY.replace("BATCH_SIZE = 64\n", "BATCH_SIZE = 64\nHIDDEN = 128\n").replace(
+        "/ 20\n", "/ 20 - abs(math.log2(HIDDEN / 512)) / 30\n")
     knobs = {k.name: k for k in knobmod.discover_files({"train.py": text})}
 
     def tree_with(*lost: tuple[str, Any, str]) -> Tree:
