@@ -249,13 +249,13 @@ class Engine:
         is a log-scale (geometric) mean of the confirmations' standard deviations, not a pooled variance: the
         first confirmation is often of a model still barely trained (0.820 vs 0.667), and pooled with a tight pair
         near the best (0.937 vs 0.930) it set a floor of 0.077 that discarded a +0.03 gain; the log-scale mean
-        gives 0.024 (search benchmark, digits-mlp over five seeds: 0.960 -> 0.976, no other task changed). It only
+        gives 0.024 (search benchmark, one MLP task over five seeds: 0.960 -> 0.976, no other task changed). It only
         ever lowers the floor, and every change it lets through is still confirmed on a second seed.
 
         Measuring it at the current best alone was tried (2026-12-01): a two-seed estimate there is so noisy that it
         lost about as many real gains as it saved (demo best 0.660 -> 0.638). Building on a clear win (> 5x the
         noise) before its confirmation, to save the re-run, was tried too: children were then judged against a
-        one-seed reference, spurious ones got kept, and the search benchmark did no better (mnist1d 0.618 -> 0.604).
+        one-seed reference, spurious ones got kept, and the search benchmark did no better (one task 0.618 -> 0.604).
         """
         base = self.baseline()
         sc = self.scores()
