@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -117,10 +118,9 @@ def test_a_best_found_on_the_last_run_is_confirmed_by_the_next_run(tmp_path: Pat
     assert summary2.best_id == eng2.baseline().id  # type: ignore[union-attr]
 
 
-def test_the_noise_floor_drops_when_confirmations_show_less_noise_than_the_baseline(tiny_project: Path) -> None:
-    """A barely-training baseline scatters widely between seeds; once two confirmed experiments show the spread near
-    the best is small, changes are judged by that, never by a larger pooled spread."""
-    eng = Engine(tiny_project, load_config(tiny_project), options=EngineOptions(mode="autonomous", budget=1))
+def _scored_engine(project: Path) -> tuple[Engine, Callable[[str, list[float]], None]]:
+    """An engine with an open session, and a function recording an experiment with its runs at seeds 0, 1, ..."""
+    eng = Engine(project, load_config(project), options=EngineOptions(mode="autonomous", budget=1))
     eng.session = eng._open_session()
 
     def exp(kind: str, runs: list[float]) -> None:
@@ -130,6 +130,13 @@ def test_the_noise_floor_drops_when_confirmations_show_less_noise_than_the_basel
             eng.store.add_experiment(session_id=eng.sid, title="rerun", kind="rerun", rerun_of=e.id, status="kept",
                                      metric=v, run_result="succeeded", seed=i)
 
+    return eng, exp
+
+
+def test_the_noise_floor_drops_when_confirmations_show_less_noise_than_the_baseline(tiny_project: Path) -> None:
+    """A barely-training baseline scatters widely between seeds; once two confirmed experiments show the spread near
+    the best is small, changes are judged by that, never by a larger typical spread."""
+    eng, exp = _scored_engine(tiny_project)
     exp("baseline", [0.589, 0.467])
     assert eng.noise_floor() == pytest.approx(0.0863, abs=1e-3)
     exp("hyperparameter", [0.815, 0.837])
@@ -147,16 +154,11 @@ def test_the_noise_floor_drops_when_confirmations_show_less_noise_than_the_basel
 def test_an_early_scattered_confirmation_does_not_hide_gains_near_the_best(tiny_project: Path) -> None:
     """Measured on the search benchmark: a barely trained first confirmation (0.820 vs 0.667) next to a tight one
     near the best (0.937 vs 0.930) pooled to a floor of 0.077, which then discarded a +0.03 widening of the model."""
-    eng = Engine(tiny_project, load_config(tiny_project), options=EngineOptions(mode="autonomous", budget=1))
-    eng.session = eng._open_session()
-    for kind, runs in (("baseline", [0.45, 0.55]), ("transform", [0.8204, 0.6667]),
-                       ("hyperparameter", [0.937, 0.9296])):
-        e = eng.store.add_experiment(session_id=eng.sid, title=kind, kind=kind, status="kept", metric=runs[0],
-                                     run_result="succeeded", seed=0)
-        eng.store.add_experiment(session_id=eng.sid, title="rerun", kind="rerun", rerun_of=e.id, status="kept",
-                                 metric=runs[1], run_result="succeeded", seed=1)
-    assert eng.noise_floor() == pytest.approx(0.0238, abs=1e-3)
-    assert eng.noise_floor() < 0.03
+    eng, exp = _scored_engine(tiny_project)
+    exp("baseline", [0.45, 0.55])
+    exp("transform", [0.8204, 0.6667])
+    exp("hyperparameter", [0.937, 0.9296])
+    assert eng.noise_floor() == pytest.approx(0.0238, abs=1e-3)  # a +0.03 gain now clears it
 
 
 def test_step_mode_asks_and_honours_reject_with_feedback(tiny_project: Path) -> None:
