@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--yes", "-y", action="store_true", help="accept the detected choices without asking")
     s.add_argument("--no-run", action="store_true", help="do not run the baseline (needs --metric and --goal)")
     s.add_argument("--force", action="store_true", help="overwrite an existing nightlab.toml")
+    s.add_argument("--unsafe-no-sandbox", action="store_true", help="run the baseline with layer 0 only (no "
+                   "bwrap/landlock), like `run --unsafe-no-sandbox`")
 
     s = sub.add_parser("run", help="run the experiment loop")
     s.add_argument("--mode", choices=["step", "autonomous"], help="step asks before each run (default: the "

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +42,7 @@ class InitOptions:
     yes: bool = False
     run: bool = True
     force: bool = False
+    unsafe_no_sandbox: bool = False  # run the baseline with layer 0 only, like `run --unsafe-no-sandbox`
 
 
 @dataclass
@@ -147,54 +147,40 @@ def untracked_links(ws: Workspace) -> list[str]:
 
 
 def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout: float,
-             progress: Progress | None, python: str) -> tuple[str, int | None, float, bool]:
-    """Run the committed code once in a temporary copy (never in the user's tree). Returns log, rc, secs, timed_out."""
+             progress: Progress | None, python: str, unsafe: bool = False) -> tuple[str, int | None, float, bool]:
+    """Run the committed code once in a temporary copy (never in the user's tree), through the same detached wrapper
+    and sandbox as every experiment (`unsafe`: layer 0 only, as `--unsafe-no-sandbox`). Returns log, rc, secs,
+    timed_out. A missing sandbox layer is a NightlabError naming it, before anything runs."""
+    from nightlab.sandbox import isolate, runner
+    from nightlab.sandbox.spec import JobSpec
+
+    isolation = "none" if unsafe else "auto"
+    isolate.check(isolation)
     tmp = Path(tempfile.mkdtemp(prefix="nightlab-init-"))
+    wt, run_dir = tmp / "wt", tmp / "run"
     try:
+        wt.mkdir()
         archive = subprocess.run(["git", "-C", str(root), "archive", "--format=tar", "HEAD"], capture_output=True,
                                  check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+        subprocess.run(["tar", "-x", "-C", str(wt)], input=archive, check=True)
         for rel in links:
             src = root / rel
-            if src.exists() and not (tmp / rel).exists():
-                os.symlink(src, tmp / rel)
-        from nightlab.sandbox import isolate
-
+            if src.exists() and not (wt / rel).exists():
+                os.symlink(src, wt / rel)
         env = isolate.job_environment(dict(os.environ), {}, [])
         env["PATH"] = str(Path(python).parent) + os.pathsep + env.get("PATH", os.defpath)
         env.setdefault("OMP_NUM_THREADS", "1")
         env.setdefault("MKL_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
-        start = time.monotonic()
-        proc = subprocess.Popen(["/bin/sh", "-c", command.replace("{seed}", "0")], cwd=tmp, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        assert proc.stdout is not None
-        lines: list[str] = []
-        timed_out = False
-        os.set_blocking(proc.stdout.fileno(), False)
-        buf = b""
-        while True:
-            chunk = proc.stdout.read(65536)
-            if chunk:
-                buf += chunk
-                *done, buf = buf.split(b"\n")
-                lines.extend(x.decode("utf-8", "replace") for x in done)
-            elif proc.poll() is not None:
-                break
-            else:
-                time.sleep(0.05)
-            if progress is not None:
-                progress(time.monotonic() - start, lines[-1] if lines else "")
-            if time.monotonic() - start > timeout:
-                timed_out = True
-                import signal
-
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                break
-        if buf:
-            lines.append(buf.decode("utf-8", "replace"))
-        return "\n".join(lines), proc.returncode, time.monotonic() - start, timed_out
+        spec = JobSpec(job_id="init-baseline", argv=["/bin/sh", "-c", command.replace("{seed}", "0")], cwd=str(wt),
+                       run_dir=str(run_dir), env=env, timeout_s=timeout, isolation=isolation,
+                       readable=[str(root / rel) for rel in links], instrument=False)
+        status = runner.run_to_end(spec, on_tick=None if progress is None else (
+            lambda elapsed: progress(elapsed, runner.last_log_line(run_dir))))
+        log = runner.read_log(run_dir)
+        if status.state == "failed" and status.reason and status.exit_code is None:
+            log += f"\n[nightlab: {status.reason}]"
+        return log, status.exit_code, status.seconds, status.state == "timed_out"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -253,8 +239,9 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
     seconds: float | None = None
     name, goal, regex = opts.metric, opts.goal, opts.metric_regex
     if opts.run:
-        say("running the baseline once (the committed code, in a temporary copy) ...")
-        log, rc, seconds, timed_out = run_once(ws.root, ws, command, links, opts.timeout or 3600, progress, python)
+        say("running the baseline once (the committed code, in a temporary copy, sandboxed like every job) ...")
+        log, rc, seconds, timed_out = run_once(ws.root, ws, command, links, opts.timeout or 3600, progress, python,
+                                               unsafe=opts.unsafe_no_sandbox)
         if timed_out:
             raise NightlabError(f"the baseline run exceeded {opts.timeout or 3600:g} s; pass a larger --timeout")
         if name is None:

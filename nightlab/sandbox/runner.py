@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from nightlab.sandbox import isolate, procs
@@ -98,6 +99,55 @@ def stop(run_dir: Path | str, reason: str = "cancelled") -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def run_to_end(spec: JobSpec, on_tick: Callable[[float], None] | None = None, tick_s: float = 0.1) -> JobStatus:
+    """Launch the job and wait for its status, calling on_tick(elapsed seconds) while it runs. Ctrl+C (or any error
+    while waiting) stops the job before the exception goes on, so nothing is left running."""
+    started = time.monotonic()
+    launch(spec)
+    run_dir = Path(spec.run_dir)
+    try:
+        while True:
+            status = read_status(run_dir)
+            if status is not None:
+                return status
+            if on_tick is not None:
+                on_tick(time.monotonic() - started)
+            time.sleep(tick_s)
+    except BaseException:
+        stop(run_dir, "interrupted")
+        deadline = time.monotonic() + spec.grace_s + 5.0
+        while read_status(run_dir) is None and wrapper_alive(run_dir) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise
+
+
+def read_log(run_dir: Path | str, limit: int = 8 << 20) -> str:
+    """The job's output as the wrapper stored it (at most `limit` bytes: the head and the tail)."""
+    return read_tail(Path(run_dir) / LOG_FILE, limit)
+
+
+def last_log_line(run_dir: Path | str) -> str:
+    lines = read_tail(Path(run_dir) / LOG_FILE, 4096).strip().splitlines()
+    return lines[-1][:200] if lines else ""
+
+
+def read_tail(path: Path, limit: int) -> str:
+    """A file's text, at most `limit` bytes of it (a quarter from the head, the rest from the tail); "" if absent."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size > limit:
+                f.seek(0)
+                head = f.read(limit // 4)
+                f.seek(size - (limit - limit // 4))
+                return (head + b"\n" + f.read()).decode("utf-8", "replace")
+            f.seek(0)
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
 
 
 def hash_file(path: Path) -> str:
