@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", help="the metric's name as printed")
     s.add_argument("--metric-regex", help="Python regex whose group 1 is the metric value")
     s.add_argument("--goal", choices=["maximize", "minimize"])
+    s.add_argument("--metric-source", choices=["log", "tensorboard"], help="read the metric from the output (log) "
+                   "or from the TensorBoard event files the run writes (default: detect; --metric is then the tag)")
     s.add_argument("--timeout", type=float, help="wall-clock seconds per run (default: 5x the baseline, >= 60)")
     s.add_argument("--yes", "-y", action="store_true", help="accept the detected choices without asking")
     s.add_argument("--no-run", action="store_true", help="do not run the baseline (needs --metric and --goal)")

@@ -28,7 +28,7 @@ def cmd_init(root: Path, args: argparse.Namespace) -> int:
 
     opts = InitOptions(command=args.command, metric=args.metric, metric_regex=args.metric_regex, goal=args.goal,
                        timeout=args.timeout, yes=args.yes, run=not args.no_run, force=args.force,
-                       unsafe_no_sandbox=args.unsafe_no_sandbox)
+                       unsafe_no_sandbox=args.unsafe_no_sandbox, metric_source=args.metric_source)
     ask = console.ask_choice if _tty() and not args.yes else None
     progress = console.Progress("baseline") if sys.stderr.isatty() else None
     try:

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nightlab.errors import ConfigError
 
@@ -26,6 +26,16 @@ class MetricConfig(_Strict):
     goal: Literal["maximize", "minimize"]
     regex: str | None = Field(default=None, description="Python regex whose group 1 is the value; last match wins")
     file: str | None = Field(default=None, description="a metrics file the job writes (JSON lines or name=value)")
+    source: Literal["log", "tensorboard"] = Field(
+        default="log", description="where the value is read: `log` (what the job prints, or `file`) or "
+                                   "`tensorboard` (scalars in the event files the job writes)")
+    tag: str | None = Field(default=None, min_length=1,
+                            description="tensorboard: the scalar tag (default: `name`)")
+    reduce: Literal["last", "min", "max"] = Field(
+        default="last", description="tensorboard: which value of the tag's series is the run's metric")
+    logdir: str | None = Field(default=None, min_length=1,
+                               description="tensorboard: the folder, relative to the worktree, holding the event "
+                                           "files (default: anywhere in the worktree)")
 
     @field_validator("regex")
     @classmethod
@@ -41,6 +51,33 @@ class MetricConfig(_Strict):
         if pat.groups < 1:
             raise ValueError("the regex needs a capturing group for the value")
         return v
+
+    @field_validator("logdir")
+    @classmethod
+    def _logdir_inside(cls, v: str | None) -> str | None:
+        # the sandbox lets a job write its worktree (and its run dir) only, and runs go in parallel: a folder
+        # outside the worktree could neither be written nor tell one run's events from another's
+        if v is not None and (Path(v).is_absolute() or ".." in Path(v).parts):
+            raise ValueError("must be a folder inside the worktree (a relative path without `..`): the job can "
+                             "only write there")
+        return v
+
+    @model_validator(mode="after")
+    def _source_keys(self) -> MetricConfig:
+        if self.source != "tensorboard":
+            given = [k for k in ("tag", "logdir") if getattr(self, k) is not None]
+            if self.reduce != "last":
+                given.append("reduce")
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to source = \"tensorboard\"")
+        elif self.regex is not None or self.file is not None:
+            raise ValueError("regex and file apply to source = \"log\", not to \"tensorboard\"")
+        return self
+
+    @property
+    def tb_tag(self) -> str:
+        """The TensorBoard scalar tag that holds the metric."""
+        return self.tag or self.name
 
 
 class SearchConfig(_Strict):
@@ -89,6 +126,12 @@ class NotifyConfig(_Strict):
     bell: bool = True
 
 
+class MlflowConfig(_Strict):
+    tracking_uri: str = Field(default="", description="log runs live to this MLflow tracking server or store as "
+                                                      "they settle (e.g. sqlite:///mlflow.db, http://host:5000)")
+    experiment: str = Field(default="", description="the MLflow experiment (default: nightlab-<project folder>)")
+
+
 class ProjectConfig(_Strict):
     command: str = Field(min_length=1, description="how to run training from the project root; {seed} is replaced")
     metric: MetricConfig
@@ -106,6 +149,7 @@ class ProjectConfig(_Strict):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     slots: SlotsConfig = Field(default_factory=SlotsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
 
 def _format_error(source: str, err: ValidationError) -> str:
@@ -168,12 +212,18 @@ def dump_config(cfg: ProjectConfig) -> str:
     data = cfg.model_dump(exclude_none=True)
     if data.get("instrument") == "hook":
         data.pop("instrument")
+    metric = data.get("metric", {})
+    if metric.get("source") == "log":
+        metric.pop("source")
+    if metric.get("reduce") == "last":
+        metric.pop("reduce")
     defaults: dict[str, Any] = {
         "search": SearchConfig().model_dump(exclude_none=True),
         "llm": LLMConfig().model_dump(exclude_none=True),
         "sandbox": SandboxConfig().model_dump(exclude_none=True),
         "slots": SlotsConfig().model_dump(exclude_none=True),
         "notify": NotifyConfig().model_dump(exclude_none=True),
+        "mlflow": MlflowConfig().model_dump(exclude_none=True),
     }
     for key, default in defaults.items():
         section = {k: v for k, v in data.get(key, {}).items() if default.get(k) != v}

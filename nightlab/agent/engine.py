@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import diagnose, metrics
+from nightlab.agent import diagnose, run_metrics
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.lock import ProjectLock
@@ -140,6 +140,10 @@ class Engine:
     def run(self) -> Summary:
         """Run until the budget is spent or the policy has nothing left (or hibernate, with detach)."""
         self.layer = self.check_sandbox()
+        if self.cfg.metric.source == "tensorboard":
+            from nightlab.agent import tbevents
+
+            tbevents.require()
         self.lock.acquire("wake" if self.options.wake else "engine")
         try:
             self.session = self._open_session()
@@ -398,13 +402,12 @@ class Engine:
         """Record a finished run's results (metric, curves, failure class, stage). None when it goes back to the
         queue (interrupted by Ctrl+C); else the experiment and its failure for the verdict."""
         log = _read_tail(run_dir / LOG_FILE, 8 * 1024 * 1024)
-        reading = metrics.parse_metric(log, self.cfg.metric.name, self.cfg.metric.regex)
-        if self.cfg.metric.file:
-            wt = self.ws.worktree_path(e.id)
-            mfile = wt / self.cfg.metric.file
-            if mfile.exists():
-                reading = metrics.parse_metrics_file(mfile, self.cfg.metric.name)
-        loss_curve = metrics.parse_loss_curve(log)
+        # the job ran in its worktree, or in the instrumented copy of it (instrument = "static")
+        cwd = run_dir / "src" if (run_dir / "src").is_dir() else self.ws.worktree_path(e.id)
+        got = run_metrics.read_run(self.cfg.metric, log, cwd, since=status.started_at, run_dir=run_dir)
+        reading, loss_curve = got.reading, got.loss_curve
+        if got.note:
+            self.emit("note", f"#{e.id}: {got.note}", e.id)
         interrupted = status.state == "killed" and status.reason == "interrupted"
         ok = status.state == "succeeded" and reading.value is not None and not status.protected_changed
         if ok:

@@ -6,6 +6,7 @@ scripts), and nothing is written unless the whole setup succeeded.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -14,8 +15,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from nightlab.agent import metrics
+from nightlab.agent import metrics, run_metrics, tbevents
 from nightlab.agent.config import CONFIG_FILE, MetricConfig, ProjectConfig, dump_config, find_config
 from nightlab.agent.workspace import STATE_DIR, Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
@@ -39,6 +41,7 @@ class InitOptions:
     metric_regex: str | None = None
     goal: str | None = None
     timeout: float | None = None
+    metric_source: str | None = None  # "log" | "tensorboard" | None (detect)
     yes: bool = False
     run: bool = True
     force: bool = False
@@ -147,10 +150,13 @@ def untracked_links(ws: Workspace) -> list[str]:
 
 
 def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout: float,
-             progress: Progress | None, python: str, unsafe: bool = False) -> tuple[str, int | None, float, bool]:
+             progress: Progress | None, python: str, unsafe: bool = False,
+             inspect: Callable[[Path, float], None] | None = None) -> tuple[str, int | None, float, bool]:
     """Run the committed code once in a temporary copy (never in the user's tree), through the same detached wrapper
     and sandbox as every experiment (`unsafe`: layer 0 only, as `--unsafe-no-sandbox`). Returns log, rc, secs,
-    timed_out. A missing sandbox layer is a NightlabError naming it, before anything runs."""
+    timed_out. A missing sandbox layer is a NightlabError naming it, before anything runs.
+
+    `inspect(copy, started)` looks at what the run left in its copy (event files) before the copy is removed."""
     from nightlab.sandbox import isolate, runner
     from nightlab.sandbox.spec import JobSpec
 
@@ -180,6 +186,8 @@ def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout:
         log = runner.read_log(run_dir)
         if status.state == "failed" and status.reason and status.exit_code is None:
             log += f"\n[nightlab: {status.reason}]"
+        if inspect is not None:
+            inspect(wt, status.started_at)
         return log, status.exit_code, status.seconds, status.state == "timed_out"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -238,18 +246,33 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
     baseline: float | None = None
     seconds: float | None = None
     name, goal, regex = opts.metric, opts.goal, opts.metric_regex
+    tb: TensorBoardFindings | None = None
     if opts.run:
         say("running the baseline once (the committed code, in a temporary copy, sandboxed like every job) ...")
+        events = TensorBoardFindings()
         log, rc, seconds, timed_out = run_once(ws.root, ws, command, links, opts.timeout or 3600, progress, python,
-                                               unsafe=opts.unsafe_no_sandbox)
+                                               unsafe=opts.unsafe_no_sandbox, inspect=events.inspect)
         if timed_out:
             raise NightlabError(f"the baseline run exceeded {opts.timeout or 3600:g} s; pass a larger --timeout")
+        if events.found:
+            tb = events
+            say(events.summary())
+        tb_choice = _tensorboard_choice(opts, tb, log, name, ask)
+        if tb_choice is not None:
+            metric_cfg, baseline = tb_choice
+            say(f"metric: {metric_cfg['name']} = {baseline:.6g} (TensorBoard scalar; baseline, {seconds:.1f} s)")
+            return _write(ws, opts, command, metric_cfg, goal, ask, seconds, baseline, editable, protected, links,
+                          notes, say)
+        if opts.metric_source == "tensorboard":
+            raise NightlabError(tb.error if tb is not None and tb.error else
+                                "--metric-source tensorboard: the baseline wrote no TensorBoard event files")
         if name is None:
             cands = metrics.find_candidates(log)
             if not cands:
                 tail = log.strip().splitlines()[-1:] or ["(no output)"]
                 why = f"it exited with code {rc}" if rc else "it printed no name=value metric"
-                raise NightlabError(f"could not detect a metric: {why}; last line: {tail[0][:120]!r}; "
+                hint = f" ({tb.error})" if tb is not None and tb.error else ""
+                raise NightlabError(f"could not detect a metric: {why}{hint}; last line: {tail[0][:120]!r}; "
                                     "pass --metric (and --metric-regex if needed)")
             strong = [c for c in cands if metrics.guess_goal(c.name) is not None]
             if len(cands) == 1 or opts.yes or ask is None or (len(strong) == 1 and strong[0] is cands[0]):
@@ -279,6 +302,17 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
         say(f"metric: {name} = {baseline:.6g} (baseline, {seconds:.1f} s)")
     elif name is None or goal is None:
         raise NightlabError("--no-run needs --metric and --goal")
+    assert name is not None
+    source = {"source": "tensorboard"} if opts.metric_source == "tensorboard" else {}
+    metric_cfg = {"name": name, "regex": regex, **source} if regex else {"name": name, **source}
+    return _write(ws, opts, command, metric_cfg, goal, ask, seconds, baseline, editable, protected, links, notes, say)
+
+
+def _write(ws: Workspace, opts: InitOptions, command: str, metric: dict[str, Any], goal: str | None, ask: Ask | None,
+           seconds: float | None, baseline: float | None, editable: list[str], protected: list[str],
+           links: list[str], notes: list[str], say: Callable[[str], None]) -> InitResult:
+    """Settle the goal and the timeout, validate the whole config, and write nightlab.toml."""
+    name = str(metric["name"])
     if goal is None:
         goal = metrics.guess_goal(name)
         if goal is None:
@@ -288,7 +322,7 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
                 raise NightlabError(f"cannot tell whether {name!r} should go up or down; pass --goal")
     timeout = opts.timeout or (max(60.0, round((seconds or 60) * 5, -1)))
     try:
-        cfg = ProjectConfig(command=command, metric=MetricConfig(name=name, goal=goal, regex=regex),  # type: ignore[arg-type]
+        cfg = ProjectConfig(command=command, metric=MetricConfig.model_validate({**metric, "goal": goal}),
                             timeout=timeout, editable=editable, protected=protected, links=links)
     except Exception as err:
         raise ConfigError(f"invalid setup: {err}") from None
@@ -296,3 +330,86 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
     path.write_text(dump_config(cfg))
     ws.ensure_state_dir()
     return InitResult(cfg, path, baseline, seconds, notes)
+
+
+@dataclass
+class TensorBoardFindings:
+    """The scalars of the event files the baseline wrote in its temporary copy (read before the copy goes)."""
+
+    found: bool = False
+    series: list[tbevents.Series] = field(default_factory=list)
+    error: str | None = None  # events written but unreadable (the tensorboard package missing, a corrupt file)
+
+    def inspect(self, copy: Path, started: float) -> None:
+        folders = tbevents.event_folders(copy, since=started)
+        self.found = bool(folders)
+        if folders:
+            try:
+                self.series = tbevents.read_folders(copy, folders)
+            except NightlabError as err:
+                self.error = str(err)
+
+    def summary(self) -> str:
+        if self.error:
+            return f"the baseline wrote TensorBoard event files: {self.error}"
+        tags = sorted({s.tag for s in self.series})
+        return f"the baseline wrote TensorBoard event files: {len(tags)} scalar tag(s) ({', '.join(tags[:6])}" \
+               f"{', ...' if len(tags) > 6 else ''})"
+
+    def candidates(self) -> list[tbevents.Series]:
+        """Series worth offering as the metric, best first (ranked as printed candidates are)."""
+        def score(s: tbevents.Series) -> float:
+            toks = [t for t in re.split(r"[^a-z0-9]+", f"{s.folder} {s.tag}".lower()) if t]
+            v = 4.0 if metrics.guess_goal(s.tag) is not None else 0.0
+            v += 3.0 if any(t in ("val", "valid", "validation", "test", "eval", "dev", "holdout") for t in toks) \
+                else 0.0
+            v -= 3.0 if any(t in ("train", "training", "trn") for t in toks) else 0.0
+            v -= 5.0 if any(t in ("lr", "learning", "rate", "time", "epoch", "step", "grad", "norm") for t in toks) \
+                else 0.0
+            return v
+
+        usable = [s for s in self.series if s.points and math.isfinite(s.points[-1][1])]
+        return sorted(usable, key=lambda s: (-score(s), s.label))
+
+
+def _tensorboard_choice(opts: InitOptions, tb: TensorBoardFindings | None, log: str, name: str | None,
+                        ask: Ask | None) -> tuple[dict[str, Any], float] | None:
+    """The metric config and baseline value when the metric is to come from the baseline's event files: asked for
+    (--metric-source tensorboard), named by --metric but never printed, picked when asked, or the only choice."""
+    if tb is None or not tb.series or opts.metric_source == "log":
+        return None
+    cands = tb.candidates()
+    if not cands:
+        return None
+    chosen: tbevents.Series | None = None
+    if name is not None:
+        if opts.metric_source != "tensorboard" and metrics.parse_metric(log, name, opts.metric_regex).ok:
+            return None  # printed: the log it is
+        hits = [s for s in tb.series if s.tag == name]
+        if not hits:
+            return None
+        chosen = hits[0]
+    else:
+        printed = metrics.find_candidates(log)
+        if printed and opts.metric_source != "tensorboard":
+            if ask is None or opts.yes:
+                return None  # the printed metric wins without a question, as before
+            label = {f"{s.label} (TensorBoard)": s for s in cands[:4]}
+            answer = ask("Which value is the metric to optimise?", [c.name for c in printed[:6]] + list(label))
+            chosen = label.get(answer)
+            if chosen is None:
+                return None
+        elif len(cands) == 1 or opts.yes or ask is None:
+            chosen = cands[0]
+        else:
+            label = {f"{s.label} (TensorBoard)": s for s in cands[:8]}
+            chosen = label[ask("Which TensorBoard scalar is the metric to optimise?", list(label))]
+    assert chosen is not None
+    metric: dict[str, Any] = {"name": chosen.tag, "source": "tensorboard"}
+    if len([s for s in tb.series if s.tag == chosen.tag]) > 1:
+        metric["logdir"] = chosen.folder or "."
+    mcfg = MetricConfig.model_validate({**metric, "goal": metrics.guess_goal(chosen.tag) or "maximize"})
+    reading = run_metrics.tensorboard_reading(mcfg, [s for s in tb.series if s.folder == chosen.folder])
+    if reading.value is None:
+        raise NightlabError(f"the baseline's TensorBoard metric is unusable: {reading.error}")
+    return metric, reading.value
