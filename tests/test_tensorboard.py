@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -197,10 +198,13 @@ def test_init_offers_the_event_files_when_nothing_metric_like_is_printed(tmp_pat
 def test_init_picks_an_event_tag_named_by_metric_and_asks_between_writers(keras_like: Path, tmp_path: Path) -> None:
     from nightlab.agent.project_init import InitOptions, init_project
 
-    # a script that copies ready-made Keras-style event files (train/ and validation/) into its logs/ folder
-    src = keras_like / "logs"
-    train = f"import shutil\nshutil.copytree({str(src)!r}, 'logs', copy_function=shutil.copy)\nprint('epoch 3 done')\n"
+    # a script that writes Keras-style event files (train/ and validation/) into logs/ by copying ones committed to
+    # the repository: those committed copies are older than the run, so they are never taken for its own
+    train = "import shutil\nshutil.copytree('recorded', 'logs', copy_function=shutil.copy)\nprint('epoch 3 done')\n"
     root = make_repo(tmp_path / "proj", {"train.py": train})
+    shutil.copytree(keras_like / "logs", root / "recorded")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "recorded events")
     asked: list[list[str]] = []
 
     def ask(question: str, choices: list[str]) -> str:
@@ -208,7 +212,7 @@ def test_init_picks_an_event_tag_named_by_metric_and_asks_between_writers(keras_
         return next(c for c in choices if c.startswith("logs/validation: epoch_accuracy"))
 
     res = init_project(root, InitOptions(), ask=ask, say=lambda _: None)
-    assert asked and all(c.endswith("(TensorBoard)") for c in asked[0])
+    assert asked and all(c.endswith("(TensorBoard)") and "recorded" not in c for c in asked[0])
     assert asked[0][0].startswith("logs/validation: epoch_accuracy")  # held-out accuracy ranks first
     assert (res.config.metric.tb_tag, res.config.metric.logdir, res.baseline) == \
         ("epoch_accuracy", "logs/validation", pytest.approx(0.55))
