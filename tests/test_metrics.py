@@ -17,6 +17,7 @@ from nightlab.agent.metrics import (
     parse_metric,
     parse_metrics_file,
     parse_named_curve,
+    propose_regex,
 )
 
 # --- every form the contract names ------------------------------------------------------------------------------
@@ -372,3 +373,26 @@ def test_long_curves_are_thinned_keeping_the_last_point_and_the_first_nan() -> N
     assert r.value == last and len(r.curve) <= MAX_CURVE_POINTS
     steps = [s for s, _v in r.curve]
     assert steps == sorted(steps)
+
+
+# --- a regex proposed for a metric printed as prose -------------------------------------------------------------
+
+
+def test_a_metric_printed_as_prose_gets_a_regex_proposed_that_reads_it_back() -> None:
+    log = "[1, 2000] loss: 1.2\nFinished Training\nAccuracy of the network on the 540 test images: 0.6944\n"
+    r = parse_metric(log, "accuracy")
+    assert r.value is None and r.error is not None
+    assert "the line 'Accuracy of the network on the 540 test images: 0.6944' holds it: set metric.regex" in r.error
+    line, regex = propose_regex(log, "accuracy") or ("", "")
+    assert line.startswith("Accuracy of the network")
+    assert parse_metric(log, "accuracy", regex).value == 0.6944
+    # the count in the prose is not part of the regex: another test-set size still matches
+    assert parse_metric(log.replace("540", "10000"), "accuracy", regex).value == 0.6944
+
+
+def test_no_regex_is_proposed_from_a_longer_word_or_a_line_without_a_number() -> None:
+    assert propose_regex("test_acc: 0.9\naccuracy: 0.8\n", "acc") is None
+    assert propose_regex("computing the val loss now\n", "val loss") is None
+    line, regex = propose_regex("Val-Loss after training = 1.25e-2\n", "val loss") or ("", "")
+    assert line == "Val-Loss after training = 1.25e-2"
+    assert parse_metric("Val-Loss after training = 1.25e-2\n", "val loss", regex).value == 0.0125

@@ -356,6 +356,11 @@ def _reading(name: str, hits: list[_Hit], regex: str | None, text: str | None = 
         else:
             similar = _similar_names(text, name) if text else []
             how = f" (seen: {', '.join(similar)})" if similar else ""
+            proposal = propose_regex(text, name) if text else None
+            if proposal is not None:
+                regex_line, proposed = proposal
+                how += (f" in a form nightlab reads; the line {regex_line[:120]!r} holds it: set metric.regex = "
+                        f"{proposed!r}")
         return MetricReading(None, [], f"metric {name!r} never printed{how}", None)
     steps = _assign_steps([(h.epoch, h.step) for h in hits])
     curve = [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None and math.isfinite(h.value)]
@@ -365,6 +370,44 @@ def _reading(name: str, hits: list[_Hit], regex: str | None, text: str | None = 
     if not math.isfinite(last.value):
         return MetricReading(None, curve, f"metric {name!r} is {_fmt_nonfinite(last.value)}", last.raw)
     return MetricReading(last.value, curve, None, last.raw)
+
+
+# --- proposing a regex ------------------------------------------------------------------------------------------
+
+_VALUE_RE = re.compile(_NUM)
+
+
+def propose_regex(text: str, name: str) -> tuple[str, str] | None:
+    """(line, regex) for a metric the common forms miss: built from the last line that mentions the name (any case;
+    spaces, `_` and `-` alike; a whole word, so `acc` is not read out of `test_acc` or `accuracy`) with a number
+    after it. The value is the first number after the first `:` or `=`
+    that follows the name, else the first number after the name; numbers in between (`on the 540 test images`)
+    become `\\d+`. None when no line qualifies or the regex would not read the same value back."""
+    words = [w for w in re.split(r"[\s_\-]+", name.strip()) if w]
+    if not words:
+        return None
+    name_pat = re.compile(r"(?<!\w)" + r"[\s_\-]*".join(re.escape(w) for w in words) + r"(?!\w)", re.I)
+    for line in reversed(text.splitlines()[-5000:]):
+        if len(line) > 400:
+            continue
+        m = name_pat.search(line)
+        if m is None:
+            continue
+        rest = line[m.end():]
+        sep = re.search(r"[:=]", rest)
+        value = _VALUE_RE.search(rest, sep.end() if sep else 0)
+        if value is None:
+            continue
+        between = rest[: value.start()]
+        gap = "".join(r"\d+" if part.isdigit() else r"\s+" if part.isspace() else re.escape(part)
+                      for part in re.findall(r"\d+|\s+|[^\d\s]+", between))
+        regex = "(?i)" + name_pat.pattern + gap + r"([-+]?[0-9.]+(?:[eE][-+]?[0-9]+)?|nan|inf)"
+        want = _to_float(value.group(0))
+        got = parse_metric(text, name, regex).value
+        if want is not None and got is not None and got == want:
+            return line.strip(), regex
+        return None
+    return None
 
 
 # --- public API: the metric -------------------------------------------------------------------------------------

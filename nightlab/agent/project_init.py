@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -17,21 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import metrics, run_metrics, tbevents
+from nightlab.agent import code_reach, data_links, metrics, run_metrics, tbevents
+from nightlab.agent.code_reach import CONFIG_EXT
 from nightlab.agent.config import CONFIG_FILE, MetricConfig, ProjectConfig, dump_config, find_config
-from nightlab.agent.workspace import STATE_DIR, Workspace
+from nightlab.agent.workspace import Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
+from nightlab.sandbox import slots
 
 ENTRY_NAMES = ("train.py", "main.py", "run.py", "train_model.py", "fit.py")
 ENTRY_DIRS = ("", "src", "scripts", "tools")
-CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
 DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
             ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
 PROTECT_NAME = re.compile(r"(^|/)(eval|evaluate|evaluation|metrics?|scor(e|ing)|test_?data|data(set)?s?)(\.py|/|$)",
                           re.I)
-IGNORE_LINKS = {".venv", "venv", "env", ".git", STATE_DIR, "__pycache__", ".mypy_cache", ".pytest_cache",
-                ".ruff_cache", "node_modules", ".idea", ".vscode", CONFIG_FILE, "wandb", "runs", "outputs",
-                "checkpoints", "lightning_logs", ".ipynb_checkpoints"}
 
 
 @dataclass
@@ -55,6 +54,7 @@ class InitResult:
     baseline: float | None
     seconds: float | None
     notes: list[str] = field(default_factory=list)
+    crashed: str | None = None  # why the baseline failed, when the config was written anyway
 
 
 Ask = Callable[[str, list[str]], str]  # question, choices -> answer (one of the choices)
@@ -93,28 +93,23 @@ def guess_command(root: Path, entry: str) -> str:
     return cmd
 
 
-def editable_files(root: Path, entry: str, tracked: list[str], protected: list[str]) -> list[str]:
-    """The entry script, local modules it imports, and config files it names — minus protected files."""
+def editable_files(root: Path, tracked: list[str], reached: code_reach.Reach,
+                   protected: list[str]) -> dict[str, str]:
+    """The files that decide the run's effective configuration, each with why: the scripts the command runs, every
+    local module they import (at any depth), files they exec or load, config files named on the command line or
+    in the code — minus protected files. Config files next to the entry with a telling name are added last."""
     from nightlab.agent.edits import matches_any
 
-    text = _read(root / entry)
-    out = [entry]
-    entry_dir = str(Path(entry).parent) if "/" in entry else ""
-    for mod in re.findall(r"^\s*(?:from|import)\s+([A-Za-z_][\w.]*)", text, re.M):
-        first = mod.split(".")[0]
-        for cand in (f"{first}.py", f"{entry_dir}/{first}.py" if entry_dir else "", f"{first}/__init__.py"):
-            if cand and cand in tracked and cand not in out:
-                out.append(cand)
+    out: dict[str, str] = {}
+    for p, why in reached.files.items():
+        if p.endswith((".py", ".sh", *CONFIG_EXT)) and not matches_any(p, protected):
+            out[p] = why
+    entry_dir = posixpath.dirname(reached.entry) if reached.entry else ""
     for p in tracked:
-        if p.endswith(CONFIG_EXT) and Path(p).name in text and p not in out:
-            out.append(p)
-    # config files living next to the entry with a telling name (config.yaml, hparams.json, ...)
-    for p in tracked:
-        name = Path(p).name.lower()
-        if p.endswith((".yaml", ".yml", ".json")) and any(k in name for k in ("config", "hparam", "param")) \
-                and str(Path(p).parent) in (entry_dir or ".", ".") and p not in out:
-            out.append(p)
-    return [p for p in out if not matches_any(p, protected)]
+        if p not in out and code_reach.config_like(p) and posixpath.dirname(p) in (entry_dir, "") \
+                and not matches_any(p, protected):
+            out[p] = "a config file next to the entry (not seen loaded)"
+    return out
 
 
 def protected_files(root: Path, tracked: list[str], entry: str) -> list[str]:
@@ -133,19 +128,6 @@ def protected_files(root: Path, tracked: list[str], entry: str) -> list[str]:
                 big = False
             if big or not p.endswith((".txt", ".jsonl")):
                 out.append(p)
-    return out
-
-
-def untracked_links(ws: Workspace) -> list[str]:
-    """Top-level untracked or ignored entries (typically data folders) that each worktree needs a link to."""
-    tracked_top = {p.split("/")[0] for p in ws.tracked_files()}
-    out = []
-    for entry in sorted(os.listdir(ws.root)):
-        if entry in tracked_top or entry in IGNORE_LINKS or entry.startswith("."):
-            continue
-        if entry.endswith((".log", ".pyc")):
-            continue
-        out.append(entry)
     return out
 
 
@@ -172,6 +154,7 @@ def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout:
         for rel in links:
             src = root / rel
             if src.exists() and not (wt / rel).exists():
+                (wt / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(src, wt / rel)
         env = isolate.job_environment(dict(os.environ), {}, [])
         env["PATH"] = str(Path(python).parent) + os.pathsep + env.get("PATH", os.defpath)
@@ -193,21 +176,64 @@ def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def regex_for(log: str, name: str) -> str | None:
-    """A regex for the metric when the common forms don't find it: built from the last line that mentions it."""
-    if metrics.parse_metric(log, name).value is not None:
-        return None
-    for line in reversed(log.splitlines()):
-        if name in line:
-            m = re.search(re.escape(name) + r"(\W{1,4})([-+0-9.eE]+|nan|inf)", line)
-            if m:
-                return re.escape(name) + re.escape(m.group(1)) + r"([-+0-9.eE]+|nan|inf)"
+_MISSING_RE = re.compile(r"(?:No such file or directory|does not exist|not found|cannot find|can't open file)"
+                         r"[^'\"\n]*?['\"]([^'\"\n]+)['\"]", re.I)
+
+
+def missing_paths(log: str) -> list[str]:
+    """Repo-relative paths a failed run says it could not open (absolute paths inside init's temporary copy are
+    made relative again)."""
+    out: list[str] = []
+    for m in _MISSING_RE.finditer(log[-20_000:]):
+        raw = m.group(1)
+        tmp = re.search(r"/nightlab-init-[^/]+/(?:wt/)?(.*)$", raw)  # run_once's copy
+        rel = code_reach.normalise(tmp.group(1) if tmp else raw)
+        if rel and rel not in out:
+            out.append(rel)
+    return out
+
+
+def failure_report(log: str, rc: int | None, lines: int = 12) -> str:
+    """Why a baseline failed: the classified one-line reason and the last lines of its output, indented."""
+    from nightlab.agent import diagnose
+
+    failure = diagnose.classify_failure(log, rc, "failed" if rc else "succeeded", "", None)
+    tail = [ln for ln in log.rstrip().splitlines() if ln.strip()][-lines:] or ["(no output)"]
+    return f"{failure.summary}\n  last lines of its output:\n" + "\n".join(f"  | {ln[:200]}" for ln in tail)
+
+
+def _missing_program(command: str, root: Path) -> str | None:
+    """The first program of the command's segments that is neither on PATH nor in the repository (None if all
+    are found). Shell builtins and `VAR=value` prefixes are skipped."""
+    for seg in re.split(r"&&|\|\||;|\|", command.replace("{seed}", "0")):
+        toks = seg.split()
+        while toks and re.match(r"^[A-Za-z_]\w*=", toks[0]):
+            toks = toks[1:]
+        if not toks or toks[0] in _SHELL_BUILTINS:
+            continue
+        prog = toks[0]
+        if prog == "python" or shutil.which(prog) is not None or (root / prog).exists():
+            continue
+        return prog
     return None
+
+
+_SHELL_BUILTINS = frozenset({"cd", "export", "set", "source", ".", "exec", "env", "time", "nice", "true", "echo",
+                             "unset", "ulimit", "umask"})
+
+
+_CRASH_HINT = "fix it, or pass --command, --metric and --goal: init then writes the config anyway and `nightlab run` " \
+              "starts by debugging the baseline"
+
+
+def _list(title: str, items: dict[str, str]) -> str:
+    return title + "".join(f"\n  {p} — {why}" for p, why in items.items())
 
 
 def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress: Progress | None = None,
                  say: Callable[[str], None] = print) -> InitResult:
-    """Detect, run the baseline once, and write nightlab.toml. Nothing is written if anything fails."""
+    """Detect, run the baseline once, and write nightlab.toml. Nothing is written if anything fails, except that
+    a crashing baseline still gets its config when command, metric and goal were all given (`run` debugs it)."""
     ws = Workspace(root)
     existing = find_config(ws.root)
     if existing is not None and not opts.force:
@@ -215,43 +241,74 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
     tracked = ws.tracked_files()
     notes: list[str] = []
     command = opts.command
-    entry = None
     if command is None:
-        entry = find_entry(ws.root, tracked)
-        if entry is None:
+        found = find_entry(ws.root, tracked)
+        if found is None:
             raise NightlabError(f"{ws.root}: no training script found (looked for {', '.join(ENTRY_NAMES)}); "
                                 "pass --command")
-        command = guess_command(ws.root, entry)
+        command = guess_command(ws.root, found)
         say(f"training command: {command}")
-    else:
-        m = re.search(r"([\w./-]+\.py)\b", command)
-        entry = m.group(1) if m and m.group(1) in tracked else None
-    first = command.replace("{seed}", "0").split()[0]
     from nightlab.agent.engine import python_for
 
     probe_cfg = ProjectConfig(command=command, metric=MetricConfig(name="x", goal="maximize"))
     python = python_for(ws.root, probe_cfg)
-    if first != "python" and shutil.which(first) is None and not (ws.root / first).exists():
-        raise NightlabError(f"command not found: {first!r} (from the training command {command!r})")
-    protected = protected_files(ws.root, tracked, entry or "")
-    editable = editable_files(ws.root, entry, tracked, protected) if entry else [
-        p for p in tracked if p.endswith(".py") and p not in protected]
-    dirty = ws.dirty_paths(editable)
+    missing = _missing_program(command, ws.root)
+    if missing is not None:
+        raise NightlabError(f"command not found: {missing!r} (from the training command {command!r})")
+    reached = code_reach.reach(ws.root, tracked, command)
+    protected = protected_files(ws.root, tracked, reached.entry or "")
+    if reached.entry is not None:
+        editable = editable_files(ws.root, tracked, reached, protected)
+    else:
+        editable = {p: "tracked Python (the command names no script nightlab can read)" for p in tracked
+                    if p.endswith(".py") and p not in protected}
+    dirty = ws.dirty_paths(list(editable))
     if dirty:
         raise GitError(f"uncommitted changes in {', '.join(sorted(dirty))}: nightlab edits these files, so commit "
                        "or stash them first")
-    links = untracked_links(ws)
-    if links:
-        notes.append(f"linked into each experiment (untracked): {', '.join(links)}")
+    notes.append(_list("editable (the files that decide the run's configuration):", editable))
+    cands = data_links.candidates(ws)
+    link_plan = data_links.plan(cands, reached.refs)
+    links = {ln.path: ln.why for ln in link_plan.links}
+    skipped = {ln.path: ln.why for ln in link_plan.skipped}
     baseline: float | None = None
     seconds: float | None = None
     name, goal, regex = opts.metric, opts.goal, opts.metric_regex
     tb: TensorBoardFindings | None = None
+    crashed: str | None = None
+
+    def write(metric_cfg: dict[str, Any]) -> InitResult:
+        if links:
+            notes.append(_list("linked into each experiment (untracked data the code reads):", links))
+        if skipped:
+            notes.append(_list("not linked (the code writes there; each run gets its own):", skipped))
+        gpus = slots.gpu_list()
+        if gpus:
+            notes.append(f"GPUs found: {', '.join(map(str, gpus))}; each job gets one (slots.gpus_per_job = "
+                         "\"auto\")")
+        res = _write(ws, opts, command, metric_cfg, goal, ask, None if crashed else seconds, baseline,
+                     list(editable), protected, list(links), notes, say)
+        if crashed is not None:
+            res.crashed = crashed
+            notes.append(f"{crashed}\nwrote the config anyway (command, metric and goal were given): `nightlab run` "
+                         "starts by debugging the baseline")
+        return res
+
     if opts.run:
         say("running the baseline once (the committed code, in a temporary copy, sandboxed like every job) ...")
-        events = TensorBoardFindings()
-        log, rc, seconds, timed_out = run_once(ws.root, ws, command, links, opts.timeout or 3600, progress, python,
-                                               unsafe=opts.unsafe_no_sandbox, inspect=events.inspect)
+        for _attempt in range(4):
+            events = TensorBoardFindings()
+            log, rc, seconds, timed_out = run_once(ws.root, ws, command, list(links), opts.timeout or 3600, progress,
+                                                   python, unsafe=opts.unsafe_no_sandbox, inspect=events.inspect)
+            if timed_out or not rc:
+                break
+            more = [c for p in missing_paths(log) for c in data_links.for_missing(p, cands, links)]
+            if not more:
+                break
+            for c in more:
+                links[c.path] = f"{c.origin()}; the baseline could not open it without a link"
+            say(f"the baseline could not open {', '.join(c.path for c in more)} (untracked here): linked, "
+                "running it again ...")
         if timed_out:
             raise NightlabError(f"the baseline run exceeded {opts.timeout or 3600:g} s; pass a larger --timeout")
         if events.found:
@@ -261,57 +318,64 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
         if tb_choice is not None:
             metric_cfg, baseline = tb_choice
             say(f"metric: {metric_cfg['name']} = {baseline:.6g} (TensorBoard scalar; baseline, {seconds:.1f} s)")
-            return _write(ws, opts, command, metric_cfg, goal, ask, seconds, baseline, editable, protected, links,
-                          notes, say)
+            return write(metric_cfg)
         if opts.metric_source == "tensorboard":
             raise NightlabError(tb.error if tb is not None and tb.error else
                                 "--metric-source tensorboard: the baseline wrote no TensorBoard event files")
         if name is None:
-            cands = metrics.find_candidates(log)
-            if not cands:
+            cands_m = metrics.find_candidates(log)
+            if not cands_m:
+                if rc:
+                    raise NightlabError(f"the baseline failed (exit code {rc}): {failure_report(log, rc)}\n"
+                                        f"{_CRASH_HINT}")
                 tail = log.strip().splitlines()[-1:] or ["(no output)"]
-                why = f"it exited with code {rc}" if rc else "it printed no name=value metric"
                 hint = f" ({tb.error})" if tb is not None and tb.error else ""
-                raise NightlabError(f"could not detect a metric: {why}{hint}; last line: {tail[0][:120]!r}; "
-                                    "pass --metric (and --metric-regex if needed)")
-            strong = [c for c in cands if metrics.guess_goal(c.name) is not None]
-            if len(cands) == 1 or opts.yes or ask is None or (len(strong) == 1 and strong[0] is cands[0]):
-                if ask is None and not opts.yes and len(strong) != 1 and len(cands) > 1:
-                    names = ", ".join(c.name for c in cands[:5])
+                raise NightlabError(f"could not detect a metric: it printed no name=value metric{hint}; last line: "
+                                    f"{tail[0][:120]!r}; pass --metric (and --metric-regex if needed)")
+            strong = [c for c in cands_m if metrics.guess_goal(c.name) is not None]
+            if len(cands_m) == 1 or opts.yes or ask is None or (len(strong) == 1 and strong[0] is cands_m[0]):
+                if ask is None and not opts.yes and len(strong) != 1 and len(cands_m) > 1:
+                    names = ", ".join(c.name for c in cands_m[:5])
                     raise NightlabError(f"several metrics printed ({names}); pass --metric NAME or --yes to take "
-                                        f"{cands[0].name!r}")
-                name = cands[0].name
+                                        f"{cands_m[0].name!r}")
+                name = cands_m[0].name
             else:
-                name = ask("Which printed value is the metric to optimise?", [c.name for c in cands[:8]])
+                name = ask("Which printed value is the metric to optimise?", [c.name for c in cands_m[:8]])
         if regex is None:
             chosen = next((c for c in metrics.find_candidates(log) if c.name == name), None)
             if chosen is not None and chosen.regex:
                 regex = chosen.regex
         reading = metrics.parse_metric(log, name, regex)
         if reading.value is None and regex is None:
-            regex = regex_for(log, name)
-            if regex:
+            proposal = metrics.propose_regex(log, name)
+            if proposal is not None:
+                line, regex = proposal
                 reading = metrics.parse_metric(log, name, regex)
+                notes.append(f"metric.regex {regex!r}: {name!r} is printed only as {line[:120]!r}")
         if reading.value is None:
             if rc:
-                raise NightlabError(f"the baseline failed (exit code {rc}) before printing {name!r}; fix it or pass "
-                                    "--no-run with --metric and --goal so nightlab can debug it")
-            raise NightlabError(f"metric {name!r} was not found in the baseline output ({reading.error}); "
-                                "pass --metric-regex")
-        baseline = reading.value
-        say(f"metric: {name} = {baseline:.6g} (baseline, {seconds:.1f} s)")
+                report = f"the baseline failed (exit code {rc}) before printing {name!r}: {failure_report(log, rc)}"
+                if opts.command is None or opts.metric is None or opts.goal is None:
+                    raise NightlabError(f"{report}\n{_CRASH_HINT}")
+                crashed = report
+            else:
+                raise NightlabError(f"metric {name!r} was not found in the baseline output ({reading.error}); "
+                                    "pass --metric-regex")
+        else:
+            baseline = reading.value
+            say(f"metric: {name} = {baseline:.6g} (baseline, {seconds:.1f} s)")
     elif name is None or goal is None:
         raise NightlabError("--no-run needs --metric and --goal")
     assert name is not None
     source = {"source": "tensorboard"} if opts.metric_source == "tensorboard" else {}
-    metric_cfg = {"name": name, "regex": regex, **source} if regex else {"name": name, **source}
-    return _write(ws, opts, command, metric_cfg, goal, ask, seconds, baseline, editable, protected, links, notes, say)
+    return write({"name": name, "regex": regex, **source} if regex else {"name": name, **source})
 
 
 def _write(ws: Workspace, opts: InitOptions, command: str, metric: dict[str, Any], goal: str | None, ask: Ask | None,
            seconds: float | None, baseline: float | None, editable: list[str], protected: list[str],
            links: list[str], notes: list[str], say: Callable[[str], None]) -> InitResult:
-    """Settle the goal and the timeout, validate the whole config, and write nightlab.toml."""
+    """Settle the goal and the timeout (5x the baseline's run time, at least a minute; the default when no
+    baseline finished), validate the whole config, and write nightlab.toml."""
     name = str(metric["name"])
     if goal is None:
         goal = metrics.guess_goal(name)
@@ -320,7 +384,8 @@ def _write(ws: Workspace, opts: InitOptions, command: str, metric: dict[str, Any
                 goal = ask(f"Should {name} go up or down?", ["maximize", "minimize"])
             else:
                 raise NightlabError(f"cannot tell whether {name!r} should go up or down; pass --goal")
-    timeout = opts.timeout or (max(60.0, round((seconds or 60) * 5, -1)))
+    timeout = opts.timeout or (max(60.0, round(seconds * 5, -1)) if seconds is not None
+                               else ProjectConfig.model_fields["timeout"].default)
     try:
         cfg = ProjectConfig(command=command, metric=MetricConfig.model_validate({**metric, "goal": goal}),
                             timeout=timeout, editable=editable, protected=protected, links=links)

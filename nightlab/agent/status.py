@@ -44,7 +44,8 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
         experiments.append({
             "id": e.id, "parent": e.parent_id, "status": e.status, "kind": e.kind, "metric": r["metric"],
             "runs": r["runs"], "delta": r["delta"], "hypothesis": e.title, "rationale": e.rationale,
-            "stage": e.stage, "reward": e.reward, "failure_class": e.failure_class, "seconds": e.seconds,
+            "stage": e.stage, "reward": e.reward, "failure_class": e.failure_class, "diagnosis": e.diagnosis,
+            "seconds": e.seconds,
             "seed": e.seed, "isolation": e.isolation, "branch": e.branch, "error": e.error, "usage": e.usage,
         })
     return {

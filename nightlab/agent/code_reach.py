@@ -1,0 +1,593 @@
+"""What a training command reaches: the code it runs and the paths that code names.
+
+`nightlab init` needs two answers a real repository does not state anywhere: which tracked files decide the run's
+effective configuration (so the agent may edit them), and which untracked files the run reads (so each worktree gets
+a link to them). Both are read from the code, statically, the way a person would read it:
+
+- the scripts the command runs (`python train.py`, `python -m pkg.train`, `torchrun … train.py`, a shell script's
+  own commands, `cd sub && …`), and every tracked file named on the command line (`config/x.py`, `--config a.yaml`,
+  `--key=path`, Hydra `group=option` overrides);
+- the local modules those scripts import, followed transitively at any depth (`from src.model import make` reaches
+  `src/model.py`; relative imports; `sys.path.insert(0, "lib")` roots), files they `exec`, `runpy`, or
+  `importlib.import_module` with a literal name, YAML/JSON/TOML files whose path the code or a config names, and the
+  config directories of Hydra-style `config_path=` arguments;
+- every string in that code and those configs that may be a path, with whether the code writes there (an
+  `out_dir = …`, `os.makedirs(…)`, `torch.save(…, path)`, `open(…, "w")`) — data links must never point at outputs.
+
+Nothing here keys on folder names or on a particular repository's layout; names of variables and calls are the
+only vocabulary, and they are the common ones of Python training code.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import posixpath
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_PY_RUNNERS = re.compile(r"^(?:python[\d.]*|pypy[\d.]*|.*/python[\d.]*)$")
+_SHELL_SPLIT = re.compile(r"&&|\|\||;|\|")
+# calls whose path arguments the code writes to, and calls whose path arguments it reads from
+_WRITE_CALLS = frozenset({
+    "makedirs", "mkdir", "save", "savez", "savez_compressed", "savetxt", "savefig", "save_pretrained",
+    "save_model", "save_checkpoint", "save_state_dict", "to_csv", "to_parquet", "to_json", "to_pickle",
+    "write_text", "write_bytes", "SummaryWriter", "dump", "copyfile", "copy", "copytree", "rmtree",
+})
+# names (variables, keywords, argparse options, dict keys) that hold where a run writes
+_OUTPUT_NAME = re.compile(
+    r"(?:^|_)(?:out|outs|output|outputs|save|saved|saves|ckpt|ckpts|checkpoint|checkpoints|log|logs|logdir|"
+    r"logging|results?|export|exports|wandb|tensorboard|tb|runs?|dump|artifacts?|artefacts?|sample|samples|"
+    r"cache)(?:_|$|dir|path|file|folder|root)", re.I)
+_CONFIG_NAME = re.compile(r"conf|cfg|config|hparam|param|setting|option", re.I)
+_FMT_FIELD = re.compile(r"\{[^{}]*\}|%[-#0 +]*\d*(?:\.\d+)?[sdifgex]")
+_TOKEN = re.compile(r"[\w][\w.\-/]*")
+
+
+@dataclass(frozen=True)
+class PathRef:
+    """A string the code or a config holds that may name a path: normalised, with `*` where it is formatted."""
+
+    text: str
+    where: str  # "train.py:120" or "conf/config.yaml"
+    output: bool = False  # the code writes there
+    role: str = ""  # the variable / keyword / option the string is assigned to, when known
+
+    @property
+    def parts(self) -> list[str]:
+        return [p for p in self.text.split("/") if p and p != "."]
+
+
+@dataclass
+class Reach:
+    """The tracked files a command reaches, each with why, and the path-like strings found in them."""
+
+    files: dict[str, str] = field(default_factory=dict)  # path -> why, in discovery order
+    refs: list[PathRef] = field(default_factory=list)
+    entry: str | None = None  # the first script the command runs
+
+    def add(self, path: str, why: str) -> bool:
+        if path in self.files:
+            return False
+        self.files[path] = why
+        return True
+
+
+def normalise(text: str) -> str:
+    """A path-like string as a repo-relative POSIX path (no `./`, no trailing `/`), or "" when it is not one."""
+    t = text.strip().replace("\\", "/")
+    if not t or len(t) > 300 or "\n" in t or t.startswith(("http://", "https://", "/", "~")):
+        return ""
+    t = posixpath.normpath(t)
+    if t in (".", "") or t.startswith("../"):
+        return ""
+    return t
+
+
+class _Tree:
+    """The tracked files as a set, with directories derived, for resolving names the way Python and a shell would."""
+
+    def __init__(self, root: Path, tracked: Iterable[str]) -> None:
+        self.root = root
+        self.files = set(tracked)
+        self.dirs: set[str] = set()
+        for f in self.files:
+            parent = posixpath.dirname(f)
+            while parent and parent not in self.dirs:
+                self.dirs.add(parent)
+                parent = posixpath.dirname(parent)
+
+    def file(self, rel: str, *bases: str) -> str | None:
+        """`rel` resolved against each base directory in turn: the tracked file it names, or None."""
+        return self._find(rel, bases, self.files)
+
+    def dir(self, rel: str, *bases: str) -> str | None:
+        """`rel` resolved against each base directory in turn: the tracked folder it names, or None."""
+        return self._find(rel, bases, self.dirs)
+
+    @staticmethod
+    def _find(rel: str, bases: tuple[str, ...], within: set[str]) -> str | None:
+        for base in bases or ("",):
+            p = normalise(posixpath.join(base, rel))
+            if p and p in within:
+                return p
+        return None
+
+    def module(self, name: str, roots: Iterable[str]) -> list[str]:
+        """Files that importing `name` (dotted) runs, found under one of the roots: each package's __init__.py on
+        the way, then the module itself (`a/b/c.py` or `a/b/c/__init__.py`). Empty when it is not local."""
+        parts = name.split(".")
+        for root in roots:
+            base = root.rstrip("/")
+            out: list[str] = []
+            for i in range(1, len(parts)):
+                init = posixpath.join(base, *parts[:i], "__init__.py")
+                if init in self.files:
+                    out.append(init)
+            stem = posixpath.join(base, *parts)
+            for cand in (stem + ".py", stem + "/__init__.py"):
+                if cand in self.files:
+                    return [*out, cand]
+        return []
+
+    def read(self, rel: str) -> str:
+        try:
+            return (self.root / rel).read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+# --- the command ------------------------------------------------------------------------------------------------
+
+
+def _split_segment(seg: str) -> list[str]:
+    try:
+        return shlex.split(seg, posix=True)
+    except ValueError:
+        return seg.split()
+
+
+def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], depth: int = 0) -> list[str]:
+    """Record what a shell command line runs and names; returns the Python scripts it runs (to analyse)."""
+    scripts: list[str] = []
+    cwd = ""
+    for seg in _SHELL_SPLIT.split(command.replace("{seed}", "0")):
+        toks = _split_segment(seg)
+        if not toks:
+            continue
+        if toks[0] == "cd" and len(toks) > 1:
+            cwd = tree.dir(toks[1], cwd) or normalise(posixpath.join(cwd, toks[1])) or ""
+            continue
+        i = 0
+        while i < len(toks):
+            tok = toks[i]
+            if tok == "-m" and i + 1 < len(toks) and _PY_RUNNERS.match(posixpath.basename(toks[i - 1] if i else "")):
+                mods = tree.module(toks[i + 1], [cwd, *roots])
+                if mods:
+                    main = mods[-1]
+                    if main.endswith("/__init__.py") and posixpath.dirname(main) + "/__main__.py" in tree.files:
+                        main = posixpath.dirname(main) + "/__main__.py"
+                    if reach.add(main, "the command runs it") and reach.entry is None:
+                        reach.entry = main
+                    scripts.append(main)
+                    for init in mods[:-1]:
+                        scripts.append(init)
+                i += 2
+                continue
+            for value in _token_values(tok):
+                _command_value(value, tree, reach, scripts, cwd, roots, depth)
+            i += 1
+    return scripts
+
+
+def _token_values(tok: str) -> list[str]:
+    """The parts of one argument that may name a file: itself, and the value of `--key=value` / `key=value`."""
+    vals = [tok] if not tok.startswith("-") else []
+    if "=" in tok:
+        vals.append(tok.split("=", 1)[1])
+    return [v for v in vals if v]
+
+
+def _command_value(value: str, tree: _Tree, reach: Reach, scripts: list[str], cwd: str, roots: list[str],
+                   depth: int) -> None:
+    path = tree.file(value, cwd)
+    if path is None:
+        return
+    if path.endswith(".py"):
+        first = reach.entry is None
+        if reach.add(path, "the command runs it" if first else "named on the command line"):
+            if first:
+                reach.entry = path
+            scripts.append(path)
+    elif path.endswith(CONFIG_EXT):
+        reach.add(path, "named on the command line")
+    elif path.endswith(".sh") and depth < 3:
+        reach.add(path, "the command runs it")
+        text = tree.read(path)
+        lines = [ln.split("#", 1)[0] for ln in text.replace("\\\n", " ").splitlines()]
+        scripts.extend(_command_targets("\n".join(lines).replace("\n", ";"), tree, reach, roots, depth + 1))
+    reach.refs.append(PathRef(path, "the command"))
+
+
+# --- python files -----------------------------------------------------------------------------------------------
+
+
+def _call_name(node: ast.Call) -> str:
+    f = node.func
+    if isinstance(f, ast.Name):
+        return f.id
+    if isinstance(f, ast.Attribute):
+        return f.attr
+    return ""
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else node.attr
+    return ""
+
+
+def _target_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value
+    return ""
+
+
+def _string_pattern(node: ast.expr) -> str | None:
+    """A string constant, or an f-string / `"…{}…".format(…)` / `"…%s…" % …` as a glob with `*` for each field."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        out = []
+        for v in node.values:
+            if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                out.append(v.value)
+            else:
+                out.append("*")
+        return "".join(out)
+    if isinstance(node, ast.Call) and _call_name(node) == "format" and isinstance(node.func, ast.Attribute):
+        base = node.func.value
+        if isinstance(base, ast.Constant) and isinstance(base.value, str):
+            return _FMT_FIELD.sub("*", base.value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant) \
+            and isinstance(node.left.value, str):
+        return _FMT_FIELD.sub("*", node.left.value)
+    return None
+
+
+def _path_expr(node: ast.expr) -> str | None:
+    """`os.path.join("data", name, "train.bin")` or `Path(root) / "data" / "x.csv"` as a glob (`data/*/train.bin`);
+    None unless it joins at least two parts and one of them is a string."""
+    parts: list[ast.expr] = []
+
+    def flatten(n: ast.expr) -> None:
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div):
+            flatten(n.left)
+            flatten(n.right)
+        elif isinstance(n, ast.Call) and _call_name(n) in ("Path", "PurePath", "PosixPath") and len(n.args) == 1:
+            flatten(n.args[0])
+        else:
+            parts.append(n)
+
+    if isinstance(node, ast.Call) and _call_name(node) == "join" and _dotted(node.func).endswith("path.join"):
+        for a in node.args:
+            flatten(a)
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        flatten(node)
+    else:
+        return None
+    texts = [_string_pattern(p) for p in parts]
+    if len(texts) < 2 or not any(t is not None for t in texts):
+        return None
+    return "/".join(t.strip("/") if t is not None else "*" for t in texts)
+
+
+def _open_mode(node: ast.Call) -> str:
+    for i, a in enumerate(node.args):
+        if i == 1 and isinstance(a, ast.Constant) and isinstance(a.value, str):
+            return a.value
+    for kw in node.keywords:
+        if kw.arg == "mode" and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str):
+            return kw.value.value
+    return "r"
+
+
+class _PyScan(ast.NodeVisitor):
+    """One Python file: its imports, exec'd / run / imported-by-name files, and path-like strings with roles."""
+
+    def __init__(self, rel: str) -> None:
+        self.rel = rel
+        self.imports: list[tuple[str, int, int, list[str]]] = []  # module, level, line, imported names
+        self.code_refs: list[tuple[str, int, str]] = []  # (literal, line, how): exec / runpy / import_module
+        self.strings: list[tuple[str, int, bool, str]] = []  # (pattern, line, output, role)
+        self.sys_paths: list[str] = []
+        self.config_dirs: list[tuple[str, int]] = []
+        self._output: list[bool] = [False]
+        self._role: list[str] = [""]
+
+    # context: whether strings below are written to, and the name they are assigned to
+    def _with(self, node: ast.AST, output: bool | None = None, role: str | None = None) -> None:
+        self._output.append(self._output[-1] if output is None else output)
+        self._role.append(self._role[-1] if role is None else role)
+        try:
+            self.generic_visit(node)
+        finally:
+            self._output.pop()
+            self._role.pop()
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for a in node.names:
+            self.imports.append((a.name, 0, node.lineno, []))
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self.imports.append((node.module or "", node.level, node.lineno, [a.name for a in node.names]))
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return  # a docstring or a bare string: prose, not a path
+        self.generic_visit(node)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        name = next((n for n in (_target_name(t) for t in node.targets) if n), "")
+        self._with(node, output=bool(_OUTPUT_NAME.search(name)) if name else None, role=name or None)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        name = _target_name(node.target)
+        self._with(node, output=bool(_OUTPUT_NAME.search(name)) if name else None, role=name or None)
+
+    def visit_keyword(self, node: ast.keyword) -> None:
+        if node.arg and node.arg not in ("default", "const", "value", "type", "help"):
+            self._with(node, output=bool(_OUTPUT_NAME.search(node.arg)), role=node.arg)
+        else:
+            self.generic_visit(node)
+
+    def visit_Dict(self, node: ast.Dict) -> None:
+        for k, v in zip(node.keys, node.values, strict=True):
+            if k is not None:
+                self.visit(k)
+            key = k.value if isinstance(k, ast.Constant) and isinstance(k.value, str) else ""
+            self._output.append(bool(_OUTPUT_NAME.search(key)) if key else self._output[-1])
+            self._role.append(key or self._role[-1])
+            try:
+                self.visit(v)
+            finally:
+                self._output.pop()
+                self._role.pop()
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        joined = _path_expr(node)
+        if joined:
+            self.strings.append((joined, node.lineno, self._output[-1], self._role[-1]))
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        joined = _path_expr(node)
+        if joined:
+            self.strings.append((joined, node.lineno, self._output[-1], self._role[-1]))
+        name = _call_name(node)
+        dotted = _dotted(node.func)
+        first = _string_pattern(node.args[0]) if node.args else None
+        if name == "exec" and node.args:
+            inner = node.args[0]
+            # exec(open("configurator.py").read()) and exec(Path("x.py").read_text())
+            for sub in ast.walk(inner):
+                if isinstance(sub, ast.Call) and _call_name(sub) in ("open", "Path", "read_text") and sub.args:
+                    lit = _string_pattern(sub.args[0]) or _path_expr(sub.args[0])
+                    if lit:
+                        self.code_refs.append((lit, node.lineno, "exec'd"))
+        elif name in ("run_path", "run_module") and first:
+            self.code_refs.append((first, node.lineno, "run" if name == "run_path" else "module"))
+        elif name in ("import_module", "__import__") and first:
+            self.code_refs.append((first, node.lineno, "module"))
+        elif dotted in ("sys.path.insert", "sys.path.append") and node.args:
+            lit = _string_pattern(node.args[-1])
+            if lit:
+                self.sys_paths.append(lit)
+        if name == "add_argument" and node.args:
+            opt = next((_string_pattern(a) for a in node.args if _string_pattern(a)), "") or ""
+            role = opt.lstrip("-").replace("-", "_")
+            self._with(node, output=bool(_OUTPUT_NAME.search(role)), role=role)
+            return
+        for kw in node.keywords:
+            if kw.arg in ("config_path", "config_dir") and kw.value is not None:
+                lit = _string_pattern(kw.value)
+                if lit:
+                    self.config_dirs.append((lit, node.lineno))
+        if name == "open":
+            mode = _open_mode(node)
+            self._with(node, output=any(c in mode for c in "wax+"))
+            return
+        if name in _WRITE_CALLS:
+            self._with(node, output=True)
+            return
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str):
+            self.strings.append((node.value, node.lineno, self._output[-1], self._role[-1]))
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        pat = _string_pattern(node)
+        if pat:
+            self.strings.append((pat, node.lineno, self._output[-1], self._role[-1]))
+        for v in node.values:
+            if isinstance(v, ast.FormattedValue):
+                self.visit(v.value)
+
+
+def _resolve_import(mod: str, level: int, names: list[str], rel: str, tree: _Tree, roots: list[str]) -> list[str]:
+    """Files an import statement in `rel` runs: the module (and its packages' inits), and for `from pkg import x`
+    the submodule `pkg/x.py` when x is one."""
+    if level:
+        base = posixpath.dirname(rel)
+        for _ in range(level - 1):
+            base = posixpath.dirname(base)
+        search = [base]
+    else:
+        search = roots
+    out: list[str] = []
+    if mod:
+        out += tree.module(mod, search)
+    for n in names:
+        if n == "*":
+            continue
+        full = f"{mod}.{n}" if mod else n
+        sub = tree.module(full, search)
+        if sub and sub[-1] not in out:
+            out.append(sub[-1])
+    return out
+
+
+# --- config files -----------------------------------------------------------------------------------------------
+
+
+def _config_strings(text: str, rel: str) -> list[tuple[str, bool, str]]:
+    """(string, output, key) for the values of a YAML / JSON / TOML / INI config: the keys tell outputs apart."""
+    out: list[tuple[str, bool, str]] = []
+    if rel.endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if data is not None:
+            def walk(x: object, key: str) -> None:
+                if isinstance(x, dict):
+                    for k, v in x.items():
+                        walk(v, str(k))
+                elif isinstance(x, list):
+                    for v in x:
+                        walk(v, key)
+                elif isinstance(x, str):
+                    out.append((x, bool(_OUTPUT_NAME.search(key)), key))
+            walk(data, "")
+            return out
+    key = ""
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].rstrip()
+        if not line.strip() or line.lstrip().startswith(("#", ";")):
+            continue
+        m = re.match(r"\s*(?:-\s*)?([\w.\-]+)\s*[:=]\s*(.*)$", line)
+        if m:
+            key, value = m.group(1), m.group(2)
+            out.append((key, False, ""))  # Hydra defaults (`- model: resnet`): the group name is a path part
+        else:
+            value = line.strip().lstrip("-").strip()
+        value = value.strip().strip("'\"")
+        for tok in _TOKEN.findall(value):
+            out.append((tok, bool(_OUTPUT_NAME.search(key)), key))
+    return out
+
+
+# --- the walk ---------------------------------------------------------------------------------------------------
+
+
+def reach(root: Path, tracked: Iterable[str], command: str) -> Reach:
+    """Everything `command` reaches in the repository at `root` (see the module docstring)."""
+    tree = _Tree(Path(root), tracked)
+    result = Reach()
+    roots = [""]
+    if "src" in tree.dirs:
+        roots.append("src")
+    queue = _command_targets(command, tree, result, roots)
+    if result.entry is not None:
+        edir = posixpath.dirname(result.entry)
+        if edir not in roots:
+            roots.insert(0, edir)
+    seen: set[str] = set()
+    configs: list[str] = [p for p in result.files if p.endswith(CONFIG_EXT)]
+    while queue:
+        rel = queue.pop(0)
+        if rel in seen or not rel.endswith(".py"):
+            continue
+        seen.add(rel)
+        text = tree.read(rel)
+        try:
+            node = ast.parse(text, filename=rel)
+        except (SyntaxError, ValueError):
+            continue
+        scan = _PyScan(rel)
+        scan.visit(node)
+        here = posixpath.dirname(rel)
+        for p in scan.sys_paths:
+            d = tree.dir(p, "", here)
+            if d and d not in roots:
+                roots.append(d)
+        for mod, level, line, names in scan.imports:
+            for f in _resolve_import(mod, level, names, rel, tree, [here, *roots] if not level else roots):
+                if f.endswith("__init__.py") and not _substantial(tree.read(f)):
+                    queue.append(f)  # followed for its imports, not listed: an empty package marker
+                    continue
+                result.add(f, f"imported by {rel}:{line}")
+                queue.append(f)
+        for lit, line, how in scan.code_refs:
+            if how == "module":
+                for f in tree.module(lit, roots)[-1:]:
+                    result.add(f, f"imported by name in {rel}:{line}")
+                    queue.append(f)
+                continue
+            target = tree.file(lit, "", here)
+            if target is not None:
+                result.add(target, f"{how} by {rel}:{line}")
+                queue.append(target)
+        for lit, line in scan.config_dirs:
+            d = tree.dir(lit, here, "")
+            if d is None:
+                continue
+            for f in sorted(tree.files):
+                if f.startswith(d + "/") and f.endswith(CONFIG_EXT) and result.add(f, f"config dir of {rel}:{line}"):
+                    configs.append(f)
+        for lit, line, output, role in scan.strings:
+            named = tree.file(lit, "", here)
+            if named is not None and named != rel and not output:
+                if named.endswith(".py"):
+                    if result.add(named, f"named in {rel}:{line}"):
+                        queue.append(named)
+                elif named.endswith(CONFIG_EXT) and result.add(named, f"loaded by {rel}:{line}"):
+                    configs.append(named)
+            norm = normalise(lit)
+            if norm and _pathish(norm):
+                result.refs.append(PathRef(norm, f"{rel}:{line}", output, role))
+    for cfg in configs:
+        for s, output, key in _config_strings(tree.read(cfg), cfg):
+            other = tree.file(s, "", posixpath.dirname(cfg))
+            if other is not None and other.endswith(CONFIG_EXT) and other != cfg and result.add(other,
+                                                                                                  f"named in {cfg}"):
+                configs.append(other)
+            norm = normalise(s)
+            if norm and _pathish(norm):
+                result.refs.append(PathRef(norm, cfg, output, key))
+    return result
+
+
+def _substantial(text: str) -> bool:
+    """Whether a package's __init__.py holds anything beyond a docstring and imports (then it is worth editing)."""
+    try:
+        body = ast.parse(text).body
+    except (SyntaxError, ValueError):
+        return False
+    return any(not isinstance(n, (ast.Import, ast.ImportFrom)) and not (
+        isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
+
+
+def _pathish(text: str) -> bool:
+    """A string that could be (part of) a path: no spaces, not only wildcards, and some plain characters."""
+    if " " in text or len(text) > 200:
+        return False
+    plain = text.replace("*", "").replace("/", "").replace(".", "")
+    return len(plain) >= 2 and not text.startswith("%")
+
+
+def config_like(path: str) -> bool:
+    """A tracked file whose name says it configures (used for `editable` when nothing else reaches it)."""
+    return path.endswith(CONFIG_EXT) and bool(_CONFIG_NAME.search(posixpath.basename(path)))
