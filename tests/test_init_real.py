@@ -408,3 +408,16 @@ def test_a_run_that_exits_0_with_a_prose_metric_fails_with_a_regex_hint(tmp_path
     base = status["experiments"][0]
     assert base["failure_class"] == "no_metric"
     assert "set metric.regex = " in base["diagnosis"] and "540 test images" in base["diagnosis"]
+
+
+def test_init_says_the_gpus_it_sees_and_that_jobs_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "nvidia-smi").write_text("#!/bin/sh\nprintf '0\\n1\\n'\n")
+    (bindir / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    root = make_repo(tmp_path / "g", {"train.py": "print('acc=0.5')\n"})
+    res, text = init(root, metric="acc", goal="maximize", run=False)
+    assert 'GPUs found: 0, 1; each job gets one (slots.gpus_per_job = "auto")' in text
+    assert res.config.slots.gpus_per_job == "auto"

@@ -186,3 +186,36 @@ def test_job_is_pinned_to_its_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         time.sleep(0.03)
     log = (tmp_path / "run" / LOG_FILE).read_text()
     assert f"AFFINITY [{cpu}] 1" in log
+
+
+def test_auto_gpus_per_job_is_one_on_a_gpu_machine_and_none_without() -> None:
+    assert SlotPool([Slot("gpu0", [0], [0]), Slot("gpu1", [1], [1])]).gpus_per_job("auto") == 1
+    assert SlotPool([Slot("cpu0", [0]), Slot("cpu1", [1])]).gpus_per_job("auto") == 0
+    assert SlotPool([Slot("gpu0", [0], [0])]).gpus_per_job(0) == 0  # an explicit 0 still means CPU jobs
+
+
+SHOW_GPUS = "import os\nprint('visible=' + repr(os.environ.get('CUDA_VISIBLE_DEVICES')))\nprint('acc=0.5')\n"
+
+
+@pytest.mark.parametrize(("smi", "visible"), [("0\\n1\\n", "'0'"), (None, "''")], ids=["gpu-machine", "cpu-only"])
+def test_jobs_see_a_gpu_by_default_on_a_gpu_machine(tmp_path: Path, smi: str | None, visible: str) -> None:
+    """The default config on a machine whose nvidia-smi lists GPUs: the job is given one (CUDA_VISIBLE_DEVICES=0);
+    on a CPU-only machine nothing changes (CUDA_VISIBLE_DEVICES="", a stray .cuda() fails fast)."""
+    import json
+    import subprocess
+
+    from helpers import make_repo, write_config
+
+    root = make_repo(tmp_path / "p", {"train.py": SHOW_GPUS})
+    write_config(root, command=f"{sys.executable} train.py", timeout=60)
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    if smi is not None:
+        env["PATH"] = _fake_smi(tmp_path, smi) + os.pathsep + env["PATH"]
+    p = subprocess.run([sys.executable, "-m", "nightlab", "run", "--mode", "autonomous", "--budget", "1"], cwd=root,
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    status = json.loads(subprocess.run([sys.executable, "-m", "nightlab", "status", "--json"], cwd=root,
+                                       capture_output=True, text=True, timeout=60, env=env).stdout)
+    assert status["experiments"][0]["metric"] == 0.5
+    log = (root / ".nightlab" / "runs" / "1" / LOG_FILE).read_text()
+    assert f"visible={visible}" in log

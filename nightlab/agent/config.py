@@ -118,7 +118,15 @@ class SlotsConfig(_Strict):
     cpus: int = Field(default=0, ge=0, description="CPU slots; 0 = auto (cores - 1, at least 1)")
     threads_per_job: int = Field(default=1, ge=1)
     gpus: list[int] | Literal["auto"] = "auto"
-    gpus_per_job: int = Field(default=0, ge=0, description="0 = CPU jobs (GPUs used when present and this >= 1)")
+    gpus_per_job: int | Literal["auto"] = Field(
+        default="auto", description='GPUs a job needs; "auto" = one on a machine with GPUs, none (CPU jobs) without')
+
+    @field_validator("gpus_per_job")
+    @classmethod
+    def _gpus_not_negative(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError('must be 0 or more, or "auto"')
+        return v
 
 
 class NotifyConfig(_Strict):

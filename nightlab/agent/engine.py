@@ -866,7 +866,7 @@ class Engine:
         for e in self.store.experiments("status = 'queued'"):
             if (self.budget_left() <= 0 and e.attempts == 0) or self._stop:
                 continue
-            slot = self.pool.acquire(self.cfg.slots.gpus_per_job)
+            slot = self.pool.acquire(self.pool.gpus_per_job(self.cfg.slots.gpus_per_job))
             if slot is None:
                 break
             try:

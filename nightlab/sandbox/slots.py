@@ -134,6 +134,13 @@ class SlotPool:
     def gpus_total(self) -> int:
         return sum(1 for s in self.slots.values() if s.gpus)
 
+    def gpus_per_job(self, configured: int | str) -> int:
+        """The GPUs one job asks for: `configured`, or for "auto" one on a machine with GPUs and none without (so
+        a GPU machine's jobs see their GPU by default, and a CPU-only machine behaves as it always has)."""
+        if configured == "auto":
+            return 1 if self.gpus_total else 0
+        return int(configured)
+
     def acquire(self, gpus_needed: int = 0) -> Slot | None:
         """A free slot with `gpus_needed` GPUs (several GPU slots joined), or None if none is free right now.
 
