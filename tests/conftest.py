@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,3 +32,33 @@ def _isolate_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("NIGHTLAB_NO_TUI", "1")
     yield
+
+
+def _shared_scheduler(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    import clusters
+
+    why = clusters.slurm_missing() if kind == "slurm" else clusters.ray_missing()
+    if why:
+        pytest.skip(why)
+    # the parent of the per-worker base temp is shared by every pytest-xdist worker of this run
+    base = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else \
+        tmp_path_factory.getbasetemp()
+    info = clusters.acquire(kind, base)
+    try:
+        if "error" in info:
+            pytest.fail(f"the {kind} test cluster did not start: {info['error']}")
+        yield info
+    finally:
+        clusters.release(kind, base)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """A single-node SLURM on 127.0.0.1, started once per test run (shared by the xdist workers)."""
+    yield from _shared_scheduler("slurm", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """A Ray head on 127.0.0.1 (every listener on loopback), started once per test run."""
+    yield from _shared_scheduler("ray", tmp_path_factory)
