@@ -30,6 +30,8 @@ def _isolate_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     home = tmp_path_factory.mktemp("xdg")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))  # machine-wide slot leases
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))  # the registry of projects
     monkeypatch.setenv("NIGHTLAB_NO_TUI", "1")
     yield
 

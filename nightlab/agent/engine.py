@@ -29,7 +29,7 @@ from nightlab.agent.policy.base import Edit, ExperimentView, Policy, PolicyConte
 from nightlab.agent.store import UNCONFIRMED, Approval, Experiment, Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import EditError, NightlabError
-from nightlab.sandbox import runner, slots
+from nightlab.sandbox import lease, runner, slots
 from nightlab.sandbox.spec import LOG_FILE, PROGRESS_FILE, JobSpec
 from nightlab.sandbox.watch import Waker, signal_project
 
@@ -95,7 +95,12 @@ class Engine:
         self.on_event = on_event
         self.lock = ProjectLock(state_dir(self.root))
         self.session: Session | None = None
-        self.pool = slots.SlotPool(slots.discover(cfg.slots.cpus, cfg.slots.threads_per_job, cfg.slots.gpus))
+        # the machine's slots, leased machine-wide so that projects running at once never oversubscribe it
+        self.pool = lease.MachinePool(
+            slots.discover(cfg.slots.cpus, cfg.slots.threads_per_job, cfg.slots.gpus), str(self.root),
+            wake_argv=self._wake_argv(), signal_path=str(state_dir(self.root) / "signal"),
+            lock_path=str(self.lock.path))
+        self._slot_wait = ""  # what the engine last said about waiting for another project's slot
         self._stop = False
         self._invalid_streak = 0
         self._exhausted = False
@@ -107,6 +112,9 @@ class Engine:
         if self._policy is None:
             self._policy = make_policy(self.cfg)
         return self._policy
+
+    def _wake_argv(self) -> list[str]:
+        return [sys.executable, "-m", "nightlab", "wake", "--quiet", str(self.root)]
 
     @property
     def sid(self) -> int:
@@ -303,6 +311,8 @@ class Engine:
     def wake_conditions(self) -> list[str]:
         conds = [f"job of experiment #{j.experiment_id} ends" for j in self.store.open_jobs()]
         conds += [f"approval {a.id} ({a.kind} #{a.experiment_id}) decided" for a in self.store.approvals("pending")]
+        if self._slot_wait and self.store.experiments("status = 'queued'"):
+            conds.append(f"{lease.SLOT_WAIT} ({self._slot_wait})")
         return conds
 
     # ------------------------------------------------------------------------------------------- reconcile
@@ -327,7 +337,7 @@ class Engine:
             if runner.read_status(job.run_dir) is None and not runner.wrapper_alive(job.run_dir):
                 self._mark_lost(job.id, job.experiment_id, "the job's process is gone without a status")
             elif job.slot:
-                self.pool.mark_busy(job.slot)
+                self.pool.mark_busy(job.slot, run=_lease_run(job.run_dir))
         # experiments marked running without an open job: lost between the row and the launch
         open_exp = {j.experiment_id for j in self.store.open_jobs()}
         for e in self.store.experiments("status = 'running'"):
@@ -516,7 +526,8 @@ class Engine:
             return  # its confirmation is already queued or running
         why = f"{mine:.6g} vs {best_val:.6g} (+{delta:.3g} beyond noise {threshold:.3g})"
         if not confirmed and self.cfg.search.confirm and self.seeded:
-            if self.budget_left() > 0:
+            # runs already queued will spend budget first (one may be waiting for a slot another project holds)
+            if self.budget_left() - len(self.store.experiments("status = 'queued' AND COALESCE(attempts, 0) = 0")) > 0:
                 self._queue_rerun(e, reason="confirm")
                 self.emit("confirm", f"#{e.id} beats #{best_id} ({mine:.6g} vs {best_val:.6g}); re-running with "
                                      "another seed to confirm", e.id)
@@ -868,7 +879,12 @@ class Engine:
                 continue
             slot = self.pool.acquire(self.pool.gpus_per_job(self.cfg.slots.gpus_per_job))
             if slot is None:
+                waiting = self.pool.waiting_text()
+                if waiting and waiting != self._slot_wait:
+                    self.emit("slot_wait", f"#{e.id} waits for a machine slot: {waiting}", e.id)
+                self._slot_wait = waiting
                 break
+            self._slot_wait = ""
             try:
                 self._launch(e, slot)
             except NightlabError as err:
@@ -902,8 +918,8 @@ class Engine:
             + ([] if self.cfg.instrument == "off" else [_hook_dir()]),
             allow_network=self.cfg.sandbox.network, memory_mb=self.cfg.sandbox.memory_mb or None,
             cpu_seconds=self.cfg.sandbox.cpu_seconds or None, max_log_bytes=self.cfg.sandbox.max_log_mb << 20,
-            protected=protected, lock_path=str(self.lock.path),
-            wake_argv=[sys.executable, "-m", "nightlab", "wake", "--quiet", str(self.root)],
+            protected=protected, lock_path=str(self.lock.path), wake_argv=self._wake_argv(),
+            leases=self.pool.lease_paths(slot.id), lease_run=self.pool.run_of(slot.id),
         )
         self.store.update_experiment(e.id, status="running", attempts=attempt)
         job = self.store.add_job(e.id, str(run_dir), str(run_dir / LOG_FILE), slot.id)
@@ -968,6 +984,7 @@ class Engine:
         self.emit("hibernate", "hibernating until: " + "; ".join(conditions) if conditions else "hibernating")
 
     def _finish(self) -> None:
+        self.pool.stop_waiting()
         self.store.update_session(self.sid, state="done", wake_conditions=[], pid=None)
         best_id, best_val = self.best()
         base = self.baseline()
@@ -1095,6 +1112,14 @@ def _stage_of(run_dir: Path, log: str, metric_found: bool, exit_ok: bool) -> str
     progress = stages.read_progress(run_dir)
     return stages.best_stage(progress, stages.stage_from_log(log, metric_found, exit_ok), exit_ok=exit_ok) \
         or "not_started"
+
+
+def _lease_run(run_dir: str) -> str:
+    """The slot-lease token a running job's spec names ("" when unreadable)."""
+    try:
+        return JobSpec.read(Path(run_dir) / "spec.json").lease_run
+    except (OSError, ValueError, TypeError):
+        return ""
 
 
 def _hook_dir() -> str:

@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from nightlab.sandbox import isolate, procs
+from nightlab.sandbox import isolate, lease, procs
 from nightlab.sandbox.spec import (
     LOG_FILE,
     PID_FILE,
@@ -282,6 +282,10 @@ def run_wrapper(run_dir: Path) -> int:
 
 def _run_job(run_dir: Path, spec: JobSpec) -> int:
     procs.become_subreaper()
+    try:  # from now on the slot stays leased for as long as this wrapper lives, whatever becomes of the engine
+        lease.adopt(spec.leases, spec.lease_run)
+    except OSError as e:  # the job runs all the same; its slot is then held only while its engine lives
+        print(f"nightlab wrapper: could not adopt the slot lease: {e}", file=sys.stderr)
     stop_requested = {"sig": 0}
 
     def on_term(signum: int, _frame: object) -> None:
@@ -427,6 +431,12 @@ def _reap() -> None:
 
 
 def _maybe_wake(spec: JobSpec) -> None:
+    """The job is over and its status written: give its slot back (waking projects waiting for one), then wake
+    this project's engine if none holds the lock."""
+    try:
+        lease.give_back(spec.leases, spec.lease_run)
+    except OSError as e:  # an unwritable state folder must not cost the engine its wake-up
+        print(f"nightlab wrapper: could not give back the slot lease: {e}", file=sys.stderr)
     if spec.wake_argv and _lock_free(spec.lock_path):
         subprocess.Popen(spec.wake_argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)

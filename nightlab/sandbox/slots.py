@@ -148,32 +148,39 @@ class SlotPool:
         fails the experiment instead of waiting forever.
         """
         with self._lock:
-            free = [s for sid, s in self.slots.items() if sid not in self._busy]
-            if gpus_needed <= 0:
-                cpu = [s for s in free if not s.gpus]
-                if cpu:
-                    self._busy.add(cpu[0].id)
-                    return cpu[0]
-                if any(not s.gpus for s in self.slots.values()):
-                    return None  # CPU slots exist but are busy: wait for one rather than take a GPU
-                if free:
-                    s = free[0]
-                    self._busy.add(s.id)
-                    return Slot(id=s.id, cpus=list(s.cpus), gpus=[])
-                return None
-            gpu_total = [s for s in self.slots.values() if s.gpus]
-            if gpus_needed > len(gpu_total):
-                raise ValueError(f"a job needs {gpus_needed} GPU(s); this machine has {len(gpu_total)}")
-            gpu_free = [s for s in free if s.gpus]
-            if len(gpu_free) < gpus_needed:
-                return None
-            parts = gpu_free[:gpus_needed]
-            for s in parts:
-                self._busy.add(s.id)
-            if len(parts) == 1:
-                return parts[0]
-            return Slot(id="+".join(s.id for s in parts), cpus=[c for s in parts for c in s.cpus],
-                        gpus=[g for s in parts for g in s.gpus])
+            return self._pick(gpus_needed, set(self._busy))
+
+    def _pick(self, gpus_needed: int, busy: set[str]) -> Slot | None:
+        """Choose among the slots not in `busy` and mark the choice as ours (the caller holds the lock)."""
+        free = [s for sid, s in self.slots.items() if sid not in busy]
+        if gpus_needed <= 0:
+            cpu = [s for s in free if not s.gpus]
+            if cpu:
+                self._claim([cpu[0]])
+                return cpu[0]
+            if any(not s.gpus for s in self.slots.values()):
+                return None  # CPU slots exist but are busy: wait for one rather than take a GPU
+            if free:
+                s = free[0]
+                self._claim([s])
+                return Slot(id=s.id, cpus=list(s.cpus), gpus=[])
+            return None
+        gpu_total = [s for s in self.slots.values() if s.gpus]
+        if gpus_needed > len(gpu_total):
+            raise ValueError(f"a job needs {gpus_needed} GPU(s); this machine has {len(gpu_total)}")
+        gpu_free = [s for s in free if s.gpus]
+        if len(gpu_free) < gpus_needed:
+            return None
+        parts = gpu_free[:gpus_needed]
+        self._claim(parts)
+        if len(parts) == 1:
+            return parts[0]
+        return Slot(id="+".join(s.id for s in parts), cpus=[c for s in parts for c in s.cpus],
+                    gpus=[g for s in parts for g in s.gpus])
+
+    def _claim(self, parts: list[Slot]) -> None:
+        for s in parts:
+            self._busy.add(s.id)
 
     def release(self, slot_id: str) -> None:
         """Give a slot back (a joined id releases all its parts); unknown or already-free ids are ignored."""

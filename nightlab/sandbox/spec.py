@@ -43,6 +43,8 @@ class JobSpec:
     wake_argv: list[str] = field(default_factory=list)  # run when the job ends and no engine holds the lock
     lock_path: str = ""
     instrument: bool = True
+    leases: list[str] = field(default_factory=list)  # machine-wide slot leases the wrapper adopts and gives back
+    lease_run: str = ""  # the token those leases name (a lease re-taken by someone else is not ours to free)
 
     def write(self, path: Path) -> None:
         atomic_write_json(path, asdict(self))

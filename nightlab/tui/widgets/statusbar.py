@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from nightlab.sandbox.lease import SLOT_WAIT
 from nightlab.tui.data import Snapshot
 
 
@@ -50,6 +51,8 @@ class StatusBar(Widget):
             t.append("no session yet", dim)
         t.append(*sep)
         t.append(f"slots {len(s.open_jobs)}/{s.slots_total} busy")
+        if s.session is not None and any(c.startswith(SLOT_WAIT) for c in s.session.wake_conditions or []):
+            t.append(" · waiting for a slot another project holds", alert)
         if s.session is not None and s.session.cost:
             t.append(*sep)
             t.append(f"LLM ${s.session.cost:.2f}")
