@@ -16,6 +16,7 @@ commands:
   init [PATH]          detect the training command and metric, run the baseline once, write nightlab.toml
   run                  run the experiment loop (step mode asks before each run)
   status [--json]      the experiment tree, best result, running jobs, pending approvals
+  projects [--json]    every project you have run: mode, engine, best vs baseline, jobs, approvals
   diff ID              the change an experiment makes (against its parent, or --base)
   log ID [-f]          an experiment's training log (-f follows it)
   promote ID           review the diff and commit it onto your branch
@@ -74,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", "-q", action="store_true")
 
     s = sub.add_parser("status", help="experiments, best, jobs, approvals")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+    s = sub.add_parser("projects", help="every project you have run on this machine, at a glance")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
     s = sub.add_parser("diff", help="show an experiment's change")

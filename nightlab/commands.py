@@ -155,6 +155,18 @@ def cmd_status(root: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- projects
+def cmd_projects(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.projects import overview_all
+
+    rows = overview_all()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print_projects(rows)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- diff / log
 def _experiment(root: Path, exp_id: int) -> Any:
     from nightlab.agent.engine import open_store

@@ -279,6 +279,31 @@ def print_table(store: Store, cfg: ProjectConfig, summary: Summary) -> None:
                     "the next `nightlab run` does that first", "2"))
 
 
+def print_projects(rows: list[dict[str, Any]]) -> None:
+    """`nightlab projects`: one block per project, most recently used first."""
+    if not rows:
+        print("no projects yet: `nightlab run` in a project lists it here")
+        return
+    for r in rows:
+        if r["problem"]:
+            print(style(r["path"], "1") + "  " + style(r["problem"], "33"))
+            continue
+        mode = (r["mode"] or "-").upper()
+        best = "-" if r["best"] is None else f"{_fmt(r['best'])} (#{r['best_id']})"
+        print(style(r["path"], "1") + f"  {mode}, engine {r['engine']}, {r['metric']} ({r['goal']}): "
+              f"best {best} vs baseline {_fmt(r['baseline'])}")
+        jobs = [f"#{j['experiment']} on {j['where'] or '?'}" for j in r["running"]]
+        bits = []
+        if jobs:
+            bits.append("running " + ", ".join(jobs))
+        if r["queued"]:
+            bits.append(f"{r['queued']} queued")
+        if r["approvals"]:
+            bits.append(style(f"{r['approvals']} approval(s) waiting for you", "1;33"))
+        if bits:
+            print("  " + "; ".join(bits))
+
+
 def print_status(data: dict[str, Any]) -> None:
     s = data.get("session")
     print(style(f"{data['project']}", "1") + f"  metric {data['metric']} ({data['goal']})")

@@ -155,6 +155,9 @@ class Engine:
         self.lock.acquire("wake" if self.options.wake else "engine")
         try:
             self.session = self._open_session()
+            from nightlab.agent import projects
+
+            projects.register(self.root)  # listed by `nightlab projects` and the TUI's overview
             self._waker = Waker(state_dir(self.root) / "runs", state_dir(self.root) / "signal")
             if self.cfg.search.policy == "llm" and hasattr(self.policy, "prewarm"):
                 self.policy.prewarm()  # the ~3 s litellm import overlaps the baseline run
