@@ -121,14 +121,7 @@ def cmd_wake(root: Path, args: argparse.Namespace) -> int:
 
     try:
         if last.state == "done":
-            # nothing to continue, but finished jobs still get analysed
-            engine.lock.acquire("wake")
-            try:
-                engine.session = last
-                engine.reconcile()
-                engine._collect()
-            finally:
-                engine.lock.release()
+            engine.settle(last)  # nothing to continue, but finished jobs still get analysed
             return 0
         engine.run()
     except LockHeld:
@@ -313,14 +306,14 @@ def cmd_stop(root: Path, args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- memory
 def cmd_memory(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent import memory
-    from nightlab.agent.engine import Engine
+    from nightlab.agent.engine import open_store
+    from nightlab.agent.policy_view import view
 
-    cfg = load_config(root)
+    load_config(root)
     if not (root / ".nightlab" / "nightlab.db").exists():
         print("(nothing tried yet)")
         return 0
-    eng = Engine(root, cfg)
-    items = memory.settled([eng.view(e) for e in eng.experiments()], include_pending=True)
+    items = memory.settled([view(e) for e in open_store(root).experiments()], include_pending=True)
     if args.query:
         items = memory.search(items, " ".join(args.query))
     print(memory.format_memory(items, limit=10_000))
@@ -403,7 +396,7 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     finally:
         printer.close()
     console.print_table(engine.store, cfg, summary)
-    if summary.best_id is not None and summary.baseline is not None and summary.best_id != engine._base_id():
+    if summary.best_id is not None and summary.baseline is not None and summary.best_id != _baseline_id(engine.store):
         e = engine.store.experiment(summary.best_id)
         from nightlab.agent.workspace import Workspace
 
@@ -413,6 +406,11 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
         console.print_diff(ws.diff(base, e.commit_sha or base))
         print(f"\nreview and keep it: nightlab -C {repo} promote {e.id}")
     return 0
+
+
+def _baseline_id(store: Any) -> int | None:
+    base = store.baseline_experiment()
+    return base.id if base else None
 
 
 def cmd_tui(root: Path, args: argparse.Namespace) -> int:

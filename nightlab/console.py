@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nightlab.agent.config import ProjectConfig
-    from nightlab.agent.engine import Decision, Engine, Summary
+    from nightlab.agent.engine import Decision, Engine
+    from nightlab.agent.ledger import Summary
     from nightlab.agent.store import Approval, Experiment, Store
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -254,7 +255,7 @@ def _fmt(v: float | None, digits: int = 4) -> str:
 
 
 def print_table(store: Store, cfg: ProjectConfig, summary: Summary) -> None:
-    from nightlab.agent.engine import ranked
+    from nightlab.agent.ledger import ranked
     from nightlab.agent.store import UNCONFIRMED_LABEL
 
     rows = ranked(summary.rows, cfg.metric.goal)

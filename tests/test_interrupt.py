@@ -60,7 +60,7 @@ def test_step_mode_edit_in_editor(tiny_project: Path, tmp_path: Path, monkeypatc
     from nightlab import console
     from nightlab.agent.config import load_config
     from nightlab.agent.engine import Engine, EngineOptions
-    from nightlab.agent.policy.base import Edit, Proposal
+    from nightlab.agent.policy.base import Edit, PolicyBase, Proposal
 
     mp = pytest.MonkeyPatch()
     editor = tmp_path / "ed.sh"
@@ -70,7 +70,7 @@ def test_step_mode_edit_in_editor(tiny_project: Path, tmp_path: Path, monkeypatc
     answers = iter(["e", "y"])
     mp.setattr(builtins, "input", lambda *_: next(answers))
 
-    class One:
+    class One(PolicyBase):
         name = "one"
 
         def __init__(self) -> None:

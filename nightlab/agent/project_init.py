@@ -248,7 +248,7 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
                                 "pass --command")
         command = guess_command(ws.root, found)
         say(f"training command: {command}")
-    from nightlab.agent.engine import python_for
+    from nightlab.agent.launcher import python_for
 
     probe_cfg = ProjectConfig(command=command, metric=MetricConfig(name="x", goal="maximize"))
     python = python_for(ws.root, probe_cfg)

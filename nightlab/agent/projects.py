@@ -18,9 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nightlab.agent.lock import ProjectLock
-
-STATE_DIR = ".nightlab"
-DB_FILE = "nightlab.db"
+from nightlab.agent.paths import StatePaths
 
 
 def registry_dir() -> Path:
@@ -84,17 +82,18 @@ def overview(root: Path) -> dict[str, Any]:
         row["problem"] = str(err)
         return row
     row["metric"], row["goal"] = cfg.metric.name, cfg.metric.goal
-    db = root / STATE_DIR / DB_FILE
+    paths = StatePaths.of(root)
+    db = paths.db
     if not db.exists():
         row["engine"] = "no session"
         return row
-    from nightlab.agent.engine import summarize
+    from nightlab.agent.ledger import summarize
     from nightlab.agent.store import Store
 
     store = Store(db)
     session = store.latest_session()
     summary = summarize(store, cfg, session)
-    awake = ProjectLock(root / STATE_DIR).is_held()
+    awake = ProjectLock(paths.dir).is_held()
     if session is None:
         engine = "awake" if awake else "no session"
     elif awake:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nightlab.agent.config import ProjectConfig
-from nightlab.agent.engine import summarize
+from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.store import Store
 from nightlab.sandbox import runner

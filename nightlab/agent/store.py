@@ -16,15 +16,12 @@ from typing import Any
 
 import sqlite_utils
 
+from nightlab.agent.states import ACTIVE, OPEN_JOB_STATES, Kind, Status
+from nightlab.agent.states import SETTLED as SETTLED
+
 SCHEMA_VERSION = 3
 
-EXPERIMENT_STATUSES = (
-    "proposed", "approved", "rejected", "queued", "running",
-    "succeeded", "failed", "timed_out", "cancelled", "lost",
-    "kept", "discarded", "promoted",
-)
-SETTLED = {"kept", "discarded", "promoted", "rejected", "failed", "timed_out", "cancelled"}
-ACTIVE = {"proposed", "approved", "queued", "running"}
+EXPERIMENT_STATUSES = tuple(Status)
 # the note (in `error`) on a best kept on one seed because the budget ran out before its confirming re-run, and how
 # tables (console and TUI) show such an experiment's status
 UNCONFIRMED = "unconfirmed: no run left to re-run it with another seed (the next `nightlab run` does that first)"
@@ -340,8 +337,39 @@ class Store:
             return None
 
     def experiments(self, where: str = "", params: tuple[Any, ...] = ()) -> list[Experiment]:
+        """Every experiment in id order (`where`: an ad-hoc SQL condition; the agent uses the named queries)."""
         sql = "SELECT * FROM experiments" + (f" WHERE {where}" if where else "") + " ORDER BY id"
         return [Experiment.from_row(r) for r in self._rows(sql, params)]
+
+    def experiments_in(self, *statuses: Status) -> list[Experiment]:
+        """Experiments with one of these statuses, in id order."""
+        return self.experiments(f"status IN ({', '.join('?' for _ in statuses)})", tuple(statuses))
+
+    def active_experiments(self) -> list[Experiment]:
+        """Experiments the engine still owes a step: proposed, approved, queued or running."""
+        return self.experiments_in(*sorted(ACTIVE))
+
+    def baseline_experiment(self) -> Experiment | None:
+        rows = self.experiments("kind = ?", (Kind.BASELINE,))
+        return rows[0] if rows else None
+
+    def reruns_of(self, exp_id: int) -> list[Experiment]:
+        """The seed re-runs of an experiment (noise-floor runs of the baseline, confirmations of a new best)."""
+        return self.experiments("rerun_of = ? AND kind = ?", (exp_id, Kind.RERUN))
+
+    def proposals_on(self, exp_id: int) -> list[Experiment]:
+        """Hypotheses built on an experiment (its children other than its seed re-runs): fixes of a failed run."""
+        return self.experiments("parent_id = ? AND kind != ?", (exp_id, Kind.RERUN))
+
+    def unsettled_results(self) -> list[Experiment]:
+        """Finished runs whose verdict was not acted on (a crash between the analysis and the verdict)."""
+        return self.experiments("run_result IS NOT NULL AND COALESCE(settled, 0) = 0 AND status NOT IN (?, ?)",
+                                (Status.QUEUED, Status.RUNNING))
+
+    def unmaterialised(self) -> list[Experiment]:
+        """Experiments recorded on their way to a run whose branch and commit were never made (a crash)."""
+        return self.experiments("status IN (?, ?, ?) AND commit_sha IS NULL",
+                                (Status.PROPOSED, Status.APPROVED, Status.QUEUED))
 
     def update_experiment(self, eid: int, **changes: Any) -> None:
         changes["updated"] = time.time()
@@ -371,7 +399,10 @@ class Store:
         return [Job.from_row(r) for r in self._rows(sql, params)]
 
     def open_jobs(self) -> list[Job]:
-        return [Job.from_row(r) for r in self._rows("SELECT * FROM jobs WHERE state IN ('starting', 'running')")]
+        """Jobs whose process was started and has not been seen to end."""
+        states = sorted(OPEN_JOB_STATES)
+        return [Job.from_row(r) for r in self._rows(
+            f"SELECT * FROM jobs WHERE state IN ({', '.join('?' for _ in states)})", states)]
 
     def latest_job(self, experiment_id: int) -> Job | None:
         rows = list(self._rows("SELECT * FROM jobs WHERE experiment_id = ? ORDER BY id DESC LIMIT 1", (experiment_id,)))
@@ -399,6 +430,27 @@ class Store:
             return [Approval.from_row(r) for r in self._rows("SELECT * FROM approvals ORDER BY id")]
         rows = self._rows("SELECT * FROM approvals WHERE state = ? ORDER BY id", (state,))
         return [Approval.from_row(r) for r in rows]
+
+    def approvals_of(self, *, kind: str, experiment_id: int | None = None,
+                     session_id: int | None = None) -> list[Approval]:
+        """Every approval (any state) of this kind, for one experiment and/or one session, oldest first."""
+        cond: list[str] = ["kind = ?"]
+        params: list[Any] = [kind]
+        if experiment_id is not None:
+            cond.append("experiment_id = ?")
+            params.append(experiment_id)
+        if session_id is not None:
+            cond.append("session_id = ?")
+            params.append(session_id)
+        rows = self._rows(f"SELECT * FROM approvals WHERE {' AND '.join(cond)} ORDER BY id", params)
+        return [Approval.from_row(r) for r in rows]
+
+    def pending_approval(self, *, kind: str | None = None, experiment_id: int | None = None) -> Approval | None:
+        """The oldest pending approval of this kind and/or for this experiment, if any."""
+        for a in self.approvals("pending"):
+            if (kind is None or a.kind == kind) and (experiment_id is None or a.experiment_id == experiment_id):
+                return a
+        return None
 
     def decide(self, aid: int, state: str, who: str, feedback: str | None = None) -> bool:
         """Resolve a pending approval; False if it was already decided (first decision wins)."""

@@ -114,6 +114,13 @@ class Workspace:
         out = self.repo.git.ls_tree("-r", "--name-only", "-z", commit or "HEAD")
         return [p for p in out.split("\0") if p]
 
+    def tree_of(self, commit: str) -> str | None:
+        """The id of a commit's tree (equal trees hold exactly the same files), None for an unknown commit."""
+        try:
+            return str(self.repo.commit(commit).tree.hexsha)
+        except (ValueError, git.BadName):
+            return None
+
     def read_file(self, commit: str, path: str) -> str | None:
         """A file's text at a commit, or None if it does not exist there (or is not UTF-8 text)."""
         try:
@@ -167,7 +174,7 @@ class Workspace:
         self._remove_worktree(wt)
         self.worktrees.mkdir(parents=True, exist_ok=True)
         self.repo.git.worktree("add", "--quiet", "-b", branch, str(wt), parent_commit)
-        self._link(wt, links)
+        self.link(wt, links)
         if not changes:
             return branch, parent_commit
         wrepo = git.Repo(wt)
@@ -189,14 +196,14 @@ class Workspace:
         if (wt / ".git").exists():
             try:
                 if git.Repo(wt).head.commit.hexsha == self.repo.commit(commit).hexsha:
-                    self._link(wt, links)
+                    self.link(wt, links)
                     return wt
             except (ValueError, git.InvalidGitRepositoryError, git.BadName):
                 pass
         self._remove_worktree(wt)
         self.worktrees.mkdir(parents=True, exist_ok=True)
         self.repo.git.worktree("add", "--quiet", "--detach", str(wt), commit)
-        self._link(wt, links)
+        self.link(wt, links)
         return wt
 
     def amend(self, exp_id: int) -> str:
@@ -207,7 +214,8 @@ class Workspace:
             wrepo.git.commit("--quiet", "--no-verify", "--amend", "--no-edit")
         return wrepo.head.commit.hexsha
 
-    def _link(self, wt: Path, links: Iterable[str]) -> None:
+    def link(self, wt: Path, links: Iterable[str]) -> None:
+        """Symlink the untracked paths `links` (data folders) of the project into a worktree or a copy of one."""
         for rel in links:
             src = self.root / rel
             dst = wt / rel

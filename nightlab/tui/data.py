@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from nightlab.agent.config import ProjectConfig
+from nightlab.agent.ledger import summarize
+from nightlab.agent.lock import ProjectLock
 from nightlab.agent.store import Approval, Experiment, Job, Session, Store
 
 
@@ -118,9 +120,6 @@ class SnapshotLoader:
         return self._slots
 
     def load(self) -> Snapshot:
-        from nightlab.agent.engine import summarize
-        from nightlab.agent.lock import ProjectLock
-
         store = self.store()
         session = store.latest_session()
         summary = summarize(store, self.cfg, session)

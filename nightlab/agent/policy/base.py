@@ -87,10 +87,28 @@ class PolicyContext:
 
 
 class Policy(Protocol):
+    """Every hook the engine calls. `PolicyBase` gives the optional ones a default."""
+
     name: str
+    # what the latest propose/fix call spent on model calls, failed calls included ({"cost": usd, ...}); the engine
+    # adds it to the session's cost after every call and then replaces it with {}
+    last_usage: dict[str, Any]
 
     def propose(self, ctx: PolicyContext) -> Proposal | None:
         """The next hypothesis to test, or None when the policy has nothing left to try."""
 
     def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
         """An edit that should make the failed run work, or None to abandon that branch."""
+
+    def prewarm(self) -> None:
+        """Start slow set-up early (called once when the engine starts, before the baseline runs)."""
+
+
+class PolicyBase:
+    """Defaults for the hooks a policy need not use: nothing to set up early, no model calls to account for."""
+
+    name = "policy"
+    last_usage: dict[str, Any] = {}  # replaced (never mutated) by the engine and by policies that call a model
+
+    def prewarm(self) -> None:
+        return None

@@ -41,7 +41,7 @@ from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
-from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -170,7 +170,7 @@ class _State:
     lineage: list[ExperimentView]
 
 
-class BuiltinPolicy:
+class BuiltinPolicy(PolicyBase):
     """Offline policy: diagnosis-driven moves, known code transformations, then model-based knob search."""
 
     name = "builtin"

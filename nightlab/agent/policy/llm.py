@@ -28,7 +28,7 @@ from typing import Any
 from nightlab.agent.config import LLMConfig
 from nightlab.agent.edits import apply_edits
 from nightlab.agent.memory import format_memory, is_repeat, settled
-from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 from nightlab.errors import EditError, NightlabError
 
 log = logging.getLogger(__name__)
@@ -474,7 +474,7 @@ def _fix_depth(ctx: PolicyContext, failed: ExperimentView) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ the policy
-class LLMPolicy:
+class LLMPolicy(PolicyBase):
     """A Policy backed by any litellm model. Construction is free: nothing is imported or called until a step."""
 
     name = "llm"
@@ -486,7 +486,7 @@ class LLMPolicy:
         self.max_retries = max_retries  # for 429 / 5xx / connection errors; timeouts are not retried
         self.sleep = sleep
         self.total_usage = Usage(cfg.model)  # everything this policy spent, failed steps included
-        self.last_usage: dict[str, Any] = {}  # of the latest propose/fix call, whatever its outcome
+        self.last_usage = {}  # of the latest propose/fix call, whatever its outcome
         self._tool_mode = "named"  # named tool_choice -> "auto" -> "none" (fenced JSON) as the server refuses them
 
     def prewarm(self) -> None:

@@ -1,0 +1,106 @@
+"""Reading a finished run: from its log, metrics file, progress markers and the wrapper's status to what the store
+records — the result, the metric (never NaN or inf), the curves, the failure class, the stage reached, a diagnosis.
+
+A pure reading of files: nothing here writes the store or decides a verdict (that is the engine's), so a run can be
+read again after a crash with the same outcome.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nightlab.agent import diagnose, run_metrics
+from nightlab.agent.config import ProjectConfig
+from nightlab.agent.states import FailureClass, RunResult
+from nightlab.sandbox import stages
+from nightlab.sandbox.runner import JobStatus
+from nightlab.sandbox.spec import LOG_FILE
+
+LOG_TAIL_CHARS = 4000  # what the store keeps of a log for the policy (and the TUI's details)
+LOG_READ_BYTES = 8 * 1024 * 1024  # the most of a log that is parsed (head and tail of a larger one)
+
+
+@dataclass
+class RunReading:
+    """What a finished run showed. `changes` are the experiment's columns to record."""
+
+    result: RunResult
+    metric: float | None
+    failure: diagnose.Failure | None
+    diagnosis: str
+    interrupted: bool  # stopped by Ctrl+C: not a result, the run goes back to the queue
+    changes: dict[str, Any]
+    note: str | None = None  # something the user should know that is not a failure (unreadable event files, ...)
+
+    @property
+    def ok(self) -> bool:
+        return self.result == RunResult.SUCCEEDED
+
+
+def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatus) -> RunReading:
+    """Read a finished run's folder (and what it wrote where it ran: a metrics file, TensorBoard event files)."""
+    log = read_log(run_dir / LOG_FILE, LOG_READ_BYTES)
+    # the job ran in its worktree, or in the instrumented copy of it (instrument = "static")
+    cwd = run_dir / "src" if (run_dir / "src").is_dir() else worktree
+    got = run_metrics.read_run(cfg.metric, log, cwd, since=status.started_at, run_dir=run_dir)
+    reading, loss_curve = got.reading, got.loss_curve
+    interrupted = status.state == "killed" and status.reason == "interrupted"
+    ok = status.state == "succeeded" and reading.value is not None and not status.protected_changed
+    if ok:
+        result = RunResult.SUCCEEDED
+    elif status.state == "timed_out":
+        result = RunResult.TIMED_OUT
+    elif status.state == "killed":
+        result = RunResult.CANCELLED
+    else:
+        result = RunResult.FAILED
+    failure = None
+    if not ok:
+        failure = diagnose.classify_failure(log, status.exit_code, status.state, status.reason, reading.error)
+        if status.protected_changed:
+            failure.cls = FailureClass.PROTECTED_MODIFIED
+            failure.summary = f"the run changed protected file(s): {', '.join(status.protected_changed)}; " \
+                              "the result is invalid"
+    pathologies = diagnose.curve_pathologies(loss_curve, reading.curve, goal=cfg.metric.goal,
+                                             seconds=status.seconds, timeout_s=cfg.timeout)
+    diagnosis = failure.summary if failure else "; ".join(f"{p.kind}: {p.evidence}" for p in pathologies[:2])
+    stage = stage_reached(run_dir, log, reading.value is not None, status.state == "succeeded")
+    changes: dict[str, Any] = {
+        "run_result": result, "metric": reading.value if ok else None,
+        "curve": [list(p) for p in reading.curve], "loss_curve": [list(p) for p in loss_curve[-500:]],
+        "failure_class": failure.cls if failure else None, "diagnosis": diagnosis or None,
+        "seconds": status.seconds, "log_tail": log[-LOG_TAIL_CHARS:], "isolation": status.isolation,
+        "protected_changed": status.protected_changed, "stage": stage,
+    }
+    return RunReading(result=result, metric=reading.value if ok else None, failure=failure, diagnosis=diagnosis,
+                      interrupted=interrupted, changes=changes, note=got.note)
+
+
+def read_log(path: Path, limit: int) -> str:
+    """A log's text; of a log larger than `limit` bytes, its first quarter-limit and the rest from its end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size > limit:
+                f.seek(0)
+                head = f.read(limit // 4)
+                f.seek(size - (limit - limit // 4))
+                return (head + b"\n" + f.read()).decode("utf-8", "replace")
+            f.seek(0)
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def stage_reached(run_dir: Path, log: str, metric_found: bool, exit_ok: bool) -> str:
+    """The furthest stage the run reached: the import hook's markers, else what its log shows."""
+    progress = stages.read_progress(run_dir)
+    return stages.best_stage(progress, stages.stage_from_log(log, metric_found, exit_ok), exit_ok=exit_ok) \
+        or "not_started"
+
+
+__all__ = ["LOG_TAIL_CHARS", "RunReading", "read_log", "read_run", "stage_reached"]

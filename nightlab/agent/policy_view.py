@@ -1,0 +1,64 @@
+"""What a policy is shown: each experiment as a read-only `ExperimentView`, and the whole project as a
+`PolicyContext` (the tree with its results, the best, the noise floor, the files it may edit, the brief).
+
+Built fresh for every call from the store and the repository, so a policy never holds state the engine does not.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from nightlab.agent.config import ProjectConfig
+from nightlab.agent.edits import matches_any
+from nightlab.agent.ledger import Ledger
+from nightlab.agent.policy.base import ExperimentView, PolicyContext
+from nightlab.agent.store import Experiment
+from nightlab.agent.workspace import Workspace
+
+
+def view(e: Experiment) -> ExperimentView:
+    """An experiment as a policy may see it (never the raw log beyond its tail)."""
+    return ExperimentView(
+        id=e.id, parent_id=e.parent_id, title=e.title, kind=e.kind, status=e.status, run_result=e.run_result,
+        metric=e.metric, curve=[(int(p[0]), float(p[1])) for p in e.curve],
+        loss_curve=[(int(p[0]), float(p[1])) for p in e.loss_curve], knobs=dict(e.knobs),
+        failure_class=e.failure_class, diagnosis=e.diagnosis or e.error, log_tail=e.log_tail or "",
+        seed=e.seed, seconds=e.seconds, stage=e.stage,
+    )
+
+
+def build_context(root: Path, cfg: ProjectConfig, ws: Workspace, ledger: Ledger, runs_left: int) -> PolicyContext:
+    """The project as the policy sees it now. Files are read from the experiments' commits, never the user's tree."""
+    exps = ledger.store.experiments()
+    best_id, _ = ledger.best()
+    commits = {e.id: e.commit_sha for e in exps}
+    base = ledger.baseline()
+    base_commit = (base.commit_sha if base else None) or ws.head_commit()
+
+    def read_file(exp_id: int | None, path: str) -> str:
+        sha = commits.get(exp_id) if exp_id is not None else None
+        text = ws.read_file(sha or base_commit, path)
+        return text if text is not None else ""
+
+    brief = ""
+    if cfg.brief:
+        bp = Path(root) / cfg.brief
+        brief = bp.read_text() if bp.is_file() else ""
+    return PolicyContext(
+        root=str(root), metric=cfg.metric.name, goal=cfg.metric.goal,
+        editable=editable_files(ws, cfg, base_commit), protected=list(cfg.protected),
+        experiments=[view(e) for e in exps], best_id=best_id, baseline_id=base.id if base else None,
+        noise_floor=ledger.noise_floor(), brief=brief, timeout_s=cfg.timeout, runs_left=runs_left,
+        read_file=read_file, rng=random.Random(f"{cfg.search.seed}:{len(exps)}"),
+        debug_depth=cfg.search.debug_depth,
+    )
+
+
+def editable_files(ws: Workspace, cfg: ProjectConfig, commit: str) -> list[str]:
+    """The files at `commit` the policy may edit: `editable`, minus anything `protected`."""
+    return [f for f in ws.tracked_files(commit)
+            if matches_any(f, cfg.editable) and not matches_any(f, cfg.protected)]
+
+
+__all__ = ["build_context", "editable_files", "view"]

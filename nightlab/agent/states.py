@@ -1,0 +1,152 @@
+"""The named states of the store: what an experiment, a run, a job, a session and an approval can be.
+
+`StrEnum`s whose values are exactly the strings written to SQLite, so a member is stored as its value, compares
+equal to it (`Status.KEPT == "kept"`), and a database written before the enums existed reads back unchanged. The
+store converts values back into members when it loads a row (see `store.py`); everything above it speaks members.
+
+Lifecycle of an experiment (DESIGN.md, Data):
+
+    proposed → approved → queued → running → succeeded | failed | timed_out | cancelled | lost
+                                              └─ succeeded → kept | unconfirmed | discarded;  kept → promoted
+    proposed → rejected (by a human, or refused: invalid edit, a repeat)
+
+`unconfirmed` is a best kept on one seed because the budget ran out before its confirming re-run; the next
+`nightlab run` re-runs it first, which turns it into `kept` or `discarded`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where an experiment is in its lifecycle (the `experiments.status` column)."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"  # ran and produced a metric; its verdict (a confirmation) is still to come
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    KEPT = "kept"
+    UNCONFIRMED = "unconfirmed"  # kept on one seed: the budget ran out before its confirming re-run
+    DISCARDED = "discarded"
+    PROMOTED = "promoted"
+
+
+# on their way to a run: the engine still owes them a step
+ACTIVE = frozenset({Status.PROPOSED, Status.APPROVED, Status.QUEUED, Status.RUNNING})
+# nothing more will happen to them
+SETTLED = frozenset({Status.KEPT, Status.DISCARDED, Status.PROMOTED, Status.REJECTED, Status.FAILED,
+                     Status.TIMED_OUT, Status.CANCELLED})
+# results that stand as a best: candidates for the best experiment, the parent of new proposals
+WINNERS = frozenset({Status.KEPT, Status.UNCONFIRMED, Status.PROMOTED})
+# the label tables (console and TUI) show for an unconfirmed best
+UNCONFIRMED_LABEL = "kept?"
+
+
+class RunResult(StrEnum):
+    """How a finished run ended (the `experiments.run_result` column); `Status` says what was made of it."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+
+
+class Kind(StrEnum):
+    """What an experiment is: the engine's own runs (baseline, seed re-runs) or a policy's hypothesis."""
+
+    BASELINE = "baseline"
+    RERUN = "rerun"  # the same commit with another seed: noise floor or confirmation
+    HYPERPARAMETER = "hyperparameter"
+    TRANSFORM = "transform"
+    FIX = "fix"
+    LLM = "llm"
+
+
+# kinds that are not a hypothesis of the policy's
+ENGINE_KINDS = frozenset({Kind.BASELINE, Kind.RERUN})
+
+
+class FailureClass(StrEnum):
+    """Why a run failed, as the policies read it (`nightlab.agent.diagnose` classifies a log into one)."""
+
+    SYNTAX_ERROR = "syntax_error"
+    IMPORT_ERROR = "import_error"
+    SHAPE_MISMATCH = "shape_mismatch"
+    DTYPE_ERROR = "dtype_error"
+    DEVICE_ERROR = "device_error"
+    OOM = "oom"
+    NAN_LOSS = "nan_loss"
+    NAN_METRIC = "nan_metric"
+    NO_METRIC = "no_metric"
+    TIMEOUT = "timeout"
+    KILLED = "killed"
+    FILE_NOT_FOUND = "file_not_found"
+    ARGUMENT_ERROR = "argument_error"
+    KEY_ERROR = "key_error"
+    ATTRIBUTE_ERROR = "attribute_error"
+    NAME_ERROR = "name_error"
+    VALUE_ERROR = "value_error"
+    ASSERTION_ERROR = "assertion_error"
+    RUNTIME_ERROR = "runtime_error"
+    PROTECTED_MODIFIED = "protected_modified"
+    LOG_FLOOD = "log_flood"
+    DISK_FULL = "disk_full"
+    INTERRUPTED = "interrupted"
+    LOST = "lost"
+    LAUNCH_ERROR = "launch_error"  # the job could not be started at all (the sandbox refused, a bad worktree)
+    UNKNOWN = "unknown"
+
+
+class JobState(StrEnum):
+    """A training job's process as the store knows it (the `jobs.state` column)."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    ENDED = "ended"
+    LOST = "lost"
+
+
+OPEN_JOB_STATES = frozenset({JobState.STARTING, JobState.RUNNING})
+
+
+class SessionState(StrEnum):
+    """What the engine of a session is doing (the `sessions.state` column)."""
+
+    ACTIVE = "active"
+    WAITING = "waiting"  # awake, but only a human's decision can move it on
+    HIBERNATING = "hibernating"  # no engine runs; a job's end or an approval wakes one
+    DONE = "done"
+
+
+class Mode(StrEnum):
+    """Step asks before every run; autonomous runs within the budget and asks only at strategic points."""
+
+    STEP = "step"
+    AUTONOMOUS = "autonomous"
+
+
+class ApprovalKind(StrEnum):
+    HYPOTHESIS = "hypothesis"  # run this proposal?
+    LAUNCH = "launch"
+    PROMOTE = "promote"  # commit this result onto the user's branch?
+    BUDGET = "budget"  # extend the model-cost budget?
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+__all__ = [
+    "ACTIVE", "ENGINE_KINDS", "OPEN_JOB_STATES", "SETTLED", "UNCONFIRMED_LABEL", "WINNERS", "ApprovalKind",
+    "ApprovalState", "FailureClass", "JobState", "Kind", "Mode", "RunResult", "SessionState", "Status",
+]
