@@ -132,13 +132,13 @@ def cmd_wake(root: Path, args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- status
 def cmd_status(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.engine import open_store
-    from nightlab.agent.status import status_data
+    from nightlab.agent.status import gpu_state, status_data
 
     cfg = load_config(root)
     if not (root / ".nightlab" / "nightlab.db").exists():
         data: dict[str, Any] = {"project": str(root), "metric": cfg.metric.name, "goal": cfg.metric.goal,
                                 "session": None, "baseline": None, "best": None, "experiments": [], "jobs": [],
-                                "approvals": []}
+                                "approvals": [], "gpus": gpu_state([])}
     else:
         data = status_data(root, cfg, open_store(root))
     if args.json:

@@ -305,9 +305,19 @@ def print_projects(rows: list[dict[str, Any]]) -> None:
             print("  " + "; ".join(bits))
 
 
+def print_gpus(gpus: list[dict[str, Any]]) -> None:
+    """One line per GPU (utilisation, memory, the experiment holding it); nothing at all without GPUs."""
+    from nightlab.sandbox.gpustats import GpuStat, format_gpu
+
+    for g in gpus:
+        stat = GpuStat(g["index"], g["name"], g["util"], g["mem_used_mb"], g["mem_total_mb"])
+        print(style(format_gpu(stat, g.get("experiment")), "36" if g.get("experiment") is not None else "2"))
+
+
 def print_status(data: dict[str, Any]) -> None:
     s = data.get("session")
     print(style(f"{data['project']}", "1") + f"  metric {data['metric']} ({data['goal']})")
+    print_gpus(data.get("gpus") or [])
     if s is None:
         print("no session yet: `nightlab run` starts one")
         return

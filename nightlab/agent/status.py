@@ -25,6 +25,15 @@ def _last_line(path: Path) -> str:
         return ""
 
 
+def gpu_state(leases: list[tuple[str | None, int]]) -> list[dict[str, Any]]:
+    """Each GPU's utilisation and memory (NVML) and the experiment holding it, from (slot, experiment) leases of
+    the running jobs; [] where there is no NVIDIA GPU or NVML fails."""
+    from nightlab.sandbox import gpustats
+
+    held = gpustats.holders(leases)
+    return [g.as_dict(held.get(g.index)) for g in gpustats.read_gpus()]
+
+
 def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
     session = store.latest_session()
     summary = summarize(store, cfg, session)
@@ -65,4 +74,5 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
         "jobs": jobs,
         "approvals": [{"id": a.id, "kind": a.kind, "experiment": a.experiment_id, "payload": a.payload}
                       for a in store.approvals("pending")],
+        "gpus": gpu_state([(j.slot, j.experiment_id) for j in store.open_jobs()]),
     }

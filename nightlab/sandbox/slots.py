@@ -201,6 +201,11 @@ class SlotPool:
             return all(p in self._busy for p in slot_id.split("+"))
 
 
+def gpus_of(slot_id: str) -> list[int]:
+    """The GPU indices a slot id names (`gpu3` -> [3], a joined grant `gpu0+gpu1` -> [0, 1], `cpu0` -> [])."""
+    return [int(p[3:]) for p in slot_id.split("+") if p.startswith("gpu") and p[3:].isdigit()]
+
+
 def slot_env(slot: Slot, threads: int = 0) -> dict[str, str]:
     """The job variables for a slot: which GPUs it sees (none for a CPU job: CUDA_VISIBLE_DEVICES="" so a stray
     `.cuda()` fails fast instead of landing on someone else's GPU), thread counts, and the CPUs to pin to

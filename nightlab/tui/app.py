@@ -33,6 +33,7 @@ from nightlab.tui.messages import (
     ActionDone,
     EngineEvent,
     EngineStopped,
+    GpuStatsReady,
     NeedsInit,
     ProjectOpened,
     ReportsWorkerErrors,
@@ -92,7 +93,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     def __init__(self, root: Path, *, mode: str | None = None, budget: int | None = None, start: str = "auto",
                  grace_s: float = 0.5, poll_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
-                 user_config: UserConfig | None = None) -> None:
+                 user_config: UserConfig | None = None, gpus: Callable[[], list[Any]] | None = None,
+                 gpu_poll_s: float = 2.0) -> None:
         super().__init__()
         self.root = Path(root).resolve()
         self.requested_mode = mode
@@ -101,6 +103,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.grace_s = grace_s
         self.poll_s = poll_s
         self.clock = clock
+        self.read_gpus = gpus  # None: NVML through nightlab.sandbox.gpustats
+        self.gpu_poll_s = gpu_poll_s
         self.user = user_config if user_config is not None else load_user_config()
         self.cfg: Any = None
         self.loader: SnapshotLoader | None = None
@@ -156,6 +160,33 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.cfg = message.cfg
         self.loader = SnapshotLoader(self.root, self.cfg)
         self._poll()
+        self._poll_gpus()
+
+    @work(thread=True, exclusive=True, group="gpus", exit_on_error=False, name="GPU poller")
+    def _poll_gpus(self) -> None:
+        """GPU utilisation and memory every few seconds, off the UI thread; posted only when they change. Where the
+        first read finds no GPU (no NVIDIA driver, NVML failing) the poller ends: the status bar shows no GPU line."""
+        read = self.read_gpus
+        if read is None:
+            from nightlab.sandbox import gpustats
+
+            read = gpustats.read_gpus
+        worker = get_current_worker()
+        last: list[Any] | None = None
+        while not worker.is_cancelled:
+            gpus = read()
+            if not gpus and last is None:
+                return
+            if gpus != last:
+                self.post_message(GpuStatsReady(gpus))
+                last = gpus
+            deadline = time.monotonic() + self.gpu_poll_s
+            while not worker.is_cancelled and time.monotonic() < deadline:
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def on_gpu_stats_ready(self, message: GpuStatsReady) -> None:
+        if self.main is not None:
+            self.main.show_gpus(message.gpus)
 
     def on_needs_init(self, message: NeedsInit) -> None:
         self.push_screen(InitScreen(message.reason))

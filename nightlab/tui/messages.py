@@ -18,6 +18,14 @@ class SnapshotReady(Message):
         self.snapshot = snapshot
 
 
+class GpuStatsReady(Message):
+    """The GPUs' utilisation and memory changed (read from NVML by a worker thread)."""
+
+    def __init__(self, gpus: list[Any]) -> None:
+        super().__init__()
+        self.gpus = gpus
+
+
 class ProjectOpened(Message):
     """The project's config loaded and the store opened; the poller starts."""
 

@@ -23,6 +23,15 @@ def _own_xdg_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     yield home / "config"
 
 
+@pytest.fixture(autouse=True)
+def _no_real_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine's own GPUs never show in a test's screen (snapshots stay the same on a GPU box); tests that
+    want GPU state hand the app a reader of their own."""
+    from nightlab.sandbox import gpustats
+
+    monkeypatch.setattr(gpustats, "read_gpus", lambda: [])
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "proj")

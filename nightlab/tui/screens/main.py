@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import work
 from textual.app import ComposeResult
@@ -21,7 +21,7 @@ from nightlab.tui.widgets.chart import CurveChart, MetricChart
 from nightlab.tui.widgets.details import DetailsPane
 from nightlab.tui.widgets.experiments import ExperimentTable
 from nightlab.tui.widgets.logpane import LogTail
-from nightlab.tui.widgets.statusbar import StatusBar
+from nightlab.tui.widgets.statusbar import GpuLine, StatusBar
 
 if TYPE_CHECKING:
     from nightlab.agent.store import Approval
@@ -56,6 +56,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
+        yield GpuLine(id="gpus")
         with Horizontal(id="top"):
             with Vertical(id="left"):
                 yield ExperimentTable(id="experiments")
@@ -93,6 +94,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         bar = self.query_one(StatusBar)
         bar.mode = self.nl.mode
         bar.snapshot = snapshot
+        self.query_one(GpuLine).snapshot = snapshot
         table = self.query_one(ExperimentTable)
         running = [i for i in snapshot.running_ids if snapshot.row(i) is not None]
         table.show(snapshot)
@@ -110,6 +112,9 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one(MetricChart).show(snapshot)
         self._show_selected()
         self.refresh_bindings()
+
+    def show_gpus(self, gpus: list[Any]) -> None:
+        self.query_one(GpuLine).gpus = list(gpus)
 
     def restyle(self) -> None:
         """After a theme switch: re-render what has theme colours baked in."""

@@ -1,4 +1,6 @@
-"""The status line: mode first and unmistakable (colour and word), then budget, slots and whether anyone is awake."""
+"""The status line: mode first and unmistakable (colour and word), then budget, slots and whether anyone is awake;
+and, right below it where NVIDIA GPUs are, the GPU line: each GPU's utilisation, memory and the experiment holding
+it. Without GPUs the GPU line is not displayed at all."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from nightlab.sandbox.lease import SLOT_WAIT
+from nightlab.sandbox.gpustats import GpuStat, format_gpu, holders
 from nightlab.tui.data import Snapshot
 
 
@@ -62,4 +65,32 @@ class StatusBar(Widget):
         if engine == "awake" and s.session is not None and s.session.state == "waiting":
             label = "waiting for you"
         t.append(f"engine {label}", ok if engine == "awake" else dim)
+        return t
+
+
+class GpuLine(Widget):
+    """`gpu0 87% 40/140G #7 · gpu1 3% 1/140G`: a GPU held by one of our running jobs names its experiment (from the
+    jobs' slot leases in the snapshot). Hidden while `gpus` is empty."""
+
+    COMPONENT_CLASSES = {"statusbar--dim", "statusbar--ok"}
+    DEFAULT_CSS = """
+    GpuLine { height: 1; width: 1fr; display: none; }
+    """
+
+    gpus: reactive[list[GpuStat]] = reactive(list)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+
+    def watch_gpus(self, gpus: list[GpuStat]) -> None:
+        self.display = bool(gpus)
+
+    def render(self) -> Text:
+        dim = self.get_component_rich_style("statusbar--dim", partial=True)
+        held = self.get_component_rich_style("statusbar--ok", partial=True)
+        s = self.snapshot
+        owner = holders((j.slot, j.experiment_id) for j in s.open_jobs) if s is not None else {}
+        t = Text(" ", no_wrap=True, overflow="ellipsis")
+        for i, g in enumerate(self.gpus):
+            if i:
+                t.append(" · ", dim)
+            t.append(format_gpu(g, owner.get(g.index), compact=True), held if g.index in owner else dim)
         return t
