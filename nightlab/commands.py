@@ -138,7 +138,7 @@ def cmd_status(root: Path, args: argparse.Namespace) -> int:
     if not (root / ".nightlab" / "nightlab.db").exists():
         data: dict[str, Any] = {"project": str(root), "metric": cfg.metric.name, "goal": cfg.metric.goal,
                                 "session": None, "baseline": None, "best": None, "experiments": [], "jobs": [],
-                                "approvals": [], "gpus": gpu_state([])}
+                                "approvals": [], "gpus": gpu_state(root, [])}
     else:
         data = status_data(root, cfg, open_store(root))
     if args.json:

@@ -311,7 +311,7 @@ def print_gpus(gpus: list[dict[str, Any]]) -> None:
 
     for g in gpus:
         stat = GpuStat(g["index"], g["name"], g["util"], g["mem_used_mb"], g["mem_total_mb"])
-        print(style(format_gpu(stat, g.get("experiment")), "36" if g.get("experiment") is not None else "2"))
+        print(style(format_gpu(stat, g.get("held_by")), "36" if g.get("held_by") else "2"))
 
 
 def print_status(data: dict[str, Any]) -> None:

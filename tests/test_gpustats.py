@@ -92,10 +92,28 @@ def test_status_shows_each_gpu_and_the_experiment_holding_it(tmp_path: Path, nvm
     gpus = json.loads(capsys.readouterr().out)["gpus"]
     assert gpus == [
         {"index": 0, "name": "NVIDIA H200", "util": 87, "mem_used_mb": 40 * 1024, "mem_total_mb": 140 * 1024,
-         "experiment": None},
+         "experiment": None, "held_by": None},
         {"index": 1, "name": "NVIDIA H200", "util": 3, "mem_used_mb": 1024, "mem_total_mb": 140 * 1024,
-         "experiment": exp},
+         "experiment": exp, "held_by": f"#{exp}"},
     ]
+
+
+def test_a_gpu_leased_by_another_project_names_that_project(tmp_path: Path, nvml: Any,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from nightlab.sandbox import lease
+
+    root = tmp_path / "proj"
+    exp = _project_with_a_job_on(root, "gpu1")
+    other = tmp_path / "other-proj"
+    lease.pool_dir().mkdir(parents=True, exist_ok=True)
+    lease._write_lease(lease.lease_path("gpu0"), lease.Lease(slot="gpu0", project=str(other), run="x",
+                                                             holders=[lease.me()]))
+    nvml(fake_nvml(TWO_H200))
+    assert main(["-C", str(root), "status", "--json"]) == 0
+    held = [g["held_by"] for g in json.loads(capsys.readouterr().out)["gpus"]]
+    assert held == ["other-proj", f"#{exp}"]
+    assert main(["-C", str(root), "status"]) == 0
+    assert "gpu0 NVIDIA H200  util 87%  mem 40.0/140.0 GiB  held by other-proj" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("how", ["absent", "init fails", "no devices"])

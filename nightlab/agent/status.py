@@ -25,13 +25,17 @@ def _last_line(path: Path) -> str:
         return ""
 
 
-def gpu_state(leases: list[tuple[str | None, int]]) -> list[dict[str, Any]]:
-    """Each GPU's utilisation and memory (NVML) and the experiment holding it, from (slot, experiment) leases of
-    the running jobs; [] where there is no NVIDIA GPU or NVML fails."""
+def gpu_state(root: Path, jobs: list[tuple[str | None, int]]) -> list[dict[str, Any]]:
+    """Each GPU's utilisation and memory (NVML) and who holds it: the experiment, from (slot, experiment) of this
+    project's running jobs, or another project, from the machine-wide leases; [] without an NVIDIA GPU or NVML."""
     from nightlab.sandbox import gpustats
 
-    held = gpustats.holders(leases)
-    return [g.as_dict(held.get(g.index)) for g in gpustats.read_gpus()]
+    gpus = gpustats.read_gpus()
+    if not gpus:
+        return []
+    own = gpustats.holders(jobs)
+    elsewhere = gpustats.leased_elsewhere(root)
+    return [g.as_dict(own.get(g.index), gpustats.holder_label(g.index, own, elsewhere)) for g in gpus]
 
 
 def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
@@ -74,5 +78,5 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
         "jobs": jobs,
         "approvals": [{"id": a.id, "kind": a.kind, "experiment": a.experiment_id, "payload": a.payload}
                       for a in store.approvals("pending")],
-        "gpus": gpu_state([(j.slot, j.experiment_id) for j in store.open_jobs()]),
+        "gpus": gpu_state(root, [(j.slot, j.experiment_id) for j in store.open_jobs()]),
     }

@@ -3,8 +3,8 @@
 NVML is the library nvidia-smi itself reads (`nvidia-ml-py`'s `pynvml` binds it with ctypes): one in-process call
 per GPU, milliseconds, where spawning nvidia-smi costs a process every refresh. It is imported lazily, and any
 failure — the package or the driver's library absent (no NVIDIA GPU here), an NVML error — means "no GPU state":
-callers then show no GPU line at all, never an error. Which experiment holds a GPU comes from the slot leases of
-the running jobs (`slots.gpus_of`), not from NVML.
+callers then show no GPU line at all, never an error. Who holds a GPU comes from the slot leases, not from NVML:
+this project's running jobs name their experiment, the machine-wide leases (sandbox/lease.py) other projects.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nightlab.sandbox.slots import gpus_of
@@ -25,9 +26,9 @@ class GpuStat:
     mem_used_mb: int
     mem_total_mb: int
 
-    def as_dict(self, holder: int | None = None) -> dict[str, Any]:
+    def as_dict(self, experiment: int | None = None, held_by: str | None = None) -> dict[str, Any]:
         return {"index": self.index, "name": self.name, "util": self.util_pct, "mem_used_mb": self.mem_used_mb,
-                "mem_total_mb": self.mem_total_mb, "experiment": holder}
+                "mem_total_mb": self.mem_total_mb, "experiment": experiment, "held_by": held_by}
 
 
 class GpuReader:
@@ -91,7 +92,8 @@ def read_gpus() -> list[GpuStat]:
 
 
 def holders(leases: Iterable[tuple[str | None, int]]) -> dict[int, int]:
-    """GPU index -> the experiment whose job holds it, from (slot id, experiment id) leases of running jobs."""
+    """GPU index -> the experiment whose job holds it, from (slot id, experiment id) of this project's running
+    jobs."""
     out: dict[int, int] = {}
     for slot, exp_id in leases:
         for g in gpus_of(slot or ""):
@@ -99,11 +101,37 @@ def holders(leases: Iterable[tuple[str | None, int]]) -> dict[int, int]:
     return out
 
 
-def format_gpu(g: GpuStat, holder: int | None, compact: bool = False) -> str:
-    """One GPU in a line: `gpu0 87% 40.1/139.8 GiB #7` (compact: `gpu0 87% 40/140G #7`)."""
+def leased_elsewhere(project: Path) -> dict[int, str]:
+    """GPU index -> the folder name of another project whose job holds it (the machine-wide slot leases)."""
+    from nightlab.sandbox import lease
+
+    mine = str(Path(project).resolve())
+    out: dict[int, str] = {}
+    try:
+        held = lease.leases()
+    except OSError:
+        return {}
+    for x in held:
+        if str(Path(x.project).resolve()) == mine:
+            continue
+        for g in gpus_of(x.slot):
+            out.setdefault(g, Path(x.project).name or x.project)
+    return out
+
+
+def holder_label(index: int, own: dict[int, int], elsewhere: dict[int, str]) -> str | None:
+    """`#7` for this project's experiment 7, a project's folder name for another project's job, None if free."""
+    if index in own:
+        return f"#{own[index]}"
+    return elsewhere.get(index)
+
+
+def format_gpu(g: GpuStat, holder: str | None, compact: bool = False) -> str:
+    """One GPU in a line: `gpu0 NVIDIA H200  util 87%  mem 40.1/139.8 GiB  held by #7` (compact: `gpu0 87%
+    40/140G #7`)."""
     util = "—" if g.util_pct is None else f"{g.util_pct}%"
     used, total = g.mem_used_mb / 1024, g.mem_total_mb / 1024
-    mem = f"{used:.0f}/{total:.0f}G" if compact else f"mem {used:.1f}/{total:.1f} GiB"
     if compact:
-        return f"gpu{g.index} {util} {mem}" + (f" #{holder}" if holder is not None else "")
-    return f"gpu{g.index} {g.name}  util {util}  {mem}" + (f"  held by #{holder}" if holder is not None else "")
+        return f"gpu{g.index} {util} {used:.0f}/{total:.0f}G" + (f" {holder}" if holder else "")
+    return f"gpu{g.index} {g.name}  util {util}  mem {used:.1f}/{total:.1f} GiB" + \
+        (f"  held by {holder}" if holder else "")

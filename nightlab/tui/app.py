@@ -166,27 +166,26 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
     def _poll_gpus(self) -> None:
         """GPU utilisation and memory every few seconds, off the UI thread; posted only when they change. Where the
         first read finds no GPU (no NVIDIA driver, NVML failing) the poller ends: the status bar shows no GPU line."""
-        read = self.read_gpus
-        if read is None:
-            from nightlab.sandbox import gpustats
+        from nightlab.sandbox import gpustats
 
-            read = gpustats.read_gpus
+        read = self.read_gpus or gpustats.read_gpus
         worker = get_current_worker()
-        last: list[Any] | None = None
+        last: tuple[list[Any], dict[int, str]] | None = None
         while not worker.is_cancelled:
             gpus = read()
             if not gpus and last is None:
                 return
-            if gpus != last:
-                self.post_message(GpuStatsReady(gpus))
-                last = gpus
+            now = (gpus, gpustats.leased_elsewhere(self.root) if gpus else {})
+            if now != last:
+                self.post_message(GpuStatsReady(*now))
+                last = now
             deadline = time.monotonic() + self.gpu_poll_s
             while not worker.is_cancelled and time.monotonic() < deadline:
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def on_gpu_stats_ready(self, message: GpuStatsReady) -> None:
         if self.main is not None:
-            self.main.show_gpus(message.gpus)
+            self.main.show_gpus(message.gpus, message.elsewhere)
 
     def on_needs_init(self, message: NeedsInit) -> None:
         self.push_screen(InitScreen(message.reason))

@@ -21,9 +21,10 @@ class SnapshotReady(Message):
 class GpuStatsReady(Message):
     """The GPUs' utilisation and memory changed (read from NVML by a worker thread)."""
 
-    def __init__(self, gpus: list[Any]) -> None:
+    def __init__(self, gpus: list[Any], elsewhere: dict[int, str]) -> None:
         super().__init__()
         self.gpus = gpus
+        self.elsewhere = elsewhere  # GPU index -> another project holding it (machine-wide leases)
 
 
 class ProjectOpened(Message):

@@ -35,6 +35,9 @@ def test_status_bar_shows_gpu_state_and_who_holds_each(populated: tuple[Path, Po
             await wait_until(pilot, lambda: "gpu0" in line.render().plain and app.snapshot is not None, what="GPUs")
             await pilot.pause()
             assert line.render().plain.strip() == f"gpu0 87% 40/140G · gpu1 3% 1/140G #{ids.proposed}"
+            app.main.show_gpus(fake_gpus(), {0: "other-proj"})  # type: ignore[union-attr]  # another project's lease
+            await pilot.pause()
+            assert line.render().plain.strip() == f"gpu0 87% 40/140G other-proj · gpu1 3% 1/140G #{ids.proposed}"
             assert line.display and line.size.height == 1
             assert line.region.y == app.main.query_one(StatusBar).region.bottom  # right under the status line
             load["util"] = 12

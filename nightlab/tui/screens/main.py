@@ -113,8 +113,10 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self._show_selected()
         self.refresh_bindings()
 
-    def show_gpus(self, gpus: list[Any]) -> None:
-        self.query_one(GpuLine).gpus = list(gpus)
+    def show_gpus(self, gpus: list[Any], elsewhere: dict[int, str]) -> None:
+        line = self.query_one(GpuLine)
+        line.elsewhere = dict(elsewhere)
+        line.gpus = list(gpus)
 
     def restyle(self) -> None:
         """After a theme switch: re-render what has theme colours baked in."""

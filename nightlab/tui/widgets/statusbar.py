@@ -8,8 +8,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from nightlab.sandbox.gpustats import GpuStat, format_gpu, holder_label, holders
 from nightlab.sandbox.lease import SLOT_WAIT
-from nightlab.sandbox.gpustats import GpuStat, format_gpu, holders
 from nightlab.tui.data import Snapshot
 
 
@@ -69,8 +69,9 @@ class StatusBar(Widget):
 
 
 class GpuLine(Widget):
-    """`gpu0 87% 40/140G #7 · gpu1 3% 1/140G`: a GPU held by one of our running jobs names its experiment (from the
-    jobs' slot leases in the snapshot). Hidden while `gpus` is empty."""
+    """`gpu0 87% 40/140G #7 · gpu1 3% 1/140G other-proj`: a GPU held by one of our running jobs names its experiment
+    (the jobs' slots, in the snapshot), one leased by another project names that project. Hidden while `gpus` is
+    empty."""
 
     COMPONENT_CLASSES = {"statusbar--dim", "statusbar--ok"}
     DEFAULT_CSS = """
@@ -78,6 +79,7 @@ class GpuLine(Widget):
     """
 
     gpus: reactive[list[GpuStat]] = reactive(list)
+    elsewhere: reactive[dict[int, str]] = reactive(dict)  # GPU index -> another project holding it
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
 
     def watch_gpus(self, gpus: list[GpuStat]) -> None:
@@ -92,5 +94,6 @@ class GpuLine(Widget):
         for i, g in enumerate(self.gpus):
             if i:
                 t.append(" · ", dim)
-            t.append(format_gpu(g, owner.get(g.index), compact=True), held if g.index in owner else dim)
+            who = holder_label(g.index, owner, self.elsewhere)
+            t.append(format_gpu(g, who, compact=True), held if g.index in owner else dim)
         return t
