@@ -255,6 +255,10 @@ def cmd_promote(root: Path, args: argparse.Namespace) -> int:
             return 1
     sha = promote_experiment(root, store, e, who="console")
     print(f"committed {sha[:10]} on {preview.branch}: {e.title}")
+    if preview.artifacts is not None and preview.artifacts.state == "kept":
+        print(f"the files its run wrote stay in {preview.artifacts.describe()}: copy what you need")
+    elif preview.artifacts is not None:
+        print(f"the files its run wrote were {preview.artifacts.describe()}")
     return 0
 
 

@@ -361,6 +361,12 @@ def print_status(data: dict[str, Any]) -> None:
             reward = "-" if x.get("reward") is None else f"{x['reward']:+.2f}"
             print(f"{x['id']:>3}{mark} {par:>6} {x['status']:<10} {_fmt(x['metric']):>10} "
                   f"{(x['stage'] or '-'):<15} {reward:>6} {title}")
+    kept = [x for x in data["experiments"] if x.get("artifacts")]
+    if kept:
+        print()
+        print(style("files the runs wrote (kept until the experiment is discarded; artifacts.max_mb):", "2"))
+        for x in kept:
+            print(f"  #{x['id']}: {x['artifacts']['summary']}")
 
 
 def edit_text(initial: str, suffix: str = ".txt") -> str:

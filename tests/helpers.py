@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_TASKS = REPO_ROOT.parent / "shared" / "tasks"
 
@@ -77,3 +79,29 @@ def snapshot_repo(root: Path) -> dict[str, str]:
             continue
         out["file:" + rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
+
+
+class ScriptedPolicy(PolicyBase):
+    """Proposes LR values in order; fixes nothing."""
+
+    name = "scripted"
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = list(values)
+        self.fix_calls = 0
+
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        if not self.values:
+            return None
+        v = self.values.pop(0)
+        parent = ctx.best_id
+        if v.endswith("@base"):  # the same change again, but from the baseline
+            v, parent = v[:-5], ctx.baseline_id
+        text = ctx.read_file(parent, "train.py")
+        line = next(ln for ln in text.splitlines() if ln.startswith("LR = "))
+        return Proposal(title=f"LR = {v}", rationale="try it", edits=[Edit("train.py", line, f"LR = {v}")],
+                        knobs={"LR": float(v)}, parent_id=parent)
+
+    def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
+        self.fix_calls += 1
+        return None

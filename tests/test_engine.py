@@ -6,36 +6,9 @@ from pathlib import Path
 
 from nightlab.agent.config import load_config
 from nightlab.agent.engine import Decision, Engine, EngineOptions
-from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 from nightlab.agent.store import Approval, Experiment
 
-from helpers import TINY_TRAIN, git, make_repo, snapshot_repo, write_config
-
-
-class ScriptedPolicy(PolicyBase):
-    """Proposes LR values in order; fixes nothing."""
-
-    name = "scripted"
-
-    def __init__(self, values: list[str]) -> None:
-        self.values = list(values)
-        self.fix_calls = 0
-
-    def propose(self, ctx: PolicyContext) -> Proposal | None:
-        if not self.values:
-            return None
-        v = self.values.pop(0)
-        parent = ctx.best_id
-        if v.endswith("@base"):  # the same change again, but from the baseline
-            v, parent = v[:-5], ctx.baseline_id
-        text = ctx.read_file(parent, "train.py")
-        line = next(ln for ln in text.splitlines() if ln.startswith("LR = "))
-        return Proposal(title=f"LR = {v}", rationale="try it", edits=[Edit("train.py", line, f"LR = {v}")],
-                        knobs={"LR": float(v)}, parent_id=parent)
-
-    def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
-        self.fix_calls += 1
-        return None
+from helpers import TINY_TRAIN, ScriptedPolicy, git, make_repo, snapshot_repo, write_config
 
 
 def test_autonomous_run_keeps_a_real_improvement(tiny_project: Path) -> None:

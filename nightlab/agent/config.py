@@ -129,6 +129,11 @@ class SlotsConfig(_Strict):
         return v
 
 
+class ArtifactsConfig(_Strict):
+    max_mb: int = Field(default=2048, ge=0, description="disk for the files kept experiments' runs wrote in their "
+                                                        "worktrees (checkpoints), all experiments together; 0 = none")
+
+
 class NotifyConfig(_Strict):
     command: str = Field(default="", description="run with the message as its last argument when input is needed")
     bell: bool = True
@@ -156,6 +161,7 @@ class ProjectConfig(_Strict):
     llm: LLMConfig = Field(default_factory=LLMConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     slots: SlotsConfig = Field(default_factory=SlotsConfig)
+    artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
 
@@ -230,6 +236,7 @@ def dump_config(cfg: ProjectConfig) -> str:
         "llm": LLMConfig().model_dump(exclude_none=True),
         "sandbox": SandboxConfig().model_dump(exclude_none=True),
         "slots": SlotsConfig().model_dump(exclude_none=True),
+        "artifacts": ArtifactsConfig().model_dump(exclude_none=True),
         "notify": NotifyConfig().model_dump(exclude_none=True),
         "mlflow": MlflowConfig().model_dump(exclude_none=True),
     }

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import memory, projects, reward, tbevents
+from nightlab.agent import artifacts, memory, projects, reward, tbevents
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget, Spending
@@ -103,6 +103,7 @@ class Engine:
         self.ws.ensure_state_dir()
         self.store = store or open_store(self.root)
         self.ledger = Ledger.of(self.store, cfg)
+        self.keeper = artifacts.Keeper(self.paths, self.ledger, cfg, self.emit)
         self.costs = CostBudget(self.store, cfg)
         self.launcher = Launcher(self.root, cfg, self.ws, unsafe_no_sandbox=self.options.unsafe_no_sandbox)
         self._policy = policy
@@ -299,7 +300,7 @@ class Engine:
             active = {e.id for e in self.store.active_experiments()}
             for d in self.ws.worktrees.iterdir():
                 if d.name.isdigit() and int(d.name) not in active:
-                    self.ws.prune(int(d.name))
+                    self._prune(int(d.name))
 
     def _mark_lost(self, job_id: int, exp_id: int, why: str) -> None:
         self.store.update_job(job_id, state=JobState.LOST, ended=time.time())
@@ -337,9 +338,15 @@ class Engine:
                 self._verdict(analysed)
                 self.store.update_experiment(analysed.id, settled=1)
                 self._set_reward(analysed.id)
-                self.ws.prune(analysed.id)
+                self._prune(analysed.id)
             progressed = True
         return progressed
+
+    def _prune(self, exp_id: int) -> None:
+        """Remove a settled experiment's worktree, keeping first what a kept run wrote there (its checkpoints)."""
+        self.keeper.save(exp_id, self.ws.worktree_path(exp_id))
+        self.ws.prune(exp_id)
+        self.keeper.tidy()
 
     def _record_run(self, e: Experiment, run_dir: Path, status: runner.JobStatus) -> Experiment | None:
         """Record a finished run's results (metric, curves, failure class, stage). None when it goes back to the

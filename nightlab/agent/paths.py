@@ -5,6 +5,8 @@
     .nightlab/signal           touched to wake an engine or a TUI watching the project
     .nightlab/runs/<id>[.<attempt>]/   a run's log, status, pid file, progress markers
     .nightlab/worktrees/<id>/  the git worktree of an active experiment
+    .nightlab/artifacts/<id>/  what a kept experiment's run wrote in its worktree (checkpoints), after the worktree
+                               went; `<id>.json` beside it says what, or why it is gone (see artifacts.py)
 
 The folder is excluded through `.git/info/exclude` (Workspace.ensure_state_dir); nothing in it is ever committed.
 """
@@ -19,6 +21,7 @@ from nightlab.sandbox.watch import SIGNAL_FILE
 
 STATE_DIR = ".nightlab"
 DB_FILE = "nightlab.db"
+ARTIFACTS_DIR = "artifacts"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class StatePaths:
     def worktrees(self) -> Path:
         return self.dir / "worktrees"
 
+    @property
+    def artifacts(self) -> Path:
+        return self.dir / ARTIFACTS_DIR
+
     def worktree(self, exp_id: int) -> Path:
         return self.worktrees / str(exp_id)
 
@@ -72,4 +79,4 @@ def state_dir(root: Path | str) -> Path:
     return StatePaths.of(root).dir
 
 
-__all__ = ["DB_FILE", "STATE_DIR", "StatePaths", "state_dir"]
+__all__ = ["ARTIFACTS_DIR", "DB_FILE", "STATE_DIR", "StatePaths", "state_dir"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nightlab.agent import artifacts
 from nightlab.agent.store import Experiment, Store
-from nightlab.agent.workspace import Workspace
+from nightlab.agent.workspace import STATE_DIR, Workspace
 from nightlab.errors import NightlabError
 from nightlab.sandbox.watch import signal_project
 
@@ -18,6 +19,7 @@ class Preview:
     branch: str
     files: list[str]
     base: str
+    artifacts: artifacts.Artifacts | None = None  # the files the run wrote (they stay there; promote copies none)
 
 
 def chain_base(store: Store, e: Experiment) -> str | None:
@@ -42,8 +44,10 @@ def promote_preview(root: Path, store: Store, e: Experiment) -> Preview:
     ws = Workspace(root)
     base = chain_base(store, e) or ws.head_commit()
     patch, files = ws.promote_check(base, e.commit_sha)
+    kept = artifacts.read(Path(root) / STATE_DIR, e.id)
     return Preview(diff=patch, stat=ws.diff_stat(base, e.commit_sha).summary(),
-                   branch=ws.current_branch() or "HEAD", files=files, base=base)
+                   branch=ws.current_branch() or "HEAD", files=files, base=base,
+                   artifacts=kept)
 
 
 def promote_experiment(root: Path, store: Store, e: Experiment, who: str) -> str:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nightlab.agent import artifacts
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
@@ -51,6 +52,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             "running_s": round(time.time() - (j.started or time.time()), 1), "log": j.log_path,
             "last_line": _last_line(Path(j.log_path)), "alive": runner.wrapper_alive(j.run_dir),
         })
+    stored = artifacts.read_all(Path(root) / ".nightlab")
     experiments = []
     for r in summary.rows:
         e = exps[r["id"]]
@@ -60,6 +62,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             "stage": e.stage, "reward": e.reward, "failure_class": e.failure_class, "diagnosis": e.diagnosis,
             "seconds": e.seconds,
             "seed": e.seed, "isolation": e.isolation, "branch": e.branch, "error": e.error, "usage": e.usage,
+            "artifacts": stored[e.id].to_json() | {"summary": stored[e.id].describe()} if e.id in stored else None,
         })
     return {
         "project": str(root),

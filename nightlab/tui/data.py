@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nightlab.agent import artifacts
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
@@ -53,6 +54,7 @@ class Snapshot:
     best_id: int | None = None
     slots_total: int = 1
     running_rows: list[int] = field(default_factory=list)
+    artifacts: dict[int, artifacts.Artifacts] = field(default_factory=dict)  # what kept runs wrote (checkpoints), by id
 
     @property
     def budget(self) -> int:
@@ -148,6 +150,7 @@ class SnapshotLoader:
             engine=engine, rows=build_rows(summary.rows), experiments=exps, approvals=store.approvals("pending"),
             open_jobs=open_jobs, latest_job=latest, baseline=summary.baseline, best_id=summary.best_id,
             slots_total=self.slots_total(), running_rows=running,
+            artifacts=artifacts.read_all(self.root / ".nightlab"),
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from nightlab.agent import artifacts
 from nightlab.agent.store import Store
 from nightlab.tui import keymap
 from nightlab.tui.app import NightlabApp
@@ -53,8 +54,15 @@ async def select(pilot: Any, exp_id: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ approvals
-def test_main_screen_shows_tree_approvals_and_status(populated: tuple[Path, Populated], engine_lock: None) -> None:
+def test_main_screen_shows_tree_approvals_and_status(populated: tuple[Path, Populated], engine_lock: None,
+                                                     tmp_path: Path) -> None:
     root, ids = populated
+    run_tree = tmp_path / "run-tree"  # what the best's run left in its worktree: a checkpoint
+    run_tree.mkdir()
+    git(run_tree, "init", "-q")
+    (run_tree / "out").mkdir()
+    (run_tree / "out" / "ckpt.pt").write_bytes(b"w" * 2048)
+    artifacts.keep(root / ".nightlab", ids.best, run_tree, [], 10 * 1024 * 1024, root)
 
     async def body() -> None:
         app = make_app(root)
@@ -74,6 +82,7 @@ def test_main_screen_shows_tree_approvals_and_status(populated: tuple[Path, Popu
             text = con.export_text()
             assert "stage metric_reported" in text and "reward +0.620" in text  # the learning signal
             assert "layer0 + bwrap" in text  # the sandbox layers the run had
+            assert f"files    .nightlab/artifacts/{ids.best}/ (out/ckpt.pt; 2.0 KB)" in text  # where its files are
 
     run(body())
 
