@@ -25,6 +25,7 @@ commands:
   wake [PATH]          resume a hibernating session (jobs call this; safe from cron)
   memory [WORDS]       the record of hypotheses and outcomes (what the policies read)
   export trajectories  every step as JSONL chat messages for fine-tuning
+  export mlflow        every experiment as an MLflow run (nested under its session); reruns update
   demo                 copy the bundled example into a temp repo and improve it
   tui                  open the terminal UI (also: `nightlab` with no command)
 
@@ -108,9 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("memory", help="what was tried and what came of it (optionally matching words)")
     s.add_argument("query", nargs="*", help="words that must all appear, e.g. `lr` or `weight decay`")
 
-    s = sub.add_parser("export", help="export data")
-    s.add_argument("what", choices=["trajectories"])
-    s.add_argument("-o", "--output", help="file to write (default: stdout)")
+    s = sub.add_parser("export", help="export data: trajectories (JSONL) or every run to MLflow")
+    s.add_argument("what", choices=["trajectories", "mlflow"])
+    s.add_argument("-o", "--output", help="trajectories: file to write (default: stdout)")
+    s.add_argument("--tracking-uri", help="mlflow: where to write (default: [mlflow] tracking_uri, else "
+                   "$MLFLOW_TRACKING_URI), e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
+    s.add_argument("--experiment", help="mlflow: the MLflow experiment (default: [mlflow] experiment, else "
+                   "nightlab-<project folder>)")
 
     s = sub.add_parser("demo", help="improve the bundled example in a temporary repo")
     s.add_argument("--headless", action="store_true", help="no TUI even on a terminal")

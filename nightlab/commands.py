@@ -132,13 +132,14 @@ def cmd_wake(root: Path, args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- status
 def cmd_status(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.engine import open_store
-    from nightlab.agent.status import gpu_state, status_data
+    from nightlab.agent.status import gpu_state, mlflow_state, status_data
 
     cfg = load_config(root)
     if not (root / ".nightlab" / "nightlab.db").exists():
         data: dict[str, Any] = {"project": str(root), "metric": cfg.metric.name, "goal": cfg.metric.goal,
                                 "session": None, "baseline": None, "best": None, "experiments": [], "jobs": [],
-                                "approvals": [], "gpus": gpu_state(root, [])}
+                                "approvals": [], "gpus": gpu_state(root, []),
+                                "mlflow": mlflow_state(root, cfg)}
     else:
         data = status_data(root, cfg, open_store(root))
     if args.json:
@@ -326,6 +327,8 @@ def cmd_memory(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- export
 def cmd_export(root: Path, args: argparse.Namespace) -> int:
+    if args.what == "mlflow":
+        return _export_mlflow(root, args)
     from nightlab.agent.engine import open_store
     from nightlab.agent.trajectories import export_trajectories
 
@@ -423,3 +426,32 @@ def cmd_tui(root: Path, args: argparse.Namespace) -> int:
     except ImportError as err:
         raise NightlabError(f"the TUI is not available: {err}") from None
     return int(run_tui(root))
+
+
+def _export_mlflow(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent import mlflow_sync
+    from nightlab.agent.engine import open_store
+
+    cfg = load_config(root)
+    if args.tracking_uri:
+        uri = mlflow_sync.resolve_uri(args.tracking_uri, Path.cwd())
+    elif cfg.mlflow.tracking_uri:
+        uri = mlflow_sync.resolve_uri(cfg.mlflow.tracking_uri, root)
+    elif os.environ.get("MLFLOW_TRACKING_URI"):
+        uri = mlflow_sync.resolve_uri(os.environ["MLFLOW_TRACKING_URI"], Path.cwd())
+    else:
+        raise NightlabError("no MLflow tracking URI: pass --tracking-uri (e.g. sqlite:///mlflow.db), or set "
+                            "[mlflow] tracking_uri in nightlab.toml or MLFLOW_TRACKING_URI")
+    if not (root / ".nightlab" / "nightlab.db").exists():
+        raise NightlabError(f"{root}: no experiments yet (run `nightlab run` first)")
+    progress = console.Progress("mlflow") if sys.stderr.isatty() else None
+    t0 = time.monotonic()
+    try:
+        res = mlflow_sync.export(root, cfg, open_store(root), uri, experiment=args.experiment, progress=(
+            lambda i, n: progress.update(time.monotonic() - t0, f"run {i}/{n}")) if progress else None)
+    finally:
+        if progress:
+            progress.close()
+    print(f"{res.runs} run(s) in MLflow experiment {res.experiment!r} (id {res.experiment_id}) at {res.uri}: "
+          f"{res.created} created, {res.updated} updated, {res.unchanged} unchanged")
+    return 0

@@ -318,6 +318,15 @@ def print_status(data: dict[str, Any]) -> None:
     s = data.get("session")
     print(style(f"{data['project']}", "1") + f"  metric {data['metric']} ({data['goal']})")
     print_gpus(data.get("gpus") or [])
+    ml = data.get("mlflow")
+    if ml:
+        if ml.get("error"):
+            print(style(ml["error"], "33"))
+        elif ml.get("synced_at"):
+            when = time.strftime("%H:%M:%S", time.localtime(ml["synced_at"]))
+            print(f"MLflow: runs logged to {ml['uri']} (experiment {ml.get('experiment')!r}, last at {when})")
+        else:
+            print(f"MLflow: runs are logged to {ml['uri']} as they settle")
     if s is None:
         print("no session yet: `nightlab run` starts one")
         return

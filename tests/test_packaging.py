@@ -36,3 +36,75 @@ def test_wheel_ships_themes_examples_and_hook(tmp_path: Path) -> None:
                          capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
     assert all(line.startswith(str(target)) for line in out), out
     assert all(Path(p).exists() for p in out), out
+
+
+# import names whose distribution is named differently, for the check below
+_DIST_OF = {"git": "gitpython", "yaml": "pyyaml", "pynvml": "nvidia-ml-py", "mlflow": "mlflow-skinny",
+            "sqlite_utils": "sqlite-utils", "tomli_w": "tomli-w"}
+# imported only under `try: ... except ImportError` (pygments comes with rich and only colours the diff view)
+_GUARDED = {"pygments"}
+# code that runs inside training jobs with the job's own interpreter, never in nightlab's
+_JOB_SIDE = ("nightlab/sandbox/instrument/", "nightlab/examples/")
+
+
+def _requirements() -> tuple[set[str], dict[str, set[str]]]:
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(reqs: list[str]) -> set[str]:
+        return {re.split(r"[<>=!~\[; ]", r, maxsplit=1)[0].lower() for r in reqs if not r.startswith("nightlab[")}
+
+    return names(project["dependencies"]), {k: names(v) for k, v in project["optional-dependencies"].items()}
+
+
+def _imports() -> dict[str, set[str]]:
+    """Third-party top-level modules nightlab imports -> 'module' (at import time) and/or 'lazy' (in a function)."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / "nightlab").rglob("*.py")):
+        rel = path.relative_to(REPO_ROOT).as_posix()
+        if rel.startswith(_JOB_SIDE):
+            continue
+        tree = ast.parse(path.read_text())
+        lazy: set[int] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lazy |= {id(n) for n in ast.walk(node)}
+        for node in ast.walk(tree):
+            mods: list[str] = []
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            for m in mods:
+                top = m.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "nightlab":
+                    found.setdefault(top, set()).add("lazy" if id(node) in lazy else "module")
+    return found
+
+
+def test_every_import_is_declared_and_every_dependency_imported() -> None:
+    required, extras = _requirements()
+    imports = _imports()
+    dist = {m: _DIST_OF.get(m, m) for m in imports}
+    undeclared = {m for m, d in dist.items() if d not in required and not any(d in e for e in extras.values())}
+    assert undeclared <= _GUARDED, f"imported but not declared: {sorted(undeclared - _GUARDED)}"
+    unused = required - set(dist.values())
+    assert not unused, f"declared but never imported by nightlab: {sorted(unused)}"
+
+
+def test_extras_are_imported_lazily() -> None:
+    """What an extra provides is imported inside functions only: nightlab starts (and --help answers) without it."""
+    required, extras = _requirements()
+    imports = _imports()
+    for module, how in imports.items():
+        d = _DIST_OF.get(module, module)
+        if d not in required:
+            assert how == {"lazy"}, f"{module} (from an extra) is imported at module level"
+    assert {"mlflow", "tensorboard"} <= {m for m in imports}
+    assert "torch" not in imports, "the agent never imports torch: training jobs do, with their own interpreter"
+    assert _DIST_OF["pynvml"] in required and imports["pynvml"] == {"lazy"}
+    assert extras["mlflow"] >= {"mlflow-skinny"} and extras["tensorboard"] == {"tensorboard"}

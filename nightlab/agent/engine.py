@@ -340,6 +340,8 @@ class Engine:
                 self._set_reward(analysed.id)
                 self._prune(analysed.id)
             progressed = True
+        if progressed:
+            self._log_to_mlflow()
         return progressed
 
     def _prune(self, exp_id: int) -> None:
@@ -347,6 +349,17 @@ class Engine:
         self.keeper.save(exp_id, self.ws.worktree_path(exp_id))
         self.ws.prune(exp_id)
         self.keeper.tidy()
+
+    def _log_to_mlflow(self) -> None:
+        """[mlflow] tracking_uri: hand the news to the MLflow syncer, a detached process (mlflow_sync.py), so a slow
+        or dead tracking server never holds the engine up; it records its own failures."""
+        if not self.cfg.mlflow.tracking_uri:
+            return
+        from nightlab.agent import mlflow_sync
+
+        err = mlflow_sync.request(self.root)
+        if err:
+            self.emit("mlflow_error", err)
 
     def _record_run(self, e: Experiment, run_dir: Path, status: runner.JobStatus) -> Experiment | None:
         """Record a finished run's results (metric, curves, failure class, stage). None when it goes back to the
@@ -796,6 +809,7 @@ class Engine:
     def _hibernate(self, conditions: list[str]) -> None:
         self.store.update_session(self.sid, state=SessionState.HIBERNATING, wake_conditions=conditions, pid=None)
         self.emit("hibernate", "hibernating until: " + "; ".join(conditions) if conditions else "hibernating")
+        self._log_to_mlflow()
 
     def _finish(self) -> None:
         self.pool.stop_waiting()
@@ -810,6 +824,7 @@ class Engine:
             self._notify(f"nightlab: session done; best #{best_id} {self.cfg.metric.name}={best_val:.6g} "
                          f"(baseline {base_val}) waits for review")
         self.emit("done", f"session {self.sid} done: {self.store.session(self.sid).runs_started} run(s)")
+        self._log_to_mlflow()
 
     def _interrupt(self) -> None:
         """Ctrl+C in the foreground: stop our running jobs, record them for resumption, keep everything else."""

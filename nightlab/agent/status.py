@@ -39,6 +39,18 @@ def gpu_state(root: Path, jobs: list[tuple[str | None, int]]) -> list[dict[str, 
     return [g.as_dict(own.get(g.index), gpustats.holder_label(g.index, own, elsewhere)) for g in gpus]
 
 
+def mlflow_state(root: Path, cfg: ProjectConfig) -> dict[str, Any] | None:
+    """Live MLflow logging: where to, when it last succeeded, and its last error (None when not configured)."""
+    if not cfg.mlflow.tracking_uri:
+        return None
+    from nightlab.agent import mlflow_sync
+
+    state = mlflow_sync.read_state(root)
+    uri = mlflow_sync.redact(mlflow_sync.resolve_uri(cfg.mlflow.tracking_uri, root))
+    return {"uri": uri, "synced_at": state.get("synced_at"), "error": state.get("error"),
+            "experiment": state.get("experiment")}
+
+
 def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
     session = store.latest_session()
     summary = summarize(store, cfg, session)
@@ -82,4 +94,5 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
         "approvals": [{"id": a.id, "kind": a.kind, "experiment": a.experiment_id, "payload": a.payload}
                       for a in store.approvals("pending")],
         "gpus": gpu_state(root, [(j.slot, j.experiment_id) for j in store.open_jobs()]),
+        "mlflow": mlflow_state(root, cfg),
     }
