@@ -421,3 +421,58 @@ def test_init_says_the_gpus_it_sees_and_that_jobs_get_one(tmp_path: Path, monkey
     res, text = init(root, metric="acc", goal="maximize", run=False)
     assert 'GPUs found: 0, 1; each job gets one (slots.gpus_per_job = "auto")' in text
     assert res.config.slots.gpus_per_job == "auto"
+
+
+# --- a monorepo example run from its own folder, a shared helper on sys.path, data ignored next to it ---------
+
+MONO_MAIN = '''\
+import sys
+
+import numpy as np
+
+sys.path.insert(0, "../common")
+from utils import score  # noqa: E402
+
+d = np.load("data/digits.npz")
+print(f"accuracy: {score(d['x'], d['y']):.4f}")
+'''
+
+
+def test_a_command_that_cds_into_an_example_resolves_paths_from_there(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "mono", {
+        "examples/mnist/.gitignore": "data/\n",
+        "examples/mnist/main.py": MONO_MAIN,
+        "examples/common/utils.py": "SCALE = 1.0\n\ndef score(x, y):\n    return float(((x[:, 0] > 0) == y).mean())\n",
+        "README.md": "# examples\n",
+    })
+    save_blobs(root / "examples" / "mnist" / "data" / "digits.npz")
+    res, text = init(root, command="cd examples/mnist && python main.py")
+    assert res.config.editable == ["examples/mnist/main.py", "examples/common/utils.py"]
+    assert res.config.links == ["examples/mnist/data"]
+    assert "ignored by examples/mnist/.gitignore:1 (data/)" in text
+    assert res.baseline is not None
+
+
+def test_a_shell_script_command_is_read_for_the_script_and_config_it_runs(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "sh", {
+        "scripts/train.sh": "#!/bin/sh\nset -e\npython src/train.py \\\n  --config configs/a.yaml \"$@\"\n",
+        "src/train.py": ("import sys\nimport yaml\ncfg = yaml.safe_load(open(sys.argv[2]))\n"
+                         "print(f\"loss={cfg['lr']}\")\n"),
+        "configs/a.yaml": "lr: 0.5\n",
+        "configs/b.yaml": "lr: 0.1\n",
+    })
+    res, _ = init(root, command="bash scripts/train.sh")
+    assert res.config.editable == ["scripts/train.sh", "src/train.py", "configs/a.yaml"]
+    assert res.baseline == 0.5
+
+
+def test_credentials_the_code_reads_are_never_linked(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "env", {".gitignore": ".env\napi_token.txt\n", "train.py": (
+        "import os\nif os.path.exists('.env'):\n    open('.env').read()\nif os.path.exists('api_token.txt'):\n"
+        "    open('api_token.txt').read()\nrows = open('rows.csv').read().split()\nprint(f'acc={len(rows) / 10}')\n")})
+    (root / ".env").write_text("OPENAI_API_KEY=sk-not-for-jobs\n")
+    (root / "api_token.txt").write_text("tok\n")
+    (root / "rows.csv").write_text("1 2 3\n")
+    res, _ = init(root, metric="acc")
+    assert res.config.links == ["rows.csv"]
+    assert res.baseline == pytest.approx(0.3)

@@ -69,6 +69,7 @@ class Reach:
     files: dict[str, str] = field(default_factory=dict)  # path -> why, in discovery order
     refs: list[PathRef] = field(default_factory=list)
     entry: str | None = None  # the first script the command runs
+    cwd: str = ""  # the folder it runs in (`cd sub && python train.py`), where the code's relative paths start
 
     def add(self, path: str, why: str) -> bool:
         if path in self.files:
@@ -172,7 +173,7 @@ def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], 
                     if main.endswith("/__init__.py") and posixpath.dirname(main) + "/__main__.py" in tree.files:
                         main = posixpath.dirname(main) + "/__main__.py"
                     if reach.add(main, "the command runs it") and reach.entry is None:
-                        reach.entry = main
+                        reach.entry, reach.cwd = main, cwd
                     scripts.append(main)
                     for init in mods[:-1]:
                         scripts.append(init)
@@ -201,7 +202,7 @@ def _command_value(value: str, tree: _Tree, reach: Reach, scripts: list[str], cw
         first = reach.entry is None
         if reach.add(path, "the command runs it" if first else "named on the command line"):
             if first:
-                reach.entry = path
+                reach.entry, reach.cwd = path, cwd
             scripts.append(path)
     elif path.endswith(CONFIG_EXT):
         reach.add(path, "named on the command line")
@@ -520,7 +521,7 @@ def reach(root: Path, tracked: Iterable[str], command: str) -> Reach:
         scan.visit(node)
         here = posixpath.dirname(rel)
         for p in scan.sys_paths:
-            d = tree.dir(p, "", here)
+            d = tree.dir(p, result.cwd, here)
             if d and d not in roots:
                 roots.append(d)
         for mod, level, line, names in scan.imports:
@@ -536,35 +537,35 @@ def reach(root: Path, tracked: Iterable[str], command: str) -> Reach:
                     result.add(f, f"imported by name in {rel}:{line}")
                     queue.append(f)
                 continue
-            target = tree.file(lit, "", here)
+            target = tree.file(lit, result.cwd, here)
             if target is not None:
                 result.add(target, f"{how} by {rel}:{line}")
                 queue.append(target)
         for lit, line in scan.config_dirs:
-            d = tree.dir(lit, here, "")
+            d = tree.dir(lit, here, result.cwd)
             if d is None:
                 continue
             for f in sorted(tree.files):
                 if f.startswith(d + "/") and f.endswith(CONFIG_EXT) and result.add(f, f"config dir of {rel}:{line}"):
                     configs.append(f)
         for lit, line, output, role in scan.strings:
-            named = tree.file(lit, "", here)
+            named = tree.file(lit, result.cwd, here)
             if named is not None and named != rel and not output:
                 if named.endswith(".py"):
                     if result.add(named, f"named in {rel}:{line}"):
                         queue.append(named)
                 elif named.endswith(CONFIG_EXT) and result.add(named, f"loaded by {rel}:{line}"):
                     configs.append(named)
-            norm = normalise(lit)
+            norm = normalise(posixpath.join(result.cwd, lit))
             if norm and _pathish(norm):
                 result.refs.append(PathRef(norm, f"{rel}:{line}", output, role))
     for cfg in configs:
         for s, output, key in _config_strings(tree.read(cfg), cfg):
-            other = tree.file(s, "", posixpath.dirname(cfg))
+            other = tree.file(s, result.cwd, posixpath.dirname(cfg))
             if other is not None and other.endswith(CONFIG_EXT) and other != cfg and result.add(other,
                                                                                                   f"named in {cfg}"):
                 configs.append(other)
-            norm = normalise(s)
+            norm = normalise(posixpath.join(result.cwd, s))
             if norm and _pathish(norm):
                 result.refs.append(PathRef(norm, cfg, output, key))
     return result

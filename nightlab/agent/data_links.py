@@ -10,6 +10,8 @@ opens is linked in. Which untracked paths those are is decided by evidence, neve
   inside it, or its name with each parent folder named somewhere in the same code (`os.path.join("data", dataset,
   "train.bin")` with `dataset = "shakespeare_char"` in the config names `data/shakespeare_char/train.bin`); or when
   the code names a folder and nothing inside it more precisely (`MNIST(root="data")`);
+- files that hold credentials (`.env`, `*.pem`, `api_token.txt`, `secrets.json`) are never candidates: a job is
+  given no secret;
 - a candidate the code writes to (`out_dir = …`, `os.makedirs(…)`, `torch.save(…, path)`) is never linked: a link
   would send the run's outputs into the user's checkout.
 """
@@ -65,6 +67,17 @@ class LinkPlan:
         return [ln.path for ln in self.links]
 
 
+_SECRET_FILE = re.compile(r"(?:^|[._-])(?:secrets?|passwords?|passwd|credentials?|api[_-]?keys?|"
+                          r"(?:api|auth|access)[_-]?tokens?|token)(?:[._-]|$)", re.I)
+
+
+def _secret(name: str) -> bool:
+    """Files that hold credentials are never linked: a job is given no secret. By whole words, so `tokens.txt`
+    (a corpus) and `keypoints.npy` stay data while `.env`, `api_token.txt` and `secrets.json` do not."""
+    return name.startswith(".env") or name in (".netrc", ".pgpass") or name.endswith((".pem", ".key")) \
+        or _SECRET_FILE.search(name) is not None
+
+
 def _is_venv(root: Path, rel: str) -> bool:
     return (root / rel / "pyvenv.cfg").is_file() or (root / rel / "conda-meta").is_dir()
 
@@ -83,6 +96,8 @@ def candidates(ws: Workspace) -> list[Candidate]:
         rel = p.rstrip("/")
         parts = rel.split("/")
         if any(part in _NOT_DATA for part in parts) or rel.endswith((".pyc", ".pyo", ".log", ".swp")):
+            continue
+        if _secret(parts[-1]):
             continue
         if is_dir and _is_venv(ws.root, rel):
             continue
