@@ -24,6 +24,7 @@ commands:
   stop ID              stop a running job (asks first)
   wake [PATH]          resume a hibernating session (jobs call this; safe from cron)
   memory [WORDS]       the record of hypotheses and outcomes (what the policies read)
+  report [SESSION]     the morning report: plots, ranked table, decisions, best diff (HTML + Markdown)
   export trajectories  every step as JSONL chat messages for fine-tuning
   export mlflow        every experiment as an MLflow run (nested under its session); reruns update
   demo                 copy the bundled example into a temp repo and improve it
@@ -108,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("memory", help="what was tried and what came of it (optionally matching words)")
     s.add_argument("query", nargs="*", help="words that must all appear, e.g. `lr` or `weight decay`")
+
+    s = sub.add_parser("report", help="write a session's report: plots, tables, decisions, the best diff")
+    s.add_argument("session", nargs="?", type=int, default=None, help="session id (default: the latest)")
+    s.add_argument("-o", "--output", metavar="DIR", help="folder to write report.html, report.md and the PNGs "
+                   "into (default: .nightlab/reports/session-N/)")
+    s.add_argument("--open", action="store_true", help="open the HTML report in a browser ($BROWSER)")
 
     s = sub.add_parser("export", help="export data: trajectories (JSONL) or every run to MLflow")
     s.add_argument("what", choices=["trajectories", "mlflow"])

@@ -94,6 +94,8 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
               "`nightlab status` shows progress.")
         return 0
     console.print_table(engine.store, cfg, summary)
+    if engine.report_files is not None:
+        print(f"\nreport: {engine.report_files.html}")
     return 0
 
 
@@ -139,7 +141,7 @@ def cmd_status(root: Path, args: argparse.Namespace) -> int:
         data: dict[str, Any] = {"project": str(root), "metric": cfg.metric.name, "goal": cfg.metric.goal,
                                 "session": None, "baseline": None, "best": None, "experiments": [], "jobs": [],
                                 "approvals": [], "gpus": gpu_state(root, []),
-                                "mlflow": mlflow_state(root, cfg)}
+                                "mlflow": mlflow_state(root, cfg), "report": None}
     else:
         data = status_data(root, cfg, open_store(root))
     if args.json:
@@ -325,6 +327,28 @@ def cmd_memory(root: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- report
+def cmd_report(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.paths import StatePaths
+    from nightlab.agent.report import write_session_report
+    from nightlab.agent.store import Store
+
+    cfg = load_config(root)
+    paths = StatePaths.of(root)
+    if not paths.has_store():
+        raise NightlabError(f"{root}: no session to report on yet (run `nightlab run` first)")
+    files = write_session_report(root, cfg, Store(paths.db), args.session,
+                                 Path(args.output).resolve() if args.output else None)
+    print(f"markdown: {files.markdown}" + (f" (with {len(files.images)} PNG(s) beside it)" if files.images else ""))
+    print(f"report: {files.html}")
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(files.html.as_uri()):
+            raise NightlabError(f"no browser could be started; open {files.html} yourself")
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- export
 def cmd_export(root: Path, args: argparse.Namespace) -> int:
     if args.what == "mlflow":
@@ -412,6 +436,8 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
         print(f"\nbest: #{e.id} {cfg.metric.name} {summary.best:.4f} vs baseline {summary.baseline:.4f}\n")
         console.print_diff(ws.diff(base, e.commit_sha or base))
         print(f"\nreview and keep it: nightlab -C {repo} promote {e.id}")
+    if engine.report_files is not None:
+        print(f"\nreport: {engine.report_files.html}")
     return 0
 
 

@@ -345,6 +345,8 @@ def print_status(data: dict[str, Any]) -> None:
     best = data.get("best")
     print(f"baseline {_fmt(data['baseline'])}   best {_fmt(best['metric']) if best else '-'}"
           + (f" (#{best['id']})" if best else ""))
+    if data.get("report"):
+        print(f"report: {data['report']}")
     for j in data["jobs"]:
         print(style(f"  running #{j['experiment']} {j['running_s']:.0f}s [{j['slot']}] {j['title']}", "36"))
         if j["last_line"]:

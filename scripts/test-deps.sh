@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# System tools some tests use: tmux (the end-to-end terminal test), bubblewrap (sandbox layer 1), and a single-node
-# SLURM (slurmctld, slurmd, the client commands, munge) for the SLURM backend's tests, which tests/clusters.py
-# configures on 127.0.0.1. Installs them where we may (root with apt-get: `apt-get update` once, then one install);
+# System tools some tests use: tmux (the end-to-end terminal test), bubblewrap (sandbox layer 1), chromium and a font
+# (the session report rendered headless), and a single-node SLURM (slurmctld, slurmd, the client commands, munge) for
+# the SLURM backend's tests, which tests/clusters.py configures on 127.0.0.1. Installs them where we may (root with apt-get: `apt-get update` once, then one install);
 # otherwise the tests that need them skip and say why.
 set -u
 missing=()
@@ -18,6 +18,10 @@ need slurmctld slurmctld
 need slurmd slurmd
 need sbatch slurm-client
 need munged munge
+need chromium chromium
+if ! fc-list 2>/dev/null | grep -q .; then  # no font at all: chromium would draw the report's text as nothing
+  missing+=(fonts); pkgs+=(fonts-dejavu-core)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${pkgs[*]} for the tests that need them"

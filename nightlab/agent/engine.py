@@ -39,6 +39,7 @@ from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
 from nightlab.agent.policy.base import Edit, Policy, PolicyContext, Proposal
 from nightlab.agent.policy_view import build_context, view
+from nightlab.agent.report import ReportFiles, write_session_report
 from nightlab.agent.states import (
     ApprovalKind,
     ApprovalState,
@@ -120,6 +121,7 @@ class Engine:
         self._invalid_streak = 0
         self._exhausted = False
         self._waker: Waker | None = None
+        self.report_files: ReportFiles | None = None  # the report written when the session ended
 
     # ------------------------------------------------------------------------------------------- plumbing
     @property
@@ -817,14 +819,30 @@ class Engine:
         best_id, best_val = self.ledger.best()
         base = self.ledger.baseline()
         base_val = self.ledger.score(base.id) if base else None
-        if best_id is not None and base is not None and best_id != base.id:
-            if self.store.pending_approval(kind=ApprovalKind.PROMOTE, experiment_id=best_id) is None:
-                self.store.add_approval(ApprovalKind.PROMOTE, {"metric": best_val, "baseline": base_val}, self.sid,
-                                        best_id)
+        improved = best_id is not None and base is not None and best_id != base.id
+        if improved and self.store.pending_approval(kind=ApprovalKind.PROMOTE, experiment_id=best_id) is None:
+            self.store.add_approval(ApprovalKind.PROMOTE, {"metric": best_val, "baseline": base_val}, self.sid,
+                                    best_id)
+        where = self._write_final_report()
+        report = f"; report: {where}" if where else ""
+        if improved:
             self._notify(f"nightlab: session done; best #{best_id} {self.cfg.metric.name}={best_val:.6g} "
-                         f"(baseline {base_val}) waits for review")
+                         f"(baseline {base_val}) waits for review{report}")
+        elif where:
+            self._notify(f"nightlab: session done; no change beat the baseline{report}")
         self.emit("done", f"session {self.sid} done: {self.store.session(self.sid).runs_started} run(s)")
         self._log_to_mlflow()
+
+    def _write_final_report(self) -> str | None:
+        """The morning report, written as the session ends; a failure to write it is recorded, never raised."""
+        try:
+            self.report_files = write_session_report(self.root, self.cfg, self.store, self.sid)
+        except Exception as err:  # the session's results are in the store whatever happens to its report
+            self.emit("report_error", f"could not write the session report: {_one_line(err)}")
+            return None
+        where = str(self.report_files.html)
+        self.emit("report", f"report: {where}", path=where)
+        return where
 
     def _interrupt(self) -> None:
         """Ctrl+C in the foreground: stop our running jobs, record them for resumption, keep everything else."""

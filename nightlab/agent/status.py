@@ -10,7 +10,8 @@ from nightlab.agent import artifacts
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
-from nightlab.agent.store import Store
+from nightlab.agent.report import existing_report
+from nightlab.agent.store import Session, Store
 from nightlab.sandbox import runner
 
 
@@ -95,4 +96,11 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
                       for a in store.approvals("pending")],
         "gpus": gpu_state(root, [(j.slot, j.experiment_id) for j in store.open_jobs()]),
         "mlflow": mlflow_state(root, cfg),
+        "report": _report(root, session),
     }
+
+
+def _report(root: Path, session: Session | None) -> str | None:
+    """The latest session's report, once written (when the session ended, or by `nightlab report`)."""
+    path = existing_report(root, session.id) if session is not None else None
+    return str(path) if path is not None else None

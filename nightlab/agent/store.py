@@ -468,8 +468,12 @@ class Store:
             "message": message, "data": json.dumps(data or {}),
         })
 
-    def events(self, after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        return list(self._rows("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)))
+    def events(self, after_id: int = 0, limit: int = 1000, session_id: int | None = None) -> list[dict[str, Any]]:
+        """Events after `after_id` in order (`limit` < 0: all of them), optionally of one session only."""
+        if session_id is None:
+            return list(self._rows("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)))
+        return list(self._rows("SELECT * FROM events WHERE id > ? AND session_id = ? ORDER BY id LIMIT ?",
+                               (after_id, session_id, limit)))
 
 
 def _enc(v: Any) -> Any:
