@@ -50,7 +50,8 @@ from nightlab.tui.userconfig import UserConfig, display_path, load_user_config, 
 
 THEME_SOURCE = "nightlab-theme:"
 WHO = "tui"
-NOTIFY_EVENTS = {"kept", "failed", "done", "exhausted", "policy_error", "lost", "promoted", "abandon"}
+NOTIFY_EVENTS = {"kept", "failed", "done", "exhausted", "policy_error", "lost", "promoted", "abandon", "report",
+                 "report_error"}
 
 LAYOUT_CSS = """
 #top { height: 1fr; }
@@ -320,7 +321,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         if asks and self.cfg is not None and self.cfg.notify.bell:
             self.bell()
         if message.kind in NOTIFY_EVENTS or message.kind == "engine":
-            if message.kind in ("failed", "policy_error", "lost"):
+            if message.kind in ("failed", "policy_error", "lost", "report_error"):
                 self.notify(message.text, severity="error", timeout=6)
             else:
                 self.notify(message.text, timeout=6)
@@ -515,6 +516,22 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.call_from_thread(on_done, True)
         self.post_message(ActionDone(f"Committed {sha[:10]} onto {branch}: {e.title}"))
         self.poke()
+
+    # ---------------------------------------------------------------------------------------------- report
+    def write_report(self) -> None:
+        if self.cfg is None or self.snapshot is None or self.snapshot.session is None:
+            self.notify("No session to report on yet: start one with s.")
+            return
+        self.notify("Writing the session report…")
+        self._write_report()
+
+    @work(thread=True, exclusive=True, group="report", exit_on_error=False, name="report")
+    def _write_report(self) -> None:
+        """The agent writes it (reading this thread's store, drawing, writing files); the app only says where."""
+        from nightlab.agent.report import write_session_report
+
+        files = write_session_report(self.root, self.cfg, self.store())
+        self.post_message(ActionDone(f"Report: {files.html} (Markdown and PNGs beside it)"))
 
     # ---------------------------------------------------------------------------------------------- logs, jobs
     def open_log(self, path: Path, title: str) -> None:

@@ -37,6 +37,8 @@ def system_commands(app: NightlabApp, screen: Screen[object]) -> Iterable[System
         yield SystemCommand("Open the selected experiment's log", "Full log, searchable", main.action_open_log)
         yield SystemCommand("Stop the selected running job", "Asks first", main.action_stop_job)
         yield SystemCommand("View: tree / ranked table", "Toggle the experiment list", main.action_toggle_view)
+        yield SystemCommand("Write the session report", "HTML + Markdown with plots, in .nightlab/reports/",
+                            main.action_write_report)
         yield SystemCommand("Follow the running job", "Move the cursor to the newest running experiment",
                             main.action_jump_running)
     for name in available_themes():

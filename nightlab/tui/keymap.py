@@ -69,6 +69,8 @@ KEYS: tuple[Key, ...] = (
         help="Stop the selected running job (asks first)"),
     Key("toggle_view", "t", "toggle_view", "Ranked", "main", show=False,
         help="Switch between the tree and the ranked table"),
+    Key("write_report", "R", "write_report", "Report", "main", show=False,
+        help="Write the session's report (HTML + Markdown with plots) and say where"),
     Key("quit", "q", "app.quit", "Quit", "main",
         help="Quit (the engine stops after its step; jobs keep running)"),
     Key("step_mode", "escape", "step_mode", "Step mode", "main", show=False,

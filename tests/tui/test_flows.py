@@ -528,6 +528,31 @@ def test_keys_are_remappable_from_the_user_config(populated: tuple[Path, Populat
     run(body())
 
 
+def test_a_remapped_key_writes_the_session_report(populated: tuple[Path, Populated], _own_xdg_config: Path) -> None:
+    """The report key (R, remapped here to w) asks the agent for the report and says where it is."""
+    root, ids = populated
+    cfg = _own_xdg_config / "nightlab" / "tui.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('[keys]\nwrite_report = "w"\n')
+    report = root / ".nightlab" / "reports" / f"session-{ids.session}" / "report.html"
+
+    async def body() -> None:
+        app = make_app(root)
+        said: list[str] = []
+        notify = app.notify
+        app.notify = lambda message, **kw: (said.append(str(message)), notify(message, **kw))[1]  # type: ignore
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await pilot.press("w")
+            await wait_until(pilot, lambda: any(m.startswith("Report: ") for m in said), timeout=60,
+                             what="the report")
+            assert f"Report: {report} (Markdown and PNGs beside it)" in said
+            assert report.is_file() and (report.parent / "progress.png").is_file()
+            assert f"#{ids.best}" in report.read_text()
+
+    run(body())
+
+
 def test_help_lists_every_binding(populated: tuple[Path, Populated]) -> None:
     root, _ = populated
 

@@ -350,6 +350,9 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
     def action_start_engine(self) -> None:
         self.nl.start_engine()
 
+    def action_write_report(self) -> None:
+        self.nl.write_report()
+
     def action_step_mode(self) -> None:
         if self.maximized is not None:
             self.minimize()
