@@ -7,6 +7,7 @@
     .nightlab/worktrees/<id>/  the git worktree of an active experiment
     .nightlab/artifacts/<id>/  what a kept experiment's run wrote in its worktree (checkpoints), after the worktree
                                went; `<id>.json` beside it says what, or why it is gone (see artifacts.py)
+    .nightlab/reports/session-<n>/   a session's report: report.html, report.md and its PNGs (see report/)
 
 The folder is excluded through `.git/info/exclude` (Workspace.ensure_state_dir); nothing in it is ever committed.
 """
@@ -61,6 +62,10 @@ class StatePaths:
     @property
     def artifacts(self) -> Path:
         return self.dir / ARTIFACTS_DIR
+
+    def report(self, session_id: int) -> Path:
+        """Where a session's report is written unless the user names another folder."""
+        return self.dir / "reports" / f"session-{session_id}"
 
     def worktree(self, exp_id: int) -> Path:
         return self.worktrees / str(exp_id)

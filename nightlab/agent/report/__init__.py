@@ -33,7 +33,7 @@ class ReportFiles:
 
 def report_dir(root: Path, session_id: int) -> Path:
     """Where a session's report is written unless `-o DIR` says otherwise."""
-    return StatePaths.of(root).dir / "reports" / f"session-{session_id}"
+    return StatePaths.of(root).report(session_id)
 
 
 def existing_report(root: Path, session_id: int) -> Path | None:
