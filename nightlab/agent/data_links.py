@@ -162,6 +162,8 @@ def plan(cands: Iterable[Candidate], refs: Iterable[PathRef]) -> LinkPlan:
     """Which candidates to link (see the module docstring), each with why; and those named only as outputs."""
     cands = list(cands)
     refs = list(refs)
+    # plain strings first: the evidence quoted in the summary is then the code's own words, not a joined pattern
+    refs.sort(key=lambda r: "*" in r.text)
     reads = [r for r in refs if not r.output]
     writes = [r for r in refs if r.output]
     named = {p for r in reads for p in r.parts}
