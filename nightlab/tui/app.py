@@ -198,10 +198,15 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         def progress(elapsed: float, line: str) -> None:
             self.post_message(ActionDone(f"{elapsed:5.1f} s  {line[:120]}", severity="progress"))
 
-        res = init_project(self.root, InitOptions(yes=True), progress=progress)
-        base = f"baseline {res.config.metric.name} = {res.baseline:.4g}" if res.baseline is not None else ""
-        self.post_message(ActionDone(f"wrote {res.path.name}: metric {res.config.metric.name} "
-                                     f"({res.config.metric.goal}) {base}".strip(), severity="init-done"))
+        def say(line: str) -> None:  # init's own lines (what it runs, what it found) go to the progress line
+            self.post_message(ActionDone(line[:160], severity="progress"))
+
+        res = init_project(self.root, InitOptions(yes=True), progress=progress, say=say)
+        cfg = res.config
+        base = f"baseline {cfg.metric.name} = {res.baseline:.4g}" if res.baseline is not None else ""
+        found = f"; {len(cfg.editable)} editable, {len(cfg.links)} linked (nightlab.toml says which)"
+        self.post_message(ActionDone(f"wrote {res.path.name}: metric {cfg.metric.name} ({cfg.metric.goal}) "
+                                     f"{base}".strip() + found, severity="init-done"))
 
     # ---------------------------------------------------------------------------------------------- the store
     def store(self) -> Any:
