@@ -27,6 +27,7 @@ commands:
   report [SESSION]     the morning report: plots, ranked table, decisions, best diff (HTML + Markdown)
   export trajectories  every step as JSONL chat messages for fine-tuning
   export mlflow        every experiment as an MLflow run (nested under its session); reruns update
+  export tensorboard   a session's TensorBoard event files, one folder per experiment, for `tensorboard --logdir`
   demo                 copy the bundled example into a temp repo and improve it
   tui                  open the terminal UI (also: `nightlab` with no command)
 
@@ -117,12 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--open", action="store_true", help="open the HTML report in a browser ($BROWSER)")
 
     s = sub.add_parser("export", help="export data: trajectories (JSONL) or every run to MLflow")
-    s.add_argument("what", choices=["trajectories", "mlflow"])
+    s.add_argument("what", choices=["trajectories", "mlflow", "tensorboard"])
     s.add_argument("-o", "--output", help="trajectories: file to write (default: stdout)")
     s.add_argument("--tracking-uri", help="mlflow: where to write (default: [mlflow] tracking_uri, else "
                    "$MLFLOW_TRACKING_URI), e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
     s.add_argument("--experiment", help="mlflow: the MLflow experiment (default: [mlflow] experiment, else "
                    "nightlab-<project folder>)")
+    s.add_argument("--session", type=int, help="tensorboard: the session whose runs to gather (default: the latest)")
 
     s = sub.add_parser("demo", help="improve the bundled example in a temporary repo")
     s.add_argument("--headless", action="store_true", help="no TUI even on a terminal")

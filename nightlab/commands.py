@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -353,6 +354,8 @@ def cmd_report(root: Path, args: argparse.Namespace) -> int:
 def cmd_export(root: Path, args: argparse.Namespace) -> int:
     if args.what == "mlflow":
         return _export_mlflow(root, args)
+    if args.what == "tensorboard":
+        return _export_tensorboard(root, args)
     from nightlab.agent.engine import open_store
     from nightlab.agent.trajectories import export_trajectories
 
@@ -480,4 +483,31 @@ def _export_mlflow(root: Path, args: argparse.Namespace) -> int:
             progress.close()
     print(f"{res.runs} run(s) in MLflow experiment {res.experiment!r} (id {res.experiment_id}) at {res.uri}: "
           f"{res.created} created, {res.updated} updated, {res.unchanged} unchanged")
+    return 0
+
+
+def _export_tensorboard(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent import tbevents
+    from nightlab.agent.engine import open_store
+    from nightlab.agent.run_metrics import EVENTS_DIR
+
+    if not (root / ".nightlab" / "nightlab.db").exists():
+        raise NightlabError(f"{root}: no experiments yet (run `nightlab run` first)")
+    store = open_store(root)
+    latest = store.latest_session()
+    sid = args.session if args.session is not None else (latest.id if latest else None)
+    exps = [e for e in store.experiments() if e.session_id == sid]
+    if sid is None or not exps:
+        raise NightlabError(f"no experiments in session {sid}" if sid is not None else "no session yet")
+    runs = []
+    for e in exps:
+        job = store.latest_job(e.id)
+        if job is not None:
+            runs.append((tbevents.run_label(e.id, e.title), Path(job.run_dir) / EVENTS_DIR))
+    dest = Path(args.output) if args.output else root / ".nightlab" / "tensorboard" / f"session-{sid}"
+    n = tbevents.gather(runs, dest)
+    if n == 0:
+        raise NightlabError(f"no run of session {sid} wrote TensorBoard event files")
+    print(f"{n} run(s) of session {sid} in {dest}")
+    print(f"open them: tensorboard --logdir {shlex.quote(str(dest))}")
     return 0

@@ -86,6 +86,17 @@ def test_a_script_that_only_writes_tensorboard_events_runs_through_the_engine(tm
     assert tbevents.select(tbevents.read_run(kept[0].parent), "val/acc").points[-1][1] == pytest.approx(  # type: ignore[union-attr]
         base["metric"])
 
+    # one session's runs gathered for `tensorboard --logdir`, one folder per experiment named by id and hypothesis
+    out = subprocess.run([sys.executable, "-m", "nightlab", "export", "tensorboard"], cwd=root, capture_output=True,
+                         text=True, check=True).stdout
+    dest = root / ".nightlab" / "tensorboard" / f"session-{e.session_id}"
+    ran = [x for x in data["experiments"] if x["metric"] is not None]
+    assert f"{len(ran)} run(s) of session {e.session_id} in {dest}" in out and f"tensorboard --logdir {dest}" in out
+    folders = sorted(d.name for d in dest.iterdir())
+    assert folders[0] == f"{e.id} baseline the code as committed" and len(folders) == len(ran)
+    series = tbevents.read_run(dest / folders[0])
+    assert {s.tag for s in series} == {"train/loss", "val/acc"}
+
 
 @pytest.fixture(scope="module")
 def keras_like(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -125,6 +126,9 @@ class _Writer:
     def __init__(self, uri: str, experiment: str, pid: str) -> None:
         client_cls = _client_class()
         from mlflow.entities import Metric, Param, RunTag
+
+        for name in ("mlflow.store.db.utils", "alembic"):  # "Creating initial MLflow database tables..." is noise here
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.Metric, self.Param, self.RunTag = Metric, Param, RunTag
         if uri.startswith("file:") or "://" not in uri:

@@ -214,3 +214,31 @@ def keep(base: Path, folders: list[Path], dest: Path, since: float | None = None
                 shutil.copy2(f, target)
             n += 1
     return n
+
+
+def gather(runs: list[tuple[str, Path]], dest: Path) -> int:
+    """One folder per run under `dest` (named by `label`), holding hard links to (or copies of) the event files kept
+    in its run dir: `tensorboard --logdir dest` shows exactly these runs, named so a human recognises them. `dest` is
+    emptied first. Returns the runs that had event files."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    n = 0
+    for label, events in runs:
+        files = [f for f in sorted(Path(events).rglob(EVENT_PREFIX + "*")) if f.is_file() and not f.is_symlink()]
+        if not files:
+            continue
+        n += 1
+        for f in files:
+            target = dest / label / f.relative_to(events)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(f, target)
+            except OSError:
+                shutil.copy2(f, target)
+    return n
+
+
+def run_label(exp_id: int, title: str) -> str:
+    """`7 lr 0.1 → 0.3`-style folder names: the id first (sorting), the hypothesis shortened, no path separators."""
+    slug = re.sub(r"[^\w.=+-]+", " ", title).strip()[:60].strip()
+    return f"{exp_id} {slug}" if slug else str(exp_id)
