@@ -476,3 +476,12 @@ def test_credentials_the_code_reads_are_never_linked(tmp_path: Path) -> None:
     res, _ = init(root, metric="acc")
     assert res.config.links == ["rows.csv"]
     assert res.baseline == pytest.approx(0.3)
+
+
+def test_a_baseline_over_the_timeout_says_where_it_was(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "slow", {"train.py": (
+        "import time\nprint('epoch 1 loss 0.9', flush=True)\ntime.sleep(30)\nprint('acc=1')\n")})
+    with pytest.raises(NightlabError) as err:
+        init(root, timeout=2.0)
+    assert "exceeded 2 s" in str(err.value) and "  | epoch 1 loss 0.9" in str(err.value)
+    assert not (root / "nightlab.toml").exists()

@@ -198,8 +198,13 @@ def failure_report(log: str, rc: int | None, lines: int = 12) -> str:
     from nightlab.agent import diagnose
 
     failure = diagnose.classify_failure(log, rc, "failed" if rc else "succeeded", "", None)
+    return f"{failure.summary}\n{_quoted_tail(log, lines)}"
+
+
+def _quoted_tail(log: str, lines: int) -> str:
+    """The last non-blank lines of a run's output, quoted (`  | `) so they never read as nightlab's own."""
     tail = [ln for ln in log.rstrip().splitlines() if ln.strip()][-lines:] or ["(no output)"]
-    return f"{failure.summary}\n  last lines of its output:\n" + "\n".join(f"  | {ln[:200]}" for ln in tail)
+    return "  last lines of its output:\n" + "\n".join(f"  | {ln[:200]}" for ln in tail)
 
 
 def _missing_program(command: str, root: Path) -> str | None:
@@ -310,7 +315,8 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
             say(f"the baseline could not open {', '.join(c.path for c in more)} (untracked here): linked, "
                 "running it again ...")
         if timed_out:
-            raise NightlabError(f"the baseline run exceeded {opts.timeout or 3600:g} s; pass a larger --timeout")
+            raise NightlabError(f"the baseline run exceeded {opts.timeout or 3600:g} s; pass a larger --timeout\n"
+                                f"{_quoted_tail(log, 8)}")
         if events.found:
             tb = events
             say(events.summary())
