@@ -396,8 +396,10 @@ class _PyScan(ast.NodeVisitor):
             if lit:
                 self.sys_paths.append(lit)
         if name == "add_argument" and node.args:
-            opt = next((_string_pattern(a) for a in node.args if _string_pattern(a)), "") or ""
-            role = opt.lstrip("-").replace("-", "_")
+            opts = [o for o in (_string_pattern(a) for a in node.args) if o]
+            dest = next((kw.value.value for kw in node.keywords if kw.arg == "dest"
+                         and isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, str)), "")
+            role = dest or max(opts, key=len, default="").lstrip("-").replace("-", "_")  # "-o", "--out-dir": out_dir
             self._with(node, output=bool(_OUTPUT_NAME.search(role)), role=role)
             return
         for kw in node.keywords:

@@ -166,8 +166,8 @@ def plan(cands: Iterable[Candidate], refs: Iterable[PathRef]) -> LinkPlan:
     refs.sort(key=lambda r: "*" in r.text)
     reads = [r for r in refs if not r.output]
     writes = [r for r in refs if r.output]
-    named = {p for r in reads for p in r.parts}
-    out_named = {p for r in writes for p in r.parts}
+    named = {p for r in reads for p in r.parts if p.strip("*")}  # a bare `*` (a formatted value) names no folder
+    out_named = {p for r in writes for p in r.parts if p.strip("*")}
     result = LinkPlan()
     precise: set[str] = set()
     for c in cands:
