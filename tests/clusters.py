@@ -337,11 +337,7 @@ def _keeper_alive(info: dict[str, Any]) -> bool:
     with contextlib.suppress(ChildProcessError):
         if os.waitpid(pid, os.WNOHANG)[0] == pid:  # we started it and it has exited: reap it
             return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except (ProcessLookupError, PermissionError, ValueError):
-        return False
+    return _pid_running(pid)  # a zombie nobody reaps (its parent worker has gone) counts as gone
 
 
 def acquire(kind: str, base: Path) -> dict[str, Any]:

@@ -202,7 +202,9 @@ def _probe_key() -> str:
             ident = f"{os.path.realpath(bw)}:{st.st_size}:{int(st.st_mtime)}"
         except OSError:
             ident = bw
-    return f"v{CACHE_VERSION}|{platform.system()}|{platform.release()}|bwrap={ident}|uid={os.getuid()}"
+    # the host too: on a cluster the cache may live in a home folder every node shares, and nodes differ
+    host = platform.node()
+    return f"v{CACHE_VERSION}|{platform.system()}|{host}|{platform.release()}|bwrap={ident}|uid={os.getuid()}"
 
 
 def probe(refresh: bool = False) -> Capabilities:

@@ -36,6 +36,7 @@ from nightlab.sandbox.spec import (
 CHUNK = 1 << 16
 RECENT_BYTES = 8192
 STATUS_RESERVE = ".status.reserve"  # freed to make room for status.json when the run dir's disk is full
+STOP_FILE = "stop.reason"  # written by whoever asks the job to stop: the reason it is recorded with
 
 
 # ----------------------------------------------------------------------------------------------- agent side
@@ -43,7 +44,7 @@ def launch(spec: JobSpec, wait_s: float = 5.0) -> dict[str, float | int]:
     """Write the spec, start the wrapper detached, and wait until it has recorded the job's PIDs."""
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (STATUS_FILE, PID_FILE, PROGRESS_FILE):
+    for stale in (STATUS_FILE, PID_FILE, PROGRESS_FILE, STOP_FILE):
         (run_dir / stale).unlink(missing_ok=True)
     spec.write(run_dir / SPEC_FILE)
     wrapper = subprocess.Popen(
@@ -93,7 +94,7 @@ def stop(run_dir: Path | str, reason: str = "cancelled") -> bool:
     pids = read_pids(run_dir)
     if pids is None or not wrapper_alive(run_dir):
         return False
-    (run_dir / "stop.reason").write_text(reason)
+    (run_dir / STOP_FILE).write_text(reason)
     try:
         os.kill(int(pids["wrapper_pid"]), signal.SIGTERM)
     except ProcessLookupError:
@@ -297,6 +298,16 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
 
     sink = _LogSink(run_dir / LOG_FILE, spec.max_log_bytes)
     started = time.time()
+    if (run_dir / STOP_FILE).exists():
+        # cancelled while a scheduler held it in its queue (a queued job cannot always be withdrawn: Ray may start
+        # one it was told to stop): the job never starts
+        reason = (run_dir / STOP_FILE).read_text().strip() or "stopped"
+        sink.write(f"nightlab: not started: {reason} before the scheduler started it\n".encode())
+        sink.finish()
+        status = JobStatus(spec.job_id, "killed", None, None, started, time.time(), 0.0, 0, None, [], reason=reason)
+        rc = _write_status(status, run_dir)
+        _maybe_wake(spec)
+        return rc
     try:
         launch_info = isolate.prepare(spec)
     except isolate.IsolationError as e:
@@ -367,9 +378,14 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
             _drain(fd, sink, 1.0)
             eof = True
             break
-        if stop_requested["sig"] and not state:
-            reason_file = run_dir / "stop.reason"
-            reason = reason_file.read_text().strip() if reason_file.exists() else "stopped"
+        reason_file = run_dir / STOP_FILE
+        # a stop is asked for with a signal (the local path) or by the stop file alone: a job on another node of a
+        # cluster cannot be signalled by its engine, but it shares the run dir
+        if (stop_requested["sig"] or reason_file.exists()) and not state:
+            if reason_file.exists():
+                reason = reason_file.read_text().strip() or "stopped"
+            else:  # the scheduler (a cancelled or pre-empted job, a node going down) or someone else's kill
+                reason = f"stopped by {signal.Signals(stop_requested['sig']).name} from outside nightlab"
             state = "killed"
             launch_info.kill_tree(os.getpid(), proc.pid, spec.grace_s, keep=proc.pid)
         if time.monotonic() > deadline and not state:
