@@ -294,7 +294,7 @@ def cmd_reject(root: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_stop(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.sandbox import runner
+    from nightlab.agent.remote import stop_job
 
     store, e = _experiment(root, args.id)
     job = store.latest_job(e.id)
@@ -305,7 +305,7 @@ def cmd_stop(root: Path, args: argparse.Namespace) -> int:
             raise NightlabError("stop asks for confirmation on a terminal; pass --yes")
         if not console.confirm(f"Stop the running job of #{e.id} ({e.title})?"):
             return 1
-    if not runner.stop(job.run_dir, "stopped by the user"):
+    if not stop_job(root, job, "stopped by the user"):
         raise NightlabError(f"the job of #{e.id} is not running any more")
     print(f"stopping the job of #{e.id}")
     return 0

@@ -348,7 +348,12 @@ def print_status(data: dict[str, Any]) -> None:
     if data.get("report"):
         print(f"report: {data['report']}")
     for j in data["jobs"]:
-        print(style(f"  running #{j['experiment']} {j['running_s']:.0f}s [{j['slot']}] {j['title']}", "36"))
+        if j.get("state") == "queued":
+            print(style(f"  queued #{j['experiment']} {j['queued_s']:.0f}s [{j['where']}] {j['title']}", "36"))
+            continue
+        waited = f" (queued {j['queued_s']:.0f}s)" if j.get("queued_s") else ""
+        print(style(f"  running #{j['experiment']} {j['running_s']:.0f}s{waited} [{j.get('where') or j['slot']}] "
+                    f"{j['title']}", "36"))
         if j["last_line"]:
             print(f"      {j['last_line']}")
     for a in data["approvals"]:

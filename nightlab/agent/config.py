@@ -145,6 +145,38 @@ class MlflowConfig(_Strict):
     experiment: str = Field(default="", description="the MLflow experiment (default: nightlab-<project folder>)")
 
 
+class BackendConfig(_Strict):
+    """Where jobs run. `local`: this machine's slots. `slurm` / `ray`: a cluster's scheduler; the project folder
+    must be on a file system the nodes share, and nightlab installed on them (see README, "Scaling out")."""
+
+    kind: Literal["local", "slurm", "ray"] = "local"
+    partition: str = Field(default="", description="SLURM partition (sbatch --partition)")
+    account: str = Field(default="", description="SLURM account (sbatch --account)")
+    time_limit: str = Field(default="", description="SLURM time limit (sbatch --time, e.g. '2:00:00'); default: the "
+                                                    "run's timeout plus 5 minutes")
+    cpus_per_job: int = Field(default=1, ge=1, description="CPUs per job (sbatch --cpus-per-task, Ray num_cpus)")
+    memory: str = Field(default="", description="SLURM memory per job (sbatch --mem, e.g. '8G')")
+    gpus_per_job: int = Field(default=0, ge=0, description="GPUs per job (sbatch --gres=gpu:N, Ray num_gpus)")
+    sbatch_args: list[str] = Field(default_factory=list, description="extra sbatch arguments, e.g. ['--qos=low']")
+    address: str = Field(default="", description="the Ray dashboard's address (Jobs API), e.g. http://head:8265; "
+                                                 "default $RAY_ADDRESS")
+    resources: dict[str, float] = Field(default_factory=dict, description="Ray custom resources per job")
+    runtime_env: dict[str, Any] = Field(default_factory=dict, description="Ray runtime_env (env_vars, ...)")
+    max_jobs: int = Field(default=0, ge=0, description="jobs submitted at once (0 = search.parallel, else 4)")
+    python: str = Field(default="", description="the interpreter on the nodes with nightlab installed "
+                                                "(default: the path of the one running nightlab)")
+
+    def settings(self) -> Any:
+        """The sandbox's view of these settings (`nightlab.sandbox.backends.BackendSettings`)."""
+        from nightlab.sandbox.backends import BackendKind, BackendSettings
+
+        return BackendSettings(
+            kind=BackendKind(self.kind), partition=self.partition, account=self.account, time_limit=self.time_limit,
+            cpus_per_job=self.cpus_per_job, memory=self.memory, gpus_per_job=self.gpus_per_job,
+            sbatch_args=list(self.sbatch_args), address=self.address, resources=dict(self.resources),
+            runtime_env=dict(self.runtime_env), max_jobs=self.max_jobs, python=self.python)
+
+
 class ProjectConfig(_Strict):
     command: str = Field(min_length=1, description="how to run training from the project root; {seed} is replaced")
     metric: MetricConfig
@@ -164,6 +196,7 @@ class ProjectConfig(_Strict):
     artifacts: ArtifactsConfig = Field(default_factory=ArtifactsConfig)
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    backend: BackendConfig = Field(default_factory=BackendConfig)
 
 
 def _format_error(source: str, err: ValidationError) -> str:
@@ -239,6 +272,7 @@ def dump_config(cfg: ProjectConfig) -> str:
         "artifacts": ArtifactsConfig().model_dump(exclude_none=True),
         "notify": NotifyConfig().model_dump(exclude_none=True),
         "mlflow": MlflowConfig().model_dump(exclude_none=True),
+        "backend": BackendConfig().model_dump(exclude_none=True),
     }
     for key, default in defaults.items():
         section = {k: v for k, v in data.get(key, {}).items() if default.get(k) != v}

@@ -39,6 +39,7 @@ from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
 from nightlab.agent.policy.base import Edit, Policy, PolicyContext, Proposal
 from nightlab.agent.policy_view import build_context, view
+from nightlab.agent.remote import Ended, RemoteJobs
 from nightlab.agent.report import ReportFiles, write_session_report
 from nightlab.agent.states import (
     ApprovalKind,
@@ -51,10 +52,11 @@ from nightlab.agent.states import (
     SessionState,
     Status,
 )
-from nightlab.agent.store import UNCONFIRMED, Approval, Experiment, Session, Store
+from nightlab.agent.store import UNCONFIRMED, Approval, Experiment, Job, Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import EditError, NightlabError
 from nightlab.sandbox import lease, runner, slots
+from nightlab.sandbox.backends import BackendError, SchedInfo, make_backend
 from nightlab.sandbox.spec import LOG_FILE
 from nightlab.sandbox.watch import Waker, signal_project
 
@@ -117,6 +119,11 @@ class Engine:
             slots.discover(cfg.slots.cpus, cfg.slots.threads_per_job, cfg.slots.gpus), str(self.root),
             wake_argv=self.launcher.wake_argv(), signal_path=str(self.paths.signal), lock_path=str(self.lock.path))
         self._slot_wait = ""  # what the engine last said about waiting for another project's slot
+        # jobs on a cluster's scheduler instead of this machine's slots ([backend] kind = "slurm" | "ray")
+        self.remote: RemoteJobs | None = None
+        if cfg.backend.kind != "local":
+            self.remote = RemoteJobs(self.root, self.store, make_backend(cfg.backend.settings()),
+                                     poll_s=max(0.5, self.options.poll_s * 2))
         self._stop = False
         self._invalid_streak = 0
         self._exhausted = False
@@ -247,7 +254,9 @@ class Engine:
         return self.budget_left() <= 0 or self._exhausted
 
     def wake_conditions(self) -> list[str]:
-        conds = [f"job of experiment #{j.experiment_id} ends" for j in self.store.open_jobs()]
+        conds = [f"job of experiment #{j.experiment_id} ends" + (f" ({j.where}, {j.sched_state or 'submitted'})"
+                                                                 if j.remote else "")
+                 for j in self.store.open_jobs()]
         conds += [f"approval {a.id} ({a.kind} #{a.experiment_id}) decided"
                   for a in self.store.approvals(ApprovalState.PENDING)]
         if self._slot_wait and self.store.experiments_in(Status.QUEUED):
@@ -261,6 +270,9 @@ class Engine:
         for job in self.store.open_jobs():
             status = runner.read_status(job.run_dir)
             if status is not None:
+                continue
+            if job.remote:
+                self._reconcile_remote(job)
                 continue
             pids = runner.read_pids(job.run_dir)
             if pids is None:
@@ -304,6 +316,17 @@ class Engine:
                 if d.name.isdigit() and int(d.name) not in active:
                     self._prune(int(d.name))
 
+    def _reconcile_remote(self, job: Job) -> None:
+        """A scheduler's job after a restart: its submission found again by name if the engine died before
+        recording it, else it never reached the scheduler and goes back to the queue (it cannot run twice)."""
+        assert self.remote is not None
+        try:
+            if not self.remote.recover(job):
+                self._mark_lost(job.id, job.experiment_id, "never reached the scheduler")
+        except BackendError as err:
+            self.emit("backend_error", f"cannot ask the scheduler about #{job.experiment_id}: {err}",
+                      job.experiment_id)
+
     def _mark_lost(self, job_id: int, exp_id: int, why: str) -> None:
         self.store.update_job(job_id, state=JobState.LOST, ended=time.time())
         e = self.store.experiment(exp_id)
@@ -320,8 +343,22 @@ class Engine:
     # ------------------------------------------------------------------------------------------- 1. collect
     def _collect(self) -> bool:
         progressed = False
-        for job in self.store.open_jobs():
+        open_jobs = self.store.open_jobs()
+        scheduler = self._follow_remote(open_jobs)
+        for job in open_jobs:
             status = runner.read_status(job.run_dir)
+            if job.remote:
+                ended = self._remote_ending(job, status, scheduler)
+                if ended is None and status is None:
+                    continue
+                if ended is not None and ended.retry:
+                    # the node went down or the job was pre-empted: this attempt never finished by itself
+                    self.store.update_job(job.id, state=JobState.ENDED, ended=time.time())
+                    self._requeue_or_lose(self.store.experiment(job.experiment_id), ended.why)
+                    progressed = True
+                    continue
+                if ended is not None:
+                    status = ended.status
             if status is None:
                 if job.state == JobState.RUNNING and not runner.wrapper_alive(job.run_dir) and \
                         runner.read_status(job.run_dir) is None:
@@ -333,7 +370,8 @@ class Engine:
             # order matters for crash safety: results first (idempotent), then the job is closed, then the verdict
             # (completed by reconcile if we die before it: see `settled`)
             analysed = self._record_run(self.store.experiment(job.experiment_id), Path(job.run_dir), status)
-            self.store.update_job(job.id, state=JobState.ENDED, exit_code=status.exit_code, ended=status.ended_at)
+            self.store.update_job(job.id, state=JobState.ENDED, exit_code=status.exit_code, ended=status.ended_at,
+                                  run_started=job.run_started or (status.started_at if job.remote and status.pid else None))
             if job.slot:
                 self.pool.release(job.slot)
             if analysed is not None:
@@ -362,6 +400,30 @@ class Engine:
         err = mlflow_sync.request(self.root)
         if err:
             self.emit("mlflow_error", err)
+
+    def _follow_remote(self, jobs: list[Job]) -> dict[int, SchedInfo]:
+        if self.remote is None or not any(j.remote for j in jobs):
+            return {}
+        try:
+            return self.remote.follow(jobs)
+        except BackendError as err:  # the scheduler is unreachable for now: nothing is decided, ask again later
+            self.emit("backend_error", f"cannot ask the scheduler: {err}")
+            return {}
+
+    def _remote_ending(self, job: Job, status: runner.JobStatus | None,
+                       scheduler: dict[int, SchedInfo]) -> Ended | None:
+        """How a scheduler's job ended when its wrapper could not say (or said only "stopped from outside")."""
+        if self.remote is None:
+            return None
+        try:
+            if status is not None:
+                return self.remote.outside_stop(job, status)
+            info = scheduler.get(job.id)
+            return None if info is None else self.remote.ending_status(job, info)
+        except BackendError as err:
+            self.emit("backend_error", f"cannot ask the scheduler about #{job.experiment_id}: {err}",
+                      job.experiment_id)
+            return None
 
     def _record_run(self, e: Experiment, run_dir: Path, status: runner.JobStatus) -> Experiment | None:
         """Record a finished run's results (metric, curves, failure class, stage). None when it goes back to the
@@ -602,6 +664,8 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------- 3. launch
     def _launch_queued(self) -> bool:
+        if self.remote is not None:
+            return self._submit_queued()
         progressed = False
         for e in self.store.experiments_in(Status.QUEUED):
             if (self.budget_left() <= 0 and e.attempts == 0) or self._stop:
@@ -638,6 +702,39 @@ class Engine:
                               wrapper_pid=pids.get("wrapper_pid"), wrapper_start=pids.get("wrapper_start"))
         self.emit("started", f"#{e.id} started: {e.title} (seed {e.seed}, slot {slot.id})", e.id,
                   run_dir=spec.run_dir)
+
+    def _submit_queued(self) -> bool:
+        """Hand queued experiments to the cluster's scheduler, up to `_parallel()` jobs in its hands at once."""
+        assert self.remote is not None
+        progressed = False
+        for e in self.store.experiments_in(Status.QUEUED):
+            if (self.budget_left() <= 0 and e.attempts == 0) or self._stop:
+                continue
+            if len(self.store.open_jobs()) >= self._parallel():
+                break
+            attempt = e.attempts + 1
+            try:
+                spec = RemoteJobs.adapt(self.launcher.prepare(e, slots.Slot(id=self.remote.kind), attempt))
+                self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
+                if attempt == 1:
+                    self.store.update_session(self.sid, runs_started=self.store.session(self.sid).runs_started + 1)
+                job = self.remote.submit(e, spec, attempt)
+            except BackendError as err:  # refused (a bad partition, an unreachable head): recorded, never retried
+                self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
+                                             failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
+                for j in self.store.open_jobs():
+                    if j.experiment_id == e.id:
+                        self.store.update_job(j.id, state=JobState.ENDED, ended=time.time())
+                self.emit("failed", f"#{e.id} could not be submitted: {err}", e.id)
+            except NightlabError as err:
+                self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
+                                             failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
+                self.emit("failed", f"#{e.id} could not start: {err}", e.id)
+            else:
+                self.emit("started", f"#{e.id} submitted: {e.title} (seed {e.seed}, {job.where})", e.id,
+                          run_dir=spec.run_dir)
+            progressed = True
+        return progressed
 
     # ------------------------------------------------------------------------------------------- 4. plan
     def _plan(self) -> bool:
@@ -682,6 +779,8 @@ class Engine:
         return True
 
     def _parallel(self) -> int:
+        if self.remote is not None:  # the scheduler decides where and when; this caps what is handed to it
+            return self.cfg.backend.max_jobs or self.cfg.search.parallel or 4
         n = self.pool.total
         if self.cfg.search.parallel:
             n = min(n, self.cfg.search.parallel)
@@ -845,7 +944,14 @@ class Engine:
         return where
 
     def _interrupt(self) -> None:
-        """Ctrl+C in the foreground: stop our running jobs, record them for resumption, keep everything else."""
+        """Ctrl+C in the foreground: stop our running jobs, record them for resumption, keep everything else.
+        Jobs on a cluster's scheduler go on: they wake the engine when they end (or `nightlab wake` collects them)."""
+        if self.remote is not None:
+            if self.session is not None:
+                self.store.update_session(self.sid, state=SessionState.HIBERNATING,
+                                          wake_conditions=self.wake_conditions(), pid=None)
+            self.emit("interrupted", "interrupted: the jobs on the scheduler go on; they wake nightlab when they end")
+            return
         for job in self.store.open_jobs():
             runner.stop(job.run_dir, "interrupted")
         deadline = time.monotonic() + 15

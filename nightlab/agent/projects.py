@@ -107,7 +107,8 @@ def overview(root: Path) -> dict[str, Any]:
         "wake_conditions": list(session.wake_conditions) if session else [],
         "queued": len([e for e in exps.values() if e.status == "queued"]),
         "approvals": len(store.approvals("pending")),
-        "running": [{"experiment": j.experiment_id, "where": j.slot or "",
+        "running": [{"experiment": j.experiment_id, "where": j.where,
+                     "queued": j.remote and j.run_started is None,
                      "title": exps[j.experiment_id].title if j.experiment_id in exps else "",
                      "running_s": round(time.time() - (j.started or time.time()), 1)} for j in store.open_jobs()],
     })

@@ -60,12 +60,19 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
     jobs = []
     for j in store.open_jobs():
         e = exps.get(j.experiment_id)
+        queued = j.remote and j.run_started is None
+        since = j.started if not j.remote else (j.run_started or j.started)
         jobs.append({
-            "experiment": j.experiment_id, "title": e.title if e else "", "slot": j.slot,
-            "running_s": round(time.time() - (j.started or time.time()), 1), "log": j.log_path,
-            "last_line": _last_line(Path(j.log_path)), "alive": runner.wrapper_alive(j.run_dir),
+            "experiment": j.experiment_id, "title": e.title if e else "", "slot": j.slot, "where": j.where,
+            "backend": j.backend or "local", "state": "queued" if queued else "running",
+            # time in the scheduler's queue and time running are counted apart
+            "queued_s": round(time.time() - (j.started or time.time()), 1) if queued else j.queued_s,
+            "running_s": 0.0 if queued else round(time.time() - (since or time.time()), 1), "log": j.log_path,
+            "last_line": _last_line(Path(j.log_path)),
+            "alive": j.sched_state in ("queued", "running", None) if j.remote else runner.wrapper_alive(j.run_dir),
         })
     stored = artifacts.read_all(Path(root) / ".nightlab")
+    latest = {j.experiment_id: j for j in store.jobs()}
     experiments = []
     for r in summary.rows:
         e = exps[r["id"]]
@@ -73,6 +80,8 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             "id": e.id, "parent": e.parent_id, "status": e.status, "kind": e.kind, "metric": r["metric"],
             "runs": r["runs"], "delta": r["delta"], "hypothesis": e.title, "rationale": e.rationale,
             "stage": e.stage, "reward": e.reward, "failure_class": e.failure_class, "diagnosis": e.diagnosis,
+            "queued_s": latest[e.id].queued_s if e.id in latest else None,
+            "where": latest[e.id].where if e.id in latest else None,
             "seconds": e.seconds,
             "seed": e.seed, "isolation": e.isolation, "branch": e.branch, "error": e.error, "usage": e.usage,
             "artifacts": stored[e.id].to_json() | {"summary": stored[e.id].describe()} if e.id in stored else None,

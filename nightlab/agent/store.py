@@ -19,7 +19,7 @@ import sqlite_utils
 from nightlab.agent.states import ACTIVE, OPEN_JOB_STATES, Kind, Status
 from nightlab.agent.states import SETTLED as SETTLED
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 EXPERIMENT_STATUSES = tuple(Status)
 # the note (in `error`) on a best kept on one seed because the budget ran out before its confirming re-run, and how
@@ -100,7 +100,20 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE experiments SET settled = 1 WHERE run_result IS NOT NULL")
 
 
-MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+def _v4(db: sqlite_utils.Database) -> None:
+    """v4: jobs on a scheduler (SLURM, Ray): which backend, the scheduler's job id and the name it was submitted
+    under (found again after a crash), its last known state and node, when the wrapper really started (queued time
+    = run_started - started), and how the scheduler says it ended when the wrapper could not (node failure...)."""
+    jobs = db["jobs"]
+    assert isinstance(jobs, sqlite_utils.db.Table)
+    cols = {c.name for c in jobs.columns}
+    for name, typ in [("backend", str), ("sched_id", str), ("sched_name", str), ("sched_state", str),
+                      ("node", str), ("run_started", float), ("ending", str)]:
+        if name not in cols:
+            jobs.add_column(name, typ)
+
+
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 
 
 @dataclass
@@ -223,8 +236,33 @@ class Job:
     log_path: str
     state: str
     exit_code: int | None
-    started: float | None
+    started: float | None  # when nightlab started it (local) or handed it to the scheduler
     ended: float | None
+    backend: str | None = None  # None or "local": this machine; "slurm", "ray": a scheduler
+    sched_id: str | None = None
+    sched_name: str | None = None
+    sched_state: str | None = None  # queued | running | ended | unknown, as the scheduler last said
+    node: str | None = None
+    run_started: float | None = None  # when the wrapper started on its node (after any time in the queue)
+    ending: str | None = None  # the scheduler's account of the end when the wrapper left none (node_failure...)
+
+    @property
+    def remote(self) -> bool:
+        return bool(self.backend) and self.backend != "local"
+
+    @property
+    def where(self) -> str:
+        """Where it runs, for the status views: a local slot (`cpu0`), or `slurm 1234 on node7`, `ray nightlab-…`."""
+        if not self.remote:
+            return self.slot or ""
+        return f"{self.backend} {self.sched_id or '(submitting)'}" + (f" on {self.node}" if self.node else "")
+
+    @property
+    def queued_s(self) -> float | None:
+        """Seconds between submission and the wrapper starting (None while still queued or never queued)."""
+        if self.run_started is None or self.started is None:
+            return None
+        return max(0.0, self.run_started - self.started)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:

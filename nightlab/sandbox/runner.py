@@ -308,6 +308,8 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
         rc = _write_status(status, run_dir)
         _maybe_wake(spec)
         return rc
+    # what the node decides (the GPUs a scheduler gave this job) comes from the wrapper's own environment
+    spec.env.update({k: os.environ[k] for k in spec.inherit if k in os.environ})
     try:
         launch_info = isolate.prepare(spec)
     except isolate.IsolationError as e:

@@ -45,6 +45,8 @@ class JobSpec:
     instrument: bool = True
     leases: list[str] = field(default_factory=list)  # machine-wide slot leases the wrapper adopts and gives back
     lease_run: str = ""  # the token those leases name (a lease re-taken by someone else is not ours to free)
+    inherit: list[str] = field(default_factory=list)  # variables the job takes from the wrapper's node (a
+    # scheduler's CUDA_VISIBLE_DEVICES, SLURM_JOB_ID), where the node, not the engine's machine, decides
 
     def write(self, path: Path) -> None:
         atomic_write_json(path, asdict(self))

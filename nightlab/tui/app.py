@@ -550,11 +550,11 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         if job is None or job.state not in ("starting", "running"):
             self.notify(f"#{exp_id} has no running job.")
             return
-        run_dir, job_exp = job.run_dir, job.experiment_id
+        job_exp = job.experiment_id
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._stop_job(job_exp, run_dir)
+                self._stop_job(job_exp, job)
 
         which = f"#{exp_id}" if job_exp == exp_id else f"#{exp_id} (its re-run #{job_exp})"
         self.push_screen(ConfirmDialog(f"Stop the running job of {which}?",
@@ -562,11 +562,11 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
                                        "and other jobs carry on."), answer)
 
     @work(thread=True, exit_on_error=False, name="stop job")
-    def _stop_job(self, exp_id: int, run_dir: str) -> None:
+    def _stop_job(self, exp_id: int, job: Any) -> None:
+        from nightlab.agent.remote import stop_job
         from nightlab.errors import NightlabError
-        from nightlab.sandbox import runner
 
-        if not runner.stop(run_dir, "stopped by the user (TUI)"):
+        if not stop_job(self.root, job, "stopped by the user (TUI)"):
             raise NightlabError(f"the job of #{exp_id} is not running any more")
         self.post_message(ActionDone(f"Stopping the job of #{exp_id}."))
         self.poke()

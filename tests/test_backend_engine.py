@@ -1,0 +1,139 @@
+"""The engine on a real scheduler (a single-node SLURM and a Ray head on this machine): submit, hibernate, the job
+wakes the engine; kill the engine mid-job and wake it by hand; cancel; a failing job; a node that goes away.
+Nothing lost, nothing run twice."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightlab.agent.config import BackendConfig
+from nightlab.agent.engine import open_store
+from nightlab.agent.lock import ProjectLock
+
+from helpers import TINY_TRAIN, git, make_repo, write_config
+
+# waits in the worktree for a `go` file (the test decides when the job may end), then trains like TINY_TRAIN
+GATED_TRAIN = "import os, time\nprint('started', flush=True)\nwhile not os.path.exists('go'):\n    time.sleep(0.1)\n" \
+    + TINY_TRAIN.split('"""', 2)[2]
+
+
+def nl(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=root, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def until(cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not reached in {timeout:g} s: {what}")
+
+
+@pytest.fixture(params=["slurm", "ray"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[BackendConfig]:
+    info = request.getfixturevalue(f"{request.param}_cluster")
+    if request.param == "slurm":
+        monkeypatch.setenv("SLURM_CONF", str(info["conf"]))
+        yield BackendConfig(kind="slurm")
+    else:
+        yield BackendConfig(kind="ray", address=str(info["address"]))
+
+
+def project(path: Path, backend: BackendConfig, train: str = TINY_TRAIN) -> Path:
+    root = make_repo(path, {"train.py": train})
+    write_config(root, backend=backend)
+    git(root, "add", "nightlab.toml")
+    git(root, "commit", "-q", "-m", "config")
+    return root
+
+
+def session_state(root: Path) -> str:
+    s = open_store(root).latest_session()
+    return s.state if s else ""
+
+
+def settled(root: Path) -> bool:
+    return session_state(root) == "done" and not ProjectLock(root / ".nightlab").is_held()
+
+
+def jobs_of(root: Path) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {}
+    for j in open_store(root).jobs():
+        out.setdefault(j.experiment_id, []).append(j)
+    return out
+
+
+def test_submit_hibernate_and_the_jobs_wake_the_engine(backend: BackendConfig, tmp_path: Path) -> None:
+    root = project(tmp_path / "p", backend)
+    p = nl(root, "run", "--mode", "autonomous", "--budget", "2", "--detach")
+    assert p.returncode == 0 and "hibernating" in p.stdout, p.stdout + p.stderr
+    status = json.loads(nl(root, "status", "--json").stdout)
+    assert status["session"]["state"] == "hibernating"
+    assert any(backend.kind in c for c in status["session"]["wake_conditions"]), status["session"]
+    # no engine runs now: each job's wrapper starts `nightlab wake` when it ends, until the budget is spent
+    until(lambda: settled(root), "the session done, woken by its jobs", timeout=240)
+    runs = jobs_of(root)
+    assert sorted(runs) == [1, 2] and all(len(v) == 1 for v in runs.values())  # nothing lost, nothing twice
+    for (job,) in runs.values():
+        assert job.backend == backend.kind and job.sched_id and job.state == "ended"
+        assert job.queued_s is not None and job.run_started is not None
+    exps = {e.id: e for e in open_store(root).experiments()}
+    assert exps[1].run_result == "succeeded" and exps[1].metric is not None and exps[1].status == "kept"
+    assert exps[1].isolation  # the wrapper recorded the sandbox layers the node gave it
+
+
+def test_kill_the_engine_mid_job_and_wake_it_by_hand(backend: BackendConfig, tmp_path: Path) -> None:
+    root = project(tmp_path / "p", backend, GATED_TRAIN)
+    engine = subprocess.Popen([sys.executable, "-m", "nightlab", "run", "--mode", "autonomous", "--budget", "1"],
+                              cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = root / ".nightlab" / "runs" / "1" / "output.log"
+    until(lambda: log.exists() and "started" in log.read_text(), "the job running on the scheduler")
+    engine.send_signal(signal.SIGKILL)
+    engine.wait()
+    # by hand, while the job still runs: the engine reconciles from the scheduler and hibernates again
+    assert nl(root, "wake").returncode == 0
+    (job,) = open_store(root).open_jobs()
+    assert job.sched_state == "running" and job.remote
+    assert session_state(root) == "hibernating"
+    (root / ".nightlab" / "worktrees" / "1" / "go").touch()
+    until(lambda: settled(root), "the session done after the job woke it")
+    assert [len(v) for v in jobs_of(root).values()] == [1]  # the same job, not a second submission
+    assert open_store(root).experiment(1).run_result == "succeeded"
+
+
+def test_cancel_a_queued_job_and_a_job_that_fails(backend: BackendConfig, tmp_path: Path) -> None:
+    held = backend.model_copy()
+    if held.kind == "slurm":
+        held.sbatch_args = ["--begin=now+3600"]  # SLURM holds it in its queue
+    else:
+        held.resources = {"nightlab_test_absent_resource": 1.0}  # no node has it: Ray keeps it pending
+    root = project(tmp_path / "held", held)
+    assert nl(root, "run", "--mode", "autonomous", "--budget", "1", "--detach").returncode == 0
+    until(lambda: (j := open_store(root).open_jobs()) != [] and j[0].sched_state == "queued", "queued")
+    status = json.loads(nl(root, "status", "--json").stdout)
+    assert status["jobs"][0]["state"] == "queued" and status["jobs"][0]["running_s"] == 0.0
+    assert nl(root, "stop", "1", "--yes").returncode == 0
+    assert nl(root, "wake").returncode == 0
+    until(lambda: settled(root), "the cancelled session done")
+    e = open_store(root).experiment(1)
+    assert e.run_result == "cancelled" and e.status == "cancelled"
+    assert not (root / ".nightlab" / "runs" / "1" / "output.log").exists() or \
+        "acc=" not in (root / ".nightlab" / "runs" / "1" / "output.log").read_text()
+
+    broken = project(tmp_path / "broken", backend, "raise SystemExit('no data here')\n")
+    assert nl(broken, "run", "--mode", "autonomous", "--budget", "1", "--detach").returncode == 0
+    until(lambda: settled(broken), "the failing session done", timeout=180)
+    e = open_store(broken).experiment(1)
+    assert e.run_result == "failed" and "no data here" in (e.log_tail or "")
+    assert [len(v) for v in jobs_of(broken).values()] == [1]
