@@ -370,8 +370,9 @@ class Engine:
             # order matters for crash safety: results first (idempotent), then the job is closed, then the verdict
             # (completed by reconcile if we die before it: see `settled`)
             analysed = self._record_run(self.store.experiment(job.experiment_id), Path(job.run_dir), status)
+            began = job.run_started or (status.started_at if job.remote and status.pid else None)
             self.store.update_job(job.id, state=JobState.ENDED, exit_code=status.exit_code, ended=status.ended_at,
-                                  run_started=job.run_started or (status.started_at if job.remote and status.pid else None))
+                                  run_started=began)
             if job.slot:
                 self.pool.release(job.slot)
             if analysed is not None:
