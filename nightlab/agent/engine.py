@@ -184,6 +184,18 @@ class Engine:
             if self._waker is not None:
                 self._waker.close()
             self.lock.release()
+            self._wake_if_missed()
+
+    def _wake_if_missed(self) -> None:
+        """A job that ended after the last look but before the lock was let go found the lock held and woke
+        nobody: having hibernated, start the wake it would have started (idempotent, like every wake)."""
+        if self.session is None or self.store.session(self.sid).state != SessionState.HIBERNATING:
+            return
+        if any(runner.read_status(j.run_dir) is not None for j in self.store.open_jobs()):
+            import subprocess
+
+            subprocess.Popen(self.launcher.wake_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
     def settle(self, session: Session) -> None:
         """For a session that is done: reconcile and analyse jobs that ended since, without continuing it."""
