@@ -22,7 +22,7 @@ from nightlab.agent.edits import apply_edits
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
-from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.policy.builtin import BuiltinPolicy
 
 MLP_SGD = '''\
@@ -380,7 +380,8 @@ def test_fix_by_failure_class() -> None:
     missing = view(5, 1, metric=None, result="failed", failure="import_error",
                    log_tail="ModuleNotFoundError: No module named 'timm'")
     tree.add(missing, tree.files[1])
-    assert policy.fix(tree.ctx(), missing) is None  # nothing can be installed offline
+    with pytest.raises(Abandon, match=r"timm is not installed.*cannot install"):  # nothing installs offline
+        policy.fix(tree.ctx(), missing)
     other = view(6, 1, metric=None, result="failed", failure="key_error", log_tail="KeyError: 'foo'")
     tree.add(other, tree.files[1])
     assert policy.fix(tree.ctx(), other) is None

@@ -216,6 +216,12 @@ ValueError: Input y_pred contains NaN.
      {"exit_code": None, "state": "failed", "reason": "killed by signal SIGKILL"}, {"cls": "oom"}),
     ("sigkill 137", "epoch 1 train_loss 0.5\n", {"exit_code": 137, "state": "failed"}, {"cls": "killed"}),
     ("memory cap", "step 1\n", {"exit_code": -9, "state": "failed", "reason": "memory cap 2048 MB"}, {"cls": "oom"}),
+    ("dataloader shm", "Traceback (most recent call last):\n  File \"/w/train.py\", line 7, in <module>\n"
+                       "    for xb, yb in dl:\nRuntimeError: Caught RuntimeError in DataLoader worker process 0.\n"
+                       "Original Traceback (most recent call last):\n  File \"/usr/lib/python3.11/site-packages/torch/"
+                       "storage.py\", line 423, in _new_shared\n    return cls._new_using_fd_cpu(size)\nRuntimeError: "
+                       "unable to allocate shared memory(shm) for file </torch_1_2_0>: No space left on device (28)\n",
+     {"exit_code": 1, "state": "failed"}, {"cls": "worker_error", "details": {"cause": "shared memory"}}),
     ("cpu allocator", "RuntimeError: [enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
                       "memory: you tried to allocate 34359738368 bytes.\n", {"exit_code": 1, "state": "failed"},
      {"cls": "oom", "details": {"device": "cpu"}}),

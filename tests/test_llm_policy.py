@@ -20,7 +20,7 @@ import pytest
 
 from nightlab.agent.config import LLMConfig
 from nightlab.agent.memory import edit_signature, format_memory, is_repeat, patch_signature, search, settled
-from nightlab.agent.policy.base import Edit, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.policy.llm import FIX_TOOL, PROPOSE_TOOL, LLMPolicy, PolicyError, json_from_text, scrub
 
 from fake_openai import (
@@ -320,7 +320,8 @@ def test_fix_with_no_edits_abandons_the_branch(server: FakeOpenAI) -> None:
     failed = view(3, 1, "x", status="failed", run_result="failed", failure_class="oom", log_tail="Killed")
     server.push(tool_reply(FIX_TOOL, {"diagnosis": "the data does not fit in memory", "edits": []}))
     policy, _ = make_policy(server)
-    assert policy.fix(make_ctx([BASELINE, failed]), failed) is None
+    with pytest.raises(Abandon, match="no code change that can fix it: the data does not fit in memory"):
+        policy.fix(make_ctx([BASELINE, failed]), failed)
     assert policy.last_usage["calls"] == 1
 
 

@@ -29,8 +29,8 @@ __all__ = [
 ]
 
 FAILURE_CLASSES = (
-    "syntax_error", "import_error", "shape_mismatch", "dtype_error", "device_error", "oom", "nan_loss", "nan_metric",
-    "no_metric", "timeout", "killed", "file_not_found", "argument_error", "key_error", "attribute_error",
+    "syntax_error", "import_error", "shape_mismatch", "dtype_error", "device_error", "oom", "worker_error", "nan_loss",
+    "nan_metric", "no_metric", "timeout", "killed", "file_not_found", "argument_error", "key_error", "attribute_error",
     "name_error", "value_error", "assertion_error", "runtime_error", "protected_modified", "log_flood", "disk_full",
     "interrupted", "lost", "unknown",
 )
@@ -305,6 +305,11 @@ _OOM_WORDS = (
     "cublas_status_alloc_failed", "oom-kill", "oom killer", "memoryerror", "killed by signal: killed",
     "insufficient shared memory",
 )
+# DataLoader workers that could not get shared memory (/dev/shm small or read-only in a container or sandbox): not an
+# out-of-memory of the training itself, and its fix is different (fewer workers, not a smaller batch)
+_SHM_RE = re.compile(r"unable to allocate shared memory\(shm\)|out of shared memory|insufficient shared memory|"
+                     r"unable to open shared memory object|"
+                     r"DataLoader worker \(pid[^)]*\) is killed by signal: Bus error")
 _NAN_WORDS = (
     "returned nan values", "loss is nan", "nan loss", "non-finite loss", "loss became nan", "detected nan",
     "loss is inf", "nan or inf found", "has nan", "contains nan",
@@ -345,6 +350,8 @@ def _classify_exception(exc: str, message: str) -> tuple[str, dict[str, Any]]:
         return "syntax_error", {}
     if short == "KeyboardInterrupt":
         return "interrupted", {}
+    if _SHM_RE.search(message):
+        return "worker_error", {"cause": "shared memory"}
     if short in ("MemoryError", "OutOfMemoryError", "_ArrayMemoryError", "ArrayMemoryError") or any(
             w in low for w in _OOM_WORDS):
         return "oom", _oom_details(f"{exc} {message}")
@@ -528,6 +535,9 @@ def classify_failure(
                     details={"reason": reason} if reason else {})
 
     low = text.lower()
+    if _SHM_RE.search(text) and parse_traceback(text) is None:
+        return fail("worker_error", f"DataLoader workers got no shared memory ({exit_txt}): {_last_line(text)}",
+                    details={"cause": "shared memory"})
     memory_hint = any(w in low for w in _OOM_WORDS) or "memory" in low_reason or re.search(
         r"^Killed\s*$", text, re.M) is not None
     if sig == 9:

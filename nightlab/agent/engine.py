@@ -37,7 +37,7 @@ from nightlab.agent.ledger import Ledger, Summary, ranked, summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
-from nightlab.agent.policy.base import Edit, Policy, PolicyContext, Proposal
+from nightlab.agent.policy.base import Abandon, Edit, Policy, PolicyContext, Proposal
 from nightlab.agent.policy_view import build_context, view
 from nightlab.agent.remote import Ended, RemoteJobs
 from nightlab.agent.report import ReportFiles, write_session_report
@@ -588,6 +588,11 @@ class Engine:
         try:
             proposal = self.policy.fix(self.context(), view(e))
             self._account()
+        except Abandon as why:  # no code change can work: the branch stops with the policy's reason
+            self._account()
+            self.store.update_experiment(e.id, error=str(why))
+            self.emit("abandon", f"#{e.id}: {why}", e.id, reason=str(why))
+            return
         except Exception as err:  # a policy failure is a result to record, not a crash
             self._account()
             self.emit("policy_error", f"policy could not propose a fix for #{e.id}: {_one_line(err)}", e.id)
@@ -917,7 +922,8 @@ class Engine:
 
     def context(self) -> PolicyContext:
         """The project as the policy sees it now (policy_view.py)."""
-        return build_context(self.root, self.cfg, self.ws, self.ledger, self.budget_left())
+        return build_context(self.root, self.cfg, self.ws, self.ledger, self.budget_left(),
+                             self.pool.gpus_per_job(self.cfg.slots.gpus_per_job))
 
     # ------------------------------------------------------------------------------------------- endings
     def _hibernate(self, conditions: list[str]) -> None:

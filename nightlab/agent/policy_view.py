@@ -28,8 +28,10 @@ def view(e: Experiment) -> ExperimentView:
     )
 
 
-def build_context(root: Path, cfg: ProjectConfig, ws: Workspace, ledger: Ledger, runs_left: int) -> PolicyContext:
-    """The project as the policy sees it now. Files are read from the experiments' commits, never the user's tree."""
+def build_context(root: Path, cfg: ProjectConfig, ws: Workspace, ledger: Ledger, runs_left: int,
+                  gpus_per_job: int = 0) -> PolicyContext:
+    """The project as the policy sees it now. Files are read from the experiments' commits, never the user's tree;
+    `gpus_per_job` is what a job is given on this machine ("auto" resolved)."""
     exps = ledger.store.experiments()
     best_id, _ = ledger.best()
     commits = {e.id: e.commit_sha for e in exps}
@@ -45,19 +47,20 @@ def build_context(root: Path, cfg: ProjectConfig, ws: Workspace, ledger: Ledger,
     if cfg.brief:
         bp = Path(root) / cfg.brief
         brief = bp.read_text() if bp.is_file() else ""
+    tracked = ws.tracked_files(base_commit)
     return PolicyContext(
         root=str(root), metric=cfg.metric.name, goal=cfg.metric.goal,
-        editable=editable_files(ws, cfg, base_commit), protected=list(cfg.protected),
+        editable=editable_files(ws, cfg, base_commit, tracked), protected=list(cfg.protected),
         experiments=[view(e) for e in exps], best_id=best_id, baseline_id=base.id if base else None,
         noise_floor=ledger.noise_floor(), brief=brief, timeout_s=cfg.timeout, runs_left=runs_left,
         read_file=read_file, rng=random.Random(f"{cfg.search.seed}:{len(exps)}"),
-        debug_depth=cfg.search.debug_depth,
+        debug_depth=cfg.search.debug_depth, tracked=tracked, gpus_per_job=gpus_per_job,
     )
 
 
-def editable_files(ws: Workspace, cfg: ProjectConfig, commit: str) -> list[str]:
+def editable_files(ws: Workspace, cfg: ProjectConfig, commit: str, tracked: list[str] | None = None) -> list[str]:
     """The files at `commit` the policy may edit: `editable`, minus anything `protected`."""
-    return [f for f in ws.tracked_files(commit)
+    return [f for f in (ws.tracked_files(commit) if tracked is None else tracked)
             if matches_any(f, cfg.editable) and not matches_any(f, cfg.protected)]
 
 

@@ -78,6 +78,7 @@ FAILURE_PENALTY: dict[str, float] = {  # keys are nightlab.agent.diagnose.FAILUR
     "nan_metric": 0.2,
     "nan_loss": 0.2,
     "oom": 0.2,
+    "worker_error": 0.2,
     "log_flood": 0.2,
     "disk_full": 0.1,
     "timeout": 0.1,

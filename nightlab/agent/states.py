@@ -83,6 +83,7 @@ class FailureClass(StrEnum):
     DTYPE_ERROR = "dtype_error"
     DEVICE_ERROR = "device_error"
     OOM = "oom"
+    WORKER_ERROR = "worker_error"  # DataLoader workers without shared memory (/dev/shm): not an out-of-memory
     NAN_LOSS = "nan_loss"
     NAN_METRIC = "nan_metric"
     NO_METRIC = "no_metric"

@@ -84,6 +84,13 @@ class PolicyContext:
     read_file: Callable[[int | None, str], str]
     rng: random.Random
     debug_depth: int = 3
+    tracked: Sequence[str] = ()  # every path the repository tracks (the files it ships), editable or not
+    gpus_per_job: int = 0  # GPUs each job is given (slots.gpus_per_job); 0 = CPU jobs
+
+
+class Abandon(Exception):
+    """Raised by `Policy.fix` when no code change can repair the run (a package that cannot be installed offline, a
+    file nightlab must not trust); the message says why, and the engine records it with the stopped branch."""
 
 
 class Policy(Protocol):
@@ -98,7 +105,8 @@ class Policy(Protocol):
         """The next hypothesis to test, or None when the policy has nothing left to try."""
 
     def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
-        """An edit that should make the failed run work, or None to abandon that branch."""
+        """An edit that should make the failed run work, or None to abandon that branch (raise `Abandon` to say
+        why no fix can work)."""
 
     def prewarm(self) -> None:
         """Start slow set-up early (called once when the engine starts, before the baseline runs)."""

@@ -24,8 +24,11 @@ same: `Proposal.knobs` holds the *full* knob assignment of the proposed files ({
 transformation, `"transform": <name>`; the set of transforms along an experiment's ancestry is its *regime*, and
 only results of the same regime inform the search (a learning rate tuned for SGD says little about AdamW).
 
-`fix` maps a failure class to a repair: a Linear layer whose in_features do not match the activations, NaN /
-divergence (lower the learning rate or clip), out of memory (halve the batch), timeout (halve epochs / steps).
+`fix` repairs a failed run from the fix catalogue (catalogue/table.py): the first entry whose pattern the log shows
+with certainty and whose repair applies -- torch.load's weights_only default, CUDA-only code on a CPU, removed numpy /
+pandas / torch / scikit-learn APIs, DataLoader workers without shared memory, checkpoints that no longer fit, a
+Linear layer sized for other inputs, out of memory, NaN, timeout. Where no code change can work (a package that is
+not installed, a file of unknown origin) it raises `Abandon` with the reason.
 """
 
 from __future__ import annotations
@@ -38,10 +41,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightlab.agent.edits import apply_edits, matches_any
+from nightlab.agent.policy import catalogue
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
-from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -196,26 +200,54 @@ class BuiltinPolicy(PolicyBase):
         return None
 
     def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
-        """A repair for a failed run chosen from its failure class, or None (and the reason in the log)."""
+        """A repair for a failed run from the fix catalogue; None when nothing applies, `Abandon` (with the reason)
+        when the catalogue knows that no code change can work."""
         st = self._state(ctx, failed.id)
-        cls = (failed.failure_class or "").lower()
-        text = failed.log_tail or ""
-        if not cls:
-            cls = _classify(text, failed.run_result)
+        sym = catalogue.symptoms(failed.failure_class, failed.log_tail or "", failed.run_result,
+                                 sorted({*st.files, *(p for p in ctx.tracked if p.endswith(".py"))}))
+        site = self._site(ctx, st, failed, sym)
         sigs = self._signatures(ctx)
-        for move in self._fix_moves(ctx, st, failed, cls, text):
-            move.kind = "fix"
+        refusals: list[str] = []
+        for entry, match, out in catalogue.repairs(sym, site):
+            if isinstance(out, catalogue.NoFix):
+                refusals.append(out.reason)
+                continue
+            move = _Move(title=out.title, rationale=out.rationale, changes=dict(out.changes), transform=out.transform,
+                         diagnosis=match.diagnosis, expected=out.expected, kind="fix", texts=out.texts or None)
             prop = self._materialise(ctx, st, move, sigs)
             if prop is not None:
                 prop.parent_id = failed.id
-                prop.diagnosis = prop.diagnosis or move.diagnosis
+                prop.diagnosis = match.diagnosis
+                log.info("builtin policy: #%s matches catalogue entry %s", failed.id, entry.name)
                 return prop
-        if "import" in cls or "module" in cls:
-            log.info("builtin policy: #%s failed with %s; a missing package cannot be installed offline", failed.id,
-                     cls)
-        else:
-            log.info("builtin policy: no known fix for #%s (%s)", failed.id, cls or "unknown failure")
+        if refusals:
+            raise Abandon(refusals[0])
+        log.info("builtin policy: no known fix for #%s (%s)", failed.id, sym.cls or "unknown failure")
         return None
+
+    def _site(self, ctx: PolicyContext, st: _State, failed: ExperimentView, sym: catalogue.Symptoms
+              ) -> catalogue.Site:
+        """What the catalogue's repairs see: the failed run's files and frames, what the repository ships, the
+        GPUs a job gets, the knobs this branch changed since its last run that worked, and the knob editor."""
+        exps = {e.id: e for e in ctx.experiments}
+        ran = next((e for e in _lineage(exps, failed.parent_id) if e.run_result == "succeeded"), None)
+        changed: dict[str, tuple[str, Any, Any]] = {}
+        if ran is not None:
+            for key, value in failed.knobs.items():
+                if key in ("transform", "fix") or key not in ran.knobs or _norm(ran.knobs[key]) == _norm(value):
+                    continue
+                k = st.knobs.get(key)
+                changed[key] = (k.kind if k is not None else knobmod.classify(key), ran.knobs[key], value)
+
+        def scale(kind: str, factor: float) -> catalogue.KnobChange | None:
+            mv = self._scaled(ctx, st, kind, factor, "")
+            if mv is None:
+                return None
+            key, new = next(iter(mv.changes.items()))
+            return catalogue.KnobChange(key, st.knobs[key].value, new)
+
+        return catalogue.Site(files=st.files, frames=sym.frames, tracked=frozenset(ctx.tracked),
+                              gpus=ctx.gpus_per_job, changed=changed, scale=scale)
 
     # ------------------------------------------------------------------------------------------- state
     def _read(self, ctx: PolicyContext, exp_id: int | None, path: str) -> str:
@@ -687,7 +719,10 @@ class BuiltinPolicy(PolicyBase):
         """Turn a move into a validated Proposal (None if it does not apply, is invalid, or was already tried)."""
         try:
             if move.texts is not None:
-                return self._finish(ctx, st, {**st.files, **move.texts}, move, sigs)
+                texts: dict[str, str] | None = {**st.files, **move.texts}
+                if move.changes:  # a code fix that also moves a knob (half the batch + gradient accumulation)
+                    texts = self._rewrite_knobs(texts, st, move.changes)  # type: ignore[arg-type]
+                return self._finish(ctx, st, texts, move, sigs) if texts is not None else None
             if move.transform is not None:
                 return self._transform_proposal(ctx, st, move, sigs)
             return self._knob_proposal(ctx, st, move, sigs)
@@ -812,47 +847,6 @@ class BuiltinPolicy(PolicyBase):
         return texts, note
 
     # ------------------------------------------------------------------------------------------- fixes
-    def _fix_moves(self, ctx: PolicyContext, st: _State, failed: ExperimentView, cls: str,
-                   text: str) -> Iterator[_Move]:
-        diag = failed.diagnosis or cls
-        if "shape" in cls or tf.parse_matmul_mismatch(text):
-            mm = tf.parse_matmul_mismatch(text)
-            if mm is not None:
-                got, expected = mm
-                frame = _user_frame(text, st.files)
-                order = sorted(st.files, key=lambda p: (frame is None or p != frame[0], p))
-                for path in order:
-                    if not path.endswith(".py"):
-                        continue
-                    hint = None
-                    if frame is not None and frame[0] == path:
-                        lines = st.files[path].splitlines()
-                        hint = lines[frame[1] - 1] if 0 < frame[1] <= len(lines) else None
-                    r = tf.fix_linear_in_features(st.files[path], path, got, expected, hint)
-                    if r is not None:
-                        yield _Move(title=r.title, rationale=r.rationale, diagnosis=diag, expected=r.expected_effect,
-                                    kind="fix", texts={path: r.new_text})
-                        return
-        if any(w in cls for w in ("nan", "diverg", "inf")):
-            mv = self._scaled(ctx, st, "lr", 0.1, "The loss became NaN/inf: the learning rate is too high for this "
-                                                  "model; a tenfold smaller step keeps training finite.")
-            if mv is not None:
-                yield mv
-            yield _Move(title="", rationale="The loss blew up; clipping the gradient norm bounds every update.",
-                        transform="grad_clip", diagnosis=diag)
-        elif "oom" in cls or "memory" in cls:
-            mv = self._scaled(ctx, st, "batch_size", 0.5, "The run ran out of memory; half the batch needs about "
-                                                          "half the activation memory.")
-            if mv is not None:
-                yield mv
-        elif "timeout" in cls or "timed_out" in cls or failed.run_result == "timed_out":
-            for kind in ("epochs", "steps"):
-                for factor in (0.5, 0.7):  # 0.5 may just undo the change that made it slow: then a milder cut
-                    mv = self._scaled(ctx, st, kind, factor, "The run hit the time limit; a shorter training fits "
-                                                             "the budget and still shows whether the change helps.")
-                    if mv is not None:
-                        yield mv
-
     def _propose_without_best(self, ctx: PolicyContext) -> Proposal | None:
         """Nothing works yet: try a fix for the newest failed experiment that has no child yet."""
         parents = {e.parent_id for e in ctx.experiments}
@@ -860,7 +854,11 @@ class BuiltinPolicy(PolicyBase):
                   and e.kind != "rerun"]
         failed.sort(key=lambda e: e.id, reverse=True)
         for e in failed[:1]:
-            prop = self.fix(ctx, e)
+            try:
+                prop = self.fix(ctx, e)
+            except Abandon as why:
+                log.info("builtin policy: #%s cannot be fixed: %s", e.id, why)
+                return None
             if prop is not None:
                 return prop
         return None
@@ -1041,30 +1039,6 @@ def _pathologies(ctx: PolicyContext, e: ExperimentView) -> list[tuple[str, str]]
         out = [x for x in out if x[0] != "still_improving"]
     out.sort(key=lambda x: order.index(x[0]) if x[0] in order else len(order))
     return out
-
-
-def _classify(text: str, run_result: str | None) -> str:
-    try:
-        from nightlab.agent import diagnose
-
-        f = diagnose.classify_failure(text, None, run_result or "failed")
-        return str(getattr(f, "cls", "") or "").lower() if f is not None else ""
-    except Exception:
-        return ""
-
-
-_FRAME_RE = re.compile(r'File "([^"]+)", line (\d+)')
-
-
-def _user_frame(log_text: str, files: Mapping[str, str]) -> tuple[str, int] | None:
-    """The innermost traceback frame in one of the project's files: (repo path, line)."""
-    hit = None
-    for m in _FRAME_RE.finditer(log_text):
-        fpath, line = m.group(1), int(m.group(2))
-        for p in files:
-            if fpath == p or fpath.endswith("/" + p):
-                hit = (p, line)
-    return hit
 
 
 def _search_rationale(s: searchmod.Suggestion, dims: list[searchmod.Dim], n: int) -> str:

@@ -28,7 +28,8 @@ from typing import Any
 from nightlab.agent.config import LLMConfig
 from nightlab.agent.edits import apply_edits
 from nightlab.agent.memory import format_memory, is_repeat, settled
-from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+from nightlab.agent.policy import catalogue
+from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 from nightlab.errors import EditError, NightlabError
 
 log = logging.getLogger(__name__)
@@ -516,7 +517,8 @@ class LLMPolicy(PolicyBase):
         return self._converse(ctx, messages, PROPOSE_TOOL, build, parent)
 
     def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
-        """Ask the model to repair a failed run; None when it says no code change can (the branch is abandoned)."""
+        """Ask the model to repair a failed run; `Abandon` with the model's diagnosis when it says no code change
+        can (the branch stops with that reason)."""
         if not ctx.editable:
             return None
         messages = self.messages(ctx, failed)
@@ -570,15 +572,30 @@ class LLMPolicy(PolicyBase):
                      f"failure class: {failed.failure_class or '-'}", f"stage reached: {failed.stage or '-'}"]
             if failed.seconds is not None:
                 facts.append(f"ran {failed.seconds:.1f} s")
+            known = self.known_failure(ctx, failed)
             parts.append(
                 f"## Failed run #{failed.id}: {failed.title}\n" + "; ".join(facts)
                 + (f"\ndiagnosis so far: {failed.diagnosis}" if failed.diagnosis else "")
+                + (f"\n### nightlab's fix catalogue recognises this failure\n{scrub(known)}" if known else "")
                 + f"\n### Log tail{cut}\n{_fence(tail)}text\n{scrub(tail)}\n{_fence(tail)}"
             )
             parts.append(f"## Your step\nDiagnose why run #{failed.id} failed and fix it with the smallest edit. "
                          f"This is fix attempt {depth} of at most {ctx.debug_depth}; after that the branch is "
                          f"abandoned. Call `{FIX_TOOL}` (empty edits if no code change can fix it).")
         return "\n\n".join(parts)
+
+    def known_failure(self, ctx: PolicyContext, failed: ExperimentView) -> str:
+        """The fix catalogue's diagnosis of the failure (the one the builtin policy acts on), and the repair it
+        would make or why none can work; '' when no entry recognises it."""
+        files = {p: t for p in ctx.editable if p.endswith(".py") and (t := self._read(ctx, failed.id, p))}
+        paths = sorted({*files, *(p for p in ctx.tracked if p.endswith(".py"))})
+        sym = catalogue.symptoms(failed.failure_class, failed.log_tail or "", failed.run_result, paths)
+        site = catalogue.Site(files=files, frames=sym.frames, tracked=frozenset(ctx.tracked), gpus=ctx.gpus_per_job)
+        try:
+            return catalogue.explain(sym, site)
+        except Exception as err:  # the prompt goes out without it rather than not at all
+            log.debug("fix catalogue failed on #%s: %s", failed.id, err)
+            return ""
 
     @staticmethod
     def _read(ctx: PolicyContext, exp_id: int | None, path: str) -> str | None:
@@ -605,9 +622,10 @@ class LLMPolicy(PolicyBase):
                         raise _Invalid(answer.error or "no answer")
                     proposal = build(answer.args)
                     if not proposal.edits:
-                        if allow_empty:
+                        if allow_empty:  # the model says no code change can fix it: the branch stops, saying why
                             log.info("model gave up on fixing: %s", proposal.diagnosis)
-                            return None
+                            raise Abandon(f"the model found no code change that can fix it: "
+                                          f"{_one_line(proposal.diagnosis, 300)}")
                         raise _Invalid("'edits' is empty")
                     self._validate(ctx, proposal, parent)
                     proposal.usage = usage.as_dict()

@@ -497,6 +497,11 @@ def _render(script: Script, patch: _Patch) -> str | None:
     return code
 
 
+# public names for other editing code (the fix catalogue plans its edits the same way)
+Patch = _Patch
+render = _render
+
+
 def _stmt(code: str) -> cst.BaseStatement:
     return cst.parse_statement(code)
 

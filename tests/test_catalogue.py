@@ -1,0 +1,353 @@
+"""The fix catalogue, entry by entry, on real scripts that really fail on the installed versions.
+
+Every entry of `catalogue.CATALOGUE` has a case in tests/catalogue_cases/<case>/: the script is run as it is and must
+fail with that entry's error; the failure goes through the builtin policy's `fix` (the catalogue as the engine uses
+it), the proposed edits are applied with the engine's own edit validation, and the fixed script must run and print
+its metric. A few cases also go through the real engine (`_try_fix`): the run, the fix experiment and its run.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import resource
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nightlab.agent import diagnose, metrics
+from nightlab.agent.config import load_config
+from nightlab.agent.edits import apply_edits
+from nightlab.agent.engine import Engine, EngineOptions
+from nightlab.agent.policy import catalogue
+from nightlab.agent.policy.base import Abandon, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.policy.knobs import rewrite as rewrite_knob
+
+from helpers import git, make_repo, write_config
+
+CASES = Path(__file__).parent / "catalogue_cases"
+ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """How a case fails here and what the fix must achieve."""
+
+    error: str  # what the failing run prints on the installed versions ('' when it is a timeout)
+    runner: str = "plain"  # plain | small_shm (1 MB /dev/shm) | memory_cap (address-space cap) | timeout
+    gpus: int = 0  # GPUs the job is said to get
+    widen: tuple[str, int] | None = None  # a width change nightlab made before this run (knob, new value)
+    abandon: str = ""  # the branch must stop with this in the reason instead of a fix
+    # APIs that still work on the installed versions (with a warning): the error they raise where they are removed
+    removed_error: str = ""
+    expect_in_fix: tuple[str, ...] = field(default_factory=tuple)  # text the fixed file must contain
+
+
+SPECS: dict[str, Case] = {
+    "torch_load_weights_only": Case("Weights only load failed", expect_in_fix=("weights_only=False",)),
+    "cuda_checkpoint_on_cpu": Case("Attempting to deserialize object on a CUDA device",
+                                   expect_in_fix=('map_location=None if torch.cuda.is_available() else "cpu"',)),
+    "cuda_on_cpu": Case("Found no NVIDIA driver", expect_in_fix=(
+        '"device": "cuda" if torch.cuda.is_available() else "cpu"', "Net().to(_DEVICE)",
+        ".to(_DEVICE, non_blocking=True)", "if torch.cuda.is_available():\n                torch.cuda.synchronize()")),
+    "dataloader_workers": Case("unable to allocate shared memory", runner="small_shm",
+                               expect_in_fix=("num_workers=0)",)),
+    "numpy_removed_alias": Case("module 'numpy' has no attribute 'float'", expect_in_fix=(
+        ".astype(float)", "np.prod(X.shape[1:])", "dtype=np.float64", "best = -np.inf")),
+    "pandas_append": Case("'DataFrame' object has no attribute 'append'",
+                          expect_in_fix=("history = pd.concat([history, pd.DataFrame([row])], ignore_index=True)",)),
+    "torch_cuda_amp": Case("", removed_error="AttributeError: module 'torch.cuda' has no attribute 'amp'",
+                           expect_in_fix=('from torch.amp import GradScaler', 'GradScaler("cuda", enabled=',
+                                          'torch.amp.autocast("cuda", enabled=')),
+    "functional_sigmoid_tanh": Case(
+        "", removed_error="AttributeError: module 'torch.nn.functional' has no attribute 'tanh'",
+        expect_in_fix=("torch.tanh(self.a(x)) * torch.sigmoid(self.g(x))",)),
+    "autograd_variable": Case(
+        "", removed_error="ImportError: cannot import name 'Variable' from 'torch.autograd' (/x/torch/autograd.py)",
+        expect_in_fix=("w = torch.zeros(3, 1).requires_grad_()", "x, y = X, Y", "test = X\n")),
+    "zero_dim_index": Case("invalid index of a 0-dim tensor", expect_in_fix=("running += loss.item()",
+                                                                             "(epoch, loss.item())")),
+    "sklearn_renamed": Case("unexpected keyword argument 'sparse'",
+                            expect_in_fix=("OneHotEncoder(sparse_output=False",)),
+    "dataparallel_prefix": Case('Unexpected key(s) in state_dict: "module.', expect_in_fix=(
+        'load_state_dict({k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()})',)),
+    "resized_model_checkpoint": Case("size mismatch for encoder.0.weight", widen=("HIDDEN", 64),
+                                     expect_in_fix=("_compatible_state(model, torch.load(",)),
+    "linear_in_features": Case("mat1 and mat2 shapes cannot be multiplied", expect_in_fix=("nn.Linear(64, 32)",)),
+    "missing_package": Case("No module named 'wandb'", abandon="wandb is not installed (imported at train.py:2"),
+    "out_of_memory": Case("can't allocate memory", runner="memory_cap", expect_in_fix=(
+        '"batch_size": 1024', "GRAD_ACCUM_STEPS = 2", "(loss / GRAD_ACCUM_STEPS).backward()")),
+    "nan_loss": Case("accuracy=nan", expect_in_fix=("LR = 0.5",)),
+    "cpu_pinned_gpu_job": Case("", runner="timeout", gpus=1,
+                               expect_in_fix=('default="cuda" if torch.cuda.is_available() else "cpu"',)),
+    "timeout": Case("", runner="timeout", expect_in_fix=("EPOCHS = 2000",)),
+}
+
+
+# ----------------------------------------------------------------------------------------------- running
+
+
+_TRACKED: dict[Path, list[str]] = {}  # what each case repository ships, as committed (before any run)
+
+
+def _repo(case: str, tmp_path: Path) -> Path:
+    repo = tmp_path / case
+    shutil.copytree(CASES / case, repo)
+    fixture = repo / "fixture.py"
+    if fixture.exists():  # files the repository ships (a checkpoint): made here, committed, the maker is not
+        subprocess.run([sys.executable, "fixture.py"], cwd=repo, env=ENV, check=True, capture_output=True)
+        fixture.unlink()
+    _TRACKED[repo] = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file())
+    return repo
+
+
+def _address_space_cap() -> int:
+    """What torch and the data need (measured in a probe process) plus 800 MB: the case's batch of 2048 needs
+    about 1 GB of activations, half of it about 0.5 GB."""
+    probe = "import torch\ntorch.set_num_threads(1)\nx = torch.randn(8192, 8)\n" \
+            "print([l for l in open('/proc/self/status') if l.startswith('VmPeak')][0].split()[1])"
+    out = subprocess.run([sys.executable, "-c", probe], env=ENV, capture_output=True, text=True, check=True)
+    return (int(out.stdout.strip()) + 800 * 1024) * 1024
+
+
+def _bwrap_small_shm(repo: Path) -> list[str]:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        pytest.skip("bubblewrap is not installed: the small-/dev/shm sandbox cannot be built")
+    probe = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"],
+                           capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"bubblewrap cannot create namespaces here: {probe.stderr.decode().strip()}")
+    return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", str(repo), str(repo),
+            "--chdir", str(repo), "--size", str(1 << 20), "--tmpfs", "/dev/shm"]
+
+
+def run(repo: Path, case: Case, limit: float | None = None) -> tuple[int | None, str, str]:
+    """(exit code, log, runner state) of `python [prepare.py &&] train.py` under the case's conditions."""
+    argv = [sys.executable, "train.py"]
+    preexec = None
+    if case.runner == "small_shm":
+        argv = [*_bwrap_small_shm(repo), *argv]
+    elif case.runner == "memory_cap":
+        cap = _address_space_cap()
+        preexec = lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if (repo / "prepare.py").exists():
+        subprocess.run([sys.executable, "prepare.py"], cwd=repo, env=ENV, check=True, capture_output=True)
+    try:
+        p = subprocess.run(argv, cwd=repo, env=ENV, capture_output=True, text=True, preexec_fn=preexec,
+                           timeout=limit or 300)
+    except subprocess.TimeoutExpired as err:
+        out = (err.stdout or b"").decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        return None, out, "timed_out"
+    return p.returncode, p.stdout + p.stderr, "succeeded" if p.returncode == 0 else "failed"
+
+
+def accuracy(log: str) -> float | None:
+    return metrics.parse_metric(log, "accuracy").value
+
+
+# ----------------------------------------------------------------------------------------------- the policy
+
+
+def _view(id: int, parent: int | None, result: str, log: str = "", failure: str | None = None,
+          knobs: dict[str, Any] | None = None, kind: str = "hyperparameter") -> ExperimentView:
+    return ExperimentView(id=id, parent_id=parent, title=f"exp {id}", kind=kind, status=result, run_result=result,
+                          metric=0.5 if result == "succeeded" else None, curve=[], loss_curve=[],
+                          knobs=dict(knobs or {}), failure_class=failure, diagnosis=None, log_tail=log[-4000:],
+                          seed=0, seconds=1.0)
+
+
+def _ctx(files: dict[int, dict[str, str]], views: list[ExperimentView], tracked: list[str],
+         gpus: int = 0) -> PolicyContext:
+    return PolicyContext(
+        root="/nonexistent", metric="accuracy", goal="maximize", editable=sorted(files[1]), protected=[],
+        experiments=views, best_id=None, baseline_id=1, noise_floor=0.0, brief="", timeout_s=600.0, runs_left=10,
+        read_file=lambda i, p: files.get(i if i is not None else 1, {}).get(p, ""), rng=random.Random(0),
+        tracked=tracked, gpus_per_job=gpus)
+
+
+def _failure(rc: int | None, log: str, state: str) -> diagnose.Failure:
+    return diagnose.classify_failure(log, rc, state, "exceeded the timeout" if state == "timed_out" else "",
+                                     metrics.parse_metric(log, "accuracy").error)
+
+
+def _text_files(repo: Path) -> dict[str, str]:
+    return {p.relative_to(repo).as_posix(): p.read_text() for p in repo.rglob("*.py")}
+
+
+def _fix(repo: Path, case: Case, rc: int | None, log: str, state: str) -> tuple[Proposal, dict[str, str]]:
+    """The builtin policy's fix for the failed run; the files after its edits (validated as the engine does)."""
+    files = _text_files(repo)
+    tracked = _TRACKED[repo]
+    policy = BuiltinPolicy()
+    failure = _failure(rc, log, state)
+    knobs = {k: v.value for k, v in policy._knobs(files).items()}
+    views = [_view(1, None, state, log, failure.cls, knobs, "baseline")]
+    tree = {1: files}
+    if case.widen:  # the run that failed is nightlab's own widening of a baseline that ran
+        committed = {k: v.value for k, v in policy._knobs({"train.py": (CASES / repo.name / "train.py").read_text()})
+                     .items()}
+        views = [_view(1, None, "succeeded", "", None, committed, "baseline"),
+                 _view(2, 1, state, log, failure.cls, knobs)]
+        tree[2] = files
+    prop = policy.fix(_ctx(tree, views, tracked, case.gpus), views[-1])
+    assert prop is not None, f"no fix for {failure.cls}: {failure.summary}"
+    assert prop.kind == "fix" and prop.title and prop.rationale and prop.diagnosis
+    return prop, {**files, **apply_edits(prop.edits, lambda p: files.get(p), list(files), [])}
+
+
+def _widen(repo: Path, knob: str, value: int) -> None:
+    path = repo / "train.py"
+    found = BuiltinPolicy()._knobs({"train.py": path.read_text()})
+    path.write_text(rewrite_knob(path.read_text(), found[knob].knob, value))
+
+
+# ----------------------------------------------------------------------------------------------- tests
+
+
+def test_every_entry_has_a_case_and_a_spec() -> None:
+    names = [e.name for e in catalogue.CATALOGUE]
+    assert len(set(names)) == len(names)
+    for e in catalogue.CATALOGUE:
+        assert (CASES / e.case / "train.py").is_file(), f"entry {e.name} has no test case folder"
+        assert e.case in SPECS, f"entry {e.name} has no spec in this test"
+        assert e.error and e.remedy
+
+
+@pytest.mark.parametrize("name", [e.case for e in catalogue.CATALOGUE])
+def test_entry_fixes_its_real_failure(name: str, tmp_path: Path) -> None:
+    case = SPECS[name]
+    repo = _repo(name, tmp_path)
+    if case.widen:
+        rc, log, state = run(repo, case)
+        assert rc == 0, log[-2000:]  # the committed configuration loads its checkpoint
+        _widen(repo, *case.widen)
+    limit = 2.0 if case.runner == "timeout" else None
+    rc, log, state = run(repo, case, limit)
+    if case.removed_error:
+        # still works on the installed versions (deprecated, not removed): the entry fires where it is removed
+        assert rc == 0, log[-2000:]
+        log = f'{log}Traceback (most recent call last):\n  File "{repo}/train.py", line 1, in <module>\n' \
+              f"{case.removed_error}\n"
+        rc, state = 1, "failed"
+    else:
+        assert state != "succeeded" or accuracy(log) is None or not math.isfinite(accuracy(log) or 0.0), log[-2000:]
+        assert case.error in log, log[-3000:]
+    if case.abandon:
+        with pytest.raises(Abandon) as why:
+            _fix(repo, case, rc, log, state)
+        assert case.abandon in str(why.value) and "cannot install" in str(why.value)
+        return
+    prop, fixed = _fix(repo, case, rc, log, state)
+    for want in case.expect_in_fix:
+        assert any(want in t for t in fixed.values()), f"{want!r} not in the fix:\n{prop.edits}"
+    for path, text in fixed.items():
+        (repo / path).write_text(text)
+    rc, log, state = run(repo, case)
+    assert rc == 0, f"{prop.title}\n{log[-3000:]}"
+    value = accuracy(log)
+    assert value is not None and math.isfinite(value), log[-2000:]
+
+
+def test_torch_load_of_a_file_of_unknown_origin_is_not_trusted(tmp_path: Path) -> None:
+    """The same failure, but the file comes from outside (a path on the command line, neither shipped nor written
+    by the repository): no weights_only=False, the branch stops with the reason."""
+    repo = _repo("torch_load_weights_only", tmp_path)
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace(
+        '    ap.add_argument("--epochs", type=int, default=30)',
+        '    ap.add_argument("--epochs", type=int, default=30)\n    ap.add_argument("--data", default=CACHE)').replace(
+        "x, y = load(CACHE)", "x, y = load(args.data)").replace("    prepare()\n", ""))
+    (repo / "prepare.py").unlink()
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace("from prepare import CACHE, main as prepare",
+                                                                           'CACHE = "/srv/shared/cache.pt"'))
+    fake = Case("Weights only load failed")
+    line = (repo / "train.py").read_text().splitlines().index("    blob = torch.load(path)") + 1
+    log = (f'Traceback (most recent call last):\n  File "{repo}/train.py", line {line}, in load\n'
+           '    blob = torch.load(path)\n_pickle.UnpicklingError: Weights only load failed. ...\n'
+           "\tWeightsUnpickler error: Unsupported global: GLOBAL numpy._core.multiarray._reconstruct was not an "
+           "allowed global by default.\n")
+    with pytest.raises(Abandon) as why:
+        _fix(repo, fake, 1, log, "failed")
+    text = str(why.value)
+    assert "cannot tell that the repository ships or writes /srv/shared/cache.pt" in text
+    assert "numpy._core.multiarray._reconstruct" in text
+
+
+def test_a_checkpoint_that_does_not_fit_without_a_resize_is_reported_not_patched(tmp_path: Path) -> None:
+    repo = _repo("resized_model_checkpoint", tmp_path)
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace("HIDDEN = 16", "HIDDEN = 32"))
+    case = Case("size mismatch")
+    rc, log, state = run(repo, case)
+    assert rc != 0 and "size mismatch for encoder.0.weight" in log
+    with pytest.raises(Abandon, match="nightlab did not change the model's shape"):
+        _fix(repo, case, rc, log, state)
+
+
+def test_the_llm_prompt_carries_the_catalogues_diagnosis(tmp_path: Path) -> None:
+    from nightlab.agent.config import LLMConfig
+    from nightlab.agent.policy.llm import LLMPolicy
+
+    repo = _repo("cuda_on_cpu", tmp_path)
+    rc, log, state = run(repo, SPECS["cuda_on_cpu"])
+    failure = _failure(rc, log, state)
+    files = _text_files(repo)
+    failed = _view(1, None, state, log, failure.cls, kind="baseline")
+    prompt = LLMPolicy(LLMConfig(model="openai/test")).user_prompt(_ctx({1: files}, [failed], sorted(files)), failed)
+    assert "nightlab's fix catalogue recognises this failure" in prompt
+    assert "cuda_on_cpu: the code asks for a CUDA GPU" in prompt
+    assert "nightlab's own fix would be: choose the device at run time" in prompt
+
+
+# ----------------------------------------------------------------------------------------------- the engine
+
+
+def _engine_project(case: str, tmp_path: Path) -> Path:
+    repo = _repo(case, tmp_path)
+    if (repo / "prepare.py").exists():
+        command = f"{sys.executable} prepare.py && {sys.executable} train.py"
+    else:
+        command = f"{sys.executable} train.py"
+    make_repo(repo, {})
+    write_config(repo, command=command, editable=["*.py"], timeout=120)
+    cfg = (repo / "nightlab.toml").read_text().replace('name = "acc"', 'name = "accuracy"')
+    (repo / "nightlab.toml").write_text(cfg)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "nightlab config")
+    return repo
+
+
+@pytest.mark.parametrize("name", ["torch_load_weights_only", "cuda_on_cpu", "dataparallel_prefix"])
+def test_the_engine_fixes_the_failing_baseline(name: str, tmp_path: Path) -> None:
+    repo = _engine_project(name, tmp_path)
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=2),
+                 policy=BuiltinPolicy())
+    eng.run()
+    exps = eng.store.experiments()
+    base = next(e for e in exps if e.kind == "baseline")
+    assert base.run_result == "failed" and SPECS[name].error in (base.log_tail or "")
+    fix = next(e for e in exps if e.parent_id == base.id)
+    assert fix.kind == "fix" and fix.run_result == "succeeded", fix.log_tail
+    assert fix.metric is not None and fix.status == "kept"
+    assert (repo / "train.py").read_text() == (CASES / name / "train.py").read_text()  # the user's file untouched
+
+
+def test_the_engine_stops_a_branch_that_needs_a_package_with_the_reason(tmp_path: Path) -> None:
+    repo = _engine_project("missing_package", tmp_path)
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=2),
+                 policy=BuiltinPolicy())
+    eng.run()
+    base = next(e for e in eng.store.experiments() if e.kind == "baseline")
+    assert base.failure_class == "import_error" and base.run_result == "failed"
+    assert not [e for e in eng.store.experiments() if e.parent_id == base.id]
+    assert base.error and "wandb is not installed (imported at train.py:2: import wandb)" in base.error
+    events = [ev for ev in eng.store.events() if ev["kind"] == "abandon"]
+    assert events and "cannot install packages" in events[-1]["message"]
+
+
+
