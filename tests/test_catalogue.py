@@ -351,3 +351,43 @@ def test_the_engine_stops_a_branch_that_needs_a_package_with_the_reason(tmp_path
 
 
 
+
+
+# ----------------------------------------------------------------------------------------------- the edits themselves
+
+
+def test_repairs_touch_only_the_lines_they_fix() -> None:
+    """Format-preserving: the numpy repair changes the six lines that use removed aliases, character for character
+    elsewhere (the comment, spacing and quotes stay)."""
+    text = (CASES / "numpy_removed_alias" / "train.py").read_text()
+    site = catalogue.Site(files={"train.py": text})
+    sym = catalogue.symptoms("attribute_error", "AttributeError: module 'numpy' has no attribute 'float'.\n", "failed",
+                             ["train.py"])
+    (_entry, _match, fix), *_ = list(catalogue.repairs(sym, site))
+    assert isinstance(fix, catalogue.Fix)
+    old, new = text.splitlines(), fix.texts["train.py"].splitlines()
+    assert len(old) == len(new)
+    changed = [(a, b) for a, b in zip(old, new, strict=True) if a != b]
+    assert [a for a, _ in changed] == [ln for ln in old if any(
+        f"np.{x}" in ln for x in ("float", "int)", "product", "Inf"))]
+    assert ("best = -np.Inf", "best = -np.inf") in changed
+
+
+def test_a_second_out_of_memory_doubles_the_accumulation_and_an_unclear_loop_only_halves() -> None:
+    from nightlab.agent.policy.catalogue import resources
+
+    text = (CASES / "out_of_memory" / "train.py").read_text()
+    once = resources.grad_accumulation(text, "train.py", 2)
+    assert once is not None and once.count("_micro_step % GRAD_ACCUM_STEPS == 0") == 2
+    compile(once, "train.py", "exec")
+    doubled = resources._double_accumulation(once, "train.py")
+    assert doubled is not None and doubled[1] == 4 and "GRAD_ACCUM_STEPS = 4" in doubled[0]
+    # two backward passes in the loop (two losses): which one to scale is not certain
+    two = text.replace("            loss.backward()\n", "            loss.backward()\n            loss.backward()\n")
+    assert resources.grad_accumulation(two, "train.py", 2) is None
+    match = catalogue.Match("out of memory")
+    change = catalogue.KnobChange("CONFIG.batch_size", 2048, 1024)
+    site = catalogue.Site(files={"train.py": two}, scale=lambda kind, f: change if kind == "batch_size" else None)
+    fixes = list(resources.repair_oom(match, site))
+    assert len(fixes) == 1 and isinstance(fixes[0], catalogue.Fix) and not fixes[0].texts
+    assert fixes[0].changes == {"CONFIG.batch_size": 1024} and "effective batch is halved" in fixes[0].rationale
