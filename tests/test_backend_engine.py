@@ -137,3 +137,44 @@ def test_cancel_a_queued_job_and_a_job_that_fails(backend: BackendConfig, tmp_pa
     e = open_store(broken).experiment(1)
     assert e.run_result == "failed" and "no data here" in (e.log_tail or "")
     assert [len(v) for v in jobs_of(broken).values()] == [1]
+
+
+@pytest.fixture
+def private_slurm(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A SLURM of this test's own: taking its node down must not touch the jobs of tests running beside it."""
+    import clusters
+
+    why = clusters.slurm_missing()
+    if why:
+        pytest.skip(why)
+    base = tmp_path_factory.mktemp("own-slurm")
+    info = clusters.acquire("slurm", base)
+    try:
+        if "error" in info:
+            pytest.fail(f"the private SLURM did not start: {info['error']}")
+        monkeypatch.setenv("SLURM_CONF", str(info["conf"]))
+        yield Path(str(info["conf"]))
+    finally:
+        clusters.release("slurm", base)
+
+
+def test_a_slurm_node_that_goes_away_mid_job_is_recorded_and_the_run_requeued(private_slurm: Path,
+                                                                             tmp_path: Path) -> None:
+    root = project(tmp_path / "p", BackendConfig(kind="slurm"), GATED_TRAIN)
+    assert nl(root, "run", "--mode", "autonomous", "--budget", "1", "--detach").returncode == 0
+    first = root / ".nightlab" / "runs" / "1" / "output.log"
+    until(lambda: first.exists() and "started" in first.read_text(), "the job running")
+    subprocess.run(["scontrol", "update", "nodename=nl1", "state=down", "reason=nightlab-test"], check=True,
+                   capture_output=True)
+    # the scheduler's account (NODE_FAIL) decides: the attempt is recorded as a node failure and run again
+    second = root / ".nightlab" / "runs" / "1.2" / "output.log"
+    until(lambda: second.exists() and "started" in second.read_text(), "the second attempt running", timeout=180)
+    (root / ".nightlab" / "worktrees" / "1" / "go").touch()
+    until(lambda: settled(root), "the session done")
+    (a, b) = jobs_of(root)[1]
+    assert a.ending == "node_failure" and a.state == "ended" and b.ending is None
+    store = open_store(root)
+    e = store.experiment(1)
+    assert e.run_result == "succeeded" and e.attempts == 2
+    assert store.latest_session().runs_started == 1  # type: ignore[union-attr]  # the lost attempt cost no budget
+    assert any("node failure" in ev["message"] and "NODE_FAIL" in ev["message"] for ev in store.events())

@@ -148,17 +148,34 @@ class RemoteJobs:
                            retry=False)
 
     def outside_stop(self, job: Job, status: JobStatus) -> Ended | None:
-        """A wrapper that recorded a stop nightlab never asked for (a node draining, a pre-emption, someone's
-        scancel): the scheduler says which, and a node failure or pre-emption is run again."""
-        if status.state != "killed" or not status.reason.endswith("from outside nightlab") or _stop_reason(job):
+        """A run stopped by a signal nightlab never sent (a node going down, a pre-emption, someone's scancel, the
+        scheduler's time limit) — the scheduler signals the job's processes as well as the wrapper, so either may
+        have noticed first. The scheduler's account decides what is recorded; a node failure or pre-emption runs
+        the experiment again."""
+        import signal as signals
+
+        killers = (signals.SIGTERM, signals.SIGKILL, signals.SIGINT)
+        # killed outright, or a shell in between that reports its child's death as 128 + the signal
+        by_signal = status.signal in killers or status.exit_code in {128 + int(k) for k in killers}
+        stopped = status.state == "killed" and status.reason.endswith("from outside nightlab")
+        if not (stopped or (status.state == "failed" and by_signal)) or _stop_reason(job):
             return None
-        info = self.follow([job], force=True).get(job.id) or self.backend.query([str(job.sched_id)]).get(
-            str(job.sched_id))
-        if info is None or info.ending not in RETRYABLE:
+        info = self.follow([job], force=True).get(job.id)
+        if info is None:
+            info = self.backend.query([str(job.sched_id)]).get(str(job.sched_id))
+        if info is None or info.ending is None:
             return None
+        word = f"{self.kind} {info.native}" + (f" ({info.reason})" if info.reason else "")
         self.store.update_job(job.id, ending=str(info.ending))
-        return Ended(status, True, f"{info.ending.value.replace('_', ' ')}: {self.kind} {info.native}"
-                                   + (f" ({info.reason})" if info.reason else ""))
+        if info.ending in RETRYABLE:
+            return Ended(status, True, f"{info.ending.value.replace('_', ' ')}: {word}")
+        if info.ending == Ending.CANCELLED:
+            status.state, status.reason = "killed", f"cancelled outside nightlab: {word}"
+            return Ended(status, False, status.reason)
+        if info.ending == Ending.TIMED_OUT:
+            status.state, status.reason = "timed_out", f"the scheduler's time limit: {word}"
+            return Ended(status, False, status.reason)
+        return None
 
     def _ended(self, job: Job, ending: Ending, why: str, retry: bool) -> Ended:
         state = {Ending.CANCELLED: "killed", Ending.TIMED_OUT: "timed_out"}.get(ending, "failed")
