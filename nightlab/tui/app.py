@@ -98,6 +98,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
                  gpu_poll_s: float = 2.0) -> None:
         super().__init__()
         self.root = Path(root).resolve()
+        self.next_root: Path | None = None  # a project chosen in the overview, opened when this app exits
         self.requested_mode = mode
         self.budget = budget
         self.start_policy = start  # auto: resume an unfinished session | now: start at once | never
@@ -636,6 +637,17 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         i = names.index(self.theme_info.name) if self.theme_info.name in names else -1
         self.apply_theme(names[(i + 1) % len(names)], remember=True)
 
+    def action_projects(self) -> None:
+        """The overview of every project; the one chosen there replaces this one (see `run_tui`)."""
+        from nightlab.tui.screens.projects import ProjectsScreen
+
+        def chosen(path: Path | None) -> None:
+            if path is not None:
+                self.next_root = path
+                self.exit(0)
+
+        self.push_screen(ProjectsScreen(self.root), chosen)
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
@@ -678,4 +690,7 @@ def run_tui(root: Path, mode: str | None = None, budget: int | None = None, star
         raise NightlabError("the TUI needs a terminal; use `nightlab status`, `nightlab run` or `nightlab log`")
     app = NightlabApp(Path(root), mode=mode, budget=budget, start="now" if start else "auto")
     result = app.run()
+    while app.next_root is not None and app.return_code in (None, 0):  # a project opened from the overview
+        app = NightlabApp(app.next_root)
+        result = app.run()
     return int(result or 0) if app.return_code in (None, 0) else int(app.return_code or 1)

@@ -48,6 +48,8 @@ KEYS: tuple[Key, ...] = (
         help="Next theme (remembered)"),
     Key("command_palette", "ctrl+p", "command_palette", "Commands", "app", show=False, priority=True,
         help="Command palette: every action by name"),
+    Key("projects", "o", "projects", "Projects", "app", show=False,
+        help="Every project you have run (as `nightlab projects`); enter opens one"),
     # main screen
     Key("approve", "a", "approve", "Approve", "main",
         help="Approve the highlighted request (a promote request opens the review)"),
