@@ -63,7 +63,7 @@ def test_the_projects_overview_lists_every_project_and_opens_one(populated: tupl
             assert str(cells[str(root)][1]) == "STEP" and "2" in str(cells[str(root)][5])  # two approvals wait
             assert "missing" in str(cells[str(gone)][2])
             assert str(cells[str(other)][2]) == "no session"
-            table.move_cursor(row=[i for i in range(3) if str(other) in str(table.get_row_at(i)[0])][0])
+            table.move_cursor(row=next(i for i in range(3) if str(other) in str(table.get_row_at(i)[0])))
             await pilot.press("enter")
             await wait_until(pilot, lambda: not app.is_running, what="the app handing over to the other project")
         assert app.next_root == other.resolve()
