@@ -336,6 +336,7 @@ class Layout:
 
 
 def layout_of(repo: Path) -> Layout:
+    from nightlab.agent import code_reach
     from nightlab.agent import project_init as pi
 
     tracked = [p for p in git(repo, "ls-files").splitlines() if p]
@@ -343,7 +344,9 @@ def layout_of(repo: Path) -> Layout:
     if entry is None:
         raise SystemExit(f"{repo}: no training script found")
     protected = pi.protected_files(repo, tracked, entry)
-    return Layout(entry=entry, editable=pi.editable_files(repo, entry, tracked, protected), protected=protected)
+    reached = code_reach.reach(repo, tracked, pi.guess_command(repo, entry))
+    return Layout(entry=entry, editable=list(pi.editable_files(repo, tracked, reached, protected)),
+                  protected=protected)
 
 
 def wrapped_command(task: Task, layout: Layout, cache_dir: Path, ledger: Path, timeout: float) -> str:
@@ -556,7 +559,7 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
     from nightlab.agent.config import MetricConfig, ProjectConfig, SandboxConfig, SearchConfig, SlotsConfig
     from nightlab.agent.engine import RERUN, Engine, EngineOptions
     from nightlab.agent.policy.builtin import BuiltinPolicy
-    from nightlab.sandbox import slots
+    from nightlab.sandbox import lease
 
     cfg = ProjectConfig(
         command=command, metric=MetricConfig(name=task.metric, goal=task.goal, regex=task.regex),  # type: ignore[arg-type]
@@ -570,7 +573,7 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
     )
     opts = EngineOptions(mode="autonomous", budget=combo.budget, unsafe_no_sandbox=combo.isolation == "none")
     eng = Engine(repo, cfg, options=opts, policy=BuiltinPolicy())
-    eng.pool = slots.SlotPool([slot])  # this worker's slot only: one job at a time, on its own core
+    eng.pool = lease.MachinePool([slot], str(repo))  # this worker's slot only: one job at a time, on its own core
     with faithful_status(ledger, combo.timeout):
         summary = eng.run()
     res.engine_best = summary.best
