@@ -163,7 +163,7 @@ def test_missing_tag_and_missing_events_say_what_was_seen(keras_like: Path, tmp_
     assert tbevents.event_folders(keras_like, since=9e9) == []
 
 
-def test_without_the_tensorboard_package_the_error_says_what_to_install(keras_like: Path,
+def test_without_the_tensorboard_package_the_error_says_what_to_install(keras_like: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     for mod in [m for m in sys.modules if m == "tensorboard" or m.startswith("tensorboard.")]:
         monkeypatch.delitem(sys.modules, mod)
@@ -176,6 +176,12 @@ def test_without_the_tensorboard_package_the_error_says_what_to_install(keras_li
     # with the metric in the log, events that cannot be read are a note, not a failure
     got = run_metrics.read_run(MetricConfig(name="acc", goal="maximize"), "acc=0.5\n", keras_like)
     assert got.reading.value == 0.5 and "nightlab[tensorboard]" in (got.note or "")
+    # a log that prints its loss needs nothing from the events: they are not parsed at all, only kept
+    kept = tmp_path / "run"
+    got = run_metrics.read_run(MetricConfig(name="acc", goal="maximize"), "step 1 loss 0.9\nacc=0.5\n", keras_like,
+                               run_dir=kept)
+    assert got.note is None and got.loss_curve == [(1, 0.9)] and got.events_kept == 3
+    assert len(list(kept.rglob("events.out.tfevents.*"))) == 3
 
 
 @pytest.mark.parametrize(("metric", "message"), [

@@ -333,7 +333,7 @@ def request(root: Path) -> str | None:
 
 
 def wait_idle(root: Path, timeout: float) -> bool:
-    """Wait until no syncer runs and none is asked for (tests, and `nightlab export mlflow --wait`)."""
+    """Wait until no syncer runs and none is asked for (what a test or a script waits on before reading MLflow)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not (_state_dir(root) / DIRTY_FILE).exists():

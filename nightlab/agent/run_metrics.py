@@ -38,7 +38,10 @@ def read_run(cfg: MetricConfig, log: str, cwd: Path, *, since: float | None = No
     folders = tbevents.event_folders(base, since)
     series: list[tbevents.Series] = []
     note = None
-    if folders:
+    loss_curve = metrics.parse_loss_curve(log)
+    # the events are parsed only when they are needed: for the metric, or for a loss curve the log does not print
+    # (event files with images or histograms can be large; a log-metric project pays nothing for them)
+    if folders and (cfg.source == "tensorboard" or not loss_curve):
         try:
             series = tbevents.read_folders(base, folders)
         except NightlabError as err:
@@ -53,7 +56,6 @@ def read_run(cfg: MetricConfig, log: str, cwd: Path, *, since: float | None = No
             mfile = cwd / cfg.file
             if mfile.exists():
                 reading = metrics.parse_metrics_file(mfile, cfg.name)
-    loss_curve = metrics.parse_loss_curve(log)
     if not loss_curve:
         loss = tbevents.loss_series(series)
         if loss is not None:
