@@ -178,3 +178,30 @@ def test_a_slurm_node_that_goes_away_mid_job_is_recorded_and_the_run_requeued(pr
     assert e.run_result == "succeeded" and e.attempts == 2
     assert store.latest_session().runs_started == 1  # type: ignore[union-attr]  # the lost attempt cost no budget
     assert any("node failure" in ev["message"] and "NODE_FAIL" in ev["message"] for ev in store.events())
+
+
+def test_a_scheduler_that_is_unreachable_for_now_is_asked_again_not_failed(tmp_path: Path) -> None:
+    """A busy or unreachable scheduler keeps the experiment queued (no attempt, no budget spent) and says so."""
+    import threading
+
+    import clusters
+
+    from nightlab.agent.config import load_config
+    from nightlab.agent.engine import Engine, EngineOptions
+
+    if clusters.ray_missing().startswith("the ray package"):
+        pytest.skip(clusters.ray_missing())
+    (port,) = clusters.free_ports(1)
+    root = project(tmp_path / "p", BackendConfig(kind="ray", address=f"http://127.0.0.1:{port}"))
+    engine = Engine(root, load_config(root), options=EngineOptions(mode="autonomous", budget=1, poll_s=0.1,
+                                                                   unsafe_no_sandbox=True))
+    t = threading.Thread(target=engine.run, daemon=True)
+    t.start()
+    store = open_store(root)
+    until(lambda: any(ev["kind"] == "backend_wait" for ev in store.events()), "the wait reported", timeout=60)
+    engine.stop()
+    t.join(30)
+    e = store.experiment(1)
+    assert e.status == "queued" and e.attempts == 0 and e.run_result is None
+    assert store.latest_session().runs_started == 0  # type: ignore[union-attr]
+    assert all(j.state == "ended" and j.ending == "not_submitted" for j in store.jobs())

@@ -119,6 +119,7 @@ class Engine:
             slots.discover(cfg.slots.cpus, cfg.slots.threads_per_job, cfg.slots.gpus), str(self.root),
             wake_argv=self.launcher.wake_argv(), signal_path=str(self.paths.signal), lock_path=str(self.lock.path))
         self._slot_wait = ""  # what the engine last said about waiting for another project's slot
+        self._backend_wait = ""  # the scheduler's last "busy, try again" (the engine retries rather than sleeps)
         # jobs on a cluster's scheduler instead of this machine's slots ([backend] kind = "slurm" | "ray")
         self.remote: RemoteJobs | None = None
         if cfg.backend.kind != "local":
@@ -233,7 +234,7 @@ class Engine:
             if progressed:
                 continue
             conditions = self.wake_conditions()
-            if self.options.detach:
+            if self.options.detach and not self._backend_wait:
                 self._hibernate(conditions)
                 return
             waiting_on_human = bool(conditions) and all(c.startswith("approval") for c in conditions)
@@ -737,18 +738,29 @@ class Engine:
                 if attempt == 1:
                     self.store.update_session(self.sid, runs_started=self.store.session(self.sid).runs_started + 1)
                 job = self.remote.submit(e, spec, attempt)
-            except BackendError as err:  # refused (a bad partition, an unreachable head): recorded, never retried
-                self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
-                                             failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
+            except BackendError as err:
                 for j in self.store.open_jobs():
                     if j.experiment_id == e.id:
-                        self.store.update_job(j.id, state=JobState.ENDED, ended=time.time())
+                        self.store.update_job(j.id, state=JobState.ENDED, ended=time.time(), ending="not_submitted")
+                if err.transient:  # busy or unreachable for now: back to the queue as it was, asked again later
+                    self.store.update_experiment(e.id, status=Status.QUEUED, attempts=attempt - 1)
+                    if attempt == 1:
+                        self.store.update_session(self.sid,
+                                                  runs_started=self.store.session(self.sid).runs_started - 1)
+                    if not self._backend_wait:
+                        self.emit("backend_wait", f"#{e.id} waits for the scheduler: {err}", e.id)
+                    self._backend_wait = str(err)
+                    break
+                # refused (a bad partition, no such resource): recorded, never retried
+                self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
+                                             failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
                 self.emit("failed", f"#{e.id} could not be submitted: {err}", e.id)
             except NightlabError as err:
                 self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
                                              failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
                 self.emit("failed", f"#{e.id} could not start: {err}", e.id)
             else:
+                self._backend_wait = ""
                 self.emit("started", f"#{e.id} submitted: {e.title} (seed {e.seed}, {job.where})", e.id,
                           run_dir=spec.run_dir)
             progressed = True

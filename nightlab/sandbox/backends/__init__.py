@@ -95,7 +95,22 @@ class BackendSettings:
 
 
 class BackendError(NightlabError):
-    """The scheduler refused or could not be reached; the message names the command and what it said."""
+    """The scheduler refused or could not be reached; the message names the command and what it said.
+    `transient`: it may well accept the same request in a moment (overloaded, unreachable for now)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+# what schedulers say when they are busy or unreachable rather than refusing the request itself
+TRANSIENT_WORDS = ("try again", "timed out", "timeout", "unable to contact", "connection refused", "connection reset",
+                   "temporarily", "status code 5", "cannot reach", "not responding", "socket")
+
+
+def is_transient(text: str) -> bool:
+    low = text.lower()
+    return any(w in low for w in TRANSIENT_WORDS)
 
 
 class Backend(Protocol):
@@ -139,5 +154,16 @@ def wrapper_argv(python: str, run_dir: str) -> list[str]:
     return [python, "-m", "nightlab.sandbox.runner", run_dir]
 
 
-__all__ = ["RETRYABLE", "Backend", "BackendError", "BackendKind", "BackendSettings", "Ending", "SchedInfo",
-           "SchedState", "make_backend", "wrapper_argv"]
+__all__ = [
+    "RETRYABLE",
+    "Backend",
+    "BackendError",
+    "BackendKind",
+    "BackendSettings",
+    "Ending",
+    "SchedInfo",
+    "SchedState",
+    "is_transient",
+    "make_backend",
+    "wrapper_argv",
+]

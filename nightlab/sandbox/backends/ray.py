@@ -20,6 +20,7 @@ from nightlab.sandbox.backends import (
     Ending,
     SchedInfo,
     SchedState,
+    is_transient,
     wrapper_argv,
 )
 
@@ -50,7 +51,7 @@ class RayBackend:
             try:
                 self._client = JobSubmissionClient(self.address)
             except Exception as e:  # the SDK raises ConnectionError, RuntimeError... with a useful message
-                raise BackendError(f"cannot reach Ray at {self.address}: {_line(e)}") from None
+                raise BackendError(f"cannot reach Ray at {self.address}: {_line(e)}", transient=True) from None
         return self._client
 
     def submit(self, run_dir: str, name: str) -> str:
@@ -72,7 +73,7 @@ class RayBackend:
         except BackendError:
             raise
         except Exception as e:
-            raise BackendError(f"Ray refused the job {name}: {_line(e)}") from None
+            raise BackendError(f"Ray refused the job {name}: {_line(e)}", transient=is_transient(_line(e))) from None
 
     def find(self, name: str) -> str | None:
         info = self.query([name]).get(name)

@@ -25,6 +25,7 @@ from nightlab.sandbox.backends import (
     Ending,
     SchedInfo,
     SchedState,
+    is_transient,
     wrapper_argv,
 )
 from nightlab.sandbox.isolate import is_secret_name
@@ -159,8 +160,9 @@ def _run(argv: list[str], ok_codes: tuple[int, ...] = (0,)) -> str:
     except FileNotFoundError:
         raise BackendError(f"{argv[0]} not found: the SLURM client commands must be on PATH") from None
     except subprocess.TimeoutExpired:
-        raise BackendError(f"{argv[0]} did not answer within 60 s (is slurmctld reachable?)") from None
+        raise BackendError(f"{argv[0]} did not answer within 60 s (is slurmctld reachable?)", transient=True) from None
     if r.returncode not in ok_codes:
         msg = (r.stderr.strip() or r.stdout.strip()).splitlines()
-        raise BackendError(f"{argv[0]} failed ({r.returncode}): {msg[-1] if msg else 'no output'}")
+        last = msg[-1] if msg else "no output"
+        raise BackendError(f"{argv[0]} failed ({r.returncode}): {last}", transient=is_transient(last))
     return r.stdout
