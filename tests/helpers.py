@@ -8,6 +8,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
@@ -105,3 +106,15 @@ class ScriptedPolicy(PolicyBase):
     def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
         self.fix_calls += 1
         return None
+
+
+def until(cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll `cond` until it holds (AssertionError naming `what` after `timeout` seconds)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not reached in {timeout:g} s: {what}")

@@ -8,8 +8,7 @@ import json
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from nightlab.agent.config import BackendConfig
 from nightlab.agent.engine import open_store
 from nightlab.agent.lock import ProjectLock
 
-from helpers import TINY_TRAIN, git, make_repo, write_config
+from helpers import TINY_TRAIN, git, make_repo, until, write_config
 
 # waits in the worktree for a `go` file (the test decides when the job may end), then trains like TINY_TRAIN
 GATED_TRAIN = "import os, time\nprint('started', flush=True)\nwhile not os.path.exists('go'):\n    time.sleep(0.1)\n" \
@@ -31,13 +30,6 @@ def nl(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProc
                           timeout=timeout)
 
 
-def until(cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not reached in {timeout:g} s: {what}")
 
 
 @pytest.fixture(params=["slurm", "ray"])

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ import pytest
 from nightlab.sandbox import runner
 from nightlab.sandbox.backends import Backend, BackendKind, BackendSettings, Ending, SchedState, make_backend
 from nightlab.sandbox.spec import SPEC_FILE, JobSpec
+
+from helpers import until
 
 
 def _spec(tmp_path: Path, name: str, code: str, timeout: float = 60) -> JobSpec:
@@ -27,13 +28,6 @@ def _spec(tmp_path: Path, name: str, code: str, timeout: float = 60) -> JobSpec:
     return spec
 
 
-def _until(cond: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not reached in {timeout:g} s: {what}")
 
 
 @pytest.fixture(params=["slurm", "ray"])
@@ -55,8 +49,8 @@ def test_a_job_runs_under_the_wrapper_and_its_status_lands_in_the_run_dir(backen
     bad = _spec(tmp_path, "bad", "raise SystemExit(3)")
     ids = {backend.submit(s.run_dir, _name(tmp_path, s.job_id)): s for s in (ok, bad)}
     assert backend.find(_name(tmp_path, "ok")) in ids  # a submission is found again by its name
-    _until(lambda: all(runner.read_status(s.run_dir) is not None for s in ids.values()), "both statuses")
-    _until(lambda: all(i.state == SchedState.ENDED for i in backend.query(list(ids)).values()), "the scheduler done")
+    until(lambda: all(runner.read_status(s.run_dir) is not None for s in ids.values()), "both statuses")
+    until(lambda: all(i.state == SchedState.ENDED for i in backend.query(list(ids)).values()), "the scheduler done")
     by_name = {s.job_id: runner.read_status(s.run_dir) for s in ids.values()}
     assert by_name["ok"].state == "succeeded" and "acc=0.75" in runner.read_log(ok.run_dir)  # type: ignore[union-attr]
     assert by_name["bad"].state == "failed" and by_name["bad"].exit_code == 3  # type: ignore[union-attr]
@@ -70,13 +64,13 @@ def test_a_job_runs_under_the_wrapper_and_its_status_lands_in_the_run_dir(backen
 def test_the_stop_file_stops_a_running_job_wherever_it_runs(backend: Backend, tmp_path: Path) -> None:
     spec = _spec(tmp_path, "long", "import time\nprint('started', flush=True)\ntime.sleep(120)")
     job = backend.submit(spec.run_dir, _name(tmp_path, "long"))
-    _until(lambda: "started" in runner.read_log(spec.run_dir), "the job running")
+    until(lambda: "started" in runner.read_log(spec.run_dir), "the job running")
     assert backend.query([job])[job].state == SchedState.RUNNING
     (Path(spec.run_dir) / runner.STOP_FILE).write_text("stopped by the user")
-    _until(lambda: runner.read_status(spec.run_dir) is not None, "the wrapper's status")
+    until(lambda: runner.read_status(spec.run_dir) is not None, "the wrapper's status")
     status = runner.read_status(spec.run_dir)
     assert status is not None and status.state == "killed" and status.reason == "stopped by the user"
-    _until(lambda: backend.query([job])[job].state == SchedState.ENDED, "the scheduler done")
+    until(lambda: backend.query([job])[job].state == SchedState.ENDED, "the scheduler done")
 
 
 def test_cancelling_a_job_the_scheduler_has_not_started(slurm_cluster: dict[str, object], tmp_path: Path,
@@ -90,7 +84,7 @@ def test_cancelling_a_job_the_scheduler_has_not_started(slurm_cluster: dict[str,
     info = backend.query([job])[job]
     assert info.state == SchedState.QUEUED and info.reason == "BeginTime" and info.submitted_at is not None
     backend.cancel(job)
-    _until(lambda: backend.query([job])[job].state == SchedState.ENDED, "cancelled")
+    until(lambda: backend.query([job])[job].state == SchedState.ENDED, "cancelled")
     assert backend.query([job])[job].ending == Ending.CANCELLED
     assert runner.read_status(spec.run_dir) is None and "should not run" not in runner.read_log(spec.run_dir)
 
@@ -100,7 +94,7 @@ def test_a_job_cancelled_while_queued_never_runs_even_if_the_scheduler_starts_it
     spec = _spec(tmp_path, "late", "open('ran', 'w').write('x')\nprint('should not run')")
     (Path(spec.run_dir) / runner.STOP_FILE).write_text("cancelled by the user")
     backend.submit(spec.run_dir, _name(tmp_path, "late"))
-    _until(lambda: runner.read_status(spec.run_dir) is not None, "the wrapper's status")
+    until(lambda: runner.read_status(spec.run_dir) is not None, "the wrapper's status")
     status = runner.read_status(spec.run_dir)
     assert status is not None and status.state == "killed" and status.reason == "cancelled by the user"
     assert "should not run" not in runner.read_log(spec.run_dir) and not (tmp_path / "ran").exists()

@@ -154,15 +154,18 @@ def wake_waiters(d: Path | None = None, except_project: str = "") -> None:
             f.write(f"{time.time()} slot\n")
         lock = str(info.get("lock", ""))
         argv = [str(a) for a in info.get("wake_argv", [])]
-        if argv and lock and _lock_free(lock):
+        if argv and lock and lock_free(lock):
             with contextlib.suppress(OSError):
                 subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
 
-def _lock_free(lock_path: str) -> bool:
+def lock_free(lock_path: str) -> bool:
+    """Whether no engine holds this project lock (an flock: it dies with its holder)."""
+    if not lock_path:
+        return False
     try:
-        fd = os.open(lock_path, os.O_RDWR)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:
         return False
     try:

@@ -9,7 +9,6 @@ it starts `nightlab wake` itself.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import resource
@@ -226,23 +225,6 @@ class _LogSink:
             self.error = self.error or f"log write failed: {e.strerror}"
 
 
-def _lock_free(lock_path: str) -> bool:
-    if not lock_path:
-        return False
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return True
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def _write_status(status: JobStatus, run_dir: Path) -> int:
     """Write status.json; on a full disk free the reserve made at start and retry. 0 on success, 3 if impossible."""
     for attempt in range(2):
@@ -455,7 +437,7 @@ def _maybe_wake(spec: JobSpec) -> None:
         lease.give_back(spec.leases, spec.lease_run)
     except OSError as e:  # an unwritable state folder must not cost the engine its wake-up
         print(f"nightlab wrapper: could not give back the slot lease: {e}", file=sys.stderr)
-    if spec.wake_argv and _lock_free(spec.lock_path):
+    if spec.wake_argv and lease.lock_free(spec.lock_path):
         subprocess.Popen(spec.wake_argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
