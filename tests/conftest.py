@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from helpers import TINY_TRAIN, git, make_repo, write_config
+
+# The machine-wide slot leases and the registry of projects live in the user's state and data folders. Session-scoped
+# fixtures run engines before any per-test fixture can point those elsewhere, so the whole test process gets folders
+# of its own here: a test run never waits for (or registers into) the slots and projects of the user or of another
+# test run on the same machine.
+_RUN_HOME = tempfile.mkdtemp(prefix="nightlab-test-home-")
+os.environ["XDG_STATE_HOME"] = os.path.join(_RUN_HOME, "state")
+os.environ["XDG_DATA_HOME"] = os.path.join(_RUN_HOME, "data")
+atexit.register(shutil.rmtree, _RUN_HOME, True)
 
 
 @pytest.fixture
