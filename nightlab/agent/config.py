@@ -81,7 +81,7 @@ class MetricConfig(_Strict):
 
 
 class SearchConfig(_Strict):
-    policy: Literal["builtin", "llm"] = "builtin"
+    policy: Literal["builtin", "llm", "learned"] = "builtin"
     budget: int = Field(default=12, ge=1, description="training runs one `nightlab run` may start")
     noise_seeds: int = Field(default=2, ge=1, le=10, description="baseline runs (different seeds) to measure noise")
     confirm: bool = Field(default=True, description="re-run a new best with another seed before calling it best")
@@ -145,6 +145,22 @@ class MlflowConfig(_Strict):
     experiment: str = Field(default="", description="the MLflow experiment (default: nightlab-<project folder>)")
 
 
+class ExperienceConfig(_Strict):
+    share: bool = Field(default=True, description="add this project's decision steps (features and outcomes only, "
+                                                   "never code) to the user's experience store for `nightlab learn`")
+
+
+class LearnedConfig(_Strict):
+    """search.policy = "learned": the builtin policy's moves in the order a model trained by `nightlab learn`
+    prefers (without a model file: exactly the builtin policy)."""
+
+    model: str = Field(default="", description="the model file (default: $XDG_DATA_HOME/nightlab/policy.json)")
+    temperature: float = Field(default=0.3, ge=0, le=10, description="softmax temperature over the candidates' "
+                                                                     "scores (0: always the top-scored move)")
+    online_lr: float = Field(default=0.05, ge=0, le=1, description="step size of the updates within a session as "
+                                                                   "rewards arrive (0: none)")
+
+
 class BackendConfig(_Strict):
     """Where jobs run. `local`: this machine's slots. `slurm` / `ray`: a cluster's scheduler; the project folder
     must be on a file system the nodes share, and nightlab installed on them (see README, "Scaling out")."""
@@ -197,6 +213,8 @@ class ProjectConfig(_Strict):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     backend: BackendConfig = Field(default_factory=BackendConfig)
+    experience: ExperienceConfig = Field(default_factory=ExperienceConfig)
+    learned: LearnedConfig = Field(default_factory=LearnedConfig)
 
 
 def _format_error(source: str, err: ValidationError) -> str:
@@ -273,6 +291,8 @@ def dump_config(cfg: ProjectConfig) -> str:
         "notify": NotifyConfig().model_dump(exclude_none=True),
         "mlflow": MlflowConfig().model_dump(exclude_none=True),
         "backend": BackendConfig().model_dump(exclude_none=True),
+        "experience": ExperienceConfig().model_dump(exclude_none=True),
+        "learned": LearnedConfig().model_dump(exclude_none=True),
     }
     for key, default in defaults.items():
         section = {k: v for k, v in data.get(key, {}).items() if default.get(k) != v}

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import artifacts, memory, projects, reward, tbevents
+from nightlab.agent import artifacts, experience, memory, projects, reward, tbevents
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget, Spending
@@ -37,7 +37,7 @@ from nightlab.agent.ledger import Ledger, Summary, ranked, summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
-from nightlab.agent.policy.base import Abandon, Edit, Policy, PolicyContext, Proposal
+from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, Policy, PolicyContext, Proposal
 from nightlab.agent.policy_view import build_context, view
 from nightlab.agent.remote import Ended, RemoteJobs
 from nightlab.agent.report import ReportFiles, write_session_report
@@ -128,6 +128,7 @@ class Engine:
         self._stop = False
         self._invalid_streak = 0
         self._exhausted = False
+        self._experience_warned = False  # a user experience store that cannot be written is said once
         self._waker: Waker | None = None
         self.report_files: ReportFiles | None = None  # the report written when the session ended
 
@@ -135,7 +136,7 @@ class Engine:
     @property
     def policy(self) -> Policy:
         if self._policy is None:
-            self._policy = make_policy(self.cfg)
+            self._policy = make_policy(self.cfg, self.root)
         return self._policy
 
     @property
@@ -174,6 +175,7 @@ class Engine:
             projects.register(self.root)  # listed by `nightlab projects` and the TUI's overview
             self._waker = Waker(self.paths.runs, self.paths.signal)
             self.policy.prewarm()  # e.g. the ~3 s litellm import overlaps the baseline run
+            self._replay_experience()
             self.reconcile()
             try:
                 self._loop()
@@ -470,7 +472,51 @@ class Engine:
             goal=self.cfg.metric.goal, noise_floor=self.ledger.noise_floor(), failure_class=e.failure_class,
             seconds=e.seconds or 0.0, timeout_s=self.cfg.timeout,
         )
-        self.store.update_experiment(exp_id, reward=round(reward.reward(x), 4))
+        parts = reward.explain(x)
+        self.store.update_experiment(exp_id, reward=round(parts["reward"], 4))
+        if e.kind == RERUN:
+            return
+        step = experience.settle(self.store, self.root, self.store.experiment(exp_id), parts,
+                                 self.cfg.experience.share)
+        if step is not None:
+            self._experience_problem(step.get("problem"))
+            self._observe(step)
+
+    # ------------------------------------------------------------------------------------------- experience
+    def _record_step(self, ctx: PolicyContext, made: Experiment | None, failed: ExperimentView | None) -> None:
+        """Record the decision the policy just made, as it saw it (experience.py); never fails the step."""
+        decision = getattr(self.policy, "last_decision", None)
+        if hasattr(self.policy, "last_decision"):
+            self.policy.last_decision = None
+        try:
+            _, problem = experience.record(
+                self.store, self.root, session_id=self.sid, experiment=made, policy=self.policy.name,
+                decision=decision, ctx=ctx, failed=failed, share=self.cfg.experience.share,
+                context_chars=self.cfg.llm.context_chars)
+        except Exception as err:  # the experiment goes on without its record; say so
+            self.emit("experience_error", f"could not record the decision step: {_one_line(err)}")
+            return
+        self._experience_problem(problem)
+
+    def _experience_problem(self, problem: str | None) -> None:
+        if problem and not self._experience_warned:
+            self._experience_warned = True
+            self.emit("experience_error", problem)
+
+    def _observe(self, step: dict[str, Any]) -> None:
+        """Hand a settled step's reward to a policy that learns within the session (the learned policy)."""
+        observe = getattr(self.policy, "observe", None)
+        if callable(observe):
+            try:
+                observe(step)
+            except Exception as err:  # a learner's trouble never stops the session
+                self.emit("policy_error", f"online update failed: {_one_line(err)}")
+
+    def _replay_experience(self) -> None:
+        """A learner resumed after hibernation sees again the rewards this session has had (idempotent per process)."""
+        if callable(getattr(self.policy, "observe", None)):
+            for step in experience.session_steps(self.store, self.sid):
+                self._observe(step)
 
     # ------------------------------------------------------------------------------------------- verdicts
     def _verdict(self, e: Experiment) -> None:
@@ -586,8 +632,9 @@ class Engine:
             return
         if self.budget_left() <= 0 or not self._cost_ok():
             return
+        ctx = self.context()
         try:
-            proposal = self.policy.fix(self.context(), view(e))
+            proposal = self.policy.fix(ctx, view(e))
             self._account()
         except Abandon as why:  # no code change can work: the branch stops with the policy's reason
             self._account()
@@ -603,7 +650,7 @@ class Engine:
             return
         proposal.parent_id = e.id
         proposal.kind = proposal.kind or "fix"
-        self.admit(proposal, depth=e.depth + 1)
+        self._record_step(ctx, self.admit(proposal, depth=e.depth + 1), view(e))
 
     # ------------------------------------------------------------------------------------------- model cost
     def _account(self) -> None:
@@ -790,8 +837,9 @@ class Engine:
             return True
         if self._exhausted or not self._cost_ok():
             return False
+        ctx = self.context()
         try:
-            proposal = self.policy.propose(self.context())
+            proposal = self.policy.propose(ctx)
             self._account()
         except Exception as err:  # a policy failure is a result, not a crash
             self._account()
@@ -805,7 +853,7 @@ class Engine:
                 self._exhausted = True
                 self.emit("exhausted", "the policy has nothing left to try")
             return False
-        self.admit(proposal)
+        self._record_step(ctx, self.admit(proposal), None)
         return True
 
     def _parallel(self) -> int:
@@ -1002,8 +1050,12 @@ class Engine:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def make_policy(cfg: ProjectConfig) -> Policy:
+def make_policy(cfg: ProjectConfig, root: Path | None = None) -> Policy:
     """The policy the config names. Imported here, when first needed: the builtin policy loads libcst and YAML."""
+    if cfg.search.policy == "learned":
+        from nightlab.agent.policy.learned import LearnedPolicy
+
+        return LearnedPolicy.from_config(cfg.learned, root)
     if cfg.search.policy == "llm":
         from nightlab.agent.policy.llm import LLMPolicy
 

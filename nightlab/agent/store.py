@@ -19,7 +19,7 @@ import sqlite_utils
 from nightlab.agent.states import ACTIVE, OPEN_JOB_STATES, Kind, Status
 from nightlab.agent.states import SETTLED as SETTLED
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 EXPERIMENT_STATUSES = tuple(Status)
 # the note (in `error`) on a best kept on one seed because the budget ran out before its confirming re-run, and how
@@ -113,7 +113,24 @@ def _v4(db: sqlite_utils.Database) -> None:
             jobs.add_column(name, typ)
 
 
-MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
+def _v5(db: sqlite_utils.Database) -> None:
+    """v5: the experience of every decision step (experience.py): what the policy saw and could do when it decided,
+    written then, and the outcome (reward and its parts, stage, duration) written when the run settles."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS steps (
+            id INTEGER PRIMARY KEY, session_id INTEGER, experiment_id INTEGER, t REAL, kind TEXT, policy TEXT,
+            state TEXT, candidates TEXT, chosen INTEGER, tool TEXT, messages TEXT, answer TEXT,
+            reward REAL, reward_parts TEXT, stage TEXT, seconds REAL, outcome TEXT, failure_class TEXT,
+            settled_t REAL
+        );
+        CREATE INDEX IF NOT EXISTS idx_steps_exp ON steps(experiment_id);
+        """
+    )
+
+
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)]
 
 
 @dataclass
@@ -512,6 +529,26 @@ class Store:
             return list(self._rows("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)))
         return list(self._rows("SELECT * FROM events WHERE id > ? AND session_id = ? ORDER BY id LIMIT ?",
                                (after_id, session_id, limit)))
+
+    # ------------------------------------------------------------------------------------------- steps
+    STEP_JSON = ("state", "candidates", "messages", "answer", "reward_parts")
+
+    def add_step(self, **values: Any) -> int:
+        """A decision step as experience.py records it (JSON fields given as Python values)."""
+        return self._insert("steps", values)
+
+    def update_step(self, step_id: int, **changes: Any) -> None:
+        self._update("steps", step_id, changes)
+
+    def steps(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Decision steps in the order they were taken, JSON fields decoded."""
+        out = []
+        for row in self._rows(f"SELECT * FROM steps {('WHERE ' + where) if where else ''} ORDER BY id", params):
+            for k in self.STEP_JSON:
+                raw = row.get(k)
+                row[k] = json.loads(raw) if isinstance(raw, str) and raw else None
+            out.append(row)
+        return out
 
 
 def _enc(v: Any) -> Any:

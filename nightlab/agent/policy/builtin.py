@@ -33,6 +33,7 @@ not installed, a file of unknown origin) it raises `Abandon` with the reason.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -42,10 +43,12 @@ from typing import Any
 
 from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.policy import catalogue
+from nightlab.agent.policy import features as feats
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -160,6 +163,8 @@ class _Move:
     expected: str = ""
     kind: str = "hyperparameter"
     texts: dict[str, str] | None = None  # precomputed new file texts (code fixes)
+    source: str = ""  # which part of `_moves` made it: combine | diagnosis | transform | widen | search | fix
+    pathology: str = ""  # the diagnosis it remedies (a pathology kind)
 
 
 @dataclass
@@ -178,23 +183,36 @@ class BuiltinPolicy(PolicyBase):
     """Offline policy: diagnosis-driven moves, known code transformations, then model-based knob search."""
 
     name = "builtin"
+    # moves after the one taken that a decision record lists as the alternatives (cheap: they are not materialised)
+    LOOKAHEAD = 7
 
     def __init__(self) -> None:
         self._texts: dict[tuple[int | None, str], str] = {}
         self._assign_cache: dict[int, dict[str, Any]] = {}
+        self.last_decision: Decision | None = None
 
     # ------------------------------------------------------------------------------------------- public
     def propose(self, ctx: PolicyContext) -> Proposal | None:
-        """The next experiment on top of the current best, or None when every move has been tried."""
+        """The next experiment on top of the current best, or None when every move has been tried.
+
+        The decision is left in `last_decision`: the moves before the one taken (which did not apply), the one
+        taken, and the next `LOOKAHEAD` moves in this policy's order, each with its features."""
+        self.last_decision = None
         if ctx.best_id is None:
             return self._propose_without_best(ctx)
         st = self._state(ctx, ctx.best_id)
         if st.exp is None:
             return None
         sigs = self._signatures(ctx)
-        for move in self._moves(ctx, st):
+        moves = self._moves(ctx, st)
+        seen: list[_Move] = []
+        for move in moves:
+            seen.append(move)
             prop = self._materialise(ctx, st, move, sigs)
             if prop is not None:
+                chosen = len(seen) - 1
+                seen += itertools.islice(moves, self.LOOKAHEAD)
+                self.last_decision = self._decision(ctx, st, seen, chosen, tried=set(range(chosen + 1)))
                 return prop
         log.info("builtin policy: nothing left to try on top of #%s", ctx.best_id)
         return None
@@ -202,6 +220,7 @@ class BuiltinPolicy(PolicyBase):
     def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
         """A repair for a failed run from the fix catalogue; None when nothing applies, `Abandon` (with the reason)
         when the catalogue knows that no code change can work."""
+        self.last_decision = None
         st = self._state(ctx, failed.id)
         sym = catalogue.symptoms(failed.failure_class, failed.log_tail or "", failed.run_result,
                                  sorted({*st.files, *(p for p in ctx.tracked if p.endswith(".py"))}))
@@ -219,6 +238,8 @@ class BuiltinPolicy(PolicyBase):
                 prop.parent_id = failed.id
                 prop.diagnosis = match.diagnosis
                 log.info("builtin policy: #%s matches catalogue entry %s", failed.id, entry.name)
+                move.source = "fix"
+                self.last_decision = self._decision(ctx, st, [move], 0, tried={0}, kind=FIX)
                 return prop
         if refusals:
             raise Abandon(refusals[0])
@@ -248,6 +269,64 @@ class BuiltinPolicy(PolicyBase):
 
         return catalogue.Site(files=st.files, frames=sym.frames, tracked=frozenset(ctx.tracked),
                               gpus=ctx.gpus_per_job, changed=changed, scale=scale)
+
+    # ------------------------------------------------------------------------------------------- decisions
+    def _decision(self, ctx: PolicyContext, st: _State, moves: list[_Move], chosen: int, tried: set[int],
+                  kind: str = PROPOSE) -> Decision:
+        """The step as the experience store records it: the state's and each candidate's features."""
+        history = self._move_history(ctx)
+        py = [t for p, t in st.files.items() if p.endswith(".py")]
+        extra = {
+            "sgd": 1.0 if any(re.search(r"\bSGD\(", t) for t in py) else 0.0,
+            "n_knobs": math.log1p(sum(1 for k in st.knobs.values() if k.searchable)),
+            "n_transforms": float(len(st.regime)),
+            "fix": 1.0 if kind == FIX else 0.0,
+        }
+        state = feats.state_features(ctx, extra)
+        cands = [Candidate(features=feats.move_features(self._move_info(st, m, i, history), len(moves)),
+                           label=m.title or (m.transform or ""), valid=(i == chosen) if i in tried else None)
+                 for i, m in enumerate(moves)]
+        return Decision(kind=kind, state=state, candidates=cands, chosen=chosen)
+
+    def _move_info(self, st: _State, m: _Move, rank: int,
+                   history: Mapping[str, tuple[int, int, int]]) -> feats.MoveInfo:
+        """A move in the fixed vocabularies: its knob's kind (never its name), its factor, its history."""
+        kind, factor, key = "", 0.0, ""
+        if m.changes:
+            key = next(iter(m.changes))
+            k = st.knobs.get(key)
+            if k is not None:
+                kind = k.kind
+                new = m.changes[key]
+                if _numeric(new) and _numeric(k.value) and float(k.value) > 0 and float(new) > 0:
+                    factor = float(new) / float(k.value)
+        hist_key = f"t:{m.transform}" if m.transform else key
+        tried, wins, fails = history.get(hist_key, (0, 0, 0))
+        return feats.MoveInfo(source=m.source or ("fix" if m.kind == "fix" else "search"), kind=kind,
+                              transform=m.transform or "", pathology=m.pathology, factor=factor,
+                              n_changes=len(m.changes), rank=rank, tried=tried, wins=wins, fails=fails)
+
+    def _move_history(self, ctx: PolicyContext) -> dict[str, tuple[int, int, int]]:
+        """For each knob (and each transform, as `t:<name>`): the experiments that ran moving it, how many of those
+        became the best, and how many failed — from what the tree shows now (results of finished runs only)."""
+        exps = {e.id: e for e in ctx.experiments}
+        out: dict[str, list[int]] = {}
+        for e in ctx.experiments:
+            if e.status not in feats.RAN or e.kind in ("baseline", "rerun") or e.parent_id not in exps:
+                continue
+            keys: set[str] = set()
+            if e.knobs.get("transform"):
+                keys.add(f"t:{e.knobs['transform']}")
+            else:
+                a, b = self._assignment_of(ctx, e), self._assignment_of(ctx, exps[e.parent_id])
+                if a is not None and b is not None:
+                    keys |= {k for k in a if k in b and _norm(a[k]) != _norm(b[k])}
+            for key in keys:
+                c = out.setdefault(key, [0, 0, 0])
+                c[0] += 1
+                c[1] += e.status in feats.WON
+                c[2] += e.run_result not in (None, "succeeded")
+        return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
     # ------------------------------------------------------------------------------------------- state
     def _read(self, ctx: PolicyContext, exp_id: int | None, path: str) -> str:
@@ -334,11 +413,11 @@ class BuiltinPolicy(PolicyBase):
     # ------------------------------------------------------------------------------------------- moves
     def _moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
         tried_transforms = _transforms_tried_in_lineage(ctx, st)
-        yield from self._combine_moves(ctx, st)
-        yield from self._diagnosis_moves(ctx, st, tried_transforms)
+        yield from _tagged(self._combine_moves(ctx, st), "combine")
+        yield from _tagged(self._diagnosis_moves(ctx, st, tried_transforms), "diagnosis")
         for name in _TRANSFORM_ORDER:
             if name not in tried_transforms:
-                yield _Move(title="", rationale="", transform=name, kind="transform")
+                yield _Move(title="", rationale="", transform=name, kind="transform", source="transform")
         # a tiny layer is widened even when the curve asks for nothing (or there is none to read), after the
         # transforms and blindly only once per width: tried first and again on every new best, it crowded out the
         # transforms that won (measured on the search benchmark, 2026-12-02)
@@ -346,8 +425,9 @@ class BuiltinPolicy(PolicyBase):
         if widen is not None:
             (key, _), = widen.changes.items()
             if not any(e.title.startswith(_widen_title(key, st.assignment[key])) for e in ctx.experiments):
+                widen.source = "widen"
                 yield widen
-        yield from self._search_moves(ctx, st)
+        yield from _tagged(self._search_moves(ctx, st), "search")
 
     def _by_kind(self, st: _State, kind: str) -> list[_Knob]:
         """Searchable knobs of one kind, the ones in Python code before config files, most specific name first."""
@@ -444,6 +524,7 @@ class BuiltinPolicy(PolicyBase):
                     if all(r == step for r in recent):
                         continue  # the same remedy twice in a row already: give other moves a turn first
                 if mv is not None:
+                    mv.pathology = kind
                     mv.diagnosis = mv.diagnosis or diag
                     mv.rationale = f"Diagnosis of #{st.exp.id}: {diag}. {mv.rationale}"
                     yield mv
@@ -872,6 +953,13 @@ _CANON = {
     "batch_size": ("batch_size", "BATCH_SIZE", "bs", "batch-size"),
     "weight_decay": ("weight_decay", "WEIGHT_DECAY", "wd"),
 }
+
+
+def _tagged(moves: Iterable[_Move], source: str) -> Iterator[_Move]:
+    """The moves of one part of `_moves`, marked with where they came from (a feature of the decision)."""
+    for mv in moves:
+        mv.source = mv.source or source
+        yield mv
 
 
 def _lineage(exps: Mapping[int, ExperimentView], exp_id: int | None) -> list[ExperimentView]:

@@ -30,6 +30,8 @@ from nightlab.agent.edits import apply_edits
 from nightlab.agent.memory import format_memory, is_repeat, settled
 from nightlab.agent.policy import catalogue
 from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+from nightlab.agent.policy.decision import FIX, PROPOSE, Decision
+from nightlab.agent.policy.features import state_features
 from nightlab.errors import EditError, NightlabError
 
 log = logging.getLogger(__name__)
@@ -489,6 +491,7 @@ class LLMPolicy(PolicyBase):
         self.total_usage = Usage(cfg.model)  # everything this policy spent, failed steps included
         self.last_usage = {}  # of the latest propose/fix call, whatever its outcome
         self._tool_mode = "named"  # named tool_choice -> "auto" -> "none" (fenced JSON) as the server refuses them
+        self.last_decision: Decision | None = None  # the latest accepted step: exactly what the model was sent
 
     def prewarm(self) -> None:
         """Import litellm (about 3 s) in a background thread, e.g. while the baseline runs, so that the first
@@ -613,6 +616,7 @@ class LLMPolicy(PolicyBase):
         """Call, parse, validate; on an invalid answer one corrective retry quoting the error, then PolicyError."""
         usage = Usage(self.cfg.model)
         self.last_usage = usage.as_dict()
+        self.last_decision = None
         try:
             for attempt in (1, 2):
                 message = self._complete(messages, tool, usage)
@@ -629,6 +633,10 @@ class LLMPolicy(PolicyBase):
                         raise _Invalid("'edits' is empty")
                     self._validate(ctx, proposal, parent)
                     proposal.usage = usage.as_dict()
+                    self.last_decision = Decision(
+                        kind=FIX if tool == FIX_TOOL else PROPOSE,
+                        state=state_features(ctx, {"fix": 1.0 if tool == FIX_TOOL else 0.0}), tool=tool,
+                        messages=[dict(m) for m in messages], answer=dict(answer.args or {}))
                     return proposal
                 except (_Invalid, EditError) as err:
                     reason = scrub(str(err))

@@ -1,0 +1,142 @@
+"""The `learned` policy: the builtin policy's candidate moves, in the order a model trained on experience prefers.
+
+Each step it takes the builtin's first `CANDIDATES` moves (combinations, diagnosis remedies, transforms, widening,
+knob search — in the builtin's own order), scores them with the model (policy/scorer.py) from the features of the
+project, the best run's curve, the knob and the history (policy/features.py), draws an order from the softmax of
+the scores at `[learned] temperature` (Gumbel-max with the step's own seeded rng, so a resumed session draws the
+same), and proposes the first move in that order that applies. When none of them applies it goes on through the
+rest of the builtin's moves in the builtin's order. Fixes are the builtin's (the fix catalogue).
+
+Within a session it learns as rewards arrive: `observe` (called by the engine when a step's run settles, and
+again for the session's settled steps when an engine resumes it) takes one duration-weighted policy-gradient step
+on the model in memory (`[learned] online_lr`); the file on disk changes only through `nightlab learn`.
+
+Without a model file it is exactly the builtin policy: every call goes to BuiltinPolicy unchanged.
+
+`ExplorePolicy` (used by `nightlab explore`) draws among the same candidates at a high temperature, to grow the
+experience store with moves the builtin's fixed order would seldom try.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nightlab.agent.policy.base import PolicyContext, Proposal
+from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.policy.scorer import ModelError, Scorer, default_model_path
+
+log = logging.getLogger("nightlab.policy.learned")
+
+CANDIDATES = 8  # the builtin's first moves that are scored each step
+MIN_SECONDS = 1.0  # a run's duration is counted as at least this (an instant failure still teaches something)
+
+
+class LearnedPolicy(BuiltinPolicy):
+    name = "learned"
+
+    def __init__(self, scorer: Scorer | None = None, *, temperature: float = 0.3, online_lr: float = 0.05) -> None:
+        super().__init__()
+        self.scorer = scorer
+        self.temperature = temperature
+        self.online_lr = online_lr
+        self._seen: set[int] = set()  # steps already learned from in this process
+        self._rewards: list[tuple[float, float]] = []  # (reward, duration) of those steps, for the baseline
+
+    @classmethod
+    def from_config(cls, cfg: Any, root: Path | None = None) -> LearnedPolicy:
+        """The policy `[learned]` describes; no model file at the default place means the builtin's behaviour, a
+        model file named in the config that cannot be read is an error (ModelError names the file)."""
+        path = Path(cfg.model).expanduser() if cfg.model else default_model_path()
+        if cfg.model and not path.is_absolute() and root is not None:
+            path = Path(root) / path
+        scorer = None
+        if path.exists():
+            scorer = Scorer.load(path)
+        elif cfg.model:
+            raise ModelError(f"{path}: no such model file ([learned] model); train one with `nightlab learn`")
+        return cls(scorer, temperature=cfg.temperature, online_lr=cfg.online_lr)
+
+    # ------------------------------------------------------------------------------------------- propose
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        if self.scorer is None:
+            return super().propose(ctx)
+        self.last_decision = None
+        if ctx.best_id is None:
+            return self._propose_without_best(ctx)
+        st = self._state(ctx, ctx.best_id)
+        if st.exp is None:
+            return None
+        sigs = self._signatures(ctx)
+        stream = self._moves(ctx, st)
+        moves = list(itertools.islice(stream, CANDIDATES))
+        if not moves:
+            return None
+        decision = self._decision(ctx, st, moves, chosen=-1, tried=set())
+        scores = self.scorer.scores(decision.state, [c.features for c in decision.candidates])
+        for i in self.order(scores, ctx.rng):
+            prop = self._materialise(ctx, st, moves[i], sigs)
+            decision.candidates[i].valid = prop is not None
+            if prop is not None:
+                decision.chosen = i
+                self.last_decision = decision
+                return prop
+        for move in stream:  # none of the scored moves applies: the rest in the builtin's order
+            prop = self._materialise(ctx, st, move, sigs)
+            if prop is not None:
+                moves.append(move)
+                tried = set(range(len(moves)))
+                self.last_decision = self._decision(ctx, st, moves, len(moves) - 1, tried)
+                return prop
+        return None
+
+    def order(self, scores: np.ndarray, rng: random.Random) -> list[int]:
+        """Candidate indices in the order to try them: a draw from the softmax at this temperature (Gumbel-max),
+        the scores' own order at temperature 0."""
+        if self.temperature <= 0:
+            return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+        keys = [float(s) / self.temperature - math.log(-math.log(max(rng.random(), 1e-12))) for s in scores]
+        return sorted(range(len(scores)), key=lambda i: -keys[i])
+
+    # ------------------------------------------------------------------------------------------- learning
+    def observe(self, step: dict[str, Any]) -> None:
+        """One online policy-gradient step from a settled step's reward (see agent/learn.py for the objective):
+        advantage = reward − the duration-weighted mean reward seen so far this session, weighted by the run's
+        duration over the mean duration seen so far."""
+        if self.scorer is None or self.online_lr <= 0 or step.get("id") in self._seen:
+            return
+        self._seen.add(int(step.get("id") or 0))
+        reward, chosen = step.get("reward"), step.get("chosen")
+        cands = [c for c in (step.get("candidates") or []) if c.get("valid") is not False]
+        if reward is None or chosen is None:
+            return
+        seconds = max(MIN_SECONDS, float(step.get("seconds") or 0.0))
+        self._rewards.append((float(reward), seconds))
+        all_cands = step.get("candidates") or []
+        if len(cands) < 2 or not 0 <= chosen < len(all_cands) or all_cands[chosen].get("valid") is False:
+            return
+        index = [i for i, c in enumerate(all_cands) if c.get("valid") is not False].index(chosen)
+        total = sum(d for _, d in self._rewards)
+        baseline = sum(r * d for r, d in self._rewards) / total
+        weight = seconds / (total / len(self._rewards))
+        self.scorer.update(step.get("state") or {}, [c.get("features") or {} for c in cands], index,
+                           weight * (float(reward) - baseline), self.online_lr)
+
+
+class ExplorePolicy(LearnedPolicy):
+    """Diverse moves for the experience store: the builtin's candidates drawn at a high temperature from the
+    learned scores (or, without a model, from the builtin's own order), and no online updates."""
+
+    name = "explore"
+
+    def __init__(self, scorer: Scorer | None = None, *, temperature: float = 1.0) -> None:
+        super().__init__(scorer or Scorer.fresh(["m.rank"], hidden=1), temperature=temperature, online_lr=0.0)
+
+
+__all__ = ["CANDIDATES", "ExplorePolicy", "LearnedPolicy", "ModelError"]

@@ -1,0 +1,139 @@
+"""The learned policy's model: a small scorer of candidate moves, its file, and its one-step online update.
+
+    score(s, a) = u · x  +  v · tanh(W x + b)          x = the step's state features and the move's features
+
+A linear part and one tanh hidden layer (16 units by default) over the named features of policy/features.py. It is
+trained with torch by `nightlab learn` (agent/learn.py) and saved as JSON (a few kB, versioned); the policy loads
+and scores with numpy in milliseconds, so a session never imports torch. A fresh model starts with u = −PRIOR on the
+feature `m.rank` (the move's place in the builtin policy's order) and v = 0, so before learning it ranks the moves
+exactly as the builtin policy does; training moves it away only as far as the experience supports.
+
+The online update is one step of the same duration-weighted policy gradient `nightlab learn` uses (see
+agent/learn.py for the formulation), on one step, done with numpy: the gradient of a one-hidden-layer network is
+written out by hand below.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nightlab.errors import NightlabError
+
+FORMAT = "nightlab-learned-policy"
+VERSION = 1
+PRIOR = 3.0  # how strongly a fresh model keeps the builtin's order (a rank difference of one candidate list ≈ 3)
+RANK_FEATURE = "m.rank"
+
+
+class ModelError(NightlabError):
+    """A model file that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass
+class Scorer:
+    features: list[str]
+    u: np.ndarray  # (F,)
+    w: np.ndarray  # (H, F)
+    b: np.ndarray  # (H,)
+    v: np.ndarray  # (H,)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, features: Sequence[str], hidden: int = 16, seed: int = 0) -> Scorer:
+        feats = list(features)
+        rng = np.random.default_rng(seed)
+        u = np.zeros(len(feats))
+        if RANK_FEATURE in feats:
+            u[feats.index(RANK_FEATURE)] = -PRIOR
+        return cls(features=feats, u=u, w=rng.normal(0.0, 0.1, (hidden, len(feats))), b=np.zeros(hidden),
+                   v=np.zeros(hidden))
+
+    # ----------------------------------------------------------------------------------------- scoring
+    def matrix(self, state: Mapping[str, float], candidates: Sequence[Mapping[str, float]]) -> np.ndarray:
+        """The inputs of a step's candidates, one row each (features this model does not know are left out)."""
+        index = {n: i for i, n in enumerate(self.features)}
+        x = np.zeros((len(candidates), len(self.features)))
+        for name, value in state.items():
+            j = index.get(name)
+            if j is not None:
+                x[:, j] = value
+        for r, cand in enumerate(candidates):
+            for name, value in cand.items():
+                j = index.get(name)
+                if j is not None:
+                    x[r, j] = value
+        return x
+
+    def scores(self, state: Mapping[str, float], candidates: Sequence[Mapping[str, float]]) -> np.ndarray:
+        x = self.matrix(state, candidates)
+        return np.asarray(x @ self.u + np.tanh(x @ self.w.T + self.b) @ self.v)
+
+    # ----------------------------------------------------------------------------------------- learning
+    def update(self, state: Mapping[str, float], candidates: Sequence[Mapping[str, float]], chosen: int,
+               advantage: float, lr: float) -> None:
+        """One gradient step raising (advantage > 0) or lowering the log-probability of the move taken."""
+        x = self.matrix(state, candidates)
+        h = np.tanh(x @ self.w.T + self.b)
+        s = x @ self.u + h @ self.v
+        p = np.exp(s - s.max())
+        p /= p.sum()
+        g = -p  # d log softmax(s)[chosen] / ds
+        g[chosen] += 1.0
+        g *= advantage
+        self.u += lr * (g @ x)
+        self.v += lr * (g @ h)
+        dpre = (g[:, None] * self.v[None, :]) * (1.0 - h * h)  # (C, H)
+        self.w += lr * (dpre.T @ x)
+        self.b += lr * dpre.sum(axis=0)
+
+    # ----------------------------------------------------------------------------------------- the file
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "version": VERSION, "features": self.features, "hidden": int(self.v.shape[0]),
+                "u": self.u.tolist(), "w": self.w.tolist(), "b": self.b.tolist(), "v": self.v.tolist(),
+                "meta": self.meta}
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.to_json(), separators=(",", ":")))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Scorer:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as err:
+            raise ModelError(f"{path}: not a readable model file ({err})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ModelError(f"{path}: not a nightlab learned-policy model (no format {FORMAT!r})")
+        if data.get("version") != VERSION:
+            raise ModelError(f"{path}: model version {data.get('version')}; this nightlab reads version {VERSION} "
+                             "(run `nightlab learn` again)")
+        try:
+            feats = [str(f) for f in data["features"]]
+            u, w = np.asarray(data["u"], float), np.asarray(data["w"], float).reshape(-1, len(feats))
+            b, v = np.asarray(data["b"], float), np.asarray(data["v"], float)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(f"{path}: damaged model file ({err})") from None
+        if u.shape != (len(feats),) or w.shape[0] != b.shape[0] or v.shape != b.shape or \
+                not all(math.isfinite(float(x)) for x in (u.sum(), w.sum(), b.sum(), v.sum())):
+            raise ModelError(f"{path}: damaged model file (shapes or values do not fit)")
+        return cls(features=feats, u=u, w=w, b=b, v=v, meta=dict(data.get("meta") or {}))
+
+
+def default_model_path() -> Path:
+    """`$XDG_DATA_HOME/nightlab/policy.json`, where `nightlab learn` writes and the learned policy reads."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "nightlab" / "policy.json"
+
+
+__all__ = ["FORMAT", "PRIOR", "VERSION", "ModelError", "Scorer", "default_model_path"]
