@@ -70,9 +70,9 @@ def test_submit_hibernate_and_the_jobs_wake_the_engine(backend: BackendConfig, t
     root = project(tmp_path / "p", backend)
     p = nl(root, "run", "--mode", "autonomous", "--budget", "2", "--detach")
     assert p.returncode == 0 and "hibernating" in p.stdout, p.stdout + p.stderr
-    status = json.loads(nl(root, "status", "--json").stdout)
-    assert status["session"]["state"] == "hibernating"
-    assert any(backend.kind in c for c in status["session"]["wake_conditions"]), status["session"]
+    # it hibernated naming the scheduler's job (by now a fast job may already have woken it again)
+    hibernations = [ev["message"] for ev in open_store(root).events() if ev["kind"] == "hibernate"]
+    assert hibernations and f"({backend.kind} " in hibernations[0], hibernations
     # no engine runs now: each job's wrapper starts `nightlab wake` when it ends, until the budget is spent
     until(lambda: settled(root), "the session done, woken by its jobs", timeout=240)
     runs = jobs_of(root)
