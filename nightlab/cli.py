@@ -25,7 +25,7 @@ commands:
   wake [PATH]          resume a hibernating session (jobs call this; safe from cron)
   memory [WORDS]       the record of hypotheses and outcomes (what the policies read)
   report [SESSION]     the morning report: plots, ranked table, decisions, best diff (HTML + Markdown)
-  export trajectories  every step as JSONL chat messages for fine-tuning
+  export trajectories  every decision step as JSONL for fine-tuning (--format sft|prompt-completion|rewards)
   export mlflow        every experiment as an MLflow run (nested under its session); reruns update
   export tensorboard   a session's TensorBoard event files, one folder per experiment, for `tensorboard --logdir`
   demo                 copy the bundled example into a temp repo and improve it
@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="export data: trajectories (JSONL) or every run to MLflow")
     s.add_argument("what", choices=["trajectories", "mlflow", "tensorboard"])
     s.add_argument("-o", "--output", help="trajectories: file to write (default: stdout)")
+    s.add_argument("--format", default="sft", choices=["sft", "prompt-completion", "rewards"],
+                   help="trajectories: sft (messages), prompt-completion, or rewards (prompt-completion with the "
+                        "reward, its parts, stage, duration); one format per file")
     s.add_argument("--tracking-uri", help="mlflow: where to write (default: [mlflow] tracking_uri, else "
                    "$MLFLOW_TRACKING_URI), e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
     s.add_argument("--experiment", help="mlflow: the MLflow experiment (default: [mlflow] experiment, else "

@@ -360,12 +360,14 @@ def cmd_export(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.trajectories import export_trajectories
 
     cfg = load_config(root)
+    if not (root / ".nightlab" / "nightlab.db").exists():
+        raise NightlabError(f"{root}: no experiments yet (run `nightlab run` first)")
     store = open_store(root)
-    lines = export_trajectories(root, cfg, store)
+    lines = export_trajectories(root, cfg, store, args.format)
     text = "".join(json.dumps(x) + "\n" for x in lines)
     if args.output:
         Path(args.output).write_text(text)
-        print(f"wrote {len(lines)} step(s) to {args.output}", file=sys.stderr)
+        print(f"wrote {len(lines)} step(s) ({args.format}) to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0

@@ -68,9 +68,18 @@ def test_llm_run_improves_and_never_leaks_the_key(tmp_path: Path) -> None:
             assert KEY.encode() not in f.read_bytes(), f
     logs = [f.read_text() for f in (root / ".nightlab" / "runs").rglob("output.log")]
     assert logs and all("ENV []" in log for log in logs)
-    export = subprocess.run([sys.executable, "-m", "nightlab", "export", "trajectories"], cwd=root, env=env,
-                            capture_output=True, text=True, check=True).stdout
+    export = subprocess.run([sys.executable, "-m", "nightlab", "export", "trajectories", "--format", "rewards"],
+                            cwd=root, env=env, capture_output=True, text=True, check=True).stdout
     assert KEY not in export and export.strip()
+    # each exported step's prompt is exactly what the model was sent for that answer, and the answer its tool call
+    sent = [r.body["messages"] for r in srv.requests]
+    records = [json.loads(line) for line in export.splitlines()]
+    assert records
+    for rec in records:
+        assert rec["policy"] == "llm"
+        assert any(rec["prompt"] == [{"role": m["role"], "content": m["content"]} for m in msgs] for msgs in sent)
+        call = rec["completion"][0]["tool_calls"][0]["function"]
+        assert call["name"] == "propose_experiment" and json.loads(call["arguments"])["title"].startswith("set LR")
     assert KEY not in p.stdout + p.stderr
 
 

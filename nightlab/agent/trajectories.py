@@ -1,8 +1,29 @@
-"""Export every agent step as a JSONL record that fine-tuning libraries read directly.
+"""Export the decision steps as JSONL that fine-tuning libraries read directly: one format per file.
 
-Each record carries the conversational fields TRL's trainers expect: `messages` (SFT), and `prompt` + `completion`
-(the prompt-completion form GRPO and reward-weighted training use), plus the step's scalar `reward`, `stage`,
-`duration_s` and tree links. Secrets and absolute paths are stripped: keys never leave the machine in an export.
+Every record is one step of the experience store (experience.py), as the model saw it when the step was decided:
+
+* the prompt: for a language model's step exactly the messages it was sent for the answer that was accepted (a
+  corrective turn included); for any other policy's step the messages the LLM policy would have been sent, rendered
+  from the state at that moment, the code of the files it edits included. Nothing known only later appears: an
+  experiment still running then shows as running, without its result;
+* `tools`: the tool schemas of the LLM policy (`propose_experiment`, `fix_failure`) as one JSON string — TRL's
+  trainers decode a string `tools` column, and a string keeps the two schemas exact where Arrow would merge their
+  fields into one struct with nulls;
+* the assistant turn: an OpenAI-style tool call of `propose_experiment` / `fix_failure` with JSON-string
+  arguments, for a model's step its own arguments, for the builtin policy's the hypothesis and edits it proposed
+  (so its moves distil into a language model).
+
+Formats (`nightlab export trajectories --format F`):
+
+    sft                 {"messages": prompt + [assistant], "tools"}            TRL SFTTrainer (conversational)
+    prompt-completion   {"prompt": prompt, "completion": [assistant], "tools"} SFTTrainer (completion-only loss)
+    rewards             prompt-completion + the step's reward, its parts, stage, duration, outcome, weight
+                        (duration over the mean duration: the duration-aware weight of agent/learn.py) and
+                        where to replay it (experiment, parent commit): reward-weighted training, offline RL, GRPO
+                        prompts (examples/finetune/)
+
+Only steps whose run settled are exported (a refused proposal or a run still going has no outcome yet). Secrets
+and absolute paths are stripped: keys never leave the machine in an export.
 """
 
 from __future__ import annotations
@@ -11,13 +32,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nightlab.agent.config import ProjectConfig
-from nightlab.agent.store import Experiment, Store
+from nightlab.agent.store import Store
 
-SYSTEM = ("You are nightlab, an ML engineering agent. Given the state of an experiment tree, propose the next "
-          "experiment as a hypothesis and exact search/replace edits to the training code.")
+Format = Literal["sft", "prompt-completion", "rewards"]
+FORMATS: tuple[Format, ...] = ("sft", "prompt-completion", "rewards")
+MIN_SECONDS = 1.0  # as in learn.py: a run's duration counts as at least this
 
 SECRET_PATTERNS = [
     re.compile(r"\bsk-[A-Za-z0-9_-]{8,}"),
@@ -48,48 +70,74 @@ def _secret_values() -> list[str]:
     return [v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 6]
 
 
-def _state_summary(cfg: ProjectConfig, done: list[Experiment], parent: Experiment | None, base: float | None) -> str:
-    lines = [f"Metric: {cfg.metric.name} ({cfg.metric.goal}). Baseline: {base if base is not None else 'unknown'}."]
-    if parent is not None:
-        lines.append(f"Building on #{parent.id}: {parent.title} -> {parent.metric} ({parent.status}).")
-    lines.append("Experiments so far:")
-    for e in done[-30:]:
-        extra = f" [{e.failure_class}]" if e.failure_class else ""
-        lines.append(f"- #{e.id} (parent {e.parent_id}) {e.title}: {e.metric} {e.status}{extra}")
-    if parent is not None and parent.diagnosis:
-        lines.append(f"Diagnosis of the parent: {parent.diagnosis}")
-    return "\n".join(lines)
+def tools_schema() -> list[dict[str, Any]]:
+    """The LLM policy's two tools, as it declares them to a model."""
+    from nightlab.agent.policy.llm import FIX_TOOL, PROPOSE_TOOL, TOOLS
+
+    return [TOOLS[PROPOSE_TOOL], TOOLS[FIX_TOOL]]
 
 
-def export_trajectories(root: Path, cfg: ProjectConfig, store: Store) -> list[dict[str, Any]]:
-    """One record per proposed experiment (baseline and seed re-runs are the engine's, not the agent's, steps)."""
+def _message(m: dict[str, Any], root: Path) -> dict[str, Any]:
+    """One prompt message, scrubbed, in the OpenAI shape (content always a string)."""
+    out: dict[str, Any] = {"role": m.get("role", "user"), "content": scrub(str(m.get("content") or ""), root)}
+    if m.get("tool_calls"):
+        out["tool_calls"] = [
+            {"id": str(c.get("id", "")), "type": "function",
+             "function": {"name": str(c["function"]["name"]),
+                          "arguments": scrub(_as_json(c["function"].get("arguments")), root)}}
+            for c in m["tool_calls"]]
+    if m.get("tool_call_id"):
+        out["tool_call_id"] = str(m["tool_call_id"])
+    return out
+
+
+def _as_json(args: Any) -> str:
+    return args if isinstance(args, str) else json.dumps(args or {})
+
+
+def _arguments(step: dict[str, Any], e: Any, tool: str) -> dict[str, Any]:
+    """The tool call's arguments: a model's own, else what the policy proposed, in the tool's schema."""
+    if step.get("answer"):
+        return dict(step["answer"])
+    edits = [{"path": x["path"], "search": x["search"], "replace": x["replace"]} for x in e.edits]
+    if tool == "fix_failure":
+        return {"diagnosis": e.diagnosis or e.rationale or e.title, "edits": edits}
+    return {"title": e.title, "rationale": e.rationale, "expected_effect": e.expected_effect, "edits": edits}
+
+
+def export_trajectories(root: Path, cfg: ProjectConfig, store: Store, fmt: Format = "sft") -> list[dict[str, Any]]:
+    """One record per settled decision step, in the order the steps were taken."""
+    from nightlab.agent.policy.llm import FIX_TOOL, PROPOSE_TOOL
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
     root = Path(root)
-    exps = store.experiments()
-    by_id = {e.id: e for e in exps}
-    base = next((e for e in exps if e.kind == "baseline"), None)
-    base_val = base.metric if base else None
+    tools = json.dumps(tools_schema())
+    steps = [s for s in store.steps() if s.get("experiment_id") and s.get("settled_t") is not None]
+    durations = [max(MIN_SECONDS, float(s.get("seconds") or 0.0)) for s in steps]
+    mean_d = sum(durations) / len(durations) if durations else 1.0
     out: list[dict[str, Any]] = []
-    for i, e in enumerate(exps):
-        if e.kind in ("baseline", "rerun"):
+    for step, d in zip(steps, durations, strict=True):
+        e = store.find_experiment(int(step["experiment_id"]))
+        if e is None or not step.get("messages"):
             continue
-        parent = by_id.get(e.parent_id) if e.parent_id is not None else None
-        state = _state_summary(cfg, [x for x in exps[:i] if x.kind != "rerun"], parent, base_val)
-        action = {"title": e.title, "rationale": e.rationale, "expected_effect": e.expected_effect,
-                  "kind": e.kind, "edits": e.edits}
-        prompt = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": scrub(state, root)}]
-        completion = [{"role": "assistant", "content": scrub(json.dumps(action, indent=1), root)}]
-        out.append({
-            "messages": prompt + completion,
-            "prompt": prompt,
-            "completion": completion,
-            "reward": e.reward,
-            "stage": e.stage,
-            "duration_s": e.seconds,
-            "experiment_id": e.id,
-            "parent_id": e.parent_id,
-            "status": e.status,
-            "metric": e.metric,
-            "failure_class": e.failure_class,
-            "policy": e.policy,
-        })
+        tool = step.get("tool") or (FIX_TOOL if step.get("kind") == "fix" else PROPOSE_TOOL)
+        prompt = [_message(m, root) for m in step["messages"]]
+        args = scrub(json.dumps(_arguments(step, e, tool), ensure_ascii=False), root)
+        assistant = {"role": "assistant", "content": "", "tool_calls": [
+            {"id": f"call_{e.id}", "type": "function", "function": {"name": tool, "arguments": args}}]}
+        if fmt == "sft":
+            out.append({"messages": [*prompt, assistant], "tools": tools})
+            continue
+        rec: dict[str, Any] = {"prompt": prompt, "completion": [assistant], "tools": tools}
+        if fmt == "rewards":
+            parent = store.find_experiment(e.parent_id) if e.parent_id is not None else None
+            rec.update({
+                "reward": step.get("reward"), "reward_parts": step.get("reward_parts") or {},
+                "stage": step.get("stage") or "", "duration_s": step.get("seconds"), "weight": round(d / mean_d, 6),
+                "outcome": step.get("outcome") or "", "failure_class": step.get("failure_class") or "",
+                "policy": step.get("policy") or "", "kind": step.get("kind") or "", "experiment_id": e.id,
+                "parent_id": e.parent_id, "parent_commit": parent.commit_sha if parent else None,
+            })
+        out.append(rec)
     return out
