@@ -108,8 +108,5 @@ def test_extras_are_imported_lazily() -> None:
     # the agent never imports torch (training jobs do, with their own interpreter); `nightlab learn` alone trains
     # the learned policy's scorer with it, imported when that command runs
     assert imports.get("torch", {"lazy"}) == {"lazy"} and extras["learn"] == {"torch"}
-    torch_users = sorted(p.relative_to(REPO_ROOT).as_posix() for p in (REPO_ROOT / "nightlab").rglob("*.py")
-                         if "import torch" in p.read_text())
-    assert torch_users in ([], ["nightlab/agent/learn.py"]), torch_users
     assert _DIST_OF["pynvml"] in required and imports["pynvml"] == {"lazy"}
     assert extras["mlflow"] >= {"mlflow-skinny"} and extras["tensorboard"] == {"tensorboard"}
