@@ -28,6 +28,8 @@ commands:
   export trajectories  every decision step as JSONL for fine-tuning (--format sft|prompt-completion|rewards)
   export mlflow        every experiment as an MLflow run (nested under its session); reruns update
   export tensorboard   a session's TensorBoard event files, one folder per experiment, for `tensorboard --logdir`
+  learn                train the learned policy (search.policy = "learned") on your projects' experience
+  explore [PATH ...]   sessions that sample diverse moves, to grow the experience store
   demo                 copy the bundled example into a temp repo and improve it
   tui                  open the terminal UI (also: `nightlab` with no command)
 
@@ -67,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                    "session's last mode, else step)")
     s.add_argument("--budget", type=int, help="training runs this invocation may start")
     s.add_argument("--detach", action="store_true", help="hibernate and exit while jobs run; they wake nightlab")
-    s.add_argument("--policy", choices=["builtin", "llm"])
+    s.add_argument("--policy", choices=["builtin", "llm", "learned"])
     s.add_argument("--model", help="litellm model name, e.g. openai/gpt-4o-mini or ollama/qwen2.5-coder")
     s.add_argument("--api-base", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
     s.add_argument("--unsafe-no-sandbox", action="store_true", help="run jobs with layer 0 only (no bwrap/landlock)")
@@ -128,6 +130,24 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--experiment", help="mlflow: the MLflow experiment (default: [mlflow] experiment, else "
                    "nightlab-<project folder>)")
     s.add_argument("--session", type=int, help="tensorboard: the session whose runs to gather (default: the latest)")
+
+    s = sub.add_parser("learn", help="train the learned policy on the experience of your projects")
+    s.add_argument("--store", metavar="PATH", help="the experience store to learn from (default: "
+                   "$XDG_DATA_HOME/nightlab/experience.db, every project that shares its steps)")
+    s.add_argument("-o", "--output", metavar="PATH", help="where to write the model (default: "
+                   "$XDG_DATA_HOME/nightlab/policy.json, where search.policy = \"learned\" looks)")
+    s.add_argument("--epochs", type=int, default=300, help="full-batch optimiser steps (default: 300)")
+    s.add_argument("--entropy", type=float, default=0.01, help="the exploration bonus: weight of the policy's "
+                   "entropy (default: 0.01)")
+    s.add_argument("--no-duration", action="store_true", help="weight every step alike instead of by its run's "
+                   "duration (for comparison)")
+
+    s = sub.add_parser("explore", help="run sessions that sample diverse moves, to grow the experience store")
+    s.add_argument("paths", nargs="*", metavar="PATH", help="nightlab projects to explore (default: this one)")
+    s.add_argument("--budget", type=int, help="training runs per project (default: search.budget)")
+    s.add_argument("--temperature", type=float, default=1.0, help="how far from the preferred order moves are "
+                   "drawn (default: 1.0; the learned policy's own default is 0.3)")
+    s.add_argument("--unsafe-no-sandbox", action="store_true", help="run jobs with layer 0 only (no bwrap/landlock)")
 
     s = sub.add_parser("demo", help="improve the bundled example in a temporary repo")
     s.add_argument("--headless", action="store_true", help="no TUI even on a terminal")

@@ -373,6 +373,73 @@ def cmd_export(root: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- learn / explore
+def cmd_learn(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent import experience
+    from nightlab.agent.policy.scorer import default_model_path
+
+    try:
+        import torch  # noqa: F401  (the trainer's only heavy dependency: say so before reading anything)
+    except ImportError:
+        raise NightlabError("nightlab learn trains with torch, which is not installed: "
+                            "pip install 'nightlab[learn]'") from None
+    from nightlab.agent.learn import LearnOptions, train
+
+    store = Path(args.store).expanduser() if args.store else experience.user_store_path()
+    if args.store and not store.is_file():
+        raise NightlabError(f"{store}: no such experience store")
+    steps = experience.user_steps(store)
+    if not steps:
+        raise NightlabError(f"{store}: no settled decision steps yet; run sessions (or `nightlab explore`) in "
+                            "projects that share their experience ([experience] share = true, the default)")
+    progress = console.Progress("learn") if sys.stderr.isatty() else None
+    t0 = time.monotonic()
+    try:
+        res = train(steps, LearnOptions(epochs=args.epochs, entropy=args.entropy,
+                                        duration_aware=not args.no_duration),
+                    progress=(lambda i, loss: progress.update(time.monotonic() - t0,
+                                                              f"epoch {i}/{args.epochs} loss {loss:.4f}"))
+                    if progress else None)
+    except ValueError as err:
+        raise NightlabError(f"{store}: {err}") from None
+    finally:
+        if progress:
+            progress.close()
+    out = Path(args.output).expanduser() if args.output else default_model_path()
+    res.scorer.save(out)
+    print(f"trained on {res.steps} step(s) from {res.projects} project(s) in {res.seconds:.1f} s "
+          f"({'duration-weighted' if not args.no_duration else 'every step alike'}); "
+          f"loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}")
+    print(f"model: {out} ({out.stat().st_size / 1024:.1f} kB); use it with search.policy = \"learned\"")
+    return 0
+
+
+def cmd_explore(root: Path, args: argparse.Namespace) -> int:
+    """Autonomous sessions with the explore policy in each project, one after the other."""
+    from nightlab.agent.engine import Engine, EngineOptions
+    from nightlab.agent.policy.learned import ExplorePolicy
+    from nightlab.agent.policy.scorer import Scorer, default_model_path
+
+    roots = [Path(p).resolve() for p in args.paths] or [root]
+    model = default_model_path()
+    scorer = Scorer.load(model) if model.exists() else None
+    for r in roots:
+        cfg = load_config(r)
+        printer = console.EventPrinter(cfg)
+        engine = Engine(r, cfg, options=EngineOptions(mode="autonomous", budget=args.budget,
+                                                      unsafe_no_sandbox=args.unsafe_no_sandbox),
+                        policy=ExplorePolicy(scorer, temperature=args.temperature), on_event=printer)
+        printer.engine = engine
+        try:
+            summary = engine.run()
+        finally:
+            printer.close()
+        steps = len(engine.store.steps("session_id = ?", (summary.session_id,)))
+        print(f"{r}: explored {summary.runs_started} run(s); {steps} decision step(s) "
+              f"recorded" + ("" if cfg.experience.share else " (this project does not share them)"))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- demo / tui
 def example_dir(name: str = "spirals") -> Path:
     from importlib import resources

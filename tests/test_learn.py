@@ -1,0 +1,159 @@
+"""`nightlab learn` and the learned policy: the step-wise, duration-aware policy gradient, the model file, the
+policy that orders the builtin's moves by it (and is exactly the builtin without one), its online updates."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_builtin_policy import KNOB_ONLY, MLP_ADAMW, Tree, _score, applied, view
+
+from nightlab.agent import experience
+from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.policy.learned import LearnedPolicy
+from nightlab.agent.policy.scorer import ModelError, Scorer
+
+torch = pytest.importorskip("torch", reason="`nightlab learn` needs the learn extra (torch)")
+from nightlab.agent.learn import LearnOptions, train  # noqa: E402
+
+
+def _step(chosen: str, reward: float, seconds: float, arms: tuple[str, ...], project: str = "p") -> dict[str, Any]:
+    """A synthetic step: one candidate per arm (told apart by one feature each), `chosen` taken."""
+    return {"state": {"s.bias": 1.0}, "candidates": [{"features": {f"m.kind.{a}": 1.0}, "valid": None} for a in arms],
+            "chosen": arms.index(chosen), "reward": reward, "seconds": seconds, "project": project}
+
+
+def _prefers(scorer: Scorer, arms: tuple[str, ...]) -> list[str]:
+    s = scorer.scores({"s.bias": 1.0}, [{f"m.kind.{a}": 1.0} for a in arms])
+    return [arms[i] for i in sorted(range(len(arms)), key=lambda i: -s[i])]
+
+
+def test_the_loss_falls_when_one_move_is_always_better() -> None:
+    arms = ("lr", "epochs", "width")
+    steps = [_step(a, {"lr": 0.8, "epochs": 0.1, "width": -0.2}[a], 5.0, arms) for a in arms * 20]
+    res = train(steps, LearnOptions(epochs=150))
+    assert res.steps == 60 and len(res.losses) == 150
+    assert res.losses[-1] < res.losses[0] - 0.05
+    assert all(b <= a + 1e-6 for a, b in zip(res.losses[::10], res.losses[10::10], strict=False)), res.losses[::10]
+    assert _prefers(res.scorer, arms)[0] == "lr"
+
+
+def test_duration_weighting_learns_the_slow_move_that_pays_more() -> None:
+    """Collected asynchronously over the same hours, a fast move shows up ten times as often as a slow one. The
+    slow move pays more; counted once per record the fast (weaker) move wins, counted for its duration the slow."""
+    arms = ("lr", "epochs", "width")  # lr: fast and fair; epochs: slow and best; width: fast and poor
+    steps = ([_step("lr", 0.5, 1.0, arms)] * 10 + [_step("epochs", 0.7, 10.0, arms)]
+             + [_step("width", 0.1, 1.0, arms)] * 10)
+    plain = train(steps, LearnOptions(duration_aware=False, epochs=200))
+    timed = train(steps, LearnOptions(duration_aware=True, epochs=200))
+    assert _prefers(plain.scorer, arms)[0] == "lr"
+    assert _prefers(timed.scorer, arms)[0] == "epochs"
+
+
+def test_the_model_file_is_small_versioned_and_loads_fast(tmp_path: Path) -> None:
+    arms = ("lr", "epochs")
+    res = train([_step("lr", 0.5, 2.0, arms), _step("epochs", -0.2, 2.0, arms)] * 5, LearnOptions(epochs=20))
+    path = tmp_path / "policy.json"
+    res.scorer.save(path)
+    assert path.stat().st_size < 50_000
+    t0 = time.perf_counter()
+    back = Scorer.load(path)
+    assert time.perf_counter() - t0 < 5.0  # a generous bound for a loaded machine; bench/learn.py prints the figure
+    assert back.features == res.scorer.features and back.meta["trained_on"] == 10
+    x = [{"m.kind.lr": 1.0}, {"m.kind.epochs": 1.0}]
+    assert list(back.scores({}, x)) == pytest.approx(list(res.scorer.scores({}, x)))
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "version": 99}))
+    with pytest.raises(ModelError, match="version 99"):
+        Scorer.load(path)
+    path.write_text("{not json")
+    with pytest.raises(ModelError, match="not a readable model file"):
+        Scorer.load(path)
+
+
+def _lockstep(files: dict[str, str], score: Any, rounds: int, loss: list[float] | None = None) -> list[str]:
+    """Builtin and model-less learned policy on the same tree, step after step: the same proposals."""
+    tree = Tree(files)
+    tree.add(view(1, kind="baseline", metric=score(files), loss=loss))
+    builtin, learned = BuiltinPolicy(), LearnedPolicy(None)
+    titles = []
+    for _ in range(rounds):
+        a, b = builtin.propose(tree.ctx()), learned.propose(tree.ctx())
+        assert (a is None) == (b is None)
+        if a is None or b is None:
+            break
+        assert (a.title, a.edits, a.knobs, a.parent_id, a.kind) == (b.title, b.edits, b.knobs, b.parent_id, b.kind)
+        tree.record(a, score(applied(a.edits, tree.files[a.parent_id or 1])), loss=loss)
+        titles.append(a.title)
+    return titles
+
+
+def test_without_a_model_the_learned_policy_is_the_builtin() -> None:
+    assert len(_lockstep({"train.py": KNOB_ONLY}, _score, 10)) == 10
+    loss = [2.0 * 0.8**i for i in range(16)]  # still improving: the diagnosis moves and transforms come first
+    titles = _lockstep({"train.py": MLP_ADAMW}, lambda f: 0.5 + 0.01 * len(f["train.py"]) % 0.3, 6, loss)
+    assert len(titles) == 6
+
+
+def test_the_learned_order_and_online_updates() -> None:
+    tree = Tree({"train.py": KNOB_ONLY})
+    tree.add(view(1, kind="baseline", metric=_score({"train.py": KNOB_ONLY})))
+    first = BuiltinPolicy()
+    assert first.propose(tree.ctx()) is not None
+    decision = first.last_decision
+    assert decision is not None and decision.chosen is not None
+    c = decision.chosen
+    # the moves before the one taken did not apply; the ones after are the alternatives it did not take
+    assert [x.valid for x in decision.candidates[:c + 1]] == [False] * c + [True]
+    kinds = [next((k for k in x.features if k.startswith("m.kind.")), "") for x in decision.candidates]
+    alt = next(j for j in range(c + 1, len(kinds)) if kinds[j] and kinds[j] != kinds[c])
+    # a model that prefers the alternative's knob kind proposes that move first
+    feats = sorted({*decision.state, *(k for x in decision.candidates for k in x.features)})
+    scorer = Scorer.fresh(feats)
+    scorer.u[feats.index(kinds[alt])] = 10.0
+    policy = LearnedPolicy(scorer, temperature=0.0)
+    prop = policy.propose(tree.ctx())
+    got = policy.last_decision
+    assert prop is not None and got is not None
+    assert got.chosen == alt and prop.title == decision.candidates[alt].label
+    # online: a bad reward for that move lowers its score against the builtin's choice within the session
+    before = scorer.scores(got.state, [x.features for x in got.candidates])
+    step = {"id": 1, **got.as_dict(), "reward": -1.0, "seconds": 5.0}
+    policy.observe({"id": 0, **got.as_dict(), "reward": 0.5, "seconds": 5.0})
+    policy.observe(step)
+    policy.observe(step)  # the same step again (a resumed session replays): learned from once
+    after = scorer.scores(got.state, [x.features for x in got.candidates])
+    assert after[alt] - after[c] < before[alt] - before[c]
+
+
+def _fill_user_store(n: int) -> None:
+    arms = ("lr", "epochs", "width", "batch_size")
+    with experience._user_db() as db:
+        for i in range(n):
+            s = _step(arms[i % 4], [0.6, 0.2, -0.1, 0.0][i % 4], 1.0 + i % 7, arms, project=f"p{i % 5}")
+            db.execute("INSERT INTO steps (uid, project, format, t, kind, policy, state, candidates, chosen, reward, "
+                       "reward_parts, stage, seconds, outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (f"x:{i}", s["project"], experience.FORMAT, float(i), "propose", "builtin",
+                        json.dumps(s["state"]), json.dumps(s["candidates"]), s["chosen"], s["reward"], "{}",
+                        "clean_exit", s["seconds"], "kept"))
+
+
+def test_nightlab_learn_trains_from_the_user_store(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "nightlab", "learn", "-o", str(tmp_path / "m.json")]
+    p = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode != 0 and p.stderr.count("\n") == 1 and "no settled decision steps yet" in p.stderr
+    _fill_user_store(200)
+    p = subprocess.run([*run, "--epochs", "50"], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ})
+    assert p.returncode == 0, p.stderr
+    assert "trained on 200 step(s) from 5 project(s)" in p.stdout
+    scorer = Scorer.load(tmp_path / "m.json")
+    assert scorer.meta["trained_on"] == 200 and math.isfinite(scorer.meta["final_loss"])
+    assert _prefers(scorer, ("lr", "epochs", "width", "batch_size"))[0] == "lr"
