@@ -157,3 +157,26 @@ def test_nightlab_learn_trains_from_the_user_store(tmp_path: Path) -> None:
     scorer = Scorer.load(tmp_path / "m.json")
     assert scorer.meta["trained_on"] == 200 and math.isfinite(scorer.meta["final_loss"])
     assert _prefers(scorer, ("lr", "epochs", "width", "batch_size"))[0] == "lr"
+
+
+def test_explore_then_learn_then_run_the_learned_policy(tiny_project: Path) -> None:
+    def nl(*args: str) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=tiny_project, capture_output=True,
+                           text=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        return p
+
+    out = nl("explore", "--budget", "6").stdout
+    assert "decision step(s) recorded" in out
+    from nightlab.agent.engine import open_store
+
+    store = open_store(tiny_project)
+    explored = store.steps()
+    assert explored and {s["policy"] for s in explored} == {"explore"}
+    assert len(experience.user_steps()) == len([s for s in explored if s["settled_t"]])
+    nl("learn", "--epochs", "30")
+    nl("run", "--mode", "autonomous", "--budget", "4", "--policy", "learned")
+    learned = [s for s in store.steps() if s["policy"] == "learned"]
+    assert learned and all(s["candidates"] and s["chosen"] is not None for s in learned)
+    events = [e["kind"] for e in store.events(limit=-1)]
+    assert "policy_error" not in events and "experience_error" not in events
