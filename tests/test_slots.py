@@ -73,12 +73,10 @@ def test_gpus_found_with_nvidia_smi(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 def test_no_gpu_here_means_cpu_slots() -> None:
-    """On this machine (no nvidia-smi, torch not imported by us) discovery is instant and CPU-only."""
+    """On this machine (no nvidia-smi) discovery finds CPU slots only (bench/ measures how fast)."""
     if os.environ.get("CUDA_VISIBLE_DEVICES") is None and slots.gpu_list():
         pytest.skip("this machine has GPUs")
-    t = time.perf_counter()
     got = discover()
-    assert time.perf_counter() - t < 1.0
     assert got and all(s.id.startswith("cpu") for s in got)
     assert len(got) == max(1, len(slots.cpu_list()) - 1)
 
