@@ -53,7 +53,7 @@ def test_every_step_is_recorded_when_decided_and_completed_when_settled(tiny_rep
         assert s["candidates"][s["chosen"]]["valid"] is True
         # the outcome is the experiment's own, recorded after its run ended
         assert s["reward"] == e.reward and s["stage"] == e.stage and s["seconds"] == e.seconds
-        assert set(s["reward_parts"]) == set(experience.PARTS)
+        assert set(s["reward_parts"]) == {*experience.PARTS, *experience.REFERENCES}
         assert s["settled_t"] >= finished_at[e.id] >= s["t"]
         # the prompt an LLM would have been sent then, with the code, and no result that was not known yet
         user = s["messages"][1]["content"]
@@ -81,6 +81,7 @@ def test_every_step_is_recorded_when_decided_and_completed_when_settled(tiny_rep
             assert set(c) == {"features", "valid"}
             assert all(re.fullmatch(r"[ms]\.[a-z_.]+", k) for k in c["features"]), c["features"]
         assert all(re.fullmatch(r"s\.[a-z_.]+", k) for k in r["state"])
+        assert set(r["reward_parts"]) == set(experience.PARTS), "a metric value left the project"
 
 
 def test_a_project_that_does_not_share_keeps_its_steps_to_itself(tiny_repo: Path) -> None:

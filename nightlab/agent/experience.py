@@ -39,6 +39,9 @@ USER_DB = "experience.db"
 FORMAT = 1  # of a user-store row; a learner skips rows of a format it does not know
 # the reward parts kept (reward.explain): the additive parts and the improvement in noise units; never a metric value
 PARTS = ("stage_credit", "improvement", "duration_penalty", "failure_penalty", "units")
+# kept in the project's own store only (metric values): what the reward was judged against, so that another
+# completion for the same step can be scored on the same terms (rollout.py, the `rewards` export)
+REFERENCES = ("baseline", "best_before", "noise_floor")
 
 
 def data_dir() -> Path:
@@ -96,10 +99,11 @@ def _share_step(root: Path, step_id: int, row: dict[str, Any]) -> str | None:
                 (uid, project_id(root), FORMAT, row["t"], row["kind"], row["policy"], json.dumps(row["state"]),
                  json.dumps(_shareable_candidates(row["candidates"] or [])), row["chosen"]))
             if row.get("settled_t") is not None:
+                parts = {k: v for k, v in (row["reward_parts"] or {}).items() if k in PARTS}  # never a metric value
                 db.execute("UPDATE steps SET reward = ?, reward_parts = ?, stage = ?, seconds = ?, outcome = ?, "
                            "failure_class = ? WHERE uid = ?",
-                           (row["reward"], json.dumps(row["reward_parts"] or {}), row["stage"], row["seconds"],
-                            row["outcome"], row["failure_class"], uid))
+                           (row["reward"], json.dumps(parts), row["stage"], row["seconds"], row["outcome"],
+                            row["failure_class"], uid))
     except (OSError, sqlite3.Error) as err:
         return f"the user's experience store {user_store_path()} cannot be written: {err}"
     return None
@@ -146,7 +150,7 @@ def settle(store: Store, root: Path, e: Experiment, parts: dict[str, Any], share
         return None
     row = rows[-1]
     changes = {
-        "reward": e.reward, "reward_parts": {k: parts.get(k) for k in PARTS}, "stage": e.stage or "",
+        "reward": e.reward, "reward_parts": {k: parts.get(k) for k in PARTS + REFERENCES}, "stage": e.stage or "",
         "seconds": e.seconds, "outcome": str(e.status), "failure_class": e.failure_class, "settled_t": time.time(),
     }
     store.update_step(row["id"], **changes)

@@ -155,6 +155,10 @@ def explain(x: RewardInput) -> dict[str, Any]:
     total = stage_credit + improvement - duration_penalty - failure_penalty
     return {
         "reward": total,
+        # the inputs it was judged against, so a run can be scored again on the same terms (agent/rollout.py)
+        "baseline": _finite(x.baseline),
+        "best_before": _finite(x.best_before),
+        "noise_floor": _finite(x.noise_floor),
         "stage": x.stage,
         "stage_index": k,
         "stage_credit": stage_credit,

@@ -18,9 +18,10 @@ Formats (`nightlab export trajectories --format F`):
     sft                 {"messages": prompt + [assistant], "tools"}            TRL SFTTrainer (conversational)
     prompt-completion   {"prompt": prompt, "completion": [assistant], "tools"} SFTTrainer (completion-only loss)
     rewards             prompt-completion + the step's reward, its parts, stage, duration, outcome, weight
-                        (duration over the mean duration: the duration-aware weight of agent/learn.py) and
-                        where to replay it (experiment, parent commit): reward-weighted training, offline RL, GRPO
-                        prompts (examples/finetune/)
+                        (duration over the mean duration: the duration-aware weight of agent/learn.py), what the
+                        reward was judged against (baseline, best_before, noise_floor) and where to replay it
+                        (experiment, seed, parent commit): reward-weighted training, offline RL, and the prompts
+                        of GRPO, whose completions rollout.py runs and scores (examples/finetune/)
 
 Only steps whose run settled are exported (a refused proposal or a run still going has no outcome yet). Secrets
 and absolute paths are stripped: keys never leave the machine in an export.
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nightlab.agent.config import ProjectConfig
+from nightlab.agent.experience import PARTS, REFERENCES
 from nightlab.agent.store import Store
 
 Format = Literal["sft", "prompt-completion", "rewards"]
@@ -105,6 +107,21 @@ def _arguments(step: dict[str, Any], e: Any, tool: str) -> dict[str, Any]:
     return {"title": e.title, "rationale": e.rationale, "expected_effect": e.expected_effect, "edits": edits}
 
 
+def _references(store: Store, e: Any, parent: Any, parts: dict[str, Any]) -> dict[str, Any]:
+    """What the step's reward was judged against (baseline, best before, noise floor): as the engine recorded them
+    when the run settled, or, for a step recorded before nightlab kept them, the baseline's metric, the parent's
+    (what the move built on) and the session's noise floor. A rollout of another completion for the same step
+    (rollout.py) is scored against these, so its reward and the recorded one are on the same terms."""
+    if all(k in parts for k in REFERENCES):
+        return {k: parts[k] for k in REFERENCES}
+    base = store.baseline_experiment()
+    session = store.session(e.session_id) if e.session_id is not None else None
+    return {"baseline": base.metric if base is not None else None,
+            "best_before": parent.metric if parent is not None and parent.id != (base.id if base else None)
+            else None,
+            "noise_floor": (session.noise_floor if session is not None else None) or 0.0}
+
+
 def export_trajectories(root: Path, cfg: ProjectConfig, store: Store, fmt: Format = "sft") -> list[dict[str, Any]]:
     """One record per settled decision step, in the order the steps were taken."""
     from nightlab.agent.policy.llm import FIX_TOOL, PROPOSE_TOOL
@@ -132,12 +149,14 @@ def export_trajectories(root: Path, cfg: ProjectConfig, store: Store, fmt: Forma
         rec: dict[str, Any] = {"prompt": prompt, "completion": [assistant], "tools": tools}
         if fmt == "rewards":
             parent = store.find_experiment(e.parent_id) if e.parent_id is not None else None
+            parts = dict(step.get("reward_parts") or {})
             rec.update({
-                "reward": step.get("reward"), "reward_parts": step.get("reward_parts") or {},
+                "reward": step.get("reward"), "reward_parts": {k: parts.get(k) for k in PARTS},
+                **_references(store, e, parent, parts),
                 "stage": step.get("stage") or "", "duration_s": step.get("seconds"), "weight": round(d / mean_d, 6),
                 "outcome": step.get("outcome") or "", "failure_class": step.get("failure_class") or "",
                 "policy": step.get("policy") or "", "kind": step.get("kind") or "", "experiment_id": e.id,
-                "parent_id": e.parent_id, "parent_commit": parent.commit_sha if parent else None,
+                "seed": e.seed, "parent_id": e.parent_id, "parent_commit": parent.commit_sha if parent else None,
             })
         out.append(rec)
     return out
