@@ -36,8 +36,17 @@ commands:
 Run `nightlab COMMAND --help` for the options of one command."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line naming the argument, like every other nightlab error (not a usage dump)."""
+
+    def error(self, message: str) -> Any:  # argparse declares NoReturn
+        sub = self.prog.removeprefix("nightlab").strip()
+        print(f"nightlab: {sub + ': ' if sub else ''}{message} (see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="nightlab",
         description="An ML engineering agent for the terminal: it forms hypotheses, edits your training code in "
                     "isolated git worktrees, runs the jobs, reads the metric and iterates. Nothing reaches your "
@@ -45,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("-C", "--project", default=".", metavar="PATH", help="the project root (default: .)")
+    p.add_argument("-C", "--project", default=".", metavar="PATH", help="the project: PATH or the folder above it "
+                   "that holds nightlab.toml (else the git work tree's top), as git finds its repository "
+                   "(default: .)")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
@@ -67,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run the experiment loop")
     s.add_argument("--mode", choices=["step", "autonomous"], help="step asks before each run (default: the "
                    "session's last mode, else step)")
-    s.add_argument("--budget", type=int, help="training runs this invocation may start")
+    s.add_argument("--budget", type=_positive_int, help="training runs this invocation may start (at least 1)")
     s.add_argument("--detach", action="store_true", help="hibernate and exit while jobs run; they wake nightlab")
     s.add_argument("--policy", choices=["builtin", "llm", "learned"])
     s.add_argument("--model", help="litellm model name, e.g. openai/gpt-4o-mini or ollama/qwen2.5-coder")
@@ -144,14 +155,14 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("explore", help="run sessions that sample diverse moves, to grow the experience store")
     s.add_argument("paths", nargs="*", metavar="PATH", help="nightlab projects to explore (default: this one)")
-    s.add_argument("--budget", type=int, help="training runs per project (default: search.budget)")
+    s.add_argument("--budget", type=_positive_int, help="training runs per project (default: search.budget)")
     s.add_argument("--temperature", type=float, default=1.0, help="how far from the preferred order moves are "
                    "drawn (default: 1.0; the learned policy's own default is 0.3)")
     s.add_argument("--unsafe-no-sandbox", action="store_true", help="run jobs with layer 0 only (no bwrap/landlock)")
 
     s = sub.add_parser("demo", help="improve the bundled example in a temporary repo")
     s.add_argument("--headless", action="store_true", help="no TUI even on a terminal")
-    s.add_argument("--budget", type=int, default=14)
+    s.add_argument("--budget", type=_positive_int, default=14, help="training runs (at least 1; default: 14)")
     s.add_argument("--dir", help="where to create the demo repo (default: a new temp folder)")
     s.add_argument("--mode", choices=["step", "autonomous"], default="autonomous")
 
@@ -180,11 +191,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _positive_int(text: str) -> int:
+    """A count of training runs: a whole number of at least 1 (0 would start a session that can never run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of runs, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from nightlab import commands
+    from nightlab.agent.project_root import discover_root
 
     cmd = args.cmd or "tui"
-    root = Path(getattr(args, "path", None) or args.project).resolve()
+    explicit = getattr(args, "path", None)  # `init PATH`, `wake PATH`: that folder, exactly
+    root = Path(explicit).resolve() if explicit else discover_root(Path(args.project))
     handler: Any = getattr(commands, f"cmd_{cmd}")
     return int(handler(root, args))
 

@@ -134,3 +134,36 @@ def test_promote_needs_confirmation_without_terminal(tiny_project: Path) -> None
     git(tiny_project, "status")
     msg = one_line_error(nl("promote", "1", cwd=tiny_project))
     assert "no commit" in msg or "changes nothing" in msg or "--yes" in msg
+
+
+@pytest.mark.parametrize("argv", [("demo", "--headless", "--budget", "0"), ("demo", "--budget", "-1"),
+                                  ("run", "--budget", "0", "--detach"), ("explore", "--budget", "0"),
+                                  ("run", "--budget", "many")])
+def test_a_budget_below_one_run_is_refused_before_anything_runs(tiny_project: Path, argv: tuple[str, ...]) -> None:
+    msg = one_line_error(nl(*argv, cwd=tiny_project))
+    assert "--budget" in msg and ("at least 1" in msg or "whole number" in msg)
+    assert not (tiny_project / ".nightlab").exists()  # no session, no baseline run
+
+
+def test_commands_find_the_project_from_a_subfolder(tiny_project: Path) -> None:
+    sub = tiny_project / "src" / "models"
+    sub.mkdir(parents=True)
+    p = nl("status", "--json", cwd=sub)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["project"] == str(tiny_project)
+    p = nl("-C", str(sub), "status", "--json", cwd=tiny_project.parent)
+    assert p.returncode == 0 and json.loads(p.stdout)["project"] == str(tiny_project)
+
+
+def test_init_from_a_subfolder_sets_up_the_repository_root(tiny_repo: Path) -> None:
+    sub = tiny_repo / "notebooks"
+    sub.mkdir()
+    p = nl("init", "--yes", "--no-run", "--metric", "acc", "--goal", "maximize", "--command",
+           "python train.py --seed {seed}", cwd=sub)
+    assert p.returncode == 0, p.stderr
+    assert (tiny_repo / "nightlab.toml").exists() and not (sub / "nightlab.toml").exists()
+
+
+def test_a_project_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    msg = one_line_error(nl("-C", str(tmp_path / "nonexistent"), "status", cwd=tmp_path))
+    assert msg == f"nightlab: {tmp_path / 'nonexistent'}: no such folder"

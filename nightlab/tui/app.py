@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -131,11 +130,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         if self.user.keys:
             self.set_keymap(self.user.keys)
         for problem in self.user.problems:
-            self.notify(problem, severity="warning", timeout=8)
-        unknown = keymap.unknown_ids(self.user.keys)
-        if unknown:
-            self.notify(f"unknown key binding id(s) in your config: {', '.join(unknown)} (see ?)",
-                        severity="warning", timeout=8)
+            self.notify(problem, severity="error", timeout=15)
         self.apply_theme(self.theme_info.name)
         self._open_project()
 
@@ -405,16 +400,27 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.poke()
 
     # ---------------------------------------------------------------------------------------------- editing
-    def _run_editor(self, files: list[str]) -> int:
-        """Hand the terminal to $VISUAL / $EDITOR (App.suspend); without a terminal (tests), just run it."""
-        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-        cmd = [*shlex.split(editor), *files]
+    def _run_editor(self, files: list[str]) -> int | None:
+        """Hand the terminal to $VISUAL / $EDITOR (App.suspend); without a terminal (tests), just run it. None when
+        there is no editor to run: the user is told which variable to set, and nothing is changed."""
+        from nightlab.errors import NightlabError
+        from nightlab.tui.editor import editor_command
+
+        try:
+            cmd = editor_command(files)
+        except NightlabError as err:
+            self.notify(str(err), severity="error", timeout=10)
+            return None
         try:
             with self.suspend():
                 rc = subprocess.call(cmd)
         except SuspendNotSupported:
             rc = subprocess.call(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
+        except OSError as err:  # it vanished between the look-up and the start
+            self.refresh()
+            self.notify(f"could not start the editor {cmd[0]!r}: {err}", severity="error", timeout=10)
+            return None
         self.refresh()
         return rc
 
@@ -431,6 +437,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
             text = Path(name).read_text()
         finally:
             os.unlink(name)
+        if rc is None:
+            return
         if rc != 0:
             self.notify(f"The editor exited with {rc}; the hypothesis is unchanged.", severity="warning")
             return
@@ -477,6 +485,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     def _edit_files(self, exp_id: int, paths: list[str]) -> None:
         rc = self._run_editor(paths)
+        if rc is None:
+            return
         if rc != 0:
             self.notify(f"The editor exited with {rc}; keeping whatever it saved.", severity="warning")
         self._finish_patch_edit(exp_id)

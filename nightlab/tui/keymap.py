@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.binding import Binding, BindingType
+from textual.keys import Keys, key_to_character
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,8 @@ KEYS: tuple[Key, ...] = (
     # setup (no nightlab.toml yet)
     Key("init_run", "i", "run_init", "Run init", "init",
         help="Run nightlab init here"),
+    Key("init_quit", "q,escape", "app.quit", "Quit", "init",
+        help="Quit (nothing was written)"),
 )
 
 BY_ID: dict[str, Key] = {k.id: k for k in KEYS}
@@ -144,3 +147,57 @@ def effective_key(key: Key, overrides: dict[str, str]) -> str:
 def unknown_ids(overrides: dict[str, str]) -> list[str]:
     """Override ids that match no binding: almost always a typo the user wants to hear about."""
     return sorted(i for i in overrides if i not in BY_ID)
+
+
+MODIFIERS = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+_NAMED = frozenset(k.value for k in Keys if "+" not in k.value and not k.value.startswith("<"))
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` (as written in `[keys]`, e.g. "ctrl+a", "question_mark", "q,escape") names no key a terminal
+    sends, or None when every part of it does."""
+    for part in (p.strip() for p in key.split(",")):
+        *mods, base = part.split("+")
+        bad = [m for m in mods if m not in MODIFIERS]
+        if bad:
+            return f"{bad[0]!r} is not a modifier (use ctrl, shift, alt, meta, super)"
+        if not base:
+            return f"{part!r} has no key after its modifiers"
+        if len(base) == 1:
+            if not base.isprintable() or base.isspace():
+                return f"{base!r} is not a printable key"
+            continue
+        char = key_to_character(base) if base not in _NAMED else None
+        if base not in _NAMED and not (char is not None and char.isascii() and char.isprintable()):
+            return f"{base!r} is not a key name (e.g. a, A, f5, enter, escape, space, question_mark)"
+    return None
+
+
+def _parts(key: str) -> set[str]:
+    return {p.strip() for p in key.split(",") if p.strip()}
+
+
+def check_overrides(overrides: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The overrides that can be applied, and one problem per override that cannot: an unknown id, a key name no
+    terminal sends, or a key another binding of the same screen already answers to (`approve = "q"` would take
+    quit's key, and then `q` starts a run). A refused override leaves the default key in place."""
+    good: dict[str, str] = {}
+    problems: list[str] = []
+    for kid in unknown_ids(overrides):
+        problems.append(f"keys.{kid}: no such binding id (press ? for every id)")
+    candidates = {kid: key for kid, key in overrides.items() if kid in BY_ID}
+    for kid, key in list(candidates.items()):
+        why = key_problem(key)
+        if why is not None:
+            problems.append(f"keys.{kid} = {key!r}: {why}")
+            del candidates[kid]
+    for kid, key in candidates.items():
+        mine = BY_ID[kid]
+        clash = next((k for k in KEYS if k.id != kid and (k.scope == mine.scope or "app" in (k.scope, mine.scope))
+                      and _parts(key) & _parts(effective_key(k, candidates))), None)
+        if clash is not None:
+            where = SCOPES[clash.scope].lower()
+            problems.append(f"keys.{kid} = {key!r}: {clash.id} ({clash.description}, {where}) already uses it")
+            continue
+        good[kid] = key
+    return good, problems

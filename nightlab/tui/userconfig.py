@@ -6,8 +6,10 @@
     approve = "y"          # binding id = key (see `?` in the TUI for every id)
     toggle_mode = "ctrl+a"
 
-The file belongs to the user: a bad file never stops the TUI (problems are reported and defaults used), and
-remembering the theme rewrites only the `theme = ...` line so comments and key overrides survive.
+The file belongs to the user: a bad file never stops the TUI, but nothing in it is ignored silently — every value
+that cannot apply (an unknown theme or setting, a key name no terminal sends, a key another binding of the same
+screen already uses) is reported with the file and key, and its default stays. Remembering the theme
+rewrites only the `theme = ...` line so comments and key overrides survive.
 """
 
 from __future__ import annotations
@@ -57,22 +59,34 @@ def load_user_config(path: Path | None = None) -> UserConfig:
         return UserConfig()
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         return UserConfig(problems=[f"{display_path(path)}: ignored ({err})"])
+    from nightlab.tui.keymap import check_overrides
+    from nightlab.tui.themes import available_themes
+
+    where = display_path(path)
     cfg = UserConfig()
+    for name in sorted(set(raw) - {"theme", "keys"}):
+        cfg.problems.append(f"{where}: unknown setting {name!r} (there are `theme` and [keys])")
     theme = raw.get("theme")
     if theme is not None:
-        if isinstance(theme, str):
-            cfg.theme = theme
+        themes = available_themes()
+        if not isinstance(theme, str):
+            cfg.problems.append(f"{where}: theme must be a string, one of {', '.join(themes)}")
+        elif theme not in themes:
+            cfg.problems.append(f"{where}: theme = {theme!r} is not a theme (there are {', '.join(themes)})")
         else:
-            cfg.problems.append(f"{display_path(path)}: theme must be a string")
+            cfg.theme = theme
     keys = raw.get("keys", {})
     if not isinstance(keys, dict):
-        cfg.problems.append(f"{display_path(path)}: [keys] must be a table of id = \"key\"")
+        cfg.problems.append(f"{where}: [keys] must be a table of id = \"key\"")
         keys = {}
+    wanted: dict[str, str] = {}
     for k, v in keys.items():
         if isinstance(v, str) and v.strip():
-            cfg.keys[str(k)] = v.strip()
+            wanted[str(k)] = v.strip()
         else:
-            cfg.problems.append(f"{display_path(path)}: keys.{k} must be a key name such as \"ctrl+a\"")
+            cfg.problems.append(f"{where}: keys.{k} must be a key name such as \"ctrl+a\"")
+    cfg.keys, problems = check_overrides(wanted)
+    cfg.problems.extend(f"{where}: {p}; the default key stays" for p in problems)
     return cfg
 
 

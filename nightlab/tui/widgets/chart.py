@@ -9,6 +9,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
+from nightlab.agent.states import WINNERS
 from nightlab.tui import braille
 from nightlab.tui.data import Snapshot, goal_sign
 
@@ -76,7 +77,10 @@ class BrailleChart(Widget):
 
 
 class MetricChart(BrailleChart):
-    """Each run's metric as points (in run order) and the best so far as a line."""
+    """Each run's metric as points (in run order) and the best so far as a line.
+
+    The best so far climbs only on results that stand (kept, unconfirmed or promoted), the ones `nightlab status`
+    and the engine call best: a discarded run that happened to score higher on one seed is a point, not the line."""
 
     empty_text = "no finished runs yet"
 
@@ -102,12 +106,14 @@ class MetricChart(BrailleChart):
         best_x: list[float] = []
         best_y: list[float] = []
         best: float | None = None
+        stands = {r.id for r in s.rows if r.status in WINNERS}
         for x, y in pts:
             assert y is not None
-            if best is None or sign * (y - best) > 0:
+            if int(x) in stands and (best is None or sign * (y - best) > 0):
                 best = y
-            best_x.append(x)
-            best_y.append(best)
+            if best is not None:
+                best_x.append(x)
+                best_y.append(best)
         xs = [p[0] for p in pts]
         ys = [float(p[1]) for p in pts if p[1] is not None]
         return [(best_x, best_y, True), (xs, ys, False)]
