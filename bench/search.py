@@ -1,11 +1,13 @@
-"""Search benchmark: nightlab's builtin policy against a random sweep and Optuna (TPE) on the training-task suite.
+"""Search benchmark: nightlab's builtin policy against random search, TPE, CMA-ES and SMAC on the training tasks.
 
-    python bench/search.py --tasks DIR [DIR ...] --methods nightlab,random,optuna --budget N --seeds S [--json FILE]
+    python bench/search.py --tasks DIR [DIR ...] [--methods nightlab,tpe-default,...] --budget N --seeds S
 
-For each task folder (format: ../shared/tasks/README.md), each method and each seed s in 0..S-1, the method spends a
-budget of N training runs; one table is printed and saved (bench/results/search-<timestamp>.json and .md, plus
---json FILE): best metric reached (mean ± sd over seeds), normalised gap closed, runs needed to close half the gap,
-failed runs, wall time.
+For each task folder (format: ../shared/tasks/README.md), each method and each seed s in 0..S-1 (8 by default), the
+method spends a budget of N training runs; one table is printed and saved (bench/results/search-<timestamp>.json
+and .md, plus --json FILE): best metric reached (mean ± sd over seeds), normalised gap closed, runs needed to close
+half the gap, failed runs, wall time; then nightlab against each peer seed by seed (bench/paired.py: mean
+difference in gap closed, ahead / tied / behind, sign test and Wilcoxon p, the share of task-seeds nightlab is
+ahead).
 
 The methods
 -----------
@@ -13,31 +15,36 @@ The methods
   worktrees, the real sandbox (``--isolation``, default auto), one slot per engine. The task is copied into a fresh
   git repository WITHOUT task.toml (the answer sheet is read by this harness only; the policy never sees it).
   editable / protected files come from `nightlab.agent.project_init`, exactly as `nightlab init` would choose them.
-* ``random``: a uniform sweep (log-uniform where the space is log-scaled) over the knobs below.
-* ``optuna``: `optuna.samplers.TPESampler(seed=s)` from the real optuna package through ask/tell, with
-  ``n_startup_trials = clamp(N // 3, 3, 10)`` (``--tpe-startup`` overrides; Optuna's own default of 10 would make a
-  12-run study 10 random trials plus 2 TPE trials, i.e. nearly a random sweep, which is not a fair opponent).
-* random and optuna search exactly the knobs and ranges the builtin policy discovers on the unmodified files
+* the peers (bench/peers.py says exactly how each is set up): ``random`` (a uniform sweep), ``random-default``
+  (trial 1 the committed configuration, then uniform), ``optuna`` (TPE with Optuna's defaults), ``tpe-default``
+  (TPE told the committed configuration first, short start-up; ``--tpe-startup``), ``cmaes`` (Optuna's CMA-ES
+  started at the committed configuration) and ``smac`` (SMAC3's black-box facade, the committed configuration in
+  its initial design). ``random`` and ``optuna`` were called the same before the peers were added but then ran the
+  committed configuration first and, for optuna, a short start-up: that is now ``random-default`` and
+  ``tpe-default``. cmaes needs the ``cmaes`` package and smac the ``smac`` package (``pip install -e '.[bench]'``).
+* every peer searches exactly the knobs and ranges the builtin policy discovers on the unmodified files
   (`BuiltinPolicy._knobs`: the searchable knobs with their `knobs.search_space`), write values through the same
   rounding (`policy.search.snap`) and the same editing code (`knobs.rewrite`, validated by `edits.apply_edits`), and
   run through the same cache wrapper and metric parser as the engine, so the only difference is the search.
   Two consequences to know: the builtin policy may also apply code transformations (SGD → AdamW, schedules,
-  input standardisation, fixes for crashes), which random and optuna cannot — that is part of what is compared.
-  And a log-scaled space with ``allow_zero`` (weight decay 0 = off) cannot hold 0: random and optuna sample
-  ``[low, high]``; optuna records an unmodified baseline value of 0 as ``low``.
+  input standardisation, fixes for crashes), which the peers cannot — that is part of what is compared.
+  And a log-scaled space with ``allow_zero`` (weight decay 0 = off) cannot hold 0: the peers sample
+  ``[low, high]``; a study told the committed configuration records a value of 0 as ``low``.
 
 Seeds and budget
 ----------------
 "Seed s" of a method is both its search seed (engine ``search.seed`` = s, which seeds the policy's rng; random's
-``random.Random(s)``; optuna's sampler seed) and the training seed of its runs (``--seed s`` in the command), so the
-methods are compared on the same training seeds. Every method spends exactly N training runs per seed (fewer only if
-it stops on its own; the runs actually used are reported). For nightlab the engine's baseline, its noise re-run
-(seed s+1, ``search.noise_seeds = 2``) and its confirmation re-runs (seed s+1, …) count inside N. For random and
-optuna the first trial is the unmodified baseline (seed s), so all methods pay for the baseline equally.
+``random.Random(s)``; the Optuna and SMAC samplers' seed) and the training seed of its runs (``--seed s`` in the
+command), so the methods are compared on the same training seeds, pair by pair. Every method spends exactly N
+training runs per seed (fewer only if it stops on its own; the runs actually used are reported). For nightlab the
+engine's baseline, its noise re-run (seed s+1, ``search.noise_seeds = 2``) and its confirmation re-runs (seed s+1,
+…) count inside N. For the peers that start from the committed configuration (all but ``random`` and ``optuna``)
+the first trial is the unmodified baseline (seed s), so they and nightlab pay for the baseline equally; ``random``
+and ``optuna`` spend all N runs on draws.
 
 What is measured
 ----------------
-* best: random / optuna: the best single run. nightlab: the best single-run metric of a *kept* experiment (the run
+* best: a peer's best single run. nightlab: the best single-run metric of a *kept* experiment (the run
   at seed s that made it kept, not the mean with its confirmation runs; re-runs at other seeds are not counted), so
   the numbers are single runs at the same training seed for every method. An improvement the engine discarded as
   within noise does not count for nightlab, since it is not what nightlab hands the user. The JSON also holds
@@ -74,14 +81,14 @@ Replays are faithful, so a rerun with the same policy code reproduces the same d
   replayed only if it fits in the current limit. So reruns do not pay for timeouts again.
 * The timeout (``--timeout``, default 120 s, about 8× the slowest baseline run of the suite) is the same for every
   method; the builtin policy sees it (it avoids changes predicted to take more than 70% of it) as it would for a
-  user, random and optuna do not. The baseline run of a seed is shared by all methods through the cache.
+  user, the peers do not. The baseline run of a seed is shared by all methods through the cache.
 
 Parallelism
 -----------
 (task, method, seed) combinations run concurrently in a process pool with one worker per CPU slot of this machine
 (`nightlab.sandbox.slots.discover`: cores − 1, at least 1; the tasks are CPU-only so GPU slots are not used;
 ``--workers`` overrides). Each worker owns one slot: its training runs are pinned to that slot's core with one
-thread, and an engine gets only that slot (so nightlab, like random and optuna, runs one job at a time).
+thread, and an engine gets only that slot (so nightlab, like every peer, runs one job at a time).
 """
 
 from __future__ import annotations
@@ -90,10 +97,10 @@ import argparse
 import contextlib
 import fcntl
 import hashlib
+import importlib.util
 import json
 import math
 import os
-import random
 import shlex
 import shutil
 import signal
@@ -106,13 +113,39 @@ import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[1]
 RESULTS = REPO / "bench" / "results"
 CACHE = RESULTS / "cache"
-METHODS = ("nightlab", "random", "optuna")
+
+
+def _sibling(name: str) -> ModuleType:
+    """bench/<name>.py, loaded by path: this file runs as a script, as a test module and in spawned workers, not
+    always with the repository on sys.path."""
+    mod = sys.modules.get(f"bench_{name}")
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", HERE.parent / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[f"bench_{name}"] = mod
+        spec.loader.exec_module(mod)
+    return mod
+
+
+def peers() -> ModuleType:
+    """bench/peers.py: the methods nightlab is compared with."""
+    return _sibling("peers")
+
+
+def paired() -> ModuleType:
+    """bench/paired.py: nightlab against each peer, seed by seed."""
+    return _sibling("paired")
+
+
+METHODS = ("nightlab", *peers().PEERS)
 CRASH_BASELINE = 0.0  # the baseline value of a task that crashes as delivered (see the docstring)
 ANSWER_SHEET = "task.toml"
 _IGNORE = shutil.ignore_patterns(ANSWER_SHEET, "__pycache__", "*.pyc", ".git", ".nightlab")
@@ -372,7 +405,7 @@ def read_ledger(path: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class Dim:
-    """One knob random / optuna search over: the builtin policy's knob and its space."""
+    """One knob the peers search over: the builtin policy's knob and its space."""
 
     key: str
     knob: Any  # knobs.Knob
@@ -499,7 +532,7 @@ def run_combo(combo: Combo) -> ComboResult:
         command = wrapped_command(task, layout, combo.cache, ledger, combo.timeout)
         if combo.method == "nightlab":
             _run_nightlab(combo, task, repo, layout, command, slot, res, ledger)
-        elif combo.method in ("random", "optuna"):
+        elif combo.method in peers().PEERS:
             _run_sweep(combo, task, repo, layout, command, slot, res, ledger)
         else:
             raise ValueError(f"unknown method {combo.method!r}")
@@ -621,75 +654,17 @@ def _run_sweep(combo: Combo, task: Task, repo: Path, layout: Layout, command: st
         res.runs.append(run)
         return run
 
-    train({})  # trial 1: the unmodified baseline, paid for like nightlab's
-    remaining = combo.budget - 1
-    if remaining <= 0 or not dims:
+    peer = peers().PEERS[combo.method]
+    base_run = train({}) if peer.default_first else None  # trial 1: the committed configuration, like nightlab's
+    trials = combo.budget - (1 if base_run is not None else 0)
+    if trials <= 0:
         return
-    if combo.method == "random":
-        rng = random.Random(combo.seed)
-        for _ in range(remaining):
-            train({d.key: _random_value(d, rng) for d in dims})
+    if not dims:  # nothing to search: the committed configuration is all a sampler could run
+        if base_run is None:
+            train({})
         return
-    _run_optuna(combo, task, dims, res.runs[0], remaining, train)
-
-
-def _random_value(d: Dim, rng: random.Random) -> Any:
-    sp = d.space
-    if sp.choices:
-        return rng.choice(list(sp.choices))
-    lo, hi = float(sp.low), float(sp.high)
-    u = rng.random()
-    x = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if sp.log and lo > 0 else lo + u * (hi - lo)
-    return snap(d, x)
-
-
-def _distribution(d: Dim) -> Any:
-    import optuna
-
-    sp = d.space
-    if sp.choices:
-        return optuna.distributions.CategoricalDistribution(list(sp.choices))
-    lo, hi = float(sp.low), float(sp.high)
-    log = bool(sp.log) and lo > 0
-    if sp.integer:
-        return optuna.distributions.IntDistribution(max(math.ceil(lo), 1 if log else math.ceil(lo)),
-                                                    max(math.floor(hi), math.ceil(lo)), log=log)
-    return optuna.distributions.FloatDistribution(lo, hi, log=log)
-
-
-def _run_optuna(combo: Combo, task: Task, dims: list[Dim], base_run: dict[str, Any], trials: int,
-                train: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    dists = {d.key: _distribution(d) for d in dims}
-    startup = combo.tpe_startup if combo.tpe_startup > 0 else min(10, max(3, combo.budget // 3))
-    sampler = optuna.samplers.TPESampler(seed=combo.seed, n_startup_trials=startup)
-    study = optuna.create_study(direction="maximize" if task.goal == "maximize" else "minimize", sampler=sampler)
-    params: dict[str, Any] = {}
-    for d in dims:  # the baseline as the first trial, its values clipped into the spaces
-        dist = dists[d.key]
-        v = d.baseline
-        if isinstance(dist, optuna.distributions.CategoricalDistribution):
-            if v not in dist.choices:
-                params = {}
-                break
-            params[d.key] = v
-        else:
-            params[d.key] = type(dist.low)(min(max(float(v), dist.low), dist.high))
-    if params:
-        state = optuna.trial.TrialState.COMPLETE if base_run["ok"] else optuna.trial.TrialState.FAIL
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, state=state,
-                                                  value=base_run["metric"] if base_run["ok"] else None))
-    for _ in range(trials):
-        trial = study.ask(dists)
-        values = {d.key: trial.params[d.key] if d.space.choices else snap(d, float(trial.params[d.key]))
-                  for d in dims}
-        run = train(values)
-        if run["ok"]:
-            study.tell(trial, float(run["metric"]))
-        else:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    peer.run(peers().Search(dims=dims, seed=combo.seed, trials=trials, budget=combo.budget, goal=task.goal,
+                            train=train, snap=snap, base_run=base_run, tpe_startup=combo.tpe_startup))
 
 
 def _run_shell(command: str, cwd: Path, env: dict[str, str], timeout: float, slot: Any) -> tuple[str, int | None]:
@@ -831,6 +806,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
     for other, w in summary.get("nightlab_beats", {}).items():
         tie = f" ({w['ties']} tie(s))" if w["ties"] else ""
         lines.append(f"nightlab beats {other} on {w['wins']} of {w['tasks']} task(s) by mean best{tie}.")
+    if summary.get("paired"):
+        lines += ["", *paired().markdown(summary["paired"])]
     return "\n".join(lines) + "\n"
 
 
@@ -856,6 +833,9 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     for m in methods:
         if m not in METHODS:
             raise SystemExit(f"unknown method {m!r} (choose from {', '.join(METHODS)})")
+        peer = peers().PEERS.get(m)
+        if peer is not None and not peer.available():
+            raise SystemExit(f"method {m!r} needs the {peer.module!r} package: pip install -e '.[bench]'")
     folders = [Path(d) for d in task_dirs if (Path(d) / ANSWER_SHEET).is_file()]
     for d in task_dirs:  # a shell glob over the suite also matches its README.md
         if Path(d) not in folders:
@@ -875,7 +855,9 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command or "run_benchmark(...)",
             "budget": budget, "seeds": seeds, "methods": list(methods), "workers": len(pool_slots),
             "cpus": os.cpu_count(), "cache": str(cache), "timeout": timeout, "isolation": isolation,
-            "tpe_startup": tpe_startup or min(10, max(3, budget // 3)), "crash_baseline": CRASH_BASELINE}
+            "tpe_startup": peers().tpe_startup(budget, tpe_startup), "cma_sigma0": peers().CMA_SIGMA0,
+            "cma_popsize": peers().cma_popsize(budget), "smac_initial": peers().smac_initial(budget),
+            "crash_baseline": CRASH_BASELINE}
     done: list[ComboResult] = []
     paths = [results / f"search-{stamp}.json", results / f"search-{stamp}.md"]
     t0 = time.monotonic()
@@ -883,6 +865,7 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     def report() -> dict[str, Any]:
         rows = aggregate(tasks, done, methods)
         summary = summarise(tasks, rows, methods)
+        summary["paired"] = paired().compare(done, methods)
         now: dict[str, Any] = {**meta, "wall_s": round(time.monotonic() - t0, 1), "finished": len(done),
                                "total": len(combos)}
         data: dict[str, Any] = {
@@ -941,9 +924,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, str(REPO))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     ap.add_argument("--tasks", nargs="+", type=Path, required=True, help="task folders (with task.toml)")
-    ap.add_argument("--methods", default=",".join(METHODS), help="comma-separated: nightlab,random,optuna")
+    ap.add_argument("--methods", default="",
+                    help=f"comma-separated, from {','.join(METHODS)}; default: all whose package is installed")
     ap.add_argument("--budget", type=int, default=12, help="training runs per method and seed")
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..S-1")
+    ap.add_argument("--seeds", type=int, default=8, help="seeds 0..S-1 (paired across methods)")
     ap.add_argument("--json", type=Path, default=None, help="also write the JSON report here")
     ap.add_argument("--results", type=Path, default=RESULTS, help="where search-<timestamp>.json/.md go")
     ap.add_argument("--cache", type=Path, default=CACHE, help="run cache folder")
@@ -951,10 +935,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per training run, every method")
     ap.add_argument("--isolation", choices=["auto", "bwrap", "landlock", "none"], default="auto",
                     help="the engine's sandbox for nightlab's jobs")
-    ap.add_argument("--tpe-startup", type=int, default=0, help="optuna n_startup_trials; 0 = clamp(N // 3, 3, 10)")
+    ap.add_argument("--tpe-startup", type=int, default=0,
+                    help="tpe-default's n_startup_trials; 0 = clamp(N // 3, 3, 10)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary repositories")
     args = ap.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        methods = [m for m in METHODS if m not in peers().PEERS or peers().PEERS[m].available()]
+        missing = sorted(set(METHODS) - set(methods))
+        if missing:
+            print(f"not compared (package not installed: pip install -e '.[bench]'): {', '.join(missing)}")
     if args.budget < 1 or args.seeds < 1:
         ap.error("--budget and --seeds must be at least 1")
     command = "python bench/search.py " + " ".join(shlex.quote(a) for a in argv)

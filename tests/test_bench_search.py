@@ -74,16 +74,16 @@ def task_dir(tmp_path: Path) -> Path:
     return d
 
 
-def test_random_and_optuna_report_and_cache(search: ModuleType, task_dir: Path, tmp_path: Path) -> None:
+def test_default_first_peers_report_and_cache(search: ModuleType, task_dir: Path, tmp_path: Path) -> None:
     cache, results = tmp_path / "cache", tmp_path / "results"
     out = tmp_path / "report.json"
     kw = {"cache": cache, "results": results, "workers": 1, "progress": lambda s: None}
-    data = search.run_benchmark([task_dir], ["random", "optuna"], 3, 1, json_out=out, **kw)
+    data = search.run_benchmark([task_dir], ["random-default", "tpe-default"], 3, 1, json_out=out, **kw)
     saved = json.loads(out.read_text())
     assert saved["meta"]["budget"] == 3 and saved["meta"]["finished"] == 2
     assert saved["tasks"]["synthetic"]["reference"] == 0.9
     rows = {r["method"]: r for r in saved["rows"]}
-    assert set(rows) == {"random", "optuna"}
+    assert set(rows) == {"random-default", "tpe-default"}
     for r in rows.values():
         for key in ("best_mean", "best_sd", "gap_mean", "half_mean", "failed", "wall_s", "runs"):
             assert key in r
@@ -91,17 +91,17 @@ def test_random_and_optuna_report_and_cache(search: ModuleType, task_dir: Path, 
         assert r["best_mean"] is not None and r["best_mean"] >= 0.6
     res = {r["method"]: r for r in saved["results"]}
     # the searched knobs are the builtin policy's: CONFIG.lr / epochs / hidden
-    assert {"CONFIG.lr", "CONFIG.epochs"} <= set(res["random"]["dims"])
-    assert res["random"]["runs"][0]["values"] == {}  # trial 1 is the unmodified baseline
-    assert all(r["values"] for r in res["optuna"]["runs"][1:])
+    assert {"CONFIG.lr", "CONFIG.epochs"} <= set(res["random-default"]["dims"])
+    assert res["random-default"]["runs"][0]["values"] == {}  # trial 1 is the unmodified baseline
+    assert all(r["values"] for r in res["tpe-default"]["runs"][1:])
     # the baseline run is shared through the cache: the second method replays it
     trained_first = sum(r["trained"] for r in saved["results"])
     assert trained_first <= 5 and sum(r["cached"] for r in saved["results"]) >= 1
-    assert "| synthetic | random |" in data["markdown"] and "Mean gap closed" in data["markdown"]
+    assert "| synthetic | random-default |" in data["markdown"] and "Mean gap closed" in data["markdown"]
     md = [p for p in results.iterdir() if p.suffix == ".md"]
     assert md and "| task | method |" in md[0].read_text()
     # a second run with the same seeds trains nothing
-    again = search.run_benchmark([task_dir], ["random", "optuna"], 3, 1, **kw)
+    again = search.run_benchmark([task_dir], ["random-default", "tpe-default"], 3, 1, **kw)
     assert sum(r["trained"] for r in again["results"]) == 0
     assert sum(r["cached"] for r in again["results"]) == 6
     assert [r["best_mean"] for r in again["rows"]] == [r["best_mean"] for r in saved["rows"]]
