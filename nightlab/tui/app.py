@@ -57,22 +57,26 @@ LAYOUT_CSS = """
 #left { width: 58%; }
 #right { width: 42%; }
 #experiments { height: 1fr; }
-#approvals { height: 8; }
+#approvals { height: auto; min-height: 3; max-height: 10; overflow-y: auto; }
 #details { height: 1fr; }
-#charts { height: 11; }
-#log { height: 12; }
-MainScreen.-narrow #left { width: 60%; }
-MainScreen.-narrow #right { width: 40%; }
-MainScreen.-narrow #charts { display: none; }
-MainScreen.-narrow #approvals { height: 6; }
-MainScreen.-narrow #log { height: 7; }
+#charts { height: 45%; min-height: 8; }
+#bottom { height: 33%; min-height: 7; }
+#log { width: 1fr; }
+#events { width: 40%; }
+MainScreen.-narrow #left { width: 55%; }
+MainScreen.-narrow #right { width: 45%; }
+MainScreen.-narrow #curve-chart { display: none; }
+MainScreen.-narrow #charts { height: 40%; min-height: 6; }
+MainScreen.-narrow #approvals { max-height: 6; }
+MainScreen.-narrow #events { width: 45%; }
+ReviewScreen.-narrow #review-files { display: none; }
 #review-header, #logviewer-header { height: auto; max-height: 3; padding: 0 1; }
 #review-body { height: 1fr; }
-#review-files { width: 32; height: 1fr; }
+#review-files { width: 20%; max-width: 40; min-width: 16; height: 1fr; }
 #log-search { dock: bottom; }
 ModalScreen { align: center middle; }
-.dialog { width: 72; height: auto; max-height: 90%; padding: 1 2; }
-.help-dialog { width: 96; height: 90%; }
+.dialog { width: 72; max-width: 96%; height: auto; max-height: 90%; padding: 1 2; }
+.help-dialog { width: 96; max-width: 96%; height: 90%; }
 .setup-dialog { margin: 2 4; width: 1fr; }
 .dialog-title { text-style: bold; margin-bottom: 1; width: 1fr; }
 .dialog-detail { margin-bottom: 1; width: 1fr; }
@@ -118,6 +122,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self._local = threading.local()
         self._mode_pending: str | None = None  # a mode we wrote that the store may not show yet
         self._started = False
+        self._say_done = False
         if mode in ("step", "autonomous"):
             self.set_reactive(NightlabApp.mode, mode)
 
@@ -258,6 +263,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
                 self.mode = snap.session.mode  # changed elsewhere (another TUI, `nightlab run --mode`)
         if self.main is not None:
             self.main.show_snapshot(snap)
+        self._say_session_end()
         if first:
             self._autostart(snap)
 
@@ -331,8 +337,17 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         if message.state == "lock":
             self.notify(message.note + "; this window follows it", severity="warning")
         elif message.state == "done":
-            self.notify("The session is done. Review the best result with p.", timeout=10)
+            self._say_done = True  # said from a snapshot that holds the session's final results
+            self._say_session_end()
         self.poke()
+
+    def _say_session_end(self) -> None:
+        from nightlab.tui.data import session_end_text
+
+        snap = self.snapshot
+        if self._say_done and snap is not None and snap.engine == "done":
+            self._say_done = False
+            self.notify(session_end_text(snap), timeout=15)
 
     # ---------------------------------------------------------------------------------------------- mode
     def set_mode(self, mode: str) -> None:
@@ -342,7 +357,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self._mode_pending = mode if self.snapshot is not None and self.snapshot.session is not None else None
         self._persist_mode(mode)
         if mode == "autonomous":
-            self.notify("AUTONOMOUS: proposals run without asking, within the budget. Esc drops back to step.")
+            self.notify("AUTONOMOUS: proposals run without asking, within the budget. shift+tab or ctrl+c drops "
+                        "back to step.")
         else:
             self.notify("STEP: nothing runs without your approval. Running jobs continue.")
 

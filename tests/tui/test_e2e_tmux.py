@@ -57,13 +57,16 @@ def test_approve_run_review_promote_through_the_real_executable(tmp_path: Path) 
     # COLUMNS / LINES (set by some test runners, e.g. in pytest-xdist workers) would override the pane's size
     env = {k: v for k, v in os.environ.items() if k not in ("NIGHTLAB_NO_TUI", "COLUMNS", "LINES")}
     env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(tmp_path / "xdg"))
-    inner = f"cd {shlex.quote(str(root))} && {shlex.quote(str(NIGHTLAB))}; echo EXITED $?; sleep 60"
+    (root / "src").mkdir()  # opened from a subfolder: nightlab finds the project upward, as git does
+    inner = f"cd {shlex.quote(str(root / 'src'))} && {shlex.quote(str(NIGHTLAB))}; echo EXITED $?; sleep 60"
     tmux = Tmux(tmp_path / "tmux.sock")
     subprocess.run([TMUX or "tmux", "-S", tmux.sock, "new-session", "-d", "-x", "120", "-y", "40", "-s", "e2e",
                     inner], check=True, env=env)
     try:
         tmux.wait(lambda s: "STEP" in s and "engine not started" in s, "the first frame")
-        tmux.keys("s")  # start: the baseline runs without asking, then the agent proposes
+        tmux.keys("s")  # start a new session: asked first (it spends budget)
+        tmux.wait(lambda s: "Start a new session of up to 2 runs?" in s, "the confirmation")
+        tmux.keys("y")  # the baseline runs without asking, then the agent proposes
         tmux.wait(lambda s: "run?" in s and "engine waiting" in s, "a proposal waiting for approval")
         time.sleep(0.6)  # the grace period: keys typed before a prompt appears do not count
         tmux.keys("a")

@@ -40,6 +40,18 @@ async def select(pilot: Any, exp_id: int) -> None:
     await wait_until(pilot, lambda: pilot.app.main.selected == exp_id, what=f"#{exp_id} selected")
 
 
+def details_text(app: NightlabApp, exp_id: int) -> str:
+    import io
+
+    from rich.console import Console
+
+    from nightlab.tui.widgets.details import DetailsPane
+
+    con = Console(width=120, record=True, file=io.StringIO())
+    con.print(app.main.query_one(DetailsPane)._body(app.snapshot, exp_id))
+    return con.export_text()
+
+
 def notes(app: NightlabApp) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
@@ -156,3 +168,314 @@ def test_the_best_so_far_line_never_climbs_to_a_discarded_run() -> None:
     (_, best_y, _), (xs, ys, _) = chart.series()
     assert max(best_y) == 0.60 and best_y[-1] == 0.60  # what `nightlab status` calls best
     assert 0.6139 in ys and 11.0 in xs  # the discarded run is still a point
+
+
+# ------------------------------------------------------------------------------------------------ 3: seed-aware runs
+def add_rerun(root: Path, ids: Populated, of: int, seed: int, acc: float, *, running: bool = False) -> int:
+    """A seed re-run of `of` as the engine records it: its own experiment, job and log."""
+    st = store_of(root)
+    e = st.add_experiment(session_id=ids.session, parent_id=of, title=f"re-run #{of} seed {seed}", kind="rerun",
+                          status="running" if running else "kept", seed=seed, policy="builtin", rerun_of=of,
+                          run_result=None if running else "succeeded", metric=None if running else acc)
+    run_dir = root / ".nightlab" / "runs" / str(e.id)
+    run_dir.mkdir(parents=True)
+    (run_dir / "output.log").write_text(f"step 1 loss 0.9\nacc={acc:.4f}\n")
+    job = st.add_job(e.id, str(run_dir), str(run_dir / "output.log"), "cpu0")
+    if running:
+        st.update_job(job.id, state="running", started=1.0)
+    else:
+        st.update_job(job.id, state="ended", exit_code=0, started=1.0, ended=2.0)
+    st.close()
+    return e.id
+
+
+def test_the_log_pane_says_which_run_and_seed_and_switches_between_them(populated: tuple[Path, Populated]) -> None:
+    from nightlab.tui.widgets.logpane import LogTail
+
+    root, ids = populated
+    rerun = add_rerun(root, ids, ids.baseline, seed=1, acc=0.5653)
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.baseline)
+            log = app.main.query_one(LogTail)
+            # the experiment's own run, not the newest re-run, and the title says so
+            assert log.path == root / ".nightlab" / "runs" / str(ids.baseline) / "output.log"
+            assert log.border_title == f"Log #{ids.baseline} · seed 0 · run 1/2 ([ ])"
+            await wait_until(pilot, lambda: any("acc=0.7000" in ln for ln in log.lines), what="own log")
+            details = details_text(app, ids.baseline)
+            assert "seed 0 0.7000" in details and f"#{rerun} seed 1 0.5653" in details
+            await pilot.press("right_square_bracket")
+            assert log.border_title == f"Log #{ids.baseline} · re-run #{rerun} · seed 1 · run 2/2 ([ ])"
+            await wait_until(pilot, lambda: any("acc=0.5653" in ln for ln in log.lines), what="re-run log")
+            await pilot.press("left_square_bracket")
+            assert log.border_title.startswith(f"Log #{ids.baseline} · seed 0")
+
+    run(body())
+
+
+def test_a_running_run_shows_its_elapsed_time(populated: tuple[Path, Populated]) -> None:
+    from nightlab.tui.widgets.logpane import LogTail
+
+    root, ids = populated
+    add_rerun(root, ids, ids.best, seed=1, acc=0.0, running=True)
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.best)
+            assert " · seed 1 · running " in app.main.query_one(LogTail).border_title
+            details = details_text(app, ids.best)
+            assert "(running)" in details and "time —" not in details
+
+    run(body())
+
+
+# ------------------------------------------------------------------------------------------------ 7: truthful copy
+def test_the_end_of_a_session_says_whether_there_is_a_best(populated: tuple[Path, Populated]) -> None:
+    from nightlab.tui.messages import EngineStopped
+
+    root, ids = populated
+    st = store_of(root)
+    st.update_session(ids.session, state="done", runs_started=6)
+    st.event("exhausted", "the policy has nothing left to try", session_id=ids.session)
+
+    async def body(expect: list[str], refuse: list[str]) -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            app.post_message(EngineStopped("done"))
+            await wait_until(pilot, lambda: any("session is done" in n for n in notes(app)), what="the end")
+            said = next(n for n in notes(app) if "session is done" in n)
+            for bit in expect:
+                assert bit in said, said
+            for bit in refuse:
+                assert bit not in said, said
+
+    run(body([f"the best is #{ids.best} LR = 0.3 (acc 0.9000, +0.2000 vs baseline)", "press p",
+              "the policy has nothing left to try"], []))
+    st.update_experiment(ids.best, status="discarded")  # now nothing beat the baseline
+    run(body(["no change beat the baseline (acc 0.7000); nothing to promote"], ["press p", "best is"]))
+
+
+def test_a_refusal_is_not_shown_as_the_users_rejection_and_every_decision_has_its_reason(
+        populated: tuple[Path, Populated], engine_lock: None) -> None:
+    from nightlab.tui.widgets.events import EventsPane
+
+    root, ids = populated
+    st = store_of(root)
+    refused = st.add_experiment(session_id=ids.session, parent_id=ids.best, title="LR = 0.3 again",
+                                kind="hyperparameter", status="rejected", seed=0, policy="builtin",
+                                error=f"repeats #{ids.best} (LR = 0.3)").id
+    st.event("duplicate", f"refused #{refused} 'LR = 0.3 again': it repeats #{ids.best}", session_id=ids.session,
+             experiment_id=refused)
+    st.event("discarded", f"#{ids.worse} discarded: 0.61 is within the noise of the best", session_id=ids.session,
+             experiment_id=ids.worse)
+    st.event("exhausted", "the policy has nothing left to try", session_id=ids.session)
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            table = app.main.query_one(ExperimentTable)
+            assert "⊘ refused" in str(table.get_cell(str(refused), "status"))
+            events = app.main.query_one(EventsPane)
+            text = " ".join(" ".join(strip.text for strip in events.lines).split())
+            for bit in (f"⊘ refused #{refused} 'LR = 0.3 again': it repeats #{ids.best}",
+                        "within the noise", "■ the policy has nothing left to try"):
+                assert bit in text, text
+            assert f"decided  refused #{refused}" in details_text(app, refused)
+            assert "refused by the engine" in details_text(app, refused)
+            assert f"decided  #{ids.worse} discarded: 0.61 is within the noise" in details_text(app, ids.worse)
+            # the user's own rejection stays "rejected"
+            await pilot.press("r")
+            await pilot.press(*"too small", "enter")
+            await wait_until(pilot, lambda: st.approval(ids.hypothesis_approval).state == "rejected", what="reject")
+            st.update_experiment(ids.proposed, status="rejected", error="rejected: too small")
+            app.poke()
+            await wait_until(pilot, lambda: "⊘ rejected" in str(table.get_cell(str(ids.proposed), "status")),
+                             what="rejected row")
+
+    run(body())
+
+
+# ------------------------------------------------------------------------------------------------ 8, 9: layout
+def test_at_80x24_nothing_essential_is_cut(populated: tuple[Path, Populated]) -> None:
+    root, _ = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot)
+            status = app.main.query_one("#status").render().plain
+            assert "engine stopped" in status and "runs 4/6" in status
+            footer = {k.description: k.region for k in app.main.query("FooterKey")}  # type: ignore[attr-defined]
+            for want in ("Approve", "Reject", "Promote", "Stop", "Quit", "Keys"):
+                assert want in footer and footer[want].right <= 80, (want, footer.get(want))
+            chart = app.main.query_one("#metric-chart")
+            assert chart.display and chart.region.height >= 5 and chart.region.width >= 30
+            await pilot.press("question_mark")
+            await pilot.pause()
+            box = app.screen.query_one(".help-dialog").region
+            assert box.x >= 0 and box.right <= 80
+
+    run(body())
+
+
+def test_panes_grow_with_a_big_terminal(populated: tuple[Path, Populated]) -> None:
+    root, _ = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(200, 60)) as pilot:
+            await loaded(pilot)
+            assert app.main.query_one("#log").region.height >= 18
+            assert app.main.query_one("#metric-chart").region.height >= 14
+            assert app.main.query_one("#events").region.width >= 60
+
+    run(body())
+
+
+def test_the_review_at_80_columns_gives_the_diff_the_width_and_scrolls_long_lines(
+        populated: tuple[Path, Populated]) -> None:
+    from nightlab.tui.widgets.diffview import DiffView
+
+    root, ids = populated
+    st = store_of(root)
+    e = st.experiment(ids.proposed)
+    long = "x = " + " + ".join(f"value_{i}" for i in range(30))
+    st.update_experiment(ids.proposed, patch=(e.patch or "") + "diff --git a/cfg.py b/cfg.py\n--- a/cfg.py\n"
+                         f"+++ b/cfg.py\n@@ -1 +1 @@\n-x = 1\n+{long}\n")
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.proposed)
+            await pilot.press("d")
+            await wait_until(pilot, lambda: getattr(app.screen, "ready", False), what="diff")
+            assert not app.screen.query_one("#review-files").display
+            diff = app.screen.query_one(DiffView)
+            assert diff.region.width >= 76
+            assert diff.max_scroll_x > 0
+            diff.scroll_to(x=diff.max_scroll_x, animate=False, immediate=True)
+            await pilot.pause()
+            shown = [diff.render_line(y).text for y in range(diff.region.height)]
+            assert any("value_29" in ln for ln in shown), shown
+            await pilot.press("s")  # side by side: each side gets about half of the 80 columns
+            await pilot.pause()
+            assert diff.max_scroll_x > 0
+
+    run(body())
+
+
+# ------------------------------------------------------------------------------------------------ 16, 17: keys
+def test_esc_never_changes_the_mode(populated: tuple[Path, Populated], engine_lock: None) -> None:
+    root, _ = populated
+
+    async def body() -> None:
+        app = make_app(root, mode="autonomous")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            app.main.query_one(ExperimentTable).focus()
+            await pilot.press("z")
+            assert app.main.maximized is not None
+            await pilot.press("escape")  # leaves the zoom
+            assert app.main.maximized is None
+            await pilot.press("escape", "escape")  # one too many, by habit
+            assert app.mode == "autonomous"
+
+    run(body())
+
+
+def test_s_on_a_finished_session_asks_before_spending_a_new_budget(populated: tuple[Path, Populated]) -> None:
+    from nightlab.tui.screens.dialogs import ConfirmDialog
+
+    root, ids = populated
+    st = store_of(root)
+    st.update_session(ids.session, state="done")
+
+    async def body() -> None:
+        app = make_app(root)
+        started: list[bool | None] = []
+        app.start_engine = lambda new_session=None: started.append(new_session)  # type: ignore[method-assign]
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await pilot.press("s")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the question")
+            assert "Start a new session of up to 6 runs?" in app.screen.question
+            await pilot.press("n")
+            await pilot.pause()
+            assert started == [] and not isinstance(app.screen, ConfirmDialog)
+            await pilot.press("s")
+            await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the question")
+            await pilot.press("y")
+            await wait_until(pilot, lambda: started == [None], what="started")
+
+    run(body())
+
+
+# ------------------------------------------------------------------------------------------------ 12: promote review
+def test_promoting_a_discarded_run_says_so_and_a_dirty_file_is_named_on_accept(
+        populated: tuple[Path, Populated]) -> None:
+    from textual.widgets import Static
+
+    from nightlab.tui.screens.review import ReviewScreen
+
+    root, ids = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.worse)
+            await pilot.press("p")
+            screen = app.screen
+            assert isinstance(screen, ReviewScreen)
+            await wait_until(pilot, lambda: screen.ready or bool(screen.problem), what="the review")
+            header = str(screen.query_one("#review-header", Static).render())
+            assert "acc 0.6100 (-0.0900 vs baseline)" in header
+            assert f"⚠ it was discarded; the best is #{ids.best} (acc 0.9000)" in header
+            await pilot.press("escape")
+            (root / "train.py").write_text((root / "train.py").read_text() + "# my local change\n")
+            await select(pilot, ids.best)
+            await pilot.press("p")
+            screen = app.screen
+            await wait_until(pilot, lambda: bool(getattr(screen, "problem", "")), what="the problem")
+            assert "★ the best so far" in str(screen.query_one("#review-header", Static).render())
+            await pilot.press("a")
+            await wait_until(pilot, lambda: any("uncommitted changes in train.py" in n for n in notes(app)),
+                             what="the reason accept cannot promote")
+
+    head = git(root, "rev-parse", "HEAD")
+    run(body())
+    assert git(root, "rev-parse", "HEAD") == head
+
+
+# ------------------------------------------------------------------------------------------------ 15: list keys
+def test_j_k_g_G_home_end_move_through_the_experiments(populated: tuple[Path, Populated]) -> None:
+    root, ids = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            table = app.main.query_one(ExperimentTable)
+            table.focus()
+            await pilot.press("g")
+            await wait_until(pilot, lambda: app.main.selected == ids.baseline, what="first row")
+            await pilot.press("j")
+            await wait_until(pilot, lambda: app.main.selected == ids.best, what="next row")
+            await pilot.press("k")
+            await wait_until(pilot, lambda: app.main.selected == ids.baseline, what="previous row")
+            await pilot.press("G")
+            await wait_until(pilot, lambda: table.cursor_row == table.row_count - 1, what="last row")
+            await pilot.press("home")
+            await wait_until(pilot, lambda: table.cursor_row == 0, what="home")
+            await pilot.press("end")
+            await wait_until(pilot, lambda: table.cursor_row == table.row_count - 1, what="end")
+
+    run(body())

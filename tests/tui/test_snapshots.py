@@ -17,6 +17,19 @@ from nightlab.tui.widgets.experiments import ExperimentTable
 
 from tuikit import Populated, git, make_project, wait_until
 
+
+@pytest.fixture(autouse=True)
+def _utc(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The events pane shows local times: pin the zone so a snapshot reads the same on every machine."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 BIG = (120, 40)
 SMALL = (80, 24)
 

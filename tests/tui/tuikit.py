@@ -135,6 +135,9 @@ def populate(root: Path) -> Populated:
     return Populated(s.id, base, best, worse, failed, proposed, hyp.id, prom.id)
 
 
+EVENTS_T0 = 1_767_258_000.0  # 2026-01-01 09:00 UTC
+
+
 def clone(template: Path, dest: Path) -> Path:
     """A copy of a populated project (much faster than building one): the store's absolute paths are rewritten,
     and the waiting proposal gets its worktree back, on its branch, as the engine leaves it."""
@@ -148,6 +151,8 @@ def clone(template: Path, dest: Path) -> Path:
         db.execute("UPDATE jobs SET run_dir = replace(run_dir, ?, ?), log_path = replace(log_path, ?, ?)",
                    (old, new, old, new))
         db.execute("UPDATE sessions SET project = replace(project, ?, ?)", (old, new))
+        # events at fixed times (the events pane shows them: snapshots must not depend on when the test ran)
+        db.execute("UPDATE events SET t = ? + 60 * id", (EVENTS_T0,))
         rows = db.execute("SELECT id, branch FROM experiments WHERE status = 'proposed'").fetchall()
     db.close()
     for exp_id, branch in rows:

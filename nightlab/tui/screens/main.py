@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -13,12 +14,13 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from nightlab.tui import braille, keymap
-from nightlab.tui.data import Snapshot
+from nightlab.tui.data import RunRef, Snapshot, fmt_seconds
 from nightlab.tui.messages import ReportsWorkerErrors
-from nightlab.tui.screens.dialogs import FeedbackDialog
+from nightlab.tui.screens.dialogs import ConfirmDialog, FeedbackDialog
 from nightlab.tui.widgets.approvals import ApprovalQueue
 from nightlab.tui.widgets.chart import CurveChart, MetricChart
 from nightlab.tui.widgets.details import DetailsPane
+from nightlab.tui.widgets.events import EventsPane
 from nightlab.tui.widgets.experiments import ExperimentTable
 from nightlab.tui.widgets.logpane import LogTail
 from nightlab.tui.widgets.statusbar import GpuLine, StatusBar
@@ -49,6 +51,8 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self._live_key: tuple[int | None, Path | None] = (None, None)
         self._live_points: list[tuple[float, float]] = []
         self._live_seen = 0
+        self._run_pick: dict[int, int] = {}  # row -> the run (experiment id) the user chose with [ / ]
+        self.shown_run: RunRef | None = None  # the run whose log the log pane shows
 
     @property
     def nl(self) -> NightlabApp:
@@ -66,7 +70,9 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
                 with Horizontal(id="charts"):
                     yield MetricChart(id="metric-chart")
                     yield CurveChart(id="curve-chart")
-        yield LogTail(id="log")
+        with Horizontal(id="bottom"):
+            yield LogTail(id="log")
+            yield EventsPane(id="events")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -76,7 +82,8 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#metric-chart").border_title = "Metric · best"
         self.query_one("#curve-chart").border_title = "Curve"
         self.query_one("#log").border_title = "Log"
-        self.set_interval(1.0, self._refresh_live_curve)
+        self.query_one("#events").border_title = "Events"
+        self.set_interval(1.0, self._tick)
         self.query_one(StatusBar).mode = self.nl.mode
         self._apply_width(self.size.width)
         if self.nl.snapshot is not None:
@@ -86,7 +93,11 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self._apply_width(self.size.width)
 
     def _apply_width(self, width: int) -> None:
-        self.set_class(0 < width < NARROW, "-narrow")
+        narrow = 0 < width < NARROW
+        self.set_class(narrow, "-narrow")
+        footer = self.query_one(Footer)
+        footer.compact = narrow  # so Stop, Quit and Keys still fit at 80 columns (ctrl+p is in `?`)
+        footer.show_command_palette = not narrow
 
     # -------------------------------------------------------------------------------- data
     def show_snapshot(self, snapshot: Snapshot) -> None:
@@ -110,6 +121,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         queue.show(snapshot)
         queue.border_title = f"Approvals ({len(snapshot.approvals)})" if snapshot.approvals else "Approvals"
         self.query_one(MetricChart).show(snapshot)
+        self.query_one(EventsPane).show(snapshot.events)
         self._show_selected()
         self.refresh_bindings()
 
@@ -121,6 +133,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
     def restyle(self) -> None:
         """After a theme switch: re-render what has theme colours baked in."""
         self.query_one(ExperimentTable).restyle()
+        self.query_one(EventsPane).restyle()
         if self.snapshot is not None:
             self.query_one(ApprovalQueue).restyle(self.snapshot)
             self._show_selected()
@@ -159,14 +172,69 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
             curve.show_curve([], "")
             curve.border_title = f"Curve #{e.id} · waiting"
             self._curve_exp = e.id
-        job = s.latest_job.get(e.id)
-        if job is None:
-            log.watch_file(None, f"#{e.id} has not run yet ({e.status})")
+        run = self.current_run(e.id)
+        self.shown_run = run
+        if run is None:
+            why = "it was refused" if (row := s.row(e.id)) is not None and row.refused else f"it is {e.status}"
+            log.watch_file(None, f"#{e.id} has not run ({why})")
             log.border_title = f"Log #{e.id}"
         else:
-            log.watch_file(Path(job.log_path), "waiting for output…")
-            live = " · following" if log.follow else ""
-            log.border_title = f"Log #{e.id}{' · running' if job.state in ('starting', 'running') else ''}{live}"
+            log.watch_file(Path(run.job.log_path), "waiting for output…")
+            log.border_title = self._log_title(e.id, run)
+
+    def _log_title(self, row: int, run: RunRef) -> str:
+        """Which run the log pane shows: its experiment, seed and state, and how to see the row's other runs."""
+        runs = self.snapshot.runs.get(row, []) if self.snapshot else []
+        which = f"Log #{row}" if run.exp_id == row else f"Log #{row} · re-run #{run.exp_id}"
+        title = f"{which} · seed {run.seed}"
+        if run.running:
+            started = run.job.run_started or run.job.started
+            title += f" · running {fmt_seconds(time.time() - started)}" if started else " · starting"
+        if len(runs) > 1:
+            title += f" · run {[r.exp_id for r in runs].index(run.exp_id) + 1}/{len(runs)} ([ ])"
+        if self.query_one(LogTail).follow and run.running:
+            title += " · following"
+        return title
+
+    def current_run(self, row: int) -> RunRef | None:
+        """The run of `row` to show: the one the user chose with [ / ], else a running one (the live log), else
+        the experiment's own run."""
+        runs = self.snapshot.runs.get(row, []) if self.snapshot else []
+        if not runs:
+            return None
+        picked = self._run_pick.get(row)
+        chosen = next((r for r in runs if r.exp_id == picked), None)
+        if chosen is None:
+            running = [r for r in runs if r.running]
+            chosen = running[-1] if running else next((r for r in runs if r.exp_id == row), runs[0])
+        return chosen
+
+    def _step_run(self, delta: int) -> None:
+        s, row = self.snapshot, self.selected
+        runs = s.runs.get(row, []) if s is not None and row is not None else []
+        if row is None or len(runs) < 2:
+            self.notify("This experiment has one run; seed re-runs appear here when the engine makes them.")
+            return
+        current = self.current_run(row)
+        ids = [r.exp_id for r in runs]
+        i = ids.index(current.exp_id) if current is not None else 0
+        self._run_pick[row] = ids[(i + delta) % len(ids)]
+        self._show_selected()
+
+    def action_next_run(self) -> None:
+        self._step_run(1)
+
+    def action_prev_run(self) -> None:
+        self._step_run(-1)
+
+    def _tick(self) -> None:
+        """Once a second: grow the live curve, and keep a running job's elapsed time current."""
+        self._refresh_live_curve()
+        run = self.shown_run
+        if run is not None and run.running and self.selected is not None:
+            self.query_one(LogTail).border_title = self._log_title(self.selected, run)
+            if self.snapshot is not None:
+                self.query_one(DetailsPane).show(self.snapshot, self.selected)
 
     # -------------------------------------------------------------------------------- live curve
     def _refresh_live_curve(self) -> None:
@@ -302,11 +370,12 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         s = self.snapshot
         if s is None or self.selected is None:
             return
-        job = s.latest_job.get(self.selected)
-        if job is None:
-            self.notify(f"#{self.selected} has not run yet.")
+        run = self.current_run(self.selected)
+        if run is None:
+            self.notify(f"#{self.selected} has not run.")
             return
-        self.nl.open_log(Path(job.log_path), f"#{self.selected} {s.experiments[self.selected].title}")
+        which = f"#{self.selected}" if run.exp_id == self.selected else f"#{self.selected} re-run #{run.exp_id}"
+        self.nl.open_log(Path(run.job.log_path), f"{which} (seed {run.seed}) {s.experiments[self.selected].title}")
 
     def action_follow_log(self) -> None:
         log = self.query_one(LogTail)
@@ -348,13 +417,27 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
             self.maximize(self.focused)
 
     def action_start_engine(self) -> None:
-        self.nl.start_engine()
+        """Resume an unfinished session at once; a new one spends budget, so it is asked first."""
+        s, nl = self.snapshot, self.nl
+        if s is None or nl.cfg is None or (s.session is not None and s.session.state != "done"):
+            nl.start_engine()
+            return
+        runs = nl.budget or nl.cfg.search.budget
+        before = "The last session is done. " if s.session is not None else ""
+        detail = (f"{before}A new session may start up to {runs} training runs (search.budget) with the "
+                  f"{nl.cfg.search.policy} policy; in {nl.mode.upper()} mode "
+                  + ("each one waits for your approval." if nl.mode == "step" else "they run without asking."))
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                nl.start_engine()
+
+        self.app.push_screen(ConfirmDialog(f"Start a new session of up to {runs} runs?", detail), answer)
 
     def action_write_report(self) -> None:
         self.nl.write_report()
 
-    def action_step_mode(self) -> None:
+    def action_leave_zoom(self) -> None:
+        """Esc only ever un-zooms: people press it by habit (k9s, lazygit), so it must never change the mode."""
         if self.maximized is not None:
             self.minimize()
-            return
-        self.nl.set_mode("step")

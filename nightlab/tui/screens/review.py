@@ -16,11 +16,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from nightlab.agent.states import WINNERS
 from nightlab.tui import keymap
+from nightlab.tui.data import fmt_delta, fmt_metric
 from nightlab.tui.diffparse import FileDiff, parse_unified
 from nightlab.tui.messages import ReportsWorkerErrors
 from nightlab.tui.screens.dialogs import FeedbackDialog
 from nightlab.tui.widgets.diffview import DiffView
+
+NARROW = 100
 
 if TYPE_CHECKING:
     from nightlab.tui.app import NightlabApp
@@ -56,7 +60,12 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
             yield DiffView(id="review-diff")
         yield Footer()
 
+    def on_resize(self) -> None:
+        # below ~100 columns the file list would leave the diff too little room: [ ] still step through files
+        self.set_class(0 < self.size.width < NARROW, "-narrow")
+
     def on_mount(self) -> None:
+        self.on_resize()
         self.query_one("#review-files").border_title = "Files"
         diff = self.query_one(DiffView)
         diff.border_title = "Diff · unified"
@@ -75,14 +84,36 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
             try:
                 pv = promote_preview(self.nl.root, store, e)
             except NightlabError as err:
-                self.post_message(self.Loaded(f"Cannot promote #{e.id}: {err}", e.patch or "", problem=str(err)))
+                self.post_message(self.Loaded(f"Cannot promote #{e.id}: {err}" + self._verdict(), e.patch or "",
+                                              problem=str(err)))
                 return
             header = f"Promote #{e.id} onto {pv.branch}: {pv.stat} — {e.title}"
-            self.post_message(self.Loaded(header, pv.diff))
+            self.post_message(self.Loaded(header + self._verdict(), pv.diff))
             return
         verb = "Proposal" if self.mode == "hypothesis" else "Change"
         parent = f" against #{e.parent_id}" if e.parent_id else ""
-        self.post_message(self.Loaded(f"{verb} #{e.id}{parent} — {e.title}", e.patch or ""))
+        self.post_message(self.Loaded(f"{verb} #{e.id}{parent} — {e.title}" + self._verdict(), e.patch or ""))
+
+    def _verdict(self) -> str:
+        """A second header line: what the change measured against the baseline and, when it is not a result that
+        stands (discarded, failed, refused), that it is not, and which experiment is the best."""
+        snap = self.nl.snapshot
+        row = snap.row(self.exp_id) if snap is not None else None
+        if snap is None or row is None:
+            return ""
+        parts = []
+        if row.metric is not None:
+            runs = f" over {row.runs} runs" if row.runs > 1 else ""
+            delta = f" ({fmt_delta(row.delta_base)} vs baseline)" if row.delta_base is not None else ""
+            parts.append(f"{snap.metric} {fmt_metric(row.metric)}{runs}{delta}")
+        best = snap.row(snap.best_id)
+        if row.status not in WINNERS:
+            status = "refused by the engine" if row.refused else row.status
+            parts.append(f"⚠ it was {status}" + (f"; the best is #{best.id} ({snap.metric} {fmt_metric(best.metric)})"
+                                                  if best is not None and best.id != row.id else ""))
+        elif best is not None and best.id == row.id:
+            parts.append("★ the best so far")
+        return ("\n" + " · ".join(parts)) if parts else ""
 
     def on_review_screen_loaded(self, message: Loaded) -> None:
         self.problem = message.problem
@@ -112,7 +143,8 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
         if action in ("accept", "reject"):
             if self.mode == "view":
                 return False
-            return True if self.ready or action == "reject" else None
+            # a problem (a dirty file in the way): the key still answers, saying what to fix
+            return True if self.ready or self.problem or action == "reject" else None
         return True
 
     def _armed(self) -> bool:

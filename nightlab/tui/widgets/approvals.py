@@ -15,11 +15,13 @@ from textual.widgets import DataTable
 
 from nightlab.agent.store import Approval
 from nightlab.tui.data import Snapshot
+from nightlab.tui.widgets.listkeys import ListKeys
 
 KIND_LABEL = {"hypothesis": "run?", "launch": "launch?", "promote": "promote?", "budget": "budget?"}
 
 
-class ApprovalQueue(DataTable[Text]):
+class ApprovalQueue(ListKeys, DataTable[Text]):
+    BINDINGS = ListKeys.BINDINGS
     COMPONENT_CLASSES = DataTable.COMPONENT_CLASSES | {"approval--kind", "approval--dim"}
 
     def __init__(self, *, grace_s: float = 0.5, clock: Callable[[], float] = time.monotonic,

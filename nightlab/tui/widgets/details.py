@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -10,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from nightlab.tui.data import Snapshot, fmt_delta, fmt_metric, fmt_seconds, goal_sign, patch_stat
+from nightlab.tui.widgets.events import DECISION_KINDS
 
 
 class DetailsPane(VerticalScroll):
@@ -39,7 +42,7 @@ class DetailsPane(VerticalScroll):
         grid.add_column(ratio=1)
         title = Text(f"#{e.id} ", dim)
         title.append(e.title or "(untitled)", self.get_component_rich_style("details--title", partial=True))
-        title.append(f"   {e.status}", dim)
+        title.append(f"   {'refused by the engine' if row is not None and row.refused else e.status}", dim)
         if e.rationale:
             grid.add_row("why", Text(e.rationale))
         if e.expected_effect:
@@ -58,14 +61,30 @@ class DetailsPane(VerticalScroll):
                 result.append(f"   {name} ", dim)
                 result.append(fmt_delta(v), style)
         grid.add_row("result", result)
+        runs = s.runs.get(e.id, [])
+        live = next((r for r in runs if r.running), None)
         run = Text()
         run.append(f"stage {e.stage or '—'}")
         run.append(f"   failure {e.failure_class or '—'}")
-        run.append(f"   time {fmt_seconds(e.seconds)}")
+        if live is not None:
+            started = live.job.run_started or live.job.started
+            run.append(f"   time {fmt_seconds(time.time() - started) if started else '—'} (running)")
+        else:
+            run.append(f"   time {fmt_seconds(e.seconds)}")
         run.append(f"   seed {e.seed}")
         if e.reward is not None:
             run.append(f"   reward {e.reward:+.3f}")
         grid.add_row("run", run)
+        if len(runs) > 1:
+            seeds = Text()
+            for i, r in enumerate(runs):
+                if i:
+                    seeds.append(" · ", dim)
+                who = f"#{r.exp_id} " if r.exp_id != e.id else ""
+                state = "running" if r.running else fmt_metric(r.metric)
+                seeds.append(f"{who}seed {r.seed} {state}")
+            seeds.append("   ([ ] in the log)", dim)
+            grid.add_row("runs", seeds)
         if e.isolation:
             grid.add_row("sandbox", Text(" + ".join(e.isolation), dim))
         files, added, removed = patch_stat(e.patch)
@@ -82,6 +101,9 @@ class DetailsPane(VerticalScroll):
         note = e.diagnosis or e.error
         if note:
             grid.add_row("note", Text(note))
+        decided = [ev for ev in s.events_of(e.id) if ev.kind in DECISION_KINDS]
+        if decided:
+            grid.add_row("decided", Text(decided[-1].message))
         if e.branch:
             grid.add_row("branch", Text(e.branch, dim))
         return Group(title, grid)

@@ -48,7 +48,7 @@ class _Row:
 class DiffView(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"diff--added", "diff--removed", "diff--hunk", "diff--lineno", "diff--file", "diff--empty",
                          "diff--marker-add", "diff--marker-del"}
-    DEFAULT_CSS = "DiffView { height: 1fr; scrollbar-size-horizontal: 0; }"
+    DEFAULT_CSS = "DiffView { height: 1fr; scrollbar-size-horizontal: 1; }"
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -57,6 +57,7 @@ class DiffView(ScrollView, can_focus=True):
         self.syntax_theme = "monokai"
         self.rows: list[_Row] = []
         self.file_rows: list[int] = []
+        self.code_width = 0
         self._hl: dict[tuple[str, str | None], Text] = {}
 
     def set_diff(self, files: list[FileDiff]) -> None:
@@ -83,8 +84,16 @@ class DiffView(ScrollView, can_focus=True):
             else:
                 rows.extend(_Row("unified", i, line=ln) for ln in f.lines)
         self.rows = rows
-        self.virtual_size = Size(self.size.width, len(rows))
+        self.code_width = max((len(ln.text.expandtabs(4)) for f in self.files for ln in f.lines), default=0)
+        self._size_virtual()
         self.refresh()
+
+    def _size_virtual(self) -> None:
+        """Wide enough for the longest line (left / right scroll it; the line numbers stay put)."""
+        width = self.scrollable_content_region.width or self.size.width
+        fixed = NO_W * (1 if self.split else 2) + 2
+        shown = ((width - 1) // 2 if self.split else width) - fixed  # code cells one line shows
+        self.virtual_size = Size(width + max(0, self.code_width + 1 - shown), len(self.rows))
 
     def scroll_to_file(self, i: int) -> None:
         if 0 <= i < len(self.file_rows):
@@ -141,8 +150,10 @@ class DiffView(ScrollView, can_focus=True):
         code.stylize_before(line_style)
         gutter = "".join(f"{no if no is not None else '':>{NO_W - 1}} " for no in nos)
         segs = [Segment(gutter, line_style + lineno), Segment(marker + " ", marker_style)]
-        segs.extend(code.render(self.app.console))
-        return list(Strip(segs).crop_extend(0, width, line_style))
+        fixed = len(gutter) + 2
+        x = int(self.scroll_x)
+        body = Strip(list(code.render(self.app.console))).crop_extend(x, x + max(0, width - fixed), line_style)
+        return list(Strip([*segs, *body]).crop_extend(0, width, line_style))
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
@@ -164,4 +175,4 @@ class DiffView(ScrollView, can_focus=True):
                      + self._cell(row.right, f.path, width - half - 1, "new"))
 
     def on_resize(self) -> None:
-        self.virtual_size = Size(self.size.width, len(self.rows))
+        self._size_virtual()

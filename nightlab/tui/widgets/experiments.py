@@ -11,6 +11,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 from nightlab.agent.store import UNCONFIRMED_LABEL
 from nightlab.tui.data import Row, Snapshot, fmt_delta, fmt_metric, fmt_seconds, goal_sign
+from nightlab.tui.widgets.listkeys import ListKeys
 
 STATUS_ICON = {
     "proposed": "?", "approved": "…", "queued": "…", "running": "▶", "succeeded": "✓", "kept": "✓",
@@ -28,6 +29,8 @@ MAX_GUIDE_DEPTH = 6
 def status_label(r: Row, best: bool) -> str:
     """Icon and status; `kept?` (as in the console table) for a best kept on one seed so far."""
     icon = "★" if best else STATUS_ICON.get(r.status, " ")
+    if r.refused:  # the engine's refusal (a repeat, an invalid edit), not a person's rejection
+        return f"{icon} refused"
     return f"{icon} {UNCONFIRMED_LABEL if r.unconfirmed else r.status}"
 
 
@@ -57,8 +60,10 @@ def ranked_rows(rows: list[Row], goal: str) -> list[Row]:
     return sorted(rows, key=lambda r: (r.metric is None, -sign * (r.metric or 0.0), r.id))
 
 
-class ExperimentTable(DataTable[Text]):
+class ExperimentTable(ListKeys, DataTable[Text]):
     """One row per experiment (seed re-runs are folded into their experiment's metric)."""
+
+    BINDINGS = ListKeys.BINDINGS
 
     COMPONENT_CLASSES = DataTable.COMPONENT_CLASSES | {
         "exp--kept", "exp--running", "exp--failed", "exp--dim", "exp--proposed", "exp--queued", "exp--guide",
@@ -127,10 +132,11 @@ class ExperimentTable(DataTable[Text]):
             cols = [("hypothesis", None), ("status", 11), (metric, 8), ("vs base", 7), ("vs parent", 9)]
             fixed = 11 + 8 + 7 + 9
             tw = self._title_width(fixed, len(cols))
-            narrow = tw < 16
-            if narrow:  # keep the title readable: drop the parent column first
-                cols, fixed = cols[:-1], fixed - 9
-                tw = self._title_width(fixed, len(cols))
+            for drop in (9, 7):  # keep the title readable: drop the parent column, then the baseline one
+                if self._title_width(fixed, len(cols)) >= 16 + (12 if drop == 7 else 0) or len(cols) <= 3:
+                    break
+                cols, fixed = cols[:-1], fixed - drop
+            tw = self._title_width(fixed, len(cols))
             ordered = tree_order(snapshot.rows)
             rows: list[tuple[int, tuple[Text, ...]]] = []
             for r, guide in ordered:

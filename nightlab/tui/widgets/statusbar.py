@@ -42,10 +42,13 @@ class StatusBar(Widget):
         if s.approvals:
             n = len(s.approvals)
             t.append(f" ⚑ {n} waiting for you", alert)
+        # what matters most first, so a narrow terminal cuts the least useful end: the engine, the budget
         t.append(*sep)
-        t.append(s.project, "bold")
-        t.append(*sep)
-        t.append(f"{s.metric} {'↑' if s.goal == 'maximize' else '↓'}")
+        engine = s.engine
+        label = {"no session": "not started"}.get(engine, engine)
+        if engine == "awake" and s.session is not None and s.session.state == "waiting":
+            label = "waiting for you"
+        t.append(f"engine {label}", ok if engine == "awake" else dim)
         t.append(*sep)
         if s.session is not None:
             t.append(f"runs {s.runs_started}/{s.budget}")
@@ -54,17 +57,15 @@ class StatusBar(Widget):
             t.append("no session yet", dim)
         t.append(*sep)
         t.append(f"slots {len(s.open_jobs)}/{s.slots_total} busy")
+        t.append(*sep)
+        t.append(f"{s.metric} {'↑' if s.goal == 'maximize' else '↓'}")
+        t.append(*sep)
+        t.append(s.project, "bold")
         if s.session is not None and any(c.startswith(SLOT_WAIT) for c in s.session.wake_conditions or []):
             t.append(" · waiting for a slot another project holds", alert)
         if s.session is not None and s.session.cost:
             t.append(*sep)
             t.append(f"LLM ${s.session.cost:.2f}")
-        t.append(*sep)
-        engine = s.engine
-        label = {"no session": "not started"}.get(engine, engine)
-        if engine == "awake" and s.session is not None and s.session.state == "waiting":
-            label = "waiting for you"
-        t.append(f"engine {label}", ok if engine == "awake" else dim)
         return t
 
 
