@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
+
+from textual.binding import BindingType
 
 from nightlab.tui import keymap
 
@@ -11,7 +13,7 @@ class ListKeys:
     """Mixed into the DataTables: the `list` scope's bindings, and first / last row actions (DataTable's own Home
     and End only scroll the view; these move the cursor, so the selection follows)."""
 
-    BINDINGS = keymap.bindings("list")
+    BINDINGS: ClassVar[list[BindingType]] = keymap.bindings("list")
 
     def action_first_row(self: Any) -> None:
         if self.row_count:
