@@ -7,6 +7,7 @@ read again after a crash with the same outcome.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from nightlab.sandbox.spec import LOG_FILE
 
 LOG_TAIL_CHARS = 4000  # what the store keeps of a log for the policy (and the TUI's details)
 LOG_READ_BYTES = 8 * 1024 * 1024  # the most of a log that is parsed (head and tail of a larger one)
+# written into the run dir by early stopping before it stops the job (early_stop.py): what the curve showed
+EVIDENCE_FILE = "early_stop.json"
 
 
 @dataclass
@@ -48,9 +51,14 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     got = run_metrics.read_run(cfg.metric, log, cwd, since=status.started_at, run_dir=run_dir)
     reading, loss_curve = got.reading, got.loss_curve
     interrupted = status.state == "killed" and status.reason == "interrupted"
+    # stopped by early stopping: the job's stop reason is the run result's name, its evidence in the run dir
+    stopped = status.state == "killed" and status.reason == RunResult.STOPPED_EARLY
+    evidence = read_evidence(run_dir) if stopped else None
     ok = status.state == "succeeded" and reading.value is not None and not status.protected_changed
     if ok:
         result = RunResult.SUCCEEDED
+    elif stopped:
+        result = RunResult.STOPPED_EARLY
     elif status.state == "timed_out":
         result = RunResult.TIMED_OUT
     elif status.state == "killed":
@@ -58,7 +66,7 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     else:
         result = RunResult.FAILED
     failure = None
-    if not ok:
+    if not ok and not stopped:  # a run stopped early is a regression seen early, not a failure
         failure = diagnose.classify_failure(log, status.exit_code, status.state, status.reason, reading.error)
         if status.protected_changed:
             failure.cls = FailureClass.PROTECTED_MODIFIED
@@ -67,6 +75,8 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     pathologies = diagnose.curve_pathologies(loss_curve, reading.curve, goal=cfg.metric.goal,
                                              seconds=status.seconds, timeout_s=cfg.timeout)
     diagnosis = failure.summary if failure else "; ".join(f"{p.kind}: {p.evidence}" for p in pathologies[:2])
+    if stopped:
+        diagnosis = f"stopped early: {evidence.get('evidence', '') if evidence else 'its curve lost to its parent'}"
     stage = stage_reached(run_dir, log, reading.value is not None, status.state == "succeeded")
     changes: dict[str, Any] = {
         "run_result": result, "metric": reading.value if ok else None,
@@ -77,6 +87,15 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     }
     return RunReading(result=result, metric=reading.value if ok else None, failure=failure, diagnosis=diagnosis,
                       interrupted=interrupted, changes=changes, note=got.note)
+
+
+def read_evidence(run_dir: Path) -> dict[str, Any] | None:
+    """What early stopping saw when it stopped the run (EVIDENCE_FILE), or None."""
+    try:
+        data = json.loads((Path(run_dir) / EVIDENCE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def read_log(path: Path, limit: int) -> str:
@@ -103,4 +122,4 @@ def stage_reached(run_dir: Path, log: str, metric_found: bool, exit_ok: bool) ->
         or "not_started"
 
 
-__all__ = ["LOG_TAIL_CHARS", "RunReading", "read_log", "read_run", "stage_reached"]
+__all__ = ["EVIDENCE_FILE", "LOG_TAIL_CHARS", "RunReading", "read_evidence", "read_log", "read_run", "stage_reached"]

@@ -193,6 +193,19 @@ class BackendConfig(_Strict):
             runtime_env=dict(self.runtime_env), max_jobs=self.max_jobs, python=self.python)
 
 
+class AutonomyConfig(_Strict):
+    """What the engine may decide on its own while it runs unattended."""
+
+    early_stop: bool = Field(default=True, description="stop a run whose learning curve is clearly worse than its "
+                                                       "parent's at the same step (early_stop.py)")
+    early_stop_after: float = Field(default=0.5, gt=0, le=1, description="the fraction of the parent's run a run "
+                                                                         "must have done before it can be stopped")
+    early_stop_margin: float = Field(default=3.0, gt=0, description="how far behind, in seed-noise units, now and "
+                                                                    "projected to the parent's end, stops a run")
+    early_stop_check_s: float = Field(default=5.0, gt=0, description="seconds between two readings of a running "
+                                                                     "job's curve")
+
+
 class ProjectConfig(_Strict):
     command: str = Field(min_length=1, description="how to run training from the project root; {seed} is replaced")
     metric: MetricConfig
@@ -215,6 +228,7 @@ class ProjectConfig(_Strict):
     backend: BackendConfig = Field(default_factory=BackendConfig)
     experience: ExperienceConfig = Field(default_factory=ExperienceConfig)
     learned: LearnedConfig = Field(default_factory=LearnedConfig)
+    autonomy: AutonomyConfig = Field(default_factory=AutonomyConfig)
 
 
 def _format_error(source: str, err: ValidationError) -> str:
@@ -293,6 +307,7 @@ def dump_config(cfg: ProjectConfig) -> str:
         "backend": BackendConfig().model_dump(exclude_none=True),
         "experience": ExperienceConfig().model_dump(exclude_none=True),
         "learned": LearnedConfig().model_dump(exclude_none=True),
+        "autonomy": AutonomyConfig().model_dump(exclude_none=True),
     }
     for key, default in defaults.items():
         section = {k: v for k, v in data.get(key, {}).items() if default.get(k) != v}

@@ -2,8 +2,10 @@
 
 One `tick` moves every experiment it can one step, in this order, each step written to the store before it acts:
 
-    collect   finished jobs are read (analysis.py) and get a verdict: kept | discarded, confirmation and noise
-              re-runs queued, a fix proposed for a failure
+    collect   finished jobs are read (analysis.py) and get a verdict: kept | discarded | stopped_early,
+              confirmation and noise re-runs queued, a fix proposed for a failure
+    watch     running jobs whose curve is clearly worse than their parent's at the same step are stopped, with the
+              evidence (early_stop.py); their ends are collected like any other and the slot goes to the next run
     decide    answered approvals move proposals on: approved → queued, rejected → rejected (with the feedback)
     launch    queued experiments start on free slots under the detached job wrapper (launcher.py)
     plan      only when nothing else moved: the baseline first, then the policy's next proposal, admitted as an
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import artifacts, experience, memory, projects, reward, tbevents
+from nightlab.agent import artifacts, early_stop, experience, memory, projects, reward, tbevents
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget, Spending
@@ -108,6 +110,7 @@ class Engine:
         self.ledger = Ledger.of(self.store, cfg)
         self.keeper = artifacts.Keeper(self.paths, self.ledger, cfg, self.emit)
         self.costs = CostBudget(self.store, cfg)
+        self.early_stop = early_stop.EarlyStopper(self.store, cfg)
         self.launcher = Launcher(self.root, cfg, self.ws, unsafe_no_sandbox=self.options.unsafe_no_sandbox)
         self._policy = policy
         self.approver = approver
@@ -250,6 +253,7 @@ class Engine:
         self.session = self.store.session(self.sid)
         self.options.mode = self.session.mode  # the mode may be toggled from the TUI or another process
         progressed = self._collect()
+        self._watch()
         progressed |= self._process_decisions()
         progressed |= self._launch_queued()
         if not progressed:
@@ -471,6 +475,7 @@ class Engine:
             stage=e.stage or "", metric=e.metric, baseline=base_val, best_before=best_val,
             goal=self.cfg.metric.goal, noise_floor=self.ledger.noise_floor(), failure_class=e.failure_class,
             seconds=e.seconds or 0.0, timeout_s=self.cfg.timeout,
+            behind=early_stop.behind(self.store, e.id) if e.run_result == RunResult.STOPPED_EARLY else None,
         )
         parts = reward.explain(x)
         self.store.update_experiment(exp_id, reward=round(parts["reward"], 4))
@@ -547,6 +552,9 @@ class Engine:
             if e.run_result == RunResult.SUCCEEDED and target.status in (Status.KEPT, Status.DISCARDED):
                 # a confirmation shares its experiment's verdict: a "kept" re-run of a discarded change would mislead
                 self.store.update_experiment(e.id, status=target.status)
+            return
+        if e.run_result == RunResult.STOPPED_EARLY:  # a regression seen early: no fix to try, nothing to confirm
+            self.store.update_experiment(e.id, status=Status.STOPPED_EARLY)
             return
         if e.run_result != RunResult.SUCCEEDED:
             self.store.update_experiment(e.id, status=e.run_result or Status.FAILED)
@@ -673,7 +681,31 @@ class Engine:
             self._notify(f"nightlab: model cost budget reached (${spent:.2f}); approve an extension to go on")
         return False
 
-    # ------------------------------------------------------------------------------------------- 2. decide
+    # ------------------------------------------------------------------------------------------- 2. watch
+    def _watch(self) -> None:
+        """Early stopping (early_stop.py): a running job whose curve is clearly worse than its parent's at the same
+        step is stopped. The evidence goes into its run dir first, so its end is read as `stopped_early` whenever
+        it is collected, by this engine or, after a crash, by the next."""
+        if not self.early_stop.enabled:
+            return
+        for job in self.store.open_jobs():
+            if job.state != JobState.RUNNING or job.remote:
+                continue
+            try:
+                verdict = self.early_stop.check(job, self.ws.worktree_path(job.experiment_id))
+            except (OSError, NightlabError) as err:  # an unreadable curve stops nothing
+                self.emit("note", f"#{job.experiment_id}: early stopping could not read the curve: {err}",
+                          job.experiment_id)
+                continue
+            if verdict is None or not verdict.stop:
+                continue
+            early_stop.write_evidence(Path(job.run_dir), verdict)
+            self.early_stop.stopping(job.id)
+            if runner.stop(job.run_dir, early_stop.STOP_REASON):
+                self.emit("stopped_early", f"#{job.experiment_id} stopped early: {verdict.evidence}",
+                          job.experiment_id, **verdict.data())
+
+    # ------------------------------------------------------------------------------------------- 3. decide
     def _ask(self, appr: Approval) -> None:
         if self.approver is None:
             return
@@ -728,7 +760,7 @@ class Engine:
         if problem:
             self.emit("notify_error", problem)
 
-    # ------------------------------------------------------------------------------------------- 3. launch
+    # ------------------------------------------------------------------------------------------- 4. launch
     def _launch_queued(self) -> bool:
         if self.remote is not None:
             return self._submit_queued()
@@ -813,7 +845,7 @@ class Engine:
             progressed = True
         return progressed
 
-    # ------------------------------------------------------------------------------------------- 4. plan
+    # ------------------------------------------------------------------------------------------- 5. plan
     def _plan(self) -> bool:
         if self.budget_left() <= 0 or self._stop:
             return False

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from nightlab.agent.policy.base import Edit, ExperimentView, Proposal
 
 # statuses whose experiment ran to an outcome that counts as evidence (rejected / cancelled ones never ran)
-RAN = {"kept", "discarded", "promoted", "failed", "timed_out", "succeeded", "lost"}
+RAN = {"kept", "discarded", "promoted", "failed", "timed_out", "succeeded", "lost", "stopped_early"}
 # refused before running (by a human, with feedback, or as an invalid edit): worth remembering, not a repeat
 REJECTED = "rejected"
 # statuses of experiments on their way to a run: proposing the same thing again while they run is also a repeat
@@ -34,7 +34,7 @@ class MemoryItem:
     id: int
     title: str
     kind: str
-    outcome: str  # improved | no improvement | failed: <class> | timed out | pending
+    outcome: str  # improved | no improvement | worse (stopped early) | failed: <class> | timed out | pending
     metric: float | None
     delta: float | None
     diagnosis: str
@@ -47,6 +47,8 @@ def _outcome(e: ExperimentView) -> str:
         return "improved" if e.status == "kept" else "improved (promoted)"
     if e.status == "discarded":
         return "no improvement"
+    if e.status == "stopped_early":  # its curve was clearly worse than its parent's: a regression, seen early
+        return "worse (stopped early)"
     if e.status == REJECTED:
         return "rejected before running"
     if e.status == "timed_out" or e.run_result == "timed_out":

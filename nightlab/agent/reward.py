@@ -16,6 +16,11 @@ A run's reward has four parts:
     duration_penalty = 0.1 · clamp(seconds / timeout_s, 0, 1)   a slow run pays a little, an instant one nothing
     failure_penalty  = FAILURE_PENALTY[failure_class]      0 without a failure; DEFAULT_FAILURE_PENALTY if unknown
 
+A run stopped early (early_stop.py: its curve clearly worse than its parent's at the same step) has no final metric;
+it is scored exactly like a run that finished that far behind, never as a failure: with b = how many noise units
+behind its parent it was when stopped, improvement = 0.5 · tanh(−max(b − 1, 0) / 2), the full stage credit (it was
+stopped while it worked) and no failure penalty.
+
 A metric that is missing or not finite gives improvement 0, and so does any metric of a run whose failure class
 invalidates it (protected files modified: its number is not evidence). Why these shapes:
 - normalising by the noise floor (the seed-to-seed standard deviation) makes "better than noise" the unit, and
@@ -101,7 +106,8 @@ class RewardInput:
 
     `stage` is a name from STAGES ("" for not even started); `metric` the run's final value (None if it reported
     none); `baseline` the unchanged code's value; `best_before` the best value before this run; `noise_floor` the
-    measured seed-to-seed standard deviation (0 if unknown); `failure_class` None for a clean run.
+    measured seed-to-seed standard deviation (0 if unknown); `failure_class` None for a clean run; `behind` only for
+    a run stopped early: how many seed-noise units behind its parent's curve it was when it was stopped.
     """
 
     stage: str
@@ -113,6 +119,7 @@ class RewardInput:
     failure_class: str | None
     seconds: float
     timeout_s: float
+    behind: float | None = None
 
 
 def reward(x: RewardInput) -> float:
@@ -122,7 +129,8 @@ def reward(x: RewardInput) -> float:
 
 def explain(x: RewardInput) -> dict[str, Any]:
     """The reward with its components, for the timeline and for debugging a policy's incentives."""
-    k = stage_index(x.stage)
+    behind = _finite(x.behind) if x.metric is None else None
+    k = len(STAGES) - 1 if behind is not None else stage_index(x.stage)
     stage_credit = STAGE_WEIGHT * (k + 1) / len(STAGES)
 
     failure = _normalise_class(x.failure_class)
@@ -145,6 +153,9 @@ def explain(x: RewardInput) -> dict[str, Any]:
         beyond = math.copysign(max(abs(units) - 1.0, 0.0), units)
         squashed = math.tanh(beyond / TEMPERATURE)
         improvement = IMPROVEMENT_GAIN * squashed if squashed >= 0 else REGRESSION_LOSS * squashed
+    if behind is not None:  # stopped early: the regression its curve showed
+        units = -behind
+        improvement = -REGRESSION_LOSS * math.tanh(max(behind - 1.0, 0.0) / TEMPERATURE)
 
     duration_penalty = 0.0
     seconds, timeout = _finite(x.seconds), _finite(x.timeout_s)
@@ -166,6 +177,7 @@ def explain(x: RewardInput) -> dict[str, Any]:
         "scale": scale,
         "units": units,
         "improvement": improvement,
+        "behind": behind,
         "metric_ignored": invalid and metric is not None,
         "duration_penalty": duration_penalty,
         "failure_class": failure,

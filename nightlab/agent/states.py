@@ -6,9 +6,12 @@ store converts values back into members when it loads a row (see `store.py`); ev
 
 Lifecycle of an experiment (DESIGN.md, Data):
 
-    proposed → approved → queued → running → succeeded | failed | timed_out | cancelled | lost
+    proposed → approved → queued → running → succeeded | failed | timed_out | cancelled | lost | stopped_early
                                               └─ succeeded → kept | unconfirmed | discarded;  kept → promoted
     proposed → rejected (by a human, or refused: invalid edit, a repeat)
+
+`stopped_early` is a run stopped while it ran because its learning curve was clearly worse than its parent's at the
+same step (early_stop.py): a regression measured early, not a failure; nothing more happens to it.
 
 `unconfirmed` is a best kept on one seed because the budget ran out before its confirming re-run; the next
 `nightlab run` re-runs it first, which turns it into `kept` or `discarded`.
@@ -36,13 +39,14 @@ class Status(StrEnum):
     UNCONFIRMED = "unconfirmed"  # kept on one seed: the budget ran out before its confirming re-run
     DISCARDED = "discarded"
     PROMOTED = "promoted"
+    STOPPED_EARLY = "stopped_early"  # stopped while running: clearly worse than its parent at the same step
 
 
 # on their way to a run: the engine still owes them a step
 ACTIVE = frozenset({Status.PROPOSED, Status.APPROVED, Status.QUEUED, Status.RUNNING})
 # nothing more will happen to them
 SETTLED = frozenset({Status.KEPT, Status.DISCARDED, Status.PROMOTED, Status.REJECTED, Status.FAILED,
-                     Status.TIMED_OUT, Status.CANCELLED})
+                     Status.TIMED_OUT, Status.CANCELLED, Status.STOPPED_EARLY})
 # results that stand as a best: candidates for the best experiment, the parent of new proposals
 WINNERS = frozenset({Status.KEPT, Status.UNCONFIRMED, Status.PROMOTED})
 # the label tables (console and TUI) show for an unconfirmed best
@@ -57,6 +61,7 @@ class RunResult(StrEnum):
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
     LOST = "lost"
+    STOPPED_EARLY = "stopped_early"  # stopped by early stopping (early_stop.py): its curve lost to its parent's
 
 
 class Kind(StrEnum):

@@ -93,7 +93,11 @@ def stop(run_dir: Path | str, reason: str = "cancelled") -> bool:
     pids = read_pids(run_dir)
     if pids is None or not wrapper_alive(run_dir):
         return False
-    (run_dir / STOP_FILE).write_text(reason)
+    # atomically: the wrapper also polls for the file, and one read between its creation and its text records the
+    # bare "stopped" instead of the reason
+    tmp = run_dir / f".{STOP_FILE}.{os.getpid()}"
+    tmp.write_text(reason)
+    os.replace(tmp, run_dir / STOP_FILE)
     try:
         os.kill(int(pids["wrapper_pid"]), signal.SIGTERM)
     except ProcessLookupError:

@@ -25,7 +25,8 @@ TRANSFORMS = ("sgd_to_adamw", "warmup_cosine", "standardize", "grad_clip", "weig
               "label_smoothing")
 PATHOLOGIES = ("nan", "diverging", "overfitting", "too_slow", "underfitting", "still_improving", "plateau", "noisy")
 WON = frozenset({"kept", "promoted", "unconfirmed"})
-RAN = frozenset({"kept", "promoted", "unconfirmed", "discarded", "failed", "timed_out", "lost", "succeeded"})
+RAN = frozenset({"kept", "promoted", "unconfirmed", "discarded", "failed", "timed_out", "lost", "succeeded",
+                 "stopped_early"})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,181 @@
+"""Early stopping: a run clearly worse than its parent at the same step is stopped with the evidence, its slot goes
+to the next run, the reward scores it as a regression; a late bloomer (worse early, best at the end) never is."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from nightlab.agent import early_stop, reward
+from nightlab.agent.config import load_config
+from nightlab.agent.engine import Engine, EngineOptions
+from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+from nightlab.agent.states import RunResult, Status
+
+from helpers import git, make_repo, write_config
+
+
+def parent(s: float) -> float:
+    return 0.5 + 1.5 * math.exp(-s / 20)
+
+
+def loser(s: float) -> float:  # the same shape, half as bad again all the way
+    return 1.5 * parent(s)
+
+
+def bloomer(s: float) -> float:  # slower at first, lower in the end (e.g. a smaller learning rate, more capacity)
+    return 0.2 + 1.8 * math.exp(-s / 40)
+
+
+def curve(f, seed: int, jitter: float = 0.02, steps: int = 100) -> list[list[float]]:
+    r = random.Random(seed)
+    return [[s, f(s) * (1 + r.gauss(0, jitter))] for s in range(1, steps + 1)]
+
+
+def ref_of(seed: int, jitter: float) -> early_stop.Reference:
+    noise = early_stop.seed_noise([[curve(parent, seed, jitter), curve(parent, seed + 100, jitter)]], 0.3)
+    return early_stop.Reference(1, curve(parent, seed, jitter), False, noise)
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.02, 0.05])
+def test_a_planted_loser_is_stopped_and_a_late_bloomer_never(jitter: float) -> None:
+    assert bloomer(100) < parent(100) < loser(100) and bloomer(30) > parent(30)  # the plants are what they say
+    for seed in range(8):
+        ref = ref_of(seed, jitter)
+        got = early_stop.first_stop(curve(loser, seed + 1, jitter), ref, goal="minimize", min_fraction=0.5, margin=3)
+        assert got is not None and got.stop and 0.5 <= got.fraction < 0.75, (seed, got)
+        assert got.behind >= 3 and "seed noise" in got.evidence and "#1" in got.evidence
+        assert early_stop.first_stop(curve(bloomer, seed + 1, jitter), ref, goal="minimize", min_fraction=0.5,
+                                     margin=3) is None, seed
+
+
+def test_nothing_is_judged_too_early_past_the_parent_or_without_measured_noise() -> None:
+    ref = ref_of(0, 0.02)
+    lost = curve(loser, 1)
+    assert early_stop.judge(lost[:45], ref.curve, ref.noise_rel, min_fraction=0.5) is None  # before half the run
+    longer = [[s, loser(s)] for s in range(1, 131)]
+    assert early_stop.judge(longer, ref.curve, ref.noise_rel) is None  # past the parent's end: nothing to compare
+    assert early_stop.judge(lost[:80], ref.curve, None) is None  # a command without {seed}: no noise measured
+    # a maximised metric curve: lower is worse
+    up = [[s, -v] for s, v in lost[:80]]
+    got = early_stop.judge(up, [[s, -v] for s, v in ref.curve], ref.noise_rel, goal="maximize")
+    assert got is not None and got.stop
+
+
+def test_the_seed_noise_is_measured_between_curves() -> None:
+    same = curve(parent, 0, 0.0)
+    assert early_stop.seed_noise([[same, same]], 0.3) == 0.0
+    shifted = [[s, v * 1.1] for s, v in same]
+    assert early_stop.seed_noise([[same, shifted]], 0.3) == pytest.approx(0.0673, abs=0.001)  # sd/mean of 1, 1.1
+    assert early_stop.seed_noise([[same]], 0.3) is None  # one curve per code: nothing measured
+
+
+def test_the_reward_scores_a_stopped_run_as_a_regression_not_a_failure() -> None:
+    def score(**kw: object) -> dict[str, object]:
+        base = dict(stage="training", metric=None, baseline=1.0, best_before=0.9, goal="minimize",
+                    noise_floor=0.01, failure_class=None, seconds=10.0, timeout_s=100.0)
+        return reward.explain(reward.RewardInput(**{**base, **kw}))  # type: ignore[arg-type]
+
+    stopped = score(behind=4.0)
+    assert stopped["improvement"] < 0 and stopped["failure_penalty"] == 0
+    assert score(behind=8.0)["reward"] < stopped["reward"] < score()["reward"]
+    assert stopped["reward"] > score(failure_class="runtime_error")["reward"]
+    assert stopped["improvement"] > -reward.REGRESSION_LOSS
+    # exactly what a run that finished 4 noise units behind scores
+    finished = score(stage="clean_exit", metric=0.94)
+    assert stopped["reward"] == pytest.approx(finished["reward"]) and finished["units"] == pytest.approx(-4)
+
+
+TRAIN = '''\
+"""Loss curves of three known shapes; KIND picks one (the parent's, a loser's, a late bloomer's)."""
+import argparse
+import json
+import math
+import random
+import time
+
+KIND = "parent"
+
+p = argparse.ArgumentParser()
+p.add_argument("--seed", type=int, default=0)
+seed = p.parse_args().seed
+rng = random.Random(seed)
+shapes = {
+    "parent": lambda s: 0.5 + 1.5 * math.exp(-s / 20),
+    "loser": lambda s: 1.5 * (0.5 + 1.5 * math.exp(-s / 20)),
+    "bloomer": lambda s: 0.2 + 1.8 * math.exp(-s / 40),
+}
+pause = {"parent": 0.0, "loser": 0.03, "bloomer": 0.005}[KIND]
+f = shapes[KIND]
+for step in range(1, 101):
+    print(f"step {step} loss {f(step) * (1 + rng.gauss(0, 0.02)):.4f}", flush=True)
+    time.sleep(pause)
+print(f"final={f(100) * (1 + rng.gauss(0, 0.005)):.4f}")
+'''
+
+
+class Kinds(PolicyBase):
+    """Proposes the given KINDs in order, each from the baseline."""
+
+    name = "kinds"
+
+    def __init__(self, kinds: list[str]) -> None:
+        self.kinds = list(kinds)
+
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        if not self.kinds:
+            return None
+        kind = self.kinds.pop(0)
+        return Proposal(title=f"KIND = {kind}", rationale="a planted curve",
+                        edits=[Edit("train.py", 'KIND = "parent"', f'KIND = "{kind}"')], knobs={"KIND": kind},
+                        parent_id=ctx.baseline_id)
+
+    def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
+        return None
+
+
+def shaped_project(path: Path, **autonomy: object) -> Path:
+    from nightlab.agent.config import AutonomyConfig, MetricConfig
+
+    repo = make_repo(path, {"train.py": TRAIN})
+    write_config(repo, metric=MetricConfig(name="final", goal="minimize"),
+                 autonomy=AutonomyConfig(early_stop_check_s=0.1, **autonomy))  # type: ignore[arg-type]
+    git(repo, "add", "nightlab.toml")
+    git(repo, "commit", "-q", "-m", "nightlab config")
+    return repo
+
+
+def test_the_engine_stops_a_losing_run_and_lets_a_late_bloomer_finish(tmp_path: Path) -> None:
+    repo = shaped_project(tmp_path / "p")
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=5, poll_s=0.05),
+                 policy=Kinds(["loser", "bloomer"]))
+    eng.run()
+    exps = {e.title: e for e in eng.store.experiments()}
+    lost, late = exps["KIND = loser"], exps["KIND = bloomer"]
+    assert lost.status == Status.STOPPED_EARLY and lost.run_result == RunResult.STOPPED_EARLY
+    assert lost.failure_class is None and lost.metric is None
+    assert "seed noise" in (lost.diagnosis or "") and f"parent #{lost.parent_id}" in (lost.diagnosis or "")
+    ev = [x for x in eng.store.events() if x["kind"] == "stopped_early"]
+    assert len(ev) == 1 and ev[0]["experiment_id"] == lost.id and json.loads(ev[0]["data"])["behind"] >= 3
+    steps = [int(p[0]) for p in lost.loss_curve]
+    assert 50 <= max(steps) < 100  # stopped after half the parent's run, before its end
+    assert lost.reward is not None and late.reward is not None and lost.reward < late.reward
+    assert not eng.store.proposals_on(lost.id)  # a regression, not a failure: no fix is tried
+    # the late bloomer ran to its end and is the best
+    assert late.status == Status.KEPT and max(int(p[0]) for p in late.loss_curve) == 100
+    assert eng.ledger.best()[0] == late.id
+    assert not eng.store.open_jobs() and eng.summary().state == "done"
+
+
+def test_one_key_turns_early_stopping_off(tmp_path: Path) -> None:
+    repo = shaped_project(tmp_path / "p", early_stop=False)
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=3, poll_s=0.05),
+                 policy=Kinds(["loser"]))
+    eng.run()
+    lost = next(e for e in eng.store.experiments() if e.title == "KIND = loser")
+    assert lost.status == Status.DISCARDED and max(int(p[0]) for p in lost.loss_curve) == 100
+    assert not [x for x in eng.store.events() if x["kind"] == "stopped_early"]
