@@ -80,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
                    "session's last mode, else step)")
     s.add_argument("--budget", type=_positive_int, help="training runs this invocation may start (at least 1)")
     s.add_argument("--detach", action="store_true", help="hibernate and exit while jobs run; they wake nightlab")
+    when = s.add_mutually_exclusive_group()
+    when.add_argument("--hours", type=_positive_hours, help="end the session within this many hours: no run "
+                      "starts that could not end in time (predicted from measured runs)")
+    when.add_argument("--until", type=_clock_time, metavar="HH:MM", help="end the session by this local time "
+                      "(the next time the clock shows it)")
     s.add_argument("--policy", choices=["builtin", "llm", "learned"])
     s.add_argument("--model", help="litellm model name, e.g. openai/gpt-4o-mini or ollama/qwen2.5-coder")
     s.add_argument("--api-base", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
@@ -189,6 +194,25 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _positive_hours(text: str) -> float:
+    """A duration in hours, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of hours, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of hours above 0, got {text}")
+    return value
+
+
+def _clock_time(text: str) -> tuple[int, int]:
+    """HH:MM on a 24-hour clock."""
+    hh, sep, mm = text.strip().partition(":")
+    if sep and hh.isdigit() and mm.isdigit() and len(mm) == 2 and 0 <= int(hh) <= 23 and 0 <= int(mm) <= 59:
+        return int(hh), int(mm)
+    raise argparse.ArgumentTypeError(f"expected a time of day as HH:MM (24-hour clock), got {text!r}")
 
 
 def _positive_int(text: str) -> int:

@@ -58,6 +58,24 @@ def _apply_overrides(cfg: Any, args: argparse.Namespace) -> None:
         cfg.llm.api_base = args.api_base
 
 
+def deadline_of(hours: float | None, until: tuple[int, int] | None, now: float | None = None) -> float | None:
+    """`run --hours H` / `--until HH:MM` as epoch seconds: H hours from now, or the next time the local clock
+    shows HH:MM (today, else tomorrow)."""
+    import datetime as dt
+    import time
+
+    now = time.time() if now is None else now
+    if hours is not None:
+        return now + hours * 3600
+    if until is None:
+        return None
+    start = dt.datetime.fromtimestamp(now)
+    target = start.replace(hour=until[0], minute=until[1], second=0, microsecond=0)
+    if target <= start:
+        target += dt.timedelta(days=1)
+    return target.timestamp()
+
+
 def cmd_run(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.engine import Engine, EngineOptions, open_store
 
@@ -78,7 +96,9 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
         approver = None  # detached: proposals wait in the approval queue (TUI, `nightlab approve`)
     printer = console.EventPrinter(cfg)
     engine = Engine(root, cfg, options=EngineOptions(mode=mode, budget=args.budget, detach=args.detach,
-                                                       unsafe_no_sandbox=args.unsafe_no_sandbox),
+                                                       unsafe_no_sandbox=args.unsafe_no_sandbox,
+                                                       deadline=deadline_of(getattr(args, "hours", None),
+                                                                            getattr(args, "until", None))),
                     approver=approver, on_event=printer)
     printer.engine = engine
     try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import diagnose, run_metrics
+from nightlab.agent import diagnose, run_metrics, time_budget
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.states import FailureClass, RunResult
 from nightlab.sandbox import stages
@@ -50,7 +50,8 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     cwd = run_dir / "src" if (run_dir / "src").is_dir() else worktree
     got = run_metrics.read_run(cfg.metric, log, cwd, since=status.started_at, run_dir=run_dir)
     reading, loss_curve = got.reading, got.loss_curve
-    interrupted = status.state == "killed" and status.reason == "interrupted"
+    # stopped by Ctrl+C, or at the session's deadline (time_budget.py): not a result, the run goes back to the queue
+    interrupted = status.state == "killed" and status.reason in ("interrupted", time_budget.STOP_REASON)
     # stopped by early stopping: the job's stop reason is the run result's name, its evidence in the run dir
     stopped = status.state == "killed" and status.reason == RunResult.STOPPED_EARLY
     evidence = read_evidence(run_dir) if stopped else None

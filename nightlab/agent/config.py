@@ -204,6 +204,10 @@ class AutonomyConfig(_Strict):
                                                                     "projected to the parent's end, stops a run")
     early_stop_check_s: float = Field(default=5.0, gt=0, description="seconds between two readings of a running "
                                                                      "job's curve")
+    max_cpu_hours: float | None = Field(default=None, gt=0, description="compute budget of a session: CPU-hours "
+                                                                         "(run seconds x threads per job)")
+    max_gpu_hours: float | None = Field(default=None, gt=0, description="compute budget of a session: GPU-hours "
+                                                                         "(run seconds x GPUs per job)")
 
 
 class ProjectConfig(_Strict):

@@ -5,13 +5,16 @@ One `tick` moves every experiment it can one step, in this order, each step writ
     collect   finished jobs are read (analysis.py) and get a verdict: kept | discarded | stopped_early,
               confirmation and noise re-runs queued, a fix proposed for a failure
     watch     running jobs whose curve is clearly worse than their parent's at the same step are stopped, with the
-              evidence (early_stop.py); their ends are collected like any other and the slot goes to the next run
+              evidence (early_stop.py); their ends are collected like any other and the slot goes to the next run;
+              at the session's deadline every job still running is stopped and re-queued (time_budget.py)
     decide    answered approvals move proposals on: approved → queued, rejected → rejected (with the feedback)
-    launch    queued experiments start on free slots under the detached job wrapper (launcher.py)
+    launch    queued experiments start on free slots under the detached job wrapper (launcher.py), unless they
+              could not end before the deadline or would go past the compute budget (time_budget.py)
     plan      only when nothing else moved: the baseline first, then the policy's next proposal, admitted as an
               experiment (a row, then a branch and commit) that is queued, or waits for approval in step mode
 
-The loop ends when the budget is spent or the policy has nothing left (`done`); when nothing can progress (slots
+The loop ends when the budget is spent, the policy has nothing left, or no run fits in the time or compute left
+(`done`); when nothing can progress (slots
 busy, a human needed) it waits for an event, or with `detach` hibernates: records its wake conditions and returns.
 Killed at any moment, it is resumed by `reconcile()`, which makes the store agree with the world again.
 
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import artifacts, early_stop, experience, memory, projects, reward, tbevents
+from nightlab.agent import artifacts, early_stop, experience, memory, projects, reward, tbevents, time_budget
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget, Spending
@@ -90,6 +93,7 @@ class EngineOptions:
     wake: bool = False  # continuing a hibernating session rather than starting one
     poll_s: float = 1.0
     who: str = "console"
+    deadline: float | None = None  # epoch seconds the session must end by (`run --hours` / `--until`)
 
 
 def open_store(root: Path) -> Store:
@@ -111,6 +115,9 @@ class Engine:
         self.keeper = artifacts.Keeper(self.paths, self.ledger, cfg, self.emit)
         self.costs = CostBudget(self.store, cfg)
         self.early_stop = early_stop.EarlyStopper(self.store, cfg)
+        self.clock = time_budget.TimeBudget(self.store, self.options.deadline, cfg.autonomy.max_cpu_hours,
+                                            cfg.autonomy.max_gpu_hours, cfg.slots.threads_per_job)
+        self._out_of_time = ""  # why no run can start any more (the deadline, the compute budget), once said
         self.launcher = Launcher(self.root, cfg, self.ws, unsafe_no_sandbox=self.options.unsafe_no_sandbox)
         self._policy = policy
         self.approver = approver
@@ -219,6 +226,8 @@ class Engine:
             if latest is None:
                 raise NightlabError("nothing to wake: no session has run in this project")
             self.store.update_session(latest.id, state=SessionState.ACTIVE, wake_conditions=[], pid=os.getpid())
+            if self.clock.deadline is None:
+                self.clock.deadline = self._recorded_deadline(latest.id)
             return self.store.session(latest.id)
         if latest is not None and latest.state != SessionState.DONE:
             self.store.update_session(latest.id, state=SessionState.DONE)
@@ -226,7 +235,22 @@ class Engine:
         s = self.store.create_session(str(self.root), self.options.mode, self.cfg.search.policy, budget,
                                       self.ws.head_commit(), self.ws.current_branch())
         self.store.update_session(s.id, pid=os.getpid(), unsafe=int(self.options.unsafe_no_sandbox))
+        if self.options.deadline is not None:  # recorded as an event: a wake of this session keeps it
+            by = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.options.deadline))
+            self.store.event("deadline", f"the session ends by {by}", session_id=s.id,
+                             data={"deadline": self.options.deadline})
         return self.store.session(s.id)
+
+    def _recorded_deadline(self, sid: int) -> float | None:
+        """The deadline a session was started with (its `deadline` event), for the engine that wakes it."""
+        import json
+
+        for ev in reversed(self.store.events(session_id=sid)):
+            if ev["kind"] == "deadline":
+                data = json.loads(ev["data"]) if isinstance(ev["data"], str) else ev["data"]
+                value = data.get("deadline") if isinstance(data, dict) else None
+                return float(value) if isinstance(value, int | float) else None
+        return None
 
     def _loop(self) -> None:
         while not self._stop:
@@ -266,6 +290,8 @@ class Engine:
             self._waker.poke()
 
     def _finished(self) -> bool:
+        if self.clock.active and not self.store.open_jobs() and self._no_time_left():
+            return True  # what is still queued or proposed waits for the next session
         if self.store.active_experiments():
             return False
         if self.store.open_jobs():
@@ -686,6 +712,9 @@ class Engine:
         """Early stopping (early_stop.py): a running job whose curve is clearly worse than its parent's at the same
         step is stopped. The evidence goes into its run dir first, so its end is read as `stopped_early` whenever
         it is collected, by this engine or, after a crash, by the next."""
+        if self.clock.overdue():
+            self._stop_at_deadline()
+            return
         if not self.early_stop.enabled:
             return
         for job in self.store.open_jobs():
@@ -704,6 +733,22 @@ class Engine:
             if runner.stop(job.run_dir, early_stop.STOP_REASON):
                 self.emit("stopped_early", f"#{job.experiment_id} stopped early: {verdict.evidence}",
                           job.experiment_id, **verdict.data())
+
+    def _stop_at_deadline(self) -> None:
+        """The deadline has come: jobs still running (their predicted end was wrong) are stopped; they go back to the
+        queue, as after Ctrl+C, for the next session."""
+        for job in self.store.open_jobs():
+            if not job.remote and job.state == JobState.RUNNING and runner.stop(job.run_dir, time_budget.STOP_REASON):
+                self.emit("deadline", f"#{job.experiment_id} stopped: the session's deadline has come; re-queued "
+                                      "for the next session", job.experiment_id)
+
+    def _no_time_left(self) -> bool:
+        """True once no run can start before the deadline or within the compute budget (said once, with why)."""
+        why = self.clock.blocks(None, self.sid)
+        if why and not self._out_of_time:
+            self._out_of_time = why
+            self.emit("out_of_time", f"no run can start any more: {why}", reason=why)
+        return bool(why)
 
     # ------------------------------------------------------------------------------------------- 3. decide
     def _ask(self, appr: Approval) -> None:
@@ -767,6 +812,12 @@ class Engine:
         progressed = False
         for e in self.store.experiments_in(Status.QUEUED):
             if (self.budget_left() <= 0 and e.attempts == 0) or self._stop:
+                continue
+            why = self.clock.blocks(e, self.sid)
+            if why:  # it could not end in time (or would pass the compute budget): it waits for the next session
+                if self._out_of_time != why:
+                    self._out_of_time = why
+                    self.emit("out_of_time", f"#{e.id} not started: {why}", e.id, reason=why)
                 continue
             slot = self.pool.acquire(self.pool.gpus_per_job(self.cfg.slots.gpus_per_job))
             if slot is None:
@@ -848,6 +899,8 @@ class Engine:
     # ------------------------------------------------------------------------------------------- 5. plan
     def _plan(self) -> bool:
         if self.budget_left() <= 0 or self._stop:
+            return False
+        if self.clock.active and self._no_time_left():
             return False
         active = self.store.active_experiments()
         base = self.ledger.baseline()

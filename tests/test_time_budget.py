@@ -1,0 +1,97 @@
+"""A deadline and a compute budget: no run starts that could not end in time (predicted from measured runs), and the
+session ends in time even with budget left."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nightlab.agent.config import load_config
+from nightlab.agent.engine import Engine, EngineOptions
+from nightlab.agent.states import JobState, SessionState, Status
+from nightlab.commands import deadline_of
+
+from helpers import TINY_TRAIN, ScriptedPolicy, git, make_repo, write_config
+
+# every run takes a second of wall clock at least
+SLOW_TRAIN = TINY_TRAIN.replace("import random\n", "import random\nimport time\ntime.sleep(1.0)\n")
+
+
+def slow_project(path: Path, **overrides: object) -> Path:
+    repo = make_repo(path, {"train.py": SLOW_TRAIN})
+    write_config(repo, **overrides)
+    git(repo, "add", "nightlab.toml")
+    git(repo, "commit", "-q", "-m", "nightlab config")
+    return repo
+
+
+def started_events(eng: Engine) -> list[dict[str, object]]:
+    return [e for e in eng.store.events() if e["kind"] == "started"]
+
+
+def test_a_deadline_shorter_than_the_budget_ends_the_session_in_time(tmp_path: Path) -> None:
+    repo = slow_project(tmp_path / "p")
+    deadline = time.time() + 8
+    policy = ScriptedPolicy([str(v) for v in (0.01, 0.02, 0.03, 0.05, 0.08, 0.1, 0.2, 0.3, 0.4, 0.5)])
+    eng = Engine(repo, load_config(repo), policy=policy,
+                 options=EngineOptions(mode="autonomous", budget=30, poll_s=0.1, deadline=deadline))
+    summary = eng.run()
+    session = eng.store.session(summary.session_id)
+    assert session.state == SessionState.DONE and session.runs_started < 30  # budget left: the clock ended it
+    assert time.time() < deadline + 10  # ended in time (the slack: a last job stopped at the deadline winds down)
+    assert not eng.store.open_jobs()
+    jobs = eng.store.jobs()
+    assert jobs and all(j.state in (JobState.ENDED, JobState.LOST) for j in jobs)
+    # no run started after the deadline; a run cut off at the deadline (mispredicted) waits, queued, for the next one
+    assert all((j.started or 0) < deadline for j in jobs)
+    for e in eng.store.experiments_in(Status.QUEUED):
+        assert e.attempts <= 1
+    why = [e for e in eng.store.events() if e["kind"] == "out_of_time"]
+    assert why and ("deadline" in why[0]["message"])
+    assert [e for e in eng.store.events() if e["kind"] == "done"]
+
+
+def test_a_compute_budget_ends_the_session_before_it_is_spent(tmp_path: Path) -> None:
+    from nightlab.agent.config import AutonomyConfig
+
+    repo = slow_project(tmp_path / "p", autonomy=AutonomyConfig(max_cpu_hours=4 / 3600))  # 4 CPU-seconds
+    eng = Engine(repo, load_config(repo), policy=ScriptedPolicy(["0.1", "0.2", "0.3"]),
+                 options=EngineOptions(mode="autonomous", budget=20, poll_s=0.1))
+    summary = eng.run()
+    assert summary.state == "done" and eng.store.session(summary.session_id).runs_started < 5
+    cpu, _ = eng.clock.spent(summary.session_id)
+    assert cpu * 3600 < 4 + max(j.ended - j.started for j in eng.store.jobs() if j.ended and j.started)
+    why = [e for e in eng.store.events() if e["kind"] == "out_of_time"]
+    assert why and "max_cpu_hours" in why[0]["message"]
+
+
+def test_a_woken_session_keeps_its_deadline(tmp_path: Path) -> None:
+    repo = slow_project(tmp_path / "p")
+    deadline = time.time() + 3600
+    eng = Engine(repo, load_config(repo), policy=ScriptedPolicy([]),
+                 options=EngineOptions(mode="autonomous", budget=1, poll_s=0.1, deadline=deadline, detach=True))
+    eng.run()
+    woken = Engine(repo, load_config(repo), policy=ScriptedPolicy([]),
+                   options=EngineOptions(mode="autonomous", detach=True, wake=True, poll_s=0.1))
+    woken.run()
+    assert woken.clock.deadline == deadline
+
+
+def test_hours_and_until_are_read_as_a_deadline() -> None:
+    now = dt.datetime(2026, 12, 2, 22, 30).timestamp()
+    assert deadline_of(8, None, now) == now + 8 * 3600
+    assert deadline_of(None, (7, 0), now) == dt.datetime(2026, 12, 3, 7, 0).timestamp()  # tomorrow morning
+    assert deadline_of(None, (23, 15), now) == dt.datetime(2026, 12, 2, 23, 15).timestamp()  # later today
+    assert deadline_of(None, None, now) is None
+
+
+def test_a_bad_deadline_is_one_clear_line() -> None:
+    for args, words in ((["--hours", "0"], "above 0"), (["--hours", "soon"], "number of hours"),
+                        (["--until", "25:00"], "HH:MM"), (["--until", "7"], "HH:MM"),
+                        (["--hours", "1", "--until", "07:00"], "not allowed with")):
+        got = subprocess.run([sys.executable, "-m", "nightlab", "run", *args], capture_output=True, text=True)
+        assert got.returncode != 0 and "Traceback" not in got.stderr, got.stderr
+        assert words in got.stderr, (args, got.stderr)
