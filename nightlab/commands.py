@@ -30,8 +30,14 @@ def cmd_init(root: Path, args: argparse.Namespace) -> int:
     opts = InitOptions(command=args.command, metric=args.metric, metric_regex=args.metric_regex, goal=args.goal,
                        timeout=args.timeout, yes=args.yes, run=not args.no_run, force=args.force,
                        unsafe_no_sandbox=args.unsafe_no_sandbox, metric_source=args.metric_source)
-    ask = console.ask_choice if _tty() and not args.yes else None
     progress = console.Progress("baseline") if sys.stderr.isatty() else None
+
+    def ask_after_progress(question: str, choices: list[str]) -> str:
+        if progress is not None:
+            progress.break_line()  # the baseline's last line stays; the question starts on a line of its own
+        return console.ask_choice(question, choices)
+
+    ask = ask_after_progress if _tty() and not args.yes else None
     try:
         res = init_project(root, opts, ask=ask, progress=progress.update if progress else None)
     finally:

@@ -68,6 +68,13 @@ class Progress:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
 
+    def break_line(self) -> None:
+        """End the progress line (it stays readable) so what comes next, a question, starts on its own line."""
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.shown = False
+
 
 KIND_STYLE = {"kept": "1;32", "finished": "32", "failed": "31", "discarded": "2", "started": "36",
               "proposed": "1", "lost": "33", "policy_error": "33", "duplicate": "33", "done": "1",

@@ -531,7 +531,7 @@ def classify_failure(
             return fail("interrupted", f"interrupted ({reason})")
         if "memory" in low_reason:
             return fail("oom", f"killed: {reason}", details={"device": "cpu", "reason": reason})
-        return fail("killed", f"stopped by nightlab or the user{': ' + reason if reason else ''}",
+        return fail("killed", reason or "stopped by nightlab or the user",
                     details={"reason": reason} if reason else {})
 
     low = text.lower()

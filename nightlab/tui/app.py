@@ -203,11 +203,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
             self.post_message(ActionDone(line[:160], severity="progress"))
 
         res = init_project(self.root, InitOptions(yes=True), progress=progress, say=say)
-        cfg = res.config
-        base = f"baseline {cfg.metric.name} = {res.baseline:.4g}" if res.baseline is not None else ""
-        found = f"; {len(cfg.editable)} editable, {len(cfg.links)} linked (nightlab.toml says which)"
-        self.post_message(ActionDone(f"wrote {res.path.name}: metric {cfg.metric.name} ({cfg.metric.goal}) "
-                                     f"{base}".strip() + found, severity="init-done"))
+        self.post_message(ActionDone(init_summary(res), severity="init-done"))
 
     # ---------------------------------------------------------------------------------------------- the store
     def store(self) -> Any:
@@ -605,9 +601,11 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
                 self.screen.progress(message.text)
             return
         if message.severity == "init-done":
+            # what init found stays on screen until the user has read it (enter opens the project, loaded behind)
             if isinstance(self.screen, InitScreen):
-                self.pop_screen()
-            self.notify(message.text, timeout=8)
+                self.screen.finished(message.text)
+            else:
+                self.notify(message.text, timeout=15)
             self._open_project()
             return
         self.notify(message.text, severity="information" if message.severity == "information" else "warning")
@@ -698,6 +696,25 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
                 pass
         self.workers.cancel_group(self, "poll")
         self.exit(0)
+
+
+def init_summary(res: Any) -> str:
+    """What `init` detected, one fact a line: the user checks it before the first session spends anything."""
+    cfg = res.config
+    lines = [f"Wrote {res.path.name}:",
+             f"  command   {cfg.command}",
+             f"  metric    {cfg.metric.name} ({'higher' if cfg.metric.goal == 'maximize' else 'lower'} is better)",
+             f"  timeout   {cfg.timeout:g} s a run"]
+    if res.baseline is not None:
+        took = f" in {res.seconds:.1f} s" if res.seconds is not None else ""
+        lines.append(f"  baseline  {cfg.metric.name} = {res.baseline:.4g}{took}")
+    elif res.crashed:
+        lines.append(f"  baseline  crashed: {res.crashed}")
+    lines.append(f"  editable  {', '.join(cfg.editable) or 'none'}")
+    if cfg.links:
+        lines.append(f"  linked    {', '.join(cfg.links)}")
+    lines.extend(f"  note      {n}" for n in res.notes)
+    return "\n".join(lines)
 
 
 def _current_branch(root: Path) -> str:

@@ -229,7 +229,7 @@ def fmt_seconds(s: float | None) -> str:
     if s is None:
         return "—"
     if s < 60:
-        return f"{s:.1f} s"
+        return f"{s:.1f}s"  # no space: a wrapped line never splits a figure from its unit
     m, sec = divmod(int(s), 60)
     if m < 60:
         return f"{m}m{sec:02d}s"

@@ -132,6 +132,8 @@ KEYS: tuple[Key, ...] = (
     # setup (no nightlab.toml yet)
     Key("init_run", "i", "run_init", "Run init", "init",
         help="Run nightlab init here"),
+    Key("init_open", "enter", "open_project", "Open project", "init",
+        help="Once init is done: open the project"),
     Key("init_quit", "q,escape", "app.quit", "Quit", "init",
         help="Quit (nothing was written)"),
 )

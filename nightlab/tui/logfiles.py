@@ -239,3 +239,20 @@ class LineIndex:
                 break
             end = begin + over
         return None
+
+    def count(self, needle: str, before_line: int | None = None, block: int = 4 << 20) -> int:
+        """How many times `needle` occurs (case-insensitively) in the indexed text, or before `before_line` only:
+        the search's `3/17`."""
+        fd = self._ensure_fd()
+        if fd is None or not needle:
+            return 0
+        pat = needle.lower().encode()
+        end = self._size if before_line is None else self.span(min(before_line, self.line_count - 1))[0]
+        total, pos, tail = 0, 0, b""
+        while pos < end:
+            chunk = tail + os.pread(fd, min(block, end - pos), pos).lower()
+            pos += len(chunk) - len(tail)
+            total += chunk.count(pat)
+            # the end of the chunk that could start a match crossing into the next one (too short to hold one)
+            tail = chunk[len(chunk) - len(pat) + 1:] if len(pat) > 1 else b""
+        return total

@@ -165,7 +165,7 @@ def test_the_best_so_far_line_never_climbs_to_a_discarded_run() -> None:
                        {**base, "id": 12, "parent": 9, "status": "failed", "metric": None}])
     chart = MetricChart()
     chart.snapshot = Snapshot(project="p", metric="val_acc", goal="maximize", rows=rows, best_id=9)
-    (_, best_y, _), (xs, ys, _) = chart.series()
+    (_, best_y, _), (xs, ys, _), *_ = chart.series()
     assert max(best_y) == 0.60 and best_y[-1] == 0.60  # what `nightlab status` calls best
     assert 0.6139 in ys and 11.0 in xs  # the discarded run is still a point
 
@@ -479,3 +479,123 @@ def test_j_k_g_G_home_end_move_through_the_experiments(populated: tuple[Path, Po
             await wait_until(pilot, lambda: table.cursor_row == table.row_count - 1, what="end")
 
     run(body())
+
+
+# ------------------------------------------------------------------------------------------------ 14: copy
+def test_search_counts_its_matches_across_read_blocks(tmp_path: Path) -> None:
+    from nightlab.tui.logfiles import LineIndex
+
+    log = tmp_path / "out.log"
+    log.write_text("".join("loss NaN here\n" if i % 7 == 0 else f"step {i}\n" for i in range(100)))
+    idx = LineIndex(log)
+    idx.update()
+    assert idx.count("nan") == 15
+    assert idx.count("NaN", block=5) == 15  # matches straddling the block edges count once
+    assert idx.count("nan", before_line=14) == 2 and idx.count("nan", before_line=15) == 3
+
+
+def test_the_log_search_says_which_match_of_how_many(populated: tuple[Path, Populated]) -> None:
+    from nightlab.tui.widgets.logview import LogFileView
+
+    root, ids = populated
+    log = root / ".nightlab" / "runs" / str(ids.failed) / "output.log"
+    log.write_text("".join(f"step {i} loss {'nan' if i % 10 == 0 else 0.5}\n" for i in range(1, 31)))
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.failed)
+            await pilot.press("l")
+            view = app.screen.query_one(LogFileView)
+            await wait_until(pilot, lambda: view.index.line_count == 30, what="indexed")
+            await pilot.press("slash", *"nan", "enter")
+            await wait_until(pilot, lambda: view.border_subtitle == "/nan · match 1/3", what="first match")
+            await pilot.press("n")
+            await wait_until(pilot, lambda: view.border_subtitle == "/nan · match 2/3", what="second match")
+
+    run(body())
+
+
+def test_figures_read_alike_everywhere() -> None:
+    from nightlab.agent.diagnose import classify_failure
+    from nightlab.tui.data import fmt_seconds
+
+    assert fmt_seconds(13.8) == "13.8s"
+    f = classify_failure("step 1\n", None, "killed", reason="stopped by the user (TUI)")
+    assert (f.cls, f.summary) == ("killed", "stopped by the user (TUI)")
+    from nightlab.agent.policy.transforms import fix_linear_in_features
+
+    src = "import torch.nn as nn\n\nclass M(nn.Module):\n    def __init__(self):\n        self.fc = nn.Linear({}, 1)\n"
+    literal = fix_linear_in_features(src.format(2), "m.py", got=4, expected=2)
+    named = fix_linear_in_features("H = 2\n" + src.format("H"), "m.py", got=4, expected=2)
+    assert literal is not None and "built for 2;" in literal.rationale  # not "built for 2 = 2"
+    assert named is not None and "built for H = 2;" in named.rationale
+
+
+def test_charts_can_be_focused_zoomed_and_mark_the_selected_run(populated: tuple[Path, Populated]) -> None:
+    from nightlab.tui.widgets.chart import MetricChart
+
+    root, ids = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.worse)
+            chart = app.main.query_one(MetricChart)
+            *_, (mx, my, _) = chart.series()
+            assert (mx, my) == ([float(ids.worse)], [0.61])
+            assert chart.border_subtitle == f"━ best so far · ⠂ runs · ● #{ids.worse}"
+            chart.focus()
+            await pilot.press("z")
+            assert app.main.maximized is chart
+            await pilot.press("z")
+            assert app.main.maximized is None
+            app.main.query_one("#details").focus()
+            await pilot.press("z")
+            assert app.main.maximized is app.main.query_one("#details")
+
+    run(body())
+
+
+# ------------------------------------------------------------------------------------------------ 11: init says what
+def test_init_in_the_tui_shows_what_it_detected_until_enter(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    root = make_project(tmp_path / "fresh")
+    (root / "nightlab.toml").unlink()
+    git(root, "commit", "-qam", "no config")
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, InitScreen), what="init offer")
+            screen = app.screen
+            await pilot.press("i")
+            await wait_until(pilot, lambda: screen.done, timeout=60, what="init")
+            shown = str(screen.query_one("#setup-progress", Static).render())
+            for bit in ("command   python train.py", "metric    acc (higher is better)",
+                        "timeout", "baseline  acc = 0.7", "editable  train.py"):
+                assert bit in shown, shown
+            await wait_until(pilot, lambda: app.snapshot is not None, what="the project loaded behind")
+            assert app.screen is screen  # still showing what init found
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: app.screen is app.main, what="the main screen")
+
+    run(body())
+
+
+def test_the_cli_progress_line_ends_before_a_question(capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from nightlab import console
+
+    progress = console.Progress("baseline")
+    progress.update(1.0, "val_acc=0.5889")
+    progress.break_line()
+    monkeypatch.setattr("builtins.input", lambda prompt="": "1")
+    console.ask_choice("Which printed value is the metric to optimise?", ["val_acc"])
+    err = capsys.readouterr().err
+    assert err.endswith("val_acc=0.5889\n")
+    progress.close()  # nothing more to clear
+    assert capsys.readouterr().err == ""

@@ -1106,10 +1106,11 @@ def fix_linear_in_features(text: str, path: str, got: int, expected: int,
     new = _render(script, patch)
     if new is None:
         return None
+    built = old_src if old_src == str(expected) else f"{old_src} = {expected}"  # never "built for 2 = 2"
     return TransformResult(
         name="fix_linear_in", path=path, new_text=new, title=f"fix the Linear layer's in_features: {old_src} → {got}",
         rationale=f"The run crashed because the flattened activations have {got} features but the Linear layer "
-                  f"was built for {old_src} = {expected}; setting in_features to {got} matches the actual shape.",
+                  f"was built for {built}; setting in_features to {got} matches the actual shape.",
         expected_effect="the script runs",
     )
 

@@ -19,11 +19,13 @@ class LogViewerScreen(ReportsWorkerErrors, Screen[None]):
     BINDINGS = keymap.bindings("logview")
 
     class Found(Message):
-        def __init__(self, needle: str, line: int | None, forward: bool) -> None:
+        def __init__(self, needle: str, line: int | None, forward: bool, rank: int = 0, total: int = 0) -> None:
             super().__init__()
             self.needle = needle
             self.line = line
             self.forward = forward
+            self.rank = rank  # matches up to and including the found line's first one
+            self.total = total
 
     def __init__(self, path: Path, title: str) -> None:
         super().__init__(id="logviewer")
@@ -61,14 +63,21 @@ class LogViewerScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False, name="log search")
     def _find(self, needle: str, start: int, forward: bool) -> None:
-        line = self.query_one(LogFileView).index.find(needle, start, forward)
-        self.post_message(self.Found(needle, line, forward))
+        index = self.query_one(LogFileView).index
+        line = index.find(needle, start, forward)
+        total = index.count(needle)
+        rank = index.count(needle, before_line=line) + 1 if line is not None else 0
+        self.post_message(self.Found(needle, line, forward, rank, total))
 
     def on_log_viewer_screen_found(self, message: Found) -> None:
+        view = self.query_one(LogFileView)
         if message.line is None:
-            self.notify(f"“{message.needle}”: no {'further' if message.forward else 'earlier'} match")
+            view.border_subtitle = f"/{message.needle} · {message.total} matches"
+            self.notify(f"“{message.needle}”: no {'further' if message.forward else 'earlier'} match "
+                        f"({message.total} in all)")
             return
-        self.query_one(LogFileView).go_to(message.line)
+        view.border_subtitle = f"/{message.needle} · match {message.rank}/{message.total}"
+        view.go_to(message.line)
 
     def _again(self, forward: bool) -> None:
         if not self.needle:

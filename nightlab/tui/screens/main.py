@@ -155,6 +155,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.selected = self.query_one(ExperimentTable).selected
         exp_id = self.selected
         self.query_one(DetailsPane).show(s, exp_id)
+        self.query_one(MetricChart).mark(exp_id)
         e = s.experiments.get(exp_id) if exp_id is not None else None
         curve = self.query_one(CurveChart)
         log = self.query_one(LogTail)
@@ -175,7 +176,9 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         run = self.current_run(e.id)
         self.shown_run = run
         if run is None:
-            why = "it was refused" if (row := s.row(e.id)) is not None and row.refused else f"it is {e.status}"
+            row = s.row(e.id)
+            why = ("it was refused by the engine" if row is not None and row.refused
+                   else "it was rejected" if e.status == "rejected" else f"it is {e.status}")
             log.watch_file(None, f"#{e.id} has not run ({why})")
             log.border_title = f"Log #{e.id}"
         else:

@@ -22,6 +22,7 @@ class InitScreen(Screen[None]):
         super().__init__(id="setup")
         self.reason = reason
         self.running = False
+        self.done = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog setup-dialog"):
@@ -36,7 +37,7 @@ class InitScreen(Screen[None]):
         yield Footer()
 
     def action_run_init(self) -> None:
-        if self.running:
+        if self.running or self.done:
             return
         self.running = True
         self.progress("starting…")
@@ -47,3 +48,22 @@ class InitScreen(Screen[None]):
 
     def failed(self) -> None:
         self.running = False
+
+    def finished(self, summary: str) -> None:
+        """init is done: show what it detected until the user presses enter (the project loads meanwhile)."""
+        self.done = True
+        self.query_one(".dialog-title", Static).update("nightlab is set up for this project")
+        self.progress(summary)
+        self.query_one(".dialog-keys", Static).update("enter open the project · q quit")
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "open_project":
+            return self.done
+        if action == "run_init":
+            return not self.done
+        return True
+
+    def action_open_project(self) -> None:
+        if self.done:
+            self.dismiss(None)

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from nightlab.agent.store import Approval
-from nightlab.tui.data import Snapshot
+from nightlab.tui.data import Snapshot, fmt_metric
 from nightlab.tui.widgets.listkeys import ListKeys
 
 KIND_LABEL = {"hypothesis": "run?", "launch": "launch?", "promote": "promote?", "budget": "budget?"}
@@ -67,7 +67,7 @@ class ApprovalQueue(ListKeys, DataTable[Text]):
             e = snapshot.experiments.get(a.experiment_id or -1)
             title = e.title if e is not None else str(a.payload.get("title", ""))
             if a.kind == "promote" and e is not None and a.payload.get("metric") is not None:
-                title = f"{title} ({snapshot.metric} {a.payload['metric']:.4g})"
+                title = f"{title} ({snapshot.metric} {fmt_metric(float(a.payload['metric']))})"
             what = Text(title, no_wrap=True, overflow="ellipsis")
             what.truncate(width, overflow="ellipsis")
             self.add_row(Text(KIND_LABEL.get(a.kind, a.kind), kind_style),

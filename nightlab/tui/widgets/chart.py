@@ -23,13 +23,14 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
-class BrailleChart(Widget):
+class BrailleChart(Widget, can_focus=True):
     """A chart area with a y-axis gutter: subclasses supply the series, this draws them."""
 
     COMPONENT_CLASSES = {"chart--s0", "chart--s1", "chart--s2", "chart--axis", "chart--empty"}
     DEFAULT_CSS = "BrailleChart { height: 1fr; width: 1fr; }"
 
     empty_text = "no data yet"
+    ALLOW_MAXIMIZE = True
 
     def series(self) -> list[tuple[Sequence[float], Sequence[float], bool]]:
         """(xs, ys, connect) per series; series i is drawn in style chart--s{i}."""
@@ -87,10 +88,24 @@ class MetricChart(BrailleChart):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.snapshot: Snapshot | None = None
+        self.selected: int | None = None
 
     def show(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        self._legend()
         self.refresh()
+
+    def mark(self, exp_id: int | None) -> None:
+        """Mark the selected run (in the third colour) so the chart says where it stands."""
+        if exp_id != self.selected:
+            self.selected = exp_id
+            self._legend()
+            self.refresh()
+
+    def _legend(self) -> None:
+        row = self.snapshot.row(self.selected) if self.snapshot is not None else None
+        mark = f" · ● #{row.id}" if row is not None and row.metric is not None else ""
+        self.border_subtitle = f"━ best so far · ⠂ runs{mark}"
 
     def x_label(self) -> str:
         return "#"
@@ -116,7 +131,8 @@ class MetricChart(BrailleChart):
                 best_y.append(best)
         xs = [p[0] for p in pts]
         ys = [float(p[1]) for p in pts if p[1] is not None]
-        return [(best_x, best_y, True), (xs, ys, False)]
+        chosen = [(x, float(y)) for x, y in pts if y is not None and int(x) == self.selected]
+        return [(best_x, best_y, True), (xs, ys, False), ([x for x, _ in chosen], [y for _, y in chosen], False)]
 
 
 class CurveChart(BrailleChart):

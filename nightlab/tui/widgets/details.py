@@ -22,6 +22,11 @@ class DetailsPane(VerticalScroll):
     DetailsPane > Static { width: 1fr; }
     """
 
+    ALLOW_MAXIMIZE = True
+
+    def allow_focus(self) -> bool:
+        return True  # focusable (with a visible border) even when it does not scroll, so z can zoom it
+
     def compose(self) -> ComposeResult:
         yield Static(id="details-body")
 

@@ -40,6 +40,7 @@ def event_text(ev: EventLine, styles: dict[str, object]) -> Text:
 class EventsPane(RichLog):
     COMPONENT_CLASSES = {"events--good", "events--bad", "events--warn", "events--info", "events--dim"}
     DEFAULT_CSS = "EventsPane { height: 1fr; }"
+    ALLOW_MAXIMIZE = True
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, wrap=True, markup=False, auto_scroll=True, min_width=20)
