@@ -615,3 +615,60 @@ def test_coordinate_moves_and_tpe_stay_in_space() -> None:
 def test_policy_identity() -> None:
     p = BuiltinPolicy()
     assert p.name == "builtin"
+
+
+# ----------------------------------------------------------------------------------------------- a person's "no"
+def _rejected(tree: Tree, prop: Proposal) -> ExperimentView:
+    """Record a proposal as a person's rejection (it never ran)."""
+    v = tree.record(prop, None, result="", loss=[])
+    rejected = dataclasses.replace(v, status="rejected", run_result=None)
+    tree.views[-1] = rejected
+    return rejected
+
+
+def test_a_rejected_change_is_never_proposed_again_even_on_a_new_best() -> None:
+    improving = [2.0 * 0.8**i for i in range(16)]
+    tree = Tree({"train.py": MLP_ADAMW.replace('"hidden": 32', '"hidden": 256')})
+    tree.add(view(1, kind="baseline", metric=0.7, loss=improving))
+    first = BuiltinPolicy().propose(tree.ctx())
+    assert first is not None and first.knobs["CONFIG.epochs"] > 6  # still improving: train longer
+    no = _rejected(tree, first)
+    ctx = dataclasses.replace(tree.ctx(), rejected_by_user={no.id: ""})
+    second = BuiltinPolicy().propose(ctx)
+    assert second is not None
+    # a new best that is still improving too: the same "train longer" change would apply on top of it
+    tree.record(second, 0.8, loss=improving)
+    ctx = dataclasses.replace(tree.ctx(), rejected_by_user={no.id: ""})
+    epochs = first.knobs["CONFIG.epochs"]
+    policy = BuiltinPolicy()
+    for _ in range(6):
+        prop = policy.propose(ctx)
+        assert prop is not None
+        assert not (prop.knobs.get("CONFIG.epochs") == epochs and prop.title == first.title), prop.title
+        tree.record(prop, 0.1, loss=improving)  # a worse result: the best stays
+        ctx = dataclasses.replace(tree.ctx(), rejected_by_user={no.id: ""})
+
+
+def test_feedback_naming_a_knob_moves_it_forward() -> None:
+    improving = [2.0 * 0.8**i for i in range(16)]
+    tree = Tree({"train.py": MLP_ADAMW.replace('"hidden": 32', '"hidden": 256')})
+    tree.add(view(1, kind="baseline", metric=0.7, loss=improving))
+    first = BuiltinPolicy().propose(tree.ctx())
+    assert first is not None
+    no = _rejected(tree, first)
+    unguided = BuiltinPolicy().propose(dataclasses.replace(tree.ctx(), rejected_by_user={no.id: ""}))
+    assert unguided is not None and "CONFIG.weight_decay" not in _changed(tree, unguided)
+    guided = BuiltinPolicy().propose(dataclasses.replace(
+        tree.ctx(), rejected_by_user={no.id: "no: add some weight decay first"}))
+    assert guided is not None and _changed(tree, guided) == {"CONFIG.weight_decay"}, guided.title
+    wider = BuiltinPolicy().propose(dataclasses.replace(
+        tree.ctx(), rejected_by_user={no.id: "try a wider model first"}))
+    assert wider is not None and _changed(tree, wider) == {"CONFIG.hidden"}, wider.title
+
+
+def _changed(tree: Tree, prop: Proposal) -> set[str]:
+    base = tree.views[0]
+    files = applied(prop.edits, tree.files[1])
+    before = {k: v.value for k, v in BuiltinPolicy()._knobs(tree.files[base.id]).items()}
+    after = {k: v.value for k, v in BuiltinPolicy()._knobs(files).items()}
+    return {k for k in after if after[k] != before.get(k)}

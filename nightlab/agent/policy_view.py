@@ -48,13 +48,16 @@ def build_context(root: Path, cfg: ProjectConfig, ws: Workspace, ledger: Ledger,
         bp = Path(root) / cfg.brief
         brief = bp.read_text() if bp.is_file() else ""
     tracked = ws.tracked_files(base_commit)
+    # a person's rejection is a decided hypothesis approval; the engine's refusals have none
+    by_user = {a.experiment_id: a.feedback or "" for a in ledger.store.approvals("rejected")
+               if a.kind == "hypothesis" and a.experiment_id is not None}
     return PolicyContext(
         root=str(root), metric=cfg.metric.name, goal=cfg.metric.goal,
         editable=editable_files(ws, cfg, base_commit, tracked), protected=list(cfg.protected),
         experiments=[view(e) for e in exps], best_id=best_id, baseline_id=base.id if base else None,
         noise_floor=ledger.noise_floor(), brief=brief, timeout_s=cfg.timeout, runs_left=runs_left,
         read_file=read_file, rng=random.Random(f"{cfg.search.seed}:{len(exps)}"),
-        debug_depth=cfg.search.debug_depth, tracked=tracked, gpus_per_job=gpus_per_job,
+        debug_depth=cfg.search.debug_depth, tracked=tracked, gpus_per_job=gpus_per_job, rejected_by_user=by_user,
     )
 
 

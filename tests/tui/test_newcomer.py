@@ -599,3 +599,55 @@ def test_the_cli_progress_line_ends_before_a_question(capsys: pytest.CaptureFixt
     assert err.endswith("val_acc=0.5889\n")
     progress.close()  # nothing more to clear
     assert capsys.readouterr().err == ""
+
+
+def test_palette_entries_name_their_key_as_remapped(populated: tuple[Path, Populated], _own_xdg_config: Path) -> None:
+    root, _ = populated
+    cfg = _own_xdg_config / "nightlab" / "tui.toml"
+    cfg.parent.mkdir(parents=True)
+    cfg.write_text('[keys]\napprove = "y"\n')
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            helps = {c.title: c.help for c in app.get_system_commands(app.screen)}
+            assert helps["Approve the current request"].startswith("[y]")
+            assert helps["Mode: toggle step / autonomous"].startswith("[shift+tab]")
+            assert helps["Mode: step"].startswith("[ctrl+c]") and "esc" not in helps["Mode: step"].lower()
+            assert helps["Quit"].startswith("[q]")
+
+    run(body())
+
+
+def test_slash_filters_the_tree_and_esc_clears_it(populated: tuple[Path, Populated]) -> None:
+    root, ids = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            table = app.main.query_one(ExperimentTable)
+            await pilot.press("slash", *"lr =")
+            await wait_until(pilot, lambda: table.row_count == 3, what="filtered")  # LR = 0.3, 0.01, 0.4
+            assert "/lr = (3 of 5)" in str(table.border_title)
+            await pilot.press("enter")
+            assert table.has_focus and table.row_count == 3
+            await pilot.press("q")  # keys act again once the filter is left (q quits: not typed into it)
+            await pilot.pause(0.2)
+            assert not app.is_running
+
+    run(body())
+
+    async def esc() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            table = app.main.query_one(ExperimentTable)
+            await pilot.press("slash", *"failed")
+            await wait_until(pilot, lambda: table.row_count == 1, what="filtered by status")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: table.row_count == 5, what="cleared")
+            assert not app.main.query_one("#tree-filter").display and app.mode == "step"
+
+    run(esc())

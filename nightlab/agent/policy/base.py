@@ -8,7 +8,7 @@ experiment's files; the engine validates and applies them, so every policy share
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -86,6 +86,8 @@ class PolicyContext:
     debug_depth: int = 3
     tracked: Sequence[str] = ()  # every path the repository tracks (the files it ships), editable or not
     gpus_per_job: int = 0  # GPUs each job is given (slots.gpus_per_job); 0 = CPU jobs
+    # proposals a person rejected (not the engine's refusals): experiment id -> their feedback ("" when none)
+    rejected_by_user: Mapping[int, str] = field(default_factory=dict)
 
 
 class Abandon(Exception):

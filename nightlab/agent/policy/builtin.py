@@ -49,6 +49,7 @@ from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
+from nightlab.agent.policy.feedback import Rejections, read_rejections
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -73,6 +74,7 @@ _NEVER_KINDS = frozenset({"seed", "logging", "fixed", "split", "flag"})
 # Standardisation stays although it often loses: taking it out of this list was tried, 2026-12-01, and cost
 # one search-benchmark task 0.158 -> 0.173 log-loss while no other task gained.)
 _TRANSFORM_ORDER = ["sgd_to_adamw", "warmup_cosine", "standardize"]
+FEEDBACK_LOOKAHEAD = 64  # moves looked through for what a rejection's feedback asked for
 ADAMW_LR = 3e-3
 _TINY_WIDTH = 64  # hidden layers this narrow are widened early (see BuiltinPolicy._widen_tiny)
 _SEARCH_TITLE = "tune "  # how the knob search's proposals are titled (pattern search recognises its own moves)
@@ -204,9 +206,17 @@ class BuiltinPolicy(PolicyBase):
         if st.exp is None:
             return None
         sigs = self._signatures(ctx)
+        said = self._rejections(ctx, st)
         moves = self._moves(ctx, st)
+        if said.wanted_knobs or said.wanted_transforms:
+            # what a person's feedback asked for goes first (among the next moves this policy would try)
+            head = list(itertools.islice(moves, FEEDBACK_LOOKAHEAD))
+            moves = itertools.chain([m for m in head if said.wants(m.changes, m.transform)],
+                                    [m for m in head if not said.wants(m.changes, m.transform)], moves)
         seen: list[_Move] = []
         for move in moves:
+            if said.refuses(move.changes, move.transform, _norm):
+                continue  # a person rejected exactly this change: never again
             seen.append(move)
             prop = self._materialise(ctx, st, move, sigs)
             if prop is not None:
@@ -398,6 +408,25 @@ class BuiltinPolicy(PolicyBase):
                 self._assign_cache[e.id] = {k: v.value for k, v in self._knobs(files).items()}
             return self._assign_cache[e.id]
         return None
+
+    def _rejections(self, ctx: PolicyContext, st: _State) -> Rejections:
+        """The changes people rejected (knob values that differ from the parent's, or a transformation) and what
+        their feedback asked for, as knob keys of `st` and transformation names."""
+        if not ctx.rejected_by_user:
+            return Rejections()
+        exps = {e.id: e for e in ctx.experiments}
+        deltas: dict[int, tuple[dict[str, Any], str | None]] = {}
+        for exp_id in ctx.rejected_by_user:
+            e = exps.get(exp_id)
+            if e is None:
+                continue
+            parent = exps.get(e.parent_id) if e.parent_id is not None else None
+            before = (self._assignment_of(ctx, parent) if parent is not None else None) or {}
+            after = {k: v for k, v in e.knobs.items() if k not in ("transform", "fix")}
+            changed = {k: _norm(v) for k, v in after.items() if _norm(before.get(k)) != _norm(v)}
+            deltas[exp_id] = (changed, e.knobs.get("transform"))
+        kinds = {k.key: k.kind for k in st.knobs.values()}
+        return read_rejections(ctx.rejected_by_user, deltas, kinds, tf.TRANSFORMS)
 
     def _signatures(self, ctx: PolicyContext) -> set[tuple[frozenset[str], tuple[Any, ...]]]:
         """(regime, assignment) of every experiment so far, whatever its status: never propose one twice."""

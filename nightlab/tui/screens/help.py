@@ -13,7 +13,7 @@ from nightlab.tui import keymap
 from nightlab.tui.userconfig import config_path, display_path
 
 
-def _key_display(key: str) -> str:
+def key_display(key: str) -> str:
     names = {"question_mark": "?", "full_stop": ".", "slash": "/", "right_square_bracket": "]",
              "left_square_bracket": "[", "escape": "esc", "shift+tab": "shift+tab"}
     return ", ".join(names.get(k.strip(), k.strip()) for k in key.split(","))
@@ -38,7 +38,7 @@ class HelpScreen(ModalScreen[None]):
                     continue
                 key = keymap.effective_key(k, self.overrides)
                 mark = " *" if k.id in self.overrides else ""
-                table.add_row(_key_display(key) + mark, k.help or k.description, Text(k.id, style="dim"))
+                table.add_row(key_display(key) + mark, k.help or k.description, Text(k.id, style="dim"))
             table.add_row("", "", "")
         self.table = table
         with VerticalScroll(classes="dialog help-dialog"):

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 from nightlab.tui import braille, keymap
 from nightlab.tui.data import RunRef, Snapshot, fmt_seconds
@@ -64,6 +64,8 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         with Horizontal(id="top"):
             with Vertical(id="left"):
                 yield ExperimentTable(id="experiments")
+                yield Input(placeholder="filter: #id, words of the title or status (enter keeps, esc clears)",
+                            id="tree-filter")
                 yield ApprovalQueue(grace_s=self.nl.grace_s, clock=self.nl.clock, id="approvals")
             with Vertical(id="right"):
                 yield DetailsPane(id="details")
@@ -83,6 +85,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#curve-chart").border_title = "Curve"
         self.query_one("#log").border_title = "Log"
         self.query_one("#events").border_title = "Events"
+        self.query_one("#tree-filter").display = False
         self.set_interval(1.0, self._tick)
         self.query_one(StatusBar).mode = self.nl.mode
         self._apply_width(self.size.width)
@@ -389,8 +392,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
     def action_toggle_view(self) -> None:
         table = self.query_one(ExperimentTable)
         table.set_view("ranked" if table.view == "tree" else "tree")
-        table.border_title = "Experiments · ranked by " + (self.snapshot.metric if self.snapshot else "metric") \
-            if table.view == "ranked" else "Experiments · tree"
+        self._title_experiments()
 
     def action_stop_job(self) -> None:
         s = self.snapshot
@@ -441,6 +443,42 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.nl.write_report()
 
     def action_leave_zoom(self) -> None:
-        """Esc only ever un-zooms: people press it by habit (k9s, lazygit), so it must never change the mode."""
+        """Esc only ever un-zooms or clears the filter: people press it by habit (k9s, lazygit), so it must never
+        change the mode."""
+        box = self.query_one("#tree-filter", Input)
+        if box.has_focus or (box.display and self.maximized is None):
+            box.value = ""
+            box.display = False
+            self.query_one(ExperimentTable).focus()
+            return
         if self.maximized is not None:
             self.minimize()
+
+    def action_filter_tree(self) -> None:
+        box = self.query_one("#tree-filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "tree-filter":
+            return
+        table = self.query_one(ExperimentTable)
+        table.set_filter(event.value)
+        self._title_experiments()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "tree-filter":
+            return
+        event.stop()
+        if not event.value.strip():
+            event.input.display = False
+        self.query_one(ExperimentTable).focus()
+
+    def _title_experiments(self) -> None:
+        table = self.query_one(ExperimentTable)
+        title = ("Experiments · ranked by " + (self.snapshot.metric if self.snapshot else "metric")
+                 if table.view == "ranked" else "Experiments · tree")
+        if table.filter_text and self.snapshot is not None:
+            shown = len(table.matching(self.snapshot.rows))
+            title += f" · /{table.filter_text} ({shown} of {len(self.snapshot.rows)})"
+        table.border_title = title

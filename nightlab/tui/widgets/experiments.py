@@ -86,9 +86,22 @@ class ExperimentTable(ListKeys, DataTable[Text]):
         self._expected: int | None = None
         self._snapshot: Snapshot | None = None
         self._signature: tuple[object, ...] = ()
+        self.filter_text = ""
         self._cells: dict[int, tuple[Text, ...]] = {}
 
     # -------------------------------------------------------------------------------- data
+    def set_filter(self, text: str) -> None:
+        """Show only experiments whose `#id title` contains `text` (case-insensitive); "" shows every one."""
+        self.filter_text = text.strip().lower()
+        self._signature = ()
+        if self._snapshot is not None:
+            self.show(self._snapshot)
+
+    def matching(self, rows: list[Row]) -> list[Row]:
+        if not self.filter_text:
+            return rows
+        return [r for r in rows if self.filter_text in f"#{r.id} {r.title} {r.status}".lower()]
+
     def set_view(self, view: str) -> None:
         self.view = view
         self._signature = ()
@@ -138,7 +151,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
                     break
                 cols, fixed = cols[:-1], fixed - drop
             tw = self._title_width(fixed, len(cols))
-            ordered = tree_order(snapshot.rows)
+            ordered = tree_order(self.matching(snapshot.rows))
             rows: list[tuple[int, tuple[Text, ...]]] = []
             for r, guide in ordered:
                 title = Text(no_wrap=True, overflow="ellipsis")
@@ -155,7 +168,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
             fixed = 4 + 11 + 8 + 7 + 7
             tw = self._title_width(fixed, len(cols))
             rows = []
-            for i, r in enumerate(ranked_rows(snapshot.rows, snapshot.goal), start=1):
+            for i, r in enumerate(ranked_rows(self.matching(snapshot.rows), snapshot.goal), start=1):
                 title = Text(f"#{r.id} ", self._style("dim"), no_wrap=True)
                 title.append(r.title)
                 title.truncate(tw, overflow="ellipsis")
