@@ -68,7 +68,7 @@ KEYS: tuple[Key, ...] = (
     Key("open_log", "l", "open_log", "Log", "main",
         help="Open the selected experiment's full log (searchable)"),
     Key("start_engine", "s", "start_engine", "Start", "main",
-        help="Start the engine, or resume an unfinished session"),
+        help="Resume an unfinished session, or start a new one (asks first: it spends budget)"),
     Key("stop_job", "x", "stop_job", "Stop", "main",
         help="Stop the selected running job (asks first)"),
     Key("toggle_view", "t", "toggle_view", "Ranked", "main", show=False,

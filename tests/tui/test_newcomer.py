@@ -621,7 +621,7 @@ def test_palette_entries_name_their_key_as_remapped(populated: tuple[Path, Popul
 
 
 def test_slash_filters_the_tree_and_esc_clears_it(populated: tuple[Path, Populated]) -> None:
-    root, ids = populated
+    root, _ = populated
 
     async def body() -> None:
         app = make_app(root)
