@@ -37,6 +37,54 @@ print(f"acc={score:.4f}")
 '''
 
 
+BENCH_TRAIN = '''\
+"""Synthetic task: score peaks at lr = 0.1 and grows with epochs; deterministic for a seed."""
+import argparse
+import math
+import random
+import time
+
+CONFIG = {
+    "lr": 0.01,
+    "epochs": 4,
+    "hidden": 16,
+}
+
+p = argparse.ArgumentParser()
+p.add_argument("--seed", type=int, default=0)
+seed = p.parse_args().seed
+random.seed(seed)
+{slow}x = 0.9 - 0.2 * abs(math.log10(CONFIG["lr"] / 0.1)) - 0.4 / CONFIG["epochs"]
+x += 0.0005 * math.log2(CONFIG["hidden"])
+for epoch in range(CONFIG["epochs"]):
+    print(f"epoch {epoch} loss {1.0 / (epoch + 1) + (1 - x):.4f}")
+print(f"score={x + random.uniform(-0.002, 0.002):.4f}")
+'''
+
+BENCH_TASK_TOML = '''\
+name = "{name}"
+command = "python train.py"
+metric = "score"
+goal = "maximize"
+metric_regex = 'score=([0-9.eE+-]+|nan|inf)'
+baseline = 0.6
+baseline_sd = 0.002
+reference = 0.9
+reference_note = "lr 0.1, many epochs"
+seconds = 0.1
+'''
+
+
+def bench_task(dest: Path, name: str = "synthetic", slow_above_epochs: int = 0) -> Path:
+    """A task folder in ../shared/tasks' format (train.py + task.toml) for bench/search.py. With
+    `slow_above_epochs`, a configuration with more epochs sleeps a minute: past any timeout a test uses."""
+    slow = f'if CONFIG["epochs"] > {slow_above_epochs}:\n    time.sleep(60)\n' if slow_above_epochs else ""
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "train.py").write_text(BENCH_TRAIN.replace("{slow}", slow))
+    (dest / "task.toml").write_text(BENCH_TASK_TOML.format(name=name))
+    return dest
+
+
 def git(cwd: Path, *args: str) -> str:
     env = {**os.environ, "GIT_AUTHOR_NAME": "user", "GIT_AUTHOR_EMAIL": "user@example.com",
            "GIT_COMMITTER_NAME": "user", "GIT_COMMITTER_EMAIL": "user@example.com"}

@@ -20,46 +20,11 @@ from typing import Any
 
 import pytest
 
-from helpers import SHARED_TASKS
+from helpers import BENCH_TRAIN, SHARED_TASKS, bench_task
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# a score that peaks at lr = 0.1; more than 5 epochs is "too slow": it sleeps far past any timeout used here
-TRAIN = '''\
-import argparse
-import math
-import random
-import time
-
-CONFIG = {
-    "lr": 0.01,
-    "epochs": 4,
-    "hidden": 16,
-}
-
-p = argparse.ArgumentParser()
-p.add_argument("--seed", type=int, default=0)
-seed = p.parse_args().seed
-random.seed(seed)
-if CONFIG["epochs"] > 5:
-    time.sleep(60)
-x = 0.9 - 0.2 * abs(math.log10(CONFIG["lr"] / 0.1)) - 0.4 / CONFIG["epochs"] + 0.0005 * math.log2(CONFIG["hidden"])
-for epoch in range(CONFIG["epochs"]):
-    print(f"epoch {epoch} loss {1.0 / (epoch + 1) + (1 - x):.4f}")
-print(f"score={x + random.uniform(-0.002, 0.002):.4f}")
-'''
-
-TASK_TOML = '''\
-name = "toy"
-command = "python train.py"
-metric = "score"
-goal = "maximize"
-metric_regex = 'score=([0-9.eE+-]+|nan|inf)'
-baseline = 0.6
-baseline_sd = 0.002
-reference = 0.9
-seconds = 0.1
-'''
+TRAIN = BENCH_TRAIN.replace("{slow}", "")  # what the knobs are read from (the sleep adds none)
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -83,11 +48,8 @@ def paired(search: ModuleType) -> ModuleType:
 
 @pytest.fixture
 def toy(tmp_path: Path) -> Path:
-    d = tmp_path / "tasks" / "toy"
-    d.mkdir(parents=True)
-    (d / "train.py").write_text(TRAIN)
-    (d / "task.toml").write_text(TASK_TOML)
-    return d
+    """More than 5 epochs is "too slow": such a run sleeps far past the timeouts used here."""
+    return bench_task(tmp_path / "tasks" / "toy", name="toy", slow_above_epochs=5)
 
 
 def _skip_unless_available(search: ModuleType, name: str) -> Any:

@@ -11,45 +11,9 @@ from types import ModuleType
 
 import pytest
 
+from helpers import bench_task
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-TRAIN = '''\
-"""Synthetic task: score peaks at lr = 0.1 and grows with epochs; deterministic for a seed."""
-import argparse
-import math
-import random
-
-CONFIG = {
-    "lr": 0.01,
-    "epochs": 4,
-    "hidden": 16,
-}
-
-p = argparse.ArgumentParser()
-p.add_argument("--seed", type=int, default=0)
-seed = p.parse_args().seed
-random.seed(seed)
-x = 0.9 - 0.2 * abs(math.log10(CONFIG["lr"] / 0.1)) - 0.4 / CONFIG["epochs"] + 0.0005 * math.log2(CONFIG["hidden"])
-for epoch in range(CONFIG["epochs"]):
-    loss = 1.0 / (epoch + 1) + CONFIG["lr"] * 0 + (1 - x)
-    print(f"epoch {epoch} loss {loss:.4f}")
-print(f"score={x + random.uniform(-0.002, 0.002):.4f}")
-'''
-
-TASK_TOML = '''\
-name = "synthetic"
-command = "python train.py"
-metric = "score"
-goal = "maximize"
-metric_regex = 'score=([0-9.eE+-]+|nan|inf)'
-baseline = 0.6
-baseline_sd = 0.002
-reference = 0.9
-reference_note = "lr 0.1, many epochs"
-seconds = 0.1
-style = "config-dict"
-'''
-
 
 def _load() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_search", REPO_ROOT / "bench" / "search.py")
@@ -67,11 +31,7 @@ def search() -> ModuleType:
 
 @pytest.fixture
 def task_dir(tmp_path: Path) -> Path:
-    d = tmp_path / "tasks" / "synthetic"
-    d.mkdir(parents=True)
-    (d / "train.py").write_text(TRAIN)
-    (d / "task.toml").write_text(TASK_TOML)
-    return d
+    return bench_task(tmp_path / "tasks" / "synthetic")
 
 
 def test_default_first_peers_report_and_cache(search: ModuleType, task_dir: Path, tmp_path: Path) -> None:
