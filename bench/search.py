@@ -2,12 +2,12 @@
 
     python bench/search.py --tasks DIR [DIR ...] [--methods nightlab,tpe-default,...] --budget N --seeds S
 
-For each task folder (format: ../shared/tasks/README.md), each method and each seed s in 0..S-1 (8 by default), the
-method spends a budget of N training runs; one table is printed and saved (bench/results/search-<timestamp>.json
-and .md, plus --json FILE): best metric reached (mean ± sd over seeds), normalised gap closed, runs needed to close
-half the gap, failed runs, wall time; then nightlab against each peer seed by seed (bench/paired.py: mean
-difference in gap closed, ahead / tied / behind, sign test and Wilcoxon p, the share of task-seeds nightlab is
-ahead).
+For each task folder (format: ../shared/tasks/README.md) or real repository (format: ../shared/repos/README.md), each
+method and each seed s in 0..S-1 (8 by default), the method spends a budget of N training runs; one table is printed
+and saved (bench/results/search-<timestamp>.json and .md, plus --json FILE): best metric reached (mean ± sd over
+seeds), normalised gap closed, runs needed to close half the gap, failed runs, wall time; then nightlab against each
+peer seed by seed (bench/paired.py: mean difference in gap closed, ahead / tied / behind, sign test and Wilcoxon p,
+the share of task-seeds nightlab is ahead).
 
 The methods
 -----------
@@ -23,13 +23,26 @@ The methods
   committed configuration first and, for optuna, a short start-up: that is now ``random-default`` and
   ``tpe-default``. cmaes needs the ``cmaes`` package and smac the ``smac`` package (``pip install -e '.[bench]'``).
 * every peer searches exactly the knobs and ranges the builtin policy discovers on the unmodified files
-  (`BuiltinPolicy._knobs`: the searchable knobs with their `knobs.search_space`), write values through the same
-  rounding (`policy.search.snap`) and the same editing code (`knobs.rewrite`, validated by `edits.apply_edits`), and
-  run through the same cache wrapper and metric parser as the engine, so the only difference is the search.
+  (`BuiltinPolicy.search_knobs`: the searchable knobs where they take effect for the command, with their
+  `knobs.search_space`), write values through the same rounding (`policy.search.snap`) and the same editing code
+  (`BuiltinPolicy.write_values`: literals in files, values on the command line; validated by `edits.apply_edits`),
+  and run through the same cache wrapper and metric parser as the engine, so the only difference is the search.
   Two consequences to know: the builtin policy may also apply code transformations (SGD → AdamW, schedules,
   input standardisation, fixes for crashes), which the peers cannot — that is part of what is compared.
   And a log-scaled space with ``allow_zero`` (weight decay 0 = off) cannot hold 0: the peers sample
   ``[low, high]``; a study told the committed configuration records a value of 0 as ``low``.
+
+Real repositories
+-----------------
+A folder with ``repo.toml`` (name, command, metric, goal, data) and ``make-repo.sh`` is a real repository: its
+``make-repo.sh`` lays out the checkout (code committed, data prepared and untracked), and ``nightlab init``'s own
+choice of files (`layout_of`: the files that decide the configuration, the untracked data the code reads as links)
+is used for every method. Its command runs as given (no ``--seed``). There is no reference, so "gap closed" is the
+improvement over the seed's own baseline run, (best − baseline) / |baseline| signed by the goal, and "runs to half
+gap" the runs to a 2.5 % improvement. nanoGPT fixes its training seed in the code: "seed s" is then only the
+search seed (random's and optuna's samplers, the engine's ``search.seed`` for the policy's rng); every method's
+runs train with the code's own seed, 1337, except nightlab's noise and confirmation re-runs, which change it in
+the code (1338, 1339, …) as the engine does for any repository with a fixed seed.
 
 Seeds and budget
 ----------------
@@ -307,7 +320,8 @@ def cache_run(argv: Sequence[str]) -> int:
 
 @dataclass
 class Task:
-    """One task folder and its answer sheet (task.toml: read by this harness, never shown to a method)."""
+    """One task folder and its answer sheet (task.toml: read by this harness, never shown to a method), or a real
+    repository (repo.toml, see ../shared/repos/README.md): laid out by its make-repo.sh, its data untracked."""
 
     name: str
     folder: Path
@@ -315,9 +329,11 @@ class Task:
     metric: str
     goal: str
     regex: str
-    baseline: float | None  # None: the unchanged script crashes
-    reference: float
+    baseline: float | None  # None: the unchanged script crashes (tasks) / measured by the first run (repositories)
+    reference: float | None  # None for a repository: nobody here knows its best
     seconds: float
+    kind: str = "task"  # "task" (task.toml) | "repo" (repo.toml)
+    data: list[str] = field(default_factory=list)  # a repository's untracked data files, linked into worktrees
 
     @property
     def gap_baseline(self) -> float:
@@ -327,16 +343,29 @@ class Task:
     def sign(self) -> float:
         return 1.0 if self.goal == "maximize" else -1.0
 
-    def gap(self, value: float | None) -> float:
-        """Normalised gap closed by `value` (0 when there is no value)."""
+    def gap(self, value: float | None, baseline: float | None = None) -> float:
+        """Normalised gap closed by `value` (0 when there is no value). A repository has no reference: there it is
+        the relative improvement over the seed's own baseline run, (best − baseline) / |baseline| signed by goal."""
         if value is None:
             return 0.0
+        if self.reference is None:
+            base = baseline if baseline is not None else self.baseline
+            return self.sign * (value - base) / abs(base) if base else 0.0
         span = self.reference - self.gap_baseline
         return (value - self.gap_baseline) / span if span else 0.0
 
 
+REPO_SHEET = "repo.toml"
+
+
 def load_task(folder: Path) -> Task:
     folder = Path(folder).resolve()
+    if (folder / REPO_SHEET).is_file():
+        meta = tomllib.loads((folder / REPO_SHEET).read_text())
+        return Task(name=str(meta.get("name") or folder.name), folder=folder, command=str(meta["command"]),
+                    metric=str(meta["metric"]), goal=str(meta["goal"]), regex=str(meta.get("metric_regex", "")),
+                    baseline=None, reference=None, seconds=0.0, kind="repo",
+                    data=[str(x) for x in meta.get("data", [])])
     meta = tomllib.loads((folder / ANSWER_SHEET).read_text())
     base = meta.get("baseline")
     return Task(name=str(meta.get("name") or folder.name), folder=folder, command=str(meta["command"]),
@@ -351,7 +380,13 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def make_repo(task: Task, dest: Path) -> Path:
-    """The task copied into a fresh git repository without its answer sheet: what a user would point nightlab at."""
+    """The task copied into a fresh git repository without its answer sheet: what a user would point nightlab at.
+    A real repository is laid out by its own make-repo.sh (code committed, data prepared and untracked)."""
+    if task.kind == "repo":
+        env = {**os.environ, **_GIT_ENV, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+        subprocess.run([str(task.folder / "make-repo.sh"), str(dest)], env=env, check=True, capture_output=True,
+                       text=True)
+        return dest
     shutil.copytree(task.folder, dest, ignore=_IGNORE)
     git(dest, "init", "-q", "-b", "main")
     git(dest, "add", "-A")
@@ -361,30 +396,41 @@ def make_repo(task: Task, dest: Path) -> Path:
 
 @dataclass
 class Layout:
-    """What `nightlab init` would choose: the entry script, editable and protected files."""
+    """What `nightlab init` would choose: the entry script, editable and protected files; links (untracked data)."""
 
     entry: str
     editable: list[str]
     protected: list[str]
+    links: list[str] = field(default_factory=list)
+    tracked: list[str] = field(default_factory=list)
 
 
-def layout_of(repo: Path) -> Layout:
-    from nightlab.agent import code_reach
+def layout_of(repo: Path, task: Task | None = None) -> Layout:
+    """What `nightlab init` chooses for this checkout and the task's command: the files that decide the run's
+    configuration (editable), evaluation and data files (protected), and the untracked data the code reads
+    (links: a repository's prepared data)."""
+    from nightlab.agent import code_reach, data_links
     from nightlab.agent import project_init as pi
+    from nightlab.agent.workspace import Workspace
 
     tracked = [p for p in git(repo, "ls-files").splitlines() if p]
-    entry = pi.find_entry(repo, tracked)
+    command = task.command if task is not None else ""
+    entry = pi.find_entry(repo, tracked) if not command else None
+    reached = code_reach.reach(repo, tracked, command or pi.guess_command(repo, entry or "train.py"))
+    entry = reached.entry or entry
     if entry is None:
         raise SystemExit(f"{repo}: no training script found")
     protected = pi.protected_files(repo, tracked, entry)
-    reached = code_reach.reach(repo, tracked, pi.guess_command(repo, entry))
-    return Layout(entry=entry, editable=list(pi.editable_files(repo, tracked, reached, protected)),
-                  protected=protected)
+    editable = list(pi.editable_files(repo, tracked, reached, protected))
+    links = data_links.plan(data_links.candidates(Workspace(repo)), reached.refs).paths
+    return Layout(entry=entry, editable=editable, protected=protected, links=links, tracked=tracked)
 
 
 def wrapped_command(task: Task, layout: Layout, cache_dir: Path, ledger: Path, timeout: float) -> str:
-    """The training command behind the cache wrapper; ``{seed}`` is left for the engine / caller to fill in."""
-    inner = f"{task.command} --seed {{seed}}"
+    """The training command behind the cache wrapper; ``{seed}`` is left for the engine / caller to fill in. A
+    task's script takes ``--seed``; a repository's command is run as its README gives it (nanoGPT fixes its seed
+    in the code: the engine varies it there for its noise and confirmation runs)."""
+    inner = f"{task.command} --seed {{seed}}" if task.kind == "task" else task.command
     return " ".join([
         shlex.quote(sys.executable), shlex.quote(str(HERE)), "cache-run", "--cache", shlex.quote(str(cache_dir)),
         "--task", shlex.quote(task.name), "--files", shlex.quote(",".join(layout.editable)),
@@ -417,28 +463,16 @@ class Dim:
         return self.knob.value
 
 
-def search_dims(files: dict[str, str]) -> list[Dim]:
-    """The knobs the builtin policy would search in these files, with its ranges (in the policy's priority order)."""
+def search_dims(files: dict[str, str], command: str = "", metric: str = "", layout: Layout | None = None) -> list[Dim]:
+    """The knobs the builtin policy would search in this checkout for `command`, with its ranges, in its priority
+    order: each setting once, where it takes effect (a config file the command names, the command line itself)."""
     from nightlab.agent.policy import builtin
-    from nightlab.agent.policy import knobs as knobmod
 
-    exts = getattr(builtin, "_FILE_EXTS", (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini"))
-    cand = {p: t for p, t in files.items() if p.endswith(exts)}
-    dims: list[Dim] = []
     policy = builtin.BuiltinPolicy()
-    if hasattr(policy, "_knobs"):
-        for k in policy._knobs(cand).values():
-            if k.searchable and k.space is not None:
-                dims.append(Dim(key=k.key, knob=k.knob, space=k.space, kind=k.kind))
-    else:  # pragma: no cover - the policy's internals moved: the same knobs, less its usage checks
-        for kn in knobmod.discover_files(cand):
-            sp = knobmod.search_space(kn)
-            if kn.tunable and sp is not None:
-                dims.append(Dim(key=kn.name, knob=kn, space=sp, kind=kn.kind))
-    prio = getattr(builtin, "_SEARCH_PRIORITY", [])
-    order = {kind: i for i, kind in enumerate(prio)}
-    dims.sort(key=lambda d: (order.get(d.kind, len(order)), d.key))
-    return dims
+    found = policy.search_knobs(files, command=command, metric=metric,
+                                editable=layout.editable if layout else None,
+                                tracked=(layout.tracked if layout else None) or sorted(files))
+    return [Dim(key=k.key, knob=k.knob, space=k.space, kind=k.kind) for k in found]
 
 
 def snap(dim: Dim, x: float) -> Any:
@@ -448,20 +482,33 @@ def snap(dim: Dim, x: float) -> Any:
     return searchmod.snap(x, dim.space, dim.kind)
 
 
-def apply_values(files: dict[str, str], dims: list[Dim], values: dict[str, Any], layout: Layout) -> dict[str, str]:
-    """`files` with the knobs set to `values`, through knobs.rewrite and validated by edits.apply_edits."""
+def apply_values(files: dict[str, str], dims: list[Dim], values: dict[str, Any], layout: Layout,
+                 command: str = "", metric: str = "") -> tuple[dict[str, str], str]:
+    """`files` and `command` with the knobs set to `values`, written by the builtin policy's own editing code (a
+    literal in its file, a value on the command line) and validated by edits.apply_edits."""
     from nightlab.agent.edits import apply_edits
-    from nightlab.agent.policy import knobs as knobmod
+    from nightlab.agent.policy import builtin
     from nightlab.agent.policy.base import Edit
 
-    by_key = {d.key: d for d in dims}
-    texts = dict(files)
-    for key, val in values.items():
-        d = by_key[key]
-        texts[d.knob.path] = knobmod.rewrite(texts[d.knob.path], d.knob, val)
+    policy = builtin.BuiltinPolicy()
+    knobs = policy.search_knobs(files, command=command, metric=metric, editable=layout.editable,
+                                tracked=layout.tracked or sorted(files))
+    texts, new_command = policy.write_values(files, command, knobs, values)
     edits = [Edit(p, files[p], t) for p, t in texts.items() if t != files[p]]
     changed = apply_edits(edits, files.get, layout.editable, layout.protected)
-    return {**files, **changed}
+    return {**files, **changed}, new_command
+
+
+def _checkout(repo: Path, layout: Layout) -> dict[str, str]:
+    """The tracked source and config files of a checkout (editable or not: a default in one may be overridden by
+    another), as the policy reads them."""
+    exts = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+    out = {}
+    for p in layout.tracked or layout.editable:
+        f = repo / p
+        if p.endswith(exts) and f.is_file() and f.stat().st_size <= 400_000:
+            out[p] = f.read_text(errors="replace")
+    return out
 
 
 # ============================================================================================== running one combination
@@ -491,6 +538,7 @@ class ComboResult:
     best: float | None = None
     best_any: float | None = None
     engine_best: float | None = None
+    baseline: float | None = None  # the seed's first run: the unmodified code
     gap: float = 0.0
     trajectory: list[float | None] = field(default_factory=list)
     runs_to_half: int | None = None
@@ -528,7 +576,7 @@ def run_combo(combo: Combo) -> ComboResult:
     ledger = combo.cache / "ledger" / f"{work.name}.jsonl"
     try:
         repo = make_repo(task, work / "repo")
-        layout = layout_of(repo)
+        layout = layout_of(repo, task)
         command = wrapped_command(task, layout, combo.cache, ledger, combo.timeout)
         if combo.method == "nightlab":
             _run_nightlab(combo, task, repo, layout, command, slot, res, ledger)
@@ -595,8 +643,8 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
     from nightlab.sandbox import lease
 
     cfg = ProjectConfig(
-        command=command, metric=MetricConfig(name=task.metric, goal=task.goal, regex=task.regex),  # type: ignore[arg-type]
-        timeout=combo.timeout, editable=layout.editable, protected=layout.protected, links=[],
+        command=command, metric=MetricConfig(name=task.metric, goal=task.goal, regex=task.regex or None),  # type: ignore[arg-type]
+        timeout=combo.timeout, editable=layout.editable, protected=layout.protected, links=layout.links,
         search=SearchConfig(seed=combo.seed, budget=combo.budget, parallel=1),
         # the cache wrapper (this file) and nightlab itself live outside the worktree; under bubblewrap a checkout
         # in /tmp would be hidden behind the private /tmp, so both are made readable explicitly
@@ -606,11 +654,15 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
     )
     opts = EngineOptions(mode="autonomous", budget=combo.budget, unsafe_no_sandbox=combo.isolation == "none")
     eng = Engine(repo, cfg, options=opts, policy=BuiltinPolicy())
-    eng.pool = lease.MachinePool([slot], str(repo))  # this worker's slot only: one job at a time, on its own core
+    # this worker's slot only (one job at a time, on its own core), leased in the benchmark's own folder: the
+    # benchmark pins its workers to cores itself, other nightlab projects on the machine do not hold these
+    eng.pool = lease.MachinePool([slot], str(repo), wake_argv=eng.launcher.wake_argv(),
+                                 signal_path=str(eng.paths.signal), lock_path=str(eng.lock.path),
+                                 directory=combo.cache / "slots" / slot.id)
     with faithful_status(ledger, combo.timeout):
         summary = eng.run()
     res.engine_best = summary.best
-    res.dims = [d.key for d in search_dims({p: (repo / p).read_text() for p in layout.editable})]
+    res.dims = [d.key for d in search_dims(_checkout(repo, layout), command, task.metric, layout)]
     exps = {e.id: e for e in eng.store.experiments()}
     seen: set[int] = set()
     for job in eng.store.jobs():
@@ -632,20 +684,22 @@ def _run_sweep(combo: Combo, task: Task, repo: Path, layout: Layout, command: st
                res: ComboResult, ledger: Path) -> None:
     from nightlab.sandbox import slots
 
-    base_files = {p: (repo / p).read_text() for p in layout.editable}
-    dims = search_dims(base_files)
+    base_files = _checkout(repo, layout)
+    dims = search_dims(base_files, command, task.metric, layout)
     res.dims = [d.key for d in dims]
     env = {**os.environ, **slots.slot_env(slot, 1), "PYTHONUNBUFFERED": "1"}
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", os.defpath)
     env.pop("NIGHTLAB_JOB_ID", None)
 
     def train(values: dict[str, Any]) -> dict[str, Any]:
-        files = apply_values(base_files, dims, values, layout) if values else base_files
+        files, cmd = apply_values(base_files, dims, values, layout, command, task.metric) if values \
+            else (base_files, command)
         for p, t in files.items():
-            (repo / p).write_text(t)
+            if (repo / p).read_text() != t:
+                (repo / p).write_text(t)
         before = len(read_ledger(ledger))
         # the wrapper stops the run at the timeout; the shell's own limit is only a backstop
-        out, rc = _run_shell(command.replace("{seed}", str(combo.seed)), repo, env, combo.timeout + 30, slot)
+        out, rc = _run_shell(cmd.replace("{seed}", str(combo.seed)), repo, env, combo.timeout + 30, slot)
         lines = read_ledger(ledger)[before:]
         timed_out = rc is None or any(x.get("timed_out") for x in lines)
         value = parse_value(out, task.metric, task.regex) if rc == 0 else None
@@ -713,10 +767,15 @@ def score(task: Task, res: ComboResult) -> None:
             best = value
         traj.append(best)
     res.best, res.best_any, res.trajectory = best, best_any, traj
-    res.gap = task.gap(best)
+    first = res.runs[0] if res.runs else None
+    res.baseline = first["metric"] if first is not None and first["ok"] else task.baseline
+    res.gap = task.gap(best, res.baseline)
     res.failed = sum(1 for r in res.runs if not r["ok"])
     res.timeouts = sum(1 for r in res.runs if r.get("timed_out"))
-    res.runs_to_half = next((i + 1 for i, v in enumerate(traj) if v is not None and task.gap(v) >= 0.5), None)
+    # a repository has no reference: "half the gap" is half of a 5 % improvement there
+    half = 0.5 if task.reference is not None else 0.025
+    res.runs_to_half = next((i + 1 for i, v in enumerate(traj) if v is not None and task.gap(v, res.baseline) >= half),
+                            None)
 
 
 def _mean_sd(xs: list[float]) -> tuple[float | None, float | None]:
@@ -737,8 +796,10 @@ def aggregate(tasks: dict[str, Task], results: list[ComboResult], methods: Seque
             mean, sd = _mean_sd(bests)
             gmean, gsd = _mean_sd([r.gap for r in rs])
             halves = [r.runs_to_half for r in rs if r.runs_to_half is not None]
+            bases = [r.baseline for r in rs if r.baseline is not None]
             rows.append({
                 "task": name, "method": m, "goal": task.goal, "seeds": len(rs), "scored": len(bests),
+                "kind": task.kind, "baseline": statistics.fmean(bases) if bases else task.baseline,
                 "best_mean": mean, "best_sd": sd, "gap_mean": gmean, "gap_sd": gsd,
                 "half_mean": statistics.fmean(halves) if halves else None, "half_reached": len(halves),
                 "failed": sum(r.failed for r in rs), "timeouts": sum(r.timeouts for r in rs),
@@ -753,8 +814,9 @@ def aggregate(tasks: dict[str, Task], results: list[ComboResult], methods: Seque
 def summarise(tasks: dict[str, Task], rows: list[dict[str, Any]], methods: Sequence[str]) -> dict[str, Any]:
     """Mean gap closed per method, and on how many tasks nightlab beats each other method by mean best."""
     out: dict[str, Any] = {"mean_gap": {}, "nightlab_beats": {}}
-    for m in methods:
-        gaps = [r["gap_mean"] for r in rows if r["method"] == m and r["gap_mean"] is not None]
+    for m in methods:  # over tasks with a reference only: a repository's improvement is another unit
+        gaps = [r["gap_mean"] for r in rows if r["method"] == m and r["gap_mean"] is not None
+                and r.get("kind") != "repo"]
         out["mean_gap"][m] = statistics.fmean(gaps) if gaps else None
     if "nightlab" in methods:
         for other in methods:
@@ -786,7 +848,9 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
         f"`{meta['command']}`", "",
         f"budget {meta['budget']} runs, {meta['seeds']} seed(s), {meta['workers']} worker(s) on {meta['cpus']} "
         f"core(s); best = best single run at the method's seed (nightlab: of a kept experiment); gap closed = "
-        f"(best − baseline) / (reference − baseline) from task.toml (crash baseline = {CRASH_BASELINE}).", "",
+        f"(best − baseline) / (reference − baseline) from task.toml (crash baseline = {CRASH_BASELINE}); for a "
+        "real repository (repo.toml, no reference) the improvement over its baseline run, and runs to half gap "
+        "= runs to a 2.5 % improvement.", "",
         "| task | method | best (mean ± sd) | gap closed | runs to half gap | failed | wall s | train s |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -795,6 +859,8 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
         if r["best_mean"] is not None and r["scored"] < r["seeds"]:
             best += f" ({r['scored']}/{r['seeds']} scored)"
         gap = f"{r['gap_mean']:.2f} ± {r['gap_sd']:.2f}" if r["gap_mean"] is not None else "—"
+        if r.get("kind") == "repo" and r["gap_mean"] is not None:  # no reference: the improvement over baseline
+            gap = f"{100 * r['gap_mean']:+.1f} % ± {100 * r['gap_sd']:.1f} vs baseline {_fmt(r.get('baseline'))}"
         half = "—" if r["half_mean"] is None else f"{r['half_mean']:.1f} ({r['half_reached']}/{r['seeds']})"
         err = f" ⚠ {len(r['errors'])} error(s)" if r["errors"] else ""
         failed = f"{r['failed']}/{r['runs']}" + (f" ({r['timeouts']} timed out)" if r["timeouts"] else "")
@@ -836,10 +902,10 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
         peer = peers().PEERS.get(m)
         if peer is not None and not peer.available():
             raise SystemExit(f"method {m!r} needs the {peer.module!r} package: pip install -e '.[bench]'")
-    folders = [Path(d) for d in task_dirs if (Path(d) / ANSWER_SHEET).is_file()]
+    folders = [Path(d) for d in task_dirs if (Path(d) / ANSWER_SHEET).is_file() or (Path(d) / REPO_SHEET).is_file()]
     for d in task_dirs:  # a shell glob over the suite also matches its README.md
         if Path(d) not in folders:
-            progress(f"skipping {d}: not a task folder (no {ANSWER_SHEET})")
+            progress(f"skipping {d}: not a task folder (no {ANSWER_SHEET}) nor a repository (no {REPO_SHEET})")
     if not folders:
         raise SystemExit("no task folders given")
     tasks = {t.name: t for t in (load_task(d) for d in folders)}
@@ -871,7 +937,8 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
         data: dict[str, Any] = {
             "meta": now,
             "tasks": {n: {"goal": t.goal, "metric": t.metric, "baseline": t.baseline, "reference": t.reference,
-                          "gap_baseline": t.gap_baseline, "seconds": t.seconds} for n, t in tasks.items()},
+                          "gap_baseline": t.gap_baseline, "seconds": t.seconds, "kind": t.kind}
+                      for n, t in tasks.items()},
             "rows": rows, "summary": summary,
             "results": [r.__dict__ for r in sorted(done, key=lambda r: (r.task, r.method, r.seed))],
         }
@@ -923,7 +990,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--tasks", nargs="+", type=Path, required=True, help="task folders (with task.toml)")
+    ap.add_argument("--tasks", nargs="+", type=Path, required=True,
+                    help="task folders (with task.toml) or real repositories (with repo.toml and make-repo.sh)")
     ap.add_argument("--methods", default="",
                     help=f"comma-separated, from {','.join(METHODS)}; default: all whose package is installed")
     ap.add_argument("--budget", type=int, default=12, help="training runs per method and seed")

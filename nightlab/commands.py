@@ -204,6 +204,7 @@ def _experiment(root: Path, exp_id: int) -> Any:
 
 
 def cmd_diff(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.promote import command_change
     from nightlab.agent.workspace import Workspace
 
     store, e = _experiment(root, args.id)
@@ -216,9 +217,12 @@ def cmd_diff(root: Path, args: argparse.Namespace) -> int:
     else:
         parent = store.find_experiment(e.parent_id) if e.parent_id else None
         base = parent.commit_sha if parent and parent.commit_sha else e.commit_sha
+    change = command_change(root, store, e, against_base=args.base)
     if args.stat:
-        print(ws.diff_stat(base, e.commit_sha).summary())
+        print(ws.diff_stat(base, e.commit_sha).summary() + (" (and the command)" if change else ""))
         return 0
+    if change:
+        console.print_diff(f"command:\n- {change[0]}\n+ {change[1]}\n")
     text = ws.diff(base, e.commit_sha)
     console.print_diff(text)
     return 0
@@ -275,6 +279,9 @@ def cmd_promote(root: Path, args: argparse.Namespace) -> int:
 
     store, e = _experiment(root, args.id)
     preview = promote_preview(root, store, e)
+    if preview.command:
+        console.print_diff(preview.command_text())
+        print("promote also sets this command in the project config (your training runs with it from now on)")
     console.print_diff(preview.diff)
     print(f"\npromote #{e.id} onto {preview.branch}: {preview.stat}  —  {e.title}")
     if not args.yes:

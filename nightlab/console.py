@@ -79,7 +79,7 @@ class Progress:
 KIND_STYLE = {"kept": "1;32", "finished": "32", "failed": "31", "discarded": "2", "started": "36",
               "proposed": "1", "lost": "33", "policy_error": "33", "duplicate": "33", "done": "1",
               "hibernate": "35", "interrupted": "33", "confirm": "36", "noise": "2", "baseline": "36",
-              "approval": "1;33"}
+              "approval": "1;33", "no_effect": "33", "seeding": "2"}
 
 
 class EventPrinter:
@@ -344,6 +344,8 @@ def print_status(data: dict[str, Any]) -> None:
           + (f", model cost ${s['cost']:.4f}" if s.get("cost") else ""))
     if s["wake_conditions"] and s["state"] in ("hibernating", "waiting"):
         print("  wakes when: " + "; ".join(s["wake_conditions"]))
+    if s.get("seeding"):
+        print(f"  seeds: {s['seeding']}")
     ran = [x for x in data["experiments"] if x.get("isolation")]
     if ran:
         layers = ran[-1]["isolation"]

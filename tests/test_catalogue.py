@@ -187,11 +187,11 @@ def _fix(repo: Path, case: Case, rc: int | None, log: str, state: str) -> tuple[
     tracked = _TRACKED[repo]
     policy = BuiltinPolicy()
     failure = _failure(rc, log, state)
-    knobs = {k: v.value for k, v in policy._knobs(files).items()}
+    knobs = {k: v.value for k, v in policy.knobs_in(files).items()}
     views = [_view(1, None, state, log, failure.cls, knobs, "baseline")]
     tree = {1: files}
     if case.widen:  # the run that failed is nightlab's own widening of a baseline that ran
-        committed = {k: v.value for k, v in policy._knobs({"train.py": (CASES / repo.name / "train.py").read_text()})
+        committed = {k: v.value for k, v in policy.knobs_in({"train.py": (CASES / repo.name / "train.py").read_text()})
                      .items()}
         views = [_view(1, None, "succeeded", "", None, committed, "baseline"),
                  _view(2, 1, state, log, failure.cls, knobs)]
@@ -204,7 +204,7 @@ def _fix(repo: Path, case: Case, rc: int | None, log: str, state: str) -> tuple[
 
 def _widen(repo: Path, knob: str, value: int) -> None:
     path = repo / "train.py"
-    found = BuiltinPolicy()._knobs({"train.py": path.read_text()})
+    found = BuiltinPolicy().knobs_in({"train.py": path.read_text()})
     path.write_text(rewrite_knob(path.read_text(), found[knob].knob, value))
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import diagnose, run_metrics, time_budget
+from nightlab.agent import diagnose, outcome, run_metrics, time_budget
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.states import FailureClass, RunResult
 from nightlab.sandbox import stages
@@ -85,6 +85,7 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
         "failure_class": failure.cls if failure else None, "diagnosis": diagnosis or None,
         "seconds": status.seconds, "log_tail": log[-LOG_TAIL_CHARS:], "isolation": status.isolation,
         "protected_changed": status.protected_changed, "stage": stage,
+        "digest": outcome.digest(log) if ok else None,  # to recognise a run identical to its parent's
     }
     return RunReading(result=result, metric=reading.value if ok else None, failure=failure, diagnosis=diagnosis,
                       interrupted=interrupted, changes=changes, note=got.note)

@@ -288,6 +288,36 @@ def load_config(root: Path) -> ProjectConfig:
     return parse_config(raw, source)
 
 
+def set_command(path: Path, command: str) -> None:
+    """Rewrite the `command` value of the config at `path` (nightlab.toml, or [tool.nightlab] in pyproject.toml) in
+    place, every other byte kept. ConfigError when the value is not a one-line string nightlab can find."""
+    import json
+    import re
+
+    text = path.read_text()
+    in_pyproject = path.name == "pyproject.toml"
+    table = ""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        head = re.match(r"\s*\[([^\[\]]+)\]\s*(?:#.*)?$", line)
+        if head:
+            table = head.group(1).strip()
+            continue
+        wanted = "tool.nightlab" if in_pyproject else ""
+        m = re.match(r"(\s*command\s*=\s*)(\"(?:[^\"\\]|\\.)*\"|'[^']*')(\s*(?:#.*)?)$", line.rstrip("\r\n"))
+        if table == wanted and m:
+            end = line[len(line.rstrip("\r\n")):]
+            lines[i] = f"{m.group(1)}{json.dumps(command)}{m.group(3)}{end}"
+            new = "".join(lines)
+            raw = tomllib.loads(new)
+            got = raw["tool"]["nightlab"]["command"] if in_pyproject else raw.get("command")
+            if got != command:
+                break
+            path.write_text(new)
+            return
+    raise ConfigError(f"{path}: cannot find a one-line `command = \"...\"` to update; set it by hand to: {command}")
+
+
 def dump_config(cfg: ProjectConfig) -> str:
     """TOML for a config, leaving out sections that only hold defaults so the file stays short."""
     import tomli_w

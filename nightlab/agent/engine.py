@@ -32,7 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import artifacts, early_stop, experience, memory, projects, reward, tbevents, time_budget
+from nightlab.agent import (
+    artifacts,
+    early_stop,
+    experience,
+    memory,
+    outcome,
+    paired,
+    projects,
+    reward,
+    tbevents,
+    time_budget,
+)
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget, Spending
@@ -46,6 +57,7 @@ from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, Policy, Po
 from nightlab.agent.policy_view import build_context, view
 from nightlab.agent.remote import Ended, RemoteJobs
 from nightlab.agent.report import ReportFiles, write_session_report
+from nightlab.agent.seeding import SeedPlan, SeedRoute, plan_seeding
 from nightlab.agent.states import (
     ApprovalKind,
     ApprovalState,
@@ -141,6 +153,7 @@ class Engine:
         self._experience_warned = False  # a user experience store that cannot be written is said once
         self._waker: Waker | None = None
         self.report_files: ReportFiles | None = None  # the report written when the session ended
+        self._seed_plan: SeedPlan | None = None
 
     # ------------------------------------------------------------------------------------------- plumbing
     @property
@@ -162,8 +175,31 @@ class Engine:
 
     @property
     def seeded(self) -> bool:
-        """Whether the command varies with the seed (else re-runs with other seeds measure nothing)."""
-        return "{seed}" in self.cfg.command
+        """Whether re-runs can vary the seed (see agent/seeding.py), or — where nothing can be varied — a plain
+        re-run of the baseline came out different (the program draws entropy), so re-runs still measure noise.
+        (A baseline whose seeds happen to agree is still confirmed on another seed: a change such as more dropout
+        can make the seed matter.)"""
+        return self.seed_plan().varies or self.ledger.deterministic() is False
+
+    def seed_plan(self, e: Experiment | None = None) -> SeedPlan:
+        """How re-runs get another seed: for the project (cached), or on experiment `e`'s own commit and command."""
+        if e is None and self._seed_plan is not None:
+            return self._seed_plan
+        base = self.ledger.baseline()
+        commit = (e.commit_sha if e is not None else None) or (base.commit_sha if base else None) \
+            or self.ws.head_commit()
+        command = (e.command if e is not None else None) or self.cfg.command
+        tracked = self.ws.tracked_files(commit)
+        known = set(tracked)
+        plan = plan_seeding(command, lambda p: self.ws.read_file(commit, p) or "", lambda p: p in known, tracked,
+                            self.cfg.metric.name)
+        if e is None:
+            self._seed_plan = plan
+        return plan
+
+    def command_for(self, e: Experiment) -> str:
+        """The shell command experiment `e` runs: its own command (or the project's) with its seed applied."""
+        return self.seed_plan().command(e.command or self.cfg.command, e.seed, self.cfg.search.seed)
 
     def budget_left(self) -> int:
         s = self.store.session(self.sid)
@@ -569,7 +605,7 @@ class Engine:
                 if not [x for x in self.store.active_experiments() if x.rerun_of == target.id]:
                     noise = self.ledger.noise_floor()
                     self.emit("noise", f"noise floor from {len(self.ledger.scores().get(target.id, []))} baseline "
-                                       f"runs: {noise:.4g}", target.id, noise_floor=noise)
+                                       f"runs: {noise:.4g}{self._noise_note()}", target.id, noise_floor=noise)
                     self.store.update_session(self.sid, noise_floor=noise)
                 return
             if target.status == Status.SUCCEEDED or (target.status == Status.KEPT and target.error == UNCONFIRMED):
@@ -586,26 +622,76 @@ class Engine:
             self.store.update_experiment(e.id, status=e.run_result or Status.FAILED)
             self._try_fix(e)
             return
+        parent = self.store.find_experiment(e.parent_id) if e.parent_id is not None else None
+        if parent is not None and parent.seed == e.seed and outcome.same_output(parent, e):
+            note = (f"no effect: ran exactly like #{parent.id} ({self.cfg.metric.name} {e.metric:.6g}, the same "
+                    "curve and output); the change did not reach the program")
+            self.store.update_experiment(e.id, status=Status.NO_EFFECT, error=note)
+            self.emit("no_effect", f"#{e.id} {note}", e.id)
+            return
         self._judge(e, confirmed=False)
 
+    def _noise_note(self) -> str:
+        det = self.ledger.deterministic()
+        plan = self.seed_plan()
+        if det and not plan.varies:
+            return " (a plain re-run gave the identical output: the runs are deterministic; improvements are kept " \
+                   "without a confirming re-run)"
+        if det:
+            return f" (another seed gave the identical output: the seed changes nothing in the baseline; {plan.how})"
+        if det is False and not plan.varies:
+            return " (a plain re-run differed: the program draws its own randomness; re-runs measure the noise)"
+        return f" ({plan.how})"
+
+    def _no_confirm_reason(self) -> str:
+        det = self.ledger.deterministic()
+        if det:
+            return "the runs are deterministic (a re-run of the baseline gave the identical output)"
+        if det is None:
+            return "the baseline's noise run has not finished"
+        return self.seed_plan().how
+
     def _judge(self, e: Experiment, confirmed: bool) -> None:
+        """Keep, confirm or discard a finished run against the best.
+
+        A first run is compared seed with seed where the best ran at its seed (agent/paired.py: the seed's own share
+        of the noise cancels) and earns its confirming re-run by beating the best there by half the noise floor; a
+        confirmed experiment is kept when its mean beats the best's by more than the noise floor, or when it beat
+        the best at every common seed consistently (a t-test on the per-seed gains). Judging same-seed gains by the
+        spread across seeds alone kept a real one-sd gain of seed-coupled code about half the time (bench/confirm.py;
+        independent runs are judged as before)."""
         best_id, best_val = self.ledger.best(exclude=e.id)
         mine = self.ledger.score(e.id)
         assert mine is not None
-        threshold = self.ledger.noise_floor()
-        if best_val is None:
+        floor = self.ledger.noise_floor()
+        if best_val is None or best_id is None:
             self._keep(e, "first working version")
             return
+        by_seed = self.ledger.runs_by_seed()
+        per_seed = paired.gains(by_seed.get(e.id, {}), by_seed.get(best_id, {}), self.ledger.goal.sign)
         delta = self.ledger.goal.gain(mine, best_val)
-        if delta <= threshold:
-            note = f"{'mean ' if confirmed else ''}{mine:.6g} vs best {best_val:.6g}: within noise ({threshold:.3g})" \
-                if delta > 0 else f"{mine:.6g} vs best {best_val:.6g}: no improvement"
+        threshold = floor
+        if not confirmed and per_seed:
+            delta = per_seed[-1]
+            threshold = max(floor / 2, self.cfg.search.min_improvement)
+        agree = confirmed and paired.consistent(per_seed, self.cfg.search.min_improvement)
+        if delta <= threshold and not agree:
+            vs = f" at seed {e.seed}" if not confirmed and per_seed else ""
+            note = f"{'mean ' if confirmed else ''}{mine:.6g} vs best {best_val:.6g}{vs}: within noise " \
+                   f"({threshold:.3g})" if delta > 0 else f"{mine:.6g} vs best {best_val:.6g}: no improvement"
+            if confirmed and len(per_seed) >= 2:
+                note += f"; per seed {', '.join(f'{g:+.3g}' for g in per_seed)}"
             self.store.update_experiment(e.id, status=Status.DISCARDED, error=note)
             self.emit("discarded", f"#{e.id} discarded: {note}", e.id)
             return
         if not confirmed and self.store.reruns_of(e.id):
             return  # its confirmation is already queued or running
         why = f"{mine:.6g} vs {best_val:.6g} (+{delta:.3g} beyond noise {threshold:.3g})"
+        if agree and delta <= threshold:
+            why = f"{mine:.6g} vs {best_val:.6g}: better at each of {len(per_seed)} seeds " \
+                  f"({', '.join(f'{g:+.3g}' for g in per_seed)}), consistently beyond their spread"
+        if not confirmed and self.cfg.search.confirm and not self.seeded:
+            why += f"; not re-run to confirm: {self._no_confirm_reason()}"
         if not confirmed and self.cfg.search.confirm and self.seeded:
             # runs already queued will spend budget first (one may be waiting for a slot another project holds)
             queued_first = [x for x in self.store.experiments_in(Status.QUEUED) if x.attempts == 0]
@@ -637,10 +723,14 @@ class Engine:
         return False
 
     def _queue_noise_runs(self, base: Experiment) -> None:
-        if not self.seeded:
-            return
+        plan = self.seed_plan()
+        if self.store.session(self.sid).seeding != plan.how:
+            self.store.update_session(self.sid, seeding=plan.how)
+            self.emit("seeding", f"seeds: {plan.how}", base.id, route=plan.route.value)
+        # with nothing to vary, one plain re-run tells a deterministic program from one that draws entropy
+        wanted = self.cfg.search.noise_seeds if plan.varies else min(2, self.cfg.search.noise_seeds)
         have = 1 + len(self.store.reruns_of(base.id))
-        for k in range(have, self.cfg.search.noise_seeds):
+        for k in range(have, wanted):
             if self.budget_left() - len(self.store.experiments_in(Status.QUEUED)) <= 1:
                 break
             self._queue_rerun(base, reason="noise", seed=self.cfg.search.seed + k)
@@ -652,11 +742,20 @@ class Engine:
             while seed in used:
                 seed += 1
         title = f"re-run #{e.id} with seed {seed} ({'noise floor' if reason == 'noise' else 'confirm'})"
-        self.store.add_experiment(
-            session_id=self.sid, parent_id=e.id, title=title, rationale="", kind=RERUN, rerun_of=e.id,
+        plan = self.seed_plan(e)
+        if plan.route is SeedRoute.NONE:
+            title = f"re-run #{e.id} as it is ({'noise floor' if reason == 'noise' else 'confirm'}: nothing to seed)"
+        r = self.store.add_experiment(
+            session_id=self.sid, parent_id=e.id, title=title, rationale=plan.how, kind=RERUN, rerun_of=e.id,
             branch=e.branch, commit_sha=e.commit_sha, status=Status.QUEUED, seed=seed, knobs=e.knobs, edits=[],
-            policy="engine", depth=e.depth,
+            policy="engine", depth=e.depth, command=e.command,
         )
+        changes = plan.edits(lambda p: self.ws.read_file(e.commit_sha or "", p) or "", seed, self.cfg.search.seed)
+        if changes and e.commit_sha:
+            # the seed is fixed in the code: this re-run gets a commit of its own with the seed literal changed
+            branch, sha = self.ws.materialise(r.id, self.sid, e.commit_sha, changes, f"{title}\n\n{plan.how}\n",
+                                              self.cfg.links)
+            self.store.update_experiment(r.id, branch=branch, commit_sha=sha, patch=self.ws.diff(e.commit_sha, sha))
 
     def _try_fix(self, e: Experiment) -> None:
         if self.store.proposals_on(e.id):
@@ -840,7 +939,7 @@ class Engine:
     def _launch(self, e: Experiment, slot: slots.Slot) -> None:
         attempt = e.attempts + 1
         spec = self.launcher.prepare(e, slot, attempt, leases=self.pool.lease_paths(slot.id),
-                                     lease_run=self.pool.run_of(slot.id))
+                                     lease_run=self.pool.run_of(slot.id), command=self.command_for(e))
         # recorded before the process starts: a crash in between is a "launch interrupted" for reconcile
         self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
         job = self.store.add_job(e.id, spec.run_dir, str(Path(spec.run_dir) / LOG_FILE), slot.id)
@@ -863,7 +962,8 @@ class Engine:
                 break
             attempt = e.attempts + 1
             try:
-                spec = RemoteJobs.adapt(self.launcher.prepare(e, slots.Slot(id=self.remote.kind), attempt))
+                spec = RemoteJobs.adapt(self.launcher.prepare(e, slots.Slot(id=self.remote.kind), attempt,
+                                                              command=self.command_for(e)))
                 self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
                 if attempt == 1:
                     self.store.update_session(self.sid, runs_started=self.store.session(self.sid).runs_started + 1)
@@ -979,7 +1079,10 @@ class Engine:
             self.emit("policy_error", f"refused {proposal.title!r}: {err}")
             self._refuse(proposal, parent, depth, f"invalid edit: {err}")
             return None
-        if not changes:
+        # a command-line setting changes the experiment's command (kept with it; None: the project's)
+        command = proposal.command if proposal.command is not None else parent.command
+        command = None if command in (None, "", self.cfg.command) else command
+        if not changes and command == (parent.command or None):
             self._invalid_streak += 1
             self.emit("policy_error", f"refused {proposal.title!r}: it changes nothing")
             if self._invalid_streak >= 3:
@@ -999,6 +1102,7 @@ class Engine:
             edits=[{"path": x.path, "search": x.search, "replace": x.replace} for x in proposal.edits],
             seed=proposal.seed if proposal.seed is not None else self.cfg.search.seed, status=Status.PROPOSED,
             policy=self.policy.name, usage=proposal.usage, depth=depth, diagnosis=proposal.diagnosis or None,
+            command=command,
         )
         made = self._materialise(e)
         if made is None:
@@ -1061,7 +1165,7 @@ class Engine:
         for other in self.store.experiments():
             if other.id == e.id or other.kind == RERUN or not other.commit_sha or other.status == Status.REJECTED:
                 continue
-            if self.ws.tree_of(other.commit_sha) == tree:
+            if self.ws.tree_of(other.commit_sha) == tree and other.command == e.command:
                 return other
         return None
 

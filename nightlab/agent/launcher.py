@@ -47,9 +47,11 @@ class Launcher:
         return [sys.executable, "-m", "nightlab", "wake", "--quiet", str(self.root)]
 
     def prepare(self, e: Experiment, slot: slots.Slot, attempt: int, *, leases: list[str] | None = None,
-                lease_run: str = "") -> JobSpec:
+                lease_run: str = "", command: str | None = None) -> JobSpec:
         """The worktree, an empty run folder and the job spec for this attempt of the experiment's run; `leases`
-        and `lease_run` are the machine-wide slot lease the job's wrapper holds while it runs."""
+        and `lease_run` are the machine-wide slot lease the job's wrapper holds while it runs; `command` is the
+        shell command it runs (the engine applies the experiment's own command and its seed; default: the
+        project's command with `{seed}` replaced)."""
         assert e.commit_sha is not None
         wt = self.ws.checkout(e.id, e.commit_sha, self.cfg.links)
         run_dir = self.paths.run_dir(e.id, attempt)
@@ -61,7 +63,7 @@ class Launcher:
         protected = {p: runner.hash_file(wt / p) for p in self._protected_files(wt)}
         cfg = self.cfg
         return JobSpec(
-            job_id=str(e.id), argv=["/bin/sh", "-c", cfg.command.replace("{seed}", str(e.seed))],
+            job_id=str(e.id), argv=["/bin/sh", "-c", command or cfg.command.replace("{seed}", str(e.seed))],
             cwd=str(wt), run_dir=str(run_dir), env=self._job_env(slot, e, run_dir), timeout_s=cfg.timeout,
             isolation="none" if self.unsafe_no_sandbox else cfg.sandbox.isolation,
             writable=list(cfg.sandbox.writable),

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from nightlab.agent import outcome
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.goal import Goal
 from nightlab.agent.states import WINNERS, Kind, RunResult
@@ -55,6 +56,29 @@ class Ledger:
             key = e.rerun_of if e.kind == Kind.RERUN and e.rerun_of is not None else e.id
             out.setdefault(key, []).append(e.metric)
         return out
+
+    def runs_by_seed(self) -> dict[int, dict[int, float]]:
+        """Experiment id -> {seed: metric} of its successful runs (its own and its re-runs): for comparing two
+        experiments seed by seed (agent/paired.py)."""
+        out: dict[int, dict[int, float]] = {}
+        for e in self.store.experiments():
+            if e.metric is None or e.run_result != RunResult.SUCCEEDED:
+                continue
+            key = e.rerun_of if e.kind == Kind.RERUN and e.rerun_of is not None else e.id
+            out.setdefault(key, {})[e.seed] = e.metric
+        return out
+
+    def deterministic(self) -> bool | None:
+        """Whether the baseline's runs (the committed code and its re-runs) came out identical — the same metric,
+        curves and masked output (agent/outcome.py): True / False once two have finished, None before."""
+        base = self.baseline()
+        if base is None:
+            return None
+        runs = [base, *self.store.reruns_of(base.id)]
+        done = [r for r in runs if r.run_result == RunResult.SUCCEEDED and r.metric is not None]
+        if len(done) < 2:
+            return None
+        return all(outcome.same_output(done[0], r) for r in done[1:])
 
     def score(self, exp_id: int, scores: dict[int, list[float]] | None = None) -> float | None:
         """The mean of an experiment's successful runs, None when it has none."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from nightlab.agent.policy.base import Edit, ExperimentView, Proposal
 
 # statuses whose experiment ran to an outcome that counts as evidence (rejected / cancelled ones never ran)
-RAN = {"kept", "discarded", "promoted", "failed", "timed_out", "succeeded", "lost", "stopped_early"}
+RAN = {"kept", "discarded", "promoted", "failed", "timed_out", "succeeded", "lost", "stopped_early", "no_effect"}
 # refused before running (by a human, with feedback, or as an invalid edit): worth remembering, not a repeat
 REJECTED = "rejected"
 # statuses of experiments on their way to a run: proposing the same thing again while they run is also a repeat
@@ -49,6 +49,8 @@ def _outcome(e: ExperimentView) -> str:
         return "no improvement"
     if e.status == "stopped_early":  # its curve was clearly worse than its parent's: a regression, seen early
         return "worse (stopped early)"
+    if e.status == "no_effect":
+        return "no effect (ran exactly like its parent: the change did not reach the program)"
     if e.status == REJECTED:
         return "rejected before running"
     if e.status == "timed_out" or e.run_result == "timed_out":
@@ -201,7 +203,11 @@ def is_repeat(
         fix_like = proposal.kind == "fix" or e.kind == "fix"
         if fix_like and (e.kind != proposal.kind or e.parent_id != proposal.parent_id):
             continue
-        if sig and patches is not None and patches.get(e.id) and patch_signature(patches[e.id]) == sig:
+        if sig and patches is not None and patches.get(e.id) and patch_signature(patches[e.id]) == sig \
+                and (proposal.command or "") == (e.command or ""):
+            return f"#{e.id} {e.title}"
+        if not sig and proposal.command and proposal.command == e.command \
+                and not (patches or {}).get(e.id, "").strip():
             return f"#{e.id} {e.title}"
         if e.kind == proposal.kind and same_title(proposal.title, e.title):
             return f"#{e.id} {e.title}"

@@ -24,7 +24,7 @@ def view(e: Experiment) -> ExperimentView:
         metric=e.metric, curve=[(int(p[0]), float(p[1])) for p in e.curve],
         loss_curve=[(int(p[0]), float(p[1])) for p in e.loss_curve], knobs=dict(e.knobs),
         failure_class=e.failure_class, diagnosis=e.diagnosis or e.error, log_tail=e.log_tail or "",
-        seed=e.seed, seconds=e.seconds, stage=e.stage,
+        seed=e.seed, seconds=e.seconds, stage=e.stage, command=e.command or "",
     )
 
 
@@ -57,7 +57,8 @@ def build_context(root: Path, cfg: ProjectConfig, ws: Workspace, ledger: Ledger,
         experiments=[view(e) for e in exps], best_id=best_id, baseline_id=base.id if base else None,
         noise_floor=ledger.noise_floor(), brief=brief, timeout_s=cfg.timeout, runs_left=runs_left,
         read_file=read_file, rng=random.Random(f"{cfg.search.seed}:{len(exps)}"),
-        debug_depth=cfg.search.debug_depth, tracked=tracked, gpus_per_job=gpus_per_job, rejected_by_user=by_user,
+        debug_depth=cfg.search.debug_depth, command=cfg.command, tracked=tracked, gpus_per_job=gpus_per_job,
+        rejected_by_user=by_user,
     )
 
 

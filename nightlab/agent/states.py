@@ -7,7 +7,8 @@ store converts values back into members when it loads a row (see `store.py`); ev
 Lifecycle of an experiment (DESIGN.md, Data):
 
     proposed → approved → queued → running → succeeded | failed | timed_out | cancelled | lost | stopped_early
-                                              └─ succeeded → kept | unconfirmed | discarded;  kept → promoted
+                                              └─ succeeded → kept | unconfirmed | discarded | no_effect;
+                                                             kept → promoted
     proposed → rejected (by a human, or refused: invalid edit, a repeat)
 
 `stopped_early` is a run stopped while it ran because its learning curve was clearly worse than its parent's at the
@@ -40,13 +41,16 @@ class Status(StrEnum):
     DISCARDED = "discarded"
     PROMOTED = "promoted"
     STOPPED_EARLY = "stopped_early"  # stopped while running: clearly worse than its parent at the same step
+    # the run's metric, curves and log were identical to its parent's: the change never reached the program (a
+    # default overridden elsewhere); an outcome of its own, never evidence for or against the change
+    NO_EFFECT = "no_effect"
 
 
 # on their way to a run: the engine still owes them a step
 ACTIVE = frozenset({Status.PROPOSED, Status.APPROVED, Status.QUEUED, Status.RUNNING})
 # nothing more will happen to them
 SETTLED = frozenset({Status.KEPT, Status.DISCARDED, Status.PROMOTED, Status.REJECTED, Status.FAILED,
-                     Status.TIMED_OUT, Status.CANCELLED, Status.STOPPED_EARLY})
+                     Status.TIMED_OUT, Status.CANCELLED, Status.STOPPED_EARLY, Status.NO_EFFECT})
 # results that stand as a best: candidates for the best experiment, the parent of new proposals
 WINNERS = frozenset({Status.KEPT, Status.UNCONFIRMED, Status.PROMOTED})
 # the label tables (console and TUI) show for an unconfirmed best

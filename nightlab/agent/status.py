@@ -84,6 +84,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             "where": latest[e.id].where if e.id in latest else None,
             "seconds": e.seconds,
             "seed": e.seed, "isolation": e.isolation, "branch": e.branch, "error": e.error, "usage": e.usage,
+            "command": e.command,
             "artifacts": stored[e.id].to_json() | {"summary": stored[e.id].describe()} if e.id in stored else None,
         })
     return {
@@ -96,6 +97,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             "budget": session.budget, "runs_started": session.runs_started,
             "budget_left": max(0, session.budget - session.runs_started), "wake_conditions": session.wake_conditions,
             "noise_floor": session.noise_floor, "cost": session.cost, "policy": session.policy,
+            "seeding": session.seeding,
         },
         "baseline": summary.baseline,
         "best": None if summary.best_id is None else {"id": summary.best_id, "metric": summary.best},

@@ -19,7 +19,7 @@ import sqlite_utils
 from nightlab.agent.states import ACTIVE, OPEN_JOB_STATES, Kind, Status
 from nightlab.agent.states import SETTLED as SETTLED
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 EXPERIMENT_STATUSES = tuple(Status)
 # the note (in `error`) on a best kept on one seed because the budget ran out before its confirming re-run, and how
@@ -129,8 +129,23 @@ def _v5(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """v6: an experiment's own training command (when it changes a command-line setting), a digest of its run's
+    output (to recognise a run identical to its parent's: "no effect"), and how the session varies seeds."""
+    exp = db["experiments"]
+    assert isinstance(exp, sqlite_utils.db.Table)
+    cols = {c.name for c in exp.columns}
+    for name in ("command", "digest"):
+        if name not in cols:
+            exp.add_column(name, str)
+    sess = db["sessions"]
+    assert isinstance(sess, sqlite_utils.db.Table)
+    if "seeding" not in {c.name for c in sess.columns}:
+        sess.add_column("seeding", str)
+
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)]
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6)]
 
 
 @dataclass
@@ -170,6 +185,8 @@ class Experiment:
     depth: int = 0
     protected_changed: list[str] = field(default_factory=list)
     settled: int = 0
+    command: str | None = None  # its own training command; None: the project's
+    digest: str | None = None  # of its run's output with timings masked (see agent/outcome.py)
 
     JSON_FIELDS = ("knobs", "edits", "curve", "loss_curve", "usage", "isolation", "protected_changed")
 
@@ -206,6 +223,7 @@ class Session:
     created: float
     pid: int | None
     unsafe: bool = False
+    seeding: str | None = None  # how noise runs and confirmations vary the seed (see agent/seeding.py)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Session:
@@ -215,6 +233,7 @@ class Session:
             wake_conditions=json.loads(row["wake_conditions"] or "[]"), base_commit=row["base_commit"],
             base_branch=row["base_branch"], noise_floor=row.get("noise_floor"), cost=row.get("cost") or 0.0,
             created=row["created"] or 0.0, pid=row.get("pid"), unsafe=bool(row.get("unsafe")),
+            seeding=row.get("seeding"),
         )
 
 

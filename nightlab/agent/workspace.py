@@ -289,9 +289,11 @@ class Workspace:
                                "started; the change no longer applies cleanly") from None
         return patch, files
 
-    def promote(self, base: str, commit: str, message: str) -> str:
-        """Apply the experiment's change onto the user's branch as one commit (only the touched files)."""
+    def promote(self, base: str, commit: str, message: str, also: Iterable[str] = ()) -> str:
+        """Apply the experiment's change onto the user's branch as one commit (only the touched files, plus `also`:
+        files promote itself updated, such as a tracked nightlab.toml)."""
         patch, files = self.promote_check(base, commit)
+        files = [*files, *(a for a in also if a not in files)]
         self._apply(patch)
         new_files = [f for f in files if (self.root / f).exists()]
         if new_files:
@@ -302,6 +304,19 @@ class Workspace:
         env = {} if self._has_identity() else _identity_env()
         with self.repo.git.custom_environment(**env):
             self.repo.git.commit("--quiet", "--no-verify", "-m", message, "--", *files)
+        return self.head_commit()
+
+    def is_tracked(self, path: Path) -> bool:
+        rel = Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+        return rel in set(self.tracked_files())
+
+    def commit_paths(self, rels: Iterable[str], message: str) -> str:
+        """Commit the current contents of repo-relative `rels` (tracked files) onto the user's branch."""
+        rels = list(rels)
+        self.repo.git.add("--", *rels)
+        env = {} if self._has_identity() else _identity_env()
+        with self.repo.git.custom_environment(**env):
+            self.repo.git.commit("--quiet", "--no-verify", "-m", message, "--", *rels)
         return self.head_commit()
 
     def _has_identity(self) -> bool:

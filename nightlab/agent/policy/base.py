@@ -40,6 +40,9 @@ class Proposal:
     knobs: dict[str, Any] = field(default_factory=dict)  # knob name -> new value, for search bookkeeping
     seed: int | None = None  # run with this seed instead of the default
     diagnosis: str = ""  # for fixes: what went wrong
+    # the whole training command this experiment runs, when it changes a setting on the command line (None: the
+    # parent's command); stored with the experiment, shown in its diff, carried by promote into nightlab.toml
+    command: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)  # model calls: model, tokens, cost
 
 
@@ -63,6 +66,7 @@ class ExperimentView:
     seed: int
     seconds: float | None
     stage: str | None = None
+    command: str = ""  # the training command it runs ("" = the project's command)
 
 
 @dataclass
@@ -84,6 +88,7 @@ class PolicyContext:
     read_file: Callable[[int | None, str], str]
     rng: random.Random
     debug_depth: int = 3
+    command: str = ""  # the project's training command (an experiment's own is in its view)
     tracked: Sequence[str] = ()  # every path the repository tracks (the files it ships), editable or not
     gpus_per_job: int = 0  # GPUs each job is given (slots.gpus_per_job); 0 = CPU jobs
     # proposals a person rejected (not the engine's refusals): experiment id -> their feedback ("" when none)

@@ -36,19 +36,22 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import random
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.policy import catalogue
+from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import features as feats
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
+from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
 
 log = logging.getLogger("nightlab.policy.builtin")
@@ -78,6 +81,7 @@ FEEDBACK_LOOKAHEAD = 64  # moves looked through for what a rejection's feedback 
 ADAMW_LR = 3e-3
 _TINY_WIDTH = 64  # hidden layers this narrow are widened early (see BuiltinPolicy._widen_tiny)
 _SEARCH_TITLE = "tune "  # how the knob search's proposals are titled (pattern search recognises its own moves)
+NO_EFFECT = "no_effect"  # the status of a run that ran exactly like its parent (the store's vocabulary)
 
 
 # ----------------------------------------------------------------------------------------------- knob adapters
@@ -143,6 +147,7 @@ class _Knob:
     space: knobmod.Space | None
     searchable: bool
     why_not: str = ""
+    effective: bool = True  # False: overridden elsewhere, never run or read, or shown to have no effect
 
     @property
     def value(self) -> Any:
@@ -151,6 +156,20 @@ class _Knob:
     @property
     def path(self) -> str:
         return str(self.knob.path)
+
+
+@dataclass(frozen=True)
+class SearchKnob:
+    """A knob the search may change, with its space: what `BuiltinPolicy.search_knobs` hands a benchmark."""
+
+    key: str
+    knob: knobmod.Knob
+    space: knobmod.Space
+    kind: str
+
+    @property
+    def baseline(self) -> Any:
+        return self.knob.value
 
 
 @dataclass
@@ -171,7 +190,11 @@ class _Move:
 
 @dataclass
 class _State:
-    """What propose / fix know about the experiment they build on."""
+    """What propose / fix know about the experiment they build on.
+
+    `files` holds the editable files plus every file the command runs or reads (read-only ones too: a default in
+    an editable file may be overridden by one that is not), and the command itself under `eff.COMMAND_PATH`.
+    """
 
     exp: ExperimentView | None
     files: dict[str, str]
@@ -179,6 +202,17 @@ class _State:
     assignment: dict[str, Any]
     regime: frozenset[str]
     lineage: list[ExperimentView]
+    editable: frozenset[str] = frozenset()
+    program: eff.Program | None = None
+    evaluation: frozenset[str] = frozenset()
+
+    @property
+    def command(self) -> str:
+        return self.files.get(eff.COMMAND_PATH, "")
+
+    def code(self) -> dict[str, str]:
+        """The editable source files (what transforms and fixes may change)."""
+        return {p: t for p, t in self.files.items() if p in self.editable}
 
 
 class BuiltinPolicy(PolicyBase):
@@ -192,6 +226,8 @@ class BuiltinPolicy(PolicyBase):
         self._texts: dict[tuple[int | None, str], str] = {}
         self._assign_cache: dict[int, dict[str, Any]] = {}
         self.last_decision: Decision | None = None
+        self._programs: dict[tuple[Any, ...], eff.Program] = {}
+        self._last_program: eff.Program | None = None
 
     # ------------------------------------------------------------------------------------------- public
     def propose(self, ctx: PolicyContext) -> Proposal | None:
@@ -233,7 +269,7 @@ class BuiltinPolicy(PolicyBase):
         self.last_decision = None
         st = self._state(ctx, failed.id)
         sym = catalogue.symptoms(failed.failure_class, failed.log_tail or "", failed.run_result,
-                                 sorted({*st.files, *(p for p in ctx.tracked if p.endswith(".py"))}))
+                                 sorted({*st.code(), *(p for p in ctx.tracked if p.endswith(".py"))}))
         site = self._site(ctx, st, failed, sym)
         sigs = self._signatures(ctx)
         refusals: list[str] = []
@@ -277,7 +313,7 @@ class BuiltinPolicy(PolicyBase):
             key, new = next(iter(mv.changes.items()))
             return catalogue.KnobChange(key, st.knobs[key].value, new)
 
-        return catalogue.Site(files=st.files, frames=sym.frames, tracked=frozenset(ctx.tracked),
+        return catalogue.Site(files=st.code(), frames=sym.frames, tracked=frozenset(ctx.tracked),
                               gpus=ctx.gpus_per_job, changed=changed, scale=scale)
 
     # ------------------------------------------------------------------------------------------- decisions
@@ -338,6 +374,48 @@ class BuiltinPolicy(PolicyBase):
                 c[2] += e.run_result not in (None, "succeeded")
         return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
+    def search_knobs(self, files: Mapping[str, str], *, command: str = "", metric: str = "",
+                     editable: Sequence[str] | None = None, tracked: Sequence[str] = ()) -> list[SearchKnob]:
+        """The knobs the search may change in a checkout (`files`: path -> text, the command's files included), in
+        the policy's priority order: each setting once, where it takes effect for `command`. For benchmarks that
+        search the same space with another method (bench/search.py)."""
+        self._forget_checkout()
+        st = self._state(_checkout_context(files, command, metric, editable, tracked), None)
+        order = {kind: i for i, kind in enumerate(_SEARCH_PRIORITY)}
+        out = [SearchKnob(k.key, k.knob, k.space, k.kind) for k in st.knobs.values()
+               if k.searchable and k.space is not None]
+        out.sort(key=lambda d: (order.get(d.kind, len(order)), d.key))
+        self._last_program = st.program
+        return out
+
+    def knobs_in(self, files: Mapping[str, str], *, command: str = "", metric: str = "") -> dict[str, _Knob]:
+        """Every knob of a checkout (`files`: path -> text) as the policy sees it for `command`: its value, where
+        it lives, and whether the search may change it (tests and tools; the policy's own state holds the same)."""
+        self._forget_checkout()
+        return self._state(_checkout_context(files, command, metric), None).knobs
+
+    def _forget_checkout(self) -> None:
+        """Drop the texts read for a bare checkout (cached like a session's baseline, as experiment None)."""
+        self._texts = {k: v for k, v in self._texts.items() if k[0] is not None}
+
+    def write_values(self, files: Mapping[str, str], command: str, knobs: Sequence[SearchKnob],
+                     values: Mapping[str, Any]) -> tuple[dict[str, str], str]:
+        """`files` and `command` with `values` ({knob key: value}) written where each knob lives, exactly as the
+        policy writes its own moves (literals in files, values on the command line)."""
+        by_key = {k.key: k for k in knobs}
+        texts = {**files, eff.COMMAND_PATH: command}
+        program = self._last_program
+        for key, val in values.items():
+            k = by_key[key]
+            if k.knob.style == eff.CLI_STYLE:
+                if program is None:
+                    raise KeyError(key)
+                texts[k.knob.path] = eff.rewrite_cli(texts[k.knob.path], k.knob, val, program)
+            else:
+                texts[k.knob.path] = knobmod.rewrite(texts[k.knob.path], k.knob, val)
+        new_command = texts.pop(eff.COMMAND_PATH)
+        return texts, new_command
+
     # ------------------------------------------------------------------------------------------- state
     def _read(self, ctx: PolicyContext, exp_id: int | None, path: str) -> str:
         key = (exp_id, path)
@@ -357,38 +435,121 @@ class BuiltinPolicy(PolicyBase):
         out.sort(key=lambda p: (not p.endswith(".py"), p.count("/"), p))
         return out[:_MAX_FILES]
 
-    def _files(self, ctx: PolicyContext, exp_id: int | None) -> dict[str, str]:
-        files = {}
+    def _command_of(self, ctx: PolicyContext, exp_id: int | None) -> str:
+        """The command an experiment runs: its own (a command-line setting changed), else the project's."""
+        e = next((x for x in ctx.experiments if x.id == exp_id), None) if exp_id is not None else None
+        return (e.command if e is not None and e.command else "") or ctx.command
+
+    def _files(self, ctx: PolicyContext, exp_id: int | None) -> tuple[dict[str, str], eff.Program]:
+        """The editable files, the files the experiment's command runs or reads, and the command (see `_State`)."""
+        files: dict[str, str] = {}
         for p in self._candidate_paths(ctx):
             t = self._read(ctx, exp_id, p)
             if t and len(t) <= _MAX_BYTES:
                 files[p] = t
-        return files
+        command = self._command_of(ctx, exp_id)
+        program = self._program(ctx, exp_id, command, files)
+        for p in sorted((program.run_files or set()) | {c.path for c in program.configs}):
+            if p not in files and not matches_any(p, ctx.protected):
+                t = self._read(ctx, exp_id, p)
+                if t and len(t) <= _MAX_BYTES:
+                    files[p] = t
+        files[eff.COMMAND_PATH] = command
+        return files, program
+
+    def _program(self, ctx: PolicyContext, exp_id: int | None, command: str,
+                 files: Mapping[str, str]) -> eff.Program:
+        tracked = set(ctx.tracked)
+
+        def read(p: str) -> str:
+            return files[p] if p in files else self._read(ctx, exp_id, p)
+
+        def exists(p: str) -> bool:
+            return p in tracked if tracked else bool(read(p))
+
+        key = (command, tuple(sorted((p, hash(t)) for p, t in files.items() if p.endswith(".py"))), exp_id)
+        hit = self._programs.get(key)
+        if hit is None:
+            hit = eff.analyse(command, read, exists, sorted(tracked))
+            if len(self._programs) > 64:
+                self._programs.clear()
+            self._programs[key] = hit
+        return hit
 
     def _state(self, ctx: PolicyContext, exp_id: int | None) -> _State:
         exps = {e.id: e for e in ctx.experiments}
         exp = exps.get(exp_id) if exp_id is not None else None
-        files = self._files(ctx, exp_id)
-        knobs = self._knobs(files)
+        files, program = self._files(ctx, exp_id)
+        editable = frozenset(self._candidate_paths(ctx))
+        evaluation = frozenset(evaluation_functions({p: t for p, t in files.items() if p.endswith(".py")},
+                                                    ctx.metric))
+        knobs = self._knobs(ctx, files, program, editable, evaluation, self._no_effect(ctx))
         assignment = {k: v.value for k, v in knobs.items()}
         lineage = _lineage(exps, exp_id)
-        return _State(exp=exp, files=files, knobs=knobs, assignment=assignment,
-                      regime=_regime(lineage), lineage=lineage)
+        return _State(exp=exp, files=files, knobs=knobs, assignment=assignment, regime=_regime(lineage),
+                      lineage=lineage, editable=editable, program=program, evaluation=evaluation)
 
-    def _knobs(self, files: Mapping[str, str]) -> dict[str, _Knob]:
-        raw = _discover(files)
-        py = {p: t for p, t in files.items() if p.endswith(".py")}
-        fixed = {p: tf.fixed_lines(t) for p, t in py.items()}
-        fixed_fns = _fixed_function_names(py)
+    def _knobs(self, ctx: PolicyContext, files: Mapping[str, str], program: eff.Program,
+               editable: frozenset[str], evaluation: frozenset[str],
+               no_effect: Mapping[str, str] | None = None) -> dict[str, _Knob]:
+        """Every knob of the files and the command line, with whether the search may change it and why not.
+
+        A knob the command does not run or read, or one that a config file or the command line overrides, is shown
+        but never changed (`effective.resolve`); one a run already showed to have no effect is dropped, and its
+        setting moves to the command line where the program reads one (`effective.virtual_cli_knob`), as does a
+        setting whose effective location is not editable.
+        """
+        code = {p: t for p, t in files.items() if p != eff.COMMAND_PATH}
+        raw = _discover(code) + eff.cli_knobs(program)
+        res = eff.resolve(program, raw, code)
+        py = {p: t for p, t in code.items() if p.endswith(".py")}
+        fixed = {p: fixed_lines(t, evaluation) for p, t in py.items()}
+        fixed_fns = set(evaluation)
+        no_effect = no_effect or {}
         out: dict[str, _Knob] = {}
+        virtual: list[knobmod.Knob] = []
         for k in raw:
             key = k.name
             if key in out:
                 continue
             kind = k.kind
             space = _space(k)
-            ok, why = _searchable(k, kind, space, files, fixed, fixed_fns)
-            out[key] = _Knob(key=key, knob=k, kind=kind, space=space, searchable=ok, why_not=why)
+            ok, why = _searchable(k, kind, space, code, fixed, fixed_fns)
+            place = res.why_not(key)
+            in_place = k.path in editable or (k.style == eff.CLI_STYLE and k.path == eff.COMMAND_PATH)
+            if ok and not place and (not in_place or key in no_effect):
+                v = eff.virtual_cli_knob(program, k)  # the setting moves to the command line
+                if v is not None:
+                    virtual.append(v)
+            if ok:
+                why = place or no_effect.get(key, "") or ("" if in_place else f"{k.path} is not editable")
+                ok = not why
+            out[key] = _Knob(key=key, knob=k, kind=kind, space=space, searchable=ok, why_not=why,
+                             effective=not place and key not in no_effect)
+        for v in virtual:
+            if v.name in out:
+                continue
+            space = _space(v)
+            ok, why = _searchable(v, v.kind, space, code, fixed, fixed_fns)
+            if ok and v.name in no_effect:
+                ok, why = False, no_effect[v.name]
+            out[v.name] = _Knob(key=v.name, knob=v, kind=v.kind, space=space, searchable=ok, why_not=why)
+        return out
+
+    def _no_effect(self, ctx: PolicyContext) -> dict[str, str]:
+        """Knobs whose change made no difference at all: {knob key: why}. A run recorded as "no effect" (its log
+        and metric identical to its parent's) changed them; they are not evidence, and not tried again."""
+        out: dict[str, str] = {}
+        by_id = {e.id: e for e in ctx.experiments}
+        for e in ctx.experiments:
+            if e.status != NO_EFFECT or e.parent_id is None or e.parent_id not in by_id:
+                continue
+            a, b = self._assignment_of(ctx, e), self._assignment_of(ctx, by_id[e.parent_id])
+            if a is None or b is None:
+                continue
+            for key in a:
+                if key in b and _norm(a[key]) != _norm(b[key]):
+                    out[key] = f"no effect: #{e.id} changed it and ran exactly like #{e.parent_id}"
         return out
 
     def _assignment_of(self, ctx: PolicyContext, e: ExperimentView) -> dict[str, Any] | None:
@@ -404,8 +565,9 @@ class BuiltinPolicy(PolicyBase):
             return rec
         if e.kind == "baseline" or e.id == ctx.baseline_id:
             if e.id not in self._assign_cache:
-                files = self._files(ctx, e.id)
-                self._assign_cache[e.id] = {k: v.value for k, v in self._knobs(files).items()}
+                files, program = self._files(ctx, e.id)
+                knobs = self._knobs(ctx, files, program, frozenset(self._candidate_paths(ctx)), frozenset())
+                self._assign_cache[e.id] = {k: v.value for k, v in knobs.items()}
             return self._assign_cache[e.id]
         return None
 
@@ -841,6 +1003,8 @@ class BuiltinPolicy(PolicyBase):
             return None
 
     def _rewrite_knobs(self, texts: dict[str, str], st: _State, changes: Mapping[str, Any]) -> dict[str, str] | None:
+        """`texts` with each knob rewritten where it lives: a literal in its file, or its value on the command line
+        (the command is `texts[eff.COMMAND_PATH]`)."""
         texts = dict(texts)
         for key, val in changes.items():
             k = st.knobs.get(key)
@@ -850,8 +1014,13 @@ class BuiltinPolicy(PolicyBase):
             if text is None:
                 return None
             try:
-                new = knobmod.rewrite(text, k.knob, val)  # found again by name: earlier edits do not matter
-            except (KeyError, ValueError):
+                if k.knob.style == eff.CLI_STYLE:
+                    if st.program is None:
+                        return None
+                    new = eff.rewrite_cli(text, k.knob, val, st.program)
+                else:
+                    new = knobmod.rewrite(text, k.knob, val)  # found again by name: earlier edits do not matter
+            except (KeyError, ValueError, TypeError):
                 return None
             if new == text:
                 return None
@@ -862,10 +1031,11 @@ class BuiltinPolicy(PolicyBase):
                 sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
         edits: list[Edit] = []
         changed = {p: t for p, t in texts.items() if t != st.files.get(p)}
-        if not changed:
+        command = changed.pop(eff.COMMAND_PATH, None)
+        if not changed and command is None:
             return None
         for p, t in changed.items():
-            if matches_any(p, ctx.protected):
+            if matches_any(p, ctx.protected) or p not in st.editable:
                 return None
             edits += tf.diff_edits(p, st.files.get(p, ""), t)
         exp_id = st.exp.id if st.exp is not None else None
@@ -873,25 +1043,56 @@ class BuiltinPolicy(PolicyBase):
                           ctx.editable, ctx.protected)
         if any(got.get(p) != t for p, t in changed.items()):
             return None
-        new_knobs = self._knobs({**st.files, **changed})
+        new_files = {**st.files, **changed}
+        program = st.program
+        if program is not None and (command is not None or any(p.endswith(".py") for p in changed)):
+            new_files[eff.COMMAND_PATH] = command if command is not None else st.command
+            program = self._program(ctx, -1, new_files[eff.COMMAND_PATH], new_files)
+        if program is None:
+            return None
+        new_knobs = self._knobs(ctx, new_files, program, st.editable, st.evaluation)
         assignment = {k: v.value for k, v in new_knobs.items()}
         code_fix = move.kind == "fix" and move.transform is None and move.texts is not None
         regime = st.regime | ({f"t:{move.transform}"} if move.transform else set())
         if not code_fix and (frozenset(regime), _sig_assignment(assignment)) in sigs:
             return None  # this exact assignment in this code regime was run (or proposed) already
+        if move.transform is None and not code_fix and _effective(new_knobs) == _effective(st.knobs):
+            # the change lands only where something else overrides it: it cannot change the run
+            log.info("builtin policy: %r changes nothing where it takes effect; not proposed", move.title)
+            return None
         knobs: dict[str, Any] = dict(assignment)
         if move.transform:
             knobs["transform"] = move.transform
         elif move.kind == "fix":
             knobs["fix"] = "code" if code_fix else "knob"
-        return Proposal(title=move.title, rationale=move.rationale, expected_effect=move.expected, edits=edits,
-                        parent_id=exp_id, kind=move.kind, knobs=knobs, diagnosis=move.diagnosis)
+        rationale = move.rationale
+        if command is not None:
+            rationale += f" The setting lives on the command line, so this experiment runs `{command}`."
+        return Proposal(title=move.title, rationale=rationale, expected_effect=move.expected, edits=edits,
+                        parent_id=exp_id, kind=move.kind, knobs=knobs, diagnosis=move.diagnosis, command=command)
 
     def _knob_proposal(self, ctx: PolicyContext, st: _State, move: _Move,
                        sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
         if not move.changes:
             return None
-        texts = self._rewrite_knobs(st.files, st, move.changes)
+        changes = _aligned_lengths(st, dict(move.changes))
+        if changes is None:
+            log.info("builtin policy: %r would end training between two evaluations; not proposed", move.title)
+            return None
+        if changes != move.changes:
+            move = _Move(title=f"{move.title} (→ {', '.join(f'{k} {_fmt(v)}' for k, v in changes.items())}: a "
+                         "multiple of the evaluation interval)", rationale=move.rationale, changes=changes,
+                         transform=move.transform, diagnosis=move.diagnosis, expected=move.expected, kind=move.kind,
+                         texts=move.texts)
+        linked = _linked_lengths(st, changes)
+        if linked:
+            changes.update(linked)
+            names = ", ".join(linked)
+            move = _Move(title=f"{move.title} (with {names})", rationale=f"{move.rationale} {names} had the same "
+                         "value as the training length (a schedule over the whole run) and moves with it.",
+                         changes=changes, transform=move.transform, diagnosis=move.diagnosis,
+                         expected=move.expected, kind=move.kind, texts=move.texts)
+        texts = self._rewrite_knobs(st.files, st, changes)
         if texts is None:
             return None
         return self._finish(ctx, st, texts, move, sigs)
@@ -901,10 +1102,10 @@ class BuiltinPolicy(PolicyBase):
         name = move.transform
         assert name is not None
         results = []
-        for path, text in st.files.items():
+        for path, text in st.code().items():
             if not path.endswith(".py") or not _looks_like_training(text):
                 continue
-            r = tf.TRANSFORMS[name](text, path)
+            r = tf.TRANSFORMS[name](text, path, evaluation=st.evaluation)
             if r is not None:
                 results.append(r)
         if len(results) != 1:
@@ -943,7 +1144,7 @@ class BuiltinPolicy(PolicyBase):
                 changes[wd.key] = 0.01
                 note += f" Weight decay {wd.key} goes from 0 to 0.01 (AdamW's decoupled default)."
         else:
-            lit = tf.sgd_to_adamw(st.files[r.path], r.path, lr=ADAMW_LR)
+            lit = tf.sgd_to_adamw(st.files[r.path], r.path, lr=ADAMW_LR, evaluation=st.evaluation)
             if lit is None:
                 return None, ""
             texts = {**texts, r.path: lit.new_text}
@@ -1017,6 +1218,75 @@ def _regime(lineage: Iterable[ExperimentView]) -> frozenset[str]:
     return frozenset(out)
 
 
+def _checkout_context(files: Mapping[str, str], command: str, metric: str, editable: Sequence[str] | None = None,
+                      tracked: Sequence[str] = ()) -> PolicyContext:
+    """A context for a bare checkout (`files`), no session: what `search_knobs` and `knobs_in` read."""
+    return PolicyContext(root="", metric=metric, goal="minimize", editable=list(editable or files), protected=[],
+                         experiments=[], best_id=None, baseline_id=None, noise_floor=0.0, brief="", timeout_s=0.0,
+                         runs_left=0, read_file=lambda _i, p: files.get(p, ""), rng=random.Random(0),
+                         command=command, tracked=list(tracked or files))
+
+
+def _effective(knobs: Mapping[str, _Knob]) -> tuple[Any, ...]:
+    """The values of the knobs that take effect (those not overridden, not in files the command ignores)."""
+    return tuple(sorted((k, _norm(v.value)) for k, v in knobs.items() if v.effective))
+
+
+_SCHEDULE_WORDS = frozenset({"decay", "sched", "schedule", "scheduler", "anneal", "cosine", "lr", "max", "total"})
+
+
+def _linked_lengths(st: _State, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Schedule lengths that move with a training length: when `changes` sets a step / epoch count, another
+    searchable knob of the same kind with the same value whose name says it is a schedule's length (nanoGPT's
+    ``lr_decay_iters`` next to ``max_iters``, a ``T_max`` equal to the epochs) gets the same new value, so the
+    schedule still spans the run instead of ending early and leaving the rest at its floor."""
+    out: dict[str, Any] = {}
+    for key, new in changes.items():
+        k = st.knobs.get(key)
+        if k is None or k.kind not in ("steps", "epochs") or not _numeric(k.value):
+            continue
+        for other in st.knobs.values():
+            if other.key in changes or other.key == key or other.kind != k.kind or not other.searchable \
+                    or not _numeric(other.value) or float(other.value) != float(k.value):
+                continue
+            words = set(knobmod.name_words(other.key))
+            if words & _SCHEDULE_WORDS and not set(knobmod.name_words(key)) & {"decay", "sched", "schedule"}:
+                out[other.key] = new
+    return out
+
+
+_EVAL_WORDS = frozenset({"eval", "evaluate", "evaluation", "val", "valid", "validation", "test"})
+_EVERY_WORDS = frozenset({"interval", "every", "freq", "frequency", "period"})  # not `eval_iters`: a batch count
+
+
+def _aligned_lengths(st: _State, changes: dict[str, Any]) -> dict[str, Any] | None:
+    """`changes` with each new step count that was a multiple of an evaluation interval kept one (rounded to the
+    nearest multiple, at least one interval); None when that leaves the count where it is.
+
+    Code that evaluates every N steps (nanoGPT's ``eval_interval``) prints its metric at multiples of N: a step count
+    between two of them ends training after the last evaluation, so the metric read is stale (nanoGPT with
+    ``max_iters`` 150 and ``eval_interval`` 300 reports its step-0 loss)."""
+    out = dict(changes)
+    for key, new in changes.items():
+        k = st.knobs.get(key)
+        if k is None or k.kind != "steps" or not _numeric(new) or not _numeric(k.value) or k.value <= 0:
+            continue
+        for other in st.knobs.values():
+            if not other.effective or other.kind != "logging" or not _numeric(other.value) or other.value < 2:
+                continue
+            words = set(knobmod.name_words(other.key))
+            if not words & _EVAL_WORDS or not words & _EVERY_WORDS:
+                continue
+            every = int(other.value)
+            if int(k.value) % every:
+                continue  # not a multiple now: nothing to keep
+            aligned = max(every, round(float(new) / every) * every)
+            if aligned == k.value:
+                return None
+            out[key] = aligned
+    return out
+
+
 def _sig_assignment(a: Mapping[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted((str(k), _norm(v)) for k, v in a.items() if k not in ("transform", "fix")))
 
@@ -1036,15 +1306,6 @@ def _transforms_tried_in_lineage(ctx: PolicyContext, st: _State) -> set[str]:
 
 def _looks_like_training(text: str) -> bool:
     return ".backward(" in text or "optim." in text
-
-
-def _fixed_function_names(py: Mapping[str, str]) -> set[str]:
-    names = set()
-    for t in py.values():
-        for m in re.finditer(r"^\s*def\s+(\w+)", t, re.M):
-            if tf._name_is_fixed(m.group(1)):
-                names.add(m.group(1))
-    return names
 
 
 _SPLAT_RE = re.compile(r"[(,]\s*\*\*\s*[A-Za-z_]")  # `f(**cfg)`: every key may be read
@@ -1125,10 +1386,11 @@ def _knob_for_expr(st: _State, expr: str | None, kind: str) -> _Knob | None:
     if not leafs:
         return None
     last = (strs[-1] if strs else toks[-1]).replace("-", "_")
-    cands = [k for k in st.knobs.values() if _leaf(str(k.knob.name)).lower() == last.lower() and _numeric(k.value)]
+    cands = [k for k in st.knobs.values() if _leaf(str(k.knob.name)).lower() == last.lower() and _numeric(k.value)
+             and k.effective]
     if len(cands) == 1:
         return cands[0]
-    of_kind = [k for k in st.knobs.values() if k.kind == kind and _numeric(k.value) and k.searchable]
+    of_kind = [k for k in st.knobs.values() if k.kind == kind and _numeric(k.value) and k.searchable and k.effective]
     if len(of_kind) == 1 and not re.fullmatch(r"[-+.0-9eE]+", expr.strip()):
         return of_kind[0]
     return None

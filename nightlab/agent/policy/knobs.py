@@ -44,10 +44,13 @@ __all__ = [
     "UNTUNABLE_KINDS",
     "Knob",
     "Space",
+    "choice_group",
+    "choices_for",
     "classify",
     "discover",
     "discover_files",
     "format_value",
+    "name_words",
     "rewrite",
     "search_space",
     "span",
@@ -287,6 +290,22 @@ def _choice_group(name: str, value: str, callee: str | None = None) -> str | Non
     if last & _SCHED_WORDS:
         return "sched"
     return None
+
+
+def name_words(name: str) -> list[str]:
+    """The lowercase words of a knob's name without its file (``config/a.py:lr_decay_iters`` → lr, decay, iters)."""
+    return _tokens(name.rsplit(":", 1)[-1])
+
+
+def choice_group(name: str, value: str, callee: str | None = None) -> str | None:
+    """The family of alternatives a string setting belongs to (optimizers, activations, schedules), or None."""
+    return _choice_group(name, value, callee)
+
+
+def choices_for(name: str, value: str, texts: Sequence[str]) -> tuple[Value, ...]:
+    """Alternatives for a string setting named `name` (see `_choices`); () when it is not a known choice."""
+    group = _choice_group(name, value)
+    return _choices(group, value, texts) if group is not None else ()
 
 
 def _mentioned(word: str, texts: Iterable[str]) -> bool:

@@ -6,8 +6,9 @@ usually trains better. The rules every transform follows, because the builtin po
 
 - It either applies completely or not at all: any doubt (two optimizers, a conditional `step()`, a loop whose
   length cannot be computed, a name that might not be in scope) returns None instead of a half-applied change.
-- It never edits code in the fixed parts of a script: functions whose name says evaluation / test / scoring /
-  data loading, and regions under a column-0 comment that says "fixed" or "do not edit" (see `fixed_lines`).
+- It never edits code that measures rather than trains: the functions that compute the printed metric and those
+  whose name says evaluation / test / scoring / data loading, unless they train (see `evaluation.py`; nothing is
+  decided from comments or layout). Protected files are never handed to a transform at all.
 - Everything it inserts is self-contained (helpers import what they need) so the result runs as it stands.
 
 The result is the whole new file text; `diff_edits` turns old/new texts into the exact search/replace `Edit`s that
@@ -16,9 +17,10 @@ the engine validates with `apply_edits`.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
 
 from nightlab.agent.policy.base import Edit
+from nightlab.agent.policy.evaluation import fixed_lines
 
 # ----------------------------------------------------------------------------------------------- results
 
@@ -85,69 +88,6 @@ def diff_edits(path: str, old: str, new: str) -> list[Edit]:
     return edits
 
 
-# ----------------------------------------------------------------------------------------------- fixed regions
-
-_FIXED_COMMENT_RE = re.compile(
-    r"\bfixed\b|do\s+not\s+(?:edit|change|modify|touch)|don'?t\s+(?:edit|change|modify|touch)|\bevaluat|\bscoring\b"
-    r"|\bmetric|\bheld[- ]out\b|\bread[- ]only\b",
-    re.IGNORECASE,
-)
-_FIXED_NAME_TOKENS = frozenset({
-    "fixed", "eval", "evaluate", "evaluation", "test", "testing", "score", "scoring", "metric", "metrics",
-    "validate", "validation", "data", "dataset", "split", "loaddata",
-})
-_DEF_RE = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)")
-
-
-def _name_is_fixed(name: str) -> bool:
-    toks = [t for t in re.split(r"_+|(?<=[a-z])(?=[A-Z])", name) if t]
-    low = {t.lower() for t in toks}
-    return bool(low & _FIXED_NAME_TOKENS) or "load_data" in name.lower()
-
-
-def fixed_lines(text: str) -> set[int]:
-    """1-based line numbers a transform must not edit.
-
-    Two signals, both cheap and conservative: (1) a column-0 comment that says fixed / do not edit / evaluation opens a
-    region that lasts until the next column-0 comment or top-level class (a model definition); (2) a def or class
-    whose name says evaluation, test, scoring, metric, data loading or split, or whose docstring or the comment right
-    above it says fixed / do not edit, is fixed as a whole.
-    """
-    lines = text.splitlines()
-    out: set[int] = set()
-    in_region = False
-    for n, line in enumerate(lines, 1):
-        if line.startswith("#"):
-            in_region = bool(_FIXED_COMMENT_RE.search(line))
-        elif line.startswith("class "):
-            in_region = False  # a model class ends a "fixed: data" section
-        if in_region:
-            out.add(n)
-    # defs / classes by name or nearby comment / docstring
-    for n, line in enumerate(lines, 1):
-        m = _DEF_RE.match(line)
-        if not m:
-            continue
-        indent = len(m.group(1))
-        above = ""
-        k = n - 2
-        while k >= 0 and (lines[k].strip().startswith("@") or lines[k].strip().startswith("#")):
-            above += lines[k]
-            k -= 1
-        body_end = n
-        for j in range(n, len(lines)):
-            s = lines[j]
-            if s.strip() and (len(s) - len(s.lstrip())) <= indent and not s.lstrip().startswith((")", "]", "}")):
-                break
-            body_end = j + 1
-        doc = "\n".join(lines[n:min(body_end, n + 4)])
-        doc_fixed = bool(re.search(r"\bfixed\b|do\s+not\s+(?:edit|change|modify)", doc, re.IGNORECASE))
-        comment_fixed = bool(re.search(r"\bfixed\b|do\s+not\s+(?:edit|change|modify)", above, re.IGNORECASE))
-        if _name_is_fixed(m.group(3)) or doc_fixed or comment_fixed:
-            out.update(range(n, body_end + 1))
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- analysis
 
 OPTIMIZER_CLASSES = frozenset({
@@ -194,19 +134,23 @@ class _OptCall:
 _CACHE: dict[str, Script] = {}
 
 
-def parse(text: str) -> Script | None:
+def parse(text: str, evaluation: Collection[str] = ()) -> Script | None:
     """A `Script` for `text` (cached: transforms and the policy ask about the same file many times), None if it
-    does not parse."""
+    does not parse. `evaluation` names the project's evaluation functions (`evaluation.evaluation_functions`): their
+    bodies join the script's fixed lines."""
     hit = _CACHE.get(text)
-    if hit is not None:
+    if hit is None:
+        try:
+            hit = Script(text)
+        except (cst.ParserSyntaxError, RecursionError, ValueError):
+            return None
+        if len(_CACHE) >= 16:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[text] = hit
+    if not evaluation:
         return hit
-    try:
-        script = Script(text)
-    except (cst.ParserSyntaxError, RecursionError, ValueError):
-        return None
-    if len(_CACHE) >= 16:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[text] = script
+    script = copy.copy(hit)
+    script.fixed = hit.fixed | fixed_lines(text, evaluation)
     return script
 
 
@@ -551,14 +495,15 @@ def _torch_import(script: Script, patch: _Patch) -> bool:
 # ----------------------------------------------------------------------------------------------- transforms
 
 
-def sgd_to_adamw(text: str, path: str, lr: float | None = None, weight_decay: float = 0.01) -> TransformResult | None:
+def sgd_to_adamw(text: str, path: str, lr: float | None = None, weight_decay: float = 0.01,
+                 evaluation: Collection[str] = ()) -> TransformResult | None:
     """Replace `torch.optim.SGD(params, lr=…, momentum=…)` by AdamW; SGD-only arguments are dropped.
 
     `lr=None` keeps the learning-rate expression (the caller re-tunes the knob it reads); a float puts that literal
     in. A missing weight decay becomes `weight_decay` (decoupled, so it is a mild regulariser rather than an L2 term
     fighting the adaptive step). Every SGD call outside the fixed regions changes, or nothing does.
     """
-    script = parse(text)
+    script = parse(text, evaluation)
     if script is None:
         return None
     sgds = [o for o in script.optimizers if o.cls == "SGD" and not script.is_fixed(o.call)]
@@ -614,13 +559,14 @@ def sgd_to_adamw(text: str, path: str, lr: float | None = None, weight_decay: fl
     )
 
 
-def gradient_clipping(text: str, path: str, max_norm: float = 1.0) -> TransformResult | None:
+def gradient_clipping(text: str, path: str, max_norm: float = 1.0,
+                      evaluation: Collection[str] = ()) -> TransformResult | None:
     """Insert `torch.nn.utils.clip_grad_norm_(<model>.parameters(), max_norm)` right after `loss.backward()`.
 
     Needs exactly one optimizer and one backward call in one scope, no mixed-precision scaler (clipping scaled
     gradients would be wrong without `unscale_`) and no clipping already.
     """
-    script = parse(text)
+    script = parse(text, evaluation)
     if script is None:
         return None
     if re.search(r"clip_grad|GradScaler|\.scale\(", text):
@@ -676,7 +622,7 @@ def _warmup_cosine(total_steps, warmup_frac=0.05):
 '''
 
 
-def warmup_cosine(text: str, path: str) -> TransformResult | None:
+def warmup_cosine(text: str, path: str, evaluation: Collection[str] = ()) -> TransformResult | None:
     """Add a warm-up + cosine learning-rate schedule stepped after every optimizer step.
 
     Applies only when the total number of optimizer steps is computable before the training loop starts (a product
@@ -684,7 +630,7 @@ def warmup_cosine(text: str, path: str) -> TransformResult | None:
     when training does; the expression is evaluated at run time, so later changes of epochs or batch size stay
     consistent with the schedule.
     """
-    script = parse(text)
+    script = parse(text, evaluation)
     if script is None:
         return None
     if re.search(r"lr_scheduler|\bscheduler\b|OneCycle|CosineAnnealing|\[\s*[\"']lr[\"']\s*\]\s*=", text):
@@ -815,14 +761,14 @@ def _assigned_value(script: Script, within: cst.CSTNode, name: str) -> cst.BaseE
     return vals[0].value if len(vals) == 1 else None
 
 
-def standardize_inputs(text: str, path: str) -> TransformResult | None:
+def standardize_inputs(text: str, path: str, evaluation: Collection[str] = ()) -> TransformResult | None:
     """Standardise the model's float inputs with mean/std of the training inputs (a forward pre-hook on the model).
 
     The statistics come from the tensor the training loop feeds the model (followed through `xb = X[idx]`, or the
     training tensor in scope when batches come from a loader), computed on the training part only; the hook makes
     evaluation apply the same transform without touching the fixed evaluation code.
     """
-    script = parse(text)
+    script = parse(text, evaluation)
     if script is None:
         return None
     if re.search(r"StandardScaler|_standardize_inputs|Embedding\(|\bnormali[sz]e\b|Normalize\(", text):
@@ -876,13 +822,13 @@ def _act_call(node: cst.BaseExpression) -> bool:
         and parts[0] in {"nn", "torch"}
 
 
-def add_dropout(text: str, path: str, p: float = 0.1) -> TransformResult | None:
+def add_dropout(text: str, path: str, p: float = 0.1, evaluation: Collection[str] = ()) -> TransformResult | None:
     """Insert `nn.Dropout(p)` after each hidden activation listed in an `nn.Sequential(...)` or a layer list.
 
     Only activation modules written as elements of a list / Sequential call are touched (the forward function is
     left alone), and only when the script has no dropout yet.
     """
-    script = parse(text)
+    script = parse(text, evaluation)
     if script is None:
         return None
     if re.search(r"[Dd]ropout", text):
@@ -938,9 +884,10 @@ def add_dropout(text: str, path: str, p: float = 0.1) -> TransformResult | None:
     )
 
 
-def add_weight_decay(text: str, path: str, value: float = 0.05) -> TransformResult | None:
+def add_weight_decay(text: str, path: str, value: float = 0.05,
+                     evaluation: Collection[str] = ()) -> TransformResult | None:
     """Add (or raise a literal) `weight_decay` in the optimizer call when no knob controls it."""
-    script = parse(text)
+    script = parse(text, evaluation)
     if script is None:
         return None
     opt = script.single_optimizer()
@@ -979,9 +926,9 @@ def add_weight_decay(text: str, path: str, value: float = 0.05) -> TransformResu
     )
 
 
-def label_smoothing(text: str, path: str, eps: float = 0.1) -> TransformResult | None:
+def label_smoothing(text: str, path: str, eps: float = 0.1, evaluation: Collection[str] = ()) -> TransformResult | None:
     """Add `label_smoothing` to the cross-entropy used for training (never the one used for evaluation)."""
-    script = parse(text)
+    script = parse(text, evaluation)
     if script is None:
         return None
     if "label_smoothing" in text:
@@ -1062,13 +1009,13 @@ def _const_eval(expr: cst.BaseExpression, consts: dict[str, int]) -> int | None:
 
 
 def fix_linear_in_features(text: str, path: str, got: int, expected: int,
-                           line_hint: str | None = None) -> TransformResult | None:
+                           line_hint: str | None = None, evaluation: Collection[str] = ()) -> TransformResult | None:
     """Change the `in_features` of the `nn.Linear` expecting `expected` inputs to the `got` it receives.
 
     The layer is the one called on the failing line (`self.fc1(x)` → `self.fc1 = nn.Linear(...)`) when that is
     known, else the only Linear whose first argument evaluates to `expected`.
     """
-    script = parse(text)
+    script = parse(text, evaluation)
     if script is None:
         return None
     consts: dict[str, int] = {}
@@ -1115,7 +1062,7 @@ def fix_linear_in_features(text: str, path: str, got: int, expected: int,
     )
 
 
-TRANSFORMS: dict[str, Callable[[str, str], TransformResult | None]] = {
+TRANSFORMS: dict[str, Callable[..., TransformResult | None]] = {
     "sgd_to_adamw": sgd_to_adamw,
     "warmup_cosine": warmup_cosine,
     "standardize": standardize_inputs,
@@ -1126,12 +1073,13 @@ TRANSFORMS: dict[str, Callable[[str, str], TransformResult | None]] = {
 }
 
 
-def applicable(text: str, path: str, names: Sequence[str] | None = None) -> list[TransformResult]:
+def applicable(text: str, path: str, names: Sequence[str] | None = None,
+               evaluation: Collection[str] = ()) -> list[TransformResult]:
     """All transforms (by name, default every one) that apply to a file; a failing transform is just skipped."""
     out = []
     for name in names or list(TRANSFORMS):
         try:
-            r = TRANSFORMS[name](text, path)
+            r = TRANSFORMS[name](text, path, evaluation=evaluation)
         except Exception:  # a transform bug must never take the policy down; the script is left alone
             r = None
         if r is not None:

@@ -88,7 +88,7 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
                                               problem=str(err)))
                 return
             header = f"Promote #{e.id} onto {pv.branch}: {pv.stat} — {e.title}"
-            self.post_message(self.Loaded(header + self._verdict(), pv.diff))
+            self.post_message(self.Loaded(header + self._verdict(), pv.command_text() + pv.diff))
             return
         verb = "Proposal" if self.mode == "hypothesis" else "Change"
         parent = f" against #{e.parent_id}" if e.parent_id else ""

@@ -17,12 +17,12 @@ STATUS_ICON = {
     "proposed": "?", "approved": "…", "queued": "…", "running": "▶", "succeeded": "✓", "kept": "✓",
     "promoted": "⇪", "discarded": "·", "failed": "✗", "timed_out": "✗", "cancelled": "✗", "lost": "✗",
     "stopped_early": "↓",
-    "rejected": "⊘",
+    "rejected": "⊘", "no_effect": "=",
 }
 STATUS_CLASS = {
     "proposed": "proposed", "approved": "queued", "queued": "queued", "running": "running", "succeeded": "kept",
     "kept": "kept", "promoted": "kept", "discarded": "dim", "failed": "failed", "timed_out": "failed",
-    "cancelled": "failed", "lost": "failed", "rejected": "dim", "stopped_early": "dim",
+    "cancelled": "failed", "lost": "failed", "rejected": "dim", "stopped_early": "dim", "no_effect": "dim",
 }
 MAX_GUIDE_DEPTH = 6
 

@@ -1,0 +1,779 @@
+"""Where a setting takes effect: the files a command runs, the config files they read, and what overrides what.
+
+Real training code sets one hyperparameter in several places at once. nanoGPT's ``train.py`` holds defaults as
+module globals, ``configurator.py`` (exec'd by train.py) executes the config file named on the command line over
+them, and ``--key=value`` arguments override both. An argparse default is dead when the command passes the flag; a
+dataclass default is dead when every place that builds the dataclass passes the field; a YAML file nobody loads,
+or a script the command does not run, changes nothing at all. Editing such a location costs a training run and
+teaches nothing, so the builtin policy must see, for every knob, whether it takes effect — and if not, where the
+setting does.
+
+`analyse` reads the program a command runs (entry point, imports at any depth, exec'd files, config files named on
+the command line or loaded by the code, Hydra's config directory and defaults list, argparse options) from the
+repository's files; `resolve` takes the knobs found in those files plus the settings on the command line and says,
+for each knob, that it is effective, shadowed (by what), or unused (why). Precedence, lowest first:
+
+1. defaults in code: module globals, argparse defaults, dataclass fields, config dicts, function defaults;
+2. config files, in the order they are applied (Hydra's defaults list, then files named on the command line);
+3. settings on the command line (``--k v``, ``--k=v``, ``k=v``).
+
+Everything is decided from the code's structure (imports, calls, assignments, the command's words), never from
+comments or file names. Where the analysis cannot see (a command that runs no Python file it can find), nothing is
+declared unused or shadowed: knobs stay as discovered.
+"""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from nightlab.agent.policy import knobs as knobmod
+from nightlab.agent.policy.commandline import COMMAND_PATH, Arg, Invocation, parse_command
+
+__all__ = [
+    "CLI_STYLE",
+    "COMMAND_PATH",
+    "ConfigFile",
+    "Program",
+    "Resolution",
+    "analyse",
+    "cli_knobs",
+    "cli_route",
+    "resolve",
+    "rewrite_cli",
+    "virtual_cli_knob",
+]
+
+CLI_STYLE = "cli"
+_CONFIG_EXTS = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_OVERRIDABLE_STYLES = frozenset({"constant", "argparse", "dataclass", "dict", "env", "signature"})
+_MAX_FILES = 400
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config file the program reads: its path, the key prefix its keys get (Hydra groups), and how it is read."""
+
+    path: str
+    prefix: str = ""
+    how: str = ""
+
+
+@dataclass
+class _Option:
+    strings: tuple[str, ...]
+    dest: str
+    takes_value: bool
+    type_name: str | None
+
+
+@dataclass
+class _PyFacts:
+    imports: list[tuple[str, int, tuple[str, ...]]] = field(default_factory=list)  # (module, level, names)
+    exec_paths: list[str] = field(default_factory=list)
+    dynamic_exec: bool = False
+    reads_argv: bool = False
+    sets_globals: bool = False
+    literals: list[str] = field(default_factory=list)
+    patterns: list[str] = field(default_factory=list)  # f-string paths with holes: "configs/*.yaml"
+    options: list[_Option] = field(default_factory=list)
+    option_defaults: dict[str, str] = field(default_factory=dict)  # argparse default literal -> option string
+    hydra: tuple[str | None, str | None] | None = None  # (config_path, config_name)
+    from_cli: bool = False
+    fire: bool = False
+
+
+@dataclass
+class Program:
+    """What a command runs. `run_files` is None when the entry point is unknown (then nothing is ruled out)."""
+
+    command: str
+    invocation: Invocation | None
+    run_files: set[str] | None
+    configs: list[ConfigFile]
+    options: list[_Option]
+    exec_configs: bool = False  # config .py files named on the command line are exec'd over the entry's globals
+    argv_globals: bool = False  # --k=v arguments set the entry's globals (configurator.py)
+    dotlist: bool = False  # k=v arguments set config keys (Hydra, OmegaConf.from_cli)
+    possible_configs: list[str] = field(default_factory=list)  # config-like files the code may read (pattern)
+    exists: Callable[[str], bool] = field(default=lambda _p: False, repr=False)
+    takes_value: Callable[[str], bool | None] = field(default=lambda _n: None, repr=False)
+
+    def config(self, path: str) -> ConfigFile | None:
+        return next((c for c in self.configs if c.path == path), None)
+
+    def option_for(self, name: str) -> _Option | None:
+        key = name.lstrip("-").replace("-", "_")
+        for o in self.options:
+            if name in o.strings or o.dest == key:
+                return o
+        return None
+
+
+@dataclass
+class Resolution:
+    """For each knob name: why it does not take effect (absent = effective); the command-line knobs."""
+
+    program: Program
+    shadowed: dict[str, str] = field(default_factory=dict)  # knob name -> "overridden by ..."
+    unused: dict[str, str] = field(default_factory=dict)  # knob name -> "not run by the command", ...
+    by: dict[str, str] = field(default_factory=dict)  # shadowed knob name -> the knob name that overrides it
+
+    def why_not(self, name: str) -> str:
+        return self.shadowed.get(name) or self.unused.get(name) or ""
+
+
+# ----------------------------------------------------------------------------------------------- python facts
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else node.attr
+    if isinstance(node, ast.Call):
+        return _dotted(node.func)
+    return ""
+
+
+def _str(node: ast.AST | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _open_literal(node: ast.AST) -> str | None:
+    """The literal path in ``open("x").read()`` / ``open("x")``, else None."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "read":
+        node = node.func.value
+    if isinstance(node, ast.Call) and _dotted(node.func) in ("open", "io.open") and node.args:
+        return _str(node.args[0])
+    return None
+
+
+def _py_facts(text: str) -> _PyFacts | None:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    f = _PyFacts()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                f.imports.append((a.name, 0, ()))
+        elif isinstance(node, ast.ImportFrom):
+            f.imports.append((node.module or "", node.level, tuple(a.name for a in node.names)))
+        elif isinstance(node, ast.Attribute) and node.attr == "argv" and _dotted(node.value) == "sys":
+            f.reads_argv = True
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
+            f.literals.append(node.value)
+        elif isinstance(node, ast.JoinedStr):
+            pat = "".join(v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "*"
+                          for v in node.values)
+            if "*" in pat and pat.endswith((*_CONFIG_EXTS, ".py")):
+                f.patterns.append(pat)
+        elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) \
+                and _dotted(node.value) == "globals":
+            f.sets_globals = True
+        elif isinstance(node, ast.Call):
+            _call_facts(node, f)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for d in node.decorator_list:
+                if isinstance(d, ast.Call) and _dotted(d.func).split(".")[-1] == "main" \
+                        and "hydra" in _dotted(d.func).split(".")[0]:
+                    kw = {k.arg: _str(k.value) for k in d.keywords if k.arg}
+                    pos = [_str(a) for a in d.args]
+                    f.hydra = (kw.get("config_path", pos[0] if pos else None),
+                               kw.get("config_name", pos[1] if len(pos) > 1 else None))
+    return f
+
+
+def _call_facts(node: ast.Call, f: _PyFacts) -> None:
+    name = _dotted(node.func)
+    last = name.split(".")[-1]
+    if last == "exec" and node.args:
+        lit = _open_literal(node.args[0])
+        inner = node.args[0]
+        if lit is None and isinstance(inner, ast.Call) and _dotted(inner.func) == "compile" and inner.args:
+            lit = _open_literal(inner.args[0])
+        if lit is not None:
+            f.exec_paths.append(lit)
+        else:
+            f.dynamic_exec = True
+    elif name in ("runpy.run_path", "run_path") and node.args and _str(node.args[0]):
+        f.exec_paths.append(str(_str(node.args[0])))
+    elif last == "update" and isinstance(node.func, ast.Attribute) and _dotted(node.func.value) == "globals":
+        f.sets_globals = True
+    elif last in ("add_argument", "option"):
+        strings = tuple(s for a in node.args if (s := _str(a)) is not None and s.startswith("-"))
+        if not strings:
+            return
+        kws = {k.arg: k.value for k in node.keywords if k.arg}
+        longest = max(strings, key=lambda s: (s.startswith("--"), len(s)))
+        dest = _str(kws.get("dest")) or longest.lstrip("-").replace("-", "_")
+        action = _str(kws.get("action")) or ""
+        takes = not (action.startswith("store_") and action != "store") and action not in ("count", "help", "version")
+        if isinstance(kws.get("is_flag"), ast.Constant) and getattr(kws.get("is_flag"), "value", None) is True:
+            takes = False
+        typ = kws.get("type")
+        f.options.append(_Option(strings, dest, takes, typ.id if isinstance(typ, ast.Name) else None))
+        default = _str(kws.get("default"))
+        if default is not None:
+            f.option_defaults[default] = longest
+    elif name.endswith(("from_cli", "from_dotlist")):
+        f.from_cli = True
+    elif last == "Fire" or name == "fire.Fire":
+        f.fire = True
+    elif last == "initialize" and any(k.arg == "config_path" for k in node.keywords):
+        f.hydra = (_str(next(k.value for k in node.keywords if k.arg == "config_path")), f.hydra[1] if f.hydra
+                   else None)
+    elif last == "compose" and f.hydra is not None:
+        kw = {k.arg: _str(k.value) for k in node.keywords if k.arg}
+        f.hydra = (f.hydra[0], kw.get("config_name") or (_str(node.args[0]) if node.args else None))
+
+
+# ----------------------------------------------------------------------------------------------- the program
+
+
+def _resolve_module(module: str, level: int, names: tuple[str, ...], importer: str, roots: Sequence[str],
+                    exists: Callable[[str], bool]) -> list[str]:
+    """Repo files an import statement loads (packages' __init__ files included), [] for outside modules."""
+    if level:
+        base = posixpath.dirname(importer)
+        for _ in range(level - 1):
+            base = posixpath.dirname(base)
+        bases = [base]
+    else:
+        bases = list(roots)
+    out: list[str] = []
+    for b in bases:
+        rel = module.replace(".", "/") if module else ""
+        stem = posixpath.join(b, rel) if rel else b
+        stem = posixpath.normpath(stem) if stem else ""
+        hits = []
+        if stem and exists(f"{stem}.py"):
+            hits.append(f"{stem}.py")
+        if exists(posixpath.join(stem, "__init__.py") if stem else "__init__.py"):
+            hits.append(posixpath.join(stem, "__init__.py") if stem else "__init__.py")
+        for n in names:
+            sub = posixpath.join(stem, n) if stem else n
+            if exists(f"{sub}.py"):
+                hits.append(f"{sub}.py")
+            elif exists(f"{sub}/__init__.py"):
+                hits.append(f"{sub}/__init__.py")
+        if hits:
+            # parent packages run their __init__ too
+            parts = rel.split("/") if rel else []
+            for i in range(1, len(parts)):
+                init = posixpath.normpath(posixpath.join(b, *parts[:i], "__init__.py"))
+                if exists(init):
+                    hits.append(init)
+            out.extend(hits)
+            break
+    return out
+
+
+def _norm(p: str) -> str:
+    p = posixpath.normpath(p)
+    return "" if p == "." else p
+
+
+def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bool],
+            tracked: Sequence[str] = ()) -> Program:
+    """The program `command` runs, read from the repository (`read(path)` gives a tracked file's text, "" if none;
+    `exists(path)` whether a tracked file exists; `tracked` all tracked paths, for config-file patterns)."""
+    facts: dict[str, _PyFacts | None] = {}
+
+    def fx(path: str) -> _PyFacts | None:
+        if path not in facts:
+            facts[path] = _py_facts(read(path)) if path.endswith(".py") else None
+        return facts[path]
+
+    def takes_value(name: str) -> bool | None:
+        for p, f in facts.items():
+            del p
+            if f is None:
+                continue
+            for o in f.options:
+                if name in o.strings:
+                    return o.takes_value
+        return None
+
+    # the entry point's argparse options tell which options take values; parse once to find the entry, then again
+    inv = parse_command(command, exists, read)
+    if inv is not None and inv.entry:
+        fx(inv.entry)
+        inv = parse_command(command, exists, read, takes_value)
+    if inv is None or inv.entry is None:
+        return Program(command=command, invocation=inv, run_files=None, configs=[], options=[], exists=exists,
+                       takes_value=takes_value)
+    entry = inv.entry
+    roots = list(dict.fromkeys([posixpath.dirname(entry), "", "src"]))
+    run: list[str] = []
+    queue = [entry]
+    exec_targets: set[str] = set()
+    while queue and len(run) < _MAX_FILES:
+        path = queue.pop(0)
+        if path in run:
+            continue
+        run.append(path)
+        f = fx(path)
+        if f is None:
+            continue
+        for mod, level, names in f.imports:
+            for hit in _resolve_module(mod, level, names, path, roots, exists):
+                if hit not in run:
+                    queue.append(hit)
+        for lit in f.exec_paths:
+            for cand in (_norm(lit), _norm(posixpath.join(posixpath.dirname(path), lit))):
+                if cand and exists(cand):
+                    exec_targets.add(cand)
+                    if cand not in run:
+                        queue.append(cand)
+                    break
+    run_set = set(run)
+    # the configurator pattern: code exec'd into the entry (or the entry itself) that reads sys.argv and exec's
+    # what it names, and/or writes globals() from it
+    scope = [entry, *sorted(exec_targets)]
+    exec_configs = any((f := fx(p)) is not None and f.dynamic_exec and f.reads_argv for p in scope)
+    argv_globals = any((f := fx(p)) is not None and f.sets_globals and f.reads_argv for p in scope)
+    options = [o for p in run if (f := fx(p)) is not None for o in f.options]
+    configs: list[ConfigFile] = []
+    cli_values = {str(a.value) for a in inv.args if isinstance(a.value, str)}
+    possible: list[str] = []
+    # config files the code names (literals), except argparse defaults the command line replaces
+    given = {a.name for a in inv.args}
+    for p in run:
+        f = fx(p)
+        if f is None:
+            continue
+        for lit in f.literals:
+            if not lit.endswith(_CONFIG_EXTS) or (lit in f.option_defaults and f.option_defaults[lit] in given):
+                continue
+            for cand in (_norm(lit), _norm(posixpath.join(posixpath.dirname(p), lit))):
+                if cand and exists(cand) and cand not in inv.files:
+                    if not any(c.path == cand for c in configs):
+                        configs.append(ConfigFile(cand, "", f"read by {p}"))
+                    break
+        for pat in f.patterns:
+            for cand_pat in (pat, posixpath.join(posixpath.dirname(p), pat)):
+                matched = [t for t in tracked if fnmatch.fnmatch(t, _norm(cand_pat))]
+                chosen = [t for t in matched if posixpath.splitext(posixpath.basename(t))[0] in cli_values]
+                for t in chosen:
+                    if not any(c.path == t for c in configs):
+                        configs.append(ConfigFile(t, "", f"read by {p}, named by the command line"))
+                if not chosen:
+                    possible.extend(matched)
+        if f.hydra is not None:
+            configs.extend(_hydra_configs(p, f.hydra, inv, read, exists))
+    for path in inv.files:
+        opt = inv.file_options.get(path)
+        if path.endswith(".py") and not exec_configs and not opt:
+            continue  # a Python file named on the command line but not exec'd: a module the entry imports
+        configs.append(ConfigFile(path, "", f"named on the command line{f' ({opt})' if opt else ''}"
+                                  + (" and exec'd over the entry's globals" if path.endswith(".py") else "")))
+    dotlist = any((f := fx(p)) is not None and (f.from_cli or f.hydra is not None) for p in run)
+    return Program(command=command, invocation=inv, run_files=run_set, configs=configs, options=options,
+                   exec_configs=exec_configs, argv_globals=argv_globals, dotlist=dotlist, possible_configs=possible,
+                   exists=exists, takes_value=takes_value)
+
+
+def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocation, read: Callable[[str], str],
+                   exists: Callable[[str], bool]) -> list[ConfigFile]:
+    """The YAML files Hydra composes: the primary config, then its defaults list (groups get their package prefix);
+    ``group=option`` on the command line selects another option of a group."""
+    cpath, cname = hydra
+    if cpath is None or cname is None:
+        return []
+    base = _norm(posixpath.join(posixpath.dirname(path), cpath))
+
+    def yaml_path(*parts: str) -> str | None:
+        stem = _norm(posixpath.join(base, *parts))
+        for ext in (".yaml", ".yml"):
+            if exists(stem + ext):
+                return stem + ext
+        return None
+
+    primary = yaml_path(cname)
+    if primary is None:
+        return []
+    out = [ConfigFile(primary, "", f"Hydra config of {path}")]
+    try:
+        data = yaml.safe_load(read(primary)) or {}
+    except yaml.YAMLError:
+        return out
+    defaults = data.get("defaults", []) if isinstance(data, dict) else []
+    chosen = {a.key: str(a.value) for a in inv.args if a.style == "dotlist" and "." not in a.key}
+    for item in defaults if isinstance(defaults, list) else []:
+        if isinstance(item, str):
+            if item != "_self_":
+                p = yaml_path(item)
+                if p:
+                    out.append(ConfigFile(p, "", f"Hydra defaults of {primary}"))
+            continue
+        if not isinstance(item, dict):
+            continue
+        for group, option in item.items():
+            group = str(group).replace("override ", "").strip().lstrip("/")
+            option = chosen.get(group.replace("/", "."), option)
+            if option is None:
+                continue
+            for opt in option if isinstance(option, list) else [option]:
+                p = yaml_path(group, str(opt))
+                if p is None:
+                    continue
+                header = read(p).lstrip().splitlines()[:1]
+                package = header[0].split("@package", 1)[1].strip() if header and "@package" in header[0] else ""
+                prefix = "" if package == "_global_" else (package or group.replace("/", "."))
+                out.append(ConfigFile(p, prefix, f"Hydra group {group} of {primary}"))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- command-line knobs
+
+
+def _cli_name(source: str, arg: Arg) -> str:
+    return f"{'command' if source == COMMAND_PATH else source}:{arg.name}"
+
+
+def cli_knobs(program: Program) -> list[knobmod.Knob]:
+    """The settings on the command line as knobs (style ``cli``, path `COMMAND_PATH` or the shell script's path),
+    typed as the program reads them (an argparse ``type=float`` option written ``1`` is the float 1.0)."""
+    inv = program.invocation
+    if inv is None:
+        return []
+    out: list[knobmod.Knob] = []
+    seen: dict[str, int] = {}
+    for a in inv.args:
+        if a.style == "switch" or a.value is None or str(a.value) in inv.files:
+            continue
+        seen[a.name] = seen.get(a.name, 0) + 1
+    counted: dict[str, int] = {}
+    for a in inv.args:
+        if a.style == "switch" or str(a.value) in inv.files:
+            continue
+        counted[a.name] = counted.get(a.name, 0) + 1
+        if a.value is not None and counted[a.name] < seen.get(a.name, 0):
+            continue  # an earlier occurrence that a later one overrides
+        opt = program.option_for(a.name)
+        leaf = opt.dest if opt is not None else a.key.split(".")[-1]
+        value: Any = a.value
+        if a.seed_placeholder:
+            kind = "seed"
+            value = "{seed}"
+        elif isinstance(value, bool):
+            kind = "flag"
+        elif isinstance(value, int | float):
+            kind = knobmod.classify(leaf)
+            if kind == "split":
+                continue
+            if opt is not None and opt.type_name == "float" and isinstance(value, int):
+                value = float(value)
+        else:
+            group = knobmod.choice_group(a.key, str(value))
+            if group is None:
+                continue
+            kind = "choice"
+        line = inv.text.count("\n", 0, a.start) + 1
+        out.append(knobmod.Knob(_cli_name(inv.source, a), inv.source, value, kind, CLI_STYLE, line,
+                                inv.text.splitlines()[line - 1].strip() if inv.text else "",
+                                knobmod.choices_for(a.key, str(value), [program.command]) if kind == "choice"
+                                else ()))
+    return out
+
+
+def cli_route(program: Program, knob: knobmod.Knob) -> str | None:
+    """The command-line argument that sets `knob`'s setting, where the program reads one: the option of an argparse
+    default, ``--name`` for the entry's globals (and an exec'd config's) under configurator-style ``--k=v`` parsing,
+    the dotted key of a YAML config under Hydra / ``OmegaConf.from_cli``; None where the command line cannot."""
+    inv = program.invocation
+    if inv is None or program.run_files is None or knob.style == CLI_STYLE:
+        return None
+    local = _local(knob).split("#")[0]
+    if knob.style == "argparse":
+        opt = program.option_for(local)
+        return max(opt.strings, key=len) if opt is not None and opt.takes_value else None
+    cfg = program.config(knob.path)
+    if program.argv_globals and knob.style == "constant" and "." not in local and (
+            knob.path == inv.entry or (cfg is not None and knob.path.endswith(".py"))):
+        return f"--{local}"
+    if program.dotlist and cfg is not None and knob.style in ("yaml", "json"):
+        return ".".join(x for x in (cfg.prefix, local) if x)
+    return None
+
+
+def virtual_cli_knob(program: Program, knob: knobmod.Knob) -> knobmod.Knob | None:
+    """`knob`'s setting as a command-line knob that is not on the command line yet (its value is `knob`'s); editing
+    it appends ``route=value`` to the invocation. None where the command line cannot set it."""
+    route = cli_route(program, knob)
+    inv = program.invocation
+    if route is None or inv is None:
+        return None
+    name = f"{'command' if inv.source == COMMAND_PATH else inv.source}:{route}"
+    return knobmod.Knob(name, inv.source, knob.value, knob.kind, CLI_STYLE, 0, f"{route}=… (not on the command yet)",
+                        knob.choices)
+
+
+def rewrite_cli(text: str, knob: knobmod.Knob, new_value: Any, program: Program) -> str:
+    """`text` (the command, or the shell script holding the invocation) with `knob`'s value replaced in the style of
+    the old value, or ``name=value`` appended to the invocation when the setting is not there yet. KeyError when
+    `text` runs no Python invocation."""
+    inv = parse_command(text, program.exists, takes_value=program.takes_value)
+    if inv is None:
+        raise KeyError(knob.name)
+    name = knob.name.split(":", 1)[1] if ":" in knob.name else knob.name
+    hit = inv.arg(name)
+    if hit is None or hit.style == "switch":
+        if hit is not None:
+            raise KeyError(knob.name)
+        if isinstance(new_value, str) and not re.fullmatch(r"[\w.+\-/]+", new_value):
+            raise KeyError(knob.name)
+        new = knobmod.format_value(new_value, repr(knob.value) if not isinstance(knob.value, str) else knob.value)
+        return f"{text[:inv.end]} {name}={new}{text[inv.end:]}"
+    new = knobmod.format_value(new_value, hit.text)
+    return text[:hit.start] + new + text[hit.end:]
+
+
+# ----------------------------------------------------------------------------------------------- resolution
+
+
+def _leaf(knob: knobmod.Knob) -> str:
+    name = knob.name.split(":", 1)[1] if knob.name.startswith(f"{knob.path}:") else knob.name
+    if knob.style == CLI_STYLE:
+        name = name.split(":", 1)[1] if ":" in name else name
+    name = re.split(r"#", name)[0]
+    last = re.split(r"[.\[\]]", name.strip("[]"))
+    parts = [p for p in last if p and not p.isdigit()]
+    return (parts[-1] if parts else name).lstrip("-$+~").replace("-", "_").lower()
+
+
+def _local(knob: knobmod.Knob) -> str:
+    return knob.name.split(":", 1)[1] if knob.name.startswith(f"{knob.path}:") else knob.name
+
+
+def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str, set[str] | None]:
+    """Class / function name -> the keyword names every call passes explicitly (``#i`` for positional ones); None
+    when every call passes an unknown ``**mapping`` (anything may be passed). A call with an unknown mapping counts
+    as passing everything: a default that may be overridden there is not worth a run. Calls are counted in the files
+    the command runs."""
+    out: dict[str, set[str] | None] = {}
+    for path, text in files.items():
+        if not path.endswith(".py") or (run is not None and path not in run):
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        # names bound to a mapping whose keys are all known (a dict literal, dict(...), plus ``d["k"] = ...``);
+        # a name also bound to anything else has unknown keys
+        dict_keys: dict[str, set[str]] = {}
+        opaque: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                keys = _mapping_keys(node.value)
+                if keys is None:
+                    opaque.add(node.targets[0].id)
+                else:
+                    dict_keys.setdefault(node.targets[0].id, set()).update(keys)
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                    and isinstance(node.targets[0], ast.Subscript) and isinstance(node.targets[0].value, ast.Name):
+                sub = _str(node.targets[0].slice)
+                if sub is not None:
+                    dict_keys.setdefault(node.targets[0].value.id, set()).add(sub)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _dotted(node.func).split(".")[-1]
+            if not name:
+                continue
+            passed: set[str] | None = {kw.arg for kw in node.keywords if kw.arg}
+            for kw in node.keywords:
+                if kw.arg is None:
+                    v = kw.value
+                    keys = (dict_keys.get(v.id) if v.id not in opaque else None) if isinstance(v, ast.Name) \
+                        else _mapping_keys(v)
+                    if keys is None:
+                        passed = None  # an unknown ``**mapping``: it may pass any field
+                        break
+                    assert passed is not None
+                    passed |= keys
+            if passed is not None:
+                passed |= {f"#{i}" for i in range(len(node.args))}
+            prev = out.get(name, ...)
+            if prev is ... or prev is None:
+                out[name] = passed
+            elif passed is not None:
+                out[name] = prev & passed
+    return out
+
+
+def _mapping_keys(node: ast.AST) -> set[str] | None:
+    if isinstance(node, ast.Dict):
+        keys = [_str(k) if k is not None else None for k in node.keys]
+        return None if any(k is None for k in keys) else {str(k) for k in keys}
+    if isinstance(node, ast.Call) and _dotted(node.func) == "dict" and not node.args:
+        return None if any(k.arg is None for k in node.keywords) else {str(k.arg) for k in node.keywords}
+    return None
+
+
+def _positions(files: Mapping[str, str]) -> dict[str, list[str]]:
+    """Function name -> its parameter names in order (for positional arguments at call sites)."""
+    out: dict[str, list[str]] = {}
+    for path, text in files.items():
+        if not path.endswith(".py"):
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                out.setdefault(node.name, [a.arg for a in (*node.args.posonlyargs, *node.args.args)])
+            elif isinstance(node, ast.ClassDef):
+                init = next((b for b in node.body if isinstance(b, ast.FunctionDef) and b.name == "__init__"), None)
+                if init is not None:
+                    out.setdefault(node.name, [a.arg for a in (*init.args.posonlyargs, *init.args.args)][1:])
+    return out
+
+
+def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str, str]) -> Resolution:
+    """Which of `knobs` (found in `files`, plus `cli_knobs(program)`) take effect for `program`'s command."""
+    res = Resolution(program)
+    run = program.run_files
+    if run is None:
+        return res
+    config_paths = {c.path: c for c in program.configs}
+    inv = program.invocation
+    assert inv is not None
+    cmd = "the command line" if inv.source == COMMAND_PATH else inv.source
+    cli = [k for k in knobs if k.style == CLI_STYLE]
+    # 1. knobs in files the command never runs or reads
+    for k in knobs:
+        if k.style == CLI_STYLE:
+            continue
+        p = k.path
+        if p in config_paths:
+            continue
+        if p.endswith(".py"):
+            if p not in run:
+                res.unused[k.name] = f"{p} is not run by `{_short(program.command)}`"
+        elif p.endswith(_CONFIG_EXTS) and p not in program.possible_configs:
+            res.unused[k.name] = f"{p} is not read by `{_short(program.command)}`"
+    # 2. the command line overrides everything with the same name
+    cli_by_key: dict[str, knobmod.Knob] = {}
+    for k in cli:
+        cli_by_key[_leaf(k)] = k
+    # 3. config files override code defaults; later configs override earlier ones
+    cfg_by_leaf: dict[str, knobmod.Knob] = {}
+    cfg_by_path: dict[str, knobmod.Knob] = {}
+    for c in program.configs:
+        for k in knobs:
+            if k.path == c.path and k.name not in res.unused:
+                full = ".".join(x for x in (c.prefix, _local(k)) if x)
+                cfg_by_path[full.lower()] = k
+                cfg_by_leaf[_leaf(k)] = k
+    explicit = _explicit_fields(files, run)
+    params = _positions({p: t for p, t in files.items() if p in run})
+    for k in knobs:
+        if k.name in res.unused or k.style == CLI_STYLE:
+            continue
+        leaf = _leaf(k)
+        in_config = k.path in config_paths
+        if in_config:
+            over = _cli_override(k, leaf, True, cli, program, config_paths)
+            later = cfg_by_leaf.get(leaf)
+            if over is not None:
+                res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {cmd}"
+                res.by[k.name] = over.name
+            elif later is not None and later.name != k.name and _config_index(program, later.path) > \
+                    _config_index(program, k.path) and _same_setting(later, k, program):
+                res.shadowed[k.name] = f"overridden by {later.path} ({later.path} is applied later)"
+                res.by[k.name] = later.name
+            continue
+        if k.style not in _OVERRIDABLE_STYLES or (k.style == "constant" and "." in _local(k).split("#")[0]):
+            continue  # literals in calls and function bodies are not defaults anything overrides
+        over = _cli_override(k, leaf, False, cli, program, config_paths)
+        if over is not None:
+            res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {cmd}"
+            res.by[k.name] = over.name
+            continue
+        if k.style != "signature":
+            over_cfg = cfg_by_leaf.get(leaf)
+            if over_cfg is not None and _config_overrides_code(k, over_cfg, program):
+                c = config_paths[over_cfg.path]
+                res.shadowed[k.name] = f"overridden by {over_cfg.path} ({c.how})"
+                res.by[k.name] = over_cfg.name
+                continue
+        if k.style in ("dataclass", "signature"):
+            owner = _local(k).split("#")[0].rsplit(".", 1)
+            if len(owner) == 2:
+                cls_or_fn, fld = owner[0].split(".")[-1], owner[1]
+                if cls_or_fn not in explicit:
+                    continue
+                passed = explicit[cls_or_fn]
+                pos = params.get(cls_or_fn, [])
+                given = passed if passed is not None else set()
+                positional = {pos[int(x[1:])] for x in given if x.startswith("#") and int(x[1:]) < len(pos)}
+                if passed is None or fld in passed or fld in positional:
+                    res.shadowed[k.name] = f"every call of {cls_or_fn}(...) passes {fld}"
+    return res
+
+
+def _short(command: str, n: int = 60) -> str:
+    return command if len(command) <= n else command[:n - 1] + "…"
+
+
+def _config_index(program: Program, path: str) -> int:
+    return next((i for i, c in enumerate(program.configs) if c.path == path), -1)
+
+
+def _same_setting(a: knobmod.Knob, b: knobmod.Knob, program: Program) -> bool:
+    """Two config knobs with the same leaf name set the same setting when their full paths agree."""
+    ca, cb = program.config(a.path), program.config(b.path)
+    full_a = ".".join(x for x in ((ca.prefix if ca else ""), _local(a)) if x).lower()
+    full_b = ".".join(x for x in ((cb.prefix if cb else ""), _local(b)) if x).lower()
+    return full_a == full_b
+
+
+def _config_overrides_code(k: knobmod.Knob, cfg: knobmod.Knob, program: Program) -> bool:
+    """Whether a config file's key overrides a default in code of the same name.
+
+    An exec'd Python config overrides the entry's module globals (configurator.py); a YAML / JSON config overrides
+    argparse defaults, dataclass fields, config dicts and module constants of the same name (the common
+    ``vars(args).update(yaml.safe_load(...))``, ``Config(**yaml)``, ``OmegaConf.merge(structured, yaml)``).
+    """
+    if cfg.path.endswith(".py"):
+        inv = program.invocation
+        return k.style == "constant" and inv is not None and k.path == inv.entry and program.exec_configs
+    return True
+
+
+def _cli_override(k: knobmod.Knob, leaf: str, in_config: bool, cli: Iterable[knobmod.Knob], program: Program,
+                  config_paths: Mapping[str, ConfigFile]) -> knobmod.Knob | None:
+    """The command-line knob that overrides `k`, if any."""
+    for c in cli:
+        name = c.name.split(":", 1)[1]
+        if k.style == "argparse":
+            opt = program.option_for(_local(k).split("#")[0])
+            if opt is not None and (name in opt.strings or name.lstrip("-").replace("-", "_") == opt.dest):
+                return c
+            continue
+        key = name.lstrip("-+~").replace("-", "_").lower()
+        if "." in key:  # a dotted override names one key of a composed config
+            if in_config:
+                cf = config_paths[k.path]
+                full = ".".join(x for x in (cf.prefix, _local(k)) if x).replace("-", "_").lower()
+                if full == key:
+                    return c
+            elif key.split(".")[-1] == leaf and k.style in ("dataclass", "dict"):
+                return c
+            continue
+        if leaf == key:
+            return c
+    return None
