@@ -55,6 +55,9 @@ class LearnOptions:
     l2: float = 1e-3  # λ, the pull towards the builtin's order
     duration_aware: bool = True
     seed: int = 0
+    # a few hundred parameters: one thread is fastest, and on a machine busy with training jobs torch's default of a
+    # thread per core made 1,000 steps take 75 s instead of 3.5 s (bench/learn.py)
+    threads: int = 1
 
 
 @dataclass
@@ -125,6 +128,16 @@ def train(steps: Sequence[dict[str, Any]], opts: LearnOptions | None = None,
     import torch
 
     opts = opts or LearnOptions()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(opts.threads)
+    try:
+        return _train(torch, steps, opts, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(torch: Any, steps: Sequence[dict[str, Any]], opts: LearnOptions,
+           progress: Callable[[int, float], None] | None) -> LearnResult:
     t0 = time.monotonic()
     data = examples(steps)
     if not data:
