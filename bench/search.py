@@ -566,6 +566,25 @@ def _init_worker(queue: Any) -> None:
 
 def run_combo(combo: Combo) -> ComboResult:
     """Run one combination (in whatever process holds a slot) and score it."""
+
+    def method(task: Task, repo: Path, layout: Layout, command: str, slot: Any, res: ComboResult,
+               ledger: Path) -> None:
+        if combo.method == "nightlab":
+            _run_nightlab(combo, task, repo, layout, command, slot, res, ledger)
+        elif combo.method in peers().PEERS:
+            _run_sweep(combo, task, repo, layout, command, slot, res, ledger)
+        else:
+            raise ValueError(f"unknown method {combo.method!r}")
+
+    return run_in_task_repo(combo, method)
+
+
+Method = Callable[["Task", Path, "Layout", str, Any, "ComboResult", Path], None]
+
+
+def run_in_task_repo(combo: Combo, method: Method) -> ComboResult:
+    """The task copied into a fresh repository, `method` run on it with this worker's slot, the cache's ledger
+    read back (what trained, what replayed), the repository removed, the result scored."""
     from nightlab.sandbox import slots
 
     slot = _SLOT or slots.Slot(id="cpu0", cpus=[])
@@ -578,12 +597,7 @@ def run_combo(combo: Combo) -> ComboResult:
         repo = make_repo(task, work / "repo")
         layout = layout_of(repo, task)
         command = wrapped_command(task, layout, combo.cache, ledger, combo.timeout)
-        if combo.method == "nightlab":
-            _run_nightlab(combo, task, repo, layout, command, slot, res, ledger)
-        elif combo.method in peers().PEERS:
-            _run_sweep(combo, task, repo, layout, command, slot, res, ledger)
-        else:
-            raise ValueError(f"unknown method {combo.method!r}")
+        method(task, repo, layout, command, slot, res, ledger)
     except Exception as err:  # one broken combination is a row in the table, not a lost benchmark
         res.error = f"{type(err).__name__}: {err}"
     finally:
@@ -636,8 +650,17 @@ def faithful_status(ledger: Path, timeout: float) -> Iterator[None]:
 
 
 def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command: str, slot: Any,
-                  res: ComboResult, ledger: Path) -> None:
-    from nightlab.agent.config import MetricConfig, ProjectConfig, SandboxConfig, SearchConfig, SlotsConfig
+                  res: ComboResult, ledger: Path, policy: Any = None, share: bool = True) -> None:
+    """The engine with `policy` (default: the builtin) on the task; `share`: its steps go to the user's experience
+    store ($XDG_DATA_HOME; bench/learn.py points it at a folder of its own)."""
+    from nightlab.agent.config import (
+        ExperienceConfig,
+        MetricConfig,
+        ProjectConfig,
+        SandboxConfig,
+        SearchConfig,
+        SlotsConfig,
+    )
     from nightlab.agent.engine import RERUN, Engine, EngineOptions
     from nightlab.agent.policy.builtin import BuiltinPolicy
     from nightlab.sandbox import lease
@@ -650,10 +673,10 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
         # in /tmp would be hidden behind the private /tmp, so both are made readable explicitly
         sandbox=SandboxConfig(isolation=combo.isolation, writable=[str(combo.cache)],  # type: ignore[arg-type]
                               readable=[str(Path(__file__).resolve().parent.parent)]),
-        slots=SlotsConfig(cpus=1),
+        slots=SlotsConfig(cpus=1), experience=ExperienceConfig(share=share),
     )
     opts = EngineOptions(mode="autonomous", budget=combo.budget, unsafe_no_sandbox=combo.isolation == "none")
-    eng = Engine(repo, cfg, options=opts, policy=BuiltinPolicy())
+    eng = Engine(repo, cfg, options=opts, policy=policy if policy is not None else BuiltinPolicy())
     # this worker's slot only (one job at a time, on its own core), leased in the benchmark's own folder: the
     # benchmark pins its workers to cores itself, other nightlab projects on the machine do not hold these
     eng.pool = lease.MachinePool([slot], str(repo), wake_argv=eng.launcher.wake_argv(),

@@ -1,0 +1,312 @@
+"""Learning benchmark: the learned policy against the untrained builtin on tasks it never saw, leave one task out.
+
+    python bench/learn.py --tasks DIR [DIR ...] [--budget 12] [--seeds 3] [--explore-budget 12] [--workers N]
+
+1. Explore: on every task, one `nightlab explore` session (ExplorePolicy: the builtin's candidates drawn at
+   temperature 1.0, no model) of --explore-budget runs at training seed 100, its steps recorded into an experience
+   store of that task's own (XDG_DATA_HOME is pointed at a folder of this benchmark's; the user's store is never
+   read or written).
+2. For each held-out task T: `nightlab learn`'s trainer (agent/learn.py, default options: duration-aware policy
+   gradient, exploration bonus) on the explored steps of every task but T; then T is run with the builtin policy
+   and with the learned policy (that model, `[learned]` defaults: temperature 0.3, online updates) for --seeds
+   seeds × --budget runs: paired seeds (seed s is the search seed and the training seed of both), the same engine,
+   sandbox, timeout, slot and run cache as bench/search.py (whose harness this reuses; its docstring says how the
+   cache replays runs faithfully). These sessions share nothing into any store.
+3. It prints, per held-out task and overall: gap closed (mean ± sd over seeds, as in bench/search.py), runs to
+   half the gap, the per-seed paired difference learned − builtin, and the goal line (learned ahead by ≥ 0.05
+   mean gap closed); then how long `nightlab learn` takes on 1,000 steps (the real command on a store of 1,000
+   steps resampled from the explored ones) and how long the model file takes to load.
+
+Results go to bench/results/learn-<timestamp>.json and .md (and --json FILE). The machine is usually shared: the
+figures come with the load average seen while they were taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import search  # noqa: E402
+
+EXPLORE_SEED = 100  # exploration trains at seeds no evaluation uses
+METHODS = ("builtin", "learned")
+
+
+def _work_combo(combo: search.Combo, data_dir: str, model: str) -> search.ComboResult:
+    """One session of `combo.method` ("explore", "builtin" or "learned") on its task, in a pool worker."""
+    os.environ["XDG_DATA_HOME"] = data_dir  # explore: the task's own experience store; else a throwaway one
+    from nightlab.agent.config import LearnedConfig
+    from nightlab.agent.policy.builtin import BuiltinPolicy
+    from nightlab.agent.policy.learned import ExplorePolicy, LearnedPolicy
+    from nightlab.agent.policy.scorer import Scorer
+
+    def method(task: search.Task, repo: Path, layout: search.Layout, command: str, slot: Any,
+               res: search.ComboResult, ledger: Path) -> None:
+        policy: Any
+        if combo.method == "explore":
+            policy = ExplorePolicy(None, temperature=1.0)
+        elif combo.method == "learned":
+            d = LearnedConfig()
+            policy = LearnedPolicy(Scorer.load(Path(model)), temperature=d.temperature, online_lr=d.online_lr)
+        else:
+            policy = BuiltinPolicy()
+        search._run_nightlab(combo, task, repo, layout, command, slot, res, ledger, policy=policy,
+                             share=combo.method == "explore")
+
+    return search.run_in_task_repo(combo, method)
+
+
+def _run_all(jobs: list[tuple[search.Combo, str, str]], workers: list[Any],
+             done: Callable[[search.ComboResult], None]) -> None:
+    if len(workers) <= 1:
+        search._SLOT = workers[0] if workers else None
+        for job in jobs:
+            done(_work_combo(*job))
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    for s in workers:
+        queue.put(s)
+    with ProcessPoolExecutor(max_workers=len(workers), mp_context=ctx, initializer=search._init_worker,
+                             initargs=(queue,)) as ex:
+        for f in as_completed([ex.submit(_work_combo, *job) for job in jobs]):
+            done(f.result())
+
+
+def _steps_of(data_dir: Path) -> list[dict[str, Any]]:
+    from nightlab.agent import experience
+
+    return experience.user_steps(data_dir / "nightlab" / experience.USER_DB)
+
+
+def learn_speed(steps: list[dict[str, Any]], n: int, work: Path) -> dict[str, Any]:
+    """`nightlab learn` (the real command, torch import included) on a store of n steps resampled from `steps`,
+    and the resulting model file's size and load time."""
+    from nightlab.agent import experience
+    from nightlab.agent.policy.scorer import Scorer
+
+    rng = random.Random(0)
+    db = work / "speed" / "experience.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with experience._user_db(db) as conn:
+        cols = ("project", "format", "t", "kind", "policy", "state", "candidates", "chosen", "reward",
+                "reward_parts", "stage", "seconds", "outcome", "failure_class")
+        for i in range(n):
+            s = rng.choice(steps)
+            row = [s.get(c) for c in cols]
+            row = [json.dumps(v) if isinstance(v, dict | list) else v for v in row]
+            conn.execute(f"INSERT INTO steps (uid, {', '.join(cols)}) VALUES (?{', ?' * len(cols)})",
+                         [f"speed:{i}", *row])
+    model = work / "speed" / "policy.json"
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "nightlab", "learn", "--store", str(db), "-o", str(model)],
+                       capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    if p.returncode != 0:
+        return {"error": p.stderr.strip()}
+    loads = []
+    for _ in range(5):
+        t1 = time.perf_counter()
+        Scorer.load(model)
+        loads.append(time.perf_counter() - t1)
+    return {"steps": n, "learn_wall_s": round(wall, 2), "learn_said": p.stdout.strip().splitlines()[0],
+            "model_kb": round(model.stat().st_size / 1024, 1),
+            "load_ms_median": round(statistics.median(loads) * 1e3, 2)}
+
+
+def _row(task: search.Task, rs: list[search.ComboResult]) -> dict[str, Any]:
+    rs = sorted(rs, key=lambda r: r.seed)
+    gaps = [r.gap for r in rs]
+    halves = [r.runs_to_half for r in rs if r.runs_to_half is not None]
+    return {"gap_mean": statistics.fmean(gaps) if gaps else None,
+            "gap_sd": statistics.stdev(gaps) if len(gaps) > 1 else 0.0, "gaps": gaps,
+            "half_mean": statistics.fmean(halves) if halves else None, "half_reached": len(halves),
+            "seeds": len(rs), "failed": sum(r.failed for r in rs), "runs": sum(len(r.runs) for r in rs),
+            "errors": [r.error for r in rs if r.error]}
+
+
+def summarise(tasks: dict[str, search.Task], results: list[search.ComboResult]) -> dict[str, Any]:
+    rows: dict[str, dict[str, Any]] = {}
+    for name, task in tasks.items():
+        by = {m: [r for r in results if r.task == name and r.method == m] for m in METHODS}
+        if not all(by.values()):
+            continue
+        row: dict[str, Any] = {m: _row(task, by[m]) for m in METHODS}
+        seeds = sorted({r.seed for r in by["builtin"]} & {r.seed for r in by["learned"]})
+        gap = {m: {r.seed: r.gap for r in by[m]} for m in METHODS}
+        row["paired"] = [round(gap["learned"][s] - gap["builtin"][s], 4) for s in seeds]
+        rows[name] = row
+    mean = {m: statistics.fmean(r[m]["gap_mean"] for r in rows.values()) for m in METHODS} if rows else {}
+    diffs = [d for r in rows.values() for d in r["paired"]]
+    return {"rows": rows, "mean_gap": {m: mean.get(m) for m in METHODS},
+            "advantage": (mean["learned"] - mean["builtin"]) if rows else None,
+            "paired_mean": statistics.fmean(diffs) if diffs else None,
+            "paired_wins": sum(d > search.paired().TIE for d in diffs),
+            "paired_losses": sum(d < -search.paired().TIE for d in diffs), "paired_n": len(diffs),
+            "sign_p": search.paired().sign_test_p(sum(d > search.paired().TIE for d in diffs),
+                                                  sum(d < -search.paired().TIE for d in diffs)),
+            "wilcoxon_p": search.paired().wilcoxon_p(diffs)}
+
+
+def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
+    f = search._fmt
+    lines = [f"# Learning benchmark ({meta['created']})", "", f"`{meta['command']}`", "",
+             f"leave one task out; explore {meta['explore_budget']} runs per task (seed {EXPLORE_SEED}); held-out "
+             f"task: builtin vs learned, {meta['budget']} runs × {meta['seeds']} paired seed(s); {meta['workers']} "
+             f"worker(s) on {meta['cpus']} core(s), load average {meta['load']} (a shared machine).", "",
+             "| held-out task | trained on (steps) | builtin gap closed | learned gap closed | learned − builtin per "
+             "seed | runs to half gap (builtin / learned) |", "|---|---|---|---|---|---|"]
+    for name, r in summary["rows"].items():
+        b, le = r["builtin"], r["learned"]
+
+        def half(x: dict[str, Any]) -> str:
+            return "—" if x["half_mean"] is None else f"{x['half_mean']:.1f} ({x['half_reached']}/{x['seeds']})"
+
+        lines.append(f"| {name} | {meta['trained_on'].get(name, '?')} | {b['gap_mean']:.2f} ± {b['gap_sd']:.2f} | "
+                     f"{le['gap_mean']:.2f} ± {le['gap_sd']:.2f} | {', '.join(f'{d:+.2f}' for d in r['paired'])} | "
+                     f"{half(b)} / {half(le)} |")
+    m = summary["mean_gap"]
+    lines += ["", f"Mean gap closed on held-out tasks: builtin {f(m['builtin'], 3)}, learned {f(m['learned'], 3)}; "
+              f"learned − builtin {f(summary['advantage'], 3)} (paired over {summary['paired_n']} task-seeds: "
+              f"{summary['paired_wins']} ahead, {summary['paired_losses']} behind; sign test p = "
+              f"{f(summary['sign_p'], 3)}, Wilcoxon p = {f(summary['wilcoxon_p'], 3)}). Goal ≥ +0.05: "
+              f"{'met' if (summary['advantage'] or 0) >= 0.05 else 'not met'}."]
+    sp = meta.get("speed") or {}
+    if sp.get("learn_wall_s") is not None:
+        lines.append(f"`nightlab learn` on {sp['steps']} steps: {sp['learn_wall_s']:.1f} s wall (the command, torch "
+                     f"import included; it said: {sp['learn_said']}); model file {sp['model_kb']} kB, loads in "
+                     f"{sp['load_ms_median']} ms (median of 5).")
+    elif sp:
+        lines.append(f"`nightlab learn` speed: {sp.get('error')}")
+    return "\n".join(lines) + "\n"
+
+
+def report(path: Path) -> int:
+    """The tables of a saved run, summarised with this file's code (the per-seed results are all in the JSON)."""
+    data = json.loads(path.read_text())
+    results = [search.ComboResult(**{k: v for k, v in r.items() if k in search.ComboResult.__dataclass_fields__})
+               for r in data["results"] if r["method"] in METHODS]
+    tasks = {r.task: None for r in results}
+    print(markdown(data["meta"], summarise(tasks, results)), end="")  # type: ignore[arg-type]
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--tasks", nargs="+", type=Path, required=True, help="task folders (with task.toml)")
+    ap.add_argument("--budget", type=int, default=12, help="training runs per held-out session")
+    ap.add_argument("--seeds", type=int, default=3, help="paired seeds 0..S-1")
+    ap.add_argument("--explore-budget", type=int, default=12, help="training runs of each task's explore session")
+    ap.add_argument("--workers", type=int, default=0, help="parallel sessions; 0 = one per CPU slot")
+    ap.add_argument("--timeout", type=float, default=90.0, help="seconds per training run")
+    ap.add_argument("--isolation", choices=["auto", "bwrap", "landlock", "none"], default="auto")
+    ap.add_argument("--cache", type=Path, default=search.CACHE, help="the run cache (shared with bench/search.py)")
+    ap.add_argument("--speed-steps", type=int, default=1000, help="steps for the `nightlab learn` timing")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--report", type=Path, default=None, help="only print the tables of a saved learn-*.json again")
+    if "--report" in argv:  # --tasks is not needed to re-read a result
+        i = argv.index("--report")
+        return report(Path(argv[i + 1]))
+    args = ap.parse_args(argv)
+    folders = [d for d in args.tasks if (d / search.ANSWER_SHEET).is_file()]
+    if len(folders) < 2:
+        ap.error("leave-one-task-out needs at least two task folders (with task.toml)")
+    tasks = {t.name: t for t in (search.load_task(d) for d in folders)}
+    cache = args.cache.resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-learn-"))
+    workers = search.worker_slots(args.workers)
+    base = search.Combo(task=Path(), method="", seed=0, budget=args.budget, cache=cache, timeout=args.timeout,
+                        isolation=args.isolation, tpe_startup=0)
+    command = "python bench/learn.py " + " ".join(shlex.quote(a) for a in argv)
+    t0 = time.monotonic()
+    log = print
+
+    def said(into: list[search.ComboResult]) -> Callable[[search.ComboResult], None]:
+        def done(r: search.ComboResult) -> None:
+            into.append(r)
+            note = f"  ERROR {r.error}" if r.error else ""
+            log(f"  {r.task} {r.method} seed {r.seed}: gap {r.gap:.2f}, {len(r.runs)} runs, {r.failed} failed, "
+                f"trained {r.trained}, cached {r.cached} ({r.wall_s:.0f} s; {time.monotonic() - t0:.0f} s in)"
+                f"{note}")
+        return done
+
+    try:
+        # 1. explore every task into its own store
+        log(f"exploring {len(tasks)} task(s), {args.explore_budget} runs each ...")
+        explored: list[search.ComboResult] = []
+        jobs = [(replace(base, task=t.folder, method="explore", seed=EXPLORE_SEED, budget=args.explore_budget),
+                 str(work / "data" / n), "") for n, t in tasks.items()]
+        _run_all(jobs, workers, said(explored))
+        steps = {n: _steps_of(work / "data" / n) for n in tasks}
+        # 2. a model per held-out task, from the others' steps
+        from nightlab.agent.learn import LearnOptions, train
+
+        models, trained_on = {}, {}
+        for n in tasks:
+            others = [s for m, ss in steps.items() if m != n for s in ss]
+            try:
+                res = train(others, LearnOptions())
+            except ValueError as err:
+                log(f"  {n}: no model ({err}); skipped")
+                continue
+            models[n] = work / "models" / f"{n}.json"
+            res.scorer.save(models[n])
+            trained_on[n] = res.steps
+            log(f"  model for held-out {n}: {res.steps} steps of {res.projects} task(s), {res.seconds:.1f} s")
+        # 3. builtin vs learned on each held-out task, paired seeds
+        results: list[search.ComboResult] = []
+        jobs = [(replace(base, task=tasks[n].folder, method=m, seed=s), str(work / "throwaway"), str(models[n]))
+                for s in range(args.seeds) for n in models for m in METHODS]
+        log(f"held-out sessions: {len(jobs)} ...")
+        _run_all(jobs, workers, said(results))
+        all_steps = [s for ss in steps.values() for s in ss]
+        speed = learn_speed(all_steps, args.speed_steps, work) if all_steps else {"error": "no explored step"}
+        summary = summarise(tasks, results)
+        meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "budget": args.budget,
+                "seeds": args.seeds, "explore_budget": args.explore_budget, "workers": len(workers),
+                "cpus": os.cpu_count(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+                "trained_on": trained_on, "explored_steps": {n: len(s) for n, s in steps.items()}, "speed": speed,
+                "wall_s": round(time.monotonic() - t0, 1)}
+        text = markdown(meta, summary)
+        data = {"meta": meta, "summary": summary,
+                "results": [r.__dict__ for r in sorted(explored + results, key=lambda r: (r.task, r.method, r.seed))]}
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        search.RESULTS.mkdir(parents=True, exist_ok=True)
+        paths = [search.RESULTS / f"learn-{stamp}.json", search.RESULTS / f"learn-{stamp}.md"]
+        paths[0].write_text(json.dumps(data, indent=1, default=str))
+        paths[1].write_text(text)
+        if args.json:
+            args.json.write_text(json.dumps(data, indent=1, default=str))
+        print()
+        print(text, end="")
+        print(f"\nwritten: {', '.join(map(str, paths))}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
