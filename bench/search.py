@@ -627,8 +627,8 @@ def faithful_status(ledger: Path, timeout: float) -> Iterator[None]:
 
     real = runner.read_status
 
-    def read_status(run_dir: Path | str) -> Any:
-        st = real(run_dir)
+    def read_status(run_dir: Path | str, *args: Any, **kw: Any) -> Any:
+        st = real(run_dir, *args, **kw)
         if st is None:
             return st
         mine = [x for x in read_ledger(ledger) if x.get("job") == str(st.job_id)]

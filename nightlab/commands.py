@@ -245,14 +245,19 @@ def cmd_log(root: Path, args: argparse.Namespace) -> int:
     if job is None:
         raise NightlabError(f"experiment #{e.id} has not run yet ({e.status})")
     path = Path(job.log_path)
-    if not path.exists():
-        raise NightlabError(f"no log for experiment #{e.id} at {path}")
-    from nightlab.sandbox import runner
+    from nightlab.sandbox import runner, safeio
 
-    with open(path, "rb") as f:
+    try:
+        fd = safeio.open_regular(path)  # the wrapper's file: never a link or FIFO someone put in its place
+    except FileNotFoundError:
+        raise NightlabError(f"no log for experiment #{e.id} at {path}") from None
+    except OSError as err:
+        raise NightlabError(f"the log of experiment #{e.id} is not readable: {err}") from None
+    with os.fdopen(fd, "rb") as f:
         if args.lines:
-            lines = f.read().decode("utf-8", "replace").splitlines()[-args.lines:]
+            lines = runner.read_log(job.run_dir).splitlines()[-args.lines:]
             sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
+            f.seek(0, os.SEEK_END)
         else:
             shutil.copyfileobj(f, sys.stdout.buffer)
         sys.stdout.flush()
@@ -264,7 +269,7 @@ def cmd_log(root: Path, args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
                 continue
-            if runner.read_status(job.run_dir) is not None:
+            if runner.read_status(job.run_dir, job.wrapper) is not None:
                 rest = f.read()
                 if rest:
                     sys.stdout.buffer.write(rest)

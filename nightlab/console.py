@@ -351,6 +351,8 @@ def print_status(data: dict[str, Any]) -> None:
         layers = ran[-1]["isolation"]
         print(f"sandbox of the last run: {', '.join(layers)}"
               + ("  (UNSAFE: layer 0 only)" if not {"bwrap", "landlock"} & set(layers) else ""))
+        if data.get("sandbox_gaps"):
+            print("  not enforced in that layer: " + "; ".join(data["sandbox_gaps"]))
     best = data.get("best")
     print(f"baseline {_fmt(data['baseline'])}   best {_fmt(best['metric']) if best else '-'}"
           + (f" (#{best['id']})" if best else ""))

@@ -7,8 +7,6 @@ read again after a crash with the same outcome.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +14,9 @@ from typing import Any
 from nightlab.agent import diagnose, outcome, run_metrics, time_budget
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.states import FailureClass, RunResult
-from nightlab.sandbox import stages
+from nightlab.sandbox import runner, safeio, stages
 from nightlab.sandbox.runner import JobStatus
-from nightlab.sandbox.spec import LOG_FILE
+from nightlab.sandbox.spec import LOG_FILE, OUT_DIR
 
 LOG_TAIL_CHARS = 4000  # what the store keeps of a log for the policy (and the TUI's details)
 LOG_READ_BYTES = 8 * 1024 * 1024  # the most of a log that is parsed (head and tail of a larger one)
@@ -93,33 +91,19 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
 
 def read_evidence(run_dir: Path) -> dict[str, Any] | None:
     """What early stopping saw when it stopped the run (EVIDENCE_FILE), or None."""
-    try:
-        data = json.loads((Path(run_dir) / EVIDENCE_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    data = safeio.read_json(Path(run_dir) / EVIDENCE_FILE)  # in the run dir: a regular file only, bounded
     return data if isinstance(data, dict) else None
 
 
 def read_log(path: Path, limit: int) -> str:
-    """A log's text; of a log larger than `limit` bytes, its first quarter-limit and the rest from its end."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            if size > limit:
-                f.seek(0)
-                head = f.read(limit // 4)
-                f.seek(size - (limit - limit // 4))
-                return (head + b"\n" + f.read()).decode("utf-8", "replace")
-            f.seek(0)
-            return f.read().decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
+    """A log's text; of a log larger than `limit` bytes, its first quarter-limit and the rest from its end. Never
+    through a link, never anything but a regular file (runner.read_tail)."""
+    return runner.read_tail(path, limit)
 
 
 def stage_reached(run_dir: Path, log: str, metric_found: bool, exit_ok: bool) -> str:
     """The furthest stage the run reached: the import hook's markers, else what its log shows."""
-    progress = stages.read_progress(run_dir)
+    progress = stages.read_progress(run_dir / OUT_DIR)
     return stages.best_stage(progress, stages.stage_from_log(log, metric_found, exit_ok), exit_ok=exit_ok) \
         or "not_started"
 

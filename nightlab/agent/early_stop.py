@@ -41,6 +41,7 @@ from nightlab.agent import analysis, run_metrics
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.states import ENGINE_KINDS, Kind, RunResult
 from nightlab.agent.store import Experiment, Job, Store
+from nightlab.sandbox import safeio
 from nightlab.sandbox.spec import LOG_FILE
 
 Curve = Sequence[Sequence[float]]  # (step, value) points
@@ -234,7 +235,7 @@ def behind(store: Store, exp_id: int) -> float | None:
 def write_evidence(run_dir: Path, verdict: Verdict) -> None:
     """The evidence, in the run's folder before the job is stopped: analysis reads it with the run (crash-safe)."""
     path = Path(run_dir) / analysis.EVIDENCE_FILE
-    path.write_text(json.dumps(verdict.data()))
+    safeio.atomic_write_bytes(path, json.dumps(verdict.data()).encode())  # by rename: a planted link is replaced
 
 
 __all__ = [

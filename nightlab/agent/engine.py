@@ -240,7 +240,7 @@ class Engine:
         nobody: having hibernated, start the wake it would have started (idempotent, like every wake)."""
         if self.session is None or self.store.session(self.sid).state != SessionState.HIBERNATING:
             return
-        if any(runner.read_status(j.run_dir) is not None for j in self.store.open_jobs()):
+        if any(runner.read_status(j.run_dir, j.wrapper) is not None for j in self.store.open_jobs()):
             import subprocess
 
             subprocess.Popen(self.launcher.wake_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -349,7 +349,7 @@ class Engine:
         """Make the store agree with the world after any crash: jobs, half-made experiments, stray branches."""
         # jobs: finished ones are analysed by _collect; those whose process is gone without a status are lost
         for job in self.store.open_jobs():
-            status = runner.read_status(job.run_dir)
+            status = runner.read_status(job.run_dir, job.wrapper)
             if status is not None:
                 continue
             if job.remote:
@@ -366,7 +366,8 @@ class Engine:
                     self.store.update_job(job.id, pid=pids["pid"], pid_start=pids["start"],
                                           wrapper_pid=pids["wrapper_pid"], wrapper_start=pids["wrapper_start"],
                                           state=JobState.RUNNING)
-            if runner.read_status(job.run_dir) is None and not runner.wrapper_alive(job.run_dir):
+            wrapper = job.wrapper or (None if pids is None else (int(pids["wrapper_pid"]), pids["wrapper_start"]))
+            if runner.read_status(job.run_dir, wrapper) is None and not runner.wrapper_alive(job.run_dir, wrapper):
                 self._mark_lost(job.id, job.experiment_id, "the job's process is gone without a status")
             elif job.slot:
                 self.pool.mark_busy(job.slot, run=self.launcher.lease_run_of(job.run_dir))
@@ -427,7 +428,7 @@ class Engine:
         open_jobs = self.store.open_jobs()
         scheduler = self._follow_remote(open_jobs)
         for job in open_jobs:
-            status = runner.read_status(job.run_dir)
+            status = runner.read_status(job.run_dir, job.wrapper)
             if job.remote:
                 ended = self._remote_ending(job, status, scheduler)
                 if ended is None and status is None:
@@ -441,8 +442,8 @@ class Engine:
                 if ended is not None:
                     status = ended.status
             if status is None:
-                if job.state == JobState.RUNNING and not runner.wrapper_alive(job.run_dir) and \
-                        runner.read_status(job.run_dir) is None:
+                if job.state == JobState.RUNNING and not runner.wrapper_alive(job.run_dir, job.wrapper) and \
+                        runner.read_status(job.run_dir, job.wrapper) is None:
                     self._mark_lost(job.id, job.experiment_id, "the job wrapper died")
                     if job.slot:
                         self.pool.release(job.slot)
@@ -1221,10 +1222,10 @@ class Engine:
             self.emit("interrupted", "interrupted: the jobs on the scheduler go on; they wake nightlab when they end")
             return
         for job in self.store.open_jobs():
-            runner.stop(job.run_dir, "interrupted")
+            runner.stop(job.run_dir, "interrupted", job.wrapper)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(runner.read_status(j.run_dir) is None and
-                                                 runner.wrapper_alive(j.run_dir) for j in self.store.open_jobs()):
+        while time.monotonic() < deadline and any(runner.wrapper_alive(j.run_dir, j.wrapper)
+                                                 for j in self.store.open_jobs()):
             time.sleep(0.1)
         self._collect()
         for e in self.store.experiments_in(Status.RUNNING):

@@ -21,7 +21,7 @@ from nightlab.agent.store import Experiment
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import NightlabError
 from nightlab.sandbox import instrument, isolate, runner, slots
-from nightlab.sandbox.spec import PROGRESS_FILE, SPEC_FILE, JobSpec
+from nightlab.sandbox.spec import OUT_DIR, PROGRESS_FILE, SPEC_FILE, JobSpec
 
 
 class Launcher:
@@ -122,7 +122,7 @@ class Launcher:
         env["NIGHTLAB_JOB_ID"] = str(e.id)
         if self.cfg.instrument == "off":
             return env
-        return instrument.job_env(env, str(run_dir / PROGRESS_FILE))
+        return instrument.job_env(env, str(run_dir / OUT_DIR / PROGRESS_FILE))
 
 
 def python_for(root: Path, cfg: ProjectConfig) -> str:

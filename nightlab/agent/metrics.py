@@ -427,12 +427,21 @@ def parse_named_curve(text: str, name: str) -> list[tuple[int, float]]:
     return [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None]
 
 
-def parse_metrics_file(path: Path, name: str) -> MetricReading:
+METRICS_FILE_LIMIT = 64 << 20
+
+
+def parse_metrics_file(path: Path, name: str, root: Path | None = None) -> MetricReading:
     """Read metric `name` from a file the job wrote: one JSON document (`{"acc": 0.9}`, `{"acc": [..curve..]}`, a
-    list of records), JSON lines, or `name=value` lines. A missing file is a failure like a missing print."""
+    list of records), JSON lines, or `name=value` lines. A missing file is a failure like a missing print.
+
+    The job wrote it, so it is read as a regular file only, never through a link (with `root`, the worktree, no
+    folder on the way may be a link either), and at most 64 MB of it (head and tail)."""
+    from nightlab.sandbox import safeio
+
     path = Path(path)
     try:
-        text = path.read_text(errors="replace")
+        fd = safeio.open_beneath(root, path.relative_to(root)) if root is not None else safeio.open_regular(path)
+        text = safeio.read_head_tail_fd(fd, METRICS_FILE_LIMIT).decode("utf-8", "replace")
     except FileNotFoundError:
         return MetricReading(None, [], f"metric {name!r}: metrics file {path} was not written", None)
     except OSError as e:

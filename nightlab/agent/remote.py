@@ -192,7 +192,7 @@ class RemoteJobs:
         scheduler's cancel for a job still in its queue. False when there is nothing to stop."""
         if runner.read_status(job.run_dir) is not None:
             return False
-        Path(job.run_dir, runner.STOP_FILE).write_text(reason)
+        runner.request_stop(job.run_dir, reason)
         info = self.follow([job], force=True).get(job.id)
         if job.sched_id and (info is None or info.state == SchedState.QUEUED):
             try:
@@ -203,8 +203,10 @@ class RemoteJobs:
 
 
 def _stop_reason(job: Job) -> str:
-    try:
-        return Path(job.run_dir, runner.STOP_FILE).read_text().strip()
+    from nightlab.sandbox import safeio
+
+    try:  # a regular file only, bounded: the run dir is shared with a node nightlab does not control
+        return safeio.read_bytes(Path(job.run_dir, runner.STOP_FILE), 500).decode("utf-8", "replace").strip()
     except OSError:
         return ""
 
@@ -220,7 +222,7 @@ def _scheduler_log(job: Job) -> str:
 def stop_job(root: Path, job: Job, reason: str) -> bool:
     """Stop one running job, local or on a scheduler (the one path for `nightlab stop` and the TUI)."""
     if not job.remote:
-        return runner.stop(job.run_dir, reason)
+        return runner.stop(job.run_dir, reason, job.wrapper)
     from nightlab.agent.config import load_config
     from nightlab.agent.paths import StatePaths
     from nightlab.sandbox.backends import make_backend

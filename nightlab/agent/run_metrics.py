@@ -54,8 +54,8 @@ def read_run(cfg: MetricConfig, log: str, cwd: Path, *, since: float | None = No
         reading = metrics.parse_metric(log, cfg.name, cfg.regex)
         if cfg.file:
             mfile = cwd / cfg.file
-            if mfile.exists():
-                reading = metrics.parse_metrics_file(mfile, cfg.name)
+            if mfile.exists() or mfile.is_symlink():  # the job's file: read beneath the worktree, no link
+                reading = metrics.parse_metrics_file(mfile, cfg.name, root=cwd)
     if not loss_curve:
         loss = tbevents.loss_series(series)
         if loss is not None:

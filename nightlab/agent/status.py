@@ -12,19 +12,7 @@ from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.report import existing_report
 from nightlab.agent.store import Session, Store
-from nightlab.sandbox import runner
-
-
-def _last_line(path: Path) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - 4096))
-            lines = f.read().decode("utf-8", "replace").strip().splitlines()
-            return lines[-1][:200] if lines else ""
-    except OSError:
-        return ""
+from nightlab.sandbox import isolate, runner
 
 
 def gpu_state(root: Path, jobs: list[tuple[str | None, int]]) -> list[dict[str, Any]]:
@@ -68,8 +56,9 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             # time in the scheduler's queue and time running are counted apart
             "queued_s": round(time.time() - (j.started or time.time()), 1) if queued else j.queued_s,
             "running_s": 0.0 if queued else round(time.time() - (since or time.time()), 1), "log": j.log_path,
-            "last_line": _last_line(Path(j.log_path)),
-            "alive": j.sched_state in ("queued", "running", None) if j.remote else runner.wrapper_alive(j.run_dir),
+            "last_line": runner.last_log_line(j.run_dir),
+            "alive": j.sched_state in ("queued", "running", None) if j.remote else runner.wrapper_alive(j.run_dir,
+                                                                                                       j.wrapper),
         })
     stored = artifacts.read_all(Path(root) / ".nightlab")
     latest = {j.experiment_id: j for j in store.jobs()}
@@ -87,7 +76,9 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             "command": e.command,
             "artifacts": stored[e.id].to_json() | {"summary": stored[e.id].describe()} if e.id in stored else None,
         })
+    ran = [e for e in exps.values() if e.isolation]
     return {
+        "sandbox_gaps": isolate.gaps(ran[-1].isolation) if ran else [],
         "project": str(root),
         "metric": cfg.metric.name,
         "goal": cfg.metric.goal,

@@ -305,6 +305,11 @@ class Job:
         values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
         return cls(**values)
 
+    @property
+    def wrapper(self) -> tuple[int, float] | None:
+        """The wrapper process as its launcher saw it (never read back from a file the job could reach)."""
+        return (int(self.wrapper_pid), float(self.wrapper_start or 0.0)) if self.wrapper_pid else None
+
 
 class Store:
     """Typed access to the project database. Safe to open from several processes at once (WAL, busy timeout)."""

@@ -1,6 +1,7 @@
 """Layer 2 launcher: confine this process with Landlock and a seccomp filter, then exec the job.
 
-    python -I -S .../nightlab/sandbox/confine.py --rw DIR ... --ro DIR ... --hide DIR ... [--net] -- argv...
+    python -I -S .../nightlab/sandbox/confine.py --rw DIR ... --ro DIR ... --hide DIR ... [--mask SOCKET ...]
+        [--mem-mb N] [--tmpdir DIR] [--report FILE] [--no-namespaces] [--net] -- argv...
 
 Why a separate launcher: Landlock and seccomp restrict the *calling* thread and everything it later executes, so they
 must be applied in the process that becomes the job, after the wrapper has forked but before the job's code runs.
@@ -11,6 +12,15 @@ This file imports only the standard library and nothing of nightlab, so it can r
 no site-packages, no user environment variables, ~10 ms of start-up.
 
 What it enforces
+- Private namespaces first, where this process may make them (as root, or through a user namespace when the kernel
+  allows unprivileged ones; `--no-namespaces` skips this): a mount namespace with a private /tmp and /dev/shm (tmpfs
+  of the memory cap's size, gone with the job), an empty read-only /var/tmp, every named unix socket the caller found
+  outside (`--mask`, from /proc/net/unix) covered by /dev/null, and, as root, a fresh /proc mounted `hidepid=2` (with
+  Landlock's ptrace wall, other processes' /proc entries, command lines included, are invisible); and a network
+  namespace (unless `--net`): no interface at all, and abstract unix sockets are per network namespace. Where none
+  can be made, the job keeps the host's /dev/shm (PyTorch data loaders need one) and gets `--tmpdir` as TMPDIR, and
+  what the kernel cannot enforce without namespaces is listed under Known gaps. `--report FILE` receives what was
+  applied (JSON, written before any restriction and before the job starts).
 - File system (Landlock, any ABI): everything is readable and executable except the `--hide` trees (and /tmp,
   /var/tmp, the user's home, which the caller passes as hidden); `--ro` paths inside hidden trees are readable again;
   `--rw` paths are fully writable; /dev is read/write for existing devices only (no creating or removing nodes);
@@ -27,7 +37,9 @@ What it enforces
   confined job could read the wrapper's /proc/PID/environ until the capabilities were dropped.
 
 Known gaps: Landlock does not govern stat (a hidden file's existence shows, not its content), chmod/chown/utime,
-connecting to existing *named* unix sockets, or descriptors opened before the restriction (none are: close_fds).
+connecting to existing *named* unix sockets (covered by the mount namespace's /dev/null masks where one could be
+made), reading /proc/PID/cmdline (world-readable; hidden by the hidepid /proc only as root), or descriptors opened
+before the restriction (none are: close_fds).
 Protected files inside the worktree cannot be carved out read-only (rules only grant); the runner's before/after
 hashes detect a change instead.
 """
@@ -217,6 +229,107 @@ def _add_rule(ruleset_fd: int, path: str, rights: int) -> None:
         os.close(pfd)
 
 
+# ----------------------------------------------------------------------------------------------------- namespaces
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+CAP_SYS_ADMIN = 21
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str = "") -> int:
+    """mount(2); 0 or the errno."""
+    r = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, ctypes.c_ulong(flags),
+                    data.encode() if data else None)
+    return 0 if r == 0 else ctypes.get_errno()
+
+
+def _has_cap(cap: int) -> bool:
+    hdr = ctypes.create_string_buffer(struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0), 8)
+    data = ctypes.create_string_buffer(24)
+    if _libc.capget(hdr, data) != 0:
+        return False
+    effective = struct.unpack("IIIIII", data.raw)[0::3]  # (effective, permitted, inheritable) x 2 words
+    return bool(effective[cap // 32] & (1 << (cap % 32)))
+
+
+def enter_namespaces(new_net: bool) -> tuple[bool, str]:
+    """unshare a mount (and network) namespace: directly with CAP_SYS_ADMIN, else inside a new user namespace that
+    maps this uid/gid onto themselves. (ok, "root" | "userns" | why not)."""
+    flags = CLONE_NEWNS | (CLONE_NEWNET if new_net else 0)
+    if _has_cap(CAP_SYS_ADMIN) and _libc.unshare(flags) == 0:
+        return True, "root"
+    uid, gid = os.geteuid(), os.getegid()
+    if _libc.unshare(flags | CLONE_NEWUSER) != 0:
+        return False, f"unshare refused: {os.strerror(ctypes.get_errno())}"
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    except OSError as e:
+        return False, f"user namespace id maps refused: {e.strerror}"
+    return True, "userns"
+
+
+MS_REMOUNT = 32
+ST_FLAGS_TO_MS = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: 1024, 2048: 2048, 4096: 1 << 21}
+
+
+def private_mounts(mem_mb: int, keep: list[str], read_only: list[str], masks: list[str],
+                   hide_procs: bool) -> dict[str, object]:
+    """In the new mount namespace: nothing propagates back; private, size-capped /tmp and /dev/shm (paths the job
+    needs under /tmp, its worktree say, are bound back onto the new tmpfs); an empty read-only /var/tmp; the
+    `read_only` files (protected ones) bound read-only onto themselves; sockets covered by /dev/null; /proc with
+    other processes hidden (root only). Returns what worked (a mask whose socket vanished meanwhile is skipped)."""
+    done: dict[str, object] = {}
+    if _mount("none", "/", None, MS_REC | MS_PRIVATE) != 0:
+        raise ConfineError(f"cannot make the mount namespace private: {os.strerror(ctypes.get_errno())}")
+    covered = [p for p in keep if _under(_norm(p), "/tmp")]
+    held = {p: os.open(p, os.O_PATH | os.O_CLOEXEC) for p in covered if os.path.exists(p)}
+    size = f"size={max(mem_mb, 1)}m"
+    for target in ("/tmp", "/dev/shm"):
+        if os.path.isdir(target):
+            err = _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=1777")
+            if err:
+                raise ConfineError(f"cannot mount a private {target}: {os.strerror(err)}")
+    for path in sorted(held, key=lambda x: x.count("/")):
+        fd = held[path]
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(path, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        err = _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        os.close(fd)
+        if err:
+            raise ConfineError(f"cannot keep {path} visible over the private /tmp: {os.strerror(err)}")
+    done["private_tmp"] = True
+    if os.path.isdir("/var/tmp"):
+        _mount("tmpfs", "/var/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "size=1m,mode=755")
+    frozen = 0
+    for path in read_only:
+        if _mount(path, path, None, MS_BIND) == 0:
+            frozen += _mount("none", path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | _locked_flags(path)) == 0
+    done["read_only_files"] = frozen
+    done["sockets_masked"] = sum(_mount("/dev/null", m, None, MS_BIND) == 0 for m in masks)
+    os.chdir(os.getcwd())  # the working directory still pointed into the mounts as they were: enter the new ones
+    # hidepid exempts the group named by gid= (root's group by default, which a root job is in): name one it is not
+    gid = next(g for g in (65534, 65533, 65532) if g != os.getegid() and g not in os.getgroups())
+    done["proc_hidden"] = hide_procs and _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                                                f"hidepid=2,gid={gid}") == 0
+    return done
+
+
+def _locked_flags(path: str) -> int:
+    """The mount flags a remount inside a user namespace must keep (nosuid, nodev, noexec, atime flags)."""
+    try:
+        f_flag = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    return sum(ms for st, ms in ST_FLAGS_TO_MS.items() if f_flag & st and ms != MS_RDONLY)
+
+
 # ----------------------------------------------------------------------------------------------------- capabilities
 PR_CAPBSET_DROP = 24
 PR_CAP_AMBIENT = 47
@@ -367,49 +480,61 @@ def _try(fn: Callable[[], object]) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------------- main
-USAGE = "usage: confine.py [--rw P]... [--ro P]... [--hide P]... [--net] [--tmpdir P] -- argv... | --self-test RW HID"
+USAGE = ("usage: confine.py [--rw P]... [--ro P]... [--hide P]... [--ro-file F]... [--mask SOCKET]... [--mem-mb N] "
+         "[--tmpdir P] "
+         "[--report FILE] [--no-namespaces] [--no-seccomp] [--net] -- argv... | --self-test RW HID")
 
 
 def main(args: list[str]) -> int:
     if args[:1] == ["--self-test"] and len(args) == 3:
         self_test(args[1], args[2])
         return 0
-    rw: list[str] = []
-    ro: list[str] = []
-    hide: list[str] = []
-    net = False
-    seccomp = True
+    lists: dict[str, list[str]] = {"--rw": [], "--ro": [], "--hide": [], "--mask": [], "--ro-file": []}
+    opts: dict[str, str] = {"--tmpdir": "", "--mem-mb": "0", "--report": ""}
+    flags = {"--net": False, "--no-seccomp": False, "--no-namespaces": False}
     i = 0
     while i < len(args) and args[i] != "--":
         a = args[i]
-        if a in ("--rw", "--ro", "--hide", "--tmpdir") and i + 1 < len(args):
-            val = args[i + 1]
-            if a == "--rw":
-                rw.append(val)
-            elif a == "--ro":
-                ro.append(val)
-            elif a == "--hide":
-                hide.append(val)
+        if (a in lists or a in opts) and i + 1 < len(args):
+            if a in lists:
+                lists[a].append(args[i + 1])
             else:
-                os.environ["TMPDIR"] = val
+                opts[a] = args[i + 1]
             i += 2
             continue
-        if a == "--net":
-            net = True
-        elif a == "--no-seccomp":
-            seccomp = False
-        else:
+        if a not in flags:
             print(f"nightlab confine: unknown option {a!r}\n{USAGE}", file=sys.stderr)
             return 2
+        flags[a] = True
         i += 1
     argv = args[i + 1 :]
     if not argv:
         print(USAGE, file=sys.stderr)
         return 2
+    net = flags["--net"]
+    rw, ro, hide = lists["--rw"], lists["--ro"], lists["--hide"]
+    report: dict[str, object] = {"namespaces": "", "why_not": "skipped (--no-namespaces)"}
+    report_fd = _open_report(opts["--report"])  # before any mount can cover the run dir
     try:
+        if not flags["--no-namespaces"]:
+            ok, how = enter_namespaces(new_net=not net)
+            if ok:
+                report.update(private_mounts(int(opts["--mem-mb"] or 0), [*rw, *ro], lists["--ro-file"],
+                                             lists["--mask"], hide_procs=how == "root"))
+                report.update(namespaces=how, why_not="", netns=not net)
+                rw += ["/tmp", "/dev/shm"]
+                hide = [h for h in hide if h != "/tmp"]
+                os.environ["TMPDIR"] = "/tmp"
+            else:
+                report["why_not"] = how
+        if not report["namespaces"] and opts["--tmpdir"]:
+            os.environ["TMPDIR"] = opts["--tmpdir"]
+            rw.append(opts["--tmpdir"])
+        _write_report(report_fd, report)
+        _die_with_parent()  # entering a user namespace may clear it
         apply_landlock(rw, ro, hide, allow_network=net, abi=landlock_abi())
         drop_capabilities()
-        if not net and seccomp:
+        if not net and not flags["--no-seccomp"]:
             apply_seccomp()
     except ConfineError as e:
         print(f"nightlab confine: refusing to run unconfined: {e}", file=sys.stderr)
@@ -420,6 +545,31 @@ def main(args: list[str]) -> int:
         print(f"nightlab confine: could not start {argv[0]!r}: {e.strerror}", file=sys.stderr)
         return 127
     return 127  # not reached
+
+
+def _open_report(path: str) -> int | None:
+    """The file that tells the wrapper what was applied (a new file only: never through a link)."""
+    if not path:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return None
+
+
+def _write_report(fd: int | None, report: dict[str, object]) -> None:
+    if fd is None:
+        return
+    import json
+
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(report))
+
+
+def _die_with_parent() -> None:
+    import signal
+
+    _libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 if __name__ == "__main__":

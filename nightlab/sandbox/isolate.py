@@ -34,6 +34,7 @@ import re
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -57,7 +58,7 @@ ALLOWED_ENV = (
 )
 ALLOWED_PREFIXES = ("CUDA_", "NCCL_", "NIGHTLAB_JOB_", "LC_")
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the probe tries --cap-drop ALL and --remount-ro
 CONFINE = str(Path(__file__).with_name("confine.py"))
 DEFAULT_MAX_PROCS = 4096  # processes (watch) / tasks (RLIMIT_NPROC, pids.max); env NIGHTLAB_MAX_PROCS overrides
 DEFAULT_MAX_FILE_MB = 64 * 1024  # RLIMIT_FSIZE: one runaway file cannot fill the disk; NIGHTLAB_MAX_FILE_MB
@@ -66,7 +67,9 @@ WATCH_INTERVAL_S = 0.25
 # RLIMIT_AS is only a backstop (the RSS watch is the cap): address space is not memory. `import torch, numpy` alone
 # maps 3.2 GB for 0.5 GB resident (thread arenas, BLAS buffers), so the limit leaves generous room above the cap.
 AS_HEADROOM_MB = 8192
-TMPFS_DEFAULT_MB = 2048
+TMPFS_DEFAULT_MB = 2048  # size of each writable tmpfs (/tmp, /dev/shm) when the job has no memory cap
+HIDDEN_TMPFS_MB = 1  # the empty, read-only tmpfs laid over a hidden tree
+SOCKET_TREES = ("/run", "/var/run")  # where daemons keep their unix sockets (D-Bus, docker, systemd...): hidden
 
 
 class IsolationError(NightlabError):
@@ -157,9 +160,17 @@ class Capabilities:
             ver = f"bubblewrap {self.bwrap_version}" if self.bwrap else "bubblewrap"
             lines.append(f"  layer 1 {ver}: {yn(self.bwrap_ok, self.bwrap_reason)}")
             lines.append(f"    user namespaces: {yn(self.userns, self.userns_reason)}")
+            if self.bwrap_ok:
+                lines.append("    not enforced: " + "; ".join(GAPS_BWRAP))
             ll = f"ABI {self.landlock_abi}" if self.landlock_ok else self.landlock_reason
             lines.append(f"  layer 2 Landlock: {yn(self.landlock_ok, ll)}")
             lines.append(f"    seccomp socket filter: {yn(self.seccomp_ok, self.seccomp_reason)}")
+            if self.landlock_ok:
+                ns = "yes, as root" if self.uid == 0 else ("yes, in a user namespace" if self.userns else "no")
+                lines.append(f"    private namespaces (/tmp, /dev/shm, sockets, network): {ns}")
+                gaps = landlock_gaps(ns != "no", self.uid == 0, self.landlock_abi)
+                lines.append("    not enforced: " + ("; ".join(gaps) or "nothing listed"))
+            lines.append("  layer 0 alone (--unsafe-no-sandbox), not enforced: " + "; ".join(GAPS_LAYER0))
             if self.cgroup_base:
                 ctl = ", ".join(self.cgroup_controllers) or "no controllers"
                 kill = "cgroup.kill" if self.cgroup_kill else "no cgroup.kill"
@@ -179,6 +190,49 @@ class Capabilities:
         best = self.best()
         lines.append(f"  auto picks: {best or 'nothing: jobs refuse to run without --unsafe-no-sandbox'}")
         return "\n".join(lines)
+
+
+# what each layer cannot enforce (the README's Sandbox section and bench/escape.py say the same, measured)
+GAP_SOCKETS = "connecting to named unix sockets outside the sandbox"
+GAP_ABSTRACT = "connecting to abstract unix sockets outside the sandbox"
+GAP_CMDLINE = "reading other processes' command lines (/proc/PID/cmdline)"
+GAP_SHM = "a private, capped /dev/shm (the host's is shared; what the job leaves there outlives it)"
+GAP_LATE_SOCKETS = "named unix sockets bound outside /run after the job started"
+GAPS_BWRAP = [GAP_LATE_SOCKETS]
+GAPS_LAYER0 = ["the file system, network, unix sockets and other processes of this user (the job has your "
+               "rights)", GAP_SHM]
+
+
+def landlock_gaps(namespaces: bool, root: bool, abi: int) -> list[str]:
+    """What layer 2 cannot enforce here: without namespaces (no user namespaces for this user) much more."""
+    out: list[str] = []
+    if not namespaces:
+        out += [GAP_SOCKETS, GAP_SHM]
+    elif abi:
+        out.append(GAP_LATE_SOCKETS)
+    if not namespaces and abi < 6:
+        out.append(GAP_ABSTRACT)
+    if not (namespaces and root):
+        out.append(GAP_CMDLINE)
+    return out
+
+
+def gaps(layers: list[str]) -> list[str]:
+    """What the run with these layers (JobStatus.isolation) was not protected against, in words for status."""
+    if not {"bwrap", "landlock"} & set(layers):
+        return list(GAPS_LAYER0)
+    out: list[str] = []
+    if "named-unix-closed" not in layers:
+        out.append(GAP_SOCKETS)
+    if "abstract-unix-closed" not in layers and "no-network" in layers:
+        out.append(GAP_ABSTRACT)
+    if not {"pidns", "procs-hidden"} & set(layers):
+        out.append(GAP_CMDLINE)
+    if "private-tmp" not in layers:
+        out.append(GAP_SHM)
+    if "no-network" not in layers:
+        out.append("the network (the project allows it)")
+    return out
 
 
 _MEMO: dict[str, Capabilities] = {}
@@ -289,9 +343,13 @@ def _probe_userns(caps: Capabilities) -> None:
 
 
 def _bwrap_base(size_flag: bool, tmp_mb: int) -> list[str]:
-    """The flags every bubblewrap job gets (and the probe tries), up to the per-job mounts."""
+    """The flags every bubblewrap job gets (and the probe tries), up to the per-job mounts.
+
+    `--cap-drop ALL`: bubblewrap run by root keeps every capability otherwise, and a root job could remount `/`
+    read-write or unmount the private /tmp (bubblewrap also sets no_new_privs, so exec cannot bring them back).
+    """
     argv = ["--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--unshare-cgroup-try", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+            "--unshare-cgroup-try", "--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     argv += (["--size", str(tmp_mb << 20)] if size_flag else []) + ["--tmpfs", "/tmp"]
     return argv
 
@@ -306,7 +364,7 @@ def _probe_bwrap(caps: Capabilities) -> None:
     caps.bwrap_version = out.split()[-1] if rc == 0 and out else "?"
     true = shutil.which("true") or "/bin/true"
     for size_flag in (True, False):
-        rc, out = _run([bw, *_bwrap_base(size_flag, 16), "--unshare-net", "--", true])
+        rc, out = _run([bw, *_bwrap_base(size_flag, 16), "--unshare-net", "--remount-ro", "/dev", "--", true])
         if rc == 0:
             caps.bwrap_ok, caps.bwrap_tmpfs_size, caps.bwrap_reason = True, size_flag, ""
             return
@@ -473,6 +531,9 @@ class Launch:
     fault: str = ""
     cgroup_events: dict[str, dict[str, int]] = field(default_factory=dict)  # read just before the cgroup goes
     _last_poll: float = 0.0
+    _ns_pid: int = 0  # a job process inside the private mount namespace (for private_tmpfs_mb)
+    scratch: str = ""  # a folder made for the job (layer 2's fallback TMPDIR), removed by finish()
+    _host_tmp_devs: set[int | None] = field(default_factory=set)
 
     def attach(self, pid: int) -> None:
         """Confirm the job landed in its cgroup (the preexec hook put it there); record the layer if so."""
@@ -510,11 +571,38 @@ class Launch:
             return self.fault
         if self.rss_watch and self.memory_mb and pids:
             rss = procs.rss_mb(pids)
-            self.peak_rss_mb = max(self.peak_rss_mb, rss)
-            if rss > self.memory_mb:
-                self.fault = f"out of memory (RSS cap {self.memory_mb} MB, the job used {rss:.0f} MB)"
+            tmpfs = self.private_tmpfs_mb(pids)
+            self.peak_rss_mb = max(self.peak_rss_mb, rss + tmpfs)
+            if rss + tmpfs > self.memory_mb:
+                held = f" and {tmpfs:.0f} MB in its private /tmp and /dev/shm" if tmpfs >= 1 else ""
+                self.fault = f"out of memory (RSS cap {self.memory_mb} MB, the job used {rss:.0f} MB{held})"
                 return self.fault
         return ""
+
+    def private_tmpfs_mb(self, pids: list[int]) -> float:
+        """What the job holds in its private /tmp and /dev/shm (tmpfs: memory that no RSS shows). Without a memory
+        cgroup (which charges tmpfs pages itself) the RSS watch adds this, so those files count against the cap.
+        Found through /proc/PID/root of a job process that sits in the private mount namespace."""
+        if not self._host_tmp_devs:
+            self._host_tmp_devs = {_st_dev("/tmp"), _st_dev("/dev/shm")}
+        candidates = ([self._ns_pid] if self._ns_pid else []) + pids[:8]
+        for pid in candidates:
+            used, private = 0.0, False
+            for sub in ("tmp", "dev/shm"):
+                path = f"/proc/{pid}/root/{sub}"
+                dev = _st_dev(path)
+                if dev is None or dev in self._host_tmp_devs:
+                    continue
+                try:
+                    st = os.statvfs(path)
+                except OSError:
+                    continue
+                private = True
+                used += (st.f_blocks - st.f_bfree) * st.f_frsize / (1 << 20)
+            if private:
+                self._ns_pid = pid
+                return used
+        return 0.0
 
     def kill_tree(self, wrapper_pid: int, pgid: int | None, grace_s: float, keep: int | None = None) -> None:
         """SIGTERM the whole tree, wait up to grace_s, then kill everything left, setsid descendants included."""
@@ -538,6 +626,8 @@ class Launch:
         if self.tree(wrapper_pid) or procs.live_descendants(wrapper_pid):
             self.kill_tree(wrapper_pid, None, 0.5)
         self._drop_cgroup()
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _drop_cgroup(self) -> None:
         if not self.cgroup:
@@ -555,6 +645,25 @@ class Launch:
                 _write(os.path.join(self.cgroup, "cgroup.kill"), "1")
                 time.sleep(0.05)
         self.cgroup = ""
+
+    def absorb_report(self) -> None:
+        """Layer 2: record what confine.py managed to apply before it restricted itself (confine.json)."""
+        if "landlock" not in self.layers:
+            return
+        from nightlab.sandbox import safeio
+
+        data = safeio.read_json(os.path.join(self.run_dir, CONFINE_REPORT))
+        if not isinstance(data, dict):
+            return
+        if not data.get("namespaces"):
+            self.notes.append(f"no private namespaces: {data.get('why_not') or 'unknown'}")
+            return
+        extra = ["mountns", "private-tmp", "named-unix-closed"]
+        if data.get("netns"):
+            extra += ["netns", "abstract-unix-closed"]
+        if data.get("proc_hidden"):
+            extra.append("procs-hidden")
+        self.layers += [x for x in extra if x not in self.layers]
 
     def explain(self, rc: int, log_tail: bytes, log_error: str = "") -> str:
         """Why a job that did not succeed ended, in words the agent can act on ("" when nothing specific is known)."""
@@ -605,6 +714,13 @@ def _events(cgroup: str, name: str) -> dict[str, int]:
         if len(parts) == 2 and parts[1].isdigit():
             out[parts[0]] = int(parts[1])
     return out
+
+
+def _st_dev(path: str) -> int | None:
+    try:
+        return os.stat(path).st_dev
+    except OSError:
+        return None
 
 
 def _disk_full(path: str) -> bool:
@@ -659,6 +775,31 @@ def prepare(spec: JobSpec) -> Launch:
     max_file_mb = int(getattr(spec, "max_file_mb", 0) or _int_env("NIGHTLAB_MAX_FILE_MB", DEFAULT_MAX_FILE_MB))
     launch = Launch(argv=list(spec.argv), layers=["session", "env", "rlimits"], memory_mb=spec.memory_mb,
                     max_procs=max_procs, cpu_seconds=spec.cpu_seconds, run_dir=spec.run_dir)
+    # the command line first: it may refuse the spec (IsolationError) before anything is created for the job
+    if layer == "bwrap":
+        launch.argv = bwrap_argv(spec, caps)
+        launch.layers += ["bwrap", "pidns", "nocaps", "private-tmp", "named-unix-closed"]
+        if not spec.allow_network:
+            launch.layers += ["no-network", "abstract-unix-closed"]
+    elif layer == "landlock":
+        launch.argv = confine_argv(spec, caps)
+        launch.scratch = launch.argv[launch.argv.index("--tmpdir") + 1]
+        launch.layers += ["landlock", "nocaps"]
+        if not spec.allow_network:
+            if caps.seccomp_ok:
+                launch.layers.append("seccomp")
+            if caps.seccomp_ok or caps.landlock_abi >= 4:
+                launch.layers.append("no-network")
+            else:
+                launch.notes.append(f"network stays open: no seccomp ({caps.seccomp_reason}) and Landlock ABI < 4")
+            if caps.landlock_abi >= 6:
+                launch.layers.append("abstract-unix-closed")
+    elif layer == "sandbox-exec":
+        launch.argv = ["sandbox-exec", "-p", macos_profile(spec), *spec.argv]
+        launch.layers.append("sandbox-exec")
+    drop_caps = layer in ("none", "sandbox-exec") and os.geteuid() == 0
+    if drop_caps:
+        launch.layers.append("nocaps")
     cgroup, controllers, notes = "", list[str](), ["cgroups not used on this system"]
     if caps.system == "Linux":
         cgroup, controllers, notes = _make_job_cgroup(spec.job_id, spec.memory_mb, max_procs)
@@ -682,31 +823,18 @@ def prepare(spec: JobSpec) -> Launch:
         nproc = procs.system_tasks() + max_procs
         limits.append((resource.RLIMIT_NPROC, nproc, nproc))
     cpus = [int(c) for c in spec.env.get("NIGHTLAB_JOB_CPUS", "").split(",") if c.strip().isdigit()]
-    launch.preexec = _preexec(os.path.join(cgroup, "cgroup.procs") if cgroup else "", limits, cpus)
-
-    if layer == "bwrap":
-        launch.argv = bwrap_argv(spec, caps)
-        launch.layers += ["bwrap", "pidns"] + ([] if spec.allow_network else ["no-network"])
-    elif layer == "landlock":
-        launch.argv = confine_argv(spec, caps)
-        launch.layers.append("landlock")
-        if not spec.allow_network:
-            if caps.seccomp_ok:
-                launch.layers.append("seccomp")
-            if caps.seccomp_ok or caps.landlock_abi >= 4:
-                launch.layers.append("no-network")
-            else:
-                launch.notes.append(f"network stays open: no seccomp ({caps.seccomp_reason}) and Landlock ABI < 4")
-    elif layer == "sandbox-exec":
-        launch.argv = ["sandbox-exec", "-p", macos_profile(spec), *spec.argv]
-        launch.layers.append("sandbox-exec")
+    launch.preexec = _preexec(os.path.join(cgroup, "cgroup.procs") if cgroup else "", limits, cpus, drop_caps)
     return launch
 
 
-def _preexec(cgroup_procs: str, limits: list[tuple[int, int, int]], cpus: list[int]) -> Callable[[], None]:
+def _preexec(cgroup_procs: str, limits: list[tuple[int, int, int]], cpus: list[int],
+             drop_caps: bool = False) -> Callable[[], None]:
     """Runs in the child between fork and exec: join the cgroup first (so every later fork is counted), lower
-    rlimits (never raise: a hard limit below ours wins), pin to the slot's CPUs. Errors are swallowed: a failing
-    preexec would abort the launch, and each mechanism is verified or backed up elsewhere (attach, the watch)."""
+    rlimits (never raise: a hard limit below ours wins), pin to the slot's CPUs, and with `drop_caps` (layer 0 run
+    by root) give up every capability, bounding set included, so exec cannot bring them back. Errors are swallowed
+    except that last one (a root job must not start with its capabilities): a failing preexec aborts the launch,
+    and each other mechanism is verified or backed up elsewhere (attach, the watch)."""
+    from nightlab.sandbox.confine import drop_capabilities as drop  # imported here, not in the forked child
 
     def apply() -> None:
         die_with_parent()
@@ -735,6 +863,8 @@ def _preexec(cgroup_procs: str, limits: list[tuple[int, int, int]], cpus: list[i
             except (OSError, AttributeError):
                 pass
         os.umask(0o022)
+        if drop_caps:
+            drop()
 
     return apply
 
@@ -760,10 +890,16 @@ def hidden_paths(spec: JobSpec) -> list[str]:
 
 
 def writable_paths(spec: JobSpec) -> list[str]:
-    """The worktree, the run dir and spec.writable (created when missing: an output dir may not exist yet)."""
+    """The worktree, the run dir's `out/` folder and spec.writable (created when missing: an output dir may not exist
+    yet). Never the run dir itself: nightlab reads and writes its control files there with the user's rights, so a
+    path that would make it writable is refused (IsolationError, recorded as the job's failure)."""
     out: list[str] = []
-    for p in [spec.cwd, spec.run_dir, *spec.writable]:
+    control = _real(spec.run_dir)
+    for p in [spec.cwd, spec.out_dir, *spec.writable]:
         r = _real(p, spec.cwd)
+        if _under(control, r):
+            raise IsolationError(f"writable path {p!r} would let the job write nightlab's run dir {control} "
+                                 "(its status, log and stop files); choose a narrower path")
         try:
             os.makedirs(r, exist_ok=True)
         except OSError:
@@ -812,7 +948,10 @@ def readable_paths(spec: JobSpec, hidden: list[str]) -> list[str]:
     """Paths inside hidden trees made readable again: the runtime (never a path that would unhide a whole hidden
     tree) and spec.readable (the project's explicit opt-in, honoured as given)."""
     out: list[str] = []
-    for p in runtime_paths(spec):
+    needed = runtime_paths(spec)
+    if spec.allow_network:  # name resolution: resolv.conf usually points into /run (systemd-resolved)
+        needed += [os.path.realpath(f) for f in ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf")]
+    for p in needed:
         if not os.path.exists(p) or any(_under(h, p) for h in hidden):
             continue
         if any(_under(p, h) for h in hidden) and p not in out:
@@ -830,21 +969,29 @@ def bwrap_argv(spec: JobSpec, caps: Capabilities) -> list[str]:
     Mounts are ordered shallow to deep, so a path bound inside a hidden tree (the worktree under the home, the venv
     under the home) is laid over the tmpfs that hides the tree; at equal depth tmpfs comes first, then writable binds,
     then read-only ones (a read-only protected file inside the writable worktree stays read-only).
+
+    What the job can fill is bounded: /tmp and /dev/shm are private tmpfs of the memory cap's size (their use also
+    counts against the cap: `Launch.poll`); the tmpfs hiding a tree, /var/tmp and bubblewrap's own /dev are made
+    read-only once everything is mounted. Unix sockets outside the sandbox are out of reach: /run (where daemons keep
+    theirs) is hidden like the home, other named sockets this machine has bound are covered by /dev/null, and
+    abstract ones live in the host's network namespace, which the job leaves (unless the project allows network).
     """
-    tmp_mb = spec.memory_mb or TMPFS_DEFAULT_MB
-    argv = [caps.bwrap or "bwrap", *_bwrap_base(caps.bwrap_tmpfs_size, tmp_mb)]
+    mem_mb = spec.memory_mb or TMPFS_DEFAULT_MB
+    argv = [caps.bwrap or "bwrap", *_bwrap_base(caps.bwrap_tmpfs_size, mem_mb)]
     if not spec.allow_network:
         argv.append("--unshare-net")
     for dev in [*sorted(Path("/dev").glob("nvidia*")), Path("/dev/dri")]:
         if dev.exists():
             argv += ["--dev-bind", str(dev), str(dev)]
-    argv += ["--tmpfs", "/dev/shm"]
-    hidden = hidden_paths(spec)
+    argv += (["--size", str(mem_mb << 20)] if caps.bwrap_tmpfs_size else []) + ["--tmpfs", "/dev/shm"]
     writable = writable_paths(spec)
-    mounts: list[tuple[int, int, str]] = [(0, 0, "/var/tmp")] if os.path.isdir("/var/tmp") else []
-    mounts += [(0, 0, h) for h in hidden if not _under(h, "/tmp")]
+    hidden = hidden_paths(spec)
+    hide = [h for h in [*hidden, *socket_trees(), *(["/var/tmp"] if os.path.isdir("/var/tmp") else [])]
+            if not _under(h, "/tmp")]
+    hide = [h for i, h in enumerate(hide) if h not in hide[:i]]
+    mounts: list[tuple[int, int, str]] = [(0, 0, h) for h in hide]
     mounts += [(1, 1, w) for w in writable]
-    mounts += [(2, 2, r) for r in readable_paths(spec, [*hidden, "/tmp"])]
+    mounts += [(2, 2, r) for r in readable_paths(spec, [*hide, "/tmp"])]
     for rel in spec.protected:
         p = os.path.join(_real(spec.cwd), rel)
         if os.path.isfile(p) and not os.path.islink(p):
@@ -853,12 +1000,16 @@ def bwrap_argv(spec: JobSpec, caps: Capabilities) -> list[str]:
     for _order, kind, p in mounts:
         if kind == 0:
             if caps.bwrap_tmpfs_size:
-                argv += ["--size", str(TMPFS_DEFAULT_MB << 20)]
+                argv += ["--size", str(HIDDEN_TMPFS_MB << 20)]
             argv += ["--tmpfs", p]
         elif kind == 1:
             argv += ["--bind", p, p]
         else:
             argv += ["--ro-bind", p, p]
+    for sock in outside_sockets([*writable, *hide, "/tmp", "/dev"]):
+        argv += ["--ro-bind", "/dev/null", sock]
+    for h in [*hide, "/dev"]:
+        argv += ["--remount-ro", h]
     tmpdir = spec.env.get("TMPDIR", "")
     if not tmpdir or not any(_under(_real(tmpdir), w) for w in writable):
         argv += ["--setenv", "TMPDIR", "/tmp"]
@@ -866,22 +1017,83 @@ def bwrap_argv(spec: JobSpec, caps: Capabilities) -> list[str]:
     return argv
 
 
+def socket_trees() -> list[str]:
+    """The folders daemons keep their unix sockets in (D-Bus, docker, systemd, podman...), as they exist here."""
+    out: list[str] = []
+    for p in SOCKET_TREES:
+        r = os.path.realpath(p)
+        if os.path.isdir(r) and r not in out:
+            out.append(r)
+    return out
+
+
+MAX_SOCKET_MASKS = 256
+
+
+def outside_sockets(skip: list[str]) -> list[str]:
+    """Named unix sockets bound on this machine (/proc/net/unix) whose file exists outside the `skip` trees: each
+    is covered by /dev/null in the job's mount namespace, so connecting to it fails. Abstract sockets (`@name`) are
+    not here: a network namespace separates those. A socket bound after the job started is not covered (the README
+    says so); most live under /run, which is hidden whole."""
+    try:
+        text = Path("/proc/net/unix").read_text(errors="replace")
+    except OSError:
+        return []
+    out: list[str] = []
+    for line in text.splitlines()[1:]:
+        parts = line.split(None, 7)
+        if len(parts) < 8 or not parts[7].startswith("/"):
+            continue
+        path = parts[7]
+        if path in out or any(_under(path, k) for k in skip):
+            continue
+        try:
+            if not stat.S_ISSOCK(os.lstat(path).st_mode):
+                continue
+        except OSError:
+            continue
+        real = os.path.realpath(path)
+        if any(_under(real, k) for k in skip):
+            continue
+        out.append(path)
+        if len(out) >= MAX_SOCKET_MASKS:
+            break
+    return out
+
+
+CONFINE_REPORT = "confine.json"  # written into the run dir by confine.py before it restricts itself
+
+
 def confine_argv(spec: JobSpec, caps: Capabilities) -> list[str]:
     """The layer-2 command line: our stdlib-only launcher applies Landlock + seccomp to itself, then execs the job.
 
-    /tmp and /var/tmp are hidden like the home (bubblewrap gives a private /tmp; Landlock can only hide, so the job
-    gets `<run dir>/tmp` as TMPDIR instead).
+    The launcher first tries private namespaces (a private, size-capped /tmp and /dev/shm, outside sockets covered,
+    no network; see confine.py); where it cannot make them, /tmp and /var/tmp are hidden like the home and the job
+    gets `<run dir>/out/tmp` as TMPDIR. `NIGHTLAB_CONFINE_NO_NAMESPACES=1` (in the wrapper's environment) forces
+    that plain-Landlock variant, the one machines without user namespaces get.
     """
     hidden = hidden_paths(spec) + [d for d in ("/tmp", "/var/tmp") if os.path.isdir(d)]
-    tmpdir = os.path.join(_real(spec.run_dir), "tmp")
-    os.makedirs(tmpdir, exist_ok=True)
-    argv = [sys.executable, "-I", "-S", CONFINE, "--tmpdir", tmpdir]
-    for w in writable_paths(spec):
+    writable = writable_paths(spec)
+    # TMPDIR where no private /tmp can be made: short (a unix socket path, like multiprocessing's, fits in 107
+    # bytes) and removed with the job (Launch.finish)
+    tmpdir = tempfile.mkdtemp(prefix="nightlab-job-", dir="/tmp" if os.path.isdir("/tmp") else _real(spec.out_dir))
+    argv = [sys.executable, "-I", "-S", CONFINE, "--tmpdir", tmpdir, "--mem-mb", str(spec.memory_mb or
+            TMPFS_DEFAULT_MB), "--report", os.path.join(_real(spec.run_dir), CONFINE_REPORT)]
+    for w in writable:
         argv += ["--rw", w]
     for r in readable_paths(spec, hidden):
         argv += ["--ro", r]
     for h in hidden:
         argv += ["--hide", h]
+    for rel in spec.protected:  # bound read-only where the launcher gets a mount namespace (else hashed only)
+        p = os.path.join(_real(spec.cwd), rel)
+        if os.path.isfile(p) and not os.path.islink(p):
+            argv += ["--ro-file", p]
+    # a hidden home stops reading, not connecting: only trees replaced by a private tmpfs need no mask
+    for sock in outside_sockets([*writable, "/tmp", "/var/tmp"]):
+        argv += ["--mask", sock]
+    if os.environ.get("NIGHTLAB_CONFINE_NO_NAMESPACES") == "1":
+        argv.append("--no-namespaces")
     if spec.allow_network:
         argv.append("--net")
     if not caps.seccomp_ok:

@@ -165,7 +165,7 @@ def lock_free(lock_path: str) -> bool:
     if not lock_path:
         return False
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     except OSError:
         return False
     try:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -28,6 +29,15 @@ def start_time(pid: int) -> float | None:
         return float(rest[19])
     except (IndexError, ValueError):
         return None
+
+
+def cmdline(pid: int) -> list[str]:
+    """The process's argv ([] when it is gone or unreadable)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1]]
 
 
 def is_zombie(pid: int) -> bool:
@@ -84,6 +94,17 @@ def become_subreaper() -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def set_undumpable() -> bool:
+    """Make this process's memory and /proc files (environ, mem, fd...) unreadable to other processes of the same
+    user that lack CAP_SYS_PTRACE: the job wrapper holds the agent's environment (API keys for the wake it starts)
+    and a layer-0 job runs as the same user. Reset by execve, so it protects only the process that calls it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 

@@ -20,13 +20,13 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from nightlab.sandbox import isolate, lease, procs
+from nightlab.sandbox import isolate, lease, procs, safeio
 from nightlab.sandbox.spec import (
     LOG_FILE,
     PID_FILE,
-    PROGRESS_FILE,
     SPEC_FILE,
     STATUS_FILE,
+    STOP_FILE,
     JobSpec,
     JobStatus,
     atomic_write_json,
@@ -35,94 +35,156 @@ from nightlab.sandbox.spec import (
 CHUNK = 1 << 16
 RECENT_BYTES = 8192
 STATUS_RESERVE = ".status.reserve"  # freed to make room for status.json when the run dir's disk is full
-STOP_FILE = "stop.reason"  # written by whoever asks the job to stop: the reason it is recorded with
 
 
 # ----------------------------------------------------------------------------------------------- agent side
+Wrapper = tuple[int, float]  # (pid, start time in clock ticks since boot): the wrapper process as its launcher saw it
+RUNNER_MODULE = "nightlab.sandbox.runner"
+
+
 def launch(spec: JobSpec, wait_s: float = 5.0) -> dict[str, float | int]:
-    """Write the spec, start the wrapper detached, and wait until it has recorded the job's PIDs."""
+    """Write the spec, start the wrapper detached, and wait until it has recorded the job's PIDs.
+
+    The wrapper's identity (pid, start time) comes from starting it, never from a file; it is what `stop`,
+    `wrapper_alive` and `read_status` should be given back (the engine stores it with the job)."""
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (STATUS_FILE, PID_FILE, PROGRESS_FILE, STOP_FILE):
+    Path(spec.out_dir).mkdir(exist_ok=True)
+    for stale in (STATUS_FILE, PID_FILE, STOP_FILE):
         (run_dir / stale).unlink(missing_ok=True)
     spec.write(run_dir / SPEC_FILE)
-    wrapper = subprocess.Popen(
-        [sys.executable, "-m", "nightlab.sandbox.runner", str(run_dir)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=open(run_dir / "wrapper.err", "ab"),  # noqa: SIM115 - handed to the child
-        start_new_session=True,
-        close_fds=True,
-        cwd=str(run_dir),
-    )
+    err = os.open(run_dir / "wrapper.err", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                  0o644)
+    try:
+        wrapper = subprocess.Popen(
+            [sys.executable, "-m", RUNNER_MODULE, str(run_dir)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+            start_new_session=True, close_fds=True, cwd=str(run_dir),
+        )
+    finally:
+        os.close(err)
+    ident: dict[str, float | int] = {"wrapper_pid": wrapper.pid,
+                                     "wrapper_start": procs.start_time(wrapper.pid) or 0.0, "pid": 0, "start": 0.0}
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         pids = read_pids(run_dir)
-        if pids is not None:
-            return pids
-        if wrapper.poll() is not None and read_status(run_dir) is not None:
-            return {"wrapper_pid": wrapper.pid, "wrapper_start": 0.0, "pid": 0, "start": 0.0}
+        if pids is not None and pids["wrapper_pid"] == wrapper.pid:
+            return {**ident, "pid": pids["pid"], "start": pids["start"]}
+        if wrapper.poll() is not None:
+            return ident
         time.sleep(0.01)
-    return {"wrapper_pid": wrapper.pid, "wrapper_start": procs.start_time(wrapper.pid) or 0.0, "pid": 0, "start": 0.0}
+    return ident
 
 
-def read_status(run_dir: Path | str) -> JobStatus | None:
-    return JobStatus.read(Path(run_dir) / STATUS_FILE)
+def read_status(run_dir: Path | str, wrapper: Wrapper | None = None, settle_s: float = 1.0) -> JobStatus | None:
+    """How the job ended, once its wrapper has exited: None while it still runs (a status file that appears while
+    the wrapper lives is not believed: the wrapper writes it last and exits), or when there is none / it is damaged.
+
+    `wrapper` is the identity `launch` returned (stored by the engine); without it the status's own record of its
+    writer is used. A wrapper that has written its status exits within milliseconds: wait up to `settle_s` for it.
+    """
+    path = Path(run_dir) / STATUS_FILE
+    status = JobStatus.read(path)
+    if status is None:
+        return None
+    ident = wrapper or ((status.wrapper_pid, status.wrapper_start) if status.wrapper_pid else None)
+    if ident is None:
+        return status
+    deadline = time.monotonic() + settle_s
+    while _is_wrapper(ident, run_dir):
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.005)
+    return JobStatus.read(path)  # what the wrapper left last (it replaces anything written before it)
 
 
 def read_pids(run_dir: Path | str) -> dict[str, float | int] | None:
-    import json
-
-    try:
-        data: dict[str, float | int] = json.loads((Path(run_dir) / PID_FILE).read_text())
-        return data
-    except (FileNotFoundError, json.JSONDecodeError):
+    """pid.json as the wrapper wrote it; None when missing or malformed (never an exception)."""
+    data = safeio.read_json(Path(run_dir) / PID_FILE)
+    if not isinstance(data, dict):
         return None
+    out: dict[str, float | int] = {}
+    for key, kind in (("wrapper_pid", int), ("wrapper_start", float), ("pid", int), ("start", float)):
+        v = data.get(key)
+        if isinstance(v, bool) or not isinstance(v, int | float) or (kind is int and not isinstance(v, int)):
+            return None
+        out[key] = v
+    return out
 
 
-def wrapper_alive(run_dir: Path | str) -> bool:
-    pids = read_pids(run_dir)
-    if pids is None:
+def _is_wrapper(ident: Wrapper | None, run_dir: Path | str) -> bool:
+    """True when `ident` is a live wrapper process of this very run dir: right start time and command line. A pid
+    file pointing at some other process of the user (forged, or a recycled pid) fails this."""
+    if ident is None or ident[0] <= 0:
         return False
-    return procs.alive(int(pids["wrapper_pid"]), float(pids["wrapper_start"]))
+    pid, start = ident
+    if not procs.alive(pid, start or None):
+        return False
+    return procs.cmdline(pid)[-3:] == ["-m", RUNNER_MODULE, str(run_dir)]
 
 
-def stop(run_dir: Path | str, reason: str = "cancelled") -> bool:
-    """Ask the wrapper to stop its job (it kills the tree and records `killed`). False if it is not running."""
+def _identity(run_dir: Path | str, wrapper: Wrapper | None) -> Wrapper | None:
+    if wrapper is not None and wrapper[0]:
+        return wrapper
+    pids = read_pids(run_dir)
+    return None if pids is None else (int(pids["wrapper_pid"]), float(pids["wrapper_start"]))
+
+
+def wrapper_alive(run_dir: Path | str, wrapper: Wrapper | None = None) -> bool:
+    """Whether the job's wrapper still runs (identified by `wrapper`, else by the run dir's pid file)."""
+    return _is_wrapper(_identity(run_dir, wrapper), run_dir)
+
+
+def stop(run_dir: Path | str, reason: str = "cancelled", wrapper: Wrapper | None = None) -> bool:
+    """Ask the wrapper to stop its job (it kills the tree and records `killed`). False if it is not running.
+
+    Only a process that is this run dir's wrapper is signalled; the reason is written by rename, so a link planted
+    at its path is replaced, not followed."""
     run_dir = Path(run_dir)
-    pids = read_pids(run_dir)
-    if pids is None or not wrapper_alive(run_dir):
+    ident = _identity(run_dir, wrapper)
+    if ident is None or not _is_wrapper(ident, run_dir):
         return False
-    # atomically: the wrapper also polls for the file, and one read between its creation and its text records the
-    # bare "stopped" instead of the reason
-    tmp = run_dir / f".{STOP_FILE}.{os.getpid()}"
-    tmp.write_text(reason)
-    os.replace(tmp, run_dir / STOP_FILE)
+    request_stop(run_dir, reason)
     try:
-        os.kill(int(pids["wrapper_pid"]), signal.SIGTERM)
+        os.kill(ident[0], signal.SIGTERM)
     except ProcessLookupError:
         return False
     return True
 
 
+def request_stop(run_dir: Path | str, reason: str) -> None:
+    """Ask by the stop file alone (a wrapper on another node polls for it): written by rename, so a link planted at
+    its path is replaced, never written through."""
+    safeio.atomic_write_bytes(Path(run_dir) / STOP_FILE, reason[:500].encode())
+
+
 def run_to_end(spec: JobSpec, on_tick: Callable[[float], None] | None = None, tick_s: float = 0.1) -> JobStatus:
     """Launch the job and wait for its status, calling on_tick(elapsed seconds) while it runs. Ctrl+C (or any error
-    while waiting) stops the job before the exception goes on, so nothing is left running."""
+    while waiting) stops the job before the exception goes on, so nothing is left running. A wrapper that dies
+    without a status gives a `lost` status."""
     started = time.monotonic()
-    launch(spec)
+    pids = launch(spec)
+    ident = (int(pids["wrapper_pid"]), float(pids["wrapper_start"]))
     run_dir = Path(spec.run_dir)
     try:
         while True:
-            status = read_status(run_dir)
+            status = read_status(run_dir, ident)
             if status is not None:
                 return status
+            if not _is_wrapper(ident, run_dir):
+                status = read_status(run_dir, ident)
+                if status is not None:
+                    return status
+                now = time.time()
+                return JobStatus(spec.job_id, "lost", None, None, now, now, round(time.monotonic() - started, 3),
+                                 0, None, [], reason="the job wrapper exited without a status")
             if on_tick is not None:
                 on_tick(time.monotonic() - started)
             time.sleep(tick_s)
     except BaseException:
-        stop(run_dir, "interrupted")
+        stop(run_dir, "interrupted", ident)
         deadline = time.monotonic() + spec.grace_s + 5.0
-        while read_status(run_dir) is None and wrapper_alive(run_dir) and time.monotonic() < deadline:
+        while _is_wrapper(ident, run_dir) and time.monotonic() < deadline:
             time.sleep(0.05)
         raise
 
@@ -137,31 +199,31 @@ def last_log_line(run_dir: Path | str) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def read_tail(path: Path, limit: int) -> str:
-    """A file's text, at most `limit` bytes of it (a quarter from the head, the rest from the tail); "" if absent."""
+def read_tail(path: Path | str, limit: int) -> str:
+    """A log's text, at most `limit` bytes of it (a quarter from the head, the rest from the tail); "" if absent.
+    Something other than a regular file at `path` (a link, a FIFO) is not read: a one-line note says so."""
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            if size > limit:
-                f.seek(0)
-                head = f.read(limit // 4)
-                f.seek(size - (limit - limit // 4))
-                return (head + b"\n" + f.read()).decode("utf-8", "replace")
-            f.seek(0)
-            return f.read().decode("utf-8", "replace")
+        return safeio.read_head_tail(path, limit).decode("utf-8", "replace")
     except FileNotFoundError:
         return ""
+    except OSError as e:
+        return f"[nightlab: the log at {path} was not read: {e.strerror or e}]\n"
 
 
 def hash_file(path: Path) -> str:
+    """sha256 of a regular file; "missing" when absent; a marker when something else (a link, a FIFO, a folder)
+    stands at the path: a protected file replaced by a link to /dev/zero must not hang the wrapper, and counts as
+    changed."""
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        fd = safeio.open_regular(path)
     except FileNotFoundError:
         return "missing"
+    except OSError as e:
+        return f"not a regular file ({e.strerror or e})"
+    with os.fdopen(fd, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 
@@ -170,7 +232,10 @@ class _LogSink:
     """Writes output to the log up to half the cap, then keeps only a rolling tail; the tail is appended at the end."""
 
     def __init__(self, path: Path, cap: int) -> None:
-        self.f = open(path, "wb")  # noqa: SIM115 - closed in finish()
+        path.unlink(missing_ok=True)  # a fresh file, created here: nothing planted at the path is written through
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        self.path = path
+        self.f = os.fdopen(fd, "w+b")
         self.head_cap = cap // 2
         self.tail_cap = cap - self.head_cap
         self.written = 0
@@ -223,17 +288,41 @@ class _LogSink:
             os.fsync(self.f.fileno())
         except OSError:
             pass
+        self._reclaim_path()
         try:
             self.f.close()
         except OSError as e:
             self.error = self.error or f"log write failed: {e.strerror}"
 
+    def _reclaim_path(self) -> None:
+        """The log at `path` is what the job printed: if something else now stands there (a layer-0 job can replace
+        it with a link to a secret, a FIFO, another file), put the wrapper's own copy back, by rename."""
+        try:
+            ours, there = os.fstat(self.f.fileno()), os.lstat(self.path)
+            if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino):
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return
+        try:
+            self.f.seek(0)
+            safeio.atomic_write_bytes(self.path, self.f.read())
+        except OSError as e:
+            self.error = self.error or f"log write failed: {e.strerror}"
+
 
 def _write_status(status: JobStatus, run_dir: Path) -> int:
-    """Write status.json; on a full disk free the reserve made at start and retry. 0 on success, 3 if impossible."""
+    """Write status.json, naming this wrapper as its writer; on a full disk free the reserve made at start and
+    retry. 0 on success, 3 if impossible. Something other than a file at the path (a folder a layer-0 job made) is
+    moved aside first: the status is the wrapper's to write."""
+    status.wrapper_pid, status.wrapper_start = os.getpid(), procs.start_time(os.getpid()) or 0.0
+    target = run_dir / STATUS_FILE
+    if target.is_dir() and not target.is_symlink():
+        target.rename(run_dir / f"{STATUS_FILE}.not-ours-{time.time():.0f}")
     for attempt in range(2):
         try:
-            status.write(run_dir / STATUS_FILE)
+            status.write(target)
             (run_dir / STATUS_RESERVE).unlink(missing_ok=True)
             return 0
         except OSError as e:
@@ -247,7 +336,9 @@ def _write_status(status: JobStatus, run_dir: Path) -> int:
 def run_wrapper(run_dir: Path) -> int:
     """Run the job described in run_dir/spec.json to its end and record how it ended; never dies without trying
     to write status.json (an unexpected error becomes a `failed` status naming it)."""
+    procs.set_undumpable()  # holds the agent's environment (for the wake it starts): not readable by the job
     spec = JobSpec.read(run_dir / SPEC_FILE)
+    Path(spec.out_dir).mkdir(exist_ok=True)  # launched by a scheduler, not by launch(): it may not exist yet
     try:
         (run_dir / STATUS_RESERVE).write_bytes(b"\0" * 65536)
     except OSError:
@@ -287,7 +378,7 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
     if (run_dir / STOP_FILE).exists():
         # cancelled while a scheduler held it in its queue (a queued job cannot always be withdrawn: Ray may start
         # one it was told to stop): the job never starts
-        reason = (run_dir / STOP_FILE).read_text().strip() or "stopped"
+        reason = stop_reason(run_dir)
         sink.write(f"nightlab: not started: {reason} before the scheduler started it\n".encode())
         sink.finish()
         status = JobStatus(spec.job_id, "killed", None, None, started, time.time(), 0.0, 0, None, [], reason=reason)
@@ -305,6 +396,7 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
         rc = _write_status(status, run_dir)
         _maybe_wake(spec)
         return rc
+    beside_before = {p: _importables_beside(spec.cwd, p) for p in spec.protected if p.endswith(".py")}
     try:
         proc = subprocess.Popen(
             launch_info.argv,
@@ -362,16 +454,19 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
         if proc.poll() is not None and eof:
             break
         if proc.poll() is not None and not eof:
-            # the job ended; drain what is left (a detached grandchild may still hold the pipe: stop waiting soon)
-            _drain(fd, sink, 1.0)
+            # The job ended when its main process did. What it printed is in the pipe already; a leftover child
+            # still holding the pipe is not waited for (it is killed next), in every layer alike: under bubblewrap
+            # the PID namespace ends with the main process, so nothing an orphan prints afterwards can count.
+            _drain_buffered(fd, sink)
             eof = True
             break
         reason_file = run_dir / STOP_FILE
+        asked = reason_file.exists() or reason_file.is_symlink()
         # a stop is asked for with a signal (the local path) or by the stop file alone: a job on another node of a
         # cluster cannot be signalled by its engine, but it shares the run dir
-        if (stop_requested["sig"] or reason_file.exists()) and not state:
-            if reason_file.exists():
-                reason = reason_file.read_text().strip() or "stopped"
+        if (stop_requested["sig"] or asked) and not state:
+            if asked:
+                reason = stop_reason(run_dir)
             else:  # the scheduler (a cancelled or pre-empted job, a node going down) or someone else's kill
                 reason = f"stopped by {signal.Signals(stop_requested['sig']).name} from outside nightlab"
             state = "killed"
@@ -388,6 +483,7 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
     rc = proc.wait()
     # whatever the job left behind (setsid grandchildren included) goes with it, and its cgroup
     launch_info.finish(os.getpid())
+    launch_info.absorb_report()
     _reap()
     ended = time.time()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -400,6 +496,9 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
         if state == "failed":
             reason = launch_info.explain(rc, sink.recent, sink.error) or reason
     changed = [p for p, before in spec.protected.items() if hash_file(Path(spec.cwd) / p) != before]
+    for prot, before_names in beside_before.items():
+        changed += [f"{name} (a new module beside protected {prot})"
+                    for name in sorted(_importables_beside(spec.cwd, prot) - before_names)]
     status = JobStatus(
         job_id=spec.job_id, state=state, exit_code=rc if rc >= 0 else None, signal=sig, started_at=started,
         ended_at=ended, seconds=round(ended - started, 3), pid=proc.pid, pid_start_time=job_start,
@@ -411,17 +510,50 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
     return rc_status
 
 
-def _drain(fd: int, sink: _LogSink, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+def _drain_buffered(fd: int, sink: _LogSink) -> None:
+    """Take what is in the pipe now, without waiting for more."""
+    while True:
         try:
             data = os.read(fd, CHUNK)
         except BlockingIOError:
-            time.sleep(0.02)
-            continue
+            return
         if not data:
             return
         sink.write(data)
+
+
+def stop_reason(run_dir: Path | str) -> str:
+    """The reason in the run dir's stop file (read as a bounded regular file; "stopped" when unreadable)."""
+    try:
+        text = safeio.read_bytes(Path(run_dir) / STOP_FILE, 500).decode("utf-8", "replace").strip()
+    except OSError:
+        return "stopped"
+    return " ".join(text.split()) or "stopped"
+
+
+IMPORTABLE_SUFFIXES = (".py", ".pyc", ".so", ".pyd")
+
+
+def _importables_beside(cwd: str, protected: str) -> set[str]:
+    """Names Python would import from the folder of a protected script (its sys.path[0]): modules, sourceless
+    .pyc, extensions, packages. A job that adds `json.py` beside a protected `eval.py` changes what the evaluation
+    runs without touching a protected file; the wrapper compares these names before and after the run."""
+    folder = os.path.join(cwd, os.path.dirname(protected))
+    out: set[str] = set()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if os.path.exists(os.path.join(entry.path, "__init__.py")):
+                    out.add(entry.name + "/")
+            elif entry.name.endswith(IMPORTABLE_SUFFIXES):
+                out.add(entry.name)
+        except OSError:
+            continue
+    return out
 
 
 def _reap() -> None:
@@ -447,4 +579,8 @@ def _maybe_wake(spec: JobSpec) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_wrapper(Path(sys.argv[1])))
+    code = run_wrapper(Path(sys.argv[1]))
+    # Readers believe the status only once its wrapper is gone (read_status): leave at once, without the
+    # interpreter's teardown (everything is written and fsynced; only the flush of stderr is left)
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,7 +1,11 @@
-"""What a job is and how it ended: the two files that pass between the agent and the detached job wrapper.
+"""What a job is and how it ended: the files that pass between the agent and the detached job wrapper.
 
-`spec.json` is written by the agent before launch; `status.json` is written by the wrapper, atomically (temp file,
-fsync, rename), when the job ends. Both live in the job's run dir `.nightlab/runs/<id>/`.
+The run dir `.nightlab/runs/<id>/` is the wrapper's: `spec.json` (written by the agent before launch), `pid.json`,
+`output.log`, `stop.reason` and `status.json` (written by the wrapper, atomically: temp file, fsync, rename, when the
+job ends). The job has no write access to it under a confinement layer; what the job may write goes to the run
+dir's `out/` folder (`JobSpec.out_dir`: the progress file, artefacts, under Landlock its TMPDIR) and its worktree.
+Everything read back from the run dir is read without following links, as a regular file, size-bounded
+(`safeio`), and validated: a damaged or forged file reads as absent, never as a crash.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,9 @@ SPEC_FILE = "spec.json"
 STATUS_FILE = "status.json"
 LOG_FILE = "output.log"
 PID_FILE = "pid.json"
-PROGRESS_FILE = "progress.jsonl"
+PROGRESS_FILE = "progress.jsonl"  # in OUT_DIR: the job's import hook writes it
+STOP_FILE = "stop.reason"
+OUT_DIR = "out"  # the one part of the run dir the job may write
 
 
 @dataclass
@@ -48,6 +54,11 @@ class JobSpec:
     inherit: list[str] = field(default_factory=list)  # variables the job takes from the wrapper's node (a
     # scheduler's CUDA_VISIBLE_DEVICES, SLURM_JOB_ID), where the node, not the engine's machine, decides
 
+    @property
+    def out_dir(self) -> str:
+        """Where the job may write besides its worktree (inside the run dir, which it may not write)."""
+        return os.path.join(self.run_dir, OUT_DIR)
+
     def write(self, path: Path) -> None:
         atomic_write_json(path, asdict(self))
 
@@ -74,17 +85,56 @@ class JobStatus:
     reason: str = ""
     protected_changed: list[str] = field(default_factory=list)
     peak_rss_mb: float | None = None
+    wrapper_pid: int = 0  # the wrapper that wrote this status (it exits right after)
+    wrapper_start: float = 0.0
 
     def write(self, path: Path) -> None:
         atomic_write_json(path, asdict(self))
 
     @classmethod
     def read(cls, path: Path) -> JobStatus | None:
-        try:
-            data: dict[str, Any] = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        """The status in `path`, or None when it is missing, not a regular file, or not a well-formed status."""
+        from nightlab.sandbox import safeio
+
+        data = safeio.read_json(path)
+        if not isinstance(data, dict):
             return None
-        return cls(**data)
+        known = {f.name: f for f in fields(cls)}
+        if not {"job_id", "state"} <= data.keys() or data["state"] not in STATES:
+            return None
+        values: dict[str, Any] = {}
+        for name, value in data.items():
+            if name not in known:
+                continue
+            if not _type_ok(name, value):
+                return None
+            values[name] = value
+        try:
+            return cls(**values)
+        except TypeError:  # a required field missing
+            return None
+
+
+STATES = ("succeeded", "failed", "timed_out", "killed", "lost")
+_NUMBER = (int, float)
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "job_id": (str,), "state": (str,), "exit_code": (int, type(None)), "signal": (int, type(None)),
+    "started_at": _NUMBER, "ended_at": _NUMBER, "seconds": _NUMBER, "pid": (int,),
+    "pid_start_time": (*_NUMBER, type(None)), "isolation": (list,), "log_truncated": (bool,), "reason": (str,),
+    "protected_changed": (list,), "peak_rss_mb": (*_NUMBER, type(None)), "wrapper_pid": (int,),
+    "wrapper_start": _NUMBER,
+}
+
+
+def _type_ok(name: str, value: Any) -> bool:
+    types = _FIELD_TYPES.get(name)
+    if types is None:
+        return True
+    if isinstance(value, bool) and bool not in types:
+        return False
+    if isinstance(value, list):
+        return list in types and all(isinstance(x, str) for x in value)
+    return isinstance(value, types)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nightlab.sandbox import safeio
 from nightlab.sandbox.instrument import STAGES
 from nightlab.sandbox.spec import PROGRESS_FILE
 
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 NO_STAGE = ""  # not even started: no output, no marker
+PROGRESS_LIMIT = 32 << 20  # bytes of progress.jsonl read at most
 MARKER_PREFIX = "[nightlab-stage]"
 
 _MARKER_RE = re.compile(r"^\[nightlab-stage\][ \t]+([a-z_]+)[ \t]*$", re.MULTILINE)
@@ -81,15 +83,16 @@ class Progress:
 
 
 def read_progress(run_dir: Path | str, max_step_events: int = 1000) -> Progress:
-    """Parse `progress.jsonl` in `run_dir`. A missing file gives an empty Progress; a torn last line (the job is still
-    writing, or was killed mid-write) and any other unparsable line are skipped.
+    """Parse `progress.jsonl` in `run_dir` (for a job: its run dir's `out/` folder, where the job may write). A
+    missing file gives an empty Progress; a torn last line (the job is still writing, or was killed mid-write) and
+    any other unparsable line are skipped.
 
     Step reports arrive once per second per process, so a long multi-process job writes hundreds of thousands:
     only the last `max_step_events` of them are parsed and kept (stage events are few and all kept), which keeps
     the agent's memory and the read time small whatever the job's length."""
     path = Path(run_dir) / PROGRESS_FILE
-    try:
-        raw = path.read_bytes()
+    try:  # the job's own file: never through a link, never unbounded (stage events come first, steps last)
+        raw = safeio.read_head_tail(path, PROGRESS_LIMIT)
     except OSError:
         return Progress()
     progress = Progress()

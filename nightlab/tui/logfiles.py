@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nightlab.sandbox import safeio
+
 INITIAL_TAIL_BYTES = 256 * 1024
 MAX_READ = 4 << 20
 MAX_PARTIAL = 64 * 1024
@@ -53,7 +55,7 @@ class TailReader:
 
     def _open(self) -> bool:
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = safeio.open_regular(self.path)
         except OSError:
             return False
         st = os.fstat(fd)
@@ -138,7 +140,7 @@ class LineIndex:
     def _ensure_fd(self) -> int | None:
         if self._fd is None:
             try:
-                self._fd = os.open(self.path, os.O_RDONLY)
+                self._fd = safeio.open_regular(self.path)
                 self._ino = os.fstat(self._fd).st_ino
             except OSError:
                 return None
