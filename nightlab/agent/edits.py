@@ -29,16 +29,23 @@ def apply_edits(
     read: Callable[[str], str | None],
     editable: Sequence[str],
     protected: Sequence[str],
+    link_in_path: Callable[[str], str | None] | None = None,
 ) -> dict[str, str]:
-    """Apply edits in order; return {path: new_text}. `read(path)` gives the parent's text, None if absent.
+    """Apply edits in order; return {path: new_text}. `read(path)` gives the parent's text, None if absent;
+    `link_in_path(path)` describes a symbolic link the path is or passes through in the parent ("" / None: none).
 
-    Raises EditError naming the path and the reason on the first invalid edit; nothing is written here.
+    Raises EditError naming the path and the reason on the first invalid edit; nothing is written here. A path
+    through a link is refused whatever the link points at: writing through it would change a file outside the
+    worktree (or another file than the one named, under other rules), and git cannot commit it.
     """
     out: dict[str, str] = {}
     for i, e in enumerate(edits, 1):
         path = e.path.strip().lstrip("./") if e.path.startswith("./") else e.path.strip()
         if not path or path.startswith("/") or ".." in path.split("/"):
             raise EditError(f"edit {i}: path {e.path!r} is not a relative path inside the repository")
+        link = link_in_path(path) if link_in_path is not None else None
+        if link:
+            raise EditError(f"edit {i}: {path} {link}; nightlab never edits through a symbolic link")
         if matches_any(path, protected):
             raise EditError(f"edit {i}: {path} is protected (evaluation or data); edits to it are refused")
         current = out[path] if path in out else read(path)

@@ -71,7 +71,7 @@ from nightlab.agent.states import (
 )
 from nightlab.agent.store import UNCONFIRMED, Approval, Experiment, Job, Session, Store
 from nightlab.agent.workspace import Workspace
-from nightlab.errors import EditError, NightlabError
+from nightlab.errors import EditError, GitError, NightlabError
 from nightlab.sandbox import lease, runner, slots
 from nightlab.sandbox.backends import BackendError, SchedInfo, make_backend
 from nightlab.sandbox.spec import LOG_FILE
@@ -1074,7 +1074,7 @@ class Engine:
         try:
             changes = apply_edits(
                 proposal.edits, lambda p: self.ws.read_file(parent.commit_sha or "", p), list(self.cfg.editable),
-                self.cfg.protected,
+                self.cfg.protected, lambda p: self.ws.link_in_path(parent.commit_sha or "", p),
             )
         except EditError as err:
             self.emit("policy_error", f"refused {proposal.title!r}: {err}")
@@ -1146,12 +1146,17 @@ class Engine:
         edits = [Edit(**x) for x in e.edits]
         try:
             changes = apply_edits(edits, lambda p: self.ws.read_file(parent.commit_sha or "", p),
-                                  list(self.cfg.editable), self.cfg.protected)
-        except EditError as err:
-            self.store.update_experiment(e.id, status=Status.REJECTED, error=f"invalid edit: {err}")
+                                  list(self.cfg.editable), self.cfg.protected,
+                                  lambda p: self.ws.link_in_path(parent.commit_sha or "", p))
+            message = _commit_message(e)
+            branch, sha = self.ws.materialise(e.id, self.sid, parent.commit_sha, changes, message, self.cfg.links)
+        except (EditError, GitError) as err:
+            # a change that cannot be committed is refused like an invalid one: recorded, and never retried by the
+            # next run's recovery (which re-materialises only experiments still waiting for a commit)
+            what = "invalid edit" if isinstance(err, EditError) else "not committed"
+            self.store.update_experiment(e.id, status=Status.REJECTED, error=f"{what}: {err}")
+            self.emit("policy_error", f"refused #{e.id} {e.title!r}: {err}", e.id)
             return None
-        message = _commit_message(e)
-        branch, sha = self.ws.materialise(e.id, self.sid, parent.commit_sha, changes, message, self.cfg.links)
         patch = self.ws.diff(parent.commit_sha, sha)
         self.store.update_experiment(e.id, branch=branch, commit_sha=sha, patch=patch)
         return self.store.experiment(e.id)

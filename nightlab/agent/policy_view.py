@@ -59,13 +59,17 @@ def build_context(root: Path, cfg: ProjectConfig, ws: Workspace, ledger: Ledger,
         read_file=read_file, rng=random.Random(f"{cfg.search.seed}:{len(exps)}"),
         debug_depth=cfg.search.debug_depth, command=cfg.command, tracked=tracked, gpus_per_job=gpus_per_job,
         rejected_by_user=by_user,
+        link_in_path=lambda exp_id, path: ws.link_in_path(
+            (commits.get(exp_id) if exp_id is not None else None) or base_commit, path),
     )
 
 
 def editable_files(ws: Workspace, cfg: ProjectConfig, commit: str, tracked: list[str] | None = None) -> list[str]:
-    """The files at `commit` the policy may edit: `editable`, minus anything `protected`."""
+    """The files at `commit` the policy may edit: `editable`, minus anything `protected`, minus symbolic links
+    (an edit through a link is refused: it would change a file outside the worktree, or another than named)."""
+    links = ws.tracked_links(commit)
     return [f for f in (ws.tracked_files(commit) if tracked is None else tracked)
-            if matches_any(f, cfg.editable) and not matches_any(f, cfg.protected)]
+            if matches_any(f, cfg.editable) and not matches_any(f, cfg.protected) and f not in links]
 
 
 __all__ = ["build_context", "editable_files", "view"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from nightlab.errors import GitError
+from nightlab.errors import EditError, GitError
 
 STATE_DIR = ".nightlab"
 AUTHOR = ("nightlab", "nightlab@localhost")
@@ -61,6 +61,37 @@ def open_repo(root: Path) -> git.Repo:
     except ValueError:
         raise GitError(f"{root}: the repository has no commits yet; commit your training code first") from None
     return repo
+
+
+def _write_inside(wt: Path, rel: str, text: str) -> None:
+    """Write `wt/rel` without following a link at any component: a folder or file that is a link (tracked, or made
+    by anyone) is refused with EditError naming it, never written through."""
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts:
+        raise EditError(f"{rel}: not a path inside the worktree")
+    cur = wt
+    for part in parts[:-1]:
+        cur = cur / part
+        if cur.is_symlink():
+            raise EditError(f"{rel} passes through the symbolic link {cur.relative_to(wt)} -> {os.readlink(cur)}; "
+                            "nightlab never edits through a symbolic link")
+        cur.mkdir(exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(wt / rel, flags, 0o644)
+    except OSError as e:
+        if e.errno == 40:  # ELOOP: the file itself is a link
+            raise EditError(f"{rel} is the symbolic link {rel} -> {os.readlink(wt / rel)}; nightlab never edits "
+                            "through a symbolic link") from None
+        raise
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _one_line(err: BaseException) -> str:
+    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if ln.startswith(("stderr:", "fatal:", "error:"))] or lines
+    return (useful[-1] if useful else type(err).__name__)[:300].replace("stderr: ", "").strip("'")
 
 
 class Workspace:
@@ -121,6 +152,11 @@ class Workspace:
         except (ValueError, git.BadName):
             return None
 
+    def tracked_links(self, commit: str | None = None) -> set[str]:
+        """Tracked paths that are symbolic links at `commit`."""
+        out = self.repo.git.ls_tree("-r", "-z", commit or "HEAD")
+        return {e.split("\t", 1)[1] for e in out.split("\0") if e.startswith("120000 ")}
+
     def read_file(self, commit: str, path: str) -> str | None:
         """A file's text at a commit, or None if it does not exist there (or is not UTF-8 text)."""
         try:
@@ -132,6 +168,30 @@ class Workspace:
             return data.decode("utf-8")
         except (UnicodeDecodeError, AttributeError):
             return None
+
+    def link_in_path(self, commit: str, path: str) -> str | None:
+        """How `path` is or passes through a symbolic link at `commit` (e.g. "passes through the symbolic link
+        configs -> /elsewhere/configs, outside the worktree"), or None when no component of it is a link."""
+        try:
+            tree = self.repo.commit(commit).tree
+        except (ValueError, git.BadName):
+            return None
+        parts = path.split("/")
+        for n in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:n])
+            try:
+                obj = tree / prefix
+            except KeyError:
+                return None  # a new file or folder below here: nothing of it exists to be a link
+            if obj.mode != 0o120000:
+                continue
+            target = obj.data_stream.read().decode("utf-8", "replace")
+            inside = not target.startswith("/") and ".." not in os.path.normpath(
+                os.path.join(os.path.dirname(prefix), target)).split("/")
+            where = "inside the worktree" if inside else "outside the worktree"
+            what = "is" if n == len(parts) else "passes through"
+            return f"{what} the symbolic link {prefix} -> {target}, {where}"
+        return None
 
     # ------------------------------------------------------------------------------------------- experiments
     @staticmethod
@@ -155,8 +215,16 @@ class Workspace:
         """Create (or re-create, after a crash) the experiment's worktree and branch, commit the changes.
 
         Idempotent: if the branch already holds a commit on top of parent_commit with this message, it is reused.
-        Returns (branch, commit sha).
+        Returns (branch, commit sha). A failure is one GitError / EditError line, and leaves no worktree or branch
+        of this experiment behind.
         """
+        try:
+            return self._materialise(exp_id, session_id, parent_commit, changes, message, links)
+        except git.GitCommandError as err:
+            raise GitError(f"could not create experiment {exp_id}: {_one_line(err)}") from None
+
+    def _materialise(self, exp_id: int, session_id: int, parent_commit: str, changes: dict[str, str],
+                     message: str, links: Iterable[str]) -> tuple[str, str]:
         self.ensure_state_dir()
         branch = self.branch_name(session_id, exp_id)
         wt = self.worktree_path(exp_id)
@@ -177,15 +245,22 @@ class Workspace:
         self.link(wt, links)
         if not changes:
             return branch, parent_commit
-        wrepo = git.Repo(wt)
-        for rel, text in changes.items():
-            target = wt / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
-        wrepo.git.add("--", *changes.keys())
-        with wrepo.git.custom_environment(**_identity_env()):
-            wrepo.git.commit("--quiet", "--no-verify", "-m", message)
-        return branch, wrepo.head.commit.hexsha
+        try:
+            wrepo = git.Repo(wt)
+            for rel, text in changes.items():
+                _write_inside(wt, rel, text)
+            wrepo.git.add("--", *changes.keys())
+            with wrepo.git.custom_environment(**_identity_env()):
+                wrepo.git.commit("--quiet", "--no-verify", "-m", message)
+            return branch, wrepo.head.commit.hexsha
+        except (OSError, git.GitCommandError, EditError) as err:
+            # never leave a half-made experiment behind: the next run would trip over it again
+            self._remove_worktree(wt)
+            if self.branch_exists(branch):
+                self.repo.git.branch("-D", branch)
+            if isinstance(err, EditError):
+                raise
+            raise GitError(f"could not commit experiment {exp_id}: {_one_line(err)}") from None
 
     def checkout(self, exp_id: int, commit: str, links: Iterable[str] = ()) -> Path:
         """Ensure a worktree for running the experiment exists at `commit` and return its path.

@@ -93,6 +93,9 @@ class PolicyContext:
     gpus_per_job: int = 0  # GPUs each job is given (slots.gpus_per_job); 0 = CPU jobs
     # proposals a person rejected (not the engine's refusals): experiment id -> their feedback ("" when none)
     rejected_by_user: Mapping[int, str] = field(default_factory=dict)
+    # how a path is or passes through a symbolic link at an experiment's commit (None: it does not); such paths are
+    # never edited, and `editable` lists none of them
+    link_in_path: Callable[[int | None, str], str | None] | None = None
 
 
 class Abandon(Exception):

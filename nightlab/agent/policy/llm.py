@@ -652,7 +652,9 @@ class LLMPolicy(PolicyBase):
 
     def _validate(self, ctx: PolicyContext, proposal: Proposal, parent: int | None) -> None:
         """The engine's own check, run early so the model can correct itself: apply the edits to the parent."""
-        changes = apply_edits(proposal.edits, lambda p: self._read(ctx, parent, p), ctx.editable, ctx.protected)
+        links = ctx.link_in_path
+        changes = apply_edits(proposal.edits, lambda p: self._read(ctx, parent, p), ctx.editable, ctx.protected,
+                              None if links is None else (lambda p: links(parent, p)))
         if not changes:
             raise _Invalid("the edits change nothing (each replace equals its search)")
         repeat = is_repeat(proposal, ctx.experiments)
