@@ -23,6 +23,7 @@ commands:
   approve ID / reject ID --why TEXT   answer a pending approval from any shell
   stop ID              stop a running job (asks first)
   wake [PATH]          resume a hibernating session (jobs call this; safe from cron)
+  doctor               check the store, the worktrees and the sandbox; repair what is safe to repair
   memory [WORDS]       the record of hypotheses and outcomes (what the policies read)
   report [SESSION]     the morning report: plots, ranked table, decisions, best diff (HTML + Markdown)
   export trajectories  every decision step as JSONL for fine-tuning (--format sft|prompt-completion|rewards)
@@ -94,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("wake", help="resume a hibernating session (idempotent)")
     s.add_argument("path", nargs="?", default=None)
     s.add_argument("--quiet", "-q", action="store_true")
+
+    s = sub.add_parser("doctor", help="check the store, worktrees and sandbox; repair what is safe to repair")
+    s.add_argument("--no-sandbox-probe", action="store_true", help="skip probing the sandbox layers")
 
     s = sub.add_parser("status", help="experiments, best, jobs, approvals")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -194,6 +198,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as err:
+        import sqlite3
+
+        if isinstance(err, sqlite3.DatabaseError):  # the store broke under us after it opened (a truncated file)
+            print(f"nightlab: the store .nightlab/nightlab.db is damaged ({err}); run `nightlab doctor` to move it "
+                  "aside and start afresh (nothing is deleted), or put back a copy from a backup", file=sys.stderr)
+            return 2
+        raise
 
 
 def _positive_hours(text: str) -> float:

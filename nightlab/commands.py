@@ -158,6 +158,16 @@ def cmd_wake(root: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- doctor
+def cmd_doctor(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.doctor import PROBLEM, run_doctor
+
+    findings = run_doctor(root, sandbox=not args.no_sandbox_probe)
+    for f in findings:
+        print(f.line())
+    return 1 if any(f.state == PROBLEM for f in findings) else 0
+
+
 # ----------------------------------------------------------------------------------------------- status
 def cmd_status(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.engine import open_store

@@ -269,7 +269,8 @@ class Engine:
             self.store.update_session(latest.id, state=SessionState.DONE)
         budget = self.options.budget if self.options.budget is not None else self.cfg.search.budget
         s = self.store.create_session(str(self.root), self.options.mode, self.cfg.search.policy, budget,
-                                      self.ws.head_commit(), self.ws.current_branch())
+                                      self.ws.head_commit(), self.ws.current_branch(),
+                                      min_id=self.ws.branch_sessions_top() + 1)
         self.store.update_session(s.id, pid=os.getpid(), unsafe=int(self.options.unsafe_no_sandbox))
         if self.options.deadline is not None:  # recorded as an event: a wake of this session keeps it
             by = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.options.deadline))
@@ -384,13 +385,8 @@ class Engine:
         # experiments proposed but never materialised: complete them (the row holds the edits)
         for e in self.store.unmaterialised():
             self._materialise(e)
-        # branches without an experiment row: roll them back
-        known = {e.branch for e in self.store.experiments() if e.branch}
-        for br in self.ws.nightlab_branches():
-            if br not in known:
-                parts = br.split("/")
-                if len(parts) == 3 and parts[2].isdigit() and self.store.find_experiment(int(parts[2])) is None:
-                    self.ws.delete_branch(br)
+        # branches this store does not know (an earlier store's, say) are never deleted: every experiment's row is
+        # written before its branch, so a branch without a row is not a half-made experiment of ours
         # worktrees of settled experiments: prune
         if self.ws.worktrees.exists():
             active = {e.id for e in self.store.active_experiments()}

@@ -7,7 +7,9 @@ resumed by reading the store back (see `Engine.reconcile`). The TUI and the CLI 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
@@ -18,6 +20,7 @@ import sqlite_utils
 
 from nightlab.agent.states import ACTIVE, OPEN_JOB_STATES, Kind, Status
 from nightlab.agent.states import SETTLED as SETTLED
+from nightlab.errors import NightlabError
 
 SCHEMA_VERSION = 6
 
@@ -311,18 +314,70 @@ class Job:
         return (int(self.wrapper_pid), float(self.wrapper_start or 0.0)) if self.wrapper_pid else None
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class StoreDamaged(NightlabError):
+    """The store exists but cannot be what it should be: never mistaken for a new one (that would forget every
+    experiment and let recovery delete their branches). The message says what is wrong and how to recover."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(damage_message(path, what))
+        self.what = what
+
+
+def damage(path: Path) -> str:
+    """What is wrong with an existing store file, in a phrase ("" when it is absent or looks like a database).
+
+    A store is created and given its header in one step (WAL mode writes it at once), so an empty file is damage
+    (a full disk, a crash of the file system, a copy gone wrong); a just-created one gets a moment to be written."""
+    for _ in range(40):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return ""
+        if not stat.S_ISREG(st.st_mode):
+            return "it is not a regular file"
+        if st.st_size == 0 and time.time() - st.st_mtime < 2.0:
+            time.sleep(0.05)  # being created by another nightlab process right now
+            continue
+        if st.st_size == 0:
+            return "it is empty: 0 bytes"
+        with open(path, "rb") as f:
+            if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                return "it is not an SQLite database"
+        return ""
+    return "it is empty: 0 bytes"
+
+
+def damage_message(path: Path, what: str) -> str:
+    return (f"{path}: the store is damaged ({what}); nightlab will not start a new one over it, which would forget "
+            "your experiments. Run `nightlab doctor` to move it aside (nothing is deleted, your nightlab branches "
+            "stay) and start afresh, or put back a copy from a backup")
+
+
 class Store:
-    """Typed access to the project database. Safe to open from several processes at once (WAL, busy timeout)."""
+    """Typed access to the project database. Safe to open from several processes at once (WAL, busy timeout).
+
+    Opening a store that exists but is damaged (empty, not a database, unreadable schema) raises StoreDamaged."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        what = damage(self.path)
+        if what:
+            raise StoreDamaged(self.path, what)
         conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        self.db = sqlite_utils.Database(conn)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
-        self.migrate()
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            self.migrate()
+        except sqlite3.DatabaseError as err:
+            conn.close()
+            raise StoreDamaged(self.path, str(err)) from None
 
     # ------------------------------------------------------------------------------------------- schema
     @property
@@ -337,8 +392,6 @@ class Store:
                     step(self.db)
                     self.db.execute(f"PRAGMA user_version = {version}")
         if self.version > SCHEMA_VERSION:
-            from nightlab.errors import NightlabError
-
             raise NightlabError(f"{self.path}: written by a newer nightlab (schema {self.version}); upgrade nightlab")
 
     def close(self) -> None:
@@ -366,9 +419,13 @@ class Store:
 
     # ------------------------------------------------------------------------------------------- sessions
     def create_session(self, project: str, mode: str, policy: str, budget: int, base_commit: str | None,
-                       base_branch: str | None) -> Session:
+                       base_branch: str | None, min_id: int = 0) -> Session:
+        """A new session; its id is at least `min_id` (the engine passes one past the sessions that already have
+        branches in the repository, so a new store never reuses a branch name of an old one)."""
         now = time.time()
+        top = int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM sessions").fetchone()[0])
         sid = self._insert("sessions", {
+            **({"id": min_id} if min_id > top else {}),
             "project": project, "created": now, "updated": now, "mode": mode, "policy": policy, "budget": budget,
             "runs_started": 0, "state": "active", "wake_conditions": "[]", "base_commit": base_commit,
             "base_branch": base_branch, "cost": 0.0,

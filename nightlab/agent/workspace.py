@@ -317,6 +317,15 @@ class Workspace:
         if self.branch_exists(branch):
             self.repo.git.branch("-D", branch)
 
+    def branch_sessions_top(self) -> int:
+        """The highest session number among the `nightlab/<session>/<id>` branches (0 when there are none)."""
+        top = 0
+        for br in self.nightlab_branches():
+            parts = br.split("/")
+            if len(parts) == 3 and parts[1].isdigit():
+                top = max(top, int(parts[1]))
+        return top
+
     def nightlab_branches(self) -> list[str]:
         return sorted(r.path[len("refs/heads/"):] for r in self.repo.references
                       if r.path.startswith("refs/heads/nightlab/"))
