@@ -46,6 +46,14 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse turns the ValueError into one usage line)."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="nightlab",
@@ -69,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--goal", choices=["maximize", "minimize"])
     s.add_argument("--metric-source", choices=["log", "tensorboard"], help="read the metric from the output (log) "
                    "or from the TensorBoard event files the run writes (default: detect; --metric is then the tag)")
-    s.add_argument("--timeout", type=float, help="wall-clock seconds per run (default: 5x the baseline, >= 60)")
+    s.add_argument("--timeout", type=seconds, help="wall-clock seconds per run (default: 5x the baseline, >= 60)")
     s.add_argument("--yes", "-y", action="store_true", help="accept the detected choices without asking")
     s.add_argument("--no-run", action="store_true", help="do not run the baseline (needs --metric and --goal)")
     s.add_argument("--force", action="store_true", help="overwrite an existing nightlab.toml")

@@ -26,6 +26,8 @@ def test_minimal_config_round_trips(tmp_path: Path) -> None:
         ('command = "x"\n[metric]\nname = "acc"\ngoal = "maximize"\nregex = "acc=(["\n', "not a valid regex"),
         ('[metric]\nname = "acc"\ngoal = "maximize"\n', "command: required key is missing"),
         ('command = "x"\ntimeout = -1\n[metric]\nname = "a"\ngoal = "maximize"\n', "timeout: Input should be greater"),
+        ('command = "x"\ntimeout = inf\n[metric]\nname = "a"\ngoal = "maximize"\n', "timeout: Input should be a fini"),
+        ('command = "x"\ntimeout = nan\n[metric]\nname = "a"\ngoal = "maximize"\n', "timeout: Input should be a fini"),
         ('command = "x"\n[metric]\nname = "a"\ngoal = "maximize"\n[search]\nbudgett = 3\n', "search.budgett: unknown"),
         ('command = "x"\n[metric\n', "not valid TOML"),
     ],

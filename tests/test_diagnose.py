@@ -250,6 +250,9 @@ KeyboardInterrupt
      {"cls": "runtime_error", "details": {"signal": 11}}),
     ("c++ abort", "terminate called after throwing an instance of 'c10::Error'\n  what():  CUDA error: "
                   "device-side assert triggered\n", {"exit_code": -6, "state": "failed"}, {"cls": "device_error"}),
+    ("fork storm", "spawned 5000 workers\n",
+     {"exit_code": None, "state": "failed", "reason": "fork storm: 4097 processes (cap 4096)"},
+     {"cls": "fork_storm", "summary": "fork storm: 4097 processes (cap 4096) (no exit status)"}),
     ("unknown", "all fine until now\n", {"exit_code": 3, "state": "failed"}, {
         "cls": "unknown", "summary": "failed (exit 3) without a recognisable error; last output: all fine until now"}),
 ]

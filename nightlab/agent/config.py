@@ -98,7 +98,7 @@ class LLMConfig(_Strict):
     temperature: float = Field(default=0.2, ge=0, le=2)
     max_tokens: int = Field(default=4096, ge=64)
     max_cost: float = Field(default=5.0, ge=0, description="USD per session; reaching it asks for approval")
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0, allow_inf_nan=False)
     context_chars: int = Field(default=60_000, ge=2_000, description="budget for file contents in the prompt")
 
 
@@ -213,7 +213,7 @@ class AutonomyConfig(_Strict):
 class ProjectConfig(_Strict):
     command: str = Field(min_length=1, description="how to run training from the project root; {seed} is replaced")
     metric: MetricConfig
-    timeout: float = Field(default=900.0, gt=0, description="wall-clock seconds per run")
+    timeout: float = Field(default=900.0, gt=0, allow_inf_nan=False, description="wall-clock seconds per run")
     editable: list[str] = Field(default_factory=list, description="files or globs the agent may edit")
     protected: list[str] = Field(default_factory=list, description="files or globs hashed before/after each run")
     links: list[str] = Field(default_factory=list, description="untracked paths (data) linked into each worktree")

@@ -32,7 +32,7 @@ FAILURE_CLASSES = (
     "syntax_error", "import_error", "shape_mismatch", "dtype_error", "device_error", "oom", "worker_error", "nan_loss",
     "nan_metric", "no_metric", "timeout", "killed", "file_not_found", "argument_error", "key_error", "attribute_error",
     "name_error", "value_error", "assertion_error", "runtime_error", "protected_modified", "log_flood", "disk_full",
-    "interrupted", "lost", "unknown",
+    "interrupted", "lost", "fork_storm", "unknown",
 )
 
 _TRACEBACK_LINES = 60  # what Failure.traceback keeps of a long traceback
@@ -524,6 +524,8 @@ def classify_failure(
         d: dict[str, Any] = {"timeout_s": float(m.group(1))} if m else {}
         return fail("timeout", f"timed out{' (' + reason + ')' if reason else ''}; last output: {_last_line(text)}",
                     details=d)
+    if "fork storm" in low_reason:  # the wrapper's process cap (cgroup pids.max, RLIMIT_NPROC or its count)
+        return fail("fork_storm", f"{reason} ({exit_txt})", details={"reason": reason})
     if sig == 24 or "xcpu" in low_reason:
         return fail("timeout", "CPU-time limit exceeded (SIGXCPU)", details={"limit": "cpu_seconds"})
     if state == "killed":

@@ -85,6 +85,7 @@ FAILURE_PENALTY: dict[str, float] = {  # keys are nightlab.agent.diagnose.FAILUR
     "oom": 0.2,
     "worker_error": 0.2,
     "log_flood": 0.2,
+    "fork_storm": 0.2,
     "disk_full": 0.1,
     "timeout": 0.1,
     "killed": 0.0,  # stopped by the user: says nothing about the idea

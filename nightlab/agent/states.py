@@ -111,6 +111,7 @@ class FailureClass(StrEnum):
     DISK_FULL = "disk_full"
     INTERRUPTED = "interrupted"
     LOST = "lost"
+    FORK_STORM = "fork_storm"  # the job hit the wrapper's process cap
     LAUNCH_ERROR = "launch_error"  # the job could not be started at all (the sandbox refused, a bad worktree)
     UNKNOWN = "unknown"
 
