@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -238,3 +239,19 @@ def test_init_picks_an_event_tag_named_by_metric_and_asks_between_writers(keras_
                        say=lambda _: None)
     assert (res.config.metric.source, res.config.metric.logdir, res.config.metric.goal) == \
         ("tensorboard", "logs/train", "minimize")
+
+
+def test_event_files_are_read_as_regular_files_only(tmp_path: Path) -> None:
+    """The job wrote the folder: a FIFO named like an event file would hang TensorBoard's loader (and the engine),
+    a link would be read with the user's rights. Only the regular event files are read."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder = tmp_path / "runs" / "x"
+    w = SummaryWriter(str(folder))
+    w.add_scalar("val/acc", 0.5, 0)
+    w.close()
+    os.mkfifo(folder / "events.out.tfevents.0.fifo")
+    (tmp_path / "secret").write_text("not an event file")
+    (folder / "events.out.tfevents.1.link").symlink_to(tmp_path / "secret")
+    series = tbevents.read_folders(tmp_path, [folder])
+    assert [(s.tag, s.points) for s in series] == [("val/acc", [(0, 0.5)])]

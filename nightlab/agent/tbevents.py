@@ -15,10 +15,14 @@ is an extra (`nightlab[tensorboard]`), imported only when event files are there 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,14 +109,15 @@ def read_folders(base: Path, folders: list[Path]) -> list[Series]:
                                  f"installed: {INSTALL_HINT}") from None
     out: list[Series] = []
     for folder in folders:
-        acc = pea.EventAccumulator(str(folder), size_guidance={pea.TENSORS: 1}, tensor_size_guidance={"scalars": 0})
-        try:
-            acc.Reload()
-            tags = sorted(acc.PluginTagToContent("scalars"))
-        except KeyError:
-            continue  # no scalars in this folder
-        except Exception as err:  # a truncated or corrupt file: read what we can, say what failed
-            raise NightlabError(f"cannot read TensorBoard events in {folder}: {err}") from None
+        with _regular_files_of(folder) as view:
+            acc = pea.EventAccumulator(view, size_guidance={pea.TENSORS: 1}, tensor_size_guidance={"scalars": 0})
+            try:
+                acc.Reload()
+                tags = sorted(acc.PluginTagToContent("scalars"))
+            except KeyError:
+                continue  # no scalars in this folder
+            except Exception as err:  # a truncated or corrupt file: read what we can, say what failed
+                raise NightlabError(f"cannot read TensorBoard events in {folder}: {err}") from None
         rel = Path(folder).relative_to(base).as_posix() if Path(folder) != Path(base) else ""
         for tag in tags:
             pts: list[tuple[int, float]] = []
@@ -125,6 +130,27 @@ def read_folders(base: Path, folders: list[Path]) -> list[Series]:
             if pts:
                 out.append(Series(tag, "" if rel == "." else rel, pts))
     return out
+
+
+@contextlib.contextmanager
+def _regular_files_of(folder: Path) -> Iterator[str]:
+    """A private folder holding (hard links to, or copies of) only the regular event files of `folder`: the job
+    wrote that folder, and TensorBoard's loader opens whatever is named like an event file, links and FIFOs
+    included (a FIFO there would hang the engine, a link would be read with the user's rights)."""
+    with tempfile.TemporaryDirectory(prefix="nightlab-events-") as tmp:
+        for f in Path(folder).iterdir():
+            if not f.name.startswith(EVENT_PREFIX):
+                continue
+            try:
+                if not stat.S_ISREG(f.lstat().st_mode):
+                    continue
+                try:
+                    os.link(f, Path(tmp) / f.name, follow_symlinks=False)
+                except OSError:  # another file system
+                    shutil.copyfile(f, Path(tmp) / f.name, follow_symlinks=False)
+            except OSError:
+                continue
+        yield tmp
 
 
 def read_run(base: Path, since: float | None = None) -> list[Series]:
