@@ -114,6 +114,16 @@ globals().update(_j.load(open('escape_consts.json')))
 def ready():  # tell the driver (a file in the worktree: the log may be what the job replaced)
     open('READY', 'w').close()
     print('READY', flush=True)
+def plant(name, make):  # replace a file of the run dir as an attacker would, and say whether that worked
+    import os as _o
+    path = _o.path.join(RUN_DIR, name)
+    try:
+        if _o.path.lexists(path):
+            _o.unlink(path)
+        make(path)
+        print('PLANTED', flush=True)
+    except OSError as e:
+        print('REFUSED', e.errno, flush=True)
 def wait_for_driver():  # the driver creates ACTED in the worktree once it has done what nightlab does meanwhile
     import os as _o, time as _t
     for _ in range(300):
@@ -203,119 +213,71 @@ except OSError as e:
 print("DONE", written, flush=True)
 '''
 
-CONTROL_JOBS: dict[str, str] = {
-    "stop-reason-link": r'''
+def _log_job(make: str) -> str:
+    """A job that prints, then replaces its log the way `make` (an expression of the path `p`) does."""
+    return f"""
 import os, time
-p = os.path.join(RUN_DIR, "stop.reason")
-try:
-    if os.path.lexists(p):
-        os.unlink(p)
-    os.symlink(VICTIM_FILE, p)
-    print("PLANTED", flush=True)
-except OSError as e:
-    print("REFUSED", e.errno, flush=True)
+print("PRINTED-BY-THE-JOB", flush=True)
+ready()
+time.sleep(0.3)
+plant("output.log", lambda p: {make})
+wait_for_driver()
+"""
+
+
+CONTROL_JOBS: dict[str, str] = {
+    "stop-reason-link": """
+import os, time
+plant("stop.reason", lambda p: os.symlink(VICTIM_FILE, p))
 ready()
 time.sleep(30)
-''',
-    "log-link-secret": r'''
-import os, time
-print("PRINTED-BY-THE-JOB", flush=True)
-ready()
-time.sleep(0.3)
-p = os.path.join(RUN_DIR, "output.log")
-try:
-    os.unlink(p)
-    os.symlink(SECRET_FILE_PATH, p)
-    print("PLANTED", flush=True)
-except OSError as e:
-    print("REFUSED", e.errno, flush=True)
-wait_for_driver()
-''',
-    "log-fifo": r'''
-import os, time
-print("PRINTED-BY-THE-JOB", flush=True)
-ready()
-time.sleep(0.3)
-p = os.path.join(RUN_DIR, "output.log")
-try:
-    os.unlink(p)
-    os.mkfifo(p)
-    print("PLANTED", flush=True)
-except OSError as e:
-    print("REFUSED", e.errno, flush=True)
-wait_for_driver()
-''',
-    "log-dev-zero": r'''
-import os, time
-print("PRINTED-BY-THE-JOB", flush=True)
-ready()
-time.sleep(0.3)
-p = os.path.join(RUN_DIR, "output.log")
-try:
-    os.unlink(p)
-    os.symlink("/dev/zero", p)
-    print("PLANTED", flush=True)
-except OSError as e:
-    print("REFUSED", e.errno, flush=True)
-wait_for_driver()
-''',
-    "forged-status": r'''
-import json, os, time
+""",
+    "log-link-secret": _log_job("os.symlink(SECRET_FILE_PATH, p)"),
+    "log-fifo": _log_job("os.mkfifo(p)"),
+    "log-dev-zero": _log_job('os.symlink("/dev/zero", p)'),
+    "forged-status": """
+import json
 forged = {"job_id": JOB_ID, "state": "succeeded", "exit_code": 0, "signal": None, "started_at": 0.0,
           "ended_at": 1.0, "seconds": 1.0, "pid": 1, "pid_start_time": None, "isolation": [], "reason": ""}
-try:
-    with open(os.path.join(RUN_DIR, "status.json"), "w") as f:
-        json.dump(forged, f)
-    print("PLANTED", flush=True)
-except OSError as e:
-    print("REFUSED", e.errno, flush=True)
+plant("status.json", lambda p: open(p, "w").write(json.dumps(forged)))
 print("acc=0.99")
 ready()
 wait_for_driver()
 raise SystemExit(3)
-''',
-    "forged-pid": r'''
-import json, os, time
+""",
+    "forged-pid": """
+import json, time
 try:
     start = float(open("/proc/%d/stat" % VICTIM_PID).read().rsplit(")", 1)[1].split()[19])
 except OSError:
     start = 0.0  # the victim is out of sight (a PID namespace): point at it all the same
-try:
-    with open(os.path.join(RUN_DIR, "pid.json"), "w") as f:
-        json.dump({"wrapper_pid": VICTIM_PID, "wrapper_start": start, "pid": VICTIM_PID, "start": start}, f)
-    print("PLANTED", flush=True)
-except OSError as e:
-    print("REFUSED", e.errno, flush=True)
+plant("pid.json", lambda p: open(p, "w").write(json.dumps(
+    {"wrapper_pid": VICTIM_PID, "wrapper_start": start, "pid": VICTIM_PID, "start": start})))
 ready()
 time.sleep(30)
-''',
-    "malformed-pid": r'''
-import os, time
-try:
-    with open(os.path.join(RUN_DIR, "pid.json"), "w") as f:
-        f.write('{"wrapper_pid": "x", ')
-    print("PLANTED", flush=True)
-except OSError as e:
-    print("REFUSED", e.errno, flush=True)
+""",
+    "malformed-pid": """
+import time
+plant("pid.json", lambda p: open(p, "w").write('{"wrapper_pid": "x", '))
 ready()
 time.sleep(30)
-''',
-    "shadow-module": r'''
+""",
+    "shadow-module": """
 import subprocess, sys
 try:
     with open("json.py", "w") as f:
-        f.write("def dumps(x):\n    return 'acc=1.0'\n")
+        f.write("def dumps(x):\\n    return 'acc=1.0'\\n")
     print("PLANTED", flush=True)
 except OSError as e:
     print("REFUSED", e.errno, flush=True)
 subprocess.run([sys.executable, "eval.py"])
-''',
-    "orphan-output": r'''
+""",
+    "orphan-output": """
 import subprocess, sys
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5); print('ORPHAN-LINE', flush=True); "
                   "time.sleep(30)"], start_new_session=True)
 print("MAIN-DONE", flush=True)
-''',
+""",
 }
 # what the driver does while a control job runs (after it printed READY)
 ACTIONS = {"stop-reason-link": "stop", "log-link-secret": "read-log", "log-fifo": "read-log",

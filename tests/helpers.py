@@ -5,11 +5,13 @@ A module of its own (not conftest) so that `from helpers import ...` works from 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 
@@ -166,3 +168,13 @@ def until(cond: Callable[[], bool], what: str, timeout: float = 120) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"not reached in {timeout:g} s: {what}")
+
+
+def load_bench(name: str) -> ModuleType:
+    """A script of bench/ as a module (`bench_<name>`), for tests that exercise what it measures."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO_ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[f"bench_{name}"] = mod
+    spec.loader.exec_module(mod)
+    return mod

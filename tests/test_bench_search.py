@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,17 +10,13 @@ from types import ModuleType
 
 import pytest
 
-from helpers import bench_task
+from helpers import bench_task, load_bench
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_search", REPO_ROOT / "bench" / "search.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_search"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("search")
 
 
 @pytest.fixture(scope="module")

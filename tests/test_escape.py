@@ -10,25 +10,19 @@ otherwise the README's table is stale). A layer this machine lacks skips with th
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from types import ModuleType
 
 import pytest
 
-from helpers import REPO_ROOT
+from helpers import load_bench
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox tests need Linux (/proc, namespaces)")
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_escape", REPO_ROOT / "bench" / "escape.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_escape"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_bench("escape")
 
 
 escape = _load()

@@ -134,9 +134,10 @@ def read_json(path: str | Path, limit: int = 1 << 16) -> Any:
         return None
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o644, sync_dir: bool = False) -> None:
     """Replace `path` by a new file holding `data` (temp file, fsync, rename): a reader sees the old or the whole new
-    file, and a link or FIFO someone planted at `path` is replaced, never written through."""
+    file, and a link or FIFO someone planted at `path` is replaced, never written through. `sync_dir`: fsync the
+    folder too, so the rename itself survives a crash."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -146,6 +147,12 @@ def atomic_write_bytes(path: str | Path, data: bytes, mode: int = 0o644) -> None
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
+        if sync_dir:
+            dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
     except BaseException:
         try:
             os.unlink(tmp)
