@@ -109,6 +109,9 @@ def read_pids(run_dir: Path | str) -> dict[str, float | int] | None:
         if isinstance(v, bool) or not isinstance(v, int | float) or (kind is int and not isinstance(v, int)):
             return None
         out[key] = v
+    started = data.get("started_at")  # when the job started (remote jobs: the queued time ends here)
+    if isinstance(started, int | float) and not isinstance(started, bool):
+        out["started_at"] = float(started)
     return out
 
 
