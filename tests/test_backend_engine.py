@@ -197,3 +197,45 @@ def test_a_scheduler_that_is_unreachable_for_now_is_asked_again_not_failed(tmp_p
     assert e.status == "queued" and e.attempts == 0 and e.run_result is None
     assert store.latest_session().runs_started == 0  # type: ignore[union-attr]
     assert all(j.state == "ended" and j.ending == "not_submitted" for j in store.jobs())
+
+
+
+# a job run with layer 0 on the node (no sandbox: it can write its run dir) that tries to fool the engine while it
+# runs: its log replaced by a link to a secret, a forged "succeeded" status; it waits for a `go` file, then fails
+FORGER = '''\
+import json, os, time
+run_dir = os.path.dirname(os.path.dirname(os.environ["NIGHTLAB_JOB_PROGRESS"]))
+print("step 1 loss 0.5", flush=True)
+log = os.path.join(run_dir, "output.log")
+os.unlink(log)
+os.symlink(SECRET, log)
+forged = {"job_id": os.environ["NIGHTLAB_JOB_ID"], "state": "succeeded", "exit_code": 0, "signal": None,
+          "started_at": 0.0, "ended_at": 1.0, "seconds": 1.0, "pid": 1, "pid_start_time": None,
+          "isolation": [], "reason": ""}
+with open(os.path.join(run_dir, "status.json"), "w") as f:
+    f.write(json.dumps(forged))
+print("acc=0.99", flush=True)
+while not os.path.exists("go"):
+    time.sleep(0.1)
+raise SystemExit(3)
+'''
+
+
+def test_a_job_on_a_node_cannot_forge_its_status_or_plant_its_log(backend: BackendConfig, tmp_path: Path) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("nightlab-test-secret-9c2e")
+    root = project(tmp_path / "p", backend, FORGER.replace("SECRET", repr(str(secret))))
+    p = nl(root, "run", "--mode", "autonomous", "--budget", "1", "--detach", "--unsafe-no-sandbox")
+    assert p.returncode == 0, p.stdout + p.stderr
+    run_dir = root / ".nightlab" / "runs" / "1"
+    until(lambda: (run_dir / "status.json").exists(), "the forged status planted")
+    # an engine woken while the job still runs (by hand, by cron) is not fooled: the scheduler still runs it
+    woken = nl(root, "wake", timeout=180)
+    assert woken.returncode == 0 and "Traceback" not in woken.stdout + woken.stderr, woken.stdout + woken.stderr
+    assert open_store(root).experiment(1).run_result is None
+    (root / ".nightlab" / "worktrees" / "1" / "go").touch()
+    until(lambda: settled(root), "the session done after the job woke it", timeout=180)
+    e = open_store(root).experiment(1)
+    assert e.run_result == "failed" and e.status != "kept", (e.run_result, e.status, e.error)  # exit 3, not forged
+    log = nl(root, "log", "1")
+    assert "step 1 loss 0.5" in log.stdout and "nightlab-test-secret" not in log.stdout + (e.log_tail or "")

@@ -142,6 +142,9 @@ class Engine:
             wake_argv=self.launcher.wake_argv(), signal_path=str(self.paths.signal), lock_path=str(self.lock.path))
         self._slot_wait = ""  # what the engine last said about waiting for another project's slot
         self._backend_wait = ""  # the scheduler's last "busy, try again" (the engine retries rather than sleeps)
+        # scheduler jobs with a fresh status.json the scheduler does not confirm yet (RemoteJobs.believes): their
+        # wrapper has already tried to wake the engine, so it stays awake and asks again
+        self._unconfirmed: set[int] = set()
         # jobs on a cluster's scheduler instead of this machine's slots ([backend] kind = "slurm" | "ray")
         self.remote: RemoteJobs | None = None
         if cfg.backend.kind != "local":
@@ -300,7 +303,7 @@ class Engine:
             if progressed:
                 continue
             conditions = self.wake_conditions()
-            if self.options.detach and not self._backend_wait:
+            if self.options.detach and not self._backend_wait and not self._unconfirmed:
                 self._hibernate(conditions)
                 return
             waiting_on_human = bool(conditions) and all(c.startswith("approval") for c in conditions)
@@ -423,9 +426,14 @@ class Engine:
         progressed = False
         open_jobs = self.store.open_jobs()
         scheduler = self._follow_remote(open_jobs)
+        self._unconfirmed.clear()
         for job in open_jobs:
             status = runner.read_status(job.run_dir, job.wrapper)
             if job.remote:
+                if status is not None and not RemoteJobs.believes(scheduler.get(job.id)):
+                    if RemoteJobs.status_fresh(job):  # its wrapper is about to exit: ask again soon
+                        self._unconfirmed.add(job.id)
+                    continue
                 ended = self._remote_ending(job, status, scheduler)
                 if ended is None and status is None:
                     continue

@@ -15,6 +15,7 @@ status the wrapper would have written, and says whether running the experiment a
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from nightlab.sandbox.spec import JobSpec, JobStatus
 
 # a job the scheduler calls ended may still be writing its status over a shared file system: wait this long for it
 STATUS_GRACE_S = 15.0
+# the scheduler's words for a job whose batch script (the wrapper) has exited while the scheduler tidies up
+WRAPPER_GONE = {"COMPLETING", "STAGE_OUT"}
 # variables the job takes from its node rather than from the engine's machine (which GPUs the scheduler gave it)
 NODE_VARS = ["CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "SLURM_JOB_ID", "SLURM_JOB_NODELIST",
              "SLURM_CPUS_PER_TASK", "RAY_JOB_ID"]
@@ -92,7 +95,8 @@ class RemoteJobs:
 
     def follow(self, jobs: list[Job], force: bool = False) -> dict[int, SchedInfo]:
         """The scheduler's view of these open jobs (cached for `poll_s`); the store is updated as it changes."""
-        asking = [j for j in jobs if j.remote and j.sched_id and runner.read_status(j.run_dir) is None]
+        # jobs whose wrapper left a status too: the scheduler confirms it has exited (`believes`)
+        asking = [j for j in jobs if j.remote and j.sched_id]
         if not asking:
             return {}
         if not force and time.monotonic() - self._asked_at < self.poll_s:
@@ -116,6 +120,27 @@ class RemoteJobs:
                 self.store.update_job(j.id, **changes)
         self._last = out
         return out
+
+    @staticmethod
+    def believes(info: SchedInfo | None) -> bool:
+        """Whether a status.json in a scheduler job's run dir may be believed: only once the scheduler no longer
+        runs the wrapper. The wrapper writes its status last and exits; on a node with layer 0 only (no sandbox)
+        the job can write the run dir and forge one while it still runs (on this machine `runner.read_status`
+        checks the wrapper's process; on a node only the scheduler knows). Without the scheduler's word (it could
+        not be asked) the status is believed."""
+        if info is None or info.state not in (SchedState.QUEUED, SchedState.RUNNING):
+            return True
+        return info.native in WRAPPER_GONE
+
+    @staticmethod
+    def status_fresh(job: Job) -> bool:
+        """Whether the run dir's status was written moments ago: a wrapper exits right after writing it, so the
+        engine waits for the scheduler to confirm that; an older one that is still not confirmed is forged, and
+        the engine may hibernate (the wrapper's own status wakes it)."""
+        try:
+            return time.time() - os.lstat(Path(job.run_dir, runner.STATUS_FILE)).st_mtime < STATUS_GRACE_S
+        except OSError:
+            return False
 
     def ending_status(self, job: Job, info: SchedInfo) -> Ended | None:
         """How a job the scheduler is done with ended, when its wrapper wrote no status (None: wait longer)."""
@@ -190,10 +215,10 @@ class RemoteJobs:
     def cancel(self, job: Job, reason: str) -> bool:
         """Stop a job wherever it is: the stop file (the wrapper stops its job cleanly, or never starts it), and the
         scheduler's cancel for a job still in its queue. False when there is nothing to stop."""
-        if runner.read_status(job.run_dir) is not None:
+        info = self.follow([job], force=True).get(job.id)
+        if runner.read_status(job.run_dir) is not None and self.believes(info):
             return False
         runner.request_stop(job.run_dir, reason)
-        info = self.follow([job], force=True).get(job.id)
         if job.sched_id and (info is None or info.state == SchedState.QUEUED):
             try:
                 self.backend.cancel(str(job.sched_id))
