@@ -67,7 +67,7 @@ def test_hostile_job_cannot_fool_or_leak(tmp_path: Path, unsafe: bool) -> None:
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_rsa").write_text(KEY_TEXT)
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])  # killed below
     (home / "victim.pid").write_text(str(victim.pid))
     root = make_repo(tmp_path / "p", {"train.py": HOSTILE})
     write_config(root, timeout=30)

@@ -314,9 +314,6 @@ class Job:
         return (int(self.wrapper_pid), float(self.wrapper_start or 0.0)) if self.wrapper_pid else None
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 class StoreDamaged(NightlabError):
     """The store exists but cannot be what it should be: never mistaken for a new one (that would forget every
     experiment and let recovery delete their branches). The message says what is wrong and how to recover."""
@@ -330,7 +327,11 @@ def damage(path: Path) -> str:
     """What is wrong with an existing store file, in a phrase ("" when it is absent or looks like a database).
 
     A store is created and given its header in one step (WAL mode writes it at once), so an empty file is damage
-    (a full disk, a crash of the file system, a copy gone wrong); a just-created one gets a moment to be written."""
+    (a full disk, a crash of the file system, a copy gone wrong); a just-created one gets a moment to be written.
+    Only stat() here, never an open: closing any descriptor of the file drops every POSIX lock this process's
+    SQLite connections hold on it, and another process then writes under a reader that thinks it holds a lock
+    ("database disk image is malformed"). A file that is not a database is SQLite's to say (Store's "file is not
+    a database")."""
     for _ in range(40):
         try:
             st = os.lstat(path)
@@ -343,9 +344,6 @@ def damage(path: Path) -> str:
             continue
         if st.st_size == 0:
             return "it is empty: 0 bytes"
-        with open(path, "rb") as f:
-            if f.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                return "it is not an SQLite database"
         return ""
     return "it is empty: 0 bytes"
 
@@ -377,7 +375,8 @@ class Store:
             self.migrate()
         except sqlite3.DatabaseError as err:
             conn.close()
-            raise StoreDamaged(self.path, str(err)) from None
+            what = "it is not an SQLite database" if "file is not a database" in str(err) else str(err)
+            raise StoreDamaged(self.path, what) from None
 
     # ------------------------------------------------------------------------------------------- schema
     @property
