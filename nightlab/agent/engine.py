@@ -834,7 +834,7 @@ class Engine:
                 continue
             early_stop.write_evidence(Path(job.run_dir), verdict)
             self.early_stop.stopping(job.id)
-            if runner.stop(job.run_dir, early_stop.STOP_REASON):
+            if runner.stop(job.run_dir, early_stop.STOP_REASON, job.wrapper):
                 self.emit("stopped_early", f"#{job.experiment_id} stopped early: {verdict.evidence}",
                           job.experiment_id, **verdict.data())
 
@@ -842,7 +842,8 @@ class Engine:
         """The deadline has come: jobs still running (their predicted end was wrong) are stopped; they go back to the
         queue, as after Ctrl+C, for the next session."""
         for job in self.store.open_jobs():
-            if not job.remote and job.state == JobState.RUNNING and runner.stop(job.run_dir, time_budget.STOP_REASON):
+            if not job.remote and job.state == JobState.RUNNING and \
+                    runner.stop(job.run_dir, time_budget.STOP_REASON, job.wrapper):
                 self.emit("deadline", f"#{job.experiment_id} stopped: the session's deadline has come; re-queued "
                                       "for the next session", job.experiment_id)
 

@@ -209,7 +209,8 @@ class Rollouts:
     def _run_jobs(self, ready: list[tuple[int, Experiment]], tasks: Sequence[Task],
                   results: list[Rollout | None], progress: Callable[[int, int], None] | None) -> None:
         queue = list(ready)
-        running: dict[int, tuple[Experiment, Path, str, float]] = {}  # task index -> (e, run dir, slot, deadline)
+        # task index -> (e, run dir, slot, deadline, the wrapper as launched: never read back from the job's reach)
+        running: dict[int, tuple[Experiment, Path, str, float, runner.Wrapper]] = {}
         done = 0
         try:
             while queue or running:
@@ -221,12 +222,13 @@ class Rollouts:
                     spec = self.launcher.prepare(e, slot, 1, leases=self.pool.lease_paths(slot.id),
                                                  lease_run=self.pool.run_of(slot.id))
                     self.store.update_experiment(e.id, status=Status.RUNNING, attempts=1)
-                    self.launcher.start(spec)
-                    running[i] = (e, Path(spec.run_dir), slot.id, time.monotonic() + self.cfg.timeout + GRACE_S)
-                for i, (e, run_dir, slot_id, deadline) in list(running.items()):
-                    status = runner.read_status(run_dir)
+                    ident = self.launcher.start(spec)
+                    running[i] = (e, Path(spec.run_dir), slot.id, time.monotonic() + self.cfg.timeout + GRACE_S,
+                                  (int(ident["wrapper_pid"]), float(ident["wrapper_start"])))
+                for i, (e, run_dir, slot_id, deadline, wrapper) in list(running.items()):
+                    status = runner.read_status(run_dir, wrapper)
                     if status is None and time.monotonic() > deadline:
-                        runner.stop(str(run_dir), "rollout gave up waiting")
+                        runner.stop(str(run_dir), "rollout gave up waiting", wrapper)
                         raise NightlabError(f"{run_dir}: the job never ended")
                     if status is None:
                         continue
@@ -238,8 +240,8 @@ class Rollouts:
                         progress(done, len(ready))
                 time.sleep(self.poll_s)
         finally:
-            for _i, (_e, run_dir, slot_id, _d) in running.items():  # an error or Ctrl+C: stop what still runs
-                runner.stop(str(run_dir), "rollout stopped")
+            for _i, (_e, run_dir, slot_id, _d, wrapper) in running.items():  # an error or Ctrl+C: stop what still runs
+                runner.stop(str(run_dir), "rollout stopped", wrapper)
                 self.pool.release(slot_id)
 
     def _score(self, e: Experiment, run_dir: Path, status: runner.JobStatus, task: Task) -> Rollout:
