@@ -107,8 +107,8 @@ KEYS: tuple[Key, ...] = (
         help="Next file"),
     Key("review_prev_file", "left_square_bracket", "prev_file", "Prev file", "review", show=False,
         help="Previous file"),
-    Key("review_close", "escape", "close", "Back", "review",
-        help="Back without deciding"),
+    Key("review_close", "escape,q", "close", "Back", "review",
+        help="Back without deciding (esc or q)"),
     # log viewer
     Key("log_search", "slash", "search", "Search", "logview",
         help="Search (case-insensitive)"),
@@ -122,8 +122,8 @@ KEYS: tuple[Key, ...] = (
         help="Go to the top"),
     Key("log_bottom", "G", "bottom", "Bottom", "logview", show=False,
         help="Go to the end and follow"),
-    Key("log_close", "escape", "close", "Back", "logview",
-        help="Back (or close the search box)"),
+    Key("log_close", "escape,q", "close", "Back", "logview",
+        help="Back (or close the search box; esc or q)"),
     # dialogs
     Key("dialog_yes", "y", "yes", "Yes", "dialog",
         help="Yes"),

@@ -651,3 +651,21 @@ def test_slash_filters_the_tree_and_esc_clears_it(populated: tuple[Path, Populat
             assert not app.main.query_one("#tree-filter").display and app.mode == "step"
 
     run(esc())
+
+
+def test_q_leaves_the_review_and_the_log_viewer(populated: tuple[Path, Populated]) -> None:
+    root, ids = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.best)
+            for key in ("d", "l"):
+                await pilot.press(key)
+                await wait_until(pilot, lambda: app.screen is not app.main, what=f"{key} opened")
+                await pilot.press("q")
+                await wait_until(pilot, lambda: app.screen is app.main, what="back")
+            assert app.is_running
+
+    run(body())
