@@ -6,13 +6,11 @@ import io
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rich.console import Console
 
 from nightlab.agent import artifacts
-from nightlab.agent.store import Store
 from nightlab.tui import keymap
 from nightlab.tui.app import NightlabApp
 from nightlab.tui.screens.dialogs import ConfirmDialog, ErrorDialog, FeedbackDialog
@@ -27,30 +25,7 @@ from nightlab.tui.widgets.experiments import ExperimentTable
 from nightlab.tui.widgets.logpane import LogTail
 from nightlab.tui.widgets.logview import LogFileView
 
-from tuikit import Populated, git, make_project, run, wait_until
-
-
-def store_of(root: Path) -> Store:
-    return Store(root / ".nightlab" / "nightlab.db")
-
-
-def make_app(root: Path, **kw: Any) -> NightlabApp:
-    kw.setdefault("start", "never")
-    kw.setdefault("grace_s", 0.0)
-    kw.setdefault("poll_s", 0.1)
-    return NightlabApp(root, **kw)
-
-
-async def loaded(pilot: Any) -> None:
-    await wait_until(pilot, lambda: pilot.app.snapshot is not None, what="first snapshot")
-    await pilot.pause()
-
-
-async def select(pilot: Any, exp_id: int) -> None:
-    table = pilot.app.main.query_one(ExperimentTable)
-    table.focus()
-    table.move_cursor(row=table.get_row_index(str(exp_id)))
-    await wait_until(pilot, lambda: pilot.app.main.selected == exp_id, what=f"#{exp_id} selected")
+from tuikit import Populated, git, loaded, make_app, make_project, run, select, store_of, wait_until
 
 
 # ------------------------------------------------------------------------------------------------ approvals

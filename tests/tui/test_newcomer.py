@@ -4,40 +4,15 @@ are named. Pilot tests against a populated store; each one failed on the code be
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from nightlab.agent.store import Store
 from nightlab.tui.app import NightlabApp
 from nightlab.tui.screens.dialogs import ErrorDialog
 from nightlab.tui.screens.setup import InitScreen
 from nightlab.tui.widgets.experiments import ExperimentTable
 
-from tuikit import Populated, git, make_project, run, wait_until
-
-
-def store_of(root: Path) -> Store:
-    return Store(root / ".nightlab" / "nightlab.db")
-
-
-def make_app(root: Path, **kw: Any) -> NightlabApp:
-    kw.setdefault("start", "never")
-    kw.setdefault("grace_s", 0.0)
-    kw.setdefault("poll_s", 0.1)
-    return NightlabApp(root, **kw)
-
-
-async def loaded(pilot: Any) -> None:
-    await wait_until(pilot, lambda: pilot.app.snapshot is not None, what="first snapshot")
-    await pilot.pause()
-
-
-async def select(pilot: Any, exp_id: int) -> None:
-    table = pilot.app.main.query_one(ExperimentTable)
-    table.focus()
-    table.move_cursor(row=table.get_row_index(str(exp_id)))
-    await wait_until(pilot, lambda: pilot.app.main.selected == exp_id, what=f"#{exp_id} selected")
+from tuikit import Populated, git, loaded, make_app, make_project, run, select, store_of, wait_until
 
 
 def details_text(app: NightlabApp, exp_id: int) -> str:

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TRAIN = '''\
 """Tiny training stand-in: the metric follows LR (peak at 0.3); prints a loss curve, then the metric."""
@@ -176,3 +177,34 @@ async def wait_until(pilot: object, cond: Callable[[], bool], timeout: float = 1
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or cond}")
         await pilot.pause(0.05)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------------ Pilot helpers
+def store_of(root: Path) -> Any:
+    from nightlab.agent.store import Store
+
+    return Store(root / ".nightlab" / "nightlab.db")
+
+
+def make_app(root: Path, **kw: Any) -> Any:
+    """The app as the Pilot tests drive it: no engine of its own, no grace period, a quick poller."""
+    from nightlab.tui.app import NightlabApp
+
+    kw.setdefault("start", "never")
+    kw.setdefault("grace_s", 0.0)
+    kw.setdefault("poll_s", 0.1)
+    return NightlabApp(root, **kw)
+
+
+async def loaded(pilot: Any) -> None:
+    await wait_until(pilot, lambda: pilot.app.snapshot is not None, what="first snapshot")
+    await pilot.pause()
+
+
+async def select(pilot: Any, exp_id: int) -> None:
+    from nightlab.tui.widgets.experiments import ExperimentTable
+
+    table = pilot.app.main.query_one(ExperimentTable)
+    table.focus()
+    table.move_cursor(row=table.get_row_index(str(exp_id)))
+    await wait_until(pilot, lambda: pilot.app.main.selected == exp_id, what=f"#{exp_id} selected")
