@@ -7,15 +7,15 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from nightlab import console
 from nightlab.agent.config import load_config
+from nightlab.agent.demo import example_dir as example_dir  # re-exported: where the bundled example lives
+from nightlab.agent.demo import make_demo_repo
 from nightlab.errors import NightlabError
 
 
@@ -83,14 +83,13 @@ def deadline_of(hours: float | None, until: tuple[int, int] | None, now: float |
 
 
 def cmd_run(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.engine import Engine, EngineOptions, open_store
+    from nightlab.agent.actions import FrontDesk
+    from nightlab.errors import Interrupted
 
     cfg = load_config(root)
     _apply_overrides(cfg, args)
-    mode = args.mode
-    if mode is None:
-        last = open_store(root).latest_session() if (root / ".nightlab" / "nightlab.db").exists() else None
-        mode = last.mode if last else "step"
+    desk = FrontDesk(root, cfg=cfg, who="console")
+    mode = args.mode or desk.resume_mode()
     if mode == "step" and not _tty() and not args.yes and not args.detach:
         raise NightlabError("step mode asks on the terminal, but there is none; use --detach (approve with "
                             "`nightlab approve ID`), --mode autonomous, --yes, or the TUI")
@@ -101,17 +100,13 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
     else:
         approver = None  # detached: proposals wait in the approval queue (TUI, `nightlab approve`)
     printer = console.EventPrinter(cfg)
-    engine = Engine(root, cfg, options=EngineOptions(mode=mode, budget=args.budget, detach=args.detach,
-                                                       unsafe_no_sandbox=args.unsafe_no_sandbox,
-                                                       deadline=deadline_of(getattr(args, "hours", None),
-                                                                            getattr(args, "until", None))),
-                    approver=approver, on_event=printer)
+    engine = desk.start(cfg, mode=mode, budget=args.budget, detach=args.detach,
+                        unsafe_no_sandbox=args.unsafe_no_sandbox, approver=approver, on_event=printer,
+                        deadline=deadline_of(getattr(args, "hours", None), getattr(args, "until", None)))
     printer.engine = engine
     try:
         summary = engine.run()
     except KeyboardInterrupt:
-        from nightlab.errors import Interrupted
-
         raise Interrupted("interrupted: running jobs were stopped and recorded; `nightlab run` resumes them") \
             from None
     finally:
@@ -120,41 +115,23 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
         print("hibernating: jobs are running detached; they wake nightlab when they end. "
               "`nightlab status` shows progress.")
         return 0
-    console.print_table(engine.store, cfg, summary)
+    console.print_table(cfg, summary)
     if engine.report_files is not None:
         print(f"\nreport: {engine.report_files.html}")
     return 0
 
 
 def cmd_wake(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.engine import Engine, EngineOptions, open_store
-    from nightlab.agent.lock import ProjectLock
+    from nightlab.agent.actions import FrontDesk
 
-    if not (root / ".nightlab" / "nightlab.db").exists():
-        if not args.quiet:
-            print("nothing to wake: no session in this project")
-        return 0
-    if ProjectLock(root / ".nightlab").is_held():
-        if not args.quiet:
-            print("an engine is already awake for this project")
-        return 0
-    cfg = load_config(root)
-    store = open_store(root)
-    last = store.latest_session()
-    if last is None:
-        return 0
-    printer = None if args.quiet else console.EventPrinter(cfg)
-    engine = Engine(root, cfg, store=store, options=EngineOptions(mode=last.mode, detach=True, wake=True, who="wake",
-                                                                  unsafe_no_sandbox=last.unsafe), on_event=printer)
-    from nightlab.agent.lock import LockHeld
-
+    printer = None if args.quiet else console.EventPrinter()
     try:
-        if last.state == "done":
-            engine.settle(last)  # nothing to continue, but finished jobs still get analysed
-            return 0
-        engine.run()
-    except LockHeld:
-        return 0
+        said = FrontDesk(root, who="wake").wake(on_event=printer)
+    finally:
+        if printer is not None:
+            printer.close()
+    if said and not args.quiet:
+        print(said)
     return 0
 
 
@@ -170,17 +147,18 @@ def cmd_doctor(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- status
 def cmd_status(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.engine import open_store
+    from nightlab.agent.actions import FrontDesk
     from nightlab.agent.status import gpu_state, mlflow_state, status_data
 
     cfg = load_config(root)
-    if not (root / ".nightlab" / "nightlab.db").exists():
+    desk = FrontDesk(root, cfg=cfg)
+    if not desk.paths.has_store():
         data: dict[str, Any] = {"project": str(root), "metric": cfg.metric.name, "goal": cfg.metric.goal,
                                 "session": None, "baseline": None, "best": None, "experiments": [], "jobs": [],
                                 "approvals": [], "gpus": gpu_state(root, []),
                                 "mlflow": mlflow_state(root, cfg), "report": None}
     else:
-        data = status_data(root, cfg, open_store(root))
+        data = status_data(root, cfg, desk.store)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -201,57 +179,33 @@ def cmd_projects(root: Path, args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- diff / log
-def _experiment(root: Path, exp_id: int) -> Any:
-    from nightlab.agent.engine import open_store
+def _desk(root: Path, who: str | None = None) -> Any:
+    """The front desk of the project (imported here: it brings the engine, which `--help` must not load)."""
+    from nightlab.agent.actions import FrontDesk, who_cli
 
-    if not (root / ".nightlab" / "nightlab.db").exists():
-        raise NightlabError(f"{root}: no experiments yet (run `nightlab run` first)")
-    store = open_store(root)
-    e = store.find_experiment(exp_id)
-    if e is None:
-        raise NightlabError(f"no experiment #{exp_id} (see `nightlab status`)")
-    return store, e
+    return FrontDesk(root, who=who or who_cli())
 
 
 def cmd_diff(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.promote import command_change
-    from nightlab.agent.workspace import Workspace
-
-    store, e = _experiment(root, args.id)
-    ws = Workspace(root)
-    if not e.commit_sha:
-        raise NightlabError(f"experiment #{e.id} has no commit ({e.status})")
-    if args.base:
-        s = store.session(e.session_id) if e.session_id else None
-        base = _chain_base(store, e) or (s.base_commit if s else ws.head_commit())
-    else:
-        parent = store.find_experiment(e.parent_id) if e.parent_id else None
-        base = parent.commit_sha if parent and parent.commit_sha else e.commit_sha
-    change = command_change(root, store, e, against_base=args.base)
+    desk = _desk(root)
+    change = desk.command_change(args.id, against_base=args.base)
+    text = desk.diff(args.id, against_base=args.base, stat=args.stat)
     if args.stat:
-        print(ws.diff_stat(base, e.commit_sha).summary() + (" (and the command)" if change else ""))
+        print(text + (" (and the command)" if change else ""))
         return 0
     if change:
         console.print_diff(f"command:\n- {change[0]}\n+ {change[1]}\n")
-    text = ws.diff(base, e.commit_sha)
     console.print_diff(text)
     return 0
 
 
-def _chain_base(store: Any, e: Any) -> str | None:
-    """The commit the experiment chain started from: the baseline's commit."""
-    cur = e
-    while cur.parent_id is not None:
-        nxt = store.find_experiment(cur.parent_id)
-        if nxt is None:
-            break
-        cur = nxt
-    return str(cur.commit_sha) if cur.commit_sha else None
+
 
 
 def cmd_log(root: Path, args: argparse.Namespace) -> int:
-    store, e = _experiment(root, args.id)
-    job = store.latest_job(e.id)
+    desk = _desk(root)
+    e = desk.experiment(args.id)
+    job = desk.store.latest_job(e.id)
     if job is None:
         raise NightlabError(f"experiment #{e.id} has not run yet ({e.status})")
     path = Path(job.log_path)
@@ -290,10 +244,9 @@ def cmd_log(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- promote
 def cmd_promote(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.promote import promote_experiment, promote_preview
-
-    store, e = _experiment(root, args.id)
-    preview = promote_preview(root, store, e)
+    desk = _desk(root, who="console")
+    e = desk.experiment(args.id)
+    preview = desk.preview_promote(e.id)
     if preview.command:
         console.print_diff(preview.command_text())
         print("promote also sets this command in the project config (your training runs with it from now on)")
@@ -305,8 +258,8 @@ def cmd_promote(root: Path, args: argparse.Namespace) -> int:
         if not console.confirm("Commit this onto your branch?"):
             print("not promoted")
             return 1
-    sha = promote_experiment(root, store, e, who="console")
-    print(f"committed {sha[:10]} on {preview.branch}: {e.title}")
+    done = desk.promote(e.id)
+    print(f"committed {done.commit[:10]} on {done.branch}: {e.title}")
     if preview.artifacts is not None and preview.artifacts.state == "kept":
         print(f"the files its run wrote stay in {preview.artifacts.describe()}: copy what you need")
     elif preview.artifacts is not None:
@@ -316,19 +269,20 @@ def cmd_promote(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- approvals
 def _decide(root: Path, target: str, state: str, feedback: str | None = None) -> int:
-    from nightlab.agent.approvals import decide_budget, decide_for_experiment
+    from nightlab.agent.states import ApprovalState
 
-    who = f"cli:{os.getpid()}"
+    desk = _desk(root)
     if target == "budget":
-        from nightlab.agent.engine import open_store
-
-        decide_budget(root, open_store(root), state, who, feedback)
+        desk.decide_budget(ApprovalState(state), feedback)
         print(f"{state} the model cost budget extension")
         return 0
     if not target.isdigit():
         raise NightlabError(f"{target!r}: expected an experiment id or `budget`")
-    store, e = _experiment(root, int(target))
-    decide_for_experiment(root, store, e.id, state, who=who, feedback=feedback)
+    e = desk.experiment(int(target))
+    if state == ApprovalState.APPROVED:
+        desk.approve(e.id)
+    else:
+        desk.reject(e.id, feedback)
     print(f"{state} #{e.id}: {e.title}")
     return 0
 
@@ -342,52 +296,31 @@ def cmd_reject(root: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_stop(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.remote import stop_job
-
-    store, e = _experiment(root, args.id)
-    job = store.latest_job(e.id)
-    if job is None or job.state not in ("starting", "running"):
+    desk = _desk(root)
+    e = desk.experiment(args.id)
+    if desk.running_job(e.id) is None:
         raise NightlabError(f"experiment #{e.id} has no running job")
     if not args.yes:
         if not _tty():
             raise NightlabError("stop asks for confirmation on a terminal; pass --yes")
         if not console.confirm(f"Stop the running job of #{e.id} ({e.title})?"):
             return 1
-    if not stop_job(root, job, "stopped by the user"):
-        raise NightlabError(f"the job of #{e.id} is not running any more")
+    desk.stop_job(e.id)
     print(f"stopping the job of #{e.id}")
     return 0
 
 
 # ----------------------------------------------------------------------------------------------- memory
 def cmd_memory(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent import memory
-    from nightlab.agent.engine import open_store
-    from nightlab.agent.policy_view import view
-
     load_config(root)
-    if not (root / ".nightlab" / "nightlab.db").exists():
-        print("(nothing tried yet)")
-        return 0
-    items = memory.settled([view(e) for e in open_store(root).experiments()], include_pending=True)
-    if args.query:
-        items = memory.search(items, " ".join(args.query))
-    print(memory.format_memory(items, limit=10_000))
+    print(_desk(root).memory(" ".join(args.query)))
     return 0
 
 
 # ----------------------------------------------------------------------------------------------- report
 def cmd_report(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.paths import StatePaths
-    from nightlab.agent.report import write_session_report
-    from nightlab.agent.store import Store
-
-    cfg = load_config(root)
-    paths = StatePaths.of(root)
-    if not paths.has_store():
-        raise NightlabError(f"{root}: no session to report on yet (run `nightlab run` first)")
-    files = write_session_report(root, cfg, Store(paths.db), args.session,
-                                 Path(args.output).resolve() if args.output else None)
+    load_config(root)
+    files = _desk(root).write_report(args.session, Path(args.output).resolve() if args.output else None)
     print(f"markdown: {files.markdown}" + (f" (with {len(files.images)} PNG(s) beside it)" if files.images else ""))
     print(f"report: {files.html}")
     if args.open:
@@ -404,14 +337,10 @@ def cmd_export(root: Path, args: argparse.Namespace) -> int:
         return _export_mlflow(root, args)
     if args.what == "tensorboard":
         return _export_tensorboard(root, args)
-    from nightlab.agent.engine import open_store
     from nightlab.agent.trajectories import export_trajectories
 
     cfg = load_config(root)
-    if not (root / ".nightlab" / "nightlab.db").exists():
-        raise NightlabError(f"{root}: no experiments yet (run `nightlab run` first)")
-    store = open_store(root)
-    lines = export_trajectories(root, cfg, store, args.format)
+    lines = export_trajectories(root, cfg, _desk(root).store, args.format)
     text = "".join(json.dumps(x) + "\n" for x in lines)
     if args.output:
         Path(args.output).write_text(text)
@@ -464,7 +393,7 @@ def cmd_learn(root: Path, args: argparse.Namespace) -> int:
 
 def cmd_explore(root: Path, args: argparse.Namespace) -> int:
     """Autonomous sessions with the explore policy in each project, one after the other."""
-    from nightlab.agent.engine import Engine, EngineOptions
+    from nightlab.agent.actions import FrontDesk
     from nightlab.agent.policy.learned import ExplorePolicy
     from nightlab.agent.policy.scorer import Scorer, default_model_path
 
@@ -474,9 +403,9 @@ def cmd_explore(root: Path, args: argparse.Namespace) -> int:
     for r in roots:
         cfg = load_config(r)
         printer = console.EventPrinter(cfg)
-        engine = Engine(r, cfg, options=EngineOptions(mode="autonomous", budget=args.budget,
-                                                      unsafe_no_sandbox=args.unsafe_no_sandbox),
-                        policy=ExplorePolicy(scorer, temperature=args.temperature), on_event=printer)
+        desk = FrontDesk(r, cfg=cfg, who="console")
+        engine = desk.start(cfg, mode="autonomous", budget=args.budget, unsafe_no_sandbox=args.unsafe_no_sandbox,
+                            policy=ExplorePolicy(scorer, temperature=args.temperature), on_event=printer)
         printer.engine = engine
         try:
             summary = engine.run()
@@ -489,30 +418,6 @@ def cmd_explore(root: Path, args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- demo / tui
-def example_dir(name: str = "spirals") -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("nightlab") / "examples" / name))
-
-
-def make_demo_repo(dest: Path | None = None) -> Path:
-    """Copy the bundled example into a fresh git repository and commit it."""
-    src = example_dir()
-    if not src.is_dir():
-        raise NightlabError(f"the bundled example is missing at {src}; reinstall nightlab")
-    repo = Path(dest) if dest else Path(tempfile.mkdtemp(prefix="nightlab-demo-"))
-    repo.mkdir(parents=True, exist_ok=True)
-    if any(repo.iterdir()):
-        raise NightlabError(f"{repo}: not empty; choose a new folder for the demo")
-    shutil.copytree(src, repo, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    env = {**os.environ, "GIT_AUTHOR_NAME": "demo", "GIT_AUTHOR_EMAIL": "demo@localhost",
-           "GIT_COMMITTER_NAME": "demo", "GIT_COMMITTER_EMAIL": "demo@localhost"}
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"],
-                ["git", "commit", "-q", "-m", "spirals demo project"]):
-        subprocess.run(cmd, cwd=repo, check=True, env=env, capture_output=True)
-    return repo
-
-
 def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.config import ProjectConfig
     from nightlab.agent.project_init import InitOptions, init_project
@@ -535,35 +440,26 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
         from nightlab.tui.app import run_tui
 
         return int(run_tui(repo, mode=args.mode, budget=args.budget, start=True))
-    from nightlab.agent.engine import Engine, EngineOptions
-
     print(f"running {args.budget} training runs in {args.mode} mode with the builtin policy (no LLM, no network)")
+    desk = _desk(repo, who="console")
     printer = console.EventPrinter(cfg)
-    engine = Engine(repo, cfg, options=EngineOptions(mode=args.mode, budget=args.budget),
-                    approver=console.console_approver if args.mode == "step" else None, on_event=printer)
+    engine = desk.start(cfg, mode=args.mode, budget=args.budget, on_event=printer,
+                        approver=console.console_approver if args.mode == "step" else None)
     printer.engine = engine
     try:
         summary = engine.run()
     finally:
         printer.close()
-    console.print_table(engine.store, cfg, summary)
-    if summary.best_id is not None and summary.baseline is not None and summary.best_id != _baseline_id(engine.store):
-        e = engine.store.experiment(summary.best_id)
-        from nightlab.agent.workspace import Workspace
-
-        ws = Workspace(repo)
-        base = _chain_base(engine.store, e) or ws.head_commit()
-        print(f"\nbest: #{e.id} {cfg.metric.name} {summary.best:.4f} vs baseline {summary.baseline:.4f}\n")
-        console.print_diff(ws.diff(base, e.commit_sha or base))
-        print(f"\nreview and keep it: nightlab -C {repo} promote {e.id}")
+    console.print_table(cfg, summary)
+    base = desk.store.baseline_experiment()
+    if summary.best_id is not None and summary.baseline is not None and base is not None \
+            and summary.best_id != base.id:
+        print(f"\nbest: #{summary.best_id} {cfg.metric.name} {summary.best:.4f} vs baseline {summary.baseline:.4f}\n")
+        console.print_diff(desk.diff(summary.best_id, against_base=True))
+        print(f"\nreview and keep it: nightlab -C {repo} promote {summary.best_id}")
     if engine.report_files is not None:
         print(f"\nreport: {engine.report_files.html}")
     return 0
-
-
-def _baseline_id(store: Any) -> int | None:
-    base = store.baseline_experiment()
-    return base.id if base else None
 
 
 def cmd_tui(root: Path, args: argparse.Namespace) -> int:
@@ -576,7 +472,6 @@ def cmd_tui(root: Path, args: argparse.Namespace) -> int:
 
 def _export_mlflow(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent import mlflow_sync
-    from nightlab.agent.engine import open_store
 
     cfg = load_config(root)
     if args.tracking_uri:
@@ -588,12 +483,11 @@ def _export_mlflow(root: Path, args: argparse.Namespace) -> int:
     else:
         raise NightlabError("no MLflow tracking URI: pass --tracking-uri (e.g. sqlite:///mlflow.db), or set "
                             "[mlflow] tracking_uri in nightlab.toml or MLFLOW_TRACKING_URI")
-    if not (root / ".nightlab" / "nightlab.db").exists():
-        raise NightlabError(f"{root}: no experiments yet (run `nightlab run` first)")
+    store = _desk(root).store  # "no experiments yet" when there is none
     progress = console.Progress("mlflow") if sys.stderr.isatty() else None
     t0 = time.monotonic()
     try:
-        res = mlflow_sync.export(root, cfg, open_store(root), uri, experiment=args.experiment, progress=(
+        res = mlflow_sync.export(root, cfg, store, uri, experiment=args.experiment, progress=(
             lambda i, n: progress.update(time.monotonic() - t0, f"run {i}/{n}")) if progress else None)
     finally:
         if progress:
@@ -605,12 +499,10 @@ def _export_mlflow(root: Path, args: argparse.Namespace) -> int:
 
 def _export_tensorboard(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent import tbevents
-    from nightlab.agent.engine import open_store
     from nightlab.agent.run_metrics import EVENTS_DIR
 
-    if not (root / ".nightlab" / "nightlab.db").exists():
-        raise NightlabError(f"{root}: no experiments yet (run `nightlab run` first)")
-    store = open_store(root)
+    desk = _desk(root)
+    store = desk.store  # "no experiments yet" when there is none
     latest = store.latest_session()
     sid = args.session if args.session is not None else (latest.id if latest else None)
     exps = [e for e in store.experiments() if e.session_id == sid]
@@ -621,7 +513,7 @@ def _export_tensorboard(root: Path, args: argparse.Namespace) -> int:
         job = store.latest_job(e.id)
         if job is not None:
             runs.append((tbevents.run_label(e.id, e.title), Path(job.run_dir) / EVENTS_DIR))
-    dest = Path(args.output) if args.output else root / ".nightlab" / "tensorboard" / f"session-{sid}"
+    dest = Path(args.output) if args.output else desk.paths.dir / "tensorboard" / f"session-{sid}"
     n = tbevents.gather(runs, dest)
     if n == 0:
         raise NightlabError(f"no run of session {sid} wrote TensorBoard event files")

@@ -6,10 +6,10 @@ Used by `nightlab run`/`init`/`demo`/`status` when no TUI is open. Colour only o
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from nightlab.agent.config import ProjectConfig
     from nightlab.agent.engine import Decision, Engine
     from nightlab.agent.ledger import Summary
-    from nightlab.agent.store import Approval, Experiment, Store
+    from nightlab.agent.store import Approval, Experiment
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -85,7 +85,7 @@ KIND_STYLE = {"kept": "1;32", "finished": "32", "failed": "31", "discarded": "2"
 class EventPrinter:
     """Prints engine events as timestamped lines; on a terminal, also a live line for running jobs."""
 
-    def __init__(self, cfg: ProjectConfig) -> None:
+    def __init__(self, cfg: ProjectConfig | None = None) -> None:
         self.cfg = cfg
         self.engine: Engine | None = None
         self._live = sys.stderr.isatty()
@@ -178,8 +178,10 @@ def confirm(question: str) -> bool:
 
 def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
     """Step mode on the console: show hypothesis and diff; y / n (feedback) / e (edit in $EDITOR) / q."""
+    from nightlab.agent.actions import FrontDesk
     from nightlab.agent.engine import Decision
 
+    desk = FrontDesk(engine.root, store=engine.store, cfg=engine.cfg, who=engine.options.who)
     while True:
         print()
         print(style(f"#{e.id} {e.title}", "1"))
@@ -202,7 +204,8 @@ def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision 
         if key == "q":
             return Decision("quit")
         if key == "e":
-            e = _edit_in_editor(engine, e)
+            desk.edit_patch(e.id, run_editor)
+            e = desk.experiment(e.id)
 
 
 def auto_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
@@ -211,32 +214,10 @@ def auto_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | N
     return Decision("approved")
 
 
-def _edit_in_editor(engine: Engine, e: Experiment) -> Experiment:
-    """Open the experiment's changed files (in its worktree) in $EDITOR; commit the result into the experiment."""
+def run_editor(paths: list[Path]) -> int:
+    """Open files in $VISUAL / $EDITOR (vi by default) on this terminal; its exit code."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    assert e.commit_sha is not None
-    wt = engine.ws.checkout(e.id, e.commit_sha, engine.cfg.links)
-    parent = engine.store.experiment(e.parent_id) if e.parent_id else None
-    files = engine.ws.changed_files(parent.commit_sha if parent and parent.commit_sha else e.commit_sha,
-                                    e.commit_sha)
-    subprocess.call([*editor.split(), *[str(wt / f) for f in files]])
-    import git
-
-    wrepo = git.Repo(wt)
-    if not wrepo.is_dirty():
-        return e
-    from nightlab.agent.workspace import _identity_env
-
-    wrepo.git.add("-u")
-    with wrepo.git.custom_environment(**_identity_env()):
-        wrepo.git.commit("--quiet", "--no-verify", "-m", f"{e.title}\n\n{e.rationale}\n\n(edited by the user)")
-    sha = wrepo.head.commit.hexsha
-    if e.branch and engine.ws.branch_commit(e.branch) != sha:  # a detached worktree: move the branch too
-        engine.ws.repo.git.branch("-f", e.branch, sha)
-    base = parent.commit_sha if parent and parent.commit_sha else sha
-    engine.store.update_experiment(e.id, commit_sha=sha, patch=engine.ws.diff(base, sha),
-                                   rationale=(e.rationale + " (edited by the user)").strip())
-    return engine.store.experiment(e.id)
+    return subprocess.call([*shlex.split(editor), *map(str, paths)])
 
 
 # ----------------------------------------------------------------------------------------------- output
@@ -261,7 +242,7 @@ def _fmt(v: float | None, digits: int = 4) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def print_table(store: Store, cfg: ProjectConfig, summary: Summary) -> None:
+def print_table(cfg: ProjectConfig, summary: Summary) -> None:
     from nightlab.agent.ledger import ranked
     from nightlab.agent.store import UNCONFIRMED_LABEL
 
@@ -395,14 +376,3 @@ def print_status(data: dict[str, Any]) -> None:
         for x in kept:
             print(f"  #{x['id']}: {x['artifacts']['summary']}")
 
-
-def edit_text(initial: str, suffix: str = ".txt") -> str:
-    """Let the user edit a text in $EDITOR and return the result."""
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as f:
-        f.write(initial)
-    try:
-        subprocess.call([*editor.split(), f.name])
-        return Path(f.name).read_text()
-    finally:
-        os.unlink(f.name)

@@ -97,4 +97,7 @@ def test_step_mode_edit_in_editor(tiny_project: Path, tmp_path: Path, monkeypatc
     text = eng.ws.read_file(e.commit_sha or "", "train.py") or ""
     assert "LR = 0.3" in text and "EPOCHS = 9" in text
     assert "+EPOCHS = 9" in (e.patch or "")
+    # the edit is folded into the experiment's one commit on its parent's (the TUI's `E` does the same)
+    parent = eng.store.experiment(e.parent_id or 0)
+    assert eng.ws.repo.commit(e.commit_sha).parents[0].hexsha == parent.commit_sha
     os.environ.pop("NIGHTLAB_TEST", None)

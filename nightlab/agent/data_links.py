@@ -27,7 +27,8 @@ from pathlib import Path
 
 from nightlab.agent.code_reach import PathRef
 from nightlab.agent.config import CONFIG_FILE
-from nightlab.agent.workspace import STATE_DIR, Workspace
+from nightlab.agent.paths import STATE_DIR
+from nightlab.agent.workspace import Workspace
 
 # never data: nightlab's state, version control, editors' and tools' caches
 _NOT_DATA = frozenset({STATE_DIR, CONFIG_FILE, ".git", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",

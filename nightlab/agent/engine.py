@@ -150,7 +150,8 @@ class Engine:
         if cfg.backend.kind != "local":
             self.remote = RemoteJobs(self.root, self.store, make_backend(cfg.backend.settings()),
                                      poll_s=max(0.5, self.options.poll_s * 2))
-        self._stop = False
+        self._stop = False  # stop asking and looping: stop(), or the approver's "quit"
+        self._handover = False  # stop() asked for it: hibernate rather than leave the session as it was
         self._invalid_streak = 0
         self._exhausted = False
         self._experience_warned = False  # a user experience store that cannot be written is said once
@@ -231,6 +232,8 @@ class Engine:
             except KeyboardInterrupt:
                 self._interrupt()
                 raise
+            if self._handover and self.store.session(self.sid).state != SessionState.DONE:
+                self._hibernate(self.wake_conditions())  # stop() from a front-end: the running jobs wake it
             return self.summary()
         finally:
             if self._waker is not None:
@@ -325,7 +328,10 @@ class Engine:
         return progressed
 
     def stop(self) -> None:
+        """End the loop after its current step (from another thread: the TUI quitting). Running jobs go on; the
+        session hibernates and their ends wake it."""
         self._stop = True
+        self._handover = True
         if self._waker is not None:
             self._waker.poke()
 

@@ -40,6 +40,7 @@ from nightlab.agent.mlflow_runs import (
     plan_project,
     project_id,
 )
+from nightlab.agent.paths import StatePaths
 from nightlab.agent.store import Store
 from nightlab.errors import NightlabError
 
@@ -274,7 +275,7 @@ def _one_line(err: BaseException, uri: str = "") -> str:
 
 # ----------------------------------------------------------------------------------------------- live logging
 def _state_dir(root: Path) -> Path:
-    return Path(root) / ".nightlab"
+    return StatePaths.of(root).dir
 
 
 def read_state(root: Path) -> dict[str, Any]:

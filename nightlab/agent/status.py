@@ -10,6 +10,7 @@ from nightlab.agent import artifacts
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
+from nightlab.agent.paths import StatePaths
 from nightlab.agent.report import existing_report
 from nightlab.agent.store import Session, Store
 from nightlab.sandbox import isolate, runner
@@ -44,7 +45,8 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
     session = store.latest_session()
     summary = summarize(store, cfg, session)
     exps = {e.id: e for e in store.experiments()}
-    awake = ProjectLock(Path(root) / ".nightlab").is_held()
+    paths = StatePaths.of(root)
+    awake = ProjectLock(paths.dir).is_held()
     jobs = []
     for j in store.open_jobs():
         e = exps.get(j.experiment_id)
@@ -60,7 +62,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             "alive": j.sched_state in ("queued", "running", None) if j.remote else runner.wrapper_alive(j.run_dir,
                                                                                                        j.wrapper),
         })
-    stored = artifacts.read_all(Path(root) / ".nightlab")
+    stored = artifacts.read_all(paths.dir)
     latest = {j.experiment_id: j for j in store.jobs()}
     experiments = []
     for r in summary.rows:

@@ -26,13 +26,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nightlab.agent.paths import STATE_DIR
 from nightlab.errors import NightlabError
 
 EVENT_PREFIX = "events.out.tfevents."
 INSTALL_HINT = "pip install 'nightlab[tensorboard]'"
 # folders never searched for event files: version control, environments, caches
 _SKIP_DIRS = frozenset({".git", ".venv", "venv", "env", "__pycache__", "node_modules", ".mypy_cache",
-                        ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".nightlab"})
+                        ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", STATE_DIR})
 _TOKEN_SPLIT_RE = re.compile(r"[^a-z0-9]+")
 _EVAL_WORDS = frozenset({"val", "valid", "validation", "test", "testing", "eval", "evaluation", "dev", "holdout"})
 _TRAIN_WORDS = frozenset({"train", "training", "trn"})

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import git
 
+from nightlab.agent.paths import STATE_DIR, StatePaths
 from nightlab.errors import EditError, GitError
 
-STATE_DIR = ".nightlab"
 AUTHOR = ("nightlab", "nightlab@localhost")
 
 
@@ -101,8 +101,9 @@ class Workspace:
         top = Path(self.repo.working_tree_dir or self.root).resolve()
         if top != self.root:
             raise GitError(f"{self.root}: inside the repository at {top}; run nightlab from the repository root")
-        self.state_dir = self.root / STATE_DIR
-        self.worktrees = self.state_dir / "worktrees"
+        self.paths = StatePaths.of(self.root)
+        self.state_dir = self.paths.dir
+        self.worktrees = self.paths.worktrees
 
     # ------------------------------------------------------------------------------------------- setup
     def ensure_state_dir(self) -> Path:
@@ -199,7 +200,7 @@ class Workspace:
         return f"nightlab/{session_id}/{exp_id}"
 
     def worktree_path(self, exp_id: int) -> Path:
-        return self.worktrees / str(exp_id)
+        return self.paths.worktree(exp_id)
 
     def branch_exists(self, branch: str) -> bool:
         return f"refs/heads/{branch}" in {r.path for r in self.repo.references}
@@ -281,13 +282,22 @@ class Workspace:
         self.link(wt, links)
         return wt
 
-    def amend(self, exp_id: int) -> str:
-        """Commit whatever the user changed in the experiment's worktree (after 'edit' in review)."""
+    def worktree_dirty(self, exp_id: int) -> bool:
+        """Whether the user changed tracked files in the experiment's worktree (after opening them in an editor)."""
+        wt = self.worktree_path(exp_id)
+        return (wt / ".git").exists() and git.Repo(wt).is_dirty()
+
+    def amend(self, exp_id: int, branch: str | None = None) -> str:
+        """Fold what the user changed in the experiment's worktree into its commit, so the experiment stays one
+        commit on top of its parent; `branch` is moved to the new commit when the worktree is detached."""
         wrepo = git.Repo(self.worktree_path(exp_id))
         wrepo.git.add("-u")
         with wrepo.git.custom_environment(**_identity_env()):
             wrepo.git.commit("--quiet", "--no-verify", "--amend", "--no-edit")
-        return wrepo.head.commit.hexsha
+        sha: str = wrepo.head.commit.hexsha
+        if branch and self.branch_commit(branch) != sha:
+            self.repo.git.branch("-f", branch, sha)
+        return sha
 
     def link(self, wt: Path, links: Iterable[str]) -> None:
         """Symlink the untracked paths `links` (data folders) of the project into a worktree or a copy of one."""

@@ -26,6 +26,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
+from nightlab.agent.goal import Goal
+from nightlab.agent.paths import StatePaths
+from nightlab.sandbox.watch import Waker
 from nightlab.tui import keymap
 from nightlab.tui.data import Snapshot, SnapshotLoader
 from nightlab.tui.messages import (
@@ -33,6 +36,8 @@ from nightlab.tui.messages import (
     EngineEvent,
     EngineStopped,
     GpuStatsReady,
+    InitDone,
+    InitProgress,
     NeedsInit,
     ProjectOpened,
     ReportsWorkerErrors,
@@ -83,10 +88,6 @@ ModalScreen { align: center middle; }
 .dialog-traceback { height: auto; max-height: 12; overflow-y: auto; margin-bottom: 1; }
 .dialog-keys { width: 1fr; }
 """
-
-PLACEHOLDER_TITLE = "# Edit the hypothesis of experiment #{id}. Lines starting with # are ignored.\n" \
-                    "# First line: the title (also the commit message). The rest: the rationale.\n"
-
 
 class NightlabApp(ReportsWorkerErrors, App[int]):
     TITLE = "nightlab"
@@ -147,15 +148,11 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exit_on_error=False, name="open project")
     def _open_project(self) -> None:
-        from nightlab.agent.config import find_config, load_config
-        from nightlab.agent.workspace import Workspace
-
-        if find_config(self.root) is None:
+        cfg = self.desk().open_project()
+        if cfg is None:
             where = display_path(self.root)
             self.post_message(NeedsInit(f"{where}: no nightlab.toml (or [tool.nightlab] in pyproject.toml)."))
             return
-        cfg = load_config(self.root)
-        Workspace(self.root).ensure_state_dir()
         self.post_message(ProjectOpened(cfg))
 
     def on_project_opened(self, message: ProjectOpened) -> None:
@@ -197,29 +194,34 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         from nightlab.agent.project_init import InitOptions, init_project
 
         def progress(elapsed: float, line: str) -> None:
-            self.post_message(ActionDone(f"{elapsed:5.1f} s  {line[:120]}", severity="progress"))
+            self.post_message(InitProgress(f"{elapsed:5.1f} s  {line[:120]}"))
 
         def say(line: str) -> None:  # init's own lines (what it runs, what it found) go to the progress line
-            self.post_message(ActionDone(line[:160], severity="progress"))
+            self.post_message(InitProgress(line[:160]))
 
         res = init_project(self.root, InitOptions(yes=True), progress=progress, say=say)
-        self.post_message(ActionDone(init_summary(res), severity="init-done"))
+        self.post_message(InitDone(init_summary(res)))
 
-    # ---------------------------------------------------------------------------------------------- the store
+    # ---------------------------------------------------------------------------------------------- the agent
     def store(self) -> Any:
         """This thread's Store (SQLite connections stay with the thread that opened them)."""
         if self.loader is None:
             raise RuntimeError("the project is not open yet")
         return self.loader.store()
 
+    def desk(self) -> Any:
+        """The front desk: every action this app takes on the project goes through it (call it from a worker).
+        Imported on first use: it brings the engine, which the first frame must not wait for."""
+        from nightlab.agent.actions import FrontDesk
+
+        return FrontDesk(self.root, store=self.store() if self.loader is not None else None, cfg=self.cfg, who=WHO)
+
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False, name="store poller")
     def _poll(self) -> None:
-        from nightlab.sandbox.watch import Waker
-
         assert self.loader is not None
         worker = get_current_worker()
-        state = self.root / ".nightlab"
-        waker = Waker(state / "runs", state / "signal")
+        state = StatePaths.of(self.root)
+        waker = Waker(state.runs, state.signal)
         self._waker = waker
         last: Snapshot | None = None
         try:
@@ -290,15 +292,14 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="engine")
     def _run_engine(self, new_session: bool) -> None:
-        from nightlab.agent.engine import Engine, EngineOptions
         from nightlab.agent.lock import LockHeld
 
-        opts = EngineOptions(mode=self.mode, budget=self.budget if new_session else None, wake=not new_session,
-                             who=WHO)
-        engine = Engine(self.root, self.cfg, options=opts, on_event=self._engine_callback)
+        engine = self.desk().start(self.cfg, mode=self.mode, budget=self.budget if new_session else None,
+                                   resume=not new_session, on_event=self._engine_callback)
         self.engine = engine
         self.post_message(EngineEvent("engine", "engine started" if new_session else "engine resumed", {}))
         try:
+            # stopped from here (quit), it hands over to the detached jobs, which wake nightlab when they end
             summary = engine.run()
         except LockHeld as err:
             self.post_message(EngineStopped("lock", str(err)))
@@ -306,13 +307,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         finally:
             self.engine = None
             self.poke()
-        state = summary.state
-        if engine._stop and state != "done" and engine.session is not None:
-            # stopped from here (quit): hand over to the detached jobs, which wake nightlab when they end
-            engine.store.update_session(engine.sid, state="hibernating", wake_conditions=engine.wake_conditions(),
-                                        pid=None)
-            state = "hibernating"
-        self.post_message(EngineStopped(state))
+        self.post_message(EngineStopped(summary.state))
 
     def _engine_callback(self, kind: str, text: str, data: dict[str, Any]) -> None:
         """Called on the engine's thread: post, never touch widgets."""
@@ -364,18 +359,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, group="mode", exit_on_error=False, name="save mode")
     def _persist_mode(self, mode: str) -> None:
-        from nightlab.sandbox.watch import signal_project
-
-        engine = self.engine
-        if engine is not None:
-            engine.options.mode = mode  # read on every tick
-        if self.loader is None:
-            return
-        store = self.store()
-        session = store.latest_session()
-        if session is not None:
-            store.update_session(session.id, mode=mode)
-        signal_project(self.root / ".nightlab")
+        self.desk().set_mode(mode, engine=self.engine)
 
     def action_toggle_mode(self) -> None:
         self.set_mode("autonomous" if self.mode == "step" else "step")
@@ -395,17 +379,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exit_on_error=False, name="decide")
     def decide(self, appr: Any, state: str, feedback: str | None = None) -> None:
-        from nightlab.agent.approvals import decide_for_experiment
-        from nightlab.errors import NightlabError
-        from nightlab.sandbox.watch import signal_project
-
-        store = self.store()
-        if appr.kind == "hypothesis" and appr.experiment_id is not None:
-            decide_for_experiment(self.root, store, appr.experiment_id, state, who=WHO, feedback=feedback)
-        else:
-            if not store.decide(appr.id, state, WHO, feedback):
-                raise NightlabError(f"that {appr.kind} request was already decided")
-            signal_project(self.root / ".nightlab")
+        self.desk().decide(appr, state, feedback)
         verb = "Approved" if state == "approved" else "Rejected"
         self.post_message(ActionDone(f"{verb} {appr.kind} #{appr.experiment_id}" +
                                      (f": {feedback}" if feedback else "")))
@@ -437,13 +411,15 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         return rc
 
     def edit_hypothesis(self, exp_id: int) -> None:
+        from nightlab.agent.actions import hypothesis_text, parse_hypothesis
+
         snap = self.snapshot
         e = snap.experiments.get(exp_id) if snap else None
         if e is None:
             return
         fd, name = tempfile.mkstemp(prefix=f"nightlab-{exp_id}-", suffix=".md")
         with os.fdopen(fd, "w") as f:
-            f.write(PLACEHOLDER_TITLE.format(id=exp_id) + f"{e.title}\n\n{e.rationale}\n")
+            f.write(hypothesis_text(e))
         try:
             rc = self._run_editor([name])
             text = Path(name).read_text()
@@ -454,13 +430,11 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         if rc != 0:
             self.notify(f"The editor exited with {rc}; the hypothesis is unchanged.", severity="warning")
             return
-        lines = [ln for ln in text.splitlines() if not ln.startswith("#")]
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        if not lines:
+        edited = parse_hypothesis(text)
+        if edited is None:
             self.notify("Empty hypothesis: unchanged.", severity="warning")
             return
-        title, rationale = lines[0].strip(), "\n".join(lines[1:]).strip()
+        title, rationale = edited
         if title == e.title and rationale == e.rationale.strip():
             self.notify("Hypothesis unchanged.")
             return
@@ -468,9 +442,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exit_on_error=False, name="save hypothesis")
     def _save_hypothesis(self, exp_id: int, title: str, rationale: str) -> None:
-        store = self.store()
-        store.update_experiment(exp_id, title=title, rationale=rationale)
-        store.event("edited", f"#{exp_id} hypothesis edited in the TUI", experiment_id=exp_id)
+        self.desk().edit_hypothesis(exp_id, title, rationale)
         self.post_message(ActionDone(f"Edited the hypothesis of #{exp_id}: {title}"))
         self.poke()
 
@@ -479,21 +451,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exit_on_error=False, name="edit patch")
     def _prepare_patch_edit(self, exp_id: int) -> None:
-        from nightlab.agent.workspace import Workspace
-        from nightlab.errors import NightlabError
-
-        store = self.store()
-        e = store.experiment(exp_id)
-        parent = store.find_experiment(e.parent_id) if e.parent_id is not None else None
-        ws = Workspace(self.root)
-        wt = ws.worktree_path(exp_id)
-        if not (wt / ".git").exists() or parent is None or not parent.commit_sha or not e.commit_sha:
-            raise NightlabError(f"#{exp_id} has no worktree to edit (it is {e.status})")
-        files = ws.changed_files(parent.commit_sha, e.commit_sha) or [x["path"] for x in e.edits]
-        paths = [str(wt / f) for f in files if (wt / f).exists()]
-        if not paths:
-            raise NightlabError(f"#{exp_id} changes no file that still exists")
-        self.call_from_thread(self._edit_files, exp_id, paths)
+        paths = self.desk().patch_files(exp_id)
+        self.call_from_thread(self._edit_files, exp_id, [str(p) for p in paths])
 
     def _edit_files(self, exp_id: int, paths: list[str]) -> None:
         rc = self._run_editor(paths)
@@ -505,22 +464,11 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exit_on_error=False, name="save patch")
     def _finish_patch_edit(self, exp_id: int) -> None:
-        import git
-
-        from nightlab.agent.workspace import Workspace
-
-        store = self.store()
-        e = store.experiment(exp_id)
-        ws = Workspace(self.root)
-        if not git.Repo(ws.worktree_path(exp_id)).is_dirty():
+        e = self.desk().save_patch_edit(exp_id)
+        if e is None:
             self.post_message(ActionDone(f"The patch of #{exp_id} is unchanged."))
             return
-        parent = store.experiment(e.parent_id) if e.parent_id is not None else None
-        sha = ws.amend(exp_id)
-        patch = ws.diff(parent.commit_sha, sha) if parent is not None and parent.commit_sha else e.patch
-        store.update_experiment(exp_id, commit_sha=sha, patch=patch)
-        store.event("edited", f"#{exp_id} patch edited in the TUI", experiment_id=exp_id, data={"commit": sha})
-        self.post_message(ActionDone(f"Saved your edit of #{exp_id}'s patch ({sha[:8]})."))
+        self.post_message(ActionDone(f"Saved your edit of #{exp_id}'s patch ({(e.commit_sha or '')[:8]})."))
         self.poke()
 
     # ---------------------------------------------------------------------------------------------- review
@@ -531,18 +479,13 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exit_on_error=False, name="promote")
     def promote(self, exp_id: int, on_done: Callable[[bool], None]) -> None:
-        from nightlab.agent.promote import promote_experiment
-
-        store = self.store()
-        e = store.experiment(exp_id)
         try:
-            sha = promote_experiment(self.root, store, e, who=WHO)
+            done = self.desk().promote(exp_id)
         except BaseException:
             self.call_from_thread(on_done, False)
             raise
-        branch = _current_branch(self.root)
         self.call_from_thread(on_done, True)
-        self.post_message(ActionDone(f"Committed {sha[:10]} onto {branch}: {e.title}"))
+        self.post_message(ActionDone(f"Committed {done.commit[:10]} onto {done.branch}: {done.title}"))
         self.poke()
 
     # ---------------------------------------------------------------------------------------------- report
@@ -556,9 +499,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
     @work(thread=True, exclusive=True, group="report", exit_on_error=False, name="report")
     def _write_report(self) -> None:
         """The agent writes it (reading this thread's store, drawing, writing files); the app only says where."""
-        from nightlab.agent.report import write_session_report
-
-        files = write_session_report(self.root, self.cfg, self.store())
+        files = self.desk().write_report()
         self.post_message(ActionDone(f"Report: {files.html} (Markdown and PNGs beside it)"))
 
     # ---------------------------------------------------------------------------------------------- logs, jobs
@@ -577,7 +518,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._stop_job(job_exp, job)
+                self._stop_job(exp_id)
 
         which = f"#{exp_id}" if job_exp == exp_id else f"#{exp_id} (its re-run #{job_exp})"
         self.push_screen(ConfirmDialog(f"Stop the running job of {which}?",
@@ -585,30 +526,26 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
                                        "and other jobs carry on."), answer)
 
     @work(thread=True, exit_on_error=False, name="stop job")
-    def _stop_job(self, exp_id: int, job: Any) -> None:
-        from nightlab.agent.remote import stop_job
-        from nightlab.errors import NightlabError
-
-        if not stop_job(self.root, job, "stopped by the user (TUI)"):
-            raise NightlabError(f"the job of #{exp_id} is not running any more")
+    def _stop_job(self, exp_id: int) -> None:
+        self.desk().stop_job(exp_id)
         self.post_message(ActionDone(f"Stopping the job of #{exp_id}."))
         self.poke()
 
     # ---------------------------------------------------------------------------------------------- feedback
     def on_action_done(self, message: ActionDone) -> None:
-        if message.severity == "progress":
-            if isinstance(self.screen, InitScreen):
-                self.screen.progress(message.text)
-            return
-        if message.severity == "init-done":
-            # what init found stays on screen until the user has read it (enter opens the project, loaded behind)
-            if isinstance(self.screen, InitScreen):
-                self.screen.finished(message.text)
-            else:
-                self.notify(message.text, timeout=15)
-            self._open_project()
-            return
-        self.notify(message.text, severity="information" if message.severity == "information" else "warning")
+        self.notify(message.text, severity=message.severity)
+
+    def on_init_progress(self, message: InitProgress) -> None:
+        if isinstance(self.screen, InitScreen):
+            self.screen.progress(message.text)
+
+    def on_init_done(self, message: InitDone) -> None:
+        # what init found stays on screen until the user has read it (enter opens the project, loaded behind)
+        if isinstance(self.screen, InitScreen):
+            self.screen.finished(message.text)
+        else:
+            self.notify(message.text, timeout=15)
+        self._open_project()
 
     def report_worker_error(self, worker: Worker[Any]) -> None:
         """The one place a failed background task becomes visible: an error dialog, never a crash."""
@@ -703,7 +640,7 @@ def init_summary(res: Any) -> str:
     cfg = res.config
     lines = [f"Wrote {res.path.name}:",
              f"  command   {cfg.command}",
-             f"  metric    {cfg.metric.name} ({'higher' if cfg.metric.goal == 'maximize' else 'lower'} is better)",
+             f"  metric    {cfg.metric.name} ({'higher' if cfg.metric.goal == Goal.MAXIMIZE else 'lower'} is better)",
              f"  timeout   {cfg.timeout:g} s a run"]
     if res.baseline is not None:
         took = f" in {res.seconds:.1f} s" if res.seconds is not None else ""
@@ -715,12 +652,6 @@ def init_summary(res: Any) -> str:
         lines.append(f"  linked    {', '.join(cfg.links)}")
     lines.extend(f"  note      {n}" for n in res.notes)
     return "\n".join(lines)
-
-
-def _current_branch(root: Path) -> str:
-    from nightlab.agent.workspace import Workspace
-
-    return Workspace(root).current_branch() or "HEAD"
 
 
 def run_tui(root: Path, mode: str | None = None, budget: int | None = None, start: bool = False) -> int:

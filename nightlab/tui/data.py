@@ -15,6 +15,7 @@ from nightlab.agent import artifacts
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
+from nightlab.agent.paths import StatePaths
 from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, Status
 from nightlab.agent.store import Approval, Experiment, Job, Session, Store
 
@@ -145,7 +146,7 @@ class SnapshotLoader:
     def store(self) -> Store:
         st: Store | None = getattr(self._local, "store", None)
         if st is None:
-            st = Store(self.root / ".nightlab" / "nightlab.db")
+            st = Store(StatePaths.of(self.root).db)
             self._local.store = st
         return st
 
@@ -161,7 +162,7 @@ class SnapshotLoader:
         store = self.store()
         session = store.latest_session()
         summary = summarize(store, self.cfg, session)
-        awake = ProjectLock(self.root / ".nightlab").is_held()
+        awake = ProjectLock(StatePaths.of(self.root).dir).is_held()
         if awake:
             engine = "awake"
         elif session is None:
@@ -198,7 +199,7 @@ class SnapshotLoader:
             engine=engine, rows=build_rows(summary.rows, refused), experiments=exps,
             approvals=store.approvals("pending"), open_jobs=open_jobs, latest_job=latest, baseline=summary.baseline,
             best_id=summary.best_id, slots_total=self.slots_total(), running_rows=running,
-            artifacts=artifacts.read_all(self.root / ".nightlab"), runs=runs, events=events[-EVENTS_KEPT:],
+            artifacts=artifacts.read_all(StatePaths.of(self.root).dir), runs=runs, events=events[-EVENTS_KEPT:],
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
 from nightlab.tui.data import Snapshot
@@ -63,10 +64,26 @@ class EngineStopped(Message):
 class ActionDone(Message):
     """A blocking action finished in a worker; `text` is what to tell the user."""
 
-    def __init__(self, text: str, severity: str = "information") -> None:
+    def __init__(self, text: str, severity: SeverityLevel = "information") -> None:
         super().__init__()
         self.text = text
-        self.severity = severity
+        self.severity: SeverityLevel = severity
+
+
+class InitProgress(Message):
+    """The baseline run of `init` printed a line (elapsed time and the line)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+class InitDone(Message):
+    """`init` wrote the config; the project opens."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class ReportsWorkerErrors:

@@ -87,17 +87,20 @@ def test_grace_period_ignores_a_key_pressed_as_the_prompt_appears(populated: tup
     for a in st.approvals("pending"):
         st.decide(a.id, "approved", "setup")
 
+    now = [1000.0]  # the app's clock, moved by the test: no real time decides what the key does
+
     async def body() -> None:
-        app = make_app(root, grace_s=0.5)
+        app = make_app(root, grace_s=0.5, clock=lambda: now[0])
         async with app.run_test(size=(120, 40)) as pilot:
             await loaded(pilot)
             fresh = st.add_approval("budget", {"runs": 4}, ids.session, None)
             app.poke()
             await wait_until(pilot, lambda: bool(app.snapshot.approvals), what="the new prompt")
+            now[0] += 0.4  # still inside the grace period
             await pilot.press("a")  # typed-ahead: must not count
             await pilot.pause(0.1)
             assert st.approval(fresh.id).state == "pending"
-            await pilot.pause(0.5)
+            now[0] += 0.2  # on screen for longer than the grace period now
             await pilot.press("a")
             await wait_until(pilot, lambda: st.approval(fresh.id).state == "approved", what="approval")
 
@@ -458,6 +461,8 @@ def test_edit_patch_in_editor(populated: tuple[Path, Populated], engine_lock: No
             e = st.experiment(ids.proposed)
             assert "+LR = 0.45" in (e.patch or "")
             assert "LR = 0.45" in git(root, "show", f"{e.commit_sha}:train.py")
+            # one commit on its parent's, as the console's `e` leaves it
+            assert git(root, "rev-parse", f"{e.commit_sha}^").strip() == st.experiment(ids.best).commit_sha
 
     run(body())
 

@@ -17,6 +17,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from nightlab.agent.states import WINNERS
+from nightlab.errors import NightlabError
 from nightlab.tui import keymap
 from nightlab.tui.data import fmt_delta, fmt_metric
 from nightlab.tui.diffparse import FileDiff, parse_unified
@@ -75,14 +76,11 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(thread=True, exit_on_error=False, name="load diff")
     def _load(self) -> None:
-        from nightlab.agent.promote import promote_preview
-        from nightlab.errors import NightlabError
-
-        store = self.nl.store()
-        e = store.experiment(self.exp_id)
+        desk = self.nl.desk()
+        e = desk.experiment(self.exp_id)
         if self.mode == "promote":
             try:
-                pv = promote_preview(self.nl.root, store, e)
+                pv = desk.preview_promote(e.id)
             except NightlabError as err:
                 self.post_message(self.Loaded(f"Cannot promote #{e.id}: {err}" + self._verdict(), e.patch or "",
                                               problem=str(err)))
