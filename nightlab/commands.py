@@ -16,6 +16,7 @@ from nightlab import console
 from nightlab.agent.config import load_config
 from nightlab.agent.demo import example_dir as example_dir  # re-exported: where the bundled example lives
 from nightlab.agent.demo import make_demo_repo
+from nightlab.agent.states import ApprovalState, Mode, SessionState
 from nightlab.errors import NightlabError
 
 
@@ -90,12 +91,12 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
     _apply_overrides(cfg, args)
     desk = FrontDesk(root, cfg=cfg, who="console")
     mode = args.mode or desk.resume_mode()
-    if mode == "step" and not _tty() and not args.yes and not args.detach:
+    if mode == Mode.STEP and not _tty() and not args.yes and not args.detach:
         raise NightlabError("step mode asks on the terminal, but there is none; use --detach (approve with "
                             "`nightlab approve ID`), --mode autonomous, --yes, or the TUI")
     if args.yes:
         approver = console.auto_approver
-    elif mode == "step" and not args.detach:
+    elif mode == Mode.STEP and not args.detach:
         approver = console.console_approver
     else:
         approver = None  # detached: proposals wait in the approval queue (TUI, `nightlab approve`)
@@ -111,7 +112,7 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
             from None
     finally:
         printer.close()
-    if summary.state == "hibernating":
+    if summary.state == SessionState.HIBERNATING:
         print("hibernating: jobs are running detached; they wake nightlab when they end. "
               "`nightlab status` shows progress.")
         return 0
@@ -268,12 +269,10 @@ def cmd_promote(root: Path, args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------- approvals
-def _decide(root: Path, target: str, state: str, feedback: str | None = None) -> int:
-    from nightlab.agent.states import ApprovalState
-
+def _decide(root: Path, target: str, state: ApprovalState, feedback: str | None = None) -> int:
     desk = _desk(root)
     if target == "budget":
-        desk.decide_budget(ApprovalState(state), feedback)
+        desk.decide_budget(state, feedback)
         print(f"{state} the model cost budget extension")
         return 0
     if not target.isdigit():
@@ -288,11 +287,11 @@ def _decide(root: Path, target: str, state: str, feedback: str | None = None) ->
 
 
 def cmd_approve(root: Path, args: argparse.Namespace) -> int:
-    return _decide(root, args.id, "approved")
+    return _decide(root, args.id, ApprovalState.APPROVED)
 
 
 def cmd_reject(root: Path, args: argparse.Namespace) -> int:
-    return _decide(root, args.id, "rejected", args.why or None)
+    return _decide(root, args.id, ApprovalState.REJECTED, args.why or None)
 
 
 def cmd_stop(root: Path, args: argparse.Namespace) -> int:
@@ -444,7 +443,7 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     desk = _desk(repo, who="console")
     printer = console.EventPrinter(cfg)
     engine = desk.start(cfg, mode=args.mode, budget=args.budget, on_event=printer,
-                        approver=console.console_approver if args.mode == "step" else None)
+                        approver=console.console_approver if args.mode == Mode.STEP else None)
     printer.engine = engine
     try:
         summary = engine.run()

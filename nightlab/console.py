@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nightlab.agent.states import ApprovalKind, ApprovalState, Mode, SessionState
+
 if TYPE_CHECKING:
     from nightlab.agent.config import ProjectConfig
     from nightlab.agent.engine import Decision, Engine
@@ -197,10 +199,10 @@ def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision 
             return Decision("quit")
         key = ans[:1].lower()
         if key == "y":
-            return Decision("approved")
+            return Decision(ApprovalState.APPROVED)
         if key == "n":
             fb = ans[1:].strip(" :") or input("feedback for the policy (why not?): ").strip()
-            return Decision("rejected", fb or None)
+            return Decision(ApprovalState.REJECTED, fb or None)
         if key == "q":
             return Decision("quit")
         if key == "e":
@@ -211,7 +213,7 @@ def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision 
 def auto_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
     from nightlab.agent.engine import Decision
 
-    return Decision("approved")
+    return Decision(ApprovalState.APPROVED)
 
 
 def run_editor(paths: list[Path]) -> int:
@@ -318,12 +320,12 @@ def print_status(data: dict[str, Any]) -> None:
     if s is None:
         print("no session yet: `nightlab run` starts one")
         return
-    mode = style(s["mode"].upper(), "1;35" if s["mode"] == "autonomous" else "1;36")
+    mode = style(s["mode"].upper(), "1;35" if s["mode"] == Mode.AUTONOMOUS else "1;36")
     print(f"session {s['id']}: {mode}, {s['state']}, engine {s['engine']}, policy {s['policy']}, "
           f"{s['runs_started']}/{s['budget']} runs" + (f", noise floor {s['noise_floor']:.4g}"
                                                       if s.get("noise_floor") else "")
           + (f", model cost ${s['cost']:.4f}" if s.get("cost") else ""))
-    if s["wake_conditions"] and s["state"] in ("hibernating", "waiting"):
+    if s["wake_conditions"] and s["state"] in (SessionState.HIBERNATING, SessionState.WAITING):
         print("  wakes when: " + "; ".join(s["wake_conditions"]))
     if s.get("seeding"):
         print(f"  seeds: {s['seeding']}")
@@ -349,10 +351,10 @@ def print_status(data: dict[str, Any]) -> None:
         if j["last_line"]:
             print(f"      {j['last_line']}")
     for a in data["approvals"]:
-        if a["kind"] == "hypothesis":
+        if a["kind"] == ApprovalKind.HYPOTHESIS:
             text = (f"  waiting for you: {a['kind']} #{a['experiment']}  "
                     f"(nightlab approve {a['experiment']} / reject {a['experiment']} --why ...)")
-        elif a["kind"] == "budget":
+        elif a["kind"] == ApprovalKind.BUDGET:
             text = (f"  waiting for you: model cost ${a['payload'].get('spent', 0):.4f} reached the budget "
                     "(nightlab approve budget / reject budget)")
         else:

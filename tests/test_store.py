@@ -6,6 +6,17 @@ from pathlib import Path
 import sqlite_utils
 
 from nightlab.agent import store as store_mod
+from nightlab.agent.states import (
+    ApprovalKind,
+    ApprovalState,
+    FailureClass,
+    JobState,
+    Kind,
+    Mode,
+    RunResult,
+    SessionState,
+    Status,
+)
 from nightlab.agent.store import SCHEMA_VERSION, Store
 
 
@@ -61,3 +72,88 @@ def test_two_connections_see_each_other(tmp_path: Path) -> None:
     sess = a.create_session("/p", "autonomous", "builtin", 5, None, None)
     b.update_session(sess.id, mode="step")
     assert a.session(sess.id).mode == "step"
+
+
+def _store_at(path: Path, version: int) -> sqlite_utils.Database:
+    """A database as an older nightlab wrote it: its migrations up to `version`, nothing after."""
+    conn = sqlite3.connect(path)
+    db = sqlite_utils.Database(conn)
+    for v, step in store_mod.MIGRATIONS:
+        if v <= version:
+            step(db)
+    db.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    return db
+
+
+def test_migration_from_v4_gives_unconfirmed_its_own_state(tmp_path: Path) -> None:
+    """Schemas 4 to 6 marked a best kept on one seed with status `kept` and a sentence in `error`; schema 7 gives
+    it the status `unconfirmed` and leaves every other row as it was."""
+    path = tmp_path / "v4.sqlite"
+    db = _store_at(path, 4)
+    rows = [
+        (1, "baseline", "kept", None, "succeeded"),
+        (2, "hyperparameter", "kept", store_mod.V4_UNCONFIRMED_NOTE, "succeeded"),  # the one-seed best
+        (3, "hyperparameter", "kept", None, "succeeded"),
+        (4, "hyperparameter", "discarded", "0.5 vs best 0.6: no improvement", "succeeded"),
+        (5, "rerun", "kept", None, "succeeded"),
+        (6, "fix", "failed", None, "failed"),
+    ]
+    for eid, kind, status, error, result in rows:
+        db.execute("INSERT INTO experiments (id, title, kind, status, error, run_result, failure_class, metric) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, 0.5)",
+                   (eid, f"e{eid}", kind, status, error, result, "oom" if result == "failed" else None))
+    db.execute("INSERT INTO sessions (id, mode, state) VALUES (1, 'autonomous', 'hibernating')")
+    db.execute("INSERT INTO approvals (id, kind, state, payload) VALUES (1, 'promote', 'pending', '{}')")
+    db.execute("INSERT INTO jobs (id, experiment_id, state) VALUES (1, 6, 'ended')")
+    db.conn.commit()
+    db.conn.close()
+
+    s = Store(path)
+    assert s.version == SCHEMA_VERSION == 7
+    got = {e.id: e for e in s.experiments()}
+    assert (got[2].status, got[2].error) == (Status.UNCONFIRMED, None)
+    assert [got[i].status for i in (1, 3, 4, 5, 6)] == ["kept", "kept", "discarded", "kept", "failed"]
+    assert got[4].error == "0.5 vs best 0.6: no improvement"
+    # read back as the named states, stored as their plain values
+    assert isinstance(got[2].status, Status) and got[6].kind is Kind.FIX and got[6].run_result is RunResult.FAILED
+    assert got[6].failure_class is FailureClass.OOM
+    session = s.session(1)
+    assert (session.mode, session.state) == (Mode.AUTONOMOUS, SessionState.HIBERNATING)
+    assert s.approval(1).kind is ApprovalKind.PROMOTE and s.approval(1).state is ApprovalState.PENDING
+    assert s.job(1).state is JobState.ENDED
+    raw = s.db.execute("SELECT status, typeof(status) FROM experiments WHERE id = 2").fetchone()
+    assert raw == ("unconfirmed", "text")
+    s.close()
+    assert Store(path).experiment(2).status == Status.UNCONFIRMED  # migrating again changes nothing
+
+
+def test_a_failure_class_this_version_does_not_know_is_kept_as_written(tmp_path: Path) -> None:
+    s = Store(tmp_path / "db.sqlite")
+    e = s.add_experiment(title="x", status=Status.FAILED, failure_class="quantum_decoherence")
+    assert s.experiment(e.id).failure_class == "quantum_decoherence"
+
+
+def test_named_queries(tmp_path: Path) -> None:
+    s = Store(tmp_path / "db.sqlite")
+    sid = s.create_session("/p", Mode.STEP, "builtin", 5, None, None).id
+    base = s.add_experiment(session_id=sid, kind=Kind.BASELINE, status=Status.KEPT, commit_sha="a",
+                            run_result=RunResult.SUCCEEDED, settled=1)
+    rerun = s.add_experiment(session_id=sid, kind=Kind.RERUN, rerun_of=base.id, parent_id=base.id,
+                             status=Status.QUEUED, commit_sha="a")
+    fix = s.add_experiment(session_id=sid, kind=Kind.FIX, parent_id=base.id, status=Status.PROPOSED)
+    done = s.add_experiment(session_id=sid, kind=Kind.HYPERPARAMETER, parent_id=base.id, status=Status.SUCCEEDED,
+                            commit_sha="b",
+                            run_result=RunResult.SUCCEEDED, settled=0)
+    assert s.baseline_experiment().id == base.id  # type: ignore[union-attr]
+    assert [e.id for e in s.reruns_of(base.id)] == [rerun.id]
+    assert [e.id for e in s.proposals_on(base.id)] == [fix.id, done.id]
+    assert [e.id for e in s.active_experiments()] == [rerun.id, fix.id]
+    assert [e.id for e in s.unmaterialised()] == [fix.id]  # recorded, never given a commit
+    assert [e.id for e in s.unsettled_results()] == [done.id]  # a run whose verdict was not acted on
+    assert [e.id for e in s.experiments_in(Status.KEPT, Status.SUCCEEDED)] == [base.id, done.id]
+    a = s.add_approval(ApprovalKind.HYPOTHESIS, {}, sid, fix.id)
+    assert s.pending_approval(kind=ApprovalKind.HYPOTHESIS, experiment_id=fix.id) == a
+    s.decide(a.id, ApprovalState.REJECTED, "me", "no")
+    assert s.pending_approval(experiment_id=fix.id) is None
+    assert [x.state for x in s.approvals_of(kind=ApprovalKind.HYPOTHESIS, session_id=sid)] == ["rejected"]

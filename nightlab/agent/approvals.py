@@ -8,12 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from nightlab.agent.actions import FrontDesk
-from nightlab.agent.states import ApprovalState
+from nightlab.agent.states import ApprovalKind, ApprovalState
 from nightlab.agent.store import Approval, Store
 
 
 def pending_for(store: Store, exp_id: int, kind: str | None = None) -> Approval | None:
-    return store.pending_approval(kind=kind, experiment_id=exp_id)
+    return store.pending_approval(kind=ApprovalKind(kind) if kind else None, experiment_id=exp_id)
 
 
 def decide_for_experiment(root: Path, store: Store, exp_id: int, state: str, who: str,

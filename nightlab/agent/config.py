@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nightlab.agent.goal import Goal
 from nightlab.errors import ConfigError
 
 CONFIG_FILE = "nightlab.toml"
@@ -23,7 +24,7 @@ class _Strict(BaseModel):
 
 class MetricConfig(_Strict):
     name: str = Field(min_length=1, description="the metric's name as printed")
-    goal: Literal["maximize", "minimize"]
+    goal: Goal
     regex: str | None = Field(default=None, description="Python regex whose group 1 is the value; last match wins")
     file: str | None = Field(default=None, description="a metrics file the job writes (JSON lines or name=value)")
     source: Literal["log", "tensorboard"] = Field(

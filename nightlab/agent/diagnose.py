@@ -21,19 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nightlab.agent.goal import Goal
 from nightlab.agent.metrics import parse_loss_curve
+from nightlab.agent.states import FailureClass
 
 __all__ = [
     "FAILURE_CLASSES", "Failure", "ParsedTraceback", "Pathology", "TracebackFrame", "classify_failure",
     "curve_pathologies", "parse_traceback",
 ]
 
-FAILURE_CLASSES = (
-    "syntax_error", "import_error", "shape_mismatch", "dtype_error", "device_error", "oom", "worker_error", "nan_loss",
-    "nan_metric", "no_metric", "timeout", "killed", "file_not_found", "argument_error", "key_error", "attribute_error",
-    "name_error", "value_error", "assertion_error", "runtime_error", "protected_modified", "log_flood", "disk_full",
-    "interrupted", "lost", "fork_storm", "unknown",
-)
+# the classes a run's log and status can show (states.FailureClass, less the engine's own launch_error)
+FAILURE_CLASSES = tuple(c for c in FailureClass if c != FailureClass.LAUNCH_ERROR)
 
 _TRACEBACK_LINES = 60  # what Failure.traceback keeps of a long traceback
 _TAIL_CHARS = 400_000  # the part of a huge log that text signals are looked for in (failures show at the end)
@@ -755,10 +753,10 @@ def curve_pathologies(
         vfin = [(s, v) for s, v in val_curve if math.isfinite(v)]
         if len(vfin) >= _MIN_POINTS and not diverging:
             vv = [v for _s, v in vfin]
-            sign = 1.0 if goal == "minimize" else -1.0
-            best_i = min(range(len(vv)), key=lambda i: sign * vv[i])
+            g = Goal(goal)
+            best_i = min(range(len(vv)), key=lambda i: -g.sign * vv[i])  # the first best value
             best, vend, vstart = vv[best_i], vv[-1], vv[0]
-            worse = sign * (vend - best)
+            worse = g.gain(best, vend)
             # beyond epoch-to-epoch noise: a real share of what was gained, or of the value itself
             need = max(0.03 * abs(best), 0.25 * abs(vstart - best), 1e-12)
             # and the model must be fitting the training data: a train loss still near its start is under-fitting

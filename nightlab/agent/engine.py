@@ -69,7 +69,7 @@ from nightlab.agent.states import (
     SessionState,
     Status,
 )
-from nightlab.agent.store import UNCONFIRMED, Approval, Experiment, Job, Session, Store
+from nightlab.agent.store import Approval, Experiment, Job, Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import EditError, GitError, NightlabError
 from nightlab.sandbox import lease, runner, slots
@@ -82,13 +82,15 @@ RERUN = Kind.RERUN
 
 
 QUIT = "quit"  # the answer that stops asking (and the loop), beside the approval states
+# why a best is `unconfirmed` (said in its "kept" event; the status carries it, nothing matches this text)
+ONE_SEED_NOTE = "unconfirmed: no run left to re-run it with another seed (the next `nightlab run` does that first)"
 
 
 @dataclass
 class Decision:
     """A human's answer to an approval: approved, rejected (with feedback) or quit (stop asking, stop the loop)."""
 
-    state: str
+    state: str  # an ApprovalState, or QUIT
     feedback: str | None = None
 
 
@@ -98,7 +100,7 @@ EventSink = Callable[[str, str, dict[str, Any]], None]
 
 @dataclass
 class EngineOptions:
-    mode: str = Mode.STEP  # step | autonomous
+    mode: Mode = Mode.STEP
     budget: int | None = None  # training runs this invocation may start; None = config default
     detach: bool = False  # hibernate (return) instead of waiting when nothing can progress
     unsafe_no_sandbox: bool = False
@@ -274,7 +276,7 @@ class Engine:
         if latest is not None and latest.state != SessionState.DONE:
             self.store.update_session(latest.id, state=SessionState.DONE)
         budget = self.options.budget if self.options.budget is not None else self.cfg.search.budget
-        s = self.store.create_session(str(self.root), self.options.mode, self.cfg.search.policy, budget,
+        s = self.store.create_session(str(self.root), Mode(self.options.mode), self.cfg.search.policy, budget,
                                       self.ws.head_commit(), self.ws.current_branch(),
                                       min_id=self.ws.branch_sessions_top() + 1)
         self.store.update_session(s.id, pid=os.getpid(), unsafe=int(self.options.unsafe_no_sandbox))
@@ -619,8 +621,8 @@ class Engine:
                                        f"runs: {noise:.4g}{self._noise_note()}", target.id, noise_floor=noise)
                     self.store.update_session(self.sid, noise_floor=noise)
                 return
-            if target.status == Status.SUCCEEDED or (target.status == Status.KEPT and target.error == UNCONFIRMED):
-                self._judge(target, confirmed=True)  # awaiting confirmation (or kept unconfirmed at budget end)
+            if target.status in (Status.SUCCEEDED, Status.UNCONFIRMED):
+                self._judge(target, confirmed=True)  # awaiting its confirmation (or kept on one seed at budget end)
                 target = self.store.experiment(target.id)
             if e.run_result == RunResult.SUCCEEDED and target.status in (Status.KEPT, Status.DISCARDED):
                 # a confirmation shares its experiment's verdict: a "kept" re-run of a discarded change would mislead
@@ -712,20 +714,20 @@ class Engine:
                                      "another seed to confirm", e.id)
                 return
             # the budget is spent: the best so far, but on one seed; the next `nightlab run` confirms it first
-            self._keep(e, f"{why}; {UNCONFIRMED}", note=UNCONFIRMED)
+            self._keep(e, f"{why}; {ONE_SEED_NOTE}", unconfirmed=True)
             return
         self._keep(e, why)
 
-    def _keep(self, e: Experiment, why: str, note: str | None = None) -> None:
-        self.store.update_experiment(e.id, status=Status.KEPT, error=note)
+    def _keep(self, e: Experiment, why: str, unconfirmed: bool = False) -> None:
+        self.store.update_experiment(e.id, status=Status.UNCONFIRMED if unconfirmed else Status.KEPT, error=None)
         self.emit("kept", f"#{e.id} is the new best: {why}", e.id)
 
     def _queue_pending_confirmation(self) -> bool:
         """Re-run a best that was kept on one seed when an earlier session ran out of budget (see `_judge`)."""
         if not (self.cfg.search.confirm and self.seeded):
             return False
-        for e in self.store.experiments_in(Status.KEPT):
-            if e.kind == RERUN or e.error != UNCONFIRMED or self.store.reruns_of(e.id):
+        for e in self.store.experiments_in(Status.UNCONFIRMED):
+            if e.kind == RERUN or self.store.reruns_of(e.id):
                 continue
             self._queue_rerun(e, reason="confirm")
             self.emit("confirm", f"#{e.id} was kept on one seed when the last session's budget ran out; "
@@ -793,7 +795,7 @@ class Engine:
             self.emit("abandon", f"#{e.id}: no fix to try; abandoning this branch", e.id)
             return
         proposal.parent_id = e.id
-        proposal.kind = proposal.kind or "fix"
+        proposal.kind = proposal.kind or Kind.FIX
         self._record_step(ctx, self.admit(proposal, depth=e.depth + 1), view(e))
 
     # ------------------------------------------------------------------------------------------- model cost
@@ -874,7 +876,7 @@ class Engine:
         if decision.state == QUIT:
             self._stop = True
             return
-        self.store.decide(appr.id, decision.state, self.options.who, decision.feedback)
+        self.store.decide(appr.id, ApprovalState(decision.state), self.options.who, decision.feedback)
         self._process_decisions()
 
     def _process_decisions(self) -> bool:

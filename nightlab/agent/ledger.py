@@ -16,8 +16,8 @@ from typing import Any
 from nightlab.agent import outcome
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.goal import Goal
-from nightlab.agent.states import WINNERS, Kind, RunResult
-from nightlab.agent.store import UNCONFIRMED, Experiment, Session, Store
+from nightlab.agent.states import WINNERS, Kind, RunResult, Status
+from nightlab.agent.store import Experiment, Session, Store
 
 
 @dataclass
@@ -152,7 +152,7 @@ class Ledger:
                 "metric": val, "runs": len(vals), "seed": e.seed, "stage": e.stage, "reward": e.reward,
                 "delta": (val - base_val) if val is not None and base_val is not None else None,
                 "failure_class": e.failure_class, "seconds": e.seconds, "branch": e.branch, "commit": e.commit_sha,
-                "unconfirmed": e.status == "kept" and e.error == UNCONFIRMED,
+                "unconfirmed": e.status == Status.UNCONFIRMED,
             })
         return Summary(
             session_id=session.id if session else 0, state=session.state if session else "none",

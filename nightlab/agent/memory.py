@@ -15,15 +15,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from nightlab.agent.policy.base import Edit, ExperimentView, Proposal
+from nightlab.agent.states import ACTIVE, ENGINE_KINDS, Kind, RunResult, Status
 
 # statuses whose experiment ran to an outcome that counts as evidence (rejected / cancelled ones never ran)
-RAN = {"kept", "discarded", "promoted", "failed", "timed_out", "succeeded", "lost", "stopped_early", "no_effect"}
+RAN = frozenset({Status.KEPT, Status.UNCONFIRMED, Status.DISCARDED, Status.PROMOTED, Status.FAILED, Status.TIMED_OUT,
+                 Status.SUCCEEDED, Status.LOST, Status.STOPPED_EARLY,
+                 Status.NO_EFFECT})
 # refused before running (by a human, with feedback, or as an invalid edit): worth remembering, not a repeat
-REJECTED = "rejected"
+REJECTED = Status.REJECTED
 # statuses of experiments on their way to a run: proposing the same thing again while they run is also a repeat
-PENDING = {"proposed", "approved", "queued", "running"}
+PENDING = ACTIVE
 # kinds that repeat on purpose (seed re-runs) or are not hypotheses at all
-NOT_HYPOTHESES = {"rerun", "baseline"}
+NOT_HYPOTHESES = ENGINE_KINDS
 TITLE_SIMILARITY = 0.9  # SequenceMatcher ratio of normalised titles above which two titles say the same thing
 
 
@@ -43,9 +46,11 @@ class MemoryItem:
 def _outcome(e: ExperimentView) -> str:
     if e.status in PENDING:
         return "pending"
-    if e.status in ("kept", "promoted"):
-        return "improved" if e.status == "kept" else "improved (promoted)"
-    if e.status == "discarded":
+    if e.status in (Status.KEPT, Status.UNCONFIRMED):
+        return "improved"
+    if e.status == Status.PROMOTED:
+        return "improved (promoted)"
+    if e.status == Status.DISCARDED:
         return "no improvement"
     if e.status == "stopped_early":  # its curve was clearly worse than its parent's: a regression, seen early
         return "worse (stopped early)"
@@ -53,9 +58,9 @@ def _outcome(e: ExperimentView) -> str:
         return "no effect (ran exactly like its parent: the change did not reach the program)"
     if e.status == REJECTED:
         return "rejected before running"
-    if e.status == "timed_out" or e.run_result == "timed_out":
+    if e.status == Status.TIMED_OUT or e.run_result == RunResult.TIMED_OUT:
         return "timed out"
-    if e.status in ("failed", "lost") or e.run_result in ("failed", "lost"):
+    if e.status in (Status.FAILED, Status.LOST) or e.run_result in (RunResult.FAILED, RunResult.LOST):
         return f"failed: {e.failure_class}" if e.failure_class else "failed"
     return e.status
 
@@ -200,7 +205,7 @@ def is_repeat(
             continue
         if proposal.parent_id is not None and e.parent_id != proposal.parent_id:
             continue
-        fix_like = proposal.kind == "fix" or e.kind == "fix"
+        fix_like = proposal.kind == Kind.FIX or e.kind == Kind.FIX
         if fix_like and (e.kind != proposal.kind or e.parent_id != proposal.parent_id):
             continue
         if sig and patches is not None and patches.get(e.id) and patch_signature(patches[e.id]) == sig \

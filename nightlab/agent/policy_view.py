@@ -13,6 +13,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import matches_any
 from nightlab.agent.ledger import Ledger
 from nightlab.agent.policy.base import ExperimentView, PolicyContext
+from nightlab.agent.states import ApprovalKind, ApprovalState
 from nightlab.agent.store import Experiment
 from nightlab.agent.workspace import Workspace
 
@@ -49,8 +50,8 @@ def build_context(root: Path, cfg: ProjectConfig, ws: Workspace, ledger: Ledger,
         brief = bp.read_text() if bp.is_file() else ""
     tracked = ws.tracked_files(base_commit)
     # a person's rejection is a decided hypothesis approval; the engine's refusals have none
-    by_user = {a.experiment_id: a.feedback or "" for a in ledger.store.approvals("rejected")
-               if a.kind == "hypothesis" and a.experiment_id is not None}
+    by_user = {a.experiment_id: a.feedback or "" for a in ledger.store.approvals(ApprovalState.REJECTED)
+               if a.kind == ApprovalKind.HYPOTHESIS and a.experiment_id is not None}
     return PolicyContext(
         root=str(root), metric=cfg.metric.name, goal=cfg.metric.goal,
         editable=editable_files(ws, cfg, base_commit, tracked), protected=list(cfg.protected),

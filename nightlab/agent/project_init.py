@@ -21,6 +21,7 @@ from typing import Any
 from nightlab.agent import code_reach, data_links, metrics, run_metrics, tbevents
 from nightlab.agent.code_reach import CONFIG_EXT
 from nightlab.agent.config import CONFIG_FILE, MetricConfig, ProjectConfig, dump_config, find_config
+from nightlab.agent.goal import Goal
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
 from nightlab.sandbox import slots
@@ -255,7 +256,7 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
         say(f"training command: {command}")
     from nightlab.agent.launcher import python_for
 
-    probe_cfg = ProjectConfig(command=command, metric=MetricConfig(name="x", goal="maximize"))
+    probe_cfg = ProjectConfig(command=command, metric=MetricConfig(name="x", goal=Goal.MAXIMIZE))
     python = python_for(ws.root, probe_cfg)
     missing = _missing_program(command, ws.root)
     if missing is not None:

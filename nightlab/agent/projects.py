@@ -19,6 +19,7 @@ from typing import Any
 
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.paths import StatePaths
+from nightlab.agent.states import ApprovalState, SessionState, Status
 
 
 def registry_dir() -> Path:
@@ -97,16 +98,16 @@ def overview(root: Path) -> dict[str, Any]:
     if session is None:
         engine = "awake" if awake else "no session"
     elif awake:
-        engine = "waiting" if session.state == "waiting" else "awake"
+        engine = "waiting" if session.state == SessionState.WAITING else "awake"
     else:
-        engine = session.state if session.state in ("hibernating", "done") else "stopped"
+        engine = session.state if session.state in (SessionState.HIBERNATING, SessionState.DONE) else "stopped"
     exps = {e.id: e for e in store.experiments()}
     row.update({
         "mode": session.mode if session else None, "engine": engine, "session": session.id if session else None,
         "baseline": summary.baseline, "best": summary.best, "best_id": summary.best_id,
         "wake_conditions": list(session.wake_conditions) if session else [],
-        "queued": len([e for e in exps.values() if e.status == "queued"]),
-        "approvals": len(store.approvals("pending")),
+        "queued": len([e for e in exps.values() if e.status == Status.QUEUED]),
+        "approvals": len(store.approvals(ApprovalState.PENDING)),
         "running": [{"experiment": j.experiment_id, "where": j.where,
                      "queued": j.remote and j.run_started is None,
                      "title": exps[j.experiment_id].title if j.experiment_id in exps else "",

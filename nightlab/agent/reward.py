@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from nightlab.agent.goal import Goal
 from nightlab.sandbox.stages import STAGES, stage_index
 
 __all__ = [
@@ -98,7 +99,6 @@ INVALIDATING_FAILURES = frozenset({"protected_modified"})
 R_MIN = -REGRESSION_LOSS - DURATION_WEIGHT - max(max(FAILURE_PENALTY.values()), DEFAULT_FAILURE_PENALTY)
 R_MAX = STAGE_WEIGHT + IMPROVEMENT_GAIN
 
-Goal = Literal["maximize", "minimize"]
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,7 @@ def explain(x: RewardInput) -> dict[str, Any]:
         magnitude = abs(base) if base is not None else abs(reference)
         noise = _finite(x.noise_floor)
         scale = max(noise if noise is not None and noise > 0 else 0.0, RELATIVE_FLOOR * magnitude, EPS)
-        sign = 1.0 if x.goal == "maximize" else -1.0
-        units = sign * (metric - reference) / scale
+        units = Goal(x.goal).gain(metric, reference) / scale
         if not math.isfinite(units):  # overflow on absurd values: keep the sign, saturate
             units = math.copysign(1e300, units) if not math.isnan(units) else 0.0
         beyond = math.copysign(max(abs(units) - 1.0, 0.0), units)

@@ -12,6 +12,7 @@ from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.paths import StatePaths
 from nightlab.agent.report import existing_report
+from nightlab.agent.states import ApprovalState, SessionState
 from nightlab.agent.store import Session, Store
 from nightlab.sandbox import isolate, runner
 
@@ -47,6 +48,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
     exps = {e.id: e for e in store.experiments()}
     paths = StatePaths.of(root)
     awake = ProjectLock(paths.dir).is_held()
+    asleep = session is not None and session.state == SessionState.HIBERNATING
     jobs = []
     for j in store.open_jobs():
         e = exps.get(j.experiment_id)
@@ -86,7 +88,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
         "goal": cfg.metric.goal,
         "session": None if session is None else {
             "id": session.id, "mode": session.mode, "state": session.state,
-            "engine": "awake" if awake else ("hibernating" if session.state == "hibernating" else "not running"),
+            "engine": "awake" if awake else ("hibernating" if asleep else "not running"),
             "budget": session.budget, "runs_started": session.runs_started,
             "budget_left": max(0, session.budget - session.runs_started), "wake_conditions": session.wake_conditions,
             "noise_floor": session.noise_floor, "cost": session.cost, "policy": session.policy,
@@ -97,7 +99,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
         "experiments": experiments,
         "jobs": jobs,
         "approvals": [{"id": a.id, "kind": a.kind, "experiment": a.experiment_id, "payload": a.payload}
-                      for a in store.approvals("pending")],
+                      for a in store.approvals(ApprovalState.PENDING)],
         "gpus": gpu_state(root, [(j.slot, j.experiment_id) for j in store.open_jobs()]),
         "mlflow": mlflow_state(root, cfg),
         "report": _report(root, session),

@@ -18,17 +18,29 @@ from typing import Any
 
 import sqlite_utils
 
-from nightlab.agent.states import ACTIVE, OPEN_JOB_STATES, Kind, Status
+from nightlab.agent.states import (
+    ACTIVE,
+    OPEN_JOB_STATES,
+    ApprovalKind,
+    ApprovalState,
+    FailureClass,
+    JobState,
+    Kind,
+    Mode,
+    RunResult,
+    SessionState,
+    Status,
+)
 from nightlab.agent.states import SETTLED as SETTLED
+from nightlab.agent.states import UNCONFIRMED_LABEL as UNCONFIRMED_LABEL
 from nightlab.errors import NightlabError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 EXPERIMENT_STATUSES = tuple(Status)
-# the note (in `error`) on a best kept on one seed because the budget ran out before its confirming re-run, and how
-# tables (console and TUI) show such an experiment's status
-UNCONFIRMED = "unconfirmed: no run left to re-run it with another seed (the next `nightlab run` does that first)"
-UNCONFIRMED_LABEL = "kept?"
+# how a schema-4 store marked a best kept on one seed: status `kept` plus this sentence in `error` (see _v7)
+V4_UNCONFIRMED_NOTE = ("unconfirmed: no run left to re-run it with another seed "
+                       "(the next `nightlab run` does that first)")
 
 
 def _v1(db: sqlite_utils.Database) -> None:
@@ -147,8 +159,18 @@ def _v6(db: sqlite_utils.Database) -> None:
         sess.add_column("seeding", str)
 
 
+def _v7(db: sqlite_utils.Database) -> None:
+    """v7: a best kept on one seed has a status of its own, `unconfirmed` (it was `kept` with a sentence in `error`,
+    recognised by equality, so rewording the sentence would have broken old databases)."""
+    db.execute("UPDATE experiments SET status = ?, error = NULL WHERE status = ? AND error = ?",
+               [Status.UNCONFIRMED, Status.KEPT, V4_UNCONFIRMED_NOTE])
+
+
+_FAILURE_CLASSES = frozenset(FailureClass)
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6)]
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7),
+]
 
 
 @dataclass
@@ -159,17 +181,17 @@ class Experiment:
     title: str = ""
     rationale: str = ""
     expected_effect: str = ""
-    kind: str = "hyperparameter"
+    kind: Kind = Kind.HYPERPARAMETER
     knobs: dict[str, Any] = field(default_factory=dict)
     edits: list[dict[str, str]] = field(default_factory=list)
     patch: str | None = None
     branch: str | None = None
     commit_sha: str | None = None
-    status: str = "proposed"
-    run_result: str | None = None
+    status: Status = Status.PROPOSED
+    run_result: RunResult | None = None
     metric: float | None = None
     curve: list[list[float]] = field(default_factory=list)
-    failure_class: str | None = None
+    failure_class: str | None = None  # a FailureClass (read back as one when it is a known class)
     diagnosis: str | None = None
     seconds: float | None = None
     seed: int = 0
@@ -206,6 +228,12 @@ class Experiment:
         for k in ("title", "rationale", "expected_effect"):
             if data.get(k) is None:
                 data[k] = ""
+        data["status"] = Status(data.get("status") or Status.PROPOSED)
+        data["kind"] = Kind(data.get("kind") or Kind.HYPERPARAMETER)
+        data["run_result"] = RunResult(data["run_result"]) if data.get("run_result") else None
+        fc = data.get("failure_class")
+        # a class this version does not know (written by a newer diagnosis) stays as written
+        data["failure_class"] = FailureClass(fc) if fc in _FAILURE_CLASSES else fc
         return cls(**data)
 
 
@@ -213,11 +241,11 @@ class Experiment:
 class Session:
     id: int
     project: str
-    mode: str
+    mode: Mode
     policy: str
     budget: int
     runs_started: int
-    state: str
+    state: SessionState
     wake_conditions: list[str]
     base_commit: str | None
     base_branch: str | None
@@ -231,8 +259,9 @@ class Session:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Session:
         return cls(
-            id=row["id"], project=row["project"] or "", mode=row["mode"] or "step", policy=row["policy"] or "builtin",
-            budget=row["budget"] or 0, runs_started=row["runs_started"] or 0, state=row["state"] or "active",
+            id=row["id"], project=row["project"] or "", mode=Mode(row["mode"] or Mode.STEP),
+            policy=row["policy"] or "builtin", budget=row["budget"] or 0, runs_started=row["runs_started"] or 0,
+            state=SessionState(row["state"] or SessionState.ACTIVE),
             wake_conditions=json.loads(row["wake_conditions"] or "[]"), base_commit=row["base_commit"],
             base_branch=row["base_branch"], noise_floor=row.get("noise_floor"), cost=row.get("cost") or 0.0,
             created=row["created"] or 0.0, pid=row.get("pid"), unsafe=bool(row.get("unsafe")),
@@ -245,9 +274,9 @@ class Approval:
     id: int
     session_id: int | None
     experiment_id: int | None
-    kind: str
+    kind: ApprovalKind
     payload: dict[str, Any]
-    state: str
+    state: ApprovalState
     who: str | None
     feedback: str | None
     created: float
@@ -256,8 +285,9 @@ class Approval:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Approval:
         return cls(
-            id=row["id"], session_id=row["session_id"], experiment_id=row["experiment_id"], kind=row["kind"],
-            payload=json.loads(row["payload"] or "{}"), state=row["state"], who=row["who"],
+            id=row["id"], session_id=row["session_id"], experiment_id=row["experiment_id"],
+            kind=ApprovalKind(row["kind"]), payload=json.loads(row["payload"] or "{}"),
+            state=ApprovalState(row["state"]), who=row["who"],
             feedback=row.get("feedback"), created=row["created"] or 0.0, decided=row["decided"],
         )
 
@@ -273,7 +303,7 @@ class Job:
     wrapper_start: float | None
     slot: str | None
     log_path: str
-    state: str
+    state: JobState
     exit_code: int | None
     started: float | None  # when nightlab started it (local) or handed it to the scheduler
     ended: float | None
@@ -306,6 +336,7 @@ class Job:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         values: dict[str, Any] = {f.name: row.get(f.name) for f in fields(cls)}
+        values["state"] = JobState(values["state"] or JobState.STARTING)
         return cls(**values)
 
     @property
@@ -417,7 +448,7 @@ class Store:
         return self.db.query(sql, params)
 
     # ------------------------------------------------------------------------------------------- sessions
-    def create_session(self, project: str, mode: str, policy: str, budget: int, base_commit: str | None,
+    def create_session(self, project: str, mode: Mode, policy: str, budget: int, base_commit: str | None,
                        base_branch: str | None, min_id: int = 0) -> Session:
         """A new session; its id is at least `min_id` (the engine passes one past the sessions that already have
         branches in the repository, so a new store never reuses a branch name of an old one)."""
@@ -426,7 +457,7 @@ class Store:
         sid = self._insert("sessions", {
             **({"id": min_id} if min_id > top else {}),
             "project": project, "created": now, "updated": now, "mode": mode, "policy": policy, "budget": budget,
-            "runs_started": 0, "state": "active", "wake_conditions": "[]", "base_commit": base_commit,
+            "runs_started": 0, "state": SessionState.ACTIVE, "wake_conditions": "[]", "base_commit": base_commit,
             "base_branch": base_branch, "cost": 0.0,
         })
         self.event("session", f"session {sid} started ({mode}, budget {budget}, policy {policy})", session_id=sid)
@@ -454,7 +485,7 @@ class Store:
     # ------------------------------------------------------------------------------------------- experiments
     def add_experiment(self, **values: Any) -> Experiment:
         now = time.time()
-        values.setdefault("status", "proposed")
+        values.setdefault("status", Status.PROPOSED)
         values.update(created=now, updated=now)
         eid = self._insert("experiments", values)
         return self.experiment(eid)
@@ -514,14 +545,14 @@ class Store:
     def add_job(self, experiment_id: int, run_dir: str, log_path: str, slot: str | None) -> Job:
         jid = self._insert("jobs", {
             "experiment_id": experiment_id, "run_dir": run_dir, "log_path": log_path, "slot": slot,
-            "state": "starting", "started": time.time(),
+            "state": JobState.STARTING, "started": time.time(),
         })
         return self.job(jid)
 
     def job(self, jid: int) -> Job:
         return Job.from_row(next(iter(self._rows("SELECT * FROM jobs WHERE id = ?", (jid,)))))
 
-    def jobs(self, state: str | None = None, experiment_id: int | None = None) -> list[Job]:
+    def jobs(self, state: JobState | None = None, experiment_id: int | None = None) -> list[Job]:
         cond: list[str] = []
         params: list[Any] = []
         if state is not None:
@@ -547,11 +578,11 @@ class Store:
         self._update("jobs", jid, changes)
 
     # ------------------------------------------------------------------------------------------- approvals
-    def add_approval(self, kind: str, payload: dict[str, Any], session_id: int | None,
+    def add_approval(self, kind: ApprovalKind, payload: dict[str, Any], session_id: int | None,
                      experiment_id: int | None) -> Approval:
         aid = self._insert("approvals", {
             "session_id": session_id, "experiment_id": experiment_id, "kind": kind, "payload": json.dumps(payload),
-            "state": "pending", "created": time.time(),
+            "state": ApprovalState.PENDING, "created": time.time(),
         })
         self.event("approval", f"waiting for approval: {kind} #{experiment_id or ''}".rstrip(" #"),
                    session_id=session_id, experiment_id=experiment_id, data={"approval_id": aid, "kind": kind})
@@ -560,13 +591,13 @@ class Store:
     def approval(self, aid: int) -> Approval:
         return Approval.from_row(next(iter(self._rows("SELECT * FROM approvals WHERE id = ?", (aid,)))))
 
-    def approvals(self, state: str | None = "pending") -> list[Approval]:
+    def approvals(self, state: ApprovalState | None = ApprovalState.PENDING) -> list[Approval]:
         if state is None:
             return [Approval.from_row(r) for r in self._rows("SELECT * FROM approvals ORDER BY id")]
         rows = self._rows("SELECT * FROM approvals WHERE state = ? ORDER BY id", (state,))
         return [Approval.from_row(r) for r in rows]
 
-    def approvals_of(self, *, kind: str, experiment_id: int | None = None,
+    def approvals_of(self, *, kind: ApprovalKind, experiment_id: int | None = None,
                      session_id: int | None = None) -> list[Approval]:
         """Every approval (any state) of this kind, for one experiment and/or one session, oldest first."""
         cond: list[str] = ["kind = ?"]
@@ -580,18 +611,19 @@ class Store:
         rows = self._rows(f"SELECT * FROM approvals WHERE {' AND '.join(cond)} ORDER BY id", params)
         return [Approval.from_row(r) for r in rows]
 
-    def pending_approval(self, *, kind: str | None = None, experiment_id: int | None = None) -> Approval | None:
+    def pending_approval(self, *, kind: ApprovalKind | None = None,
+                         experiment_id: int | None = None) -> Approval | None:
         """The oldest pending approval of this kind and/or for this experiment, if any."""
-        for a in self.approvals("pending"):
+        for a in self.approvals(ApprovalState.PENDING):
             if (kind is None or a.kind == kind) and (experiment_id is None or a.experiment_id == experiment_id):
                 return a
         return None
 
-    def decide(self, aid: int, state: str, who: str, feedback: str | None = None) -> bool:
+    def decide(self, aid: int, state: ApprovalState, who: str, feedback: str | None = None) -> bool:
         """Resolve a pending approval; False if it was already decided (first decision wins)."""
         cur = self.db.execute(
-            "UPDATE approvals SET state = ?, who = ?, feedback = ?, decided = ? WHERE id = ? AND state = 'pending'",
-            [state, who, feedback, time.time(), aid],
+            "UPDATE approvals SET state = ?, who = ?, feedback = ?, decided = ? WHERE id = ? AND state = ?",
+            [state, who, feedback, time.time(), aid, ApprovalState.PENDING],
         )
         return cur.rowcount == 1
 

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.experience import PARTS, REFERENCES
+from nightlab.agent.states import Kind
 from nightlab.agent.store import Store
 
 Format = Literal["sft", "prompt-completion", "rewards"]
@@ -138,7 +139,7 @@ def export_trajectories(root: Path, cfg: ProjectConfig, store: Store, fmt: Forma
         e = store.find_experiment(int(step["experiment_id"]))
         if e is None or not step.get("messages"):
             continue
-        tool = step.get("tool") or (FIX_TOOL if step.get("kind") == "fix" else PROPOSE_TOOL)
+        tool = step.get("tool") or (FIX_TOOL if step.get("kind") == Kind.FIX else PROPOSE_TOOL)
         prompt = [_message(m, root) for m in step["messages"]]
         args = scrub(json.dumps(_arguments(step, e, tool), ensure_ascii=False), root)
         assistant = {"role": "assistant", "content": "", "tool_calls": [

@@ -28,6 +28,7 @@ from textual.worker import Worker, get_current_worker
 
 from nightlab.agent.goal import Goal
 from nightlab.agent.paths import StatePaths
+from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, Mode, SessionState
 from nightlab.sandbox.watch import Waker
 from nightlab.tui import keymap
 from nightlab.tui.data import Snapshot, SnapshotLoader
@@ -47,13 +48,14 @@ from nightlab.tui.screens.dialogs import ConfirmDialog, ErrorDialog
 from nightlab.tui.screens.help import HelpScreen
 from nightlab.tui.screens.logviewer import LogViewerScreen
 from nightlab.tui.screens.main import MainScreen
-from nightlab.tui.screens.review import ReviewScreen
+from nightlab.tui.screens.review import ReviewMode, ReviewScreen
 from nightlab.tui.screens.setup import InitScreen
 from nightlab.tui.themes import DEFAULT_THEME, ThemeInfo, available_themes, load_theme
 from nightlab.tui.userconfig import UserConfig, display_path, load_user_config, save_theme
 
 THEME_SOURCE = "nightlab-theme:"
 WHO = "tui"
+MODES = frozenset(Mode)
 NOTIFY_EVENTS = {"kept", "failed", "done", "exhausted", "policy_error", "lost", "promoted", "abandon", "report",
                  "report_error"}
 
@@ -94,7 +96,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
     CSS = LAYOUT_CSS
     BINDINGS = keymap.bindings("app")
 
-    mode: reactive[str] = reactive("step", init=False)
+    mode: reactive[str] = reactive(Mode.STEP, init=False)
 
     def __init__(self, root: Path, *, mode: str | None = None, budget: int | None = None, start: str = "auto",
                  grace_s: float = 0.5, poll_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
@@ -124,7 +126,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self._mode_pending: str | None = None  # a mode we wrote that the store may not show yet
         self._started = False
         self._say_done = False
-        if mode in ("step", "autonomous"):
+        if mode in MODES:
             self.set_reactive(NightlabApp.mode, mode)
 
     # ---------------------------------------------------------------------------------------------- setup
@@ -250,7 +252,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         first = self.snapshot is None
         self.snapshot = snap
         if snap.session is not None:
-            if first and self.requested_mode in ("step", "autonomous"):
+            if first and self.requested_mode in MODES:
                 if snap.session.mode != self.requested_mode:
                     self._mode_pending = self.requested_mode
                     self._persist_mode(self.requested_mode)
@@ -270,7 +272,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
             return
         if self.start_policy == "now":
             self.start_engine(new_session=True)
-        elif snap.session is not None and snap.session.state != "done" and snap.engine != "awake":
+        elif snap.session is not None and snap.session.state != SessionState.DONE and snap.engine != "awake":
             self.start_engine()
 
     # ---------------------------------------------------------------------------------------------- engine
@@ -286,7 +288,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
             self.notify("Another nightlab engine is awake for this project; this window follows it.")
             return
         if new_session is None:
-            new_session = snap.session is None or snap.session.state == "done"
+            new_session = snap.session is None or snap.session.state == SessionState.DONE
         self._started = True
         self._engine_worker = self._run_engine(new_session)
 
@@ -315,7 +317,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.poke()
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        asks = message.kind == "approval" or (message.kind == "proposed" and self.mode == "step")
+        asks = message.kind == "approval" or (message.kind == "proposed" and self.mode == Mode.STEP)
         if asks and self.cfg is not None and self.cfg.notify.bell:
             self.bell()
         if message.kind in NOTIFY_EVENTS or message.kind == "engine":
@@ -327,7 +329,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
     def on_engine_stopped(self, message: EngineStopped) -> None:
         if message.state == "lock":
             self.notify(message.note + "; this window follows it", severity="warning")
-        elif message.state == "done":
+        elif message.state == SessionState.DONE:
             self._say_done = True  # said from a snapshot that holds the session's final results
             self._say_session_end()
         self.poke()
@@ -347,7 +349,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.mode = mode
         self._mode_pending = mode if self.snapshot is not None and self.snapshot.session is not None else None
         self._persist_mode(mode)
-        if mode == "autonomous":
+        if mode == Mode.AUTONOMOUS:
             self.notify("AUTONOMOUS: proposals run without asking, within the budget. shift+tab or ctrl+c drops "
                         "back to step.")
         else:
@@ -362,13 +364,13 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.desk().set_mode(mode, engine=self.engine)
 
     def action_toggle_mode(self) -> None:
-        self.set_mode("autonomous" if self.mode == "step" else "step")
+        self.set_mode(Mode.AUTONOMOUS if self.mode == Mode.STEP else Mode.STEP)
 
     def action_step_mode(self) -> None:
-        if self.mode == "step":
+        if self.mode == Mode.STEP:
             self.notify("Already in step mode. Running jobs continue; x stops one, q quits (jobs keep running).")
             return
-        self.set_mode("step")
+        self.set_mode(Mode.STEP)
 
     # ---------------------------------------------------------------------------------------------- approvals
     def pending_for(self, exp_id: int, kind: str) -> Any:
@@ -380,7 +382,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
     @work(thread=True, exit_on_error=False, name="decide")
     def decide(self, appr: Any, state: str, feedback: str | None = None) -> None:
         self.desk().decide(appr, state, feedback)
-        verb = "Approved" if state == "approved" else "Rejected"
+        verb = "Approved" if state == ApprovalState.APPROVED else "Rejected"
         self.post_message(ActionDone(f"{verb} {appr.kind} #{appr.experiment_id}" +
                                      (f": {feedback}" if feedback else "")))
         self.poke()
@@ -472,7 +474,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.poke()
 
     # ---------------------------------------------------------------------------------------------- review
-    def open_review(self, exp_id: int, mode: str) -> None:
+    def open_review(self, exp_id: int, mode: ReviewMode) -> None:
         if self.loader is None:
             return
         self.push_screen(ReviewScreen(exp_id, mode))
@@ -511,7 +513,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         snap = self.snapshot
         e = snap.experiments.get(exp_id) if snap else None
         job = snap.latest_job.get(exp_id) if snap else None
-        if job is None or job.state not in ("starting", "running"):
+        if job is None or job.state not in OPEN_JOB_STATES:
             self.notify(f"#{exp_id} has no running job.")
             return
         job_exp = job.experiment_id

@@ -1,3 +1,4 @@
+
 """The command palette (Ctrl+P): every action by name, for when the key is forgotten."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING
 from textual.app import SystemCommand
 from textual.screen import Screen
 
+from nightlab.agent.states import Mode
 from nightlab.tui import keymap
 from nightlab.tui.screens.help import key_display
 from nightlab.tui.themes import available_themes
@@ -27,9 +29,9 @@ def system_commands(app: NightlabApp, screen: Screen[object]) -> Iterable[System
     yield SystemCommand("Mode: toggle step / autonomous", keyed("toggle_mode", "persisted for the session"),
                         app.action_toggle_mode)
     yield SystemCommand("Mode: step", keyed("step_mode_interrupt", "ask before each run"),
-                        lambda: app.set_mode("step"))
+                        lambda: app.set_mode(Mode.STEP))
     yield SystemCommand("Mode: autonomous", "Run proposals without asking, within the budget",
-                        lambda: app.set_mode("autonomous"))
+                        lambda: app.set_mode(Mode.AUTONOMOUS))
     main = app.main
     if isinstance(screen, MainScreen) and main is not None:
         yield SystemCommand("Engine: start or resume", keyed("start_engine", "run the experiment loop here"),

@@ -16,7 +16,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.paths import StatePaths
-from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, Status
+from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, Kind, SessionState, Status
 from nightlab.agent.store import Approval, Experiment, Job, Session, Store
 
 EVENTS_KEPT = 500  # the newest decisions the events pane holds (the store keeps them all)
@@ -29,8 +29,8 @@ class Row:
     id: int
     parent: int | None
     title: str
-    status: str
-    kind: str
+    status: Status
+    kind: Kind
     metric: float | None
     runs: int
     delta_base: float | None
@@ -114,10 +114,6 @@ class Snapshot:
         return list(self.running_rows)
 
 
-def goal_sign(goal: str) -> float:
-    return 1.0 if goal == "maximize" else -1.0
-
-
 def build_rows(summary_rows: list[dict[str, Any]], refused: frozenset[int] = frozenset()) -> list[Row]:
     """Rows from `summarize()`, with each one's change against its parent's (seed-averaged) metric."""
     metric_of = {r["id"]: r["metric"] for r in summary_rows}
@@ -167,7 +163,7 @@ class SnapshotLoader:
             engine = "awake"
         elif session is None:
             engine = "no session"
-        elif session.state in ("hibernating", "done"):
+        elif session.state in (SessionState.HIBERNATING, SessionState.DONE):
             engine = session.state
         else:
             engine = "stopped"
@@ -175,7 +171,7 @@ class SnapshotLoader:
 
         def owner(exp_id: int) -> int:
             e = exps.get(exp_id)
-            return e.rerun_of if e is not None and e.kind == "rerun" and e.rerun_of is not None else exp_id
+            return e.rerun_of if e is not None and e.kind == Kind.RERUN and e.rerun_of is not None else exp_id
 
         latest: dict[int, Job] = {}  # per row: the newest job of the experiment or of its seed re-runs
         newest: dict[int, Job] = {}  # per experiment: its newest job (a retried run has several)
@@ -197,8 +193,8 @@ class SnapshotLoader:
         return Snapshot(
             project=self.root.name, metric=self.cfg.metric.name, goal=self.cfg.metric.goal, session=session,
             engine=engine, rows=build_rows(summary.rows, refused), experiments=exps,
-            approvals=store.approvals("pending"), open_jobs=open_jobs, latest_job=latest, baseline=summary.baseline,
-            best_id=summary.best_id, slots_total=self.slots_total(), running_rows=running,
+            approvals=store.approvals(ApprovalState.PENDING), open_jobs=open_jobs, latest_job=latest,
+            baseline=summary.baseline, best_id=summary.best_id, slots_total=self.slots_total(), running_rows=running,
             artifacts=artifacts.read_all(StatePaths.of(self.root).dir), runs=runs, events=events[-EVENTS_KEPT:],
         )
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-Goal = Literal["maximize", "minimize"]
+from nightlab.agent.goal import Goal
+from nightlab.agent.states import Kind, RunResult, Status
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Proposal:
     expected_effect: str = ""  # e.g. "val_bpc -0.1"
     edits: list[Edit] = field(default_factory=list)
     parent_id: int | None = None  # experiment to build on; None = the current best (or the baseline)
-    kind: str = "hyperparameter"  # hyperparameter | transform | fix | rerun | baseline
+    kind: Kind = Kind.HYPERPARAMETER
     knobs: dict[str, Any] = field(default_factory=dict)  # knob name -> new value, for search bookkeeping
     seed: int | None = None  # run with this seed instead of the default
     diagnosis: str = ""  # for fixes: what went wrong
@@ -53,9 +54,9 @@ class ExperimentView:
     id: int
     parent_id: int | None
     title: str
-    kind: str
-    status: str  # lifecycle status from the store
-    run_result: str | None  # succeeded | failed | timed_out | lost | None
+    kind: Kind
+    status: Status  # where it is in its lifecycle
+    run_result: RunResult | None  # how its run ended, None before it ran
     metric: float | None
     curve: Sequence[tuple[int, float]]  # (step, value) of the metric, or of a loss when the metric has none
     loss_curve: Sequence[tuple[int, float]]

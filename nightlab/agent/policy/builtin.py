@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightlab.agent.edits import apply_edits, matches_any
+from nightlab.agent.goal import Goal
 from nightlab.agent.policy import catalogue
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import features as feats
@@ -53,6 +54,7 @@ from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
 from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
+from nightlab.agent.states import Kind, RunResult, Status
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -182,7 +184,7 @@ class _Move:
     transform: str | None = None
     diagnosis: str = ""
     expected: str = ""
-    kind: str = "hyperparameter"
+    kind: Kind = Kind.HYPERPARAMETER
     texts: dict[str, str] | None = None  # precomputed new file texts (code fixes)
     source: str = ""  # which part of `_moves` made it: combine | diagnosis | transform | widen | search | fix
     pathology: str = ""  # the diagnosis it remedies (a pathology kind)
@@ -278,7 +280,7 @@ class BuiltinPolicy(PolicyBase):
                 refusals.append(out.reason)
                 continue
             move = _Move(title=out.title, rationale=out.rationale, changes=dict(out.changes), transform=out.transform,
-                         diagnosis=match.diagnosis, expected=out.expected, kind="fix", texts=out.texts or None)
+                         diagnosis=match.diagnosis, expected=out.expected, kind=Kind.FIX, texts=out.texts or None)
             prop = self._materialise(ctx, st, move, sigs)
             if prop is not None:
                 prop.parent_id = failed.id
@@ -554,7 +556,7 @@ class BuiltinPolicy(PolicyBase):
 
     def _assignment_of(self, ctx: PolicyContext, e: ExperimentView) -> dict[str, Any] | None:
         """The knob assignment an experiment ran with: recorded in its knobs, or read from its files."""
-        if e.kind == "rerun" and e.parent_id is not None:
+        if e.kind == Kind.RERUN and e.parent_id is not None:
             parent = next((x for x in ctx.experiments if x.id == e.parent_id), None)
             if parent is not None and parent.id != e.id:
                 got = self._assignment_of(ctx, parent)
@@ -563,7 +565,7 @@ class BuiltinPolicy(PolicyBase):
         rec = {k: v for k, v in e.knobs.items() if k not in ("transform", "fix")}
         if rec:
             return rec
-        if e.kind == "baseline" or e.id == ctx.baseline_id:
+        if e.kind == Kind.BASELINE or e.id == ctx.baseline_id:
             if e.id not in self._assign_cache:
                 files, program = self._files(ctx, e.id)
                 knobs = self._knobs(ctx, files, program, frozenset(self._candidate_paths(ctx)), frozenset())
@@ -608,7 +610,7 @@ class BuiltinPolicy(PolicyBase):
         yield from _tagged(self._diagnosis_moves(ctx, st, tried_transforms), "diagnosis")
         for name in _TRANSFORM_ORDER:
             if name not in tried_transforms:
-                yield _Move(title="", rationale="", transform=name, kind="transform", source="transform")
+                yield _Move(title="", rationale="", transform=name, kind=Kind.TRANSFORM, source="transform")
         # a tiny layer is widened even when the curve asks for nothing (or there is none to read), after the
         # transforms and blindly only once per width: tried first and again on every new best, it crowded out the
         # transforms that won (measured on the search benchmark, 2026-12-02)
@@ -655,7 +657,7 @@ class BuiltinPolicy(PolicyBase):
         """(knob, direction) of the last `n` one-knob moves that led to the best, newest first."""
         out: list[tuple[str, int]] = []
         for child, parent in zip(st.lineage, st.lineage[1:], strict=False):
-            if len(out) >= n or child.kind not in ("hyperparameter",):
+            if len(out) >= n or child.kind != Kind.HYPERPARAMETER:
                 break
             a, b = self._assignment_of(ctx, child), self._assignment_of(ctx, parent)
             if a is None or b is None:
@@ -673,19 +675,19 @@ class BuiltinPolicy(PolicyBase):
         up, and together they may clear the floor. Comparing at the same seed removes the seed's share of the noise.
         """
         best = st.exp
-        if best is None or best.metric is None or best.run_result != "succeeded":
+        if best is None or best.metric is None or best.run_result != RunResult.SUCCEEDED:
             return
-        sign = 1.0 if ctx.goal == "maximize" else -1.0
+        goal = Goal(ctx.goal)
         ups: dict[str, tuple[float, Any, ExperimentView]] = {}  # knob key -> (gain, value, experiment), best per knob
         for e in ctx.experiments:
-            if (e.parent_id != best.id or e.kind != "hyperparameter" or e.run_result != "succeeded"
+            if (e.parent_id != best.id or e.kind != Kind.HYPERPARAMETER or e.run_result != RunResult.SUCCEEDED
                     or e.metric is None or e.seed != best.seed or not math.isfinite(e.metric)):
                 continue
             moved = self._one_knob_change(ctx, st, e)
             if moved is None:
                 continue
             key, value = moved
-            gain = sign * (float(e.metric) - float(best.metric))
+            gain = goal.gain(float(e.metric), float(best.metric))
             if gain > 0 and gain > ups.get(key, (0.0, None, None))[0]:
                 ups[key] = (gain, value, e)
         ranked = sorted(ups.items(), key=lambda kv: -kv[1][0])
@@ -729,7 +731,7 @@ class BuiltinPolicy(PolicyBase):
         def transform(name: str, why: str) -> _Move | None:
             if name in tried:
                 return None
-            return _Move(title="", rationale=why, transform=name, kind="transform", diagnosis=diag)
+            return _Move(title="", rationale=why, transform=name, kind=Kind.TRANSFORM, diagnosis=diag)
 
         if kind in ("nan", "diverging"):
             yield self._scaled(ctx, st, "lr", 0.1 if kind == "nan" else 0.3,
@@ -923,7 +925,7 @@ class BuiltinPolicy(PolicyBase):
         for e in sorted(kids, key=lambda e: e.id, reverse=True):
             moved = self._one_knob_change(ctx, st, e)
             if moved is not None:
-                return moved[0] if e.status != "kept" else None
+                return moved[0] if e.status not in (Status.KEPT, Status.UNCONFIRMED) else None
         return None
 
     def _one_knob_change(self, ctx: PolicyContext, st: _State, e: ExperimentView) -> tuple[str, Any] | None:
@@ -946,17 +948,17 @@ class BuiltinPolicy(PolicyBase):
 
     def _history(self, ctx: PolicyContext, st: _State) -> list[searchmod.Observation]:
         exps = {e.id: e for e in ctx.experiments}
-        sign = 1.0 if ctx.goal == "maximize" else -1.0
+        goal = Goal(ctx.goal)
         out = []
         for e in ctx.experiments:
-            if e.run_result != "succeeded" or e.metric is None or not math.isfinite(e.metric):
+            if e.run_result != RunResult.SUCCEEDED or e.metric is None or not math.isfinite(e.metric):
                 continue
             if _regime(_lineage(exps, e.id)) != st.regime:
                 continue
             a = self._assignment_of(ctx, e)
             if a is None:
                 continue
-            out.append(searchmod.Observation(values=a, score=sign * float(e.metric)))
+            out.append(searchmod.Observation(values=a, score=goal.sign * float(e.metric)))
         return out
 
     # ------------------------------------------------------------------------------------------- cost
@@ -1124,7 +1126,7 @@ class BuiltinPolicy(PolicyBase):
         if move.rationale and move.diagnosis:
             rationale = f"{move.rationale} {rationale}"
         mv = _Move(title=move.title or title, rationale=rationale, transform=name, diagnosis=move.diagnosis,
-                   expected=move.expected or r.expected_effect, kind="transform")
+                   expected=move.expected or r.expected_effect, kind=Kind.TRANSFORM)
         return self._finish(ctx, st, texts, mv, sigs)
 
     def _adamw_lr(self, st: _State, r: tf.TransformResult,
@@ -1161,8 +1163,8 @@ class BuiltinPolicy(PolicyBase):
     def _propose_without_best(self, ctx: PolicyContext) -> Proposal | None:
         """Nothing works yet: try a fix for the newest failed experiment that has no child yet."""
         parents = {e.parent_id for e in ctx.experiments}
-        failed = [e for e in ctx.experiments if e.run_result not in (None, "succeeded") and e.id not in parents
-                  and e.kind != "rerun"]
+        failed = [e for e in ctx.experiments if e.run_result not in (None, RunResult.SUCCEEDED)
+                  and e.id not in parents and e.kind != Kind.RERUN]
         failed.sort(key=lambda e: e.id, reverse=True)
         for e in failed[:1]:
             try:
@@ -1221,7 +1223,7 @@ def _regime(lineage: Iterable[ExperimentView]) -> frozenset[str]:
 def _checkout_context(files: Mapping[str, str], command: str, metric: str, editable: Sequence[str] | None = None,
                       tracked: Sequence[str] = ()) -> PolicyContext:
     """A context for a bare checkout (`files`), no session: what `search_knobs` and `knobs_in` read."""
-    return PolicyContext(root="", metric=metric, goal="minimize", editable=list(editable or files), protected=[],
+    return PolicyContext(root="", metric=metric, goal=Goal.MINIMIZE, editable=list(editable or files), protected=[],
                          experiments=[], best_id=None, baseline_id=None, noise_floor=0.0, brief="", timeout_s=0.0,
                          runs_left=0, read_file=lambda _i, p: files.get(p, ""), rng=random.Random(0),
                          command=command, tracked=list(tracked or files))

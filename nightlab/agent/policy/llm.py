@@ -32,6 +32,7 @@ from nightlab.agent.policy import catalogue
 from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 from nightlab.agent.policy.decision import FIX, PROPOSE, Decision
 from nightlab.agent.policy.features import state_features
+from nightlab.agent.states import Kind
 from nightlab.errors import EditError, NightlabError
 
 log = logging.getLogger(__name__)
@@ -467,7 +468,7 @@ def _mentioned_files(log_tail: str, paths: Sequence[str]) -> list[str]:
 def _fix_depth(ctx: PolicyContext, failed: ExperimentView) -> int:
     by_id = {e.id: e for e in ctx.experiments}
     depth, e = 0, failed
-    while e.kind == "fix" and e.parent_id is not None and depth < 50:
+    while e.kind == Kind.FIX and e.parent_id is not None and depth < 50:
         depth += 1
         parent = by_id.get(e.parent_id)
         if parent is None:
@@ -514,8 +515,8 @@ class LLMPolicy(PolicyBase):
             edits = parse_edits(args)
             if not edits:
                 raise _Invalid("'edits' is empty: an experiment must change the code")
-            return Proposal(title=title, rationale=_text(args, "rationale"),
-                            expected_effect=_text(args, "expected_effect"), edits=edits, parent_id=parent, kind="llm")
+            return Proposal(title=title, rationale=_text(args, "rationale"), kind=Kind.LLM,
+                            expected_effect=_text(args, "expected_effect"), edits=edits, parent_id=parent)
 
         return self._converse(ctx, messages, PROPOSE_TOOL, build, parent)
 
@@ -533,7 +534,7 @@ class LLMPolicy(PolicyBase):
             edits = [] if args.get("edits") == [] else parse_edits(args)  # [] = no code change can fix it
             title = _text(args, "title") or f"fix #{failed.id}: {diagnosis.splitlines()[0]}"
             return Proposal(title=_one_line(title, 120), rationale=diagnosis, edits=edits, parent_id=failed.id,
-                            kind="fix", diagnosis=diagnosis)
+                            kind=Kind.FIX, diagnosis=diagnosis)
 
         return self._converse(ctx, messages, FIX_TOOL, build, failed.id, allow_empty=True)
 

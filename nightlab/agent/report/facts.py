@@ -24,6 +24,7 @@ from nightlab.agent.report.outcomes import (
     experiment_outcome,
     run_outcome,
 )
+from nightlab.agent.states import ApprovalKind, ApprovalState, SessionState, Status
 from nightlab.agent.store import Experiment, Session, Store
 
 # events that record progress rather than a decision; every other kind (including kinds added later, such as a
@@ -248,20 +249,20 @@ def _state_note(root: Path, store: Store, session: Session) -> str:
         return (f"hibernating: {jobs} job(s) running; they wake nightlab when they end" if jobs
                 else "hibernating: " + ("; ".join(session.wake_conditions) or "waiting"))
     if ProjectLock(StatePaths.of(root).dir).is_held():
-        return "running now" if session.state == "active" else "waiting for you"
+        return "running now" if session.state == SessionState.ACTIVE else "waiting for you"
     return "stopped without finishing (the engine crashed or was killed); `nightlab wake` resumes it"
 
 
 def _waiting(store: Store, standing: Standing) -> list[Waiting]:
     out: list[Waiting] = []
-    for a in store.approvals("pending"):
+    for a in store.approvals(ApprovalState.PENDING):
         n = a.experiment_id
-        if a.kind == "promote":
+        if a.kind == ApprovalKind.PROMOTE:
             out.append(Waiting(f"review the best result #{n} and put it on your branch", f"nightlab promote {n}"))
-        elif a.kind == "hypothesis":
+        elif a.kind == ApprovalKind.HYPOTHESIS:
             out.append(Waiting(f"approve or reject proposal #{n}: {a.payload.get('title', '')}".rstrip(": "),
                                f"nightlab approve {n}"))
-        elif a.kind == "budget":
+        elif a.kind == ApprovalKind.BUDGET:
             out.append(Waiting(f"the model cost reached its budget (${a.payload.get('spent', 0):.2f})",
                                "nightlab approve budget"))
         else:
@@ -292,8 +293,8 @@ def _without_id(message: str, exp_id: int) -> str:
 
 def _note(e: Experiment, verdicts: dict[int, str] | None = None) -> str:
     """The reason recorded with an experiment's verdict (or its failure's diagnosis)."""
-    text = (verdicts or {}).get(e.id) or (
-        e.error if e.status in ("discarded", "rejected", "kept", "lost") and e.error else (e.diagnosis or ""))
+    judged = e.status in (Status.DISCARDED, Status.REJECTED, Status.KEPT, Status.LOST)
+    text = (verdicts or {}).get(e.id) or (e.error if judged and e.error else (e.diagnosis or ""))
     return " ".join(text.split())[:300]
 
 

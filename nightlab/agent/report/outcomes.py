@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from nightlab.agent.states import Kind, RunResult, Status
-from nightlab.agent.store import UNCONFIRMED, Experiment
+from nightlab.agent.store import Experiment
 
 BASELINE_KIND = Kind.BASELINE
 RERUN_KIND = Kind.RERUN
@@ -62,8 +62,8 @@ LOOKS: dict[Outcome, Look] = {
 
 
 def unconfirmed(e: Experiment) -> bool:
-    """A best kept on one seed: its own status, or (stores written before that state existed) `kept` + the note."""
-    return e.status == Status.UNCONFIRMED or (e.status == Status.KEPT and e.error == UNCONFIRMED)
+    """A best kept on one seed (its own status; stores written before it existed are migrated to it)."""
+    return e.status == Status.UNCONFIRMED
 
 
 def experiment_outcome(e: Experiment) -> Outcome:

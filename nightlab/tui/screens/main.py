@@ -13,10 +13,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
+from nightlab.agent.states import ApprovalKind, ApprovalState, Status
 from nightlab.tui import braille, keymap
 from nightlab.tui.data import RunRef, Snapshot, fmt_seconds
 from nightlab.tui.messages import ReportsWorkerErrors
 from nightlab.tui.screens.dialogs import ConfirmDialog, FeedbackDialog
+from nightlab.tui.screens.review import ReviewMode
 from nightlab.tui.widgets.approvals import ApprovalQueue
 from nightlab.tui.widgets.chart import CurveChart, MetricChart
 from nightlab.tui.widgets.details import DetailsPane
@@ -115,7 +117,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         if self.track_running:
             # until the user picks a row: show the newest running job, else what waits for a decision
             waiting = [a.experiment_id for a in snapshot.approvals
-                       if a.kind == "hypothesis" and snapshot.row(a.experiment_id) is not None]
+                       if a.kind == ApprovalKind.HYPOTHESIS and snapshot.row(a.experiment_id) is not None]
             if running and table.selected not in running:
                 table.select(running[-1])
             elif not running and waiting and table.selected not in waiting:
@@ -167,7 +169,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
             log.watch_file(None, "no experiment selected")
             log.border_title = "Log"
             return
-        if e.status != "running" or len(e.loss_curve) >= 2 or len(e.curve) >= 2:
+        if e.status != Status.RUNNING or len(e.loss_curve) >= 2 or len(e.curve) >= 2:
             pts, label = ((e.loss_curve, "loss") if len(e.loss_curve) >= 2 else (e.curve, s.metric))
             curve.show_curve([(float(p[0]), float(p[1])) for p in pts], label)
             curve.border_title = f"Curve #{e.id} · {label}" if len(pts) >= 2 else f"Curve #{e.id}"
@@ -313,10 +315,10 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         appr = self._armed_request()
         if appr is None:
             return
-        if appr.kind == "promote" and appr.experiment_id is not None:
-            self.nl.open_review(appr.experiment_id, "promote")
+        if appr.kind == ApprovalKind.PROMOTE and appr.experiment_id is not None:
+            self.nl.open_review(appr.experiment_id, ReviewMode.PROMOTE)
             return
-        self.nl.decide(appr, "approved")
+        self.nl.decide(appr, ApprovalState.APPROVED)
 
     def action_reject(self) -> None:
         appr = self._armed_request()
@@ -327,7 +329,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
 
         def done(feedback: str | None) -> None:
             if feedback is not None:
-                self.nl.decide(appr, "rejected", feedback or None)
+                self.nl.decide(appr, ApprovalState.REJECTED, feedback or None)
 
         self.app.push_screen(FeedbackDialog(title), done)
 
@@ -336,11 +338,11 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         s = self.snapshot
         if s is None:
             return None
-        pending = {a.experiment_id for a in s.approvals if a.kind == "hypothesis"}
+        pending = {a.experiment_id for a in s.approvals if a.kind == ApprovalKind.HYPOTHESIS}
         if self.selected in pending:
             return self.selected
         appr = self.query_one(ApprovalQueue).current()
-        if appr is not None and appr.kind == "hypothesis":
+        if appr is not None and appr.kind == ApprovalKind.HYPOTHESIS:
             return appr.experiment_id
         return None
 
@@ -362,15 +364,15 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         if self.selected is None:
             return
         s = self.snapshot
-        pending = s is not None and any(a.experiment_id == self.selected and a.kind == "hypothesis"
+        pending = s is not None and any(a.experiment_id == self.selected and a.kind == ApprovalKind.HYPOTHESIS
                                         for a in s.approvals)
-        self.nl.open_review(self.selected, "hypothesis" if pending else "view")
+        self.nl.open_review(self.selected, ReviewMode.HYPOTHESIS if pending else ReviewMode.VIEW)
 
     def action_promote(self) -> None:
         if self.selected is None:
             self.notify("Select an experiment to review first.")
             return
-        self.nl.open_review(self.selected, "promote")
+        self.nl.open_review(self.selected, ReviewMode.PROMOTE)
 
     def action_open_log(self) -> None:
         s = self.snapshot

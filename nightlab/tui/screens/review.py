@@ -6,6 +6,7 @@ Three uses of one screen: `promote` (the whole change against the user's branch;
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, cast
 
 from textual import work
@@ -16,7 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from nightlab.agent.states import WINNERS
+from nightlab.agent.states import WINNERS, ApprovalKind, ApprovalState
 from nightlab.errors import NightlabError
 from nightlab.tui import keymap
 from nightlab.tui.data import fmt_delta, fmt_metric
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
     from nightlab.tui.app import NightlabApp
 
 
+class ReviewMode(StrEnum):
+    PROMOTE = "promote"  # the whole change against the user's branch; accept commits it there
+    HYPOTHESIS = "hypothesis"  # a proposal's patch against its parent; accept approves the run
+    VIEW = "view"  # read only
+
+
 class ReviewScreen(ReportsWorkerErrors, Screen[None]):
     BINDINGS = keymap.bindings("review")
 
@@ -41,7 +48,7 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
             self.diff = diff
             self.problem = problem
 
-    def __init__(self, exp_id: int, mode: str) -> None:
+    def __init__(self, exp_id: int, mode: ReviewMode) -> None:
         super().__init__(id="review")
         self.exp_id = exp_id
         self.mode = mode
@@ -78,7 +85,7 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
     def _load(self) -> None:
         desk = self.nl.desk()
         e = desk.experiment(self.exp_id)
-        if self.mode == "promote":
+        if self.mode == ReviewMode.PROMOTE:
             try:
                 pv = desk.preview_promote(e.id)
             except NightlabError as err:
@@ -88,7 +95,7 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
             header = f"Promote #{e.id} onto {pv.branch}: {pv.stat} — {e.title}"
             self.post_message(self.Loaded(header + self._verdict(), pv.command_text() + pv.diff))
             return
-        verb = "Proposal" if self.mode == "hypothesis" else "Change"
+        verb = "Proposal" if self.mode == ReviewMode.HYPOTHESIS else "Change"
         parent = f" against #{e.parent_id}" if e.parent_id else ""
         self.post_message(self.Loaded(f"{verb} #{e.id}{parent} — {e.title}" + self._verdict(), e.patch or ""))
 
@@ -139,7 +146,7 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
     # -------------------------------------------------------------------------------- actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("accept", "reject"):
-            if self.mode == "view":
+            if self.mode == ReviewMode.VIEW:
                 return False
             # a problem (a dirty file in the way): the key still answers, saying what to fix
             return True if self.ready or self.problem or action == "reject" else None
@@ -157,12 +164,12 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
                 self.notify(self.problem, severity="error")
             return
         self.busy = True
-        if self.mode == "promote":
+        if self.mode == ReviewMode.PROMOTE:
             self.nl.promote(self.exp_id, on_done=self._after)
         else:
-            appr = self.nl.pending_for(self.exp_id, "hypothesis")
+            appr = self.nl.pending_for(self.exp_id, ApprovalKind.HYPOTHESIS)
             if appr is not None:
-                self.nl.decide(appr, "approved")
+                self.nl.decide(appr, ApprovalState.APPROVED)
             self.dismiss(None)
 
     def _after(self, ok: bool) -> None:
@@ -173,17 +180,17 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
     def action_reject(self) -> None:
         if self.busy or not self._armed():
             return
-        kind = "promote" if self.mode == "promote" else "hypothesis"
+        kind = ApprovalKind.PROMOTE if self.mode == ReviewMode.PROMOTE else ApprovalKind.HYPOTHESIS
         appr = self.nl.pending_for(self.exp_id, kind)
         if appr is None:
-            self.notify("Not promoted." if self.mode == "promote" else "Nothing to reject.")
+            self.notify("Not promoted." if self.mode == ReviewMode.PROMOTE else "Nothing to reject.")
             self.dismiss(None)
             return
 
         def done(feedback: str | None) -> None:
             if feedback is None:
                 return
-            self.nl.decide(appr, "rejected", feedback or None)
+            self.nl.decide(appr, ApprovalState.REJECTED, feedback or None)
             self.dismiss(None)
 
         self.app.push_screen(FeedbackDialog(f"Reject {kind} #{self.exp_id}"), done)

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import DataTable
 
+from nightlab.agent.states import ApprovalKind
 from nightlab.agent.store import Approval
 from nightlab.tui.data import Snapshot, fmt_metric
 from nightlab.tui.widgets.listkeys import ListKeys
 
-KIND_LABEL = {"hypothesis": "run?", "launch": "launch?", "promote": "promote?", "budget": "budget?"}
+KIND_LABEL = {ApprovalKind.HYPOTHESIS: "run?", ApprovalKind.LAUNCH: "launch?", ApprovalKind.PROMOTE: "promote?",
+              ApprovalKind.BUDGET: "budget?"}
 
 
 class ApprovalQueue(ListKeys, DataTable[Text]):
@@ -66,7 +68,7 @@ class ApprovalQueue(ListKeys, DataTable[Text]):
         for a in self.approvals:
             e = snapshot.experiments.get(a.experiment_id or -1)
             title = e.title if e is not None else str(a.payload.get("title", ""))
-            if a.kind == "promote" and e is not None and a.payload.get("metric") is not None:
+            if a.kind == ApprovalKind.PROMOTE and e is not None and a.payload.get("metric") is not None:
                 title = f"{title} ({snapshot.metric} {fmt_metric(float(a.payload['metric']))})"
             what = Text(title, no_wrap=True, overflow="ellipsis")
             what.truncate(width, overflow="ellipsis")

@@ -9,9 +9,10 @@ from rich.style import Style
 from rich.text import Text
 from textual.widget import Widget
 
+from nightlab.agent.goal import Goal
 from nightlab.agent.states import WINNERS
 from nightlab.tui import braille
-from nightlab.tui.data import Snapshot, goal_sign
+from nightlab.tui.data import Snapshot
 
 GUTTER = 8
 
@@ -117,14 +118,14 @@ class MetricChart(BrailleChart):
         pts = [(float(r.id), r.metric) for r in sorted(s.rows, key=lambda r: r.id) if r.metric is not None]
         if not pts:
             return []
-        sign = goal_sign(s.goal)
+        goal = Goal(s.goal)
         best_x: list[float] = []
         best_y: list[float] = []
         best: float | None = None
         stands = {r.id for r in s.rows if r.status in WINNERS}
         for x, y in pts:
             assert y is not None
-            if int(x) in stands and (best is None or sign * (y - best) > 0):
+            if int(x) in stands and (best is None or goal.better_than(y, best)):
                 best = y
             if best is not None:
                 best_x.append(x)

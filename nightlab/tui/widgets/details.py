@@ -11,7 +11,9 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from nightlab.tui.data import Snapshot, fmt_delta, fmt_metric, fmt_seconds, goal_sign, patch_stat
+from nightlab.agent.goal import Goal
+from nightlab.agent.states import Kind
+from nightlab.tui.data import Snapshot, fmt_delta, fmt_metric, fmt_seconds, patch_stat
 from nightlab.tui.widgets.events import DECISION_KINDS
 
 
@@ -57,11 +59,12 @@ class DetailsPane(VerticalScroll):
         result.append(f"{s.metric} {fmt_metric(metric)}")
         if row and row.runs > 1:
             result.append(f" (mean of {row.runs} runs)", dim)
-        base_delta = row.delta_base if row and e.kind != "baseline" else None
+        base_delta = row.delta_base if row and e.kind != Kind.BASELINE else None
         deltas = (("vs baseline", base_delta), ("vs parent", row.delta_parent if row else None))
         for name, v in deltas:
             if v is not None:
-                name_ = "details--better" if goal_sign(s.goal) * v > 0 else "details--worse" if v else "details--dim"
+                better = Goal(s.goal).better_than(v, 0.0)
+                name_ = "details--better" if better else "details--worse" if v else "details--dim"
                 style = self.get_component_rich_style(name_, partial=True)
                 result.append(f"   {name} ", dim)
                 result.append(fmt_delta(v), style)
@@ -98,7 +101,7 @@ class DetailsPane(VerticalScroll):
                             if ln.startswith("diff --git ")})
             plural = "s" if files != 1 else ""
             grid.add_row("diff", Text(f"{', '.join(names)}  +{added} −{removed}  ({files} file{plural})"))
-        elif e.kind == "baseline":
+        elif e.kind == Kind.BASELINE:
             grid.add_row("diff", Text("none: the code as committed", dim))
         kept = s.artifacts.get(e.id)
         if kept is not None:

@@ -9,20 +9,23 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, RowKey
 
-from nightlab.agent.store import UNCONFIRMED_LABEL
-from nightlab.tui.data import Row, Snapshot, fmt_delta, fmt_metric, fmt_seconds, goal_sign
+from nightlab.agent.goal import Goal
+from nightlab.agent.states import UNCONFIRMED_LABEL, Kind, Status
+from nightlab.tui.data import Row, Snapshot, fmt_delta, fmt_metric, fmt_seconds
 from nightlab.tui.widgets.listkeys import ListKeys
 
 STATUS_ICON = {
-    "proposed": "?", "approved": "…", "queued": "…", "running": "▶", "succeeded": "✓", "kept": "✓",
-    "promoted": "⇪", "discarded": "·", "failed": "✗", "timed_out": "✗", "cancelled": "✗", "lost": "✗",
-    "stopped_early": "↓",
-    "rejected": "⊘", "no_effect": "=",
+    Status.PROPOSED: "?", Status.APPROVED: "…", Status.QUEUED: "…", Status.RUNNING: "▶", Status.SUCCEEDED: "✓",
+    Status.KEPT: "✓", Status.UNCONFIRMED: "✓", Status.PROMOTED: "⇪", Status.DISCARDED: "·", Status.FAILED: "✗",
+    Status.TIMED_OUT: "✗", Status.CANCELLED: "✗", Status.LOST: "✗", Status.STOPPED_EARLY: "↓", Status.REJECTED: "⊘",
+    Status.NO_EFFECT: "=",
 }
 STATUS_CLASS = {
-    "proposed": "proposed", "approved": "queued", "queued": "queued", "running": "running", "succeeded": "kept",
-    "kept": "kept", "promoted": "kept", "discarded": "dim", "failed": "failed", "timed_out": "failed",
-    "cancelled": "failed", "lost": "failed", "rejected": "dim", "stopped_early": "dim", "no_effect": "dim",
+    Status.PROPOSED: "proposed", Status.APPROVED: "queued", Status.QUEUED: "queued", Status.RUNNING: "running",
+    Status.SUCCEEDED: "kept", Status.KEPT: "kept", Status.UNCONFIRMED: "kept", Status.PROMOTED: "kept",
+    Status.DISCARDED: "dim", Status.FAILED: "failed", Status.TIMED_OUT: "failed", Status.CANCELLED: "failed",
+    Status.LOST: "failed", Status.REJECTED: "dim", Status.STOPPED_EARLY: "dim",
+    Status.NO_EFFECT: "dim",
 }
 MAX_GUIDE_DEPTH = 6
 
@@ -57,8 +60,8 @@ def tree_order(rows: list[Row]) -> list[tuple[Row, str]]:
 
 
 def ranked_rows(rows: list[Row], goal: str) -> list[Row]:
-    sign = goal_sign(goal)
-    return sorted(rows, key=lambda r: (r.metric is None, -sign * (r.metric or 0.0), r.id))
+    g = Goal(goal)
+    return sorted(rows, key=lambda r: (*g.rank_key(r.metric), r.id))
 
 
 class ExperimentTable(ListKeys, DataTable[Text]):
@@ -127,7 +130,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
     def _delta(self, v: float | None, goal: str) -> Text:
         if v is None:
             return Text("")
-        better = goal_sign(goal) * v > 0
+        better = Goal(goal).better_than(v, 0.0)
         return Text(fmt_delta(v), self._style("better" if better else "worse" if v else "dim"), justify="right")
 
     def _metric(self, r: Row) -> Text:
@@ -160,7 +163,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
                 title.append(r.title)
                 title.truncate(tw, overflow="ellipsis")
                 cells: tuple[Text, ...] = (title, self._status(r, r.id == snapshot.best_id), self._metric(r),
-                         self._delta(r.delta_base if r.kind != "baseline" else None, snapshot.goal),
+                         self._delta(r.delta_base if r.kind != Kind.BASELINE else None, snapshot.goal),
                          self._delta(r.delta_parent, snapshot.goal))
                 rows.append((r.id, cells[: len(cols)]))
         else:
@@ -174,7 +177,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
                 title.truncate(tw, overflow="ellipsis")
                 rank = Text(str(i) if r.metric is not None else "", justify="right")
                 rows.append((r.id, (rank, title, self._status(r, r.id == snapshot.best_id), self._metric(r),
-                                    self._delta(r.delta_base if r.kind != "baseline" else None, snapshot.goal),
+                                    self._delta(r.delta_base if r.kind != Kind.BASELINE else None, snapshot.goal),
                                     Text(fmt_seconds(r.seconds), justify="right"))))
         signature = (self.view, tw, metric, tuple(k for k, _ in rows))
         if signature != self._signature:

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from nightlab.agent.states import Mode, SessionState
 from nightlab.sandbox.gpustats import GpuStat, format_gpu, holder_label, holders
 from nightlab.sandbox.lease import SLOT_WAIT
 from nightlab.tui.data import Snapshot
@@ -20,13 +21,13 @@ class StatusBar(Widget):
     StatusBar { height: 1; width: 1fr; }
     """
 
-    mode: reactive[str] = reactive("step")
+    mode: reactive[str] = reactive(Mode.STEP)
     snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
     engine_here: reactive[bool] = reactive(False)
 
     def render(self) -> Text:
         s = self.snapshot
-        step = self.mode != "autonomous"
+        step = self.mode != Mode.AUTONOMOUS
         mode_style = self.get_component_rich_style("statusbar--step" if step else "statusbar--autonomous", partial=True)
         dim = self.get_component_rich_style("statusbar--dim", partial=True)
         alert = self.get_component_rich_style("statusbar--alert", partial=True)
@@ -46,7 +47,7 @@ class StatusBar(Widget):
         t.append(*sep)
         engine = s.engine
         label = {"no session": "not started"}.get(engine, engine)
-        if engine == "awake" and s.session is not None and s.session.state == "waiting":
+        if engine == "awake" and s.session is not None and s.session.state == SessionState.WAITING:
             label = "waiting for you"
         t.append(f"engine {label}", ok if engine == "awake" else dim)
         t.append(*sep)
