@@ -6,10 +6,12 @@ setting silently ignored.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nightlab.agent.goal import Goal
@@ -41,8 +43,6 @@ class MetricConfig(_Strict):
     @field_validator("regex")
     @classmethod
     def _regex_compiles(cls, v: str | None) -> str | None:
-        import re
-
         if v is None:
             return v
         try:
@@ -321,8 +321,6 @@ def set_command(path: Path, command: str) -> None:
 
 def dump_config(cfg: ProjectConfig) -> str:
     """TOML for a config, leaving out sections that only hold defaults so the file stays short."""
-    import tomli_w
-
     data = cfg.model_dump(exclude_none=True)
     if data.get("instrument") == "hook":
         data.pop("instrument")

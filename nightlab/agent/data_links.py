@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,8 +111,6 @@ def _ignore_rules(ws: Workspace, paths: list[str]) -> dict[str, str]:
     """For each ignored path, the rule that ignores it, as `git check-ignore -v` reports it."""
     if not paths:
         return {}
-    import subprocess
-
     try:
         r = subprocess.run(["git", "-C", str(ws.root), "check-ignore", "-v", "-z", "--stdin"],
                            input="\0".join(paths) + "\0", capture_output=True, text=True, timeout=30)

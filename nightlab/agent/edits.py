@@ -9,7 +9,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Iterable, Sequence
 
-from nightlab.agent.policy.base import Edit
+from nightlab.agent.proposal import Edit
 from nightlab.errors import EditError
 
 

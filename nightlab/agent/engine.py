@@ -53,8 +53,9 @@ from nightlab.agent.ledger import Ledger, Summary, ranked, summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
-from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, Policy, PolicyContext, Proposal
+from nightlab.agent.policy.base import Abandon, Policy
 from nightlab.agent.policy_view import build_context, view
+from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.remote import Ended, RemoteJobs
 from nightlab.agent.report import ReportFiles, write_session_report
 from nightlab.agent.seeding import SeedPlan, SeedRoute, plan_seeding

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from nightlab.agent.policy.base import Edit, ExperimentView, Proposal
+from nightlab.agent.proposal import Edit, ExperimentView, Proposal
 from nightlab.agent.states import ACTIVE, ENGINE_KINDS, Kind, RunResult, Status
 
 # statuses whose experiment ran to an outcome that counts as evidence (rejected / cancelled ones never ran)

@@ -12,7 +12,7 @@ from pathlib import Path
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import matches_any
 from nightlab.agent.ledger import Ledger
-from nightlab.agent.policy.base import ExperimentView, PolicyContext
+from nightlab.agent.proposal import ExperimentView, PolicyContext
 from nightlab.agent.states import ApprovalKind, ApprovalState
 from nightlab.agent.store import Experiment
 from nightlab.agent.workspace import Workspace

@@ -18,13 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import code_reach, data_links, metrics, run_metrics, tbevents
+from nightlab.agent import code_reach, data_links, diagnose, metrics, run_metrics, tbevents
 from nightlab.agent.code_reach import CONFIG_EXT
 from nightlab.agent.config import CONFIG_FILE, MetricConfig, ProjectConfig, dump_config, find_config
+from nightlab.agent.edits import matches_any
 from nightlab.agent.goal import Goal
+from nightlab.agent.launcher import python_for
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
-from nightlab.sandbox import slots
+from nightlab.sandbox import isolate, runner, slots
+from nightlab.sandbox.spec import JobSpec
 
 ENTRY_NAMES = ("train.py", "main.py", "run.py", "train_model.py", "fit.py")
 ENTRY_DIRS = ("", "src", "scripts", "tools")
@@ -99,8 +102,6 @@ def editable_files(root: Path, tracked: list[str], reached: code_reach.Reach,
     """The files that decide the run's effective configuration, each with why: the scripts the command runs, every
     local module they import (at any depth), files they exec or load, config files named on the command line or
     in the code — minus protected files. Config files next to the entry with a telling name are added last."""
-    from nightlab.agent.edits import matches_any
-
     out: dict[str, str] = {}
     for p, why in reached.files.items():
         if p.endswith((".py", ".sh", *CONFIG_EXT)) and not matches_any(p, protected):
@@ -140,9 +141,6 @@ def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout:
     timed_out. A missing sandbox layer is a NightlabError naming it, before anything runs.
 
     `inspect(copy, started)` looks at what the run left in its copy (event files) before the copy is removed."""
-    from nightlab.sandbox import isolate, runner
-    from nightlab.sandbox.spec import JobSpec
-
     isolation = "none" if unsafe else "auto"
     isolate.check(isolation)
     tmp = Path(tempfile.mkdtemp(prefix="nightlab-init-"))
@@ -196,8 +194,6 @@ def missing_paths(log: str) -> list[str]:
 
 def failure_report(log: str, rc: int | None, lines: int = 12) -> str:
     """Why a baseline failed: the classified one-line reason and the last lines of its output, indented."""
-    from nightlab.agent import diagnose
-
     failure = diagnose.classify_failure(log, rc, "failed" if rc else "succeeded", "", None)
     return f"{failure.summary}\n{_quoted_tail(log, lines)}"
 
@@ -254,8 +250,6 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
                                 "pass --command")
         command = guess_command(ws.root, found)
         say(f"training command: {command}")
-    from nightlab.agent.launcher import python_for
-
     probe_cfg = ProjectConfig(command=command, metric=MetricConfig(name="x", goal=Goal.MAXIMIZE))
     python = python_for(ws.root, probe_cfg)
     missing = _missing_program(command, ws.root)

@@ -17,9 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from nightlab.agent.config import load_config
+from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.paths import StatePaths
 from nightlab.agent.states import ApprovalState, SessionState, Status
+from nightlab.agent.store import Store
+from nightlab.errors import NightlabError
 
 
 def registry_dir() -> Path:
@@ -74,9 +78,6 @@ def overview(root: Path) -> dict[str, Any]:
     if not root.is_dir():
         row["problem"] = "missing: the folder is gone"
         return row
-    from nightlab.agent.config import load_config
-    from nightlab.errors import NightlabError
-
     try:
         cfg = load_config(root)
     except NightlabError as err:
@@ -88,9 +89,6 @@ def overview(root: Path) -> dict[str, Any]:
     if not db.exists():
         row["engine"] = "no session"
         return row
-    from nightlab.agent.ledger import summarize
-    from nightlab.agent.store import Store
-
     store = Store(db)
     session = store.latest_session()
     summary = summarize(store, cfg, session)

@@ -39,6 +39,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.experience import PARTS, REFERENCES
 from nightlab.agent.states import Kind
 from nightlab.agent.store import Store
+from nightlab.sandbox.isolate import is_secret_name
 
 Format = Literal["sft", "prompt-completion", "rewards"]
 FORMATS: tuple[Format, ...] = ("sft", "prompt-completion", "rewards")
@@ -68,8 +69,6 @@ def scrub(text: str, root: Path) -> str:
 
 
 def _secret_values() -> list[str]:
-    from nightlab.sandbox.isolate import is_secret_name
-
     return [v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 6]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -420,8 +421,6 @@ class Workspace:
             return False
 
     def _apply(self, patch: str, check: bool = False) -> None:
-        import tempfile
-
         with tempfile.NamedTemporaryFile("w", suffix=".patch", delete=False) as f:
             f.write(patch)
         try:

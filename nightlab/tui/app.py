@@ -27,8 +27,10 @@ from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
 from nightlab.agent.goal import Goal
+from nightlab.agent.lock import LockHeld
 from nightlab.agent.paths import StatePaths
 from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, Mode, SessionState
+from nightlab.errors import NightlabError
 from nightlab.sandbox.watch import Waker
 from nightlab.tui import keymap
 from nightlab.tui.data import Snapshot, SnapshotLoader
@@ -294,8 +296,6 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="engine")
     def _run_engine(self, new_session: bool) -> None:
-        from nightlab.agent.lock import LockHeld
-
         engine = self.desk().start(self.cfg, mode=self.mode, budget=self.budget if new_session else None,
                                    resume=not new_session, on_event=self._engine_callback)
         self.engine = engine
@@ -551,8 +551,6 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     def report_worker_error(self, worker: Worker[Any]) -> None:
         """The one place a failed background task becomes visible: an error dialog, never a crash."""
-        from nightlab.errors import NightlabError
-
         err = worker.error
         if err is None:
             return
@@ -658,8 +656,6 @@ def init_summary(res: Any) -> str:
 
 def run_tui(root: Path, mode: str | None = None, budget: int | None = None, start: bool = False) -> int:
     """Open the TUI on `root` (the CLI's `nightlab` / `nightlab tui` / `nightlab demo`); returns an exit code."""
-    from nightlab.errors import NightlabError
-
     if os.environ.get("NIGHTLAB_NO_TUI"):
         raise NightlabError("the TUI is disabled here (NIGHTLAB_NO_TUI is set); use `nightlab status`")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):

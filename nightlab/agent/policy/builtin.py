@@ -42,6 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from nightlab.agent import diagnose
 from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.goal import Goal
 from nightlab.agent.policy import catalogue
@@ -1400,10 +1401,6 @@ def _knob_for_expr(st: _State, expr: str | None, kind: str) -> _Knob | None:
 
 def _pathologies(ctx: PolicyContext, e: ExperimentView) -> list[tuple[str, str]]:
     """(kind, evidence) for the run's learning curve, most urgent first; [] when nothing can be said."""
-    try:
-        from nightlab.agent import diagnose
-    except ImportError:
-        return []
     loss = list(e.loss_curve)
     val = list(e.curve) or None
     try:

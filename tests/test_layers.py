@@ -1,0 +1,122 @@
+"""The house's floors, read from the source: `tui → agent → sandbox` with no arrow back, and inside agent/ no arrow
+running back up from a lower floor to a higher one (README, Architecture). Function-local imports count too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "nightlab"
+
+# agent/'s floors, bottom first: a module may import its own floor and the ones below, never one above
+AGENT_FLOORS: list[tuple[str, set[str]]] = [
+    ("vocabulary", {"states", "goal", "lock", "paths", "config", "proposal", "demo"}),
+    ("materials", {"store", "workspace", "edits", "memory", "metrics", "run_metrics", "tbevents", "diagnose",
+                   "reward", "instrument_static", "code_reach", "data_links", "notify"}),
+    ("policies", {"policy.base", "policy.builtin", "policy.knobs", "policy.llm", "policy.search",
+                  "policy.transforms"}),
+    ("rooms", {"ledger", "analysis", "launcher", "costs", "policy_view", "status", "trajectories", "projects",
+               "project_init"}),
+    ("engine", {"engine"}),
+    ("front desk", {"actions", "approvals", "promote"}),
+]
+DEFAULT_FLOOR = 1  # a module not listed yet is taken for one of the materials
+
+
+def floor_of(module: str) -> int:
+    name = module.removeprefix("nightlab.agent.")
+    for i, (_, names) in enumerate(AGENT_FLOORS):
+        if name in names:
+            return i
+    return DEFAULT_FLOOR
+
+
+def modules() -> list[tuple[str, Path]]:
+    out = []
+    for f in sorted(PACKAGE.rglob("*.py")):
+        rel = f.relative_to(PACKAGE.parent).with_suffix("")
+        if "examples" in rel.parts:
+            continue
+        out.append((".".join(rel.parts).removesuffix(".__init__"), f))
+    return out
+
+
+def imports_of(module: str, path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) for every import, function-local ones included, `if TYPE_CHECKING:` blocks not."""
+    tree = ast.parse(path.read_text())
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                continue
+            if isinstance(child, ast.Import):
+                found.extend((a.name, child.lineno) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:
+                    parts = module.split(".")[: -child.level] if path.name != "__init__.py" else \
+                        module.split(".")[: len(module.split(".")) - child.level + 1]
+                    base = ".".join(parts + ([base] if base else []))
+                found.append((base, child.lineno))
+                # `from nightlab.agent import memory`: the names are modules too
+                found.extend((f"{base}.{a.name}", child.lineno) for a in child.names
+                             if (PACKAGE.parent / f"{base}.{a.name}".replace(".", "/")).with_suffix(".py").exists())
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def test_the_floors_point_one_way() -> None:
+    rules = {"nightlab.sandbox": ("nightlab.agent", "nightlab.tui", "nightlab.commands", "nightlab.console"),
+             "nightlab.agent": ("nightlab.tui", "nightlab.commands", "nightlab.console", "nightlab.cli"),
+             "nightlab.tui": ("nightlab.commands", "nightlab.console", "nightlab.cli")}
+    wrong = []
+    for module, path in modules():
+        for floor, forbidden in rules.items():
+            if module.startswith(floor + ".") or module == floor:
+                wrong += [f"{module}:{line} imports {name}" for name, line in imports_of(module, path)
+                          if name.startswith(forbidden)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_arrow_runs_back_up_inside_agent() -> None:
+    wrong = []
+    for module, path in modules():
+        if not module.startswith("nightlab.agent."):
+            continue
+        mine = floor_of(module)
+        for name, line in imports_of(module, path):
+            if not name.startswith("nightlab.agent.") or name == module:
+                continue
+            if floor_of(name) > mine:
+                wrong.append(f"{module}:{line} ({AGENT_FLOORS[mine][0]}) imports {name} "
+                             f"({AGENT_FLOORS[floor_of(name)][0]})")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("front_end", ["nightlab.commands", "nightlab.console", "nightlab.tui"])
+def test_front_ends_leave_git_and_the_engine_to_the_agent(front_end: str) -> None:
+    """The front-ends ask the front desk (agent/actions.py): they import neither git nor the workspace, and reach
+    the engine only through the desk."""
+    wrong = []
+    for module, path in modules():
+        if module != front_end and not module.startswith(front_end + "."):
+            continue
+        for name, line in imports_of(module, path):
+            if name in ("git", "nightlab.agent.workspace", "nightlab.agent.promote", "nightlab.agent.approvals") or \
+                    (name == "nightlab.agent.engine" and module != "nightlab.console"):
+                wrong.append(f"{module}:{line} imports {name}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_checker_sees_a_wrong_arrow(tmp_path: Path) -> None:
+    """The rules above can fail: a store that imported the engine would be reported."""
+    f = tmp_path / "store.py"
+    f.write_text("def f():\n    from nightlab.agent.engine import Engine\n")
+    names = imports_of("nightlab.agent.store", f)
+    assert names == [("nightlab.agent.engine", 2)]
+    assert floor_of(names[0][0]) > floor_of("nightlab.agent.store")
