@@ -1,4 +1,5 @@
-"""The CLI's command handlers: thin glue between argparse, the agent core and the console."""
+"""The CLI's command handlers: thin glue between argparse, the agent's front desk (agent/actions.py) and the
+console. Each handler imports what it needs when it runs, so one command never pays for another's imports."""
 
 from __future__ import annotations
 

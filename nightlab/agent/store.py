@@ -1,7 +1,9 @@
 """The single source of truth: one SQLite file per project (`.nightlab/nightlab.db`), WAL mode, versioned schema.
 
 Every state change the engine makes lands here before it acts on it, so a process killed at any moment can be
-resumed by reading the store back (see `Engine.reconcile`). The TUI and the CLI are readers (and write approvals).
+resumed by reading the store back (see `Engine.reconcile`). The TUI and the CLI read it; what they change, they change
+through the front desk (actions.py). States are the StrEnums of states.py, written as their values; the agent asks
+through the named queries below rather than with SQL of its own.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Textual front end: a client of the engine and the store.
+"""The Textual front end: it reads the store (snapshots) and asks the agent's front desk (agent/actions.py) to act.
 
 Layering: `nightlab.tui` imports `nightlab.agent` and `nightlab.sandbox`, never the other way round. Everything that
 can block (the engine loop, git, SQLite, file tails, $EDITOR) runs in thread workers that talk to the UI only by

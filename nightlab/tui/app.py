@@ -1,6 +1,6 @@
-"""The nightlab TUI: a client of the engine and the store.
+"""The nightlab TUI: it reads the store and asks the front desk (agent/actions.py) for every action.
 
-The App owns the background work — the store poller, the engine loop, git and file IO — each in a thread worker
+The App owns the background work — the store poller, the engine loop, the desk's actions — each in a thread worker
 that talks back by posting messages; widgets only ever render what they are given. Failures of any worker land
 in one handler that shows an error dialog. Closing the app stops the engine loop after its current step, never
 the training jobs: they run detached and wake nightlab when they end.
