@@ -15,10 +15,9 @@ AGENT_FLOORS: list[tuple[str, set[str]]] = [
     ("vocabulary", {"states", "goal", "lock", "paths", "config", "proposal", "demo"}),
     ("materials", {"store", "workspace", "edits", "memory", "metrics", "run_metrics", "tbevents", "diagnose",
                    "reward", "instrument_static", "code_reach", "data_links", "notify"}),
-    ("policies", {"policy.base", "policy.builtin", "policy.knobs", "policy.llm", "policy.search",
-                  "policy.transforms"}),
+    ("policies", {"policy"}),
     ("rooms", {"ledger", "analysis", "launcher", "costs", "policy_view", "status", "trajectories", "projects",
-               "project_init"}),
+               "project_init", "artifacts", "remote", "report", "mlflow_runs", "mlflow_sync"}),
     ("engine", {"engine"}),
     ("front desk", {"actions", "approvals", "promote"}),
 ]
@@ -26,9 +25,10 @@ DEFAULT_FLOOR = 1  # a module not listed yet is taken for one of the materials
 
 
 def floor_of(module: str) -> int:
+    """The floor of an agent module; a subpackage's modules (policy.catalogue.code, report.facts) share its floor."""
     name = module.removeprefix("nightlab.agent.")
     for i, (_, names) in enumerate(AGENT_FLOORS):
-        if name in names:
+        if name in names or name.split(".")[0] in names or ".".join(name.split(".")[:2]) in names:
             return i
     return DEFAULT_FLOOR
 

@@ -221,16 +221,6 @@ class FrontDesk:
         return self.save_patch_edit(exp_id)
 
     # ------------------------------------------------------------------------------------------- review, promote
-    def chain_base(self, e: Experiment) -> str | None:
-        """The commit the experiment's chain of parents started from (the baseline's commit)."""
-        cur = e
-        while cur.parent_id is not None:
-            nxt = self.store.find_experiment(cur.parent_id)
-            if nxt is None:
-                break
-            cur = nxt
-        return cur.commit_sha
-
     def diff(self, exp_id: int, *, against_base: bool = False, stat: bool = False) -> str:
         """An experiment's change: against its parent, or (`against_base`) the whole chain against the user's
         branch as it was when the chain started; `stat`: a one-line summary instead of the diff."""
@@ -239,7 +229,7 @@ class FrontDesk:
             raise NightlabError(f"experiment #{e.id} has no commit ({e.status})")
         if against_base:
             s = self.store.session(e.session_id) if e.session_id else None
-            base = self.chain_base(e) or (s.base_commit if s and s.base_commit else self.ws.head_commit())
+            base = self.store.chain_base(e) or (s.base_commit if s and s.base_commit else self.ws.head_commit())
         else:
             parent = self.store.find_experiment(e.parent_id) if e.parent_id else None
             base = parent.commit_sha if parent and parent.commit_sha else e.commit_sha
@@ -257,7 +247,7 @@ class FrontDesk:
                                 "result can be promoted")
         if e.kind == Kind.RERUN and e.rerun_of is not None:
             raise NightlabError(f"experiment #{e.id} re-runs #{e.rerun_of} with another seed; promote #{e.rerun_of}")
-        base = self.chain_base(e) or self.ws.head_commit()
+        base = self.store.chain_base(e) or self.ws.head_commit()
         command = self._command_against_project(e)
         try:
             patch, files = self.ws.promote_check(base, e.commit_sha)

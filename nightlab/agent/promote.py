@@ -14,7 +14,7 @@ __all__ = ["Preview", "chain_base", "promote_experiment", "promote_preview"]
 
 
 def chain_base(store: Store, e: Experiment) -> str | None:
-    return FrontDesk(Path(store.path).parent.parent, store=store).chain_base(e)
+    return store.chain_base(e)
 
 
 def promote_preview(root: Path, store: Store, e: Experiment) -> Preview:

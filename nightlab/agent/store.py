@@ -529,6 +529,16 @@ class Store:
         """Hypotheses built on an experiment (its children other than its seed re-runs): fixes of a failed run."""
         return self.experiments("parent_id = ? AND kind != ?", (exp_id, Kind.RERUN))
 
+    def chain_base(self, e: Experiment) -> str | None:
+        """The commit an experiment's chain of parents started from (its baseline's: the user's branch then)."""
+        cur = e
+        while cur.parent_id is not None:
+            nxt = self.find_experiment(cur.parent_id)
+            if nxt is None:
+                break
+            cur = nxt
+        return cur.commit_sha
+
     def unsettled_results(self) -> list[Experiment]:
         """Finished runs whose verdict was not acted on (a crash between the analysis and the verdict)."""
         return self.experiments("run_result IS NOT NULL AND COALESCE(settled, 0) = 0 AND status NOT IN (?, ?)",

@@ -347,12 +347,11 @@ def _best_change(root: Path, store: Store, standing: Standing, by_id: dict[int, 
     e = by_id.get(standing.best_id) if standing.best_id is not None else None
     if e is None or e.kind == BASELINE_KIND:
         return None
-    from nightlab.agent.promote import chain_base
     from nightlab.agent.workspace import Workspace
 
     try:
         ws = Workspace(root)
-        base = chain_base(store, e) or ws.head_commit()
+        base = store.chain_base(e) or ws.head_commit()
         if not e.commit_sha:
             raise ValueError(f"#{e.id} has no commit")
         return BestChange(e, ws.diff(base, e.commit_sha), ws.diff_stat(base, e.commit_sha).summary(),
