@@ -352,7 +352,6 @@ def cmd_export(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- learn / explore
 def cmd_learn(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent import experience
     from nightlab.agent.policy.scorer import default_model_path
 
     try:
@@ -360,25 +359,17 @@ def cmd_learn(root: Path, args: argparse.Namespace) -> int:
     except ImportError:
         raise NightlabError("nightlab learn trains with torch, which is not installed: "
                             "pip install 'nightlab[learn]'") from None
-    from nightlab.agent.learn import LearnOptions, train
+    from nightlab.agent.learn import LearnOptions, train_on_store
 
-    store = Path(args.store).expanduser() if args.store else experience.user_store_path()
-    if args.store and not store.is_file():
-        raise NightlabError(f"{store}: no such experience store")
-    steps = experience.user_steps(store)
-    if not steps:
-        raise NightlabError(f"{store}: no settled decision steps yet; run sessions (or `nightlab explore`) in "
-                            "projects that share their experience ([experience] share = true, the default)")
     progress = console.Progress("learn") if sys.stderr.isatty() else None
     t0 = time.monotonic()
     try:
-        res = train(steps, LearnOptions(epochs=args.epochs, entropy=args.entropy,
-                                        duration_aware=not args.no_duration),
-                    progress=(lambda i, loss: progress.update(time.monotonic() - t0,
-                                                              f"epoch {i}/{args.epochs} loss {loss:.4f}"))
-                    if progress else None)
-    except ValueError as err:
-        raise NightlabError(f"{store}: {err}") from None
+        res, _ = train_on_store(
+            Path(args.store).expanduser() if args.store else None,
+            LearnOptions(epochs=args.epochs, entropy=args.entropy, duration_aware=not args.no_duration),
+            progress=(lambda i, loss: progress.update(time.monotonic() - t0,
+                                                      f"epoch {i}/{args.epochs} loss {loss:.4f}"))
+            if progress else None)
     finally:
         if progress:
             progress.close()
@@ -395,23 +386,20 @@ def cmd_explore(root: Path, args: argparse.Namespace) -> int:
     """Autonomous sessions with the explore policy in each project, one after the other."""
     from nightlab.agent.actions import FrontDesk
     from nightlab.agent.policy.learned import ExplorePolicy
-    from nightlab.agent.policy.scorer import Scorer, default_model_path
 
     roots = [Path(p).resolve() for p in args.paths] or [root]
-    model = default_model_path()
-    scorer = Scorer.load(model) if model.exists() else None
     for r in roots:
         cfg = load_config(r)
         printer = console.EventPrinter(cfg)
         desk = FrontDesk(r, cfg=cfg, who="console")
         engine = desk.start(cfg, mode="autonomous", budget=args.budget, unsafe_no_sandbox=args.unsafe_no_sandbox,
-                            policy=ExplorePolicy(scorer, temperature=args.temperature), on_event=printer)
+                            policy=ExplorePolicy.with_user_model(args.temperature), on_event=printer)
         printer.engine = engine
         try:
             summary = engine.run()
         finally:
             printer.close()
-        steps = len(engine.store.steps("session_id = ?", (summary.session_id,)))
+        steps = desk.steps_recorded(summary.session_id)
         print(f"{r}: explored {summary.runs_started} run(s); {steps} decision step(s) "
               f"recorded" + ("" if cfg.experience.share else " (this project does not share them)"))
     return 0

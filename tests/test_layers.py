@@ -17,7 +17,8 @@ AGENT_FLOORS: list[tuple[str, set[str]]] = [
                    "reward", "instrument_static", "code_reach", "data_links", "notify"}),
     ("policies", {"policy"}),
     ("rooms", {"ledger", "analysis", "launcher", "costs", "policy_view", "status", "trajectories", "projects",
-               "project_init", "artifacts", "remote", "report", "mlflow_runs", "mlflow_sync"}),
+               "project_init", "artifacts", "remote", "report", "mlflow_runs", "mlflow_sync", "experience", "learn",
+               "rollout"}),
     ("engine", {"engine"}),
     ("front desk", {"actions", "approvals", "promote"}),
 ]

@@ -372,6 +372,10 @@ class FrontDesk:
         return Engine(self.root, cfg, options=opts, policy=policy, store=self._store, approver=approver,
                       on_event=on_event)
 
+    def steps_recorded(self, session_id: int) -> int:
+        """How many decision steps a session recorded in the experience store (what `nightlab explore` reports)."""
+        return len(self.store.steps(session_id=session_id))
+
     def wake(self, on_event: EventSink | None = None) -> str:
         """Resume a hibernating session (what a job's end and cron run); idempotent. Says why when nothing woke."""
         if not self.paths.has_store():

@@ -566,9 +566,7 @@ class Engine:
     # ------------------------------------------------------------------------------------------- experience
     def _record_step(self, ctx: PolicyContext, made: Experiment | None, failed: ExperimentView | None) -> None:
         """Record the decision the policy just made, as it saw it (experience.py); never fails the step."""
-        decision = getattr(self.policy, "last_decision", None)
-        if hasattr(self.policy, "last_decision"):
-            self.policy.last_decision = None
+        decision, self.policy.last_decision = self.policy.last_decision, None
         try:
             _, problem = experience.record(
                 self.store, self.root, session_id=self.sid, experiment=made, policy=self.policy.name,
@@ -586,18 +584,15 @@ class Engine:
 
     def _observe(self, step: dict[str, Any]) -> None:
         """Hand a settled step's reward to a policy that learns within the session (the learned policy)."""
-        observe = getattr(self.policy, "observe", None)
-        if callable(observe):
-            try:
-                observe(step)
-            except Exception as err:  # a learner's trouble never stops the session
-                self.emit("policy_error", f"online update failed: {_one_line(err)}")
+        try:
+            self.policy.observe(step)
+        except Exception as err:  # a learner's trouble never stops the session
+            self.emit("policy_error", f"online update failed: {_one_line(err)}")
 
     def _replay_experience(self) -> None:
         """A learner resumed after hibernation sees again the rewards this session has had (idempotent per process)."""
-        if callable(getattr(self.policy, "observe", None)):
-            for step in experience.session_steps(self.store, self.sid):
-                self._observe(step)
+        for step in experience.session_steps(self.store, self.sid):
+            self._observe(step)
 
     # ------------------------------------------------------------------------------------------- verdicts
     def _verdict(self, e: Experiment) -> None:

@@ -31,8 +31,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent.policy.base import ExperimentView, PolicyContext
 from nightlab.agent.policy.decision import FIX, PROPOSE, Decision
+from nightlab.agent.proposal import ExperimentView, PolicyContext
 from nightlab.agent.store import Experiment, Store
 
 USER_DB = "experience.db"
@@ -145,7 +145,7 @@ def record(store: Store, root: Path, *, session_id: int, experiment: Experiment 
 def settle(store: Store, root: Path, e: Experiment, parts: dict[str, Any], share: bool) -> dict[str, Any] | None:
     """Add a settled run's outcome to the step that proposed it; the step (None when no step proposed it: the
     baseline, seed re-runs). A problem with the user store is left under the key "problem"."""
-    rows = store.steps("experiment_id = ?", (e.id,))
+    rows = store.steps(experiment_id=e.id)
     if not rows:
         return None
     row = rows[-1]
@@ -164,7 +164,7 @@ def settle(store: Store, root: Path, e: Experiment, parts: dict[str, Any], share
 
 def session_steps(store: Store, session_id: int) -> list[dict[str, Any]]:
     """The settled steps of one session, in order (what an online learner replays after a restart)."""
-    return [r for r in store.steps("session_id = ?", (session_id,)) if r.get("settled_t") is not None]
+    return store.steps(session_id=session_id, settled=True)
 
 
 # ----------------------------------------------------------------------------------------------- reading

@@ -39,9 +39,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from nightlab.agent import experience
 from nightlab.agent.policy.scorer import Scorer
+from nightlab.errors import NightlabError
 
 MIN_SECONDS = 1.0
 
@@ -186,3 +189,21 @@ def _train(torch: Any, steps: Sequence[dict[str, Any]], opts: LearnOptions,
 
 
 __all__ = ["LearnOptions", "LearnResult", "examples", "train", "weights_and_advantages"]
+
+
+def train_on_store(store: Path | None = None, opts: LearnOptions | None = None,
+                   progress: Callable[[int, float], None] | None = None) -> tuple[LearnResult, Path]:
+    """`nightlab learn`: train on the settled steps of an experience store (the user's, unless `store` names one).
+    Returns the result and the store read; a missing or empty store, or steps no model can be fitted to, raise
+    NightlabError naming the store."""
+    path = store or experience.user_store_path()
+    if store is not None and not path.is_file():
+        raise NightlabError(f"{path}: no such experience store")
+    steps = experience.user_steps(path)
+    if not steps:
+        raise NightlabError(f"{path}: no settled decision steps yet; run sessions (or `nightlab explore`) in "
+                            "projects that share their experience ([experience] share = true, the default)")
+    try:
+        return train(steps, opts, progress), path
+    except ValueError as err:
+        raise NightlabError(f"{path}: {err}") from None

@@ -52,7 +52,7 @@ def _outcome(e: ExperimentView) -> str:
         return "improved (promoted)"
     if e.status == Status.DISCARDED:
         return "no improvement"
-    if e.status == "stopped_early":  # its curve was clearly worse than its parent's: a regression, seen early
+    if e.status == Status.STOPPED_EARLY:  # its curve was clearly worse than its parent's: a regression, seen early
         return "worse (stopped early)"
     if e.status == "no_effect":
         return "no effect (ran exactly like its parent: the change did not reach the program)"

@@ -45,8 +45,8 @@ from nightlab.agent.edits import apply_edits
 from nightlab.agent.launcher import Launcher, python_for
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.paths import StatePaths
-from nightlab.agent.policy.base import Edit
-from nightlab.agent.states import FailureClass, Kind, Status
+from nightlab.agent.proposal import Edit
+from nightlab.agent.states import FailureClass, Kind, Mode, Status
 from nightlab.agent.store import Experiment, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import NightlabError
@@ -137,7 +137,7 @@ class Rollouts:
         self.ws = Workspace(self.repo)
         self.ws.ensure_state_dir()
         self.store = Store(StatePaths.of(self.repo).db)
-        self.sid = self.store.create_session(str(self.repo), "autonomous", "rollout", 0, None, None).id
+        self.sid = self.store.create_session(str(self.repo), Mode.AUTONOMOUS, "rollout", 0, None, None).id
         self.launcher = Launcher(self.repo, self.cfg, self.ws, unsafe_no_sandbox=unsafe_no_sandbox)
         self.layer = self.launcher.check_sandbox()  # one clear error before anything runs
         self.pool = lease.MachinePool(slots.discover(cfg.slots.cpus, cfg.slots.threads_per_job, cfg.slots.gpus),

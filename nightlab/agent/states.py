@@ -157,7 +157,16 @@ class ApprovalState(StrEnum):
     REJECTED = "rejected"
 
 
+class StepKind(StrEnum):
+    """What a decision step decided (the `steps.kind` column of the experience store): a new hypothesis to test, or
+    a fix for a failed run."""
+
+    PROPOSE = "propose"
+    FIX = "fix"
+
+
 __all__ = [
     "ACTIVE", "ENGINE_KINDS", "OPEN_JOB_STATES", "SETTLED", "UNCONFIRMED_LABEL", "WINNERS", "ApprovalKind",
     "ApprovalState", "FailureClass", "JobState", "Kind", "Mode", "RunResult", "SessionState", "Status",
+    "StepKind",
 ]

@@ -664,10 +664,23 @@ class Store:
     def update_step(self, step_id: int, **changes: Any) -> None:
         self._update("steps", step_id, changes)
 
-    def steps(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        """Decision steps in the order they were taken, JSON fields decoded."""
+    def steps(self, *, session_id: int | None = None, experiment_id: int | None = None,
+              settled: bool | None = None) -> list[dict[str, Any]]:
+        """Decision steps in the order they were taken, JSON fields decoded: all, or those of one session, of one
+        experiment, only the settled ones (`settled=True`: their outcome is written) or only the open ones."""
+        cond: list[str] = []
+        params: list[Any] = []
+        if session_id is not None:
+            cond.append("session_id = ?")
+            params.append(session_id)
+        if experiment_id is not None:
+            cond.append("experiment_id = ?")
+            params.append(experiment_id)
+        if settled is not None:
+            cond.append("settled_t IS NOT NULL" if settled else "settled_t IS NULL")
         out = []
-        for row in self._rows(f"SELECT * FROM steps {('WHERE ' + where) if where else ''} ORDER BY id", params):
+        for row in self._rows("SELECT * FROM steps" + (" WHERE " + " AND ".join(cond) if cond else "") + " ORDER BY id",
+                              params):
             for k in self.STEP_JSON:
                 raw = row.get(k)
                 row[k] = json.loads(raw) if isinstance(raw, str) and raw else None

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.experience import PARTS, REFERENCES
-from nightlab.agent.states import Kind
+from nightlab.agent.states import StepKind
 from nightlab.agent.store import Store
 from nightlab.sandbox.isolate import is_secret_name
 
@@ -130,7 +130,7 @@ def export_trajectories(root: Path, cfg: ProjectConfig, store: Store, fmt: Forma
         raise ValueError(f"unknown format {fmt!r}")
     root = Path(root)
     tools = json.dumps(tools_schema())
-    steps = [s for s in store.steps() if s.get("experiment_id") and s.get("settled_t") is not None]
+    steps = [s for s in store.steps(settled=True) if s.get("experiment_id")]
     durations = [max(MIN_SECONDS, float(s.get("seconds") or 0.0)) for s in steps]
     mean_d = sum(durations) / len(durations) if durations else 1.0
     out: list[dict[str, Any]] = []
@@ -138,7 +138,7 @@ def export_trajectories(root: Path, cfg: ProjectConfig, store: Store, fmt: Forma
         e = store.find_experiment(int(step["experiment_id"]))
         if e is None or not step.get("messages"):
             continue
-        tool = step.get("tool") or (FIX_TOOL if step.get("kind") == Kind.FIX else PROPOSE_TOOL)
+        tool = step.get("tool") or (FIX_TOOL if step.get("kind") == StepKind.FIX else PROPOSE_TOOL)
         prompt = [_message(m, root) for m in step["messages"]]
         args = scrub(json.dumps(_arguments(step, e, tool), ensure_ascii=False), root)
         assistant = {"role": "assistant", "content": "", "tool_calls": [

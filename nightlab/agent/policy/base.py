@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from nightlab.agent.policy.decision import Decision
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 
 __all__ = ["Abandon", "Edit", "ExperimentView", "Policy", "PolicyBase", "PolicyContext", "Proposal"]
@@ -27,6 +28,9 @@ class Policy(Protocol):
     # what the latest propose/fix call spent on model calls, failed calls included ({"cost": usd, ...}); the engine
     # adds it to the session's cost after every call and then replaces it with {}
     last_usage: dict[str, Any]
+    # the decision step the latest propose/fix call made (the state it saw, the moves it weighed, the one it took:
+    # policy/decision.py), None when it left none; the engine records it in the experience store and sets it back
+    last_decision: Decision | None
 
     def propose(self, ctx: PolicyContext) -> Proposal | None:
         """The next hypothesis to test, or None when the policy has nothing left to try."""
@@ -38,12 +42,22 @@ class Policy(Protocol):
     def prewarm(self) -> None:
         """Start slow set-up early (called once when the engine starts, before the baseline runs)."""
 
+    def observe(self, step: dict[str, Any]) -> None:
+        """A settled decision step of this session with its reward (experience.py's row): a policy that learns
+        while the session runs updates on it (the learned policy). Called when a run settles, and again for the
+        session's settled steps when it resumes; a policy that does not learn ignores it."""
+
 
 class PolicyBase:
-    """Defaults for the hooks a policy need not use: nothing to set up early, no model calls to account for."""
+    """Defaults for the hooks a policy need not use: nothing to set up early, no model calls to account for, no
+    decision record of its own (the engine records the state it was shown), nothing learned from rewards."""
 
     name = "policy"
     last_usage: dict[str, Any] = {}  # replaced (never mutated) by the engine and by policies that call a model
+    last_decision: Decision | None = None
 
     def prewarm(self) -> None:
+        return None
+
+    def observe(self, step: dict[str, Any]) -> None:
         return None

@@ -51,11 +51,12 @@ from nightlab.agent.policy import features as feats
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
-from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+from nightlab.agent.policy.base import Abandon, PolicyBase
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
 from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
-from nightlab.agent.states import Kind, RunResult, Status
+from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.states import ENGINE_KINDS, Kind, RunResult, Status, StepKind
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -300,7 +301,7 @@ class BuiltinPolicy(PolicyBase):
         """What the catalogue's repairs see: the failed run's files and frames, what the repository ships, the
         GPUs a job gets, the knobs this branch changed since its last run that worked, and the knob editor."""
         exps = {e.id: e for e in ctx.experiments}
-        ran = next((e for e in _lineage(exps, failed.parent_id) if e.run_result == "succeeded"), None)
+        ran = next((e for e in _lineage(exps, failed.parent_id) if e.run_result == RunResult.SUCCEEDED), None)
         changed: dict[str, tuple[str, Any, Any]] = {}
         if ran is not None:
             for key, value in failed.knobs.items():
@@ -321,7 +322,7 @@ class BuiltinPolicy(PolicyBase):
 
     # ------------------------------------------------------------------------------------------- decisions
     def _decision(self, ctx: PolicyContext, st: _State, moves: list[_Move], chosen: int, tried: set[int],
-                  kind: str = PROPOSE) -> Decision:
+                  kind: StepKind = PROPOSE) -> Decision:
         """The step as the experience store records it: the state's and each candidate's features."""
         history = self._move_history(ctx)
         py = [t for p, t in st.files.items() if p.endswith(".py")]
@@ -351,7 +352,7 @@ class BuiltinPolicy(PolicyBase):
                     factor = float(new) / float(k.value)
         hist_key = f"t:{m.transform}" if m.transform else key
         tried, wins, fails = history.get(hist_key, (0, 0, 0))
-        return feats.MoveInfo(source=m.source or ("fix" if m.kind == "fix" else "search"), kind=kind,
+        return feats.MoveInfo(source=m.source or ("fix" if m.kind == Kind.FIX else "search"), kind=kind,
                               transform=m.transform or "", pathology=m.pathology, factor=factor,
                               n_changes=len(m.changes), rank=rank, tried=tried, wins=wins, fails=fails)
 
@@ -361,7 +362,7 @@ class BuiltinPolicy(PolicyBase):
         exps = {e.id: e for e in ctx.experiments}
         out: dict[str, list[int]] = {}
         for e in ctx.experiments:
-            if e.status not in feats.RAN or e.kind in ("baseline", "rerun") or e.parent_id not in exps:
+            if e.status not in feats.RAN or e.kind in ENGINE_KINDS or e.parent_id not in exps:
                 continue
             keys: set[str] = set()
             if e.knobs.get("transform"):
@@ -374,7 +375,7 @@ class BuiltinPolicy(PolicyBase):
                 c = out.setdefault(key, [0, 0, 0])
                 c[0] += 1
                 c[1] += e.status in feats.WON
-                c[2] += e.run_result not in (None, "succeeded")
+                c[2] += e.run_result not in (None, RunResult.SUCCEEDED)
         return {k: (v[0], v[1], v[2]) for k, v in out.items()}
 
     def search_knobs(self, files: Mapping[str, str], *, command: str = "", metric: str = "",
@@ -921,7 +922,7 @@ class BuiltinPolicy(PolicyBase):
         """The knob of the newest one-knob search move from the best, if that move did not become the new best."""
         if st.exp is None:
             return None
-        kids = [e for e in ctx.experiments if e.parent_id == st.exp.id and e.kind == "hyperparameter"
+        kids = [e for e in ctx.experiments if e.parent_id == st.exp.id and e.kind == Kind.HYPERPARAMETER
                 and e.title.startswith(_SEARCH_TITLE)]
         for e in sorted(kids, key=lambda e: e.id, reverse=True):
             moved = self._one_knob_change(ctx, st, e)
@@ -1055,7 +1056,7 @@ class BuiltinPolicy(PolicyBase):
             return None
         new_knobs = self._knobs(ctx, new_files, program, st.editable, st.evaluation)
         assignment = {k: v.value for k, v in new_knobs.items()}
-        code_fix = move.kind == "fix" and move.transform is None and move.texts is not None
+        code_fix = move.kind == Kind.FIX and move.transform is None and move.texts is not None
         regime = st.regime | ({f"t:{move.transform}"} if move.transform else set())
         if not code_fix and (frozenset(regime), _sig_assignment(assignment)) in sigs:
             return None  # this exact assignment in this code regime was run (or proposed) already
@@ -1066,7 +1067,7 @@ class BuiltinPolicy(PolicyBase):
         knobs: dict[str, Any] = dict(assignment)
         if move.transform:
             knobs["transform"] = move.transform
-        elif move.kind == "fix":
+        elif move.kind == Kind.FIX:
             knobs["fix"] = "code" if code_fix else "knob"
         rationale = move.rationale
         if command is not None:
@@ -1212,11 +1213,11 @@ def _regime(lineage: Iterable[ExperimentView]) -> frozenset[str]:
     for e in lineage:
         if e.knobs.get("transform"):
             out.add(f"t:{e.knobs['transform']}")
-        elif e.kind == "transform":
+        elif e.kind == Kind.TRANSFORM:
             out.add(f"t:{e.title}")
-        elif e.kind == "fix" and e.knobs.get("fix") == "knob":
+        elif e.kind == Kind.FIX and e.knobs.get("fix") == "knob":
             continue  # a knob value changed, the code did not
-        elif e.kind not in ("hyperparameter", "baseline", "rerun"):
+        elif e.kind not in (Kind.HYPERPARAMETER, *ENGINE_KINDS):
             out.add(f"f:{e.id}")
     return frozenset(out)
 
@@ -1299,7 +1300,7 @@ def _transforms_tried_in_lineage(ctx: PolicyContext, st: _State) -> set[str]:
     ids = {e.id for e in st.lineage}
     out = set()
     for e in ctx.experiments:
-        if e.kind != "transform":
+        if e.kind != Kind.TRANSFORM:
             continue
         name = str(e.knobs.get("transform", ""))
         if e.id in ids or e.parent_id in ids:

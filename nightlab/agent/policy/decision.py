@@ -13,8 +13,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PROPOSE = "propose"
-FIX = "fix"
+from nightlab.agent.states import StepKind
+
+PROPOSE = StepKind.PROPOSE
+FIX = StepKind.FIX
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Candidate:
 
 @dataclass
 class Decision:
-    kind: str  # PROPOSE | FIX
+    kind: StepKind
     state: dict[str, float]
     candidates: list[Candidate] = field(default_factory=list)
     chosen: int | None = None  # index into candidates of the move taken (None: a model wrote the move itself)

@@ -15,7 +15,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from nightlab.agent.policy.base import ExperimentView, PolicyContext
+from nightlab.agent.goal import Goal
+from nightlab.agent.proposal import ExperimentView, PolicyContext
+from nightlab.agent.states import ACTIVE, ENGINE_KINDS, WINNERS, RunResult, Status
 
 # the fixed vocabularies: a feature names only these (anything else maps to "other")
 SOURCES = ("combine", "diagnosis", "transform", "widen", "search", "fix", "llm")
@@ -24,9 +26,10 @@ KNOB_KINDS = ("lr", "epochs", "steps", "batch_size", "width", "depth", "weight_d
 TRANSFORMS = ("sgd_to_adamw", "warmup_cosine", "standardize", "grad_clip", "weight_decay", "dropout",
               "label_smoothing")
 PATHOLOGIES = ("nan", "diverging", "overfitting", "too_slow", "underfitting", "still_improving", "plateau", "noisy")
-WON = frozenset({"kept", "promoted", "unconfirmed"})
-RAN = frozenset({"kept", "promoted", "unconfirmed", "discarded", "failed", "timed_out", "lost", "succeeded",
-                 "stopped_early"})
+WON = WINNERS
+# experiments whose run ended with a result (their verdict given or still to come)
+RAN = WINNERS | {Status.DISCARDED, Status.FAILED, Status.TIMED_OUT, Status.LOST, Status.SUCCEEDED,
+                  Status.STOPPED_EARLY}
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,13 @@ def state_features(ctx: PolicyContext, extra: Mapping[str, float] | None = None)
     """The project, the curve of the current best and the history, as the policy saw them at this step."""
     exps = list(ctx.experiments)
     by_id = {e.id: e for e in exps}
-    ran = [e for e in exps if e.status in RAN and e.kind not in ("baseline", "rerun")]
-    failed = [e for e in ran if e.run_result not in (None, "succeeded")]
-    running = [e for e in exps if e.status in ("queued", "running", "approved", "proposed")]
-    started = sum(1 for e in exps if e.status in RAN or e.status == "running")
+    ran = [e for e in exps if e.status in RAN and e.kind not in ENGINE_KINDS]
+    failed = [e for e in ran if e.run_result not in (None, RunResult.SUCCEEDED)]
+    running = [e for e in exps if e.status in ACTIVE]
+    started = sum(1 for e in exps if e.status in RAN or e.status == Status.RUNNING)
     f: dict[str, float] = {
         "s.bias": 1.0,
-        "s.maximize": 1.0 if ctx.goal == "maximize" else 0.0,
+        "s.maximize": 1.0 if ctx.goal == Goal.MAXIMIZE else 0.0,
         "s.n_ran": math.log1p(len(ran)),
         "s.fail_frac": len(failed) / len(ran) if ran else 0.0,
         "s.pending": math.log1p(len(running)),

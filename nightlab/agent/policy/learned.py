@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from nightlab.agent.policy.base import PolicyContext, Proposal
 from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy.scorer import ModelError, Scorer, default_model_path
+from nightlab.agent.proposal import PolicyContext, Proposal
 
 log = logging.getLogger("nightlab.policy.learned")
 
@@ -137,6 +137,13 @@ class ExplorePolicy(LearnedPolicy):
 
     def __init__(self, scorer: Scorer | None = None, *, temperature: float = 1.0) -> None:
         super().__init__(scorer or Scorer.fresh(["m.rank"], hidden=1), temperature=temperature, online_lr=0.0)
+
+    @classmethod
+    def with_user_model(cls, temperature: float = 1.0) -> ExplorePolicy:
+        """`nightlab explore`'s policy: drawing from the scores of the model `nightlab learn` wrote at the default
+        place when there is one, else from the builtin's order."""
+        model = default_model_path()
+        return cls(Scorer.load(model) if model.exists() else None, temperature=temperature)
 
 
 __all__ = ["CANDIDATES", "ExplorePolicy", "LearnedPolicy", "ModelError"]

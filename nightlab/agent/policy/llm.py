@@ -29,9 +29,10 @@ from nightlab.agent.config import LLMConfig
 from nightlab.agent.edits import apply_edits
 from nightlab.agent.memory import format_memory, is_repeat, settled
 from nightlab.agent.policy import catalogue
-from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+from nightlab.agent.policy.base import Abandon, PolicyBase
 from nightlab.agent.policy.decision import FIX, PROPOSE, Decision
 from nightlab.agent.policy.features import state_features
+from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.states import Kind
 from nightlab.errors import EditError, NightlabError
 

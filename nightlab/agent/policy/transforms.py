@@ -27,8 +27,8 @@ from typing import Any
 import libcst as cst
 from libcst.metadata import MetadataWrapper, ParentNodeProvider, PositionProvider
 
-from nightlab.agent.policy.base import Edit
 from nightlab.agent.policy.evaluation import fixed_lines
+from nightlab.agent.proposal import Edit
 
 # ----------------------------------------------------------------------------------------------- results
 
