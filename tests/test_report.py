@@ -258,8 +258,7 @@ def test_every_outcome_has_its_own_shape_and_colour() -> None:
 
 @pytest.mark.parametrize(("status", "run_result", "error", "expect"), [
     ("kept", "succeeded", None, Outcome.KEPT),
-    ("kept", "succeeded", "unconfirmed: no run left to re-run it with another seed (the next `nightlab run` does "
-                          "that first)", Outcome.UNCONFIRMED),
+    ("unconfirmed", "succeeded", None, Outcome.UNCONFIRMED),
     ("promoted", "succeeded", None, Outcome.KEPT),
     ("discarded", "succeeded", "within noise", Outcome.DISCARDED),
     ("failed", "failed", None, Outcome.FAILED),
