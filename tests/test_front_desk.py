@@ -191,7 +191,7 @@ def test_stop_finds_the_rows_running_job(project: tuple[Path, Populated], monkey
     job = desk.store.add_job(rerun.id, str(run_dir), str(run_dir / "output.log"), "cpu0")
     desk.store.update_job(job.id, state="running")
     stopped: list[tuple[str, str]] = []
-    monkeypatch.setattr(runner, "stop", lambda d, why="": stopped.append((str(d), why)) or True)
+    monkeypatch.setattr(runner, "stop", lambda d, why="", wrapper=None: stopped.append((str(d), why)) or True)
     assert desk.stop_job(ids.best).id == job.id  # the best's row: its confirmation's job
     assert stopped == [(str(run_dir), "stopped by the user (tester)")]
 
