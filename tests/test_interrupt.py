@@ -93,7 +93,7 @@ def test_step_mode_edit_in_editor(tiny_project: Path, tmp_path: Path, monkeypatc
     finally:
         mp.undo()
     e = next(x for x in eng.store.experiments() if x.title == "LR = 0.3")
-    assert e.status == "kept"
+    assert e.status in ("kept", "unconfirmed")  # kept; confirmed by a seed re-run only when the budget allows it
     text = eng.ws.read_file(e.commit_sha or "", "train.py") or ""
     assert "LR = 0.3" in text and "EPOCHS = 9" in text
     assert "+EPOCHS = 9" in (e.patch or "")

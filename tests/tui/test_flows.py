@@ -371,7 +371,7 @@ def test_stop_job_asks_first(populated: tuple[Path, Populated], engine_lock: Non
     stopped: list[tuple[str, str]] = []
     from nightlab.sandbox import runner
 
-    monkeypatch.setattr(runner, "stop", lambda d, why="": stopped.append((str(d), why)) or True)
+    monkeypatch.setattr(runner, "stop", lambda d, why="", wrapper=None: stopped.append((str(d), why)) or True)
 
     async def body() -> None:
         app = make_app(root)
