@@ -98,6 +98,13 @@ def wrapper_pids(root: Path, first_attempts_only: bool = False) -> list[int]:
     return out
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+    except OSError:
+        return "(gone)"
+
+
 def project_processes(root: Path) -> list[int]:
     """Processes whose command line or working directory is inside the project (wrappers, jobs, engines)."""
     out = []
@@ -147,6 +154,7 @@ class Report:
     ran_twice: list[int] = field(default_factory=list)
     orphan_processes: list[int] = field(default_factory=list)
     orphan_worktrees: list[str] = field(default_factory=list)
+    orphan_commands: list[str] = field(default_factory=list)
     integrity: str = ""
     best: float | None = None
     reference_best: float | None = None
@@ -198,8 +206,13 @@ def check(root: Path, rep: Report) -> Report:
         con.close()
     wt = root / ".nightlab" / "worktrees"
     rep.orphan_worktrees = sorted(p.name for p in wt.iterdir()) if wt.exists() else []
-    time.sleep(0.3)
-    rep.orphan_processes = project_processes(root)
+    # An orphan is a process that stays: one still on its way out (the detached engine's last git call, a wrapper
+    # writing its status) gets a few seconds to go before it counts.
+    settle = time.monotonic() + 5
+    while (left := project_processes(root)) and time.monotonic() < settle:
+        time.sleep(0.2)
+    rep.orphan_processes = left
+    rep.orphan_commands = [_cmdline(pid) for pid in left]
     rep.best = best_of(root)
     return rep
 

@@ -242,5 +242,6 @@ def test_peers_search_the_knobs_nightlab_found_on_a_shared_task(search: ModuleTy
     assert len(dims) >= 3
     rng = random.Random(0)
     values = {d.key: search.peers().random_value(d, rng, search.snap) for d in dims}
-    changed = search.apply_values(files, dims, values, layout)
+    changed, command = search.apply_values(files, dims, values, layout)
     assert changed != files and set(changed) == set(files)
+    assert command == ""  # digits-mlp's knobs live in its files, not on a command line

@@ -19,6 +19,6 @@ def test_sigkill_torture_loses_nothing(tmp_path: Path) -> None:
     assert rep.integrity == "ok"
     assert not rep.ran_twice, rep
     assert rep.ran_once + rep.lost_rerun_once + rep.lost_given_up == rep.experiments
-    assert not rep.orphan_processes, rep
+    assert not rep.orphan_processes, rep.orphan_commands
     assert not rep.orphan_worktrees, rep
     assert rep.best is not None and rep.best == rep.reference_best, rep
