@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_builtin_policy import KNOB_ONLY, MLP_ADAMW, Tree, _score, applied, view
+from test_builtin_policy import KNOB_ONLY, MLP_ADAMW, Tree, _changed, _rejected, _score, applied, view
 
 from nightlab.agent import experience
 from nightlab.agent.policy.builtin import BuiltinPolicy
@@ -128,6 +128,42 @@ def test_the_learned_order_and_online_updates() -> None:
     policy.observe(step)  # the same step again (a resumed session replays): learned from once
     after = scorer.scores(got.state, [x.features for x in got.candidates])
     assert after[alt] - after[c] < before[alt] - before[c]
+
+
+def _scorer_preferring(tree: Tree, prop_title: str | None = None) -> Scorer:
+    """A model that scores every move of the first decision's knob kinds, the given proposal's kind far above all."""
+    probe = BuiltinPolicy()
+    assert probe.propose(tree.ctx()) is not None and probe.last_decision is not None
+    d = probe.last_decision
+    feats = sorted({*d.state, *(k for x in d.candidates for k in x.features)})
+    scorer = Scorer.fresh(feats)
+    for x in d.candidates:
+        if prop_title is not None and x.label == prop_title:
+            for k in x.features:
+                scorer.u[feats.index(k)] = 10.0
+    return scorer
+
+
+def test_people_s_rejections_and_feedback_hold_under_the_learned_policy() -> None:
+    """The learned policy proposes from the builtin's stream with people's word applied: a rejected change never
+    comes back however much the model likes it, and a move the feedback asks for is not overruled by the model."""
+    import dataclasses
+
+    improving = [2.0 * 0.8**i for i in range(16)]
+    tree = Tree({"train.py": MLP_ADAMW.replace('"hidden": 32', '"hidden": 256')})
+    tree.add(view(1, kind="baseline", metric=0.7, loss=improving))
+    first = BuiltinPolicy().propose(tree.ctx())
+    assert first is not None
+    scorer = _scorer_preferring(tree, first.title)
+    liked = LearnedPolicy(scorer, temperature=0.0).propose(tree.ctx())
+    assert liked is not None and liked.title == first.title  # the model's favourite, before anyone said no
+    no = _rejected(tree, first)
+    said_no = dataclasses.replace(tree.ctx(), rejected_by_user={no.id: ""})
+    again = LearnedPolicy(scorer, temperature=0.0).propose(said_no)
+    assert again is not None and _changed(tree, again) != _changed(tree, first), again.title
+    guided = LearnedPolicy(scorer, temperature=0.0).propose(dataclasses.replace(
+        tree.ctx(), rejected_by_user={no.id: "no: add some weight decay first"}))
+    assert guided is not None and _changed(tree, guided) == {"CONFIG.weight_decay"}, guided.title
 
 
 def _fill_user_store(n: int) -> None:

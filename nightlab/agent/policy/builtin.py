@@ -246,17 +246,9 @@ class BuiltinPolicy(PolicyBase):
         if st.exp is None:
             return None
         sigs = self._signatures(ctx)
-        said = self._rejections(ctx, st)
-        moves = self._moves(ctx, st)
-        if said.wanted_knobs or said.wanted_transforms:
-            # what a person's feedback asked for goes first (among the next moves this policy would try)
-            head = list(itertools.islice(moves, FEEDBACK_LOOKAHEAD))
-            moves = itertools.chain([m for m in head if said.wants(m.changes, m.transform)],
-                                    [m for m in head if not said.wants(m.changes, m.transform)], moves)
+        moves = self._moves_heeding_people(ctx, st)
         seen: list[_Move] = []
         for move in moves:
-            if said.refuses(move.changes, move.transform, _norm):
-                continue  # a person rejected exactly this change: never again
             seen.append(move)
             prop = self._materialise(ctx, st, move, sigs)
             if prop is not None:
@@ -574,6 +566,18 @@ class BuiltinPolicy(PolicyBase):
                 self._assign_cache[e.id] = {k: v.value for k, v in knobs.items()}
             return self._assign_cache[e.id]
         return None
+
+    def _moves_heeding_people(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+        """This policy's moves on top of `st` with what people said applied: a move their feedback asked for comes
+        first (among the next FEEDBACK_LOOKAHEAD), a change they rejected never comes. Every policy built on this
+        one (the learned policy scores these) proposes from this stream, so a rejection holds whichever decides."""
+        said = self._rejections(ctx, st)
+        moves = self._moves(ctx, st)
+        if said.wanted_knobs or said.wanted_transforms:
+            head = list(itertools.islice(moves, FEEDBACK_LOOKAHEAD))
+            moves = itertools.chain([m for m in head if said.wants(m.changes, m.transform)],
+                                    [m for m in head if not said.wants(m.changes, m.transform)], moves)
+        return (m for m in moves if not said.refuses(m.changes, m.transform, _norm))
 
     def _rejections(self, ctx: PolicyContext, st: _State) -> Rejections:
         """The changes people rejected (knob values that differ from the parent's, or a transformation) and what

@@ -74,13 +74,18 @@ class LearnedPolicy(BuiltinPolicy):
         if st.exp is None:
             return None
         sigs = self._signatures(ctx)
-        stream = self._moves(ctx, st)
+        # the same stream as the builtin's: people's rejections and feedback hold whichever policy decides (a move
+        # their feedback asked for leads the candidates, and the scorer does not overrule it: see below)
+        stream = self._moves_heeding_people(ctx, st)
         moves = list(itertools.islice(stream, CANDIDATES))
         if not moves:
             return None
         decision = self._decision(ctx, st, moves, chosen=-1, tried=set())
         scores = self.scorer.scores(decision.state, [c.features for c in decision.candidates])
-        for i in self.order(scores, ctx.rng):
+        said = self._rejections(ctx, st)
+        asked = [i for i, m in enumerate(moves) if said.wants(m.changes, m.transform)]
+        order = self.order(scores, ctx.rng)
+        for i in [*(j for j in order if j in asked), *(j for j in order if j not in asked)]:
             prop = self._materialise(ctx, st, moves[i], sigs)
             decision.candidates[i].valid = prop is not None
             if prop is not None:
