@@ -1,5 +1,6 @@
-"""The CLI's command handlers: thin glue between argparse, the agent's front desk (agent/actions.py) and the
-console. Each handler imports what it needs when it runs, so one command never pays for another's imports."""
+"""The CLI's command handlers: thin glue between argparse, the agent's front desk (agent/actions.py to act,
+agent/views.py to read) and the console. Each handler imports what it needs when it runs, so one command never pays
+for another's imports; none opens the store, git or the sandbox itself (tests/test_layers.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,6 @@ from typing import Any
 
 from nightlab import console
 from nightlab.agent.config import load_config
-from nightlab.agent.demo import example_dir as example_dir  # re-exported: where the bundled example lives
-from nightlab.agent.demo import make_demo_repo
 from nightlab.agent.states import ApprovalState, Mode, SessionState
 from nightlab.errors import NightlabError
 
@@ -27,7 +26,7 @@ def _tty() -> bool:
 
 # ----------------------------------------------------------------------------------------------- init
 def cmd_init(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.project_init import InitOptions, init_project
+    from nightlab.agent.actions import InitOptions
 
     opts = InitOptions(command=args.command, metric=args.metric, metric_regex=args.metric_regex, goal=args.goal,
                        timeout=args.timeout, yes=args.yes, run=not args.no_run, force=args.force,
@@ -41,7 +40,7 @@ def cmd_init(root: Path, args: argparse.Namespace) -> int:
 
     ask = ask_after_progress if _tty() and not args.yes else None
     try:
-        res = init_project(root, opts, ask=ask, progress=progress.update if progress else None)
+        res = _desk(root, who="console").init(opts, ask=ask, progress=progress.update if progress else None)
     finally:
         if progress:
             progress.close()
@@ -139,9 +138,9 @@ def cmd_wake(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- doctor
 def cmd_doctor(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.doctor import PROBLEM, run_doctor
+    from nightlab.agent.actions import PROBLEM
 
-    findings = run_doctor(root, sandbox=not args.no_sandbox_probe)
+    findings = _desk(root).doctor(sandbox=not args.no_sandbox_probe)
     for f in findings:
         print(f.line())
     return 1 if any(f.state == PROBLEM for f in findings) else 0
@@ -149,18 +148,9 @@ def cmd_doctor(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- status
 def cmd_status(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.actions import FrontDesk
-    from nightlab.agent.status import gpu_state, mlflow_state, status_data
+    from nightlab.agent.views import DeskReads
 
-    cfg = load_config(root)
-    desk = FrontDesk(root, cfg=cfg)
-    if not desk.paths.has_store():
-        data: dict[str, Any] = {"project": str(root), "metric": cfg.metric.name, "goal": cfg.metric.goal,
-                                "session": None, "baseline": None, "best": None, "experiments": [], "jobs": [],
-                                "approvals": [], "gpus": gpu_state(root, []),
-                                "mlflow": mlflow_state(root, cfg), "report": None}
-    else:
-        data = status_data(root, cfg, desk.store)
+    data = DeskReads(root, cfg=load_config(root)).status()
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -170,9 +160,9 @@ def cmd_status(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- projects
 def cmd_projects(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.projects import overview_all
+    from nightlab.agent.views import projects_overview
 
-    rows = overview_all()
+    rows = projects_overview()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -205,23 +195,10 @@ def cmd_diff(root: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_log(root: Path, args: argparse.Namespace) -> int:
-    desk = _desk(root)
-    e = desk.experiment(args.id)
-    job = desk.store.latest_job(e.id)
-    if job is None:
-        raise NightlabError(f"experiment #{e.id} has not run yet ({e.status})")
-    path = Path(job.log_path)
-    from nightlab.sandbox import runner, safeio
-
-    try:
-        fd = safeio.open_regular(path)  # the wrapper's file: never a link or FIFO someone put in its place
-    except FileNotFoundError:
-        raise NightlabError(f"no log for experiment #{e.id} at {path}") from None
-    except OSError as err:
-        raise NightlabError(f"the log of experiment #{e.id} is not readable: {err}") from None
-    with os.fdopen(fd, "rb") as f:
+    log = _desk(root).run_log(args.id)
+    with log.open() as f:  # the wrapper's file: never a link or FIFO someone put in its place
         if args.lines:
-            lines = runner.read_log(job.run_dir).splitlines()[-args.lines:]
+            lines = log.last_lines(args.lines)
             sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
             f.seek(0, os.SEEK_END)
         else:
@@ -235,7 +212,7 @@ def cmd_log(root: Path, args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(chunk)
                 sys.stdout.flush()
                 continue
-            if runner.read_status(job.run_dir, job.wrapper) is not None:
+            if log.ended():
                 rest = f.read()
                 if rest:
                     sys.stdout.buffer.write(rest)
@@ -337,10 +314,8 @@ def cmd_export(root: Path, args: argparse.Namespace) -> int:
         return _export_mlflow(root, args)
     if args.what == "tensorboard":
         return _export_tensorboard(root, args)
-    from nightlab.agent.trajectories import export_trajectories
-
-    cfg = load_config(root)
-    lines = export_trajectories(root, cfg, _desk(root).store, args.format)
+    load_config(root)
+    lines = _desk(root).export_trajectories(args.format)
     text = "".join(json.dumps(x) + "\n" for x in lines)
     if args.output:
         Path(args.output).write_text(text)
@@ -352,29 +327,26 @@ def cmd_export(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- learn / explore
 def cmd_learn(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.policy.scorer import default_model_path
+    from nightlab.agent.actions import LearnOptions, learn
 
     try:
         import torch  # noqa: F401  (the trainer's only heavy dependency: say so before reading anything)
     except ImportError:
         raise NightlabError("nightlab learn trains with torch, which is not installed: "
                             "pip install 'nightlab[learn]'") from None
-    from nightlab.agent.learn import LearnOptions, train_on_store
-
     progress = console.Progress("learn") if sys.stderr.isatty() else None
     t0 = time.monotonic()
     try:
-        res, _ = train_on_store(
+        res, out = learn(
             Path(args.store).expanduser() if args.store else None,
             LearnOptions(epochs=args.epochs, entropy=args.entropy, duration_aware=not args.no_duration),
+            Path(args.output).expanduser() if args.output else None,
             progress=(lambda i, loss: progress.update(time.monotonic() - t0,
                                                       f"epoch {i}/{args.epochs} loss {loss:.4f}"))
             if progress else None)
     finally:
         if progress:
             progress.close()
-    out = Path(args.output).expanduser() if args.output else default_model_path()
-    res.scorer.save(out)
     print(f"trained on {res.steps} step(s) from {res.projects} project(s) in {res.seconds:.1f} s "
           f"({'duration-weighted' if not args.no_duration else 'every step alike'}); "
           f"loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}")
@@ -384,8 +356,7 @@ def cmd_learn(root: Path, args: argparse.Namespace) -> int:
 
 def cmd_explore(root: Path, args: argparse.Namespace) -> int:
     """Autonomous sessions with the explore policy in each project, one after the other."""
-    from nightlab.agent.actions import FrontDesk
-    from nightlab.agent.policy.learned import ExplorePolicy
+    from nightlab.agent.actions import FrontDesk, explore_policy
 
     roots = [Path(p).resolve() for p in args.paths] or [root]
     for r in roots:
@@ -393,7 +364,7 @@ def cmd_explore(root: Path, args: argparse.Namespace) -> int:
         printer = console.EventPrinter(cfg)
         desk = FrontDesk(r, cfg=cfg, who="console")
         engine = desk.start(cfg, mode="autonomous", budget=args.budget, unsafe_no_sandbox=args.unsafe_no_sandbox,
-                            policy=ExplorePolicy.with_user_model(args.temperature), on_event=printer)
+                            policy=explore_policy(args.temperature), on_event=printer)
         printer.engine = engine
         try:
             summary = engine.run()
@@ -407,15 +378,15 @@ def cmd_explore(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- demo / tui
 def cmd_demo(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.agent.actions import InitOptions, make_demo_project
     from nightlab.agent.config import ProjectConfig
-    from nightlab.agent.project_init import InitOptions, init_project
 
-    repo = make_demo_repo(Path(args.dir) if args.dir else None)
+    repo = make_demo_project(Path(args.dir) if args.dir else None)
     print(f"demo project: {repo}")
     progress = console.Progress("baseline") if sys.stderr.isatty() else None
     try:
-        res = init_project(repo, InitOptions(yes=True, goal="maximize"),
-                           progress=progress.update if progress else None)
+        res = _desk(repo, who="console").init(InitOptions(yes=True, goal="maximize"),
+                                              progress=progress.update if progress else None)
     finally:
         if progress:
             progress.close()
@@ -439,7 +410,7 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     finally:
         printer.close()
     console.print_table(cfg, summary)
-    base = desk.store.baseline_experiment()
+    base = desk.baseline()
     if summary.best_id is not None and summary.baseline is not None and base is not None \
             and summary.best_id != base.id:
         print(f"\nbest: #{summary.best_id} {cfg.metric.name} {summary.best:.4f} vs baseline {summary.baseline:.4f}\n")
@@ -459,23 +430,11 @@ def cmd_tui(root: Path, args: argparse.Namespace) -> int:
 
 
 def _export_mlflow(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent import mlflow_sync
-
-    cfg = load_config(root)
-    if args.tracking_uri:
-        uri = mlflow_sync.resolve_uri(args.tracking_uri, Path.cwd())
-    elif cfg.mlflow.tracking_uri:
-        uri = mlflow_sync.resolve_uri(cfg.mlflow.tracking_uri, root)
-    elif os.environ.get("MLFLOW_TRACKING_URI"):
-        uri = mlflow_sync.resolve_uri(os.environ["MLFLOW_TRACKING_URI"], Path.cwd())
-    else:
-        raise NightlabError("no MLflow tracking URI: pass --tracking-uri (e.g. sqlite:///mlflow.db), or set "
-                            "[mlflow] tracking_uri in nightlab.toml or MLFLOW_TRACKING_URI")
-    store = _desk(root).store  # "no experiments yet" when there is none
+    desk = _desk(root)
     progress = console.Progress("mlflow") if sys.stderr.isatty() else None
     t0 = time.monotonic()
     try:
-        res = mlflow_sync.export(root, cfg, store, uri, experiment=args.experiment, progress=(
+        res = desk.export_mlflow(args.tracking_uri, experiment=args.experiment, progress=(
             lambda i, n: progress.update(time.monotonic() - t0, f"run {i}/{n}")) if progress else None)
     finally:
         if progress:
@@ -486,25 +445,7 @@ def _export_mlflow(root: Path, args: argparse.Namespace) -> int:
 
 
 def _export_tensorboard(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent import tbevents
-    from nightlab.agent.run_metrics import EVENTS_DIR
-
-    desk = _desk(root)
-    store = desk.store  # "no experiments yet" when there is none
-    latest = store.latest_session()
-    sid = args.session if args.session is not None else (latest.id if latest else None)
-    exps = [e for e in store.experiments() if e.session_id == sid]
-    if sid is None or not exps:
-        raise NightlabError(f"no experiments in session {sid}" if sid is not None else "no session yet")
-    runs = []
-    for e in exps:
-        job = store.latest_job(e.id)
-        if job is not None:
-            runs.append((tbevents.run_label(e.id, e.title), Path(job.run_dir) / EVENTS_DIR))
-    dest = Path(args.output) if args.output else desk.paths.dir / "tensorboard" / f"session-{sid}"
-    n = tbevents.gather(runs, dest)
-    if n == 0:
-        raise NightlabError(f"no run of session {sid} wrote TensorBoard event files")
+    n, sid, dest = _desk(root).export_tensorboard(args.session, Path(args.output) if args.output else None)
     print(f"{n} run(s) of session {sid} in {dest}")
     print(f"open them: tensorboard --logdir {shlex.quote(str(dest))}")
     return 0

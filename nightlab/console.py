@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nightlab.agent.states import ApprovalKind, ApprovalState, Mode, SessionState
+from nightlab.agent.states import QUIT, UNCONFIRMED_LABEL, ApprovalKind, ApprovalState, Decision, Mode, SessionState
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # names for the type checker only: what the front desk hands the console, never imported to run
     from nightlab.agent.config import ProjectConfig
-    from nightlab.agent.engine import Decision, Engine
+    from nightlab.agent.engine import Engine
     from nightlab.agent.ledger import Summary
-    from nightlab.agent.store import Approval, Experiment
+    from nightlab.agent.records import Approval, Experiment
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -121,24 +121,18 @@ class EventPrinter:
                     sys.stderr.flush()
 
     def _live_line(self, eng: Engine) -> str:
-        from nightlab.agent import metrics
-        from nightlab.agent.store import Store
+        """The running jobs as the desk reads them, on this ticker thread's own desk (closed after each look)."""
+        from nightlab.agent.views import DeskReads
 
-        store = Store(eng.store.path)
+        desk = DeskReads(eng.root, cfg=eng.cfg)
         try:
-            jobs = store.open_jobs()
-            if not jobs:
-                return ""
-            parts = []
-            for j in jobs[:2]:
-                text = _tail(Path(j.log_path), 64 * 1024)
-                curve = [v for _, v in metrics.parse_loss_curve(text)]
-                last = text.strip().splitlines()[-1] if text.strip() else ""
-                secs = time.time() - (j.started or time.time())
-                parts.append(f"#{j.experiment_id} {secs:5.1f}s {sparkline(curve, 16)} {last[:60]}")
-            return "  running " + " | ".join(parts)
+            jobs = desk.live_jobs(limit=2)
         finally:
-            store.close()
+            desk.close()
+        if not jobs:
+            return ""
+        return "  running " + " | ".join(f"#{j.experiment_id} {j.seconds:5.1f}s {sparkline(j.loss, 16)} "
+                                         f"{j.last_line[:60]}" for j in jobs)
 
     def close(self) -> None:
         self._stop.set()
@@ -146,17 +140,6 @@ class EventPrinter:
             self._thread.join(timeout=1)
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
-
-
-def _tail(path: Path, n: int) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - n))
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 # ----------------------------------------------------------------------------------------------- prompts
@@ -181,9 +164,8 @@ def confirm(question: str) -> bool:
 def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
     """Step mode on the console: show hypothesis and diff; y / n (feedback) / e (edit in $EDITOR) / q."""
     from nightlab.agent.actions import FrontDesk
-    from nightlab.agent.engine import Decision
 
-    desk = FrontDesk(engine.root, store=engine.store, cfg=engine.cfg, who=engine.options.who)
+    desk = FrontDesk.of_engine(engine)
     while True:
         print()
         print(style(f"#{e.id} {e.title}", "1"))
@@ -196,7 +178,7 @@ def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision 
         try:
             ans = input(f"run it? [y]es / [n]o with feedback / [e]dit / [q]uit  ({left} run(s) left) ").strip()
         except EOFError:
-            return Decision("quit")
+            return Decision(QUIT)
         key = ans[:1].lower()
         if key == "y":
             return Decision(ApprovalState.APPROVED)
@@ -204,15 +186,13 @@ def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision 
             fb = ans[1:].strip(" :") or input("feedback for the policy (why not?): ").strip()
             return Decision(ApprovalState.REJECTED, fb or None)
         if key == "q":
-            return Decision("quit")
+            return Decision(QUIT)
         if key == "e":
             desk.edit_patch(e.id, run_editor)
             e = desk.experiment(e.id)
 
 
 def auto_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
-    from nightlab.agent.engine import Decision
-
     return Decision(ApprovalState.APPROVED)
 
 
@@ -245,10 +225,7 @@ def _fmt(v: float | None, digits: int = 4) -> str:
 
 
 def print_table(cfg: ProjectConfig, summary: Summary) -> None:
-    from nightlab.agent.ledger import ranked
-    from nightlab.agent.store import UNCONFIRMED_LABEL
-
-    rows = ranked(summary.rows, cfg.metric.goal)
+    rows = summary.ranked(cfg.metric.goal)
     print()
     print(style(f"ranked by {cfg.metric.name} ({cfg.metric.goal})", "1") +
           f"  baseline {_fmt(summary.baseline)}  best {_fmt(summary.best)}"
@@ -297,7 +274,7 @@ def print_projects(rows: list[dict[str, Any]]) -> None:
 
 def print_gpus(gpus: list[dict[str, Any]]) -> None:
     """One line per GPU (utilisation, memory, the experiment holding it); nothing at all without GPUs."""
-    from nightlab.sandbox.gpustats import GpuStat, format_gpu
+    from nightlab.agent.views import GpuStat, format_gpu
 
     for g in gpus:
         stat = GpuStat(g["index"], g["name"], g["util"], g["mem_used_mb"], g["mem_total_mb"])

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nightlab"
 
 # agent/'s floors, bottom first: a module may import its own floor and the ones below, never one above
 AGENT_FLOORS: list[tuple[str, set[str]]] = [
-    ("vocabulary", {"states", "goal", "lock", "paths", "config", "proposal", "demo"}),
+    ("vocabulary", {"states", "goal", "records", "lock", "paths", "config", "project_root", "proposal", "demo"}),
     ("materials", {"store", "workspace", "edits", "memory", "metrics", "run_metrics", "tbevents", "diagnose",
                    "reward", "instrument_static", "code_reach", "data_links", "notify"}),
     ("policies", {"policy"}),
@@ -20,7 +20,7 @@ AGENT_FLOORS: list[tuple[str, set[str]]] = [
                "project_init", "artifacts", "remote", "report", "mlflow_runs", "mlflow_sync", "experience", "learn",
                "early_stop", "rollout", "seeding"}),
     ("engine", {"engine"}),
-    ("front desk", {"actions", "approvals", "promote"}),
+    ("front desk", {"actions", "views", "approvals", "promote"}),
 ]
 DEFAULT_FLOOR = 1  # a module not listed yet is taken for one of the materials
 
@@ -112,6 +112,61 @@ def test_front_ends_leave_git_and_the_engine_to_the_agent(front_end: str) -> Non
                     (name == "nightlab.agent.engine" and module != "nightlab.console"):
                 wrong.append(f"{module}:{line} imports {name}")
     assert not wrong, "\n".join(wrong)
+
+
+FRONT_ENDS = ("nightlab.tui", "nightlab.console", "nightlab.cli", "nightlab.commands")
+# what a front-end may import from nightlab.agent (see the test's docstring for why each)
+FRONT_DESK = {"actions", "views"}
+FRONT_END_VOCABULARY = {"states", "goal", "records", "config", "project_root"}
+
+
+def front_end_may_import(name: str) -> bool:
+    """Whether a front-end may import the module `name` (non-nightlab modules are not this rule's business)."""
+    if name == "nightlab.sandbox" or name.startswith("nightlab.sandbox."):
+        return False
+    if name == "nightlab.agent":
+        return True  # the package itself: `from nightlab.agent import views` names its module, checked on its own
+    if not name.startswith("nightlab.agent."):
+        return True
+    return name.removeprefix("nightlab.agent.").split(".")[0] in FRONT_DESK | FRONT_END_VOCABULARY
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_front_ends_ask_only_the_front_desk(front_end: str) -> None:
+    """A front-end (the TUI, the console, the CLI and its command handlers) reaches the agent only through the front
+    desk: actions.py to act and views.py to read (snapshots, a run's log, live jobs, GPUs, a watch that wakes when
+    the project changes). Besides the desk it may import the agent's vocabulary that the desk speaks:
+
+    - states (the named states: statuses, modes, approval and engine states, a human's `Decision`),
+    - goal (which way a metric is better), records (the store's records as frozen values the desk hands out),
+    - config (the user's nightlab.toml: the CLI reads it to apply its flags, `demo` writes the budget into it),
+    - project_root (which folder a command means, found upward as git does; it reads only config file names).
+
+    Everything else is the agent's business, and a front-end that imports it does domain work of its own: the store,
+    the ledger, the lock and the state folder's paths (reading a half-written state, or the engine's own), the
+    workspace and git helpers, the engine, the policies and the rooms (init, doctor, status, exports, learning),
+    demo (it makes a git repository), the old approvals/promote shims (they take a Store). And never
+    nightlab.sandbox: jobs, slots, GPUs, logs and leases are read through the desk. Imports under
+    `if TYPE_CHECKING:` are names for the type checker (an `Engine` the desk handed over), not arrows, and are
+    not counted."""
+    wrong = []
+    for module, path in modules():
+        if module != front_end and not module.startswith(front_end + "."):
+            continue
+        wrong += [f"{module}:{line} imports {name}" for name, line in imports_of(module, path)
+                  if not front_end_may_import(name)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_front_end_rule_can_fail(tmp_path: Path) -> None:
+    """The rule above sees a front-end that opens the store, reads a job through the sandbox or asks a room."""
+    f = tmp_path / "screen.py"
+    f.write_text("from nightlab.agent.views import Snapshot\nfrom nightlab.agent.states import Mode\n"
+                 "def f():\n    from nightlab.agent.store import Store\n"
+                 "    from nightlab.sandbox import gpustats\n    from nightlab.agent import status\n")
+    names = imports_of("nightlab.tui.screens.screen", f)
+    assert [n for n, _ in names if not front_end_may_import(n)] == [
+        "nightlab.agent.store", "nightlab.sandbox", "nightlab.sandbox.gpustats", "nightlab.agent.status"]
 
 
 def test_the_checker_sees_a_wrong_arrow(tmp_path: Path) -> None:

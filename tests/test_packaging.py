@@ -26,7 +26,7 @@ def test_wheel_ships_themes_examples_and_hook(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     probe = (
-        "import nightlab, nightlab.commands as c\n"
+        "import nightlab, nightlab.agent.demo as c\n"
         "from importlib import resources\n"
         "print(nightlab.__file__)\n"
         "print(c.example_dir() / 'train.py')\n"

@@ -19,22 +19,27 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nightlab.agent import artifacts, memory, remote
 from nightlab.agent.config import ProjectConfig, find_config, load_config, set_command
+from nightlab.agent.doctor import PROBLEM, Finding
+from nightlab.agent.learn import LearnOptions, LearnResult
 from nightlab.agent.lock import LockHeld, ProjectLock
-from nightlab.agent.paths import StatePaths
 from nightlab.agent.policy_view import view
+from nightlab.agent.project_init import Ask, InitOptions, InitResult, init_project
+from nightlab.agent.project_init import Progress as InitProgress
 from nightlab.agent.report import ReportFiles, write_session_report
 from nightlab.agent.states import ApprovalKind, ApprovalState, Kind, Mode, RunResult, SessionState, Status
 from nightlab.agent.store import Approval, Experiment, Job, Store
+from nightlab.agent.views import DeskReads
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import GitError, NightlabError
 from nightlab.sandbox.watch import signal_project
 
 if TYPE_CHECKING:
     from nightlab.agent.engine import Approver, Engine, EventSink
+    from nightlab.agent.mlflow_sync import ExportResult as MlflowExport
     from nightlab.agent.policy.base import Policy
 
 HYPOTHESIS_TEMPLATE = ("# Edit the hypothesis of experiment #{id}. Lines starting with # are ignored.\n"
@@ -69,45 +74,26 @@ class Promoted:
     title: str
 
 
-class FrontDesk:
-    """The actions on one project. `store`: the caller's connection (the TUI keeps one per thread), `cfg`: the
-    project's config when the caller has it loaded; `who` is recorded with every decision and event ("tui",
-    "cli:<pid>", "console")."""
+class FrontDesk(DeskReads):
+    """The actions on one project, on top of what it reads (views.DeskReads: its root, config, this thread's store
+    connection, the snapshot). `who` is recorded with every decision and event ("tui", "cli:<pid>", "console")."""
 
     def __init__(self, root: Path, *, store: Store | None = None, cfg: ProjectConfig | None = None,
                  who: str = "cli") -> None:
-        self.root = Path(root).resolve()
-        self.paths = StatePaths.of(self.root)
-        self.who = who
-        self._store = store
-        self._cfg = cfg
+        super().__init__(root, store=store, cfg=cfg, who=who)
         self._ws: Workspace | None = None
 
-    @property
-    def cfg(self) -> ProjectConfig:
-        if self._cfg is None:
-            self._cfg = load_config(self.root)
-        return self._cfg
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            if not self.paths.has_store():
-                raise NightlabError(f"{self.root}: no experiments yet (run `nightlab run` first)")
-            self._store = Store(self.paths.db)
-        return self._store
+    @classmethod
+    def of_engine(cls, engine: Engine) -> FrontDesk:
+        """The desk of the project an engine runs on, on the engine's own store connection (an approver is called
+        on the engine's thread)."""
+        return cls(engine.root, store=engine.store, cfg=engine.cfg, who=engine.options.who)
 
     @property
     def ws(self) -> Workspace:
         if self._ws is None:
             self._ws = Workspace(self.root)
         return self._ws
-
-    def experiment(self, exp_id: int) -> Experiment:
-        e = self.store.find_experiment(exp_id)
-        if e is None:
-            raise NightlabError(f"no experiment #{exp_id} (see `nightlab status`)")
-        return e
 
     def _tell(self, wake: bool = False) -> None:
         """Whatever watches the project looks again; with `wake`, a hibernating session is started to act on it."""
@@ -413,6 +399,99 @@ class FrontDesk:
         return memory.format_memory(items, limit=10_000)
 
 
+    # ------------------------------------------------------------------------------------------- set up, check
+    def init(self, opts: InitOptions, *, ask: Ask | None = None, progress: InitProgress | None = None,
+             say: Callable[[str], None] = print) -> InitResult:
+        """Set the project up (`nightlab init`, the TUI's setup screen): detect the command and metric, run the
+        baseline once, write nightlab.toml. `ask` and `progress` are the front-end's own I/O."""
+        res = init_project(self.root, opts, ask=ask, progress=progress, say=say)
+        self._cfg = res.config
+        return res
+
+    def doctor(self, sandbox: bool = True) -> list[Finding]:
+        """Check (and repair what can be repaired of) the project's state and this machine's sandbox."""
+        from nightlab.agent.doctor import run_doctor
+
+        return run_doctor(self.root, sandbox=sandbox)
+
+    # ------------------------------------------------------------------------------------------- exports
+    def export_trajectories(self, fmt: str) -> list[dict[str, Any]]:
+        """The decision steps of the project as training examples (`nightlab export sft|rl`), secrets scrubbed."""
+        from nightlab.agent.trajectories import export_trajectories
+
+        return export_trajectories(self.root, self.cfg, self.store, fmt)  # type: ignore[arg-type]
+
+    def export_mlflow(self, tracking_uri: str | None, *, experiment: str | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> MlflowExport:
+        """Log the project's runs to MLflow: at `tracking_uri` (relative to the current folder), else the config's
+        (relative to the project), else $MLFLOW_TRACKING_URI; idempotent."""
+        from nightlab.agent import mlflow_sync
+
+        cfg = self.cfg  # a project without a config says so before anything else
+        if tracking_uri:
+            uri = mlflow_sync.resolve_uri(tracking_uri, Path.cwd())
+        elif cfg.mlflow.tracking_uri:
+            uri = mlflow_sync.resolve_uri(cfg.mlflow.tracking_uri, self.root)
+        elif os.environ.get("MLFLOW_TRACKING_URI"):
+            uri = mlflow_sync.resolve_uri(os.environ["MLFLOW_TRACKING_URI"], Path.cwd())
+        else:
+            raise NightlabError("no MLflow tracking URI: pass --tracking-uri (e.g. sqlite:///mlflow.db), or set "
+                                "[mlflow] tracking_uri in nightlab.toml or MLFLOW_TRACKING_URI")
+        store = self.store  # "no experiments yet" when there is none
+        return mlflow_sync.export(self.root, cfg, store, uri, experiment=experiment, progress=progress)
+
+    def export_tensorboard(self, session_id: int | None = None, dest: Path | None = None) -> tuple[int, int, Path]:
+        """The TensorBoard event files a session's runs wrote, one folder a run under `dest` (default: the state
+        folder's tensorboard/session-N): (runs gathered, session, dest)."""
+        from nightlab.agent import tbevents
+        from nightlab.agent.run_metrics import EVENTS_DIR
+
+        store = self.store  # "no experiments yet" when there is none
+        latest = store.latest_session()
+        sid = session_id if session_id is not None else (latest.id if latest else None)
+        exps = [e for e in store.experiments() if e.session_id == sid]
+        if sid is None or not exps:
+            raise NightlabError(f"no experiments in session {sid}" if sid is not None else "no session yet")
+        runs = []
+        for e in exps:
+            job = store.latest_job(e.id)
+            if job is not None:
+                runs.append((tbevents.run_label(e.id, e.title), Path(job.run_dir) / EVENTS_DIR))
+        dest = dest if dest is not None else self.paths.dir / "tensorboard" / f"session-{sid}"
+        n = tbevents.gather(runs, dest)
+        if n == 0:
+            raise NightlabError(f"no run of session {sid} wrote TensorBoard event files")
+        return n, sid, dest
+
+
+def explore_policy(temperature: float) -> Policy:
+    """`nightlab explore`'s policy: it draws from the scores of the model `nightlab learn` wrote (else from the
+    builtin's order), to give the experience store decisions the builtin would not make."""
+    from nightlab.agent.policy.learned import ExplorePolicy
+
+    return ExplorePolicy.with_user_model(temperature)
+
+
+def learn(store: Path | None, opts: LearnOptions, output: Path | None = None,
+          progress: Callable[[int, float], None] | None = None) -> tuple[LearnResult, Path]:
+    """`nightlab learn`: train the proposal scorer on an experience store (the user's by default) and save it at
+    `output` (default: where the learned policy looks); (the result, where it was saved)."""
+    from nightlab.agent.learn import train_on_store
+    from nightlab.agent.policy.scorer import default_model_path
+
+    res, _ = train_on_store(store, opts, progress=progress)
+    out = output if output is not None else default_model_path()
+    res.scorer.save(out)
+    return res, out
+
+
+def make_demo_project(dest: Path | None = None) -> Path:
+    """A copy of the bundled example as a fresh git repository (`nightlab demo`), where it was made."""
+    from nightlab.agent.demo import make_demo_repo
+
+    return make_demo_repo(dest)
+
+
 def hypothesis_text(e: Experiment) -> str:
     """A proposal's hypothesis as the text a user edits (see `parse_hypothesis`)."""
     return HYPOTHESIS_TEMPLATE.format(id=e.id, title=e.title, rationale=e.rationale)
@@ -434,4 +513,6 @@ def who_cli() -> str:
     return f"cli:{os.getpid()}"
 
 
-__all__ = ["FrontDesk", "Preview", "Promoted", "hypothesis_text", "parse_hypothesis", "who_cli"]
+__all__ = ["PROBLEM", "Finding", "FrontDesk", "InitOptions", "InitResult", "LearnOptions", "LockHeld", "Preview",
+           "Promoted", "explore_policy", "hypothesis_text", "learn", "make_demo_project", "parse_hypothesis",
+           "who_cli"]

@@ -60,8 +60,10 @@ from nightlab.agent.remote import Ended, RemoteJobs
 from nightlab.agent.report import ReportFiles, write_session_report
 from nightlab.agent.seeding import SeedPlan, SeedRoute, plan_seeding
 from nightlab.agent.states import (
+    QUIT,
     ApprovalKind,
     ApprovalState,
+    Decision,
     FailureClass,
     JobState,
     Kind,
@@ -82,17 +84,8 @@ BASELINE = Kind.BASELINE
 RERUN = Kind.RERUN
 
 
-QUIT = "quit"  # the answer that stops asking (and the loop), beside the approval states
 # why a best is `unconfirmed` (said in its "kept" event; the status carries it, nothing matches this text)
 ONE_SEED_NOTE = "unconfirmed: no run left to re-run it with another seed (the next `nightlab run` does that first)"
-
-
-@dataclass
-class Decision:
-    """A human's answer to an approval: approved, rejected (with feedback) or quit (stop asking, stop the loop)."""
-
-    state: str  # an ApprovalState, or QUIT
-    feedback: str | None = None
 
 
 Approver = Callable[["Engine", Approval, Experiment], Decision | None]

@@ -32,6 +32,10 @@ class Summary:
     best: float | None
     rows: list[dict[str, Any]] = field(default_factory=list)
 
+    def ranked(self, goal: Goal | str) -> list[dict[str, Any]]:
+        """Its rows best first (the table `nightlab run` ends with)."""
+        return ranked(self.rows, goal)
+
 
 class Ledger:
     def __init__(self, store: Store, goal: Goal | str, min_improvement: float = 0.0) -> None:

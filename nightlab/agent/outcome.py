@@ -56,10 +56,14 @@ def normalise(log: str) -> str:
 
 
 class _Run(Protocol):
-    metric: float | None
-    digest: str | None
-    curve: Any
-    loss_curve: Any
+    @property
+    def metric(self) -> float | None: ...
+    @property
+    def digest(self) -> str | None: ...
+    @property
+    def curve(self) -> Any: ...
+    @property
+    def loss_curve(self) -> Any: ...
 
 
 def same_output(a: _Run, b: _Run) -> bool:

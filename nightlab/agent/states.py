@@ -20,6 +20,7 @@ same step (early_stop.py): a regression measured early, not a failure; nothing m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -137,6 +138,17 @@ class SessionState(StrEnum):
     DONE = "done"
 
 
+class EngineState(StrEnum):
+    """Whether an engine works on the project now, as a front-end shows it: awake (one holds the project's lock), or
+    else what its last session says (hibernating, done), stopped (it ended without finishing), or no session yet."""
+
+    AWAKE = "awake"
+    HIBERNATING = "hibernating"
+    DONE = "done"
+    STOPPED = "stopped"
+    NO_SESSION = "no session"
+
+
 class Mode(StrEnum):
     """Step asks before every run; autonomous runs within the budget and asks only at strategic points."""
 
@@ -157,6 +169,18 @@ class ApprovalState(StrEnum):
     REJECTED = "rejected"
 
 
+QUIT = "quit"  # the answer that stops asking (and the engine's loop), beside the approval states
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A human's answer to an approval, as a front-end's approver gives it to the engine: approved, rejected (with
+    feedback) or QUIT (stop asking, stop the loop)."""
+
+    state: str  # an ApprovalState, or QUIT
+    feedback: str | None = None
+
+
 class StepKind(StrEnum):
     """What a decision step decided (the `steps.kind` column of the experience store): a new hypothesis to test, or
     a fix for a failed run."""
@@ -166,7 +190,7 @@ class StepKind(StrEnum):
 
 
 __all__ = [
-    "ACTIVE", "ENGINE_KINDS", "OPEN_JOB_STATES", "SETTLED", "UNCONFIRMED_LABEL", "WINNERS", "ApprovalKind",
-    "ApprovalState", "FailureClass", "JobState", "Kind", "Mode", "RunResult", "SessionState", "Status",
-    "StepKind",
+    "ACTIVE", "ENGINE_KINDS", "OPEN_JOB_STATES", "QUIT", "SETTLED", "UNCONFIRMED_LABEL", "WINNERS", "ApprovalKind",
+    "ApprovalState", "Decision", "EngineState", "FailureClass", "JobState", "Kind", "Mode", "RunResult",
+    "SessionState", "Status", "StepKind",
 ]

@@ -1,9 +1,10 @@
-"""The nightlab TUI: it reads the store and asks the front desk (agent/actions.py) for every action.
+"""The nightlab TUI: it asks the front desk for everything — what to show (agent/views.py) and every action
+(agent/actions.py); it never opens the store, a lock or git itself.
 
-The App owns the background work — the store poller, the engine loop, the desk's actions — each in a thread worker
-that talks back by posting messages; widgets only ever render what they are given. Failures of any worker land
-in one handler that shows an error dialog. Closing the app stops the engine loop after its current step, never
-the training jobs: they run detached and wake nightlab when they end.
+The App owns the background work — the snapshot poller, the engine loop, the desk's actions — each in a thread
+worker with its own desk (`desk()`) that talks back by posting messages; widgets only ever render what they are
+given. Failures of any worker land in one handler that shows an error dialog. Closing the app stops the engine loop
+after its current step, never the training jobs: they run detached and wake nightlab when they end.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App, SuspendNotSupported, SystemCommand
@@ -26,14 +27,12 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, get_current_worker
 
+from nightlab.agent import views
 from nightlab.agent.goal import Goal
-from nightlab.agent.lock import LockHeld
-from nightlab.agent.paths import StatePaths
-from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, Mode, SessionState
+from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, EngineState, Mode, SessionState
+from nightlab.agent.views import Snapshot
 from nightlab.errors import NightlabError
-from nightlab.sandbox.watch import Waker
 from nightlab.tui import keymap
-from nightlab.tui.data import Snapshot, SnapshotLoader
 from nightlab.tui.messages import (
     ActionDone,
     EngineEvent,
@@ -54,6 +53,9 @@ from nightlab.tui.screens.review import ReviewMode, ReviewScreen
 from nightlab.tui.screens.setup import InitScreen
 from nightlab.tui.themes import DEFAULT_THEME, ThemeInfo, available_themes, load_theme
 from nightlab.tui.userconfig import UserConfig, display_path, load_user_config, save_theme
+
+if TYPE_CHECKING:
+    from nightlab.agent.actions import FrontDesk
 
 THEME_SOURCE = "nightlab-theme:"
 WHO = "tui"
@@ -113,18 +115,17 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.grace_s = grace_s
         self.poll_s = poll_s
         self.clock = clock
-        self.read_gpus = gpus  # None: NVML through nightlab.sandbox.gpustats
+        self.read_gpus = gpus  # None: NVML, through the desk's views
         self.gpu_poll_s = gpu_poll_s
         self.user = user_config if user_config is not None else load_user_config()
         self.cfg: Any = None
-        self.loader: SnapshotLoader | None = None
         self.snapshot: Snapshot | None = None
         self.main: MainScreen | None = None
         self.engine: Any = None
         self.theme_info: ThemeInfo = self._pick_theme(self.user.theme)
         self._engine_worker: Worker[None] | None = None
         self._waker: Any = None
-        self._local = threading.local()
+        self._local = threading.local()  # each worker thread's own desk (its own store connection)
         self._mode_pending: str | None = None  # a mode we wrote that the store may not show yet
         self._started = False
         self._say_done = False
@@ -161,7 +162,6 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     def on_project_opened(self, message: ProjectOpened) -> None:
         self.cfg = message.cfg
-        self.loader = SnapshotLoader(self.root, self.cfg)
         self._poll()
         self._poll_gpus()
 
@@ -169,16 +169,14 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
     def _poll_gpus(self) -> None:
         """GPU utilisation and memory every few seconds, off the UI thread; posted only when they change. Where the
         first read finds no GPU (no NVIDIA driver, NVML failing) the poller ends: the status bar shows no GPU line."""
-        from nightlab.sandbox import gpustats
-
-        read = self.read_gpus or gpustats.read_gpus
+        read = self.read_gpus or views.read_gpus
         worker = get_current_worker()
         last: tuple[list[Any], dict[int, str]] | None = None
         while not worker.is_cancelled:
             gpus = read()
             if not gpus and last is None:
                 return
-            now = (gpus, gpustats.leased_elsewhere(self.root) if gpus else {})
+            now = (gpus, views.gpus_leased_elsewhere(self.root) if gpus else {})
             if now != last:
                 self.post_message(GpuStatsReady(*now))
                 last = now
@@ -195,7 +193,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exclusive=True, group="init", exit_on_error=False, name="init")
     def run_init(self) -> None:
-        from nightlab.agent.project_init import InitOptions, init_project
+        from nightlab.agent.actions import InitOptions
 
         def progress(elapsed: float, line: str) -> None:
             self.post_message(InitProgress(f"{elapsed:5.1f} s  {line[:120]}"))
@@ -203,34 +201,32 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         def say(line: str) -> None:  # init's own lines (what it runs, what it found) go to the progress line
             self.post_message(InitProgress(line[:160]))
 
-        res = init_project(self.root, InitOptions(yes=True), progress=progress, say=say)
+        res = self.desk().init(InitOptions(yes=True), progress=progress, say=say)
         self.post_message(InitDone(init_summary(res)))
 
     # ---------------------------------------------------------------------------------------------- the agent
-    def store(self) -> Any:
-        """This thread's Store (SQLite connections stay with the thread that opened them)."""
-        if self.loader is None:
-            raise RuntimeError("the project is not open yet")
-        return self.loader.store()
-
-    def desk(self) -> Any:
-        """The front desk: every action this app takes on the project goes through it (call it from a worker).
-        Imported on first use: it brings the engine, which the first frame must not wait for."""
+    def desk(self) -> FrontDesk:
+        """This thread's front desk: everything this app reads of the project and every action it takes go through
+        it (call it from a worker; SQLite connections stay with the thread that opened them). Imported on first
+        use, off the UI thread: the first frame does not wait for it."""
         from nightlab.agent.actions import FrontDesk
 
-        return FrontDesk(self.root, store=self.store() if self.loader is not None else None, cfg=self.cfg, who=WHO)
+        desk: FrontDesk | None = getattr(self._local, "desk", None)
+        if desk is None or getattr(self._local, "cfg", None) is not self.cfg:
+            desk = FrontDesk(self.root, cfg=self.cfg, who=WHO)
+            self._local.desk, self._local.cfg = desk, self.cfg
+        return desk
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False, name="store poller")
     def _poll(self) -> None:
-        assert self.loader is not None
         worker = get_current_worker()
-        state = StatePaths.of(self.root)
-        waker = Waker(state.runs, state.signal)
+        desk = self.desk()
+        waker = desk.watch()
         self._waker = waker
         last: Snapshot | None = None
         try:
             while not worker.is_cancelled:
-                snap = self.loader.load()
+                snap = desk.snapshot()
                 if snap != last:
                     self.post_message(SnapshotReady(snap))
                     last = snap
@@ -274,7 +270,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
             return
         if self.start_policy == "now":
             self.start_engine(new_session=True)
-        elif snap.session is not None and snap.session.state != SessionState.DONE and snap.engine != "awake":
+        elif snap.session is not None and snap.session.state != SessionState.DONE and \
+                snap.engine != EngineState.AWAKE:
             self.start_engine()
 
     # ---------------------------------------------------------------------------------------------- engine
@@ -286,7 +283,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         if self._engine_worker is not None and self._engine_worker.is_running:
             self.notify("The engine is already running in this window.")
             return
-        if snap.engine == "awake":
+        if snap.engine == EngineState.AWAKE:
             self.notify("Another nightlab engine is awake for this project; this window follows it.")
             return
         if new_session is None:
@@ -296,6 +293,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False, name="engine")
     def _run_engine(self, new_session: bool) -> None:
+        from nightlab.agent.actions import LockHeld
+
         engine = self.desk().start(self.cfg, mode=self.mode, budget=self.budget if new_session else None,
                                    resume=not new_session, on_event=self._engine_callback)
         self.engine = engine
@@ -338,7 +337,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         from nightlab.tui.data import session_end_text
 
         snap = self.snapshot
-        if self._say_done and snap is not None and snap.engine == "done":
+        if self._say_done and snap is not None and snap.engine == EngineState.DONE:
             self._say_done = False
             self.notify(session_end_text(snap), timeout=15)
 
@@ -361,7 +360,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, group="mode", exit_on_error=False, name="save mode")
     def _persist_mode(self, mode: str) -> None:
-        self.desk().set_mode(mode, engine=self.engine)
+        self.desk().set_mode(Mode(mode), engine=self.engine)
 
     def action_toggle_mode(self) -> None:
         self.set_mode(Mode.AUTONOMOUS if self.mode == Mode.STEP else Mode.STEP)
@@ -381,7 +380,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @work(thread=True, exit_on_error=False, name="decide")
     def decide(self, appr: Any, state: str, feedback: str | None = None) -> None:
-        self.desk().decide(appr, state, feedback)
+        self.desk().decide(appr, ApprovalState(state), feedback)
         verb = "Approved" if state == ApprovalState.APPROVED else "Rejected"
         self.post_message(ActionDone(f"{verb} {appr.kind} #{appr.experiment_id}" +
                                      (f": {feedback}" if feedback else "")))
@@ -475,7 +474,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     # ---------------------------------------------------------------------------------------------- review
     def open_review(self, exp_id: int, mode: ReviewMode) -> None:
-        if self.loader is None:
+        if self.cfg is None:
             return
         self.push_screen(ReviewScreen(exp_id, mode))
 

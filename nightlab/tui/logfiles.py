@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nightlab.sandbox import safeio
+from nightlab.agent.views import open_log
 
 INITIAL_TAIL_BYTES = 256 * 1024
 MAX_READ = 4 << 20
@@ -55,7 +55,7 @@ class TailReader:
 
     def _open(self) -> bool:
         try:
-            fd = safeio.open_regular(self.path)
+            fd = open_log(self.path)
         except OSError:
             return False
         st = os.fstat(fd)
@@ -140,7 +140,7 @@ class LineIndex:
     def _ensure_fd(self) -> int | None:
         if self._fd is None:
             try:
-                self._fd = safeio.open_regular(self.path)
+                self._fd = open_log(self.path)
                 self._ino = os.fstat(self._fd).st_ino
             except OSError:
                 return None

@@ -8,7 +8,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.worker import Worker, WorkerState
 
-from nightlab.tui.data import Snapshot
+from nightlab.agent.views import Snapshot
 
 
 class SnapshotReady(Message):

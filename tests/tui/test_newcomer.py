@@ -129,7 +129,7 @@ def test_key_names_are_checked() -> None:
 
 # ------------------------------------------------------------------------------------------------ 4: best so far
 def test_the_best_so_far_line_never_climbs_to_a_discarded_run() -> None:
-    from nightlab.tui.data import Snapshot, build_rows
+    from nightlab.agent.views import Snapshot, build_rows
     from nightlab.tui.widgets.chart import MetricChart
 
     base = {"title": "t", "kind": "hyperparameter", "runs": 1, "delta": None, "seconds": None, "seed": 0,

@@ -13,9 +13,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from nightlab.agent.states import ApprovalKind, ApprovalState, Status
+from nightlab.agent.states import ApprovalKind, ApprovalState, EngineState, Status
+from nightlab.agent.views import RunRef, Snapshot
 from nightlab.tui import braille, keymap
-from nightlab.tui.data import RunRef, Snapshot, fmt_seconds
+from nightlab.tui.data import fmt_seconds
 from nightlab.tui.messages import ReportsWorkerErrors
 from nightlab.tui.screens.dialogs import ConfirmDialog, FeedbackDialog
 from nightlab.tui.screens.review import ReviewMode
@@ -28,7 +29,7 @@ from nightlab.tui.widgets.logpane import LogTail
 from nightlab.tui.widgets.statusbar import GpuLine, StatusBar
 
 if TYPE_CHECKING:
-    from nightlab.agent.store import Approval
+    from nightlab.agent.records import Approval
     from nightlab.tui.app import NightlabApp
 
 NARROW = 100
@@ -266,9 +267,9 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
 
     @work(thread=True, exclusive=True, group="curve", exit_on_error=False, name="live curve")
     def _parse_curve(self, exp_id: int, text: str) -> None:
-        from nightlab.agent import metrics
+        from nightlab.agent.views import loss_curve
 
-        pts = metrics.parse_loss_curve(text)
+        pts = loss_curve(text)
         self.post_message(self.LiveCurve(exp_id, [(float(a), float(b)) for a, b in pts]))
 
     def on_main_screen_live_curve(self, message: LiveCurve) -> None:
@@ -294,7 +295,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         if action in ("approve", "reject", "edit_hypothesis", "edit_patch"):
             return True if s is not None and s.approvals else None
         if action == "start_engine":
-            return not (s is not None and s.engine == "awake")
+            return not (s is not None and s.engine == EngineState.AWAKE)
         if action == "stop_job":
             return True if s is not None and s.open_jobs else None
         return True

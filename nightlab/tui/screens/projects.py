@@ -70,9 +70,9 @@ class ProjectsScreen(ModalScreen[Path | None]):
 
     @work(thread=True, exit_on_error=False, name="projects overview")
     def _load(self) -> None:
-        from nightlab.agent.projects import overview_all
+        from nightlab.agent.views import projects_overview
 
-        self.post_message(self.Loaded(overview_all()))
+        self.post_message(self.Loaded(projects_overview()))
 
     def on_projects_screen_loaded(self, message: Loaded) -> None:
         table = self.query_one(DataTable)

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from rich.text import Text
 from textual.widgets import DataTable
 
+from nightlab.agent.records import Approval
 from nightlab.agent.states import ApprovalKind
-from nightlab.agent.store import Approval
-from nightlab.tui.data import Snapshot, fmt_metric
+from nightlab.agent.views import Snapshot
+from nightlab.tui.data import fmt_metric
 from nightlab.tui.widgets.listkeys import ListKeys
 
 KIND_LABEL = {ApprovalKind.HYPOTHESIS: "run?", ApprovalKind.LAUNCH: "launch?", ApprovalKind.PROMOTE: "promote?",

@@ -11,8 +11,8 @@ from textual.widget import Widget
 
 from nightlab.agent.goal import Goal
 from nightlab.agent.states import WINNERS
+from nightlab.agent.views import Snapshot
 from nightlab.tui import braille
-from nightlab.tui.data import Snapshot
 
 GUTTER = 8
 

@@ -13,7 +13,8 @@ from textual.widgets import Static
 
 from nightlab.agent.goal import Goal
 from nightlab.agent.states import Kind
-from nightlab.tui.data import Snapshot, fmt_delta, fmt_metric, fmt_seconds, patch_stat
+from nightlab.agent.views import Snapshot
+from nightlab.tui.data import fmt_delta, fmt_metric, fmt_seconds, patch_stat
 from nightlab.tui.widgets.events import DECISION_KINDS
 
 

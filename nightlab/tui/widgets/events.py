@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
 
-from nightlab.tui.data import EventLine
+from nightlab.agent.views import EventLine
 
 # what each kind of event reads as at a glance: an icon and the style class of its line
 KIND_LOOK: dict[str, tuple[str, str]] = {

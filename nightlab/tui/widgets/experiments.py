@@ -11,7 +11,8 @@ from textual.widgets.data_table import CellDoesNotExist, RowKey
 
 from nightlab.agent.goal import Goal
 from nightlab.agent.states import UNCONFIRMED_LABEL, Kind, Status
-from nightlab.tui.data import Row, Snapshot, fmt_delta, fmt_metric, fmt_seconds
+from nightlab.agent.views import Row, Snapshot
+from nightlab.tui.data import fmt_delta, fmt_metric, fmt_seconds
 from nightlab.tui.widgets.listkeys import ListKeys
 
 STATUS_ICON = {

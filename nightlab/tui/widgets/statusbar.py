@@ -8,10 +8,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from nightlab.agent.states import Mode, SessionState
-from nightlab.sandbox.gpustats import GpuStat, format_gpu, holder_label, holders
-from nightlab.sandbox.lease import SLOT_WAIT
-from nightlab.tui.data import Snapshot
+from nightlab.agent.states import EngineState, Mode, SessionState
+from nightlab.agent.views import GpuStat, Snapshot, format_gpu, holder_label, holders
 
 
 class StatusBar(Widget):
@@ -46,10 +44,10 @@ class StatusBar(Widget):
         # what matters most first, so a narrow terminal cuts the least useful end: the engine, the budget
         t.append(*sep)
         engine = s.engine
-        label = {"no session": "not started"}.get(engine, engine)
-        if engine == "awake" and s.session is not None and s.session.state == SessionState.WAITING:
+        label = "not started" if engine == EngineState.NO_SESSION else str(engine)
+        if engine == EngineState.AWAKE and s.session is not None and s.session.state == SessionState.WAITING:
             label = "waiting for you"
-        t.append(f"engine {label}", ok if engine == "awake" else dim)
+        t.append(f"engine {label}", ok if engine == EngineState.AWAKE else dim)
         t.append(*sep)
         if s.session is not None:
             t.append(f"runs {s.runs_started}/{s.budget}")
@@ -62,7 +60,7 @@ class StatusBar(Widget):
         t.append(f"{s.metric} {'↑' if s.goal == 'maximize' else '↓'}")
         t.append(*sep)
         t.append(s.project, "bold")
-        if s.session is not None and any(c.startswith(SLOT_WAIT) for c in s.session.wake_conditions or []):
+        if s.waiting_for_slot:
             t.append(" · waiting for a slot another project holds", alert)
         if s.session is not None and s.session.cost:
             t.append(*sep)

@@ -1,0 +1,391 @@
+"""The front desk's read side: what a front-end shows, as plain values it can hold, compare and draw.
+
+actions.py is where a front-end asks the agent to act; this module is where it asks what there is to see. The TUI,
+the console and the CLI read a project only through here: a `Snapshot` (session, experiments as rows, their runs,
+jobs, approvals, the best, the engine's state, its decisions) built from the store in one go, a running job's live
+line, a run's log, the machine's GPUs, and a watch that wakes when something happens. What they get are frozen
+dataclasses, the store's records (records.py) and the enums of states.py — never the store, a lock or a path of the
+state folder: those stay the agent's business, so a front-end cannot read a half-written state or write one.
+
+`DeskReads` holds the project (its root, config and this thread's store connection); the front desk
+(`actions.FrontDesk`) is a `DeskReads` with the actions on top, so one desk object answers both. A desk belongs to
+one thread (SQLite connections stay with the thread that opened them): the TUI keeps one per worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from nightlab.agent import artifacts
+from nightlab.agent.config import ProjectConfig, load_config
+from nightlab.agent.ledger import summarize
+from nightlab.agent.lock import ProjectLock
+from nightlab.agent.paths import StatePaths
+from nightlab.agent.records import Approval, Experiment, Job, Session
+from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, EngineState, Kind, SessionState, Status
+from nightlab.agent.store import Store
+from nightlab.errors import NightlabError
+from nightlab.sandbox import safeio
+from nightlab.sandbox.gpustats import GpuStat, format_gpu, holder_label, holders
+from nightlab.sandbox.lease import SLOT_WAIT
+from nightlab.sandbox.watch import Waker
+
+EVENTS_KEPT = 500  # the newest decisions a snapshot holds (the store keeps them all)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One experiment as the tables show it: seed-averaged metric and its change vs baseline and vs parent."""
+
+    id: int
+    parent: int | None
+    title: str
+    status: Status
+    kind: Kind
+    metric: float | None
+    runs: int
+    delta_base: float | None
+    delta_parent: float | None
+    seconds: float | None
+    seed: int
+    stage: str | None
+    failure_class: str | None
+    unconfirmed: bool = False  # kept on one seed: the budget ran out before its confirming re-run
+    refused: bool = False  # rejected by the engine (a repeat, an invalid edit), not by a person
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """One run of a row: the experiment's own, or one of its seed re-runs, with its newest job."""
+
+    exp_id: int
+    seed: int
+    job: Job
+    metric: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.job.state in OPEN_JOB_STATES
+
+
+@dataclass(frozen=True)
+class EventLine:
+    """One engine decision as the events pane shows it (from the store's events, which the engine writes)."""
+
+    id: int
+    t: float
+    kind: str
+    message: str
+    experiment_id: int | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a screen shows of one project at one moment; two snapshots compare equal when nothing changed."""
+
+    project: str
+    metric: str
+    goal: str
+    session: Session | None = None
+    engine: EngineState = EngineState.NO_SESSION
+    rows: list[Row] = field(default_factory=list)
+    experiments: dict[int, Experiment] = field(default_factory=dict)
+    approvals: list[Approval] = field(default_factory=list)  # the pending ones, oldest first
+    open_jobs: list[Job] = field(default_factory=list)
+    latest_job: dict[int, Job] = field(default_factory=dict)  # per row: its newest job, or its seed re-run's
+    baseline: float | None = None
+    best_id: int | None = None
+    slots_total: int = 1
+    running_rows: list[int] = field(default_factory=list)
+    artifacts: dict[int, artifacts.Artifacts] = field(default_factory=dict)  # what kept runs wrote (checkpoints), by id
+    runs: dict[int, list[RunRef]] = field(default_factory=dict)  # per row: its own run and its seed re-runs, in order
+    events: list[EventLine] = field(default_factory=list)  # the session's engine decisions, oldest first
+
+    @property
+    def budget(self) -> int:
+        return self.session.budget if self.session else 0
+
+    @property
+    def runs_started(self) -> int:
+        return self.session.runs_started if self.session else 0
+
+    @property
+    def budget_left(self) -> int:
+        return max(0, self.budget - self.runs_started)
+
+    @property
+    def waiting_for_slot(self) -> bool:
+        """The session sleeps until a machine slot frees (another project's jobs hold them all)."""
+        return self.session is not None and any(c.startswith(SLOT_WAIT) for c in self.session.wake_conditions)
+
+    def row(self, exp_id: int | None) -> Row | None:
+        return next((r for r in self.rows if r.id == exp_id), None)
+
+    def events_of(self, exp_id: int) -> list[EventLine]:
+        """The decisions about one row: its own events and those of its seed re-runs."""
+        mine = {exp_id, *(r.exp_id for r in self.runs.get(exp_id, []))}
+        return [ev for ev in self.events if ev.experiment_id in mine]
+
+    @property
+    def running_ids(self) -> list[int]:
+        """Rows with a job running: a seed re-run counts for the experiment it re-runs."""
+        return list(self.running_rows)
+
+
+@dataclass(frozen=True)
+class LiveJob:
+    """A running job as the console's live line shows it: how long it has run, its loss so far, its last line."""
+
+    experiment_id: int
+    seconds: float
+    loss: list[float]
+    last_line: str
+
+
+def build_rows(summary_rows: list[dict[str, Any]], refused: frozenset[int] = frozenset()) -> list[Row]:
+    """Rows from the ledger's summary, with each one's change against its parent's (seed-averaged) metric."""
+    metric_of = {r["id"]: r["metric"] for r in summary_rows}
+    rows = []
+    for r in summary_rows:
+        parent_metric = metric_of.get(r["parent"]) if r["parent"] is not None else None
+        dp = r["metric"] - parent_metric if r["metric"] is not None and parent_metric is not None else None
+        rows.append(Row(
+            id=r["id"], parent=r["parent"], title=r["title"] or "", status=r["status"], kind=r["kind"],
+            metric=r["metric"], runs=r["runs"], delta_base=r["delta"], delta_parent=dp, seconds=r["seconds"],
+            seed=r["seed"] or 0, stage=r["stage"], failure_class=r["failure_class"],
+            unconfirmed=bool(r.get("unconfirmed")), refused=r["id"] in refused,
+        ))
+    return rows
+
+
+class RunLog:
+    """The log of an experiment's newest run, read the way the wrapper wrote it (never through a link or a FIFO
+    someone put in its place)."""
+
+    def __init__(self, exp_id: int, job: Job) -> None:
+        self.exp_id = exp_id
+        self.job = job
+        self.path = Path(job.log_path)
+
+    def open(self) -> IO[bytes]:
+        """The log file for reading from its start; a clear error when it is missing or not a regular file."""
+        try:
+            fd = safeio.open_regular(self.path)
+        except FileNotFoundError:
+            raise NightlabError(f"no log for experiment #{self.exp_id} at {self.path}") from None
+        except OSError as err:
+            raise NightlabError(f"the log of experiment #{self.exp_id} is not readable: {err}") from None
+        return os.fdopen(fd, "rb")
+
+    def last_lines(self, n: int) -> list[str]:
+        """Its last `n` lines (a bounded read from the end)."""
+        from nightlab.sandbox import runner
+
+        return runner.read_log(self.job.run_dir).splitlines()[-n:] if n > 0 else []
+
+    def ended(self) -> bool:
+        """Whether the run has ended (its wrapper wrote its status), so nothing more will be written."""
+        from nightlab.sandbox import runner
+
+        return runner.read_status(self.job.run_dir, self.job.wrapper) is not None
+
+
+class DeskReads:
+    """One project as the front-ends read it. `store`: the caller's connection (one per thread); `cfg`: the
+    project's config when the caller has it loaded; `who` signs what the desk records for this caller."""
+
+    def __init__(self, root: Path, *, store: Store | None = None, cfg: ProjectConfig | None = None,
+                 who: str = "cli") -> None:
+        self.root = Path(root).resolve()
+        self.paths = StatePaths.of(self.root)
+        self.who = who
+        self._store = store
+        self._own_store = False
+        self._cfg = cfg
+        self._slots: int | None = None
+
+    @property
+    def cfg(self) -> ProjectConfig:
+        if self._cfg is None:
+            self._cfg = load_config(self.root)
+        return self._cfg
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            if not self.paths.has_store():
+                raise NightlabError(f"{self.root}: no experiments yet (run `nightlab run` first)")
+            self._store = Store(self.paths.db)
+            self._own_store = True
+        return self._store
+
+    def close(self) -> None:
+        """Close the store connection this desk opened itself (one it was given stays open)."""
+        if self._store is not None and self._own_store:
+            self._store.close()
+            self._store, self._own_store = None, False
+
+    def has_experiments(self) -> bool:
+        """Whether the project has a store yet (a first `nightlab run` makes it)."""
+        return self.paths.has_store()
+
+    def experiment(self, exp_id: int) -> Experiment:
+        e = self.store.find_experiment(exp_id)
+        if e is None:
+            raise NightlabError(f"no experiment #{exp_id} (see `nightlab status`)")
+        return e
+
+    def baseline(self) -> Experiment | None:
+        """The project's baseline experiment (None before the first run)."""
+        return self.store.baseline_experiment() if self.paths.has_store() else None
+
+    def engine_state(self, session: Session | None) -> EngineState:
+        if ProjectLock(self.paths.dir).is_held():
+            return EngineState.AWAKE
+        if session is None:
+            return EngineState.NO_SESSION
+        if session.state in (SessionState.HIBERNATING, SessionState.DONE):
+            return EngineState(session.state)
+        return EngineState.STOPPED
+
+    def slots_total(self) -> int:
+        """How many jobs this machine runs at once for the project (its slots), counted once per desk."""
+        if self._slots is None:
+            from nightlab.sandbox import slots
+
+            self._slots = len(slots.discover(self.cfg.slots.cpus, self.cfg.slots.threads_per_job,
+                                             self.cfg.slots.gpus)) or 1
+        return self._slots
+
+    def snapshot(self) -> Snapshot:
+        """What the screen shows, read in one go (an empty project has no session and no rows)."""
+        cfg = self.cfg
+        base = Snapshot(project=self.root.name, metric=cfg.metric.name, goal=cfg.metric.goal)
+        if not self.paths.has_store():
+            return Snapshot(project=base.project, metric=base.metric, goal=base.goal,
+                            engine=self.engine_state(None), slots_total=self.slots_total())
+        store = self.store
+        session = store.latest_session()
+        summary = summarize(store, cfg, session)
+        exps = {e.id: e for e in store.experiments()}
+
+        def owner(exp_id: int) -> int:
+            e = exps.get(exp_id)
+            return e.rerun_of if e is not None and e.kind == Kind.RERUN and e.rerun_of is not None else exp_id
+
+        latest: dict[int, Job] = {}  # per row: the newest job of the experiment or of its seed re-runs
+        newest: dict[int, Job] = {}  # per experiment: its newest job (a retried run has several)
+        for j in store.jobs():
+            latest[owner(j.experiment_id)] = j
+            newest[j.experiment_id] = j
+        runs: dict[int, list[RunRef]] = {}
+        for exp_id in sorted(newest):
+            e = exps.get(exp_id)
+            runs.setdefault(owner(exp_id), []).append(
+                RunRef(exp_id, e.seed if e is not None else 0, newest[exp_id], e.metric if e is not None else None))
+        open_jobs = store.open_jobs()
+        running = list(dict.fromkeys(owner(j.experiment_id) for j in open_jobs))
+        # a proposal a person rejected has a rejected approval; any other rejection is the engine's refusal
+        by_person = {a.experiment_id for a in store.approvals(ApprovalState.REJECTED)}
+        refused = frozenset(i for i, e in exps.items() if e.status == Status.REJECTED and i not in by_person)
+        events = [EventLine(int(ev["id"]), float(ev["t"]), str(ev["kind"]), str(ev["message"]), ev["experiment_id"])
+                  for ev in store.events(limit=-1, session_id=session.id)] if session is not None else []
+        return Snapshot(
+            project=base.project, metric=base.metric, goal=base.goal, session=session,
+            engine=self.engine_state(session), rows=build_rows(summary.rows, refused), experiments=exps,
+            approvals=store.approvals(ApprovalState.PENDING), open_jobs=open_jobs, latest_job=latest,
+            baseline=summary.baseline, best_id=summary.best_id, slots_total=self.slots_total(), running_rows=running,
+            artifacts=artifacts.read_all(self.paths.dir), runs=runs, events=events[-EVENTS_KEPT:],
+        )
+
+    def watch(self) -> Waker:
+        """Something that wakes when the project changes (a job's run folder, a front-end's or the engine's signal):
+        `wait(timeout)` says whether it did, `poke()` wakes it from another thread, `close()` ends it."""
+        return Waker(self.paths.runs, self.paths.signal)
+
+    def live_jobs(self, limit: int = 2) -> list[LiveJob]:
+        """The running jobs (the first `limit`) as the console's live line shows them; [] before any run."""
+        if not self.paths.has_store():
+            return []
+        from nightlab.agent import metrics
+
+        out = []
+        for j in self.store.open_jobs()[:limit]:
+            text = _tail(Path(j.log_path), 64 * 1024)
+            last = text.strip().splitlines()[-1] if text.strip() else ""
+            out.append(LiveJob(j.experiment_id, time.time() - (j.started or time.time()),
+                               [v for _, v in metrics.parse_loss_curve(text)], last))
+        return out
+
+    def run_log(self, exp_id: int) -> RunLog:
+        """The log of the experiment's newest run; a clear error when it has not run."""
+        e = self.experiment(exp_id)
+        job = self.store.latest_job(e.id)
+        if job is None:
+            raise NightlabError(f"experiment #{e.id} has not run yet ({e.status})")
+        return RunLog(e.id, job)
+
+    def status(self) -> dict[str, Any]:
+        """What `nightlab status` reports (and prints as JSON with --json), also before the first run."""
+        from nightlab.agent.status import gpu_state, mlflow_state, status_data
+
+        if self.paths.has_store():
+            return status_data(self.root, self.cfg, self.store)
+        cfg = self.cfg
+        return {"project": str(self.root), "metric": cfg.metric.name, "goal": cfg.metric.goal, "session": None,
+                "baseline": None, "best": None, "experiments": [], "jobs": [], "approvals": [],
+                "gpus": gpu_state(self.root, []), "mlflow": mlflow_state(self.root, cfg), "report": None}
+
+
+def _tail(path: Path, n: int) -> str:
+    """The last `n` bytes of a log as text ("" when it cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def loss_curve(text: str) -> list[tuple[int, float]]:
+    """(step, loss) points of a log's text, as the engine reads them (the TUI's loss chart of a running job)."""
+    from nightlab.agent import metrics
+
+    return metrics.parse_loss_curve(text)
+
+
+def open_log(path: Path | str) -> int:
+    """A file descriptor of a run's log for reading, refusing a link or a FIFO in its place (OSError)."""
+    return safeio.open_regular(Path(path))
+
+
+def read_gpus() -> list[GpuStat]:
+    """This machine's GPUs (utilisation, memory) from NVML; [] without an NVIDIA driver."""
+    from nightlab.sandbox import gpustats
+
+    return gpustats.read_gpus()
+
+
+def gpus_leased_elsewhere(root: Path) -> dict[int, str]:
+    """GPU index -> the folder name of another project whose job holds it (the machine-wide slot leases)."""
+    from nightlab.sandbox import gpustats
+
+    return gpustats.leased_elsewhere(root)
+
+
+def projects_overview() -> list[dict[str, Any]]:
+    """Every project nightlab has run in, most recently used first (`nightlab projects`, the TUI's overview)."""
+    from nightlab.agent.projects import overview_all
+
+    return overview_all()
+
+
+__all__ = ["EVENTS_KEPT", "DeskReads", "EventLine", "GpuStat", "LiveJob", "Row", "RunLog", "RunRef", "Snapshot",
+           "build_rows", "format_gpu", "gpus_leased_elsewhere", "holder_label", "holders",
+           "loss_curve", "open_log", "projects_overview", "read_gpus"]
