@@ -1,13 +1,15 @@
 """TUI budgets from DESIGN.md, printed as figures (never a test).
 
 - time to first frame: the real `nightlab` executable in a pseudo-terminal, from exec to the first status line
-  on screen (budget < 1.0 s), and to the first data from the store
+  on screen (budget < 1.0 s), and to the first data from the store; idle, and again with --jobs training jobs
+  running (processes that burn a core each and write their logs, recorded as running jobs of the project)
+- first ctrl+p: from the key to the command palette on screen, the first time it opens in a fresh process
 - log lines/s sustained: a separate process writes a job's log at --rate lines/s for --seconds; how many lines per
   second the live pane takes in (budget 20,000 lines/s), and flat out with no rate limit
 - key latency while the log floods: key events posted to the running app, time until their action runs
   (budget < 50 ms)
 
-Usage: .venv/bin/python bench/tui.py [--seconds 5] [--rate 20000] [--frames 5]
+Usage: .venv/bin/python bench/tui.py [--seconds 5] [--rate 20000] [--frames 5] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -47,6 +49,20 @@ with open(path, "a", buffering=1 << 20) as f:
 print(n)
 """
 
+# a training job as far as the machine sees it: one core busy, a log line every few hundred thousand steps
+BURNER = r"""
+import sys
+with open(sys.argv[1], "a", buffering=1) as f:
+    i = 0
+    while True:
+        x = 0
+        for k in range(300_000):
+            x += k * k
+        i += 1
+        f.write(f"step {i} loss {1 / (i + 1):.4f}\n")
+"""
+PALETTE = b"Search for commands"  # the command palette's prompt, on screen once it is open
+
 
 def project(tmp: Path) -> tuple[Path, object]:
     import tuikit
@@ -56,8 +72,9 @@ def project(tmp: Path) -> tuple[Path, object]:
 
 
 # ------------------------------------------------------------------------------------------------ first frame
-def first_frame(root: Path, xdg: Path) -> tuple[float, float]:
-    """Seconds from exec to the status line on screen, and to the project name (data from the store)."""
+def first_frame(root: Path, xdg: Path) -> tuple[float, float, float]:
+    """Seconds from exec to the status line on screen, and to the first data from the store; then the seconds from
+    the first ctrl+p to the command palette on screen (nan when it did not open within 10 s)."""
     env = {k: v for k, v in os.environ.items() if k != "NIGHTLAB_NO_TUI"}
     env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(xdg), COLUMNS="120", LINES="40")
     t0 = time.perf_counter()
@@ -81,6 +98,29 @@ def first_frame(root: Path, xdg: Path) -> tuple[float, float]:
                 frame = time.perf_counter() - t0
             if frame and b"runs 4/6" in buf:
                 data = time.perf_counter() - t0
+    palette = float("nan")
+    if data:
+        time.sleep(0.3)  # let the first data settle, as a person's first key would
+        while select.select([fd], [], [], 0)[0]:
+            try:
+                os.read(fd, 65536)
+            except OSError:
+                break
+        buf = b""
+        sent = time.perf_counter()
+        os.write(fd, b"\x10")  # ctrl+p
+        while time.perf_counter() - sent < 10:
+            r, _, _ = select.select([fd], [], [], 0.01)
+            if r:
+                try:
+                    buf = buf[-64:] + os.read(fd, 65536)
+                except OSError:
+                    break
+                if PALETTE in buf:
+                    palette = time.perf_counter() - sent
+                    break
+        os.write(fd, b"\x1b")  # close it
+        time.sleep(0.2)
     os.write(fd, b"q")
     end = time.perf_counter() + 10
     while time.perf_counter() < end:
@@ -101,7 +141,31 @@ def first_frame(root: Path, xdg: Path) -> tuple[float, float]:
     except ChildProcessError:
         pass
     os.close(fd)
-    return frame, data
+    return frame, data, palette
+
+
+def with_running_jobs(tmp: Path, n: int) -> tuple[Path, list[subprocess.Popen[bytes]]]:
+    """A fresh populated project with `n` training jobs running: each a process burning one core and writing its
+    log, recorded as a running job of one of the project's experiments (so the TUI shows and tails them)."""
+    root, ids = project(tmp)
+    procs = []
+    for exp_id in [ids.worse, ids.failed, ids.proposed][:n]:  # type: ignore[attr-defined]
+        log = running_job(root, exp_id, "busy")
+        procs.append(subprocess.Popen([sys.executable, "-c", BURNER, str(log)], stdout=subprocess.DEVNULL))
+    return root, procs
+
+
+def report_frames(label: str, frames: list[tuple[float, float, float]]) -> None:
+    ff = statistics.median(f[0] for f in frames)
+    fd = statistics.median(f[1] for f in frames)
+    pal = [f[2] for f in frames if f[2] == f[2]]
+    print(f"time to first frame, {label}: {ff:.3f} s median of {len(frames)} (budget < 1.0 s) "
+          f"[{', '.join(f'{f[0]:.2f}' for f in frames)}]; first data from the store: {fd:.3f} s")
+    if pal:
+        print(f"first ctrl+p to the palette on screen, {label}: {statistics.median(pal) * 1000:.0f} ms median of "
+              f"{len(pal)} [{', '.join(f'{p * 1000:.0f}' for p in pal)}]")
+    else:
+        print(f"first ctrl+p, {label}: the palette did not open within 10 s")
 
 
 # ------------------------------------------------------------------------------------------------ real terminal
@@ -258,17 +322,26 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rate", type=float, default=20000)
     ap.add_argument("--frames", type=int, default=5, help="first-frame measurements (median reported)")
+    ap.add_argument("--jobs", type=int, default=2, choices=range(0, 4),
+                    help="training jobs running during the second first-frame measurement (0: skip it)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         os.environ["XDG_CONFIG_HOME"] = str(tmp / "xdg")
         root, ids = project(tmp)
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
-        frames = [first_frame(root, tmp / "xdg") for _ in range(args.frames)]
-        ff = statistics.median(f[0] for f in frames)
-        fd = statistics.median(f[1] for f in frames)
-        print(f"time to first frame: {ff:.3f} s median of {len(frames)} (budget < 1.0 s) "
-              f"[{', '.join(f'{f[0]:.2f}' for f in frames)}]; first data from the store: {fd:.3f} s")
+        report_frames("idle project", [first_frame(root, tmp / "xdg") for _ in range(args.frames)])
+        if args.jobs:
+            busy, procs = with_running_jobs(tmp / "busy", args.jobs)
+            try:
+                time.sleep(1.0)
+                print(f"  with {args.jobs} jobs running: load average {os.getloadavg()[0]:.2f}")
+                report_frames(f"{args.jobs} training jobs running",
+                              [first_frame(busy, tmp / "xdg") for _ in range(args.frames)])
+            finally:
+                for p in procs:
+                    p.kill()
+                    p.wait()
         r = asyncio.run(flood(root, ids, args.rate, args.seconds, keys=True))
         print(f"log stream at {args.rate:,.0f} lines/s offered for {args.seconds:g} s: {r['sustained']:,.0f} lines/s "
               f"sustained into the pane (budget 20,000); {int(r['shown']):,} of {int(r['written']):,} lines shown, "
