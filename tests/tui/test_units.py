@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nightlab.tui import braille, keymap
 from nightlab.agent.views import build_rows
+from nightlab.tui import braille, keymap
 from nightlab.tui.data import patch_stat
 from nightlab.tui.diffparse import parse_unified, side_by_side
 from nightlab.tui.logfiles import LineIndex, TailReader
