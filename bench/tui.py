@@ -29,6 +29,7 @@ import tempfile
 import termios
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE / "tests" / "tui"))
@@ -144,15 +145,20 @@ def first_frame(root: Path, xdg: Path) -> tuple[float, float, float]:
     return frame, data, palette
 
 
-def with_running_jobs(tmp: Path, n: int) -> tuple[Path, list[subprocess.Popen[bytes]]]:
+def with_running_jobs(tmp: Path, n: int) -> tuple[Path, list[subprocess.Popen[bytes]], Any]:
     """A fresh populated project with `n` training jobs running: each a process burning one core and writing its
-    log, recorded as a running job of one of the project's experiments (so the TUI shows and tails them)."""
+    log, recorded as a running job of one of the project's experiments (so the TUI shows and tails them), and the
+    project's lock held, as the engine that runs them holds it (the TUI follows that engine, starts none)."""
+    from nightlab.agent.lock import ProjectLock
+
     root, ids = project(tmp)
     procs = []
     for exp_id in [ids.worse, ids.failed, ids.proposed][:n]:  # type: ignore[attr-defined]
         log = running_job(root, exp_id, "busy")
         procs.append(subprocess.Popen([sys.executable, "-c", BURNER, str(log)], stdout=subprocess.DEVNULL))
-    return root, procs
+    lock = ProjectLock(root / ".nightlab")
+    lock.acquire("bench")
+    return root, procs, lock
 
 
 def report_frames(label: str, frames: list[tuple[float, float, float]]) -> None:
@@ -332,7 +338,7 @@ def main() -> int:
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
         report_frames("idle project", [first_frame(root, tmp / "xdg") for _ in range(args.frames)])
         if args.jobs:
-            busy, procs = with_running_jobs(tmp / "busy", args.jobs)
+            busy, procs, lock = with_running_jobs(tmp / "busy", args.jobs)
             try:
                 time.sleep(1.0)
                 print(f"  with {args.jobs} jobs running: load average {os.getloadavg()[0]:.2f}")
@@ -342,6 +348,7 @@ def main() -> int:
                 for p in procs:
                     p.kill()
                     p.wait()
+                lock.release()
         r = asyncio.run(flood(root, ids, args.rate, args.seconds, keys=True))
         print(f"log stream at {args.rate:,.0f} lines/s offered for {args.seconds:g} s: {r['sustained']:,.0f} lines/s "
               f"sustained into the pane (budget 20,000); {int(r['shown']):,} of {int(r['written']):,} lines shown, "
