@@ -45,7 +45,8 @@ from typing import Any
 from nightlab.agent import diagnose
 from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.goal import Goal
-from nightlab.agent.policy import catalogue
+from nightlab.agent.policy import catalogue, compound
+from nightlab.agent.policy import cost_model as costmod
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import features as feats
 from nightlab.agent.policy import knobs as knobmod
@@ -232,6 +233,7 @@ class BuiltinPolicy(PolicyBase):
         self.last_decision: Decision | None = None
         self._programs: dict[tuple[Any, ...], eff.Program] = {}
         self._last_program: eff.Program | None = None
+        self._cost_cache: tuple[_State, int, costmod.RunTimeModel] | None = None
 
     # ------------------------------------------------------------------------------------------- public
     def propose(self, ctx: PolicyContext) -> Proposal | None:
@@ -613,6 +615,7 @@ class BuiltinPolicy(PolicyBase):
     def _moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
         tried_transforms = _transforms_tried_in_lineage(ctx, st)
         yield from _tagged(self._combine_moves(ctx, st), "combine")
+        yield from _tagged(self._compound_moves(ctx, st), "compound")
         yield from _tagged(self._diagnosis_moves(ctx, st, tried_transforms), "diagnosis")
         for name in _TRANSFORM_ORDER:
             if name not in tried_transforms:
@@ -709,6 +712,45 @@ class BuiltinPolicy(PolicyBase):
                    f"{ga:+.3g}; #{eb.id} {kb}: {gb:+.3g}), each within the noise floor ({ctx.noise_floor:.3g}) alone. "
                    "Independent small gains usually add up; together they may clear the floor.")
             yield _Move(title=title, rationale=why, changes=changes, expected=f"about {ga + gb:+.3g} over #{best.id}")
+
+    def _compound_moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+        """Capacity with the training length it needs (compound.py): a widening of the best that scored within the
+        noise is retried trained longer, and a best reached by adding capacity whose curve still falls is trained
+        longer before anything else."""
+        best = st.exp
+        if best is None or best.metric is None or best.run_result != RunResult.SUCCEEDED:
+            return
+        lengths = [compound.Length(k.key, k.kind, float(k.value)) for kind in compound.LENGTH_KINDS
+                   for k in self._by_kind(st, kind)]
+
+        def scale(key: str, factor: float) -> Any | None:
+            return _scale_value(st.knobs[key], factor)
+
+        def afford(changes: dict[str, Any]) -> bool:
+            return self._affordable(ctx, st, changes)
+
+        children = []
+        for e in sorted(ctx.experiments, key=lambda x: -x.id):
+            if (e.parent_id != best.id or e.kind != Kind.HYPERPARAMETER or e.run_result != RunResult.SUCCEEDED
+                    or e.seed != best.seed):
+                continue
+            moved = self._one_knob_change(ctx, st, e)
+            if moved is not None:
+                key, value = moved
+                children.append((e, key, st.assignment[key], value, st.knobs[key].kind))
+        plans = list(compound.retries(best, children, lengths, goal=ctx.goal, noise_floor=ctx.noise_floor,
+                                      timeout_s=ctx.timeout_s, scale=scale, afford=afford))
+        if len(st.lineage) > 1:
+            parent = self._assignment_of(ctx, st.lineage[1])
+            added = [(k, parent[k], v) for k, v in st.assignment.items()
+                     if parent is not None and k in parent and k in st.knobs
+                     and st.knobs[k].kind in compound.CAPACITY_KINDS and _numeric(v) and _numeric(parent[k])
+                     and v > parent[k]]
+            plans += compound.follow(best, added, lengths, goal=ctx.goal, timeout_s=ctx.timeout_s, scale=scale,
+                                     afford=afford)
+        for p in plans:
+            yield _Move(title=p.title, rationale=p.rationale, changes=dict(p.changes), expected=p.expected,
+                        pathology=p.pathology)
 
     def _diagnosis_moves(self, ctx: PolicyContext, st: _State, tried: set[str]) -> Iterator[_Move]:
         assert st.exp is not None
@@ -970,28 +1012,57 @@ class BuiltinPolicy(PolicyBase):
     # ------------------------------------------------------------------------------------------- cost
     def _affordable(self, ctx: PolicyContext, st: _State, changes: Mapping[str, Any]) -> bool:
         """Whether a change keeps the predicted run time within ~70% of the timeout (no estimate: yes)."""
+        predicted = self.predicted_seconds(ctx, st, changes)
+        if predicted is None or not ctx.timeout_s or ctx.timeout_s <= 0:
+            return True
         secs = st.exp.seconds if st.exp is not None else None
-        if not secs or not ctx.timeout_s or ctx.timeout_s <= 0:
-            return True
-        factor = 1.0
-        for key, new in changes.items():
-            k = st.knobs.get(key)
-            if k is None or not _numeric(new) or not _numeric(k.value) or float(k.value) <= 0:
+        return predicted <= (secs or 0.0) or predicted <= 0.7 * ctx.timeout_s
+
+    def predict_seconds(self, ctx: PolicyContext, exp_id: int, changes: Mapping[str, Any]) -> float | None:
+        """How long experiment `exp_id`'s run would take with `changes` ({knob key: value}) applied, from the cost
+        model of its code corrected by every measured run in `ctx` (None: it has no measured duration)."""
+        return self.predicted_seconds(ctx, self._state(ctx, exp_id), changes)
+
+    def predicted_seconds(self, ctx: PolicyContext, st: _State, changes: Mapping[str, Any]) -> float | None:
+        """The run time of the state's experiment with `changes` applied (cost_model.py), None without a
+        measured run to start from."""
+        secs = st.exp.seconds if st.exp is not None else None
+        if not secs or secs <= 0:
+            return None
+        return self._runtime_model(ctx, st).predict(secs, st.assignment, changes)
+
+    def _runtime_model(self, ctx: PolicyContext, st: _State) -> costmod.RunTimeModel:
+        """The cost model of this state: layer costs read from its Python files, corrected by every run that
+        ended with a measured duration (cached for one state)."""
+        hit = self._cost_cache
+        if hit is not None and hit[0] is st and hit[1] == len(ctx.experiments):
+            return hit[2]
+        timings = []
+        for e in ctx.experiments:
+            if e.run_result != RunResult.SUCCEEDED or not e.seconds or e.seconds <= 0:
                 continue
-            r = float(new) / float(k.value)
-            if k.kind in ("epochs", "steps"):
-                factor *= r
-            elif k.kind == "width":
-                factor *= max(1.0, r) ** 1.5
-            elif k.kind == "depth":
-                factor *= max(1.0, r)
-            elif k.kind == "batch_size":
-                factor *= max(1.0, 1.0 / r) ** 0.5
-        if factor <= 1.0:
-            return True
-        overhead = min(3.0, 0.3 * secs)
-        predicted = overhead + (secs - overhead) * factor
-        return predicted <= 0.7 * ctx.timeout_s
+            if _regime(_lineage({x.id: x for x in ctx.experiments}, e.id)) != st.regime:
+                continue  # another code regime may run at another speed
+            a = self._assignment_of(ctx, e)
+            if a is not None:
+                timings.append(costmod.Timing(float(e.seconds), a))
+        py = [t for p, t in st.files.items() if p.endswith(".py")]
+        batch = next((float(k.value) for k in self._by_kind(st, "batch_size")), float(costmod.DEFAULT_BATCH))
+        layer_cache: dict[str, list[costmod.Layer]] = {}
+
+        def layers(key: str) -> list[costmod.Layer] | None:
+            k = st.knobs.get(key)
+            if k is None or not _numeric(k.value):
+                return None
+            if key not in layer_cache:
+                names = costmod.aliases(py, {_leaf(str(k.knob.name))})
+                layer_cache[key] = costmod.layers(py, names, float(k.value))
+            return layer_cache[key]
+
+        model = costmod.RunTimeModel(kinds={k: v.kind for k, v in st.knobs.items()}, timings=timings, layers=layers,
+                                     batch=batch)
+        self._cost_cache = (st, len(ctx.experiments), model)
+        return model
 
     # ------------------------------------------------------------------------------------------- proposals
     def _materialise(self, ctx: PolicyContext, st: _State, move: _Move,

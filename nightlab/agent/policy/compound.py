@@ -1,0 +1,162 @@
+"""Moves that need each other: more capacity together with the training length it needs.
+
+A wider (or deeper) model fits more, but it needs more steps to get there: with the training length of the narrow
+model its curve is still falling when training stops, and the widening alone gains little or nothing over the noise,
+while training longer alone gains little too, since the small model is at its capacity. Changing one thing at a
+time, the policy discards both. Two rules read the curves to see it:
+
+- retry: a capacity change of the best (one knob, width or depth, raised) that scored within the noise of the best
+  (neither clearly better nor clearly worse) is tried again with a longer training, before it is abandoned — 4x
+  (or 3x, 2x: the longest the timeout allows: one decisive run rather than several half-way ones), unless its own
+  curve over-fitted (then more steps are the wrong remedy). A larger model often sits on a plateau longer before
+  its loss starts to fall, so a flat curve is no reason to stop short;
+- follow: a best reached by adding capacity whose curve is still falling at the end gets the longer training first,
+  before any further capacity.
+
+The training length is the first epochs knob (or steps knob) the policy may change; each plan is checked against
+the timeout by the caller (`afford`). This module decides from the experiments and curves alone; turning a plan into
+edits is the builtin policy's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from nightlab.agent import diagnose
+from nightlab.agent.goal import Goal
+from nightlab.agent.proposal import ExperimentView
+
+CAPACITY_KINDS = frozenset({"width", "depth"})
+LENGTH_KINDS = ("epochs", "steps")
+RETRY_FACTORS = (4.0, 3.0, 2.0)  # a retried capacity change: the longest of these that fits the timeout
+PLAIN_FACTORS = (2.0,)  # a best whose added capacity is still learning: twice the length, or nothing
+_FALLING = frozenset({"still_improving", "underfitting"})
+_WRONG_WAY = frozenset({"overfitting", "diverging", "nan"})  # curves that more steps would not help
+
+
+@dataclass(frozen=True)
+class Length:
+    """A training-length knob the policy may change: its key, kind and current value."""
+
+    key: str
+    kind: str
+    value: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compound move: knob changes, with its title and the reasons read from the runs."""
+
+    title: str
+    rationale: str
+    changes: dict[str, Any]
+    expected: str
+    pathology: str = ""
+
+
+def _pathologies(e: ExperimentView, goal: str, timeout_s: float | None) -> list[diagnose.Pathology]:
+    try:
+        return diagnose.curve_pathologies(list(e.loss_curve), list(e.curve) or None, goal=goal, seconds=e.seconds,
+                                          timeout_s=timeout_s)
+    except Exception:
+        return []
+
+
+def still_falling(e: ExperimentView, goal: str, timeout_s: float | None) -> str:
+    """The evidence that the run's training loss was still falling when it stopped ('' when it was not, or the
+    curve cannot say)."""
+    found = _pathologies(e, goal, timeout_s)
+    if {str(p.kind) for p in found} & _WRONG_WAY:
+        return ""
+    return next((str(p.evidence) for p in found if str(p.kind) in _FALLING), "")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _longer(length: Length, factors: Sequence[float], scale: Callable[[str, float], Any | None],
+            afford: Callable[[dict[str, Any]], bool], base: Mapping[str, Any]) -> tuple[float, Any] | None:
+    """(factor, new length) for the longest of `factors` that the timeout allows together with `base`."""
+    for f in factors:
+        new = scale(length.key, f)
+        if new is None or new == length.value:
+            continue
+        if afford({**base, length.key: new}):
+            return f, new
+    return None
+
+
+def retries(best: ExperimentView, children: Sequence[tuple[ExperimentView, str, Any, Any, str]],
+            lengths: Sequence[Length], *, goal: str, noise_floor: float, timeout_s: float | None,
+            scale: Callable[[str, float], Any | None], afford: Callable[[dict[str, Any]], bool]) -> Iterator[Plan]:
+    """Capacity changes of `best` that scored within the noise, each with the longer training it needs.
+
+    `children`: (experiment, knob, old value, new value, knob kind) for each succeeded one-knob child of `best`
+    at its seed, newest first. `scale(key, factor)` is a length knob's new value; `afford(changes)` whether a
+    change fits the timeout."""
+    if best.metric is None or not lengths:
+        return
+    g = Goal(goal)
+    floor = max(0.0, noise_floor)
+    length = lengths[0]
+    for e, key, old, new, kind in children:
+        if kind not in CAPACITY_KINDS or e.metric is None or not math.isfinite(e.metric):
+            continue
+        if not (isinstance(old, int | float) and isinstance(new, int | float) and new > old):
+            continue
+        gain = g.gain(float(e.metric), float(best.metric))
+        if gain < -floor or (floor > 0 and gain > floor):
+            continue  # clearly worse (abandoned), or clearly better (it is the best, or will be confirmed)
+        found = _pathologies(e, goal, timeout_s)
+        if {str(p.kind) for p in found} & _WRONG_WAY:
+            continue
+        got = _longer(length, RETRY_FACTORS, scale, afford, {key: new})
+        if got is None:
+            continue
+        f, longer = got
+        falling = next((str(p.evidence) for p in found if str(p.kind) in _FALLING), "")
+        flat = next((str(p.evidence) for p in found if str(p.kind) == "plateau"), "")
+        curve = (f"its training loss was still falling when it stopped ({falling})" if falling else
+                 f"its training loss had barely started to fall ({flat}): a larger model often sits on a plateau "
+                 "longer before it learns" if flat else "a larger model usually needs more steps to reach what it "
+                 "can fit")
+        why = (f"#{e.id} changed only {key} ({_fmt(old)} → {_fmt(new)}) and scored {gain:+.3g} against #{best.id} "
+               f"at the same seed, within the noise floor ({floor:.3g}); {curve}. More capacity pays off only with "
+               f"the training to use it, so before the change is abandoned it is tried again with {f:g}x the "
+               f"training length ({length.key} {_fmt(length.value)} → {_fmt(longer)}).")
+        yield Plan(title=f"{key} {_fmt(old)} → {_fmt(new)} with {length.key} {_fmt(length.value)} → {_fmt(longer)} "
+                         f"(#{e.id} again, trained longer)",
+                   rationale=why, changes={key: new, length.key: longer},
+                   expected=f"better than #{best.id} by more than the noise", pathology="still_improving")
+
+
+def follow(best: ExperimentView, added: Sequence[tuple[str, Any, Any]], lengths: Sequence[Length], *, goal: str,
+           timeout_s: float | None, scale: Callable[[str, float], Any | None],
+           afford: Callable[[dict[str, Any]], bool]) -> Iterator[Plan]:
+    """The longer training a best that was reached by adding capacity (`added`: (knob, old, new) raised from its
+    parent) needs when its curve is still falling at the end."""
+    if not added or not lengths:
+        return
+    falling = still_falling(best, goal, timeout_s)
+    if not falling:
+        return
+    length = lengths[0]
+    got = _longer(length, PLAIN_FACTORS, scale, afford, {})
+    if got is None:
+        return
+    f, longer = got
+    what = ", ".join(f"{k} {_fmt(a)} → {_fmt(b)}" for k, a, b in added)
+    why = (f"#{best.id} added capacity ({what}) and its training loss was still falling when it stopped "
+           f"({falling}): the larger model has not yet fit what it can. Training {f:g}x longer comes before any "
+           "further capacity.")
+    yield Plan(title=f"train #{best.id} longer: {length.key} {_fmt(length.value)} → {_fmt(longer)} "
+                     "(the added capacity is still learning)",
+               rationale=why, changes={length.key: longer}, expected="lower training loss and a better metric",
+               pathology="still_improving")
+
+
+__all__ = ["CAPACITY_KINDS", "LENGTH_KINDS", "Length", "Plan", "follow", "retries", "still_falling"]

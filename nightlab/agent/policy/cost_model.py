@@ -1,0 +1,455 @@
+"""How long a run will take after a change of its knobs: a cost per layer type read from the code, corrected by the
+measured durations of past runs.
+
+The policy only proposes a change whose predicted run time fits the timeout (`BuiltinPolicy._affordable`); a
+prediction that is too low costs a timeout (and the timeout fix then halves the training length), one that is too
+high hides a good move. A run's time is modelled as a fixed start-up (interpreter, imports, data) plus a part that
+scales with the change:
+
+- the training length (epochs, steps) scales it linearly;
+- a width scales each layer it sizes by what that layer's compute does (`width_factor`): a Linear layer costs
+  in·out per sample (r² when both sides widen, r when one does), a convolution in·out·k² per position (r² for a
+  channel-to-channel conv), attention 4·d² projections, a recurrent layer gates·h·(in+h). Small layers also pay a
+  fixed cost per call (kernel launch, autograd bookkeeping) that does not grow with the width, so widening a
+  16-unit layer costs far less than its r² says. With no layer recognised, r^1.5 stands in;
+- depth scales it linearly, a smaller batch by the square root of the extra optimizer steps.
+
+Past runs correct both parts (`RunTimeModel`): two runs that differ only in the training length give the start-up
+(t = a + b·L through both), and two runs that differ only in the width give the fixed cost of a layer call on this
+machine (`fit_call_cost`), the one thing the code cannot show; other knobs' priors are bent to agree with what was
+measured.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import statistics
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+# what a call into a layer costs beyond its arithmetic, in multiply-adds per batch (about 15 µs of one CPU thread)
+CALL_COST = 3e5
+DEFAULT_BATCH = 64
+DEFAULT_POSITIONS = 64  # positions a convolution visits per sample when the input size cannot be read (8x8)
+DEFAULT_WIDTH_EXPONENT = 1.5  # no layer recognised: between a layer widened on one side (r) and on both (r²)
+_MIN_LOG_RATIO = math.log(1.25)  # measured pairs with a smaller change say too little above the timing noise
+
+
+class LayerKind(StrEnum):
+    """The layer types the cost model knows."""
+
+    LINEAR = "linear"
+    CONV = "conv"
+    ATTENTION = "attention"
+    RECURRENT = "recurrent"
+    EMBEDDING = "embedding"
+
+
+_LAYERS: dict[str, LayerKind] = {
+    "Linear": LayerKind.LINEAR, "LazyLinear": LayerKind.LINEAR,
+    "Conv1d": LayerKind.CONV, "Conv2d": LayerKind.CONV, "Conv3d": LayerKind.CONV,
+    "ConvTranspose1d": LayerKind.CONV, "ConvTranspose2d": LayerKind.CONV, "ConvTranspose3d": LayerKind.CONV,
+    "MultiheadAttention": LayerKind.ATTENTION, "TransformerEncoderLayer": LayerKind.ATTENTION,
+    "TransformerDecoderLayer": LayerKind.ATTENTION,
+    "LSTM": LayerKind.RECURRENT, "GRU": LayerKind.RECURRENT, "RNN": LayerKind.RECURRENT,
+    "Embedding": LayerKind.EMBEDDING,
+}
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+_LENGTH_KINDS = frozenset({"epochs", "steps"})
+
+
+@dataclass(frozen=True)
+class Term:
+    """One part of a layer's compute per sample: `cost` at the current width, growing as r**`power`."""
+
+    kind: LayerKind
+    cost: float
+    power: int
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer constructor call found in the code, as terms of compute per sample."""
+
+    kind: LayerKind
+    line: int
+    terms: tuple[Term, ...]
+
+
+# ----------------------------------------------------------------------------------------------- reading the code
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return f"{base}.{node.attr}" if base else node.attr
+    return ""
+
+
+def _words(node: ast.AST) -> set[str]:
+    """The lowercase names an expression reads: variables, attributes, string subscripts (`cfg["hidden"]`)."""
+    out: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            out.add(n.id.lower())
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr.lower())
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str):
+            out.add(n.value.lower())
+    return out
+
+
+def _constants(tree: ast.Module) -> dict[str, float]:
+    """Module-level numeric constants (`HIDDEN = 64`)."""
+    out: dict[str, float] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            v = stmt.value
+            if isinstance(v, ast.Constant) and isinstance(v.value, int | float) and not isinstance(v.value, bool):
+                out[stmt.targets[0].id.lower()] = float(v.value)
+    return out
+
+
+def _evaluate(node: ast.AST | None, names: Collection[str], value: float, consts: Mapping[str, float]) -> float | None:
+    """The number an expression of sizes evaluates to (the knob's names read as its value), None when unknown."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
+        return float(node.value)
+    if isinstance(node, ast.Name | ast.Attribute | ast.Subscript):
+        words = _words(node)
+        if words & set(names):
+            return value
+        if isinstance(node, ast.Name) and node.id.lower() in consts:
+            return consts[node.id.lower()]
+        return None
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Add | ast.Sub | ast.FloorDiv | ast.Div):
+        a, b = _evaluate(node.left, names, value, consts), _evaluate(node.right, names, value, consts)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Mult):
+            return a * b
+        if isinstance(node.op, ast.Add):
+            return a + b
+        if isinstance(node.op, ast.Sub):
+            return a - b
+        return a / b if b else None
+    return None
+
+
+def _arg(call: ast.Call, i: int, name: str) -> ast.AST | None:
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    return call.args[i] if len(call.args) > i and not isinstance(call.args[i], ast.Starred) else None
+
+
+def aliases(texts: Iterable[str], names: Collection[str]) -> set[str]:
+    """`names` (lowercase) and the parameters they are passed to: `MLP(HIDDEN)` with `def __init__(self, hidden)`
+    adds `hidden`; `Net(d, cfg["width"])` with `def __init__(self, d_in, h)` adds `h` (one level of calls)."""
+    out = {n.lower() for n in names}
+    trees = [t for t in (_parse(x) for x in texts) if t is not None]
+    params: dict[str, list[str]] = {}  # callable name -> its parameters (methods without self)
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                        params[node.name] = [a.arg for a in item.args.args[1:]]
+            elif isinstance(node, ast.FunctionDef) and node.name not in params:
+                params[node.name] = [a.arg for a in node.args.args]
+    for tree in trees:
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            callee = _dotted(node.func).rsplit(".", 1)[-1]
+            ps = params.get(callee)
+            if not ps:
+                continue
+            for i, a in enumerate(node.args):
+                if i < len(ps) and not isinstance(a, ast.Starred) and _words(a) & out:
+                    out.add(ps[i].lower())
+            for kw in node.keywords:
+                if kw.arg and kw.arg in ps and _words(kw.value) & out:
+                    out.add(kw.arg.lower())
+    return out
+
+
+def _parse(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def layers(texts: Iterable[str], names: Collection[str], value: float) -> list[Layer]:
+    """Every layer constructor call in `texts` with its compute per sample at the current width (the knob read
+    under `names` has `value`); a size the code does not show stands at the knob's value."""
+    out: list[Layer] = []
+    for text in texts:
+        tree = _parse(text)
+        if tree is None:
+            continue
+        consts = _constants(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _dotted(node.func)
+            leaf = name.rsplit(".", 1)[-1]
+            kind = _LAYERS.get(leaf)
+            if kind is None or (name != leaf and not name.startswith(("nn.", "torch.nn."))):
+                continue
+            layer = _layer(node, leaf, kind, set(names), value, consts)
+            if layer is not None:
+                out.append(layer)
+    return out
+
+
+def _layer(call: ast.Call, leaf: str, kind: LayerKind, names: set[str], value: float,
+           consts: Mapping[str, float]) -> Layer | None:
+    def size(node: ast.AST | None) -> tuple[float, int]:
+        """(size, 1 if it moves with the knob)."""
+        if node is None:
+            return value, 0
+        moves = int(bool(_words(node) & names))
+        got = _evaluate(node, names, value, consts)
+        return (got if got is not None and got > 0 else value), moves
+
+    line = getattr(call, "lineno", 0)
+    if kind == LayerKind.LINEAR:
+        a, pa = size(_arg(call, 0, "in_features"))
+        b, pb = size(_arg(call, 1, "out_features"))
+        return Layer(kind, line, (Term(kind, a * b, pa + pb),))
+    if kind == LayerKind.CONV:
+        a, pa = size(_arg(call, 0, "in_channels"))
+        b, pb = size(_arg(call, 1, "out_channels"))
+        k = _arg(call, 2, "kernel_size")
+        dims = int(leaf[-2]) if leaf[-2].isdigit() else 2
+        if isinstance(k, ast.Tuple):
+            ks = [_evaluate(e, (), 0.0, consts) or 3.0 for e in k.elts]
+            area = math.prod(ks)
+        else:
+            area = (_evaluate(k, (), 0.0, consts) or 3.0) ** dims
+        return Layer(kind, line, (Term(kind, a * b * area * DEFAULT_POSITIONS, pa + pb),))
+    if kind == LayerKind.ATTENTION:
+        d, pd = size(_arg(call, 0, "embed_dim" if leaf == "MultiheadAttention" else "d_model"))
+        terms = [Term(kind, 4 * d * d, 2 * pd)]
+        if leaf != "MultiheadAttention":
+            ff, pf = size(_arg(call, 2, "dim_feedforward"))
+            ff = ff if _arg(call, 2, "dim_feedforward") is not None else 2048.0
+            terms.append(Term(kind, 2 * d * ff, pd + pf))
+        return Layer(kind, line, tuple(terms))
+    if kind == LayerKind.RECURRENT:
+        a, pa = size(_arg(call, 0, "input_size"))
+        h, ph = size(_arg(call, 1, "hidden_size"))
+        g = _GATES.get(leaf, 1)
+        return Layer(kind, line, (Term(kind, g * h * a, ph + pa), Term(kind, g * h * h, 2 * ph)))
+    d, pd = size(_arg(call, 1, "embedding_dim"))
+    return Layer(kind, line, (Term(kind, d, pd),))
+
+
+def step_cost(found: Sequence[Layer], r: float, call: float) -> float:
+    """The compute of one sample's pass through `found` with the width moved by `r`, each layer also paying `call`
+    (its fixed cost per call, per sample)."""
+    return sum(call + sum(t.cost * r ** t.power for t in layer.terms) for layer in found)
+
+
+def width_factor(found: Sequence[Layer], r: float, batch: float = DEFAULT_BATCH,
+                 call: float | None = None) -> float | None:
+    """How much the compute of a training step grows when the width moves by `r`; None when no layer the width
+    sizes was found. Each layer also pays a fixed cost per call (`call` per sample; CALL_COST per batch unless
+    measured runs said otherwise, see `fit_call_cost`) that the width does not move."""
+    if not any(t.power for layer in found for t in layer.terms):
+        return None
+    c = CALL_COST / max(1.0, batch) if call is None else call
+    now = step_cost(found, 1.0, c)
+    return step_cost(found, r, c) / now if now > 0 else None
+
+
+def fit_call_cost(found: Sequence[Layer], ra: float, rb: float, measured: float) -> float | None:
+    """The fixed cost per layer call (per sample) under which moving the width from `ra` to `rb` (relative to the
+    layers' current width) costs `measured` times the time: the ratio falls from the pure-arithmetic one (no fixed
+    cost) towards 1 as the fixed cost grows, so one measured pair pins it. None when the pair cannot say (it did
+    not widen, or it was measured at or below 1 — timing noise); 0 when it grew at least as fast as arithmetic."""
+    if rb <= ra or measured <= 1.0:
+        return None
+
+    def ratio(call: float) -> float:
+        return step_cost(found, rb, call) / step_cost(found, ra, call)
+
+    if measured >= ratio(0.0):
+        return 0.0
+    lo, hi = 0.0, max(1.0, step_cost(found, rb, 0.0))
+    while ratio(hi) > measured and hi < 1e15:
+        hi *= 10
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if ratio(mid) > measured:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+# ----------------------------------------------------------------------------------------------- measured runs
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A run that ended: its wall-clock seconds and the knob values it ran with."""
+
+    seconds: float
+    values: Mapping[str, Any]
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(float(v)) or float(v) <= 0:
+        return None
+    return float(v)
+
+
+def _pairs(timings: Sequence[Timing]) -> list[tuple[str, float, Timing, Timing]]:
+    """(knob, ratio new/old, old, new) for every two runs that differ in exactly one numeric knob."""
+    out = []
+    for i, a in enumerate(timings):
+        for b in timings[i + 1:]:
+            diff = [k for k in a.values if k in b.values and a.values[k] != b.values[k]]
+            if len(diff) != 1 or set(a.values) != set(b.values):
+                continue
+            va, vb = _num(a.values[diff[0]]), _num(b.values[diff[0]])
+            if va is None or vb is None:
+                continue
+            if vb < va:
+                a, b, va, vb = b, a, vb, va  # always from the smaller value to the larger
+            out.append((diff[0], vb / va, a, b))
+    return out
+
+
+@dataclass
+class RunTimeModel:
+    """Run-time predictions for a project.
+
+    `kinds` says each knob's kind; `layers(key)` the layers a width knob sizes, read from the code at its current
+    value (None or []: the code says nothing); `batch` the batch size; `timings` the runs measured so far."""
+
+    kinds: Mapping[str, str]
+    timings: Sequence[Timing] = ()
+    layers: Callable[[str], Sequence[Layer] | None] | None = None
+    batch: float = DEFAULT_BATCH
+    _pairs: list[tuple[str, float, Timing, Timing]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self._pairs = [p for p in _pairs([t for t in self.timings if t.seconds > 0])
+                       if abs(math.log(p[1])) >= _MIN_LOG_RATIO]
+
+    def overhead(self, seconds: float) -> float:
+        """The start-up of a run taking `seconds`: from runs that differ only in the training length where there are
+        some (t = a + b·L through both), else the usual share (30%, at most 3 s)."""
+        got = []
+        for key, r, a, b in self._pairs:
+            if self.kinds.get(key) in _LENGTH_KINDS:
+                slope = (b.seconds - a.seconds) / (r - 1.0)  # per unit of a's length
+                if slope > 0:
+                    got.append(min(max(a.seconds - slope, 0.0), 0.9 * min(a.seconds, b.seconds)))
+        if got:
+            return min(statistics.median(got), 0.9 * seconds)
+        return min(3.0, 0.3 * seconds)
+
+    def _measured(self, key: str) -> Iterator[tuple[float, Timing, Timing, float]]:
+        """(ratio, smaller run, larger run, measured time ratio of their scaling parts) for runs that moved only
+        `key`."""
+        for k, r, a, b in self._pairs:
+            if k != key:
+                continue
+            over = self.overhead(min(a.seconds, b.seconds))
+            if a.seconds > over and b.seconds > over:
+                yield r, a, b, (b.seconds - over) / (a.seconds - over)
+
+    def _layers(self, key: str) -> Sequence[Layer]:
+        found = self.layers(key) if self.layers is not None else None
+        return found if found and any(t.power for layer in found for t in layer.terms) else ()
+
+    def prior(self, key: str, r: float) -> float:
+        """What the code and the knob's kind say a change by `r` does to the scaling part of the run time."""
+        kind = self.kinds.get(key, "")
+        if kind in _LENGTH_KINDS or kind == "depth":
+            return r
+        if kind == "width":
+            found = self._layers(key)
+            got = width_factor(found, r, self.batch) if found else None
+            return got if got is not None else max(1.0, r) ** DEFAULT_WIDTH_EXPONENT
+        if kind == "batch_size":
+            return max(1.0, 1.0 / r) ** 0.5
+        return 1.0
+
+    def factor(self, key: str, r: float, current: float | None = None) -> float:
+        """How a change by `r` scales the run's scaling part, corrected by runs that moved only this knob.
+
+        A width whose layers the code shows is corrected through the one thing the code cannot know, the fixed cost
+        of a layer call on this machine (`_width_factor`); any other knob by
+        bending its prior to agree with the measurements (log f = log f_prior · s, s the median over pairs of
+        log f_measured / log f_prior at their ratio)."""
+        prior = self.prior(key, r)
+        kind = self.kinds.get(key)
+        if kind in _LENGTH_KINDS:
+            return prior  # the training length is the yardstick the start-up is measured with
+        found = self._layers(key) if kind == "width" else ()
+        if found and current:
+            return self._width_factor(key, found, r, current)
+        scales = []
+        for rm, _a, _b, measured in self._measured(key):
+            expect = self.prior(key, rm)
+            if expect > 0 and abs(math.log(expect)) > 0.05 and measured > 0:
+                s = math.log(measured) / math.log(expect)
+                if s > 0:  # a larger setting measured faster than the smaller one is timing noise
+                    scales.append(s)
+        if not scales or prior <= 0:
+            return prior
+        return float(math.exp(math.log(prior) * max(0.0, min(3.0, statistics.median(scales)))))
+
+    def _width_factor(self, key: str, found: Sequence[Layer], r: float, current: float) -> float:
+        """A width's factor from the code's layers, with the fixed cost per layer call fitted to the runs that moved
+        only this width — over the widths those runs spanned. Beyond them the code's own fixed cost holds: the
+        ratio measured between 16 and 32 channels says how the time grows there, not between 32 and 64 (small
+        layers run in another regime, where fixed costs hide the arithmetic)."""
+        prior_call = CALL_COST / max(1.0, self.batch)
+        calls, lo, hi = [], math.inf, 0.0
+        for _rm, a, b, measured in self._measured(key):
+            va, vb = _num(a.values.get(key)), _num(b.values.get(key))
+            if va is None or vb is None:
+                continue
+            got = fit_call_cost(found, va / current, vb / current, measured)
+            if got is not None:
+                calls.append(got)
+                lo, hi = min(lo, va), max(hi, vb)
+        start, end = sorted((current, current * r))
+        if not calls or hi <= start or lo >= end:
+            return width_factor(found, r, self.batch) or 1.0
+        call = statistics.median(calls)
+        c1, c2 = min(max(lo, start), end), max(min(hi, end), start)
+
+        def grow(x: float, y: float, c: float) -> float:
+            return step_cost(found, y / current, c) / step_cost(found, x / current, c)
+
+        up = grow(start, c1, prior_call) * grow(c1, c2, call) * grow(c2, end, prior_call)
+        return up if r >= 1 else 1.0 / up
+
+    def predict(self, seconds: float, current: Mapping[str, Any], changes: Mapping[str, Any]) -> float:
+        """Seconds of a run that applies `changes` to one that took `seconds` with the knob values `current`."""
+        total = 1.0
+        for key, new in changes.items():
+            old, nv = _num(current.get(key)), _num(new)
+            if old is None or nv is None:
+                continue
+            total *= self.factor(key, nv / old, old)
+        over = self.overhead(seconds)
+        return over + (seconds - over) * total
+
+
+__all__ = ["CALL_COST", "Layer", "LayerKind", "RunTimeModel", "Term", "Timing", "aliases", "fit_call_cost", "layers",
+           "step_cost", "width_factor"]

@@ -1,0 +1,155 @@
+"""The run-time model: a cost per layer type read from the code, corrected by measured runs.
+
+The widened convolution is really run and its training time measured; what is asserted is the prediction against
+that measurement (never how fast nightlab itself is). On a shared machine wall time says more about the other
+processes than about the model, so the scripts measure the CPU time of their own training loop (the time-sharing of
+a loaded machine does not move it) and all variants run in one interpreter (one torch import, not four).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from test_builtin_policy import Tree, view
+
+from nightlab.agent.policy import cost_model as costmod
+from nightlab.agent.policy import knobs as knobmod
+from nightlab.agent.policy.builtin import BuiltinPolicy
+
+CONV = '''\
+"""A small CNN on synthetic 32x32 images: three 3x3 convolutions at full resolution."""
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CHANNELS = 16
+EPOCHS = 1
+BATCH_SIZE = 32
+
+
+class Net(nn.Module):
+    def __init__(self, channels):
+        super().__init__()
+        self.stem = nn.Conv2d(3, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.head = nn.Linear(channels, 2)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        return self.head(x.mean((2, 3)))
+
+
+def main():
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    x = torch.randn(384, 3, 32, 32)
+    y = (x.mean((1, 2, 3)) > 0).long()
+    model = Net(CHANNELS)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    t0 = time.process_time()
+    for epoch in range(EPOCHS):
+        for i in range(0, len(x), BATCH_SIZE):
+            loss = F.cross_entropy(model(x[i:i + BATCH_SIZE]), y[i:i + BATCH_SIZE])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        print(f"epoch {epoch} train_loss {loss.item():.4f}")
+    print(f"train_cpu={time.process_time() - t0:.4f}")
+    print(f"accuracy={(model(x).argmax(1) == y).float().mean().item():.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def variant(channels: int, epochs: int = 1) -> dict[str, str]:
+    return {"train.py": CONV.replace("CHANNELS = 16", f"CHANNELS = {channels}").replace("EPOCHS = 1",
+                                                                                     f"EPOCHS = {epochs}")}
+
+
+RUNNER = """
+import contextlib, io, re, runpy, sys
+for path in sys.argv[1:]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(path, run_name="__main__")
+    print(path, re.findall(r"train_cpu=([0-9.]+)", out.getvalue())[-1])
+"""
+
+
+def train_cpu(tmp_path: Path, variants: dict[str, dict[str, str]]) -> dict[str, float]:
+    """CPU seconds of each variant's training loop, all run (for real) in one fresh interpreter."""
+    for name, files in variants.items():
+        (tmp_path / f"{name}.py").write_text(files["train.py"])
+    out = subprocess.run([sys.executable, "-c", RUNNER, *(f"{n}.py" for n in variants)], cwd=tmp_path, check=True,
+                         capture_output=True, text=True, timeout=300,
+                         env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}).stdout
+    got = dict(line.split() for line in out.splitlines() if line.strip())
+    return {name: float(got[f"{name}.py"]) for name in variants}
+
+
+def values(files: dict[str, str]) -> dict[str, object]:
+    return {k.name: k.value for k in knobmod.discover_files(files)}
+
+
+def test_the_code_says_a_channel_to_channel_conv_grows_as_r_squared() -> None:
+    found = costmod.layers([CONV], costmod.aliases([CONV], {"channels"}), 64.0)
+    kinds = [layer.kind for layer in found]
+    assert kinds.count(costmod.LayerKind.CONV) == 3 and kinds.count(costmod.LayerKind.LINEAR) == 1
+    powers = sorted(t.power for layer in found for t in layer.terms)
+    assert powers == [1, 1, 2, 2]  # stem and head widen on one side, the two inner convolutions on both
+    factor = costmod.width_factor(found, 2.0, batch=32)
+    assert factor is not None and 3.5 < factor < 4.0  # close to r² = 4: the inner convolutions dominate
+    mlp = "import torch.nn as nn\nH = 16\nnet = nn.Sequential(nn.Linear(2, H), nn.Tanh(), nn.Linear(H, 2))\n"
+    small = costmod.width_factor(costmod.layers([mlp], {"h"}, 16.0), 4.0)
+    assert small is not None and small < 1.2  # two tiny layers: their fixed cost per call dominates
+
+
+def test_a_widened_conv_run_time_is_predicted_within_30_percent(tmp_path: Path) -> None:
+    """Past runs: 16 → 32 channels and 32 channels trained twice as long; predicted: 64 channels."""
+    runs = {"c16": variant(16), "c32": variant(32), "c32x2": variant(32, epochs=2), "c64": variant(64)}
+    t = train_cpu(tmp_path, runs)
+    tree = Tree(variant(16))
+    tree.add(view(1, kind="baseline", metric=0.5, knobs=values(runs["c16"]), seconds=t["c16"]))
+    tree.add(view(2, 1, metric=0.5, knobs=values(runs["c32"]), seconds=t["c32"]), runs["c32"])
+    tree.add(view(3, 2, metric=0.5, knobs=values(runs["c32x2"]), seconds=t["c32x2"]), runs["c32x2"])
+    tree.best_id = 2
+    predicted = BuiltinPolicy().predict_seconds(tree.ctx(), 2, {"CHANNELS": 64})
+    assert predicted is not None
+    assert abs(predicted - t["c64"]) <= 0.3 * t["c64"], (t, predicted)
+
+
+MLP = """import torch.nn as nn
+HIDDEN = 16
+EPOCHS = 12
+net = nn.Sequential(nn.Linear(2, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, 2))
+"""
+
+
+def test_measured_runs_correct_the_start_up_and_the_fixed_cost_within_the_widths_they_span() -> None:
+    found = costmod.layers([MLP], {"hidden"}, 16.0)
+    timings = [costmod.Timing(5.0, {"HIDDEN": 16, "EPOCHS": 12}), costmod.Timing(5.6, {"HIDDEN": 16, "EPOCHS": 24}),
+               costmod.Timing(5.2, {"HIDDEN": 64, "EPOCHS": 12})]
+    kinds = {"HIDDEN": "width", "EPOCHS": "epochs"}
+    bare = costmod.RunTimeModel(kinds=kinds, layers=lambda _k: found)
+    model = costmod.RunTimeModel(kinds=kinds, timings=timings, layers=lambda _k: found)
+    assert bare.overhead(5.0) == 1.5 and model.overhead(5.0) == 4.4  # 5.0 - (5.6 - 5.0): t = a + b·epochs
+    # the pair that was measured is predicted as measured: 5.2 s
+    again = model.predict(5.0, {"HIDDEN": 16, "EPOCHS": 12}, {"HIDDEN": 64})
+    assert abs(again - 5.2) < 0.01
+    # twice the epochs: linear in the part above the measured start-up
+    assert abs(model.predict(5.0, {"HIDDEN": 16, "EPOCHS": 12}, {"EPOCHS": 48}) - (4.4 + 0.6 * 4)) < 1e-9
+    # beyond the widths measured, the code's own fixed cost per call holds
+    found64 = costmod.layers([MLP], {"hidden"}, 64.0)
+    beyond = costmod.RunTimeModel(kinds=kinds, timings=timings, layers=lambda _k: found64)
+    prior = costmod.width_factor(found64, 4.0)
+    assert prior is not None
+    assert abs(beyond.predict(5.2, {"HIDDEN": 64, "EPOCHS": 12}, {"HIDDEN": 256}) - (4.4 + 0.8 * prior)) < 1e-6
