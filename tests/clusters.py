@@ -93,7 +93,9 @@ def slurm_env(info: dict[str, Any]) -> dict[str, str]:
     return {"SLURM_CONF": info["conf"]}
 
 
-def write_slurm_config(d: Path, cpus: int = 2) -> dict[str, Any]:
+def write_slurm_config(d: Path, cpus: int = 2, preempt: bool = False) -> dict[str, Any]:
+    """slurm.conf for one node on 127.0.0.1. With `preempt`, a second partition `urgent` of higher priority tier
+    whose jobs pre-empt (cancel) the default partition's, as a cluster's high-priority queue does."""
     d.mkdir(parents=True, exist_ok=True)
     for sub in ("state", f"spool/{NODE}", "log", "munge-key"):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,10 @@ def write_slurm_config(d: Path, cpus: int = 2) -> dict[str, Any]:
         "SchedulerType=sched/backfill", "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core",
         "ReturnToService=2", "MinJobAge=86400", "KillWait=10", "SlurmdTimeout=30", "InactiveLimit=0",
         f"NodeName={NODE} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN",
-        f"PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP",
+        *([f"PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP"] if not preempt else [
+            "PreemptType=preempt/partition_prio", "PreemptMode=CANCEL",
+            f"PartitionName=debug Nodes={NODE} Default=YES MaxTime=INFINITE State=UP PriorityTier=1",
+            f"PartitionName=urgent Nodes={NODE} MaxTime=INFINITE State=UP PriorityTier=10"]),
         "",
     ]))
     (d / "cgroup.conf").write_text("CgroupPlugin=autodetect\n")
@@ -134,9 +139,10 @@ def write_slurm_config(d: Path, cpus: int = 2) -> dict[str, Any]:
             "munge_socket": str(sock)}
 
 
-def start_slurm(d: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[dict[str, Any], list[subprocess.Popen[bytes]]]:
+def start_slurm(d: Path, procs: list[subprocess.Popen[bytes]],
+                preempt: bool = False) -> tuple[dict[str, Any], list[subprocess.Popen[bytes]]]:
     """Start munged, slurmctld and slurmd in the foreground (appended to `procs` as they start)."""
-    info = write_slurm_config(d)
+    info = write_slurm_config(d, preempt=preempt)
     env = {**os.environ, **slurm_env(info)}
     log = open(d / "log" / "daemons.out", "ab")  # noqa: SIM115 - the daemons' stdout for as long as they run
 
@@ -153,7 +159,8 @@ def start_slurm(d: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[dict[str
 
     def idle() -> bool:
         r = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], env=env, capture_output=True, text=True, timeout=20)
-        return r.returncode == 0 and r.stdout.strip() == "idle"
+        states = r.stdout.split()  # the node once per partition it is in
+        return r.returncode == 0 and bool(states) and all(x == "idle" for x in states)
 
     _wait(idle, "the SLURM node to be idle", procs)
     info["pids"] = [p.pid for p in procs]
@@ -291,7 +298,10 @@ def keep(kind: str, d: Path) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     started = False
     try:
-        info, procs = (start_slurm if kind == "slurm" else start_ray)(d / kind, procs)
+        if kind == "slurm-preempt":  # a private SLURM whose `urgent` partition pre-empts the default one
+            info, procs = start_slurm(d / kind, procs, preempt=True)
+        else:
+            info, procs = (start_slurm if kind == "slurm" else start_ray)(d / kind, procs)
         info["keeper"] = os.getpid()
         _atomic_json(d / "info.json", info)
         started = True
@@ -393,5 +403,5 @@ def _read_info(d: Path) -> dict[str, Any] | None:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "keep":
         sys.exit(keep(sys.argv[2], Path(sys.argv[3])))
-    print("usage: clusters.py keep slurm|ray DIR", file=sys.stderr)
+    print("usage: clusters.py keep slurm|slurm-preempt|ray DIR", file=sys.stderr)
     sys.exit(2)

@@ -172,6 +172,111 @@ def test_a_slurm_node_that_goes_away_mid_job_is_recorded_and_the_run_requeued(pr
     assert any("node failure" in ev["message"] and "NODE_FAIL" in ev["message"] for ev in store.events())
 
 
+@pytest.fixture
+def preempting_slurm(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A SLURM of this test's own whose `urgent` partition pre-empts (cancels) jobs of the default one."""
+    import clusters
+
+    why = clusters.slurm_missing()
+    if why:
+        pytest.skip(why)
+    base = tmp_path_factory.mktemp("preempt-slurm")
+    info = clusters.acquire("slurm-preempt", base)
+    try:
+        if "error" in info:
+            pytest.fail(f"the private SLURM did not start: {info['error']}")
+        monkeypatch.setenv("SLURM_CONF", str(info["conf"]))
+        yield Path(str(info["conf"]))
+    finally:
+        clusters.release("slurm-preempt", base)
+
+
+def test_a_slurm_job_pre_empted_by_an_urgent_one_is_recorded_and_run_again(preempting_slurm: Path,
+                                                                          tmp_path: Path) -> None:
+    """An urgent job takes the whole node: SLURM cancels nightlab's running job (PREEMPTED). The wrapper is told by
+    SIGTERM and says so; the scheduler's account decides that it was a pre-emption, which runs the experiment again
+    (at no budget) once the node is free."""
+    root = project(tmp_path / "p", BackendConfig(kind="slurm"), GATED_TRAIN)
+    assert nl(root, "run", "--mode", "autonomous", "--budget", "1", "--detach").returncode == 0
+    first = root / ".nightlab" / "runs" / "1" / "output.log"
+    until(lambda: first.exists() and "started" in first.read_text(), "the job running", timeout=120)
+    urgent = subprocess.run(["sbatch", "--parsable", "--partition=urgent", "--cpus-per-task=2", "--output=/dev/null",
+                             "--wrap", "sleep 8"], capture_output=True, text=True, check=True).stdout.strip()
+    assert urgent.isdigit()
+    second = root / ".nightlab" / "runs" / "1.2" / "output.log"
+    until(lambda: second.exists() and "started" in second.read_text(), "the second attempt running", timeout=180)
+    (root / ".nightlab" / "worktrees" / "1" / "go").touch()
+    until(lambda: settled(root), "the session done", timeout=180)
+    (a, b) = jobs_of(root)[1]
+    assert a.ending == "preempted" and a.state == "ended" and b.ending is None
+    store = open_store(root)
+    e = store.experiment(1)
+    assert e.run_result == "succeeded" and e.attempts == 2
+    assert store.latest_session().runs_started == 1  # type: ignore[union-attr]  # the lost attempt cost no budget
+    assert any("preempted" in ev["message"] and "PREEMPTED" in ev["message"] for ev in store.events()), \
+        [ev["message"] for ev in store.events()]
+
+
+def sentinel_alive(root: Path) -> bool:
+    from nightlab.agent import sentinel
+
+    return sentinel._held(root / ".nightlab" / sentinel.LOCK_NAME)
+
+
+def _ancestor(pid: int, cmd_prefix: str) -> int | None:
+    """The nearest ancestor of `pid` whose command line starts with `cmd_prefix` (Ray names its workers so)."""
+    while pid > 1:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat[stat.rfind(")") + 2:].split()[1])
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            return None
+        if cmd.startswith(cmd_prefix):
+            return pid
+    return None
+
+
+def test_a_ray_job_whose_node_processes_die_is_recorded_and_the_run_requeued(ray_cluster: dict[str, object],
+                                                                           tmp_path: Path) -> None:
+    """What a node going away does to a Ray job, done to this job alone on the shared head: its job supervisor (the
+    Ray worker that runs the entrypoint), the wrapper and the job die at once, by SIGKILL, leaving no status. Ray's
+    account (FAILED: the supervisor actor died) decides: a node failure, run again as a second attempt."""
+    import os
+
+    from nightlab.sandbox import runner
+
+    root = project(tmp_path / "p", BackendConfig(kind="ray", address=str(ray_cluster["address"]), watch_s=1.0),
+                   GATED_TRAIN)
+    assert nl(root, "run", "--mode", "autonomous", "--budget", "1", "--detach").returncode == 0
+    first = root / ".nightlab" / "runs" / "1"
+    until(lambda: (first / "output.log").exists() and "started" in (first / "output.log").read_text(),
+          "the job running", timeout=180)
+    pids = runner.read_pids(first)
+    assert pids is not None
+    supervisor = _ancestor(int(pids["wrapper_pid"]), "ray::JobSupervisor")
+    assert supervisor is not None, "the wrapper runs under Ray's job supervisor"
+    for pid in (supervisor, int(pids["wrapper_pid"])):
+        os.kill(pid, signal.SIGKILL)
+    os.killpg(int(pids["pid"]), signal.SIGKILL)  # the job leads its own process group
+    # the engine hibernates: no wrapper lives to wake it, the watch it left behind does (nobody runs `wake` here)
+    second = root / ".nightlab" / "runs" / "1.2" / "output.log"
+    until(lambda: second.exists() and "started" in second.read_text(), "the second attempt running", timeout=180)
+    assert not (first / "status.json").exists()  # nobody on the "node" lived to write one
+    (root / ".nightlab" / "worktrees" / "1" / "go").touch()
+    until(lambda: settled(root), "the session done", timeout=180)
+    (a, b) = jobs_of(root)[1]
+    assert a.ending == "node_failure" and a.state == "ended" and b.ending is None
+    store = open_store(root)
+    e = store.experiment(1)
+    assert e.run_result == "succeeded" and e.attempts == 2
+    assert store.latest_session().runs_started == 1  # type: ignore[union-attr]  # the lost attempt cost no budget
+    assert any("node failure" in ev["message"] and "supervisor" in ev["message"].lower() for ev in store.events()), \
+        [ev["message"] for ev in store.events()]
+    assert "waking the engine" in (root / ".nightlab" / "sentinel.log").read_text()
+    until(lambda: not sentinel_alive(root), "the watch gone with the session's last cluster job", timeout=30)
+
+
 def test_a_scheduler_that_is_unreachable_for_now_is_asked_again_not_failed(tmp_path: Path) -> None:
     """A busy or unreachable scheduler keeps the experiment queued (no attempt, no budget spent) and says so."""
     import threading

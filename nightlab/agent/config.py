@@ -180,6 +180,10 @@ class BackendConfig(_Strict):
     resources: dict[str, float] = Field(default_factory=dict, description="Ray custom resources per job")
     runtime_env: dict[str, Any] = Field(default_factory=dict, description="Ray runtime_env (env_vars, ...)")
     max_jobs: int = Field(default=0, ge=0, description="jobs submitted at once (0 = search.parallel, else 4)")
+    watch_s: float = Field(default=60.0, gt=0, description="while the session hibernates with jobs on the "
+                                                            "scheduler, how often a small watch asks it whether one "
+                                                            "ended with no wrapper left to wake nightlab (a node "
+                                                            "that went away)")
     python: str = Field(default="", description="the interpreter on the nodes with nightlab installed "
                                                 "(default: the path of the one running nightlab)")
 

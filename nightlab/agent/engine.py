@@ -41,6 +41,7 @@ from nightlab.agent import (
     paired,
     projects,
     reward,
+    sentinel,
     tbevents,
     time_budget,
 )
@@ -1186,6 +1187,8 @@ class Engine:
     def _hibernate(self, conditions: list[str]) -> None:
         self.store.update_session(self.sid, state=SessionState.HIBERNATING, wake_conditions=conditions, pid=None)
         self.emit("hibernate", "hibernating until: " + "; ".join(conditions) if conditions else "hibernating")
+        if self.remote is not None and self.store.open_jobs():
+            sentinel.start(self.root, self.cfg.backend.watch_s)  # wakes us if a node dies with its wrapper
         self._log_to_mlflow()
 
     def _finish(self) -> None:
