@@ -13,6 +13,7 @@ import pytest
 from nightlab.agent import early_stop, reward
 from nightlab.agent.config import load_config
 from nightlab.agent.engine import Engine, EngineOptions
+from nightlab.agent.goal import Goal
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 from nightlab.agent.states import RunResult, Status
 
@@ -46,10 +47,10 @@ def test_a_planted_loser_is_stopped_and_a_late_bloomer_never(jitter: float) -> N
     assert bloomer(100) < parent(100) < loser(100) and bloomer(30) > parent(30)  # the plants are what they say
     for seed in range(8):
         ref = ref_of(seed, jitter)
-        got = early_stop.first_stop(curve(loser, seed + 1, jitter), ref, goal="minimize", min_fraction=0.5, margin=3)
+        got = early_stop.first_stop(curve(loser, seed + 1, jitter), ref, goal=Goal.MINIMIZE, min_fraction=0.5, margin=3)
         assert got is not None and got.stop and 0.5 <= got.fraction < 0.75, (seed, got)
         assert got.behind >= 3 and "seed noise" in got.evidence and "#1" in got.evidence
-        assert early_stop.first_stop(curve(bloomer, seed + 1, jitter), ref, goal="minimize", min_fraction=0.5,
+        assert early_stop.first_stop(curve(bloomer, seed + 1, jitter), ref, goal=Goal.MINIMIZE, min_fraction=0.5,
                                      margin=3) is None, seed
 
 
@@ -62,7 +63,7 @@ def test_nothing_is_judged_too_early_past_the_parent_or_without_measured_noise()
     assert early_stop.judge(lost[:80], ref.curve, None) is None  # a command without {seed}: no noise measured
     # a maximised metric curve: lower is worse
     up = [[s, -v] for s, v in lost[:80]]
-    got = early_stop.judge(up, [[s, -v] for s, v in ref.curve], ref.noise_rel, goal="maximize")
+    got = early_stop.judge(up, [[s, -v] for s, v in ref.curve], ref.noise_rel, goal=Goal.MAXIMIZE)
     assert got is not None and got.stop
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from nightlab.agent import analysis, run_metrics
 from nightlab.agent.config import ProjectConfig
+from nightlab.agent.goal import Goal
 from nightlab.agent.states import ENGINE_KINDS, Kind, RunResult
 from nightlab.agent.store import Experiment, Job, Store
 from nightlab.sandbox import safeio
@@ -114,7 +115,7 @@ def seed_noise(groups: Sequence[Sequence[Curve]], min_fraction: float) -> float 
     return statistics.median(spreads) if spreads else None
 
 
-def judge(child: Curve, parent: Curve, noise_rel: float | None, *, goal: str = "minimize",
+def judge(child: Curve, parent: Curve, noise_rel: float | None, *, goal: Goal = Goal.MINIMIZE,
           min_fraction: float = 0.3, margin: float = 3.0, curve: str = "train loss",
           parent_id: int = 0) -> Verdict | None:
     """Judge a run's curve so far against its parent's (see the module docstring); None when there is nothing to
@@ -134,7 +135,7 @@ def judge(child: Curve, parent: Curve, noise_rel: float | None, *, goal: str = "
     c0, p0 = level(mine, earlier, w), level(ref, earlier, w)
     if c0 is None or p0 is None:
         return None
-    sign = 1.0 if goal == "minimize" else -1.0
+    sign = -Goal(goal).sign  # how far the child is behind: positive when it is worse
     noise = max(noise_rel, REL_FLOOR) * max(abs(p), 1e-12)
     gap, gap0 = sign * (c - p), sign * (c0 - p0)
     rate = (gap - gap0) / (step - earlier)
@@ -169,12 +170,12 @@ def reference(store: Store, parent: Experiment) -> Reference:
     return Reference(parent.id, parent.curve if use_metric else parent.loss_curve, use_metric, noise)
 
 
-def first_stop(curve: Curve, ref: Reference, *, goal: str, min_fraction: float, margin: float) -> Verdict | None:
+def first_stop(curve: Curve, ref: Reference, *, goal: Goal, min_fraction: float, margin: float) -> Verdict | None:
     """Replay the rule on a finished run's curve, point by point, as the engine would have read it while it ran:
     the first verdict that stops it, or None (bench/early_stop.py, and the tests of late bloomers)."""
     pts = _finite(curve)
     for k in range(MIN_POINTS, len(pts) + 1):
-        got = judge(pts[:k], ref.curve, ref.noise_rel, goal=goal if ref.metric_curve else "minimize",
+        got = judge(pts[:k], ref.curve, ref.noise_rel, goal=goal if ref.metric_curve else Goal.MINIMIZE,
                     min_fraction=min_fraction, margin=margin, parent_id=ref.parent_id)
         if got is not None and got.stop:
             return got
@@ -214,7 +215,7 @@ class EarlyStopper:
         cwd = run_dir / "src" if (run_dir / "src").is_dir() else worktree
         got = run_metrics.read_run(self.cfg.metric, log, cwd, since=job.started)
         mine = got.reading.curve if ref.metric_curve else got.loss_curve
-        return judge(mine, ref.curve, ref.noise_rel, goal=self.cfg.metric.goal if ref.metric_curve else "minimize",
+        return judge(mine, ref.curve, ref.noise_rel, goal=self.cfg.metric.goal if ref.metric_curve else Goal.MINIMIZE,
                      min_fraction=self.cfg.autonomy.early_stop_after, margin=self.cfg.autonomy.early_stop_margin,
                      curve=self.cfg.metric.name if ref.metric_curve else "train loss", parent_id=parent.id)
 

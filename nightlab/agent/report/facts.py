@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nightlab.agent.config import ProjectConfig
+from nightlab.agent.goal import Goal
 from nightlab.agent.ledger import Ledger, ranked
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.paths import StatePaths
@@ -162,7 +163,7 @@ class Curve:
 class Facts:
     root: Path
     metric: str
-    goal: str
+    goal: Goal
     session: Session
     state_note: str
     standing: Standing

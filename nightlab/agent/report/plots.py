@@ -184,7 +184,7 @@ def _range(values: list[float]) -> tuple[float, float]:
 def _best_so_far(facts: Facts) -> tuple[list[float], list[float]]:
     """The step line: a kept experiment's score enters at the index of its last run (a confirmation, if any)."""
     st = facts.standing
-    sign = 1.0 if facts.goal == "maximize" else -1.0
+    sign = facts.goal.sign
     last_run: dict[int, int] = {}
     for r in facts.runs:
         last_run[r.target_id] = r.index

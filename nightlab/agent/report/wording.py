@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from nightlab.agent.goal import Goal
 from nightlab.agent.report.facts import Facts
 from nightlab.agent.report.outcomes import RERUN_KIND, Outcome
 
@@ -17,8 +18,8 @@ def signed(v: float | None, digits: int = 4) -> str:
     return "—" if v is None else f"{v:+.{digits}g}".replace("-", "−")
 
 
-def goal_words(goal: str) -> str:
-    return "higher is better" if goal == "maximize" else "lower is better"
+def goal_words(goal: Goal) -> str:
+    return "higher is better" if goal is Goal.MAXIMIZE else "lower is better"
 
 
 def duration(seconds: float) -> str:
