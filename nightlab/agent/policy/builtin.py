@@ -47,6 +47,7 @@ from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.goal import Goal
 from nightlab.agent.policy import catalogue, compound
 from nightlab.agent.policy import cost_model as costmod
+from nightlab.agent.policy import depth as depthmod
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import features as feats
 from nightlab.agent.policy import knobs as knobmod
@@ -803,6 +804,7 @@ class BuiltinPolicy(PolicyBase):
                                                 "slow to converge, and an adaptive optimizer usually fixes that "
                                                 "within the same number of steps.")
             yield self._widen_tiny(ctx, st, "The training loss stays high")
+            yield from self._deepen(ctx, st, diag, tried)
             yield self._scaled(ctx, st, "lr", 3.0, "The training loss stays high and decreases slowly: the "
                                                    "learning rate is probably too small to make progress in the "
                                                    "steps available.", expected="lower training loss")
@@ -815,7 +817,6 @@ class BuiltinPolicy(PolicyBase):
                                                        "over the data give the optimizer time to fit.")
             yield self._scaled(ctx, st, "steps", 2.0, "The training loss is still high at the end; more steps "
                                                       "give the optimizer time to fit.")
-            yield self._depth_move(ctx, st, +1, "The training loss stays high: one more layer adds capacity.", diag)
         elif kind == "still_improving":
             if sgd:
                 yield transform("sgd_to_adamw", "The loss is still falling steadily when training stops: optimisation "
@@ -914,6 +915,19 @@ class BuiltinPolicy(PolicyBase):
                 return _Move(title=f"{_widen_title(k.key, k.value)}{new}", rationale=why, changes={k.key: new},
                              expected="lower training loss and a better held-out metric")
         return None
+
+    def _deepen(self, ctx: PolicyContext, st: _State, diag: str, tried: set[str]) -> Iterator[_Move | None]:
+        """Depth for a model that under-fits, where its structure is certain (depth.py): a depth knob raised by one,
+        else one more hidden layer in a layer-by-layer `nn.Sequential` — once per lineage, as every transform."""
+        knob = self._depth_move(ctx, st, +1, "The training loss stays high: one more layer adds capacity (the "
+                                             "code builds its layers from this count).", diag)
+        if knob is not None:
+            yield knob
+            return
+        if depthmod.NAME not in tried:
+            yield _Move(title="", rationale="The training loss stays high and the hidden layers are not tiny: depth "
+                                            "is the other way to add capacity.", transform=depthmod.NAME,
+                        kind=Kind.TRANSFORM, diagnosis=diag)
 
     def _depth_move(self, ctx: PolicyContext, st: _State, delta: int, why: str, diag: str) -> _Move | None:
         for k in self._by_kind(st, "depth"):
@@ -1182,8 +1196,8 @@ class BuiltinPolicy(PolicyBase):
         assert name is not None
         results = []
         for path, text in st.code().items():
-            if not path.endswith(".py") or not _looks_like_training(text):
-                continue
+            if not path.endswith(".py") or (name != depthmod.NAME and not _looks_like_training(text)):
+                continue  # (a model is often defined apart from the training loop)
             r = tf.TRANSFORMS[name](text, path, evaluation=st.evaluation)
             if r is not None:
                 results.append(r)

@@ -24,7 +24,7 @@ SOURCES = ("combine", "compound", "diagnosis", "transform", "widen", "search", "
 KNOB_KINDS = ("lr", "epochs", "steps", "batch_size", "width", "depth", "weight_decay", "dropout", "warmup",
               "momentum", "clip", "seq_len", "choice")
 TRANSFORMS = ("sgd_to_adamw", "warmup_cosine", "standardize", "grad_clip", "weight_decay", "dropout",
-              "label_smoothing")
+              "label_smoothing", "deepen")
 PATHOLOGIES = ("nan", "diverging", "overfitting", "too_slow", "underfitting", "still_improving", "plateau", "noisy")
 WON = WINNERS
 # experiments whose run ended with a result (their verdict given or still to come)

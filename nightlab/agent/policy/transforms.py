@@ -1062,6 +1062,13 @@ def fix_linear_in_features(text: str, path: str, got: int, expected: int,
     )
 
 
+def add_hidden_layer(text: str, path: str, evaluation: Collection[str] = ()) -> TransformResult | None:
+    """One more hidden layer in a layer-by-layer `nn.Sequential` (see depth.py, which builds on this module)."""
+    from nightlab.agent.policy import depth
+
+    return depth.add_hidden_layer(text, path, evaluation)
+
+
 TRANSFORMS: dict[str, Callable[..., TransformResult | None]] = {
     "sgd_to_adamw": sgd_to_adamw,
     "warmup_cosine": warmup_cosine,
@@ -1070,6 +1077,7 @@ TRANSFORMS: dict[str, Callable[..., TransformResult | None]] = {
     "dropout": add_dropout,
     "weight_decay": add_weight_decay,
     "label_smoothing": label_smoothing,
+    "deepen": add_hidden_layer,
 }
 
 
