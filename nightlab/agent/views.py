@@ -10,6 +10,10 @@ state folder: those stay the agent's business, so a front-end cannot read a half
 `DeskReads` holds the project (its root, config and this thread's store connection); the front desk
 (`actions.FrontDesk`) is a `DeskReads` with the actions on top, so one desk object answers both. A desk belongs to
 one thread (SQLite connections stay with the thread that opened them): the TUI keeps one per worker thread.
+
+Importing this module is cheap on purpose: the TUI imports it for its types before its first frame, so the store
+(sqlite_utils, which brings pandas where it is installed), the config's models, the ledger and the file watcher are
+imported only when a desk first reads (in a worker thread, off the first frame's path).
 """
 
 from __future__ import annotations
@@ -18,21 +22,20 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from nightlab.agent import artifacts
-from nightlab.agent.config import ProjectConfig, load_config
-from nightlab.agent.ledger import summarize
-from nightlab.agent.lock import ProjectLock
-from nightlab.agent.paths import StatePaths
 from nightlab.agent.records import Approval, Experiment, Job, Session
 from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, EngineState, Kind, SessionState, Status
-from nightlab.agent.store import Store
 from nightlab.errors import NightlabError
 from nightlab.sandbox import safeio
 from nightlab.sandbox.gpustats import GpuStat, format_gpu, holder_label, holders
 from nightlab.sandbox.lease import SLOT_WAIT
-from nightlab.sandbox.watch import Waker
+
+if TYPE_CHECKING:
+    from nightlab.agent import artifacts
+    from nightlab.agent.config import ProjectConfig
+    from nightlab.agent.store import Store
+    from nightlab.sandbox.watch import Waker
 
 EVENTS_KEPT = 500  # the newest decisions a snapshot holds (the store keeps them all)
 
@@ -200,6 +203,8 @@ class DeskReads:
 
     def __init__(self, root: Path, *, store: Store | None = None, cfg: ProjectConfig | None = None,
                  who: str = "cli") -> None:
+        from nightlab.agent.paths import StatePaths
+
         self.root = Path(root).resolve()
         self.paths = StatePaths.of(self.root)
         self.who = who
@@ -211,6 +216,8 @@ class DeskReads:
     @property
     def cfg(self) -> ProjectConfig:
         if self._cfg is None:
+            from nightlab.agent.config import load_config
+
             self._cfg = load_config(self.root)
         return self._cfg
 
@@ -219,6 +226,8 @@ class DeskReads:
         if self._store is None:
             if not self.paths.has_store():
                 raise NightlabError(f"{self.root}: no experiments yet (run `nightlab run` first)")
+            from nightlab.agent.store import Store
+
             self._store = Store(self.paths.db)
             self._own_store = True
         return self._store
@@ -244,6 +253,8 @@ class DeskReads:
         return self.store.baseline_experiment() if self.paths.has_store() else None
 
     def engine_state(self, session: Session | None) -> EngineState:
+        from nightlab.agent.lock import ProjectLock
+
         if ProjectLock(self.paths.dir).is_held():
             return EngineState.AWAKE
         if session is None:
@@ -263,6 +274,9 @@ class DeskReads:
 
     def snapshot(self) -> Snapshot:
         """What the screen shows, read in one go (an empty project has no session and no rows)."""
+        from nightlab.agent import artifacts
+        from nightlab.agent.ledger import summarize
+
         cfg = self.cfg
         base = Snapshot(project=self.root.name, metric=cfg.metric.name, goal=cfg.metric.goal)
         if not self.paths.has_store():
@@ -305,6 +319,8 @@ class DeskReads:
     def watch(self) -> Waker:
         """Something that wakes when the project changes (a job's run folder, a front-end's or the engine's signal):
         `wait(timeout)` says whether it did, `poke()` wakes it from another thread, `close()` ends it."""
+        from nightlab.sandbox.watch import Waker
+
         return Waker(self.paths.runs, self.paths.signal)
 
     def live_jobs(self, limit: int = 2) -> list[LiveJob]:

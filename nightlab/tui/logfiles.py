@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from nightlab.agent.views import open_log
+
+if TYPE_CHECKING:
+    import numpy as np
 
 INITIAL_TAIL_BYTES = 256 * 1024
 MAX_READ = 4 << 20
@@ -120,8 +122,11 @@ class LineIndex:
     """
 
     def __init__(self, path: Path | str) -> None:
+        import numpy as np  # imported by the first index (the log viewer), not before the TUI's first frame
+
+        self._np = np
         self.path = Path(path)
-        self._starts = np.zeros(1024, dtype=np.int64)  # start offset of each line; _starts[0] = 0
+        self._starts: np.ndarray = np.zeros(1024, dtype=np.int64)  # start offset of each line; _starts[0] = 0
         self._n = 0  # complete lines
         self._indexed = 0  # bytes scanned
         self._size = 0  # file size at the last update (the tail after the last newline is one more line)
@@ -172,6 +177,7 @@ class LineIndex:
                 chunk = os.pread(fd, min(block, size - self._indexed), self._indexed)
                 if not chunk:
                     break
+                np = self._np
                 nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10) + (self._indexed + 1)
                 if nl.size:
                     need = self._n + 1 + nl.size
@@ -205,7 +211,7 @@ class LineIndex:
         return _last_cr_segment(_decode(data).rstrip("\r"))
 
     def line_of(self, offset: int) -> int:
-        return max(0, int(np.searchsorted(self._starts[: self._n + 1], offset, side="right")) - 1)
+        return max(0, int(self._np.searchsorted(self._starts[: self._n + 1], offset, side="right")) - 1)
 
     def find(self, needle: str, start_line: int, forward: bool = True, block: int = 4 << 20) -> int | None:
         """The next line (after / before `start_line`) containing `needle`, case-insensitively; None if none."""
