@@ -213,6 +213,11 @@ class AutonomyConfig(_Strict):
                                                                          "(run seconds x threads per job)")
     max_gpu_hours: float | None = Field(default=None, gt=0, description="compute budget of a session: GPU-hours "
                                                                          "(run seconds x GPUs per job)")
+    ask_runs_over_min: float | None = Field(default=None, gt=0, description="checkpoint: ask before a run predicted "
+                                                                             "to take longer than this many minutes "
+                                                                             "(checkpoints.py)")
+    ask_structural: bool = Field(default=False, description="checkpoint: ask before a change to the code's "
+                                                           "structure (a transformation, a model edit), not a value")
 
 
 class ProjectConfig(_Strict):

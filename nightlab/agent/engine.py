@@ -34,6 +34,7 @@ from typing import Any
 
 from nightlab.agent import (
     artifacts,
+    checkpoints,
     early_stop,
     experience,
     memory,
@@ -895,6 +896,8 @@ class Engine:
                 self.emit("rejected", f"#{e.id} rejected by {last.who}: {last.feedback or 'no reason given'}", e.id)
                 progressed = True
             elif last.state == ApprovalState.PENDING and self.options.mode == Mode.AUTONOMOUS:
+                if last.payload.get("checkpoint"):
+                    continue  # a checkpoint waits for a person, in any mode
                 self.store.decide(last.id, ApprovalState.APPROVED, "autonomous mode")
                 self.store.update_experiment(e.id, status=Status.QUEUED)
                 progressed = True
@@ -1011,7 +1014,9 @@ class Engine:
         if base is None:
             self._create_baseline()
             return True
-        if active and (self.options.mode == Mode.STEP or len(active) >= max(1, self._parallel())):
+        # a proposal waiting at a checkpoint holds no slot: autonomous work goes on beside it
+        busy = [x for x in active if self.options.mode == Mode.STEP or x.status != Status.PROPOSED]
+        if busy and (self.options.mode == Mode.STEP or len(busy) >= max(1, self._parallel())):
             return False
         if base.status in (Status.QUEUED, Status.RUNNING) or any(x.kind == RERUN for x in active):
             return False
@@ -1119,7 +1124,14 @@ class Engine:
             self.emit("duplicate", f"refused #{e.id} {e.title!r}: it repeats #{dup.id}", e.id)
             return None
         self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale)
-        if self.options.mode == Mode.STEP and e.kind not in (BASELINE, RERUN):
+        stop = None if self.options.mode == Mode.STEP else checkpoints.reason(
+            self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e))
+        if stop is not None:  # autonomous: it waits for a person; everything else goes on meanwhile
+            self.store.add_approval(ApprovalKind.HYPOTHESIS, {"title": e.title, "checkpoint": str(stop[0]),
+                                                              "reason": stop[1]}, self.sid, e.id)
+            self.emit("checkpoint", f"#{e.id} waits for your approval: {stop[1]}", e.id)
+            self._notify(f"nightlab: experiment #{e.id} waits for your approval ({stop[1]}): {e.title}")
+        elif self.options.mode == Mode.STEP and e.kind not in (BASELINE, RERUN):
             appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, {"title": e.title}, self.sid, e.id)
             self._notify(f"nightlab: experiment #{e.id} waits for your approval: {e.title}")
             self._ask(appr)

@@ -46,6 +46,7 @@ class Proposal:
     # parent's command); stored with the experiment, shown in its diff, carried by promote into nightlab.toml
     command: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)  # model calls: model, tokens, cost
+    predicted_s: float | None = None  # the run's duration as the policy predicts it (None: it does not say)
 
 
 @dataclass(frozen=True)

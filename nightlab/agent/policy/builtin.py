@@ -1087,13 +1087,20 @@ class BuiltinPolicy(PolicyBase):
                 texts: dict[str, str] | None = {**st.files, **move.texts}
                 if move.changes:  # a code fix that also moves a knob (half the batch + gradient accumulation)
                     texts = self._rewrite_knobs(texts, st, move.changes)  # type: ignore[arg-type]
-                return self._finish(ctx, st, texts, move, sigs) if texts is not None else None
-            if move.transform is not None:
-                return self._transform_proposal(ctx, st, move, sigs)
-            return self._knob_proposal(ctx, st, move, sigs)
+                prop = self._finish(ctx, st, texts, move, sigs) if texts is not None else None
+            elif move.transform is not None:
+                prop = self._transform_proposal(ctx, st, move, sigs)
+            else:
+                prop = self._knob_proposal(ctx, st, move, sigs)
         except Exception as err:  # a broken move is skipped, never half-proposed
             log.debug("builtin policy: move %r failed: %s", move.title or move.transform, err)
             return None
+        if prop is not None and move.changes:
+            try:  # the engine's long-run checkpoint reads it; a prediction that fails leaves the parent's duration
+                prop.predicted_s = self.predicted_seconds(ctx, st, move.changes)
+            except Exception as err:
+                log.debug("builtin policy: no run-time prediction for %r: %s", prop.title, err)
+        return prop
 
     def _rewrite_knobs(self, texts: dict[str, str], st: _State, changes: Mapping[str, Any]) -> dict[str, str] | None:
         """`texts` with each knob rewritten where it lives: a literal in its file, or its value on the command line
