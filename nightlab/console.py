@@ -329,8 +329,9 @@ def print_status(data: dict[str, Any]) -> None:
             print(f"      {j['last_line']}")
     for a in data["approvals"]:
         if a["kind"] == ApprovalKind.HYPOTHESIS:
-            text = (f"  waiting for you: {a['kind']} #{a['experiment']}  "
-                    f"(nightlab approve {a['experiment']} / reject {a['experiment']} --why ...)")
+            why = a["payload"].get("reason")  # a checkpoint says why it stopped
+            text = (f"  waiting for you: {a['kind']} #{a['experiment']}" + (f": {why}" if why else "") +
+                    f"  (nightlab approve {a['experiment']} / reject {a['experiment']} --why ...)")
         elif a["kind"] == ApprovalKind.BUDGET:
             text = (f"  waiting for you: model cost ${a['payload'].get('spent', 0):.4f} reached the budget "
                     "(nightlab approve budget / reject budget)")

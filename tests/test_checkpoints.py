@@ -3,6 +3,8 @@ reason while the engine goes on with the rest; approved, it runs; settings and t
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -107,6 +109,9 @@ def test_a_long_run_waits_and_a_rejection_is_never_run(tmp_path: Path) -> None:
     until(lambda: len(store.approvals(ApprovalState.PENDING)) == 3, "all three proposals waiting")
     pending = store.approvals(ApprovalState.PENDING)
     assert all(a.payload["checkpoint"] == "long_run" and "predicted to run" in a.payload["reason"] for a in pending)
+    shown = subprocess.run([sys.executable, "-m", "nightlab", "status"], cwd=root, capture_output=True, text=True,
+                           timeout=60).stdout
+    assert "waiting for you: hypothesis" in shown and "predicted to run" in shown, shown
     base = next(e for e in store.experiments() if e.kind == Kind.BASELINE)
     assert base.run_result is not None  # the baseline itself never waits
     for a in pending:
