@@ -158,6 +158,32 @@ def test_front_ends_ask_only_the_front_desk(front_end: str) -> None:
     assert not wrong, "\n".join(wrong)
 
 
+HANDLES = {"store", "_store", "ws", "_ws"}  # the desk's store connection and git workspace
+
+
+def handles_reached(path: Path) -> list[tuple[str, int]]:
+    """(`x.store`-like expression, line) for every attribute access that reaches a store or a workspace through
+    some object (a desk, an engine); `args.store` (the `learn --store PATH` flag) is a path, not a handle."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr in HANDLES and \
+                not (isinstance(node.value, ast.Name) and node.value.id == "args"):
+            found.append((ast.unparse(node), node.lineno))
+    return found
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_front_ends_never_reach_through_the_desk(front_end: str) -> None:
+    """Importing only the desk is not enough if a front-end then takes the desk's (or the engine's) store or
+    workspace and works on it: `desk.store.latest_job(...)` is the store read by a front-end all the same. What a
+    front-end needs from them is a desk method (views.py to read, actions.py to act)."""
+    wrong = []
+    for module, path in modules():
+        if module == front_end or module.startswith(front_end + "."):
+            wrong += [f"{module}:{line} uses {expr}" for expr, line in handles_reached(path)]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_the_front_end_rule_can_fail(tmp_path: Path) -> None:
     """The rule above sees a front-end that opens the store, reads a job through the sandbox or asks a room."""
     f = tmp_path / "screen.py"
@@ -167,6 +193,10 @@ def test_the_front_end_rule_can_fail(tmp_path: Path) -> None:
     names = imports_of("nightlab.tui.screens.screen", f)
     assert [n for n, _ in names if not front_end_may_import(n)] == [
         "nightlab.agent.store", "nightlab.sandbox", "nightlab.sandbox.gpustats", "nightlab.agent.status"]
+    g = tmp_path / "handler.py"
+    g.write_text("def f(desk, engine, args):\n    desk.store.latest_job(1)\n    engine.ws.diff()\n"
+                 "    return args.store\n")
+    assert handles_reached(g) == [("desk.store", 2), ("engine.ws", 3)]
 
 
 def test_the_checker_sees_a_wrong_arrow(tmp_path: Path) -> None:
