@@ -32,6 +32,27 @@ def nl(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProc
 
 
 
+@pytest.fixture(autouse=True)
+def _no_watch_outlives_its_test(tmp_path: Path) -> Iterator[None]:
+    """A session left hibernating on a scheduler keeps its watch (agent/sentinel.py) for as long as it waits; the
+    test's clusters stop after it, so its watch goes with the test."""
+    import os
+
+    yield
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = Path(entry.path, "cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if "nightlab.agent.sentinel" in cmd and str(tmp_path) in cmd:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 @pytest.fixture(params=["slurm", "ray"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[BackendConfig]:
     info = request.getfixturevalue(f"{request.param}_cluster")

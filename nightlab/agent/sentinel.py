@@ -73,6 +73,8 @@ def watch(root: Path, interval_s: float, *, max_s: float = 7 * 24 * 3600) -> int
     until = time.monotonic() + max_s
     while time.monotonic() < until:
         time.sleep(interval_s)
+        if not paths.db.is_file():
+            return 0  # the project (or its state) is gone: nothing to watch
         store = Store(paths.db)
         try:
             session = store.latest_session()
