@@ -148,27 +148,27 @@ def test_a_widening_within_the_noise_is_retried_with_the_training_it_needs(tmp_p
     assert alone - acc <= NOISE
 
 
-def test_a_widening_that_lost_clearly_is_not_retried() -> None:
+def widened_once(gain: float) -> tuple[Tree, BuiltinPolicy]:
+    """A baseline whose loss still falls, and the policy's widening of it recorded with `gain` over it."""
     tree = Tree({"train.py": CHECKERBOARD})
     falling = [1.0 - 0.05 * i for i in range(10)]
     tree.add(view(1, kind="baseline", metric=0.6, loss=falling, seconds=1.0))
     policy = BuiltinPolicy()
     first = policy.propose(ctx(tree))
     assert first is not None and first.knobs["HIDDEN"] == 16
-    tree.record(first, 0.6 - 2 * NOISE, loss=falling, seconds=1.0)
+    tree.record(first, 0.6 + gain, loss=falling, seconds=1.0)
+    return tree, policy
+
+
+def test_a_widening_that_lost_clearly_is_not_retried() -> None:
+    tree, policy = widened_once(-2 * NOISE)
     tree.best_id = 1
     nxt = policy.propose(ctx(tree))
     assert nxt is not None and not (nxt.knobs["HIDDEN"] == 16 and nxt.knobs["EPOCHS"] > 10), nxt.title
 
 
 def test_a_best_reached_by_widening_whose_curve_still_falls_trains_longer_next() -> None:
-    tree = Tree({"train.py": CHECKERBOARD})
-    falling = [1.0 - 0.05 * i for i in range(10)]
-    tree.add(view(1, kind="baseline", metric=0.6, loss=falling, seconds=1.0))
-    policy = BuiltinPolicy()
-    first = policy.propose(ctx(tree))
-    assert first is not None and first.knobs["HIDDEN"] == 16
-    tree.record(first, 0.6 + 2 * NOISE, loss=falling, seconds=1.0)
+    tree, policy = widened_once(2 * NOISE)
     assert tree.best_id == 2
     nxt = policy.propose(ctx(tree))
     assert nxt is not None and nxt.knobs["HIDDEN"] == 16 and nxt.knobs["EPOCHS"] == 20, nxt.title
