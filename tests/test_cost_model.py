@@ -153,3 +153,25 @@ def test_measured_runs_correct_the_start_up_and_the_fixed_cost_within_the_widths
     prior = costmod.width_factor(found64, 4.0)
     assert prior is not None
     assert abs(beyond.predict(5.2, {"HIDDEN": 64, "EPOCHS": 12}, {"HIDDEN": 256}) - (4.4 + 0.8 * prior)) < 1e-6
+
+
+def test_attention_recurrent_and_embedding_layers_scale_as_their_compute() -> None:
+    gpt = ("import torch.nn as nn\n"
+           "class Block(nn.Module):\n"
+           "    def __init__(self, config):\n"
+           "        self.wte = nn.Embedding(config.vocab_size, config.n_embd)\n"
+           "        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)\n"
+           "        self.attn = nn.MultiheadAttention(config.n_embd, 4)\n"
+           "        self.rnn = nn.LSTM(config.n_embd, 2 * config.n_embd)\n"
+           "        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)\n")
+    found = {layer.kind: layer for layer in costmod.layers([gpt], {"n_embd"}, 64.0)}
+    assert set(found) == set(costmod.LayerKind) - {costmod.LayerKind.CONV}
+    assert [t.power for t in found[costmod.LayerKind.EMBEDDING].terms] == [1]
+    assert [t.power for t in found[costmod.LayerKind.ATTENTION].terms] == [2]
+    assert found[costmod.LayerKind.ATTENTION].terms[0].cost == 4 * 64 * 64
+    lstm = found[costmod.LayerKind.RECURRENT].terms
+    assert [t.power for t in lstm] == [2, 2] and lstm[1].cost == 4 * 128 * 128  # gates · h · h, h = 2 · n_embd
+    # the width read through a constructor's parameter: Net(HIDDEN) with def __init__(self, h)
+    mlp = "import torch.nn as nn\nHIDDEN = 8\nclass Net(nn.Module):\n    def __init__(self, h):\n" \
+          "        self.a = nn.Linear(h, h)\nnet = Net(HIDDEN)\n"
+    assert "h" in costmod.aliases([mlp], {"hidden"})
