@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from nightlab.agent.goal import Goal
 from nightlab.agent.records import Approval, Experiment, Job, Session
 from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, EngineState, Kind, SessionState, Status
 from nightlab.errors import NightlabError
@@ -92,7 +93,7 @@ class Snapshot:
 
     project: str
     metric: str
-    goal: str
+    goal: Goal
     session: Session | None = None
     engine: EngineState = EngineState.NO_SESSION
     rows: list[Row] = field(default_factory=list)

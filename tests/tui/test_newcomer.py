@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nightlab.agent.goal import Goal
 from nightlab.tui.app import NightlabApp
 from nightlab.tui.screens.dialogs import ErrorDialog
 from nightlab.tui.screens.setup import InitScreen
@@ -139,7 +140,7 @@ def test_the_best_so_far_line_never_climbs_to_a_discarded_run() -> None:
                        {**base, "id": 11, "parent": 9, "status": "discarded", "metric": 0.6139},
                        {**base, "id": 12, "parent": 9, "status": "failed", "metric": None}])
     chart = MetricChart()
-    chart.snapshot = Snapshot(project="p", metric="val_acc", goal="maximize", rows=rows, best_id=9)
+    chart.snapshot = Snapshot(project="p", metric="val_acc", goal=Goal.MAXIMIZE, rows=rows, best_id=9)
     (_, best_y, _), (xs, ys, _), *_ = chart.series()
     assert max(best_y) == 0.60 and best_y[-1] == 0.60  # what `nightlab status` calls best
     assert 0.6139 in ys and 11.0 in xs  # the discarded run is still a point

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from nightlab.agent.goal import Goal
 from nightlab.agent.states import EngineState, Mode, SessionState
 from nightlab.agent.views import GpuStat, Snapshot, format_gpu, holder_label, holders
 
@@ -57,7 +58,7 @@ class StatusBar(Widget):
         t.append(*sep)
         t.append(f"slots {len(s.open_jobs)}/{s.slots_total} busy")
         t.append(*sep)
-        t.append(f"{s.metric} {'↑' if s.goal == 'maximize' else '↓'}")
+        t.append(f"{s.metric} {'↑' if s.goal is Goal.MAXIMIZE else '↓'}")
         t.append(*sep)
         t.append(s.project, "bold")
         if s.waiting_for_slot:
