@@ -173,3 +173,17 @@ def test_a_best_reached_by_widening_whose_curve_still_falls_trains_longer_next()
     nxt = policy.propose(ctx(tree))
     assert nxt is not None and nxt.knobs["HIDDEN"] == 16 and nxt.knobs["EPOCHS"] == 20, nxt.title
     assert nxt.title.startswith("train #2 longer") and "added capacity" in nxt.rationale
+
+
+def test_a_widening_is_retried_once_and_then_abandoned() -> None:
+    tree, policy = widened_once(NOISE / 2)
+    tree.best_id = 1
+    retry = policy.propose(ctx(tree))
+    assert retry is not None and retry.knobs["HIDDEN"] == 16 and retry.knobs["EPOCHS"] == 40, retry.title
+    tree.record(retry, 0.6, loss=[1.0 - 0.05 * i for i in range(10)], seconds=1.0)
+    tree.best_id = 1  # the retry did not win either
+    for _ in range(3):
+        nxt = policy.propose(ctx(tree))
+        assert nxt is not None and not (nxt.knobs["HIDDEN"] == 16 and nxt.knobs["EPOCHS"] > 10), nxt.title
+        tree.record(nxt, 0.6 - 2 * NOISE, seconds=1.0)  # clearly worse: nothing else to retry
+        tree.best_id = 1

@@ -730,6 +730,15 @@ class BuiltinPolicy(PolicyBase):
         def afford(changes: dict[str, Any]) -> bool:
             return self._affordable(ctx, st, changes)
 
+        tried: set[tuple[str, Any]] = set()  # (capacity knob, value) already run with a longer training on the best
+        for e in ctx.experiments:
+            a = self._assignment_of(ctx, e) if e.parent_id == best.id else None
+            if a is None:
+                continue
+            longer = any(k in a and _numeric(a[k]) and a[k] > v.value for v in lengths for k in (v.key,))
+            for key, value in a.items():
+                if longer and key in st.knobs and st.knobs[key].kind in compound.CAPACITY_KINDS:
+                    tried.add((key, _norm(value)))
         children = []
         for e in sorted(ctx.experiments, key=lambda x: -x.id):
             if (e.parent_id != best.id or e.kind != Kind.HYPERPARAMETER or e.run_result != RunResult.SUCCEEDED
@@ -738,7 +747,8 @@ class BuiltinPolicy(PolicyBase):
             moved = self._one_knob_change(ctx, st, e)
             if moved is not None:
                 key, value = moved
-                children.append((e, key, st.assignment[key], value, st.knobs[key].kind))
+                if (key, _norm(value)) not in tried:  # retried once already: abandoned
+                    children.append((e, key, st.assignment[key], value, st.knobs[key].kind))
         plans = list(compound.retries(best, children, lengths, goal=ctx.goal, noise_floor=ctx.noise_floor,
                                       timeout_s=ctx.timeout_s, scale=scale, afford=afford))
         if len(st.lineage) > 1:
@@ -1052,10 +1062,11 @@ class BuiltinPolicy(PolicyBase):
         if hit is not None and hit[0] is st and hit[1] == len(ctx.experiments):
             return hit[2]
         timings = []
+        exps = {x.id: x for x in ctx.experiments}
         for e in ctx.experiments:
             if e.run_result != RunResult.SUCCEEDED or not e.seconds or e.seconds <= 0:
                 continue
-            if _regime(_lineage({x.id: x for x in ctx.experiments}, e.id)) != st.regime:
+            if _regime(_lineage(exps, e.id)) != st.regime:
                 continue  # another code regime may run at another speed
             a = self._assignment_of(ctx, e)
             if a is not None:
