@@ -409,7 +409,7 @@ def layout_of(repo: Path, task: Task | None = None) -> Layout:
     """What `nightlab init` chooses for this checkout and the task's command: the files that decide the run's
     configuration (editable), evaluation and data files (protected), and the untracked data the code reads
     (links: a repository's prepared data)."""
-    from nightlab.agent import code_reach, data_links
+    from nightlab.agent import code_reach, data_links, measuring
     from nightlab.agent import project_init as pi
     from nightlab.agent.workspace import Workspace
 
@@ -420,7 +420,7 @@ def layout_of(repo: Path, task: Task | None = None) -> Layout:
     entry = reached.entry or entry
     if entry is None:
         raise SystemExit(f"{repo}: no training script found")
-    protected = pi.protected_files(repo, tracked, entry)
+    protected = list(measuring.protected_files(str(repo), tracked, reached, task.metric if task is not None else None))
     editable = list(pi.editable_files(repo, tracked, reached, protected))
     links = data_links.plan(data_links.candidates(Workspace(repo)), reached.refs).paths
     return Layout(entry=entry, editable=editable, protected=protected, links=links, tracked=tracked)

@@ -236,12 +236,13 @@ def test_peers_search_the_knobs_nightlab_found_on_a_shared_task(search: ModuleTy
     """On a real task, every peer's values land in the files through the same editing code (no run needed)."""
     task = search.load_task(SHARED_TASKS / "digits-mlp")
     repo = search.make_repo(task, tmp_path / "repo")
-    layout = search.layout_of(repo)
+    layout = search.layout_of(repo, task)
     files = {p: (repo / p).read_text() for p in layout.editable}
-    dims = search.search_dims(files)
+    dims = search.search_dims(files, task.command, task.metric, layout)
     assert len(dims) >= 3
     rng = random.Random(0)
     values = {d.key: search.peers().random_value(d, rng, search.snap) for d in dims}
-    changed, command = search.apply_values(files, dims, values, layout)
+    changed, command = search.apply_values(files, dims, values, layout, task.command, task.metric)
     assert changed != files and set(changed) == set(files)
-    assert command == ""  # digits-mlp's knobs live in its files, not on a command line
+    assert command == task.command  # digits-mlp's knobs live in its files, not on a command line
+    assert not set(layout.protected) & {p for p in files if changed[p] != files[p]}

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from nightlab.agent.config import MetricConfig
+from nightlab.agent.policy.evaluation import metric_functions
 from nightlab.agent.project_init import InitOptions, InitResult, init_project
 from nightlab.errors import NightlabError
 
@@ -390,6 +391,10 @@ def test_nanogpt_init_links_its_data_and_makes_the_config_file_editable(tmp_path
     assert sorted(cfg["links"]) == ["data/shakespeare_char/meta.pkl", "data/shakespeare_char/train.bin",
                                     "data/shakespeare_char/val.bin"]
     assert {"config/train_shakespeare_char_cpu.py", "train.py", "model.py"} <= set(cfg["editable"])
+    # what measures is estimate_loss, inside train.py, which also trains: no file is protected, the function is fixed
+    assert cfg["protected"] == []
+    py = {f: (dest / f).read_text() for f in cfg["editable"] if f.endswith(".py")}
+    assert metric_functions(py, "val loss") == {"estimate_loss"}
     assert "metric: val loss = 2." in p.stdout
     assert "config/train_shakespeare_char_cpu.py — named on the command line" in p.stdout
     assert git(dest, "status", "--porcelain") == "?? nightlab.toml\n"  # the checkout itself is untouched
@@ -447,7 +452,10 @@ def test_a_command_that_cds_into_an_example_resolves_paths_from_there(tmp_path: 
     })
     save_blobs(root / "examples" / "mnist" / "data" / "digits.npz")
     res, text = init(root, command="cd examples/mnist && python main.py")
-    assert res.config.editable == ["examples/mnist/main.py", "examples/common/utils.py"]
+    assert res.config.editable == ["examples/mnist/main.py"]
+    # the shared helper only computes the printed accuracy (traced from the print): it measures, so it is protected
+    assert res.config.protected == ["examples/common/utils.py"]
+    assert "examples/common/utils.py — computes the metric (score) and trains nothing" in text
     assert res.config.links == ["examples/mnist/data"]
     assert "ignored by examples/mnist/.gitignore:1 (data/)" in text
     assert res.baseline is not None

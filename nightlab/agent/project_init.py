@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import code_reach, data_links, diagnose, metrics, run_metrics, tbevents
+from nightlab.agent import code_reach, data_links, diagnose, measuring, metrics, run_metrics, tbevents
 from nightlab.agent.code_reach import CONFIG_EXT
 from nightlab.agent.config import CONFIG_FILE, MetricConfig, ProjectConfig, dump_config, find_config
 from nightlab.agent.edits import matches_any
@@ -31,10 +31,6 @@ from nightlab.sandbox.spec import JobSpec
 
 ENTRY_NAMES = ("train.py", "main.py", "run.py", "train_model.py", "fit.py")
 ENTRY_DIRS = ("", "src", "scripts", "tools")
-DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
-            ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
-PROTECT_NAME = re.compile(r"(^|/)(eval|evaluate|evaluation|metrics?|scor(e|ing)|test_?data|data(set)?s?)(\.py|/|$)",
-                          re.I)
 
 
 @dataclass
@@ -111,25 +107,6 @@ def editable_files(root: Path, tracked: list[str], reached: code_reach.Reach,
         if p not in out and code_reach.config_like(p) and posixpath.dirname(p) in (entry_dir, "") \
                 and not matches_any(p, protected):
             out[p] = "a config file next to the entry (not seen loaded)"
-    return out
-
-
-def protected_files(root: Path, tracked: list[str], entry: str) -> list[str]:
-    """Evaluation and data files: hashed around every run and never edited."""
-    out = []
-    for p in tracked:
-        if p == entry:
-            continue
-        if PROTECT_NAME.search(p):
-            out.append(p)
-            continue
-        if p.endswith(DATA_EXT):
-            try:
-                big = (root / p).stat().st_size > 100_000
-            except OSError:
-                big = False
-            if big or not p.endswith((".txt", ".jsonl")):
-                out.append(p)
     return out
 
 
@@ -256,9 +233,10 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
     if missing is not None:
         raise NightlabError(f"command not found: {missing!r} (from the training command {command!r})")
     reached = code_reach.reach(ws.root, tracked, command)
-    protected = protected_files(ws.root, tracked, reached.entry or "")
+    # what measures the model or provides its data (measuring.py); traced from the metric once its name is known
+    protected = measuring.protected_files(str(ws.root), tracked, reached, opts.metric)
     if reached.entry is not None:
-        editable = editable_files(ws.root, tracked, reached, protected)
+        editable = editable_files(ws.root, tracked, reached, list(protected))
     else:
         editable = {p: "tracked Python (the command names no script nightlab can read)" for p in tracked
                     if p.endswith(".py") and p not in protected}
@@ -266,7 +244,6 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
     if dirty:
         raise GitError(f"uncommitted changes in {', '.join(sorted(dirty))}: nightlab edits these files, so commit "
                        "or stash them first")
-    notes.append(_list("editable (the files that decide the run's configuration):", editable))
     cands = data_links.candidates(ws)
     link_plan = data_links.plan(cands, reached.refs)
     links = {ln.path: ln.why for ln in link_plan.links}
@@ -278,6 +255,14 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
     crashed: str | None = None
 
     def write(metric_cfg: dict[str, Any]) -> InitResult:
+        if metric_cfg["name"] != opts.metric:  # the metric was found in the baseline's output: trace it now
+            protected.update(measuring.protected_files(str(ws.root), tracked, reached, str(metric_cfg["name"])))
+            for p in protected:
+                editable.pop(p, None)
+        notes.append(_list("editable (the files that decide the run's configuration):", editable))
+        if protected:
+            notes.append(_list("protected (measure the model or provide its data; never edited, checked around "
+                               "every run):", protected))
         if links:
             notes.append(_list("linked into each experiment (untracked data the code reads):", links))
         if skipped:
@@ -287,7 +272,7 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
             notes.append(f"GPUs found: {', '.join(map(str, gpus))}; each job gets one (slots.gpus_per_job = "
                          "\"auto\")")
         res = _write(ws, opts, command, metric_cfg, goal, ask, None if crashed else seconds, baseline,
-                     list(editable), protected, list(links), notes, say)
+                     list(editable), list(protected), list(links), notes, say)
         if crashed is not None:
             res.crashed = crashed
             notes.append(f"{crashed}\nwrote the config anyway (command, metric and goal were given): `nightlab run` "

@@ -7,7 +7,9 @@ what the code does, never from how it is laid out or commented:
 * functions that compute the printed metric: the statements that print (or log, or write) the metric's name, the
   names they print, and the statements that assign or accumulate those names (two steps back), lead to the
   project's own functions called there (``val_loss = evaluate(model, loader)``, ``losses = estimate_loss()``,
-  ``scores.append(logloss_terms(logits, y))``);
+  ``scores.append(logloss_terms(logits, y))``). Where the metric names one entry of a logged dict or a checkpoint
+  (``{"val/loss": losses["val"], "lr": lr}``) only that entry is followed, and a method called on the model
+  (``model.accuracy(xv, yv)``) is followed, not the factory that built the model (`_heads`);
 * functions whose name says they evaluate, test, score or load / split the data (``evaluate``, ``test_accuracy``,
   ``load_data``);
 
@@ -23,7 +25,7 @@ import ast
 import re
 from collections.abc import Collection, Iterator, Mapping
 
-__all__ = ["evaluation_functions", "fixed_lines", "name_is_fixed"]
+__all__ = ["evaluation_functions", "fixed_lines", "metric_functions", "name_is_fixed"]
 
 _FIXED_NAME_TOKENS = frozenset({
     "eval", "evaluate", "evaluation", "test", "testing", "score", "scoring", "metric", "metrics",
@@ -74,10 +76,16 @@ def _mentions(node: ast.AST, pat: re.Pattern[str]) -> bool:
                for n in ast.walk(node))
 
 
-def _heads(expr: ast.AST | None) -> tuple[set[str], set[str]]:
+def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], set[str]]:
     """(functions called at the head of `expr`, names it reads there): through operators, subscripts, method chains,
     f-strings and containers, never into a call's arguments (what a call is given is not what computes the value),
-    except for calls of methods on a value (``torch.cat(losses).mean()`` reads `losses`)."""
+    except for calls of library functions and methods on a value (``torch.cat(losses).mean()`` reads `losses`).
+
+    A method of the project's own (`own`: ``model.accuracy(xv, yv)``, ``trainer.evaluate()``) computes the value
+    itself: neither the object it is called on (the model: what builds it measures nothing) nor what it is given
+    (the data) is followed. Nor is the object of a library method given variables (``model.fit(lr)``, a
+    scikit-learn ``clf.score(X, y)``): the receiver is the model, not a value; a reduction given only constants
+    (``losses.mean(0)``, ``t.item()``) reads its receiver."""
     calls: set[str] = set()
     names: set[str] = set()
     stack: list[ast.AST] = [expr] if expr is not None else []
@@ -89,7 +97,11 @@ def _heads(expr: ast.AST | None) -> tuple[set[str], set[str]]:
                 calls.add(f.id)
             elif isinstance(f, ast.Attribute):
                 calls.add(f.attr)  # a method of the project's own (trainer.evaluate()) counts like a function
-                stack.append(f.value)
+                if f.attr in own:
+                    continue
+                given = [*n.args, *(k.value for k in n.keywords)]
+                if isinstance(f.value, ast.Call) or all(isinstance(a, ast.Constant) for a in given):
+                    stack.append(f.value)
                 if isinstance(f.value, ast.Name | ast.Attribute):
                     # a library function (torch.cat(xs), np.mean(xs), sum(xs)): its arguments carry the value
                     stack.extend(a for a in n.args)
@@ -116,14 +128,29 @@ def _heads(expr: ast.AST | None) -> tuple[set[str], set[str]]:
     return calls, names
 
 
-def _printed(st: ast.stmt) -> list[ast.AST]:
+def _printed(st: ast.stmt, pat: re.Pattern[str]) -> list[ast.AST]:
     """The values a statement that mentions the metric reports: the arguments of the call that prints or logs it
     (``print(...)``, ``logger.info(...)``, ``report(value, "val_loss")`` — that call is the reporter, not the
-    evaluator), or the value assigned / returned."""
+    evaluator), or the value assigned / returned. Where the metric names one entry of a dict or one keyword
+    (``wandb.log({"val/loss": losses["val"], "lr": lr})``, a checkpoint ``{"best_val_loss": best, "optimizer":
+    optimizer.state_dict()}``, ``log(val_loss=v, lr=lr)``), only that entry is its value."""
     value = st.value if isinstance(st, ast.Expr | ast.Assign | ast.Return | ast.AnnAssign) else None
     if isinstance(value, ast.Call):
-        return [*value.args, *(k.value for k in value.keywords)]
-    return [value] if value is not None else [st]
+        named: list[ast.AST] = [k.value for k in value.keywords if k.arg is not None and pat.search(k.arg)]
+        values: list[ast.AST] = named or [*value.args, *(k.value for k in value.keywords)]
+    else:
+        values = [value] if value is not None else [st]
+    return [v for d in values for v in _entries_named(d, pat)]
+
+
+def _entries_named(node: ast.AST, pat: re.Pattern[str]) -> list[ast.AST]:
+    """A dict's values under keys that mention the metric, when some key does; else the node itself."""
+    if isinstance(node, ast.Dict):
+        named: list[ast.AST] = [v for k, v in zip(node.keys, node.values, strict=True)
+                 if isinstance(k, ast.Constant) and isinstance(k.value, str) and pat.search(k.value)]
+        if named:
+            return named
+    return [node]
 
 
 def _scope_statements(scope: ast.AST) -> list[ast.stmt]:
@@ -173,13 +200,30 @@ def _target_names(t: ast.AST) -> set[str]:
 
 def evaluation_functions(files: Mapping[str, str], metric: str) -> set[str]:
     """Names of the project's functions that measure the model (see the module docstring), over all `files`."""
+    trees, defs, trains = _functions(files)
+    return {name for name in defs if name_is_fixed(name) and name not in trains} | _traced(trees, defs, trains, metric)
+
+
+def metric_functions(files: Mapping[str, str], metric: str) -> set[str]:
+    """Names of the project's functions the printed metric is traced back to (the first rule of the module
+    docstring; names alone count for nothing here), training functions excluded."""
+    return _traced(*_functions(files), metric)
+
+
+def _functions(files: Mapping[str, str]) -> tuple[dict[str, ast.Module], dict[str, list[ast.AST]], set[str]]:
+    """(parsed files, function definitions by name, names of functions that train)."""
     trees = {p: t for p, text in files.items() if p.endswith(".py") and (t := _parse(text)) is not None}
-    defs: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+    defs: dict[str, list[ast.AST]] = {}
     for tree in trees.values():
         for d in _defs(tree):
             defs.setdefault(d.name, []).append(d)
     trains = {name for name, ds in defs.items() if any(_trains(d) for d in ds)}
-    out = {name for name in defs if name_is_fixed(name) and name not in trains}
+    return trees, defs, trains
+
+
+def _traced(trees: Mapping[str, ast.Module], defs: Mapping[str, list[ast.AST]], trains: set[str],
+            metric: str) -> set[str]:
+    out: set[str] = set()
     pat = _metric_pattern(metric)
     if pat is None:
         return out
@@ -190,8 +234,8 @@ def evaluation_functions(files: Mapping[str, str], metric: str) -> set[str]:
                 if isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) or not _mentions(st, pat):
                     continue
                 calls, names = set(), set()
-                for expr in _printed(st):
-                    c, n = _heads(expr)
+                for expr in _printed(st, pat):
+                    c, n = _heads(expr, defs)
                     calls |= c
                     names |= n
                 seen: set[str] = set()
@@ -199,8 +243,8 @@ def evaluation_functions(files: Mapping[str, str], metric: str) -> set[str]:
                     nxt: set[str] = set()
                     for name in names - seen:
                         seen.add(name)
-                        for expr in _feeding(stmts, name):
-                            c, n = _heads(expr)
+                        for expr in (e for fed in _feeding(stmts, name) for e in _entries_named(fed, pat)):
+                            c, n = _heads(expr, defs)
                             calls |= c
                             nxt |= n
                     names = nxt

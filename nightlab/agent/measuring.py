@@ -1,0 +1,287 @@
+"""Which files a training command reaches only to measure the model or to provide its data: what `init` protects.
+
+A protected file is hashed around every run and never edited, by any policy: changing how the metric is computed
+(the evaluation batch, a clipping epsilon in the score) or which examples it is computed on (the split, the file a
+loader reads) would move the number without making the model any better. A file is protected for what its code
+does, never for its name or folder (an ``src/data/loader.py`` that builds the model is tuned like any other):
+
+* it is reached from the command (`code_reach`), is not the script the command runs, and trains nothing (no
+  ``.backward()``, optimizer ``.step()`` / ``.zero_grad()``, ``.fit()``): a module that trains holds what the
+  search tunes, and its evaluation functions are left alone one by one by the policy (`policy/evaluation.py`);
+* every function and class it defines measures or provides data (helpers that only those call included), and it
+  defines at least one:
+
+  - **measures**: a function the printed metric is traced back to (the statement that prints the metric's name,
+    the names it prints and what assigns them: `policy.evaluation.metric_functions`); one that calls a metrics
+    library (names imported from a ``…metrics`` module, ``torchmetrics``); or one that runs a model without
+    gradients (``torch.no_grad()`` / ``inference_mode()``, ``model.eval()``) and returns what it computed;
+  - **provides data**: a function that reads a dataset (``np.load``, ``pd.read_csv``, ``open(...)`` for reading,
+    ``load_dataset``, a torchvision dataset…) or splits one (``train_test_split``, ``random_split``, a ``KFold``,
+    ``train=False``, ``split="test"``), and a dataset class (``__getitem__`` with ``__len__``);
+  - anything else (a model, a config class, an optimizer factory) is "other", and one "other" definition keeps
+    the file editable: protecting a model file would freeze the architecture the search is there to tune.
+
+Tracked data files (by extension: ``.npz``, ``.csv``, ``.pt``…; ``.txt`` / ``.jsonl`` only when large) are protected
+too: they are the data, whatever code reads them.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import posixpath
+from collections.abc import Callable, Iterator, Mapping
+
+from nightlab.agent import code_reach
+from nightlab.agent.policy.evaluation import metric_functions
+
+__all__ = ["DATA_EXT", "protected_files"]
+
+DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
+            ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
+_SMALL_TEXT_BYTES = 100_000  # a .txt / .jsonl this small is more likely notes or a vocabulary than a dataset
+
+_TRAINING_CALLS = frozenset({"backward", "step", "zero_grad", "fit", "partial_fit", "minimize", "apply_gradients"})
+_READ_CALLS = frozenset({
+    "load", "loadtxt", "genfromtxt", "fromfile", "memmap", "read_csv", "read_table", "read_parquet", "read_json",
+    "read_pickle", "read_feather", "read_hdf", "read_excel", "load_dataset", "load_from_disk", "load_svmlight_file",
+    "ImageFolder", "DatasetFolder", "imread",
+})
+_SPLIT_CALLS = frozenset({
+    "train_test_split", "random_split", "KFold", "StratifiedKFold", "GroupKFold", "RepeatedKFold", "ShuffleSplit",
+    "StratifiedShuffleSplit", "GroupShuffleSplit", "TimeSeriesSplit", "LeaveOneOut", "PredefinedSplit",
+})
+_HELD_OUT = frozenset({"test", "val", "valid", "validation", "dev", "eval", "holdout"})
+_NO_GRAD = frozenset({"no_grad", "inference_mode"})
+
+MEASURES, DATA, OTHER = "measures", "data", "other"
+
+
+def protected_files(root: str, tracked: list[str], reached: code_reach.Reach, metric: str | None = None,
+                    read: Callable[[str], str] | None = None,
+                    size: Callable[[str], int] | None = None) -> dict[str, str]:
+    """{path: why} for the files `init` protects (see the module docstring). `read` and `size` default to the
+    files under `root`."""
+    def _read(p: str) -> str:
+        try:
+            with open(posixpath.join(root, p), encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def _size(p: str) -> int:
+        try:
+            return os.path.getsize(posixpath.join(root, p))
+        except OSError:
+            return 0
+
+    read = read or _read
+    size = size or _size
+    out: dict[str, str] = {}
+    py = {p: read(p) for p in reached.files if p.endswith(".py")}
+    traced = metric_functions(py, metric) if metric else set()
+    trees = {p: t for p, text in py.items() if (t := _parse(text)) is not None}
+    for p, tree in trees.items():
+        if p == reached.entry:
+            continue
+        why = _measuring_file(p, tree, traced, trees)
+        if why:
+            out[p] = why
+    for p in tracked:
+        if p.endswith(DATA_EXT) and p not in out and (not p.endswith((".txt", ".jsonl"))
+                                                       or size(p) > _SMALL_TEXT_BYTES):
+            out[p] = f"a data file ({posixpath.splitext(p)[1]})"
+    return out
+
+
+def _measuring_file(path: str, tree: ast.Module, traced: set[str], trees: Mapping[str, ast.Module]) -> str:
+    """Why `path` only measures or provides data, or "" when it trains or defines anything else."""
+    if _trains(tree):
+        return ""
+    metric_names = _metrics_library_names(tree)
+    roles: dict[str, str] = {}
+    defs: dict[str, ast.AST] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            defs[node.name] = node
+            roles[node.name] = _role(node, traced, metric_names)
+    module_data = any(_reads_or_splits(st) for st in tree.body
+                      if not isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))
+    helpers = _absorb_helpers(path, roles, defs, trees)
+    if any(r == OTHER for r in roles.values()):
+        return ""
+    measures = sorted(n for n, r in roles.items() if r == MEASURES and n not in helpers)
+    data = sorted(n for n, r in roles.items() if r == DATA and n not in helpers)
+    if measures:
+        how = "computes the metric" if any(n in traced for n in measures) else "measures the model"
+        return f"{how} ({', '.join(measures[:3])}) and trains nothing"
+    if data or module_data:
+        named = f" ({', '.join(data[:3])})" if data else ""
+        return f"provides the data{named} and trains nothing"
+    return ""
+
+
+def _role(node: ast.AST, traced: set[str], metric_names: set[str]) -> str:
+    name = getattr(node, "name", "")
+    if isinstance(node, ast.ClassDef):
+        methods = {n.name for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        return DATA if {"__getitem__", "__len__"} <= methods and "forward" not in methods else OTHER
+    if name in traced or _calls_any(node, metric_names) or _evaluates_without_gradients(node):
+        return MEASURES
+    if _reads_or_splits(node):
+        return DATA
+    return OTHER
+
+
+def _absorb_helpers(path: str, roles: dict[str, str], defs: Mapping[str, ast.AST],
+                    trees: Mapping[str, ast.Module]) -> set[str]:
+    """An "other" definition that only this file's measuring or data code uses (a normaliser, a batch collator)
+    takes their role: it is part of them. Returns the names of those helpers."""
+    absorbed: set[str] = set()
+    elsewhere: set[str] = set()
+    for p, tree in trees.items():
+        if p != path:
+            elsewhere |= _used_names(tree)
+    changed = True
+    while changed:
+        changed = False
+        for name, role in list(roles.items()):
+            if role != OTHER or name in elsewhere:
+                continue
+            users = [n for n, d in defs.items() if n != name and name in _used_names(d)]
+            if users and all(roles[u] != OTHER for u in users) and not _used_at_module_level(name, path, trees):
+                roles[name] = roles[users[0]]
+                absorbed.add(name)
+                changed = True
+    return absorbed
+
+
+def _used_at_module_level(name: str, path: str, trees: Mapping[str, ast.Module]) -> bool:
+    tree = trees[path]
+    return any(name in _used_names(st) for st in tree.body
+               if not isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Import
+                                 | ast.ImportFrom))
+
+
+def _used_names(node: ast.AST) -> set[str]:
+    out: set[str] = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+        elif isinstance(n, ast.alias):
+            out.add((n.asname or n.name).split(".")[-1])
+    return out
+
+
+def _parse(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
+def _calls(node: ast.AST) -> Iterator[tuple[str, ast.Call]]:
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call):
+            f = n.func
+            if isinstance(f, ast.Name):
+                yield f.id, n
+            elif isinstance(f, ast.Attribute):
+                yield f.attr, n
+
+
+def _trains(node: ast.AST) -> bool:
+    return any(isinstance(c.func, ast.Attribute) and name in _TRAINING_CALLS for name, c in _calls(node))
+
+
+def _calls_any(node: ast.AST, names: set[str]) -> bool:
+    return bool(names) and any(name in names for name, _ in _calls(node))
+
+
+def _metrics_library_names(tree: ast.Module) -> set[str]:
+    """Names a file imports from a metrics library (``from sklearn.metrics import f1_score``), plus the functions
+    it calls on such a module (``metrics.accuracy_score``, ``torchmetrics.Accuracy``)."""
+    out: set[str] = set()
+    modules: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom) and n.module and _is_metrics_module(n.module):
+            out |= {a.asname or a.name for a in n.names}
+        elif isinstance(n, ast.ImportFrom) and n.module and any(a.name == "metrics" for a in n.names):
+            modules |= {a.asname or a.name for a in n.names if a.name == "metrics"}
+        elif isinstance(n, ast.Import):
+            modules |= {a.asname or a.name for a in n.names if _is_metrics_module(a.name)}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
+            base = n.func.value
+            dotted = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else ""
+            if dotted in modules or (dotted and _is_metrics_module(dotted)):
+                out.add(n.func.attr)
+    return out
+
+
+def _is_metrics_module(name: str) -> bool:
+    parts = name.split(".")
+    return parts[-1] == "metrics" or parts[0] == "torchmetrics"
+
+
+def _evaluates_without_gradients(fn: ast.AST) -> bool:
+    """Runs a model without gradients and returns what it computed."""
+    no_grad = False
+    for n in ast.walk(fn):
+        if isinstance(n, ast.With | ast.AsyncWith):
+            no_grad |= any(isinstance(i.context_expr, ast.Call) and _callee(i.context_expr) in _NO_GRAD
+                           for i in n.items)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "eval" and not n.args:
+            no_grad = True
+    if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+        no_grad |= any(_callee(d) in _NO_GRAD for d in fn.decorator_list)
+    returns = any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(fn))
+    return no_grad and returns
+
+
+def _callee(node: ast.AST) -> str:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+_CONFIG_PARSE = frozenset({"exec", "safe_load", "full_load", "loads", "read_string", "OmegaConf"})
+
+
+def _reads_or_splits(node: ast.AST) -> bool:
+    calls = list(_calls(node))
+    # a file opened to be exec'd or parsed as a config (`exec(open(p).read())`, `yaml.safe_load(f)`) is no dataset
+    configs = any(name in _CONFIG_PARSE or (name == "load" and _loads_a_config(call)) for name, call in calls)
+    for name, call in calls:
+        if name in _SPLIT_CALLS:
+            return True
+        if name in _READ_CALLS and not (name == "load" and _loads_a_config(call)):
+            return True
+        if name == "open" and not configs and _open_for_reading(call):
+            return True
+        for kw in call.keywords:
+            v = kw.value
+            if kw.arg == "train" and isinstance(v, ast.Constant) and v.value is False:
+                return True
+            if kw.arg == "split" and isinstance(v, ast.Constant) and isinstance(v.value, str) \
+                    and v.value.split("[")[0].lower() in _HELD_OUT:
+                return True
+    return False
+
+
+def _loads_a_config(call: ast.Call) -> bool:
+    """``json.load(f)``, ``yaml.load(f)``, ``tomllib.load(f)``: a config is read, not a dataset."""
+    f = call.func
+    base = f.value.id if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) else ""
+    return base in ("json", "yaml", "toml", "tomllib", "tomli")
+
+
+def _open_for_reading(call: ast.Call) -> bool:
+    mode = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "mode"), None)
+    if mode is None:
+        return True
+    return isinstance(mode, ast.Constant) and isinstance(mode.value, str) and not set(mode.value) & set("wax+")
