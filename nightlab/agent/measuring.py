@@ -33,7 +33,7 @@ import posixpath
 from collections.abc import Callable, Iterator, Mapping
 
 from nightlab.agent import code_reach
-from nightlab.agent.policy.evaluation import metric_functions
+from nightlab.agent.policy.evaluation import metric_functions, parse_python, trains
 
 __all__ = ["DATA_EXT", "protected_files"]
 
@@ -41,7 +41,6 @@ DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".
             ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
 _SMALL_TEXT_BYTES = 100_000  # a .txt / .jsonl this small is more likely notes or a vocabulary than a dataset
 
-_TRAINING_CALLS = frozenset({"backward", "step", "zero_grad", "fit", "partial_fit", "minimize", "apply_gradients"})
 _READ_CALLS = frozenset({
     "load", "loadtxt", "genfromtxt", "fromfile", "memmap", "read_csv", "read_table", "read_parquet", "read_json",
     "read_pickle", "read_feather", "read_hdf", "read_excel", "load_dataset", "load_from_disk", "load_svmlight_file",
@@ -80,7 +79,7 @@ def protected_files(root: str, tracked: list[str], reached: code_reach.Reach, me
     out: dict[str, str] = {}
     py = {p: read(p) for p in reached.files if p.endswith(".py")}
     traced = metric_functions(py, metric) if metric else set()
-    trees = {p: t for p, text in py.items() if (t := _parse(text)) is not None}
+    trees = {p: t for p, text in py.items() if (t := parse_python(text)) is not None}
     for p, tree in trees.items():
         if p == reached.entry:
             continue
@@ -96,7 +95,7 @@ def protected_files(root: str, tracked: list[str], reached: code_reach.Reach, me
 
 def _measuring_file(path: str, tree: ast.Module, traced: set[str], trees: Mapping[str, ast.Module]) -> str:
     """Why `path` only measures or provides data, or "" when it trains or defines anything else."""
-    if _trains(tree):
+    if trains(tree):
         return ""
     metric_names = _metrics_library_names(tree)
     roles: dict[str, str] = {}
@@ -175,13 +174,6 @@ def _used_names(node: ast.AST) -> set[str]:
     return out
 
 
-def _parse(text: str) -> ast.Module | None:
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
-        return None
-
-
 def _calls(node: ast.AST) -> Iterator[tuple[str, ast.Call]]:
     for n in ast.walk(node):
         if isinstance(n, ast.Call):
@@ -190,10 +182,6 @@ def _calls(node: ast.AST) -> Iterator[tuple[str, ast.Call]]:
                 yield f.id, n
             elif isinstance(f, ast.Attribute):
                 yield f.attr, n
-
-
-def _trains(node: ast.AST) -> bool:
-    return any(isinstance(c.func, ast.Attribute) and name in _TRAINING_CALLS for name, c in _calls(node))
 
 
 def _calls_any(node: ast.AST, names: set[str]) -> bool:

@@ -25,7 +25,7 @@ import ast
 import re
 from collections.abc import Collection, Iterator, Mapping
 
-__all__ = ["evaluation_functions", "fixed_lines", "metric_functions", "name_is_fixed"]
+__all__ = ["evaluation_functions", "fixed_lines", "metric_functions", "name_is_fixed", "parse_python", "trains"]
 
 _FIXED_NAME_TOKENS = frozenset({
     "eval", "evaluate", "evaluation", "test", "testing", "score", "scoring", "metric", "metrics",
@@ -42,7 +42,9 @@ def name_is_fixed(name: str) -> bool:
     return bool(low & _FIXED_NAME_TOKENS) or "load_data" in name.lower()
 
 
-def _trains(fn: ast.AST) -> bool:
+def trains(fn: ast.AST) -> bool:
+    """Whether code calls what only training calls: `.backward()`, an optimizer's `.step()` / `.zero_grad()`,
+    `.fit()`, … (on an attribute: a bare `step(…)` is the project's own)."""
     for node in ast.walk(fn):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in _TRAINING_CALLS:
@@ -50,7 +52,8 @@ def _trains(fn: ast.AST) -> bool:
     return False
 
 
-def _parse(text: str) -> ast.Module | None:
+def parse_python(text: str) -> ast.Module | None:
+    """The module's tree, or None for text that is not Python this interpreter parses."""
     try:
         return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError):
@@ -200,8 +203,9 @@ def _target_names(t: ast.AST) -> set[str]:
 
 def evaluation_functions(files: Mapping[str, str], metric: str) -> set[str]:
     """Names of the project's functions that measure the model (see the module docstring), over all `files`."""
-    trees, defs, trains = _functions(files)
-    return {name for name in defs if name_is_fixed(name) and name not in trains} | _traced(trees, defs, trains, metric)
+    trees, defs, training = _functions(files)
+    return {name for name in defs if name_is_fixed(name) and name not in training} | _traced(trees, defs, training,
+                                                                                           metric)
 
 
 def metric_functions(files: Mapping[str, str], metric: str) -> set[str]:
@@ -212,16 +216,16 @@ def metric_functions(files: Mapping[str, str], metric: str) -> set[str]:
 
 def _functions(files: Mapping[str, str]) -> tuple[dict[str, ast.Module], dict[str, list[ast.AST]], set[str]]:
     """(parsed files, function definitions by name, names of functions that train)."""
-    trees = {p: t for p, text in files.items() if p.endswith(".py") and (t := _parse(text)) is not None}
+    trees = {p: t for p, text in files.items() if p.endswith(".py") and (t := parse_python(text)) is not None}
     defs: dict[str, list[ast.AST]] = {}
     for tree in trees.values():
         for d in _defs(tree):
             defs.setdefault(d.name, []).append(d)
-    trains = {name for name, ds in defs.items() if any(_trains(d) for d in ds)}
-    return trees, defs, trains
+    training = {name for name, ds in defs.items() if any(trains(d) for d in ds)}
+    return trees, defs, training
 
 
-def _traced(trees: Mapping[str, ast.Module], defs: Mapping[str, list[ast.AST]], trains: set[str],
+def _traced(trees: Mapping[str, ast.Module], defs: Mapping[str, list[ast.AST]], training: set[str],
             metric: str) -> set[str]:
     out: set[str] = set()
     pat = _metric_pattern(metric)
@@ -248,19 +252,19 @@ def _traced(trees: Mapping[str, ast.Module], defs: Mapping[str, list[ast.AST]], 
                             calls |= c
                             nxt |= n
                     names = nxt
-                out |= {c for c in calls if c in defs and c not in trains}
+                out |= {c for c in calls if c in defs and c not in training}
     return out
 
 
 def fixed_lines(text: str, functions: Collection[str] = ()) -> set[int]:
     """1-based lines a transform must not edit: the defs (decorators and body) of evaluation functions — those in
     `functions` (see `evaluation_functions`) and those whose own name says so — that do not train."""
-    tree = _parse(text)
+    tree = parse_python(text)
     if tree is None:
         return set()
     out: set[int] = set()
     for d in _defs(tree):
-        if (d.name in functions or name_is_fixed(d.name)) and not _trains(d):
+        if (d.name in functions or name_is_fixed(d.name)) and not trains(d):
             start = min([d.lineno, *(x.lineno for x in d.decorator_list)])
             out.update(range(start, (d.end_lineno or d.lineno) + 1))
     return out
