@@ -9,7 +9,8 @@ does, never for its name or folder (an ``src/data/loader.py`` that builds the mo
   ``.backward()``, optimizer ``.step()`` / ``.zero_grad()``, ``.fit()``): a module that trains holds what the
   search tunes, and its evaluation functions are left alone one by one by the policy (`policy/evaluation.py`);
 * every function and class it defines measures or provides data (helpers that only those call included), and it
-  defines at least one:
+  defines at least one (a file that defines none is protected only when its module-level code reads or splits
+  data; a file of constants is a config the search may tune):
 
   - **measures**: a function the printed metric is traced back to (the statement that prints the metric's name,
     the names it prints and what assigns them: `policy.evaluation.metric_functions`); one that calls a metrics
