@@ -3,14 +3,18 @@
 Order of moves for `propose`, always on top of the current best:
 
 0. Combination: two one-knob changes of the best that each scored above it at the same seed, but within the noise
-   floor alone, are tried together (independent small gains usually add up).
+   floor alone, are tried together (independent small gains usually add up). Then capacity with the training it
+   needs (compound.py): a widening (or deepening) of the best that scored within the noise is retried once with a
+   longer training before it is abandoned, and a best reached by adding capacity whose loss still falls trains
+   longer before anything else.
 1. Diagnosis first. The best run's learning curve (and how long it took against the timeout) is read for
    pathologies — diverging / NaN, plateau, over-fitting, under-fitting, still improving at the end, too slow, noisy —
    and each pathology has an ordered list of remedies, each with its written rationale (lower the learning rate or
    clip; schedule; regularise; more capacity or steps; a cheaper setting). A tiny hidden layer (<= 64 units) of a
    model that under-fits or is still improving is widened 4x before the learning rate or the training length are
    tuned: at that size capacity is the cheapest lever (measured: the search benchmark's MLP tasks gained 0.02-0.06
-   accuracy from it, where tuning the other knobs had stalled).
+   accuracy from it, where tuning the other knobs had stalled). A model that under-fits is then deepened where its
+   structure is certain (depth.py: a layer-count knob, or a layer-by-layer `nn.Sequential`).
 2. Known code transformations, highest expected value first (SGD → AdamW, warm-up + cosine schedule, input
    standardisation), each applied at most once per lineage and only where the pattern is recognised with certainty
    (see transforms.py). Then a tiny hidden layer is widened even without a diagnosis (runs whose curve cannot be
@@ -18,6 +22,9 @@ Order of moves for `propose`, always on top of the current best:
    diverging run, over-fitting), not tried blindly: on the search benchmark blind clipping was kept once in 18 runs,
    by less than the noise.
 3. Model-based search over the numeric knobs (search.py): one-knob moves while results are few, a small TPE after.
+
+Every move that makes a run longer is checked against the timeout by the run-time model of cost_model.py (a cost
+per layer type read from the code, corrected by the measured durations of past runs).
 
 Bookkeeping lives in the experiment tree, not in this object, so a policy rebuilt after hibernation behaves the
 same: `Proposal.knobs` holds the *full* knob assignment of the proposed files ({knob key: value}) and, for a code
