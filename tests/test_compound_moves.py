@@ -187,3 +187,22 @@ def test_a_widening_is_retried_once_and_then_abandoned() -> None:
         assert nxt is not None and not (nxt.knobs["HIDDEN"] == 16 and nxt.knobs["EPOCHS"] > 10), nxt.title
         tree.record(nxt, 0.6 - 2 * NOISE, seconds=1.0)  # clearly worse: nothing else to retry
         tree.best_id = 1
+
+
+def test_a_model_that_fits_its_training_data_already_is_not_trained_longer() -> None:
+    tree = Tree({"train.py": CHECKERBOARD})
+    falling = [1.0 - 0.05 * i for i in range(10)]
+    tree.add(view(1, kind="baseline", metric=0.6, loss=falling, seconds=1.0))
+    policy = BuiltinPolicy()
+    first = policy.propose(ctx(tree))
+    assert first is not None and first.knobs["HIDDEN"] == 16
+    fitted = [0.7 * 0.6 ** i for i in range(10)]  # still falling, but 99% below its start: it fits already
+    tree.record(first, 0.6 + 2 * NOISE, loss=fitted, seconds=1.0)
+    nxt = policy.propose(ctx(tree))
+    assert nxt is not None and not nxt.title.startswith("train #2 longer"), nxt.title
+    # nor is a widening within the noise retried when its training loss shows it fits already
+    tree, policy = widened_once(NOISE / 2)
+    tree.views[-1] = dataclasses.replace(tree.views[-1], loss_curve=[(i + 1, v) for i, v in enumerate(fitted)])
+    tree.best_id = 1
+    nxt = policy.propose(ctx(tree))
+    assert nxt is not None and "trained longer" not in nxt.title, nxt.title

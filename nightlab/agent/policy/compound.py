@@ -10,6 +10,9 @@ time, the policy discards both. Two rules read the curves to see it:
   (or 3x, 2x: the longest the timeout allows: one decisive run rather than several half-way ones), unless its own
   curve over-fitted (then more steps are the wrong remedy). A larger model often sits on a plateau longer before
   its loss starts to fall, so a flat curve is no reason to stop short;
+  neither rule applies to a run whose training loss already fell by 90% or more of its start (`fits_already`): that
+  model fits its training data, and a loss still falling from 0.06 to 0.01 is no promise for the held-out metric
+  (measured: on the search benchmark's mnist1d a widened best trained twice as long gained nothing);
 - follow: a best reached by adding capacity whose curve is still falling at the end gets the longer training first,
   before any further capacity.
 
@@ -65,6 +68,20 @@ def _pathologies(e: ExperimentView, goal: str, timeout_s: float | None) -> list[
         return []
 
 
+FITS = 0.9  # a training loss this far below its start (90%): the model fits its training data already
+
+
+def fits_already(e: ExperimentView) -> bool:
+    """Whether the run's training loss fell by FITS of its start or more: it fits its training data, and more steps
+    would sharpen that fit rather than what is measured (a loss still falling from 0.06 to 0.01 says nothing about
+    the held-out metric)."""
+    vals = [v for _s, v in e.loss_curve if math.isfinite(v)]
+    if len(vals) < 4:
+        return False
+    start, end = sorted(vals[:3])[1], sorted(vals[-3:])[1]
+    return start > 0 and (start - end) / start >= FITS
+
+
 def still_falling(e: ExperimentView, goal: str, timeout_s: float | None) -> str:
     """The evidence that the run's training loss was still falling when it stopped ('' when it was not, or the
     curve cannot say)."""
@@ -112,7 +129,7 @@ def retries(best: ExperimentView, children: Sequence[tuple[ExperimentView, str, 
         if gain < -floor or (floor > 0 and gain > floor):
             continue  # clearly worse (abandoned), or clearly better (it is the best, or will be confirmed)
         found = _pathologies(e, goal, timeout_s)
-        if {str(p.kind) for p in found} & _WRONG_WAY:
+        if {str(p.kind) for p in found} & _WRONG_WAY or fits_already(e):
             continue
         got = _longer(length, RETRY_FACTORS, scale, afford, {key: new})
         if got is None:
@@ -142,7 +159,7 @@ def follow(best: ExperimentView, added: Sequence[tuple[str, Any, Any]], lengths:
     if not added or not lengths:
         return
     falling = still_falling(best, goal, timeout_s)
-    if not falling:
+    if not falling or fits_already(best):
         return
     length = lengths[0]
     got = _longer(length, PLAIN_FACTORS, scale, afford, {})
@@ -159,4 +176,5 @@ def follow(best: ExperimentView, added: Sequence[tuple[str, Any, Any]], lengths:
                pathology="still_improving")
 
 
-__all__ = ["CAPACITY_KINDS", "LENGTH_KINDS", "Length", "Plan", "follow", "retries", "still_falling"]
+__all__ = ["CAPACITY_KINDS", "FITS", "LENGTH_KINDS", "Length", "Plan", "fits_already", "follow", "retries",
+           "still_falling"]
