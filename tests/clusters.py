@@ -97,13 +97,16 @@ def write_slurm_config(d: Path, cpus: int = 2, preempt: bool = False) -> dict[st
     """slurm.conf for one node on 127.0.0.1. With `preempt`, a second partition `urgent` of higher priority tier
     whose jobs pre-empt (cancel) the default partition's, as a cluster's high-priority queue does."""
     d.mkdir(parents=True, exist_ok=True)
-    for sub in ("state", f"spool/{NODE}", "log", "munge-key"):
+    for sub in ("state", "log", "munge-key"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     # a socket path must stay under 108 bytes, and every folder above it must be searchable by the users who submit
     short = Path(tempfile.mkdtemp(prefix="nlmunge-", dir="/tmp"))
     short.chmod(0o755)
     _short_dirs.append(short)
     sock = short / "munge.socket"
+    # slurmstepd's sockets live in the spool (`<node>_<job>.<step>`): it too must stay short, whatever the base temp
+    spool = short / "spool"
+    (spool / NODE).mkdir(parents=True)
     (d / "munge-key").chmod(0o700)
     key = d / "munge-key" / "munge.key"
     if not key.exists():
@@ -120,7 +123,7 @@ def write_slurm_config(d: Path, cpus: int = 2, preempt: bool = False) -> dict[st
         "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny",
         "SlurmUser=root", "SlurmdUser=root",
         "AuthType=auth/munge", f"AuthInfo=socket={sock}", "CredType=cred/munge",
-        f"StateSaveLocation={d / 'state'}", f"SlurmdSpoolDir={d / 'spool' / '%n'}",
+        f"StateSaveLocation={d / 'state'}", f"SlurmdSpoolDir={spool / '%n'}",
         f"SlurmctldPidFile={d / 'slurmctld.pid'}", f"SlurmdPidFile={d / 'slurmd.pid'}",
         f"SlurmctldLogFile={d / 'log' / 'slurmctld.log'}", f"SlurmdLogFile={d / 'log' / 'slurmd.log'}",
         "ProctrackType=proctrack/linuxproc", "TaskPlugin=task/none", "JobAcctGatherType=jobacct_gather/none",
