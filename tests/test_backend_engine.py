@@ -152,23 +152,29 @@ def test_cancel_a_queued_job_and_a_job_that_fails(backend: BackendConfig, tmp_pa
     assert [len(v) for v in jobs_of(broken).values()] == [1]
 
 
-@pytest.fixture
-def private_slurm(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A SLURM of this test's own: taking its node down must not touch the jobs of tests running beside it."""
+def _own_slurm(kind: str, tmp_path_factory: pytest.TempPathFactory,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A SLURM of this test's own (`kind` as clusters.py starts it), its slurm.conf in SLURM_CONF."""
     import clusters
 
     why = clusters.slurm_missing()
     if why:
         pytest.skip(why)
-    base = tmp_path_factory.mktemp("own-slurm")
-    info = clusters.acquire("slurm", base)
+    base = tmp_path_factory.mktemp("own")
+    info = clusters.acquire(kind, base)
     try:
         if "error" in info:
             pytest.fail(f"the private SLURM did not start: {info['error']}")
         monkeypatch.setenv("SLURM_CONF", str(info["conf"]))
         yield Path(str(info["conf"]))
     finally:
-        clusters.release("slurm", base)
+        clusters.release(kind, base)
+
+
+@pytest.fixture
+def private_slurm(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A SLURM of this test's own: taking its node down must not touch the jobs of tests running beside it."""
+    yield from _own_slurm("slurm", tmp_path_factory, monkeypatch)
 
 
 def test_a_slurm_node_that_goes_away_mid_job_is_recorded_and_the_run_requeued(private_slurm: Path,
@@ -196,20 +202,7 @@ def test_a_slurm_node_that_goes_away_mid_job_is_recorded_and_the_run_requeued(pr
 @pytest.fixture
 def preempting_slurm(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A SLURM of this test's own whose `urgent` partition pre-empts (cancels) jobs of the default one."""
-    import clusters
-
-    why = clusters.slurm_missing()
-    if why:
-        pytest.skip(why)
-    base = tmp_path_factory.mktemp("preempt-slurm")
-    info = clusters.acquire("slurm-preempt", base)
-    try:
-        if "error" in info:
-            pytest.fail(f"the private SLURM did not start: {info['error']}")
-        monkeypatch.setenv("SLURM_CONF", str(info["conf"]))
-        yield Path(str(info["conf"]))
-    finally:
-        clusters.release("slurm-preempt", base)
+    yield from _own_slurm("slurm-preempt", tmp_path_factory, monkeypatch)
 
 
 def test_a_slurm_job_pre_empted_by_an_urgent_one_is_recorded_and_run_again(preempting_slurm: Path,

@@ -226,11 +226,12 @@ def _call_name(node: ast.Call) -> str:
     return ""
 
 
-def _dotted(node: ast.expr) -> str:
+def dotted_name(node: ast.AST) -> str:
+    """`a.b.c` for a name or attribute chain ("" for anything else): how code names a module, a class, a call."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
+        inner = dotted_name(node.value)
         return f"{inner}.{node.attr}" if inner else node.attr
     return ""
 
@@ -281,7 +282,7 @@ def _path_expr(node: ast.expr) -> str | None:
         else:
             parts.append(n)
 
-    if isinstance(node, ast.Call) and _call_name(node) == "join" and _dotted(node.func).endswith("path.join"):
+    if isinstance(node, ast.Call) and _call_name(node) == "join" and dotted_name(node.func).endswith("path.join"):
         for a in node.args:
             flatten(a)
     elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
@@ -377,7 +378,7 @@ class _PyScan(ast.NodeVisitor):
         if joined:
             self.strings.append((joined, node.lineno, self._output[-1], self._role[-1]))
         name = _call_name(node)
-        dotted = _dotted(node.func)
+        dotted = dotted_name(node.func)
         first = _string_pattern(node.args[0]) if node.args else None
         if name == "exec" and node.args:
             inner = node.args[0]

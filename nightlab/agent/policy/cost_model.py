@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from nightlab.agent.code_reach import dotted_name
+
 # what a call into a layer costs beyond its arithmetic, in multiply-adds per batch (about 15 µs of one CPU thread)
 CALL_COST = 3e5
 DEFAULT_BATCH = 64
@@ -80,15 +82,6 @@ class Layer:
 
 
 # ----------------------------------------------------------------------------------------------- reading the code
-
-
-def _dotted(node: ast.AST) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        base = _dotted(node.value)
-        return f"{base}.{node.attr}" if base else node.attr
-    return ""
 
 
 def _words(node: ast.AST) -> set[str]:
@@ -167,7 +160,7 @@ def aliases(texts: Iterable[str], names: Collection[str]) -> set[str]:
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
-            callee = _dotted(node.func).rsplit(".", 1)[-1]
+            callee = dotted_name(node.func).rsplit(".", 1)[-1]
             ps = params.get(callee)
             if not ps:
                 continue
@@ -199,7 +192,7 @@ def layers(texts: Iterable[str], names: Collection[str], value: float) -> list[L
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
-            name = _dotted(node.func)
+            name = dotted_name(node.func)
             leaf = name.rsplit(".", 1)[-1]
             kind = _LAYERS.get(leaf)
             if kind is None or (name != leaf and not name.startswith(("nn.", "torch.nn."))):
