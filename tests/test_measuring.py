@@ -389,3 +389,67 @@ def test_a_module_that_trains_and_evaluates_stays_editable_but_its_evaluation_fu
     lines = TORCH_LOOP.splitlines()
     assert {lines[i - 1].strip() for i in fixed} >= {"def evaluate(model, dl):", "model.eval()"}
     assert not any("lr=lr" in lines[i - 1] for i in fixed)  # the optimizer line is the policy's to tune
+
+
+SCORED = '''\
+import argparse
+
+LR = 0.05
+
+
+def evaluate(w):
+    return 1.0 - abs(w - 0.3)
+
+
+def train(lr):
+    w = 0.0
+    for step in range(5):
+        w += lr
+        print(f"step {step} loss {abs(w - 0.3):.4f}")
+    return w
+
+
+p = argparse.ArgumentParser()
+p.add_argument("--seed", type=int, default=0)
+p.parse_args()
+print(f"acc={evaluate(train(LR)):.4f}")
+'''
+
+
+def test_no_policy_may_change_how_the_metric_is_measured_in_an_editable_file(tmp_path: Path) -> None:
+    """`evaluate` sits in the editable train.py beside the training loop: a proposal that rewrites it (as a language
+    model might, to "improve" the score) is refused before it becomes a commit; one that moves a setting runs."""
+    from nightlab.agent.config import load_config
+    from nightlab.agent.engine import Engine, EngineOptions, open_store
+    from nightlab.agent.policy.base import Edit, PolicyBase, PolicyContext, Proposal
+    from nightlab.agent.states import Kind, Status
+
+    from helpers import git, make_repo, write_config
+
+    class Gamer(PolicyBase):
+        name = "gamer"
+
+        def __init__(self) -> None:
+            self.todo = [
+                Proposal(title="a kinder score", rationale="higher acc", kind=Kind.LLM,
+                         edits=[Edit("train.py", "    return 1.0 - abs(w - 0.3)", "    return 1.0")]),
+                Proposal(title="LR = 0.06", rationale="a setting", kind=Kind.LLM,
+                         edits=[Edit("train.py", "LR = 0.05", "LR = 0.06")], knobs={"LR": 0.06}),
+            ]
+
+        def propose(self, ctx: PolicyContext) -> Proposal | None:
+            return self.todo.pop(0) if self.todo else None
+
+    root = make_repo(tmp_path / "p", {"train.py": SCORED})
+    write_config(root)
+    git(root, "add", "nightlab.toml")
+    git(root, "commit", "-q", "-m", "config")
+    opts = EngineOptions(mode="autonomous", budget=3, poll_s=0.1, unsafe_no_sandbox=True)
+    Engine(root, load_config(root), options=opts, policy=Gamer()).run()
+    store = open_store(root)
+    exps = {e.title: e for e in store.experiments()}
+    cheat = exps["a kinder score"]
+    assert cheat.status == Status.REJECTED and cheat.run_result is None and cheat.commit_sha is None
+    assert "how the metric is measured (train.py: evaluate)" in (cheat.error or "")
+    assert exps["LR = 0.06"].run_result is not None  # a setting in the same file goes ahead
+    assert "return 1.0 - abs(w - 0.3)" in (root / "train.py").read_text()

@@ -53,6 +53,7 @@ from nightlab.agent.edits import apply_edits
 from nightlab.agent.launcher import Launcher, python_for
 from nightlab.agent.ledger import Ledger, Summary, ranked, summarize
 from nightlab.agent.lock import ProjectLock
+from nightlab.agent.measuring import measurement_edits
 from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
 from nightlab.agent.policy.base import Abandon, Policy
@@ -1088,6 +1089,14 @@ class Engine:
             self.emit("policy_error", f"refused {proposal.title!r}: {err}")
             self._refuse(proposal, parent, depth, f"invalid edit: {err}")
             return None
+        if proposal.kind != Kind.FIX:  # a crash's repair may have to reach into the evaluation code; nothing else
+            measuring = measurement_edits(lambda p: self.ws.read_file(parent.commit_sha or "", p),
+                                          self.ws.tracked_files(parent.commit_sha), changes, self.cfg.metric.name)
+            if measuring:
+                why = f"it changes how the metric is measured ({', '.join(measuring)})"
+                self.emit("policy_error", f"refused {proposal.title!r}: {why}")
+                self._refuse(proposal, parent, depth, why)
+                return None
         # a command-line setting changes the experiment's command (kept with it; None: the project's)
         command = proposal.command if proposal.command is not None else parent.command
         command = None if command in (None, "", self.cfg.command) else command

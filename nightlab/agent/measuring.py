@@ -34,7 +34,7 @@ import posixpath
 from collections.abc import Callable, Iterator, Mapping
 
 from nightlab.agent import code_reach
-from nightlab.agent.policy.evaluation import metric_functions, parse_python, trains
+from nightlab.agent.policy.evaluation import evaluation_edits, metric_functions, parse_python, trains
 
 __all__ = ["DATA_EXT", "protected_files"]
 
@@ -55,6 +55,18 @@ _HELD_OUT = frozenset({"test", "val", "valid", "validation", "dev", "eval", "hol
 _NO_GRAD = frozenset({"no_grad", "inference_mode"})
 
 MEASURES, DATA, OTHER = "measures", "data", "other"
+
+
+def measurement_edits(read: Callable[[str], str | None], tracked: list[str], changes: Mapping[str, str],
+                      metric: str) -> list[str]:
+    """The evaluation functions in editable files ("path: name") that `changes` would alter, whichever policy wrote
+    them: a function that trains nothing and computes the printed metric, or measures without gradients, is held
+    as fixed as a protected file (an `estimate_loss` beside nanoGPT's training loop). `read` gives a tracked file's
+    text before the change."""
+    if not any(p.endswith(".py") for p in changes):
+        return []
+    before = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
+    return evaluation_edits(before, changes, metric)
 
 
 def protected_files(root: str, tracked: list[str], reached: code_reach.Reach, metric: str | None = None,

@@ -208,6 +208,31 @@ def evaluation_functions(files: Mapping[str, str], metric: str) -> set[str]:
                                                                                            metric)
 
 
+def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
+    """The evaluation functions of `before` (see `evaluation_functions`) whose code `after` changes, as
+    "path: name" ("after" holds only the files an edit changed). Compared as syntax trees: a comment or a blank
+    line is not a change; a body, a default or a decorator is."""
+    names = evaluation_functions(before, metric)
+    if not names:
+        return []
+    out = []
+    for path, text in sorted(after.items()):
+        old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
+        if old_tree is None:
+            continue
+        new_tree = parse_python(text)
+        new_defs: dict[str, list[str]] = {}
+        for d in _defs(new_tree) if new_tree is not None else []:
+            new_defs.setdefault(d.name, []).append(ast.dump(d))
+        old_defs: dict[str, list[str]] = {}
+        for d in _defs(old_tree):
+            if d.name in names:
+                old_defs.setdefault(d.name, []).append(ast.dump(d))
+        out += [f"{path}: {name}" for name, dumps in old_defs.items()
+                if sorted(new_defs.get(name, [])) != sorted(dumps)]
+    return out
+
+
 def metric_functions(files: Mapping[str, str], metric: str) -> set[str]:
     """Names of the project's functions the printed metric is traced back to (the first rule of the module
     docstring; names alone count for nothing here), training functions excluded."""
