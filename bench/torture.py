@@ -228,6 +228,7 @@ def torture(workdir: Path, kills: int, budget: int, seed: int = 0, timeout: floa
     assert p.returncode == 0, p.stderr
     deadline = time.monotonic() + timeout
     done = 0
+    wakes: list[subprocess.Popen[bytes]] = []
     while done < kills and time.monotonic() < deadline and session_state(root) != "done":
         time.sleep(rng.uniform(0.05, 0.6))
         if rng.random() < 0.5:
@@ -254,7 +255,13 @@ def torture(workdir: Path, kills: int, budget: int, seed: int = 0, timeout: floa
                 except ProcessLookupError:
                     pass
         if engine_pid(root) is None and rng.random() < 0.5:
-            nl(root, "wake", "--quiet")
+            # as cron would: in the background, so the woken engine can be killed too (waiting for it here would let
+            # a woken engine run the rest of the session untouched)
+            wakes.append(subprocess.Popen([sys.executable, "-m", "nightlab", "-C", str(root), "wake", "--quiet"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wakes = [w for w in wakes if w.poll() is None]
+    for w in wakes:
+        w.wait(timeout=max(30.0, deadline - time.monotonic()))
     wait_done(root, max(30.0, deadline - time.monotonic()))
     return check(root, rep)
 

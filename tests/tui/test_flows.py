@@ -648,7 +648,9 @@ def test_quitting_stops_the_engine_but_never_the_training_job(tmp_path: Path) ->
             await pilot.press("s")  # start: a new session (asked first: it spends budget) measures the baseline
             await wait_until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the confirmation")
             await pilot.press("y")
-            await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.open_jobs), timeout=30,
+            # the engine starts in a worker (sandbox probe, session, worktree, launch): seconds here, but a CI machine
+            # running two other suites once took more than 30 s, so the bound is generous (it is not a speed test)
+            await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.open_jobs), timeout=90,
                              what="the baseline job running")
             assert "engine awake" in app.main.query_one("#status").render().plain
             job_dir.append(app.snapshot.open_jobs[0].run_dir)
