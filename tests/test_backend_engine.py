@@ -87,6 +87,19 @@ def jobs_of(root: Path) -> dict[int, list[Any]]:
     return out
 
 
+def assert_run_again(root: Path, ending: str, *words: str) -> None:
+    """Experiment 1's first attempt ended as the scheduler said (`ending`, recorded in an event with `words`), cost
+    no budget, and its second attempt ran to the end."""
+    (a, b) = jobs_of(root)[1]
+    assert a.ending == ending and a.state == "ended" and b.ending is None
+    store = open_store(root)
+    e = store.experiment(1)
+    assert e.run_result == "succeeded" and e.attempts == 2
+    assert store.latest_session().runs_started == 1  # type: ignore[union-attr]
+    messages = [str(ev["message"]) for ev in store.events()]
+    assert any(all(w in m for w in words) for m in messages), messages
+
+
 def test_submit_hibernate_and_the_jobs_wake_the_engine(backend: BackendConfig, tmp_path: Path) -> None:
     root = project(tmp_path / "p", backend)
     p = nl(root, "run", "--mode", "autonomous", "--budget", "2", "--detach")
@@ -190,13 +203,7 @@ def test_a_slurm_node_that_goes_away_mid_job_is_recorded_and_the_run_requeued(pr
     until(lambda: second.exists() and "started" in second.read_text(), "the second attempt running", timeout=180)
     (root / ".nightlab" / "worktrees" / "1" / "go").touch()
     until(lambda: settled(root), "the session done")
-    (a, b) = jobs_of(root)[1]
-    assert a.ending == "node_failure" and a.state == "ended" and b.ending is None
-    store = open_store(root)
-    e = store.experiment(1)
-    assert e.run_result == "succeeded" and e.attempts == 2
-    assert store.latest_session().runs_started == 1  # type: ignore[union-attr]  # the lost attempt cost no budget
-    assert any("node failure" in ev["message"] and "NODE_FAIL" in ev["message"] for ev in store.events())
+    assert_run_again(root, "node_failure", "node failure", "NODE_FAIL")
 
 
 @pytest.fixture
@@ -221,14 +228,7 @@ def test_a_slurm_job_pre_empted_by_an_urgent_one_is_recorded_and_run_again(preem
     until(lambda: second.exists() and "started" in second.read_text(), "the second attempt running", timeout=180)
     (root / ".nightlab" / "worktrees" / "1" / "go").touch()
     until(lambda: settled(root), "the session done", timeout=180)
-    (a, b) = jobs_of(root)[1]
-    assert a.ending == "preempted" and a.state == "ended" and b.ending is None
-    store = open_store(root)
-    e = store.experiment(1)
-    assert e.run_result == "succeeded" and e.attempts == 2
-    assert store.latest_session().runs_started == 1  # type: ignore[union-attr]  # the lost attempt cost no budget
-    assert any("preempted" in ev["message"] and "PREEMPTED" in ev["message"] for ev in store.events()), \
-        [ev["message"] for ev in store.events()]
+    assert_run_again(root, "preempted", "preempted", "PREEMPTED")
 
 
 def sentinel_alive(root: Path) -> bool:
@@ -279,14 +279,7 @@ def test_a_ray_job_whose_node_processes_die_is_recorded_and_the_run_requeued(ray
     assert not (first / "status.json").exists()  # nobody on the "node" lived to write one
     (root / ".nightlab" / "worktrees" / "1" / "go").touch()
     until(lambda: settled(root), "the session done", timeout=180)
-    (a, b) = jobs_of(root)[1]
-    assert a.ending == "node_failure" and a.state == "ended" and b.ending is None
-    store = open_store(root)
-    e = store.experiment(1)
-    assert e.run_result == "succeeded" and e.attempts == 2
-    assert store.latest_session().runs_started == 1  # type: ignore[union-attr]  # the lost attempt cost no budget
-    assert any("node failure" in ev["message"] and "supervisor" in ev["message"].lower() for ev in store.events()), \
-        [ev["message"] for ev in store.events()]
+    assert_run_again(root, "node_failure", "node failure", "Job supervisor actor died")
     assert "waking the engine" in (root / ".nightlab" / "sentinel.log").read_text()
     until(lambda: not sentinel_alive(root), "the watch gone with the session's last cluster job", timeout=30)
 
