@@ -2,7 +2,8 @@
 
     python bench/early_stop.py [--tasks DIR ...] [--budget N] [--seed S]
 
-For each task folder (default: every folder of ../shared/tasks; skipped with the reason when absent), one session of
+For each task folder (default: every folder of ../shared/tasks and ../shared/repos; skipped with the reason when
+absent; a real repository is a folder with repo.toml and make-repo.sh, see bench/search.py), one session of
 the builtin policy runs through the real engine (autonomous, one slot, the real sandbox) with early stopping OFF,
 so every run finishes. Then the early-stopping rule (`nightlab.agent.early_stop.first_stop`, the function the engine
 calls on a running job) is replayed on each finished run's recorded curve, point by point, against its parent's
@@ -33,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 DEFAULT_TASKS = HERE.parent.parent / "shared" / "tasks"
+DEFAULT_REPOS = HERE.parent.parent / "shared" / "repos"
 
 
 def session(task_dir: Path, work: Path, budget: int, seed: int) -> list[dict[str, Any]]:
@@ -47,12 +49,16 @@ def session(task_dir: Path, work: Path, budget: int, seed: int) -> list[dict[str
 
     task = search.load_task(task_dir)
     repo = search.make_repo(task, work / task.name)
-    layout = search.layout_of(repo)
+    # a real repository (repo.toml) runs its command as its README gives it, its untracked data linked in; its seed
+    # is fixed in the code (the engine varies it there for its noise runs)
+    real = task.kind == "repo"
+    layout = search.layout_of(repo, task if real else None)
     auto = AutonomyConfig(early_stop=False)
     cfg = ProjectConfig(
-        command=f"{task.command} --seed {{seed}}",
-        metric=MetricConfig(name=task.metric, goal=task.goal, regex=task.regex),  # type: ignore[arg-type]
+        command=task.command if real else f"{task.command} --seed {{seed}}",
+        metric=MetricConfig(name=task.metric, goal=task.goal, regex=task.regex or None),  # type: ignore[arg-type]
         timeout=max(60.0, 10 * task.seconds), editable=layout.editable, protected=layout.protected,
+        links=layout.links,
         search=SearchConfig(seed=seed, budget=budget, parallel=1), slots=SlotsConfig(cpus=1), autonomy=auto,
     )
     eng = Engine(repo, cfg, options=EngineOptions(mode="autonomous", budget=budget), policy=BuiltinPolicy())
@@ -84,7 +90,8 @@ def session(task_dir: Path, work: Path, budget: int, seed: int) -> list[dict[str
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", nargs="*", type=Path, help="task folders (default: all of ../shared/tasks)")
+    ap.add_argument("--tasks", nargs="*", type=Path,
+                    help="task folders or real repositories (default: all of ../shared/tasks and ../shared/repos)")
     ap.add_argument("--budget", type=int, default=10, help="training runs per session (default 10)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -94,6 +101,8 @@ def main() -> int:
             print(f"skipped: {DEFAULT_TASKS} is absent (the shared tasks are not part of a clone)")
             return 0
         folders = sorted(p for p in DEFAULT_TASKS.iterdir() if (p / "task.toml").is_file())
+        if DEFAULT_REPOS.is_dir():
+            folders += sorted(p for p in DEFAULT_REPOS.iterdir() if (p / "repo.toml").is_file())
     print(f"bench/early_stop.py --budget {args.budget} --seed {args.seed} on {len(folders)} task(s), "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
     all_rows: list[dict[str, Any]] = []

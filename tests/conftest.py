@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,3 +77,36 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     """A Ray head on 127.0.0.1 (every listener on loopback), started once per test run."""
     yield from _shared_scheduler("ray", tmp_path_factory)
+
+
+def _kill_watches(under: str) -> None:
+    """SIGKILL every hibernating session's watch (agent/sentinel.py) whose project lies under `under`."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = Path(entry.path, "cmdline").read_bytes().decode("utf-8", "replace")
+        except OSError:
+            continue
+        if "nightlab.agent.sentinel" in cmd and under in cmd:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(autouse=True)
+def _no_watch_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A session left hibernating keeps its watch (agent/sentinel.py: early stopping, a cluster's lost jobs) for as
+    long as it waits, and a test's folder outlives the test: the watch goes with the test that started it."""
+    tmp = str(request.getfixturevalue("tmp_path")) if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is not None:
+        _kill_watches(tmp)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_watch_outlives_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same for projects of session-scoped fixtures, at the end of the run."""
+    yield
+    _kill_watches(str(tmp_path_factory.getbasetemp()))

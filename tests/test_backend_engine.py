@@ -32,27 +32,6 @@ def nl(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProc
 
 
 
-@pytest.fixture(autouse=True)
-def _no_watch_outlives_its_test(tmp_path: Path) -> Iterator[None]:
-    """A session left hibernating on a scheduler keeps its watch (agent/sentinel.py) for as long as it waits; the
-    test's clusters stop after it, so its watch goes with the test."""
-    import os
-
-    yield
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = Path(entry.path, "cmdline").read_bytes().decode("utf-8", "replace")
-        except OSError:
-            continue
-        if "nightlab.agent.sentinel" in cmd and str(tmp_path) in cmd:
-            try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 @pytest.fixture(params=["slurm", "ray"])
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[BackendConfig]:
     info = request.getfixturevalue(f"{request.param}_cluster")
@@ -351,3 +330,28 @@ def test_a_job_on_a_node_cannot_forge_its_status_or_plant_its_log(backend: Backe
     assert e.run_result == "failed" and e.status != "kept", (e.run_result, e.status, e.error)  # exit 3, not forged
     log = nl(root, "log", "1")
     assert "step 1 loss 0.5" in log.stdout and "nightlab-test-secret" not in log.stdout + (e.log_tail or "")
+
+
+def test_a_losing_run_on_the_scheduler_is_stopped_early(backend: BackendConfig, tmp_path: Path) -> None:
+    """Early stopping reaches a job on SLURM or Ray: its log is in the shared run folder, and the stop file makes its
+    wrapper on the node stop it, recorded as stopped early with the evidence like a local run."""
+    from test_early_stop import TRAIN, Kinds
+
+    from nightlab.agent.config import AutonomyConfig, MetricConfig, load_config
+    from nightlab.agent.engine import Engine, EngineOptions
+    from nightlab.agent.states import RunResult, Status
+
+    root = make_repo(tmp_path / "p", {"train.py": TRAIN.replace('"loser": 0.03', '"loser": 0.1')})
+    write_config(root, backend=backend, metric=MetricConfig(name="final", goal="minimize"),
+                 autonomy=AutonomyConfig(early_stop_check_s=0.5))
+    git(root, "add", "nightlab.toml")
+    git(root, "commit", "-q", "-m", "config")
+    eng = Engine(root, load_config(root), options=EngineOptions(mode="autonomous", budget=3, poll_s=0.2),
+                 policy=Kinds(["loser"]))
+    eng.run()
+    lost = next(e for e in eng.store.experiments() if e.title == "KIND = loser")
+    assert lost.status == Status.STOPPED_EARLY and lost.run_result == RunResult.STOPPED_EARLY, \
+        [ev["message"] for ev in eng.store.events()]
+    assert eng.store.latest_job(lost.id).remote  # type: ignore[union-attr]
+    assert max(int(p[0]) for p in lost.loss_curve) < 100
+    assert [x for x in eng.store.events() if x["kind"] == "stopped_early" and x["experiment_id"] == lost.id]

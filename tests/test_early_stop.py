@@ -180,3 +180,56 @@ def test_one_key_turns_early_stopping_off(tmp_path: Path) -> None:
     lost = next(e for e in eng.store.experiments() if e.title == "KIND = loser")
     assert lost.status == Status.DISCARDED and max(int(p[0]) for p in lost.loss_curve) == 100
     assert not [x for x in eng.store.events() if x["kind"] == "stopped_early"]
+
+
+def test_a_hibernating_session_still_stops_a_losing_run(tmp_path: Path) -> None:
+    """`run --detach`: the engine sleeps while the runs train. Its watch (agent/sentinel.py) reads the running curve
+    with the engine's own rule and wakes the engine, which stops the loser with the evidence, as it would awake."""
+    import time
+
+    from nightlab.agent.states import JobState, SessionState
+    from nightlab.sandbox import runner
+
+    repo = shaped_project(tmp_path / "p")
+    slow = repo / "train.py"  # the loser takes 20 s: long enough for a watch and a wake to start on a busy machine
+    slow.write_text(slow.read_text().replace('"loser": 0.03', '"loser": 0.2'))
+    git(repo, "commit", "-qam", "a slower loser")
+    policy = Kinds(["loser"])
+
+    def engine(wake: bool) -> Engine:
+        eng = Engine(repo, load_config(repo), policy=policy, options=EngineOptions(
+            mode="autonomous", budget=3, poll_s=0.05, detach=True, wake=wake))
+        eng.launcher.wake_argv = lambda: ["true"]  # type: ignore[method-assign]  # the test wakes this policy itself
+        return eng
+
+    eng = engine(False)
+    eng.run()
+    store = eng.store
+
+    def loser_job():  # type: ignore[no-untyped-def]
+        ids = [e.id for e in store.experiments() if e.title == "KIND = loser"]
+        return store.latest_job(ids[0]) if ids else None
+
+    # drive the session as its jobs' wrappers would, until it hibernates with the loser training
+    deadline = time.monotonic() + 180
+    while True:
+        assert time.monotonic() < deadline, [x["message"] for x in store.events()][-8:]
+        session = store.latest_session()
+        job = loser_job()
+        if job is not None and job.state == JobState.RUNNING and session.state == SessionState.HIBERNATING:
+            break
+        if session.state == SessionState.HIBERNATING and \
+                any(runner.read_status(j.run_dir, j.wrapper) is not None for j in store.open_jobs()):
+            engine(True).run()
+        time.sleep(0.1)
+    # nobody but the watch wakes the engine now: the loser's own end wakes nothing (wake_argv above)
+    until_ended = time.monotonic() + 120
+    while runner.read_status(loser_job().run_dir, loser_job().wrapper) is None:
+        assert time.monotonic() < until_ended, "the loser was never stopped"
+        time.sleep(0.2)
+    assert "to be stopped early: waking the engine" in (repo / ".nightlab" / "sentinel.log").read_text()
+    engine(True).run()  # collect it, as the loser's wrapper would have woken the engine
+    lost = next(e for e in store.experiments() if e.title == "KIND = loser")
+    assert lost.status == Status.STOPPED_EARLY and lost.run_result == RunResult.STOPPED_EARLY
+    assert max(int(p[0]) for p in lost.loss_curve) < 100
+    assert [x for x in store.events() if x["kind"] == "stopped_early" and x["experiment_id"] == lost.id]

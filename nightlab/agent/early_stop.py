@@ -199,7 +199,7 @@ class EarlyStopper:
         """Read a running job's curve so far and judge it against its parent's; at most every `check_s`."""
         now = time.monotonic() if now is None else now
         last = self._checked.get(job.id, -math.inf)
-        if not self.enabled or job.remote or job.id in self._stopped or \
+        if not self.enabled or job.id in self._stopped or \
                 now - last < self.cfg.autonomy.early_stop_check_s:
             return None
         self._checked[job.id] = now

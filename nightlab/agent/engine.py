@@ -822,7 +822,7 @@ class Engine:
         if not self.early_stop.enabled:
             return
         for job in self.store.open_jobs():
-            if job.state != JobState.RUNNING or job.remote:
+            if job.state != JobState.RUNNING:
                 continue
             try:
                 verdict = self.early_stop.check(job, self.ws.worktree_path(job.experiment_id))
@@ -834,7 +834,10 @@ class Engine:
                 continue
             early_stop.write_evidence(Path(job.run_dir), verdict)
             self.early_stop.stopping(job.id)
-            if runner.stop(job.run_dir, early_stop.STOP_REASON, job.wrapper):
+            # on a scheduler the stop file reaches the job's wrapper on its node (the run dir is shared)
+            stopped = self.remote.cancel(job, early_stop.STOP_REASON) if job.remote and self.remote is not None \
+                else runner.stop(job.run_dir, early_stop.STOP_REASON, job.wrapper)
+            if stopped:
                 self.emit("stopped_early", f"#{job.experiment_id} stopped early: {verdict.evidence}",
                           job.experiment_id, **verdict.data())
 
@@ -1208,8 +1211,9 @@ class Engine:
     def _hibernate(self, conditions: list[str]) -> None:
         self.store.update_session(self.sid, state=SessionState.HIBERNATING, wake_conditions=conditions, pid=None)
         self.emit("hibernate", "hibernating until: " + "; ".join(conditions) if conditions else "hibernating")
-        if self.remote is not None and self.store.open_jobs():
-            sentinel.start(self.root, self.cfg.backend.watch_s)  # wakes us if a node dies with its wrapper
+        every = sentinel.interval(self.cfg, self.store.open_jobs(), remote=self.remote is not None)
+        if every is not None:  # wakes us if a node dies with its wrapper, or a run is to be stopped early
+            sentinel.start(self.root, every)
         self._log_to_mlflow()
 
     def _finish(self) -> None:

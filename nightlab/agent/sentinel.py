@@ -12,6 +12,12 @@ where that is safe. It exits when the session is no longer hibernating with open
 Waking is idempotent (a wake that finds an engine awake does nothing; one that finds nothing new hibernates again),
 so the watch needs no lock of the engine's, only one of its own: `.nightlab/sentinel.lock`, held for its life, so a
 second engine hibernating does not start a second watch.
+
+The same watch keeps early stopping going while the engine sleeps (local jobs and cluster jobs alike: a run's log
+is in its run folder). Every `[autonomy] early_stop_check_s` seconds it reads each running job's curve and judges it
+with the engine's own rule (`early_stop.EarlyStopper`); when one should stop, it wakes the engine, whose first look
+(`Engine._watch`) judges it again, writes the evidence and stops it. The watch decides nothing itself: it only
+reads, and the one place that stops a run early stays the engine's.
 """
 
 from __future__ import annotations
@@ -23,14 +29,27 @@ import sys
 import time
 from pathlib import Path
 
-from nightlab.agent.config import load_config
+from nightlab.agent import early_stop
+from nightlab.agent.config import ProjectConfig, load_config
 from nightlab.agent.paths import StatePaths
-from nightlab.agent.states import SessionState
-from nightlab.agent.store import Store
-from nightlab.sandbox.backends import BackendError, SchedState, make_backend
+from nightlab.agent.states import JobState, SessionState
+from nightlab.agent.store import Job, Store
+from nightlab.errors import NightlabError
+from nightlab.sandbox.backends import BackendError, BackendKind, SchedState, make_backend
 
 LOCK_NAME = "sentinel.lock"
 LOG_NAME = "sentinel.log"
+
+
+def interval(cfg: ProjectConfig, open_jobs: list[Job], *, remote: bool) -> float | None:
+    """How often a hibernating session's watch should look (None: no watch is needed): every `[backend] watch_s`
+    for jobs on a scheduler, every `[autonomy] early_stop_check_s` while early stopping has running jobs to judge."""
+    every: list[float] = []
+    if remote and any(j.remote for j in open_jobs):
+        every.append(cfg.backend.watch_s)
+    if cfg.autonomy.early_stop and any(j.state == JobState.RUNNING for j in open_jobs):
+        every.append(cfg.autonomy.early_stop_check_s)
+    return min(every) if every else None
 
 
 def start(root: Path, interval_s: float) -> None:
@@ -61,40 +80,115 @@ def _held(path: Path) -> bool:
 
 
 def watch(root: Path, interval_s: float, *, max_s: float = 7 * 24 * 3600) -> int:
-    """The watch's life: hold the lock, look every `interval_s` seconds, wake the engine when a job ended unseen."""
+    """The watch's life: hold the lock, look every `interval_s` seconds, wake the engine when a job ended unseen or a
+    running one should be stopped early."""
     paths = StatePaths.of(root)
     fd = os.open(paths.dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return 0  # another watch runs for this project
-    backend = make_backend(load_config(root).backend.settings())
-    wake = [sys.executable, "-m", "nightlab", "wake", "--quiet", str(root)]
+    look = _Look(root, paths, load_config(root))
     until = time.monotonic() + max_s
     while time.monotonic() < until:
-        time.sleep(interval_s)
-        if not paths.db.is_file():
-            return 0  # the project (or its state) is gone: nothing to watch
-        store = Store(paths.db)
+        if _asleep_for(paths, interval_s) and look.once():
+            continue
+        # the session is awake, done or has nothing left to watch: go. But an engine that hibernated again in the
+        # meantime found this lock held and started no watch of its own; so let the lock go, then look once more
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        if not _hibernating(paths):
+            return 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # the watch that engine started holds it now
+    return 0
+
+
+class _Look:
+    """One look at a hibernating session's open jobs, and the wake it calls for."""
+
+    def __init__(self, root: Path, paths: StatePaths, cfg: ProjectConfig) -> None:
+        self.root, self.paths, self.cfg = root, paths, cfg
+        settings = cfg.backend.settings()
+        self.backend = make_backend(settings) if settings.kind != BackendKind.LOCAL else None  # local: no scheduler
+        self.next_query = 0.0
+        self.woken_for: set[int] = set()  # jobs the engine was woken to stop early: once each
+
+    def once(self) -> bool:
+        """Look, and wake the engine if it has something to do; False when there is nothing left to watch."""
+        store = Store(self.paths.db)
         try:
             session = store.latest_session()
-            jobs = {str(j.sched_id): j for j in store.open_jobs() if j.sched_id}
+            open_jobs = store.open_jobs()
+            if session is None or session.state != SessionState.HIBERNATING or not open_jobs:
+                return False
+            losing = [j for j in _losing(self.paths, self.cfg, store, open_jobs) if j.id not in self.woken_for]
         finally:
             store.close()
-        if session is None or session.state != SessionState.HIBERNATING or not jobs:
-            return 0  # awake, done, or nothing left on the scheduler: the engine looks after itself
-        try:
-            infos = backend.query(sorted(jobs))
-        except BackendError as e:  # unreachable for now: ask again next time
-            print(f"{time.strftime('%H:%M:%S')} the scheduler did not answer: {e}", flush=True)
+        why: list[str] = []
+        if losing:
+            self.woken_for.update(j.id for j in losing)
+            why.append(f"{', '.join(f'#{j.experiment_id}' for j in losing)} to be stopped early")
+        jobs = {str(j.sched_id): j for j in open_jobs if j.sched_id}
+        if jobs and self.backend is not None and time.monotonic() >= self.next_query:
+            self.next_query = time.monotonic() + self.cfg.backend.watch_s
+            try:
+                infos = self.backend.query(sorted(jobs))
+            except BackendError as e:  # unreachable for now: ask again next time
+                print(f"{time.strftime('%H:%M:%S')} the scheduler did not answer: {e}", flush=True)
+                infos = {}
+            gone = [i for i, info in infos.items() if info.state in (SchedState.ENDED, SchedState.UNKNOWN)]
+            if gone:
+                why.append(f"{', '.join(gone)} ended with no wrapper to say so")
+        if why:
+            print(f"{time.strftime('%H:%M:%S')} [{os.getpid()}] {'; '.join(why)}: waking the engine", flush=True)
+            subprocess.run([sys.executable, "-m", "nightlab", "wake", "--quiet", str(self.root)],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           cwd=str(self.root), check=False)
+        return True
+
+
+def _hibernating(paths: StatePaths) -> bool:
+    """Whether the project's latest session hibernates (False when the project or its state is gone)."""
+    if not paths.db.is_file():
+        return False
+    store = Store(paths.db)
+    try:
+        session = store.latest_session()
+    finally:
+        store.close()
+    return session is not None and session.state == SessionState.HIBERNATING
+
+
+def _asleep_for(paths: StatePaths, seconds: float) -> bool:
+    """Wait `seconds`, looking each second whether the session still hibernates (so the watch goes within a second
+    of the session ending, not a whole interval later); False as soon as it does not."""
+    end = time.monotonic() + seconds
+    while True:
+        time.sleep(max(0.0, min(1.0, end - time.monotonic())))
+        if not _hibernating(paths):
+            return False
+        if time.monotonic() >= end:
+            return True
+
+
+def _losing(paths: StatePaths, cfg: ProjectConfig, store: Store, open_jobs: list[Job]) -> list[Job]:
+    """The running jobs the engine's early-stopping rule would stop now (read only: nothing is written or stopped)."""
+    if not cfg.autonomy.early_stop:
+        return []
+    stopper = early_stop.EarlyStopper(store, cfg)
+    out = []
+    for job in open_jobs:
+        if job.state != JobState.RUNNING:
             continue
-        gone = [i for i, info in infos.items() if info.state in (SchedState.ENDED, SchedState.UNKNOWN)]
-        if gone:
-            print(f"{time.strftime('%H:%M:%S')} {', '.join(gone)} ended with no wrapper to say so: waking the "
-                  "engine", flush=True)
-            subprocess.run(wake, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           cwd=str(root), check=False)
-    return 0
+        try:
+            verdict = stopper.check(job, paths.worktree(job.experiment_id))
+        except (OSError, NightlabError):
+            continue  # an unreadable curve stops nothing; the engine says so when it looks itself
+        if verdict is not None and verdict.stop:
+            out.append(job)
+    return out
 
 
 if __name__ == "__main__":
