@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 
 from nightlab.sandbox.spec import STATUS_FILE
@@ -17,6 +18,10 @@ from nightlab.sandbox.spec import STATUS_FILE
 SIGNAL_FILE = "signal"
 # watchdog logs a harmless error when its inotify thread is stopped while an event is in flight
 logging.getLogger("watchdog.observers.inotify").setLevel(logging.CRITICAL)
+# watchdog 7.1 warns, with a whole page of its internal state, when a folder it watches recursively is seen again
+# (a run folder's `out/` made anew); the watch still holds, and the warning would land on the user's console
+warnings.filterwarnings("ignore", message=r"Callback with id .* already exists", category=RuntimeWarning,
+                        module=r"watchdog\.")
 
 
 class Waker:
