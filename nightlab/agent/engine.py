@@ -18,14 +18,15 @@ The loop ends when the budget is spent, the policy has nothing left, or no run f
 busy, a human needed) it waits for an event, or with `detach` hibernates: records its wake conditions and returns.
 Killed at any moment, it is resumed by `reconcile()`, which makes the store agree with the world again.
 
-What the engine delegates has rooms of its own: the ledger (scores, noise floor, best), the launcher (job spec,
-environment, sandbox), analysis (reading a finished run), costs (the model-cost budget), the policy's view, the
-state paths; the user's actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
+What the engine delegates has rooms of its own: the ledger (scores, noise floor, best), the verdict (keep, confirm
+or discard a finished run, from plain numbers), sessions (opening, waking, hibernating and ending a session's row,
+its report and promotion request), the launcher (job spec, environment, sandbox), analysis (reading a finished run),
+costs (the model-cost budget), the policy's view, the state paths; the user's actions (approve, reject, edit,
+promote, stop) are the front desk's (actions.py).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,12 +40,13 @@ from nightlab.agent import (
     experience,
     memory,
     outcome,
-    paired,
     projects,
     reward,
     sentinel,
+    sessions,
     tbevents,
     time_budget,
+    verdict,
 )
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
@@ -60,7 +62,7 @@ from nightlab.agent.policy.base import Abandon, Policy
 from nightlab.agent.policy_view import build_context, view
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.remote import Ended, RemoteJobs
-from nightlab.agent.report import ReportFiles, write_session_report
+from nightlab.agent.report import ReportFiles
 from nightlab.agent.seeding import SeedPlan, SeedRoute, plan_seeding
 from nightlab.agent.states import (
     QUIT,
@@ -85,10 +87,6 @@ from nightlab.sandbox.watch import Waker, signal_project
 
 BASELINE = Kind.BASELINE
 RERUN = Kind.RERUN
-
-
-# why a best is `unconfirmed` (said in its "kept" event; the status carries it, nothing matches this text)
-ONE_SEED_NOTE = "unconfirmed: no run left to re-run it with another seed (the next `nightlab run` does that first)"
 
 
 Approver = Callable[["Engine", Approval, Experiment], Decision | None]
@@ -241,15 +239,8 @@ class Engine:
             self._wake_if_missed()
 
     def _wake_if_missed(self) -> None:
-        """A job that ended after the last look but before the lock was let go found the lock held and woke
-        nobody: having hibernated, start the wake it would have started (idempotent, like every wake)."""
-        if self.session is None or self.store.session(self.sid).state != SessionState.HIBERNATING:
-            return
-        if any(runner.read_status(j.run_dir, j.wrapper) is not None for j in self.store.open_jobs()):
-            import subprocess
-
-            subprocess.Popen(self.launcher.wake_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        if self.session is not None:
+            sessions.wake_if_missed(self.store, self.sid, self.launcher.wake_argv())
 
     def settle(self, session: Session) -> None:
         """For a session that is done: reconcile and analyse jobs that ended since, without continuing it."""
@@ -262,37 +253,11 @@ class Engine:
             self.lock.release()
 
     def _open_session(self) -> Session:
-        latest = self.store.latest_session()
-        if self.options.wake:
-            if latest is None:
-                raise NightlabError("nothing to wake: no session has run in this project")
-            self.store.update_session(latest.id, state=SessionState.ACTIVE, wake_conditions=[], pid=os.getpid())
-            if self.clock.deadline is None:
-                self.clock.deadline = self._recorded_deadline(latest.id)
-            return self.store.session(latest.id)
-        if latest is not None and latest.state != SessionState.DONE:
-            self.store.update_session(latest.id, state=SessionState.DONE)
-        budget = self.options.budget if self.options.budget is not None else self.cfg.search.budget
-        s = self.store.create_session(str(self.root), Mode(self.options.mode), self.cfg.search.policy, budget,
-                                      self.ws.head_commit(), self.ws.current_branch(),
-                                      min_id=self.ws.branch_sessions_top() + 1)
-        self.store.update_session(s.id, pid=os.getpid(), unsafe=int(self.options.unsafe_no_sandbox))
-        if self.options.deadline is not None:  # recorded as an event: a wake of this session keeps it
-            by = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.options.deadline))
-            self.store.event("deadline", f"the session ends by {by}", session_id=s.id,
-                             data={"deadline": self.options.deadline})
-        return self.store.session(s.id)
-
-    def _recorded_deadline(self, sid: int) -> float | None:
-        """The deadline a session was started with (its `deadline` event), for the engine that wakes it."""
-        import json
-
-        for ev in reversed(self.store.events(session_id=sid)):
-            if ev["kind"] == "deadline":
-                data = json.loads(ev["data"]) if isinstance(ev["data"], str) else ev["data"]
-                value = data.get("deadline") if isinstance(data, dict) else None
-                return float(value) if isinstance(value, int | float) else None
-        return None
+        session, self.clock.deadline = sessions.open_session(
+            self.store, self.root, self.ws, self.cfg, wake=self.options.wake, mode=self.options.mode,
+            budget=self.options.budget, unsafe=self.options.unsafe_no_sandbox,
+            deadline=self.clock.deadline if self.options.wake else self.options.deadline)
+        return session
 
     def _loop(self) -> None:
         while not self._stop:
@@ -609,8 +574,10 @@ class Engine:
             if target.kind == BASELINE:
                 if not [x for x in self.store.active_experiments() if x.rerun_of == target.id]:
                     noise = self.ledger.noise_floor()
+                    note = verdict.noise_note(self.ledger.deterministic(), self.seed_plan().varies,
+                                              self.seed_plan().how)
                     self.emit("noise", f"noise floor from {len(self.ledger.scores().get(target.id, []))} baseline "
-                                       f"runs: {noise:.4g}{self._noise_note()}", target.id, noise_floor=noise)
+                                       f"runs: {noise:.4g}{note}", target.id, noise_floor=noise)
                     self.store.update_session(self.sid, noise_floor=noise)
                 return
             if target.status in (Status.SUCCEEDED, Status.UNCONFIRMED):
@@ -636,79 +603,38 @@ class Engine:
             return
         self._judge(e, confirmed=False)
 
-    def _noise_note(self) -> str:
-        det = self.ledger.deterministic()
-        plan = self.seed_plan()
-        if det and not plan.varies:
-            return " (a plain re-run gave the identical output: the runs are deterministic; improvements are kept " \
-                   "without a confirming re-run)"
-        if det:
-            return f" (another seed gave the identical output: the seed changes nothing in the baseline; {plan.how})"
-        if det is False and not plan.varies:
-            return " (a plain re-run differed: the program draws its own randomness; re-runs measure the noise)"
-        return f" ({plan.how})"
-
-    def _no_confirm_reason(self) -> str:
-        det = self.ledger.deterministic()
-        if det:
-            return "the runs are deterministic (a re-run of the baseline gave the identical output)"
-        if det is None:
-            return "the baseline's noise run has not finished"
-        return self.seed_plan().how
-
     def _judge(self, e: Experiment, confirmed: bool) -> None:
-        """Keep, confirm or discard a finished run against the best.
-
-        A first run is compared seed with seed where the best ran at its seed (agent/paired.py: the seed's own share
-        of the noise cancels) and earns its confirming re-run by beating the best there by half the noise floor; a
-        confirmed experiment is kept when its mean beats the best's by more than the noise floor, or when it beat
-        the best at every common seed consistently (a t-test on the per-seed gains). Judging same-seed gains by the
-        spread across seeds alone kept a real one-sd gain of seed-coupled code about half the time (bench/confirm.py;
-        independent runs are judged as before)."""
+        """Keep, confirm or discard a finished run against the best (the numbers are verdict.py's to weigh)."""
         best_id, best_val = self.ledger.best(exclude=e.id)
         mine = self.ledger.score(e.id)
         assert mine is not None
-        floor = self.ledger.noise_floor()
-        if best_val is None or best_id is None:
-            self._keep(e, "first working version")
-            return
         by_seed = self.ledger.runs_by_seed()
-        per_seed = paired.gains(by_seed.get(e.id, {}), by_seed.get(best_id, {}), self.ledger.goal.sign)
-        delta = self.ledger.goal.gain(mine, best_val)
-        threshold = floor
-        if not confirmed and per_seed:
-            delta = per_seed[-1]
-            threshold = max(floor / 2, self.cfg.search.min_improvement)
-        agree = confirmed and paired.consistent(per_seed, self.cfg.search.min_improvement)
-        if delta <= threshold and not agree:
-            vs = f" at seed {e.seed}" if not confirmed and per_seed else ""
-            note = f"{'mean ' if confirmed else ''}{mine:.6g} vs best {best_val:.6g}{vs}: within noise " \
-                   f"({threshold:.3g})" if delta > 0 else f"{mine:.6g} vs best {best_val:.6g}: no improvement"
-            if confirmed and len(per_seed) >= 2:
-                note += f"; per seed {', '.join(f'{g:+.3g}' for g in per_seed)}"
-            self.store.update_experiment(e.id, status=Status.DISCARDED, error=note)
-            self.emit("discarded", f"#{e.id} discarded: {note}", e.id)
-            return
-        if not confirmed and self.store.reruns_of(e.id):
-            return  # its confirmation is already queued or running
-        why = f"{mine:.6g} vs {best_val:.6g} (+{delta:.3g} beyond noise {threshold:.3g})"
-        if agree and delta <= threshold:
-            why = f"{mine:.6g} vs {best_val:.6g}: better at each of {len(per_seed)} seeds " \
-                  f"({', '.join(f'{g:+.3g}' for g in per_seed)}), consistently beyond their spread"
-        if not confirmed and self.cfg.search.confirm and not self.seeded:
-            why += f"; not re-run to confirm: {self._no_confirm_reason()}"
-        if not confirmed and self.cfg.search.confirm and self.seeded:
-            # runs already queued will spend budget first (one may be waiting for a slot another project holds)
-            queued_first = [x for x in self.store.experiments_in(Status.QUEUED) if x.attempts == 0]
-            if self.budget_left() - len(queued_first) > 0:
-                self._queue_rerun(e, reason="confirm")
-                self.emit("confirm", f"#{e.id} beats #{best_id} ({mine:.6g} vs {best_val:.6g}); re-running with "
-                                     "another seed to confirm", e.id)
-                return
-            # the budget is spent: the best so far, but on one seed; the next `nightlab run` confirms it first
-            self._keep(e, f"{why}; {ONE_SEED_NOTE}", unconfirmed=True)
-            return
-        self._keep(e, why)
+        ev = verdict.Evidence(mine=mine, best_id=best_id, best=best_val, floor=self.ledger.noise_floor(), seed=e.seed,
+                              mine_by_seed=by_seed.get(e.id, {}),
+                              best_by_seed=by_seed.get(best_id, {}) if best_id is not None else {})
+        v = verdict.judge(ev, self.ledger.goal, self.cfg.search.min_improvement, confirmed=confirmed,
+                          confirming=None if confirmed else self._confirming(e))
+        if v.call is verdict.Call.DISCARD:
+            self.store.update_experiment(e.id, status=Status.DISCARDED, error=v.note)
+            self.emit("discarded", f"#{e.id} discarded: {v.note}", e.id)
+        elif v.call is verdict.Call.CONFIRM:
+            self._queue_rerun(e, reason="confirm")
+            self.emit("confirm", f"#{e.id} {v.note}; re-running with another seed to confirm", e.id)
+        elif v.call in (verdict.Call.KEEP, verdict.Call.KEEP_UNCONFIRMED):
+            self._keep(e, v.note, unconfirmed=v.call is verdict.Call.KEEP_UNCONFIRMED)
+        # WAIT: its confirmation is already queued or running
+
+    def _confirming(self, e: Experiment) -> verdict.Confirming:
+        """What re-running first run `e` to confirm it would take, read only where the verdict would use it."""
+        wanted = self.cfg.search.confirm
+        seeded = wanted and self.seeded
+        # runs already queued will spend budget first (one may be waiting for a slot another project holds)
+        room = seeded and self.budget_left() - len(
+            [x for x in self.store.experiments_in(Status.QUEUED) if x.attempts == 0]) > 0
+        why_not = verdict.no_confirm_reason(self.ledger.deterministic(), self.seed_plan().how) \
+            if wanted and not seeded else ""
+        return verdict.Confirming(wanted=wanted, seeded=seeded, already=bool(self.store.reruns_of(e.id)), room=room,
+                                  why_not=why_not)
 
     def _keep(self, e: Experiment, why: str, unconfirmed: bool = False) -> None:
         self.store.update_experiment(e.id, status=Status.UNCONFIRMED if unconfirmed else Status.KEPT, error=None)
@@ -1209,8 +1135,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------- endings
     def _hibernate(self, conditions: list[str]) -> None:
-        self.store.update_session(self.sid, state=SessionState.HIBERNATING, wake_conditions=conditions, pid=None)
-        self.emit("hibernate", "hibernating until: " + "; ".join(conditions) if conditions else "hibernating")
+        sessions.hibernate(self.store, self.sid, conditions, self.emit)
         every = sentinel.interval(self.cfg, self.store.open_jobs(), remote=self.remote is not None)
         if every is not None:  # wakes us if a node dies with its wrapper, or a run is to be stopped early
             sentinel.start(self.root, every)
@@ -1218,34 +1143,9 @@ class Engine:
 
     def _finish(self) -> None:
         self.pool.stop_waiting()
-        self.store.update_session(self.sid, state=SessionState.DONE, wake_conditions=[], pid=None)
-        best_id, best_val = self.ledger.best()
-        base = self.ledger.baseline()
-        base_val = self.ledger.score(base.id) if base else None
-        improved = best_id is not None and base is not None and best_id != base.id
-        if improved and self.store.pending_approval(kind=ApprovalKind.PROMOTE, experiment_id=best_id) is None:
-            self.store.add_approval(ApprovalKind.PROMOTE, {"metric": best_val, "baseline": base_val}, self.sid,
-                                    best_id)
-        where = self._write_final_report()
-        report = f"; report: {where}" if where else ""
-        if improved:
-            self._notify(f"nightlab: session done; best #{best_id} {self.cfg.metric.name}={best_val:.6g} "
-                         f"(baseline {base_val}) waits for review{report}")
-        elif where:
-            self._notify(f"nightlab: session done; no change beat the baseline{report}")
-        self.emit("done", f"session {self.sid} done: {self.store.session(self.sid).runs_started} run(s)")
+        self.report_files = sessions.finish(self.store, self.root, self.cfg, self.ledger, self.sid, self.emit,
+                                            self._notify)
         self._log_to_mlflow()
-
-    def _write_final_report(self) -> str | None:
-        """The morning report, written as the session ends; a failure to write it is recorded, never raised."""
-        try:
-            self.report_files = write_session_report(self.root, self.cfg, self.store, self.sid)
-        except Exception as err:  # the session's results are in the store whatever happens to its report
-            self.emit("report_error", f"could not write the session report: {_one_line(err)}")
-            return None
-        where = str(self.report_files.html)
-        self.emit("report", f"report: {where}", path=where)
-        return where
 
     def _interrupt(self) -> None:
         """Ctrl+C in the foreground: stop our running jobs, record them for resumption, keep everything else.
