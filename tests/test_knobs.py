@@ -913,3 +913,60 @@ def test_discovering_a_2000_line_file() -> None:
     text = "\n".join(chunks)
     ks = discover("big.py", text)
     assert len(ks) > 100
+
+
+# the two ways the Python scanner places the literals it claims (knobs.py's docstring): the tokenizer's n-th literal
+# token, and libcst's ByteSpanPositionProvider where the two do not line up; both must give the same spans
+PLACES = '''\ufeff"""Réglages — a docstring that is not ASCII."""
+import torch
+LR = -3e-4  # the learning rate
+WD = (0.01)
+NAME = f"run-{3}"
+CONFIG = {"batch_size": 64, "dropout": - 0.1, "use_amp": True, "optimizer": "adam"}
+EPS = (-  # a comment between the sign and the number
+       1e-8)
+
+
+def train(epochs: int = 10, momentum=0.9) -> None:
+    opt = torch.optim.SGD(params, lr=0.05, nesterov=False)
+    print(f"{torch.optim.Adam(params, lr=0.002)}")
+    for step in range(1000):
+        pass
+'''
+
+
+def _placed(text: str) -> tuple[object, object, object]:
+    import libcst as cst
+
+    from nightlab.agent.policy import knobs
+
+    body = text.removeprefix("\ufeff")
+    scanner = knobs._PyScanner((text,))
+    module = cst.parse_module(body)
+    module.visit(scanner)
+    names = [p.name for p in scanner.pending]
+    return names, knobs._spans_by_token(body, scanner), knobs._spans_exact(module, body, scanner)
+
+
+def test_the_tokenizer_and_libcst_place_literals_alike() -> None:
+    text = PLACES.replace("EPS = (-  # a comment between the sign and the number\n       1e-8)\n", "") \
+        .replace('    print(f"{torch.optim.Adam(params, lr=0.002)}")\n', "")
+    names, by_token, exact = _placed(text)
+    assert by_token is not None and by_token == exact
+    body = text.removeprefix("\ufeff")
+    got = {n: body[s:e] for k, n in enumerate(names) for s, e in [exact[k]]}  # type: ignore[index]
+    assert got["LR"] == "-3e-4" and got["WD"] == "0.01" and got["CONFIG.dropout"] == "- 0.1"
+    assert got["CONFIG.use_amp"] == "True" and got["train.epochs"] == "10" and got["SGD.lr"] == "0.05"
+
+
+def test_where_the_tokenizer_cannot_place_a_literal_libcst_does() -> None:
+    """A comment between a sign and its number, a literal claimed inside an f-string: the exact spans are used, and
+    the knobs are found where they are (characters, not bytes, after a non-ASCII docstring and a BOM)."""
+    names, by_token, exact = _placed(PLACES)
+    assert by_token is None and len(exact) == len(names)  # type: ignore[arg-type]
+    knobs = {k.name: k for k in discover("train.py", PLACES)}
+    assert knobs["EPS"].value == -1e-8 and knobs["Adam.lr"].value == 0.002 and knobs["LR"].value == -3e-4
+    out = rewrite(PLACES, knobs["Adam.lr"], 0.001)
+    assert out == PLACES.replace("lr=0.002", "lr=0.001")
+    s, e = span(PLACES, knobs["EPS"])
+    assert PLACES[s:e] == "-  # a comment between the sign and the number\n       1e-8"

@@ -206,3 +206,45 @@ def test_the_checker_sees_a_wrong_arrow(tmp_path: Path) -> None:
     names = imports_of("nightlab.agent.store", f)
     assert names == [("nightlab.agent.engine", 2)]
     assert floor_of(names[0][0]) > floor_of("nightlab.agent.store")
+
+
+def private_imports(path: Path) -> list[tuple[str, int]]:
+    """(what, line) for every import of another library's private part: a module or name whose dotted path has a
+    part after the library's own name that starts with one underscore (`libcst._nodes.internal`,
+    `from torch.utils.data import _utils`). Function-local imports and `if TYPE_CHECKING:` ones count: a private
+    path moves without notice whoever imports it. `__future__`, dunders (`__version__`) and relative imports (ours)
+    are not private."""
+    found: list[tuple[str, int]] = []
+
+    def private(parts: list[str]) -> bool:
+        return any(p.startswith("_") and not p.startswith("__") for p in parts)
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno) for a in node.names
+                      if a.name.split(".")[0] != "nightlab" and private(a.name.split(".")[1:])]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            parts = node.module.split(".")
+            if parts[0] in ("nightlab", "__future__"):
+                continue
+            found += [(f"{node.module}.{a.name}", node.lineno) for a in node.names
+                      if private(parts[1:] + [a.name])]
+    return found
+
+
+def test_no_private_imports_of_other_libraries() -> None:
+    """No module of nightlab imports another library's private modules or names (the house's rule): they change
+    without notice in any release, and the code that leans on them breaks without a line of ours changing."""
+    wrong = [f"{module}:{line} imports {name}" for module, path in modules() for name, line in private_imports(path)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_private_import_rule_can_fail(tmp_path: Path) -> None:
+    f = tmp_path / "m.py"
+    f.write_text("from __future__ import annotations\nimport libcst._nodes.internal\nimport os.path\n"
+                 "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from torch.utils.data import _utils\n"
+                 "def f():\n    from libcst._nodes.internal import CodegenState\n"
+                 "    from nightlab.agent import _private_ok\n    from yaml import __version__\n"
+                 "    from . import _ours\n")
+    assert private_imports(f) == [("libcst._nodes.internal", 2), ("torch.utils.data._utils", 6),
+                                  ("libcst._nodes.internal.CodegenState", 8)]

@@ -7,11 +7,13 @@ the diff a human reviews must show exactly one literal changed, with comments an
 
 How it is done, and why:
 
-* Python goes through libcst, a concrete syntax tree, never through regexes over code. Positions are taken from a
-  single code-generation pass over the tree (`_PyScanner`, a `CodegenState` whose hooks see every node in source
-  order): that pass is also our traversal, so discovery costs one parse plus one cheap walk. libcst's own
-  `PositionProvider` does the same work for *every* node and costs about three parses, which would blow the
-  0.5 s budget on a 2,000-line file.
+* Python goes through libcst, a concrete syntax tree, never through regexes over code, and through its public API
+  only. One visit of the tree (`_PyScanner`, a `CSTVisitor`) claims the literals that are knobs, and counts the
+  literal tokens (numbers, strings, True/False/None) in source order; the standard tokenizer lists the same tokens
+  with their positions, so the n-th literal of the tree is the n-th literal token of the text. Where the two do
+  not line up (a claimed literal inside an f-string, a tokenizer that disagrees), libcst's `ByteSpanPositionProvider`
+  gives the exact spans instead: it is a code-generation pass plus a second walk of the tree over every node, about
+  twice the cost, so it is the fallback, not the rule (bench/knobs.py has the figures).
 * YAML uses PyYAML's composer, whose scalar nodes carry exact start/end marks; JSON uses a small position-aware
   scanner (falling back to the composer for JSON-ish files the scanner rejects). Rewriting splices only that span.
 * A knob's name is derived from the code structure (``CONFIG.lr``, ``TrainConfig.lr``, ``--lr``, ``SGD.lr``), so it
@@ -26,10 +28,11 @@ from __future__ import annotations
 import ast
 import bisect
 import functools
-import itertools
+import io
 import json
 import math
 import re
+import tokenize
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +41,7 @@ from typing import Any
 
 import libcst as cst
 import yaml
-from libcst._nodes.internal import CodegenState
+from libcst.metadata import ByteSpanPositionProvider, MetadataWrapper
 
 __all__ = [
     "UNTUNABLE_KINDS",
@@ -448,11 +451,9 @@ class _Pending:
     style: str
     value: Value
     leaf: cst.CSTNode
-    unary: bool
+    node: cst.CSTNode  # the claimed expression: the leaf, or a signed number's UnaryOperation
     choices: tuple[Value, ...] = ()
-    op_from: int = -1
-    start: int = -1
-    end: int = -1
+    ordinal: int = -1  # the leaf's place among the module's literal tokens, in source order (-1: not reached)
 
 
 @dataclass(frozen=True)
@@ -462,55 +463,53 @@ class _Found:
     end: int
 
 
-class _PyScanner(CodegenState):
-    """Walks a libcst module by generating its code, recording token positions of the literals it claims.
+class _PyScanner(cst.CSTVisitor):
+    """Walks a libcst module once, in source order: claims the literal nodes that are knobs, and numbers every
+    literal token it passes (`_LITERAL_TOKENS`) so that a claimed one can be found among the tokenizer's.
 
-    Code generation visits every node in source order and emits exactly the original text, so the token index at
-    which a literal is emitted maps to its character offset. Handlers for Module / ClassDef / FunctionDef / Call /
-    For run in `before_codegen` — before their children are emitted — and claim literal nodes; the claimed nodes'
-    token indices are recorded when they are reached.
+    Handlers for Module / ClassDef / FunctionDef / Call / For run when the walk enters their node — before their
+    children — and claim literal nodes below it; a claimed node's ordinal is recorded when the walk reaches it.
+    The walk never descends into an f-string for its count (the tokenizer sees one string there, or a run of
+    f-string tokens counted as one), but handlers still see the calls inside it; a literal they claim there has no
+    ordinal and is placed by the exact fallback.
     """
 
-    def __init__(self, module: cst.Module, texts: Sequence[str]) -> None:
-        super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
-        self.module = module
+    def __init__(self, texts: Sequence[str]) -> None:
+        super().__init__()
         self.texts = texts
         self.pending: list[_Pending] = []
         self.claimed: set[int] = set()
         self.leaves: dict[int, _Pending] = {}
-        self.unaries: dict[int, _Pending] = {}
-        self.leaf_from: dict[int, int] = {}
         self.scope: list[tuple[str, str]] = []
         self.local_callables: set[str] = set()
+        self.count = 0  # literal tokens passed so far
+        self.in_fstring = 0  # depth of f-strings the walk is inside
 
-    # ---- codegen hooks ----------------------------------------------------------------------------------------
+    # ---- visitor hooks ----------------------------------------------------------------------------------------
 
-    def before_codegen(self, node: cst.CSTNode) -> None:
-        handler = _HANDLERS.get(type(node))
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        t = type(node)
+        handler = _HANDLERS.get(t)
         if handler is not None:
             handler(self, node)
-        key = id(node)
-        if key in self.leaves:
-            self.leaf_from[key] = len(self.tokens)
-        elif key in self.unaries:
-            self.unaries[key].op_from = len(self.tokens)
+        if t in _TOKEN_LEAVES or (t is cst.Name and node.value in _NAME_LITERALS):  # type: ignore[attr-defined]
+            if not self.in_fstring:
+                p = self.leaves.get(id(node))
+                if p is not None:
+                    p.ordinal = self.count
+                self.count += 1
+        elif t is cst.FormattedString:
+            if not self.in_fstring:
+                self.count += 1  # one string token (or one f-string's run of tokens)
+            self.in_fstring += 1
+        return True
 
-    def after_codegen(self, node: cst.CSTNode) -> None:
-        if type(node) is cst.ClassDef or type(node) is cst.FunctionDef:
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        t = type(original_node)
+        if t is cst.ClassDef or t is cst.FunctionDef:
             self.scope.pop()
-            return
-        p = self.leaves.get(id(node))
-        if p is None:
-            return
-        value = getattr(node, "value", None)
-        begin = self.leaf_from.pop(id(node), len(self.tokens))
-        idx = next((i for i in range(begin, len(self.tokens)) if self.tokens[i] is value), -1)
-        if idx < 0:
-            return
-        p.start = idx
-        if p.unary:
-            p.start = next((i for i in range(max(p.op_from, 0), idx) if self.tokens[i] in ("-", "+")), -1)
-        p.end = idx + 1
+        elif t is cst.FormattedString:
+            self.in_fstring -= 1
 
     # ---- registration -----------------------------------------------------------------------------------------
 
@@ -519,12 +518,9 @@ class _PyScanner(CodegenState):
         if id(node) in self.claimed:
             return
         self.claimed.add(id(node))
-        unary = isinstance(node, cst.UnaryOperation)
-        p = _Pending(name, kind, style, value, _leaf_of(node), unary, choices)
+        p = _Pending(name, kind, style, value, _leaf_of(node), node, choices)
         self.pending.append(p)
         self.leaves[id(p.leaf)] = p
-        if unary:
-            self.unaries[id(node)] = p
 
     def _scalar(self, full: str, key: str, value: Value, node: cst.BaseExpression, mode: str, style: str,
                 callee: str | None = None) -> None:
@@ -900,25 +896,109 @@ def _knob_at(path: str, text: str, starts: list[int], name: str, value: Value, k
     return Knob(name, path, value, kind, style, line, context, choices)
 
 
+# the tree's literal leaves that are one token each, and the names that are literals (keywords: never anything else)
+_TOKEN_LEAVES = frozenset({cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString})
+_NAME_LITERALS = frozenset({"True", "False", "None"})
+
+
+def _literal_tokens(body: str) -> list[tuple[int, int]] | None:
+    """(row, column) where every literal token starts — numbers, strings, True/False/None, and each f-string as
+    one — in source order; None when the tokenizer refuses the text."""
+    out: list[tuple[int, int]] = []
+    depth = 0
+    names = _NAME_LITERALS
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(body).readline):
+            typ = tok.type
+            if depth:
+                name = tokenize.tok_name.get(typ, "")
+                if name.endswith("STRING_START"):
+                    depth += 1
+                elif name.endswith("STRING_END"):
+                    depth -= 1
+                continue
+            if typ == tokenize.NUMBER or typ == tokenize.STRING or (typ == tokenize.NAME and tok.string in names):
+                out.append(tok.start)
+            elif tokenize.tok_name.get(typ, "").endswith("STRING_START"):  # Python 3.12+: f"..." is several tokens
+                out.append(tok.start)
+                depth = 1
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return None
+    return out
+
+
+def _spans_by_token(body: str, scanner: _PyScanner) -> dict[int, tuple[int, int]] | None:
+    """Where each claimed literal lies in `body` (character offsets, by the index of its `_Pending`), found as the
+    n-th literal token; None when the tree and the tokenizer do not line up, or a literal was not reached."""
+    if any(p.ordinal < 0 for p in scanner.pending):
+        return None
+    starts = _literal_tokens(body)
+    if starts is None or len(starts) != scanner.count:
+        return None
+    lines = _line_starts(body)
+    out: dict[int, tuple[int, int]] = {}
+    for k, p in enumerate(scanner.pending):
+        row, col = starts[p.ordinal]
+        s = lines[row - 1] + col
+        value: str = p.leaf.value  # type: ignore[attr-defined]
+        e = s + len(value)
+        if body[s:e] != value:
+            return None
+        if isinstance(p.node, cst.UnaryOperation):
+            # the sign: the operator just before the literal, across spaces, line breaks and comments in brackets
+            q = s - 1
+            while q >= 0 and body[q] in " \t\f\r\n\\":
+                q -= 1
+            if q < 0 or body[q] not in "+-":
+                return None
+            s = q
+        out[k] = (s, e)
+    return out
+
+
+def _spans_exact(module: cst.Module, body: str, scanner: _PyScanner) -> dict[int, tuple[int, int]]:
+    """The same spans from libcst's `ByteSpanPositionProvider` (exact for every node, about twice the cost)."""
+    spans = MetadataWrapper(module, unsafe_skip_copy=True).resolve(ByteSpanPositionProvider)
+    if body.isascii():
+        def char(b: int) -> int:
+            return b
+    else:
+        raw = body.encode("utf-8")
+
+        def char(b: int) -> int:
+            return len(raw[:b].decode("utf-8"))
+    out: dict[int, tuple[int, int]] = {}
+    for k, p in enumerate(scanner.pending):
+        leaf, node = spans.get(p.leaf), spans.get(p.node)
+        if leaf is None or node is None:
+            continue
+        start = spans[p.node.operator].start if isinstance(p.node, cst.UnaryOperation) else leaf.start
+        out[k] = (char(start), char(leaf.start + leaf.length))
+    return out
+
+
 def _scan_python(path: str, text: str, texts: Sequence[str]) -> list[_Found]:
-    # libcst drops a byte-order mark, so generated code starts one character later than the text.
+    # libcst drops a byte-order mark: positions in the parsed body are one character before the text's
     bom = 1 if text.startswith("\ufeff") else 0
     body = text[bom:]
     try:
         module = cst.parse_module(body)
     except (cst.ParserSyntaxError, ValueError, RecursionError):
         return []
-    scanner = _PyScanner(module, texts)
-    module._codegen(scanner)
-    offs = list(itertools.accumulate(map(len, scanner.tokens), initial=bom))
-    if offs[-1] != len(text) or "".join(scanner.tokens) != body:
-        return []  # codegen did not reproduce the text (never seen); positions would be wrong, so find nothing
+    scanner = _PyScanner(texts)
+    try:
+        module.visit(scanner)
+    except RecursionError:
+        return []
+    spans = _spans_by_token(body, scanner)
+    if spans is None:
+        spans = _spans_exact(module, body, scanner)
     starts = _line_starts(text)
     out = []
-    for p in scanner.pending:
-        if p.start < 0 or p.end < 0:
+    for k, p in enumerate(scanner.pending):
+        if k not in spans:
             continue
-        s, e = offs[p.start], offs[p.end]
+        s, e = (x + bom for x in spans[k])
         if not text[s:e].endswith(getattr(p.leaf, "value", "\0")):
             continue
         out.append(_Found(_knob_at(path, text, starts, p.name, p.value, p.kind, p.style, s, p.choices), s, e))
