@@ -228,7 +228,7 @@ def private_imports(path: Path) -> list[tuple[str, int]]:
             if parts[0] in ("nightlab", "__future__"):
                 continue
             found += [(f"{node.module}.{a.name}", node.lineno) for a in node.names
-                      if private(parts[1:] + [a.name])]
+                      if private([*parts[1:], a.name])]
     return found
 
 
