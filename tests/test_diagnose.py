@@ -295,6 +295,16 @@ def test_a_long_traceback_is_trimmed() -> None:
     assert f.line == 199
 
 
+def test_the_summary_is_plain_text_without_terminal_codes() -> None:
+    """torch 2.6's weights_only message bolds its warning with escape codes; the summary (status, report,
+    notification) carries the words only."""
+    log = (f'Traceback (most recent call last):\n  File "{WT}/train.py", line 10, in load\n    blob = torch.load(p)\n'
+           "_pickle.UnpicklingError: Weights only load failed. You have two options, \x1b[1mdo those steps only if "
+           "you trust the source of the checkpoint\x1b[0m. \n")
+    f = classify_failure(log, 1, "failed", root=WT)
+    assert "\x1b" not in f.summary
+    assert "two options, do those steps only if you trust the source of the checkpoint. at train.py:10" in f.summary
+
 def test_the_last_traceback_wins() -> None:
     tb = parse_traceback(CHAINED_LOG)
     assert tb is not None and tb.exc_type == "ValueError" and tb.frames[-1].line == 7

@@ -479,8 +479,13 @@ def _nan_loss(log_text: str) -> dict[str, Any] | None:
     return None
 
 
+_TERMINAL_CODE_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+
+
 def _one_line(s: str, limit: int = 240) -> str:
-    s = " ".join(s.split())
+    """The summary as one plain line: libraries colour their messages (torch's "Weights only load failed" bolds a
+    warning), and the escape codes are noise in the status table, a notification and the report's HTML."""
+    s = " ".join(_TERMINAL_CODE_RE.sub("", s).split())
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
