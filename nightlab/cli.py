@@ -15,6 +15,7 @@ EPILOG = """\
 commands:
   init [PATH]          detect the training command and metric, run the baseline once, write nightlab.toml
   run                  run the experiment loop (step mode asks before each run)
+  plan                 the session's plan: phases, budgets, estimates; --approve, --drop, --budget, --order, --edit
   status [--json]      the experiment tree, best result, running jobs, pending approvals
   projects [--json]    every project you have run: mode, engine, best vs baseline, jobs, approvals
   diff ID              the change an experiment makes (against its parent, or --base)
@@ -106,6 +107,18 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("doctor", help="check the store, worktrees and sandbox; repair what is safe to repair")
     s.add_argument("--no-sandbox-probe", action="store_true", help="skip probing the sandbox layers")
+
+    s = sub.add_parser("plan", help="draft, edit and approve the session's plan (phases with budgets in runs)")
+    s.add_argument("--approve", action="store_true", help="approve the plan (after the edits given with it): "
+                   "`nightlab run` then follows it")
+    s.add_argument("--drop", action="append", default=[], metavar="PHASE", help="drop a phase (repeatable)")
+    s.add_argument("--budget", action="append", default=[], metavar="PHASE=N", help="a phase's budget in runs "
+                   "(repeatable; 0 drops it)")
+    s.add_argument("--order", metavar="A,B,C", help="run these phases first, in this order")
+    s.add_argument("--edit", action="store_true", help="edit the plan as TOML in $VISUAL / $EDITOR")
+    s.add_argument("--redraft", action="store_true", help="draft the plan again from the latest runs (the "
+                   "approved one stays followed until the new draft is approved)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
 
     s = sub.add_parser("status", help="experiments, best, jobs, approvals")
     s.add_argument("--json", action="store_true", help="machine-readable output")

@@ -158,6 +158,32 @@ def cmd_status(root: Path, args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------------------- plan
+def cmd_plan(root: Path, args: argparse.Namespace) -> int:
+    import tempfile
+
+    desk = _desk(root)
+    if desk.open_project() is None:
+        raise NightlabError(f"{root}: no nightlab.toml here (run `nightlab init` first)")
+    data = desk.draft_plan(redraft=args.redraft)
+    text = None
+    if args.edit:
+        with tempfile.TemporaryDirectory(prefix="nightlab-plan-") as tmp:
+            path = Path(tmp) / "plan.toml"
+            path.write_text(desk.plan_toml())
+            if console.run_editor([path]) != 0:
+                raise NightlabError("the editor failed; the plan is unchanged")
+            text = path.read_text()
+    if text is not None or args.drop or args.budget or args.order or args.approve:
+        data = desk.edit_plan(drop=args.drop, budgets=args.budget, order=args.order, toml_text=text,
+                              approve=args.approve)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        console.print_plan(data)
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------- projects
 def cmd_projects(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.views import projects_overview

@@ -281,6 +281,41 @@ def print_gpus(gpus: list[dict[str, Any]]) -> None:
         print(style(format_gpu(stat, g.get("held_by")), "36" if g.get("held_by") else "2"))
 
 
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    """A plan's phases, one line each: order, state, runs used / budget, the estimate, what the policy would try."""
+    out = []
+    for i, p in enumerate(plan["phases"], 1):
+        if p["state"] == "dropped":
+            out.append(f"   -  {p['title']:<28} dropped ({p['moves']} moves foreseen)")
+            continue
+        est = f"~{_minutes(p['est_s'])}" + (f" ({_minutes(p['run_s'])} a run)" if p["run_s"] else "")
+        mark = ">" if p["state"] == "current" else " "
+        out.append(f" {mark}{i:>2}. {p['title']:<28} {p['used']}/{p['runs']} runs  {est:<24} {p['state']}")
+        if p["examples"]:
+            out.append(f"       e.g. {'; '.join(p['examples'][:2])}")
+    return out
+
+
+def print_plan(plan: dict[str, Any]) -> None:
+    state = "approved" if plan["approved"] else "draft (not followed until `nightlab plan --approve`)"
+    diag = ", ".join(plan["diagnosis"]) or "nothing to say (or no curve to read yet)"
+    print(style(f"plan: {state}", "1"))
+    print(f"baseline's diagnosis: {diag}")
+    for line in plan_lines(plan):
+        print(line)
+    total = [p["est_s"] for p in plan["phases"] if p["state"] != "dropped"]
+    if total and all(t is not None for t in total):
+        print(f"total: {sum(p['runs'] for p in plan['phases'])} runs, about {_minutes(sum(total))} of compute")
+    if not plan["approved"]:
+        print("edit: --drop PHASE, --budget PHASE=N, --order A,B,C or --edit; then --approve")
+
+
 def print_status(data: dict[str, Any]) -> None:
     s = data.get("session")
     print(style(f"{data['project']}", "1") + f"  metric {data['metric']} ({data['goal']})")
@@ -313,6 +348,12 @@ def print_status(data: dict[str, Any]) -> None:
               + ("  (UNSAFE: layer 0 only)" if not {"bwrap", "landlock"} & set(layers) else ""))
         if data.get("sandbox_gaps"):
             print("  not enforced in that layer: " + "; ".join(data["sandbox_gaps"]))
+    plan = data.get("plan")
+    if plan and plan.get("approved"):
+        cur = next((p["title"] for p in plan["phases"] if p["state"] == "current"), None)
+        print(f"plan: {'phase ' + repr(cur) if cur else 'every phase done'}")
+        for line in plan_lines(plan):
+            print(line)
     best = data.get("best")
     print(f"baseline {_fmt(data['baseline'])}   best {_fmt(best['metric']) if best else '-'}"
           + (f" (#{best['id']})" if best else ""))

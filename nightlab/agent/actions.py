@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nightlab.agent import artifacts, memory, remote
+from nightlab.agent import artifacts, memory, plan, remote
 from nightlab.agent.config import ProjectConfig, find_config, load_config, set_command
 from nightlab.agent.doctor import PROBLEM, Finding
 from nightlab.agent.learn import LearnOptions, LearnResult
@@ -357,6 +358,78 @@ class FrontDesk(DeskReads):
                              wake=resume, who=self.who, deadline=deadline)
         return Engine(self.root, cfg, options=opts, policy=policy, store=self._store, approver=approver,
                       on_event=on_event)
+
+    # ------------------------------------------------------------------------------------------- the plan
+    def draft_plan(self, *, redraft: bool = False) -> dict[str, Any]:
+        """The project's plan as `plan_view` shows it: the newest one, else (or with `redraft`) a new draft from
+        the baseline's diagnosis and the moves the builtin policy can propose here (plan.py). A redraft replaces
+        the plan being followed only once it is approved."""
+        if not self.paths.has_store():
+            self.ws.ensure_state_dir()
+            self._store = Store(self.paths.db)
+            self._own_store = True
+        if redraft or plan.load(self.store) is None:
+            plan.save(self.store, self._draft())
+            self._record("plan", "drafted the plan")
+        return self._plan_shown()
+
+    def _draft(self) -> plan.Plan:
+        from nightlab.agent.ledger import Ledger
+        from nightlab.agent.policy.builtin import BuiltinPolicy
+        from nightlab.agent.policy_view import build_context
+
+        cfg = self.cfg
+        ledger = Ledger.of(self.store, cfg)
+        ctx = build_context(self.root, cfg, self.ws, ledger, cfg.search.budget)
+        policy = BuiltinPolicy()
+        base = ledger.baseline()
+        ran = base is not None and base.run_result is not None
+        failed = base is not None and ran and base.run_result != RunResult.SUCCEEDED
+        on = ctx.best_id if ctx.best_id is not None else (base.id if base is not None else None)
+        diagnosis = policy.diagnoses(ctx, on) if on is not None and not failed else []
+        return plan.draft(policy.foresee(ctx), diagnosis=diagnosis, baseline_failed=failed,
+                          baseline_s=base.seconds if base is not None and ran else None,
+                          run_budget=cfg.search.budget, fix_attempts=cfg.search.debug_depth)
+
+    def edit_plan(self, *, drop: Sequence[str] = (), budgets: Sequence[str] = (), order: str | None = None,
+                  toml_text: str | None = None, approve: bool = False) -> dict[str, Any]:
+        """Apply a person's edits to the newest plan (drafting one first if there is none) and approve it when
+        asked; a PlanError naming the phase or line at fault leaves the stored plan as it was."""
+        self.draft_plan()
+        p = plan.load(self.store)
+        assert p is not None
+        if toml_text is not None:
+            p = plan.from_toml(p, toml_text)
+        for name in drop:
+            p = plan.drop(p, name)
+        for spec in budgets:
+            p = plan.set_budget(p, spec)
+        if order:
+            p = plan.reorder(p, order)
+        if approve and p.approved is None:
+            if not p.planned:
+                raise plan.PlanError("the plan has no phase with runs left to approve (give one a budget)")
+            p = replace(p, approved=time.time(), since_exp=self.store.last_experiment_id())
+        plan.save(self.store, p)
+        self._record("plan", "approved the plan" if approve else "edited the plan")
+        self._tell()
+        return self._plan_shown()
+
+    def _plan_shown(self) -> dict[str, Any]:
+        data = self._plan_data()
+        assert data is not None  # just drafted or saved
+        return data
+
+    def plan_toml(self) -> str:
+        """The newest plan as the TOML a person edits (drafting one first if there is none)."""
+        self.draft_plan()
+        p = plan.load(self.store)
+        assert p is not None
+        return plan.to_toml(p)
+
+    def _record(self, kind: str, message: str) -> None:
+        session = self.store.latest_session()
+        self.store.event(kind, f"{message} ({self.who})", session_id=session.id if session else None)
 
     def steps_recorded(self, session_id: int) -> int:
         """How many decision steps a session recorded in the experience store (what `nightlab explore` reports)."""

@@ -5,7 +5,9 @@ In autonomous mode the engine decides alone, except where `[autonomy]` names a c
 - `ask_runs_over_min = N`: a run predicted to take longer than N minutes (the policy's own prediction from its cost
   model when it gives one, else the measured duration of the run it changes);
 - `ask_structural = true`: a change to the code's structure (a transformation such as a scheduler or an extra layer,
-  or a language model's edit that changes more than numbers), not a setting's value.
+  or a language model's edit that changes more than numbers), not a setting's value;
+- `ask_phase_change = true` (the default): with an approved plan (plan.py), a move in a phase the plan does not hold
+  (dropped, never foreseen, or its budget spent).
 
 Such a proposal is recorded and committed as usual, then waits in the approval queue with the reason (`nightlab
 approve`, the TUI's approvals); the engine goes on with everything that does not wait on it — other proposals,
@@ -26,6 +28,7 @@ from nightlab.agent.states import ENGINE_KINDS, Kind
 class Checkpoint(StrEnum):
     LONG_RUN = "long_run"
     STRUCTURAL = "structural"
+    PHASE_CHANGE = "phase_change"
 
 
 # a number as code writes one (1, 0.5, 3e-4, 1_000): what a setting's edit changes and a structural one does more than
@@ -39,10 +42,13 @@ def numbers_only(edits: Iterable[dict[str, Any]]) -> bool:
 
 
 def reason(cfg: AutonomyConfig, kind: Kind, edits: list[dict[str, Any]],
-           predicted_s: float | None) -> tuple[Checkpoint, str] | None:
-    """The checkpoint this proposal stops at, with the reason shown to the person; None: it goes ahead."""
+           predicted_s: float | None, unforeseen_phase: str | None = None) -> tuple[Checkpoint, str] | None:
+    """The checkpoint this proposal stops at, with the reason shown to the person; None: it goes ahead.
+    `unforeseen_phase`: why its phase is a change the approved plan did not foresee (plan.PlanFollower)."""
     if kind in ENGINE_KINDS or kind == Kind.FIX:
         return None  # the engine's own runs, and repairs that make a broken run work again
+    if cfg.ask_phase_change and unforeseen_phase:
+        return Checkpoint.PHASE_CHANGE, unforeseen_phase
     if cfg.ask_structural and (kind == Kind.TRANSFORM or (kind == Kind.LLM and not numbers_only(edits))):
         return Checkpoint.STRUCTURAL, "a change to the code's structure, not a setting ([autonomy] ask_structural)"
     limit = cfg.ask_runs_over_min

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from nightlab.agent import (
     experience,
     memory,
     outcome,
+    plan,
     projects,
     reward,
     sentinel,
@@ -124,6 +125,7 @@ class Engine:
         self.keeper = artifacts.Keeper(self.paths, self.ledger, cfg, self.emit)
         self.costs = CostBudget(self.store, cfg)
         self.early_stop = early_stop.EarlyStopper(self.store, cfg)
+        self.plan = plan.PlanFollower(self.store, lambda kind, message: self.emit(kind, message))
         self.clock = time_budget.TimeBudget(self.store, self.options.deadline, cfg.autonomy.max_cpu_hours,
                                             cfg.autonomy.max_gpu_hours, cfg.slots.threads_per_job)
         self._out_of_time = ""  # why no run can start any more (the deadline, the compute budget), once said
@@ -961,7 +963,7 @@ class Engine:
             return True
         if self._exhausted or not self._cost_ok():
             return False
-        ctx = self.context()
+        ctx = replace(self.context(), phases=self.plan.phases())  # an approved plan: its current phase only
         try:
             proposal = self.policy.propose(ctx)
             self._account()
@@ -971,6 +973,9 @@ class Engine:
             self._invalid_streak += 1
             if self._invalid_streak >= 3:
                 self._exhausted = True
+            return True
+        if proposal is None and ctx.phases:  # nothing left in the plan's phase: the next one (plan.py)
+            self.plan.nothing_in(ctx.phases[0])
             return True
         if proposal is None:
             if not active:
@@ -1049,7 +1054,7 @@ class Engine:
             edits=[{"path": x.path, "search": x.search, "replace": x.replace} for x in proposal.edits],
             seed=proposal.seed if proposal.seed is not None else self.cfg.search.seed, status=Status.PROPOSED,
             policy=self.policy.name, usage=proposal.usage, depth=depth, diagnosis=proposal.diagnosis or None,
-            command=command,
+            command=command, phase=self.plan.phase_of(proposal.phase),
         )
         made = self._materialise(e)
         if made is None:
@@ -1063,7 +1068,8 @@ class Engine:
             return None
         self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale)
         stop = None if self.options.mode == Mode.STEP else checkpoints.reason(
-            self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e))
+            self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
+            self.plan.unforeseen(e.phase))
         if stop is not None:  # autonomous: it waits for a person; everything else goes on meanwhile
             self.store.add_approval(ApprovalKind.HYPOTHESIS, {"title": e.title, "checkpoint": str(stop[0]),
                                                               "reason": stop[1]}, self.sid, e.id)

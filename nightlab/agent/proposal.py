@@ -47,6 +47,7 @@ class Proposal:
     command: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)  # model calls: model, tokens, cost
     predicted_s: float | None = None  # the run's duration as the policy predicts it (None: it does not say)
+    phase: str = ""  # the plan's phase this move belongs to (policy/phases.py; "": the policy does not say)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class PolicyContext:
     # how a path is or passes through a symbolic link at an experiment's commit (None: it does not); such paths are
     # never edited, and `editable` lists none of them
     link_in_path: Callable[[int | None, str], str | None] | None = None
+    # an approved plan's current phase (policy/phases.py): propose only moves of it; () = any move
+    phases: tuple[str, ...] = ()
 
 
 __all__ = ["Edit", "ExperimentView", "PolicyContext", "Proposal"]

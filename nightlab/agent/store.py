@@ -35,7 +35,7 @@ from nightlab.agent.states import SETTLED as SETTLED
 from nightlab.agent.states import UNCONFIRMED_LABEL as UNCONFIRMED_LABEL
 from nightlab.errors import NightlabError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 EXPERIMENT_STATUSES = tuple(Status)
 # how a schema-4 store marked a best kept on one seed: status `kept` plus this sentence in `error` (see _v7)
@@ -166,8 +166,26 @@ def _v7(db: sqlite_utils.Database) -> None:
                [Status.UNCONFIRMED, Status.KEPT, V4_UNCONFIRMED_NOTE])
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    """v8: the session's plan (agent/plan.py): its phases with their budgets, when it was approved, which phases
+    the policy had nothing left to try in; and the phase each experiment was proposed in (progress is counted from
+    the experiments, so a crash cannot make the count drift)."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS plans (
+            id INTEGER PRIMARY KEY, created REAL, approved REAL, phases TEXT, diagnosis TEXT, exhausted TEXT,
+            since_exp INTEGER
+        );
+        """
+    )
+    exp = db["experiments"]
+    assert isinstance(exp, sqlite_utils.db.Table)
+    if "phase" not in {c.name for c in exp.columns}:
+        exp.add_column("phase", str)
+
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7),
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8),
 ]
 
 
@@ -255,6 +273,32 @@ class Store:
 
     def integrity_ok(self) -> bool:
         return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    # ------------------------------------------------------------------------------------------- plans
+    def latest_plan(self) -> dict[str, Any] | None:
+        """The newest plan row (JSON columns decoded), None when no plan was ever saved."""
+        row = next(self._rows("SELECT * FROM plans ORDER BY id DESC LIMIT 1"), None)
+        if row is None:
+            return None
+        for k in ("phases", "exhausted"):
+            row[k] = json.loads(row[k]) if row.get(k) else []
+        return row
+
+    def add_plan(self, **values: Any) -> int:
+        return self._insert("plans", {"created": time.time(), **values})
+
+    def update_plan(self, pid: int, **changes: Any) -> None:
+        self._update("plans", pid, changes)
+
+    def runs_by_phase(self, since_exp: int) -> dict[str, int]:
+        """Experiments of each plan phase after experiment `since_exp` that run or ran (one still waiting for a
+        person, refused or rejected has used no run)."""
+        rows = self._rows("SELECT phase, count(*) AS n FROM experiments WHERE id > ? AND phase IS NOT NULL "
+                          "AND status NOT IN (?, ?) GROUP BY phase", (since_exp, Status.REJECTED, Status.PROPOSED))
+        return {r["phase"]: int(r["n"]) for r in rows}
+
+    def last_experiment_id(self) -> int:
+        return int(self.db.execute("SELECT coalesce(max(id), 0) FROM experiments").fetchone()[0])
 
     # ------------------------------------------------------------------------------------------- helpers
     def _insert(self, table: str, row: dict[str, Any]) -> int:

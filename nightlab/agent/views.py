@@ -346,16 +346,34 @@ class DeskReads:
             raise NightlabError(f"experiment #{e.id} has not run yet ({e.status})")
         return RunLog(e.id, job)
 
+    def plan_view(self) -> dict[str, Any] | None:
+        """The newest plan against what ran (plan.py), None before one is drafted: its phases in order, each with
+        runs used / budget, the estimate and its state (current, done, next, nothing left, dropped)."""
+        if not self.paths.has_store():
+            return None
+        return self._plan_data()
+
+    def _plan_data(self) -> dict[str, Any] | None:
+        from nightlab.agent import plan
+
+        p = plan.load(self.store)
+        if p is None:
+            return None
+        prog = plan.progress(self.store, p)
+        return {"approved": p.approved, "diagnosis": list(p.diagnosis), "phases": prog.rows(),
+                "current": str(prog.current) if prog.current is not None else None, "offered": p.offered()}
+
     def status(self) -> dict[str, Any]:
         """What `nightlab status` reports (and prints as JSON with --json), also before the first run."""
         from nightlab.agent.status import gpu_state, mlflow_state, status_data
 
         if self.paths.has_store():
-            return status_data(self.root, self.cfg, self.store)
+            return {**status_data(self.root, self.cfg, self.store), "plan": self._plan_data()}
         cfg = self.cfg
         return {"project": str(self.root), "metric": cfg.metric.name, "goal": cfg.metric.goal, "session": None,
                 "baseline": None, "best": None, "experiments": [], "jobs": [], "approvals": [],
-                "gpus": gpu_state(self.root, []), "mlflow": mlflow_state(self.root, cfg), "report": None}
+                "gpus": gpu_state(self.root, []), "mlflow": mlflow_state(self.root, cfg), "report": None,
+                "plan": None}
 
 
 def _tail(path: Path, n: int) -> str:

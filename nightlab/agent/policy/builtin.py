@@ -52,7 +52,7 @@ from typing import Any
 from nightlab.agent import diagnose
 from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.goal import Goal
-from nightlab.agent.policy import catalogue, compound
+from nightlab.agent.policy import catalogue, compound, phases
 from nightlab.agent.policy import cost_model as costmod
 from nightlab.agent.policy import depth as depthmod
 from nightlab.agent.policy import effective as eff
@@ -199,6 +199,15 @@ class _Move:
     texts: dict[str, str] | None = None  # precomputed new file texts (code fixes)
     source: str = ""  # which part of `_moves` made it: combine | diagnosis | transform | widen | search | fix
     pathology: str = ""  # the diagnosis it remedies (a pathology kind)
+
+
+@dataclass(frozen=True)
+class Foreseen:
+    """A move the policy could propose: its plan phase, title and predicted duration (None: no prediction)."""
+
+    phase: str
+    title: str
+    predicted_s: float | None
 
 
 @dataclass
@@ -587,7 +596,32 @@ class BuiltinPolicy(PolicyBase):
             head = list(itertools.islice(moves, FEEDBACK_LOOKAHEAD))
             moves = itertools.chain([m for m in head if said.wants(m.changes, m.transform)],
                                     [m for m in head if not said.wants(m.changes, m.transform)], moves)
-        return (m for m in moves if not said.refuses(m.changes, m.transform, _norm))
+        moves = (m for m in moves if not said.refuses(m.changes, m.transform, _norm))
+        if ctx.phases:  # an approved plan's phase: only its moves (agent/plan.py)
+            return (m for m in moves if _phase(st, m) in ctx.phases)
+        return moves
+
+    def diagnoses(self, ctx: PolicyContext, exp_id: int) -> list[str]:
+        """The pathologies of a run's learning curve, most urgent first, as the diagnosis moves read them."""
+        e = next((x for x in ctx.experiments if x.id == exp_id), None)
+        return [kind for kind, _ in _pathologies(ctx, e)] if e is not None else []
+
+    def foresee(self, ctx: PolicyContext, limit: int = 48) -> list[Foreseen]:
+        """The moves this policy could propose next (on top of the best, else the baseline), each with its plan
+        phase and predicted duration: what a plan is drafted from (agent/plan.py). Only moves that materialise
+        into a proposal count; at most `limit` moves are looked at."""
+        exp_id = ctx.best_id if ctx.best_id is not None else ctx.baseline_id
+        st = self._state(ctx, exp_id)
+        sigs = self._signatures(ctx)
+        out: list[Foreseen] = []
+        seen: set[str] = set()
+        for move in itertools.islice(self._moves_heeding_people(ctx, st), limit):
+            prop = self._materialise(ctx, st, move, sigs)
+            key = repr(sorted(prop.knobs.items(), key=str)) if prop is not None else ""
+            if prop is not None and key not in seen:  # two moves to the same assignment are one run
+                seen.add(key)
+                out.append(Foreseen(phase=prop.phase, title=prop.title, predicted_s=prop.predicted_s))
+        return out
 
     def _rejections(self, ctx: PolicyContext, st: _State) -> Rejections:
         """The changes people rejected (knob values that differ from the parent's, or a transformation) and what
@@ -771,7 +805,8 @@ class BuiltinPolicy(PolicyBase):
                         pathology=p.pathology)
 
     def _diagnosis_moves(self, ctx: PolicyContext, st: _State, tried: set[str]) -> Iterator[_Move]:
-        assert st.exp is not None
+        if st.exp is None:
+            return  # no run to diagnose (a plan drafted before the baseline ran: `foresee`)
         recent = self._recent_steps(ctx, st)
         for kind, evidence in _pathologies(ctx, st.exp):
             diag = f"{kind}: {evidence}" if evidence else kind
@@ -1113,6 +1148,8 @@ class BuiltinPolicy(PolicyBase):
         except Exception as err:  # a broken move is skipped, never half-proposed
             log.debug("builtin policy: move %r failed: %s", move.title or move.transform, err)
             return None
+        if prop is not None:
+            prop.phase = str(_phase(st, move))
         if prop is not None and move.changes:
             try:  # the engine's long-run checkpoint reads it; a prediction that fails leaves the parent's duration
                 prop.predicted_s = self.predicted_seconds(ctx, st, move.changes)
@@ -1301,6 +1338,12 @@ _CANON = {
     "batch_size": ("batch_size", "BATCH_SIZE", "bs", "batch-size"),
     "weight_decay": ("weight_decay", "WEIGHT_DECAY", "wd"),
 }
+
+
+def _phase(st: _State, m: _Move) -> phases.Phase:
+    """The plan phase of a move (policy/phases.py's table), from the kinds of the knobs it changes."""
+    kinds = [st.knobs[k].kind for k in m.changes if k in st.knobs]
+    return phases.phase_of(str(m.kind), kinds, m.transform)
 
 
 def _tagged(moves: Iterable[_Move], source: str) -> Iterator[_Move]:

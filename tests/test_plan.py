@@ -1,0 +1,157 @@
+"""The session's plan (agent/plan.py): drafted from what the builtin policy can propose in this repository, edited
+and approved from the command line (bad edits: one line, non-zero exit), then followed by the engine phase by phase,
+a move outside the plan waiting at a checkpoint while the rest goes on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from nightlab.agent import plan as planmod
+from nightlab.agent.actions import FrontDesk
+from nightlab.agent.config import load_config
+from nightlab.agent.engine import Engine, EngineOptions, open_store
+from nightlab.agent.policy import knobs as knobmod
+from nightlab.agent.policy import transforms as tf
+from nightlab.agent.policy.builtin import _NEVER_KINDS, Foreseen
+from nightlab.agent.policy.phases import MOVE_PHASES, Phase, order_for
+from nightlab.agent.states import ApprovalState, Kind, Status
+
+from helpers import TINY_TRAIN, git, make_repo, until, write_config
+
+WIDE_TRAIN = TINY_TRAIN.replace("LOG_EVERY = 1\n", "LOG_EVERY = 1\nHIDDEN = 16\n").replace(
+    "random.uniform(-0.002, 0.002)", "random.uniform(-0.002, 0.002) + 0.001 * math.log2(HIDDEN)")
+
+
+def _project(tmp_path: Path, train: str, name: str = "p") -> Path:
+    root = make_repo(tmp_path / name, {"train.py": train})
+    write_config(root)
+    git(root, "add", "nightlab.toml")
+    git(root, "commit", "-q", "-m", "config")
+    return root
+
+
+def _nightlab(root: Path, *args: str, editor: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "VISUAL": "", "EDITOR": editor or "true"}
+    return subprocess.run([sys.executable, "-m", "nightlab", "plan", *args], cwd=root, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def _phases(data: dict[str, object]) -> list[tuple[str, int]]:
+    return [(p["phase"], p["runs"]) for p in data["phases"]]  # type: ignore[attr-defined,index]
+
+
+# ----------------------------------------------------------------------------------------------- the table
+def test_every_move_of_the_builtin_policy_has_a_phase() -> None:
+    for name in tf.TRANSFORMS:
+        assert ("transform", name) in MOVE_PHASES, name
+    searchable = (set(knobmod._KNOWN) | {"choice", "other"}) - _NEVER_KINDS - knobmod.UNTUNABLE_KINDS
+    for kind in searchable:
+        assert ("knob", kind) in MOVE_PHASES, kind
+
+
+def test_the_diagnosis_orders_the_phases_and_a_failed_baseline_is_made_to_run_first() -> None:
+    assert order_for(["overfitting"])[:2] == [Phase.MAKE_IT_RUN, Phase.REGULARISATION]
+    assert order_for(["underfitting", "noisy"])[1] == Phase.CAPACITY
+    moves = [Foreseen("optimizer", f"lr {i}", 10.0) for i in range(6)] + [Foreseen("capacity", "widen", 40.0)]
+    p = planmod.draft(moves, diagnosis=["underfitting"], baseline_failed=True, baseline_s=20.0, run_budget=6,
+                      fix_attempts=2)
+    assert [(x.phase, x.runs) for x in p.phases] == [("make_it_run", 2), ("capacity", 1), ("optimizer", 5)]
+    assert p.phases[1].est_s == 40.0 and p.phases[2].est_s == 50.0  # the cost model's figure, else the baseline's
+
+
+# ----------------------------------------------------------------------------------------------- drafting
+def test_the_phases_offered_depend_on_the_repository(tmp_path: Path) -> None:
+    narrow = FrontDesk(_project(tmp_path, TINY_TRAIN, "narrow")).draft_plan()
+    wide = FrontDesk(_project(tmp_path, WIDE_TRAIN, "wide")).draft_plan()
+    assert [p for p, _ in _phases(narrow)] == ["optimizer", "longer_training"]  # no width or depth knob
+    assert [p for p, _ in _phases(wide)] == ["optimizer", "capacity", "longer_training"]
+    assert all(p["runs"] >= 1 and p["examples"] for p in wide["phases"])  # type: ignore[attr-defined]
+    assert wide["approved"] is None
+
+
+# ----------------------------------------------------------------------------------------------- editing
+def test_each_edit_of_the_command_line_and_a_bad_one_gives_one_line(tmp_path: Path) -> None:
+    root = _project(tmp_path, WIDE_TRAIN)
+    first = _nightlab(root, "--json")
+    assert first.returncode == 0, first.stderr
+    assert "plan: draft" in _nightlab(root).stdout
+    import json
+
+    def shown(r: subprocess.CompletedProcess[str]) -> list[tuple[str, int]]:
+        assert r.returncode == 0, r.stderr
+        return _phases(json.loads(r.stdout))
+
+    assert shown(_nightlab(root, "--drop", "capacity", "--json"))[-1] == ("capacity", 0)
+    assert shown(_nightlab(root, "--budget", "capacity=3", "--json"))[-1] == ("capacity", 3)  # taken back, last
+    got = shown(_nightlab(root, "--order", "longer_training,capacity", "--json"))
+    assert [p for p, _ in got] == ["longer_training", "capacity", "optimizer"]
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text('[[phase]]\nname = "capacity"\nruns = 2\n\n[[phase]]\nname = "capacity"\nruns = 1\n')
+    for args, editor, says in [
+        (["--drop", "capcity"], None, "--drop capcity: 'capcity' is not a phase of this plan"),
+        (["--budget", "capacity=-1"], None, "--budget capacity=-1: runs must be a whole number"),
+        (["--budget", "capacity"], None, "expected PHASE=RUNS"),
+        (["--order", "capacity,capacity"], None, "'capacity' is named twice"),
+        (["--edit"], f"cp {bad_toml}", "plan.toml: phase 2: 'capacity' appears twice"),
+        (["--edit"], "sh -c 'echo \"[[phase]\" > $0'", "plan.toml: "),
+    ]:
+        r = _nightlab(root, *args, editor=editor)
+        assert r.returncode != 0 and r.stderr.count("\n") == 1 and says in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    # the bad edits changed nothing
+    assert [p for p, _ in shown(_nightlab(root, "--json"))] == ["longer_training", "capacity", "optimizer"]
+    good = tmp_path / "good.toml"
+    good.write_text('[[phase]]\nname = "optimizer"\nruns = 2\n')
+    got = shown(_nightlab(root, "--edit", "--approve", "--json", editor=f"cp {good}"))
+    assert got == [("optimizer", 2), ("longer_training", 0), ("capacity", 0)]  # deleted phases are dropped
+    assert "plan: approved" in _nightlab(root).stdout
+
+
+# ----------------------------------------------------------------------------------------------- following
+@pytest.mark.timeout(300)
+def test_an_approved_plan_is_followed_and_a_move_outside_it_waits(tmp_path: Path) -> None:
+    root = _project(tmp_path, WIDE_TRAIN)
+    desk = FrontDesk(root)
+    desk.draft_plan()
+    desk.edit_plan(order="longer_training,optimizer", budgets=["longer_training=1", "optimizer=2"],
+                   drop=["capacity"], approve=True)
+    opts = EngineOptions(mode="autonomous", budget=10, poll_s=0.1, unsafe_no_sandbox=True)
+    engine = Engine(root, load_config(root), options=opts)
+    t = threading.Thread(target=engine.run, daemon=True)
+    t.start()
+    store = open_store(root)
+    until(lambda: len(store.approvals(ApprovalState.PENDING)) >= 2, "two moves outside the plan waiting", 240)
+    engine.stop()
+    t.join(120)
+    hyps = [e for e in store.experiments() if e.kind not in (Kind.BASELINE, Kind.RERUN) and e.status != "rejected"]
+    phases = [e.phase for e in hyps]
+    # in the plan's order, within its budgets: one run of longer training, two of the optimizer
+    assert phases[:3] == ["longer_training", "optimizer", "optimizer"], [(e.title, e.phase) for e in hyps]
+    waiting = [e for e in hyps[3:] if e.status == Status.PROPOSED]
+    assert len(waiting) >= 2  # the engine went on proposing while the first waited
+    pending = {a.experiment_id: a for a in store.approvals(ApprovalState.PENDING)}
+    for e in waiting:
+        a = pending[e.id]
+        assert a.payload["checkpoint"] == "phase_change" and "[autonomy] ask_phase_change" in a.payload["reason"]
+        assert e.run_result is None
+    data = desk.status()
+    assert [p["state"] for p in data["plan"]["phases"]] == ["done", "done", "dropped"]
+    shown = subprocess.run([sys.executable, "-m", "nightlab", "status"], cwd=root, capture_output=True, text=True,
+                           timeout=60).stdout
+    assert "plan: every phase done" in shown and "1/1 runs" in shown and "2/2 runs" in shown, shown
+
+
+def test_without_an_approved_plan_nothing_changes(tmp_path: Path) -> None:
+    root = _project(tmp_path, WIDE_TRAIN)
+    FrontDesk(root).draft_plan()  # a draft is not followed
+    opts = EngineOptions(mode="autonomous", budget=3, poll_s=0.1, unsafe_no_sandbox=True)
+    Engine(root, load_config(root), options=opts).run()
+    store = open_store(root)
+    assert all(e.phase is None for e in store.experiments())
+    assert not [a for a in store.approvals(ApprovalState.PENDING) if a.payload.get("checkpoint")]
