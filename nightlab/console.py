@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nightlab.agent.states import QUIT, UNCONFIRMED_LABEL, ApprovalKind, ApprovalState, Decision, Mode, SessionState
+from nightlab.agent.views import minutes, plan_lines
 
 if TYPE_CHECKING:  # names for the type checker only: what the front desk hands the console, never imported to run
     from nightlab.agent.config import ProjectConfig
@@ -281,27 +282,6 @@ def print_gpus(gpus: list[dict[str, Any]]) -> None:
         print(style(format_gpu(stat, g.get("held_by")), "36" if g.get("held_by") else "2"))
 
 
-def _minutes(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
-
-
-def plan_lines(plan: dict[str, Any]) -> list[str]:
-    """A plan's phases, one line each: order, state, runs used / budget, the estimate, what the policy would try."""
-    out = []
-    for i, p in enumerate(plan["phases"], 1):
-        if p["state"] == "dropped":
-            out.append(f"   -  {p['title']:<28} dropped ({p['moves']} moves foreseen)")
-            continue
-        est = f"~{_minutes(p['est_s'])}" + (f" ({_minutes(p['run_s'])} a run)" if p["run_s"] else "")
-        mark = ">" if p["state"] == "current" else " "
-        out.append(f" {mark}{i:>2}. {p['title']:<28} {p['used']}/{p['runs']} runs  {est:<24} {p['state']}")
-        if p["examples"]:
-            out.append(f"       e.g. {'; '.join(p['examples'][:2])}")
-    return out
-
-
 def print_plan(plan: dict[str, Any]) -> None:
     state = "approved" if plan["approved"] else "draft (not followed until `nightlab plan --approve`)"
     diag = ", ".join(plan["diagnosis"]) or "nothing to say (or no curve to read yet)"
@@ -311,7 +291,7 @@ def print_plan(plan: dict[str, Any]) -> None:
         print(line)
     total = [p["est_s"] for p in plan["phases"] if p["state"] != "dropped"]
     if total and all(t is not None for t in total):
-        print(f"total: {sum(p['runs'] for p in plan['phases'])} runs, about {_minutes(sum(total))} of compute")
+        print(f"total: {sum(p['runs'] for p in plan['phases'])} runs, about {minutes(sum(total))} of compute")
     if not plan["approved"]:
         print("edit: --drop PHASE, --budget PHASE=N, --order A,B,C or --edit; then --approve")
 

@@ -963,7 +963,9 @@ class Engine:
             return True
         if self._exhausted or not self._cost_ok():
             return False
-        ctx = replace(self.context(), phases=self.plan.phases())  # an approved plan: its current phase only
+        ctx = self.context()
+        if ctx.best_id is not None:  # an approved plan: its current phase only (plan.py)
+            ctx = replace(ctx, phases=self.plan.phases())
         try:
             proposal = self.policy.propose(ctx)
             self._account()

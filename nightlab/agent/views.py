@@ -376,6 +376,27 @@ class DeskReads:
                 "plan": None}
 
 
+def minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    """A plan's phases, one line each: order, state, runs used / budget, the estimate, what the policy would try."""
+    out = []
+    for i, p in enumerate(plan["phases"], 1):
+        if p["state"] == "dropped":
+            out.append(f"   -  {p['title']:<28} dropped ({p['moves']} moves foreseen)")
+            continue
+        est = f"~{minutes(p['est_s'])}" + (f" ({minutes(p['run_s'])} a run)" if p["run_s"] else "")
+        mark = ">" if p["state"] == "current" else " "
+        out.append(f" {mark}{i:>2}. {p['title']:<28} {p['used']}/{p['runs']} runs  {est:<24} {p['state']}")
+        if p["examples"]:
+            out.append(f"       e.g. {'; '.join(p['examples'][:2])}")
+    return out
+
+
 def _tail(path: Path, n: int) -> str:
     """The last `n` bytes of a log as text ("" when it cannot be read)."""
     try:
