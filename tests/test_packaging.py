@@ -41,8 +41,6 @@ def test_wheel_ships_themes_examples_and_hook(tmp_path: Path) -> None:
 # import names whose distribution is named differently, for the check below
 _DIST_OF = {"git": "gitpython", "yaml": "pyyaml", "pynvml": "nvidia-ml-py", "mlflow": "mlflow-skinny",
             "sqlite_utils": "sqlite-utils", "tomli_w": "tomli-w"}
-# imported only under `try: ... except ImportError` (pygments comes with rich and only colours the diff view)
-_GUARDED = {"pygments"}
 # code that runs inside training jobs with the job's own interpreter, never in nightlab's
 _JOB_SIDE = ("nightlab/sandbox/instrument/", "nightlab/examples/")
 
@@ -91,7 +89,7 @@ def test_every_import_is_declared_and_every_dependency_imported() -> None:
     imports = _imports()
     dist = {m: _DIST_OF.get(m, m) for m in imports}
     undeclared = {m for m, d in dist.items() if d not in required and not any(d in e for e in extras.values())}
-    assert undeclared <= _GUARDED, f"imported but not declared: {sorted(undeclared - _GUARDED)}"
+    assert not undeclared, f"imported but not declared: {sorted(undeclared)}"
     unused = required - set(dist.values())
     assert not unused, f"declared but never imported by nightlab: {sorted(unused)}"
 
