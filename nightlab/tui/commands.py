@@ -56,6 +56,8 @@ def system_commands(app: NightlabApp, screen: Screen[object]) -> Iterable[System
         yield SystemCommand("Write the session report",
                             keyed("write_report", "HTML + Markdown with plots, in .nightlab/reports/"),
                             main.action_write_report)
+        yield SystemCommand("Show the plan", keyed("show_plan", "phases, runs used / budget, the current one"),
+                            main.action_show_plan)
         yield SystemCommand("Follow the running job", keyed("jump_running", "the newest running experiment"),
                             main.action_jump_running)
     for name in available_themes():

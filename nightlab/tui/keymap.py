@@ -73,6 +73,8 @@ KEYS: tuple[Key, ...] = (
         help="Stop the selected running job (asks first)"),
     Key("toggle_view", "t", "toggle_view", "Ranked", "main", show=False,
         help="Switch between the tree and the ranked table"),
+    Key("show_plan", "P", "show_plan", "Plan", "main", show=False,
+        help="The session's plan: phases, runs used / budget, the current phase (`nightlab plan` edits it)"),
     Key("write_report", "R", "write_report", "Report", "main", show=False,
         help="Write the session's report (HTML + Markdown with plots) and say where"),
     Key("quit", "q", "app.quit", "Quit", "main",

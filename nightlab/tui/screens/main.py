@@ -369,6 +369,11 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
                                         for a in s.approvals)
         self.nl.open_review(self.selected, ReviewMode.HYPOTHESIS if pending else ReviewMode.VIEW)
 
+    def action_show_plan(self) -> None:
+        from nightlab.tui.screens.plan import PlanScreen
+
+        self.app.push_screen(PlanScreen())
+
     def action_promote(self) -> None:
         if self.selected is None:
             self.notify("Select an experiment to review first.")
