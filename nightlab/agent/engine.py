@@ -20,9 +20,9 @@ Killed at any moment, it is resumed by `reconcile()`, which makes the store agre
 
 What the engine delegates has rooms of its own: the ledger (scores, noise floor, best), the verdict (keep, confirm
 or discard a finished run, from plain numbers), sessions (opening, waking, hibernating and ending a session's row,
-its report and promotion request), the launcher (job spec, environment, sandbox), analysis (reading a finished run),
-costs (the model-cost budget), the policy's view, the state paths; the user's actions (approve, reject, edit,
-promote, stop) are the front desk's (actions.py).
+its report and promotion request), re-runs (noise and confirmation runs on another seed), the launcher (job spec,
+environment, sandbox), analysis (reading a finished run), costs (the model-cost budget), the policy's view, the
+state paths; the user's actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
 """
 
 from __future__ import annotations
@@ -64,7 +64,8 @@ from nightlab.agent.policy_view import build_context, view
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.remote import Ended, RemoteJobs
 from nightlab.agent.report import ReportFiles
-from nightlab.agent.seeding import SeedPlan, SeedRoute, plan_seeding
+from nightlab.agent.reruns import Reruns
+from nightlab.agent.seeding import SeedPlan
 from nightlab.agent.states import (
     QUIT,
     ApprovalKind,
@@ -156,7 +157,7 @@ class Engine:
         self._experience_warned = False  # a user experience store that cannot be written is said once
         self._waker: Waker | None = None
         self.report_files: ReportFiles | None = None  # the report written when the session ended
-        self._seed_plan: SeedPlan | None = None
+        self.reruns = Reruns(self.store, self.ws, cfg, self.ledger, lambda: self.sid, self.budget_left, self.emit)
 
     # ------------------------------------------------------------------------------------------- plumbing
     @property
@@ -178,31 +179,14 @@ class Engine:
 
     @property
     def seeded(self) -> bool:
-        """Whether re-runs can vary the seed (see agent/seeding.py), or — where nothing can be varied — a plain
-        re-run of the baseline came out different (the program draws entropy), so re-runs still measure noise.
-        (A baseline whose seeds happen to agree is still confirmed on another seed: a change such as more dropout
-        can make the seed matter.)"""
-        return self.seed_plan().varies or self.ledger.deterministic() is False
+        """Whether re-runs can vary the seed or still measure noise (reruns.py)."""
+        return self.reruns.seeded
 
     def seed_plan(self, e: Experiment | None = None) -> SeedPlan:
-        """How re-runs get another seed: for the project (cached), or on experiment `e`'s own commit and command."""
-        if e is None and self._seed_plan is not None:
-            return self._seed_plan
-        base = self.ledger.baseline()
-        commit = (e.commit_sha if e is not None else None) or (base.commit_sha if base else None) \
-            or self.ws.head_commit()
-        command = (e.command if e is not None else None) or self.cfg.command
-        tracked = self.ws.tracked_files(commit)
-        known = set(tracked)
-        plan = plan_seeding(command, lambda p: self.ws.read_file(commit, p) or "", lambda p: p in known, tracked,
-                            self.cfg.metric.name)
-        if e is None:
-            self._seed_plan = plan
-        return plan
+        return self.reruns.seed_plan(e)
 
     def command_for(self, e: Experiment) -> str:
-        """The shell command experiment `e` runs: its own command (or the project's) with its seed applied."""
-        return self.seed_plan().command(e.command or self.cfg.command, e.seed, self.cfg.search.seed)
+        return self.reruns.command_for(e)
 
     def budget_left(self) -> int:
         s = self.store.session(self.sid)
@@ -563,7 +547,7 @@ class Engine:
         if e.kind == BASELINE:
             if e.run_result == RunResult.SUCCEEDED:
                 self.store.update_experiment(e.id, status=Status.KEPT)
-                self._queue_noise_runs(e)
+                self.reruns.queue_noise_runs(e)
             else:
                 self._try_fix(e)
             return
@@ -620,7 +604,7 @@ class Engine:
             self.store.update_experiment(e.id, status=Status.DISCARDED, error=v.note)
             self.emit("discarded", f"#{e.id} discarded: {v.note}", e.id)
         elif v.call is verdict.Call.CONFIRM:
-            self._queue_rerun(e, reason="confirm")
+            self.reruns.queue_rerun(e, reason="confirm")
             self.emit("confirm", f"#{e.id} {v.note}; re-running with another seed to confirm", e.id)
         elif v.call in (verdict.Call.KEEP, verdict.Call.KEEP_UNCONFIRMED):
             self._keep(e, v.note, unconfirmed=v.call is verdict.Call.KEEP_UNCONFIRMED)
@@ -643,52 +627,7 @@ class Engine:
         self.emit("kept", f"#{e.id} is the new best: {why}", e.id)
 
     def _queue_pending_confirmation(self) -> bool:
-        """Re-run a best that was kept on one seed when an earlier session ran out of budget (see `_judge`)."""
-        if not (self.cfg.search.confirm and self.seeded):
-            return False
-        for e in self.store.experiments_in(Status.UNCONFIRMED):
-            if e.kind == RERUN or self.store.reruns_of(e.id):
-                continue
-            self._queue_rerun(e, reason="confirm")
-            self.emit("confirm", f"#{e.id} was kept on one seed when the last session's budget ran out; "
-                                 "re-running it with another seed to confirm", e.id)
-            return True
-        return False
-
-    def _queue_noise_runs(self, base: Experiment) -> None:
-        plan = self.seed_plan()
-        if self.store.session(self.sid).seeding != plan.how:
-            self.store.update_session(self.sid, seeding=plan.how)
-            self.emit("seeding", f"seeds: {plan.how}", base.id, route=plan.route.value)
-        # with nothing to vary, one plain re-run tells a deterministic program from one that draws entropy
-        wanted = self.cfg.search.noise_seeds if plan.varies else min(2, self.cfg.search.noise_seeds)
-        have = 1 + len(self.store.reruns_of(base.id))
-        for k in range(have, wanted):
-            if self.budget_left() - len(self.store.experiments_in(Status.QUEUED)) <= 1:
-                break
-            self._queue_rerun(base, reason="noise", seed=self.cfg.search.seed + k)
-
-    def _queue_rerun(self, e: Experiment, reason: str, seed: int | None = None) -> None:
-        used = {e.seed} | {x.seed for x in self.store.reruns_of(e.id)}
-        if seed is None:
-            seed = self.cfg.search.seed + 1
-            while seed in used:
-                seed += 1
-        title = f"re-run #{e.id} with seed {seed} ({'noise floor' if reason == 'noise' else 'confirm'})"
-        plan = self.seed_plan(e)
-        if plan.route is SeedRoute.NONE:
-            title = f"re-run #{e.id} as it is ({'noise floor' if reason == 'noise' else 'confirm'}: nothing to seed)"
-        r = self.store.add_experiment(
-            session_id=self.sid, parent_id=e.id, title=title, rationale=plan.how, kind=RERUN, rerun_of=e.id,
-            branch=e.branch, commit_sha=e.commit_sha, status=Status.QUEUED, seed=seed, knobs=e.knobs, edits=[],
-            policy="engine", depth=e.depth, command=e.command,
-        )
-        changes = plan.edits(lambda p: self.ws.read_file(e.commit_sha or "", p) or "", seed, self.cfg.search.seed)
-        if changes and e.commit_sha:
-            # the seed is fixed in the code: this re-run gets a commit of its own with the seed literal changed
-            branch, sha = self.ws.materialise(r.id, self.sid, e.commit_sha, changes, f"{title}\n\n{plan.how}\n",
-                                              self.cfg.links)
-            self.store.update_experiment(r.id, branch=branch, commit_sha=sha, patch=self.ws.diff(e.commit_sha, sha))
+        return self.reruns.queue_pending_confirmation()
 
     def _try_fix(self, e: Experiment) -> None:
         if self.store.proposals_on(e.id):
