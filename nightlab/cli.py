@@ -140,11 +140,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("id", type=int)
     s.add_argument("--yes", "-y", action="store_true", help="do not ask (the diff is still printed)")
 
-    s = sub.add_parser("approve", help="approve a pending proposal (by experiment id), or `budget` to extend the "
-                       "model cost budget")
-    s.add_argument("id", help="experiment id, or `budget`")
-    s = sub.add_parser("reject", help="reject a pending proposal with feedback (or `budget`: stop spending)")
-    s.add_argument("id", help="experiment id, or `budget`")
+    s = sub.add_parser("approve", help="approve a pending proposal (by experiment id), `budget` to extend the "
+                       "model cost budget, or `compute` to go over the compute budget")
+    s.add_argument("id", help="experiment id, `budget` or `compute`")
+    s = sub.add_parser("reject", help="reject a pending proposal with feedback (or `budget` / `compute`: stop "
+                       "spending)")
+    s.add_argument("id", help="experiment id, `budget` or `compute`")
     s.add_argument("--why", default="", help="feedback the policy reads")
 
     s = sub.add_parser("stop", help="stop a running job")

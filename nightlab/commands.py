@@ -279,8 +279,14 @@ def _decide(root: Path, target: str, state: ApprovalState, feedback: str | None 
         desk.decide_budget(state, feedback)
         print(f"{state} the model cost budget extension")
         return 0
+    if target == "compute":
+        from nightlab.agent.states import ApprovalKind
+
+        desk.decide_budget(state, feedback, ApprovalKind.COMPUTE)
+        print(f"{state} going over the compute budget")
+        return 0
     if not target.isdigit():
-        raise NightlabError(f"{target!r}: expected an experiment id or `budget`")
+        raise NightlabError(f"{target!r}: expected an experiment id, `budget` or `compute`")
     e = desk.experiment(int(target))
     if state == ApprovalState.APPROVED:
         desk.approve(e.id)

@@ -353,6 +353,9 @@ def print_status(data: dict[str, Any]) -> None:
             why = a["payload"].get("reason")  # a checkpoint says why it stopped
             text = (f"  waiting for you: {a['kind']} #{a['experiment']}" + (f": {why}" if why else "") +
                     f"  (nightlab approve {a['experiment']} / reject {a['experiment']} --why ...)")
+        elif a["kind"] == ApprovalKind.COMPUTE:
+            text = (f"  waiting for you: {a['payload'].get('reason', 'the compute budget is spent')} "
+                    "(nightlab approve compute / reject compute)")
         elif a["kind"] == ApprovalKind.BUDGET:
             text = (f"  waiting for you: model cost ${a['payload'].get('spent', 0):.4f} reached the budget "
                     "(nightlab approve budget / reject budget)")

@@ -121,3 +121,41 @@ def test_a_long_run_waits_and_a_rejection_is_never_run(tmp_path: Path) -> None:
     for a in pending:
         e = store.experiment(a.experiment_id)  # type: ignore[arg-type]
         assert e.status == Status.REJECTED and e.run_result is None and "too long" in (e.error or "")
+
+
+def test_going_over_the_compute_budget_asks_and_goes_on_when_approved(tmp_path: Path) -> None:
+    """[autonomy] ask_over_budget: where the session would end at its compute budget, it asks (a `compute` approval
+    with the reason) and waits; a yes adds the budget once more and runs start again; a no ends it."""
+    from helpers import TINY_TRAIN, ScriptedPolicy
+
+    slow = TINY_TRAIN.replace("import random\n", "import random\nimport time\ntime.sleep(1.0)\n")
+    root = make_repo(tmp_path / "p", {"train.py": slow})
+    write_config(root, autonomy=AutonomyConfig(max_cpu_hours=2 / 3600, ask_over_budget=True))  # 2 CPU-seconds
+    git(root, "add", "nightlab.toml")
+    git(root, "commit", "-q", "-m", "config")
+    opts = EngineOptions(mode="autonomous", budget=20, poll_s=0.1, unsafe_no_sandbox=True)
+    engine = Engine(root, load_config(root), options=opts,
+                    policy=ScriptedPolicy([str(v) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)]))
+    t = threading.Thread(target=engine.run, daemon=True)
+    t.start()
+    store = open_store(root)
+
+    def compute_asks() -> list[int]:
+        return [a.id for a in store.approvals(ApprovalState.PENDING) if a.kind == ApprovalKind.COMPUTE]
+
+    until(lambda: bool(compute_asks()), "a request to go over the compute budget")
+    until(lambda: store.latest_session().state == "waiting", "the session waiting on the person")  # type: ignore[union-attr]
+    (first,) = compute_asks()
+    assert "max_cpu_hours" in store.approval(first).payload["reason"]
+    assert "ask_over_budget" in store.approval(first).payload["reason"]
+    shown = subprocess.run([sys.executable, "-m", "nightlab", "status"], cwd=root, capture_output=True, text=True,
+                           timeout=60).stdout
+    assert "nightlab approve compute" in shown, shown
+    assert t.is_alive()  # it did not end at the budget
+    ran = len(store.jobs())
+    subprocess.run([sys.executable, "-m", "nightlab", "approve", "compute"], cwd=root, check=True, timeout=60)
+    until(lambda: len(store.jobs()) > ran, "a run started after the yes")
+    until(lambda: bool([x for x in compute_asks() if x != first]), "a second request at the extended budget")
+    subprocess.run([sys.executable, "-m", "nightlab", "reject", "compute"], cwd=root, check=True, timeout=60)
+    t.join(120)
+    assert not t.is_alive() and store.latest_session().state == "done"  # type: ignore[union-attr]

@@ -137,12 +137,14 @@ class FrontDesk(DeskReads):
         self._tell(wake=True)
         return self.store.approval(approval.id)
 
-    def decide_budget(self, state: ApprovalState, feedback: str | None = None) -> Approval:
-        """Extend (approve) or refuse (reject) the model-cost budget the engine is waiting on."""
-        appr = next(reversed([a for a in self.store.approvals(ApprovalState.PENDING)
-                              if a.kind == ApprovalKind.BUDGET]), None)
+    def decide_budget(self, state: ApprovalState, feedback: str | None = None,
+                      kind: ApprovalKind = ApprovalKind.BUDGET) -> Approval:
+        """Extend (approve) or refuse (reject) the model-cost budget the engine is waiting on (`kind` COMPUTE:
+        going over the session's compute budget, [autonomy] ask_over_budget)."""
+        appr = next(reversed([a for a in self.store.approvals(ApprovalState.PENDING) if a.kind == kind]), None)
         if appr is None:
-            raise NightlabError("no budget extension is waiting for approval")
+            raise NightlabError("no budget extension is waiting for approval" if kind == ApprovalKind.BUDGET else
+                                "no request to go over the compute budget is waiting for approval")
         self.store.decide(appr.id, state, self.who, feedback)
         self._tell(wake=True)
         return self.store.approval(appr.id)

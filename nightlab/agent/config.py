@@ -218,6 +218,9 @@ class AutonomyConfig(_Strict):
                                                                              "(checkpoints.py)")
     ask_structural: bool = Field(default=False, description="checkpoint: ask before a change to the code's "
                                                            "structure (a transformation, a model edit), not a value")
+    ask_over_budget: bool = Field(default=False, description="checkpoint: when the next run would pass "
+                                                             "max_cpu_hours / max_gpu_hours, ask to go on (each yes "
+                                                             "adds the budget once more) instead of ending")
     ask_phase_change: bool = Field(default=True, description="checkpoint: with an approved plan (`nightlab plan`), "
                                                              "ask before a move in a phase the plan does not hold")
 

@@ -128,7 +128,8 @@ class Engine:
         self.early_stop = early_stop.EarlyStopper(self.store, cfg)
         self.plan = plan.PlanFollower(self.store, lambda kind, message: self.emit(kind, message))
         self.clock = time_budget.TimeBudget(self.store, self.options.deadline, cfg.autonomy.max_cpu_hours,
-                                            cfg.autonomy.max_gpu_hours, cfg.slots.threads_per_job)
+                                            cfg.autonomy.max_gpu_hours, cfg.slots.threads_per_job,
+                                            ask_over_budget=cfg.autonomy.ask_over_budget)
         self._out_of_time = ""  # why no run can start any more (the deadline, the compute budget), once said
         self.launcher = Launcher(self.root, cfg, self.ws, unsafe_no_sandbox=self.options.unsafe_no_sandbox)
         self._policy = policy
@@ -287,7 +288,9 @@ class Engine:
 
     def _finished(self) -> bool:
         if self.clock.active and not self.store.open_jobs() and self._no_time_left():
-            return True  # what is still queued or proposed waits for the next session
+            # what is still queued or proposed waits for the next session, unless a person may let it go over
+            # the compute budget ([autonomy] ask_over_budget): then it waits for their answer
+            return self._ask_over_budget() is None
         if self.store.active_experiments():
             return False
         if self.store.open_jobs():
@@ -716,6 +719,15 @@ class Engine:
                     runner.stop(job.run_dir, time_budget.STOP_REASON, job.wrapper):
                 self.emit("deadline", f"#{job.experiment_id} stopped: the session's deadline has come; re-queued "
                                       "for the next session", job.experiment_id)
+
+    def _ask_over_budget(self) -> str | None:
+        asked = len(self.store.approvals(ApprovalState.PENDING))
+        why = self.clock.asking(self.sid)
+        if why is not None and len(self.store.approvals(ApprovalState.PENDING)) > asked:
+            self.emit("checkpoint", f"the compute budget is spent: {why}; waiting for your approval to go on "
+                                    "(nightlab approve compute)", reason=why)
+            self._notify(f"nightlab: the compute budget is spent ({why}); approve to go on")
+        return why
 
     def _no_time_left(self) -> bool:
         """True once no run can start before the deadline or within the compute budget (said once, with why)."""

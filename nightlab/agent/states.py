@@ -161,6 +161,7 @@ class ApprovalKind(StrEnum):
     LAUNCH = "launch"
     PROMOTE = "promote"  # commit this result onto the user's branch?
     BUDGET = "budget"  # extend the model-cost budget?
+    COMPUTE = "compute"  # go over the session's compute budget ([autonomy] ask_over_budget)?
 
 
 class ApprovalState(StrEnum):

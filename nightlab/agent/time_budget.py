@@ -9,6 +9,10 @@ clock from launch to end; with nothing measured yet (the baseline) it is started
 deadline, runs still going (a prediction that was wrong) are stopped and re-queued, so the session ends in time.
 
 Compute is counted per run as its seconds times the CPU threads and GPUs its slot has (`[slots]`).
+
+With `[autonomy] ask_over_budget` the compute budget is a checkpoint rather than an end: when no run can start within
+it, the session asks (a `compute` approval with the reason) and waits; each yes adds the budget once more (as the
+model-cost budget's extensions do), a no ends the session as without the checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from nightlab.agent.states import JobState, Kind, RunResult
+from nightlab.agent.states import ApprovalKind, ApprovalState, JobState, Kind, RunResult
 from nightlab.agent.store import Experiment, Job, Store
 
 STOP_REASON = "deadline"  # the reason a run still going at the deadline is stopped with
@@ -31,6 +35,7 @@ class TimeBudget:
     max_gpu_hours: float | None
     cpus_per_job: int = 1
     gpus_per_job: int = 0
+    ask_over_budget: bool = False
 
     @property
     def active(self) -> bool:
@@ -83,18 +88,50 @@ class TimeBudget:
                 return "the deadline has passed"
             if need > left:
                 return f"a run takes about {need:.0f} s (measured) and {left:.0f} s are left before the deadline"
+        return self.over_budget(need, session_id, now)
+
+    def extensions(self, session_id: int) -> int:
+        """How many times a person let the session go over its compute budget (approved `compute` requests)."""
+        return sum(a.state == ApprovalState.APPROVED
+                   for a in self.store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=session_id))
+
+    def over_budget(self, need: float, session_id: int, now: float | None = None) -> str | None:
+        """Why a run of `need` seconds would take the session past its compute budget (None: it would not)."""
+        if self.max_cpu_hours is None and self.max_gpu_hours is None:
+            return None
+        times = 1 + self.extensions(session_id) if self.ask_over_budget else 1
         cpu, gpu = self.spent(session_id, now)
         if self.max_cpu_hours is not None:
-            more = need * self.cpus_per_job / 3600
-            if cpu + more > self.max_cpu_hours or cpu >= self.max_cpu_hours:
+            more, limit = need * self.cpus_per_job / 3600, self.max_cpu_hours * times
+            if cpu + more > limit or cpu >= limit:
                 return f"{cpu:.3g} CPU-hours spent, about {more:.2g} more would pass max_cpu_hours = " \
-                       f"{self.max_cpu_hours:g}"
+                       f"{self.max_cpu_hours:g}" + (f" (x{times}: extended)" if times > 1 else "")
         if self.max_gpu_hours is not None and self.gpus_per_job:
-            more = need * self.gpus_per_job / 3600
-            if gpu + more > self.max_gpu_hours or gpu >= self.max_gpu_hours:
+            more, limit = need * self.gpus_per_job / 3600, self.max_gpu_hours * times
+            if gpu + more > limit or gpu >= limit:
                 return f"{gpu:.3g} GPU-hours spent, about {more:.2g} more would pass max_gpu_hours = " \
-                       f"{self.max_gpu_hours:g}"
+                       f"{self.max_gpu_hours:g}" + (f" (x{times}: extended)" if times > 1 else "")
         return None
+
+    def asking(self, session_id: int, now: float | None = None) -> str | None:
+        """With `ask_over_budget`, when it is the compute budget (not the deadline) that stops the next run: the
+        reason a person is asked (asked once: a request is added when none is pending), else None — and None
+        once they said no (the session then ends as without the checkpoint)."""
+        if not self.ask_over_budget:
+            return None
+        now = time.time() if now is None else now
+        if self.deadline is not None and self.deadline - now <= (self.predict(None) or 0.0):
+            return None  # the deadline stops it anyway
+        why = self.over_budget(self.predict(None) or 0.0, session_id, now)
+        if why is None:
+            return None
+        mine = self.store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=session_id)
+        if mine and mine[-1].state == ApprovalState.REJECTED:
+            return None
+        if not mine or mine[-1].state != ApprovalState.PENDING:
+            self.store.add_approval(ApprovalKind.COMPUTE, {"reason": f"{why} ([autonomy] ask_over_budget)"},
+                                    session_id, None)
+        return why
 
     def overdue(self, now: float | None = None) -> bool:
         return self.deadline is not None and (time.time() if now is None else now) >= self.deadline

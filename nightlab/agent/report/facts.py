@@ -263,6 +263,9 @@ def _waiting(store: Store, standing: Standing) -> list[Waiting]:
         elif a.kind == ApprovalKind.HYPOTHESIS:
             out.append(Waiting(f"approve or reject proposal #{n}: {a.payload.get('title', '')}".rstrip(": "),
                                f"nightlab approve {n}"))
+        elif a.kind == ApprovalKind.COMPUTE:
+            out.append(Waiting(f"the compute budget is spent: {a.payload.get('reason', '')}".rstrip(": "),
+                               "nightlab approve compute"))
         elif a.kind == ApprovalKind.BUDGET:
             out.append(Waiting(f"the model cost reached its budget (${a.payload.get('spent', 0):.2f})",
                                "nightlab approve budget"))

@@ -20,7 +20,7 @@ from nightlab.tui.data import fmt_metric
 from nightlab.tui.widgets.listkeys import ListKeys
 
 KIND_LABEL = {ApprovalKind.HYPOTHESIS: "run?", ApprovalKind.LAUNCH: "launch?", ApprovalKind.PROMOTE: "promote?",
-              ApprovalKind.BUDGET: "budget?"}
+              ApprovalKind.BUDGET: "budget?", ApprovalKind.COMPUTE: "compute?"}
 
 
 class ApprovalQueue(ListKeys, DataTable[Text]):
@@ -68,7 +68,7 @@ class ApprovalQueue(ListKeys, DataTable[Text]):
         kind_style = self.get_component_rich_style("approval--kind", partial=True)
         for a in self.approvals:
             e = snapshot.experiments.get(a.experiment_id or -1)
-            title = e.title if e is not None else str(a.payload.get("title", ""))
+            title = e.title if e is not None else str(a.payload.get("title") or a.payload.get("reason") or "")
             if a.kind == ApprovalKind.PROMOTE and e is not None and a.payload.get("metric") is not None:
                 title = f"{title} ({snapshot.metric} {fmt_metric(float(a.payload['metric']))})"
             what = Text(title, no_wrap=True, overflow="ellipsis")
