@@ -111,6 +111,12 @@ def test_each_edit_of_the_command_line_and_a_bad_one_gives_one_line(tmp_path: Pa
     got = shown(_nightlab(root, "--edit", "--approve", "--json", editor=f"cp {good}"))
     assert got == [("optimizer", 2), ("longer_training", 0), ("capacity", 0)]  # deleted phases are dropped
     assert "plan: approved" in _nightlab(root).stdout
+    # a new draft is shown and edited, but the approved plan stays the one followed until the draft is approved
+    assert "plan: draft" in _nightlab(root, "--redraft").stdout
+    status = subprocess.run([sys.executable, "-m", "nightlab", "status", "--json"], cwd=root, capture_output=True,
+                            text=True, timeout=60)
+    followed = json.loads(status.stdout)["plan"]
+    assert followed["approved"] and _phases(followed)[0] == ("optimizer", 2)
 
 
 # ----------------------------------------------------------------------------------------------- following

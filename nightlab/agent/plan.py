@@ -126,9 +126,10 @@ def _share(budget: int, moves: dict[Phase, int]) -> dict[Phase, int]:
 
 
 # ----------------------------------------------------------------------------------------------- storing
-def load(store: Store) -> Plan | None:
-    """The newest plan of the project (a draft or an approved one), None when none was ever drafted."""
-    row = store.latest_plan()
+def load(store: Store, approved: bool = False) -> Plan | None:
+    """The newest plan of the project (a draft or an approved one; `approved`: the one being followed, which a
+    newer draft does not replace until it is approved), None when there is none."""
+    row = store.latest_plan(approved)
     if row is None:
         return None
     phases = tuple(PlannedPhase(Phase(p["phase"]), int(p["runs"]), p.get("run_s"), int(p.get("moves", 0)),
@@ -307,8 +308,8 @@ class PlanFollower:
         self._announced: Phase | None = None
 
     def _progress(self) -> Progress | None:
-        plan = load(self.store)
-        if plan is None or plan.approved is None:
+        plan = load(self.store, approved=True)
+        if plan is None:
             return None
         return progress(self.store, plan)
 
@@ -327,8 +328,8 @@ class PlanFollower:
 
     def nothing_in(self, phase: str) -> None:
         """The policy had nothing left to try in `phase`: the plan moves on to its next phase."""
-        plan = load(self.store)
-        if plan is None or plan.approved is None:
+        plan = load(self.store, approved=True)
+        if plan is None:
             return
         save(self.store, replace(plan, exhausted=plan.exhausted | {Phase(phase)}))
         self.emit("plan", f"plan: nothing left to try in phase {TITLES[Phase(phase)]!r}; moving on")

@@ -275,9 +275,11 @@ class Store:
         return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
     # ------------------------------------------------------------------------------------------- plans
-    def latest_plan(self) -> dict[str, Any] | None:
-        """The newest plan row (JSON columns decoded), None when no plan was ever saved."""
-        row = next(self._rows("SELECT * FROM plans ORDER BY id DESC LIMIT 1"), None)
+    def latest_plan(self, approved: bool = False) -> dict[str, Any] | None:
+        """The newest plan row (`approved`: the newest approved one; JSON columns decoded), None when there is
+        none."""
+        where = "WHERE approved IS NOT NULL " if approved else ""
+        row = next(self._rows(f"SELECT * FROM plans {where}ORDER BY id DESC LIMIT 1"), None)
         if row is None:
             return None
         for k in ("phases", "exhausted"):

@@ -353,10 +353,10 @@ class DeskReads:
             return None
         return self._plan_data()
 
-    def _plan_data(self) -> dict[str, Any] | None:
+    def _plan_data(self, approved: bool = False) -> dict[str, Any] | None:
         from nightlab.agent import plan
 
-        p = plan.load(self.store)
+        p = plan.load(self.store, approved)
         if p is None:
             return None
         prog = plan.progress(self.store, p)
@@ -368,7 +368,7 @@ class DeskReads:
         from nightlab.agent.status import gpu_state, mlflow_state, status_data
 
         if self.paths.has_store():
-            return {**status_data(self.root, self.cfg, self.store), "plan": self._plan_data()}
+            return {**status_data(self.root, self.cfg, self.store), "plan": self._plan_data(approved=True)}
         cfg = self.cfg
         return {"project": str(self.root), "metric": cfg.metric.name, "goal": cfg.metric.goal, "session": None,
                 "baseline": None, "best": None, "experiments": [], "jobs": [], "approvals": [],
