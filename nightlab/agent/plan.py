@@ -92,13 +92,13 @@ def draft(foreseen: Sequence[Foreseen], *, diagnosis: Sequence[str], baseline_fa
     for f in foreseen:
         if f.phase:
             by_phase.setdefault(Phase(f.phase), []).append(f)
-    runs_of = _share(run_budget, {ph: len(v) for ph, v in by_phase.items()})
+    fixes = max(1, fix_attempts) if baseline_failed else 0  # the repairs' runs come out of the budget first
+    runs_of = _share(run_budget - fixes, {ph: len(v) for ph, v in by_phase.items()})
     phases: list[PlannedPhase] = []
     for ph in order_for(diagnosis):
         if ph == Phase.MAKE_IT_RUN:
             if baseline_failed:
-                phases.append(PlannedPhase(ph, max(1, fix_attempts), baseline_s, 0, ("repairs from the fix "
-                                                                                    "catalogue",)))
+                phases.append(PlannedPhase(ph, fixes, baseline_s, 0, ("repairs from the fix catalogue",)))
             continue
         moves = by_phase.get(ph, [])
         if not moves:

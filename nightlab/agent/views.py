@@ -379,6 +379,8 @@ class DeskReads:
 def minutes(seconds: float | None) -> str:
     if seconds is None:
         return "?"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
