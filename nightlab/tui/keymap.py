@@ -33,6 +33,7 @@ SCOPES: dict[str, str] = {
     "logview": "Log viewer",
     "dialog": "Dialogs",
     "init": "Setup",
+    "plan": "Plan",
     "list": "Lists (experiments, approvals)",
 }
 
@@ -133,6 +134,9 @@ KEYS: tuple[Key, ...] = (
         help="No"),
     Key("dialog_cancel", "escape", "cancel", "Cancel", "dialog",
         help="Cancel / close"),
+    # the plan (P)
+    Key("plan_approve", "a", "approve_plan", "Approve", "plan",
+        help="Approve the plan shown: the engine follows it from its next proposal"),
     # setup (no nightlab.toml yet)
     Key("init_run", "i", "run_init", "Run init", "init",
         help="Run nightlab init here"),

@@ -16,6 +16,7 @@ from nightlab.tui.app import NightlabApp
 from nightlab.tui.screens.dialogs import ConfirmDialog, ErrorDialog, FeedbackDialog
 from nightlab.tui.screens.help import HelpScreen
 from nightlab.tui.screens.logviewer import LogViewerScreen
+from nightlab.tui.screens.plan import PlanScreen
 from nightlab.tui.screens.review import ReviewScreen
 from nightlab.tui.screens.setup import InitScreen
 from nightlab.tui.widgets.approvals import ApprovalQueue
@@ -563,7 +564,7 @@ def test_every_binding_has_a_unique_id_and_an_action() -> None:
     from nightlab.tui.screens.main import MainScreen
 
     owners = {"app": NightlabApp, "main": MainScreen, "review": ReviewScreen, "logview": LogViewerScreen,
-              "dialog": ConfirmDialog, "init": InitScreen, "list": ExperimentTable}
+              "dialog": ConfirmDialog, "init": InitScreen, "list": ExperimentTable, "plan": PlanScreen}
     for k in keymap.KEYS:
         target = NightlabApp if k.action.startswith("app.") else owners[k.scope]
         name = k.action.split(".")[-1]

@@ -24,22 +24,22 @@ def test_the_plan_screen_shows_the_approved_plan_and_its_progress(populated: tup
         app = make_app(root)
         async with app.run_test(size=(120, 40)) as pilot:
             await loaded(pilot)
-            await pilot.press("P")
-            await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and "reading" not in _body(app),
-                             what="the plan screen")
-            assert NO_PLAN in _body(app)  # nothing drafted yet
+            await pilot.press("P")  # opening it drafts the plan
+            await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and "plan: draft" in _body(app),
+                             timeout=60, what="the drafted plan")
+            assert NO_PLAN not in _body(app) and "optimizer and learning rate" in _body(app)
             await pilot.press("escape")
             await wait_until(pilot, lambda: isinstance(app.screen, MainScreen), what="back on the main screen")
-            desk = FrontDesk(root)
-            desk.draft_plan()
-            desk.edit_plan(approve=True)
-            desk.close()
             commands = [c.title for c in app.get_system_commands(app.screen)]
             assert "Show the plan" in commands
             await pilot.press("P")
-            await wait_until(pilot, lambda: isinstance(app.screen, PlanScreen) and "plan: approved" in _body(app),
-                             what="the approved plan")
+            await wait_until(pilot, lambda: "plan: draft" in _body(app), timeout=60, what="the draft again")
+            await pilot.press("a")
+            await wait_until(pilot, lambda: "plan: approved" in _body(app), timeout=60, what="the approved plan")
             text = _body(app)
-            assert "optimizer and learning rate" in text and "0/" in text and "current" in text, text
+            assert "0/" in text and "current" in text, text
+            desk = FrontDesk(root)
+            assert desk.status()["plan"]["approved"]  # what the engine follows
+            desk.close()
 
     run(body())

@@ -1,5 +1,6 @@
 """`P`: the session's plan (as `nightlab plan` shows it): phases in order with runs used / budget, the estimate, the
-current phase. Read in a thread through the desk's views; editing and approving stay `nightlab plan`'s."""
+current phase; `a` approves a draft. Opening it drafts a plan when there is none (the desk's action, in a thread:
+the builtin policy lists its moves); editing stays `nightlab plan`'s (flags or TOML)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from nightlab.agent.views import plan_lines
+from nightlab.errors import NightlabError
 from nightlab.tui import keymap
 
-NO_PLAN = "No plan yet: `nightlab plan` drafts one, `nightlab plan --approve` approves it."
+NO_PLAN = "No plan: `nightlab plan` drafts one."
 
 
 def plan_text(plan: dict[str, Any] | None) -> Text:
@@ -31,7 +33,8 @@ def plan_text(plan: dict[str, Any] | None) -> Text:
 
 
 class PlanScreen(ModalScreen[None]):
-    BINDINGS = [*keymap.bindings("dialog", only=("cancel",)), *keymap.bindings("main", only=("show_plan",))]
+    BINDINGS = [*keymap.bindings("dialog", only=("cancel",)), *keymap.bindings("main", only=("show_plan",)),
+                *keymap.bindings("plan")]
 
     class Loaded(Message):
         def __init__(self, plan: dict[str, Any] | None) -> None:
@@ -42,17 +45,27 @@ class PlanScreen(ModalScreen[None]):
         with VerticalScroll(classes="dialog help-dialog"):
             yield Static(Text("Plan", style="bold"), classes="dialog-title")
             yield Static(Text("reading…", style="dim"), id="plan-body")
-            yield Static(Text("edit and approve with `nightlab plan` · esc: back", style="dim"))
+            yield Static(Text("a: approve · edit with `nightlab plan --drop/--budget/--order/--edit` · esc: back",
+                              style="dim"))
 
     def on_mount(self) -> None:
         self._load()
 
     @work(thread=True, exit_on_error=False, name="plan")
-    def _load(self) -> None:
-        self.post_message(self.Loaded(self.app.desk().plan_view()))  # type: ignore[attr-defined]
+    def _load(self, approve: bool = False) -> None:
+        desk = self.app.desk()  # type: ignore[attr-defined]
+        try:
+            plan = desk.edit_plan(approve=True) if approve else desk.draft_plan()
+        except NightlabError as err:
+            self.app.call_from_thread(self.app.notify, str(err), severity="error")
+            plan = desk.plan_view()
+        self.post_message(self.Loaded(plan))
 
     def on_plan_screen_loaded(self, message: Loaded) -> None:
         self.query_one("#plan-body", Static).update(plan_text(message.plan))
+
+    def action_approve_plan(self) -> None:
+        self._load(approve=True)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
