@@ -919,6 +919,8 @@ def test_discovering_a_2000_line_file() -> None:
 # token, and libcst's ByteSpanPositionProvider where the two do not line up; both must give the same spans
 PLACES = '''\ufeff"""Réglages — a docstring that is not ASCII."""
 import torch
+from os import path as _path
+NONE_TYPE = None.__class__  # a literal token under an attribute: walked, so the count stays in step
 LR = -3e-4  # the learning rate
 WD = (0.01)
 NAME = f"run-{3}"

@@ -8,12 +8,13 @@ the diff a human reviews must show exactly one literal changed, with comments an
 How it is done, and why:
 
 * Python goes through libcst, a concrete syntax tree, never through regexes over code, and through its public API
-  only. One visit of the tree (`_PyScanner`, a `CSTVisitor`) claims the literals that are knobs, and counts the
-  literal tokens (numbers, strings, True/False/None) in source order; the standard tokenizer lists the same tokens
-  with their positions, so the n-th literal of the tree is the n-th literal token of the text. Where the two do
-  not line up (a claimed literal inside an f-string, a tokenizer that disagrees), libcst's `ByteSpanPositionProvider`
-  gives the exact spans instead: it is a code-generation pass plus a second walk of the tree over every node, about
-  twice the cost, so it is the fallback, not the rule (bench/knobs.py has the figures).
+  only. One visit of the tree (`_PyScanner`, a `CSTVisitor`; it does not descend where no literal can be, since libcst
+  rebuilds every node it walks) claims the literals that are knobs, and counts the literal tokens (numbers, strings,
+  True/False/None) in source order; the standard tokenizer lists the same tokens with their positions, so the n-th
+  literal of the tree is the n-th literal token of the text. Where the two do not line up (a claimed literal inside an
+  f-string, a tokenizer that disagrees), libcst's `ByteSpanPositionProvider` gives the exact spans instead: it is a
+  code-generation pass plus a second walk of the tree over every node, about twice the cost, so it is the fallback,
+  not the rule (bench/knobs.py has the figures).
 * YAML uses PyYAML's composer, whose scalar nodes carry exact start/end marks; JSON uses a small position-aware
   scanner (falling back to the composer for JSON-ish files the scanner rejects). Rewriting splices only that span.
 * A knob's name is derived from the code structure (``CONFIG.lr``, ``TrainConfig.lr``, ``--lr``, ``SGD.lr``), so it
@@ -502,7 +503,12 @@ class _PyScanner(cst.CSTVisitor):
             if not self.in_fstring:
                 self.count += 1  # one string token (or one f-string's run of tokens)
             self.in_fstring += 1
-        return True
+        # below a name, a literal, an operator, whitespace, an import or `name.attr` there is no literal token and
+        # nothing to claim: not walking it spares libcst rebuilding its nodes, most of a walk's cost (bench/knobs.py)
+        if t is cst.Attribute:  # `None.__class__` holds a literal token
+            value = node.value  # type: ignore[attr-defined]
+            return type(value) is not cst.Name or value.value in _NAME_LITERALS
+        return t not in _NOTHING_BELOW
 
     def on_leave(self, original_node: cst.CSTNode) -> None:
         t = type(original_node)
@@ -899,6 +905,24 @@ def _knob_at(path: str, text: str, starts: list[int], name: str, value: Value, k
 # the tree's literal leaves that are one token each, and the names that are literals (keywords: never anything else)
 _TOKEN_LEAVES = frozenset({cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString})
 _NAME_LITERALS = frozenset({"True", "False", "None"})
+
+
+def _nothing_below() -> frozenset[type]:
+    """libcst's node types whose subtree holds no literal token and no node a handler claims from: names and
+    literals (counted as they are reached), operators, brackets, commas, whitespace, imports and the statements
+    that hold only names."""
+    bases = (cst.BaseBinaryOp, cst.BaseBooleanOp, cst.BaseCompOp, cst.BaseUnaryOp, cst.BaseAugOp)
+    plain = {cst.Name, cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString, cst.Ellipsis, cst.Comma, cst.Colon,
+             cst.Dot, cst.AssignEqual, cst.Semicolon, cst.ImportStar, cst.LeftParen, cst.RightParen,
+             cst.LeftSquareBracket, cst.RightSquareBracket, cst.LeftCurlyBrace, cst.RightCurlyBrace, cst.Newline,
+             cst.Comment, cst.EmptyLine, cst.TrailingWhitespace, cst.ParenthesizedWhitespace, cst.SimpleWhitespace,
+             cst.Import, cst.ImportFrom, cst.ImportAlias, cst.Global, cst.Nonlocal, cst.Pass, cst.Break,
+             cst.Continue}
+    ops = {c for c in vars(cst).values() if isinstance(c, type) and issubclass(c, bases) and c not in bases}
+    return frozenset(plain | ops)
+
+
+_NOTHING_BELOW = _nothing_below()
 
 
 def _literal_tokens(body: str) -> list[tuple[int, int]] | None:
