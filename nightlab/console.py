@@ -292,6 +292,11 @@ def print_plan(plan: dict[str, Any]) -> None:
     total = [p["est_s"] for p in plan["phases"] if p["state"] != "dropped"]
     if total and all(t is not None for t in total):
         print(f"total: {sum(p['runs'] for p in plan['phases'])} runs, about {minutes(sum(total))} of compute")
+        if plan.get("budget_s"):
+            allows = f"max_cpu_hours allows about {minutes(plan['budget_s'])} of runs"
+            print(f"  within the compute budget ({allows})" if sum(total) <= plan["budget_s"] else
+                  f"  over the compute budget ({allows}): a session ends before a run that would pass it, or asks "
+                  "with [autonomy] ask_over_budget")
     if not plan["approved"]:
         print("edit: --drop PHASE, --budget PHASE=N, --order A,B,C or --edit; then --approve")
 

@@ -161,3 +161,16 @@ def test_without_an_approved_plan_nothing_changes(tmp_path: Path) -> None:
     store = open_store(root)
     assert all(e.phase is None for e in store.experiments())
     assert not [a for a in store.approvals(ApprovalState.PENDING) if a.payload.get("checkpoint")]
+
+
+def test_the_plan_says_whether_it_fits_the_compute_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    from nightlab import console
+
+    p = planmod.draft([Foreseen("optimizer", "lr", 30.0), Foreseen("optimizer", "lr 2", 30.0)], diagnosis=[],
+                      baseline_failed=False, baseline_s=30.0, run_budget=2, fix_attempts=2)
+    rows = planmod.Progress(p).rows()
+    console.print_plan({"approved": None, "diagnosis": [], "phases": rows, "budget_s": 50.0})
+    out = capsys.readouterr().out
+    assert "2 runs, about 1.0 min of compute" in out and "over the compute budget (max_cpu_hours allows about 50 s" in out
+    console.print_plan({"approved": None, "diagnosis": [], "phases": rows, "budget_s": 3600.0})
+    assert "within the compute budget" in capsys.readouterr().out

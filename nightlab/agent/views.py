@@ -360,8 +360,11 @@ class DeskReads:
         if p is None:
             return None
         prog = plan.progress(self.store, p)
+        cpu_h = self.cfg.autonomy.max_cpu_hours
         return {"approved": p.approved, "diagnosis": list(p.diagnosis), "phases": prog.rows(),
-                "current": str(prog.current) if prog.current is not None else None, "offered": p.offered()}
+                "current": str(prog.current) if prog.current is not None else None, "offered": p.offered(),
+                # the run seconds a session's compute budget allows (max_cpu_hours over the threads of a job)
+                "budget_s": cpu_h * 3600 / self.cfg.slots.threads_per_job if cpu_h else None}
 
     def status(self) -> dict[str, Any]:
         """What `nightlab status` reports (and prints as JSON with --json), also before the first run."""
