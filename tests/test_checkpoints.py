@@ -130,12 +130,13 @@ def test_going_over_the_compute_budget_asks_and_goes_on_when_approved(tmp_path: 
 
     slow = TINY_TRAIN.replace("import random\n", "import random\nimport time\ntime.sleep(1.0)\n")
     root = make_repo(tmp_path / "p", {"train.py": slow})
-    write_config(root, autonomy=AutonomyConfig(max_cpu_hours=2 / 3600, ask_over_budget=True))  # 2 CPU-seconds
+    # 6 CPU-seconds: a few runs of a second (more on a loaded machine), and room for one more after a yes
+    write_config(root, autonomy=AutonomyConfig(max_cpu_hours=6 / 3600, ask_over_budget=True))
     git(root, "add", "nightlab.toml")
     git(root, "commit", "-q", "-m", "config")
     opts = EngineOptions(mode="autonomous", budget=20, poll_s=0.1, unsafe_no_sandbox=True)
     engine = Engine(root, load_config(root), options=opts,
-                    policy=ScriptedPolicy([str(v) for v in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)]))
+                    policy=ScriptedPolicy([f"{v / 100:g}" for v in range(5, 95, 5)]))
     t = threading.Thread(target=engine.run, daemon=True)
     t.start()
     store = open_store(root)
@@ -156,6 +157,8 @@ def test_going_over_the_compute_budget_asks_and_goes_on_when_approved(tmp_path: 
     subprocess.run([sys.executable, "-m", "nightlab", "approve", "compute"], cwd=root, check=True, timeout=60)
     until(lambda: len(store.jobs()) > ran, "a run started after the yes")
     until(lambda: bool([x for x in compute_asks() if x != first]), "a second request at the extended budget")
+    (second,) = compute_asks()
+    assert "(x2: extended)" in store.approval(second).payload["reason"]
     subprocess.run([sys.executable, "-m", "nightlab", "reject", "compute"], cwd=root, check=True, timeout=60)
     t.join(120)
     assert not t.is_alive() and store.latest_session().state == "done"  # type: ignore[union-attr]
