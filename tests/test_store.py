@@ -158,3 +158,31 @@ def test_named_queries(tmp_path: Path) -> None:
     s.decide(a.id, ApprovalState.REJECTED, "me", "no")
     assert s.pending_approval(experiment_id=fix.id) is None
     assert [x.state for x in s.approvals_of(kind=ApprovalKind.HYPOTHESIS, session_id=sid)] == ["rejected"]
+
+
+def test_openers_racing_on_a_new_store_all_get_it(tmp_path: Path) -> None:
+    """A TUI's poller and its engine (or two processes) open a new store at the same moment: each gets the store,
+    none is told it is damaged (the schema's steps and the switch to WAL used to race: "duplicate column name")."""
+    import threading
+
+    from nightlab.agent.store import SCHEMA_VERSION, Store
+
+    errors: list[str] = []
+
+    def opener(path: Path, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            s = Store(path)
+            assert s.version == SCHEMA_VERSION
+            s.close()
+        except Exception as err:  # any failure is the finding
+            errors.append(repr(err)[:200])
+
+    for i in range(20):
+        start = threading.Barrier(6)
+        threads = [threading.Thread(target=opener, args=(tmp_path / f"s{i}.db", start)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

@@ -8,6 +8,8 @@ through the named queries below rather than with SQL of its own.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
@@ -229,6 +231,19 @@ def damage_message(path: Path, what: str) -> str:
             "stay) and start afresh, or put back a copy from a backup")
 
 
+@contextlib.contextmanager
+def _migration_lock(db_path: Path) -> Iterator[None]:
+    """An exclusive flock on `<store>.migrate-lock` (a file of its own: closing any descriptor of the database file
+    itself would drop SQLite's own POSIX locks on it)."""
+    lock = db_path.with_name(db_path.name + ".migrate-lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 class Store:
     """Typed access to the project database. Safe to open from several processes at once (WAL, busy timeout).
 
@@ -240,14 +255,18 @@ class Store:
         what = damage(self.path)
         if what:
             raise StoreDamaged(self.path, what)
+        # a new store is set up (WAL, schema) by one opener at a time: switching a new file to WAL takes a lock
+        # that does not wait for the busy timeout, and the loser was told its store was "damaged"
+        new = not self.path.exists() or self.path.stat().st_size == 0
         conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
         try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            self.migrate()
+            with _migration_lock(self.path) if new else contextlib.nullcontext():
+                conn.execute("PRAGMA busy_timeout = 30000")
+                self.db = sqlite_utils.Database(conn)
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = NORMAL")
+                self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                self.migrate(locked=new)
         except sqlite3.DatabaseError as err:
             conn.close()
             what = "it is not an SQLite database" if "file is not a database" in str(err) else str(err)
@@ -258,13 +277,19 @@ class Store:
     def version(self) -> int:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
-    def migrate(self) -> None:
-        current = self.version
-        for version, step in MIGRATIONS:
-            if version > current:
-                with self.db.conn:
-                    step(self.db)
-                    self.db.execute(f"PRAGMA user_version = {version}")
+    def migrate(self, locked: bool = False) -> None:
+        """Bring the schema up to date. Two processes (or a TUI's poller and its engine) may open a new store at the
+        same moment: the steps add columns after checking they are missing, which is not atomic, and the loser of
+        that race used to be told its store was damaged. So migrating is one opener at a time, under a lock file
+        beside the store, and the version is read again under it (`locked`: the caller holds it already)."""
+        if self.version < SCHEMA_VERSION:
+            with contextlib.nullcontext() if locked else _migration_lock(self.path):
+                current = self.version  # again: another opener may have migrated while this one waited
+                for version, step in MIGRATIONS:
+                    if version > current:
+                        with self.db.conn:
+                            step(self.db)
+                            self.db.execute(f"PRAGMA user_version = {version}")
         if self.version > SCHEMA_VERSION:
             raise NightlabError(f"{self.path}: written by a newer nightlab (schema {self.version}); upgrade nightlab")
 

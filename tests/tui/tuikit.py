@@ -170,12 +170,20 @@ def run(coro: Awaitable[None]) -> None:
 
 
 async def wait_until(pilot: object, cond: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Let the app run until `cond()` holds (workers answer asynchronously)."""
+    """Let the app run until `cond()` holds (workers answer asynchronously). On a timeout the message says what the
+    app was doing: its workers' states and errors, and what it told the user."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not cond():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
+            app = getattr(pilot, "app", None)
+            workers = [(w.name, w.state.name, repr(w.error)) for w in getattr(app, "workers", [])]
+            told = [str(n.message) for n in getattr(app, "_notifications", [])]
+            scr = getattr(app, "screen", None)
+            screen = type(scr).__name__ + (f" {getattr(scr, 'message', '')!r} {getattr(scr, 'details', '')[-1500:]}"
+                                           if hasattr(scr, "message") else "")
+            raise AssertionError(f"timed out waiting for {what or cond}; screen {screen}; workers {workers}; "
+                                 f"notifications {told}")
         await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
