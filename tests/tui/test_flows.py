@@ -318,10 +318,11 @@ def test_log_pane_follows_the_selected_job(populated: tuple[Path, Populated], en
             log = root / ".nightlab" / "runs" / str(ids.best) / "output.log"
             with open(log, "a") as f:
                 f.write("".join(f"line {i}\n" for i in range(20000)))
-            await wait_until(pilot, lambda: pane.lines[-1:] == ["line 19999"], what="appended lines")
+            await wait_until(pilot, lambda: pane.lines[-1:] == ["line 19999"], timeout=30, what="appended lines")
             assert len(pane.lines) <= pane.max_lines  # bounded memory; the file keeps everything
             # following: the view reaches the end once the layout caught up with the new lines
-            await wait_until(pilot, lambda: pane.follow and pane.scroll_y == pane.max_scroll_y, what="at the end")
+            await wait_until(pilot, lambda: pane.follow and pane.scroll_y == pane.max_scroll_y, timeout=30,
+                             what="at the end")  # laying out 20,000 new lines: seconds on a busy CI machine
             await pilot.press("f")
             assert not pane.follow
 
