@@ -523,7 +523,7 @@ class Engine:
                 decision=decision, ctx=ctx, failed=failed, share=self.cfg.experience.share,
                 context_chars=self.cfg.llm.context_chars)
         except Exception as err:  # the experiment goes on without its record; say so
-            self.emit("experience_error", f"could not record the decision step: {_one_line(err)}")
+            self.emit("experience_error", f"could not record the decision step: {sessions.one_line(err)}")
             return
         self._experience_problem(problem)
 
@@ -537,7 +537,7 @@ class Engine:
         try:
             self.policy.observe(step)
         except Exception as err:  # a learner's trouble never stops the session
-            self.emit("policy_error", f"online update failed: {_one_line(err)}")
+            self.emit("policy_error", f"online update failed: {sessions.one_line(err)}")
 
     def _replay_experience(self) -> None:
         """A learner resumed after hibernation sees again the rewards this session has had (idempotent per process)."""
@@ -651,7 +651,7 @@ class Engine:
             return
         except Exception as err:  # a policy failure is a result to record, not a crash
             self._account()
-            self.emit("policy_error", f"policy could not propose a fix for #{e.id}: {_one_line(err)}", e.id)
+            self.emit("policy_error", f"policy could not propose a fix for #{e.id}: {sessions.one_line(err)}", e.id)
             return
         if proposal is None:
             self.emit("abandon", f"#{e.id}: no fix to try; abandoning this branch", e.id)
@@ -922,7 +922,7 @@ class Engine:
             self._account()
         except Exception as err:  # a policy failure is a result, not a crash
             self._account()
-            self.emit("policy_error", f"policy failed to propose: {_one_line(err)}")
+            self.emit("policy_error", f"policy failed to propose: {sessions.one_line(err)}")
             self._invalid_streak += 1
             if self._invalid_streak >= 3:
                 self._exhausted = True
@@ -1157,11 +1157,6 @@ def _commit_message(e: Experiment) -> str:
     if body:
         msg += "\n\n" + body
     return msg + f"\n\nNightlab-Experiment: {e.id}\n"
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0] if text else type(err).__name__)[:300]
 
 
 __all__ = ["BASELINE", "RERUN", "Decision", "Engine", "EngineOptions", "Summary", "make_policy", "open_store",

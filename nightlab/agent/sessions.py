@@ -24,7 +24,8 @@ from nightlab.agent.workspace import Workspace
 from nightlab.errors import NightlabError
 from nightlab.sandbox import runner
 
-__all__ = ["finish", "hibernate", "open_session", "recorded_deadline", "wake_if_missed", "write_final_report"]
+__all__ = ["finish", "hibernate", "one_line", "open_session", "recorded_deadline", "wake_if_missed",
+           "write_final_report"]
 
 Emit = Callable[..., None]  # Engine.emit(kind, message, exp_id=None, **data)
 Notify = Callable[[str], None]
@@ -105,13 +106,14 @@ def write_final_report(store: Store, root: Path, cfg: ProjectConfig, sid: int, e
     try:
         files = write_session_report(root, cfg, store, sid)
     except Exception as err:  # the session's results are in the store whatever happens to its report
-        emit("report_error", f"could not write the session report: {_one_line(err)}")
+        emit("report_error", f"could not write the session report: {one_line(err)}")
         return None
     where = str(files.html)
     emit("report", f"report: {where}", path=where)
     return files
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """An error's first line, for an event (the engine's and the session's alike)."""
     text = str(err).strip().splitlines()
     return (text[0] if text else type(err).__name__)[:300]
