@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from nightlab.agent.config import load_config
 from nightlab.agent.engine import Engine, EngineOptions
 from nightlab.agent.states import JobState, SessionState, Status
@@ -95,3 +97,49 @@ def test_a_bad_deadline_is_one_clear_line() -> None:
         got = subprocess.run([sys.executable, "-m", "nightlab", "run", *args], capture_output=True, text=True)
         assert got.returncode != 0 and "Traceback" not in got.stderr, got.stderr
         assert words in got.stderr, (args, got.stderr)
+
+
+def test_a_gpu_budget_counts_the_gpus_each_run_was_given(tmp_path: Path) -> None:
+    """`max_gpu_hours` ends the session: each run is counted with the GPUs its slot gave it (two here, named in
+    `[slots] gpus`; the jobs only see CUDA_VISIBLE_DEVICES, so no GPU is needed), not with none."""
+    from nightlab.agent.config import AutonomyConfig, SlotsConfig
+
+    repo = slow_project(tmp_path / "p", autonomy=AutonomyConfig(max_gpu_hours=6 / 3600),  # 6 GPU-seconds
+                        slots=SlotsConfig(gpus=[0, 1], gpus_per_job=2))
+    eng = Engine(repo, load_config(repo), policy=ScriptedPolicy(["0.1", "0.2", "0.3", "0.4", "0.5"]),
+                 options=EngineOptions(mode="autonomous", budget=20, poll_s=0.1))
+    summary = eng.run()
+    assert summary.state == "done" and eng.store.session(summary.session_id).runs_started < 6
+    jobs = [j for j in eng.store.jobs() if j.ended and j.started]
+    assert jobs and all(j.slot == "gpu0+gpu1" for j in jobs)
+    _, gpu = eng.clock.spent(summary.session_id)
+    seconds = sum(j.ended - j.started for j in jobs)
+    assert gpu * 3600 == pytest.approx(2 * seconds)  # two GPUs each
+    assert gpu * 3600 < 6 + 2 * max(j.ended - j.started for j in jobs)
+    why = [e for e in eng.store.events() if e["kind"] == "out_of_time"]
+    assert why and "max_gpu_hours" in why[0]["message"]
+
+
+def test_a_job_counts_the_gpus_it_saw_and_a_cluster_job_what_was_asked(tmp_path: Path) -> None:
+    """A CPU job given a GPU machine's slot saw no GPU (its spec's CUDA_VISIBLE_DEVICES is empty): no GPU-hours; a
+    scheduler's job is counted with the GPUs `[backend] gpus_per_job` asked for."""
+    from nightlab.agent import time_budget
+    from nightlab.agent.store import Store
+    from nightlab.sandbox.spec import SPEC_FILE, JobSpec
+
+    store = Store(tmp_path / "s.db")
+    clock = time_budget.TimeBudget(store, None, None, 1.0, remote_gpus=4)
+    seen = {"": 0, "0": 1, "0,1,2": 3}
+    for visible, gpus in seen.items():
+        e = store.add_experiment(title=visible)
+        run_dir = tmp_path / f"run{e.id}"
+        run_dir.mkdir()
+        JobSpec(job_id=str(e.id), argv=["true"], cwd=str(tmp_path), run_dir=str(run_dir),
+                env={"CUDA_VISIBLE_DEVICES": visible}, timeout_s=1).write(run_dir / SPEC_FILE)
+        job = store.add_job(e.id, str(run_dir), str(run_dir / "output.log"), "gpu0")
+        assert clock.share(job) == (1, gpus)
+    gone = store.add_job(e.id, str(tmp_path / "nowhere"), "", "gpu1+gpu2")  # no spec: the slot's GPUs
+    assert clock.share(gone) == (1, 2)
+    remote = store.add_job(e.id, str(tmp_path / "r"), "", None)
+    store.update_job(remote.id, backend="slurm")
+    assert clock.share(store.job(remote.id)) == (1, 4)

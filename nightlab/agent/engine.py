@@ -151,6 +151,12 @@ class Engine:
         if cfg.backend.kind != "local":
             self.remote = RemoteJobs(self.root, self.store, make_backend(cfg.backend.settings()),
                                      poll_s=max(0.5, self.options.poll_s * 2))
+        # the compute budget counts what runs get: a next run the GPUs it will ask the slots (or the scheduler) for
+        self.clock.remote_cpus, self.clock.remote_gpus = cfg.backend.cpus_per_job, cfg.backend.gpus_per_job
+        if self.remote is None:
+            self.clock.gpus_per_job = self.pool.gpus_per_job(cfg.slots.gpus_per_job)
+        else:
+            self.clock.cpus_per_job, self.clock.gpus_per_job = cfg.backend.cpus_per_job, cfg.backend.gpus_per_job
         self._stop = False  # stop asking and looping: stop(), or the approver's "quit"
         self._handover = False  # stop() asked for it: hibernate rather than leave the session as it was
         self._invalid_streak = 0

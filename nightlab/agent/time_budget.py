@@ -8,7 +8,10 @@ session), and the session ends once nothing runs. A run's duration is predicted 
 clock from launch to end; with nothing measured yet (the baseline) it is started if any time is left. At the
 deadline, runs still going (a prediction that was wrong) are stopped and re-queued, so the session ends in time.
 
-Compute is counted per run as its seconds times the CPU threads and GPUs its slot has (`[slots]`).
+Compute is counted per run as its seconds times what that run got: on this machine, the CPU threads of a job
+(`[slots] threads_per_job`) and the GPUs of the slot it was given (its id names them: `gpu0`, `gpu0+gpu1`); on a
+cluster, the CPUs and GPUs the scheduler was asked for (`[backend] cpus_per_job` / `gpus_per_job`). A run not
+started yet is predicted to get what the engine will ask for (`gpus_per_job`).
 
 With `[autonomy] ask_over_budget` the compute budget is a checkpoint rather than an end: when no run can start within
 it, the session asks (a `compute` approval with the reason) and waits; each yes adds the budget once more (as the
@@ -19,10 +22,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from nightlab.agent.states import ApprovalKind, ApprovalState, JobState, Kind, RunResult
 from nightlab.agent.store import Experiment, Job, Store
+from nightlab.sandbox import slots
+from nightlab.sandbox.spec import SPEC_FILE, JobSpec
 
 STOP_REASON = "deadline"  # the reason a run still going at the deadline is stopped with
 
@@ -33,9 +39,12 @@ class TimeBudget:
     deadline: float | None  # epoch seconds; None = no deadline
     max_cpu_hours: float | None
     max_gpu_hours: float | None
-    cpus_per_job: int = 1
-    gpus_per_job: int = 0
+    cpus_per_job: int = 1  # CPU threads of the next run
+    gpus_per_job: int = 0  # GPUs of the next run (what the engine asks the slots or the scheduler for)
     ask_over_budget: bool = False
+    remote_cpus: int = 1  # what a job on a scheduler was given ([backend] cpus_per_job / gpus_per_job)
+    remote_gpus: int = 0
+    _gpus: dict[int, int] = field(default_factory=dict, repr=False)  # job id -> GPUs it was given (never changes)
 
     @property
     def active(self) -> bool:
@@ -67,12 +76,29 @@ class TimeBudget:
     def spent(self, session_id: int, now: float | None = None) -> tuple[float, float]:
         """CPU-hours and GPU-hours the session's runs have used so far (running ones until now)."""
         now = time.time() if now is None else now
-        seconds = 0.0
+        cpu = gpu = 0.0
         for e in self.store.experiments("session_id = ?", (session_id,)):
             for j in self.store.jobs(experiment_id=e.id):
                 end = j.ended if j.ended else now
-                seconds += max(0.0, end - (j.started or end))
-        return seconds * self.cpus_per_job / 3600, seconds * self.gpus_per_job / 3600
+                seconds = max(0.0, end - (j.started or end))
+                cpus, gpus = self.share(j)
+                cpu += seconds * cpus
+                gpu += seconds * gpus
+        return cpu / 3600, gpu / 3600
+
+    def share(self, job: Job) -> tuple[int, int]:
+        """The CPU threads and GPUs a job got: a scheduler's job what it was asked for; a local one the GPUs its
+        spec made visible to it (CUDA_VISIBLE_DEVICES: a CPU job given a GPU machine's slot sees none), else, with
+        the spec gone, the GPUs its slot's id names, and the threads a job runs with."""
+        if job.remote:
+            return self.remote_cpus, self.remote_gpus
+        if job.id in self._gpus:
+            return self.cpus_per_job, self._gpus[job.id]
+        visible = spec_gpus(job)
+        if visible is None:  # no spec (not written yet, or gone): the GPUs its slot names
+            return self.cpus_per_job, len(slots.gpus_of(job.slot or ""))
+        self._gpus[job.id] = visible
+        return self.cpus_per_job, visible
 
     def blocks(self, e: Experiment | None, session_id: int, now: float | None = None) -> str | None:
         """Why the run (None: a typical next run) cannot be started (it would not end in time, or would go past the
@@ -106,9 +132,9 @@ class TimeBudget:
             if cpu + more > limit or cpu >= limit:
                 return f"{cpu:.3g} CPU-hours spent, about {more:.2g} more would pass max_cpu_hours = " \
                        f"{self.max_cpu_hours:g}" + (f" (x{times}: extended)" if times > 1 else "")
-        if self.max_gpu_hours is not None and self.gpus_per_job:
+        if self.max_gpu_hours is not None:
             more, limit = need * self.gpus_per_job / 3600, self.max_gpu_hours * times
-            if gpu + more > limit or gpu >= limit:
+            if gpu + more > limit or (self.gpus_per_job and gpu >= limit):
                 return f"{gpu:.3g} GPU-hours spent, about {more:.2g} more would pass max_gpu_hours = " \
                        f"{self.max_gpu_hours:g}" + (f" (x{times}: extended)" if times > 1 else "")
         return None
@@ -137,4 +163,13 @@ class TimeBudget:
         return self.deadline is not None and (time.time() if now is None else now) >= self.deadline
 
 
-__all__ = ["STOP_REASON", "TimeBudget"]
+def spec_gpus(job: Job) -> int | None:
+    """How many GPUs a job on this machine was given: those its spec made visible (None: no readable spec)."""
+    try:
+        visible = JobSpec.read(Path(job.run_dir) / SPEC_FILE).env.get("CUDA_VISIBLE_DEVICES")
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return None if not isinstance(visible, str) else len([g for g in visible.split(",") if g.strip()])
+
+
+__all__ = ["STOP_REASON", "TimeBudget", "spec_gpus"]
