@@ -170,6 +170,8 @@ def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision 
     while True:
         print()
         print(style(f"#{e.id} {e.title}", "1"))
+        if appr.payload.get("reason"):  # a checkpoint: a phase the plan did not foresee, a long run, a structure
+            print(style(f"  checkpoint: {appr.payload['reason']}", "33"))
         if e.rationale:
             print(f"  why: {e.rationale}")
         if e.expected_effect:

@@ -20,7 +20,7 @@ from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.builtin import _NEVER_KINDS, Foreseen
 from nightlab.agent.policy.phases import MOVE_PHASES, Phase, order_for
-from nightlab.agent.states import ApprovalState, Kind, Status
+from nightlab.agent.states import ApprovalKind, ApprovalState, Kind, Status
 
 from helpers import TINY_TRAIN, git, make_repo, until, write_config
 
@@ -175,3 +175,41 @@ def test_the_plan_says_whether_it_fits_the_compute_budget(capsys: pytest.Capture
     assert "over the compute budget (max_cpu_hours allows about 50 s" in out
     console.print_plan({"approved": None, "diagnosis": [], "phases": rows, "budget_s": 3600.0})
     assert "within the compute budget" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(300)
+def test_in_step_mode_a_move_outside_the_plan_is_asked_with_its_reason(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Step mode asks about every proposal; one the approved plan did not foresee carries the checkpoint and its
+    reason, as in autonomous mode (the approval's payload, the console's prompt, a `checkpoint` event)."""
+    from nightlab.agent.engine import Decision
+
+    root = _project(tmp_path, WIDE_TRAIN)
+    desk = FrontDesk(root)
+    desk.draft_plan()
+    desk.edit_plan(order="longer_training", budgets=["longer_training=1"], drop=["capacity", "optimizer"],
+                   approve=True)
+    asked: list[dict[str, object]] = []
+
+    def approver(engine: Engine, appr: object, e: object) -> Decision:
+        asked.append(dict(appr.payload))  # type: ignore[attr-defined]
+        return Decision(ApprovalState.APPROVED)
+
+    opts = EngineOptions(mode="step", budget=7, poll_s=0.1, unsafe_no_sandbox=True)
+    engine = Engine(root, load_config(root), options=opts, approver=approver)
+    engine.run()
+    assert len(asked) >= 2, asked
+    first, later = asked[0], asked[1:]
+    assert "checkpoint" not in first  # the plan's own phase: a plain proposal
+    assert all(a["checkpoint"] == "phase_change" and "[autonomy] ask_phase_change" in str(a["reason"])
+               for a in later), later
+    events = [ev for ev in engine.store.events() if ev["kind"] == "checkpoint"]
+    assert len(events) == len(later) and "ask_phase_change" in events[0]["message"]
+    # the console's step prompt says it
+    from nightlab import console
+
+    appr = [a for a in engine.store.approvals_of(kind=ApprovalKind.HYPOTHESIS) if a.payload.get("checkpoint")][-1]
+    monkeypatch.setattr("builtins.input", lambda _prompt="": "y")
+    capsys.readouterr()
+    console.console_approver(engine, appr, engine.store.experiment(appr.experiment_id or 0))
+    assert "checkpoint: " in capsys.readouterr().out

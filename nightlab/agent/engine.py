@@ -769,7 +769,9 @@ class Engine:
                     self.store.update_experiment(e.id, status=Status.QUEUED)
                     progressed = True
                 elif self.approver is not None and e.commit_sha:
-                    appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, {"title": e.title}, self.sid, e.id)
+                    stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, self.clock.predict(e),
+                                              self.plan.unforeseen(e.phase))
+                    appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
                     self._ask(appr)
                     progressed = True
                 continue
@@ -1026,21 +1028,30 @@ class Engine:
             self.emit("duplicate", f"refused #{e.id} {e.title!r}: it repeats #{dup.id}", e.id)
             return None
         self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale)
-        stop = None if self.options.mode == Mode.STEP else checkpoints.reason(
-            self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
-            self.plan.unforeseen(e.phase))
-        if stop is not None:  # autonomous: it waits for a person; everything else goes on meanwhile
-            self.store.add_approval(ApprovalKind.HYPOTHESIS, {"title": e.title, "checkpoint": str(stop[0]),
-                                                              "reason": stop[1]}, self.sid, e.id)
+        stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
+                                  self.plan.unforeseen(e.phase))
+        if stop is not None and self.options.mode != Mode.STEP:  # it waits for a person; all else goes on
+            self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
             self.emit("checkpoint", f"#{e.id} waits for your approval: {stop[1]}", e.id)
             self._notify(f"nightlab: experiment #{e.id} waits for your approval ({stop[1]}): {e.title}")
         elif self.options.mode == Mode.STEP and e.kind not in (BASELINE, RERUN):
-            appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, {"title": e.title}, self.sid, e.id)
-            self._notify(f"nightlab: experiment #{e.id} waits for your approval: {e.title}")
+            # step mode asks about every proposal; one at a checkpoint (a phase the plan did not foresee, a long
+            # run, a structural change) says why, as the autonomous mode's does
+            appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
+            if stop is not None:
+                self.emit("checkpoint", f"#{e.id} waits for your approval: {stop[1]}", e.id)
+            why = f" ({stop[1]})" if stop is not None else ""
+            self._notify(f"nightlab: experiment #{e.id} waits for your approval{why}: {e.title}")
             self._ask(appr)
         else:
             self.store.update_experiment(e.id, status=Status.QUEUED)
         return self.store.experiment(e.id)
+
+    @staticmethod
+    def _asking(e: Experiment, stop: tuple[checkpoints.Checkpoint, str] | None) -> dict[str, Any]:
+        """An approval's payload for a proposal: its title, and at a checkpoint which one and why."""
+        return {"title": e.title} if stop is None else {"title": e.title, "checkpoint": str(stop[0]),
+                                                         "reason": stop[1]}
 
     def _refuse(self, proposal: Proposal, parent: Experiment, depth: int, why: str) -> None:
         """Record a proposal refused before it became an experiment (so memory knows it), and count it: three
