@@ -75,6 +75,20 @@ def test_the_phases_offered_depend_on_the_repository(tmp_path: Path) -> None:
     assert wide["approved"] is None
 
 
+def test_a_learning_rate_schedule_length_alone_is_an_optimizer_move(tmp_path: Path) -> None:
+    """nanoGPT's `lr_decay_iters` changed alone reshapes the schedule (optimizer and learning rate); changed with
+    `max_iters` it follows the longer training it belongs to."""
+    assert knobmod.schedule_length("config/c.py:lr_decay_iters") and knobmod.schedule_length("LR_DECAY_EPOCHS")
+    assert not knobmod.schedule_length("max_iters") and not knobmod.schedule_length("learning_rate")
+    train = TINY_TRAIN.replace("LOG_EVERY = 1\n", "LOG_EVERY = 1\nMAX_ITERS = 300\nLR_DECAY_ITERS = 300\n").replace(
+        "/ EPOCHS +", "/ EPOCHS + 1e-6 * (MAX_ITERS - LR_DECAY_ITERS) +")
+    data = FrontDesk(_project(tmp_path, train)).draft_plan()
+    moves = {ex: p["phase"] for p in data["phases"] for ex in p["examples"]}  # type: ignore[attr-defined]
+    alone = [ex for ex in moves if "LR_DECAY_ITERS" in ex and "MAX_ITERS" not in ex]
+    assert alone and all(moves[ex] == "optimizer" for ex in alone), moves
+    assert all(p == "longer_training" for ex, p in moves.items() if "MAX_ITERS" in ex), moves
+
+
 # ----------------------------------------------------------------------------------------------- editing
 def test_each_edit_of_the_command_line_and_a_bad_one_gives_one_line(tmp_path: Path) -> None:
     root = _project(tmp_path, WIDE_TRAIN)

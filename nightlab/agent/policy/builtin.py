@@ -1341,8 +1341,12 @@ _CANON = {
 
 
 def _phase(st: _State, m: _Move) -> phases.Phase:
-    """The plan phase of a move (policy/phases.py's table), from the kinds of the knobs it changes."""
-    kinds = [st.knobs[k].kind for k in m.changes if k in st.knobs]
+    """The plan phase of a move (policy/phases.py's table), from the kinds of the knobs it changes. A learning-rate
+    schedule's length (nanoGPT's `lr_decay_iters`) follows the training length it is changed with; changed alone it
+    reshapes the schedule, an optimizer move, not longer training."""
+    names = [k for k in m.changes if k in st.knobs]
+    lengths = [k for k in names if knobmod.schedule_length(k)]
+    kinds = [st.knobs[k].kind for k in names if k not in lengths] or (["lr"] if lengths else [])
     return phases.phase_of(str(m.kind), kinds, m.transform)
 
 

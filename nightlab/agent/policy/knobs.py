@@ -301,6 +301,15 @@ def name_words(name: str) -> list[str]:
     return _tokens(name.rsplit(":", 1)[-1])
 
 
+def schedule_length(name: str) -> bool:
+    """Whether a knob is the length of the learning-rate schedule (``lr_decay_iters``, ``lr_decay_epochs``): it is
+    classified as steps or epochs, so that it follows the training length it belongs with, but changed alone it
+    reshapes the schedule and trains no longer."""
+    t = set(name_words(name))
+    lr_like = "lr" in t or {"learning", "rate"} <= t or bool(t & {"eta"})
+    return lr_like and classify(name.rsplit(":", 1)[-1]) in ("steps", "epochs")
+
+
 def choice_group(name: str, value: str, callee: str | None = None) -> str | None:
     """The family of alternatives a string setting belongs to (optimizers, activations, schedules), or None."""
     return _choice_group(name, value, callee)
