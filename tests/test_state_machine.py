@@ -228,6 +228,63 @@ def test_a_best_kept_on_one_seed_is_confirmed_before_anything_new(tiny_project: 
     assert nxt.store.experiment(confirm.id).status == Status.DISCARDED
 
 
+class Listed(PolicyBase):
+    """Proposes the given proposals in order, then nothing; counts how often it was asked."""
+
+    name = "listed"
+
+    def __init__(self, proposals: list[Proposal]) -> None:
+        self.proposals = list(proposals)
+        self.asked = 0
+
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        self.asked += 1
+        return self.proposals.pop(0) if self.proposals else None
+
+    def fix(self, ctx: PolicyContext, failed: ExperimentView) -> Proposal | None:
+        return None
+
+
+def test_refused_proposals_are_recorded_and_three_in_a_row_end_planning(tiny_project: Path) -> None:
+    policy = Listed([
+        Proposal(title="retitle the readme", rationale="x", edits=[Edit("README.md", "# tiny", "# big")]),
+        Proposal(title="touch nothing", rationale="x", edits=[]),
+        Proposal(title="a search that misses", rationale="x", edits=[Edit("train.py", "LR = 9", "LR = 1")]),
+        Proposal(title="LR = 0.3", rationale="never asked for", edits=[Edit("train.py", "LR = 0.05", "LR = 0.3")]),
+    ])
+    eng = engine(tiny_project, policy=policy)
+    base = baseline_kept(eng)
+    for _ in range(3):
+        assert eng.tick()
+    refused = [e for e in eng.store.experiments() if e.id != base.id and e.kind != Kind.RERUN]
+    # an invalid edit is recorded (memory knows it, never as a branch); a change of nothing is only said
+    assert [(e.title, e.status, (e.error or "").split(":")[0], e.branch) for e in refused] == [
+        ("retitle the readme", Status.REJECTED, "invalid edit", None),
+        ("a search that misses", Status.REJECTED, "invalid edit", None)]
+    assert any("it changes nothing" in ev["message"] for ev in eng.store.events())
+    assert not eng.tick() and policy.asked == 3  # the third refusal in a row ended the planning
+    assert eng._finished()
+
+
+def test_a_commit_with_the_files_of_an_earlier_experiment_is_refused(tiny_project: Path) -> None:
+    policy = Listed([Proposal(title="LR = 0.3", rationale="x", edits=[Edit("train.py", "LR = 0.05", "LR = 0.3")])])
+    eng = engine(tiny_project, policy=policy)
+    base = baseline_kept(eng, (0.70, 0.74))
+    assert eng.tick()
+    [e] = by_kind(eng, Kind.HYPERPARAMETER)
+    play(eng, e.id, 0.705)
+    eng.tick()
+    assert eng.store.experiment(e.id).status == Status.DISCARDED
+    # on #e, set LR back: not the same change as anything tried on #e, but the very files of the baseline
+    policy.proposals.append(Proposal(title="LR back to 0.05", rationale="x", parent_id=e.id,
+                                     edits=[Edit("train.py", "LR = 0.3\n", "LR = 0.05\n")]))
+    assert eng.tick()
+    back = eng.store.experiments()[-1]
+    assert (back.title, back.status, back.error) == ("LR back to 0.05", Status.REJECTED,
+                                                     f"repeats #{base.id} ({base.title})")
+    assert not eng.ws.worktree_path(back.id).exists()
+
+
 # ------------------------------------------------------------------------------------------------ crash points
 def test_reconcile_makes_a_recorded_proposal_that_never_got_its_commit(tiny_project: Path) -> None:
     eng = engine(tiny_project)

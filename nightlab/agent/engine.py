@@ -18,11 +18,12 @@ The loop ends when the budget is spent, the policy has nothing left, or no run f
 busy, a human needed) it waits for an event, or with `detach` hibernates: records its wake conditions and returns.
 Killed at any moment, it is resumed by `reconcile()`, which makes the store agree with the world again.
 
-What the engine delegates has rooms of its own: the ledger (scores, noise floor, best), the verdict (keep, confirm
-or discard a finished run, from plain numbers), sessions (opening, waking, hibernating and ending a session's row,
-its report and promotion request), re-runs (noise and confirmation runs on another seed), the launcher (job spec,
-environment, sandbox), analysis (reading a finished run), costs (the model-cost budget), the policy's view, the
-state paths; the user's actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
+What the engine delegates has rooms of its own: the ledger (scores, noise floor, best), admission (whether a
+proposal may become an experiment, and its row, branch and commit), the verdict (keep, confirm or discard a
+finished run, from plain numbers), sessions (opening, waking, hibernating and ending a session's row, its report and
+promotion request), re-runs (noise and confirmation runs on another seed), the launcher (job spec, environment,
+sandbox), analysis (reading a finished run), costs (the model-cost budget), the policy's view, the state paths; the
+user's actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from nightlab.agent import (
     checkpoints,
     early_stop,
     experience,
-    memory,
     outcome,
     plan,
     projects,
@@ -49,19 +49,18 @@ from nightlab.agent import (
     time_budget,
     verdict,
 )
+from nightlab.agent.admission import Admission
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget, Spending
-from nightlab.agent.edits import apply_edits
 from nightlab.agent.launcher import Launcher, python_for
 from nightlab.agent.ledger import Ledger, Summary, ranked, summarize
 from nightlab.agent.lock import ProjectLock
-from nightlab.agent.measuring import measurement_edits
 from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
 from nightlab.agent.policy.base import Abandon, Policy
 from nightlab.agent.policy_view import build_context, view
-from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
+from nightlab.agent.proposal import ExperimentView, PolicyContext, Proposal
 from nightlab.agent.remote import Ended, RemoteJobs
 from nightlab.agent.report import ReportFiles
 from nightlab.agent.reruns import Reruns
@@ -81,7 +80,7 @@ from nightlab.agent.states import (
 )
 from nightlab.agent.store import Approval, Experiment, Job, Session, Store
 from nightlab.agent.workspace import Workspace
-from nightlab.errors import EditError, GitError, NightlabError
+from nightlab.errors import NightlabError
 from nightlab.sandbox import lease, runner, slots
 from nightlab.sandbox.backends import BackendError, SchedInfo, make_backend
 from nightlab.sandbox.spec import LOG_FILE
@@ -159,12 +158,13 @@ class Engine:
             self.clock.cpus_per_job, self.clock.gpus_per_job = cfg.backend.cpus_per_job, cfg.backend.gpus_per_job
         self._stop = False  # stop asking and looping: stop(), or the approver's "quit"
         self._handover = False  # stop() asked for it: hibernate rather than leave the session as it was
-        self._invalid_streak = 0
         self._exhausted = False
         self._experience_warned = False  # a user experience store that cannot be written is said once
         self._waker: Waker | None = None
         self.report_files: ReportFiles | None = None  # the report written when the session ended
         self.reruns = Reruns(self.store, self.ws, cfg, self.ledger, lambda: self.sid, self.budget_left, self.emit)
+        self.admission = Admission(self.store, self.ws, cfg, self.ledger, lambda: self.sid, lambda: self.policy.name,
+                                   self.plan.phase_of, self.emit, self._exhaust)
 
     # ------------------------------------------------------------------------------------------- plumbing
     @property
@@ -183,6 +183,10 @@ class Engine:
                          experiment_id=exp_id, data=data)
         if self.on_event is not None:
             self.on_event(kind, message, {"experiment_id": exp_id, **data})
+
+    def _exhaust(self) -> None:
+        """The session's planning is over: the policy has nothing left, or its proposals keep being refused."""
+        self._exhausted = True
 
     @property
     def seeded(self) -> bool:
@@ -352,7 +356,7 @@ class Engine:
             self._set_reward(e.id)
         # experiments proposed but never materialised: complete them (the row holds the edits)
         for e in self.store.unmaterialised():
-            self._materialise(e)
+            self.admission.materialise(e)
         # branches this store does not know (an earlier store's, say) are never deleted: every experiment's row is
         # written before its branch, so a branch without a row is not a half-made experiment of ours
         # worktrees of settled experiments: prune
@@ -903,7 +907,7 @@ class Engine:
         active = self.store.active_experiments()
         base = self.ledger.baseline()
         if base is None:
-            self._create_baseline()
+            self.admission.baseline()
             return True
         # a proposal waiting at a checkpoint holds no slot: autonomous work goes on beside it
         busy = [x for x in active if self.options.mode == Mode.STEP or x.status != Status.PROPOSED]
@@ -931,9 +935,7 @@ class Engine:
         except Exception as err:  # a policy failure is a result, not a crash
             self._account()
             self.emit("policy_error", f"policy failed to propose: {sessions.one_line(err)}")
-            self._invalid_streak += 1
-            if self._invalid_streak >= 3:
-                self._exhausted = True
+            self.admission.count_refusal()
             return True
         if proposal is None and ctx.phases:  # nothing left in the plan's phase: the next one (plan.py)
             self.plan.nothing_in(ctx.phases[0])
@@ -954,78 +956,11 @@ class Engine:
             n = min(n, self.cfg.search.parallel)
         return n
 
-    def _create_baseline(self) -> None:
-        e = self.store.add_experiment(
-            session_id=self.sid, parent_id=None, title="baseline: the code as committed",
-            rationale="measure the starting point (and, with other seeds, the noise)", kind=BASELINE,
-            seed=self.cfg.search.seed, status=Status.QUEUED, policy="engine", edits=[], knobs={},
-        )
-        base_commit = self.store.session(self.sid).base_commit or self.ws.head_commit()
-        branch, sha = self.ws.materialise(e.id, self.sid, base_commit, {}, e.title, self.cfg.links)
-        self.store.update_experiment(e.id, branch=branch, commit_sha=sha, patch="")
-        self.emit("baseline", f"#{e.id} baseline queued (commit {sha[:8]})", e.id)
-
     def admit(self, proposal: Proposal, depth: int = 0) -> Experiment | None:
-        """Validate a proposal, record it, make its branch and commit; queue it or ask for approval."""
-        best_id, _ = self.ledger.best()
-        base = self.ledger.baseline()
-        parent_id = proposal.parent_id if proposal.parent_id is not None else (best_id or (base.id if base else None))
-        parent = self.store.experiment(parent_id) if parent_id is not None else None
-        if parent is None or parent.commit_sha is None:
-            self.emit("policy_error", f"proposal {proposal.title!r} has no usable parent")
-            self._invalid_streak += 1
-            return None
-        try:
-            changes = apply_edits(
-                proposal.edits, lambda p: self.ws.read_file(parent.commit_sha or "", p), list(self.cfg.editable),
-                self.cfg.protected, lambda p: self.ws.link_in_path(parent.commit_sha or "", p),
-            )
-        except EditError as err:
-            self.emit("policy_error", f"refused {proposal.title!r}: {err}")
-            self._refuse(proposal, parent, depth, f"invalid edit: {err}")
-            return None
-        if proposal.kind != Kind.FIX:  # a crash's repair may have to reach into the evaluation code; nothing else
-            measuring = measurement_edits(lambda p: self.ws.read_file(parent.commit_sha or "", p),
-                                          self.ws.tracked_files(parent.commit_sha), changes, self.cfg.metric.name)
-            if measuring:
-                why = f"it changes how the metric is measured ({', '.join(measuring)})"
-                self.emit("policy_error", f"refused {proposal.title!r}: {why}")
-                self._refuse(proposal, parent, depth, why)
-                return None
-        # a command-line setting changes the experiment's command (kept with it; None: the project's)
-        command = proposal.command if proposal.command is not None else parent.command
-        command = None if command in (None, "", self.cfg.command) else command
-        if not changes and command == (parent.command or None):
-            self._invalid_streak += 1
-            self.emit("policy_error", f"refused {proposal.title!r}: it changes nothing")
-            if self._invalid_streak >= 3:
-                self._exhausted = True
-            return None
-        proposal.parent_id = parent.id
-        exps = self.store.experiments()
-        repeat = memory.is_repeat(proposal, [view(x) for x in exps], {x.id: x.patch or "" for x in exps})
-        if repeat is not None:
-            self.emit("duplicate", f"refused {proposal.title!r}: it repeats {repeat}")
-            self._refuse(proposal, parent, depth, f"repeats {repeat}")
-            return None
-        self._invalid_streak = 0
-        e = self.store.add_experiment(
-            session_id=self.sid, parent_id=parent.id, title=proposal.title, rationale=proposal.rationale,
-            expected_effect=proposal.expected_effect, kind=proposal.kind, knobs=proposal.knobs,
-            edits=[{"path": x.path, "search": x.search, "replace": x.replace} for x in proposal.edits],
-            seed=proposal.seed if proposal.seed is not None else self.cfg.search.seed, status=Status.PROPOSED,
-            policy=self.policy.name, usage=proposal.usage, depth=depth, diagnosis=proposal.diagnosis or None,
-            command=command, phase=self.plan.phase_of(proposal.phase),
-        )
-        made = self._materialise(e)
-        if made is None:
-            return None
-        e = made
-        dup = self._duplicate_of(e)
-        if dup is not None:
-            self.store.update_experiment(e.id, status=Status.REJECTED, error=f"repeats #{dup.id} ({dup.title})")
-            self.ws.prune(e.id)
-            self.emit("duplicate", f"refused #{e.id} {e.title!r}: it repeats #{dup.id}", e.id)
+        """A proposal becomes an experiment if admission.py lets it (a row, then a branch and commit); then it is
+        queued, or waits at a checkpoint (autonomous) or for a person's approval (step mode)."""
+        e = self.admission.admit(proposal, depth)
+        if e is None:
             return None
         self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale)
         stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
@@ -1052,57 +987,6 @@ class Engine:
         """An approval's payload for a proposal: its title, and at a checkpoint which one and why."""
         return {"title": e.title} if stop is None else {"title": e.title, "checkpoint": str(stop[0]),
                                                          "reason": stop[1]}
-
-    def _refuse(self, proposal: Proposal, parent: Experiment, depth: int, why: str) -> None:
-        """Record a proposal refused before it became an experiment (so memory knows it), and count it: three
-        refusals in a row end the session's planning."""
-        self._invalid_streak += 1
-        if self._invalid_streak >= 3:
-            self._exhausted = True
-        self.store.add_experiment(
-            session_id=self.sid, parent_id=parent.id, title=proposal.title, rationale=proposal.rationale,
-            kind=proposal.kind, knobs=proposal.knobs, edits=[e.__dict__ for e in proposal.edits],
-            status=Status.REJECTED, error=why, seed=self.cfg.search.seed,
-            policy=self.policy.name, usage=proposal.usage, depth=depth,
-        )
-
-    def _materialise(self, e: Experiment) -> Experiment | None:
-        """Create the branch and commit for a recorded experiment (idempotent, used by reconcile too)."""
-        parent = self.store.experiment(e.parent_id) if e.parent_id is not None else None
-        if parent is None or parent.commit_sha is None:
-            self.store.update_experiment(e.id, status=Status.REJECTED, error="parent has no commit")
-            return None
-        edits = [Edit(**x) for x in e.edits]
-        try:
-            changes = apply_edits(edits, lambda p: self.ws.read_file(parent.commit_sha or "", p),
-                                  list(self.cfg.editable), self.cfg.protected,
-                                  lambda p: self.ws.link_in_path(parent.commit_sha or "", p))
-            message = _commit_message(e)
-            branch, sha = self.ws.materialise(e.id, self.sid, parent.commit_sha, changes, message, self.cfg.links)
-        except (EditError, GitError) as err:
-            # a change that cannot be committed is refused like an invalid one: recorded, and never retried by the
-            # next run's recovery (which re-materialises only experiments still waiting for a commit)
-            what = "invalid edit" if isinstance(err, EditError) else "not committed"
-            self.store.update_experiment(e.id, status=Status.REJECTED, error=f"{what}: {err}")
-            self.emit("policy_error", f"refused #{e.id} {e.title!r}: {err}", e.id)
-            return None
-        patch = self.ws.diff(parent.commit_sha, sha)
-        self.store.update_experiment(e.id, branch=branch, commit_sha=sha, patch=patch)
-        return self.store.experiment(e.id)
-
-    def _duplicate_of(self, e: Experiment) -> Experiment | None:
-        """An earlier experiment (not a seed re-run, not refused) whose commit holds exactly the same files."""
-        if not e.commit_sha:
-            return None
-        tree = self.ws.tree_of(e.commit_sha)
-        if tree is None:
-            return None
-        for other in self.store.experiments():
-            if other.id == e.id or other.kind == RERUN or not other.commit_sha or other.status == Status.REJECTED:
-                continue
-            if self.ws.tree_of(other.commit_sha) == tree and other.command == e.command:
-                return other
-        return None
 
     def context(self) -> PolicyContext:
         """The project as the policy sees it now (policy_view.py)."""
@@ -1166,14 +1050,6 @@ def make_policy(cfg: ProjectConfig, root: Path | None = None) -> Policy:
     from nightlab.agent.policy.builtin import BuiltinPolicy
 
     return BuiltinPolicy()
-
-
-def _commit_message(e: Experiment) -> str:
-    body = e.rationale.strip()
-    msg = e.title.strip() or f"experiment {e.id}"
-    if body:
-        msg += "\n\n" + body
-    return msg + f"\n\nNightlab-Experiment: {e.id}\n"
 
 
 __all__ = ["BASELINE", "RERUN", "Decision", "Engine", "EngineOptions", "Summary", "make_policy", "open_store",
