@@ -10,6 +10,7 @@ after its current step, never the training jobs: they run detached and wake nigh
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -264,6 +265,10 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self._say_session_end()
         if first:
             self._autostart(snap)
+            # What exists once the first data is on screen (modules, widgets, styles) lives as long as the app:
+            # frozen out of the collector, a full collection no longer walks it — those took 100-300 ms each, the
+            # first one landing on the first ctrl+p or key a person pressed.
+            self.call_after_refresh(gc.freeze)
 
     def _autostart(self, snap: Snapshot) -> None:
         if self._started or self.start_policy == "never":
@@ -613,6 +618,13 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
             self.pop_screen()
             return
         self.push_screen(HelpScreen(self.user.keys))
+
+    def action_command_palette(self) -> None:
+        """Textual's palette, over a dimmed picture of this screen taken once (see nightlab/tui/palette.py)."""
+        from nightlab.tui.palette import Palette
+
+        if self.use_command_palette and not isinstance(self.screen, Palette):
+            self.push_screen(Palette())
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         from nightlab.tui.commands import system_commands

@@ -24,7 +24,9 @@ def system_commands(app: NightlabApp, screen: Screen[object]) -> Iterable[System
     def keyed(binding_id: str, help: str) -> str:
         """The help line with the key that does the same (as remapped in tui.toml), so the palette teaches it."""
         key = key_display(keymap.effective_key(keymap.BY_ID[binding_id], app.user.keys))
-        return f"[{key}]  {help}"
+        # the palette reads help as markup: unescaped, "[q]" was a style and "[E]" a colour, neither shown (Textual's
+        # own escape() leaves a capital or "?" alone)
+        return f"[{key}]  {help}".replace("[", "\\[")
 
     yield SystemCommand("Mode: toggle step / autonomous", keyed("toggle_mode", "persisted for the session"),
                         app.action_toggle_mode)

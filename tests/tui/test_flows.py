@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual.command import CommandPalette
 
 from nightlab.agent import artifacts
 from nightlab.tui import keymap
@@ -584,7 +585,7 @@ def test_command_palette_offers_the_actions(populated: tuple[Path, Populated]) -
                          "Theme: light", "Keys", "Quit"):
                 assert want in titles
             await pilot.press("ctrl+p")
-            assert app.screen.__class__.__name__ == "CommandPalette"
+            assert isinstance(app.screen, CommandPalette)
             await pilot.press(*"theme: light", "enter")
             await wait_until(pilot, lambda: app.theme_info.name == "light", what="theme via palette")
 

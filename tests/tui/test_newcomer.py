@@ -578,6 +578,10 @@ def test_the_cli_progress_line_ends_before_a_question(capsys: pytest.CaptureFixt
 
 
 def test_palette_entries_name_their_key_as_remapped(populated: tuple[Path, Populated], _own_xdg_config: Path) -> None:
+    """The key beside each entry as the palette shows it: a one-letter key in brackets was read as markup ("[q]" a
+    style, "[s]" strike-through) and vanished from the entry."""
+    from textual.command import CommandList
+
     root, _ = populated
     cfg = _own_xdg_config / "nightlab" / "tui.toml"
     cfg.parent.mkdir(parents=True)
@@ -587,13 +591,62 @@ def test_palette_entries_name_their_key_as_remapped(populated: tuple[Path, Popul
         app = make_app(root)
         async with app.run_test(size=(120, 40)) as pilot:
             await loaded(pilot)
-            helps = {c.title: c.help for c in app.get_system_commands(app.screen)}
-            assert helps["Approve the current request"].startswith("[y]")
-            assert helps["Mode: toggle step / autonomous"].startswith("[shift+tab]")
-            assert helps["Mode: step"].startswith("[ctrl+c]") and "esc" not in helps["Mode: step"].lower()
-            assert helps["Quit"].startswith("[q]")
+            await pilot.press("ctrl+p")
+            shown = app.screen.query_one(CommandList)
+            await wait_until(pilot, lambda: shown.option_count > 15, what="the palette's entries")
+            entries = {}
+            for i in range(shown.option_count):
+                title, _, help = str(shown.get_option_at_index(i).prompt).partition("\n")
+                entries[title] = help
+            assert entries["Approve the current request"].startswith("[y]  ")
+            assert entries["Mode: toggle step / autonomous"].startswith("[shift+tab]  ")
+            assert entries["Mode: step"].startswith("[ctrl+c]") and "esc" not in entries["Mode: step"].lower()
+            assert entries["Quit"].startswith("[q]  ")
+            assert entries["Show the selected experiment's diff"].startswith("[d]  ")
+            assert entries["Edit the proposal's patch"].startswith("[E]  ")
+            assert entries["Keys"].startswith("[?]  ")
 
     run(body())
+
+
+def test_the_first_ctrl_p_does_not_redraw_the_screen_behind_it(populated: tuple[Path, Populated]) -> None:
+    """The first ctrl+p took 0.6-1.3 s: the palette re-rendered the whole dimmed screen behind it on each change, and
+    a full garbage collection over everything the app had built landed on it. The dimmed picture is made once, and
+    what exists after the first data is frozen out of the collector."""
+    import gc
+
+    from textual.command import CommandList
+
+    from nightlab.tui.palette import Palette
+
+    root, _ = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await wait_until(pilot, lambda: gc.get_freeze_count() > 0, what="the heap frozen after the first data")
+            await pilot.press("ctrl+p")
+            assert isinstance(app.screen, Palette)
+            palette = app.screen
+            entries = palette.query_one(CommandList)
+            await wait_until(pilot, lambda: entries.option_count > 15, what="entries")
+            every = entries.option_count
+            await pilot.press(*"mode:")
+            await wait_until(pilot, lambda: 3 <= entries.option_count < every, what="filtered")
+            app.main.refresh(layout=True)  # the screen behind changes (a new snapshot, the log growing)
+            await pilot.pause(0.2)
+            assert palette.background_renders == 1
+            await pilot.press("escape")
+            assert not isinstance(app.screen, Palette)
+            await pilot.press("ctrl+p")
+            assert isinstance(app.screen, Palette) and app.screen is not palette
+
+    gc.unfreeze()
+    try:
+        run(body())
+    finally:
+        gc.unfreeze()
 
 
 def test_slash_filters_the_tree_and_esc_clears_it(populated: tuple[Path, Populated]) -> None:

@@ -111,6 +111,23 @@ def test_help_120x40(snap_compare: Any, populated: tuple[Path, Populated], tmp_p
     assert snap_compare(app_for(populated[0]), terminal_size=BIG, press=["question_mark"], run_before=settle)
 
 
+def test_palette_120x40(snap_compare: Any, populated: tuple[Path, Populated]) -> None:
+    """Every action by name, each with its key beside it, over the dimmed main screen."""
+    async def before(pilot: Any) -> None:
+        from textual.command import CommandList
+
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        palette = pilot.app.screen
+        palette.query_one("Input").cursor_blink = False
+        entries = palette.query_one(CommandList)
+        await wait_until(pilot, lambda: palette.has_class("-ready") and entries.option_count > 15,
+                         what="the palette's entries")
+        await pilot.pause()
+
+    assert snap_compare(app_for(populated[0]), terminal_size=BIG, run_before=before)
+
+
 def test_reject_feedback_80x24(snap_compare: Any, populated: tuple[Path, Populated]) -> None:
     async def before(pilot: Any) -> None:
         await settle(pilot)
