@@ -146,6 +146,9 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.apply_theme(self.theme_info.name)
         self._open_project()
 
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # what this app froze (see on_snapshot_ready) is collectable again once it is gone
+
     def _pick_theme(self, name: str | None) -> ThemeInfo:
         try:
             return load_theme(name or DEFAULT_THEME)
