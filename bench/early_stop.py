@@ -78,13 +78,15 @@ def session(task_dir: Path, work: Path, budget: int, seed: int) -> list[dict[str
         if parent.run_result != RunResult.SUCCEEDED:
             continue
         ref = early_stop.reference(eng.store, parent)
+        groups = early_stop.seed_groups(eng.store, ref.metric_curve)
         parent_metric = eng.ledger.score(parent.id)
         beat_parent = e.metric is not None and parent_metric is not None and \
             eng.ledger.goal.better_than(e.metric, parent_metric)
         records.append({"task": task.name, "goal": str(task.goal), "exp": e.id, "title": e.title,
                         "seconds": e.seconds or 0.0, "winner": e.status in WINNERS, "beat_parent": beat_parent,
                         "curve": e.curve if ref.metric_curve else e.loss_curve, "parent_id": ref.parent_id,
-                        "parent_curve": ref.curve, "metric_curve": ref.metric_curve, "noise": ref.noise_rel})
+                        "parent_curve": ref.curve, "metric_curve": ref.metric_curve, "groups": groups,
+                        "noise": ref.noise_rel})
     eng.store.close()
     return records
 
@@ -98,12 +100,12 @@ def judged(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     on = AutonomyConfig()
     rows = []
     for r in records:
-        ref = early_stop.Reference(r["parent_id"], r["parent_curve"], r["metric_curve"], r["noise"])
+        ref = early_stop.reference_of(r["parent_id"], r["parent_curve"], r["metric_curve"], r["groups"])
         got = early_stop.first_stop(r["curve"], ref, goal=Goal(r["goal"]), min_fraction=on.early_stop_after,
-                                    margin=on.early_stop_margin)
+                                    margin=on.early_stop_margin, until=on.early_stop_until)
         last = max((p[0] for p in r["curve"]), default=0.0)
         share = (1 - got.step / last) if got is not None and last > 0 else 0.0
-        rows.append({**r, "stopped": got is not None, "at": got.fraction if got else None,
+        rows.append({**r, "noise": ref.noise_rel, "stopped": got is not None, "at": got.fraction if got else None,
                      "saved": r["seconds"] * share})
     return rows
 

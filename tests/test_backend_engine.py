@@ -341,7 +341,7 @@ def test_a_losing_run_on_the_scheduler_is_stopped_early(backend: BackendConfig, 
     from nightlab.agent.engine import Engine, EngineOptions
     from nightlab.agent.states import RunResult, Status
 
-    root = make_repo(tmp_path / "p", {"train.py": TRAIN.replace('"loser": 0.03', '"loser": 0.1')})
+    root = make_repo(tmp_path / "p", {"train.py": TRAIN.replace('"loser": 0.06', '"loser": 0.2')})
     write_config(root, backend=backend, metric=MetricConfig(name="final", goal="minimize"),
                  autonomy=AutonomyConfig(early_stop_check_s=0.5))
     git(root, "add", "nightlab.toml")

@@ -205,6 +205,10 @@ class AutonomyConfig(_Strict):
                                                        "parent's at the same step (early_stop.py)")
     early_stop_after: float = Field(default=0.5, gt=0, le=1, description="the fraction of the parent's run a run "
                                                                          "must have done before it can be stopped")
+    early_stop_until: float = Field(default=0.8, gt=0, le=1, description="the fraction of the parent's run past "
+                                                                        "which no run is stopped (the last part "
+                                                                        "saves little, and a schedule's end can "
+                                                                        "still turn a run around)")
     early_stop_margin: float = Field(default=3.0, gt=0, description="how far behind, in seed-noise units, now and "
                                                                     "projected to the parent's end, stops a run")
     early_stop_check_s: float = Field(default=5.0, gt=0, description="seconds between two readings of a running "
