@@ -8,22 +8,25 @@ One `tick` moves every experiment it can one step, in this order, each step writ
               evidence (early_stop.py); their ends are collected like any other and the slot goes to the next run;
               at the session's deadline every job still running is stopped and re-queued (time_budget.py)
     decide    answered approvals move proposals on: approved → queued, rejected → rejected (with the feedback)
-    launch    queued experiments start on free slots under the detached job wrapper (launcher.py), unless they
-              could not end before the deadline or would go past the compute budget (time_budget.py)
+    launch    queued experiments start on free slots under the detached job wrapper, unless they could not end
+              before the deadline or would go past the compute budget (time_budget.py); with [backend] they are
+              handed to a cluster's scheduler instead (dispatch.py)
     plan      only when nothing else moved: the baseline first, then the policy's next proposal, admitted as an
-              experiment (a row, then a branch and commit) that is queued, or waits for approval in step mode
+              experiment (admission.py: a row, then a branch and commit) that is queued, or waits for approval in
+              step mode or at a checkpoint
 
 The loop ends when the budget is spent, the policy has nothing left, or no run fits in the time or compute left
-(`done`); when nothing can progress (slots
-busy, a human needed) it waits for an event, or with `detach` hibernates: records its wake conditions and returns.
+(`done`); when nothing can progress (slots busy, a human needed) it waits for an event, or with `detach` hibernates:
+records its wake conditions and returns.
 Killed at any moment, it is resumed by `reconcile()`, which makes the store agree with the world again.
 
 What the engine delegates has rooms of its own: the ledger (scores, noise floor, best), admission (whether a
-proposal may become an experiment, and its row, branch and commit), the verdict (keep, confirm or discard a
-finished run, from plain numbers), sessions (opening, waking, hibernating and ending a session's row, its report and
-promotion request), re-runs (noise and confirmation runs on another seed), the launcher (job spec, environment,
-sandbox), analysis (reading a finished run), costs (the model-cost budget), the policy's view, the state paths; the
-user's actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
+proposal may become an experiment, and its row, branch and commit), dispatch (where a job runs: this machine's slots
+or a cluster's scheduler, and what the scheduler says of it), the verdict (keep, confirm or discard a finished run,
+from plain numbers), sessions (opening, waking, hibernating and ending a session's row, its report and promotion
+request), re-runs (noise and confirmation runs on another seed), the launcher (job spec, environment, sandbox),
+analysis (reading a finished run), costs (the model-cost budget), the policy's view, the state paths; the user's
+actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from nightlab.agent.admission import Admission
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget, Spending
+from nightlab.agent.dispatch import Dispatch
 from nightlab.agent.launcher import Launcher, python_for
 from nightlab.agent.ledger import Ledger, Summary, ranked, summarize
 from nightlab.agent.lock import ProjectLock
@@ -61,7 +65,7 @@ from nightlab.agent.paths import StatePaths, state_dir
 from nightlab.agent.policy.base import Abandon, Policy
 from nightlab.agent.policy_view import build_context, view
 from nightlab.agent.proposal import ExperimentView, PolicyContext, Proposal
-from nightlab.agent.remote import Ended, RemoteJobs
+from nightlab.agent.remote import RemoteJobs
 from nightlab.agent.report import ReportFiles
 from nightlab.agent.reruns import Reruns
 from nightlab.agent.seeding import SeedPlan
@@ -70,7 +74,6 @@ from nightlab.agent.states import (
     ApprovalKind,
     ApprovalState,
     Decision,
-    FailureClass,
     JobState,
     Kind,
     Mode,
@@ -78,12 +81,10 @@ from nightlab.agent.states import (
     SessionState,
     Status,
 )
-from nightlab.agent.store import Approval, Experiment, Job, Session, Store
+from nightlab.agent.store import Approval, Experiment, Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import NightlabError
-from nightlab.sandbox import lease, runner, slots
-from nightlab.sandbox.backends import BackendError, SchedInfo, make_backend
-from nightlab.sandbox.spec import LOG_FILE
+from nightlab.sandbox import lease, runner
 from nightlab.sandbox.watch import Waker, signal_project
 
 BASELINE = Kind.BASELINE
@@ -136,20 +137,9 @@ class Engine:
         self.on_event = on_event
         self.lock = ProjectLock(self.paths.dir)
         self.session: Session | None = None
-        # the machine's slots, leased machine-wide so that projects running at once never oversubscribe it
-        self.pool = lease.MachinePool(
-            slots.discover(cfg.slots.cpus, cfg.slots.threads_per_job, cfg.slots.gpus), str(self.root),
-            wake_argv=self.launcher.wake_argv(), signal_path=str(self.paths.signal), lock_path=str(self.lock.path))
-        self._slot_wait = ""  # what the engine last said about waiting for another project's slot
-        self._backend_wait = ""  # the scheduler's last "busy, try again" (the engine retries rather than sleeps)
-        # scheduler jobs with a fresh status.json the scheduler does not confirm yet (RemoteJobs.believes): their
-        # wrapper has already tried to wake the engine, so it stays awake and asks again
-        self._unconfirmed: set[int] = set()
-        # jobs on a cluster's scheduler instead of this machine's slots ([backend] kind = "slurm" | "ray")
-        self.remote: RemoteJobs | None = None
-        if cfg.backend.kind != "local":
-            self.remote = RemoteJobs(self.root, self.store, make_backend(cfg.backend.settings()),
-                                     poll_s=max(0.5, self.options.poll_s * 2))
+        # where jobs run: this machine's slots (leased machine-wide) or a cluster's scheduler ([backend])
+        self.dispatch = Dispatch(self.root, cfg, self.store, self.launcher, self.paths, self.lock.path,
+                                 self.options.poll_s, lambda: self.sid, self.command_for, self.emit)
         # the compute budget counts what runs get: a next run the GPUs it will ask the slots (or the scheduler) for
         self.clock.remote_cpus, self.clock.remote_gpus = cfg.backend.cpus_per_job, cfg.backend.gpus_per_job
         if self.remote is None:
@@ -172,6 +162,20 @@ class Engine:
         if self._policy is None:
             self._policy = make_policy(self.cfg, self.root)
         return self._policy
+
+    @property
+    def pool(self) -> lease.MachinePool:
+        """This machine's slots (dispatch.py); a test or a bench may hand the engine a pool of its own."""
+        return self.dispatch.pool
+
+    @pool.setter
+    def pool(self, pool: lease.MachinePool) -> None:
+        self.dispatch.pool = pool
+
+    @property
+    def remote(self) -> RemoteJobs | None:
+        """The cluster's scheduler, with [backend]; None: jobs run on this machine's slots."""
+        return self.dispatch.remote
 
     @property
     def sid(self) -> int:
@@ -267,7 +271,7 @@ class Engine:
             if progressed:
                 continue
             conditions = self.wake_conditions()
-            if self.options.detach and not self._backend_wait and not self._unconfirmed:
+            if self.options.detach and not self.dispatch.backend_wait and not self.dispatch.unconfirmed:
                 self._hibernate(conditions)
                 return
             waiting_on_human = bool(conditions) and all(c.startswith("approval") for c in conditions)
@@ -313,8 +317,8 @@ class Engine:
                  for j in self.store.open_jobs()]
         conds += [f"approval {a.id} ({a.kind} #{a.experiment_id}) decided"
                   for a in self.store.approvals(ApprovalState.PENDING)]
-        if self._slot_wait and self.store.experiments_in(Status.QUEUED):
-            conds.append(f"{lease.SLOT_WAIT} ({self._slot_wait})")
+        if self.dispatch.slot_wait and self.store.experiments_in(Status.QUEUED):
+            conds.append(f"{lease.SLOT_WAIT} ({self.dispatch.slot_wait})")
         return conds
 
     # ------------------------------------------------------------------------------------------- reconcile
@@ -326,7 +330,8 @@ class Engine:
             if status is not None:
                 continue
             if job.remote:
-                self._reconcile_remote(job)
+                if self.dispatch.never_submitted(job):
+                    self._mark_lost(job.id, job.experiment_id, "never reached the scheduler")
                 continue
             pids = runner.read_pids(job.run_dir)
             if pids is None:
@@ -366,17 +371,6 @@ class Engine:
                 if d.name.isdigit() and int(d.name) not in active:
                     self._prune(int(d.name))
 
-    def _reconcile_remote(self, job: Job) -> None:
-        """A scheduler's job after a restart: its submission found again by name if the engine died before
-        recording it, else it never reached the scheduler and goes back to the queue (it cannot run twice)."""
-        assert self.remote is not None
-        try:
-            if not self.remote.recover(job):
-                self._mark_lost(job.id, job.experiment_id, "never reached the scheduler")
-        except BackendError as err:
-            self.emit("backend_error", f"cannot ask the scheduler about #{job.experiment_id}: {err}",
-                      job.experiment_id)
-
     def _mark_lost(self, job_id: int, exp_id: int, why: str) -> None:
         self.store.update_job(job_id, state=JobState.LOST, ended=time.time())
         e = self.store.experiment(exp_id)
@@ -394,16 +388,16 @@ class Engine:
     def _collect(self) -> bool:
         progressed = False
         open_jobs = self.store.open_jobs()
-        scheduler = self._follow_remote(open_jobs)
-        self._unconfirmed.clear()
+        scheduler = self.dispatch.follow(open_jobs)
+        self.dispatch.unconfirmed.clear()
         for job in open_jobs:
             status = runner.read_status(job.run_dir, job.wrapper)
             if job.remote:
                 if status is not None and not RemoteJobs.believes(scheduler.get(job.id)):
                     if RemoteJobs.status_fresh(job):  # its wrapper is about to exit: ask again soon
-                        self._unconfirmed.add(job.id)
+                        self.dispatch.unconfirmed.add(job.id)
                     continue
-                ended = self._remote_ending(job, status, scheduler)
+                ended = self.dispatch.ending(job, status, scheduler)
                 if ended is None and status is None:
                     continue
                 if ended is not None and ended.retry:
@@ -456,30 +450,6 @@ class Engine:
         err = mlflow_sync.request(self.root)
         if err:
             self.emit("mlflow_error", err)
-
-    def _follow_remote(self, jobs: list[Job]) -> dict[int, SchedInfo]:
-        if self.remote is None or not any(j.remote for j in jobs):
-            return {}
-        try:
-            return self.remote.follow(jobs)
-        except BackendError as err:  # the scheduler is unreachable for now: nothing is decided, ask again later
-            self.emit("backend_error", f"cannot ask the scheduler: {err}")
-            return {}
-
-    def _remote_ending(self, job: Job, status: runner.JobStatus | None,
-                       scheduler: dict[int, SchedInfo]) -> Ended | None:
-        """How a scheduler's job ended when its wrapper could not say (or said only "stopped from outside")."""
-        if self.remote is None:
-            return None
-        try:
-            if status is not None:
-                return self.remote.outside_stop(job, status)
-            info = scheduler.get(job.id)
-            return None if info is None else self.remote.ending_status(job, info)
-        except BackendError as err:
-            self.emit("backend_error", f"cannot ask the scheduler about #{job.experiment_id}: {err}",
-                      job.experiment_id)
-            return None
 
     def _record_run(self, e: Experiment, run_dir: Path, status: runner.JobStatus) -> Experiment | None:
         """Record a finished run's results (metric, curves, failure class, stage). None when it goes back to the
@@ -714,10 +684,7 @@ class Engine:
                 continue
             early_stop.write_evidence(Path(job.run_dir), verdict)
             self.early_stop.stopping(job.id)
-            # on a scheduler the stop file reaches the job's wrapper on its node (the run dir is shared)
-            stopped = self.remote.cancel(job, early_stop.STOP_REASON) if job.remote and self.remote is not None \
-                else runner.stop(job.run_dir, early_stop.STOP_REASON, job.wrapper)
-            if stopped:
+            if self.dispatch.stop(job, early_stop.STOP_REASON):
                 self.emit("stopped_early", f"#{job.experiment_id} stopped early: {verdict.evidence}",
                           job.experiment_id, **verdict.data())
 
@@ -808,11 +775,13 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------- 4. launch
     def _launch_queued(self) -> bool:
+        """Queued experiments start where jobs run (dispatch.py): handed to the cluster's scheduler, or on this
+        machine's free slots unless they could not end before the deadline or would pass the compute budget."""
         if self.remote is not None:
-            return self._submit_queued()
+            return self.dispatch.submit_queued(self._may_start)
         progressed = False
         for e in self.store.experiments_in(Status.QUEUED):
-            if (self.budget_left() <= 0 and e.attempts == 0) or self._stop:
+            if not self._may_start(e):
                 continue
             why = self.clock.blocks(e, self.sid)
             if why:  # it could not end in time (or would pass the compute budget): it waits for the next session
@@ -820,83 +789,14 @@ class Engine:
                     self._out_of_time = why
                     self.emit("out_of_time", f"#{e.id} not started: {why}", e.id, reason=why)
                 continue
-            slot = self.pool.acquire(self.pool.gpus_per_job(self.cfg.slots.gpus_per_job))
-            if slot is None:
-                waiting = self.pool.waiting_text()
-                if waiting and waiting != self._slot_wait:
-                    self.emit("slot_wait", f"#{e.id} waits for a machine slot: {waiting}", e.id)
-                self._slot_wait = waiting
+            if not self.dispatch.start(e):  # no slot free (another project may hold it): it waits
                 break
-            self._slot_wait = ""
-            try:
-                self._launch(e, slot)
-            except NightlabError as err:
-                self.pool.release(slot.id)
-                self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
-                                             failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
-                self.emit("failed", f"#{e.id} could not start: {err}", e.id)
             progressed = True
         return progressed
 
-    def _launch(self, e: Experiment, slot: slots.Slot) -> None:
-        attempt = e.attempts + 1
-        spec = self.launcher.prepare(e, slot, attempt, leases=self.pool.lease_paths(slot.id),
-                                     lease_run=self.pool.run_of(slot.id), command=self.command_for(e))
-        # recorded before the process starts: a crash in between is a "launch interrupted" for reconcile
-        self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
-        job = self.store.add_job(e.id, spec.run_dir, str(Path(spec.run_dir) / LOG_FILE), slot.id)
-        if attempt == 1:  # re-running a lost job spends no budget: the first try never produced a result
-            self.store.update_session(self.sid, runs_started=self.store.session(self.sid).runs_started + 1)
-        pids = self.launcher.start(spec)
-        self.store.update_job(job.id, pid=pids.get("pid"), pid_start=pids.get("start"), state=JobState.RUNNING,
-                              wrapper_pid=pids.get("wrapper_pid"), wrapper_start=pids.get("wrapper_start"))
-        self.emit("started", f"#{e.id} started: {e.title} (seed {e.seed}, slot {slot.id})", e.id,
-                  run_dir=spec.run_dir)
-
-    def _submit_queued(self) -> bool:
-        """Hand queued experiments to the cluster's scheduler, up to `_parallel()` jobs in its hands at once."""
-        assert self.remote is not None
-        progressed = False
-        for e in self.store.experiments_in(Status.QUEUED):
-            if (self.budget_left() <= 0 and e.attempts == 0) or self._stop:
-                continue
-            if len(self.store.open_jobs()) >= self._parallel():
-                break
-            attempt = e.attempts + 1
-            try:
-                spec = RemoteJobs.adapt(self.launcher.prepare(e, slots.Slot(id=self.remote.kind), attempt,
-                                                              command=self.command_for(e)))
-                self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
-                if attempt == 1:
-                    self.store.update_session(self.sid, runs_started=self.store.session(self.sid).runs_started + 1)
-                job = self.remote.submit(e, spec, attempt)
-            except BackendError as err:
-                for j in self.store.open_jobs():
-                    if j.experiment_id == e.id:
-                        self.store.update_job(j.id, state=JobState.ENDED, ended=time.time(), ending="not_submitted")
-                if err.transient:  # busy or unreachable for now: back to the queue as it was, asked again later
-                    self.store.update_experiment(e.id, status=Status.QUEUED, attempts=attempt - 1)
-                    if attempt == 1:
-                        self.store.update_session(self.sid,
-                                                  runs_started=self.store.session(self.sid).runs_started - 1)
-                    if not self._backend_wait:
-                        self.emit("backend_wait", f"#{e.id} waits for the scheduler: {err}", e.id)
-                    self._backend_wait = str(err)
-                    break
-                # refused (a bad partition, no such resource): recorded, never retried
-                self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
-                                             failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
-                self.emit("failed", f"#{e.id} could not be submitted: {err}", e.id)
-            except NightlabError as err:
-                self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
-                                             failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
-                self.emit("failed", f"#{e.id} could not start: {err}", e.id)
-            else:
-                self._backend_wait = ""
-                self.emit("started", f"#{e.id} submitted: {e.title} (seed {e.seed}, {job.where})", e.id,
-                          run_dir=spec.run_dir)
-            progressed = True
-        return progressed
+    def _may_start(self, e: Experiment) -> bool:
+        """Whether a queued experiment may start now: a re-try of a lost job spends no budget; none after stop()."""
+        return not ((self.budget_left() <= 0 and e.attempts == 0) or self._stop)
 
     # ------------------------------------------------------------------------------------------- 5. plan
     def _plan(self) -> bool:
@@ -911,7 +811,7 @@ class Engine:
             return True
         # a proposal waiting at a checkpoint holds no slot: autonomous work goes on beside it
         busy = [x for x in active if self.options.mode == Mode.STEP or x.status != Status.PROPOSED]
-        if busy and (self.options.mode == Mode.STEP or len(busy) >= max(1, self._parallel())):
+        if busy and (self.options.mode == Mode.STEP or len(busy) >= max(1, self.dispatch.parallel())):
             return False
         if base.status in (Status.QUEUED, Status.RUNNING) or any(x.kind == RERUN for x in active):
             return False
@@ -947,14 +847,6 @@ class Engine:
             return False
         self._record_step(ctx, self.admit(proposal), None)
         return True
-
-    def _parallel(self) -> int:
-        if self.remote is not None:  # the scheduler decides where and when; this caps what is handed to it
-            return self.cfg.backend.max_jobs or self.cfg.search.parallel or 4
-        n = self.pool.total
-        if self.cfg.search.parallel:
-            n = min(n, self.cfg.search.parallel)
-        return n
 
     def admit(self, proposal: Proposal, depth: int = 0) -> Experiment | None:
         """A proposal becomes an experiment if admission.py lets it (a row, then a branch and commit); then it is
