@@ -285,6 +285,22 @@ def test_a_commit_with_the_files_of_an_earlier_experiment_is_refused(tiny_projec
     assert not eng.ws.worktree_path(back.id).exists()
 
 
+def test_a_running_job_whose_wrapper_died_is_lost_and_requeued_once(tiny_project: Path) -> None:
+    eng = engine(tiny_project)
+    eng.tick()
+    base = eng.ledger.baseline()
+    assert base is not None
+    run_dir = eng.paths.run_dir(base.id)
+    run_dir.mkdir(parents=True)
+    eng.store.update_experiment(base.id, status=Status.RUNNING, attempts=1)
+    job = eng.store.add_job(base.id, str(run_dir), str(run_dir / "output.log"), None)
+    eng.store.update_job(job.id, state=JobState.RUNNING)  # its wrapper is gone, and it wrote no status
+    assert eng.tick()
+    assert eng.store.job(job.id).state == JobState.LOST
+    base = eng.store.experiment(base.id)
+    assert (base.status, base.error) == (Status.QUEUED, "lost (the job wrapper died); re-queued")
+
+
 # ------------------------------------------------------------------------------------------------ crash points
 def test_reconcile_makes_a_recorded_proposal_that_never_got_its_commit(tiny_project: Path) -> None:
     eng = engine(tiny_project)
