@@ -132,8 +132,8 @@ KEYS: tuple[Key, ...] = (
         help="Yes"),
     Key("dialog_no", "n", "no", "No", "dialog",
         help="No"),
-    Key("dialog_cancel", "escape", "cancel", "Cancel", "dialog",
-        help="Cancel / close"),
+    Key("dialog_cancel", "escape,q", "cancel", "Cancel", "dialog",
+        help="Cancel / close (q too, except where text is typed)"),
     # the plan (P)
     Key("plan_approve", "a", "approve_plan", "Approve", "plan",
         help="Approve the plan shown: the engine follows it from its next proposal"),

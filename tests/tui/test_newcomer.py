@@ -696,3 +696,38 @@ def test_q_leaves_the_review_and_the_log_viewer(populated: tuple[Path, Populated
             assert app.is_running
 
     run(body())
+
+
+def test_q_closes_every_box_and_never_quits_from_one(populated: tuple[Path, Populated]) -> None:
+    """Help, the plan, the projects overview, a yes/no question and an error dialog: `q` closes each (it did nothing
+    there: only esc did); typed into the rejection feedback it is a letter."""
+    from nightlab.tui.screens.dialogs import ConfirmDialog, FeedbackDialog
+
+    root, _ = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            for key in ("question_mark", "P", "o"):
+                await pilot.press(key)
+                await wait_until(pilot, lambda: app.screen is not app.main, what=f"{key} opened")
+                await pilot.press("q")
+                await wait_until(pilot, lambda: app.screen is app.main, what=f"q closed what {key} opened")
+            answers: list[bool | None] = []
+            app.push_screen(ConfirmDialog("Stop #3?"), answers.append)
+            await pilot.pause()
+            await pilot.press("q")
+            await wait_until(pilot, lambda: answers == [False], what="q answered no")
+            app.push_screen(ErrorDialog("Oops", "something went wrong"))
+            await pilot.pause()
+            await pilot.press("q")
+            await wait_until(pilot, lambda: app.screen is app.main, what="q closed the error")
+            feedback: list[str | None] = []
+            app.push_screen(FeedbackDialog("Reject #5"), feedback.append)
+            await pilot.pause()
+            await pilot.press(*"quicker", "enter")
+            await wait_until(pilot, lambda: feedback == ["quicker"], what="q typed as a letter")
+            assert app.is_running and app.screen is app.main
+
+    run(body())
