@@ -206,6 +206,29 @@ def test_step_mode_waits_for_a_human_and_acts_on_the_answer(tiny_project: Path) 
     assert eng.store.approvals_of(kind=ApprovalKind.HYPOTHESIS, experiment_id=third.id)[-1].who == "autonomous mode"
 
 
+@pytest.mark.parametrize(("slots_free", "asked"), [(2, True), (1, False)])
+def test_step_mode_asks_the_next_run_while_an_approved_one_holds_a_slot(tiny_project: Path, slots_free: int,
+                                                                        asked: bool) -> None:
+    """Step mode asks one question at a time, but not one run at a time: with two slots, the next proposal is asked
+    about while the approved run waits for or holds its slot; with one slot it waits for that run."""
+    eng = engine(tiny_project, mode=Mode.STEP, policy=Scripted(["0.3", "0.01"]))
+    eng.dispatch.parallel = lambda: slots_free  # type: ignore[method-assign]
+    baseline_kept(eng)
+    eng.tick()
+    first = by_kind(eng, Kind.HYPERPARAMETER)[-1]
+    eng.store.decide(eng.store.pending_approval(experiment_id=first.id).id,  # type: ignore[union-attr]
+                     ApprovalState.APPROVED, "me")
+    eng.tick()
+    eng.tick()
+    assert eng.store.experiment(first.id).status == Status.QUEUED  # approved (no slot in these tests: queued)
+    later = [e for e in by_kind(eng, Kind.HYPERPARAMETER) if e.id > first.id]
+    assert bool(later) == asked
+    if asked:
+        assert later[0].status == Status.PROPOSED
+        assert eng.store.pending_approval(experiment_id=later[0].id) is not None
+        assert not eng.tick()  # one question at a time: nothing more is proposed while it waits
+
+
 def test_a_best_kept_on_one_seed_is_confirmed_before_anything_new(tiny_project: Path) -> None:
     """Budget spent right after a win: the win is `unconfirmed`; the next session re-runs it first."""
     eng = engine(tiny_project, budget=3, policy=Scripted(["0.3"]))

@@ -809,9 +809,11 @@ class Engine:
         if base is None:
             self.admission.baseline()
             return True
-        # a proposal waiting at a checkpoint holds no slot: autonomous work goes on beside it
-        busy = [x for x in active if self.options.mode == Mode.STEP or x.status != Status.PROPOSED]
-        if busy and (self.options.mode == Mode.STEP or len(busy) >= max(1, self.dispatch.parallel())):
+        # a proposal waiting for a person holds no slot: the work approved goes on beside it, within the slots; step
+        # mode asks one question at a time, but proposes the next run while the approved ones fill the slots
+        if self.options.mode == Mode.STEP and any(x.status == Status.PROPOSED for x in active):
+            return False
+        if len([x for x in active if x.status != Status.PROPOSED]) >= max(1, self.dispatch.parallel()):
             return False
         if base.status in (Status.QUEUED, Status.RUNNING) or any(x.kind == RERUN for x in active):
             return False
