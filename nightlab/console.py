@@ -295,7 +295,7 @@ def print_plan(plan: dict[str, Any]) -> None:
     if total and all(t is not None for t in total):
         print(f"total: {sum(p['runs'] for p in plan['phases'])} runs, about {minutes(sum(total))} of compute")
         if plan.get("budget_s"):
-            allows = f"max_cpu_hours allows about {minutes(plan['budget_s'])} of runs"
+            allows = f"{plan.get('budget_key') or 'max_cpu_hours'} allows about {minutes(plan['budget_s'])} of runs"
             print(f"  within the compute budget ({allows})" if sum(total) <= plan["budget_s"] else
                   f"  over the compute budget ({allows}): a session ends before a run that would pass it, or asks "
                   "with [autonomy] ask_over_budget")

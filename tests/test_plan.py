@@ -227,3 +227,17 @@ def test_in_step_mode_a_move_outside_the_plan_is_asked_with_its_reason(
     capsys.readouterr()
     console.console_approver(engine, appr, engine.store.experiment(appr.experiment_id or 0))
     assert "checkpoint: " in capsys.readouterr().out
+
+
+def test_the_plan_counts_a_gpu_budget_by_the_gpus_a_run_gets(tmp_path: Path) -> None:
+    """`max_gpu_hours` limits the plan's runs by the GPUs each job gets (two here), as the session counts them; the
+    smaller of the CPU and GPU allowances is the one shown."""
+    from nightlab.agent.config import AutonomyConfig, SlotsConfig
+
+    root = make_repo(tmp_path / "p", {"train.py": TINY_TRAIN})
+    write_config(root, autonomy=AutonomyConfig(max_gpu_hours=0.01, max_cpu_hours=1.0),
+                 slots=SlotsConfig(gpus=[0, 1], gpus_per_job=2))
+    git(root, "add", "nightlab.toml")
+    git(root, "commit", "-q", "-m", "config")
+    data = FrontDesk(root).draft_plan()
+    assert data["budget_s"] == pytest.approx(0.01 * 3600 / 2) and data["budget_key"] == "max_gpu_hours"

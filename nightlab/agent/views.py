@@ -18,6 +18,7 @@ imported only when a desk first reads (in a worker thread, off the first frame's
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -360,11 +361,30 @@ class DeskReads:
         if p is None:
             return None
         prog = plan.progress(self.store, p)
-        cpu_h = self.cfg.autonomy.max_cpu_hours
+        budget_s, budget_key = self._run_seconds_allowed()
         return {"approved": p.approved, "diagnosis": list(p.diagnosis), "phases": prog.rows(),
                 "current": str(prog.current) if prog.current is not None else None, "offered": p.offered(),
-                # the run seconds a session's compute budget allows (max_cpu_hours over the threads of a job)
-                "budget_s": cpu_h * 3600 / self.cfg.slots.threads_per_job if cpu_h else None}
+                "budget_s": budget_s, "budget_key": budget_key}
+
+    def _run_seconds_allowed(self) -> tuple[float | None, str | None]:
+        """The run seconds a session's compute budget allows, and the key that sets them: max_cpu_hours over the
+        threads of a job, max_gpu_hours over the GPUs a job gets (the scheduler's share on a cluster), the smaller."""
+        auto = self.cfg.autonomy
+        allowed: list[tuple[float, str]] = []
+        if auto.max_cpu_hours:
+            threads = self.cfg.backend.cpus_per_job if self.cfg.backend.kind != "local" else \
+                self.cfg.slots.threads_per_job
+            allowed.append((auto.max_cpu_hours * 3600 / max(1, threads), "max_cpu_hours"))
+        if auto.max_gpu_hours:
+            if self.cfg.backend.kind != "local":
+                gpus = self.cfg.backend.gpus_per_job
+            elif self.cfg.slots.gpus_per_job == "auto":
+                gpus = 1 if (_machine_gpus() if self.cfg.slots.gpus == "auto" else self.cfg.slots.gpus) else 0
+            else:
+                gpus = int(self.cfg.slots.gpus_per_job)
+            if gpus:
+                allowed.append((auto.max_gpu_hours * 3600 / gpus, "max_gpu_hours"))
+        return min(allowed) if allowed else (None, None)
 
     def status(self) -> dict[str, Any]:
         """What `nightlab status` reports (and prints as JSON with --json), also before the first run."""
@@ -450,3 +470,11 @@ def projects_overview() -> list[dict[str, Any]]:
 __all__ = ["EVENTS_KEPT", "DeskReads", "EventLine", "GpuStat", "LiveJob", "Row", "RunLog", "RunRef", "Snapshot",
            "build_rows", "format_gpu", "gpus_leased_elsewhere", "holder_label", "holders",
            "loss_curve", "open_log", "projects_overview", "read_gpus"]
+
+
+@functools.cache
+def _machine_gpus() -> tuple[int, ...]:
+    """This machine's GPUs, asked once per process (nvidia-smi is not cheap and they do not come and go)."""
+    from nightlab.sandbox import slots
+
+    return tuple(slots.gpu_list())
