@@ -33,6 +33,16 @@ def fmt_delta(v: float | None) -> str:
     return "" if v is None else f"{v:+.4f}"
 
 
+def fmt_progress(elapsed: float | None, ref_s: float | None, ref_id: int | None) -> str:
+    """How far a running run is against the time a comparable run took — its own first run for a seed re-run, else
+    its parent's: the one progress nightlab knows for any training script. Empty with nothing to compare."""
+    if elapsed is None or not ref_s or ref_id is None:
+        return ""
+    if elapsed > ref_s:
+        return f", past the {fmt_seconds(ref_s)} #{ref_id} took"
+    return f", ~{elapsed / ref_s:.0%} of the {fmt_seconds(ref_s)} #{ref_id} took"
+
+
 def fmt_seconds(s: float | None) -> str:
     if s is None:
         return "—"

@@ -205,7 +205,36 @@ def test_a_running_run_shows_its_elapsed_time(populated: tuple[Path, Populated])
             await select(pilot, ids.best)
             assert " · seed 1 · running " in app.main.query_one(LogTail).border_title
             details = details_text(app, ids.best)
-            assert "(running)" in details and "time —" not in details
+            assert "(running, past the 0.4s #2 took)" in details and "time —" not in details
+
+    run(body())
+
+
+def test_a_running_run_shows_how_far_it_is_against_its_parent(populated: tuple[Path, Populated]) -> None:
+    """Progress where nightlab knows it: the elapsed time against what its parent took (its own first run for a
+    seed re-run). Only the elapsed time was shown."""
+    import time
+
+    root, ids = populated
+    st = store_of(root)
+    st.update_experiment(ids.best, seconds=40.0)
+    st.update_experiment(ids.proposed, status="running")
+    run_dir = root / ".nightlab" / "runs" / str(ids.proposed)
+    run_dir.mkdir(parents=True)
+    (run_dir / "output.log").write_text("step 1 loss 0.9\n")
+    job = st.add_job(ids.proposed, str(run_dir), str(run_dir / "output.log"), "cpu0")
+    st.update_job(job.id, state="running", started=time.time() - 10.0)
+    st.close()
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.proposed)
+            details = details_text(app, ids.proposed)
+            assert f"of the 40.0s #{ids.best} took)" in details, details
+            shown = int(details.split("(running, ~")[1].split("%")[0])
+            assert 24 <= shown <= 40  # 10 s of 40 s, and the seconds the test itself took
 
     run(body())
 

@@ -14,7 +14,7 @@ from textual.widgets import Static
 from nightlab.agent.goal import Goal
 from nightlab.agent.states import Kind
 from nightlab.agent.views import Snapshot
-from nightlab.tui.data import fmt_delta, fmt_metric, fmt_seconds, patch_stat
+from nightlab.tui.data import fmt_delta, fmt_metric, fmt_progress, fmt_seconds, patch_stat
 from nightlab.tui.widgets.events import DECISION_KINDS
 
 
@@ -77,7 +77,11 @@ class DetailsPane(VerticalScroll):
         run.append(f"   failure {e.failure_class or '—'}")
         if live is not None:
             started = live.job.run_started or live.job.started
-            run.append(f"   time {fmt_seconds(time.time() - started) if started else '—'} (running)")
+            elapsed = time.time() - started if started else None
+            parent = s.row(e.parent_id) if e.parent_id is not None else None
+            ref_id, ref_s = (e.id, e.seconds) if live.exp_id != e.id else \
+                (e.parent_id, parent.seconds if parent is not None else None)
+            run.append(f"   time {fmt_seconds(elapsed)} (running{fmt_progress(elapsed, ref_s, ref_id)})")
         else:
             run.append(f"   time {fmt_seconds(e.seconds)}")
         run.append(f"   seed {e.seed}")
