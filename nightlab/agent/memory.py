@@ -54,7 +54,7 @@ def _outcome(e: ExperimentView) -> str:
         return "no improvement"
     if e.status == Status.STOPPED_EARLY:  # its curve was clearly worse than its parent's: a regression, seen early
         return "worse (stopped early)"
-    if e.status == "no_effect":
+    if e.status == Status.NO_EFFECT:
         return "no effect (ran exactly like its parent: the change did not reach the program)"
     if e.status == REJECTED:
         return "rejected before running"

@@ -15,6 +15,7 @@ from nightlab.agent.report import existing_report
 from nightlab.agent.states import ApprovalState, SessionState
 from nightlab.agent.store import Session, Store
 from nightlab.sandbox import isolate, runner
+from nightlab.sandbox.backends import SchedState
 
 
 def gpu_state(root: Path, jobs: list[tuple[str | None, int]]) -> list[dict[str, Any]]:
@@ -61,8 +62,8 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
             "queued_s": round(time.time() - (j.started or time.time()), 1) if queued else j.queued_s,
             "running_s": 0.0 if queued else round(time.time() - (since or time.time()), 1), "log": j.log_path,
             "last_line": runner.last_log_line(j.run_dir),
-            "alive": j.sched_state in ("queued", "running", None) if j.remote else runner.wrapper_alive(j.run_dir,
-                                                                                                       j.wrapper),
+            "alive": j.sched_state in (SchedState.QUEUED, SchedState.RUNNING, None) if j.remote
+            else runner.wrapper_alive(j.run_dir, j.wrapper),
         })
     stored = artifacts.read_all(paths.dir)
     latest = {j.experiment_id: j for j in store.jobs()}

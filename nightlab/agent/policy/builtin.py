@@ -94,7 +94,7 @@ FEEDBACK_LOOKAHEAD = 64  # moves looked through for what a rejection's feedback 
 ADAMW_LR = 3e-3
 _TINY_WIDTH = 64  # hidden layers this narrow are widened early (see BuiltinPolicy._widen_tiny)
 _SEARCH_TITLE = "tune "  # how the knob search's proposals are titled (pattern search recognises its own moves)
-NO_EFFECT = "no_effect"  # the status of a run that ran exactly like its parent (the store's vocabulary)
+NO_EFFECT = Status.NO_EFFECT  # the status of a run that ran exactly like its parent
 
 
 # ----------------------------------------------------------------------------------------------- knob adapters

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
+from nightlab.agent.states import Kind
+
 
 class Phase(StrEnum):
     MAKE_IT_RUN = "make_it_run"
@@ -82,7 +84,7 @@ DEFAULT_ORDER = (Phase.MAKE_IT_RUN, Phase.OPTIMIZER, Phase.CAPACITY, Phase.REGUL
 
 def phase_of(kind: str, knob_kinds: Iterable[str], transform: str | None) -> Phase:
     """The phase of one move: a repair, a transformation, or knob changes (kinds of the knobs it changes)."""
-    if kind == "fix":
+    if kind == Kind.FIX:
         return Phase.MAKE_IT_RUN
     if transform:
         return MOVE_PHASES.get(("transform", transform), Phase.OTHER)

@@ -25,7 +25,7 @@ from nightlab.agent.report.outcomes import (
     experiment_outcome,
     run_outcome,
 )
-from nightlab.agent.states import ApprovalKind, ApprovalState, SessionState, Status
+from nightlab.agent.states import ApprovalKind, ApprovalState, RunResult, SessionState, Status
 from nightlab.agent.store import Experiment, Session, Store
 
 # events that record progress rather than a decision; every other kind (including kinds added later, such as a
@@ -83,7 +83,7 @@ class Run:
 
     @property
     def metric(self) -> float | None:
-        return self.exp.metric if self.exp.run_result == "succeeded" else None
+        return self.exp.metric if self.exp.run_result == RunResult.SUCCEEDED else None
 
 
 @dataclass
@@ -217,7 +217,7 @@ def gather(root: Path, cfg: ProjectConfig, store: Store, session: Session) -> Fa
     return Facts(
         root=Path(root), metric=cfg.metric.name, goal=cfg.metric.goal, session=session,
         state_note=_state_note(root, store, session), standing=standing, runs=runs,
-        running=[e for e in exps if e.status == "running"],
+        running=[e for e in exps if e.status == Status.RUNNING],
         compute_s=sum(r.exp.seconds or 0.0 for r in session_runs), wall_s=max(0.0, last_t - session.created),
         waiting=_waiting(store, standing), tree=_tree(exps, standing, _verdicts(every_event)),
         failures=_failures(exps, every_event), decisions=_decisions(events),
@@ -243,9 +243,9 @@ def _runs(store: Store, exps: list[Experiment], by_id: dict[int, Experiment], si
 
 
 def _state_note(root: Path, store: Store, session: Session) -> str:
-    if session.state == "done":
+    if session.state == SessionState.DONE:
         return "finished"
-    if session.state == "hibernating":
+    if session.state == SessionState.HIBERNATING:
         jobs = len(store.open_jobs())
         return (f"hibernating: {jobs} job(s) running; they wake nightlab when they end" if jobs
                 else "hibernating: " + ("; ".join(session.wake_conditions) or "waiting"))
@@ -359,9 +359,9 @@ def _best_change(root: Path, store: Store, standing: Standing, by_id: dict[int, 
         if not e.commit_sha:
             raise ValueError(f"#{e.id} has no commit")
         return BestChange(e, ws.diff(base, e.commit_sha), ws.diff_stat(base, e.commit_sha).summary(),
-                          e.status == "promoted", None)
+                          e.status == Status.PROMOTED, None)
     except Exception as err:  # a pruned branch or a moved repository costs the diff, never the whole report
-        return BestChange(e, e.patch or "", "", e.status == "promoted",
+        return BestChange(e, e.patch or "", "", e.status == Status.PROMOTED,
                           f"the diff against your branch is unavailable ({err}); this is the change against its "
                           "parent")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from nightlab.agent.report.facts import Curve, Facts, SeedGroup
 from nightlab.agent.report.outcomes import BLACK, BLUE, GREEN, GREY, LOOKS, ORANGE, PURPLE, SKY, VERMILLION, Outcome
 from nightlab.agent.report.wording import goal_words
-from nightlab.agent.states import WINNERS
+from nightlab.agent.states import WINNERS, Kind
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -239,7 +239,7 @@ def _points(c: Curve, kind: str) -> list[tuple[float, float]]:
 
 def _curve_label(c: Curve) -> str:
     names = {"best": "best", "parent": "its parent", "baseline": "baseline"}
-    name = "its parent, the baseline" if c.role == "parent" and c.exp.kind == "baseline" else names[c.role]
+    name = "its parent, the baseline" if c.role == "parent" and c.exp.kind == Kind.BASELINE else names[c.role]
     return f"{name} #{c.exp.id} (seed {c.exp.seed})"
 
 

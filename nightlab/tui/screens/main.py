@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from nightlab.agent.states import ApprovalKind, ApprovalState, EngineState, Status
+from nightlab.agent.states import ApprovalKind, ApprovalState, EngineState, Mode, SessionState, Status
 from nightlab.agent.views import RunRef, Snapshot
 from nightlab.tui import braille, keymap
 from nightlab.tui.data import fmt_seconds
@@ -184,7 +184,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         if run is None:
             row = s.row(e.id)
             why = ("it was refused by the engine" if row is not None and row.refused
-                   else "it was rejected" if e.status == "rejected" else f"it is {e.status}")
+                   else "it was rejected" if e.status == Status.REJECTED else f"it is {e.status}")
             log.watch_file(None, f"#{e.id} has not run ({why})")
             log.border_title = f"Log #{e.id}"
         else:
@@ -432,14 +432,14 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
     def action_start_engine(self) -> None:
         """Resume an unfinished session at once; a new one spends budget, so it is asked first."""
         s, nl = self.snapshot, self.nl
-        if s is None or nl.cfg is None or (s.session is not None and s.session.state != "done"):
+        if s is None or nl.cfg is None or (s.session is not None and s.session.state != SessionState.DONE):
             nl.start_engine()
             return
         runs = nl.budget or nl.cfg.search.budget
         before = "The last session is done. " if s.session is not None else ""
         detail = (f"{before}A new session may start up to {runs} training runs (search.budget) with the "
                   f"{nl.cfg.search.policy} policy; in {nl.mode.upper()} mode "
-                  + ("each one waits for your approval." if nl.mode == "step" else "they run without asking."))
+                  + ("each one waits for your approval." if nl.mode == Mode.STEP else "they run without asking."))
 
         def answer(yes: bool | None) -> None:
             if yes:
