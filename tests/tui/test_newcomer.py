@@ -486,6 +486,74 @@ def test_j_k_g_G_home_end_move_through_the_experiments(populated: tuple[Path, Po
     run(body())
 
 
+def test_the_list_keys_work_in_every_list(populated: tuple[Path, Populated], tmp_path: Path) -> None:
+    """j / k / g / G in the projects overview, the review's files and the events pane too (only the experiment list
+    and the approval queue had them)."""
+    from textual.widgets import DataTable, OptionList
+
+    from nightlab.agent import projects
+    from nightlab.tui.screens.projects import ProjectsScreen
+    from nightlab.tui.widgets.events import EventsPane
+
+    root, ids = populated
+    for r in (make_project(tmp_path / "other"), make_project(tmp_path / "third"), root):
+        projects.register(r)
+    st = store_of(root)
+    e = st.experiment(ids.proposed)
+    st.update_experiment(ids.proposed, patch=(e.patch or "") + "diff --git a/cfg.py b/cfg.py\n--- a/cfg.py\n"
+                         "+++ b/cfg.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n")
+    st.close()
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await loaded(pilot)
+            events = app.main.query_one(EventsPane)
+            for i in range(200):
+                events.write(f"line {i}")
+            await pilot.pause()
+            events.focus()
+            await pilot.press("g")
+            await wait_until(pilot, lambda: events.scroll_y == 0, what="events at the top")
+            await pilot.press("j", "j")
+            await wait_until(pilot, lambda: events.scroll_y == 2, what="events two lines down")
+            await pilot.press("k")
+            await wait_until(pilot, lambda: events.scroll_y == 1, what="events a line up")
+            await pilot.press("G")
+            await wait_until(pilot, lambda: events.scroll_y == events.max_scroll_y > 0, what="events at the end")
+
+            await pilot.press("o")
+            await wait_until(pilot, lambda: isinstance(app.screen, ProjectsScreen)
+                             and app.screen.query_one(DataTable).row_count >= 3, what="the projects")
+            table = app.screen.query_one(DataTable)
+            table.focus()
+            await pilot.press("G")
+            await wait_until(pilot, lambda: table.cursor_row == table.row_count - 1, what="last project")
+            await pilot.press("k")
+            await wait_until(pilot, lambda: table.cursor_row == table.row_count - 2, what="previous project")
+            await pilot.press("g")
+            await wait_until(pilot, lambda: table.cursor_row == 0, what="first project")
+            await pilot.press("j")
+            await wait_until(pilot, lambda: table.cursor_row == 1, what="next project")
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is app.main, what="back")
+
+            await select(pilot, ids.proposed)
+            await pilot.press("d")
+            await wait_until(pilot, lambda: getattr(app.screen, "ready", False), what="the review")
+            files = app.screen.query_one(OptionList)
+            assert files.option_count >= 2
+            files.focus()
+            await pilot.press("G")
+            await wait_until(pilot, lambda: files.highlighted == files.option_count - 1, what="last file")
+            await pilot.press("g")
+            await wait_until(pilot, lambda: files.highlighted == 0, what="first file")
+            await pilot.press("j")
+            await wait_until(pilot, lambda: files.highlighted == 1, what="next file")
+
+    run(body())
+
+
 # ------------------------------------------------------------------------------------------------ 14: copy
 def test_search_counts_its_matches_across_read_blocks(tmp_path: Path) -> None:
     from nightlab.tui.logfiles import LineIndex

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Static
 
 from nightlab.tui import keymap
 from nightlab.tui.data import fmt_metric
+from nightlab.tui.widgets.listkeys import ListTable
 
 
 def _engine_text(row: dict[str, Any]) -> Text:
@@ -58,7 +59,7 @@ class ProjectsScreen(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog help-dialog projects-dialog"):
             yield Static(Text("Projects", style="bold"), classes="dialog-title")
-            yield DataTable(id="projects-table", cursor_type="row", zebra_stripes=True)
+            yield ListTable(id="projects-table", cursor_type="row", zebra_stripes=True)
             yield Static(Text("enter: open the highlighted project · esc: back", style="dim"), id="projects-keys")
 
     def on_mount(self) -> None:

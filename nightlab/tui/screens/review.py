@@ -25,6 +25,7 @@ from nightlab.tui.diffparse import FileDiff, parse_unified
 from nightlab.tui.messages import ReportsWorkerErrors
 from nightlab.tui.screens.dialogs import FeedbackDialog
 from nightlab.tui.widgets.diffview import DiffView
+from nightlab.tui.widgets.listkeys import ListOptions
 
 NARROW = 100
 
@@ -64,7 +65,7 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("loading the diff…", id="review-header", markup=False)
         with Horizontal(id="review-body"):
-            yield OptionList(id="review-files")
+            yield ListOptions(id="review-files")
             yield DiffView(id="review-diff")
         yield Footer()
 

@@ -15,6 +15,7 @@ from textual.events import Resize
 from textual.widgets import RichLog
 
 from nightlab.agent.views import EventLine
+from nightlab.tui.widgets.listkeys import ScrollKeys
 
 # what each kind of event reads as at a glance: an icon and the style class of its line
 KIND_LOOK: dict[str, tuple[str, str]] = {
@@ -37,10 +38,11 @@ def event_text(ev: EventLine, styles: dict[str, object]) -> Text:
     return Text(f"{icon} {ev.message}", styles.get(look))  # type: ignore[arg-type]
 
 
-class EventsPane(RichLog):
+class EventsPane(ScrollKeys, RichLog):
     COMPONENT_CLASSES = {"events--good", "events--bad", "events--warn", "events--info", "events--dim"}
     DEFAULT_CSS = "EventsPane { height: 1fr; }"
     ALLOW_MAXIMIZE = True
+    BINDINGS = ScrollKeys.BINDINGS
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, wrap=True, markup=False, auto_scroll=True, min_width=20)
