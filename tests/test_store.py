@@ -186,3 +186,15 @@ def test_openers_racing_on_a_new_store_all_get_it(tmp_path: Path) -> None:
         for t in threads:
             t.join()
     assert errors == []
+
+
+def test_opening_the_store_does_not_import_pandas() -> None:
+    """sqlite_utils imported pandas (installed here, as on many ML machines) at every nightlab start: half a second of
+    CPU before the first command output or the TUI's first data. Once the store is loaded pandas imports as usual."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nightlab.agent.store; assert 'pandas' not in sys.modules, 'pandas imported'; "
+            "import pandas; print(pandas.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "pandas", out.stderr

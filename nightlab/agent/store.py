@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from nightlab.agent.lean import hidden_module
 from nightlab.agent.records import Approval, Experiment, Job, Session
 from nightlab.agent.states import (
     ACTIVE,
@@ -36,6 +35,9 @@ from nightlab.agent.states import (
 from nightlab.agent.states import SETTLED as SETTLED
 from nightlab.agent.states import UNCONFIRMED_LABEL as UNCONFIRMED_LABEL
 from nightlab.errors import NightlabError
+
+with hidden_module("pandas"):  # sqlite_utils imports pandas when installed, for a type the store never writes
+    import sqlite_utils
 
 SCHEMA_VERSION = 8
 
