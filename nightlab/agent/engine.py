@@ -23,10 +23,11 @@ Killed at any moment, it is resumed by `reconcile()`, which makes the store agre
 What the engine delegates has rooms of its own: the ledger (scores, noise floor, best), admission (whether a
 proposal may become an experiment, and its row, branch and commit), dispatch (where a job runs: this machine's slots
 or a cluster's scheduler, and what the scheduler says of it), the verdict (keep, confirm or discard a finished run,
-from plain numbers), sessions (opening, waking, hibernating and ending a session's row, its report and promotion
-request), re-runs (noise and confirmation runs on another seed), the launcher (job spec, environment, sandbox),
-analysis (reading a finished run), costs (the model-cost budget), the policy's view, the state paths; the user's
-actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
+from plain numbers), the decision steps (each policy decision recorded, rewarded when its run settles and handed
+back to a learning policy), sessions (opening, waking, hibernating and ending a session's row, its report and
+promotion request), re-runs (noise and confirmation runs on another seed), the launcher (job spec, environment,
+sandbox), analysis (reading a finished run), costs (the model-cost budget), the policy's view, the state paths; the
+user's actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
 """
 
 from __future__ import annotations
@@ -41,11 +42,9 @@ from nightlab.agent import (
     artifacts,
     checkpoints,
     early_stop,
-    experience,
     outcome,
     plan,
     projects,
-    reward,
     sentinel,
     sessions,
     tbevents,
@@ -64,7 +63,7 @@ from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
 from nightlab.agent.policy.base import Abandon, Policy
 from nightlab.agent.policy_view import build_context, view
-from nightlab.agent.proposal import ExperimentView, PolicyContext, Proposal
+from nightlab.agent.proposal import PolicyContext, Proposal
 from nightlab.agent.remote import RemoteJobs
 from nightlab.agent.report import ReportFiles
 from nightlab.agent.reruns import Reruns
@@ -81,6 +80,7 @@ from nightlab.agent.states import (
     SessionState,
     Status,
 )
+from nightlab.agent.steps import DecisionSteps
 from nightlab.agent.store import Approval, Experiment, Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import NightlabError
@@ -149,10 +149,11 @@ class Engine:
         self._stop = False  # stop asking and looping: stop(), or the approver's "quit"
         self._handover = False  # stop() asked for it: hibernate rather than leave the session as it was
         self._exhausted = False
-        self._experience_warned = False  # a user experience store that cannot be written is said once
         self._waker: Waker | None = None
         self.report_files: ReportFiles | None = None  # the report written when the session ended
         self.reruns = Reruns(self.store, self.ws, cfg, self.ledger, lambda: self.sid, self.budget_left, self.emit)
+        self.steps = DecisionSteps(self.store, self.root, cfg, self.ledger, lambda: self.sid, lambda: self.policy,
+                                   self.emit)
         self.admission = Admission(self.store, self.ws, cfg, self.ledger, lambda: self.sid, lambda: self.policy.name,
                                    self.plan.phase_of, self.emit, self._exhaust)
 
@@ -223,7 +224,7 @@ class Engine:
             projects.register(self.root)  # listed by `nightlab projects` and the TUI's overview
             self._waker = Waker(self.paths.runs, self.paths.signal)
             self.policy.prewarm()  # e.g. the ~3 s litellm import overlaps the baseline run
-            self._replay_experience()
+            self.steps.replay()
             self.reconcile()
             try:
                 self._loop()
@@ -358,7 +359,7 @@ class Engine:
         for e in self.store.unsettled_results():
             self._verdict(e)
             self.store.update_experiment(e.id, settled=1)
-            self._set_reward(e.id)
+            self.steps.reward(e.id)
         # experiments proposed but never materialised: complete them (the row holds the edits)
         for e in self.store.unmaterialised():
             self.admission.materialise(e)
@@ -427,7 +428,7 @@ class Engine:
             if analysed is not None:
                 self._verdict(analysed)
                 self.store.update_experiment(analysed.id, settled=1)
-                self._set_reward(analysed.id)
+                self.steps.reward(analysed.id)
                 self._prune(analysed.id)
             progressed = True
         if progressed:
@@ -471,58 +472,6 @@ class Engine:
             self.emit("failed", f"#{e.id} {reading.result}: {reading.diagnosis}", e.id,
                       failure_class=reading.changes["failure_class"])
         return e
-
-    def _set_reward(self, exp_id: int) -> None:
-        e = self.store.experiment(exp_id)
-        base = self.ledger.baseline()
-        base_val = self.ledger.score(base.id) if base else None
-        _, best_val = self.ledger.best(exclude=e.id if e.kind != RERUN else e.rerun_of)
-        x = reward.RewardInput(
-            stage=e.stage or "", metric=e.metric, baseline=base_val, best_before=best_val,
-            goal=self.cfg.metric.goal, noise_floor=self.ledger.noise_floor(), failure_class=e.failure_class,
-            seconds=e.seconds or 0.0, timeout_s=self.cfg.timeout,
-            behind=early_stop.behind(self.store, e.id) if e.run_result == RunResult.STOPPED_EARLY else None,
-        )
-        parts = reward.explain(x)
-        self.store.update_experiment(exp_id, reward=round(parts["reward"], 4))
-        if e.kind == RERUN:
-            return
-        step = experience.settle(self.store, self.root, self.store.experiment(exp_id), parts,
-                                 self.cfg.experience.share)
-        if step is not None:
-            self._experience_problem(step.get("problem"))
-            self._observe(step)
-
-    # ------------------------------------------------------------------------------------------- experience
-    def _record_step(self, ctx: PolicyContext, made: Experiment | None, failed: ExperimentView | None) -> None:
-        """Record the decision the policy just made, as it saw it (experience.py); never fails the step."""
-        decision, self.policy.last_decision = self.policy.last_decision, None
-        try:
-            _, problem = experience.record(
-                self.store, self.root, session_id=self.sid, experiment=made, policy=self.policy.name,
-                decision=decision, ctx=ctx, failed=failed, share=self.cfg.experience.share,
-                context_chars=self.cfg.llm.context_chars)
-        except Exception as err:  # the experiment goes on without its record; say so
-            self.emit("experience_error", f"could not record the decision step: {sessions.one_line(err)}")
-            return
-        self._experience_problem(problem)
-
-    def _experience_problem(self, problem: str | None) -> None:
-        if problem and not self._experience_warned:
-            self._experience_warned = True
-            self.emit("experience_error", problem)
-
-    def _observe(self, step: dict[str, Any]) -> None:
-        """Hand a settled step's reward to a policy that learns within the session (the learned policy)."""
-        try:
-            self.policy.observe(step)
-        except Exception as err:  # a learner's trouble never stops the session
-            self.emit("policy_error", f"online update failed: {sessions.one_line(err)}")
-
-    def _replay_experience(self) -> None:
-        """A learner resumed after hibernation sees again the rewards this session has had (idempotent per process)."""
-        for step in experience.session_steps(self.store, self.sid):
-            self._observe(step)
 
     # ------------------------------------------------------------------------------------------- verdicts
     def _verdict(self, e: Experiment) -> None:
@@ -638,7 +587,7 @@ class Engine:
             return
         proposal.parent_id = e.id
         proposal.kind = proposal.kind or Kind.FIX
-        self._record_step(ctx, self.admit(proposal, depth=e.depth + 1), view(e))
+        self.steps.record(ctx, self.admit(proposal, depth=e.depth + 1), view(e))
 
     # ------------------------------------------------------------------------------------------- model cost
     def _account(self) -> None:
@@ -847,7 +796,7 @@ class Engine:
                 self._exhausted = True
                 self.emit("exhausted", "the policy has nothing left to try")
             return False
-        self._record_step(ctx, self.admit(proposal), None)
+        self.steps.record(ctx, self.admit(proposal), None)
         return True
 
     def admit(self, proposal: Proposal, depth: int = 0) -> Experiment | None:
