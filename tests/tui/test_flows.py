@@ -324,6 +324,11 @@ def test_log_pane_follows_the_selected_job(populated: tuple[Path, Populated], en
             # following: the view reaches the end once the layout caught up with the new lines
             await wait_until(pilot, lambda: pane.follow and pane.scroll_y == pane.max_scroll_y, timeout=30,
                              what="at the end")  # laying out 20,000 new lines: seconds on a busy CI machine
+            # a layout that changes after the last line arrived (here a smaller terminal) keeps a following view at
+            # the bottom: no later append would scroll it there
+            await pilot.resize_terminal(120, 30)
+            await wait_until(pilot, lambda: pane.scroll_y == pane.max_scroll_y > 0, timeout=30,
+                             what="still at the end after the resize")
             await pilot.press("f")
             assert not pane.follow
 

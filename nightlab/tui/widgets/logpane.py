@@ -84,12 +84,29 @@ class LogTail(ReportsWorkerErrors, ScrollView, can_focus=True):
         super().__init__(id=id)
         self.max_lines = max_lines
         self.lines: list[str] = []
-        self.follow = True
+        self._follow = True
         self.path: Path | None = None
         self.placeholder = ""
         self.received = 0  # lines shown since the file was opened (for the benchmark and the title)
         self._width = 0
         self._pending: Pending | None = None
+
+    @property
+    def follow(self) -> bool:
+        """Whether the view stays at the bottom as lines arrive (until the user scrolls up, or presses f)."""
+        return self._follow
+
+    @follow.setter
+    def follow(self, follow: bool) -> None:
+        self._follow = follow
+        if self.is_mounted:
+            # Textual's anchor keeps the view at the bottom on every layout, so following never depends on a
+            # scroll computed before the layout of the last batch caught up (a scroll_end alone could land one
+            # layout short and stay there once the job went quiet)
+            self.anchor(follow)
+
+    def on_mount(self) -> None:
+        self.anchor(self._follow)
 
     # -------------------------------------------------------------------------------- data in
     def watch_file(self, path: Path | None, placeholder: str = "") -> None:
