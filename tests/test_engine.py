@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from nightlab.agent.config import load_config
 from nightlab.agent.engine import Decision, Engine, EngineOptions
+from nightlab.agent.states import FailureClass, Kind, Mode, SessionState, Status
 from nightlab.agent.store import Approval, Experiment
 
 from helpers import TINY_TRAIN, ScriptedPolicy, git, make_repo, snapshot_repo, write_config
@@ -166,3 +171,39 @@ def test_static_instrumentation_marks_stages_in_a_copy(tmp_path: Path) -> None:
     # the markers live only in the run dir's copy: the commit and the user's tree are clean
     assert "nightlab" not in (eng.ws.read_file(base.commit_sha or "", "train.py") or "")
     assert "nightlab" not in (root / "train.py").read_text()
+
+
+@pytest.mark.parametrize("damage", ["removed", "corrupted"])
+def test_a_queued_experiment_whose_commit_cannot_be_read_fails_with_its_reason(tiny_project: Path,
+                                                                                damage: str) -> None:
+    """A commit object gone (or damaged) under a queued experiment: that experiment fails as a launch error with
+    the commit named, `nightlab status` shows it, and the session goes on (it used to end in git's traceback)."""
+    git(tiny_project, "checkout", "-q", "-b", "gone")
+    (tiny_project / "train.py").write_text(TINY_TRAIN.replace("LR = 0.05", "LR = 0.3"))
+    git(tiny_project, "commit", "-qam", "LR = 0.3")
+    sha = git(tiny_project, "rev-parse", "HEAD").strip()
+    git(tiny_project, "checkout", "-q", "main")
+    git(tiny_project, "branch", "-D", "gone")
+    obj = tiny_project / ".git" / "objects" / sha[:2] / sha[2:]
+    obj.unlink()
+    if damage == "corrupted":
+        obj.write_bytes(b"not a zlib stream")
+    eng = Engine(tiny_project, load_config(tiny_project), options=EngineOptions(mode=Mode.AUTONOMOUS, budget=3),
+                 policy=ScriptedPolicy([]))
+    s = eng.store.create_session(str(eng.root), Mode.AUTONOMOUS, "scripted", 3, eng.ws.head_commit(), "main")
+    ghost = eng.store.add_experiment(
+        session_id=s.id, parent_id=None, title="LR = 0.3", rationale="", kind=Kind.HYPERPARAMETER,
+        branch="nightlab/1/1", commit_sha=sha, status=Status.QUEUED, seed=0, knobs={}, edits=[], policy="scripted",
+        depth=0, command=None)
+    eng.reruns.seed_plan(ghost)  # its seeding is read from the command alone: nothing raises
+    eng.options.wake = True
+    summary = eng.run()
+    failed = eng.store.experiment(ghost.id)
+    assert (failed.status, failed.failure_class) == (Status.FAILED, FailureClass.LAUNCH_ERROR)
+    assert failed.error is not None and sha[:12] in failed.error and "\n" not in failed.error
+    assert summary.state == SessionState.DONE and summary.baseline is not None  # the session went on
+    shown = subprocess.run([sys.executable, "-m", "nightlab", "status"], cwd=tiny_project, capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr
+    row = next(ln for ln in shown.stdout.splitlines() if ln.strip().startswith(f"{ghost.id} "))
+    assert "failed" in row and "launch_error" in row

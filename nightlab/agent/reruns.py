@@ -17,6 +17,7 @@ from nightlab.agent.seeding import SeedPlan, SeedRoute, plan_seeding
 from nightlab.agent.states import Kind, Status
 from nightlab.agent.store import Experiment, Store
 from nightlab.agent.workspace import Workspace
+from nightlab.errors import GitError
 
 __all__ = ["Reruns"]
 
@@ -29,6 +30,7 @@ class Reruns:
         self.store, self.ws, self.cfg, self.ledger = store, ws, cfg, ledger
         self.sid, self.budget_left, self.emit = sid, budget_left, emit
         self._plan: SeedPlan | None = None
+        self._unreadable: set[str] = set()  # commits whose files could not be read, said once each
 
     @property
     def seeded(self) -> bool:
@@ -46,7 +48,15 @@ class Reruns:
         commit = (e.commit_sha if e is not None else None) or (base.commit_sha if base else None) \
             or self.ws.head_commit()
         command = (e.command if e is not None else None) or self.cfg.command
-        tracked = self.ws.tracked_files(commit)
+        try:
+            tracked = self.ws.tracked_files(commit)
+        except GitError as err:
+            # its commit is gone or damaged: the plan is the command's alone (not kept; the commit's own launch
+            # fails with the reason), and nothing stops the session
+            if str(err) not in self._unreadable:
+                self._unreadable.add(str(err))
+                self.emit("note", f"seeding read from the command alone: {err}", e.id if e is not None else None)
+            return plan_seeding(command, lambda p: "", lambda p: False, [], self.cfg.metric.name)
         known = set(tracked)
         plan = plan_seeding(command, lambda p: self.ws.read_file(commit, p) or "", lambda p: p in known, tracked,
                             self.cfg.metric.name)

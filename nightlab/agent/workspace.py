@@ -144,7 +144,11 @@ class Workspace:
         return [p for p in result if not p.startswith(STATE_DIR + "/")]
 
     def tracked_files(self, commit: str | None = None) -> list[str]:
-        out = self.repo.git.ls_tree("-r", "--name-only", "-z", commit or "HEAD")
+        """The paths tracked at `commit` (HEAD); a GitError naming the commit when it cannot be read."""
+        try:
+            out = self.repo.git.ls_tree("-r", "--name-only", "-z", commit or "HEAD")
+        except git.GitCommandError as err:
+            raise GitError(f"commit {(commit or 'HEAD')[:12]} cannot be read: {_one_line(err)}") from None
         return [p for p in out.split("\0") if p]
 
     def tree_of(self, commit: str) -> str | None:
@@ -279,7 +283,11 @@ class Workspace:
                 pass
         self._remove_worktree(wt)
         self.worktrees.mkdir(parents=True, exist_ok=True)
-        self.repo.git.worktree("add", "--quiet", "--detach", str(wt), commit)
+        try:
+            self.repo.git.worktree("add", "--quiet", "--detach", str(wt), commit)
+        except git.GitCommandError as err:  # its commit is gone or damaged: one clear line for the launch's failure
+            self._remove_worktree(wt)
+            raise GitError(f"commit {commit[:12]} cannot be checked out: {_one_line(err)}") from None
         self.link(wt, links)
         return wt
 
