@@ -432,6 +432,37 @@ def test_a_tiny_hidden_layer_is_widened_first_within_the_time_limit() -> None:
     assert slow.knobs["CONFIG.hidden"] == 32 and not slow.title.startswith("widen")
 
 
+def test_when_time_is_short_a_cheaper_move_that_fits_is_proposed_and_the_others_said() -> None:
+    """With the session's deadline or compute budget near (`time_left_s`), the cost model's prediction of each
+    candidate decides: the widening and the longer training (more than the 100 s run) are skipped and listed in
+    `unfit`; a same-shape move (about the run's own time) fits just above it, only a shorter run (fewer epochs)
+    below it, and nothing when not even that fits."""
+    from dataclasses import replace
+
+    loss = [2.0 * 0.8**i for i in range(16)]  # still improving: the remedies widen, then train longer
+
+    def first(left: float | None) -> tuple[Proposal | None, dict[str, float]]:
+        tree = Tree({"train.py": MLP_ADAMW})
+        tree.add(view(1, kind="baseline", metric=0.7, loss=loss, seconds=100.0))
+        policy = BuiltinPolicy()
+        got = policy.propose(replace(tree.ctx(), time_left_s=left))
+        return got, dict(policy.unfit)
+
+    free, skipped = first(None)
+    assert free is not None and free.title.startswith("widen") and not skipped
+    roomy, skipped = first(1000.0)  # time enough: the same move as without a limit
+    assert roomy is not None and roomy.title == free.title and not skipped
+    short, skipped = first(105.0)
+    assert short is not None and not short.title.startswith("widen") and (short.predicted_s or 100.0) <= 105.0
+    assert short.knobs["CONFIG.hidden"] == 32 and short.knobs["CONFIG.epochs"] <= 6
+    assert skipped["hidden → 128"] > 105.0 and skipped["epochs → 12"] > 105.0
+    tight, skipped = first(60.0)  # less than the run itself: only a shorter one fits
+    assert tight is not None and tight.predicted_s is not None and tight.predicted_s <= 60.0
+    assert tight.knobs["CONFIG.epochs"] < 6 and tight.knobs["CONFIG.hidden"] <= 32
+    none, skipped = first(5.0)
+    assert none is None and skipped and min(skipped.values()) > 5.0
+
+
 def test_overfitting_run_is_regularised() -> None:
     loss = [2.0 * 0.7**i for i in range(12)]
     curve = [0.5, 0.7, 0.8, 0.85, 0.86, 0.84, 0.8, 0.77, 0.74, 0.72, 0.7, 0.69]

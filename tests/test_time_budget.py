@@ -13,6 +13,7 @@ import pytest
 
 from nightlab.agent.config import load_config
 from nightlab.agent.engine import Engine, EngineOptions
+from nightlab.agent.proposal import Edit, PolicyContext, Proposal
 from nightlab.agent.states import JobState, SessionState, Status
 from nightlab.commands import deadline_of
 
@@ -143,3 +144,81 @@ def test_a_job_counts_the_gpus_it_saw_and_a_cluster_job_what_was_asked(tmp_path:
     remote = store.add_job(e.id, str(tmp_path / "r"), "", None)
     store.update_job(remote.id, backend="slurm")
     assert clock.share(store.job(remote.id)) == (1, 4)
+
+
+# the run's length is a setting of its own: a run of SLEEP = 0.2 takes a fraction of the baseline's
+SLEEPY_TRAIN = TINY_TRAIN.replace("import random\n", "import random\nimport time\n").replace(
+    "LOG_EVERY = 1\n", "LOG_EVERY = 1\nSLEEP = 4.0\ntime.sleep(SLEEP)\n")
+
+
+class CostAwarePolicy(ScriptedPolicy):
+    """Proposes `SLEEP = v` moves, each with its predicted run seconds, skipping (as `unfit`) those that cannot end in
+    the time the engine says is left — what the builtin policy does with its cost model."""
+
+    name = "cost-aware"
+
+    def __init__(self, moves: list[tuple[float, float]]) -> None:
+        super().__init__([])
+        self.moves = list(moves)
+        self.unfit: tuple[tuple[str, float], ...] = ()
+
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        left = getattr(ctx, "time_left_s", None)
+        self.unfit = tuple((f"SLEEP = {v}", s) for v, s in self.moves if left is not None and s > left)
+        fits = [(v, s) for v, s in self.moves if left is None or s <= left]
+        if not fits:
+            return None
+        self.moves.remove(fits[0])
+        v, s = fits[0]
+        return Proposal(title=f"SLEEP = {v}", rationale="a shorter run", parent_id=ctx.baseline_id,
+                        edits=[Edit("train.py", "SLEEP = 4.0", f"SLEEP = {v}")], knobs={"SLEEP": v}, predicted_s=s)
+
+
+def test_when_time_is_short_cheaper_runs_go_on_and_the_session_ends_only_when_none_fits(tmp_path: Path) -> None:
+    """The compute budget left after a 4 s baseline is less than a run like it, but cheaper candidates fit: each run
+    is judged by its own prediction, the one that cannot end in time is skipped with the reason said, the cheap ones
+    run, and the session ends when only the long one is left — not when a typical (measured) run stops fitting."""
+    from nightlab.agent.config import AutonomyConfig
+
+    repo = make_repo(tmp_path / "p", {"train.py": SLEEPY_TRAIN})
+    write_config(repo, autonomy=AutonomyConfig(max_cpu_hours=12 / 3600))  # 12 CPU-seconds, one thread a job
+    git(repo, "add", "nightlab.toml")
+    git(repo, "commit", "-q", "-m", "nightlab config")
+    policy = CostAwarePolicy([(9.0, 9.0), (0.2, 0.3), (0.1, 0.2)])
+    eng = Engine(repo, load_config(repo), policy=policy,
+                 options=EngineOptions(mode="autonomous", budget=10, poll_s=0.1))
+    summary = eng.run()
+    assert summary.state == "done"
+    ran = {e.title for e in eng.store.experiments() if eng.store.jobs(experiment_id=e.id)}
+    assert {"SLEEP = 0.2", "SLEEP = 0.1"} <= ran and "SLEEP = 9.0" not in ran
+    said = " ".join(str(e["message"]) for e in eng.store.events() if e["kind"] == "skipped")
+    assert "SLEEP = 9.0 (about 9 s)" in said and "cannot end in time" in said
+    why = [str(e["message"]) for e in eng.store.events() if e["kind"] == "out_of_time"]
+    assert why and "cheapest run the policy could propose takes about" in why[-1] and "max_cpu_hours" in why[-1]
+    cpu, _ = eng.clock.spent(summary.session_id)
+    assert cpu * 3600 < 12
+
+
+def test_a_run_is_judged_by_its_own_predicted_duration_not_its_parents(tmp_path: Path) -> None:
+    """A proposal predicted to run far longer than its parent (a widening, a longer training) is not started when it
+    cannot end before the deadline, though its parent's duration would fit; it waits, queued, with the reason."""
+    repo = slow_project(tmp_path / "p")
+    deadline = time.time() + 60
+
+    class Long(ScriptedPolicy):
+        def propose(self, ctx: PolicyContext) -> Proposal | None:
+            got = super().propose(ctx)
+            if got is not None:
+                got.predicted_s = 600.0
+            return got
+
+    eng = Engine(repo, load_config(repo), policy=Long(["0.1"]),
+                 options=EngineOptions(mode="autonomous", budget=5, poll_s=0.1, deadline=deadline))
+    summary = eng.run()
+    assert time.time() < deadline  # it did not wait for the deadline
+    long = next(e for e in eng.store.experiments() if e.title == "LR = 0.1")
+    assert not eng.store.jobs(experiment_id=long.id) and long.status == Status.QUEUED
+    assert long.predicted_s == 600.0
+    why = [str(e["message"]) for e in eng.store.events() if e["kind"] == "out_of_time"]
+    assert any(f"#{long.id} not started: this run is predicted to take about 6" in w for w in why), why
+    assert eng.store.session(summary.session_id).state == SessionState.DONE

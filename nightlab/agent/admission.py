@@ -113,7 +113,7 @@ class Admission:
             edits=[{"path": x.path, "search": x.search, "replace": x.replace} for x in proposal.edits],
             seed=proposal.seed if proposal.seed is not None else self.cfg.search.seed, status=Status.PROPOSED,
             policy=self.policy_name(), usage=proposal.usage, depth=depth, diagnosis=proposal.diagnosis or None,
-            command=command, phase=self.phase_of(proposal.phase),
+            command=command, phase=self.phase_of(proposal.phase), predicted_s=proposal.predicted_s,
         )
         made = self.materialise(e)
         if made is None:

@@ -51,7 +51,7 @@ from nightlab.agent import (
     time_budget,
     verdict,
 )
-from nightlab.agent.admission import Admission
+from nightlab.agent.admission import REFUSALS_THAT_END_PLANNING, Admission
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget, Spending
@@ -131,6 +131,10 @@ class Engine:
                                             cfg.autonomy.max_gpu_hours, cfg.slots.threads_per_job,
                                             ask_over_budget=cfg.autonomy.ask_over_budget)
         self._out_of_time = ""  # why no run can start any more (the deadline, the compute budget), once said
+        self._unfit: set[int] = set()  # queued experiments that cannot end in time (the latest launch pass)
+        self._told_unfit: set[int] = set()  # ... whose reason was said
+        self._unfit_streak: list[float] = []  # predicted seconds of the proposals in a row that could not fit
+        self._skipped = ""  # the candidates the policy last skipped as too long, as said
         self.launcher = Launcher(self.root, cfg, self.ws, unsafe_no_sandbox=self.options.unsafe_no_sandbox)
         self._policy = policy
         self.approver = approver
@@ -306,8 +310,8 @@ class Engine:
             # what is still queued or proposed waits for the next session, unless a person may let it go over
             # the compute budget ([autonomy] ask_over_budget): then it waits for their answer
             return self._ask_over_budget() is None
-        if self.store.active_experiments():
-            return False
+        if [x for x in self.store.active_experiments() if x.id not in self._unfit]:
+            return False  # (a queued run that cannot end in time waits for the next session)
         if self.store.open_jobs():
             return False
         return self.budget_left() <= 0 or self._exhausted
@@ -656,7 +660,8 @@ class Engine:
         return why
 
     def _no_time_left(self) -> bool:
-        """True once no run can start before the deadline or within the compute budget (said once, with why)."""
+        """True once no run can start before the deadline or within the compute budget: the deadline has passed,
+        the budget is spent, or the cheapest candidate the policy found does not fit (said once, with why)."""
         why = self.clock.blocks(None, self.sid)
         if why and not self._out_of_time:
             self._out_of_time = why
@@ -726,17 +731,12 @@ class Engine:
     def _launch_queued(self) -> bool:
         """Queued experiments start where jobs run (dispatch.py): handed to the cluster's scheduler, or on this
         machine's free slots unless they could not end before the deadline or would pass the compute budget."""
+        self._unfit = set()
         if self.remote is not None:
             return self.dispatch.submit_queued(self._may_start)
         progressed = False
         for e in self.store.experiments_in(Status.QUEUED):
-            if not self._may_start(e):
-                continue
-            why = self.clock.blocks(e, self.sid)
-            if why:  # it could not end in time (or would pass the compute budget): it waits for the next session
-                if self._out_of_time != why:
-                    self._out_of_time = why
-                    self.emit("out_of_time", f"#{e.id} not started: {why}", e.id, reason=why)
+            if not self._may_start(e) or not self._fits(e):
                 continue
             if not self.dispatch.start(e):  # no slot free (another project may hold it): it waits
                 break
@@ -747,13 +747,27 @@ class Engine:
         """Whether a queued experiment may start now: a re-try of a lost job spends no budget; none after stop()."""
         return not ((self.budget_left() <= 0 and e.attempts == 0) or self._stop)
 
+    def _fits(self, e: Experiment) -> bool:
+        """Whether a queued experiment can end before the deadline and within the compute budget, judged by its own
+        predicted duration; one that cannot waits for the next session, with the reason said once."""
+        why = self.clock.blocks(e, self.sid)
+        if not why:
+            return True
+        self._unfit.add(e.id)
+        if e.id not in self._told_unfit:
+            self._told_unfit.add(e.id)
+            self._out_of_time = why
+            self.emit("out_of_time", f"#{e.id} not started: {why}; it waits for the next session", e.id, reason=why)
+        return False
+
     # ------------------------------------------------------------------------------------------- 5. plan
     def _plan(self) -> bool:
         if self.budget_left() <= 0 or self._stop:
             return False
         if self.clock.active and self._no_time_left():
             return False
-        active = self.store.active_experiments()
+        # a queued run that cannot end in time holds no slot: cheaper work may still fit
+        active = [x for x in self.store.active_experiments() if x.id not in self._unfit]
         base = self.ledger.baseline()
         if base is None:
             self.admission.baseline()
@@ -788,6 +802,13 @@ class Engine:
             self.emit("policy_error", f"policy failed to propose: {sessions.one_line(err)}")
             self.admission.count_refusal()
             return True
+        unfit = self._say_skipped(ctx)
+        if proposal is None and unfit and ctx.phases:  # nothing in the plan's phase fits: the next one, this session
+            self.plan.nothing_fits(ctx.phases[0])
+            return True
+        if proposal is None and unfit:  # candidates are left, none fits: the session ends once nothing runs
+            self.clock.floor = min(unfit)
+            return False
         if proposal is None and ctx.phases:  # nothing left in the plan's phase: the next one (plan.py)
             self.plan.nothing_in(ctx.phases[0])
             return True
@@ -796,8 +817,26 @@ class Engine:
                 self._exhausted = True
                 self.emit("exhausted", "the policy has nothing left to try")
             return False
+        self.clock.floor = None
         self.steps.record(ctx, self.admit(proposal), None)
         return True
+
+    def _say_skipped(self, ctx: PolicyContext) -> list[float]:
+        """The candidates the policy skipped because they could not end in time (`Policy.unfit`): said in a
+        `skipped` event when they change; their predicted seconds."""
+        unfit = list(getattr(self.policy, "unfit", ()) or ())
+        if not unfit:
+            return []
+        unfit.sort(key=lambda x: x[1])
+        shown = "; ".join(f"{title} (about {secs:.0f} s)" for title, secs in unfit[:3])
+        more = f" and {len(unfit) - 3} more" if len(unfit) > 3 else ""
+        left = ctx.time_left_s or 0.0
+        said = f"skipped {len(unfit)} candidate{'s' if len(unfit) > 1 else ''} that cannot end in time " \
+               f"(about {left:.0f} s of run time left before the deadline or the compute budget): {shown}{more}"
+        if said.split(":", 1)[1] != self._skipped:
+            self._skipped = said.split(":", 1)[1]
+            self.emit("skipped", said, reason=said)
+        return [secs + self.clock.overhead() for _, secs in unfit]
 
     def admit(self, proposal: Proposal, depth: int = 0) -> Experiment | None:
         """A proposal becomes an experiment if admission.py lets it (a row, then a branch and commit); then it is
@@ -806,6 +845,7 @@ class Engine:
         if e is None:
             return None
         self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale)
+        self._count_unfit(e)
         stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
                                   self.plan.unforeseen(e.phase))
         if stop is not None and self.options.mode != Mode.STEP:  # it waits for a person; all else goes on
@@ -825,6 +865,20 @@ class Engine:
             self.store.update_experiment(e.id, status=Status.QUEUED)
         return self.store.experiment(e.id)
 
+    def _count_unfit(self, e: Experiment) -> None:
+        """A policy that does not weigh the time left (a language model, a script) may go on proposing runs that
+        cannot end in time: after three in a row the cheapest of them is the session's next run (`floor`), and the
+        session ends once nothing runs."""
+        if not self.clock.active:
+            return
+        if not self.clock.blocks(e, self.sid):
+            self._unfit_streak = []
+            return
+        self._unfit_streak.append(self.clock.predict(e) or 0.0)
+        if len(self._unfit_streak) >= REFUSALS_THAT_END_PLANNING:
+            self.clock.floor = min(self._unfit_streak)
+            self._unfit_streak = []
+
     @staticmethod
     def _asking(e: Experiment, stop: tuple[checkpoints.Checkpoint, str] | None) -> dict[str, Any]:
         """An approval's payload for a proposal: its title, and at a checkpoint which one and why."""
@@ -833,8 +887,9 @@ class Engine:
 
     def context(self) -> PolicyContext:
         """The project as the policy sees it now (policy_view.py)."""
-        return build_context(self.root, self.cfg, self.ws, self.ledger, self.budget_left(),
-                             self.pool.gpus_per_job(self.cfg.slots.gpus_per_job))
+        return replace(build_context(self.root, self.cfg, self.ws, self.ledger, self.budget_left(),
+                                     self.pool.gpus_per_job(self.cfg.slots.gpus_per_job)),
+                       time_left_s=self.clock.run_seconds_left(self.sid))
 
     # ------------------------------------------------------------------------------------------- endings
     def _hibernate(self, conditions: list[str]) -> None:

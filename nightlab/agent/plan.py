@@ -306,12 +306,13 @@ class PlanFollower:
         self.store = store
         self.emit = emit
         self._announced: Phase | None = None
+        self._unfit: set[Phase] = set()  # phases where nothing fits the time left: passed over this session only
 
     def _progress(self) -> Progress | None:
         plan = load(self.store, approved=True)
         if plan is None:
             return None
-        return progress(self.store, plan)
+        return progress(self.store, replace(plan, exhausted=plan.exhausted | self._unfit))
 
     def phases(self) -> tuple[str, ...]:
         """The phases the policy may propose in now: the current one; () = any (no approved plan, or it is done)."""
@@ -333,6 +334,12 @@ class PlanFollower:
             return
         save(self.store, replace(plan, exhausted=plan.exhausted | {Phase(phase)}))
         self.emit("plan", f"plan: nothing left to try in phase {TITLES[Phase(phase)]!r}; moving on")
+
+    def nothing_fits(self, phase: str) -> None:
+        """The policy's moves in `phase` cannot end in the time left: the plan goes on with its next phase for the
+        rest of this session (unlike `nothing_in`, not recorded: a session with more time tries it again)."""
+        self._unfit.add(Phase(phase))
+        self.emit("plan", f"plan: nothing in phase {TITLES[Phase(phase)]!r} fits the time left; moving on")
 
     def phase_of(self, proposed: str) -> str | None:
         """The phase recorded with a proposal: the policy's, else (a policy that does not say) the current one."""

@@ -103,6 +103,10 @@ class PolicyContext:
     link_in_path: Callable[[int | None, str], str | None] | None = None
     # an approved plan's current phase (policy/phases.py): propose only moves of it; () = any move
     phases: tuple[str, ...] = ()
+    # the seconds a run started now may take before the session's deadline or compute budget stops it (its own run
+    # time, what runs take beyond it here already taken off: time_budget.py); None = no deadline and no budget. A
+    # policy that weighs it proposes runs predicted to fit, and lists those it skipped in `unfit`
+    time_left_s: float | None = None
 
 
 __all__ = ["Edit", "ExperimentView", "PolicyContext", "Proposal"]

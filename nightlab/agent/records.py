@@ -67,6 +67,7 @@ class Experiment:
     command: str | None = None  # its own training command; None: the project's
     digest: str | None = None  # of its run's output with timings masked (see agent/outcome.py)
     phase: str | None = None  # the plan phase it was proposed in (agent/plan.py); None: no plan was followed
+    predicted_s: float | None = None  # its run's seconds as the policy predicted them (None: it did not say)
 
     JSON_FIELDS = ("knobs", "edits", "curve", "loss_curve", "usage", "isolation", "protected_changed")
 

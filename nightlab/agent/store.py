@@ -39,7 +39,7 @@ from nightlab.errors import NightlabError
 with hidden_module("pandas"):  # sqlite_utils imports pandas when installed, for a type the store never writes
     import sqlite_utils
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 EXPERIMENT_STATUSES = tuple(Status)
 # how a schema-4 store marked a best kept on one seed: status `kept` plus this sentence in `error` (see _v7)
@@ -188,8 +188,18 @@ def _v8(db: sqlite_utils.Database) -> None:
         exp.add_column("phase", str)
 
 
+def _v9(db: sqlite_utils.Database) -> None:
+    """v9: the run time the policy predicted for an experiment (its cost model's, from the run it changes): the
+    deadline and the compute budget judge each run by its own prediction, not its parent's duration
+    (agent/time_budget.py)."""
+    exp = db["experiments"]
+    assert isinstance(exp, sqlite_utils.db.Table)
+    if "predicted_s" not in {c.name for c in exp.columns}:
+        exp.add_column("predicted_s", float)
+
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8),
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9),
 ]
 
 

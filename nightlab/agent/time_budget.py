@@ -1,12 +1,20 @@
 """The session's time: a deadline (`nightlab run --hours H` / `--until HH:MM`) and a compute budget
 (`[autonomy] max_cpu_hours` / `max_gpu_hours`).
 
-The engine asks `blocks(e)` before it starts a run: a run whose predicted duration would end after the deadline, or
-whose predicted compute would take the session past its budget, is not started (it stays queued for the next
-session), and the session ends once nothing runs. A run's duration is predicted from measured ones: its parent's
-(the run it changes, or the run it repeats with another seed), else the median of the project's ended runs, wall
-clock from launch to end; with nothing measured yet (the baseline) it is started if any time is left. At the
-deadline, runs still going (a prediction that was wrong) are stopped and re-queued, so the session ends in time.
+The engine asks `blocks(e)` before it starts a run: a run whose own predicted duration would end after the deadline,
+or whose predicted compute would take the session past its budget, is not started (it stays queued for the next
+session). A run's duration is its own prediction where the policy made one (the builtin policy's cost model: a
+widening or a longer training costs more than the run it changes, fewer epochs or a narrower model less, a
+same-shape knob move about the same), plus what runs take beyond their own seconds here (launch, sandbox start-up, a
+scheduler's queue, as measured: `overhead`); else its parent's measured wall clock (the run it changes, or the run it
+repeats with another seed), else the median of the project's ended runs; with nothing measured yet (the baseline) it
+is started if any time is left.
+
+The policy is told how long a run started now may take (`seconds_left`, in its own run seconds), so that when time is
+short it proposes runs that fit and skips, with the reason said, those that cannot. The session ends when nothing can
+start any more: the deadline has passed or the budget is spent, or the cheapest candidate the policy found
+(`floor`, set by the engine when it proposes nothing that fits) no longer fits. At the deadline, runs still going (a
+prediction that was wrong) are stopped and re-queued, so the session ends in time.
 
 Compute is counted per run as its seconds times what that run got: on this machine, the CPU threads of a job
 (`[slots] threads_per_job`) and the GPUs of the slot it was given (its id names them: `gpu0`, `gpu0+gpu1`); on a
@@ -44,6 +52,9 @@ class TimeBudget:
     ask_over_budget: bool = False
     remote_cpus: int = 1  # what a job on a scheduler was given ([backend] cpus_per_job / gpus_per_job)
     remote_gpus: int = 0
+    # the cheapest run the policy could propose when it found none that fits (its predicted seconds, overhead
+    # included); None: it has not said. `blocks(None)` judges the session's next run by it
+    floor: float | None = None
     _gpus: dict[int, int] = field(default_factory=dict, repr=False)  # job id -> GPUs it was given (never changes)
 
     @property
@@ -51,16 +62,66 @@ class TimeBudget:
         return self.deadline is not None or self.max_cpu_hours is not None or self.max_gpu_hours is not None
 
     def predict(self, e: Experiment | None) -> float | None:
-        """Wall-clock seconds the run is expected to take, from launch to end (sandbox start-up included): its
-        parent's measured run (the run it changes, or repeats with another seed), else the median of the project's
-        ended runs (for `None`, a run not proposed yet: that median); None when nothing has been measured."""
-        ref = None if e is None else e.rerun_of if e.kind == Kind.RERUN else e.parent_id
+        """Wall-clock seconds the run is expected to take, from launch to end (sandbox start-up included): the
+        policy's own prediction of it plus the measured overhead; else its parent's measured run (the run it
+        changes, or repeats with another seed), else the median of the project's ended runs; None when nothing has
+        been measured. For `None`, the session's next run: the cheapest candidate the policy found (`floor`), None
+        when it has not said."""
+        if e is None:
+            return self.floor
+        ref = e.rerun_of if e.kind == Kind.RERUN else e.parent_id
+        if e.predicted_s and e.predicted_s > 0 and e.kind != Kind.RERUN:
+            return e.predicted_s + self.overhead(ref)
         if ref is not None:
             mine = self._wall(self.store.jobs(experiment_id=ref))
             if mine:
                 return max(mine)
         walls = self._wall(self.store.jobs())
         return float(statistics.median(walls)) if walls else None
+
+    def overhead(self, ref: int | None = None) -> float:
+        """Seconds a run takes beyond its own (what the policy predicts): the engine's launch and collection, the
+        sandbox's start-up, a scheduler's queue — wall clock minus the run's seconds, of experiment `ref`'s runs
+        where measured, else the median over the project's; 0 with nothing measured."""
+        def gaps(jobs: list[Job]) -> list[float]:
+            out = []
+            for j in jobs:
+                if j.state != JobState.ENDED or not j.started or not j.ended:
+                    continue
+                e = self.store.find_experiment(j.experiment_id)
+                if e is not None and e.seconds and e.run_result in (RunResult.SUCCEEDED, RunResult.FAILED):
+                    out.append(max(0.0, j.ended - j.started - e.seconds))
+            return out
+
+        mine = gaps(self.store.jobs(experiment_id=ref)) if ref is not None else []
+        if mine:
+            return max(mine)
+        every = gaps(self.store.jobs())
+        return float(statistics.median(every)) if every else 0.0
+
+    def seconds_left(self, session_id: int, now: float | None = None) -> float | None:
+        """Wall-clock seconds a run started now may take: to the deadline, and what the compute budget has left for
+        one run's share (its CPU threads, its GPUs); None without a deadline or a budget."""
+        if not self.active:
+            return None
+        now = time.time() if now is None else now
+        left: list[float] = []
+        if self.deadline is not None:
+            left.append(self.deadline - now)
+        if self.max_cpu_hours is not None or self.max_gpu_hours is not None:
+            times = 1 + self.extensions(session_id) if self.ask_over_budget else 1
+            cpu, gpu = self.spent(session_id, now)
+            if self.max_cpu_hours is not None:
+                left.append((self.max_cpu_hours * times - cpu) * 3600 / max(1, self.cpus_per_job))
+            if self.max_gpu_hours is not None and self.gpus_per_job:
+                left.append((self.max_gpu_hours * times - gpu) * 3600 / self.gpus_per_job)
+        return max(0.0, min(left)) if left else None
+
+    def run_seconds_left(self, session_id: int, now: float | None = None) -> float | None:
+        """What `seconds_left` leaves for a run's own seconds (the measured overhead taken off): what the policy is
+        told a candidate's predicted run time must fit in."""
+        left = self.seconds_left(session_id, now)
+        return None if left is None else max(0.0, left - self.overhead())
 
     def _wall(self, jobs: list[Job]) -> list[float]:
         """Wall times of jobs that ran to their own end (not lost, not stopped early: those say nothing of length)."""
@@ -101,20 +162,29 @@ class TimeBudget:
         return self.cpus_per_job, visible
 
     def blocks(self, e: Experiment | None, session_id: int, now: float | None = None) -> str | None:
-        """Why the run (None: a typical next run) cannot be started (it would not end in time, or would go past the
-        compute budget); None if it can."""
+        """Why the run (None: the session's next run, the cheapest the policy could propose) cannot be started (it
+        would not end in time, or would go past the compute budget); None if it can."""
         if not self.active:
             return None
         now = time.time() if now is None else now
-        predicted = self.predict(e)
-        need = predicted or 0.0
+        need = self.predict(e) or 0.0
+        if e is None:
+            what = "the cheapest run the policy could propose takes"
+        elif e.predicted_s and e.kind != Kind.RERUN:
+            what = "this run is predicted to take"
+        else:
+            what = "a run takes"
         if self.deadline is not None:
             left = self.deadline - now
             if left <= 0:
                 return "the deadline has passed"
             if need > left:
-                return f"a run takes about {need:.0f} s (measured) and {left:.0f} s are left before the deadline"
-        return self.over_budget(need, session_id, now)
+                how = " (measured)" if what == "a run takes" else ""
+                return f"{what} about {need:.0f} s{how} and {left:.0f} s are left before the deadline"
+        why = self.over_budget(need, session_id, now)
+        if why and need and what != "a run takes":
+            return f"{what} about {need:.0f} s (predicted): {why}"
+        return why
 
     def extensions(self, session_id: int) -> int:
         """How many times a person let the session go over its compute budget (approved `compute` requests)."""
@@ -146,9 +216,9 @@ class TimeBudget:
         if not self.ask_over_budget:
             return None
         now = time.time() if now is None else now
-        if self.deadline is not None and self.deadline - now <= (self.predict(None) or 0.0):
+        if self.deadline is not None and self.deadline - now <= (self.floor or 0.0):
             return None  # the deadline stops it anyway
-        why = self.over_budget(self.predict(None) or 0.0, session_id, now)
+        why = self.over_budget(self.floor or 0.0, session_id, now)
         if why is None:
             return None
         mine = self.store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=session_id)

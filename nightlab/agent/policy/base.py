@@ -31,6 +31,10 @@ class Policy(Protocol):
     # the decision step the latest propose/fix call made (the state it saw, the moves it weighed, the one it took:
     # policy/decision.py), None when it left none; the engine records it in the experience store and sets it back
     last_decision: Decision | None
+    # the candidates the latest propose/fix call skipped because they could not end in the time left
+    # (`PolicyContext.time_left_s`): (title, predicted run seconds); the engine says them and, when nothing else was
+    # proposed, ends the session once nothing runs
+    unfit: tuple[tuple[str, float], ...]
 
     def propose(self, ctx: PolicyContext) -> Proposal | None:
         """The next hypothesis to test, or None when the policy has nothing left to try."""
@@ -55,6 +59,7 @@ class PolicyBase:
     name = "policy"
     last_usage: dict[str, Any] = {}  # replaced (never mutated) by the engine and by policies that call a model
     last_decision: Decision | None = None
+    unfit: tuple[tuple[str, float], ...] = ()
 
     def prewarm(self) -> None:
         return None

@@ -257,8 +257,13 @@ class BuiltinPolicy(PolicyBase):
         """The next experiment on top of the current best, or None when every move has been tried.
 
         The decision is left in `last_decision`: the moves before the one taken (which did not apply), the one
-        taken, and the next `LOOKAHEAD` moves in this policy's order, each with its features."""
+        taken, and the next `LOOKAHEAD` moves in this policy's order, each with its features.
+
+        With a deadline or a compute budget (`ctx.time_left_s`), a move whose predicted run cannot end in the time
+        left is skipped and listed in `unfit`: when time is short, the first move that fits is proposed (a cheaper
+        one: a same-shape setting, a narrower model, fewer steps), and None once nothing fits."""
         self.last_decision = None
+        self.unfit = ()
         if ctx.best_id is None:
             return self._propose_without_best(ctx)
         st = self._state(ctx, ctx.best_id)
@@ -282,6 +287,7 @@ class BuiltinPolicy(PolicyBase):
         """A repair for a failed run from the fix catalogue; None when nothing applies, `Abandon` (with the reason)
         when the catalogue knows that no code change can work."""
         self.last_decision = None
+        self.unfit = ()
         st = self._state(ctx, failed.id)
         sym = catalogue.symptoms(failed.failure_class, failed.log_tail or "", failed.run_result,
                                  sorted({*st.code(), *(p for p in ctx.tracked if p.endswith(".py"))}))
@@ -1077,12 +1083,27 @@ class BuiltinPolicy(PolicyBase):
 
     # ------------------------------------------------------------------------------------------- cost
     def _affordable(self, ctx: PolicyContext, st: _State, changes: Mapping[str, Any]) -> bool:
-        """Whether a change keeps the predicted run time within ~70% of the timeout (no estimate: yes)."""
+        """Whether a change keeps the predicted run time within ~70% of the timeout, and within the time the
+        session's deadline or compute budget leaves (`ctx.time_left_s`; one that does not is listed in `unfit`).
+        No estimate: yes."""
         predicted = self.predicted_seconds(ctx, st, changes)
-        if predicted is None or not ctx.timeout_s or ctx.timeout_s <= 0:
+        if predicted is None:
+            return True
+        if not self._fits(ctx, predicted, ", ".join(f"{_leaf(k)} → {_fmt(v)}" for k, v in changes.items())):
+            return False
+        if not ctx.timeout_s or ctx.timeout_s <= 0:
             return True
         secs = st.exp.seconds if st.exp is not None else None
         return predicted <= (secs or 0.0) or predicted <= 0.7 * ctx.timeout_s
+
+    def _fits(self, ctx: PolicyContext, predicted: float | None, title: str) -> bool:
+        """Whether a run predicted to take `predicted` seconds ends in the time left (`ctx.time_left_s`); one that
+        cannot is listed in `unfit` under `title`."""
+        if ctx.time_left_s is None or predicted is None or predicted <= ctx.time_left_s:
+            return True
+        if all(t != title for t, _ in self.unfit):
+            self.unfit = (*self.unfit, (title, predicted))
+        return False
 
     def predict_seconds(self, ctx: PolicyContext, exp_id: int, changes: Mapping[str, Any]) -> float | None:
         """How long experiment `exp_id`'s run would take with `changes` ({knob key: value}) applied, from the cost
@@ -1155,6 +1176,11 @@ class BuiltinPolicy(PolicyBase):
                 prop.predicted_s = self.predicted_seconds(ctx, st, move.changes)
             except Exception as err:
                 log.debug("builtin policy: no run-time prediction for %r: %s", prop.title, err)
+        # a run that cannot end in the time left is not proposed (a change of code, not of a knob: about its
+        # parent's time)
+        if prop is not None and not self._fits(ctx, prop.predicted_s or (st.exp.seconds if st.exp else None),
+                                               prop.title):
+            return None
         return prop
 
     def _rewrite_knobs(self, texts: dict[str, str], st: _State, changes: Mapping[str, Any]) -> dict[str, str] | None:

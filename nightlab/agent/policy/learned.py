@@ -68,6 +68,7 @@ class LearnedPolicy(BuiltinPolicy):
         if self.scorer is None:
             return super().propose(ctx)
         self.last_decision = None
+        self.unfit = ()
         if ctx.best_id is None:
             return self._propose_without_best(ctx)
         st = self._state(ctx, ctx.best_id)

@@ -552,6 +552,9 @@ class LLMPolicy(PolicyBase):
             f"Improve `{ctx.metric}` ({ctx.goal}). Improvements within the noise floor ({ctx.noise_floor:.3g}) do not "
             f"count. Time limit per run: {ctx.timeout_s:g} s. Runs left in this session: {ctx.runs_left}."
         ]
+        if ctx.time_left_s is not None:  # the session's deadline or compute budget: a longer run is not started
+            parts[0] += (f" The session's deadline or compute budget leaves about {ctx.time_left_s:.0f} s for the "
+                         "next run: propose one that ends in that time (the runs above show how long each took).")
         if ctx.brief.strip():
             brief = ctx.brief.strip()
             cut = f"\n(brief truncated to {BRIEF_CHARS:,} of {len(brief):,} characters)" if len(brief) > BRIEF_CHARS \
