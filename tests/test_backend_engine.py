@@ -355,3 +355,36 @@ def test_a_losing_run_on_the_scheduler_is_stopped_early(backend: BackendConfig, 
     assert eng.store.latest_job(lost.id).remote  # type: ignore[union-attr]
     assert max(int(p[0]) for p in lost.loss_curve) < 100
     assert [x for x in eng.store.events() if x["kind"] == "stopped_early" and x["experiment_id"] == lost.id]
+
+
+def test_a_run_that_cannot_end_before_the_deadline_is_not_submitted(backend: BackendConfig, tmp_path: Path) -> None:
+    """The deadline holds on a scheduler too: a proposal predicted to run an hour is not handed to SLURM or Ray
+    when the session ends in ten minutes (it waits, queued, with the reason), while the runs that fit are."""
+    import time
+
+    from nightlab.agent.config import load_config
+    from nightlab.agent.engine import Engine, EngineOptions
+    from nightlab.agent.proposal import PolicyContext, Proposal
+    from nightlab.agent.states import Status
+
+    from helpers import ScriptedPolicy
+
+    class Long(ScriptedPolicy):
+        def propose(self, ctx: PolicyContext) -> Proposal | None:
+            got = super().propose(ctx)
+            if got is not None:
+                got.predicted_s = 3600.0
+            return got
+
+    root = project(tmp_path / "p", backend)
+    deadline = time.time() + 600
+    eng = Engine(root, load_config(root), policy=Long(["0.1"]),
+                 options=EngineOptions(mode="autonomous", budget=4, poll_s=0.2, deadline=deadline))
+    eng.run()
+    base = eng.store.experiment(1)
+    assert base.run_result == "succeeded" and eng.store.latest_job(1).remote  # type: ignore[union-attr]
+    long = next(e for e in eng.store.experiments() if e.title == "LR = 0.1")
+    assert not eng.store.jobs(experiment_id=long.id) and long.status == Status.QUEUED
+    why = [str(ev["message"]) for ev in eng.store.events() if ev["kind"] == "out_of_time"]
+    assert any(f"#{long.id} not started: this run is predicted to take about 36" in w for w in why), why
+    assert time.time() < deadline

@@ -222,3 +222,24 @@ def test_a_run_is_judged_by_its_own_predicted_duration_not_its_parents(tmp_path:
     why = [str(e["message"]) for e in eng.store.events() if e["kind"] == "out_of_time"]
     assert any(f"#{long.id} not started: this run is predicted to take about 6" in w for w in why), why
     assert eng.store.session(summary.session_id).state == SessionState.DONE
+
+
+def test_a_scheduler_jobs_queue_wait_counts_for_the_deadline_not_the_compute_budget(tmp_path: Path) -> None:
+    """A SLURM or Ray job that waited 100 s in the queue and ran 10 s used 10 s of compute; the wait is part of the
+    wall clock the next run is predicted to take (the overhead over its own seconds), as far as it was measured."""
+    from nightlab.agent import time_budget
+    from nightlab.agent.states import Mode, RunResult
+    from nightlab.agent.store import Store
+
+    store = Store(tmp_path / "s.db")
+    sid = store.create_session("p", Mode.AUTONOMOUS, "builtin", 5, None, None).id
+    e = store.add_experiment(session_id=sid, title="on slurm", seconds=10.0, run_result=RunResult.SUCCEEDED)
+    job = store.add_job(e.id, str(tmp_path / "r"), "", None)
+    store.update_job(job.id, backend="slurm", state=JobState.ENDED, started=1000.0, run_started=1100.0, ended=1110.0)
+    clock = time_budget.TimeBudget(store, 2000.0, 1.0, None)
+    cpu, _ = clock.spent(sid, now=1500.0)
+    assert cpu * 3600 == pytest.approx(10.0)
+    assert clock.overhead() == pytest.approx(100.0)
+    child = store.add_experiment(session_id=sid, parent_id=e.id, title="child", predicted_s=20.0)
+    assert clock.predict(child) == pytest.approx(120.0)
+    assert clock.blocks(child, sid, now=1900.0) and not clock.blocks(child, sid, now=1800.0)

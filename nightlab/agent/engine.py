@@ -729,11 +729,12 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------- 4. launch
     def _launch_queued(self) -> bool:
-        """Queued experiments start where jobs run (dispatch.py): handed to the cluster's scheduler, or on this
-        machine's free slots unless they could not end before the deadline or would pass the compute budget."""
+        """Queued experiments start where jobs run (dispatch.py): on this machine's free slots, or handed to the
+        cluster's scheduler — either only if they can end before the deadline and within the compute budget (a
+        scheduler's queue counted as the waits measured on its earlier jobs: time_budget.py)."""
         self._unfit = set()
-        if self.remote is not None:
-            return self.dispatch.submit_queued(self._may_start)
+        if self.remote is not None:  # a run that cannot end in time is not handed to the scheduler either
+            return self.dispatch.submit_queued(lambda e: self._may_start(e) and self._fits(e))
         progressed = False
         for e in self.store.experiments_in(Status.QUEUED):
             if not self._may_start(e) or not self._fits(e):

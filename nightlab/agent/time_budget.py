@@ -16,10 +16,17 @@ start any more: the deadline has passed or the budget is spent, or the cheapest 
 (`floor`, set by the engine when it proposes nothing that fits) no longer fits. At the deadline, runs still going (a
 prediction that was wrong) are stopped and re-queued, so the session ends in time.
 
+On a scheduler (SLURM, Ray) the same check comes before a job is submitted. How long the job will wait in the
+queue cannot be known then; it is assumed to wait as the project's earlier jobs there did: a run's measured wall clock
+runs from its submission to its end, so the parent's duration and the overhead (wall clock minus the run's own
+seconds) carry the queue waits measured so far; with none measured, no wait is assumed. A job already handed to the
+scheduler is not withdrawn at the deadline.
+
 Compute is counted per run as its seconds times what that run got: on this machine, the CPU threads of a job
 (`[slots] threads_per_job`) and the GPUs of the slot it was given (its id names them: `gpu0`, `gpu0+gpu1`); on a
-cluster, the CPUs and GPUs the scheduler was asked for (`[backend] cpus_per_job` / `gpus_per_job`). A run not
-started yet is predicted to get what the engine will ask for (`gpus_per_job`).
+cluster, the CPUs and GPUs the scheduler was asked for (`[backend] cpus_per_job` / `gpus_per_job`), from when the
+job started on its node (its time in the queue uses nothing). A run not started yet is predicted to get what the
+engine will ask for (`gpus_per_job`).
 
 With `[autonomy] ask_over_budget` the compute budget is a checkpoint rather than an end: when no run can start within
 it, the session asks (a `compute` approval with the reason) and waits; each yes adds the budget once more (as the
@@ -141,7 +148,8 @@ class TimeBudget:
         for e in self.store.experiments("session_id = ?", (session_id,)):
             for j in self.store.jobs(experiment_id=e.id):
                 end = j.ended if j.ended else now
-                seconds = max(0.0, end - (j.started or end))
+                began = (j.run_started or end) if j.remote else (j.started or end)  # a queued job uses nothing
+                seconds = max(0.0, end - began)
                 cpus, gpus = self.share(j)
                 cpu += seconds * cpus
                 gpu += seconds * gpus
