@@ -97,7 +97,7 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
     if args.yes:
         approver = console.auto_approver
     elif mode == Mode.STEP and not args.detach:
-        approver = console.console_approver
+        approver = console.ConsoleApprover()
     else:
         approver = None  # detached: proposals wait in the approval queue (TUI, `nightlab approve`)
     printer = console.EventPrinter(cfg)
@@ -435,7 +435,7 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     desk = _desk(repo, who="console")
     printer = console.EventPrinter(cfg)
     engine = desk.start(cfg, mode=args.mode, budget=args.budget, on_event=printer,
-                        approver=console.console_approver if args.mode == Mode.STEP else None)
+                        approver=console.ConsoleApprover() if args.mode == Mode.STEP else None)
     printer.engine = engine
     try:
         summary = engine.run()

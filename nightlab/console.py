@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from nightlab.agent.states import QUIT, UNCONFIRMED_LABEL, ApprovalKind, Approva
 from nightlab.agent.views import minutes, plan_lines
 
 if TYPE_CHECKING:  # names for the type checker only: what the front desk hands the console, never imported to run
+    from nightlab.agent.actions import FrontDesk
     from nightlab.agent.config import ProjectConfig
     from nightlab.agent.engine import Engine
     from nightlab.agent.ledger import Summary
@@ -162,11 +164,9 @@ def confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
-    """Step mode on the console: show hypothesis and diff; y / n (feedback) / e (edit in $EDITOR) / q."""
-    from nightlab.agent.actions import FrontDesk
-
-    desk = FrontDesk.of_engine(engine)
+def ask_proposal(desk: FrontDesk, appr: Approval, e: Experiment, left: int) -> Decision:
+    """The step-mode question on the console, blocking until its person answers: show hypothesis and diff; y / n
+    (feedback) / e (edit in $EDITOR, through the desk) / q. `left`: the runs the session may still start."""
     while True:
         print()
         print(style(f"#{e.id} {e.title}", "1"))
@@ -177,7 +177,6 @@ def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision 
         if e.expected_effect:
             print(f"  expected: {e.expected_effect}")
         print_diff(e.patch or "(no change)")
-        left = engine.budget_left()
         try:
             ans = input(f"run it? [y]es / [n]o with feedback / [e]dit / [q]uit  ({left} run(s) left) ").strip()
         except EOFError:
@@ -186,13 +185,61 @@ def console_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision 
         if key == "y":
             return Decision(ApprovalState.APPROVED)
         if key == "n":
-            fb = ans[1:].strip(" :") or input("feedback for the policy (why not?): ").strip()
+            try:
+                fb = ans[1:].strip(" :") or input("feedback for the policy (why not?): ").strip()
+            except EOFError:
+                fb = ""
             return Decision(ApprovalState.REJECTED, fb or None)
         if key == "q":
             return Decision(QUIT)
         if key == "e":
             desk.edit_patch(e.id, run_editor)
             e = desk.experiment(e.id)
+
+
+class ConsoleApprover:
+    """Step mode on the console, asked on a thread of its own so that the engine keeps working while a question
+    waits: approved runs start and finished ones are collected meanwhile. The answer goes through the front desk,
+    as the TUI's does (`nightlab approve` from another shell answers the same approval); "quit" is handed back to
+    the engine the next time it asks. Ctrl+C still reaches the engine's thread, which stops and records the jobs.
+
+    One question at a time: while one waits, the engine's asks about others are answered None (not yet)."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._quit = False
+
+    def __call__(self, engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
+        if self._quit:
+            self._quit = False
+            return Decision(QUIT)
+        if self._thread is not None and self._thread.is_alive():
+            return None
+        self._thread = threading.Thread(target=self._ask, args=(engine, appr, e, engine.budget_left()),
+                                        name=f"nightlab-ask-{e.id}", daemon=True)
+        self._thread.start()
+        return None
+
+    def _ask(self, engine: Engine, appr: Approval, e: Experiment, left: int) -> None:
+        from nightlab.agent.actions import FrontDesk
+        from nightlab.errors import NightlabError
+
+        if hasattr(signal, "pthread_sigmask"):  # Ctrl+C is the engine thread's to handle, at once
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        desk = FrontDesk(engine.root, cfg=engine.cfg, who=engine.options.who)  # this thread's store connection
+        try:
+            decision = ask_proposal(desk, appr, e, left)
+            if decision.state == QUIT:
+                self._quit = True
+            elif decision.state == ApprovalState.APPROVED:
+                desk.approve(e.id)
+            else:
+                desk.reject(e.id, decision.feedback)
+        except NightlabError as err:  # answered elsewhere meanwhile (the TUI, `nightlab approve`), say
+            print(style(f"#{e.id}: {err}", "33"), flush=True)
+        finally:
+            desk.close()
+            engine.poke()
 
 
 def auto_approver(engine: Engine, appr: Approval, e: Experiment) -> Decision | None:

@@ -91,7 +91,7 @@ def test_step_mode_edit_in_editor(tiny_project: Path, tmp_path: Path, monkeypatc
     try:
         cfg = load_config(tiny_project)
         eng = Engine(tiny_project, cfg, options=EngineOptions(mode="step", budget=3), policy=One(),
-                     approver=console.console_approver)
+                     approver=console.ConsoleApprover())
         eng.run()
     finally:
         mp.undo()

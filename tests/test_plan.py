@@ -225,7 +225,7 @@ def test_in_step_mode_a_move_outside_the_plan_is_asked_with_its_reason(
     appr = [a for a in engine.store.approvals_of(kind=ApprovalKind.HYPOTHESIS) if a.payload.get("checkpoint")][-1]
     monkeypatch.setattr("builtins.input", lambda _prompt="": "y")
     capsys.readouterr()
-    console.console_approver(engine, appr, engine.store.experiment(appr.experiment_id or 0))
+    console.ask_proposal(FrontDesk.of_engine(engine), appr, engine.store.experiment(appr.experiment_id or 0), 1)
     assert "checkpoint: " in capsys.readouterr().out
 
 

@@ -297,6 +297,11 @@ class Engine:
             progressed |= self._plan()
         return progressed
 
+    def poke(self) -> None:
+        """Look again now rather than at the next poll (a front-end on another thread has something for the loop)."""
+        if self._waker is not None:
+            self._waker.poke()
+
     def stop(self) -> None:
         """End the loop after its current step (from another thread: the TUI quitting). Running jobs go on; the
         session hibernates and their ends wake it."""
@@ -669,20 +674,24 @@ class Engine:
         return bool(why)
 
     # ------------------------------------------------------------------------------------------- 3. decide
-    def _ask(self, appr: Approval) -> None:
+    def _ask(self, appr: Approval) -> bool:
+        """Ask the approver (a front-end) about a pending approval; True when it answered now. An approver that asks
+        in the background (the console's) answers None until its person has: the engine goes on with everything else
+        meanwhile, and the answer, recorded through the front desk, is read on a later tick like anyone's."""
         if self.approver is None:
-            return
+            return False
         e = self.store.experiment(appr.experiment_id) if appr.experiment_id else None
         if e is None:
-            return
+            return False
         decision = self.approver(self, appr, e)
         if decision is None:
-            return
+            return False
         if decision.state == QUIT:
             self._stop = True
-            return
+            return False
         self.store.decide(appr.id, ApprovalState(decision.state), self.options.who, decision.feedback)
         self._process_decisions()
+        return True
 
     def _process_decisions(self) -> bool:
         """Act on approvals decided by anyone (this console, the TUI, `nightlab approve` from another shell)."""
@@ -718,8 +727,7 @@ class Engine:
                 self.store.update_experiment(e.id, status=Status.QUEUED)
                 progressed = True
             elif last.state == ApprovalState.PENDING and self.approver is not None and not self._stop:
-                self._ask(last)
-                progressed = not self._stop
+                progressed |= self._ask(last)
         return progressed
 
     def _notify(self, message: str) -> None:
