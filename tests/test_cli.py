@@ -164,6 +164,9 @@ def test_init_from_a_subfolder_sets_up_the_repository_root(tiny_repo: Path) -> N
     assert (tiny_repo / "nightlab.toml").exists() and not (sub / "nightlab.toml").exists()
 
 
-def test_a_project_folder_that_does_not_exist_is_named(tmp_path: Path) -> None:
-    msg = one_line_error(nl("-C", str(tmp_path / "nonexistent"), "status", cwd=tmp_path))
-    assert msg == f"nightlab: {tmp_path / 'nonexistent'}: no such folder"
+@pytest.mark.parametrize("argv", [("-C", "{missing}", "status"), ("-C", "{missing}", "init"), ("init", "{missing}"),
+                                  ("-C", "{missing}", "log", "1")])
+def test_a_project_folder_that_does_not_exist_is_named(tmp_path: Path, argv: tuple[str, ...]) -> None:
+    missing = tmp_path / "nonexistent"
+    msg = one_line_error(nl(*(a.format(missing=missing) for a in argv), cwd=tmp_path))
+    assert msg == f"nightlab: {missing}: no such folder"

@@ -50,7 +50,7 @@ def open_repo(root: Path) -> git.Repo:
     """The git repository at root, or a one-line GitError saying what is wrong."""
     root = Path(root)
     if not root.is_dir():
-        raise GitError(f"{root}: no such directory")
+        raise GitError(f"{root}: no such folder")
     try:
         repo = git.Repo(root, search_parent_directories=False)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

@@ -70,15 +70,16 @@ LAYOUT_CSS = """
 #right { width: 42%; }
 #experiments { height: 1fr; }
 #approvals { height: auto; min-height: 3; max-height: 10; overflow-y: auto; }
-#details { height: 1fr; }
-#charts { height: 45%; min-height: 8; }
+#details { height: auto; min-height: 30%; max-height: 60%; }
+#details.-maximized { height: 1fr; min-height: 0; max-height: 100%; }
+#charts { height: 1fr; min-height: 8; }
 #bottom { height: 33%; min-height: 7; }
 #log { width: 1fr; }
 #events { width: 40%; }
 MainScreen.-narrow #left { width: 55%; }
 MainScreen.-narrow #right { width: 45%; }
 MainScreen.-narrow #curve-chart { display: none; }
-MainScreen.-narrow #charts { height: 40%; min-height: 6; }
+MainScreen.-narrow #charts { min-height: 6; }
 MainScreen.-narrow #approvals { max-height: 6; }
 MainScreen.-narrow #events { width: 45%; }
 ReviewScreen.-narrow #review-files { display: none; }

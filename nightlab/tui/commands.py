@@ -32,7 +32,8 @@ def system_commands(app: NightlabApp, screen: Screen[object]) -> Iterable[System
                         app.action_toggle_mode)
     yield SystemCommand("Mode: step", keyed("step_mode_interrupt", "ask before each run"),
                         lambda: app.set_mode(Mode.STEP))
-    yield SystemCommand("Mode: autonomous", "Run proposals without asking, within the budget",
+    # the same path as the key (app.set_mode: saved with the session, the engine told, the same notice)
+    yield SystemCommand("Mode: autonomous", keyed("toggle_mode", "run proposals without asking, within the budget"),
                         lambda: app.set_mode(Mode.AUTONOMOUS))
     main = app.main
     if isinstance(screen, MainScreen) and main is not None:

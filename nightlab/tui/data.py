@@ -6,8 +6,10 @@ its values into the words and numbers on screen. Nothing here imports textual or
 
 from __future__ import annotations
 
+import time
+
 from nightlab.agent.states import Kind
-from nightlab.agent.views import Snapshot
+from nightlab.agent.views import RunRef, Snapshot
 
 
 def patch_stat(patch: str | None) -> tuple[int, int, int]:
@@ -31,6 +33,17 @@ def fmt_metric(v: float | None) -> str:
 
 def fmt_delta(v: float | None) -> str:
     return "" if v is None else f"{v:+.4f}"
+
+
+def live_run(s: Snapshot, exp_id: int) -> RunRef | None:
+    """The run of row `exp_id` that is running now (its own or a seed re-run's), if any."""
+    return next((r for r in s.runs.get(exp_id, []) if r.running), None)
+
+
+def elapsed(run: RunRef) -> float | None:
+    """How long a running run has run (from when its training started, else from its launch); None before that."""
+    started = run.job.run_started or run.job.started
+    return time.time() - started if started else None
 
 
 def fmt_progress(elapsed: float | None, ref_s: float | None, ref_id: int | None) -> str:
@@ -64,7 +77,10 @@ def session_end_text(s: Snapshot) -> str:
     ended = f" It ended because {why}." if why else ""
     baseline = next((r for r in s.rows if r.kind == Kind.BASELINE), None)
     best = s.row(s.best_id)
-    if best is None or best.metric is None or (baseline is not None and best.id == baseline.id):
+    if baseline is None or baseline.metric is None:
+        return (f"The session is done: the baseline has no result, so no change could be measured against it; "
+                f"nothing to promote. The events pane says what happened.{ended}")
+    if best is None or best.metric is None or best.id == baseline.id:
         base = f" ({s.metric} {fmt_metric(s.baseline)})" if s.baseline is not None else ""
         return (f"The session is done: no change beat the baseline{base}; nothing to promote. The events pane says "
                 f"why each change was set aside.{ended}")

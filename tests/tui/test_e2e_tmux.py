@@ -4,6 +4,7 @@ and the commit lands on the user's branch. Keys go in with send-keys; the screen
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tuikit import git, make_project
+from tuikit import git, make_project, store_of
 
 NIGHTLAB = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "nightlab"
 TMUX = shutil.which("tmux")
@@ -88,3 +89,56 @@ def test_approve_run_review_promote_through_the_real_executable(tmp_path: Path) 
     assert "Promoted from nightlab experiment #2" in log
     assert "LR = 0.1" not in (root / "train.py").read_text()
     assert git(root, "status", "--porcelain").strip() == ""  # the working tree matches the commit
+    finished = [ev["message"] for ev in store_of(root).events() if ev["kind"] == "finished"]
+    # a duration as every pane writes it (13.8s): "(0.4 s)" wrapped its unit onto the events pane's next line
+    assert finished and all(re.search(r" \(\d+\.\ds\)$", m) for m in finished), finished
+
+
+def _open_in_tmux(tmp_path: Path, cwd: Path, *args: str, size: tuple[int, int] = (100, 30)) -> Tmux:
+    """The real executable in a private tmux server, started in `cwd`; the pane stays after it exits."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NIGHTLAB_NO_TUI", "COLUMNS", "LINES")}
+    env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(tmp_path / "xdg"))
+    cmd = " ".join(shlex.quote(a) for a in (str(NIGHTLAB), *args))
+    inner = f"cd {shlex.quote(str(cwd))} && {cmd}; echo EXITED $?; sleep 60"
+    tmux = Tmux(tmp_path / "tmux.sock")
+    subprocess.run([TMUX or "tmux", "-S", tmux.sock, "new-session", "-d", "-x", str(size[0]), "-y", str(size[1]),
+                    "-s", "e2e", inner], check=True, env=env)
+    return tmux
+
+
+@pytest.mark.parametrize("args", [(), ("tui",)])
+def test_the_tui_in_a_subfolder_of_a_repository_sets_up_its_root(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Issue 18, item 6: opened in a subfolder of a repository without nightlab.toml, the TUI offers to set up the
+    repository (it said the subfolder was not set up and `i` answered "not a git repository")."""
+    root = make_project(tmp_path / "proj")
+    (root / "nightlab.toml").unlink()
+    git(root, "commit", "-qam", "no config yet")
+    sub = root / "src" / "models"
+    sub.mkdir(parents=True)
+    tmux = _open_in_tmux(tmp_path, sub, *args)
+    try:
+        screen = tmux.wait(lambda s: "not set up for nightlab" in s, "the setup offer")
+        assert "not a git repository" not in screen
+        tmux.keys("i")
+        screen = tmux.wait(lambda s: any(w in s for w in ("nightlab is set up", "EXITED", "not a git")), "init",
+                           timeout=120)
+        assert "python train.py" in screen and "not a git repository" not in screen, screen
+        tmux.keys("q")
+        tmux.wait(lambda s: "EXITED 0" in s, "a clean exit", timeout=30)
+    finally:
+        subprocess.run([TMUX or "tmux", "-S", tmux.sock, "kill-server"], capture_output=True)
+    assert (root / "nightlab.toml").is_file() and not (sub / "nightlab.toml").exists()
+    assert not (root / "src" / ".nightlab").exists() and not (sub / ".nightlab").exists()
+
+
+@pytest.mark.parametrize("args", [("-C", "{missing}"), ("-C", "{missing}", "tui")])
+def test_the_tui_on_a_folder_that_does_not_exist_says_so(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """`-C` to a missing folder is one line naming it, from a terminal too (it said "no nightlab.toml")."""
+    missing = str(tmp_path / "nonexistent")
+    tmux = _open_in_tmux(tmp_path, tmp_path, *(a.format(missing=missing) for a in args))
+    try:
+        screen = tmux.wait(lambda s: "EXITED" in s, "the exit", timeout=30)
+    finally:
+        subprocess.run([TMUX or "tmux", "-S", tmux.sock, "kill-server"], capture_output=True)
+    said = [ln for ln in screen.splitlines() if ln.strip()]
+    assert said[:2] == [f"nightlab: {missing}: no such folder", "EXITED 2"], screen

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,7 +15,7 @@ from textual.widgets import Footer, Input
 from nightlab.agent.states import ApprovalKind, ApprovalState, EngineState, Mode, SessionState, Status
 from nightlab.agent.views import RunRef, Snapshot
 from nightlab.tui import braille, keymap
-from nightlab.tui.data import fmt_seconds
+from nightlab.tui.data import elapsed, fmt_seconds
 from nightlab.tui.messages import ReportsWorkerErrors
 from nightlab.tui.screens.dialogs import ConfirmDialog, FeedbackDialog
 from nightlab.tui.screens.review import ReviewMode
@@ -103,7 +102,11 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.set_class(narrow, "-narrow")
         footer = self.query_one(Footer)
         footer.compact = narrow  # so Stop, Quit and Keys still fit at 80 columns (ctrl+p is in `?`)
-        footer.show_command_palette = not narrow
+        if footer.show_command_palette == narrow:
+            footer.show_command_palette = not narrow
+            # the footer redraws its keys when the bindings change, not on this setting: a terminal narrowed
+            # while open kept ctrl+p and lost Quit and Keys off its right edge
+            self.refresh_bindings()
 
     # -------------------------------------------------------------------------------- data
     def show_snapshot(self, snapshot: Snapshot) -> None:
@@ -182,14 +185,30 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         run = self.current_run(e.id)
         self.shown_run = run
         if run is None:
-            row = s.row(e.id)
-            why = ("it was refused by the engine" if row is not None and row.refused
-                   else "it was rejected" if e.status == Status.REJECTED else f"it is {e.status}")
-            log.watch_file(None, f"#{e.id} has not run ({why})")
+            log.watch_file(None, self._not_run(e.id))
             log.border_title = f"Log #{e.id}"
         else:
             log.watch_file(Path(run.job.log_path), "waiting for output…")
             log.border_title = self._log_title(e.id, run)
+
+    def _not_run(self, exp_id: int) -> str:
+        """Why an experiment has no run to show, in the words the rest of the screen uses."""
+        s = self.snapshot
+        e = s.experiments.get(exp_id) if s is not None else None
+        if s is None or e is None:
+            return f"#{exp_id} has not run"
+        row = s.row(e.id)
+        if row is not None and row.refused:
+            why = "it was refused by the engine"
+        elif e.status == Status.REJECTED:
+            why = "it was rejected"
+        elif e.status == Status.PROPOSED:
+            why = "it waits for approval" if any(a.experiment_id == e.id for a in s.approvals) else "it is proposed"
+        elif e.status in (Status.APPROVED, Status.QUEUED):
+            why = "it is queued"
+        else:
+            why = f"it is {e.status}"
+        return f"#{e.id} has not run ({why})"
 
     def _log_title(self, row: int, run: RunRef) -> str:
         """Which run the log pane shows: its experiment, seed and state, and how to see the row's other runs."""
@@ -197,8 +216,8 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         which = f"Log #{row}" if run.exp_id == row else f"Log #{row} · re-run #{run.exp_id}"
         title = f"{which} · seed {run.seed}"
         if run.running:
-            started = run.job.run_started or run.job.started
-            title += f" · running {fmt_seconds(time.time() - started)}" if started else " · starting"
+            took = elapsed(run)
+            title += f" · running {fmt_seconds(took)}" if took is not None else " · starting"
         if len(runs) > 1:
             title += f" · run {[r.exp_id for r in runs].index(run.exp_id) + 1}/{len(runs)} ([ ])"
         if self.query_one(LogTail).follow and run.running:
@@ -386,7 +405,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
             return
         run = self.current_run(self.selected)
         if run is None:
-            self.notify(f"#{self.selected} has not run.")
+            self.notify(self._not_run(self.selected) + ".")
             return
         which = f"#{self.selected}" if run.exp_id == self.selected else f"#{self.selected} re-run #{run.exp_id}"
         self.nl.open_log(Path(run.job.log_path), f"{which} (seed {run.seed}) {s.experiments[self.selected].title}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -14,15 +12,15 @@ from textual.widgets import Static
 from nightlab.agent.goal import Goal
 from nightlab.agent.states import Kind
 from nightlab.agent.views import Snapshot
-from nightlab.tui.data import fmt_delta, fmt_metric, fmt_progress, fmt_seconds, patch_stat
+from nightlab.tui.data import elapsed, fmt_delta, fmt_metric, fmt_progress, fmt_seconds, live_run, patch_stat
 from nightlab.tui.widgets.events import DECISION_KINDS
 
 
 class DetailsPane(VerticalScroll):
     COMPONENT_CLASSES = {"details--label", "details--better", "details--worse", "details--dim", "details--title"}
     DEFAULT_CSS = """
-    DetailsPane { height: 1fr; }
-    DetailsPane > Static { width: 1fr; }
+    DetailsPane { height: auto; }
+    DetailsPane > Static { width: 1fr; height: auto; }
     """
 
     ALLOW_MAXIMIZE = True
@@ -71,17 +69,17 @@ class DetailsPane(VerticalScroll):
                 result.append(fmt_delta(v), style)
         grid.add_row("result", result)
         runs = s.runs.get(e.id, [])
-        live = next((r for r in runs if r.running), None)
+        live = live_run(s, e.id)
         run = Text()
         run.append(f"stage {e.stage or '—'}")
         run.append(f"   failure {e.failure_class or '—'}")
         if live is not None:
-            started = live.job.run_started or live.job.started
-            elapsed = time.time() - started if started else None
+            took = elapsed(live)
             parent = s.row(e.parent_id) if e.parent_id is not None else None
             ref_id, ref_s = (e.id, e.seconds) if live.exp_id != e.id else \
                 (e.parent_id, parent.seconds if parent is not None else None)
-            run.append(f"   time {fmt_seconds(elapsed)} (running{fmt_progress(elapsed, ref_s, ref_id)})")
+            run.append(f"   time {fmt_seconds(took) if took is not None else 'starting'} "
+                       f"(running{fmt_progress(took, ref_s, ref_id)})")
         else:
             run.append(f"   time {fmt_seconds(e.seconds)}")
         run.append(f"   seed {e.seed}")
@@ -115,7 +113,7 @@ class DetailsPane(VerticalScroll):
         if note:
             grid.add_row("note", Text(note))
         decided = [ev for ev in s.events_of(e.id) if ev.kind in DECISION_KINDS]
-        if decided:
+        if decided and not (note and note in decided[-1].message):  # "#3 cancelled: <the note>" says it twice
             grid.add_row("decided", Text(decided[-1].message))
         if e.branch:
             grid.add_row("branch", Text(e.branch, dim))

@@ -12,7 +12,7 @@ from textual.widgets.data_table import CellDoesNotExist, RowKey
 from nightlab.agent.goal import Goal
 from nightlab.agent.states import UNCONFIRMED_LABEL, Kind, Status
 from nightlab.agent.views import Row, Snapshot
-from nightlab.tui.data import fmt_delta, fmt_metric, fmt_seconds
+from nightlab.tui.data import elapsed, fmt_delta, fmt_metric, fmt_seconds, live_run
 from nightlab.tui.widgets.listkeys import ListKeys
 
 STATUS_ICON = {
@@ -179,7 +179,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
                 rank = Text(str(i) if r.metric is not None else "", justify="right")
                 rows.append((r.id, (rank, title, self._status(r, r.id == snapshot.best_id), self._metric(r),
                                     self._delta(r.delta_base if r.kind != Kind.BASELINE else None, snapshot.goal),
-                                    Text(fmt_seconds(r.seconds), justify="right"))))
+                                    Text(self._time(snapshot, r), justify="right"))))
         signature = (self.view, tw, metric, tuple(k for k, _ in rows))
         if signature != self._signature:
             self._rebuild(cols, tw, rows)
@@ -192,6 +192,13 @@ class ExperimentTable(ListKeys, DataTable[Text]):
                     self._cells[key] = cells
         if self.selected is None and rows:
             self.select(self._default_selection(snapshot, [k for k, _ in rows]))
+
+    @staticmethod
+    def _time(snapshot: Snapshot, r: Row) -> str:
+        """A finished run's time; a running one's time so far (it read "—" until the run ended)."""
+        live = live_run(snapshot, r.id)
+        took = elapsed(live) if live is not None else None
+        return fmt_seconds(took) if took is not None else fmt_seconds(r.seconds)
 
     def _default_selection(self, snapshot: Snapshot, keys: list[int]) -> int:
         """What to look at first: a running job, else what waits for a decision, else the newest experiment."""
