@@ -249,3 +249,32 @@ def test_the_private_import_rule_can_fail(tmp_path: Path) -> None:
                  "    from . import _ours\n")
     assert private_imports(f) == [("libcst._nodes.internal", 2), ("torch.utils.data._utils", 6),
                                   ("libcst._nodes.internal.CodegenState", 8)]
+
+
+def privates_reached(path: Path) -> list[tuple[str, int]]:
+    """(`x._name` expression, line) for every private attribute reached on another object than `self`, `cls` or
+    `super()` (`engine._collect()`, `engine._stop`: the engine's own business)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            base = ast.unparse(node.value)
+            if base not in ("self", "cls", "super()"):
+                found.append((ast.unparse(node), node.lineno))
+    return found
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_front_ends_never_touch_another_objects_privates(front_end: str) -> None:
+    """A front-end calls the desk's and the engine's public methods only: the engine's `_collect`, `_stop` or
+    `_base_id`, the desk's `_tell`, are theirs to change without telling anyone."""
+    wrong = []
+    for module, path in modules():
+        if module == front_end or module.startswith(front_end + "."):
+            wrong += [f"{module}:{line} uses {expr}" for expr, line in privates_reached(path)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_privates_rule_can_fail(tmp_path: Path) -> None:
+    f = tmp_path / "handler.py"
+    f.write_text("def f(engine, desk):\n    engine._collect()\n    desk._tell()\n    engine.__class__\n")
+    assert privates_reached(f) == [("engine._collect", 2), ("desk._tell", 3)]

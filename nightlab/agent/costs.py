@@ -4,12 +4,16 @@ spend more — reaching the limit asks a human (a `budget` approval) for an exte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.states import ApprovalKind, ApprovalState
 from nightlab.agent.store import Store
+
+if TYPE_CHECKING:
+    from nightlab.agent.policy.base import Policy
 
 
 class Spending(StrEnum):
@@ -25,6 +29,31 @@ class CostBudget:
     def __init__(self, store: Store, cfg: ProjectConfig) -> None:
         self.store = store
         self.cfg = cfg
+        self._refusal_said = False
+
+    def account(self, session_id: int, policy: Policy) -> None:
+        """Add what the policy's last call spent (failed calls included) to the session's cost; its tally restarts."""
+        self.add(session_id, policy.last_usage)
+        policy.last_usage = {}
+
+    def may_call(self, session_id: int, emit: Callable[..., Any], notify: Callable[[str], None],
+                 exhaust: Callable[[], None]) -> bool:
+        """Whether the policy may call its model now; False while the budget is spent: the extension is asked for
+        (once, said and notified) and waited for; a refused extension ends the session's planning (`exhaust`)."""
+        spending = self.check(session_id)
+        if spending == Spending.OK:
+            return True
+        spent = self.spent(session_id)
+        if spending == Spending.REFUSED:
+            if not self._refusal_said:
+                self._refusal_said = True
+                emit("exhausted", f"model cost budget spent (${spent:.2f}); extension refused")
+            exhaust()
+        elif spending == Spending.ASKED:
+            emit("budget", f"model cost ${spent:.2f} reached the budget ${self.limit(session_id):.2f}: "
+                           "waiting for approval to extend it")
+            notify(f"nightlab: model cost budget reached (${spent:.2f}); approve an extension to go on")
+        return False
 
     def add(self, session_id: int, usage: dict[str, Any]) -> None:
         """Add what one policy call spent (failed calls included) to the session's cost."""

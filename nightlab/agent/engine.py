@@ -54,7 +54,7 @@ from nightlab.agent import (
 from nightlab.agent.admission import REFUSALS_THAT_END_PLANNING, Admission
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
-from nightlab.agent.costs import CostBudget, Spending
+from nightlab.agent.costs import CostBudget
 from nightlab.agent.dispatch import Dispatch
 from nightlab.agent.launcher import Launcher, python_for
 from nightlab.agent.ledger import Ledger, Summary, ranked, summarize
@@ -576,19 +576,19 @@ class Engine:
         if e.depth >= self.cfg.search.debug_depth:
             self.emit("abandon", f"#{e.id}: {e.depth} fix attempts already; abandoning this branch", e.id)
             return
-        if self.budget_left() <= 0 or not self._cost_ok():
+        if self.budget_left() <= 0 or not self.costs.may_call(self.sid, self.emit, self._notify, self._exhaust):
             return
         ctx = self.context()
         try:
             proposal = self.policy.fix(ctx, view(e))
-            self._account()
+            self.costs.account(self.sid, self.policy)
         except Abandon as why:  # no code change can work: the branch stops with the policy's reason
-            self._account()
+            self.costs.account(self.sid, self.policy)
             self.store.update_experiment(e.id, error=str(why))
             self.emit("abandon", f"#{e.id}: {why}", e.id, reason=str(why))
             return
         except Exception as err:  # a policy failure is a result to record, not a crash
-            self._account()
+            self.costs.account(self.sid, self.policy)
             self.emit("policy_error", f"policy could not propose a fix for #{e.id}: {sessions.one_line(err)}", e.id)
             return
         if proposal is None:
@@ -597,27 +597,6 @@ class Engine:
         proposal.parent_id = e.id
         proposal.kind = proposal.kind or Kind.FIX
         self.steps.record(ctx, self.admit(proposal, depth=e.depth + 1), view(e))
-
-    # ------------------------------------------------------------------------------------------- model cost
-    def _account(self) -> None:
-        """Add what the last policy call spent (failed calls included) to the session's cost."""
-        self.costs.add(self.sid, self.policy.last_usage)
-        self.policy.last_usage = {}
-
-    def _cost_ok(self) -> bool:
-        """False while the model's cost budget is spent: asks (once) for an extension and waits for the answer."""
-        spending = self.costs.check(self.sid)
-        if spending == Spending.OK:
-            return True
-        spent = self.costs.spent(self.sid)
-        if spending == Spending.REFUSED and not self._exhausted:
-            self._exhausted = True
-            self.emit("exhausted", f"model cost budget spent (${spent:.2f}); extension refused")
-        elif spending == Spending.ASKED:
-            self.emit("budget", f"model cost ${spent:.2f} reached the budget ${self.costs.limit(self.sid):.2f}: "
-                                "waiting for approval to extend it")
-            self._notify(f"nightlab: model cost budget reached (${spent:.2f}); approve an extension to go on")
-        return False
 
     # ------------------------------------------------------------------------------------------- 2. watch
     def _watch(self) -> None:
@@ -798,16 +777,16 @@ class Engine:
             return False
         if self._queue_pending_confirmation():
             return True
-        if self._exhausted or not self._cost_ok():
+        if self._exhausted or not self.costs.may_call(self.sid, self.emit, self._notify, self._exhaust):
             return False
         ctx = self.context()
         if ctx.best_id is not None:  # an approved plan: its current phase only (plan.py)
             ctx = replace(ctx, phases=self.plan.phases())
         try:
             proposal = self.policy.propose(ctx)
-            self._account()
+            self.costs.account(self.sid, self.policy)
         except Exception as err:  # a policy failure is a result, not a crash
-            self._account()
+            self.costs.account(self.sid, self.policy)
             self.emit("policy_error", f"policy failed to propose: {sessions.one_line(err)}")
             self.admission.count_refusal()
             return True
@@ -833,7 +812,7 @@ class Engine:
     def _say_skipped(self, ctx: PolicyContext) -> list[float]:
         """The candidates the policy skipped because they could not end in time (`Policy.unfit`): said in a
         `skipped` event when they change; their predicted seconds."""
-        unfit = list(getattr(self.policy, "unfit", ()) or ())
+        unfit = list(self.policy.unfit)
         if not unfit:
             return []
         unfit.sort(key=lambda x: x[1])
