@@ -118,6 +118,11 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--edit", action="store_true", help="edit the plan as TOML in $VISUAL / $EDITOR")
     s.add_argument("--redraft", action="store_true", help="draft the plan again from the latest runs (the "
                    "approved one stays followed until the new draft is approved)")
+    when = s.add_mutually_exclusive_group()
+    when.add_argument("--hours", type=_positive_hours, help="the session will have this many hours: trim the "
+                      "phases' budgets to what can run in them (kept with the plan; `nightlab run` ends by then)")
+    when.add_argument("--until", type=_clock_time, metavar="HH:MM", help="the session ends by this local time "
+                      "(the next time the clock shows it): trim the budgets to fit")
     s.add_argument("--json", action="store_true", help="machine-readable output")
 
     s = sub.add_parser("status", help="experiments, best, jobs, approvals")

@@ -165,7 +165,8 @@ def cmd_plan(root: Path, args: argparse.Namespace) -> int:
     desk = _desk(root)
     if desk.open_project() is None:
         raise NightlabError(f"{root}: no nightlab.toml here (run `nightlab init` first)")
-    data = desk.draft_plan(redraft=args.redraft)
+    deadline = deadline_of(getattr(args, "hours", None), getattr(args, "until", None))
+    data = desk.draft_plan(redraft=args.redraft, deadline=deadline)
     text = None
     if args.edit:
         with tempfile.TemporaryDirectory(prefix="nightlab-plan-") as tmp:
@@ -176,7 +177,7 @@ def cmd_plan(root: Path, args: argparse.Namespace) -> int:
             text = path.read_text()
     if text is not None or args.drop or args.budget or args.order or args.approve:
         data = desk.edit_plan(drop=args.drop, budgets=args.budget, order=args.order, toml_text=text,
-                              approve=args.approve)
+                              approve=args.approve, deadline=deadline)
     if args.json:
         print(json.dumps(data, indent=2))
     else:

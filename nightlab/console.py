@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nightlab.agent.states import QUIT, UNCONFIRMED_LABEL, ApprovalKind, ApprovalState, Decision, Mode, SessionState
-from nightlab.agent.views import minutes, plan_lines
+from nightlab.agent.views import plan_lines, plan_time_lines
 
 if TYPE_CHECKING:  # names for the type checker only: what the front desk hands the console, never imported to run
     from nightlab.agent.actions import FrontDesk
@@ -338,14 +338,8 @@ def print_plan(plan: dict[str, Any]) -> None:
     print(f"baseline's diagnosis: {diag}")
     for line in plan_lines(plan):
         print(line)
-    total = [p["est_s"] for p in plan["phases"] if p["state"] != "dropped"]
-    if total and all(t is not None for t in total):
-        print(f"total: {sum(p['runs'] for p in plan['phases'])} runs, about {minutes(sum(total))} of compute")
-        if plan.get("budget_s"):
-            allows = f"{plan.get('budget_key') or 'max_cpu_hours'} allows about {minutes(plan['budget_s'])} of runs"
-            print(f"  within the compute budget ({allows})" if sum(total) <= plan["budget_s"] else
-                  f"  over the compute budget ({allows}): a session ends before a run that would pass it, or asks "
-                  "with [autonomy] ask_over_budget")
+    for line in plan_time_lines(plan):
+        print(line)
     if not plan["approved"]:
         print("edit: --drop PHASE, --budget PHASE=N, --order A,B,C or --edit; then --approve")
 

@@ -4,6 +4,7 @@ a move outside the plan waiting at a checkpoint while the rest goes on."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -241,3 +242,57 @@ def test_the_plan_counts_a_gpu_budget_by_the_gpus_a_run_gets(tmp_path: Path) -> 
     git(root, "commit", "-q", "-m", "config")
     data = FrontDesk(root).draft_plan()
     assert data["budget_s"] == pytest.approx(0.01 * 3600 / 2) and data["budget_key"] == "max_gpu_hours"
+
+
+def test_a_plan_fitted_to_the_time_keeps_the_runs_that_fit_in_its_order() -> None:
+    """`fit`: phases are weighed in the order they run, each run its estimate plus the measured overhead; a phase
+    that does not fit whole keeps what does, the next gets none, each says how many it wanted, and a longer time
+    gives them back; a phase without an estimate is left as it is."""
+    moves = [Foreseen("optimizer", f"lr {i}", 10.0) for i in range(4)] + \
+        [Foreseen("capacity", f"widen {i}", 40.0) for i in range(2)] + [Foreseen("longer_training", "x2", None)]
+    p = planmod.draft(moves, diagnosis=[], baseline_failed=False, baseline_s=None, run_budget=7, fix_attempts=2)
+    assert [(x.phase, x.runs) for x in p.phases] == [("optimizer", 4), ("capacity", 2), ("longer_training", 1)]
+    short = planmod.fit(p, 100.0, overhead_s=2.0)  # 4 x 12 s, then one 42 s run of capacity; 10 s left over
+    assert [(x.phase, x.runs, x.wanted) for x in short.phases] == [
+        ("optimizer", 4, None), ("capacity", 1, 2), ("longer_training", 1, None)]
+    rows = {r["phase"]: r for r in planmod.Progress(short).rows()}
+    assert rows["capacity"]["state"] == "planned" and rows["capacity"]["wanted"] == 2
+    tiny = planmod.fit(short, 30.0)
+    assert [(x.runs, x.wanted) for x in tiny.phases[:2]] == [(3, 4), (0, 2)]
+    assert planmod.Progress(tiny).rows()[1]["state"] == "does not fit"
+    assert [x.runs for x in planmod.fit(tiny, 10_000.0).phases] == [4, 2, 1]  # the runs come back
+    assert planmod.fit(p, None) == p
+
+
+def test_plan_hours_from_the_command_line_trims_the_plan_and_run_ends_by_it(tmp_path: Path) -> None:
+    """As a user does it: `nightlab plan --hours H` fits the drafted plan to H hours (shown, kept with the plan),
+    a bad value is one line, and `nightlab run` without a deadline of its own ends by the approved plan's."""
+    root = _project(tmp_path, WIDE_TRAIN.replace("import random\n", "import random\nimport time\ntime.sleep(1.0)\n"))
+    desk = FrontDesk(root)
+    engine = desk.start(load_config(root), mode="autonomous", budget=1)
+    engine.run()  # the baseline: a measured duration to estimate from
+    engine.store.close()
+    full = json.loads(_nightlab(root, "--redraft", "--json").stdout)
+    assert full["deadline"] is None and all(not p["wanted"] for p in full["phases"])
+    wanted = sum(p["runs"] for p in full["phases"])
+    got = _nightlab(root, "--hours", "0.002")  # 7.2 s: a few runs of about a second
+    assert got.returncode == 0, got.stderr
+    assert "within the deadline (" in got.stdout and "trimmed to fit the time" in got.stdout, got.stdout
+    data = json.loads(_nightlab(root, "--json").stdout)  # kept with the plan
+    assert data["deadline"] and data["available_key"] == "deadline"
+    kept = sum(p["runs"] for p in data["phases"])
+    assert 0 < kept < wanted and any(p["wanted"] for p in data["phases"])
+    est = sum(p["runs"] * p["run_s"] for p in data["phases"] if p["run_s"])
+    assert est <= 0.002 * 3600
+    from nightlab.tui.screens.plan import plan_text
+
+    shown = plan_text(FrontDesk(root).plan_view()).plain  # the TUI's plan screen says it too
+    assert "the deadline (" in shown and "trimmed to fit the time" in shown, shown
+    bad = _nightlab(root, "--until", "25:00")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "HH:MM" in bad.stderr
+    assert _nightlab(root, "--hours", "1", "--approve").returncode == 0  # a longer time gives the runs back
+    data = json.loads(_nightlab(root, "--json").stdout)
+    assert sum(p["runs"] for p in data["phases"]) == wanted and data["approved"]
+    later = FrontDesk(root).start(load_config(root), mode="autonomous", budget=1)
+    assert later.options.deadline == pytest.approx(data["deadline"])
+    assert FrontDesk(root).start(load_config(root), mode="autonomous", deadline=123.0).options.deadline == 123.0

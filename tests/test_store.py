@@ -110,7 +110,7 @@ def test_migration_from_v4_gives_unconfirmed_its_own_state(tmp_path: Path) -> No
     db.conn.close()
 
     s = Store(path)
-    assert s.version == SCHEMA_VERSION == 9
+    assert s.version == SCHEMA_VERSION == 10
     assert s.latest_plan() is None and s.runs_by_phase(0) == {}  # v8: the plan table and the phase column
     assert all(e.predicted_s is None for e in s.experiments())  # v9: a run's predicted seconds
     got = {e.id: e for e in s.experiments()}

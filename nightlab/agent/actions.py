@@ -356,23 +356,38 @@ class FrontDesk(DeskReads):
         # the desk while its first frame is drawn)
         from nightlab.agent.engine import Engine, EngineOptions
 
+        if deadline is None and not resume and self.paths.has_store():
+            # the deadline the approved plan was fitted to (`plan --hours` / `--until`), while it is ahead
+            approved = plan.load(self.store, approved=True)
+            if approved is not None and approved.deadline is not None and approved.deadline > time.time():
+                deadline = approved.deadline
         opts = EngineOptions(mode=Mode(mode), budget=budget, detach=detach, unsafe_no_sandbox=unsafe_no_sandbox,
                              wake=resume, who=self.who, deadline=deadline)
         return Engine(self.root, cfg, options=opts, policy=policy, store=self._store, approver=approver,
                       on_event=on_event)
 
     # ------------------------------------------------------------------------------------------- the plan
-    def draft_plan(self, *, redraft: bool = False) -> dict[str, Any]:
+    def draft_plan(self, *, redraft: bool = False, deadline: float | None = None) -> dict[str, Any]:
         """The project's plan as `plan_view` shows it: the newest one, else (or with `redraft`) a new draft from
         the baseline's diagnosis and the moves the builtin policy can propose here (plan.py). A redraft replaces
-        the plan being followed only once it is approved."""
+        the plan being followed only once it is approved. A draft, or the plan given a `deadline` (`plan --hours`
+        / `--until`, kept with it), is fitted to the time available: the deadline's (else the open session's) and
+        the compute budget's (plan.fit)."""
         if not self.paths.has_store():
             self.ws.ensure_state_dir()
             self._store = Store(self.paths.db)
             self._own_store = True
-        if redraft or plan.load(self.store) is None:
-            plan.save(self.store, self._draft())
+        old = plan.load(self.store)
+        if redraft or old is None:  # a redraft keeps the deadline the plan had
+            p = replace(self._draft(), deadline=old.deadline if old is not None else None)
             self._record("plan", "drafted the plan")
+        elif deadline is None:
+            return self._plan_shown()
+        else:
+            p = old
+        p = replace(p, deadline=deadline if deadline is not None else p.deadline)
+        plan.save(self.store, plan.fit(p, self.time_available(self.plan_deadline(p.deadline))[0],
+                                       self.run_overhead()))
         return self._plan_shown()
 
     def _draft(self) -> plan.Plan:
@@ -394,10 +409,12 @@ class FrontDesk(DeskReads):
                           run_budget=cfg.search.budget, fix_attempts=cfg.search.debug_depth)
 
     def edit_plan(self, *, drop: Sequence[str] = (), budgets: Sequence[str] = (), order: str | None = None,
-                  toml_text: str | None = None, approve: bool = False) -> dict[str, Any]:
-        """Apply a person's edits to the newest plan (drafting one first if there is none) and approve it when
-        asked; a PlanError naming the phase or line at fault leaves the stored plan as it was."""
-        self.draft_plan()
+                  toml_text: str | None = None, approve: bool = False,
+                  deadline: float | None = None) -> dict[str, Any]:
+        """Apply a person's edits to the newest plan (drafting one first if there is none, fitted to `deadline`
+        when given) and approve it when asked; a PlanError naming the phase or line at fault leaves the stored plan
+        as it was."""
+        self.draft_plan(deadline=deadline)
         p = plan.load(self.store)
         assert p is not None
         if toml_text is not None:

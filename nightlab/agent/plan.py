@@ -9,6 +9,13 @@ diagnosis puts its remedy's phase first; the session's run budget is shared amon
 has; each run's time is the policy's cost-model prediction where it gives one, else the baseline's measured
 duration.
 
+Fitting the time (`fit`): with a deadline (`nightlab plan --hours H` / `--until HH:MM`, kept with the plan, or the
+running session's own) or a compute budget, the phases' estimates are weighed against the run-seconds available (the
+deadline's hours times the runs that go at once, and what `max_cpu_hours` / `max_gpu_hours` allow), in the order
+the phases run: a phase that does not fit whole keeps the runs that do, and one with none left gets none; each says
+how many runs it wanted, so the plan shown is one that can finish in time. A phase without an estimate (nothing
+measured yet) cannot be weighed and is left as it is.
+
 Following (`PlanFollower`): with an approved plan the engine asks the policy for moves of the current phase only
 (the first phase, in the plan's order, whose run budget is not spent and where the policy still had something to
 try); when the policy has nothing there, the phase is marked exhausted and the next one starts. Once every phase is
@@ -47,6 +54,7 @@ class PlannedPhase:
     run_s: float | None = None
     moves: int = 0
     examples: tuple[str, ...] = ()
+    wanted: int | None = None  # the runs it had before `fit` trimmed them to the time available (None: not trimmed)
 
     @property
     def title(self) -> str:
@@ -58,7 +66,7 @@ class PlannedPhase:
 
     def data(self) -> dict[str, Any]:
         return {"phase": str(self.phase), "runs": self.runs, "run_s": self.run_s, "moves": self.moves,
-                "examples": list(self.examples)}
+                "examples": list(self.examples), "wanted": self.wanted}
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class Plan:
     exhausted: frozenset[Phase] = frozenset()
     since_exp: int = 0  # experiments after this id count towards the budgets
     id: int | None = None
+    deadline: float | None = None  # epoch seconds it was fitted to (`plan --hours` / `--until`); None: none given
 
     @property
     def planned(self) -> list[PlannedPhase]:
@@ -111,6 +120,26 @@ def draft(foreseen: Sequence[Foreseen], *, diagnosis: Sequence[str], baseline_fa
     return Plan(tuple(phases), tuple(diagnosis))
 
 
+def fit(plan: Plan, available_s: float | None, overhead_s: float = 0.0) -> Plan:
+    """The plan with its budgets trimmed to `available_s` run-seconds, phase by phase in the order they run (each
+    from the runs it wanted before an earlier trim, so a longer time gives them back), each run taking its estimate
+    plus `overhead_s` (what runs take here beyond their own seconds, measured); None: as it is."""
+    if available_s is None:
+        return plan
+    left = max(0.0, available_s)
+    out: list[PlannedPhase] = []
+    for p in plan.phases:
+        want = p.wanted if p.wanted is not None else p.runs
+        if want <= 0 or not p.run_s or p.run_s <= 0:  # dropped, or no estimate to weigh
+            out.append(replace(p, runs=want, wanted=None))
+            continue
+        each = p.run_s + max(0.0, overhead_s)
+        n = min(want, int((left + 1e-9) // each))
+        left -= n * each
+        out.append(replace(p, runs=n, wanted=want if n < want else None))
+    return replace(plan, phases=tuple(out))
+
+
 def _share(budget: int, moves: dict[Phase, int]) -> dict[Phase, int]:
     """Runs per phase: up to `FLOOR` each, the rest of the budget by how many moves are left in each (the knob
     search makes many moves of a phase with many knobs; the floor keeps a phase with few from being starved), never
@@ -133,17 +162,18 @@ def load(store: Store, approved: bool = False) -> Plan | None:
     if row is None:
         return None
     phases = tuple(PlannedPhase(Phase(p["phase"]), int(p["runs"]), p.get("run_s"), int(p.get("moves", 0)),
-                                tuple(p.get("examples", ()))) for p in row["phases"] if p["phase"] in set(Phase))
+                                tuple(p.get("examples", ())), p.get("wanted"))
+                   for p in row["phases"] if p["phase"] in set(Phase))
     diag = tuple(x for x in (row.get("diagnosis") or "").split(",") if x)
     return Plan(phases, diag, row.get("approved"), frozenset(Phase(x) for x in row["exhausted"] if x in set(Phase)),
-                int(row.get("since_exp") or 0), int(row["id"]))
+                int(row.get("since_exp") or 0), int(row["id"]), row.get("deadline"))
 
 
 def save(store: Store, plan: Plan) -> Plan:
     """Write the plan (a new row for a new draft, else an update of its row); returns it with its id."""
     values = {"phases": [p.data() for p in plan.phases], "diagnosis": ",".join(plan.diagnosis),
               "approved": plan.approved, "exhausted": sorted(str(x) for x in plan.exhausted),
-              "since_exp": plan.since_exp}
+              "since_exp": plan.since_exp, "deadline": plan.deadline}
     if plan.id is None:
         return replace(plan, id=store.add_plan(**values))
     store.update_plan(plan.id, **values)
@@ -165,7 +195,7 @@ def _runs(text: Any, where: str) -> int:
 
 
 def _with(plan: Plan, phase: Phase, runs: int) -> Plan:
-    phases = [replace(p, runs=runs) if p.phase == phase else p for p in plan.phases]
+    phases = [replace(p, runs=runs, wanted=None) if p.phase == phase else p for p in plan.phases]
     return _dropped_last(replace(plan, phases=tuple(phases)))
 
 
@@ -239,8 +269,8 @@ def from_toml(plan: Plan, text: str, source: str = PLAN_FILE) -> Plan:
             raise PlanError(f"{where} ({ph}): runs is missing")
         old = plan.get(ph)
         assert old is not None
-        order.append(replace(old, runs=_runs(t["runs"], f"{where} ({ph})")))
-    rest = [replace(p, runs=0) for p in plan.phases if p.phase not in {o.phase for o in order}]
+        order.append(replace(old, runs=_runs(t["runs"], f"{where} ({ph})"), wanted=None))
+    rest = [replace(p, runs=0, wanted=None) for p in plan.phases if p.phase not in {o.phase for o in order}]
     return _dropped_last(replace(plan, phases=tuple(order + rest)))
 
 
@@ -279,7 +309,9 @@ class Progress:
         out = []
         for p in self.plan.phases:
             used = self.used.get(p.phase, 0)
-            if p.runs <= 0:
+            if p.runs <= 0 and p.wanted:
+                state = "does not fit"
+            elif p.runs <= 0:
                 state = "dropped"
             elif p.phase == cur:
                 state = "current"

@@ -39,7 +39,7 @@ from nightlab.errors import NightlabError
 with hidden_module("pandas"):  # sqlite_utils imports pandas when installed, for a type the store never writes
     import sqlite_utils
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 EXPERIMENT_STATUSES = tuple(Status)
 # how a schema-4 store marked a best kept on one seed: status `kept` plus this sentence in `error` (see _v7)
@@ -198,8 +198,17 @@ def _v9(db: sqlite_utils.Database) -> None:
         exp.add_column("predicted_s", float)
 
 
+def _v10(db: sqlite_utils.Database) -> None:
+    """v10: the deadline a plan was drafted for (`nightlab plan --hours` / `--until`): its budgets are trimmed to
+    what can run before it, and a `nightlab run` without a deadline of its own ends by it."""
+    plans = db["plans"]
+    assert isinstance(plans, sqlite_utils.db.Table)
+    if "deadline" not in {c.name for c in plans.columns}:
+        plans.add_column("deadline", float)
+
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9),
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9), (10, _v10),
 ]
 
 

@@ -362,9 +362,54 @@ class DeskReads:
             return None
         prog = plan.progress(self.store, p)
         budget_s, budget_key = self._run_seconds_allowed()
+        deadline = self.plan_deadline(p.deadline)
+        available_s, available_key = self.time_available(deadline)
         return {"approved": p.approved, "diagnosis": list(p.diagnosis), "phases": prog.rows(),
                 "current": str(prog.current) if prog.current is not None else None, "offered": p.offered(),
-                "budget_s": budget_s, "budget_key": budget_key}
+                "budget_s": budget_s, "budget_key": budget_key, "deadline": deadline,
+                "available_s": available_s, "available_key": available_key, "at_once": self.runs_at_once(),
+                "overhead_s": self.run_overhead()}
+
+    def plan_deadline(self, given: float | None) -> float | None:
+        """The deadline a plan is weighed against: the one it was drafted for (`plan --hours` / `--until`), else
+        the open session's (`run --hours` / `--until`, kept while it hibernates); None when neither is ahead."""
+        from nightlab.agent import sessions
+
+        if given is not None and given > time.time():
+            return given
+        s = self.store.latest_session() if self.paths.has_store() else None
+        if s is None or s.state == SessionState.DONE:
+            return None
+        mine = sessions.recorded_deadline(self.store, s.id)
+        return mine if mine is not None and mine > time.time() else None
+
+    def runs_at_once(self) -> int:
+        """How many runs go at once: `[search] parallel` capped by this machine's slots, or on a scheduler the jobs
+        handed to it at once (as the engine's dispatch counts them)."""
+        from nightlab.sandbox import slots
+
+        if self.cfg.backend.kind != "local":
+            return self.cfg.backend.max_jobs or self.cfg.search.parallel or 4
+        n = len(slots.discover(self.cfg.slots.cpus, self.cfg.slots.threads_per_job, self.cfg.slots.gpus))
+        return max(1, min(n, self.cfg.search.parallel) if self.cfg.search.parallel else n)
+
+    def run_overhead(self) -> float:
+        """Seconds a run takes here beyond its own (launch, sandbox start-up, a scheduler's queue), as measured on
+        the project's runs (time_budget.py); 0 before any."""
+        from nightlab.agent.time_budget import TimeBudget
+
+        return TimeBudget(self.store, None, None, None).overhead() if self.paths.has_store() else 0.0
+
+    def time_available(self, deadline: float | None) -> tuple[float | None, str | None]:
+        """The run-seconds a session has, and what limits them: the deadline (its hours times the runs that go at
+        once) or the compute budget (`_run_seconds_allowed`), the smaller; (None, None) without either."""
+        allowed: list[tuple[float, str]] = []
+        budget_s, key = self._run_seconds_allowed()
+        if budget_s is not None and key is not None:
+            allowed.append((budget_s, key))
+        if deadline is not None:
+            allowed.append((max(0.0, deadline - time.time()) * self.runs_at_once(), "deadline"))
+        return min(allowed) if allowed else (None, None)
 
     def _run_seconds_allowed(self) -> tuple[float | None, str | None]:
         """The run seconds a session's compute budget allows, and the key that sets them: max_cpu_hours over the
@@ -414,11 +459,49 @@ def plan_lines(plan: dict[str, Any]) -> list[str]:
         if p["state"] == "dropped":
             out.append(f"   -  {p['title']:<28} dropped ({p['moves']} moves foreseen)")
             continue
+        if p["state"] == "does not fit":
+            out.append(f"   -  {p['title']:<28} does not fit the time: 0 of {p['wanted']} runs "
+                       f"({minutes(p['run_s'])} a run)")
+            continue
         est = f"~{minutes(p['est_s'])}" + (f" ({minutes(p['run_s'])} a run)" if p["run_s"] else "")
         mark = ">" if p["state"] == "current" else " "
-        out.append(f" {mark}{i:>2}. {p['title']:<28} {p['used']}/{p['runs']} runs  {est:<24} {p['state']}")
+        cut = f" (cut from {p['wanted']} to fit the time)" if p.get("wanted") else ""
+        out.append(f" {mark}{i:>2}. {p['title']:<28} {p['used']}/{p['runs']} runs  {est:<24} {p['state']}{cut}")
         if p["examples"]:
             out.append(f"       e.g. {'; '.join(p['examples'][:2])}")
+    return out
+
+
+def plan_time_lines(plan: dict[str, Any]) -> list[str]:
+    """The plan's total against the time available (the deadline's, or the compute budget's: `time_available`),
+    and which phases were trimmed to fit it."""
+    out = []
+    total = [p["est_s"] for p in plan["phases"] if p["state"] not in ("dropped", "does not fit")]
+    avail = plan.get("available_s", plan.get("budget_s"))
+    key = plan.get("available_key") or plan.get("budget_key") or "max_cpu_hours"
+    if key == "deadline" and plan.get("deadline"):
+        by = time.strftime("%H:%M", time.localtime(plan["deadline"]))
+        away = minutes(max(0.0, plan["deadline"] - time.time()))
+        at_once = plan.get("at_once") or 1
+        what, allows = "the deadline", (f"{by}, {away} from now, {at_once} run{'s' if at_once > 1 else ''} "
+                                        f"at a time: about {minutes(avail)} of runs")
+    else:
+        what, allows = "the compute budget", f"{key} allows about {minutes(avail)} of runs"
+    if total and all(t is not None for t in total):
+        out.append(f"total: {sum(p['runs'] for p in plan['phases'])} runs, about {minutes(sum(total))} of compute")
+        if avail is not None:
+            out.append(f"  within {what} ({allows})" if sum(total) <= avail + 1e-6 else
+                       f"  over {what} ({allows}): a session ends before a run that would pass it" +
+                       (", or asks with [autonomy] ask_over_budget" if what == "the compute budget" else ""))
+    elif avail is not None:
+        out.append(f"time available: {what} ({allows}); phases without an estimate cannot be weighed against it "
+                   "(`nightlab plan --redraft` after the baseline has run)")
+    if avail is not None and (plan.get("overhead_s") or 0) >= 0.5:
+        out.append(f"  each run also takes about {minutes(plan['overhead_s'])} to start and be read here (measured)")
+    cut = [p for p in plan["phases"] if p.get("wanted")]
+    if cut:
+        out.append("  trimmed to fit the time: " + "; ".join(f"{p['title']} {p['wanted']} → {p['runs']} runs"
+                                                             for p in cut))
     return out
 
 

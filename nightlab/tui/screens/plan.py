@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from nightlab.agent.views import plan_lines
+from nightlab.agent.views import plan_lines, plan_time_lines
 from nightlab.errors import NightlabError
 from nightlab.tui import keymap
 
@@ -29,6 +29,8 @@ def plan_text(plan: dict[str, Any] | None) -> Text:
     out.append(f"baseline's diagnosis: {', '.join(plan['diagnosis']) or 'nothing to say'}\n", style="")
     for line in plan_lines(plan):
         out.append(line + "\n", style="bold" if line.startswith(" >") else "")
+    for line in plan_time_lines(plan):
+        out.append(line + "\n", style="dim")
     return out
 
 
