@@ -296,3 +296,21 @@ def test_plan_hours_from_the_command_line_trims_the_plan_and_run_ends_by_it(tmp_
     later = FrontDesk(root).start(load_config(root), mode="autonomous", budget=1)
     assert later.options.deadline == pytest.approx(data["deadline"])
     assert FrontDesk(root).start(load_config(root), mode="autonomous", deadline=123.0).options.deadline == 123.0
+
+
+def test_a_phase_where_nothing_fits_the_time_is_passed_over_for_this_session_only(tmp_path: Path) -> None:
+    """When the policy's moves of the current phase cannot end in the time left, the follower goes on to the next
+    phase (said), without marking the phase exhausted: a later session, with more time, starts with it again."""
+    from nightlab.agent.store import Store
+
+    store = Store(tmp_path / "s.db")
+    p = planmod.draft([Foreseen("capacity", "widen", 40.0), Foreseen("optimizer", "lr", 10.0)], diagnosis=[],
+                      baseline_failed=False, baseline_s=10.0, run_budget=4, fix_attempts=2)
+    planmod.save(store, planmod.Plan(p.phases, approved=1.0))
+    said: list[str] = []
+    follower = planmod.PlanFollower(store, lambda kind, message: said.append(message))
+    assert follower.phases() == ("optimizer",)
+    follower.nothing_fits("optimizer")
+    assert follower.phases() == ("capacity",) and any("fits the time left" in m for m in said)
+    assert planmod.load(store, approved=True).exhausted == frozenset()  # type: ignore[union-attr]
+    assert planmod.PlanFollower(store, lambda kind, message: None).phases() == ("optimizer",)

@@ -243,3 +243,26 @@ def test_a_scheduler_jobs_queue_wait_counts_for_the_deadline_not_the_compute_bud
     child = store.add_experiment(session_id=sid, parent_id=e.id, title="child", predicted_s=20.0)
     assert clock.predict(child) == pytest.approx(120.0)
     assert clock.blocks(child, sid, now=1900.0) and not clock.blocks(child, sid, now=1800.0)
+
+
+def test_runs_going_at_once_share_the_compute_budget_with_the_next(tmp_path: Path) -> None:
+    """With several runs at once, a run that starts now shares the budget with those still going: their predicted
+    remainder counts, so a run whose own share would fit is not started when, with theirs, it would pass the budget."""
+    from nightlab.agent import time_budget
+    from nightlab.agent.states import Mode
+    from nightlab.agent.store import Store
+
+    store = Store(tmp_path / "s.db")
+    sid = store.create_session("p", Mode.AUTONOMOUS, "builtin", 5, None, None).id
+    going = store.add_experiment(session_id=sid, title="going", predicted_s=100.0)
+    job = store.add_job(going.id, str(tmp_path / "r"), "", "cpu0")
+    store.update_job(job.id, state=JobState.RUNNING, started=1000.0)
+    clock = time_budget.TimeBudget(store, None, 150 / 3600, None)
+    nxt = store.add_experiment(session_id=sid, title="next", predicted_s=60.0)
+    cpu, _ = clock.spent(sid, now=1010.0)
+    assert cpu * 3600 == pytest.approx(10.0)  # alone, 10 + 60 would fit in 150
+    why = clock.blocks(nxt, sid, now=1010.0)
+    assert why and "more for the runs going" in why  # 10 spent + 90 to come + 60 > 150
+    assert clock.seconds_left(sid, now=1010.0) == pytest.approx(50.0)
+    store.update_job(job.id, state=JobState.ENDED, ended=1050.0)  # it ended sooner than predicted: 50 spent
+    assert clock.blocks(nxt, sid, now=1060.0) is None

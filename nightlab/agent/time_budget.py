@@ -118,10 +118,11 @@ class TimeBudget:
         if self.max_cpu_hours is not None or self.max_gpu_hours is not None:
             times = 1 + self.extensions(session_id) if self.ask_over_budget else 1
             cpu, gpu = self.spent(session_id, now)
+            going_cpu, going_gpu = self.committed(session_id, now)
             if self.max_cpu_hours is not None:
-                left.append((self.max_cpu_hours * times - cpu) * 3600 / max(1, self.cpus_per_job))
+                left.append((self.max_cpu_hours * times - cpu - going_cpu) * 3600 / max(1, self.cpus_per_job))
             if self.max_gpu_hours is not None and self.gpus_per_job:
-                left.append((self.max_gpu_hours * times - gpu) * 3600 / self.gpus_per_job)
+                left.append((self.max_gpu_hours * times - gpu - going_gpu) * 3600 / self.gpus_per_job)
         return max(0.0, min(left)) if left else None
 
     def run_seconds_left(self, session_id: int, now: float | None = None) -> float | None:
@@ -205,17 +206,37 @@ class TimeBudget:
             return None
         times = 1 + self.extensions(session_id) if self.ask_over_budget else 1
         cpu, gpu = self.spent(session_id, now)
+        going_cpu, going_gpu = self.committed(session_id, now)
         if self.max_cpu_hours is not None:
             more, limit = need * self.cpus_per_job / 3600, self.max_cpu_hours * times
-            if cpu + more > limit or cpu >= limit:
-                return f"{cpu:.3g} CPU-hours spent, about {more:.2g} more would pass max_cpu_hours = " \
+            if cpu + going_cpu + more > limit or cpu >= limit:
+                going = f" (and about {going_cpu:.2g} more for the runs going)" if going_cpu else ""
+                return f"{cpu:.3g} CPU-hours spent{going}, about {more:.2g} more would pass max_cpu_hours = " \
                        f"{self.max_cpu_hours:g}" + (f" (x{times}: extended)" if times > 1 else "")
         if self.max_gpu_hours is not None:
             more, limit = need * self.gpus_per_job / 3600, self.max_gpu_hours * times
-            if gpu + more > limit or (self.gpus_per_job and gpu >= limit):
-                return f"{gpu:.3g} GPU-hours spent, about {more:.2g} more would pass max_gpu_hours = " \
+            if gpu + going_gpu + more > limit or (self.gpus_per_job and gpu >= limit):
+                going = f" (and about {going_gpu:.2g} more for the runs going)" if going_gpu else ""
+                return f"{gpu:.3g} GPU-hours spent{going}, about {more:.2g} more would pass max_gpu_hours = " \
                        f"{self.max_gpu_hours:g}" + (f" (x{times}: extended)" if times > 1 else "")
         return None
+
+    def committed(self, session_id: int, now: float | None = None) -> tuple[float, float]:
+        """CPU-hours and GPU-hours the session's runs still going are predicted to use before they end (their
+        predicted duration less what they ran so far): with several runs at once, a run that starts now shares the
+        budget with them. A job waiting in a scheduler's queue has used nothing yet."""
+        now = time.time() if now is None else now
+        cpu = gpu = 0.0
+        for j in self.store.open_jobs():
+            e = self.store.find_experiment(j.experiment_id)
+            if e is None or e.session_id != session_id:
+                continue
+            began = j.run_started if j.remote else j.started
+            rest = max(0.0, (self.predict(e) or 0.0) - (now - began if began else 0.0))
+            cpus, gpus = self.share(j)
+            cpu += rest * cpus
+            gpu += rest * gpus
+        return cpu / 3600, gpu / 3600
 
     def asking(self, session_id: int, now: float | None = None) -> str | None:
         """With `ask_over_budget`, when it is the compute budget (not the deadline) that stops the next run: the
