@@ -166,3 +166,26 @@ def test_a_run_stopped_from_the_tui_says_so_once(tmp_path: Path) -> None:
             await wait_until(pilot, lambda: not app.is_running, timeout=30, what="exit")
 
     run(body())
+
+
+def test_the_diff_of_a_proposal_is_not_warned_about_as_a_verdict(populated: tuple[Path, Populated]) -> None:
+    """`d` on a proposal read "⚠ it was proposed; the best is #1": a warning meant for a run that was set aside."""
+    from textual.widgets import Static
+
+    root, ids = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            for exp_id, warned in ((ids.proposed, False), (ids.worse, True)):
+                await select(pilot, exp_id)
+                await pilot.press("d")
+                await wait_until(pilot, lambda: getattr(app.screen, "ready", False), what="the diff")
+                header = str(app.screen.query_one("#review-header", Static).render())
+                assert ("⚠ it was" in header) == warned, header
+                assert "it was proposed" not in header
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: app.screen is app.main, what="back")
+
+    run(body())

@@ -18,9 +18,9 @@ from tuikit import Populated, loaded, make_app, run, select, store_of, wait_unti
 PANES = ("experiments", "approvals", "details", "metric-chart", "curve-chart", "log", "events")
 
 
-def footer_keys(app: Any) -> dict[str, Any]:
+def footer_keys(screen: Any) -> dict[str, Any]:
     """Each footer entry's label (its description, else its key) and where it is drawn."""
-    return {k.description or k.key: k.region for k in app.main.query("FooterKey")}
+    return {k.description or k.key: k.region for k in screen.query("FooterKey")}
 
 
 def decide_everything(root: Path, ids: Populated) -> None:
@@ -53,7 +53,7 @@ def test_an_empty_approval_queue_at_80x24_is_one_line_without_a_scrollbar(popula
             assert app.main.query_one("#experiments").region.height >= 11
             status = app.main.query_one("#status").render().plain
             assert "engine stopped" in status
-            keys = footer_keys(app)
+            keys = footer_keys(app.main)
             for want in ("Stop", "Quit", "Keys"):
                 assert want in keys and keys[want].right <= 80, (want, keys.get(want))
             chart = app.main.query_one("#metric-chart")
@@ -75,16 +75,16 @@ def test_narrowing_the_terminal_keeps_stop_quit_and_keys_in_the_footer(populated
         app = make_app(root)
         async with app.run_test(size=(120, 40)) as pilot:
             await loaded(pilot)
-            assert "Commands" in footer_keys(app)
+            assert "Commands" in footer_keys(app.main)
             await pilot.resize_terminal(80, 24)
-            await wait_until(pilot, lambda: "Commands" not in footer_keys(app) and "Keys" in footer_keys(app),
+            await wait_until(pilot, lambda: "Commands" not in footer_keys(app.main) and "Keys" in footer_keys(app.main),
                              what="the narrow footer")
             await pilot.pause()
-            keys = footer_keys(app)
+            keys = footer_keys(app.main)
             for want in ("Approve", "Reject", "Promote", "Stop", "Quit", "Keys"):
                 assert want in keys and keys[want].right <= 80, (want, keys.get(want))
             await pilot.resize_terminal(120, 40)
-            await wait_until(pilot, lambda: "Commands" in footer_keys(app), what="ctrl+p back in the wide footer")
+            await wait_until(pilot, lambda: "Commands" in footer_keys(app.main), what="ctrl+p back in the wide footer")
 
     run(body())
 
@@ -125,3 +125,38 @@ def test_a_big_terminal_gives_its_room_to_the_log_and_charts_not_to_blank_detail
         assert big[chart].width >= 40 and big[chart].width > small[chart].width, (chart, big[chart])
     assert big["experiments"].height > small["experiments"].height
     assert all(b <= 5 for b in blank.values()), blank
+
+
+def test_the_review_and_the_log_viewer_keep_their_footer_keys_at_80_columns(
+        populated: tuple[Path, Populated]) -> None:
+    """The review's footer ran `? Ke▏^p Commands` off its right edge at 80 columns: the main screen's compact footer
+    was its own. Both full screens fold it the same way, when opened narrow or narrowed while open."""
+    root, ids = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.proposed)
+            for key, wanted in (("d", ("Accept", "Reject", "Back", "Keys")), ("l", ("Search", "Back"))):
+                if key == "l":
+                    await select(pilot, ids.best)
+                await pilot.press(key)
+                await wait_until(pilot, lambda: app.screen is not app.main, what=f"{key} opened")
+                screen = app.screen
+                for size in ((80, 24), (120, 40), (80, 24)):
+                    await pilot.resize_terminal(*size)
+                    narrow = size[0] < 100
+
+                    def settled(screen: Any = screen, narrow: bool = narrow) -> bool:
+                        return ("Commands" in footer_keys(screen)) != narrow
+
+                    await wait_until(pilot, settled, what=f"the footer at {size}")
+                    await pilot.pause()
+                    keys = footer_keys(screen)
+                    for want in wanted:
+                        assert want in keys and keys[want].right <= size[0], (key, size, want, keys.get(want))
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: app.screen is app.main, what="back")
+
+    run(body())

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Input, Static
 
 from nightlab.tui import keymap
 from nightlab.tui.messages import ReportsWorkerErrors
+from nightlab.tui.narrow import fit_to_width
 from nightlab.tui.widgets.logview import LogFileView
 
 
@@ -40,8 +41,12 @@ class LogViewerScreen(ReportsWorkerErrors, Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        fit_to_width(self)
         self.query_one("#log-search").display = False
         self.query_one(LogFileView).focus()
+
+    def on_resize(self) -> None:
+        fit_to_width(self)
 
     def action_search(self) -> None:
         box = self.query_one("#log-search", Input)

@@ -17,6 +17,7 @@ from nightlab.agent.views import RunRef, Snapshot
 from nightlab.tui import braille, keymap
 from nightlab.tui.data import elapsed, fmt_seconds
 from nightlab.tui.messages import ReportsWorkerErrors
+from nightlab.tui.narrow import fit_to_width
 from nightlab.tui.screens.dialogs import ConfirmDialog, FeedbackDialog
 from nightlab.tui.screens.review import ReviewMode
 from nightlab.tui.widgets.approvals import ApprovalQueue
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from nightlab.agent.records import Approval
     from nightlab.tui.app import NightlabApp
 
-NARROW = 100
 LIVE_CURVE_CHUNK = 400  # lines parsed per second at most for the live curve (~4 ms of GIL)
 
 
@@ -90,23 +90,12 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one("#tree-filter").display = False
         self.set_interval(1.0, self._tick)
         self.query_one(StatusBar).mode = self.nl.mode
-        self._apply_width(self.size.width)
+        fit_to_width(self)
         if self.nl.snapshot is not None:
             self.show_snapshot(self.nl.snapshot)
 
     def on_resize(self) -> None:
-        self._apply_width(self.size.width)
-
-    def _apply_width(self, width: int) -> None:
-        narrow = 0 < width < NARROW
-        self.set_class(narrow, "-narrow")
-        footer = self.query_one(Footer)
-        footer.compact = narrow  # so Stop, Quit and Keys still fit at 80 columns (ctrl+p is in `?`)
-        if footer.show_command_palette == narrow:
-            footer.show_command_palette = not narrow
-            # the footer redraws its keys when the bindings change, not on this setting: a terminal narrowed
-            # while open kept ctrl+p and lost Quit and Keys off its right edge
-            self.refresh_bindings()
+        fit_to_width(self)
 
     # -------------------------------------------------------------------------------- data
     def show_snapshot(self, snapshot: Snapshot) -> None:

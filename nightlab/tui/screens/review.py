@@ -17,20 +17,22 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from nightlab.agent.states import WINNERS, ApprovalKind, ApprovalState
+from nightlab.agent.states import WINNERS, ApprovalKind, ApprovalState, Status
 from nightlab.errors import NightlabError
 from nightlab.tui import keymap
 from nightlab.tui.data import fmt_delta, fmt_metric
 from nightlab.tui.diffparse import FileDiff, parse_unified
 from nightlab.tui.messages import ReportsWorkerErrors
+from nightlab.tui.narrow import fit_to_width
 from nightlab.tui.screens.dialogs import FeedbackDialog
 from nightlab.tui.widgets.diffview import DiffView
 from nightlab.tui.widgets.listkeys import ListOptions
 
-NARROW = 100
-
 if TYPE_CHECKING:
     from nightlab.tui.app import NightlabApp
+
+# not run or not judged yet: no verdict to warn about
+UNSETTLED = frozenset({Status.PROPOSED, Status.APPROVED, Status.QUEUED, Status.RUNNING, Status.SUCCEEDED})
 
 
 class ReviewMode(StrEnum):
@@ -71,7 +73,7 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
 
     def on_resize(self) -> None:
         # below ~100 columns the file list would leave the diff too little room: [ ] still step through files
-        self.set_class(0 < self.size.width < NARROW, "-narrow")
+        fit_to_width(self)
 
     def on_mount(self) -> None:
         self.on_resize()
@@ -113,7 +115,7 @@ class ReviewScreen(ReportsWorkerErrors, Screen[None]):
             delta = f" ({fmt_delta(row.delta_base)} vs baseline)" if row.delta_base is not None else ""
             parts.append(f"{snap.metric} {fmt_metric(row.metric)}{runs}{delta}")
         best = snap.row(snap.best_id)
-        if row.status not in WINNERS:
+        if row.status not in WINNERS and row.status not in UNSETTLED:  # a proposal was not "proposed" as a verdict
             status = "refused by the engine" if row.refused else row.status
             parts.append(f"⚠ it was {status}" + (f"; the best is #{best.id} ({snap.metric} {fmt_metric(best.metric)})"
                                                   if best is not None and best.id != row.id else ""))
