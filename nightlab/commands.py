@@ -266,7 +266,7 @@ def cmd_promote(root: Path, args: argparse.Namespace) -> int:
             return 1
     done = desk.promote(e.id)
     print(f"committed {done.commit[:10]} on {done.branch}: {e.title}")
-    if preview.artifacts is not None and preview.artifacts.state == "kept":
+    if preview.artifacts is not None and preview.artifacts.on_disk:
         print(f"the files its run wrote stay in {preview.artifacts.describe()}: copy what you need")
     elif preview.artifacts is not None:
         print(f"the files its run wrote were {preview.artifacts.describe()}")

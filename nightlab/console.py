@@ -16,7 +16,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nightlab.agent.states import QUIT, UNCONFIRMED_LABEL, ApprovalKind, ApprovalState, Decision, Mode, SessionState
+from nightlab.agent.states import (
+    QUIT,
+    UNCONFIRMED_LABEL,
+    ApprovalKind,
+    ApprovalState,
+    Decision,
+    Mode,
+    SessionState,
+    Status,
+)
 from nightlab.agent.views import plan_lines, plan_time_lines
 
 if TYPE_CHECKING:  # names for the type checker only: what the front desk hands the console, never imported to run
@@ -388,7 +397,7 @@ def print_status(data: dict[str, Any]) -> None:
     if data.get("report"):
         print(f"report: {data['report']}")
     for j in data["jobs"]:
-        if j.get("state") == "queued":
+        if j.get("state") == Status.QUEUED:
             print(style(f"  queued #{j['experiment']} {j['queued_s']:.0f}s [{j['where']}] {j['title']}", "36"))
             continue
         waited = f" (queued {j['queued_s']:.0f}s)" if j.get("queued_s") else ""

@@ -16,7 +16,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.states import FailureClass, RunResult
 from nightlab.sandbox import runner, safeio, stages
 from nightlab.sandbox.runner import JobStatus
-from nightlab.sandbox.spec import LOG_FILE, OUT_DIR
+from nightlab.sandbox.spec import LOG_FILE, OUT_DIR, JobEnd
 
 LOG_TAIL_CHARS = 4000  # what the store keeps of a log for the policy (and the TUI's details)
 LOG_READ_BYTES = 8 * 1024 * 1024  # the most of a log that is parsed (head and tail of a larger one)
@@ -49,18 +49,18 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     got = run_metrics.read_run(cfg.metric, log, cwd, since=status.started_at, run_dir=run_dir)
     reading, loss_curve = got.reading, got.loss_curve
     # stopped by Ctrl+C, or at the session's deadline (time_budget.py): not a result, the run goes back to the queue
-    interrupted = status.state == "killed" and status.reason in ("interrupted", time_budget.STOP_REASON)
+    interrupted = status.state == JobEnd.KILLED and status.reason in ("interrupted", time_budget.STOP_REASON)
     # stopped by early stopping: the job's stop reason is the run result's name, its evidence in the run dir
-    stopped = status.state == "killed" and status.reason == RunResult.STOPPED_EARLY
+    stopped = status.state == JobEnd.KILLED and status.reason == RunResult.STOPPED_EARLY
     evidence = read_evidence(run_dir) if stopped else None
-    ok = status.state == "succeeded" and reading.value is not None and not status.protected_changed
+    ok = status.state == JobEnd.SUCCEEDED and reading.value is not None and not status.protected_changed
     if ok:
         result = RunResult.SUCCEEDED
     elif stopped:
         result = RunResult.STOPPED_EARLY
-    elif status.state == "timed_out":
+    elif status.state == JobEnd.TIMED_OUT:
         result = RunResult.TIMED_OUT
-    elif status.state == "killed":
+    elif status.state == JobEnd.KILLED:
         result = RunResult.CANCELLED
     else:
         result = RunResult.FAILED
@@ -76,7 +76,7 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     diagnosis = failure.summary if failure else "; ".join(f"{p.kind}: {p.evidence}" for p in pathologies[:2])
     if stopped:
         diagnosis = f"stopped early: {evidence.get('evidence', '') if evidence else 'its curve lost to its parent'}"
-    stage = stage_reached(run_dir, log, reading.value is not None, status.state == "succeeded")
+    stage = stage_reached(run_dir, log, reading.value is not None, status.state == JobEnd.SUCCEEDED)
     changes: dict[str, Any] = {
         "run_result": result, "metric": reading.value if ok else None,
         "curve": [list(p) for p in reading.curve], "loss_curve": [list(p) for p in loss_curve[-500:]],

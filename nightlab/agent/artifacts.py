@@ -58,6 +58,11 @@ class Artifacts:
     def bytes(self) -> int:
         return sum(b for _, b in self.files)
 
+    @property
+    def on_disk(self) -> bool:
+        """Whether the files are kept (rather than too large, evicted or removed with a discarded experiment)."""
+        return self.state == Kept.KEPT
+
     def describe(self, limit: int = 3) -> str:
         """One line for status, promote and the TUI: where the files are, or why they are gone."""
         names = ", ".join(p for p, _ in self.files[:limit]) + (f", +{len(self.files) - limit} more"

@@ -24,6 +24,7 @@ from typing import Any
 from nightlab.agent.goal import Goal
 from nightlab.agent.metrics import parse_loss_curve
 from nightlab.agent.states import FailureClass
+from nightlab.sandbox.spec import JobEnd
 
 __all__ = [
     "FAILURE_CLASSES", "Failure", "ParsedTraceback", "Pathology", "TracebackFrame", "classify_failure",
@@ -41,7 +42,7 @@ _TAIL_CHARS = 400_000  # the part of a huge log that text signals are looked for
 class Failure:
     """Why a run failed: a class for the policy, one line for humans, and the parsed specifics."""
 
-    cls: str
+    cls: FailureClass
     summary: str
     exception: str | None = None
     message: str | None = None
@@ -340,21 +341,21 @@ def _oom_details(text: str) -> dict[str, Any]:
     return d
 
 
-def _classify_exception(exc: str, message: str) -> tuple[str, dict[str, Any]]:
+def _classify_exception(exc: str, message: str) -> tuple[FailureClass, dict[str, Any]]:
     """Map an exception type and its (whole) message to a failure class and details."""
     short = exc.rsplit(".", 1)[-1]
     low = message.lower()
     if short in _SYNTAX_TYPES:
-        return "syntax_error", {}
+        return FailureClass.SYNTAX_ERROR, {}
     if short == "KeyboardInterrupt":
-        return "interrupted", {}
+        return FailureClass.INTERRUPTED, {}
     if _SHM_RE.search(message):
-        return "worker_error", {"cause": "shared memory"}
+        return FailureClass.WORKER_ERROR, {"cause": "shared memory"}
     if short in ("MemoryError", "OutOfMemoryError", "_ArrayMemoryError", "ArrayMemoryError") or any(
             w in low for w in _OOM_WORDS):
-        return "oom", _oom_details(f"{exc} {message}")
+        return FailureClass.OOM, _oom_details(f"{exc} {message}")
     if "no space left on device" in low or "disk quota exceeded" in low:
-        return "disk_full", {}
+        return FailureClass.DISK_FULL, {}
     if short in ("ModuleNotFoundError", "ImportError"):
         d: dict[str, Any] = {}
         m = re.search(r"No module named '([^']+)'", message)
@@ -363,32 +364,32 @@ def _classify_exception(exc: str, message: str) -> tuple[str, dict[str, Any]]:
         m = re.search(r"cannot import name '([^']+)' from '([^']+)'", message)
         if m:
             d = {"name": m.group(1), "module": m.group(2)}
-        return "import_error", d
+        return FailureClass.IMPORT_ERROR, d
     dtype_d = _first(_DTYPE_PATTERNS, message)
     if any(w in low for w in _DEVICE_WORDS) or (
             "input" in dtype_d and ("cuda" in dtype_d["input"]) != ("cuda" in dtype_d["weight"])):
         m = re.search(r"found at least two devices, ([\w:]+) and ([\w:]+)", message)
-        return "device_error", {"devices": [m.group(1), m.group(2)]} if m else {}
+        return FailureClass.DEVICE_ERROR, {"devices": [m.group(1), m.group(2)]} if m else {}
     if any(w in low for w in _NAN_WORDS) and short in ("RuntimeError", "ValueError", "AssertionError", "Exception",
                                                          "FloatingPointError"):
-        return "nan_loss", {}
+        return FailureClass.NAN_LOSS, {}
     if short == "FloatingPointError":
-        return "nan_loss", {}
+        return FailureClass.NAN_LOSS, {}
     shape_d = _first(_SHAPE_PATTERNS, message)
     if shape_d or any(w in low for w in _SHAPE_WORDS):
-        return "shape_mismatch", shape_d
+        return FailureClass.SHAPE_MISMATCH, shape_d
     if dtype_d or (short in ("RuntimeError", "TypeError") and any(w in low for w in _DTYPE_WORDS)):
-        return "dtype_error", dtype_d
+        return FailureClass.DTYPE_ERROR, dtype_d
     if short in ("FileNotFoundError", "IsADirectoryError", "NotADirectoryError") or "no such file or directory" in low:
         m = re.search(r"No such file or directory: '([^']+)'", message) or re.search(r"'([^']+)'", message)
-        return "file_not_found", {"path": m.group(1)} if m else {}
+        return FailureClass.FILE_NOT_FOUND, {"path": m.group(1)} if m else {}
     if short == "KeyError":
         key = message.strip()
         if len(key) >= 2 and key[0] == key[-1] and key[0] in "'\"":
             key = key[1:-1]
-        return "key_error", {"key": key}
+        return FailureClass.KEY_ERROR, {"key": key}
     if short == "IndexError":
-        return "key_error", {"index": True}
+        return FailureClass.KEY_ERROR, {"index": True}
     if short == "AttributeError":
         d = {}
         m = re.search(r"'([\w.]+)' object has no attribute '(\w+)'", message)
@@ -400,7 +401,7 @@ def _classify_exception(exc: str, message: str) -> tuple[str, dict[str, Any]]:
         m = re.search(r"Did you mean:? '(\w+)'", message)
         if m:
             d["suggestion"] = m.group(1)
-        return "attribute_error", d
+        return FailureClass.ATTRIBUTE_ERROR, d
     if short in ("NameError", "UnboundLocalError"):
         d = {}
         m = re.search(r"(?:name|variable) '(\w+)'", message)
@@ -409,14 +410,14 @@ def _classify_exception(exc: str, message: str) -> tuple[str, dict[str, Any]]:
         m = re.search(r"Did you mean:? '(\w+)'", message)
         if m:
             d["suggestion"] = m.group(1)
-        return "name_error", d
+        return FailureClass.NAME_ERROR, d
     if short == "AssertionError":
-        return "assertion_error", {}
+        return FailureClass.ASSERTION_ERROR, {}
     if short in ("ValueError", "JSONDecodeError", "UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError"):
-        return "value_error", {}
+        return FailureClass.VALUE_ERROR, {}
     if short == "SystemExit" and "error: " in message:
-        return "argument_error", {}
-    return "runtime_error", {}
+        return FailureClass.ARGUMENT_ERROR, {}
+    return FailureClass.RUNTIME_ERROR, {}
 
 
 # --- signals in the log without a traceback ---------------------------------------------------------------------
@@ -514,50 +515,52 @@ def classify_failure(
     sig = _signal_of(exit_code, reason)
     exit_txt = f"exit {exit_code}" if exit_code is not None else (f"signal {sig}" if sig else "no exit status")
 
-    def fail(cls: str, summary: str, **kw: Any) -> Failure:
+    def fail(cls: FailureClass, summary: str, **kw: Any) -> Failure:
         return Failure(cls, _one_line(summary), **kw)
 
     if "protected" in low_reason:
-        return fail("protected_modified", f"the run changed a protected file ({reason})",
+        return fail(FailureClass.PROTECTED_MODIFIED, f"the run changed a protected file ({reason})",
                     details={"reason": reason})
-    if state == "lost":
-        return fail("lost", f"the job's process disappeared without a status{': ' + reason if reason else ''}")
-    if state == "timed_out":
+    if state == JobEnd.LOST:
+        return fail(FailureClass.LOST,
+                    f"the job's process disappeared without a status{': ' + reason if reason else ''}")
+    if state == JobEnd.TIMED_OUT:
         m = re.search(r"([\d.]+)\s*s", reason)
         d: dict[str, Any] = {"timeout_s": float(m.group(1))} if m else {}
-        return fail("timeout", f"timed out{' (' + reason + ')' if reason else ''}; last output: {_last_line(text)}",
-                    details=d)
+        return fail(FailureClass.TIMEOUT,
+                    f"timed out{' (' + reason + ')' if reason else ''}; last output: {_last_line(text)}", details=d)
     if "fork storm" in low_reason:  # the wrapper's process cap (cgroup pids.max, RLIMIT_NPROC or its count)
-        return fail("fork_storm", f"{reason} ({exit_txt})", details={"reason": reason})
+        return fail(FailureClass.FORK_STORM, f"{reason} ({exit_txt})", details={"reason": reason})
     if sig == 24 or "xcpu" in low_reason:
-        return fail("timeout", "CPU-time limit exceeded (SIGXCPU)", details={"limit": "cpu_seconds"})
-    if state == "killed":
+        return fail(FailureClass.TIMEOUT, "CPU-time limit exceeded (SIGXCPU)", details={"limit": "cpu_seconds"})
+    if state == JobEnd.KILLED:
         if "interrupt" in low_reason:
-            return fail("interrupted", f"interrupted ({reason})")
+            return fail(FailureClass.INTERRUPTED, f"interrupted ({reason})")
         if "memory" in low_reason:
-            return fail("oom", f"killed: {reason}", details={"device": "cpu", "reason": reason})
-        return fail("killed", reason or "stopped by nightlab or the user",
+            return fail(FailureClass.OOM, f"killed: {reason}", details={"device": "cpu", "reason": reason})
+        return fail(FailureClass.KILLED, reason or "stopped by nightlab or the user",
                     details={"reason": reason} if reason else {})
 
     low = text.lower()
     if _SHM_RE.search(text) and parse_traceback(text) is None:
-        return fail("worker_error", f"DataLoader workers got no shared memory ({exit_txt}): {_last_line(text)}",
+        return fail(FailureClass.WORKER_ERROR,
+                    f"DataLoader workers got no shared memory ({exit_txt}): {_last_line(text)}",
                     details={"cause": "shared memory"})
     memory_hint = any(w in low for w in _OOM_WORDS) or "memory" in low_reason or re.search(
         r"^Killed\s*$", text, re.M) is not None
     if sig == 9:
         # nothing can print a traceback under SIGKILL; the kernel's OOM killer is the usual sender
         if memory_hint:
-            return fail("oom", f"killed by SIGKILL after running out of memory ({exit_txt})",
+            return fail(FailureClass.OOM, f"killed by SIGKILL after running out of memory ({exit_txt})",
                         details={**_oom_details(text), "signal": 9})
-        return fail("killed", f"killed by SIGKILL ({exit_txt}); last output: {_last_line(text)}",
+        return fail(FailureClass.KILLED, f"killed by SIGKILL ({exit_txt}); last output: {_last_line(text)}",
                     details={"signal": 9})
 
     tb = parse_traceback(text)
     if tb is not None and tb.exc_type is not None:
         cls, details = _classify_exception(tb.exc_type, tb.full_message)
         frame = _user_frame(tb.frames)
-        if cls == "syntax_error" and tb.frames:
+        if cls == FailureClass.SYNTAX_ERROR and tb.frames:
             frame = tb.frames[-1]  # where the bad code is, even if that is not the user's file
             caret = re.search(r"\n(\s*)\^+", tb.text)
             if frame.code is None:
@@ -568,11 +571,11 @@ def classify_failure(
                 details["code"] = frame.code
             if caret:
                 details["caret"] = True
-        if cls in ("value_error", "assertion_error", "runtime_error"):
+        if cls in (FailureClass.VALUE_ERROR, FailureClass.ASSERTION_ERROR, FailureClass.RUNTIME_ERROR):
             nan = _nan_loss(log_text)
             if nan is not None:
                 details = {**details, **nan, "raised": tb.exc_type}
-                cls = "nan_loss"
+                cls = FailureClass.NAN_LOSS
         file = _relative(frame.file, root) if frame else None
         line = frame.line if frame else None
         where = f" at {file}:{line}" if file else ""
@@ -587,65 +590,67 @@ def classify_failure(
 
     # no traceback: loose signals in the text
     if "no space left on device" in low or "disk quota exceeded" in low:
-        return fail("disk_full", f"no space left on device ({exit_txt})")
+        return fail(FailureClass.DISK_FULL, f"no space left on device ({exit_txt})")
     term = _TERMINATE_RE.search(text)
     if term is not None:
         cls, details = _classify_exception(term.group(1), term.group(2))
-        if cls == "runtime_error" and sig == 6:
+        if cls == FailureClass.RUNTIME_ERROR and sig == 6:
             details["signal"] = 6
         return fail(cls, f"{term.group(1)}: {term.group(2).strip()}", exception=term.group(1),
                     message=term.group(2).strip(), details=details)
-    if memory_hint and (exit_code != 0 or state == "failed"):
-        return fail("oom", f"out of memory ({exit_txt}): {_last_line(text)}", details=_oom_details(text))
+    if memory_hint and (exit_code != 0 or state == JobEnd.FAILED):
+        return fail(FailureClass.OOM, f"out of memory ({exit_txt}): {_last_line(text)}", details=_oom_details(text))
     m = _ARGPARSE_RE.search(text)
     if m is not None and (exit_code == 2 or "usage:" in low):
         prog = m.group("prog")
-        return fail("argument_error", f"{prog}: error: {m.group('msg')}", file=prog,
+        return fail(FailureClass.ARGUMENT_ERROR, f"{prog}: error: {m.group('msg')}", file=prog,
                     message=m.group("msg"), details=_argparse_details(m.group("msg")))
     m = _CLICK_RE.search(text)
     if m is not None:
-        return fail("argument_error", f"Error: {m.group('msg')}", message=m.group("msg"))
+        return fail(FailureClass.ARGUMENT_ERROR, f"Error: {m.group('msg')}", message=m.group("msg"))
     m = _CANT_OPEN_RE.search(text)
     if m is not None:
-        return fail("file_not_found", f"can't open file {m.group(1)!r}", details={"path": m.group(1)})
+        return fail(FailureClass.FILE_NOT_FOUND, f"can't open file {m.group(1)!r}", details={"path": m.group(1)})
     if "command not found" in low_reason or exit_code == 127:
         cmd = reason.split(":", 1)[1].strip() if ":" in reason else ""
-        return fail("file_not_found", f"command not found{': ' + cmd if cmd else ''} ({exit_txt})",
+        return fail(FailureClass.FILE_NOT_FOUND, f"command not found{': ' + cmd if cmd else ''} ({exit_txt})",
                     details={"command": cmd} if cmd else {})
     m = _NO_MODULE_RE.search(text)
     if m is not None:
         mod = m.group(1).strip("'\"")
-        return fail("import_error", f"No module named {mod}", exception="ModuleNotFoundError",
+        return fail(FailureClass.IMPORT_ERROR, f"No module named {mod}", exception="ModuleNotFoundError",
                     details={"module": mod, "package": mod.split(".")[0]})
     if "log" in low_reason and any(w in low_reason for w in ("cap", "flood", "limit", "too large")):
-        return fail("log_flood", f"the job printed too much output ({reason})", details={"reason": reason})
+        return fail(FailureClass.LOG_FLOOD, f"the job printed too much output ({reason})", details={"reason": reason})
 
     nan = _nan_loss(log_text)
-    if nan is not None and (state == "failed" or metric_error):
-        return fail("nan_loss", f"training loss became {nan['value']} at step {nan['step']}", details=nan)
+    if nan is not None and (state == JobEnd.FAILED or metric_error):
+        return fail(FailureClass.NAN_LOSS, f"training loss became {nan['value']} at step {nan['step']}", details=nan)
     if sig == 2 or "keyboardinterrupt" in low:
-        return fail("interrupted", f"interrupted (SIGINT, {exit_txt})")
+        return fail(FailureClass.INTERRUPTED, f"interrupted (SIGINT, {exit_txt})")
     if sig == 11 or "segmentation fault" in low:
-        return fail("runtime_error", f"segmentation fault ({exit_txt}); last output: {_last_line(text)}",
+        return fail(FailureClass.RUNTIME_ERROR, f"segmentation fault ({exit_txt}); last output: {_last_line(text)}",
                     details={"signal": 11})
-    if sig is not None and state == "failed":
-        return fail("killed", f"killed by signal {sig} ({exit_txt}); last output: {_last_line(text)}",
+    if sig is not None and state == JobEnd.FAILED:
+        return fail(FailureClass.KILLED, f"killed by signal {sig} ({exit_txt}); last output: {_last_line(text)}",
                     details={"signal": sig})
 
     capped = "[nightlab: log capped" in text
-    if state == "succeeded" or exit_code == 0:
+    if state == JobEnd.SUCCEEDED or exit_code == 0:
         if metric_error and re.search(r"\bis -?(?:nan|inf)\b", metric_error):
-            return fail("nan_metric", f"{metric_error} (exit 0)", details={"metric_error": metric_error})
+            return fail(FailureClass.NAN_METRIC, f"{metric_error} (exit 0)", details={"metric_error": metric_error})
         if metric_error:
             if capped:
-                return fail("log_flood", f"{metric_error}: the log was capped and the metric may be in the "
+                return fail(FailureClass.LOG_FLOOD, f"{metric_error}: the log was capped and the metric may be in the "
                                          "dropped part", details={"metric_error": metric_error})
-            return fail("no_metric", f"{metric_error} (exit 0); last output: {_last_line(text)}",
+            return fail(FailureClass.NO_METRIC, f"{metric_error} (exit 0); last output: {_last_line(text)}",
                         details={"metric_error": metric_error})
-        return fail("unknown", "the job exited 0 and printed its metric: no failure found")
+        return fail(FailureClass.UNKNOWN, "the job exited 0 and printed its metric: no failure found")
     if capped:
-        return fail("log_flood", f"failed ({exit_txt}) after flooding its log; last output: {_last_line(text)}")
-    return fail("unknown", f"failed ({exit_txt}) without a recognisable error; last output: {_last_line(text)}",
+        return fail(FailureClass.LOG_FLOOD,
+                    f"failed ({exit_txt}) after flooding its log; last output: {_last_line(text)}")
+    return fail(FailureClass.UNKNOWN,
+                f"failed ({exit_txt}) without a recognisable error; last output: {_last_line(text)}",
                 details={"exit_code": exit_code} if exit_code is not None else {})
 
 

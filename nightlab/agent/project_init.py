@@ -27,7 +27,7 @@ from nightlab.agent.launcher import python_for
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
 from nightlab.sandbox import isolate, runner, slots
-from nightlab.sandbox.spec import JobSpec
+from nightlab.sandbox.spec import JobEnd, JobSpec
 
 ENTRY_NAMES = ("train.py", "main.py", "run.py", "train_model.py", "fit.py")
 ENTRY_DIRS = ("", "src", "scripts", "tools")
@@ -143,11 +143,11 @@ def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout:
         status = runner.run_to_end(spec, on_tick=None if progress is None else (
             lambda elapsed: progress(elapsed, runner.last_log_line(run_dir))))
         log = runner.read_log(run_dir)
-        if status.state == "failed" and status.reason and status.exit_code is None:
+        if status.state == JobEnd.FAILED and status.reason and status.exit_code is None:
             log += f"\n[nightlab: {status.reason}]"
         if inspect is not None:
             inspect(wt, status.started_at)
-        return log, status.exit_code, status.seconds, status.state == "timed_out"
+        return log, status.exit_code, status.seconds, status.state == JobEnd.TIMED_OUT
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

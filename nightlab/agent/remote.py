@@ -24,7 +24,7 @@ from nightlab.agent.states import JobState
 from nightlab.agent.store import Experiment, Job, Store
 from nightlab.sandbox import runner
 from nightlab.sandbox.backends import RETRYABLE, Backend, BackendError, Ending, SchedInfo, SchedState
-from nightlab.sandbox.spec import JobSpec, JobStatus
+from nightlab.sandbox.spec import JobEnd, JobSpec, JobStatus
 
 # a job the scheduler calls ended may still be writing its status over a shared file system: wait this long for it
 STATUS_GRACE_S = 15.0
@@ -182,8 +182,8 @@ class RemoteJobs:
         killers = (signals.SIGTERM, signals.SIGKILL, signals.SIGINT)
         # killed outright, or a shell in between that reports its child's death as 128 + the signal
         by_signal = status.signal in killers or status.exit_code in {128 + int(k) for k in killers}
-        stopped = status.state == "killed" and status.reason.endswith("from outside nightlab")
-        if not (stopped or (status.state == "failed" and by_signal)) or _stop_reason(job):
+        stopped = status.state == JobEnd.KILLED and status.reason.endswith("from outside nightlab")
+        if not (stopped or (status.state == JobEnd.FAILED and by_signal)) or _stop_reason(job):
             return None
         info = self.follow([job], force=True).get(job.id)
         if info is None:

@@ -12,7 +12,7 @@ from nightlab.agent.ledger import summarize
 from nightlab.agent.lock import ProjectLock
 from nightlab.agent.paths import StatePaths
 from nightlab.agent.report import existing_report
-from nightlab.agent.states import ApprovalState, SessionState
+from nightlab.agent.states import ApprovalState, SessionState, Status
 from nightlab.agent.store import Session, Store
 from nightlab.sandbox import isolate, runner
 from nightlab.sandbox.backends import SchedState
@@ -57,7 +57,7 @@ def status_data(root: Path, cfg: ProjectConfig, store: Store) -> dict[str, Any]:
         since = j.started if not j.remote else (j.run_started or j.started)
         jobs.append({
             "experiment": j.experiment_id, "title": e.title if e else "", "slot": j.slot, "where": j.where,
-            "backend": j.backend or "local", "state": "queued" if queued else "running",
+            "backend": j.backend or "local", "state": Status.QUEUED if queued else Status.RUNNING,
             # time in the scheduler's queue and time running are counted apart
             "queued_s": round(time.time() - (j.started or time.time()), 1) if queued else j.queued_s,
             "running_s": 0.0 if queued else round(time.time() - (since or time.time()), 1), "log": j.log_path,

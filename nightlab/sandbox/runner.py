@@ -27,6 +27,7 @@ from nightlab.sandbox.spec import (
     SPEC_FILE,
     STATUS_FILE,
     STOP_FILE,
+    JobEnd,
     JobSpec,
     JobStatus,
     atomic_write_json,
@@ -472,15 +473,15 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
                 reason = stop_reason(run_dir)
             else:  # the scheduler (a cancelled or pre-empted job, a node going down) or someone else's kill
                 reason = f"stopped by {signal.Signals(stop_requested['sig']).name} from outside nightlab"
-            state = "killed"
+            state = JobEnd.KILLED
             launch_info.kill_tree(os.getpid(), proc.pid, spec.grace_s, keep=proc.pid)
         if time.monotonic() > deadline and not state:
-            state, reason = "timed_out", f"exceeded the {spec.timeout_s:g} s timeout"
+            state, reason = JobEnd.TIMED_OUT, f"exceeded the {spec.timeout_s:g} s timeout"
             sink.write(f"\n[nightlab: timeout after {spec.timeout_s:g} s: stopping the job]\n".encode())
             launch_info.kill_tree(os.getpid(), proc.pid, spec.grace_s, keep=proc.pid)
         fault = "" if state else launch_info.poll(os.getpid())
         if fault:
-            state, reason = "failed", fault
+            state, reason = JobEnd.FAILED, fault
             sink.write(f"\n[nightlab: {fault}: stopping the job]\n".encode())
             launch_info.kill_tree(os.getpid(), proc.pid, 0.0, keep=proc.pid)
     rc = proc.wait()
@@ -493,10 +494,10 @@ def _run_job(run_dir: Path, spec: JobSpec) -> int:
     sink.finish()
     sig = -rc if rc < 0 else None
     if not state:
-        state = "succeeded" if rc == 0 else "failed"
+        state = JobEnd.SUCCEEDED if rc == 0 else JobEnd.FAILED
         if sig is not None:
             reason = f"killed by signal {signal.Signals(sig).name}" if sig in signal.Signals._value2member_map_ else ""
-        if state == "failed":
+        if state == JobEnd.FAILED:
             reason = launch_info.explain(rc, sink.recent, sink.error) or reason
     changed = [p for p, before in spec.protected.items() if hash_file(Path(spec.cwd) / p) != before]
     for prot, before_names in beside_before.items():

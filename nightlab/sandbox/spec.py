@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,17 @@ class JobStatus:
             return None
 
 
-STATES = ("succeeded", "failed", "timed_out", "killed", "lost")
+class JobEnd(StrEnum):
+    """How a job ended, as its wrapper writes it in status.json (`JobStatus.state`)."""
+
+    SUCCEEDED = "succeeded"  # exit 0
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    KILLED = "killed"  # stopped: by nightlab (Ctrl+C, early stopping, the deadline) or from outside
+    LOST = "lost"  # its process disappeared without a status
+
+
+STATES = tuple(JobEnd)
 _NUMBER = (int, float)
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "job_id": (str,), "state": (str,), "exit_code": (int, type(None)), "signal": (int, type(None)),

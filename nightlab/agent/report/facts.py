@@ -326,7 +326,7 @@ def _failures(exps: list[Experiment], events: list[dict[str, Any]]) -> list[Fail
     given_up = {ev["experiment_id"]: ev["message"] for ev in events if ev["kind"] == "abandon"}
     groups: dict[str, list[FailedRun]] = {}
     for e in exps:
-        if e.run_result in (None, "succeeded"):
+        if e.run_result in (None, RunResult.SUCCEEDED):
             continue
         fixes = [FixAttempt(c, experiment_outcome(c), _note(c)) for c in exps
                  if c.parent_id == e.id and c.kind != RERUN_KIND]

@@ -108,7 +108,7 @@ class DetailsPane(VerticalScroll):
             grid.add_row("diff", Text("none: the code as committed", dim))
         kept = s.artifacts.get(e.id)
         if kept is not None:
-            grid.add_row("files", Text(kept.describe(), "" if kept.state == "kept" else dim))
+            grid.add_row("files", Text(kept.describe(), "" if kept.on_disk else dim))
         note = e.diagnosis or e.error
         if note:
             grid.add_row("note", Text(note))
