@@ -422,3 +422,28 @@ def test_a_finished_job_found_on_restart_is_analysed_once(tiny_project: Path) ->
     assert [j.state for j in again.store.jobs()] == [JobState.ENDED]
     events = [ev for ev in again.store.events() if ev["kind"] == "finished"]
     assert len(events) == 1 and json.loads(events[0]["data"])["metric"] == 0.7
+
+
+def test_reconcile_after_the_results_were_recorded_but_before_the_job_was_closed(tiny_project: Path) -> None:
+    """The crash between `collect`'s first two writes: the run's results are on its row (settled = 0), its job is
+    still open with the wrapper's status. The next engine completes the verdict and closes the job, and reading the
+    run a second time queues no second confirmation and records no second step."""
+    eng = engine(tiny_project, policy=Scripted(["0.3"]))
+    baseline_kept(eng)
+    assert eng.tick()
+    [e] = by_kind(eng, Kind.HYPERPARAMETER)
+    play(eng, e.id, 0.90)
+    # the crash: the results written as collect writes them, the job left open
+    eng.store.update_experiment(e.id, status=Status.SUCCEEDED, run_result=RunResult.SUCCEEDED, metric=0.90,
+                                settled=0, stage="clean_exit")
+    again = Engine(tiny_project, load_config(tiny_project), options=EngineOptions(mode=Mode.AUTONOMOUS, budget=8),
+                   policy=Scripted())
+    again.pool = lease.MachinePool([], str(again.root))
+    again.session = eng.store.session(eng.sid)
+    again.reconcile()
+    again.tick()
+    e = again.store.experiment(e.id)
+    assert (e.status, e.settled) == (Status.SUCCEEDED, 1)  # better than the best: waiting for its confirmation
+    assert len(again.store.reruns_of(e.id)) == 1  # one confirmation, not one per reading
+    assert [j.state for j in again.store.jobs(experiment_id=e.id)] == [JobState.ENDED]
+    assert len(again.store.steps(experiment_id=e.id)) == 1  # the decision that proposed it, rewarded once
