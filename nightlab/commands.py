@@ -94,13 +94,13 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
     if mode == Mode.STEP and not _tty() and not args.yes and not args.detach:
         raise NightlabError("step mode asks on the terminal, but there is none; use --detach (approve with "
                             "`nightlab approve ID`), --mode autonomous, --yes, or the TUI")
+    printer = console.EventPrinter(cfg)
     if args.yes:
         approver = console.auto_approver
     elif mode == Mode.STEP and not args.detach:
-        approver = console.ConsoleApprover()
+        approver = console.ConsoleApprover(printer)
     else:
         approver = None  # detached: proposals wait in the approval queue (TUI, `nightlab approve`)
-    printer = console.EventPrinter(cfg)
     engine = desk.start(cfg, mode=mode, budget=args.budget, detach=args.detach,
                         unsafe_no_sandbox=args.unsafe_no_sandbox, approver=approver, on_event=printer,
                         deadline=deadline_of(getattr(args, "hours", None), getattr(args, "until", None)))
@@ -436,7 +436,7 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     desk = _desk(repo, who="console")
     printer = console.EventPrinter(cfg)
     engine = desk.start(cfg, mode=args.mode, budget=args.budget, on_event=printer,
-                        approver=console.ConsoleApprover() if args.mode == Mode.STEP else None)
+                        approver=console.ConsoleApprover(printer) if args.mode == Mode.STEP else None)
     printer.engine = engine
     try:
         summary = engine.run()

@@ -5,6 +5,7 @@ Used by `nightlab run`/`init`/`demo`/`status` when no TUI is open. Colour only o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,21 +108,49 @@ class EventPrinter:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._asking = threading.Event()  # a question is open: no live line over the prompt
+        self._held: list[str] | None = None  # an editor has the terminal: lines wait here
         if self._live:
             self._thread = threading.Thread(target=self._ticker, daemon=True)
             self._thread.start()
 
     def __call__(self, kind: str, message: str, data: dict[str, Any]) -> None:
         ts = time.strftime("%H:%M:%S")
+        line = f"{style(ts, '2')} {style(message, KIND_STYLE.get(kind, '0'))}"
         with self._lock:
-            if self._live:
+            if self._held is not None:
+                self._held.append(line)
+                return
+            if self._live and not self._asking.is_set():
                 sys.stderr.write("\r\033[K")
-            print(f"{style(ts, '2')} {style(message, KIND_STYLE.get(kind, '0'))}", flush=True)
+            print(line, flush=True)
+
+    @contextlib.contextmanager
+    def asking(self) -> Iterator[None]:
+        """While a question waits for its answer: events still print, as lines, but no live line overwrites it."""
+        self._asking.set()
+        try:
+            yield
+        finally:
+            self._asking.clear()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """While an editor has the terminal: events wait and print when it is given back."""
+        with self._lock:
+            self._held = []
+        try:
+            yield
+        finally:
+            with self._lock:
+                lines, self._held = self._held or [], None
+                for line in lines:
+                    print(line, flush=True)
 
     def _ticker(self) -> None:
         while not self._stop.wait(0.5):
             eng = self.engine
-            if eng is None or eng.session is None:
+            if eng is None or eng.session is None or self._asking.is_set() or self._held is not None:
                 continue
             try:
                 line = self._live_line(eng)
@@ -173,9 +203,11 @@ def confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def ask_proposal(desk: FrontDesk, appr: Approval, e: Experiment, left: int) -> Decision:
+def ask_proposal(desk: FrontDesk, appr: Approval, e: Experiment, left: int,
+                 editor: Callable[[list[Path]], int] | None = None) -> Decision:
     """The step-mode question on the console, blocking until its person answers: show hypothesis and diff; y / n
-    (feedback) / e (edit in $EDITOR, through the desk) / q. `left`: the runs the session may still start."""
+    (feedback) / e (edit in `editor`, $EDITOR by default, through the desk) / q. `left`: the runs the session may
+    still start."""
     while True:
         print()
         print(style(f"#{e.id} {e.title}", "1"))
@@ -202,7 +234,7 @@ def ask_proposal(desk: FrontDesk, appr: Approval, e: Experiment, left: int) -> D
         if key == "q":
             return Decision(QUIT)
         if key == "e":
-            desk.edit_patch(e.id, run_editor)
+            desk.edit_patch(e.id, editor or run_editor)
             e = desk.experiment(e.id)
 
 
@@ -214,7 +246,8 @@ class ConsoleApprover:
 
     One question at a time: while one waits, the engine's asks about others are answered None (not yet)."""
 
-    def __init__(self) -> None:
+    def __init__(self, printer: EventPrinter | None = None) -> None:
+        self.printer = printer  # the engine's event lines: no live line over the prompt, none over an editor
         self._thread: threading.Thread | None = None
         self._quit = False
 
@@ -229,6 +262,11 @@ class ConsoleApprover:
         self._thread.start()
         return None
 
+    def _edit(self, paths: list[Path]) -> int:
+        """$EDITOR on the terminal, the engine's event lines held until it is closed."""
+        with self.printer.held() if self.printer is not None else contextlib.nullcontext():
+            return run_editor(paths)
+
     def _ask(self, engine: Engine, appr: Approval, e: Experiment, left: int) -> None:
         from nightlab.agent.actions import FrontDesk
         from nightlab.errors import NightlabError
@@ -237,7 +275,8 @@ class ConsoleApprover:
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         desk = FrontDesk(engine.root, cfg=engine.cfg, who=engine.options.who)  # this thread's store connection
         try:
-            decision = ask_proposal(desk, appr, e, left)
+            with self.printer.asking() if self.printer is not None else contextlib.nullcontext():
+                decision = ask_proposal(desk, appr, e, left, self._edit)
             if decision.state == QUIT:
                 self._quit = True
             elif decision.state == ApprovalState.APPROVED:

@@ -15,6 +15,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from nightlab.agent.config import SearchConfig, SlotsConfig
 from nightlab.agent.paths import StatePaths
 from nightlab.agent.states import ApprovalKind, ApprovalState, JobState, Kind, Status
@@ -94,3 +96,27 @@ def test_an_approved_run_is_collected_while_the_next_question_waits(tmp_path: Pa
         if store is not None:
             store.close()
         term.close()
+
+
+def test_an_editor_opened_from_the_question_holds_the_event_lines(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`e` opens $EDITOR on the terminal while the engine goes on: its event lines wait until the editor is closed
+    rather than being written over the editor's screen."""
+    from nightlab import console
+
+    printer = console.EventPrinter()
+    approver = console.ConsoleApprover(printer)
+    seen: list[str] = []
+    editor = tmp_path / "ed.sh"
+    editor.write_text("#!/bin/sh\necho editing\n")
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    try:
+        with printer.held():
+            printer("finished", "#3 finished: acc = 0.9", {})
+            seen.append(capsys.readouterr().out)
+        assert approver._edit([tmp_path / "train.py"]) == 0  # the approver's editor runs held too
+    finally:
+        printer.close()
+    assert "#3 finished" not in seen[0]
+    assert "#3 finished" in capsys.readouterr().out
