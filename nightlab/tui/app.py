@@ -71,7 +71,6 @@ LAYOUT_CSS = """
 #experiments { height: 1fr; }
 #approvals { height: auto; min-height: 3; max-height: 10; overflow-y: auto; }
 #details { height: auto; min-height: 30%; max-height: 60%; }
-#details.-maximized { height: 1fr; min-height: 0; max-height: 100%; }
 #charts { height: 1fr; min-height: 8; }
 #bottom { height: 33%; min-height: 7; }
 #log { width: 1fr; }
@@ -83,6 +82,9 @@ MainScreen.-narrow #charts { min-height: 6; }
 MainScreen.-narrow #approvals { max-height: 6; }
 MainScreen.-narrow #events { width: 45%; }
 ReviewScreen.-narrow #review-files { display: none; }
+MainScreen #approvals.-maximized, MainScreen #details.-maximized, MainScreen #events.-maximized {
+    width: 1fr; height: 1fr; min-height: 0; max-height: 100%;
+}
 #review-header, #logviewer-header { height: auto; max-height: 3; padding: 0 1; }
 #review-body { height: 1fr; }
 #review-files { width: 20%; max-width: 40; min-width: 16; height: 1fr; }
