@@ -339,6 +339,19 @@ def test_a_crashing_baseline_says_why_and_with_command_metric_goal_is_configured
     assert config(root)["editable"] == ["train.py", "settings.json"]
 
 
+def test_a_baseline_that_prints_a_value_then_crashes_is_a_crash_not_a_baseline(tmp_path: Path) -> None:
+    """The first epoch's loss printed before a crash was taken as the baseline (exit code 1, config written, the
+    TUI said it was set up); the engine then failed that very run."""
+    root = make_repo(tmp_path / "late", {"train.py": 'print("epoch 1 loss 0.9")\nraise RuntimeError("boom")\n'})
+    with pytest.raises(NightlabError) as err:
+        init(root)
+    msg = str(err.value)
+    assert "the baseline failed (exit code 1) after printing loss = 0.9" in msg and "RuntimeError" in msg, msg
+    assert not (root / "nightlab.toml").exists()
+    res, text = init(root, command="python train.py", metric="loss", goal="minimize")
+    assert res.crashed is not None and "wrote the config anyway" in text
+
+
 def test_the_cli_prints_what_it_linked_and_why(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "cli", {".gitignore": "*.npz\n", "train.py": (
         "import numpy as np\nd = np.load('blobs.npz')\nprint(f\"acc={(d['y'] == (d['x'][:, 0] > 0)).mean():.3f}\")\n")})

@@ -338,9 +338,12 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
                 line, regex = proposal
                 reading = metrics.parse_metric(log, name, regex)
                 notes.append(f"metric.regex {regex!r}: {name!r} is printed only as {line[:120]!r}")
-        if reading.value is None:
+        if reading.value is None or rc:
             if rc:
-                report = f"the baseline failed (exit code {rc}) before printing {name!r}: {failure_report(log, rc)}"
+                # a value printed before the crash (the first epoch's loss) is no baseline: the engine fails the run
+                printed = f"before printing {name!r}" if reading.value is None else \
+                    f"after printing {name} = {reading.value:.6g}"
+                report = f"the baseline failed (exit code {rc}) {printed}: {failure_report(log, rc)}"
                 if opts.command is None or opts.metric is None or opts.goal is None:
                     raise NightlabError(f"{report}\n{_CRASH_HINT}")
                 crashed = report

@@ -189,3 +189,29 @@ def test_the_diff_of_a_proposal_is_not_warned_about_as_a_verdict(populated: tupl
                 await wait_until(pilot, lambda: app.screen is app.main, what="back")
 
     run(body())
+
+
+def test_the_setup_screen_once_set_up_no_longer_says_it_is_not(tmp_path: Path) -> None:
+    """After init, "nightlab is set up" stood above "no nightlab.toml"; and at 80 columns its footer is compact."""
+    from textual.widgets import Static
+
+    from nightlab.tui.screens.setup import InitScreen
+
+    root = make_project(tmp_path / "fresh")
+    (root / "nightlab.toml").unlink()
+    git(root, "commit", "-qam", "no config")
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: isinstance(app.screen, InitScreen), what="the setup offer")
+            screen = app.screen
+            assert "no nightlab.toml" in str(screen.query_one("#setup-reason", Static).render())
+            assert screen.has_class("-narrow")
+            await pilot.press("i")
+            await wait_until(pilot, lambda: screen.done, timeout=60, what="init")
+            shown = [str(w.render()) for w in screen.query(Static) if w.display]
+            assert not any("no nightlab.toml" in text for text in shown), shown
+            assert any("nightlab is set up" in text for text in shown)
+
+    run(body())

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from nightlab.tui import keymap
+from nightlab.tui.narrow import fit_to_width
 
 if TYPE_CHECKING:
     from nightlab.tui.app import NightlabApp
@@ -27,7 +28,7 @@ class InitScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog setup-dialog"):
             yield Static("This project is not set up for nightlab yet", classes="dialog-title")
-            yield Static(self.reason, classes="dialog-detail", markup=False)
+            yield Static(self.reason, id="setup-reason", classes="dialog-detail", markup=False)
             yield Static(
                 "init finds the training script, runs it once to learn what it reports, and writes nightlab.toml. "
                 "Nothing in your code or git history changes.", classes="dialog-detail")
@@ -35,6 +36,12 @@ class InitScreen(Screen[None]):
             yield Static("i run init · q quit (or run `nightlab init` in a shell to answer its questions)",
                          classes="dialog-keys")
         yield Footer()
+
+    def on_mount(self) -> None:
+        fit_to_width(self)
+
+    def on_resize(self) -> None:
+        fit_to_width(self)
 
     def action_run_init(self) -> None:
         if self.running or self.done:
@@ -53,6 +60,7 @@ class InitScreen(Screen[None]):
         """init is done: show what it detected until the user presses enter (the project loads meanwhile)."""
         self.done = True
         self.query_one(".dialog-title", Static).update("nightlab is set up for this project")
+        self.query_one("#setup-reason").display = False  # "no nightlab.toml" under "set up" read as a contradiction
         self.progress(summary)
         self.query_one(".dialog-keys", Static).update("enter open the project · q quit")
         self.refresh_bindings()
