@@ -388,3 +388,37 @@ def test_a_run_that_cannot_end_before_the_deadline_is_not_submitted(backend: Bac
     why = [str(ev["message"]) for ev in eng.store.events() if ev["kind"] == "out_of_time"]
     assert any(f"#{long.id} not started: this run is predicted to take about 36" in w for w in why), why
     assert time.time() < deadline
+
+
+def test_a_job_still_going_on_the_scheduler_at_the_deadline_is_withdrawn_and_requeued(
+        backend: BackendConfig, tmp_path: Path) -> None:
+    """The deadline holds for a job already handed to SLURM or Ray: one that outlives it (it waits for a file that
+    never comes) is stopped through the stop file its wrapper polls on the node and re-queued for the next session;
+    the session ends in time and nothing is left on the scheduler."""
+    import threading
+    import time
+
+    from nightlab.agent.config import load_config
+    from nightlab.agent.engine import Engine, EngineOptions
+    from nightlab.agent.states import JobState, Status
+
+    root = project(tmp_path / "p", backend, GATED_TRAIN)
+    deadline = time.time() + 15
+    eng = Engine(root, load_config(root),
+                 options=EngineOptions(mode="autonomous", budget=2, poll_s=0.2, deadline=deadline))
+    # a job the deadline failed to stop is let end a minute later, so a failure reads as one, not as a hang
+    late = threading.Timer(75, lambda: (root / ".nightlab" / "worktrees" / "1" / "go").touch())
+    late.start()
+    try:
+        eng.run()
+    finally:
+        late.cancel()
+    assert time.time() < deadline + 60, "the session ended long after its deadline"
+    (job,) = eng.store.jobs()
+    assert job.remote and job.state == JobState.ENDED
+    status = json.loads((Path(job.run_dir) / "status.json").read_text())
+    assert status["state"] == "killed" and status["reason"] == "deadline"
+    e = eng.store.experiment(1)
+    assert e.status == Status.QUEUED, [ev["message"] for ev in eng.store.events()]
+    assert [ev for ev in eng.store.events() if ev["kind"] == "deadline" and ev["experiment_id"] == 1]
+    assert eng.store.latest_session().state == "done"  # type: ignore[union-attr]

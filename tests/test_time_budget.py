@@ -4,6 +4,7 @@ session ends in time even with budget left."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import time
@@ -12,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from nightlab.agent.config import load_config
-from nightlab.agent.engine import Engine, EngineOptions
+from nightlab.agent.engine import Engine, EngineOptions, open_store
 from nightlab.agent.proposal import Edit, PolicyContext, Proposal
 from nightlab.agent.states import JobState, SessionState, Status
 from nightlab.commands import deadline_of
 
-from helpers import TINY_TRAIN, ScriptedPolicy, git, make_repo, write_config
+from helpers import TINY_TRAIN, ScriptedPolicy, git, make_repo, until, write_config
 
 # every run takes a second of wall clock at least
 SLOW_TRAIN = TINY_TRAIN.replace("import random\n", "import random\nimport time\ntime.sleep(1.0)\n")
@@ -266,3 +267,35 @@ def test_runs_going_at_once_share_the_compute_budget_with_the_next(tmp_path: Pat
     assert clock.seconds_left(sid, now=1010.0) == pytest.approx(50.0)
     store.update_job(job.id, state=JobState.ENDED, ended=1050.0)  # it ended sooner than predicted: 50 spent
     assert clock.blocks(nxt, sid, now=1060.0) is None
+
+
+def test_a_hibernating_sessions_job_still_going_at_the_deadline_is_stopped_and_requeued(tmp_path: Path) -> None:
+    """`run --detach --hours`: the engine hibernates while its baseline runs; the job outlives the deadline (it waits
+    for a file that never comes), so the session's watch wakes the engine at the deadline, which stops the job and
+    re-queues it for the next session; the session ends, nothing is left running."""
+    gated = "import os, time\nprint('started', flush=True)\nwhile not os.path.exists('go'):\n    time.sleep(0.1)\n"
+    repo = make_repo(tmp_path / "p", {"train.py": gated})
+    write_config(repo)
+    git(repo, "add", "nightlab.toml")
+    git(repo, "commit", "-q", "-m", "nightlab config")
+    hours = 8 / 3600
+    started = time.time()
+    out = subprocess.run([sys.executable, "-m", "nightlab", "run", "--mode", "autonomous", "--budget", "3",
+                          "--hours", f"{hours:.6f}", "--detach"], cwd=repo, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    deadline = started + 8
+
+    def ended() -> bool:
+        s = open_store(repo).latest_session()
+        return s is not None and s.state == SessionState.DONE and not open_store(repo).open_jobs()
+
+    until(ended, "the session ended at its deadline", timeout=90)
+    assert time.time() < deadline + 60  # the watch looks at most every 30 s, then the stopped job winds down
+    store = open_store(repo)
+    (job,) = store.jobs()
+    assert job.state == JobState.ENDED and (job.started or 0) < deadline
+    status = json.loads((Path(job.run_dir) / "status.json").read_text())
+    assert status["state"] == "killed" and status["reason"] == "deadline"
+    assert store.experiment(1).status == Status.QUEUED  # waits for the next session, its attempt not spent
+    assert [e for e in store.events() if e["kind"] == "deadline" and e["experiment_id"] == 1]

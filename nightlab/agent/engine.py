@@ -6,7 +6,8 @@ One `tick` moves every experiment it can one step, in this order, each step writ
               confirmation and noise re-runs queued, a fix proposed for a failure
     watch     running jobs whose curve is clearly worse than their parent's at the same step are stopped, with the
               evidence (early_stop.py); their ends are collected like any other and the slot goes to the next run;
-              at the session's deadline every job still running is stopped and re-queued (time_budget.py)
+              at the session's deadline every job still going (here or on a scheduler) is stopped and re-queued
+              (time_budget.py)
     decide    answered approvals move proposals on: approved → queued, rejected → rejected (with the feedback)
     launch    queued experiments start on free slots under the detached job wrapper, unless they could not end
               before the deadline or would go past the compute budget (time_budget.py); with [backend] they are
@@ -131,6 +132,7 @@ class Engine:
                                             cfg.autonomy.max_gpu_hours, cfg.slots.threads_per_job,
                                             ask_over_budget=cfg.autonomy.ask_over_budget)
         self._out_of_time = ""  # why no run can start any more (the deadline, the compute budget), once said
+        self._stopped_at_deadline: set[int] = set()  # jobs asked to stop at the deadline (asked once)
         self._unfit: set[int] = set()  # queued experiments that cannot end in time (the latest launch pass)
         self._told_unfit: set[int] = set()  # ... whose reason was said
         self._unfit_streak: list[float] = []  # predicted seconds of the proposals in a row that could not fit
@@ -626,11 +628,15 @@ class Engine:
                           job.experiment_id, **verdict.data())
 
     def _stop_at_deadline(self) -> None:
-        """The deadline has come: jobs still running (their predicted end was wrong) are stopped; they go back to the
-        queue, as after Ctrl+C, for the next session."""
+        """The deadline has come: jobs still going (their predicted end was wrong) are stopped wherever they are —
+        here through their wrapper; on a scheduler by the stop file its wrapper polls on the node, and with the
+        scheduler's cancel while still in its queue. Their ends read as interrupted: they go back to the queue, as
+        after Ctrl+C, for the next session. Each is asked once."""
         for job in self.store.open_jobs():
-            if not job.remote and job.state == JobState.RUNNING and \
-                    runner.stop(job.run_dir, time_budget.STOP_REASON, job.wrapper):
+            if job.id in self._stopped_at_deadline or (not job.remote and job.state != JobState.RUNNING):
+                continue
+            if self.dispatch.stop(job, time_budget.STOP_REASON):
+                self._stopped_at_deadline.add(job.id)
                 self.emit("deadline", f"#{job.experiment_id} stopped: the session's deadline has come; re-queued "
                                       "for the next session", job.experiment_id)
 
@@ -882,8 +888,9 @@ class Engine:
     # ------------------------------------------------------------------------------------------- endings
     def _hibernate(self, conditions: list[str]) -> None:
         sessions.hibernate(self.store, self.sid, conditions, self.emit)
-        every = sentinel.interval(self.cfg, self.store.open_jobs(), remote=self.remote is not None)
-        if every is not None:  # wakes us if a node dies with its wrapper, or a run is to be stopped early
+        every = sentinel.interval(self.cfg, self.store.open_jobs(), remote=self.remote is not None,
+                                  deadline=self.clock.deadline)
+        if every is not None:  # wakes us if a node dies with its wrapper, a run is to be stopped early, at the deadline
             sentinel.start(self.root, every)
         self._log_to_mlflow()
 

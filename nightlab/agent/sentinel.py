@@ -18,6 +18,10 @@ is in its run folder). Every `[autonomy] early_stop_check_s` seconds it reads ea
 with the engine's own rule (`early_stop.EarlyStopper`); when one should stop, it wakes the engine, whose first look
 (`Engine._watch`) judges it again, writes the evidence and stops it. The watch decides nothing itself: it only
 reads, and the one place that stops a run early stays the engine's.
+
+It keeps the session's deadline (`run --hours` / `--until`) the same way: a session that hibernates with jobs going
+and a deadline has a watch, which wakes the engine once the deadline has come; the engine stops what still runs
+(here or on a scheduler) and re-queues it, as it does awake.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from nightlab.agent import early_stop
+from nightlab.agent import early_stop, sessions
 from nightlab.agent.config import ProjectConfig, load_config
 from nightlab.agent.paths import StatePaths
 from nightlab.agent.states import JobState, SessionState
@@ -39,12 +43,17 @@ from nightlab.sandbox.backends import BackendError, BackendKind, SchedState, mak
 
 LOCK_NAME = "sentinel.lock"
 LOG_NAME = "sentinel.log"
+DEADLINE_LOOK_S = 30.0  # how late, at most, a hibernating session notices its deadline
 
 
-def interval(cfg: ProjectConfig, open_jobs: list[Job], *, remote: bool) -> float | None:
+def interval(cfg: ProjectConfig, open_jobs: list[Job], *, remote: bool,
+             deadline: float | None = None) -> float | None:
     """How often a hibernating session's watch should look (None: no watch is needed): every `[backend] watch_s`
-    for jobs on a scheduler, every `[autonomy] early_stop_check_s` while early stopping has running jobs to judge."""
+    for jobs on a scheduler, every `[autonomy] early_stop_check_s` while early stopping has running jobs to judge,
+    and at least every DEADLINE_LOOK_S (sooner when it is nearer) while jobs go and the session has a deadline."""
     every: list[float] = []
+    if deadline is not None and open_jobs:
+        every.append(min(DEADLINE_LOOK_S, max(1.0, deadline - time.time())))
     if remote and any(j.remote for j in open_jobs):
         every.append(cfg.backend.watch_s)
     if cfg.autonomy.early_stop and any(j.state == JobState.RUNNING for j in open_jobs):
@@ -114,6 +123,8 @@ class _Look:
         self.backend = make_backend(settings) if settings.kind != BackendKind.LOCAL else None  # local: no scheduler
         self.next_query = 0.0
         self.woken_for: set[int] = set()  # jobs the engine was woken to stop early: once each
+        self.deadlines: dict[int, float | None] = {}  # each session's deadline, read once
+        self.woken_at_deadline: set[int] = set()  # sessions whose engine was woken at their deadline: once each
 
     def once(self) -> bool:
         """Look, and wake the engine if it has something to do; False when there is nothing left to watch."""
@@ -124,9 +135,15 @@ class _Look:
             if session is None or session.state != SessionState.HIBERNATING or not open_jobs:
                 return False
             losing = [j for j in _losing(self.paths, self.cfg, store, open_jobs) if j.id not in self.woken_for]
+            if session.id not in self.deadlines:
+                self.deadlines[session.id] = sessions.recorded_deadline(store, session.id)
         finally:
             store.close()
         why: list[str] = []
+        due = self.deadlines[session.id]
+        if due is not None and time.time() >= due and session.id not in self.woken_at_deadline:
+            self.woken_at_deadline.add(session.id)
+            why.append("the session's deadline has come")
         if losing:
             self.woken_for.update(j.id for j in losing)
             why.append(f"{', '.join(f'#{j.experiment_id}' for j in losing)} to be stopped early")

@@ -54,12 +54,14 @@ def open_session(store: Store, root: Path, ws: Workspace, cfg: ProjectConfig, *,
 
 
 def recorded_deadline(store: Store, sid: int) -> float | None:
-    """The deadline a session was started with (its `deadline` event), for the engine that wakes it."""
+    """The deadline a session was started with (its `deadline` event, the one whose data holds it: a run stopped at
+    the deadline is told in a `deadline` event too), for the engine that wakes it."""
     for ev in reversed(store.events(session_id=sid)):
         if ev["kind"] == "deadline":
             data = json.loads(ev["data"]) if isinstance(ev["data"], str) else ev["data"]
             value = data.get("deadline") if isinstance(data, dict) else None
-            return float(value) if isinstance(value, int | float) else None
+            if isinstance(value, int | float):
+                return float(value)
     return None
 
 

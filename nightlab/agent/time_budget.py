@@ -19,8 +19,10 @@ prediction that was wrong) are stopped and re-queued, so the session ends in tim
 On a scheduler (SLURM, Ray) the same check comes before a job is submitted. How long the job will wait in the
 queue cannot be known then; it is assumed to wait as the project's earlier jobs there did: a run's measured wall clock
 runs from its submission to its end, so the parent's duration and the overhead (wall clock minus the run's own
-seconds) carry the queue waits measured so far; with none measured, no wait is assumed. A job already handed to the
-scheduler is not withdrawn at the deadline.
+seconds) carry the queue waits measured so far; with none measured, no wait is assumed. A job still queued or running
+there at the deadline (a wait or a run longer than predicted) is withdrawn as a local one is stopped: the stop file
+its wrapper polls on the node, and the scheduler's cancel while it is still queued; it is re-queued for the next
+session.
 
 Compute is counted per run as its seconds times what that run got: on this machine, the CPU threads of a job
 (`[slots] threads_per_job`) and the GPUs of the slot it was given (its id names them: `gpu0`, `gpu0+gpu1`); on a
