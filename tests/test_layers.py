@@ -19,7 +19,7 @@ AGENT_FLOORS: list[tuple[str, set[str]]] = [
     ("rooms", {"ledger", "analysis", "launcher", "costs", "policy_view", "status", "trajectories", "projects",
                "project_init", "artifacts", "remote", "report", "mlflow_runs", "mlflow_sync", "experience", "learn",
                "early_stop", "rollout", "seeding", "sentinel", "checkpoints", "measuring", "verdict", "sessions",
-               "plan", "reruns", "admission", "dispatch", "steps"}),
+               "plan", "reruns", "admission", "dispatch", "steps", "time_keeper"}),
     ("engine", {"engine"}),
     ("front desk", {"actions", "views", "approvals", "promote"}),
 ]

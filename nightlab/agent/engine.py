@@ -7,10 +7,10 @@ One `tick` moves every experiment it can one step, in this order, each step writ
     watch     running jobs whose curve is clearly worse than their parent's at the same step are stopped, with the
               evidence (early_stop.py); their ends are collected like any other and the slot goes to the next run;
               at the session's deadline every job still going (here or on a scheduler) is stopped and re-queued
-              (time_budget.py)
+              (time_keeper.py)
     decide    answered approvals move proposals on: approved → queued, rejected → rejected (with the feedback)
     launch    queued experiments start on free slots under the detached job wrapper, unless they could not end
-              before the deadline or would go past the compute budget (time_budget.py); with [backend] they are
+              before the deadline or would go past the compute budget (time_keeper.py); with [backend] they are
               handed to a cluster's scheduler instead (dispatch.py)
     plan      only when nothing else moved: the baseline first, then the policy's next proposal, admitted as an
               experiment (admission.py: a row, then a branch and commit) that is queued, or waits for approval in
@@ -27,8 +27,11 @@ or a cluster's scheduler, and what the scheduler says of it), the verdict (keep,
 from plain numbers), the decision steps (each policy decision recorded, rewarded when its run settles and handed
 back to a learning policy), sessions (opening, waking, hibernating and ending a session's row, its report and
 promotion request), re-runs (noise and confirmation runs on another seed), the launcher (job spec, environment,
-sandbox), analysis (reading a finished run), costs (the model-cost budget), the policy's view, the state paths; the
-user's actions (approve, reject, edit, promote, stop) are the front desk's (actions.py).
+sandbox), analysis (reading a finished run), costs (the model-cost budget), the time keeper (the deadline and the
+compute budget as the session meets them: which queued runs cannot end in time, what was said of it, the jobs
+stopped at the deadline, the compute approval; time_budget.py computes the numbers), live MLflow logging
+(mlflow_sync.py), the policy's view, the state paths; the user's actions (approve, reject, edit, promote, stop) are
+the front desk's (actions.py).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from nightlab.agent import (
     artifacts,
     checkpoints,
     early_stop,
+    mlflow_sync,
     outcome,
     plan,
     projects,
@@ -52,7 +56,7 @@ from nightlab.agent import (
     time_budget,
     verdict,
 )
-from nightlab.agent.admission import REFUSALS_THAT_END_PLANNING, Admission
+from nightlab.agent.admission import Admission
 from nightlab.agent.analysis import read_run
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.costs import CostBudget
@@ -83,6 +87,7 @@ from nightlab.agent.states import (
 )
 from nightlab.agent.steps import DecisionSteps
 from nightlab.agent.store import Approval, Experiment, Session, Store
+from nightlab.agent.time_keeper import TimeKeeper
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import NightlabError
 from nightlab.sandbox import lease, runner
@@ -131,12 +136,6 @@ class Engine:
         self.clock = time_budget.TimeBudget(self.store, self.options.deadline, cfg.autonomy.max_cpu_hours,
                                             cfg.autonomy.max_gpu_hours, cfg.slots.threads_per_job,
                                             ask_over_budget=cfg.autonomy.ask_over_budget)
-        self._out_of_time = ""  # why no run can start any more (the deadline, the compute budget), once said
-        self._stopped_at_deadline: set[int] = set()  # jobs asked to stop at the deadline (asked once)
-        self._unfit: set[int] = set()  # queued experiments that cannot end in time (the latest launch pass)
-        self._told_unfit: set[int] = set()  # ... whose reason was said
-        self._unfit_streak: list[float] = []  # predicted seconds of the proposals in a row that could not fit
-        self._skipped = ""  # the candidates the policy last skipped as too long, as said
         self.launcher = Launcher(self.root, cfg, self.ws, unsafe_no_sandbox=self.options.unsafe_no_sandbox)
         self._policy = policy
         self.approver = approver
@@ -146,6 +145,9 @@ class Engine:
         # where jobs run: this machine's slots (leased machine-wide) or a cluster's scheduler ([backend])
         self.dispatch = Dispatch(self.root, cfg, self.store, self.launcher, self.paths, self.lock.path,
                                  self.options.poll_s, lambda: self.sid, self.command_for, self.emit)
+        # what the engine does with the deadline and the compute budget: runs that cannot end in time, said once
+        self.time = TimeKeeper(self.store, self.clock, lambda: self.sid, self.emit, lambda m: self._notify(m),
+                               lambda job, reason: self.dispatch.stop(job, reason))
         # the compute budget counts what runs get: a next run the GPUs it will ask the slots (or the scheduler) for
         self.clock.remote_cpus, self.clock.remote_gpus = cfg.backend.cpus_per_job, cfg.backend.gpus_per_job
         if self.remote is None:
@@ -313,11 +315,11 @@ class Engine:
             self._waker.poke()
 
     def _finished(self) -> bool:
-        if self.clock.active and not self.store.open_jobs() and self._no_time_left():
+        if self.clock.active and not self.store.open_jobs() and self.time.no_time_left():
             # what is still queued or proposed waits for the next session, unless a person may let it go over
             # the compute budget ([autonomy] ask_over_budget): then it waits for their answer
-            return self._ask_over_budget() is None
-        if [x for x in self.store.active_experiments() if x.id not in self._unfit]:
+            return self.time.ask_over_budget() is None
+        if self.time.holding_slots(self.store.active_experiments()):
             return False  # (a queued run that cannot end in time waits for the next session)
         if self.store.open_jobs():
             return False
@@ -443,7 +445,7 @@ class Engine:
                 self._prune(analysed.id)
             progressed = True
         if progressed:
-            self._log_to_mlflow()
+            mlflow_sync.log_live(self.root, self.cfg, self.emit)
         return progressed
 
     def _prune(self, exp_id: int) -> None:
@@ -451,17 +453,6 @@ class Engine:
         self.keeper.save(exp_id, self.ws.worktree_path(exp_id))
         self.ws.prune(exp_id)
         self.keeper.tidy()
-
-    def _log_to_mlflow(self) -> None:
-        """[mlflow] tracking_uri: hand the news to the MLflow syncer, a detached process (mlflow_sync.py), so a slow
-        or dead tracking server never holds the engine up; it records its own failures."""
-        if not self.cfg.mlflow.tracking_uri:
-            return
-        from nightlab.agent import mlflow_sync
-
-        err = mlflow_sync.request(self.root)
-        if err:
-            self.emit("mlflow_error", err)
 
     def _record_run(self, e: Experiment, run_dir: Path, status: runner.JobStatus) -> Experiment | None:
         """Record a finished run's results (metric, curves, failure class, stage). None when it goes back to the
@@ -606,7 +597,7 @@ class Engine:
         step is stopped. The evidence goes into its run dir first, so its end is read as `stopped_early` whenever
         it is collected, by this engine or, after a crash, by the next."""
         if self.clock.overdue():
-            self._stop_at_deadline()
+            self.time.stop_at_deadline()
             return
         if not self.early_stop.enabled:
             return
@@ -626,37 +617,6 @@ class Engine:
             if self.dispatch.stop(job, early_stop.STOP_REASON):
                 self.emit("stopped_early", f"#{job.experiment_id} stopped early: {verdict.evidence}",
                           job.experiment_id, **verdict.data())
-
-    def _stop_at_deadline(self) -> None:
-        """The deadline has come: jobs still going (their predicted end was wrong) are stopped wherever they are —
-        here through their wrapper; on a scheduler by the stop file its wrapper polls on the node, and with the
-        scheduler's cancel while still in its queue. Their ends read as interrupted: they go back to the queue, as
-        after Ctrl+C, for the next session. Each is asked once."""
-        for job in self.store.open_jobs():
-            if job.id in self._stopped_at_deadline or (not job.remote and job.state != JobState.RUNNING):
-                continue
-            if self.dispatch.stop(job, time_budget.STOP_REASON):
-                self._stopped_at_deadline.add(job.id)
-                self.emit("deadline", f"#{job.experiment_id} stopped: the session's deadline has come; re-queued "
-                                      "for the next session", job.experiment_id)
-
-    def _ask_over_budget(self) -> str | None:
-        asked = len(self.store.approvals(ApprovalState.PENDING))
-        why = self.clock.asking(self.sid)
-        if why is not None and len(self.store.approvals(ApprovalState.PENDING)) > asked:
-            self.emit("checkpoint", f"the compute budget is spent: {why}; waiting for your approval to go on "
-                                    "(nightlab approve compute)", reason=why)
-            self._notify(f"nightlab: the compute budget is spent ({why}); approve to go on")
-        return why
-
-    def _no_time_left(self) -> bool:
-        """True once no run can start before the deadline or within the compute budget: the deadline has passed,
-        the budget is spent, or the cheapest candidate the policy found does not fit (said once, with why)."""
-        why = self.clock.blocks(None, self.sid)
-        if why and not self._out_of_time:
-            self._out_of_time = why
-            self.emit("out_of_time", f"no run can start any more: {why}", reason=why)
-        return bool(why)
 
     # ------------------------------------------------------------------------------------------- 3. decide
     def _ask(self, appr: Approval) -> bool:
@@ -725,12 +685,12 @@ class Engine:
         """Queued experiments start where jobs run (dispatch.py): on this machine's free slots, or handed to the
         cluster's scheduler — either only if they can end before the deadline and within the compute budget (a
         scheduler's queue counted as the waits measured on its earlier jobs: time_budget.py)."""
-        self._unfit = set()
+        self.time.new_launch_pass()
         if self.remote is not None:  # a run that cannot end in time is not handed to the scheduler either
-            return self.dispatch.submit_queued(lambda e: self._may_start(e) and self._fits(e))
+            return self.dispatch.submit_queued(lambda e: self._may_start(e) and self.time.fits(e))
         progressed = False
         for e in self.store.experiments_in(Status.QUEUED):
-            if not self._may_start(e) or not self._fits(e):
+            if not self._may_start(e) or not self.time.fits(e):
                 continue
             if not self.dispatch.start(e):  # no slot free (another project may hold it): it waits
                 break
@@ -741,27 +701,14 @@ class Engine:
         """Whether a queued experiment may start now: a re-try of a lost job spends no budget; none after stop()."""
         return not ((self.budget_left() <= 0 and e.attempts == 0) or self._stop)
 
-    def _fits(self, e: Experiment) -> bool:
-        """Whether a queued experiment can end before the deadline and within the compute budget, judged by its own
-        predicted duration; one that cannot waits for the next session, with the reason said once."""
-        why = self.clock.blocks(e, self.sid)
-        if not why:
-            return True
-        self._unfit.add(e.id)
-        if e.id not in self._told_unfit:
-            self._told_unfit.add(e.id)
-            self._out_of_time = why
-            self.emit("out_of_time", f"#{e.id} not started: {why}; it waits for the next session", e.id, reason=why)
-        return False
-
     # ------------------------------------------------------------------------------------------- 5. plan
     def _plan(self) -> bool:
         if self.budget_left() <= 0 or self._stop:
             return False
-        if self.clock.active and self._no_time_left():
+        if self.clock.active and self.time.no_time_left():
             return False
         # a queued run that cannot end in time holds no slot: cheaper work may still fit
-        active = [x for x in self.store.active_experiments() if x.id not in self._unfit]
+        active = self.time.holding_slots(self.store.active_experiments())
         base = self.ledger.baseline()
         if base is None:
             self.admission.baseline()
@@ -796,7 +743,7 @@ class Engine:
             self.emit("policy_error", f"policy failed to propose: {sessions.one_line(err)}")
             self.admission.count_refusal()
             return True
-        unfit = self._say_skipped(ctx)
+        unfit = self.time.say_skipped(self.policy.unfit, ctx.time_left_s)
         if proposal is None and unfit and ctx.phases:  # nothing in the plan's phase fits: the next one, this session
             self.plan.nothing_fits(ctx.phases[0])
             return True
@@ -815,23 +762,6 @@ class Engine:
         self.steps.record(ctx, self.admit(proposal), None)
         return True
 
-    def _say_skipped(self, ctx: PolicyContext) -> list[float]:
-        """The candidates the policy skipped because they could not end in time (`Policy.unfit`): said in a
-        `skipped` event when they change; their predicted seconds."""
-        unfit = list(self.policy.unfit)
-        if not unfit:
-            return []
-        unfit.sort(key=lambda x: x[1])
-        shown = "; ".join(f"{title} (about {secs:.0f} s)" for title, secs in unfit[:3])
-        more = f" and {len(unfit) - 3} more" if len(unfit) > 3 else ""
-        left = ctx.time_left_s or 0.0
-        said = f"skipped {len(unfit)} candidate{'s' if len(unfit) > 1 else ''} that cannot end in time " \
-               f"(about {left:.0f} s of run time left before the deadline or the compute budget): {shown}{more}"
-        if said.split(":", 1)[1] != self._skipped:
-            self._skipped = said.split(":", 1)[1]
-            self.emit("skipped", said, reason=said)
-        return [secs + self.clock.overhead() for _, secs in unfit]
-
     def admit(self, proposal: Proposal, depth: int = 0) -> Experiment | None:
         """A proposal becomes an experiment if admission.py lets it (a row, then a branch and commit); then it is
         queued, or waits at a checkpoint (autonomous) or for a person's approval (step mode)."""
@@ -839,7 +769,7 @@ class Engine:
         if e is None:
             return None
         self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale)
-        self._count_unfit(e)
+        self.time.count_unfit(e)
         stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
                                   self.plan.unforeseen(e.phase))
         if stop is not None and self.options.mode != Mode.STEP:  # it waits for a person; all else goes on
@@ -858,20 +788,6 @@ class Engine:
         else:
             self.store.update_experiment(e.id, status=Status.QUEUED)
         return self.store.experiment(e.id)
-
-    def _count_unfit(self, e: Experiment) -> None:
-        """A policy that does not weigh the time left (a language model, a script) may go on proposing runs that
-        cannot end in time: after three in a row the cheapest of them is the session's next run (`floor`), and the
-        session ends once nothing runs."""
-        if not self.clock.active:
-            return
-        if not self.clock.blocks(e, self.sid):
-            self._unfit_streak = []
-            return
-        self._unfit_streak.append(self.clock.predict(e) or 0.0)
-        if len(self._unfit_streak) >= REFUSALS_THAT_END_PLANNING:
-            self.clock.floor = min(self._unfit_streak)
-            self._unfit_streak = []
 
     @staticmethod
     def _asking(e: Experiment, stop: tuple[checkpoints.Checkpoint, str] | None) -> dict[str, Any]:
@@ -892,13 +808,13 @@ class Engine:
                                   deadline=self.clock.deadline)
         if every is not None:  # wakes us if a node dies with its wrapper, a run is to be stopped early, at the deadline
             sentinel.start(self.root, every)
-        self._log_to_mlflow()
+        mlflow_sync.log_live(self.root, self.cfg, self.emit)
 
     def _finish(self) -> None:
         self.pool.stop_waiting()
         self.report_files = sessions.finish(self.store, self.root, self.cfg, self.ledger, self.sid, self.emit,
                                             self._notify)
-        self._log_to_mlflow()
+        mlflow_sync.log_live(self.root, self.cfg, self.emit)
 
     def _interrupt(self) -> None:
         """Ctrl+C in the foreground: stop our running jobs, record them for resumption, keep everything else.

@@ -333,6 +333,17 @@ def request(root: Path) -> str | None:
     return None
 
 
+def log_live(root: Path, cfg: ProjectConfig, emit: Callable[..., Any]) -> None:
+    """Live logging ([mlflow] tracking_uri), as the engine asks when runs settle and when a session hibernates or
+    ends: hand the news to the detached syncer (`request`), so a slow or dead tracking server never holds the engine
+    up; only a syncer that could not be started is said here (an `mlflow_error` event), it records its own failures."""
+    if not cfg.mlflow.tracking_uri:
+        return
+    err = request(root)
+    if err:
+        emit("mlflow_error", err)
+
+
 def wait_idle(root: Path, timeout: float) -> bool:
     """Wait until no syncer runs and none is asked for (what a test or a script waits on before reading MLflow)."""
     deadline = time.monotonic() + timeout
