@@ -16,6 +16,7 @@ from typing import Any
 
 from nightlab import console
 from nightlab.agent.config import load_config
+from nightlab.agent.metric_text import fmt_metric
 from nightlab.agent.states import ApprovalState, Mode, SessionState
 from nightlab.errors import NightlabError
 
@@ -446,7 +447,8 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     base = desk.baseline()
     if summary.best_id is not None and summary.baseline is not None and base is not None \
             and summary.best_id != base.id:
-        print(f"\nbest: #{summary.best_id} {cfg.metric.name} {summary.best:.4f} vs baseline {summary.baseline:.4f}\n")
+        print(f"\nbest: #{summary.best_id} {cfg.metric.name} {fmt_metric(summary.best)} "
+              f"vs baseline {fmt_metric(summary.baseline)}\n")
         console.print_diff(desk.diff(summary.best_id, against_base=True))
         print(f"\nreview and keep it: nightlab -C {repo} promote {summary.best_id}")
     if engine.report_files is not None:

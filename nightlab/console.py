@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nightlab.agent.metric_text import fmt_change, fmt_metric, fmt_noise
 from nightlab.agent.states import (
     QUIT,
     UNCONFIRMED_LABEL,
@@ -318,8 +319,8 @@ def print_diff(text: str) -> None:
             print(line)
 
 
-def _fmt(v: float | None, digits: int = 4) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
+def _fmt(v: float | None) -> str:
+    return fmt_metric(v, "-")
 
 
 def print_table(cfg: ProjectConfig, summary: Summary) -> None:
@@ -333,7 +334,7 @@ def print_table(cfg: ProjectConfig, summary: Summary) -> None:
     print(style(head, "2"))
     width = shutil.get_terminal_size((120, 20)).columns
     for i, r in enumerate(rows, 1):
-        delta = "-" if r["delta"] is None else f"{r['delta']:+.4f}"
+        delta = fmt_change(r["delta"], "-")
         mark = "*" if r["id"] == summary.best_id else " "
         title = r["title"] if r["failure_class"] is None else f"{r['title']} [{r['failure_class']}]"
         status = UNCONFIRMED_LABEL if r.get("unconfirmed") else r["status"]
@@ -410,7 +411,7 @@ def print_status(data: dict[str, Any]) -> None:
         return
     mode = style(s["mode"].upper(), "1;35" if s["mode"] == Mode.AUTONOMOUS else "1;36")
     print(f"session {s['id']}: {mode}, {s['state']}, engine {s['engine']}, policy {s['policy']}, "
-          f"{s['runs_started']}/{s['budget']} runs" + (f", noise floor {s['noise_floor']:.4g}"
+          f"{s['runs_started']}/{s['budget']} runs" + (f", noise floor {fmt_noise(s['noise_floor'])}"
                                                       if s.get("noise_floor") else "")
           + (f", model cost ${s['cost']:.4f}" if s.get("cost") else ""))
     if s["wake_conditions"] and s["state"] in (SessionState.HIBERNATING, SessionState.WAITING):

@@ -20,6 +20,7 @@ import pytest
 
 from nightlab.agent.config import NotifyConfig, load_config
 from nightlab.agent.engine import Engine, EngineOptions, Summary
+from nightlab.agent.metric_text import fmt_change, fmt_metric, fmt_noise
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
 from nightlab.agent.report import ReportFiles, write_session_report
 from nightlab.agent.report.outcomes import LOOKS, Outcome, experiment_outcome
@@ -140,9 +141,9 @@ def test_the_reports_numbers_are_the_stores(night: Night) -> None:
     noise = store.session(s.session_id).noise_floor
     assert noise is not None and noise > 0
     delta = s.best - s.baseline
-    assert f"**acc {s.baseline:.4g} → {s.best:.4g}**" in md
-    assert f"+{delta:.4g} (+{100 * delta / s.baseline:.3g} %)" in md
-    assert f"{delta / noise:.1f}× the measured noise floor ({noise:.3g})" in md
+    assert f"**acc {fmt_metric(s.baseline)} → {fmt_metric(s.best)}**" in md
+    assert f"{fmt_change(delta)} (+{100 * delta / s.baseline:.3g} %)" in md
+    assert f"{delta / noise:.1f}× the measured noise floor ({fmt_noise(noise)})" in md
     ran = [e for e in exps if e.run_result is not None]
     assert len(ran) == 7  # baseline + noise run, 0.01, 0.3 + its confirmation, the crash, its fix
     assert f"{len(ran)} run(s)" in md
@@ -151,7 +152,7 @@ def test_the_reports_numbers_are_the_stores(night: Night) -> None:
     # the ranked table: one row per experiment (seed re-runs fold into theirs), metric = the seed mean
     ranked = [ln for ln in md.split("## Ranked")[1].split("##")[0].splitlines() if re.match(r"\| \d+ \|", ln)]
     assert len(ranked) == len([e for e in exps if e.kind != "rerun"])
-    assert ranked[0].startswith(f"| 1 | #{s.best_id} ★ | kept | {s.best:.4g} | 2 |")
+    assert ranked[0].startswith(f"| 1 | #{s.best_id} ★ | kept | {fmt_metric(s.best)} | 2 |")
     # every run is in the HTML's list of plotted points, in launch order
     progress = html.split('id="progress"')[1].split("</section>")[0]
     plotted = re.findall(r'<tr><td class="n">(\d+)</td><td class="n">#(\d+)</td>', progress)

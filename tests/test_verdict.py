@@ -24,9 +24,9 @@ def test_the_first_working_version_is_kept() -> None:
 
 def test_a_worse_run_and_one_within_the_noise_are_discarded_in_the_goals_direction() -> None:
     worse = judge(ev(1.1), Goal.MINIMIZE, 0.0, confirmed=False, confirming=CAN_CONFIRM)
-    assert worse.call is Call.DISCARD and worse.note == "1.1 vs best 1: no improvement"
+    assert worse.call is Call.DISCARD and worse.note == "1.1000 vs best 1.0000: no improvement"
     near = judge(ev(0.99), Goal.MINIMIZE, 0.0, confirmed=False, confirming=CAN_CONFIRM)
-    assert near.call is Call.DISCARD and near.note == "0.99 vs best 1: within noise (0.02)"
+    assert near.call is Call.DISCARD and near.note == "0.9900 vs best 1.0000: within noise (0.0200)"
     # the same numbers under `maximize`: 1.1 is the better one
     assert judge(ev(1.1), Goal.MAXIMIZE, 0.0, confirmed=False, confirming=CAN_CONFIRM).call is Call.CONFIRM
 
@@ -35,11 +35,11 @@ def test_a_first_run_is_judged_at_its_seed_against_half_the_noise_floor() -> Non
     # mean gain 0.015 is within the floor 0.02, but at the common seed 7 it gains 0.015 > floor / 2
     e = ev(0.985, floor=0.02, seed=7, mine_by_seed={7: 0.985}, best_by_seed={6: 1.0, 7: 1.0})
     v = judge(e, Goal.MINIMIZE, 0.0, confirmed=False, confirming=CAN_CONFIRM)
-    assert (v.call, v.note) == (Call.CONFIRM, "beats #3 (0.985 vs 1)")
+    assert (v.call, v.note) == (Call.CONFIRM, "beats #3 (0.9850 vs 1.0000)")
     # at its seed it gains only 0.005 (< 0.01): within noise, said at that seed
     e = ev(0.985, floor=0.02, seed=7, mine_by_seed={7: 0.995}, best_by_seed={7: 1.0})
     v = judge(e, Goal.MINIMIZE, 0.0, confirmed=False, confirming=CAN_CONFIRM)
-    assert v.call is Call.DISCARD and v.note == "0.985 vs best 1 at seed 7: within noise (0.01)"
+    assert v.call is Call.DISCARD and v.note == "0.9850 vs best 1.0000 at seed 7: within noise (0.0100)"
     # min_improvement raises the bar above half the floor
     e = ev(0.985, floor=0.02, seed=7, mine_by_seed={7: 0.985}, best_by_seed={7: 1.0})
     assert judge(e, Goal.MINIMIZE, 0.05, confirmed=False, confirming=CAN_CONFIRM).call is Call.DISCARD
@@ -54,9 +54,9 @@ def test_confirming_needs_seeds_budget_and_no_confirmation_in_flight() -> None:
     fixed = judge(e, Goal.MINIMIZE, 0.0, confirmed=False,
                   confirming=Confirming(True, seeded=False, already=False, room=True, why_not="deterministic"))
     assert fixed.call is Call.KEEP
-    assert fixed.note == "0.9 vs 1 (+0.1 beyond noise 0.02); not re-run to confirm: deterministic"
+    assert fixed.note == "0.9000 vs 1.0000 (+0.1000 beyond noise 0.0200); not re-run to confirm: deterministic"
     off = judge(e, Goal.MINIMIZE, 0.0, confirmed=False, confirming=Confirming(False, True, already=False, room=True))
-    assert (off.call, off.note) == (Call.KEEP, "0.9 vs 1 (+0.1 beyond noise 0.02)")
+    assert (off.call, off.note) == (Call.KEEP, "0.9000 vs 1.0000 (+0.1000 beyond noise 0.0200)")
 
 
 def test_a_confirmed_run_is_kept_on_its_mean_or_on_consistent_per_seed_gains() -> None:
@@ -66,12 +66,26 @@ def test_a_confirmed_run_is_kept_on_its_mean_or_on_consistent_per_seed_gains() -
     # the mean is within the floor, but it beat the best at each of three seeds by about the same amount
     e = ev(0.99, floor=0.02, mine_by_seed={1: 0.99, 2: 0.989, 3: 0.991}, best_by_seed={1: 1.0, 2: 1.0, 3: 1.0})
     v = judge(e, Goal.MINIMIZE, 0.0, confirmed=True)
-    assert v.call is Call.KEEP and "better at each of 3 seeds (+0.01, +0.011, +0.009)" in v.note
+    assert v.call is Call.KEEP
+    assert v.note == "0.9900 vs 1.0000: better at each of 3 seeds (+0.0100, +0.0110, +0.0090), consistently beyond " \
+                     "their spread"
     # the same mean with gains that disagree (one seed worse) is discarded, the per-seed gains said
     e = ev(0.99, floor=0.02, mine_by_seed={1: 0.97, 2: 1.01}, best_by_seed={1: 1.0, 2: 1.0})
     v = judge(e, Goal.MINIMIZE, 0.0, confirmed=True)
     assert v.call is Call.DISCARD
-    assert v.note == "mean 0.99 vs best 1: within noise (0.02); per seed +0.03, -0.01"
+    assert v.note == "mean 0.9900 vs best 1.0000: within noise (0.0200); per seed +0.0300, -0.0100"
+
+
+def test_the_notes_write_each_figure_as_the_experiment_table_does() -> None:
+    # a loss, an accuracy, a metric around 1e-4 and one in the thousands: none collapses or loses its digits
+    loss = judge(ev(2.2397, best=2.3001, floor=0.01), Goal.MINIMIZE, 0.0, confirmed=True)
+    assert loss.note == "2.2397 vs 2.3001 (+0.0604 beyond noise 0.0100)"
+    acc = judge(ev(0.6, best=0.61455), Goal.MAXIMIZE, 0.0, confirmed=True)
+    assert acc.note == "0.6000 vs best 0.6146: no improvement"
+    tiny = judge(ev(0.0001234, best=0.0001251, floor=0.0000004), Goal.MINIMIZE, 0.0, confirmed=True)
+    assert tiny.note == "0.0001234 vs 0.0001251 (+1.7e-06 beyond noise 4.0e-07)"
+    big = judge(ev(1234.5, best=1301.25, floor=2.5), Goal.MINIMIZE, 0.0, confirmed=True)
+    assert big.note == "1234.5 vs 1301.2 (+66.7500 beyond noise 2.5000)"
 
 
 def test_the_notes_on_noise_and_on_not_confirming() -> None:

@@ -45,6 +45,7 @@ from typing import Any
 from nightlab.agent import analysis, run_metrics
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.goal import Goal
+from nightlab.agent.metric_text import fmt_metric, fmt_noise
 from nightlab.agent.states import ENGINE_KINDS, Kind, RunResult
 from nightlab.agent.store import Experiment, Job, Store
 from nightlab.sandbox import safeio
@@ -78,8 +79,9 @@ class Verdict:
     @property
     def evidence(self) -> str:
         return (f"at step {self.step:g} ({100 * self.fraction:.0f}% of parent #{self.parent_id}'s run) {self.curve} "
-                f"{self.mine:.4g} vs the parent's {self.parent:.4g}: {self.behind:.1f}x the seed noise "
-                f"({self.noise:.3g}) worse, and on its trend still {self.projected:.1f}x worse at the parent's end")
+                f"{fmt_metric(self.mine)} vs the parent's {fmt_metric(self.parent)}: {self.behind:.1f}x the seed "
+                f"noise ({fmt_noise(self.noise)}) worse, and on its trend still {self.projected:.1f}x worse at the "
+                "parent's end")
 
     def data(self) -> dict[str, Any]:
         return {**asdict(self), "evidence": self.evidence}

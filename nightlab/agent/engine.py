@@ -64,6 +64,7 @@ from nightlab.agent.dispatch import Dispatch
 from nightlab.agent.launcher import Launcher, python_for
 from nightlab.agent.ledger import Ledger, Summary, ranked, summarize
 from nightlab.agent.lock import ProjectLock
+from nightlab.agent.metric_text import fmt_metric, fmt_noise
 from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
 from nightlab.agent.policy.base import Abandon, Policy
@@ -468,7 +469,7 @@ class Engine:
         self.store.update_experiment(e.id, status=reading.result, settled=0, **reading.changes)
         e = self.store.experiment(e.id)
         if reading.ok:
-            self.emit("finished", f"#{e.id} finished: {self.cfg.metric.name} = {reading.metric:.6g} "
+            self.emit("finished", f"#{e.id} finished: {self.cfg.metric.name} = {fmt_metric(reading.metric)} "
                                   f"({status.seconds:.1f}s)", e.id, metric=reading.metric)  # 5.8s: never wraps apart
         else:
             self.emit("failed", f"#{e.id} {reading.result}: {reading.diagnosis}", e.id,
@@ -497,7 +498,7 @@ class Engine:
                     note = verdict.noise_note(self.ledger.deterministic(), self.seed_plan().varies,
                                               self.seed_plan().how)
                     self.emit("noise", f"noise floor from {len(self.ledger.scores().get(target.id, []))} baseline "
-                                       f"runs: {noise:.4g}{note}", target.id, noise_floor=noise)
+                                       f"runs: {fmt_noise(noise)}{note}", target.id, noise_floor=noise)
                     self.store.update_session(self.sid, noise_floor=noise)
                 return
             if target.status in (Status.SUCCEEDED, Status.UNCONFIRMED):
@@ -516,8 +517,8 @@ class Engine:
             return
         parent = self.store.find_experiment(e.parent_id) if e.parent_id is not None else None
         if parent is not None and parent.seed == e.seed and outcome.same_output(parent, e):
-            note = (f"no effect: ran exactly like #{parent.id} ({self.cfg.metric.name} {e.metric:.6g}, the same "
-                    "curve and output); the change did not reach the program")
+            note = (f"no effect: ran exactly like #{parent.id} ({self.cfg.metric.name} {fmt_metric(e.metric)}, "
+                    "the same curve and output); the change did not reach the program")
             self.store.update_experiment(e.id, status=Status.NO_EFFECT, error=note)
             self.emit("no_effect", f"#{e.id} {note}", e.id)
             return

@@ -24,6 +24,7 @@ from nightlab.agent.config import CONFIG_FILE, MetricConfig, ProjectConfig, dump
 from nightlab.agent.edits import matches_any
 from nightlab.agent.goal import Goal
 from nightlab.agent.launcher import python_for
+from nightlab.agent.metric_text import fmt_metric
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
 from nightlab.sandbox import isolate, runner, slots
@@ -303,7 +304,8 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
         tb_choice = _tensorboard_choice(opts, tb, log, name, ask)
         if tb_choice is not None:
             metric_cfg, baseline = tb_choice
-            say(f"metric: {metric_cfg['name']} = {baseline:.6g} (TensorBoard scalar; baseline, {seconds:.1f} s)")
+            say(f"metric: {metric_cfg['name']} = {fmt_metric(baseline)} "
+                f"(TensorBoard scalar; baseline, {seconds:.1f} s)")
             return write(metric_cfg)
         if opts.metric_source == "tensorboard":
             raise NightlabError(tb.error if tb is not None and tb.error else
@@ -342,7 +344,7 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
             if rc:
                 # a value printed before the crash (the first epoch's loss) is no baseline: the engine fails the run
                 printed = f"before printing {name!r}" if reading.value is None else \
-                    f"after printing {name} = {reading.value:.6g}"
+                    f"after printing {name} = {fmt_metric(reading.value)}"
                 report = f"the baseline failed (exit code {rc}) {printed}: {failure_report(log, rc)}"
                 if opts.command is None or opts.metric is None or opts.goal is None:
                     raise NightlabError(f"{report}\n{_CRASH_HINT}")
@@ -352,7 +354,7 @@ def init_project(root: Path, opts: InitOptions, ask: Ask | None = None, progress
                                     "pass --metric-regex")
         else:
             baseline = reading.value
-            say(f"metric: {name} = {baseline:.6g} (baseline, {seconds:.1f} s)")
+            say(f"metric: {name} = {fmt_metric(baseline)} (baseline, {seconds:.1f} s)")
     elif name is None or goal is None:
         raise NightlabError("--no-run needs --metric and --goal")
     assert name is not None

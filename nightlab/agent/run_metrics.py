@@ -15,6 +15,7 @@ from pathlib import Path
 
 from nightlab.agent import metrics, tbevents
 from nightlab.agent.config import MetricConfig
+from nightlab.agent.metric_text import fmt_metric
 from nightlab.errors import NightlabError
 
 EVENTS_DIR = "tensorboard"  # inside the run dir: the run's event files, kept
@@ -85,4 +86,5 @@ def tensorboard_reading(cfg: MetricConfig, series: list[tbevents.Series]) -> met
         return metrics.MetricReading(None, curve, f"metric {cfg.name!r} (TensorBoard {tag!r}): {got}",
                                      f"{chosen.label} = {chosen.points[-1][1] if chosen.points else ''}")
     value, step = got
-    return metrics.MetricReading(value, curve, None, f"{chosen.label} step {step} = {value:.6g} ({cfg.reduce})")
+    return metrics.MetricReading(value, curve, None,
+                                 f"{chosen.label} step {step} = {fmt_metric(value)} ({cfg.reduce})")

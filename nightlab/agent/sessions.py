@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import Ledger
+from nightlab.agent.metric_text import fmt_metric
 from nightlab.agent.report import ReportFiles, write_session_report
 from nightlab.agent.states import ApprovalKind, Mode, SessionState
 from nightlab.agent.store import Session, Store
@@ -95,8 +96,8 @@ def finish(store: Store, root: Path, cfg: ProjectConfig, ledger: Ledger, sid: in
     files = write_final_report(store, root, cfg, sid, emit)
     report = f"; report: {files.html}" if files is not None else ""
     if improved:
-        notify(f"nightlab: session done; best #{best_id} {cfg.metric.name}={best_val:.6g} "
-               f"(baseline {base_val}) waits for review{report}")
+        notify(f"nightlab: session done; best #{best_id} {cfg.metric.name} {fmt_metric(best_val)} "
+               f"(baseline {fmt_metric(base_val)}) waits for review{report}")
     elif files is not None:
         notify(f"nightlab: session done; no change beat the baseline{report}")
     emit("done", f"session {sid} done: {store.session(sid).runs_started} run(s)")

@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from nightlab.agent import paired
 from nightlab.agent.goal import Goal
+from nightlab.agent.metric_text import fmt_change, fmt_metric, fmt_noise
 
 __all__ = ["ONE_SEED_NOTE", "Call", "Confirming", "Evidence", "Verdict", "judge", "no_confirm_reason", "noise_note"]
 
@@ -80,25 +81,26 @@ def judge(ev: Evidence, goal: Goal, min_improvement: float, *, confirmed: bool,
         delta = per_seed[-1]
         threshold = max(floor / 2, min_improvement)
     agree = confirmed and paired.consistent(per_seed, min_improvement)
+    m, b = fmt_metric(mine), fmt_metric(best_val)
     if delta <= threshold and not agree:
         vs = f" at seed {ev.seed}" if not confirmed and per_seed else ""
-        note = f"{'mean ' if confirmed else ''}{mine:.6g} vs best {best_val:.6g}{vs}: within noise " \
-               f"({threshold:.3g})" if delta > 0 else f"{mine:.6g} vs best {best_val:.6g}: no improvement"
+        note = f"{'mean ' if confirmed else ''}{m} vs best {b}{vs}: within noise " \
+               f"({fmt_noise(threshold)})" if delta > 0 else f"{m} vs best {b}: no improvement"
         if confirmed and len(per_seed) >= 2:
-            note += f"; per seed {', '.join(f'{g:+.3g}' for g in per_seed)}"
+            note += f"; per seed {', '.join(fmt_change(g) for g in per_seed)}"
         return Verdict(Call.DISCARD, note)
     c = confirming if not confirmed else None
     if c is not None and c.already:
         return Verdict(Call.WAIT, "its confirmation is already queued or running")
-    why = f"{mine:.6g} vs {best_val:.6g} (+{delta:.3g} beyond noise {threshold:.3g})"
+    why = f"{m} vs {b} ({fmt_change(delta)} beyond noise {fmt_noise(threshold)})"
     if agree and delta <= threshold:
-        why = f"{mine:.6g} vs {best_val:.6g}: better at each of {len(per_seed)} seeds " \
-              f"({', '.join(f'{g:+.3g}' for g in per_seed)}), consistently beyond their spread"
+        why = f"{m} vs {b}: better at each of {len(per_seed)} seeds " \
+              f"({', '.join(fmt_change(g) for g in per_seed)}), consistently beyond their spread"
     if c is not None and c.wanted and not c.seeded:
         why += f"; not re-run to confirm: {c.why_not}"
     if c is not None and c.wanted and c.seeded:
         if c.room:
-            return Verdict(Call.CONFIRM, f"beats #{ev.best_id} ({mine:.6g} vs {best_val:.6g})")
+            return Verdict(Call.CONFIRM, f"beats #{ev.best_id} ({m} vs {b})")
         # the budget is spent: the best so far, but on one seed; the next `nightlab run` confirms it first
         return Verdict(Call.KEEP_UNCONFIRMED, f"{why}; {ONE_SEED_NOTE}")
     return Verdict(Call.KEEP, why)

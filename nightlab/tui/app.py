@@ -30,6 +30,7 @@ from textual.worker import Worker, get_current_worker
 
 from nightlab.agent import views
 from nightlab.agent.goal import Goal
+from nightlab.agent.metric_text import fmt_metric
 from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, EngineState, Mode, SessionState
 from nightlab.agent.views import Snapshot
 from nightlab.errors import NightlabError
@@ -661,7 +662,7 @@ def init_summary(res: Any) -> str:
              f"  timeout   {cfg.timeout:g} s a run"]
     if res.baseline is not None:
         took = f" in {res.seconds:.1f} s" if res.seconds is not None else ""
-        lines.append(f"  baseline  {cfg.metric.name} = {res.baseline:.4g}{took}")
+        lines.append(f"  baseline  {cfg.metric.name} = {fmt_metric(res.baseline)}{took}")
     elif res.crashed:
         lines.append(f"  baseline  crashed: {res.crashed}")
     lines.append(f"  editable  {', '.join(cfg.editable) or 'none'}")

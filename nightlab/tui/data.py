@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from nightlab.agent import metric_text
 from nightlab.agent.states import Kind
 from nightlab.agent.views import RunRef, Snapshot
 
@@ -28,11 +29,11 @@ def patch_stat(patch: str | None) -> tuple[int, int, int]:
 
 
 def fmt_metric(v: float | None) -> str:
-    return "—" if v is None else f"{v:.4f}"
+    return metric_text.fmt_metric(v)
 
 
 def fmt_delta(v: float | None) -> str:
-    return "" if v is None else f"{v:+.4f}"
+    return metric_text.fmt_change(v)
 
 
 def live_run(s: Snapshot, exp_id: int) -> RunRef | None:

@@ -277,7 +277,7 @@ def test_a_refusal_is_not_shown_as_the_users_rejection_and_every_decision_has_it
                                 error=f"repeats #{ids.best} (LR = 0.3)").id
     st.event("duplicate", f"refused #{refused} 'LR = 0.3 again': it repeats #{ids.best}", session_id=ids.session,
              experiment_id=refused)
-    st.event("discarded", f"#{ids.worse} discarded: 0.61 is within the noise of the best", session_id=ids.session,
+    st.event("discarded", f"#{ids.worse} discarded: 0.6100 is within the noise of the best", session_id=ids.session,
              experiment_id=ids.worse)
     st.event("exhausted", "the policy has nothing left to try", session_id=ids.session)
 
@@ -294,7 +294,7 @@ def test_a_refusal_is_not_shown_as_the_users_rejection_and_every_decision_has_it
                 assert bit in text, text
             assert f"decided  refused #{refused}" in details_text(app, refused)
             assert "refused by the engine" in details_text(app, refused)
-            assert f"decided  #{ids.worse} discarded: 0.61 is within the noise" in details_text(app, ids.worse)
+            assert f"decided  #{ids.worse} discarded: 0.6100 is within the noise" in details_text(app, ids.worse)
             # the user's own rejection stays "rejected"
             await pilot.press("r")
             await pilot.press(*"too small", "enter")

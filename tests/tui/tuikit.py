@@ -114,7 +114,7 @@ def populate(root: Path) -> Populated:
     commit(best, head, with_lr("0.3"), "LR = 0.3")
     worse = add("LR = 0.01", base, "discarded", run_result="succeeded", metric=0.61, seconds=0.40,
                 stage="metric_reported", rationale="a smaller learning rate may be more stable",
-                error="0.61 vs best 0.7: no improvement", loss_curve=[[1, 1.3], [2, 0.9], [3, 0.8]])
+                error="0.6100 vs best 0.7000: no improvement", loss_curve=[[1, 1.3], [2, 0.9], [3, 0.8]])
     commit(worse, head, with_lr("0.01"), "LR = 0.01")
     best_sha = store.experiment(best).commit_sha or head
     failed = add("EPOCHS = 0", best, "failed", run_result="failed", seconds=0.2, stage="started",

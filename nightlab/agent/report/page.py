@@ -88,7 +88,7 @@ def _waiting(f: Facts) -> str:
 def _progress(f: Facts, images: dict[str, bytes]) -> str:
     st = f.standing
     alt = (f"Progress: {len(f.runs)} runs in launch order; baseline {w.num(st.baseline)}, best "
-           f"{w.num(st.best)} (#{st.best_id}); noise floor {w.num(st.noise_floor, 3)}")
+           f"{w.num(st.best)} (#{st.best_id}); noise floor {w.spread(st.noise_floor)}")
     rows = "".join(
         f'<tr><td class="n">{r.index}</td><td class="n">#{r.exp.id}</td><td class="n">{r.exp.seed}</td>'
         f'<td class="n">{w.num(r.metric)}</td><td>{_tag(r.outcome)}</td><td>{escape(r.exp.title)}</td></tr>'

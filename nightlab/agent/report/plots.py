@@ -12,6 +12,7 @@ import io
 import math
 from typing import TYPE_CHECKING
 
+from nightlab.agent.metric_text import fmt_metric, fmt_noise
 from nightlab.agent.report.facts import Curve, Facts, SeedGroup
 from nightlab.agent.report.outcomes import BLACK, BLUE, GREEN, GREY, LOOKS, ORANGE, PURPLE, SKY, VERMILLION, Outcome
 from nightlab.agent.report.wording import goal_words
@@ -70,7 +71,7 @@ def _style(ax: Axes) -> None:
 
 
 def _fmt(v: float | None) -> str:
-    return "—" if v is None else f"{v:.4g}"
+    return fmt_metric(v)
 
 
 def _scatter(ax: Axes, outcome: Outcome, xs: list[float], ys: list[float], *, faded: bool, label: str | None,
@@ -111,7 +112,7 @@ def progress_figure(facts: Facts) -> Figure:
         ax.text(0.7, hi, "earlier sessions", fontsize=TEXT - 1, color=GREY, va="top")
     if band is not None:
         ax.axhspan(band[0], band[1], color="#cccccc", alpha=0.45, zorder=1, linewidth=0,
-                   label=f"baseline ± noise floor ({st.noise_floor:.3g})")
+                   label=f"baseline ± noise floor ({fmt_noise(st.noise_floor)})")
     if st.baseline is not None:
         ax.axhline(st.baseline, color=BLACK, linewidth=0.9, linestyle=(0, (5, 3)), zorder=2,
                    label="baseline" + ("" if band else " (no noise band: seed noise was not measured)"))
@@ -254,7 +255,7 @@ def seeds(facts: Facts) -> bytes:
     _style(ax)
     if st.noise_floor:
         ax.axhspan(-st.noise_floor, st.noise_floor, color="#cccccc", alpha=0.45, linewidth=0,
-                   label=f"± noise floor ({st.noise_floor:.3g})")
+                   label=f"± noise floor ({fmt_noise(st.noise_floor)})")
     ax.axhline(0.0, color=BLACK, linewidth=0.9)
     all_seeds = sorted({seed for g in groups for seed, _ in g.values})
     labelled: set[int] = set()

@@ -6,16 +6,24 @@ import time
 from dataclasses import dataclass
 
 from nightlab.agent.goal import Goal
+from nightlab.agent.metric_text import fmt_change, fmt_metric, fmt_noise
 from nightlab.agent.report.facts import Facts
 from nightlab.agent.report.outcomes import RERUN_KIND, Outcome
 
 
-def num(v: float | None, digits: int = 4) -> str:
-    return "—" if v is None else f"{v:.{digits}g}"
+def num(v: float | None) -> str:
+    """A metric value, written as every front-end writes it (agent/metric_text.py)."""
+    return fmt_metric(v)
 
 
-def signed(v: float | None, digits: int = 4) -> str:
-    return "—" if v is None else f"{v:+.{digits}g}".replace("-", "−")
+def spread(v: float | None) -> str:
+    """A noise floor, in the metric's units."""
+    return fmt_noise(v)
+
+
+def signed(v: float | None) -> str:
+    """A change of the metric, with a typographic minus."""
+    return fmt_change(v, "—").replace("-", "−")
 
 
 def goal_words(goal: Goal) -> str:
@@ -53,14 +61,14 @@ def headline(f: Facts) -> Headline:
     if f.improved:
         assert st.best is not None and st.baseline is not None
         delta = st.best - st.baseline
-        rel = f" ({signed(100 * delta / abs(st.baseline), 3)} %)" if st.baseline else ""
+        rel = f" ({100 * delta / abs(st.baseline):+.3g} %)".replace("-", "−") if st.baseline else ""
         best_row = st.row(st.best_id) if st.best_id is not None else None
         best_title = best_row["title"] if best_row else ""
         big = f"{f.metric} {num(st.baseline)} → {num(st.best)}"
         change = f"{signed(delta)}{rel}, {_beyond_noise(delta, st.noise_floor)}; best: #{st.best_id} {best_title}"
     elif st.baseline is not None:
         big = f"{f.metric} {num(st.baseline)} (baseline)"
-        change = "no change beat the baseline" + (f" beyond the noise floor ({num(st.noise_floor, 3)})"
+        change = "no change beat the baseline" + (f" beyond the noise floor ({spread(st.noise_floor)})"
                                                   if st.noise_floor else "")
     else:
         big = f"{f.metric}: no result yet"
@@ -72,7 +80,7 @@ def headline(f: Facts) -> Headline:
 def _beyond_noise(delta: float, noise: float | None) -> str:
     if not noise:
         return "noise not measured (the command takes no {seed}, or a single seed ran)"
-    return f"{abs(delta) / noise:.1f}× the measured noise floor ({num(noise, 3)})"
+    return f"{abs(delta) / noise:.1f}× the measured noise floor ({spread(noise)})"
 
 
 def _runs_sentence(f: Facts) -> str:
