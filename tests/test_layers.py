@@ -12,7 +12,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nightlab"
 
 # agent/'s floors, bottom first: a module may import its own floor and the ones below, never one above
 AGENT_FLOORS: list[tuple[str, set[str]]] = [
-    ("vocabulary", {"states", "goal", "records", "lock", "paths", "config", "project_root", "proposal", "demo"}),
+    ("vocabulary", {"states", "goal", "metric_text", "records", "lock", "paths", "config", "project_root", "proposal",
+                    "demo"}),
     ("materials", {"store", "workspace", "edits", "memory", "metrics", "run_metrics", "tbevents", "diagnose",
                    "reward", "instrument_static", "code_reach", "data_links", "notify"}),
     ("policies", {"policy"}),
@@ -118,7 +119,7 @@ def test_front_ends_leave_git_and_the_engine_to_the_agent(front_end: str) -> Non
 FRONT_ENDS = ("nightlab.tui", "nightlab.console", "nightlab.cli", "nightlab.commands")
 # what a front-end may import from nightlab.agent (see the test's docstring for why each)
 FRONT_DESK = {"actions", "views"}
-FRONT_END_VOCABULARY = {"states", "goal", "records", "config", "project_root"}
+FRONT_END_VOCABULARY = {"states", "goal", "metric_text", "records", "config", "project_root"}
 
 
 def front_end_may_import(name: str) -> bool:
@@ -139,7 +140,8 @@ def test_front_ends_ask_only_the_front_desk(front_end: str) -> None:
     the project changes). Besides the desk it may import the agent's vocabulary that the desk speaks:
 
     - states (the named states: statuses, modes, approval and engine states, a human's `Decision`),
-    - goal (which way a metric is better), records (the store's records as frozen values the desk hands out),
+    - goal (which way a metric is better), metric_text (how a metric value is written, so every front-end writes
+      it the same way), records (the store's records as frozen values the desk hands out),
     - config (the user's nightlab.toml: the CLI reads it to apply its flags, `demo` writes the budget into it),
     - project_root (which folder a command means, found upward as git does; it reads only config file names).
 
