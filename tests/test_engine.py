@@ -93,6 +93,30 @@ def test_a_best_found_on_the_last_run_is_confirmed_by_the_next_run(tmp_path: Pat
     assert summary2.best_id == eng2.ledger.baseline().id  # type: ignore[union-attr]
 
 
+def test_a_newer_confirmed_best_withdraws_the_earlier_sessions_promote_request(tmp_path: Path) -> None:
+    """Session 1 ends with LR = 0.1 waiting for review; session 2 confirms LR = 0.3, better still: the request to
+    promote #0.1 is withdrawn as it is kept (said in the events, decided by nightlab), and only 0.3's waits."""
+    repo = project(tmp_path / "two", TINY_TRAIN)
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=4),
+                 policy=ScriptedPolicy(["0.1"]))
+    eng.run()
+    first = next(e for e in eng.store.experiments() if e.title == "LR = 0.1")
+    assert first.status == "kept"
+    assert [(a.kind, a.experiment_id) for a in eng.store.approvals("pending")] == [("promote", first.id)]
+    eng2 = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=2),
+                  policy=ScriptedPolicy(["0.3"]))
+    summary = eng2.run()
+    newer = next(e for e in eng2.store.experiments() if e.title == "LR = 0.3")
+    assert newer.status == "kept" and summary.best_id == newer.id
+    assert [(a.kind, a.experiment_id) for a in eng2.store.approvals("pending")] == [("promote", newer.id)]
+    old = next(a for a in eng2.store.approvals(None) if a.experiment_id == first.id)
+    assert (old.state, old.who, old.feedback) == ("rejected", "nightlab", f"superseded: #{newer.id} is the best now")
+    events = [(ev["kind"], ev["message"]) for ev in eng2.store.events(limit=-1)]
+    said = ("superseded", f"the request to promote #{first.id} is withdrawn: #{newer.id} is the best now")
+    assert said in events
+    assert events.index(said) == next(i for i, (k, m) in enumerate(events) if k == "kept" and f"#{newer.id}" in m) + 1
+
+
 def test_step_mode_asks_and_honours_reject_with_feedback(tiny_project: Path) -> None:
     cfg = load_config(tiny_project)
     asked: list[str] = []

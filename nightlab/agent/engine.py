@@ -560,6 +560,8 @@ class Engine:
     def _keep(self, e: Experiment, why: str, unconfirmed: bool = False) -> None:
         self.store.update_experiment(e.id, status=Status.UNCONFIRMED if unconfirmed else Status.KEPT, error=None)
         self.emit("kept", f"#{e.id} is the new best: {why}", e.id)
+        if not unconfirmed:  # a best on one seed may still lose its confirmation: the earlier request waits
+            sessions.withdraw_superseded_promotes(self.store, e.id, self.emit)
 
     def _queue_pending_confirmation(self) -> bool:
         return self.reruns.queue_pending_confirmation()

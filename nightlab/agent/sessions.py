@@ -19,7 +19,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import Ledger
 from nightlab.agent.metric_text import fmt_metric
 from nightlab.agent.report import ReportFiles, write_session_report
-from nightlab.agent.states import ApprovalKind, Mode, SessionState
+from nightlab.agent.states import ApprovalKind, ApprovalState, Mode, SessionState
 from nightlab.agent.store import Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import NightlabError
@@ -82,6 +82,18 @@ def hibernate(store: Store, sid: int, conditions: list[str], emit: Emit) -> None
     emit("hibernate", "hibernating until: " + "; ".join(conditions) if conditions else "hibernating")
 
 
+def withdraw_superseded_promotes(store: Store, best_id: int | None, emit: Emit) -> None:
+    """Withdraw every pending promote request that is not for the best: an earlier session's best that a newer one
+    beat (or whose confirmation discarded it) is no longer worth a person's review. Decided by nightlab, the reason
+    kept as the approval's feedback and said in the events."""
+    for a in store.approvals(ApprovalState.PENDING):
+        if a.kind != ApprovalKind.PROMOTE or a.experiment_id is None or a.experiment_id == best_id:
+            continue
+        why = f"#{best_id} is the best now" if best_id is not None else "it is no longer the best"
+        if store.decide(a.id, ApprovalState.REJECTED, "nightlab", f"superseded: {why}"):
+            emit("superseded", f"the request to promote #{a.experiment_id} is withdrawn: {why}", a.experiment_id)
+
+
 def finish(store: Store, root: Path, cfg: ProjectConfig, ledger: Ledger, sid: int, emit: Emit,
            notify: Notify) -> ReportFiles | None:
     """End the session: a best that beat the baseline waits for review (a promote approval), the report is written
@@ -91,6 +103,7 @@ def finish(store: Store, root: Path, cfg: ProjectConfig, ledger: Ledger, sid: in
     base = ledger.baseline()
     base_val = ledger.score(base.id) if base else None
     improved = best_id is not None and base is not None and best_id != base.id
+    withdraw_superseded_promotes(store, best_id if improved else None, emit)
     if improved and store.pending_approval(kind=ApprovalKind.PROMOTE, experiment_id=best_id) is None:
         store.add_approval(ApprovalKind.PROMOTE, {"metric": best_val, "baseline": base_val}, sid, best_id)
     files = write_final_report(store, root, cfg, sid, emit)

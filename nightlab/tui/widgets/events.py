@@ -24,7 +24,7 @@ KIND_LOOK: dict[str, tuple[str, str]] = {
     "finished": ("•", "plain"), "failed": ("✗", "bad"), "lost": ("✗", "bad"), "abandon": ("✗", "bad"),
     "policy_error": ("!", "bad"), "exhausted": ("■", "warn"), "done": ("■", "good"), "noise": ("~", "dim"),
     "baseline": ("▶", "info"), "hibernate": ("z", "dim"), "note": ("i", "dim"), "report": ("▤", "dim"),
-    "budget": ("$", "warn"), "interrupted": ("■", "warn"), "engine": ("⚙", "dim"),
+    "budget": ("$", "warn"), "interrupted": ("■", "warn"), "engine": ("⚙", "dim"), "superseded": ("↷", "dim"),
 }
 HIDDEN_KINDS = frozenset({"edited"})  # the user's own edits: said when they happen, not decisions
 # what the engine concluded about an experiment (the details pane shows the latest one as "decided")
