@@ -196,6 +196,14 @@ def test_stop_finds_the_rows_running_job(project: tuple[Path, Populated], monkey
     assert stopped == [(str(run_dir), "stopped by the user (tester)")]
 
 
+@pytest.mark.parametrize(("who", "name"), [("tui", "TUI"), ("cli:4242", "CLI"), ("console", "console"),
+                                           ("tester", "tester")])
+def test_a_front_ends_signature_reads_as_its_name(who: str, name: str) -> None:
+    from nightlab.agent.views import signer_name
+
+    assert signer_name(who) == name
+
+
 def test_mode_change_is_saved_and_told_to_a_running_engine(project: tuple[Path, Populated]) -> None:
     from nightlab.agent.engine import EngineOptions
 

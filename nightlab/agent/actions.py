@@ -33,7 +33,7 @@ from nightlab.agent.project_init import Progress as InitProgress
 from nightlab.agent.report import ReportFiles, write_session_report
 from nightlab.agent.states import ApprovalKind, ApprovalState, Kind, Mode, RunResult, SessionState, Status
 from nightlab.agent.store import Approval, Experiment, Job, Store
-from nightlab.agent.views import DeskReads
+from nightlab.agent.views import DeskReads, signer_name
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import GitError, NightlabError
 from nightlab.sandbox.watch import signal_project
@@ -173,7 +173,8 @@ class FrontDesk(DeskReads):
         if not title:
             raise NightlabError(f"#{exp_id}: a hypothesis needs a title")
         self.store.update_experiment(exp_id, title=title, rationale=rationale.strip())
-        self.store.event("edited", f"#{exp_id} hypothesis edited by {self.who}", experiment_id=exp_id)
+        self.store.event("edited", f"#{exp_id} hypothesis edited in the {signer_name(self.who)}",
+                         experiment_id=exp_id)
         self._tell()
         return self.store.experiment(exp_id)
 
@@ -199,7 +200,7 @@ class FrontDesk(DeskReads):
         sha = self.ws.amend(exp_id, e.branch)
         patch = self.ws.diff(parent.commit_sha, sha) if parent is not None and parent.commit_sha else e.patch
         self.store.update_experiment(exp_id, commit_sha=sha, patch=patch)
-        self.store.event("edited", f"#{exp_id} patch edited by {self.who}", experiment_id=exp_id,
+        self.store.event("edited", f"#{exp_id} patch edited in the {signer_name(self.who)}", experiment_id=exp_id,
                          data={"commit": sha})
         self._tell()
         return self.store.experiment(exp_id)
@@ -322,9 +323,10 @@ class FrontDesk(DeskReads):
         job = self.running_job(exp_id)
         if job is None:
             raise NightlabError(f"experiment #{exp_id} has no running job")
-        if not remote.stop_job(self.root, job, f"stopped by the user ({self.who})"):
+        if not remote.stop_job(self.root, job, f"stopped by the user ({signer_name(self.who)})"):
             raise NightlabError(f"the job of #{exp_id} is not running any more")
-        self.store.event("stop", f"#{job.experiment_id}: job stopped by {self.who}", experiment_id=job.experiment_id)
+        self.store.event("stop", f"#{job.experiment_id}: job stopped from the {signer_name(self.who)}",
+                         experiment_id=job.experiment_id)
         return job
 
     # ------------------------------------------------------------------------------------------- the session

@@ -199,6 +199,15 @@ class RunLog:
         return runner.read_status(self.job.run_dir, self.job.wrapper) is not None
 
 
+# how each front-end's signature reads in a sentence; anything else (a test's, "wake") reads as it is
+_FRONT_END_NAMES = {"tui": "TUI", "cli": "CLI", "console": "console"}
+
+
+def signer_name(who: str) -> str:
+    """A decision's signer as a person reads it: 'tui' → 'TUI', 'cli:4242' (the CLI signs with its pid) → 'CLI'."""
+    return _FRONT_END_NAMES.get(who.split(":", 1)[0], who)
+
+
 class DeskReads:
     """One project as the front-ends read it. `store`: the caller's connection (one per thread); `cfg`: the
     project's config when the caller has it loaded; `who` signs what the desk records for this caller."""
@@ -552,7 +561,7 @@ def projects_overview() -> list[dict[str, Any]]:
 
 __all__ = ["EVENTS_KEPT", "DeskReads", "EventLine", "GpuStat", "LiveJob", "Row", "RunLog", "RunRef", "Snapshot",
            "build_rows", "format_gpu", "gpus_leased_elsewhere", "holder_label", "holders",
-           "loss_curve", "open_log", "projects_overview", "read_gpus"]
+           "loss_curve", "open_log", "projects_overview", "read_gpus", "signer_name"]
 
 
 @functools.cache

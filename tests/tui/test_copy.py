@@ -130,7 +130,7 @@ def test_a_running_job_shows_its_time_so_far_everywhere(populated: tuple[Path, P
 
 
 def test_a_run_stopped_from_the_tui_says_so_once(tmp_path: Path) -> None:
-    """A real job stopped with x: its reason reads "stopped by the user (tui)" in the details and the events, never
+    """A real job stopped with x: its reason reads "stopped by the user (TUI)" in the details and the events, never
     wrapped in "stopped by nightlab or the user: …"; the session's end does not claim a baseline it never measured."""
     root = make_project(tmp_path / "slow")
     (root / "train.py").write_text("import time\nprint('step 1 loss 0.9', flush=True)\ntime.sleep(60)\n"
@@ -155,9 +155,9 @@ def test_a_run_stopped_from_the_tui_says_so_once(tmp_path: Path) -> None:
             await wait_until(pilot, lambda: app.snapshot is not None and not app.snapshot.open_jobs
                              and app.snapshot.experiments[exp_id].diagnosis is not None, timeout=60,
                              what="the stopped run recorded")
-            await wait_until(pilot, lambda: "stopped by the user (tui)" in events_text(app), what="the event")
+            await wait_until(pilot, lambda: "stopped by the user (TUI)" in events_text(app), what="the event")
             for text in (details_text(app, exp_id), events_text(app)):
-                assert text.count("stopped by the user (tui)") == 1, text
+                assert text.count("stopped by the user (TUI)") == 1, text
                 assert "stopped by nightlab or the user" not in text, text
             await wait_until(pilot, lambda: any("session is done" in n for n in notes(app)), what="the session's end")
             ended = [n for n in notes(app) if "session is done" in n]
