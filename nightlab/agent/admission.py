@@ -114,6 +114,7 @@ class Admission:
             seed=proposal.seed if proposal.seed is not None else self.cfg.search.seed, status=Status.PROPOSED,
             policy=self.policy_name(), usage=proposal.usage, depth=depth, diagnosis=proposal.diagnosis or None,
             command=command, phase=self.phase_of(proposal.phase), predicted_s=proposal.predicted_s,
+            priced=proposal.priced,
         )
         made = self.materialise(e)
         if made is None:

@@ -36,6 +36,7 @@ the front desk's (actions.py).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -68,6 +69,7 @@ from nightlab.agent.metric_text import fmt_metric, fmt_noise
 from nightlab.agent.notify import notify_human
 from nightlab.agent.paths import StatePaths, state_dir
 from nightlab.agent.policy.base import Abandon, Policy
+from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy_view import build_context, view
 from nightlab.agent.proposal import PolicyContext, Proposal
 from nightlab.agent.remote import RemoteJobs
@@ -82,6 +84,7 @@ from nightlab.agent.states import (
     JobState,
     Kind,
     Mode,
+    Pricing,
     RunResult,
     SessionState,
     Status,
@@ -94,6 +97,7 @@ from nightlab.errors import NightlabError
 from nightlab.sandbox import lease, runner
 from nightlab.sandbox.watch import Waker, signal_project
 
+log = logging.getLogger(__name__)
 BASELINE = Kind.BASELINE
 RERUN = Kind.RERUN
 
@@ -137,6 +141,7 @@ class Engine:
         self.clock = time_budget.TimeBudget(self.store, self.options.deadline, cfg.autonomy.max_cpu_hours,
                                             cfg.autonomy.max_gpu_hours, cfg.slots.threads_per_job,
                                             ask_over_budget=cfg.autonomy.ask_over_budget)
+        self._pricer = BuiltinPolicy()  # prices other policies' code edits with the builtin's cost model
         self.launcher = Launcher(self.root, cfg, self.ws, unsafe_no_sandbox=self.options.unsafe_no_sandbox)
         self._policy = policy
         self.approver = approver
@@ -592,6 +597,7 @@ class Engine:
             return
         proposal.parent_id = e.id
         proposal.kind = proposal.kind or Kind.FIX
+        self._price(ctx, proposal)
         self.steps.record(ctx, self.admit(proposal, depth=e.depth + 1), view(e))
 
     # ------------------------------------------------------------------------------------------- 2. watch
@@ -762,8 +768,25 @@ class Engine:
                 self.emit("exhausted", "the policy has nothing left to try")
             return False
         self.clock.floor = None
+        self._price(ctx, proposal)
         self.steps.record(ctx, self.admit(proposal), None)
         return True
+
+    def _price(self, ctx: PolicyContext, proposal: Proposal) -> None:
+        """A proposal that changes code and says nothing of its run time (a language model's edit, a script's, a
+        repair) gets its own prediction: its parent's measured time scaled by the model's cost read from the code
+        after the edit over before it (the builtin policy's cost model); where the structure cannot be read it is
+        marked as costed at its parent's time (`Pricing.PARENT`)."""
+        if proposal.predicted_s is not None or proposal.priced is not None or not proposal.edits \
+                or proposal.kind == RERUN:
+            return
+        parent = proposal.parent_id if proposal.parent_id is not None else (ctx.best_id or ctx.baseline_id)
+        pricer = self.policy if isinstance(self.policy, BuiltinPolicy) else self._pricer
+        try:
+            proposal.predicted_s, proposal.priced = pricer.predict_edits(ctx, parent, proposal.edits)
+        except Exception as err:  # a prediction is an aid: without one the parent's time stands, as said
+            log.debug("no run-time prediction for %r: %s", proposal.title, err)
+            proposal.priced = Pricing.PARENT
 
     def admit(self, proposal: Proposal, depth: int = 0) -> Experiment | None:
         """A proposal becomes an experiment if admission.py lets it (a row, then a branch and commit); then it is

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightlab.agent.goal import Goal
-from nightlab.agent.states import Kind, RunResult, Status
+from nightlab.agent.states import Kind, Pricing, RunResult, Status
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Proposal:
     command: str | None = None
     usage: dict[str, Any] = field(default_factory=dict)  # model calls: model, tokens, cost
     predicted_s: float | None = None  # the run's duration as the policy predicts it (None: it does not say)
+    priced: Pricing | None = None  # how `predicted_s` was made (PARENT: it could not be, the parent's time stands)
     phase: str = ""  # the plan's phase this move belongs to (policy/phases.py; "": the policy does not say)
 
 

@@ -19,6 +19,7 @@ from nightlab.agent.states import (
     JobState,
     Kind,
     Mode,
+    Pricing,
     RunResult,
     SessionState,
     Status,
@@ -68,6 +69,7 @@ class Experiment:
     digest: str | None = None  # of its run's output with timings masked (see agent/outcome.py)
     phase: str | None = None  # the plan phase it was proposed in (agent/plan.py); None: no plan was followed
     predicted_s: float | None = None  # its run's seconds as the policy predicted them (None: it did not say)
+    priced: Pricing | None = None  # how they were predicted (PARENT: they could not be; its parent's time stands)
 
     JSON_FIELDS = ("knobs", "edits", "curve", "loss_curve", "usage", "isolation", "protected_changed")
 
@@ -87,6 +89,7 @@ class Experiment:
         data["status"] = Status(data.get("status") or Status.PROPOSED)
         data["kind"] = Kind(data.get("kind") or Kind.HYPERPARAMETER)
         data["run_result"] = RunResult(data["run_result"]) if data.get("run_result") else None
+        data["priced"] = Pricing(data["priced"]) if data.get("priced") in set(Pricing) else None
         fc = data.get("failure_class")
         # a class this version does not know (written by a newer diagnosis) stays as written
         data["failure_class"] = FailureClass(fc) if fc in _FAILURE_CLASSES else fc

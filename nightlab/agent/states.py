@@ -80,6 +80,14 @@ class Kind(StrEnum):
     LLM = "llm"
 
 
+class Pricing(StrEnum):
+    """How a proposal's run time was predicted (the deadline and the compute budget judge each run by it)."""
+
+    KNOBS = "knobs"  # a knob move: the cost model's factor for the knob's kind, from the code and measured runs
+    CODE = "code"  # a change of the code: the model's cost read from the code after the edit over before it
+    PARENT = "parent"  # the edit's cost could not be read from the code: costed at its parent's measured time
+
+
 # kinds that are not a hypothesis of the policy's
 ENGINE_KINDS = frozenset({Kind.BASELINE, Kind.RERUN})
 

@@ -39,7 +39,7 @@ from nightlab.errors import NightlabError
 with hidden_module("pandas"):  # sqlite_utils imports pandas when installed, for a type the store never writes
     import sqlite_utils
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 EXPERIMENT_STATUSES = tuple(Status)
 # how a schema-4 store marked a best kept on one seed: status `kept` plus this sentence in `error` (see _v7)
@@ -207,8 +207,18 @@ def _v10(db: sqlite_utils.Database) -> None:
         plans.add_column("deadline", float)
 
 
+def _v11(db: sqlite_utils.Database) -> None:
+    """v11: how an experiment's run time was predicted (states.Pricing): a knob move's cost model, the code's cost
+    before and after its edit, or — where the code's structure could not be read — its parent's measured time, so
+    that what the deadline judged a run by is on the record."""
+    exp = db["experiments"]
+    assert isinstance(exp, sqlite_utils.db.Table)
+    if "priced" not in {c.name for c in exp.columns}:
+        exp.add_column("priced", str)
+
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9), (10, _v10),
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9), (10, _v10), (11, _v11),
 ]
 
 

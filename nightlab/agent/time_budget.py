@@ -3,12 +3,14 @@
 
 The engine asks `blocks(e)` before it starts a run: a run whose own predicted duration would end after the deadline,
 or whose predicted compute would take the session past its budget, is not started (it stays queued for the next
-session). A run's duration is its own prediction where the policy made one (the builtin policy's cost model: a
+session). A run's duration is its own prediction where one was made (the builtin policy's cost model: a
 widening or a longer training costs more than the run it changes, fewer epochs or a narrower model less, a
-same-shape knob move about the same), plus what runs take beyond their own seconds here (launch, sandbox start-up, a
-scheduler's queue, as measured: `overhead`); else its parent's measured wall clock (the run it changes, or the run it
-repeats with another seed), else the median of the project's ended runs; with nothing measured yet (the baseline) it
-is started if any time is left.
+same-shape knob move about the same; a change of the code — a transform, a repair, a language model's edit — its
+parent's time scaled by the model's cost read from the code after the edit over before it), plus what runs take
+beyond their own seconds here (launch, sandbox start-up, a scheduler's queue, as measured: `overhead`); else (the
+code's structure could not be read: `Pricing.PARENT`, said in the reason) its parent's measured wall clock (the
+run it changes, or the run it repeats with another seed), else the median of the project's ended runs; with
+nothing measured yet (the baseline) it is started if any time is left.
 
 The policy is told how long a run started now may take (`seconds_left`, in its own run seconds), so that when time is
 short it proposes runs that fit and skips, with the reason said, those that cannot. The session ends when nothing can
@@ -42,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nightlab.agent.states import ApprovalKind, ApprovalState, JobState, Kind, RunResult
+from nightlab.agent.states import ApprovalKind, ApprovalState, JobState, Kind, Pricing, RunResult
 from nightlab.agent.store import Experiment, Job, Store
 from nightlab.sandbox import slots
 from nightlab.sandbox.spec import SPEC_FILE, JobSpec
@@ -191,6 +193,8 @@ class TimeBudget:
                 return "the deadline has passed"
             if need > left:
                 how = " (measured)" if what == "a run takes" else ""
+                if what == "a run takes" and e is not None and e.priced == Pricing.PARENT:
+                    how = " (its parent's, measured: the change's cost could not be read from the code)"
                 return f"{what} about {need:.0f} s{how} and {left:.0f} s are left before the deadline"
         why = self.over_budget(need, session_id, now)
         if why and need and what != "a run takes":

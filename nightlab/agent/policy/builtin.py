@@ -65,7 +65,7 @@ from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
 from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
-from nightlab.agent.states import ENGINE_KINDS, Kind, RunResult, Status, StepKind
+from nightlab.agent.states import ENGINE_KINDS, Kind, Pricing, RunResult, Status, StepKind
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -1118,6 +1118,40 @@ class BuiltinPolicy(PolicyBase):
             return None
         return self._runtime_model(ctx, st).predict(secs, st.assignment, changes)
 
+    def predict_edits(self, ctx: PolicyContext, exp_id: int | None,
+                      edits: Sequence[Edit]) -> tuple[float | None, Pricing | None]:
+        """How long experiment `exp_id`'s run would take with `edits` applied (any policy's: a transform, a repair,
+        a language model's edit), and how that was found: the model's cost read from the code after the edits over
+        its cost before (`Pricing.CODE`), or `Pricing.PARENT` (None seconds) where the code's structure cannot be
+        read and the parent's measured time stands; (None, None) when the parent has no measured time."""
+        return self._predict_edits(ctx, self._state(ctx, exp_id), edits)
+
+    def _predict_edits(self, ctx: PolicyContext, st: _State,
+                       edits: Sequence[Edit]) -> tuple[float | None, Pricing | None]:
+        secs = st.exp.seconds if st.exp is not None else None
+        if not secs or secs <= 0 or st.exp is None or st.exp.run_result != RunResult.SUCCEEDED:
+            return None, None  # nothing measured to scale (a crash's seconds are not a run's length)
+        files = {p: t for p, t in st.files.items() if p != eff.COMMAND_PATH}
+        try:
+            after = {**files, **apply_edits(list(edits), files.get, [*files, *(e.path for e in edits)], [])}
+        except Exception:
+            return None, Pricing.PARENT
+        batch = next((float(k.value) for k in self._by_kind(st, "batch_size")), float(costmod.DEFAULT_BATCH))
+        factor = costmod.code_factor([t for p, t in files.items() if p.endswith(".py")],
+                                     [t for p, t in after.items() if p.endswith(".py")], batch)
+        if factor is None:
+            return None, Pricing.PARENT
+        model = self._runtime_model(ctx, st)
+        # what the structure does not show: the training length and the batch size, where the edit moved them
+        moved = {k.name: k.value for k in _discover(after)}
+        for key, kn in st.knobs.items():
+            if kn.kind not in ("epochs", "steps", "batch_size") or kn.knob.name not in moved:
+                continue
+            old, new = kn.value, moved[kn.knob.name]
+            if _numeric(old) and _numeric(new) and float(old) > 0 and float(new) > 0 and new != old:
+                factor *= model.factor(key, float(new) / float(old), float(old))
+        return model.scaled(secs, factor), Pricing.CODE
+
     def _runtime_model(self, ctx: PolicyContext, st: _State) -> costmod.RunTimeModel:
         """The cost model of this state: layer costs read from its Python files, corrected by every run that
         ended with a measured duration (cached for one state)."""
@@ -1171,12 +1205,18 @@ class BuiltinPolicy(PolicyBase):
             return None
         if prop is not None:
             prop.phase = str(_phase(st, move))
-        if prop is not None and move.changes:
+        if prop is not None and move.changes and move.texts is None and move.transform is None:
             try:  # the engine's long-run checkpoint reads it; a prediction that fails leaves the parent's duration
                 prop.predicted_s = self.predicted_seconds(ctx, st, move.changes)
+                prop.priced = Pricing.KNOBS if prop.predicted_s is not None else None
             except Exception as err:
                 log.debug("builtin policy: no run-time prediction for %r: %s", prop.title, err)
-        # a run that cannot end in the time left is not proposed (a change of code, not of a knob: about its
+        elif prop is not None and prop.edits:  # a change of the code: its cost read before and after the edit
+            try:
+                prop.predicted_s, prop.priced = self._predict_edits(ctx, st, prop.edits)
+            except Exception as err:
+                log.debug("builtin policy: no run-time prediction for %r: %s", prop.title, err)
+        # a run that cannot end in the time left is not proposed (one whose cost could not be read: about its
         # parent's time)
         if prop is not None and not self._fits(ctx, prop.predicted_s or (st.exp.seconds if st.exp else None),
                                                prop.title):

@@ -289,6 +289,152 @@ def fit_call_cost(found: Sequence[Layer], ra: float, rb: float, measured: float)
     return (lo + hi) / 2
 
 
+# ----------------------------------------------------------------------------------------------- a whole model
+
+DEFAULT_SIZE = 64.0  # a layer size the code does not show (a parameter passed from elsewhere, a config lookup)
+
+
+def _range_count(node: ast.AST, consts: Mapping[str, float]) -> float | None:
+    """How many times `for _ in range(...)` goes round, when its bounds can be read."""
+    if not (isinstance(node, ast.Call) and dotted_name(node.func) == "range") or not 1 <= len(node.args) <= 3:
+        return None
+    got = [_evaluate(a, (), 0.0, consts) for a in node.args]
+    if any(g is None for g in got):
+        return None
+    vals = [float(g) for g in got if g is not None]
+    start, stop, step = (0.0, vals[0], 1.0) if len(vals) == 1 else (vals[0], vals[1], vals[2] if len(vals) > 2 else 1.0)
+    return max(0.0, math.ceil((stop - start) / step)) if step > 0 else None
+
+
+def _bindings(trees: Sequence[ast.Module]) -> dict[str, dict[str, float]]:
+    """{callable: {parameter (lowercase): number}}: a function's or class's parameters as its defaults say, or as
+    every call in the code passes them (one number everywhere: `build(DEPTH)`, `Net(hidden=256)`)."""
+    params: dict[str, list[str]] = {}
+    defaults: dict[str, dict[str, float]] = {}
+    for tree in trees:
+        consts = _constants(tree)
+        for node in ast.walk(tree):
+            fn: ast.FunctionDef | None = None
+            owner = ""
+            if isinstance(node, ast.ClassDef):
+                fn = next((x for x in node.body if isinstance(x, ast.FunctionDef) and x.name == "__init__"), None)
+                owner = node.name
+                skip_self = 1
+            elif isinstance(node, ast.FunctionDef) and node.name != "__init__":
+                fn, owner, skip_self = node, node.name, 0
+            if fn is None or owner in params:
+                continue
+            names = [a.arg.lower() for a in fn.args.args[skip_self:]]
+            params[owner] = names
+            given = {}
+            pairs: list[tuple[ast.arg, ast.expr | None]] = [
+                *zip(fn.args.args[len(fn.args.args) - len(fn.args.defaults):], fn.args.defaults, strict=True),
+                *zip(fn.args.kwonlyargs, fn.args.kw_defaults, strict=True)]
+            for param, d in pairs:
+                v = _evaluate(d, (), 0.0, consts)
+                if v is not None:
+                    given[param.arg.lower()] = v
+            defaults[owner] = given
+    passed: dict[str, dict[str, set[float | None]]] = {}
+    for tree in trees:
+        consts = _constants(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            callee = dotted_name(node.func).rsplit(".", 1)[-1]
+            ps = params.get(callee)
+            if ps is None:
+                continue
+            seen = passed.setdefault(callee, {})
+            for i, given_arg in enumerate(node.args):
+                if i < len(ps) and not isinstance(given_arg, ast.Starred):
+                    seen.setdefault(ps[i], set()).add(_evaluate(given_arg, (), 0.0, consts))
+            for kw in node.keywords:
+                if kw.arg and kw.arg.lower() in ps:
+                    seen.setdefault(kw.arg.lower(), set()).add(_evaluate(kw.value, (), 0.0, consts))
+    out: dict[str, dict[str, float]] = {}
+    for owner, given in defaults.items():
+        got = dict(given)
+        for name, values in passed.get(owner, {}).items():
+            if len(values) == 1 and None not in values:
+                got[name] = next(v for v in values if v is not None)
+            else:
+                got.pop(name, None)  # passed different or unreadable values: not known
+        out[owner] = got
+    return out
+
+
+def model_layers(texts: Iterable[str]) -> list[tuple[Layer, float]] | None:
+    """Every layer constructor call in `texts`, with its sizes read from module constants, parameter defaults and
+    what the code's calls pass (else DEFAULT_SIZE), and how many times it is built: inside `for _ in range(n)`,
+    a comprehension over `range(n)`, or `[...] * n`, with `n` read the same way. None when a text does not parse."""
+    trees = []
+    for text in texts:
+        tree = _parse(text)
+        if tree is None:
+            return None
+        trees.append(tree)
+    bound = _bindings(trees)
+    out: list[tuple[Layer, float]] = []
+
+    def visit(node: ast.AST, consts: Mapping[str, float], times: float, owner: str) -> None:
+        if isinstance(node, ast.ClassDef):
+            owner = node.name
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            consts = {**consts, **bound.get(owner if node.name == "__init__" and owner else node.name, {})}
+        elif isinstance(node, ast.For):
+            n = _range_count(node.iter, consts)
+            for stmt in node.body:
+                visit(stmt, consts, times * (n if n is not None else 1.0), owner)
+            for stmt in node.orelse:
+                visit(stmt, consts, times, owner)
+            return
+        elif isinstance(node, ast.ListComp | ast.GeneratorExp | ast.SetComp):
+            n = 1.0
+            for gen in node.generators:
+                got = _range_count(gen.iter, consts)
+                n *= got if got is not None else 1.0
+            visit(node.elt, consts, times * n, owner)
+            return
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and isinstance(node.left, ast.List):
+            n = _evaluate(node.right, (), 0.0, consts)
+            visit(node.left, consts, times * (n if n is not None and n >= 0 else 1.0), owner)
+            return
+        elif isinstance(node, ast.Call):
+            name = dotted_name(node.func)
+            leaf = name.rsplit(".", 1)[-1]
+            kind = _LAYERS.get(leaf)
+            if kind is not None and (name == leaf or name.startswith(("nn.", "torch.nn."))):
+                layer = _layer(node, leaf, kind, set(), DEFAULT_SIZE, consts)
+                if layer is not None:
+                    out.append((layer, times))
+        for sub in ast.iter_child_nodes(node):
+            visit(sub, consts, times, owner)
+
+    for tree in trees:
+        visit(tree, _constants(tree), 1.0, "")
+    return out
+
+
+def model_cost(texts: Iterable[str], batch: float = DEFAULT_BATCH) -> float | None:
+    """The compute of one sample's training step through every layer the code builds (each also paying its fixed
+    cost per call); None when the code does not parse or builds no layer the cost model knows."""
+    found = model_layers(texts)
+    if not found:
+        return None
+    call = CALL_COST / max(1.0, batch)
+    return sum(times * (call + sum(t.cost for t in layer.terms)) for layer, times in found)
+
+
+def code_factor(before: Iterable[str], after: Iterable[str], batch: float = DEFAULT_BATCH) -> float | None:
+    """How much a change of the code scales a training step: the model's cost after it over its cost before (a
+    hidden layer as wide as the one before it about doubles a two-layer MLP's); None when either cannot be read."""
+    a, b = model_cost(before, batch), model_cost(after, batch)
+    if a is None or b is None or a <= 0:
+        return None
+    return b / a
+
+
 # ----------------------------------------------------------------------------------------------- measured runs
 
 
@@ -440,9 +586,14 @@ class RunTimeModel:
             if old is None or nv is None:
                 continue
             total *= self.factor(key, nv / old, old)
+        return self.scaled(seconds, total)
+
+    def scaled(self, seconds: float, factor: float) -> float:
+        """Seconds of a run whose scaling part is `factor` times that of a run that took `seconds` (its start-up,
+        `overhead`, unchanged)."""
         over = self.overhead(seconds)
-        return over + (seconds - over) * total
+        return over + (seconds - over) * factor
 
 
-__all__ = ["CALL_COST", "Layer", "LayerKind", "RunTimeModel", "Term", "Timing", "aliases", "fit_call_cost", "layers",
-           "step_cost", "width_factor"]
+__all__ = ["CALL_COST", "DEFAULT_SIZE", "Layer", "LayerKind", "RunTimeModel", "Term", "Timing", "aliases",
+           "code_factor", "fit_call_cost", "layers", "model_cost", "model_layers", "step_cost", "width_factor"]

@@ -1,0 +1,167 @@
+"""Every proposal gets its own run-time prediction where the code allows: a change of the code (a transform, a
+repair, a language model's edit) is priced by the model's cost read from the code after the edit over before it,
+scaled from its parent's measured time; only where the structure cannot be read does the parent's time stand, and
+the record says so."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from test_builtin_policy import Tree, view
+
+from nightlab.agent.config import MetricConfig, load_config
+from nightlab.agent.engine import Engine, EngineOptions
+from nightlab.agent.policy import cost_model as costmod
+from nightlab.agent.policy import depth
+from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.proposal import Edit, PolicyContext, Proposal
+from nightlab.agent.states import Pricing, Status
+from nightlab.agent.time_budget import TimeBudget
+
+from helpers import TINY_TRAIN, ScriptedPolicy, git, make_repo, write_config
+
+# a model in a package module: two Linear layers as wide as the input, so one more hidden layer doubles the compute
+RING_MODEL = '''\
+"""The classifier for the rings task: an MLP over the 256 ring features."""
+import torch.nn as nn
+
+FEATURES = 256
+HIDDEN = 256
+CLASSES = 2
+
+
+def build():
+    return nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES))
+'''
+
+RING_TRAIN = '''\
+"""Train the rings classifier."""
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from rings.model import FEATURES, build
+
+EPOCHS = 10
+LEARNING_RATE = 0.01
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    x = torch.randn(512, FEATURES)
+    y = (x[:, 0] > 0).long()
+    model = build()
+    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+    for epoch in range(EPOCHS):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        print(f"epoch {epoch + 1} train_loss {loss.item():.4f}")
+    print(f"accuracy={(model(x).argmax(1) == y).float().mean().item():.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+UNDERFITTING = [2.0 - 0.04 * i for i in range(16)]  # high and still falling
+
+
+def rings_tree(seconds: float) -> Tree:
+    tree = Tree({"rings/__init__.py": "", "rings/model.py": RING_MODEL, "train.py": RING_TRAIN})
+    tree.add(view(1, kind="baseline", metric=0.5, loss=UNDERFITTING, seconds=seconds))
+    return tree
+
+
+def test_a_deepened_model_is_priced_at_about_twice_its_parent_and_skipped_when_it_cannot_end_in_time() -> None:
+    tree = rings_tree(100.0)
+    prop = BuiltinPolicy().propose(tree.ctx())
+    assert prop is not None and prop.knobs.get("transform") == depth.NAME, prop.title
+    assert prop.priced == Pricing.CODE and prop.predicted_s is not None
+    assert abs(prop.predicted_s / 200.0 - 1) < 0.3, prop.predicted_s  # the extra layer doubles the compute
+
+    # time for the parent's run, not for the deepened one: the deepening is skipped (said), a cheaper move goes on
+    policy = BuiltinPolicy()
+    short = policy.propose(replace(tree.ctx(), time_left_s=150.0))
+    assert short is not None and short.knobs.get("transform") != depth.NAME, short.title
+    assert short.predicted_s is not None and short.predicted_s <= 150.0
+    skipped = dict(policy.unfit)
+    assert skipped.get(prop.title, 0.0) > 150.0, skipped
+
+
+def test_the_cost_of_code_is_read_through_loops_calls_and_convolutions() -> None:
+    # nn.Sequential built from a depth count passed by the training script
+    model = ('"""A stack of residual-free blocks."""\nimport torch.nn as nn\n\n\n'
+             'def build(depth, width=128):\n    layers = [nn.Linear(16, width), nn.ReLU()]\n'
+             '    for _ in range(depth):\n        layers += [nn.Linear(width, width), nn.ReLU()]\n'
+             '    return nn.Sequential(*layers, nn.Linear(width, 1))\n')
+    train = "from stack.model import build\n\nDEPTH = 2\nnet = build(DEPTH)\n"
+    deeper = costmod.code_factor([model, train], [model, train.replace("DEPTH = 2", "DEPTH = 6")])
+    assert deeper is not None and 2.2 < deeper < 3.6  # 2 -> 6 of the 128-wide blocks, the ends unchanged
+    wider = costmod.code_factor([model, train], [model.replace("width=128", "width=256"), train])
+    assert wider is not None and 2.5 < wider < 4.0  # the 128-wide layers ~4x, each call's fixed cost not
+    # a conv net: the channels doubled on both sides of the 3x3 convolutions
+    conv = ('import torch.nn as nn\nC = 32\n'
+            'net = nn.Sequential(nn.Conv2d(3, C, 3), nn.ReLU(), nn.Conv2d(C, C, 3), nn.ReLU(),\n'
+            '                    *[nn.Conv2d(C, C, 3) for _ in range(2)], nn.Flatten(), nn.LazyLinear(10))\n')
+    got = costmod.code_factor([conv], [conv.replace("C = 32", "C = 64")])
+    assert got is not None and 3.0 < got < 4.2
+    # no layer the cost model knows, or code that does not parse: nothing to read
+    assert costmod.code_factor([TINY_TRAIN], [TINY_TRAIN.replace("LR = 0.05", "LR = 0.1")]) is None
+    assert costmod.code_factor([conv], ["def broken(:\n"]) is None
+
+
+def test_an_edit_whose_structure_cannot_be_read_is_priced_at_its_parents_time_and_says_so() -> None:
+    tree = Tree({"train.py": TINY_TRAIN})
+    tree.add(view(1, kind="baseline", metric=0.5, seconds=40.0))
+    got = BuiltinPolicy().predict_edits(tree.ctx(), 1, [Edit("train.py", "EPOCHS = 3", "EPOCHS = 6")])
+    assert got == (None, Pricing.PARENT)
+
+
+class Widening(ScriptedPolicy):
+    """A language model's answer as an edit: it widens the hidden layer and says nothing of the run time."""
+
+    name = "scripted-llm"
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.done = False
+
+    def propose(self, ctx: PolicyContext) -> Proposal | None:
+        if self.done:
+            return None
+        self.done = True
+        return Proposal(title="widen the hidden layer to 1024", rationale="more capacity", parent_id=ctx.baseline_id,
+                        edits=[Edit("rings/model.py", "HIDDEN = 256", "HIDDEN = 1024")])
+
+
+def test_a_language_models_edit_gets_its_own_prediction_and_a_deadline_judges_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "p", {"rings/__init__.py": "", "rings/model.py": RING_MODEL, "train.py": RING_TRAIN})
+    write_config(repo, metric=MetricConfig(name="accuracy", goal="maximize"), editable=["train.py", "rings/model.py"])
+    git(repo, "add", "nightlab.toml")
+    git(repo, "commit", "-q", "-m", "nightlab config")
+    eng = Engine(repo, load_config(repo), policy=Widening(),
+                 options=EngineOptions(mode="autonomous", budget=2, poll_s=0.1))
+    eng.run()
+    base = eng.store.experiment(1)
+    wide = next(e for e in eng.store.experiments() if e.title.startswith("widen"))
+    assert base.seconds and wide.predicted_s is not None and wide.priced == Pricing.CODE
+    # 4x the hidden width: both Linear layers' compute grows about 4x (the output layer is tiny)
+    factor = costmod.code_factor([RING_MODEL], [RING_MODEL.replace("HIDDEN = 256", "HIDDEN = 1024")])
+    assert factor is not None and 3.0 < factor < 4.2
+    assert wide.predicted_s > 2.0 * base.seconds * 0.7  # its own prediction, not its parent's time
+    # a deadline that leaves the parent's run time but not the wider one's: it is the wider run that is not started
+    clock = TimeBudget(eng.store, deadline=None, max_cpu_hours=None, max_gpu_hours=None)
+    parent_needs = clock.predict(base) or 0.0
+    wide_needs = clock.predict(wide) or 0.0
+    assert wide_needs > parent_needs
+    clock.deadline = 1000.0 + (parent_needs + wide_needs) / 2
+    waiting = replace(wide, status=Status.QUEUED)
+    why = clock.blocks(waiting, 1, now=1000.0)
+    assert why is not None and "predicted to take" in why
