@@ -16,6 +16,7 @@ from pathlib import Path
 
 from test_builtin_policy import Tree, applied, view
 
+from nightlab.agent.metric_text import fmt_change, fmt_noise
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy.base import ExperimentView, PolicyContext, Proposal
 from nightlab.agent.policy.builtin import BuiltinPolicy
@@ -138,6 +139,9 @@ def test_a_widening_within_the_noise_is_retried_with_the_training_it_needs(tmp_p
     assert compound is not None
     assert compound.knobs["HIDDEN"] == 16 and compound.knobs["EPOCHS"] == 40 and compound.parent_id == 1, compound.title
     assert f"#{widened.id}" in compound.rationale and "within the noise floor" in compound.rationale
+    # its figures read as the experiment table writes them (agent/metric_text.py)
+    assert f"scored {fmt_change(w_acc - acc)} against #1 at the same seed, within the noise floor " \
+           f"({fmt_noise(NOISE)})" in compound.rationale, compound.rationale
     together = record(tree, compound, tmp_path)
     assert together.metric is not None and together.metric - acc > NOISE  # together: beyond the noise
     assert tree.best_id == together.id

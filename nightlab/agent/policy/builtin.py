@@ -52,6 +52,7 @@ from typing import Any
 from nightlab.agent import diagnose
 from nightlab.agent.edits import apply_edits, matches_any
 from nightlab.agent.goal import Goal
+from nightlab.agent.metric_text import fmt_change, fmt_noise
 from nightlab.agent.policy import catalogue, compound, phases
 from nightlab.agent.policy import cost_model as costmod
 from nightlab.agent.policy import depth as depthmod
@@ -757,9 +758,11 @@ class BuiltinPolicy(PolicyBase):
             title = f"combine #{ea.id} and #{eb.id}: {ka} {_fmt(st.assignment[ka])} → {_fmt(va)}, " \
                     f"{kb} {_fmt(st.assignment[kb])} → {_fmt(vb)}"
             why = (f"Two one-knob changes of #{best.id} each scored above it at the same seed (#{ea.id} {ka}: "
-                   f"{ga:+.3g}; #{eb.id} {kb}: {gb:+.3g}), each within the noise floor ({ctx.noise_floor:.3g}) alone. "
+                   f"{fmt_change(ga)}; #{eb.id} {kb}: {fmt_change(gb)}), each within the noise floor "
+                   f"({fmt_noise(ctx.noise_floor)}) alone. "
                    "Independent small gains usually add up; together they may clear the floor.")
-            yield _Move(title=title, rationale=why, changes=changes, expected=f"about {ga + gb:+.3g} over #{best.id}")
+            yield _Move(title=title, rationale=why, changes=changes,
+                        expected=f"about {fmt_change(ga + gb)} over #{best.id}")
 
     def _compound_moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
         """Capacity with the training length it needs (compound.py): a widening of the best that scored within the

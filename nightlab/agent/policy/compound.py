@@ -30,6 +30,7 @@ from typing import Any
 
 from nightlab.agent import diagnose
 from nightlab.agent.goal import Goal
+from nightlab.agent.metric_text import fmt_change, fmt_noise
 from nightlab.agent.proposal import ExperimentView
 
 CAPACITY_KINDS = frozenset({"width", "depth"})
@@ -141,10 +142,10 @@ def retries(best: ExperimentView, children: Sequence[tuple[ExperimentView, str, 
                  f"its training loss had barely started to fall ({flat}): a larger model often sits on a plateau "
                  "longer before it learns" if flat else "a larger model usually needs more steps to reach what it "
                  "can fit")
-        why = (f"#{e.id} changed only {key} ({_fmt(old)} → {_fmt(new)}) and scored {gain:+.3g} against #{best.id} "
-               f"at the same seed, within the noise floor ({floor:.3g}); {curve}. More capacity pays off only with "
-               f"the training to use it, so before the change is abandoned it is tried again with {f:g}x the "
-               f"training length ({length.key} {_fmt(length.value)} → {_fmt(longer)}).")
+        why = (f"#{e.id} changed only {key} ({_fmt(old)} → {_fmt(new)}) and scored {fmt_change(gain)} against "
+               f"#{best.id} at the same seed, within the noise floor ({fmt_noise(floor)}); {curve}. More capacity "
+               f"pays off only with the training to use it, so before the change is abandoned it is tried again "
+               f"with {f:g}x the training length ({length.key} {_fmt(length.value)} → {_fmt(longer)}).")
         yield Plan(title=f"{key} {_fmt(old)} → {_fmt(new)} with {length.key} {_fmt(length.value)} → {_fmt(longer)} "
                          f"(#{e.id} again, trained longer)",
                    rationale=why, changes={key: new, length.key: longer},
