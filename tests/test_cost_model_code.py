@@ -5,6 +5,7 @@ the record says so."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -156,6 +157,9 @@ def test_a_language_models_edit_gets_its_own_prediction_and_a_deadline_judges_it
     factor = costmod.code_factor([RING_MODEL], [RING_MODEL.replace("HIDDEN = 256", "HIDDEN = 1024")])
     assert factor is not None and 3.0 < factor < 4.2
     assert wide.predicted_s > 2.0 * base.seconds * 0.7  # its own prediction, not its parent's time
+    said = next(json.loads(e["data"]) for e in eng.store.events()
+                if e["kind"] == "proposed" and e["experiment_id"] == wide.id)
+    assert said["priced"] == "code" and said["predicted_s"] == wide.predicted_s
     # a deadline that leaves the parent's run time but not the wider one's: it is the wider run that is not started
     clock = TimeBudget(eng.store, deadline=None, max_cpu_hours=None, max_gpu_hours=None)
     parent_needs = clock.predict(base) or 0.0

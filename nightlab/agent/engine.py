@@ -794,7 +794,9 @@ class Engine:
         e = self.admission.admit(proposal, depth)
         if e is None:
             return None
-        self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale)
+        # with how its run time was predicted: measured vs predicted stays visible in the events
+        self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale, predicted_s=e.predicted_s,
+                  priced=str(e.priced) if e.priced else None)
         self.time.count_unfit(e)
         stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
                                   self.plan.unforeseen(e.phase))
@@ -882,8 +884,6 @@ def make_policy(cfg: ProjectConfig, root: Path | None = None) -> Policy:
         if not cfg.llm.model:
             raise NightlabError("policy 'llm' needs a model: set [llm] model in nightlab.toml or pass --model")
         return LLMPolicy(cfg.llm)
-    from nightlab.agent.policy.builtin import BuiltinPolicy
-
     return BuiltinPolicy()
 
 
