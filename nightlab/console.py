@@ -25,6 +25,7 @@ from nightlab.agent.states import (
     ApprovalKind,
     ApprovalState,
     Decision,
+    EventKind,
     Mode,
     SessionState,
     Status,
@@ -93,10 +94,13 @@ class Progress:
             self.shown = False
 
 
-KIND_STYLE = {"kept": "1;32", "finished": "32", "failed": "31", "discarded": "2", "started": "36",
-              "proposed": "1", "lost": "33", "policy_error": "33", "duplicate": "33", "done": "1",
-              "hibernate": "35", "interrupted": "33", "confirm": "36", "noise": "2", "baseline": "36",
-              "approval": "1;33", "no_effect": "33", "seeding": "2"}
+KIND_STYLE: dict[str, str] = {
+    EventKind.KEPT: "1;32", EventKind.FINISHED: "32", EventKind.FAILED: "31", EventKind.DISCARDED: "2",
+    EventKind.STARTED: "36", EventKind.PROPOSED: "1", EventKind.LOST: "33", EventKind.POLICY_ERROR: "33",
+    EventKind.DUPLICATE: "33", EventKind.DONE: "1", EventKind.HIBERNATE: "35", EventKind.INTERRUPTED: "33",
+    EventKind.CONFIRM: "36", EventKind.NOISE: "2", EventKind.BASELINE: "36", EventKind.APPROVAL: "1;33",
+    EventKind.NO_EFFECT: "33", EventKind.SEEDING: "2",
+}
 
 
 class EventPrinter:

@@ -31,7 +31,7 @@ from nightlab.agent.policy_view import view
 from nightlab.agent.project_init import Ask, InitOptions, InitResult, init_project
 from nightlab.agent.project_init import Progress as InitProgress
 from nightlab.agent.report import ReportFiles, write_session_report
-from nightlab.agent.states import ApprovalKind, ApprovalState, Kind, Mode, RunResult, SessionState, Status
+from nightlab.agent.states import ApprovalKind, ApprovalState, EventKind, Kind, Mode, RunResult, SessionState, Status
 from nightlab.agent.store import Approval, Experiment, Job, Store
 from nightlab.agent.views import DeskReads, signer_name
 from nightlab.agent.workspace import Workspace
@@ -173,7 +173,7 @@ class FrontDesk(DeskReads):
         if not title:
             raise NightlabError(f"#{exp_id}: a hypothesis needs a title")
         self.store.update_experiment(exp_id, title=title, rationale=rationale.strip())
-        self.store.event("edited", f"#{exp_id} hypothesis edited in the {signer_name(self.who)}",
+        self.store.event(EventKind.EDITED, f"#{exp_id} hypothesis edited in the {signer_name(self.who)}",
                          experiment_id=exp_id)
         self._tell()
         return self.store.experiment(exp_id)
@@ -200,7 +200,8 @@ class FrontDesk(DeskReads):
         sha = self.ws.amend(exp_id, e.branch)
         patch = self.ws.diff(parent.commit_sha, sha) if parent is not None and parent.commit_sha else e.patch
         self.store.update_experiment(exp_id, commit_sha=sha, patch=patch)
-        self.store.event("edited", f"#{exp_id} patch edited in the {signer_name(self.who)}", experiment_id=exp_id,
+        self.store.event(EventKind.EDITED, f"#{exp_id} patch edited in the {signer_name(self.who)}",
+                         experiment_id=exp_id,
                          data={"commit": sha})
         self._tell()
         return self.store.experiment(exp_id)
@@ -306,7 +307,7 @@ class FrontDesk(DeskReads):
             if a.experiment_id == e.id and a.kind == ApprovalKind.PROMOTE:
                 self.store.decide(a.id, ApprovalState.APPROVED, self.who)
         session = self.store.latest_session()
-        self.store.event("promoted", f"#{e.id} promoted onto {pv.branch} as {sha[:10]}", experiment_id=e.id,
+        self.store.event(EventKind.PROMOTED, f"#{e.id} promoted onto {pv.branch} as {sha[:10]}", experiment_id=e.id,
                          session_id=session.id if session else None, data={"commit": sha})
         self._tell()
         return Promoted(commit=sha, branch=pv.branch, title=e.title)
@@ -325,7 +326,7 @@ class FrontDesk(DeskReads):
             raise NightlabError(f"experiment #{exp_id} has no running job")
         if not remote.stop_job(self.root, job, f"stopped by the user ({signer_name(self.who)})"):
             raise NightlabError(f"the job of #{exp_id} is not running any more")
-        self.store.event("stop", f"#{job.experiment_id}: job stopped from the {signer_name(self.who)}",
+        self.store.event(EventKind.STOP, f"#{job.experiment_id}: job stopped from the {signer_name(self.who)}",
                          experiment_id=job.experiment_id)
         return job
 
@@ -382,7 +383,7 @@ class FrontDesk(DeskReads):
         old = plan.load(self.store)
         if redraft or old is None:  # a redraft keeps the deadline the plan had
             p = replace(self._draft(), deadline=old.deadline if old is not None else None)
-            self._record("plan", "drafted the plan")
+            self._record(EventKind.PLAN, "drafted the plan")
         elif deadline is None:
             return self._plan_shown()
         else:
@@ -432,7 +433,7 @@ class FrontDesk(DeskReads):
                 raise plan.PlanError("the plan has no phase with runs left to approve (give one a budget)")
             p = replace(p, approved=time.time(), since_exp=self.store.last_experiment_id())
         plan.save(self.store, p)
-        self._record("plan", "approved the plan" if approve else "edited the plan")
+        self._record(EventKind.PLAN, "approved the plan" if approve else "edited the plan")
         self._tell()
         return self._plan_shown()
 
@@ -448,7 +449,7 @@ class FrontDesk(DeskReads):
         assert p is not None
         return plan.to_toml(p)
 
-    def _record(self, kind: str, message: str) -> None:
+    def _record(self, kind: EventKind, message: str) -> None:
         session = self.store.latest_session()
         self.store.event(kind, f"{message} ({self.who})", session_id=session.id if session else None)
 

@@ -24,7 +24,7 @@ from nightlab.agent.ledger import Ledger
 from nightlab.agent.measuring import measurement_edits
 from nightlab.agent.policy_view import view
 from nightlab.agent.proposal import Edit, Proposal
-from nightlab.agent.states import Kind, Status
+from nightlab.agent.states import EventKind, Kind, Status
 from nightlab.agent.store import Experiment, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import EditError, GitError
@@ -61,7 +61,7 @@ class Admission:
         base_commit = self.store.session(self.sid()).base_commit or self.ws.head_commit()
         branch, sha = self.ws.materialise(e.id, self.sid(), base_commit, {}, e.title, self.cfg.links)
         self.store.update_experiment(e.id, branch=branch, commit_sha=sha, patch="")
-        self.emit("baseline", f"#{e.id} baseline queued (commit {sha[:8]})", e.id)
+        self.emit(EventKind.BASELINE, f"#{e.id} baseline queued (commit {sha[:8]})", e.id)
         return e
 
     def admit(self, proposal: Proposal, depth: int = 0) -> Experiment | None:
@@ -72,7 +72,7 @@ class Admission:
         parent_id = proposal.parent_id if proposal.parent_id is not None else (best_id or (base.id if base else None))
         parent = self.store.experiment(parent_id) if parent_id is not None else None
         if parent is None or parent.commit_sha is None:
-            self.emit("policy_error", f"proposal {proposal.title!r} has no usable parent")
+            self.emit(EventKind.POLICY_ERROR, f"proposal {proposal.title!r} has no usable parent")
             self.streak += 1  # counted, but never the one that ends planning
             return None
         try:
@@ -81,7 +81,7 @@ class Admission:
                 self.cfg.protected, lambda p: self.ws.link_in_path(parent.commit_sha or "", p),
             )
         except EditError as err:
-            self.emit("policy_error", f"refused {proposal.title!r}: {err}")
+            self.emit(EventKind.POLICY_ERROR, f"refused {proposal.title!r}: {err}")
             self._refuse(proposal, parent, depth, f"invalid edit: {err}")
             return None
         if proposal.kind != Kind.FIX:  # a crash's repair may have to reach into the evaluation code; nothing else
@@ -89,21 +89,21 @@ class Admission:
                                           self.ws.tracked_files(parent.commit_sha), changes, self.cfg.metric.name)
             if measuring:
                 why = f"it changes how the metric is measured ({', '.join(measuring)})"
-                self.emit("policy_error", f"refused {proposal.title!r}: {why}")
+                self.emit(EventKind.POLICY_ERROR, f"refused {proposal.title!r}: {why}")
                 self._refuse(proposal, parent, depth, why)
                 return None
         # a command-line setting changes the experiment's command (kept with it; None: the project's)
         command = proposal.command if proposal.command is not None else parent.command
         command = None if command in (None, "", self.cfg.command) else command
         if not changes and command == (parent.command or None):
-            self.emit("policy_error", f"refused {proposal.title!r}: it changes nothing")
+            self.emit(EventKind.POLICY_ERROR, f"refused {proposal.title!r}: it changes nothing")
             self.count_refusal()
             return None
         proposal.parent_id = parent.id
         exps = self.store.experiments()
         repeat = memory.is_repeat(proposal, [view(x) for x in exps], {x.id: x.patch or "" for x in exps})
         if repeat is not None:
-            self.emit("duplicate", f"refused {proposal.title!r}: it repeats {repeat}")
+            self.emit(EventKind.DUPLICATE, f"refused {proposal.title!r}: it repeats {repeat}")
             self._refuse(proposal, parent, depth, f"repeats {repeat}")
             return None
         self.streak = 0
@@ -124,7 +124,7 @@ class Admission:
         if dup is not None:
             self.store.update_experiment(e.id, status=Status.REJECTED, error=f"repeats #{dup.id} ({dup.title})")
             self.ws.prune(e.id)
-            self.emit("duplicate", f"refused #{e.id} {e.title!r}: it repeats #{dup.id}", e.id)
+            self.emit(EventKind.DUPLICATE, f"refused #{e.id} {e.title!r}: it repeats #{dup.id}", e.id)
             return None
         return e
 
@@ -157,7 +157,7 @@ class Admission:
             # next run's recovery (which re-materialises only experiments still waiting for a commit)
             what = "invalid edit" if isinstance(err, EditError) else "not committed"
             self.store.update_experiment(e.id, status=Status.REJECTED, error=f"{what}: {err}")
-            self.emit("policy_error", f"refused #{e.id} {e.title!r}: {err}", e.id)
+            self.emit(EventKind.POLICY_ERROR, f"refused #{e.id} {e.title!r}: {err}", e.id)
             return None
         patch = self.ws.diff(parent.commit_sha, sha)
         self.store.update_experiment(e.id, branch=branch, commit_sha=sha, patch=patch)

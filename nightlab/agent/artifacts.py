@@ -30,7 +30,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import matches_any
 from nightlab.agent.ledger import Ledger
 from nightlab.agent.paths import ARTIFACTS_DIR, StatePaths
-from nightlab.agent.states import Kind, RunResult, Status
+from nightlab.agent.states import EventKind, Kind, RunResult, Status
 
 MB = 1024 * 1024
 # a run's outputs are worth keeping while its experiment may still be (or is) the user's result
@@ -230,7 +230,7 @@ class Keeper:
             return
         kept = keep(self.state_dir, exp_id, worktree, self.cfg.links, self.max_bytes, self.paths.root)
         if kept is not None:
-            self.emit("artifacts", f"#{exp_id} artefacts: {kept.describe()}", exp_id, state=str(kept.state))
+            self.emit(EventKind.ARTIFACTS, f"#{exp_id} artefacts: {kept.describe()}", exp_id, state=str(kept.state))
 
     def tidy(self) -> None:
         """Discarded experiments' artefacts go; then room is made under the cap."""
@@ -243,7 +243,7 @@ class Keeper:
             if e is None or e.status not in HOLDS:
                 was = e.status if e is not None else "deleted"
                 drop(self.state_dir, i, Kept.DISCARDED, f"#{i} was {was}")
-                self.emit("artifacts", f"#{i} artefacts removed: the experiment was {was}", i)
+                self.emit(EventKind.ARTIFACTS, f"#{i} artefacts removed: the experiment was {was}", i)
                 del stored[i]
         best_id, _ = self.ledger.best()
         sc = self.ledger.scores()
@@ -255,7 +255,7 @@ class Keeper:
         promoted = [i for i in stored if exps[i].status == Status.PROMOTED and i != best_id]
         rest = sorted((i for i in stored if i not in promoted and i != best_id), key=goodness)
         for gone in make_room(self.state_dir, self.max_bytes, promoted + rest):
-            self.emit("artifacts", f"#{gone.exp_id} artefacts removed: {gone.why}", gone.exp_id)
+            self.emit(EventKind.ARTIFACTS, f"#{gone.exp_id} artefacts removed: {gone.why}", gone.exp_id)
 
 
 __all__ = ["Artifacts", "Keeper", "Kept", "drop", "folder", "human_bytes", "keep", "make_room", "outputs", "read",

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from nightlab.agent.config import ProjectConfig
-from nightlab.agent.states import ApprovalKind, ApprovalState
+from nightlab.agent.states import ApprovalKind, ApprovalState, EventKind
 from nightlab.agent.store import Store
 
 if TYPE_CHECKING:
@@ -47,11 +47,11 @@ class CostBudget:
         if spending == Spending.REFUSED:
             if not self._refusal_said:
                 self._refusal_said = True
-                emit("exhausted", f"model cost budget spent (${spent:.2f}); extension refused")
+                emit(EventKind.EXHAUSTED, f"model cost budget spent (${spent:.2f}); extension refused")
             exhaust()
         elif spending == Spending.ASKED:
-            emit("budget", f"model cost ${spent:.2f} reached the budget ${self.limit(session_id):.2f}: "
-                           "waiting for approval to extend it")
+            emit(EventKind.BUDGET, f"model cost ${spent:.2f} reached the budget ${self.limit(session_id):.2f}: "
+                                   "waiting for approval to extend it")
             notify(f"nightlab: model cost budget reached (${spent:.2f}); approve an extension to go on")
         return False
 

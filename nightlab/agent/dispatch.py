@@ -24,7 +24,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.launcher import Launcher
 from nightlab.agent.paths import StatePaths
 from nightlab.agent.remote import Ended, RemoteJobs
-from nightlab.agent.states import FailureClass, JobState, RunResult, Status
+from nightlab.agent.states import EventKind, FailureClass, JobState, RunResult, Status
 from nightlab.agent.store import Experiment, Job, Store
 from nightlab.errors import NightlabError
 from nightlab.sandbox import lease, runner, slots
@@ -74,7 +74,7 @@ class Dispatch:
         if slot is None:
             waiting = self.pool.waiting_text()
             if waiting and waiting != self.slot_wait:
-                self.emit("slot_wait", f"#{e.id} waits for a machine slot: {waiting}", e.id)
+                self.emit(EventKind.SLOT_WAIT, f"#{e.id} waits for a machine slot: {waiting}", e.id)
             self.slot_wait = waiting
             return False
         self.slot_wait = ""
@@ -97,7 +97,7 @@ class Dispatch:
         pids = self.launcher.start(spec)
         self.store.update_job(job.id, pid=pids.get("pid"), pid_start=pids.get("start"), state=JobState.RUNNING,
                               wrapper_pid=pids.get("wrapper_pid"), wrapper_start=pids.get("wrapper_start"))
-        self.emit("started", f"#{e.id} started: {e.title} (seed {e.seed}, slot {slot.id})", e.id,
+        self.emit(EventKind.STARTED, f"#{e.id} started: {e.title} (seed {e.seed}, slot {slot.id})", e.id,
                   run_dir=spec.run_dir)
 
     def _count_run(self, step: int) -> None:
@@ -107,7 +107,7 @@ class Dispatch:
         """A job that could not start: recorded as the experiment's failure (a launch error), never retried."""
         self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
                                      failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
-        self.emit("failed", f"#{e.id} {what}: {err}", e.id)
+        self.emit(EventKind.FAILED, f"#{e.id} {what}: {err}", e.id)
 
     # ------------------------------------------------------------------------------------------- a scheduler
     def submit_queued(self, may_start: Callable[[Experiment], bool]) -> bool:
@@ -137,7 +137,7 @@ class Dispatch:
                     if attempt == 1:
                         self._count_run(-1)
                     if not self.backend_wait:
-                        self.emit("backend_wait", f"#{e.id} waits for the scheduler: {err}", e.id)
+                        self.emit(EventKind.BACKEND_WAIT, f"#{e.id} waits for the scheduler: {err}", e.id)
                     self.backend_wait = str(err)
                     break
                 # refused (a bad partition, no such resource): recorded, never retried
@@ -146,7 +146,7 @@ class Dispatch:
                 self._failed(e, err, "could not start")
             else:
                 self.backend_wait = ""
-                self.emit("started", f"#{e.id} submitted: {e.title} (seed {e.seed}, {job.where})", e.id,
+                self.emit(EventKind.STARTED, f"#{e.id} submitted: {e.title} (seed {e.seed}, {job.where})", e.id,
                           run_dir=spec.run_dir)
             progressed = True
         return progressed
@@ -158,7 +158,7 @@ class Dispatch:
         try:
             return self.remote.follow(jobs)
         except BackendError as err:  # the scheduler is unreachable for now: nothing is decided, ask again later
-            self.emit("backend_error", f"cannot ask the scheduler: {err}")
+            self.emit(EventKind.BACKEND_ERROR, f"cannot ask the scheduler: {err}")
             return {}
 
     def ending(self, job: Job, status: runner.JobStatus | None, scheduler: dict[int, SchedInfo]) -> Ended | None:
@@ -171,7 +171,7 @@ class Dispatch:
             info = scheduler.get(job.id)
             return None if info is None else self.remote.ending_status(job, info)
         except BackendError as err:
-            self.emit("backend_error", f"cannot ask the scheduler about #{job.experiment_id}: {err}",
+            self.emit(EventKind.BACKEND_ERROR, f"cannot ask the scheduler about #{job.experiment_id}: {err}",
                       job.experiment_id)
             return None
 
@@ -183,7 +183,7 @@ class Dispatch:
         try:
             return not self.remote.recover(job)
         except BackendError as err:
-            self.emit("backend_error", f"cannot ask the scheduler about #{job.experiment_id}: {err}",
+            self.emit(EventKind.BACKEND_ERROR, f"cannot ask the scheduler about #{job.experiment_id}: {err}",
                       job.experiment_id)
             return False
 

@@ -81,6 +81,7 @@ from nightlab.agent.states import (
     ApprovalKind,
     ApprovalState,
     Decision,
+    EventKind,
     JobState,
     Kind,
     Mode,
@@ -197,7 +198,7 @@ class Engine:
         assert self.session is not None
         return self.session.id
 
-    def emit(self, kind: str, message: str, exp_id: int | None = None, **data: Any) -> None:
+    def emit(self, kind: EventKind, message: str, exp_id: int | None = None, **data: Any) -> None:
         self.store.event(kind, message, session_id=self.session.id if self.session else None,
                          experiment_id=exp_id, data=data)
         if self.on_event is not None:
@@ -399,10 +400,10 @@ class Engine:
     def _requeue_or_lose(self, e: Experiment, why: str) -> None:
         if e.attempts < 2:
             self.store.update_experiment(e.id, status=Status.QUEUED, error=f"lost ({why}); re-queued")
-            self.emit("lost", f"#{e.id} lost ({why}); re-queued once", e.id)
+            self.emit(EventKind.LOST, f"#{e.id} lost ({why}); re-queued once", e.id)
         else:
             self.store.update_experiment(e.id, status=Status.LOST, run_result=RunResult.LOST, error=f"lost ({why})")
-            self.emit("lost", f"#{e.id} lost again ({why}); giving up on it", e.id)
+            self.emit(EventKind.LOST, f"#{e.id} lost again ({why}); giving up on it", e.id)
 
     # ------------------------------------------------------------------------------------------- 1. collect
     def _collect(self) -> bool:
@@ -465,7 +466,7 @@ class Engine:
         queue (interrupted by Ctrl+C); else the experiment, ready for its verdict."""
         reading = read_run(self.cfg, self.ws.worktree_path(e.id), run_dir, status)
         if reading.note:
-            self.emit("note", f"#{e.id}: {reading.note}", e.id)
+            self.emit(EventKind.NOTE, f"#{e.id}: {reading.note}", e.id)
         if reading.interrupted:
             # Ctrl+C: the run did not finish through no fault of its own; it runs again on resume
             self.store.update_experiment(e.id, status=Status.QUEUED, error="interrupted; re-queued", **{
@@ -474,10 +475,11 @@ class Engine:
         self.store.update_experiment(e.id, status=reading.result, settled=0, **reading.changes)
         e = self.store.experiment(e.id)
         if reading.ok:
-            self.emit("finished", f"#{e.id} finished: {self.cfg.metric.name} = {fmt_metric(reading.metric)} "
-                                  f"({status.seconds:.1f}s)", e.id, metric=reading.metric)  # 5.8s: never wraps apart
+            self.emit(EventKind.FINISHED,
+                      f"#{e.id} finished: {self.cfg.metric.name} = {fmt_metric(reading.metric)} "
+                      f"({status.seconds:.1f}s)", e.id, metric=reading.metric)  # 5.8s: never wraps apart
         else:
-            self.emit("failed", f"#{e.id} {reading.result}: {reading.diagnosis}", e.id,
+            self.emit(EventKind.FAILED, f"#{e.id} {reading.result}: {reading.diagnosis}", e.id,
                       failure_class=reading.changes["failure_class"])
         return e
 
@@ -502,8 +504,8 @@ class Engine:
                     noise = self.ledger.noise_floor()
                     note = verdict.noise_note(self.ledger.deterministic(), self.seed_plan().varies,
                                               self.seed_plan().how)
-                    self.emit("noise", f"noise floor from {len(self.ledger.scores().get(target.id, []))} baseline "
-                                       f"runs: {fmt_noise(noise)}{note}", target.id, noise_floor=noise)
+                    self.emit(EventKind.NOISE, f"noise floor from {len(self.ledger.scores().get(target.id, []))} "
+                                               f"baseline runs: {fmt_noise(noise)}{note}", target.id, noise_floor=noise)
                     self.store.update_session(self.sid, noise_floor=noise)
                 return
             if target.status in (Status.SUCCEEDED, Status.UNCONFIRMED):
@@ -525,7 +527,7 @@ class Engine:
             note = (f"no effect: ran exactly like #{parent.id} ({self.cfg.metric.name} {fmt_metric(e.metric)}, "
                     "the same curve and output); the change did not reach the program")
             self.store.update_experiment(e.id, status=Status.NO_EFFECT, error=note)
-            self.emit("no_effect", f"#{e.id} {note}", e.id)
+            self.emit(EventKind.NO_EFFECT, f"#{e.id} {note}", e.id)
             return
         self._judge(e, confirmed=False)
 
@@ -542,10 +544,10 @@ class Engine:
                           confirming=None if confirmed else self._confirming(e))
         if v.call is verdict.Call.DISCARD:
             self.store.update_experiment(e.id, status=Status.DISCARDED, error=v.note)
-            self.emit("discarded", f"#{e.id} discarded: {v.note}", e.id)
+            self.emit(EventKind.DISCARDED, f"#{e.id} discarded: {v.note}", e.id)
         elif v.call is verdict.Call.CONFIRM:
             self.reruns.queue_rerun(e, reason="confirm")
-            self.emit("confirm", f"#{e.id} {v.note}; re-running with another seed to confirm", e.id)
+            self.emit(EventKind.CONFIRM, f"#{e.id} {v.note}; re-running with another seed to confirm", e.id)
         elif v.call in (verdict.Call.KEEP, verdict.Call.KEEP_UNCONFIRMED):
             self._keep(e, v.note, unconfirmed=v.call is verdict.Call.KEEP_UNCONFIRMED)
         # WAIT: its confirmation is already queued or running
@@ -564,7 +566,7 @@ class Engine:
 
     def _keep(self, e: Experiment, why: str, unconfirmed: bool = False) -> None:
         self.store.update_experiment(e.id, status=Status.UNCONFIRMED if unconfirmed else Status.KEPT, error=None)
-        self.emit("kept", f"#{e.id} is the new best: {why}", e.id)
+        self.emit(EventKind.KEPT, f"#{e.id} is the new best: {why}", e.id)
         if not unconfirmed:  # a best on one seed may still lose its confirmation: the earlier request waits
             sessions.withdraw_superseded_promotes(self.store, e.id, self.emit)
 
@@ -575,7 +577,7 @@ class Engine:
         if self.store.proposals_on(e.id):
             return  # a fix was already proposed (we are completing an interrupted verdict)
         if e.depth >= self.cfg.search.debug_depth:
-            self.emit("abandon", f"#{e.id}: {e.depth} fix attempts already; abandoning this branch", e.id)
+            self.emit(EventKind.ABANDON, f"#{e.id}: {e.depth} fix attempts already; abandoning this branch", e.id)
             return
         if self.budget_left() <= 0 or not self.costs.may_call(self.sid, self.emit, self._notify, self._exhaust):
             return
@@ -586,14 +588,15 @@ class Engine:
         except Abandon as why:  # no code change can work: the branch stops with the policy's reason
             self.costs.account(self.sid, self.policy)
             self.store.update_experiment(e.id, error=str(why))
-            self.emit("abandon", f"#{e.id}: {why}", e.id, reason=str(why))
+            self.emit(EventKind.ABANDON, f"#{e.id}: {why}", e.id, reason=str(why))
             return
         except Exception as err:  # a policy failure is a result to record, not a crash
             self.costs.account(self.sid, self.policy)
-            self.emit("policy_error", f"policy could not propose a fix for #{e.id}: {sessions.one_line(err)}", e.id)
+            self.emit(EventKind.POLICY_ERROR, f"policy could not propose a fix for #{e.id}: {sessions.one_line(err)}",
+                      e.id)
             return
         if proposal is None:
-            self.emit("abandon", f"#{e.id}: no fix to try; abandoning this branch", e.id)
+            self.emit(EventKind.ABANDON, f"#{e.id}: no fix to try; abandoning this branch", e.id)
             return
         proposal.parent_id = e.id
         proposal.kind = proposal.kind or Kind.FIX
@@ -616,7 +619,7 @@ class Engine:
             try:
                 verdict = self.early_stop.check(job, self.ws.worktree_path(job.experiment_id))
             except (OSError, NightlabError) as err:  # an unreadable curve stops nothing
-                self.emit("note", f"#{job.experiment_id}: early stopping could not read the curve: {err}",
+                self.emit(EventKind.NOTE, f"#{job.experiment_id}: early stopping could not read the curve: {err}",
                           job.experiment_id)
                 continue
             if verdict is None or not verdict.stop:
@@ -624,7 +627,7 @@ class Engine:
             early_stop.write_evidence(Path(job.run_dir), verdict)
             self.early_stop.stopping(job.id)
             if self.dispatch.stop(job, early_stop.STOP_REASON):
-                self.emit("stopped_early", f"#{job.experiment_id} stopped early: {verdict.evidence}",
+                self.emit(EventKind.STOPPED_EARLY, f"#{job.experiment_id} stopped early: {verdict.evidence}",
                           job.experiment_id, **verdict.data())
 
     # ------------------------------------------------------------------------------------------- 3. decide
@@ -666,13 +669,14 @@ class Engine:
             last = decided[-1]
             if last.state == ApprovalState.APPROVED:
                 self.store.update_experiment(e.id, status=Status.QUEUED)
-                self.emit("approved", f"#{e.id} approved by {last.who}", e.id)
+                self.emit(EventKind.APPROVED, f"#{e.id} approved by {last.who}", e.id)
                 progressed = True
             elif last.state == ApprovalState.REJECTED:
                 self.store.update_experiment(e.id, status=Status.REJECTED, diagnosis=last.feedback,
                                              error=f"rejected: {last.feedback or ''}".strip())
                 self.ws.prune(e.id)
-                self.emit("rejected", f"#{e.id} rejected by {last.who}: {last.feedback or 'no reason given'}", e.id)
+                self.emit(EventKind.REJECTED, f"#{e.id} rejected by {last.who}: {last.feedback or 'no reason given'}",
+                          e.id)
                 progressed = True
             elif last.state == ApprovalState.PENDING and self.options.mode == Mode.AUTONOMOUS:
                 if last.payload.get("checkpoint"):
@@ -687,7 +691,7 @@ class Engine:
     def _notify(self, message: str) -> None:
         problem = notify_human(self.cfg.notify.command, message)
         if problem:
-            self.emit("notify_error", problem)
+            self.emit(EventKind.NOTIFY_ERROR, problem)
 
     # ------------------------------------------------------------------------------------------- 4. launch
     def _launch_queued(self) -> bool:
@@ -749,7 +753,7 @@ class Engine:
             self.costs.account(self.sid, self.policy)
         except Exception as err:  # a policy failure is a result, not a crash
             self.costs.account(self.sid, self.policy)
-            self.emit("policy_error", f"policy failed to propose: {sessions.one_line(err)}")
+            self.emit(EventKind.POLICY_ERROR, f"policy failed to propose: {sessions.one_line(err)}")
             self.admission.count_refusal()
             return True
         unfit = self.time.say_skipped(self.policy.unfit, ctx.time_left_s)
@@ -765,7 +769,7 @@ class Engine:
         if proposal is None:
             if not active:
                 self._exhausted = True
-                self.emit("exhausted", "the policy has nothing left to try")
+                self.emit(EventKind.EXHAUSTED, "the policy has nothing left to try")
             return False
         self.clock.floor = None
         self._price(ctx, proposal)
@@ -795,21 +799,21 @@ class Engine:
         if e is None:
             return None
         # with how its run time was predicted: measured vs predicted stays visible in the events
-        self.emit("proposed", f"#{e.id} {e.title}", e.id, rationale=e.rationale, predicted_s=e.predicted_s,
-                  priced=str(e.priced) if e.priced else None)
+        self.emit(EventKind.PROPOSED, f"#{e.id} {e.title}", e.id, rationale=e.rationale,
+                  predicted_s=e.predicted_s, priced=str(e.priced) if e.priced else None)
         self.time.count_unfit(e)
         stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
                                   self.plan.unforeseen(e.phase))
         if stop is not None and self.options.mode != Mode.STEP:  # it waits for a person; all else goes on
             self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
-            self.emit("checkpoint", f"#{e.id} waits for your approval: {stop[1]}", e.id)
+            self.emit(EventKind.CHECKPOINT, f"#{e.id} waits for your approval: {stop[1]}", e.id)
             self._notify(f"nightlab: experiment #{e.id} waits for your approval ({stop[1]}): {e.title}")
         elif self.options.mode == Mode.STEP and e.kind not in (BASELINE, RERUN):
             # step mode asks about every proposal; one at a checkpoint (a phase the plan did not foresee, a long
             # run, a structural change) says why, as the autonomous mode's does
             appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
             if stop is not None:
-                self.emit("checkpoint", f"#{e.id} waits for your approval: {stop[1]}", e.id)
+                self.emit(EventKind.CHECKPOINT, f"#{e.id} waits for your approval: {stop[1]}", e.id)
             why = f" ({stop[1]})" if stop is not None else ""
             self._notify(f"nightlab: experiment #{e.id} waits for your approval{why}: {e.title}")
             self._ask(appr)
@@ -851,7 +855,8 @@ class Engine:
             if self.session is not None:
                 self.store.update_session(self.sid, state=SessionState.HIBERNATING,
                                           wake_conditions=self.wake_conditions(), pid=None)
-            self.emit("interrupted", "interrupted: the jobs on the scheduler go on; they wake nightlab when they end")
+            self.emit(EventKind.INTERRUPTED,
+                      "interrupted: the jobs on the scheduler go on; they wake nightlab when they end")
             return
         for job in self.store.open_jobs():
             runner.stop(job.run_dir, "interrupted", job.wrapper)
@@ -865,7 +870,7 @@ class Engine:
         if self.session is not None:
             self.store.update_session(self.sid, state=SessionState.HIBERNATING, wake_conditions=["nightlab run"],
                                       pid=None)
-        self.emit("interrupted", "interrupted: running jobs stopped and re-queued; `nightlab run` resumes")
+        self.emit(EventKind.INTERRUPTED, "interrupted: running jobs stopped and re-queued; `nightlab run` resumes")
 
     def summary(self) -> Summary:
         return self.ledger.summary(self.store.session(self.sid))

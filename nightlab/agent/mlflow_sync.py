@@ -41,6 +41,7 @@ from nightlab.agent.mlflow_runs import (
     project_id,
 )
 from nightlab.agent.paths import StatePaths
+from nightlab.agent.states import EventKind
 from nightlab.agent.store import Store
 from nightlab.errors import NightlabError
 
@@ -341,7 +342,7 @@ def log_live(root: Path, cfg: ProjectConfig, emit: Callable[..., Any]) -> None:
         return
     err = request(root)
     if err:
-        emit("mlflow_error", err)
+        emit(EventKind.MLFLOW_ERROR, err)
 
 
 def wait_idle(root: Path, timeout: float) -> bool:
@@ -378,7 +379,7 @@ def sync_pass(root: Path) -> None:
         _write_state(root, {**state, "uri": redact(uri), "error": msg, "error_at": time.time(),
                             "versions": versions})
         sid = store.latest_session()
-        store.event("mlflow_error", msg, session_id=sid.id if sid else None)
+        store.event(EventKind.MLFLOW_ERROR, msg, session_id=sid.id if sid else None)
     finally:
         store.close()
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from nightlab.agent.policy.builtin import Foreseen
 from nightlab.agent.policy.phases import TITLES, Phase, order_for
+from nightlab.agent.states import EventKind
 from nightlab.agent.store import Store
 from nightlab.errors import NightlabError
 
@@ -334,7 +335,7 @@ class PlanFollower:
     """What the engine asks about the approved plan while it plans experiments (everything read from the store each
     time: a plan approved or edited while the session runs is followed from the next proposal on)."""
 
-    def __init__(self, store: Store, emit: Callable[[str, str], None]) -> None:
+    def __init__(self, store: Store, emit: Callable[[EventKind, str], None]) -> None:
         self.store = store
         self.emit = emit
         self._announced: Phase | None = None
@@ -354,9 +355,10 @@ class PlanFollower:
             self._announced = cur
             if cur is not None:
                 p = prog.plan.get(cur)
-                self.emit("plan", f"plan: phase {TITLES[cur]!r} ({prog.used.get(cur, 0)}/{p.runs if p else 0} runs)")
+                self.emit(EventKind.PLAN,
+                          f"plan: phase {TITLES[cur]!r} ({prog.used.get(cur, 0)}/{p.runs if p else 0} runs)")
             else:
-                self.emit("plan", "plan: every phase is done; moves outside it wait for your approval")
+                self.emit(EventKind.PLAN, "plan: every phase is done; moves outside it wait for your approval")
         return (str(cur),) if cur is not None else ()
 
     def nothing_in(self, phase: str) -> None:
@@ -365,13 +367,13 @@ class PlanFollower:
         if plan is None:
             return
         save(self.store, replace(plan, exhausted=plan.exhausted | {Phase(phase)}))
-        self.emit("plan", f"plan: nothing left to try in phase {TITLES[Phase(phase)]!r}; moving on")
+        self.emit(EventKind.PLAN, f"plan: nothing left to try in phase {TITLES[Phase(phase)]!r}; moving on")
 
     def nothing_fits(self, phase: str) -> None:
         """The policy's moves in `phase` cannot end in the time left: the plan goes on with its next phase for the
         rest of this session (unlike `nothing_in`, not recorded: a session with more time tries it again)."""
         self._unfit.add(Phase(phase))
-        self.emit("plan", f"plan: nothing in phase {TITLES[Phase(phase)]!r} fits the time left; moving on")
+        self.emit(EventKind.PLAN, f"plan: nothing in phase {TITLES[Phase(phase)]!r} fits the time left; moving on")
 
     def phase_of(self, proposed: str) -> str | None:
         """The phase recorded with a proposal: the policy's, else (a policy that does not say) the current one."""

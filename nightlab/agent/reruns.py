@@ -14,7 +14,7 @@ from typing import Any
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import Ledger
 from nightlab.agent.seeding import SeedPlan, SeedRoute, plan_seeding
-from nightlab.agent.states import Kind, Status
+from nightlab.agent.states import EventKind, Kind, Status
 from nightlab.agent.store import Experiment, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import GitError
@@ -55,7 +55,8 @@ class Reruns:
             # fails with the reason), and nothing stops the session
             if str(err) not in self._unreadable:
                 self._unreadable.add(str(err))
-                self.emit("note", f"seeding read from the command alone: {err}", e.id if e is not None else None)
+                self.emit(EventKind.NOTE, f"seeding read from the command alone: {err}",
+                          e.id if e is not None else None)
             return plan_seeding(command, lambda p: "", lambda p: False, [], self.cfg.metric.name)
         known = set(tracked)
         plan = plan_seeding(command, lambda p: self.ws.read_file(commit, p) or "", lambda p: p in known, tracked,
@@ -76,8 +77,8 @@ class Reruns:
             if e.kind == Kind.RERUN or self.store.reruns_of(e.id):
                 continue
             self.queue_rerun(e, reason="confirm")
-            self.emit("confirm", f"#{e.id} was kept on one seed when the last session's budget ran out; "
-                                 "re-running it with another seed to confirm", e.id)
+            self.emit(EventKind.CONFIRM, f"#{e.id} was kept on one seed when the last session's budget ran out; "
+                                         "re-running it with another seed to confirm", e.id)
             return True
         return False
 
@@ -85,7 +86,7 @@ class Reruns:
         plan = self.seed_plan()
         if self.store.session(self.sid()).seeding != plan.how:
             self.store.update_session(self.sid(), seeding=plan.how)
-            self.emit("seeding", f"seeds: {plan.how}", base.id, route=plan.route.value)
+            self.emit(EventKind.SEEDING, f"seeds: {plan.how}", base.id, route=plan.route.value)
         # with nothing to vary, one plain re-run tells a deterministic program from one that draws entropy
         wanted = self.cfg.search.noise_seeds if plan.varies else min(2, self.cfg.search.noise_seeds)
         have = 1 + len(self.store.reruns_of(base.id))

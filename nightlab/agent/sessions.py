@@ -19,7 +19,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import Ledger
 from nightlab.agent.metric_text import fmt_metric
 from nightlab.agent.report import ReportFiles, write_session_report
-from nightlab.agent.states import ApprovalKind, ApprovalState, Mode, SessionState
+from nightlab.agent.states import ApprovalKind, ApprovalState, EventKind, Mode, SessionState
 from nightlab.agent.store import Session, Store
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import NightlabError
@@ -50,7 +50,7 @@ def open_session(store: Store, root: Path, ws: Workspace, cfg: ProjectConfig, *,
     store.update_session(s.id, pid=os.getpid(), unsafe=int(unsafe))
     if deadline is not None:  # recorded as an event: a wake of this session keeps it
         by = time.strftime("%Y-%m-%d %H:%M", time.localtime(deadline))
-        store.event("deadline", f"the session ends by {by}", session_id=s.id, data={"deadline": deadline})
+        store.event(EventKind.DEADLINE, f"the session ends by {by}", session_id=s.id, data={"deadline": deadline})
     return store.session(s.id), deadline
 
 
@@ -58,7 +58,7 @@ def recorded_deadline(store: Store, sid: int) -> float | None:
     """The deadline a session was started with (its `deadline` event, the one whose data holds it: a run stopped at
     the deadline is told in a `deadline` event too), for the engine that wakes it."""
     for ev in reversed(store.events(session_id=sid)):
-        if ev["kind"] == "deadline":
+        if ev["kind"] == EventKind.DEADLINE:
             data = json.loads(ev["data"]) if isinstance(ev["data"], str) else ev["data"]
             value = data.get("deadline") if isinstance(data, dict) else None
             if isinstance(value, int | float):
@@ -79,7 +79,7 @@ def wake_if_missed(store: Store, sid: int, wake_argv: Sequence[str]) -> None:
 def hibernate(store: Store, sid: int, conditions: list[str], emit: Emit) -> None:
     """Record what wakes the session and let the process go (its jobs, or a person's answer, wake it)."""
     store.update_session(sid, state=SessionState.HIBERNATING, wake_conditions=conditions, pid=None)
-    emit("hibernate", "hibernating until: " + "; ".join(conditions) if conditions else "hibernating")
+    emit(EventKind.HIBERNATE, "hibernating until: " + "; ".join(conditions) if conditions else "hibernating")
 
 
 def withdraw_superseded_promotes(store: Store, best_id: int | None, emit: Emit) -> None:
@@ -91,7 +91,8 @@ def withdraw_superseded_promotes(store: Store, best_id: int | None, emit: Emit) 
             continue
         why = f"#{best_id} is the best now" if best_id is not None else "it is no longer the best"
         if store.decide(a.id, ApprovalState.REJECTED, "nightlab", f"superseded: {why}"):
-            emit("superseded", f"the request to promote #{a.experiment_id} is withdrawn: {why}", a.experiment_id)
+            emit(EventKind.SUPERSEDED, f"the request to promote #{a.experiment_id} is withdrawn: {why}",
+                 a.experiment_id)
 
 
 def finish(store: Store, root: Path, cfg: ProjectConfig, ledger: Ledger, sid: int, emit: Emit,
@@ -113,7 +114,7 @@ def finish(store: Store, root: Path, cfg: ProjectConfig, ledger: Ledger, sid: in
                f"(baseline {fmt_metric(base_val)}) waits for review{report}")
     elif files is not None:
         notify(f"nightlab: session done; no change beat the baseline{report}")
-    emit("done", f"session {sid} done: {store.session(sid).runs_started} run(s)")
+    emit(EventKind.DONE, f"session {sid} done: {store.session(sid).runs_started} run(s)")
     return files
 
 
@@ -122,10 +123,10 @@ def write_final_report(store: Store, root: Path, cfg: ProjectConfig, sid: int, e
     try:
         files = write_session_report(root, cfg, store, sid)
     except Exception as err:  # the session's results are in the store whatever happens to its report
-        emit("report_error", f"could not write the session report: {one_line(err)}")
+        emit(EventKind.REPORT_ERROR, f"could not write the session report: {one_line(err)}")
         return None
     where = str(files.html)
-    emit("report", f"report: {where}", path=where)
+    emit(EventKind.REPORT, f"report: {where}", path=where)
     return files
 
 

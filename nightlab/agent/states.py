@@ -198,8 +198,58 @@ class StepKind(StrEnum):
     FIX = "fix"
 
 
+class EventKind(StrEnum):
+    """What an event of the session's log says happened (the `events.kind` column, stored as its value: a database
+    written before this enum reads the same). Front-ends route on it: which events notify, which read as errors."""
+
+    ABANDON = "abandon"
+    APPROVAL = "approval"
+    APPROVED = "approved"
+    ARTIFACTS = "artifacts"
+    BACKEND_ERROR = "backend_error"
+    BACKEND_WAIT = "backend_wait"
+    BASELINE = "baseline"
+    BUDGET = "budget"
+    CHECKPOINT = "checkpoint"
+    CONFIRM = "confirm"
+    DEADLINE = "deadline"
+    DISCARDED = "discarded"
+    DONE = "done"
+    DUPLICATE = "duplicate"
+    EDITED = "edited"
+    EXHAUSTED = "exhausted"
+    EXPERIENCE_ERROR = "experience_error"
+    FAILED = "failed"
+    FINISHED = "finished"
+    HIBERNATE = "hibernate"
+    INTERRUPTED = "interrupted"
+    KEPT = "kept"
+    LOST = "lost"
+    MLFLOW_ERROR = "mlflow_error"
+    NO_EFFECT = "no_effect"
+    NOISE = "noise"
+    NOTE = "note"
+    NOTIFY_ERROR = "notify_error"
+    OUT_OF_TIME = "out_of_time"
+    PLAN = "plan"
+    POLICY_ERROR = "policy_error"
+    PROMOTED = "promoted"
+    PROPOSED = "proposed"
+    REJECTED = "rejected"
+    REPORT = "report"
+    REPORT_ERROR = "report_error"
+    SEEDING = "seeding"
+    SESSION = "session"
+    SKIPPED = "skipped"
+    SLOT_WAIT = "slot_wait"
+    STARTED = "started"
+    STOP = "stop"
+    STOPPED_EARLY = "stopped_early"
+    SUPERSEDED = "superseded"
+
+
 __all__ = [
     "ACTIVE", "ENGINE_KINDS", "OPEN_JOB_STATES", "QUIT", "SETTLED", "UNCONFIRMED_LABEL", "WINNERS", "ApprovalKind",
-    "ApprovalState", "Decision", "EngineState", "FailureClass", "JobState", "Kind", "Mode", "RunResult",
+    "ApprovalState", "Decision", "EngineState", "EventKind", "FailureClass", "JobState", "Kind", "Mode", "RunResult",
     "SessionState", "Status", "StepKind",
 ]

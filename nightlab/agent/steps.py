@@ -21,7 +21,7 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.ledger import Ledger
 from nightlab.agent.policy.base import Policy
 from nightlab.agent.proposal import ExperimentView, PolicyContext
-from nightlab.agent.states import Kind, RunResult
+from nightlab.agent.states import EventKind, Kind, RunResult
 from nightlab.agent.store import Experiment, Store
 
 __all__ = ["DecisionSteps"]
@@ -46,7 +46,7 @@ class DecisionSteps:
                 decision=decision, ctx=ctx, failed=failed, share=self.cfg.experience.share,
                 context_chars=self.cfg.llm.context_chars)
         except Exception as err:  # the experiment goes on without its record; say so
-            self.emit("experience_error", f"could not record the decision step: {sessions.one_line(err)}")
+            self.emit(EventKind.EXPERIENCE_ERROR, f"could not record the decision step: {sessions.one_line(err)}")
             return
         self._problem(problem)
 
@@ -81,11 +81,11 @@ class DecisionSteps:
     def _problem(self, problem: str | None) -> None:
         if problem and not self._warned:
             self._warned = True
-            self.emit("experience_error", problem)
+            self.emit(EventKind.EXPERIENCE_ERROR, problem)
 
     def _observe(self, step: dict[str, Any]) -> None:
         """Hand a settled step's reward to a policy that learns within the session (the learned policy)."""
         try:
             self.policy().observe(step)
         except Exception as err:  # a learner's trouble never stops the session
-            self.emit("policy_error", f"online update failed: {sessions.one_line(err)}")
+            self.emit(EventKind.POLICY_ERROR, f"online update failed: {sessions.one_line(err)}")

@@ -26,6 +26,7 @@ from nightlab.agent.states import (
     OPEN_JOB_STATES,
     ApprovalKind,
     ApprovalState,
+    EventKind,
     JobState,
     Kind,
     Mode,
@@ -388,7 +389,8 @@ class Store:
             "runs_started": 0, "state": SessionState.ACTIVE, "wake_conditions": "[]", "base_commit": base_commit,
             "base_branch": base_branch, "cost": 0.0,
         })
-        self.event("session", f"session {sid} started ({mode}, budget {budget}, policy {policy})", session_id=sid)
+        self.event(EventKind.SESSION, f"session {sid} started ({mode}, budget {budget}, policy {policy})",
+                   session_id=sid)
         return self.session(sid)
 
     def session(self, sid: int) -> Session:
@@ -522,7 +524,7 @@ class Store:
             "session_id": session_id, "experiment_id": experiment_id, "kind": kind, "payload": json.dumps(payload),
             "state": ApprovalState.PENDING, "created": time.time(),
         })
-        self.event("approval", f"waiting for approval: {kind} #{experiment_id or ''}".rstrip(" #"),
+        self.event(EventKind.APPROVAL, f"waiting for approval: {kind} #{experiment_id or ''}".rstrip(" #"),
                    session_id=session_id, experiment_id=experiment_id, data={"approval_id": aid, "kind": kind})
         return self.approval(aid)
 
@@ -566,7 +568,7 @@ class Store:
         return cur.rowcount == 1
 
     # ------------------------------------------------------------------------------------------- events
-    def event(self, kind: str, message: str, *, session_id: int | None = None, experiment_id: int | None = None,
+    def event(self, kind: EventKind, message: str, *, session_id: int | None = None, experiment_id: int | None = None,
               data: dict[str, Any] | None = None) -> int:
         return self._insert("events", {
             "t": time.time(), "session_id": session_id, "experiment_id": experiment_id, "kind": kind,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nightlab.agent.admission import REFUSALS_THAT_END_PLANNING
-from nightlab.agent.states import ApprovalState, JobState
+from nightlab.agent.states import ApprovalState, EventKind, JobState
 from nightlab.agent.store import Experiment, Job, Store
 from nightlab.agent.time_budget import STOP_REASON, TimeBudget
 
@@ -52,7 +52,8 @@ class TimeKeeper:
         if e.id not in self.told_unfit:
             self.told_unfit.add(e.id)
             self.out_of_time = why
-            self.emit("out_of_time", f"#{e.id} not started: {why}; it waits for the next session", e.id, reason=why)
+            self.emit(EventKind.OUT_OF_TIME, f"#{e.id} not started: {why}; it waits for the next session", e.id,
+                      reason=why)
         return False
 
     def holding_slots(self, experiments: Iterable[Experiment]) -> list[Experiment]:
@@ -67,7 +68,7 @@ class TimeKeeper:
         why = self.clock.blocks(None, self.sid())
         if why and not self.out_of_time:
             self.out_of_time = why
-            self.emit("out_of_time", f"no run can start any more: {why}", reason=why)
+            self.emit(EventKind.OUT_OF_TIME, f"no run can start any more: {why}", reason=why)
         return bool(why)
 
     def say_skipped(self, unfit: Iterable[tuple[str, float]], time_left_s: float | None) -> list[float]:
@@ -84,7 +85,7 @@ class TimeKeeper:
                f"(about {left:.0f} s of run time left before the deadline or the compute budget): {shown}{more}"
         if said.split(":", 1)[1] != self.skipped:
             self.skipped = said.split(":", 1)[1]
-            self.emit("skipped", said, reason=said)
+            self.emit(EventKind.SKIPPED, said, reason=said)
         return [secs + self.clock.overhead() for _, secs in skipped]
 
     def count_unfit(self, e: Experiment) -> None:
@@ -112,8 +113,8 @@ class TimeKeeper:
                 continue
             if self.stop(job, STOP_REASON):
                 self.stopped_at_deadline.add(job.id)
-                self.emit("deadline", f"#{job.experiment_id} stopped: the session's deadline has come; re-queued "
-                                      "for the next session", job.experiment_id)
+                self.emit(EventKind.DEADLINE, f"#{job.experiment_id} stopped: the session's deadline has come; "
+                                              "re-queued for the next session", job.experiment_id)
 
     def ask_over_budget(self) -> str | None:
         """With `[autonomy] ask_over_budget`, when the compute budget stops the next run: ask a person once (a
@@ -122,8 +123,8 @@ class TimeKeeper:
         asked = len(self.store.approvals(ApprovalState.PENDING))
         why = self.clock.asking(self.sid())
         if why is not None and len(self.store.approvals(ApprovalState.PENDING)) > asked:
-            self.emit("checkpoint", f"the compute budget is spent: {why}; waiting for your approval to go on "
-                                    "(nightlab approve compute)", reason=why)
+            self.emit(EventKind.CHECKPOINT, f"the compute budget is spent: {why}; waiting for your approval to go on "
+                                            "(nightlab approve compute)", reason=why)
             self.notify(f"nightlab: the compute budget is spent ({why}); approve to go on")
         return why
 

@@ -31,7 +31,7 @@ from textual.worker import Worker, get_current_worker
 from nightlab.agent import views
 from nightlab.agent.goal import Goal
 from nightlab.agent.metric_text import fmt_metric
-from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, EngineState, Mode, SessionState
+from nightlab.agent.states import OPEN_JOB_STATES, ApprovalState, EngineState, EventKind, Mode, SessionState
 from nightlab.agent.views import Snapshot
 from nightlab.errors import NightlabError
 from nightlab.tui import keymap
@@ -62,8 +62,8 @@ if TYPE_CHECKING:
 THEME_SOURCE = "nightlab-theme:"
 WHO = "tui"
 MODES = frozenset(Mode)
-NOTIFY_EVENTS = {"kept", "failed", "done", "exhausted", "policy_error", "lost", "promoted", "abandon", "report",
-                 "report_error"}
+NOTIFY_EVENTS = {EventKind.KEPT, EventKind.FAILED, EventKind.DONE, EventKind.EXHAUSTED, EventKind.POLICY_ERROR,
+                 EventKind.LOST, EventKind.PROMOTED, EventKind.ABANDON, EventKind.REPORT, EventKind.REPORT_ERROR}
 
 LAYOUT_CSS = """
 #top { height: 1fr; }
@@ -328,11 +328,11 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.poke()
 
     def on_engine_event(self, message: EngineEvent) -> None:
-        asks = message.kind == "approval" or (message.kind == "proposed" and self.mode == Mode.STEP)
+        asks = message.kind == EventKind.APPROVAL or (message.kind == EventKind.PROPOSED and self.mode == Mode.STEP)
         if asks and self.cfg is not None and self.cfg.notify.bell:
             self.bell()
         if message.kind in NOTIFY_EVENTS or message.kind == "engine":
-            if message.kind in ("failed", "policy_error", "lost", "report_error"):
+            if message.kind in (EventKind.FAILED, EventKind.POLICY_ERROR, EventKind.LOST, EventKind.REPORT_ERROR):
                 self.notify(message.text, severity="error", timeout=6)
             else:
                 self.notify(message.text, timeout=6)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from nightlab.agent import metric_text
-from nightlab.agent.states import Kind
+from nightlab.agent.states import EventKind, Kind
 from nightlab.agent.views import RunRef, Snapshot
 
 
@@ -72,7 +72,7 @@ def fmt_seconds(s: float | None) -> str:
 def session_end_text(s: Snapshot) -> str:
     """What the TUI says when a session ends: the best if something beat the baseline (and how to promote it),
     else that nothing did; and why it ended, in the engine's own words where it said."""
-    why = next((ev.message for ev in reversed(s.events) if ev.kind == "exhausted"), None)
+    why = next((ev.message for ev in reversed(s.events) if ev.kind == EventKind.EXHAUSTED), None)
     if why is None and s.session is not None and s.budget_left == 0:
         why = f"all {s.budget} runs of the budget were used"
     ended = f" It ended because {why}." if why else ""

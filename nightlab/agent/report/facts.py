@@ -25,21 +25,24 @@ from nightlab.agent.report.outcomes import (
     experiment_outcome,
     run_outcome,
 )
-from nightlab.agent.states import ApprovalKind, ApprovalState, RunResult, SessionState, Status
+from nightlab.agent.states import ApprovalKind, ApprovalState, EventKind, RunResult, SessionState, Status
 from nightlab.agent.store import Experiment, Session, Store
 
 # events that record progress rather than a decision; every other kind (including kinds added later, such as a
 # "no effect" verdict) is listed among the decisions
 NOT_DECISIONS = frozenset({
-    "session", "baseline", "proposed", "started", "finished", "hibernate", "step", "edited", "notify_error",
-    "approval", "engine", "report", "report_error", "done",
+    EventKind.SESSION, EventKind.BASELINE, EventKind.PROPOSED, EventKind.STARTED, EventKind.FINISHED,
+    EventKind.HIBERNATE, "step", EventKind.EDITED, EventKind.NOTIFY_ERROR, EventKind.APPROVAL, "engine",
+    EventKind.REPORT, EventKind.REPORT_ERROR, EventKind.DONE,
 })
-DECISION_LABELS = {
-    "noise": "noise measured", "kept": "kept", "discarded": "discarded", "confirm": "re-run to confirm",
-    "duplicate": "refused: a repeat", "policy_error": "refused", "abandon": "branch abandoned",
-    "exhausted": "nothing left to try", "rejected": "rejected by you", "approved": "approved", "failed": "failed",
-    "lost": "lost", "promoted": "promoted", "interrupted": "interrupted", "budget": "model budget reached",
-    "no_effect": "no effect", "stopped_early": "stopped early",
+DECISION_LABELS: dict[str, str] = {
+    EventKind.NOISE: "noise measured", EventKind.KEPT: "kept", EventKind.DISCARDED: "discarded",
+    EventKind.CONFIRM: "re-run to confirm", EventKind.DUPLICATE: "refused: a repeat", EventKind.POLICY_ERROR: "refused",
+    EventKind.ABANDON: "branch abandoned", EventKind.EXHAUSTED: "nothing left to try",
+    EventKind.REJECTED: "rejected by you", EventKind.APPROVED: "approved", EventKind.FAILED: "failed",
+    EventKind.LOST: "lost", EventKind.PROMOTED: "promoted", EventKind.INTERRUPTED: "interrupted",
+    EventKind.BUDGET: "model budget reached", EventKind.NO_EFFECT: "no effect",
+    EventKind.STOPPED_EARLY: "stopped early",
 }
 
 
@@ -282,7 +285,8 @@ def _verdicts(events: list[dict[str, Any]]) -> dict[int, str]:
     """Experiment id -> the reason given with its last verdict event (kept, discarded, refused, …)."""
     out: dict[int, str] = {}
     for ev in events:
-        if ev["experiment_id"] is not None and ev["kind"] not in NOT_DECISIONS | {"confirm", "approved", "noise"}:
+        if ev["experiment_id"] is not None and \
+                ev["kind"] not in NOT_DECISIONS | {EventKind.CONFIRM, EventKind.APPROVED, EventKind.NOISE}:
             out[ev["experiment_id"]] = _without_id(ev["message"] or "", ev["experiment_id"])
     return out
 
@@ -323,7 +327,7 @@ def _tree(exps: list[Experiment], standing: Standing, verdicts: dict[int, str]) 
 
 
 def _failures(exps: list[Experiment], events: list[dict[str, Any]]) -> list[FailureGroup]:
-    given_up = {ev["experiment_id"]: ev["message"] for ev in events if ev["kind"] == "abandon"}
+    given_up = {ev["experiment_id"]: ev["message"] for ev in events if ev["kind"] == EventKind.ABANDON}
     groups: dict[str, list[FailedRun]] = {}
     for e in exps:
         if e.run_result in (None, RunResult.SUCCEEDED):

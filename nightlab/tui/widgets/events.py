@@ -14,22 +14,26 @@ from rich.text import Text
 from textual.events import Resize
 from textual.widgets import RichLog
 
+from nightlab.agent.states import EventKind
 from nightlab.agent.views import EventLine
 from nightlab.tui.widgets.listkeys import ScrollKeys
 
 # what each kind of event reads as at a glance: an icon and the style class of its line
 KIND_LOOK: dict[str, tuple[str, str]] = {
-    "kept": ("★", "good"), "confirm": ("↻", "info"), "discarded": ("·", "dim"), "duplicate": ("⊘", "warn"),
-    "rejected": ("⊘", "warn"), "approved": ("✓", "info"), "proposed": ("?", "warn"), "started": ("▶", "info"),
-    "finished": ("•", "plain"), "failed": ("✗", "bad"), "lost": ("✗", "bad"), "abandon": ("✗", "bad"),
-    "policy_error": ("!", "bad"), "exhausted": ("■", "warn"), "done": ("■", "good"), "noise": ("~", "dim"),
-    "baseline": ("▶", "info"), "hibernate": ("z", "dim"), "note": ("i", "dim"), "report": ("▤", "dim"),
-    "budget": ("$", "warn"), "interrupted": ("■", "warn"), "engine": ("⚙", "dim"), "superseded": ("↷", "dim"),
+    EventKind.KEPT: ("★", "good"), EventKind.CONFIRM: ("↻", "info"), EventKind.DISCARDED: ("·", "dim"),
+    EventKind.DUPLICATE: ("⊘", "warn"), EventKind.REJECTED: ("⊘", "warn"), EventKind.APPROVED: ("✓", "info"),
+    EventKind.PROPOSED: ("?", "warn"), EventKind.STARTED: ("▶", "info"), EventKind.FINISHED: ("•", "plain"),
+    EventKind.FAILED: ("✗", "bad"), EventKind.LOST: ("✗", "bad"), EventKind.ABANDON: ("✗", "bad"),
+    EventKind.POLICY_ERROR: ("!", "bad"), EventKind.EXHAUSTED: ("■", "warn"), EventKind.DONE: ("■", "good"),
+    EventKind.NOISE: ("~", "dim"), EventKind.BASELINE: ("▶", "info"), EventKind.HIBERNATE: ("z", "dim"),
+    EventKind.NOTE: ("i", "dim"), EventKind.REPORT: ("▤", "dim"), EventKind.BUDGET: ("$", "warn"),
+    EventKind.INTERRUPTED: ("■", "warn"), "engine": ("⚙", "dim"), EventKind.SUPERSEDED: ("↷", "dim"),
 }
-HIDDEN_KINDS = frozenset({"edited"})  # the user's own edits: said when they happen, not decisions
+HIDDEN_KINDS = frozenset({EventKind.EDITED})  # the user's own edits: said when they happen, not decisions
 # what the engine concluded about an experiment (the details pane shows the latest one as "decided")
-DECISION_KINDS = frozenset({"kept", "confirm", "discarded", "duplicate", "rejected", "approved", "failed", "lost",
-                            "abandon", "policy_error", "finished"})
+DECISION_KINDS = frozenset({EventKind.KEPT, EventKind.CONFIRM, EventKind.DISCARDED, EventKind.DUPLICATE,
+                            EventKind.REJECTED, EventKind.APPROVED, EventKind.FAILED, EventKind.LOST,
+                            EventKind.ABANDON, EventKind.POLICY_ERROR, EventKind.FINISHED})
 
 
 def event_text(ev: EventLine, styles: dict[str, object]) -> Text:
