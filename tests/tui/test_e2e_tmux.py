@@ -134,7 +134,8 @@ def test_the_tui_in_a_subfolder_of_a_repository_sets_up_its_root(tmp_path: Path,
 @pytest.mark.parametrize("args", [("-C", "{missing}"), ("-C", "{missing}", "tui")])
 def test_the_tui_on_a_folder_that_does_not_exist_says_so(tmp_path: Path, args: tuple[str, ...]) -> None:
     """`-C` to a missing folder is one line naming it, from a terminal too (it said "no nightlab.toml")."""
-    missing = str(tmp_path / "nonexistent")
+    missing = f"/nonexistent-nightlab-{os.getpid()}"  # short: a temp path's length wraps at the terminal's edge
+    assert not os.path.exists(missing)
     tmux = _open_in_tmux(tmp_path, tmp_path, *(a.format(missing=missing) for a in args))
     try:
         screen = tmux.wait(lambda s: "EXITED" in s, "the exit", timeout=30)
