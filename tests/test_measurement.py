@@ -282,6 +282,6 @@ def test_a_gain_that_every_seed_agrees_on_is_kept_although_the_seed_spread_is_la
     by_title = {e.title: e for e in eng.store.experiments() if e.kind == "hyperparameter"}
     good, flat = by_title["LR = 0.2"], by_title["LR = 0.3"]
     assert good.status == "kept", good.error
-    assert any("better at each of 2 seeds (+0.031, +0.029)" in m for m in
+    assert any("better at each of 2 seeds (+0.0310, +0.0290)" in m for m in
                (ev["message"] for ev in eng.store.events() if ev["kind"] == "kept"))
     assert flat.status == "discarded"  # +0.001 and −0.001: the seeds disagree, and the mean is inside the noise
