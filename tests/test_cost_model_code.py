@@ -169,3 +169,38 @@ def test_a_language_models_edit_gets_its_own_prediction_and_a_deadline_judges_it
     waiting = replace(wide, status=Status.QUEUED)
     why = clock.blocks(waiting, 1, now=1000.0)
     assert why is not None and "predicted to take" in why
+
+
+# nanoGPT's shape: every size and the block count come from a config object the code cannot read
+CONFIG_MODEL = """import torch.nn as nn
+from dataclasses import dataclass
+
+@dataclass
+class GPTConfig:
+    n_layer: int = 12
+    n_embd: int = 768
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd)
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.head = nn.Linear(config.n_embd, 65)
+"""
+
+
+def test_a_change_hidden_in_what_the_code_cannot_read_is_not_priced_as_no_change() -> None:
+    """Doubling `n_layer` in a config dataclass moves no size the cost model can read (they stand at its default on
+    both sides): that is no answer (None: the parent's time, said as such), not a factor of 1 called 'code'. A change
+    the code does show is still priced, and a change of nothing structural still reads as 1."""
+    deeper = CONFIG_MODEL.replace("n_layer: int = 12", "n_layer: int = 24")
+    assert costmod.code_factor([CONFIG_MODEL], [deeper]) is None
+    readable = "import torch.nn as nn\nH = 256\nnet = nn.Sequential(nn.Linear(H, H), nn.ReLU(), nn.Linear(H, 2))\n"
+    assert costmod.code_factor([readable], [readable.replace("ReLU", "GELU")]) == 1.0
+    factor = costmod.code_factor([readable], [readable.replace("H = 256", "H = 512")])
+    assert factor is not None and factor > 2

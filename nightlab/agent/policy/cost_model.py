@@ -364,10 +364,12 @@ def _bindings(trees: Sequence[ast.Module]) -> dict[str, dict[str, float]]:
     return out
 
 
-def model_layers(texts: Iterable[str]) -> list[tuple[Layer, float]] | None:
+def model_layers(texts: Iterable[str], unread_size: float = DEFAULT_SIZE,
+                 unread_count: float = 1.0) -> list[tuple[Layer, float]] | None:
     """Every layer constructor call in `texts`, with its sizes read from module constants, parameter defaults and
-    what the code's calls pass (else DEFAULT_SIZE), and how many times it is built: inside `for _ in range(n)`,
-    a comprehension over `range(n)`, or `[...] * n`, with `n` read the same way. None when a text does not parse."""
+    what the code's calls pass (else `unread_size`), and how many times it is built: inside `for _ in range(n)`,
+    a comprehension over `range(n)`, or `[...] * n`, with `n` read the same way (else `unread_count`). None when a
+    text does not parse."""
     trees = []
     for text in texts:
         tree = _parse(text)
@@ -385,7 +387,7 @@ def model_layers(texts: Iterable[str]) -> list[tuple[Layer, float]] | None:
         elif isinstance(node, ast.For):
             n = _range_count(node.iter, consts)
             for stmt in node.body:
-                visit(stmt, consts, times * (n if n is not None else 1.0), owner)
+                visit(stmt, consts, times * (n if n is not None else unread_count), owner)
             for stmt in node.orelse:
                 visit(stmt, consts, times, owner)
             return
@@ -393,19 +395,19 @@ def model_layers(texts: Iterable[str]) -> list[tuple[Layer, float]] | None:
             n = 1.0
             for gen in node.generators:
                 got = _range_count(gen.iter, consts)
-                n *= got if got is not None else 1.0
+                n *= got if got is not None else unread_count
             visit(node.elt, consts, times * n, owner)
             return
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and isinstance(node.left, ast.List):
             n = _evaluate(node.right, (), 0.0, consts)
-            visit(node.left, consts, times * (n if n is not None and n >= 0 else 1.0), owner)
+            visit(node.left, consts, times * (n if n is not None and n >= 0 else unread_count), owner)
             return
         elif isinstance(node, ast.Call):
             name = dotted_name(node.func)
             leaf = name.rsplit(".", 1)[-1]
             kind = _LAYERS.get(leaf)
             if kind is not None and (name == leaf or name.startswith(("nn.", "torch.nn."))):
-                layer = _layer(node, leaf, kind, set(), DEFAULT_SIZE, consts)
+                layer = _layer(node, leaf, kind, set(), unread_size, consts)
                 if layer is not None:
                     out.append((layer, times))
         for sub in ast.iter_child_nodes(node):
@@ -416,10 +418,11 @@ def model_layers(texts: Iterable[str]) -> list[tuple[Layer, float]] | None:
     return out
 
 
-def model_cost(texts: Iterable[str], batch: float = DEFAULT_BATCH) -> float | None:
+def model_cost(texts: Iterable[str], batch: float = DEFAULT_BATCH, unread_size: float = DEFAULT_SIZE,
+               unread_count: float = 1.0) -> float | None:
     """The compute of one sample's training step through every layer the code builds (each also paying its fixed
     cost per call); None when the code does not parse or builds no layer the cost model knows."""
-    found = model_layers(texts)
+    found = model_layers(texts, unread_size, unread_count)
     if not found:
         return None
     call = CALL_COST / max(1.0, batch)
@@ -428,10 +431,18 @@ def model_cost(texts: Iterable[str], batch: float = DEFAULT_BATCH) -> float | No
 
 def code_factor(before: Iterable[str], after: Iterable[str], batch: float = DEFAULT_BATCH) -> float | None:
     """How much a change of the code scales a training step: the model's cost after it over its cost before (a
-    hidden layer as wide as the one before it about doubles a two-layer MLP's); None when either cannot be read."""
+    hidden layer as wide as the one before it about doubles a two-layer MLP's); None when either cannot be read,
+    or when the change shows no cost while the code has sizes or layer counts it cannot read (a config object's
+    `n_embd`, `range(config.n_layer)`): the change may be hidden there, so an unchanged cost is not an answer."""
+    before, after = list(before), list(after)
     a, b = model_cost(before, batch), model_cost(after, batch)
     if a is None or b is None or a <= 0:
         return None
+    if math.isclose(a, b):  # read again with the unread sizes and counts doubled: a cost that moves hides some
+        probe = 2.0 * DEFAULT_SIZE, 2.0
+        if not (math.isclose(a, model_cost(before, batch, *probe) or 0.0)
+                and math.isclose(b, model_cost(after, batch, *probe) or 0.0)):
+            return None
     return b / a
 
 
