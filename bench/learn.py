@@ -65,7 +65,8 @@ def _work_combo(combo: search.Combo, data_dir: str, model: str) -> search.ComboR
             policy = ExplorePolicy(None, temperature=1.0)
         elif combo.method == "learned":
             d = LearnedConfig()
-            policy = LearnedPolicy(Scorer.load(Path(model)), temperature=d.temperature, online_lr=d.online_lr)
+            policy = LearnedPolicy(Scorer.load(Path(model)), temperature=d.temperature, online_lr=d.online_lr,
+                                   min_support=d.min_support)
         else:
             policy = BuiltinPolicy()
         search._run_nightlab(combo, task, repo, layout, command, slot, res, ledger, policy=policy,

@@ -362,6 +362,7 @@ def cmd_export(root: Path, args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- learn / explore
 def cmd_learn(root: Path, args: argparse.Namespace) -> int:
     from nightlab.agent.actions import LearnOptions, learn
+    from nightlab.agent.config import LearnedConfig
 
     try:
         import torch  # noqa: F401  (the trainer's only heavy dependency: say so before reading anything)
@@ -384,6 +385,11 @@ def cmd_learn(root: Path, args: argparse.Namespace) -> int:
     print(f"trained on {res.steps} step(s) from {res.projects} project(s) in {res.seconds:.1f} s "
           f"({'duration-weighted' if not args.no_duration else 'every step alike'}); "
           f"loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}")
+    floor = LearnedConfig().min_support
+    backed = sorted((n, k) for k, n in res.scorer.support.items() if n >= floor)
+    print(f"it may reorder {len(backed)} of {len(res.scorer.support)} classes of move (taken at least {floor} "
+          f"times, [learned] min_support); the others keep the builtin's order"
+          + (f": {', '.join(k for _, k in reversed(backed))}" if backed else ""))
     print(f"model: {out} ({out.stat().st_size / 1024:.1f} kB); use it with search.policy = \"learned\"")
     return 0
 

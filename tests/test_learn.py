@@ -6,18 +6,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from test_builtin_policy import KNOB_ONLY, MLP_ADAMW, Tree, _changed, _rejected, _score, applied, view
 
 from nightlab.agent import experience
 from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy.learned import LearnedPolicy
-from nightlab.agent.policy.scorer import ModelError, Scorer
+from nightlab.agent.policy.scorer import ModelError, Scorer, move_class
 
 torch = pytest.importorskip("torch", reason="`nightlab learn` needs the learn extra (torch)")
 from nightlab.agent.learn import LearnOptions, train  # noqa: E402
@@ -64,12 +66,20 @@ def test_the_model_file_is_small_versioned_and_loads_fast(tmp_path: Path) -> Non
     assert path.stat().st_size < 50_000
     back = Scorer.load(path)  # bench/learn.py prints how long loading takes
     assert back.features == res.scorer.features and back.meta["trained_on"] == 10
+    # what the data vouch for travels with the model: each class of move as often as it was taken
+    assert back.support == {"kind.lr": 5, "kind.epochs": 5} == res.scorer.support
     x = [{"m.kind.lr": 1.0}, {"m.kind.epochs": 1.0}]
     assert list(back.scores({}, x)) == pytest.approx(list(res.scorer.scores({}, x)))
     data = json.loads(path.read_text())
     path.write_text(json.dumps({**data, "version": 99}))
     with pytest.raises(ModelError, match="version 99"):
         Scorer.load(path)
+    path.write_text(json.dumps({**data, "support": {"kind.lr": -1}}))
+    with pytest.raises(ModelError, match="support counts"):
+        Scorer.load(path)
+    del data["support"]  # a model written before support counts existed: read, vouching for nothing
+    path.write_text(json.dumps(data))
+    assert Scorer.load(path).support == {}
     path.write_text("{not json")
     with pytest.raises(ModelError, match="not a readable model file"):
         Scorer.load(path)
@@ -115,7 +125,7 @@ def test_the_learned_order_and_online_updates() -> None:
     feats = sorted({*decision.state, *(k for x in decision.candidates for k in x.features)})
     scorer = Scorer.fresh(feats)
     scorer.u[feats.index(kinds[alt])] = 10.0
-    policy = LearnedPolicy(scorer, temperature=0.0)
+    policy = LearnedPolicy(scorer, temperature=0.0, min_support=0)
     prop = policy.propose(tree.ctx())
     got = policy.last_decision
     assert prop is not None and got is not None
@@ -128,6 +138,64 @@ def test_the_learned_order_and_online_updates() -> None:
     policy.observe(step)  # the same step again (a resumed session replays): learned from once
     after = scorer.scores(got.state, [x.features for x in got.candidates])
     assert after[alt] - after[c] < before[alt] - before[c]
+
+
+def test_the_order_departs_from_the_builtin_only_on_supported_moves() -> None:
+    """SPIBB's rule with a deterministic baseline: an unsupported candidate keeps its builtin place, the supported
+    ones are drawn into the places left."""
+    policy = LearnedPolicy(Scorer.fresh(["m.rank"]), temperature=0.0)
+    scores = np.array([0.0, 1.0, 3.0, 2.0])  # the model's favourite is the builtin's third move
+    assert policy.order(scores, random.Random(0)) == [2, 3, 1, 0]
+    assert policy.order(scores, random.Random(0), [False, True, True, False]) == [0, 2, 1, 3]
+    assert policy.order(scores, random.Random(0), [False] * 4) == [0, 1, 2, 3]  # thin data: the builtin's order
+    assert policy.order(scores, random.Random(0), [True] * 4) == [2, 3, 1, 0]
+    for seed in range(20):  # drawn at a temperature, the unsupported places still never move
+        got = LearnedPolicy(Scorer.fresh(["m.rank"]), temperature=1.0).order(
+            scores, random.Random(seed), [False, True, True, False])
+        assert got[0] == 0 and got[3] == 3 and sorted(got[1:3]) == [1, 2]
+
+
+def test_a_model_reorders_the_builtin_s_moves_only_where_its_data_took_them_often_enough() -> None:
+    """The held-out failure this guards against (bench/learn.py, 2026-12-02): a model trained on ~20 steps of other
+    tasks preferred moves it had seen taken once or twice over the builtin's first, and lost most of the gap."""
+    tree = Tree({"train.py": KNOB_ONLY})
+    tree.add(view(1, kind="baseline", metric=_score({"train.py": KNOB_ONLY})))
+    first = BuiltinPolicy()
+    assert first.propose(tree.ctx()) is not None and first.last_decision is not None
+    decision = first.last_decision
+    assert decision.chosen is not None
+    c = decision.chosen
+    kinds = [next((k for k in x.features if k.startswith("m.kind.")), "") for x in decision.candidates]
+    alt = next(j for j in range(c + 1, len(kinds)) if kinds[j] and kinds[j] != kinds[c])
+    feats = sorted({*decision.state, *(k for x in decision.candidates for k in x.features)})
+    scorer = Scorer.fresh(feats)
+    scorer.u[feats.index(kinds[alt])] = 10.0
+    builtin_first = decision.candidates[c].features
+    alt_features = decision.candidates[alt].features
+    assert move_class(builtin_first) != move_class(alt_features)
+
+    def chosen(support: dict[str, int], min_support: int = 5) -> int | None:
+        scorer.support = dict(support)
+        policy = LearnedPolicy(scorer, temperature=0.0, min_support=min_support)
+        assert policy.propose(tree.ctx()) is not None and policy.last_decision is not None
+        return policy.last_decision.chosen
+
+    assert chosen({}) == c  # nothing vouched for: the builtin's move
+    assert chosen({move_class(alt_features): 9}) == c  # the builtin's first move was never seen: it stays first
+    assert chosen({move_class(alt_features): 9, move_class(builtin_first): 4}) == c
+    assert chosen({move_class(alt_features): 5, move_class(builtin_first): 5}) == alt
+    assert chosen({}, min_support=0) == alt
+    # a session's own settled steps count as support as they arrive
+    scorer.support = {move_class(alt_features): 4, move_class(builtin_first): 5}
+    policy = LearnedPolicy(scorer, temperature=0.0, online_lr=0.0)
+    assert policy.propose(tree.ctx()) is not None and policy.last_decision is not None
+    assert policy.last_decision.chosen == c
+    step = policy.last_decision.as_dict()
+    step["chosen"] = alt
+    policy.observe({"id": 7, **step, "reward": 0.2, "seconds": 3.0})
+    assert scorer.support[move_class(alt_features)] == 5
+    assert policy.propose(tree.ctx()) is not None and policy.last_decision is not None
+    assert policy.last_decision.chosen == alt
 
 
 def _scorer_preferring(tree: Tree, prop_title: str | None = None) -> Scorer:
@@ -155,13 +223,13 @@ def test_people_s_rejections_and_feedback_hold_under_the_learned_policy() -> Non
     first = BuiltinPolicy().propose(tree.ctx())
     assert first is not None
     scorer = _scorer_preferring(tree, first.title)
-    liked = LearnedPolicy(scorer, temperature=0.0).propose(tree.ctx())
+    liked = LearnedPolicy(scorer, temperature=0.0, min_support=0).propose(tree.ctx())
     assert liked is not None and liked.title == first.title  # the model's favourite, before anyone said no
     no = _rejected(tree, first)
     said_no = dataclasses.replace(tree.ctx(), rejected_by_user={no.id: ""})
-    again = LearnedPolicy(scorer, temperature=0.0).propose(said_no)
+    again = LearnedPolicy(scorer, temperature=0.0, min_support=0).propose(said_no)
     assert again is not None and _changed(tree, again) != _changed(tree, first), again.title
-    guided = LearnedPolicy(scorer, temperature=0.0).propose(dataclasses.replace(
+    guided = LearnedPolicy(scorer, temperature=0.0, min_support=0).propose(dataclasses.replace(
         tree.ctx(), rejected_by_user={no.id: "no: add some weight decay first"}))
     assert guided is not None and _changed(tree, guided) == {"CONFIG.weight_decay"}, guided.title
 
@@ -187,7 +255,10 @@ def test_nightlab_learn_trains_from_the_user_store(tmp_path: Path) -> None:
                        env={**os.environ})
     assert p.returncode == 0, p.stderr
     assert "trained on 200 step(s) from 5 project(s)" in p.stdout
+    # 50 steps of each arm: every class of move is vouched for, the most taken first
+    assert "it may reorder 4 of 4 classes of move (taken at least 5 times" in p.stdout, p.stdout
     scorer = Scorer.load(tmp_path / "m.json")
+    assert scorer.support == {"kind.lr": 50, "kind.epochs": 50, "kind.width": 50, "kind.batch_size": 50}
     assert scorer.meta["trained_on"] == 200 and math.isfinite(scorer.meta["final_loss"])
     assert _prefers(scorer, ("lr", "epochs", "width", "batch_size"))[0] == "lr"
 

@@ -160,6 +160,9 @@ class LearnedConfig(_Strict):
                                                                      "scores (0: always the top-scored move)")
     online_lr: float = Field(default=0.05, ge=0, le=1, description="step size of the updates within a session as "
                                                                    "rewards arrive (0: none)")
+    min_support: int = Field(default=5, ge=0, description="a move overtakes the builtin's order only when its class "
+                                                          "of move was taken at least this often in the model's "
+                                                          "data (0: every move may)")
 
 
 class BackendConfig(_Strict):

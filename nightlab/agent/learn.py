@@ -27,7 +27,11 @@ every step alike (w_i = 1/N, plain means), for comparison.
 
 The exploration bonus keeps the softmax from collapsing on a few moves while data are thin, so the temperature at
 run time still has alternatives to draw; the pull towards θ_0 (a model that ranks exactly as the builtin policy
-does) keeps a model trained on little experience close to the builtin.
+does) keeps a model trained on little experience close to the builtin. The pull alone was not enough: on a
+held-out task a model trained on about 20 steps of three others reordered moves it had seen taken once or twice and
+lost most of the builtin's gain (bench/learn.py, 2026-12-02: −0.47 and −0.92 gap closed on two seeds). So the model
+also records how often each class of move was taken in its data (`Scorer.support`), and the policy lets only moves
+with enough of it overtake the builtin's order (policy/learned.py).
 
 Training is full-batch Adam on a padded tensor of all steps (a few hundred parameters): 1,000 steps train in
 seconds on a CPU (bench/learn.py prints the figure).
@@ -181,6 +185,8 @@ def _train(torch: Any, steps: Sequence[dict[str, Any]], opts: LearnOptions,
             progress(epoch + 1, losses[-1])
     got = {k: params[k].detach().double().numpy() for k in ("u", "w", "b", "v")}
     scorer = Scorer(features=feats, u=got["u"], w=got["w"], b=got["b"], v=got["v"])
+    for ex in data:  # what the experience can vouch for: each class of move, as often as it was taken
+        scorer.add_support(ex.candidates[ex.chosen])
     scorer.meta = {"trained_on": n, "projects": len({ex.project for ex in data}), "created": time.time(),
                    "duration_aware": opts.duration_aware, "epochs": opts.epochs, "entropy": opts.entropy,
                    "final_loss": losses[-1]}

@@ -7,6 +7,14 @@ the scores at `[learned] temperature` (Gumbel-max with the step's own seeded rng
 same), and proposes the first move in that order that applies. When none of them applies it goes on through the
 rest of the builtin's moves in the builtin's order. Fixes are the builtin's (the fix catalogue).
 
+Only moves the experience vouches for are reordered. A candidate whose class of move (source, knob kind, transform,
+direction: scorer.move_class) was taken fewer than `[learned] min_support` times in the model's data keeps its place
+in the builtin's order; the others are drawn into the remaining places by their scores. This is SPIBB's safe policy
+improvement with a deterministic baseline (Laroche et al., 2019): where the data are thin the policy is the
+builtin, and it departs from it only on moves whose outcomes it has seen often enough. The builtin's first move is
+overtaken only when it is itself supported and a supported alternative scores higher; a first move the data never
+saw stays first.
+
 Within a session it learns as rewards arrive: `observe` (called by the engine when a step's run settles, and
 again for the session's settled steps when an engine resumes it) takes one duration-weighted policy-gradient step
 on the model in memory (`[learned] online_lr`); the file on disk changes only through `nightlab learn`.
@@ -41,11 +49,13 @@ MIN_SECONDS = 1.0  # a run's duration is counted as at least this (an instant fa
 class LearnedPolicy(BuiltinPolicy):
     name = "learned"
 
-    def __init__(self, scorer: Scorer | None = None, *, temperature: float = 0.3, online_lr: float = 0.05) -> None:
+    def __init__(self, scorer: Scorer | None = None, *, temperature: float = 0.3, online_lr: float = 0.05,
+                 min_support: int = 5) -> None:
         super().__init__()
         self.scorer = scorer
         self.temperature = temperature
         self.online_lr = online_lr
+        self.min_support = min_support
         self._seen: set[int] = set()  # steps already learned from in this process
         self._rewards: list[tuple[float, float]] = []  # (reward, duration) of those steps, for the baseline
 
@@ -61,7 +71,7 @@ class LearnedPolicy(BuiltinPolicy):
             scorer = Scorer.load(path)
         elif cfg.model:
             raise ModelError(f"{path}: no such model file ([learned] model); train one with `nightlab learn`")
-        return cls(scorer, temperature=cfg.temperature, online_lr=cfg.online_lr)
+        return cls(scorer, temperature=cfg.temperature, online_lr=cfg.online_lr, min_support=cfg.min_support)
 
     # ------------------------------------------------------------------------------------------- propose
     def propose(self, ctx: PolicyContext) -> Proposal | None:
@@ -85,7 +95,8 @@ class LearnedPolicy(BuiltinPolicy):
         scores = self.scorer.scores(decision.state, [c.features for c in decision.candidates])
         said = self._rejections(ctx, st)
         asked = [i for i, m in enumerate(moves) if said.wants(m.changes, m.transform)]
-        order = self.order(scores, ctx.rng)
+        order = self.order(scores, ctx.rng, [self.scorer.support_of(c.features) >= self.min_support
+                                             for c in decision.candidates])
         for i in [*(j for j in order if j in asked), *(j for j in order if j not in asked)]:
             prop = self._materialise(ctx, st, moves[i], sigs)
             decision.candidates[i].valid = prop is not None
@@ -102,30 +113,43 @@ class LearnedPolicy(BuiltinPolicy):
                 return prop
         return None
 
-    def order(self, scores: np.ndarray, rng: random.Random) -> list[int]:
-        """Candidate indices in the order to try them: a draw from the softmax at this temperature (Gumbel-max),
-        the scores' own order at temperature 0."""
+    def order(self, scores: np.ndarray, rng: random.Random, supported: list[bool] | None = None) -> list[int]:
+        """Candidate indices (the builtin's order is 0, 1, ...) in the order to try them: a draw from the softmax at
+        this temperature (Gumbel-max), the scores' own order at temperature 0; a candidate not `supported` keeps its
+        own place, and the supported ones are drawn into the places left."""
         if self.temperature <= 0:
-            return sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
-        keys = [float(s) / self.temperature - math.log(-math.log(max(rng.random(), 1e-12))) for s in scores]
-        return sorted(range(len(scores)), key=lambda i: -keys[i])
+            drawn = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+        else:
+            keys = [float(s) / self.temperature - math.log(-math.log(max(rng.random(), 1e-12))) for s in scores]
+            drawn = sorted(range(len(scores)), key=lambda i: -keys[i])
+        if supported is None:
+            return drawn
+        places = [i for i in range(len(scores)) if supported[i]]
+        out = list(range(len(scores)))
+        for place, i in zip(places, (j for j in drawn if supported[j]), strict=True):
+            out[place] = i
+        return out
 
     # ------------------------------------------------------------------------------------------- learning
     def observe(self, step: dict[str, Any]) -> None:
-        """One online policy-gradient step from a settled step's reward (see agent/learn.py for the objective):
-        advantage = reward − the duration-weighted mean reward seen so far this session, weighted by the run's
-        duration over the mean duration seen so far."""
-        if self.scorer is None or self.online_lr <= 0 or step.get("id") in self._seen:
+        """Learn from a settled step: its move now counts as experience (support), and with `online_lr` > 0 one
+        online policy-gradient step from its reward (see agent/learn.py for the objective): advantage = reward − the
+        duration-weighted mean reward seen so far this session, weighted by the run's duration over the mean
+        duration seen so far."""
+        if self.scorer is None or step.get("id") in self._seen:
             return
         self._seen.add(int(step.get("id") or 0))
         reward, chosen = step.get("reward"), step.get("chosen")
-        cands = [c for c in (step.get("candidates") or []) if c.get("valid") is not False]
         if reward is None or chosen is None:
             return
         seconds = max(MIN_SECONDS, float(step.get("seconds") or 0.0))
         self._rewards.append((float(reward), seconds))
         all_cands = step.get("candidates") or []
-        if len(cands) < 2 or not 0 <= chosen < len(all_cands) or all_cands[chosen].get("valid") is False:
+        if not 0 <= chosen < len(all_cands) or all_cands[chosen].get("valid") is False:
+            return
+        self.scorer.add_support(all_cands[chosen].get("features") or {})  # seen here: it now counts as experience
+        cands = [c for c in all_cands if c.get("valid") is not False]
+        if self.online_lr <= 0 or len(cands) < 2:
             return
         index = [i for i, c in enumerate(all_cands) if c.get("valid") is not False].index(chosen)
         total = sum(d for _, d in self._rewards)
@@ -142,7 +166,8 @@ class ExplorePolicy(LearnedPolicy):
     name = "explore"
 
     def __init__(self, scorer: Scorer | None = None, *, temperature: float = 1.0) -> None:
-        super().__init__(scorer or Scorer.fresh(["m.rank"], hidden=1), temperature=temperature, online_lr=0.0)
+        super().__init__(scorer or Scorer.fresh(["m.rank"], hidden=1), temperature=temperature, online_lr=0.0,
+                         min_support=0)  # exploring: every candidate may be drawn
 
     @classmethod
     def with_user_model(cls, temperature: float = 1.0) -> ExplorePolicy:

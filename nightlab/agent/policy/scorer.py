@@ -8,6 +8,13 @@ and scores with numpy in milliseconds, so a session never imports torch. A fresh
 feature `m.rank` (the move's place in the builtin policy's order) and v = 0, so before learning it ranks the moves
 exactly as the builtin policy does; training moves it away only as far as the experience supports.
 
+The model also carries its *support*: how many times each class of move (its source, knob kind, transform and
+direction: `move_class`) was taken in the steps it learned from. The learned policy lets a move overtake the
+builtin's order only where that count reaches `[learned] min_support` (policy/learned.py) — the safe policy
+improvement of SPIBB (Laroche, Trichelair and Tachet des Combes, 2019): where the data are thin, keep the baseline's
+choice. A model file without support counts (written before they existed) therefore changes nothing until it is
+trained again.
+
 The online update is one step of the same duration-weighted policy gradient `nightlab learn` uses (see
 agent/learn.py for the formulation), on one step, done with numpy: the gradient of a one-hidden-layer network is
 written out by hand below.
@@ -31,6 +38,16 @@ FORMAT = "nightlab-learned-policy"
 VERSION = 1
 PRIOR = 3.0  # how strongly a fresh model keeps the builtin's order (a rank difference of one candidate list ≈ 3)
 RANK_FEATURE = "m.rank"
+# the features that say what a move is (not how it ranks or how it fared): its class, for the support counts
+CLASS_PREFIXES = ("m.src.", "m.kind.", "m.tf.")
+DIRECTIONS = ("m.up", "m.down")
+
+
+def move_class(features: Mapping[str, float]) -> str:
+    """What kind of move a candidate is, from its features alone: "src.search|kind.lr|down" and the like."""
+    parts = sorted(k[2:] for k, v in features.items() if v and k.startswith(CLASS_PREFIXES))
+    parts += [k[2:] for k in DIRECTIONS if features.get(k)]
+    return "|".join(parts) or "other"
 
 
 class ModelError(NightlabError):
@@ -45,6 +62,14 @@ class Scorer:
     b: np.ndarray  # (H,)
     v: np.ndarray  # (H,)
     meta: dict[str, Any] = field(default_factory=dict)
+    support: dict[str, int] = field(default_factory=dict)  # move_class -> times such a move was taken in training
+
+    def support_of(self, features: Mapping[str, float]) -> int:
+        return self.support.get(move_class(features), 0)
+
+    def add_support(self, features: Mapping[str, float]) -> None:
+        key = move_class(features)
+        self.support[key] = self.support.get(key, 0) + 1
 
     @classmethod
     def fresh(cls, features: Sequence[str], hidden: int = 16, seed: int = 0) -> Scorer:
@@ -98,7 +123,7 @@ class Scorer:
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "features": self.features, "hidden": int(self.v.shape[0]),
                 "u": self.u.tolist(), "w": self.w.tolist(), "b": self.b.tolist(), "v": self.v.tolist(),
-                "meta": self.meta}
+                "meta": self.meta, "support": self.support}
 
     def save(self, path: Path) -> None:
         path = Path(path)
@@ -127,7 +152,11 @@ class Scorer:
         if u.shape != (len(feats),) or w.shape[0] != b.shape[0] or v.shape != b.shape or \
                 not all(math.isfinite(float(x)) for x in (u.sum(), w.sum(), b.sum(), v.sum())):
             raise ModelError(f"{path}: damaged model file (shapes or values do not fit)")
-        return cls(features=feats, u=u, w=w, b=b, v=v, meta=dict(data.get("meta") or {}))
+        raw = data.get("support") or {}
+        if not isinstance(raw, dict) or not all(isinstance(n, int) and n >= 0 for n in raw.values()):
+            raise ModelError(f"{path}: damaged model file (support counts are not counts)")
+        return cls(features=feats, u=u, w=w, b=b, v=v, meta=dict(data.get("meta") or {}),
+                   support={str(k): int(n) for k, n in raw.items()})
 
 
 def default_model_path() -> Path:
@@ -136,4 +165,4 @@ def default_model_path() -> Path:
     return Path(base) / "nightlab" / "policy.json"
 
 
-__all__ = ["FORMAT", "PRIOR", "VERSION", "ModelError", "Scorer", "default_model_path"]
+__all__ = ["FORMAT", "PRIOR", "VERSION", "ModelError", "Scorer", "default_model_path", "move_class"]
