@@ -1,11 +1,12 @@
 """Learning benchmark: the learned policy against the untrained builtin on tasks it never saw, leave one task out.
 
-    python bench/learn.py --tasks DIR [DIR ...] [--budget 12] [--seeds 3] [--explore-budget 12] [--workers N]
+    python bench/learn.py --tasks DIR [DIR ...] [--budget 12] [--seeds 3] [--explore-budget 12]
+        [--explore-seeds 1] [--workers N]
 
-1. Explore: on every task, one `nightlab explore` session (ExplorePolicy: the builtin's candidates drawn at
-   temperature 1.0, no model) of --explore-budget runs at training seed 100, its steps recorded into an experience
-   store of that task's own (XDG_DATA_HOME is pointed at a folder of this benchmark's; the user's store is never
-   read or written).
+1. Explore: on every task, --explore-seeds `nightlab explore` sessions (ExplorePolicy: the builtin's candidates
+   drawn at temperature 1.0, no model) of --explore-budget runs at training seeds 100, 101, ..., each session's steps
+   recorded into an experience store of its own (XDG_DATA_HOME is pointed at a folder of this benchmark's; the
+   user's store is never read or written); a task's steps are those of all its sessions.
 2. For each held-out task T: `nightlab learn`'s trainer (agent/learn.py, default options: duration-aware policy
    gradient, exploration bonus) on the explored steps of every task but T; then T is run with the builtin policy
    and with the learned policy (that model, `[learned]` defaults: temperature 0.3, online updates) for --seeds
@@ -173,10 +174,12 @@ def summarise(tasks: dict[str, search.Task], results: list[search.ComboResult]) 
 def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     f = search._fmt
     lines = [f"# Learning benchmark ({meta['created']})", "", f"`{meta['command']}`", "",
-             f"leave one task out; explore {meta['explore_budget']} runs per task (seed {EXPLORE_SEED}); held-out "
+             f"leave one task out; explore {meta.get('explore_seeds', 1)} × {meta['explore_budget']} runs per task "
+             f"(seed {EXPLORE_SEED}+); held-out "
              f"task: builtin vs learned, {meta['budget']} runs × {meta['seeds']} paired seed(s); {meta['workers']} "
              f"worker(s) on {meta['cpus']} core(s), load average {meta['load']} (a shared machine).", "",
-             "| held-out task | trained on (steps) | builtin gap closed | learned gap closed | learned − builtin per "
+             "| held-out task | trained on (steps; classes of move it may reorder) | builtin gap closed |"
+             " learned gap closed | learned − builtin per "
              "seed | runs to half gap (builtin / learned) |", "|---|---|---|---|---|---|"]
     for name, r in summary["rows"].items():
         b, le = r["builtin"], r["learned"]
@@ -184,7 +187,9 @@ def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
         def half(x: dict[str, Any]) -> str:
             return "—" if x["half_mean"] is None else f"{x['half_mean']:.1f} ({x['half_reached']}/{x['seeds']})"
 
-        lines.append(f"| {name} | {meta['trained_on'].get(name, '?')} | {b['gap_mean']:.2f} ± {b['gap_sd']:.2f} | "
+        backed = meta.get("may_reorder", {}).get(name)
+        lines.append(f"| {name} | {meta['trained_on'].get(name, '?')}"
+                     f"{'' if backed is None else f'; {len(backed)}'} | {b['gap_mean']:.2f} ± {b['gap_sd']:.2f} | "
                      f"{le['gap_mean']:.2f} ± {le['gap_sd']:.2f} | {', '.join(f'{d:+.2f}' for d in r['paired'])} | "
                      f"{half(b)} / {half(le)} |")
     m = summary["mean_gap"]
@@ -220,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=12, help="training runs per held-out session")
     ap.add_argument("--seeds", type=int, default=3, help="paired seeds 0..S-1")
     ap.add_argument("--explore-budget", type=int, default=12, help="training runs of each task's explore session")
+    ap.add_argument("--explore-seeds", type=int, default=1,
+                    help="explore sessions per task, at training seeds 100, 101, ... (more steps to learn from)")
     ap.add_argument("--workers", type=int, default=0, help="parallel sessions; 0 = one per CPU slot")
     ap.add_argument("--timeout", type=float, default=90.0, help="seconds per training run")
     ap.add_argument("--isolation", choices=["auto", "bwrap", "landlock", "none"], default="auto")
@@ -256,16 +263,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         # 1. explore every task into its own store
-        log(f"exploring {len(tasks)} task(s), {args.explore_budget} runs each ...")
+        log(f"exploring {len(tasks)} task(s), {args.explore_seeds} session(s) of {args.explore_budget} runs each ...")
         explored: list[search.ComboResult] = []
-        jobs = [(replace(base, task=t.folder, method="explore", seed=EXPLORE_SEED, budget=args.explore_budget),
-                 str(work / "data" / n), "") for n, t in tasks.items()]
+        seeds = range(EXPLORE_SEED, EXPLORE_SEED + max(1, args.explore_seeds))
+        jobs = [(replace(base, task=t.folder, method="explore", seed=s, budget=args.explore_budget),
+                 str(work / "data" / f"{n}-{s}"), "") for s in seeds for n, t in tasks.items()]
         _run_all(jobs, workers, said(explored))
-        steps = {n: _steps_of(work / "data" / n) for n in tasks}
+        steps = {n: [st for s in seeds for st in _steps_of(work / "data" / f"{n}-{s}")] for n in tasks}
         # 2. a model per held-out task, from the others' steps
+        from nightlab.agent.config import LearnedConfig
         from nightlab.agent.learn import LearnOptions, train
 
-        models, trained_on = {}, {}
+        models, trained_on, backed = {}, {}, {}
         for n in tasks:
             others = [s for m, ss in steps.items() if m != n for s in ss]
             try:
@@ -276,7 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             models[n] = work / "models" / f"{n}.json"
             res.scorer.save(models[n])
             trained_on[n] = res.steps
-            log(f"  model for held-out {n}: {res.steps} steps of {res.projects} task(s), {res.seconds:.1f} s")
+            floor = LearnedConfig().min_support
+            backed[n] = sorted(k for k, c in res.scorer.support.items() if c >= floor)
+            log(f"  model for held-out {n}: {res.steps} steps of {res.projects} task(s), {res.seconds:.1f} s; "
+                f"may reorder {len(backed[n])} of {len(res.scorer.support)} classes of move: {', '.join(backed[n])}")
         # 3. builtin vs learned on each held-out task, paired seeds
         results: list[search.ComboResult] = []
         jobs = [(replace(base, task=tasks[n].folder, method=m, seed=s), str(work / "throwaway"), str(models[n]))
@@ -287,9 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         speed = learn_speed(all_steps, args.speed_steps, work) if all_steps else {"error": "no explored step"}
         summary = summarise(tasks, results)
         meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "budget": args.budget,
-                "seeds": args.seeds, "explore_budget": args.explore_budget, "workers": len(workers),
+                "seeds": args.seeds, "explore_budget": args.explore_budget, "explore_seeds": len(seeds),
+                "workers": len(workers),
                 "cpus": os.cpu_count(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-                "trained_on": trained_on, "explored_steps": {n: len(s) for n, s in steps.items()}, "speed": speed,
+                "trained_on": trained_on, "may_reorder": backed,
+                "explored_steps": {n: len(s) for n, s in steps.items()}, "speed": speed,
                 "wall_s": round(time.monotonic() - t0, 1)}
         text = markdown(meta, summary)
         data = {"meta": meta, "summary": summary,

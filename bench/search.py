@@ -663,6 +663,7 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
     )
     from nightlab.agent.engine import RERUN, Engine, EngineOptions
     from nightlab.agent.policy.builtin import BuiltinPolicy
+    from nightlab.agent.states import Mode
     from nightlab.sandbox import lease
 
     cfg = ProjectConfig(
@@ -675,7 +676,7 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
                               readable=[str(Path(__file__).resolve().parent.parent)]),
         slots=SlotsConfig(cpus=1), experience=ExperienceConfig(share=share),
     )
-    opts = EngineOptions(mode="autonomous", budget=combo.budget, unsafe_no_sandbox=combo.isolation == "none")
+    opts = EngineOptions(mode=Mode.AUTONOMOUS, budget=combo.budget, unsafe_no_sandbox=combo.isolation == "none")
     eng = Engine(repo, cfg, options=opts, policy=policy if policy is not None else BuiltinPolicy())
     # this worker's slot only (one job at a time, on its own core), leased in the benchmark's own folder: the
     # benchmark pins its workers to cores itself, other nightlab projects on the machine do not hold these
