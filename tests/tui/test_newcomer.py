@@ -141,9 +141,20 @@ def test_the_best_so_far_line_never_climbs_to_a_discarded_run() -> None:
                        {**base, "id": 12, "parent": 9, "status": "failed", "metric": None}])
     chart = MetricChart()
     chart.snapshot = Snapshot(project="p", metric="val_acc", goal=Goal.MAXIMIZE, rows=rows, best_id=9)
-    (_, best_y, _), (xs, ys, _), *_ = chart.series()
+    (best_x, best_y, _), (xs, ys, _), *_ = chart.series()
     assert max(best_y) == 0.60 and best_y[-1] == 0.60  # what `nightlab status` calls best
     assert 0.6139 in ys and 11.0 in xs  # the discarded run is still a point
+    # a step, not a slope: the old best holds up to the run that beat it, then the line rises there
+    assert list(zip(best_x, best_y, strict=True)) == [(1.0, 0.55), (9.0, 0.55), (9.0, 0.60), (11.0, 0.60)]
+
+
+def test_the_chart_s_axis_writes_values_as_the_table_does() -> None:
+    from nightlab.tui.widgets.chart import _fmt, _fmt_value
+
+    assert _fmt_value(0.6) == "0.6000" and _fmt_value(2.23974) == "2.2397"  # as the table and the events
+    assert _fmt_value(1234.56) == "1234.6"
+    assert _fmt_value(0.0001234) == "1.2e-04"  # 0.0001234 does not fit the 7-column gutter
+    assert _fmt(12.0) == "12"  # the x axis counts runs and steps
 
 
 # ------------------------------------------------------------------------------------------------ 3: seed-aware runs

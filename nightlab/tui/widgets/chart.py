@@ -13,11 +13,20 @@ from nightlab.agent.goal import Goal
 from nightlab.agent.states import WINNERS
 from nightlab.agent.views import Snapshot
 from nightlab.tui import braille
+from nightlab.tui.data import fmt_metric
 
 GUTTER = 8
 
 
+def _fmt_value(v: float) -> str:
+    """A y-axis label: the value as every table and event writes a metric (0.6000, 2.2397) where it fits the gutter,
+    else as short as `_fmt`."""
+    text = fmt_metric(v)
+    return text if len(text) <= GUTTER - 1 else _fmt(v)
+
+
 def _fmt(v: float) -> str:
+    """An x-axis label (a run number, a step) or a value too long for the gutter: four significant digits at most."""
     a = abs(v)
     if a != 0 and (a >= 1e5 or a < 1e-3):
         return f"{v:.1e}"
@@ -59,9 +68,9 @@ class BrailleChart(Widget, can_focus=True):
         cells = canvas.cells()
         for r, row in enumerate(cells):
             if r == 0:
-                label = _fmt(y_range[1])
+                label = _fmt_value(y_range[1])
             elif r == len(cells) - 1:
-                label = _fmt(y_range[0])
+                label = _fmt_value(y_range[0])
             else:
                 label = ""
             out.append(f"{label:>{GUTTER - 1}}┤" if label else " " * (GUTTER - 1) + "│", axis)
@@ -79,7 +88,8 @@ class BrailleChart(Widget, can_focus=True):
 
 
 class MetricChart(BrailleChart):
-    """Each run's metric as points (in run order) and the best so far as a line.
+    """Each run's metric as points (in run order) and the best so far as a step line (it changes at a run, it
+    does not slope between two).
 
     The best so far climbs only on results that stand (kept, unconfirmed or promoted), the ones `nightlab status`
     and the engine call best: a discarded run that happened to score higher on one seed is a point, not the line."""
@@ -126,6 +136,9 @@ class MetricChart(BrailleChart):
         for x, y in pts:
             assert y is not None
             if int(x) in stands and (best is None or goal.better_than(y, best)):
+                if best is not None:  # the old best holds up to this run, then the line rises: a step
+                    best_x.append(x)
+                    best_y.append(best)
                 best = y
             if best is not None:
                 best_x.append(x)
