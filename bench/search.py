@@ -60,7 +60,9 @@ What is measured
 * best: a peer's best single run. nightlab: the best single-run metric of a *kept* experiment (the run
   at seed s that made it kept, not the mean with its confirmation runs; re-runs at other seeds are not counted), so
   the numbers are single runs at the same training seed for every method. An improvement the engine discarded as
-  within noise does not count for nightlab, since it is not what nightlab hands the user. The JSON also holds
+  within noise does not count for nightlab, since it is not what nightlab hands the user. A best kept on one seed
+  because the budget ran out before its confirmation (`unconfirmed`, "kept?" in the table) counts: it is the best
+  the session ends with (`nightlab status` calls it best; until 2026-12-04 this script left it out). The JSON also holds
   `engine_best` (the engine's own seed-averaged best) and `best_any` (nightlab's best single run of any status).
 * gap closed = (best − baseline) / (reference − baseline), with baseline and reference from task.toml. The formula is
   sign-correct for minimised metrics as is (numerator and denominator flip together): 1 = reached the reference,
@@ -649,6 +651,15 @@ def faithful_status(ledger: Path, timeout: float) -> Iterator[None]:
         runner.read_status = real
 
 
+def stands(status: str, kind: str) -> bool:
+    """Whether an experiment's own run counts for nightlab's best: kept, kept on one seed because the budget ran out
+    before its confirmation (what the session ends with), or promoted; never a seed re-run."""
+    from nightlab.agent.engine import RERUN
+    from nightlab.agent.states import WINNERS
+
+    return status in WINNERS and kind != RERUN
+
+
 def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command: str, slot: Any,
                   res: ComboResult, ledger: Path, policy: Any = None, share: bool = True) -> None:
     """The engine with `policy` (default: the builtin) on the task; `share`: its steps go to the user's experience
@@ -661,7 +672,7 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
         SearchConfig,
         SlotsConfig,
     )
-    from nightlab.agent.engine import RERUN, Engine, EngineOptions
+    from nightlab.agent.engine import Engine, EngineOptions
     from nightlab.agent.policy.builtin import BuiltinPolicy
     from nightlab.agent.states import Mode
     from nightlab.sandbox import lease
@@ -694,7 +705,7 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
         if e is None or e.id in seen:
             continue
         seen.add(e.id)
-        kept = e.status in ("kept", "promoted") and e.kind != RERUN
+        kept = stands(e.status, e.kind)
         res.runs.append({
             "exp": e.id, "kind": e.kind, "title": e.title, "seed": e.seed, "metric": e.metric,
             "ok": e.run_result == "succeeded" and e.metric is not None, "status": e.status, "kept": kept,

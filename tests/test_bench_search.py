@@ -96,6 +96,13 @@ def test_nightlab_through_the_engine(search: ModuleType, task_dir: Path, tmp_pat
     assert [[r[f] for f in fields] for r in res2["runs"]] == [[r[f] for f in fields] for r in res["runs"]]
 
 
+def test_nightlab_s_best_counts_what_the_session_ends_with(search: ModuleType) -> None:
+    """A best kept on one seed because the budget ran out (`unconfirmed`) is the best the session hands over."""
+    assert search.stands("kept", "hyperparameter") and search.stands("promoted", "code")
+    assert search.stands("unconfirmed", "hyperparameter")  # left out before 2026-12-04
+    assert not search.stands("discarded", "hyperparameter") and not search.stands("kept", "rerun")
+
+
 def test_timeouts_are_recorded_and_replayed(search: ModuleType, tmp_path: Path) -> None:
     cache, ledger = tmp_path / "cache", tmp_path / "ledger.jsonl"
     (tmp_path / "train.py").write_text("import time\nprint('epoch 0 loss 1.0', flush=True)\ntime.sleep(1.6)\n"
