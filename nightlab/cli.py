@@ -203,7 +203,21 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", choices=["step", "autonomous"], default="autonomous")
 
     sub.add_parser("tui", help="open the terminal UI")
+    _project_option_everywhere(p)
     return p
+
+
+def _project_option_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`-C PATH` after the subcommand too (`nightlab run -C ~/proj`), not only before it as git has it: people type
+    it either way. A subcommand's copy has no default, so it never overrides a `-C` given before the subcommand."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in {id(c): c for c in action.choices.values()}.values():
+            if "-C" not in child._option_string_actions:
+                child.add_argument("-C", "--project", default=argparse.SUPPRESS, metavar="PATH",
+                                   help="the project (as before the subcommand)")
+            _project_option_everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -153,6 +153,11 @@ def test_commands_find_the_project_from_a_subfolder(tiny_project: Path) -> None:
     assert json.loads(p.stdout)["project"] == str(tiny_project)
     p = nl("-C", str(sub), "status", "--json", cwd=tiny_project.parent)
     assert p.returncode == 0 and json.loads(p.stdout)["project"] == str(tiny_project)
+    # after the subcommand too, as people type it; one given before the subcommand is not overridden
+    p = nl("status", "--json", "-C", str(sub), cwd=tiny_project.parent)
+    assert p.returncode == 0 and json.loads(p.stdout)["project"] == str(tiny_project), p.stderr
+    p = nl("-C", str(sub), "status", "--json", cwd=tiny_project.parent / "..")
+    assert p.returncode == 0 and json.loads(p.stdout)["project"] == str(tiny_project), p.stderr
 
 
 def test_init_from_a_subfolder_sets_up_the_repository_root(tiny_repo: Path) -> None:
@@ -165,7 +170,8 @@ def test_init_from_a_subfolder_sets_up_the_repository_root(tiny_repo: Path) -> N
 
 
 @pytest.mark.parametrize("argv", [("-C", "{missing}", "status"), ("-C", "{missing}", "init"), ("init", "{missing}"),
-                                  ("-C", "{missing}", "log", "1")])
+                                  ("-C", "{missing}", "log", "1"), ("log", "1", "-C", "{missing}"),
+                                  ("export", "trajectories", "-C", "{missing}")])
 def test_a_project_folder_that_does_not_exist_is_named(tmp_path: Path, argv: tuple[str, ...]) -> None:
     missing = tmp_path / "nonexistent"
     msg = one_line_error(nl(*(a.format(missing=missing) for a in argv), cwd=tmp_path))
