@@ -76,6 +76,12 @@ What is measured
 * wall s: wall-clock seconds per seed in this invocation (small when the cache answers); train s: the recorded
   training seconds of the runs (what they cost uncached), per seed.
 
+Splitting the work
+------------------
+Invocations that share the cache can split a long benchmark (methods, tasks or machines apart); ``--merge A.json
+B.json ... --tasks ...`` then prints and saves one table of their saved results, trains nothing, and scores them
+with this file's current rules (nightlab's runs by their recorded status and kind).
+
 The cache
 ---------
 Every training run — the engine's jobs included — goes through this script's own ``cache-run`` mode, put in front
@@ -1018,6 +1024,63 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     return report()
 
 
+def merge(files: Sequence[Path], task_dirs: Sequence[Path], methods: Sequence[str], json_out: Path | None,
+          results: Path, command: str) -> int:
+    """`--merge`: the table of results several invocations saved (split over time or machines; every run is in
+    the cache they shared), re-scored with this file's rules — nightlab's runs by their recorded status and kind, so
+    a scoring rule changed since (an `unconfirmed` best now counts) applies to runs saved before it."""
+    tasks = {t.name: t for t in (load_task(d) for d in task_dirs
+                                 if (Path(d) / ANSWER_SHEET).is_file() or (Path(d) / REPO_SHEET).is_file())}
+    found: dict[tuple[str, str, int], ComboResult] = {}
+    sources, metas = [], []
+    for f in files:
+        try:
+            data = json.loads(Path(f).read_text())
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"--merge: {f}: not a saved benchmark ({err})") from None
+        metas.append(data.get("meta") or {})
+        sources.append(f"{f}: {metas[-1].get('command', '?')}")
+        for raw in data.get("results") or []:
+            r = ComboResult(**{k: v for k, v in raw.items() if k in ComboResult.__dataclass_fields__})
+            if r.task in tasks and (not methods or r.method in methods):
+                found[(r.task, r.method, r.seed)] = r
+    if not found:
+        raise SystemExit("--merge: no results for the tasks and methods given")
+    done = sorted(found.values(), key=lambda r: (r.task, r.method, r.seed))
+    for r in done:
+        if r.method == "nightlab":
+            for run in r.runs:
+                run["kept"] = stands(str(run.get("status")), str(run.get("kind")))
+        score(tasks[r.task], r)
+    used = list(methods) or list(dict.fromkeys(r.method for r in sorted(done, key=lambda r: METHODS.index(r.method)
+                                                                        if r.method in METHODS else 99)))
+    first = metas[0]
+    meta = {**first, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "merged": sources,
+            "seeds": max(r.seed for r in done) + 1, "methods": used,
+            "wall_s": round(sum(float(m.get("wall_s") or 0.0) for m in metas), 1),
+            "finished": len(done), "total": len(done)}
+    rows = aggregate(tasks, done, used)
+    summary = summarise(tasks, rows, used)
+    summary["paired"] = paired().compare(done, used)
+    text = markdown(meta, rows, summary)
+    data = {"meta": meta,
+            "tasks": {n: {"goal": t.goal, "metric": t.metric, "baseline": t.baseline, "reference": t.reference,
+                          "gap_baseline": t.gap_baseline, "seconds": t.seconds, "kind": t.kind}
+                      for n, t in tasks.items()},
+            "rows": rows, "summary": summary, "results": [r.__dict__ for r in done]}
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    Path(results).mkdir(parents=True, exist_ok=True)
+    paths = [Path(results) / f"search-{stamp}.json", Path(results) / f"search-{stamp}.md"]
+    paths[0].write_text(json.dumps(data, indent=1, default=str))
+    paths[1].write_text(text)
+    if json_out is not None:
+        Path(json_out).write_text(json.dumps(data, indent=1, default=str))
+    print(text, end="")
+    print("\nmerged from:\n" + "\n".join(f"  {x}" for x in sources))
+    print(f"written: {', '.join(map(str, paths))}" + (f", {json_out}" if json_out else ""))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["cache-run"]:
@@ -1041,7 +1104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tpe-startup", type=int, default=0,
                     help="tpe-default's n_startup_trials; 0 = clamp(N // 3, 3, 10)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary repositories")
+    ap.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                    help="train nothing: one table from the results saved by earlier invocations (search-*.json or "
+                         "--json files; a later file's task, method and seed replace an earlier one's), scored with "
+                         "this file's rules, for the tasks given and the methods given (default: all found)")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.tasks, [m.strip() for m in args.methods.split(",") if m.strip()],
+                     args.json, args.results, "python bench/search.py " + " ".join(shlex.quote(a) for a in argv))
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         methods = [m for m in METHODS if m not in peers().PEERS or peers().PEERS[m].available()]

@@ -103,6 +103,38 @@ def test_nightlab_s_best_counts_what_the_session_ends_with(search: ModuleType) -
     assert not search.stands("discarded", "hyperparameter") and not search.stands("kept", "rerun")
 
 
+def test_merge_makes_one_table_of_several_invocations_rescored(
+        search: ModuleType, task_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Invocations split over time (or machines) share the cache; `--merge` tables their saved results with this
+    file's scoring, so a rule changed since applies to runs saved before it."""
+    kw = {"cache": tmp_path / "cache", "results": tmp_path / "results", "workers": 1, "progress": lambda s: None}
+    both = search.run_benchmark([task_dir], ["random-default", "tpe-default"], 3, 1, **kw)
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    search.run_benchmark([task_dir], ["random-default"], 3, 1, json_out=one, **kw)
+    search.run_benchmark([task_dir], ["tpe-default"], 3, 1, json_out=two, **kw)
+    # a nightlab result saved when an unconfirmed best did not count (its run marked kept: False)
+    saved = json.loads(two.read_text())
+    runs = [{"kind": "baseline", "title": "baseline", "seed": 0, "metric": 0.5, "ok": True, "status": "kept",
+             "kept": True},
+            {"kind": "rerun", "title": "re-run", "seed": 1, "metric": 0.52, "ok": True, "status": "kept",
+             "kept": False},
+            {"kind": "hyperparameter", "title": "lr", "seed": 0, "metric": 0.8, "ok": True, "status": "unconfirmed",
+             "kept": False}]
+    saved["results"].append({"task": "synthetic", "method": "nightlab", "seed": 0, "runs": runs, "best": 0.5})
+    two.write_text(json.dumps(saved))
+    out = tmp_path / "merged.json"
+    assert search.main(["--tasks", str(task_dir), "--merge", str(one), str(two), "--json", str(out),
+                        "--results", str(tmp_path / "results")]) == 0
+    merged = json.loads(out.read_text())
+    rows = {r["method"]: r for r in merged["rows"]}
+    for r in both["rows"]:
+        assert rows[r["method"]]["best_mean"] == r["best_mean"] and rows[r["method"]]["gap_mean"] == r["gap_mean"]
+    assert rows["nightlab"]["best_mean"] == 0.8  # the unconfirmed best counts now
+    assert "| synthetic | nightlab |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no results"):
+        search.main(["--tasks", str(task_dir), "--merge", str(one), "--methods", "cmaes"])
+
+
 def test_timeouts_are_recorded_and_replayed(search: ModuleType, tmp_path: Path) -> None:
     cache, ledger = tmp_path / "cache", tmp_path / "ledger.jsonl"
     (tmp_path / "train.py").write_text("import time\nprint('epoch 0 loss 1.0', flush=True)\ntime.sleep(1.6)\n"
