@@ -335,6 +335,46 @@ def test_log_pane_follows_the_selected_job(populated: tuple[Path, Populated], en
     run(body())
 
 
+def test_long_log_lines_wrap_at_the_pane_s_width(populated: tuple[Path, Populated], engine_lock: None) -> None:
+    """At 80 columns the log pane is about 44 wide: a training line reads whole, over several rows, not through a
+    sideways scroll; `w` turns wrapping off and on; a colour (an error's) holds on every row of its line."""
+    root, ids = populated
+    long = "epoch 3 step 1200 loss 0.48213 lr 0.00030 grad_norm 1.2031 tokens/s 18234.5 elapsed 00:12:31"
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot)
+            await select(pilot, ids.best)
+            pane = app.main.query_one(LogTail)
+            await wait_until(pilot, lambda: pane.lines[-1:] == ["acc=0.9000"], what="log tail")
+            log = root / ".nightlab" / "runs" / str(ids.best) / "output.log"
+            with open(log, "a") as f:
+                f.write(f"{long}\nTraceback: {long}\n")
+            await wait_until(pilot, lambda: pane.lines[-1:] == [f"Traceback: {long}"], what="the long lines")
+            width = pane.scrollable_content_region.width
+            assert 30 < width < len(long)
+            await wait_until(pilot, lambda: pane.virtual_size.width == width, what="wrapped")
+            shown = [pane.render_line(y).text.rstrip() for y in range(pane.size.height)]
+            joined = "".join(row for row in shown)
+            assert long in joined and f"Traceback: {long}" in joined  # every character, over several rows
+            assert all(len(row) <= width for row in shown)
+            rows = len(pane._rows)
+            assert rows >= len(pane.lines) + 2
+            error = pane.get_component_rich_style("logtail--error", partial=True)
+            last = [pane.render_line(y) for y in range(pane.size.height)][-2:]
+            assert all(any(seg.style and seg.style.color == error.color for seg in strip) for strip in last)
+            await pilot.press("w")
+            assert not pane.wrap and pane.virtual_size.height == len(pane.lines)
+            assert pane.virtual_size.width >= len(f"Traceback: {long}")
+            await pilot.press("w")
+            assert pane.wrap and len(pane._rows) == rows
+            await pilot.resize_terminal(120, 30)  # a wider pane: the rows are cut again, fewer of them
+            await wait_until(pilot, lambda: 0 < len(pane._rows) < rows, what="re-cut at the new width")
+
+    run(body())
+
+
 def test_open_log_in_the_viewer_and_search(populated: tuple[Path, Populated], engine_lock: None) -> None:
     root, ids = populated
     log = root / ".nightlab" / "runs" / str(ids.failed) / "output.log"
@@ -518,11 +558,11 @@ def test_keys_are_remappable_from_the_user_config(populated: tuple[Path, Populat
 
 
 def test_a_remapped_key_writes_the_session_report(populated: tuple[Path, Populated], _own_xdg_config: Path) -> None:
-    """The report key (R, remapped here to w) asks the agent for the report and says where it is."""
+    """The report key (R, remapped here to y) asks the agent for the report and says where it is."""
     root, ids = populated
     cfg = _own_xdg_config / "nightlab" / "tui.toml"
     cfg.parent.mkdir(parents=True)
-    cfg.write_text('[keys]\nwrite_report = "w"\n')
+    cfg.write_text('[keys]\nwrite_report = "y"\n')
     report = root / ".nightlab" / "reports" / f"session-{ids.session}" / "report.html"
 
     async def body() -> None:
@@ -532,7 +572,7 @@ def test_a_remapped_key_writes_the_session_report(populated: tuple[Path, Populat
         app.notify = lambda message, **kw: (said.append(str(message)), notify(message, **kw))[1]  # type: ignore
         async with app.run_test(size=(120, 40)) as pilot:
             await loaded(pilot)
-            await pilot.press("w")
+            await pilot.press("y")
             await wait_until(pilot, lambda: any(m.startswith("Report: ") for m in said), timeout=60,
                              what="the report")
             assert f"Report: {report} (Markdown and PNGs beside it)" in said

@@ -405,6 +405,11 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.notify("Following the log." if log.follow else "Stopped following the log.")
         self._show_selected()
 
+    def action_wrap_log(self) -> None:
+        log = self.query_one(LogTail)
+        log.wrap = not log.wrap
+        self.notify("Long log lines wrap." if log.wrap else "Long log lines run on (scroll sideways).")
+
     def action_toggle_view(self) -> None:
         table = self.query_one(ExperimentTable)
         table.set_view("ranked" if table.view == "tree" else "tree")

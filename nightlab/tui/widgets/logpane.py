@@ -4,6 +4,10 @@ A thread worker polls the file ~20 times a second and appends complete lines to 
 message only when none is already on its way, so a flood becomes one message per frame, never a queue that
 starves key presses. Only the last `max_lines` lines are held (the full log stays on disk: `l` opens it in the
 virtualised viewer) and only the visible lines are ever rendered.
+
+Long lines wrap at the pane's width by default (`w` toggles): at 80 columns the pane is about 44 wide, and a
+training line read through a sideways scroll is a line not read. Wrapping keeps a list of (line, start column)
+rows, extended as lines arrive and rebuilt only when the width changes or old lines are dropped.
 """
 
 from __future__ import annotations
@@ -90,6 +94,9 @@ class LogTail(ReportsWorkerErrors, ScrollView, can_focus=True):
         self.received = 0  # lines shown since the file was opened (for the benchmark and the title)
         self._width = 0
         self._pending: Pending | None = None
+        self._wrap = True
+        self._rows: list[tuple[int, int]] = []  # wrapping: (index in self.lines, start column) per row shown
+        self._wrap_width = 0  # the width self._rows were cut for (0: not cut yet)
 
     @property
     def follow(self) -> bool:
@@ -125,6 +132,7 @@ class LogTail(ReportsWorkerErrors, ScrollView, can_focus=True):
 
     def clear(self) -> None:
         self.lines = []
+        self._rows = []
         self.received = 0
         self._width = 0
         self.virtual_size = Size(0, 0)
@@ -160,14 +168,23 @@ class LogTail(ReportsWorkerErrors, ScrollView, can_focus=True):
         if not lines:
             return
         self.received += len(lines)
+        lines = [clean(x) for x in lines]  # once, here: rendering and wrapping measure what is shown
+        first = len(self.lines)
         self.lines.extend(lines)
+        if self._wrapping:
+            self._extend_rows(first)
         excess = len(self.lines) - self.max_lines
         if excess > self.max_lines // 5 or (excess > 0 and len(lines) >= excess):
             del self.lines[:excess]
+            dropped = excess
+            if self._wrapping:
+                kept = [(i - excess, c) for i, c in self._rows if i >= excess]
+                dropped = len(self._rows) - len(kept)
+                self._rows = kept
             if not self.follow:
-                self.scroll_to(y=max(0, self.scroll_y - excess), animate=False, immediate=True)
+                self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False, immediate=True)
         self._width = max(self._width, min(1000, max(map(len, lines))))
-        self.virtual_size = Size(self._width, len(self.lines))
+        self._resize_virtual()
         if self.follow:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
         self.refresh()
@@ -176,6 +193,57 @@ class LogTail(ReportsWorkerErrors, ScrollView, can_focus=True):
         self.follow = follow
         if follow:
             self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    # -------------------------------------------------------------------------------- wrapping
+    @property
+    def wrap(self) -> bool:
+        """Whether long lines wrap at the pane's width (else they run on, read with a sideways scroll)."""
+        return self._wrap
+
+    @wrap.setter
+    def wrap(self, wrap: bool) -> None:
+        if wrap == self._wrap:
+            return
+        self._wrap = wrap
+        self._wrap_width = 0
+        self._rows = []
+        if self.is_mounted:
+            self._cut_rows()
+            self._resize_virtual()
+            if self.follow:
+                self.scroll_end(animate=False, immediate=False, x_axis=False)
+            self.refresh()
+
+    @property
+    def _wrapping(self) -> bool:
+        return self._wrap and self._wrap_width > 0
+
+    def _text_width(self) -> int:
+        return max(0, self.scrollable_content_region.width)
+
+    def _cut_rows(self) -> None:
+        """Cut every line into rows at the current width (when wrapping and the width is known)."""
+        width = self._text_width() if self._wrap else 0
+        self._wrap_width = width
+        self._rows = []
+        if width > 0:
+            self._extend_rows(0)
+
+    def _extend_rows(self, first: int) -> None:
+        w = self._wrap_width
+        rows = self._rows
+        for i in range(first, len(self.lines)):
+            n = len(self.lines[i])
+            if n <= w:
+                rows.append((i, 0))
+            else:
+                rows.extend((i, c) for c in range(0, n, w))
+
+    def _resize_virtual(self) -> None:
+        if self._wrapping:
+            self.virtual_size = Size(self._wrap_width, len(self._rows))
+        else:
+            self.virtual_size = Size(self._width, len(self.lines))
 
     # -------------------------------------------------------------------------------- user scrolling
     def action_scroll_up(self) -> None:
@@ -207,14 +275,26 @@ class LogTail(ReportsWorkerErrors, ScrollView, can_focus=True):
                 dim = base + self.get_component_rich_style("logtail--dim", partial=True)
                 return Strip([Segment(self.placeholder, dim)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
+        if self._wrap and 0 < width != self._wrap_width:
+            # the first frame with a width, a resize, or a scrollbar that came or went: cut the rows again (a
+            # following view stays at the bottom through Textual's anchor)
+            self._cut_rows()
+            self._resize_virtual()
         idx = int(self.scroll_y) + y
-        if idx >= len(self.lines):
-            return Strip.blank(width, base)
-        text = clean(self.lines[idx])
+        if self._wrapping:
+            if idx >= len(self._rows):
+                return Strip.blank(width, base)
+            line, start = self._rows[idx]
+            full = self.lines[line]
+            text = full[start:start + self._wrap_width]
+        else:
+            if idx >= len(self.lines):
+                return Strip.blank(width, base)
+            full = text = self.lines[idx]
         style: Style = base
-        if _ERROR.search(text):
+        if _ERROR.search(full):  # a wrapped line keeps its colour on every row
             style = base + self.get_component_rich_style("logtail--error", partial=True)
-        elif _WARN.search(text):
+        elif _WARN.search(full):
             style = base + self.get_component_rich_style("logtail--warning", partial=True)
-        x = int(self.scroll_x)
+        x = 0 if self._wrapping else int(self.scroll_x)
         return Strip([Segment(text, style)]).crop_extend(x, x + width, base)
