@@ -125,6 +125,28 @@ def test_an_edit_whose_structure_cannot_be_read_is_priced_at_its_parents_time_an
     assert got == (None, Pricing.PARENT)
 
 
+def test_a_repair_of_a_failed_run_is_priced_from_the_last_run_that_ended_not_from_the_crash() -> None:
+    """A crash after 2 s says nothing of how long the repaired run takes: the repair is priced from the nearest
+    ancestor that ran to its end (100 s here), by the cost of its code against the failed code with the repair."""
+    tree = rings_tree(100.0)
+    broken = {**tree.files[1], "rings/model.py": RING_MODEL.replace("nn.ReLU(), nn.Linear(HIDDEN, CLASSES)",
+                                                                    "nn.ReLU(), nn.Linear(FEATURES, CLASSES)")}
+    tree.add(view(2, 1, kind="code", metric=None, result="failed", failure="shape", seconds=2.0), broken)
+    fix = [Edit("rings/model.py", "nn.Linear(FEATURES, CLASSES)", "nn.Linear(HIDDEN, CLASSES)")]
+    got = BuiltinPolicy().predict_edits(tree.ctx(), 2, fix)
+    assert got[1] == Pricing.CODE and got[0] is not None and abs(got[0] / 100.0 - 1) < 0.1, got
+    # a repair that also deepens the model is priced as the deeper model from the run that ended
+    deeper = [Edit("rings/model.py", "nn.ReLU(), nn.Linear(FEATURES, CLASSES)",
+                   "nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, CLASSES)")]
+    got = BuiltinPolicy().predict_edits(tree.ctx(), 2, deeper)
+    assert got[1] == Pricing.CODE and got[0] is not None and abs(got[0] / 200.0 - 1) < 0.3, got
+    # nothing ever ran to its end: nothing to scale
+    first = Tree({"train.py": TINY_TRAIN})
+    first.add(view(1, kind="baseline", metric=None, result="failed", seconds=1.0))
+    assert BuiltinPolicy().predict_edits(first.ctx(), 1, [Edit("train.py", "EPOCHS = 3", "EPOCHS = 6")]) == \
+        (None, None)
+
+
 class Widening(ScriptedPolicy):
     """A language model's answer as an edit: it widens the hidden layer and says nothing of the run time."""
 

@@ -1127,18 +1127,41 @@ class BuiltinPolicy(PolicyBase):
         a language model's edit), and how that was found: the model's cost read from the code after the edits over
         its cost before (`Pricing.CODE`), or `Pricing.PARENT` (None seconds) where the code's structure cannot be
         read and the parent's measured time stands; (None, None) when the parent has no measured time."""
-        return self._predict_edits(ctx, self._state(ctx, exp_id), edits)
+        st = self._state(ctx, exp_id)
+        if st.exp is None or st.exp.run_result == RunResult.SUCCEEDED:
+            return self._predict_edits(ctx, st, edits)
+        # a repair of a run that failed: a crash's seconds are not a run's length, so the run is priced from the
+        # nearest ancestor that ran to its end, by the cost of its code against the failed code with the repair
+        worked = next((a for a in st.lineage[1:] if a.run_result == RunResult.SUCCEEDED and a.seconds), None)
+        if worked is None:
+            return None, None
+        after = self._after(st, edits)
+        return (None, Pricing.PARENT) if after is None else self._predict_files(ctx, self._state(ctx, worked.id),
+                                                                                after)
+
+    @staticmethod
+    def _after(st: _State, edits: Sequence[Edit]) -> dict[str, str] | None:
+        """The state's files with `edits` applied (None when they do not apply)."""
+        files = {p: t for p, t in st.files.items() if p != eff.COMMAND_PATH}
+        try:
+            return {**files, **apply_edits(list(edits), files.get, [*files, *(e.path for e in edits)], [])}
+        except Exception:
+            return None
 
     def _predict_edits(self, ctx: PolicyContext, st: _State,
                        edits: Sequence[Edit]) -> tuple[float | None, Pricing | None]:
-        secs = st.exp.seconds if st.exp is not None else None
-        if not secs or secs <= 0 or st.exp is None or st.exp.run_result != RunResult.SUCCEEDED:
+        if st.exp is None or st.exp.run_result != RunResult.SUCCEEDED:
             return None, None  # nothing measured to scale (a crash's seconds are not a run's length)
+        after = self._after(st, edits)
+        return (None, Pricing.PARENT) if after is None else self._predict_files(ctx, st, after)
+
+    def _predict_files(self, ctx: PolicyContext, st: _State,
+                       after: Mapping[str, str]) -> tuple[float | None, Pricing | None]:
+        """How long the run of state `st` (one that ran to its end) would take with its files replaced by `after`."""
+        secs = st.exp.seconds if st.exp is not None else None
+        if not secs or secs <= 0:
+            return None, None
         files = {p: t for p, t in st.files.items() if p != eff.COMMAND_PATH}
-        try:
-            after = {**files, **apply_edits(list(edits), files.get, [*files, *(e.path for e in edits)], [])}
-        except Exception:
-            return None, Pricing.PARENT
         batch = next((float(k.value) for k in self._by_kind(st, "batch_size")), float(costmod.DEFAULT_BATCH))
         factor = costmod.code_factor([t for p, t in files.items() if p.endswith(".py")],
                                      [t for p, t in after.items() if p.endswith(".py")], batch)
