@@ -186,6 +186,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=300, help="full-batch optimiser steps (default: 300)")
     s.add_argument("--entropy", type=float, default=0.01, help="the exploration bonus: weight of the policy's "
                    "entropy (default: 0.01)")
+    s.add_argument("--clip", type=float, default=0.5, help="how far (a factor 1 ± this) a step may move its move's "
+                   "probability from the builtin's order before its gradient stops (default: 0.5)")
     s.add_argument("--no-duration", action="store_true", help="weight every step alike instead of by its run's "
                    "duration (for comparison)")
 

@@ -374,7 +374,8 @@ def cmd_learn(root: Path, args: argparse.Namespace) -> int:
     try:
         res, out = learn(
             Path(args.store).expanduser() if args.store else None,
-            LearnOptions(epochs=args.epochs, entropy=args.entropy, duration_aware=not args.no_duration),
+            LearnOptions(epochs=args.epochs, entropy=args.entropy, clip=args.clip,
+                         duration_aware=not args.no_duration),
             Path(args.output).expanduser() if args.output else None,
             progress=(lambda i, loss: progress.update(time.monotonic() - t0,
                                                       f"epoch {i}/{args.epochs} loss {loss:.4f}"))

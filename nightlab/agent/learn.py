@@ -14,9 +14,18 @@ duration d_i = max(seconds_i, 1 s):
     b_p           = Σ_{i∈p} d_i r_i / Σ_{i∈p} d_i                             project p's duration-weighted mean reward
     A_i           = r_i − b_{p(i)}                                            advantage (projects' rewards differ in
                                                                               scale: each is its own baseline)
-    L(θ)          = − Σ_i w_i A_i log π_θ(a_i | s_i)                          policy gradient
+    ρ_i           = π_θ(a_i | s_i) / π_θ0(a_i | s_i)                          how far the step's move has moved
+    L(θ)          = − Σ_i w_i min(ρ_i A_i, clip(ρ_i, 1−ε, 1+ε) A_i)          clipped policy gradient (PPO's surrogate)
                     − β Σ_i w_i H(π_θ(· | s_i))                               exploration bonus (entropy)
                     + λ ‖θ − θ_0‖²                                            stay near the builtin's order θ_0
+
+Why clipped: the data are a fixed set of steps, gone over for hundreds of epochs. The plain policy gradient
+− Σ w A log π has no floor there: a move whose step had a negative advantage is pushed towards probability 0 without
+end, and on 1,000 resampled steps the loss ran from −0.2 to −64.8 (bench/learn.py, 2026-12-04) — the model
+memorised which moves once did badly. The clipped surrogate's gradient for a step stops once its move's probability
+has moved by a factor outside [1−ε, 1+ε] of the builtin-ordered start θ_0 (about the order the explored steps were
+drawn from), so the loss is bounded and the learned order can swap moves the data separate, not leap across the
+list on a few steps (`--clip`, ε = 0.5 by default).
 
 Why weight by duration: experience is collected asynchronously — several jobs at once, a slot taking the next move
 as soon as one ends — so a move that takes d seconds is recorded about 1/d as often per hour as it would be chosen.
@@ -59,6 +68,7 @@ class LearnOptions:
     lr: float = 0.03
     hidden: int = 16
     entropy: float = 0.01  # β, the exploration bonus
+    clip: float = 0.5  # ε, how far a step's move may move from the start's probability before its gradient stops
     l2: float = 1e-3  # λ, the pull towards the builtin's order
     duration_aware: bool = True
     seed: int = 0
@@ -166,16 +176,21 @@ def _train(torch: Any, steps: Sequence[dict[str, Any]], opts: LearnOptions,
     params = {k: torch.tensor(getattr(init, k), dtype=torch.float32, requires_grad=True) for k in ("u", "w", "b", "v")}
     start = {k: p.detach().clone() for k, p in params.items()}
     optim = torch.optim.Adam(params.values(), lr=opts.lr)
+
+    def log_policy(ps: dict[str, Any]) -> Any:
+        h = torch.tanh(x @ ps["w"].T + ps["b"])
+        return torch.log_softmax((x @ ps["u"] + h @ ps["v"]).masked_fill(~mask, -1e9), dim=1)
+
+    with torch.no_grad():
+        taken0 = log_policy(start).gather(1, chosen[:, None]).squeeze(1)
     losses: list[float] = []
     for epoch in range(opts.epochs):
-        h = torch.tanh(x @ params["w"].T + params["b"])
-        scores = x @ params["u"] + h @ params["v"]
-        scores = scores.masked_fill(~mask, -1e9)
-        logp = torch.log_softmax(scores, dim=1)
+        logp = log_policy(params)
         p = logp.exp()
         entropy = -(p * logp.masked_fill(~mask, 0.0)).sum(dim=1)
-        taken = logp.gather(1, chosen[:, None]).squeeze(1)
-        loss = -(w * adv * taken).sum() - opts.entropy * (w * entropy).sum()
+        ratio = (logp.gather(1, chosen[:, None]).squeeze(1) - taken0).exp()
+        surrogate = torch.minimum(ratio * adv, ratio.clamp(1.0 - opts.clip, 1.0 + opts.clip) * adv)
+        loss = -(w * surrogate).sum() - opts.entropy * (w * entropy).sum()
         loss = loss + opts.l2 * sum(((params[k] - start[k]) ** 2).sum() for k in params)
         optim.zero_grad()
         loss.backward()
@@ -189,6 +204,7 @@ def _train(torch: Any, steps: Sequence[dict[str, Any]], opts: LearnOptions,
         scorer.add_support(ex.candidates[ex.chosen])
     scorer.meta = {"trained_on": n, "projects": len({ex.project for ex in data}), "created": time.time(),
                    "duration_aware": opts.duration_aware, "epochs": opts.epochs, "entropy": opts.entropy,
+                   "clip": opts.clip,
                    "final_loss": losses[-1]}
     return LearnResult(scorer=scorer, losses=losses, steps=n, projects=scorer.meta["projects"],
                        seconds=time.monotonic() - t0)
