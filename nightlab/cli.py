@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
                    "that holds nightlab.toml (else the git work tree's top), as git finds its repository "
                    "(default: .)")
     p.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Subcommand)
 
     s = sub.add_parser("init", help="set up a project: detect command and metric, run the baseline")
     s.add_argument("path", nargs="?", default=None)
@@ -205,21 +205,18 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", choices=["step", "autonomous"], default="autonomous")
 
     sub.add_parser("tui", help="open the terminal UI")
-    _project_option_everywhere(p)
     return p
 
 
-def _project_option_everywhere(parser: argparse.ArgumentParser) -> None:
-    """`-C PATH` after the subcommand too (`nightlab run -C ~/proj`), not only before it as git has it: people type
-    it either way. A subcommand's copy has no default, so it never overrides a `-C` given before the subcommand."""
-    for action in parser._actions:
-        if not isinstance(action, argparse._SubParsersAction):
-            continue
-        for child in {id(c): c for c in action.choices.values()}.values():
-            if "-C" not in child._option_string_actions:
-                child.add_argument("-C", "--project", default=argparse.SUPPRESS, metavar="PATH",
-                                   help="the project (as before the subcommand)")
-            _project_option_everywhere(child)
+class _Subcommand(argparse.ArgumentParser):
+    """A subcommand's parser: it takes `-C PATH` after the subcommand too (`nightlab run -C ~/proj`), not only before
+    it as git has it, since people type it either way. Its copy has no default, so it never overrides a `-C` given
+    before the subcommand. Subcommands of subcommands (`export trajectories`) are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("-C", "--project", default=argparse.SUPPRESS, metavar="PATH",
+                          help="the project (as before the subcommand)")
 
 
 def main(argv: list[str] | None = None) -> int:
