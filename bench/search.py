@@ -80,7 +80,10 @@ Splitting the work
 ------------------
 Invocations that share the cache can split a long benchmark (methods, tasks or machines apart); ``--merge A.json
 B.json ... --tasks ...`` then prints and saves one table of their saved results, trains nothing, and scores them
-with this file's current rules (nightlab's runs by their recorded status and kind).
+with this file's current rules (nightlab's runs by their recorded status and kind). An invocation cut off (the
+machine went away; the report is written after every combination) is picked up with ``--resume ITS.json`` and the
+same arguments: what it finished is taken from the report, re-scored, and only the rest runs — even when the cache
+went with the machine.
 
 The cache
 ---------
@@ -131,7 +134,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -887,6 +890,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
     lines = [
         f"# Search benchmark ({meta['created']})", "",
         f"`{meta['command']}`", "",
+        *([f"(resumed from {'; '.join(meta['resumed'])})", ""] if meta.get("resumed") else []),
         f"budget {meta['budget']} runs, {meta['seeds']} seed(s), {meta['workers']} worker(s) on {meta['cpus']} "
         f"core(s); best = best single run at the method's seed (nightlab: of a kept experiment); gap closed = "
         f"(best − baseline) / (reference − baseline) from task.toml (crash baseline = {CRASH_BASELINE}); for a "
@@ -935,8 +939,13 @@ def worker_slots(workers: int = 0) -> list[Any]:
 def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int, seeds: int, *,
                   cache: Path = CACHE, results: Path = RESULTS, json_out: Path | None = None, workers: int = 0,
                   timeout: float = 120.0, isolation: str = "auto", tpe_startup: int = 0, keep: bool = False,
-                  command: str = "", progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run every (task, method, seed), write the JSON and Markdown after each one finishes, return the report."""
+                  command: str = "", progress: Callable[[str], None] = print,
+                  resume: Sequence[Path] = ()) -> dict[str, Any]:
+    """Run every (task, method, seed), write the JSON and Markdown after each one finishes, return the report.
+
+    `resume`: saved reports of an invocation that was cut off (the machine went away) with the same budget and
+    timeout; the combinations they finished (without an error) are taken from them, re-scored, and only the rest
+    run."""
     for m in methods:
         if m not in METHODS:
             raise SystemExit(f"unknown method {m!r} (choose from {', '.join(METHODS)})")
@@ -955,9 +964,22 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     results = Path(results)
     results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    prior: dict[tuple[str, str, int], ComboResult] = {}
+    metas: list[dict[str, Any]] = []
+    if resume:
+        saved, metas = load_saved(resume, tasks, methods, "--resume")
+        for f, m in zip(resume, metas, strict=True):
+            if (m.get("budget"), float(m.get("timeout") or 0.0)) != (budget, float(timeout)):
+                raise SystemExit(f"--resume: {f} ran a budget of {m.get('budget')} runs with a {m.get('timeout')} s "
+                                 f"timeout, not {budget} and {timeout:g} s: its results are not comparable")
+        prior = {k: r for k, r in saved.items() if r.error is None and r.seed < seeds}
     combos = [Combo(task=t.folder, method=m, seed=s, budget=budget, cache=cache, timeout=timeout, isolation=isolation,
                     tpe_startup=tpe_startup, keep=keep)
-              for s in range(seeds) for t in tasks.values() for m in methods]  # seed 0 of every task first
+              for s in range(seeds) for t in tasks.values() for m in methods
+              if (t.name, m, s) not in prior]  # seed 0 of every task first
+    if prior:
+        progress(f"resuming: {len(prior)} combination(s) taken from {', '.join(map(str, resume))}, "
+                 f"{len(combos)} to run")
     pool_slots = worker_slots(workers)[:max(1, len(combos))]
     meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command or "run_benchmark(...)",
             "budget": budget, "seeds": seeds, "methods": list(methods), "workers": len(pool_slots),
@@ -965,7 +987,10 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
             "tpe_startup": peers().tpe_startup(budget, tpe_startup), "cma_sigma0": peers().CMA_SIGMA0,
             "cma_popsize": peers().cma_popsize(budget), "smac_initial": peers().smac_initial(budget),
             "crash_baseline": CRASH_BASELINE}
-    done: list[ComboResult] = []
+    if prior:
+        meta["resumed"] = [f"{f}: {m.get('command', '?')}" for f, m in zip(resume, metas, strict=True)]
+    done: list[ComboResult] = list(prior.values())
+    total = len(done) + len(combos)
     paths = [results / f"search-{stamp}.json", results / f"search-{stamp}.md"]
     t0 = time.monotonic()
 
@@ -974,7 +999,7 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
         summary = summarise(tasks, rows, methods)
         summary["paired"] = paired().compare(done, methods)
         now: dict[str, Any] = {**meta, "wall_s": round(time.monotonic() - t0, 1), "finished": len(done),
-                               "total": len(combos)}
+                               "total": total}
         data: dict[str, Any] = {
             "meta": now,
             "tasks": {n: {"goal": t.goal, "metric": t.metric, "baseline": t.baseline, "reference": t.reference,
@@ -997,7 +1022,7 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
         done.append(r)
         best = _fmt(r.best)
         note = f"  ERROR {r.error}" if r.error else ""
-        progress(f"[{len(done)}/{len(combos)}] {r.task} {r.method} seed {r.seed}: best {best} gap {r.gap:.2f} "
+        progress(f"[{len(done)}/{total}] {r.task} {r.method} seed {r.seed}: best {best} gap {r.gap:.2f} "
                  f"runs {len(r.runs)} failed {r.failed} (timed out {r.timeouts}) trained {r.trained} "
                  f"cached {r.cached} "
                  f"({r.wall_s:.0f} s){note}")
@@ -1024,6 +1049,34 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     return report()
 
 
+def load_saved(files: Sequence[Path], tasks: Mapping[str, Task], methods: Sequence[str],
+               flag: str) -> tuple[dict[tuple[str, str, int], ComboResult], list[dict[str, Any]]]:
+    """The results earlier invocations saved (search-*.json or --json files) for these tasks and methods, a later
+    file's task, method and seed replacing an earlier one's, re-scored with this file's rules — nightlab's runs by
+    their recorded status and kind, so a scoring rule changed since (an `unconfirmed` best now counts) applies to
+    runs saved before it. Also each file's meta (budget, timeout, command)."""
+    found: dict[tuple[str, str, int], ComboResult] = {}
+    metas: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            data = json.loads(Path(f).read_text())
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"{flag}: {f}: not a saved benchmark ({err})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise SystemExit(f"{flag}: {f}: not a saved benchmark (no results list)")
+        metas.append(data.get("meta") or {})
+        for raw in data["results"]:
+            r = ComboResult(**{k: v for k, v in raw.items() if k in ComboResult.__dataclass_fields__})
+            if r.task in tasks and (not methods or r.method in methods):
+                found[(r.task, r.method, r.seed)] = r
+    for r in found.values():
+        if r.method == "nightlab":
+            for run in r.runs:
+                run["kept"] = stands(str(run.get("status")), str(run.get("kind")))
+        score(tasks[r.task], r)
+    return found, metas
+
+
 def merge(files: Sequence[Path], task_dirs: Sequence[Path], methods: Sequence[str], json_out: Path | None,
           results: Path, command: str) -> int:
     """`--merge`: the table of results several invocations saved (split over time or machines; every run is in
@@ -1031,27 +1084,11 @@ def merge(files: Sequence[Path], task_dirs: Sequence[Path], methods: Sequence[st
     a scoring rule changed since (an `unconfirmed` best now counts) applies to runs saved before it."""
     tasks = {t.name: t for t in (load_task(d) for d in task_dirs
                                  if (Path(d) / ANSWER_SHEET).is_file() or (Path(d) / REPO_SHEET).is_file())}
-    found: dict[tuple[str, str, int], ComboResult] = {}
-    sources, metas = [], []
-    for f in files:
-        try:
-            data = json.loads(Path(f).read_text())
-        except (OSError, ValueError) as err:
-            raise SystemExit(f"--merge: {f}: not a saved benchmark ({err})") from None
-        metas.append(data.get("meta") or {})
-        sources.append(f"{f}: {metas[-1].get('command', '?')}")
-        for raw in data.get("results") or []:
-            r = ComboResult(**{k: v for k, v in raw.items() if k in ComboResult.__dataclass_fields__})
-            if r.task in tasks and (not methods or r.method in methods):
-                found[(r.task, r.method, r.seed)] = r
+    found, metas = load_saved(files, tasks, methods, "--merge")
     if not found:
         raise SystemExit("--merge: no results for the tasks and methods given")
     done = sorted(found.values(), key=lambda r: (r.task, r.method, r.seed))
-    for r in done:
-        if r.method == "nightlab":
-            for run in r.runs:
-                run["kept"] = stands(str(run.get("status")), str(run.get("kind")))
-        score(tasks[r.task], r)
+    sources = [f"{f}: {m.get('command', '?')}" for f, m in zip(files, metas, strict=True)]
     used = list(methods) or list(dict.fromkeys(r.method for r in sorted(done, key=lambda r: METHODS.index(r.method)
                                                                         if r.method in METHODS else 99)))
     first = metas[0]
@@ -1104,6 +1141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tpe-startup", type=int, default=0,
                     help="tpe-default's n_startup_trials; 0 = clamp(N // 3, 3, 10)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary repositories")
+    ap.add_argument("--resume", nargs="+", type=Path, default=(), metavar="JSON",
+                    help="take the combinations these saved reports finished (same budget and timeout; an invocation "
+                         "cut off) and run only the rest")
     ap.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
                     help="train nothing: one table from the results saved by earlier invocations (search-*.json or "
                          "--json files; a later file's task, method and seed replace an earlier one's), scored with "
@@ -1123,7 +1163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python bench/search.py " + " ".join(shlex.quote(a) for a in argv)
     data = run_benchmark(args.tasks, methods, args.budget, args.seeds, cache=args.cache, results=args.results,
                          json_out=args.json, workers=args.workers, timeout=args.timeout, isolation=args.isolation,
-                         tpe_startup=args.tpe_startup, keep=args.keep, command=command)
+                         tpe_startup=args.tpe_startup, keep=args.keep, command=command, resume=args.resume)
     print()
     print(data["markdown"], end="")
     print(f"\nwritten: {', '.join(data['paths'])}" + (f", {args.json}" if args.json else ""))

@@ -135,6 +135,25 @@ def test_merge_makes_one_table_of_several_invocations_rescored(
         search.main(["--tasks", str(task_dir), "--merge", str(one), "--methods", "cmaes"])
 
 
+def test_resume_runs_only_what_a_cut_off_invocation_did_not_finish(
+        search: ModuleType, task_dir: Path, tmp_path: Path) -> None:
+    """A benchmark cut off (its machine went away) is resumed from its saved report: the combinations it finished are
+    taken as saved (not trained again, even with the run cache gone), the rest run, and the table is the same."""
+    kw = {"results": tmp_path / "results", "workers": 1, "progress": lambda s: None}
+    cut = tmp_path / "cut.json"
+    first = search.run_benchmark([task_dir], ["random-default"], 3, 1, cache=tmp_path / "c1", json_out=cut, **kw)
+    lines: list[str] = []
+    kw["progress"] = lines.append
+    whole = search.run_benchmark([task_dir], ["random-default"], 3, 2, cache=tmp_path / "c2", resume=[cut], **kw)
+    assert any("resuming: 1 combination(s)" in x and "1 to run" in x for x in lines)
+    by_seed = {r["seed"]: r for r in whole["results"]}
+    assert sorted(by_seed) == [0, 1] and whole["meta"]["total"] == 2 and whole["meta"]["resumed"]
+    assert by_seed[0]["best"] == first["results"][0]["best"] and by_seed[1]["trained"] == 3
+    assert sum(r["trained"] for r in whole["results"]) == first["results"][0]["trained"] + 3  # seed 0 not re-run
+    with pytest.raises(SystemExit, match="budget of 3 runs"):
+        search.run_benchmark([task_dir], ["random-default"], 4, 2, cache=tmp_path / "c3", resume=[cut], **kw)
+
+
 def test_timeouts_are_recorded_and_replayed(search: ModuleType, tmp_path: Path) -> None:
     cache, ledger = tmp_path / "cache", tmp_path / "ledger.jsonl"
     (tmp_path / "train.py").write_text("import time\nprint('epoch 0 loss 1.0', flush=True)\ntime.sleep(1.6)\n"
