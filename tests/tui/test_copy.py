@@ -197,9 +197,7 @@ def test_the_setup_screen_once_set_up_no_longer_says_it_is_not(tmp_path: Path) -
 
     from nightlab.tui.screens.setup import InitScreen
 
-    root = make_project(tmp_path / "fresh")
-    (root / "nightlab.toml").unlink()
-    git(root, "commit", "-qam", "no config")
+    root = make_project(tmp_path / "fresh", configured=False)
 
     async def body() -> None:
         app = make_app(root)
@@ -207,7 +205,8 @@ def test_the_setup_screen_once_set_up_no_longer_says_it_is_not(tmp_path: Path) -
             await wait_until(pilot, lambda: isinstance(app.screen, InitScreen), what="the setup offer")
             screen = app.screen
             assert "no nightlab.toml" in str(screen.query_one("#setup-reason", Static).render())
-            assert screen.has_class("-narrow")
+            # the class follows the screen's size, which a loaded machine lays out a frame after the mount
+            await wait_until(pilot, lambda: screen.has_class("-narrow"), what="the 80-column layout")
             await pilot.press("i")
             await wait_until(pilot, lambda: screen.done, timeout=60, what="init")
             shown = [str(w.render()) for w in screen.query(Static) if w.display]

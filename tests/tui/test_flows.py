@@ -639,9 +639,7 @@ def test_command_palette_offers_the_actions(populated: tuple[Path, Populated]) -
 
 # ------------------------------------------------------------------------------------------------ setup
 def test_a_project_without_config_offers_init(tmp_path: Path) -> None:
-    root = make_project(tmp_path / "fresh")
-    (root / "nightlab.toml").unlink()
-    git(root, "commit", "-qam", "no config")
+    root = make_project(tmp_path / "fresh", configured=False)
 
     async def body() -> None:
         app = make_app(root)

@@ -72,9 +72,7 @@ def test_no_editor_at_all_says_what_to_set(monkeypatch: pytest.MonkeyPatch, tmp_
 # ------------------------------------------------------------------------------------------------ 2: setup screen
 @pytest.mark.parametrize("key", ["q", "escape"])
 def test_q_and_esc_leave_the_setup_screen(tmp_path: Path, key: str) -> None:
-    root = make_project(tmp_path / "fresh")
-    (root / "nightlab.toml").unlink()
-    git(root, "commit", "-qam", "no config")
+    root = make_project(tmp_path / "fresh", configured=False)
 
     async def body() -> None:
         app = make_app(root)
@@ -647,9 +645,7 @@ def test_charts_can_be_focused_zoomed_and_mark_the_selected_run(populated: tuple
 def test_init_in_the_tui_shows_what_it_detected_until_enter(tmp_path: Path) -> None:
     from textual.widgets import Static
 
-    root = make_project(tmp_path / "fresh")
-    (root / "nightlab.toml").unlink()
-    git(root, "commit", "-qam", "no config")
+    root = make_project(tmp_path / "fresh", configured=False)
 
     async def body() -> None:
         app = make_app(root)

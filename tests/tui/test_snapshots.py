@@ -15,7 +15,7 @@ import pytest
 from nightlab.tui.app import NightlabApp
 from nightlab.tui.widgets.experiments import ExperimentTable
 
-from tuikit import Populated, git, make_project, wait_until
+from tuikit import Populated, make_project, wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -141,9 +141,7 @@ def test_reject_feedback_80x24(snap_compare: Any, populated: tuple[Path, Populat
 
 def test_init_offer_80x24(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # the offer names the folder: make it ~/proj
-    root = make_project(tmp_path / "proj")
-    (root / "nightlab.toml").unlink()
-    git(root, "commit", "-qam", "no config")
+    root = make_project(tmp_path / "proj", configured=False)
 
     async def before(pilot: Any) -> None:
         await wait_until(pilot, lambda: pilot.app.screen.id == "setup", what="init offer")

@@ -36,8 +36,9 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def make_project(path: Path, *, python: str = "python", budget: int = 6, noise_seeds: int = 1,
-                 confirm: bool = False) -> Path:
-    """A committed git repo with train.py and a nightlab.toml (one CPU slot, so snapshots do not depend on cores)."""
+                 confirm: bool = False, configured: bool = True) -> Path:
+    """A committed git repo with train.py and a nightlab.toml (one CPU slot, so snapshots do not depend on cores);
+    without the nightlab.toml when not `configured` (a repository nightlab has not been set up in)."""
     from nightlab.agent.config import MetricConfig, ProjectConfig, SearchConfig, SlotsConfig, dump_config
 
     path.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,8 @@ def make_project(path: Path, *, python: str = "python", budget: int = 6, noise_s
                         editable=["train.py"], timeout=60,
                         search=SearchConfig(budget=budget, noise_seeds=noise_seeds, confirm=confirm),
                         slots=SlotsConfig(cpus=1))
-    (path / "nightlab.toml").write_text(dump_config(cfg))
+    if configured:
+        (path / "nightlab.toml").write_text(dump_config(cfg))
     git(path, "init", "-q", "-b", "main")
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
