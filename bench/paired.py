@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 TIE = 1e-9  # gap differences smaller than this are ties (both at the baseline, or the same run)
@@ -107,8 +107,10 @@ def _p(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}" if x >= 0.001 else "<0.001"
 
 
-def markdown(paired: dict[str, Any], ref: str = "nightlab", goal_share: float = 0.8) -> list[str]:
-    """The paired table and one line per peer: the share of task-seeds where `ref` is ahead."""
+def markdown(paired: dict[str, Any], ref: str = "nightlab", goal_share: float = 0.8,
+             goal_for: Callable[[str], bool] = lambda peer: True) -> list[str]:
+    """The paired table and one line per peer: the share of task-seeds where `ref` is ahead, and whether that meets
+    the goal for the peers `goal_for` holds it for (not for another version of `ref` itself)."""
     if not paired["rows"]:
         return []
     lines = [
@@ -123,7 +125,7 @@ def markdown(paired: dict[str, Any], ref: str = "nightlab", goal_share: float = 
     lines.append("")
     for peer, o in paired["overall"].items():
         verdict = "meets" if o["share_ahead"] >= goal_share else "misses"
+        goal = f"; {verdict} the {100 * goal_share:.0f} % goal" if goal_for(peer) else ""
         lines.append(f"{ref} ahead of {peer} on {o['ahead']} of {o['task_seeds']} task-seeds "
-                     f"({100 * o['share_ahead']:.0f} %; tied {o['tied']}, behind {o['behind']}; "
-                     f"{verdict} the {100 * goal_share:.0f} % goal).")
+                     f"({100 * o['share_ahead']:.0f} %; tied {o['tied']}, behind {o['behind']}{goal}).")
     return lines

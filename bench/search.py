@@ -80,7 +80,9 @@ Splitting the work
 ------------------
 Invocations that share the cache can split a long benchmark (methods, tasks or machines apart); ``--merge A.json
 B.json ... --tasks ...`` then prints and saves one table of their saved results, trains nothing, and scores them
-with this file's current rules (nightlab's runs by their recorded status and kind). An invocation cut off (the
+with this file's current rules (nightlab's runs by their recorded status and kind); ``before=OLD.json`` tables
+the nightlab results of OLD.json (another version of nightlab) as the method ``before``, paired with the current
+nightlab like a peer, which is how a change is measured before and after. An invocation cut off (the
 machine went away; the report is written after every combination) is picked up with ``--resume ITS.json`` and the
 same arguments: what it finished is taken from the report, re-scored, and only the rest runs — even when the cache
 went with the machine.
@@ -918,7 +920,7 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
         tie = f" ({w['ties']} tie(s))" if w["ties"] else ""
         lines.append(f"nightlab beats {other} on {w['wins']} of {w['tasks']} task(s) by mean best{tie}.")
     if summary.get("paired"):
-        lines += ["", *paired().markdown(summary["paired"])]
+        lines += ["", *paired().markdown(summary["paired"], goal_for=lambda peer: peer in METHODS)]
     return "\n".join(lines) + "\n"
 
 
@@ -1049,6 +1051,15 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     return report()
 
 
+def saved_label(given: Path) -> tuple[str | None, Path]:
+    """`LABEL=FILE` (a saved report of another version of nightlab, tabled as the method LABEL beside the current
+    one, paired like a peer) or a plain FILE."""
+    head, sep, tail = str(given).partition("=")
+    if sep and head and "/" not in head and head not in METHODS:
+        return head, Path(tail)
+    return None, Path(given)
+
+
 def load_saved(files: Sequence[Path], tasks: Mapping[str, Task], methods: Sequence[str],
                flag: str) -> tuple[dict[tuple[str, str, int], ComboResult], list[dict[str, Any]]]:
     """The results earlier invocations saved (search-*.json or --json files) for these tasks and methods, a later
@@ -1057,7 +1068,8 @@ def load_saved(files: Sequence[Path], tasks: Mapping[str, Task], methods: Sequen
     runs saved before it. Also each file's meta (budget, timeout, command)."""
     found: dict[tuple[str, str, int], ComboResult] = {}
     metas: list[dict[str, Any]] = []
-    for f in files:
+    for given in files:
+        label, f = saved_label(given)
         try:
             data = json.loads(Path(f).read_text())
         except (OSError, ValueError) as err:
@@ -1067,10 +1079,12 @@ def load_saved(files: Sequence[Path], tasks: Mapping[str, Task], methods: Sequen
         metas.append(data.get("meta") or {})
         for raw in data["results"]:
             r = ComboResult(**{k: v for k, v in raw.items() if k in ComboResult.__dataclass_fields__})
-            if r.task in tasks and (not methods or r.method in methods):
+            if label and r.method == "nightlab":
+                r.method = label
+            if r.task in tasks and (not methods or r.method in methods or r.method == label):
                 found[(r.task, r.method, r.seed)] = r
     for r in found.values():
-        if r.method == "nightlab":
+        if r.method == "nightlab" or r.method not in METHODS:  # nightlab, or a labelled version of it
             for run in r.runs:
                 run["kept"] = stands(str(run.get("status")), str(run.get("kind")))
         score(tasks[r.task], r)
@@ -1089,8 +1103,10 @@ def merge(files: Sequence[Path], task_dirs: Sequence[Path], methods: Sequence[st
         raise SystemExit("--merge: no results for the tasks and methods given")
     done = sorted(found.values(), key=lambda r: (r.task, r.method, r.seed))
     sources = [f"{f}: {m.get('command', '?')}" for f, m in zip(files, metas, strict=True)]
+    labels = [label for label, _ in map(saved_label, files) if label]
     used = list(methods) or list(dict.fromkeys(r.method for r in sorted(done, key=lambda r: METHODS.index(r.method)
                                                                         if r.method in METHODS else 99)))
+    used += [label for label in labels if label not in used and any(r.method == label for r in done)]
     first = metas[0]
     meta = {**first, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "merged": sources,
             "seeds": max(r.seed for r in done) + 1, "methods": used,
@@ -1147,7 +1163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
                     help="train nothing: one table from the results saved by earlier invocations (search-*.json or "
                          "--json files; a later file's task, method and seed replace an earlier one's), scored with "
-                         "this file's rules, for the tasks given and the methods given (default: all found)")
+                         "this file's rules, for the tasks given and the methods given (default: all found); "
+                         "LABEL=FILE tables that file's nightlab as LABEL, paired with the current one like a peer "
+                         "(another version of nightlab: before and after a change)")
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.tasks, [m.strip() for m in args.methods.split(",") if m.strip()],

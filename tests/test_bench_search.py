@@ -133,6 +133,21 @@ def test_merge_makes_one_table_of_several_invocations_rescored(
     assert "| synthetic | nightlab |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no results"):
         search.main(["--tasks", str(task_dir), "--merge", str(one), "--methods", "cmaes"])
+    # before and after a change: an older version's nightlab results, labelled, pair with the current ones
+    older = json.loads(two.read_text())
+    older["results"] = [{**r, "runs": [{**run, "metric": 0.6 if run["kind"] != "baseline" else 0.5}
+                                       for run in r["runs"]]} for r in older["results"] if r["method"] == "nightlab"]
+    old_file = tmp_path / "older.json"
+    old_file.write_text(json.dumps(older))
+    assert search.main(["--tasks", str(task_dir), "--merge", str(two), f"before={old_file}", "--methods", "nightlab",
+                        "--json", str(out), "--results", str(tmp_path / "results")]) == 0
+    merged = json.loads(out.read_text())
+    rows = {r["method"]: r for r in merged["rows"]}
+    assert set(rows) == {"nightlab", "before"} and rows["before"]["best_mean"] == 0.6  # rescored: unconfirmed counts
+    (pair,) = merged["summary"]["paired"]["rows"]
+    assert pair["peer"] == "before" and pair["ahead"] == 1 and pair["mean_diff"] > 0
+    shown = capsys.readouterr().out
+    assert "nightlab ahead of before on 1 of 1 task-seeds (100 %; tied 0, behind 0)." in shown  # no peers' goal
 
 
 def test_resume_runs_only_what_a_cut_off_invocation_did_not_finish(
