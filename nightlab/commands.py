@@ -388,9 +388,9 @@ def cmd_learn(root: Path, args: argparse.Namespace) -> int:
           f"loss {res.losses[0]:.4f} -> {res.losses[-1]:.4f}")
     floor = LearnedConfig().min_support
     backed = sorted((n, k) for k, n in res.scorer.support.items() if n >= floor)
-    print(f"it may reorder {len(backed)} of {len(res.scorer.support)} classes of move (taken at least {floor} "
-          f"times, [learned] min_support); the others keep the builtin's order"
-          + (f": {', '.join(k for _, k in reversed(backed))}" if backed else ""))
+    print(f"it may reorder {len(backed)} of {len(res.scorer.support)} classes of move, each taken at least {floor} "
+          f"times ([learned] min_support)" + (f": {', '.join(k for _, k in reversed(backed))}" if backed else "")
+          + "; the others keep the builtin's order")
     print(f"model: {out} ({out.stat().st_size / 1024:.1f} kB); use it with search.policy = \"learned\"")
     return 0
 

@@ -282,7 +282,8 @@ def test_nightlab_learn_trains_from_the_user_store(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "trained on 200 step(s) from 5 project(s)" in p.stdout
     # 50 steps of each arm: every class of move is vouched for, the most taken first
-    assert "it may reorder 4 of 4 classes of move (taken at least 5 times" in p.stdout, p.stdout
+    assert "it may reorder 4 of 4 classes of move, each taken at least 5 times ([learned] min_support): " in p.stdout
+    assert p.stdout.rstrip().splitlines()[-2].endswith("; the others keep the builtin's order"), p.stdout
     scorer = Scorer.load(tmp_path / "m.json")
     assert scorer.support == {"kind.lr": 50, "kind.epochs": 50, "kind.width": 50, "kind.batch_size": 50}
     assert scorer.meta["trained_on"] == 200 and math.isfinite(scorer.meta["final_loss"])
