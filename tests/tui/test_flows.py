@@ -6,6 +6,7 @@ import io
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -306,19 +307,29 @@ def test_diff_review_unified_and_side_by_side(populated: tuple[Path, Populated],
 
 
 # ------------------------------------------------------------------------------------------------ logs
+async def tail_of(pilot: Any, app: Any, exp_id: int, last: str = "acc=0.9000") -> LogTail:
+    """The log pane once it shows experiment `exp_id`'s log, which ends on `last` (populate's best run's does)."""
+    await loaded(pilot)
+    await select(pilot, exp_id)
+    pane = app.main.query_one(LogTail)
+    await wait_until(pilot, lambda: pane.lines[-1:] == [last], what="log tail")
+    return pane
+
+
+def append_log(root: Path, exp_id: int, text: str) -> None:
+    """What a running job would add to its log."""
+    with open(root / ".nightlab" / "runs" / str(exp_id) / "output.log", "a") as f:
+        f.write(text)
+
+
 def test_log_pane_follows_the_selected_job(populated: tuple[Path, Populated], engine_lock: None) -> None:
     root, ids = populated
 
     async def body() -> None:
         app = make_app(root)
         async with app.run_test(size=(120, 40)) as pilot:
-            await loaded(pilot)
-            await select(pilot, ids.best)
-            pane = app.main.query_one(LogTail)
-            await wait_until(pilot, lambda: pane.lines[-1:] == ["acc=0.9000"], what="log tail")
-            log = root / ".nightlab" / "runs" / str(ids.best) / "output.log"
-            with open(log, "a") as f:
-                f.write("".join(f"line {i}\n" for i in range(20000)))
+            pane = await tail_of(pilot, app, ids.best)
+            append_log(root, ids.best, "".join(f"line {i}\n" for i in range(20000)))
             await wait_until(pilot, lambda: pane.lines[-1:] == ["line 19999"], timeout=30, what="appended lines")
             assert len(pane.lines) <= pane.max_lines  # bounded memory; the file keeps everything
             # following: the view reaches the end once the layout caught up with the new lines
@@ -344,13 +355,8 @@ def test_long_log_lines_wrap_at_the_pane_s_width(populated: tuple[Path, Populate
     async def body() -> None:
         app = make_app(root)
         async with app.run_test(size=(80, 24)) as pilot:
-            await loaded(pilot)
-            await select(pilot, ids.best)
-            pane = app.main.query_one(LogTail)
-            await wait_until(pilot, lambda: pane.lines[-1:] == ["acc=0.9000"], what="log tail")
-            log = root / ".nightlab" / "runs" / str(ids.best) / "output.log"
-            with open(log, "a") as f:
-                f.write(f"{long}\nTraceback: {long}\n")
+            pane = await tail_of(pilot, app, ids.best)
+            append_log(root, ids.best, f"{long}\nTraceback: {long}\n")
             await wait_until(pilot, lambda: pane.lines[-1:] == [f"Traceback: {long}"], what="the long lines")
             width = pane.scrollable_content_region.width
             assert 30 < width < len(long)
