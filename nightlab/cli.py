@@ -208,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Subcommand(argparse.ArgumentParser):
+class _Subcommand(_Parser):
     """A subcommand's parser: it takes `-C PATH` after the subcommand too (`nightlab run -C ~/proj`), not only before
     it as git has it, since people type it either way. Its copy has no default, so it never overrides a `-C` given
     before the subcommand. Subcommands of subcommands (`export trajectories`) are of this class too."""
