@@ -1103,10 +1103,9 @@ def merge(files: Sequence[Path], task_dirs: Sequence[Path], methods: Sequence[st
         raise SystemExit("--merge: no results for the tasks and methods given")
     done = sorted(found.values(), key=lambda r: (r.task, r.method, r.seed))
     sources = [f"{f}: {m.get('command', '?')}" for f, m in zip(files, metas, strict=True)]
-    labels = [label for label, _ in map(saved_label, files) if label]
     used = list(methods) or list(dict.fromkeys(r.method for r in sorted(done, key=lambda r: METHODS.index(r.method)
                                                                         if r.method in METHODS else 99)))
-    used += [label for label in labels if label not in used and any(r.method == label for r in done)]
+    used += [m for m in dict.fromkeys(r.method for r in done) if m not in METHODS and m not in used]  # LABEL=FILE
     first = metas[0]
     meta = {**first, "created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "merged": sources,
             "seeds": max(r.seed for r in done) + 1, "methods": used,
