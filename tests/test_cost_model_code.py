@@ -226,3 +226,86 @@ def test_a_change_hidden_in_what_the_code_cannot_read_is_not_priced_as_no_change
     assert costmod.code_factor([readable], [readable.replace("ReLU", "GELU")]) == 1.0
     factor = costmod.code_factor([readable], [readable.replace("H = 256", "H = 512")])
     assert factor is not None and factor > 2
+
+
+# nanoGPT's shape as a project: train.py's globals are the defaults, an exec'd config file (named on the command line)
+# overrides them, GPTConfig(**model_args) carries them into model.py, where every size reads `config.<field>`
+GPT_TRAIN = '''\
+"""Train a small GPT."""
+import sys
+
+from model import GPT, GPTConfig
+
+n_layer = 12
+n_embd = 768
+block_size = 1024
+max_iters = 2000
+exec(open(sys.argv[1]).read())
+model_args = dict(n_layer=n_layer, n_embd=n_embd, block_size=block_size)
+model = GPT(GPTConfig(**model_args))
+for it in range(max_iters):
+    pass
+print(f"val_loss={1.0:.4f}")
+'''
+
+GPT_CONFIG = "n_layer = 2\nn_embd = 64\nblock_size = 64\nmax_iters = 200\n"
+
+GPT_MODEL = CONFIG_MODEL.replace("        self.head = nn.Linear(config.n_embd, 65)\n",
+                                 "        self.wpe = nn.Embedding(config.block_size, config.n_embd)\n"
+                                 "        self.head = nn.Linear(config.n_embd, 65)\n")
+
+
+def gpt_tree(seconds: float) -> Tree:
+    tree = Tree({"train.py": GPT_TRAIN, "model.py": GPT_MODEL, "config/small.py": GPT_CONFIG}, goal="minimize")
+    tree.add(view(1, kind="baseline", metric=2.5, seconds=seconds))
+    return tree
+
+
+def gpt_ctx(tree: Tree) -> PolicyContext:
+    return replace(tree.ctx(), metric="val_loss", command="python train.py config/small.py",
+                   tracked=["train.py", "model.py", "config/small.py"])
+
+
+def test_a_model_sized_from_a_config_object_is_priced_with_the_values_the_config_file_sets() -> None:
+    """model.py reads every size from `config.<field>`; the values that take effect are the config file's (n_embd 64,
+    2 blocks), not train.py's defaults (768, 12) nor the dataclass's. A language model's edit that doubles the MLP's
+    inner width is priced from them: the two MLP layers are most of a block, so the step costs a bit under 2x."""
+    tree = gpt_tree(100.0)
+    ctx = gpt_ctx(tree)
+    wider_mlp = [Edit("model.py", "self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)",
+                      "self.fc = nn.Linear(config.n_embd, 8 * config.n_embd)"),
+                 Edit("model.py", "self.proj = nn.Linear(4 * config.n_embd, config.n_embd)",
+                      "self.proj = nn.Linear(8 * config.n_embd, config.n_embd)")]
+    got, how = BuiltinPolicy().predict_edits(ctx, 1, wider_mlp)
+    # per sample at n_embd 64: two blocks of 2 * 64 * 256 multiply-adds, a 64 x 65 head, a 64-wide position table
+    # (and each layer's fixed cost per call); doubling the MLP's inner width doubles the blocks' part
+    blocks, head, wpe = 2 * 2 * 64 * 256, 64 * 65, 64
+    call = costmod.CALL_COST / costmod.DEFAULT_BATCH
+    before = blocks + head + wpe + 6 * call
+    expected = 100.0 * (2 * blocks + head + wpe + 6 * call) / before
+    assert how == Pricing.CODE and got is not None, (got, how)
+    assert abs(got / expected - 1) < 0.15, (got, expected)
+    # read with train.py's defaults (768 wide, 12 blocks) the arithmetic would swamp the fixed costs: nearer 2x
+    assert got < 100.0 * 1.9
+
+    # the config file's block count doubled by an edit: priced from the values after it, about twice the blocks
+    deeper, how = BuiltinPolicy().predict_edits(ctx, 1, [Edit("config/small.py", "n_layer = 2", "n_layer = 4")])
+    assert how == Pricing.CODE and deeper is not None and 1.4 < deeper / 100.0 < 2.1, deeper
+    # train.py's default is overridden by the config file: changing it changes nothing that runs
+    idle, how = BuiltinPolicy().predict_edits(ctx, 1, [Edit("train.py", "n_layer = 12", "n_layer = 24")])
+    assert idle is None or abs(idle / 100.0 - 1) < 0.05, (idle, how)
+
+
+def test_layers_count_as_often_as_the_code_builds_the_class_they_sit_in() -> None:
+    """Block's layers are built n_layer times (a comprehension in GPT, itself built once); a script that builds its
+    model a second time (an evaluation copy) does not train twice as much; a block count no setting names is unread."""
+    known = {"n_layer": 3, "n_embd": 32}
+    script = "cfg = GPTConfig()\nmodel = GPT(cfg)\n"
+    once = costmod.model_layers([CONFIG_MODEL, script], known=known)
+    assert once is not None
+    counts = sorted(times for _, times in once)
+    assert counts == [1.0, 3.0, 3.0], counts  # the head once, each of Block's two layers three times
+    twice = costmod.model_layers([CONFIG_MODEL, script + "ema = GPT(cfg)\n"], known=known)
+    assert twice is not None and sorted(times for _, times in twice) == counts
+    unread = costmod.model_layers([CONFIG_MODEL, script], known={"n_embd": 32})
+    assert unread is not None and sorted(times for _, times in unread) == [1.0, 1.0, 1.0]

@@ -127,6 +127,20 @@ def _leaf(name: str) -> str:
     return (re.split(r"[.:/\[\]\"']", name.strip("\"'[]"))[-1] or name).lstrip("-").replace("-", "_")
 
 
+def _settings(knobs: Iterable[_Knob], moved: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """The numeric settings as they take effect, by their last name part (lowercase): what a config object's field
+    (`config.n_embd`, `cfg["width"]`) reads as in the cost model, so code that sizes its layers from a config
+    object (nanoGPT's model.py, with the values in an exec'd config file) is priced. `moved`: knob name -> the value
+    an edit gave it. Knobs overridden elsewhere are left out, and so is a name two knobs give different values
+    (which one the code reads cannot be told)."""
+    seen: dict[str, set[float]] = {}
+    for k in knobs:
+        v = (moved or {}).get(k.knob.name, k.value)
+        if k.effective and _numeric(v):
+            seen.setdefault(_leaf(str(k.knob.name)).lower(), set()).add(float(v))
+    return {name: next(iter(vs)) for name, vs in seen.items() if len(vs) == 1}
+
+
 def _numeric(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
@@ -1163,13 +1177,14 @@ class BuiltinPolicy(PolicyBase):
             return None, None
         files = {p: t for p, t in st.files.items() if p != eff.COMMAND_PATH}
         batch = next((float(k.value) for k in self._by_kind(st, "batch_size")), float(costmod.DEFAULT_BATCH))
+        moved = {k.name: k.value for k in _discover(after)}
         factor = costmod.code_factor([t for p, t in files.items() if p.endswith(".py")],
-                                     [t for p, t in after.items() if p.endswith(".py")], batch)
+                                     [t for p, t in after.items() if p.endswith(".py")], batch,
+                                     _settings(st.knobs.values()), _settings(st.knobs.values(), moved))
         if factor is None:
             return None, Pricing.PARENT
         model = self._runtime_model(ctx, st)
         # what the structure does not show: the training length and the batch size, where the edit moved them
-        moved = {k.name: k.value for k in _discover(after)}
         for key, kn in st.knobs.items():
             if kn.kind not in ("epochs", "steps", "batch_size") or kn.knob.name not in moved:
                 continue
@@ -1204,7 +1219,7 @@ class BuiltinPolicy(PolicyBase):
                 return None
             if key not in layer_cache:
                 names = costmod.aliases(py, {_leaf(str(k.knob.name))})
-                layer_cache[key] = costmod.layers(py, names, float(k.value))
+                layer_cache[key] = costmod.layers(py, names, float(k.value), _settings(st.knobs.values()))
             return layer_cache[key]
 
         model = costmod.RunTimeModel(kinds={k: v.kind for k, v in st.knobs.items()}, timings=timings, layers=layers,

@@ -14,6 +14,11 @@ scales with the change:
   16-unit layer costs far less than its r² says. With no layer recognised, r^1.5 stands in;
 - depth scales it linearly, a smaller batch by the square root of the extra optimizer steps.
 
+A change of the code is priced by the whole model's cost after it over before it (`code_factor`): every layer the
+code builds, sized from constants, parameter defaults, what calls pass and a config object's fields (read as the
+settings take effect: nanoGPT's `config.n_embd` is its config file's `n_embd`), counted as often as loops and the
+classes around it build it.
+
 Past runs correct both parts (`RunTimeModel`): two runs that differ only in the training length give the start-up
 (t = a + b·L through both), and two runs that differ only in the width give the fixed cost of a layer call on this
 machine (`fit_call_cost`), the one thing the code cannot show; other knobs' priors are bent to agree with what was
@@ -108,8 +113,27 @@ def _constants(tree: ast.Module) -> dict[str, float]:
     return out
 
 
+ATTR = "."  # in `consts`: the value a config object's field reads as (`config.n_embd`, `cfg["width"]`) is "." + name
+
+
+def attribute_sizes(known: Mapping[str, float]) -> dict[str, float]:
+    """`known` (settings by name: the knobs' values as they take effect) as what a config object's fields read as,
+    to be merged into the constants `_evaluate` reads."""
+    return {ATTR + name.lower(): float(v) for name, v in known.items()}
+
+
+def _field(node: ast.AST) -> str | None:
+    """The field a config object's read names: `n_embd` for `config.n_embd` / `self.cfg.n_embd` / `cfg["n_embd"]`."""
+    if isinstance(node, ast.Attribute):
+        return node.attr.lower()
+    if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+        return node.slice.value.lower()
+    return None
+
+
 def _evaluate(node: ast.AST | None, names: Collection[str], value: float, consts: Mapping[str, float]) -> float | None:
-    """The number an expression of sizes evaluates to (the knob's names read as its value), None when unknown."""
+    """The number an expression of sizes evaluates to (the knob's names read as its value; module constants by name,
+    a config object's fields as `consts` holds them under ATTR + name), None when unknown."""
     if node is None:
         return None
     if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
@@ -120,6 +144,9 @@ def _evaluate(node: ast.AST | None, names: Collection[str], value: float, consts
             return value
         if isinstance(node, ast.Name) and node.id.lower() in consts:
             return consts[node.id.lower()]
+        field_ = _field(node)
+        if field_ is not None and ATTR + field_ in consts:
+            return consts[ATTR + field_]
         return None
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult | ast.Add | ast.Sub | ast.FloorDiv | ast.Div):
         a, b = _evaluate(node.left, names, value, consts), _evaluate(node.right, names, value, consts)
@@ -180,15 +207,18 @@ def _parse(text: str) -> ast.Module | None:
         return None
 
 
-def layers(texts: Iterable[str], names: Collection[str], value: float) -> list[Layer]:
+def layers(texts: Iterable[str], names: Collection[str], value: float,
+           known: Mapping[str, float] | None = None) -> list[Layer]:
     """Every layer constructor call in `texts` with its compute per sample at the current width (the knob read
-    under `names` has `value`); a size the code does not show stands at the knob's value."""
+    under `names` has `value`; a config object's fields as `known` says, see `model_layers`); a size the code does
+    not show stands at the knob's value."""
+    fields = attribute_sizes(known or {})
     out: list[Layer] = []
     for text in texts:
         tree = _parse(text)
         if tree is None:
             continue
-        consts = _constants(tree)
+        consts = {**fields, **_constants(tree)}
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
@@ -364,12 +394,16 @@ def _bindings(trees: Sequence[ast.Module]) -> dict[str, dict[str, float]]:
     return out
 
 
-def model_layers(texts: Iterable[str], unread_size: float = DEFAULT_SIZE,
-                 unread_count: float = 1.0) -> list[tuple[Layer, float]] | None:
-    """Every layer constructor call in `texts`, with its sizes read from module constants, parameter defaults and
-    what the code's calls pass (else `unread_size`), and how many times it is built: inside `for _ in range(n)`,
-    a comprehension over `range(n)`, or `[...] * n`, with `n` read the same way (else `unread_count`). None when a
-    text does not parse."""
+def model_layers(texts: Iterable[str], unread_size: float = DEFAULT_SIZE, unread_count: float = 1.0,
+                 known: Mapping[str, float] | None = None) -> list[tuple[Layer, float]] | None:
+    """Every layer constructor call in `texts`, with its sizes read from module constants, parameter defaults, what
+    the code's calls pass and the fields of a config object `known` names (`config.n_embd` as the setting
+    `n_embd` takes effect: nanoGPT's sizes live in an exec'd config file), else `unread_size`; and how many times it
+    is built: inside `for _ in range(n)`, a comprehension over `range(n)`, or `[...] * n`, with `n` read the same
+    way (else `unread_count`), times how many times the class or function it is built in is itself built by the
+    code (`nn.ModuleList([Block(config) for _ in range(config.n_layer)])` builds Block's layers n_layer times; see
+    `_multiplicity`). None when a text does not parse."""
+    fields = attribute_sizes(known or {})
     trees = []
     for text in texts:
         tree = _parse(text)
@@ -377,30 +411,35 @@ def model_layers(texts: Iterable[str], unread_size: float = DEFAULT_SIZE,
             return None
         trees.append(tree)
     bound = _bindings(trees)
-    out: list[tuple[Layer, float]] = []
+    defs = {n.name for tree in trees for n in tree.body
+            if isinstance(n, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)}
+    found: list[tuple[Layer, float, str]] = []  # (layer, times within its scope, the scope: a top-level def or "")
+    sites: list[tuple[str, str, float]] = []  # (callee, the scope calling it, times within that scope)
 
-    def visit(node: ast.AST, consts: Mapping[str, float], times: float, owner: str) -> None:
+    def visit(node: ast.AST, consts: Mapping[str, float], times: float, owner: str, scope: str) -> None:
         if isinstance(node, ast.ClassDef):
             owner = node.name
+            scope = scope or node.name
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             consts = {**consts, **bound.get(owner if node.name == "__init__" and owner else node.name, {})}
+            scope = scope or node.name
         elif isinstance(node, ast.For):
             n = _range_count(node.iter, consts)
             for stmt in node.body:
-                visit(stmt, consts, times * (n if n is not None else unread_count), owner)
+                visit(stmt, consts, times * (n if n is not None else unread_count), owner, scope)
             for stmt in node.orelse:
-                visit(stmt, consts, times, owner)
+                visit(stmt, consts, times, owner, scope)
             return
         elif isinstance(node, ast.ListComp | ast.GeneratorExp | ast.SetComp):
             n = 1.0
             for gen in node.generators:
                 got = _range_count(gen.iter, consts)
                 n *= got if got is not None else unread_count
-            visit(node.elt, consts, times * n, owner)
+            visit(node.elt, consts, times * n, owner, scope)
             return
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and isinstance(node.left, ast.List):
             n = _evaluate(node.right, (), 0.0, consts)
-            visit(node.left, consts, times * (n if n is not None and n >= 0 else unread_count), owner)
+            visit(node.left, consts, times * (n if n is not None and n >= 0 else unread_count), owner, scope)
             return
         elif isinstance(node, ast.Call):
             name = dotted_name(node.func)
@@ -409,39 +448,73 @@ def model_layers(texts: Iterable[str], unread_size: float = DEFAULT_SIZE,
             if kind is not None and (name == leaf or name.startswith(("nn.", "torch.nn."))):
                 layer = _layer(node, leaf, kind, set(), unread_size, consts)
                 if layer is not None:
-                    out.append((layer, times))
+                    found.append((layer, times, scope))
+            elif leaf in defs and leaf != scope:
+                sites.append((leaf, scope, times))
         for sub in ast.iter_child_nodes(node):
-            visit(sub, consts, times, owner)
+            visit(sub, consts, times, owner, scope)
 
     for tree in trees:
-        visit(tree, _constants(tree), 1.0, "")
-    return out
+        visit(tree, {**fields, **_constants(tree)}, 1.0, "", "")
+    times_of = _multiplicity(sites)
+    return [(layer, times * times_of(scope)) for layer, times, scope in found]
+
+
+def _multiplicity(sites: Sequence[tuple[str, str, float]]) -> Callable[[str], float]:
+    """How many times the code builds each top-level class or function, from its call sites (callee, caller scope,
+    times within the caller): the sum over the sites inside other definitions of the caller's own count times the
+    site's (a Block built n_layer times by a GPT built once: n_layer), plus the most any one module-level site
+    builds it (a script that builds its model twice, say for an evaluation copy, does not train twice as much);
+    one where nothing in the code builds it. A call cycle counts once."""
+    by_callee: dict[str, list[tuple[str, float]]] = {}
+    for callee, caller, times in sites:
+        by_callee.setdefault(callee, []).append((caller, times))
+    memo: dict[str, float] = {"": 1.0}
+
+    def count(name: str, seen: frozenset[str] = frozenset()) -> float:
+        if name in memo:
+            return memo[name]
+        if name in seen:
+            return 1.0
+        got = by_callee.get(name, [])
+        inside = sum(t * count(caller, seen | {name}) for caller, t in got if caller)
+        top = max((t for caller, t in got if not caller), default=0.0)
+        memo[name] = inside + top if got else 1.0
+        return memo[name]
+
+    return count
 
 
 def model_cost(texts: Iterable[str], batch: float = DEFAULT_BATCH, unread_size: float = DEFAULT_SIZE,
-               unread_count: float = 1.0) -> float | None:
+               unread_count: float = 1.0, known: Mapping[str, float] | None = None) -> float | None:
     """The compute of one sample's training step through every layer the code builds (each also paying its fixed
     cost per call); None when the code does not parse or builds no layer the cost model knows."""
-    found = model_layers(texts, unread_size, unread_count)
+    found = model_layers(texts, unread_size, unread_count, known)
     if not found:
         return None
     call = CALL_COST / max(1.0, batch)
     return sum(times * (call + sum(t.cost for t in layer.terms)) for layer, times in found)
 
 
-def code_factor(before: Iterable[str], after: Iterable[str], batch: float = DEFAULT_BATCH) -> float | None:
+def code_factor(before: Iterable[str], after: Iterable[str], batch: float = DEFAULT_BATCH,
+                known: Mapping[str, float] | None = None,
+                known_after: Mapping[str, float] | None = None) -> float | None:
     """How much a change of the code scales a training step: the model's cost after it over its cost before (a
     hidden layer as wide as the one before it about doubles a two-layer MLP's); None when either cannot be read,
     or when the change shows no cost while the code has sizes or layer counts it cannot read (a config object's
-    `n_embd`, `range(config.n_layer)`): the change may be hidden there, so an unchanged cost is not an answer."""
+    field no setting names, `range(config.n_layer)` with no `n_layer` known): the change may be hidden there, so an
+    unchanged cost is not an answer. `known` / `known_after`: the settings' values as they take effect before and
+    after the change (the knobs', read where they are finally set), which a config object's fields read as."""
     before, after = list(before), list(after)
-    a, b = model_cost(before, batch), model_cost(after, batch)
+    if known_after is None:
+        known_after = known
+    a, b = model_cost(before, batch, known=known), model_cost(after, batch, known=known_after)
     if a is None or b is None or a <= 0:
         return None
     if math.isclose(a, b):  # read again with the unread sizes and counts doubled: a cost that moves hides some
         probe = 2.0 * DEFAULT_SIZE, 2.0
-        if not (math.isclose(a, model_cost(before, batch, *probe) or 0.0)
-                and math.isclose(b, model_cost(after, batch, *probe) or 0.0)):
+        if not (math.isclose(a, model_cost(before, batch, *probe, known=known) or 0.0)
+                and math.isclose(b, model_cost(after, batch, *probe, known=known_after) or 0.0)):
             return None
     return b / a
 
