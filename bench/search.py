@@ -722,6 +722,7 @@ def _run_nightlab(combo: Combo, task: Task, repo: Path, layout: Layout, command:
             "ok": e.run_result == "succeeded" and e.metric is not None, "status": e.status, "kept": kept,
             "timed_out": e.run_result == "timed_out", "seconds": e.seconds,
             "rerun_of": e.rerun_of, "failure": e.failure_class, "knobs": e.knobs,
+            "predicted_s": e.predicted_s, "priced": e.priced,
         })
     eng.store.close()
 
@@ -883,6 +884,31 @@ def summarise(tasks: dict[str, Task], rows: list[dict[str, Any]], methods: Seque
     return out
 
 
+def predictions(results: Sequence[ComboResult]) -> list[dict[str, Any]]:
+    """How well nightlab's run-time predictions held, per task and pricing (a knob move's factor, a code edit's cost
+    read from the code, or its parent's time where the cost could not be read): the runs its policy proposed with a
+    prediction that ran to their end, the median of predicted / measured seconds and the share within 30 %. A run
+    that timed out counts as measured at its timeout (an under-prediction at least that large). Re-runs and the
+    baseline are left out: they are priced at a measured run of the same code."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in results:
+        if r.method != "nightlab":
+            continue
+        for run in r.runs:
+            pred, secs = run.get("predicted_s"), run.get("seconds")
+            if run.get("kind") in ("baseline", "rerun") or not run.get("priced") or not pred or not secs:
+                continue
+            if not (run.get("ok") or run.get("timed_out")):
+                continue
+            groups.setdefault((r.task, str(run["priced"])), []).append(float(pred) / float(secs))
+    out = []
+    for (task, priced), ratios in sorted(groups.items()):
+        out.append({"task": task, "priced": priced, "runs": len(ratios), "median": statistics.median(ratios),
+                    "within_30": sum(1 for x in ratios if abs(x - 1) <= 0.3) / len(ratios),
+                    "low": min(ratios), "high": max(ratios)})
+    return out
+
+
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
 
@@ -921,6 +947,13 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
         lines.append(f"nightlab beats {other} on {w['wins']} of {w['tasks']} task(s) by mean best{tie}.")
     if summary.get("paired"):
         lines += ["", *paired().markdown(summary["paired"], goal_for=lambda peer: peer in METHODS)]
+    if summary.get("predictions"):
+        lines += ["", "nightlab's run-time predictions against the measured runs (predicted / measured seconds; "
+                      "a timed-out run measured at its timeout):", "",
+                  "| task | priced by | runs | median | within 30 % | range |", "|---|---|---|---|---|---|"]
+        for q in summary["predictions"]:
+            lines.append(f"| {q['task']} | {q['priced']} | {q['runs']} | {q['median']:.2f} | "
+                         f"{100 * q['within_30']:.0f} % | {q['low']:.2f}–{q['high']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -1000,6 +1033,7 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
         rows = aggregate(tasks, done, methods)
         summary = summarise(tasks, rows, methods)
         summary["paired"] = paired().compare(done, methods)
+        summary["predictions"] = predictions(done)
         now: dict[str, Any] = {**meta, "wall_s": round(time.monotonic() - t0, 1), "finished": len(done),
                                "total": total}
         data: dict[str, Any] = {
@@ -1114,6 +1148,7 @@ def merge(files: Sequence[Path], task_dirs: Sequence[Path], methods: Sequence[st
     rows = aggregate(tasks, done, used)
     summary = summarise(tasks, rows, used)
     summary["paired"] = paired().compare(done, used)
+    summary["predictions"] = predictions(done)
     text = markdown(meta, rows, summary)
     data = {"meta": meta,
             "tasks": {n: {"goal": t.goal, "metric": t.metric, "baseline": t.baseline, "reference": t.reference,

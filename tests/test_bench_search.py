@@ -87,6 +87,12 @@ def test_nightlab_through_the_engine(search: ModuleType, task_dir: Path, tmp_pat
     assert len(res["runs"]) == 3  # baseline, its noise re-run (seed 1), one experiment: the budget, no more
     assert res["runs"][0]["kind"] == "baseline" and res["runs"][1]["seed"] == 1
     assert res["trained"] == 3 and res["best"] is not None and res["best"] >= 0.6
+    # the experiment the policy proposed carries its run-time prediction, and the report sets it against the run
+    third = res["runs"][2]
+    assert third["predicted_s"] and third["priced"] in ("knobs", "code", "parent"), third
+    (q,) = data["summary"]["predictions"]
+    assert q["runs"] == 1 and q["median"] == pytest.approx(third["predicted_s"] / third["seconds"])
+    assert "run-time predictions" in data["markdown"] and f"| {q['priced']} | 1 |" in data["markdown"]
     again = search.run_benchmark([task_dir], ["nightlab"], 3, 1, **kw)
     (res2,) = again["results"]
     assert res2["trained"] == 0 and res2["cached"] == 3  # the engine's jobs replayed from the cache
