@@ -155,6 +155,21 @@ def test_measured_runs_correct_the_start_up_and_the_fixed_cost_within_the_widths
     assert abs(beyond.predict(5.2, {"HIDDEN": 64, "EPOCHS": 12}, {"HIDDEN": 256}) - (4.4 + 0.8 * prior)) < 1e-6
 
 
+def test_the_start_up_the_hook_timed_is_what_a_longer_training_does_not_lengthen() -> None:
+    """A 5 s run of which the hook timed 4 s outside the training (imports, data, a final evaluation): twice the
+    epochs is predicted at 6 s from its first run on, not at 8.5 s (the 30 % prior) — and it wins over a length pair
+    whose timing noise says otherwise."""
+    kinds = {"EPOCHS": "epochs"}
+    bare = costmod.RunTimeModel(kinds=kinds, timings=[costmod.Timing(5.0, {"EPOCHS": 12})])
+    timed = costmod.RunTimeModel(kinds=kinds, timings=[costmod.Timing(5.0, {"EPOCHS": 12}, fixed=4.0)])
+    assert abs(bare.predict(5.0, {"EPOCHS": 12}, {"EPOCHS": 24}) - 8.5) < 1e-9
+    assert abs(timed.predict(5.0, {"EPOCHS": 12}, {"EPOCHS": 24}) - 6.0) < 1e-9
+    noisy = costmod.RunTimeModel(kinds=kinds, timings=[costmod.Timing(5.0, {"EPOCHS": 12}, fixed=4.0),
+                                                       costmod.Timing(9.0, {"EPOCHS": 24}, fixed=4.2)])
+    assert noisy.overhead(5.0) == 4.1
+    assert timed.overhead(3.0) == 0.98 * 3.0  # never more than the run being scaled
+
+
 def test_attention_recurrent_and_embedding_layers_scale_as_their_compute() -> None:
     gpt = ("import torch.nn as nn\n"
            "class Block(nn.Module):\n"

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -462,3 +463,43 @@ def test_read_progress_keeps_only_the_last_step_reports(tmp_path: Path) -> None:
     steps = [e for e in progress.events if e["stage"] == "step"]
     assert len(steps) == 100 and steps[0]["step"] == 4901 and progress.last_step == 5000
     assert progress.seen == ["started", "evaluating"] and progress.events[0]["stage"] == "started"
+
+
+SLOW_START = """
+import time
+
+import torch
+
+torch.set_num_threads(1)
+time.sleep(1.5)  # start-up: the data being read
+X, y = torch.randn(64, 4), torch.randn(64, 1)
+model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+for step in range(25):
+    loss = torch.nn.functional.mse_loss(model(X), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    time.sleep(0.1)  # 2.5 s of training
+time.sleep(1.0)  # a final evaluation
+print("val_mse=%.3f" % loss.item())
+"""
+
+
+def test_the_hook_times_the_training_apart_from_what_does_not_grow_with_it(tmp_path: Path) -> None:
+    """The seconds from the first optimizer step to the last step reported are the training (up to a second short:
+    steps are reported once a second); the rest of the run — start-up before it, evaluation after — is what a
+    longer training does not lengthen (agent/analysis.fixed_seconds, read by the cost model)."""
+    from nightlab.agent.analysis import fixed_seconds
+
+    script = _script(tmp_path, "slow.py", SLOW_START)
+    t0 = time.monotonic()
+    done = _run([sys.executable, str(script)], tmp_path, tmp_path / PROGRESS_FILE)
+    seconds = time.monotonic() - t0
+    assert done.returncode == 0, done.stderr
+    progress = read_progress(tmp_path)
+    assert progress.training_s is not None and 1.4 <= progress.training_s <= 2.7, progress.training_s
+    fixed = fixed_seconds(seconds, progress)
+    assert fixed is not None and 2.5 - 0.1 <= fixed <= seconds - 1.4, (fixed, seconds)  # 1.5 s + 1 s at least
+    # no step seen (not a torch job, or a replayed one): nothing timed
+    assert Progress().training_s is None and fixed_seconds(seconds, Progress()) is None

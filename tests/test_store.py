@@ -110,10 +110,11 @@ def test_migration_from_v4_gives_unconfirmed_its_own_state(tmp_path: Path) -> No
     db.conn.close()
 
     s = Store(path)
-    assert s.version == SCHEMA_VERSION == 11
+    assert s.version == SCHEMA_VERSION == 12
     assert s.latest_plan() is None and s.runs_by_phase(0) == {}  # v8: the plan table and the phase column
     assert all(e.predicted_s is None for e in s.experiments())  # v9: a run's predicted seconds
     assert all(e.priced is None for e in s.experiments())  # v11: how they were predicted
+    assert all(e.fixed_s is None for e in s.experiments())  # v12: the seconds that do not grow with the length
     got = {e.id: e for e in s.experiments()}
     assert (got[2].status, got[2].error) == (Status.UNCONFIRMED, None)
     assert [got[i].status for i in (1, 3, 4, 5, 6)] == ["kept", "kept", "discarded", "kept", "failed"]

@@ -76,17 +76,33 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     diagnosis = failure.summary if failure else "; ".join(f"{p.kind}: {p.evidence}" for p in pathologies[:2])
     if stopped:
         diagnosis = f"stopped early: {evidence.get('evidence', '') if evidence else 'its curve lost to its parent'}"
-    stage = stage_reached(run_dir, log, reading.value is not None, status.state == JobEnd.SUCCEEDED)
+    progress = stages.read_progress(run_dir / OUT_DIR)
+    stage = stages.best_stage(progress, stages.stage_from_log(log, reading.value is not None,
+                                                              status.state == JobEnd.SUCCEEDED),
+                              exit_ok=status.state == JobEnd.SUCCEEDED) or "not_started"
     changes: dict[str, Any] = {
         "run_result": result, "metric": reading.value if ok else None,
         "curve": [list(p) for p in reading.curve], "loss_curve": [list(p) for p in loss_curve[-500:]],
         "failure_class": failure.cls if failure else None, "diagnosis": diagnosis or None,
         "seconds": status.seconds, "log_tail": log[-LOG_TAIL_CHARS:], "isolation": status.isolation,
         "protected_changed": status.protected_changed, "stage": stage,
+        "fixed_s": fixed_seconds(status.seconds, progress) if ok else None,
         "digest": outcome.digest(log) if ok else None,  # to recognise a run identical to its parent's
     }
     return RunReading(result=result, metric=reading.value if ok else None, failure=failure, diagnosis=diagnosis,
                       interrupted=interrupted, changes=changes, note=got.note)
+
+
+def fixed_seconds(seconds: float | None, progress: stages.Progress) -> float | None:
+    """The seconds of a run that do not grow with its training length — before its first optimizer step (start-up:
+    imports, data, model) and after its last (a final evaluation, saving) — as the progress hook timed them; None
+    when the hook saw no step (not a torch job, instrumentation off, a replayed run). The cost model scales only
+    the rest when the training is made longer (policy/cost_model.py): on a 5 s run that is 4 s of start-up, twice
+    the epochs is 6 s, not 10."""
+    span = progress.training_s
+    if not seconds or seconds <= 0 or span is None:
+        return None
+    return round(max(0.0, seconds - span), 3)
 
 
 def read_evidence(run_dir: Path) -> dict[str, Any] | None:
@@ -108,4 +124,5 @@ def stage_reached(run_dir: Path, log: str, metric_found: bool, exit_ok: bool) ->
         or "not_started"
 
 
-__all__ = ["EVIDENCE_FILE", "LOG_TAIL_CHARS", "RunReading", "read_evidence", "read_log", "read_run", "stage_reached"]
+__all__ = ["EVIDENCE_FILE", "LOG_TAIL_CHARS", "RunReading", "fixed_seconds", "read_evidence", "read_log", "read_run",
+           "stage_reached"]

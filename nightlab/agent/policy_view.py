@@ -25,7 +25,7 @@ def view(e: Experiment) -> ExperimentView:
         metric=e.metric, curve=[(int(p[0]), float(p[1])) for p in e.curve],
         loss_curve=[(int(p[0]), float(p[1])) for p in e.loss_curve], knobs=dict(e.knobs),
         failure_class=e.failure_class, diagnosis=e.diagnosis or e.error, log_tail=e.log_tail or "",
-        seed=e.seed, seconds=e.seconds, stage=e.stage, command=e.command or "",
+        seed=e.seed, seconds=e.seconds, stage=e.stage, command=e.command or "", fixed_s=e.fixed_s,
     )
 
 

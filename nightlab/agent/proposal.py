@@ -72,6 +72,7 @@ class ExperimentView:
     seconds: float | None
     stage: str | None = None
     command: str = ""  # the training command it runs ("" = the project's command)
+    fixed_s: float | None = None  # of `seconds`, those that do not grow with the training length (None: not timed)
 
 
 @dataclass

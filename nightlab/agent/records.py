@@ -70,6 +70,7 @@ class Experiment:
     phase: str | None = None  # the plan phase it was proposed in (agent/plan.py); None: no plan was followed
     predicted_s: float | None = None  # its run's seconds as the policy predicted them (None: it did not say)
     priced: Pricing | None = None  # how they were predicted (PARENT: they could not be; its parent's time stands)
+    fixed_s: float | None = None  # of its run's seconds, those that do not grow with the training length (measured)
 
     JSON_FIELDS = ("knobs", "edits", "curve", "loss_curve", "usage", "isolation", "protected_changed")
 

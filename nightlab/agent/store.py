@@ -40,7 +40,7 @@ from nightlab.errors import NightlabError
 with hidden_module("pandas"):  # sqlite_utils imports pandas when installed, for a type the store never writes
     import sqlite_utils
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 EXPERIMENT_STATUSES = tuple(Status)
 # how a schema-4 store marked a best kept on one seed: status `kept` plus this sentence in `error` (see _v7)
@@ -218,8 +218,18 @@ def _v11(db: sqlite_utils.Database) -> None:
         exp.add_column("priced", str)
 
 
+def _v12(db: sqlite_utils.Database) -> None:
+    """v12: of a run's seconds, those that do not grow with its training length (before its first optimizer step and
+    after its last, as the progress hook timed them): the cost model scales only the rest (agent/analysis.py)."""
+    exp = db["experiments"]
+    assert isinstance(exp, sqlite_utils.db.Table)
+    if "fixed_s" not in {c.name for c in exp.columns}:
+        exp.add_column("fixed_s", float)
+
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8), (9, _v9), (10, _v10), (11, _v11),
+    (12, _v12),
 ]
 
 

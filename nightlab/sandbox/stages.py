@@ -80,6 +80,16 @@ class Progress:
     loss: float | None = None
     error: str | None = None  # type name of an uncaught exception, if a process died of one
     events: list[dict[str, Any]] = field(default_factory=list)
+    first_step_t: float | None = None  # when the first optimizer step was taken (time.time(), any process)
+    last_step_t: float | None = None  # the latest step report, or the first step / training stage when later
+
+    @property
+    def training_s(self) -> float | None:
+        """Seconds from the first optimizer step to the last step reported: the part of a run that grows with its
+        training length (step reports come once a second, so up to a second short); None when no step was seen."""
+        if self.first_step_t is None or self.last_step_t is None:
+            return None
+        return max(0.0, self.last_step_t - self.first_step_t)
 
 
 def read_progress(run_dir: Path | str, max_step_events: int = 1000) -> Progress:
@@ -123,6 +133,14 @@ def read_progress(run_dir: Path | str, max_step_events: int = 1000) -> Progress:
         loss = event.get("loss")
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):
             progress.loss = float(loss)
+        t = event.get("t")
+        if stage in ("first_step", "training", "step") and isinstance(t, (int, float)) and not isinstance(t, bool):
+            idle = event.get("idle_s")  # a report written at exit: its last step was this long before it
+            if isinstance(idle, (int, float)) and not isinstance(idle, bool) and 0 <= idle <= t:
+                t -= idle
+            if stage == "first_step":
+                progress.first_step_t = float(t) if progress.first_step_t is None else min(progress.first_step_t, t)
+            progress.last_step_t = float(t) if progress.last_step_t is None else max(progress.last_step_t, t)
     progress.stage = _highest(progress.seen)
     return progress
 

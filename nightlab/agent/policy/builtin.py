@@ -1208,7 +1208,7 @@ class BuiltinPolicy(PolicyBase):
                 continue  # another code regime may run at another speed
             a = self._assignment_of(ctx, e)
             if a is not None:
-                timings.append(costmod.Timing(float(e.seconds), a))
+                timings.append(costmod.Timing(float(e.seconds), a, e.fixed_s))
         py = [t for p, t in st.files.items() if p.endswith(".py")]
         batch = next((float(k.value) for k in self._by_kind(st, "batch_size")), float(costmod.DEFAULT_BATCH))
         layer_cache: dict[str, list[costmod.Layer]] = {}

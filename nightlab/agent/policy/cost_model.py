@@ -19,10 +19,11 @@ code builds, sized from constants, parameter defaults, what calls pass and a con
 settings take effect: nanoGPT's `config.n_embd` is its config file's `n_embd`), counted as often as loops and the
 classes around it build it.
 
-Past runs correct both parts (`RunTimeModel`): two runs that differ only in the training length give the start-up
-(t = a + b·L through both), and two runs that differ only in the width give the fixed cost of a layer call on this
-machine (`fit_call_cost`), the one thing the code cannot show; other knobs' priors are bent to agree with what was
-measured.
+Past runs correct both parts (`RunTimeModel`): the progress hook times the start-up of every torch run (the seconds
+before its first optimizer step and after its last: analysis.fixed_seconds); elsewhere two runs that differ only in
+the training length give it (t = a + b·L through both); two runs that differ only in the width give the fixed cost
+of a layer call on this machine (`fit_call_cost`), the one thing the code cannot show; other knobs' priors are bent
+to agree with what was measured.
 """
 
 from __future__ import annotations
@@ -524,10 +525,12 @@ def code_factor(before: Iterable[str], after: Iterable[str], batch: float = DEFA
 
 @dataclass(frozen=True)
 class Timing:
-    """A run that ended: its wall-clock seconds and the knob values it ran with."""
+    """A run that ended: its wall-clock seconds, the knob values it ran with, and of its seconds those that do not
+    grow with the training length where the progress hook timed them (None: not timed)."""
 
     seconds: float
     values: Mapping[str, Any]
+    fixed: float | None = None
 
 
 def _num(v: Any) -> float | None:
@@ -571,8 +574,13 @@ class RunTimeModel:
                        if abs(math.log(p[1])) >= _MIN_LOG_RATIO]
 
     def overhead(self, seconds: float) -> float:
-        """The start-up of a run taking `seconds`: from runs that differ only in the training length where there are
-        some (t = a + b·L through both), else the usual share (30%, at most 3 s)."""
+        """The start-up of a run taking `seconds` (what does not grow with its training length): as the progress hook
+        timed it on the runs measured (the seconds before the first optimizer step and after the last, median), else
+        from runs that differ only in the training length (t = a + b·L through both), else the usual share (30%, at
+        most 3 s)."""
+        timed = [t.fixed for t in self.timings if t.fixed is not None and 0 <= t.fixed <= t.seconds]
+        if timed:  # timed to the step: only a sliver is left to scale where that is what the runs showed
+            return min(statistics.median(timed), 0.98 * seconds)
         got = []
         for key, r, a, b in self._pairs:
             if self.kinds.get(key) in _LENGTH_KINDS:

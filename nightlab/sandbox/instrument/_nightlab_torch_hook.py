@@ -182,9 +182,12 @@ def _report(now: float) -> None:
 
 
 def _final_step() -> None:
-    """At exit: one last step report if steps were made since the last one (a short run has no periodic report)."""
+    """At exit: one last step report if steps were made since the last one (a short run has no periodic report).
+    Written at exit, it says how long ago the last step was (`idle_s`: a final evaluation, saving), so the time the
+    training ended can be told from the time the process did."""
     if _T.step > _T.reported_step:
-        fields: dict[str, Any] = {"step": _T.step, "steps_per_s": _rate(_T.step - 1, _T.step_t - _T.t_first)}
+        fields: dict[str, Any] = {"step": _T.step, "steps_per_s": _rate(_T.step - 1, _T.step_t - _T.t_first),
+                                  "idle_s": round(max(0.0, _monotonic() - _T.step_t), 3)}
         fields.update(_loss_fields(_T.step))
         _emit("step", **fields)
 
