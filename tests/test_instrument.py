@@ -487,9 +487,10 @@ print("val_mse=%.3f" % loss.item())
 
 
 def test_the_hook_times_the_training_apart_from_what_does_not_grow_with_it(tmp_path: Path) -> None:
-    """The seconds from the first optimizer step to the last step reported are the training (up to a second short:
-    steps are reported once a second); the rest of the run — start-up before it, evaluation after — is what a
-    longer training does not lengthen (agent/analysis.fixed_seconds, read by the cost model)."""
+    """The seconds from the first optimizer step to the last are the training (the report at exit says how long
+    before it the last step was: the evaluation's second is not counted as training); the rest of the run —
+    start-up before it, evaluation after — is what a longer training does not lengthen (agent/analysis.
+    fixed_seconds, read by the cost model)."""
     from nightlab.agent.analysis import fixed_seconds
 
     script = _script(tmp_path, "slow.py", SLOW_START)
@@ -498,8 +499,9 @@ def test_the_hook_times_the_training_apart_from_what_does_not_grow_with_it(tmp_p
     seconds = time.monotonic() - t0
     assert done.returncode == 0, done.stderr
     progress = read_progress(tmp_path)
-    assert progress.training_s is not None and 1.4 <= progress.training_s <= 2.7, progress.training_s
+    # 24 sleeps of 0.1 s between the first step and the last (a loaded machine stretches them, never shrinks them)
+    assert progress.training_s is not None and 2.3 <= progress.training_s <= 3.6, progress.training_s
     fixed = fixed_seconds(seconds, progress)
-    assert fixed is not None and 2.5 - 0.1 <= fixed <= seconds - 1.4, (fixed, seconds)  # 1.5 s + 1 s at least
+    assert fixed is not None and 2.5 <= fixed <= seconds - 2.3, (fixed, seconds)  # 1.5 s + 1 s at least
     # no step seen (not a torch job, or a replayed one): nothing timed
     assert Progress().training_s is None and fixed_seconds(seconds, Progress()) is None

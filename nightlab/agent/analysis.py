@@ -77,9 +77,7 @@ def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatu
     if stopped:
         diagnosis = f"stopped early: {evidence.get('evidence', '') if evidence else 'its curve lost to its parent'}"
     progress = stages.read_progress(run_dir / OUT_DIR)
-    stage = stages.best_stage(progress, stages.stage_from_log(log, reading.value is not None,
-                                                              status.state == JobEnd.SUCCEEDED),
-                              exit_ok=status.state == JobEnd.SUCCEEDED) or "not_started"
+    stage = stage_reached(run_dir, log, reading.value is not None, status.state == JobEnd.SUCCEEDED, progress)
     changes: dict[str, Any] = {
         "run_result": result, "metric": reading.value if ok else None,
         "curve": [list(p) for p in reading.curve], "loss_curve": [list(p) for p in loss_curve[-500:]],
@@ -117,9 +115,12 @@ def read_log(path: Path, limit: int) -> str:
     return runner.read_tail(path, limit)
 
 
-def stage_reached(run_dir: Path, log: str, metric_found: bool, exit_ok: bool) -> str:
-    """The furthest stage the run reached: the import hook's markers, else what its log shows."""
-    progress = stages.read_progress(run_dir / OUT_DIR)
+def stage_reached(run_dir: Path, log: str, metric_found: bool, exit_ok: bool,
+                  progress: stages.Progress | None = None) -> str:
+    """The furthest stage the run reached: the import hook's markers (`progress`, read from the run dir when not
+    given), else what its log shows."""
+    if progress is None:
+        progress = stages.read_progress(run_dir / OUT_DIR)
     return stages.best_stage(progress, stages.stage_from_log(log, metric_found, exit_ok), exit_ok=exit_ok) \
         or "not_started"
 

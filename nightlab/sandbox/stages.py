@@ -81,12 +81,13 @@ class Progress:
     error: str | None = None  # type name of an uncaught exception, if a process died of one
     events: list[dict[str, Any]] = field(default_factory=list)
     first_step_t: float | None = None  # when the first optimizer step was taken (time.time(), any process)
-    last_step_t: float | None = None  # the latest step report, or the first step / training stage when later
+    last_step_t: float | None = None  # when the last optimizer step was taken, as far as the reports tell
 
     @property
     def training_s(self) -> float | None:
-        """Seconds from the first optimizer step to the last step reported: the part of a run that grows with its
-        training length (step reports come once a second, so up to a second short); None when no step was seen."""
+        """Seconds from the first optimizer step to the last one: the part of a run that grows with its training
+        length (the last step's time from the report at exit, which says how long before it the step was; from
+        the last periodic report where the job died without one); None when no step was seen."""
         if self.first_step_t is None or self.last_step_t is None:
             return None
         return max(0.0, self.last_step_t - self.first_step_t)
@@ -136,7 +137,7 @@ def read_progress(run_dir: Path | str, max_step_events: int = 1000) -> Progress:
         t = event.get("t")
         if stage in ("first_step", "training", "step") and isinstance(t, (int, float)) and not isinstance(t, bool):
             idle = event.get("idle_s")  # a report written at exit: its last step was this long before it
-            if isinstance(idle, (int, float)) and not isinstance(idle, bool) and 0 <= idle <= t:
+            if isinstance(idle, (int, float)) and not isinstance(idle, bool) and idle >= 0:
                 t -= idle
             if stage == "first_step":
                 progress.first_step_t = float(t) if progress.first_step_t is None else min(progress.first_step_t, t)
