@@ -886,26 +886,30 @@ def summarise(tasks: dict[str, Task], rows: list[dict[str, Any]], methods: Seque
 
 def predictions(results: Sequence[ComboResult]) -> list[dict[str, Any]]:
     """How well nightlab's run-time predictions held, per task and pricing (a knob move's factor, a code edit's cost
-    read from the code, or its parent's time where the cost could not be read): the runs its policy proposed with a
-    prediction that ran to their end, the median of predicted / measured seconds and the share within 30 %. A run
-    that timed out counts as measured at its timeout (an under-prediction at least that large). Re-runs and the
-    baseline are left out: they are priced at a measured run of the same code."""
-    groups: dict[tuple[str, str], list[float]] = {}
+    read from the code): the runs its policy proposed that ran to their end, the median of predicted / measured
+    seconds and the share within 30 %; runs priced at their parent's time (their cost could not be read) are
+    counted, with no ratio. A run that timed out counts as measured at its timeout (an under-prediction at least
+    that large). Re-runs and the baseline are left out: they are priced at a measured run of the same code."""
+    groups: dict[tuple[str, str], list[float | None]] = {}
     for r in results:
         if r.method != "nightlab":
             continue
         for run in r.runs:
             pred, secs = run.get("predicted_s"), run.get("seconds")
-            if run.get("kind") in ("baseline", "rerun") or not run.get("priced") or not pred or not secs:
+            if run.get("kind") in ("baseline", "rerun") or not run.get("priced") or not secs:
                 continue
             if not (run.get("ok") or run.get("timed_out")):
                 continue
-            groups.setdefault((r.task, str(run["priced"])), []).append(float(pred) / float(secs))
+            # priced at its parent's time: no prediction of its own, counted so the table says how many
+            ratio = float(pred) / float(secs) if pred else None
+            groups.setdefault((r.task, str(run["priced"])), []).append(ratio)
     out = []
-    for (task, priced), ratios in sorted(groups.items()):
-        out.append({"task": task, "priced": priced, "runs": len(ratios), "median": statistics.median(ratios),
-                    "within_30": sum(1 for x in ratios if abs(x - 1) <= 0.3) / len(ratios),
-                    "low": min(ratios), "high": max(ratios)})
+    for (task, priced), got in sorted(groups.items()):
+        ratios = [x for x in got if x is not None]
+        out.append({"task": task, "priced": priced, "runs": len(got),
+                    "median": statistics.median(ratios) if ratios else None,
+                    "within_30": sum(1 for x in ratios if abs(x - 1) <= 0.3) / len(ratios) if ratios else None,
+                    "low": min(ratios, default=None), "high": max(ratios, default=None)})
     return out
 
 
@@ -952,6 +956,9 @@ def markdown(meta: dict[str, Any], rows: list[dict[str, Any]], summary: dict[str
                       "a timed-out run measured at its timeout):", "",
                   "| task | priced by | runs | median | within 30 % | range |", "|---|---|---|---|---|---|"]
         for q in summary["predictions"]:
+            if q["median"] is None:  # its parent's time stood: nothing of its own to set against the run
+                lines.append(f"| {q['task']} | {q['priced']} (no prediction) | {q['runs']} | — | — | — |")
+                continue
             lines.append(f"| {q['task']} | {q['priced']} | {q['runs']} | {q['median']:.2f} | "
                          f"{100 * q['within_30']:.0f} % | {q['low']:.2f}–{q['high']:.2f} |")
     return "\n".join(lines) + "\n"
