@@ -10,7 +10,8 @@ must never change a byte of it. Markers are JSON lines appended to the progress 
     {"t": 1718000000.123, "stage": "first_step", "pid": 4242, "step": 1, "loss": 2.31}
 
 Stages, in order: started < imports_done < data_ready < first_step < training < evaluating < metric_reported <
-clean_exit; plus `step` (step, loss when visible, steps/s: at most once per second, and once at exit) and `error`
+clean_exit; plus `step` (step, loss when visible, steps/s: at most once per second, and once at exit with
+`idle_s`, how long before it the last step was) and `error`
 (an uncaught exception's type). `metric_reported` is never written here: the agent finds it in the log, so printing
 is not watched and stays exactly as fast as without the hook.
 
