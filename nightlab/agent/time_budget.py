@@ -253,11 +253,13 @@ class TimeBudget:
         now = time.time() if now is None else now
         if self.deadline is not None and self.deadline - now <= (self.floor or 0.0):
             return None  # the deadline stops it anyway
-        why = self.over_budget(self.floor or 0.0, session_id, now)
-        if why is None:
-            return None
+        # the requests are read before the budget is: a yes given in between then shows as a pending request (no
+        # second one is added with the reason from before the yes), and the next call sees the extended budget
         mine = self.store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=session_id)
         if mine and mine[-1].state == ApprovalState.REJECTED:
+            return None
+        why = self.over_budget(self.floor or 0.0, session_id, now)
+        if why is None:
             return None
         if not mine or mine[-1].state != ApprovalState.PENDING:
             self.store.add_approval(ApprovalKind.COMPUTE, {"reason": f"{why} ([autonomy] ask_over_budget)"},
