@@ -22,6 +22,11 @@ _RUN_HOME = tempfile.mkdtemp(prefix="nightlab-test-home-")
 os.environ["XDG_STATE_HOME"] = os.path.join(_RUN_HOME, "state")
 os.environ["XDG_DATA_HOME"] = os.path.join(_RUN_HOME, "data")
 atexit.register(shutil.rmtree, _RUN_HOME, True)
+# The suite sees a machine without GPUs, also where it runs on one that has them (a user's GPU box, the GPU check):
+# with GPUs nightlab gives each job one and shows them, so slots, screens and the catalogue's CPU failures would
+# differ by machine. Tests of the GPU paths show GPUs of their own (a fake nvidia-smi or NVML, `[slots] gpus`) and
+# drop this; the one that needs the real device (test_instrument) shows it again.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 @pytest.fixture

@@ -32,7 +32,9 @@ from nightlab.agent.policy.knobs import rewrite as rewrite_knob
 from helpers import git, make_repo, write_config
 
 CASES = Path(__file__).parent / "catalogue_cases"
-ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+# The cases reproduce failures of a machine without a GPU: on one with GPUs the job is shown none, as nightlab's CPU
+# slots do (CUDA_VISIBLE_DEVICES=""), so `.cuda()` fails there too.
+ENV = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Case:
     """How a case fails here and what the fix must achieve."""
 
     error: str  # what the failing run prints on the installed versions ('' when it is a timeout)
+    error_with_gpus: str = ""  # its wording on a machine whose GPUs the job is not shown, where that differs
     runner: str = "plain"  # plain | small_shm (1 MB /dev/shm) | memory_cap (address-space cap) | timeout
     gpus: int = 0  # GPUs the job is said to get
     widen: tuple[str, int] | None = None  # a width change nightlab made before this run (knob, new value)
@@ -54,7 +57,7 @@ SPECS: dict[str, Case] = {
     "torch_load_weights_only": Case("Weights only load failed", expect_in_fix=("weights_only=False",)),
     "cuda_checkpoint_on_cpu": Case("Attempting to deserialize object on a CUDA device",
                                    expect_in_fix=('map_location=None if torch.cuda.is_available() else "cpu"',)),
-    "cuda_on_cpu": Case("Found no NVIDIA driver", expect_in_fix=(
+    "cuda_on_cpu": Case("Found no NVIDIA driver", error_with_gpus="No CUDA GPUs are available", expect_in_fix=(
         '"device": "cuda" if torch.cuda.is_available() else "cpu"', "Net().to(_DEVICE)",
         ".to(_DEVICE, non_blocking=True)", "if torch.cuda.is_available():\n                torch.cuda.synchronize()")),
     "dataloader_workers": Case("unable to allocate shared memory", runner="small_shm",
@@ -191,6 +194,11 @@ def run(repo: Path, case: Case, limit: float | None = None) -> tuple[int | None,
     return p.returncode, p.stdout + p.stderr, "succeeded" if p.returncode == 0 else "failed"
 
 
+def shows_error(case: Case, log: str) -> bool:
+    """The case's failure is in the log, in this machine's wording of it."""
+    return case.error in log or bool(case.error_with_gpus and case.error_with_gpus in log)
+
+
 def accuracy(log: str) -> float | None:
     return metrics.parse_metric(log, "accuracy").value
 
@@ -274,7 +282,7 @@ def test_entry_fixes_its_real_failure(name: str, tmp_path: Path) -> None:
     limit = 2.0 if case.runner == "timeout" else None
     rc, log, state = run(repo, case, limit)
     assert state != "succeeded" or accuracy(log) is None or not math.isfinite(accuracy(log) or 0.0), log[-2000:]
-    assert case.error in log, log[-3000:]
+    assert shows_error(case, log), log[-3000:]
     if case.abandon:
         with pytest.raises(Abandon) as why:
             _fix(repo, case, rc, log, state)
@@ -359,14 +367,15 @@ def _engine_project(case: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", ["torch_load_weights_only", "cuda_on_cpu", "dataparallel_prefix"])
-def test_the_engine_fixes_the_failing_baseline(name: str, tmp_path: Path) -> None:
+def test_the_engine_fixes_the_failing_baseline(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU-only machine, also where the tests run on one with GPUs
     repo = _engine_project(name, tmp_path)
     eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=2),
                  policy=BuiltinPolicy())
     eng.run()
     exps = eng.store.experiments()
     base = next(e for e in exps if e.kind == "baseline")
-    assert base.run_result == "failed" and SPECS[name].error in (base.log_tail or "")
+    assert base.run_result == "failed" and shows_error(SPECS[name], base.log_tail or "")
     fix = next(e for e in exps if e.parent_id == base.id)
     assert fix.kind == "fix" and fix.run_result == "succeeded", fix.log_tail
     assert fix.metric is not None and fix.status == "kept"

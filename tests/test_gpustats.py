@@ -56,7 +56,9 @@ TWO_H200 = [{"name": "NVIDIA H200", "util": 87, "used": 40 * GIB, "total": 140 *
 
 @pytest.fixture
 def nvml(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Install a fake pynvml (and a fresh reader, which initialises NVML once)."""
+    """Install a fake pynvml (and a fresh reader, which initialises NVML once); its GPUs are all visible."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
     def install(mod: types.ModuleType | None) -> None:
         monkeypatch.setitem(sys.modules, "pynvml", mod)  # type: ignore[arg-type]
         monkeypatch.setattr(gpustats, "_default", gpustats.GpuReader())
@@ -140,6 +142,17 @@ def test_reader_initialises_once_and_skips_a_failing_gpu(nvml: Any) -> None:
     reader = gpustats.GpuReader()
     assert reader.read() == [] and reader.read() == [] and reader.unavailable
     assert failing.calls == ["init"]  # type: ignore[attr-defined]  # a failed init is not retried every refresh
+
+
+def test_only_the_gpus_nightlab_may_use_are_shown(nvml: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML lists every GPU of the machine whatever CUDA_VISIBLE_DEVICES says; nightlab shows the ones its own
+    CUDA_VISIBLE_DEVICES leaves it, as its slots do (a user who narrowed nightlab to GPU 1 sees GPU 1)."""
+    nvml(fake_nvml(TWO_H200))
+    for value, shown in (("1", [1]), ("1,0", [0, 1]), ("", []), ("-1", []), ("GPU-8f3c", [0, 1])):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", value)
+        assert [g.index for g in gpustats.GpuReader().read()] == shown, value
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert [g.index for g in gpustats.GpuReader().read()] == [0, 1]
 
 
 def test_slot_ids_name_their_gpus() -> None:

@@ -174,7 +174,8 @@ def test_torch_compile_sees_no_global_module_hooks(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not Path("/dev/nvidia0").exists(), reason="needs a CUDA device")
-def test_cuda_loss_is_reported_without_waiting_for_the_device(tmp_path: Path) -> None:
+def test_cuda_loss_is_reported_without_waiting_for_the_device(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # the suite hides the machine's GPUs (conftest.py)
     script = _script(tmp_path, "gpu.py", TINY_TRAIN.replace("torch.manual_seed(0)", "torch.manual_seed(0)\n"
                      "torch.set_default_device('cuda')").replace("shuffle=True", "shuffle=False"))
     done = _run([sys.executable, str(script)], tmp_path, tmp_path / PROGRESS_FILE)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.sandbox.slots import gpus_of
+from nightlab.sandbox.slots import gpus_of, visible
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,8 @@ class GpuReader:
         return self._nvml if self._state == "ready" else None
 
     def read(self) -> list[GpuStat]:
-        """Every GPU NVML sees; [] when NVML is unavailable or fails (a GPU that fails alone is left out)."""
+        """Every GPU NVML sees that nightlab may use (our own CUDA_VISIBLE_DEVICES narrows them, as it narrows the
+        slots: NVML itself ignores it); [] when NVML is unavailable or fails (a GPU that fails alone is left out)."""
         with self._lock:
             nvml = self._init()
             if nvml is None:
@@ -66,7 +67,7 @@ class GpuReader:
             except Exception:
                 return []
             out: list[GpuStat] = []
-            for i in range(count):
+            for i in visible(list(range(count))):
                 try:
                     h = nvml.nvmlDeviceGetHandleByIndex(i)
                     name = nvml.nvmlDeviceGetName(h)

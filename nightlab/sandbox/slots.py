@@ -58,17 +58,27 @@ def gpu_list() -> list[int]:
             found = list(range(int(torch.cuda.device_count())))
         except Exception:
             found = []
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None or not found:
+    return visible(found, counted_by_torch=not smi)
+
+
+def visible(found: list[int], counted_by_torch: bool = False) -> list[int]:
+    """The physical GPU indices of `found` that our own CUDA_VISIBLE_DEVICES lets nightlab use.
+
+    `found` is in nvidia-smi / NVML order (physical, PCI bus order), or with `counted_by_torch` torch's count of
+    the devices it was shown, mapped back to physical indices. Unset: all of them; "" or "-1": none; UUIDs or MIG
+    ids (which we cannot map to indices): all of them, not narrowed.
+    """
+    value = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if value is None or not found:
         return found
-    items = [x.strip() for x in visible.split(",") if x.strip()]
+    items = [x.strip() for x in value.split(",") if x.strip()]
     if not items or items == ["-1"]:
         return []
     if not all(x.isdigit() for x in items):
-        return found  # GPU UUIDs or MIG ids: we cannot map them to indices, so do not narrow
-    if smi:
+        return found
+    if not counted_by_torch:
         return [g for g in found if g in {int(x) for x in items}]
-    return [int(items[i]) for i in found if i < len(items)]  # torch counts visible devices: map back to physical
+    return [int(items[i]) for i in found if i < len(items)]
 
 
 def _split(cpus: list[int], parts: int, per: int = 0) -> list[list[int]]:
