@@ -89,11 +89,13 @@ class Dispatch:
         attempt = e.attempts + 1
         spec = self.launcher.prepare(e, slot, attempt, leases=self.pool.lease_paths(slot.id),
                                      lease_run=self.pool.run_of(slot.id), command=self.command_for(e))
-        # recorded before the process starts: a crash in between is a "launch interrupted" for reconcile
-        self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
-        job = self.store.add_job(e.id, spec.run_dir, str(Path(spec.run_dir) / LOG_FILE), slot.id)
-        if attempt == 1:  # re-running a lost job spends no budget: the first try never produced a result
-            self._count_run(+1)
+        # recorded before the process starts: a crash in between is a "launch interrupted" for reconcile. The three
+        # writes are one: a crash between them left an attempt counted with no budget spent, re-run as free
+        with self.store.atomic():
+            self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
+            job = self.store.add_job(e.id, spec.run_dir, str(Path(spec.run_dir) / LOG_FILE), slot.id)
+            if attempt == 1:  # re-running a lost job spends no budget: the first try never produced a result
+                self._count_run(+1)
         pids = self.launcher.start(spec)
         self.store.update_job(job.id, pid=pids.get("pid"), pid_start=pids.get("start"), state=JobState.RUNNING,
                               wrapper_pid=pids.get("wrapper_pid"), wrapper_start=pids.get("wrapper_start"))
@@ -124,18 +126,20 @@ class Dispatch:
             try:
                 spec = RemoteJobs.adapt(self.launcher.prepare(e, slots.Slot(id=self.remote.kind), attempt,
                                                               command=self.command_for(e)))
-                self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
-                if attempt == 1:
-                    self._count_run(+1)
+                with self.store.atomic():  # the attempt and the budget it spends land together
+                    self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
+                    if attempt == 1:
+                        self._count_run(+1)
                 job = self.remote.submit(e, spec, attempt)
             except BackendError as err:
                 for j in self.store.open_jobs():
                     if j.experiment_id == e.id:
                         self.store.update_job(j.id, state=JobState.ENDED, ended=time.time(), ending="not_submitted")
                 if err.transient:  # busy or unreachable for now: back to the queue as it was, asked again later
-                    self.store.update_experiment(e.id, status=Status.QUEUED, attempts=attempt - 1)
-                    if attempt == 1:
-                        self._count_run(-1)
+                    with self.store.atomic():
+                        self.store.update_experiment(e.id, status=Status.QUEUED, attempts=attempt - 1)
+                        if attempt == 1:
+                            self._count_run(-1)
                     if not self.backend_wait:
                         self.emit(EventKind.BACKEND_WAIT, f"#{e.id} waits for the scheduler: {err}", e.id)
                     self.backend_wait = str(err)

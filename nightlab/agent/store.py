@@ -338,6 +338,23 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Writes that land together or not at all. The store is in autocommit mode, so each write is its own
+        transaction; a process killed between two that belong together (an experiment marked started, its job, the
+        budget it spends) left the first without the others — a launch re-tried as free, one run past the budget.
+        Nested use joins the outer transaction."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
     def integrity_ok(self) -> bool:
         return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
