@@ -204,15 +204,36 @@ def ask_choice(question: str, choices: list[str]) -> str:
             return ans
 
 
+def terminal_line(prompt: str) -> str:
+    """input() for a question asked on a thread of its own. From Python 3.12 on, a process whose main thread ends
+    (Ctrl+C) while a daemon thread waits in input() on a terminal does not exit until a line is typed: input() holds
+    the interpreter's readline state while it waits (CPython issue 144892). Reading the descriptor holds nothing, so
+    Ctrl+C ends the process at once. The terminal's line discipline edits the line (backspace, ^U) as it does for
+    input(); a stdin without a descriptor (a test's StringIO) is read by input()."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return input(prompt)
+    print(prompt, end="", flush=True)
+    line = bytearray()
+    while (byte := os.read(fd, 1)) not in (b"", b"\n"):  # a terminal hands over a whole line at once
+        line += byte
+    if not byte and not line:
+        raise EOFError
+    return line.decode(errors="replace").rstrip("\r")
+
+
 def confirm(question: str) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
 def ask_proposal(desk: FrontDesk, appr: Approval, e: Experiment, left: int,
-                 editor: Callable[[list[Path]], int] | None = None) -> Decision:
+                 editor: Callable[[list[Path]], int] | None = None,
+                 read: Callable[[str], str] | None = None) -> Decision:
     """The step-mode question on the console, blocking until its person answers: show hypothesis and diff; y / n
     (feedback) / e (edit in `editor`, $EDITOR by default, through the desk) / q. `left`: the runs the session may
-    still start."""
+    still start; `read`: how a line is asked for (input(); `terminal_line` on a thread of its own)."""
+    read = read or input
     while True:
         print()
         print(style(f"#{e.id} {e.title}", "1"))
@@ -224,7 +245,7 @@ def ask_proposal(desk: FrontDesk, appr: Approval, e: Experiment, left: int,
             print(f"  expected: {e.expected_effect}")
         print_diff(e.patch or "(no change)")
         try:
-            ans = input(f"run it? [y]es / [n]o with feedback / [e]dit / [q]uit  ({left} run(s) left) ").strip()
+            ans = read(f"run it? [y]es / [n]o with feedback / [e]dit / [q]uit  ({left} run(s) left) ").strip()
         except EOFError:
             return Decision(QUIT)
         key = ans[:1].lower()
@@ -232,7 +253,7 @@ def ask_proposal(desk: FrontDesk, appr: Approval, e: Experiment, left: int,
             return Decision(ApprovalState.APPROVED)
         if key == "n":
             try:
-                fb = ans[1:].strip(" :") or input("feedback for the policy (why not?): ").strip()
+                fb = ans[1:].strip(" :") or read("feedback for the policy (why not?): ").strip()
             except EOFError:
                 fb = ""
             return Decision(ApprovalState.REJECTED, fb or None)
@@ -281,7 +302,7 @@ class ConsoleApprover:
         desk = FrontDesk(engine.root, cfg=engine.cfg, who=engine.options.who)  # this thread's store connection
         try:
             with self.printer.asking() if self.printer is not None else contextlib.nullcontext():
-                decision = ask_proposal(desk, appr, e, left, self._edit)
+                decision = ask_proposal(desk, appr, e, left, self._edit, read=terminal_line)
             if decision.state == QUIT:
                 self._quit = True
             elif decision.state == ApprovalState.APPROVED:

@@ -120,3 +120,23 @@ def test_an_editor_opened_from_the_question_holds_the_event_lines(
         printer.close()
     assert "#3 finished" not in seen[0]
     assert "#3 finished" in capsys.readouterr().out
+
+
+def test_a_question_on_its_own_thread_reads_the_terminal_without_holding_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The question thread reads its line from the descriptor, not through input(): from Python 3.12 on, a daemon
+    thread waiting in input() on a terminal keeps the process from exiting after Ctrl+C until a line is typed (the
+    test above hung so on 3.12 and 3.13). The line comes back as input() would give it; end of input is EOFError."""
+    from nightlab.console import terminal_line
+
+    master, slave = pty.openpty()
+    try:
+        monkeypatch.setattr(sys, "stdin", os.fdopen(slave, "r", closefd=False))
+        monkeypatch.setattr("builtins.input", lambda *_: pytest.fail("input() was called"))
+        os.write(master, "yés, with feedback\n".encode())
+        assert terminal_line("run it? ") == "yés, with feedback"
+        os.write(master, b"\x04")  # ^D on an empty line: end of input
+        with pytest.raises(EOFError):
+            terminal_line("run it? ")
+    finally:
+        os.close(slave)
+        os.close(master)
