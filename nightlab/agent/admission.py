@@ -58,11 +58,15 @@ class Admission:
             rationale="measure the starting point (and, with other seeds, the noise)", kind=Kind.BASELINE,
             seed=self.cfg.search.seed, status=Status.QUEUED, policy="engine", edits=[], knobs={},
         )
+        return self._materialise_baseline(e)
+
+    def _materialise_baseline(self, e: Experiment) -> Experiment:
+        """The baseline's branch: the session's base commit as it is (no parent experiment to build on)."""
         base_commit = self.store.session(self.sid()).base_commit or self.ws.head_commit()
         branch, sha = self.ws.materialise(e.id, self.sid(), base_commit, {}, e.title, self.cfg.links)
         self.store.update_experiment(e.id, branch=branch, commit_sha=sha, patch="")
         self.emit(EventKind.BASELINE, f"#{e.id} baseline queued (commit {sha[:8]})", e.id)
-        return e
+        return self.store.experiment(e.id)
 
     def admit(self, proposal: Proposal, depth: int = 0) -> Experiment | None:
         """Validate a proposal, record it and make its branch and commit: the experiment, status `proposed`, or None
@@ -141,6 +145,8 @@ class Admission:
 
     def materialise(self, e: Experiment) -> Experiment | None:
         """Create the branch and commit for a recorded experiment (idempotent, used by reconcile too)."""
+        if e.kind == Kind.BASELINE:  # killed between its row and its branch: the session's first run, not a refusal
+            return self._materialise_baseline(e)
         parent = self.store.experiment(e.parent_id) if e.parent_id is not None else None
         if parent is None or parent.commit_sha is None:
             self.store.update_experiment(e.id, status=Status.REJECTED, error="parent has no commit")
