@@ -11,7 +11,8 @@ the same, `PRAGMA integrity_check` is ok and no worktree is left behind.
 The project runs one job at a time (`[search] parallel = 1`), so an uninterrupted session is deterministic and any
 difference is the crash's doing.
 
-Usage: .venv/bin/python bench/crash_points.py [--budget 4] [--first 1] [--last 0 (= every write)] [--every 1]
+Usage: .venv/bin/python bench/crash_points.py [--budget 4] [--first 1] [--last 0 (= every write)] [--every 1] [--broken]
+(--broken: the committed code fails, so the crash points cover the fix path too.)
 The fast version runs in the test suite (tests/test_crash_points.py samples a few points).
 """
 
@@ -29,31 +30,70 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.torture import make_project, wait_done
+from bench.torture import TRAIN, make_project, wait_done
 
-# Runs `nightlab ARGS...` in a process that counts the store's writes and kills itself right after the k-th one
-# (k from NIGHTLAB_KILL_AT_WRITE; 0 counts only). The count goes to NIGHTLAB_WRITES_FILE at exit.
-KILLER = """
-import atexit, os, signal, sys
-from nightlab.agent import store
-k = int(os.environ["NIGHTLAB_KILL_AT_WRITE"])
-n = [0]
-def counted(orig):
-    def write(self, *args, **kwargs):
-        out = orig(self, *args, **kwargs)
-        n[0] += 1
-        if n[0] == k:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return out
-    return write
-store.Store._insert = counted(store.Store._insert)
-store.Store._update = counted(store.Store._update)
-atexit.register(lambda: open(os.environ["NIGHTLAB_WRITES_FILE"], "w").write(str(n[0])))
-from nightlab.cli import main
-sys.exit(main())
+__all__ = ["hook_dir", "outcome", "project", "reference", "run_killed", "trial", "wait_done", "writes_of"]
+
+# A sitecustomize on the PYTHONPATH of every process the session starts (`nightlab run`, the wakes its job wrappers
+# start, cron's wakes): when `nightlab.agent.store` is imported, its two write primitives are wrapped. Each write is
+# appended, named ("update experiments (status, error)"), to NIGHTLAB_WRITES_FILE under a lock, so the processes
+# share one numbering; the process that makes write NIGHTLAB_KILL_AT_WRITE (0: none) kills itself (SIGKILL) right
+# after it. Training jobs get nightlab's own hook first on their path and never import the store.
+HOOK = """
+import os
+if os.environ.get("NIGHTLAB_KILL_AT_WRITE") is not None:
+    import importlib.machinery, sys
+
+    def _patch(store):
+        import fcntl, signal
+        k = int(os.environ["NIGHTLAB_KILL_AT_WRITE"])
+        log = os.environ["NIGHTLAB_WRITES_FILE"]
+
+        def counted(orig, verb):
+            def write(self, table, *args, **kwargs):
+                out = orig(self, table, *args, **kwargs)
+                fields = args[-1] if args and isinstance(args[-1], dict) else {}
+                name = f"{verb} {table}" + (f" ({', '.join(fields)})" if verb == "update" else "")
+                with open(log, "a+") as f:
+                    fcntl.flock(f, fcntl.LOCK_EX)
+                    f.seek(0)
+                    n = len(f.read().splitlines()) + 1
+                    f.write(name + chr(10))
+                    f.flush()
+                if n == k:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return out
+            return write
+        store.Store._insert = counted(store.Store._insert, "insert")
+        store.Store._update = counted(store.Store._update, "update")
+
+    class _Finder:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name != "nightlab.agent.store":
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is None or spec.loader is None:
+                return spec
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                _patch(module)
+            spec.loader.exec_module = exec_module
+            return spec
+    sys.meta_path.insert(0, _Finder())
 """
 
 CONFIG_EXTRA = "\n[search]\nparallel = 1\n"
+
+# --broken: the committed learning rate sends the loss to NaN, so the baseline fails and the session begins on the
+# fix path (diagnosis, the catalogue's repair, the repaired run measured as the baseline's stand-in) before it searches
+BROKEN_TRAIN = TRAIN.replace("LR = 0.05", "LR = 3.0").replace("for i in range(EPOCHS):", """\
+if LR > 1:
+    print("epoch 1 loss nan", flush=True)
+    raise SystemExit(1)
+for i in range(EPOCHS):""")
 
 
 @dataclass
@@ -77,21 +117,61 @@ class Trial:
     seconds: float
 
 
-def project(root: Path, delay: float) -> Path:
-    make_project(root, delay=delay)
+def project(root: Path, delay: float, broken: bool = False) -> Path:
+    make_project(root, delay=delay, train=BROKEN_TRAIN if broken else TRAIN)
     with (root / "nightlab.toml").open("a") as f:
         f.write(CONFIG_EXTRA)
     return root
 
 
-def run_killed(root: Path, budget: int, k: int, timeout: float = 120) -> tuple[int, int]:
-    """`nightlab run` killing itself after write k (0: never); its exit code and the writes it counted (-1 when it
-    was killed before it could say)."""
-    count = root.parent / f"{root.name}.writes"
-    env = {**os.environ, "NIGHTLAB_KILL_AT_WRITE": str(k), "NIGHTLAB_WRITES_FILE": str(count)}
-    p = subprocess.run([sys.executable, "-c", KILLER, "-C", str(root), "run", "--mode", "autonomous", "--budget",
-                        str(budget)], env=env, capture_output=True, text=True, timeout=timeout)
-    return p.returncode, int(count.read_text()) if count.exists() else -1
+def hook_dir(work: Path) -> Path:
+    d = work / "crash-hook"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "sitecustomize.py").write_text(HOOK)
+    return d
+
+
+def run_killed(root: Path, budget: int, k: int, *, detach: bool = False, wake: bool = True,
+               timeout: float = 120) -> tuple[int, bool]:
+    """A session of `budget` runs in which the process that makes write k (0: none) to the store kills itself,
+    woken as cron would until it is done (`wake`); the `nightlab run` exit code and whether the kill happened. The
+    writes, named in order, are left in `<root>.writes` (see `writes_of`)."""
+    log = writes_file(root)
+    log.unlink(missing_ok=True)
+    log.touch()
+    path = os.pathsep.join([str(hook_dir(root.parent)), *filter(None, [os.environ.get("PYTHONPATH")])])
+    # the machine-wide slot leases in a folder of the trial's own: a wrapper that gives a slot back wakes the projects
+    # waiting for one, and a wake of another nightlab project on this machine must neither count nor be killed here
+    state = root.parent / f"{root.name}.state"
+    hooked = {"NIGHTLAB_KILL_AT_WRITE": str(k), "NIGHTLAB_WRITES_FILE": str(log), "PYTHONPATH": path,
+              "XDG_STATE_HOME": str(state)}
+    saved = {name: os.environ.get(name) for name in hooked}
+    os.environ.update(hooked)  # cron's wakes below (bench.torture.nl) count their writes too
+    try:
+        p = subprocess.run([sys.executable, "-m", "nightlab", "-C", str(root), "run", "--mode", "autonomous",
+                            "--budget", str(budget), *(["--detach"] if detach else [])],
+                           capture_output=True, text=True, timeout=timeout)
+        if p.returncode not in (0, -9):
+            raise RuntimeError(f"nightlab run ended {p.returncode}: {p.stderr.strip()[-2000:]}")
+        if wake and (p.returncode == -9 or detach):
+            wait_done(root, timeout)  # as cron would (a detached session also goes on in its wrappers' wakes)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return p.returncode, k > 0 and len(writes_of(root)) >= k
+
+
+def writes_file(root: Path) -> Path:
+    return root.parent / f"{root.name}.writes"
+
+
+def writes_of(root: Path) -> list[str]:
+    """The writes the session's processes made to the store, named, in order."""
+    f = writes_file(root)
+    return f.read_text().splitlines() if f.exists() else []
 
 
 def outcome(root: Path) -> Outcome:
@@ -136,23 +216,21 @@ def compare(got: Outcome, ref: Outcome, budget: int) -> list[str]:
     return problems
 
 
-def trial(work: Path, budget: int, k: int, ref: Outcome, delay: float) -> Trial:
+def trial(work: Path, budget: int, k: int, ref: Outcome, delay: float, broken: bool = False,
+          detach: bool = False) -> Trial:
     t0 = time.monotonic()
-    root = project(work / f"k{k}", delay)
-    code, _ = run_killed(root, budget, k)
-    killed = code == -9
-    if killed:
-        wait_done(root, 120)
+    root = project(work / f"k{k}", delay, broken)
+    _, killed = run_killed(root, budget, k, detach=detach)
     got = outcome(root)
     return Trial(k, killed, got, compare(got, ref, budget), time.monotonic() - t0)
 
 
-def reference(work: Path, budget: int, delay: float) -> tuple[Outcome, int]:
-    """An uninterrupted session and the number of writes it made."""
-    root = project(work / "reference", delay)
-    code, writes = run_killed(root, budget, 0)
-    assert code == 0, f"the uninterrupted session failed ({code})"
-    return outcome(root), writes
+def reference(work: Path, budget: int, delay: float, broken: bool = False,
+              detach: bool = False) -> tuple[Outcome, list[str]]:
+    """An uninterrupted session and the writes it made, in order."""
+    root = project(work / "reference", delay, broken)
+    run_killed(root, budget, 0, detach=detach)
+    return outcome(root), writes_of(root)
 
 
 def main() -> int:
@@ -162,21 +240,26 @@ def main() -> int:
     ap.add_argument("--last", type=int, default=0, help="the last (0: every write the uninterrupted session made)")
     ap.add_argument("--every", type=int, default=1, help="kill after every n-th write only")
     ap.add_argument("--delay", type=float, default=0.05, help="seconds per epoch of the tiny training job")
+    ap.add_argument("--broken", action="store_true",
+                    help="the committed code fails (NaN loss): the session starts by fixing it")
+    ap.add_argument("--detach", action="store_true",
+                    help="the session hibernates while its jobs run; the wakes their wrappers start are killed too")
     ap.add_argument("--dir", help="work folder (default: a temp folder)")
     args = ap.parse_args()
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="nightlab-crash-points-"))
     t0 = time.monotonic()
-    ref, writes = reference(work, args.budget, args.delay)
-    last = args.last or writes
-    print(f"uninterrupted: {len(ref.experiments)} experiments, best {ref.best}, {writes} writes to the store")
+    ref, writes = reference(work, args.budget, args.delay, args.broken, args.detach)
+    last = args.last or len(writes)
+    print(f"uninterrupted: {len(ref.experiments)} experiments, best {ref.best}, {len(writes)} writes to the store")
     bad = 0
     trials = 0
     for k in range(args.first, last + 1, args.every):
-        t = trial(work, args.budget, k, ref, args.delay)
+        t = trial(work, args.budget, k, ref, args.delay, args.broken, args.detach)
         trials += 1
         if t.problems:
             bad += 1
-        print(f"kill after write {k:3d}: {'killed' if t.killed else 'ended before it'}, {t.seconds:4.1f} s: "
+        what = writes[k - 1] if k <= len(writes) else "?"
+        print(f"kill after write {k:3d} ({what}): {'killed' if t.killed else 'ended before it'}, {t.seconds:4.1f} s: "
               f"{'; '.join(t.problems) or 'same as uninterrupted'}", flush=True)
     print(f"{trials} crash points, {bad} with a difference, {time.monotonic() - t0:.0f} s")
     return 1 if bad else 0

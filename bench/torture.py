@@ -41,9 +41,9 @@ print(f"acc={score:.4f}")
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
 
 
-def make_project(root: Path, delay: float = 0.15) -> Path:
+def make_project(root: Path, delay: float = 0.15, train: str = TRAIN) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "train.py").write_text(TRAIN.replace("DELAY", repr(delay)))
+    (root / "train.py").write_text(train.replace("DELAY", repr(delay)))
     env = {**os.environ, **GIT_ENV}
     for c in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "task"]):
         subprocess.run(c, cwd=root, check=True, env=env, capture_output=True)

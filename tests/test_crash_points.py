@@ -56,12 +56,85 @@ def test_a_launch_killed_between_its_writes_spends_the_budget_once(tiny_project:
     assert store.experiment(first.id).attempts == 1  # the killed launch was never a first attempt
 
 
+# a scheduler's job is recorded under the name it is submitted with, in one transaction with its attempt and budget:
+# killed between the job's row and its backend, the row read as a local job's, called lost for want of a process
+DIE_RECORDING_A_REMOTE_JOB = """
+import os, signal, sys
+from nightlab.agent import store
+update_job = store.Store.update_job
+def dying(self, jid, **changes):
+    if "backend" in changes:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return update_job(self, jid, **changes)
+store.Store.update_job = dying
+from nightlab.cli import main
+sys.exit(main())
+"""
+
+
+def test_a_scheduler_job_killed_while_it_is_recorded_leaves_nothing_half_written(tiny_project: Path) -> None:
+    import clusters
+
+    from nightlab.agent.config import BackendConfig
+
+    from helpers import git, write_config
+
+    if clusters.ray_missing().startswith("the ray package"):
+        pytest.skip(clusters.ray_missing())
+    (port,) = clusters.free_ports(1)  # nothing listens there: the job never reaches a scheduler either way
+    write_config(tiny_project, backend=BackendConfig(kind="ray", address=f"http://127.0.0.1:{port}"))
+    git(tiny_project, "commit", "-qam", "on a cluster")
+    p = nl(tiny_project, "run", "--mode", "autonomous", "--budget", "1", "--unsafe-no-sandbox",
+           script=DIE_RECORDING_A_REMOTE_JOB)
+    assert p.returncode == -9, (p.returncode, p.stderr)
+    store = open_store(tiny_project)
+    first = store.experiments()[0]
+    assert first.attempts == 0 and first.status == "queued", first
+    assert not store.jobs(), "half a job was recorded"
+    assert store.latest_session().runs_started == 0  # type: ignore[union-attr]
+
+
 @pytest.mark.parametrize("k", [4, 17, 33])
 def test_a_session_killed_after_any_write_ends_as_an_uninterrupted_one(k: int, tmp_path: Path) -> None:
     """bench/crash_points.py kills the engine after every write of a session in turn; three of them here (4 was the
     baseline's row before its branch: the woken engine refused the baseline for want of a parent, and the session
     ended with no run at all). Whatever write k is as the code changes, it is a point a crash can hit."""
     ref, writes = crash_points.reference(tmp_path, 3, 0.05)
-    assert writes > k and len(ref.experiments) == 3
+    assert len(writes) > k and len(ref.experiments) == 3
     t = crash_points.trial(tmp_path, 3, k, ref, 0.05)
     assert t.killed and not t.problems, t.problems
+
+
+@pytest.mark.parametrize("k", [16, 21])
+def test_a_session_that_starts_with_a_fix_killed_after_a_write_ends_as_an_uninterrupted_one(
+        k: int, tmp_path: Path) -> None:
+    """The committed code fails (the loss goes NaN), so the session first diagnoses it and runs the catalogue's
+    repair. 16 is the repair's row written before its branch and commit, 21 the failed baseline settled after the
+    repair's decision step was recorded, before the repair's launch (bench/crash_points.py --broken names every
+    write of that session)."""
+    ref, writes = crash_points.reference(tmp_path, 4, 0.05, broken=True)
+    assert ref.experiments[0][2] == "failed" and "lower LR" in ref.experiments[1][0], ref.experiments
+    assert writes[k - 1].startswith(("insert experiments", "update experiments")), writes[k - 1]
+    t = crash_points.trial(tmp_path, 4, k, ref, 0.05, broken=True)
+    assert t.killed and not t.problems, t.problems
+
+
+def test_a_baseline_that_cannot_be_committed_on_waking_is_refused_once_and_the_session_goes_on(
+        tmp_path: Path) -> None:
+    """Killed between the baseline's row and its branch, and the branch cannot be made when the session wakes (a
+    stale ref lock, as a kill inside git leaves): the baseline is recorded as not committed and said, not raised by
+    every wake that follows; the session measures a new baseline and ends as usual."""
+    root = crash_points.project(tmp_path / "p", 0.05)
+    lock = root / ".git" / "refs" / "heads" / "nightlab" / "1" / "1.lock"  # the baseline's branch, locked
+    code, killed = crash_points.run_killed(root, 3, 4, detach=False, wake=False)
+    assert code == -9 and killed
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    assert nl(root, "wake").returncode == 0
+    crash_points.wait_done(root, 120)
+    store = open_store(root)
+    first, *rest = store.experiments()
+    assert first.kind == "baseline" and first.status == "rejected" and "not committed" in (first.error or "")
+    assert any("could not be committed" in str(ev["message"]) for ev in store.events())
+    assert rest and rest[0].kind == "baseline" and rest[0].run_result == "succeeded", rest
+    assert store.latest_session().state == "done"  # type: ignore[union-attr]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 import sqlite_utils
 
 from nightlab.agent import store as store_mod
@@ -201,3 +202,42 @@ def test_opening_the_store_does_not_import_pandas() -> None:
             "import pandas; print(pandas.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "pandas", out.stderr
+
+
+def test_writes_in_one_transaction_land_together_or_not_at_all(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store.atomic: an error inside rolls every write back; a COMMIT that fails (a full disk) leaves no
+    transaction open behind it, so later writes still land and other processes are not locked out."""
+    s = Store(tmp_path / "db.sqlite")
+    sid = s.create_session("/p", Mode.AUTONOMOUS, "builtin", 3, None, None).id
+    try:
+        with s.atomic():
+            s.update_session(sid, runs_started=1)
+            with s.atomic():  # nested: joins the outer transaction
+                s.update_session(sid, budget=5)
+            raise RuntimeError("between two writes")
+    except RuntimeError:
+        pass
+    assert (s.session(sid).runs_started, s.session(sid).budget) == (0, 3)
+    execute = s.db.execute
+
+    def failing_commit(sql: str, *args: object) -> object:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return execute(sql, *args)
+
+    monkeypatch.setattr(s.db, "execute", failing_commit)
+    try:
+        with s.atomic():
+            s.update_session(sid, runs_started=2)
+    except sqlite3.OperationalError:
+        pass
+    monkeypatch.setattr(s.db, "execute", execute)
+    assert not s.db.conn.in_transaction
+    assert s.session(sid).runs_started == 0
+    s.update_session(sid, runs_started=1)  # lands: no transaction was left open to swallow it
+    other = sqlite3.connect(tmp_path / "db.sqlite", timeout=1)
+    assert other.execute("SELECT runs_started FROM sessions WHERE id = ?", (sid,)).fetchone() == (1,)
+    other.execute("UPDATE sessions SET budget = 4 WHERE id = ?", (sid,))  # not locked out
+    other.commit()
+    other.close()

@@ -61,9 +61,11 @@ class Admission:
         return self._materialise_baseline(e)
 
     def _materialise_baseline(self, e: Experiment) -> Experiment:
-        """The baseline's branch: the session's base commit as it is (no parent experiment to build on)."""
-        base_commit = self.store.session(self.sid()).base_commit or self.ws.head_commit()
-        branch, sha = self.ws.materialise(e.id, self.sid(), base_commit, {}, e.title, self.cfg.links)
+        """The baseline's branch: its session's base commit as it is (no parent experiment to build on). Woken
+        after a crash, that is still the session the row was written in, not a later one."""
+        sid = e.session_id or self.sid()
+        base_commit = self.store.session(sid).base_commit or self.ws.head_commit()
+        branch, sha = self.ws.materialise(e.id, sid, base_commit, {}, e.title, self.cfg.links)
         self.store.update_experiment(e.id, branch=branch, commit_sha=sha, patch="")
         self.emit(EventKind.BASELINE, f"#{e.id} baseline queued (commit {sha[:8]})", e.id)
         return self.store.experiment(e.id)
@@ -146,7 +148,12 @@ class Admission:
     def materialise(self, e: Experiment) -> Experiment | None:
         """Create the branch and commit for a recorded experiment (idempotent, used by reconcile too)."""
         if e.kind == Kind.BASELINE:  # killed between its row and its branch: the session's first run, not a refusal
-            return self._materialise_baseline(e)
+            try:
+                return self._materialise_baseline(e)
+            except GitError as err:  # said once and recorded, not raised again by every wake that follows
+                self.store.update_experiment(e.id, status=Status.REJECTED, error=f"not committed: {err}")
+                self.emit(EventKind.FAILED, f"the baseline #{e.id} could not be committed: {err}", e.id)
+                return None
         parent = self.store.experiment(e.parent_id) if e.parent_id is not None else None
         if parent is None or parent.commit_sha is None:
             self.store.update_experiment(e.id, status=Status.REJECTED, error="parent has no commit")

@@ -107,9 +107,12 @@ class Dispatch:
 
     def _failed(self, e: Experiment, err: Exception, what: str) -> None:
         """A job that could not start: recorded as the experiment's failure (a launch error), never retried."""
+        self._record_failure(e, err)
+        self.emit(EventKind.FAILED, f"#{e.id} {what}: {err}", e.id)
+
+    def _record_failure(self, e: Experiment, err: Exception) -> None:
         self.store.update_experiment(e.id, status=Status.FAILED, run_result=RunResult.FAILED, error=str(err),
                                      failure_class=FailureClass.LAUNCH_ERROR, diagnosis=str(err))
-        self.emit(EventKind.FAILED, f"#{e.id} {what}: {err}", e.id)
 
     # ------------------------------------------------------------------------------------------- a scheduler
     def submit_queued(self, may_start: Callable[[Experiment], bool]) -> bool:
@@ -126,26 +129,33 @@ class Dispatch:
             try:
                 spec = RemoteJobs.adapt(self.launcher.prepare(e, slots.Slot(id=self.remote.kind), attempt,
                                                               command=self.command_for(e)))
-                with self.store.atomic():  # the attempt and the budget it spends land together
+                # the attempt, its job (under the name it is submitted with) and the budget it spends land together
+                with self.store.atomic():
                     self.store.update_experiment(e.id, status=Status.RUNNING, attempts=attempt)
+                    job = self.remote.record(e, spec, attempt)
                     if attempt == 1:
                         self._count_run(+1)
-                job = self.remote.submit(e, spec, attempt)
+                job = self.remote.hand_over(job)
             except BackendError as err:
-                for j in self.store.open_jobs():
-                    if j.experiment_id == e.id:
-                        self.store.update_job(j.id, state=JobState.ENDED, ended=time.time(), ending="not_submitted")
-                if err.transient:  # busy or unreachable for now: back to the queue as it was, asked again later
-                    with self.store.atomic():
+                # the unsubmitted job's end and what becomes of the experiment land together too: a crash between
+                # them left it running with no job, re-tried by reconcile as an interrupted launch (or given up)
+                with self.store.atomic():
+                    for j in self.store.open_jobs():
+                        if j.experiment_id == e.id:
+                            self.store.update_job(j.id, state=JobState.ENDED, ended=time.time(),
+                                                  ending="not_submitted")
+                    if err.transient:  # busy or unreachable for now: back to the queue as it was, asked again later
                         self.store.update_experiment(e.id, status=Status.QUEUED, attempts=attempt - 1)
                         if attempt == 1:
                             self._count_run(-1)
+                    else:  # refused (a bad partition, no such resource): recorded, never retried
+                        self._record_failure(e, err)
+                if err.transient:
                     if not self.backend_wait:
                         self.emit(EventKind.BACKEND_WAIT, f"#{e.id} waits for the scheduler: {err}", e.id)
                     self.backend_wait = str(err)
                     break
-                # refused (a bad partition, no such resource): recorded, never retried
-                self._failed(e, err, "could not be submitted")
+                self.emit(EventKind.FAILED, f"#{e.id} could not be submitted: {err}", e.id)
             except NightlabError as err:
                 self._failed(e, err, "could not start")
             else:

@@ -72,14 +72,19 @@ class RemoteJobs:
         spec.leases, spec.lease_run = [], ""
         return spec
 
-    def submit(self, e: Experiment, spec: JobSpec, attempt: int) -> Job:
-        """Record the job, then hand it to the scheduler (in that order: see `recover`)."""
+    def record(self, e: Experiment, spec: JobSpec, attempt: int) -> Job:
+        """Record the job under the name it will be submitted with, before it is (see `recover`). The caller writes
+        it in one transaction with the attempt it belongs to: a job row without its backend reads as a local job,
+        which reconcile would call lost for want of a process."""
         run_dir = Path(spec.run_dir)
         spec.write(run_dir / "spec.json")
-        name = self.name(e.id, attempt)
         job = self.store.add_job(e.id, str(run_dir), str(run_dir / "output.log"), None)
-        self.store.update_job(job.id, backend=self.kind, sched_name=name)
-        sched_id = self.backend.submit(str(run_dir), name)
+        self.store.update_job(job.id, backend=self.kind, sched_name=self.name(e.id, attempt))
+        return self.store.job(job.id)
+
+    def hand_over(self, job: Job) -> Job:
+        """Submit a recorded job to the scheduler and record the id it was given."""
+        sched_id = self.backend.submit(job.run_dir, job.sched_name or "")
         self.store.update_job(job.id, sched_id=sched_id, state=JobState.RUNNING, sched_state=SchedState.QUEUED)
         return self.store.job(job.id)
 

@@ -350,10 +350,13 @@ class Store:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # a failed COMMIT (a full disk) must not leave the transaction open: later writes would join it and
+            # never land, and its lock would keep every other process out; SQLite may have rolled back already
+            if self.db.conn.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
 
     def integrity_ok(self) -> bool:
         return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
@@ -473,7 +476,9 @@ class Store:
         return self.experiments_in(*sorted(ACTIVE))
 
     def baseline_experiment(self) -> Experiment | None:
-        rows = self.experiments("kind = ?", (Kind.BASELINE,))
+        """The project's baseline: the first one whose branch could be made (one refused for want of a commit, on
+        waking after a crash, is replaced by a new one)."""
+        rows = self.experiments("kind = ? AND status != ?", (Kind.BASELINE, Status.REJECTED))
         return rows[0] if rows else None
 
     def reruns_of(self, exp_id: int) -> list[Experiment]:
