@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -216,11 +217,20 @@ def terminal_line(prompt: str) -> str:
         return input(prompt)
     print(prompt, end="", flush=True)
     line = bytearray()
-    while (byte := os.read(fd, 1)) not in (b"", b"\n"):  # a terminal hands over a whole line at once
+    while (byte := _read_byte(fd)) not in (b"", b"\n"):  # a terminal hands over a whole line at once
         line += byte
     if not byte and not line:
         raise EOFError
-    return line.decode(errors="replace").rstrip("\r")
+    return line.decode(getattr(sys.stdin, "encoding", None) or "utf-8", errors="replace").rstrip("\r")
+
+
+def _read_byte(fd: int) -> bytes:
+    """One byte of the descriptor, waiting for it even where an earlier program left the terminal non-blocking."""
+    while True:
+        try:
+            return os.read(fd, 1)
+        except BlockingIOError:
+            select.select([fd], [], [])
 
 
 def confirm(question: str) -> bool:
@@ -276,12 +286,13 @@ class ConsoleApprover:
         self.printer = printer  # the engine's event lines: no live line over the prompt, none over an editor
         self._thread: threading.Thread | None = None
         self._quit = False
+        self._unreadable = False  # stdin could not be read: the questions wait for another front-end
 
     def __call__(self, engine: Engine, appr: Approval, e: Experiment) -> Decision | None:
         if self._quit:
             self._quit = False
             return Decision(QUIT)
-        if self._thread is not None and self._thread.is_alive():
+        if self._unreadable or (self._thread is not None and self._thread.is_alive()):
             return None
         self._thread = threading.Thread(target=self._ask, args=(engine, appr, e, engine.budget_left()),
                                         name=f"nightlab-ask-{e.id}", daemon=True)
@@ -302,7 +313,14 @@ class ConsoleApprover:
         desk = FrontDesk(engine.root, cfg=engine.cfg, who=engine.options.who)  # this thread's store connection
         try:
             with self.printer.asking() if self.printer is not None else contextlib.nullcontext():
-                decision = ask_proposal(desk, appr, e, left, self._edit, read=terminal_line)
+                try:
+                    decision = ask_proposal(desk, appr, e, left, self._edit, read=terminal_line)
+                except (OSError, RuntimeError) as err:  # no terminal to read (stdin closed, detached): said once
+                    self._unreadable = True
+                    why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                    print(style(f"#{e.id} waits for approval, and this console cannot read an answer ({why}): "
+                                f"answer with `nightlab approve {e.id}` or in the TUI", "33"), flush=True)
+                    return
             if decision.state == QUIT:
                 self._quit = True
             elif decision.state == ApprovalState.APPROVED:

@@ -140,3 +140,27 @@ def test_a_question_on_its_own_thread_reads_the_terminal_without_holding_input(m
     finally:
         os.close(slave)
         os.close(master)
+
+
+def test_the_question_waits_for_its_line_on_a_terminal_left_non_blocking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A program run before (or beside) nightlab can leave the terminal in non-blocking mode; the question then
+    waits for the line instead of dying with BlockingIOError and leaving the approval unasked."""
+    import fcntl
+    import time
+
+    from nightlab.console import terminal_line
+
+    master, slave = pty.openpty()
+    try:
+        fcntl.fcntl(slave, fcntl.F_SETFL, fcntl.fcntl(slave, fcntl.F_GETFL) | os.O_NONBLOCK)
+        monkeypatch.setattr(sys, "stdin", os.fdopen(slave, "r", closefd=False))
+        got: list[str] = []
+        t = threading.Thread(target=lambda: got.append(terminal_line("run it? ")), daemon=True)
+        t.start()
+        time.sleep(0.3)  # the reader finds nothing yet
+        os.write(master, b"y\n")
+        t.join(10)
+        assert got == ["y"]
+    finally:
+        os.close(slave)
+        os.close(master)
