@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.torture import TRAIN, make_project, wait_done
 
-__all__ = ["hook_dir", "outcome", "project", "reference", "run_killed", "trial", "wait_done", "writes_of"]
+__all__ = ["compare", "hook_dir", "outcome", "project", "reference", "run_killed", "trial", "wait_done", "writes_of"]
 
 # A sitecustomize on the PYTHONPATH of every process the session starts (`nightlab run`, the wakes its job wrappers
 # start, cron's wakes): when `nightlab.agent.store` is imported, its two write primitives are wrapped. Each write is

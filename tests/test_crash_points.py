@@ -138,3 +138,17 @@ def test_a_baseline_that_cannot_be_committed_on_waking_is_refused_once_and_the_s
     assert any("could not be committed" in str(ev["message"]) for ev in store.events())
     assert rest and rest[0].kind == "baseline" and rest[0].run_result == "succeeded", rest
     assert store.latest_session().state == "done"  # type: ignore[union-attr]
+
+
+def test_a_detached_session_whose_wake_is_killed_mid_verdict_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    """`nightlab run --detach` hibernates while its job runs; the job's wrapper starts `nightlab wake` when the job
+    ends, and it is that process which is killed here, after it wrote the run's result and before the rest of its
+    verdict (bench/crash_points.py --detach numbers the writes of every process of the session)."""
+    ref, writes = crash_points.reference(tmp_path, 3, 0.05, detach=True)
+    k = next(i for i, w in enumerate(writes, 1) if w.startswith("update experiments (status, settled, run_result"))
+    assert any(w.startswith("update sessions (state, wake_conditions") for w in writes[:k - 1]), writes[:k]
+    root = crash_points.project(tmp_path / "killed", 0.05)
+    code, killed = crash_points.run_killed(root, 3, k, detach=True)
+    assert code == 0 and killed, "the kill was meant for a wake started by a job's wrapper, not for `nightlab run`"
+    got = crash_points.outcome(root)
+    assert not crash_points.compare(got, ref, 3), crash_points.compare(got, ref, 3)
