@@ -11,8 +11,11 @@ the same, `PRAGMA integrity_check` is ok and no worktree is left behind.
 The project runs one job at a time (`[search] parallel = 1`), so an uninterrupted session is deterministic and any
 difference is the crash's doing.
 
-Usage: .venv/bin/python bench/crash_points.py [--budget 4] [--first 1] [--last 0 (= every write)] [--every 1] [--broken]
-(--broken: the committed code fails, so the crash points cover the fix path too.)
+Usage: .venv/bin/python bench/crash_points.py [--budget 4] [--first 1] [--last 0 (= every write)] [--every 1]
+    [--broken] [--detach] [--step]
+(--broken: the committed code fails, so the crash points cover the fix path too; --detach: the session hibernates
+while its jobs run, and the wakes their wrappers start are killed too; --step: step mode, each proposal approved
+with `nightlab approve`, which is killed too.)
 The fast version runs in the test suite (tests/test_crash_points.py samples a few points).
 """
 
@@ -30,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.torture import TRAIN, make_project, wait_done
+from bench.torture import TRAIN, make_project, nl, wait_done
 
 __all__ = ["compare", "hook_dir", "outcome", "project", "reference", "run_killed", "trial", "wait_done", "writes_of"]
 
@@ -49,23 +52,33 @@ if os.environ.get("NIGHTLAB_KILL_AT_WRITE") is not None:
         k = int(os.environ["NIGHTLAB_KILL_AT_WRITE"])
         log = os.environ["NIGHTLAB_WRITES_FILE"]
 
+        def count(name):
+            with open(log, "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                f.seek(0)
+                n = len(f.read().splitlines()) + 1
+                f.write(name + chr(10))
+                f.flush()
+            if n == k:
+                os.kill(os.getpid(), signal.SIGKILL)
+
         def counted(orig, verb):
             def write(self, table, *args, **kwargs):
                 out = orig(self, table, *args, **kwargs)
                 fields = args[-1] if args and isinstance(args[-1], dict) else {}
-                name = f"{verb} {table}" + (f" ({', '.join(fields)})" if verb == "update" else "")
-                with open(log, "a+") as f:
-                    fcntl.flock(f, fcntl.LOCK_EX)
-                    f.seek(0)
-                    n = len(f.read().splitlines()) + 1
-                    f.write(name + chr(10))
-                    f.flush()
-                if n == k:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                count(f"{verb} {table}" + (f" ({', '.join(fields)})" if verb == "update" else ""))
                 return out
             return write
+
+        def deciding(orig):  # an approval's answer: its own UPDATE, first decision wins
+            def decide(self, *args, **kwargs):
+                out = orig(self, *args, **kwargs)
+                count("update approvals (decided)")
+                return out
+            return decide
         store.Store._insert = counted(store.Store._insert, "insert")
         store.Store._update = counted(store.Store._update, "update")
+        store.Store.decide = deciding(store.Store.decide)
 
     class _Finder:
         @staticmethod
@@ -131,11 +144,28 @@ def hook_dir(work: Path) -> Path:
     return d
 
 
-def run_killed(root: Path, budget: int, k: int, *, detach: bool = False, wake: bool = True,
+def approve_pending(root: Path) -> None:
+    """Say yes to every proposal waiting for it, as a person at `nightlab approve` would (the approving process
+    counts its writes too, and may be the one killed: the proposal is then still pending and asked about again)."""
+    con = sqlite3.connect(root / ".nightlab" / "nightlab.db", timeout=30)
+    try:
+        pending = [int(eid) for (eid,) in con.execute(
+            "SELECT experiment_id FROM approvals WHERE state = 'pending' AND kind = 'hypothesis'")]
+    except sqlite3.OperationalError:  # no approvals table yet
+        pending = []
+    finally:
+        con.close()
+    for eid in pending:
+        nl(root, "approve", str(eid))
+
+
+def run_killed(root: Path, budget: int, k: int, *, detach: bool = False, step: bool = False, wake: bool = True,
                timeout: float = 120) -> tuple[int, bool]:
     """A session of `budget` runs in which the process that makes write k (0: none) to the store kills itself,
     woken as cron would until it is done (`wake`); the `nightlab run` exit code and whether the kill happened. The
-    writes, named in order, are left in `<root>.writes` (see `writes_of`)."""
+    writes, named in order, are left in `<root>.writes` (see `writes_of`). `step`: step mode, detached (the
+    questions are answered with `nightlab approve`, each as soon as it is asked)."""
+    detach = detach or step
     log = writes_file(root)
     log.unlink(missing_ok=True)
     log.touch()
@@ -148,13 +178,14 @@ def run_killed(root: Path, budget: int, k: int, *, detach: bool = False, wake: b
     saved = {name: os.environ.get(name) for name in hooked}
     os.environ.update(hooked)  # cron's wakes below (bench.torture.nl) count their writes too
     try:
-        p = subprocess.run([sys.executable, "-m", "nightlab", "-C", str(root), "run", "--mode", "autonomous",
-                            "--budget", str(budget), *(["--detach"] if detach else [])],
-                           capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run([sys.executable, "-m", "nightlab", "-C", str(root), "run", "--mode",
+                            "step" if step else "autonomous", "--budget", str(budget),
+                            *(["--detach"] if detach else [])], capture_output=True, text=True, timeout=timeout)
         if p.returncode not in (0, -9):
             raise RuntimeError(f"nightlab run ended {p.returncode}: {p.stderr.strip()[-2000:]}")
         if wake and (p.returncode == -9 or detach):
-            wait_done(root, timeout)  # as cron would (a detached session also goes on in its wrappers' wakes)
+            # as cron would (a detached session also goes on in its wrappers' wakes and its approvals' wakes)
+            wait_done(root, timeout, (lambda: approve_pending(root)) if step else None)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -217,19 +248,19 @@ def compare(got: Outcome, ref: Outcome, budget: int) -> list[str]:
 
 
 def trial(work: Path, budget: int, k: int, ref: Outcome, delay: float, broken: bool = False,
-          detach: bool = False) -> Trial:
+          detach: bool = False, step: bool = False) -> Trial:
     t0 = time.monotonic()
     root = project(work / f"k{k}", delay, broken)
-    _, killed = run_killed(root, budget, k, detach=detach)
+    _, killed = run_killed(root, budget, k, detach=detach, step=step)
     got = outcome(root)
     return Trial(k, killed, got, compare(got, ref, budget), time.monotonic() - t0)
 
 
 def reference(work: Path, budget: int, delay: float, broken: bool = False,
-              detach: bool = False) -> tuple[Outcome, list[str]]:
+              detach: bool = False, step: bool = False) -> tuple[Outcome, list[str]]:
     """An uninterrupted session and the writes it made, in order."""
     root = project(work / "reference", delay, broken)
-    run_killed(root, budget, 0, detach=detach)
+    run_killed(root, budget, 0, detach=detach, step=step)
     return outcome(root), writes_of(root)
 
 
@@ -244,17 +275,19 @@ def main() -> int:
                     help="the committed code fails (NaN loss): the session starts by fixing it")
     ap.add_argument("--detach", action="store_true",
                     help="the session hibernates while its jobs run; the wakes their wrappers start are killed too")
+    ap.add_argument("--step", action="store_true",
+                    help="step mode (detached): each proposal approved with `nightlab approve`, which may be killed")
     ap.add_argument("--dir", help="work folder (default: a temp folder)")
     args = ap.parse_args()
     work = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="nightlab-crash-points-"))
     t0 = time.monotonic()
-    ref, writes = reference(work, args.budget, args.delay, args.broken, args.detach)
+    ref, writes = reference(work, args.budget, args.delay, args.broken, args.detach, args.step)
     last = args.last or len(writes)
     print(f"uninterrupted: {len(ref.experiments)} experiments, best {ref.best}, {len(writes)} writes to the store")
     bad = 0
     trials = 0
     for k in range(args.first, last + 1, args.every):
-        t = trial(work, args.budget, k, ref, args.delay, args.broken, args.detach)
+        t = trial(work, args.budget, k, ref, args.delay, args.broken, args.detach, args.step)
         trials += 1
         if t.problems:
             bad += 1

@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,11 +126,14 @@ def project_processes(root: Path) -> list[int]:
     return out
 
 
-def wait_done(root: Path, timeout: float) -> None:
-    """Wait for the session to finish, waking it as cron would whenever nothing holds the lock for a while."""
+def wait_done(root: Path, timeout: float, each: Callable[[], object] | None = None) -> None:
+    """Wait for the session to finish, waking it as cron would whenever nothing holds the lock for a while; `each`
+    is called every round (a person answering the session's questions, say)."""
     deadline = time.monotonic() + timeout
     idle_since: float | None = None
     while time.monotonic() < deadline:
+        if each is not None:
+            each()
         if session_state(root) == "done" and engine_pid(root) is None and not wrapper_pids(root):
             return
         if engine_pid(root) is None and not wrapper_pids(root):

@@ -152,3 +152,14 @@ def test_a_detached_session_whose_wake_is_killed_mid_verdict_ends_as_an_uninterr
     assert code == 0 and killed, "the kill was meant for a wake started by a job's wrapper, not for `nightlab run`"
     got = crash_points.outcome(root)
     assert not crash_points.compare(got, ref, 3), crash_points.compare(got, ref, 3)
+
+
+def test_a_step_mode_approval_killed_after_its_answer_ends_as_an_uninterrupted_session(tmp_path: Path) -> None:
+    """Step mode, detached: each proposal waits for `nightlab approve`. The approving process is killed right after
+    it wrote the answer, before it could wake the hibernating engine; cron's wake finds the answer and the run
+    starts as if nothing happened (bench/crash_points.py --step)."""
+    ref, writes = crash_points.reference(tmp_path, 3, 0.05, step=True)
+    k = writes.index("update approvals (decided)") + 1
+    t = crash_points.trial(tmp_path, 3, k, ref, 0.05, step=True)
+    assert t.killed and not t.problems, t.problems
+    assert len(ref.experiments) == 3
