@@ -164,7 +164,8 @@ class Admission:
                                   list(self.cfg.editable), self.cfg.protected,
                                   lambda p: self.ws.link_in_path(parent.commit_sha or "", p))
             message = commit_message(e)
-            branch, sha = self.ws.materialise(e.id, self.sid(), parent.commit_sha, changes, message, self.cfg.links)
+            branch, sha = self.ws.materialise(e.id, e.session_id or self.sid(), parent.commit_sha, changes, message,
+                                              self.cfg.links)
         except (EditError, GitError) as err:
             # a change that cannot be committed is refused like an invalid one: recorded, and never retried by the
             # next run's recovery (which re-materialises only experiments still waiting for a commit)
