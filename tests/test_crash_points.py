@@ -163,3 +163,14 @@ def test_a_step_mode_approval_killed_after_its_answer_ends_as_an_uninterrupted_s
     t = crash_points.trial(tmp_path, 3, k, ref, 0.05, step=True)
     assert t.killed and not t.problems, t.problems
     assert len(ref.experiments) == 3
+
+
+def test_a_step_mode_proposal_killed_before_its_question_is_asked_on_waking(tmp_path: Path) -> None:
+    """Killed between a proposal's row and its approval request: the woken engine (a `nightlab wake`, with nobody
+    at a console to ask) filed no question, hibernated with nothing to wake it, and every wake after it did the
+    same — the session waited forever (bench/crash_points.py --step found it). The question is filed on waking."""
+    ref, writes = crash_points.reference(tmp_path, 3, 0.05, step=True)
+    asked = writes.index("insert approvals")
+    k = max(i for i, w in enumerate(writes[:asked], 1) if w == "insert experiments")  # the proposal's row
+    t = crash_points.trial(tmp_path, 3, k, ref, 0.05, step=True)
+    assert t.killed and not t.problems, t.problems

@@ -659,11 +659,17 @@ class Engine:
                 if self.options.mode == Mode.AUTONOMOUS:
                     self.store.update_experiment(e.id, status=Status.QUEUED)
                     progressed = True
-                elif self.approver is not None and e.commit_sha:
+                elif e.commit_sha:
+                    # its question was never filed (killed between the proposal and its approval, or asked by
+                    # nobody): filed now, whether or not anyone here can answer it, or a woken step-mode session
+                    # would hibernate with nothing to wake it
                     stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, self.clock.predict(e),
                                               self.plan.unforeseen(e.phase))
                     appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
-                    self._ask(appr)
+                    if self.approver is not None:
+                        self._ask(appr)
+                    else:
+                        self._notify(f"nightlab: experiment #{e.id} waits for your approval: {e.title}")
                     progressed = True
                 continue
             last = decided[-1]
