@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,39 @@ def test_a_step_mode_proposal_killed_before_its_question_is_asked_on_waking(tmp_
     k = max(i for i, w in enumerate(writes[:asked], 1) if w == "insert experiments")  # the proposal's row
     t = crash_points.trial(tmp_path, 3, k, ref, 0.05, step=True)
     assert t.killed and not t.problems, t.problems
+
+
+def test_a_checkpoint_killed_before_its_question_still_waits_for_a_person(tmp_path: Path) -> None:
+    """Autonomous, with a checkpoint on every run predicted over a tiny limit: killed between a proposal's row and
+    its approval request, the woken engine queued it as any autonomous proposal and ran it without asking. The
+    checkpoint's question is filed on waking, and the run waits for its answer."""
+    def checkpointed(name: str) -> Path:
+        root = crash_points.project(tmp_path / name, 0.05)
+        with (root / "nightlab.toml").open("a") as f:
+            f.write("\n[autonomy]\nask_runs_over_min = 0.00001\n")
+        return root
+
+    def until(what: Callable[[], bool], timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while not what():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.2)
+
+    probe = checkpointed("probe")  # where an uninterrupted session asks
+    crash_points.run_killed(probe, 3, 0, detach=True, wake=False)
+    until(lambda: "insert approvals" in crash_points.writes_of(probe))
+    k = crash_points.writes_of(probe).index("insert approvals")  # the write before the question
+    root = checkpointed("killed")
+    code, _ = crash_points.run_killed(root, 3, k, detach=True, wake=False)
+    assert code == 0
+    lock = ProjectLock(root / ".nightlab")
+    until(lambda: len(crash_points.writes_of(root)) >= k and not lock.is_held())
+    store = open_store(root)
+    [proposal] = [e for e in store.experiments() if e.kind not in ("baseline", "rerun")]
+    assert proposal.commit_sha and not store.approvals_of(kind="hypothesis", experiment_id=proposal.id)
+    assert nl(root, "wake").returncode == 0
+    until(lambda: bool(store.approvals_of(kind="hypothesis", experiment_id=proposal.id)))
+    [appr] = store.approvals_of(kind="hypothesis", experiment_id=proposal.id)
+    assert appr.payload.get("checkpoint") == "long_run" and appr.state == "pending", appr
+    until(lambda: not lock.is_held())
+    assert store.experiment(proposal.id).attempts == 0, "it ran without asking"

@@ -656,20 +656,24 @@ class Engine:
         for e in self.store.experiments_in(Status.PROPOSED):
             decided = self.store.approvals_of(kind=ApprovalKind.HYPOTHESIS, experiment_id=e.id)
             if not decided:
-                if self.options.mode == Mode.AUTONOMOUS:
+                # no question filed: killed between the proposal's row and its approval request (admit files one
+                # in step mode and at a checkpoint), or nobody was there to ask. It is filed now, whether or not
+                # anyone here can answer it: a woken step-mode session would hibernate with nothing to wake it, and
+                # an autonomous one would run a checkpoint's experiment without asking
+                stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, self.clock.predict(e),
+                                          self.plan.unforeseen(e.phase))
+                if self.options.mode == Mode.AUTONOMOUS and stop is None:
                     self.store.update_experiment(e.id, status=Status.QUEUED)
                     progressed = True
                 elif e.commit_sha:
-                    # its question was never filed (killed between the proposal and its approval, or asked by
-                    # nobody): filed now, whether or not anyone here can answer it, or a woken step-mode session
-                    # would hibernate with nothing to wake it
-                    stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, self.clock.predict(e),
-                                              self.plan.unforeseen(e.phase))
                     appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
-                    if self.approver is not None:
+                    if stop is not None:
+                        self.emit(EventKind.CHECKPOINT, f"#{e.id} waits for your approval: {stop[1]}", e.id)
+                    if self.options.mode == Mode.STEP and self.approver is not None:
                         self._ask(appr)
                     else:
-                        self._notify(f"nightlab: experiment #{e.id} waits for your approval: {e.title}")
+                        why = f" ({stop[1]})" if stop is not None else ""
+                        self._notify(f"nightlab: experiment #{e.id} waits for your approval{why}: {e.title}")
                     progressed = True
                 continue
             last = decided[-1]
