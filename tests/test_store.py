@@ -210,14 +210,11 @@ def test_writes_in_one_transaction_land_together_or_not_at_all(tmp_path: Path,
     transaction open behind it, so later writes still land and other processes are not locked out."""
     s = Store(tmp_path / "db.sqlite")
     sid = s.create_session("/p", Mode.AUTONOMOUS, "builtin", 3, None, None).id
-    try:
-        with s.atomic():
-            s.update_session(sid, runs_started=1)
-            with s.atomic():  # nested: joins the outer transaction
-                s.update_session(sid, budget=5)
-            raise RuntimeError("between two writes")
-    except RuntimeError:
-        pass
+    with pytest.raises(RuntimeError), s.atomic():
+        s.update_session(sid, runs_started=1)
+        with s.atomic():  # nested: joins the outer transaction
+            s.update_session(sid, budget=5)
+        raise RuntimeError("between two writes")
     assert (s.session(sid).runs_started, s.session(sid).budget) == (0, 3)
     execute = s.db.execute
 
@@ -227,11 +224,8 @@ def test_writes_in_one_transaction_land_together_or_not_at_all(tmp_path: Path,
         return execute(sql, *args)
 
     monkeypatch.setattr(s.db, "execute", failing_commit)
-    try:
-        with s.atomic():
-            s.update_session(sid, runs_started=2)
-    except sqlite3.OperationalError:
-        pass
+    with pytest.raises(sqlite3.OperationalError, match="disk is full"), s.atomic():
+        s.update_session(sid, runs_started=2)
     monkeypatch.setattr(s.db, "execute", execute)
     assert not s.db.conn.in_transaction
     assert s.session(sid).runs_started == 0
