@@ -666,14 +666,7 @@ class Engine:
                     self.store.update_experiment(e.id, status=Status.QUEUED)
                     progressed = True
                 elif e.commit_sha:
-                    appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
-                    if stop is not None:
-                        self.emit(EventKind.CHECKPOINT, f"#{e.id} waits for your approval: {stop[1]}", e.id)
-                    if self.options.mode == Mode.STEP and self.approver is not None:
-                        self._ask(appr)
-                    else:
-                        why = f" ({stop[1]})" if stop is not None else ""
-                        self._notify(f"nightlab: experiment #{e.id} waits for your approval{why}: {e.title}")
+                    self._file_question(e, stop)
                     progressed = True
                 continue
             last = decided[-1]
@@ -815,27 +808,30 @@ class Engine:
         stop = checkpoints.reason(self.cfg.autonomy, e.kind, e.edits, proposal.predicted_s or self.clock.predict(e),
                                   self.plan.unforeseen(e.phase))
         if stop is not None and self.options.mode != Mode.STEP:  # it waits for a person; all else goes on
-            self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
-            self.emit(EventKind.CHECKPOINT, f"#{e.id} waits for your approval: {stop[1]}", e.id)
-            self._notify(f"nightlab: experiment #{e.id} waits for your approval ({stop[1]}): {e.title}")
+            self._file_question(e, stop)
         elif self.options.mode == Mode.STEP and e.kind not in (BASELINE, RERUN):
             # step mode asks about every proposal; one at a checkpoint (a phase the plan did not foresee, a long
             # run, a structural change) says why, as the autonomous mode's does
-            appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, self._asking(e, stop), self.sid, e.id)
-            if stop is not None:
-                self.emit(EventKind.CHECKPOINT, f"#{e.id} waits for your approval: {stop[1]}", e.id)
-            why = f" ({stop[1]})" if stop is not None else ""
-            self._notify(f"nightlab: experiment #{e.id} waits for your approval{why}: {e.title}")
-            self._ask(appr)
+            self._file_question(e, stop)
         else:
             self.store.update_experiment(e.id, status=Status.QUEUED)
         return self.store.experiment(e.id)
 
-    @staticmethod
-    def _asking(e: Experiment, stop: tuple[checkpoints.Checkpoint, str] | None) -> dict[str, Any]:
-        """An approval's payload for a proposal: its title, and at a checkpoint which one and why."""
-        return {"title": e.title} if stop is None else {"title": e.title, "checkpoint": str(stop[0]),
-                                                         "reason": stop[1]}
+    def _file_question(self, e: Experiment, stop: tuple[checkpoints.Checkpoint, str] | None) -> None:
+        """A proposal's question to a person: the approval row (at a checkpoint with which one and why), the
+        checkpoint's event, a notification, and in step mode the console's question. `admit` files it as a proposal
+        is made, `_process_decisions` for a proposal whose question a crash left unfiled — the same way, so a woken
+        session asks exactly what the uninterrupted one would have."""
+        payload: dict[str, Any] = {"title": e.title}
+        if stop is not None:
+            payload |= {"checkpoint": str(stop[0]), "reason": stop[1]}
+        appr = self.store.add_approval(ApprovalKind.HYPOTHESIS, payload, self.sid, e.id)
+        if stop is not None:
+            self.emit(EventKind.CHECKPOINT, f"#{e.id} waits for your approval: {stop[1]}", e.id)
+        why = f" ({stop[1]})" if stop is not None else ""
+        self._notify(f"nightlab: experiment #{e.id} waits for your approval{why}: {e.title}")
+        if self.options.mode == Mode.STEP:
+            self._ask(appr)
 
     def context(self) -> PolicyContext:
         """The project as the policy sees it now (policy_view.py)."""
