@@ -1,7 +1,7 @@
 """Learning benchmark: the learned policy against the untrained builtin on tasks it never saw, leave one task out.
 
     python bench/learn.py --tasks DIR [DIR ...] [--budget 12] [--seeds 3] [--explore-budget 12]
-        [--explore-seeds 1] [--workers N]
+        [--explore-seeds 1] [--workers N] [--timeout 90 [NAME=SECONDS ...]] [--work DIR]
 
 1. Explore: on every task, --explore-seeds `nightlab explore` sessions (ExplorePolicy: the builtin's candidates
    drawn at temperature 1.0, no model) of --explore-budget runs at training seeds 100, 101, ..., each session's steps
@@ -17,6 +17,17 @@
    half the gap, the per-seed paired difference learned − builtin, and the goal line (learned ahead by ≥ 0.05
    mean gap closed); then how long `nightlab learn` takes on 1,000 steps (the real command on a store of 1,000
    steps resampled from the explored ones) and how long the model file takes to load.
+
+Tasks are task folders (task.toml) and real repositories (repo.toml, e.g. ../shared/repos/nanogpt). A repository
+has no reference: its "gap closed" is the improvement over its own baseline run (as in bench/search.py), another
+unit, so its row is shown but left out of the mean. A slow task gets its own run timeout: `--timeout 90
+nanogpt-shakespeare-char=400` (by the task's name or its folder's).
+
+A leave-one-task-out over every task takes hours on a small machine. With `--work DIR` the benchmark keeps its
+working folder (each task's explore store, the models, every finished session's result) and an invocation with the
+same DIR and settings picks up where an earlier one was cut off: finished sessions are taken as they are, a model
+already trained is used again, and only the rest runs (an explore session cut off halfway is run again from the
+start). More --seeds than before adds sessions; other settings that differ are refused, naming the setting.
 
 Results go to bench/results/learn-<timestamp>.json and .md (and --json FILE). The machine is usually shared: the
 figures come with the load average seen while they were taken.
@@ -35,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -110,6 +121,7 @@ def learn_speed(steps: list[dict[str, Any]], n: int, work: Path) -> dict[str, An
 
     rng = random.Random(0)
     db = work / "speed" / "experience.db"
+    shutil.rmtree(db.parent, ignore_errors=True)  # a kept work folder's from an earlier invocation
     db.parent.mkdir(parents=True, exist_ok=True)
     with experience._user_db(db) as conn:
         cols = ("project", "format", "t", "kind", "policy", "state", "candidates", "chosen", "reward",
@@ -148,7 +160,10 @@ def _row(task: search.Task, rs: list[search.ComboResult]) -> dict[str, Any]:
             "errors": [r.error for r in rs if r.error]}
 
 
-def summarise(tasks: dict[str, search.Task], results: list[search.ComboResult]) -> dict[str, Any]:
+def summarise(tasks: dict[str, Any], results: list[search.ComboResult],
+              repos: Collection[str] = ()) -> dict[str, Any]:
+    """Per held-out task the two policies' rows and the paired differences; the mean and the paired tests over the
+    tasks with a reference only (`repos`: real repositories, whose gap is an improvement over their baseline)."""
     rows: dict[str, dict[str, Any]] = {}
     for name, task in tasks.items():
         by = {m: [r for r in results if r.task == name and r.method == m] for m in METHODS}
@@ -159,10 +174,11 @@ def summarise(tasks: dict[str, search.Task], results: list[search.ComboResult]) 
         gap = {m: {r.seed: r.gap for r in by[m]} for m in METHODS}
         row["paired"] = [round(gap["learned"][s] - gap["builtin"][s], 4) for s in seeds]
         rows[name] = row
-    mean = {m: statistics.fmean(r[m]["gap_mean"] for r in rows.values()) for m in METHODS} if rows else {}
-    diffs = [d for r in rows.values() for d in r["paired"]]
-    return {"rows": rows, "mean_gap": {m: mean.get(m) for m in METHODS},
-            "advantage": (mean["learned"] - mean["builtin"]) if rows else None,
+    scored = {n: r for n, r in rows.items() if n not in repos}
+    mean = {m: statistics.fmean(r[m]["gap_mean"] for r in scored.values()) for m in METHODS} if scored else {}
+    diffs = [d for r in scored.values() for d in r["paired"]]
+    return {"rows": rows, "repos": sorted(set(repos) & set(rows)), "mean_gap": {m: mean.get(m) for m in METHODS},
+            "advantage": (mean["learned"] - mean["builtin"]) if scored else None,
             "paired_mean": statistics.fmean(diffs) if diffs else None,
             "paired_wins": sum(d > search.paired().TIE for d in diffs),
             "paired_losses": sum(d < -search.paired().TIE for d in diffs), "paired_n": len(diffs),
@@ -188,12 +204,15 @@ def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
             return "—" if x["half_mean"] is None else f"{x['half_mean']:.1f} ({x['half_reached']}/{x['seeds']})"
 
         backed = meta.get("may_reorder", {}).get(name)
-        lines.append(f"| {name} | {meta['trained_on'].get(name, '?')}"
+        repo = " (a repository: improvement over its baseline, not in the mean)" if name in summary.get("repos",
+                                                                                                       ()) else ""
+        lines.append(f"| {name}{repo} | {meta['trained_on'].get(name, '?')}"
                      f"{'' if backed is None else f'; {len(backed)}'} | {b['gap_mean']:.2f} ± {b['gap_sd']:.2f} | "
                      f"{le['gap_mean']:.2f} ± {le['gap_sd']:.2f} | {', '.join(f'{d:+.2f}' for d in r['paired'])} | "
                      f"{half(b)} / {half(le)} |")
     m = summary["mean_gap"]
-    lines += ["", f"Mean gap closed on held-out tasks: builtin {f(m['builtin'], 3)}, learned {f(m['learned'], 3)}; "
+    lines += ["", f"Mean gap closed on held-out tasks (with a reference): builtin {f(m['builtin'], 3)}, "
+              f"learned {f(m['learned'], 3)}; "
               f"learned − builtin {f(summary['advantage'], 3)} (paired over {summary['paired_n']} task-seeds: "
               f"{summary['paired_wins']} ahead, {summary['paired_losses']} behind; sign test p = "
               f"{f(summary['sign_p'], 3)}, Wilcoxon p = {f(summary['wilcoxon_p'], 3)}). Goal ≥ +0.05: "
@@ -214,8 +233,66 @@ def report(path: Path) -> int:
     results = [search.ComboResult(**{k: v for k, v in r.items() if k in search.ComboResult.__dataclass_fields__})
                for r in data["results"] if r["method"] in METHODS]
     tasks = {r.task: None for r in results}
-    print(markdown(data["meta"], summarise(tasks, results)), end="")  # type: ignore[arg-type]
+    repos = {n for n, k in data["meta"].get("kinds", {}).items() if k == "repo"}
+    print(markdown(data["meta"], summarise(tasks, results, repos)), end="")
     return 0
+
+
+def parse_timeouts(items: Sequence[str], names: dict[str, str]) -> tuple[float, dict[str, float]]:
+    """`--timeout 90 nanogpt-shakespeare-char=400`: the default run timeout and per-task ones, keyed by task name.
+    `names` maps every name a task may be called by (its own, its folder's) to its task name. A bad item raises
+    ValueError naming it."""
+    default, per = 90.0, {}
+    for item in items:
+        name, eq, value = item.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"--timeout {item!r}: not a number of seconds (SECONDS or NAME=SECONDS)") from None
+        if not seconds > 0:
+            raise ValueError(f"--timeout {item!r}: the timeout must be positive")
+        if not eq:
+            default = seconds
+        elif name in names:
+            per[names[name]] = seconds
+        else:
+            raise ValueError(f"--timeout {item!r}: no task called {name!r} (tasks: {', '.join(sorted(set(names)))})")
+    return default, per
+
+
+class WorkFolder:
+    """The benchmark's working folder, kept with --work so a cut-off invocation can be picked up (module docstring):
+    settings.json (what must match), data/<task>-<seed>/ (explore stores), models/, done/ (finished sessions)."""
+
+    def __init__(self, root: Path, settings: dict[str, Any]) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        saved = root / "settings.json"
+        if saved.is_file():
+            before = json.loads(saved.read_text())
+            for key, value in settings.items():
+                if before.get(key) != value:
+                    raise ValueError(f"--work {root}: its sessions ran with {key} = {before.get(key)!r}, not "
+                                     f"{value!r}; use another folder, or the same settings")
+        else:
+            saved.write_text(json.dumps(settings, indent=1))
+
+    def _done(self, method: str, task: str, seed: int) -> Path:
+        return self.root / "done" / f"{method}-{task}-{seed}.json"
+
+    def finished(self, method: str, task: str, seed: int) -> search.ComboResult | None:
+        path = self._done(method, task, seed)
+        if not path.is_file():
+            return None
+        saved = json.loads(path.read_text())
+        return search.ComboResult(**{k: v for k, v in saved.items() if k in search.ComboResult.__dataclass_fields__})
+
+    def finish(self, r: search.ComboResult) -> None:
+        path = self._done(r.method, r.task, r.seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(r.__dict__, indent=1, default=str))
+        tmp.replace(path)  # a session is finished once its whole result is written
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,7 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--explore-seeds", type=int, default=1,
                     help="explore sessions per task, at training seeds 100, 101, ... (more steps to learn from)")
     ap.add_argument("--workers", type=int, default=0, help="parallel sessions; 0 = one per CPU slot")
-    ap.add_argument("--timeout", type=float, default=90.0, help="seconds per training run")
+    ap.add_argument("--timeout", nargs="+", default=["90"], metavar="SECONDS|NAME=SECONDS",
+                    help="seconds per training run, and per task where one needs more (NAME=SECONDS)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="keep the working folder here; the same folder again picks up a cut-off invocation")
     ap.add_argument("--isolation", choices=["auto", "bwrap", "landlock", "none"], default="auto")
     ap.add_argument("--cache", type=Path, default=search.CACHE, help="the run cache (shared with bench/search.py)")
     ap.add_argument("--speed-steps", type=int, default=1000, help="steps for the `nightlab learn` timing")
@@ -238,16 +318,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         i = argv.index("--report")
         return report(Path(argv[i + 1]))
     args = ap.parse_args(argv)
-    folders = [d for d in args.tasks if (d / search.ANSWER_SHEET).is_file()]
+    folders = [d for d in args.tasks if (d / search.ANSWER_SHEET).is_file() or (d / search.REPO_SHEET).is_file()]
     if len(folders) < 2:
-        ap.error("leave-one-task-out needs at least two task folders (with task.toml)")
+        ap.error("leave-one-task-out needs at least two task folders (with task.toml or repo.toml)")
     tasks = {t.name: t for t in (search.load_task(d) for d in folders)}
+    names = {**{t.folder.name: n for n, t in tasks.items()}, **{n: n for n in tasks}}
+    try:
+        default_timeout, task_timeouts = parse_timeouts(args.timeout, names)
+    except ValueError as err:
+        ap.error(str(err))
     cache = args.cache.resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="bench-learn-"))
+    work = args.work.resolve() if args.work else Path(tempfile.mkdtemp(prefix="bench-learn-"))
+    keep: WorkFolder | None = None
+    if args.work:
+        settings = {"tasks": sorted(tasks), "budget": args.budget, "explore_budget": args.explore_budget,
+                    "explore_seeds": max(1, args.explore_seeds), "isolation": args.isolation,
+                    "timeouts": {n: task_timeouts.get(n, default_timeout) for n in sorted(tasks)}}
+        try:
+            keep = WorkFolder(work, settings)
+        except ValueError as err:
+            ap.error(str(err))
     workers = search.worker_slots(args.workers)
-    base = search.Combo(task=Path(), method="", seed=0, budget=args.budget, cache=cache, timeout=args.timeout,
+    base = search.Combo(task=Path(), method="", seed=0, budget=args.budget, cache=cache, timeout=default_timeout,
                         isolation=args.isolation, tpe_startup=0)
+
+    def combo(name: str, method: str, seed: int, budget: int | None = None) -> search.Combo:
+        return replace(base, task=tasks[name].folder, method=method, seed=seed, budget=budget or args.budget,
+                       timeout=task_timeouts.get(name, default_timeout))
+
+    def to_run(jobs: list[tuple[search.Combo, str, str]], names_of: list[str],
+               into: list[search.ComboResult]) -> list[tuple[search.Combo, str, str]]:
+        """The jobs whose sessions a kept work folder has not finished; the finished ones' results go `into`."""
+        if keep is None:
+            return jobs
+        left = []
+        for (c, data, model), name in zip(jobs, names_of, strict=True):
+            r = keep.finished(c.method, name, c.seed)
+            if r is None:
+                left.append((c, data, model))
+                if c.method == "explore":  # cut off halfway: its store starts again from nothing
+                    shutil.rmtree(data, ignore_errors=True)
+            else:
+                into.append(r)
+        if len(left) < len(jobs):
+            log(f"  {len(jobs) - len(left)} session(s) taken from {work}, {len(left)} to run")
+        return left
     command = "python bench/learn.py " + " ".join(shlex.quote(a) for a in argv)
     t0 = time.monotonic()
     log = print
@@ -255,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def said(into: list[search.ComboResult]) -> Callable[[search.ComboResult], None]:
         def done(r: search.ComboResult) -> None:
             into.append(r)
+            if keep is not None and not r.error:
+                keep.finish(r)
             note = f"  ERROR {r.error}" if r.error else ""
             log(f"  {r.task} {r.method} seed {r.seed}: gap {r.gap:.2f}, {len(r.runs)} runs, {r.failed} failed, "
                 f"trained {r.trained}, cached {r.cached} ({r.wall_s:.0f} s; {time.monotonic() - t0:.0f} s in)"
@@ -266,39 +384,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"exploring {len(tasks)} task(s), {args.explore_seeds} session(s) of {args.explore_budget} runs each ...")
         explored: list[search.ComboResult] = []
         seeds = range(EXPLORE_SEED, EXPLORE_SEED + max(1, args.explore_seeds))
-        jobs = [(replace(base, task=t.folder, method="explore", seed=s, budget=args.explore_budget),
-                 str(work / "data" / f"{n}-{s}"), "") for s in seeds for n, t in tasks.items()]
-        _run_all(jobs, workers, said(explored))
+        pairs = [(n, s) for s in seeds for n in tasks]
+        jobs = [(combo(n, "explore", s, args.explore_budget), str(work / "data" / f"{n}-{s}"), "") for n, s in pairs]
+        _run_all(to_run(jobs, [n for n, _ in pairs], explored), workers, said(explored))
         steps = {n: [st for s in seeds for st in _steps_of(work / "data" / f"{n}-{s}")] for n in tasks}
         # 2. a model per held-out task, from the others' steps
         from nightlab.agent.config import LearnedConfig
         from nightlab.agent.learn import LearnOptions, train
 
         models, trained_on, backed = {}, {}, {}
+        from nightlab.agent.policy.scorer import Scorer
+
+        floor = LearnedConfig().min_support
         for n in tasks:
+            path, about = work / "models" / f"{n}.json", work / "models" / f"{n}.about.json"
+            if keep is not None and path.is_file() and about.is_file():  # trained before the cut: the same model
+                models[n], trained_on[n] = path, json.loads(about.read_text())["steps"]
+                support = Scorer.load(path).support
+                backed[n] = sorted(k for k, c in support.items() if c >= floor)
+                log(f"  model for held-out {n}: taken from {path}")
+                continue
             others = [s for m, ss in steps.items() if m != n for s in ss]
             try:
                 res = train(others, LearnOptions())
             except ValueError as err:
                 log(f"  {n}: no model ({err}); skipped")
                 continue
-            models[n] = work / "models" / f"{n}.json"
-            res.scorer.save(models[n])
+            models[n] = path
+            res.scorer.save(path)
+            about.write_text(json.dumps({"steps": res.steps, "projects": res.projects}))
             trained_on[n] = res.steps
-            floor = LearnedConfig().min_support
             backed[n] = sorted(k for k, c in res.scorer.support.items() if c >= floor)
             log(f"  model for held-out {n}: {res.steps} steps of {res.projects} task(s), {res.seconds:.1f} s; "
                 f"may reorder {len(backed[n])} of {len(res.scorer.support)} classes of move: {', '.join(backed[n])}")
         # 3. builtin vs learned on each held-out task, paired seeds
         results: list[search.ComboResult] = []
-        jobs = [(replace(base, task=tasks[n].folder, method=m, seed=s), str(work / "throwaway"), str(models[n]))
-                for s in range(args.seeds) for n in models for m in METHODS]
+        triples = [(n, m, s) for s in range(args.seeds) for n in models for m in METHODS]
+        jobs = [(combo(n, m, s), str(work / "throwaway"), str(models[n])) for n, m, s in triples]
         log(f"held-out sessions: {len(jobs)} ...")
-        _run_all(jobs, workers, said(results))
+        _run_all(to_run(jobs, [n for n, _, _ in triples], results), workers, said(results))
         all_steps = [s for ss in steps.values() for s in ss]
         speed = learn_speed(all_steps, args.speed_steps, work) if all_steps else {"error": "no explored step"}
-        summary = summarise(tasks, results)
+        summary = summarise(tasks, results, {n for n, t in tasks.items() if t.kind == "repo"})
         meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "budget": args.budget,
+                "timeout": default_timeout, "timeouts": task_timeouts,
+                "kinds": {n: t.kind for n, t in tasks.items()},
                 "seeds": args.seeds, "explore_budget": args.explore_budget, "explore_seeds": len(seeds),
                 "workers": len(workers),
                 "cpus": os.cpu_count(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
@@ -319,7 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, end="")
         print(f"\nwritten: {', '.join(map(str, paths))}")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

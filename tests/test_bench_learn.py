@@ -1,0 +1,90 @@
+"""bench/learn.py's driver: per-task timeouts, and a kept work folder that picks up a cut-off invocation (a
+leave-one-task-out over every task takes hours; a session of this machine does not last that long)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from helpers import bench_task, load_bench
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def learn() -> ModuleType:
+    return load_bench("learn")
+
+
+def test_timeouts_default_and_per_task_by_name_or_folder(learn: ModuleType) -> None:
+    names = {"nanogpt": "nanogpt-shakespeare-char", "nanogpt-shakespeare-char": "nanogpt-shakespeare-char",
+             "mnist1d": "mnist1d"}
+    assert learn.parse_timeouts(["90"], names) == (90.0, {})
+    assert learn.parse_timeouts(["60", "nanogpt=400"], names) == (60.0, {"nanogpt-shakespeare-char": 400.0})
+    assert learn.parse_timeouts(["nanogpt-shakespeare-char=400"], names)[1] == {"nanogpt-shakespeare-char": 400.0}
+    with pytest.raises(ValueError, match="no task called 'nano'"):
+        learn.parse_timeouts(["nano=400"], names)
+    with pytest.raises(ValueError, match="not a number"):
+        learn.parse_timeouts(["mnist1d=fast"], names)
+    with pytest.raises(ValueError, match="positive"):
+        learn.parse_timeouts(["0"], names)
+
+
+def _bench(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    tasks = [bench_task(tmp_path / "tasks" / n, name=n) for n in ("alpha", "beta")]
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "learn.py"), "--tasks", *map(str, tasks), "--budget", "2",
+         "--seeds", "1", "--explore-budget", "2", "--workers", "1", "--speed-steps", "20",
+         "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "out.json"), *extra],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
+
+
+def test_a_kept_work_folder_is_picked_up_and_its_settings_must_match(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    first = _bench(tmp_path, "--work", str(work), "--timeout", "60", "beta=45")
+    assert first.returncode == 0, first.stderr[-2000:]
+    done = sorted(p.name for p in (work / "done").iterdir())
+    assert done == ["builtin-alpha-0.json", "builtin-beta-0.json", "explore-alpha-100.json", "explore-beta-100.json",
+                    "learned-alpha-0.json", "learned-beta-0.json"]
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["meta"]["timeouts"] == {"beta": 45.0} and data["meta"]["timeout"] == 60.0
+    assert set(data["summary"]["rows"]) == {"alpha", "beta"}
+    # cut off after its explore sessions and one held-out session: the rest runs, the finished ones are taken
+    for name in ("builtin-beta-0.json", "learned-alpha-0.json", "learned-beta-0.json"):
+        (work / "done" / name).unlink()
+    kept = (work / "done" / "builtin-alpha-0.json").read_text()
+    again = _bench(tmp_path, "--work", str(work), "--timeout", "60", "beta=45")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "2 session(s) taken from" in again.stdout and "1 session(s) taken from" in again.stdout
+    assert "3 to run" in again.stdout and "model for held-out alpha: taken from" in again.stdout
+    assert (work / "done" / "builtin-alpha-0.json").read_text() == kept
+    assert (work / "done" / "learned-beta-0.json").is_file()
+    redone = json.loads((tmp_path / "out.json").read_text())
+    assert set(redone["summary"]["rows"]) == {"alpha", "beta"}
+    # other settings in the same folder are refused in one line, naming the setting
+    other = _bench(tmp_path, "--work", str(work), "--timeout", "60")
+    assert other.returncode != 0 and "Traceback" not in other.stderr
+    assert "timeouts" in other.stderr.strip().splitlines()[-1]
+
+
+def test_a_repository_s_row_is_shown_but_not_in_the_mean(learn: ModuleType) -> None:
+    """A real repository has no reference: its gap is an improvement over its baseline run, another unit."""
+    results = []
+    for task, gaps in (("alpha", (0.5, 0.7)), ("nanogpt", (0.30, 0.40))):
+        for method, gap in zip(learn.METHODS, gaps, strict=True):
+            results.append(learn.search.ComboResult(task=task, method=method, seed=0, gap=gap))
+    summary = learn.summarise({"alpha": None, "nanogpt": None}, results, {"nanogpt"})
+    assert summary["mean_gap"] == {"builtin": 0.5, "learned": 0.7} and summary["paired_n"] == 1
+    assert summary["rows"]["nanogpt"]["paired"] == [0.1] and summary["repos"] == ["nanogpt"]
+    meta = {"created": "now", "command": "c", "budget": 2, "seeds": 1, "explore_budget": 2, "workers": 1,
+            "cpus": 2, "load": "0", "trained_on": {}}
+    text = learn.markdown(meta, summary)
+    assert "| nanogpt (a repository: improvement over its baseline, not in the mean) |" in text
+    assert "builtin 0.500, learned 0.700" in text
