@@ -29,8 +29,8 @@ same DIR and settings picks up where an earlier one was cut off: finished sessio
 already trained is used again, and only the rest runs (an explore session cut off halfway is run again from the
 start). More --seeds than before adds sessions; other settings that differ are refused, naming the setting.
 
-Results go to bench/results/learn-<timestamp>.json and .md (and --json FILE). The machine is usually shared: the
-figures come with the load average seen while they were taken.
+Results go to bench/results/learn-<timestamp>.json and .md (--results DIR elsewhere; and --json FILE). The machine
+is usually shared: the figures come with the load average seen while they were taken.
 """
 
 from __future__ import annotations
@@ -313,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=search.CACHE, help="the run cache (shared with bench/search.py)")
     ap.add_argument("--speed-steps", type=int, default=1000, help="steps for the `nightlab learn` timing")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--results", type=Path, default=search.RESULTS, help="where learn-<timestamp>.json/.md go")
     ap.add_argument("--report", type=Path, default=None, help="only print the tables of a saved learn-*.json again")
     if "--report" in argv:  # --tasks is not needed to re-read a result
         i = argv.index("--report")
@@ -439,8 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = {"meta": meta, "summary": summary,
                 "results": [r.__dict__ for r in sorted(explored + results, key=lambda r: (r.task, r.method, r.seed))]}
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        search.RESULTS.mkdir(parents=True, exist_ok=True)
-        paths = [search.RESULTS / f"learn-{stamp}.json", search.RESULTS / f"learn-{stamp}.md"]
+        args.results.mkdir(parents=True, exist_ok=True)
+        paths = [args.results / f"learn-{stamp}.json", args.results / f"learn-{stamp}.md"]
         paths[0].write_text(json.dumps(data, indent=1, default=str))
         paths[1].write_text(text)
         if args.json:

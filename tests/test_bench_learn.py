@@ -41,7 +41,8 @@ def _bench(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "bench" / "learn.py"), "--tasks", *map(str, tasks), "--budget", "2",
          "--seeds", "1", "--explore-budget", "2", "--workers", "1", "--speed-steps", "20",
-         "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "out.json"), *extra],
+         "--cache", str(tmp_path / "cache"), "--json", str(tmp_path / "out.json"),
+         "--results", str(tmp_path / "results"), *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
         env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")})
 

@@ -102,6 +102,12 @@ class Ledger:
         gives 0.024 (search benchmark, one MLP task over five seeds: 0.960 -> 0.976, no other task changed). It only
         ever lowers the floor, and every change it lets through is still confirmed on a second seed.
 
+        With one confirmation so far, the floor is the log-scale mean of the baseline's spread and that
+        confirmation's, when smaller: a baseline whose second seed diverged (breast-cancer, seed 6: 0.689 vs 0.294)
+        otherwise set a floor of 0.28 on a log-loss of 0.17 — after its first win the session could keep nothing
+        more (standardising the inputs, 0.17 -> 0.086, was discarded as noise) until a second confirmation that,
+        with nothing kept, never came.
+
         Measuring it at the current best alone was tried (2026-12-01): a two-seed estimate there is so noisy that it
         lost about as many real gains as it saved (demo best 0.660 -> 0.638). Building on a clear win (> 5x the
         noise) before its confirmation, to save the re-run, was tried too: children were then judged against a
@@ -114,6 +120,8 @@ class Ledger:
         spreads = [(statistics.stdev(v), len(v) - 1) for k, v in sc.items()
                    if (base is None or k != base.id) and len(v) >= 2]
         spreads = [(s, dof) for s, dof in spreads if s > 0]
+        if len(spreads) == 1 and sd > 0:  # one pair is no estimate of its own: between it and the baseline's
+            spreads.append((sd, len(vals) - 1))
         if len(spreads) >= 2 and sd > 0:
             # a geometric (log-scale) mean: one early, barely trained pair scattered far apart must not outweigh
             # the pairs measured near the current best
