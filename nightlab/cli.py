@@ -203,6 +203,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--budget", type=_positive_int, default=14, help="training runs (at least 1; default: 14)")
     s.add_argument("--dir", help="where to create the demo repo (default: a new temp folder)")
     s.add_argument("--mode", choices=["step", "autonomous"], default="autonomous")
+    s.add_argument("--unsafe-no-sandbox", action="store_true", help="where no sandbox layer works (`nightlab "
+                   "doctor` says): run the bundled example's jobs with layer 0 only (no bwrap/landlock)")
 
     sub.add_parser("tui", help="open the terminal UI")
     return p

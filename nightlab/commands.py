@@ -426,7 +426,8 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     print(f"demo project: {repo}")
     progress = console.Progress("baseline") if sys.stderr.isatty() else None
     try:
-        res = _desk(repo, who="console").init(InitOptions(yes=True, goal="maximize"),
+        res = _desk(repo, who="console").init(InitOptions(yes=True, goal="maximize",
+                                                          unsafe_no_sandbox=args.unsafe_no_sandbox),
                                               progress=progress.update if progress else None)
     finally:
         if progress:
@@ -439,11 +440,13 @@ def cmd_demo(root: Path, args: argparse.Namespace) -> int:
     if _tty() and not args.headless and not os.environ.get("NIGHTLAB_NO_TUI"):
         from nightlab.tui.app import run_tui
 
-        return int(run_tui(repo, mode=args.mode, budget=args.budget, start=True))
+        return int(run_tui(repo, mode=args.mode, budget=args.budget, start=True,
+                           unsafe_no_sandbox=args.unsafe_no_sandbox))
     print(f"running {args.budget} training runs in {args.mode} mode with the builtin policy (no LLM, no network)")
     desk = _desk(repo, who="console")
     printer = console.EventPrinter(cfg)
     engine = desk.start(cfg, mode=args.mode, budget=args.budget, on_event=printer,
+                        unsafe_no_sandbox=args.unsafe_no_sandbox,
                         approver=console.ConsoleApprover(printer) if args.mode == Mode.STEP else None)
     printer.engine = engine
     try:

@@ -176,3 +176,18 @@ def test_a_project_folder_that_does_not_exist_is_named(tmp_path: Path, argv: tup
     missing = tmp_path / "nonexistent"
     msg = one_line_error(nl(*(a.format(missing=missing) for a in argv), cwd=tmp_path))
     assert msg == f"nightlab: {missing}: no such folder"
+
+
+def test_the_demo_runs_where_no_sandbox_layer_works_when_told_to(tmp_path: Path) -> None:
+    """`make run` on a machine (a container) where neither bubblewrap nor Landlock works: the refusal names
+    --unsafe-no-sandbox, which `demo` takes like `init` and `run`, and the session records the choice."""
+    from nightlab.agent.store import Store
+
+    demo = tmp_path / "demo"
+    p = subprocess.run([sys.executable, "-m", "nightlab", "demo", "--headless", "--budget", "1", "--dir", str(demo),
+                        "--unsafe-no-sandbox"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "NO_COLOR": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "Traceback" not in p.stderr
+    session = Store(demo / ".nightlab" / "nightlab.db").latest_session()
+    assert session is not None and session.unsafe

@@ -22,8 +22,8 @@ The rule (`judge`, a pure function of the curves, so `bench/early_stop.py` repla
 
 The projection is what spares a late bloomer: a run that starts slower but catches up shows a closing gap, and a
 straight line through a gap that closes ever more slowly (the usual shape) under-estimates where it ends, so the
-rule errs on the side of letting a run finish. Without seed curves (a command without {seed}) there is no measured
-noise and nothing is stopped.
+rule errs on the side of letting a run finish. Without seed curves (two finished runs of the same code at different
+seeds, e.g. before the baseline's noise re-run has ended) there is no measured noise and nothing is stopped.
 
 The engine calls `EarlyStopper.check` on each running job (at most every `check_s` seconds), writes the evidence
 into the run's folder (`analysis.EVIDENCE_FILE`) and stops the job with the reason `stopped_early`; analysis reads

@@ -110,8 +110,9 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
     def __init__(self, root: Path, *, mode: str | None = None, budget: int | None = None, start: str = "auto",
                  grace_s: float = 0.5, poll_s: float = 0.5, clock: Callable[[], float] = time.monotonic,
                  user_config: UserConfig | None = None, gpus: Callable[[], list[Any]] | None = None,
-                 gpu_poll_s: float = 2.0) -> None:
+                 gpu_poll_s: float = 2.0, unsafe_no_sandbox: bool = False) -> None:
         super().__init__()
+        self.unsafe_no_sandbox = unsafe_no_sandbox  # `nightlab demo --unsafe-no-sandbox`: jobs with layer 0 only
         self.root = Path(root).resolve()
         self.next_root: Path | None = None  # a project chosen in the overview, opened when this app exits
         self.requested_mode = mode
@@ -308,7 +309,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         from nightlab.agent.actions import LockHeld
 
         engine = self.desk().start(self.cfg, mode=self.mode, budget=self.budget if new_session else None,
-                                   resume=not new_session, on_event=self._engine_callback)
+                                   resume=not new_session, on_event=self._engine_callback,
+                                   unsafe_no_sandbox=self.unsafe_no_sandbox)
         self.engine = engine
         self.post_message(EngineEvent("engine", "engine started" if new_session else "engine resumed", {}))
         try:
@@ -672,13 +674,15 @@ def init_summary(res: Any) -> str:
     return "\n".join(lines)
 
 
-def run_tui(root: Path, mode: str | None = None, budget: int | None = None, start: bool = False) -> int:
+def run_tui(root: Path, mode: str | None = None, budget: int | None = None, start: bool = False,
+            unsafe_no_sandbox: bool = False) -> int:
     """Open the TUI on `root` (the CLI's `nightlab` / `nightlab tui` / `nightlab demo`); returns an exit code."""
     if os.environ.get("NIGHTLAB_NO_TUI"):
         raise NightlabError("the TUI is disabled here (NIGHTLAB_NO_TUI is set); use `nightlab status`")
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise NightlabError("the TUI needs a terminal; use `nightlab status`, `nightlab run` or `nightlab log`")
-    app = NightlabApp(Path(root), mode=mode, budget=budget, start="now" if start else "auto")
+    app = NightlabApp(Path(root), mode=mode, budget=budget, start="now" if start else "auto",
+                      unsafe_no_sandbox=unsafe_no_sandbox)
     result = app.run()
     while app.next_root is not None and app.return_code in (None, 0):  # a project opened from the overview
         app = NightlabApp(app.next_root)
