@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_builtin_policy import Tree, view
 
 from nightlab.agent.policy import cost_model as costmod
@@ -190,3 +191,18 @@ def test_attention_recurrent_and_embedding_layers_scale_as_their_compute() -> No
     mlp = "import torch.nn as nn\nHIDDEN = 8\nclass Net(nn.Module):\n    def __init__(self, h):\n" \
           "        self.a = nn.Linear(h, h)\nnet = Net(HIDDEN)\n"
     assert "h" in costmod.aliases([mlp], {"hidden"})
+
+
+def test_a_larger_batch_costs_in_proportion_where_the_training_length_is_counted_in_steps() -> None:
+    """nanoGPT (`max_iters`): `batch_size` 16 -> 32 was priced at its parent's 34 s and took 59 s against a 60 s
+    timeout. Counted in steps, every step sees twice the samples; counted in epochs, the same samples take half the
+    steps, and the run takes about as long."""
+    stepped = costmod.RunTimeModel(kinds={"max_iters": "steps", "lr_decay_iters": "steps", "batch_size": "batch_size"})
+    assert stepped.counts_steps()
+    assert stepped.factor("batch_size", 2.0) == pytest.approx(2.0)
+    assert stepped.predict(34.0, {"batch_size": 16}, {"batch_size": 32}) > 60.0
+    assert stepped.factor("batch_size", 0.5) == pytest.approx(0.5)
+    by_epochs = costmod.RunTimeModel(kinds={"epochs": "epochs", "lr_decay_iters": "steps", "batch": "batch_size"})
+    assert not by_epochs.counts_steps()
+    assert by_epochs.factor("batch", 2.0) == pytest.approx(1.0)
+    assert by_epochs.factor("batch", 0.5) == pytest.approx(2 ** 0.5)

@@ -12,7 +12,11 @@ scales with the change:
   channel-to-channel conv), attention 4·d² projections, a recurrent layer gates·h·(in+h). Small layers also pay a
   fixed cost per call (kernel launch, autograd bookkeeping) that does not grow with the width, so widening a
   16-unit layer costs far less than its r² says. With no layer recognised, r^1.5 stands in;
-- depth scales it linearly, a smaller batch by the square root of the extra optimizer steps.
+- depth scales it linearly; the batch size depends on how the training length is counted: in epochs a larger batch
+  takes fewer steps over the same samples (a smaller one costs the square root of its extra optimizer steps), in
+  optimizer steps (nanoGPT's `max_iters`, a `TRAIN_STEPS` constant: a steps knob and no epochs knob) every step
+  sees r times the samples, so the time scales linearly (nanoGPT's `batch_size` 16 -> 32, priced at the parent's
+  34 s, took 59 s against a 60 s timeout).
 
 A change of the code is priced by the whole model's cost after it over before it (`code_factor`): every layer the
 code builds, sized from constants, parameter defaults, what calls pass and a config object's fields (read as the
@@ -615,8 +619,16 @@ class RunTimeModel:
             got = width_factor(found, r, self.batch) if found else None
             return got if got is not None else max(1.0, r) ** DEFAULT_WIDTH_EXPONENT
         if kind == "batch_size":
+            if self.counts_steps():
+                return r
             return max(1.0, 1.0 / r) ** 0.5
         return 1.0
+
+    def counts_steps(self) -> bool:
+        """Whether the training length is counted in optimizer steps (a steps knob, no epochs knob): a batch then
+        adds samples to every step instead of taking fewer steps."""
+        kinds = set(self.kinds.values())
+        return "steps" in kinds and "epochs" not in kinds
 
     def factor(self, key: str, r: float, current: float | None = None) -> float:
         """How a change by `r` scales the run's scaling part, corrected by runs that moved only this knob.
