@@ -102,6 +102,7 @@ def progress_figure(facts: Facts) -> Figure:
         ax, strip = fig.add_subplot(), None
     _style(ax)
     values = [r.metric for r in runs if r.metric is not None]
+    better_up = facts.goal.sign > 0
     band = (st.baseline - st.noise_floor, st.baseline + st.noise_floor) \
         if st.baseline is not None and st.noise_floor else None
     lo, hi = _range(values + ([st.baseline] if st.baseline is not None else []) + list(band or ()))
@@ -119,8 +120,11 @@ def progress_figure(facts: Facts) -> Figure:
     xs, ys = _best_so_far(facts)
     if xs:
         ax.step(xs, ys, where="post", color=BLUE, linewidth=2.0, zorder=3, label="best so far (kept only)")
+        # on the better side of the line (the y range leaves it room): the runs that did not beat the best sit on
+        # the other side, and the label above a minimised metric's line ran into the last discarded run's marker
         ax.annotate(f"best #{st.best_id}: {_fmt(st.best)}", (xs[-1], ys[-1]), textcoords="offset points",
-                    xytext=(-4, 15), ha="right", fontsize=TEXT, color=BLUE, fontweight="bold")
+                    xytext=(-4, 15 if better_up else -15), ha="right", va="bottom" if better_up else "top",
+                    fontsize=TEXT, color=BLUE, fontweight="bold")
     for outcome in LEGEND_ORDER:
         mine = [r for r in runs if r.outcome == outcome]
         if not mine:
@@ -145,7 +149,7 @@ def progress_figure(facts: Facts) -> Figure:
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0.4, len(runs) + 0.6)
-    ax.set_ylim(lo - 0.06 * (hi - lo), hi + 0.1 * (hi - lo))
+    ax.set_ylim(lo - (0.06 if better_up else 0.12) * (hi - lo), hi + 0.1 * (hi - lo))
     ax.set_ylabel(f"{facts.metric} ({goal_words(facts.goal)})", fontsize=TEXT)
     ax.set_title(_progress_title(facts), fontsize=TEXT + 2, loc="left")
     bottom = ax
