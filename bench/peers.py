@@ -29,6 +29,10 @@ The peers
   configuration plus ``clamp(N // 4, 1, 5)`` Sobol points, one evaluation per configuration. Its model fitting and
   acquisition search take several CPU seconds per trial (about 8 s on this machine), outside the training budget.
 
+A momentum or Adam β already at 0.5 or more has a space searched on log(1 − x) (`knobs.Space.log1m`: 0.99 → 0.997
+is as large a move as 0.9 → 0.97); every sampler here draws it that way too: its coordinate is 1 − x on a log scale
+over [1 − high, 1 − low], turned back into x before the builtin's rounding.
+
 "The committed configuration" is the unmodified files (run as they are, not rewritten); where a committed value
 lies outside a space the samplers can represent (weight decay 0 in a log-scaled range), the study records it as the
 range's nearest bound.
@@ -99,10 +103,28 @@ class Peer:
 # ============================================================================================== random search
 
 
+def log1m(d: Any) -> bool:
+    """Whether the knob is a momentum or β searched on log(1 − x): its sampler coordinate is 1 − x."""
+    return bool(getattr(d.space, "log1m", False))
+
+
+def coordinate(d: Any, x: float) -> float:
+    """The number a sampler works with for the value `x` (1 − x for a log1m space; `x` itself otherwise)."""
+    return 1.0 - x if log1m(d) else x
+
+
+def value_of(d: Any, y: float) -> float:
+    """The value a sampler's number `y` stands for (the inverse of `coordinate`)."""
+    return 1.0 - y if log1m(d) else y
+
+
 def random_value(d: Any, rng: random.Random, snap: Snap) -> Any:
     sp = d.space
     if sp.choices:
         return rng.choice(list(sp.choices))
+    if log1m(d):
+        lo, hi = 1.0 - float(sp.high), 1.0 - float(sp.low)
+        return snap(d, value_of(d, math.exp(math.log(lo) + rng.random() * (math.log(hi) - math.log(lo)))))
     lo, hi = float(sp.low), float(sp.high)
     u = rng.random()
     x = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if sp.log and lo > 0 else lo + u * (hi - lo)
@@ -125,6 +147,8 @@ def distribution(d: Any) -> Any:
     sp = d.space
     if sp.choices:
         return optuna.distributions.CategoricalDistribution(list(sp.choices))
+    if log1m(d):
+        return optuna.distributions.FloatDistribution(1.0 - float(sp.high), 1.0 - float(sp.low), log=True)
     lo, hi = float(sp.low), float(sp.high)
     log = bool(sp.log) and lo > 0
     if sp.integer:
@@ -146,7 +170,7 @@ def default_params(dims: list[Any], dists: dict[str, Any]) -> dict[str, Any]:
                 return {}
             params[d.key] = v
         else:
-            params[d.key] = type(dist.low)(min(max(float(v), dist.low), dist.high))
+            params[d.key] = type(dist.low)(min(max(coordinate(d, float(v)), dist.low), dist.high))
     return params
 
 
@@ -165,8 +189,8 @@ def _optuna(s: Search, sampler: Any) -> None:
             state=optuna.trial.TrialState.COMPLETE if ok else optuna.trial.TrialState.FAIL))
     for _ in range(s.trials):
         trial = study.ask(dists)
-        values = {d.key: trial.params[d.key] if d.space.choices else s.snap(d, float(trial.params[d.key]))
-                  for d in s.dims}
+        values = {d.key: trial.params[d.key] if d.space.choices
+                  else s.snap(d, value_of(d, float(trial.params[d.key]))) for d in s.dims}
         run = s.train(values)
         if run["ok"]:
             study.tell(trial, float(run["metric"]))
@@ -220,7 +244,7 @@ def _smac(s: Search) -> None:
             continue
         dist = distribution(d)
         lo, hi, log = dist.low, dist.high, dist.log
-        dflt = min(max(float(v), lo), hi)
+        dflt = min(max(coordinate(d, float(v)), lo), hi)
         if sp.integer:
             space.add(Integer(d.key, (int(lo), int(hi)), log=log, default=round(dflt)))
         else:
@@ -242,8 +266,8 @@ def _smac(s: Search) -> None:
             if not told_default and info.config == default:
                 told_default, run = True, s.base_run  # the committed configuration already ran as trial 1
             else:
-                values = {d.key: info.config[d.key] if d.space.choices else s.snap(d, float(info.config[d.key]))
-                          for d in s.dims}
+                values = {d.key: info.config[d.key] if d.space.choices
+                          else s.snap(d, value_of(d, float(info.config[d.key]))) for d in s.dims}
                 run = s.train(values)
                 spent += 1
             assert run is not None

@@ -246,3 +246,41 @@ def test_peers_search_the_knobs_nightlab_found_on_a_shared_task(search: ModuleTy
     assert changed != files and set(changed) == set(files)
     assert command == task.command  # digits-mlp's knobs live in its files, not on a command line
     assert not set(layout.protected) & {p for p in files if changed[p] != files[p]}
+
+
+def test_samplers_draw_an_average_on_its_horizon(search: ModuleType) -> None:
+    """A β already on (Adam's 0.99) is drawn on log(1 − β), as nightlab moves it: most draws are β ≥ 0.9 rather
+    than uniform over [0, 0.99] (median 0.5, where Adam falls apart); a momentum that is off keeps the plain range;
+    the committed 0.99 reaches the Optuna samplers as 1 − 0.99 and every trained value is a β, never 1 − β."""
+    text = ("import json, sys\nCONFIG = {'lr': 0.01, 'beta2': 0.99, 'momentum': 0.0}\n"
+            "print(json.dumps({'val_acc': CONFIG['lr'] * CONFIG['beta2'] + CONFIG['momentum']}))\n")
+    peers = search.peers()
+    dims = {d.key: d for d in search.search_dims({"train.py": text})}
+    assert {"CONFIG.beta2", "CONFIG.momentum"} <= set(dims)
+    beta, mom = dims["CONFIG.beta2"], dims["CONFIG.momentum"]
+    assert peers.log1m(beta) and not peers.log1m(mom)
+    rng = random.Random(0)
+    draws = [peers.random_value(beta, rng, search.snap) for _ in range(400)]
+    assert all(0.0 <= b <= 0.999 for b in draws)
+    assert sum(b >= 0.9 for b in draws) / len(draws) > 0.6  # uniform over [0, 0.99] would give 9 %
+    assert sum(b < 0.5 for b in draws) / len(draws) < 0.15  # uniform would give half
+    moms = [peers.random_value(mom, rng, search.snap) for _ in range(400)]
+    assert 0.35 < sum(m < 0.5 for m in moms) / len(moms) < 0.65  # the plain range, unchanged
+    if peers.PEERS["cmaes"].available():
+        dists = {k: peers.distribution(d) for k, d in dims.items()}
+        assert dists["CONFIG.beta2"].log and math.isclose(dists["CONFIG.beta2"].high, 1.0)
+        told = peers.default_params(list(dims.values()), dists)
+        assert math.isclose(told["CONFIG.beta2"], 0.01)  # the committed β as the sampler sees it
+        for name in ("tpe-default", "cmaes"):
+            calls: list[dict[str, Any]] = []
+
+            def train(v: dict[str, Any], calls: list[dict[str, Any]] = calls) -> dict[str, Any]:
+                calls.append(v)
+                return {"ok": True, "metric": -abs(math.log10(1 - v["CONFIG.beta2"]) + 2)}
+
+            peers.PEERS[name].run(peers.Search(dims=list(dims.values()), seed=1, trials=8, budget=9,
+                                               goal="maximize", train=train, snap=search.snap,
+                                               base_run={"ok": True, "metric": 0.0}))
+            betas = sorted(v["CONFIG.beta2"] for v in calls)
+            assert all(0.0 <= b <= 0.999 for b in betas), (name, betas)
+            assert betas[len(betas) // 2] >= 0.9, (name, betas)  # searched around the committed 0.99, as a β

@@ -822,7 +822,9 @@ def test_search_space_per_kind() -> None:
     wd = search_space(_knob("weight_decay", 0.0))
     assert wd is not None and (wd.low, wd.high, wd.log, wd.allow_zero) == (1e-6, 0.3, True, True)
     m = search_space(_knob("momentum", 0.9))
-    assert m is not None and (m.low, m.high) == (0.0, 0.99)
+    assert m is not None and (m.low, m.high, m.log1m) == (0.0, 0.999, True)
+    m0 = search_space(_knob("momentum", 0.0))
+    assert m0 is not None and (m0.low, m0.high, m0.log1m) == (0.0, 0.99, False)
     assert search_space(_knob("seed", 42)) is None
     assert search_space(_knob("logging", 100)) is None
     of = search_space(_knob("other", 2.0))
@@ -972,3 +974,24 @@ def test_where_the_tokenizer_cannot_place_a_literal_libcst_does() -> None:
     assert out == PLACES.replace("lr=0.002", "lr=0.001")
     s, e = span(PLACES, knobs["EPS"])
     assert PLACES[s:e] == "-  # a comment between the sign and the number\n       1e-8"
+
+
+def test_an_average_already_on_is_searched_on_its_horizon() -> None:
+    """Momentum 0.9 and Adam's β2 0.99 get a log(1 − x) space, whose moves and rounding keep them below 1 (0.99 ×3
+    on the horizon is 0.9967, not a rounded 1.0); a momentum that is off keeps the plain range it is switched on in."""
+    from nightlab.agent.policy import search as searchmod
+
+    on = search_space(Knob("beta2", "train.py", 0.99, "momentum", "constant", 1, ""))
+    off = search_space(Knob("momentum", "train.py", 0.0, "momentum", "constant", 1, ""))
+    assert on is not None and on.log1m and on.low == 0.0 and on.high == 0.999
+    assert off is not None and not off.log1m
+    dim = searchmod.Dim("beta2", on, "momentum")
+    assert searchmod.step_values(0.99, dim) == [0.9967, 0.97]
+    sgd = search_space(Knob("m", "train.py", 0.9, "momentum", "constant", 1, ""))
+    assert sgd is not None and searchmod.step_values(0.9, searchmod.Dim("m", sgd, "momentum")) == [0.967, 0.7]
+    assert on.snap(0.996666) == 0.99667 and on.snap(0.9999) == 0.999
+    for v in (0.0, 0.5, 0.9, 0.99, 0.999):
+        u = searchmod.to_unit(v, on)
+        assert u is not None and searchmod.same(searchmod.from_unit(u, on, "momentum"), v)
+    mid = searchmod.from_unit(0.5, on, "momentum")
+    assert 0.96 < mid < 0.975  # the middle of the horizon's range, where a linear space would put 0.5

@@ -100,6 +100,9 @@ class Space:
 
     `low`/`high` are ignored when `choices` is set. `allow_zero` says 0 is a meaningful special value (weight decay
     off, no clipping) even though a log-scaled range cannot contain it. `pow2` says powers of two are preferred.
+    `log1m` says the value is an averaging coefficient (a momentum, Adam's β) searched on log(1 − x): what it sets is
+    the horizon 1/(1 − x) of the average, so 0.99 → 0.997 is as large a move as 0.9 → 0.97, and a uniform draw over
+    [0, 0.99] (median 0.5, a quarter of draws below 0.25) is not a sensible search for a β that works at 0.9–0.999.
     """
 
     low: float
@@ -109,6 +112,7 @@ class Space:
     choices: list[Value] | None = None
     pow2: bool = False
     allow_zero: bool = False
+    log1m: bool = False
 
     def snap(self, x: float, sig: int = 3) -> Value:
         """Clip `x` into the space and round it to something a human would write (ints, powers of two, `sig`
@@ -125,6 +129,8 @@ class Space:
             return int(min(max(round(x), math.ceil(self.low)), math.floor(self.high)))
         if x == 0:
             return 0.0
+        if self.log1m and x > 0:  # round the horizon's digits: 0.99667 reads 0.9967, not 1.0
+            return min(self.high, max(self.low, 1.0 - float(f"{1.0 - x:.{sig}g}")))
         return float(f"{x:.{sig}g}")
 
 
@@ -1531,7 +1537,11 @@ def search_space(knob: Knob) -> Space | None:
             return None
         return Space(min(1e-6, x) if x > 0 else 1e-6, max(0.3, x), True, False, allow_zero=True)
     if kind == "momentum":
-        return Space(0.0, max(0.99, x), False, False) if 0 <= x < 1 else None
+        if not 0 <= x < 1:
+            return None
+        if x >= 0.5:  # an average already on (SGD's 0.9, Adam's 0.99): moved by its horizon 1/(1 − x)
+            return Space(0.0, max(0.999, x), False, False, log1m=True)
+        return Space(0.0, max(0.99, x), False, False)  # off or weak: switching it on is a step on the plain scale
     if kind == "warmup":
         if is_int:
             return Space(0.0, float(max(4 * int(x), 100)), False, True, allow_zero=True) if x >= 0 else None

@@ -25,7 +25,8 @@ import numpy as np
 
 
 class SpaceLike(Protocol):
-    """The search space of one knob (`knobs.Space` satisfies it; its `snap` and `allow_zero` are used if present)."""
+    """The search space of one knob (`knobs.Space` satisfies it; its `snap`, `allow_zero` and `log1m` are used if
+    present)."""
 
     @property
     def low(self) -> float | None: ...
@@ -87,8 +88,14 @@ def nice(value: float, integer: bool = False, kind: str = "") -> float | int:
     return float(round(value, -mag + 1))
 
 
+def _log1m(space: SpaceLike) -> bool:
+    """Whether the space is searched on log(1 − x) (a momentum or β: see `knobs.Space`)."""
+    return bool(getattr(space, "log1m", False))
+
+
 def to_unit(value: Any, space: SpaceLike) -> float | None:
-    """Map a value into [0, 1] of its space (log scale for log spaces); None if it is not numeric or the space is."""
+    """Map a value into [0, 1] of its space (log scale for log spaces, −log(1 − x) for averaging coefficients); None
+    if it is not numeric or the space is not."""
     if space.choices:
         try:
             return list(space.choices).index(value) / max(1, len(space.choices) - 1)
@@ -97,7 +104,11 @@ def to_unit(value: Any, space: SpaceLike) -> float | None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or space.low is None or space.high is None:
         return None
     lo, hi, v = float(space.low), float(space.high), float(value)
-    if space.log:
+    if _log1m(space):
+        if hi >= 1 or v >= 1:
+            return None
+        lo, hi, v = -math.log1p(-lo), -math.log1p(-hi), -math.log1p(-min(max(v, lo), hi))
+    elif space.log:
         if lo <= 0 or v <= 0:
             return None
         lo, hi, v = math.log(lo), math.log(hi), math.log(v)
@@ -113,7 +124,13 @@ def from_unit(u: float, space: SpaceLike, kind: str = "") -> Any:
         return list(space.choices)[round(u * (len(space.choices) - 1))]
     assert space.low is not None and space.high is not None
     lo, hi = float(space.low), float(space.high)
-    v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if space.log else lo + u * (hi - lo)
+    if _log1m(space):
+        t_lo, t_hi = -math.log1p(-lo), -math.log1p(-hi)
+        v = -math.expm1(-(t_lo + u * (t_hi - t_lo)))
+    elif space.log:
+        v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
+    else:
+        v = lo + u * (hi - lo)
     return snap(v, space, kind)
 
 
@@ -151,9 +168,9 @@ def same(a: Any, b: Any) -> bool:
 
 
 def step_values(value: Any, dim: Dim, factor: float = 3.0) -> list[Any]:
-    """Neighbours of `value` along one knob: ×factor and ÷factor on log scales, ± a fifth of the range on linear
-    ones, ±1 (or ×2/÷2) on integers, the other options on choices. Values outside the space are clipped; values
-    equal to the current one dropped."""
+    """Neighbours of `value` along one knob: ×factor and ÷factor on log scales (on 1 − x for a momentum or β, so
+    0.9 → 0.97 / 0.7 and 0.99 → 0.997 / 0.97), ± a fifth of the range on linear ones, ±1 (or ×2/÷2) on integers, the
+    other options on choices. Values outside the space are clipped; values equal to the current one dropped."""
     sp = dim.space
     if sp.choices:
         return [c for c in sp.choices if not same(c, value)]
@@ -164,7 +181,9 @@ def step_values(value: Any, dim: Dim, factor: float = 3.0) -> list[Any]:
         # zero means "off" (no weight decay, no clipping): switch it on at a typical value
         typical = {"weight_decay": 0.01, "clip": 1.0}.get(dim.kind, math.sqrt(float(sp.low) * float(sp.high)))
         return [snap(typical, sp, dim.kind)]
-    if sp.log and value > 0:
+    if _log1m(sp) and 0 <= value < 1:
+        cands = [1 - (1 - value) / factor, 1 - (1 - value) * factor]
+    elif sp.log and value > 0:
         cands = [value * factor, value / factor]
     elif sp.integer and abs(value) <= 4:
         cands = [value + 1, value - 1]
