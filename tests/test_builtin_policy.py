@@ -699,3 +699,40 @@ def _changed(tree: Tree, prop: Proposal) -> set[str]:
     before = {k: v.value for k, v in BuiltinPolicy().knobs_in(tree.files[base.id]).items()}
     after = {k: v.value for k, v in BuiltinPolicy().knobs_in(files).items()}
     return {k for k in after if after[k] != before.get(k)}
+
+
+def test_a_change_that_lost_clearly_is_not_repeated_after_an_unrelated_nudge() -> None:
+    """The learning rate 0.01 → 0.03 lost clearly on the baseline; a weight-decay nudge then made a new best. The
+    same raise on that best is a run spent to learn what is known, so it is not proposed; after a batch-size change
+    (which moves where the best learning rate lies) it is fair again."""
+    text = KNOB_ONLY.replace("BATCH_SIZE = 64\n", "BATCH_SIZE = 64\nWEIGHT_DECAY = 0.0001\n")
+    knobs = {k.name: k for k in knobmod.discover_files({"train.py": text})}
+
+    def proposals(nudge: tuple[str, Any]) -> list[dict[str, Any]]:
+        tree = Tree({"train.py": text})
+        tree.add(view(1, kind="baseline", metric=0.5, seconds=None))
+        lost = {"train.py": knobmod.rewrite(text, knobs["LEARNING_RATE"], 0.03)}
+        tree.add(dataclasses.replace(view(2, 1, metric=0.2, seconds=None, title="tune LEARNING_RATE 0.01 → 0.03",
+                                          knobs={k.name: k.value for k in knobmod.discover_files(lost)}),
+                                     status="discarded"), lost)
+        nudged = {"train.py": knobmod.rewrite(text, knobs[nudge[0]], nudge[1])}
+        tree.add(view(3, 1, metric=0.55, seconds=None, title=f"tune {nudge[0]}",
+                      knobs={k.name: k.value for k in knobmod.discover_files(nudged)}), nudged)
+        assert tree.best_id == 3
+        out = []
+        for _ in range(8):
+            prop = BuiltinPolicy().propose(tree.ctx())
+            if prop is None:
+                break
+            files = applied(prop.edits, tree.files[prop.parent_id or 3])
+            after = {k.name: k.value for k in knobmod.discover_files(files)}
+            out.append({n: v for n, v in after.items() if v != knobs[n].value and n != nudge[0]})
+            tree.record(prop, 0.54, seconds=None)
+            tree.best_id = 3
+        return out
+
+    unrelated = proposals(("WEIGHT_DECAY", 0.0003))
+    assert unrelated and {"LEARNING_RATE": 0.03} not in unrelated
+    assert any(set(p) == {"LEARNING_RATE"} for p in unrelated)  # the other direction is still searched
+    related = proposals(("BATCH_SIZE", 128))
+    assert {"LEARNING_RATE": 0.03} in related

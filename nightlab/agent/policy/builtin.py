@@ -674,6 +674,52 @@ class BuiltinPolicy(PolicyBase):
             out.add((_regime(_lineage(exps, e.id)), _sig_assignment(a)))
         return out
 
+    def _repeats_a_clear_loss(self, ctx: PolicyContext, st: _State, assignment: Mapping[str, Any]) -> int | None:
+        """The id of an experiment that made this same one-knob change (the knob from the same value to the same
+        value, in the same code regime) on a parent that differs from the current best only in one or two knobs
+        that do not move where this knob's optimum lies, and lost to that parent clearly; None if there is none.
+
+        Such a repeat is a run spent to learn what is already known: nanoGPT's learning rate 0.002 → 0.004 lost
+        (2.51 against 2.09), `min_lr` changed, and the same raise was proposed on the new best and lost again. A
+        change of the batch size, the model's size, the training length, the warm-up, the clipping or the optimizer
+        does move the best learning rate (and the best of most knobs), so after one of those the move is fair again.
+        "Clearly" is more than three noise floors and more than 5 % of the parent's metric: a loss that size does
+        not turn into a gain because of an unrelated nudge."""
+        cur = {k: _norm(v) for k, v in st.assignment.items()}
+        new = {k: _norm(v) for k, v in assignment.items()}
+        moved = [k for k in new if k in cur and new[k] != cur[k]]
+        if len(moved) != 1 or set(new) != set(cur):
+            return None
+        key = moved[0]
+        exps = {e.id: e for e in ctx.experiments}
+        goal = Goal(ctx.goal)
+        for e in ctx.experiments:
+            parent = exps.get(e.parent_id) if e.parent_id is not None else None
+            if (parent is None or e.run_result != RunResult.SUCCEEDED or e.metric is None or parent.metric is None
+                    or not math.isfinite(e.metric) or not math.isfinite(parent.metric)):
+                continue
+            if _regime(_lineage(exps, e.id)) != st.regime:
+                continue
+            a_e, a_p = self._assignment_of(ctx, e), self._assignment_of(ctx, parent)
+            if a_e is None or a_p is None:
+                continue
+            a_e, a_p = {k: _norm(v) for k, v in a_e.items()}, {k: _norm(v) for k, v in a_p.items()}
+            if set(a_e) != set(cur) or set(a_p) != set(cur):
+                continue
+            if a_p[key] != cur[key] or a_e[key] != new[key]:
+                continue
+            if [k for k in a_e if a_e[k] != a_p[k]] != [key]:
+                continue  # not the same one-knob change
+            since = [k for k in cur if k != key and cur[k] != a_p[k]]
+            if not since or len(since) > 2:
+                continue
+            if any(k not in st.knobs or st.knobs[k].kind in _MOVES_OPTIMA for k in since):
+                continue
+            margin = goal.sign * (float(parent.metric) - float(e.metric))
+            if margin > max(3 * ctx.noise_floor, 0.05 * abs(float(parent.metric))):
+                return e.id
+        return None
+
     # ------------------------------------------------------------------------------------------- moves
     def _moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
         tried_transforms = _transforms_tried_in_lineage(ctx, st)
@@ -1318,6 +1364,12 @@ class BuiltinPolicy(PolicyBase):
         regime = st.regime | ({f"t:{move.transform}"} if move.transform else set())
         if not code_fix and (frozenset(regime), _sig_assignment(assignment)) in sigs:
             return None  # this exact assignment in this code regime was run (or proposed) already
+        if move.transform is None and not code_fix:
+            lost = self._repeats_a_clear_loss(ctx, st, assignment)
+            if lost is not None:
+                log.info("builtin policy: %r repeats #%s, which lost clearly, on a best that differs from its parent "
+                         "only in unrelated knobs; not proposed", move.title, lost)
+                return None
         if move.transform is None and not code_fix and _effective(new_knobs) == _effective(st.knobs):
             # the change lands only where something else overrides it: it cannot change the run
             log.info("builtin policy: %r changes nothing where it takes effect; not proposed", move.title)
@@ -1557,6 +1609,12 @@ def _aligned_lengths(st: _State, changes: dict[str, Any]) -> dict[str, Any] | No
                 return None
             out[key] = aligned
     return out
+
+
+# Knob kinds whose change moves where another knob's optimum lies (the learning rate's above all): a one-knob change
+# that lost before such a change may win after it.
+_MOVES_OPTIMA = frozenset({"batch_size", "width", "depth", "epochs", "steps", "warmup", "clip", "choice", "seq_len",
+                           "other"})
 
 
 def _sig_assignment(a: Mapping[str, Any]) -> tuple[Any, ...]:
