@@ -787,6 +787,7 @@ def test_format_value_refuses_nan_and_type_confusion() -> None:
         ("eval_iters", "logging"), ("num_workers", "logging"), ("test_size", "split"), ("n_splits", "split"),
         ("val_frac", "split"), ("vocab_size", "fixed"), ("num_classes", "fixed"), ("input_dim", "fixed"),
         ("label_smoothing", "other"), ("n_heads", "other"), ("gradient_accumulation_steps", "other"),
+        ("ema_decay", "momentum"), ("model_ema_decay", "momentum"), ("ema_warmup_steps", "warmup"),
     ],
 )
 def test_classify(name: str, kind: str) -> None:
@@ -995,3 +996,14 @@ def test_an_average_already_on_is_searched_on_its_horizon() -> None:
         assert u is not None and searchmod.same(searchmod.from_unit(u, on, "momentum"), v)
     mid = searchmod.from_unit(0.5, on, "momentum")
     assert 0.96 < mid < 0.975  # the middle of the horizon's range, where a linear space would put 0.5
+    # an EMA of the weights is the same kind of average: 0.9999 never steps to 1 or past it (×3 was 2.9997)
+    ema = search_space(Knob("model_ema_decay", "train.py", 0.9999, classify("model_ema_decay"), "constant", 1, ""))
+    assert ema is not None and ema.log1m and ema.high == 0.9999
+    assert searchmod.step_values(0.9999, searchmod.Dim("model_ema_decay", ema, "momentum")) == [0.9997]
+    # where the average is named by the key above a generic word: Hydra YAML, a config class, a nested dict
+    files = {"conf/train.yaml": "ema:\n  decay: 0.9999\nscheduler:\n  decay: 0.5\noptimizer:\n  lr: 3.0e-4\n",
+             "train.py": "from dataclasses import dataclass\n\n\n@dataclass\nclass EMAConfig:\n"
+                         "    decay: float = 0.999\n\n\nCONFIG = {'lr': 0.1, 'ema': {'decay': 0.99}}\n"}
+    kinds = {k.name: k.kind for k in discover_files(files)}
+    assert kinds["ema.decay"] == kinds["EMAConfig.decay"] == kinds["CONFIG.ema.decay"] == "momentum"
+    assert kinds["scheduler.decay"] == "other"  # a step schedule's factor is not an average

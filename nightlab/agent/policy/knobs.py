@@ -139,13 +139,14 @@ class Space:
 # --------------------------------------------------------------------------------------------------------------------
 
 _CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_ACRONYM = re.compile(r"([A-Z]+)([A-Z][a-z])")  # EMAConfig → EMA_Config
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
 def _tokens(name: str) -> list[str]:
     """Split an identifier, option or key into lowercase words: ``nEpochs`` → n, epochs; ``--weight-decay`` →
     weight, decay; trailing digits dropped (``beta1`` → beta) so numbered variants classify like the base word."""
-    words = _NON_ALNUM.split(_CAMEL.sub(r"\1_\2", name).lower())
+    words = _NON_ALNUM.split(_CAMEL.sub(r"\1_\2", _ACRONYM.sub(r"\1_\2", name)).lower())
     out = []
     for w in words:
         if not w:
@@ -168,7 +169,7 @@ _LR_SCHED = frozenset({"decay", "gamma", "factor", "patience", "milestones", "mi
                        "sched", "mult", "step", "steps", "iters", "iter", "epochs", "epoch", "drop", "ratio", "warm"})
 _STEPS = frozenset({"steps", "step", "iters", "iter", "iterations", "iteration", "updates", "rounds", "round"})
 _DROPOUT = frozenset({"dropout", "drop", "pdrop", "droprate"})
-_MOMENTUM = frozenset({"momentum", "beta", "betas"})
+_MOMENTUM = frozenset({"momentum", "beta", "betas", "ema", "polyak"})  # averaging coefficients: β, EMA decay
 _CLIP = frozenset({"clip", "clipping", "clipnorm"})
 _SEQ = frozenset({"seq", "sequence", "context", "ctx", "bptt", "seqlen", "maxlen", "window"})
 _FIXED = frozenset({"input", "in", "out", "output", "classes", "class", "nclass", "ncls", "vocab", "labels", "img",
@@ -235,6 +236,22 @@ def classify(name: str) -> str:
     if t & _WIDTH or {"d", "model"} <= t:
         return "width"
     return "other"
+
+
+# A generic word (`decay`, `rate`) under a key naming a weight average (`ema: {decay: 0.9999}`, `EMAConfig.decay`)
+# is that average's coefficient: a momentum-like knob that must stay below 1, not an "other" searched ×10 around it.
+_AVERAGE_OWNERS = frozenset({"ema", "polyak"})
+_AVERAGE_LEAVES = frozenset({"decay", "rate", "beta", "alpha", "momentum", "factor"})
+
+
+def classify_path(parts: Sequence[str]) -> str:
+    """`classify` of the last part of a dotted name, where the parts before it settle a generic word: ``ema.decay``
+    and ``EMAConfig.decay`` are momentum-like, as ``ema_decay`` is."""
+    kind = classify(parts[-1])
+    if (kind == "other" and len(parts) > 1 and set(_tokens(parts[-1])) <= _AVERAGE_LEAVES
+            and any(set(_tokens(p)) & _AVERAGE_OWNERS for p in parts[:-1])):
+        return "momentum"
+    return kind
 
 
 # Kinds whose values are counts: an int literal stays an int and the search space is integer.
@@ -552,7 +569,7 @@ class _PyScanner(cst.CSTVisitor):
                 return
             self._register(full, "choice", style, value, node, _choices(group, value, self.texts))
             return
-        kind = classify(key)
+        kind = classify_path([*full.split(".")[:-1], key])
         if kind == "split":
             return
         if isinstance(value, bool) and kind not in ("seed", "logging"):
@@ -1223,7 +1240,6 @@ def _config_found(path: str, text: str, leaves: list[_Leaf], style: str, texts: 
         keys = [p for p in leaf.path if isinstance(p, str)]
         if not keys:
             continue
-        key = keys[-1]
         name = _leaf_name(leaf.path)
         v = leaf.value
         element = isinstance(leaf.path[-1], int)
@@ -1234,7 +1250,7 @@ def _config_found(path: str, text: str, leaves: list[_Leaf], style: str, texts: 
             known = True
             kind, choices = "choice", _choices(group, v, texts)
         else:
-            base = classify(key)
+            base = classify_path(keys)
             if base == "split":
                 continue
             if element:
