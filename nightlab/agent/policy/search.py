@@ -89,7 +89,7 @@ def nice(value: float, integer: bool = False, kind: str = "") -> float | int:
 
 
 def _log1m(space: SpaceLike) -> bool:
-    """Whether the space is searched on log(1 − x) (a momentum or β: see `knobs.Space`)."""
+    """Whether the space is searched on log(1 − x) (a momentum, β or EMA decay: see `knobs.Space`)."""
     return bool(getattr(space, "log1m", False))
 
 
