@@ -29,9 +29,9 @@ The peers
   configuration plus ``clamp(N // 4, 1, 5)`` Sobol points, one evaluation per configuration. Its model fitting and
   acquisition search take several CPU seconds per trial (about 8 s on this machine), outside the training budget.
 
-A momentum, Adam β or EMA decay already at 0.5 or more has a space searched on log(1 − x) (`knobs.Space.log1m`: 0.99 → 0.997
-is as large a move as 0.9 → 0.97); every sampler here draws it that way too: its coordinate is 1 − x on a log scale
-over [1 − high, 1 − low], turned back into x before the builtin's rounding.
+A momentum, Adam β or EMA decay already at 0.5 or more has a space searched on log(1 − x) (`knobs.Space.log1m`:
+0.99 → 0.997 is as large a move as 0.9 → 0.97); every sampler here draws it that way too: its coordinate is 1 − x on
+a log scale over [1 − high, 1 − low], turned back into x before the builtin's rounding.
 
 "The committed configuration" is the unmodified files (run as they are, not rewritten); where a committed value
 lies outside a space the samplers can represent (weight decay 0 in a log-scaled range), the study records it as the
