@@ -5,6 +5,8 @@ TEST_WORKERS ?= $(shell $(PY) -c 'import os; print(max(1, min(4, os.cpu_count() 
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# SMAC3 for bench/search.py's smac peer: built once per venv (pyrfr from source); a failed build is retried next time
+SMAC := $(VENV)/.smac
 
 .PHONY: run test lint typecheck pytest bench clean
 
@@ -14,10 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
+$(SMAC): $(STAMP)
+	@bash scripts/bench-smac.sh $(BIN) && touch $(SMAC) || true
+
 run: $(STAMP)
 	$(BIN)/nightlab demo
 
-test: $(STAMP)
+test: $(STAMP) $(SMAC)
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check nightlab tests bench
 	$(BIN)/mypy nightlab
@@ -29,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy nightlab
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(SMAC)
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 clean:

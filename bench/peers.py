@@ -25,9 +25,10 @@ The peers
   configuration, told to the study. Categorical knobs, which CMA-ES cannot model, are sampled independently.
   (Optuna deprecated ``x0`` and ``sigma0`` in 4.9 and removes them in 6: the bench extra pins Optuna 5.)
 * ``smac``: SMAC3's black-box facade with its defaults (a Gaussian process with expected improvement; the
-  ``bench-smac`` extra, whose ``pyrfr`` builds from source and needs ``swig``), its initial design the committed
-  configuration plus ``clamp(N // 4, 1, 5)`` Sobol points, one evaluation per configuration. Its model fitting and
-  acquisition search take several CPU seconds per trial (about 8 s on this machine), outside the training budget.
+  ``bench-smac`` extra, whose ``pyrfr`` builds from source with ``swig``: scripts/bench-smac.sh), its initial
+  design the committed configuration plus ``clamp(N // 4, 1, 5)`` Sobol points, one evaluation per
+  configuration. Its model fitting and acquisition search take several CPU seconds per trial (about 8 s on this
+  machine), outside the training budget.
 
 A momentum, Adam β or EMA decay already at 0.5 or more has a space searched on log(1 − x) (`knobs.Space.log1m`:
 0.99 → 0.997 is as large a move as 0.9 → 0.97); every sampler here draws it that way too: its coordinate is 1 − x on

@@ -21,7 +21,8 @@ The methods
   started at the committed configuration) and ``smac`` (SMAC3's black-box facade, the committed configuration in
   its initial design). ``random`` and ``optuna`` were called the same before the peers were added but then ran the
   committed configuration first and, for optuna, a short start-up: that is now ``random-default`` and
-  ``tpe-default``. cmaes needs the ``cmaes`` package and smac the ``smac`` package (``pip install -e '.[bench]'``).
+  ``tpe-default``. cmaes needs the ``cmaes`` package (``pip install -e '.[bench]'``) and smac the ``smac`` package
+  (``bash scripts/bench-smac.sh``).
 * every peer searches exactly the knobs and ranges the builtin policy discovers on the unmodified files
   (`BuiltinPolicy.search_knobs`: the searchable knobs where they take effect for the command, with their
   `knobs.search_space`), write values through the same rounding (`policy.search.snap`) and the same editing code
@@ -993,7 +994,8 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
             raise SystemExit(f"unknown method {m!r} (choose from {', '.join(METHODS)})")
         peer = peers().PEERS.get(m)
         if peer is not None and not peer.available():
-            raise SystemExit(f"method {m!r} needs the {peer.module!r} package: pip install -e '.[bench]'")
+            how = "bash scripts/bench-smac.sh" if m == "smac" else "pip install -e '.[bench]'"
+            raise SystemExit(f"method {m!r} needs the {peer.module!r} package: {how}")
     folders = [Path(d) for d in task_dirs if (Path(d) / ANSWER_SHEET).is_file() or (Path(d) / REPO_SHEET).is_file()]
     for d in task_dirs:  # a shell glob over the suite also matches its README.md
         if Path(d) not in folders:

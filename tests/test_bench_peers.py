@@ -55,8 +55,8 @@ def toy(tmp_path: Path) -> Path:
 def _skip_unless_available(search: ModuleType, name: str) -> Any:
     peer = search.peers().PEERS[name]
     if not peer.available():
-        extra = "bench-smac" if name == "smac" else "bench"
-        pytest.skip(f"peer {name} needs the {peer.module!r} package (pip install -e '.[{extra}]')")
+        how = "bash scripts/bench-smac.sh" if name == "smac" else "pip install -e '.[bench]'"
+        pytest.skip(f"peer {name} needs the {peer.module!r} package ({how})")
     return peer
 
 
