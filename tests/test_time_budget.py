@@ -299,3 +299,41 @@ def test_a_hibernating_sessions_job_still_going_at_the_deadline_is_stopped_and_r
     assert status["state"] == "killed" and status["reason"] == "deadline"
     assert store.experiment(1).status == Status.QUEUED  # waits for the next session, its attempt not spent
     assert [e for e in store.events() if e["kind"] == "deadline" and e["experiment_id"] == 1]
+
+
+def test_a_yes_to_go_over_the_compute_budget_buys_a_budget_more_from_what_was_spent(tmp_path: Path) -> None:
+    """[autonomy] ask_over_budget: runs still going at the ask can end past the limit (on a loaded machine they run
+    long). A yes then grants one budget more counted from what was spent when it was given, not a second budget on
+    top of the first — which those runs may already have used, so that the session would ask again at once."""
+    from nightlab.agent import time_budget
+    from nightlab.agent.states import ApprovalKind, ApprovalState, Mode, RunResult
+    from nightlab.agent.store import Store
+
+    store = Store(tmp_path / "s.db")
+    sid = store.create_session("p", Mode.AUTONOMOUS, "builtin", 5, None, None).id
+    clock = time_budget.TimeBudget(store, None, 100 / 3600, None, ask_over_budget=True)
+    t0 = time.time() - 200  # the yes below is given now
+    # two runs predicted to fit ended at 130 CPU-seconds: 30 past the budget of 100
+    for began, ended in ((t0, t0 + 60), (t0, t0 + 70)):
+        e = store.add_experiment(session_id=sid, title="long", seconds=ended - began, run_result=RunResult.SUCCEEDED)
+        job = store.add_job(e.id, str(tmp_path / f"r{e.id}"), "", "cpu0")
+        store.update_job(job.id, state=JobState.ENDED, started=began, ended=ended)
+    nxt = store.add_experiment(session_id=sid, title="next", predicted_s=20.0)
+    assert clock.asking(sid, now=t0 + 100)  # over: a person is asked
+    (ask,) = store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=sid)
+    assert store.decide(ask.id, ApprovalState.APPROVED, "me")
+    cpu_limit, _ = clock.limits(sid)
+    assert cpu_limit is not None and cpu_limit * 3600 == pytest.approx(230.0)  # 130 spent + 100, not 2 x 100
+    later = time.time() + 1
+    assert clock.blocks(nxt, sid, now=later) is None and clock.asking(sid, now=later) is None  # no ask at once
+    assert clock.seconds_left(sid, now=later) == pytest.approx(100.0)
+    # that run and one more use the new budget up: asked again, the reason naming the extended limit
+    for began, ended in ((later, later + 60), (later + 100, later + 150)):
+        e = store.add_experiment(session_id=sid, title="more", seconds=ended - began, run_result=RunResult.SUCCEEDED)
+        job = store.add_job(e.id, str(tmp_path / f"r{e.id}"), "", "cpu0")
+        store.update_job(job.id, state=JobState.ENDED, started=began, ended=ended)
+    why = clock.asking(sid, now=later + 200)
+    assert why and "extended to 0.0639 by 1 yes" in why, why
+    # without the checkpoint the budget is the budget
+    plain = time_budget.TimeBudget(store, None, 100 / 3600, None)
+    assert plain.limits(sid)[0] == pytest.approx(100 / 3600) and plain.blocks(nxt, sid, now=later + 200)

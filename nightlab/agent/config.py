@@ -227,7 +227,8 @@ class AutonomyConfig(_Strict):
                                                            "structure (a transformation, a model edit), not a value")
     ask_over_budget: bool = Field(default=False, description="checkpoint: when the next run would pass "
                                                              "max_cpu_hours / max_gpu_hours, ask to go on (each yes "
-                                                             "adds the budget once more) instead of ending")
+                                                             "grants one budget more, from what was spent) instead "
+                                                             "of ending")
     ask_phase_change: bool = Field(default=True, description="checkpoint: with an approved plan (`nightlab plan`), "
                                                              "ask before a move in a phase the plan does not hold")
 

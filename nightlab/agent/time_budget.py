@@ -33,8 +33,9 @@ job started on its node (its time in the queue uses nothing). A run not started 
 engine will ask for (`gpus_per_job`).
 
 With `[autonomy] ask_over_budget` the compute budget is a checkpoint rather than an end: when no run can start within
-it, the session asks (a `compute` approval with the reason) and waits; each yes adds the budget once more (as the
-model-cost budget's extensions do), a no ends the session as without the checkpoint.
+it, the session asks (a `compute` approval with the reason) and waits; each yes grants one budget more, counted from
+what the session had spent when it was given (runs still going at the ask may end past the old limit: a yes must
+still leave room for a run, or it would be asked again at once), a no ends the session as without the checkpoint.
 """
 
 from __future__ import annotations
@@ -120,13 +121,13 @@ class TimeBudget:
         if self.deadline is not None:
             left.append(self.deadline - now)
         if self.max_cpu_hours is not None or self.max_gpu_hours is not None:
-            times = 1 + self.extensions(session_id) if self.ask_over_budget else 1
+            cpu_limit, gpu_limit = self.limits(session_id)
             cpu, gpu = self.spent(session_id, now)
             going_cpu, going_gpu = self.committed(session_id, now)
-            if self.max_cpu_hours is not None:
-                left.append((self.max_cpu_hours * times - cpu - going_cpu) * 3600 / max(1, self.cpus_per_job))
-            if self.max_gpu_hours is not None and self.gpus_per_job:
-                left.append((self.max_gpu_hours * times - gpu - going_gpu) * 3600 / self.gpus_per_job)
+            if cpu_limit is not None:
+                left.append((cpu_limit - cpu - going_cpu) * 3600 / max(1, self.cpus_per_job))
+            if gpu_limit is not None and self.gpus_per_job:
+                left.append((gpu_limit - gpu - going_gpu) * 3600 / self.gpus_per_job)
         return max(0.0, min(left)) if left else None
 
     def run_seconds_left(self, session_id: int, now: float | None = None) -> float | None:
@@ -147,12 +148,13 @@ class TimeBudget:
         return out
 
     def spent(self, session_id: int, now: float | None = None) -> tuple[float, float]:
-        """CPU-hours and GPU-hours the session's runs have used so far (running ones until now)."""
+        """CPU-hours and GPU-hours the session's runs have used until `now` (running ones until now; a run that
+        ended later counted until `now`, one started later not at all: what was spent at an earlier moment)."""
         now = time.time() if now is None else now
         cpu = gpu = 0.0
         for e in self.store.experiments("session_id = ?", (session_id,)):
             for j in self.store.jobs(experiment_id=e.id):
-                end = j.ended if j.ended else now
+                end = min(j.ended, now) if j.ended else now
                 began = (j.run_started or end) if j.remote else (j.started or end)  # a queued job uses nothing
                 seconds = max(0.0, end - began)
                 cpus, gpus = self.share(j)
@@ -203,28 +205,53 @@ class TimeBudget:
 
     def extensions(self, session_id: int) -> int:
         """How many times a person let the session go over its compute budget (approved `compute` requests)."""
-        return sum(a.state == ApprovalState.APPROVED
-                   for a in self.store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=session_id))
+        return len(self._yeses(session_id))
+
+    def _yeses(self, session_id: int) -> list[float]:
+        """When each approved `compute` request was decided, in order."""
+        return [a.decided or a.created
+                for a in self.store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=session_id)
+                if a.state == ApprovalState.APPROVED]
+
+    def limits(self, session_id: int) -> tuple[float | None, float | None]:
+        """The CPU-hours and GPU-hours the session may spend: the budget, and with `ask_over_budget` one budget
+        more for each yes, counted from the larger of the limit before it and what had been spent when it was
+        given (runs going at the ask can end past the old limit; the yes still buys a budget's worth of runs)."""
+        cpu_limit, gpu_limit = self.max_cpu_hours, self.max_gpu_hours
+        if not self.ask_over_budget:
+            return cpu_limit, gpu_limit
+        for when in self._yeses(session_id):
+            cpu, gpu = self.spent(session_id, when)
+            if cpu_limit is not None and self.max_cpu_hours is not None:
+                cpu_limit = max(cpu_limit, cpu) + self.max_cpu_hours
+            if gpu_limit is not None and self.max_gpu_hours is not None:
+                gpu_limit = max(gpu_limit, gpu) + self.max_gpu_hours
+        return cpu_limit, gpu_limit
 
     def over_budget(self, need: float, session_id: int, now: float | None = None) -> str | None:
         """Why a run of `need` seconds would take the session past its compute budget (None: it would not)."""
         if self.max_cpu_hours is None and self.max_gpu_hours is None:
             return None
-        times = 1 + self.extensions(session_id) if self.ask_over_budget else 1
+        yeses = self.extensions(session_id) if self.ask_over_budget else 0
+        cpu_limit, gpu_limit = self.limits(session_id)
         cpu, gpu = self.spent(session_id, now)
         going_cpu, going_gpu = self.committed(session_id, now)
-        if self.max_cpu_hours is not None:
-            more, limit = need * self.cpus_per_job / 3600, self.max_cpu_hours * times
-            if cpu + going_cpu + more > limit or cpu >= limit:
+
+        def extended(limit: float) -> str:
+            return f" (extended to {limit:.3g} by {yeses} yes{'es' if yeses > 1 else ''})" if yeses else ""
+
+        if self.max_cpu_hours is not None and cpu_limit is not None:
+            more = need * self.cpus_per_job / 3600
+            if cpu + going_cpu + more > cpu_limit or cpu >= cpu_limit:
                 going = f" (and about {going_cpu:.2g} more for the runs going)" if going_cpu else ""
                 return f"{cpu:.3g} CPU-hours spent{going}, about {more:.2g} more would pass max_cpu_hours = " \
-                       f"{self.max_cpu_hours:g}" + (f" (x{times}: extended)" if times > 1 else "")
-        if self.max_gpu_hours is not None:
-            more, limit = need * self.gpus_per_job / 3600, self.max_gpu_hours * times
-            if gpu + going_gpu + more > limit or (self.gpus_per_job and gpu >= limit):
+                       f"{self.max_cpu_hours:g}" + extended(cpu_limit)
+        if self.max_gpu_hours is not None and gpu_limit is not None:
+            more = need * self.gpus_per_job / 3600
+            if gpu + going_gpu + more > gpu_limit or (self.gpus_per_job and gpu >= gpu_limit):
                 going = f" (and about {going_gpu:.2g} more for the runs going)" if going_gpu else ""
                 return f"{gpu:.3g} GPU-hours spent{going}, about {more:.2g} more would pass max_gpu_hours = " \
-                       f"{self.max_gpu_hours:g}" + (f" (x{times}: extended)" if times > 1 else "")
+                       f"{self.max_gpu_hours:g}" + extended(gpu_limit)
         return None
 
     def committed(self, session_id: int, now: float | None = None) -> tuple[float, float]:
