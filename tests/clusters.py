@@ -202,7 +202,7 @@ def start_ray(d: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[dict[str, 
     temp = Path(tempfile.mkdtemp(prefix="nlray-", dir="/tmp"))
     _short_dirs.append(temp)
     gcs, dash, client, *rest = free_ports(3 + 6)
-    rest = [*rest, _free_block(41)]
+    rest = [*rest, _free_block(41, avoid={gcs, dash, client, *rest})]
     argv = ray_node_argv(temp, rest, None, cpus=2)
     argv[2:2] = ["--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
                  f"--ray-client-server-port={client}", "--include-dashboard=true", f"--temp-dir={temp}"]
@@ -227,11 +227,13 @@ def start_ray(d: Path, procs: list[subprocess.Popen[bytes]]) -> tuple[dict[str, 
     return info, [proc]
 
 
-def _free_block(n: int) -> int:
-    """A port p such that p..p+n-1 look free (Ray's worker port range)."""
+def _free_block(n: int, avoid: set[int]) -> int:
+    """A port p such that p..p+n-1 look free (Ray's worker port range) and hold none of `avoid`: the ports already
+    chosen for Ray's other components are closed again once chosen, so they look free too, and Ray refuses to start
+    when its worker range holds one of them ("trying to use a port number ... used by other components")."""
     for _ in range(50):
         (p,) = free_ports(1)
-        if p + n > 65535:
+        if p + n > 65535 or any(p <= q < p + n for q in avoid):
             continue
         ok = True
         for q in range(p, p + n):
