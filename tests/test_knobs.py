@@ -788,6 +788,8 @@ def test_format_value_refuses_nan_and_type_confusion() -> None:
         ("val_frac", "split"), ("vocab_size", "fixed"), ("num_classes", "fixed"), ("input_dim", "fixed"),
         ("label_smoothing", "other"), ("n_heads", "other"), ("gradient_accumulation_steps", "other"),
         ("ema_decay", "momentum"), ("model_ema_decay", "momentum"), ("ema_warmup_steps", "warmup"),
+        ("n_estimators", "steps"), ("num_trees", "steps"), ("num_boost_round", "steps"),
+        ("feature_fraction", "other"), ("colsample_bytree", "other"), ("max_features", "fixed"),
     ],
 )
 def test_classify(name: str, kind: str) -> None:
@@ -1007,3 +1009,48 @@ def test_an_average_already_on_is_searched_on_its_horizon() -> None:
     kinds = {k.name: k.kind for k in discover_files(files)}
     assert kinds["ema.decay"] == kinds["EMAConfig.decay"] == kinds["CONFIG.ema.decay"] == "momentum"
     assert kinds["scheduler.decay"] == "other"  # a step schedule's factor is not an average
+
+
+def test_a_share_stays_within_one_and_a_decay_factor_below_it() -> None:
+    """Unclassified reals whose names bound them, found where real code writes them (a scikit-learn estimator's
+    arguments, an XGBoost / LightGBM parameter dict, a reinforcement-learning config): a subsample, a column sample or
+    a bagging fraction is searched within (0, 1] (×10 around 0.8 stepped it to 2.4, which scikit-learn and XGBoost
+    refuse), a probability or a ratio up to 0.95, and a decay or a discount factor on its horizon, below 1. A name
+    that bounds nothing keeps the ×10 around its value, and a boosting model's `n_estimators` counts its training."""
+    from nightlab.agent.policy import search as searchmod
+
+    code = (
+        "from sklearn.ensemble import GradientBoostingClassifier\n"
+        "import lightgbm as lgb\n\n"
+        "clf = GradientBoostingClassifier(n_estimators=100, learning_rate=0.1, subsample=0.8, max_depth=3)\n"
+        "params = {'objective': 'binary', 'learning_rate': 0.05, 'num_leaves': 31, 'feature_fraction': 0.9,\n"
+        "          'bagging_fraction': 1.0, 'colsample_bytree': 0.8}\n"
+        "booster = lgb.train(params, None, num_boost_round=200)\n\n"
+        "RL = dict(lr=3e-4, discount=0.99, lr_decay=0.95, mask_ratio=0.75, label_smoothing=0.1, temperature=0.07)\n"
+    )
+    found = {k.name: k for k in discover_files({"train.py": code})}
+    assert found["GradientBoostingClassifier.n_estimators"].kind == "steps"
+
+    def space(name: str) -> Space:
+        sp = search_space(found[name])
+        assert sp is not None, name
+        return sp
+
+    for name, value in [("GradientBoostingClassifier.subsample", 0.8), ("params.feature_fraction", 0.9),
+                        ("params.bagging_fraction", 1.0), ("params.colsample_bytree", 0.8)]:
+        sp = space(name)
+        assert (sp.log, sp.high) == (False, 1.0) and 0 < sp.low < value, name
+        dim = searchmod.Dim(name, sp, found[name].kind)
+        steps = searchmod.step_values(value, dim)
+        assert steps and all(0 < v <= 1 for v in steps), (name, steps)
+        assert all(0 < searchmod.from_unit(u, sp, "other") <= 1 for u in (0.0, 0.3, 0.7, 1.0))
+    assert searchmod.step_values(0.8, searchmod.Dim("s", space("GradientBoostingClassifier.subsample"), "other")) \
+        == [0.96, 0.64]
+    for name in ("RL.mask_ratio", "RL.label_smoothing"):
+        assert space(name).high == 0.95 and not space(name).log
+    for name, value, moved in [("RL.discount", 0.99, [0.9967, 0.97]), ("RL.lr_decay", 0.95, [0.983, 0.85])]:
+        sp = space(name)
+        assert sp.log1m and sp.high < 1 and sp.low == 0.5
+        assert searchmod.step_values(value, searchmod.Dim(name, sp, "other")) == moved
+    temp = space("RL.temperature")
+    assert temp.log and (temp.low, temp.high) == (pytest.approx(0.007), pytest.approx(0.7))

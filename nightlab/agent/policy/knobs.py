@@ -167,7 +167,9 @@ _SPLIT_SIZE = frozenset({"size", "frac", "fraction", "ratio", "pct", "percent", 
                          "portion", "share", "prop", "proportion"})
 _LR_SCHED = frozenset({"decay", "gamma", "factor", "patience", "milestones", "milestone", "schedule", "scheduler",
                        "sched", "mult", "step", "steps", "iters", "iter", "epochs", "epoch", "drop", "ratio", "warm"})
-_STEPS = frozenset({"steps", "step", "iters", "iter", "iterations", "iteration", "updates", "rounds", "round"})
+# boosting rounds count the training as steps do (`n_estimators`, LightGBM's `num_trees`): the run time grows with them
+_STEPS = frozenset({"steps", "step", "iters", "iter", "iterations", "iteration", "updates", "rounds", "round",
+                    "estimators", "trees"})
 _DROPOUT = frozenset({"dropout", "drop", "pdrop", "droprate"})
 _MOMENTUM = frozenset({"momentum", "beta", "betas", "ema", "polyak"})  # averaging coefficients: β, EMA decay
 _CLIP = frozenset({"clip", "clipping", "clipnorm"})
@@ -229,7 +231,7 @@ def classify(name: str) -> str:
         return "clip"
     if t & _SEQ or ({"block", "size"} <= t) or ({"max", "len"} <= t) or ({"max", "length"} <= t):
         return "seq_len"
-    if t & _FIXED and "hidden" not in t:
+    if t & _FIXED and "hidden" not in t and not t & _SHARE_WHOLE:  # LightGBM's feature_fraction is a knob
         return "fixed"
     if t & _DEPTH and not t & _SIZEISH:
         return "depth"
@@ -1572,4 +1574,40 @@ def search_space(knob: Knob) -> Space | None:
         return Space(float(max(1, int(x) // 4)), x * 4, True, True)
     if x <= 0:
         return None
+    bounded = _bounded_space(knob.name, x)
+    if bounded is not None:
+        return bounded
     return Space(x / 10, x * 10, True, False)
+
+
+# A real value in (0, 1] named as a share of something (a subsample, a fraction, a probability) means nothing above
+# 1, and libraries refuse it: scikit-learn's and XGBoost's `subsample` and `colsample_bytree`, LightGBM's
+# `bagging_fraction`. Searched ×10 around it like any unnamed real, `subsample = 0.8` was stepped to 2.4 and crashed
+# the run. A share of the whole may be all of it (`subsample = 1.0` is the default); a probability or ratio of 1 is
+# degenerate (every sample augmented, every token masked, every label smoothed away), so it stops at 0.95.
+_SHARE_WHOLE = frozenset({"subsample", "colsample", "frac", "fraction", "keep", "bagging", "share", "portion",
+                          "proportion", "pct", "percent"})
+_SHARE_PART = frozenset({"p", "prob", "probability", "ratio", "smoothing"})
+# A factor in [0.5, 1) named as a decay or a discount (an exponential learning-rate decay of 0.95 per epoch, a
+# reinforcement-learning discount γ of 0.99) is an average's coefficient, as a momentum is: what it sets is the
+# horizon 1/(1 − x). It is searched on log(1 − x) between 0.5 and 1; ×10 around it, a discount of 0.99 was stepped
+# to 2.97, a return that grows without bound, and a decay of 0.95 to 2.85, a learning rate that explodes.
+_DECAY_FACTOR = frozenset({"decay", "discount", "gamma"})
+
+
+def _bounded_space(name: str, x: float) -> Space | None:
+    """The space of an unclassified real knob whose name bounds it (a share of 1, a decay factor below 1), or None
+    for the generic ×10 around its value."""
+    words = set(_tokens(_leaf_name_of(name)))
+    if 0 < x <= 1 and words & (_SHARE_WHOLE | _SHARE_PART):
+        high = 1.0 if words & _SHARE_WHOLE else max(0.95, x)
+        return Space(x / 4, high, False, False)
+    if 0.5 <= x < 1 and words & _DECAY_FACTOR:
+        return Space(0.5, max(0.999, x), False, False, log1m=True)  # a factor near 0 stops the decayed thing
+    return None
+
+
+def _leaf_name_of(name: str) -> str:
+    """The last part of a knob's dotted name (``GradientBoostingClassifier.subsample`` → ``subsample``), without a
+    file prefix or a duplicate's ``#2``."""
+    return re.split(r"[.:]", name.split("#")[0])[-1]
