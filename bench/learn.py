@@ -239,25 +239,9 @@ def report(path: Path) -> int:
 
 
 def parse_timeouts(items: Sequence[str], names: dict[str, str]) -> tuple[float, dict[str, float]]:
-    """`--timeout 90 nanogpt-shakespeare-char=400`: the default run timeout and per-task ones, keyed by task name.
-    `names` maps every name a task may be called by (its own, its folder's) to its task name. A bad item raises
-    ValueError naming it."""
-    default, per = 90.0, {}
-    for item in items:
-        name, eq, value = item.rpartition("=")
-        try:
-            seconds = float(value)
-        except ValueError:
-            raise ValueError(f"--timeout {item!r}: not a number of seconds (SECONDS or NAME=SECONDS)") from None
-        if not seconds > 0:
-            raise ValueError(f"--timeout {item!r}: the timeout must be positive")
-        if not eq:
-            default = seconds
-        elif name in names:
-            per[names[name]] = seconds
-        else:
-            raise ValueError(f"--timeout {item!r}: no task called {name!r} (tasks: {', '.join(sorted(set(names)))})")
-    return default, per
+    """`--timeout 90 nanogpt-shakespeare-char=400` (bench/search.py's parser, with 90 s when no bare number is
+    given)."""
+    return search.parse_timeouts(items, names, 90.0)
 
 
 class WorkFolder:
@@ -323,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(folders) < 2:
         ap.error("leave-one-task-out needs at least two task folders (with task.toml or repo.toml)")
     tasks = {t.name: t for t in (search.load_task(d) for d in folders)}
-    names = {**{t.folder.name: n for n, t in tasks.items()}, **{n: n for n in tasks}}
+    names = search.task_names(tasks)
     try:
         default_timeout, task_timeouts = parse_timeouts(args.timeout, names)
     except ValueError as err:

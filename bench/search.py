@@ -106,8 +106,9 @@ Replays are faithful, so a rerun with the same policy code reproduces the same d
   output as ``<key>.timeout.json`` and exits 124; the engine is told ``timed_out`` (as its job wrapper would have
   said). A recorded timeout is replayed for any timeout up to the one it was recorded under; a completed run is
   replayed only if it fits in the current limit. So reruns do not pay for timeouts again.
-* The timeout (``--timeout``, default 120 s, about 8× the slowest baseline run of the suite) is the same for every
-  method; the builtin policy sees it (it avoids changes predicted to take more than 70% of it) as it would for a
+* The timeout (``--timeout``, default 120 s, about 8× the slowest baseline run of the suite; ``NAME=SECONDS`` gives
+  one task its own, ``--timeout 90 nanogpt=400``, so one invocation covers tasks of very different sizes) is the same
+  for every method; the builtin policy sees it (it avoids changes predicted to take more than 70% of it) as it would for a
   user, the peers do not. The baseline run of a seed is shared by all methods through the cache.
 
 Parallelism
@@ -386,6 +387,33 @@ def load_task(folder: Path) -> Task:
                 metric=str(meta["metric"]), goal=str(meta["goal"]), regex=str(meta["metric_regex"]),
                 baseline=float(base) if isinstance(base, int | float) else None,
                 reference=float(meta["reference"]), seconds=float(meta.get("seconds") or 0.0))
+
+
+def parse_timeouts(items: Sequence[str], names: Mapping[str, str],
+                   default: float = 120.0) -> tuple[float, dict[str, float]]:
+    """`--timeout 90 nanogpt=400`: the default run timeout and per-task ones, keyed by task name. `names` maps every
+    name a task may be called by (its own, its folder's) to its task name. A bad item raises ValueError naming it."""
+    per: dict[str, float] = {}
+    for item in items:
+        name, eq, value = item.rpartition("=")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"--timeout {item!r}: not a number of seconds (SECONDS or NAME=SECONDS)") from None
+        if not seconds > 0:
+            raise ValueError(f"--timeout {item!r}: the timeout must be positive")
+        if not eq:
+            default = seconds
+        elif name in names:
+            per[names[name]] = seconds
+        else:
+            raise ValueError(f"--timeout {item!r}: no task called {name!r} (tasks: {', '.join(sorted(set(names)))})")
+    return default, per
+
+
+def task_names(tasks: Mapping[str, Task]) -> dict[str, str]:
+    """Every name a task may be called by on the command line (its own, its folder's) → its task name."""
+    return {**{t.folder.name: n for n, t in tasks.items()}, **{n: n for n in tasks}}
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -981,14 +1009,15 @@ def worker_slots(workers: int = 0) -> list[Any]:
 
 def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int, seeds: int, *,
                   cache: Path = CACHE, results: Path = RESULTS, json_out: Path | None = None, workers: int = 0,
-                  timeout: float = 120.0, isolation: str = "auto", tpe_startup: int = 0, keep: bool = False,
-                  command: str = "", progress: Callable[[str], None] = print,
-                  resume: Sequence[Path] = ()) -> dict[str, Any]:
+                  timeout: float = 120.0, timeouts: Sequence[str] = (), isolation: str = "auto",
+                  tpe_startup: int = 0, keep: bool = False, command: str = "",
+                  progress: Callable[[str], None] = print, resume: Sequence[Path] = ()) -> dict[str, Any]:
     """Run every (task, method, seed), write the JSON and Markdown after each one finishes, return the report.
 
-    `resume`: saved reports of an invocation that was cut off (the machine went away) with the same budget and
-    timeout; the combinations they finished (without an error) are taken from them, re-scored, and only the rest
-    run."""
+    `timeout` is every run's limit; `timeouts` (``NAME=SECONDS``, by task or folder name) sets a slower task's own,
+    so one invocation covers the shared tasks at 90 s and nanoGPT at 400 s. `resume`: saved reports of an
+    invocation that was cut off (the machine went away) with the same budget and timeouts; the combinations they
+    finished (without an error) are taken from them, re-scored, and only the rest run."""
     for m in methods:
         if m not in METHODS:
             raise SystemExit(f"unknown method {m!r} (choose from {', '.join(METHODS)})")
@@ -1003,6 +1032,14 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     if not folders:
         raise SystemExit("no task folders given")
     tasks = {t.name: t for t in (load_task(d) for d in folders)}
+    try:
+        timeout, per_task = parse_timeouts([f"{timeout:g}", *timeouts], task_names(tasks), timeout)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+
+    def limit(name: str) -> float:
+        return per_task.get(name, timeout)
+
     cache = Path(cache).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     results = Path(results)
@@ -1013,12 +1050,17 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     if resume:
         saved, metas = load_saved(resume, tasks, methods, "--resume")
         for f, m in zip(resume, metas, strict=True):
-            if (m.get("budget"), float(m.get("timeout") or 0.0)) != (budget, float(timeout)):
-                raise SystemExit(f"--resume: {f} ran a budget of {m.get('budget')} runs with a {m.get('timeout')} s "
-                                 f"timeout, not {budget} and {timeout:g} s: its results are not comparable")
+            if m.get("budget") != budget:
+                raise SystemExit(f"--resume: {f} ran a budget of {m.get('budget')} runs, not {budget}: its results "
+                                 "are not comparable")
+            for name in m.get("tasks_found", []):
+                was = float((m.get("timeouts") or {}).get(name, m.get("timeout") or 0.0))
+                if name in tasks and was != limit(name):
+                    raise SystemExit(f"--resume: {f} ran {name} with a {was:g} s timeout, not {limit(name):g} s: its "
+                                     "results are not comparable")
         prior = {k: r for k, r in saved.items() if r.error is None and r.seed < seeds}
-    combos = [Combo(task=t.folder, method=m, seed=s, budget=budget, cache=cache, timeout=timeout, isolation=isolation,
-                    tpe_startup=tpe_startup, keep=keep)
+    combos = [Combo(task=t.folder, method=m, seed=s, budget=budget, cache=cache, timeout=limit(t.name),
+                    isolation=isolation, tpe_startup=tpe_startup, keep=keep)
               for s in range(seeds) for t in tasks.values() for m in methods
               if (t.name, m, s) not in prior]  # seed 0 of every task first
     if prior:
@@ -1027,7 +1069,8 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     pool_slots = worker_slots(workers)[:max(1, len(combos))]
     meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command or "run_benchmark(...)",
             "budget": budget, "seeds": seeds, "methods": list(methods), "workers": len(pool_slots),
-            "cpus": os.cpu_count(), "cache": str(cache), "timeout": timeout, "isolation": isolation,
+            "cpus": os.cpu_count(), "cache": str(cache), "timeout": timeout,
+            "timeouts": {n: limit(n) for n in sorted(tasks) if n in per_task}, "isolation": isolation,
             "tpe_startup": peers().tpe_startup(budget, tpe_startup), "cma_sigma0": peers().CMA_SIGMA0,
             "cma_popsize": peers().cma_popsize(budget), "smac_initial": peers().smac_initial(budget),
             "crash_baseline": CRASH_BASELINE}
@@ -1119,7 +1162,8 @@ def load_saved(files: Sequence[Path], tasks: Mapping[str, Task], methods: Sequen
             raise SystemExit(f"{flag}: {f}: not a saved benchmark ({err})") from None
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise SystemExit(f"{flag}: {f}: not a saved benchmark (no results list)")
-        metas.append(data.get("meta") or {})
+        ran = sorted({str(raw.get("task")) for raw in data["results"] if isinstance(raw, dict)})
+        metas.append({**(data.get("meta") or {}), "tasks_found": ran})
         for raw in data["results"]:
             r = ComboResult(**{k: v for k, v in raw.items() if k in ComboResult.__dataclass_fields__})
             if label and r.method == "nightlab":
@@ -1194,7 +1238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, default=RESULTS, help="where search-<timestamp>.json/.md go")
     ap.add_argument("--cache", type=Path, default=CACHE, help="run cache folder")
     ap.add_argument("--workers", type=int, default=0, help="parallel combinations; 0 = one per CPU slot")
-    ap.add_argument("--timeout", type=float, default=120.0, help="seconds per training run, every method")
+    ap.add_argument("--timeout", nargs="+", default=["120"], metavar="SECONDS|NAME=SECONDS",
+                    help="seconds per training run, every method; NAME=SECONDS sets one task's own (by its name or "
+                         "folder's): --timeout 90 nanogpt=400")
     ap.add_argument("--isolation", choices=["auto", "bwrap", "landlock", "none"], default="auto",
                     help="the engine's sandbox for nightlab's jobs")
     ap.add_argument("--tpe-startup", type=int, default=0,
@@ -1222,8 +1268,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.budget < 1 or args.seeds < 1:
         ap.error("--budget and --seeds must be at least 1")
     command = "python bench/search.py " + " ".join(shlex.quote(a) for a in argv)
+    bare = [t for t in args.timeout if "=" not in t]
+    try:
+        default_timeout = float(bare[-1]) if bare else 120.0
+    except ValueError:
+        ap.error(f"--timeout {bare[-1]!r}: not a number of seconds (SECONDS or NAME=SECONDS)")
     data = run_benchmark(args.tasks, methods, args.budget, args.seeds, cache=args.cache, results=args.results,
-                         json_out=args.json, workers=args.workers, timeout=args.timeout, isolation=args.isolation,
+                         json_out=args.json, workers=args.workers, timeout=default_timeout,
+                         timeouts=[t for t in args.timeout if "=" in t], isolation=args.isolation,
                          tpe_startup=args.tpe_startup, keep=args.keep, command=command, resume=args.resume)
     print()
     print(data["markdown"], end="")

@@ -173,6 +173,26 @@ def test_resume_runs_only_what_a_cut_off_invocation_did_not_finish(
     assert sum(r["trained"] for r in whole["results"]) == first["results"][0]["trained"] + 3  # seed 0 not re-run
     with pytest.raises(SystemExit, match="budget of 3 runs"):
         search.run_benchmark([task_dir], ["random-default"], 4, 2, cache=tmp_path / "c3", resume=[cut], **kw)
+    # a task's own timeout (one invocation: the small tasks at 90 s, nanoGPT at 400 s) must match what it ran under
+    with pytest.raises(SystemExit, match="ran synthetic with a 120 s timeout, not 60 s"):
+        search.run_benchmark([task_dir], ["random-default"], 3, 2, cache=tmp_path / "c3", resume=[cut],
+                             timeouts=["synthetic=60"], **kw)
+    with pytest.raises(SystemExit, match="no task called 'nano'"):
+        search.run_benchmark([task_dir], ["random-default"], 3, 1, cache=tmp_path / "c3", timeouts=["nano=400"], **kw)
+
+
+def test_a_task_gets_its_own_timeout(search: ModuleType, task_dir: Path, tmp_path: Path) -> None:
+    """`--timeout 120 synthetic=0.2`: the task named runs under its own limit (here too short for any run to
+    finish: every run times out), and the report says which limit each task had."""
+    kw = {"results": tmp_path / "results", "workers": 1, "progress": lambda s: None}
+    data = search.run_benchmark([task_dir], ["random-default"], 2, 1, cache=tmp_path / "c", timeouts=["synthetic=0.2"],
+                                **kw)
+    assert data["meta"]["timeout"] == 120.0 and data["meta"]["timeouts"] == {"synthetic": 0.2}
+    (res,) = data["results"]
+    assert res["timeouts"] == 2 and res["failed"] == 2
+    by_folder = search.run_benchmark([task_dir], ["random-default"], 2, 1, cache=tmp_path / "c", timeout=0.2,
+                                     timeouts=[f"{task_dir.name}=120"], **kw)
+    assert by_folder["meta"]["timeouts"] == {"synthetic": 120.0} and by_folder["meta"]["timeout"] == 0.2
 
 
 def test_timeouts_are_recorded_and_replayed(search: ModuleType, tmp_path: Path) -> None:
