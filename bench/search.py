@@ -108,8 +108,8 @@ Replays are faithful, so a rerun with the same policy code reproduces the same d
   replayed only if it fits in the current limit. So reruns do not pay for timeouts again.
 * The timeout (``--timeout``, default 120 s, about 8× the slowest baseline run of the suite; ``NAME=SECONDS`` gives
   one task its own, ``--timeout 90 nanogpt=400``, so one invocation covers tasks of very different sizes) is the same
-  for every method; the builtin policy sees it (it avoids changes predicted to take more than 70% of it) as it would for a
-  user, the peers do not. The baseline run of a seed is shared by all methods through the cache.
+  for every method; the builtin policy sees it (it avoids changes predicted to take more than 70% of it) as it would
+  for a user, the peers do not. The baseline run of a seed is shared by all methods through the cache.
 
 Parallelism
 -----------
@@ -1049,12 +1049,12 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
     metas: list[dict[str, Any]] = []
     if resume:
         saved, metas = load_saved(resume, tasks, methods, "--resume")
-        for f, m in zip(resume, metas, strict=True):
-            if m.get("budget") != budget:
-                raise SystemExit(f"--resume: {f} ran a budget of {m.get('budget')} runs, not {budget}: its results "
+        for f, sm in zip(resume, metas, strict=True):
+            if sm.get("budget") != budget:
+                raise SystemExit(f"--resume: {f} ran a budget of {sm.get('budget')} runs, not {budget}: its results "
                                  "are not comparable")
-            for name in m.get("tasks_found", []):
-                was = float((m.get("timeouts") or {}).get(name, m.get("timeout") or 0.0))
+            for name in sm.get("tasks_found", []):
+                was = float((sm.get("timeouts") or {}).get(name, sm.get("timeout") or 0.0))
                 if name in tasks and was != limit(name):
                     raise SystemExit(f"--resume: {f} ran {name} with a {was:g} s timeout, not {limit(name):g} s: its "
                                      "results are not comparable")
@@ -1132,8 +1132,8 @@ def run_benchmark(task_dirs: Sequence[Path], methods: Sequence[str], budget: int
         with ProcessPoolExecutor(max_workers=len(pool_slots), mp_context=ctx, initializer=_init_worker,
                                  initargs=(queue,)) as ex:
             futs = [ex.submit(run_combo, c) for c in combos]
-            for f in as_completed(futs):
-                finished(f.result())
+            for fut in as_completed(futs):
+                finished(fut.result())
     return report()
 
 
