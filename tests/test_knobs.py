@@ -790,6 +790,7 @@ def test_format_value_refuses_nan_and_type_confusion() -> None:
         ("ema_decay", "momentum"), ("model_ema_decay", "momentum"), ("ema_warmup_steps", "warmup"),
         ("n_estimators", "steps"), ("num_trees", "steps"), ("num_boost_round", "steps"),
         ("feature_fraction", "other"), ("colsample_bytree", "other"), ("max_features", "fixed"),
+        ("limit_train_batches", "logging"), ("num_batches", "steps"), ("batches_per_epoch", "steps"),
     ],
 )
 def test_classify(name: str, kind: str) -> None:
@@ -1054,3 +1055,33 @@ def test_a_share_stays_within_one_and_a_decay_factor_below_it() -> None:
         assert searchmod.step_values(value, searchmod.Dim(name, sp, "other")) == moved
     temp = space("RL.temperature")
     assert temp.log and (temp.low, temp.high) == (pytest.approx(0.007), pytest.approx(0.7))
+
+
+def test_schedules_and_caps_real_libraries_refuse_past_their_bounds() -> None:
+    """What real training code passes to libraries with bounds of their own: a diffusion noise schedule's
+    `beta_start` / `beta_end` (named like Adam's β, but a variance of 1e-4 that a plain step of 0.2 would wreck), a
+    step decay's factor (`ReduceLROnPlateau` refuses a factor of 1 or more; StepLR's `gamma`), and Lightning's
+    `limit_train_batches` (a debugging cap, not a batch size: searched as one it went from 1.0, all batches, to 2)."""
+    from nightlab.agent.policy import search as searchmod
+
+    code = (
+        "import torch\nimport pytorch_lightning as pl\nfrom diffusers import DDPMScheduler\n\n"
+        "sched = DDPMScheduler(num_train_timesteps=1000, beta_start=0.0001, beta_end=0.02)\n"
+        "opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999))\n"
+        "plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.1, patience=3)\n"
+        "step = torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.1)\n"
+        "trainer = pl.Trainer(max_epochs=20, limit_train_batches=1.0)\n"
+    )
+    found = {k.name: k for k in discover_files({"train.py": code})}
+    for name, value in [("DDPMScheduler.beta_start", 0.0001), ("DDPMScheduler.beta_end", 0.02)]:
+        sp = search_space(found[name])
+        assert sp is not None and sp.log and not sp.log1m and sp.high <= 10 * value
+        assert all(v < 0.25 for v in searchmod.step_values(value, searchmod.Dim(name, sp, "momentum")))
+    adam = search_space(found["AdamW.betas[1]"])
+    assert adam is not None and adam.log1m  # Adam's own β is still an average
+    for name in ("ReduceLROnPlateau.factor", "StepLR.gamma"):
+        sp = search_space(found[name])
+        assert sp is not None and sp.high < 1
+        assert all(0 < v < 1 for v in searchmod.step_values(0.1, searchmod.Dim(name, sp, "other")))
+    assert "Trainer.limit_train_batches" not in found or not found["Trainer.limit_train_batches"].tunable
+    assert found["Trainer.max_epochs"].kind == "epochs"

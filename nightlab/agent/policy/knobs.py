@@ -211,6 +211,9 @@ def classify(name: str) -> str:
                 return "epochs"
             return "other"
         return "lr"
+    if "batches" in t:  # a count of batches, not a batch's size: Lightning's `limit_train_batches`, `num_batches`
+        # a cap named `limit` is a debugging switch (1.0 = all of them, 10 = ten batches): never searched
+        return "logging" if "limit" in t else "steps"
     if any(x.startswith("batch") for x in toks) or t & {"bs", "bsz", "mbs"}:
         return "batch_size"
     if any(x.startswith("epoch") for x in toks):
@@ -1559,6 +1562,8 @@ def search_space(knob: Knob) -> Space | None:
             return None
         if x >= 0.5:  # an average already on (SGD's 0.9, Adam's 0.99): moved by its horizon 1/(1 − x)
             return Space(0.0, max(0.999, x), False, False, log1m=True)
+        if 0 < x < 0.05:  # no average this small: a diffusion schedule's `beta_start` 1e-4, a KL weight `beta`
+            return Space(x / 10, min(x * 10, 0.5), True, False)  # (a step of 0.2 on the plain scale wrecked it)
         return Space(0.0, max(0.99, x), False, False)  # off or weak: switching it on is a step on the plain scale
     if kind == "warmup":
         if is_int:
@@ -1589,10 +1594,11 @@ _SHARE_WHOLE = frozenset({"subsample", "colsample", "frac", "fraction", "keep", 
                           "proportion", "pct", "percent"})
 _SHARE_PART = frozenset({"p", "prob", "probability", "ratio", "smoothing"})
 # A factor in [0.5, 1) named as a decay or a discount (an exponential learning-rate decay of 0.95 per epoch, a
-# reinforcement-learning discount γ of 0.99) is an average's coefficient, as a momentum is: what it sets is the
-# horizon 1/(1 − x). It is searched on log(1 − x) between 0.5 and 1; ×10 around it, a discount of 0.99 was stepped
-# to 2.97, a return that grows without bound, and a decay of 0.95 to 2.85, a learning rate that explodes.
-_DECAY_FACTOR = frozenset({"decay", "discount", "gamma"})
+# reinforcement-learning discount γ of 0.99, ReduceLROnPlateau's `factor`) is an average's coefficient, as a
+# momentum is: what it sets is the horizon 1/(1 − x). It is searched on log(1 − x) between 0.5 and 1; ×10 around
+# it, a discount of 0.99 was stepped to 2.97, a return that grows without bound, and a decay of 0.95 to 2.85, a
+# learning rate that explodes.
+_DECAY_FACTOR = frozenset({"decay", "discount", "gamma", "factor"})
 
 
 def _bounded_space(name: str, x: float) -> Space | None:
@@ -1602,8 +1608,12 @@ def _bounded_space(name: str, x: float) -> Space | None:
     if 0 < x <= 1 and words & (_SHARE_WHOLE | _SHARE_PART):
         high = 1.0 if words & _SHARE_WHOLE else max(0.95, x)
         return Space(x / 4, high, False, False)
-    if 0.5 <= x < 1 and words & _DECAY_FACTOR:
-        return Space(0.5, max(0.999, x), False, False, log1m=True)  # a factor near 0 stops the decayed thing
+    if 0 < x < 1 and words & _DECAY_FACTOR:
+        if x >= 0.5:
+            return Space(0.5, max(0.999, x), False, False, log1m=True)  # a factor near 0 stops the decayed thing
+        # a step decay's factor (StepLR's gamma 0.1, ReduceLROnPlateau's factor, which refuses 1 or more): ×10
+        # around it, below 1
+        return Space(x / 10, min(x * 10, 0.9), True, False)
     return None
 
 
