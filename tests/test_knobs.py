@@ -1085,3 +1085,36 @@ def test_schedules_and_caps_real_libraries_refuse_past_their_bounds() -> None:
         assert all(0 < v < 1 for v in searchmod.step_values(0.1, searchmod.Dim(name, sp, "other")))
     assert "Trainer.limit_train_batches" not in found or not found["Trainer.limit_train_batches"].tunable
     assert found["Trainer.max_epochs"].kind == "epochs"
+
+
+def test_the_lightning_hydra_templates_config_exposes_only_what_learns() -> None:
+    """The layout of the Lightning-Hydra template (a trainer, a model with `_partial_` optimizer and scheduler, a
+    net sized `lin1_size`, callbacks): hardware, number format, compilation, determinism and checkpoint bookkeeping
+    are never searched (`devices: 1` searched ×4 asks for GPUs that are not there, `precision: 32` ×4 for 128-bit
+    floats), Hydra's own keys are no knobs at all (`_partial_: true` flipped breaks instantiation), and a layer's
+    `lin1_size` is a width."""
+    config = (
+        "seed: 12345\n"
+        "trainer:\n  max_epochs: 10\n  accelerator: cpu\n  devices: 1\n  precision: 32\n  deterministic: false\n"
+        "  gradient_clip_val: 0.0\n"
+        "model:\n  optimizer:\n    _target_: torch.optim.Adam\n    _partial_: true\n    lr: 0.001\n"
+        "    weight_decay: 0.0\n"
+        "  scheduler:\n    _target_: torch.optim.lr_scheduler.ReduceLROnPlateau\n    _partial_: true\n"
+        "    factor: 0.1\n    patience: 10\n"
+        "  net:\n    _target_: src.models.components.simple_dense_net.SimpleDenseNet\n    input_size: 784\n"
+        "    lin1_size: 64\n    lin2_size: 128\n    output_size: 10\n"
+        "  compile: false\n"
+        "data:\n  batch_size: 128\n  num_workers: 0\n  pin_memory: false\n"
+        "callbacks:\n  model_checkpoint:\n    save_top_k: 1\n  early_stopping:\n    patience: 100\n"
+        "fp16: true\n"
+    )
+    found = {k.name: k for k in discover_files({"configs/train.yaml": config})}
+    assert not [n for n in found if "_partial_" in n or "_target_" in n]
+    for name in ("trainer.devices", "trainer.precision", "trainer.deterministic", "model.compile",
+                 "callbacks.model_checkpoint.save_top_k", "fp16", "data.num_workers", "seed"):
+        assert not found[name].tunable, name
+    assert found["model.net.lin1_size"].kind == found["model.net.lin2_size"].kind == "width"
+    assert not found["model.net.input_size"].tunable and not found["model.net.output_size"].tunable
+    tunable = {n for n, k in found.items() if k.tunable and search_space(k) is not None}
+    assert {"trainer.max_epochs", "model.optimizer.lr", "data.batch_size", "model.scheduler.factor"} <= tunable
+    assert classify("per_device_train_batch_size") == "batch_size"  # a device word beside a batch is a batch size

@@ -161,6 +161,15 @@ _LOG_WHAT = frozenset({"log", "logging", "print", "eval", "evaluate", "evaluatio
 _LOG_FREQ = frozenset({"every", "interval", "freq", "frequency", "iters", "iter", "steps", "period", "n"})
 _LOG_ALONE = frozenset({"verbose", "verbosity", "workers", "worker", "jobs", "pin", "gpus", "progress", "debug",
                         "logging", "log", "quiet"})
+# where and how the program runs, not what it learns: a Lightning `devices: 1` searched ×4, or `precision: 32` ×4,
+# asks for hardware or a number format that is not there; toggling `deterministic` or `compile` changes speed and
+# reproducibility (and torch.compile needs a compiler). Never searched, as a logging cadence is not.
+_MACHINE = frozenset({"devices", "device", "nodes", "precision", "compile", "deterministic", "fp", "bf",
+                      "cudnn"})  # (`fp16` splits to fp: trailing digits are dropped)
+# checkpoint bookkeeping (`save_top_k`, `save_last`, `keep_checkpoint_max`): what is kept on disk, not learned
+_CHECKPOINTS = frozenset({"save", "ckpt", "checkpoint", "checkpoints"})
+# a size next to one of these words is a layer's width (the Lightning-Hydra template's `lin1_size: 64`)
+_LAYERISH = frozenset({"lin", "linear", "fc", "mlp", "dense", "proj", "layer", "layers"})
 _SPLIT_WORDS = frozenset({"split", "splits", "fold", "folds", "kfold", "holdout", "cv"})
 _SPLIT_PART = frozenset({"test", "val", "valid", "validation", "train", "dev", "holdout"})
 _SPLIT_SIZE = frozenset({"size", "frac", "fraction", "ratio", "pct", "percent", "n", "num", "samples", "count",
@@ -194,9 +203,13 @@ def classify(name: str) -> str:
     joined = "_".join(toks)
     if not toks:
         return "other"
+    if _hydra_key(name):
+        return "fixed"
     if "seed" in t or "random_state" in joined or joined in {"rng", "random"}:
         return "seed"
-    if (t & _LOG_WHAT and t & _LOG_FREQ and "batch" not in t) or t & _LOG_ALONE:
+    if (t & _LOG_WHAT and t & _LOG_FREQ and "batch" not in t) or t & _LOG_ALONE or t & _CHECKPOINTS:
+        return "logging"
+    if t & _MACHINE and not any(x.startswith("batch") for x in toks):  # HF's per_device_train_batch_size is a batch
         return "logging"
     if "warmup" in t or "warm" in t:
         return "warmup"
@@ -238,7 +251,7 @@ def classify(name: str) -> str:
         return "fixed"
     if t & _DEPTH and not t & _SIZEISH:
         return "depth"
-    if t & _WIDTH or {"d", "model"} <= t:
+    if t & _WIDTH or {"d", "model"} <= t or (t & _SIZEISH and t & _LAYERISH):
         return "width"
     return "other"
 
@@ -247,6 +260,11 @@ def classify(name: str) -> str:
 # is that average's coefficient: a momentum-like knob that must stay below 1, not an "other" searched ×10 around it.
 _AVERAGE_OWNERS = frozenset({"ema", "polyak"})
 _AVERAGE_LEAVES = frozenset({"decay", "rate", "beta", "alpha", "momentum", "factor"})
+
+
+def _hydra_key(key: object) -> bool:
+    """Hydra's own keys (`_target_`, `_partial_`, `_recursive_`, `_convert_`): how a config is built, not a setting."""
+    return isinstance(key, str) and len(key) > 2 and key.startswith("_") and key.endswith("_")
 
 
 def classify_path(parts: Sequence[str]) -> str:
@@ -1256,8 +1274,8 @@ def _config_found(path: str, text: str, leaves: list[_Leaf], style: str, texts: 
             kind, choices = "choice", _choices(group, v, texts)
         else:
             base = classify_path(keys)
-            if base == "split":
-                continue
+            if base == "split" or _hydra_key(keys[-1]):
+                continue  # a split changes what is measured; Hydra's `_partial_: true` flipped breaks instantiation
             if element:
                 elem = _ELEMENT_KIND.get(base)
                 if elem is None or isinstance(v, bool):
