@@ -272,6 +272,64 @@ def test_hydra_yaml_and_key_value_overrides_are_edited_where_they_take_effect(tm
     assert best is not None and best < _baseline_metric(eng) - 0.1
 
 
+# ----------------------------------------------------------------------------------------------- config objects
+
+FIELD_CONFIG = '''\
+"""Default hyperparameters, set field by field as ml_collections' get_config() does."""
+import types
+
+
+def get_config():
+    config = types.SimpleNamespace()
+    config.learning_rate = 0.002
+    config.num_epochs = 4
+    config.log_every_steps = 50
+    config.seed = 0
+    return config
+'''
+FIELD_TRAIN = '''\
+import argparse
+import math
+import random
+
+from configs.default import get_config
+
+
+def train(config, noise):
+    fit = 1.2 * math.exp(-config.num_epochs / 3) + 0.3 * abs(math.log10(config.learning_rate / 0.05))
+    for i in range(6):
+        print(f"iter {i * 10}: loss {1.0 + fit + (1 - i / 5) ** 2 * 2 + noise:.4f}")
+    return 1.0 + fit + noise
+
+
+config = get_config()
+ap = argparse.ArgumentParser()
+ap.add_argument("--seed", type=int, default=config.seed)
+random.seed(ap.parse_args().seed)
+val_loss = train(config, random.uniform(-0.002, 0.002))
+print(f"epoch {config.num_epochs}: val_loss {val_loss:.4f} lr {config.learning_rate}")
+'''
+
+
+def test_a_config_object_set_field_by_field_is_tuned_where_its_fields_are_set(tmp_path: Path) -> None:
+    """ml_collections' `config.learning_rate = 0.1` inside get_config() (detectron2's `cfg.SOLVER.BASE_LR = ...`
+    is the same shape): the fields are knobs, edited where they are set; logging and the seed are left alone. The
+    learning rate printed beside the metric does not make get_config() evaluation code (it did: every setting in it
+    was frozen as "defined in fixed code")."""
+    files = {"train.py": FIELD_TRAIN, "configs/__init__.py": "", "configs/default.py": FIELD_CONFIG}
+    repo = _project(tmp_path / "fields", files, f"{sys.executable} train.py --seed {{seed}}", "val_loss", "minimize",
+                    ["train.py", "configs/*.py"])
+    eng = _run(repo, budget=6)
+    hyps = _hypotheses(eng)
+    assert hyps
+    for e in hyps:
+        assert e.status != "no_effect", e.title
+        assert "log_every_steps" not in _changed(e) and "config.seed" not in _changed(e)
+    assert any("configs/default.py" in (e.patch or "") and "+    config.num_epochs = " in _changed(e) for e in hyps)
+    _, best = eng.ledger.best()
+    assert best is not None and best < _baseline_metric(eng) - 0.1
+
+
 # ----------------------------------------------------------------------------------------------- seeds
 
 DETERMINISTIC = '''\

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
 
 __all__ = ["evaluation_functions", "fixed_lines", "metric_functions", "name_is_fixed", "parse_python", "trains"]
 
@@ -140,10 +141,113 @@ def _printed(st: ast.stmt, pat: re.Pattern[str]) -> list[ast.AST]:
     value = st.value if isinstance(st, ast.Expr | ast.Assign | ast.Return | ast.AnnAssign) else None
     if isinstance(value, ast.Call):
         named: list[ast.AST] = [k.value for k in value.keywords if k.arg is not None and pat.search(k.arg)]
-        values: list[ast.AST] = named or [*value.args, *(k.value for k in value.keywords)]
+        values: list[ast.AST] = named or _labelled(_call_pieces(value), pat) \
+            or [*value.args, *(k.value for k in value.keywords)]
     else:
-        values = [value] if value is not None else [st]
+        values = (_labelled(_pieces(value), pat) or [value]) if value is not None else [st]
     return [v for d in values for v in _entries_named(d, pat)]
+
+
+# a printf-style placeholder (`%.4f`, `%(loss)s`; `%%` is a literal percent sign) and a str.format field
+_PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\*|\d+)?(?:\.(?:\*|\d+))?[hlL]?([diouxXeEfFgGcrsa%])")
+_BRACES = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+Piece = str | ast.AST  # the text of a message, or a value formatted into it, in the order printed
+
+
+@dataclass
+class _Message:
+    """What a statement prints, in order; `labelled` when its text names its values (a format string, or text
+    arguments between values) rather than standing beside one."""
+    pieces: list[Piece] = field(default_factory=list)
+    labelled: bool = False
+
+    def __iadd__(self, other: _Message) -> _Message:
+        self.pieces += other.pieces
+        self.labelled = self.labelled or other.labelled
+        return self
+
+
+def _labelled(msg: _Message, pat: re.Pattern[str]) -> list[ast.AST]:
+    """The values a message prints right after the metric's name: `{val_loss}` in f"val_loss {val_loss:.4f} lr
+    {config.lr}", not the learning rate beside it (whose config is no evaluation code: followed, it froze every
+    setting of a get_config()). Empty where the message labels nothing or never names the metric (then every value
+    counts, as for ``report(value, "val_loss", step)``)."""
+    if not msg.labelled:
+        return []
+    out: list[ast.AST] = []
+    armed = False
+    for p in msg.pieces:
+        if isinstance(p, str):
+            armed = armed or bool(pat.search(p))
+        elif armed:
+            out.append(p)
+            armed = False
+    return out
+
+
+def _pieces(node: ast.AST) -> _Message:
+    """A value as printed: the text and the values of an f-string, a `%` format or a `.format(...)` call; a string
+    is text; anything else is one value."""
+    if isinstance(node, ast.JoinedStr):
+        return _Message([v.value if isinstance(v, ast.Constant) and isinstance(v.value, str)
+                         else v.value if isinstance(v, ast.FormattedValue) else v for v in node.values], True)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _Message([node.value])
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant) \
+            and isinstance(node.left.value, str):
+        args = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
+        return _percent(node.left.value, list(args))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format" \
+            and isinstance(node.func.value, ast.Constant) and isinstance(node.func.value.value, str):
+        return _braces(node.func.value.value, node)
+    return _Message([node])
+
+
+def _call_pieces(call: ast.Call) -> _Message:
+    """A print or log call's message: its format string's text and the arguments it formats (``logger.info("val_loss
+    %.4f lr %g", v, lr)``), or its arguments in order, each as printed (labelled when two or more are text)."""
+    args = list(call.args)
+    if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str) and len(args) > 1 \
+            and _PERCENT.search(args[0].value):
+        return _percent(args[0].value, args[1:])
+    out = _Message(labelled=sum(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in args) >= 2)
+    for a in args:
+        out += _pieces(a)
+    return out
+
+
+def _percent(fmt: str, args: list[ast.expr]) -> _Message:
+    out = _Message(labelled=True)
+    i, at = 0, 0
+    for m in _PERCENT.finditer(fmt):
+        out.pieces.append(fmt[at:m.start()])
+        at = m.end()
+        if m.group(1) == "%":
+            continue
+        if i < len(args):
+            out.pieces.append(args[i])
+        i += 1
+    out.pieces.append(fmt[at:])
+    return out
+
+
+def _braces(fmt: str, call: ast.Call) -> _Message:
+    out = _Message(labelled=True)
+    keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
+    auto, at = 0, 0
+    for m in _BRACES.finditer(fmt):
+        if m.group(1) is None:  # an escaped brace
+            continue
+        out.pieces.append(fmt[at:m.start()])
+        at = m.end()
+        name = re.split(r"[.\[!:]", m.group(1), maxsplit=1)[0]
+        if name == "":
+            name, auto = str(auto), auto + 1
+        value = call.args[int(name)] if name.isdigit() and int(name) < len(call.args) else keywords.get(name)
+        if value is not None:
+            out.pieces.append(value)
+    out.pieces.append(fmt[at:])
+    return out
 
 
 def _entries_named(node: ast.AST, pat: re.Pattern[str]) -> list[ast.AST]:

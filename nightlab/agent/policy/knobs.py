@@ -488,9 +488,24 @@ def _suite(body: cst.BaseSuite) -> Sequence[cst.BaseStatement | cst.BaseSmallSta
     return ()
 
 
+def _attr_path(node: cst.BaseExpression) -> str | None:
+    """``config.model.hidden_size`` for an attribute chain rooted at a name, else None (``f().x``, ``a[0].x``)."""
+    parts: list[str] = []
+    while isinstance(node, cst.Attribute):
+        parts.append(node.attr.value)
+        node = node.value
+    if not isinstance(node, cst.Name) or not parts:
+        return None
+    return ".".join([node.value, *reversed(parts)])
+
+
 def _target_names(node: cst.BaseExpression) -> Iterator[str]:
     if isinstance(node, cst.Name):
         yield node.value
+    elif isinstance(node, cst.Attribute):
+        path = _attr_path(node)
+        if path is not None:
+            yield path
     elif isinstance(node, cst.Tuple | cst.List):
         for el in node.elements:
             yield from _target_names(el.value)
@@ -692,6 +707,15 @@ class _PyScanner(cst.CSTVisitor):
             elif isinstance(small, cst.AnnAssign) and small.value is not None:
                 target, value = small.target, small.value
             else:
+                continue
+            if isinstance(target, cst.Attribute):
+                # a field set on a config object: ml_collections' `config.learning_rate = 0.1` in get_config(),
+                # detectron2's `cfg.SOLVER.BASE_LR = 0.00025`, `args.epochs = 20` after parsing (never `self.x`, a
+                # module's attribute or anything set twice)
+                path = _attr_path(target)
+                if path is None or counts[path] != 1 or not _CONFIG_VAR.search(path.split(".", 1)[0]):
+                    continue
+                self._value(prefix + path, path.rsplit(".", 1)[1], value, mode, style)
                 continue
             if not isinstance(target, cst.Name) or target.value.startswith("__") or counts[target.value] != 1:
                 continue
