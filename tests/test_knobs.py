@@ -1118,3 +1118,35 @@ def test_the_lightning_hydra_templates_config_exposes_only_what_learns() -> None
     tunable = {n for n, k in found.items() if k.tunable and search_space(k) is not None}
     assert {"trainer.max_epochs", "model.optimizer.lr", "data.batch_size", "model.scheduler.factor"} <= tunable
     assert classify("per_device_train_batch_size") == "batch_size"  # a device word beside a batch is a batch size
+
+
+def test_a_toml_config_is_read_for_knobs_and_rewritten_in_place() -> None:
+    """TOML (tomllib gives values, not positions): tables, dotted and quoted keys, one-line arrays, comments kept on
+    rewrite; what a line cannot place (a multi-line string, an array of tables) is left out, and a project's or a
+    tool's own settings (pyproject.toml, nightlab.toml) are no training config."""
+    import tomllib
+
+    text = (
+        "# training settings\ntitle = \"run\"   # a name\n[optimizer]\nname = \"adamw\"\nlr = 3e-4          # peak\n"
+        "weight_decay = 0.01\nbetas = [0.9, 0.95]\n\n[model]\nhidden_sizes = [256, 128]\n\"n-layers\" = 4\n\n"
+        "[training]\nepochs = 20\nseed = 1_337\nnotes = \"\"\"\nmulti = 3\n\"\"\"\n\n[[callbacks]]\npatience = 5\n"
+    )
+    found = {k.name: k for k in discover_files({"config.toml": text})}
+    assert {n: (k.value, k.kind) for n, k in found.items() if n != "optimizer.name"} == {
+        "optimizer.lr": (3e-4, "lr"), "optimizer.weight_decay": (0.01, "weight_decay"),
+        "optimizer.betas[0]": (0.9, "momentum"), "optimizer.betas[1]": (0.95, "momentum"),
+        "model.hidden_sizes[0]": (256, "width"), "model.hidden_sizes[1]": (128, "width"),
+        "model.n-layers": (4, "depth"), "training.epochs": (20, "epochs"), "training.seed": (1337, "seed")}
+    assert found["optimizer.lr"].style == "toml" and found["optimizer.lr"].line == 5
+    new = rewrite(text, found["optimizer.lr"], 1e-3)
+    new = rewrite(new, found["model.hidden_sizes[0]"], 512)
+    new = rewrite(new, found["training.epochs"], 40)
+    assert "lr = 1e-3          # peak\n" in new and "hidden_sizes = [512, 128]\n" in new
+    data = tomllib.loads(new)
+    assert (data["optimizer"]["lr"], data["model"]["hidden_sizes"], data["training"]["epochs"]) == (1e-3, [512, 128],
+                                                                                                    40)
+    assert data["training"]["notes"] == tomllib.loads(text)["training"]["notes"]  # the string's "multi = 3" untouched
+    for own in ("pyproject.toml", "nightlab.toml", "sub/pyproject.toml"):
+        assert discover_files({own: "[tool.trainer]\nlr = 0.1\nepochs = 3\n"}) == []
+    assert discover_files({"broken.toml": "lr = 0.1\n[unclosed\n"}) == []
+    assert discover_files({"labels.toml": "[names]\ncat = 1\ndog = 2\n"}) == []  # no hyperparameter: data

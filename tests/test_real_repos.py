@@ -330,6 +330,45 @@ def test_a_config_object_set_field_by_field_is_tuned_where_its_fields_are_set(tm
     assert best is not None and best < _baseline_metric(eng) - 0.1
 
 
+TOML_TRAIN = '''\
+import argparse
+import math
+import random
+import tomllib
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--config", default="configs/base.toml")
+ap.add_argument("--seed", type=int, default=0)
+args = ap.parse_args()
+with open(args.config, "rb") as f:
+    cfg = tomllib.load(f)
+random.seed(args.seed)
+lr, epochs = cfg["optimizer"]["lr"], cfg["training"]["epochs"]
+fit = 1.2 * math.exp(-epochs / 3) + 0.3 * abs(math.log10(lr / 0.05))
+for i in range(6):
+    print(f"iter {i * 10}: loss {1.0 + fit + (1 - i / 5) ** 2 * 2:.4f}")
+print(f"val_loss {1.0 + fit + random.uniform(-0.002, 0.002):.4f}")
+'''
+
+
+def test_a_toml_config_the_command_names_is_tuned_in_the_toml(tmp_path: Path) -> None:
+    """A TOML config read with tomllib, named on the command line: its settings are knobs, edited in that file (not
+    in the default the argparse option names, which the command overrides)."""
+    files = {"train.py": TOML_TRAIN, "configs/base.toml": "[optimizer]\nlr = 0.002  # peak\n\n[training]\nepochs = 4\n",
+             "configs/small.toml": "[optimizer]\nlr = 0.01\n\n[training]\nepochs = 1\n"}
+    repo = _project(tmp_path / "toml", files, f"{sys.executable} train.py --config configs/small.toml --seed {{seed}}",
+                    "val_loss", "minimize", ["train.py", "configs/*.toml"])
+    eng = _run(repo, budget=4)
+    hyps = _hypotheses(eng)
+    assert hyps
+    for e in hyps:
+        assert e.status != "no_effect", e.title
+        assert "configs/base.toml" not in (e.patch or "")  # the file the command does not read
+        assert "configs/small.toml" in (e.patch or ""), e.title
+    _, best = eng.ledger.best()
+    assert best is not None and best < _baseline_metric(eng) - 0.1
+
+
 # ----------------------------------------------------------------------------------------------- seeds
 
 DETERMINISTIC = '''\

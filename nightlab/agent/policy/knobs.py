@@ -34,6 +34,7 @@ import json
 import math
 import re
 import tokenize
+import tomllib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ class Knob:
     path: str
     value: Value
     kind: str
-    style: str  # constant | dict | dataclass | argparse | yaml | json | call | signature | env
+    style: str  # constant | dict | dataclass | argparse | yaml | json | toml | call | signature | env
     line: int
     context: str
     choices: tuple[Value, ...] = ()  # known alternatives for "choice" knobs (and argparse `choices=`)
@@ -1170,6 +1171,98 @@ def _yaml_leaves(text: str) -> list[_Leaf]:
     return out
 
 
+# TOML, read line by line for the spans (tomllib gives values, not positions) and checked against tomllib: a
+# `[table]` header, then `key = value` lines whose value is a number, a boolean, a one-line string or a one-line
+# array of numbers. What the line reader cannot place (multi-line strings and arrays, inline tables, arrays of
+# tables) is left out, never guessed.
+_TOML_TABLE = re.compile(r"^[ \t]*\[(?!\[)[ \t]*([^\]\n]+?)[ \t]*\][ \t]*(?:#.*)?$")
+_TOML_ARRAY_TABLE = re.compile(r"^[ \t]*\[\[")
+_TOML_KEY = r'(?:[A-Za-z0-9_-]+|"[^"\n]*"|\'[^\'\n]*\')'
+_TOML_PAIR = re.compile(rf"^[ \t]*({_TOML_KEY}(?:[ \t]*\.[ \t]*{_TOML_KEY})*)[ \t]*=[ \t]*")
+_TOML_SCALAR = re.compile(r'[-+]?(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][-+]?\d+)?|true|false|"(?:[^"\\\n]|\\.)*"|'
+                          r"'[^'\n]*'")
+_TOML_END = re.compile(r"[ \t]*(?:#.*)?$")
+_TOML_SKIP = frozenset({"pyproject.toml", "nightlab.toml", "cargo.toml", "poetry.toml", "uv.toml", "ruff.toml"})
+
+
+def _toml_keys(dotted: str) -> tuple[str, ...]:
+    parts = re.findall(_TOML_KEY, dotted)
+    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+def _toml_leaves(text: str) -> list[_Leaf]:
+    """The scalars of a TOML file with their spans (see `_TOML_TABLE`); raises ValueError when it is no TOML."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(str(err)) from None
+
+    def lookup(path: tuple[str | int, ...]) -> Any:
+        node: Any = data
+        for p in path:
+            inside = (isinstance(p, int) and isinstance(node, list) and p < len(node)) or (
+                isinstance(p, str) and isinstance(node, dict) and p in node)
+            if not inside:
+                return None
+            node = node[p]
+        return node
+
+    def leaf(path: tuple[str | int, ...], s: int, e: int) -> _Leaf | None:
+        raw = text[s:e]
+        quoted = raw[:1] in "\"'"
+        want = lookup(path)
+        if isinstance(want, bool) or quoted:
+            value: Value | None = want if isinstance(want, bool | str) else None
+        else:
+            value = want if isinstance(want, int | float) and math.isfinite(want) else None
+        return _Leaf(path, s, e, value, quoted) if value is not None else None
+
+    out: list[_Leaf] = []
+    table: tuple[str, ...] | None = ()
+    at = 0
+    for line in text.splitlines(keepends=True):
+        start, body = at, line.rstrip("\r\n")
+        at += len(line)
+        if _TOML_ARRAY_TABLE.match(body):
+            table = None  # an array of tables: its entries have no single key path
+            continue
+        head = _TOML_TABLE.match(body)
+        if head:
+            table = _toml_keys(head.group(1))
+            continue
+        pair = _TOML_PAIR.match(body)
+        if pair is None or table is None:
+            continue
+        path: tuple[str | int, ...] = (*table, *_toml_keys(pair.group(1)))
+        rest = pair.end()
+        scalar = _TOML_SCALAR.match(body, rest)
+        if scalar and _TOML_END.match(body, scalar.end()):
+            got = leaf(path, start + scalar.start(), start + scalar.end())
+            if got is not None:
+                out.append(got)
+            continue
+        if body[rest:rest + 1] == "[" and isinstance(lookup(path), list):  # a one-line array of numbers
+            close = body.find("]", rest)
+            if close < 0 or not _TOML_END.match(body, close + 1):
+                continue
+            for i, m in enumerate(re.finditer(r"[^,\s\[\]]+", body[rest + 1:close])):
+                s = start + rest + 1 + m.start()
+                got = leaf((*path, i), s, s + len(m.group()))
+                if got is not None:
+                    out.append(got)
+    return out
+
+
+def _scan_toml(path: str, text: str, texts: Sequence[str]) -> list[_Found]:
+    if path.replace("\\", "/").rsplit("/", 1)[-1].lower() in _TOML_SKIP:
+        return []  # a project's or a tool's own settings, not the training's
+    try:
+        leaves = _toml_leaves(text)
+    except ValueError:
+        return []
+    return _config_found(path, text, leaves, "toml", texts)
+
+
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _JSON_WS = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.DOTALL)
 
@@ -1362,6 +1455,8 @@ def _scan_cached(path: str, text: str, texts: tuple[str, ...]) -> tuple[_Found, 
         found = _scan_yaml(path, text, texts)
     elif low.endswith(".json"):
         found = _scan_json(path, text, texts)
+    elif low.endswith(".toml"):
+        found = _scan_toml(path, text, texts)
     else:
         return ()
     found.sort(key=lambda f: f.start)
