@@ -1150,3 +1150,10 @@ def test_a_toml_config_is_read_for_knobs_and_rewritten_in_place() -> None:
         assert discover_files({own: "[tool.trainer]\nlr = 0.1\nepochs = 3\n"}) == []
     assert discover_files({"broken.toml": "lr = 0.1\n[unclosed\n"}) == []
     assert discover_files({"labels.toml": "[names]\ncat = 1\ndog = 2\n"}) == []  # no hyperparameter: data
+
+
+def test_a_class_named_hp_holds_settings() -> None:
+    """`class HP: lr = 0.01` (the short name many scripts give their hyperparameters) is a config class."""
+    found = {k.name: k.kind for k in discover_files({"train.py": "class HP:\n    lr = 0.01\n    epochs = 10\n\n\n"
+                                                                 "class Helper:\n    lr = 0.5\n"})}
+    assert found == {"HP.lr": "lr", "HP.epochs": "epochs"}

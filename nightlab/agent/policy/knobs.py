@@ -416,8 +416,8 @@ _SAFE_CALL_KW = frozenset({"C", "alpha", "gamma", "l1_ratio", "n_estimators", "m
                            "var_smoothing", "lambda_l1", "lambda_l2", "min_impurity_decrease"})
 _SAFE_WIDTH_KW = frozenset({"hidden_layer_sizes", "dim_feedforward"})
 _CALL_FLAG_KW = frozenset({"nesterov", "amsgrad", "early_stopping", "bootstrap"})
-_CONFIG_CLASS = re.compile(r"config|cfg|conf$|args|arguments|hparams|hyper|params|settings|options|opts|defaults",
-                           re.IGNORECASE)
+_CONFIG_CLASS = re.compile(r"config|cfg|conf$|args|arguments|hparams|hyper|params|settings|options|opts|defaults|"
+                           r"^hps?$", re.IGNORECASE)
 _CONFIG_BASES = frozenset({"BaseModel", "BaseSettings", "NamedTuple", "Config", "Struct"})
 _DATACLASS_DECOS = frozenset({"dataclass", "define", "frozen", "attrs", "mutable", "pydantic_dataclass"})
 _CONFIG_VAR = re.compile(r"config|cfg|conf$|hparams|hyper|params|settings|options|opts|defaults|args",
