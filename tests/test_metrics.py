@@ -396,3 +396,34 @@ def test_no_regex_is_proposed_from_a_longer_word_or_a_line_without_a_number() ->
     line, regex = propose_regex("Val-Loss after training = 1.25e-2\n", "val loss") or ("", "")
     assert line == "Val-Loss after training = 1.25e-2"
     assert parse_metric("Val-Loss after training = 1.25e-2\n", "val loss", regex).value == 0.0125
+
+
+MNIST_EXAMPLE = ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.300039\nTrain Epoch: 1 [59520/60000 (99%)]\tLoss: 0.017424\n\n"
+                 "Test set: Average loss: 0.0479, Accuracy: 9842/10000 (98%)\n\n"
+                 "Test set: Average loss: 0.0326, Accuracy: 9894/10000 (99%)\n\n")
+LIGHTNING_TEST = ("Epoch 1: 100%|██████████| 469/469 [00:05<00:00, v_num=0, train_loss=0.201, val_loss=0.150]\n"
+                  "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━┓\n"
+                  "┃        Test metric        ┃       DataLoader 0        ┃\n"
+                  "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━┩\n"
+                  "│         test_acc          │    0.9812999963760376     │\n"
+                  "│         test_loss         │    0.06120000034570694    │\n"
+                  "└───────────────────────────┴───────────────────────────┘\n")
+
+
+def test_a_count_out_of_a_total_is_read_as_its_ratio() -> None:
+    """PyTorch's MNIST example prints `Accuracy: 9894/10000 (99%)`: the accuracy is 0.9894 (it was read as 9894),
+    per epoch as a curve, and init offers it with that value."""
+    assert parse_metric(MNIST_EXAMPLE, "Accuracy").value == pytest.approx(0.9894)
+    assert parse_named_curve(MNIST_EXAMPLE, "accuracy") == [(0, pytest.approx(0.9842)), (1, pytest.approx(0.9894))]
+    assert {c.name: c.value for c in find_candidates(MNIST_EXAMPLE)}["Accuracy"] == pytest.approx(0.9894)
+    assert parse_metric("epoch 3/10 acc 0.5\n", "acc").value == 0.5  # a step counter beside it is not the value
+    assert parse_metric("acc: 3/0\n", "acc").value == 3.0  # no total: no ratio
+
+
+def test_a_table_of_results_is_read_across_its_cell_borders() -> None:
+    """The table PyTorch Lightning prints after `trainer.test()` (and a Markdown one): name and value sit in cells."""
+    assert parse_metric(LIGHTNING_TEST, "test_acc").value == pytest.approx(0.9813, abs=1e-4)
+    assert parse_metric(LIGHTNING_TEST, "test_loss").value == pytest.approx(0.0612, abs=1e-4)
+    assert parse_metric("| metric | value |\n|---|---|\n| val_loss | 0.231 |\n", "val_loss").value == 0.231
+    names = [c.name for c in find_candidates(LIGHTNING_TEST)]
+    assert names[:2] == ["test_loss", "test_acc"] or names[:2] == ["test_acc", "test_loss"]

@@ -44,9 +44,13 @@ _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 # nan / inf are parsed (so they can be reported as failures) but only as whole words: `nano`, `info` are no values
 _NONFINITE = r"[-+]?(?:[nN][aA][nN]|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)(?![A-Za-z0-9_])"
 # `tensor(0.31, grad_fn=...)` is what printing a torch scalar gives; a quoted number is what some JSON writers give
-_VALUE = rf"(?:tensor\(\s*)?[\"']?(?P<value>{_NUM}|{_NONFINITE})"
-# `name=value`, `name = value`, `name: value`, `"name": value`, or `name value` (at least one space)
-_SEP = r"(?:\s*[:=]\s*|\s+)"
+# A count out of a total is its ratio: PyTorch's MNIST example prints `Accuracy: 9894/10000 (99%)`, which is 0.9894,
+# not 9894 (nor the rounded 99 %).
+_RATIO = r"/[1-9]\d*(?![\d.])"
+_VALUE = rf"(?:tensor\(\s*)?[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE})"
+# `name=value`, `name = value`, `name: value`, `"name": value`, `name value` (at least one space), or a table's
+# cell border between them (`│ test_acc │ 0.98 │`: the table PyTorch Lightning prints after `trainer.test()`)
+_SEP = r"(?:\s*[:=]\s*|\s*[│┃|]\s*|\s+)"
 # whole-word edges: `.`, `/` and `-` count as part of a name so `val/loss`, `model.acc`, `top-acc` stay distinct
 _WORDISH = r"[\w./-]"
 _AFTER = r"(?![\w/-])"
@@ -174,6 +178,12 @@ def _to_float(text: str) -> float | None:
         return float(s)
     except ValueError:
         pass
+    count, slash, total = s.partition("/")
+    if slash:
+        try:
+            return float(count) / float(total)
+        except (ValueError, ZeroDivisionError):
+            return None
     m = _NUM_PREFIX_RE.match(s)
     if m is None:
         return None
@@ -567,8 +577,9 @@ def parse_loss_curve(text: str) -> list[tuple[int, float]]:
 # --- public API: goals and candidates ---------------------------------------------------------------------------
 
 _CAND_RE = re.compile(
-    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>[A-Za-z][\w./-]*)(?P=q)(?:\s*(?P<sep>[:=])\s*|(?P<ws>\s+))"
-    rf"(?:tensor\(\s*)?[\"']?(?P<value>{_NUM}|{_NONFINITE})"
+    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>[A-Za-z][\w./-]*)(?P=q)"
+    rf"(?:\s*(?P<sep>[:=])\s*|(?P<ws>\s*[│┃|]\s*|\s+))"
+    rf"(?:tensor\(\s*)?[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE})"
 )
 # a value at the very end of a line after `:` or `=`, for sentences such as `Accuracy of the network ...: 0.98`
 _TAIL_VALUE_RE = re.compile(rf"(?P<sep>\s*[:=]\s*)(?P<value>{_NUM}|{_NONFINITE})\s*%?\s*\.?\s*$")
