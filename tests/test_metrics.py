@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -427,3 +428,34 @@ def test_a_table_of_results_is_read_across_its_cell_borders() -> None:
     assert parse_metric("| metric | value |\n|---|---|\n| val_loss | 0.231 |\n", "val_loss").value == 0.231
     names = [c.name for c in find_candidates(LIGHTNING_TEST)]
     assert names[:2] == ["test_loss", "test_acc"] or names[:2] == ["test_acc", "test_loss"]
+
+
+def test_metrics_file_csv_from_keras_and_lightning_loggers(tmp_path: Path) -> None:
+    """A CSV whose header names the metric: Lightning's CSVLogger leaves validation cells empty on training rows and
+    counts `step`; Keras' CSVLogger writes one row per epoch."""
+    lightning = tmp_path / "metrics.csv"
+    lightning.write_text("epoch,step,train_loss,val_loss,val_acc\n0,99,0.5,,\n0,99,,0.42,0.88\n1,199,0.3,,\n"
+                         "1,199,,0.31,0.91\n")
+    r = parse_metrics_file(lightning, "val_acc")
+    assert r.value == 0.91 and r.curve == [(99, 0.88), (199, 0.91)]
+    keras = tmp_path / "training.log"
+    keras.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n0,0.91,0.29,0.95,0.14\n1,0.95,0.14,0.96,0.10\n")
+    r = parse_metrics_file(keras, "val_loss")
+    assert r.value == 0.10 and r.curve == [(0, 0.14), (1, 0.10)]
+    assert parse_metrics_file(keras, "val_auc").value is None  # not a column: not read from another one
+
+
+def test_a_metrics_file_glob_reads_the_newest_match(tmp_path: Path) -> None:
+    """`metric.file = "lightning_logs/version_*/metrics.csv"`: Lightning numbers a new folder per run."""
+    from nightlab.agent import run_metrics
+    from nightlab.agent.config import MetricConfig
+
+    for i, acc in ((0, 0.5), (1, 0.9)):
+        d = tmp_path / "lightning_logs" / f"version_{i}"
+        d.mkdir(parents=True)
+        (d / "metrics.csv").write_text(f"epoch,step,val_acc\n0,9,{acc}\n")
+        os.utime(d / "metrics.csv", (1000 + i, 1000 + i))
+    cfg = MetricConfig(name="val_acc", goal="maximize", file="lightning_logs/version_*/metrics.csv")
+    assert run_metrics.read_run(cfg, "", tmp_path).reading.value == 0.9
+    none = MetricConfig(name="val_acc", goal="maximize", file="missing_*/metrics.csv")
+    assert run_metrics.read_run(none, "val_acc: 0.7\n", tmp_path).reading.value == 0.7  # no match: the log

@@ -28,7 +28,9 @@ class MetricConfig(_Strict):
     name: str = Field(min_length=1, description="the metric's name as printed")
     goal: Goal
     regex: str | None = Field(default=None, description="Python regex whose group 1 is the value; last match wins")
-    file: str | None = Field(default=None, description="a metrics file the job writes (JSON lines or name=value)")
+    file: str | None = Field(default=None, description="a metrics file the job writes (JSON, JSON lines, a CSV with a "
+                                                       "column of that name, or name=value), relative to the worktree; "
+                                                       "a glob reads its newest match")
     source: Literal["log", "tensorboard"] = Field(
         default="log", description="where the value is read: `log` (what the job prints, or `file`) or "
                                    "`tensorboard` (scalars in the event files the job writes)")

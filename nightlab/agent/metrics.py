@@ -18,7 +18,9 @@ per-point work is bounded however often a value is printed. Patterns built from 
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import itertools
 import json
 import math
@@ -442,7 +444,8 @@ METRICS_FILE_LIMIT = 64 << 20
 
 def parse_metrics_file(path: Path, name: str, root: Path | None = None) -> MetricReading:
     """Read metric `name` from a file the job wrote: one JSON document (`{"acc": 0.9}`, `{"acc": [..curve..]}`, a
-    list of records), JSON lines, or `name=value` lines. A missing file is a failure like a missing print.
+    list of records), JSON lines, a CSV with a `name` column, or `name=value` lines. A missing file is a failure
+    like a missing print.
 
     The job wrote it, so it is read as a regular file only, never through a link (with `root`, the worktree, no
     folder on the way may be a link either), and at most 64 MB of it (head and tail)."""
@@ -466,7 +469,48 @@ def parse_metrics_file(path: Path, name: str, root: Path | None = None) -> Metri
             reading = _from_json(data, name)
             if reading is not None:
                 return reading
+    reading = _from_csv(text, name)
+    if reading is not None:
+        return reading
     return parse_metric(text, name)
+
+
+_STEP_COLUMNS = ("step", "global_step", "iter", "iteration")
+
+
+def _from_csv(text: str, name: str) -> MetricReading | None:
+    """A CSV file with a header naming `name` as a column: Keras' CSVLogger (`epoch,accuracy,loss,val_accuracy,
+    val_loss`), PyTorch Lightning's CSVLogger (`metrics.csv`, where the validation columns are empty on training
+    rows). The column is the curve and its last value the metric; None when the header has no such column."""
+    head, _, _ = text.partition("\n")
+    if "," not in head and "\t" not in head:
+        return None
+    try:
+        rows = list(csv.reader(io.StringIO(text), delimiter="\t" if "\t" in head and "," not in head else ","))
+    except csv.Error:
+        return None
+    if len(rows) < 2:
+        return None
+    cols = [c.strip() for c in rows[0]]
+    if name not in cols:
+        return None
+    at = cols.index(name)
+    step_at = next((cols.index(c) for c in _STEP_COLUMNS if c in cols), None)
+    epoch_at = cols.index("epoch") if "epoch" in cols else None
+    hits: list[_Hit] = []
+    for i, row in enumerate(rows[1:], 1):
+        cell = row[at].strip() if at < len(row) else ""
+        if not cell:
+            continue
+
+        def whole(j: int | None, row: list[str] = row) -> int | None:
+            v = _to_float(row[j]) if j is not None and j < len(row) and row[j].strip() else None
+            return int(v) if v is not None and math.isfinite(v) and v == int(v) else None
+
+        hits.append(_Hit(i, -1, _to_float(cell), cell, f"{name}: {cell} (row {i})", whole(epoch_at), whole(step_at)))
+    if not hits:
+        return None
+    return _reading(name, hits, None)
 
 
 def _json_number(v: Any) -> float | None:

@@ -54,8 +54,8 @@ def read_run(cfg: MetricConfig, log: str, cwd: Path, *, since: float | None = No
     else:
         reading = metrics.parse_metric(log, cfg.name, cfg.regex)
         if cfg.file:
-            mfile = cwd / cfg.file
-            if mfile.exists() or mfile.is_symlink():  # the job's file: read beneath the worktree, no link
+            mfile = metrics_file(cwd, cfg.file)
+            if mfile is not None and (mfile.exists() or mfile.is_symlink()):  # read beneath the worktree, no link
                 reading = metrics.parse_metrics_file(mfile, cfg.name, root=cwd)
     if not loss_curve:
         loss = tbevents.loss_series(series)
@@ -68,6 +68,26 @@ def read_run(cfg: MetricConfig, log: str, cwd: Path, *, since: float | None = No
         except OSError as err:
             note = f"could not keep the run's TensorBoard event files: {err}"
     return RunMetrics(reading, loss_curve, kept, note)
+
+
+_GLOB = frozenset("*?[")
+
+
+def metrics_file(cwd: Path, pattern: str) -> Path | None:
+    """The metrics file `metric.file` names in the run's folder: the path itself, or where it is a glob (PyTorch
+    Lightning's `lightning_logs/version_*/metrics.csv`, a new version folder per run) the newest regular file it
+    matches; None when a glob matches nothing."""
+    if not _GLOB & set(pattern):
+        return cwd / pattern
+    found = []
+    for p in cwd.glob(pattern):
+        try:
+            st = p.lstat()
+        except OSError:
+            continue
+        if p.is_file() and not p.is_symlink():
+            found.append((st.st_mtime, str(p), p))
+    return max(found)[2] if found else None
 
 
 def tensorboard_reading(cfg: MetricConfig, series: list[tbevents.Series]) -> metrics.MetricReading:
