@@ -85,7 +85,10 @@ SPECS: dict[str, Case] = {
     "resized_model_checkpoint": Case("size mismatch for encoder.0.weight", widen=("HIDDEN", 64),
                                      expect_in_fix=("_compatible_state(model, torch.load(",)),
     "linear_in_features": Case("mat1 and mat2 shapes cannot be multiplied", expect_in_fix=("nn.Linear(64, 32)",)),
-    "missing_package": Case("No module named 'wandb'", abandon="wandb is not installed (imported at train.py:2"),
+    "missing_package": Case("No module named 'wandb'",
+                            abandon="wandb is not installed (imported at train.py:2: import wandb), and nightlab "
+                                    "cannot install packages"),
+    "network_access": Case("URLError", abandon="could not reach data.nightlab-test.invalid (at train.py:8"),
     "out_of_memory": Case("can't allocate memory", runner="memory_cap", expect_in_fix=(
         '"batch_size": 1024', "GRAD_ACCUM_STEPS = 2", "(loss / GRAD_ACCUM_STEPS).backward()")),
     "nan_loss": Case("accuracy=nan", expect_in_fix=("LR = 0.5",)),
@@ -286,7 +289,7 @@ def test_entry_fixes_its_real_failure(name: str, tmp_path: Path) -> None:
     if case.abandon:
         with pytest.raises(Abandon) as why:
             _fix(repo, case, rc, log, state)
-        assert case.abandon in str(why.value) and "cannot install" in str(why.value)
+        assert case.abandon in str(why.value), str(why.value)
         return
     prop, fixed = _fix(repo, case, rc, log, state)
     for want in case.expect_in_fix:
@@ -399,6 +402,23 @@ def test_the_engine_stops_a_branch_that_needs_a_package_with_the_reason(tmp_path
 
 
 # ----------------------------------------------------------------------------------------------- the edits themselves
+
+
+def test_the_engine_stops_a_branch_that_downloads_at_run_time_with_the_way_past_it(tmp_path: Path) -> None:
+    """A baseline that downloads its data: the failure says which host and how to get past it (fetch the files once
+    outside nightlab, or sandbox.network = true), and no fix is tried."""
+    repo = _engine_project("network_access", tmp_path)
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=2),
+                 policy=BuiltinPolicy())
+    eng.run()
+    base = next(e for e in eng.store.experiments() if e.kind == "baseline")
+    assert base.failure_class == "network" and base.run_result == "failed"
+    assert not [e for e in eng.store.experiments() if e.parent_id == base.id]
+    failed = [ev["message"] for ev in eng.store.events() if ev["kind"] == "failed"]
+    assert failed and "could not reach data.nightlab-test.invalid" in failed[0]
+    assert "sandbox.network = true" in failed[0]
+    events = [ev for ev in eng.store.events() if ev["kind"] == "abandon"]
+    assert events and "No code change can download them" in events[-1]["message"]
 
 
 def test_repairs_touch_only_the_lines_they_fix() -> None:

@@ -230,6 +230,29 @@ ValueError: Input y_pred contains NaN.
     torch.save(model.state_dict(), "ckpt.pt")
 OSError: [Errno 28] No space left on device
 """, {"exit_code": 1, "state": "failed"}, {"cls": "disk_full", "line": 99}),
+    ("download", f"""Traceback (most recent call last):
+  File "{WT}/train.py", line 12, in <module>
+    ds = datasets.MNIST("data", download=True)
+  File "/usr/lib/python3/dist-packages/torchvision/datasets/utils.py", line 30, in _urlretrieve
+    with urllib.request.urlopen(urllib.request.Request(url)) as response:
+urllib.error.URLError: <urlopen error [Errno -3] Temporary failure in name resolution>
+""", {"exit_code": 1, "state": "failed"}, {"cls": "network", "line": 12}),
+    ("hub offline", f"""Traceback (most recent call last):
+  File "{WT}/train.py", line 5, in <module>
+    tok = AutoTokenizer.from_pretrained("bert-base-uncased")
+OSError: We couldn't connect to 'https://huggingface.co' to load this file, couldn't find it in the cached files.
+""", {"exit_code": 1, "state": "failed"}, {"cls": "network", "details": {"host": "huggingface.co"}}),
+    ("requests", f"""Traceback (most recent call last):
+  File "{WT}/train.py", line 7, in <module>
+    r = requests.get("https://example.com/data.csv")
+requests.exceptions.ConnectionError: HTTPSConnectionPool(host='example.com', port=443): Max retries exceeded \
+(Caused by NameResolutionError("Failed to resolve 'example.com'"))
+""", {"exit_code": 1, "state": "failed"}, {"cls": "network", "details": {"host": "example.com"}}),
+    ("http 404", f"""Traceback (most recent call last):
+  File "{WT}/train.py", line 7, in <module>
+    urllib.request.urlretrieve("https://example.com/gone.csv", "gone.csv")
+urllib.error.HTTPError: HTTP Error 404: Not Found
+""", {"exit_code": 1, "state": "failed"}, {"cls": "runtime_error"}),
     ("keyboard", f"""Traceback (most recent call last):
   File "{WT}/train.py", line 30, in <module>
     time.sleep(1)

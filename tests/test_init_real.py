@@ -339,6 +339,20 @@ def test_a_crashing_baseline_says_why_and_with_command_metric_goal_is_configured
     assert config(root)["editable"] == ["train.py", "settings.json"]
 
 
+def test_a_baseline_that_downloads_its_data_says_which_host_and_the_ways_past_it(tmp_path: Path) -> None:
+    """torchvision's `download=True` and the Hub fail in a job without network: init names the host and the line
+    (repo-relative, not its temporary copy's path) and says how to get past it."""
+    code = ('import urllib.request\n\nurllib.request.urlretrieve("https://data.nightlab-test.invalid/mnist.npz", '
+            '"mnist.npz")\nprint("acc=0.9")\n')
+    root = make_repo(tmp_path / "dl", {"train.py": code})
+    with pytest.raises(NightlabError) as err:
+        init(root, command="python train.py")
+    msg = str(err.value)
+    assert "could not reach data.nightlab-test.invalid (urllib.error.URLError) at train.py:3\n" in msg
+    assert "sandbox.network = true" in msg and "untracked files are linked into every run" in msg
+    assert "nightlab-init-" not in msg.split("last lines of its output")[0]
+
+
 def test_a_baseline_that_prints_a_value_then_crashes_is_a_crash_not_a_baseline(tmp_path: Path) -> None:
     """The first epoch's loss printed before a crash was taken as the baseline (exit code 1, config written, the
     TUI said it was set up); the engine then failed that very run."""

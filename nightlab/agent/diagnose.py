@@ -341,6 +341,26 @@ def _oom_details(text: str) -> dict[str, Any]:
     return d
 
 
+# a job that could not reach a host: a download of data or weights (torchvision's `download=True`, the Hugging Face
+# Hub) in a sandbox without network, or on a machine without one. An HTTP error (403, 404) is the server's answer,
+# not a missing network, and is not one of these.
+_NETWORK_TYPES = frozenset({"URLError", "ConnectionError", "gaierror", "MaxRetryError", "NewConnectionError",
+                            "ConnectTimeout", "ConnectTimeoutError", "ConnectionRefusedError",
+                            "LocalEntryNotFoundError", "OfflineModeIsEnabled", "RemoteDisconnected", "ProxyError"})
+_NETWORK_WORDS = ("temporary failure in name resolution", "name or service not known", "nodename nor servname",
+                  "network is unreachable", "failed to establish a new connection",
+                  "no address associated with hostname", "failed to resolve",
+                  "couldn't connect to 'https://huggingface.co'")
+NETWORK_HINT = ("jobs have no network unless sandbox.network = true in nightlab.toml; or fetch the data once outside "
+                "nightlab (untracked files are linked into every run)")
+
+
+def _network_host(text: str) -> str | None:
+    """The host a failed download was for, where the message names it."""
+    m = re.search(r"host='([^']+)'", text) or re.search(r"https?://([A-Za-z0-9.\-]+)", text)
+    return m.group(1) if m else None
+
+
 def _classify_exception(exc: str, message: str) -> tuple[FailureClass, dict[str, Any]]:
     """Map an exception type and its (whole) message to a failure class and details."""
     short = exc.rsplit(".", 1)[-1]
@@ -356,6 +376,9 @@ def _classify_exception(exc: str, message: str) -> tuple[FailureClass, dict[str,
         return FailureClass.OOM, _oom_details(f"{exc} {message}")
     if "no space left on device" in low or "disk quota exceeded" in low:
         return FailureClass.DISK_FULL, {}
+    if short in _NETWORK_TYPES or any(w in low for w in _NETWORK_WORDS):
+        host = _network_host(message)
+        return FailureClass.NETWORK, {"host": host} if host else {}
     if short in ("ModuleNotFoundError", "ImportError"):
         d: dict[str, Any] = {}
         m = re.search(r"No module named '([^']+)'", message)
@@ -581,6 +604,11 @@ def classify_failure(
         where = f" at {file}:{line}" if file else ""
         msg = tb.message
         summary = f"{tb.exc_type}: {msg}{where}" if msg else f"{tb.exc_type}{where}"
+        if cls == FailureClass.NETWORK:  # the remedy first: the summary is cut at 240 characters
+            host = details.get("host") or _network_host(tb.text)  # else the URL in the failing line of code
+            if host:
+                details["host"] = host
+            summary = f"could not reach {host or 'the network'} ({tb.exc_type}){where}: {NETWORK_HINT}"
         if frame is not None and frame.func and frame.func != "<module>":
             details.setdefault("function", frame.func)
         if exit_code == 0 and metric_error:

@@ -25,6 +25,7 @@ from nightlab.agent.edits import matches_any
 from nightlab.agent.goal import Goal
 from nightlab.agent.launcher import python_for
 from nightlab.agent.metric_text import fmt_metric
+from nightlab.agent.states import FailureClass
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
 from nightlab.sandbox import isolate, runner, slots
@@ -173,7 +174,13 @@ def missing_paths(log: str) -> list[str]:
 def failure_report(log: str, rc: int | None, lines: int = 12) -> str:
     """Why a baseline failed: the classified one-line reason and the last lines of its output, indented."""
     failure = diagnose.classify_failure(log, rc, "failed" if rc else "succeeded", "", None)
-    return f"{failure.summary}\n{_quoted_tail(log, lines)}"
+    summary = _INIT_COPY_RE.sub("", failure.summary)  # paths in run_once's copy, repo-relative again
+    if failure.cls == FailureClass.NETWORK:  # the way past it in full, on a line of its own (the summary is cut)
+        summary = summary.split(f": {diagnose.NETWORK_HINT[:24]}")[0] + f"\n  {diagnose.NETWORK_HINT}"
+    return f"{summary}\n{_quoted_tail(log, lines)}"
+
+
+_INIT_COPY_RE = re.compile(r"/\S*?/nightlab-init-[^/\s]+/wt/")
 
 
 def _quoted_tail(log: str, lines: int) -> str:

@@ -118,6 +118,7 @@ class FailureClass(StrEnum):
     PROTECTED_MODIFIED = "protected_modified"
     LOG_FLOOD = "log_flood"
     DISK_FULL = "disk_full"
+    NETWORK = "network"  # the job could not reach a host: jobs run without network unless sandbox.network is on
     INTERRUPTED = "interrupted"
     LOST = "lost"
     FORK_STORM = "fork_storm"  # the job hit the wrapper's process cap

@@ -8,7 +8,16 @@ catalogue test runs every row's case, so a row without one fails the suite.
 
 from __future__ import annotations
 
-from nightlab.agent.policy.catalogue import apis, devices, loaders, packages, resources, sklearn_params, state_dicts
+from nightlab.agent.policy.catalogue import (
+    apis,
+    devices,
+    loaders,
+    network,
+    packages,
+    resources,
+    sklearn_params,
+    state_dicts,
+)
 from nightlab.agent.policy.catalogue import torch_load as tl
 from nightlab.agent.policy.catalogue.entry import Entry
 
@@ -61,6 +70,10 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("missing_package", "ModuleNotFoundError: No module named 'x'",
           "none possible offline: the branch stops, naming the package and the importing line",
           packages.recognise_missing_package, packages.repair_missing_package, case="missing_package"),
+    Entry("network_access", "URLError / ConnectionError: Temporary failure in name resolution (a download at run time)",
+          "none possible: the branch stops, naming the host and the line, with the two ways past it (fetch the files "
+          "once outside nightlab, or sandbox.network = true)", network.recognise_network, network.repair_network,
+          case="network_access"),
     Entry("out_of_memory", "out of memory (CUDA or CPU allocator, or killed at the memory cap)",
           "half the batch, gradients accumulated over 2 steps (same effective batch)", resources.recognise_oom,
           resources.repair_oom, case="out_of_memory"),
