@@ -369,6 +369,44 @@ def test_a_toml_config_the_command_names_is_tuned_in_the_toml(tmp_path: Path) ->
     assert best is not None and best < _baseline_metric(eng) - 0.1
 
 
+ENV_TRAIN = '''\
+import math
+import os
+import random
+import sys
+
+LR = float(os.environ.get("LR", "0.002"))
+EPOCHS = int(os.getenv("EPOCHS", 4))
+THREADS = int(os.getenv("TASK_THREADS", 1))
+random.seed(int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0)
+fit = 1.2 * math.exp(-EPOCHS / 3) + 0.3 * abs(math.log10(LR / 0.05))
+for i in range(6):
+    print(f"iter {i * 10}: loss {1.0 + fit + (1 - i / 5) ** 2 * 2:.4f}")
+print(f"val_loss {1.0 + fit + random.uniform(-0.002, 0.002):.4f}")
+'''
+
+
+def test_settings_read_from_the_environment_are_tuned_at_their_default_unless_the_command_sets_them(
+        tmp_path: Path) -> None:
+    """`int(os.getenv("EPOCHS", 4))`: a training setting's default in the code is a knob (it was never searched);
+    where the program runs (`TASK_THREADS`) is not, nor a variable the command itself sets (`EPOCHS=4 python ...`)."""
+    repo = _project(tmp_path / "env", {"train.py": ENV_TRAIN}, f"{sys.executable} train.py --seed {{seed}}",
+                    "val_loss", "minimize", ["train.py"])
+    eng = _run(repo, budget=4)
+    hyps = _hypotheses(eng)
+    assert hyps and all(e.status != "no_effect" for e in hyps)
+    assert any('os.getenv("EPOCHS", ' in _changed(e) or 'os.environ.get("LR", ' in _changed(e) for e in hyps)
+    assert not any("TASK_THREADS" in _changed(e) for e in hyps)
+    _, best = eng.ledger.best()
+    assert best is not None and best < _baseline_metric(eng) - 0.1
+
+    fixed = _project(tmp_path / "env2", {"train.py": ENV_TRAIN},
+                     f"EPOCHS=4 {sys.executable} train.py --seed {{seed}}", "val_loss", "minimize", ["train.py"])
+    eng = _run(fixed, budget=3)
+    hyps = _hypotheses(eng)
+    assert hyps and not any("EPOCHS" in _changed(e) for e in hyps)
+
+
 # ----------------------------------------------------------------------------------------------- seeds
 
 DETERMINISTIC = '''\

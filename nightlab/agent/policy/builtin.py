@@ -86,6 +86,10 @@ _SEARCH_PRIORITY = ["lr", "epochs", "steps", "batch_size", "width", "weight_deca
                     "momentum", "clip", "choice", "seq_len", "other"]
 # kinds never searched: knobs.py marks seeds / logging / data shapes untunable; flags may switch evaluation modes
 _NEVER_KINDS = frozenset({"seed", "logging", "fixed", "split", "flag"})
+# an environment variable's default in the code (`int(os.getenv("EPOCHS", 10))`) is searched only where its name says
+# it is a training setting: the others are where the program runs (`$RANK`, `$TASK_THREADS`, `$MASTER_PORT`)
+_ENV_KINDS = frozenset({"lr", "batch_size", "epochs", "steps", "width", "depth", "dropout", "weight_decay", "momentum",
+                        "warmup", "clip", "seq_len"})
 # the transforms `propose` tries (in this order) after the diagnosis moves
 # (gradient clipping is not among them: on a healthy run it rarely helps; it is a remedy for diverging / NaN runs.
 # Standardisation stays although it often loses: taking it out of this list was tried, 2026-12-01, and cost
@@ -551,6 +555,8 @@ class BuiltinPolicy(PolicyBase):
             kind = k.kind
             space = _space(k)
             ok, why = _searchable(k, kind, space, code, fixed, fixed_fns)
+            if ok and k.style == "env" and re.search(rf"(?:^|[\s;&|(]){re.escape(key[1:])}=", program.command):
+                ok, why = False, f"{key[1:]} is set by the command ({key[1:]}=...): the default in the code is not used"
             place = res.why_not(key)
             in_place = k.path in editable or (k.style == eff.CLI_STYLE and k.path == eff.COMMAND_PATH)
             if ok and not place and (not in_place or key in no_effect):
@@ -1650,7 +1656,7 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
     if kind in _NEVER_KINDS or not k.tunable:
         return False, f"{kind} knobs are never searched"
     words = {w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", leaf).lower()) if w}
-    if k.style == "env" or words & _NEVER_WORDS:
+    if (k.style == "env" and kind not in _ENV_KINDS) or words & _NEVER_WORDS:
         return False, "logging, evaluation, environment or bookkeeping setting"
     if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
         return False, "no search space"
@@ -1671,7 +1677,7 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
                 return False, "used by fixed (evaluation / data) code"
             if any(re.search(rf"\b{re.escape(f)}\s*\(", ln) for f in fixed_fns):
                 return False, "passed to an evaluation / data function"
-        if used == 0 and k.style not in ("call", "signature"):
+        if used == 0 and k.style not in ("call", "signature", "env"):  # an env default is read where it is
             # defined but read nowhere else (for example momentum after SGD became AdamW): searching it is a waste
             others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))
             if others == 0 and not _SPLAT_RE.search(text):
