@@ -1157,3 +1157,21 @@ def test_a_class_named_hp_holds_settings() -> None:
     found = {k.name: k.kind for k in discover_files({"train.py": "class HP:\n    lr = 0.01\n    epochs = 10\n\n\n"
                                                                  "class Helper:\n    lr = 0.5\n"})}
     assert found == {"HP.lr": "lr", "HP.epochs": "epochs"}
+
+
+def test_a_warmup_counted_in_epochs_is_a_count_not_a_fraction() -> None:
+    """`warmup_epochs = 0.5` (timm, many configs) got the fraction-of-training space [0, 0.5] and could only go down;
+    `warmup_epochs = 5` got a steps-sized space up to 100 epochs."""
+    def space(name: str, value: float | int) -> Space | None:
+        return search_space(Knob(name, "train.py", value, classify(name), "constant", 1, ""))
+
+    half = space("warmup_epochs", 0.5)
+    assert half is not None and (half.low, half.high, half.integer) == (0.0, 10.0, False)
+    five = space("warmup_epochs", 5)
+    assert five is not None and (five.low, five.high, five.integer) == (0.0, 20.0, True)
+    steps = space("warmup_steps", 2000)
+    assert steps is not None and (steps.high, steps.integer) == (8000.0, True)
+    iters = space("warmup_iters", 0)
+    assert iters is not None and iters.high == 100.0 and iters.allow_zero
+    ratio = space("warmup_ratio", 0.06)
+    assert ratio is not None and (ratio.low, ratio.high, ratio.integer) == (0.0, 0.3, False)

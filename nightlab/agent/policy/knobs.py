@@ -1703,9 +1703,14 @@ def search_space(knob: Knob) -> Space | None:
             return Space(x / 10, min(x * 10, 0.5), True, False)  # (a step of 0.2 on the plain scale wrecked it)
         return Space(0.0, max(0.99, x), False, False)  # off or weak: switching it on is a step on the plain scale
     if kind == "warmup":
-        if is_int:
-            return Space(0.0, float(max(4 * int(x), 100)), False, True, allow_zero=True) if x >= 0 else None
-        return Space(0.0, max(0.3, x), False, False, allow_zero=True) if 0 <= x <= 1 else None
+        if x < 0:
+            return None
+        words = set(_tokens(_leaf_name_of(knob.name)))
+        if words & {"epoch", "epochs"}:  # a count of epochs, whole or not (`warmup_epochs = 0.5`): not a fraction
+            return Space(0.0, max(4 * x, 10.0), False, is_int, allow_zero=True)
+        if is_int or words & _STEPS:  # a count of steps
+            return Space(0.0, float(max(4 * x, 100)), False, is_int, allow_zero=True)
+        return Space(0.0, max(0.3, x), False, False, allow_zero=True) if x <= 1 else None  # a fraction of training
     if kind == "clip":
         if x <= 0:
             return Space(0.1, 10.0, True, False, allow_zero=True)
