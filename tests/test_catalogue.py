@@ -28,6 +28,7 @@ from nightlab.agent.policy import catalogue
 from nightlab.agent.policy.base import Abandon, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy.knobs import rewrite as rewrite_knob
+from nightlab.agent.store import Experiment
 
 from helpers import git, make_repo, write_config
 
@@ -385,40 +386,38 @@ def test_the_engine_fixes_the_failing_baseline(name: str, tmp_path: Path, monkey
     assert (repo / "train.py").read_text() == (CASES / name / "train.py").read_text()  # the user's file untouched
 
 
-def test_the_engine_stops_a_branch_that_needs_a_package_with_the_reason(tmp_path: Path) -> None:
-    repo = _engine_project("missing_package", tmp_path)
+def _stopped_baseline(case: str, tmp_path: Path) -> tuple[Engine, Experiment, list[str]]:
+    """The engine on a case whose baseline no edit can fix: the failed baseline (no fix was tried on it) and the
+    reasons the branch was stopped with."""
+    repo = _engine_project(case, tmp_path)
     eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=2),
                  policy=BuiltinPolicy())
     eng.run()
     base = next(e for e in eng.store.experiments() if e.kind == "baseline")
-    assert base.failure_class == "import_error" and base.run_result == "failed"
+    assert base.run_result == "failed"
     assert not [e for e in eng.store.experiments() if e.parent_id == base.id]
+    return eng, base, [ev["message"] for ev in eng.store.events() if ev["kind"] == "abandon"]
+
+
+def test_the_engine_stops_a_branch_that_needs_a_package_with_the_reason(tmp_path: Path) -> None:
+    _, base, stopped = _stopped_baseline("missing_package", tmp_path)
+    assert base.failure_class == "import_error"
     assert base.error and "wandb is not installed (imported at train.py:2: import wandb)" in base.error
-    events = [ev for ev in eng.store.events() if ev["kind"] == "abandon"]
-    assert events and "cannot install packages" in events[-1]["message"]
-
-
-
-
-
-# ----------------------------------------------------------------------------------------------- the edits themselves
+    assert stopped and "cannot install packages" in stopped[-1]
 
 
 def test_the_engine_stops_a_branch_that_downloads_at_run_time_with_the_way_past_it(tmp_path: Path) -> None:
     """A baseline that downloads its data: the failure says which host and how to get past it (fetch the files once
     outside nightlab, or sandbox.network = true), and no fix is tried."""
-    repo = _engine_project("network_access", tmp_path)
-    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=2),
-                 policy=BuiltinPolicy())
-    eng.run()
-    base = next(e for e in eng.store.experiments() if e.kind == "baseline")
-    assert base.failure_class == "network" and base.run_result == "failed"
-    assert not [e for e in eng.store.experiments() if e.parent_id == base.id]
+    eng, base, stopped = _stopped_baseline("network_access", tmp_path)
+    assert base.failure_class == "network"
     failed = [ev["message"] for ev in eng.store.events() if ev["kind"] == "failed"]
     assert failed and "could not reach data.nightlab-test.invalid" in failed[0]
     assert "sandbox.network = true" in failed[0]
-    events = [ev for ev in eng.store.events() if ev["kind"] == "abandon"]
-    assert events and "No code change can download them" in events[-1]["message"]
+    assert stopped and "No code change can download them" in stopped[-1]
+
+
+# ----------------------------------------------------------------------------------------------- the edits themselves
 
 
 def test_repairs_touch_only_the_lines_they_fix() -> None:
