@@ -309,6 +309,20 @@ def test_all_transforms_stack_and_the_result_runs(tmp_path: Path) -> None:
     assert metric(proc.stdout) >= 0.8
 
 
+def test_grad_clip_lands_between_backward_and_step_on_a_one_line_update(tmp_path: Path) -> None:
+    # `loss.backward(); opt.step()` on one line: a clip inserted after the line would run after the step, and clip
+    # gradients that are about to be zeroed, changing nothing while the diff says it does
+    one_line = MLP_SGD.replace("            loss.backward()\n            opt.step()\n",
+                               "            loss.backward(); opt.step()\n")
+    assert one_line != MLP_SGD
+    r = tf.gradient_clipping(one_line, "train.py")
+    assert r is not None
+    line = next(ln for ln in r.new_text.splitlines() if "loss.backward()" in ln)
+    assert line.index("loss.backward()") < line.index("clip_grad_norm_(") < line.index("opt.step()")
+    proc = run_script(tmp_path, r.new_text)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_transforms_skip_ambiguous_patterns() -> None:
     # two optimizers (e.g. a GAN): clipping / scheduling one of them would be a guess
     two = MLP_SGD.replace("    gen = torch.Generator()", "    opt2 = torch.optim.Adam(model.parameters())\n"
@@ -736,3 +750,106 @@ def test_a_change_that_lost_clearly_is_not_repeated_after_an_unrelated_nudge() -
     assert any(set(p) == {"LEARNING_RATE"} for p in unrelated)  # the other direction is still searched
     related = proposals(("BATCH_SIZE", 128))
     assert {"LEARNING_RATE": 0.03} in related
+
+
+LIBRARY_NAMES = '''\
+import lightgbm as lgb
+import pytorch_lightning as pl
+import timm
+import xgboost as xgb
+from transformers import Trainer, TrainingArguments
+
+args = TrainingArguments(output_dir="out", per_device_train_batch_size=16, per_device_eval_batch_size=64,
+                         learning_rate=5e-5, num_train_epochs=3)
+model = timm.create_model("vit_tiny_patch16_224", drop_path_rate=0.1)
+trainer = pl.Trainer(max_epochs=10, gradient_clip_val=1.0, check_val_every_n_epoch=1)
+params = {"objective": "binary:logistic", "eta": 0.1, "max_depth": 6, "subsample": 0.8, "nthread": 4}
+booster = xgb.train(params, dtrain, num_boost_round=300)
+opts = {"momentum_unused": 0.5}
+print(opts)
+'''
+
+
+def test_the_search_reads_library_names_as_their_libraries_mean_them() -> None:
+    """Names whose words also name bookkeeping: HF's `per_device_train_batch_size` (the only batch knob an HF
+    script has: "device" had kept it from the search), Lightning's `gradient_clip_val` ("val"), timm's
+    `drop_path_rate` ("path"); the eval batch and the validation cadence stay unsearched. An XGBoost parameter
+    dict handed whole to `xgb.train` has its keys read by the library, though the code never names them."""
+    knobs = BuiltinPolicy().knobs_in({"train.py": LIBRARY_NAMES}, command="python train.py")
+    searchable = {k for k, v in knobs.items() if v.searchable}
+    for key in ("TrainingArguments.per_device_train_batch_size", "Trainer.gradient_clip_val",
+                "create_model.drop_path_rate", "params.eta", "params.max_depth", "params.subsample"):
+        assert key in searchable, (key, knobs[key].why_not if key in knobs else "not found")
+    for key in ("TrainingArguments.per_device_eval_batch_size", "params.nthread"):
+        assert key in knobs and key not in searchable, key
+    assert not any("val_every" in k for k in searchable)
+    # a dict that is only printed: its key, named nowhere else, is read by nothing
+    assert "opts.momentum_unused" in knobs and knobs["opts.momentum_unused"].why_not == "not used by the code"
+
+
+def test_raising_the_learning_rate_moves_the_base_rate_not_the_floor() -> None:
+    """yacs `_C.TRAIN.MIN_LR` beside `_C.TRAIN.BASE_LR` (Swin): neither is a canonical name, and the floor's was
+    the shorter, so "raise the learning rate" had raised the floor of the schedule."""
+    from nightlab.agent.policy.builtin import _checkout_context
+
+    cfg = ("from yacs.config import CfgNode as CN\n_C = CN()\n_C.TRAIN = CN()\n_C.TRAIN.BASE_LR = 5e-4\n"
+           "_C.TRAIN.MIN_LR = 5e-6\n_C.TRAIN.EPOCHS = 30\n")
+    train = ("from config import _C as config\n"
+             "opt = make(config.TRAIN.BASE_LR, config.TRAIN.MIN_LR)\n"
+             "for epoch in range(config.TRAIN.EPOCHS):\n    step()\n")
+    files = {"config.py": cfg, "train.py": train}
+    policy = BuiltinPolicy()
+    st = policy._state(_checkout_context(files, "python train.py", "val_loss"), None)
+    assert [k.key for k in policy._by_kind(st, "lr")] == ["_C.TRAIN.BASE_LR", "_C.TRAIN.MIN_LR"]
+
+
+def test_training_longer_lengthens_the_whole_run_not_a_rollout() -> None:
+    """PPO's `n_steps` (the rollout, 2048) beside SB3's `learn(total_timesteps=...)`: the shorter name had come first,
+    so "train longer" doubled the rollout instead of the training."""
+    from nightlab.agent.policy.builtin import _checkout_context
+
+    files = {"train.py": "from stable_baselines3 import PPO\n\nmodel = PPO('MlpPolicy', env, n_steps=2048)\n"
+                         "model.learn(total_timesteps=100_000)\n"}
+    policy = BuiltinPolicy()
+    st = policy._state(_checkout_context(files, "python train.py", "mean_reward"), None)
+    assert [k.key for k in policy._by_kind(st, "steps")] == ["learn.total_timesteps", "PPO.n_steps"]
+
+
+GPT_CONFIG = '''\
+# a GPT config in nanoGPT's shape: attention splits n_embd over n_head
+n_layer = 4
+n_head = 6
+n_embd = 384
+d_ff = 1000
+learning_rate = 1e-3
+'''
+GPT_TRAIN = '''\
+exec(open("config.py").read())
+assert n_embd % n_head == 0
+model = build(n_layer=n_layer, n_head=n_head, n_embd=n_embd, d_ff=d_ff, lr=learning_rate)
+'''
+
+
+def test_a_model_width_moves_in_multiples_of_its_attention_heads() -> None:
+    """nanoGPT asserts `n_embd % n_head == 0`: searched apart, one draw in three of the peers' `n_head` in [1, 8]
+    beside `n_embd` crashed the run (39 of random search's 88 nanoGPT runs). The head count is not searched; the
+    width moves in multiples of it, however it is moved (a step, a model-based draw, ×4); the feed-forward width is
+    not tied to it."""
+    from nightlab.agent.policy.builtin import _scale_value
+
+    files = {"config.py": GPT_CONFIG, "train.py": GPT_TRAIN}
+    policy = BuiltinPolicy()
+    knobs = policy.knobs_in(files, command="python train.py")
+    assert not knobs["n_head"].searchable and "multiples of 6" in knobs["n_head"].why_not
+    width = knobs["n_embd"]
+    assert width.searchable and width.space is not None and width.space.multiple == 6
+    assert knobs["d_ff"].space is not None and knobs["d_ff"].space.multiple == 0
+    dim = searchmod.Dim("n_embd", width.space, "width")
+    values = [*searchmod.step_values(384, dim), *(searchmod.from_unit(u / 10, width.space, "width") for u in range(11)),
+              searchmod.snap(500, width.space, "width"), searchmod.clip(1000, width.space)]
+    assert values and all(v % 6 == 0 and width.space.low <= v <= width.space.high for v in values), values
+    for factor in (0.3, 0.6, 0.999, 1.001, 1.7, 2.0, 3.0):  # the policy's own ×k moves (widen, narrow)
+        scaled = _scale_value(width, factor)
+        assert scaled is not None and scaled % 6 == 0, (factor, scaled)
+    pow2 = knobmod.Space(16, 256, True, True, pow2=True, multiple=2)
+    assert all(pow2.snap(x) % 2 == 0 for x in (15, 17, 33, 100, 255))

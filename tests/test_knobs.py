@@ -1175,3 +1175,113 @@ def test_a_warmup_counted_in_epochs_is_a_count_not_a_fraction() -> None:
     assert iters is not None and iters.high == 100.0 and iters.allow_zero
     ratio = space("warmup_ratio", 0.06)
     assert ratio is not None and (ratio.low, ratio.high, ratio.integer) == (0.0, 0.3, False)
+
+
+def test_settings_that_change_what_is_measured_or_the_data_are_never_knobs() -> None:
+    """A detection threshold, NMS's IoU, beam search, sampling's top-k and new tokens, a diffusion sampler's steps and
+    guidance: searched, they change what is measured (a threshold of 0.5 ×10 marks nothing positive), and
+    `num_inference_steps` had been classed as the training's length. A synthetic dataset's size changes the data.
+    Their training-side neighbours keep their kinds."""
+    for name in ("threshold", "iou_thres", "conf_thres", "NMS_THR", "num_beams", "max_new_tokens", "top_k", "top_p",
+                 "num_inference_steps", "guidance_scale", "N_SAMPLES", "num_examples", "subset_size",
+                 "dataset_size"):
+        assert classify(name) == "fixed", name
+    for name, kind in [("num_train_timesteps", "split"), ("max_steps", "steps"), ("n_layer", "depth"),
+                       ("total_timesteps", "steps"), ("early_stopping_rounds", "other"), ("patience", "other")]:
+        assert classify(name) == kind, name
+
+
+def test_the_learning_rate_family_keeps_floors_warmup_starts_and_modifiers_apart() -> None:
+    """timm's `--min-lr 0` or `CosineAnnealingLR(eta_min=0)` is a floor: with no rate to move from it is not searched
+    (it had been given [1e-5, 1], so a step annealed upwards past the base rate). A warm-up's start value (timm's
+    `warmup_lr` 5e-7, YOLO's `warmup_bias_lr` / `warmup_momentum`, detectron2's `WARMUP_FACTOR`) is not a length or a
+    share of training (5e-7 had been stepped to 0.06), and timm's `lr_base_size` / `lr_cycle_limit` / `lr_noise_pct`
+    modify a schedule rather than set a rate. Warm-up lengths and nanoGPT's `lr_decay_iters` stay what they were."""
+    floor = Knob("eta_min", "train.py", 0.0, classify("eta_min"), "call", 1, "")
+    assert floor.kind == "lr" and search_space(floor) is None
+    for name in ("warmup_lr", "warmup_bias_lr", "warmup_momentum", "WARMUP_FACTOR", "warmup_lr_init",
+                 "lr_base_size", "lr_cycle_limit", "lr_cycle_mul", "lr_noise_pct", "lr_noise_std"):
+        assert classify(name) == "fixed", name
+    for name, kind in [("warmup_steps", "warmup"), ("lr_warmup_steps", "warmup"), ("warmup_ratio", "warmup"),
+                       ("WARMUP_EPOCHS", "warmup"), ("lr_decay_iters", "steps"), ("min_lr", "lr"),
+                       ("max_lr", "lr")]:
+        assert classify(name) == kind, name
+
+
+def test_reinforcement_learning_coefficients_stay_where_the_algorithms_hold() -> None:
+    """PPO's `--clip-coef` / `clip_range` is a trust region on a probability ratio (searched within (0, 0.5], not as a
+    gradient norm up to 2); GAE's λ stays in [0.8, 1] (above 1 the advantages grow without bound); an ε-greedy
+    exploration rate is a probability; SB3's `learn(total_timesteps=...)` is the training's length. Adam's ε and
+    gradient clipping are untouched."""
+    code = (
+        "import argparse\nfrom stable_baselines3 import PPO\n\n"
+        "ap = argparse.ArgumentParser()\n"
+        "ap.add_argument('--clip-coef', type=float, default=0.2)\n"
+        "ap.add_argument('--gae-lambda', type=float, default=0.95)\n"
+        "ap.add_argument('--max-grad-norm', type=float, default=0.5)\n"
+        "args = ap.parse_args()\n"
+        "config = dict(eps_start=1.0, eps_end=0.05, adam_epsilon=1e-8, clip_range=0.1, lam=0.95)\n"
+        "model = PPO('MlpPolicy', env, learning_rate=3e-4, n_steps=2048)\n"
+        "model.learn(total_timesteps=100_000)\n"
+    )
+    found = {k.name: k for k in discover_files({"train.py": code})}
+    for name in ("--clip-coef", "config.clip_range"):
+        clip = search_space(found[name])
+        assert found[name].kind == "other" and clip is not None and clip.low > 0 and clip.high == 0.5, name
+    assert found["--max-grad-norm"].kind == "clip"
+    for name in ("--gae-lambda", "config.lam"):
+        lam = search_space(found[name])
+        assert lam is not None and lam.high == 1.0 and lam.low >= 0.8, name
+    for name in ("config.eps_start", "config.eps_end"):
+        sp = search_space(found[name])
+        assert sp is not None and sp.low > 0 and sp.high == 1.0, name
+    eps = search_space(found["config.adam_epsilon"])
+    assert eps is not None and eps.high < 1e-6
+    assert found["learn.total_timesteps"].kind == "steps"
+
+
+def test_gradient_boosting_and_layerwise_names_read_as_their_libraries_mean_them() -> None:
+    """LightGBM's `min_data_in_leaf` is a knob (the shape word `in` inside a phrase had made it "fixed", as
+    `in_features` is), `nthread` is where it runs, a bagging `max_samples` share stays within 1, and BEiT's
+    `layer_decay` 0.75 is a decay factor on its horizon, not a depth with no space."""
+    assert classify("min_data_in_leaf") == "other" and classify("in_features") == "fixed"
+    assert classify("d_out") == "fixed" and classify("nthread") == "logging"
+    share = search_space(Knob("max_samples", "train.py", 0.8, classify("max_samples"), "call", 1, ""))
+    assert share is not None and share.high == 1.0
+    layer = search_space(Knob("layer_decay", "train.py", 0.75, classify("layer_decay"), "constant", 1, ""))
+    assert layer is not None and layer.log1m and layer.high < 1
+
+
+def test_a_yacs_config_built_on_underscore_c_is_read() -> None:
+    """Swin's, HRNet's and many research repositories' `config.py`: yacs nodes on `_C` (`_C.TRAIN.BASE_LR = 5e-4`),
+    which no config-like variable name matched, so not one knob was found. A variable made by a config-node
+    constructor holds settings whatever it is called; the seed and the print cadence stay unsearched."""
+    code = (
+        "from yacs.config import CfgNode as CN\n\n"
+        "_C = CN()\n_C.DATA = CN()\n_C.DATA.BATCH_SIZE = 128\n_C.TRAIN = CN()\n_C.TRAIN.EPOCHS = 300\n"
+        "_C.TRAIN.BASE_LR = 5e-4\n_C.TRAIN.MIN_LR = 5e-6\n_C.TRAIN.WEIGHT_DECAY = 0.05\n_C.SEED = 0\n"
+        "_C.PRINT_FREQ = 10\n\nresults = []\nresults.count = 3\n"
+    )
+    found = {k.name: k for k in discover_files({"config.py": code})}
+    assert {n: k.kind for n, k in found.items() if k.tunable} == {
+        "_C.DATA.BATCH_SIZE": "batch_size", "_C.TRAIN.EPOCHS": "epochs", "_C.TRAIN.BASE_LR": "lr",
+        "_C.TRAIN.MIN_LR": "lr", "_C.TRAIN.WEIGHT_DECAY": "weight_decay"}
+    assert not found["_C.SEED"].tunable and not found["_C.PRINT_FREQ"].tunable
+    assert "results.count" not in found
+    new = rewrite(code, found["_C.TRAIN.BASE_LR"], 1e-3)
+    assert "_C.TRAIN.BASE_LR = 1e-3\n" in new or "_C.TRAIN.BASE_LR = 0.001\n" in new
+
+
+def test_a_choice_is_offered_only_values_the_repo_could_take() -> None:
+    """`report_to="none"` does not make "none" a schedule HF accepts (it raises on it), and `optimizer.step()` does not
+    make "step" one (diffusers' DDPMScheduler raises NotImplementedError on it); a comparison against a value does
+    offer it."""
+    hf = ('from transformers import TrainingArguments\n'
+          'args = TrainingArguments(output_dir="o", lr_scheduler_type="linear", report_to="none", learning_rate=5e-5)\n'
+          'optimizer.step()\n')
+    found = {k.name: k for k in discover_files({"train.py": hf})}
+    assert found["TrainingArguments.lr_scheduler_type"].choices == ("linear",)
+    compared = ('SCHEDULER = "cosine"\nif SCHEDULER == "linear":\n    pass\nelif SCHEDULER in ("step", "none"):\n'
+                '    pass\nopt.step()\n')
+    found = {k.name: k for k in discover_files({"train.py": compared})}
+    assert found["SCHEDULER"].choices == ("cosine", "linear", "step", "none")

@@ -40,6 +40,9 @@ not installed, a file of unknown origin) it raises `Abandon` with the reason.
 
 from __future__ import annotations
 
+import ast
+import dataclasses
+import functools
 import itertools
 import logging
 import math
@@ -82,6 +85,9 @@ _NEVER_WORDS = frozenset({
     "validation", "val", "split", "fold", "folds", "holdout", "metric", "metrics", "dir", "path", "file", "name",
     "cache", "profile", "profiler",
 })
+# phrases in which a never-word means something else: HF's `per_device_train_batch_size` (the batch, per device),
+# Lightning's `gradient_clip_val` (the clipping value), timm's `drop_path_rate` (stochastic depth)
+_NOT_NEVER = frozenset({("per", "device"), ("per", "gpu"), ("clip", "val"), ("drop", "path")})
 _SEARCH_PRIORITY = ["lr", "epochs", "steps", "batch_size", "width", "weight_decay", "dropout", "depth", "warmup",
                     "momentum", "clip", "choice", "seq_len", "other"]
 # kinds never searched: knobs.py marks seeds / logging / data shapes untunable; flags may switch evaluation modes
@@ -576,6 +582,7 @@ class BuiltinPolicy(PolicyBase):
             if ok and v.name in no_effect:
                 ok, why = False, no_effect[v.name]
             out[v.name] = _Knob(key=v.name, knob=v, kind=v.kind, space=space, searchable=ok, why_not=why)
+        _couple_heads(out)
         return out
 
     def _no_effect(self, ctx: PolicyContext) -> dict[str, str]:
@@ -749,7 +756,12 @@ class BuiltinPolicy(PolicyBase):
     def _by_kind(self, st: _State, kind: str) -> list[_Knob]:
         """Searchable knobs of one kind, the ones in Python code before config files, most specific name first."""
         ks = [k for k in st.knobs.values() if k.kind == kind and k.searchable and _numeric(k.value)]
-        ks.sort(key=lambda k: (_leaf(str(k.knob.name)).lower() not in _CANON.get(kind, ()), len(k.key)))
+        def words(k: _Knob) -> set[str]:
+            return set(knobmod.name_words(_leaf(str(k.knob.name))))
+
+        ks.sort(key=lambda k: (_leaf(str(k.knob.name)).lower() not in _CANON.get(kind, ()),
+                               bool(words(k) & _BOUND_WORDS), kind == "steps" and not words(k) & _TOTAL_WORDS,
+                               len(k.key)))
         return ks
 
     def _scaled(self, ctx: PolicyContext, st: _State, kind: str, factor: float, why: str, diagnosis: str = "",
@@ -1497,6 +1509,12 @@ class BuiltinPolicy(PolicyBase):
 
 # ----------------------------------------------------------------------------------------------- helpers
 
+# a schedule's floor or end point (`MIN_LR`, timm's `--min-lr`, `final_lr`) is not the learning rate a "raise the
+# learning rate" move means, even where its name is shorter than the base rate's (`TRAIN.MIN_LR` beside `BASE_LR`)
+_BOUND_WORDS = frozenset({"min", "minimum", "final", "end", "floor", "last"})
+# the training's whole length among counts of steps (`max_steps`, SB3's `total_timesteps`), before a rollout's or a
+# schedule's (`n_steps` 2048 in PPO is the rollout: doubling it is not training longer)
+_TOTAL_WORDS = frozenset({"total", "max"})
 _CANON = {
     "lr": ("lr", "learning_rate", "LEARNING_RATE", "LR"),
     "epochs": ("epochs", "EPOCHS", "num_epochs", "n_epochs", "max_epochs"),
@@ -1647,6 +1665,69 @@ def _looks_like_training(text: str) -> bool:
 _SPLAT_RE = re.compile(r"[(,]\s*\*\*\s*[A-Za-z_]")  # `f(**cfg)`: every key may be read
 
 
+_HEADS = frozenset({"head", "heads", "nhead", "nheads"})
+_MODEL_WIDTH = frozenset({"embd", "emb", "embed", "embedding", "model", "dmodel", "nembd", "hidden", "dim", "width"})
+_NOT_MODEL_WIDTH = frozenset({"ff", "ffn", "feedforward", "mlp", "intermediate", "fc", "lin", "linear", "proj",
+                              "head", "heads", "kv", "key", "value", "query"})
+
+
+def _couple_heads(knobs: Mapping[str, _Knob]) -> None:
+    """Attention splits the model width over its heads (nanoGPT asserts `n_embd % n_head == 0`; so do
+    `nn.MultiheadAttention` and HF's configs): searched apart, one draw in three of nanoGPT's `n_head` in [1, 8]
+    beside `n_embd` crashed the run. Where a head count sits beside a model width, the head count is not searched and
+    the width moves in multiples of it."""
+    heads = [k for k in knobs.values()
+             if isinstance(k.value, int) and not isinstance(k.value, bool) and k.value >= 1
+             and set(knobmod.name_words(_leaf(k.key))) & _HEADS
+             and not set(knobmod.name_words(_leaf(k.key))) & {"dim", "dims", "size", "sizes"}]
+    widths = [k for k in knobs.values() if k.kind == "width" and k.space is not None
+              and set(knobmod.name_words(_leaf(k.key))) & _MODEL_WIDTH
+              and not set(knobmod.name_words(_leaf(k.key))) & _NOT_MODEL_WIDTH]
+    if not heads or not widths:
+        return
+    multiple = math.lcm(*(int(k.value) for k in ([k for k in heads if k.effective] or heads)))
+    for k in widths:
+        assert k.space is not None
+        k.space = dataclasses.replace(k.space, multiple=multiple)
+    for k in heads:
+        if k.searchable:
+            k.searchable = False
+            k.why_not = (f"the model width ({', '.join(w.key for w in widths)}) is split over the heads: it moves in "
+                         f"multiples of {multiple} instead")
+
+
+def _handed_whole(name: str, files: Mapping[str, str]) -> bool:
+    """Whether the dict a key knob sits in (`params.eta`) is handed whole to a call (`xgb.train(params, dtrain)`,
+    `lgb.train(params=params)`): the library reads its keys, so a key the code never names is still used."""
+    root, dot, _ = name.partition(".")
+    if not dot or not root.isidentifier():
+        return False
+    return any(root in _names_handed_to_calls(t) for p, t in files.items() if p.endswith(".py") and root in t)
+
+
+_SHOW_CALLS = frozenset({"print", "pprint", "log", "info", "debug", "warning", "write", "dump", "dumps", "str", "repr",
+                         "len", "format", "log_params", "log_hyperparams", "update_config", "save_hyperparameters"})
+
+
+@functools.lru_cache(maxsize=64)
+def _names_handed_to_calls(text: str) -> frozenset[str]:
+    """Names passed whole as an argument to a call that is not a print or a log (`xgb.train(params, dtrain)`)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return frozenset()
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if callee in _SHOW_CALLS:
+            continue
+        out.update(a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name))
+    return frozenset(out)
+
+
 def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: Mapping[str, str],
                 fixed: Mapping[str, set[int]], fixed_fns: set[str]) -> tuple[bool, str]:
     """Whether the search may change a knob: numeric, with a space, not a seed / logging / evaluation setting, not in
@@ -1655,7 +1736,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
     leaf = _leaf(name)
     if kind in _NEVER_KINDS or not k.tunable:
         return False, f"{kind} knobs are never searched"
-    words = {w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", leaf).lower()) if w}
+    seq = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", leaf).lower()) if w]
+    words = set(seq) - {b for a, b in itertools.pairwise(seq) if (a, b) in _NOT_NEVER}
     if (k.style == "env" and kind not in _ENV_KINDS) or words & _NEVER_WORDS:
         return False, "logging, evaluation, environment or bookkeeping setting"
     if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
@@ -1680,7 +1762,7 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
         if used == 0 and k.style not in ("call", "signature", "env"):  # an env default is read where it is
             # defined but read nowhere else (for example momentum after SGD became AdamW): searching it is a waste
             others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))
-            if others == 0 and not _SPLAT_RE.search(text):
+            if others == 0 and not _SPLAT_RE.search(text) and not _handed_whole(name, files):
                 return False, "not used by the code"
     elif not path.endswith(".py"):
         tok = re.compile(rf"\b{re.escape(leaf)}\b")
@@ -1706,7 +1788,8 @@ def _scale_value(k: _Knob, factor: float) -> Any:
     if isinstance(k.value, int) and not isinstance(k.value, bool):
         new = round(new)
         if new == k.value:
-            new = k.value + (1 if factor > 1 else -1)
+            step = max(1, getattr(k.space, "multiple", 0) or 1)  # a width split over heads moves by a head count
+            new = k.value + (step if factor > 1 else -step)
         if new < 1:
             return None
     return new

@@ -114,6 +114,7 @@ class Space:
     pow2: bool = False
     allow_zero: bool = False
     log1m: bool = False
+    multiple: int = 0  # an integer knob that must stay a multiple of this (a model width split over attention heads)
 
     def snap(self, x: float, sig: int = 3) -> Value:
         """Clip `x` into the space and round it to something a human would write (ints, powers of two, `sig`
@@ -122,12 +123,14 @@ class Space:
             return min(self.choices, key=lambda c: abs(float(c) - x) if isinstance(c, int | float) else 0.0)
         x = min(max(x, self.low), self.high)
         if self.integer:
+            m = max(1, self.multiple)
             if self.pow2 and x > 0:
                 cands = [2 ** math.floor(math.log2(x)), 2 ** math.ceil(math.log2(x))]
-                inside = [c for c in cands if self.low <= c <= self.high]
+                inside = [c for c in cands if self.low <= c <= self.high and c % m == 0]
                 if inside:
                     return min(inside, key=lambda c: abs(math.log2(c) - math.log2(x)))
-            return int(min(max(round(x), math.ceil(self.low)), math.floor(self.high)))
+            lo, hi = math.ceil(self.low / m) * m, math.floor(self.high / m) * m
+            return int(min(max(round(x / m) * m, lo), hi)) if lo <= hi else int(min(max(round(x), lo), hi))
         if x == 0:
             return 0.0
         if self.log1m and x > 0:  # round the horizon's digits: 0.99667 reads 0.9967, not 1.0
@@ -161,7 +164,26 @@ _LOG_WHAT = frozenset({"log", "logging", "print", "eval", "evaluate", "evaluatio
                        "report", "display", "val", "valid", "validation", "test", "sample", "plot"})
 _LOG_FREQ = frozenset({"every", "interval", "freq", "frequency", "iters", "iter", "steps", "period", "n"})
 _LOG_ALONE = frozenset({"verbose", "verbosity", "workers", "worker", "jobs", "pin", "gpus", "progress", "debug",
-                        "logging", "log", "quiet"})
+                        "logging", "log", "quiet", "nthread", "nthreads"})
+# settings of how a prediction is scored or decoded, not of what is learned: a detection threshold, NMS's IoU, beam
+# search, sampling's new tokens and top-k / top-p, a diffusion sampler's steps and guidance. Searched, they change what
+# is measured (a threshold of 0.5 stepped ×10 past 1 marks nothing positive), so they are never knobs to tune.
+_MEASURE = frozenset({"threshold", "thresh", "thres", "thr", "nms", "iou", "beams", "beam", "inference", "guidance",
+                      "decode", "decoding"})
+_MEASURE_JOINED = frozenset({"top_k", "top_p", "topk", "topp", "max_new_tokens", "new_tokens"})
+# a dataset's size (`N_SAMPLES = 10_000` for synthetic data, `subset_size`): changing it changes the data measured on
+_DATA_SIZE = frozenset({"samples", "examples", "subset", "dataset"})
+# the start point of a warm-up (timm's `warmup_lr` 1e-6, YOLO's `warmup_bias_lr` and `warmup_momentum`, detectron2's
+# `WARMUP_FACTOR` 1/1000), not its length: a warm-up knob is searched as a length or a share of training
+_WARMUP_START = frozenset({"lr", "eta", "momentum", "bias", "factor", "init", "start", "value"})
+_WARMUP_LENGTH = frozenset({"epochs", "epoch", "ratio", "fraction", "frac", "proportion", "pct", "percent", "length",
+                            "len", "period", "steps", "step", "iters", "iter", "iterations", "updates"})
+# what modifies a learning-rate schedule rather than setting a rate: timm's `lr_base_size` (a batch size the rate is
+# scaled from), `lr_cycle_limit`, `lr_cycle_mul`, `lr_noise_pct`, `lr_noise_std`
+_LR_MODIFIERS = frozenset({"size", "cycle", "noise", "limit", "pct", "std"})
+# PPO's clipped objective (`clip_range`, `clip_coef`, `clip_param`, `clip_epsilon`): a ratio's trust region in (0, 1),
+# not a gradient norm
+_POLICY_CLIP = frozenset({"range", "coef", "param", "epsilon", "eps"})
 # where and how the program runs, not what it learns: a Lightning `devices: 1` searched ×4, or `precision: 32` ×4,
 # asks for hardware or a number format that is not there; toggling `deterministic` or `compile` changes speed and
 # reproducibility (and torch.compile needs a compiler). Never searched, as a logging cadence is not.
@@ -212,12 +234,21 @@ def classify(name: str) -> str:
         return "logging"
     if t & _MACHINE and not any(x.startswith("batch") for x in toks):  # HF's per_device_train_batch_size is a batch
         return "logging"
+    if t & _MEASURE or joined in _MEASURE_JOINED or joined.endswith("_new_tokens"):
+        return "fixed"
+    if t & _DATA_SIZE and t & {"n", "num", "total", "size", "count"} \
+            and not t & (_SHARE_WHOLE | _SHARE_PART | {"batch"}):
+        return "fixed"
     if "warmup" in t or "warm" in t:
+        if t & _WARMUP_START and not t & _WARMUP_LENGTH:
+            return "fixed"
         return "warmup"
     if t & {"accum", "accumulate", "accumulation"}:
         return "other"
     lr_like = "lr" in t or {"learning", "rate"} <= t or t & {"eta"}
     if lr_like:
+        if t & _LR_MODIFIERS and "batch" not in t:
+            return "fixed"
         if t & _LR_SCHED:
             if t & _STEPS and "size" not in t:
                 return "steps"
@@ -225,6 +256,8 @@ def classify(name: str) -> str:
                 return "epochs"
             return "other"
         return "lr"
+    if {"early", "stopping"} <= t or "patience" in t:  # how long to wait for progress, not how long to train
+        return "other"
     if "batches" in t:  # a count of batches, not a batch's size: Lightning's `limit_train_batches`, `num_batches`
         # a cap named `limit` is a debugging switch (1.0 = all of them, 10 = ten batches): never searched
         return "logging" if "limit" in t else "steps"
@@ -232,7 +265,7 @@ def classify(name: str) -> str:
         return "batch_size"
     if any(x.startswith("epoch") for x in toks):
         return "epochs"
-    if t & _STEPS and not t & {"size", "lr"}:
+    if (t & _STEPS and not t & {"size", "lr"}) or {"total", "timesteps"} <= t:  # SB3's `learn(total_timesteps=...)`
         return "steps"
     if t & _SPLIT_WORDS or (t & _SPLIT_PART and t & _SPLIT_SIZE):
         return "split"
@@ -244,13 +277,17 @@ def classify(name: str) -> str:
         return "weight_decay"
     if t & _MOMENTUM:
         return "momentum"
+    if t & _CLIP and t & _POLICY_CLIP and not t & {"grad", "norm"}:
+        return "other"  # searched in (0, 1) by `_bounded_space`
     if t & _CLIP or ({"grad", "norm"} <= t) or ({"max", "norm"} <= t):
         return "clip"
     if t & _SEQ or ({"block", "size"} <= t) or ({"max", "len"} <= t) or ({"max", "length"} <= t):
         return "seq_len"
-    if t & _FIXED and "hidden" not in t and not t & _SHARE_WHOLE:  # LightGBM's feature_fraction is a knob
+    # `in` / `out` name a shape at either end (`in_features`, `d_out`), not inside a phrase (`min_data_in_leaf`)
+    shape = (t - {"in", "out"}) & _FIXED or {toks[0], toks[-1]} & {"in", "out"}
+    if shape and "hidden" not in t and not t & _SHARE_WHOLE:  # LightGBM's feature_fraction is a knob
         return "fixed"
-    if t & _DEPTH and not t & _SIZEISH:
+    if t & _DEPTH and not t & _SIZEISH and not t & {"decay", "scale"}:  # BEiT's `layer_decay` is a factor
         return "depth"
     if t & _WIDTH or {"d", "model"} <= t or (t & _SIZEISH and t & _LAYERISH):
         return "width"
@@ -369,8 +406,18 @@ def choices_for(name: str, value: str, texts: Sequence[str]) -> tuple[Value, ...
 
 
 def _mentioned(word: str, texts: Iterable[str]) -> bool:
-    pat = re.compile(rf"(?<![A-Za-z0-9_]){re.escape(word)}(?![A-Za-z0-9_])")
-    return any(pat.search(t) for t in texts)
+    """Whether the repo names `word` as a value it could take: in a comparison, a list of choices, a dict key, a
+    comment. Not a method or attribute (`optimizer.step()` does not make "step" a schedule) nor another setting's
+    value (`report_to="none"` does not make "none" a schedule HF accepts)."""
+    pat = re.compile(rf"(?<![A-Za-z0-9_.]){re.escape(word)}(?![A-Za-z0-9_(])")
+    for t in texts:
+        for m in pat.finditer(t):
+            before = t[max(0, m.start() - 40):m.start()]
+            quoted = before.endswith(("'", '"'))
+            if quoted and re.search(r"(?<![=!<>])=\s*[\"']$", before):
+                continue  # `report_to="none"`, `x = "none"`: something else set to it
+            return True
+    return False
 
 
 def _choices(group: str, value: str, texts: Sequence[str]) -> tuple[Value, ...]:
@@ -422,6 +469,10 @@ _CONFIG_BASES = frozenset({"BaseModel", "BaseSettings", "NamedTuple", "Config", 
 _DATACLASS_DECOS = frozenset({"dataclass", "define", "frozen", "attrs", "mutable", "pydantic_dataclass"})
 _CONFIG_VAR = re.compile(r"config|cfg|conf$|hparams|hyper|params|settings|options|opts|defaults|args",
                          re.IGNORECASE)
+# Config-node constructors: a variable made by one of these holds settings whatever it is called (yacs's `_C = CN()`
+# in Swin's / HRNet's defaults.py, `__C = edict()`, `C = ml_collections.ConfigDict()`)
+_CONFIG_CTORS = frozenset({"CN", "CfgNode", "ConfigDict", "FrozenConfigDict", "EasyDict", "edict", "AttrDict",
+                           "SimpleNamespace", "Namespace", "DictConfig"})
 _NUMBER = re.compile(r"[+-]?(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?")
 _INT_TEXT = re.compile(r"[+-]?\d[\d_]*")
 
@@ -700,6 +751,9 @@ class _PyScanner(cst.CSTVisitor):
         counts: Counter[str] = Counter()
         smalls: list[tuple[cst.BaseSmallStatement, bool]] = []
         self._walk(stmts, False, counts, smalls)
+        roots = {t.target.value for small, _ in smalls if isinstance(small, cst.Assign)
+                 for t in small.targets if isinstance(t.target, cst.Name) and isinstance(small.value, cst.Call)
+                 and _callee(small.value.func) in _CONFIG_CTORS}
         for small, in_loop in smalls:
             if in_loop:
                 continue
@@ -714,7 +768,8 @@ class _PyScanner(cst.CSTVisitor):
                 # detectron2's `cfg.SOLVER.BASE_LR = 0.00025`, `args.epochs = 20` after parsing (never `self.x`, a
                 # module's attribute or anything set twice)
                 path = _attr_path(target)
-                if path is None or counts[path] != 1 or not _CONFIG_VAR.search(path.split(".", 1)[0]):
+                root = path.split(".", 1)[0] if path is not None else ""
+                if path is None or counts[path] != 1 or not (_CONFIG_VAR.search(root) or root in roots):
                     continue
                 self._value(prefix + path, path.rsplit(".", 1)[1], value, mode, style)
                 continue
@@ -1671,8 +1726,8 @@ def search_space(knob: Knob) -> Space | None:
     x = float(v)
     is_int = isinstance(v, int) and not _real_valued(knob)
     if kind == "lr":
-        if x <= 0:
-            return Space(1e-5, 1.0, True, False)
+        if x <= 0:  # a schedule's floor at zero (`eta_min=0`, `min_lr: 0`): no rate is trained at it, nothing to raise
+            return None
         return Space(min(max(x / 30, 1e-5), x), max(min(x * 30, 1.0), x), True, False)
     if kind == "batch_size":
         return Space(min(8.0, x) if x >= 1 else 8.0, max(512.0, x), True, True, pow2=True)
@@ -1747,8 +1802,15 @@ def _bounded_space(name: str, x: float) -> Space | None:
     """The space of an unclassified real knob whose name bounds it (a share of 1, a decay factor below 1), or None
     for the generic ×10 around its value."""
     words = set(_tokens(_leaf_name_of(name)))
-    if 0 < x <= 1 and words & (_SHARE_WHOLE | _SHARE_PART):
-        high = 1.0 if words & _SHARE_WHOLE else max(0.95, x)
+    if words & _CLIP and words & _POLICY_CLIP and 0 < x < 1:  # PPO's ratio clip: 0.1-0.3 works, 1 or more is no clip
+        return Space(max(0.01, x / 4), max(0.5, x), False, False)
+    if words & {"gae", "lam"} and 0 < x <= 1:  # GAE's λ: 0.9-1 works; above 1 the advantages grow without bound
+        return Space(min(0.8, x), 1.0, False, False)
+    if words & {"eps", "epsilon", "exploration"} and words & {"start", "end", "final", "initial", "init", "min",
+                                                               "max"} and 0 < x <= 1:  # an ε-greedy rate: a probability
+        return Space(x / 10, 1.0, True, False) if x < 0.1 else Space(x / 4, 1.0, False, False)
+    if 0 < x <= 1 and (words & (_SHARE_WHOLE | _SHARE_PART) or {"max", "samples"} <= words):  # bagging's share
+        high = 1.0 if words & _SHARE_WHOLE or "samples" in words else max(0.95, x)
         return Space(x / 4, high, False, False)
     if 0 < x < 1 and words & _DECAY_FACTOR:
         if x >= 0.5:

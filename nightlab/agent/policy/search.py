@@ -154,7 +154,15 @@ def clip(value: Any, space: SpaceLike) -> Any:
         value = space.low
     if space.high is not None and value > space.high:
         value = space.high
-    return round(value) if space.integer else value
+    if not space.integer:
+        return value
+    m = int(getattr(space, "multiple", 0) or 0)
+    if m > 1:  # a width split over heads: the nearest multiple inside the space
+        lo = math.ceil(float(space.low) / m) * m if space.low is not None else m
+        hi = math.floor(float(space.high) / m) * m if space.high is not None else None
+        value = max(lo, round(value / m) * m)
+        return min(value, hi) if hi is not None and hi >= lo else value
+    return round(value)
 
 
 def same(a: Any, b: Any) -> bool:

@@ -591,7 +591,14 @@ def gradient_clipping(text: str, path: str, max_norm: float = 1.0,
     patch = _Patch()
     if not _torch_import(script, patch):
         return None
-    patch.after[id(stmt)] = [_stmt(f"torch.nn.utils.clip_grad_norm_({params}, {_num(max_norm)})\n")]
+    clip = _stmt(f"torch.nn.utils.clip_grad_norm_({params}, {_num(max_norm)})\n")
+    at = _small_statement_index(script, stmt, backs[0])
+    if at is None or at == len(stmt.body) - 1:
+        patch.after[id(stmt)] = [clip]
+    else:  # `loss.backward(); opt.step()` on one line: the clip goes between them, not after the step
+        assert isinstance(clip, cst.SimpleStatementLine)
+        small = clip.body[0].with_changes(semicolon=stmt.body[at].semicolon)
+        patch.replace[id(stmt)] = stmt.with_changes(body=[*stmt.body[:at + 1], small, *stmt.body[at + 1:]])
     new = _render(script, patch)
     if new is None:
         return None
@@ -602,6 +609,14 @@ def gradient_clipping(text: str, path: str, max_norm: float = 1.0,
                   "without changing the direction, and usually allows a higher learning rate.",
         expected_effect="more stable loss, fewer spikes",
     )
+
+
+def _small_statement_index(script: Script, line: cst.SimpleStatementLine, node: cst.CSTNode) -> int | None:
+    """Which of the `;`-separated statements of `line` holds `node` (None when it is not inside the line)."""
+    for i, small in enumerate(line.body):
+        if small is node or any(a is small for a in script.ancestors(node)):
+            return i
+    return None
 
 
 _WARMUP_COSINE_HELPER = '''
