@@ -853,3 +853,47 @@ def test_a_model_width_moves_in_multiples_of_its_attention_heads() -> None:
         assert scaled is not None and scaled % 6 == 0, (factor, scaled)
     pow2 = knobmod.Space(16, 256, True, True, pow2=True, multiple=2)
     assert all(pow2.snap(x) % 2 == 0 for x in (15, 17, 33, 100, 255))
+
+
+ONE_CYCLE = '''\
+import torch
+
+MAX_STEPS = 1000
+LEARNING_RATE = 0.01
+opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=1000)
+for step in range(MAX_STEPS):
+    loss.backward()
+    opt.step()
+    sched.step()
+'''
+
+
+def test_a_one_cycle_schedule_moves_with_the_training_length_never_alone() -> None:
+    """OneCycleLR raises once stepped past `total_steps`: searched alone, a shorter one crashed the run. It is not a
+    search dimension; a move of the training length it equals carries it along."""
+    from nightlab.agent.policy.builtin import _checkout_context, _linked_lengths
+
+    files = {"train.py": ONE_CYCLE}
+    policy = BuiltinPolicy()
+    knobs = policy.knobs_in(files, command="python train.py")
+    total = knobs["OneCycleLR.total_steps"]
+    assert not total.searchable and "raises when stepped past its length" in total.why_not
+    assert "OneCycleLR.total_steps" not in {k.key for k in policy.search_knobs(files, command="python train.py")}
+    st = policy._state(_checkout_context(files, "python train.py", "val_loss"), None)
+    assert _linked_lengths(st, {"MAX_STEPS": 2000}) == {"OneCycleLR.total_steps": 2000}
+
+
+def test_an_evaluation_loaders_batch_size_is_not_searched() -> None:
+    """The second and third `DataLoader(..., batch_size=...)` read the validation and test sets: their batch sizes
+    change how fast the metric is read, not what is learned (a search over them spends runs that measure nothing);
+    the training loader's is searched."""
+    src = ("from torch.utils.data import DataLoader\n"
+           "train_loader = DataLoader(train_ds, batch_size=64, shuffle=True)\n"
+           "val_loader = DataLoader(val_ds, batch_size=256)\n"
+           "test_loader = DataLoader(dataset=test_set, batch_size=512, shuffle=False)\n"
+           "for x in train_loader:\n    pass\n")
+    knobs = BuiltinPolicy().knobs_in({"train.py": src}, command="python train.py")
+    assert knobs["DataLoader.batch_size"].searchable
+    for key in ("DataLoader.batch_size#2", "DataLoader.batch_size#3"):
+        assert not knobs[key].searchable and "evaluation loader" in knobs[key].why_not

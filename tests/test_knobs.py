@@ -1285,3 +1285,32 @@ def test_a_choice_is_offered_only_values_the_repo_could_take() -> None:
                 '    pass\nopt.step()\n')
     found = {k.name: k for k in discover_files({"train.py": compared})}
     assert found["SCHEDULER"].choices == ("cosine", "linear", "step", "none")
+
+
+def test_shape_settings_stay_and_an_off_regulariser_can_be_switched_on() -> None:
+    """A convolution's kernel, stride and padding, a ViT's patch, YOLO's `imgsz` and a crop size set tensor shapes
+    (×4 crashes the model or changes its input): never searched. Label smoothing or mixup written as 0.0 is off, not
+    an unknown zero: it gets a space from 0.01 to 0.3 with zero allowed, so a step switches it on; an int 0 stays
+    unsearched (a float written into it could be read as a count)."""
+    for name in ("kernel_size", "stride", "padding", "dilation", "patch_size", "IMGSZ", "crop_size"):
+        assert classify(name) == "fixed", name
+    for name in ("label_smoothing", "mixup_alpha"):
+        sp = search_space(Knob(name, "train.py", 0.0, classify(name), "constant", 1, ""))
+        assert sp is not None and sp.allow_zero and 0 < sp.low < sp.high <= 0.3, name
+    assert search_space(Knob("mixup", "train.py", 0, classify("mixup"), "constant", 1, "")) is None
+
+
+def test_optax_betas_norm_momentum_and_a_decay_period_read_as_meant() -> None:
+    """optax's `adamw(b1=0.9, b2=0.999)` are Adam's β (searched on their horizon); a normalisation layer's momentum is
+    bounded in its own convention — torch's 0.1 stays in (0, 0.5] (0 freezes the running statistics), Keras's 0.99
+    moves on its horizon — and `batch_norm_momentum` is no batch size; Keras' / optax's `decay_steps` is a schedule's
+    period, not the training length a "train longer" move would lengthen."""
+    for name in ("b1", "b2"):
+        assert classify(name) == "momentum", name
+    torch_bn = search_space(Knob("BN_MOMENTUM", "train.py", 0.1, classify("BN_MOMENTUM"), "constant", 1, ""))
+    assert torch_bn is not None and torch_bn.low > 0 and torch_bn.high == 0.5
+    keras_bn = search_space(Knob("batch_norm_momentum", "train.py", 0.99, classify("batch_norm_momentum"),
+                                 "constant", 1, ""))
+    assert keras_bn is not None and keras_bn.log1m and keras_bn.low >= 0.5
+    assert classify("decay_steps") == "other"
+    assert classify("lr_decay_steps") == "steps" and classify("max_steps") == "steps"

@@ -459,3 +459,92 @@ def test_a_metrics_file_glob_reads_the_newest_match(tmp_path: Path) -> None:
     assert run_metrics.read_run(cfg, "", tmp_path).reading.value == 0.9
     none = MetricConfig(name="val_acc", goal="maximize", file="missing_*/metrics.csv")
     assert run_metrics.read_run(none, "val_acc: 0.7\n", tmp_path).reading.value == 0.7  # no match: the log
+
+
+# --- shapes real libraries print (found probing real logs) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["{'val_loss': np.float32(0.4012), 'acc': np.float64(0.9)}",  # NumPy 2 scalars (scikit-learn's metrics)
+     "val_loss: tensor([0.4012], device='cuda:0')",  # a one-element torch tensor
+     "val_loss: Array(0.4012, dtype=float32)",  # JAX
+     "\x1b[1mval_loss\x1b[0m: \x1b[32m0.4012\x1b[0m"],  # a rich logger's colours
+)
+def test_a_wrapped_or_coloured_value_is_read_not_an_older_plain_one(line: str) -> None:
+    """Each of these had been no `name: value` pair, so the older plain value before it was taken as the metric."""
+    assert parse_metric(f"epoch 1 val_loss: 0.5\n{line}\n", "val_loss").value == 0.4012
+
+
+def test_a_wrapped_nan_is_a_failure() -> None:
+    reading = parse_metric("val_loss: 0.5\n{'val_loss': np.float32(nan)}\n", "val_loss")
+    assert reading.error == "metric 'val_loss' is nan"
+
+
+NANOGPT_LOG = ("step 0: train loss 4.2874, val loss 4.2823\niter 0: loss 4.2654, time 10.00ms, mfu -100.00%\n"
+               "step 250: train loss 1.9697, val loss 2.0713\niter 250: loss 2.0102, time 9.00ms, mfu 1.00%\n"
+               "step 500: train loss 1.4675, val loss 1.6684\niter 500: loss 1.5237, time 9.00ms, mfu 1.00%\n")
+
+
+def test_a_metric_named_in_two_words_is_a_candidate_and_ranks_first() -> None:
+    """nanoGPT prints `val loss 1.6684`: the only candidate had been `loss`, each iteration's minibatch loss, and
+    init took it without asking."""
+    names = [c.name for c in find_candidates(NANOGPT_LOG)]
+    assert names[0] == "val loss" and {"loss", "train loss"} <= set(names)
+    reading = parse_metric(NANOGPT_LOG, "val loss")
+    assert reading.value == 1.6684 and reading.curve == [(0, 4.2823), (250, 2.0713), (500, 1.6684)]
+
+
+@pytest.mark.parametrize(
+    ("log", "name"),
+    [("{'val_loss': np.float32(0.4012)}\n", "val_loss"),  # (read directly now; the proposal had read 32)
+     ("copypaste: AP,AP50,AP75\ncopypaste: 38.5123,59.12,41.6\n", "AP"),  # detectron2: had read the 50 of AP50
+     ("│ test_acc/dataloader_idx_1 │        │   0.7012    │\n", "test_acc"),  # had read the dataloader's 1
+     ('{"step": 500, "train/loss": NaN, "val/loss": NaN, "val/acc": 0.1}\n', "loss")],  # had read val/acc as loss
+)
+def test_a_proposed_regex_never_reads_a_digit_out_of_a_name(log: str, name: str) -> None:
+    proposal = propose_regex(log, name)
+    if proposal is not None:
+        value = parse_metric(log, name, proposal[1]).value
+        assert value is not None and str(value) not in ("32.0", "50.0", "1.0", "0.1"), proposal
+
+
+def test_progress_bar_redraws_are_one_point_per_epoch() -> None:
+    """Lightning 2 keeps one bar over the run and redraws it with `\\r`; Keras redraws one line per epoch. The last
+    redraw of each epoch is its point; a `\\r` log with a step per redraw keeps every step."""
+    lightning = "".join(f"Epoch {e}: {p}%|#| {p}/100 [00:01<00:00, v_num=0, train_loss={0.9 - e / 10:.2f}, "
+                        f"val_loss={0.8 - e / 10:.2f}]\r" for e in range(4) for p in (10, 50, 100)) + "\n"
+    assert parse_metric(lightning, "val_loss").curve == [(0, 0.8), (1, 0.7), (2, 0.6), (3, 0.5)]
+    assert parse_loss_curve(lightning) == [(0, 0.9), (1, 0.8), (2, 0.7), (3, 0.6)]
+    keras = "".join(f"Epoch {e}/3\n" + "".join(f"{b}/3 [==] - loss: {1 - e / 10 - b / 100:.3f}\r" for b in (1, 2, 3))
+                    + "\n" for e in (1, 2, 3))
+    assert [v for _s, v in parse_named_curve(keras, "loss")] == [0.87, 0.77, 0.67]
+
+
+FASTAI_LOG = """epoch     train_loss  valid_loss  accuracy  error_rate  time
+0         0.512345    0.401234    0.876000  0.124000    00:05
+1         0.312345    0.301234    0.906000  0.094000    00:05
+2         0.212345    0.251234    0.926000  0.074000    00:04
+"""
+
+
+def test_a_results_table_is_read_by_its_columns() -> None:
+    """fastai prints no `name value` pair, only a table: each column is a metric over the epochs, a candidate, and
+    its train_loss column is the training curve."""
+    reading = parse_metric(FASTAI_LOG, "accuracy")
+    assert reading.value == 0.926 and reading.curve == [(0, 0.876), (1, 0.906), (2, 0.926)]
+    assert parse_metric(FASTAI_LOG, "valid_loss").value == 0.251234
+    assert parse_loss_curve(FASTAI_LOG) == [(0, 0.512345), (1, 0.312345), (2, 0.212345)]
+    names = {c.name: c.value for c in find_candidates(FASTAI_LOG)}
+    assert names.get("accuracy") == 0.926 and names.get("valid_loss") == 0.251234 and "epoch" not in names
+
+
+def test_loss_curves_of_lightning_step_and_epoch_names_and_fairseq_tags() -> None:
+    """Lightning's `train_loss_step` / `train_loss_epoch` are two training series (none was read); fairseq tags a
+    whole line `| valid |`, so its `loss` field is the validation loss, not a point of the training curve."""
+    pl = "".join(f"Epoch {e}: 100%|#| 50/50 [v_num=0, train_loss_step={0.9 - e / 10 - b / 100:.3f}, val_loss=0.5, "
+                 f"train_loss_epoch={0.85 - e / 10:.3f}]\r" for e in range(3) for b in range(3)) + "\n"
+    assert parse_loss_curve(pl) == [(0, 0.88), (1, 0.78), (2, 0.68)]
+    fairseq = ("| train | epoch 001 | loss 5.5 | ppl 45\n| valid | epoch 001 | valid on 'valid' subset | loss 5.2 |\n"
+               "| train | epoch 002 | loss 4.9 | ppl 30\n| valid | epoch 002 | valid on 'valid' subset | loss 4.6 |\n")
+    assert parse_loss_curve(fairseq) == [(1, 5.5), (2, 4.9)]

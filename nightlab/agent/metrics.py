@@ -1,7 +1,8 @@
 """The metric contract: the final value and the curves of a run, parsed from its output log or metrics file.
 
 Training scripts print their metric in many shapes (`acc=0.9`, `acc: 0.9`, a JSON line, `| val_bpc 3.66 |`,
-`INFO test_acc: 0.31`). Rather than asking every project to adopt a format, the agent reads all the common ones and
+`INFO test_acc: 0.31`, `{'eval_loss': np.float64(0.4)}`, fastai's table of columns, a coloured rich log, a progress
+bar redrawn with `\r`). Rather than asking every project to adopt a format, the agent reads all the common ones and
 accepts a configured regex for the rest. The rules are deliberately strict, because the metric is the only thing
 deciding whether a change is kept:
 
@@ -49,7 +50,11 @@ _NONFINITE = r"[-+]?(?:[nN][aA][nN]|[iI][nN][fF](?:[iI][nN][iI][tT][yY])?)(?![A-
 # A count out of a total is its ratio: PyTorch's MNIST example prints `Accuracy: 9894/10000 (99%)`, which is 0.9894,
 # not 9894 (nor the rounded 99 %).
 _RATIO = r"/[1-9]\d*(?![\d.])"
-_VALUE = rf"(?:tensor\(\s*)?[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE})"
+# A wrapped scalar is its number: torch's `tensor(0.31)` / `tensor([0.31], device='cuda:0')`, NumPy 2's
+# `np.float64(0.31)` (what scikit-learn's metrics print since NumPy 2), JAX's `Array(0.31, dtype=float32)`. Matched on
+# lower-cased text. Without them the value after the name was no number, and an older plain print won.
+_WRAPPED = r"(?:(?:tensor|array|(?:np\.|numpy\.|jnp\.)?(?:float|int)\d*)\(\s*\[?\s*)?"
+_VALUE = rf"{_WRAPPED}[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE})"
 # `name=value`, `name = value`, `name: value`, `"name": value`, `name value` (at least one space), or a table's
 # cell border between them (`│ test_acc │ 0.98 │`: the table PyTorch Lightning prints after `trainer.test()`)
 _SEP = r"(?:\s*[:=]\s*|\s*[│┃|]\s*|\s+)"
@@ -105,7 +110,7 @@ class Candidate:
     value: float  # the last value printed (may be nan/inf: a broken run still shows which names exist)
     count: int
     last_line_index: int
-    form: str  # "name=value" | "name: value" | "json" | "name value" | "sentence"
+    form: str  # "name=value" | "name: value" | "json" | "name value" | "sentence" | "table"
     regex: str | None = None
 
 
@@ -118,9 +123,19 @@ class _Hit:
     raw: str  # the whole matched text
     epoch: int | None = None
     step: int | None = None
+    row: int = -1  # the \n-line it sits on where the log redraws lines with \r (a progress bar), else -1
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def _plain(text: str) -> str:
+    """The log without terminal colour and cursor codes (`\x1b[1mval_loss\x1b[0m: \x1b[32m0.401\x1b[0m`): a rich
+    logger's value is otherwise no `name: value` pair, and an older plain print would be taken as the metric."""
+    return _ANSI_RE.sub("", text) if "\x1b" in text else text
+
 
 
 @functools.lru_cache(maxsize=256)
@@ -253,16 +268,18 @@ def _hits_from(text: str, low: str, matches: list[re.Match[str]], group: str | i
     values = [m.group(group) or "" for m in matches]
     keep = _first_nonfinite(values) if len(matches) > MAX_CURVE_POINTS else None
     hits: list[_Hit] = []
-    line = prev = 0
+    line = prev = row = 0
     count = low.count
     for i in _thin(len(matches), keep):
         m = matches[i]
         s = m.start()
-        line += count("\n", prev, s) + (count("\r", prev, s) if has_cr else 0)
+        rows = count("\n", prev, s)
+        row += rows
+        line += rows + (count("\r", prev, s) if has_cr else 0)
         prev = s
         vs, ve = m.span(group)
         vt = text[vs:ve]
-        hits.append(_Hit(line, s, _to_float(vt), vt, ""))
+        hits.append(_Hit(line, s, _to_float(vt), vt, "", row=row if has_cr else -1))
     if hits:
         m = matches[-1]
         rs = m.start() - 1 if m.start() > 0 and text[m.start() - 1] in "\"'" else m.start()
@@ -317,6 +334,28 @@ def _assign_steps(infos: list[tuple[int | None, int | None]]) -> list[int]:
     return list(range(n))
 
 
+def _last_redraws(hits: list[_Hit]) -> list[_Hit]:
+    """One point per progress-bar epoch: Lightning's and Keras' bars redraw a line with `\r` at every refresh
+    (`Epoch 3: 40%|...| val_loss=0.401`), and the last redraw of an epoch is its value. As redraws, a 4-epoch run was a
+    22-point curve on a redraw-count axis, which early stopping compares by x. Lines printed one by one (PyTorch's
+    MNIST example repeats `Train Epoch: 1` per batch) are kept."""
+    if len(hits) < 2 or hits[0].row < 0 or not any(_redrawn(a, b) for a, b in itertools.pairwise(hits)):
+        return hits
+    out: list[_Hit] = []
+    for h in hits:
+        if out and _redrawn(out[-1], h):
+            out[-1] = h
+        else:
+            out.append(h)
+    return out
+
+
+def _redrawn(a: _Hit, b: _Hit) -> bool:
+    """Whether `b` redraws `a`: on the same line up to its `\n`, at the same epoch and step (a bar kept over the whole
+    run, as Lightning 2's is, redraws each epoch in turn; `step 1 ...\rstep 2 ...` are two points)."""
+    return a.row >= 0 and a.row == b.row and a.epoch == b.epoch and a.step == b.step
+
+
 def _fmt_nonfinite(v: float) -> str:
     if math.isnan(v):
         return "nan"
@@ -336,6 +375,36 @@ def _name_hits(text: str, name: str) -> list[_Hit]:
     if needle not in low:
         return []
     return _hits_from(text, low, list(_name_re(needle).finditer(low)), "value", has_cr)
+
+
+_COLUMN_NAME = re.compile(r"[A-Za-z][\w./@-]*")
+_NUM_CELL = re.compile(rf"{_NUM}|{_NONFINITE}")
+_ROWS = re.compile(r"\r\n|\n|\r")
+
+
+def _table_hits(text: str, name: str) -> list[_Hit]:
+    """The column `name` of a results table printed as a header of names over rows of values — fastai's
+    `epoch  train_loss  valid_loss  accuracy  time` — one hit per row, its epoch from an `epoch` column. No
+    `name value` pair exists in such a log, so it is read only when the common forms find nothing."""
+    needle = name.lower()
+    if not _COLUMN_NAME.fullmatch(name) or needle not in text.lower():
+        return []
+    hits: list[_Hit] = []
+    column: tuple[int, int | None, int] | None = None  # (the name's column, the epoch column, the number of columns)
+    for i, line in enumerate(_ROWS.split(text)):
+        toks = line.split()
+        if len(toks) >= 2 and all(_COLUMN_NAME.fullmatch(t) for t in toks):
+            low = [t.lower() for t in toks]
+            column = (low.index(needle), low.index("epoch") if "epoch" in low else None, len(toks)) \
+                if needle in low else None
+            continue
+        if column is None or len(toks) != column[2]:
+            column = None if toks else column
+            continue
+        at, epoch_at, _n = column
+        epoch = int(toks[epoch_at]) if epoch_at is not None and toks[epoch_at].isdigit() else None
+        hits.append(_Hit(i, -1, _to_float(toks[at]), toks[at], line.strip(), epoch=epoch))
+    return hits[-MAX_CURVE_POINTS:]
 
 
 def _regex_hits(text: str, regex: str) -> list[_Hit]:
@@ -374,9 +443,10 @@ def _reading(name: str, hits: list[_Hit], regex: str | None, text: str | None = 
                 how += (f" in a form nightlab reads; the line {regex_line[:120]!r} holds it: set metric.regex = "
                         f"{proposed!r}")
         return MetricReading(None, [], f"metric {name!r} never printed{how}", None)
+    last = hits[-1]
+    hits = _last_redraws(hits)
     steps = _assign_steps([(h.epoch, h.step) for h in hits])
     curve = [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None and math.isfinite(h.value)]
-    last = hits[-1]
     if last.value is None:
         return MetricReading(None, curve, f"metric {name!r} is not a number: {last.text!r}", last.raw)
     if not math.isfinite(last.value):
@@ -386,7 +456,8 @@ def _reading(name: str, hits: list[_Hit], regex: str | None, text: str | None = 
 
 # --- proposing a regex ------------------------------------------------------------------------------------------
 
-_VALUE_RE = re.compile(_NUM)
+# a value starts where no name does: not the 32 of `np.float32(`, the 50 of `AP50` or the 1 of `dataloader_idx_1`
+_VALUE_RE = re.compile(rf"(?<![\w.])(?:{_NUM}|{_NONFINITE})(?![A-Za-z_(])")
 
 
 def propose_regex(text: str, name: str) -> tuple[str, str] | None:
@@ -398,8 +469,9 @@ def propose_regex(text: str, name: str) -> tuple[str, str] | None:
     words = [w for w in re.split(r"[\s_\-]+", name.strip()) if w]
     if not words:
         return None
-    name_pat = re.compile(r"(?<!\w)" + r"[\s_\-]*".join(re.escape(w) for w in words) + r"(?!\w)", re.I)
-    for line in reversed(text.splitlines()[-5000:]):
+    # whole words as the common forms count them: `loss` is not read out of `train/loss` nor `val.loss`
+    name_pat = re.compile(r"(?<![\w./-])" + r"[\s_\-]*".join(re.escape(w) for w in words) + r"(?![\w/-])", re.I)
+    for line in reversed(_plain(text).splitlines()[-5000:]):
         if len(line) > 400:
             continue
         m = name_pat.search(line)
@@ -428,13 +500,15 @@ def propose_regex(text: str, name: str) -> tuple[str, str] | None:
 def parse_metric(text: str, name: str, regex: str | None = None) -> MetricReading:
     """Read metric `name` from a job's output: by `regex` (group 1 is the value) when configured, else by the
     common forms. The last occurrence is the value; all finite occurrences, with steps, are the curve."""
-    hits = _regex_hits(text, regex) if regex else _name_hits(text, name)
+    text = _plain(text)
+    hits = _regex_hits(text, regex) if regex else _name_hits(text, name) or _table_hits(text, name)
     return _reading(name, hits, regex, text)
 
 
 def parse_named_curve(text: str, name: str) -> list[tuple[int, float]]:
     """Every printed value of `name` as (step, value), non-finite values kept: diagnosis needs to see the NaN."""
-    hits = _name_hits(text, name)
+    text = _plain(text)
+    hits = _last_redraws(_name_hits(text, name)) or _table_hits(text, name)
     steps = _assign_steps([(h.epoch, h.step) for h in hits])
     return [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None]
 
@@ -552,7 +626,8 @@ def _from_json(data: Any, name: str) -> MetricReading | None:
 
 # `loss` followed by a value, over lower-cased text; what precedes it (train_, val_, `Test set: Average`) is judged
 # in Python, which is both faster and clearer than one pattern with every prefix in it
-_LOSS_RE = re.compile(rf"loss{_AFTER}[\"']?{_SEP}{_VALUE}")
+# Lightning's `self.log("train_loss", on_step=True, on_epoch=True)` prints `train_loss_step` and `train_loss_epoch`
+_LOSS_RE = re.compile(rf"loss(?P<suffix>_step|_epoch)?{_AFTER}[\"']?{_SEP}{_VALUE}")
 _TRAIN_PREFIXES = {
     "train": "train", "training": "train", "trn": "train", "running": "running", "avg": "avg", "average": "avg",
     "mean": "avg", "total": "total", "batch": "batch", "epoch": "epoch", "step": "step", "iter": "step",
@@ -584,6 +659,11 @@ def _loss_key(low: str, s: int) -> str | None:
     if start > 0 and (low[start - 1].isalnum() or low[start - 1] in "_./-"):
         return None  # the name continues to the left: my_train_loss, top5_loss
     key = _TRAIN_PREFIXES.get(word, "") if start == w and word else ""
+    lo = max(0, start - 400)  # bounded: never a scan back to the log's start per match
+    line_start = max(low.rfind("\n", lo, start), low.rfind("\r", lo, start), lo - 1) + 1
+    if "|" in low[line_start:start] and any(f.strip() in _EVAL_WORDS
+                                             for f in _FIELD_SEP_RE.split(low[line_start:start])):
+        return None  # a line tagged as an evaluation's (fairseq's `| valid | epoch 003 | ... | loss 4.123 |`)
     if key != "train":
         # the words just before, within the same field, may say this is an evaluation loss
         seg = low[max(0, start - 120):start]
@@ -601,29 +681,35 @@ def parse_loss_curve(text: str) -> list[tuple[int, float]]:
     (`Test set: Average loss: 0.03`). When a log prints the training loss under two names (`loss` per step and
     `train_loss` per epoch), the name printed most often is the curve, so the two series are never interleaved.
     """
-    text, low = _lowered(text)
+    text, low = _lowered(_plain(text))
     if "loss" not in low:
         return []
     groups: dict[str, list[re.Match[str]]] = {}
     for m in _LOSS_RE.finditer(low):
         key = _loss_key(low, m.start())
-        if key is not None:
-            groups.setdefault(key, []).append(m)
-    if not groups:
-        return []
+        if key is not None:  # the per-step and per-epoch series of one name are two series
+            groups.setdefault(key + (m.group("suffix") or ""), []).append(m)
+    if not groups:  # fastai's results table: its train_loss column
+        table = _table_hits(text, "train_loss")
+        return [(s, h.value) for s, h in zip(_assign_steps([(h.epoch, h.step) for h in table]), table, strict=True)
+                if h.value is not None]
     order = {"train": 0, "": 1}
     matches = groups[max(groups, key=lambda k: (len(groups[k]), -order.get(k, 2)))]
-    hits = _hits_from(text, low, matches, "value", "\r" in text)
+    hits = _last_redraws(_hits_from(text, low, matches, "value", "\r" in text))
     steps = _assign_steps([(h.epoch, h.step) for h in hits])
     return [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None]
 
 
 # --- public API: goals and candidates ---------------------------------------------------------------------------
 
+# the split a metric is measured on, written as a word of its own: nanoGPT's `train loss 1.97, val loss 2.07` names
+# its metric `val loss` (a plain `loss` there is each iteration's minibatch loss)
+_SPLIT_WORD = r"(?:(?i:val|valid|validation|test|eval|dev|train|training)\s(?=[A-Za-z]))?"
+
 _CAND_RE = re.compile(
-    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>[A-Za-z][\w./-]*)(?P=q)"
+    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>{_SPLIT_WORD}[A-Za-z][\w./-]*)(?P=q)"
     rf"(?:\s*(?P<sep>[:=])\s*|(?P<ws>\s*[│┃|]\s*|\s+))"
-    rf"(?:tensor\(\s*)?[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE})"
+    rf"(?i:{_WRAPPED})[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE})"
 )
 # a value at the very end of a line after `:` or `=`, for sentences such as `Accuracy of the network ...: 0.98`
 _TAIL_VALUE_RE = re.compile(rf"(?P<sep>\s*[:=]\s*)(?P<value>{_NUM}|{_NONFINITE})\s*%?\s*\.?\s*$")
@@ -727,7 +813,7 @@ def find_candidates(text: str) -> list[Candidate]:
     Logs over 32k lines are scanned at the head (2k) and tail (30k); counts add a plain substring count of the
     middle, so they are approximate there.
     """
-    lines = text.splitlines()
+    lines = _plain(text).splitlines()
     n = len(lines)
     skipped: tuple[int, int] | None = None
     indices: range | itertools.chain[int] = range(n)
@@ -780,6 +866,20 @@ def find_candidates(text: str) -> list[Candidate]:
             value = _to_float(m.group("value"))
             if value is not None:
                 add(name, value, i, form, m.start())
+    header: list[str] = []
+    for i in indices if isinstance(indices, range) else itertools.chain(range(_CAND_HEAD), range(n - _CAND_TAIL, n)):
+        toks = lines[i].split()  # a results table (fastai's): a header of names over rows of as many values
+        if len(toks) >= 2 and all(_COLUMN_NAME.fullmatch(t) for t in toks):
+            header = toks
+        elif header and len(toks) == len(header):
+            for at, (name, cell) in enumerate(zip(header, toks, strict=True)):
+                value = _to_float(cell) if _NUM_CELL.fullmatch(cell) else None
+                known = seen.get(name)
+                if value is not None and not _excluded(name, _tokens(name)) \
+                        and (known is None or known.form == "table"):
+                    add(name, value, i, "table", at)
+        elif toks:
+            header = []
     if skipped is not None:
         middle = "\n".join(lines[skipped[0]:skipped[1]])
         for c in seen.values():

@@ -186,6 +186,7 @@ class _Knob:
     searchable: bool
     why_not: str = ""
     effective: bool = True  # False: overridden elsewhere, never run or read, or shown to have no effect
+    follows: bool = False  # never moved alone, but carried along with the training length it equals (OneCycleLR's)
 
     @property
     def value(self) -> Any:
@@ -583,6 +584,7 @@ class BuiltinPolicy(PolicyBase):
                 ok, why = False, no_effect[v.name]
             out[v.name] = _Knob(key=v.name, knob=v, kind=v.kind, space=space, searchable=ok, why_not=why)
         _couple_heads(out)
+        _one_cycle_lengths(out)
         return out
 
     def _no_effect(self, ctx: PolicyContext) -> dict[str, str]:
@@ -1594,7 +1596,8 @@ def _linked_lengths(st: _State, changes: Mapping[str, Any]) -> dict[str, Any]:
         if k is None or k.kind not in ("steps", "epochs") or not _numeric(k.value):
             continue
         for other in st.knobs.values():
-            if other.key in changes or other.key == key or other.kind != k.kind or not other.searchable \
+            if other.key in changes or other.key == key or other.kind != k.kind \
+                    or not (other.searchable or other.follows) \
                     or not _numeric(other.value) or float(other.value) != float(k.value):
                 continue
             words = set(knobmod.name_words(other.key))
@@ -1696,6 +1699,43 @@ def _couple_heads(knobs: Mapping[str, _Knob]) -> None:
                          f"multiples of {multiple} instead")
 
 
+# the length arguments of a schedule that raises when stepped past its end (torch's OneCycleLR: "Tried to step N times.
+# The specified number of total steps is M"): moved alone, a shorter one crashes the run
+_FIXED_LENGTH_SCHEDULES = frozenset({"OneCycleLR"})
+_SCHEDULE_LENGTH_ARGS = frozenset({"total_steps", "epochs", "steps_per_epoch"})
+
+
+def _one_cycle_lengths(knobs: Mapping[str, _Knob]) -> None:
+    """OneCycleLR's `total_steps` / `epochs` are not searched on their own: they follow the training length they
+    equal (`_linked_lengths`); its `steps_per_epoch` is the loader's length and never moves."""
+    for k in knobs.values():
+        callee, dot, leaf = _leaf_call(k.key)
+        if not dot or callee not in _FIXED_LENGTH_SCHEDULES or leaf not in _SCHEDULE_LENGTH_ARGS or not k.searchable:
+            continue
+        k.searchable = False
+        k.follows = leaf != "steps_per_epoch"
+        k.why_not = (f"{callee} raises when stepped past its length: it moves with the training length it equals"
+                     if k.follows else f"{callee}'s steps per epoch is the data loader's length")
+
+
+def _leaf_call(key: str) -> tuple[str, str, str]:
+    """(`OneCycleLR`, ".", `total_steps`) for a call keyword's knob (`OneCycleLR.total_steps`, `#2` dropped)."""
+    head, dot, leaf = key.split(":")[-1].split("#")[0].rpartition(".")
+    return head.rsplit(".", 1)[-1], dot, leaf
+
+
+_EVAL_DATA = frozenset({"val", "valid", "validation", "test", "eval", "evaluation", "dev", "holdout"})
+
+
+def _evaluation_loader(line: str) -> bool:
+    """Whether a loader call's line reads held-out data (`DataLoader(val_ds, batch_size=256)`) and no training data."""
+    call = re.search(r"\(([^()]*)", line)
+    if call is None:
+        return False
+    words = {w for name in re.findall(r"[A-Za-z_]\w*", call.group(1)) for w in knobmod.name_words(name)}
+    return bool(words & _EVAL_DATA) and "train" not in words
+
+
 def _handed_whole(name: str, files: Mapping[str, str]) -> bool:
     """Whether the dict a key knob sits in (`params.eta`) is handed whole to a call (`xgb.train(params, dtrain)`,
     `lgb.train(params=params)`): the library reads its keys, so a key the code never names is still used."""
@@ -1742,6 +1782,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
         return False, "logging, evaluation, environment or bookkeeping setting"
     if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
         return False, "no search space"
+    if k.style == "call" and kind == "batch_size" and _evaluation_loader(str(k.context)):
+        return False, "an evaluation loader's batch size: it changes how fast the metric is read, not what is learned"
     path = str(k.path)
     line = int(getattr(k, "line", 0) or 0)
     if path in fixed and line in fixed[path]:

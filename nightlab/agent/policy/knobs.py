@@ -203,11 +203,15 @@ _LR_SCHED = frozenset({"decay", "gamma", "factor", "patience", "milestones", "mi
 _STEPS = frozenset({"steps", "step", "iters", "iter", "iterations", "iteration", "updates", "rounds", "round",
                     "estimators", "trees"})
 _DROPOUT = frozenset({"dropout", "drop", "pdrop", "droprate"})
-_MOMENTUM = frozenset({"momentum", "beta", "betas", "ema", "polyak"})  # averaging coefficients: β, EMA decay
+_MOMENTUM = frozenset({"momentum", "beta", "betas", "ema", "polyak", "b1", "b2"})  # averages: β (optax's b1), EMA
+# a normalisation layer's running-statistics momentum: torch's 0.1 (0 freezes the statistics) or Keras's 0.99
+_NORM_WORDS = frozenset({"bn", "norm", "batchnorm", "batchnormalization"})
 _CLIP = frozenset({"clip", "clipping", "clipnorm"})
 _SEQ = frozenset({"seq", "sequence", "context", "ctx", "bptt", "seqlen", "maxlen", "window"})
 _FIXED = frozenset({"input", "in", "out", "output", "classes", "class", "nclass", "ncls", "vocab", "labels", "img",
-                    "image", "pixels", "pixel", "resolution", "height", "features", "feature", "channel"})
+                    "image", "pixels", "pixel", "resolution", "height", "features", "feature", "channel",
+                    # what sets a tensor's shape: a convolution's geometry, a ViT's patch, YOLO's `imgsz`, a crop
+                    "kernel", "stride", "padding", "dilation", "patch", "imgsz", "crop", "resize"})
 _DEPTH = frozenset({"layers", "layer", "depth", "blocks", "nlayers", "nlayer", "stages"})
 _SIZEISH = frozenset({"size", "sizes", "dim", "dims", "width", "units", "channels"})
 _WIDTH = frozenset({"hidden", "width", "units", "channels", "dim", "dims", "embd", "emb", "embed", "embedding",
@@ -258,6 +262,8 @@ def classify(name: str) -> str:
         return "lr"
     if {"early", "stopping"} <= t or "patience" in t:  # how long to wait for progress, not how long to train
         return "other"
+    if t & _MOMENTUM and t & _NORM_WORDS:  # `batch_norm_momentum` is no batch size; bounded in `_bounded_space`
+        return "other"
     if "batches" in t:  # a count of batches, not a batch's size: Lightning's `limit_train_batches`, `num_batches`
         # a cap named `limit` is a debugging switch (1.0 = all of them, 10 = ten batches): never searched
         return "logging" if "limit" in t else "steps"
@@ -265,6 +271,8 @@ def classify(name: str) -> str:
         return "batch_size"
     if any(x.startswith("epoch") for x in toks):
         return "epochs"
+    if t & _STEPS and "decay" in t and not t & {"size", "lr", "max", "total", "train", "training"}:
+        return "other"  # Keras' / optax's `decay_steps`: the schedule's period, not how long it trains
     if (t & _STEPS and not t & {"size", "lr"}) or {"total", "timesteps"} <= t:  # SB3's `learn(total_timesteps=...)`
         return "steps"
     if t & _SPLIT_WORDS or (t & _SPLIT_PART and t & _SPLIT_SIZE):
@@ -1725,6 +1733,8 @@ def search_space(knob: Knob) -> Space | None:
         return Space(0.0, 0.0, False, False, list(knob.choices))
     x = float(v)
     is_int = isinstance(v, int) and not _real_valued(knob)
+    if x == 0 and not is_int and kind == "other" and set(_tokens(_leaf_name_of(knob.name))) & _OFF_REGULARISERS:
+        return Space(0.01, 0.3, True, False, allow_zero=True)  # off: switched on at a typical 0.05
     if kind == "lr":
         if x <= 0:  # a schedule's floor at zero (`eta_min=0`, `min_lr: 0`): no rate is trained at it, nothing to raise
             return None
@@ -1782,6 +1792,8 @@ def search_space(knob: Knob) -> Space | None:
     return Space(x / 10, x * 10, True, False)
 
 
+# regularisers that are off at 0 and on at a small real (label smoothing 0.1, mixup's α 0.2): a zero has a space
+_OFF_REGULARISERS = frozenset({"smoothing", "mixup", "cutmix"})
 # A real value in (0, 1] named as a share of something (a subsample, a fraction, a probability) means nothing above
 # 1, and libraries refuse it: scikit-learn's and XGBoost's `subsample` and `colsample_bytree`, LightGBM's
 # `bagging_fraction`. Searched ×10 around it like any unnamed real, `subsample = 0.8` was stepped to 2.4 and crashed
@@ -1804,6 +1816,10 @@ def _bounded_space(name: str, x: float) -> Space | None:
     words = set(_tokens(_leaf_name_of(name)))
     if words & _CLIP and words & _POLICY_CLIP and 0 < x < 1:  # PPO's ratio clip: 0.1-0.3 works, 1 or more is no clip
         return Space(max(0.01, x / 4), max(0.5, x), False, False)
+    if words & _MOMENTUM and words & _NORM_WORDS and 0 < x < 1:
+        if x >= 0.5:  # Keras' convention (0.99): the average's horizon
+            return Space(0.5, max(0.999, x), False, False, log1m=True)
+        return Space(x / 10, 0.5, True, False)  # torch's (0.1): 0 would freeze the running statistics
     if words & {"gae", "lam"} and 0 < x <= 1:  # GAE's λ: 0.9-1 works; above 1 the advantages grow without bound
         return Space(min(0.8, x), 1.0, False, False)
     if words & {"eps", "epsilon", "exploration"} and words & {"start", "end", "final", "initial", "init", "min",
