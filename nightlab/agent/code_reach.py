@@ -68,7 +68,7 @@ class Reach:
 
     files: dict[str, str] = field(default_factory=dict)  # path -> why, in discovery order
     refs: list[PathRef] = field(default_factory=list)
-    entry: str | None = None  # the first script the command runs
+    entry: str | None = None  # the script the command trains with: the first it runs, or a later one (`not_training`)
     cwd: str = ""  # the folder it runs in (`cd sub && python train.py`), where the code's relative paths start
 
     def add(self, path: str, why: str) -> bool:
@@ -152,6 +152,18 @@ def _split_segment(seg: str) -> list[str]:
         return seg.split()
 
 
+# what a script does by its name, when a command chains several (`python prepare.py && python train.py --lr 0.05`):
+# the training run is the entry, not the data preparation before it or the evaluation after it
+_NOT_TRAINING = frozenset({"prepare", "prep", "preprocess", "preprocessing", "download", "setup", "prepare_data",
+                           "make_data", "make_dataset", "build_dataset", "data_prep", "eval", "evaluate", "evaluation",
+                           "test", "score", "predict", "inference", "infer", "export", "plot", "visualize", "sample"})
+
+
+def not_training(path: str) -> bool:
+    """Whether a script's name says it prepares data or evaluates rather than trains (`prepare.py`, `eval.py`)."""
+    return posixpath.splitext(posixpath.basename(path))[0].lower() in _NOT_TRAINING
+
+
 def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], depth: int = 0) -> list[str]:
     """Record what a shell command line runs and names; returns the Python scripts it runs (to analyse)."""
     scripts: list[str] = []
@@ -201,8 +213,9 @@ def _command_value(value: str, tree: _Tree, reach: Reach, scripts: list[str], cw
     if path.endswith(".py"):
         first = reach.entry is None
         if reach.add(path, "the command runs it" if first else "named on the command line"):
-            if first:
+            if first or (not_training(reach.entry or "") and not not_training(path)):
                 reach.entry, reach.cwd = path, cwd
+                reach.files[path] = "the command runs it"
             scripts.append(path)
     elif path.endswith(CONFIG_EXT):
         reach.add(path, "named on the command line")

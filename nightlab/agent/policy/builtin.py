@@ -73,7 +73,7 @@ from nightlab.agent.states import ENGINE_KINDS, Kind, Pricing, RunResult, Status
 
 log = logging.getLogger("nightlab.policy.builtin")
 
-_FILE_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_FILE_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".sh")  # (a script the command runs: its flags)
 _MAX_FILES = 200
 _MAX_BYTES = 400_000
 
@@ -1774,6 +1774,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
     fixed code, and still used by the training code."""
     name = str(k.name)
     leaf = _leaf(name)
+    if k.style == eff.CLI_STYLE and isinstance(k.value, str) and k.value.startswith("$"):
+        return False, f"set from the shell variable {k.value} in {k.path}, not a literal nightlab edits"
     if kind in _NEVER_KINDS or not k.tunable:
         return False, f"{kind} knobs are never searched"
     seq = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", leaf).lower()) if w]
@@ -1806,12 +1808,20 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
             others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))
             if others == 0 and not _SPLAT_RE.search(text) and not _handed_whole(name, files):
                 return False, "not used by the code"
-    elif not path.endswith(".py"):
+    elif not path.endswith(".py") and k.style != eff.CLI_STYLE:  # what the command sets is used by its own word
         tok = re.compile(rf"\b{re.escape(leaf)}\b")
         pys = [t for p, t in files.items() if p.endswith(".py")]
-        if pys and not any(tok.search(t) for t in pys) and not any(_SPLAT_RE.search(t) for t in pys):
+        if pys and not any(tok.search(t) for t in pys) and not any(_SPLAT_RE.search(t) for t in pys) \
+                and not any(_CONFIG_CONSUMERS.search(t) for t in pys):
             return False, "not used by the code"
     return True, ""
+
+
+# code that hands a whole config to a library, which reads its keys by name: Hydra's `instantiate(cfg.optimizer)`
+# (the `_target_`'s arguments), HF's `HfArgumentParser(...).parse_json_file`, LightningCLI / jsonargparse; a key the
+# code never names is still used there (a lightning-hydra-template repository had no searchable knob left)
+_CONFIG_CONSUMERS = re.compile(r"\binstantiate\s*\(|HfArgumentParser|LightningCLI|jsonargparse|parse_(?:json|yaml)_file"
+                               r"|parse_args_into_dataclasses|\bfrom_dict\s*\(|\bdeepspeed\b")
 
 
 def _widen_title(key: str, old: Any) -> str:

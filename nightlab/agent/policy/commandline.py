@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from nightlab.agent.code_reach import not_training
+
 __all__ = ["COMMAND_PATH", "Arg", "Invocation", "Token", "parse_command", "parse_value", "tokenize"]
 
 # the pseudo-path of settings that live in the project's command (nightlab.toml `command`), not in a file
@@ -359,13 +361,18 @@ def parse_command(command: str, exists: Callable[[str], bool], read: Callable[[s
 
 def _first_invocation(source: str, text: str, tokens: list[Token], exists: Callable[[str], bool],
                       takes: Callable[[str], bool | None]) -> Invocation | None:
+    """The training invocation: the first Python one, unless its name says it prepares data or evaluates and a
+    later one does not (`python prepare.py && python train.py --lr 0.05`)."""
+    found: list[tuple[list[Token], int, str | None, str | None]] = []
     for seg in _segments(tokens):
         got = _entry_of(seg, exists)
-        if got is None:
-            continue
-        idx, entry, module = got
-        rest = seg[idx:]
-        args, files, file_opts = _args(rest, text, exists, takes)
-        return Invocation(text=text, source=source, entry=entry, module=module, tokens=list(rest), args=args,
-                          files=files, file_options=file_opts, end=seg[-1].end)
-    return None
+        if got is not None:
+            found.append((seg, *got))
+    if not found:
+        return None
+    seg, idx, entry, module = next((f for f in found if not not_training(f[2] or (f[3] or "").replace(".", "/"))),
+                                   found[0])
+    rest = seg[idx:]
+    args, files, file_opts = _args(rest, text, exists, takes)
+    return Invocation(text=text, source=source, entry=entry, module=module, tokens=list(rest), args=args,
+                      files=files, file_options=file_opts, end=seg[-1].end)

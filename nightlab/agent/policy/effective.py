@@ -395,6 +395,8 @@ def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocat
 
     def yaml_path(*parts: str) -> str | None:
         stem = _norm(posixpath.join(base, *parts))
+        if stem.endswith((".yaml", ".yml")):  # `config_name="train.yaml"`, as the lightning-hydra-template writes it
+            return stem if exists(stem) else None
         for ext in (".yaml", ".yml"):
             if exists(stem + ext):
                 return stem + ext
@@ -475,6 +477,9 @@ def cli_knobs(program: Program) -> list[knobmod.Knob]:
                 continue
             if opt is not None and opt.type_name == "float" and isinstance(value, int):
                 value = float(value)
+        elif isinstance(value, str) and value.startswith("$"):
+            kind = "fixed"  # `--lr $LR` in a script: set there, from a variable nightlab does not edit, yet it
+            # overrides the argparse default all the same (which would otherwise be searched, and change nothing)
         else:
             group = knobmod.choice_group(a.key, str(value))
             if group is None:

@@ -1,0 +1,100 @@
+"""Repository layouts real projects take, and where nightlab reads the run's settings in them (found by probing the
+static analysis: reach, the command's invocation, which knob takes effect). Each test writes the repository itself:
+a user's clone has no shared folder."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from nightlab.agent import code_reach
+from nightlab.agent.policy.builtin import BuiltinPolicy
+
+
+def _repo(root: Path, files: dict[str, str]) -> list[str]:
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    return sorted(files)
+
+
+ARGPARSE_TRAIN = '''\
+import argparse
+
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, default=3e-4)
+p.add_argument("--batch_size", type=int, default=16)
+p.add_argument("--epochs", type=int, default=3)
+p.add_argument("--weight_decay", type=float, default=0.0)
+args = p.parse_args()
+for epoch in range(args.epochs):
+    step(args.lr, args.batch_size, args.weight_decay)
+print("val_loss", 0.5)
+'''
+
+
+def test_a_chained_command_trains_with_its_training_script(tmp_path: Path) -> None:
+    """`python prepare.py && python train.py --lr 0.05`: the entry had been prepare.py, with no arguments, so the
+    flags on the command overrode nothing and train.py's settings were "not run"."""
+    files = {"prepare.py": "open('data.bin', 'wb').write(b'x')\n", "train.py": ARGPARSE_TRAIN}
+    tracked = _repo(tmp_path, files)
+    command = "python prepare.py && python train.py --lr 0.05"
+    assert code_reach.reach(tmp_path, tracked, command).entry == "train.py"
+    knobs = BuiltinPolicy().knobs_in(files, command=command)
+    assert "overridden by --lr" in knobs["--lr"].why_not
+    assert knobs["--epochs"].searchable and knobs["command:--lr"].searchable
+
+
+def test_a_shell_script_s_flags_are_edited_in_the_script_and_its_variables_shadow_defaults() -> None:
+    """`bash scripts/train.sh` runs `python train.py --lr $LR --batch_size $BS --epochs 2`: the literal `--epochs 2`
+    is searched where it is written (".sh" was no editable kind of file), and `--lr $LR` overrides the argparse
+    default as much as a number would (the default had been searched, and changed nothing)."""
+    script = ("#!/bin/bash\nset -e\nLR=${LR:-5e-4}\nBS=32\n"
+              "python train.py \\\n    --lr $LR \\\n    --batch_size $BS \\\n    --epochs 2\n")
+    files = {"train.py": ARGPARSE_TRAIN, "scripts/train.sh": script}
+    knobs = BuiltinPolicy().knobs_in(files, command="bash scripts/train.sh")
+    assert knobs["scripts/train.sh:--epochs"].searchable
+    for default in ("--lr", "--batch_size", "--epochs"):
+        assert not knobs[default].searchable and "overridden" in knobs[default].why_not, default
+    assert "shell variable $LR" in knobs["scripts/train.sh:--lr"].why_not
+    assert knobs["--weight_decay"].searchable  # nothing sets it: its default is what runs
+
+
+HYDRA_TRAIN = '''\
+import hydra
+from hydra.utils import instantiate
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
+def main(cfg):
+    model = instantiate(cfg.model)
+    trainer = instantiate(cfg.trainer)
+    trainer.fit(model)
+    print("val_loss", 0.5)
+
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_a_hydra_template_s_settings_are_read_and_instantiate_uses_them() -> None:
+    """The lightning-hydra-template's shape: `config_name="train.yaml"` (with its extension: no config had been
+    found), groups whose keys only Hydra's `instantiate` reads (every one had been "not used by the code", leaving no
+    knob to search), and a dotted override on the command line, which is used by being written there."""
+    files = {
+        "src/train.py": HYDRA_TRAIN,
+        "configs/train.yaml": "defaults:\n  - model: mnist\n  - trainer: default\n  - _self_\n\nseed: 12345\n",
+        "configs/model/mnist.yaml": "_target_: src.models.LitModule\noptimizer:\n  _target_: torch.optim.Adam\n"
+                                    "  _partial_: true\n  lr: 0.001\n  weight_decay: 0.0\nnet:\n  lin1_size: 64\n",
+        "configs/trainer/default.yaml": "_target_: lightning.Trainer\nmax_epochs: 10\ngradient_clip_val: 0.5\n",
+    }
+    command = "python src/train.py trainer.max_epochs=3"
+    knobs = BuiltinPolicy().knobs_in(files, command=command)
+    searchable = {k for k, v in knobs.items() if v.searchable}
+    assert {"optimizer.lr", "optimizer.weight_decay", "net.lin1_size", "gradient_clip_val"} <= searchable, \
+        {k: v.why_not for k, v in knobs.items()}
+    assert "overridden" in knobs["max_epochs"].why_not
+    assert any(k.startswith("command:") and "max_epochs" in k for k in searchable)
