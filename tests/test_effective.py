@@ -222,7 +222,8 @@ HYDRA = {
 
 def test_hydra_composes_the_selected_group_files_and_key_value_overrides_win() -> None:
     program, knobs, res = _resolve(HYDRA, "python train.py trainer.epochs=2")
-    assert [c.path for c in program.configs] == ["conf/config.yaml", "conf/optim/sgd.yaml"]
+    # in the order Hydra applies them: the group, then the primary config's own values where `_self_` stands
+    assert [c.path for c in program.configs] == ["conf/optim/sgd.yaml", "conf/config.yaml"]
     assert program.dotlist
     eff_now = _effective(res, knobs)
     assert eff_now["command:trainer.epochs"] == 2
@@ -231,11 +232,36 @@ def test_hydra_composes_the_selected_group_files_and_key_value_overrides_win() -
     assert "not read by" in res.why_not("conf/optim/adam.yaml:lr")  # the group option not selected
     # selecting the other option on the command line switches which file takes effect
     program2, _knobs2, res2 = _resolve(HYDRA, "python train.py optim=adam")
-    assert [c.path for c in program2.configs] == ["conf/config.yaml", "conf/optim/adam.yaml"]
+    assert [c.path for c in program2.configs] == ["conf/optim/adam.yaml", "conf/config.yaml"]
     assert not res2.why_not("conf/optim/adam.yaml:lr") and res2.why_not("conf/optim/sgd.yaml:lr")
     # a YAML key moves to the command line as a dotted override
     virtual = eff.virtual_cli_knob(program, knobs["conf/optim/sgd.yaml:lr"])
     assert virtual is not None and virtual.name == "command:optim.lr"
+
+
+HYDRA_EXPERIMENTS = {
+    "train.py": "import hydra\n\n@hydra.main(config_path='conf', config_name='config', version_base=None)\n"
+                "def main(cfg):\n    print(cfg.optim.lr, cfg.trainer.epochs, cfg.model.hidden)\n",
+    "conf/config.yaml": "defaults:\n  - optim: adam\n  - model: mlp\n\ntrainer:\n  epochs: 10\n",
+    "conf/exp1.yaml": "defaults:\n  - config\n  - _self_\n\noptim:\n  lr: 0.005\ntrainer:\n  epochs: 3\n",
+    "conf/optim/adam.yaml": "lr: 0.001\nweight_decay: 0.0\n",
+    "conf/model/mlp.yaml": "hidden: 64\n",
+}
+
+
+@pytest.mark.parametrize("flag", ["--config-name exp1", "-cn exp1", "--config-name=exp1"])
+def test_hydra_s_config_name_flag_chooses_the_primary_config_and_its_values_win(flag: str) -> None:
+    """`python train.py --config-name exp1`: exp1.yaml had been "not read" while adam.yaml's lr, which exp1
+    overrides, stayed searchable. exp1 names `config` whole, whose groups come along; exp1's own values, after its
+    defaults (`_self_` last), are the ones in effect."""
+    program, knobs, res = _resolve(HYDRA_EXPERIMENTS, f"python train.py {flag}")
+    assert [c.path for c in program.configs] == ["conf/optim/adam.yaml", "conf/model/mlp.yaml", "conf/config.yaml",
+                                                 "conf/exp1.yaml"]
+    eff_now = _effective(res, knobs)
+    assert eff_now["optim.lr"] == 0.005 and eff_now["conf/exp1.yaml:trainer.epochs"] == 3
+    assert "overridden by conf/exp1.yaml" in res.why_not("lr")
+    assert "overridden by conf/exp1.yaml" in res.why_not("conf/config.yaml:trainer.epochs")
+    assert eff_now["hidden"] == 64 and eff_now["weight_decay"] == 0.0
 
 
 @pytest.mark.parametrize("command", ["make train", "bash -c 'echo hi'"])

@@ -389,6 +389,11 @@ def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocat
     """The YAML files Hydra composes: the primary config, then its defaults list (groups get their package prefix);
     ``group=option`` on the command line selects another option of a group."""
     cpath, cname = hydra
+    for a in inv.args:  # Hydra's own flags choose another primary config: `--config-name exp1`, `-cp conf2`
+        if a.value is not None and a.name in ("--config-name", "-cn"):
+            cname = str(a.value)
+        elif a.value is not None and a.name in ("--config-path", "-cp"):
+            cpath = str(a.value)
     if cpath is None or cname is None:
         return []
     base = _norm(posixpath.join(posixpath.dirname(path), cpath))
@@ -405,35 +410,47 @@ def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocat
     primary = yaml_path(cname)
     if primary is None:
         return []
-    out = [ConfigFile(primary, "", f"Hydra config of {path}")]
-    try:
-        data = yaml.safe_load(read(primary)) or {}
-    except yaml.YAMLError:
-        return out
-    defaults = data.get("defaults", []) if isinstance(data, dict) else []
+    out: list[ConfigFile] = []
     chosen = {a.key: str(a.value) for a in inv.args if a.style == "dotlist" and "." not in a.key}
-    for item in defaults if isinstance(defaults, list) else []:
-        if isinstance(item, str):
-            if item != "_self_":
-                p = yaml_path(item)
-                if p:
-                    out.append(ConfigFile(p, "", f"Hydra defaults of {primary}"))
-            continue
-        if not isinstance(item, dict):
-            continue
-        for group, option in item.items():
-            group = str(group).replace("override ", "").strip().lstrip("/")
-            option = chosen.get(group.replace("/", "."), option)
-            if option is None:
+
+    def compose(config: ConfigFile, depth: int) -> None:
+        """A config file in the order Hydra applies it: its defaults list, the file's own values where `_self_`
+        stands (at the end when it is absent, as since Hydra 1.1: the primary config overrides its groups). A config
+        named whole (`- config` in an experiment chosen with `--config-name exp1`) brings its own defaults along."""
+        try:
+            data = yaml.safe_load(read(config.path)) or {}
+        except yaml.YAMLError:
+            data = {}
+        defaults = data.get("defaults", []) if isinstance(data, dict) else []
+        items = defaults if isinstance(defaults, list) else []
+        if "_self_" not in items:
+            items = [*items, "_self_"]
+        for item in items:
+            if item == "_self_":
+                out.append(config)
                 continue
-            for opt in option if isinstance(option, list) else [option]:
-                p = yaml_path(group, str(opt))
-                if p is None:
+            if isinstance(item, str):
+                p = yaml_path(item)
+                if p and depth < 4 and all(c.path != p for c in out):
+                    compose(ConfigFile(p, "", f"Hydra defaults of {config.path}"), depth + 1)
+                continue
+            if not isinstance(item, dict):
+                continue
+            for group, option in item.items():
+                group = str(group).replace("override ", "").strip().lstrip("/")
+                option = chosen.get(group.replace("/", "."), option)
+                if option is None:
                     continue
-                header = read(p).lstrip().splitlines()[:1]
-                package = header[0].split("@package", 1)[1].strip() if header and "@package" in header[0] else ""
-                prefix = "" if package == "_global_" else (package or group.replace("/", "."))
-                out.append(ConfigFile(p, prefix, f"Hydra group {group} of {primary}"))
+                for opt in option if isinstance(option, list) else [option]:
+                    p = yaml_path(group, str(opt))
+                    if p is None:
+                        continue
+                    header = read(p).lstrip().splitlines()[:1]
+                    package = header[0].split("@package", 1)[1].strip() if header and "@package" in header[0] else ""
+                    prefix = "" if package == "_global_" else (package or group.replace("/", "."))
+                    out.append(ConfigFile(p, prefix, f"Hydra group {group} of {config.path}"))
+
+    compose(ConfigFile(primary, "", f"Hydra config of {path}"), 0)
     return out
 
 
