@@ -292,3 +292,35 @@ def test_a_step_count_stays_a_multiple_of_the_evaluation_interval() -> None:
     assert prop is not None
     new = prop.edits[0].replace
     assert "max_iters = 900" in new and "lr_decay_iters = 900" in new
+
+
+MERGED_AFTER_PARSE = '''\
+import argparse
+import yaml
+
+p = argparse.ArgumentParser()
+p.add_argument("--config", default=None)
+p.add_argument("--lr", type=float, default=0.1)
+p.add_argument("--epochs", type=int, default=5)
+args = p.parse_args()
+if args.config:
+    vars(args).update(yaml.safe_load(open(args.config)))
+print(args.lr, args.epochs)
+'''
+DEFAULTS_FROM_CONFIG = MERGED_AFTER_PARSE.replace(
+    "args = p.parse_args()\nif args.config:\n    vars(args).update(yaml.safe_load(open(args.config)))\n",
+    "p.set_defaults(**yaml.safe_load(open('configs/exp1.yaml')))\nargs = p.parse_args()\n")
+
+
+def test_a_config_merged_onto_the_parsed_arguments_wins_over_the_command_line() -> None:
+    """`vars(args).update(yaml.safe_load(...))` after `parse_args()`: the YAML's lr is what runs, so `--lr 0.05` on
+    the command line changes nothing (it had been the setting searched, every edit of it dead). Loaded as argparse
+    defaults instead (`set_defaults(**cfg)`), the command line wins as usual."""
+    files = {"train.py": MERGED_AFTER_PARSE, "configs/exp1.yaml": "lr: 0.01\nepochs: 20\n"}
+    program, knobs, res = _resolve(files, "python train.py --config configs/exp1.yaml --lr 0.05")
+    assert program.config_over_cli
+    assert "updates the parsed arguments" in res.why_not("command:--lr")
+    assert _effective(res, knobs)["lr"] == 0.01
+    files = {"train.py": DEFAULTS_FROM_CONFIG, "configs/exp1.yaml": "lr: 0.01\nepochs: 20\n"}
+    program, knobs, res = _resolve(files, "python train.py --lr 0.05")
+    assert not program.config_over_cli and _effective(res, knobs)["command:--lr"] == 0.05

@@ -98,3 +98,15 @@ def test_a_hydra_template_s_settings_are_read_and_instantiate_uses_them() -> Non
         {k: v.why_not for k, v in knobs.items()}
     assert "overridden" in knobs["max_epochs"].why_not
     assert any(k.startswith("command:") and "max_epochs" in k for k in searchable)
+
+
+def test_a_launcher_running_a_module_reaches_it(tmp_path: Path) -> None:
+    """`accelerate launch -m pkg.train` and `torchrun --nproc_per_node=1 -m pkg.train`: no entry had been found (only
+    `python -m` was), so the training code was neither editable nor read, and no flag overrode a default."""
+    files = {"src/mypkg/__init__.py": "", "src/mypkg/train.py": ARGPARSE_TRAIN}
+    tracked = _repo(tmp_path, files)
+    for command in ("accelerate launch -m mypkg.train --lr 0.01",
+                    "torchrun --standalone --nproc_per_node=1 -m mypkg.train --lr 0.01"):
+        assert code_reach.reach(tmp_path, tracked, command).entry == "src/mypkg/train.py", command
+        knobs = BuiltinPolicy().knobs_in(files, command=command)
+        assert "overridden by --lr" in knobs["--lr"].why_not and knobs["--epochs"].searchable, command

@@ -31,6 +31,8 @@ from pathlib import Path
 
 CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
 _PY_RUNNERS = re.compile(r"^(?:python[\d.]*|pypy[\d.]*|.*/python[\d.]*)$")
+# launchers that run a Python module or script themselves: `accelerate launch -m pkg.train`, `torchrun ... -m ...`
+LAUNCHERS = frozenset({"accelerate", "torchrun", "deepspeed"})
 _SHELL_SPLIT = re.compile(r"&&|\|\||;|\|")
 # calls whose path arguments the code writes to, and calls whose path arguments it reads from
 _WRITE_CALLS = frozenset({
@@ -178,7 +180,8 @@ def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], 
         i = 0
         while i < len(toks):
             tok = toks[i]
-            if tok == "-m" and i + 1 < len(toks) and _PY_RUNNERS.match(posixpath.basename(toks[i - 1] if i else "")):
+            if tok == "-m" and i + 1 < len(toks) and (_PY_RUNNERS.match(posixpath.basename(toks[i - 1] if i else ""))
+                                                       or any(posixpath.basename(t) in LAUNCHERS for t in toks[:i])):
                 mods = tree.module(toks[i + 1], [cwd, *roots])
                 if mods:
                     main = mods[-1]

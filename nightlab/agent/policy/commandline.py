@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from nightlab.agent.code_reach import not_training
+from nightlab.agent.code_reach import LAUNCHERS, not_training
 
 __all__ = ["COMMAND_PATH", "Arg", "Invocation", "Token", "parse_command", "parse_value", "tokenize"]
 
@@ -203,7 +203,7 @@ def _entry_of(seg: list[Token], exists: Callable[[str], bool]) -> tuple[int, str
     first_missing: int | None = None  # a script outside the repository (a wrapper): keep looking for one inside
     while i < len(seg):
         v = seg[i].value
-        if _PYTHON.fullmatch(v):
+        if _PYTHON.fullmatch(v) or v.rsplit("/", 1)[-1] in LAUNCHERS:  # `torchrun ... -m pkg.train` runs Python
             saw_python = True
             i += 1
             while i < len(seg) and seg[i].value.startswith("-") and seg[i].value != "-m":

@@ -88,6 +88,7 @@ class _PyFacts:
     hydra: tuple[str | None, str | None] | None = None  # (config_path, config_name)
     from_cli: bool = False
     fire: bool = False
+    args_overwritten: bool = False  # `vars(args).update(cfg)`, `args.__dict__.update(...)`, `setattr(args, k, v)`
 
 
 @dataclass
@@ -102,6 +103,7 @@ class Program:
     exec_configs: bool = False  # config .py files named on the command line are exec'd over the entry's globals
     argv_globals: bool = False  # --k=v arguments set the entry's globals (configurator.py)
     dotlist: bool = False  # k=v arguments set config keys (Hydra, OmegaConf.from_cli)
+    config_over_cli: bool = False  # the code overwrites the parsed arguments from a config: the config wins
     possible_configs: list[str] = field(default_factory=list)  # config-like files the code may read (pattern)
     exists: Callable[[str], bool] = field(default=lambda _p: False, repr=False)
     takes_value: Callable[[str], bool | None] = field(default=lambda _n: None, repr=False)
@@ -210,6 +212,13 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         f.exec_paths.append(str(_str(node.args[0])))
     elif last == "update" and isinstance(node.func, ast.Attribute) and _dotted(node.func.value) == "globals":
         f.sets_globals = True
+    elif last == "update" and isinstance(node.func, ast.Attribute) and (
+            (isinstance(node.func.value, ast.Call) and _dotted(node.func.value.func) == "vars")
+            or (isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "__dict__")):
+        f.args_overwritten = True  # a parsed namespace updated from a mapping (a config loaded after parse_args)
+    elif name == "setattr" and len(node.args) == 3 and isinstance(node.args[0], ast.Name) \
+            and not isinstance(node.args[1], ast.Constant):
+        f.args_overwritten = True
     elif last in ("add_argument", "option"):
         strings = tuple(s for a in node.args if (s := _str(a)) is not None and s.startswith("-"))
         if not strings:
@@ -379,9 +388,11 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
         configs.append(ConfigFile(path, "", f"named on the command line{f' ({opt})' if opt else ''}"
                                   + (" and exec'd over the entry's globals" if path.endswith(".py") else "")))
     dotlist = any((f := fx(p)) is not None and (f.from_cli or f.hydra is not None) for p in run)
+    config_over_cli = bool(configs) and bool(options) and any(
+        (f := fx(p)) is not None and f.args_overwritten for p in run)
     return Program(command=command, invocation=inv, run_files=run_set, configs=configs, options=options,
                    exec_configs=exec_configs, argv_globals=argv_globals, dotlist=dotlist, possible_configs=possible,
-                   exists=exists, takes_value=takes_value)
+                   config_over_cli=config_over_cli, exists=exists, takes_value=takes_value)
 
 
 def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocation, read: Callable[[str], str],
@@ -708,7 +719,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
         leaf = _leaf(k)
         in_config = k.path in config_paths
         if in_config:
-            over = _cli_override(k, leaf, True, cli, program, config_paths)
+            over = None if program.config_over_cli else _cli_override(k, leaf, True, cli, program, config_paths)
             later = cfg_by_leaf.get(leaf)
             if over is not None:
                 res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {cmd}"
@@ -744,6 +755,13 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 positional = {pos[int(x[1:])] for x in given if x.startswith("#") and int(x[1:]) < len(pos)}
                 if passed is None or fld in passed or fld in positional:
                     res.shadowed[k.name] = f"every call of {cls_or_fn}(...) passes {fld}"
+    if program.config_over_cli:  # `vars(args).update(yaml.safe_load(...))` after parse_args: the config wins
+        for c in cli:
+            over_cfg = cfg_by_leaf.get(_leaf(c))
+            if over_cfg is not None and over_cfg.name not in res.unused:
+                res.shadowed[c.name] = (f"overridden by {over_cfg.path} (the code updates the parsed arguments from it "
+                                        "after reading the command line)")
+                res.by[c.name] = over_cfg.name
     return res
 
 
