@@ -324,3 +324,27 @@ def test_a_config_merged_onto_the_parsed_arguments_wins_over_the_command_line() 
     files = {"train.py": DEFAULTS_FROM_CONFIG, "configs/exp1.yaml": "lr: 0.01\nepochs: 20\n"}
     program, knobs, res = _resolve(files, "python train.py --lr 0.05")
     assert not program.config_over_cli and _effective(res, knobs)["command:--lr"] == 0.05
+
+
+LIGHTNING_CLI = {
+    "main.py": "from lightning.pytorch.cli import LightningCLI\nfrom model import LitModel\n\n"
+               "if __name__ == '__main__':\n    LightningCLI(LitModel)\n",
+    "model.py": "import lightning as L\n\n\nclass LitModel(L.LightningModule):\n"
+                "    def __init__(self, hidden_dim: int = 64, learning_rate: float = 1e-3, dropout: float = 0.1):\n"
+                "        super().__init__()\n        self.save_hyperparameters()\n",
+    "config.yaml": "trainer:\n  max_epochs: 10\nmodel:\n  hidden_dim: 128\n  init_args:\n    learning_rate: 0.001\n",
+}
+
+
+def test_lightning_cli_sets_constructor_arguments_from_its_config_and_flags() -> None:
+    """`python main.py fit --config config.yaml --model.dropout 0.2`: LightningCLI builds LitModel from the config's
+    `model:` section and the `--model.*` flags, so those `__init__` defaults are dead (they had all been searched);
+    a default nothing sets is what runs."""
+    program, knobs, res = _resolve(LIGHTNING_CLI, "python main.py fit --config config.yaml --model.dropout 0.2")
+    assert program.signature_cli
+    for name in ("LitModel.hidden_dim", "LitModel.learning_rate", "LitModel.dropout"):
+        assert "LightningCLI sets it" in res.why_not(name), name
+    effective = _effective(res, knobs)
+    assert effective["model.hidden_dim"] == 128 and effective["command:--model.dropout"] == 0.2
+    _program, _knobs, res = _resolve(LIGHTNING_CLI, "python main.py fit --config config.yaml")
+    assert not res.why_not("LitModel.dropout")

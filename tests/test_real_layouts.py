@@ -110,3 +110,17 @@ def test_a_launcher_running_a_module_reaches_it(tmp_path: Path) -> None:
         assert code_reach.reach(tmp_path, tracked, command).entry == "src/mypkg/train.py", command
         knobs = BuiltinPolicy().knobs_in(files, command=command)
         assert "overridden by --lr" in knobs["--lr"].why_not and knobs["--epochs"].searchable, command
+
+
+def test_the_training_script_is_found_before_a_demo_main(tmp_path: Path) -> None:
+    """A root `main.py` (a gradio demo) beside `src/train.py`: the root was searched for every conventional name
+    before `src/`, so the demo became the entry. A `main.py` that trains is still found."""
+    from nightlab.agent import project_init
+
+    files = {"main.py": "import gradio as gr\n\ngr.Interface(fn=predict, inputs='text', outputs='text').launch()\n",
+             "src/train.py": ARGPARSE_TRAIN}
+    assert project_init.find_entry(tmp_path, _repo(tmp_path, files)) == "src/train.py"
+    other = tmp_path / "other"
+    other.mkdir()
+    files = {"main.py": "import torch\nopt = torch.optim.SGD(params, lr=0.1)\nloss.backward()\n"}
+    assert project_init.find_entry(other, _repo(other, files)) == "main.py"

@@ -63,13 +63,18 @@ Ask = Callable[[str, list[str]], str]  # question, choices -> answer (one of the
 Progress = Callable[[float, str], None]  # elapsed seconds, last log line
 
 
+# what a script that trains contains: a backward pass, an optimizer, a trainer's fit (a generic `main.py` or `run.py`
+# is the entry only with one of them)
+_TRAINS = re.compile(r"\.backward\(|\boptim\.|\.fit\(|Trainer\(|\.train\(")
+
+
 def find_entry(root: Path, tracked: list[str]) -> str | None:
     """The training script: a conventional name at a conventional place, else a tracked *train*.py with a main."""
     tset = set(tracked)
-    for d in ENTRY_DIRS:
-        for name in ENTRY_NAMES:
+    for name in ENTRY_NAMES:  # the name first: `src/train.py` before a root `main.py` (a demo app, often)
+        for d in ENTRY_DIRS:
             rel = f"{d}/{name}" if d else name
-            if rel in tset:
+            if rel in tset and ("train" in name or _TRAINS.search(_read(root / rel))):
                 return rel
     cands = [p for p in tracked if p.endswith(".py") and "train" in Path(p).name.lower()]
     cands = [p for p in cands if "__main__" in _read(root / p)]

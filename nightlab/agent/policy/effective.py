@@ -89,6 +89,7 @@ class _PyFacts:
     from_cli: bool = False
     fire: bool = False
     args_overwritten: bool = False  # `vars(args).update(cfg)`, `args.__dict__.update(...)`, `setattr(args, k, v)`
+    signature_cli: bool = False  # LightningCLI / jsonargparse's CLI: constructor arguments set from configs and flags
 
 
 @dataclass
@@ -104,6 +105,7 @@ class Program:
     argv_globals: bool = False  # --k=v arguments set the entry's globals (configurator.py)
     dotlist: bool = False  # k=v arguments set config keys (Hydra, OmegaConf.from_cli)
     config_over_cli: bool = False  # the code overwrites the parsed arguments from a config: the config wins
+    signature_cli: bool = False  # LightningCLI: `model.lr` in a config or `--model.lr` sets `__init__(lr=...)`
     possible_configs: list[str] = field(default_factory=list)  # config-like files the code may read (pattern)
     exists: Callable[[str], bool] = field(default=lambda _p: False, repr=False)
     takes_value: Callable[[str], bool | None] = field(default=lambda _n: None, repr=False)
@@ -237,6 +239,8 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
             f.option_defaults[default] = longest
     elif name.endswith(("from_cli", "from_dotlist")):
         f.from_cli = True
+    elif last == "LightningCLI" or name in ("jsonargparse.CLI", "jsonargparse.auto_cli", "auto_cli"):
+        f.signature_cli = True
     elif last == "Fire" or name == "fire.Fire":
         f.fire = True
     elif last == "initialize" and any(k.arg == "config_path" for k in node.keywords):
@@ -390,9 +394,11 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
     dotlist = any((f := fx(p)) is not None and (f.from_cli or f.hydra is not None) for p in run)
     config_over_cli = bool(configs) and bool(options) and any(
         (f := fx(p)) is not None and f.args_overwritten for p in run)
+    signature_cli = any((f := fx(p)) is not None and f.signature_cli for p in run)
     return Program(command=command, invocation=inv, run_files=run_set, configs=configs, options=options,
                    exec_configs=exec_configs, argv_globals=argv_globals, dotlist=dotlist, possible_configs=possible,
-                   config_over_cli=config_over_cli, exists=exists, takes_value=takes_value)
+                   config_over_cli=config_over_cli, signature_cli=signature_cli, exists=exists,
+                   takes_value=takes_value)
 
 
 def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocation, read: Callable[[str], str],
@@ -743,6 +749,12 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 res.shadowed[k.name] = f"overridden by {over_cfg.path} ({c.how})"
                 res.by[k.name] = over_cfg.name
                 continue
+        if k.style == "signature" and program.signature_cli:
+            over_sig = _signature_setting(k, cli, cfg_by_path)
+            if over_sig is not None:
+                res.shadowed[k.name] = f"overridden by {over_sig.name.split(':', 1)[-1]} (LightningCLI sets it)"
+                res.by[k.name] = over_sig.name
+                continue
         if k.style in ("dataclass", "signature"):
             owner = _local(k).split("#")[0].rsplit(".", 1)
             if len(owner) == 2:
@@ -767,6 +779,22 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
 
 def _short(command: str, n: int = 60) -> str:
     return command if len(command) <= n else command[:n - 1] + "…"
+
+
+def _signature_setting(k: knobmod.Knob, cli: Sequence[knobmod.Knob],
+                       cfg_by_path: Mapping[str, knobmod.Knob]) -> knobmod.Knob | None:
+    """Under LightningCLI, the flag or config key that sets constructor argument `k` (`LitModel.learning_rate` by
+    `--model.learning_rate` or a config's `model: {learning_rate: ...}` / `model.init_args.learning_rate`)."""
+    param = _local(k).split("#")[0].rsplit(".", 1)[-1].lower()
+    for c in cli:
+        key = c.name.split(":", 1)[-1].lstrip("-").replace("-", "_").lower()
+        if "." in key and key.rsplit(".", 1)[-1] == param:
+            return c
+    for full, c in cfg_by_path.items():
+        parts = full.split(".")
+        if len(parts) >= 2 and parts[-1] == param and parts[0] in ("model", "data", "optimizer", "lr_scheduler"):
+            return c
+    return None
 
 
 def _config_index(program: Program, path: str) -> int:
