@@ -348,3 +348,27 @@ def test_lightning_cli_sets_constructor_arguments_from_its_config_and_flags() ->
     assert effective["model.hidden_dim"] == 128 and effective["command:--model.dropout"] == 0.2
     _program, _knobs, res = _resolve(LIGHTNING_CLI, "python main.py fit --config config.yaml")
     assert not res.why_not("LitModel.dropout")
+
+
+def test_a_config_extending_a_base_config_brings_the_base_s_settings_into_effect() -> None:
+    """`configs/small.yaml` says `defaults: base.yaml` and the repository's own loader merges it over the base: the
+    base's settings that small.yaml leaves alone are the ones in effect (they had been "not read", and lr, weight
+    decay and batch size set only there were never searched); those small.yaml sets are overridden."""
+    files = {
+        "train.py": "import argparse\nfrom config import load_config\n\np = argparse.ArgumentParser()\n"
+                    "p.add_argument('--config', default='configs/default.yaml')\n"
+                    "cfg = load_config(p.parse_args().config)\nprint(cfg)\n",
+        "config.py": "import os\nimport yaml\n\n\ndef load_config(path):\n    cfg = yaml.safe_load(open(path))\n"
+                     "    base = cfg.pop('defaults', None)\n    if base:\n"
+                     "        merged = yaml.safe_load(open(os.path.join(os.path.dirname(path), base)))\n"
+                     "        merged.update(cfg)\n        cfg = merged\n    return cfg\n",
+        "configs/base.yaml": "model:\n  hidden: 64\noptim:\n  lr: 0.001\ntrain:\n  epochs: 10\n",
+        "configs/small.yaml": "defaults: base.yaml\nmodel:\n  hidden: 32\ntrain:\n  epochs: 3\n",
+        "configs/default.yaml": "model:\n  hidden: 128\noptim:\n  lr: 0.0003\n",
+    }
+    program, knobs, res = _resolve(files, "python train.py --config configs/small.yaml")
+    assert [c.path for c in program.configs] == ["configs/base.yaml", "configs/small.yaml"]
+    effective = _effective(res, knobs)
+    assert effective["configs/base.yaml:optim.lr"] == 0.001 and effective["configs/small.yaml:model.hidden"] == 32
+    assert "applied later" in res.why_not("configs/base.yaml:model.hidden")
+    assert "not read" in res.why_not("configs/default.yaml:optim.lr")

@@ -391,6 +391,7 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
             continue  # a Python file named on the command line but not exec'd: a module the entry imports
         configs.append(ConfigFile(path, "", f"named on the command line{f' ({opt})' if opt else ''}"
                                   + (" and exec'd over the entry's globals" if path.endswith(".py") else "")))
+    configs = _with_bases(configs, read, exists)
     dotlist = any((f := fx(p)) is not None and (f.from_cli or f.hydra is not None) for p in run)
     config_over_cli = bool(configs) and bool(options) and any(
         (f := fx(p)) is not None and f.args_overwritten for p in run)
@@ -399,6 +400,39 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
                    exec_configs=exec_configs, argv_globals=argv_globals, dotlist=dotlist, possible_configs=possible,
                    config_over_cli=config_over_cli, signature_cli=signature_cli, exists=exists,
                    takes_value=takes_value)
+
+
+# keys by which a config names the config it extends (`defaults: base.yaml`, mmengine's `_base_`, `extends:`)
+_BASE_KEYS = frozenset({"defaults", "_base_", "__base__", "base", "inherit", "inherits", "extends", "include",
+                        "includes", "parent"})
+
+
+def _with_bases(configs: list[ConfigFile], read: Callable[[str], str],
+                exists: Callable[[str], bool]) -> list[ConfigFile]:
+    """`configs` with the files each YAML / JSON config names as its base before it (applied first, so the config's
+    own keys override the base's): a repository's own loader merging `defaults: base.yaml` under a small config
+    makes the base's other settings the ones in effect (they had been "not read")."""
+    out: list[ConfigFile] = []
+
+    def add(c: ConfigFile, depth: int) -> None:
+        if any(o.path == c.path for o in out):
+            return
+        if depth < 4 and c.path.endswith((".yaml", ".yml", ".json")) and not c.how.startswith("Hydra"):
+            try:
+                data = yaml.safe_load(read(c.path))
+            except yaml.YAMLError:
+                data = None
+            names = [v for k, v in data.items() if k in _BASE_KEYS] if isinstance(data, dict) else []
+            for ref in [x for v in names for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]:
+                for cand in (_norm(posixpath.join(posixpath.dirname(c.path), ref)), _norm(ref)):
+                    if cand and cand != c.path and cand.endswith(_CONFIG_EXTS) and exists(cand):
+                        add(ConfigFile(cand, c.prefix, f"the base {c.path} names"), depth + 1)
+                        break
+        out.append(c)
+
+    for c in configs:
+        add(c, 0)
+    return out
 
 
 def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocation, read: Callable[[str], str],
