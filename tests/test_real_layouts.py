@@ -124,3 +124,14 @@ def test_the_training_script_is_found_before_a_demo_main(tmp_path: Path) -> None
     other.mkdir()
     files = {"main.py": "import torch\nopt = torch.optim.SGD(params, lr=0.1)\nloss.backward()\n"}
     assert project_init.find_entry(other, _repo(other, files)) == "main.py"
+
+
+def test_a_console_script_the_package_installs_runs_its_module(tmp_path: Path) -> None:
+    """`mytrain --lr 0.01` where pyproject.toml's `[project.scripts]` says `mytrain = "mypkg.cli:main"`: no entry
+    had been found, so the package's code was not read and the flag overrode nothing."""
+    files = {"pyproject.toml": '[project]\nname = "mypkg"\n\n[project.scripts]\nmytrain = "mypkg.cli:main"\n',
+             "src/mypkg/__init__.py": "", "src/mypkg/cli.py": ARGPARSE_TRAIN}
+    tracked = _repo(tmp_path, files)
+    assert code_reach.reach(tmp_path, tracked, "mytrain --lr 0.01").entry == "src/mypkg/cli.py"
+    knobs = BuiltinPolicy().knobs_in(files, command="mytrain --lr 0.01")
+    assert "overridden by --lr" in knobs["--lr"].why_not and knobs["--epochs"].searchable

@@ -25,12 +25,14 @@ import json
 import posixpath
 import re
 import shlex
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
 _PY_RUNNERS = re.compile(r"^(?:python[\d.]*|pypy[\d.]*|.*/python[\d.]*)$")
+_ENV_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # launchers that run a Python module or script themselves: `accelerate launch -m pkg.train`, `torchrun ... -m ...`
 LAUNCHERS = frozenset({"accelerate", "torchrun", "deepspeed"})
 _SHELL_SPLIT = re.compile(r"&&|\|\||;|\|")
@@ -161,6 +163,17 @@ _NOT_TRAINING = frozenset({"prepare", "prep", "preprocess", "preprocessing", "do
                            "test", "score", "predict", "inference", "infer", "export", "plot", "visualize", "sample"})
 
 
+def console_scripts(pyproject: str) -> dict[str, str]:
+    """`[project.scripts]` of a pyproject.toml: command name → the module it runs (`mytrain = "mypkg.cli:main"`)."""
+    try:
+        data = tomllib.loads(pyproject)
+    except (tomllib.TOMLDecodeError, ValueError):
+        return {}
+    table = data.get("project", {}).get("scripts", {}) if isinstance(data.get("project"), dict) else {}
+    return {str(k): str(v).split(":", 1)[0].strip() for k, v in table.items() if isinstance(v, str)} \
+        if isinstance(table, dict) else {}
+
+
 def not_training(path: str) -> bool:
     """Whether a script's name says it prepares data or evaluates rather than trains (`prepare.py`, `eval.py`)."""
     return posixpath.splitext(posixpath.basename(path))[0].lower() in _NOT_TRAINING
@@ -170,6 +183,7 @@ def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], 
     """Record what a shell command line runs and names; returns the Python scripts it runs (to analyse)."""
     scripts: list[str] = []
     cwd = ""
+    installed = console_scripts(tree.read("pyproject.toml")) if "pyproject.toml" in tree.files else {}
     for seg in _SHELL_SPLIT.split(command.replace("{seed}", "0")):
         toks = _split_segment(seg)
         if not toks:
@@ -177,6 +191,10 @@ def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], 
         if toks[0] == "cd" and len(toks) > 1:
             cwd = tree.dir(toks[1], cwd) or normalise(posixpath.join(cwd, toks[1])) or ""
             continue
+        at = next((j for j, t in enumerate(toks) if not _ENV_WORD.match(t)), None)
+        module = installed.get(toks[at]) if at is not None else None
+        if module is not None:  # a console script the package installs (`mytrain fit`): it runs that module
+            toks = [*toks[:at], "python", "-m", module, *toks[at + 1:]]
         i = 0
         while i < len(toks):
             tok = toks[i]

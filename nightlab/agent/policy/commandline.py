@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from nightlab.agent.code_reach import LAUNCHERS, not_training
+from nightlab.agent.code_reach import LAUNCHERS, console_scripts, not_training
 
 __all__ = ["COMMAND_PATH", "Arg", "Invocation", "Token", "parse_command", "parse_value", "tokenize"]
 
@@ -346,7 +346,8 @@ def parse_command(command: str, exists: Callable[[str], bool], read: Callable[[s
     """
     takes = takes_value or (lambda _name: None)
     tokens = tokenize(command)
-    found = _first_invocation(COMMAND_PATH, command, tokens, exists, takes)
+    scripts = console_scripts(read("pyproject.toml")) if read is not None and exists("pyproject.toml") else {}
+    found = _first_invocation(COMMAND_PATH, command, tokens, exists, takes, scripts)
     if found is not None or read is None:
         return found
     for seg in _segments(tokens):
@@ -360,12 +361,18 @@ def parse_command(command: str, exists: Callable[[str], bool], read: Callable[[s
 
 
 def _first_invocation(source: str, text: str, tokens: list[Token], exists: Callable[[str], bool],
-                      takes: Callable[[str], bool | None]) -> Invocation | None:
+                      takes: Callable[[str], bool | None],
+                      scripts: dict[str, str] | None = None) -> Invocation | None:
     """The training invocation: the first Python one, unless its name says it prepares data or evaluates and a
     later one does not (`python prepare.py && python train.py --lr 0.05`)."""
     found: list[tuple[list[Token], int, str | None, str | None]] = []
     for seg in _segments(tokens):
         got = _entry_of(seg, exists)
+        if got is None and scripts:  # a console script the package installs: `mytrain fit --config a.yaml`
+            at = next((i for i, t in enumerate(seg) if not _ENV_ASSIGN.match(t.value)), None)
+            mod = scripts.get(seg[at].value) if at is not None else None
+            path = _module_path(mod, exists) if mod else None
+            got = (at + 1, path, mod) if path is not None and at is not None else None
         if got is not None:
             found.append((seg, *got))
     if not found:
