@@ -548,3 +548,15 @@ def test_loss_curves_of_lightning_step_and_epoch_names_and_fairseq_tags() -> Non
     fairseq = ("| train | epoch 001 | loss 5.5 | ppl 45\n| valid | epoch 001 | valid on 'valid' subset | loss 5.2 |\n"
                "| train | epoch 002 | loss 4.9 | ppl 30\n| valid | epoch 002 | valid on 'valid' subset | loss 4.6 |\n")
     assert parse_loss_curve(fairseq) == [(1, 5.5), (2, 4.9)]
+
+
+def test_an_average_meter_s_running_average_is_the_value() -> None:
+    """timm and the PyTorch ImageNet example print `Acc@1  81.250 ( 79.512)`: the last batch, then the running
+    average over the whole set in parentheses. The average is the metric (the last batch had been read), and `Acc@1`
+    is a candidate name. A percentage in parentheses after a ratio, or words in them, change nothing."""
+    log = "".join(f"Test: [{i:>4d}/78]  Loss:  {0.8 + i / 1000:.4f} (0.8500)  Acc@1: {81.25 - i / 100:8.4f} "
+                  f"({79.5 + i / 1000:8.4f})\n" for i in (0, 50, 78))
+    assert parse_metric(log, "Acc@1").value == 79.578
+    assert {c.name: c.value for c in find_candidates(log)}.get("Acc@1") == 79.578
+    assert parse_metric("Accuracy: 9894/10000 (99%)\n", "Accuracy").value == 0.9894
+    assert parse_metric("val_loss 0.5 (best 0.4)\n", "val_loss").value == 0.5

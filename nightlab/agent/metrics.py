@@ -54,7 +54,10 @@ _RATIO = r"/[1-9]\d*(?![\d.])"
 # `np.float64(0.31)` (what scikit-learn's metrics print since NumPy 2), JAX's `Array(0.31, dtype=float32)`. Matched on
 # lower-cased text. Without them the value after the name was no number, and an older plain print won.
 _WRAPPED = r"(?:(?:tensor|array|(?:np\.|numpy\.|jnp\.)?(?:float|int)\d*)\(\s*\[?\s*)?"
-_VALUE = rf"{_WRAPPED}[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE})"
+# `Acc@1  81.250 ( 79.512)`: an AverageMeter's current batch, then its running average in parentheses (timm, the
+# PyTorch ImageNet example, most repositories that copy it): the average is the value, the last batch is noise
+_AVERAGE = rf"(?:\s*\(\s*(?P<avg>{_NUM})\s*\))?"
+_VALUE = rf"{_WRAPPED}[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE}){_AVERAGE}"
 # `name=value`, `name = value`, `name: value`, `"name": value`, `name value` (at least one space), or a table's
 # cell border between them (`│ test_acc │ 0.98 │`: the table PyTorch Lightning prints after `trainer.test()`)
 _SEP = r"(?:\s*[:=]\s*|\s*[│┃|]\s*|\s+)"
@@ -265,6 +268,10 @@ def _first_nonfinite(values: list[str]) -> int | None:
 def _hits_from(text: str, low: str, matches: list[re.Match[str]], group: str | int, has_cr: bool) -> list[_Hit]:
     """Hits for the (thinned) matches, in order, with line indices and steps; `low` is what was scanned (offsets
     in it are offsets in `text`). The last hit's raw text is kept for the reading."""
+    if group == "value" and matches and "avg" in matches[0].re.groupindex:
+        averaged = [m for m in matches if m.group("avg") is not None]
+    else:
+        averaged = []
     values = [m.group(group) or "" for m in matches]
     keep = _first_nonfinite(values) if len(matches) > MAX_CURVE_POINTS else None
     hits: list[_Hit] = []
@@ -277,7 +284,7 @@ def _hits_from(text: str, low: str, matches: list[re.Match[str]], group: str | i
         row += rows
         line += rows + (count("\r", prev, s) if has_cr else 0)
         prev = s
-        vs, ve = m.span(group)
+        vs, ve = m.span("avg" if averaged and m.group("avg") is not None else group)
         vt = text[vs:ve]
         hits.append(_Hit(line, s, _to_float(vt), vt, "", row=row if has_cr else -1))
     if hits:
@@ -707,9 +714,9 @@ def parse_loss_curve(text: str) -> list[tuple[int, float]]:
 _SPLIT_WORD = r"(?:(?i:val|valid|validation|test|eval|dev|train|training)\s(?=[A-Za-z]))?"
 
 _CAND_RE = re.compile(
-    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>{_SPLIT_WORD}[A-Za-z][\w./-]*)(?P=q)"
+    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>{_SPLIT_WORD}[A-Za-z][\w./@-]*)(?P=q)"
     rf"(?:\s*(?P<sep>[:=])\s*|(?P<ws>\s*[│┃|]\s*|\s+))"
-    rf"(?i:{_WRAPPED})[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE})"
+    rf"(?i:{_WRAPPED})[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE}){_AVERAGE}"
 )
 # a value at the very end of a line after `:` or `=`, for sentences such as `Accuracy of the network ...: 0.98`
 _TAIL_VALUE_RE = re.compile(rf"(?P<sep>\s*[:=]\s*)(?P<value>{_NUM}|{_NONFINITE})\s*%?\s*\.?\s*$")
@@ -863,7 +870,7 @@ def find_candidates(text: str) -> list[Candidate]:
                 form = "name value"
                 if not metric_like and not re.search(r"[_/-]", name):
                     continue
-            value = _to_float(m.group("value"))
+            value = _to_float(m.group("avg") or m.group("value"))
             if value is not None:
                 add(name, value, i, form, m.start())
     header: list[str] = []
