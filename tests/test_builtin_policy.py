@@ -897,3 +897,41 @@ def test_an_evaluation_loaders_batch_size_is_not_searched() -> None:
     assert knobs["DataLoader.batch_size"].searchable
     for key in ("DataLoader.batch_size#2", "DataLoader.batch_size#3"):
         assert not knobs[key].searchable and "evaluation loader" in knobs[key].why_not
+
+
+def test_a_value_a_move_crashed_at_is_not_proposed_again_after_a_new_best() -> None:
+    """ALPHA 0.9 → 2.7 crashed (scikit-learn refuses it), BATCH_SIZE 64 → 256 ran out of memory; then a change of
+    the learning rate became the best. The search had counted only runs with a metric and rejected whole
+    assignments, so from the new best it proposed ALPHA 2.7 again; now neither that value nor a batch of 256 or
+    more comes back (a timeout would have ruled out nothing)."""
+    from nightlab.agent.policy.builtin import _fails
+
+    text = ("LEARNING_RATE = 0.01\nALPHA = 0.9\nBATCH_SIZE = 64\nHIDDEN = 32\n"
+            "print(LEARNING_RATE, ALPHA, BATCH_SIZE, HIDDEN)\n")
+    knobs = {k.name: k for k in knobmod.discover_files({"train.py": text})}
+    tree = Tree({"train.py": text})
+    tree.add(view(1, kind="baseline", metric=0.5, seconds=None))
+
+    def child(i: int, name: str, value: Any, metric: float | None, failure: str | None) -> None:
+        files = {"train.py": knobmod.rewrite(text, knobs[name], value)}
+        v = view(i, 1, metric=metric, seconds=None, result="failed" if failure else "succeeded", failure=failure,
+                 knobs={k.name: k.value for k in knobmod.discover_files(files)}, title=f"tune {name}")
+        tree.add(dataclasses.replace(v, status="failed" if failure else "kept"), files)
+
+    child(2, "ALPHA", 2.7, None, "runtime_error")
+    child(3, "BATCH_SIZE", 256, None, "oom")
+    child(4, "HIDDEN", 128, None, "timeout")
+    child(5, "LEARNING_RATE", 0.03, 0.6, None)
+    tree.best_id = 5
+    failed = BuiltinPolicy()._failed_values(tree.ctx())
+    assert failed == {"ALPHA": [(2.7, False)], "BATCH_SIZE": [(256, True)]}
+    assert _fails({"ALPHA": 2.7}, failed) and _fails({"BATCH_SIZE": 512}, failed)
+    assert not _fails({"ALPHA": 0.3}, failed) and not _fails({"BATCH_SIZE": 128}, failed)
+    policy = BuiltinPolicy()
+    for _ in range(8):
+        prop = policy.propose(tree.ctx())
+        if prop is None:
+            break
+        after = {k.name: k.value for k in knobmod.discover_files(applied(prop.edits, tree.files[5]))}
+        assert after["ALPHA"] != 2.7 and after["BATCH_SIZE"] < 256, prop.title
+        tree.record(prop, 0.55, seconds=None)

@@ -242,6 +242,71 @@ urllib.error.URLError: <urlopen error [Errno -3] Temporary failure in name resol
     tok = AutoTokenizer.from_pretrained("bert-base-uncased")
 OSError: We couldn't connect to 'https://huggingface.co' to load this file, couldn't find it in the cached files.
 """, {"exit_code": 1, "state": "failed"}, {"cls": "network", "details": {"host": "huggingface.co"}}),
+    ("torch.compile without a compiler", f"""compiling the model... (takes a ~minute)
+Traceback (most recent call last):
+  File "{WT}/train.py", line 270, in <module>
+    logits, loss = model(X, Y)
+  File "/usr/lib/python3/dist-packages/torch/_dynamo/output_graph.py", line 1446, in call_user_compiler
+    raise BackendCompilerFailed(self.compiler_fn, e) from e
+torch._dynamo.exc.BackendCompilerFailed: backend='inductor' raised:
+InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.cxx: (None, 'g++')
+
+Set TORCH_LOGS="+dynamo" and TORCHDYNAMO_VERBOSE=1 for more information
+""", {"exit_code": 1, "state": "failed"}, {"cls": "compile_error", "line": 270}),
+    ("oom under shutdown noise", f"""Traceback (most recent call last):
+  File "{WT}/train.py", line 48, in <module>
+    out = model(x)
+torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 15.77 GiB total capacity)
+Exception ignored in: <function _MultiProcessingDataLoaderIter.__del__ at 0x7f>
+Traceback (most recent call last):
+  File "/usr/lib/python3/dist-packages/torch/utils/data/dataloader.py", line 1479, in __del__
+    self._shutdown_workers()
+KeyboardInterrupt:
+""", {"exit_code": 1, "state": "failed"}, {"cls": "oom", "line": 48}),
+    ("oom under a launcher's report", f"""[rank0]: Traceback (most recent call last):
+[rank0]:   File "{WT}/train.py", line 48, in <module>
+[rank0]:     out = model(x)
+[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB
+Traceback (most recent call last):
+  File "/usr/bin/torchrun", line 8, in <module>
+    sys.exit(main())
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+train.py FAILED
+""", {"exit_code": 1, "state": "failed"}, {"cls": "oom", "line": 48}),
+    ("lightning nan loss", f"""Traceback (most recent call last):
+  File "{WT}/train.py", line 88, in <module>
+    trainer.fit(model, dm)
+ValueError: The loss returned in `training_step` is tensor(nan, device='cuda:0', grad_fn=<NllLossBackward0>).
+""", {"exit_code": 1, "state": "failed"}, {"cls": "nan_loss"}),
+    ("missing values in the data", f"""Traceback (most recent call last):
+  File "{WT}/train.py", line 33, in <module>
+    clf.fit(X, y)
+ValueError: Input X contains NaN.
+""", {"exit_code": 1, "state": "failed"},
+     {"cls": "value_error", "details": {"cause": "missing values in the input data"}}),
+    ("label out of range on cuda", f"""../aten/src/ATen/native/cuda/Loss.cu:250: nll_loss_forward_reduce_cuda_kernel_2d:
+block: [0,0,0], thread: [5,0,0] Assertion `t >= 0 && t < n_classes` failed.
+Traceback (most recent call last):
+  File "{WT}/train.py", line 41, in <module>
+    loss.backward()
+RuntimeError: CUDA error: device-side assert triggered
+""", {"exit_code": 1, "state": "failed"}, {"cls": "shape_mismatch", "line": 41}),
+    ("bash reports the kill", "step 19: loss 2.31\nbash: line 1:  4242 Killed                  python train.py\n",
+     {"exit_code": 137, "state": "failed"}, {"cls": "oom"}),
+    ("download re-raised offline", f"""Failed to download (trying next):
+<urlopen error [Errno -3] Temporary failure in name resolution>
+Traceback (most recent call last):
+  File "{WT}/train.py", line 9, in <module>
+    ds = datasets.MNIST("data", download=True)
+RuntimeError: Error downloading train-images-idx3-ubyte.gz
+""", {"exit_code": 1, "state": "failed"}, {"cls": "network", "line": 9}),
+    ("an assertion shows its line", f"""Traceback (most recent call last):
+  File "{WT}/model.py", line 31, in __init__
+    assert config.n_embd % config.n_head == 0
+AssertionError
+""", {"exit_code": 1, "state": "failed"}, {"cls": "assertion_error",
+                                           "summary": "AssertionError: assert config.n_embd % config.n_head == 0 at "
+                                                      "model.py:31"}),
     ("requests", f"""Traceback (most recent call last):
   File "{WT}/train.py", line 7, in <module>
     r = requests.get("https://example.com/data.csv")

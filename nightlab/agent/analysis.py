@@ -18,7 +18,8 @@ from nightlab.sandbox import runner, safeio, stages
 from nightlab.sandbox.runner import JobStatus
 from nightlab.sandbox.spec import LOG_FILE, OUT_DIR, JobEnd
 
-LOG_TAIL_CHARS = 4000  # what the store keeps of a log for the policy (and the TUI's details)
+LOG_TAIL_CHARS = 16_000  # what the store keeps of a log for the policy (and the TUI's details): a traceback
+# followed by a long key list (a state dict's, ~9 kB for a ResNet) or by shutdown noise still has its exception in it
 LOG_READ_BYTES = 8 * 1024 * 1024  # the most of a log that is parsed (head and tail of a larger one)
 # written into the run dir by early stopping before it stops the job (early_stop.py): what the curve showed
 EVIDENCE_FILE = "early_stop.json"

@@ -91,12 +91,19 @@ _RANK_PREFIX_RE = re.compile(r"^\[(?:rank|default)\d*\]:\s?")
 _SYNTAX_TYPES = ("SyntaxError", "IndentationError", "TabError")
 
 
+# torch.compile's own failures (torch._dynamo.exc), whose names do not end in Error
+_COMPILE_EXCEPTIONS = ("BackendCompilerFailed", "InvalidCxxCompiler", "Unsupported")
+_COMPILE_WORDS = ("no working c++ compiler", "cannot find a working triton installation", "invalidcxxcompiler",
+                  "backendcompilerfailed", "torch._dynamo", "torch._inductor")
+COMPILE_HINT = "run without it (compile = False, or drop torch.compile(...)), or install a C++ compiler (and triton)"
+
+
 def _is_exception_name(name: str) -> bool:
     short = name.rsplit(".", 1)[-1]
     if short in ("Error", "Warning"):
         return False
     return short.endswith(("Error", "Exception", "Interrupt", "Exit", "Iteration", "Warning")) or short in (
-        "KeyboardInterrupt", "StopIteration", "GeneratorExit", "Exception", "BaseException")
+        "KeyboardInterrupt", "StopIteration", "GeneratorExit", "Exception", "BaseException", *_COMPILE_EXCEPTIONS)
 
 
 def _clean_lines(text: str) -> list[str]:
@@ -134,36 +141,22 @@ def _read_exception(lines: list[str], i: int) -> tuple[str | None, str, str, int
 
 
 def parse_traceback(log_text: str) -> ParsedTraceback | None:
-    """The last Python traceback in a log, or a compile-time SyntaxError block (which has no Traceback header).
+    """The last Python traceback in a log that is a cause (`_is_noise`), or a compile-time SyntaxError block (which
+    has no Traceback header).
 
     A DataLoader worker's `Original Traceback` counts as the last one, which is what we want: its frames are the
     user's dataset code, not the re-raise in the main process.
     """
     lines = _clean_lines(log_text)
-    header = None
-    for i in range(len(lines) - 1, -1, -1):
-        if _TB_HEADER in lines[i]:
-            header = i
-            break
-    if header is not None:
-        frames: list[TracebackFrame] = []
-        i = header + 1
-        while i < len(lines):
-            ln = lines[i]
-            fm = _FRAME_RE.match(ln)
-            if fm:
-                code = None
-                if i + 1 < len(lines) and lines[i + 1].startswith("    ") and not _FRAME_RE.match(lines[i + 1]):
-                    code = lines[i + 1].strip()
-                frames.append(TracebackFrame(fm.group("file"), int(fm.group("line")), fm.group("func"), code))
-                i += 1
-                continue
-            if ln.strip() and not ln[0].isspace():
-                break
-            i += 1
-        exc, first, full, end = _read_exception(lines, i)
-        text = "\n".join(lines[header:end])
-        return ParsedTraceback(frames, exc, first, full, text)
+    headers = [i for i, ln in enumerate(lines) if _TB_HEADER in ln]
+    if headers:
+        blocks = [(h, _traceback_at(lines, h)) for h in headers[-12:]]
+        # the cause, not the noise after it: a traceback Python prints while shutting down (`Exception ignored in`:
+        # a DataLoader's `__del__` interrupted, wandb's atexit hook on a broken pipe) or a launcher's own report that
+        # its child failed (torchrun's ChildFailedError, accelerate's CalledProcessError) comes after the child's
+        # real error; the last traceback that is neither is the one to read
+        causes = [tb for h, tb in blocks if not _is_noise(lines, h, tb)]
+        return causes[-1] if causes else blocks[-1][1]
     # no header: `python train.py` with a syntax error prints only the File line, the code, a caret and the error
     lo = max(0, len(lines) - 400)
     for i in range(len(lines) - 1, lo - 1, -1):
@@ -181,6 +174,37 @@ def parse_traceback(log_text: str) -> ParsedTraceback | None:
         exc, first, full, end = _read_exception(lines, i)
         return ParsedTraceback(frames, exc, first, full, "\n".join(lines[start:end]))
     return None
+
+
+# exceptions a launcher raises about its child, whose own traceback came before: the child's is the cause
+_WRAPPER_EXCEPTIONS = frozenset({"ChildFailedError", "CalledProcessError"})
+
+
+def _is_noise(lines: list[str], header: int, tb: ParsedTraceback) -> bool:
+    """Whether the traceback at `header` is shutdown noise or a launcher's wrapper, not a failure's cause."""
+    before = " ".join(ln.strip() for ln in lines[max(0, header - 3):header])
+    return "Exception ignored" in before or (tb.exc_type or "").rsplit(".", 1)[-1] in _WRAPPER_EXCEPTIONS
+
+
+def _traceback_at(lines: list[str], header: int) -> ParsedTraceback:
+    """The traceback whose header is lines[header]: its frames (with the code line under each) and its exception."""
+    frames: list[TracebackFrame] = []
+    i = header + 1
+    while i < len(lines):
+        ln = lines[i]
+        fm = _FRAME_RE.match(ln)
+        if fm:
+            code = None
+            if i + 1 < len(lines) and lines[i + 1].startswith("    ") and not _FRAME_RE.match(lines[i + 1]):
+                code = lines[i + 1].strip()
+            frames.append(TracebackFrame(fm.group("file"), int(fm.group("line")), fm.group("func"), code))
+            i += 1
+            continue
+        if ln.strip() and not ln[0].isspace():
+            break
+        i += 1
+    exc, first, full, end = _read_exception(lines, i)
+    return ParsedTraceback(frames, exc, first, full, "\n".join(lines[header:end]))
 
 
 def _is_library(path: str) -> bool:
@@ -315,6 +339,14 @@ _NAN_WORDS = (
 )
 
 
+_MISSING_VALUES_RE = re.compile(r"input (?:[xy] )?contains nan|input contains infinity|contains missing values")
+# Lightning: "The loss returned in `training_step` is tensor(nan, device='cuda:0', grad_fn=...)" / "is nan or inf"
+_LIGHTNING_NAN_RE = re.compile(r"loss returned in `?training_step`? is .{0,20}\b(?:nan|inf)\b")
+# the assertion CUDA prints above `device-side assert triggered` when a class label is outside [0, n_classes)
+_LABEL_ASSERT_RE = re.compile(r"Assertion `t >= 0 && t < n_classes` failed|Assertion `cur_target >= 0 && "
+                              r"cur_target < n_classes` failed")
+
+
 def _first(patterns: list[tuple[re.Pattern[str], Any]], text: str) -> dict[str, Any]:
     for pat, build in patterns:
         m = pat.search(text)
@@ -379,6 +411,8 @@ def _classify_exception(exc: str, message: str) -> tuple[FailureClass, dict[str,
     if short in _NETWORK_TYPES or any(w in low for w in _NETWORK_WORDS):
         host = _network_host(message)
         return FailureClass.NETWORK, {"host": host} if host else {}
+    if short in _COMPILE_EXCEPTIONS or "_dynamo" in exc or (any(w in low for w in _COMPILE_WORDS[:2])):
+        return FailureClass.COMPILE_ERROR, {"hint": COMPILE_HINT}
     if short in ("ModuleNotFoundError", "ImportError"):
         d: dict[str, Any] = {}
         m = re.search(r"No module named '([^']+)'", message)
@@ -393,8 +427,10 @@ def _classify_exception(exc: str, message: str) -> tuple[FailureClass, dict[str,
             "input" in dtype_d and ("cuda" in dtype_d["input"]) != ("cuda" in dtype_d["weight"])):
         m = re.search(r"found at least two devices, ([\w:]+) and ([\w:]+)", message)
         return FailureClass.DEVICE_ERROR, {"devices": [m.group(1), m.group(2)]} if m else {}
-    if any(w in low for w in _NAN_WORDS) and short in ("RuntimeError", "ValueError", "AssertionError", "Exception",
-                                                         "FloatingPointError"):
+    if _MISSING_VALUES_RE.search(low):  # scikit-learn's `Input X contains NaN.`: the data has gaps, no loss diverged
+        return FailureClass.VALUE_ERROR, {"cause": "missing values in the input data"}
+    if (any(w in low for w in _NAN_WORDS) or _LIGHTNING_NAN_RE.search(low)) and short in (
+            "RuntimeError", "ValueError", "AssertionError", "Exception", "FloatingPointError"):
         return FailureClass.NAN_LOSS, {}
     if short == "FloatingPointError":
         return FailureClass.NAN_LOSS, {}
@@ -570,7 +606,7 @@ def classify_failure(
                     f"DataLoader workers got no shared memory ({exit_txt}): {_last_line(text)}",
                     details={"cause": "shared memory"})
     memory_hint = any(w in low for w in _OOM_WORDS) or "memory" in low_reason or re.search(
-        r"^Killed\s*$", text, re.M) is not None
+        r"^(?:\S+: line \d+:\s+\d+\s+)?Killed\b", text, re.M) is not None  # (the kernel's, or bash's `4242 Killed`)
     if sig == 9:
         # nothing can print a traceback under SIGKILL; the kernel's OOM killer is the usual sender
         if memory_hint:
@@ -594,6 +630,15 @@ def classify_failure(
                 details["code"] = frame.code
             if caret:
                 details["caret"] = True
+        if cls == FailureClass.DEVICE_ERROR and _LABEL_ASSERT_RE.search(text):
+            cls, details = FailureClass.SHAPE_MISMATCH, {"cause": "a class label outside [0, n_classes)"}
+        if cls in (FailureClass.RUNTIME_ERROR, FailureClass.VALUE_ERROR, FailureClass.FILE_NOT_FOUND) and any(
+                w in low for w in _NETWORK_WORDS) and re.search(r"download|connect|can't load|resolve|url", low):
+            # a download that failed for want of a network, re-raised as something else (HF's `OSError: Can't
+            # load tokenizer`, torchvision's `RuntimeError: Error downloading`): the cause is the network
+            cls, details = FailureClass.NETWORK, {}
+        if cls == FailureClass.ASSERTION_ERROR and not tb.message and tb.frames and tb.frames[-1].code:
+            details = {**details, "code": tb.frames[-1].code}  # `assert config.n_embd % config.n_head == 0`
         if cls in (FailureClass.VALUE_ERROR, FailureClass.ASSERTION_ERROR, FailureClass.RUNTIME_ERROR):
             nan = _nan_loss(log_text)
             if nan is not None:
@@ -602,8 +647,14 @@ def classify_failure(
         file = _relative(frame.file, root) if frame else None
         line = frame.line if frame else None
         where = f" at {file}:{line}" if file else ""
-        msg = tb.message
+        msg = tb.message or details.get("code", "")
+        if msg.endswith(":") and "\n" in tb.full_message:  # "Error(s) in loading state_dict for Net:" + its reasons
+            msg = f"{msg} {tb.full_message.splitlines()[1].strip()}"
         summary = f"{tb.exc_type}: {msg}{where}" if msg else f"{tb.exc_type}{where}"
+        if cls == FailureClass.COMPILE_ERROR:
+            why = "no working C++ compiler" if "c++ compiler" in tb.full_message.lower() else \
+                "no working triton" if "triton" in tb.full_message.lower() else tb.exc_type.rsplit(".", 1)[-1]
+            summary = f"torch.compile could not build the model here ({why}){where}: {COMPILE_HINT}"
         if cls == FailureClass.NETWORK:  # the remedy first: the summary is cut at 240 characters
             host = details.get("host") or _network_host(tb.text)  # else the URL in the failing line of code
             if host:

@@ -88,6 +88,7 @@ FAILURE_PENALTY: dict[str, float] = {  # keys are nightlab.agent.diagnose.FAILUR
     "log_flood": 0.2,
     "fork_storm": 0.2,
     "disk_full": 0.1,
+    "compile_error": 0.1,  # the machine lacks a compiler: says little about the idea
     "timeout": 0.1,
     "killed": 0.0,  # stopped by the user: says nothing about the idea
     "interrupted": 0.0,

@@ -119,6 +119,7 @@ class FailureClass(StrEnum):
     LOG_FLOOD = "log_flood"
     DISK_FULL = "disk_full"
     NETWORK = "network"  # the job could not reach a host: jobs run without network unless sandbox.network is on
+    COMPILE_ERROR = "compile_error"  # torch.compile could not build the model here (no C++ compiler, no triton)
     INTERRUPTED = "interrupted"
     LOST = "lost"
     FORK_STORM = "fork_storm"  # the job hit the wrapper's process cap

@@ -69,7 +69,7 @@ from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
 from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
-from nightlab.agent.states import ENGINE_KINDS, Kind, Pricing, RunResult, Status, StepKind
+from nightlab.agent.states import ENGINE_KINDS, FailureClass, Kind, Pricing, RunResult, Status, StepKind
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -1097,11 +1097,12 @@ class BuiltinPolicy(PolicyBase):
         dims.sort(key=lambda d: 0 if d.key == last else 1 + (d.key in varied))
         sigs = self._signatures(ctx)
         rejected: list[tuple[Any, ...]] = []
+        failed = self._failed_values(ctx)
 
         def tried(changes: dict[str, Any]) -> bool:
             a = {**st.assignment, **changes}
             sig = _sig_assignment(a)
-            if (st.regime, sig) in sigs or sig in rejected:
+            if (st.regime, sig) in sigs or sig in rejected or _fails(changes, failed):
                 return True
             return not self._affordable(ctx, st, changes)
 
@@ -1118,6 +1119,24 @@ class BuiltinPolicy(PolicyBase):
             desc = ", ".join(f"{k} {_fmt(st.assignment.get(k))} → {_fmt(v)}" for k, v in s.changes.items())
             why = _search_rationale(s, dims, len(history))
             yield _Move(title=f"{_SEARCH_TITLE}{desc}", rationale=why, changes=dict(s.changes))
+
+    def _failed_values(self, ctx: PolicyContext) -> dict[str, list[tuple[Any, bool]]]:
+        """Knob values a one-knob move crashed the run at: {knob: [(value, larger ones too)]}. Only the search's
+        history counts runs that produced a metric, and it rejects whole assignments, so after a new best the move
+        that crashed (scikit-learn refusing `alpha` 2.7, a batch that ran out of memory, a rate that made the loss
+        NaN) came back. Out of memory rules out larger values as well; a timeout or a kill says nothing here."""
+        out: dict[str, list[tuple[Any, bool]]] = {}
+        by_id = {e.id: e for e in ctx.experiments}
+        for e in ctx.experiments:
+            if e.status != Status.FAILED or e.parent_id not in by_id or e.failure_class in _NOT_THE_VALUE:
+                continue
+            a, b = self._assignment_of(ctx, e), self._assignment_of(ctx, by_id[e.parent_id])
+            if a is None or b is None:
+                continue
+            diff = [k for k in a if k in b and _norm(a[k]) != _norm(b[k])]
+            if len(diff) == 1:
+                out.setdefault(diff[0], []).append((a[diff[0]], e.failure_class == FailureClass.OOM))
+        return out
 
     def _last_lost_knob(self, ctx: PolicyContext, st: _State) -> str | None:
         """The knob of the newest one-knob search move from the best, if that move did not become the new best."""
@@ -1409,6 +1428,9 @@ class BuiltinPolicy(PolicyBase):
                        sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
         if not move.changes:
             return None
+        if _fails(move.changes, self._failed_values(ctx)):
+            log.info("builtin policy: %r sets a value a run already crashed at; not proposed", move.title)
+            return None
         changes = _aligned_lengths(st, dict(move.changes))
         if changes is None:
             log.info("builtin policy: %r would end training between two evaluations; not proposed", move.title)
@@ -1642,6 +1664,21 @@ def _aligned_lengths(st: _State, changes: dict[str, Any]) -> dict[str, Any] | No
 # that lost before such a change may win after it.
 _MOVES_OPTIMA = frozenset({"batch_size", "width", "depth", "epochs", "steps", "warmup", "clip", "choice", "seq_len",
                            "other"})
+
+
+# failures that say nothing against a knob's value: the run's time or the machine ran out, or someone stopped it
+_NOT_THE_VALUE = frozenset({FailureClass.TIMEOUT, FailureClass.KILLED, FailureClass.INTERRUPTED, FailureClass.LOST,
+                            FailureClass.LAUNCH_ERROR, FailureClass.NETWORK, FailureClass.DISK_FULL,
+                            FailureClass.PROTECTED_MODIFIED, FailureClass.FORK_STORM, FailureClass.COMPILE_ERROR})
+
+
+def _fails(changes: Mapping[str, Any], failed: Mapping[str, list[tuple[Any, bool]]]) -> bool:
+    """Whether `changes` sets a knob to a value a one-knob move already crashed at (or above it, after OOM)."""
+    for key, value in changes.items():
+        for bad, larger_too in failed.get(key, ()):
+            if searchmod.same(value, bad) or (larger_too and _numeric(value) and _numeric(bad) and value >= bad):
+                return True
+    return False
 
 
 def _sig_assignment(a: Mapping[str, Any]) -> tuple[Any, ...]:
