@@ -935,3 +935,16 @@ def test_a_value_a_move_crashed_at_is_not_proposed_again_after_a_new_best() -> N
         after = {k.name: k.value for k in knobmod.discover_files(applied(prop.edits, tree.files[5]))}
         assert after["ALPHA"] != 2.7 and after["BATCH_SIZE"] < 256, prop.title
         tree.record(prop, 0.55, seconds=None)
+
+
+def test_out_of_memory_on_a_smaller_value_rules_out_only_that_value() -> None:
+    """A move that lowered BATCH_SIZE 64 → 32 and ran out of memory (something else grew with it) says nothing about
+    64 or more: only a move up rules out the larger values."""
+    text = "BATCH_SIZE = 64\nprint(BATCH_SIZE)\n"
+    knob = knobmod.discover_files({"train.py": text})[0]
+    tree = Tree({"train.py": text})
+    tree.add(view(1, kind="baseline", metric=0.5, seconds=None))
+    files = {"train.py": knobmod.rewrite(text, knob, 32)}
+    v = view(2, 1, metric=None, seconds=None, result="failed", failure="oom", knobs={"BATCH_SIZE": 32})
+    tree.add(dataclasses.replace(v, status="failed"), files)
+    assert BuiltinPolicy()._failed_values(tree.ctx()) == {"BATCH_SIZE": [(32, False)]}

@@ -556,3 +556,21 @@ def test_long_curves_are_read_whole() -> None:
 def test_failure_is_a_plain_dataclass() -> None:
     f = Failure("unknown", "x")
     assert f.details == {} and f.traceback == "" and f.file is None
+
+
+def test_a_cause_is_read_where_the_failure_is_not_anywhere_in_the_log() -> None:
+    """A retry warning about the network early in a job that has none is no cause of an unrelated error later; an
+    error met while torch.compile traces the user's code is the user's error, not a missing compiler; a bare
+    `Input contains NaN` from a metric is a diverged model, not missing data."""
+    log = ("WARNING Retrying after connection broken by 'NewConnectionError: Failed to establish a new connection: "
+           "[Errno -3] Temporary failure in name resolution': /api\n" + "step 1 loss 0.5\n" * 300
+           + f'Traceback (most recent call last):\n  File "{WT}/train.py", line 5, in <module>\n    clf.fit(X, y)\n'
+             'ValueError: Solver lbfgs supports only "l2" or "none" penalties, got l1 penalty.\n')
+    assert classify_failure(log, 1, "failed").cls == "value_error"
+    traced = (f'Traceback (most recent call last):\n  File "{WT}/train.py", line 5, in <module>\n    out = model(x)\n'
+              "torch._dynamo.exc.TorchRuntimeError: Failed running call_function <built-in function linear>: "
+              "a and b must have same reduction dim, but got [64, 784] X [512, 10].\n")
+    assert classify_failure(traced, 1, "failed").cls != "compile_error"
+    metric_nan = (f'Traceback (most recent call last):\n  File "{WT}/train.py", line 5, in <module>\n'
+                  "    r2_score(y, pred)\nValueError: Input contains NaN.\n")
+    assert classify_failure(metric_nan, 1, "failed").cls == "nan_loss"

@@ -372,3 +372,16 @@ def test_a_config_extending_a_base_config_brings_the_base_s_settings_into_effect
     assert effective["configs/base.yaml:optim.lr"] == 0.001 and effective["configs/small.yaml:model.hidden"] == 32
     assert "applied later" in res.why_not("configs/base.yaml:model.hidden")
     assert "not read" in res.why_not("configs/default.yaml:optim.lr")
+
+
+def test_a_model_setting_its_own_attributes_does_not_make_the_config_win() -> None:
+    """`self.__dict__.update(kw)` in a model class, `setattr(model, name, ...)`: no parsed arguments are overwritten,
+    so the command line still wins over the config (only `vars(args).update(...)` of `parse_args()`'s result counts)."""
+    train = MERGED_AFTER_PARSE.replace("    vars(args).update(yaml.safe_load(open(args.config)))\n",
+                                       "    cfg = yaml.safe_load(open(args.config))\n    cfg.update(vars(args))\n")
+    model = ("class Model:\n    def __init__(self, **kw):\n        self.__dict__.update(kw)\n"
+             "        setattr(self, kw['n'], 1)\n")
+    files = {"train.py": "import model\n" + train, "model.py": model, "configs/exp1.yaml": "lr: 0.01\n"}
+    program, _knobs, res = _resolve(files, "python train.py --config configs/exp1.yaml --lr 0.05")
+    assert not program.config_over_cli
+    assert "overridden by --lr" in res.why_not("lr") and not res.why_not("command:--lr")

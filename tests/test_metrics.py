@@ -560,3 +560,17 @@ def test_an_average_meter_s_running_average_is_the_value() -> None:
     assert {c.name: c.value for c in find_candidates(log)}.get("Acc@1") == 79.578
     assert parse_metric("Accuracy: 9894/10000 (99%)\n", "Accuracy").value == 0.9894
     assert parse_metric("val_loss 0.5 (best 0.4)\n", "val_loss").value == 0.5
+
+
+def test_what_looks_like_a_new_form_but_is_not_one() -> None:
+    """A signed delta or a count in parentheses is no running average; a multi-element array is no scalar (per-class
+    F1 is not class 0's); rich's terminal hyperlinks (OSC 8, ended by ESC \\) are stripped like colours; two words
+    over two numbers are no results table (a run's printed settings made `cuda` a metric)."""
+    assert parse_metric("val_acc: 0.912 (+0.004)\n", "val_acc").value == 0.912
+    assert parse_metric("val_loss: 0.52 (-0.03)\n", "val_loss").value == 0.52
+    assert parse_metric("val_acc 0.91 (3)\n", "val_acc").value == 0.91
+    assert parse_metric('{"f1": array([0.91, 0.42, 0.63])}\n', "f1").value is None
+    link = "\x1b]8;id=1;file:///w/train.py\x1b\\train.py:12\x1b]8;;\x1b\\ val_loss: 0.5\n"
+    assert parse_metric(link * 200, "val_loss").value == 0.5
+    names = {c.name for c in find_candidates("Device cuda\nlr 0.001\nbatch_size 64\nFinal results\ntest_acc 0.93\n")}
+    assert "cuda" not in names and "results" not in names

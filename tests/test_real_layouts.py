@@ -135,3 +135,12 @@ def test_a_console_script_the_package_installs_runs_its_module(tmp_path: Path) -
     assert code_reach.reach(tmp_path, tracked, "mytrain --lr 0.01").entry == "src/mypkg/cli.py"
     knobs = BuiltinPolicy().knobs_in(files, command="mytrain --lr 0.01")
     assert "overridden by --lr" in knobs["--lr"].why_not and knobs["--epochs"].searchable
+
+
+def test_a_lightning_cli_main_is_an_entry(tmp_path: Path) -> None:
+    """`main.py` that only builds `LightningCLI(Model, DataModule)` shows no training itself, yet it is the entry."""
+    from nightlab.agent import project_init
+
+    files = {"main.py": "from lightning.pytorch.cli import LightningCLI\nfrom model import Model\n\n"
+                        "if __name__ == '__main__':\n    LightningCLI(Model)\n", "model.py": "class Model: ...\n"}
+    assert project_init.find_entry(tmp_path, _repo(tmp_path, files)) == "main.py"

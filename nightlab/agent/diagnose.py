@@ -93,8 +93,7 @@ _SYNTAX_TYPES = ("SyntaxError", "IndentationError", "TabError")
 
 # torch.compile's own failures (torch._dynamo.exc), whose names do not end in Error
 _COMPILE_EXCEPTIONS = ("BackendCompilerFailed", "InvalidCxxCompiler", "Unsupported")
-_COMPILE_WORDS = ("no working c++ compiler", "cannot find a working triton installation", "invalidcxxcompiler",
-                  "backendcompilerfailed", "torch._dynamo", "torch._inductor")
+_COMPILE_WORDS = ("no working c++ compiler", "cannot find a working triton installation")
 COMPILE_HINT = "run without it (compile = False, or drop torch.compile(...)), or install a C++ compiler (and triton)"
 
 
@@ -174,6 +173,12 @@ def parse_traceback(log_text: str) -> ParsedTraceback | None:
         exc, first, full, end = _read_exception(lines, i)
         return ParsedTraceback(frames, exc, first, full, "\n".join(lines[start:end]))
     return None
+
+
+def _around_traceback(text: str, tb: ParsedTraceback, before: int = 600) -> str:
+    """The traceback as printed and the few hundred characters printed just before it."""
+    at = text.rfind(tb.text[:200]) if tb.text else -1
+    return text[max(0, at - before):at] + tb.text if at >= 0 else tb.text
 
 
 # exceptions a launcher raises about its child, whose own traceback came before: the child's is the cause
@@ -339,7 +344,8 @@ _NAN_WORDS = (
 )
 
 
-_MISSING_VALUES_RE = re.compile(r"input (?:[xy] )?contains nan|input contains infinity|contains missing values")
+# (`Input X contains NaN` names the features; a bare `Input contains NaN` from a metric is usually a diverged model)
+_MISSING_VALUES_RE = re.compile(r"input x contains (?:nan|infinity)|contains missing values")
 # Lightning: "The loss returned in `training_step` is tensor(nan, device='cuda:0', grad_fn=...)" / "is nan or inf"
 _LIGHTNING_NAN_RE = re.compile(r"loss returned in `?training_step`? is .{0,20}\b(?:nan|inf)\b")
 # the assertion CUDA prints above `device-side assert triggered` when a class label is outside [0, n_classes)
@@ -411,7 +417,8 @@ def _classify_exception(exc: str, message: str) -> tuple[FailureClass, dict[str,
     if short in _NETWORK_TYPES or any(w in low for w in _NETWORK_WORDS):
         host = _network_host(message)
         return FailureClass.NETWORK, {"host": host} if host else {}
-    if short in _COMPILE_EXCEPTIONS or "_dynamo" in exc or (any(w in low for w in _COMPILE_WORDS[:2])):
+    if short in _COMPILE_EXCEPTIONS or any(w in low for w in _COMPILE_WORDS):  # (not every torch._dynamo.exc: a
+        # TorchRuntimeError is the user's own error met while tracing, classified by its message below)
         return FailureClass.COMPILE_ERROR, {"hint": COMPILE_HINT}
     if short in ("ModuleNotFoundError", "ImportError"):
         d: dict[str, Any] = {}
@@ -632,8 +639,10 @@ def classify_failure(
                 details["caret"] = True
         if cls == FailureClass.DEVICE_ERROR and _LABEL_ASSERT_RE.search(text):
             cls, details = FailureClass.SHAPE_MISMATCH, {"cause": "a class label outside [0, n_classes)"}
+        near = _around_traceback(text, tb).lower()  # the traceback and what was printed just before it: a retry
+        # warning elsewhere in a job that has no network is no cause of a later, unrelated error
         if cls in (FailureClass.RUNTIME_ERROR, FailureClass.VALUE_ERROR, FailureClass.FILE_NOT_FOUND) and any(
-                w in low for w in _NETWORK_WORDS) and re.search(r"download|connect|can't load|resolve|url", low):
+                w in near for w in _NETWORK_WORDS) and re.search(r"download|connect|can't load|resolve|url", near):
             # a download that failed for want of a network, re-raised as something else (HF's `OSError: Can't
             # load tokenizer`, torchvision's `RuntimeError: Error downloading`): the cause is the network
             cls, details = FailureClass.NETWORK, {}

@@ -53,10 +53,10 @@ _RATIO = r"/[1-9]\d*(?![\d.])"
 # A wrapped scalar is its number: torch's `tensor(0.31)` / `tensor([0.31], device='cuda:0')`, NumPy 2's
 # `np.float64(0.31)` (what scikit-learn's metrics print since NumPy 2), JAX's `Array(0.31, dtype=float32)`. Matched on
 # lower-cased text. Without them the value after the name was no number, and an older plain print won.
-_WRAPPED = r"(?:(?:tensor|array|(?:np\.|numpy\.|jnp\.)?(?:float|int)\d*)\(\s*\[?\s*)?"
+_WRAPPED = r"(?:(?:tensor|array|(?:np\.|numpy\.|jnp\.)?(?:float|int)\d*)\(\s*(?:\[\s*(?=[^\],]*\]))?)?"  # ([one])
 # `Acc@1  81.250 ( 79.512)`: an AverageMeter's current batch, then its running average in parentheses (timm, the
 # PyTorch ImageNet example, most repositories that copy it): the average is the value, the last batch is noise
-_AVERAGE = rf"(?:\s*\(\s*(?P<avg>{_NUM})\s*\))?"
+_AVERAGE = r"(?:\s*\(\s*(?P<avg>\d+\.\d+(?:[eE][-+]?\d+)?)\s*\))?"  # unsigned, with decimals: `(+0.004)` is a delta
 _VALUE = rf"{_WRAPPED}[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE}){_AVERAGE}"
 # `name=value`, `name = value`, `name: value`, `"name": value`, `name value` (at least one space), or a table's
 # cell border between them (`│ test_acc │ 0.98 │`: the table PyTorch Lightning prints after `trainer.test()`)
@@ -131,7 +131,7 @@ class _Hit:
 
 # --- helpers ----------------------------------------------------------------------------------------------------
 
-_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")  # (OSC: rich's links end in ESC \)
 
 
 def _plain(text: str) -> str:
@@ -400,12 +400,12 @@ def _table_hits(text: str, name: str) -> list[_Hit]:
     column: tuple[int, int | None, int] | None = None  # (the name's column, the epoch column, the number of columns)
     for i, line in enumerate(_ROWS.split(text)):
         toks = line.split()
-        if len(toks) >= 2 and all(_COLUMN_NAME.fullmatch(t) for t in toks):
+        if len(toks) >= 3 and all(_COLUMN_NAME.fullmatch(t) for t in toks):
             low = [t.lower() for t in toks]
             column = (low.index(needle), low.index("epoch") if "epoch" in low else None, len(toks)) \
                 if needle in low else None
             continue
-        if column is None or len(toks) != column[2]:
+        if column is None or len(toks) != column[2] or sum(bool(_NUM_CELL.fullmatch(t)) for t in toks) < len(toks) - 1:
             column = None if toks else column
             continue
         at, epoch_at, _n = column
@@ -464,7 +464,7 @@ def _reading(name: str, hits: list[_Hit], regex: str | None, text: str | None = 
 # --- proposing a regex ------------------------------------------------------------------------------------------
 
 # a value starts where no name does: not the 32 of `np.float32(`, the 50 of `AP50` or the 1 of `dataloader_idx_1`
-_VALUE_RE = re.compile(rf"(?<![\w.])(?:{_NUM}|{_NONFINITE})(?![A-Za-z_(])")
+_VALUE_RE = re.compile(rf"(?<![\w.])(?:{_NUM}|{_NONFINITE})(?![\w.(])")
 
 
 def propose_regex(text: str, name: str) -> tuple[str, str] | None:
@@ -643,6 +643,7 @@ _EVAL_WORDS = frozenset({"val", "valid", "validation", "test", "testing", "eval"
 _EVAL_WORDS_RE = re.compile(r"(?<![a-z])(?:val|valid|validation|test|testing|eval|evaluation|dev|holdout)(?![a-z])")
 _TRAIN_WORD_RE = re.compile(r"(?<![a-z])train(?:ing)?(?![a-z])")
 _FIELD_SEP_RE = re.compile(r"[|,;\t{}\n\r]| - ")
+_EVAL_TAG_RE = re.compile(r"\[(?:valid|validation|val|test|dev|eval)\]")  # fairseq-hydra's `[valid][INFO] - ...`
 
 
 def _loss_key(low: str, s: int) -> str | None:
@@ -668,7 +669,7 @@ def _loss_key(low: str, s: int) -> str | None:
     key = _TRAIN_PREFIXES.get(word, "") if start == w and word else ""
     lo = max(0, start - 400)  # bounded: never a scan back to the log's start per match
     line_start = max(low.rfind("\n", lo, start), low.rfind("\r", lo, start), lo - 1) + 1
-    if "|" in low[line_start:start] and any(f.strip() in _EVAL_WORDS
+    if "|" in low[line_start:start] and any(f.strip() in _EVAL_WORDS or _EVAL_TAG_RE.match(f.strip())
                                              for f in _FIELD_SEP_RE.split(low[line_start:start])):
         return None  # a line tagged as an evaluation's (fairseq's `| valid | epoch 003 | ... | loss 4.123 |`)
     if key != "train":
@@ -876,9 +877,9 @@ def find_candidates(text: str) -> list[Candidate]:
     header: list[str] = []
     for i in indices if isinstance(indices, range) else itertools.chain(range(_CAND_HEAD), range(n - _CAND_TAIL, n)):
         toks = lines[i].split()  # a results table (fastai's): a header of names over rows of as many values
-        if len(toks) >= 2 and all(_COLUMN_NAME.fullmatch(t) for t in toks):
+        if len(toks) >= 3 and all(_COLUMN_NAME.fullmatch(t) for t in toks):
             header = toks
-        elif header and len(toks) == len(header):
+        elif header and len(toks) == len(header) and sum(bool(_NUM_CELL.fullmatch(t)) for t in toks) >= len(toks) - 1:
             for at, (name, cell) in enumerate(zip(header, toks, strict=True)):
                 value = _to_float(cell) if _NUM_CELL.fullmatch(cell) else None
                 known = seen.get(name)

@@ -65,7 +65,8 @@ Progress = Callable[[float, str], None]  # elapsed seconds, last log line
 
 # what a script that trains contains: a backward pass, an optimizer, a trainer's fit (a generic `main.py` or `run.py`
 # is the entry only with one of them)
-_TRAINS = re.compile(r"\.backward\(|\boptim\.|\.fit\(|Trainer\(|\.train\(")
+_TRAINS = re.compile(r"\.backward\(|\boptim\.|\.fit\(|Trainer\(|\.train\(|LightningCLI\(|\bcli\("
+                     r"|(?<![\w.])train\(|(?<![\w.])fit\(")
 
 
 def find_entry(root: Path, tracked: list[str]) -> str | None:
@@ -79,7 +80,11 @@ def find_entry(root: Path, tracked: list[str]) -> str | None:
     cands = [p for p in tracked if p.endswith(".py") and "train" in Path(p).name.lower()]
     cands = [p for p in cands if "__main__" in _read(root / p)]
     cands.sort(key=lambda p: (p.count("/"), len(p)))
-    return cands[0] if cands else None
+    if cands:
+        return cands[0]
+    # a generic name that shows no training itself (it calls into a package): still the likeliest entry
+    return next((f"{d}/{n}" if d else n for n in ENTRY_NAMES for d in ENTRY_DIRS if (f"{d}/{n}" if d else n) in tset),
+                None)
 
 
 def _read(p: Path) -> str:

@@ -1135,7 +1135,9 @@ class BuiltinPolicy(PolicyBase):
                 continue
             diff = [k for k in a if k in b and _norm(a[k]) != _norm(b[k])]
             if len(diff) == 1:
-                out.setdefault(diff[0], []).append((a[diff[0]], e.failure_class == FailureClass.OOM))
+                k = diff[0]
+                up = _numeric(a[k]) and _numeric(b[k]) and a[k] > b[k]  # after OOM, larger fails too (if it went up)
+                out.setdefault(k, []).append((a[k], e.failure_class == FailureClass.OOM and bool(up)))
         return out
 
     def _last_lost_knob(self, ctx: PolicyContext, st: _State) -> str | None:
@@ -1858,7 +1860,7 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
 # (the `_target_`'s arguments), HF's `HfArgumentParser(...).parse_json_file`, LightningCLI / jsonargparse; a key the
 # code never names is still used there (a lightning-hydra-template repository had no searchable knob left)
 _CONFIG_CONSUMERS = re.compile(r"\binstantiate\s*\(|HfArgumentParser|LightningCLI|jsonargparse|parse_(?:json|yaml)_file"
-                               r"|parse_args_into_dataclasses|\bfrom_dict\s*\(|\bdeepspeed\b")
+                               r"|parse_args_into_dataclasses|deepspeed\.initialize\s*\(|HfDeepSpeedConfig")
 
 
 def _widen_title(key: str, old: Any) -> str:

@@ -89,6 +89,8 @@ class _PyFacts:
     from_cli: bool = False
     fire: bool = False
     args_overwritten: bool = False  # `vars(args).update(cfg)`, `args.__dict__.update(...)`, `setattr(args, k, v)`
+    parsed: set[str] = field(default_factory=set)  # names bound to `parser.parse_args()` / `parse_known_args()[0]`
+    overwritten: set[str] = field(default_factory=set)  # names whose attributes are set from a mapping
     signature_cli: bool = False  # LightningCLI / jsonargparse's CLI: constructor arguments set from configs and flags
 
 
@@ -168,6 +170,10 @@ def _py_facts(text: str) -> _PyFacts | None:
         return None
     f = _PyFacts()
     for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            v = node.value.value if isinstance(node.value, ast.Subscript) else node.value  # parse_known_args()[0]
+            if isinstance(v, ast.Call) and _dotted(v.func).split(".")[-1] in ("parse_args", "parse_known_args"):
+                f.parsed.add(node.targets[0].id)
         if isinstance(node, ast.Import):
             for a in node.names:
                 f.imports.append((a.name, 0, ()))
@@ -195,6 +201,8 @@ def _py_facts(text: str) -> _PyFacts | None:
                     pos = [_str(a) for a in d.args]
                     f.hydra = (kw.get("config_path", pos[0] if pos else None),
                                kw.get("config_name", pos[1] if len(pos) > 1 else None))
+    # the parsed arguments themselves overwritten from a mapping, not any object's attributes (`self.__dict__`)
+    f.args_overwritten = bool(f.parsed & f.overwritten)
     return f
 
 
@@ -214,13 +222,16 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         f.exec_paths.append(str(_str(node.args[0])))
     elif last == "update" and isinstance(node.func, ast.Attribute) and _dotted(node.func.value) == "globals":
         f.sets_globals = True
-    elif last == "update" and isinstance(node.func, ast.Attribute) and (
-            (isinstance(node.func.value, ast.Call) and _dotted(node.func.value.func) == "vars")
-            or (isinstance(node.func.value, ast.Attribute) and node.func.value.attr == "__dict__")):
-        f.args_overwritten = True  # a parsed namespace updated from a mapping (a config loaded after parse_args)
+    elif last == "update" and isinstance(node.func, ast.Attribute):  # `vars(args).update(cfg)`, `args.__dict__...`
+        target = node.func.value
+        if isinstance(target, ast.Call) and _dotted(target.func) == "vars" and target.args \
+                and isinstance(target.args[0], ast.Name):
+            f.overwritten.add(target.args[0].id)
+        elif isinstance(target, ast.Attribute) and target.attr == "__dict__" and isinstance(target.value, ast.Name):
+            f.overwritten.add(target.value.id)
     elif name == "setattr" and len(node.args) == 3 and isinstance(node.args[0], ast.Name) \
             and not isinstance(node.args[1], ast.Constant):
-        f.args_overwritten = True
+        f.overwritten.add(node.args[0].id)
     elif last in ("add_argument", "option"):
         strings = tuple(s for a in node.args if (s := _str(a)) is not None and s.startswith("-"))
         if not strings:
@@ -819,14 +830,16 @@ def _signature_setting(k: knobmod.Knob, cli: Sequence[knobmod.Knob],
                        cfg_by_path: Mapping[str, knobmod.Knob]) -> knobmod.Knob | None:
     """Under LightningCLI, the flag or config key that sets constructor argument `k` (`LitModel.learning_rate` by
     `--model.learning_rate` or a config's `model: {learning_rate: ...}` / `model.init_args.learning_rate`)."""
-    param = _local(k).split("#")[0].rsplit(".", 1)[-1].lower()
+    owner, _, param = _local(k).split("#")[0].rpartition(".")
+    param = param.lower()
+    role = "data" if "data" in owner.rsplit(".", 1)[-1].lower() else "model"  # a LightningDataModule's, or the model's
     for c in cli:
         key = c.name.split(":", 1)[-1].lstrip("-").replace("-", "_").lower()
-        if "." in key and key.rsplit(".", 1)[-1] == param:
+        if key.split(".")[0] == role and key.rsplit(".", 1)[-1] == param:
             return c
     for full, c in cfg_by_path.items():
         parts = full.split(".")
-        if len(parts) >= 2 and parts[-1] == param and parts[0] in ("model", "data", "optimizer", "lr_scheduler"):
+        if len(parts) >= 2 and parts[-1] == param and parts[0] == role:
             return c
     return None
 
