@@ -191,8 +191,8 @@ def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], 
         if toks[0] == "cd" and len(toks) > 1:
             cwd = tree.dir(toks[1], cwd) or normalise(posixpath.join(cwd, toks[1])) or ""
             continue
-        at = next((j for j, t in enumerate(toks) if not _ENV_WORD.match(t)), None)
-        module = installed.get(toks[at]) if at is not None else None
+        at = next((j for j, t in enumerate(toks) if not _ENV_WORD.match(t)), len(toks))
+        module = installed.get(toks[at]) if at < len(toks) else None
         if module is not None:  # a console script the package installs (`mytrain fit`): it runs that module
             toks = [*toks[:at], "python", "-m", module, *toks[at + 1:]]
         i = 0

@@ -813,12 +813,12 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 if passed is None or fld in passed or fld in positional:
                     res.shadowed[k.name] = f"every call of {cls_or_fn}(...) passes {fld}"
     if program.config_over_cli:  # `vars(args).update(yaml.safe_load(...))` after parse_args: the config wins
-        for c in cli:
-            over_cfg = cfg_by_leaf.get(_leaf(c))
+        for flag in cli:
+            over_cfg = cfg_by_leaf.get(_leaf(flag))
             if over_cfg is not None and over_cfg.name not in res.unused:
-                res.shadowed[c.name] = (f"overridden by {over_cfg.path} (the code updates the parsed arguments from it "
-                                        "after reading the command line)")
-                res.by[c.name] = over_cfg.name
+                res.shadowed[flag.name] = (f"overridden by {over_cfg.path} (the code updates the parsed arguments "
+                                           "from it after reading the command line)")
+                res.by[flag.name] = over_cfg.name
     return res
 
 
