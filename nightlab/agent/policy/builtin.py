@@ -1847,7 +1847,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
             others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))
             if others == 0 and not _SPLAT_RE.search(text) and not _handed_whole(name, files):
                 return False, "not used by the code"
-    elif not path.endswith(".py") and k.style != eff.CLI_STYLE:  # what the command sets is used by its own word
+    elif not path.endswith(".py"):  # (a command's flags too: a wrapper's `--timeout` on the command is no setting of
+        # the training; a flag a library parses is kept by `_CONFIG_CONSUMERS`)
         tok = re.compile(rf"\b{re.escape(leaf)}\b")
         pys = [t for p, t in files.items() if p.endswith(".py")]
         if pys and not any(tok.search(t) for t in pys) and not any(_SPLAT_RE.search(t) for t in pys) \
