@@ -1763,7 +1763,7 @@ def _leaf_call(key: str) -> tuple[str, str, str]:
     return head.rsplit(".", 1)[-1], dot, leaf
 
 
-_EVAL_DATA = frozenset({"val", "valid", "validation", "test", "eval", "evaluation", "dev", "holdout"})
+_EVAL_DATA = _EVAL_WORDS | {"dev", "holdout"}  # what a held-out loader's data is called
 
 
 def _evaluation_loader(line: str) -> bool:
