@@ -52,6 +52,7 @@ class Case:
     # (`_removal_site`), so the script fails as it would on a release without them, and its fix must not use them
     removed: tuple[str, ...] = ()
     expect_in_fix: tuple[str, ...] = field(default_factory=tuple)  # text the fixed file must contain
+    env: tuple[tuple[str, str], ...] = ()  # what the machine lacks, said through the environment (CXX nowhere)
 
 
 SPECS: dict[str, Case] = {
@@ -95,6 +96,8 @@ SPECS: dict[str, Case] = {
     "nan_loss": Case("accuracy=nan", expect_in_fix=("LR = 0.5",)),
     "cpu_pinned_gpu_job": Case("", runner="timeout", gpus=1,
                                expect_in_fix=('default="cuda" if torch.cuda.is_available() else "cpu"',)),
+    "torch_compile": Case("No working C++ compiler found", env=(("CXX", "/nonexistent/g++"),), expect_in_fix=(
+        'print("compiling the model... (takes a ~minute)")\nopt = ', "\n\ndef loss_fn(logits, y):")),
     "timeout": Case("", runner="timeout", expect_in_fix=("EPOCHS = 2000",)),
 }
 
@@ -180,7 +183,8 @@ def _removal_site(where: Path, removed: tuple[str, ...]) -> str:
 def run(repo: Path, case: Case, limit: float | None = None) -> tuple[int | None, str, str]:
     """(exit code, log, runner state) of `python [prepare.py &&] train.py` under the case's conditions."""
     argv = [sys.executable, "train.py"]
-    env = {**ENV, "PYTHONPATH": _removal_site(repo.parent, case.removed)} if case.removed else ENV
+    env = {**ENV, "PYTHONPATH": _removal_site(repo.parent, case.removed)} if case.removed else {**ENV}
+    env.update(case.env)
     preexec = None
     if case.runner == "small_shm":
         argv = [*_bwrap_small_shm(repo), *argv]
@@ -455,3 +459,34 @@ def test_a_second_out_of_memory_doubles_the_accumulation_and_an_unclear_loop_onl
     fixes = list(resources.repair_oom(match, site))
     assert len(fixes) == 1 and isinstance(fixes[0], catalogue.Fix) and not fixes[0].texts
     assert fixes[0].changes == {"CONFIG.batch_size": 1024} and "effective batch is halved" in fixes[0].rationale
+
+
+def test_torch_compile_is_dropped_in_every_shape_code_writes_it() -> None:
+    """The compile call however it is imported, a lone `if args.compile:` with it, a decorator with arguments,
+    Hugging Face's torch_compile=True; a repository with no compile call to drop stops the branch, saying why."""
+    from nightlab.agent.policy.catalogue import compiler
+
+    match = catalogue.Match("torch.compile could not build the model on this machine")
+
+    def fixed(text: str) -> str:
+        (fix,) = list(compiler.repair_compile(match, catalogue.Site(files={"train.py": text})))
+        assert isinstance(fix, catalogue.Fix), fix
+        new = fix.texts["train.py"]
+        compile(new, "train.py", "exec")
+        return new
+
+    lone = ("import torch\nmodel = torch.nn.Linear(2, 2)\nif args.compile:\n"
+            "    model = torch.compile(model, mode='max-autotune')\nprint(1)\n")
+    assert fixed(lone) == "import torch\nmodel = torch.nn.Linear(2, 2)\nprint(1)\n"
+    aliased = ("import torch as th\nfrom torch import compile as tc\nm = th.nn.Linear(2, 2)\ncm = th.compile(m)\n"
+               "fast = tc(m, dynamic=True)\n\n\n@th.compile(fullgraph=True)\ndef f(x):\n    return x\n")
+    new = fixed(aliased)
+    assert "cm = m\n" in new and "fast = m\n" in new and "@th.compile" not in new and "def f(x):" in new
+    hf = "from transformers import TrainingArguments\nargs = TrainingArguments(output_dir='o', torch_compile=True)\n"
+    assert "torch_compile=False)" in fixed(hf)
+    keras = "model.compile(optimizer='adam', loss='mse')\n"  # Keras' compile is no torch.compile
+    (none,) = list(compiler.repair_compile(match, catalogue.Site(files={"train.py": keras})))
+    assert isinstance(none, catalogue.NoFix) and "no torch.compile call" in none.reason
+    sym = catalogue.symptoms("runtime_error", "RuntimeError: Dynamo is not supported on Python 3.12+\n", "failed",
+                             ["train.py"])
+    assert compiler.recognise_compile(sym) is not None

@@ -253,6 +253,13 @@ InvalidCxxCompiler: No working C++ compiler found in torch._inductor.config.cpp.
 
 Set TORCH_LOGS="+dynamo" and TORCHDYNAMO_VERBOSE=1 for more information
 """, {"exit_code": 1, "state": "failed"}, {"cls": "compile_error", "line": 270}),
+    ("dynamo on a newer python", f"""Traceback (most recent call last):
+  File "{WT}/train.py", line 88, in <module>
+    model = torch.compile(model)
+  File "/usr/lib/python3/dist-packages/torch/__init__.py", line 1441, in compile
+    raise RuntimeError("Dynamo is not supported on Python 3.12+")
+RuntimeError: Dynamo is not supported on Python 3.12+
+""", {"exit_code": 1, "state": "failed"}, {"cls": "compile_error", "line": 88}),
     ("oom under shutdown noise", f"""Traceback (most recent call last):
   File "{WT}/train.py", line 48, in <module>
     out = model(x)

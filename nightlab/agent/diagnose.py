@@ -93,7 +93,8 @@ _SYNTAX_TYPES = ("SyntaxError", "IndentationError", "TabError")
 
 # torch.compile's own failures (torch._dynamo.exc), whose names do not end in Error
 _COMPILE_EXCEPTIONS = ("BackendCompilerFailed", "InvalidCxxCompiler", "Unsupported")
-_COMPILE_WORDS = ("no working c++ compiler", "cannot find a working triton installation")
+_COMPILE_WORDS = ("no working c++ compiler", "cannot find a working triton installation",
+                  "dynamo is not supported on python")
 COMPILE_HINT = "run without it (compile = False, or drop torch.compile(...)), or install a C++ compiler (and triton)"
 
 

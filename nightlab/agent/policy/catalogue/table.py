@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from nightlab.agent.policy.catalogue import (
     apis,
+    compiler,
     devices,
     loaders,
     network,
@@ -35,6 +36,10 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("dataloader_workers", "DataLoader worker killed by a bus error / unable to allocate shared memory(shm)",
           "num_workers=0 (and the options that need workers dropped)", loaders.recognise_loader_workers,
           loaders.repair_loader_workers, case="dataloader_workers"),
+    Entry("torch_compile", "InvalidCxxCompiler: No working C++ compiler found / Cannot find a working triton "
+          "installation (torch.compile)", "the model run without torch.compile (the call and @torch.compile "
+          "dropped, torch_compile=True -> False): slower steps, the same model",
+          compiler.recognise_compile, compiler.repair_compile, case="torch_compile"),
     Entry("numpy_removed_alias", "AttributeError: module 'numpy' has no attribute 'float' (np.int, np.product, ...)",
           "every removed alias replaced by what it stood for (float, np.prod, np.nan, ...)",
           apis.recognise_numpy_alias, apis.repair_numpy_alias, case="numpy_removed_alias"),
