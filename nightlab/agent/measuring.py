@@ -34,7 +34,7 @@ import posixpath
 from collections.abc import Callable, Iterator, Mapping
 
 from nightlab.agent import code_reach
-from nightlab.agent.policy.evaluation import evaluation_edits, metric_functions, parse_python, trains
+from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_edits, metric_functions, parse_python, trains
 
 __all__ = ["DATA_EXT", "protected_files"]
 
@@ -46,10 +46,6 @@ _READ_CALLS = frozenset({
     "load", "loadtxt", "genfromtxt", "fromfile", "memmap", "read_csv", "read_table", "read_parquet", "read_json",
     "read_pickle", "read_feather", "read_hdf", "read_excel", "load_dataset", "load_from_disk", "load_svmlight_file",
     "ImageFolder", "DatasetFolder", "imread",
-})
-_SPLIT_CALLS = frozenset({
-    "train_test_split", "random_split", "KFold", "StratifiedKFold", "GroupKFold", "RepeatedKFold", "ShuffleSplit",
-    "StratifiedShuffleSplit", "GroupShuffleSplit", "TimeSeriesSplit", "LeaveOneOut", "PredefinedSplit",
 })
 _HELD_OUT = frozenset({"test", "val", "valid", "validation", "dev", "eval", "holdout"})
 _NO_GRAD = frozenset({"no_grad", "inference_mode"})
@@ -258,7 +254,7 @@ def _reads_or_splits(node: ast.AST) -> bool:
     # a file opened to be exec'd or parsed as a config (`exec(open(p).read())`, `yaml.safe_load(f)`) is no dataset
     configs = any(name in _CONFIG_PARSE or (name == "load" and _loads_a_config(call)) for name, call in calls)
     for name, call in calls:
-        if name in _SPLIT_CALLS:
+        if name in SPLIT_CALLS:
             return True
         if name in _READ_CALLS and not (name == "load" and _loads_a_config(call)):
             return True

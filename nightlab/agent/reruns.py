@@ -60,7 +60,7 @@ class Reruns:
             return plan_seeding(command, lambda p: "", lambda p: False, [], self.cfg.metric.name)
         known = set(tracked)
         plan = plan_seeding(command, lambda p: self.ws.read_file(commit, p) or "", lambda p: p in known, tracked,
-                            self.cfg.metric.name)
+                            self.cfg.metric.name, self.cfg.protected)
         if e is None:
             self._plan = plan
         return plan

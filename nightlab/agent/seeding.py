@@ -14,7 +14,9 @@ The engine measures the seed noise on the baseline and confirms a new best with 
    it is seeded from entropy (the plain re-runs measure its noise).
 
 Seeding calls inside evaluation or data functions (a fixed data split, a generator that builds the dataset) are
-never changed: they decide what is measured, not how training goes.
+never changed: they decide what is measured, not how training goes. Nor is a seed that also decides a split
+(``SEED`` read by ``np.random.seed(SEED)`` and by ``train_test_split(..., random_state=SEED)``, a
+``torch.Generator().manual_seed(0)`` handed to ``random_split``), nor one in a protected file.
 
 For routes 2 and 3 the value passed is the code's own seed plus the re-run's offset from `search.seed`, so the
 baseline (offset 0) runs exactly the code as committed.
@@ -23,6 +25,7 @@ baseline (offset 0) runs exactly the code as committed.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +33,7 @@ from enum import StrEnum
 
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import knobs as knobmod
-from nightlab.agent.policy.evaluation import evaluation_functions
+from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_functions
 
 __all__ = ["SeedPlan", "SeedRoute", "plan_seeding"]
 
@@ -149,17 +152,43 @@ def _module_constants(tree: ast.Module) -> dict[str, ast.Constant]:
     return {k: v for k, v in out.items() if counts.get(k) == 1}
 
 
-def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[str]) -> list[_Literal]:
+def _split_seeds(tree: ast.Module) -> tuple[set[str], set[int]]:
+    """What decides a split in this file: the names handed to a split call (`random_state=SEED`, `generator=g`) and
+    the ids of the seeding calls nested in one (`random_split(ds, [n, m], generator=Generator().manual_seed(0))`),
+    with the names bound to such a seeded generator (`g = torch.Generator().manual_seed(0)`)."""
+    names: set[str] = set()
+    nested: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _call_name(node) in SPLIT_CALLS:
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                for sub in ast.walk(arg):
+                    if isinstance(sub, ast.Name):
+                        names.add(sub.id)
+                    elif isinstance(sub, ast.Call) and _call_name(sub) in _SEED_CALLS:
+                        nested.add(id(sub))
+    for node in ast.walk(tree):  # `g = torch.Generator().manual_seed(0)` handed to the split as `generator=g`
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
+                _call_name(node.value) in _SEED_CALLS and any(t.id in names for t in node.targets
+                                                              if isinstance(t, ast.Name)):
+            nested.add(id(node.value))
+    return names, nested
+
+
+def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[str],
+                   protected: Sequence[str] = (), split_held: list[str] | None = None) -> list[_Literal]:
+    """The int literals the seeding calls of the files the command runs are built on. `split_held` collects the
+    seeds left alone because they also decide a data split ("train.py: SEED")."""
     out: list[_Literal] = []
     for path in sorted(run):
         text = files.get(path, "")
-        if not path.endswith(".py") or not text:
+        if not path.endswith(".py") or not text or any(fnmatch.fnmatch(path, g) for g in protected):
             continue
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError, RecursionError):
             continue
         consts = _module_constants(tree)
+        split_names, split_calls = _split_seeds(tree)
         skip_lines: set[int] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in skip_functions:
@@ -168,11 +197,15 @@ def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or _call_name(node) not in _SEED_CALLS or not node.args:
                 continue
-            if node.lineno in skip_lines:
+            if node.lineno in skip_lines or id(node) in split_calls:
                 continue
             arg = node.args[0]
             const = _int_in(arg)
             if const is None and isinstance(arg, ast.Name) and arg.id in consts:
+                if arg.id in split_names:  # the same constant fixes the split: changing it would move what is
+                    if split_held is not None and f"{path}: {arg.id}" not in split_held:  # measured
+                        split_held.append(f"{path}: {arg.id}")
+                    continue
                 const = consts[arg.id]
             if const is None:
                 continue
@@ -186,8 +219,9 @@ def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[
 
 
 def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str], bool],
-                 tracked: Sequence[str] = (), metric: str = "") -> SeedPlan:
-    """How re-runs of `command` (on the files `read` gives) get another seed; see the module docstring."""
+                 tracked: Sequence[str] = (), metric: str = "", protected: Sequence[str] = ()) -> SeedPlan:
+    """How re-runs of `command` (on the files `read` gives) get another seed; see the module docstring. A file
+    in `protected` (paths or globs) is never edited for it."""
     if "{seed}" in command:
         return SeedPlan(SeedRoute.PLACEHOLDER, "re-runs replace {seed} in the command")
     program = eff.analyse(command, read, exists, tracked)
@@ -216,12 +250,17 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
                                                 f"{where})", argument=route, default=default, program=program)
     # 3. fixed in the code
     skip = evaluation_functions({p: t for p, t in files.items() if p.endswith(".py")}, metric)
-    literals = _code_literals(files, program.run_files, skip)
+    held: list[str] = []
+    literals = _code_literals(files, program.run_files, skip, protected, held)
     if literals:
         first = literals[0]
         where = "; ".join(f"{posixpath.basename(x.path)}:{x.line} `{x.what}`" for x in literals[:3])
         return SeedPlan(SeedRoute.CODE, f"the seed is fixed in the code ({where}); re-runs change that literal "
                                         f"(the code's {first.value} plus the re-run's offset) on their own commit",
                         default=first.value, literals=literals)
+    if held:
+        return SeedPlan(SeedRoute.NONE, f"the code's seed ({'; '.join(held)}) also fixes the data split, so re-runs "
+                                        "leave it as it is and repeat the command (changing it would change what is "
+                                        "measured)")
     return SeedPlan(SeedRoute.NONE, "the code takes no seed nightlab can pass or change: re-runs repeat the command "
                                     "as it is (an identical result means the runs are deterministic)")

@@ -83,8 +83,12 @@ _NEVER_WORDS = frozenset({
     "save", "ckpt", "checkpoint", "workers", "threads", "thread", "device", "gpu", "gpus", "cuda", "port", "rank",
     "world", "debug", "eval", "evaluate", "evaluation", "every", "interval", "freq", "frequency", "test", "valid",
     "validation", "val", "split", "fold", "folds", "holdout", "metric", "metrics", "dir", "path", "file", "name",
-    "cache", "profile", "profiler",
+    "cache", "profile", "profiler", "nproc", "nprocs", "processes", "procs", "nnodes", "ngpu", "ngpus", "cpus",
+    "njobs", "jobs", "shards",
 })
+# phrases that name where the program runs, not what it learns: Lightning's `num_nodes` (a graph's or a tree's
+# `max_leaf_nodes` is a setting)
+_NEVER_PHRASES = frozenset({("num", "nodes"), ("n", "nodes"), ("num", "machines"), ("n", "machines")})
 # phrases in which a never-word means something else: HF's `per_device_train_batch_size` (the batch, per device),
 # Lightning's `gradient_clip_val` (the clipping value), timm's `drop_path_rate` (stochastic depth)
 _NOT_NEVER = frozenset({("per", "device"), ("per", "gpu"), ("clip", "val"), ("drop", "path")})
@@ -1767,12 +1771,36 @@ _EVAL_DATA = _EVAL_WORDS | {"dev", "holdout"}  # what a held-out loader's data i
 
 
 def _evaluation_loader(line: str) -> bool:
-    """Whether a loader call's line reads held-out data (`DataLoader(val_ds, batch_size=256)`) and no training data."""
-    call = re.search(r"\(([^()]*)", line)
-    if call is None:
+    """Whether a loader call's line reads held-out data and no training data: `val_loader = DataLoader(val_ds,
+    batch_size=256)`, `DataLoader(TensorDataset(d["x_val"], d["y_val"]), ...)`, `DataLoader(datasets.MNIST("data",
+    train=False), ...)` (the first call's arguments whole, nested calls and subscripts included, and the name it is
+    assigned to)."""
+    start = line.find("(")
+    if start < 0:
         return False
-    words = {w for name in re.findall(r"[A-Za-z_]\w*", call.group(1)) for w in knobmod.name_words(name)}
+    depth, end = 0, len(line)
+    for i in range(start, len(line)):
+        depth += {"(": 1, ")": -1}.get(line[i], 0)
+        if depth == 0:
+            end = i
+            break
+    head = line[:start]
+    if re.search(r"\b(?:fit|fit_generator|train)\s*$", head):  # Keras' `fit(x, y, batch_size=32, validation_split=.1)`
+        return False
+    args = re.sub(r"\btrain\s*=\s*False\b", " test ", line[start + 1:end])
+    target = head.split("=")[0] if re.search(r"[^=!<>]=[^=]", head + "(") else ""
+    words = {w for name in re.findall(r"[A-Za-z_]\w*", f"{target} {args}") for w in knobmod.name_words(name)}
     return bool(words & _EVAL_DATA) and "train" not in words
+
+
+_LOADER_WORDS = frozenset({"data", "dataset", "datasets", "dataloader", "dataloaders", "loader", "loaders"})
+
+
+def _builds_loaders(function: str) -> bool:
+    """Whether a fixed function's name says it builds the data loaders and nothing says evaluation: the batch size
+    handed to `get_data_loaders(batch_size=BATCH_SIZE)` is the training batch (the split inside stays fixed)."""
+    words = set(knobmod.name_words(function))
+    return bool(words & _LOADER_WORDS) and not words & (_EVAL_DATA | {"score", "metric", "metrics", "validate"})
 
 
 def _handed_whole(name: str, files: Mapping[str, str]) -> bool:
@@ -1812,14 +1840,15 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
     """Whether the search may change a knob: numeric, with a space, not a seed / logging / evaluation setting, not in
     fixed code, and still used by the training code."""
     name = str(k.name)
-    leaf = _leaf(name)
+    leaf = _leaf(re.sub(r"(?:\[\d+\])+$", "", name))  # `betas[1]` is read as `betas`, never as the word `1`
     if k.style == eff.CLI_STYLE and isinstance(k.value, str) and k.value.startswith("$"):
         return False, f"set from the shell variable {k.value} in {k.path}, not a literal nightlab edits"
     if kind in _NEVER_KINDS or not k.tunable:
         return False, f"{kind} knobs are never searched"
     seq = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", leaf).lower()) if w]
     words = set(seq) - {b for a, b in itertools.pairwise(seq) if (a, b) in _NOT_NEVER}
-    if (k.style == "env" and kind not in _ENV_KINDS) or words & _NEVER_WORDS:
+    if (k.style == "env" and kind not in _ENV_KINDS) or words & _NEVER_WORDS or \
+            any(pair in _NEVER_PHRASES for pair in itertools.pairwise(seq)):
         return False, "logging, evaluation, environment or bookkeeping setting"
     if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
         return False, "no search space"
@@ -1840,8 +1869,9 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
             used += 1
             if n in fixed.get(path, set()):
                 return False, "used by fixed (evaluation / data) code"
-            if any(re.search(rf"\b{re.escape(f)}\s*\(", ln) for f in fixed_fns):
-                return False, "passed to an evaluation / data function"
+            for f in fixed_fns:
+                if re.search(rf"\b{re.escape(f)}\s*\(", ln) and not (kind == "batch_size" and _builds_loaders(f)):
+                    return False, "passed to an evaluation / data function"
         if used == 0 and k.style not in ("call", "signature", "env"):  # an env default is read where it is
             # defined but read nowhere else (for example momentum after SGD became AdamW): searching it is a waste
             others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))

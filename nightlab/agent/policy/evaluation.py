@@ -26,21 +26,62 @@ import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["evaluation_functions", "fixed_lines", "metric_functions", "name_is_fixed", "parse_python", "trains"]
+__all__ = ["SPLIT_CALLS", "evaluation_functions", "fixed_lines", "measuring_helpers", "metric_functions",
+           "name_is_fixed", "parse_python", "trains"]
 
 _FIXED_NAME_TOKENS = frozenset({
     "eval", "evaluate", "evaluation", "test", "testing", "score", "scoring", "metric", "metrics",
     "validate", "validation", "data", "dataset", "split", "loaddata",
 })
+# calls that split data into what trains and what is measured: a seed handed to one decides the split, not training
+SPLIT_CALLS = frozenset({
+    "train_test_split", "random_split", "KFold", "StratifiedKFold", "GroupKFold", "RepeatedKFold", "ShuffleSplit",
+    "StratifiedShuffleSplit", "GroupShuffleSplit", "TimeSeriesSplit", "LeaveOneOut", "PredefinedSplit",
+})
 _TRAINING_CALLS = frozenset({"backward", "step", "zero_grad", "fit", "partial_fit", "minimize", "apply_gradients"})
 _TRACE_DEPTH = 2
 
 
+# words beside a data word that make it training-side work on the data (augmentation, mixing, parallelism), and
+# beside `split` a model operation (`split_heads`, `split_qkv`): never fixed by name
+_TRAINING_SIDE_TOKENS = frozenset({"augment", "augmentation", "augmentations", "aug", "mixup", "cutmix", "mix",
+                                   "parallel", "jitter", "noise"})
+_MODEL_SPLIT_TOKENS = frozenset({"head", "heads", "qkv", "kv", "attn", "attention", "channel", "channels", "dim",
+                                 "dims", "tokens", "states"})
+_DATA_NAME_TOKENS = frozenset({"data", "dataset", "split", "loaddata"})
+
+
 def name_is_fixed(name: str) -> bool:
-    """Whether a function's own name says it evaluates, tests, scores or loads / splits data."""
+    """Whether a function's own name says it evaluates, tests, scores or loads / splits data (`augment_data`,
+    `mixup_data` and `split_heads` say otherwise)."""
     toks = [t for t in re.split(r"_+|(?<=[a-z])(?=[A-Z])", name) if t]
     low = {t.lower() for t in toks}
-    return bool(low & _FIXED_NAME_TOKENS) or "load_data" in name.lower()
+    said = low & _FIXED_NAME_TOKENS
+    if said and said <= _DATA_NAME_TOKENS and (low & _TRAINING_SIDE_TOKENS or (
+            said == {"split"} and low & _MODEL_SPLIT_TOKENS)):
+        return False
+    return bool(said) or "load_data" in name.lower()
+
+
+def _model_methods(tree: ast.AST) -> set[int]:
+    """ids of the methods of model classes (a class defining `forward`, or deriving from a `Module`): their names
+    (`score`, `split_heads`) say what the model computes, not how it is measured."""
+    out: set[int] = set()
+    for cls in ast.walk(tree):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
+        bases = {(b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "")
+                 for b in cls.bases}
+        if any(d.name == "forward" for d in methods) or bases & {"Module", "LightningModule"}:
+            out.update(id(d) for d in methods if not _says_evaluation(d.name))
+    return out
+
+
+def _says_evaluation(name: str) -> bool:
+    """A name with an evaluation word (`validation_step`, `test_step`, `evaluate`), not only a data or score word."""
+    low = {t.lower() for t in re.split(r"_+|(?<=[a-z])(?=[A-Z])", name) if t}
+    return bool(low & (_FIXED_NAME_TOKENS - _DATA_NAME_TOKENS - {"score", "scoring"}))
 
 
 def trains(fn: ast.AST) -> bool:
@@ -308,15 +349,41 @@ def _target_names(t: ast.AST) -> set[str]:
 def evaluation_functions(files: Mapping[str, str], metric: str) -> set[str]:
     """Names of the project's functions that measure the model (see the module docstring), over all `files`."""
     trees, defs, training = _functions(files)
-    return {name for name in defs if name_is_fixed(name) and name not in training} | _traced(trees, defs, training,
-                                                                                           metric)
+    model = set().union(*(_model_methods(t) for t in trees.values())) if trees else set()
+    named = {name for name, ds in defs.items() if name_is_fixed(name) and name not in training
+             and not all(id(d) in model for d in ds)}
+    return named | _traced(trees, defs, training, metric)
+
+
+def measuring_helpers(files: Mapping[str, str], functions: set[str]) -> set[str]:
+    """The project's functions that evaluation functions call by name, transitively (`accuracy(output, target)`
+    inside `validate`, in a metrics.py of its own), training functions and model methods excluded: editing one
+    changes the metric as surely as editing `validate`. Only the edit guard holds them; the search still tunes what
+    they read where training shares them (`get_batch`)."""
+    trees, defs, training = _functions(files)
+    model = set().union(*(_model_methods(t) for t in trees.values())) if trees else set()
+    out: set[str] = set()
+    todo = [d for name in functions for d in defs.get(name, [])]
+    while todo:
+        fn = todo.pop()
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+                continue
+            name = node.func.id
+            if name in defs and name not in functions and name not in out and name not in training and \
+                    not any(id(d) in model for d in defs[name]):
+                out.add(name)
+                todo.extend(defs[name])
+    return out
 
 
 def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
-    """The evaluation functions of `before` (see `evaluation_functions`) whose code `after` changes, as
-    "path: name" ("after" holds only the files an edit changed). Compared as syntax trees: a comment or a blank
-    line is not a change; a body, a default or a decorator is."""
+    """The evaluation functions of `before` (see `evaluation_functions`) and the helpers they call
+    (`measuring_helpers`) whose code `after` changes, as "path: name" ("after" holds only the files an edit
+    changed). Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator
+    is."""
     names = evaluation_functions(before, metric)
+    names |= measuring_helpers(before, names)
     if not names:
         return []
     out = []
@@ -392,8 +459,9 @@ def fixed_lines(text: str, functions: Collection[str] = ()) -> set[int]:
     if tree is None:
         return set()
     out: set[int] = set()
+    model = _model_methods(tree)
     for d in _defs(tree):
-        if (d.name in functions or name_is_fixed(d.name)) and not trains(d):
+        if (d.name in functions or (name_is_fixed(d.name) and id(d) not in model)) and not trains(d):
             start = min([d.lineno, *(x.lineno for x in d.decorator_list)])
             out.update(range(start, (d.end_lineno or d.lineno) + 1))
     return out

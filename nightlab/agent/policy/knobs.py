@@ -189,6 +189,7 @@ _POLICY_CLIP = frozenset({"range", "coef", "param", "epsilon", "eps"})
 # reproducibility (and torch.compile needs a compiler). Never searched, as a logging cadence is not.
 _MACHINE = frozenset({"devices", "device", "nodes", "precision", "compile", "deterministic", "fp", "bf",
                       "cudnn"})  # (`fp16` splits to fp: trailing digits are dropped)
+_TREE_NODES = frozenset({"leaf", "leaves", "hidden", "max", "min", "tree"})  # nodes of a tree or a layer
 # checkpoint bookkeeping (`save_top_k`, `save_last`, `keep_checkpoint_max`): what is kept on disk, not learned
 _CHECKPOINTS = frozenset({"save", "ckpt", "checkpoint", "checkpoints"})
 # a size next to one of these words is a layer's width (the Lightning-Hydra template's `lin1_size: 64`)
@@ -236,7 +237,10 @@ def classify(name: str) -> str:
         return "seed"
     if (t & _LOG_WHAT and t & _LOG_FREQ and "batch" not in t) or t & _LOG_ALONE or t & _CHECKPOINTS:
         return "logging"
-    if t & _MACHINE and not any(x.startswith("batch") for x in toks):  # HF's per_device_train_batch_size is a batch
+    machine = t & _MACHINE
+    if machine == {"nodes"} and t & _TREE_NODES:  # scikit-learn's `max_leaf_nodes`: a tree's size, not machines
+        machine = set()
+    if machine and not any(x.startswith("batch") for x in toks):  # HF's per_device_train_batch_size is a batch
         return "logging"
     if t & _MEASURE or joined in _MEASURE_JOINED or joined.endswith("_new_tokens"):
         return "fixed"

@@ -941,6 +941,25 @@ def add_weight_decay(text: str, path: str, value: float = 0.05,
     )
 
 
+def _criterion_measures(script: Script, call: cst.Call, evaluation: Collection[str]) -> bool:
+    """Whether the loss object `call` builds (`criterion = nn.CrossEntropyLoss()`) is also what the metric is computed
+    with: read in fixed code, or handed to an evaluation function (`evaluate(model, loader, criterion)`). Smoothing
+    it would change the measured loss's definition, not the model."""
+    stmt = script.statement_of(call)
+    target = stmt.body[0] if stmt is not None and stmt.body else None
+    if not isinstance(target, cst.Assign) or len(target.targets) != 1:
+        return False
+    name = script.code(target.targets[0].target).strip()
+    tok = re.compile(rf"(?<![\w.]){re.escape(name)}\b")
+    lines = script.text.splitlines()
+    for n, line in enumerate(lines, 1):
+        if n == script.line(call) or not tok.search(line):
+            continue
+        if n in script.fixed or any(re.search(rf"\b{re.escape(f)}\s*\(", line) for f in evaluation):
+            return True
+    return False
+
+
 def label_smoothing(text: str, path: str, eps: float = 0.1, evaluation: Collection[str] = ()) -> TransformResult | None:
     """Add `label_smoothing` to the cross-entropy used for training (never the one used for evaluation)."""
     script = parse(text, evaluation)
@@ -960,6 +979,8 @@ def label_smoothing(text: str, path: str, eps: float = 0.1, evaluation: Collecti
             fn = script.function_of(call)
             if ".backward(" not in script.code(fn if fn is not None else script.module):
                 continue
+        elif _criterion_measures(script, call, evaluation):
+            continue
         if any(a.star for a in call.args):
             return None
         args = list(call.args)

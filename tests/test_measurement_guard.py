@@ -1,0 +1,223 @@
+"""What is held fixed because it measures, and what stays free because it trains, on shapes real repositories take.
+
+Found by probing code written the way pytorch/examples, timm, Lightning and scikit-learn projects write it: a metric
+helper in a metrics.py of its own, a data-loader factory whose name says "data", an optimizer's `betas[1]`, a
+validation loader built from a nested dataset call, process counts on the command line, model methods named
+`split_heads` / `score`, augmentation helpers named `mixup_data`, a seed shared by training and the data split, a
+loss object shared by training and evaluation. Each test asserts what a user observes: which knobs the search may
+move (and why not), which edits the engine refuses as measurement edits, how re-runs are seeded.
+"""
+
+from __future__ import annotations
+
+from nightlab.agent import measuring
+from nightlab.agent.policy import transforms as tf
+from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
+from nightlab.agent.seeding import SeedRoute, plan_seeding
+
+METRICS_PY = '''\
+def accuracy(output, target):
+    return (output.argmax(1) == target).float().mean().item() * 100.0
+'''
+
+TRAIN_WITH_HELPER = '''\
+import torch
+from metrics import accuracy
+from data import get_data_loaders
+
+BATCH_SIZE = 128
+LR = 0.1
+
+
+def validate(model, loader):
+    accs = []
+    model.eval()
+    with torch.no_grad():
+        for x, y in loader:
+            accs.append(accuracy(model(x), y))
+    return sum(accs) / len(accs)
+
+
+train_loader, val_loader = get_data_loaders(batch_size=BATCH_SIZE, augment=True)
+model = torch.nn.Linear(8, 2)
+opt = torch.optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.999))
+for epoch in range(3):
+    for x, y in train_loader:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    print(f"epoch {epoch} val_acc={validate(model, val_loader):.2f}")
+'''
+
+DATA_PY = '''\
+import torch
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+
+def get_data_loaders(batch_size=128, augment=False):
+    full = TensorDataset(torch.randn(1000, 8), torch.randint(0, 2, (1000,)))
+    train_ds, val_ds = random_split(full, [900, 100], generator=torch.Generator().manual_seed(0))
+    return DataLoader(train_ds, batch_size=batch_size, shuffle=True), DataLoader(val_ds, batch_size=512)
+'''
+
+
+def test_a_metric_helper_an_evaluation_calls_is_held_as_fixed_as_the_evaluation() -> None:
+    """`accuracy` in metrics.py is called only from `validate`: doubling it would double the metric. The engine's
+    guard refuses that edit as it refuses one to `validate`; an edit of the training loop passes."""
+    files = {"train.py": TRAIN_WITH_HELPER, "metrics.py": METRICS_PY, "data.py": DATA_PY}
+    inflated = {"metrics.py": METRICS_PY.replace("* 100.0", "* 200.0")}
+    assert measuring.measurement_edits(files.get, sorted(files), inflated, "val_acc") == ["metrics.py: accuracy"]
+    legit = {"train.py": TRAIN_WITH_HELPER.replace("range(3)", "range(6)")}
+    assert measuring.measurement_edits(files.get, sorted(files), legit, "val_acc") == []
+
+
+def test_the_training_batch_handed_to_a_loader_factory_is_searched_and_betas_are_read_by_their_name() -> None:
+    """`get_data_loaders(batch_size=BATCH_SIZE)`: the factory's name says "data" (its split stays fixed) but the
+    batch it is handed is the training batch. `betas=(0.9, 0.999)`: the second is read as `betas`, not as the word
+    `1` (which `argmax(1)` in fixed code had matched)."""
+    files = {"train.py": TRAIN_WITH_HELPER, "metrics.py": METRICS_PY, "data.py": DATA_PY}
+    knobs = BuiltinPolicy().knobs_in(files, command="python train.py", metric="val_acc")
+    assert knobs["BATCH_SIZE"].searchable, knobs["BATCH_SIZE"].why_not
+    betas = [k for k in knobs if k.endswith("betas[1]")]
+    assert betas and knobs[betas[0]].searchable, [(k, knobs[k].why_not) for k in betas]
+    # the factory's own validation batch stays out of the search
+    assert not any(k.searchable for k in knobs.values() if k.value == 512)
+
+
+def test_a_validation_loader_is_recognised_through_nested_dataset_calls() -> None:
+    src = ("import torch\nfrom torch.utils.data import DataLoader, TensorDataset, Subset\n"
+           "from torchvision import datasets\n"
+           "d = torch.load('blobs.pt')\n"
+           "train_loader = DataLoader(TensorDataset(d['x_train'], d['y_train']), batch_size=64, shuffle=True)\n"
+           "val_loader = DataLoader(TensorDataset(d['x_val'], d['y_val']), batch_size=512)\n"
+           "hold = DataLoader(Subset(full, val_idx), batch_size=128)\n"
+           "mnist_test = DataLoader(datasets.MNIST('data', train=False), batch_size=1000)\n"
+           "for x in train_loader:\n    pass\n")
+    knobs = BuiltinPolicy().knobs_in({"train.py": src}, command="python train.py")
+    assert knobs["DataLoader.batch_size"].searchable
+    for key in ("DataLoader.batch_size#2", "DataLoader.batch_size#3", "DataLoader.batch_size#4"):
+        assert not knobs[key].searchable and "evaluation loader" in knobs[key].why_not, key
+    keras = "model.fit(X, Y, batch_size=32, epochs=EPOCHS, validation_split=0.1)\nEPOCHS = 5\n"
+    assert BuiltinPolicy().knobs_in({"train.py": keras}, command="python train.py")["fit.batch_size"].searchable
+
+
+def test_process_and_machine_counts_are_never_searched_but_tree_sizes_are() -> None:
+    src = ("import argparse\nap = argparse.ArgumentParser()\n"
+           "ap.add_argument('--nproc', type=int, default=4)\n"
+           "ap.add_argument('--num_nodes', type=int, default=1)\n"
+           "ap.add_argument('--n_jobs', type=int, default=8)\n"
+           "ap.add_argument('--num_shards', type=int, default=16)\n"
+           "ap.add_argument('--max_leaf_nodes', type=int, default=31)\n"
+           "ap.add_argument('--lr', type=float, default=0.1)\n"
+           "args = ap.parse_args()\n"
+           "print(args.nproc, args.num_nodes, args.n_jobs, args.num_shards, args.max_leaf_nodes, args.lr)\n")
+    knobs = BuiltinPolicy().knobs_in({"train.py": src}, command="python train.py")
+    by_leaf = {k.split(":")[-1].split(".")[-1].lstrip("-"): v for k, v in knobs.items()}
+    for name in ("nproc", "num_nodes", "n_jobs", "num_shards"):
+        assert name in by_leaf and not by_leaf[name].searchable, name
+    assert by_leaf["max_leaf_nodes"].searchable and by_leaf["lr"].searchable
+
+
+MODEL_WORDS = '''\
+import torch
+from torch import nn
+
+MIXUP_ALPHA = 0.2
+
+
+class Attention(nn.Module):
+    def split_heads(self, x):
+        return x.view(x.size(0), -1, 4, 8)
+
+    def score(self, x):
+        return x.sum()
+
+    def forward(self, x):
+        return self.split_heads(x)
+
+
+class Lit(nn.Module):
+    def forward(self, x):
+        return x
+
+    def validation_step(self, batch, idx):
+        return batch
+
+
+def mixup_data(x, y, alpha=MIXUP_ALPHA):
+    lam = torch.distributions.Beta(alpha, alpha).sample()
+    return lam * x + (1 - lam) * x.flip(0), y
+
+
+def load_data():
+    return torch.randn(10, 8)
+'''
+
+
+def test_model_methods_and_augmentation_are_not_frozen_by_their_names() -> None:
+    """`split_heads` and `score` are what a model computes, `mixup_data` augments the training batch: none is held
+    fixed, and the mixup strength is searched. `validation_step` (even in a class with `forward`) and `load_data`
+    stay fixed."""
+    fns = evaluation_functions({"model.py": MODEL_WORDS}, "val_loss")
+    assert fns == {"validation_step", "load_data"}
+    fixed = fixed_lines(MODEL_WORDS, fns)
+    lines = MODEL_WORDS.splitlines()
+    assert not any("split_heads(self" in lines[n - 1] or "def score" in lines[n - 1] or "def mixup" in lines[n - 1]
+                   for n in fixed)
+    assert any("def validation_step" in lines[n - 1] for n in fixed)
+    knobs = BuiltinPolicy().knobs_in({"model.py": MODEL_WORDS}, command="python model.py")
+    assert knobs["MIXUP_ALPHA"].searchable, knobs["MIXUP_ALPHA"].why_not
+
+
+SHARED_SEED = '''\
+import numpy as np
+from sklearn.model_selection import train_test_split
+from sklearn.ensemble import RandomForestClassifier
+
+SEED = 42
+np.random.seed(SEED)
+X = np.random.rand(200, 4)
+y = (X[:, 0] > 0.5).astype(int)
+X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=SEED)
+clf = RandomForestClassifier(n_estimators=100).fit(X_tr, y_tr)
+print(f"test_acc={clf.score(X_te, y_te):.4f}")
+'''
+
+
+def test_re_runs_never_move_the_data_split_nor_edit_a_protected_file() -> None:
+    """A seed constant that also fixes `train_test_split` is left alone (re-runs repeat the command, saying why);
+    a seeded generator handed to `random_split` is no training seed; a training seed in a protected file is never
+    edited."""
+    files = {"train.py": SHARED_SEED}
+    plan = plan_seeding("python train.py", files.get, files.__contains__, sorted(files), "test_acc")
+    assert plan.route == SeedRoute.NONE and "also fixes the data split" in plan.how
+    split_gen = {"train.py": "import torch\nfrom torch.utils.data import random_split\n"
+                             "g = torch.Generator().manual_seed(7)\n"
+                             "tr, va = random_split(ds, [90, 10], generator=g)\n"
+                             "torch.manual_seed(1234)\nprint('val_loss', 0.5)\n"}
+    plan = plan_seeding("python train.py", split_gen.get, split_gen.__contains__, sorted(split_gen), "val_loss")
+    assert plan.route == SeedRoute.CODE and [lit.value for lit in plan.literals] == [1234]
+    seeded = {"train.py": "import data\nprint('val_loss', 0.5)\n",
+              "data.py": "import torch\ntorch.manual_seed(3)\n"}
+    open_plan = plan_seeding("python train.py", seeded.get, seeded.__contains__, sorted(seeded), "val_loss")
+    held = plan_seeding("python train.py", seeded.get, seeded.__contains__, sorted(seeded), "val_loss",
+                        protected=["data.py"])
+    assert open_plan.route == SeedRoute.CODE and held.route == SeedRoute.NONE
+
+
+def test_label_smoothing_leaves_a_loss_object_the_evaluation_also_uses() -> None:
+    """`criterion` is handed to `evaluate`, which computes the printed val_loss: smoothing it would change the
+    measured loss's definition. A criterion used by the training loop alone is smoothed."""
+    shared = ("import torch\nfrom torch import nn\n"
+              "criterion = nn.CrossEntropyLoss()\n\n\n"
+              "@torch.no_grad()\ndef evaluate(model, loader, crit):\n"
+              "    return sum(crit(model(x), y).item() for x, y in loader)\n\n\n"
+              "for epoch in range(3):\n    for x, y in train_loader:\n"
+              "        criterion(model(x), y).backward()\n        opt.step()\n"
+              "    print(f'val_loss {evaluate(model, val_loader, criterion):.4f}')\n")
+    ev = evaluation_functions({"train.py": shared}, "val_loss")
+    assert tf.label_smoothing(shared, "train.py", evaluation=ev) is None
+    own = shared.replace("evaluate(model, val_loader, criterion)", "evaluate(model, val_loader, nn.NLLLoss())")
+    result = tf.label_smoothing(own, "train.py", evaluation=evaluation_functions({"train.py": own}, "val_loss"))
+    assert result is not None and "criterion = nn.CrossEntropyLoss(label_smoothing=0.1)" in result.new_text
