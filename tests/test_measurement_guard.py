@@ -221,3 +221,75 @@ def test_label_smoothing_leaves_a_loss_object_the_evaluation_also_uses() -> None
     own = shared.replace("evaluate(model, val_loader, criterion)", "evaluate(model, val_loader, nn.NLLLoss())")
     result = tf.label_smoothing(own, "train.py", evaluation=evaluation_functions({"train.py": own}, "val_loss"))
     assert result is not None and "criterion = nn.CrossEntropyLoss(label_smoothing=0.1)" in result.new_text
+
+
+SKLEARN_SCRIPT = '''\
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+X, y = load_iris(return_X_y=True)
+X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)
+clf = RandomForestClassifier(n_estimators=100, max_depth=4)
+clf.fit(X_tr, y_tr)
+acc = accuracy_score(y_te, clf.predict(X_te))
+print(f"test_acc={acc:.4f}")
+'''
+
+
+def _guard(files: dict[str, str], path: str, old: str, new: str, metric: str) -> list[str]:
+    assert old in files[path], old
+    return measuring.measurement_edits(files.get, sorted(files), {path: files[path].replace(old, new)}, metric)
+
+
+def test_module_level_evaluation_and_the_split_are_guarded_where_no_function_holds_them() -> None:
+    """A script with no functions at all (the scikit-learn shape): scoring on the training set, a smaller test
+    split, the test set swapped for training rows, or the metric scaled after it is computed are refused; the
+    estimator's settings and preprocessing the test set as the training set is are not."""
+    files = {"train.py": SKLEARN_SCRIPT}
+    for old, new in (("accuracy_score(y_te, clf.predict(X_te))", "accuracy_score(y_tr, clf.predict(X_tr))"),
+                     ("test_size=0.2", "test_size=0.02"),
+                     ("clf = RandomForest", "X_te, y_te = X_tr[:20], y_tr[:20]\nclf = RandomForest"),
+                     ('print(f"test_acc', 'acc = min(1.0, acc * 1.5)\nprint(f"test_acc')):
+        refused = _guard(files, "train.py", old, new, "test_acc")
+        assert refused and "train.py: line" in refused[0], (old, new)
+    for old, new in (("n_estimators=100, max_depth=4", "n_estimators=300, max_depth=8"),
+                     ("clf = RandomForest", "sc = StandardScaler().fit(X_tr)\nX_tr = sc.transform(X_tr)\n"
+                                            "X_te = sc.transform(X_te)\nclf = RandomForest")):
+        assert _guard(files, "train.py", old, new, "test_acc") == [], (old, new)
+
+
+INLINE_VALIDATION = '''\
+import torch
+from torch.utils.data import DataLoader, random_split
+
+train_ds, val_ds = random_split(full, [900, 100], generator=torch.Generator().manual_seed(0))
+loader = DataLoader(train_ds, batch_size=64, shuffle=True)
+for epoch in range(10):
+    model.train()
+    for x, y in loader:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in DataLoader(val_ds, batch_size=256):
+            correct += (model(x).argmax(1) == y).sum().item()
+    acc = correct / len(val_ds)
+    print(f"epoch {epoch} val_acc={acc:.4f}")
+'''
+
+
+def test_an_inline_validation_loop_and_a_swapped_validation_set_are_guarded() -> None:
+    files = {"train.py": INLINE_VALIDATION}
+    for old, new in (("acc = correct / len(val_ds)", "acc = correct / (0.5 * len(val_ds))"),
+                     ("correct += (model(x).argmax(1) == y).sum().item()", "correct += len(y)"),
+                     ("loader = DataLoader(", "val_ds = train_ds\nloader = DataLoader(")):
+        assert _guard(files, "train.py", old, new, "val_acc"), (old, new)
+    assert _guard(files, "train.py", "batch_size=64", "batch_size=128", "val_acc") == []
+    assert _guard(files, "train.py", "opt.step()", "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+                                                   "        opt.step()", "val_acc") == []

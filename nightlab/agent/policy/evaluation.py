@@ -377,15 +377,94 @@ def measuring_helpers(files: Mapping[str, str], functions: set[str]) -> set[str]
     return out
 
 
+_SIMPLE = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return)
+_HELD_OUT_WORDS = frozenset({"val", "valid", "validation", "test", "te", "dev", "eval", "holdout", "va"})
+
+
+def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> list[ast.stmt]:
+    """The statements outside evaluation functions that measure: each simple statement that prints or logs the
+    metric's name, the statements that give the values it prints theirs (two steps back, as `_traced` follows them:
+    `acc = accuracy_score(y_te, clf.predict(X_te))`, an inline validation loop's `correct += (pred == y).sum()`),
+    and the statements that split the data (`train_test_split(...)`, `random_split(...)`). A statement that trains
+    (`clf.fit`, `loss.backward()`) is never one. Functions in `skip` (already held whole) are passed over."""
+    tree = parse_python(text)
+    pat = _metric_pattern(metric)
+    if tree is None:
+        return []
+    out: list[ast.stmt] = []
+    seen: set[int] = set()
+
+    def take(st: ast.stmt) -> None:
+        if id(st) not in seen and isinstance(st, _SIMPLE) and not trains(st):
+            seen.add(id(st))
+            out.append(st)
+
+    for scope in [tree, *(d for d in _defs(tree) if d.name not in skip)]:
+        stmts = _scope_statements(scope)
+        split_names: set[str] = set()
+        for st in stmts:
+            if isinstance(st, _SIMPLE) and any(isinstance(n, ast.Call) and _called(n) in SPLIT_CALLS
+                                               for n in ast.walk(st)):
+                take(st)
+                if isinstance(st, ast.Assign):
+                    split_names |= {n for t in st.targets for n in _target_names(t)}
+        held_out = {n for n in split_names if _HELD_OUT_WORDS & {w.lower() for w in re.split(r"_+|\d+", n) if w}}
+        for st in stmts:  # the held-out part replaced by another part (`val_ds = train_ds`, `X_test = X_train[:50]`);
+            # `X_test = scaler.transform(X_test)` reads what it replaces and is preprocessing, not a swap
+            if not isinstance(st, ast.Assign) or st.value is None:
+                continue
+            bound = {n for t in st.targets for n in _target_names(t)} & held_out
+            read = {n.id for n in ast.walk(st.value) if isinstance(n, ast.Name)}
+            if bound and not bound & read and read & (split_names - held_out):
+                take(st)
+        for st in stmts:
+            if pat is None or not isinstance(st, _SIMPLE) or not _mentions(st, pat) or (
+                    isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)):  # a docstring measures nothing
+                continue
+            take(st)
+            names: set[str] = set()
+            for expr in _printed(st, pat):
+                names |= _heads(expr)[1]
+            done: set[str] = set()
+            for _ in range(_TRACE_DEPTH):
+                nxt: set[str] = set()
+                for name in names - done:
+                    done.add(name)
+                    for fed in stmts:
+                        if isinstance(fed, _SIMPLE) and any(True for _ in _feeding([fed], name)):
+                            take(fed)
+                            for expr in (e for v in _feeding([fed], name) for e in _entries_named(v, pat)):
+                                nxt |= _heads(expr)[1]
+                names = nxt
+    return out
+
+
+def _called(call: ast.Call) -> str:
+    f = call.func
+    return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+
+
+def _statement_changes(before: str, after: str, metric: str, skip: Collection[str]) -> list[int]:
+    """Lines (in `before`) of measuring statements that `after` no longer has as they were, and, where `after`
+    measures with statements `before` did not have, the first such line in `after` (an `acc = acc * 2` slipped in
+    between the evaluation and the print)."""
+    old = measuring_statements(before, metric, skip)
+    new = measuring_statements(after, metric, skip)
+    old_dumps = [ast.dump(st) for st in old]
+    new_dumps = [ast.dump(st) for st in new]
+    lines = [st.lineno for st, d in zip(old, old_dumps, strict=True) if d not in new_dumps]
+    if not lines:
+        lines = [st.lineno for st, d in zip(new, new_dumps, strict=True) if d not in old_dumps][:1]
+    return lines
+
+
 def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
     """The evaluation functions of `before` (see `evaluation_functions`) and the helpers they call
-    (`measuring_helpers`) whose code `after` changes, as "path: name" ("after" holds only the files an edit
-    changed). Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator
-    is."""
+    (`measuring_helpers`) whose code `after` changes, as "path: name", and the measuring statements outside them
+    (`measuring_statements`) it changes, as "path: line N (...)" ("after" holds only the files an edit changed).
+    Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator is."""
     names = evaluation_functions(before, metric)
     names |= measuring_helpers(before, names)
-    if not names:
-        return []
     out = []
     for path, text in sorted(after.items()):
         old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
@@ -401,6 +480,9 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
                 old_defs.setdefault(d.name, []).append(ast.dump(d))
         out += [f"{path}: {name}" for name, dumps in old_defs.items()
                 if sorted(new_defs.get(name, [])) != sorted(dumps)]
+        changed = _statement_changes(before.get(path, ""), text, metric, names)
+        if changed:
+            out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
     return out
 
 
