@@ -293,3 +293,64 @@ def test_an_inline_validation_loop_and_a_swapped_validation_set_are_guarded() ->
     assert _guard(files, "train.py", "batch_size=64", "batch_size=128", "val_acc") == []
     assert _guard(files, "train.py", "opt.step()", "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
                                                    "        opt.step()", "val_acc") == []
+
+
+EVAL_PY = '''\
+import torch
+
+
+class Evaluator:
+    def __init__(self, dataset, batch_size=256, max_batches=None):
+        self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+        self.max_batches = max_batches
+
+    @torch.no_grad()
+    def run(self, model):
+        correct = n = 0
+        for i, (x, y) in enumerate(self.loader):
+            if self.max_batches is not None and i >= self.max_batches:
+                break
+            correct += (model(x).argmax(1) == y).sum().item()
+            n += len(y)
+        return correct / n
+
+
+class AverageMeter:
+    def __init__(self):
+        self.sum = self.count = 0
+
+    def update(self, v, n=1):
+        self.sum += v * n
+        self.count += n
+
+    @property
+    def avg(self):
+        return self.sum / max(self.count, 1)
+
+
+def validate(model, loader):
+    top1 = AverageMeter()
+    for x, y in loader:
+        top1.update((model(x).argmax(1) == y).float().mean().item(), len(y))
+    return top1.avg
+'''
+
+EVAL_TRAIN = '''\
+from eval import Evaluator, validate
+
+evaluator = Evaluator(val_ds)
+for epoch in range(3):
+    train_one_epoch(model, opt)
+    print(f"epoch {epoch} val_acc={evaluator.run(model):.4f} top1={validate(model, val_loader):.4f}")
+'''
+
+
+def test_an_evaluator_class_and_a_meter_the_evaluation_makes_are_held_whole() -> None:
+    """`Evaluator.run` computes the metric, so its `__init__` (which keeps `max_batches`) is held with it; an
+    `AverageMeter` that `validate` instantiates decides the average it reports."""
+    files = {"train.py": EVAL_TRAIN, "eval.py": EVAL_PY}
+    assert _guard(files, "eval.py", "self.max_batches = max_batches", "self.max_batches = 1", "val_acc") == [
+        "eval.py: Evaluator"]
+    assert _guard(files, "eval.py", "self.sum += v * n", "self.sum = max(self.sum, v * self.count + v * n)",
+                  "val_acc") == ["eval.py: AverageMeter"]
+    assert _guard(files, "train.py", "range(3)", "range(6)", "val_acc") == []

@@ -439,6 +439,41 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
     return out
 
 
+def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str]:
+    """Classes that exist to measure: one of their methods is an evaluation function, none trains, and they are no
+    model (no `forward`). Their other methods (`__init__` keeping `max_batches`, an `update` of a running mean) decide
+    the metric as much as the one called, so the class is held whole."""
+    out = []
+    for cls in ast.walk(tree):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
+        if any(d.name in functions for d in methods) and not any(d.name == "forward" or trains(d) for d in methods):
+            out.append(cls.name)
+    return out
+
+
+def _made_in(tree: ast.Module, measuring: list[ast.AST]) -> set[str]:
+    """Classes of this file that measuring code instantiates by name (`top1 = AverageMeter()` in `validate`) and
+    that are no model and train nothing: their `update` decides the reported average."""
+    made = {n.func.id for fn in measuring for n in ast.walk(fn)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    out = set()
+    for cls in ast.walk(tree):
+        if isinstance(cls, ast.ClassDef) and cls.name in made:
+            methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
+            if not any(d.name == "forward" or trains(d) for d in methods) and not any(
+                    (b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "") in
+                    ("Module", "LightningModule") for b in cls.bases):
+                out.add(cls.name)
+    return out
+
+
+def _class_dump(tree: ast.Module, name: str) -> str | None:
+    found = [ast.dump(c) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and c.name == name]
+    return "\n".join(sorted(found)) if found else None
+
+
 def _called(call: ast.Call) -> str:
     f = call.func
     return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
@@ -465,6 +500,8 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
     Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator is."""
     names = evaluation_functions(before, metric)
     names |= measuring_helpers(before, names)
+    defs = _functions(before)[1]
+    measuring = [d for name in names for d in defs.get(name, [])]  # the measuring code: what it instantiates is held
     out = []
     for path, text in sorted(after.items()):
         old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
@@ -480,6 +517,9 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
                 old_defs.setdefault(d.name, []).append(ast.dump(d))
         out += [f"{path}: {name}" for name, dumps in old_defs.items()
                 if sorted(new_defs.get(name, [])) != sorted(dumps)]
+        held = set(_evaluator_classes(old_tree, names)) | _made_in(old_tree, measuring)
+        out += [f"{path}: {name}" for name in sorted(held)
+                if _class_dump(old_tree, name) != (_class_dump(new_tree, name) if new_tree is not None else None)]
         changed = _statement_changes(before.get(path, ""), text, metric, names)
         if changed:
             out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
