@@ -354,3 +354,35 @@ def test_an_evaluator_class_and_a_meter_the_evaluation_makes_are_held_whole() ->
     assert _guard(files, "eval.py", "self.sum += v * n", "self.sum = max(self.sum, v * self.count + v * n)",
                   "val_acc") == ["eval.py: AverageMeter"]
     assert _guard(files, "train.py", "range(3)", "range(6)", "val_acc") == []
+
+
+DATAMODULE = '''\
+import lightning as L
+from torch.utils.data import DataLoader, Subset, random_split
+
+
+class BlobsDataModule(L.LightningDataModule):
+    def __init__(self, batch_size=64, val_fraction=0.1):
+        super().__init__()
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+
+    def setup(self, stage=None):
+        n_val = int(len(FULL) * self.val_fraction)
+        self.train_set, self.val_set = random_split(FULL, [len(FULL) - n_val, n_val])
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=256)
+'''
+
+
+def test_a_datamodule_keeps_its_validation_fixed_and_its_training_batch_free() -> None:
+    files = {"datamodule.py": DATAMODULE, "train.py": "print('val_acc', 0.5)\n"}
+    assert _guard(files, "datamodule.py", "DataLoader(self.val_set, batch_size=256)",
+                  "DataLoader(Subset(self.val_set, range(64)), batch_size=256)", "val_acc") == [
+        "datamodule.py: val_dataloader"]
+    assert _guard(files, "datamodule.py", "def __init__(self, batch_size=64,", "def __init__(self, batch_size=128,",
+                  "val_acc") == []

@@ -31,7 +31,7 @@ __all__ = ["SPLIT_CALLS", "evaluation_functions", "fixed_lines", "measuring_help
 
 _FIXED_NAME_TOKENS = frozenset({
     "eval", "evaluate", "evaluation", "test", "testing", "score", "scoring", "metric", "metrics",
-    "validate", "validation", "data", "dataset", "split", "loaddata",
+    "validate", "validation", "val", "valid", "data", "dataset", "split", "loaddata",
 })
 # calls that split data into what trains and what is measured: a seed handed to one decides the split, not training
 SPLIT_CALLS = frozenset({
@@ -440,16 +440,17 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
 
 
 def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str]:
-    """Classes that exist to measure: one of their methods is an evaluation function, none trains, and they are no
-    model (no `forward`). Their other methods (`__init__` keeping `max_batches`, an `update` of a running mean) decide
-    the metric as much as the one called, so the class is held whole."""
+    """Classes that exist to measure: one of their methods is an evaluation function, none trains or serves
+    training (`train_dataloader`), and they are no model (no `forward`). Their other methods (`__init__` keeping
+    `max_batches`, an `update` of a running mean) decide the metric as much as the one called: held whole."""
     out = []
     for cls in ast.walk(tree):
         if not isinstance(cls, ast.ClassDef):
             continue
         methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
-        if any(d.name in functions for d in methods) and not any(d.name == "forward" or trains(d) for d in methods):
-            out.append(cls.name)
+        if any(d.name in functions for d in methods) and not any(
+                d.name == "forward" or trains(d) or "train" in d.name.lower().split("_") for d in methods):
+            out.append(cls.name)  # (a LightningDataModule's `train_dataloader` holds the training batch: not held)
     return out
 
 
