@@ -386,3 +386,42 @@ def test_a_datamodule_keeps_its_validation_fixed_and_its_training_batch_free() -
         "datamodule.py: val_dataloader"]
     assert _guard(files, "datamodule.py", "def __init__(self, batch_size=64,", "def __init__(self, batch_size=128,",
                   "val_acc") == []
+
+
+AUGMENTING_DATA_PY = '''\
+import torch
+from torch.utils.data import DataLoader, random_split
+from torchvision import datasets, transforms
+
+VAL_FRACTION = 0.1
+JITTER = 0.4
+
+
+def build_transforms(augment):
+    t = [transforms.RandomCrop(32, padding=4), transforms.ColorJitter(JITTER, JITTER, JITTER)] if augment else []
+    return transforms.Compose([*t, transforms.ToTensor()])
+
+
+def get_dataloaders(batch_size=128, augment=True):
+    full = datasets.CIFAR10("data", train=True, transform=build_transforms(augment))
+    n_val = int(len(full) * VAL_FRACTION)
+    train_ds, val_ds = random_split(full, [len(full) - n_val, n_val], generator=torch.Generator().manual_seed(0))
+    return DataLoader(train_ds, batch_size=batch_size, shuffle=True), DataLoader(val_ds, batch_size=512)
+'''
+
+
+def test_a_data_module_that_augments_is_not_frozen_whole_and_its_split_stays_guarded(tmp_path) -> None:
+    """data.py splits the data and builds the augmentation: protecting it whole froze the augmentation's strength.
+    It stays editable (JITTER is searched) while its split statement is guarded."""
+    from nightlab.agent import code_reach
+
+    train = ("from data import get_dataloaders\nBATCH_SIZE = 128\n"
+             "train_loader, val_loader = get_dataloaders(batch_size=BATCH_SIZE)\nprint('val_acc', 0.5)\n")
+    files = {"train.py": train, "data.py": AUGMENTING_DATA_PY}
+    for p, t in files.items():
+        (tmp_path / p).write_text(t)
+    reached = code_reach.reach(tmp_path, sorted(files), "python train.py")
+    assert "data.py" not in measuring.protected_files(str(tmp_path), sorted(files), reached, "val_acc")
+    knobs = BuiltinPolicy().knobs_in(files, command="python train.py", metric="val_acc")
+    assert knobs["JITTER"].searchable, knobs["JITTER"].why_not
+    assert _guard(files, "data.py", "[len(full) - n_val, n_val]", "[len(full) - 10, 10]", "val_acc")

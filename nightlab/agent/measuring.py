@@ -136,9 +136,24 @@ def _role(node: ast.AST, traced: set[str], metric_names: set[str]) -> str:
         return DATA if {"__getitem__", "__len__"} <= methods and "forward" not in methods else OTHER
     if name in traced or _calls_any(node, metric_names) or _evaluates_without_gradients(node):
         return MEASURES
+    if _augments(node):  # training augmentation is a lever (its strength, its kind): the file is not frozen whole
+        return OTHER
     if _reads_or_splits(node):
         return DATA
     return OTHER
+
+
+# torchvision / timm / albumentations augmentations (`Random*` classes that are no sampler or generator too)
+_AUGMENT_CALLS = frozenset({"ColorJitter", "RandAugment", "TrivialAugmentWide", "AutoAugment", "AugMix", "GaussianBlur",
+                            "Mixup", "CutMix", "MixUp", "ElasticTransform", "HueSaturationValue", "CoarseDropout",
+                            "ShiftScaleRotate", "RandomBrightnessContrast"})
+_NOT_AUGMENT = frozenset({"RandomSampler", "RandomState", "RandomSplit", "RandomGenerator"})
+
+
+def _augments(node: ast.AST) -> bool:
+    """Whether a definition builds data augmentation (`RandomCrop`, `ColorJitter`, `RandAugment`, ...)."""
+    return any(name in _AUGMENT_CALLS or (name.startswith("Random") and name[6:7].isupper()
+                                          and name not in _NOT_AUGMENT) for name, _ in _calls(node))
 
 
 def _absorb_helpers(path: str, roles: dict[str, str], defs: Mapping[str, ast.AST],
@@ -154,7 +169,7 @@ def _absorb_helpers(path: str, roles: dict[str, str], defs: Mapping[str, ast.AST
     while changed:
         changed = False
         for name, role in list(roles.items()):
-            if role != OTHER or name in elsewhere:
+            if role != OTHER or name in elsewhere or _augments(defs[name]):
                 continue
             users = [n for n, d in defs.items() if n != name and name in _used_names(d)]
             if users and all(roles[u] != OTHER for u in users) and not _used_at_module_level(name, path, trees):
