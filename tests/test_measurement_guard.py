@@ -425,3 +425,41 @@ def test_a_data_module_that_augments_is_not_frozen_whole_and_its_split_stays_gua
     knobs = BuiltinPolicy().knobs_in(files, command="python train.py", metric="val_acc")
     assert knobs["JITTER"].searchable, knobs["JITTER"].why_not
     assert _guard(files, "data.py", "[len(full) - n_val, n_val]", "[len(full) - 10, 10]", "val_acc")
+
+
+SHARED_EPOCH = '''\
+import torch
+
+
+def run_epoch(model, loader, opt=None):
+    training = opt is not None
+    model.train(training)
+    total = n = 0
+    for x, y in loader:
+        with torch.set_grad_enabled(training):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        if training:
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        total += loss.item() * len(y)
+        n += len(y)
+    return total / n
+
+
+for epoch in range(5):
+    run_epoch(model, train_loader, opt)
+    val_loss = run_epoch(model, val_loader)
+    print(f"epoch {epoch} val_loss {val_loss:.4f}")
+'''
+
+
+def test_a_function_that_trains_and_evaluates_keeps_what_it_returns_guarded() -> None:
+    """`run_epoch` trains (so it is no evaluation function) and returns the validation loss: its return and the
+    accumulation feeding it are guarded; its optimizer step is not."""
+    files = {"train.py": SHARED_EPOCH}
+    assert _guard(files, "train.py", "return total / n", "return 0.5 * total / n", "val_loss")
+    assert _guard(files, "train.py", "total += loss.item() * len(y)", "total += loss.item()", "val_loss")
+    assert _guard(files, "train.py", "            opt.step()\n",
+                  "            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n            opt.step()\n",
+                  "val_loss") == []

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["SPLIT_CALLS", "evaluation_functions", "fixed_lines", "measuring_helpers", "metric_functions",
@@ -393,6 +393,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
         return []
     out: list[ast.stmt] = []
     seen: set[int] = set()
+    local = list(_defs(tree))
 
     def take(st: ast.stmt) -> None:
         if id(st) not in seen and isinstance(st, _SIMPLE) and not trains(st):
@@ -422,21 +423,43 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
                     isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)):  # a docstring measures nothing
                 continue
             take(st)
-            names: set[str] = set()
-            for expr in _printed(st, pat):
-                names |= _heads(expr)[1]
-            done: set[str] = set()
-            for _ in range(_TRACE_DEPTH):
-                nxt: set[str] = set()
-                for name in names - done:
-                    done.add(name)
-                    for fed in stmts:
-                        if isinstance(fed, _SIMPLE) and any(True for _ in _feeding([fed], name)):
-                            take(fed)
-                            for expr in (e for v in _feeding([fed], name) for e in _entries_named(v, pat)):
-                                nxt |= _heads(expr)[1]
-                names = nxt
+            calls = _slice(stmts, list(_printed(st, pat)), pat, take)
+            for fn in (d for d in local if d.name in calls and d.name not in skip and trains(d)):
+                # a function that trains and evaluates (`val_loss = run_epoch(model, val_loader)`): what it returns
+                # and what feeds that, outside the statements that train
+                inner = _scope_statements(fn)
+                for ret in (r for r in inner if isinstance(r, ast.Return)):
+                    if ret.value is not None:
+                        take(ret)
+                        _slice(inner, [ret.value], pat, take)
     return out
+
+
+def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | None,
+           take: Callable[[ast.stmt], None]) -> set[str]:
+    """Take the statements in `stmts` that give the names `exprs` read their values, two steps back; the names of
+    the functions called on the way."""
+    names: set[str] = set()
+    calls: set[str] = set()
+    for expr in exprs:
+        c, n = _heads(expr)
+        calls |= c
+        names |= n
+    done: set[str] = set()
+    for _ in range(_TRACE_DEPTH):
+        nxt: set[str] = set()
+        for name in names - done:
+            done.add(name)
+            for fed in stmts:
+                if isinstance(fed, _SIMPLE) and any(True for _ in _feeding([fed], name)):
+                    take(fed)
+                    for expr in (e for v in _feeding([fed], name) for e in
+                                 (_entries_named(v, pat) if pat is not None else [v])):
+                        c, n = _heads(expr)
+                        calls |= c
+                        nxt |= n
+        names = nxt
+    return calls
 
 
 def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str]:
