@@ -425,6 +425,7 @@ def test_a_data_module_that_augments_is_not_frozen_whole_and_its_split_stays_gua
     knobs = BuiltinPolicy().knobs_in(files, command="python train.py", metric="val_acc")
     assert knobs["JITTER"].searchable, knobs["JITTER"].why_not
     assert _guard(files, "data.py", "[len(full) - n_val, n_val]", "[len(full) - 10, 10]", "val_acc")
+    assert _guard(files, "data.py", "VAL_FRACTION = 0.1", "VAL_FRACTION = 0.01", "val_acc")  # the size it reads
 
 
 SHARED_EPOCH = '''\

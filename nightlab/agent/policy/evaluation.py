@@ -404,11 +404,21 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
         stmts = _scope_statements(scope)
         split_names: set[str] = set()
         for st in stmts:
-            if isinstance(st, _SIMPLE) and any(isinstance(n, ast.Call) and _called(n) in SPLIT_CALLS
-                                               for n in ast.walk(st)):
+            splits = [n for n in ast.walk(st) if isinstance(n, ast.Call) and _called(n) in SPLIT_CALLS]
+            if isinstance(st, _SIMPLE) and splits:
                 take(st)
                 if isinstance(st, ast.Assign):
                     split_names |= {n for t in st.targets for n in _target_names(t)}
+                # its sizes and seed (`[len(full) - n_val, n_val]`, `test_size=TEST_SIZE`), back to the module's
+                # constants; not the data it is given (preprocessing before a split stays free)
+                sizes: list[ast.AST] = [
+                    ast.Name(id=n.id) for c in splits
+                    for a in [*(c.args[1:2] if _called(c) == "random_split" else []), *(k.value for k in c.keywords)]
+                    for n in ast.walk(a) if isinstance(n, ast.Name)]
+                reached: set[str] = set()
+                _slice(stmts, sizes, None, take, reached)
+                if scope is not tree:
+                    _slice(list(tree.body), [ast.Name(id=n) for n in sorted(reached)], None, take)
         held_out = {n for n in split_names if _HELD_OUT_WORDS & {w.lower() for w in re.split(r"_+|\d+", n) if w}}
         for st in stmts:  # the held-out part replaced by another part (`val_ds = train_ds`, `X_test = X_train[:50]`);
             # `X_test = scaler.transform(X_test)` reads what it replaces and is preprocessing, not a swap
@@ -436,9 +446,9 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
 
 
 def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | None,
-           take: Callable[[ast.stmt], None]) -> set[str]:
+           take: Callable[[ast.stmt], None], reached: set[str] | None = None) -> set[str]:
     """Take the statements in `stmts` that give the names `exprs` read their values, two steps back; the names of
-    the functions called on the way."""
+    the functions called on the way. `reached` collects every name read on the way."""
     names: set[str] = set()
     calls: set[str] = set()
     for expr in exprs:
@@ -447,6 +457,8 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
         names |= n
     done: set[str] = set()
     for _ in range(_TRACE_DEPTH):
+        if reached is not None:
+            reached |= names
         nxt: set[str] = set()
         for name in names - done:
             done.add(name)
@@ -459,6 +471,8 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
                         calls |= c
                         nxt |= n
         names = nxt
+    if reached is not None:
+        reached |= names
     return calls
 
 
