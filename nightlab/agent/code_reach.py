@@ -26,16 +26,32 @@ import posixpath
 import re
 import shlex
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nightlab.agent import task_runners
+
 CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+# how a shell script names its own folder: `$(dirname "$0")`, `$(dirname "${BASH_SOURCE[0]}")`, `${0%/*}`
+SCRIPT_DIR = re.compile(r"\$\(\s*dirname\s+\"?\$(?:0|\{0\}|\{?BASH_SOURCE(?:\[0\])?\}?)\"?\s*\)|\$\{0%/\*\}")
 _PY_RUNNERS = re.compile(r"^(?:python[\d.]*|pypy[\d.]*|.*/python[\d.]*)$")
 _ENV_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# environment runners whose `run` runs a command in the project's environment: `uv run -m pkg.train`, `poetry run
+# mytrain`, `conda run -n env python train.py`
+RUNNERS = frozenset({"uv", "poetry", "pipenv", "pdm", "hatch", "conda", "rye", "pixi"})
 # launchers that run a Python module or script themselves: `accelerate launch -m pkg.train`, `torchrun ... -m ...`
-LAUNCHERS = frozenset({"accelerate", "torchrun", "deepspeed"})
-_SHELL_SPLIT = re.compile(r"&&|\|\||;|\|")
+LAUNCHERS = frozenset({"accelerate", "torchrun", "deepspeed", *RUNNERS})
+# runner options (`uv run --extra cpu`, `conda run -n env`, `poetry run -C dir`) that take the next word as value
+_RUNNER_VALUE_OPTS = frozenset({"--with", "--with-editable", "--with-requirements", "--extra", "--group", "--no-group",
+                                "--only-group", "--package", "--python", "-p", "--env-file", "--directory",
+                                "--project", "--index", "--default-index", "--index-url", "--extra-index-url",
+                                "--find-links", "-f", "--index-strategy", "--config-file", "--cache-dir", "--color",
+                                "-n", "--name", "--prefix", "--cwd", "-C", "-P", "-e", "--env", "--environment"})
+# interpreter options between `python` and `-m` / the script that take a value (`python -W ignore -m pkg`)
+PY_VALUE_OPTS = frozenset({"-W", "-X", "-c", "--check-hash-based-pycs"})
+# shell separators; a single `&` (a background job) only where it is no part of `&&`, `2>&1` or `&>`
+_SHELL_SPLIT = re.compile(r"&&|\|\||;|\||(?<![<>&])&(?![&>])")
 # calls whose path arguments the code writes to, and calls whose path arguments it reads from
 _WRITE_CALLS = frozenset({
     "makedirs", "mkdir", "save", "savez", "savez_compressed", "savetxt", "savefig", "save_pretrained",
@@ -164,14 +180,59 @@ _NOT_TRAINING = frozenset({"prepare", "prep", "preprocess", "preprocessing", "do
 
 
 def console_scripts(pyproject: str) -> dict[str, str]:
-    """`[project.scripts]` of a pyproject.toml: command name → the module it runs (`mytrain = "mypkg.cli:main"`)."""
+    """The console scripts a pyproject.toml installs, from `[project.scripts]` and Poetry's `[tool.poetry.scripts]`:
+    command name → the module it runs (`mytrain = "mypkg.cli:main"`, `mytrain = {reference = "mypkg.cli:main"}`)."""
     try:
         data = tomllib.loads(pyproject)
     except (tomllib.TOMLDecodeError, ValueError):
         return {}
-    table = data.get("project", {}).get("scripts", {}) if isinstance(data.get("project"), dict) else {}
-    return {str(k): str(v).split(":", 1)[0].strip() for k, v in table.items() if isinstance(v, str)} \
-        if isinstance(table, dict) else {}
+    project = data.get("project")
+    tool = data.get("tool")
+    poetry = tool.get("poetry") if isinstance(tool, dict) else None
+    out: dict[str, str] = {}
+    for owner in (poetry, project):
+        table = owner.get("scripts") if isinstance(owner, dict) else None
+        if not isinstance(table, dict):
+            continue
+        for name, target in table.items():
+            ref = target.get("reference", target.get("callable")) if isinstance(target, dict) else target
+            if isinstance(ref, str) and ref.strip():
+                out[str(name)] = ref.split(":", 1)[0].strip()
+    return out
+
+
+def program_index(words: Sequence[str]) -> int:
+    """Index of the word naming the program a command segment runs: past `VAR=value` words, `env`, and an
+    environment runner's `run` with its options (`uv run --extra cpu mytrain` → `mytrain`, `poetry run mytrain`);
+    `len(words)` when there is none."""
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if _ENV_WORD.match(w) or w == "env":
+            i += 1
+            continue
+        if posixpath.basename(w) in RUNNERS and i + 1 < len(words) and words[i + 1] == "run":
+            i += 2
+            while i < len(words) and words[i].startswith("-") and words[i] != "-m":
+                i += 2 if words[i] in _RUNNER_VALUE_OPTS else 1
+            continue
+        return i
+    return i
+
+
+def python_path(value: str, cwd: str = "") -> list[str]:
+    """The repository folders a `PYTHONPATH=a:b` value puts on the import path, repo-relative ("" for the top).
+    Relative entries count from where the command runs (`$PWD/lib` too); `$PYTHONPATH`, absolute and home paths
+    name nothing in the repository."""
+    out: list[str] = []
+    for part in value.split(":"):
+        rel = re.sub(r"^(?:\$\{?PWD\}?|\$\(pwd\))/?", "", part)
+        if not part or "$" in rel or rel.startswith(("/", "~")):
+            continue
+        p = posixpath.normpath(posixpath.join(cwd, rel))
+        if p != ".." and not p.startswith("../"):
+            out.append("" if p == "." else p)
+    return out
 
 
 def not_training(path: str) -> bool:
@@ -179,43 +240,129 @@ def not_training(path: str) -> bool:
     return posixpath.splitext(posixpath.basename(path))[0].lower() in _NOT_TRAINING
 
 
-def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], depth: int = 0) -> list[str]:
-    """Record what a shell command line runs and names; returns the Python scripts it runs (to analyse)."""
+def _command_targets(command: str, tree: _Tree, reach: Reach, roots: list[str], depth: int = 0,
+                     cwd: str = "") -> list[str]:
+    """Record what a shell command line runs and names; returns the Python scripts it runs (to analyse). `cwd` is
+    where the line starts; a `cd` moves it for the rest of the line, and a subshell `( … )` brings it back.
+    `PYTHONPATH=…` entries are added to `roots` (the folders imports resolve from)."""
     scripts: list[str] = []
-    cwd = ""
     installed = console_scripts(tree.read("pyproject.toml")) if "pyproject.toml" in tree.files else {}
-    for seg in _SHELL_SPLIT.split(command.replace("{seed}", "0")):
-        toks = _split_segment(seg)
-        if not toks:
-            continue
-        if toks[0] == "cd" and len(toks) > 1:
-            cwd = tree.dir(toks[1], cwd) or normalise(posixpath.join(cwd, toks[1])) or ""
-            continue
-        at = next((j for j, t in enumerate(toks) if not _ENV_WORD.match(t)), len(toks))
-        module = installed.get(toks[at]) if at < len(toks) else None
-        if module is not None:  # a console script the package installs (`mytrain fit`): it runs that module
-            toks = [*toks[:at], "python", "-m", module, *toks[at + 1:]]
-        i = 0
-        while i < len(toks):
-            tok = toks[i]
-            if tok == "-m" and i + 1 < len(toks) and (_PY_RUNNERS.match(posixpath.basename(toks[i - 1] if i else ""))
-                                                       or any(posixpath.basename(t) in LAUNCHERS for t in toks[:i])):
-                mods = tree.module(toks[i + 1], [cwd, *roots])
-                if mods:
-                    main = mods[-1]
-                    if main.endswith("/__init__.py") and posixpath.dirname(main) + "/__main__.py" in tree.files:
-                        main = posixpath.dirname(main) + "/__main__.py"
-                    if reach.add(main, "the command runs it") and reach.entry is None:
-                        reach.entry, reach.cwd = main, cwd
-                    scripts.append(main)
-                    for init in mods[:-1]:
-                        scripts.append(init)
-                i += 2
-                continue
-            for value in _token_values(tok):
-                _command_value(value, tree, reach, scripts, cwd, roots, depth)
-            i += 1
+    outer: list[str] = []
+    for raw in _SHELL_SPLIT.split(command.replace("{seed}", "0")):
+        seg, opens, closes = _subshell(raw)
+        outer.extend([cwd] * opens)
+        cwd = _segment_targets(_split_segment(seg), tree, reach, roots, scripts, installed, cwd, depth)
+        for _ in range(closes):
+            cwd = outer.pop() if outer else cwd
     return scripts
+
+
+def _subshell(seg: str) -> tuple[str, int, int]:
+    """A segment without the parentheses of a subshell around it: `(cd src` → (`cd src`, 1 opened, 0 closed)."""
+    s = seg.strip()
+    opens = len(s) - len(s.lstrip("("))
+    s = s[opens:]
+    closes = 0
+    while s.endswith(")") and s.count(")") > s.count("("):
+        s = s[:-1].rstrip()
+        closes += 1
+    return s, opens, closes
+
+
+def _segment_targets(toks: list[str], tree: _Tree, reach: Reach, roots: list[str], scripts: list[str],
+                     installed: dict[str, str], cwd: str, depth: int) -> str:
+    """Record what one command segment runs (see `_command_targets`); returns the folder the next one runs in."""
+    if not toks:
+        return cwd
+    if toks[0] in ("cd", "pushd") and len(toks) > 1:
+        return tree.dir(toks[1], cwd) or normalise(posixpath.join(cwd, toks[1])) or ""
+    at = program_index(toks)
+    _add_python_path(toks[:at] + (toks[1:] if toks[0] == "export" else []), cwd, roots)
+    if depth < 3 and _recipe_targets(toks, tree, reach, roots, scripts, cwd, depth):
+        return cwd
+    module = installed.get(toks[at]) if at < len(toks) else None
+    if module is not None:  # a console script the package installs (`mytrain fit`): it runs that module
+        toks = [*toks[:at], "python", "-m", module, *toks[at + 1:]]
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        if tok == "-m" and i + 1 < len(toks) and _module_flag(toks, i):
+            mods = tree.module(toks[i + 1], [cwd, *roots])
+            if mods:
+                main = mods[-1]
+                if main.endswith("/__init__.py") and posixpath.dirname(main) + "/__main__.py" in tree.files:
+                    main = posixpath.dirname(main) + "/__main__.py"
+                if reach.add(main, "the command runs it") and reach.entry is None:
+                    reach.entry, reach.cwd = main, cwd
+                scripts.append(main)
+                for init in mods[:-1]:
+                    scripts.append(init)
+            i += 2
+            continue
+        for value in _token_values(tok):
+            _command_value(value, tree, reach, scripts, cwd, roots, depth)
+        i += 1
+    return cwd
+
+
+def _add_python_path(words: list[str], cwd: str, roots: list[str]) -> None:
+    """Put the folders of a `PYTHONPATH=…` among `words` first in `roots`: imports resolve there before anywhere."""
+    for word in words:
+        if word.startswith("PYTHONPATH="):
+            roots[:0] = [r for r in python_path(word.split("=", 1)[1], cwd) if r not in roots]
+
+
+def _module_flag(toks: list[str], i: int) -> bool:
+    """Whether the `-m` at `toks[i]` is Python's: the interpreter's option (its other options, `-u`, `-W ignore`,
+    may stand between: `python3 -u -m trainer`) or a launcher's or runner's (`torchrun … -m`, `uv run -m`)."""
+    j = i - 1
+    while j >= 0:
+        t = toks[j]
+        if _PY_RUNNERS.match(posixpath.basename(t)):
+            return True
+        if t.startswith("-"):
+            j -= 1
+        elif j >= 1 and toks[j - 1] in PY_VALUE_OPTS:
+            j -= 2
+        else:
+            break
+    return any(posixpath.basename(t) in LAUNCHERS for t in toks[:i])
+
+
+def _recipe_targets(toks: list[str], tree: _Tree, reach: Reach, roots: list[str], scripts: list[str], cwd: str,
+                    depth: int) -> bool:
+    """Record what a task runner's recipe runs (`make train`, `just train`, `tox -e train`: `task_runners`); the
+    target's own recipe first, its prerequisites only while no Python script is found. False when the segment runs
+    no task runner nightlab reads."""
+    recipes = task_runners.recipes_for(_without_redirections(toks), tree.read, lambda p: p in tree.files, cwd)
+    if not recipes:
+        return False
+    reach.add(recipes[0].source, "the command runs it")
+    for recipe in recipes:
+        _add_python_path(recipe.environment(), recipe.cwd, roots)  # `export PYTHONPATH := src` in the Makefile
+        found: list[str] = []
+        for start, end in recipe.lines:
+            line, _ = recipe.expand(start, end)
+            found += _command_targets(line, tree, reach, roots, depth + 1, recipe.cwd)
+        scripts.extend(found)
+        if any(p.endswith(".py") for p in found):
+            break
+    return True
+
+
+def _without_redirections(toks: list[str]) -> list[str]:
+    """A segment's words without its redirections (`> log`, `2>&1`, `&>log`): `make train > log` names no target
+    `>`."""
+    words: list[str] = []
+    names_file = False
+    for tok in toks:
+        if names_file:
+            names_file = False
+        elif re.fullmatch(r"\d*(?:>>?|<)|&>>?", tok):
+            names_file = True  # a bare operator: the next word is its file
+        elif not re.match(r"\d*[<>]|&>", tok):
+            words.append(tok)
+    return words
 
 
 def _token_values(tok: str) -> list[str]:
@@ -242,9 +389,9 @@ def _command_value(value: str, tree: _Tree, reach: Reach, scripts: list[str], cw
         reach.add(path, "named on the command line")
     elif path.endswith(".sh") and depth < 3:
         reach.add(path, "the command runs it")
-        text = tree.read(path)
+        text = SCRIPT_DIR.sub(posixpath.dirname(path) or ".", tree.read(path))
         lines = [ln.split("#", 1)[0] for ln in text.replace("\\\n", " ").splitlines()]
-        scripts.extend(_command_targets("\n".join(lines).replace("\n", ";"), tree, reach, roots, depth + 1))
+        scripts.extend(_command_targets("\n".join(lines).replace("\n", ";"), tree, reach, roots, depth + 1, cwd))
     reach.refs.append(PathRef(path, "the command"))
 
 

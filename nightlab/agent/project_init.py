@@ -26,6 +26,7 @@ from nightlab.agent.goal import Goal
 from nightlab.agent.launcher import python_for
 from nightlab.agent.metric_text import fmt_metric
 from nightlab.agent.states import FailureClass
+from nightlab.agent.task_runners import TASK_FILES
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
 from nightlab.sandbox import isolate, runner, slots
@@ -112,7 +113,8 @@ def editable_files(root: Path, tracked: list[str], reached: code_reach.Reach,
     in the code — minus protected files. Config files next to the entry with a telling name are added last."""
     out: dict[str, str] = {}
     for p, why in reached.files.items():
-        if p.endswith((".py", ".sh", *CONFIG_EXT)) and not matches_any(p, protected):
+        task_file = posixpath.basename(p) in TASK_FILES  # the Makefile / justfile whose recipe the command runs
+        if (p.endswith((".py", ".sh", *CONFIG_EXT)) or task_file) and not matches_any(p, protected):
             out[p] = why
     entry_dir = posixpath.dirname(reached.entry) if reached.entry else ""
     for p in tracked:
@@ -203,7 +205,7 @@ def _missing_program(command: str, root: Path) -> str | None:
     """The first program of the command's segments that is neither on PATH nor in the repository (None if all
     are found). Shell builtins and `VAR=value` prefixes are skipped."""
     for seg in re.split(r"&&|\|\||;|\|", command.replace("{seed}", "0")):
-        toks = seg.split()
+        toks = seg.strip().lstrip("(").split()  # `(cd src && python train.py)`: the subshell runs `cd`
         while toks and re.match(r"^[A-Za-z_]\w*=", toks[0]):
             toks = toks[1:]
         if not toks or toks[0] in _SHELL_BUILTINS:

@@ -4,8 +4,11 @@ A setting given on the command line (``--epochs 1``, ``--learning_rate=3e-4``, H
 default in the code, and a config file named there (``python train.py config/small.py``, ``--config a.yaml``) beats
 the code's defaults too. So before a policy may change a default it has to know the command: this module splits it
 into tokens with their exact character spans (so a value can be rewritten in place, quotes and spacing intact),
-finds the Python entry point (``python -u train.py``, ``python -m pkg.train``, ``torchrun ... train.py``, or the
-``python`` line of a shell script the command runs) and sorts its arguments into flags, dotted overrides and files.
+finds the Python entry point (``python -u train.py``, ``python -m pkg.train``, ``torchrun ... train.py``,
+``uv run -m pkg.train``, a console script, the ``python`` line of a shell script or of a ``make`` / ``just`` /
+``tox`` recipe the command runs) and sorts its arguments into flags, dotted overrides and files. It follows the
+shell around it: ``cd sub &&`` (and a subshell's ``( … )``) moves where paths count from, ``PYTHONPATH=lib`` adds
+import roots, and redirections (``> log 2>&1``, ``| tee log``) are no arguments.
 
 Nothing here runs anything or knows about knobs; `effective.py` decides what the arguments shadow.
 """
@@ -13,11 +16,21 @@ Nothing here runs anything or knows about knobs; `effective.py` decides what the
 from __future__ import annotations
 
 import ast
+import posixpath
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from nightlab.agent.code_reach import LAUNCHERS, console_scripts, not_training
+from nightlab.agent import task_runners
+from nightlab.agent.code_reach import (
+    LAUNCHERS,
+    PY_VALUE_OPTS,
+    SCRIPT_DIR,
+    console_scripts,
+    not_training,
+    program_index,
+    python_path,
+)
 
 __all__ = ["COMMAND_PATH", "Arg", "Invocation", "Token", "parse_command", "parse_value", "tokenize"]
 
@@ -28,22 +41,20 @@ Value = int | float | bool | str
 
 _ENV_ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _PYTHON = re.compile(r"(?:.*/)?(?:python|pypy)(?:\d+(?:\.\d+)*)?")
-_LAUNCHERS = frozenset({"torchrun", "accelerate", "deepspeed", "uv", "poetry", "pipenv", "conda", "mpirun", "srun",
-                        "nohup", "time", "env", "exec", "stdbuf", "nice", "taskset", "numactl", "launch", "run"})
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash"})
-_SEPARATORS = frozenset({"&&", "||", ";", "|", "&"})
-# interpreter options that take a value (python -W ignore, -X importtime)
-_PY_OPTS_WITH_VALUE = frozenset({"-W", "-X", "-c"})
 _CONFIG_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_MAX_DEPTH = 3  # scripts and recipes followed into one another
 
 
 @dataclass(frozen=True)
 class Token:
-    """One shell word: its value (quotes removed) and the span of its raw text in the command."""
+    """One shell word: its value (quotes removed) and the span of its raw text in the command. `kind` is "" for a
+    word, ``op`` for a separator or a subshell parenthesis, ``redirect`` for a redirection operator."""
 
     value: str
     start: int
     end: int
+    kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,9 @@ class Arg:
     `name` is as written (``--epochs``, ``-e``, ``optim.lr``, ``+trainer.max_epochs``); `key` is the setting it
     names, normalised (``epochs``, ``optim.lr``, ``trainer.max_epochs``: no dashes or Hydra prefixes, ``-`` inside
     a word read as ``_``). `value` is parsed like Python / YAML would; `start`/`end` span the value's raw text, so
-    it can be rewritten in place. `style` is ``flag`` (``--k v`` / ``--k=v``) or ``dotlist`` (``k=v``).
+    it can be rewritten in place. `style` is ``flag`` (``--k v`` / ``--k=v``) or ``dotlist`` (``k=v``). A value
+    taken from a task-file variable (``--lr $(LR)``) spans the variable's literal (``LR ?= 3e-4``), or the command
+    word that sets it (``make train LR=1e-3``: then `source` is that text's path).
     """
 
     name: str
@@ -63,6 +76,7 @@ class Arg:
     start: int
     end: int
     style: str
+    source: str = ""  # where the value is written when not in the invocation's own text (`make train LR=1e-3`)
 
     @property
     def seed_placeholder(self) -> bool:
@@ -73,9 +87,11 @@ class Arg:
 class Invocation:
     """The Python program a command runs and what it is given.
 
-    `source` is where the invocation is written: `COMMAND_PATH`, or the repo path of a shell script the command
-    runs (then spans are offsets in that file's text). `entry` is the repo-relative script (``train.py``,
-    ``pkg/train.py`` for ``-m pkg.train``), None when the command runs no Python script nightlab can see.
+    `source` is where the invocation is written: `COMMAND_PATH`, or the repo path of a shell script or task file
+    (Makefile, justfile, tox.ini) the command runs (then spans are offsets in that file's text). `entry` is the
+    repo-relative script (``train.py``, ``pkg/train.py`` for ``-m pkg.train``), None when the command runs no Python
+    script nightlab can see. `cwd` is the folder it runs in (``cd src && python train.py``: ``src``), from which
+    the code's relative paths count; `paths` are the folders ``PYTHONPATH`` puts on the import path.
     """
 
     text: str
@@ -86,20 +102,41 @@ class Invocation:
     args: list[Arg] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # repo files named on the command line, in order
     file_options: dict[str, str] = field(default_factory=dict)  # file -> the option that names it ("--config")
-    end: int = 0  # where the invocation's words end in `text` (a new argument is inserted there)
+    end: int = 0  # where the invocation's words end in `text`, before any redirection (a new argument goes there)
+    cwd: str = ""
+    paths: list[str] = field(default_factory=list)
+    outer: dict[str, str] = field(default_factory=dict)  # the texts of other sources args are written in
 
-    def arg(self, name: str) -> Arg | None:
-        """The last occurrence of a setting by its name as written or its key (the last one wins, as in argparse)."""
+    def arg(self, name: str, source: str | None = None) -> Arg | None:
+        """The last occurrence of a setting by its name as written or its key (the last one wins, as in argparse);
+        with `source`, the last one written there."""
         hit = None
         for a in self.args:
-            if a.name == name or a.key == name:
+            if (a.name == name or a.key == name) and (source is None or self.where(a) == source):
                 hit = a
         return hit
+
+    def where(self, a: Arg) -> str:
+        """The path of the text `a`'s value is written in."""
+        return a.source or self.source
+
+    def text_of(self, a: Arg) -> str:
+        """The text `a`'s span points into."""
+        return self.outer.get(a.source, "") if a.source else self.text
+
+
+# a redirection operator at the start of a word: `>`, `>>`, `2>`, `<`, `2>&1`, `>&2`, `&>`, `&>>`, `>|`, `<<<`
+_REDIRECT_AT = re.compile(r"&>>?|\d*(?:>>|>\||>&(?:\d+-?|-)?|<&(?:\d+-?|-)?|<<<|<<-?|<>|>|<)")
+# the ones that duplicate a descriptor (`2>&1`, `>&2`, `<&-`): no file word follows them
+_DUPLICATE = re.compile(r"\d*[<>]&(?:\d+-?|-)")
+_WORD_END = " \t\r\n;|&<>()"
 
 
 def tokenize(text: str) -> list[Token]:
     """Shell words with spans: quotes ('...', "...") and backslash escapes are honoured, `#` starts a comment,
-    operators (``&&``, ``||``, ``;``, ``|``, ``&``) and newlines are tokens of their own."""
+    `$(...)` and backquotes stay inside their word, separators (``&&``, ``||``, ``;``, ``|``, ``&``, newlines)
+    and subshell parentheses are tokens of their own (kind ``op``), and so are redirections (kind ``redirect``:
+    ``>``, ``2>``, ``2>&1``, ``&>``), whose ``&`` separates nothing."""
     out: list[Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -111,7 +148,7 @@ def tokenize(text: str) -> list[Token]:
             i += 2
             continue
         if c == "\n":
-            out.append(Token(";", i, i + 1))
+            out.append(Token(";", i, i + 1, "op"))
             i += 1
             continue
         if c == "#":
@@ -119,40 +156,71 @@ def tokenize(text: str) -> list[Token]:
                 i += 1
             continue
         if text.startswith(("&&", "||"), i):
-            out.append(Token(text[i:i + 2], i, i + 2))
+            out.append(Token(text[i:i + 2], i, i + 2, "op"))
             i += 2
             continue
-        if c in ";|&":
-            out.append(Token(c, i, i + 1))
+        redirect = _REDIRECT_AT.match(text, i)
+        if redirect is not None:
+            out.append(Token(redirect.group(), i, redirect.end(), "redirect"))
+            i = redirect.end()
+            continue
+        if c in ";|&()":
+            out.append(Token(c, i, i + 1, "op"))
             i += 1
             continue
-        start = i
-        buf: list[str] = []
-        while i < n and text[i] not in " \t\r\n;|&":
-            c = text[i]
-            if c == "'":
-                j = text.find("'", i + 1)
-                j = n if j < 0 else j
-                buf.append(text[i + 1:j])
-                i = j + 1
-            elif c == '"':
-                j = i + 1
-                while j < n and text[j] != '"':
-                    if text[j] == "\\" and j + 1 < n:
-                        buf.append(text[j + 1])
-                        j += 2
-                        continue
-                    buf.append(text[j])
-                    j += 1
-                i = j + 1
-            elif c == "\\" and i + 1 < n:
-                buf.append(text[i + 1])
-                i += 2
-            else:
-                buf.append(c)
-                i += 1
-        out.append(Token("".join(buf), start, min(i, n)))
+        out.append(_word(text, i))
+        i = out[-1].end
     return out
+
+
+def _word(text: str, i: int) -> Token:
+    """The shell word starting at `i`, its value with quotes and escapes removed."""
+    start, n = i, len(text)
+    buf: list[str] = []
+    while i < n and text[i] not in _WORD_END:
+        c = text[i]
+        if c == "'":
+            j = text.find("'", i + 1)
+            j = n if j < 0 else j
+            buf.append(text[i + 1:j])
+            i = j + 1
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                if text[j] == "\\" and j + 1 < n:
+                    buf.append(text[j + 1])
+                    j += 2
+                    continue
+                buf.append(text[j])
+                j += 1
+            i = j + 1
+        elif c == "\\" and i + 1 < n:
+            buf.append(text[i + 1])
+            i += 2
+        elif c == "`" or text.startswith("$(", i):  # a command substitution: one word, parentheses and all
+            j = _substitution_end(text, i)
+            buf.append(text[i:j])
+            i = j
+        else:
+            buf.append(c)
+            i += 1
+    return Token("".join(buf), start, min(i, n))
+
+
+def _substitution_end(text: str, i: int) -> int:
+    """The end of the command substitution (`` `…` `` or `$(…)`, nested parentheses counted) starting at `i`."""
+    if text[i] == "`":
+        j = text.find("`", i + 1)
+        return len(text) if j < 0 else j + 1
+    depth = 0
+    for j in range(i + 1, len(text)):
+        if text[j] == "(":
+            depth += 1
+        elif text[j] == ")":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    return len(text)
 
 
 def parse_value(text: str) -> Value:
@@ -175,26 +243,85 @@ def parse_value(text: str) -> Value:
     return f if f == f and abs(f) != float("inf") else s
 
 
-def _segments(tokens: list[Token]) -> list[list[Token]]:
-    segs: list[list[Token]] = [[]]
-    for t in tokens:
-        if t.value in _SEPARATORS and t.end - t.start == len(t.value):
-            segs.append([])
-        else:
-            segs[-1].append(t)
-    return [s for s in segs if s]
+@dataclass(frozen=True)
+class _Scope:
+    """Where a command segment runs: its folder (repo-relative), the folders ``PYTHONPATH`` adds to the import path,
+    and the shell script it is written in (whose ``$(dirname "$0")`` is that script's folder)."""
+
+    cwd: str = ""
+    paths: tuple[str, ...] = ()
+    script: str = ""
+
+    def roots(self) -> list[str]:
+        """Where ``python -m`` looks for a module: the current folder, ``PYTHONPATH``, then the usual ``src``."""
+        return list(dict.fromkeys([self.cwd, *self.paths, "", "src"]))
 
 
-def _module_path(module: str, exists: Callable[[str], bool]) -> str | None:
-    rel = module.replace(".", "/")
-    for root in ("", "src/"):
-        for cand in (f"{root}{rel}.py", f"{root}{rel}/__main__.py"):
-            if exists(cand):
-                return cand
+def _join(cwd: str, path: str) -> str:
+    p = posixpath.normpath(posixpath.join(cwd, _norm_path(path)))
+    return "" if p == "." else p
+
+
+def _segments(tokens: list[Token], scope: _Scope) -> list[tuple[list[Token], _Scope]]:
+    """The commands between separators, each with where it runs. ``cd DIR`` moves the rest of the line and ``export
+    PYTHONPATH=…`` adds import roots (both are consumed); a subshell's changes end at its ``)``."""
+    out: list[tuple[list[Token], _Scope]] = []
+    outer: list[_Scope] = []
+    seg: list[Token] = []
+    for t in [*tokens, Token(";", -1, -1, "op")]:
+        if t.kind != "op":
+            seg.append(t)
+            continue
+        if seg:
+            moved = _moves(seg, scope)
+            if moved is None:
+                out.append((seg, scope))
+            else:
+                scope = moved
+            seg = []
+        if t.value == "(":
+            outer.append(scope)
+        elif t.value == ")" and outer:
+            scope = outer.pop()
+    return out
+
+
+def _moves(seg: list[Token], scope: _Scope) -> _Scope | None:
+    """The scope after a segment that only changes it (``cd``, ``export PYTHONPATH=…``, ``PYTHONPATH=…``); None for
+    a segment that runs something. A ``cd`` to a place the text does not say (``cd $DIR``, ``cd ~``) changes
+    nothing nightlab can follow."""
+    words = [t.value for t in seg]
+    if words[0] in ("cd", "pushd"):
+        target = SCRIPT_DIR.sub(posixpath.dirname(scope.script) or ".", words[1]) if len(words) > 1 else "~"
+        p = posixpath.normpath(posixpath.join(scope.cwd, target))
+        if "$" in target or target.startswith(("/", "~", "-")) or p.startswith(".."):
+            return scope
+        return replace(scope, cwd="" if p == "." else p)
+    assigns = words[1:] if words[0] == "export" else words
+    if assigns and all(_ENV_ASSIGN.match(w) for w in assigns):
+        return _with_env(assigns, scope)
     return None
 
 
-def _entry_of(seg: list[Token], exists: Callable[[str], bool]) -> tuple[int, str | None, str | None] | None:
+def _with_env(words: Sequence[str], scope: _Scope) -> _Scope:
+    """`scope` with the folders of any ``PYTHONPATH=…`` among `words` first on the import path."""
+    added = [p for w in words if w.startswith("PYTHONPATH=") for p in python_path(w.split("=", 1)[1], scope.cwd)]
+    return replace(scope, paths=tuple(dict.fromkeys([*added, *scope.paths]))) if added else scope
+
+
+def _module_path(module: str, exists: Callable[[str], bool], roots: Sequence[str]) -> str | None:
+    """The repo file ``python -m module`` runs, looked up under each import root in turn."""
+    rel = module.replace(".", "/")
+    for root in roots:
+        for cand in (f"{rel}.py", f"{rel}/__main__.py"):
+            p = _join(root, cand)
+            if exists(p):
+                return p
+    return None
+
+
+def _entry_of(seg: list[Token], exists: Callable[[str], bool],
+              scope: _Scope) -> tuple[int, str | None, str | None] | None:
     """(index of the first argument, entry script, module) of a segment that runs Python, or None."""
     i = 0
     while i < len(seg) and _ENV_ASSIGN.match(seg[i].value):
@@ -203,22 +330,25 @@ def _entry_of(seg: list[Token], exists: Callable[[str], bool]) -> tuple[int, str
     first_missing: int | None = None  # a script outside the repository (a wrapper): keep looking for one inside
     while i < len(seg):
         v = seg[i].value
+        if seg[i].kind == "redirect":  # `2>&1` stands alone, `> train.log` names a file: neither is an argument
+            i += 1 if _DUPLICATE.fullmatch(v) else 2
+            continue
         if _PYTHON.fullmatch(v) or v.rsplit("/", 1)[-1] in LAUNCHERS:  # `torchrun ... -m pkg.train` runs Python
             saw_python = True
             i += 1
             while i < len(seg) and seg[i].value.startswith("-") and seg[i].value != "-m":
-                i += 2 if seg[i].value in _PY_OPTS_WITH_VALUE else 1
+                i += 2 if seg[i].value in PY_VALUE_OPTS else 1
             continue
         if v == "-m" and saw_python and i + 1 < len(seg):
             mod = seg[i + 1].value
-            path = _module_path(mod, exists)
+            path = _module_path(mod, exists, scope.roots())
             if path is not None:
                 return i + 2, path, mod
             first_missing = i + 1 if first_missing is None else first_missing  # torch.distributed.run, …
             i += 2
             continue
         if v.endswith(".py"):
-            path = _norm_path(v)
+            path = _join(scope.cwd, v)
             if exists(path):
                 return i + 1, path, None
             if first_missing is None:
@@ -237,20 +367,45 @@ def _norm_path(p: str) -> str:
     return p
 
 
-def _script_of(seg: list[Token], exists: Callable[[str], bool]) -> str | None:
+def _script_of(seg: list[Token], exists: Callable[[str], bool], scope: _Scope) -> str | None:
     """The repo shell script a segment runs (``bash run.sh``, ``./scripts/train.sh``), if any."""
-    i = 0
-    while i < len(seg) and _ENV_ASSIGN.match(seg[i].value):
-        i += 1
-    if i >= len(seg):
+    words = [t.value for t in _plain(seg)]
+    i = program_index(words)
+    if i >= len(words):
         return None
-    first = seg[i].value
+    first = words[i]
     if first in _SHELLS:
-        rest = [t.value for t in seg[i + 1:] if not t.value.startswith("-")]
-        cand = _norm_path(rest[0]) if rest else ""
+        rest = [w for w in words[i + 1:] if not w.startswith("-")]
+        cand = rest[0] if rest else ""
     else:
-        cand = _norm_path(first)
-    return cand if cand and not cand.endswith(".py") and exists(cand) else None
+        cand = first
+    path = _join(scope.cwd, cand) if cand else ""
+    return path if path and not path.endswith(".py") and exists(path) else None
+
+
+def _plain(seg: Sequence[Token]) -> list[Token]:
+    """A segment's words without its redirections (operators and the files they name)."""
+    out: list[Token] = []
+    skip = False
+    for t in seg:
+        if skip:
+            skip = False
+        elif t.kind == "redirect":
+            skip = not _DUPLICATE.fullmatch(t.value)
+        else:
+            out.append(t)
+    return out
+
+
+def _arguments(seg: list[Token], idx: int) -> tuple[list[Token], int]:
+    """The words after the entry point (redirections left out) and where a new argument goes: after the last word
+    before the first redirection (``python train.py --lr 0.01 --bs=8 2>&1 | tee log``)."""
+    end = seg[idx - 1].end
+    for t in seg[idx:]:
+        if t.kind == "redirect":
+            break
+        end = t.end
+    return _plain(seg[idx:]), end
 
 
 def _key(name: str) -> str:
@@ -259,7 +414,7 @@ def _key(name: str) -> str:
 
 
 def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
-          takes_value: Callable[[str], bool | None]) -> tuple[list[Arg], list[str], dict[str, str]]:
+          takes_value: Callable[[str], bool | None], cwd: str = "") -> tuple[list[Arg], list[str], dict[str, str]]:
     """Sort the arguments after the entry point into settings and files (see `Invocation`)."""
     args: list[Arg] = []
     files: list[str] = []
@@ -274,7 +429,7 @@ def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
             if eq:
                 vstart = t.start + _raw_offset(text, t, len(name) + 1)
                 args.append(_arg(name, rest, text[vstart:t.end], vstart, t.end, "flag"))
-                _maybe_file(rest, name, exists, files, file_opts)
+                _maybe_file(rest, name, exists, files, file_opts, cwd)
                 i += 1
                 continue
             nxt = toks[i + 1] if i + 1 < len(toks) else None
@@ -282,7 +437,7 @@ def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
             if nxt is not None and wants is not False and (not nxt.value.startswith("-") or _is_number(nxt.value)) \
                     and (wants or "=" not in nxt.value or nxt.value.startswith(("{", "["))):
                 args.append(_arg(name, nxt.value, text[nxt.start:nxt.end], nxt.start, nxt.end, "flag"))
-                _maybe_file(nxt.value, name, exists, files, file_opts)
+                _maybe_file(nxt.value, name, exists, files, file_opts, cwd)
                 i += 2
                 continue
             args.append(Arg(name, _key(name), True, "", t.end, t.end, "switch"))
@@ -292,9 +447,9 @@ def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
         if eq and re.fullmatch(r"[+~]{0,2}[A-Za-z_][\w.\-]*", key):
             vstart = t.start + _raw_offset(text, t, len(key) + 1)
             args.append(_arg(key, rest, text[vstart:t.end], vstart, t.end, "dotlist"))
-            _maybe_file(rest, key, exists, files, file_opts)
+            _maybe_file(rest, key, exists, files, file_opts, cwd)
         else:
-            _maybe_file(v, "", exists, files, file_opts)
+            _maybe_file(v, "", exists, files, file_opts, cwd)
         i += 1
     return args, files, file_opts
 
@@ -320,8 +475,9 @@ def _arg(name: str, value: str, raw: str, start: int, end: int, style: str) -> A
 
 
 def _maybe_file(value: str, option: str, exists: Callable[[str], bool], files: list[str],
-                file_opts: dict[str, str]) -> None:
-    p = _norm_path(value)
+                file_opts: dict[str, str], cwd: str = "") -> None:
+    """Record `value` when it names a repo config file (relative to the folder the command runs in)."""
+    p = _join(cwd, value) if value else ""
     if p.endswith(_CONFIG_EXTS) and exists(p):
         files.append(p)
         if option:
@@ -338,48 +494,115 @@ def _is_number(s: str) -> bool:
 
 def parse_command(command: str, exists: Callable[[str], bool], read: Callable[[str], str] | None = None,
                   takes_value: Callable[[str], bool | None] | None = None) -> Invocation | None:
-    """The Python invocation in `command` (or in the shell script it runs), or None when there is none to see.
+    """The Python invocation in `command` (or in the shell script or task-runner recipe it runs), or None when there
+    is none to see.
 
-    `exists(path)` says whether a repo-relative file exists; `read(path)` returns a shell script's text;
-    `takes_value(option)` says whether an option takes a value (True / False), None when unknown (then a following
-    word that is not an option is taken as its value).
+    `exists(path)` says whether a repo-relative file exists; `read(path)` returns a file's text (shell scripts,
+    Makefiles, pyproject.toml; without it only the command itself is read); `takes_value(option)` says whether an
+    option takes a value (True / False), None when unknown (then a following word that is not an option is taken as
+    its value).
     """
     takes = takes_value or (lambda _name: None)
-    tokens = tokenize(command)
     scripts = console_scripts(read("pyproject.toml")) if read is not None and exists("pyproject.toml") else {}
-    found = _first_invocation(COMMAND_PATH, command, tokens, exists, takes, scripts)
-    if found is not None or read is None:
-        return found
-    for seg in _segments(tokens):
-        script = _script_of(seg, exists)
-        if script is not None:
-            body = read(script)
-            inner = _first_invocation(script, body, tokenize(body), exists, takes)
-            if inner is not None:
+    reader = _Reader(exists, read, takes, scripts)
+    return reader.invocation(COMMAND_PATH, command, [tokenize(command)], _Scope(), 0)
+
+
+@dataclass
+class _Reader:
+    """Reads a command and what it runs, with the repository's files (see `parse_command`)."""
+
+    exists: Callable[[str], bool]
+    read: Callable[[str], str] | None
+    takes: Callable[[str], bool | None]
+    scripts: dict[str, str]  # console scripts the package installs: name -> module
+
+    def invocation(self, source: str, text: str, lines: list[list[Token]], scope: _Scope,
+                   depth: int) -> Invocation | None:
+        """The training invocation written in `text` (each of `lines` a shell line starting in `scope`), else the
+        one in a shell script or task-runner recipe it runs."""
+        segs = [pair for toks in lines for pair in _segments(toks, scope)]
+        found = self.first(source, text, segs)
+        if self.read is None or depth >= _MAX_DEPTH or (found is not None and not not_training(found.entry or "")):
+            return found
+        for seg, where in segs:  # `make train && python eval.py`: the recipe trains, not the evaluation after it
+            inner = self.nested(source, text, seg, _with_env([t.value for t in seg], where), depth)
+            if inner is not None and not not_training(inner.entry or ""):
                 return inner
-    return None
+            found = found or inner
+        return found
 
-
-def _first_invocation(source: str, text: str, tokens: list[Token], exists: Callable[[str], bool],
-                      takes: Callable[[str], bool | None],
-                      scripts: dict[str, str] | None = None) -> Invocation | None:
-    """The training invocation: the first Python one, unless its name says it prepares data or evaluates and a
-    later one does not (`python prepare.py && python train.py --lr 0.05`)."""
-    found: list[tuple[list[Token], int, str | None, str | None]] = []
-    for seg in _segments(tokens):
-        got = _entry_of(seg, exists)
-        if got is None and scripts:  # a console script the package installs: `mytrain fit --config a.yaml`
-            at = next((i for i, t in enumerate(seg) if not _ENV_ASSIGN.match(t.value)), None)
-            mod = scripts.get(seg[at].value) if at is not None else None
-            path = _module_path(mod, exists) if mod else None
-            got = (at + 1, path, mod) if path is not None and at is not None else None
-        if got is not None:
-            found.append((seg, *got))
-    if not found:
+    def nested(self, source: str, text: str, seg: list[Token], where: _Scope, depth: int) -> Invocation | None:
+        """The invocation in the shell script or the task runner's recipe that `seg` runs."""
+        assert self.read is not None
+        script = _script_of(seg, self.exists, where)
+        if script is not None:
+            body = self.read(script)
+            return self.invocation(script, body, [tokenize(body)], replace(where, script=script), depth + 1)
+        words = _plain(seg)
+        for recipe in task_runners.recipes_for([t.value for t in words], self.read, self.exists, where.cwd):
+            scope = _with_env(recipe.environment(), replace(where, cwd=recipe.cwd, script=""))
+            inv = self.recipe(recipe, scope, depth)
+            if inv is not None:
+                if inv.source == recipe.source:
+                    inv.args = [_from_variable(a, recipe, words, source, text, inv) for a in inv.args]
+                return inv
         return None
-    seg, idx, entry, module = next((f for f in found if not not_training(f[2] or (f[3] or "").replace(".", "/"))),
-                                   found[0])
-    rest = seg[idx:]
-    args, files, file_opts = _args(rest, text, exists, takes)
-    return Invocation(text=text, source=source, entry=entry, module=module, tokens=list(rest), args=args,
-                      files=files, file_options=file_opts, end=seg[-1].end)
+
+    def recipe(self, recipe: task_runners.Recipe, scope: _Scope, depth: int) -> Invocation | None:
+        """The invocation in a recipe's command lines, their variables filled in and spans kept in the task file."""
+        lines: list[list[Token]] = []
+        for start, end in recipe.lines:
+            expanded, spans = recipe.expand(start, end)
+            lines.append([Token(t.value, spans[t.start][0], spans[t.end - 1][1], t.kind)
+                          for t in tokenize(expanded) if t.end > t.start])
+        return self.invocation(recipe.source, recipe.text, lines, scope, depth + 1)
+
+    def first(self, source: str, text: str, segs: list[tuple[list[Token], _Scope]]) -> Invocation | None:
+        """The training invocation: the first Python one, unless its name says it prepares data or evaluates and a
+        later one does not (`python prepare.py && python train.py --lr 0.05`)."""
+        found: list[tuple[list[Token], _Scope, int, str | None, str | None]] = []
+        for seg, where in segs:
+            where = _with_env([t.value for t in seg], where)
+            got = _entry_of(seg, self.exists, where)
+            if got is None and self.scripts:  # a console script the package installs: `mytrain fit --config a.yaml`
+                words = [t.value for t in seg]
+                at = program_index(words)
+                mod = self.scripts.get(words[at]) if at < len(words) else None
+                path = _module_path(mod, self.exists, where.roots()) if mod else None
+                got = (at + 1, path, mod) if path is not None else None
+            if got is not None:
+                found.append((seg, where, *got))
+        if not found:
+            return None
+        seg, where, idx, entry, module = next(
+            (f for f in found if not not_training(f[3] or (f[4] or "").replace(".", "/"))), found[0])
+        rest, end = _arguments(seg, idx)
+        args, files, file_opts = _args(rest, text, self.exists, self.takes, where.cwd)
+        return Invocation(text=text, source=source, entry=entry, module=module, tokens=rest, args=args,
+                          files=files, file_options=file_opts, end=end, cwd=where.cwd, paths=list(where.paths))
+
+
+def _from_variable(a: Arg, recipe: task_runners.Recipe, words: list[Token], source: str, text: str,
+                   inv: Invocation) -> Arg:
+    """A recipe's argument whose value is a variable (``--lr $(LR)``, ``--lr {{lr}}``), placed where the variable's
+    value is written: its literal in the task file (``LR ?= 3e-4``), or the command word that sets it (``make train
+    LR=1e-3``; then the arg's `source` is the command's). A value nightlab cannot place stays the reference as
+    written: a setting it does not edit."""
+    var = recipe.variable_at(a.text)
+    if var is None:
+        return a
+    if parse_value(var.value) != a.value:  # a variable holding several words (`$(ARGS)`): not one setting's value
+        return replace(a, value=a.text.strip("'\""))
+    if var.literal:
+        return replace(a, value=parse_value(var.value), text=recipe.text[var.start:var.end], start=var.start,
+                       end=var.end)
+    if var.word != task_runners.COMMAND_WORD and var.word < len(words):
+        tok = words[var.word]
+        name, eq, _ = tok.value.partition("=")
+        skip = len(name) + 1 if eq and _ENV_ASSIGN.match(tok.value) else 0
+        vstart = tok.start + (_raw_offset(text, tok, skip) if skip else 0)
+        inv.outer[source] = text
+        return replace(a, value=parse_value(var.value), text=text[vstart:tok.end], start=vstart, end=tok.end,
+                       source=source)
+    return replace(a, value=a.text.strip("'\""))

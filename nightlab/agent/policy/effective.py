@@ -111,6 +111,7 @@ class Program:
     possible_configs: list[str] = field(default_factory=list)  # config-like files the code may read (pattern)
     exists: Callable[[str], bool] = field(default=lambda _p: False, repr=False)
     takes_value: Callable[[str], bool | None] = field(default=lambda _n: None, repr=False)
+    read: Callable[[str], str] | None = field(default=None, repr=False)  # the repository's files, as `analyse` read
 
     def config(self, path: str) -> ConfigFile | None:
         return next((c for c in self.configs if c.path == path), None)
@@ -336,9 +337,10 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
         inv = parse_command(command, exists, read, takes_value)
     if inv is None or inv.entry is None:
         return Program(command=command, invocation=inv, run_files=None, configs=[], options=[], exists=exists,
-                       takes_value=takes_value)
+                       takes_value=takes_value, read=read)
     entry = inv.entry
-    roots = list(dict.fromkeys([posixpath.dirname(entry), "", "src"]))
+    # where imports resolve from: the script's folder, the one it runs in (-m), PYTHONPATH, the top, src/
+    roots = list(dict.fromkeys([posixpath.dirname(entry), inv.cwd, *inv.paths, "", "src"]))
     run: list[str] = []
     queue = [entry]
     exec_targets: set[str] = set()
@@ -380,7 +382,9 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
         for lit in f.literals:
             if not lit.endswith(_CONFIG_EXTS) or (lit in f.option_defaults and f.option_defaults[lit] in given):
                 continue
-            for cand in (_norm(lit), _norm(posixpath.join(posixpath.dirname(p), lit))):
+            # a path in code counts from where the command runs (`cd exp && python train.py`), else the file's folder
+            for cand in (_norm(posixpath.join(inv.cwd, lit)), _norm(lit),
+                         _norm(posixpath.join(posixpath.dirname(p), lit))):
                 if cand and exists(cand) and cand not in inv.files:
                     if not any(c.path == cand for c in configs):
                         configs.append(ConfigFile(cand, "", f"read by {p}"))
@@ -410,7 +414,7 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
     return Program(command=command, invocation=inv, run_files=run_set, configs=configs, options=options,
                    exec_configs=exec_configs, argv_globals=argv_globals, dotlist=dotlist, possible_configs=possible,
                    config_over_cli=config_over_cli, signature_cli=signature_cli, exists=exists,
-                   takes_value=takes_value)
+                   takes_value=takes_value, read=read)
 
 
 # keys by which a config names the config it extends (`defaults: base.yaml`, mmengine's `_base_`, `extends:`)
@@ -532,12 +536,12 @@ def cli_knobs(program: Program) -> list[knobmod.Knob]:
     out: list[knobmod.Knob] = []
     seen: dict[str, int] = {}
     for a in inv.args:
-        if a.style == "switch" or a.value is None or str(a.value) in inv.files:
+        if a.style == "switch" or a.value is None or _names_file(inv, a):
             continue
         seen[a.name] = seen.get(a.name, 0) + 1
     counted: dict[str, int] = {}
     for a in inv.args:
-        if a.style == "switch" or str(a.value) in inv.files:
+        if a.style == "switch" or _names_file(inv, a):
             continue
         counted[a.name] = counted.get(a.name, 0) + 1
         if a.value is not None and counted[a.name] < seen.get(a.name, 0):
@@ -556,20 +560,27 @@ def cli_knobs(program: Program) -> list[knobmod.Knob]:
                 continue
             if opt is not None and opt.type_name == "float" and isinstance(value, int):
                 value = float(value)
-        elif isinstance(value, str) and value.startswith("$"):
-            kind = "fixed"  # `--lr $LR` in a script: set there, from a variable nightlab does not edit, yet it
-            # overrides the argparse default all the same (which would otherwise be searched, and change nothing)
+        elif isinstance(value, str) and value.startswith(("$", "{{")):
+            kind = "fixed"  # `--lr $LR` in a script (`$(LR)`, `{{lr}}` in a recipe): set there, from a variable
+            # nightlab does not edit, yet it overrides the argparse default all the same (which would otherwise be
+            # searched, and change nothing)
         else:
             group = knobmod.choice_group(a.key, str(value))
             if group is None:
                 continue
             kind = "choice"
-        line = inv.text.count("\n", 0, a.start) + 1
-        out.append(knobmod.Knob(_cli_name(inv.source, a), inv.source, value, kind, CLI_STYLE, line,
-                                inv.text.splitlines()[line - 1].strip() if inv.text else "",
+        text, where = inv.text_of(a), inv.where(a)
+        line = text.count("\n", 0, a.start) + 1
+        out.append(knobmod.Knob(_cli_name(where, a), where, value, kind, CLI_STYLE, line,
+                                text.splitlines()[line - 1].strip() if text else "",
                                 knobmod.choices_for(a.key, str(value), [program.command]) if kind == "choice"
                                 else ()))
     return out
+
+
+def _names_file(inv: Invocation, a: Arg) -> bool:
+    """Whether an argument's value is a file the command names (`--config configs/a.yaml`, counted from its cwd)."""
+    return str(a.value) in inv.files or _norm(posixpath.join(inv.cwd, str(a.value))) in inv.files
 
 
 def cli_route(program: Program, knob: knobmod.Knob) -> str | None:
@@ -605,16 +616,16 @@ def virtual_cli_knob(program: Program, knob: knobmod.Knob) -> knobmod.Knob | Non
 
 
 def rewrite_cli(text: str, knob: knobmod.Knob, new_value: Any, program: Program) -> str:
-    """`text` (the command, or the shell script holding the invocation) with `knob`'s value replaced in the style of
-    the old value, or ``name=value`` appended to the invocation when the setting is not there yet. KeyError when
-    `text` runs no Python invocation."""
-    inv = parse_command(text, program.exists, takes_value=program.takes_value)
+    """`text` (the command, or the shell script or task file holding the setting) with `knob`'s value replaced in
+    the style of the old value, or ``name=value`` appended to the invocation when the setting is not there yet
+    (after its last argument, before any redirection). KeyError when `text` runs no Python invocation."""
+    inv = _invocation_in(text, knob.path, program)
     if inv is None:
         raise KeyError(knob.name)
     name = knob.name.split(":", 1)[1] if ":" in knob.name else knob.name
-    hit = inv.arg(name)
+    hit = inv.arg(name, knob.path)
     if hit is None or hit.style == "switch":
-        if hit is not None:
+        if hit is not None or inv.source != knob.path:
             raise KeyError(knob.name)
         if isinstance(new_value, str) and not re.fullmatch(r"[\w.+\-/]+", new_value):
             raise KeyError(knob.name)
@@ -622,6 +633,21 @@ def rewrite_cli(text: str, knob: knobmod.Knob, new_value: Any, program: Program)
         return f"{text[:inv.end]} {name}={new}{text[inv.end:]}"
     new = knobmod.format_value(new_value, hit.text)
     return text[:hit.start] + new + text[hit.end:]
+
+
+def _invocation_in(text: str, path: str, program: Program) -> Invocation | None:
+    """The program's invocation as `text` (the current text of `path`) now writes it. The command is read as a
+    command; a script or task file is read through the command that runs it (a Makefile's variables come from the
+    command's `VAR=value` words), or, without the repository at hand, as a script of its own."""
+    read = program.read
+    if path == COMMAND_PATH:
+        return parse_command(text, program.exists, read, program.takes_value)
+    if read is not None:
+        inv = parse_command(program.command, program.exists, lambda p: text if p == path else read(p),
+                            program.takes_value)
+        if inv is not None and (inv.source == path or any(inv.where(a) == path for a in inv.args)):
+            return inv
+    return parse_command(text, program.exists, takes_value=program.takes_value)
 
 
 # ----------------------------------------------------------------------------------------------- resolution
@@ -735,7 +761,6 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
     config_paths = {c.path: c for c in program.configs}
     inv = program.invocation
     assert inv is not None
-    cmd = "the command line" if inv.source == COMMAND_PATH else inv.source
     cli = [k for k in knobs if k.style == CLI_STYLE]
     # 1. knobs in files the command never runs or reads
     for k in knobs:
@@ -773,7 +798,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
             over = None if program.config_over_cli else _cli_override(k, leaf, True, cli, program, config_paths)
             later = cfg_by_leaf.get(leaf)
             if over is not None:
-                res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {cmd}"
+                res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {_written_on(over)}"
                 res.by[k.name] = over.name
             elif later is not None and later.name != k.name and _config_index(program, later.path) > \
                     _config_index(program, k.path) and _same_setting(later, k, program):
@@ -784,7 +809,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
             continue  # literals in calls and function bodies are not defaults anything overrides
         over = _cli_override(k, leaf, False, cli, program, config_paths)
         if over is not None:
-            res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {cmd}"
+            res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {_written_on(over)}"
             res.by[k.name] = over.name
             continue
         if k.style != "signature":
@@ -820,6 +845,11 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                                            "from it after reading the command line)")
                 res.by[flag.name] = over_cfg.name
     return res
+
+
+def _written_on(knob: knobmod.Knob) -> str:
+    """Where a command-line knob is written, as a reason names it: "the command line" or the file's path."""
+    return "the command line" if knob.path == COMMAND_PATH else knob.path
 
 
 def _short(command: str, n: int = 60) -> str:

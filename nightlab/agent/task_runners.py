@@ -1,0 +1,618 @@
+"""Task runners a launch command goes through: `make train`, `just train`, `tox -e train`.
+
+The command a person types is often not the Python command that trains. `make train` runs the recipe of the
+Makefile's `train` target with `$(LR)` filled in from `LR ?= 3e-4` (or from `make train LR=1e-3`); `just train`
+runs a justfile recipe with `{{lr}}` filled in; `tox -e train` runs the `commands` of `[testenv:train]`. nightlab
+reads that recipe the way the runner would, so that entry detection (`code_reach`) and the effective-value analysis
+(`policy.commandline`, `policy.effective`) see the python command inside it. A recipe keeps its file's text and the
+character spans of its command lines, and a variable keeps the span of the literal that defines it, so a value can
+be edited where it is written (at `LR ?= 3e-4`, not at the `$(LR)` that uses it).
+
+Only the simple variable forms are read (make's `VAR = v`, `?=`, `:=`, `$(VAR)`, `${VAR}`; just's `name := "v"`,
+recipe parameters and `{{name}}`; tox's `{posargs}`); anything else (`$(shell …)`, just expressions) is left as
+written. Nothing here runs anything.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+__all__ = ["COMMAND_WORD", "TASK_FILES", "Recipe", "Variable", "recipes_for"]
+
+# the file names each runner reads, in the order it looks for them
+_MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
+_JUSTFILES = ("justfile", "Justfile", ".justfile", "JUSTFILE")
+TASK_FILES = frozenset({*_MAKEFILES, *_JUSTFILES, "tox.ini"})
+# `Variable.word` when the value is not set by a word of the command
+COMMAND_WORD = -1
+_MAX_DEPTH = 4
+
+_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_MAKE_ASSIGN = re.compile(r"(?P<pre>(?:(?:export|override)\s+)*)(?P<name>\.?[A-Za-z_][\w.-]*)\s*"
+                          r"(?P<op>\?=|::=|:=|\+=|!=|=)[ \t]*(?P<value>.*)")
+_MAKE_RULE = re.compile(r"(?P<targets>[^:=#\s][^:=#]*?)\s*::?(?!=)[ \t]*(?P<rest>.*)")
+_MAKE_REF = re.compile(r"\$[({](?P<name>[\w.-]+)[)}]")
+# make options that take the next word as their value
+_MAKE_VALUE_OPTS = frozenset({"-f", "--file", "--makefile", "-C", "--directory", "-I", "--include-dir", "-o",
+                              "--old-file", "--assume-old", "-W", "--what-if", "--new-file", "--assume-new", "-l",
+                              "--load-average", "--max-load", "-O", "--output-sync", "--eval"})
+_JUST_ASSIGN = re.compile(r"(?P<export>export\s+)?(?P<name>[A-Za-z_][\w-]*)\s*:=\s*(?P<value>.*?)\s*")
+_JUST_ALIAS = re.compile(r"alias\s+(?P<alias>[A-Za-z_][\w-]*)\s*:=\s*(?P<name>[A-Za-z_][\w-]*)\s*")
+_JUST_RECIPE = re.compile(r"@?(?P<name>[A-Za-z_][\w-]*)(?P<params>(?:\s+[^:]*?)?)\s*:(?!=)[ \t]*(?P<deps>[^#]*)")
+_JUST_PARAM = re.compile(r"(?P<mod>[+*$]*)(?P<name>[A-Za-z_][\w-]*)(?:=(?:(?P<q>[\"'])(?P<qv>.*?)(?P=q)|"
+                         r"(?P<bare>[^\s\"']+)))?")
+_JUST_REF = re.compile(r"\{\{\s*(?P<name>[A-Za-z_][\w-]*)\s*\}\}")
+_JUST_VALUE_OPTS = frozenset({"-f", "--justfile", "-d", "--working-directory", "--dotenv-filename",
+                              "--dotenv-path", "--shell", "--shell-arg", "--color", "--command-color"})
+_TOX_SECTION = re.compile(r"\[(?P<name>[^\]]+)\]")
+_TOX_REF = re.compile(r"\{(?P<key>posargs|toxinidir|envpython)(?::(?P<default>[^}]*))?\}")
+_TOX_KEY = re.compile(r"(?P<key>[A-Za-z_][\w-]*)\s*=[ \t]*(?P<value>.*)")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A task-file variable: its value as written, and where that value can be edited.
+
+    `start`/`end` span the literal in the task file's text (-1 when the value is not a literal there: it refers to
+    other variables, is an expression, or is set on the command line); `word` is the index of the command word that
+    sets it (`make train LR=1e-3`, `LR=1e-3 make train`), `COMMAND_WORD` when the command does not."""
+
+    value: str
+    start: int = -1
+    end: int = -1
+    word: int = COMMAND_WORD
+
+    @property
+    def literal(self) -> bool:
+        return self.start >= 0 and "$" not in self.value and "{{" not in self.value
+
+
+@dataclass
+class Recipe:
+    """The command lines one target (recipe, tox environment) runs, read from its task file.
+
+    `lines` are the spans of its shell command lines in `text`, in order; each runs in its own shell (a `cd` on one
+    line does not carry over), starting in `cwd` (repo-relative: `make -C sub`, the justfile's folder)."""
+
+    source: str
+    text: str
+    name: str
+    syntax: str  # "make", "just" or "tox"
+    lines: list[tuple[int, int]] = field(default_factory=list)
+    variables: dict[str, Variable] = field(default_factory=dict)
+    cwd: str = ""
+    posargs: str = ""  # tox: the words after `--` on the command
+    exported: frozenset[str] = frozenset()  # variables the recipe's commands get in their environment
+
+    def environment(self) -> list[str]:
+        """`NAME=value` for each exported variable (`export PYTHONPATH := src`), its references filled in."""
+        return [f"{name}={self._value(name, 0)}" for name in sorted(self.exported) if name in self.variables]
+
+    def expand(self, start: int, end: int) -> tuple[str, list[tuple[int, int]]]:
+        """The command line at `text[start:end]` with its variables filled in, and for each character of the result
+        the span of the text it came from (a filled-in value maps to the whole reference: `$(LR)`)."""
+        out: list[str] = []
+        spans: list[tuple[int, int]] = []
+        i = start
+        while i < end:
+            ref = self._reference(i, end)
+            if ref is None:
+                out.append(self.text[i])
+                spans.append((i, i + 1))
+                i += 1
+                continue
+            j, value = ref
+            out.extend(value)
+            spans.extend([(i, j)] * len(value))
+            i = j
+        return "".join(out), spans
+
+    def variable_at(self, raw: str) -> Variable | None:
+        """The variable a word consists of (`$(LR)`, `"${LR}"`, `{{lr}}`), followed through references to the one
+        that holds the value (`LR ?= $(BASE_LR)` → `BASE_LR`); None when the word is not a single reference."""
+        word = raw.strip()
+        if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"":
+            word = word[1:-1]
+        pattern = _JUST_REF if self.syntax == "just" else _MAKE_REF
+        var: Variable | None = None
+        for _ in range(_MAX_DEPTH):
+            m = pattern.fullmatch(word.strip())
+            if m is None:
+                return var
+            var = self.variables.get(m.group("name"))
+            if var is None or var.word != COMMAND_WORD:
+                return var
+            word = var.value
+        return var
+
+    def _reference(self, i: int, end: int) -> tuple[int, str] | None:
+        """(end of the reference, its value) for a variable reference starting at `i`, else None."""
+        text = self.text
+        if self.syntax == "make" and text[i] == "$" and i + 1 < end:
+            nxt = text[i + 1]
+            if nxt == "$":
+                return i + 2, "$"
+            if nxt in "({":
+                close = _closing(text, i + 1, end)
+                if close is None:
+                    return None
+                inner = text[i + 2:close]
+                if re.fullmatch(r"[\w.-]+", inner):
+                    return close + 1, self._value(inner, 0)
+                return None  # a function ($(shell …), $(abspath …)): left as written
+            if nxt == "@":
+                return i + 2, self.name
+            return None
+        if self.syntax == "just" and text.startswith("{{", i):
+            m = _JUST_REF.match(text, i, end)
+            if m is not None and m.group("name") in self.variables:
+                return m.end(), self._value(m.group("name"), 0)
+            return None
+        if self.syntax == "tox" and text[i] == "{":
+            m = _TOX_REF.match(text, i, end)
+            if m is None:
+                return None
+            key = m.group("key")
+            if key == "posargs":
+                return m.end(), self.posargs or (m.group("default") or "")
+            return m.end(), "." if key == "toxinidir" else "python"
+        return None
+
+    def _value(self, name: str, depth: int) -> str:
+        """A variable's value with its own references filled in (an undefined make variable is empty, as in make)."""
+        var = self.variables.get(name)
+        if var is None:
+            return ""
+        if depth >= _MAX_DEPTH:
+            return var.value
+        pattern = _JUST_REF if self.syntax == "just" else _MAKE_REF
+        value = pattern.sub(lambda m: self._value(m.group("name"), depth + 1), var.value)
+        return value.replace("$$", "$") if self.syntax == "make" else value
+
+
+def _closing(text: str, i: int, end: int) -> int | None:
+    """The index of the bracket closing the one at `i` (nesting counted), None when it is not closed by `end`."""
+    pairs = {"(": ")", "{": "}"}
+    opener, closer = text[i], pairs[text[i]]
+    depth = 0
+    for j in range(i, end):
+        if text[j] == opener:
+            depth += 1
+        elif text[j] == closer:
+            depth -= 1
+            if depth == 0:
+                return j
+    return None
+
+
+def recipes_for(words: Sequence[str], read: Callable[[str], str], exists: Callable[[str], bool],
+                cwd: str = "") -> list[Recipe]:
+    """The recipes a command segment's words run, the named target's first and then the targets it depends on
+    (a caller uses the first that runs Python: `train: data` whose own recipe is empty runs `data`'s); [] when the
+    segment runs no task runner nightlab reads or its task file is missing. `cwd` is where the segment runs."""
+    at = 0
+    while at < len(words) and _ENV.match(words[at]):
+        at += 1
+    if at >= len(words):
+        return []
+    program = posixpath.basename(words[at])
+    env = {w.split("=", 1)[0]: (w.split("=", 1)[1], i) for i, w in enumerate(words[:at])}
+    if program in ("make", "gmake"):
+        return _make(list(words), at + 1, env, read, exists, cwd)
+    if program == "just":
+        return _just(list(words), at + 1, env, read, exists, cwd)
+    if program == "tox":
+        return _tox(list(words), at + 1, read, exists, cwd)
+    return []
+
+
+def _join(cwd: str, path: str) -> str:
+    p = posixpath.normpath(posixpath.join(cwd, path))
+    return "" if p == "." else p
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """(offset, line without its newline) for each line of `text`."""
+    out: list[tuple[int, str]] = []
+    at = 0
+    for line in text.splitlines(keepends=True):
+        out.append((at, line.rstrip("\r\n")))
+        at += len(line)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------ make
+
+
+def _make(words: list[str], i: int, env: dict[str, tuple[str, int]], read: Callable[[str], str],
+          exists: Callable[[str], bool], cwd: str) -> list[Recipe]:
+    """`make [-f FILE] [-C DIR] [TARGET…] [VAR=VALUE…]`: the first target's recipe and its prerequisites'."""
+    file_opt = ""
+    targets: list[str] = []
+    overrides: dict[str, tuple[str, int]] = {}
+    while i < len(words):
+        w = words[i]
+        name, eq, value = w.partition("=")
+        if (w.startswith("-") and not eq) or (w.startswith("--") and eq):
+            opt = name if w.startswith("--") else w[:2]
+            inline = value if w.startswith("--") else w[2:]
+            if opt in _MAKE_VALUE_OPTS and not inline and i + 1 < len(words):
+                inline = words[i + 1]
+                i += 1
+            if opt in ("-C", "--directory"):
+                cwd = _join(cwd, inline)
+            elif opt in ("-f", "--file", "--makefile"):
+                file_opt = inline
+        elif eq and re.fullmatch(r"[A-Za-z_][\w.-]*", name):
+            overrides[name] = (value, i)
+        elif not w.isdigit():  # (the job count of `-j 4`)
+            targets.append(w)
+        i += 1
+    path = _join(cwd, file_opt) if file_opt else next(
+        (p for p in (_join(cwd, n) for n in _MAKEFILES) if exists(p)), "")
+    if not path or not exists(path):
+        return []
+    text = read(path)
+    rules, variables, default, exported = _parse_makefile(text, env, overrides)
+    goal = targets[0] if targets else variables.get(".DEFAULT_GOAL", Variable(default)).value.strip()
+    out: list[Recipe] = []
+    base = Recipe(path, text, goal, "make", variables=variables, cwd=cwd, exported=exported)
+    _make_chain(goal, rules, base, out, set(), 0)
+    return out
+
+
+_Rules = dict[str, tuple[list[str], list[tuple[int, int]]]]  # target -> (prerequisites, recipe line spans)
+
+
+def _parse_makefile(text: str, env: dict[str, tuple[str, int]], overrides: dict[str, tuple[str, int]]
+                    ) -> tuple[_Rules, dict[str, Variable], str, frozenset[str]]:
+    """(rules, variables as make resolves them, the default goal, the exported variables' names).
+
+    Precedence as in GNU make: `VAR=v` on the command line beats the Makefile (unless `override`), the Makefile's
+    `=` / `:=` beat the environment (`VAR=v make`), and `?=` only sets what neither defines."""
+    reader = _MakefileReader(text, env)
+    reader.read()
+    for name, (value, word) in env.items():
+        reader.variables.setdefault(name, Variable(value, word=word))
+    for name, (value, word) in overrides.items():
+        if name not in reader.forced:
+            reader.variables[name] = Variable(value, word=word)
+    return reader.rules, reader.variables, reader.default, frozenset(reader.exported)
+
+
+@dataclass
+class _MakefileReader:
+    """One pass over a Makefile's lines: rules with their recipe lines, variable assignments, `export`s."""
+
+    text: str
+    env: dict[str, tuple[str, int]]
+    rules: _Rules = field(default_factory=dict)
+    # make's own: `$(MAKE) -C sub train` runs make; `$(CURDIR)`, `$(PWD)` are the folder make runs in
+    variables: dict[str, Variable] = field(
+        default_factory=lambda: {"MAKE": Variable("make"), "CURDIR": Variable("."), "PWD": Variable(".")})
+    forced: set[str] = field(default_factory=set)  # `override` assignments: the command line does not beat them
+    exported: set[str] = field(default_factory=set)
+    default: str = ""
+    current: list[str] = field(default_factory=list)  # the targets whose recipe the next tab-indented lines are
+
+    def read(self) -> None:
+        lines = _lines(self.text)
+        k = 0
+        while k < len(lines):
+            at, line = lines[k]
+            if line.startswith("\t") and self.current:
+                k = self.recipe_line(lines, k)
+                continue
+            k += 1
+            stripped = line.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            if stripped.startswith("define "):  # a multi-line variable: its lines are no rules
+                while k < len(lines) and lines[k][1].strip() != "endef":
+                    k += 1
+                k += 1
+                self.current = []
+                continue
+            self.statement(at, line, stripped)
+
+    def recipe_line(self, lines: list[tuple[int, str]], k: int) -> int:
+        """Record the recipe line at `lines[k]` (continued with `\\` onto the next ones); returns the next index."""
+        at, line = lines[k]
+        start = at + 1
+        while start < at + len(line) and self.text[start] in "@-+ \t":  # echo / error / always prefixes
+            start += 1
+        end = at + len(line)
+        while self.text[at:end].endswith("\\") and k + 1 < len(lines):
+            k += 1
+            at, line = lines[k]
+            end = at + len(line)
+        for t in self.current:
+            self.rules[t][1].append((start, end))
+        return k + 1
+
+    def statement(self, at: int, line: str, stripped: str) -> None:
+        """An assignment, a rule, an `export`, or a directive nightlab does not follow (conditionals, includes)."""
+        self.current = []
+        m = _MAKE_ASSIGN.fullmatch(line)
+        if m is not None:
+            _make_assign(m, at, self.variables, self.forced, self.env)
+            if "export" in m.group("pre"):
+                self.exported.add(m.group("name"))
+            return
+        if stripped.startswith(("export ", "unexport ")):
+            if stripped.startswith("export "):
+                self.exported.update(stripped.split()[1:])
+            return
+        if stripped.startswith(("ifeq", "ifneq", "ifdef", "ifndef", "else", "endif", "include ", "-include ",
+                                "sinclude ", "vpath")):
+            return
+        r = _MAKE_RULE.fullmatch(line)
+        if r is not None and _MAKE_ASSIGN.fullmatch(r.group("rest")) is None:  # not `train: LR = 0.1`
+            self.rule(at, line, r)
+
+    def rule(self, at: int, line: str, r: re.Match[str]) -> None:
+        """`targets: prerequisites [; recipe]` (a `## help` comment after them is no prerequisite)."""
+        rest = r.group("rest")
+        prereqs, _, inline = rest.partition(";")
+        self.current = [t for t in r.group("targets").split() if "%" not in t]
+        for t in self.current:
+            self.rules.setdefault(t, ([], []))[0].extend(
+                p for p in prereqs.split("#", 1)[0].split() if "%" not in p)
+            if not self.default and not t.startswith("."):
+                self.default = t
+        if inline.strip():
+            start = at + r.start("rest") + len(prereqs) + 1
+            while start < at + len(line) and self.text[start] in "@-+ \t":
+                start += 1
+            for t in self.current:
+                self.rules[t][1].append((start, at + len(line)))
+
+
+def _make_assign(m: re.Match[str], at: int, variables: dict[str, Variable], forced: set[str],
+                 env: dict[str, tuple[str, int]]) -> None:
+    """Apply one `VAR op value` line (a trailing `# comment` is not part of the value, as in make)."""
+    name, op, raw = m.group("name"), m.group("op"), m.group("value")
+    value = re.split(r"(?<!\\)#", raw, maxsplit=1)[0].rstrip()
+    start = at + m.start("value")
+    if "override" in m.group("pre"):
+        forced.add(name)
+    if op == "?=":
+        if name in variables or name in env:
+            return
+        variables[name] = Variable(value, start, start + len(value))
+    elif op == "+=":
+        old = variables.get(name)
+        variables[name] = Variable(f"{old.value} {value}" if old is not None else value)
+    elif op == "!=":
+        variables[name] = Variable(f"$(shell {value})")  # a shell command's output: not known here
+    else:
+        variables[name] = Variable(value, start, start + len(value))
+
+
+def _make_chain(target: str, rules: _Rules, base: Recipe,
+                out: list[Recipe], seen: set[str], depth: int) -> None:
+    """Append `target`'s recipe, then its prerequisites' (depth first, each once)."""
+    if target in seen or target not in rules or depth > _MAX_DEPTH:
+        return
+    seen.add(target)
+    prereqs, lines = rules[target]
+    out.append(replace(base, name=target, lines=list(lines)))
+    for p in prereqs:
+        _make_chain(p, rules, base, out, seen, depth + 1)
+
+
+# ------------------------------------------------------------------------------------------------------------ just
+
+
+def _just(words: list[str], i: int, env: dict[str, tuple[str, int]], read: Callable[[str], str],
+          exists: Callable[[str], bool], cwd: str) -> list[Recipe]:
+    """`just [-f FILE] [-d DIR] [VAR=VALUE…] [--set VAR VALUE] [RECIPE [ARG…]]`: the recipe and its dependencies'.
+    Recipes run in the justfile's folder; just looks for the justfile in `cwd` and its parents."""
+    file_opt = ""
+    overrides: dict[str, tuple[str, int]] = {}
+    rest: list[tuple[str, int]] = []
+    while i < len(words):
+        w = words[i]
+        name, eq, value = w.partition("=")
+        if w == "--set" and i + 2 < len(words):
+            overrides[words[i + 1]] = (words[i + 2], i + 2)
+            i += 3
+            continue
+        if w.startswith("-") and not rest:
+            opt = name
+            inline = value if eq else ""
+            if opt in _JUST_VALUE_OPTS and not eq and i + 1 < len(words):
+                inline = words[i + 1]
+                i += 1
+            if opt in ("-f", "--justfile"):
+                file_opt = inline
+        elif eq and not rest and re.fullmatch(r"[A-Za-z_][\w-]*", name):
+            overrides[name] = (value, i)
+        else:
+            rest.append((w, i))
+        i += 1
+    path = _join(cwd, file_opt) if file_opt else _find_upwards(cwd, _JUSTFILES, exists)
+    if not path or not exists(path):
+        return []
+    text = read(path)
+    recipes, variables, aliases, exported = _parse_justfile(text)
+    for name, (value, word) in overrides.items():
+        variables[name] = Variable(value, word=word)
+    name = rest[0][0] if rest else next(iter(recipes), "")
+    name = aliases.get(name, name)
+    out: list[Recipe] = []
+    base = Recipe(path, text, name, "just", variables=variables, cwd=posixpath.dirname(path), exported=exported)
+    _just_chain(name, recipes, base, rest[1:], out, set(), 0)
+    return out
+
+
+def _find_upwards(cwd: str, names: Sequence[str], exists: Callable[[str], bool]) -> str:
+    """The first of `names` in `cwd` or the nearest folder above it inside the repository, "" if none."""
+    folder = cwd
+    while True:
+        for n in names:
+            p = _join(folder, n)
+            if exists(p):
+                return p
+        if not folder:
+            return ""
+        folder = posixpath.dirname(folder)
+
+
+_JustRecipe = tuple[list[tuple[str, Variable]], list[str], list[tuple[int, int]]]  # params, deps, line spans
+
+
+def _parse_justfile(text: str) -> tuple[dict[str, _JustRecipe], dict[str, Variable], dict[str, str], frozenset[str]]:
+    """(recipe → (parameters with defaults, dependencies, body line spans), variables, aliases, exported names)."""
+    recipes: dict[str, _JustRecipe] = {}
+    variables: dict[str, Variable] = {}
+    aliases: dict[str, str] = {}
+    exported: set[str] = set()
+    export_all = False
+    current: str | None = None
+    lines = _lines(text)
+    k = 0
+    while k < len(lines):
+        at, line = lines[k]
+        k += 1
+        if current is not None and line[:1] in (" ", "\t") and line.strip():
+            start = at + len(line) - len(line.lstrip())
+            while start < at + len(line) and text[start] in "@-":
+                start += 1
+            end = at + len(line)
+            while text[at:end].endswith("\\") and k < len(lines):
+                at, line = lines[k]
+                end = at + len(line)
+                k += 1
+            if not text[start:end].startswith("#"):
+                recipes[current][2].append((start, end))
+            continue
+        if not line.strip() or line.lstrip().startswith(("#", "[")):
+            continue
+        current = None
+        a = _JUST_ALIAS.fullmatch(line)
+        if a is not None:
+            aliases[a.group("alias")] = a.group("name")
+            continue
+        m = _JUST_ASSIGN.fullmatch(line)
+        if m is not None:
+            variables[m.group("name")] = _just_value(m.group("value"), at + m.start("value"))
+            if m.group("export"):
+                exported.add(m.group("name"))
+            continue
+        if re.fullmatch(r"set\s+export(?:\s*:=\s*true)?\s*", line):
+            export_all = True
+        r = _JUST_RECIPE.fullmatch(line)
+        if r is None or line.startswith("set "):
+            continue
+        current = r.group("name")
+        params: list[tuple[str, Variable]] = []
+        for p in _JUST_PARAM.finditer(r.group("params")):
+            off = at + r.start("params")
+            if p.group("qv") is not None:
+                var = Variable(p.group("qv"), off + p.start("qv"), off + p.end("qv"))
+            elif p.group("bare") is not None:
+                var = _just_value(p.group("bare"), off + p.start("bare"))
+            else:
+                var = Variable("")
+            params.append((p.group("name"), var))
+        recipes[current] = (params, r.group("deps").split(), [])
+    return recipes, variables, aliases, frozenset(variables if export_all else exported)
+
+
+def _just_value(raw: str, at: int) -> Variable:
+    """A just expression as a variable: a quoted string is a literal (its span inside the quotes), a bare name a
+    reference to another variable, anything else an expression left as written."""
+    m = re.fullmatch(r"(?P<q>[\"'])(?P<v>[^\"']*)(?P=q)", raw)
+    if m is not None:
+        return Variable(m.group("v"), at + m.start("v"), at + m.end("v"))
+    if re.fullmatch(r"[A-Za-z_][\w-]*", raw):
+        return Variable("{{" + raw + "}}")
+    return Variable(raw)
+
+
+def _just_chain(name: str, recipes: dict[str, _JustRecipe], base: Recipe, args: list[tuple[str, int]],
+                out: list[Recipe], seen: set[str], depth: int) -> None:
+    """Append recipe `name` (its parameters bound to the command's arguments in order, else their defaults), then
+    its dependencies'."""
+    if name in seen or name not in recipes or depth > _MAX_DEPTH:
+        return
+    seen.add(name)
+    params, deps, lines = recipes[name]
+    variables = dict(base.variables)
+    for n, (pname, default) in enumerate(params):
+        variables[pname] = Variable(args[n][0], word=args[n][1]) if n < len(args) else default
+    out.append(replace(base, name=name, lines=list(lines), variables=variables))
+    for d in deps:
+        _just_chain(d, recipes, base, [], out, seen, depth + 1)
+
+
+# ------------------------------------------------------------------------------------------------------------- tox
+
+
+def _tox(words: list[str], i: int, read: Callable[[str], str], exists: Callable[[str], bool],
+         cwd: str) -> list[Recipe]:
+    """`tox -e ENV[,ENV] [-- POSARGS]`: the `commands` of `[testenv:ENV]` (else `[testenv]`), in `changedir`."""
+    envs: list[str] = []
+    posargs = ""
+    while i < len(words):
+        w = words[i]
+        if w == "--":
+            posargs = " ".join(words[i + 1:])
+            break
+        if w in ("-e", "--envlist") and i + 1 < len(words):
+            envs += words[i + 1].split(",")
+            i += 1
+        elif w.startswith(("-e", "--envlist=")) and len(w) > 2:
+            envs += w.split("=", 1)[1].split(",") if w.startswith("--") else w[2:].split(",")
+        i += 1
+    path = _join(cwd, "tox.ini")
+    if not envs or not exists(path):
+        return []
+    text = read(path)
+    sections = _ini_sections(text)
+    out: list[Recipe] = []
+    for env in envs:
+        own = sections.get(f"testenv:{env}", {})
+        base = sections.get("testenv", {})
+        spans = own.get("commands") or base.get("commands")
+        if not spans:
+            continue
+        change = own.get("changedir") or base.get("changedir")
+        where = _join(cwd, text[change[0][0]:change[0][1]].replace("{toxinidir}", ".")) if change else cwd
+        out.append(Recipe(path, text, env, "tox", spans, {}, where, posargs))
+    return out
+
+
+def _ini_sections(text: str) -> dict[str, dict[str, list[tuple[int, int]]]]:
+    """section → key → the spans of its value's lines (a value continues on indented lines, one command each)."""
+    out: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    section: dict[str, list[tuple[int, int]]] | None = None
+    key: str | None = None
+    for at, line in _lines(text):
+        s = _TOX_SECTION.fullmatch(line.strip())
+        if s is not None and not line[:1].isspace():
+            section = out.setdefault(s.group("name").strip(), {})
+            key = None
+            continue
+        if section is None or not line.strip() or line.lstrip().startswith(("#", ";")):
+            continue
+        if line[:1].isspace() and key is not None:
+            start = at + len(line) - len(line.lstrip())
+            while start < at + len(line) and text[start] == "-":
+                start += 1
+            section[key].append((start, at + len(line.rstrip())))
+            continue
+        m = _TOX_KEY.fullmatch(line)
+        if m is None:
+            key = None
+            continue
+        key = m.group("key").strip()
+        section[key] = []
+        if m.group("value").strip():
+            start = at + m.start("value")
+            section[key].append((start, at + len(line.rstrip())))
+    return out
