@@ -458,3 +458,20 @@ def test_a_script_that_moves_to_its_own_folder_runs_the_script_there(tmp_path: P
     assert code_reach.reach(tmp_path, tracked, "bash exp/run.sh").entry == "exp/train.py"
     knobs = BuiltinPolicy().knobs_in(files, command="bash exp/run.sh")
     assert knobs["--epochs"].why_not == "overridden by --epochs on exp/run.sh"
+
+
+def test_the_builtin_policy_tunes_a_makefile_variable_where_it_is_defined() -> None:
+    """`make train` runs `python train.py --lr $(LR)`: the script's default is dead, the Makefile's `LR ?= 3e-4` is
+    the setting, and the builtin policy's move rewrites that line (the Makefile is a file it edits)."""
+    from nightlab.agent.policy.builtin import BuiltinPolicy, _checkout_context
+
+    files = {"Makefile": "LR ?= 3e-4\nEPOCHS = 5\n\ntrain:\n\tpython train.py --lr $(LR) --epochs $(EPOCHS)\n",
+             "train.py": "import argparse\nap = argparse.ArgumentParser()\n"
+                         "ap.add_argument('--lr', type=float, default=0.1)\n"
+                         "ap.add_argument('--epochs', type=int, default=20)\na = ap.parse_args()\n"
+                         "print('val_loss', a.lr * a.epochs)\n"}
+    policy = BuiltinPolicy()
+    state = policy._state(_checkout_context(files, "make train", "val_loss"), None)
+    assert state.knobs["Makefile:--lr"].searchable and not state.knobs["--lr"].searchable
+    new = policy._rewrite_knobs(dict(files), state, {"Makefile:--lr": 0.0009})
+    assert new is not None and new["Makefile"].startswith("LR ?= 9e-4\n") and new["train.py"] == files["train.py"]

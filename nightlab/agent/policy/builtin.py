@@ -46,6 +46,7 @@ import functools
 import itertools
 import logging
 import math
+import posixpath
 import random
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -70,6 +71,7 @@ from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.states import ENGINE_KINDS, FailureClass, Kind, Pricing, RunResult, Status, StepKind
+from nightlab.agent.task_runners import TASK_FILES
 
 log = logging.getLogger("nightlab.policy.builtin")
 
@@ -480,7 +482,8 @@ class BuiltinPolicy(PolicyBase):
     def _candidate_paths(self, ctx: PolicyContext) -> list[str]:
         out = []
         for p in ctx.editable:
-            if p.endswith(_FILE_EXTS) and not matches_any(p, ctx.protected) and "/." not in "/" + p:
+            if (p.endswith(_FILE_EXTS) or posixpath.basename(p) in TASK_FILES) and not matches_any(p, ctx.protected) \
+                    and "/." not in "/" + p:
                 out.append(p)
         # training code first, configs after; bounded so a huge repository stays fast
         out.sort(key=lambda p: (not p.endswith(".py"), p.count("/"), p))
