@@ -82,6 +82,9 @@ SPECS: dict[str, Case] = {
                                                                              "(epoch, loss.item())")),
     "sklearn_renamed": Case("unexpected keyword argument 'sparse'",
                             expect_in_fix=("OneHotEncoder(sparse_output=False",)),
+    "transformers_renamed": Case("cannot import name 'AdamW' from 'transformers'", expect_in_fix=(
+        'eval_strategy="epoch"', "use_cpu=True", "warmup_steps=0.1", "processing_class=tokenizer",
+        "from torch.optim import AdamW")),
     "dataparallel_prefix": Case('Unexpected key(s) in state_dict: "module.', expect_in_fix=(
         'load_state_dict({k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()})',)),
     "resized_model_checkpoint": Case("size mismatch for encoder.0.weight", widen=("HIDDEN", 64),
@@ -490,3 +493,25 @@ def test_torch_compile_is_dropped_in_every_shape_code_writes_it() -> None:
     sym = catalogue.symptoms("runtime_error", "RuntimeError: Dynamo is not supported on Python 3.12+\n", "failed",
                              ["train.py"])
     assert compiler.recognise_compile(sym) is not None
+
+
+def test_transformers_removed_names_are_rewritten_in_place_and_only_known_ones_are_recognised() -> None:
+    from nightlab.agent.policy.catalogue import hf_params
+
+    sym = catalogue.symptoms("type_error", "TypeError: Seq2SeqTrainer.__init__() got an unexpected keyword argument "
+                                           "'tokenizer'\n", "failed", ["train.py"])
+    assert hf_params.recognise_transformers(sym) is not None
+    unknown = catalogue.symptoms("type_error", "TypeError: TrainingArguments.__init__() got an unexpected keyword "
+                                               "argument 'my_typo'\n", "failed", ["train.py"])
+    assert hf_params.recognise_transformers(unknown) is None
+    text = ("from transformers import Seq2SeqTrainingArguments\n"
+            "args = Seq2SeqTrainingArguments(output_dir='o', group_by_length=True, include_inputs_for_metrics=False,\n"
+            "                                per_gpu_train_batch_size=8, warmup_ratio=0.1, warmup_steps=100)\n")
+    (fix,) = list(hf_params.repair_transformers(catalogue.Match("x"), catalogue.Site(files={"train.py": text})))
+    assert isinstance(fix, catalogue.Fix)
+    new = fix.texts["train.py"]
+    assert "train_sampling_strategy=\"group_by_length\"" in new and "include" not in new
+    assert "per_device_train_batch_size=8" in new and "warmup_ratio" not in new and "warmup_steps=100" in new
+    (none,) = list(hf_params.repair_transformers(catalogue.Match("x"), catalogue.Site(
+        files={"train.py": "from transformers import TrainingArguments\nargs = TrainingArguments(**cfg)\n"})))
+    assert isinstance(none, catalogue.NoFix)

@@ -12,6 +12,7 @@ from nightlab.agent.policy.catalogue import (
     apis,
     compiler,
     devices,
+    hf_params,
     loaders,
     network,
     packages,
@@ -62,6 +63,12 @@ CATALOGUE: tuple[Entry, ...] = (
           "the renamed keyword or value (sparse -> sparse_output, base_estimator -> estimator, penalty='none' -> "
           "None, loss='log' -> 'log_loss', squared=False -> root_mean_squared_error, ...)",
           sklearn_params.recognise_sklearn, sklearn_params.repair_sklearn, case="sklearn_renamed"),
+    Entry("transformers_renamed", "TypeError: TrainingArguments.__init__() got an unexpected keyword argument "
+          "'evaluation_strategy' / Trainer(tokenizer=) / cannot import name 'AdamW' from 'transformers'",
+          "every name transformers 5 removed, rewritten at once (evaluation_strategy -> eval_strategy, no_cuda -> "
+          "use_cpu, warmup_ratio -> warmup_steps, tokenizer -> processing_class, AdamW from torch.optim, removed "
+          "switches dropped)", hf_params.recognise_transformers, hf_params.repair_transformers,
+          case="transformers_renamed"),
     Entry("dataparallel_prefix", "Error(s) in loading state_dict: Unexpected key(s) \"module.…\"",
           "the checkpoint's 'module.' prefix stripped before load_state_dict", state_dicts.recognise_module_prefix,
           state_dicts.repair_module_prefix, case="dataparallel_prefix"),
