@@ -82,6 +82,9 @@ SPECS: dict[str, Case] = {
                                                                              "(epoch, loss.item())")),
     "sklearn_renamed": Case("unexpected keyword argument 'sparse'",
                             expect_in_fix=("OneHotEncoder(sparse_output=False",)),
+    "torch_six": Case("No module named 'torch._six'", expect_in_fix=("from torch import inf\n",)),
+    "scheduler_verbose": Case("unexpected keyword argument 'verbose'", expect_in_fix=(
+        "StepLR(opt, step_size=20, gamma=0.5)", 'ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=5)')),
     "transformers_renamed": Case("cannot import name 'AdamW' from 'transformers'", expect_in_fix=(
         'eval_strategy="epoch"', "use_cpu=True", "warmup_steps=0.1", "processing_class=tokenizer",
         "from torch.optim import AdamW")),

@@ -21,6 +21,7 @@ from nightlab.agent.policy.catalogue import (
     state_dicts,
 )
 from nightlab.agent.policy.catalogue import torch_load as tl
+from nightlab.agent.policy.catalogue import torch_removed as trm
 from nightlab.agent.policy.catalogue.entry import Entry
 
 CATALOGUE: tuple[Entry, ...] = (
@@ -56,6 +57,12 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("autograd_variable", "ImportError: cannot import name 'Variable' / unexpected keyword argument 'volatile'",
           "Variable(x) -> x (x.requires_grad_() where it asked for gradients), volatile= dropped",
           apis.recognise_variable, apis.repair_variable, case="autograd_variable"),
+    Entry("torch_six", "ModuleNotFoundError: No module named 'torch._six' (removed in torch 2.0)",
+          "each imported name bound to what it stood for (inf -> torch.inf, string_classes -> (str, bytes), "
+          "container_abcs -> collections.abc)", trm.recognise_torch_six, trm.repair_torch_six, case="torch_six"),
+    Entry("scheduler_verbose", "TypeError: StepLR.__init__() got an unexpected keyword argument 'verbose'",
+          "verbose= dropped from every learning-rate scheduler (it only printed the rate)",
+          trm.recognise_scheduler_verbose, trm.repair_scheduler_verbose, case="scheduler_verbose"),
     Entry("zero_dim_index", "IndexError: invalid index of a 0-dim tensor (loss.data[0])",
           "loss.data[0] -> loss.item()", apis.recognise_zero_dim_index, apis.repair_zero_dim_index,
           case="zero_dim_index"),
