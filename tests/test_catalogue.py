@@ -82,6 +82,9 @@ SPECS: dict[str, Case] = {
                                                                              "(epoch, loss.item())")),
     "sklearn_renamed": Case("unexpected keyword argument 'sparse'",
                             expect_in_fix=("OneHotEncoder(sparse_output=False",)),
+    "pandas_removed": Case("unexpected keyword argument 'delim_whitespace'", expect_in_fix=(
+        r'pd.read_csv("table.txt", sep=r"\s+", on_bad_lines="skip")', "df = df.ffill()",
+        'df.drop(columns="label").map(float)')),
     "torch_six": Case("No module named 'torch._six'", expect_in_fix=("from torch import inf\n",)),
     "scheduler_verbose": Case("unexpected keyword argument 'verbose'", expect_in_fix=(
         "StepLR(opt, step_size=20, gamma=0.5)", 'ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=5)')),
@@ -518,3 +521,20 @@ def test_transformers_removed_names_are_rewritten_in_place_and_only_known_ones_a
     (none,) = list(hf_params.repair_transformers(catalogue.Match("x"), catalogue.Site(
         files={"train.py": "from transformers import TrainingArguments\nargs = TrainingArguments(**cfg)\n"})))
     assert isinstance(none, catalogue.NoFix)
+
+
+def test_pandas_removals_are_rewritten_and_another_librarys_pad_is_left_alone() -> None:
+    from nightlab.agent.policy.catalogue import pandas_removed
+
+    text = ('import numpy as np\nimport pandas as pd\n'
+            's = pd.read_csv("y.csv", squeeze=True)\nb = df.fillna(method="bfill", limit=2)\n'
+            'p = df.pad()\nx = np.pad(a, 1)\nt = df.swapaxes(0, 1)\ndf.to_csv("o.csv", line_terminator="\\n")\n')
+    match = pandas_removed.recognise_pandas_removed(catalogue.symptoms(
+        "attribute_error", "AttributeError: 'DataFrame' object has no attribute 'pad'\n", "failed", ["train.py"]))
+    assert match is not None
+    (fix,) = list(pandas_removed.repair_pandas_removed(match, catalogue.Site(files={"train.py": text})))
+    assert isinstance(fix, catalogue.Fix)
+    new = fix.texts["train.py"]
+    for want in ('pd.read_csv("y.csv").squeeze("columns")', "df.bfill(limit=2)", "p = df.ffill()",
+                 "x = np.pad(a, 1)", "t = df.swapaxes(0, 1)", 'lineterminator="\\n"'):
+        assert want in new, want

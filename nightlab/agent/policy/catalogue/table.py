@@ -16,6 +16,7 @@ from nightlab.agent.policy.catalogue import (
     loaders,
     network,
     packages,
+    pandas_removed,
     resources,
     sklearn_params,
     state_dicts,
@@ -48,6 +49,11 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("pandas_append", "AttributeError: 'DataFrame' object has no attribute 'append' (or 'iteritems')",
           "pd.concat([df, row]) (a dict or Series as a one-row frame); .iteritems() -> .items()",
           apis.recognise_pandas_append, apis.repair_pandas_append, case="pandas_append"),
+    Entry("pandas_removed", "TypeError: read_csv() got an unexpected keyword argument 'delim_whitespace' / "
+          "fillna(method=) / 'DataFrame' object has no attribute 'applymap' (pandas 3)",
+          "every pandas 3 removal rewritten at once: sep=r\"\\s+\", on_bad_lines=, .ffill() / .bfill(), .map(), "
+          ".squeeze(\"columns\"), lineterminator=", pandas_removed.recognise_pandas_removed,
+          pandas_removed.repair_pandas_removed, case="pandas_removed"),
     Entry("torch_cuda_amp", "AttributeError: module 'torch.cuda' has no attribute 'amp'",
           "torch.cuda.amp.autocast/GradScaler(...) -> torch.amp.autocast/GradScaler(\"cuda\", ...)",
           apis.recognise_torch_cuda_amp, apis.repair_torch_cuda_amp, case="torch_cuda_amp"),
