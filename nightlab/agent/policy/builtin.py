@@ -1878,7 +1878,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
         if used == 0 and k.style not in ("call", "signature", "env"):  # an env default is read where it is
             # defined but read nowhere else (for example momentum after SGD became AdamW): searching it is a waste
             others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))
-            if others == 0 and not _SPLAT_RE.search(text) and not _handed_whole(name, files):
+            if others == 0 and not _SPLAT_RE.search(text) and not _handed_whole(name, files) and not any(
+                    _PY_CONFIG_READERS.search(t) for p, t in files.items() if p != path and p.endswith(".py")):
                 return False, "not used by the code"
     elif not path.endswith(".py"):  # (a command's flags too: a wrapper's `--timeout` on the command is no setting of
         # the training; a flag a library parses is kept by `_CONFIG_CONSUMERS`)
@@ -1893,8 +1894,12 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
 # code that hands a whole config to a library, which reads its keys by name: Hydra's `instantiate(cfg.optimizer)`
 # (the `_target_`'s arguments), HF's `HfArgumentParser(...).parse_json_file`, LightningCLI / jsonargparse; a key the
 # code never names is still used there (a lightning-hydra-template repository had no searchable knob left)
+# code that reads a Python file as a config and builds the run from its keys (mmengine / mmcv): a key of that file
+# no code names is still used
+_PY_CONFIG_READERS = re.compile(r"\bConfig\.fromfile\s*\(|\bRunner\.from_cfg\s*\(")
 _CONFIG_CONSUMERS = re.compile(r"\binstantiate\s*\(|HfArgumentParser|LightningCLI|jsonargparse|parse_(?:json|yaml)_file"
-                               r"|parse_args_into_dataclasses|deepspeed\.initialize\s*\(|HfDeepSpeedConfig")
+                               r"|parse_args_into_dataclasses|deepspeed\.initialize\s*\(|HfDeepSpeedConfig"
+                               r"|Runner\.from_cfg\s*\(|Config\.fromfile\s*\(")
 
 
 def _widen_title(key: str, old: Any) -> str:

@@ -8,7 +8,8 @@ finds the Python entry point (``python -u train.py``, ``python -m pkg.train``, `
 ``uv run -m pkg.train``, a console script, the ``python`` line of a shell script or of a ``make`` / ``just`` /
 ``tox`` recipe the command runs) and sorts its arguments into flags, dotted overrides and files. It follows the
 shell around it: ``cd sub &&`` (and a subshell's ``( … )``) moves where paths count from, ``PYTHONPATH=lib`` adds
-import roots, and redirections (``> log 2>&1``, ``| tee log``) are no arguments.
+import roots, and redirections (``> log 2>&1``, ``| tee log``) are no arguments. Into a script it follows the
+command's own words where the script forwards them (``"$@"``) and a ``--lr "$LR"`` to where ``LR`` is assigned.
 
 Nothing here runs anything or knows about knobs; `effective.py` decides what the arguments shadow.
 """
@@ -64,7 +65,8 @@ class Arg:
     `name` is as written (``--epochs``, ``-e``, ``optim.lr``, ``+trainer.max_epochs``); `key` is the setting it
     names, normalised (``epochs``, ``optim.lr``, ``trainer.max_epochs``: no dashes or Hydra prefixes, ``-`` inside
     a word read as ``_``). `value` is parsed like Python / YAML would; `start`/`end` span the value's raw text, so
-    it can be rewritten in place. `style` is ``flag`` (``--k v`` / ``--k=v``) or ``dotlist`` (``k=v``). A value
+    it can be rewritten in place. `style` is ``flag`` (``--k v`` / ``--k=v``), ``dotlist`` (``k=v``) or ``pair``
+    (yacs' ``K.EY v`` words after the flags). A value
     taken from a task-file variable (``--lr $(LR)``) spans the variable's literal (``LR ?= 3e-4``), or the command
     word that sets it (``make train LR=1e-3``: then `source` is that text's path).
     """
@@ -367,20 +369,21 @@ def _norm_path(p: str) -> str:
     return p
 
 
-def _script_of(seg: list[Token], exists: Callable[[str], bool], scope: _Scope) -> str | None:
-    """The repo shell script a segment runs (``bash run.sh``, ``./scripts/train.sh``), if any."""
+def _script_at(seg: list[Token], exists: Callable[[str], bool], scope: _Scope) -> int | None:
+    """The index, among the segment's words without redirections, of the repo shell script it runs (``bash
+    run.sh``, ``./scripts/train.sh``), if any; the words after it are the script's arguments."""
     words = [t.value for t in _plain(seg)]
     i = program_index(words)
     if i >= len(words):
         return None
-    first = words[i]
-    if first in _SHELLS:
-        rest = [w for w in words[i + 1:] if not w.startswith("-")]
-        cand = rest[0] if rest else ""
-    else:
-        cand = first
-    path = _join(scope.cwd, cand) if cand else ""
-    return path if path and not path.endswith(".py") and exists(path) else None
+    if words[i] in _SHELLS:
+        i += 1
+        while i < len(words) and words[i].startswith("-"):
+            i += 1
+        if i >= len(words):
+            return None
+    path = _join(scope.cwd, words[i]) if words[i] else ""
+    return i if path and not path.endswith(".py") and exists(path) else None
 
 
 def _plain(seg: Sequence[Token]) -> list[Token]:
@@ -414,8 +417,12 @@ def _key(name: str) -> str:
 
 
 def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
-          takes_value: Callable[[str], bool | None], cwd: str = "") -> tuple[list[Arg], list[str], dict[str, str]]:
-    """Sort the arguments after the entry point into settings and files (see `Invocation`)."""
+          takes_value: Callable[[str], bool | None], cwd: str = "",
+          pairs: Sequence[str] | None = None) -> tuple[list[Arg], list[str], dict[str, str]]:
+    """Sort the arguments after the entry point into settings and files (see `Invocation`). With `pairs` (the code
+    merges the command's words into its config: yacs' ``merge_from_list``, mmengine's ``merge_from_dict``), bare
+    ``KEY VALUE`` words are settings too, and so are the words after an option in `pairs` (``--opts``,
+    ``--cfg-options a.b=1``): that option takes them, not one value of its own."""
     args: list[Arg] = []
     files: list[str] = []
     file_opts: dict[str, str] = {}
@@ -424,6 +431,14 @@ def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
     while i < len(toks):
         t = toks[i]
         v = t.value
+        if pairs is not None and v in pairs:
+            i += 1
+            continue
+        if pairs is not None and i + 1 < len(toks) and _pair_key(v, toks[i + 1].value, exists, cwd):
+            pair = toks[i + 1]
+            args.append(_arg(v, pair.value, text[pair.start:pair.end], pair.start, pair.end, "pair"))
+            i += 2
+            continue
         if v.startswith("-") and len(v) > 1 and not _is_number(v):
             name, eq, rest = v.partition("=")
             if eq:
@@ -452,6 +467,17 @@ def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
             _maybe_file(v, "", exists, files, file_opts, cwd)
         i += 1
     return args, files, file_opts
+
+
+_PAIR_KEY = re.compile(r"[A-Za-z_]\w*(?:\.\w+)*")
+
+
+def _pair_key(word: str, value: str, exists: Callable[[str], bool], cwd: str) -> bool:
+    """Whether `word` `value` is a yacs-style ``KEY VALUE`` pair (``SOLVER.BASE_LR 0.0025``): a key, not a file,
+    followed by a value that is not an option."""
+    if not _PAIR_KEY.fullmatch(word) or word.endswith(_CONFIG_EXTS) or exists(_join(cwd, word)):
+        return False
+    return not value.startswith("-") or _is_number(value)
 
 
 def _raw_offset(text: str, t: Token, n_chars: int) -> int:
@@ -493,18 +519,20 @@ def _is_number(s: str) -> bool:
 
 
 def parse_command(command: str, exists: Callable[[str], bool], read: Callable[[str], str] | None = None,
-                  takes_value: Callable[[str], bool | None] | None = None) -> Invocation | None:
+                  takes_value: Callable[[str], bool | None] | None = None,
+                  pairs: Sequence[str] | None = None) -> Invocation | None:
     """The Python invocation in `command` (or in the shell script or task-runner recipe it runs), or None when there
     is none to see.
 
     `exists(path)` says whether a repo-relative file exists; `read(path)` returns a file's text (shell scripts,
     Makefiles, pyproject.toml; without it only the command itself is read); `takes_value(option)` says whether an
     option takes a value (True / False), None when unknown (then a following word that is not an option is taken as
-    its value).
+    its value). `pairs`, when the program merges ``KEY VALUE`` words into its config, names the options whose
+    values are such words (see `_args`).
     """
     takes = takes_value or (lambda _name: None)
     scripts = console_scripts(read("pyproject.toml")) if read is not None and exists("pyproject.toml") else {}
-    reader = _Reader(exists, read, takes, scripts)
+    reader = _Reader(exists, read, takes, scripts, pairs)
     return reader.invocation(COMMAND_PATH, command, [tokenize(command)], _Scope(), 0)
 
 
@@ -516,6 +544,7 @@ class _Reader:
     read: Callable[[str], str] | None
     takes: Callable[[str], bool | None]
     scripts: dict[str, str]  # console scripts the package installs: name -> module
+    pairs: Sequence[str] | None = None  # the program reads `KEY VALUE` words (see `_args`)
 
     def invocation(self, source: str, text: str, lines: list[list[Token]], scope: _Scope,
                    depth: int) -> Invocation | None:
@@ -535,11 +564,17 @@ class _Reader:
     def nested(self, source: str, text: str, seg: list[Token], where: _Scope, depth: int) -> Invocation | None:
         """The invocation in the shell script or the task runner's recipe that `seg` runs."""
         assert self.read is not None
-        script = _script_of(seg, self.exists, where)
-        if script is not None:
-            body = self.read(script)
-            return self.invocation(script, body, [tokenize(body)], replace(where, script=script), depth + 1)
         words = _plain(seg)
+        at = _script_at(seg, self.exists, where)
+        if at is not None:
+            script = _join(where.cwd, words[at].value)
+            body = self.read(script)
+            inner = self.invocation(script, body, [tokenize(body)], replace(where, script=script), depth + 1)
+            if inner is not None and inner.source == script:
+                self.forward(inner, words[at + 1:], source, text, where)
+                env = {w.value.split("=", 1)[0]: w for w in words[:at] if _ENV_ASSIGN.match(w.value)}
+                inner.args = [_from_shell_variable(a, inner, env, source, text) for a in inner.args]
+            return inner
         for recipe in task_runners.recipes_for([t.value for t in words], self.read, self.exists, where.cwd):
             scope = _with_env(recipe.environment(), replace(where, cwd=recipe.cwd, script=""))
             inv = self.recipe(recipe, scope, depth)
@@ -548,6 +583,22 @@ class _Reader:
                     inv.args = [_from_variable(a, recipe, words, source, text, inv) for a in inv.args]
                 return inv
         return None
+
+    def forward(self, inner: Invocation, words: list[Token], source: str, text: str, where: _Scope) -> None:
+        """Splice the script's own arguments (`words`, written in `source`'s `text`) into `inner` where the script
+        forwards them (``python train.py --epochs 5 "$@"``): they are the Python command's arguments there, and a
+        later one wins, as in argparse (``bash run.sh --epochs 2`` beats the script's ``--epochs 5``)."""
+        at = next((t for t in inner.tokens if t.value in _FORWARDS), None)
+        if at is None:
+            return
+        own = [replace(a, value=True, text="", end=a.start, style="switch") if a.text.strip("'\"") in _FORWARDS
+               else a for a in inner.args]  # `--fast "$@"`: a switch, not the value "$@"
+        args, files, file_opts = _args(words, text, self.exists, self.takes, where.cwd, self.pairs)
+        given = [replace(a, source=source) for a in args]
+        inner.args = [a for a in own if a.start < at.start] + given + [a for a in own if a.start >= at.start]
+        inner.files.extend(f for f in files if f not in inner.files)
+        inner.file_options.update(file_opts)
+        inner.outer[source] = text
 
     def recipe(self, recipe: task_runners.Recipe, scope: _Scope, depth: int) -> Invocation | None:
         """The invocation in a recipe's command lines, their variables filled in and spans kept in the task file."""
@@ -578,9 +629,54 @@ class _Reader:
         seg, where, idx, entry, module = next(
             (f for f in found if not not_training(f[3] or (f[4] or "").replace(".", "/"))), found[0])
         rest, end = _arguments(seg, idx)
-        args, files, file_opts = _args(rest, text, self.exists, self.takes, where.cwd)
+        args, files, file_opts = _args(rest, text, self.exists, self.takes, where.cwd, self.pairs)
         return Invocation(text=text, source=source, entry=entry, module=module, tokens=rest, args=args,
                           files=files, file_options=file_opts, end=end, cwd=where.cwd, paths=list(where.paths))
+
+
+# how a shell script hands on its own arguments: `"$@"`, `$@`, `"${@}"`, `$*`
+_FORWARDS = frozenset({"$@", "${@}", "$*", "${*}"})
+# a value that is one shell variable: `$LR`, `"$LR"`, `${LR}`
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+# an assignment at the start of a line: `LR=2e-4`, `export LR="2e-4"`, `EPOCHS=${EPOCHS:-3}`, `local BS=16`
+_ASSIGNMENT = r"^[ \t]*(?:(?:export|local|readonly|declare(?:[ \t]+-\w+)*)[ \t]+)?{name}=(\S*)"
+# the value of such an assignment: a default for the environment's value (`${LR:-2e-4}`), else a literal
+_DEFAULT = re.compile(r"([\"']?)\$\{(\w+):?[-=]([^}$`]*)\}\1")
+_LITERAL = re.compile(r"([\"']?)([^\s\"'$`;|&()]+)\1")
+
+
+def _from_shell_variable(a: Arg, inv: Invocation, env: dict[str, Token], source: str, text: str) -> Arg:
+    """A script's argument whose value is a shell variable (``--lr "$LR"``), placed where the variable's value is
+    written: the script's last assignment before the command (``LR=2e-4``, ``export LR=2e-4``, the default in
+    ``LR=${LR:-2e-4}``), or the command's ``LR=…`` word (``EPOCHS=1 bash train.sh``) where the script only
+    defaults it or does not set it (then `source` is the command's). Anything else stays the reference as written:
+    a setting nightlab does not edit."""
+    m = _VARIABLE.fullmatch(a.text.strip("'\"")) if a.source == "" and isinstance(a.value, str) else None
+    if m is None:
+        return a
+    name = m.group(1) or m.group(2)
+    before = inv.text[:a.start]
+    hits = list(re.finditer(_ASSIGNMENT.format(name=re.escape(name)), before, re.MULTILINE))
+    last = hits[-1] if hits else None
+    default = _DEFAULT.fullmatch(last.group(1)) if last is not None else None
+    if last is None or (default is not None and default.group(2) == name):
+        word = env.get(name)
+        if word is not None:  # the command's environment: `${LR:-2e-4}` takes it, so does an unset variable
+            vstart = word.start + _raw_offset(text, word, len(name) + 1)
+            inv.outer[source] = text
+            return replace(a, value=parse_value(word.value.split("=", 1)[1]), text=text[vstart:word.end],
+                           start=vstart, end=word.end, source=source)
+    if last is None:
+        return a
+    if default is not None:
+        start, end = last.start(1) + default.start(3), last.start(1) + default.end(3)
+    else:
+        lit = _LITERAL.fullmatch(last.group(1))
+        if lit is None:
+            return a
+        start, end = last.start(1) + lit.start(2), last.start(1) + lit.end(2)
+    raw = inv.text[start:end]
+    return replace(a, value=parse_value(raw), text=raw, start=start, end=end) if raw else a
 
 
 def _from_variable(a: Arg, recipe: task_runners.Recipe, words: list[Token], source: str, text: str,

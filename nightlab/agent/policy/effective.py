@@ -72,6 +72,7 @@ class _Option:
     dest: str
     takes_value: bool
     type_name: str | None
+    many: bool = False  # `nargs="+"` / `"*"` / `argparse.REMAINDER`: it takes every word that follows
 
 
 @dataclass
@@ -92,6 +93,8 @@ class _PyFacts:
     parsed: set[str] = field(default_factory=set)  # names bound to `parser.parse_args()` / `parse_known_args()[0]`
     overwritten: set[str] = field(default_factory=set)  # names whose attributes are set from a mapping
     signature_cli: bool = False  # LightningCLI / jsonargparse's CLI: constructor arguments set from configs and flags
+    merges_words: bool = False  # yacs' `cfg.merge_from_list(args.opts)`, mmengine's `cfg.merge_from_dict(...)`
+    config_fromfile: bool = False  # mmengine / mmcv's `Config.fromfile(path)`: a Python config file read as data
 
 
 @dataclass
@@ -112,6 +115,7 @@ class Program:
     exists: Callable[[str], bool] = field(default=lambda _p: False, repr=False)
     takes_value: Callable[[str], bool | None] = field(default=lambda _n: None, repr=False)
     read: Callable[[str], str] | None = field(default=None, repr=False)  # the repository's files, as `analyse` read
+    pairs: tuple[str, ...] | None = None  # the command's `KEY VALUE` words set config keys (see `parse_command`)
 
     def config(self, path: str) -> ConfigFile | None:
         return next((c for c in self.configs if c.path == path), None)
@@ -233,6 +237,10 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
     elif name == "setattr" and len(node.args) == 3 and isinstance(node.args[0], ast.Name) \
             and not isinstance(node.args[1], ast.Constant):
         f.overwritten.add(node.args[0].id)
+    elif last in ("merge_from_list", "merge_from_dict"):
+        f.merges_words = True
+    elif last == "fromfile" and name.split(".")[-2:-1] and name.split(".")[-2].endswith("Config"):
+        f.config_fromfile = True
     elif last in ("add_argument", "option"):
         strings = tuple(s for a in node.args if (s := _str(a)) is not None and s.startswith("-"))
         if not strings:
@@ -245,7 +253,9 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         if isinstance(kws.get("is_flag"), ast.Constant) and getattr(kws.get("is_flag"), "value", None) is True:
             takes = False
         typ = kws.get("type")
-        f.options.append(_Option(strings, dest, takes, typ.id if isinstance(typ, ast.Name) else None))
+        nargs = kws.get("nargs")
+        many = _str(nargs) in ("+", "*") or (isinstance(nargs, ast.Attribute) and nargs.attr == "REMAINDER")
+        f.options.append(_Option(strings, dest, takes, typ.id if isinstance(typ, ast.Name) else None, many))
         default = _str(kws.get("default"))
         if default is not None:
             f.option_defaults[default] = longest
@@ -332,9 +342,10 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
 
     # the entry point's argparse options tell which options take values; parse once to find the entry, then again
     inv = parse_command(command, exists, read)
+    pairs: tuple[str, ...] | None = None
     if inv is not None and inv.entry:
-        fx(inv.entry)
-        inv = parse_command(command, exists, read, takes_value)
+        pairs = _pair_options(fx(inv.entry))
+        inv = parse_command(command, exists, read, takes_value, pairs)
     if inv is None or inv.entry is None:
         return Program(command=command, invocation=inv, run_files=None, configs=[], options=[], exists=exists,
                        takes_value=takes_value, read=read)
@@ -400,12 +411,14 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
                     possible.extend(matched)
         if f.hydra is not None:
             configs.extend(_hydra_configs(p, f.hydra, inv, read, exists))
+    fromfile = any((f := fx(p)) is not None and f.config_fromfile for p in run)
     for path in inv.files:
         opt = inv.file_options.get(path)
-        if path.endswith(".py") and not exec_configs and not opt:
+        if path.endswith(".py") and not exec_configs and not opt and not fromfile:
             continue  # a Python file named on the command line but not exec'd: a module the entry imports
+        how = " and exec'd over the entry's globals" if exec_configs else " and read by Config.fromfile"
         configs.append(ConfigFile(path, "", f"named on the command line{f' ({opt})' if opt else ''}"
-                                  + (" and exec'd over the entry's globals" if path.endswith(".py") else "")))
+                                  + (how if path.endswith(".py") else "")))
     configs = _with_bases(configs, read, exists)
     dotlist = any((f := fx(p)) is not None and (f.from_cli or f.hydra is not None) for p in run)
     config_over_cli = bool(configs) and bool(options) and any(
@@ -414,7 +427,16 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
     return Program(command=command, invocation=inv, run_files=run_set, configs=configs, options=options,
                    exec_configs=exec_configs, argv_globals=argv_globals, dotlist=dotlist, possible_configs=possible,
                    config_over_cli=config_over_cli, signature_cli=signature_cli, exists=exists,
-                   takes_value=takes_value, read=read)
+                   takes_value=takes_value, read=read, pairs=pairs)
+
+
+def _pair_options(facts: _PyFacts | None) -> tuple[str, ...] | None:
+    """When the entry merges the command's words into its config (detectron2's ``cfg.merge_from_list(args.opts)``,
+    mmengine's ``cfg.merge_from_dict(args.cfg_options)``), the options that take those words (``--opts``,
+    ``--cfg-options``); None when it does not, so bare words stay positional arguments."""
+    if facts is None or not facts.merges_words:
+        return None
+    return tuple(s for o in facts.options if o.many for s in o.strings)
 
 
 # keys by which a config names the config it extends (`defaults: base.yaml`, mmengine's `_base_`, `extends:`)
@@ -424,23 +446,20 @@ _BASE_KEYS = frozenset({"defaults", "_base_", "__base__", "base", "inherit", "in
 
 def _with_bases(configs: list[ConfigFile], read: Callable[[str], str],
                 exists: Callable[[str], bool]) -> list[ConfigFile]:
-    """`configs` with the files each YAML / JSON config names as its base before it (applied first, so the config's
-    own keys override the base's): a repository's own loader merging `defaults: base.yaml` under a small config
-    makes the base's other settings the ones in effect (they had been "not read")."""
+    """`configs` with the files each YAML / JSON / Python config names as its base before it (applied first, so the
+    config's own keys override the base's): a repository's own loader merging `defaults: base.yaml` under a small
+    config, or mmengine's `_base_ = [...]`, makes the base's other settings the ones in effect (they had been "not
+    read")."""
     out: list[ConfigFile] = []
 
     def add(c: ConfigFile, depth: int) -> None:
         if any(o.path == c.path for o in out):
             return
-        if depth < 4 and c.path.endswith((".yaml", ".yml", ".json")) and not c.how.startswith("Hydra"):
-            try:
-                data = yaml.safe_load(read(c.path))
-            except yaml.YAMLError:
-                data = None
-            names = [v for k, v in data.items() if k in _BASE_KEYS] if isinstance(data, dict) else []
-            for ref in [x for v in names for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]:
+        if depth < 4 and c.path.endswith((".yaml", ".yml", ".json", ".py")) and not c.how.startswith("Hydra"):
+            exts = (*_CONFIG_EXTS, ".py") if c.path.endswith(".py") else _CONFIG_EXTS  # mmengine bases its .py
+            for ref in _base_names(c.path, read(c.path)):
                 for cand in (_norm(posixpath.join(posixpath.dirname(c.path), ref)), _norm(ref)):
-                    if cand and cand != c.path and cand.endswith(_CONFIG_EXTS) and exists(cand):
+                    if cand and cand != c.path and cand.endswith(exts) and exists(cand):
                         add(ConfigFile(cand, c.prefix, f"the base {c.path} names"), depth + 1)
                         break
         out.append(c)
@@ -450,10 +469,32 @@ def _with_bases(configs: list[ConfigFile], read: Callable[[str], str],
     return out
 
 
+def _base_names(path: str, text: str) -> list[str]:
+    """The files a config names as its bases, in order: a YAML / JSON config's `defaults:` / `_base_:` /
+    `extends:` value, a Python config's module-level ``_base_ = '…'`` or ``_base_ = ['…', …]`` (mmengine, mmcv)."""
+    if path.endswith(".py"):
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError):
+            return []
+        values = [n.value for n in tree.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                  and isinstance(n.targets[0], ast.Name) and n.targets[0].id in ("_base_", "__base__")]
+        elts = [e for v in values for e in (v.elts if isinstance(v, ast.List | ast.Tuple) else [v])]
+        return [str(x) for e in elts if (x := _str(e)) is not None]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    names = [v for k, v in data.items() if k in _BASE_KEYS] if isinstance(data, dict) else []
+    return [x for v in names for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]
+
+
 def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocation, read: Callable[[str], str],
                    exists: Callable[[str], bool]) -> list[ConfigFile]:
     """The YAML files Hydra composes: the primary config, then its defaults list (groups get their package prefix);
-    ``group=option`` on the command line selects another option of a group."""
+    ``group=option`` on the command line selects another option of a group, ``+group=option`` adds the group to the
+    primary config's defaults, and ``override /group: option`` in any composed file (an experiment) selects that
+    group's option (the command line's choice still wins)."""
     cpath, cname = hydra
     for a in inv.args:  # Hydra's own flags choose another primary config: `--config-name exp1`, `-cp conf2`
         if a.value is not None and a.name in ("--config-name", "-cn"):
@@ -462,62 +503,106 @@ def _hydra_configs(path: str, hydra: tuple[str | None, str | None], inv: Invocat
             cpath = str(a.value)
     if cpath is None or cname is None:
         return []
-    base = _norm(posixpath.join(posixpath.dirname(path), cpath))
+    composer = _HydraComposer(_norm(posixpath.join(posixpath.dirname(path), cpath)), read, exists)
+    primary = composer.yaml_path(cname)
+    if primary is None:
+        return []
+    groups = [a for a in inv.args if a.style == "dotlist" and "." not in a.key and a.value is not None]
+    cli = {a.key: str(a.value) for a in groups}
+    composer.added = [(a.key, str(a.value)) for a in groups if a.name.startswith("+")]
+    # Hydra collects the `override` entries of every composed file first, then builds the list: a selection can
+    # bring in a file with overrides of its own, so repeat until the choice is stable
+    selected = dict(cli)
+    out: list[ConfigFile] = []
+    for _ in range(4):
+        out, overrides = composer.compose(ConfigFile(primary, "", f"Hydra config of {path}"), selected)
+        merged = {**selected, **overrides, **cli}
+        if merged == selected:
+            break
+        selected = merged
+    return out
 
-    def yaml_path(*parts: str) -> str | None:
-        stem = _norm(posixpath.join(base, *parts))
+
+@dataclass
+class _HydraComposer:
+    """Walks a Hydra defaults tree under the config folder `base` for one choice of group options."""
+
+    base: str
+    read: Callable[[str], str]
+    exists: Callable[[str], bool]
+    added: list[tuple[str, str]] = field(default_factory=list)  # `+group=option` on the command line
+
+    def yaml_path(self, *parts: str) -> str | None:
+        stem = _norm(posixpath.join(self.base, *parts))
         if stem.endswith((".yaml", ".yml")):  # `config_name="train.yaml"`, as the lightning-hydra-template writes it
-            return stem if exists(stem) else None
+            return stem if self.exists(stem) else None
         for ext in (".yaml", ".yml"):
-            if exists(stem + ext):
+            if self.exists(stem + ext):
                 return stem + ext
         return None
 
-    primary = yaml_path(cname)
-    if primary is None:
-        return []
-    out: list[ConfigFile] = []
-    chosen = {a.key: str(a.value) for a in inv.args if a.style == "dotlist" and "." not in a.key}
+    def compose(self, primary: ConfigFile, selected: Mapping[str, str]) -> tuple[list[ConfigFile], dict[str, str]]:
+        """The files in the order Hydra applies them for the group choices `selected`, and the `override /group:
+        option` choices the composed files make."""
+        out: list[ConfigFile] = []
+        overrides: dict[str, str] = {}
+        self._walk(primary, "", selected, out, overrides, 0)
+        return out, overrides
 
-    def compose(config: ConfigFile, depth: int) -> None:
+    def _walk(self, config: ConfigFile, group: str, selected: Mapping[str, str], out: list[ConfigFile],
+              overrides: dict[str, str], depth: int) -> None:
         """A config file in the order Hydra applies it: its defaults list, the file's own values where `_self_`
-        stands (at the end when it is absent, as since Hydra 1.1: the primary config overrides its groups). A config
-        named whole (`- config` in an experiment chosen with `--config-name exp1`) brings its own defaults along."""
+        stands (at the end when it is absent, as since Hydra 1.1: a config overrides its defaults). A config named
+        whole (`- config` in an experiment chosen with `--config-name exp1`) brings its own defaults along, and so
+        does a group's option (`model/small.yaml` choosing `- encoder: tiny` picks `model/encoder/tiny.yaml`)."""
         try:
-            data = yaml.safe_load(read(config.path)) or {}
+            data = yaml.safe_load(self.read(config.path)) or {}
         except yaml.YAMLError:
             data = {}
         defaults = data.get("defaults", []) if isinstance(data, dict) else []
-        items = defaults if isinstance(defaults, list) else []
+        items: list[Any] = list(defaults) if isinstance(defaults, list) else []
         if "_self_" not in items:
-            items = [*items, "_self_"]
+            items.append("_self_")
+        if depth == 0:
+            items.extend({g: o} for g, o in self.added)  # `+experiment=small`: after the primary's own values
         for item in items:
             if item == "_self_":
                 out.append(config)
-                continue
-            if isinstance(item, str):
-                p = yaml_path(item)
+            elif isinstance(item, str):
+                p = self.yaml_path(item)
                 if p and depth < 4 and all(c.path != p for c in out):
-                    compose(ConfigFile(p, "", f"Hydra defaults of {config.path}"), depth + 1)
-                continue
-            if not isinstance(item, dict):
-                continue
-            for group, option in item.items():
-                group = str(group).replace("override ", "").strip().lstrip("/")
-                option = chosen.get(group.replace("/", "."), option)
-                if option is None:
-                    continue
-                for opt in option if isinstance(option, list) else [option]:
-                    p = yaml_path(group, str(opt))
-                    if p is None:
-                        continue
-                    header = read(p).lstrip().splitlines()[:1]
-                    package = header[0].split("@package", 1)[1].strip() if header and "@package" in header[0] else ""
-                    prefix = "" if package == "_global_" else (package or group.replace("/", "."))
-                    out.append(ConfigFile(p, prefix, f"Hydra group {group} of {config.path}"))
+                    self._walk(ConfigFile(p, "", f"Hydra defaults of {config.path}"), "", selected, out, overrides,
+                               depth + 1)
+            elif isinstance(item, dict):
+                for key, option in item.items():
+                    self._entry(config, group, str(key), option, selected, out, overrides, depth)
 
-    compose(ConfigFile(primary, "", f"Hydra config of {path}"), 0)
-    return out
+    def _entry(self, config: ConfigFile, parent: str, key: str, option: Any, selected: Mapping[str, str],
+               out: list[ConfigFile], overrides: dict[str, str], depth: int) -> None:
+        """One ``group: option`` entry of a defaults list: an ``override`` records its choice (it adds no file of
+        its own); any other entry composes the selected option's file (the command line's or an override's first)."""
+        words = key.split()
+        is_override = "override" in words[:-1]
+        name = words[-1] if words else key
+        # a group named absolutely (`/model`) counts from the config folder; otherwise from the including group's
+        group = name.lstrip("/") if name.startswith("/") or not parent else f"{parent}/{name}"
+        group = group.split("@", 1)[0]  # `model@net: small` puts the option under another package
+        if is_override:
+            if option is not None and not isinstance(option, list | dict):
+                overrides.setdefault(group.replace("/", "."), str(option))
+            return
+        option = selected.get(group.replace("/", "."), option)
+        if option is None or depth >= 4:
+            return
+        for opt in option if isinstance(option, list) else [option]:
+            p = self.yaml_path(group, str(opt))
+            if p is None or any(c.path == p for c in out):
+                continue
+            header = self.read(p).lstrip().splitlines()[:1]
+            package = header[0].split("@package", 1)[1].strip() if header and "@package" in header[0] else ""
+            prefix = "" if package == "_global_" else (package or group.replace("/", "."))
+            self._walk(ConfigFile(p, prefix, f"Hydra group {group} of {config.path}"), group, selected, out,
+                       overrides, depth + 1)
 
 
 # ----------------------------------------------------------------------------------------------- command-line knobs
@@ -641,13 +726,13 @@ def _invocation_in(text: str, path: str, program: Program) -> Invocation | None:
     command's `VAR=value` words), or, without the repository at hand, as a script of its own."""
     read = program.read
     if path == COMMAND_PATH:
-        return parse_command(text, program.exists, read, program.takes_value)
+        return parse_command(text, program.exists, read, program.takes_value, program.pairs)
     if read is not None:
         inv = parse_command(program.command, program.exists, lambda p: text if p == path else read(p),
-                            program.takes_value)
+                            program.takes_value, program.pairs)
         if inv is not None and (inv.source == path or any(inv.where(a) == path for a in inv.args)):
             return inv
-    return parse_command(text, program.exists, takes_value=program.takes_value)
+    return parse_command(text, program.exists, takes_value=program.takes_value, pairs=program.pairs)
 
 
 # ----------------------------------------------------------------------------------------------- resolution
@@ -839,12 +924,19 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                     res.shadowed[k.name] = f"every call of {cls_or_fn}(...) passes {fld}"
     if program.config_over_cli:  # `vars(args).update(yaml.safe_load(...))` after parse_args: the config wins
         for flag in cli:
-            over_cfg = cfg_by_leaf.get(_leaf(flag))
+            over_cfg = cfg_by_leaf.get(_flag_key(flag.name.split(":", 1)[1], program).split(".")[-1])
             if over_cfg is not None and over_cfg.name not in res.unused:
                 res.shadowed[flag.name] = (f"overridden by {over_cfg.path} (the code updates the parsed arguments "
                                            "from it after reading the command line)")
                 res.by[flag.name] = over_cfg.name
     return res
+
+
+def _flag_key(name: str, program: Program) -> str:
+    """The setting a command-line argument names, normalised: an option the code declares counts by its dest, so a
+    short alias (`-b 64` for `--batch-size`) names the same setting as a config's `batch_size`."""
+    opt = program.option_for(name) if name.startswith("-") and not name.startswith("--") else None
+    return (opt.dest if opt is not None else name.lstrip("-+~")).replace("-", "_").lower()
 
 
 def _written_on(knob: knobmod.Knob) -> str:
@@ -909,7 +1001,7 @@ def _cli_override(k: knobmod.Knob, leaf: str, in_config: bool, cli: Iterable[kno
             if opt is not None and (name in opt.strings or name.lstrip("-").replace("-", "_") == opt.dest):
                 return c
             continue
-        key = name.lstrip("-+~").replace("-", "_").lower()
+        key = _flag_key(name, program)
         if "." in key:  # a dotted override names one key of a composed config
             if in_config:
                 cf = config_paths[k.path]
