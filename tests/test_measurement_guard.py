@@ -464,3 +464,50 @@ def test_a_function_that_trains_and_evaluates_keeps_what_it_returns_guarded() ->
     assert _guard(files, "train.py", "            opt.step()\n",
                   "            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n            opt.step()\n",
                   "val_loss") == []
+
+
+def test_the_guard_leaves_free_what_only_sits_near_the_measurement() -> None:
+    """Shapes a review found the first guard too eager on: an augmentation helper a data loader calls, a Dataset
+    class with a `_load_data` method, the Trainer built before `trainer.evaluate()`, the model a training function
+    returns beside its best accuracy, the labels handed to `train_test_split(stratify=y)`, the data inside
+    `len(full)`, a knob printed after the metric, a model's `valid_mask`."""
+    data = ("from torchvision import transforms\nfrom torch.utils.data import Dataset, random_split\n\n\n"
+            "def build_transforms():\n    return transforms.Compose([transforms.ToTensor()])\n\n\n"
+            "class Faces(Dataset):\n    def _load_data(self):\n        return []\n\n"
+            "    def __getitem__(self, i):\n        return i\n\n    def __len__(self):\n        return 1\n\n\n"
+            "def get_data_loaders(bs):\n    full = Faces()\n    n_val = 10\n"
+            "    tr, va = random_split(full, [len(full) - n_val, n_val])\n    return build_transforms(), tr, va\n")
+    train = ("from data import get_data_loaders\nfrom transformers import Trainer\nEPOCHS = 10\n"
+             "y = df['label']\nX_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=y)\n\n\n"
+             "def train():\n    model = Net(hidden=128)\n    for e in range(EPOCHS):\n        model.step()\n"
+             "        loss.backward()\n    return model, best_acc\n\n\n"
+             "model, best_acc = train()\n"
+             "trainer = Trainer(model=model, args=args)\n"
+             "print('val_acc', trainer.evaluate()['eval_accuracy'], EPOCHS)\n")
+    files = {"data.py": data, "train.py": train}
+    for path, old, new in (
+            ("data.py", "transforms.ToTensor()", "transforms.RandomHorizontalFlip(), transforms.ToTensor()"),
+            ("data.py", "        return i\n", "        return i + 0\n"),
+            ("train.py", "trainer = Trainer(model=model, args=args)", "trainer = Trainer(model=model, args=args, "
+                                                                           "callbacks=[])"),
+            ("train.py", "model = Net(hidden=128)", "model = Net(hidden=256)"),
+            ("train.py", "y = df['label']", "y = df['label'].astype(int)"),
+            ("train.py", "EPOCHS = 10", "EPOCHS = 20")):
+        assert _guard(files, path, old, new, "val_acc") == [], (path, old)
+    assert _guard(files, "data.py", "n_val = 10", "n_val = 1", "val_acc")  # the split's size still is held
+    model = ("from torch import nn\n\n\nclass Net(nn.Module):\n    def valid_mask(self, x):\n        return x > 0\n\n"
+             "    def forward(self, x):\n        return x * self.valid_mask(x)\n")
+    assert "valid_mask" not in evaluation_functions({"model.py": model}, "val_loss")
+
+
+def test_a_seed_handed_to_a_split_through_a_generator_variable_is_not_varied() -> None:
+    src = {"train.py": "import torch\nfrom torch.utils.data import random_split\nSEED = 0\ntorch.manual_seed(SEED)\n"
+                       "g = torch.Generator().manual_seed(SEED)\ntr, va = random_split(ds, [90, 10], generator=g)\n"
+                       "print('val_loss', 0.5)\n"}
+    plan = plan_seeding("python train.py", src.get, src.__contains__, sorted(src), "val_loss")
+    assert plan.route == SeedRoute.NONE and "also fixes the data split" in plan.how
+    folder = {"train.py": "import evalpkg.seeds\nprint('val_loss', 0.5)\n",
+              "evalpkg/seeds.py": "import torch\ntorch.manual_seed(3)\n"}
+    held = plan_seeding("python train.py", folder.get, folder.__contains__, sorted(folder), "val_loss",
+                        protected=["evalpkg/"])
+    assert held.route == SeedRoute.NONE

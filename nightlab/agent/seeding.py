@@ -25,12 +25,12 @@ baseline (offset 0) runs exactly the code as committed.
 from __future__ import annotations
 
 import ast
-import fnmatch
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from nightlab.agent.edits import matches_any
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_functions
@@ -166,11 +166,12 @@ def _split_seeds(tree: ast.Module) -> tuple[set[str], set[int]]:
                         names.add(sub.id)
                     elif isinstance(sub, ast.Call) and _call_name(sub) in _SEED_CALLS:
                         nested.add(id(sub))
-    for node in ast.walk(tree):  # `g = torch.Generator().manual_seed(0)` handed to the split as `generator=g`
+    for node in ast.walk(tree):  # `g = torch.Generator().manual_seed(SEED)` handed to the split as `generator=g`
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
                 _call_name(node.value) in _SEED_CALLS and any(t.id in names for t in node.targets
                                                               if isinstance(t, ast.Name)):
             nested.add(id(node.value))
+            names.update(n.id for a in node.value.args for n in ast.walk(a) if isinstance(n, ast.Name))
     return names, nested
 
 
@@ -181,7 +182,7 @@ def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[
     out: list[_Literal] = []
     for path in sorted(run):
         text = files.get(path, "")
-        if not path.endswith(".py") or not text or any(fnmatch.fnmatch(path, g) for g in protected):
+        if not path.endswith(".py") or not text or matches_any(path, protected):
             continue
         try:
             tree = ast.parse(text)

@@ -22,6 +22,7 @@ function: only the head call of each expression counts, not the arguments it is 
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -51,11 +52,22 @@ _MODEL_SPLIT_TOKENS = frozenset({"head", "heads", "qkv", "kv", "attn", "attentio
 _DATA_NAME_TOKENS = frozenset({"data", "dataset", "split", "loaddata"})
 
 
+# beside these, `val` / `valid` is a value or a validity, not validation (`valid_mask`, `max_val`, `clip_val`)
+_NOT_VALIDATION = frozenset({"mask", "max", "min", "clip", "pos", "positions", "idx", "ids", "range", "value",
+                             "values", "tokens", "len", "lengths"})
+
+
+def _tokens(name: str) -> set[str]:
+    low = {t.lower() for t in re.split(r"_+|(?<=[a-z])(?=[A-Z])", name) if t}
+    if low & _NOT_VALIDATION:
+        low -= {"val", "valid"}
+    return low
+
+
 def name_is_fixed(name: str) -> bool:
     """Whether a function's own name says it evaluates, tests, scores or loads / splits data (`augment_data`,
     `mixup_data` and `split_heads` say otherwise)."""
-    toks = [t for t in re.split(r"_+|(?<=[a-z])(?=[A-Z])", name) if t]
-    low = {t.lower() for t in toks}
+    low = _tokens(name)
     said = low & _FIXED_NAME_TOKENS
     if said and said <= _DATA_NAME_TOKENS and (low & _TRAINING_SIDE_TOKENS or (
             said == {"split"} and low & _MODEL_SPLIT_TOKENS)):
@@ -80,8 +92,7 @@ def _model_methods(tree: ast.AST) -> set[int]:
 
 def _says_evaluation(name: str) -> bool:
     """A name with an evaluation word (`validation_step`, `test_step`, `evaluate`), not only a data or score word."""
-    low = {t.lower() for t in re.split(r"_+|(?<=[a-z])(?=[A-Z])", name) if t}
-    return bool(low & (_FIXED_NAME_TOKENS - _DATA_NAME_TOKENS - {"score", "scoring"}))
+    return bool(_tokens(name) & (_FIXED_NAME_TOKENS - _DATA_NAME_TOKENS - {"score", "scoring"}))
 
 
 def trains(fn: ast.AST) -> bool:
@@ -214,6 +225,13 @@ def _labelled(msg: _Message, pat: re.Pattern[str]) -> list[ast.AST]:
     setting of a get_config()). Empty where the message labels nothing or never names the metric (then every value
     counts, as for ``report(value, "val_loss", step)``)."""
     if not msg.labelled:
+        # `print("val_acc", acc, EPOCHS)`: one text piece names the metric, the value right after it is the metric
+        texts = [i for i, p in enumerate(msg.pieces) if isinstance(p, str) and pat.search(p)]
+        if texts == [0] and len(msg.pieces) > 1 and not isinstance(msg.pieces[1], str):  # (`report(v, "val_loss",
+            # step)` names it after its value: every value counts there)
+            after = msg.pieces[1]
+            assert not isinstance(after, str)
+            return [after]
         return []
     out: list[ast.AST] = []
     armed = False
@@ -412,9 +430,10 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
                 # its sizes and seed (`[len(full) - n_val, n_val]`, `test_size=TEST_SIZE`), back to the module's
                 # constants; not the data it is given (preprocessing before a split stays free)
                 sizes: list[ast.AST] = [
-                    ast.Name(id=n.id) for c in splits
-                    for a in [*(c.args[1:2] if _called(c) == "random_split" else []), *(k.value for k in c.keywords)]
-                    for n in ast.walk(a) if isinstance(n, ast.Name)]
+                    ast.Name(id=n) for c in splits
+                    for a in [*(c.args[1:2] if _called(c) == "random_split" else []),
+                              *(k.value for k in c.keywords if k.arg not in ("stratify", "groups"))]
+                    for n in _names_outside_len(a)]
                 reached: set[str] = set()
                 _slice(stmts, sizes, None, take, reached)
                 if scope is not tree:
@@ -441,8 +460,58 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
                 for ret in (r for r in inner if isinstance(r, ast.Return)):
                     if ret.value is not None:
                         take(ret)
-                        _slice(inner, [ret.value], pat, take)
+                        _slice(inner, _measured_parts(ret.value), pat, take)
     return out
+
+
+_MEASURE_WORDS = frozenset({"acc", "accuracy", "loss", "score", "metric", "metrics", "val", "valid", "f1", "auc", "err",
+                            "error", "bpc", "ppl", "perplexity", "rmse", "mae", "mse", "r2", "top1", "top5", "map"})
+
+
+def _measured_parts(value: ast.expr) -> list[ast.AST]:
+    """What a training function's return hands back as a measurement: the whole value, or of a tuple (`return model,
+    best_acc`) the parts named for one, never the model or the optimizer beside them."""
+    if not isinstance(value, ast.Tuple):
+        return [value]
+    return [e for e in value.elts if not isinstance(e, ast.Name) or _tokens(e.id) & _MEASURE_WORDS]
+
+
+def _names_outside_len(node: ast.AST) -> list[str]:
+    """Names an expression reads, except inside `len(...)` (`[len(full) - n_val, n_val]` reads n_val, not the data)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len":
+        return []
+    if isinstance(node, ast.Name):
+        return [node.id]
+    return [n for child in ast.iter_child_nodes(node) for n in _names_outside_len(child)]
+
+
+# methods whose result is computed by the object they are called on with what they are given, not a reduction of it:
+# `trainer.evaluate()` does not make the Trainer's construction measuring code
+_NOT_REDUCTIONS = frozenset({"evaluate", "validate", "test", "predict", "score", "fit", "run", "eval", "forward"})
+
+
+class _CutReceivers(ast.NodeTransformer):
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Attribute) and node.func.attr in _NOT_REDUCTIONS:
+            node.func = ast.Attribute(value=ast.Name(id="__receiver__", ctx=ast.Load()), attr=node.func.attr,
+                                      ctx=ast.Load())
+            # the data it is given stays (`model.evaluate(x_test, y_test)`); a model handed over does not
+            # (`trainer.test(model, datamodule=dm)`)
+            node.args = [a for a in node.args if not _is_model_name(a)]
+            node.keywords = [k for k in node.keywords if not _is_model_name(k.value)]
+        return node
+
+
+def _is_model_name(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and bool(_tokens(node.id) & {"model", "net", "module", "network", "clf",
+                                                                     "estimator", "classifier", "regressor"})
+
+
+def _guard_heads(expr: ast.AST) -> tuple[set[str], set[str]]:
+    """`_heads` for the edit guard: a call of `evaluate` / `test` / `predict` on an object reads neither the object
+    nor a model it is given (the Trainer, the model built with its settings), only the data."""
+    return _heads(_CutReceivers().visit(copy.deepcopy(expr)))
 
 
 def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | None,
@@ -452,7 +521,7 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
     names: set[str] = set()
     calls: set[str] = set()
     for expr in exprs:
-        c, n = _heads(expr)
+        c, n = _guard_heads(expr)
         calls |= c
         names |= n
     done: set[str] = set()
@@ -467,7 +536,7 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
                     take(fed)
                     for expr in (e for v in _feeding([fed], name) for e in
                                  (_entries_named(v, pat) if pat is not None else [v])):
-                        c, n = _heads(expr)
+                        c, n = _guard_heads(expr)
                         calls |= c
                         nxt |= n
         names = nxt
@@ -537,9 +606,14 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
     (`measuring_statements`) it changes, as "path: line N (...)" ("after" holds only the files an edit changed).
     Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator is."""
     names = evaluation_functions(before, metric)
-    names |= measuring_helpers(before, names)
+    traced = metric_functions(before, metric)
+    # helpers and held classes start from code that measures, not from a data loader named for data (its
+    # augmentation helpers and Dataset classes stay free; its split statements are guarded below)
+    evaluating = {n for n in names if n in traced or _says_evaluation(n)}
+    helpers = measuring_helpers(before, evaluating)
+    names |= helpers
     defs = _functions(before)[1]
-    measuring = [d for name in names for d in defs.get(name, [])]  # the measuring code: what it instantiates is held
+    measuring = [d for name in evaluating | helpers for d in defs.get(name, [])]  # what it instantiates is held
     out = []
     for path, text in sorted(after.items()):
         old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
@@ -555,7 +629,7 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
                 old_defs.setdefault(d.name, []).append(ast.dump(d))
         out += [f"{path}: {name}" for name, dumps in old_defs.items()
                 if sorted(new_defs.get(name, [])) != sorted(dumps)]
-        held = set(_evaluator_classes(old_tree, names)) | _made_in(old_tree, measuring)
+        held = set(_evaluator_classes(old_tree, evaluating | helpers)) | _made_in(old_tree, measuring)
         out += [f"{path}: {name}" for name in sorted(held)
                 if _class_dump(old_tree, name) != (_class_dump(new_tree, name) if new_tree is not None else None)]
         changed = _statement_changes(before.get(path, ""), text, metric, names)
