@@ -1898,8 +1898,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
 # no code names is still used
 _PY_CONFIG_READERS = re.compile(r"\bConfig\.fromfile\s*\(|\bRunner\.from_cfg\s*\(")
 _CONFIG_CONSUMERS = re.compile(r"\binstantiate\s*\(|HfArgumentParser|LightningCLI|jsonargparse|parse_(?:json|yaml)_file"
-                               r"|parse_args_into_dataclasses|deepspeed\.initialize\s*\(|HfDeepSpeedConfig"
-                               r"|Runner\.from_cfg\s*\(|Config\.fromfile\s*\(")
+                               r"|parse_args_into_dataclasses|deepspeed\.initialize\s*\(|HfDeepSpeedConfig|"
+                               + _PY_CONFIG_READERS.pattern)
 
 
 def _widen_title(key: str, old: Any) -> str:
