@@ -511,3 +511,13 @@ def test_a_seed_handed_to_a_split_through_a_generator_variable_is_not_varied() -
     held = plan_seeding("python train.py", folder.get, folder.__contains__, sorted(folder), "val_loss",
                         protected=["evalpkg/"])
     assert held.route == SeedRoute.NONE
+
+
+def test_a_setting_the_metric_is_computed_from_stays_a_setting() -> None:
+    """A module-level literal (`CONFIG = {...}`, `LR = 0.1`, an environment default) the printed value depends on is
+    what the search moves: the guard holds the computation, never the setting."""
+    files = {"train.py": "import os\nCONFIG = {'lr': 0.1}\nLR = float(os.getenv('LR', '0.002'))\n"
+                         "x = 0.6 + CONFIG['lr'] * LR\nprint(f'score={x:.4f}')\n"}
+    assert _guard(files, "train.py", "{'lr': 0.1}", "{'lr': 0.3}", "score") == []
+    assert _guard(files, "train.py", "'0.002'", "'0.006'", "score") == []
+    assert _guard(files, "train.py", "x = 0.6 +", "x = 0.9 +", "score")

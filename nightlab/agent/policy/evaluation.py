@@ -476,6 +476,22 @@ def _measured_parts(value: ast.expr) -> list[ast.AST]:
     return [e for e in value.elts if not isinstance(e, ast.Name) or _tokens(e.id) & _MEASURE_WORDS]
 
 
+def _sets_a_literal(st: ast.stmt) -> bool:
+    """`LR = 0.1`, `CONFIG = {"lr": 0.1, "epochs": 5}`, `LR = float(os.getenv("LR", "0.002"))`: a statement that
+    assigns a literal value, or an environment variable's with a literal default."""
+    value = st.value if isinstance(st, ast.Assign | ast.AnnAssign) else None
+    if value is None:
+        return False
+    names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+    if names and names <= {"os", "int", "float", "str", "bool"} and "os" in names:
+        return True
+    try:
+        ast.literal_eval(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 def _names_outside_len(node: ast.AST) -> list[str]:
     """Names an expression reads, except inside `len(...)` (`[len(full) - n_val, n_val]` reads n_val, not the data)."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len":
@@ -533,6 +549,9 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
             done.add(name)
             for fed in stmts:
                 if isinstance(fed, _SIMPLE) and any(True for _ in _feeding([fed], name)):
+                    if pat is not None and _sets_a_literal(fed):
+                        continue  # a setting (`LR = 0.1`, `CONFIG = {...}`) the metric depends on is what the
+                        # search moves, not how the metric is computed
                     take(fed)
                     for expr in (e for v in _feeding([fed], name) for e in
                                  (_entries_named(v, pat) if pat is not None else [v])):
