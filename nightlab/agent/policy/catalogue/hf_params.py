@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import libcst as cst
 
-from nightlab.agent.policy.catalogue.code import Source, call_name, keyword, without_keyword
+from nightlab.agent.policy.catalogue.code import Source, call_name, keyword, rewrite_files, without_keyword
 from nightlab.agent.policy.catalogue.entry import Fix, Match, NoFix, Site, Symptoms
 
 __all__ = ["recognise_transformers", "repair_transformers"]
@@ -144,19 +144,13 @@ def _plan(src: Source) -> list[str]:
 
 
 def repair_transformers(match: Match, site: Site) -> Iterator[Fix | NoFix]:
-    texts: dict[str, str] = {}
-    words: list[str] = []
-    for path, text in site.python().items():
-        if "transformers" not in text and "trl" not in text and not re.search(r"Trainer|TrainingArguments", text):
-            continue
-        src = Source(path, text)
-        if not src.ok:
-            continue
-        done = _plan(src)
-        new = src.render() if done else None
-        if new is not None:
-            texts[path] = new
-            words.append(f"{path}: {', '.join(done)}")
+    def plan(src: Source) -> str:
+        if "transformers" not in src.text and "trl" not in src.text and \
+                not re.search(r"Trainer|TrainingArguments", src.text):
+            return ""
+        return ", ".join(_plan(src))
+
+    texts, words = rewrite_files(site.python(), plan)
     if not texts:
         yield NoFix(f"{match.diagnosis}, but the call is not written literally in the repository's editable code "
                     "(a config file or a dict handed to it?): rename it there")
