@@ -521,3 +521,187 @@ def test_a_setting_the_metric_is_computed_from_stays_a_setting() -> None:
     assert _guard(files, "train.py", "{'lr': 0.1}", "{'lr': 0.3}", "score") == []
     assert _guard(files, "train.py", "'0.002'", "'0.006'", "score") == []
     assert _guard(files, "train.py", "x = 0.6 +", "x = 0.9 +", "score")
+
+
+def test_what_a_measurement_is_given_at_its_call_site_is_held() -> None:
+    """An edit outside the code that measures can still shrink the measurement: a batch cap handed to the
+    Evaluator, the training loader handed to `validate`. The epochs around them stay free."""
+    files = {"train.py": EVAL_TRAIN, "eval.py": EVAL_PY}
+    assert _guard(files, "train.py", "Evaluator(val_ds)", "Evaluator(val_ds, max_batches=1)", "val_acc") == [
+        "train.py: Evaluator(…) (what the measurement is given)"]
+    assert "train.py: validate(…) (what the measurement is given)" in _guard(
+        files, "train.py", "validate(model, val_loader)", "validate(model, train_loader)", "val_acc")
+    assert _guard(files, "train.py", "range(3)", "range(6)", "val_acc") == []
+
+
+LIGHTNING_TRAIN = '''\
+import lightning as L
+from model import LitNet
+from datamodule import BlobsDataModule
+
+dm = BlobsDataModule(batch_size=64)
+trainer = L.Trainer(max_epochs=5, limit_val_batches=1.0, gradient_clip_val=1.0, check_val_every_n_epoch=1)
+trainer.fit(LitNet(lr=1e-3), datamodule=dm)
+print(f"val_acc={trainer.callback_metrics['val_acc']:.4f}")
+'''
+
+
+def test_a_trainer_keeps_its_validation_limits_and_its_training_settings_free() -> None:
+    """Lightning's `limit_val_batches` (and any keyword with an evaluation word) is part of the measurement wherever
+    it is written; reading `trainer.callback_metrics` after training does not make `max_epochs` or the clipping
+    value measuring code."""
+    files = {"train.py": LIGHTNING_TRAIN}
+    assert _guard(files, "train.py", "limit_val_batches=1.0", "limit_val_batches=0.05", "val_acc") == [
+        "train.py: Trainer(limit_val_batches=…) (a setting of the measurement)"]
+    assert _guard(files, "train.py", "max_epochs=5,", "max_epochs=5, limit_test_batches=2,", "val_acc")
+    assert _guard(files, "train.py", "check_val_every_n_epoch=1", "check_val_every_n_epoch=50", "val_acc")
+    for old, new in (("max_epochs=5", "max_epochs=20"), ("gradient_clip_val=1.0", "gradient_clip_val=0.5"),
+                     ("LitNet(lr=1e-3)", "LitNet(lr=3e-3)"), ("batch_size=64", "batch_size=128")):
+        assert _guard(files, "train.py", old, new, "val_acc") == [], (old, new)
+
+
+KERAS_AND_HF = '''\
+from transformers import Trainer, TrainingArguments
+
+history = model.fit(x_train, y_train, epochs=10, batch_size=32, validation_split=0.2)
+args = TrainingArguments("out", learning_rate=5e-5, per_device_eval_batch_size=64, eval_strategy="epoch")
+trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                  compute_metrics=compute_metrics)
+trainer.train()
+print("eval_accuracy", trainer.evaluate()["eval_accuracy"], history.history["val_accuracy"][-1])
+'''
+
+
+def test_keras_and_hugging_face_keywords_that_decide_the_evaluation_are_held() -> None:
+    files = {"train.py": KERAS_AND_HF}
+    for old, new in (("validation_split=0.2", "validation_split=0.01"),
+                     ("eval_dataset=val_ds", "eval_dataset=train_ds"),
+                     ("compute_metrics=compute_metrics", "compute_metrics=lambda p: {'accuracy': 1.0}"),
+                     ('eval_strategy="epoch"', 'eval_strategy="no"')):
+        assert _guard(files, "train.py", old, new, "eval_accuracy"), (old, new)
+    for old, new in (("epochs=10", "epochs=20"), ("learning_rate=5e-5", "learning_rate=1e-4"),
+                     ("per_device_eval_batch_size=64", "per_device_eval_batch_size=128")):
+        assert _guard(files, "train.py", old, new, "eval_accuracy") == [], (old, new)
+
+
+TRAIN_AND_EVALUATE = '''\
+import torch
+
+
+def fit_model(model, lr, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(X), Y).backward()
+        opt.step()
+
+
+def train_and_evaluate(lr, epochs):
+    model = torch.nn.Linear(8, 2)
+    fit_model(model, lr, epochs)
+    acc = (model(XV).argmax(1) == YV).float().mean().item()
+    print(f"val_acc={acc:.4f}")
+
+
+train_and_evaluate(lr=0.1, epochs=3)
+'''
+
+
+def test_the_settings_handed_to_a_function_that_also_trains_stay_free() -> None:
+    """`train_and_evaluate` has an evaluation word in its name but trains (through `fit_model`): what it is given
+    are training settings, so its call site is no measurement site."""
+    files = {"train.py": TRAIN_AND_EVALUATE}
+    assert _guard(files, "train.py", "lr=0.1, epochs=3", "lr=0.3, epochs=6", "val_acc") == []
+
+
+SETTINGS_PY = '''\
+import argparse
+from dataclasses import dataclass
+
+eval_iters = 200
+LEARNING_RATE = 3e-4
+CONFIG = {"test_size": 0.2, "lr": 0.1, "eval_batch_size": 512}
+
+
+@dataclass
+class DataConfig:
+    val_fraction: float = 0.1
+    batch_size: int = 64
+
+
+class BlobsDataModule:
+    def __init__(self, batch_size=64, val_fraction=0.2, num_workers=0):
+        self.batch_size, self.val_fraction = batch_size, val_fraction
+
+
+p = argparse.ArgumentParser()
+p.add_argument("--max-eval-samples", type=int, default=None)
+p.add_argument("--epochs", type=int, default=10)
+print("val_loss", 0.5)
+'''
+
+
+def test_a_setting_named_for_the_measurement_is_held_wherever_it_is_written() -> None:
+    """A constant, a dataclass field, a parameter default, a config dict's key, an argparse default: a setting whose
+    name says it sizes or chooses the measurement is held; the training settings beside it stay free."""
+    files = {"train.py": SETTINGS_PY}
+    for old, new in (("eval_iters = 200", "eval_iters = 5"), ('"test_size": 0.2', '"test_size": 0.01'),
+                     ("val_fraction: float = 0.1", "val_fraction: float = 0.01"),
+                     ("val_fraction=0.2,", "val_fraction=0.02,"),
+                     ("type=int, default=None)", "type=int, default=100)")):
+        assert _guard(files, "train.py", old, new, "val_loss"), (old, new)
+    for old, new in (("LEARNING_RATE = 3e-4", "LEARNING_RATE = 1e-3"), ('"lr": 0.1', '"lr": 0.3'),
+                     ('"eval_batch_size": 512', '"eval_batch_size": 1024'),
+                     ("batch_size: int = 64", "batch_size: int = 128"),
+                     ("def __init__(self, batch_size=64,", "def __init__(self, batch_size=32,"),
+                     ("default=10)", "default=20)")):
+        assert _guard(files, "train.py", old, new, "val_loss") == [], (old, new)
+
+
+HYDRA_YAML = '''\
+trainer:
+  max_epochs: 10
+  limit_val_batches: 1.0
+  gradient_clip_val: 1.0
+data:
+  batch_size: 64
+  val_split: 0.1
+  eval:
+    batch_size: 256
+optimizer:
+  lr: 0.001
+'''
+
+
+def test_a_config_files_measurement_keys_are_held_and_its_training_keys_free() -> None:
+    files = {"conf/config.yaml": HYDRA_YAML, "train.py": "print('val_acc', 0.5)\n",
+             "params.json": '{"lr": 0.1, "validation": {"fraction": 0.2}}\n'}
+    assert _guard(files, "conf/config.yaml", "limit_val_batches: 1.0", "limit_val_batches: 0.1", "val_acc") == [
+        "conf/config.yaml: trainer.limit_val_batches (a setting of the measurement)"]
+    assert _guard(files, "conf/config.yaml", "  val_split: 0.1\n", "", "val_acc") == [
+        "conf/config.yaml: data.val_split (a setting of the measurement)"]
+    assert _guard(files, "params.json", '"fraction": 0.2', '"fraction": 0.02', "val_acc")
+    for old, new in (("max_epochs: 10", "max_epochs: 30"), ("lr: 0.001", "lr: 0.003"),
+                     ("    batch_size: 256", "    batch_size: 512"),
+                     ("gradient_clip_val: 1.0", "gradient_clip_val: 0.5")):
+        assert _guard(files, "conf/config.yaml", old, new, "val_acc") == [], (old, new)
+    assert _guard(files, "params.json", '"lr": 0.1', '"lr": 0.2', "val_acc") == []
+
+
+def test_a_command_line_that_resizes_the_measurement_is_told_apart_from_one_that_tunes() -> None:
+    base = "python train.py --lr 0.1 --val-fraction 0.2 trainer.max_epochs=10"
+    assert measuring.command_measurement_changes(base, base.replace("0.2", "0.01")) == ["val_fraction"]
+    assert measuring.command_measurement_changes(base, base + " trainer.limit_val_batches=0.1") == [
+        "trainer.limit_val_batches"]
+    assert measuring.command_measurement_changes(base, base + " --eval_iters=5") == ["eval_iters"]
+    assert measuring.command_measurement_changes(base, base.replace("--lr 0.1", "--lr 0.3")) == []
+    tuned = base + " +trainer.gradient_clip_val=1.0 --eval-batch-size 64"
+    assert measuring.command_measurement_changes(base, tuned) == []
+    assert measuring.command_measurement_changes(base, "python train.py 'unclosed") == []
+
+
+def test_new_code_that_keeps_a_validation_best_for_early_stopping_is_no_measurement_edit() -> None:
+    files = {"train.py": SHARED_EPOCH}
+    early = ("best_val_loss = 1e9\npatience_left = 3\nfor epoch in range(5):",
+             "for epoch in range(5):")
+    assert _guard(files, "train.py", early[1], early[0], "val_loss") == []

@@ -433,6 +433,8 @@ def test_no_policy_may_change_how_the_metric_is_measured_in_an_editable_file(tmp
             self.todo = [
                 Proposal(title="a kinder score", rationale="higher acc", kind=Kind.LLM,
                          edits=[Edit("train.py", "    return 1.0 - abs(w - 0.3)", "    return 1.0")]),
+                Proposal(title="a smaller validation set", rationale="faster", kind=Kind.LLM, edits=[],
+                         command="python train.py --seed 0 --val-fraction 0.01"),
                 Proposal(title="LR = 0.06", rationale="a setting", kind=Kind.LLM,
                          edits=[Edit("train.py", "LR = 0.05", "LR = 0.06")], knobs={"LR": 0.06}),
             ]
@@ -452,4 +454,6 @@ def test_no_policy_may_change_how_the_metric_is_measured_in_an_editable_file(tmp
     assert cheat.status == Status.REJECTED and cheat.run_result is None and cheat.commit_sha is None
     assert "how the metric is measured (train.py: evaluate)" in (cheat.error or "")
     assert exps["LR = 0.06"].run_result is not None  # a setting in the same file goes ahead
+    smaller = exps["a smaller validation set"]  # the measurement's size on the command line is held too
+    assert smaller.status == Status.REJECTED and "command: val_fraction" in (smaller.error or "")
     assert "return 1.0 - abs(w - 0.3)" in (root / "train.py").read_text()

@@ -29,14 +29,28 @@ too: they are the data, whatever code reads them.
 from __future__ import annotations
 
 import ast
+import json
 import os
 import posixpath
+import re
+import shlex
+import tomllib
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import yaml
 
 from nightlab.agent import code_reach
-from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_edits, metric_functions, parse_python, trains
+from nightlab.agent.policy.evaluation import (
+    SPLIT_CALLS,
+    evaluation_edits,
+    metric_functions,
+    names_the_measurement,
+    parse_python,
+    trains,
+)
 
-__all__ = ["DATA_EXT", "protected_files"]
+__all__ = ["DATA_EXT", "command_measurement_changes", "measurement_edits", "protected_files"]
 
 DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
             ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
@@ -55,14 +69,93 @@ MEASURES, DATA, OTHER = "measures", "data", "other"
 
 def measurement_edits(read: Callable[[str], str | None], tracked: list[str], changes: Mapping[str, str],
                       metric: str) -> list[str]:
-    """The evaluation functions in editable files ("path: name") that `changes` would alter, whichever policy wrote
-    them: a function that trains nothing and computes the printed metric, or measures without gradients, is held
-    as fixed as a protected file (an `estimate_loss` beside nanoGPT's training loop). `read` gives a tracked file's
-    text before the change."""
-    if not any(p.endswith(".py") for p in changes):
+    """What of the measurement `changes` would alter, whichever policy wrote them ("path: what"): the evaluation
+    functions in editable files (a function that trains nothing and computes the printed metric, or measures without
+    gradients, is held as fixed as a protected file: an `estimate_loss` beside nanoGPT's training loop), the
+    statements and call sites that measure (`policy.evaluation.evaluation_edits`), and in a YAML / JSON / TOML
+    config the keys that set the measurement (`trainer.limit_val_batches`, `data.val_split`). `read` gives a tracked
+    file's text before the change."""
+    out = [f"{path}: {key} (a setting of the measurement)" for path, text in sorted(changes.items())
+           if path.endswith(_CONFIG_EXT) for key in _config_changes(read(path), text, path)]
+    if any(p.endswith(".py") for p in changes):
+        before = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
+        out = evaluation_edits(before, changes, metric) + out
+    return out
+
+
+_CONFIG_EXT = (".yaml", ".yml", ".json", ".toml")
+
+
+def _config_leaves(text: str | None, path: str) -> dict[str, str] | None:
+    """{dotted key: value as text} of a config file; None when it does not parse (the run will say so)."""
+    if text is None:
+        return {}
+    try:
+        if path.endswith(".toml"):
+            docs: list[Any] = [tomllib.loads(text)]
+        elif path.endswith(".json"):
+            docs = [json.loads(text)]
+        else:
+            docs = list(yaml.safe_load_all(text))
+    except (ValueError, yaml.YAMLError):
+        return None
+    out: dict[str, str] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list) and any(isinstance(x, dict | list) for x in node):
+            for i, v in enumerate(node):
+                walk(v, f"{key}.{i}")
+        else:
+            out[key] = repr(node)
+
+    for i, doc in enumerate(docs):
+        walk(doc, f"{i}." if i and len(docs) > 1 else "")
+    return out
+
+
+def _config_changes(before: str | None, after: str, path: str) -> list[str]:
+    """Keys of a config whose name sets the measurement (`names_the_measurement`) and whose value `after` adds,
+    changes or removes."""
+    old, new = _config_leaves(before, path), _config_leaves(after, path)
+    if old is None or new is None:
         return []
-    before = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
-    return evaluation_edits(before, changes, metric)
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and names_the_measurement(k))
+
+
+def command_measurement_changes(before: str | None, after: str | None) -> list[str]:
+    """The measurement settings a changed command line sets differently (`--val_fraction 0.01`,
+    `trainer.limit_val_batches=0.1`, `--eval-iters=5`): flags and Hydra overrides whose name says they decide the
+    measurement, added, changed or removed. A command that does not parse as words says nothing here."""
+    def flags(cmd: str | None) -> dict[str, list[str]] | None:
+        try:
+            words = shlex.split(cmd or "")
+        except ValueError:
+            return None
+        out: dict[str, list[str]] = {}
+        for i, w in enumerate(words):
+            if w.startswith("-") and not _NUMBER.fullmatch(w):
+                name, eq, value = w.lstrip("-").partition("=")
+                if not eq:
+                    nxt = words[i + 1] if i + 1 < len(words) else ""
+                    value = nxt if nxt and (not nxt.startswith("-") or _NUMBER.fullmatch(nxt)) else "<set>"
+            elif "=" in w and not w.startswith("="):
+                name, _, value = w.lstrip("+~").partition("=")
+            else:
+                continue
+            if names_the_measurement(name):
+                out.setdefault(name.replace("-", "_"), []).append(value)
+        return out
+
+    old, new = flags(before), flags(after)
+    if old is None or new is None:
+        return []
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+_NUMBER = re.compile(r"-?\d+(\.\d*)?([eE]-?\d+)?")
 
 
 def protected_files(root: str, tracked: list[str], reached: code_reach.Reach, metric: str | None = None,

@@ -24,11 +24,12 @@ from __future__ import annotations
 import ast
 import copy
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["SPLIT_CALLS", "evaluation_functions", "fixed_lines", "measuring_helpers", "metric_functions",
-           "name_is_fixed", "parse_python", "trains"]
+           "name_is_fixed", "names_the_measurement", "parse_python", "trains"]
 
 _FIXED_NAME_TOKENS = frozenset({
     "eval", "evaluate", "evaluation", "test", "testing", "score", "scoring", "metric", "metrics",
@@ -518,6 +519,17 @@ class _CutReceivers(ast.NodeTransformer):
             node.keywords = [k for k in node.keywords if not _is_model_name(k.value)]
         return node
 
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        if _tokens(node.attr) & _LOGGED_WORDS:  # what was logged into the object, not how it was built
+            node.value = ast.Name(id="__receiver__", ctx=ast.Load())
+        return node
+
+
+# attributes that hold what a run logged (Lightning's `trainer.callback_metrics`, `trainer.logged_metrics`): read
+# after training, they do not make the Trainer's construction (`max_epochs=`) measuring code
+_LOGGED_WORDS = frozenset({"metrics", "logged"})
+
 
 def _is_model_name(node: ast.AST) -> bool:
     return isinstance(node, ast.Name) and bool(_tokens(node.id) & {"model", "net", "module", "network", "clf",
@@ -605,6 +617,103 @@ def _called(call: ast.Call) -> str:
     return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
 
 
+def _reaching_training(defs: Mapping[str, list[ast.AST]], training: set[str]) -> set[str]:
+    """Names of functions that train, or call (by name, transitively) one that does: `run_trial(lr)` that trains a
+    model and returns its validation score is given training settings, not measurement settings."""
+    out = set(training)
+    grew = True
+    while grew:
+        grew = False
+        for name, ds in defs.items():
+            if name not in out and any(isinstance(n, ast.Call) and _called(n) in out for d in ds for n in ast.walk(d)):
+                out.add(name)
+                grew = True
+    return out
+
+
+# words of a setting's name that say it decides what is measured or how much of it (`limit_val_batches`,
+# `validation_split`, `max_eval_samples`, `compute_metrics`, `test_size`, `eval_iters`), wherever it is written
+_MEASURING_SETTING_WORDS = frozenset({"val", "valid", "validation", "eval", "evaluate", "evaluation", "test",
+                                      "holdout", "metric", "metrics", "scoring"})
+
+
+def names_the_measurement(name: str | None) -> bool:
+    """Whether a setting's name (a keyword, a constant, a config key, a flag; dotted or dashed) says it decides the
+    measurement: an evaluation or metric word (`clip_val`, `max_val` say otherwise), except an evaluation batch size
+    (`per_device_eval_batch_size`, `eval.batch_size`), which changes only the speed."""
+    if not name:
+        return False
+    parts = [p for p in re.split(r"[.:/\\]+", name.strip("-").replace("-", "_")) if p]
+    if not parts:
+        return False
+    words = set().union(*(_tokens(p) for p in parts))
+    leaf = _tokens(parts[-1])
+    return bool(words & _MEASURING_SETTING_WORDS) and not ({"batch", "size"} <= leaf or "bs" in leaf)
+
+
+def _assigned_names(t: ast.AST) -> list[str]:
+    if isinstance(t, ast.Name):
+        return [t.id]
+    if isinstance(t, ast.Attribute):
+        return [t.attr]
+    return [n for e in t.elts for n in _assigned_names(e)] if isinstance(t, ast.Tuple | ast.List) else []
+
+
+def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[tuple[str, str]], Counter[str],
+                                                                       Counter[str]]:
+    """What held calls are given, as (label, arguments), and the measurement settings of `tree`, as "label\0value",
+    whose name says they decide the measurement (`names_the_measurement`): the keywords of calls (`Trainer(
+    limit_val_batches=...)`: one added is a change too), then the settings only a changed or removed value counts
+    for — a parameter default, a literal assigned to a name, a dict literal's key, an argparse flag's default (new
+    code that keeps `best_val_loss = 1e9` for early stopping sets up nothing of the measurement)."""
+    calls: Counter[tuple[str, str]] = Counter()
+    keywords: Counter[str] = Counter()
+    existing: Counter[str] = Counter()
+    for n in ast.walk(tree) if tree is not None else []:
+        if isinstance(n, ast.Call):
+            name = _called(n)
+            if name in held:
+                calls[(f"{name}(…)", ast.dump(ast.Tuple(elts=n.args, ctx=ast.Load())) +
+                       "".join(sorted(ast.dump(k) for k in n.keywords)))] += 1
+            flags = [a.value for a in n.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if name == "add_argument" and any(names_the_measurement(f) for f in flags):
+                existing[f"{flags[0]} (its default)\0" + "".join(ast.dump(k) for k in n.keywords)] += 1
+            else:
+                keywords.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
+                                if names_the_measurement(k.arg))
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = n.args
+            positional = [*a.posonlyargs, *a.args]
+            pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
+                     *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
+            existing.update(f"{n.name}({x.arg}=…)\0{ast.dump(d)}" for x, d in pairs if names_the_measurement(x.arg))
+        elif isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None and _sets_a_literal(n):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            existing.update(f"{t} = …\0{ast.dump(n.value)}" for tg in targets for t in _assigned_names(tg)
+                            if names_the_measurement(t))
+        elif isinstance(n, ast.Dict):
+            existing.update(f"{{{k.value!r}: …}}\0{ast.dump(v)}" for k, v in zip(n.keys, n.values, strict=True)
+                            if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                            and names_the_measurement(k.value))
+    return calls, keywords, existing
+
+
+def _setting_changes(before: ast.Module, after: ast.Module | None, held: Collection[str]) -> list[str]:
+    """What an edit changes where measurement is asked for or set up, outside the code that measures: the arguments
+    of a call to a held function or class (`Evaluator(val_ds, max_batches=1)`, `validate(model, train_loader)`),
+    and the measurement settings (`_settings`: `Trainer(limit_val_batches=0.1)`, `def __init__(self,
+    val_fraction=0.2)`, `eval_iters = 200`, `fit(validation_split=0.5)`). A new call of a held function with
+    arguments seen before is no change."""
+    old_calls, old_keywords, old_existing = _settings(before, held)
+    new_calls, new_keywords, new_existing = _settings(after, held)
+    given = {f"{key[0]} (what the measurement is given)" for key in old_calls - new_calls}
+    label = lambda key: key.split("\0")[0]
+    had = {label(k) for k in old_existing}
+    changed = [*(old_keywords - new_keywords), *(new_keywords - old_keywords), *(old_existing - new_existing),
+               *(k for k in new_existing - old_existing if label(k) in had)]
+    return sorted(given | {label(k) + " (a setting of the measurement)" for k in changed})
+
+
 def _statement_changes(before: str, after: str, metric: str, skip: Collection[str]) -> list[int]:
     """Lines (in `before`) of measuring statements that `after` no longer has as they were, and, where `after`
     measures with statements `before` did not have, the first such line in `after` (an `acc = acc * 2` slipped in
@@ -631,8 +740,12 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
     evaluating = {n for n in names if n in traced or _says_evaluation(n)}
     helpers = measuring_helpers(before, evaluating)
     names |= helpers
-    defs = _functions(before)[1]
+    trees, defs, training = _functions(before)
     measuring = [d for name in evaluating | helpers for d in defs.get(name, [])]  # what it instantiates is held
+    held_classes = {name for tree in trees.values()
+                    for name in set(_evaluator_classes(tree, evaluating | helpers)) | _made_in(tree, measuring)}
+    # calls whose arguments are held: of measuring functions that train nothing, even through what they call
+    asked = (evaluating | helpers | held_classes) - _reaching_training(defs, training)
     out = []
     for path, text in sorted(after.items()):
         old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
@@ -654,6 +767,7 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         changed = _statement_changes(before.get(path, ""), text, metric, names)
         if changed:
             out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
+        out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
     return out
 
 
