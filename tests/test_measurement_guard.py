@@ -705,3 +705,96 @@ def test_new_code_that_keeps_a_validation_best_for_early_stopping_is_no_measurem
     early = ("best_val_loss = 1e9\npatience_left = 3\nfor epoch in range(5):",
              "for epoch in range(5):")
     assert _guard(files, "train.py", early[1], early[0], "val_loss") == []
+
+
+LIT_MODULE = '''\
+import lightning as L
+import torch.nn as nn
+from torchmetrics.classification import MulticlassAccuracy
+
+
+class LitClassifier(L.LightningModule):
+    def __init__(self, hidden=64, lr=3e-3, num_classes=4):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Linear(20, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+
+    def forward(self, x):
+        return self.net(x)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.val_acc(self(x), y)
+        self.log("val_acc", self.val_acc, prog_bar=True)
+'''
+
+
+def test_a_metric_object_a_lightning_module_builds_for_validation_is_held_and_its_network_free() -> None:
+    files = {"lit_model.py": LIT_MODULE, "train.py": "print('val_acc', 0.5)\n"}
+    assert _guard(files, "lit_model.py", 'average="micro")', 'average="micro", top_k=2)', "val_acc") == [
+        "lit_model.py: val_acc = … (a setting of the measurement)"]
+    assert _guard(files, "lit_model.py", "nn.ReLU(), nn.Linear(hidden", "nn.GELU(), nn.Linear(hidden", "val_acc") == []
+
+
+CHAR_LM = '''\
+import torch
+
+BATCH_SIZE, BLOCK_SIZE, LEARNING_RATE, MAX_ITERS, EVAL_ITERS = 16, 32, 1e-3, 200, 20
+data = torch.load("data/text.pt")
+n = int(0.9 * len(data))
+train_data, val_data = data[:n], data[n:]
+
+
+def get_batch(split):
+    d = train_data if split == "train" else val_data
+    ix = torch.randint(len(d) - BLOCK_SIZE, (BATCH_SIZE,))
+    return torch.stack([d[i:i + BLOCK_SIZE] for i in ix]), torch.stack([d[i + 1:i + 1 + BLOCK_SIZE] for i in ix])
+
+
+def get_batch_files(split):
+    if split == "train":
+        d = torch.load("data/train.pt")
+    else:
+        d = torch.load("data/val.pt")
+    return d[:BATCH_SIZE]
+
+
+model = TinyGPT(block_size=BLOCK_SIZE)
+opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
+for it in range(MAX_ITERS):
+    xb, yb = get_batch("train")
+    _, loss = model(xb, yb)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+model.eval()
+with torch.no_grad():
+    losses = torch.zeros(EVAL_ITERS)
+    for k in range(EVAL_ITERS):
+        xb, yb = get_batch("val")
+        _, l = model(xb, yb)
+        losses[k] = l.item()
+print(f"val_loss {losses.mean():.4f}")
+'''
+
+
+def test_a_language_models_inline_evaluation_keeps_its_held_out_text() -> None:
+    """The nanoGPT shape without a function for the evaluation: the held-out batch asked for by name, the part a
+    shared `get_batch` chooses by comparing with "train", and the slice that cuts the text are held; the training
+    loop, the batch size and the schedule around them are not."""
+    files = {"train.py": CHAR_LM}
+    for old, new in (('xb, yb = get_batch("val")', 'xb, yb = get_batch("train")'),
+                     ('else val_data', 'else train_data'),
+                     ('d = torch.load("data/val.pt")', 'd = torch.load("data/train.pt")'),
+                     ("n = int(0.9 * len(data))", "n = int(0.99 * len(data))"),
+                     ("data[:n], data[n:]", "data[:n], data[-100:]")):
+        assert _guard(files, "train.py", old, new, "val_loss"), (old, new)
+    for old, new in (("BATCH_SIZE, BLOCK_SIZE, LEARNING_RATE, MAX_ITERS, EVAL_ITERS = 16, 32, 1e-3, 200, 20",
+                      "BATCH_SIZE, BLOCK_SIZE, LEARNING_RATE, MAX_ITERS, EVAL_ITERS = 32, 32, 3e-3, 400, 20"),
+                     ("    opt.step()\n",
+                      "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n    opt.step()\n"),
+                     ("ix = torch.randint(len(d) - BLOCK_SIZE, (BATCH_SIZE,))",
+                      "ix = torch.randint(0, len(d) - BLOCK_SIZE, (BATCH_SIZE,))")):
+        assert _guard(files, "train.py", old, new, "val_loss") == [], (old, new)

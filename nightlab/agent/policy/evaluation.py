@@ -423,6 +423,11 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
         stmts = _scope_statements(scope)
         split_names: set[str] = set()
         for st in stmts:
+            bounds = _slice_split(st)
+            if bounds and isinstance(st, ast.Assign):  # `train_data, val_data = data[:n], data[n:]`: the statement
+                take(st)  # and where `n` comes from
+                split_names |= {n for t in st.targets for n in _target_names(t)}
+                _slice(stmts, [ast.Name(id=n) for b in bounds for n in _names_outside_len(b)], None, take)
             splits = [n for n in ast.walk(st) if isinstance(n, ast.Call) and _called(n) in SPLIT_CALLS]
             if isinstance(st, _SIMPLE) and splits:
                 take(st)
@@ -439,7 +444,14 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
                 _slice(stmts, sizes, None, take, reached)
                 if scope is not tree:
                     _slice(list(tree.body), [ast.Name(id=n) for n in sorted(reached)], None, take)
-        held_out = {n for n in split_names if _HELD_OUT_WORDS & {w.lower() for w in re.split(r"_+|\d+", n) if w}}
+        for st in stmts:  # what picks the held-out part by its name: `xb, yb = get_batch("val")` in an inline
+            # evaluation loop, `load_dataset("glue", "mrpc", split="validation")`, `eval_ds = ds["test"]`
+            if isinstance(st, _SIMPLE) and _picks_held_out(st):
+                take(st)
+            elif isinstance(st, ast.If) and _names_a_part(st.test):  # `if split == "train": data = ... else: ...`
+                for branch in (x for x in [*st.body, *st.orelse] if isinstance(x, _SIMPLE)):
+                    take(branch)
+        held_out = {n for n in split_names if _held_out_name(n)}
         for st in stmts:  # the held-out part replaced by another part (`val_ds = train_ds`, `X_test = X_train[:50]`);
             # `X_test = scaler.transform(X_test)` reads what it replaces and is preprocessing, not a swap
             if not isinstance(st, ast.Assign) or st.value is None:
@@ -462,6 +474,56 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
                     if ret.value is not None:
                         take(ret)
                         _slice(inner, _measured_parts(ret.value), pat, take)
+    return out
+
+
+def _held_out_name(name: str) -> bool:
+    return bool(_HELD_OUT_WORDS & {w.lower() for w in re.split(r"_+|\d+", name) if w})
+
+
+_HELD_OUT_PARTS = frozenset({"val", "valid", "validation", "test", "dev", "eval", "evaluation", "holdout"})
+
+
+def _names_a_part(test: ast.AST) -> bool:
+    """Whether a condition compares with the name of a part of the data (`split == "train"`, `mode != 'val'`)."""
+    return any(isinstance(n, ast.Compare) and any(
+        isinstance(c, ast.Constant) and isinstance(c.value, str) and c.value.lower() in _PARTS
+        for c in [n.left, *n.comparators]) for n in ast.walk(test))
+
+
+_PARTS = _HELD_OUT_PARTS | {"train", "training"}
+
+
+def _picks_held_out(st: ast.stmt) -> bool:
+    """Whether a statement asks for the held-out part by its name: a call given the string (`get_batch("val")`,
+    `split="test"`), a subscript by it (`ds["validation"]`), or a choice between the parts by a comparison with one's
+    name (`d = train_data if split == "train" else val_data`)."""
+    if any(isinstance(n, ast.IfExp) and _names_a_part(n.test) for n in ast.walk(st)):
+        return True
+    def held(node: ast.AST | None) -> bool:
+        return isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+            node.value.lower() in _HELD_OUT_PARTS
+    for n in ast.walk(st):
+        if isinstance(n, ast.Call) and any(held(a) for a in [*n.args, *(k.value for k in n.keywords)]):
+            return True
+        if isinstance(n, ast.Subscript) and held(n.slice):
+            return True
+    return False
+
+
+def _slice_split(st: ast.stmt) -> list[ast.expr]:
+    """The slice bounds of a statement that cuts a held-out part out of the data by slicing (`train_data, val_data
+    = data[:n], data[n:]`, `X_val = X[perm[800:]]`): each bound of a slice that a held-out name receives."""
+    if not isinstance(st, ast.Assign) or len(st.targets) != 1:
+        return []
+    target, value = st.targets[0], st.value
+    pairs = list(zip(target.elts, value.elts, strict=True)) if isinstance(target, ast.Tuple) and isinstance(
+        value, ast.Tuple) and len(target.elts) == len(value.elts) else [(target, value)]
+    out: list[ast.expr] = []
+    for t, v in pairs:
+        if isinstance(v, ast.Subscript) and any(_held_out_name(n) for n in _target_names(t)):
+            out += [b for sl in ast.walk(v.slice) if isinstance(sl, ast.Slice)
+                    for b in (sl.lower, sl.upper, sl.step) if b is not None]
     return out
 
 
@@ -664,8 +726,9 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
     """What held calls are given, as (label, arguments), and the measurement settings of `tree`, as "label\0value",
     whose name says they decide the measurement (`names_the_measurement`): the keywords of calls (`Trainer(
     limit_val_batches=...)`: one added is a change too), then the settings only a changed or removed value counts
-    for — a parameter default, a literal assigned to a name, a dict literal's key, an argparse flag's default (new
-    code that keeps `best_val_loss = 1e9` for early stopping sets up nothing of the measurement)."""
+    for — a parameter default, a literal or a built object assigned to a name, a dict literal's key, an argparse
+    flag's default (new code that keeps `best_val_loss = 1e9` for early stopping sets up nothing of the
+    measurement)."""
     calls: Counter[tuple[str, str]] = Counter()
     keywords: Counter[str] = Counter()
     existing: Counter[str] = Counter()
@@ -687,15 +750,31 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
             pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
                      *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
             existing.update(f"{n.name}({x.arg}=…)\0{ast.dump(d)}" for x, d in pairs if names_the_measurement(x.arg))
-        elif isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None and _sets_a_literal(n):
-            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
-            existing.update(f"{t} = …\0{ast.dump(n.value)}" for tg in targets for t in _assigned_names(tg)
-                            if names_the_measurement(t))
+        elif isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None:
+            # a literal, or an object built under a measurement's name (`self.val_acc = MulticlassAccuracy(...)`
+            # in a LightningModule's `__init__`, `val_loader = DataLoader(Subset(val_ds, ...))`), each name of
+            # `A, B = 1, 2` with its own value
+            existing.update(f"{t} = …\0{ast.dump(v)}" for tg in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                            for name_node, v in _paired(tg, n.value) for t in _assigned_names(name_node)
+                            if names_the_measurement(t) and _a_setting(v))
         elif isinstance(n, ast.Dict):
             existing.update(f"{{{k.value!r}: …}}\0{ast.dump(v)}" for k, v in zip(n.keys, n.values, strict=True)
                             if isinstance(k, ast.Constant) and isinstance(k.value, str)
                             and names_the_measurement(k.value))
     return calls, keywords, existing
+
+
+def _paired(target: ast.expr, value: ast.expr) -> list[tuple[ast.expr, ast.expr]]:
+    if isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List) and \
+            len(target.elts) == len(value.elts):
+        return list(zip(target.elts, value.elts, strict=True))
+    return [(target, value)]
+
+
+def _a_setting(value: ast.expr) -> bool:
+    """A literal (or an environment variable's literal default), or an object built by its class."""
+    return _sets_a_literal(ast.Assign(targets=[], value=value)) or (
+        isinstance(value, ast.Call) and _called(value)[:1].isupper())
 
 
 def _setting_changes(before: ast.Module, after: ast.Module | None, held: Collection[str]) -> list[str]:
