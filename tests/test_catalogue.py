@@ -538,3 +538,47 @@ def test_pandas_removals_are_rewritten_and_another_librarys_pad_is_left_alone() 
     for want in ('pd.read_csv("y.csv").squeeze("columns")', "df.bfill(limit=2)", "p = df.ffill()",
                  "x = np.pad(a, 1)", "t = df.swapaxes(0, 1)", 'lineterminator="\\n"'):
         assert want in new, want
+
+
+def test_pandas_methods_removed_without_a_namesake_are_rewritten_at_the_traceback_line_to_the_same_values() -> None:
+    """`.mad()`, `.bool()` and `.ravel()` are rewritten into the expressions that compute what they did, only on the
+    line the traceback points at (torch's `mask.bool()` two lines below stays); `.is_monotonic` everywhere. The
+    rewritten script runs on the installed pandas and gives the values pandas 1.x gave."""
+    import numpy as np
+
+    from nightlab.agent.policy.catalogue import pandas_removed
+
+    text = ('import pandas as pd\n'
+            's = pd.Series([1.0, 2.0, 4.0, 9.0])\n'
+            'spread = s.mad()\n'
+            'flag = pd.Series([True]).bool()\n'
+            'flat = s.ravel()\n'
+            'rising = s.is_monotonic\n'
+            'mask = torch_like.bool()\n')
+    fixed = {}
+    for line, method in ((3, "mad"), (4, "bool"), (5, "ravel")):
+        match = pandas_removed.recognise_pandas_removed(catalogue.symptoms(
+            "attribute_error", f"AttributeError: 'Series' object has no attribute '{method}'\n", "failed",
+            ["train.py"]))
+        assert match is not None and match.facts["method"] == method
+        site = catalogue.Site(files={"train.py": text}, frames=(catalogue.Frame("train.py", line),))
+        (fix,) = list(pandas_removed.repair_pandas_removed(match, site))
+        assert isinstance(fix, catalogue.Fix)
+        new = fix.texts["train.py"]
+        assert "mask = torch_like.bool()" in new and "rising = s.is_monotonic_increasing" in new
+        fixed[method] = new.splitlines()[line - 1]
+    assert fixed == {"mad": "spread = (s - s.mean()).abs().mean()", "bool": "flag = bool(pd.Series([True]).squeeze())",
+                     "ravel": "flat = s.to_numpy().ravel()"}
+    scope: dict[str, object] = {}
+    exec("import pandas as pd\ns = pd.Series([1.0, 2.0, 4.0, 9.0])\n" + "\n".join(fixed.values())
+         + "\nrising = s.is_monotonic_increasing\n", scope)
+    x = np.array([1.0, 2.0, 4.0, 9.0])
+    assert scope["spread"] == np.mean(np.abs(x - x.mean())) and scope["flag"] is True and scope["rising"] is True
+    assert list(scope["flat"]) == list(x)  # type: ignore[call-overload]
+    elsewhere = catalogue.Site(files={"train.py": text}, frames=(catalogue.Frame("train.py", 2),))
+    match = pandas_removed.recognise_pandas_removed(catalogue.symptoms(
+        "attribute_error", "AttributeError: 'Series' object has no attribute 'bool'\n", "failed", ["train.py"]))
+    assert match is not None
+    (only_monotonic,) = list(pandas_removed.repair_pandas_removed(match, elsewhere))
+    assert isinstance(only_monotonic, catalogue.Fix)
+    assert only_monotonic.texts["train.py"] == text.replace("s.is_monotonic", "s.is_monotonic_increasing")

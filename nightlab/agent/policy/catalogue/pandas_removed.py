@@ -4,7 +4,9 @@
 `pd.read_csv(path, delim_whitespace=True)` the same for `delim_whitespace`, `df.applymap(f)` an AttributeError.
 Each has a documented replacement that computes the same frame. Once one is recognised, every removal below written
 literally in the repository is rewritten in one fix (the next run would only stop at the next one); a method
-removed by name (`pad`, `swapaxes`) is rewritten only where the error named it, since other libraries use the name.
+removed by name (`pad`, `swapaxes`) is rewritten only where the error named it, since other libraries use the name,
+and one whose name torch and numpy share (`.bool()`, `.ravel()`) or that is rewritten into an expression
+(`.mad()`) only on the line the traceback points at.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from nightlab.agent.policy.catalogue.code import (
     with_keyword,
     without_keyword,
 )
-from nightlab.agent.policy.catalogue.entry import Fix, Match, NoFix, Site, Symptoms
+from nightlab.agent.policy.catalogue.entry import Fix, Frame, Match, NoFix, Site, Symptoms
 
 __all__ = ["recognise_pandas_removed", "repair_pandas_removed"]
 
@@ -34,6 +36,9 @@ _KEYWORDS = {  # call -> removed keywords
     "to_csv": ("line_terminator",),
 }
 _METHODS = {"applymap": "map", "pad": "ffill", "backfill": "bfill", "swapaxes": "transpose"}
+# removed with no method of the same name to call instead: the expression that computes the same value, rewritten
+# only at the traceback's line (`x.bool()` is torch's cast too, `x.ravel()` numpy's)
+_AT_LINE = {"mad": "(x - x.mean()).abs().mean()", "bool": "bool(x.squeeze())", "ravel": "x.to_numpy().ravel()"}
 _FILL = {"ffill": "ffill", "pad": "ffill", "bfill": "bfill", "backfill": "bfill"}
 
 
@@ -43,10 +48,14 @@ def recognise_pandas_removed(sym: Symptoms) -> Match | None:
         fn = m.group(1).rsplit(".", 1)[-1]
         if m.group(2) in _KEYWORDS.get(fn, ()) and ("pandas" in sym.log or "NDFrame" in m.group(1)):
             return Match(f"pandas 3 removed {fn}({m.group(2)}=...)", {"kw": m.group(2)})
-    m = sym.says(r"'(DataFrame|Series)' object has no attribute '(applymap|pad|backfill|swapaxes)'")
+    m = sym.says(r"'(DataFrame|Series)' object has no attribute '(applymap|pad|backfill|swapaxes|mad|bool|ravel)'")
     if m is not None:
-        return Match(f"pandas 3 removed {m.group(1)}.{m.group(2)} ({_METHODS[m.group(2)]} replaces it)",
-                     {"method": m.group(2)})
+        now = _METHODS.get(m.group(2)) or _AT_LINE[m.group(2)]
+        return Match(f"pandas removed {m.group(1)}.{m.group(2)} ({now} replaces it)", {"method": m.group(2)})
+    m = sym.says(r"'(DataFrame|Series|Index)' object has no attribute 'is_monotonic'")
+    if m is not None:
+        return Match(f"pandas removed {m.group(1)}.is_monotonic (is_monotonic_increasing replaces it)",
+                     {"method": "is_monotonic"})
     return None
 
 
@@ -98,8 +107,26 @@ def _rename(call: cst.Call, old: str, now: str) -> cst.Call:
                                    and a.keyword.value == old else a for a in call.args])
 
 
-def _plan(src: Source, method: str | None) -> str:
+def _at_line(src: Source, call: cst.Call, fn: str, at: Frame | None) -> str | None:
+    """The expression replacing a `.mad()` / `.bool()` / `.ravel()` call on the traceback's line, or None: another
+    line, arguments it cannot carry over, or a receiver that is itself a call (`.mad()` would compute it twice)."""
+    if at is None or at.path != src.path or not src.spans(call, at.line):
+        return None
+    assert isinstance(call.func, cst.Attribute)
+    x = src.code(call.func.value)
+    if fn == "ravel":
+        return f"{x}.to_numpy().ravel({src.code(call)[len(src.code(call.func)) + 1:-1]})"
+    if call.args or (fn == "mad" and "(" in x):
+        return None
+    return f"({x} - {x}.mean()).abs().mean()" if fn == "mad" else f"bool({x}.squeeze())"
+
+
+def _plan(src: Source, method: str | None, at: Frame | None = None) -> str:
     done: list[str] = []
+    for attr in src.walk(cst.Attribute):  # a property, not a call: `s.index.is_monotonic`
+        if attr.attr.value == "is_monotonic":
+            src.replace(attr, attr.with_changes(attr=cst.Name("is_monotonic_increasing")))
+            done.append(f"line {src.line(attr)} .is_monotonic -> .is_monotonic_increasing")
     for call in src.calls():  # (the method's own name: `df.drop(...).applymap(f)` has no dotted name)
         fn = call.func.attr.value if isinstance(call.func, cst.Attribute) else call_name(call)
         if fn in _KEYWORDS and isinstance(call.func, cst.Attribute) and any(
@@ -118,12 +145,18 @@ def _plan(src: Source, method: str | None) -> str:
             src.replace(call, call.with_changes(func=call.func.with_changes(attr=cst.Name(_METHODS[fn])),
                                                 args=args))
             done.append(f"line {src.line(call)} .{fn}() -> .{_METHODS[fn]}()")
+        elif isinstance(call.func, cst.Attribute) and fn in _AT_LINE and fn == method:
+            new_code = _at_line(src, call, fn, at)
+            if new_code is not None:
+                src.replace(call, new_code)
+                done.append(f"line {src.line(call)} .{fn}() -> {new_code}")
     return ", ".join(done)
 
 
 def repair_pandas_removed(match: Match, site: Site) -> Iterator[Fix | NoFix]:
     method = match.facts.get("method")
-    texts, words = rewrite_files(site.python(), lambda src: _plan(src, str(method) if method else None))
+    at = site.frames[-1] if site.frames else None
+    texts, words = rewrite_files(site.python(), lambda src: _plan(src, str(method) if method else None, at))
     if not texts:
         yield NoFix(f"{match.diagnosis}, and no call nightlab can rewrite is written literally in the editable code")
         return

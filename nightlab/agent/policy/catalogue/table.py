@@ -50,9 +50,10 @@ CATALOGUE: tuple[Entry, ...] = (
           "pd.concat([df, row]) (a dict or Series as a one-row frame); .iteritems() -> .items()",
           apis.recognise_pandas_append, apis.repair_pandas_append, case="pandas_append"),
     Entry("pandas_removed", "TypeError: read_csv() got an unexpected keyword argument 'delim_whitespace' / "
-          "fillna(method=) / 'DataFrame' object has no attribute 'applymap' (pandas 3)",
+          "fillna(method=) / 'DataFrame' object has no attribute 'applymap' (mad, bool, ravel, is_monotonic)",
           "every pandas 3 removal rewritten at once: sep=r\"\\s+\", on_bad_lines=, .ffill() / .bfill(), .map(), "
-          ".squeeze(\"columns\"), lineterminator=", pandas_removed.recognise_pandas_removed,
+          ".squeeze(\"columns\"), lineterminator=, .is_monotonic_increasing; .mad() / .bool() / .ravel() as "
+          "expressions at the traceback's line", pandas_removed.recognise_pandas_removed,
           pandas_removed.repair_pandas_removed, case="pandas_removed"),
     Entry("torch_cuda_amp", "AttributeError: module 'torch.cuda' has no attribute 'amp'",
           "torch.cuda.amp.autocast/GradScaler(...) -> torch.amp.autocast/GradScaler(\"cuda\", ...)",
