@@ -99,6 +99,9 @@ SPECS: dict[str, Case] = {
     "missing_package": Case("No module named 'wandb'",
                             abandon="wandb is not installed (imported at train.py:2: import wandb), and nightlab "
                                     "cannot install packages"),
+    "removed_dataset": Case("`load_boston` has been removed from scikit-learn since version 1.2",
+                            abandon="scikit-learn 1.2 removed the Boston housing dataset (load_boston): the dataset "
+                                    "itself is gone from the installed library (at train.py:2"),
     "network_access": Case("URLError", abandon="could not reach data.nightlab-test.invalid (at train.py:8"),
     "out_of_memory": Case("can't allocate memory", runner="memory_cap", expect_in_fix=(
         '"batch_size": 1024', "GRAD_ACCUM_STEPS = 2", "(loss / GRAD_ACCUM_STEPS).backward()")),
@@ -582,3 +585,11 @@ def test_pandas_methods_removed_without_a_namesake_are_rewritten_at_the_tracebac
     (only_monotonic,) = list(pandas_removed.repair_pandas_removed(match, elsewhere))
     assert isinstance(only_monotonic, catalogue.Fix)
     assert only_monotonic.texts["train.py"] == text.replace("s.is_monotonic", "s.is_monotonic_increasing")
+
+
+def test_a_removed_legacy_module_is_told_apart_from_a_package_that_is_not_installed() -> None:
+    """`No module named 'torchtext.legacy'` is a dataset torchtext removed, not a missing package to install."""
+    sym = catalogue.symptoms("import_error", "ModuleNotFoundError: No module named 'torchtext.legacy'\n", "failed",
+                             ["train.py"])
+    first = next(e for e in catalogue.CATALOGUE if e.recognise(sym) is not None)
+    assert first.name == "removed_dataset"

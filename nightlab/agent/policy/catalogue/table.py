@@ -17,6 +17,7 @@ from nightlab.agent.policy.catalogue import (
     network,
     packages,
     pandas_removed,
+    removed_data,
     resources,
     sklearn_params,
     state_dicts,
@@ -93,6 +94,10 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("linear_in_features", "RuntimeError: mat1 and mat2 shapes cannot be multiplied",
           "the Linear layer's in_features set to what it receives", resources.recognise_linear_in,
           resources.repair_linear_in, case="linear_in_features"),
+    Entry("removed_dataset", "ImportError: `load_boston` has been removed from scikit-learn (fetch_mldata, "
+          "torchtext.legacy)", "none possible: another dataset is another task; the branch stops, naming the line and "
+          "the environment that still ships it", removed_data.recognise_removed_dataset,
+          removed_data.repair_removed_dataset, case="removed_dataset"),
     Entry("missing_package", "ModuleNotFoundError: No module named 'x'",
           "none possible offline: the branch stops, naming the package and the importing line",
           packages.recognise_missing_package, packages.repair_missing_package, case="missing_package"),
