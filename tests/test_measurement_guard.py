@@ -798,3 +798,49 @@ def test_a_language_models_inline_evaluation_keeps_its_held_out_text() -> None:
                      ("ix = torch.randint(len(d) - BLOCK_SIZE, (BATCH_SIZE,))",
                       "ix = torch.randint(0, len(d) - BLOCK_SIZE, (BATCH_SIZE,))")):
         assert _guard(files, "train.py", old, new, "val_loss") == [], (old, new)
+
+
+INLINE_VAL_LOSS = '''\
+import torch
+import torch.nn as nn
+
+model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+loss_fn = nn.CrossEntropyLoss()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+for epoch in range(5):
+    for x, y in train_loader:
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+    val_loss = 0.0
+    with torch.no_grad():
+        for x, y in val_loader:
+            val_loss += loss_fn(model(x), y).item()
+    print(f"epoch {epoch} val_loss {val_loss / len(val_loader):.4f}")
+'''
+
+
+def test_the_builtin_does_not_propose_a_transform_the_edit_guard_would_refuse() -> None:
+    """Label smoothing on a loss the inline validation also computes would change the measured loss: the engine
+    refuses it, so the builtin does not spend a proposal on it; on a loss only training uses it is proposed."""
+    import random as _random
+
+    from nightlab.agent.policy.base import PolicyContext
+    from nightlab.agent.policy.builtin import _Move
+    from nightlab.agent.states import Kind
+
+    def proposal(text: str) -> object:
+        files = {"train.py": text}
+        ctx = PolicyContext(root="", metric="val_loss", goal="minimize", editable=["train.py"], protected=[],
+                            experiments=[], best_id=None, baseline_id=None, noise_floor=0.0, brief="", timeout_s=0.0,
+                            runs_left=5, read_file=lambda _i, p: files.get(p, ""), rng=_random.Random(0),
+                            command="python train.py", tracked=sorted(files))
+        policy = BuiltinPolicy()
+        move = _Move(title="", rationale="", transform="label_smoothing", kind=Kind.TRANSFORM)
+        return policy._transform_proposal(ctx, policy._state(ctx, None), move, set())
+
+    assert tf.label_smoothing(INLINE_VAL_LOSS, "train.py") is not None  # the transform itself applies
+    assert proposal(INLINE_VAL_LOSS) is None
+    own = INLINE_VAL_LOSS.replace("val_loss += loss_fn(model(x), y)",
+                                  "val_loss += nn.functional.nll_loss(model(x).log_softmax(-1), y)")
+    assert proposal(own) is not None

@@ -67,7 +67,7 @@ from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, PolicyBase
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
-from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
+from nightlab.agent.policy.evaluation import evaluation_edits, evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.states import ENGINE_KINDS, FailureClass, Kind, Pricing, RunResult, Status, StepKind
@@ -1476,6 +1476,9 @@ class BuiltinPolicy(PolicyBase):
         if len(results) != 1:
             return None  # none, or several training scripts: ambiguous, leave it to the search
         r = results[0]
+        py = {p: t for p, t in st.files.items() if p.endswith(".py")}
+        if evaluation_edits(py, {r.path: r.new_text}, ctx.metric):
+            return None  # it would touch what measures (a statement the edit guard holds): the engine refuses it
         texts = {**st.files, r.path: r.new_text}
         rationale = r.rationale
         title = r.title

@@ -600,8 +600,14 @@ def _is_model_name(node: ast.AST) -> bool:
 
 def _guard_heads(expr: ast.AST) -> tuple[set[str], set[str]]:
     """`_heads` for the edit guard: a call of `evaluate` / `test` / `predict` on an object reads neither the object
-    nor a model it is given (the Trainer, the model built with its settings), only the data."""
-    return _heads(_CutReceivers().visit(copy.deepcopy(expr)))
+    nor a model it is given (the Trainer, the model built with its settings), only the data. An object called for
+    the value whose name says it scores (`loss_fn(model(x), y)`, `criterion(...)`, `val_metric(...)`) is read as a
+    name too: the statement that builds it (`loss_fn = nn.CrossEntropyLoss()`) decides the measured loss."""
+    calls, names = _heads(_CutReceivers().visit(copy.deepcopy(expr)))
+    return calls, names | {c for c in calls if _tokens(c) & _SCORING_OBJECT_WORDS}
+
+
+_SCORING_OBJECT_WORDS = frozenset({"loss", "criterion", "crit", "metric", "metrics", "scorer"})
 
 
 def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | None,
