@@ -219,6 +219,23 @@ def test_uv_and_poetry_run_a_module_or_a_console_script(tmp_path: Path, files: d
     assert "not run" in knobs["train.py:--lr"].why_not
 
 
+@pytest.mark.parametrize("command", ["uv run --directory exp python train.py --lr 3e-4",
+                                     "uv --directory=exp run python train.py --lr 3e-4",
+                                     "poetry -C exp run python train.py --lr 3e-4"])
+def test_a_runner_s_directory_option_moves_where_the_script_is_found(tmp_path: Path, command: str) -> None:
+    """`uv run --directory exp python train.py` runs exp/train.py: no entry had been found, so the command's
+    `--lr` was not seen to override the script's default, and the files were not known to be the ones run."""
+    files = {"exp/train.py": TRAIN, "exp/model.py": MODEL, "train.py": TRAIN}
+    tracked = _repo(tmp_path, files)
+    reached = code_reach.reach(tmp_path, tracked, command)
+    assert reached.entry == "exp/train.py" and reached.cwd == "exp"
+    program = _program(files, command)
+    assert program.invocation is not None and program.invocation.entry == "exp/train.py"
+    knobs = BuiltinPolicy().knobs_in(files, command=command)
+    assert "overridden by --lr on the command line" in knobs["exp/train.py:--lr"].why_not
+    assert knobs["command:--lr"].searchable
+
+
 def test_poetry_s_table_form_of_a_script_is_read() -> None:
     pyproject = '[tool.poetry.scripts]\nmytrain = { reference = "proj.cli:main", type = "console" }\n'
     assert code_reach.console_scripts(pyproject) == {"mytrain": "proj.cli"}
@@ -303,6 +320,25 @@ def test_a_variable_set_on_the_make_command_is_the_setting_on_the_command(comman
     knobs = BuiltinPolicy().knobs_in(MAKE_REPO, command=command)
     assert knobs[knob].searchable
     assert knobs[f"--{knob.split('--')[1]}"].why_not.endswith("on the command line")
+
+
+TARGET_VARS = {**BASE, "Makefile": "LR ?= 3e-4\nEPOCHS = 5\n\nsmall: EPOCHS = 2\nsmall: train\n\n"
+                                    "train:\n\tpython train.py --lr $(LR) --epochs $(EPOCHS)\n"}
+
+
+@pytest.mark.parametrize(("command", "epochs", "edited"), [
+    ("make train", 5, "EPOCHS = 7\n\nsmall: EPOCHS = 2\n"),
+    ("make small", 2, "EPOCHS = 5\n\nsmall: EPOCHS = 7\n"),
+])
+def test_a_target_s_own_variable_is_the_setting_its_recipe_runs_with(command: str, epochs: int, edited: str) -> None:
+    """`small: EPOCHS = 2` holds for `small` and the `train` recipe it makes, not for `make train`: the setting
+    read, and the line a change is written on, follow the target the command makes."""
+    program = _program(TARGET_VARS, command)
+    cli = _cli(program)
+    assert cli["Makefile:--epochs"].value == epochs
+    assert edited in eff.rewrite_cli(TARGET_VARS["Makefile"], cli["Makefile:--epochs"], 7, program)
+    over = _cli(_program(TARGET_VARS, "make small EPOCHS=9"))  # the command line beats a target's own value
+    assert over["command:--epochs"].value == 9
 
 
 def test_an_environment_variable_does_not_beat_a_plain_makefile_assignment() -> None:

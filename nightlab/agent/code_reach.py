@@ -211,13 +211,32 @@ def program_index(words: Sequence[str]) -> int:
         if _ENV_WORD.match(w) or w == "env":
             i += 1
             continue
-        if posixpath.basename(w) in RUNNERS and i + 1 < len(words) and words[i + 1] == "run":
-            i += 2
-            while i < len(words) and words[i].startswith("-") and words[i] != "-m":
-                i += 2 if words[i] in _RUNNER_VALUE_OPTS else 1
-            continue
+        if posixpath.basename(w) in RUNNERS:
+            j = _past_runner_options(words, i + 1)  # global options first: `uv --directory proj run …`
+            if j < len(words) and words[j] == "run":
+                i = _past_runner_options(words, j + 1)
+                continue
         return i
     return i
+
+
+def _past_runner_options(words: Sequence[str], i: int) -> int:
+    while i < len(words) and words[i].startswith("-") and words[i] != "-m":
+        i += 2 if words[i] in _RUNNER_VALUE_OPTS else 1
+    return i
+
+
+def runner_directory(words: Sequence[str]) -> str:
+    """The folder an environment runner runs its command in, relative to where the line runs ('' for there):
+    `uv run --directory proj python train.py`, `uv --directory=proj run …`, `poetry -C proj run …`."""
+    end = program_index(words)
+    runner = next((posixpath.basename(w) for w in words[:end] if posixpath.basename(w) in RUNNERS), "")
+    for i, w in enumerate(words[:end]):
+        opt, eq, value = w.partition("=")
+        if opt == "--directory" or (opt == "-C" and runner == "poetry"):
+            value = value if eq else (words[i + 1] if i + 1 < end else "")
+            return "" if value.startswith(("/", "~", "$")) else value
+    return ""
 
 
 def python_path(value: str, cwd: str = "") -> list[str]:
@@ -278,8 +297,11 @@ def _segment_targets(toks: list[str], tree: _Tree, reach: Reach, roots: list[str
         return tree.dir(toks[1], cwd) or normalise(posixpath.join(cwd, toks[1])) or ""
     at = program_index(toks)
     _add_python_path(toks[:at] + (toks[1:] if toks[0] == "export" else []), cwd, roots)
+    outer, moved = cwd, runner_directory(toks)
+    if moved:  # `uv run --directory proj python train.py`: this command (only) runs in proj
+        cwd = tree.dir(moved, cwd) or normalise(posixpath.join(cwd, moved)) or ""
     if depth < 3 and _recipe_targets(toks, tree, reach, roots, scripts, cwd, depth):
-        return cwd
+        return outer
     module = installed.get(toks[at]) if at < len(toks) else None
     if module is not None:  # a console script the package installs (`mytrain fit`): it runs that module
         toks = [*toks[:at], "python", "-m", module, *toks[at + 1:]]
@@ -302,7 +324,7 @@ def _segment_targets(toks: list[str], tree: _Tree, reach: Reach, roots: list[str
         for value in _token_values(tok):
             _command_value(value, tree, reach, scripts, cwd, roots, depth)
         i += 1
-    return cwd
+    return outer
 
 
 def _add_python_path(words: list[str], cwd: str, roots: list[str]) -> None:

@@ -256,20 +256,48 @@ def _make(words: list[str], i: int, env: dict[str, tuple[str, int]], read: Calla
     if not path or not exists(path):
         return []
     text = read(path)
-    rules, variables, default, exported = _parse_makefile(text, env, overrides)
+    rules, variables, default, exported, target_vars, forced = _parse_makefile(text, env, overrides)
     goal = targets[0] if targets else variables.get(".DEFAULT_GOAL", Variable(default)).value.strip()
     out: list[Recipe] = []
     base = Recipe(path, text, goal, "make", variables=variables, cwd=cwd, exported=exported)
-    _make_chain(goal, rules, base, out, set(), 0)
+    _make_chain(goal, rules, base, out, set(), 0, _TargetScope(target_vars, overrides, forced))
     return out
+
+
+@dataclass(frozen=True)
+class _TargetScope:
+    """What a target's own assignments need: them, and the command line's, which beat them unless `override`."""
+
+    assignments: _TargetVars
+    overrides: dict[str, tuple[str, int]]
+    forced: frozenset[str]
+
+    def variables(self, target: str, inherited: dict[str, Variable]) -> dict[str, Variable]:
+        """`inherited` with `target`'s own assignments applied (as GNU make: for its recipe and, made for it, its
+        prerequisites'), the command line's values kept where the Makefile does not force its own."""
+        own = self.assignments.get(target)
+        if not own:
+            return inherited
+        out = dict(inherited)
+        forced = set(self.forced)
+        for m, at in own:
+            _make_assign(m, at, out, forced, {})
+        for name, (value, word) in self.overrides.items():
+            if name not in forced:
+                out[name] = Variable(value, word=word)
+        return out
 
 
 _Rules = dict[str, tuple[list[str], list[tuple[int, int]]]]  # target -> (prerequisites, recipe line spans)
 
 
+_TargetVars = dict[str, list[tuple[re.Match[str], int]]]
+
+
 def _parse_makefile(text: str, env: dict[str, tuple[str, int]], overrides: dict[str, tuple[str, int]]
-                    ) -> tuple[_Rules, dict[str, Variable], str, frozenset[str]]:
-    """(rules, variables as make resolves them, the default goal, the exported variables' names).
+                    ) -> tuple[_Rules, dict[str, Variable], str, frozenset[str], _TargetVars, frozenset[str]]:
+    """(rules, variables as make resolves them, the default goal, the exported variables' names, the
+    target-specific assignments, the `override` variables).
 
     Precedence as in GNU make: `VAR=v` on the command line beats the Makefile (unless `override`), the Makefile's
     `=` / `:=` beat the environment (`VAR=v make`), and `?=` only sets what neither defines."""
@@ -280,7 +308,8 @@ def _parse_makefile(text: str, env: dict[str, tuple[str, int]], overrides: dict[
     for name, (value, word) in overrides.items():
         if name not in reader.forced:
             reader.variables[name] = Variable(value, word=word)
-    return reader.rules, reader.variables, reader.default, frozenset(reader.exported)
+    return (reader.rules, reader.variables, reader.default, frozenset(reader.exported), reader.target_vars,
+            frozenset(reader.forced))
 
 
 @dataclass
@@ -297,6 +326,8 @@ class _MakefileReader:
     exported: set[str] = field(default_factory=set)
     default: str = ""
     current: list[str] = field(default_factory=list)  # the targets whose recipe the next tab-indented lines are
+    # `train: LR = 1e-2`: assignments that hold for a target's recipe and its prerequisites' (with their offsets)
+    target_vars: dict[str, list[tuple[re.Match[str], int]]] = field(default_factory=dict)
 
     def read(self) -> None:
         lines = _lines(self.text)
@@ -350,7 +381,11 @@ class _MakefileReader:
                                 "sinclude ", "vpath")):
             return
         r = _MAKE_RULE.fullmatch(line)
-        if r is not None and _MAKE_ASSIGN.fullmatch(r.group("rest")) is None:  # not `train: LR = 0.1`
+        assign = _MAKE_ASSIGN.fullmatch(r.group("rest")) if r is not None else None
+        if r is not None and assign is not None:  # `train: LR = 0.1`: a target-specific variable, no rule
+            for t in r.group("targets").split():
+                self.target_vars.setdefault(t, []).append((assign, at + r.start("rest")))
+        elif r is not None:
             self.rule(at, line, r)
 
     def rule(self, at: int, line: str, r: re.Match[str]) -> None:
@@ -393,15 +428,17 @@ def _make_assign(m: re.Match[str], at: int, variables: dict[str, Variable], forc
 
 
 def _make_chain(target: str, rules: _Rules, base: Recipe,
-                out: list[Recipe], seen: set[str], depth: int) -> None:
-    """Append `target`'s recipe, then its prerequisites' (depth first, each once)."""
+                out: list[Recipe], seen: set[str], depth: int, scope: _TargetScope) -> None:
+    """Append `target`'s recipe, then its prerequisites' (depth first, each once), each with the variables its
+    target sets for itself (`train: LR = 1e-2`) on top of what it inherits."""
     if target in seen or target not in rules or depth > _MAX_DEPTH:
         return
     seen.add(target)
     prereqs, lines = rules[target]
-    out.append(replace(base, name=target, lines=list(lines)))
+    here = replace(base, name=target, lines=list(lines), variables=scope.variables(target, base.variables))
+    out.append(here)
     for p in prereqs:
-        _make_chain(p, rules, base, out, seen, depth + 1)
+        _make_chain(p, rules, here, out, seen, depth + 1, scope)
 
 
 # ------------------------------------------------------------------------------------------------------------ just

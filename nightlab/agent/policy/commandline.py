@@ -7,7 +7,8 @@ into tokens with their exact character spans (so a value can be rewritten in pla
 finds the Python entry point (``python -u train.py``, ``python -m pkg.train``, ``torchrun ... train.py``,
 ``uv run -m pkg.train``, a console script, the ``python`` line of a shell script or of a ``make`` / ``just`` /
 ``tox`` recipe the command runs) and sorts its arguments into flags, dotted overrides and files. It follows the
-shell around it: ``cd sub &&`` (and a subshell's ``( … )``) moves where paths count from, ``PYTHONPATH=lib`` adds
+shell around it: ``cd sub &&`` (and a subshell's ``( … )``, a runner's ``uv run --directory sub``) moves where paths
+count from, a Makefile target's own variables (``small: EPOCHS = 2``) hold for its recipe, ``PYTHONPATH=lib`` adds
 import roots, and redirections (``> log 2>&1``, ``| tee log``) are no arguments. Into a script it follows the
 command's own words where the script forwards them (``"$@"``) and a ``--lr "$LR"`` to where ``LR`` is assigned.
 
@@ -31,6 +32,7 @@ from nightlab.agent.code_reach import (
     not_training,
     program_index,
     python_path,
+    runner_directory,
 )
 
 __all__ = ["COMMAND_PATH", "Arg", "Invocation", "Token", "parse_command", "parse_value", "tokenize"]
@@ -615,6 +617,9 @@ class _Reader:
         found: list[tuple[list[Token], _Scope, int, str | None, str | None]] = []
         for seg, where in segs:
             where = _with_env([t.value for t in seg], where)
+            moved = runner_directory([t.value for t in seg])
+            if moved:  # `uv run --directory proj python train.py`: paths count from proj
+                where = replace(where, cwd=_join(where.cwd, moved))
             got = _entry_of(seg, self.exists, where)
             if got is None and self.scripts:  # a console script the package installs: `mytrain fit --config a.yaml`
                 words = [t.value for t in seg]
