@@ -176,7 +176,8 @@ def _split_segment(seg: str) -> list[str]:
 # the training run is the entry, not the data preparation before it or the evaluation after it
 _NOT_TRAINING = frozenset({"prepare", "prep", "preprocess", "preprocessing", "download", "setup", "prepare_data",
                            "make_data", "make_dataset", "build_dataset", "data_prep", "eval", "evaluate", "evaluation",
-                           "test", "score", "predict", "inference", "infer", "export", "plot", "visualize", "sample"})
+                           "test", "score", "predict", "inference", "infer", "export", "plot", "visualize", "sample",
+                           "featurize", "featurization", "build_features"})  # (a DVC pipeline's feature stage)
 
 
 def console_scripts(pyproject: str) -> dict[str, str]:
@@ -363,9 +364,9 @@ def _recipe_targets(toks: list[str], tree: _Tree, reach: Reach, roots: list[str]
     for recipe in recipes:
         _add_python_path(recipe.environment(), recipe.cwd, roots)  # `export PYTHONPATH := src` in the Makefile
         found: list[str] = []
-        for start, end in recipe.lines:
+        for k, (start, end) in enumerate(recipe.lines):
             line, _ = recipe.expand(start, end)
-            found += _command_targets(line, tree, reach, roots, depth + 1, recipe.cwd)
+            found += _command_targets(line, tree, reach, roots, depth + 1, recipe.line_cwd(k))
         scripts.extend(found)
         if any(p.endswith(".py") for p in found):
             break

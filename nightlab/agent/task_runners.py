@@ -1,4 +1,4 @@
-"""Task runners a launch command goes through: `make train`, `just train`, `tox -e train`.
+"""Task runners a launch command goes through: `make train`, `just train`, `tox -e train`, `dvc repro`.
 
 The command a person types is often not the Python command that trains. `make train` runs the recipe of the
 Makefile's `train` target with `$(LR)` filled in from `LR ?= 3e-4` (or from `make train LR=1e-3`); `just train`
@@ -7,6 +7,13 @@ reads that recipe the way the runner would, so that entry detection (`code_reach
 (`policy.commandline`, `policy.effective`) see the python command inside it. A recipe keeps its file's text and the
 character spans of its command lines, and a variable keeps the span of the literal that defines it, so a value can
 be edited where it is written (at `LR ?= 3e-4`, not at the `$(LR)` that uses it).
+
+`dvc repro [STAGE]` / `dvc exp run [STAGE] [-S key=value]` run the `cmd:` of the stages in dvc.yaml: the named
+stage and the stages whose outputs it depends on (all stages when none is named), upstream ones first, each in its
+`wdir`; that is one recipe whose lines are the stages' commands in the order DVC runs them (like `python prepare.py
+&& python train.py && python evaluate.py`). `-S train.n_est=100` (`--set-param`) sets a key of params.yaml for the
+run: a `Setting` of the recipe, which the command line holds. DVC's templating (`vars:`, `${…}`, `foreach:`,
+`matrix:`) is not read: such a stage's command is left as written.
 
 Only the simple variable forms are read (make's `VAR = v`, `?=`, `:=`, `$(VAR)`, `${VAR}`; just's `name := "v"`,
 recipe parameters and `{{name}}`; tox's `{posargs}`); anything else (`$(shell …)`, just expressions) is left as
@@ -20,7 +27,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-__all__ = ["COMMAND_WORD", "TASK_FILES", "Recipe", "Variable", "recipes_for"]
+import yaml
+
+__all__ = ["COMMAND_WORD", "TASK_FILES", "Recipe", "Setting", "Variable", "recipes_for"]
 
 # the file names each runner reads, in the order it looks for them
 _MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
@@ -70,6 +79,18 @@ class Variable:
         return self.start >= 0 and "$" not in self.value and "{{" not in self.value
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A config key the command sets for the run (`dvc exp run -S train.n_est=100`): the key (``train.n_est``;
+    ``FILE:key`` for another params file than params.yaml), its value as written, the index of the command word
+    holding it, and where the value starts in that word (after ``-S`` / ``--set-param=`` and ``key=``)."""
+
+    key: str
+    value: str
+    word: int
+    offset: int
+
+
 @dataclass
 class Recipe:
     """The command lines one target (recipe, tox environment) runs, read from its task file.
@@ -86,6 +107,13 @@ class Recipe:
     cwd: str = ""
     posargs: str = ""  # tox: the words after `--` on the command
     exported: frozenset[str] = frozenset()  # variables the recipe's commands get in their environment
+    cwds: list[str] = field(default_factory=list)  # dvc: the folder each line runs in (a stage's `wdir`), else `cwd`
+    folded: frozenset[tuple[int, int]] = frozenset()  # dvc: lines whose newlines are spaces (YAML `>`, plain)
+    settings: list[Setting] = field(default_factory=list)  # dvc: the params the command sets (`-S k=v`)
+
+    def line_cwd(self, k: int) -> str:
+        """The folder the recipe's `k`-th line starts in."""
+        return self.cwds[k] if k < len(self.cwds) else self.cwd
 
     def environment(self) -> list[str]:
         """`NAME=value` for each exported variable (`export PYTHONPATH := src`), its references filled in."""
@@ -96,8 +124,17 @@ class Recipe:
         the span of the text it came from (a filled-in value maps to the whole reference: `$(LR)`)."""
         out: list[str] = []
         spans: list[tuple[int, int]] = []
+        folded = (start, end) in self.folded
         i = start
         while i < end:
+            if folded and self.text[i] == "\n":  # a folded YAML scalar: the line break and indent are a space
+                j = i + 1
+                while j < end and self.text[j] in " \t":
+                    j += 1
+                out.append(" ")
+                spans.append((i, j))
+                i = j
+                continue
             ref = self._reference(i, end)
             if ref is None:
                 out.append(self.text[i])
@@ -206,6 +243,8 @@ def recipes_for(words: Sequence[str], read: Callable[[str], str], exists: Callab
         return _just(list(words), at + 1, env, read, exists, cwd)
     if program == "tox":
         return _tox(list(words), at + 1, read, exists, cwd)
+    if program == "dvc":
+        return _dvc(list(words), at + 1, read, exists, cwd)
     return []
 
 
@@ -652,4 +691,194 @@ def _ini_sections(text: str) -> dict[str, dict[str, list[tuple[int, int]]]]:
         if m.group("value").strip():
             start = at + m.start("value")
             section[key].append((start, at + len(line.rstrip())))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------- dvc
+
+# `dvc repro` / `dvc exp run` options that take the next word as their value
+_DVC_VALUE_OPTS = frozenset({"-S", "--set-param", "-n", "--name", "-m", "--message", "-j", "--jobs", "-C",
+                             "--copy-paths", "--cd", "--cwd", "--glob-pattern"})
+_DVC_SET = re.compile(r"[+]{0,2}(?P<key>(?:[^=:\s]+:)?[A-Za-z_][\w.\-\[\]]*)=")
+
+
+@dataclass
+class _Stage:
+    name: str
+    lines: list[tuple[int, int]]
+    folded: set[tuple[int, int]]
+    cwd: str
+    deps: list[str]
+    outs: list[str]
+
+
+def _dvc(words: list[str], i: int, read: Callable[[str], str], exists: Callable[[str], bool],
+         cwd: str) -> list[Recipe]:
+    """`dvc [--cd DIR] repro [-s] [--downstream] [STAGE…]`, `dvc exp run [-S KEY=VALUE…] [STAGE…]`: one recipe with the
+    `cmd:` lines of the stages it runs, in the order DVC runs them (see the module docstring)."""
+    while i < len(words) and words[i].startswith("-"):  # global options: `dvc --cd sub repro`, `dvc -q repro`
+        if words[i] == "--cd" and i + 1 < len(words):
+            cwd = _join(cwd, words[i + 1])
+            i += 1
+        elif words[i].startswith("--cd="):
+            cwd = _join(cwd, words[i].split("=", 1)[1])
+        i += 1
+    if i < len(words) and words[i] == "repro":
+        i += 1
+    elif i + 1 < len(words) and words[i] in ("exp", "experiments") and words[i + 1] == "run":
+        i += 2
+    else:
+        return []
+    targets: list[str] = []
+    settings: list[Setting] = []
+    single = downstream = False
+    while i < len(words):
+        w = words[i]
+        name, eq, value = w.partition("=")
+        if w.startswith("--") and eq:
+            opt, inline, skip = name, value, len(name) + 1
+        elif w.startswith("-") and len(w) > 2 and w[:2] in _DVC_VALUE_OPTS and not w.startswith("--"):
+            opt, inline, skip = w[:2], w[2:], 2  # `-Strain.n_est=100`
+        else:
+            opt, inline, skip = w, "", 0
+        if opt.startswith("-"):
+            at = i
+            if opt in _DVC_VALUE_OPTS and not inline and i + 1 < len(words):
+                i += 1
+                at, inline, skip = i, words[i], 0
+            if opt in ("-S", "--set-param"):
+                m = _DVC_SET.match(inline)
+                if m is not None:
+                    key = m.group("key")
+                    key = key.split(":", 1)[1] if key.startswith("params.yaml:") else key
+                    settings.append(Setting(key, inline[m.end():], at, skip + m.end()))
+            elif opt in ("-s", "--single-item"):
+                single = True
+            elif opt == "--downstream":
+                downstream = True
+        else:
+            targets.append(w)
+        i += 1
+    default = _join(cwd, "dvc.yaml")
+    chosen: dict[str, list[str]] = {}  # dvc.yaml path -> the stages named in it ([] for all)
+    for t in targets or [default]:
+        path, colon, stage = t.rpartition(":") if ":" in t else ("", "", t)
+        if not colon and (t.endswith(("dvc.yaml", "dvc.yml")) or exists(_join(_join(cwd, t), "dvc.yaml"))):
+            path, stage = t, ""
+        file = _join(cwd, path) if path else default
+        if not file.endswith(("dvc.yaml", "dvc.yml")):
+            file = _join(file, "dvc.yaml")
+        chosen.setdefault(file, [])
+        if stage and stage not in chosen[file]:
+            chosen[file].append(stage)
+    file, names = next(iter(chosen.items()))  # one pipeline file: several are not followed
+    if not exists(file):
+        return []
+    text = read(file)
+    stages = _dvc_stages(text, posixpath.dirname(file))
+    order = _dvc_order(stages, names, single, downstream)
+    if not order:
+        return []
+    lines = [span for s in order for span in s.lines]
+    cwds = [s.cwd for s in order for _ in s.lines]
+    folded = frozenset(span for s in order for span in s.folded)
+    return [Recipe(file, text, "+".join(s.name for s in order), "dvc", lines, {}, posixpath.dirname(file),
+                   cwds=cwds, folded=folded, settings=settings)]
+
+
+def _dvc_stages(text: str, folder: str) -> list[_Stage]:
+    """The stages of a dvc.yaml, in the file's order, with the spans of their commands (`cmd:` a string or a list;
+    a stage with `foreach:` / `matrix:` is left out)."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return []
+    stages = _mapping_get(root, "stages")
+    if not isinstance(stages, yaml.MappingNode):
+        return []
+    out: list[_Stage] = []
+    for key, node in stages.value:
+        if not isinstance(node, yaml.MappingNode) or _mapping_get(node, "cmd") is None:
+            continue
+        wdir = _mapping_get(node, "wdir")
+        cwd = _join(folder, wdir.value) if isinstance(wdir, yaml.ScalarNode) else folder
+        cmd = _mapping_get(node, "cmd")
+        items = cmd.value if isinstance(cmd, yaml.SequenceNode) else [cmd]
+        stage = _Stage(str(key.value), [], set(), cwd, [], [])
+        for item in items:
+            if isinstance(item, yaml.ScalarNode):
+                span, fold = _scalar_span(text, item)
+                if span[1] > span[0]:
+                    stage.lines.append(span)
+                    if fold:
+                        stage.folded.add(span)
+        for field_name, into in (("deps", stage.deps), ("outs", stage.outs), ("metrics", stage.outs),
+                                 ("plots", stage.outs)):
+            paths = _mapping_get(node, field_name)
+            for entry in paths.value if isinstance(paths, yaml.SequenceNode) else []:
+                p = entry.value[0][0] if isinstance(entry, yaml.MappingNode) and entry.value else entry
+                if isinstance(p, yaml.ScalarNode) and isinstance(p.value, str):
+                    into.append(_join(cwd, p.value))
+        out.append(stage)
+    return out
+
+
+def _mapping_get(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    return next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
+
+
+def _scalar_span(text: str, node: yaml.ScalarNode) -> tuple[tuple[int, int], bool]:
+    """The span of a YAML string's content in `text` (inside its quotes; a block scalar's lines after its `|` / `>`
+    line), and whether its line breaks are spaces (folded `>`, a plain scalar over several lines)."""
+    start, end = node.start_mark.index, node.end_mark.index
+    if node.style in ("'", '"'):
+        return (start + 1, end - 1), False
+    if node.style in ("|", ">"):
+        nl = text.find("\n", start, end)
+        start = end if nl < 0 else nl + 1
+        while start < end and text[start] in " \t":
+            start += 1
+        while end > start and text[end - 1] in " \t\r\n":
+            end -= 1
+        return (start, end), node.style == ">"
+    return (start, end), "\n" in text[start:end]
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether two paths name the same file or one holds the other (`data/prepared` and `data/prepared/train.csv`)."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/") or not a or not b
+
+
+def _dvc_order(stages: list[_Stage], names: list[str], single: bool, downstream: bool) -> list[_Stage]:
+    """The stages `dvc repro NAMES` runs, upstream first: each named stage with the ones whose outputs it depends on
+    (`-s`: only it; `--downstream`: it and the ones that depend on it); all of them when none is named. Stages that
+    do not depend on one another keep the file's order."""
+    before: dict[str, set[str]] = {s.name: set() for s in stages}
+    for s in stages:
+        for o in stages:
+            if o is not s and any(_overlaps(out, dep) for out in o.outs for dep in s.deps):
+                before[s.name].add(o.name)
+    after: dict[str, set[str]] = {s.name: {o for o, ups in before.items() if s.name in ups} for s in stages}
+    if names:
+        wanted: set[str] = set()
+        todo = [n for n in names if n in before]
+        while todo:
+            n = todo.pop()
+            if n in wanted:
+                continue
+            wanted.add(n)
+            if not single:
+                todo.extend(after[n] if downstream else before[n])
+    else:
+        wanted = set(before)
+    out: list[_Stage] = []
+    done: set[str] = set()
+    pending = [s for s in stages if s.name in wanted]
+    while pending:  # the first stage, in the file's order, whose upstream stages have all run (a cycle: in order)
+        ready = next((s for s in pending if not (before[s.name] & wanted) - done), pending[0])
+        out.append(ready)
+        done.add(ready.name)
+        pending.remove(ready)
     return out

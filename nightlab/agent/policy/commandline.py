@@ -6,9 +6,10 @@ the code's defaults too. So before a policy may change a default it has to know 
 into tokens with their exact character spans (so a value can be rewritten in place, quotes and spacing intact),
 finds the Python entry point (``python -u train.py``, ``python -m pkg.train``, ``torchrun ... train.py``,
 ``uv run -m pkg.train``, a console script, the ``python`` line of a shell script or of a ``make`` / ``just`` /
-``tox`` recipe the command runs) and sorts its arguments into flags, dotted overrides and files. It follows the
-shell around it: ``cd sub &&`` (and a subshell's ``( … )``, a runner's ``uv run --directory sub``) moves where paths
-count from, a Makefile target's own variables (``small: EPOCHS = 2``) hold for its recipe, ``PYTHONPATH=lib`` adds
+``tox`` recipe or ``dvc repro`` stage the command runs) and sorts its arguments into flags, dotted overrides and
+files. It follows the shell around it: ``cd sub &&`` (and a subshell's ``( … )``, a runner's ``uv run --directory
+sub``) moves where paths count from, a Makefile target's own variables (``small: EPOCHS = 2``) hold for its recipe,
+``dvc exp run -S train.lr=0.1`` is a dotted setting of the stage it runs, ``PYTHONPATH=lib`` adds
 import roots, and redirections (``> log 2>&1``, ``| tee log``) are no arguments. Into a script it follows the
 command's own words where the script forwards them (``"$@"``) and a ``--lr "$LR"`` to where ``LR`` is assigned.
 
@@ -549,10 +550,11 @@ class _Reader:
     pairs: Sequence[str] | None = None  # the program reads `KEY VALUE` words (see `_args`)
 
     def invocation(self, source: str, text: str, lines: list[list[Token]], scope: _Scope,
-                   depth: int) -> Invocation | None:
-        """The training invocation written in `text` (each of `lines` a shell line starting in `scope`), else the
-        one in a shell script or task-runner recipe it runs."""
-        segs = [pair for toks in lines for pair in _segments(toks, scope)]
+                   depth: int, scopes: Sequence[_Scope] = ()) -> Invocation | None:
+        """The training invocation written in `text` (each of `lines` a shell line starting in `scope`, or in its
+        own of `scopes`), else the one in a shell script or task-runner recipe it runs."""
+        segs = [pair for k, toks in enumerate(lines)
+                for pair in _segments(toks, scopes[k] if k < len(scopes) else scope)]
         found = self.first(source, text, segs)
         if self.read is None or depth >= _MAX_DEPTH or (found is not None and not not_training(found.entry or "")):
             return found
@@ -583,6 +585,7 @@ class _Reader:
             if inv is not None:
                 if inv.source == recipe.source:
                     inv.args = [_from_variable(a, recipe, words, source, text, inv) for a in inv.args]
+                    inv.args += _settings(recipe, words, source, text, inv)
                 return inv
         return None
 
@@ -609,7 +612,8 @@ class _Reader:
             expanded, spans = recipe.expand(start, end)
             lines.append([Token(t.value, spans[t.start][0], spans[t.end - 1][1], t.kind)
                           for t in tokenize(expanded) if t.end > t.start])
-        return self.invocation(recipe.source, recipe.text, lines, scope, depth + 1)
+        scopes = [replace(scope, cwd=recipe.line_cwd(k)) for k in range(len(lines))]  # a dvc stage's `wdir`
+        return self.invocation(recipe.source, recipe.text, lines, scope, depth + 1, scopes)
 
     def first(self, source: str, text: str, segs: list[tuple[list[Token], _Scope]]) -> Invocation | None:
         """The training invocation: the first Python one, unless its name says it prepares data or evaluates and a
@@ -682,6 +686,47 @@ def _from_shell_variable(a: Arg, inv: Invocation, env: dict[str, Token], source:
         start, end = last.start(1) + lit.start(2), last.start(1) + lit.end(2)
     raw = inv.text[start:end]
     return replace(a, value=parse_value(raw), text=raw, start=start, end=end) if raw else a
+
+
+def _settings(recipe: task_runners.Recipe, words: list[Token], source: str, text: str, inv: Invocation) -> list[Arg]:
+    """The config keys the command sets for the recipe's run (``dvc exp run -S train.n_est=100``), as dotted
+    settings of the invocation written on the command (`source`): they beat the params file's values, as a
+    ``key=value`` override does. A key of another params file (``-S conf.yaml:lr=0.1``) is not followed."""
+    out: list[Arg] = []
+    for s in recipe.settings:
+        if s.word >= len(words) or ":" in s.key:
+            continue
+        tok = words[s.word]
+        raw = text[tok.start:tok.end]
+        vstart = tok.start + _unquoted_at(raw, s.offset, False)
+        vend = tok.start + _unquoted_at(raw, s.offset + len(s.value), True)  # before a closing quote
+        value = parse_value(s.value) if "{seed}" not in s.value else None  # `-S train.seed={seed}`: re-runs vary it
+        out.append(Arg(s.key, _key(s.key), value, text[vstart:vend], vstart, vend, "dotlist", source))
+    if out:
+        inv.outer[source] = text
+    return out
+
+
+def _unquoted_at(raw: str, n: int, end: bool) -> int:
+    """The offset in a raw shell word of its value's `n`-th character (`end`: just after the `n - 1`-th), quotes
+    anywhere in the word (``--set-param="k=1"``) and backslash escapes skipped."""
+    quote = ""
+    seen = j = 0
+    while j < len(raw):
+        c = raw[j]
+        if (c in "'\"" and not quote) or c == quote:
+            quote = "" if quote else c
+            j += 1
+            continue
+        if seen == n and not end:
+            return j
+        if c == "\\" and quote != "'" and j + 1 < len(raw):
+            j += 1
+        seen += 1
+        j += 1
+        if seen == n and end:
+            return j
+    return j
 
 
 def _from_variable(a: Arg, recipe: task_runners.Recipe, words: list[Token], source: str, text: str,
