@@ -499,6 +499,80 @@ def _path_expr(node: ast.expr) -> str | None:
     return "/".join(t.strip("/") if t is not None else "*" for t in texts)
 
 
+_PATH_CALLS = frozenset({"Path", "PurePath", "PosixPath"})
+_SAME_PATH = frozenset({"abspath", "realpath", "normpath", "resolve", "absolute", "expanduser"})
+
+
+def _this_file(node: ast.expr) -> bool:
+    """`__file__` itself, or wrapped without changing which file it names: `os.path.abspath(__file__)`,
+    `Path(__file__).resolve()`."""
+    if isinstance(node, ast.Name):
+        return node.id == "__file__"
+    if isinstance(node, ast.Call) and (_call_name(node) in _PATH_CALLS | _SAME_PATH):
+        inner = node.args[0] if node.args else node.func.value if isinstance(node.func, ast.Attribute) else None
+        return inner is not None and _this_file(inner)
+    return False
+
+
+def _folder_up(node: ast.expr) -> int | None:
+    """How many folders above the file's own folder an expression names: 0 for `os.path.dirname(__file__)` and
+    `Path(__file__).parent`, 1 for `Path(__file__).parent.parent` or `parents[1]`; None when it does not start at
+    `__file__`."""
+    if isinstance(node, ast.Call) and _call_name(node) == "dirname" and len(node.args) == 1:
+        arg = node.args[0]
+        if _this_file(arg):
+            return 0
+        up = _folder_up(arg)
+        return None if up is None else up + 1
+    if isinstance(node, ast.Attribute) and node.attr == "parent":
+        if _this_file(node.value):
+            return 0
+        up = _folder_up(node.value)
+        return None if up is None else up + 1
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents" \
+            and _this_file(node.value.value) and isinstance(node.slice, ast.Constant) \
+            and isinstance(node.slice.value, int):
+        return node.slice.value
+    if isinstance(node, ast.Call) and _call_name(node) in _PATH_CALLS | _SAME_PATH:
+        inner = node.args[0] if node.args else node.func.value if isinstance(node.func, ast.Attribute) else None
+        return None if inner is None else _folder_up(inner)
+    return None
+
+
+def beside_file(node: ast.expr) -> str | None:
+    """The path an expression builds from the folder of the file it is written in, relative to that folder:
+    `os.path.join(os.path.dirname(__file__), "configurator.py")` and `Path(__file__).parent / "configurator.py"`
+    give "configurator.py", `Path(__file__).resolve().parents[1] / "configs" / "a.yaml"` "../configs/a.yaml",
+    `Path(__file__).with_name("x.py")` "x.py". None when the expression is not anchored at `__file__` or a part of
+    it is not a string."""
+    if isinstance(node, ast.Call) and _call_name(node) in _PATH_CALLS | _SAME_PATH and len(node.args) < 2:
+        inner = node.args[0] if node.args else node.func.value if isinstance(node.func, ast.Attribute) else None
+        return None if inner is None else beside_file(inner)
+    if isinstance(node, ast.Call) and _call_name(node) == "with_name" and isinstance(node.func, ast.Attribute) \
+            and _this_file(node.func.value) and len(node.args) == 1:
+        return _str_const(node.args[0])
+    parts: list[ast.expr] = []
+    if isinstance(node, ast.Call) and (dotted_name(node.func).endswith("path.join")
+                                       or _call_name(node) in _PATH_CALLS) and node.args:
+        parts = list(node.args)  # os.path.join(here, "a.py"), Path(here, "a.py")
+    else:
+        while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            parts.insert(0, node.right)
+            node = node.left
+        parts.insert(0, node)
+    if len(parts) < 2:
+        return None
+    up = _folder_up(parts[0])
+    rest = [_str_const(p) for p in parts[1:]]
+    if up is None or any(r is None for r in rest):
+        return None
+    return posixpath.normpath(posixpath.join(*([".."] * up), *(r for r in rest if r is not None)))
+
+
+def _str_const(node: ast.expr) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
 def _open_mode(node: ast.Call) -> str:
     for i, a in enumerate(node.args):
         if i == 1 and isinstance(a, ast.Constant) and isinstance(a.value, str):
@@ -586,9 +660,15 @@ class _PyScan(ast.NodeVisitor):
         first = _string_pattern(node.args[0]) if node.args else None
         if name == "exec" and node.args:
             inner = node.args[0]
-            # exec(open("configurator.py").read()) and exec(Path("x.py").read_text())
+            # exec(open("configurator.py").read()) and exec(Path("x.py").read_text()); a path built from the
+            # file's own folder (`os.path.join(os.path.dirname(__file__), "configurator.py")`) counts from there
             for sub in ast.walk(inner):
                 if isinstance(sub, ast.Call) and _call_name(sub) in ("open", "Path", "read_text") and sub.args:
+                    beside = beside_file(sub.args[0])
+                    if beside is not None:
+                        self.code_refs.append((posixpath.join(posixpath.dirname(self.rel), beside), node.lineno,
+                                               "exec'd (beside the file)"))
+                        break
                     lit = _string_pattern(sub.args[0]) or _path_expr(sub.args[0])
                     if lit:
                         self.code_refs.append((lit, node.lineno, "exec'd"))
@@ -744,7 +824,7 @@ def reach(root: Path, tracked: Iterable[str], command: str) -> Reach:
                     result.add(f, f"imported by name in {rel}:{line}")
                     queue.append(f)
                 continue
-            target = tree.file(lit, result.cwd, here)
+            target = tree.file(lit) if how.endswith("(beside the file)") else tree.file(lit, result.cwd, here)
             if target is not None:
                 result.add(target, f"{how} by {rel}:{line}")
                 queue.append(target)

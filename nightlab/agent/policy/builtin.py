@@ -79,9 +79,11 @@ _FILE_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".sh")  
 _MAX_FILES = 200
 _MAX_BYTES = 400_000
 
-# name words of knobs that never change what is learned, or that change what is measured: never searched
+# name words of knobs that never change what is learned, or that change what is measured: never searched.
+# (`random` is not one: `random_state` / `random_seed` are caught by their second word and a bare `random` is a seed
+# by `knobs.classify`, while `random_erase`, `random_rotation`, `random_crop_scale` are augmentation strengths)
 _NEVER_WORDS = frozenset({
-    "seed", "rng", "random", "state", "log", "logging", "print", "verbose", "verbosity", "report", "display", "plot",
+    "seed", "rng", "state", "log", "logging", "print", "verbose", "verbosity", "report", "display", "plot",
     "save", "ckpt", "checkpoint", "workers", "threads", "thread", "device", "gpu", "gpus", "cuda", "port", "rank",
     "world", "debug", "eval", "evaluate", "evaluation", "every", "interval", "freq", "frequency", "test", "valid",
     "validation", "val", "split", "fold", "folds", "holdout", "metric", "metrics", "dir", "path", "file", "name",
@@ -92,8 +94,10 @@ _NEVER_WORDS = frozenset({
 # `max_leaf_nodes` is a setting)
 _NEVER_PHRASES = frozenset({("num", "nodes"), ("n", "nodes"), ("num", "machines"), ("n", "machines")})
 # phrases in which a never-word means something else: HF's `per_device_train_batch_size` (the batch, per device),
-# Lightning's `gradient_clip_val` (the clipping value), timm's `drop_path_rate` (stochastic depth)
-_NOT_NEVER = frozenset({("per", "device"), ("per", "gpu"), ("clip", "val"), ("drop", "path")})
+# Lightning's `gradient_clip_val` (the clipping value), timm's `drop_path_rate` (stochastic depth), a tree's
+# `min_samples_split` / `min_split_gain` (what a node needs to split, not a data split)
+_NOT_NEVER = frozenset({("per", "device"), ("per", "gpu"), ("clip", "val"), ("drop", "path"), ("samples", "split"),
+                        ("min", "split")})
 _SEARCH_PRIORITY = ["lr", "epochs", "steps", "batch_size", "width", "weight_decay", "dropout", "depth", "warmup",
                     "momentum", "clip", "choice", "seq_len", "other"]
 # kinds never searched: knobs.py marks seeds / logging / data shapes untunable; flags may switch evaluation modes
@@ -1841,6 +1845,84 @@ def _names_handed_to_calls(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
+# what a model class derives from: torch's and Flax's `Module`, Lightning's, Keras' `Model` / `Layer`, HF's
+# `PreTrainedModel`, a `Sequential`; a class defining `forward` is one too
+_MODEL_BASES = frozenset({"Module", "LightningModule", "Model", "Layer", "PreTrainedModel", "Sequential"})
+_MODEL_FACTORY = re.compile(r"(?:^|_)model$")  # build_model(...), create_model(...), get_model(...)
+
+
+@functools.lru_cache(maxsize=16)
+def _model_classes(texts: tuple[str, ...]) -> frozenset[str]:
+    """Names of the model classes the project defines (see `_MODEL_BASES`), through its own base classes."""
+    bases: dict[str, set[str]] = {}
+    found: set[str] = set()
+    for t in texts:
+        try:
+            tree = ast.parse(t)
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        for cls in ast.walk(tree):
+            if isinstance(cls, ast.ClassDef):
+                names = {b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else ""
+                         for b in cls.bases}
+                bases.setdefault(cls.name, set()).update(names)
+                if names & _MODEL_BASES or any(isinstance(d, ast.FunctionDef) and d.name == "forward"
+                                               for d in cls.body):
+                    found.add(cls.name)
+    grew = True
+    while grew:
+        grew = False
+        for name, b in bases.items():
+            if name not in found and b & found:
+                found.add(name)
+                grew = True
+    return frozenset(found)
+
+
+@functools.lru_cache(maxsize=16)
+def _model_arguments(text: str, texts: tuple[str, ...]) -> dict[str, frozenset[tuple[int, int]]]:
+    """Where each name is written inside the arguments of a call that builds a model (a project model class,
+    `build_model(...)`): name -> {(line, column)}; the names of keyword arguments count (`MLP(hidden=cfg.hidden)`)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return {}
+    models = _model_classes(texts)
+    inside: dict[str, set[tuple[int, int]]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if callee not in models and not _MODEL_FACTORY.search(callee.lower()):
+            continue
+        for kw in node.keywords:
+            if kw.arg:
+                inside.setdefault(kw.arg, set()).add((kw.lineno, kw.col_offset))
+        for arg in [*node.args, *(kw.value for kw in node.keywords)]:
+            for sub in ast.walk(arg):
+                if isinstance(sub, ast.Name):
+                    inside.setdefault(sub.id, set()).add((sub.lineno, sub.col_offset))
+                elif isinstance(sub, ast.Attribute) and sub.end_col_offset is not None:
+                    inside.setdefault(sub.attr, set()).add((sub.end_lineno or sub.lineno,
+                                                            sub.end_col_offset - len(sub.attr)))
+                elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                    inside.setdefault(sub.value, set()).add((sub.lineno, sub.col_offset + 1))
+    return {k: frozenset(v) for k, v in inside.items()}
+
+
+def _builds_model(text: str, n: int, ln: str, name: str, files: Mapping[str, str]) -> bool:
+    """Whether every use of `name` on line `n` (`ln`) of `text` is an argument of a call that builds a model: such a
+    use configures the model even inside an evaluation function, as Flax's older examples rebuild
+    `MLP(hidden=HIDDEN)` in their `eval_step` to apply the trained parameters. Searching it changes the trained
+    model, not how it is measured."""
+    if not ln.isascii():  # (ast's columns count bytes)
+        return False
+    inside = _model_arguments(text, tuple(t for p, t in files.items() if p.endswith(".py"))).get(name)
+    cols = [m.start() for m in re.finditer(rf"\b{re.escape(name)}\b", ln)]
+    return inside is not None and bool(cols) and all((n, c) in inside for c in cols)
+
+
 def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: Mapping[str, str],
                 fixed: Mapping[str, set[int]], fixed_fns: set[str]) -> tuple[bool, str]:
     """Whether the search may change a knob: numeric, with a space, not a seed / logging / evaluation setting, not in
@@ -1866,18 +1948,26 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
         return False, "defined in fixed code"
     if path.endswith(".py") and line:
         # a module-level constant passed to an evaluation function changes what is measured
-        tok = re.compile(rf"\b{re.escape(leaf)}\b")
         text = files[path]
+        read_as, declared = leaf, range(line, line + 1)
+        if k.style == "argparse":  # the code reads an option by its dest (`--wd ... dest="weight_decay"`)
+            got = eff.option_dest(text, name.split("#")[0].rsplit(":", 1)[-1])
+            if got is not None:
+                read_as, declared = got[0], range(got[1], got[2] + 1)
+        tok = re.compile(rf"\b{re.escape(read_as)}\b")
         used = 0
         for n, ln in enumerate(text.splitlines(), 1):
-            if n == line or not tok.search(ln):
+            if n == line or n in declared or not tok.search(ln):
                 continue
             used += 1
+            passed = [f for f in fixed_fns if re.search(rf"\b{re.escape(f)}\s*\(", ln)
+                      and not (kind == "batch_size" and _builds_loaders(f))]
+            if (n in fixed.get(path, set()) or passed) and _builds_model(text, n, ln, read_as, files):
+                continue  # `MLP(hidden=HIDDEN).apply(params, x)` in an eval step: the trained model, rebuilt
             if n in fixed.get(path, set()):
                 return False, "used by fixed (evaluation / data) code"
-            for f in fixed_fns:
-                if re.search(rf"\b{re.escape(f)}\s*\(", ln) and not (kind == "batch_size" and _builds_loaders(f)):
-                    return False, "passed to an evaluation / data function"
+            if passed:
+                return False, "passed to an evaluation / data function"
         if used == 0 and k.style not in ("call", "signature", "env"):  # an env default is read where it is
             # defined but read nowhere else (for example momentum after SGD became AdamW): searching it is a waste
             others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))

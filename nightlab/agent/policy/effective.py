@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import fnmatch
+import functools
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from nightlab.agent.code_reach import beside_file
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy.commandline import COMMAND_PATH, Arg, Invocation, parse_command
 
@@ -46,6 +48,7 @@ __all__ = [
     "analyse",
     "cli_knobs",
     "cli_route",
+    "option_dest",
     "resolve",
     "rewrite_cli",
     "virtual_cli_knob",
@@ -64,6 +67,9 @@ class ConfigFile:
     path: str
     prefix: str = ""
     how: str = ""
+    # leading parts of a knob's name that are no part of its key: 2 in an ml_collections config file, whose keys
+    # are set on the ConfigDict `get_config()` returns (`get_config.config.num_epochs` is `num_epochs`)
+    scope_parts: int = 0
 
 
 @dataclass
@@ -79,6 +85,7 @@ class _Option:
 class _PyFacts:
     imports: list[tuple[str, int, tuple[str, ...]]] = field(default_factory=list)  # (module, level, names)
     exec_paths: list[str] = field(default_factory=list)
+    exec_beside: list[str] = field(default_factory=list)  # exec'd paths built from the file's own folder (`__file__`)
     dynamic_exec: bool = False
     reads_argv: bool = False
     sets_globals: bool = False
@@ -95,6 +102,7 @@ class _PyFacts:
     signature_cli: bool = False  # LightningCLI / jsonargparse's CLI: constructor arguments set from configs and flags
     merges_words: bool = False  # yacs' `cfg.merge_from_list(args.opts)`, mmengine's `cfg.merge_from_dict(...)`
     config_fromfile: bool = False  # mmengine / mmcv's `Config.fromfile(path)`: a Python config file read as data
+    config_flags: set[str] = field(default_factory=set)  # ml_collections' `config_flags.DEFINE_config_file("config")`
 
 
 @dataclass
@@ -168,6 +176,19 @@ def _open_literal(node: ast.AST) -> str | None:
     return None
 
 
+def _opened_beside(node: ast.AST) -> str | None:
+    """The path, from the file's own folder, that ``open(os.path.join(os.path.dirname(__file__), "x.py")).read()``
+    or ``(Path(__file__).parent / "x.py").read_text()`` reads (`code_reach.beside_file`), else None. A package's
+    entry exec's its configurator this way, so that it is found wherever the command runs from."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "read_text":
+        return beside_file(node.func.value)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "read":
+        node = node.func.value
+    if isinstance(node, ast.Call) and _dotted(node.func) in ("open", "io.open") and node.args:
+        return beside_file(node.args[0])
+    return None
+
+
 def _py_facts(text: str) -> _PyFacts | None:
     try:
         tree = ast.parse(text)
@@ -211,20 +232,64 @@ def _py_facts(text: str) -> _PyFacts | None:
     return f
 
 
+def _default_dest(node: ast.Call, strings: tuple[str, ...], last: str) -> str:
+    """The attribute an option is read as when no `dest=` is given: argparse's and click's first long option
+    (`"--wd", "--weight-decay"` is `args.wd`), else the first short one; click's name without dashes
+    (`option("--lr", "learning_rate")`) wins."""
+    if last == "option":
+        bare = next((s for a in node.args if (s := _str(a)) is not None and s.isidentifier()), None)
+        if bare is not None:
+            return bare
+    first = next((s for s in strings if s.startswith("--")), strings[0])
+    return first.lstrip("-").replace("-", "_")
+
+
+def option_dest(text: str, option: str) -> tuple[str, int, int] | None:
+    """The attribute the parsed arguments hold an argparse / click option in (its `dest=`, else the name the library
+    derives), with the first and last line of the call that declares it: the code reads `args.weight_decay` for
+    `add_argument("--wd", "--weight-decay", dest="weight_decay")`. None when `text` declares no such option."""
+    for strings, dest, first, end in _declared_options(text):
+        if option in strings:
+            return dest, first, end
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _declared_options(text: str) -> tuple[tuple[tuple[str, ...], str, int, int], ...]:
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return ()
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _dotted(node.func).split(".")[-1] in ("add_argument", "option"):
+            f = _PyFacts()
+            _call_facts(node, f)
+            if f.options:
+                o = f.options[0]
+                out.append((o.strings, o.dest, node.lineno, node.end_lineno or node.lineno))
+    return tuple(out)
+
+
 def _call_facts(node: ast.Call, f: _PyFacts) -> None:
     name = _dotted(node.func)
     last = name.split(".")[-1]
     if last == "exec" and node.args:
-        lit = _open_literal(node.args[0])
         inner = node.args[0]
-        if lit is None and isinstance(inner, ast.Call) and _dotted(inner.func) == "compile" and inner.args:
-            lit = _open_literal(inner.args[0])
+        if isinstance(inner, ast.Call) and _dotted(inner.func) == "compile" and inner.args:
+            inner = inner.args[0]  # exec(compile(open(path).read(), path, "exec"))
+        lit = _open_literal(inner)
+        beside = _opened_beside(inner) if lit is None else None
         if lit is not None:
             f.exec_paths.append(lit)
+        elif beside is not None:
+            f.exec_beside.append(beside)
         else:
             f.dynamic_exec = True
     elif name in ("runpy.run_path", "run_path") and node.args and _str(node.args[0]):
         f.exec_paths.append(str(_str(node.args[0])))
+    elif name in ("runpy.run_path", "run_path") and node.args and (beside := beside_file(node.args[0])) is not None:
+        f.exec_beside.append(beside)
     elif last == "update" and isinstance(node.func, ast.Attribute) and _dotted(node.func.value) == "globals":
         f.sets_globals = True
     elif last == "update" and isinstance(node.func, ast.Attribute):  # `vars(args).update(cfg)`, `args.__dict__...`
@@ -241,13 +306,15 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         f.merges_words = True
     elif last == "fromfile" and name.split(".")[-2:-1] and name.split(".")[-2].endswith("Config"):
         f.config_fromfile = True
+    elif last == "DEFINE_config_file" and node.args and _str(node.args[0]):
+        f.config_flags.add(str(_str(node.args[0])))
     elif last in ("add_argument", "option"):
         strings = tuple(s for a in node.args if (s := _str(a)) is not None and s.startswith("-"))
         if not strings:
             return
         kws = {k.arg: k.value for k in node.keywords if k.arg}
         longest = max(strings, key=lambda s: (s.startswith("--"), len(s)))
-        dest = _str(kws.get("dest")) or longest.lstrip("-").replace("-", "_")
+        dest = _str(kws.get("dest")) or _default_dest(node, strings, last)
         action = _str(kws.get("action")) or ""
         takes = not (action.startswith("store_") and action != "store") and action not in ("count", "help", "version")
         if isinstance(kws.get("is_flag"), ast.Constant) and getattr(kws.get("is_flag"), "value", None) is True:
@@ -367,8 +434,11 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
             for hit in _resolve_module(mod, level, names, path, roots, exists):
                 if hit not in run:
                     queue.append(hit)
-        for lit in f.exec_paths:
-            for cand in (_norm(lit), _norm(posixpath.join(posixpath.dirname(path), lit))):
+        here = posixpath.dirname(path)
+        tries: list[tuple[str, ...]] = [(_norm(lit), _norm(posixpath.join(here, lit))) for lit in f.exec_paths]
+        tries += [(_norm(posixpath.join(here, lit)),) for lit in f.exec_beside]  # from the file's folder only
+        for cands in tries:
+            for cand in cands:
                 if cand and exists(cand):
                     exec_targets.add(cand)
                     if cand not in run:
@@ -412,10 +482,17 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
         if f.hydra is not None:
             configs.extend(_hydra_configs(p, f.hydra, inv, read, exists))
     fromfile = any((f := fx(p)) is not None and f.config_fromfile for p in run)
+    config_flags = {n for p in run if (f := fx(p)) is not None for n in f.config_flags}
     for path in inv.files:
         opt = inv.file_options.get(path)
         if path.endswith(".py") and not exec_configs and not opt and not fromfile:
             continue  # a Python file named on the command line but not exec'd: a module the entry imports
+        flag = (opt or "").lstrip("-")
+        if path.endswith(".py") and flag in config_flags:
+            # ml_collections: `--config=configs/default.py` runs its get_config(), `--config.num_epochs=5` sets a key
+            configs.append(ConfigFile(path, flag, f"named on the command line ({opt}) and built by its get_config() "
+                                      "(ml_collections)", scope_parts=2))
+            continue
         how = " and exec'd over the entry's globals" if exec_configs else " and read by Config.fromfile"
         configs.append(ConfigFile(path, "", f"named on the command line{f' ({opt})' if opt else ''}"
                                   + (how if path.endswith(".py") else "")))
@@ -685,6 +762,8 @@ def cli_route(program: Program, knob: knobmod.Knob) -> str | None:
         return f"--{local}"
     if program.dotlist and cfg is not None and knob.style in ("yaml", "json"):
         return ".".join(x for x in (cfg.prefix, local) if x)
+    if cfg is not None and cfg.scope_parts and knob.style == "constant" and len(local.split(".")) > cfg.scope_parts:
+        return f"--{_config_key(cfg, knob)}"  # ml_collections' `--config.num_epochs=5`
     return None
 
 
@@ -750,6 +829,19 @@ def _leaf(knob: knobmod.Knob) -> str:
 
 def _local(knob: knobmod.Knob) -> str:
     return knob.name.split(":", 1)[1] if knob.name.startswith(f"{knob.path}:") else knob.name
+
+
+def _config_key(cf: ConfigFile | None, knob: knobmod.Knob) -> str:
+    """The dotted key a config file's knob sets, as the command line names it: the file's prefix (a Hydra group's
+    package, ml_collections' flag name) and the knob's name without the parts that only say where it is written
+    (ml_collections' `get_config.config.`)."""
+    local = _local(knob)
+    if cf is None:
+        return local
+    parts = local.split(".")
+    if cf.scope_parts and len(parts) > cf.scope_parts:
+        local = ".".join(parts[cf.scope_parts:])
+    return ".".join(x for x in (cf.prefix, local) if x)
 
 
 def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str, set[str] | None]:
@@ -869,7 +961,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
     for c in program.configs:
         for k in knobs:
             if k.path == c.path and k.name not in res.unused:
-                full = ".".join(x for x in (c.prefix, _local(k)) if x)
+                full = _config_key(c, k)
                 cfg_by_path[full.lower()] = k
                 cfg_by_leaf[_leaf(k)] = k
     explicit = _explicit_fields(files, run)
@@ -890,6 +982,13 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 res.shadowed[k.name] = f"overridden by {later.path} ({later.path} is applied later)"
                 res.by[k.name] = later.name
             continue
+        if k.style == "call" and k.path.endswith(".py"):
+            made_by, _, param = _local(k).split("#")[0].rpartition(".")
+            grid = _grid_searched(files.get(k.path, ""))
+            key = grid.get((made_by.rsplit(".", 1)[-1], param)) or grid.get(("", param))
+            if key is not None:
+                res.shadowed[k.name] = f"overridden by the search grid ({key}): every value in it is fitted"
+                continue
         if k.style not in _OVERRIDABLE_STYLES or (k.style == "constant" and "." in _local(k).split("#")[0]):
             continue  # literals in calls and function bodies are not defaults anything overrides
         over = _cli_override(k, leaf, False, cli, program, config_paths)
@@ -930,6 +1029,66 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                                            "from it after reading the command line)")
                 res.by[flag.name] = over_cfg.name
     return res
+
+
+# scikit-learn's hyperparameter searches (and scikit-optimize's): the estimator, then the grid of its parameters
+_SEARCH_CV = frozenset({"GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV",
+                        "BayesSearchCV"})
+_GRID_KWS = ("param_grid", "param_distributions", "search_spaces")
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_searched(text: str) -> dict[tuple[str, str], str]:
+    """The estimator parameters a scikit-learn search refits over: (estimator class, parameter) -> the grid's key.
+    `GridSearchCV(pipe, {"clf__C": [0.1, 1, 10]})` fits every C in the list, so `LogisticRegression(C=1.0)` in the
+    pipeline's `("clf", ...)` step changes nothing. The class is "" where the key's step cannot be told (then
+    any estimator's parameter of that name counts); names are followed to the literal they are assigned."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return {}
+    assigned: dict[str, ast.expr] = {}
+    steps: dict[str, str] = {}  # a pipeline step's name -> its estimator's class
+    searches: list[ast.Call] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            assigned[node.targets[0].id] = node.value
+        elif isinstance(node, ast.Tuple) and len(node.elts) >= 2 and _str(node.elts[0]) is not None \
+                and isinstance(node.elts[1], ast.Call):  # Pipeline([("clf", LogisticRegression(...))])
+            steps[str(_str(node.elts[0]))] = _dotted(node.elts[1].func).split(".")[-1]
+        elif isinstance(node, ast.Call):
+            last = _dotted(node.func).split(".")[-1]
+            if last in _SEARCH_CV:
+                searches.append(node)
+            elif last == "make_pipeline":  # steps named by their lowercased class
+                for a in node.args:
+                    if isinstance(a, ast.Call):
+                        cls = _dotted(a.func).split(".")[-1]
+                        steps[cls.lower()] = cls
+
+    def value(n: ast.expr | None) -> ast.expr | None:
+        return assigned.get(n.id) if isinstance(n, ast.Name) else n
+
+    out: dict[tuple[str, str], str] = {}
+    for call in searches:
+        kws = {k.arg: k.value for k in call.keywords if k.arg}
+        est = value(call.args[0] if call.args else kws.get("estimator"))
+        grid = value(call.args[1] if len(call.args) > 1 else next((kws[g] for g in _GRID_KWS if g in kws), None))
+        est_cls = _dotted(est.func).split(".")[-1] if isinstance(est, ast.Call) else ""
+        grids = [value(g) for g in grid.elts] if isinstance(grid, ast.List | ast.Tuple) else [grid]
+        for g in grids:
+            if not isinstance(g, ast.Dict):
+                continue
+            for key_node in g.keys:
+                key = _str(key_node) if key_node is not None else None
+                if not key:
+                    continue
+                *path, param = key.split("__")
+                if path:
+                    out[(steps.get(path[-1], ""), param)] = key
+                elif est_cls and est_cls not in ("Pipeline", "make_pipeline"):
+                    out[(est_cls, param)] = key
+    return out
 
 
 def _flag_key(name: str, program: Program) -> str:
@@ -973,8 +1132,8 @@ def _config_index(program: Program, path: str) -> int:
 def _same_setting(a: knobmod.Knob, b: knobmod.Knob, program: Program) -> bool:
     """Two config knobs with the same leaf name set the same setting when their full paths agree."""
     ca, cb = program.config(a.path), program.config(b.path)
-    full_a = ".".join(x for x in ((ca.prefix if ca else ""), _local(a)) if x).lower()
-    full_b = ".".join(x for x in ((cb.prefix if cb else ""), _local(b)) if x).lower()
+    full_a = _config_key(ca, a).lower()
+    full_b = _config_key(cb, b).lower()
     return full_a == full_b
 
 
@@ -1005,7 +1164,7 @@ def _cli_override(k: knobmod.Knob, leaf: str, in_config: bool, cli: Iterable[kno
         if "." in key:  # a dotted override names one key of a composed config
             if in_config:
                 cf = config_paths[k.path]
-                full = ".".join(x for x in (cf.prefix, _local(k)) if x).replace("-", "_").lower()
+                full = _config_key(cf, k).replace("-", "_").lower()
                 if full == key:
                     return c
             elif key.split(".")[-1] == leaf and k.style in ("dataclass", "dict"):

@@ -59,6 +59,7 @@ __all__ = [
     "rewrite",
     "search_space",
     "span",
+    "tree_split",
 ]
 
 Value = int | float | bool | str
@@ -219,6 +220,20 @@ _WIDTH = frozenset({"hidden", "width", "units", "channels", "dim", "dims", "embd
                     "filters", "neurons", "ff", "ffn", "feedforward", "nhid", "hid", "sizes", "nembd", "dmodel"})
 
 
+# what a tree's node split needs (scikit-learn's `min_samples_split`, LightGBM's `min_split_gain`, XGBoost's
+# `min_split_loss`, a params.yaml `min_split` handed to it): a setting of the model, not a split of the data
+_TREE_SPLIT = frozenset({"min", "gain", "loss"})
+
+
+def tree_split(name: str) -> bool:
+    """Whether a name with the word `split` in it is a tree's node-splitting rule (`min_samples_split`,
+    `min_split_gain`), not a data split: a minimum or a gain qualifies it, and nothing names a held-out part or a
+    fold (`min_val_split` stays a data split)."""
+    t = set(_tokens(name))
+    return bool(t & {"split", "splits"}) and bool(t & _TREE_SPLIT) \
+        and not t & (_SPLIT_PART | (_SPLIT_WORDS - {"split", "splits"}))
+
+
 def classify(name: str) -> str:
     """The kind of a knob from its name alone (the last component of a dotted name or an option).
 
@@ -279,7 +294,7 @@ def classify(name: str) -> str:
         return "other"  # Keras' / optax's `decay_steps`: the schedule's period, not how long it trains
     if (t & _STEPS and not t & {"size", "lr"}) or {"total", "timesteps"} <= t:  # SB3's `learn(total_timesteps=...)`
         return "steps"
-    if t & _SPLIT_WORDS or (t & _SPLIT_PART and t & _SPLIT_SIZE):
+    if (t & _SPLIT_WORDS or (t & _SPLIT_PART and t & _SPLIT_SIZE)) and not tree_split(name):
         return "split"
     if "smoothing" in t:
         return "other"
@@ -1787,7 +1802,9 @@ def search_space(knob: Knob) -> Space | None:
     if is_int:
         if x < 1:
             return None
-        return Space(float(max(1, int(x) // 4)), x * 4, True, True)
+        # a tree node needs two samples to split at all: scikit-learn refuses `min_samples_split=1`
+        floor = 2 if tree_split(_leaf_name_of(knob.name)) and x >= 2 else 1
+        return Space(float(max(floor, int(x) // 4)), x * 4, True, True)
     if x <= 0:
         return None
     bounded = _bounded_space(knob.name, x)
@@ -1796,8 +1813,10 @@ def search_space(knob: Knob) -> Space | None:
     return Space(x / 10, x * 10, True, False)
 
 
-# regularisers that are off at 0 and on at a small real (label smoothing 0.1, mixup's α 0.2): a zero has a space
-_OFF_REGULARISERS = frozenset({"smoothing", "mixup", "cutmix"})
+# regularisers that are off at 0 and on at a small real (label smoothing 0.1, mixup's α 0.2, random erasing's
+# probability 0.25 in torchvision's references `--random-erase`): a zero has a space
+_ERASING = frozenset({"erase", "erasing", "cutout"})  # a probability: bounded by 1 when on (`_bounded_space`)
+_OFF_REGULARISERS = frozenset({"smoothing", "mixup", "cutmix"}) | _ERASING
 # A real value in (0, 1] named as a share of something (a subsample, a fraction, a probability) means nothing above
 # 1, and libraries refuse it: scikit-learn's and XGBoost's `subsample` and `colsample_bytree`, LightGBM's
 # `bagging_fraction`. Searched ×10 around it like any unnamed real, `subsample = 0.8` was stepped to 2.4 and crashed
@@ -1829,7 +1848,8 @@ def _bounded_space(name: str, x: float) -> Space | None:
     if words & {"eps", "epsilon", "exploration"} and words & {"start", "end", "final", "initial", "init", "min",
                                                                "max"} and 0 < x <= 1:  # an ε-greedy rate: a probability
         return Space(x / 10, 1.0, True, False) if x < 0.1 else Space(x / 4, 1.0, False, False)
-    if 0 < x <= 1 and (words & (_SHARE_WHOLE | _SHARE_PART) or {"max", "samples"} <= words):  # bagging's share
+    # bagging's share, a probability (random erasing's)
+    if 0 < x <= 1 and (words & (_SHARE_WHOLE | _SHARE_PART | _ERASING) or {"max", "samples"} <= words):
         high = 1.0 if words & _SHARE_WHOLE or "samples" in words else max(0.95, x)
         return Space(x / 4, high, False, False)
     if 0 < x < 1 and words & _DECAY_FACTOR:
