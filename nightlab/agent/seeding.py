@@ -6,9 +6,15 @@ The engine measures the seed noise on the baseline and confirms a new best with 
 1. ``{seed}`` in the command: replaced by the run's seed (as always);
 2. a seed setting on the command line or one the command line can set: an argparse ``--seed`` option, a ``seed``
    global under configurator-style ``--key=value`` parsing, a ``seed`` key of a Hydra / OmegaConf config:
-   re-runs pass ``--seed=N`` (or ``seed=N``), or change the value already on the command line;
+   re-runs pass ``--seed=N`` (or ``seed=N``), or change the value already on the command line. A seed held by a
+   config system the command line reaches is passed the same way: LightningCLI's ``seed_everything`` in the
+   ``--config`` file (``--seed_everything=N``), a ``seed`` field of the dataclass ``tyro.cli`` or
+   ``HfArgumentParser`` parses (``--seed=N``), an ml_collections ``config.seed`` (``--config.seed=N``);
 3. a seed fixed in the code the command runs — ``torch.manual_seed(1337 + rank)``, ``SEED = 42`` read by
-   ``np.random.seed(SEED)``: a re-run's commit changes that literal (its own branch; it is never promoted);
+   ``np.random.seed(SEED)``, or a seed entry of a config no command line reaches (``config = {"seed": 42}``, a
+   dataclass field ``seed: int = 0``, ``seed: 42`` in a YAML file the code loads and a seeding call reads, unless
+   another entry of that name or another stage's script may read it): a re-run's commit changes that literal (its
+   own branch; it is never promoted);
 4. none of these: re-runs are plain re-runs. The first one tells which case it is: an identical output means the
    program is deterministic (noise floor 0, no confirmation needed: a re-run would repeat it), a different one that
    it is seeded from entropy (the plain re-runs measure its noise).
@@ -16,7 +22,12 @@ The engine measures the seed noise on the baseline and confirms a new best with 
 Seeding calls inside evaluation or data functions (a fixed data split, a generator that builds the dataset) are
 never changed: they decide what is measured, not how training goes. Nor is a seed that also decides a split
 (``SEED`` read by ``np.random.seed(SEED)`` and by ``train_test_split(..., random_state=SEED)``, a
-``torch.Generator().manual_seed(0)`` handed to ``random_split``), nor one in a protected file.
+``torch.Generator().manual_seed(0)`` handed to ``random_split``), nor one in a protected file. What decides a split
+is read from the code, whatever the files are called: a split that draws from a global generator
+(``perm = np.random.permutation(n)`` cut into ``val_idx = perm[:k]``, ``train_test_split`` without
+``random_state``, ``random_split`` without ``generator``) holds every seeding call of that generator
+(``np.random.seed(42)``, ``set_seed(42)``) and the setting or constant it reads, while the seeds of the other
+generators (``torch.manual_seed(42)``) are still varied.
 
 For routes 2 and 3 the value passed is the code's own seed plus the re-run's offset from `search.seed`, so the
 baseline (offset 0) runs exactly the code as committed.
@@ -26,6 +37,7 @@ from __future__ import annotations
 
 import ast
 import posixpath
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -33,7 +45,7 @@ from enum import StrEnum
 from nightlab.agent.edits import matches_any
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import knobs as knobmod
-from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_functions
+from nightlab.agent.policy.evaluation import SPLIT_CALLS, _held_out_name, evaluation_functions
 
 __all__ = ["SeedPlan", "SeedRoute", "plan_seeding"]
 
@@ -56,6 +68,7 @@ class _Literal:
     line: int
     value: int
     what: str  # the call as written, for the user
+    col: int = field(default=-1, repr=False, compare=False)  # where on its line (a config entry), -1: the first
 
 
 @dataclass
@@ -106,13 +119,25 @@ class SeedPlan:
 
 def _replace_literal(text: str, lit: _Literal, value: int) -> str | None:
     """`text` with the integer literal `lit` (found again on its line) replaced by `value`."""
+    if not lit.path.endswith(".py"):  # a YAML / JSON config: `seed: 42`, `"seed": 42,`
+        lines = text.splitlines(keepends=True)
+        if not 0 < lit.line <= len(lines):
+            return None
+        line = lines[lit.line - 1]
+        sep = re.search(r"[:=]", line)
+        hits = list(re.finditer(rf"(?<![\w.\-]){lit.value}(?![\w.])", line[sep.end():])) if sep else []
+        if len(hits) != 1 or sep is None:
+            return None
+        at = sep.end() + hits[0].start()
+        lines[lit.line - 1] = line[:at] + str(value) + line[at + len(str(lit.value)):]
+        return "".join(lines)
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError):
         return None
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and type(node.value) is int and node.lineno == lit.line \
-                and node.value == lit.value and node.end_col_offset is not None:
+                and node.value == lit.value and node.end_col_offset is not None and lit.col in (-1, node.col_offset):
             lines = text.splitlines(keepends=True)
             line = lines[node.lineno - 1]
             if node.end_lineno != node.lineno:
@@ -175,10 +200,214 @@ def _split_seeds(tree: ast.Module) -> tuple[set[str], set[int]]:
     return names, nested
 
 
+_ALL_GLOBALS = frozenset({"python", "numpy", "torch", "tf"})
+_NP_RANDOM = ("np.random.", "numpy.random.")
+_NOT_DRAWS = frozenset({"seed", "default_rng", "RandomState", "Generator", "SeedSequence", "get_state", "set_state",
+                        "getstate", "setstate", "Random", "SystemRandom", "PCG64", "MT19937", "Philox", "SFC64",
+                        "set_seed", "bit_generator"})
+_TORCH_DRAWS = frozenset({"randperm", "rand", "randn", "randint", "multinomial", "bernoulli", "normal", "rand_like",
+                          "randn_like", "randint_like"})
+# sklearn splitters that shuffle by default (KFold and the stratified K-fold shuffle only with `shuffle=True`)
+_SHUFFLING_SPLITS = frozenset({"train_test_split", "ShuffleSplit", "StratifiedShuffleSplit", "GroupShuffleSplit",
+                               "RepeatedKFold", "RepeatedStratifiedKFold"})
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        inner = _dotted(node.value)
+        return f"{inner}.{node.attr}" if inner else node.attr
+    if isinstance(node, ast.Call):
+        return _dotted(node.func)
+    return ""
+
+
+def _seeded(call: ast.Call) -> frozenset[str] | None:
+    """The global generators a seeding call seeds (``np.random.seed`` → numpy, ``torch.manual_seed`` → torch,
+    ``set_seed`` / ``seed_everything`` → all of them); None for a generator object of its own (``default_rng(0)``,
+    ``torch.Generator().manual_seed(0)``, ``PRNGKey(0)``)."""
+    d, last = _dotted(call.func), _call_name(call)
+    if last in ("default_rng", "RandomState", "PRNGKey", "Generator", "Random") or d.endswith("random.key"):
+        return None
+    if last in ("manual_seed", "manual_seed_all"):
+        if "cuda" in d.split("."):
+            return frozenset({"cuda"})
+        return frozenset({"torch"}) if d in ("torch.manual_seed", "torch.random.manual_seed") else None
+    if last == "seed":
+        if d in ("np.random.seed", "numpy.random.seed"):
+            return frozenset({"numpy"})
+        if d == "random.seed":
+            return frozenset({"python"})
+        return _ALL_GLOBALS if isinstance(call.func, ast.Name) else None  # `rng.seed(0)`: its own object
+    if last in ("set_seed", "set_random_seed") and d.split(".")[0] in ("tf", "tensorflow") and "utils" not in d:
+        return frozenset({"tf"})
+    return _ALL_GLOBALS  # seed_everything, transformers' / a project's set_seed, keras.utils.set_random_seed
+
+
+def _is_generator(call: ast.Call) -> bool:
+    """Whether a call builds a generator object of its own (seeded or not)."""
+    last = _call_name(call)
+    return (last in _SEED_CALLS or last in ("Generator", "Random") or _dotted(call.func).endswith("random.key")) \
+        and _seeded(call) is None
+
+
+def _draws(call: ast.Call) -> str | None:
+    """The global generator a call draws from: ``np.random.permutation`` → numpy, ``random.shuffle`` → python,
+    ``torch.randperm`` (no ``generator=``) → torch, ``train_test_split`` without ``random_state`` → numpy,
+    ``random_split`` without ``generator=`` → torch."""
+    last = _call_name(call)
+    d = _dotted(call.func) if not any(isinstance(n, ast.Call) for n in ast.walk(call.func)) else ""  # not a method
+    # of an object built in place (`np.random.default_rng(0).shuffle(idx)` draws from that object)
+    kws = {k.arg: k.value for k in call.keywords if k.arg}
+    unset = {k for k, v in kws.items() if isinstance(v, ast.Constant) and v.value is None}
+    if last in SPLIT_CALLS:
+        if last == "random_split":
+            return "torch" if "generator" not in kws or "generator" in unset else None
+        shuffles = last in _SHUFFLING_SPLITS or (isinstance(kws.get("shuffle"), ast.Constant)
+                                                  and getattr(kws.get("shuffle"), "value", None) is True)
+        if isinstance(kws.get("shuffle"), ast.Constant) and getattr(kws.get("shuffle"), "value", None) is False:
+            shuffles = False
+        return "numpy" if shuffles and ("random_state" not in kws or "random_state" in unset) else None
+    if last in _NOT_DRAWS:
+        return None
+    if d.startswith(_NP_RANDOM):
+        return "numpy"
+    if d.startswith("random.") and d.count(".") == 1:
+        return "python"
+    if d in {f"torch.{x}" for x in _TORCH_DRAWS} and "generator" not in kws:
+        return "torch"
+    if d.startswith(("tf.random.", "tensorflow.random.")) and "stateless" not in last and "seed" not in kws:
+        return "tf"
+    return None
+
+
+@dataclass
+class _SplitDraws:
+    """What the data split draws from in the files the command runs: global generators (process-wide), the
+    generator objects of each file, and the expressions that decide a split (the seeds handed to split calls and to
+    the seeding calls / generators a split draws from), to tell whether a seed setting also decides the split."""
+
+    globals: set[str] = field(default_factory=set)
+    objects: dict[str, set[str]] = field(default_factory=dict)  # path -> generator names a split draws from
+    deciding: list[ast.AST] = field(default_factory=list)
+
+
+def _targets(t: ast.AST) -> list[str]:
+    return [n.id for n in ast.walk(t) if isinstance(n, ast.Name)]
+
+
+def _file_split_draws(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """The global generators and the generator objects (by name, or ``line:column`` of a call that builds one in
+    place) a split in this module draws from: a split call, or a held-out part (``val_idx``, ``X_val``) cut or drawn
+    with a draw (``perm[:n_val]`` of ``perm = np.random.permutation(n)``, ``rng.choice(...)``,
+    ``np.random.shuffle(idx)`` then ``idx[:k]``)."""
+    objects = {n for node in ast.walk(tree) if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+               and _is_generator(node.value) for t in node.targets for n in _targets(t)}
+    taint: dict[str, set[str]] = {n: {f"object:{n}"} for n in objects}
+
+    def src(expr: ast.AST) -> set[str]:
+        out: set[str] = set()
+        for n in ast.walk(expr):
+            if isinstance(n, ast.Call) and (g := _draws(n)) is not None:
+                out.add(g)
+            elif isinstance(n, ast.Call) and _is_generator(n):  # built in place: `default_rng(0).permutation(n)`
+                out.add(f"call:{n.lineno}:{n.col_offset}")
+            elif isinstance(n, ast.Name) and n.id in taint:
+                out |= taint[n.id]
+        return out
+
+    flows: list[tuple[list[str], ast.AST]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            flows.append(([n for t in node.targets for n in _targets(t)], node.value))
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign) and node.value is not None:
+            flows.append((_targets(node.target), node.value))
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and _call_name(node.value) == "shuffle":
+            flows.append(([a.id for a in node.value.args if isinstance(a, ast.Name)], node.value))  # in place
+    for _ in range(3):
+        for names, value in flows:
+            got = src(value)
+            for n in names:
+                if got and not got <= taint.get(n, set()):
+                    taint.setdefault(n, set()).update(got)
+    drawn: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _call_name(node) in SPLIT_CALLS:
+            drawn |= {g for k in node.keywords for g in src(k.value)}  # `generator=g`, `random_state=rng`
+            if (g := _draws(node)) is not None:
+                drawn.add(g)
+        if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+            continue
+        target, value = node.targets[0], node.value
+        pairs = list(zip(target.elts, value.elts, strict=True)) if isinstance(target, ast.Tuple) and isinstance(
+            value, ast.Tuple) and len(target.elts) == len(value.elts) else [(target, value)]
+        for t, v in pairs:
+            if not any(_held_out_name(n) for n in _targets(t)):
+                continue
+            for sub in ast.walk(v):  # what the held-out part is cut with or drawn from; not what a measurement of it
+                # is handed (`test_loss = apply_model(state, test_ds["image"])` reads a trained state)
+                if isinstance(sub, ast.Subscript):  # `X[perm[800:]]`, `perm[:n_val]`; not `state["w"]` of a model
+                    drawn |= src(sub.slice) | (set() if isinstance(sub.slice, ast.Constant) else src(sub.value))
+                elif isinstance(sub, ast.Call) and ((g := _draws(sub)) is not None or _is_generator(sub)):
+                    drawn.add(g if g is not None else f"call:{sub.lineno}:{sub.col_offset}")
+                elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and \
+                        isinstance(sub.func.value, ast.Name) and sub.func.value.id in objects:  # `rng.choice(X, 200)`
+                    drawn |= taint.get(sub.func.value.id, set())
+    return {g for g in drawn if ":" not in g}, {g.split(":", 1)[1] for g in drawn if ":" in g}
+
+
+def _split_draws(files: Mapping[str, str], run: set[str]) -> _SplitDraws:
+    out = _SplitDraws()
+    trees: dict[str, ast.Module] = {}
+    for path in sorted(run):
+        if not path.endswith(".py") or not files.get(path):
+            continue
+        try:
+            trees[path] = ast.parse(files[path])
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        g, objs = _file_split_draws(trees[path])
+        out.globals |= g
+        out.objects[path] = objs
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            if _call_name(node) in SPLIT_CALLS:
+                out.deciding += [k.value for k in node.keywords]
+            elif _call_name(node) in _SEED_CALLS:
+                seeds = _seeded(node)
+                if seeds is not None and seeds & out.globals:
+                    out.deciding += node.args
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _is_generator(node.value) and \
+                    any(n in out.objects[path] for t in node.targets for n in _targets(t)):
+                out.deciding += [a for c in ast.walk(node.value) if isinstance(c, ast.Call) for a in c.args]
+            elif isinstance(node, ast.Call) and f"{node.lineno}:{node.col_offset}" in out.objects[path]:
+                out.deciding += node.args
+    return out
+
+
+def _reads(expr: ast.AST, leaf: str) -> bool:
+    """Whether an expression reads the setting `leaf`: ``args.seed``, ``cfg.seed``, ``config["seed"]``, ``seed``."""
+    for n in ast.walk(expr):
+        if isinstance(n, ast.Attribute) and n.attr.lower() == leaf:
+            return True
+        if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and \
+                str(n.slice.value).lower() == leaf:
+            return True
+        if isinstance(n, ast.Name) and n.id == leaf:
+            return True
+    return False
+
+
 def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[str],
-                   protected: Sequence[str] = (), split_held: list[str] | None = None) -> list[_Literal]:
+                   protected: Sequence[str] = (), split_held: list[str] | None = None,
+                   draws: _SplitDraws | None = None) -> list[_Literal]:
     """The int literals the seeding calls of the files the command runs are built on. `split_held` collects the
-    seeds left alone because they also decide a data split ("train.py: SEED")."""
+    seeds left alone because they also decide a data split ("train.py: SEED"): one handed to a split, and one of a
+    generator a split draws from (`draws`)."""
     out: list[_Literal] = []
     for path in sorted(run):
         text = files.get(path, "")
@@ -190,6 +419,26 @@ def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[
             continue
         consts = _module_constants(tree)
         split_names, split_calls = _split_seeds(tree)
+        if draws is not None:  # seeding calls of a generator the split draws from, and the constants they read
+            bound = {id(n.value): {x for t in n.targets for x in _targets(t)} for n in ast.walk(tree)
+                     if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)}
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call) or _call_name(node) not in _SEED_CALLS or not node.args:
+                    continue
+                seeds = _seeded(node)
+                objects = draws.objects.get(path, set())
+                if (seeds is not None and seeds & draws.globals) or (seeds is None and (
+                        bound.get(id(node), set()) & objects or f"{node.lineno}:{node.col_offset}" in objects)):
+                    split_calls.add(id(node))
+                    arg = node.args[0]
+                    if isinstance(arg, ast.Name) and arg.id in consts:
+                        split_names.add(arg.id)
+                        label = f"{path}: {arg.id}"
+                    else:
+                        label = f"{path}:{node.lineno} `{ast.unparse(node)}`"
+                    literal = _int_in(arg) is not None or (isinstance(arg, ast.Name) and arg.id in consts)
+                    if split_held is not None and literal and label not in split_held:
+                        split_held.append(label)
         skip_lines: set[int] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name in skip_functions:
@@ -219,6 +468,127 @@ def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[
     return out
 
 
+def _knob_local(k: knobmod.Knob) -> str:
+    return (k.name.split(":", 1)[1] if k.name.startswith(f"{k.path}:") else k.name).split("#")[0]
+
+
+def _knob_leaf(program: eff.Program, k: knobmod.Knob) -> str:
+    """The name code reads a seed setting by: an argparse option's dest, a config key's last part."""
+    local = _knob_local(k)
+    if k.style == eff.CLI_STYLE:
+        local = local.split(":", 1)[-1]
+    if k.style in ("argparse", eff.CLI_STYLE):
+        opt = program.option_for(local)
+        if opt is not None:
+            return opt.dest.lower()
+    return local.rsplit(".", 1)[-1].lstrip("-").replace("-", "_").lower()
+
+
+def _decides_split(program: eff.Program, k: knobmod.Knob, draws: _SplitDraws) -> bool:
+    """Whether seed setting `k` also decides the data split: it is handed to a split, to a generator a split draws
+    from, or seeds a global generator a split draws from (LightningCLI's `seed_everything` seeds them all)."""
+    leaf = _knob_leaf(program, k)
+    if program.signature_cli and leaf == "seed_everything":
+        return bool(draws.globals & _ALL_GLOBALS)
+    return any(_reads(e, leaf) for e in draws.deciding)
+
+
+def _trees(files: Mapping[str, str], run: set[str]) -> list[ast.Module]:
+    out = []
+    for path in sorted(run):
+        if path.endswith(".py") and files.get(path):
+            try:
+                out.append(ast.parse(files[path]))
+            except (SyntaxError, ValueError, RecursionError):
+                continue
+    return out
+
+
+def _config_route(program: eff.Program, k: knobmod.Knob, trees: Sequence[ast.Module]) -> str | None:
+    """The command-line argument a config system takes seed setting `k` by: LightningCLI's keys of its `--config`
+    file (``--seed_everything``), the fields of the dataclass `tyro.cli` parses (``--seed``, ``--data-seed``) or
+    `HfArgumentParser` does (``--seed``), an ml_collections config file's entries (``--config.seed``)."""
+    inv = program.invocation
+    if inv is None:
+        return None
+    local = _knob_local(k)
+    cfg = program.config(k.path)
+    option = inv.file_options.get(k.path, "")
+    if program.signature_cli and cfg is not None and k.style in ("yaml", "json") and option == "--config":
+        return "--" + ".".join(x for x in (cfg.prefix, local) if x)
+    calls = [n for t in trees for n in ast.walk(t) if isinstance(n, ast.Call)]
+    if k.style == "dataclass" and "." in local:
+        owner, fld = local.rsplit(".", 1)
+        owner = owner.split(".")[-1]
+
+        def given(c: ast.Call) -> bool:
+            return bool(c.args) and any(isinstance(n, ast.Name) and n.id == owner for n in ast.walk(c.args[0]))
+        if any(_dotted(c.func) == "tyro.cli" and given(c) for c in calls):
+            return f"--{fld.replace('_', '-')}"
+        if any(_call_name(c) == "HfArgumentParser" and given(c) for c in calls) and \
+                any(_call_name(c) == "parse_args_into_dataclasses" for c in calls):
+            return f"--{fld}"
+    if cfg is not None and k.path.endswith(".py") and k.style == "constant" and option.startswith("--"):
+        flag = option[2:]
+        parts = local.split(".")
+        if len(parts) >= 3 and any(_call_name(c) in ("DEFINE_config_file", "DEFINE_config_dict") and c.args and
+                                   isinstance(c.args[0], ast.Constant) and c.args[0].value == flag for c in calls):
+            return f"--{flag}." + ".".join(parts[2:])
+    return None
+
+
+def _shared_config(program: eff.Program, k: knobmod.Knob, seeds: Sequence[knobmod.Knob],
+                   read: Callable[[str], str], tracked: Sequence[str]) -> bool:
+    """Whether a YAML / JSON seed entry may be read by more than this program: another seed entry of the file has
+    the same name (`prepare.seed` beside `train.seed`: which one the code reads is not known), or a Python file the
+    command does not run names the file (another stage, `prepare.py` of a DVC pipeline, may split with it)."""
+    leaf = _knob_leaf(program, k)
+    if sum(1 for x in seeds if x.path == k.path and _knob_leaf(program, x) == leaf) > 1:
+        return True
+    name = posixpath.basename(k.path)
+    run = program.run_files or set()
+    return any(p.endswith(".py") and p not in run and name in (read(p) or "") for p in tracked)
+
+
+def _config_literal(k: knobmod.Knob, text: str) -> _Literal | None:
+    """The literal of a seed entry in a config no command line reaches: ``"seed": 42`` in a dict, a dataclass field
+    ``seed: int = 0``, ml_collections' ``config.seed = 0``, ``seed: 42`` in a YAML / JSON file the code loads."""
+    value = k.value
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None
+    local = _knob_local(k)
+    leaf = local.rsplit(".", 1)[-1]
+    lines = text.splitlines()
+    what = lines[k.line - 1].strip() if 0 < k.line <= len(lines) else ""
+    if k.style in ("yaml", "json"):
+        return _Literal(k.path, k.line, value, what) if what else None
+    if not (k.style in ("dict", "dataclass") or (k.style == "constant" and "." in local)):
+        return None
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+    def at(v: ast.AST | None) -> _Literal | None:
+        if isinstance(v, ast.Constant) and type(v.value) is int and v.value == value and v.lineno == k.line:
+            return _Literal(k.path, k.line, value, what, v.col_offset)
+        return None
+    for node in ast.walk(tree):
+        found = None
+        if isinstance(node, ast.Dict):
+            found = next((x for key, v in zip(node.keys, node.values, strict=True)
+                          if isinstance(key, ast.Constant) and key.value == leaf and (x := at(v))), None)
+        elif isinstance(node, ast.Call) and _call_name(node) == "dict":
+            found = next((x for kw in node.keywords if kw.arg == leaf and (x := at(kw.value))), None)
+        elif isinstance(node, ast.AnnAssign | ast.Assign) and any(
+                (isinstance(t, ast.Attribute) and t.attr == leaf) or (isinstance(t, ast.Name) and t.id == leaf)
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target])):
+            found = at(node.value)
+        if found is not None:
+            return found
+    return None
+
+
 def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str], bool],
                  tracked: Sequence[str] = (), metric: str = "", protected: Sequence[str] = ()) -> SeedPlan:
     """How re-runs of `command` (on the files `read` gives) get another seed; see the module docstring. A file
@@ -234,14 +604,25 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
     knobs = knobmod.discover_files(files) + eff.cli_knobs(program)
     seeds = [k for k in knobs if k.kind == "seed"]
     res = eff.resolve(program, knobs, files)
+    draws = _split_draws(files, program.run_files)
+    held: list[str] = []
+
+    def decides_split(k: knobmod.Knob) -> bool:
+        if not _decides_split(program, k, draws):
+            return False
+        label = f"{'the command' if k.path == eff.COMMAND_PATH else k.path}: {_knob_local(k).split(':', 1)[-1]}"
+        if label not in held:
+            held.append(label)
+        return True
     # 2. on the command line, or settable there
     for k in seeds:
-        if k.style == eff.CLI_STYLE and k.path == eff.COMMAND_PATH and isinstance(k.value, int):
+        if k.style == eff.CLI_STYLE and k.path == eff.COMMAND_PATH and isinstance(k.value, int) and \
+                not decides_split(k):
             arg = k.name.split(":", 1)[1]
             return SeedPlan(SeedRoute.ARGUMENT, f"re-runs change {arg} on the command line (now {k.value})",
                             argument=arg, default=k.value, program=program)
     for k in seeds:
-        if res.why_not(k.name) or isinstance(k.value, bool):
+        if res.why_not(k.name) or isinstance(k.value, bool) or decides_split(k):
             continue
         route = eff.cli_route(program, k)
         if route is not None:
@@ -249,16 +630,37 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
             where = f"{k.path}" + (f", default {default}" if default is not None else "")
             return SeedPlan(SeedRoute.ARGUMENT, f"re-runs pass {route}=N on the command line (the seed setting in "
                                                 f"{where})", argument=route, default=default, program=program)
+    # ... or held by a config system that takes it there (LightningCLI, tyro, HfArgumentParser, ml_collections)
+    trees = _trees(files, program.run_files)
+    config_seeds = [k for k in seeds if not res.why_not(k.name) and type(k.value) is int and k.style != eff.CLI_STYLE
+                    and not matches_any(k.path, protected) and not decides_split(k)]
+    seeding_args = [a for t in trees for n in ast.walk(t) if isinstance(n, ast.Call) and (
+        _call_name(n) in _SEED_CALLS or _dotted(n.func).endswith("random.key")) for a in n.args]
+    fed = [k for k in config_seeds if any(_reads(a, _knob_leaf(program, k)) for a in seeding_args)]
+    if fed:  # the settings a seeding call of the code reads come first (`seed` before an unread `data_seed`)
+        config_seeds = fed + [k for k in config_seeds if k not in fed]
+    for k in config_seeds:
+        route = _config_route(program, k, trees)
+        if route is not None:
+            return SeedPlan(SeedRoute.ARGUMENT, f"re-runs pass {route}=N on the command line (the seed setting in "
+                                                f"{k.path}, now {k.value})", argument=route, default=int(k.value),
+                            program=program)
     # 3. fixed in the code
     skip = evaluation_functions({p: t for p, t in files.items() if p.endswith(".py")}, metric)
-    held: list[str] = []
-    literals = _code_literals(files, program.run_files, skip, protected, held)
+    literals = _code_literals(files, program.run_files, skip, protected, held, draws)
+    for k in fed or config_seeds:  # a config entry no command line reaches: its literal
+        if not k.path.endswith(".py") and (k not in fed or _shared_config(program, k, seeds, read, tracked)):
+            continue
+        lit = _config_literal(k, files.get(k.path, ""))
+        if lit is not None and not any(x.path == lit.path and x.line == lit.line for x in literals):
+            literals.append(lit)
     if literals:
         first = literals[0]
         where = "; ".join(f"{posixpath.basename(x.path)}:{x.line} `{x.what}`" for x in literals[:3])
+        kept = f"; {'; '.join(held)} also decides the data split and stays as it is" if held else ""
         return SeedPlan(SeedRoute.CODE, f"the seed is fixed in the code ({where}); re-runs change that literal "
-                                        f"(the code's {first.value} plus the re-run's offset) on their own commit",
-                        default=first.value, literals=literals)
+                                        f"(the code's {first.value} plus the re-run's offset) on their own commit"
+                                        f"{kept}", default=first.value, literals=literals)
     if held:
         return SeedPlan(SeedRoute.NONE, f"the code's seed ({'; '.join(held)}) also fixes the data split, so re-runs "
                                         "leave it as it is and repeat the command (changing it would change what is "
