@@ -14,9 +14,17 @@ what the code does, never from how it is laid out or commented:
   ``load_data``);
 
 and in both cases only a function that does not train: one that calls ``.backward()``, an optimizer's
-``.step()`` / ``.zero_grad()`` or ``.fit()`` is training code whatever its name (``train_and_evaluate``).
+``.step()`` / ``.zero_grad()`` or ``.fit()``, takes gradients (``jax.value_and_grad``) or trains a booster
+(``xgb.train(params, dtrain)``) is training code whatever its name, and so is one named for training as well
+(``train_and_evaluate``) that trains through the functions it calls.
 A model-building or data-batching function reached on the way (``get_batch`` used by both) is not an evaluation
 function: only the head call of each expression counts, not the arguments it is given.
+
+The edit guard (`evaluation_edits`) holds those functions whole, with the helpers and classes they use (also
+through a project module, ``utils.accuracy``, and the closure a ``build_criterion()`` hands them), except a data
+function that builds the training and the held-out part alike (``load_data(traindir, valdir)``): of it only the
+held-out side is held. Elsewhere it holds statements (`measuring_statements`), of a config dict only the entries
+the measurement reads, and of an inline validation loop its header and its exits.
 """
 
 from __future__ import annotations
@@ -98,12 +106,23 @@ def _says_evaluation(name: str) -> bool:
 
 def trains(fn: ast.AST) -> bool:
     """Whether code calls what only training calls: `.backward()`, an optimizer's `.step()` / `.zero_grad()`,
-    `.fit()`, … (on an attribute: a bare `step(…)` is the project's own)."""
+    `.fit()`, … (on an attribute: a bare `step(…)` is the project's own), takes gradients (`jax.value_and_grad(
+    loss_fn)`, `jax.grad`, `tape.gradient`: a Flax `apply_model` that returns grads is a training step), or trains a
+    booster (`xgb.train(params, dtrain, …)`, `lgb.train(params, train_set)`: given the data, unlike a module's
+    `model.train()` mode switch, which an evaluation function calls on its way out)."""
     for node in ast.walk(fn):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and node.func.attr in _TRAINING_CALLS:
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        if isinstance(f, ast.Attribute) and (f.attr in _TRAINING_CALLS or f.attr in _GRADIENT_CALLS or (
+                f.attr == "train" and len(node.args) >= 2)):
+            return True
+        if isinstance(f, ast.Name) and f.id == "value_and_grad":
             return True
     return False
+
+
+_GRADIENT_CALLS = frozenset({"grad", "value_and_grad", "gradient"})
 
 
 def parse_python(text: str) -> ast.Module | None:
@@ -350,9 +369,11 @@ def _feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
                 yield st.value
         elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Call):
             f = st.value.func
-            if isinstance(f, ast.Attribute) and f.attr in ("append", "extend", "add", "update", "insert") \
+            if isinstance(f, ast.Attribute) and f.attr in ("append", "extend", "add", "update", "insert",
+                                                         "add_batch") \
                     and isinstance(f.value, ast.Name) and f.value.id == name:
                 yield from st.value.args
+                yield from (k.value for k in st.value.keywords)
 
 
 def _target_names(t: ast.AST) -> set[str]:
@@ -369,43 +390,115 @@ def evaluation_functions(files: Mapping[str, str], metric: str) -> set[str]:
     """Names of the project's functions that measure the model (see the module docstring), over all `files`."""
     trees, defs, training = _functions(files)
     model = set().union(*(_model_methods(t) for t in trees.values())) if trees else set()
+    reaching = _reaching_training(defs, training)
     named = {name for name, ds in defs.items() if name_is_fixed(name) and name not in training
-             and not all(id(d) in model for d in ds)}
+             and not all(id(d) in model for d in ds)
+             and not (_tokens(name) & _TRAINING_WORDS and name in reaching)}
     return named | _traced(trees, defs, training, metric)
+
+
+# a function named for training as well as evaluation (`train_and_evaluate`) that trains through what it calls
+# (`train_epoch` → `state.apply_gradients`) is the training loop, not fixed by the evaluation word in its name
+_TRAINING_WORDS = frozenset({"train", "training", "fit"})
 
 
 def measuring_helpers(files: Mapping[str, str], functions: set[str]) -> set[str]:
     """The project's functions that evaluation functions call by name, transitively (`accuracy(output, target)`
     inside `validate`, in a metrics.py of its own), training functions and model methods excluded: editing one
-    changes the metric as surely as editing `validate`. Only the edit guard holds them; the search still tunes what
-    they read where training shares them (`get_batch`)."""
+    changes the metric as surely as editing `validate`. Called through a project module too (`utils.accuracy(...)`),
+    and a function that returns the closure an evaluation function is given and calls (`criterion =
+    build_criterion()`, then `validate(model, criterion, batches)`). Only the edit guard holds them; the search still
+    tunes what they read where training shares them (`get_batch`)."""
     trees, defs, training = _functions(files)
     model = set().union(*(_model_methods(t) for t in trees.values())) if trees else set()
+    modules = _module_functions(trees)
     out: set[str] = set()
     todo = [d for name in functions for d in defs.get(name, [])]
+
+    def add(name: str) -> None:
+        if name in defs and name not in functions and name not in out and name not in training and \
+                not any(id(d) in model for d in defs[name]):
+            out.add(name)
+            todo.extend(defs[name])
+
     while todo:
         fn = todo.pop()
         for node in ast.walk(fn):
-            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
-                continue
-            name = node.func.id
-            if name in defs and name not in functions and name not in out and name not in training and \
-                    not any(id(d) in model for d in defs[name]):
-                out.add(name)
-                todo.extend(defs[name])
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                add(node.func.id)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    isinstance(node.func.value, ast.Name) and node.func.attr in modules.get(node.func.value.id, ()):
+                add(node.func.attr)  # `utils.accuracy(output, target)`: a function of the project's utils.py
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            for builder in _callable_builders(trees, fn):
+                add(builder)
     return out
+
+
+def _module_functions(trees: Mapping[str, ast.Module]) -> dict[str, set[str]]:
+    """{a project module's name (the file's stem, `utils` for src/pkg/utils.py): its top-level functions}."""
+    out: dict[str, set[str]] = {}
+    for path, tree in trees.items():
+        stem = path.rsplit("/", 1)[-1].removesuffix(".py")
+        out.setdefault(stem, set()).update(d.name for d in tree.body if isinstance(d, ast.FunctionDef |
+                                                                                   ast.AsyncFunctionDef))
+    return out
+
+
+def _callable_builders(trees: Mapping[str, ast.Module], fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Functions that build what `fn` is given and calls (`validate(model, criterion, batches)` calling
+    `criterion(model, sample)`, given `criterion = build_criterion()`): the closure they return computes the measured
+    value as surely as `fn` does. Found at each call of `fn`, in the scope of the call."""
+    params = [a.arg for a in [*fn.args.posonlyargs, *fn.args.args]]
+    called = {n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    wanted = {i: p for i, p in enumerate(params) if p in called}
+    if not wanted:
+        return set()
+    out: set[str] = set()
+    for tree in trees.values():
+        for scope in [tree, *_defs(tree)]:
+            stmts = _scope_statements(scope)
+            for call in (n for st in stmts if not isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef |
+                                                                ast.ClassDef)
+                         for n in ast.walk(st) if isinstance(n, ast.Call) and _called(n) == fn.name):
+                shift = 1 if isinstance(call.func, ast.Attribute) and params[:1] == ["self"] else 0
+                given = [a for i, a in enumerate(call.args, shift) if i in wanted] + \
+                    [k.value for k in call.keywords if k.arg in wanted.values()]
+                for name in (g.id for g in given if isinstance(g, ast.Name)):
+                    out |= {_called(v) for v in _feeding(stmts, name) if isinstance(v, ast.Call)}
+    builders = {d.name for tree in trees.values() for d in _defs(tree) if _returns_a_closure(d)}
+    return out & builders
+
+
+def _returns_a_closure(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """Whether a function returns a function it defines (`def cross_entropy(...): ...; return cross_entropy`, a
+    lambda): a builder of a loss or a metric, not of a model (a model is called too, and its builder stays free)."""
+    inner = {d.name for d in _defs(fn) if d is not fn}
+    return any(isinstance(r, ast.Return) and (isinstance(r.value, ast.Lambda) or (
+        isinstance(r.value, ast.Name) and r.value.id in inner)) for r in ast.walk(fn))
 
 
 _SIMPLE = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Return)
 _HELD_OUT_WORDS = frozenset({"val", "valid", "validation", "test", "te", "dev", "eval", "holdout", "va"})
 
 
-def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> list[ast.stmt]:
+def measuring_statements(text: str, metric: str, skip: Collection[str] = (), data_functions: Collection[str] = (),
+                         trainers: Collection[str] = ()) -> list[ast.stmt]:
     """The statements outside evaluation functions that measure: each simple statement that prints or logs the
     metric's name, the statements that give the values it prints theirs (two steps back, as `_traced` follows them:
     `acc = accuracy_score(y_te, clf.predict(X_te))`, an inline validation loop's `correct += (pred == y).sum()`),
     and the statements that split the data (`train_test_split(...)`, `random_split(...)`). A statement that trains
-    (`clf.fit`, `loss.backward()`) is never one. Functions in `skip` (already held whole) are passed over."""
+    (`clf.fit`, `loss.backward()`) is never one. Functions in `skip` (already held whole) are passed over.
+
+    Of a dict literal the measurement reads by key (``x[-config["val_size"]:]``) only those entries are held, and of
+    ``a, b = x, y`` only the names it reads: the learning rate beside `val_size` stays a training setting. A loop that
+    feeds the printed value and neither trains (nor calls one of `trainers`) nor prints it (``for xb, yb in
+    val_loader: correct += ...``) is held as its header and its exits (`break`, `continue`, with their conditions):
+    which batches are measured, and how many. Data given to a training call as the measurement's (``evals=[(dvalid,
+    "valid")]``, ``eval_set=[(X_val, y_val)]``) is followed back to what builds it. In `data_functions` (fixed by a
+    data name, building the training and the held-out data alike: torchvision's ``load_data(traindir, valdir)``) only
+    the held-out side is held: what assigns a held-out name (``val_tf = ...``, ``dataset_test = ...``) and what feeds
+    it, and of the return the parts that read one; its training augmentation stays free."""
     tree = parse_python(text)
     pat = _metric_pattern(metric)
     if tree is None:
@@ -415,19 +508,27 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
     local = list(_defs(tree))
 
     def take(st: ast.stmt) -> None:
-        if id(st) not in seen and isinstance(st, _SIMPLE) and not trains(st):
+        if id(st) not in seen and isinstance(st, _SIMPLE + _LOOPS) and not trains(st):
             seen.add(id(st))
             out.append(st)
 
     for scope in [tree, *(d for d in _defs(tree) if d.name not in skip)]:
         stmts = _scope_statements(scope)
+        if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) and scope.name in data_functions:
+            _held_out_side(scope, stmts, take)
+        for st in stmts:  # data handed to a training call as the measurement's (`xgb.train(..., evals=evals)`)
+            if not isinstance(st, _SIMPLE):
+                continue
+            for k in (k for n in ast.walk(st) if isinstance(n, ast.Call) for k in n.keywords):
+                if names_the_measurement(k.arg) and _a_display(k.value, stmts):
+                    _slice(stmts, [_without_training_parts(k.value)], None, take)
         split_names: set[str] = set()
         for st in stmts:
             bounds = _slice_split(st)
             if bounds and isinstance(st, ast.Assign):  # `train_data, val_data = data[:n], data[n:]`: the statement
                 take(st)  # and where `n` comes from
                 split_names |= {n for t in st.targets for n in _target_names(t)}
-                _slice(stmts, [ast.Name(id=n) for b in bounds for n in _names_outside_len(b)], None, take)
+                _slice(stmts, [r for b in bounds for r in _reads_outside_len(b)], None, take)
             splits = [n for n in ast.walk(st) if isinstance(n, ast.Call) and _called(n) in SPLIT_CALLS]
             if isinstance(st, _SIMPLE) and splits:
                 take(st)
@@ -436,10 +537,10 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
                 # its sizes and seed (`[len(full) - n_val, n_val]`, `test_size=TEST_SIZE`), back to the module's
                 # constants; not the data it is given (preprocessing before a split stays free)
                 sizes: list[ast.AST] = [
-                    ast.Name(id=n) for c in splits
+                    r for c in splits
                     for a in [*(c.args[1:2] if _called(c) == "random_split" else []),
                               *(k.value for k in c.keywords if k.arg not in ("stratify", "groups"))]
-                    for n in _names_outside_len(a)]
+                    for r in _reads_outside_len(a)]
                 reached: set[str] = set()
                 _slice(stmts, sizes, None, take, reached)
                 if scope is not tree:
@@ -465,7 +566,10 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
                     isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)):  # a docstring measures nothing
                 continue
             take(st)
-            calls = _slice(stmts, list(_printed(st, pat)), pat, take)
+            fed: list[ast.stmt] = []
+            calls = _slice(stmts, list(_printed(st, pat)), pat, _recording(take, fed))
+            for loop in _feeding_loops(scope, fed, st, trainers):
+                take(loop)
             for fn in (d for d in local if d.name in calls and d.name not in skip and trains(d)):
                 # a function that trains and evaluates (`val_loss = run_epoch(model, val_loader)`): what it returns
                 # and what feeds that, outside the statements that train
@@ -475,6 +579,13 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = ()) -> 
                         take(ret)
                         _slice(inner, _measured_parts(ret.value), pat, take)
     return out
+
+
+def _recording(take: Callable[[ast.stmt], None], into: list[ast.stmt]) -> Callable[[ast.stmt], None]:
+    def go(st: ast.stmt) -> None:
+        take(st)
+        into.append(st)
+    return go
 
 
 def _held_out_name(name: str) -> bool:
@@ -503,10 +614,16 @@ def _picks_held_out(st: ast.stmt) -> bool:
     def held(node: ast.AST | None) -> bool:
         return isinstance(node, ast.Constant) and isinstance(node.value, str) and \
             node.value.lower() in _HELD_OUT_PARTS
+    # a held-out name given an entry under a held-out key (`test_ds = {"image": data["x_test"] / 255.0, ...}`,
+    # `x_test, y_test = data["x_test"], data["y_test"]`)
+    targets = [n for t in st.targets for n in _target_names(t)] if isinstance(st, ast.Assign) else []
+    held_target = any(_held_out_name(n) for n in targets)
     for n in ast.walk(st):
         if isinstance(n, ast.Call) and any(held(a) for a in [*n.args, *(k.value for k in n.keywords)]):
             return True
-        if isinstance(n, ast.Subscript) and held(n.slice):
+        if isinstance(n, ast.Subscript) and (held(n.slice) or (held_target and isinstance(n.slice, ast.Constant)
+                                                               and isinstance(n.slice.value, str)
+                                                               and _held_out_name(n.slice.value))):
             return True
     return False
 
@@ -555,13 +672,17 @@ def _sets_a_literal(st: ast.stmt) -> bool:
     return True
 
 
-def _names_outside_len(node: ast.AST) -> list[str]:
-    """Names an expression reads, except inside `len(...)` (`[len(full) - n_val, n_val]` reads n_val, not the data)."""
+def _reads_outside_len(node: ast.AST) -> list[ast.expr]:
+    """What an expression reads, except inside `len(...)`: names, and a name read by a constant key as that
+    subscript (``config["val_size"]``: the measurement reads that entry of the dict, not the rest of it)."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len":
         return []
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and isinstance(node.slice, ast.Constant) \
+            and isinstance(node.slice.value, str):
+        return [node]
     if isinstance(node, ast.Name):
-        return [node.id]
-    return [n for child in ast.iter_child_nodes(node) for n in _names_outside_len(child)]
+        return [node]
+    return [r for child in ast.iter_child_nodes(node) for r in _reads_outside_len(child)]
 
 
 # methods whose result is computed by the object they are called on with what they are given, not a reduction of it:
@@ -620,28 +741,229 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
         c, n = _guard_heads(expr)
         calls |= c
         names |= n
+    keys = _keys_read(exprs)
     done: set[str] = set()
     for _ in range(_TRACE_DEPTH):
         if reached is not None:
             reached |= names
         nxt: set[str] = set()
+        read: list[ast.AST] = []
         for name in names - done:
             done.add(name)
-            for fed in stmts:
-                if isinstance(fed, _SIMPLE) and any(True for _ in _feeding([fed], name)):
-                    if pat is not None and _sets_a_literal(fed):
+            for whole in stmts:
+                if isinstance(whole, _SIMPLE) and any(True for _ in _feeding([whole], name)):
+                    if pat is not None and _sets_a_literal(whole):
                         continue  # a setting (`LR = 0.1`, `CONFIG = {...}`) the metric depends on is what the
                         # search moves, not how the metric is computed
+                    fed = _narrowed(whole, name, keys.get(name))
+                    if trains(fed):
+                        continue  # what a training call is given (`bst = xgb.train(params, dtrain)`) trains
                     take(fed)
                     for expr in (e for v in _feeding([fed], name) for e in
                                  (_entries_named(v, pat) if pat is not None else [v])):
                         c, n = _guard_heads(expr)
                         calls |= c
                         nxt |= n
+                        read.append(expr)
+        keys = _keys_read(read)
         names = nxt
     if reached is not None:
         reached |= names
     return calls
+
+
+_LOOPS = (ast.For, ast.AsyncFor, ast.While)
+
+
+def _keys_read(exprs: list[ast.AST]) -> dict[str, set[str] | None]:
+    """{name: the constant keys it is read by (``config["val_size"]``), or None where it is also read whole}."""
+    out: dict[str, set[str] | None] = {}
+    keyed: set[int] = set()
+    for expr in exprs:
+        for n in ast.walk(expr):
+            if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and isinstance(n.slice, ast.Constant) \
+                    and isinstance(n.slice.value, str):
+                keyed.add(id(n.value))
+                got = out.setdefault(n.value.id, set())
+                if got is not None:
+                    got.add(n.slice.value)
+    for expr in exprs:
+        for n in ast.walk(expr):
+            if isinstance(n, ast.Name) and id(n) not in keyed:
+                out[n.id] = None
+    return out
+
+
+def _narrowed(st: ast.stmt, name: str, keys: set[str] | None) -> ast.stmt:
+    """The part of `st` that gives `name` the value the measurement reads: of ``config = {...}`` read by key only
+    those entries, of ``a, b = x, y`` only `name`'s pair, of a list of (data, label) pairs (``evals = [(dtrain,
+    "train"), (dvalid, "valid")]``) only the parts that are not training data; else `st` itself."""
+    if not isinstance(st, ast.Assign) or len(st.targets) != 1:
+        return st
+    target, value = st.targets[0], st.value
+    if isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List) \
+            and len(target.elts) == len(value.elts) and len(target.elts) > 1:
+        pairs = [(t, v) for t, v in zip(target.elts, value.elts, strict=True) if name in _target_names(t)]
+        if not pairs:
+            return st
+        target = ast.Tuple(elts=[t for t, _ in pairs], ctx=ast.Store())
+        value = ast.Tuple(elts=[v for _, v in pairs], ctx=ast.Load())
+    elif isinstance(target, ast.Name) and isinstance(value, ast.Dict) and keys is not None:
+        value = ast.Dict(keys=[k for k, _ in _kept(value, keys)], values=[v for _, v in _kept(value, keys)])
+    elif isinstance(target, ast.Name) and isinstance(value, ast.List | ast.Tuple):
+        value = _without_training_parts(value)
+    else:
+        return st
+    return ast.copy_location(ast.Assign(targets=[target], value=value, lineno=st.lineno), st)
+
+
+def _kept(d: ast.Dict, keys: set[str]) -> list[tuple[ast.expr | None, ast.expr]]:
+    return [(k, v) for k, v in zip(d.keys, d.values, strict=True)
+            if not (isinstance(k, ast.Constant) and isinstance(k.value, str)) or k.value in keys]
+
+
+def _trainish(node: ast.AST) -> bool:
+    """Whether an entry names the training part: a `"train"` label or a name of the training data (`dtrain`,
+    `X_train`)."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.lower() in ("train", "training"):
+            return True
+        words = {w.lower() for w in re.split(r"_+|\d+", n.id) if w} if isinstance(n, ast.Name) else set()
+        if words & {"train", "tr", "training", "dtrain"} or (isinstance(n, ast.Name) and
+                                                             n.id.lower().startswith("train")):
+            return True
+    return False
+
+
+def _without_training_parts(value: ast.expr) -> ast.expr:
+    """A list or tuple of datasets without its training entries (what the measurement is given is the rest); the
+    value itself where every entry trains or it is no display."""
+    if isinstance(value, ast.List | ast.Tuple):
+        kept = [e for e in value.elts if not _trainish(e)]
+        if kept and len(kept) < len(value.elts):
+            return type(value)(elts=kept, ctx=ast.Load())
+    return value
+
+
+def _a_display(value: ast.expr, stmts: list[ast.stmt]) -> bool:
+    """A list / tuple display, or a name these statements bind to one (`evals = [(dtrain, "train"), ...]`)."""
+    if isinstance(value, ast.List | ast.Tuple):
+        return True
+    return isinstance(value, ast.Name) and any(
+        isinstance(v, ast.List | ast.Tuple) for v in _feeding(stmts, value.id))
+
+
+def _enclosing_loops(scope: ast.AST) -> dict[int, list[ast.stmt]]:
+    """{id of a statement: the loops of `scope` around it, outermost first} (nested defs excluded)."""
+    out: dict[int, list[ast.stmt]] = {}
+
+    def walk(body: list[ast.stmt], loops: list[ast.stmt]) -> None:
+        for st in body:
+            out[id(st)] = loops
+            if isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            inner = [*loops, st] if isinstance(st, _LOOPS) else loops
+            for attr in ("body", "orelse", "finalbody"):
+                walk(getattr(st, attr, []) or [], inner)
+            for h in getattr(st, "handlers", []) or []:
+                walk(h.body, inner)
+            if isinstance(st, ast.Match):
+                for case in st.cases:
+                    walk(case.body, inner)
+
+    walk(list(getattr(scope, "body", [])), [])
+    return out
+
+
+def _feeding_loops(scope: ast.AST, fed: list[ast.stmt], printing: ast.stmt,
+                   trainers: Collection[str]) -> list[ast.stmt]:
+    """Skeletons (`_exits`) of the `for` loops around statements that feed the printed value with the loop's items
+    (``correct += (model(xb).argmax(1) == yb).sum()`` in ``for xb, yb in val_loader``), but not around the statement
+    that prints it, that train nothing (an epoch loop trains, and its length is a training setting)."""
+    around = _enclosing_loops(scope)
+    outside = {id(x) for x in around.get(id(printing), [])}
+    out: list[ast.stmt] = []
+    done: set[int] = set()
+    for st in fed:
+        reads = {n.id for n in ast.walk(st) if isinstance(n, ast.Name)}
+        for loop in around.get(id(st), []):
+            if id(loop) in outside or id(loop) in done or not isinstance(loop, ast.For | ast.AsyncFor) \
+                    or not _item_names(loop) & reads:
+                continue
+            done.add(id(loop))
+            if trains(loop) or any(isinstance(n, ast.Call) and _called(n) in trainers for n in ast.walk(loop)):
+                continue
+            out.append(_exits(loop))
+    return out
+
+
+def _item_names(loop: ast.For | ast.AsyncFor) -> set[str]:
+    """The loop's target and the names its body computes from it (``outputs = model(**batch)``, ``predictions =
+    outputs.logits.argmax(-1)``): what differs from one item to the next."""
+    out = _target_names(loop.target)
+    body = _scope_statements(loop)
+    grew = True
+    while grew:
+        grew = False
+        for st in body:
+            if isinstance(st, ast.Assign | ast.AugAssign | ast.AnnAssign) and st.value is not None and \
+                    {n.id for n in ast.walk(st.value) if isinstance(n, ast.Name)} & out:
+                targets = st.targets if isinstance(st, ast.Assign) else [st.target]
+                new = {n for t in targets for n in _target_names(t)} - out
+                if new:
+                    out |= new
+                    grew = True
+    return out
+
+
+def _exits(loop: ast.stmt) -> ast.stmt:
+    """A loop reduced to what decides which items it measures: its header and its exits (`break`, `continue`,
+    `return`, under the conditions that guard them); loops nested in it keep their own exits."""
+    def keep(body: list[ast.stmt]) -> list[ast.stmt]:
+        out: list[ast.stmt] = []
+        for s in body:
+            if isinstance(s, ast.Break | ast.Continue | ast.Return):
+                out.append(s)
+            elif isinstance(s, ast.If):
+                b, o = keep(s.body), keep(s.orelse)
+                if b or o:
+                    out.append(ast.If(test=s.test, body=b or [ast.Pass()], orelse=o))
+            elif isinstance(s, ast.With | ast.AsyncWith):
+                out += keep(s.body)
+            elif isinstance(s, ast.Try):
+                out += keep(s.body) + [x for h in s.handlers for x in keep(h.body)] + keep(s.orelse) + \
+                    keep(s.finalbody)
+        return out
+
+    skeleton = copy.copy(loop)
+    skeleton.body = keep(loop.body) or [ast.Pass()]  # type: ignore[attr-defined]
+    skeleton.orelse = []  # type: ignore[attr-defined]
+    return skeleton
+
+
+def _held_out_side(fn: ast.AST, stmts: list[ast.stmt], take: Callable[[ast.stmt], None]) -> None:
+    """In a data function that builds both parts, the held-out side: each statement that assigns a held-out name
+    (narrowed to that name) and what feeds it, and of each return the parts that read a held-out name."""
+    for st in stmts:
+        if isinstance(st, ast.Assign | ast.AnnAssign) and st.value is not None:
+            targets = st.targets if isinstance(st, ast.Assign) else [st.target]
+            held = sorted({n for t in targets for n in _target_names(t) if _held_out_name(n)})
+            for name in held:
+                part = _narrowed(st, name, None) if isinstance(st, ast.Assign) else st
+                take(part)
+                _slice(stmts, [v for v in _feeding([part], name)], None, take)
+        elif isinstance(st, ast.Return) and st.value is not None:
+            parts = st.value.elts if isinstance(st.value, ast.Tuple) else [st.value]
+            held_parts = [e for e in parts if any(isinstance(n, ast.Name) and _held_out_name(n.id)
+                                                  for n in ast.walk(e))]
+            take(ast.copy_location(ast.Return(value=ast.Tuple(elts=held_parts, ctx=ast.Load())), st))
+
+
+def builds_held_out(fn: ast.AST) -> bool:
+    """Whether a function reads or assigns a held-out name (`valdir`, `val_tf`, `dataset_test`): it builds that side
+    by name, so the rest of it (the training side) can be told apart."""
+    return any((isinstance(n, ast.Name) and _held_out_name(n.id)) or (isinstance(n, ast.arg) and
+                                                                       _held_out_name(n.arg)) for n in ast.walk(fn))
 
 
 def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str]:
@@ -659,19 +981,38 @@ def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str
     return out
 
 
-def _made_in(tree: ast.Module, measuring: list[ast.AST]) -> set[str]:
-    """Classes of this file that measuring code instantiates by name (`top1 = AverageMeter()` in `validate`) and
-    that are no model and train nothing: their `update` decides the reported average."""
-    made = {n.func.id for fn in measuring for n in ast.walk(fn)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
-    out = set()
-    for cls in ast.walk(tree):
-        if isinstance(cls, ast.ClassDef) and cls.name in made:
-            methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
-            if not any(d.name == "forward" or trains(d) for d in methods) and not any(
-                    (b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "") in
-                    ("Module", "LightningModule") for b in cls.bases):
-                out.add(cls.name)
+def _made_in(tree: ast.Module, measuring: list[ast.AST], path: str = "") -> set[str]:
+    """Classes of this file that measuring code instantiates (`top1 = AverageMeter()` in `validate`, or through the
+    module, `utils.MetricLogger()` for this utils.py) and that are no model and train nothing: their `update`
+    decides the reported average. The classes a held class builds or is given (`defaultdict(SmoothedValue)`) are
+    held with it."""
+    stem = path.rsplit("/", 1)[-1].removesuffix(".py")
+
+    def made_by(code: list[ast.AST]) -> set[str]:
+        out: set[str] = set()
+        for n in (n for fn in code for n in ast.walk(fn) if isinstance(n, ast.Call)):
+            f = n.func
+            if isinstance(f, ast.Name):
+                out.add(f.id)
+            elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == stem:
+                out.add(f.attr)
+        return out
+
+    classes = {c.name: c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)}
+    made = made_by(measuring)
+    out: set[str] = set()
+    todo = sorted(made & classes.keys())
+    while todo:
+        cls = classes[todo.pop()]
+        if cls.name in out:
+            continue
+        methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
+        if not any(d.name == "forward" or trains(d) for d in methods) and not any(
+                (b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "") in
+                ("Module", "LightningModule") for b in cls.bases):
+            out.add(cls.name)
+            given = {a.id for n in ast.walk(cls) if isinstance(n, ast.Call) for a in n.args if isinstance(a, ast.Name)}
+            todo += sorted(((made_by([cls]) | given) & classes.keys()) - out)
     return out
 
 
@@ -702,13 +1043,14 @@ def _reaching_training(defs: Mapping[str, list[ast.AST]], training: set[str]) ->
 # words of a setting's name that say it decides what is measured or how much of it (`limit_val_batches`,
 # `validation_split`, `max_eval_samples`, `compute_metrics`, `test_size`, `eval_iters`), wherever it is written
 _MEASURING_SETTING_WORDS = frozenset({"val", "valid", "validation", "eval", "evaluate", "evaluation", "test",
-                                      "holdout", "metric", "metrics", "scoring"})
+                                      "holdout", "metric", "metrics", "scoring", "evals"})
 
 
 def names_the_measurement(name: str | None) -> bool:
     """Whether a setting's name (a keyword, a constant, a config key, a flag; dotted or dashed) says it decides the
     measurement: an evaluation or metric word (`clip_val`, `max_val` say otherwise), except an evaluation batch size
-    (`per_device_eval_batch_size`, `eval.batch_size`), which changes only the speed."""
+    (`per_device_eval_batch_size`, `eval.batch_size`), which changes only the speed; or a data split of its own
+    (`prepare.split`, `split_seed`, `n_splits`; not a tree's `min_samples_split`)."""
     if not name:
         return False
     parts = [p for p in re.split(r"[.:/\\]+", name.strip("-").replace("-", "_")) if p]
@@ -716,7 +1058,15 @@ def names_the_measurement(name: str | None) -> bool:
         return False
     words = set().union(*(_tokens(p) for p in parts))
     leaf = _tokens(parts[-1])
+    if leaf & {"split", "splits"} and not leaf & _NOT_A_DATA_SPLIT:
+        return True  # `prepare.split: 0.20`, `split_seed`, `n_splits`: how much is held out, or which rows
     return bool(words & _MEASURING_SETTING_WORDS) and not ({"batch", "size"} <= leaf or "bs" in leaf)
+
+
+# beside `split`, words of a tree's node splitting (`min_samples_split`, `min_split`, `max_splits`) or of a tensor
+# split in a model (`split_size`, `split_heads`): no data split
+_NOT_A_DATA_SPLIT = frozenset({"min", "max", "samples", "leaf", "node", "nodes", "gain", "size", "sections"}) | \
+    _MODEL_SPLIT_TOKENS
 
 
 def _assigned_names(t: ast.AST) -> list[str]:
@@ -799,12 +1149,13 @@ def _setting_changes(before: ast.Module, after: ast.Module | None, held: Collect
     return sorted(given | {label(k) + " (a setting of the measurement)" for k in changed})
 
 
-def _statement_changes(before: str, after: str, metric: str, skip: Collection[str]) -> list[int]:
+def _statement_changes(before: str, after: str, metric: str, skip: Collection[str],
+                       data_functions: Collection[str] = (), trainers: Collection[str] = ()) -> list[int]:
     """Lines (in `before`) of measuring statements that `after` no longer has as they were, and, where `after`
     measures with statements `before` did not have, the first such line in `after` (an `acc = acc * 2` slipped in
     between the evaluation and the print)."""
-    old = measuring_statements(before, metric, skip)
-    new = measuring_statements(after, metric, skip)
+    old = measuring_statements(before, metric, skip, data_functions, trainers)
+    new = measuring_statements(after, metric, skip, data_functions, trainers)
     old_dumps = [ast.dump(st) for st in old]
     new_dumps = [ast.dump(st) for st in new]
     lines = [st.lineno for st, d in zip(old, old_dumps, strict=True) if d not in new_dumps]
@@ -827,10 +1178,15 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
     names |= helpers
     trees, defs, training = _functions(before)
     measuring = [d for name in evaluating | helpers for d in defs.get(name, [])]  # what it instantiates is held
-    held_classes = {name for tree in trees.values()
-                    for name in set(_evaluator_classes(tree, evaluating | helpers)) | _made_in(tree, measuring)}
+    held_classes = {name for path, tree in trees.items()
+                    for name in set(_evaluator_classes(tree, evaluating | helpers)) | _made_in(tree, measuring, path)}
     # calls whose arguments are held: of measuring functions that train nothing, even through what they call
-    asked = (evaluating | helpers | held_classes) - _reaching_training(defs, training)
+    trainers = _reaching_training(defs, training)
+    asked = (evaluating | helpers | held_classes) - trainers
+    # a function fixed only by a data name that builds the held-out part by name (torchvision's `load_data(
+    # traindir, valdir)`) is held on its held-out side only (`measuring_statements`)
+    data_functions = {n for n in names - evaluating - helpers if all(builds_held_out(d) for d in defs.get(n, []))}
+    names -= data_functions
     out = []
     for path, text in sorted(after.items()):
         old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
@@ -846,10 +1202,10 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
                 old_defs.setdefault(d.name, []).append(ast.dump(d))
         out += [f"{path}: {name}" for name, dumps in old_defs.items()
                 if sorted(new_defs.get(name, [])) != sorted(dumps)]
-        held = set(_evaluator_classes(old_tree, evaluating | helpers)) | _made_in(old_tree, measuring)
+        held = set(_evaluator_classes(old_tree, evaluating | helpers)) | _made_in(old_tree, measuring, path)
         out += [f"{path}: {name}" for name in sorted(held)
                 if _class_dump(old_tree, name) != (_class_dump(new_tree, name) if new_tree is not None else None)]
-        changed = _statement_changes(before.get(path, ""), text, metric, names)
+        changed = _statement_changes(before.get(path, ""), text, metric, names, data_functions, trainers)
         if changed:
             out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
         out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]

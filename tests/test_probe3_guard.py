@@ -1,0 +1,463 @@
+"""The edit guard on the shapes of probe 3: Keras and XGBoost config dicts, Flax's `apply_model`, torchvision's
+`load_data` and `utils.py`, an inline evaluation loop, a JAX dict-of-arrays test set, a fairseq-style criterion
+factory, a DVC params.yaml.
+
+What measures stays fixed, what trains stays free: each test edits a small repository written the way those projects
+write it and asserts what the engine answers (`measurement_edits`: refused with a reason, or allowed).
+"""
+
+from __future__ import annotations
+
+from nightlab.agent import measuring
+from nightlab.agent.policy.evaluation import evaluation_functions, names_the_measurement
+
+
+def _guard(files: dict[str, str], path: str, old: str, new: str, metric: str) -> list[str]:
+    assert old in files[path], old
+    return measuring.measurement_edits(files.get, sorted(files), {path: files[path].replace(old, new)}, metric)
+
+
+KERAS = {"train.py": '''\
+from tensorflow import keras
+config = {"lr": 1e-3, "batch_size": 128, "epochs": 10, "dropout": 0.3, "val_size": 5000}
+(x, y), _ = keras.datasets.mnist.load_data()
+x_val, y_val = x[-config["val_size"]:], y[-config["val_size"]:]
+x_tr, y_tr = x[:-config["val_size"]], y[:-config["val_size"]]
+model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dropout(config["dropout"]),
+                          keras.layers.Dense(10, activation="softmax")])
+model.compile(optimizer=keras.optimizers.Adam(config["lr"]), loss="sparse_categorical_crossentropy",
+              metrics=["accuracy"])
+h = model.fit(x_tr, y_tr, batch_size=config["batch_size"], epochs=config["epochs"], validation_data=(x_val, y_val))
+print(f"val_accuracy={h.history['val_accuracy'][-1]:.4f}")
+'''}
+
+
+def test_training_keys_of_a_config_dict_that_also_sizes_the_split_stay_free() -> None:
+    for old, new in [('"lr": 1e-3', '"lr": 3e-4'), ('"batch_size": 128', '"batch_size": 256'),
+                     ('"epochs": 10', '"epochs": 20'), ('"dropout": 0.3', '"dropout": 0.5')]:
+        assert _guard(KERAS, "train.py", old, new, "val_accuracy") == [], old
+    assert _guard(KERAS, "train.py", '"val_size": 5000', '"val_size": 500', "val_accuracy")
+
+
+XGB = {"train.py": '''\
+import pandas as pd
+import xgboost as xgb
+from sklearn.model_selection import train_test_split
+SEED = 2024
+params = {"objective": "binary:logistic", "eval_metric": "logloss", "eta": 0.1, "max_depth": 6, "seed": SEED}
+df = pd.read_csv("data/train.csv")
+X_train, X_valid, y_train, y_valid = train_test_split(df.drop(columns=["y"]), df["y"], test_size=0.2,
+                                                      random_state=SEED)
+dtrain = xgb.DMatrix(X_train, label=y_train)
+dvalid = xgb.DMatrix(X_valid, label=y_valid)
+evals = [(dtrain, "train"), (dvalid, "valid")]
+bst = xgb.train(params, dtrain, num_boost_round=500, evals=evals, early_stopping_rounds=20)
+print(f"valid_logloss={bst.best_score:.5f}")
+'''}
+
+
+def test_xgboost_booster_params_are_training_and_its_evals_are_the_measurement() -> None:
+    for old, new in [('"eta": 0.1', '"eta": 0.05'), ('"max_depth": 6', '"max_depth": 4'),
+                     ("num_boost_round=500", "num_boost_round=1000"),
+                     ("dtrain = xgb.DMatrix(X_train, label=y_train)",
+                      "dtrain = xgb.DMatrix(X_train, label=y_train, nthread=2)")]:
+        assert _guard(XGB, "train.py", old, new, "valid_logloss") == [], old
+    assert _guard(XGB, "train.py", '(dvalid, "valid")]', '(dtrain, "valid")]', "valid_logloss")
+    assert _guard(XGB, "train.py", "xgb.DMatrix(X_valid, label=y_valid)",
+                  "xgb.DMatrix(X_train[:100], label=y_train[:100])", "valid_logloss")
+    assert _guard(XGB, "train.py", '"eval_metric": "logloss"', '"eval_metric": "error"', "valid_logloss")
+
+
+FLAX = {"train.py": '''\
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+from model import CNN
+
+
+@jax.jit
+def apply_model(state, images, labels):
+    def loss_fn(params):
+        logits = state.apply_fn({"params": params}, images)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean(), logits
+    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+    return grads, loss, accuracy
+
+
+@jax.jit
+def update_model(state, grads):
+    return state.apply_gradients(grads=grads)
+
+
+def train_epoch(state, train_ds, batch_size, rng):
+    perms = jax.random.permutation(rng, len(train_ds["image"]))[: len(train_ds["image"]) // batch_size * batch_size]
+    for perm in perms.reshape((-1, batch_size)):
+        grads, loss, accuracy = apply_model(state, train_ds["image"][perm], train_ds["label"][perm])
+        state = update_model(state, grads)
+    return state
+
+
+def create_train_state(rng, config):
+    cnn = CNN()
+    params = cnn.init(rng, jnp.ones([1, 28, 28, 1]))["params"]
+    tx = optax.sgd(config.learning_rate, config.momentum)
+    return train_state.TrainState.create(apply_fn=cnn.apply, params=params, tx=tx)
+
+
+def train_and_evaluate(config, train_ds, test_ds):
+    rng = jax.random.key(0)
+    state = create_train_state(rng, config)
+    for epoch in range(config.num_epochs):
+        state = train_epoch(state, train_ds, config.batch_size, rng)
+        _, test_loss, test_accuracy = apply_model(state, test_ds["image"], test_ds["label"])
+        print(f"epoch {epoch} test_accuracy={test_accuracy:.4f}")
+'''}
+
+
+def test_flax_training_step_and_loop_stay_free_and_its_accuracy_stays_fixed() -> None:
+    assert evaluation_functions(FLAX, "test_accuracy") == set()
+    assert _guard(FLAX, "train.py", "tx = optax.sgd(config.learning_rate, config.momentum)",
+                  "tx = optax.adam(config.learning_rate)", "test_accuracy") == []
+    assert _guard(FLAX, "train.py", "state = update_model(state, grads)",
+                  "state = update_model(state, jax.tree_util.tree_map(lambda g: g * 0.5, grads))",
+                  "test_accuracy") == []
+    assert _guard(FLAX, "train.py", "accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)",
+                  "accuracy = jnp.mean(jnp.argmax(logits, -1) == labels) + 0.1", "test_accuracy")
+    assert _guard(FLAX, "train.py", 'apply_model(state, test_ds["image"], test_ds["label"])',
+                  'apply_model(state, train_ds["image"], train_ds["label"])', "test_accuracy")
+
+
+TORCHVISION = {"train.py": '''\
+import torch
+import torchvision
+from torchvision import transforms
+
+
+def load_data(traindir, valdir):
+    train_tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
+                                   transforms.ToTensor()])
+    val_tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor()])
+    return torchvision.datasets.ImageFolder(traindir, train_tf), torchvision.datasets.ImageFolder(valdir, val_tf)
+
+
+def evaluate(model, loader):
+    model.eval()
+    correct = 0
+    with torch.inference_mode():
+        for x, y in loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+    return 100.0 * correct / len(loader.dataset)
+
+
+def main():
+    train_ds, val_ds = load_data("data/train", "data/val")
+    model = torchvision.models.resnet18(num_classes=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(5):
+        for x, y in torch.utils.data.DataLoader(train_ds, batch_size=64, shuffle=True):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        print(f"Acc@1 {evaluate(model, torch.utils.data.DataLoader(val_ds, batch_size=64)):.3f}")
+
+
+main()
+'''}
+
+
+def test_a_data_loader_that_builds_both_parts_holds_only_its_validation_side() -> None:
+    assert _guard(TORCHVISION, "train.py", "transforms.RandomHorizontalFlip(),",
+                  "transforms.RandomHorizontalFlip(), transforms.ColorJitter(0.4),", "Acc@1") == []
+    assert _guard(TORCHVISION, "train.py", "transforms.Resize(256), transforms.CenterCrop(224)",
+                  "transforms.Resize(224), transforms.CenterCrop(224)", "Acc@1")
+    assert _guard(TORCHVISION, "train.py", "ImageFolder(valdir, val_tf)", "ImageFolder(traindir, val_tf)", "Acc@1")
+    assert _guard(TORCHVISION, "train.py", "ImageFolder(valdir, val_tf)", "ImageFolder(traindir, train_tf)",
+                  "Acc@1")
+
+
+INLINE_LOOP = {"train.py": '''\
+import torch
+import torch.nn.functional as F
+from data import loaders
+from model import Net
+train_loader, val_loader = loaders()
+model = Net()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+for epoch in range(10):
+    model.train()
+    for xb, yb in train_loader:
+        opt.zero_grad()
+        F.cross_entropy(model(xb), yb).backward()
+        opt.step()
+    model.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for xb, yb in val_loader:
+            correct += (model(xb).argmax(1) == yb).sum().item()
+            total += len(yb)
+    print(f"epoch {epoch} val_acc={correct / total:.4f}")
+'''}
+
+
+def test_an_inline_validation_loop_holds_what_it_iterates_and_when_it_stops() -> None:
+    assert _guard(INLINE_LOOP, "train.py", "for xb, yb in val_loader:", "for xb, yb in train_loader:", "val_acc")
+    assert _guard(INLINE_LOOP, "train.py", "total += len(yb)\n", "total += len(yb)\n            break\n", "val_acc")
+    # the epoch loop trains and prints: its length and the training loop inside it stay free
+    assert _guard(INLINE_LOOP, "train.py", "for epoch in range(10):", "for epoch in range(20):", "val_acc") == []
+    assert _guard(INLINE_LOOP, "train.py", "        opt.step()\n",
+                  "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n        opt.step()\n",
+                  "val_acc") == []
+
+
+EPOCHS_THROUGH_A_HELPER = {"train.py": '''\
+import torch
+from data import loaders
+from model import Net
+
+
+def train_one_epoch(model, opt, loader):
+    for xb, yb in loader:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(xb), yb).backward()
+        opt.step()
+
+
+train_loader, val_loader = loaders()
+model = Net()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(10):
+    train_one_epoch(model, opt, train_loader)
+    correct = total = 0
+    for xb, yb in val_loader:
+        correct += (model(xb).argmax(1) == yb).sum().item()
+        total += len(yb)
+print(f"val_acc={correct / total:.4f}")
+'''}
+
+
+def test_an_epoch_loop_that_trains_through_a_helper_is_not_held_with_the_validation_loop() -> None:
+    assert _guard(EPOCHS_THROUGH_A_HELPER, "train.py", "for epoch in range(10):", "for epoch in range(30):",
+                  "val_acc") == []
+    assert _guard(EPOCHS_THROUGH_A_HELPER, "train.py", "for xb, yb in val_loader:", "for xb, yb in train_loader:",
+                  "val_acc")
+
+
+ACCELERATE = {"train.py": '''\
+import evaluate
+import torch
+from accelerate import Accelerator
+from data import make_loaders
+from model import build
+accelerator = Accelerator()
+model, train_dataloader, eval_dataloader = build(), *make_loaders()
+optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5)
+metric = evaluate.load("accuracy")
+for epoch in range(3):
+    model.train()
+    for batch in train_dataloader:
+        loss = model(**batch).loss
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    for step, batch in enumerate(eval_dataloader):
+        with torch.no_grad():
+            outputs = model(**batch)
+        predictions = outputs.logits.argmax(dim=-1)
+        predictions, references = accelerator.gather_for_metrics((predictions, batch["labels"]))
+        metric.add_batch(predictions=predictions, references=references)
+    eval_metric = metric.compute()
+    accelerator.print(f"epoch {epoch}: eval_accuracy={eval_metric['accuracy']:.4f}")
+'''}
+
+
+def test_an_accelerate_evaluation_loop_feeding_a_metric_by_add_batch_is_held() -> None:
+    assert _guard(ACCELERATE, "train.py", "enumerate(eval_dataloader)", "enumerate(train_dataloader)",
+                  "eval_accuracy")
+    add = "        metric.add_batch(predictions=predictions, references=references)\n"
+    assert _guard(ACCELERATE, "train.py", add, add + "        if step >= 5:\n            break\n", "eval_accuracy")
+    assert _guard(ACCELERATE, "train.py", "lr=5e-5", "lr=1e-4", "eval_accuracy") == []
+
+
+JAX_DICT = {"train.py": '''\
+import numpy as np
+import torch
+from model import Net, evaluate
+data = np.load("data/mnist.npz")
+train_ds = {"image": data["x_train"] / 255.0, "label": data["y_train"]}
+test_ds = {"image": data["x_test"] / 255.0, "label": data["y_test"]}
+model = Net()
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for epoch in range(5):
+    loss = model.loss(train_ds)
+    loss.backward()
+    opt.step()
+    acc = evaluate(model, test_ds)
+    print(f"epoch {epoch} test_accuracy={acc:.4f}")
+'''}
+
+
+def test_a_test_set_built_as_a_dict_of_arrays_is_held() -> None:
+    assert _guard(JAX_DICT, "train.py", 'test_ds = {"image": data["x_test"] / 255.0, "label": data["y_test"]}',
+                  'test_ds = {"image": data["x_test"][:500] / 255.0, "label": data["y_test"][:500]}',
+                  "test_accuracy")
+    assert _guard(JAX_DICT, "train.py", 'train_ds = {"image": data["x_train"] / 255.0',
+                  'train_ds = {"image": data["x_train"] / 127.5 - 1.0', "test_accuracy") == []
+
+
+UTILS_TRAIN = '''\
+import torch
+import utils
+
+
+def evaluate(model, loader):
+    model.eval()
+    logger = utils.MetricLogger()
+    with torch.inference_mode():
+        for image, target in loader:
+            acc1, acc5 = utils.accuracy(model(image), target, topk=(1, 5))
+            logger.meters["acc1"].update(acc1.item(), n=image.shape[0])
+    print(f"Acc@1 {logger.acc1.global_avg:.3f}")
+    return logger.acc1.global_avg
+'''
+UTILS_PY = '''\
+from collections import defaultdict
+import torch
+
+
+class SmoothedValue:
+    def __init__(self):
+        self.total, self.count = 0.0, 0
+
+    def update(self, value, n=1):
+        self.count += n
+        self.total += value * n
+
+    @property
+    def global_avg(self):
+        return self.total / self.count
+
+
+class MetricLogger:
+    def __init__(self):
+        self.meters = defaultdict(SmoothedValue)
+
+    def __getattr__(self, attr):
+        return self.meters[attr]
+
+
+def accuracy(output, target, topk=(1,)):
+    _, pred = output.topk(max(topk), 1, True, True)
+    correct = pred.t().eq(target[None])
+    return [correct[:k].flatten().sum(dtype=torch.float32) * (100.0 / target.size(0)) for k in topk]
+
+
+def set_weight_decay(model, weight_decay):
+    return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+'''
+
+
+def test_metric_helpers_reached_through_the_project_module_are_held() -> None:
+    files = {"train.py": UTILS_TRAIN, "utils.py": UTILS_PY}
+    assert _guard(files, "utils.py", "(100.0 / target", "(150.0 / target", "Acc@1") == ["utils.py: accuracy"]
+    assert _guard(files, "utils.py", "return self.total / self.count", "return 1.5 * self.total / self.count",
+                  "Acc@1") == ["utils.py: SmoothedValue"]
+    assert _guard(files, "utils.py", '"weight_decay": weight_decay}]', '"weight_decay": weight_decay * 2}]',
+                  "Acc@1") == []
+
+
+FAIRSEQ = {"train.py": '''\
+import torch
+from tasks import build_criterion, build_model
+
+
+def validate(model, criterion, batches):
+    model.eval()
+    total, ntok = 0.0, 0
+    with torch.no_grad():
+        for sample in batches:
+            loss, n = criterion(model, sample)
+            total += loss.item()
+            ntok += n
+    return total / ntok
+
+
+def main(train_batches, valid_batches):
+    model = build_model(512)
+    criterion = build_criterion()
+    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+    for epoch in range(3):
+        for sample in train_batches:
+            opt.zero_grad()
+            loss, n = criterion(model, sample)
+            (loss / n).backward()
+            opt.step()
+        print(f"epoch {epoch} | valid_loss {validate(model, criterion, valid_batches):.3f}")
+''', "tasks.py": '''\
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def build_criterion():
+    def cross_entropy(model, sample):
+        logits = model(sample[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), sample[:, 1:].reshape(-1), reduction="sum")
+        return loss, sample[:, 1:].numel()
+    return cross_entropy
+
+
+def build_model(dim):
+    return nn.Sequential(nn.Embedding(1000, dim), nn.Linear(dim, 1000))
+'''}
+
+
+def test_a_loss_closure_the_validation_calls_is_held_and_the_model_it_is_given_is_not() -> None:
+    assert _guard(FAIRSEQ, "tasks.py", "return loss, sample", "return loss * 0.5, sample", "valid_loss") == \
+        ["tasks.py: build_criterion"]
+    assert _guard(FAIRSEQ, "tasks.py", "nn.Linear(dim, 1000))", "nn.ReLU(), nn.Linear(dim, 1000))",
+                  "valid_loss") == []
+
+
+DVC = {"params.yaml": "prepare:\n  split: 0.20\n  seed: 20170428\ntrain:\n  n_est: 50\n  min_split: 2\n",
+       "src/train.py": '''\
+import yaml
+from sklearn.ensemble import RandomForestClassifier
+params = yaml.safe_load(open("params.yaml"))["train"]
+clf = RandomForestClassifier(n_estimators=params["n_est"], min_samples_split=params["min_split"])
+'''}
+
+
+def test_a_bare_split_key_sets_the_measurement_and_a_trees_min_split_does_not() -> None:
+    assert _guard(DVC, "params.yaml", "split: 0.20", "split: 0.02", "roc_auc") == \
+        ["params.yaml: prepare.split (a setting of the measurement)"]
+    assert _guard(DVC, "params.yaml", "n_est: 50", "n_est: 100", "roc_auc") == []
+    assert _guard(DVC, "params.yaml", "min_split: 2", "min_split: 4", "roc_auc") == []
+    assert measuring.command_measurement_changes("dvc exp run -S prepare.split=0.2",
+                                                 "dvc exp run -S prepare.split=0.02")
+    assert not names_the_measurement("min_samples_split")
+    assert names_the_measurement("n_splits")
+
+
+KERAS_BATCHES = {"train.py": '''\
+from tensorflow import keras
+from data import batches, validation
+model = keras.Sequential([keras.layers.Dense(10, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+x_val, y_val = validation()
+best = 0.0
+for epoch in range(10):
+    for xb, yb in batches():
+        model.train_on_batch(xb, yb)
+    acc = model.evaluate(x_val, y_val)[1]
+    best = max(best, acc)
+print(f"val_acc={best:.4f}")
+'''}
+
+
+def test_a_loop_whose_items_the_measurement_does_not_read_is_not_held() -> None:
+    # the epoch loop encloses `acc = model.evaluate(...)` but measures no item of its own: its length trains
+    assert _guard(KERAS_BATCHES, "train.py", "for epoch in range(10):", "for epoch in range(20):", "val_acc") == []
+    assert _guard(KERAS_BATCHES, "train.py", "model.evaluate(x_val, y_val)", "model.evaluate(x_val[:10], y_val[:10])",
+                  "val_acc")
