@@ -336,3 +336,106 @@ def test_a_model_width_the_eval_step_rebuilds_the_model_with_is_searched() -> No
     scaled = FLAX.replace('batch["image"][:NUM_EVAL])', 'batch["image"][:NUM_EVAL] * HIDDEN)')
     _, searchable, why = _knobs({"train.py": scaled}, "python train.py", "test_accuracy")["HIDDEN"]
     assert not searchable and "fixed" in why
+
+
+# --------------------------------------------------------------------- W19: fairseq's architecture defaults
+
+FAIRSEQ = {
+    "train.py": """\
+import torch
+from mini_fairseq import models, options
+def main(args):
+    model = models.build_model(args)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    loss = model(torch.zeros(2, dtype=torch.long)).mean()
+    loss.backward()
+    opt.step()
+    print(f"valid_loss {loss.item():.3f}")
+if __name__ == "__main__":
+    main(options.parse_args_and_arch(options.get_training_parser()))
+""",
+    "mini_fairseq/__init__.py": "",
+    "mini_fairseq/options.py": """\
+import argparse
+from mini_fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+def get_training_parser():
+    parser = argparse.ArgumentParser(allow_abbrev=False, argument_default=argparse.SUPPRESS)
+    parser.add_argument("--arch", "-a", default="lm_base", choices=ARCH_MODEL_REGISTRY.keys())
+    parser.add_argument("--lr", default=5e-4, type=float)
+    return parser
+def parse_args_and_arch(parser):
+    args, _ = parser.parse_known_args()
+    ARCH_MODEL_REGISTRY[args.arch].add_args(parser)
+    args = parser.parse_args()
+    ARCH_CONFIG_REGISTRY[args.arch](args)
+    return args
+""",
+    "mini_fairseq/models.py": """\
+from torch import nn
+MODEL_REGISTRY, ARCH_MODEL_REGISTRY, ARCH_CONFIG_REGISTRY = {}, {}, {}
+def register_model(name):
+    def wrap(cls):
+        MODEL_REGISTRY[name] = cls
+        return cls
+    return wrap
+def register_model_architecture(model_name, arch_name):
+    def wrap(fn):
+        ARCH_MODEL_REGISTRY[arch_name] = MODEL_REGISTRY[model_name]
+        ARCH_CONFIG_REGISTRY[arch_name] = fn
+        return fn
+    return wrap
+def build_model(args):
+    return ARCH_MODEL_REGISTRY[args.arch].build_model(args)
+@register_model("lm")
+class LanguageModel(nn.Module):
+    @staticmethod
+    def add_args(parser):
+        parser.add_argument("--dropout", type=float)
+        parser.add_argument("--decoder-embed-dim", type=int)
+        parser.add_argument("--decoder-layers", type=int)
+    def __init__(self, dim, layers, dropout):
+        super().__init__()
+        self.embed = nn.Embedding(100, dim)
+        self.lstm = nn.LSTM(dim, dim, num_layers=layers, dropout=dropout)
+    @classmethod
+    def build_model(cls, args):
+        return cls(args.decoder_embed_dim, args.decoder_layers, args.dropout)
+    def forward(self, tokens):
+        return self.lstm(self.embed(tokens))[0]
+@register_model_architecture("lm", "lm_base")
+def base_lm_architecture(args):
+    args.dropout = getattr(args, "dropout", 0.1)
+    args.decoder_embed_dim = getattr(args, "decoder_embed_dim", 512)
+    args.decoder_layers = getattr(args, "decoder_layers", 2)
+@register_model_architecture("lm", "lm_small")
+def small_lm_architecture(args):
+    args.decoder_embed_dim = getattr(args, "decoder_embed_dim", 128)
+    args.decoder_layers = getattr(args, "decoder_layers", 1)
+    base_lm_architecture(args)
+""",
+}
+
+
+def test_the_chosen_architectures_getattr_defaults_are_searched() -> None:
+    kn = _knobs(FAIRSEQ, "python train.py --lr 1e-3", "valid_loss")
+    assert kn["base_lm_architecture.decoder_embed_dim"][:2] == (512, True)
+    assert kn["base_lm_architecture.decoder_layers"][:2] == (2, True)
+    assert kn["base_lm_architecture.dropout"][:2] == (0.1, True)
+    _, searchable, why = kn["small_lm_architecture.decoder_embed_dim"]
+    assert not searchable and "--arch lm_base does not run it" in why
+    # the edit goes to the getattr fallback
+    text = FAIRSEQ["mini_fairseq/models.py"]
+    k = next(k for k in knobmod.discover("mini_fairseq/models.py", text)
+             if k.name == "base_lm_architecture.decoder_embed_dim")
+    assert 'getattr(args, "decoder_embed_dim", 1024)' in knobmod.rewrite(text, k, 1024)
+
+
+def test_a_smaller_architecture_fills_its_settings_before_the_base_one() -> None:
+    kn = _knobs(FAIRSEQ, "python train.py --arch lm_small --decoder-layers 3", "valid_loss")
+    assert kn["small_lm_architecture.decoder_embed_dim"][:2] == (128, True)
+    _, searchable, why = kn["base_lm_architecture.decoder_embed_dim"]
+    assert not searchable and "small_lm_architecture()" in why
+    assert kn["base_lm_architecture.dropout"][:2] == (0.1, True)  # the small one leaves dropout to the base
+    # the command's --decoder-layers wins over both fallbacks
+    assert not kn["small_lm_architecture.decoder_layers"][1]
+    assert "--decoder-layers" in kn["small_lm_architecture.decoder_layers"][2]

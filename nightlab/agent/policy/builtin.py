@@ -1968,7 +1968,7 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
                 return False, "used by fixed (evaluation / data) code"
             if passed:
                 return False, "passed to an evaluation / data function"
-        if used == 0 and k.style not in ("call", "signature", "env"):  # an env default is read where it is
+        if used == 0 and k.style not in ("call", "signature", "env", "getattr"):  # an env default is read where it is
             # defined but read nowhere else (for example momentum after SGD became AdamW): searching it is a waste
             others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))
             if others == 0 and not _SPLAT_RE.search(text) and not _handed_whole(name, files) and not any(

@@ -56,7 +56,7 @@ __all__ = [
 
 CLI_STYLE = "cli"
 _CONFIG_EXTS = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
-_OVERRIDABLE_STYLES = frozenset({"constant", "argparse", "dataclass", "dict", "env", "signature"})
+_OVERRIDABLE_STYLES = frozenset({"constant", "argparse", "dataclass", "dict", "env", "signature", "getattr"})
 _MAX_FILES = 400
 
 
@@ -1021,6 +1021,8 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 positional = {pos[int(x[1:])] for x in given if x.startswith("#") and int(x[1:]) < len(pos)}
                 if passed is None or fld in passed or fld in positional:
                     res.shadowed[k.name] = f"every call of {cls_or_fn}(...) passes {fld}"
+    _architecture_defaults(program, [k for k in knobs if k.style == "getattr" and k.name not in res.unused
+                                     and k.name not in res.shadowed], files, res)
     if program.config_over_cli:  # `vars(args).update(yaml.safe_load(...))` after parse_args: the config wins
         for flag in cli:
             over_cfg = cfg_by_leaf.get(_flag_key(flag.name.split(":", 1)[1], program).split(".")[-1])
@@ -1089,6 +1091,73 @@ def _grid_searched(text: str) -> dict[tuple[str, str], str]:
                 elif est_cls and est_cls not in ("Pipeline", "make_pipeline"):
                     out[(est_cls, param)] = key
     return out
+
+
+def _architecture_defaults(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str, str],
+                           res: Resolution) -> None:
+    """fairseq's architectures: `@register_model_architecture("lm", "lm_big") def lm_big(args)` fills each setting
+    the command leaves out with `args.x = getattr(args, "x", 1024)` and then calls the base architecture, whose
+    `getattr` finds x set already. Only the function `--arch` names (or the option's default) runs, and in it the
+    first `getattr` of a setting wins: the fallbacks of another architecture, or of the base one for a setting the
+    chosen one fills first, change nothing."""
+    inv = program.invocation
+    if not knobs or inv is None or program.run_files is None:
+        return
+    trees = {p: t for p in sorted(program.run_files) if p.endswith(".py") and (t := _parse(files.get(p, "")))}
+    functions: dict[str, ast.FunctionDef] = {}
+    arches: dict[str, str] = {}  # architecture name -> the function registered for it
+    for tree in trees.values():
+        for d in tree.body:
+            if isinstance(d, ast.FunctionDef):
+                functions.setdefault(d.name, d)
+                for dec in d.decorator_list:
+                    names = [x for a in getattr(dec, "args", []) if (x := _str(a))]
+                    if isinstance(dec, ast.Call) and _dotted(dec.func).endswith("architecture") and names:
+                        arches[names[-1]] = d.name
+    selected = next((str(a.value) for a in inv.args if _flag_key(a.name, program) == "arch"), None)
+    if selected is None:
+        selected = next((default for t in trees.values() for n in ast.walk(t) if isinstance(n, ast.Call)
+                         and _dotted(n.func).split(".")[-1] == "add_argument"
+                         and any(_str(a) in ("--arch", "-a") for a in n.args)
+                         for kw in n.keywords if kw.arg == "default" and (default := _str(kw.value))), None)
+    if selected is None or selected not in arches:
+        return
+    first: dict[str, str] = {}  # setting -> the function whose getattr fills it
+    visited: list[str] = []
+
+    def walk(name: str) -> None:
+        fn = functions.get(name)
+        if fn is None or name in visited:
+            return
+        visited.append(name)
+        calls = sorted((n for n in ast.walk(fn) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset))
+        for c in calls:
+            if isinstance(c.func, ast.Name) and c.func.id == "getattr" and len(c.args) == 3 and _str(c.args[1]):
+                first.setdefault(str(_str(c.args[1])), name)
+            elif isinstance(c.func, ast.Name) and c.func.id in functions:
+                walk(c.func.id)
+
+    walk(arches[selected])
+    chosen = f"--arch {selected}"
+    reachable = set(arches.values()) | {c.func.id for n in arches.values() if n in functions
+                                        for c in ast.walk(functions[n]) if isinstance(c, ast.Call)
+                                        and isinstance(c.func, ast.Name) and c.func.id in functions}
+    for k in knobs:
+        owner, _, attr = _local(k).split("#")[0].rpartition(".")
+        fname = owner.rsplit(".", 1)[-1]
+        if fname not in reachable:
+            continue
+        if fname not in visited:
+            res.unused[k.name] = f"{fname}() is another architecture's: {chosen} does not run it"
+        elif first.get(attr, fname) != fname:
+            res.shadowed[k.name] = f"overridden by {first[attr]}() ({chosen} fills {attr} there first)"
+
+
+def _parse(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
 
 
 def _flag_key(name: str, program: Program) -> str:

@@ -85,7 +85,7 @@ class Knob:
     path: str
     value: Value
     kind: str
-    style: str  # constant | dict | dataclass | argparse | yaml | json | toml | call | signature | env
+    style: str  # constant | dict | dataclass | argparse | yaml | json | toml | call | signature | env | getattr
     line: int
     context: str
     choices: tuple[Value, ...] = ()  # known alternatives for "choice" knobs (and argparse `choices=`)
@@ -862,6 +862,9 @@ class _PyScanner(cst.CSTVisitor):
         if callee in ("get", "getenv"):
             self._env(node, callee)
             return
+        if callee == "getattr":
+            self._getattr(node)
+            return
         if callee in _SKIP_CALLS or callee in _DICT_LIKE or callee.startswith(("make_", "load_", "fetch_")):
             return
         pos = [a.value for a in node.args if a.keyword is None and not a.star]
@@ -960,6 +963,23 @@ class _PyScanner(cst.CSTVisitor):
         if isinstance(v, bool) and kind not in ("seed", "logging"):
             kind = "flag"
         self._register(option, kind, "argparse", v, dnode, choices)
+
+    def _getattr(self, node: cst.Call) -> None:
+        """``args.decoder_embed_dim = getattr(args, "decoder_embed_dim", 512)``: the fallback is the setting where
+        the command leaves the option out (fairseq's architecture functions fill the model's settings this way,
+        with options declared without a default). Named by the function and the attribute; only known tunable kinds."""
+        pos = [a.value for a in node.args if a.keyword is None and not a.star]
+        if len(pos) != 3:
+            return
+        attr, v = _py_literal(pos[1]), _py_literal(pos[2])
+        if not isinstance(attr, str) or not attr.isidentifier() or not isinstance(v, int | float) \
+                or isinstance(v, bool):
+            return
+        kind = classify(attr)
+        if kind not in _TUNABLE_KNOWN:
+            return
+        qual = self._qual()
+        self._register(f"{qual}.{attr}" if qual else attr, kind, "getattr", v, pos[2])
 
     def _env(self, node: cst.Call, callee: str) -> None:
         """``os.environ.get("LR", "0.01")`` / ``os.getenv("EPOCHS", 5)``: the fallback default is the knob."""
