@@ -844,3 +844,21 @@ def test_the_builtin_does_not_propose_a_transform_the_edit_guard_would_refuse() 
     own = INLINE_VAL_LOSS.replace("val_loss += loss_fn(model(x), y)",
                                   "val_loss += nn.functional.nll_loss(model(x).log_softmax(-1), y)")
     assert proposal(own) is not None
+
+
+def test_the_dataset_a_setting_names_is_held_wherever_it_is_set() -> None:
+    """nanoGPT's `dataset = 'shakespeare_char'` picks data/<dataset>/val.bin with train.bin: another dataset is another
+    task. Held as a literal, a config key, a keyword and on the command line; the batch size beside it is free."""
+    files = {"config/small.py": "dataset = 'shakespeare_char'\nbatch_size = 12\n",
+             "train.py": "dataset = 'openwebtext'\ndata_dir = os.path.join('data', dataset)\n"
+                         "print('val loss', 1.0)\n",
+             "conf/config.yaml": "data:\n  dataset_name: cifar10\n  num_workers: 2\n"}
+    assert _guard(files, "config/small.py", "'shakespeare_char'", "'easy_char'", "val loss")
+    assert _guard(files, "config/small.py", "batch_size = 12", "batch_size = 24", "val loss") == []
+    assert _guard(files, "conf/config.yaml", "cifar10", "mnist", "val loss") == [
+        "conf/config.yaml: data.dataset_name (a setting of the measurement)"]
+    assert _guard(files, "conf/config.yaml", "num_workers: 2", "num_workers: 4", "val loss") == []
+    assert measuring.command_measurement_changes("python train.py --dataset cifar10",
+                                                 "python train.py --dataset cifar100") == ["dataset"]
+    assert measuring.command_measurement_changes("python train.py data.dataset_name=a", "python train.py") == [
+        "data.dataset_name"]

@@ -45,6 +45,7 @@ from nightlab.agent.policy.evaluation import (
     SPLIT_CALLS,
     evaluation_edits,
     metric_functions,
+    names_the_data,
     names_the_measurement,
     parse_python,
     trains,
@@ -117,12 +118,14 @@ def _config_leaves(text: str | None, path: str) -> dict[str, str] | None:
 
 
 def _config_changes(before: str | None, after: str, path: str) -> list[str]:
-    """Keys of a config whose name sets the measurement (`names_the_measurement`) and whose value `after` adds,
+    """Keys of a config whose name sets the measurement (`names_the_measurement`), or names the data by a string
+    (`dataset: cifar10`, `names_the_data`), and whose value `after` adds,
     changes or removes."""
     old, new = _config_leaves(before, path), _config_leaves(after, path)
     if old is None or new is None:
         return []
-    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and names_the_measurement(k))
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and (names_the_measurement(k) or (
+        names_the_data(k) and any(str(v).startswith(("'", '"')) for v in (old.get(k), new.get(k))))))
 
 
 def command_measurement_changes(before: str | None, after: str | None) -> list[str]:
@@ -145,7 +148,7 @@ def command_measurement_changes(before: str | None, after: str | None) -> list[s
                 name, _, value = w.lstrip("+~").partition("=")
             else:
                 continue
-            if names_the_measurement(name):
+            if names_the_measurement(name) or (names_the_data(name) and not _NUMBER.fullmatch(value)):
                 out.setdefault(name.replace("-", "_"), []).append(value)
         return out
 

@@ -37,7 +37,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = ["SPLIT_CALLS", "evaluation_functions", "fixed_lines", "measuring_helpers", "metric_functions",
-           "name_is_fixed", "names_the_measurement", "parse_python", "trains"]
+           "name_is_fixed", "names_the_data", "names_the_measurement", "parse_python", "trains"]
 
 _FIXED_NAME_TOKENS = frozenset({
     "eval", "evaluate", "evaluation", "test", "testing", "score", "scoring", "metric", "metrics",
@@ -1100,24 +1100,44 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
             else:
                 keywords.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
                                 if names_the_measurement(k.arg))
+                existing.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
+                                if not names_the_measurement(k.arg) and _names_data_string(k.arg, k.value))
         elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
             a = n.args
             positional = [*a.posonlyargs, *a.args]
             pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
                      *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
-            existing.update(f"{n.name}({x.arg}=…)\0{ast.dump(d)}" for x, d in pairs if names_the_measurement(x.arg))
+            existing.update(f"{n.name}({x.arg}=…)\0{ast.dump(d)}" for x, d in pairs
+                            if names_the_measurement(x.arg) or _names_data_string(x.arg, d))
         elif isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None:
             # a literal, or an object built under a measurement's name (`self.val_acc = MulticlassAccuracy(...)`
             # in a LightningModule's `__init__`, `val_loader = DataLoader(Subset(val_ds, ...))`), each name of
             # `A, B = 1, 2` with its own value
             existing.update(f"{t} = …\0{ast.dump(v)}" for tg in (n.targets if isinstance(n, ast.Assign) else [n.target])
                             for name_node, v in _paired(tg, n.value) for t in _assigned_names(name_node)
-                            if names_the_measurement(t) and _a_setting(v))
+                            if (names_the_measurement(t) and _a_setting(v)) or _names_data_string(t, v))
         elif isinstance(n, ast.Dict):
             existing.update(f"{{{k.value!r}: …}}\0{ast.dump(v)}" for k, v in zip(n.keys, n.values, strict=True)
                             if isinstance(k, ast.Constant) and isinstance(k.value, str)
-                            and names_the_measurement(k.value))
+                            and (names_the_measurement(k.value) or _names_data_string(k.value, v)))
     return calls, keywords, existing
+
+
+_DATA_PLACE_WORDS = frozenset({"dir", "path", "root", "file", "name", "set", "id"})
+
+
+def names_the_data(name: str | None) -> bool:
+    """Whether a setting's name says which data the run uses (`dataset`, `dataset_name`, `data_dir`, `data.path`):
+    given a string, it picks the held-out part with the training part (nanoGPT's `dataset = 'shakespeare_char'`
+    reads data/<dataset>/val.bin), so another value is another task, not a better model."""
+    parts = [p for p in re.split(r"[.:/\\]+", (name or "").strip("-").replace("-", "_")) if p]
+    words: set[str] = set().union(*(_tokens(p) for p in parts)) if parts else set()
+    return "dataset" in words or "datasets" in words or (
+        "data" in words and (len(words) == 1 or bool(words & _DATA_PLACE_WORDS)))
+
+
+def _names_data_string(name: str | None, value: ast.AST) -> bool:
+    return isinstance(value, ast.Constant) and isinstance(value.value, str) and names_the_data(name)
 
 
 def _paired(target: ast.expr, value: ast.expr) -> list[tuple[ast.expr, ast.expr]]:
