@@ -45,7 +45,7 @@ from enum import StrEnum
 from nightlab.agent.edits import matches_any
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import knobs as knobmod
-from nightlab.agent.policy.evaluation import SPLIT_CALLS, _held_out_name, evaluation_functions
+from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_functions, held_out_name
 
 __all__ = ["SeedPlan", "SeedRoute", "plan_seeding"]
 
@@ -212,22 +212,11 @@ _SHUFFLING_SPLITS = frozenset({"train_test_split", "ShuffleSplit", "StratifiedSh
                                "RepeatedKFold", "RepeatedStratifiedKFold"})
 
 
-def _dotted(node: ast.AST) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
-        return f"{inner}.{node.attr}" if inner else node.attr
-    if isinstance(node, ast.Call):
-        return _dotted(node.func)
-    return ""
-
-
 def _seeded(call: ast.Call) -> frozenset[str] | None:
     """The global generators a seeding call seeds (``np.random.seed`` → numpy, ``torch.manual_seed`` → torch,
     ``set_seed`` / ``seed_everything`` → all of them); None for a generator object of its own (``default_rng(0)``,
     ``torch.Generator().manual_seed(0)``, ``PRNGKey(0)``)."""
-    d, last = _dotted(call.func), _call_name(call)
+    d, last = eff.dotted(call.func), _call_name(call)
     if last in ("default_rng", "RandomState", "PRNGKey", "Generator", "Random") or d.endswith("random.key"):
         return None
     if last in ("manual_seed", "manual_seed_all"):
@@ -248,7 +237,7 @@ def _seeded(call: ast.Call) -> frozenset[str] | None:
 def _is_generator(call: ast.Call) -> bool:
     """Whether a call builds a generator object of its own (seeded or not)."""
     last = _call_name(call)
-    return (last in _SEED_CALLS or last in ("Generator", "Random") or _dotted(call.func).endswith("random.key")) \
+    return (last in _SEED_CALLS or last in ("Generator", "Random") or eff.dotted(call.func).endswith("random.key")) \
         and _seeded(call) is None
 
 
@@ -257,7 +246,7 @@ def _draws(call: ast.Call) -> str | None:
     ``torch.randperm`` (no ``generator=``) → torch, ``train_test_split`` without ``random_state`` → numpy,
     ``random_split`` without ``generator=`` → torch."""
     last = _call_name(call)
-    d = _dotted(call.func) if not any(isinstance(n, ast.Call) for n in ast.walk(call.func)) else ""  # not a method
+    d = eff.dotted(call.func) if not any(isinstance(n, ast.Call) for n in ast.walk(call.func)) else ""  # not a method
     # of an object built in place (`np.random.default_rng(0).shuffle(idx)` draws from that object)
     kws = {k.arg: k.value for k in call.keywords if k.arg}
     unset = {k for k, v in kws.items() if isinstance(v, ast.Constant) and v.value is None}
@@ -343,7 +332,7 @@ def _file_split_draws(tree: ast.Module) -> tuple[set[str], set[str]]:
         pairs = list(zip(target.elts, value.elts, strict=True)) if isinstance(target, ast.Tuple) and isinstance(
             value, ast.Tuple) and len(target.elts) == len(value.elts) else [(target, value)]
         for t, v in pairs:
-            if not any(_held_out_name(n) for n in _targets(t)):
+            if not any(held_out_name(n) for n in _targets(t)):
                 continue
             for sub in ast.walk(v):  # what the held-out part is cut with or drawn from; not what a measurement of it
                 # is handed (`test_loss = apply_model(state, test_ds["image"])` reads a trained state)
@@ -523,7 +512,7 @@ def _config_route(program: eff.Program, k: knobmod.Knob, trees: Sequence[ast.Mod
 
         def given(c: ast.Call) -> bool:
             return bool(c.args) and any(isinstance(n, ast.Name) and n.id == owner for n in ast.walk(c.args[0]))
-        if any(_dotted(c.func) == "tyro.cli" and given(c) for c in calls):
+        if any(eff.dotted(c.func) == "tyro.cli" and given(c) for c in calls):
             return f"--{fld.replace('_', '-')}"
         if any(_call_name(c) == "HfArgumentParser" and given(c) for c in calls) and \
                 any(_call_name(c) == "parse_args_into_dataclasses" for c in calls):
@@ -635,7 +624,7 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
     config_seeds = [k for k in seeds if not res.why_not(k.name) and type(k.value) is int and k.style != eff.CLI_STYLE
                     and not matches_any(k.path, protected) and not decides_split(k)]
     seeding_args = [a for t in trees for n in ast.walk(t) if isinstance(n, ast.Call) and (
-        _call_name(n) in _SEED_CALLS or _dotted(n.func).endswith("random.key")) for a in n.args]
+        _call_name(n) in _SEED_CALLS or eff.dotted(n.func).endswith("random.key")) for a in n.args]
     fed = [k for k in config_seeds if any(_reads(a, _knob_leaf(program, k)) for a in seeding_args)]
     if fed:  # the settings a seeding call of the code reads come first (`seed` before an unread `data_seed`)
         config_seeds = fed + [k for k in config_seeds if k not in fed]

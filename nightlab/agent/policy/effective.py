@@ -48,6 +48,7 @@ __all__ = [
     "analyse",
     "cli_knobs",
     "cli_route",
+    "dotted",
     "option_dest",
     "resolve",
     "rewrite_cli",
@@ -152,14 +153,16 @@ class Resolution:
 # ----------------------------------------------------------------------------------------------- python facts
 
 
-def _dotted(node: ast.AST) -> str:
+def dotted(node: ast.AST) -> str:
+    """`a.b.c` for a name or attribute chain, through calls (`np.random.default_rng(0).permutation` →
+    `np.random.default_rng.permutation`); "" for anything else."""
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
+        inner = dotted(node.value)
         return f"{inner}.{node.attr}" if inner else node.attr
     if isinstance(node, ast.Call):
-        return _dotted(node.func)
+        return dotted(node.func)
     return ""
 
 
@@ -171,7 +174,7 @@ def _open_literal(node: ast.AST) -> str | None:
     """The literal path in ``open("x").read()`` / ``open("x")``, else None."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "read":
         node = node.func.value
-    if isinstance(node, ast.Call) and _dotted(node.func) in ("open", "io.open") and node.args:
+    if isinstance(node, ast.Call) and dotted(node.func) in ("open", "io.open") and node.args:
         return _str(node.args[0])
     return None
 
@@ -184,7 +187,7 @@ def _opened_beside(node: ast.AST) -> str | None:
         return beside_file(node.func.value)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "read":
         node = node.func.value
-    if isinstance(node, ast.Call) and _dotted(node.func) in ("open", "io.open") and node.args:
+    if isinstance(node, ast.Call) and dotted(node.func) in ("open", "io.open") and node.args:
         return beside_file(node.args[0])
     return None
 
@@ -198,14 +201,14 @@ def _py_facts(text: str) -> _PyFacts | None:
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             v = node.value.value if isinstance(node.value, ast.Subscript) else node.value  # parse_known_args()[0]
-            if isinstance(v, ast.Call) and _dotted(v.func).split(".")[-1] in ("parse_args", "parse_known_args"):
+            if isinstance(v, ast.Call) and dotted(v.func).split(".")[-1] in ("parse_args", "parse_known_args"):
                 f.parsed.add(node.targets[0].id)
         if isinstance(node, ast.Import):
             for a in node.names:
                 f.imports.append((a.name, 0, ()))
         elif isinstance(node, ast.ImportFrom):
             f.imports.append((node.module or "", node.level, tuple(a.name for a in node.names)))
-        elif isinstance(node, ast.Attribute) and node.attr == "argv" and _dotted(node.value) == "sys":
+        elif isinstance(node, ast.Attribute) and node.attr == "argv" and dotted(node.value) == "sys":
             f.reads_argv = True
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) < 300:
             f.literals.append(node.value)
@@ -215,14 +218,14 @@ def _py_facts(text: str) -> _PyFacts | None:
             if "*" in pat and pat.endswith((*_CONFIG_EXTS, ".py")):
                 f.patterns.append(pat)
         elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store) \
-                and _dotted(node.value) == "globals":
+                and dotted(node.value) == "globals":
             f.sets_globals = True
         elif isinstance(node, ast.Call):
             _call_facts(node, f)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             for d in node.decorator_list:
-                if isinstance(d, ast.Call) and _dotted(d.func).split(".")[-1] == "main" \
-                        and "hydra" in _dotted(d.func).split(".")[0]:
+                if isinstance(d, ast.Call) and dotted(d.func).split(".")[-1] == "main" \
+                        and "hydra" in dotted(d.func).split(".")[0]:
                     kw = {k.arg: _str(k.value) for k in d.keywords if k.arg}
                     pos = [_str(a) for a in d.args]
                     f.hydra = (kw.get("config_path", pos[0] if pos else None),
@@ -262,7 +265,7 @@ def _declared_options(text: str) -> tuple[tuple[tuple[str, ...], str, int, int],
         return ()
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and _dotted(node.func).split(".")[-1] in ("add_argument", "option"):
+        if isinstance(node, ast.Call) and dotted(node.func).split(".")[-1] in ("add_argument", "option"):
             f = _PyFacts()
             _call_facts(node, f)
             if f.options:
@@ -272,11 +275,11 @@ def _declared_options(text: str) -> tuple[tuple[tuple[str, ...], str, int, int],
 
 
 def _call_facts(node: ast.Call, f: _PyFacts) -> None:
-    name = _dotted(node.func)
+    name = dotted(node.func)
     last = name.split(".")[-1]
     if last == "exec" and node.args:
         inner = node.args[0]
-        if isinstance(inner, ast.Call) and _dotted(inner.func) == "compile" and inner.args:
+        if isinstance(inner, ast.Call) and dotted(inner.func) == "compile" and inner.args:
             inner = inner.args[0]  # exec(compile(open(path).read(), path, "exec"))
         lit = _open_literal(inner)
         beside = _opened_beside(inner) if lit is None else None
@@ -290,11 +293,11 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         f.exec_paths.append(str(_str(node.args[0])))
     elif name in ("runpy.run_path", "run_path") and node.args and (beside := beside_file(node.args[0])) is not None:
         f.exec_beside.append(beside)
-    elif last == "update" and isinstance(node.func, ast.Attribute) and _dotted(node.func.value) == "globals":
+    elif last == "update" and isinstance(node.func, ast.Attribute) and dotted(node.func.value) == "globals":
         f.sets_globals = True
     elif last == "update" and isinstance(node.func, ast.Attribute):  # `vars(args).update(cfg)`, `args.__dict__...`
         target = node.func.value
-        if isinstance(target, ast.Call) and _dotted(target.func) == "vars" and target.args \
+        if isinstance(target, ast.Call) and dotted(target.func) == "vars" and target.args \
                 and isinstance(target.args[0], ast.Name):
             f.overwritten.add(target.args[0].id)
         elif isinstance(target, ast.Attribute) and target.attr == "__dict__" and isinstance(target.value, ast.Name):
@@ -876,7 +879,7 @@ def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
-            name = _dotted(node.func).split(".")[-1]
+            name = dotted(node.func).split(".")[-1]
             if not name:
                 continue
             passed: set[str] | None = {kw.arg for kw in node.keywords if kw.arg}
@@ -904,7 +907,7 @@ def _mapping_keys(node: ast.AST) -> set[str] | None:
     if isinstance(node, ast.Dict):
         keys = [_str(k) if k is not None else None for k in node.keys]
         return None if any(k is None for k in keys) else {str(k) for k in keys}
-    if isinstance(node, ast.Call) and _dotted(node.func) == "dict" and not node.args:
+    if isinstance(node, ast.Call) and dotted(node.func) == "dict" and not node.args:
         return None if any(k.arg is None for k in node.keywords) else {str(k.arg) for k in node.keywords}
     return None
 
@@ -1057,15 +1060,15 @@ def _grid_searched(text: str) -> dict[tuple[str, str], str]:
             assigned[node.targets[0].id] = node.value
         elif isinstance(node, ast.Tuple) and len(node.elts) >= 2 and _str(node.elts[0]) is not None \
                 and isinstance(node.elts[1], ast.Call):  # Pipeline([("clf", LogisticRegression(...))])
-            steps[str(_str(node.elts[0]))] = _dotted(node.elts[1].func).split(".")[-1]
+            steps[str(_str(node.elts[0]))] = dotted(node.elts[1].func).split(".")[-1]
         elif isinstance(node, ast.Call):
-            last = _dotted(node.func).split(".")[-1]
+            last = dotted(node.func).split(".")[-1]
             if last in _SEARCH_CV:
                 searches.append(node)
             elif last == "make_pipeline":  # steps named by their lowercased class
                 for a in node.args:
                     if isinstance(a, ast.Call):
-                        cls = _dotted(a.func).split(".")[-1]
+                        cls = dotted(a.func).split(".")[-1]
                         steps[cls.lower()] = cls
 
     def value(n: ast.expr | None) -> ast.expr | None:
@@ -1076,7 +1079,7 @@ def _grid_searched(text: str) -> dict[tuple[str, str], str]:
         kws = {k.arg: k.value for k in call.keywords if k.arg}
         est = value(call.args[0] if call.args else kws.get("estimator"))
         grid = value(call.args[1] if len(call.args) > 1 else next((kws[g] for g in _GRID_KWS if g in kws), None))
-        est_cls = _dotted(est.func).split(".")[-1] if isinstance(est, ast.Call) else ""
+        est_cls = dotted(est.func).split(".")[-1] if isinstance(est, ast.Call) else ""
         grids = [value(g) for g in grid.elts] if isinstance(grid, ast.List | ast.Tuple) else [grid]
         for g in grids:
             if not isinstance(g, ast.Dict):
@@ -1112,12 +1115,12 @@ def _architecture_defaults(program: Program, knobs: Sequence[knobmod.Knob], file
                 functions.setdefault(d.name, d)
                 for dec in d.decorator_list:
                     names = [x for a in getattr(dec, "args", []) if (x := _str(a))]
-                    if isinstance(dec, ast.Call) and _dotted(dec.func).endswith("architecture") and names:
+                    if isinstance(dec, ast.Call) and dotted(dec.func).endswith("architecture") and names:
                         arches[names[-1]] = d.name
     selected = next((str(a.value) for a in inv.args if _flag_key(a.name, program) == "arch"), None)
     if selected is None:
         selected = next((default for t in trees.values() for n in ast.walk(t) if isinstance(n, ast.Call)
-                         and _dotted(n.func).split(".")[-1] == "add_argument"
+                         and dotted(n.func).split(".")[-1] == "add_argument"
                          and any(_str(a) in ("--arch", "-a") for a in n.args)
                          for kw in n.keywords if kw.arg == "default" and (default := _str(kw.value))), None)
     if selected is None or selected not in arches:

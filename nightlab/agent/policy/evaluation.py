@@ -36,8 +36,19 @@ from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["SPLIT_CALLS", "evaluation_functions", "fixed_lines", "measuring_helpers", "metric_functions",
-           "name_is_fixed", "names_the_data", "names_the_measurement", "parse_python", "trains"]
+__all__ = [
+    "SPLIT_CALLS",
+    "evaluation_functions",
+    "fixed_lines",
+    "held_out_name",
+    "measuring_helpers",
+    "metric_functions",
+    "name_is_fixed",
+    "names_the_data",
+    "names_the_measurement",
+    "parse_python",
+    "trains",
+]
 
 _FIXED_NAME_TOKENS = frozenset({
     "eval", "evaluate", "evaluation", "test", "testing", "score", "scoring", "metric", "metrics",
@@ -552,7 +563,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             elif isinstance(st, ast.If) and _names_a_part(st.test):  # `if split == "train": data = ... else: ...`
                 for branch in (x for x in [*st.body, *st.orelse] if isinstance(x, _SIMPLE)):
                     take(branch)
-        held_out = {n for n in split_names if _held_out_name(n)}
+        held_out = {n for n in split_names if held_out_name(n)}
         for st in stmts:  # the held-out part replaced by another part (`val_ds = train_ds`, `X_test = X_train[:50]`);
             # `X_test = scaler.transform(X_test)` reads what it replaces and is preprocessing, not a swap
             if not isinstance(st, ast.Assign) or st.value is None:
@@ -588,7 +599,8 @@ def _recording(take: Callable[[ast.stmt], None], into: list[ast.stmt]) -> Callab
     return go
 
 
-def _held_out_name(name: str) -> bool:
+def held_out_name(name: str) -> bool:
+    """Whether a variable's name says it holds a held-out part (`val_idx`, `X_test`, `dev_data`, `valid2`)."""
     return bool(_HELD_OUT_WORDS & {w.lower() for w in re.split(r"_+|\d+", name) if w})
 
 
@@ -617,13 +629,13 @@ def _picks_held_out(st: ast.stmt) -> bool:
     # a held-out name given an entry under a held-out key (`test_ds = {"image": data["x_test"] / 255.0, ...}`,
     # `x_test, y_test = data["x_test"], data["y_test"]`)
     targets = [n for t in st.targets for n in _target_names(t)] if isinstance(st, ast.Assign) else []
-    held_target = any(_held_out_name(n) for n in targets)
+    held_target = any(held_out_name(n) for n in targets)
     for n in ast.walk(st):
         if isinstance(n, ast.Call) and any(held(a) for a in [*n.args, *(k.value for k in n.keywords)]):
             return True
         if isinstance(n, ast.Subscript) and (held(n.slice) or (held_target and isinstance(n.slice, ast.Constant)
                                                                and isinstance(n.slice.value, str)
-                                                               and _held_out_name(n.slice.value))):
+                                                               and held_out_name(n.slice.value))):
             return True
     return False
 
@@ -638,7 +650,7 @@ def _slice_split(st: ast.stmt) -> list[ast.expr]:
         value, ast.Tuple) and len(target.elts) == len(value.elts) else [(target, value)]
     out: list[ast.expr] = []
     for t, v in pairs:
-        if isinstance(v, ast.Subscript) and any(_held_out_name(n) for n in _target_names(t)):
+        if isinstance(v, ast.Subscript) and any(held_out_name(n) for n in _target_names(t)):
             out += [b for sl in ast.walk(v.slice) if isinstance(sl, ast.Slice)
                     for b in (sl.lower, sl.upper, sl.step) if b is not None]
     return out
@@ -947,14 +959,14 @@ def _held_out_side(fn: ast.AST, stmts: list[ast.stmt], take: Callable[[ast.stmt]
     for st in stmts:
         if isinstance(st, ast.Assign | ast.AnnAssign) and st.value is not None:
             targets = st.targets if isinstance(st, ast.Assign) else [st.target]
-            held = sorted({n for t in targets for n in _target_names(t) if _held_out_name(n)})
+            held = sorted({n for t in targets for n in _target_names(t) if held_out_name(n)})
             for name in held:
                 part = _narrowed(st, name, None) if isinstance(st, ast.Assign) else st
                 take(part)
                 _slice(stmts, [v for v in _feeding([part], name)], None, take)
         elif isinstance(st, ast.Return) and st.value is not None:
             parts = st.value.elts if isinstance(st.value, ast.Tuple) else [st.value]
-            held_parts = [e for e in parts if any(isinstance(n, ast.Name) and _held_out_name(n.id)
+            held_parts = [e for e in parts if any(isinstance(n, ast.Name) and held_out_name(n.id)
                                                   for n in ast.walk(e))]
             take(ast.copy_location(ast.Return(value=ast.Tuple(elts=held_parts, ctx=ast.Load())), st))
 
@@ -962,8 +974,8 @@ def _held_out_side(fn: ast.AST, stmts: list[ast.stmt], take: Callable[[ast.stmt]
 def builds_held_out(fn: ast.AST) -> bool:
     """Whether a function reads or assigns a held-out name (`valdir`, `val_tf`, `dataset_test`): it builds that side
     by name, so the rest of it (the training side) can be told apart."""
-    return any((isinstance(n, ast.Name) and _held_out_name(n.id)) or (isinstance(n, ast.arg) and
-                                                                       _held_out_name(n.arg)) for n in ast.walk(fn))
+    return any((isinstance(n, ast.Name) and held_out_name(n.id)) or (isinstance(n, ast.arg) and
+                                                                       held_out_name(n.arg)) for n in ast.walk(fn))
 
 
 def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str]:
