@@ -9,11 +9,12 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
 from nightlab.agent.policy.base import Edit, ExperimentView, PolicyBase, PolicyContext, Proposal
+from nightlab.agent.policy.effective import Program, analyse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_TASKS = REPO_ROOT.parent / "shared" / "tasks"
@@ -102,6 +103,22 @@ def make_repo(path: Path, files: dict[str, str]) -> Path:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     return path
+
+
+def tracked_repo(root: Path, files: Mapping[str, str]) -> list[str]:
+    """Write `files` under `root` as a git repository with everything added and nothing committed (what `init` sees
+    in a checkout); returns the tracked paths."""
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
+    return sorted(files)
+
+
+def analysed(files: Mapping[str, str], command: str) -> Program:
+    """How the effective-settings analysis reads `command` over `files` (no repository on disk)."""
+    return analyse(command, lambda p: files.get(p, ""), lambda p: p in files, sorted(files))
 
 
 def write_config(root: Path, **overrides: object) -> None:

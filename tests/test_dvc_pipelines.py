@@ -9,7 +9,6 @@ writes a small repository of the DVC "example-get-started" shape itself (a git r
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +18,9 @@ from nightlab.agent import code_reach, measuring, project_init
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.task_runners import recipes_for
+
+from helpers import analysed as _program
+from helpers import tracked_repo as _repo
 
 DVC_YAML = '''\
 stages:
@@ -127,20 +129,6 @@ print(f"roc_auc={roc_auc:.4f}")
 
 REPO = {"dvc.yaml": DVC_YAML, "params.yaml": PARAMS, "src/prepare.py": PREPARE, "src/train.py": TRAIN,
         "src/evaluate.py": EVALUATE, "data/data.csv": "a,b,label\n1,2,0\n"}
-
-
-def _repo(root: Path, files: Mapping[str, str]) -> list[str]:
-    """Write `files` under `root` as a git repository with everything added; returns the tracked paths."""
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
-    return sorted(files)
-
-
-def _program(files: Mapping[str, str], command: str) -> eff.Program:
-    return eff.analyse(command, lambda p: files.get(p, ""), lambda p: p in files, sorted(files))
 
 
 def _stage_lines(files: Mapping[str, str], command: str) -> list[str]:

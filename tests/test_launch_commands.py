@@ -9,7 +9,6 @@ each test writes a small repository of that shape itself, with git where `init`'
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,9 @@ from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy.commandline import parse_command
+
+from helpers import analysed as _program
+from helpers import tracked_repo as _repo
 
 TRAIN = '''\
 import argparse
@@ -47,20 +49,6 @@ class Net:
 '''
 
 BASE = {"train.py": TRAIN, "model.py": MODEL}
-
-
-def _repo(root: Path, files: Mapping[str, str]) -> list[str]:
-    """Write `files` under `root` as a git repository with everything added; returns the tracked paths."""
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
-    return sorted(files)
-
-
-def _program(files: Mapping[str, str], command: str) -> eff.Program:
-    return eff.analyse(command, lambda p: files.get(p, ""), lambda p: p in files, sorted(files))
 
 
 def _cli(program: eff.Program) -> dict[str, knobmod.Knob]:

@@ -4,21 +4,12 @@ a user's clone has no shared folder."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from nightlab.agent import code_reach
 from nightlab.agent.policy.builtin import BuiltinPolicy
 
-
-def _repo(root: Path, files: dict[str, str]) -> list[str]:
-    for path, text in files.items():
-        (root / path).parent.mkdir(parents=True, exist_ok=True)
-        (root / path).write_text(text)
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
-    return sorted(files)
-
+from helpers import tracked_repo as _repo
 
 ARGPARSE_TRAIN = '''\
 import argparse
