@@ -41,9 +41,9 @@ from typing import Any
 import yaml
 
 from nightlab.agent import code_reach
+from nightlab.agent.policy.edit_guard import evaluation_edits
 from nightlab.agent.policy.evaluation import (
     SPLIT_CALLS,
-    evaluation_edits,
     metric_functions,
     names_the_data,
     names_the_measurement,
@@ -73,7 +73,7 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
     """What of the measurement `changes` would alter, whichever policy wrote them ("path: what"): the evaluation
     functions in editable files (a function that trains nothing and computes the printed metric, or measures without
     gradients, is held as fixed as a protected file: an `estimate_loss` beside nanoGPT's training loop), the
-    statements and call sites that measure (`policy.evaluation.evaluation_edits`), and in a YAML / JSON / TOML
+    statements and call sites that measure (`policy.edit_guard.evaluation_edits`), and in a YAML / JSON / TOML
     config the keys that set the measurement (`trainer.limit_val_batches`, `data.val_split`). `read` gives a tracked
     file's text before the change."""
     out = [f"{path}: {key} (a setting of the measurement)" for path, text in sorted(changes.items())

@@ -67,7 +67,8 @@ from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, PolicyBase
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
-from nightlab.agent.policy.evaluation import evaluation_edits, evaluation_functions, fixed_lines
+from nightlab.agent.policy.edit_guard import evaluation_edits
+from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.states import ENGINE_KINDS, FailureClass, Kind, Pricing, RunResult, Status, StepKind

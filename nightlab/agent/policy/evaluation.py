@@ -20,11 +20,8 @@ and in both cases only a function that does not train: one that calls ``.backwar
 A model-building or data-batching function reached on the way (``get_batch`` used by both) is not an evaluation
 function: only the head call of each expression counts, not the arguments it is given.
 
-The edit guard (`evaluation_edits`) holds those functions whole, with the helpers and classes they use (also
-through a project module, ``utils.accuracy``, and the closure a ``build_criterion()`` hands them), except a data
-function that builds the training and the held-out part alike (``load_data(traindir, valdir)``): of it only the
-held-out side is held. Elsewhere it holds statements (`measuring_statements`), of a config dict only the entries
-the measurement reads, and of an inline validation loop its header and its exits.
+What an edit may not change of all this is decided in `edit_guard.py`, which compares a file before and after
+against what is found here.
 """
 
 from __future__ import annotations
@@ -32,21 +29,28 @@ from __future__ import annotations
 import ast
 import copy
 import re
-from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
     "SPLIT_CALLS",
+    "builds_held_out",
+    "called_name",
     "evaluation_functions",
     "fixed_lines",
+    "function_defs",
     "held_out_name",
     "measuring_helpers",
+    "measuring_statements",
     "metric_functions",
     "name_is_fixed",
     "names_the_data",
     "names_the_measurement",
     "parse_python",
+    "project_functions",
+    "reaching_training",
+    "says_evaluation",
+    "sets_a_literal",
     "trains",
 ]
 
@@ -106,11 +110,11 @@ def _model_methods(tree: ast.AST) -> set[int]:
         bases = {(b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "")
                  for b in cls.bases}
         if any(d.name == "forward" for d in methods) or bases & {"Module", "LightningModule"}:
-            out.update(id(d) for d in methods if not _says_evaluation(d.name))
+            out.update(id(d) for d in methods if not says_evaluation(d.name))
     return out
 
 
-def _says_evaluation(name: str) -> bool:
+def says_evaluation(name: str) -> bool:
     """A name with an evaluation word (`validation_step`, `test_step`, `evaluate`), not only a data or score word."""
     return bool(_tokens(name) & (_FIXED_NAME_TOKENS - _DATA_NAME_TOKENS - {"score", "scoring"}))
 
@@ -144,7 +148,8 @@ def parse_python(text: str) -> ast.Module | None:
         return None
 
 
-def _defs(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+def function_defs(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Every function and method defined anywhere in `tree`, nested ones included."""
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             yield node
@@ -399,9 +404,9 @@ def _target_names(t: ast.AST) -> set[str]:
 
 def evaluation_functions(files: Mapping[str, str], metric: str) -> set[str]:
     """Names of the project's functions that measure the model (see the module docstring), over all `files`."""
-    trees, defs, training = _functions(files)
+    trees, defs, training = project_functions(files)
     model = set().union(*(_model_methods(t) for t in trees.values())) if trees else set()
-    reaching = _reaching_training(defs, training)
+    reaching = reaching_training(defs, training)
     named = {name for name, ds in defs.items() if name_is_fixed(name) and name not in training
              and not all(id(d) in model for d in ds)
              and not (_tokens(name) & _TRAINING_WORDS and name in reaching)}
@@ -420,7 +425,7 @@ def measuring_helpers(files: Mapping[str, str], functions: set[str]) -> set[str]
     and a function that returns the closure an evaluation function is given and calls (`criterion =
     build_criterion()`, then `validate(model, criterion, batches)`). Only the edit guard holds them; the search still
     tunes what they read where training shares them (`get_batch`)."""
-    trees, defs, training = _functions(files)
+    trees, defs, training = project_functions(files)
     model = set().union(*(_model_methods(t) for t in trees.values())) if trees else set()
     modules = _module_functions(trees)
     out: set[str] = set()
@@ -467,24 +472,24 @@ def _callable_builders(trees: Mapping[str, ast.Module], fn: ast.FunctionDef | as
         return set()
     out: set[str] = set()
     for tree in trees.values():
-        for scope in [tree, *_defs(tree)]:
+        for scope in [tree, *function_defs(tree)]:
             stmts = _scope_statements(scope)
             for call in (n for st in stmts if not isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef |
                                                                 ast.ClassDef)
-                         for n in ast.walk(st) if isinstance(n, ast.Call) and _called(n) == fn.name):
+                         for n in ast.walk(st) if isinstance(n, ast.Call) and called_name(n) == fn.name):
                 shift = 1 if isinstance(call.func, ast.Attribute) and params[:1] == ["self"] else 0
                 given = [a for i, a in enumerate(call.args, shift) if i in wanted] + \
                     [k.value for k in call.keywords if k.arg in wanted.values()]
                 for name in (g.id for g in given if isinstance(g, ast.Name)):
-                    out |= {_called(v) for v in _feeding(stmts, name) if isinstance(v, ast.Call)}
-    builders = {d.name for tree in trees.values() for d in _defs(tree) if _returns_a_closure(d)}
+                    out |= {called_name(v) for v in _feeding(stmts, name) if isinstance(v, ast.Call)}
+    builders = {d.name for tree in trees.values() for d in function_defs(tree) if _returns_a_closure(d)}
     return out & builders
 
 
 def _returns_a_closure(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     """Whether a function returns a function it defines (`def cross_entropy(...): ...; return cross_entropy`, a
     lambda): a builder of a loss or a metric, not of a model (a model is called too, and its builder stays free)."""
-    inner = {d.name for d in _defs(fn) if d is not fn}
+    inner = {d.name for d in function_defs(fn) if d is not fn}
     return any(isinstance(r, ast.Return) and (isinstance(r.value, ast.Lambda) or (
         isinstance(r.value, ast.Name) and r.value.id in inner)) for r in ast.walk(fn))
 
@@ -516,14 +521,14 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
         return []
     out: list[ast.stmt] = []
     seen: set[int] = set()
-    local = list(_defs(tree))
+    local = list(function_defs(tree))
 
     def take(st: ast.stmt) -> None:
         if id(st) not in seen and isinstance(st, _SIMPLE + _LOOPS) and not trains(st):
             seen.add(id(st))
             out.append(st)
 
-    for scope in [tree, *(d for d in _defs(tree) if d.name not in skip)]:
+    for scope in [tree, *(d for d in function_defs(tree) if d.name not in skip)]:
         stmts = _scope_statements(scope)
         if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) and scope.name in data_functions:
             _held_out_side(scope, stmts, take)
@@ -540,7 +545,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
                 take(st)  # and where `n` comes from
                 split_names |= {n for t in st.targets for n in _target_names(t)}
                 _slice(stmts, [r for b in bounds for r in _reads_outside_len(b)], None, take)
-            splits = [n for n in ast.walk(st) if isinstance(n, ast.Call) and _called(n) in SPLIT_CALLS]
+            splits = [n for n in ast.walk(st) if isinstance(n, ast.Call) and called_name(n) in SPLIT_CALLS]
             if isinstance(st, _SIMPLE) and splits:
                 take(st)
                 if isinstance(st, ast.Assign):
@@ -549,7 +554,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
                 # constants; not the data it is given (preprocessing before a split stays free)
                 sizes: list[ast.AST] = [
                     r for c in splits
-                    for a in [*(c.args[1:2] if _called(c) == "random_split" else []),
+                    for a in [*(c.args[1:2] if called_name(c) == "random_split" else []),
                               *(k.value for k in c.keywords if k.arg not in ("stratify", "groups"))]
                     for r in _reads_outside_len(a)]
                 reached: set[str] = set()
@@ -668,7 +673,7 @@ def _measured_parts(value: ast.expr) -> list[ast.AST]:
     return [e for e in value.elts if not isinstance(e, ast.Name) or _tokens(e.id) & _MEASURE_WORDS]
 
 
-def _sets_a_literal(st: ast.stmt) -> bool:
+def sets_a_literal(st: ast.stmt) -> bool:
     """`LR = 0.1`, `CONFIG = {"lr": 0.1, "epochs": 5}`, `LR = float(os.getenv("LR", "0.002"))`: a statement that
     assigns a literal value, or an environment variable's with a literal default."""
     value = st.value if isinstance(st, ast.Assign | ast.AnnAssign) else None
@@ -764,7 +769,7 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
             done.add(name)
             for whole in stmts:
                 if isinstance(whole, _SIMPLE) and any(True for _ in _feeding([whole], name)):
-                    if pat is not None and _sets_a_literal(whole):
+                    if pat is not None and sets_a_literal(whole):
                         continue  # a setting (`LR = 0.1`, `CONFIG = {...}`) the metric depends on is what the
                         # search moves, not how the metric is computed
                     fed = _narrowed(whole, name, keys.get(name))
@@ -903,7 +908,7 @@ def _feeding_loops(scope: ast.AST, fed: list[ast.stmt], printing: ast.stmt,
                     or not _item_names(loop) & reads:
                 continue
             done.add(id(loop))
-            if trains(loop) or any(isinstance(n, ast.Call) and _called(n) in trainers for n in ast.walk(loop)):
+            if trains(loop) or any(isinstance(n, ast.Call) and called_name(n) in trainers for n in ast.walk(loop)):
                 continue
             out.append(_exits(loop))
     return out
@@ -978,67 +983,13 @@ def builds_held_out(fn: ast.AST) -> bool:
                                                                        held_out_name(n.arg)) for n in ast.walk(fn))
 
 
-def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str]:
-    """Classes that exist to measure: one of their methods is an evaluation function, none trains or serves
-    training (`train_dataloader`), and they are no model (no `forward`). Their other methods (`__init__` keeping
-    `max_batches`, an `update` of a running mean) decide the metric as much as the one called: held whole."""
-    out = []
-    for cls in ast.walk(tree):
-        if not isinstance(cls, ast.ClassDef):
-            continue
-        methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
-        if any(d.name in functions for d in methods) and not any(
-                d.name == "forward" or trains(d) or "train" in d.name.lower().split("_") for d in methods):
-            out.append(cls.name)  # (a LightningDataModule's `train_dataloader` holds the training batch: not held)
-    return out
-
-
-def _made_in(tree: ast.Module, measuring: list[ast.AST], path: str = "") -> set[str]:
-    """Classes of this file that measuring code instantiates (`top1 = AverageMeter()` in `validate`, or through the
-    module, `utils.MetricLogger()` for this utils.py) and that are no model and train nothing: their `update`
-    decides the reported average. The classes a held class builds or is given (`defaultdict(SmoothedValue)`) are
-    held with it."""
-    stem = path.rsplit("/", 1)[-1].removesuffix(".py")
-
-    def made_by(code: list[ast.AST]) -> set[str]:
-        out: set[str] = set()
-        for n in (n for fn in code for n in ast.walk(fn) if isinstance(n, ast.Call)):
-            f = n.func
-            if isinstance(f, ast.Name):
-                out.add(f.id)
-            elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == stem:
-                out.add(f.attr)
-        return out
-
-    classes = {c.name: c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)}
-    made = made_by(measuring)
-    out: set[str] = set()
-    todo = sorted(made & classes.keys())
-    while todo:
-        cls = classes[todo.pop()]
-        if cls.name in out:
-            continue
-        methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
-        if not any(d.name == "forward" or trains(d) for d in methods) and not any(
-                (b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "") in
-                ("Module", "LightningModule") for b in cls.bases):
-            out.add(cls.name)
-            given = {a.id for n in ast.walk(cls) if isinstance(n, ast.Call) for a in n.args if isinstance(a, ast.Name)}
-            todo += sorted(((made_by([cls]) | given) & classes.keys()) - out)
-    return out
-
-
-def _class_dump(tree: ast.Module, name: str) -> str | None:
-    found = [ast.dump(c) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and c.name == name]
-    return "\n".join(sorted(found)) if found else None
-
-
-def _called(call: ast.Call) -> str:
+def called_name(call: ast.Call) -> str:
+    """The name a call is made by, `f` of `f(x)` and of `obj.f(x)`; "" for anything else (`fns[0](x)`)."""
     f = call.func
     return f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
 
 
-def _reaching_training(defs: Mapping[str, list[ast.AST]], training: set[str]) -> set[str]:
+def reaching_training(defs: Mapping[str, list[ast.AST]], training: set[str]) -> set[str]:
     """Names of functions that train, or call (by name, transitively) one that does: `run_trial(lr)` that trains a
     model and returns its validation score is given training settings, not measurement settings."""
     out = set(training)
@@ -1046,7 +997,8 @@ def _reaching_training(defs: Mapping[str, list[ast.AST]], training: set[str]) ->
     while grew:
         grew = False
         for name, ds in defs.items():
-            if name not in out and any(isinstance(n, ast.Call) and _called(n) in out for d in ds for n in ast.walk(d)):
+            if name not in out and any(isinstance(n, ast.Call) and called_name(n) in out
+                                       for d in ds for n in ast.walk(d)):
                 out.add(name)
                 grew = True
     return out
@@ -1081,60 +1033,6 @@ _NOT_A_DATA_SPLIT = frozenset({"min", "max", "samples", "leaf", "node", "nodes",
     _MODEL_SPLIT_TOKENS
 
 
-def _assigned_names(t: ast.AST) -> list[str]:
-    if isinstance(t, ast.Name):
-        return [t.id]
-    if isinstance(t, ast.Attribute):
-        return [t.attr]
-    return [n for e in t.elts for n in _assigned_names(e)] if isinstance(t, ast.Tuple | ast.List) else []
-
-
-def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[tuple[str, str]], Counter[str],
-                                                                       Counter[str]]:
-    """What held calls are given, as (label, arguments), and the measurement settings of `tree`, as "label\0value",
-    whose name says they decide the measurement (`names_the_measurement`): the keywords of calls (`Trainer(
-    limit_val_batches=...)`: one added is a change too), then the settings only a changed or removed value counts
-    for — a parameter default, a literal or a built object assigned to a name, a dict literal's key, an argparse
-    flag's default (new code that keeps `best_val_loss = 1e9` for early stopping sets up nothing of the
-    measurement)."""
-    calls: Counter[tuple[str, str]] = Counter()
-    keywords: Counter[str] = Counter()
-    existing: Counter[str] = Counter()
-    for n in ast.walk(tree) if tree is not None else []:
-        if isinstance(n, ast.Call):
-            name = _called(n)
-            if name in held:
-                calls[(f"{name}(…)", ast.dump(ast.Tuple(elts=n.args, ctx=ast.Load())) +
-                       "".join(sorted(ast.dump(k) for k in n.keywords)))] += 1
-            flags = [a.value for a in n.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-            if name == "add_argument" and any(names_the_measurement(f) for f in flags):
-                existing[f"{flags[0]} (its default)\0" + "".join(ast.dump(k) for k in n.keywords)] += 1
-            else:
-                keywords.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
-                                if names_the_measurement(k.arg))
-                existing.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
-                                if not names_the_measurement(k.arg) and _names_data_string(k.arg, k.value))
-        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
-            a = n.args
-            positional = [*a.posonlyargs, *a.args]
-            pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
-                     *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
-            existing.update(f"{n.name}({x.arg}=…)\0{ast.dump(d)}" for x, d in pairs
-                            if names_the_measurement(x.arg) or _names_data_string(x.arg, d))
-        elif isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None:
-            # a literal, or an object built under a measurement's name (`self.val_acc = MulticlassAccuracy(...)`
-            # in a LightningModule's `__init__`, `val_loader = DataLoader(Subset(val_ds, ...))`), each name of
-            # `A, B = 1, 2` with its own value
-            existing.update(f"{t} = …\0{ast.dump(v)}" for tg in (n.targets if isinstance(n, ast.Assign) else [n.target])
-                            for name_node, v in _paired(tg, n.value) for t in _assigned_names(name_node)
-                            if (names_the_measurement(t) and _a_setting(v)) or _names_data_string(t, v))
-        elif isinstance(n, ast.Dict):
-            existing.update(f"{{{k.value!r}: …}}\0{ast.dump(v)}" for k, v in zip(n.keys, n.values, strict=True)
-                            if isinstance(k, ast.Constant) and isinstance(k.value, str)
-                            and (names_the_measurement(k.value) or _names_data_string(k.value, v)))
-    return calls, keywords, existing
-
-
 _DATA_PLACE_WORDS = frozenset({"dir", "path", "root", "file", "name", "set", "id"})
 
 
@@ -1148,114 +1046,18 @@ def names_the_data(name: str | None) -> bool:
         "data" in words and (len(words) == 1 or bool(words & _DATA_PLACE_WORDS)))
 
 
-def _names_data_string(name: str | None, value: ast.AST) -> bool:
-    return isinstance(value, ast.Constant) and isinstance(value.value, str) and names_the_data(name)
-
-
-def _paired(target: ast.expr, value: ast.expr) -> list[tuple[ast.expr, ast.expr]]:
-    if isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List) and \
-            len(target.elts) == len(value.elts):
-        return list(zip(target.elts, value.elts, strict=True))
-    return [(target, value)]
-
-
-def _a_setting(value: ast.expr) -> bool:
-    """A literal (or an environment variable's literal default), or an object built by its class."""
-    return _sets_a_literal(ast.Assign(targets=[], value=value)) or (
-        isinstance(value, ast.Call) and _called(value)[:1].isupper())
-
-
-def _setting_changes(before: ast.Module, after: ast.Module | None, held: Collection[str]) -> list[str]:
-    """What an edit changes where measurement is asked for or set up, outside the code that measures: the arguments
-    of a call to a held function or class (`Evaluator(val_ds, max_batches=1)`, `validate(model, train_loader)`),
-    and the measurement settings (`_settings`: `Trainer(limit_val_batches=0.1)`, `def __init__(self,
-    val_fraction=0.2)`, `eval_iters = 200`, `fit(validation_split=0.5)`). A new call of a held function with
-    arguments seen before is no change."""
-    old_calls, old_keywords, old_existing = _settings(before, held)
-    new_calls, new_keywords, new_existing = _settings(after, held)
-    given = {f"{key[0]} (what the measurement is given)" for key in old_calls - new_calls}
-    label = lambda key: key.split("\0")[0]
-    had = {label(k) for k in old_existing}
-    changed = [*(old_keywords - new_keywords), *(new_keywords - old_keywords), *(old_existing - new_existing),
-               *(k for k in new_existing - old_existing if label(k) in had)]
-    return sorted(given | {label(k) + " (a setting of the measurement)" for k in changed})
-
-
-def _statement_changes(before: str, after: str, metric: str, skip: Collection[str],
-                       data_functions: Collection[str] = (), trainers: Collection[str] = ()) -> list[int]:
-    """Lines (in `before`) of measuring statements that `after` no longer has as they were, and, where `after`
-    measures with statements `before` did not have, the first such line in `after` (an `acc = acc * 2` slipped in
-    between the evaluation and the print)."""
-    old = measuring_statements(before, metric, skip, data_functions, trainers)
-    new = measuring_statements(after, metric, skip, data_functions, trainers)
-    old_dumps = [ast.dump(st) for st in old]
-    new_dumps = [ast.dump(st) for st in new]
-    lines = [st.lineno for st, d in zip(old, old_dumps, strict=True) if d not in new_dumps]
-    if not lines:
-        lines = [st.lineno for st, d in zip(new, new_dumps, strict=True) if d not in old_dumps][:1]
-    return lines
-
-
-def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
-    """The evaluation functions of `before` (see `evaluation_functions`) and the helpers they call
-    (`measuring_helpers`) whose code `after` changes, as "path: name", and the measuring statements outside them
-    (`measuring_statements`) it changes, as "path: line N (...)" ("after" holds only the files an edit changed).
-    Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator is."""
-    names = evaluation_functions(before, metric)
-    traced = metric_functions(before, metric)
-    # helpers and held classes start from code that measures, not from a data loader named for data (its
-    # augmentation helpers and Dataset classes stay free; its split statements are guarded below)
-    evaluating = {n for n in names if n in traced or _says_evaluation(n)}
-    helpers = measuring_helpers(before, evaluating)
-    names |= helpers
-    trees, defs, training = _functions(before)
-    measuring = [d for name in evaluating | helpers for d in defs.get(name, [])]  # what it instantiates is held
-    held_classes = {name for path, tree in trees.items()
-                    for name in set(_evaluator_classes(tree, evaluating | helpers)) | _made_in(tree, measuring, path)}
-    # calls whose arguments are held: of measuring functions that train nothing, even through what they call
-    trainers = _reaching_training(defs, training)
-    asked = (evaluating | helpers | held_classes) - trainers
-    # a function fixed only by a data name that builds the held-out part by name (torchvision's `load_data(
-    # traindir, valdir)`) is held on its held-out side only (`measuring_statements`)
-    data_functions = {n for n in names - evaluating - helpers if all(builds_held_out(d) for d in defs.get(n, []))}
-    names -= data_functions
-    out = []
-    for path, text in sorted(after.items()):
-        old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
-        if old_tree is None:
-            continue
-        new_tree = parse_python(text)
-        new_defs: dict[str, list[str]] = {}
-        for d in _defs(new_tree) if new_tree is not None else []:
-            new_defs.setdefault(d.name, []).append(ast.dump(d))
-        old_defs: dict[str, list[str]] = {}
-        for d in _defs(old_tree):
-            if d.name in names:
-                old_defs.setdefault(d.name, []).append(ast.dump(d))
-        out += [f"{path}: {name}" for name, dumps in old_defs.items()
-                if sorted(new_defs.get(name, [])) != sorted(dumps)]
-        held = set(_evaluator_classes(old_tree, evaluating | helpers)) | _made_in(old_tree, measuring, path)
-        out += [f"{path}: {name}" for name in sorted(held)
-                if _class_dump(old_tree, name) != (_class_dump(new_tree, name) if new_tree is not None else None)]
-        changed = _statement_changes(before.get(path, ""), text, metric, names, data_functions, trainers)
-        if changed:
-            out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
-        out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
-    return out
-
-
 def metric_functions(files: Mapping[str, str], metric: str) -> set[str]:
     """Names of the project's functions the printed metric is traced back to (the first rule of the module
     docstring; names alone count for nothing here), training functions excluded."""
-    return _traced(*_functions(files), metric)
+    return _traced(*project_functions(files), metric)
 
 
-def _functions(files: Mapping[str, str]) -> tuple[dict[str, ast.Module], dict[str, list[ast.AST]], set[str]]:
+def project_functions(files: Mapping[str, str]) -> tuple[dict[str, ast.Module], dict[str, list[ast.AST]], set[str]]:
     """(parsed files, function definitions by name, names of functions that train)."""
     trees = {p: t for p, text in files.items() if p.endswith(".py") and (t := parse_python(text)) is not None}
     defs: dict[str, list[ast.AST]] = {}
     for tree in trees.values():
-        for d in _defs(tree):
+        for d in function_defs(tree):
             defs.setdefault(d.name, []).append(d)
     training = {name for name, ds in defs.items() if any(trains(d) for d in ds)}
     return trees, defs, training
@@ -1268,7 +1070,7 @@ def _traced(trees: Mapping[str, ast.Module], defs: Mapping[str, list[ast.AST]], 
     if pat is None:
         return out
     for tree in trees.values():
-        for scope in [tree, *_defs(tree)]:
+        for scope in [tree, *function_defs(tree)]:
             stmts = _scope_statements(scope)
             for st in stmts:
                 if isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) or not _mentions(st, pat):
@@ -1300,7 +1102,7 @@ def fixed_lines(text: str, functions: Collection[str] = ()) -> set[int]:
         return set()
     out: set[int] = set()
     model = _model_methods(tree)
-    for d in _defs(tree):
+    for d in function_defs(tree):
         if (d.name in functions or (name_is_fixed(d.name) and id(d) not in model)) and not trains(d):
             start = min([d.lineno, *(x.lineno for x in d.decorator_list)])
             out.update(range(start, (d.end_lineno or d.lineno) + 1))

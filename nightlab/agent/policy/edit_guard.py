@@ -1,0 +1,244 @@
+"""The edit guard: what of the measurement an edit would change, wherever the measurement is written.
+
+`evaluation.py` finds the code that measures (the functions that compute the printed metric, the statements that
+print, split or size it); this module compares a file before and after an edit against it. It holds those
+functions whole, with the helpers and classes they use (also through a project module, ``utils.accuracy``, and the
+closure a ``build_criterion()`` hands them), except a data function that builds the training and the held-out part
+alike (``load_data(traindir, valdir)``): of it only the held-out side is held. Elsewhere it holds statements
+(`evaluation.measuring_statements`), of a config dict only the entries the measurement reads, and of an inline
+validation loop its header and its exits; and outside all of it, what the measurement is handed at its call sites
+and every setting whose name says it decides the measurement (`evaluation.names_the_measurement`) or which data
+the run uses (`evaluation.names_the_data`). Compared as syntax trees, so a comment or a blank line is no change.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from collections.abc import Collection, Mapping
+
+from nightlab.agent.policy.evaluation import (
+    builds_held_out,
+    called_name,
+    evaluation_functions,
+    function_defs,
+    measuring_helpers,
+    measuring_statements,
+    metric_functions,
+    names_the_data,
+    names_the_measurement,
+    parse_python,
+    project_functions,
+    reaching_training,
+    says_evaluation,
+    sets_a_literal,
+    trains,
+)
+
+__all__ = ["evaluation_edits"]
+
+
+def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str]:
+    """Classes that exist to measure: one of their methods is an evaluation function, none trains or serves
+    training (`train_dataloader`), and they are no model (no `forward`). Their other methods (`__init__` keeping
+    `max_batches`, an `update` of a running mean) decide the metric as much as the one called: held whole."""
+    out = []
+    for cls in ast.walk(tree):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
+        if any(d.name in functions for d in methods) and not any(
+                d.name == "forward" or trains(d) or "train" in d.name.lower().split("_") for d in methods):
+            out.append(cls.name)  # (a LightningDataModule's `train_dataloader` holds the training batch: not held)
+    return out
+
+
+def _made_in(tree: ast.Module, measuring: list[ast.AST], path: str = "") -> set[str]:
+    """Classes of this file that measuring code instantiates (`top1 = AverageMeter()` in `validate`, or through the
+    module, `utils.MetricLogger()` for this utils.py) and that are no model and train nothing: their `update`
+    decides the reported average. The classes a held class builds or is given (`defaultdict(SmoothedValue)`) are
+    held with it."""
+    stem = path.rsplit("/", 1)[-1].removesuffix(".py")
+
+    def made_by(code: list[ast.AST]) -> set[str]:
+        out: set[str] = set()
+        for n in (n for fn in code for n in ast.walk(fn) if isinstance(n, ast.Call)):
+            f = n.func
+            if isinstance(f, ast.Name):
+                out.add(f.id)
+            elif isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == stem:
+                out.add(f.attr)
+        return out
+
+    classes = {c.name: c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)}
+    made = made_by(measuring)
+    out: set[str] = set()
+    todo = sorted(made & classes.keys())
+    while todo:
+        cls = classes[todo.pop()]
+        if cls.name in out:
+            continue
+        methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
+        if not any(d.name == "forward" or trains(d) for d in methods) and not any(
+                (b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "") in
+                ("Module", "LightningModule") for b in cls.bases):
+            out.add(cls.name)
+            given = {a.id for n in ast.walk(cls) if isinstance(n, ast.Call) for a in n.args if isinstance(a, ast.Name)}
+            todo += sorted(((made_by([cls]) | given) & classes.keys()) - out)
+    return out
+
+
+def _class_dump(tree: ast.Module, name: str) -> str | None:
+    found = [ast.dump(c) for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and c.name == name]
+    return "\n".join(sorted(found)) if found else None
+
+
+def _assigned_names(t: ast.AST) -> list[str]:
+    if isinstance(t, ast.Name):
+        return [t.id]
+    if isinstance(t, ast.Attribute):
+        return [t.attr]
+    return [n for e in t.elts for n in _assigned_names(e)] if isinstance(t, ast.Tuple | ast.List) else []
+
+
+def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[tuple[str, str]], Counter[str],
+                                                                       Counter[str]]:
+    """What held calls are given, as (label, arguments), and the measurement settings of `tree`, as "label\0value",
+    whose name says they decide the measurement (`names_the_measurement`): the keywords of calls (`Trainer(
+    limit_val_batches=...)`: one added is a change too), then the settings only a changed or removed value counts
+    for — a parameter default, a literal or a built object assigned to a name, a dict literal's key, an argparse
+    flag's default (new code that keeps `best_val_loss = 1e9` for early stopping sets up nothing of the
+    measurement)."""
+    calls: Counter[tuple[str, str]] = Counter()
+    keywords: Counter[str] = Counter()
+    existing: Counter[str] = Counter()
+    for n in ast.walk(tree) if tree is not None else []:
+        if isinstance(n, ast.Call):
+            name = called_name(n)
+            if name in held:
+                calls[(f"{name}(…)", ast.dump(ast.Tuple(elts=n.args, ctx=ast.Load())) +
+                       "".join(sorted(ast.dump(k) for k in n.keywords)))] += 1
+            flags = [a.value for a in n.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+            if name == "add_argument" and any(names_the_measurement(f) for f in flags):
+                existing[f"{flags[0]} (its default)\0" + "".join(ast.dump(k) for k in n.keywords)] += 1
+            else:
+                keywords.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
+                                if names_the_measurement(k.arg))
+                existing.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
+                                if not names_the_measurement(k.arg) and _names_data_string(k.arg, k.value))
+        elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = n.args
+            positional = [*a.posonlyargs, *a.args]
+            pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
+                     *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
+            existing.update(f"{n.name}({x.arg}=…)\0{ast.dump(d)}" for x, d in pairs
+                            if names_the_measurement(x.arg) or _names_data_string(x.arg, d))
+        elif isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None:
+            # a literal, or an object built under a measurement's name (`self.val_acc = MulticlassAccuracy(...)`
+            # in a LightningModule's `__init__`, `val_loader = DataLoader(Subset(val_ds, ...))`), each name of
+            # `A, B = 1, 2` with its own value
+            existing.update(f"{t} = …\0{ast.dump(v)}" for tg in (n.targets if isinstance(n, ast.Assign) else [n.target])
+                            for name_node, v in _paired(tg, n.value) for t in _assigned_names(name_node)
+                            if (names_the_measurement(t) and _a_setting(v)) or _names_data_string(t, v))
+        elif isinstance(n, ast.Dict):
+            existing.update(f"{{{k.value!r}: …}}\0{ast.dump(v)}" for k, v in zip(n.keys, n.values, strict=True)
+                            if isinstance(k, ast.Constant) and isinstance(k.value, str)
+                            and (names_the_measurement(k.value) or _names_data_string(k.value, v)))
+    return calls, keywords, existing
+
+
+def _names_data_string(name: str | None, value: ast.AST) -> bool:
+    return isinstance(value, ast.Constant) and isinstance(value.value, str) and names_the_data(name)
+
+
+def _paired(target: ast.expr, value: ast.expr) -> list[tuple[ast.expr, ast.expr]]:
+    if isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List) and \
+            len(target.elts) == len(value.elts):
+        return list(zip(target.elts, value.elts, strict=True))
+    return [(target, value)]
+
+
+def _a_setting(value: ast.expr) -> bool:
+    """A literal (or an environment variable's literal default), or an object built by its class."""
+    return sets_a_literal(ast.Assign(targets=[], value=value)) or (
+        isinstance(value, ast.Call) and called_name(value)[:1].isupper())
+
+
+def _setting_changes(before: ast.Module, after: ast.Module | None, held: Collection[str]) -> list[str]:
+    """What an edit changes where measurement is asked for or set up, outside the code that measures: the arguments
+    of a call to a held function or class (`Evaluator(val_ds, max_batches=1)`, `validate(model, train_loader)`),
+    and the measurement settings (`_settings`: `Trainer(limit_val_batches=0.1)`, `def __init__(self,
+    val_fraction=0.2)`, `eval_iters = 200`, `fit(validation_split=0.5)`). A new call of a held function with
+    arguments seen before is no change."""
+    old_calls, old_keywords, old_existing = _settings(before, held)
+    new_calls, new_keywords, new_existing = _settings(after, held)
+    given = {f"{key[0]} (what the measurement is given)" for key in old_calls - new_calls}
+    label = lambda key: key.split("\0")[0]
+    had = {label(k) for k in old_existing}
+    changed = [*(old_keywords - new_keywords), *(new_keywords - old_keywords), *(old_existing - new_existing),
+               *(k for k in new_existing - old_existing if label(k) in had)]
+    return sorted(given | {label(k) + " (a setting of the measurement)" for k in changed})
+
+
+def _statement_changes(before: str, after: str, metric: str, skip: Collection[str],
+                       data_functions: Collection[str] = (), trainers: Collection[str] = ()) -> list[int]:
+    """Lines (in `before`) of measuring statements that `after` no longer has as they were, and, where `after`
+    measures with statements `before` did not have, the first such line in `after` (an `acc = acc * 2` slipped in
+    between the evaluation and the print)."""
+    old = measuring_statements(before, metric, skip, data_functions, trainers)
+    new = measuring_statements(after, metric, skip, data_functions, trainers)
+    old_dumps = [ast.dump(st) for st in old]
+    new_dumps = [ast.dump(st) for st in new]
+    lines = [st.lineno for st, d in zip(old, old_dumps, strict=True) if d not in new_dumps]
+    if not lines:
+        lines = [st.lineno for st, d in zip(new, new_dumps, strict=True) if d not in old_dumps][:1]
+    return lines
+
+
+def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
+    """The evaluation functions of `before` (see `evaluation_functions`) and the helpers they call
+    (`measuring_helpers`) whose code `after` changes, as "path: name", and the measuring statements outside them
+    (`measuring_statements`) it changes, as "path: line N (...)" ("after" holds only the files an edit changed).
+    Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator is."""
+    names = evaluation_functions(before, metric)
+    traced = metric_functions(before, metric)
+    # helpers and held classes start from code that measures, not from a data loader named for data (its
+    # augmentation helpers and Dataset classes stay free; its split statements are guarded below)
+    evaluating = {n for n in names if n in traced or says_evaluation(n)}
+    helpers = measuring_helpers(before, evaluating)
+    names |= helpers
+    trees, defs, training = project_functions(before)
+    measuring = [d for name in evaluating | helpers for d in defs.get(name, [])]  # what it instantiates is held
+    held_classes = {name for path, tree in trees.items()
+                    for name in set(_evaluator_classes(tree, evaluating | helpers)) | _made_in(tree, measuring, path)}
+    # calls whose arguments are held: of measuring functions that train nothing, even through what they call
+    trainers = reaching_training(defs, training)
+    asked = (evaluating | helpers | held_classes) - trainers
+    # a function fixed only by a data name that builds the held-out part by name (torchvision's `load_data(
+    # traindir, valdir)`) is held on its held-out side only (`measuring_statements`)
+    data_functions = {n for n in names - evaluating - helpers if all(builds_held_out(d) for d in defs.get(n, []))}
+    names -= data_functions
+    out = []
+    for path, text in sorted(after.items()):
+        old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
+        if old_tree is None:
+            continue
+        new_tree = parse_python(text)
+        new_defs: dict[str, list[str]] = {}
+        for d in function_defs(new_tree) if new_tree is not None else []:
+            new_defs.setdefault(d.name, []).append(ast.dump(d))
+        old_defs: dict[str, list[str]] = {}
+        for d in function_defs(old_tree):
+            if d.name in names:
+                old_defs.setdefault(d.name, []).append(ast.dump(d))
+        out += [f"{path}: {name}" for name, dumps in old_defs.items()
+                if sorted(new_defs.get(name, [])) != sorted(dumps)]
+        held = set(_evaluator_classes(old_tree, evaluating | helpers)) | _made_in(old_tree, measuring, path)
+        out += [f"{path}: {name}" for name in sorted(held)
+                if _class_dump(old_tree, name) != (_class_dump(new_tree, name) if new_tree is not None else None)]
+        changed = _statement_changes(before.get(path, ""), text, metric, names, data_functions, trainers)
+        if changed:
+            out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
+        out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
+    return out
+
