@@ -4,6 +4,7 @@ torch data module with its split, config loaders, exec'd configs) — never from
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from pathlib import Path
 
@@ -457,3 +458,67 @@ def test_no_policy_may_change_how_the_metric_is_measured_in_an_editable_file(tmp
     smaller = exps["a smaller validation set"]  # the measurement's size on the command line is held too
     assert smaller.status == Status.REJECTED and "command: val_fraction" in (smaller.error or "")
     assert "return 1.0 - abs(w - 0.3)" in (root / "train.py").read_text()
+
+
+PREPARED_TRAIN = '''\
+import argparse
+import json
+
+params = json.load(open("params.json"))["train"]
+p = argparse.ArgumentParser()
+p.add_argument("--seed", type=int, default=0)
+p.parse_args()
+print(f"acc={1.0 - abs(params['lr'] - 0.3):.4f}")
+'''
+PREPARE = '''\
+import json
+import random
+
+params = json.load(open("params.json"))["prepare"]
+random.seed(params["seed"])
+rows = list(range(100))
+random.shuffle(rows)
+json.dump(rows[: int(len(rows) * 0.2)], open("test_rows.json", "w"))
+'''
+
+
+def test_a_config_key_only_protected_code_reads_is_refused_by_the_engine(tmp_path: Path) -> None:
+    """The split's seed sits in a params file beside the training settings, and only the protected prepare.py reads
+    it: a proposal that redraws the split (in the file, or as a DVC-style `-S` override on the command) is refused;
+    one that moves the training's own setting in the same file runs."""
+    from nightlab.agent.config import load_config
+    from nightlab.agent.engine import Engine, EngineOptions, open_store
+    from nightlab.agent.policy.base import Edit, PolicyBase, PolicyContext, Proposal
+    from nightlab.agent.states import Kind, Status
+
+    from helpers import git, make_repo, write_config
+
+    class Gamer(PolicyBase):
+        name = "gamer"
+
+        def __init__(self) -> None:
+            self.todo = [
+                Proposal(title="a luckier split", rationale="higher acc", kind=Kind.LLM,
+                         edits=[Edit("params.json", '"seed": 7', '"seed": 8')]),
+                Proposal(title="a luckier split, from the command", rationale="higher acc", kind=Kind.LLM, edits=[],
+                         command=f"{sys.executable} train.py --seed 0 -S params.json:prepare.seed=8"),
+                Proposal(title="lr = 0.25", rationale="a setting", kind=Kind.LLM,
+                         edits=[Edit("params.json", '"lr": 0.1', '"lr": 0.25')]),
+            ]
+
+        def propose(self, ctx: PolicyContext) -> Proposal | None:
+            return self.todo.pop(0) if self.todo else None
+
+    root = make_repo(tmp_path / "p", {"train.py": PREPARED_TRAIN, "prepare.py": PREPARE,
+                                      "params.json": '{"prepare": {"seed": 7}, "train": {"lr": 0.1}}\n'})
+    write_config(root, editable=["train.py", "params.json"], protected=["prepare.py"])
+    git(root, "add", "nightlab.toml")
+    git(root, "commit", "-q", "-m", "config")
+    opts = EngineOptions(mode="autonomous", budget=3, poll_s=0.1, unsafe_no_sandbox=True)
+    Engine(root, load_config(root), options=opts, policy=Gamer()).run()
+    exps = {e.title: e for e in open_store(root).experiments()}
+    for title in ("a luckier split", "a luckier split, from the command"):
+        assert exps[title].status == Status.REJECTED and exps[title].run_result is None
+        assert "prepare.seed" in (exps[title].error or ""), exps[title].error
+    assert exps["lr = 0.25"].run_result is not None
+    assert '"seed": 7' in (root / "params.json").read_text()

@@ -461,3 +461,49 @@ def test_a_loop_whose_items_the_measurement_does_not_read_is_not_held() -> None:
     assert _guard(KERAS_BATCHES, "train.py", "for epoch in range(10):", "for epoch in range(20):", "val_acc") == []
     assert _guard(KERAS_BATCHES, "train.py", "model.evaluate(x_val, y_val)", "model.evaluate(x_val[:10], y_val[:10])",
                   "val_acc")
+
+
+DVC_PREPARE = dict(DVC, **{"params.yaml": "prepare:\n  split: 0.20\n  seed: 20170428\ntrain:\n  seed: 20170428\n"
+                                          "  n_est: 50\n  min_split: 2\n",
+                           "src/prepare.py": '''\
+import random
+import sys
+import pandas as pd
+import yaml
+params = yaml.safe_load(open("params.yaml"))["prepare"]
+random.seed(params["seed"])
+df = pd.read_csv(sys.argv[1])
+mask = [random.random() > params["split"] for _ in range(len(df))]
+df[mask].to_csv("data/prepared/train.csv")
+df[[not m for m in mask]].to_csv("data/prepared/test.csv")
+''', "src/train.py": DVC["src/train.py"].replace(
+    'RandomForestClassifier(', 'RandomForestClassifier(random_state=params["seed"], ')})
+
+
+def _protected_guard(files: dict[str, str], old: str, new: str, protected: list[str]) -> list[str]:
+    changed = {"params.yaml": files["params.yaml"].replace(old, new)}
+    assert changed["params.yaml"] != files["params.yaml"]
+    return measuring.measurement_edits(files.get, sorted(files), changed, "roc_auc", protected)
+
+
+def test_a_config_key_only_protected_code_reads_is_held_and_its_namesake_the_training_reads_is_not() -> None:
+    # DVC's example-get-started: prepare.py (protected: it draws the split) reads prepare.seed; train.py reads
+    # train.seed, a key of the same name in another section
+    protected = ["src/prepare.py", "data/*.csv"]
+    assert _protected_guard(DVC_PREPARE, "seed: 20170428\ntrain", "seed: 1\ntrain", protected) == \
+        ["params.yaml: prepare.seed (a setting of the measurement)"]
+    assert _protected_guard(DVC_PREPARE, "  seed: 20170428\n  n_est", "  seed: 1\n  n_est", protected) == []
+    assert _protected_guard(DVC_PREPARE, "n_est: 50", "n_est: 100", protected) == []
+    # unprotected, prepare.py is code the search may tune, and its keys are free
+    assert _protected_guard(DVC_PREPARE, "seed: 20170428\ntrain", "seed: 1\ntrain", []) == []
+    held = measuring.protected_keys(DVC_PREPARE.get, sorted(DVC_PREPARE), protected)
+    assert measuring.command_measurement_changes("dvc exp run", "dvc exp run -S params.yaml:prepare.seed=7", held) == \
+        ["params.yaml:prepare.seed"]
+    assert measuring.command_measurement_changes("dvc exp run", "dvc exp run -S train.seed=7", held) == []
+
+
+def test_a_key_the_training_code_also_reads_through_its_section_stays_free() -> None:
+    # a Hydra-style training script that reads the section by attribute (`cfg.prepare.seed`) sees the key too
+    files = dict(DVC_PREPARE, **{"src/train.py": "import yaml\nfrom omegaconf import OmegaConf\n"
+                                                 "cfg = OmegaConf.load('params.yaml')\nprint(cfg.prepare.seed)\n"})
+    assert _protected_guard(files, "seed: 20170428\ntrain", "seed: 1\ntrain", ["src/prepare.py"]) == []

@@ -21,7 +21,7 @@ from nightlab.agent import memory
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import apply_edits
 from nightlab.agent.ledger import Ledger
-from nightlab.agent.measuring import command_measurement_changes, measurement_edits
+from nightlab.agent.measuring import command_measurement_changes, measurement_edits, protected_keys
 from nightlab.agent.policy_view import view
 from nightlab.agent.proposal import Edit, Proposal
 from nightlab.agent.states import EventKind, Kind, Status
@@ -91,11 +91,13 @@ class Admission:
             self._refuse(proposal, parent, depth, f"invalid edit: {err}")
             return None
         if proposal.kind != Kind.FIX:  # a crash's repair may have to reach into the evaluation code; nothing else
-            measuring = measurement_edits(lambda p: self.ws.read_file(parent.commit_sha or "", p),
-                                          self.ws.tracked_files(parent.commit_sha), changes, self.cfg.metric.name)
+            read = lambda p: self.ws.read_file(parent.commit_sha or "", p)
+            tracked = self.ws.tracked_files(parent.commit_sha)
+            measuring = measurement_edits(read, tracked, changes, self.cfg.metric.name, self.cfg.protected)
             if proposal.command is not None:
                 measuring += [f"command: {flag}" for flag in command_measurement_changes(
-                    parent.command or self.cfg.command, proposal.command)]
+                    parent.command or self.cfg.command, proposal.command,
+                    protected_keys(read, tracked, self.cfg.protected))]
             if measuring:
                 why = f"it changes how the metric is measured ({', '.join(measuring)})"
                 self.emit(EventKind.POLICY_ERROR, f"refused {proposal.title!r}: {why}")

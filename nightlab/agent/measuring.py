@@ -35,12 +35,13 @@ import posixpath
 import re
 import shlex
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
 import yaml
 
 from nightlab.agent import code_reach
+from nightlab.agent.edits import matches_any
 from nightlab.agent.policy.edit_guard import evaluation_edits
 from nightlab.agent.policy.evaluation import (
     SPLIT_CALLS,
@@ -51,7 +52,7 @@ from nightlab.agent.policy.evaluation import (
     trains,
 )
 
-__all__ = ["DATA_EXT", "command_measurement_changes", "measurement_edits", "protected_files"]
+__all__ = ["DATA_EXT", "command_measurement_changes", "measurement_edits", "protected_files", "protected_keys"]
 
 DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
             ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
@@ -69,15 +70,17 @@ MEASURES, DATA, OTHER = "measures", "data", "other"
 
 
 def measurement_edits(read: Callable[[str], str | None], tracked: list[str], changes: Mapping[str, str],
-                      metric: str) -> list[str]:
+                      metric: str, protected: Collection[str] = ()) -> list[str]:
     """What of the measurement `changes` would alter, whichever policy wrote them ("path: what"): the evaluation
     functions in editable files (a function that trains nothing and computes the printed metric, or measures without
     gradients, is held as fixed as a protected file: an `estimate_loss` beside nanoGPT's training loop), the
     statements and call sites that measure (`policy.edit_guard.evaluation_edits`), and in a YAML / JSON / TOML
-    config the keys that set the measurement (`trainer.limit_val_batches`, `data.val_split`). `read` gives a tracked
-    file's text before the change."""
+    config the keys that set the measurement (`trainer.limit_val_batches`, `data.val_split`) or that only protected
+    code reads (`protected`: the files or globs `init` protects; DVC's `prepare.seed`, which a protected
+    prepare.py reads to draw its split). `read` gives a tracked file's text before the change."""
+    held = protected_keys(read, tracked, protected)
     out = [f"{path}: {key} (a setting of the measurement)" for path, text in sorted(changes.items())
-           if path.endswith(_CONFIG_EXT) for key in _config_changes(read(path), text, path)]
+           if path.endswith(_CONFIG_EXT) for key in _config_changes(read(path), text, path, held)]
     if any(p.endswith(".py") for p in changes):
         before = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
         out = evaluation_edits(before, changes, metric) + out
@@ -117,21 +120,58 @@ def _config_leaves(text: str | None, path: str) -> dict[str, str] | None:
     return out
 
 
-def _config_changes(before: str | None, after: str, path: str) -> list[str]:
-    """Keys of a config whose name sets the measurement (`names_the_measurement`), or names the data by a string
-    (`dataset: cifar10`, `names_the_data`), and whose value `after` adds,
-    changes or removes."""
+def _config_changes(before: str | None, after: str, path: str,
+                    held: Callable[[str], bool] = lambda key: False) -> list[str]:
+    """Keys of a config whose name sets the measurement (`names_the_measurement`), names the data by a string
+    (`dataset: cifar10`, `names_the_data`) or that `held` says only protected code reads, and whose value `after`
+    adds, changes or removes."""
     old, new = _config_leaves(before, path), _config_leaves(after, path)
     if old is None or new is None:
         return []
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and (names_the_measurement(k) or (
-        names_the_data(k) and any(str(v).startswith(("'", '"')) for v in (old.get(k), new.get(k))))))
+        names_the_data(k) and any(str(v).startswith(("'", '"')) for v in (old.get(k), new.get(k)))) or held(k)))
 
 
-def command_measurement_changes(before: str | None, after: str | None) -> list[str]:
+def protected_keys(read: Callable[[str], str | None], tracked: Collection[str],
+                   protected: Collection[str]) -> Callable[[str], bool]:
+    """Whether a config key (dotted, `prepare.seed`; a DVC `params.yaml:` prefix ignored) is read only by protected
+    code: a protected Python file reads every part of it as a dict key (`yaml.safe_load(f)["prepare"]`, then
+    `params["seed"]`) and no other tracked Python file names its section (`["prepare"]`, `cfg.prepare`), so the
+    training code never sees it and changing it changes only what measures or splits the data. A top-level key
+    needs no section: any other file that names it (or its own `seed`, as a key or an attribute) keeps it free."""
+    sources = {p: t for p in tracked if p.endswith(".py") and (t := parse_python(read(p) or "")) is not None}
+    guarded = [_keys_named(t, attributes=False) for p, t in sources.items() if matches_any(p, protected)]
+    free = [_keys_named(t, attributes=True) for p, t in sources.items() if not matches_any(p, protected)]
+
+    def held(key: str) -> bool:
+        parts = [k for k in key.rsplit(":", 1)[-1].split(".") if k]
+        section = parts[:-1] or parts
+        return bool(parts) and any(set(parts) <= names for names in guarded) and \
+            not any(set(section) <= names for names in free)
+    return held
+
+
+def _keys_named(tree: ast.Module, attributes: bool) -> set[str]:
+    """The strings a file reads a dict by (`d["seed"]`, `d.get("seed")`), and with `attributes` the attribute names
+    it reads (`cfg.prepare.seed`)."""
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str):
+            out.add(n.slice.value)
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get" and n.args and \
+                isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str):
+            out.add(n.args[0].value)
+        elif attributes and isinstance(n, ast.Attribute):
+            out.add(n.attr)
+    return out
+
+
+def command_measurement_changes(before: str | None, after: str | None,
+                                held: Callable[[str], bool] = lambda key: False) -> list[str]:
     """The measurement settings a changed command line sets differently (`--val_fraction 0.01`,
     `trainer.limit_val_batches=0.1`, `--eval-iters=5`): flags and Hydra overrides whose name says they decide the
-    measurement, added, changed or removed. A command that does not parse as words says nothing here."""
+    measurement, or that `held` (`protected_keys`) says only protected code reads (`dvc exp run -S prepare.seed=1`),
+    added, changed or removed. A command that does not parse as words says nothing here."""
     def flags(cmd: str | None) -> dict[str, list[str]] | None:
         try:
             words = shlex.split(cmd or "")
@@ -148,7 +188,7 @@ def command_measurement_changes(before: str | None, after: str | None) -> list[s
                 name, _, value = w.lstrip("+~").partition("=")
             else:
                 continue
-            if names_the_measurement(name) or (names_the_data(name) and not _NUMBER.fullmatch(value)):
+            if names_the_measurement(name) or (names_the_data(name) and not _NUMBER.fullmatch(value)) or held(name):
                 out.setdefault(name.replace("-", "_"), []).append(value)
         return out
 
