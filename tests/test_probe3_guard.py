@@ -507,3 +507,49 @@ def test_a_key_the_training_code_also_reads_through_its_section_stays_free() -> 
     files = dict(DVC_PREPARE, **{"src/train.py": "import yaml\nfrom omegaconf import OmegaConf\n"
                                                  "cfg = OmegaConf.load('params.yaml')\nprint(cfg.prepare.seed)\n"})
     assert _protected_guard(files, "seed: 20170428\ntrain", "seed: 1\ntrain", ["src/prepare.py"]) == []
+
+
+MAKE_EVAL = {
+    "Makefile": "EPOCHS ?= 5\n\ntrain:\n\tpython train.py --epochs $(EPOCHS) --data data/train.csv --lr 0.1\n"
+                "\neval:\n\tpython src/evaluate.py model.pkl data/test.csv --limit 0\n",
+    "train.py": "import sys\nprint(sys.argv)\n",
+    "src/evaluate.py": "import sys\nprint('acc=0.5')\n",
+    "data/train.csv": "x,y\n", "data/test.csv": "x,y\n",
+}
+
+
+def _task_guard(files: dict[str, str], path: str, old: str, new: str) -> list[str]:
+    changed = {path: files[path].replace(old, new)}
+    assert changed[path] != files[path]
+    return measuring.measurement_edits(files.get, sorted(files), changed, "acc", ["src/evaluate.py", "data/*.csv"])
+
+
+def test_a_recipe_line_that_runs_a_protected_script_stays_as_it_is() -> None:
+    assert _task_guard(MAKE_EVAL, "Makefile", "--limit 0", "--limit 10") == \
+        ["Makefile: how it runs src/evaluate.py (protected)"]
+    assert _task_guard(MAKE_EVAL, "Makefile", "\tpython src/evaluate.py model.pkl data/test.csv --limit 0\n",
+                       "\techo acc=0.99\n") == ["Makefile: how it runs src/evaluate.py (protected)"]
+    # the training recipe's own settings are free; the protected data file it names is not
+    assert _task_guard(MAKE_EVAL, "Makefile", "--lr 0.1", "--lr 0.3") == []
+    assert _task_guard(MAKE_EVAL, "Makefile", "EPOCHS ?= 5", "EPOCHS ?= 8") == []
+    assert _task_guard(MAKE_EVAL, "Makefile", "--data data/train.csv", "--data data/test.csv") == \
+        ["Makefile: the protected data/test.csv it names", "Makefile: the protected data/train.csv it names"]
+    # reformatting the protected line (another indentation, a doubled space) is no change
+    assert _task_guard(MAKE_EVAL, "Makefile", "\tpython src/evaluate.py model.pkl",
+                       "\tpython  src/evaluate.py model.pkl") == []
+
+
+def test_a_dvc_stage_cmd_for_a_protected_script_is_held_wherever_the_stage_is_named() -> None:
+    files = {"dvc.yaml": "stages:\n  score_it:\n    cmd: python src/evaluate.py model.pkl data/prepared\n"
+                         "  fit:\n    cmd: python src/train.py --n-est 50\n",
+             "src/evaluate.py": "print('roc_auc=0.5')\n", "src/train.py": "print('fit')\n"}
+    assert _task_guard(files, "dvc.yaml", "model.pkl data/prepared", "model.pkl data/prepared --rows 10") == \
+        ["dvc.yaml: how it runs src/evaluate.py (protected)"]
+    assert _task_guard(files, "dvc.yaml", "--n-est 50", "--n-est 100") == []
+    # a shell script that `cd`s first names the script by its basename
+    sh = {"run.sh": "cd src && python evaluate.py --subset full\n", "src/evaluate.py": "print(1)\n"}
+    assert _task_guard(sh, "run.sh", "--subset full", "--subset tiny") == \
+        ["run.sh: how it runs src/evaluate.py (protected)"]
+    # an unprotected script of the same name, named by its own path, is another file
+    sh = dict(sh, **{"run.sh": "python evaluate.py --subset full\n", "evaluate.py": "print(2)\n"})
+    assert _task_guard(sh, "run.sh", "--subset full", "--subset tiny") == []

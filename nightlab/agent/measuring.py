@@ -35,6 +35,7 @@ import posixpath
 import re
 import shlex
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any
 
@@ -81,6 +82,9 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
     held = protected_keys(read, tracked, protected)
     out = [f"{path}: {key} (a setting of the measurement)" for path, text in sorted(changes.items())
            if path.endswith(_CONFIG_EXT) for key in _config_changes(read(path), text, path, held)]
+    guarded = [p for p in tracked if matches_any(p, protected)]
+    out += [f"{path}: {what}" for path, text in sorted(changes.items()) if not path.endswith(".py")
+            for what in _protected_mentions(read(path) or "", text, guarded, set(tracked) - set(guarded))]
     if any(p.endswith(".py") for p in changes):
         before = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
         out = evaluation_edits(before, changes, metric) + out
@@ -130,6 +134,44 @@ def _config_changes(before: str | None, after: str, path: str,
         return []
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and (names_the_measurement(k) or (
         names_the_data(k) and any(str(v).startswith(("'", '"')) for v in (old.get(k), new.get(k)))) or held(k)))
+
+
+def _protected_mentions(before: str, after: str, guarded: Collection[str], free: Collection[str] = ()) -> list[str]:
+    """What a changed Makefile, justfile, shell script, dvc.yaml or config does differently to the protected files
+    it names: a line that runs a protected script (a recipe's or a stage's `python src/evaluate.py model.pkl
+    data/prepared`) must stay as it is, letter for letter, and none may be added or dropped (the script's own
+    arguments decide what it measures; a line that replaces it can print any number); elsewhere, the protected data
+    files it names stay the ones it names (`--data data/train.csv` may not become `data/test.csv`), while the other
+    words on those lines (`--lr 0.1`) stay free. A word is matched to a file by its path, or its tail (`cd src &&
+    python evaluate.py`), unless it is the path of a `free` (unprotected) file itself."""
+    scripts = [g for g in guarded if g.endswith(_SCRIPT_EXT)]
+
+    def names(word: str, among: Collection[str]) -> str | None:
+        word = word.strip("'\"`()[]{},;").removeprefix("./")
+        if not word or word.startswith("-") or not ("." in word or "/" in word) or word in free:
+            return None
+        return next((g for g in among if g == word or g.endswith("/" + word) or word.endswith("/" + g)), None)
+
+    def mentions(text: str) -> tuple[Counter[str], Counter[str]]:
+        runs: Counter[str] = Counter()
+        data: Counter[str] = Counter()
+        for line in text.splitlines():
+            words = re.split(r"[\s=:]+", line.split("#", 1)[0] if not line.lstrip().startswith("#!") else "")
+            script = next((g for w in words if (g := names(w, scripts))), None)
+            if script is not None:
+                runs[f"{script}\0{' '.join(line.split())}"] += 1
+            else:
+                data.update(g for w in words if (g := names(w, guarded)))
+        return runs, data
+
+    old_runs, old_data = mentions(before)
+    new_runs, new_data = mentions(after)
+    out = {f"how it runs {k.split(chr(0))[0]} (protected)" for k in (old_runs - new_runs) + (new_runs - old_runs)}
+    out |= {f"the protected {k} it names" for k in (old_data - new_data) + (new_data - old_data)}
+    return sorted(out)
+
+
+_SCRIPT_EXT = (".py", ".sh", ".R", ".jl", ".ipynb")
 
 
 def protected_keys(read: Callable[[str], str | None], tracked: Collection[str],
