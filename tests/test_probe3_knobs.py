@@ -439,3 +439,38 @@ def test_a_smaller_architecture_fills_its_settings_before_the_base_one() -> None
     # the command's --decoder-layers wins over both fallbacks
     assert not kn["small_lm_architecture.decoder_layers"][1]
     assert "--decoder-layers" in kn["small_lm_architecture.decoder_layers"][2]
+
+
+# --------------------------------------------------------------------- boosting penalties off at their default 0
+
+_LGBM = """\
+import argparse
+import lightgbm as lgb
+from sklearn.datasets import load_breast_cancer
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+p = argparse.ArgumentParser()
+p.add_argument("--learning-rate", type=float, default=0.1)
+p.add_argument("--reg-lambda", type=float, default=0.0)
+p.add_argument("--num-leaves", type=int, default=31)
+args = p.parse_args()
+X, y = load_breast_cancer(return_X_y=True)
+Xt, Xv, yt, yv = train_test_split(X, y, test_size=0.25, random_state=0)
+clf = lgb.LGBMClassifier(learning_rate=args.learning_rate, reg_lambda=args.reg_lambda, reg_alpha=0.0,
+                         num_leaves=args.num_leaves)
+clf.fit(Xt, yt)
+print(f"roc_auc={roc_auc_score(yv, clf.predict_proba(Xv)[:, 1]):.4f}")
+"""
+
+
+def test_a_boosting_penalty_off_at_zero_is_searched_from_off_on_a_log_scale() -> None:
+    got = BuiltinPolicy().knobs_in({"train.py": _LGBM}, command="python train.py", metric="roc_auc")
+    penalties = {k: v for k, v in got.items() if "reg" in k}
+    assert penalties and all(v.searchable for v in penalties.values()), {k: v.why_not for k, v in got.items()}
+    for k in penalties.values():
+        space = knobmod.search_space(k.knob)
+        assert space is not None and space.allow_zero and space.log and space.low <= 1e-3 and space.high >= 1.0
+    # a name that is a penalty only in boosting stays unsearched at zero (a focal loss' `gamma = 0` is plain CE)
+    assert knobmod.search_space(knobmod.Knob(name="gamma", path="t.py", value=0.0, kind="other", style="python",
+                                             line=1, context="gamma = 0.0")) is None

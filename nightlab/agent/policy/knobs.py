@@ -1774,6 +1774,9 @@ def search_space(knob: Knob) -> Space | None:
     is_int = isinstance(v, int) and not _real_valued(knob)
     if x == 0 and not is_int and kind == "other" and set(_tokens(_leaf_name_of(knob.name))) & _OFF_REGULARISERS:
         return Space(0.01, 0.3, True, False, allow_zero=True)  # off: switched on at a typical 0.05
+    if x == 0 and not is_int and kind == "other" and \
+            _leaf_name_of(knob.name).lstrip("-").replace("-", "_").lower() in _OFF_PENALTIES:
+        return Space(1e-3, 10.0, True, False, allow_zero=True)  # a boosting penalty off by default: on at 1e-3..10
     if kind == "lr":
         if x <= 0:  # a schedule's floor at zero (`eta_min=0`, `min_lr: 0`): no rate is trained at it, nothing to raise
             return None
@@ -1837,6 +1840,11 @@ def search_space(knob: Knob) -> Space | None:
 # probability 0.25 in torchvision's references `--random-erase`): a zero has a space
 _ERASING = frozenset({"erase", "erasing", "cutout"})  # a probability: bounded by 1 when on (`_bounded_space`)
 _OFF_REGULARISERS = frozenset({"smoothing", "mixup", "cutmix"}) | _ERASING
+# gradient boosting's penalties, off at their default 0 (LightGBM's `reg_alpha` / `reg_lambda` / `lambda_l1`,
+# XGBoost's `reg_alpha` and `gamma` under its own name `min_split_loss`): Optuna's LightGBM tuner searches them on a
+# log scale to 10; `lambda_l2` / `l2_leaf_reg` are weight decays (`classify`)
+_OFF_PENALTIES = frozenset({"reg_alpha", "reg_lambda", "lambda_l1", "l1_reg", "l1_regularization", "min_split_loss",
+                            "min_gain_to_split"})
 # A real value in (0, 1] named as a share of something (a subsample, a fraction, a probability) means nothing above
 # 1, and libraries refuse it: scikit-learn's and XGBoost's `subsample` and `colsample_bytree`, LightGBM's
 # `bagging_fraction`. Searched ×10 around it like any unnamed real, `subsample = 0.8` was stepped to 2.4 and crashed
