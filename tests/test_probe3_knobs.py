@@ -474,3 +474,11 @@ def test_a_boosting_penalty_off_at_zero_is_searched_from_off_on_a_log_scale() ->
     # a name that is a penalty only in boosting stays unsearched at zero (a focal loss' `gamma = 0` is plain CE)
     assert knobmod.search_space(knobmod.Knob(name="gamma", path="t.py", value=0.0, kind="other", style="python",
                                              line=1, context="gamma = 0.0")) is None
+
+
+def test_a_params_file_that_sizes_an_ensemble_by_a_short_name_holds_knobs() -> None:
+    # DVC's example-get-started: `train: {n_est: 50, min_split: 0.01}`; no key of a better-known name beside them
+    found = {k.name: k.kind for k in knobmod.discover_files({"params.yaml": "train:\n  n_est: 50\n  min_split: 2\n"})}
+    assert found == {"train.n_est": "steps", "train.min_split": "other"}
+    assert knobmod.classify("nrounds") == knobmod.classify("ntree") == "steps"
+    assert knobmod.classify("est_loss") == "other"

@@ -204,6 +204,8 @@ _LR_SCHED = frozenset({"decay", "gamma", "factor", "patience", "milestones", "mi
 # boosting rounds count the training as steps do (`n_estimators`, LightGBM's `num_trees`): the run time grows with them
 _STEPS = frozenset({"steps", "step", "iters", "iter", "iterations", "iteration", "updates", "rounds", "round",
                     "estimators", "trees"})
+# short names of a boosted or bagged ensemble's size (`est` alone would also be an estimate: `est_loss`)
+_TREE_COUNTS = frozenset({"n_est", "num_est", "nrounds", "nround", "ntree", "ntrees"})
 _DROPOUT = frozenset({"dropout", "drop", "pdrop", "droprate"})
 _MOMENTUM = frozenset({"momentum", "beta", "betas", "ema", "polyak", "b1", "b2"})  # averages: β (optax's b1), EMA
 # a normalisation layer's running-statistics momentum: torch's 0.1 (0 freezes the statistics) or Keras's 0.99
@@ -293,6 +295,8 @@ def classify(name: str) -> str:
     if t & _STEPS and "decay" in t and not t & {"size", "lr", "max", "total", "train", "training"}:
         return "other"  # Keras' / optax's `decay_steps`: the schedule's period, not how long it trains
     if (t & _STEPS and not t & {"size", "lr"}) or {"total", "timesteps"} <= t:  # SB3's `learn(total_timesteps=...)`
+        return "steps"
+    if joined in _TREE_COUNTS:  # DVC's example `train.n_est`, R-style `nrounds` / `ntree`: the ensemble's size
         return "steps"
     if (t & _SPLIT_WORDS or (t & _SPLIT_PART and t & _SPLIT_SIZE)) and not tree_split(name):
         return "split"
