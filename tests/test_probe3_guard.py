@@ -553,3 +553,26 @@ def test_a_dvc_stage_cmd_for_a_protected_script_is_held_wherever_the_stage_is_na
     # an unprotected script of the same name, named by its own path, is another file
     sh = dict(sh, **{"run.sh": "python evaluate.py --subset full\n", "evaluate.py": "print(2)\n"})
     assert _task_guard(sh, "run.sh", "--subset full", "--subset tiny") == []
+
+
+CROSS_VALIDATED = {"train.py": '''\
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold, cross_val_score
+ALPHA = 1.0
+CV = 5
+N_FOLDS = 4
+X, y = load_diabetes(return_X_y=True)
+scores = cross_val_score(Ridge(alpha=ALPHA), X, y, cv=CV, scoring="r2")
+other = cross_val_score(Ridge(alpha=ALPHA), X, y, cv=KFold(N_FOLDS))
+print(f"cv_r2: {scores.mean():.4f}")
+'''}
+
+
+def test_the_number_of_cross_validation_folds_is_a_setting_of_the_measurement() -> None:
+    assert _guard(CROSS_VALIDATED, "train.py", "CV = 5", "CV = 2", "cv_r2") == \
+        ["train.py: CV = … (a setting of the measurement)"]
+    assert _guard(CROSS_VALIDATED, "train.py", "N_FOLDS = 4", "N_FOLDS = 2", "cv_r2") == \
+        ["train.py: N_FOLDS = … (a setting of the measurement)"]
+    assert _guard(CROSS_VALIDATED, "train.py", "ALPHA = 1.0", "ALPHA = 3.0", "cv_r2") == []
+    assert not names_the_measurement("cv2") and not names_the_measurement("unfold")

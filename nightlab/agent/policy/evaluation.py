@@ -1007,7 +1007,9 @@ def reaching_training(defs: Mapping[str, list[ast.AST]], training: set[str]) -> 
 # words of a setting's name that say it decides what is measured or how much of it (`limit_val_batches`,
 # `validation_split`, `max_eval_samples`, `compute_metrics`, `test_size`, `eval_iters`), wherever it is written
 _MEASURING_SETTING_WORDS = frozenset({"val", "valid", "validation", "eval", "evaluate", "evaluation", "test",
-                                      "holdout", "metric", "metrics", "scoring", "evals"})
+                                      "holdout", "metric", "metrics", "scoring", "evals",
+                                      # cross-validation's folds (`cross_val_score(cv=CV)`, `CV = 5`, `n_folds`)
+                                      "cv", "fold", "folds", "nfolds", "kfold", "kfolds"})
 
 
 def names_the_measurement(name: str | None) -> bool:

@@ -89,7 +89,8 @@ can fix it, and the branch is abandoned.
 ## Rules
 1. Edit only the editable files listed in the message. Never touch evaluation code, data files, how the metric is \
 computed or printed, the data split, the settings that choose or size the evaluation (`eval_iters`, \
-`limit_val_batches`, a validation fraction; in a file or on the command line), anything listed as protected, or a \
+`limit_val_batches`, a validation fraction, the number of cross-validation folds; in a file or on the command \
+line), anything listed as protected, or a \
 config key only protected code reads (a data split's seed): such edits are refused.
 2. `search` must be copied character for character from the file as shown (indentation included) and must occur \
 exactly once in it; add neighbouring lines when a line is not unique. Keep blocks short. An empty `search` creates a \
