@@ -576,3 +576,79 @@ def test_the_number_of_cross_validation_folds_is_a_setting_of_the_measurement() 
         ["train.py: N_FOLDS = … (a setting of the measurement)"]
     assert _guard(CROSS_VALIDATED, "train.py", "ALPHA = 1.0", "ALPHA = 3.0", "cv_r2") == []
     assert not names_the_measurement("cv2") and not names_the_measurement("unfold")
+
+
+SK_SPLIT = {"train.py": '''\
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+X, y = load_breast_cancer(return_X_y=True)
+X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)
+clf = LogisticRegression(C=1.0, max_iter=1000)
+clf.fit(X_tr, y_tr)
+preds = clf.predict(X_te)
+print(f"test_f1={f1_score(y_te, preds):.4f}")
+'''}
+
+TORCH_SLICE = {"train.py": '''\
+import torch
+from torch import nn
+
+
+def main():
+    d = torch.load("d.pt")
+    x, y = d["x"], d["y"]
+    xv, x = x[-500:], x[:-500]
+    yv, y = y[-500:], y[:-500]
+    model = nn.Linear(10, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for epoch in range(5):
+        for i in range(0, len(x), 32):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32]).backward()
+            opt.step()
+    with torch.no_grad():
+        acc = (model(xv).argmax(1) == yv).float().mean().item()
+    print(f"val_acc={acc:.4f}")
+
+
+main()
+'''}
+
+
+def test_the_training_may_not_start_reading_the_held_out_rows() -> None:
+    assert _guard(SK_SPLIT, "train.py", "clf.fit(X_tr, y_tr)", "clf.fit(X_te, y_te)", "test_f1") == \
+        ["train.py: the training reads X_te (held-out data)", "train.py: the training reads y_te (held-out data)"]
+    # the split's source holds the held-out rows too
+    assert _guard(SK_SPLIT, "train.py", "clf.fit(X_tr, y_tr)", "clf.fit(X, y)", "test_f1") == \
+        ["train.py: the training reads X (held-out data)", "train.py: the training reads y (held-out data)"]
+    # concatenated in a loop's data, or the loop run over the validation part
+    assert _guard(TORCH_SLICE, "train.py", "    model = nn.Linear(10, 2)\n",
+                  "    x, y = torch.cat([x, xv]), torch.cat([y, yv])\n    model = nn.Linear(10, 2)\n", "val_acc") == \
+        ["train.py: the training reads xv (held-out data)", "train.py: the training reads yv (held-out data)"]
+    assert _guard(TORCH_SLICE, "train.py", "model(x[i:i + 32]), y[i:i + 32]", "model(xv[i:i + 32]), yv[i:i + 32]",
+                  "val_acc") == \
+        ["train.py: the training reads xv (held-out data)", "train.py: the training reads yv (held-out data)"]
+
+
+def test_what_the_training_is_handed_from_the_training_part_stays_free() -> None:
+    assert _guard(SK_SPLIT, "train.py", "C=1.0, max_iter=1000", "C=3.0, max_iter=1000", "test_f1") == []
+    # standardising on the training part, and monitoring the validation part without training on it
+    assert _guard(SK_SPLIT, "train.py", "clf.fit(X_tr, y_tr)",
+                  "scaler = StandardScaler().fit(X_tr)\nclf.fit(scaler.transform(X_tr), y_tr)", "test_f1") == []
+    keras = {"train.py": '''\
+from tensorflow import keras
+(x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+model.fit(x_train, y_train, epochs=5, validation_data=(x_test, y_test))
+print(f"test_accuracy={model.evaluate(x_test, y_test)[1]:.4f}")
+'''}
+    assert _guard(keras, "train.py", "epochs=5,", "epochs=8,", "test_accuracy") == []
+    assert _guard(keras, "train.py", "model.fit(x_train, y_train,", "model.fit(x_test, y_test,", "test_accuracy") == \
+        ["train.py: the training reads x_test (held-out data)", "train.py: the training reads y_test (held-out data)"]
+    # early stopping on a number measured on the held-out part reads no held-out rows
+    assert _guard(TORCH_SLICE, "train.py", "    for epoch in range(5):\n",
+                  "    best_val_loss = 1e9\n    for epoch in range(5):\n", "val_acc") == []

@@ -8,20 +8,25 @@ alike (``load_data(traindir, valdir)``): of it only the held-out side is held. E
 (`evaluation.measuring_statements`), of a config dict only the entries the measurement reads, and of an inline
 validation loop its header and its exits; and outside all of it, what the measurement is handed at its call sites
 and every setting whose name says it decides the measurement (`evaluation.names_the_measurement`) or which data
-the run uses (`evaluation.names_the_data`). Compared as syntax trees, so a comment or a blank line is no change.
+the run uses (`evaluation.names_the_data`); and the training may not start reading held-out rows
+(`_training_inputs`). Compared as syntax trees, so a comment or a blank line is no change.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from collections.abc import Collection, Mapping
 
 from nightlab.agent.policy.evaluation import (
+    SPLIT_CALLS,
     builds_held_out,
     called_name,
     evaluation_functions,
+    feeding,
     function_defs,
+    held_out_name,
     measuring_helpers,
     measuring_statements,
     metric_functions,
@@ -31,7 +36,9 @@ from nightlab.agent.policy.evaluation import (
     project_functions,
     reaching_training,
     says_evaluation,
+    scope_statements,
     sets_a_literal,
+    target_names,
     trains,
 )
 
@@ -195,6 +202,69 @@ def _statement_changes(before: str, after: str, metric: str, skip: Collection[st
     return lines
 
 
+# calls that fit a model to the data they are handed (scikit-learn, Keras, XGBoost / LightGBM's own `train`)
+_FITTING_CALLS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch", "fit_generator"})
+# words of a name that holds a number the measurement produced, not held-out data (`val_loss`, `best_val_acc`)
+_RESULT_WORDS = frozenset({"loss", "losses", "acc", "accuracy", "score", "scores", "metric", "metrics", "f1", "auc",
+                           "err", "error", "errors", "ppl", "perplexity", "bpc", "rmse", "mae", "mse", "r2", "best",
+                           "pred", "preds", "prediction", "predictions", "logits", "probs", "history", "result",
+                           "results", "log", "logs", "step", "steps", "every", "interval", "freq", "iters", "size",
+                           "batch", "fraction", "frac", "ratio", "split", "pct"})
+_SHORT_HELD_OUT = re.compile(r"[xy]_?(v|va|val|te|tst|test)\d*", re.IGNORECASE)  # `xv`, `y_te`, `Xtest`
+_TRACE_STEPS = 4
+
+
+def _held_out_data(name: str) -> bool:
+    """A name that holds held-out examples (`X_te`, `val_loader`, `test_ds`, `xv`), not a number measured on them."""
+    words = {w.lower() for w in re.split(r"_+|\d+", name) if w}
+    return bool(_SHORT_HELD_OUT.fullmatch(name)) or (held_out_name(name) and not words & _RESULT_WORDS)
+
+
+def _training_inputs(tree: ast.Module) -> Counter[str]:
+    """The held-out data the training reads, as "scope: name": what a fitting call is handed (`clf.fit(X_te, y_te)`;
+    not its `validation_data=` / `eval_set=`, which only monitor), and what feeds a `loss.backward()` (through the
+    loss's assignments and the loops its batches come from), traced back through assignments to the split. A
+    split's own source (`X` of `train_test_split(X, y)`) holds the held-out rows as well, and is held-out data here
+    when training reads it past the split (`clf.fit(X, y)`); tracing stops at the statement that splits."""
+    out: Counter[str] = Counter()
+    for scope in [tree, *function_defs(tree)]:
+        stmts = scope_statements(scope)
+        sources = {n.id for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call) and called_name(c) in
+                   SPLIT_CALLS for a in c.args for n in ast.walk(a) if isinstance(n, ast.Name)}
+        seeds: list[ast.AST] = []
+        for c in (c for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call)):
+            f = c.func
+            if isinstance(f, ast.Attribute) and (f.attr in _FITTING_CALLS or (f.attr == "train" and len(c.args) >= 2)):
+                seeds += [*c.args, *(k.value for k in c.keywords if k.arg and not names_the_measurement(k.arg)
+                                     and k.arg != "callbacks")]
+            elif isinstance(f, ast.Attribute) and f.attr == "backward":  # `loss.backward()`, `crit(...).backward()`
+                seeds += list(feeding(stmts, f.value.id)) if isinstance(f.value, ast.Name) else [f.value]
+        loops = [(target_names(st.target), st.iter) for st in stmts if isinstance(st, ast.For | ast.AsyncFor)]
+        read: set[str] = set()
+        todo = {n.id for e in seeds for n in ast.walk(e) if isinstance(n, ast.Name)}
+        for _ in range(_TRACE_STEPS):
+            todo -= read
+            read |= todo
+            nxt: set[str] = set()
+            for name in todo:
+                for v in feeding(stmts, name):
+                    if not any(isinstance(c, ast.Call) and called_name(c) in SPLIT_CALLS for c in ast.walk(v)):
+                        nxt |= {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
+                nxt |= {n.id for names, it in loops if name in names for n in ast.walk(it) if isinstance(n, ast.Name)}
+            todo = nxt
+        label = getattr(scope, "name", "")
+        out.update(f"{label}\0{n}" for n in read if _held_out_data(n) or n in sources)
+    return out
+
+
+def _training_data_changes(before: ast.Module, after: ast.Module | None) -> list[str]:
+    """The held-out data an edit has the training read that it did not read before (`_training_inputs`)."""
+    if after is None:
+        return []
+    new = _training_inputs(after) - _training_inputs(before)
+    return sorted({f"the training reads {k.split(chr(0))[1]} (held-out data)" for k in new})
+
+
 def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
     """The evaluation functions of `before` (see `evaluation_functions`) and the helpers they call
     (`measuring_helpers`) whose code `after` changes, as "path: name", and the measuring statements outside them
@@ -240,5 +310,6 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         if changed:
             out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
         out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
+        out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree)]
     return out
 

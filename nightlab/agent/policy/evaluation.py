@@ -37,6 +37,7 @@ __all__ = [
     "builds_held_out",
     "called_name",
     "evaluation_functions",
+    "feeding",
     "fixed_lines",
     "function_defs",
     "held_out_name",
@@ -50,7 +51,9 @@ __all__ = [
     "project_functions",
     "reaching_training",
     "says_evaluation",
+    "scope_statements",
     "sets_a_literal",
+    "target_names",
     "trains",
 ]
 
@@ -355,7 +358,7 @@ def _entries_named(node: ast.AST, pat: re.Pattern[str]) -> list[ast.AST]:
     return [node]
 
 
-def _scope_statements(scope: ast.AST) -> list[ast.stmt]:
+def scope_statements(scope: ast.AST) -> list[ast.stmt]:
     """Every statement of a function or module body, nested blocks included, nested defs excluded."""
     out: list[ast.stmt] = []
     body = getattr(scope, "body", [])
@@ -373,15 +376,15 @@ def _scope_statements(scope: ast.AST) -> list[ast.stmt]:
     return out
 
 
-def _feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
+def feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
     """Expressions that give `name` its value in these statements: assignments, augmented assignments and
     ``name.append(...)`` / ``extend`` / ``add`` / ``update`` arguments."""
     for st in stmts:
         if isinstance(st, ast.Assign):
-            if any(name in _target_names(t) for t in st.targets):
+            if any(name in target_names(t) for t in st.targets):
                 yield st.value
         elif isinstance(st, ast.AugAssign | ast.AnnAssign):
-            if st.value is not None and name in _target_names(st.target):
+            if st.value is not None and name in target_names(st.target):
                 yield st.value
         elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Call):
             f = st.value.func
@@ -392,13 +395,14 @@ def _feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
                 yield from (k.value for k in st.value.keywords)
 
 
-def _target_names(t: ast.AST) -> set[str]:
+def target_names(t: ast.AST) -> set[str]:
+    """The names an assignment target binds or updates (`a, b[i] = …` → a and b)."""
     if isinstance(t, ast.Name):
         return {t.id}
     if isinstance(t, ast.Tuple | ast.List):
-        return set().union(*(_target_names(e) for e in t.elts)) if t.elts else set()
+        return set().union(*(target_names(e) for e in t.elts)) if t.elts else set()
     if isinstance(t, ast.Subscript):
-        return _target_names(t.value)
+        return target_names(t.value)
     return set()
 
 
@@ -473,7 +477,7 @@ def _callable_builders(trees: Mapping[str, ast.Module], fn: ast.FunctionDef | as
     out: set[str] = set()
     for tree in trees.values():
         for scope in [tree, *function_defs(tree)]:
-            stmts = _scope_statements(scope)
+            stmts = scope_statements(scope)
             for call in (n for st in stmts if not isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef |
                                                                 ast.ClassDef)
                          for n in ast.walk(st) if isinstance(n, ast.Call) and called_name(n) == fn.name):
@@ -481,7 +485,7 @@ def _callable_builders(trees: Mapping[str, ast.Module], fn: ast.FunctionDef | as
                 given = [a for i, a in enumerate(call.args, shift) if i in wanted] + \
                     [k.value for k in call.keywords if k.arg in wanted.values()]
                 for name in (g.id for g in given if isinstance(g, ast.Name)):
-                    out |= {called_name(v) for v in _feeding(stmts, name) if isinstance(v, ast.Call)}
+                    out |= {called_name(v) for v in feeding(stmts, name) if isinstance(v, ast.Call)}
     builders = {d.name for tree in trees.values() for d in function_defs(tree) if _returns_a_closure(d)}
     return out & builders
 
@@ -529,7 +533,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             out.append(st)
 
     for scope in [tree, *(d for d in function_defs(tree) if d.name not in skip)]:
-        stmts = _scope_statements(scope)
+        stmts = scope_statements(scope)
         if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) and scope.name in data_functions:
             _held_out_side(scope, stmts, take)
         for st in stmts:  # data handed to a training call as the measurement's (`xgb.train(..., evals=evals)`)
@@ -543,13 +547,13 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             bounds = _slice_split(st)
             if bounds and isinstance(st, ast.Assign):  # `train_data, val_data = data[:n], data[n:]`: the statement
                 take(st)  # and where `n` comes from
-                split_names |= {n for t in st.targets for n in _target_names(t)}
+                split_names |= {n for t in st.targets for n in target_names(t)}
                 _slice(stmts, [r for b in bounds for r in _reads_outside_len(b)], None, take)
             splits = [n for n in ast.walk(st) if isinstance(n, ast.Call) and called_name(n) in SPLIT_CALLS]
             if isinstance(st, _SIMPLE) and splits:
                 take(st)
                 if isinstance(st, ast.Assign):
-                    split_names |= {n for t in st.targets for n in _target_names(t)}
+                    split_names |= {n for t in st.targets for n in target_names(t)}
                 # its sizes and seed (`[len(full) - n_val, n_val]`, `test_size=TEST_SIZE`), back to the module's
                 # constants; not the data it is given (preprocessing before a split stays free)
                 sizes: list[ast.AST] = [
@@ -573,7 +577,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             # `X_test = scaler.transform(X_test)` reads what it replaces and is preprocessing, not a swap
             if not isinstance(st, ast.Assign) or st.value is None:
                 continue
-            bound = {n for t in st.targets for n in _target_names(t)} & held_out
+            bound = {n for t in st.targets for n in target_names(t)} & held_out
             read = {n.id for n in ast.walk(st.value) if isinstance(n, ast.Name)}
             if bound and not bound & read and read & (split_names - held_out):
                 take(st)
@@ -589,7 +593,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             for fn in (d for d in local if d.name in calls and d.name not in skip and trains(d)):
                 # a function that trains and evaluates (`val_loss = run_epoch(model, val_loader)`): what it returns
                 # and what feeds that, outside the statements that train
-                inner = _scope_statements(fn)
+                inner = scope_statements(fn)
                 for ret in (r for r in inner if isinstance(r, ast.Return)):
                     if ret.value is not None:
                         take(ret)
@@ -633,7 +637,7 @@ def _picks_held_out(st: ast.stmt) -> bool:
             node.value.lower() in _HELD_OUT_PARTS
     # a held-out name given an entry under a held-out key (`test_ds = {"image": data["x_test"] / 255.0, ...}`,
     # `x_test, y_test = data["x_test"], data["y_test"]`)
-    targets = [n for t in st.targets for n in _target_names(t)] if isinstance(st, ast.Assign) else []
+    targets = [n for t in st.targets for n in target_names(t)] if isinstance(st, ast.Assign) else []
     held_target = any(held_out_name(n) for n in targets)
     for n in ast.walk(st):
         if isinstance(n, ast.Call) and any(held(a) for a in [*n.args, *(k.value for k in n.keywords)]):
@@ -655,7 +659,7 @@ def _slice_split(st: ast.stmt) -> list[ast.expr]:
         value, ast.Tuple) and len(target.elts) == len(value.elts) else [(target, value)]
     out: list[ast.expr] = []
     for t, v in pairs:
-        if isinstance(v, ast.Subscript) and any(held_out_name(n) for n in _target_names(t)):
+        if isinstance(v, ast.Subscript) and any(held_out_name(n) for n in target_names(t)):
             out += [b for sl in ast.walk(v.slice) if isinstance(sl, ast.Slice)
                     for b in (sl.lower, sl.upper, sl.step) if b is not None]
     return out
@@ -768,7 +772,7 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
         for name in names - done:
             done.add(name)
             for whole in stmts:
-                if isinstance(whole, _SIMPLE) and any(True for _ in _feeding([whole], name)):
+                if isinstance(whole, _SIMPLE) and any(True for _ in feeding([whole], name)):
                     if pat is not None and sets_a_literal(whole):
                         continue  # a setting (`LR = 0.1`, `CONFIG = {...}`) the metric depends on is what the
                         # search moves, not how the metric is computed
@@ -776,7 +780,7 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
                     if trains(fed):
                         continue  # what a training call is given (`bst = xgb.train(params, dtrain)`) trains
                     take(fed)
-                    for expr in (e for v in _feeding([fed], name) for e in
+                    for expr in (e for v in feeding([fed], name) for e in
                                  (_entries_named(v, pat) if pat is not None else [v])):
                         c, n = _guard_heads(expr)
                         calls |= c
@@ -820,7 +824,7 @@ def _narrowed(st: ast.stmt, name: str, keys: set[str] | None) -> ast.stmt:
     target, value = st.targets[0], st.value
     if isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List) \
             and len(target.elts) == len(value.elts) and len(target.elts) > 1:
-        pairs = [(t, v) for t, v in zip(target.elts, value.elts, strict=True) if name in _target_names(t)]
+        pairs = [(t, v) for t, v in zip(target.elts, value.elts, strict=True) if name in target_names(t)]
         if not pairs:
             return st
         target = ast.Tuple(elts=[t for t, _ in pairs], ctx=ast.Store())
@@ -867,7 +871,7 @@ def _a_display(value: ast.expr, stmts: list[ast.stmt]) -> bool:
     if isinstance(value, ast.List | ast.Tuple):
         return True
     return isinstance(value, ast.Name) and any(
-        isinstance(v, ast.List | ast.Tuple) for v in _feeding(stmts, value.id))
+        isinstance(v, ast.List | ast.Tuple) for v in feeding(stmts, value.id))
 
 
 def _enclosing_loops(scope: ast.AST) -> dict[int, list[ast.stmt]]:
@@ -917,8 +921,8 @@ def _feeding_loops(scope: ast.AST, fed: list[ast.stmt], printing: ast.stmt,
 def _item_names(loop: ast.For | ast.AsyncFor) -> set[str]:
     """The loop's target and the names its body computes from it (``outputs = model(**batch)``, ``predictions =
     outputs.logits.argmax(-1)``): what differs from one item to the next."""
-    out = _target_names(loop.target)
-    body = _scope_statements(loop)
+    out = target_names(loop.target)
+    body = scope_statements(loop)
     grew = True
     while grew:
         grew = False
@@ -926,7 +930,7 @@ def _item_names(loop: ast.For | ast.AsyncFor) -> set[str]:
             if isinstance(st, ast.Assign | ast.AugAssign | ast.AnnAssign) and st.value is not None and \
                     {n.id for n in ast.walk(st.value) if isinstance(n, ast.Name)} & out:
                 targets = st.targets if isinstance(st, ast.Assign) else [st.target]
-                new = {n for t in targets for n in _target_names(t)} - out
+                new = {n for t in targets for n in target_names(t)} - out
                 if new:
                     out |= new
                     grew = True
@@ -964,11 +968,11 @@ def _held_out_side(fn: ast.AST, stmts: list[ast.stmt], take: Callable[[ast.stmt]
     for st in stmts:
         if isinstance(st, ast.Assign | ast.AnnAssign) and st.value is not None:
             targets = st.targets if isinstance(st, ast.Assign) else [st.target]
-            held = sorted({n for t in targets for n in _target_names(t) if held_out_name(n)})
+            held = sorted({n for t in targets for n in target_names(t) if held_out_name(n)})
             for name in held:
                 part = _narrowed(st, name, None) if isinstance(st, ast.Assign) else st
                 take(part)
-                _slice(stmts, [v for v in _feeding([part], name)], None, take)
+                _slice(stmts, [v for v in feeding([part], name)], None, take)
         elif isinstance(st, ast.Return) and st.value is not None:
             parts = st.value.elts if isinstance(st.value, ast.Tuple) else [st.value]
             held_parts = [e for e in parts if any(isinstance(n, ast.Name) and held_out_name(n.id)
@@ -1073,7 +1077,7 @@ def _traced(trees: Mapping[str, ast.Module], defs: Mapping[str, list[ast.AST]], 
         return out
     for tree in trees.values():
         for scope in [tree, *function_defs(tree)]:
-            stmts = _scope_statements(scope)
+            stmts = scope_statements(scope)
             for st in stmts:
                 if isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) or not _mentions(st, pat):
                     continue
@@ -1087,7 +1091,7 @@ def _traced(trees: Mapping[str, ast.Module], defs: Mapping[str, list[ast.AST]], 
                     nxt: set[str] = set()
                     for name in names - seen:
                         seen.add(name)
-                        for expr in (e for fed in _feeding(stmts, name) for e in _entries_named(fed, pat)):
+                        for expr in (e for fed in feeding(stmts, name) for e in _entries_named(fed, pat)):
                             c, n = _heads(expr, defs)
                             calls |= c
                             nxt |= n

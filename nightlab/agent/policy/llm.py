@@ -91,7 +91,8 @@ can fix it, and the branch is abandoned.
 computed or printed, the data split, the settings that choose or size the evaluation (`eval_iters`, \
 `limit_val_batches`, a validation fraction, the number of cross-validation folds; in a file or on the command \
 line), anything listed as protected, or a \
-config key only protected code reads (a data split's seed): such edits are refused.
+config key only protected code reads (a data split's seed); and never train on the held-out rows: such edits are \
+refused.
 2. `search` must be copied character for character from the file as shown (indentation included) and must occur \
 exactly once in it; add neighbouring lines when a line is not unique. Keep blocks short. An empty `search` creates a \
 new file.
