@@ -583,6 +583,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 X, y = load_breast_cancer(return_X_y=True)
 X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, random_state=0)
@@ -652,3 +653,15 @@ print(f"test_accuracy={model.evaluate(x_test, y_test)[1]:.4f}")
     # early stopping on a number measured on the held-out part reads no held-out rows
     assert _guard(TORCH_SLICE, "train.py", "    for epoch in range(5):\n",
                   "    best_val_loss = 1e9\n    for epoch in range(5):\n", "val_acc") == []
+
+
+def test_what_an_imported_metric_function_scores_is_held() -> None:
+    # `f1_score(y_te, preds)`: the predictions it is handed compute the printed number
+    assert _guard(SK_SPLIT, "train.py", "preds = clf.predict(X_te)", "preds = y_te", "test_f1") == \
+        ["train.py: line 11 (where the metric is computed or the data split)"]
+    assert _guard(SK_SPLIT, "train.py", "preds = clf.predict(X_te)",
+                  "preds = clf.predict_proba(X_te)[:, 1] > 0.3", "test_f1") == \
+        ["train.py: line 11 (where the metric is computed or the data split)"]
+    # the model it predicts with is not the measurement: a scaler in its pipeline stays free
+    assert _guard(SK_SPLIT, "train.py", "clf = LogisticRegression(C=1.0, max_iter=1000)",
+                  "clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))", "test_f1") == []

@@ -15,9 +15,8 @@ the run uses (`evaluation.names_the_data`); and the training may not start readi
 from __future__ import annotations
 
 import ast
-import re
 from collections import Counter
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 
 from nightlab.agent.policy.evaluation import (
     SPLIT_CALLS,
@@ -26,7 +25,7 @@ from nightlab.agent.policy.evaluation import (
     evaluation_functions,
     feeding,
     function_defs,
-    held_out_name,
+    held_out_data,
     measuring_helpers,
     measuring_statements,
     metric_functions,
@@ -204,20 +203,7 @@ def _statement_changes(before: str, after: str, metric: str, skip: Collection[st
 
 # calls that fit a model to the data they are handed (scikit-learn, Keras, XGBoost / LightGBM's own `train`)
 _FITTING_CALLS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch", "fit_generator"})
-# words of a name that holds a number the measurement produced, not held-out data (`val_loss`, `best_val_acc`)
-_RESULT_WORDS = frozenset({"loss", "losses", "acc", "accuracy", "score", "scores", "metric", "metrics", "f1", "auc",
-                           "err", "error", "errors", "ppl", "perplexity", "bpc", "rmse", "mae", "mse", "r2", "best",
-                           "pred", "preds", "prediction", "predictions", "logits", "probs", "history", "result",
-                           "results", "log", "logs", "step", "steps", "every", "interval", "freq", "iters", "size",
-                           "batch", "fraction", "frac", "ratio", "split", "pct"})
-_SHORT_HELD_OUT = re.compile(r"[xy]_?(v|va|val|te|tst|test)\d*", re.IGNORECASE)  # `xv`, `y_te`, `Xtest`
 _TRACE_STEPS = 4
-
-
-def _held_out_data(name: str) -> bool:
-    """A name that holds held-out examples (`X_te`, `val_loader`, `test_ds`, `xv`), not a number measured on them."""
-    words = {w.lower() for w in re.split(r"_+|\d+", name) if w}
-    return bool(_SHORT_HELD_OUT.fullmatch(name)) or (held_out_name(name) and not words & _RESULT_WORDS)
 
 
 def _training_inputs(tree: ast.Module) -> Counter[str]:
@@ -247,14 +233,25 @@ def _training_inputs(tree: ast.Module) -> Counter[str]:
             read |= todo
             nxt: set[str] = set()
             for name in todo:
-                for v in feeding(stmts, name):
+                for v in _paired_feeding(stmts, name):
                     if not any(isinstance(c, ast.Call) and called_name(c) in SPLIT_CALLS for c in ast.walk(v)):
                         nxt |= {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
                 nxt |= {n.id for names, it in loops if name in names for n in ast.walk(it) if isinstance(n, ast.Name)}
             todo = nxt
         label = getattr(scope, "name", "")
-        out.update(f"{label}\0{n}" for n in read if _held_out_data(n) or n in sources)
+        out.update(f"{label}\0{n}" for n in read if held_out_data(n) or n in sources)
     return out
+
+
+def _paired_feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
+    """`feeding`, where `a, b = f(a), g(b)` gives `a` only its own element."""
+    for st in stmts:
+        if isinstance(st, ast.Assign) and len(st.targets) == 1:
+            pairs = _paired(st.targets[0], st.value)
+            if len(pairs) > 1:
+                yield from (v for t, v in pairs if name in target_names(t))
+                continue
+        yield from feeding([st], name)
 
 
 def _training_data_changes(before: ast.Module, after: ast.Module | None) -> list[str]:

@@ -40,6 +40,7 @@ __all__ = [
     "feeding",
     "fixed_lines",
     "function_defs",
+    "held_out_data",
     "held_out_name",
     "measuring_helpers",
     "measuring_statements",
@@ -171,6 +172,16 @@ def _mentions(node: ast.AST, pat: re.Pattern[str]) -> bool:
                for n in ast.walk(node))
 
 
+# a metric function imported by name (scikit-learn's `f1_score`, `mean_squared_error`, `log_loss`; torchmetrics'
+# functional `accuracy`): what it is handed is what it scores
+_LIBRARY_METRIC = re.compile(r"[a-z0-9_]+_(score|error|loss|accuracy|auc)|accuracy|auroc|f1|precision|recall|auc|"
+                             r"matthews_corrcoef|cohen_kappa|perplexity")
+
+
+def _a_library_metric(name: str) -> bool:
+    return bool(_LIBRARY_METRIC.fullmatch(name))
+
+
 def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], set[str]]:
     """(functions called at the head of `expr`, names it reads there): through operators, subscripts, method chains,
     f-strings and containers, never into a call's arguments (what a call is given is not what computes the value),
@@ -202,6 +213,13 @@ def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], s
                     stack.extend(a for a in n.args)
             if isinstance(f, ast.Name) and f.id in ("sum", "float", "int", "round", "abs", "min", "max", "len"):
                 stack.extend(n.args)
+            elif isinstance(f, ast.Name) and f.id not in own and _a_library_metric(f.id):
+                # `f1_score(y_te, preds)`: the predictions it scores compute the value; the held-out data it is
+                # handed is held where it is split (a scaler's `X_te = sc.transform(X_te)` stays free)
+                for a in n.args:
+                    c, got = _heads(a, own)
+                    calls |= c
+                    names |= {x for x in got if not held_out_data(x)}
         elif isinstance(n, ast.Name):
             names.add(n.id)
         elif isinstance(n, ast.Attribute | ast.Subscript | ast.Starred | ast.FormattedValue):
@@ -611,6 +629,21 @@ def _recording(take: Callable[[ast.stmt], None], into: list[ast.stmt]) -> Callab
 def held_out_name(name: str) -> bool:
     """Whether a variable's name says it holds a held-out part (`val_idx`, `X_test`, `dev_data`, `valid2`)."""
     return bool(_HELD_OUT_WORDS & {w.lower() for w in re.split(r"_+|\d+", name) if w})
+
+
+# words of a name that holds a number the measurement produced, not held-out data (`val_loss`, `best_val_acc`)
+_RESULT_WORDS = frozenset({"loss", "losses", "acc", "accuracy", "score", "scores", "metric", "metrics", "f1", "auc",
+                           "err", "error", "errors", "ppl", "perplexity", "bpc", "rmse", "mae", "mse", "r2", "best",
+                           "pred", "preds", "prediction", "predictions", "logits", "probs", "history", "result",
+                           "results", "log", "logs", "step", "steps", "every", "interval", "freq", "iters", "size",
+                           "batch", "fraction", "frac", "ratio", "split", "pct"})
+_SHORT_HELD_OUT = re.compile(r"[xy]_?(v|va|val|te|tst|test)\d*", re.IGNORECASE)  # `xv`, `y_te`, `Xtest`
+
+
+def held_out_data(name: str) -> bool:
+    """A name that holds held-out examples (`X_te`, `val_loader`, `test_ds`, `xv`), not a number measured on them."""
+    words = {w.lower() for w in re.split(r"_+|\d+", name) if w}
+    return bool(_SHORT_HELD_OUT.fullmatch(name)) or (held_out_name(name) and not words & _RESULT_WORDS)
 
 
 _HELD_OUT_PARTS = frozenset({"val", "valid", "validation", "test", "dev", "eval", "evaluation", "holdout"})
