@@ -665,3 +665,43 @@ def test_what_an_imported_metric_function_scores_is_held() -> None:
     # the model it predicts with is not the measurement: a scaler in its pipeline stays free
     assert _guard(SK_SPLIT, "train.py", "clf = LogisticRegression(C=1.0, max_iter=1000)",
                   "clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))", "test_f1") == []
+
+
+def test_the_seed_of_a_call_that_sizes_the_held_out_part_is_held_and_an_absl_default_too() -> None:
+    fastai = {"train.py": '''\
+from fastai.vision.all import *
+path = untar_data(URLs.PETS)
+dls = ImageDataLoaders.from_name_func(path, get_image_files(path), valid_pct=0.2, seed=42,
+                                      label_func=lambda f: f[0].isupper(), item_tfms=Resize(224), bs=64)
+learn = vision_learner(dls, resnet34, metrics=error_rate)
+learn.fine_tune(1, 1e-3)
+print(f"error_rate={learn.validate()[1]:.4f}")
+'''}
+    assert _guard(fastai, "train.py", "seed=42", "seed=7", "error_rate") == \
+        ["train.py: from_name_func(seed=…) (a setting of the measurement)"]
+    assert _guard(fastai, "train.py", "bs=64", "bs=32", "error_rate") == []
+    # a call that only schedules evaluation trains with its seed
+    hf = {"train.py": '''\
+from transformers import Trainer, TrainingArguments
+args = TrainingArguments("out", eval_steps=100, seed=42, learning_rate=5e-5)
+trainer = Trainer(model=None, args=args)
+trainer.train()
+print(f"eval_loss={trainer.evaluate()['eval_loss']:.4f}")
+'''}
+    assert _guard(hf, "train.py", "seed=42", "seed=7", "eval_loss") == []
+    absl = {"train.py": '''\
+from absl import app, flags
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("eval_examples", 10000, "how many validation examples to score")
+flags.DEFINE_float("learning_rate", 0.1, "step size")
+
+
+def main(_):
+    print(f"val_acc={run(FLAGS.learning_rate, FLAGS.eval_examples):.4f}")
+
+
+app.run(main)
+'''}
+    assert _guard(absl, "train.py", '"eval_examples", 10000', '"eval_examples", 500', "val_acc") == \
+        ["train.py: --eval_examples (its default) (a setting of the measurement)"]
+    assert _guard(absl, "train.py", '"learning_rate", 0.1', '"learning_rate", 0.3', "val_acc") == []

@@ -15,6 +15,7 @@ the run uses (`evaluation.names_the_data`); and the training may not start readi
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 
@@ -107,6 +108,10 @@ def _assigned_names(t: ast.AST) -> list[str]:
     return [n for e in t.elts for n in _assigned_names(e)] if isinstance(t, ast.Tuple | ast.List) else []
 
 
+_SPLIT_SEEDS = frozenset({"seed", "random_state", "split_seed", "shuffle", "generator", "rng"})
+_SPLIT_SIZE_WORDS = frozenset({"pct", "percent", "fraction", "frac", "size", "ratio", "split", "portion", "proportion"})
+
+
 def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[tuple[str, str]], Counter[str],
                                                                        Counter[str]]:
     """What held calls are given, as (label, arguments), and the measurement settings of `tree`, as "label\0value",
@@ -127,9 +132,19 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
             flags = [a.value for a in n.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             if name == "add_argument" and any(names_the_measurement(f) for f in flags):
                 existing[f"{flags[0]} (its default)\0" + "".join(ast.dump(k) for k in n.keywords)] += 1
+            elif name.startswith("DEFINE_") and n.args and isinstance(n.args[0], ast.Constant) and \
+                    names_the_measurement(flags[0] if flags else None):
+                # absl's `flags.DEFINE_integer("eval_examples", 10000, "...")`: the default is the second argument
+                existing[f"--{flags[0]} (its default)\0" + ast.dump(ast.Tuple(elts=n.args[1:2], ctx=ast.Load())) +
+                         "".join(ast.dump(k) for k in n.keywords if k.arg == "default")] += 1
             else:
+                # a call that sizes what is held out (fastai's `from_name_func(valid_pct=0.2, seed=42)`) draws it
+                # with its seed as well; not one that only schedules evaluation (`TrainingArguments(eval_steps=…,
+                # seed=42)`: that seed trains)
+                sizes = any(names_the_measurement(k.arg) and _SPLIT_SIZE_WORDS & set(re.split(r"_+", k.arg.lower()))
+                            for k in n.keywords if k.arg)
                 keywords.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
-                                if names_the_measurement(k.arg))
+                                if names_the_measurement(k.arg) or (sizes and k.arg in _SPLIT_SEEDS))
                 existing.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
                                 if not names_the_measurement(k.arg) and _names_data_string(k.arg, k.value))
         elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
