@@ -309,3 +309,31 @@ print(f"test_acc={0.5:.4f}")
         assert plan.route is SeedRoute.NONE and "also fixes the data split" in plan.how, command
     apart = {"train.py": files["train.py"].replace("np.random.shuffle(idx)", "np.random.default_rng(0).shuffle(idx)")}
     assert _plan(apart, "python train.py", "test_acc").argument == "--seed"
+
+
+def test_a_global_seed_that_draws_an_evaluation_subsample_under_a_short_name_is_not_varied() -> None:
+    # `xv, yv = xv_all[idx], yv_all[idx]` of `idx = torch.randperm(...)` under `torch.manual_seed(SEED)`: varying SEED
+    # would measure other rows on every re-run
+    files = {"train.py": '''\
+import torch
+from torch import nn
+
+SEED = 0
+torch.manual_seed(SEED)
+d = torch.load("d.pt")
+x, y, xv_all, yv_all = d["x"], d["y"], d["xv"], d["yv"]
+idx = torch.randperm(len(xv_all))[:2000]
+xv, yv = xv_all[idx], yv_all[idx]
+model = nn.Linear(10, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for i in range(0, len(x), 32):
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32]).backward()
+    opt.step()
+with torch.no_grad():
+    acc = (model(xv).argmax(1) == yv).float().mean().item()
+print(f"val_acc={acc:.4f}")
+'''}
+    plan = _plan(files)
+    assert plan.route == SeedRoute.NONE and not plan.literals, plan.how
+    assert "split" in plan.how

@@ -45,7 +45,7 @@ from enum import StrEnum
 from nightlab.agent.edits import matches_any
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import knobs as knobmod
-from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_functions, held_out_name
+from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_functions, held_out_data, held_out_name
 
 __all__ = ["SeedPlan", "SeedRoute", "plan_seeding"]
 
@@ -332,7 +332,7 @@ def _file_split_draws(tree: ast.Module) -> tuple[set[str], set[str]]:
         pairs = list(zip(target.elts, value.elts, strict=True)) if isinstance(target, ast.Tuple) and isinstance(
             value, ast.Tuple) and len(target.elts) == len(value.elts) else [(target, value)]
         for t, v in pairs:
-            if not any(held_out_name(n) for n in _targets(t)):
+            if not any(held_out_name(n) or held_out_data(n) for n in _targets(t)):  # `xv`, `X_te`, `val_idx`
                 continue
             for sub in ast.walk(v):  # what the held-out part is cut with or drawn from; not what a measurement of it
                 # is handed (`test_loss = apply_model(state, test_ds["image"])` reads a trained state)
