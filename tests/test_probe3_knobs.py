@@ -482,3 +482,31 @@ def test_a_params_file_that_sizes_an_ensemble_by_a_short_name_holds_knobs() -> N
     assert found == {"train.n_est": "steps", "train.min_split": "other"}
     assert knobmod.classify("nrounds") == knobmod.classify("ntree") == "steps"
     assert knobmod.classify("est_loss") == "other"
+
+
+def test_how_deepspeed_runs_is_never_searched_and_its_optimizer_is() -> None:
+    ds = ('{"train_micro_batch_size_per_gpu": 16, "optimizer": {"type": "AdamW", "params": {"lr": 3e-5, '
+          '"weight_decay": 0.01}}, "zero_optimization": {"stage": 2, "reduce_bucket_size": 5e8}, '
+          '"fp16": {"enabled": true, "initial_scale_power": 16}}\n')
+    train = '''\
+import argparse
+import json
+import deepspeed
+p = argparse.ArgumentParser()
+p.add_argument("--deepspeed_config", default="ds_config.json")
+args = p.parse_args()
+cfg = json.load(open(args.deepspeed_config))
+engine, _, _, _ = deepspeed.initialize(model=build(), config=cfg)
+for xb, yb in batches():
+    loss = engine(xb, yb)
+    engine.backward(loss)
+    engine.step()
+print(f"val_loss={evaluate(engine):.4f}")
+'''
+    got = _knobs({"train.py": train, "ds_config.json": ds}, "deepspeed train.py --deepspeed_config ds_config.json",
+                 "val_loss")
+    assert got["optimizer.params.lr"][1] and got["optimizer.params.weight_decay"][1], got
+    for key in ("zero_optimization.stage", "zero_optimization.reduce_bucket_size", "fp16.initial_scale_power"):
+        assert not got[key][1] and "how the program runs" in got[key][2], (key, got[key])
+    # YOLO's model yaml: the number of classes is the task's, not a setting
+    assert knobmod.classify("nc") == "fixed"

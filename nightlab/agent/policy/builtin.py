@@ -93,6 +93,11 @@ _NEVER_WORDS = frozenset({
 })
 # phrases that name where the program runs, not what it learns: Lightning's `num_nodes` (a graph's or a tree's
 # `max_leaf_nodes` is a setting)
+# sections of a config that say how the program runs, not what it learns: DeepSpeed's ZeRO stage and buckets, its
+# and Accelerate's mixed-precision loss scaling, FSDP / DDP settings
+_RUNTIME_SECTIONS = frozenset({"zero_optimization", "fp16", "bf16", "amp", "fsdp", "fsdp_config", "ddp", "distributed",
+                               "deepspeed", "deepspeed_config", "activation_checkpointing", "flops_profiler",
+                               "comms_logger", "aio", "compile", "torch_compile", "dynamo"})
 _NEVER_PHRASES = frozenset({("num", "nodes"), ("n", "nodes"), ("num", "machines"), ("n", "machines")})
 # phrases in which a never-word means something else: HF's `per_device_train_batch_size` (the batch, per device),
 # Lightning's `gradient_clip_val` (the clipping value), timm's `drop_path_rate` (stochastic depth), a tree's
@@ -1936,6 +1941,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
         return False, f"{kind} knobs are never searched"
     seq = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", leaf).lower()) if w]
     words = set(seq) - {b for a, b in itertools.pairwise(seq) if (a, b) in _NOT_NEVER}
+    if {p.lower() for p in re.split(r"[.:]", name)[:-1]} & _RUNTIME_SECTIONS:
+        return False, "how the program runs (ZeRO, mixed precision, sharding), not what it learns"
     if (k.style == "env" and kind not in _ENV_KINDS) or words & _NEVER_WORDS or \
             any(pair in _NEVER_PHRASES for pair in itertools.pairwise(seq)):
         return False, "logging, evaluation, environment or bookkeeping setting"

@@ -212,8 +212,8 @@ _MOMENTUM = frozenset({"momentum", "beta", "betas", "ema", "polyak", "b1", "b2"}
 _NORM_WORDS = frozenset({"bn", "norm", "batchnorm", "batchnormalization"})
 _CLIP = frozenset({"clip", "clipping", "clipnorm"})
 _SEQ = frozenset({"seq", "sequence", "context", "ctx", "bptt", "seqlen", "maxlen", "window"})
-_FIXED = frozenset({"input", "in", "out", "output", "classes", "class", "nclass", "ncls", "vocab", "labels", "img",
-                    "image", "pixels", "pixel", "resolution", "height", "features", "feature", "channel",
+_FIXED = frozenset({"input", "in", "out", "output", "classes", "class", "nclass", "ncls", "nc", "vocab", "labels",
+                    "img", "image", "pixels", "pixel", "resolution", "height", "features", "feature", "channel",
                     # what sets a tensor's shape: a convolution's geometry, a ViT's patch, YOLO's `imgsz`, a crop
                     "kernel", "stride", "padding", "dilation", "patch", "imgsz", "crop", "resize"})
 _DEPTH = frozenset({"layers", "layer", "depth", "blocks", "nlayers", "nlayer", "stages"})
