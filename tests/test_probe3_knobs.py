@@ -510,3 +510,45 @@ print(f"val_loss={evaluate(engine):.4f}")
         assert not got[key][1] and "how the program runs" in got[key][2], (key, got[key])
     # YOLO's model yaml: the number of classes is the task's, not a setting
     assert knobmod.classify("nc") == "fixed"
+
+
+_ABSL = """\
+from absl import app, flags
+import torch
+
+FLAGS = flags.FLAGS
+flags.DEFINE_float("learning_rate", 0.1, "step size")
+flags.DEFINE_integer("batch_size", 128, "examples a step")
+flags.DEFINE_integer("num_epochs", 10, "passes over the data")
+flags.DEFINE_enum("optimizer", "sgd", ["sgd", "adam"], "which optimizer")
+flags.DEFINE_integer("seed", 0, "random seed")
+
+
+def main(_):
+    torch.manual_seed(FLAGS.seed)
+    acc = train(FLAGS.learning_rate, FLAGS.batch_size, FLAGS.num_epochs, FLAGS.optimizer)
+    print(f"val_acc={acc:.4f}")
+
+
+if __name__ == "__main__":
+    app.run(main)
+"""
+
+
+def test_absl_flag_defaults_are_knobs_the_command_line_overrides() -> None:
+    got = _knobs({"train.py": _ABSL}, "python train.py --num_epochs=5", "val_acc")
+    assert got["--learning_rate"][:2] == (0.1, True) and got["--batch_size"][:2] == (128, True), got
+    assert got["--optimizer"][:2] == ("sgd", True), got
+    assert got["--num_epochs"][1] is False and "command line" in got["--num_epochs"][2]
+    assert got["command:--num_epochs"][:2] == (5, True)
+    assert got["--seed"][1] is False
+    knob = next(k for k in knobmod.discover_files({"train.py": _ABSL}) if k.name == "--learning_rate")
+    assert 'flags.DEFINE_float("learning_rate", 0.3, "step size")' in knobmod.rewrite(_ABSL, knob, 0.3)
+
+
+def test_an_absl_seed_flag_is_passed_on_the_command_line() -> None:
+    from nightlab.agent.seeding import SeedRoute, plan_seeding
+
+    files = {"train.py": _ABSL}
+    plan = plan_seeding("python train.py", files.get, lambda p: p in files, sorted(files), "val_acc")
+    assert plan.route == SeedRoute.ARGUMENT and "--seed" in plan.how, plan.how

@@ -82,6 +82,10 @@ class _Option:
     many: bool = False  # `nargs="+"` / `"*"` / `argparse.REMAINDER`: it takes every word that follows
 
 
+_ABSL_DEFINES = frozenset({"DEFINE_float", "DEFINE_integer", "DEFINE_string", "DEFINE_bool", "DEFINE_boolean",
+                           "DEFINE_enum"})
+
+
 @dataclass
 class _PyFacts:
     imports: list[tuple[str, int, tuple[str, ...]]] = field(default_factory=list)  # (module, level, names)
@@ -265,7 +269,8 @@ def _declared_options(text: str) -> tuple[tuple[tuple[str, ...], str, int, int],
         return ()
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and dotted(node.func).split(".")[-1] in ("add_argument", "option"):
+        if isinstance(node, ast.Call) and dotted(node.func).split(".")[-1] in ("add_argument", "option",
+                                                                                 *_ABSL_DEFINES):
             f = _PyFacts()
             _call_facts(node, f)
             if f.options:
@@ -329,6 +334,14 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         default = _str(kws.get("default"))
         if default is not None:
             f.option_defaults[default] = longest
+    elif last in _ABSL_DEFINES and node.args and (flag := _str(node.args[0])) is not None and flag.isidentifier():
+        # absl's `flags.DEFINE_float("learning_rate", 0.1, "help")`: `--learning_rate=0.01` sets it, `FLAGS.<name>`
+        # reads it; a bool is set with a value too (`--flag=false`), or bare (`--flag` / `--noflag`)
+        type_name = {"DEFINE_float": "float", "DEFINE_integer": "int"}.get(last)
+        f.options.append(_Option((f"--{flag}",), flag, last not in ("DEFINE_bool", "DEFINE_boolean"), type_name))
+        default = _str(node.args[1]) if len(node.args) > 1 else None
+        if default is not None:
+            f.option_defaults[default] = f"--{flag}"
     elif name.endswith(("from_cli", "from_dotlist")):
         f.from_cli = True
     elif last == "LightningCLI" or name in ("jsonargparse.CLI", "jsonargparse.auto_cli", "auto_cli"):

@@ -493,6 +493,9 @@ _SAFE_CALL_KW = frozenset({"C", "alpha", "gamma", "l1_ratio", "n_estimators", "m
                            "dim_feedforward", "betas", "n_iter_no_change", "l2_leaf_reg", "min_delta", "max_samples",
                            "var_smoothing", "lambda_l1", "lambda_l2", "min_impurity_decrease"})
 _SAFE_WIDTH_KW = frozenset({"hidden_layer_sizes", "dim_feedforward"})
+# absl's flag definitions (`flags.DEFINE_float(name, default, help)`): read like argparse's `add_argument`
+_ABSL_DEFINES = frozenset({"DEFINE_float", "DEFINE_integer", "DEFINE_string", "DEFINE_bool", "DEFINE_boolean",
+                           "DEFINE_enum"})
 _CALL_FLAG_KW = frozenset({"nesterov", "amsgrad", "early_stopping", "bootstrap"})
 _CONFIG_CLASS = re.compile(r"config|cfg|conf$|args|arguments|hparams|hyper|params|settings|options|opts|defaults|"
                            r"^hps?$", re.IGNORECASE)
@@ -863,6 +866,9 @@ class _PyScanner(cst.CSTVisitor):
         if callee in ("add_argument", "option"):
             self._argparse(node)
             return
+        if callee in _ABSL_DEFINES:
+            self._absl(node)
+            return
         if callee in ("get", "getenv"):
             self._env(node, callee)
             return
@@ -962,6 +968,38 @@ class _PyScanner(cst.CSTVisitor):
                 self._scalar(option, key, v, dnode, "module", "argparse")
                 return
         kind = classify(key)
+        if kind == "split":
+            return
+        if isinstance(v, bool) and kind not in ("seed", "logging"):
+            kind = "flag"
+        self._register(option, kind, "argparse", v, dnode, choices)
+
+    def _absl(self, node: cst.Call) -> None:
+        """absl's ``flags.DEFINE_float("learning_rate", 0.1, "help")``: the default (second argument, or
+        ``default=``) is the knob, named like the option the command line sets (``--learning_rate``);
+        ``DEFINE_enum``'s values (third argument, or ``enum_values=``) are its choices."""
+        pos = [a.value for a in node.args if a.keyword is None and not a.star]
+        kws = {a.keyword.value: a.value for a in node.args if a.keyword is not None}
+        flag = _py_literal(pos[0]) if pos else _py_literal(kws["name"]) if "name" in kws else None
+        dnode = pos[1] if len(pos) > 1 else kws.get("default")
+        if not isinstance(flag, str) or not flag.isidentifier() or dnode is None:
+            return
+        v = _py_literal(dnode)
+        if v is None:
+            return
+        choices: tuple[Value, ...] = ()
+        cnode = pos[2] if len(pos) > 2 and _callee(node.func) == "DEFINE_enum" else kws.get("enum_values")
+        if isinstance(cnode, cst.List | cst.Tuple):
+            lits = [_py_literal(el.value) for el in cnode.elements]
+            choices = tuple(x for x in lits if x is not None) if all(x is not None for x in lits) else ()
+        option = f"--{flag}"
+        if isinstance(v, str):
+            if choices:
+                self._register(option, "choice", "argparse", v, dnode, choices)
+            else:
+                self._scalar(option, flag, v, dnode, "module", "argparse")
+            return
+        kind = classify(flag)
         if kind == "split":
             return
         if isinstance(v, bool) and kind not in ("seed", "logging"):
