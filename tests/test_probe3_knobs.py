@@ -552,3 +552,17 @@ def test_an_absl_seed_flag_is_passed_on_the_command_line() -> None:
     files = {"train.py": _ABSL}
     plan = plan_seeding("python train.py", files.get, lambda p: p in files, sorted(files), "val_acc")
     assert plan.route == SeedRoute.ARGUMENT and "--seed" in plan.how, plan.how
+
+
+def test_fastai_fits_take_their_epochs_and_learning_rate_by_position() -> None:
+    src = """\
+from fastai.vision.all import *
+dls = ImageDataLoaders.from_folder(untar_data(URLs.MNIST_SAMPLE), bs=64)
+learn = vision_learner(dls, resnet18, metrics=accuracy)
+learn.fit_one_cycle(4, 1e-3)
+print(f"accuracy={learn.validate()[1]:.4f}")
+"""
+    got = _knobs({"train.py": src}, "python train.py", "accuracy")
+    assert got["fit_one_cycle.n_epoch"][:2] == (4, True) and got["fit_one_cycle.lr_max"][:2] == (1e-3, True), got
+    knob = next(k for k in knobmod.discover_files({"train.py": src}) if k.name == "fit_one_cycle.lr_max")
+    assert "learn.fit_one_cycle(4, 3e-3)" in knobmod.rewrite(src, knob, 0.003)  # in the literal's own style

@@ -493,6 +493,9 @@ _SAFE_CALL_KW = frozenset({"C", "alpha", "gamma", "l1_ratio", "n_estimators", "m
                            "dim_feedforward", "betas", "n_iter_no_change", "l2_leaf_reg", "min_delta", "max_samples",
                            "var_smoothing", "lambda_l1", "lambda_l2", "min_impurity_decrease"})
 _SAFE_WIDTH_KW = frozenset({"hidden_layer_sizes", "dim_feedforward"})
+# fastai's Learner methods that train, with the names of their first two parameters (epochs, learning rate)
+_FASTAI_FITS = {"fit_one_cycle": ("n_epoch", "lr_max"), "fine_tune": ("epochs", "base_lr"),
+                "fit_flat_cos": ("n_epoch", "lr"), "fit_sgdr": ("n_cycles", "lr_max")}
 # absl's flag definitions (`flags.DEFINE_float(name, default, help)`): read like argparse's `add_argument`
 _ABSL_DEFINES = frozenset({"DEFINE_float", "DEFINE_integer", "DEFINE_string", "DEFINE_bool", "DEFINE_boolean",
                            "DEFINE_enum"})
@@ -887,6 +890,10 @@ class _PyScanner(cst.CSTVisitor):
             self._positional(callee, "lr", "lr", lits[:1])
         elif callee == "DataLoader":
             self._positional(callee, "batch_size", "batch_size", pos[1:2])
+        elif callee in _FASTAI_FITS:  # `learn.fit_one_cycle(5, 1e-3)`: epochs, then the peak learning rate
+            epochs, lr = _FASTAI_FITS[callee]
+            self._positional(callee, epochs, "epochs", [p for p in pos[:1] if isinstance(_py_literal(p), int)])
+            self._positional(callee, lr, "lr", [p for p in pos[1:2] if isinstance(_py_literal(p), float)])
         elif callee in _CLIP_FUNCS:
             self._positional(callee, _CLIP_FUNCS[callee], "clip", pos[1:2])
         for arg in node.args:
