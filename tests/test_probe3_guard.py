@@ -705,3 +705,13 @@ app.run(main)
     assert _guard(absl, "train.py", '"eval_examples", 10000', '"eval_examples", 500', "val_acc") == \
         ["train.py: --eval_examples (its default) (a setting of the measurement)"]
     assert _guard(absl, "train.py", '"learning_rate", 0.1', '"learning_rate", 0.3', "val_acc") == []
+
+
+def test_a_measurement_setting_nested_in_a_flag_or_given_by_papermill_is_read() -> None:
+    changes = measuring.command_measurement_changes
+    assert changes("python train.py", "python train.py --gin_bindings='train.val_fraction=0.02'") == \
+        ["train.val_fraction"]
+    assert changes("papermill t.ipynb o.ipynb -p lr 0.1", "papermill t.ipynb o.ipynb -p lr 0.1 -p val_size 500") == \
+        ["val_size"]
+    assert changes("papermill t.ipynb o.ipynb -p lr 0.1", "papermill t.ipynb o.ipynb -p lr 0.3") == []
+    assert changes("python train.py", "python train.py --gin_bindings='train.learning_rate=0.01'") == []

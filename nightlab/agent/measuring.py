@@ -230,8 +230,15 @@ def command_measurement_changes(before: str | None, after: str | None,
                 name, _, value = w.lstrip("+~").partition("=")
             else:
                 continue
-            if names_the_measurement(name) or (names_the_data(name) and not _NUMBER.fullmatch(value)) or held(name):
-                out.setdefault(name.replace("-", "_"), []).append(value)
+            settings = [(name, value)]
+            if _BINDING.fullmatch(value):  # gin's `--gin_bindings='train.val_fraction=0.02'`: a setting inside
+                inner, _, inner_value = value.partition("=")
+                settings.append((inner, inner_value))
+            if name in _KEY_VALUE_FLAGS and i + 2 < len(words) and "=" not in value:
+                settings.append((words[i + 1], words[i + 2]))  # papermill's `-p val_size 500`
+            for key, val in settings:
+                if names_the_measurement(key) or (names_the_data(key) and not _NUMBER.fullmatch(val)) or held(key):
+                    out.setdefault(key.replace("-", "_"), []).append(val)
         return out
 
     old, new = flags(before), flags(after)
@@ -241,6 +248,8 @@ def command_measurement_changes(before: str | None, after: str | None,
 
 
 _NUMBER = re.compile(r"-?\d+(\.\d*)?([eE]-?\d+)?")
+_BINDING = re.compile(r"[A-Za-z_][\w.\-/]*=.+")  # `key=value` as a flag's value
+_KEY_VALUE_FLAGS = frozenset({"p", "parameters"})  # papermill's `-p name value`
 
 
 def protected_files(root: str, tracked: list[str], reached: code_reach.Reach, metric: str | None = None,
