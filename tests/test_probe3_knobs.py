@@ -566,3 +566,27 @@ print(f"accuracy={learn.validate()[1]:.4f}")
     assert got["fit_one_cycle.n_epoch"][:2] == (4, True) and got["fit_one_cycle.lr_max"][:2] == (1e-3, True), got
     knob = next(k for k in knobmod.discover_files({"train.py": src}) if k.name == "fit_one_cycle.lr_max")
     assert "learn.fit_one_cycle(4, 3e-3)" in knobmod.rewrite(src, knob, 0.003)  # in the literal's own style
+
+
+def test_sacred_with_overrides_the_config_functions_locals() -> None:
+    src = """\
+from sacred import Experiment
+ex = Experiment("mnist")
+
+
+@ex.config
+def cfg():
+    lr = 0.1
+    epochs = 20
+    hidden = 256
+
+
+@ex.automain
+def main(lr, epochs, hidden):
+    print(f"val_acc={train(lr, epochs, hidden):.4f}")
+"""
+    got = _knobs({"train.py": src}, "python train.py with lr=0.01 epochs=5", "val_acc")
+    assert got["cfg.lr"][1] is False and "command line" in got["cfg.lr"][2], got
+    assert got["cfg.hidden"][:2] == (256, True) and got["command:lr"][:2] == (0.01, True)
+    # without `with`, the config's own values are what runs
+    assert _knobs({"train.py": src}, "python train.py", "val_acc")["cfg.lr"][:2] == (0.1, True)

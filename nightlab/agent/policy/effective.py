@@ -860,6 +860,22 @@ def _config_key(cf: ConfigFile | None, knob: knobmod.Knob) -> str:
     return ".".join(x for x in (cf.prefix, local) if x)
 
 
+def _sacred_configs(files: Mapping[str, str], run: set[str] | None) -> set[str]:
+    """Functions whose local variables are a sacred experiment's configuration (decorated `@ex.config` /
+    `@ex.named_config`): `python train.py with lr=0.01` sets them, as a command line sets an argparse default."""
+    out: set[str] = set()
+    for path, text in files.items():
+        if not path.endswith(".py") or (run is not None and path not in run) or "sacred" not in text:
+            continue
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        out |= {d.name for d in ast.walk(tree) if isinstance(d, ast.FunctionDef) and any(
+            isinstance(x, ast.Attribute) and x.attr in ("config", "named_config") for x in d.decorator_list)}
+    return out
+
+
 def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str, set[str] | None]:
     """Class / function name -> the keyword names every call passes explicitly (``#i`` for positional ones); None
     when every call passes an unknown ``**mapping`` (anything may be passed). A call with an unknown mapping counts
@@ -982,6 +998,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 cfg_by_leaf[_leaf(k)] = k
     explicit = _explicit_fields(files, run)
     params = _positions({p: t for p, t in files.items() if p in run})
+    sacred = _sacred_configs(files, run) if " with " in f" {program.command} " else set()
     for k in knobs:
         if k.name in res.unused or k.style == CLI_STYLE:
             continue
@@ -1005,7 +1022,8 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
             if key is not None:
                 res.shadowed[k.name] = f"overridden by the search grid ({key}): every value in it is fitted"
                 continue
-        if k.style not in _OVERRIDABLE_STYLES or (k.style == "constant" and "." in _local(k).split("#")[0]):
+        if k.style not in _OVERRIDABLE_STYLES or (k.style == "constant" and "." in _local(k).split("#")[0] and
+                                                   _local(k).split(".")[0] not in sacred):
             continue  # literals in calls and function bodies are not defaults anything overrides
         over = _cli_override(k, leaf, False, cli, program, config_paths)
         if over is not None:
