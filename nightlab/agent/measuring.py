@@ -81,7 +81,8 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
     prepare.py reads to draw its split). `read` gives a tracked file's text before the change."""
     held = protected_keys(read, tracked, protected)
     out = [f"{path}: {key} (a setting of the measurement)" for path, text in sorted(changes.items())
-           if path.endswith(_CONFIG_EXT) for key in _config_changes(read(path), text, path, held)]
+           if path.endswith(_CONFIG_EXT) or posixpath.basename(path) in _YAML_TASK_FILES
+           for key in _config_changes(read(path), text, path, held)]
     guarded = [p for p in tracked if matches_any(p, protected)]
     out += [f"{path}: {what}" for path, text in sorted(changes.items()) if not path.endswith(".py")
             for what in _protected_mentions(read(path) or "", text, guarded, set(tracked) - set(guarded))]
@@ -92,6 +93,7 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
 
 
 _CONFIG_EXT = (".yaml", ".yml", ".json", ".toml")
+_YAML_TASK_FILES = frozenset({"MLproject"})  # YAML without the extension: its parameters' defaults are settings
 
 
 def _config_leaves(text: str | None, path: str) -> dict[str, str] | None:

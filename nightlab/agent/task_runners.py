@@ -1,4 +1,4 @@
-"""Task runners a launch command goes through: `make train`, `just train`, `tox -e train`, `dvc repro`.
+"""Task runners a launch command goes through: `make train`, `just train`, `tox -e train`, `dvc repro`, `mlflow run`.
 
 The command a person types is often not the Python command that trains. `make train` runs the recipe of the
 Makefile's `train` target with `$(LR)` filled in from `LR ?= 3e-4` (or from `make train LR=1e-3`); `just train`
@@ -14,6 +14,9 @@ stage and the stages whose outputs it depends on (all stages when none is named)
 && python train.py && python evaluate.py`). `-S train.n_est=100` (`--set-param`) sets a key of params.yaml for the
 run: a `Setting` of the recipe, which the command line holds. DVC's templating (`vars:`, `${…}`, `foreach:`,
 `matrix:`) is not read: such a stage's command is left as written.
+
+`mlflow run . [-e ENTRY] [-P alpha=0.3]` runs the `command:` of an entry point in the MLproject file, with its
+`{alpha}` filled in from `-P` or from the parameter's `default:` — variables as make's are, edited where written.
 
 Only the simple variable forms are read (make's `VAR = v`, `?=`, `:=`, `$(VAR)`, `${VAR}`; just's `name := "v"`,
 recipe parameters and `{{name}}`; tox's `{posargs}`); anything else (`$(shell …)`, just expressions) is left as
@@ -34,7 +37,7 @@ __all__ = ["COMMAND_WORD", "TASK_FILES", "Recipe", "Setting", "Variable", "recip
 # the file names each runner reads, in the order it looks for them
 _MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 _JUSTFILES = ("justfile", "Justfile", ".justfile", "JUSTFILE")
-TASK_FILES = frozenset({*_MAKEFILES, *_JUSTFILES, "tox.ini"})
+TASK_FILES = frozenset({*_MAKEFILES, *_JUSTFILES, "tox.ini", "MLproject"})
 # `Variable.word` when the value is not set by a word of the command
 COMMAND_WORD = -1
 _MAX_DEPTH = 4
@@ -56,6 +59,7 @@ _JUST_PARAM = re.compile(r"(?P<mod>[+*$]*)(?P<name>[A-Za-z_][\w-]*)(?:=(?:(?P<q>
 _JUST_REF = re.compile(r"\{\{\s*(?P<name>[A-Za-z_][\w-]*)\s*\}\}")
 _JUST_VALUE_OPTS = frozenset({"-f", "--justfile", "-d", "--working-directory", "--dotenv-filename",
                               "--dotenv-path", "--shell", "--shell-arg", "--color", "--command-color"})
+_MLFLOW_REF = re.compile(r"\{(?P<name>[A-Za-z_][\w-]*)\}")
 _TOX_SECTION = re.compile(r"\[(?P<name>[^\]]+)\]")
 _TOX_REF = re.compile(r"\{(?P<key>posargs|toxinidir|envpython)(?::(?P<default>[^}]*))?\}")
 _TOX_KEY = re.compile(r"(?P<key>[A-Za-z_][\w-]*)\s*=[ \t]*(?P<value>.*)")
@@ -101,7 +105,7 @@ class Recipe:
     source: str
     text: str
     name: str
-    syntax: str  # "make", "just" or "tox"
+    syntax: str  # "make", "just", "tox", "dvc" or "mlflow"
     lines: list[tuple[int, int]] = field(default_factory=list)
     variables: dict[str, Variable] = field(default_factory=dict)
     cwd: str = ""
@@ -153,7 +157,7 @@ class Recipe:
         word = raw.strip()
         if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"":
             word = word[1:-1]
-        pattern = _JUST_REF if self.syntax == "just" else _MAKE_REF
+        pattern = {"just": _JUST_REF, "mlflow": _MLFLOW_REF}.get(self.syntax, _MAKE_REF)
         var: Variable | None = None
         for _ in range(_MAX_DEPTH):
             m = pattern.fullmatch(word.strip())
@@ -188,6 +192,11 @@ class Recipe:
             if m is not None and m.group("name") in self.variables:
                 return m.end(), self._value(m.group("name"), 0)
             return None
+        if self.syntax == "mlflow" and text[i] == "{":
+            m = _MLFLOW_REF.match(text, i, end)
+            if m is not None and m.group("name") in self.variables:
+                return m.end(), self._value(m.group("name"), 0)
+            return None
         if self.syntax == "tox" and text[i] == "{":
             m = _TOX_REF.match(text, i, end)
             if m is None:
@@ -205,7 +214,7 @@ class Recipe:
             return ""
         if depth >= _MAX_DEPTH:
             return var.value
-        pattern = _JUST_REF if self.syntax == "just" else _MAKE_REF
+        pattern = {"just": _JUST_REF, "mlflow": _MLFLOW_REF}.get(self.syntax, _MAKE_REF)
         value = pattern.sub(lambda m: self._value(m.group("name"), depth + 1), var.value)
         return value.replace("$$", "$") if self.syntax == "make" else value
 
@@ -245,6 +254,8 @@ def recipes_for(words: Sequence[str], read: Callable[[str], str], exists: Callab
         return _tox(list(words), at + 1, read, exists, cwd)
     if program == "dvc":
         return _dvc(list(words), at + 1, read, exists, cwd)
+    if program == "mlflow":
+        return _mlflow(list(words), at + 1, read, exists, cwd)
     return []
 
 
@@ -784,6 +795,71 @@ def _dvc(words: list[str], i: int, read: Callable[[str], str], exists: Callable[
     folded = frozenset(span for s in order for span in s.folded)
     return [Recipe(file, text, "+".join(s.name for s in order), "dvc", lines, {}, posixpath.dirname(file),
                    cwds=cwds, folded=folded, settings=settings)]
+
+
+# -------------------------------------------------------------------------------------------------------- mlflow
+
+# `mlflow run` options that take the next word as their value
+_MLFLOW_VALUE_OPTS = frozenset({"-e", "--entry-point", "-v", "--version", "-P", "--param-list", "-A",
+                                "--docker-args", "--experiment-name", "--experiment-id", "-b", "--backend",
+                                "-c", "--backend-config", "--env-manager", "--storage-dir", "--run-id", "--run-name",
+                                "--build-image"})
+
+
+def _mlflow(words: list[str], i: int, read: Callable[[str], str], exists: Callable[[str], bool],
+            cwd: str) -> list[Recipe]:
+    """`mlflow run [URI] [-e ENTRY] [-P NAME=VALUE…]`: the `command:` of the entry point (`main` unless `-e` names
+    another) in the project's MLproject file, with each `{name}` filled in from `-P name=value`, else from the
+    parameter's `default:` (edited where it is written). A project at a git URL or an archive is not read."""
+    if i >= len(words) or words[i] != "run":
+        return []
+    i += 1
+    uri, entry = "", "main"
+    params: dict[str, tuple[str, int]] = {}
+    while i < len(words):
+        w = words[i]
+        name, eq, value = w.partition("=")
+        if w.startswith("-"):
+            opt, inline, at = (name, value, i) if eq and w.startswith("--") else (w, "", i)
+            if opt in _MLFLOW_VALUE_OPTS and not inline and i + 1 < len(words):
+                i += 1
+                inline, at = words[i], i
+            if opt in ("-e", "--entry-point"):
+                entry = inline
+            elif opt in ("-P", "--param-list"):
+                key, has, val = inline.partition("=")
+                if has:
+                    params[key] = (val, at)
+        elif not uri:
+            uri = w
+        i += 1
+    if "://" in uri or uri.startswith("git@") or uri.endswith((".zip", ".tar.gz")):
+        return []
+    folder = _join(cwd, uri or ".")
+    path = _join(folder, "MLproject")
+    if not exists(path):
+        return []
+    text = read(path)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return []
+    point = _mapping_get(_mapping_get(root, "entry_points"), entry)
+    command = _mapping_get(point, "command")
+    if not isinstance(command, yaml.ScalarNode):
+        return []  # an entry point named by a script file (`-e train.py`) runs it with the parameters as flags
+    span, fold = _scalar_span(text, command)
+    variables: dict[str, Variable] = {}
+    declared = _mapping_get(point, "parameters")
+    for key, spec in declared.value if isinstance(declared, yaml.MappingNode) else []:
+        default = _mapping_get(spec, "default")
+        if isinstance(default, yaml.ScalarNode):
+            (start, end), _ = _scalar_span(text, default)
+            variables[str(key.value)] = Variable(str(default.value), start, end)
+    for key, (val, at) in params.items():
+        variables[key] = Variable(val, word=at)
+    return [Recipe(path, text, entry, "mlflow", [span], variables, folder,
+                   folded=frozenset({span}) if fold else frozenset())]
 
 
 def _dvc_stages(text: str, folder: str) -> list[_Stage]:

@@ -1,0 +1,91 @@
+"""`mlflow run . -P alpha=0.3`: an MLflow Project's entry point runs the `command:` of its MLproject file with each
+`{param}` filled in from `-P`, else from the parameter's `default:`. Before this was read, the command had no entry,
+MLproject was not editable and the argparse defaults the command overrides were searched (dead settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nightlab.agent import code_reach, measuring, project_init
+from nightlab.agent.policy import effective as eff
+from nightlab.agent.policy.builtin import BuiltinPolicy
+
+from helpers import analysed as _program
+from helpers import tracked_repo as _repo
+
+MLPROJECT = """\
+name: wine-quality
+
+python_env: python_env.yaml
+
+entry_points:
+  main:
+    parameters:
+      alpha: {type: float, default: 0.5}
+      l1_ratio: {type: float, default: 0.1}
+      test_size: {type: float, default: 0.25}
+    command: "python train.py --alpha {alpha} --l1-ratio {l1_ratio} --test-size {test_size}"
+  validate:
+    command: "python check.py"
+"""
+TRAIN = """\
+import argparse
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import ElasticNet
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import train_test_split
+
+p = argparse.ArgumentParser()
+p.add_argument("--alpha", type=float, default=0.5)
+p.add_argument("--l1-ratio", type=float, default=0.5)
+p.add_argument("--test-size", type=float, default=0.25)
+args = p.parse_args()
+data = pd.read_csv("data/wine.csv", sep=";")
+train, test = train_test_split(data, test_size=args.test_size, random_state=42)
+model = ElasticNet(alpha=args.alpha, l1_ratio=args.l1_ratio, random_state=42)
+model.fit(train.drop(columns=["quality"]), train["quality"])
+rmse = np.sqrt(mean_squared_error(test["quality"], model.predict(test.drop(columns=["quality"]))))
+print(f"rmse={rmse:.4f}")
+"""
+REPO = {"MLproject": MLPROJECT, "python_env.yaml": "python: '3.10'\n", "train.py": TRAIN,
+        "check.py": "print('ok')\n", "data/wine.csv": "a;quality\n1;3\n"}
+COMMAND = "mlflow run . -P alpha=0.3 --env-manager local"
+
+
+def test_mlflow_run_trains_with_the_entry_points_command_and_makes_mlproject_editable(tmp_path: Path) -> None:
+    tracked = _repo(tmp_path, REPO)
+    reached = code_reach.reach(tmp_path, tracked, COMMAND)
+    assert reached.entry == "train.py"
+    protected = measuring.protected_files(str(tmp_path), tracked, reached, "rmse")
+    editable = project_init.editable_files(tmp_path, tracked, reached, list(protected))
+    assert {"train.py", "MLproject"} <= set(editable)
+    assert code_reach.reach(tmp_path, tracked, "mlflow run . -e validate").entry == "check.py"
+
+
+def test_parameters_come_from_p_then_the_defaults_and_shadow_the_scripts_own() -> None:
+    knobs = BuiltinPolicy().knobs_in(REPO, command=COMMAND, metric="rmse")
+    got = {k: (v.value, v.searchable, v.why_not) for k, v in knobs.items()}
+    assert got["--alpha"][1] is False and "command line" in got["--alpha"][2], got
+    assert got["--l1-ratio"][1] is False and "MLproject" in got["--l1-ratio"][2], got
+    assert got["command:--alpha"][:2] == (0.3, True)
+    assert got["MLproject:--l1-ratio"][:2] == (0.1, True)
+    program = _program(REPO, COMMAND)
+    knob = knobs["MLproject:--l1-ratio"].knob
+    assert "l1_ratio: {type: float, default: 0.5}" in eff.rewrite_cli(MLPROJECT, knob, 0.5, program)
+
+
+def test_the_measurement_parameters_of_mlproject_are_held_in_the_file_and_on_the_command() -> None:
+    def guard(old: str, new: str) -> list[str]:
+        return measuring.measurement_edits(REPO.get, sorted(REPO), {"MLproject": MLPROJECT.replace(old, new)}, "rmse")
+
+    assert guard("default: 0.25", "default: 0.05") == \
+        ["MLproject: entry_points.main.parameters.test_size.default (a setting of the measurement)"]
+    assert guard("default: 0.1}", "default: 0.5}") == []
+    assert measuring.command_measurement_changes(COMMAND, COMMAND + " -P test_size=0.05") == ["test_size"]
+
+
+def test_a_project_elsewhere_is_not_read() -> None:
+    assert _program(REPO, "mlflow run https://github.com/mlflow/mlflow-example -P alpha=0.3").invocation is None
+    assert _program(REPO, "mlflow ui").invocation is None
