@@ -337,3 +337,38 @@ print(f"val_acc={acc:.4f}")
     plan = _plan(files)
     assert plan.route == SeedRoute.NONE and not plan.literals, plan.how
     assert "split" in plan.how
+
+
+_RUN_GLUE = '''\
+import sys
+from dataclasses import dataclass, field
+
+from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(default="bert-base-cased")
+
+
+parser = HfArgumentParser((ModelArguments, TrainingArguments))
+if len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+    model_args, training_args = parser.parse_json_file(json_file=sys.argv[1])
+else:
+    model_args, training_args = parser.parse_args_into_dataclasses()
+set_seed(training_args.seed)
+trainer = Trainer(model=build(model_args), args=training_args)
+trainer.train()
+print(f"eval_accuracy={trainer.evaluate()['eval_accuracy']:.4f}")
+'''
+
+
+def test_transformers_training_arguments_take_their_seed_from_the_command_line() -> None:
+    files = {"run_glue.py": _RUN_GLUE}
+    command = "python run_glue.py --output_dir out --do_train --learning_rate 2e-5"
+    plan = _plan(files, command, "eval_accuracy")
+    assert plan.route == SeedRoute.ARGUMENT and plan.argument == "--seed" and plan.default == 42, plan.how
+    assert "--seed" in plan.command(command, 1, 0) and "43" in plan.command(command, 1, 0)
+    # the arguments read from a JSON file instead: its `"seed"` is the setting (the command's flags are not parsed)
+    files = {"run_glue.py": _RUN_GLUE, "args.json": '{"output_dir": "out", "seed": 7}\n'}
+    assert _plan(files, "python run_glue.py args.json", "eval_accuracy").route != SeedRoute.ARGUMENT

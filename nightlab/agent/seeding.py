@@ -493,6 +493,22 @@ def _trees(files: Mapping[str, str], run: set[str]) -> list[ast.Module]:
     return out
 
 
+_HF_DEFAULT_SEED = 42  # transformers' TrainingArguments.seed
+_HF_ARGUMENTS = frozenset({"TrainingArguments", "Seq2SeqTrainingArguments"})
+
+
+def _hf_training_arguments(trees: Sequence[ast.Module]) -> bool:
+    """Whether the code parses transformers' `TrainingArguments` from the command line with `HfArgumentParser` (its
+    `--seed` is a field of the library's class, so no knob of the repository declares it) and trains or seeds with
+    it (`Trainer(args=...)`, `set_seed(training_args.seed)`)."""
+    calls = [n for t in trees for n in ast.walk(t) if isinstance(n, ast.Call)]
+    parses = any(_call_name(c) == "HfArgumentParser" and c.args and any(
+        isinstance(n, ast.Name) and n.id in _HF_ARGUMENTS for n in ast.walk(c.args[0])) for c in calls)
+    from_cli = any(_call_name(c) == "parse_args_into_dataclasses" for c in calls)
+    uses = any(_call_name(c) in ("Trainer", "Seq2SeqTrainer", "set_seed") for c in calls)
+    return parses and from_cli and uses
+
+
 def _config_route(program: eff.Program, k: knobmod.Knob, trees: Sequence[ast.Module]) -> str | None:
     """The command-line argument a config system takes seed setting `k` by: LightningCLI's keys of its `--config`
     file (``--seed_everything``), the fields of the dataclass `tyro.cli` parses (``--seed``, ``--data-seed``) or
@@ -634,6 +650,12 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
             return SeedPlan(SeedRoute.ARGUMENT, f"re-runs pass {route}=N on the command line (the seed setting in "
                                                 f"{k.path}, now {k.value})", argument=route, default=int(k.value),
                             program=program)
+    # ... or a field of transformers' own TrainingArguments that HfArgumentParser parses from the command line
+    given = program.invocation.tokens if program.invocation is not None else []  # `python run.py args.json`
+    if _hf_training_arguments(trees) and not any(t.value.endswith((".json", ".yaml", ".yml")) for t in given):
+        return SeedPlan(SeedRoute.ARGUMENT, "re-runs pass --seed=N on the command line (TrainingArguments' seed, "
+                                            f"now its default {_HF_DEFAULT_SEED})", argument="--seed",
+                        default=_HF_DEFAULT_SEED, program=program)
     # 3. fixed in the code
     skip = evaluation_functions({p: t for p, t in files.items() if p.endswith(".py")}, metric)
     literals = _code_literals(files, program.run_files, skip, protected, held, draws)
