@@ -715,3 +715,27 @@ def test_a_measurement_setting_nested_in_a_flag_or_given_by_papermill_is_read() 
         ["val_size"]
     assert changes("papermill t.ipynb o.ipynb -p lr 0.1", "papermill t.ipynb o.ipynb -p lr 0.3") == []
     assert changes("python train.py", "python train.py --gin_bindings='train.learning_rate=0.01'") == []
+
+
+def test_which_held_out_rows_are_measured_is_held_where_they_are_indexed() -> None:
+    files = {"train.py": '''\
+import torch
+from torch import nn
+
+d = torch.load("d.pt")
+x, y, X_val, y_val = d["x"], d["y"], d["xv"], d["yv"]
+g = torch.Generator().manual_seed(1234)
+idx = torch.randperm(len(X_val), generator=g)[:2000]
+model = nn.Linear(10, 2)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for i in range(0, len(x), 32):
+    opt.zero_grad()
+    nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32]).backward()
+    opt.step()
+with torch.no_grad():
+    acc = (model(X_val[idx]).argmax(1) == y_val[idx]).float().mean().item()
+print(f"val_acc={acc:.4f}")
+'''}
+    assert _guard(files, "train.py", "[:2000]", "[:200]", "val_acc") == \
+        ["train.py: line 7 (where the metric is computed or the data split)"]
+    assert _guard(files, "train.py", "lr=0.1", "lr=0.3", "val_acc") == []

@@ -224,6 +224,9 @@ def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], s
             names.add(n.id)
         elif isinstance(n, ast.Attribute | ast.Subscript | ast.Starred | ast.FormattedValue):
             stack.append(n.value)
+            if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and held_out_data(n.value.id) and \
+                    not isinstance(n.slice, ast.Slice | ast.Constant):
+                stack.append(n.slice)  # `xv_all[idx]`: which held-out rows are measured is the index's doing
         elif isinstance(n, ast.JoinedStr):
             stack.extend(n.values)
         elif isinstance(n, ast.BinOp):
