@@ -493,6 +493,15 @@ _SAFE_CALL_KW = frozenset({"C", "alpha", "gamma", "l1_ratio", "n_estimators", "m
                            "dim_feedforward", "betas", "n_iter_no_change", "l2_leaf_reg", "min_delta", "max_samples",
                            "var_smoothing", "lambda_l1", "lambda_l2", "min_impurity_decrease"})
 _SAFE_WIDTH_KW = frozenset({"hidden_layer_sizes", "dim_feedforward"})
+def _literal_choices(node: cst.BaseExpression | None) -> tuple[Value, ...]:
+    """The values of a literal list / tuple / set of choices (argparse's `choices=`, absl's enum values); () when
+    one is not a literal."""
+    if not isinstance(node, cst.List | cst.Tuple | cst.Set):
+        return ()
+    lits = [_py_literal(el.value) for el in node.elements]
+    return tuple(x for x in lits if x is not None) if all(x is not None for x in lits) else ()
+
+
 # fastai's Learner methods that train, with the names of their first two parameters (epochs, learning rate)
 _FASTAI_FITS = {"fit_one_cycle": ("n_epoch", "lr_max"), "fine_tune": ("epochs", "base_lr"),
                 "fit_flat_cos": ("n_epoch", "lr"), "fit_sgdr": ("n_cycles", "lr_max")}
@@ -957,23 +966,19 @@ class _PyScanner(cst.CSTVisitor):
             return
         typ = kws.get("type")
         type_name = typ.value if isinstance(typ, cst.Name) else None
-        choices: tuple[Value, ...] = ()
-        cnode = kws.get("choices")
-        if isinstance(cnode, cst.List | cst.Tuple | cst.Set):
-            lits = [_py_literal(el.value) for el in cnode.elements]
-            if all(x is not None for x in lits):
-                choices = tuple(x for x in lits if x is not None)
-        key = option.lstrip("-")
+        if isinstance(v, str) and (num := _parse_number(v) if type_name in ("float", "int") else None) is not None:
+            v = float(num) if type_name == "float" and isinstance(num, int) else num
+        self._option(option, option.lstrip("-"), v, dnode, _literal_choices(kws.get("choices")))
+
+    def _option(self, option: str, key: str, v: Value, dnode: cst.BaseExpression, choices: tuple[Value, ...]) -> None:
+        """An option's default as a knob named by the option: a string among its choices is a choice, another
+        string a scalar setting; a number or a switch is classified by the option's name."""
         if isinstance(v, str):
-            num = _parse_number(v) if type_name in ("float", "int") else None
-            if num is not None:
-                v = float(num) if type_name == "float" and isinstance(num, int) else num
-            elif choices:
+            if choices:
                 self._register(option, "choice", "argparse", v, dnode, choices)
-                return
             else:
                 self._scalar(option, key, v, dnode, "module", "argparse")
-                return
+            return
         kind = classify(key)
         if kind == "split":
             return
@@ -994,24 +999,8 @@ class _PyScanner(cst.CSTVisitor):
         v = _py_literal(dnode)
         if v is None:
             return
-        choices: tuple[Value, ...] = ()
         cnode = pos[2] if len(pos) > 2 and _callee(node.func) == "DEFINE_enum" else kws.get("enum_values")
-        if isinstance(cnode, cst.List | cst.Tuple):
-            lits = [_py_literal(el.value) for el in cnode.elements]
-            choices = tuple(x for x in lits if x is not None) if all(x is not None for x in lits) else ()
-        option = f"--{flag}"
-        if isinstance(v, str):
-            if choices:
-                self._register(option, "choice", "argparse", v, dnode, choices)
-            else:
-                self._scalar(option, flag, v, dnode, "module", "argparse")
-            return
-        kind = classify(flag)
-        if kind == "split":
-            return
-        if isinstance(v, bool) and kind not in ("seed", "logging"):
-            kind = "flag"
-        self._register(option, kind, "argparse", v, dnode, choices)
+        self._option(f"--{flag}", flag, v, dnode, _literal_choices(cnode))
 
     def _getattr(self, node: cst.Call) -> None:
         """``args.decoder_embed_dim = getattr(args, "decoder_embed_dim", 512)``: the fallback is the setting where
