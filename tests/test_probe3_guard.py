@@ -739,3 +739,32 @@ print(f"val_acc={acc:.4f}")
     assert _guard(files, "train.py", "[:2000]", "[:200]", "val_acc") == \
         ["train.py: line 7 (where the metric is computed or the data split)"]
     assert _guard(files, "train.py", "lr=0.1", "lr=0.3", "val_acc") == []
+
+
+def test_a_trainer_s_training_data_is_read_where_it_is_handed_over() -> None:
+    hf = {"train.py": '''\
+from datasets import load_dataset
+from transformers import Trainer, TrainingArguments
+ds = load_dataset("glue", "sst2")
+args = TrainingArguments("out", learning_rate=5e-5)
+trainer = Trainer(model=build(), args=args, train_dataset=ds["train"], eval_dataset=ds["validation"])
+trainer.train()
+print(f"eval_accuracy={trainer.evaluate()['eval_accuracy']:.4f}")
+'''}
+    val_ds = {"train.py": hf["train.py"].replace('ds = load_dataset("glue", "sst2")',
+                                                 'ds = load_dataset("glue", "sst2")\nval_ds = ds["validation"]')}
+    assert "train.py: the training reads val_ds (held-out data)" in \
+        _guard(val_ds, "train.py", 'train_dataset=ds["train"]', "train_dataset=val_ds", "eval_accuracy")
+    assert _guard(hf, "train.py", "learning_rate=5e-5", "learning_rate=3e-5", "eval_accuracy") == []
+    lightning = {"train.py": '''\
+import lightning as L
+train_loader, val_loader = loaders()
+trainer = L.Trainer(max_epochs=5)
+trainer.fit(build(), train_loader)
+print(f"val_acc={trainer.callback_metrics['val_acc']:.4f}")
+'''}
+    # Lightning's third argument is the validation loader: it only monitors
+    assert _guard(lightning, "train.py", "trainer.fit(build(), train_loader)",
+                  "trainer.fit(build(), train_loader, val_loader)", "val_acc") == []
+    assert _guard(lightning, "train.py", "trainer.fit(build(), train_loader)", "trainer.fit(build(), val_loader)",
+                  "val_acc") == ["train.py: the training reads val_loader (held-out data)"]

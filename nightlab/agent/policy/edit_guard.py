@@ -219,6 +219,10 @@ def _statement_changes(before: str, after: str, metric: str, skip: Collection[st
 # calls that fit a model to the data they are handed (scikit-learn, Keras, XGBoost / LightGBM's own `train`)
 _FITTING_CALLS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch", "fit_generator"})
 _TRACE_STEPS = 4
+# keywords that hand a trainer its training data (transformers' `Trainer(train_dataset=…)`, Lightning's
+# `fit(train_dataloaders=…)`, Keras' `fit(x=…, y=…)`)
+_TRAINING_DATA_KEYWORDS = frozenset({"train_dataset", "train_dataloaders", "train_dataloader", "train_loader",
+                                     "train_data", "train_set"})
 
 
 def _training_inputs(tree: ast.Module) -> Counter[str]:
@@ -236,10 +240,13 @@ def _training_inputs(tree: ast.Module) -> Counter[str]:
         for c in (c for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call)):
             f = c.func
             if isinstance(f, ast.Attribute) and (f.attr in _FITTING_CALLS or (f.attr == "train" and len(c.args) >= 2)):
-                seeds += [*c.args, *(k.value for k in c.keywords if k.arg and not names_the_measurement(k.arg)
-                                     and k.arg != "callbacks")]
+                # the data is the first two arguments (`fit(X, y)`, `train(params, dtrain)`, Lightning's
+                # `fit(model, train_loader)`: its third, the validation loader, only monitors)
+                seeds += [*c.args[:2], *(k.value for k in c.keywords if k.arg and not names_the_measurement(k.arg)
+                                         and k.arg != "callbacks")]
             elif isinstance(f, ast.Attribute) and f.attr == "backward":  # `loss.backward()`, `crit(...).backward()`
                 seeds += list(feeding(stmts, f.value.id)) if isinstance(f.value, ast.Name) else [f.value]
+            seeds += [k.value for k in c.keywords if k.arg in _TRAINING_DATA_KEYWORDS]  # `Trainer(train_dataset=…)`
         loops = [(target_names(st.target), st.iter) for st in stmts if isinstance(st, ast.For | ast.AsyncFor)]
         read: set[str] = set()
         todo = {n.id for e in seeds for n in ast.walk(e) if isinstance(n, ast.Name)}
