@@ -21,6 +21,7 @@ only vocabulary, and they are the common ones of Python training code.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import json
 import posixpath
 import re
@@ -63,6 +64,7 @@ _OUTPUT_NAME = re.compile(
     r"(?:^|_)(?:out|outs|output|outputs|save|saved|saves|ckpt|ckpts|checkpoint|checkpoints|log|logs|logdir|"
     r"logging|results?|export|exports|wandb|tensorboard|tb|runs?|dump|artifacts?|artefacts?|sample|samples|"
     r"cache)(?:_|$|dir|path|file|folder|root)", re.I)
+_MAX_PATTERN_CONFIGS = 32  # a formatted config path matching more files than this names no particular one
 _CONFIG_NAME = re.compile(r"conf|cfg|config|hparam|param|setting|option", re.I)
 _FMT_FIELD = re.compile(r"\{[^{}]*\}|%[-#0 +]*\d*(?:\.\d+)?[sdifgex]")
 _TOKEN = re.compile(r"[\w][\w.\-/]*")
@@ -843,6 +845,14 @@ def reach(root: Path, tracked: Iterable[str], command: str) -> Reach:
                         queue.append(named)
                 elif named.endswith(CONFIG_EXT) and result.add(named, f"loaded by {rel}:{line}"):
                     configs.append(named)
+            elif named is None and "*" in lit and lit.endswith(CONFIG_EXT) and not output:
+                # `open(f"hyperparams/{args.algo}.yml")` (rl-zoo): each tracked config the pattern may name
+                for base in (result.cwd, here):
+                    matched = sorted(f for f in tree.files if fnmatch.fnmatchcase(f, normalise(
+                        posixpath.join(base, lit)) or lit))
+                    if 0 < len(matched) <= _MAX_PATTERN_CONFIGS:
+                        configs += [m for m in matched if result.add(m, f"may be loaded by {rel}:{line} ({lit})")]
+                        break
             norm = normalise(posixpath.join(result.cwd, lit))
             if norm and _pathish(norm):
                 result.refs.append(PathRef(norm, f"{rel}:{line}", output, role))

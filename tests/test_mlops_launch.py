@@ -1,6 +1,7 @@
-"""`mlflow run . -P alpha=0.3`: an MLflow Project's entry point runs the `command:` of its MLproject file with each
+"""Launch shapes of MLOps repositories. `mlflow run . -P alpha=0.3`: an MLflow Project's entry point runs the `command:` of its MLproject file with each
 `{param}` filled in from `-P`, else from the parameter's `default:`. Before this was read, the command had no entry,
-MLproject was not editable and the argparse defaults the command overrides were searched (dead settings)."""
+MLproject was not editable and the argparse defaults the command overrides were searched (dead settings). And rl-zoo's
+config named by a formatted path (`f"hyperparams/{args.algo}.yml"`), which was never editable: nothing was searched."""
 
 from __future__ import annotations
 
@@ -89,3 +90,40 @@ def test_the_measurement_parameters_of_mlproject_are_held_in_the_file_and_on_the
 def test_a_project_elsewhere_is_not_read() -> None:
     assert _program(REPO, "mlflow run https://github.com/mlflow/mlflow-example -P alpha=0.3").invocation is None
     assert _program(REPO, "mlflow ui").invocation is None
+
+
+ZOO = {
+    "train.py": '''\
+import argparse
+
+import yaml
+from stable_baselines3 import A2C, PPO
+
+ALGOS = {"ppo": PPO, "a2c": A2C}
+p = argparse.ArgumentParser()
+p.add_argument("--algo", default="ppo", choices=list(ALGOS))
+p.add_argument("--env", default="CartPole-v1")
+args = p.parse_args()
+with open(f"hyperparams/{args.algo}.yml") as f:
+    hyperparams = yaml.safe_load(f)[args.env]
+model = ALGOS[args.algo]("MlpPolicy", args.env, **hyperparams)
+model.learn(total_timesteps=10_000)
+print(f"mean_reward={evaluate(model):.2f}")
+''',
+    "hyperparams/ppo.yml": "CartPole-v1:\n  n_steps: 32\n  learning_rate: 0.001\n  n_epochs: 20\n",
+    "hyperparams/a2c.yml": "CartPole-v1:\n  n_steps: 8\n  learning_rate: 0.0007\n",
+}
+
+
+def test_a_config_named_by_a_formatted_path_is_reached_and_editable(tmp_path: Path) -> None:
+    """rl-zoo's `open(f"hyperparams/{args.algo}.yml")`: every tracked file the pattern may name is reached (so
+    init makes it editable); the command's `--algo ppo` picks the one whose knobs are searched."""
+    tracked = _repo(tmp_path, ZOO)
+    reached = code_reach.reach(tmp_path, tracked, "python train.py --algo ppo")
+    assert {"hyperparams/ppo.yml", "hyperparams/a2c.yml"} <= set(reached.files)
+    editable = project_init.editable_files(tmp_path, tracked, reached, [])
+    assert "hyperparams/ppo.yml" in editable
+    knobs = BuiltinPolicy().knobs_in(ZOO, command="python train.py --algo ppo", metric="mean_reward")
+    ppo, a2c = knobs["hyperparams/ppo.yml:CartPole-v1.learning_rate"], knobs["hyperparams/a2c.yml:CartPole-v1.n_steps"]
+    assert ppo.searchable and ppo.value == 0.001
+    assert not a2c.searchable and "not read" in a2c.why_not
