@@ -1,7 +1,10 @@
-"""Launch shapes of MLOps repositories. `mlflow run . -P alpha=0.3`: an MLflow Project's entry point runs the `command:` of its MLproject file with each
+"""Launch shapes of MLOps repositories.
+
+`mlflow run . -P alpha=0.3`: an MLflow Project's entry point runs the `command:` of its MLproject file with each
 `{param}` filled in from `-P`, else from the parameter's `default:`. Before this was read, the command had no entry,
-MLproject was not editable and the argparse defaults the command overrides were searched (dead settings). And rl-zoo's
-config named by a formatted path (`f"hyperparams/{args.algo}.yml"`), which was never editable: nothing was searched."""
+MLproject was not editable and the argparse defaults the command overrides were searched (dead settings). And
+rl-zoo's config named by a formatted path (`f"hyperparams/{args.algo}.yml"`) was never editable: nothing was
+searched."""
 
 from __future__ import annotations
 
