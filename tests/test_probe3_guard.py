@@ -768,3 +768,20 @@ print(f"val_acc={trainer.callback_metrics['val_acc']:.4f}")
                   "trainer.fit(build(), train_loader, val_loader)", "val_acc") == []
     assert _guard(lightning, "train.py", "trainer.fit(build(), train_loader)", "trainer.fit(build(), val_loader)",
                   "val_acc") == ["train.py: the training reads val_loader (held-out data)"]
+
+
+def test_a_validation_pass_added_beside_the_training_loop_reads_no_held_out_rows_into_training() -> None:
+    # the validation loss reuses the name `loss` under torch.no_grad(): it measures, it does not train
+    added = ("    with torch.no_grad():\n        loss = nn.functional.cross_entropy(model(xv), yv)\n"
+             "        print(f\"val_loss={loss.item():.4f}\")\n    with torch.no_grad():\n")
+    files = {"train.py": TORCH_SLICE["train.py"].replace(
+        "            nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32]).backward()\n",
+        "            loss = nn.functional.cross_entropy(model(x[i:i + 32]), y[i:i + 32])\n"
+        "            loss.backward()\n")}
+    assert "loss.backward()" in files["train.py"]
+    assert _guard(files, "train.py", "    with torch.no_grad():\n", added, "val_acc") == []
+    # the same assignment with gradients on is training on the validation rows
+    assert _guard(files, "train.py", "    with torch.no_grad():\n",
+                  "    loss = nn.functional.cross_entropy(model(xv), yv)\n    loss.backward()\n"
+                  "    with torch.no_grad():\n", "val_acc") == \
+        ["train.py: the training reads xv (held-out data)", "train.py: the training reads yv (held-out data)"]

@@ -233,7 +233,13 @@ def _training_inputs(tree: ast.Module) -> Counter[str]:
     when training reads it past the split (`clf.fit(X, y)`); tracing stops at the statement that splits."""
     out: Counter[str] = Counter()
     for scope in [tree, *function_defs(tree)]:
-        stmts = scope_statements(scope)
+        everything = scope_statements(scope)
+        # what runs without gradients measures, whatever names it reuses (`loss = crit(model(xv), yv)` under
+        # `torch.no_grad()` beside the training's `loss.backward()`)
+        measured = {id(x) for w in everything if isinstance(w, ast.With) and any(
+            isinstance(i.context_expr, ast.Call) and called_name(i.context_expr) in ("no_grad", "inference_mode")
+            for i in w.items) for x in ast.walk(w) if isinstance(x, ast.stmt)}
+        stmts = [st for st in everything if id(st) not in measured]
         sources = {n.id for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call) and called_name(c) in
                    SPLIT_CALLS for a in c.args for n in ast.walk(a) if isinstance(n, ast.Name)}
         seeds: list[ast.AST] = []
