@@ -785,3 +785,22 @@ def test_a_validation_pass_added_beside_the_training_loop_reads_no_held_out_rows
                   "    loss = nn.functional.cross_entropy(model(xv), yv)\n    loss.backward()\n"
                   "    with torch.no_grad():\n", "val_acc") == \
         ["train.py: the training reads xv (held-out data)", "train.py: the training reads yv (held-out data)"]
+
+
+def test_a_final_fit_on_training_and_validation_rows_is_free_where_the_test_rows_are_measured() -> None:
+    files = {"train.py": '''\
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+X_train, y_train, X_val, y_val, X_test, y_test = load_splits()
+clf = LogisticRegression(C=1.0)
+clf.fit(X_train, y_train)
+print(f"val_accuracy={accuracy_score(y_val, clf.predict(X_val)):.4f}")
+print(f"test_accuracy={accuracy_score(y_test, clf.predict(X_test)):.4f}")
+'''}
+    final = "clf.fit(np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val]))"
+    assert _guard(files, "train.py", "clf.fit(X_train, y_train)", final, "test_accuracy") == []
+    assert _guard(files, "train.py", "clf.fit(X_train, y_train)", final, "val_accuracy") == \
+        ["train.py: the training reads X_val (held-out data)", "train.py: the training reads y_val (held-out data)"]
+    assert _guard(files, "train.py", "clf.fit(X_train, y_train)", "clf.fit(X_test, y_test)", "test_accuracy") == \
+        ["train.py: the training reads X_test (held-out data)", "train.py: the training reads y_test (held-out data)"]

@@ -30,6 +30,7 @@ from nightlab.agent.policy.evaluation import (
     measuring_helpers,
     measuring_statements,
     metric_functions,
+    name_words,
     names_the_data,
     names_the_measurement,
     parse_python,
@@ -225,7 +226,7 @@ _TRAINING_DATA_KEYWORDS = frozenset({"train_dataset", "train_dataloaders", "trai
                                      "train_data", "train_set"})
 
 
-def _training_inputs(tree: ast.Module) -> Counter[str]:
+def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
     """The held-out data the training reads, as "scope: name": what a fitting call is handed (`clf.fit(X_te, y_te)`;
     not its `validation_data=` / `eval_set=`, which only monitor), and what feeds a `loss.backward()` (through the
     loss's assignments and the loops its batches come from), traced back through assignments to the split. A
@@ -236,10 +237,10 @@ def _training_inputs(tree: ast.Module) -> Counter[str]:
         everything = scope_statements(scope)
         # what runs without gradients measures, whatever names it reuses (`loss = crit(model(xv), yv)` under
         # `torch.no_grad()` beside the training's `loss.backward()`)
-        measured = {id(x) for w in everything if isinstance(w, ast.With) and any(
+        no_grad = {id(x) for w in everything if isinstance(w, ast.With) and any(
             isinstance(i.context_expr, ast.Call) and called_name(i.context_expr) in ("no_grad", "inference_mode")
             for i in w.items) for x in ast.walk(w) if isinstance(x, ast.stmt)}
-        stmts = [st for st in everything if id(st) not in measured]
+        stmts = [st for st in everything if id(st) not in no_grad]
         sources = {n.id for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call) and called_name(c) in
                    SPLIT_CALLS for a in c.args for n in ast.walk(a) if isinstance(n, ast.Name)}
         seeds: list[ast.AST] = []
@@ -267,8 +268,28 @@ def _training_inputs(tree: ast.Module) -> Counter[str]:
                 nxt |= {n.id for names, it in loops if name in names for n in ast.walk(it) if isinstance(n, ast.Name)}
             todo = nxt
         label = getattr(scope, "name", "")
-        out.update(f"{label}\0{n}" for n in read if held_out_data(n) or n in sources)
+        part = _measured_part(metric)
+        out.update(f"{label}\0{n}" for n in read if n in sources or (
+            held_out_data(n) and (part is None or _part_of(n) in (part, None))))
     return out
+
+
+# the parts a held-out name may say it is: a validation part and a test part; where a project has both and the
+# metric names one (`test_acc`), training on the other (a final fit on train + validation) changes nothing measured
+_PARTS = {"test": frozenset({"test", "te", "tst", "testing", "holdout"}),
+          "val": frozenset({"val", "valid", "validation", "va", "v", "dev", "eval"})}
+
+
+def _part_of(name: str) -> str | None:
+    words = name_words(name)
+    found = [part for part, names in _PARTS.items() if words & names]
+    return found[0] if len(found) == 1 else None
+
+
+def _measured_part(metric: str) -> str | None:
+    """The part the metric's name says it is measured on (`test_accuracy`, `val_loss`), None when it says neither."""
+    found = [part for part, names in _PARTS.items() if set(re.split(r"[^a-z0-9]+", metric.lower())) & names]
+    return found[0] if len(found) == 1 else None
 
 
 def _paired_feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
@@ -282,11 +303,11 @@ def _paired_feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
         yield from feeding([st], name)
 
 
-def _training_data_changes(before: ast.Module, after: ast.Module | None) -> list[str]:
+def _training_data_changes(before: ast.Module, after: ast.Module | None, metric: str) -> list[str]:
     """The held-out data an edit has the training read that it did not read before (`_training_inputs`)."""
     if after is None:
         return []
-    new = _training_inputs(after) - _training_inputs(before)
+    new = _training_inputs(after, metric) - _training_inputs(before, metric)
     return sorted({f"the training reads {k.split(chr(0))[1]} (held-out data)" for k in new})
 
 
@@ -335,6 +356,6 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         if changed:
             out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
         out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
-        out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree)]
+        out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric)]
     return out
 

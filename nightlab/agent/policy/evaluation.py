@@ -46,6 +46,7 @@ __all__ = [
     "measuring_statements",
     "metric_functions",
     "name_is_fixed",
+    "name_words",
     "names_the_data",
     "names_the_measurement",
     "parse_python",
@@ -645,8 +646,15 @@ _SHORT_HELD_OUT = re.compile(r"[xy]_?(v|va|val|te|tst|test)\d*", re.IGNORECASE) 
 
 def held_out_data(name: str) -> bool:
     """A name that holds held-out examples (`X_te`, `val_loader`, `test_ds`, `xv`), not a number measured on them."""
+    return bool(_SHORT_HELD_OUT.fullmatch(name)) or (held_out_name(name) and not name_words(name) & _RESULT_WORDS)
+
+
+def name_words(name: str) -> set[str]:
+    """The lower-case words of a variable's name, split at underscores and digits, with the part a short name
+    abbreviates (`xv` → `v`, `Xtest` → `test`)."""
     words = {w.lower() for w in re.split(r"_+|\d+", name) if w}
-    return bool(_SHORT_HELD_OUT.fullmatch(name)) or (held_out_name(name) and not words & _RESULT_WORDS)
+    short = _SHORT_HELD_OUT.fullmatch(name)
+    return words | ({short.group(1).lower()} if short else set())
 
 
 _HELD_OUT_PARTS = frozenset({"val", "valid", "validation", "test", "dev", "eval", "evaluation", "holdout"})
