@@ -804,3 +804,42 @@ print(f"test_accuracy={accuracy_score(y_test, clf.predict(X_test)):.4f}")
         ["train.py: the training reads X_val (held-out data)", "train.py: the training reads y_val (held-out data)"]
     assert _guard(files, "train.py", "clf.fit(X_train, y_train)", "clf.fit(X_test, y_test)", "test_accuracy") == \
         ["train.py: the training reads X_test (held-out data)", "train.py: the training reads y_test (held-out data)"]
+
+
+RAY_TUNE = {"tune_mnist.py": '''\
+import torch
+from ray import train, tune
+from torch import nn
+
+NUM_SAMPLES = 20
+
+
+def train_mnist(config):
+    d = torch.load("/data/mnist.pt")
+    x, y = d["x"].float().flatten(1), d["y"]
+    xv, yv, x, y = x[-5000:], y[-5000:], x[:-5000], y[:-5000]
+    model = nn.Linear(784, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=config["lr"])
+    for epoch in range(10):
+        for i in range(0, len(x), 64):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[i:i + 64]), y[i:i + 64]).backward()
+            opt.step()
+        with torch.no_grad():
+            acc = (model(xv).argmax(1) == yv).float().mean().item()
+        train.report({"val_acc": acc})
+
+
+tuner = tune.Tuner(train_mnist, param_space={"lr": tune.loguniform(1e-4, 1e-1)},
+                   tune_config=tune.TuneConfig(metric="val_acc", mode="max", num_samples=NUM_SAMPLES))
+best = tuner.fit().get_best_result()
+print(f"best_val_acc={best.metrics['val_acc']:.4f}")
+'''}
+
+
+def test_a_printed_summary_of_the_metric_traces_the_measurement_it_summarises() -> None:
+    # Ray Tune: the trainable reports `val_acc`, the driver prints `best_val_acc`
+    assert _guard(RAY_TUNE, "tune_mnist.py", "x[-5000:], y[-5000:], x[:-5000], y[:-5000]",
+                  "x[-500:], y[-500:], x[:-500], y[:-500]", "best_val_acc") == \
+        ["tune_mnist.py: line 11 (where the metric is computed or the data split)"]
+    assert _guard(RAY_TUNE, "tune_mnist.py", "NUM_SAMPLES = 20", "NUM_SAMPLES = 200", "best_val_acc") == []

@@ -161,11 +161,21 @@ def function_defs(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunction
 
 
 def _metric_pattern(metric: str) -> re.Pattern[str] | None:
+    """The metric's name as code writes it (`val_acc`, `val/acc`, `val acc`); a summary of it (`best_val_acc`,
+    `final_val_loss`) also matches the measurement it summarises (Ray Tune's trainable reports `{"val_acc": acc}`
+    and the driver prints `best_val_acc`)."""
     words = [w for w in re.split(r"[\s_\-/.]+", metric.strip()) if w]
     if not words:
         return None
-    return re.compile(r"(?<![A-Za-z0-9])" + r"[\s_\-/.]?".join(map(re.escape, words)) + r"(?![A-Za-z0-9])",
+    sep = r"[\s_\-/.]?"
+    summary = ""
+    if len(words) > 1 and words[0].lower() in _SUMMARY_WORDS:
+        summary, words = f"(?:{re.escape(words[0])}{sep})?", words[1:]
+    return re.compile(r"(?<![A-Za-z0-9])" + summary + sep.join(map(re.escape, words)) + r"(?![A-Za-z0-9])",
                       re.IGNORECASE)
+
+
+_SUMMARY_WORDS = frozenset({"best", "final", "last", "max", "min", "mean", "avg", "average", "top"})
 
 
 def _mentions(node: ast.AST, pat: re.Pattern[str]) -> bool:
