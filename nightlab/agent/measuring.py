@@ -79,10 +79,10 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
     config the keys that set the measurement (`trainer.limit_val_batches`, `data.val_split`) or that only protected
     code reads (`protected`: the files or globs `init` protects; DVC's `prepare.seed`, which a protected
     prepare.py reads to draw its split). `read` gives a tracked file's text before the change."""
-    held = protected_keys(read, tracked, protected)
-    out = [f"{path}: {key} (a setting of the measurement)" for path, text in sorted(changes.items())
-           if path.endswith(_CONFIG_EXT) or posixpath.basename(path) in _YAML_TASK_FILES
-           for key in _config_changes(read(path), text, path, held)]
+    configs = [p for p in sorted(changes) if p.endswith(_CONFIG_EXT) or posixpath.basename(p) in _YAML_TASK_FILES]
+    held = protected_keys(read, tracked, protected) if configs else _nothing_held
+    out = [f"{path}: {key} (a setting of the measurement)" for path in configs
+           for key in _config_changes(read(path), changes[path], path, held)]
     guarded = [p for p in tracked if matches_any(p, protected)]
     out += [f"{path}: {what}" for path, text in sorted(changes.items()) if not path.endswith(".py")
             for what in _protected_mentions(read(path) or "", text, guarded, set(tracked) - set(guarded))]
@@ -176,6 +176,11 @@ def _protected_mentions(before: str, after: str, guarded: Collection[str], free:
 _SCRIPT_EXT = (".py", ".sh", ".R", ".jl", ".ipynb")
 
 
+def _nothing_held(key: str) -> bool:
+    """No key is held: nothing is protected, or no config changed."""
+    return False
+
+
 def protected_keys(read: Callable[[str], str | None], tracked: Collection[str],
                    protected: Collection[str]) -> Callable[[str], bool]:
     """Whether a config key (dotted, `prepare.seed`; a DVC `params.yaml:` prefix ignored) is read only by protected
@@ -183,6 +188,8 @@ def protected_keys(read: Callable[[str], str | None], tracked: Collection[str],
     `params["seed"]`) and no other tracked Python file names its section (`["prepare"]`, `cfg.prepare`), so the
     training code never sees it and changing it changes only what measures or splits the data. A top-level key
     needs no section: any other file that names it (or its own `seed`, as a key or an attribute) keeps it free."""
+    if not protected:
+        return _nothing_held
     sources = {p: t for p in tracked if p.endswith(".py") and (t := parse_python(read(p) or "")) is not None}
     guarded = [_keys_named(t, attributes=False) for p, t in sources.items() if matches_any(p, protected)]
     free = [_keys_named(t, attributes=True) for p, t in sources.items() if not matches_any(p, protected)]
