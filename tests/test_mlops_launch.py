@@ -4,7 +4,8 @@
 `{param}` filled in from `-P`, else from the parameter's `default:`. Before this was read, the command had no entry,
 MLproject was not editable and the argparse defaults the command overrides were searched (dead settings). And
 rl-zoo's config named by a formatted path (`f"hyperparams/{args.algo}.yml"`) was never editable: nothing was
-searched."""
+searched. A gin-config file (`--gin_file=configs/base.gin`) was not read: the `@gin.configurable` defaults it binds
+were searched instead."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from nightlab.agent import code_reach, measuring, project_init
 from nightlab.agent.policy import effective as eff
+from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy.builtin import BuiltinPolicy
 
 from helpers import analysed as _program
@@ -130,3 +132,73 @@ def test_a_config_named_by_a_formatted_path_is_reached_and_editable(tmp_path: Pa
     ppo, a2c = knobs["hyperparams/ppo.yml:CartPole-v1.learning_rate"], knobs["hyperparams/a2c.yml:CartPole-v1.n_steps"]
     assert ppo.searchable and ppo.value == 0.001
     assert not a2c.searchable and "not read" in a2c.why_not
+
+
+GIN_TRAIN = '''\
+import gin
+import torch
+from absl import app, flags
+from torch import nn
+
+flags.DEFINE_multi_string("gin_file", None, "Gin files.")
+flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings.")
+FLAGS = flags.FLAGS
+
+
+@gin.configurable
+def make_model(hidden=128, dropout=0.1):
+    return nn.Sequential(nn.Linear(32, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
+
+
+@gin.configurable
+def train(learning_rate=1e-3, num_epochs=10, val_fraction=0.1):
+    model = make_model()
+    print(f"val_loss={fit(model, learning_rate, num_epochs, val_fraction):.4f}")
+
+
+def main(argv):
+    gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_bindings)
+    train()
+
+
+if __name__ == "__main__":
+    app.run(main)
+'''
+GIN = {"train.py": GIN_TRAIN, "configs/base.gin": "train.learning_rate = 3e-4  # Adam\ntrain.num_epochs = 20\n"
+       "train.val_fraction = 0.2\nmake_model.hidden = 256\n"}
+GIN_COMMAND = "python train.py --gin_file=configs/base.gin --gin_bindings='train.num_epochs=3'"
+
+
+def test_a_gin_file_binds_over_the_configurable_defaults_and_the_command_s_bindings_over_both(tmp_path: Path) -> None:
+    tracked = _repo(tmp_path, GIN)
+    reached = code_reach.reach(tmp_path, tracked, GIN_COMMAND)
+    assert "configs/base.gin" in project_init.editable_files(tmp_path, tracked, reached, [])
+    knobs = BuiltinPolicy().knobs_in(GIN, command=GIN_COMMAND, metric="val_loss")
+    got = {k: (v.value, v.searchable, v.why_not) for k, v in knobs.items()}
+    assert got["configs/base.gin:train.learning_rate"][:2] == (3e-4, True), got
+    assert got["configs/base.gin:make_model.hidden"][:2] == (256, True)
+    assert "gin binds it" in got["train.py:train.learning_rate"][2]
+    assert "--gin_bindings" in got["configs/base.gin:train.num_epochs"][2]
+    assert "--gin_bindings" in got["train.py:train.num_epochs"][2]
+    knob = knobs["configs/base.gin:train.learning_rate"].knob
+    assert "train.learning_rate = 1e-3  # Adam" in knobmod.rewrite(GIN["configs/base.gin"], knob, 1e-3)
+
+
+def test_a_gin_file_s_measurement_bindings_are_held() -> None:
+    def guard(old: str, new: str) -> list[str]:
+        gin = GIN["configs/base.gin"]
+        return measuring.measurement_edits(GIN.get, sorted(GIN), {"configs/base.gin": gin.replace(old, new)},
+                                           "val_loss")
+
+    assert guard("train.val_fraction = 0.2", "train.val_fraction = 0.02") == \
+        ["configs/base.gin: train.val_fraction (a setting of the measurement)"]
+    assert guard("make_model.hidden = 256", "make_model.hidden = 512") == []
+
+
+def test_a_gin_file_the_code_parses_by_name_is_read_too() -> None:
+    code = GIN_TRAIN.replace("gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_bindings)",
+                             'gin.parse_config_file("configs/base.gin")')
+    knobs = BuiltinPolicy().knobs_in(dict(GIN, **{"train.py": code}), command="python train.py", metric="val_loss")
+    assert knobs["configs/base.gin:train.num_epochs"].searchable
+    assert "gin binds it" in knobs["train.py:train.num_epochs"].why_not
+    assert knobs["make_model.dropout"].searchable  # a default no binding sets

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from nightlab.agent import task_runners
 
-CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".gin")
 # how a shell script names its own folder: `$(dirname "$0")`, `$(dirname "${BASH_SOURCE[0]}")`, `${0%/*}`
 SCRIPT_DIR = re.compile(r"\$\(\s*dirname\s+\"?\$(?:0|\{0\}|\{?BASH_SOURCE(?:\[0\])?\}?)\"?\s*\)|\$\{0%/\*\}")
 _PY_RUNNERS = re.compile(r"^(?:python[\d.]*|pypy[\d.]*|.*/python[\d.]*)$")

@@ -52,6 +52,7 @@ from nightlab.agent.policy.evaluation import (
     parse_python,
     trains,
 )
+from nightlab.agent.policy.knobs import gin_bindings
 
 __all__ = ["DATA_EXT", "command_measurement_changes", "measurement_edits", "protected_files", "protected_keys"]
 
@@ -92,7 +93,7 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
     return out
 
 
-_CONFIG_EXT = (".yaml", ".yml", ".json", ".toml")
+_CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".gin")
 _YAML_TASK_FILES = frozenset({"MLproject"})  # YAML without the extension: its parameters' defaults are settings
 
 
@@ -100,6 +101,8 @@ def _config_leaves(text: str | None, path: str) -> dict[str, str] | None:
     """{dotted key: value as text} of a config file; None when it does not parse (the run will say so)."""
     if text is None:
         return {}
+    if path.endswith(".gin"):  # gin-config: `train.val_fraction = 0.2`
+        return {".".join(str(p) for p in leaf.path): repr(leaf.value) for leaf in gin_bindings(text)}
     try:
         if path.endswith(".toml"):
             docs: list[Any] = [tomllib.loads(text)]

@@ -76,7 +76,8 @@ from nightlab.agent.task_runners import TASK_FILES
 
 log = logging.getLogger("nightlab.policy.builtin")
 
-_FILE_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".sh")  # (a script the command runs: its flags)
+# (a script the command runs: its flags)
+_FILE_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".gin", ".sh")
 _MAX_FILES = 200
 _MAX_BYTES = 400_000
 

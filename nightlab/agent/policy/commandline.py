@@ -46,7 +46,7 @@ Value = int | float | bool | str
 _ENV_ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _PYTHON = re.compile(r"(?:.*/)?(?:python|pypy)(?:\d+(?:\.\d+)*)?")
 _SHELLS = frozenset({"sh", "bash", "zsh", "dash"})
-_CONFIG_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_CONFIG_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".gin")
 _MAX_DEPTH = 3  # scripts and recipes followed into one another
 
 

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 CLI_STYLE = "cli"
-_CONFIG_EXTS = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini")
+_CONFIG_EXTS = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".gin")
 _OVERRIDABLE_STYLES = frozenset({"constant", "argparse", "dataclass", "dict", "env", "signature", "getattr"})
 _MAX_FILES = 400
 
@@ -998,12 +998,26 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 cfg_by_leaf[_leaf(k)] = k
     explicit = _explicit_fields(files, run)
     params = _positions({p: t for p, t in files.items() if p in run})
+    # gin-config: a .gin file binds `fn.param` over the default of `@gin.configurable def fn(param=...)`, and the
+    # command's `--gin_bindings='fn.param=v'` binds over both
+    gin_bound = {str(a.value).split("=", 1)[0].strip(): a.name for a in
+                 (program.invocation.args if program.invocation is not None else [])
+                 if "gin_binding" in a.name and isinstance(a.value, str) and "=" in a.value}
+    gin_set = {_local(k): k for k in knobs if k.path.endswith(".gin") and k.path in config_paths}
     sacred = _sacred_configs(files, run) if " with " in f" {program.command} " else set()
     for k in knobs:
         if k.name in res.unused or k.style == CLI_STYLE:
             continue
         leaf = _leaf(k)
         in_config = k.path in config_paths
+        if (in_config or k.style == "signature") and _local(k) in gin_bound:
+            res.shadowed[k.name] = f"overridden by {gin_bound[_local(k)]} on the command line"
+            continue
+        gin = gin_set.get(_local(k)) if k.style == "signature" else None
+        if gin is not None:
+            res.shadowed[k.name] = f"overridden by {gin.path} (gin binds it)"
+            res.by[k.name] = gin.name
+            continue
         if in_config:
             over = None if program.config_over_cli else _cli_override(k, leaf, True, cli, program, config_paths)
             later = cfg_by_leaf.get(leaf)

@@ -1556,6 +1556,37 @@ def _scan_yaml(path: str, text: str, texts: Sequence[str]) -> list[_Found]:
     return _config_found(path, text, leaves, "yaml", texts)
 
 
+def _scan_gin(path: str, text: str, texts: Sequence[str]) -> list[_Found]:
+    """gin-config bindings (`train.learning_rate = 3e-4`, `scope/make_model.hidden = 256`) and macros (`LR = 3e-4`)
+    whose value is one literal on its line; references (`@fn`, `%MACRO`) and containers are left alone."""
+    return _config_found(path, text, gin_bindings(text), "gin", texts)
+
+
+def gin_bindings(text: str) -> list[_Leaf]:
+    """The literal bindings of a .gin file as config leaves, keyed `fn.param` (a scope stays in the name:
+    `train/make_model.hidden`)."""
+    out: list[_Leaf] = []
+    at = 0
+    for line in text.splitlines(keepends=True):
+        m = _GIN_BINDING.match(line)
+        if m is not None:
+            raw = m.group("value")
+            try:
+                value = ast.literal_eval(raw)
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                value = None
+            if isinstance(value, bool | int | float | str):
+                key = m.group("key")
+                parts: tuple[str | int, ...] = tuple(key.rsplit(".", 1)) if "." in key else (key,)
+                start = at + m.start("value")
+                out.append(_Leaf(parts, start, start + len(raw), value, False))
+        at += len(line)
+    return out
+
+
+_GIN_BINDING = re.compile(r"[ \t]*(?P<key>[A-Za-z_][\w./]*)[ \t]*=[ \t]*(?P<value>[^#\n]*?)[ \t]*(?:#.*)?$")
+
+
 def _scan_json(path: str, text: str, texts: Sequence[str]) -> list[_Found]:
     # JSON is read with our own scanner first: it follows JSON's rules exactly (``1e-3`` is a number, keys need no
     # space after the colon, tabs are whitespace) where PyYAML's YAML 1.1 rules differ. The composer is the fallback
@@ -1597,6 +1628,8 @@ def _scan_cached(path: str, text: str, texts: tuple[str, ...]) -> tuple[_Found, 
         found = _scan_json(path, text, texts)
     elif low.endswith(".toml"):
         found = _scan_toml(path, text, texts)
+    elif low.endswith(".gin"):
+        found = _scan_gin(path, text, texts)
     else:
         return ()
     found.sort(key=lambda f: f.start)
