@@ -843,3 +843,21 @@ def test_a_printed_summary_of_the_metric_traces_the_measurement_it_summarises() 
                   "x[-500:], y[-500:], x[:-500], y[:-500]", "best_val_acc") == \
         ["tune_mnist.py: line 11 (where the metric is computed or the data split)"]
     assert _guard(RAY_TUNE, "tune_mnist.py", "NUM_SAMPLES = 20", "NUM_SAMPLES = 200", "best_val_acc") == []
+
+
+def test_the_environment_an_rl_policy_is_evaluated_in_is_held_and_its_training_is_not() -> None:
+    sb3 = {"train.py": '''\
+import gymnasium as gym
+from stable_baselines3 import PPO
+from stable_baselines3.common.evaluation import evaluate_policy
+
+model = PPO("MlpPolicy", "CartPole-v1", learning_rate=3e-4, n_steps=256)
+model.learn(total_timesteps=20_000)
+eval_env = gym.make("CartPole-v1")
+mean_reward, std_reward = evaluate_policy(model, eval_env, n_eval_episodes=20)
+print(f"mean_reward={mean_reward:.2f}")
+'''}
+    assert _guard(sb3, "train.py", 'eval_env = gym.make("CartPole-v1")',
+                  'eval_env = gym.make("CartPole-v1", max_episode_steps=50)', "mean_reward") == \
+        ["train.py: line 7 (where the metric is computed or the data split)"]
+    assert _guard(sb3, "train.py", "learning_rate=3e-4", "learning_rate=1e-3", "mean_reward") == []

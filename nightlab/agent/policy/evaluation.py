@@ -189,6 +189,9 @@ _LIBRARY_METRIC = re.compile(r"[a-z0-9_]+_(score|error|loss|accuracy|auc)|accura
                              r"matthews_corrcoef|cohen_kappa|perplexity")
 
 
+_LIBRARY_EVALUATIONS = frozenset({"evaluate_policy"})
+
+
 def _a_library_metric(name: str) -> bool:
     return bool(_LIBRARY_METRIC.fullmatch(name))
 
@@ -224,6 +227,11 @@ def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], s
                     stack.extend(a for a in n.args)
             if isinstance(f, ast.Name) and f.id in ("sum", "float", "int", "round", "abs", "min", "max", "len"):
                 stack.extend(n.args)
+            elif isinstance(f, ast.Name) and f.id not in own and f.id in _LIBRARY_EVALUATIONS:
+                # SB3's `evaluate_policy(model, eval_env, n_eval_episodes=10)`: the environment it is handed is
+                # what is measured (not the model: what builds it trains)
+                stack.extend(a for a in n.args if not _is_model_name(a) and not (
+                    isinstance(a, ast.Name) and _tokens(a.id) & {"agent", "policy", "algo"}))
             elif isinstance(f, ast.Name) and f.id not in own and _a_library_metric(f.id):
                 # `f1_score(y_te, preds)`: the predictions it scores compute the value; the held-out data it is
                 # handed is held where it is split (a scaler's `X_te = sc.transform(X_te)` stays free)
