@@ -861,3 +861,31 @@ print(f"mean_reward={mean_reward:.2f}")
                   'eval_env = gym.make("CartPole-v1", max_episode_steps=50)', "mean_reward") == \
         ["train.py: line 7 (where the metric is computed or the data split)"]
     assert _guard(sb3, "train.py", "learning_rate=3e-4", "learning_rate=1e-3", "mean_reward") == []
+
+
+def test_an_evaluation_sample_drawn_from_a_held_out_pool_is_held_where_it_is_drawn() -> None:
+    files = {"train.py": '''\
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+
+d = torch.load("d.pt")
+x, y, xv_all, yv_all = d["x"], d["y"], d["xv"], d["yv"]
+idx = torch.randperm(len(xv_all))[:2000]
+xv, yv = xv_all[idx], yv_all[idx]
+model = nn.Linear(10, 1)
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+for i in range(0, len(x), 64):
+    opt.zero_grad()
+    nn.functional.binary_cross_entropy_with_logits(model(x[i:i + 64]).squeeze(1), y[i:i + 64]).backward()
+    opt.step()
+with torch.no_grad():
+    preds = torch.sigmoid(model(xv).squeeze(1)) > 0.5
+print(f"val_f1={f1_score(yv.numpy(), preds.numpy()):.4f}")
+'''}
+    assert _guard(files, "train.py", "[:2000]", "[:200]", "val_f1") == \
+        ["train.py: line 7 (where the metric is computed or the data split)"]
+    assert _guard(files, "train.py", "idx = torch.randperm(len(xv_all))[:2000]",
+                  "idx = (yv_all == 0).nonzero().squeeze(1)[:2000]", "val_f1") == \
+        ["train.py: line 7 (where the metric is computed or the data split)"]
+    assert _guard(files, "train.py", "lr=1e-3", "lr=3e-3", "val_f1") == []

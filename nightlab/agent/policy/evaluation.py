@@ -659,7 +659,8 @@ _RESULT_WORDS = frozenset({"loss", "losses", "acc", "accuracy", "score", "scores
                            "pred", "preds", "prediction", "predictions", "logits", "probs", "history", "result",
                            "results", "log", "logs", "step", "steps", "every", "interval", "freq", "iters", "size",
                            "batch", "fraction", "frac", "ratio", "split", "pct"})
-_SHORT_HELD_OUT = re.compile(r"[xy]_?(v|va|val|te|tst|test)\d*", re.IGNORECASE)  # `xv`, `y_te`, `Xtest`
+# `xv`, `y_te`, `Xtest`, and the pool a held-out sample is drawn from (`xv_all`)
+_SHORT_HELD_OUT = re.compile(r"[xy]_?(v|va|val|te|tst|test)(?:_?(?:all|full|raw|pool))?\d*", re.IGNORECASE)
 
 
 def held_out_data(name: str) -> bool:
@@ -724,6 +725,9 @@ def _slice_split(st: ast.stmt) -> list[ast.expr]:
         if isinstance(v, ast.Subscript) and any(held_out_name(n) for n in target_names(t)):
             out += [b for sl in ast.walk(v.slice) if isinstance(sl, ast.Slice)
                     for b in (sl.lower, sl.upper, sl.step) if b is not None]
+        if isinstance(v, ast.Subscript) and isinstance(v.value, ast.Name) and held_out_data(v.value.id) and \
+                isinstance(v.slice, ast.Name) and any(held_out_data(n) for n in target_names(t)):
+            out.append(v.slice)  # `xv, yv = xv_all[idx], yv_all[idx]`: the index draws the measured sample
     return out
 
 
