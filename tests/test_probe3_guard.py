@@ -889,3 +889,64 @@ print(f"val_f1={f1_score(yv.numpy(), preds.numpy()):.4f}")
                   "idx = (yv_all == 0).nonzero().squeeze(1)[:2000]", "val_f1") == \
         ["train.py: line 7 (where the metric is computed or the data split)"]
     assert _guard(files, "train.py", "lr=1e-3", "lr=3e-3", "val_f1") == []
+
+
+def test_the_random_source_of_an_evaluation_sample_is_held_with_the_draw() -> None:
+    # the generator decides which held-out rows are measured, however it reaches the draw: a keyword, a method's
+    # receiver; the model's own seed stays free
+    generator = {"train.py": '''\
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+
+torch.manual_seed(0)
+d = torch.load("d.pt")
+x, y, xv_all, yv_all = d["x"], d["y"], d["xv"], d["yv"]
+g = torch.Generator().manual_seed(1234)
+idx = torch.randperm(len(xv_all), generator=g)[:2000]
+xv, yv = xv_all[idx], yv_all[idx]
+model = nn.Linear(10, 1)
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+for i in range(0, len(x), 64):
+    opt.zero_grad()
+    nn.functional.binary_cross_entropy_with_logits(model(x[i:i + 64]).squeeze(1), y[i:i + 64]).backward()
+    opt.step()
+with torch.no_grad():
+    preds = torch.sigmoid(model(xv).squeeze(1)) > 0.5
+print(f"val_f1={f1_score(yv.numpy(), preds.numpy()):.4f}")
+'''}
+    assert _guard(generator, "train.py", "manual_seed(1234)", "manual_seed(7)", "val_f1") == \
+        ["train.py: line 8 (where the metric is computed or the data split)"]
+    assert _guard(generator, "train.py", "torch.manual_seed(0)", "torch.manual_seed(1)", "val_f1") == []
+    rng = {"train.py": generator["train.py"].replace(
+        "g = torch.Generator().manual_seed(1234)\nidx = torch.randperm(len(xv_all), generator=g)[:2000]",
+        "rng = np.random.default_rng(1234)\nidx = rng.choice(len(xv_all), 2000, replace=False)").replace(
+        "import torch\n", "import numpy as np\nimport torch\n", 1)}
+    assert _guard(rng, "train.py", "default_rng(1234)", "default_rng(7)", "val_f1") == \
+        ["train.py: line 9 (where the metric is computed or the data split)"]
+    assert _guard(rng, "train.py", "lr=1e-3", "lr=3e-3", "val_f1") == []
+
+
+def test_which_run_a_tuner_reports_is_held_where_it_is_picked() -> None:
+    # Ray Tune: `get_best_result(scope="all")` would report the best epoch of any trial, not the last; the pick is
+    # held whether it has a line of its own or follows `tuner.fit()` in one statement, and the trials' budget stays
+    # free
+    two_lines = {"tune_mnist.py": RAY_TUNE["tune_mnist.py"].replace(
+        "best = tuner.fit().get_best_result()", "results = tuner.fit()\nbest = results.get_best_result()")}
+    one_line = RAY_TUNE
+    for files in (two_lines, one_line):
+        line = files["tune_mnist.py"].splitlines().index(next(
+            x for x in files["tune_mnist.py"].splitlines() if "get_best_result" in x)) + 1
+        assert _guard(files, "tune_mnist.py", "get_best_result()", 'get_best_result(scope="all")', "best_val_acc") \
+            == [f"tune_mnist.py: line {line} (where the metric is computed or the data split)"]
+        assert _guard(files, "tune_mnist.py", "NUM_SAMPLES = 20", "NUM_SAMPLES = 200", "best_val_acc") == []
+    # what training returns and nothing picks from it stays free to train differently
+    keras_history = {"train.py": '''\
+from tensorflow import keras
+(x, y), (xv, yv) = keras.datasets.mnist.load_data()
+model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+h = model.fit(x, y, epochs=5, validation_data=(xv, yv))
+print(f"val_accuracy={h.history['val_accuracy'][-1]:.4f}")
+'''}
+    assert _guard(keras_history, "train.py", "epochs=5", "epochs=8", "val_accuracy") == []

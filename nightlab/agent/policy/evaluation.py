@@ -124,22 +124,19 @@ def says_evaluation(name: str) -> bool:
     return bool(_tokens(name) & (_FIXED_NAME_TOKENS - _DATA_NAME_TOKENS - {"score", "scoring"}))
 
 
+def _a_training_call(node: ast.Call) -> bool:
+    f = node.func
+    return (isinstance(f, ast.Attribute) and (f.attr in _TRAINING_CALLS or f.attr in _GRADIENT_CALLS or (
+        f.attr == "train" and len(node.args) >= 2))) or (isinstance(f, ast.Name) and f.id == "value_and_grad")
+
+
 def trains(fn: ast.AST) -> bool:
     """Whether code calls what only training calls: `.backward()`, an optimizer's `.step()` / `.zero_grad()`,
     `.fit()`, … (on an attribute: a bare `step(…)` is the project's own), takes gradients (`jax.value_and_grad(
     loss_fn)`, `jax.grad`, `tape.gradient`: a Flax `apply_model` that returns grads is a training step), or trains a
     booster (`xgb.train(params, dtrain, …)`, `lgb.train(params, train_set)`: given the data, unlike a module's
     `model.train()` mode switch, which an evaluation function calls on its way out)."""
-    for node in ast.walk(fn):
-        if not isinstance(node, ast.Call):
-            continue
-        f = node.func
-        if isinstance(f, ast.Attribute) and (f.attr in _TRAINING_CALLS or f.attr in _GRADIENT_CALLS or (
-                f.attr == "train" and len(node.args) >= 2)):
-            return True
-        if isinstance(f, ast.Name) and f.id == "value_and_grad":
-            return True
-    return False
+    return any(isinstance(node, ast.Call) and _a_training_call(node) for node in ast.walk(fn))
 
 
 _GRADIENT_CALLS = frozenset({"grad", "value_and_grad", "gradient"})
@@ -196,6 +193,12 @@ def _a_library_metric(name: str) -> bool:
     return bool(_LIBRARY_METRIC.fullmatch(name))
 
 
+# methods that draw at random from what they are given, and the keywords that hand a draw its random source: which
+# rows an evaluation sample takes is the generator's doing (`g = torch.Generator().manual_seed(1234)`)
+_RANDOM_DRAWS = frozenset({"choice", "permutation", "shuffle", "sample", "integers", "randint"})
+_RANDOM_SOURCES = frozenset({"generator", "random_state", "rng", "seed"})
+
+
 def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], set[str]]:
     """(functions called at the head of `expr`, names it reads there): through operators, subscripts, method chains,
     f-strings and containers, never into a call's arguments (what a call is given is not what computes the value),
@@ -220,11 +223,14 @@ def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], s
                 if f.attr in own:
                     continue
                 given = [*n.args, *(k.value for k in n.keywords)]
-                if isinstance(f.value, ast.Call) or all(isinstance(a, ast.Constant) for a in given):
+                if isinstance(f.value, ast.Call) or all(isinstance(a, ast.Constant) for a in given) or \
+                        f.attr in _RANDOM_DRAWS:  # `rng.choice(n, 200)`: the generator decides what is drawn
                     stack.append(f.value)
                 if isinstance(f.value, ast.Name | ast.Attribute):
-                    # a library function (torch.cat(xs), np.mean(xs), sum(xs)): its arguments carry the value
+                    # a library function (torch.cat(xs), np.mean(xs), sum(xs)): its arguments carry the value,
+                    # and the random source it is handed decides a draw (`torch.randperm(n, generator=g)`)
                     stack.extend(a for a in n.args)
+                    stack.extend(k.value for k in n.keywords if k.arg in _RANDOM_SOURCES)
             if isinstance(f, ast.Name) and f.id in ("sum", "float", "int", "round", "abs", "min", "max", "len"):
                 stack.extend(n.args)
             elif isinstance(f, ast.Name) and f.id not in own and f.id in _LIBRARY_EVALUATIONS:
@@ -791,9 +797,19 @@ class _CutReceivers(ast.NodeTransformer):
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         self.generic_visit(node)
-        if _tokens(node.attr) & _LOGGED_WORDS:  # what was logged into the object, not how it was built
-            node.value = ast.Name(id="__receiver__", ctx=ast.Load())
+        if _tokens(node.attr) & _LOGGED_WORDS and not _a_selection(node.value):
+            node.value = ast.Name(id="__receiver__", ctx=ast.Load())  # what was logged into the object, not how
+            # it was built
         return node
+
+
+def _a_selection(node: ast.AST) -> bool:
+    """Whether a value is the pick of the best of several runs (`best = results.get_best_result()`, Optuna's
+    `study.best_trial`): what it logged is reported, and which run it is (`scope="all"`, `mode=`) is decided where
+    it is picked, so that is followed."""
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else \
+        called_name(node) if isinstance(node, ast.Call) else ""
+    return "best" in _tokens(name)
 
 
 # attributes that hold what a run logged (Lightning's `trainer.callback_metrics`, `trainer.logged_metrics`): read
@@ -843,8 +859,12 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
                         continue  # a setting (`LR = 0.1`, `CONFIG = {...}`) the metric depends on is what the
                         # search moves, not how the metric is computed
                     fed = _narrowed(whole, name, keys.get(name))
-                    if trains(fed):
-                        continue  # what a training call is given (`bst = xgb.train(params, dtrain)`) trains
+                    if trains(fed):  # what a training call is given (`bst = xgb.train(params, dtrain)`) trains;
+                        # what picks from its result (`tuner.fit().get_best_result(scope="last")`) measures
+                        picked = _past_training(fed)
+                        if picked is None:
+                            continue
+                        fed = picked
                     take(fed)
                     for expr in (e for v in feeding([fed], name) for e in
                                  (_entries_named(v, pat) if pat is not None else [v])):
@@ -902,6 +922,27 @@ def _narrowed(st: ast.stmt, name: str, keys: set[str] | None) -> ast.stmt:
     else:
         return st
     return ast.copy_location(ast.Assign(targets=[target], value=value, lineno=st.lineno), st)
+
+
+class _CutTraining(ast.NodeTransformer):
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if _a_training_call(node):
+            return ast.Name(id="__trained__", ctx=ast.Load())
+        self.generic_visit(node)
+        return node
+
+
+def _past_training(st: ast.stmt) -> ast.stmt | None:
+    """Of an assignment that trains and then picks from what training returned (Ray Tune's ``best =
+    tuner.fit().get_best_result(scope="last")``), the pick alone, the training call standing in as a name: how the
+    reported run is chosen is measurement, what training is given is not. None where nothing is picked (``h =
+    model.fit(x, y, epochs=5)``) or the rest trains too."""
+    if not isinstance(st, ast.Assign):
+        return None
+    cut = _CutTraining().visit(copy.deepcopy(st))
+    if not isinstance(cut, ast.Assign) or isinstance(cut.value, ast.Name) or trains(cut):
+        return None
+    return cut
 
 
 def _kept(d: ast.Dict, keys: set[str]) -> list[tuple[ast.expr | None, ast.expr]]:
