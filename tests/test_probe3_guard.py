@@ -940,6 +940,14 @@ def test_which_run_a_tuner_reports_is_held_where_it_is_picked() -> None:
         assert _guard(files, "tune_mnist.py", "get_best_result()", 'get_best_result(scope="all")', "best_val_acc") \
             == [f"tune_mnist.py: line {line} (where the metric is computed or the data split)"]
         assert _guard(files, "tune_mnist.py", "NUM_SAMPLES = 20", "NUM_SAMPLES = 200", "best_val_acc") == []
+    # the statement that names the metric a tuner selects by reports nothing: its mode, search space and inline
+    # number of trials stay free; the metric it selects by is a setting of the measurement
+    inline = {"tune_mnist.py": RAY_TUNE["tune_mnist.py"].replace("num_samples=NUM_SAMPLES", "num_samples=20")}
+    assert _guard(inline, "tune_mnist.py", "num_samples=20", "num_samples=200", "best_val_acc") == []
+    assert _guard(inline, "tune_mnist.py", 'mode="max"', 'mode="min"', "best_val_acc") == []
+    assert _guard(inline, "tune_mnist.py", "tune.loguniform(1e-4, 1e-1)", "tune.loguniform(1e-5, 1e-1)",
+                  "best_val_acc") == []
+    assert _guard(inline, "tune_mnist.py", 'metric="val_acc"', 'metric="train_acc"', "best_val_acc") != []
     # what training returns and nothing picks from it stays free to train differently
     keras_history = {"train.py": '''\
 from tensorflow import keras
@@ -950,3 +958,10 @@ h = model.fit(x, y, epochs=5, validation_data=(xv, yv))
 print(f"val_accuracy={h.history['val_accuracy'][-1]:.4f}")
 '''}
     assert _guard(keras_history, "train.py", "epochs=5", "epochs=8", "val_accuracy") == []
+    early = {"train.py": keras_history["train.py"].replace(
+        "h = model.fit(x, y, epochs=5, validation_data=(xv, yv))",
+        'stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3)\n'
+        "h = model.fit(x, y, epochs=5, validation_data=(xv, yv), callbacks=[stop])")}
+    assert _guard(early, "train.py", "patience=3", "patience=5", "val_accuracy") == []
+    assert _guard(early, "train.py", "validation_data=(xv, yv)", "validation_data=(x[:100], y[:100])",
+                  "val_accuracy") != []

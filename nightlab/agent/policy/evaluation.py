@@ -629,8 +629,8 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
                 take(st)
         for st in stmts:
             if pat is None or not isinstance(st, _SIMPLE) or not _mentions(st, pat) or (
-                    isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)):  # a docstring measures nothing
-                continue
+                    isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant)) or _only_selects_by(st, pat):
+                continue  # a docstring measures nothing; `TuneConfig(metric="val_acc", ...)` reports nothing
             take(st)
             fed: list[ast.stmt] = []
             calls = _slice(stmts, list(_printed(st, pat)), pat, _recording(take, fed))
@@ -645,6 +645,23 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
                         take(ret)
                         _slice(inner, _measured_parts(ret.value), pat, take)
     return out
+
+
+# keywords that name the metric a tuner, a checkpoint or early stopping selects by: the statement reports nothing
+_SELECTING_KEYWORDS = frozenset({"metric", "monitor", "metric_for_best_model", "objective_metric"})
+
+
+def _only_selects_by(st: ast.stmt, pat: re.Pattern[str]) -> bool:
+    """Whether the metric's name appears in `st` only as what a selection is made by (Ray Tune's ``tune.Tuner(...,
+    tune_config=tune.TuneConfig(metric="val_acc", mode="max", num_samples=20))``, Keras' ``EarlyStopping(
+    monitor="val_loss")``): the statement names the metric without computing or reporting it, so neither it nor what
+    it is given (the search space, the number of trials) is measuring code; the keyword itself is held as a setting
+    of the measurement where its name says so (`metric=`)."""
+    named = [n for n in ast.walk(st) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+             and pat.search(n.value)]
+    selecting = {id(k.value) for n in ast.walk(st) if isinstance(n, ast.Call) for k in n.keywords
+                 if k.arg in _SELECTING_KEYWORDS}
+    return all(id(n) in selecting for n in named)
 
 
 def _recording(take: Callable[[ast.stmt], None], into: list[ast.stmt]) -> Callable[[ast.stmt], None]:
