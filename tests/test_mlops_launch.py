@@ -169,6 +169,29 @@ GIN = {"train.py": GIN_TRAIN, "configs/base.gin": "train.learning_rate = 3e-4  #
 GIN_COMMAND = "python train.py --gin_file=configs/base.gin --gin_bindings='train.num_epochs=3'"
 
 
+def test_only_the_section_the_command_picks_is_searched() -> None:
+    """rl-zoo's `yaml.safe_load(f)[args.env]`: a hyperparameter file holds a section per environment and the run
+    reads one, the `--env` of the command or the option's default; the others are shown, never searched."""
+    files = {**ZOO, "hyperparams/ppo.yml": ZOO["hyperparams/ppo.yml"]
+             + "Pendulum-v1:\n  n_steps: 1024\n  learning_rate: 0.0003\n  gamma: 0.9\n"}
+    # (a key the two files share is named with its file's path: `hyperparams/ppo.yml:CartPole-v1.learning_rate`)
+    cart, pend = "hyperparams/ppo.yml:CartPole-v1.learning_rate", "Pendulum-v1.learning_rate"
+    for command, picked, other in (("python train.py --algo ppo --env Pendulum-v1", pend, cart),
+                                   ("python train.py --algo ppo", cart, pend)):
+        knobs = BuiltinPolicy().knobs_in(files, command=command, metric="mean_reward")
+        assert knobs[picked].searchable, command
+        section = picked.rsplit(":", 1)[-1].split(".")[0]
+        assert not knobs[other].searchable and f"read under {section} only" in knobs[other].why_not, command
+    # a file read whole, or by a constant key beside the picked one, keeps every section
+    whole = {**files, "train.py": files["train.py"].replace(
+        "hyperparams = yaml.safe_load(f)[args.env]",
+        "every = yaml.safe_load(f)\n    hyperparams = {**every.get(\"defaults\", {}), **every[args.env]}")}
+    knobs = BuiltinPolicy().knobs_in(whole, command="python train.py --algo ppo", metric="mean_reward")
+    assert knobs["Pendulum-v1.learning_rate"].searchable
+    assert _program(files, "python train.py --algo ppo --env MountainCar-v0").config("hyperparams/ppo.yml") \
+        .section == ""  # a value no section is named for picks none
+
+
 def test_a_gin_file_binds_over_the_configurable_defaults_and_the_command_s_bindings_over_both(tmp_path: Path) -> None:
     tracked = _repo(tmp_path, GIN)
     reached = code_reach.reach(tmp_path, tracked, GIN_COMMAND)

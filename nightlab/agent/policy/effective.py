@@ -25,8 +25,10 @@ declared unused or shadowed: knobs stay as discovered.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import fnmatch
 import functools
+import json
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -71,6 +73,9 @@ class ConfigFile:
     # leading parts of a knob's name that are no part of its key: 2 in an ml_collections config file, whose keys
     # are set on the ConfigDict `get_config()` returns (`get_config.config.num_epochs` is `num_epochs`)
     scope_parts: int = 0
+    # the top-level key the program reads the file under, where it picks one by a setting (rl-baselines3-zoo's
+    # `yaml.safe_load(f)[args.env]` with `--env CartPole-v1`): the other sections are never read
+    section: str = ""
 
 
 @dataclass
@@ -108,6 +113,8 @@ class _PyFacts:
     merges_words: bool = False  # yacs' `cfg.merge_from_list(args.opts)`, mmengine's `cfg.merge_from_dict(...)`
     config_fromfile: bool = False  # mmengine / mmcv's `Config.fromfile(path)`: a Python config file read as data
     config_flags: set[str] = field(default_factory=set)  # ml_collections' `config_flags.DEFINE_config_file("config")`
+    # a loaded config read only under a key a variable picks (`yaml.safe_load(f)[args.env]`)
+    picks_section: bool = False
 
 
 @dataclass
@@ -236,7 +243,53 @@ def _py_facts(text: str) -> _PyFacts | None:
                                kw.get("config_name", pos[1] if len(pos) > 1 else None))
     # the parsed arguments themselves overwritten from a mapping, not any object's attributes (`self.__dict__`)
     f.args_overwritten = bool(f.parsed & f.overwritten)
+    f.picks_section = _picks_section(tree)
     return f
+
+
+_CONFIG_LOADS = frozenset({"safe_load", "load", "full_load", "unsafe_load"})
+
+
+def _picks_section(tree: ast.Module) -> bool:
+    """Whether every read of a loaded YAML / JSON document takes one top-level key that a variable picks:
+    ``yaml.safe_load(f)[args.env]``, or ``hp = json.load(f)`` read only as ``hp[env_id]`` (a constant key, a whole
+    use, or a document handed on whole says otherwise)."""
+    parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
+    loaded: set[str] = set()
+    picked = whole = False
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and dotted(n.func).split(".")[-1] in
+                 _CONFIG_LOADS and dotted(n.func).split(".")[0] in ("yaml", "json")):
+        up = parents.get(id(call))
+        if isinstance(up, ast.Subscript) and up.value is call:
+            keyed = isinstance(up.slice, ast.Constant)
+            picked, whole = picked or not keyed, whole or keyed
+        elif isinstance(up, ast.Assign) and len(up.targets) == 1 and isinstance(up.targets[0], ast.Name):
+            loaded.add(up.targets[0].id)
+        else:
+            whole = True  # `cfg.update(yaml.safe_load(f))`, `Config(**json.load(f))`
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in loaded and isinstance(node.ctx, ast.Load):
+            up = parents.get(id(node))
+            if isinstance(up, ast.Subscript) and up.value is node and not isinstance(up.slice, ast.Constant):
+                picked = True
+            else:
+                whole = True
+    return picked and not whole
+
+
+def _section_of(text: str | None, path: str, values: Iterable[str]) -> str:
+    """The top-level key of a YAML / JSON config that one of `values` (the command's words, the defaults of options
+    it does not give) names, where exactly one does; "" otherwise."""
+    if not text:
+        return ""
+    try:
+        doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError, RecursionError):
+        return ""
+    if not isinstance(doc, dict):
+        return ""
+    hits = {str(k) for k in doc if str(k) in set(values)}
+    return next(iter(hits)) if len(hits) == 1 else ""
 
 
 def _default_dest(node: ast.Call, strings: tuple[str, ...], last: str) -> str:
@@ -513,6 +566,13 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
         configs.append(ConfigFile(path, "", f"named on the command line{f' ({opt})' if opt else ''}"
                                   + (how if path.endswith(".py") else "")))
     configs = _with_bases(configs, read, exists)
+    picking = [p for p in run if (f := fx(p)) is not None and f.picks_section]
+    if picking and read is not None:  # `yaml.safe_load(f)[args.env]`: the section `--env CartPole-v1` names
+        values = cli_values | {lit for p in run if (f := fx(p)) is not None
+                               for lit, opt in f.option_defaults.items() if opt not in given}
+        configs = [dataclasses.replace(c, section=_section_of(read(c.path), c.path, values))
+                   if c.path.endswith((".yaml", ".yml", ".json")) and any(c.how.startswith(f"read by {p}")
+                                                                          for p in picking) else c for c in configs]
     dotlist = any((f := fx(p)) is not None and (f.from_cli or f.hydra is not None) for p in run)
     config_over_cli = bool(configs) and bool(options) and any(
         (f := fx(p)) is not None and f.args_overwritten for p in run)
@@ -977,6 +1037,9 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
             continue
         p = k.path
         if p in config_paths:
+            section = config_paths[p].section
+            if section and _local(k).split(".", 1)[0] != section:
+                res.unused[k.name] = f"{p} is read under {section} only (the section the command picks)"
             continue
         if p.endswith(".py"):
             if p not in run:
