@@ -965,3 +965,54 @@ print(f"val_accuracy={h.history['val_accuracy'][-1]:.4f}")
     assert _guard(early, "train.py", "patience=3", "patience=5", "val_accuracy") == []
     assert _guard(early, "train.py", "validation_data=(xv, yv)", "validation_data=(x[:100], y[:100])",
                   "val_accuracy") != []
+
+
+THRESHOLD = {"train.py": '''\
+import torch
+from torch import nn
+
+THRESH = 0.5
+EVAL_BS = 256
+LR = 1e-3
+d = torch.load("d.pt")
+x, y, xv, yv = d["x"], d["y"], d["xv"], d["yv"]
+model = nn.Linear(10, 1)
+opt = torch.optim.Adam(model.parameters(), lr=LR)
+
+
+def evaluate(model, xv, yv):
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(xv), EVAL_BS):
+            probs = torch.sigmoid(model(xv[i:i + EVAL_BS]).squeeze(1))
+            correct += ((probs > THRESH).float() == yv[i:i + EVAL_BS]).sum().item()
+    return correct / len(yv)
+
+
+for i in range(0, len(x), 64):
+    opt.zero_grad()
+    nn.functional.binary_cross_entropy_with_logits(model(x[i:i + 64]).squeeze(1), y[i:i + 64]).backward()
+    opt.step()
+print(f"val_acc={evaluate(model, xv, yv):.4f}")
+'''}
+
+
+def test_a_setting_only_the_measurement_reads_is_held_and_one_the_training_reads_is_not() -> None:
+    # a decision threshold is measurement wherever it is written: read by an evaluation function or an inline loop
+    inline = {"train.py": THRESHOLD["train.py"].replace('print(f"val_acc={evaluate(model, xv, yv):.4f}")', '''\
+with torch.no_grad():
+    probs = torch.sigmoid(model(xv).squeeze(1))
+    correct = 0
+    for p, t in zip(probs, yv):
+        correct += int((p > THRESH) == t)
+acc = correct / len(yv)
+print(f"val_acc={acc:.4f}")''')}
+    for files in (THRESHOLD, inline):
+        assert _guard(files, "train.py", "THRESH = 0.5", "THRESH = 0.3", "val_acc") == \
+            ["train.py: THRESH (a setting only the measurement reads)"]
+        # the evaluation's batch size only sets the speed; the learning rate is the training's
+        assert _guard(files, "train.py", "EVAL_BS = 256", "EVAL_BS = 512", "val_acc") == []
+        assert _guard(files, "train.py", "LR = 1e-3", "LR = 3e-3", "val_acc") == []
+    # read by the training as well, it is a setting of the model
+    shared = {"train.py": THRESHOLD["train.py"].replace("lr=LR)", "lr=LR * THRESH)")}
+    assert _guard(shared, "train.py", "THRESH = 0.5", "THRESH = 0.3", "val_acc") == []

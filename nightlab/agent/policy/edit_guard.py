@@ -311,6 +311,55 @@ def _training_data_changes(before: ast.Module, after: ast.Module | None, metric:
     return sorted({f"the training reads {k.split(chr(0))[1]} (held-out data)" for k in new})
 
 
+# words of a setting that changes how fast or how verbosely the measurement runs, never what it measures
+_SPEED_WORDS = frozenset({"batch", "bs", "workers", "device", "devices", "verbose", "verbosity", "log", "print",
+                          "every", "interval", "freq", "frequency", "pin", "memory", "prefetch", "chunk"})
+
+
+def _settings_by_name(tree: ast.Module, wanted: Collection[str] = ()) -> dict[str, str]:
+    """{name: the dump of the module-level statements that set it to a literal (`THRESHOLD = 0.5`)}."""
+    out: dict[str, str] = {}
+    for st in tree.body:
+        if isinstance(st, ast.Assign | ast.AnnAssign) and sets_a_literal(st):
+            targets = st.targets if isinstance(st, ast.Assign) else [st.target]
+            for name in (n for t in targets for n in _assigned_names(t) if not wanted or n in wanted):
+                out[name] = out.get(name, "") + ast.dump(st)
+    return out
+
+
+def _measurement_only_settings(tree: ast.Module, held_functions: Collection[str], text: str, metric: str,
+                               data_functions: Collection[str], trainers: Collection[str],
+                               elsewhere: Collection[str]) -> dict[str, str]:
+    """The module's literal settings that only measuring code reads (`THRESHOLD = 0.5` read by nothing but the
+    evaluation's `probs > THRESHOLD`): the decision threshold, the number of evaluation samples. The search never
+    moves them (`builtin._searchable`); an edit of one changes the measurement as surely as an edit of the line that
+    reads it. A setting the training reads too (`BATCH`), one another file names, or one that only sets the speed
+    (`EVAL_BATCH_SIZE`, `NUM_WORKERS`) stays free; one whose name says it sets the measurement (`VAL_FRACTION`) is
+    held by `_settings` already. {name: dump of its statements}."""
+    settings = _settings_by_name(tree)
+    if not settings:
+        return {}
+    # where each name is read, as (line, column): `measuring_statements` parses the text afresh
+    def places(nodes: list[ast.AST]) -> set[tuple[int, int]]:
+        return {(n.lineno, n.col_offset) for x in nodes for n in ast.walk(x)
+                if isinstance(n, ast.Name) and hasattr(n, "lineno")}
+
+    measuring: list[ast.AST] = [*measuring_statements(text, metric, held_functions, data_functions, trainers),
+                                *(d for d in function_defs(tree) if d.name in held_functions)]
+    # what builds an object there (`cross_val_score(Ridge(alpha=ALPHA), ...)`, `MLP(hidden=HIDDEN)`) is the model's
+    built = places([c for x in measuring for c in ast.walk(x) if isinstance(c, ast.Call)
+                    and called_name(c)[:1].isupper()])
+    inside = places(measuring) - built
+    defining = places([st for st in tree.body if sets_a_literal(st)])
+    readers: dict[str, list[bool]] = {}
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and n.id in settings and (n.lineno, n.col_offset) not in defining:
+            readers.setdefault(n.id, []).append((n.lineno, n.col_offset) in inside)
+    return {name: settings[name] for name, seen in readers.items()
+            if seen and all(seen) and not name_words(name) & _SPEED_WORDS and not names_the_measurement(name)
+            and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in elsewhere)}
+
+
 def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
     """The evaluation functions of `before` (see `evaluation_functions`) and the helpers they call
     (`measuring_helpers`) whose code `after` changes, as "path: name", and the measuring statements outside them
@@ -334,6 +383,9 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
     # traindir, valdir)`) is held on its held-out side only (`measuring_statements`)
     data_functions = {n for n in names - evaluating - helpers if all(builds_held_out(d) for d in defs.get(n, []))}
     names -= data_functions
+    # a script that trains nothing (a stand-in that prints a number computed from its settings) has no setting that
+    # only the measurement reads: every one feeds the printed value the way training would
+    project_trains = any(trains(t) for t in trees.values())
     out = []
     for path, text in sorted(after.items()):
         old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
@@ -355,6 +407,13 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         changed = _statement_changes(before.get(path, ""), text, metric, names, data_functions, trainers)
         if changed:
             out.append(f"{path}: line {changed[0]} (where the metric is computed or the data split)")
+        elsewhere = [t for p, t in before.items() if p != path]
+        only = _measurement_only_settings(old_tree, names, before.get(path, ""), metric, data_functions, trainers,
+                                          elsewhere) if project_trains else {}
+        if only:
+            now = _settings_by_name(new_tree, set(only)) if new_tree is not None else {}
+            out += [f"{path}: {name} (a setting only the measurement reads)" for name in sorted(only)
+                    if now.get(name) != only[name]]
         out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
         out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric)]
     return out
