@@ -223,9 +223,10 @@ def _keys_named(tree: ast.Module, attributes: bool) -> set[str]:
 def command_measurement_changes(before: str | None, after: str | None,
                                 held: Callable[[str], bool] = lambda key: False) -> list[str]:
     """The measurement settings a changed command line sets differently (`--val_fraction 0.01`,
-    `trainer.limit_val_batches=0.1`, `--eval-iters=5`): flags and Hydra overrides whose name says they decide the
-    measurement, or that `held` (`protected_keys`) says only protected code reads (`dvc exp run -S prepare.seed=1`),
-    added, changed or removed. A command that does not parse as words says nothing here."""
+    `trainer.limit_val_batches=0.1`, `--eval-iters=5`, yacs' `TEST.DETECTIONS_PER_IMAGE 300`): flags, Hydra overrides
+    and yacs keys whose name says they decide the measurement, or that `held` (`protected_keys`) says only protected
+    code reads (`dvc exp run -S prepare.seed=1`), added, changed or removed. A command that does not parse as words
+    says nothing here."""
     def flags(cmd: str | None) -> dict[str, list[str]] | None:
         try:
             words = shlex.split(cmd or "")
@@ -240,6 +241,8 @@ def command_measurement_changes(before: str | None, after: str | None,
                     value = nxt if nxt and (not nxt.startswith("-") or _NUMBER.fullmatch(nxt)) else "<set>"
             elif "=" in w and not w.startswith("="):
                 name, _, value = w.lstrip("+~").partition("=")
+            elif _CFG_NODE_KEY.fullmatch(w) and i + 1 < len(words):
+                name, value = w, words[i + 1]  # yacs' `DATASETS.TEST "('coco_train',)"` (`merge_from_list(opts)`)
             else:
                 continue
             settings = [(name, value)]
@@ -262,6 +265,7 @@ def command_measurement_changes(before: str | None, after: str | None,
 _NUMBER = re.compile(r"-?\d+(\.\d*)?([eE]-?\d+)?")
 _BINDING = re.compile(r"[A-Za-z_][\w.\-/]*=.+")  # `key=value` as a flag's value
 _KEY_VALUE_FLAGS = frozenset({"p", "parameters"})  # papermill's `-p name value`
+_CFG_NODE_KEY = re.compile(r"[A-Z][A-Z0-9_]*(?:\.[A-Z][A-Z0-9_]*)+")  # a yacs key as a bare word: `SOLVER.BASE_LR`
 
 
 def protected_files(root: str, tracked: list[str], reached: code_reach.Reach, metric: str | None = None,

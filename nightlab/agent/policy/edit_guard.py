@@ -131,7 +131,8 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
                 calls[(f"{name}(…)", ast.dump(ast.Tuple(elts=n.args, ctx=ast.Load())) +
                        "".join(sorted(ast.dump(k) for k in n.keywords)))] += 1
             flags = [a.value for a in n.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-            if name == "add_argument" and any(names_the_measurement(f) for f in flags):
+            if name in ("add_argument", "option") and any(names_the_measurement(f) for f in flags):
+                # argparse's `add_argument("--val-size", default=...)`, click's `@click.option("--val-size", ...)`
                 existing[f"{flags[0]} (its default)\0" + "".join(ast.dump(k) for k in n.keywords)] += 1
             elif name.startswith("DEFINE_") and n.args and isinstance(n.args[0], ast.Constant) and \
                     names_the_measurement(flags[0] if flags else None):

@@ -624,7 +624,8 @@ def _with_bases(configs: list[ConfigFile], read: Callable[[str], str],
 
 def _base_names(path: str, text: str) -> list[str]:
     """The files a config names as its bases, in order: a YAML / JSON config's `defaults:` / `_base_:` /
-    `extends:` value, a Python config's module-level ``_base_ = '…'`` or ``_base_ = ['…', …]`` (mmengine, mmcv)."""
+    `extends:` value (detectron2 writes `_BASE_:`), a Python config's module-level ``_base_ = '…'`` or ``_base_ =
+    ['…', …]`` (mmengine, mmcv)."""
     if path.endswith(".py"):
         try:
             tree = ast.parse(text)
@@ -638,7 +639,7 @@ def _base_names(path: str, text: str) -> list[str]:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         data = None
-    names = [v for k, v in data.items() if k in _BASE_KEYS] if isinstance(data, dict) else []
+    names = [v for k, v in data.items() if str(k).lower() in _BASE_KEYS] if isinstance(data, dict) else []
     return [x for v in names for x in (v if isinstance(v, list) else [v]) if isinstance(x, str)]
 
 
@@ -1099,6 +1100,18 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
             if key is not None:
                 res.shadowed[k.name] = f"overridden by the search grid ({key}): every value in it is fitted"
                 continue
+        node_key = _cfg_node_key(k, files)
+        if node_key is not None:  # yacs' `_C.SOLVER.BASE_LR = 0.01`: a YAML's `SOLVER: BASE_LR:` or the command's
+            # `SOLVER.BASE_LR 0.005` words set it
+            by_cli = next((c for c in cli if c.name.split(":", 1)[-1] == node_key), None)
+            by_cfg = cfg_by_path.get(node_key.lower())
+            if by_cli is not None:
+                res.shadowed[k.name] = f"overridden by {node_key} on {_written_on(by_cli)}"
+                res.by[k.name] = by_cli.name
+            elif by_cfg is not None:
+                res.shadowed[k.name] = f"overridden by {by_cfg.path} ({config_paths[by_cfg.path].how})"
+                res.by[k.name] = by_cfg.name
+            continue
         if k.style not in _OVERRIDABLE_STYLES or (k.style == "constant" and "." in _local(k).split("#")[0] and
                                                    _local(k).split(".")[0] not in sacred):
             continue  # literals in calls and function bodies are not defaults anything overrides
@@ -1142,6 +1155,20 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                                            "from it after reading the command line)")
                 res.by[flag.name] = over_cfg.name
     return res
+
+
+_CFG_NODE = re.compile(r"^(\w+)\s*=\s*(?:\w+\.)*(?:CN|CfgNode|ConfigNode)\(", re.MULTILINE)
+
+
+def _cfg_node_key(k: knobmod.Knob, files: Mapping[str, str]) -> str | None:
+    """The config key a yacs default sets (`_C.SOLVER.BASE_LR = 0.01` of `_C = CN()` sets `SOLVER.BASE_LR`, which
+    `cfg.merge_from_file(...)` and `cfg.merge_from_list(args.opts)` override); None for any other knob."""
+    if k.style != "constant":
+        return None
+    root, _, key = _local(k).split("#")[0].partition(".")
+    if not key or root not in _CFG_NODE.findall(files.get(k.path, "")):
+        return None
+    return key
 
 
 # scikit-learn's hyperparameter searches (and scikit-optimize's): the estimator, then the grid of its parameters

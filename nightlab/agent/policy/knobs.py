@@ -36,7 +36,7 @@ import re
 import tokenize
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -578,6 +578,37 @@ def _callee(func: cst.BaseExpression) -> str | None:
     return None
 
 
+def _computed_fields(node: cst.ClassDef) -> set[str]:
+    """Fields of a config class that no one sets: declared `field(init=False)`, or assigned in `__post_init__`
+    (`self.warmup_steps = int(0.1 * self.total_steps)`): their default is overwritten before it is read."""
+    out: set[str] = set()
+    for st in _suite(node.body):
+        for small in (st.body if isinstance(st, cst.SimpleStatementLine) else ()):
+            if isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name) and \
+                    isinstance(small.value, cst.Call) and _callee(small.value.func) == "field" and any(
+                        a.keyword is not None and a.keyword.value == "init" and isinstance(a.value, cst.Name)
+                        and a.value.value == "False" for a in small.value.args):
+                out.add(small.target.value)
+        if isinstance(st, cst.FunctionDef) and st.name.value == "__post_init__":
+            for assign in _walk_assigns(st.body):
+                for t in assign.targets:
+                    if isinstance(t.target, cst.Attribute) and isinstance(t.target.value, cst.Name) and \
+                            t.target.value.value == "self":
+                        out.add(t.target.attr.value)
+    return out
+
+
+def _walk_assigns(node: cst.CSTNode) -> list[cst.Assign]:
+    found: list[cst.Assign] = []
+
+    class _Visitor(cst.CSTVisitor):
+        def visit_Assign(self, n: cst.Assign) -> None:
+            found.append(n)
+
+    node.visit(_Visitor())
+    return found
+
+
 def _suite(body: cst.BaseSuite) -> Sequence[cst.BaseStatement | cst.BaseSmallStatement]:
     if isinstance(body, cst.IndentedBlock):
         return body.body
@@ -793,7 +824,7 @@ class _PyScanner(cst.CSTVisitor):
                     self._walk(_suite(case.body), in_loop, counts, smalls)
 
     def _block(self, stmts: Sequence[cst.BaseStatement | cst.BaseSmallStatement], prefix: str, mode: str,
-               style: str) -> None:
+               style: str, computed: Collection[str] = ()) -> None:
         counts: Counter[str] = Counter()
         smalls: list[tuple[cst.BaseSmallStatement, bool]] = []
         self._walk(stmts, False, counts, smalls)
@@ -819,7 +850,8 @@ class _PyScanner(cst.CSTVisitor):
                     continue
                 self._value(prefix + path, path.rsplit(".", 1)[1], value, mode, style)
                 continue
-            if not isinstance(target, cst.Name) or target.value.startswith("__") or counts[target.value] != 1:
+            if not isinstance(target, cst.Name) or target.value.startswith("__") or counts[target.value] != 1 or \
+                    target.value in computed:
                 continue
             self._value(prefix + target.value, target.value, value, mode, style)
 
@@ -833,7 +865,7 @@ class _PyScanner(cst.CSTVisitor):
     def on_class(self, node: cst.ClassDef) -> None:
         self.scope.append(("class", node.name.value))
         if _is_config_class(node):
-            self._block(_suite(node.body), self._qual() + ".", "config", "dataclass")
+            self._block(_suite(node.body), self._qual() + ".", "config", "dataclass", _computed_fields(node))
 
     def on_def(self, node: cst.FunctionDef) -> None:
         parent_is_class = bool(self.scope) and self.scope[-1][0] == "class"
@@ -845,7 +877,11 @@ class _PyScanner(cst.CSTVisitor):
         params = node.params
         for p in (*params.posonly_params, *params.params, *params.kwonly_params):
             if p.default is not None and p.name.value not in ("self", "cls"):
-                self._value(sig + p.name.value, p.name.value, p.default, "function", "signature")
+                default = p.default
+                if isinstance(default, cst.Call) and _callee(default.func) in ("Option", "Argument") and \
+                        default.args and default.args[0].keyword is None:
+                    default = default.args[0].value  # typer's `lr: float = typer.Option(1e-3, help=...)`
+                self._value(sig + p.name.value, p.name.value, default, "function", "signature")
         self._block(_suite(node.body), qual + ".", "function", "constant")
 
     def on_for(self, node: cst.For) -> None:

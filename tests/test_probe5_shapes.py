@@ -1,0 +1,203 @@
+"""Shapes of a fifth probe of code no one here wrote: detectron2's yacs configs (`_BASE_:`, `_C.SOLVER.BASE_LR`
+defaults, `KEY VALUE` words on the command), click and typer command lines, config dataclasses whose fields are
+computed at run time."""
+
+from __future__ import annotations
+
+from nightlab.agent import measuring
+from nightlab.agent.policy.builtin import BuiltinPolicy
+
+YACS_COMMAND = "python tools/train_net.py --config-file configs/retina.yaml SOLVER.BASE_LR 0.005 SOLVER.MAX_ITER 2000"
+YACS = {
+    "tools/train_net.py": '''\
+import argparse
+import sys
+
+sys.path.insert(0, ".")
+from detcore.config import get_cfg  # noqa: E402
+from detcore.engine import Trainer, evaluate  # noqa: E402
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--config-file", default="")
+parser.add_argument("opts", default=None, nargs=argparse.REMAINDER)
+args = parser.parse_args()
+cfg = get_cfg()
+cfg.merge_from_file(args.config_file)
+cfg.merge_from_list(args.opts)
+trainer = Trainer(cfg)
+trainer.train()
+print(f"bbox/AP={evaluate(trainer.model, cfg.DATASETS.TEST[0]):.3f}")
+''',
+    "detcore/__init__.py": "",
+    "detcore/config/__init__.py": "from .defaults import get_cfg  # noqa: F401\n",
+    "detcore/config/defaults.py": '''\
+from yacs.config import CfgNode as CN
+
+_C = CN()
+_C.MODEL = CN()
+_C.MODEL.FOCAL_LOSS_ALPHA = 0.25
+_C.MODEL.FOCAL_LOSS_GAMMA = 2.0
+_C.DATASETS = CN()
+_C.DATASETS.TEST = ("coco_2017_val",)
+_C.TEST = CN()
+_C.TEST.DETECTIONS_PER_IMAGE = 100
+_C.SOLVER = CN()
+_C.SOLVER.BASE_LR = 0.01
+_C.SOLVER.MAX_ITER = 90000
+_C.SOLVER.IMS_PER_BATCH = 16
+_C.SOLVER.MOMENTUM = 0.9
+
+
+def get_cfg():
+    return _C.clone()
+''',
+    "detcore/engine.py": '''\
+import torch
+
+
+class Trainer:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.model = torch.nn.Linear(4, 4)
+
+    def train(self):
+        opt = torch.optim.SGD(self.model.parameters(), lr=self.cfg.SOLVER.BASE_LR,
+                              momentum=self.cfg.SOLVER.MOMENTUM)
+        for _ in range(self.cfg.SOLVER.MAX_ITER):
+            out = self.model(torch.randn(self.cfg.SOLVER.IMS_PER_BATCH, 4))
+            loss = self.cfg.MODEL.FOCAL_LOSS_ALPHA * out.abs().pow(self.cfg.MODEL.FOCAL_LOSS_GAMMA).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
+def evaluate(model, dataset):
+    return 0.0
+''',
+    "configs/base.yaml": "SOLVER:\n  IMS_PER_BATCH: 8\n  BASE_LR: 0.02\n",
+    "configs/retina.yaml": "_BASE_: \"base.yaml\"\nMODEL:\n  FOCAL_LOSS_GAMMA: 1.5\nSOLVER:\n  WEIGHT_DECAY: 0.0001\n",
+}
+
+
+def test_yacs_defaults_a_config_or_the_command_sets_are_not_searched_and_the_base_is_followed() -> None:
+    knobs = BuiltinPolicy().knobs_in(YACS, command=YACS_COMMAND, metric="bbox/AP")
+    got = {k: (v.searchable, v.why_not) for k, v in knobs.items()}
+    # detectron2's `_BASE_:` (upper case) is followed: the base's batch size is the one in effect
+    assert got["SOLVER.IMS_PER_BATCH"][0], got
+    assert "overridden by configs/base.yaml" in got["_C.SOLVER.IMS_PER_BATCH"][1]
+    assert "overridden by SOLVER.BASE_LR on the command line" in got["_C.SOLVER.BASE_LR"][1]
+    assert "overridden by configs/retina.yaml" in got["_C.MODEL.FOCAL_LOSS_GAMMA"][1]
+    # what nothing overrides stays the setting to search
+    assert got["_C.SOLVER.MOMENTUM"][0] and got["_C.MODEL.FOCAL_LOSS_ALPHA"][0]
+
+
+def test_yacs_measurement_keys_given_as_words_on_the_command_are_held() -> None:
+    assert measuring.command_measurement_changes(YACS_COMMAND, YACS_COMMAND + " TEST.DETECTIONS_PER_IMAGE 300") \
+        == ["TEST.DETECTIONS_PER_IMAGE"]
+    assert measuring.command_measurement_changes(
+        YACS_COMMAND, YACS_COMMAND + " DATASETS.TEST \"('coco_2017_train',)\"") == ["DATASETS.TEST"]
+    assert measuring.command_measurement_changes(
+        YACS_COMMAND, YACS_COMMAND.replace("SOLVER.BASE_LR 0.005", "SOLVER.BASE_LR 0.01")) == []
+
+
+CLICK = {"train.py": '''\
+import click
+import torch
+
+
+@click.command()
+@click.option("--lr", default=1e-3, type=float)
+@click.option("--hidden", default=256)
+@click.option("--val-size", default=10000)
+def main(lr, hidden, val_size):
+    data = torch.load("data.pt")
+    x, y = data["x"][:-val_size], data["y"][:-val_size]
+    xv, yv = data["x"][-val_size:], data["y"][-val_size:]
+    model = torch.nn.Linear(x.shape[1], hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    print(f"val_acc={(model(xv).argmax(1) == yv).float().mean():.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''}
+
+
+def test_a_click_option_that_sets_the_measurement_is_held_in_its_default() -> None:
+    def guard(old: str, new: str) -> list[str]:
+        return measuring.measurement_edits(CLICK.get, ["train.py"], {"train.py": CLICK["train.py"].replace(old, new)},
+                                           "val_acc")
+
+    assert guard('"--val-size", default=10000', '"--val-size", default=500') == \
+        ["train.py: --val-size (its default) (a setting of the measurement)"]
+    assert guard('"--hidden", default=256', '"--hidden", default=512') == []
+
+
+TYPER = {"train.py": '''\
+import torch
+import typer
+
+
+def main(lr: float = typer.Option(1e-3, help="learning rate"), epochs: int = typer.Option(10, "--epochs"),
+         batch_size: int = 32):
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        loss = model(torch.randn(batch_size, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print(f"val_loss={loss.item():.4f}")
+
+
+if __name__ == "__main__":
+    typer.run(main)
+'''}
+
+
+def test_a_typer_option_s_default_is_a_knob() -> None:
+    knobs = BuiltinPolicy().knobs_in(TYPER, command="python train.py", metric="val_loss")
+    assert knobs["main.lr"].value == 1e-3 and knobs["main.lr"].searchable
+    assert knobs["main.epochs"].value == 10
+    assert knobs["main.batch_size"].value == 32
+
+
+POST_INIT = {"train.py": '''\
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class Config:
+    base_lr: float = 3e-4
+    max_steps: int = 5000
+    warmup_frac: float = 0.05
+    warmup_steps: int = field(init=False, default=0)
+    lr: float = 1e-3
+
+    def __post_init__(self):
+        self.warmup_steps = int(self.max_steps * self.warmup_frac)
+        self.lr = self.base_lr * 2
+
+
+cfg = Config()
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+for step in range(cfg.max_steps):
+    loss = model(torch.randn(8, 4)).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print(f"val_loss={loss.item():.4f} warmup={cfg.warmup_steps}")
+'''}
+
+
+def test_config_fields_computed_after_construction_are_no_knobs() -> None:
+    knobs = BuiltinPolicy().knobs_in(POST_INIT, command="python train.py", metric="val_loss")
+    assert knobs["Config.base_lr"].searchable and knobs["Config.warmup_frac"].searchable
+    assert "Config.warmup_steps" not in knobs and "Config.lr" not in knobs
