@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from nightlab.agent import measuring
 from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.seeding import SeedRoute, plan_seeding
 
 YACS_COMMAND = "python tools/train_net.py --config-file configs/retina.yaml SOLVER.BASE_LR 0.005 SOLVER.MAX_ITER 2000"
 YACS = {
@@ -201,3 +202,42 @@ def test_config_fields_computed_after_construction_are_no_knobs() -> None:
     knobs = BuiltinPolicy().knobs_in(POST_INIT, command="python train.py", metric="val_loss")
     assert knobs["Config.base_lr"].searchable and knobs["Config.warmup_frac"].searchable
     assert "Config.warmup_steps" not in knobs and "Config.lr" not in knobs
+
+
+HF_SEEDS = {"finetune.py": '''\
+import numpy as np
+from datasets import load_dataset
+from transformers import AutoModelForSequenceClassification, Trainer, TrainingArguments, set_seed
+
+set_seed(42)
+raw = load_dataset("csv", data_files="data/tickets.csv")["train"]
+splits = raw.train_test_split(test_size=0.15, seed=42)
+model = AutoModelForSequenceClassification.from_pretrained("distilbert-base-uncased", num_labels=5)
+
+
+def compute_metrics(eval_pred):
+    logits, labels = eval_pred
+    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+
+
+args = TrainingArguments(
+    output_dir="out",
+    learning_rate=3e-5,
+    seed=42,
+)
+trainer = Trainer(model=model, args=args, train_dataset=splits["train"], eval_dataset=splits["test"],
+                  compute_metrics=compute_metrics)
+trainer.train()
+print(f"eval_accuracy={trainer.evaluate()['eval_accuracy']:.4f}")
+'''}
+
+
+def test_a_split_with_its_own_seed_leaves_the_training_seeds_to_vary_trainer_s_included() -> None:
+    # HF datasets' `train_test_split(seed=42)` draws from its own seed: `set_seed(42)` does not decide the split, and
+    # the Trainer re-seeds from `TrainingArguments(seed=42)` when it starts, so both literals move together
+    plan = plan_seeding("python finetune.py", lambda p: HF_SEEDS.get(p, ""), lambda p: p in HF_SEEDS,
+                        sorted(HF_SEEDS), "eval_accuracy")
+    assert plan.route is SeedRoute.CODE, plan.how
+    new = plan.edits(lambda p: HF_SEEDS[p], 1, 0)["finetune.py"]
+    assert "set_seed(43)" in new and "    seed=43," in new
+    assert "train_test_split(test_size=0.15, seed=42)" in new

@@ -257,7 +257,10 @@ def _draws(call: ast.Call) -> str | None:
                                                   and getattr(kws.get("shuffle"), "value", None) is True)
         if isinstance(kws.get("shuffle"), ast.Constant) and getattr(kws.get("shuffle"), "value", None) is False:
             shuffles = False
-        return "numpy" if shuffles and ("random_state" not in kws or "random_state" in unset) else None
+        # HF datasets' `ds.train_test_split(test_size=0.1, seed=42)` draws from its own seed, as scikit-learn's from
+        # `random_state`
+        own = next((k for k in ("random_state", "seed", "generator") if k in kws and k not in unset), None)
+        return "numpy" if shuffles and own is None else None
     if last in _NOT_DRAWS:
         return None
     if d.startswith(_NP_RANDOM):
@@ -454,6 +457,21 @@ def _code_literals(files: Mapping[str, str], run: set[str], skip_functions: set[
             lit = _Literal(path, const.lineno, value, what)
             if lit not in out:
                 out.append(lit)
+        # transformers' `TrainingArguments(..., seed=42)`: the Trainer seeds every generator with it when it starts,
+        # over any `set_seed(...)` before
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or _call_name(node) not in _HF_ARGUMENTS or node.lineno in skip_lines:
+                continue
+            for kw in (k for k in node.keywords if k.arg == "seed"):
+                const = _int_in(kw.value) if not isinstance(kw.value, ast.Name) else None
+                if isinstance(kw.value, ast.Name) and kw.value.id in consts and kw.value.id not in split_names:
+                    const = consts[kw.value.id]
+                if const is None or type(const.value) is not int:
+                    continue
+                line = lines[const.lineno - 1].strip() if const.lineno <= len(lines) else ""
+                lit = _Literal(path, const.lineno, const.value, line, col=const.col_offset)
+                if not any(x.path == lit.path and x.line == lit.line for x in out):
+                    out.append(lit)
     return out
 
 
