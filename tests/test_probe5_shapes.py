@@ -241,3 +241,44 @@ def test_a_split_with_its_own_seed_leaves_the_training_seeds_to_vary_trainer_s_i
     new = plan.edits(lambda p: HF_SEEDS[p], 1, 0)["finetune.py"]
     assert "set_seed(43)" in new and "    seed=43," in new
     assert "train_test_split(test_size=0.15, seed=42)" in new
+
+
+OPTUNA = {"tune.py": '''\
+import numpy as np
+import optuna
+import xgboost as xgb
+from sklearn.datasets import fetch_california_housing
+from sklearn.metrics import mean_squared_error
+from sklearn.model_selection import train_test_split
+
+X, y = fetch_california_housing(return_X_y=True)
+X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.25, random_state=42)
+
+
+def objective(trial):
+    params = {"max_depth": trial.suggest_int("max_depth", 3, 10), "n_estimators": 500}
+    model = xgb.XGBRegressor(**params)
+    model.fit(X_train, y_train)
+    preds = model.predict(X_val)
+    return np.sqrt(mean_squared_error(y_val, preds))
+
+
+study = optuna.create_study(direction="minimize")
+study.optimize(objective, n_trials=30)
+print(f"best_val_rmse={study.best_value:.4f}")
+'''}
+
+
+def test_what_the_objective_of_a_reported_study_returns_is_measured_and_its_training_is_free() -> None:
+    def guard(old: str, new: str) -> list[str]:
+        assert old in OPTUNA["tune.py"]
+        return measuring.measurement_edits(OPTUNA.get, ["tune.py"], {"tune.py": OPTUNA["tune.py"].replace(old, new)},
+                                           "best_val_rmse")
+
+    assert guard("return np.sqrt(mean_squared_error(y_val, preds))", "return mean_squared_error(y_val, preds)")
+    assert guard("preds = model.predict(X_val)\n    return np.sqrt(mean_squared_error(y_val, preds))",
+                 "preds = model.predict(X_train)\n    return np.sqrt(mean_squared_error(y_train, preds))")
+    assert guard('direction="minimize"', 'direction="maximize"')
+    assert guard('"n_estimators": 500', '"n_estimators": 1000') == []
+    assert guard('"max_depth", 3, 10', '"max_depth", 3, 14') == []
+    assert guard("n_trials=30", "n_trials=60") == []

@@ -633,7 +633,9 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
                 continue  # a docstring measures nothing; `TuneConfig(metric="val_acc", ...)` reports nothing
             take(st)
             fed: list[ast.stmt] = []
-            calls = _slice(stmts, list(_printed(st, pat)), pat, _recording(take, fed))
+            traced: set[str] = set()
+            calls = _slice(stmts, list(_printed(st, pat)), pat, _recording(take, fed), traced)
+            calls |= _optimized(stmts, traced)
             for loop in _feeding_loops(scope, fed, st, trainers):
                 take(loop)
             for fn in (d for d in local if d.name in calls and d.name not in skip and trains(d)):
@@ -662,6 +664,16 @@ def _only_selects_by(st: ast.stmt, pat: re.Pattern[str]) -> bool:
     selecting = {id(k.value) for n in ast.walk(st) if isinstance(n, ast.Call) for k in n.keywords
                  if k.arg in _SELECTING_KEYWORDS}
     return all(id(n) in selecting for n in named)
+
+
+def _optimized(stmts: list[ast.stmt], reached: Collection[str]) -> set[str]:
+    """The objectives a reported study optimizes: Optuna's `study.optimize(objective, n_trials=...)` of a `study`
+    whose `best_value` is printed. The value is the best of what `objective` returns, so what it returns is
+    measured like a function that trains and evaluates (its training stays free)."""
+    return {a.id for st in stmts if isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
+            for call in [st.value] if called_name(call) == "optimize" and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Name) and call.func.value.id in reached
+            for a in call.args[:1] if isinstance(a, ast.Name)}
 
 
 def _recording(take: Callable[[ast.stmt], None], into: list[ast.stmt]) -> Callable[[ast.stmt], None]:
