@@ -165,6 +165,42 @@ def test_a_typer_option_s_default_is_a_knob() -> None:
     assert knobs["main.lr"].value == 1e-3 and knobs["main.lr"].searchable
     assert knobs["main.epochs"].value == 10
     assert knobs["main.batch_size"].value == 32
+    # `--epochs 3` on the command sets the parameter: its default is dead
+    knobs = BuiltinPolicy().knobs_in(TYPER, command="python train.py --epochs 3", metric="val_loss")
+    assert not knobs["main.epochs"].searchable and "--epochs" in knobs["main.epochs"].why_not
+
+
+TYPER_SEEDED = {"train.py": TYPER["train.py"].replace(
+    "         batch_size: int = 32):",
+    "         batch_size: int = 32, threshold: float = 0.5, seed: int = 13):").replace(
+    "    model = torch.nn.Linear(4, 2)", "    torch.manual_seed(seed)\n    model = torch.nn.Linear(4, 2)").replace(
+    '    print(f"val_loss={loss.item():.4f}")',
+    '    acc = evaluate(model, threshold)\n    print(f"val_acc={acc:.4f}")').replace(
+    "def main(", """def evaluate(model, threshold):
+    with torch.no_grad():
+        return float((torch.sigmoid(model(XV)[:, 0]) > threshold).float().eq(YV).float().mean())
+
+
+XV, YV = torch.linspace(-1, 1, 256).reshape(64, 4), torch.ones(64)
+
+
+def main(""")}
+
+
+def test_a_typer_command_s_seed_is_passed_on_the_command_and_a_threshold_only_the_evaluation_reads_is_held() -> None:
+    files = TYPER_SEEDED
+    plan = plan_seeding("python train.py", lambda p: files.get(p, ""), lambda p: p in files, sorted(files), "val_acc")
+    assert plan.route is SeedRoute.ARGUMENT and plan.argument == "--seed" and plan.default == 13, plan.how
+    assert plan.command("python train.py", 3, 0) == "python train.py --seed=16"
+
+    def guard(old: str, new: str) -> list[str]:
+        assert old in files["train.py"]
+        return measuring.measurement_edits(files.get, ["train.py"], {"train.py": files["train.py"].replace(old, new)},
+                                           "val_acc")
+
+    assert guard("threshold: float = 0.5", "threshold: float = 0.3") == \
+        ["train.py: main(threshold=…) (a setting only the measurement reads)"]
+    assert guard("batch_size: int = 32", "batch_size: int = 64") == []
 
 
 POST_INIT = {"train.py": '''\

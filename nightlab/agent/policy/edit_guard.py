@@ -338,7 +338,8 @@ def _measurement_only_settings(tree: ast.Module, held_functions: Collection[str]
     (`EVAL_BATCH_SIZE`, `NUM_WORKERS`) stays free; one whose name says it sets the measurement (`VAL_FRACTION`) is
     held by `_settings` already. {name: dump of its statements}."""
     settings = _settings_by_name(tree)
-    if not settings:
+    params = _parameter_defaults(tree, held_functions)
+    if not settings and not params:
         return {}
     # where each name is read, as (line, column): `measuring_statements` parses the text afresh
     def places(nodes: list[ast.AST]) -> set[tuple[int, int]]:
@@ -356,9 +357,38 @@ def _measurement_only_settings(tree: ast.Module, held_functions: Collection[str]
     for n in ast.walk(tree):
         if isinstance(n, ast.Name) and n.id in settings and (n.lineno, n.col_offset) not in defining:
             readers.setdefault(n.id, []).append((n.lineno, n.col_offset) in inside)
-    return {name: settings[name] for name, seen in readers.items()
-            if seen and all(seen) and not name_words(name) & _SPEED_WORDS and not names_the_measurement(name)
-            and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in elsewhere)}
+    out = {name: settings[name] for name, seen in readers.items()
+           if seen and all(seen) and not name_words(name) & _SPEED_WORDS and not names_the_measurement(name)
+           and not any(re.search(rf"\b{re.escape(name)}\b", t) for t in elsewhere)}
+    for label, (dump, fn, param) in params.items():  # typer's `def main(..., threshold: float = 0.5)`
+        seen = [(n.lineno, n.col_offset) in inside for n in ast.walk(fn)
+                if isinstance(n, ast.Name) and n.id == param and isinstance(n.ctx, ast.Load)]
+        if seen and all(seen) and not name_words(param) & _SPEED_WORDS and not names_the_measurement(param):
+            out[label] = dump
+    return out
+
+
+def _parameter_defaults(tree: ast.Module, held_functions: Collection[str] = ()) \
+        -> dict[str, tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, str]]:
+    """{"fn(param=…)": (dump of its literal default, the function, the parameter)} of the functions not held
+    whole; a typer `typer.Option(0.5, ...)` default counts by its value."""
+    out: dict[str, tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, str]] = {}
+    for fn in function_defs(tree):
+        if fn.name in held_functions:
+            continue
+        a = fn.args
+        positional = [*a.posonlyargs, *a.args]
+        pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
+                 *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
+        for arg, default in pairs:
+            value = default.args[0] if isinstance(default, ast.Call) and called_name(default) == "Option" \
+                and default.args else default
+            try:
+                ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                continue
+            out[f"{fn.name}({arg.arg}=…)"] = (ast.dump(default), fn, arg.arg)
+    return out
 
 
 def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
@@ -412,7 +442,9 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         only = _measurement_only_settings(old_tree, names, before.get(path, ""), metric, data_functions, trainers,
                                           elsewhere) if project_trains else {}
         if only:
-            now = _settings_by_name(new_tree, set(only)) if new_tree is not None else {}
+            now = {**_settings_by_name(new_tree, set(only)),
+                   **{label: dump for label, (dump, _, _) in _parameter_defaults(new_tree).items()}} \
+                if new_tree is not None else {}
             out += [f"{path}: {name} (a setting only the measurement reads)" for name in sorted(only)
                     if now.get(name) != only[name]]
         out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]

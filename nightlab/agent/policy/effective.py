@@ -106,6 +106,9 @@ class _PyFacts:
     hydra: tuple[str | None, str | None] | None = None  # (config_path, config_name)
     from_cli: bool = False
     fire: bool = False
+    # functions whose parameters are the command line's options: typer's `typer.run(main)` / `@app.command()`,
+    # python-fire's `fire.Fire(main)` (`def main(lr: float = 1e-3)` is `--lr`)
+    cli_functions: set[str] = field(default_factory=set)
     args_overwritten: bool = False  # `vars(args).update(cfg)`, `args.__dict__.update(...)`, `setattr(args, k, v)`
     parsed: set[str] = field(default_factory=set)  # names bound to `parser.parse_args()` / `parse_known_args()[0]`
     overwritten: set[str] = field(default_factory=set)  # names whose attributes are set from a mapping
@@ -131,6 +134,7 @@ class Program:
     dotlist: bool = False  # k=v arguments set config keys (Hydra, OmegaConf.from_cli)
     config_over_cli: bool = False  # the code overwrites the parsed arguments from a config: the config wins
     signature_cli: bool = False  # LightningCLI: `model.lr` in a config or `--model.lr` sets `__init__(lr=...)`
+    cli_functions: frozenset[str] = frozenset()  # typer / fire: `--lr` sets `def main(lr=...)`
     possible_configs: list[str] = field(default_factory=list)  # config-like files the code may read (pattern)
     exists: Callable[[str], bool] = field(default=lambda _p: False, repr=False)
     takes_value: Callable[[str], bool | None] = field(default=lambda _n: None, repr=False)
@@ -244,7 +248,36 @@ def _py_facts(text: str) -> _PyFacts | None:
     # the parsed arguments themselves overwritten from a mapping, not any object's attributes (`self.__dict__`)
     f.args_overwritten = bool(f.parsed & f.overwritten)
     f.picks_section = _picks_section(tree)
+    if "typer" in text:  # typer's `@app.command()` on a `typer.Typer()` app
+        f.cli_functions |= {d.name for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)
+                            and any(isinstance(x, ast.Call) and isinstance(x.func, ast.Attribute)
+                                    and x.func.attr == "command" for x in d.decorator_list)}
+    f.options += _signature_options(tree, f.cli_functions, typer="typer" in text)
     return f
+
+
+def _signature_options(tree: ast.Module, functions: set[str], typer: bool) -> list[_Option]:
+    """The command-line options of functions whose parameters are the options (`cli_functions`): `--batch-size`
+    for typer (its own names where `typer.Option(32, "--bs")` gives them), `--batch_size` and `--batch-size` for
+    fire; a bool parameter is a switch."""
+    out: list[_Option] = []
+    for d in (d for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)
+              and d.name in functions):
+        a = d.args
+        positional = [*a.posonlyargs, *a.args]
+        pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
+                 *((x, v) for x, v in zip(a.kwonlyargs, a.kw_defaults, strict=True) if v is not None)]
+        for arg, default in pairs:
+            value = default
+            named: tuple[str, ...] = ()
+            if isinstance(default, ast.Call) and dotted(default.func).split(".")[-1] in ("Option", "Argument"):
+                value = default.args[0] if default.args else ast.Constant(None)
+                named = tuple(s for x in default.args[1:] if (s := _str(x)) is not None and s.startswith("-"))
+            dashed = "--" + arg.arg.replace("_", "-")
+            strings = named or ((dashed,) if typer else tuple(dict.fromkeys((f"--{arg.arg}", dashed))))
+            switch = isinstance(value, ast.Constant) and isinstance(value.value, bool)
+            out.append(_Option(strings, arg.arg, not switch, None))
+    return out
 
 
 _CONFIG_LOADS = frozenset({"safe_load", "load", "full_load", "unsafe_load"})
@@ -401,6 +434,9 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         f.signature_cli = True
     elif last == "Fire" or name == "fire.Fire":
         f.fire = True
+        f.cli_functions |= {a.id for a in node.args[:1] if isinstance(a, ast.Name)}
+    elif name == "typer.run":
+        f.cli_functions |= {a.id for a in node.args[:1] if isinstance(a, ast.Name)}
     elif last == "initialize" and any(k.arg == "config_path" for k in node.keywords):
         f.hydra = (_str(next(k.value for k in node.keywords if k.arg == "config_path")), f.hydra[1] if f.hydra
                    else None)
@@ -577,10 +613,11 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
     config_over_cli = bool(configs) and bool(options) and any(
         (f := fx(p)) is not None and f.args_overwritten for p in run)
     signature_cli = any((f := fx(p)) is not None and f.signature_cli for p in run)
+    cli_functions = frozenset(n for p in run if (f := fx(p)) is not None for n in f.cli_functions)
     return Program(command=command, invocation=inv, run_files=run_set, configs=configs, options=options,
                    exec_configs=exec_configs, argv_globals=argv_globals, dotlist=dotlist, possible_configs=possible,
                    config_over_cli=config_over_cli, signature_cli=signature_cli, exists=exists,
-                   takes_value=takes_value, read=read, pairs=pairs)
+                   takes_value=takes_value, read=read, pairs=pairs, cli_functions=cli_functions)
 
 
 def _pair_options(facts: _PyFacts | None) -> tuple[str, ...] | None:
@@ -833,6 +870,10 @@ def cli_route(program: Program, knob: knobmod.Knob) -> str | None:
     if knob.style == "argparse":
         opt = program.option_for(local)
         return max(opt.strings, key=len) if opt is not None and opt.takes_value else None
+    owner, _, param = local.rpartition(".")
+    if knob.style == "signature" and owner.split(".")[-1] in program.cli_functions:
+        opt = program.option_for(param)
+        return opt.strings[0] if opt is not None and opt.takes_value else None
     cfg = program.config(knob.path)
     if program.argv_globals and knob.style == "constant" and "." not in local and (
             knob.path == inv.entry or (cfg is not None and knob.path.endswith(".py"))):
