@@ -318,3 +318,47 @@ def test_what_the_objective_of_a_reported_study_returns_is_measured_and_its_trai
     assert guard('"n_estimators": 500', '"n_estimators": 1000') == []
     assert guard('"max_depth", 3, 10', '"max_depth", 3, 14') == []
     assert guard("n_trials=30", "n_trials=60") == []
+
+
+CLEANRL = {"ppo.py": '''\
+from dataclasses import dataclass
+
+import torch
+import tyro
+
+
+@dataclass
+class Args:
+    seed: int = 1
+    learning_rate: float = 2.5e-4
+    num_envs: int = 4
+    num_steps: int = 128
+    num_minibatches: int = 4
+    batch_size: int = 0
+    """the batch size (computed in runtime)"""
+    lr_scale: float = 1.0
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    args.batch_size = int(args.num_envs * args.num_steps)
+    args.lr_scale = args.lr_scale * 2
+    torch.manual_seed(args.seed)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate * args.lr_scale)
+    for _ in range(args.batch_size // args.num_minibatches):
+        loss = model(torch.randn(args.num_envs, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print(f"episodic_return={-loss.item():.3f}")
+'''}
+
+
+def test_a_parsed_field_the_code_computes_right_after_parsing_is_not_searched() -> None:
+    knobs = BuiltinPolicy().knobs_in(CLEANRL, command="python ppo.py --seed 1", metric="episodic_return")
+    assert not knobs["Args.batch_size"].searchable
+    assert "set by the code after the arguments are parsed" in knobs["Args.batch_size"].why_not
+    # what feeds it, and a setting the code only scales, stay searched
+    assert knobs["Args.num_steps"].searchable and knobs["Args.learning_rate"].searchable
+    assert knobs["Args.lr_scale"].searchable or "set by the code" not in knobs["Args.lr_scale"].why_not

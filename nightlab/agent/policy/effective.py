@@ -1110,11 +1110,16 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                  if "gin_binding" in a.name and isinstance(a.value, str) and "=" in a.value}
     gin_set = {_local(k): k for k in knobs if k.path.endswith(".gin") and k.path in config_paths}
     sacred = _sacred_configs(files, run) if " with " in f" {program.command} " else set()
+    computed = {a: where for p in sorted(run) if p.endswith(".py") for a, where in
+                _computed_after_parsing(files.get(p, "")).items()}
     for k in knobs:
         if k.name in res.unused or k.style == CLI_STYLE:
             continue
         leaf = _leaf(k)
         in_config = k.path in config_paths
+        if k.style in ("dataclass", "argparse") and leaf in computed:
+            res.shadowed[k.name] = f"set by the code after the arguments are parsed ({computed[leaf]})"
+            continue
         if (in_config or k.style == "signature") and _local(k) in gin_bound:
             res.shadowed[k.name] = f"overridden by {gin_bound[_local(k)]} on the command line"
             continue
@@ -1210,6 +1215,38 @@ def _cfg_node_key(k: knobmod.Knob, files: Mapping[str, str]) -> str | None:
     if not key or root not in _CFG_NODE.findall(files.get(k.path, "")):
         return None
     return key
+
+
+_PARSING_CALLS = frozenset({"parse_args", "parse_known_args", "cli", "parse"})
+
+
+@functools.lru_cache(maxsize=64)
+def _computed_after_parsing(text: str) -> dict[str, str]:
+    """{attribute (lower case): the statement} of the parsed arguments that straight-line code sets from other
+    settings right after parsing (CleanRL's ``args = tyro.cli(Args)`` then ``args.batch_size = int(args.num_envs *
+    args.num_steps)``): the field's default is never read. Not a value that reads the attribute itself (``args.lr =
+    args.lr * world_size`` scales the setting), nor one set under a condition (the `__main__` guard is none)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return {}
+    parsed = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+              and dotted(n.value.func).split(".")[-1] in _PARSING_CALLS for t in n.targets if isinstance(t, ast.Name)}
+    out: dict[str, str] = {}
+    main_guards = [st.body for st in tree.body if isinstance(st, ast.If) and "__name__" in ast.unparse(st.test)]
+    bodies = [tree.body, *main_guards,
+              *(d.body for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef))]
+    for st in (st for body in bodies for st in body):
+        if not (isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Attribute)):
+            continue
+        target = st.targets[0]
+        if not (isinstance(target.value, ast.Name) and target.value.id in parsed) or \
+                isinstance(st.value, ast.Constant | ast.Name):
+            continue
+        if any(isinstance(n, ast.Attribute) and n.attr == target.attr for n in ast.walk(st.value)):
+            continue
+        out[target.attr.lower()] = ast.unparse(st)[:80]
+    return out
 
 
 # scikit-learn's hyperparameter searches (and scikit-optimize's): the estimator, then the grid of its parameters
