@@ -362,3 +362,29 @@ def test_a_parsed_field_the_code_computes_right_after_parsing_is_not_searched() 
     # what feeds it, and a setting the code only scales, stay searched
     assert knobs["Args.num_steps"].searchable and knobs["Args.learning_rate"].searchable
     assert knobs["Args.lr_scale"].searchable or "set by the code" not in knobs["Args.lr_scale"].why_not
+
+
+def test_the_evaluation_loader_beside_the_training_loader_on_one_line_is_not_searched() -> None:
+    files = {"train.py": '''\
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def loaders(train, val, bs):
+    return DataLoader(train, bs, shuffle=True), DataLoader(val, 512)
+
+
+train_dl, val_dl = loaders(TensorDataset(torch.randn(256, 4)), TensorDataset(torch.randn(64, 4)), 32)
+model = torch.nn.Linear(4, 1)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for (xb,) in train_dl:
+    loss = model(xb).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print(f"val_loss={sum(model(xb).pow(2).mean().item() for (xb,) in val_dl):.4f}")
+'''}
+    knobs = BuiltinPolicy().knobs_in(files, command="python train.py", metric="val_loss")
+    loader = knobs["DataLoader.batch_size"]
+    assert loader.value == 512 and not loader.searchable and "evaluation loader" in loader.why_not
+    assert knobs["SGD.lr"].searchable

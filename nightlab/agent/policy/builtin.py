@@ -1787,21 +1787,37 @@ def _leaf_call(key: str) -> tuple[str, str, str]:
 _EVAL_DATA = _EVAL_WORDS | {"dev", "holdout"}  # what a held-out loader's data is called
 
 
-def _evaluation_loader(line: str) -> bool:
+def _call_spans(line: str) -> list[tuple[int, int]]:
+    """(open, close) of each call on the line outside any other: `DataLoader(train, 64), DataLoader(val, 512)`."""
+    out: list[tuple[int, int]] = []
+    depth, start = 0, -1
+    for i, ch in enumerate(line):
+        if ch == "(":
+            if depth == 0 and re.search(r"\w\s*$", line[:i]):
+                start = i
+            depth += 1
+        elif ch == ")" and depth > 0:
+            depth -= 1
+            if depth == 0 and start >= 0:
+                out.append((start, i))
+                start = -1
+    return out
+
+
+def _evaluation_loader(line: str, value: object = None) -> bool:
     """Whether a loader call's line reads held-out data and no training data: `val_loader = DataLoader(val_ds,
     batch_size=256)`, `DataLoader(TensorDataset(d["x_val"], d["y_val"]), ...)`, `DataLoader(datasets.MNIST("data",
-    train=False), ...)` (the first call's arguments whole, nested calls and subscripts included, and the name it is
-    assigned to)."""
-    start = line.find("(")
-    if start < 0:
+    train=False), ...)` (the call's arguments whole, nested calls and subscripts included, and the name it is
+    assigned to). Of several calls on the line (`return DataLoader(train, 64), DataLoader(val, 512)`) the one that
+    holds `value`, else the first."""
+    spans = _call_spans(line)
+    if not spans:
         return False
-    depth, end = 0, len(line)
-    for i in range(start, len(line)):
-        depth += {"(": 1, ")": -1}.get(line[i], 0)
-        if depth == 0:
-            end = i
-            break
-    head = line[:start]
+    start, end = spans[0]
+    if value is not None and len(spans) > 1:
+        lit = re.compile(rf"(?<![\w.]){re.escape(str(value))}(?![\w.])")
+        start, end = next(((a, b) for a, b in spans if lit.search(line[a + 1:b])), spans[0])
+    head = line[:start] if start == spans[0][0] else ""
     if re.search(r"\b(?:fit|fit_generator|train)\s*$", head):  # Keras' `fit(x, y, batch_size=32, validation_split=.1)`
         return False
     args = re.sub(r"\btrain\s*=\s*False\b", " test ", line[start + 1:end])
@@ -1949,7 +1965,7 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
         return False, "logging, evaluation, environment or bookkeeping setting"
     if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
         return False, "no search space"
-    if k.style == "call" and kind == "batch_size" and _evaluation_loader(str(k.context)):
+    if k.style == "call" and kind == "batch_size" and _evaluation_loader(str(k.context), k.value):
         return False, "an evaluation loader's batch size: it changes how fast the metric is read, not what is learned"
     path = str(k.path)
     line = int(getattr(k, "line", 0) or 0)
