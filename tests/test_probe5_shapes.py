@@ -388,3 +388,29 @@ print(f"val_loss={sum(model(xb).pow(2).mean().item() for (xb,) in val_dl):.4f}")
     loader = knobs["DataLoader.batch_size"]
     assert loader.value == 512 and not loader.searchable and "evaluation loader" in loader.why_not
     assert knobs["SGD.lr"].searchable
+
+
+def test_the_seeds_a_script_averages_over_are_held() -> None:
+    script = '''\
+#!/usr/bin/env bash
+set -euo pipefail
+LR=${LR:-0.05}
+for SEED in 0 1 2; do
+  python train.py --lr "$LR" --seed $SEED --out results/seed_$SEED.json
+done
+python aggregate.py results
+'''
+    files = {"scripts/train.sh": script, "train.py": "print('val_acc=0.5')\n", "aggregate.py": "print('x')\n"}
+
+    def guard(old: str, new: str) -> list[str]:
+        assert old in script
+        return measuring.measurement_edits(files.get, sorted(files), {"scripts/train.sh": script.replace(old, new)},
+                                           "mean_val_acc")
+
+    assert guard("for SEED in 0 1 2; do", "for SEED in 1; do") == \
+        ["scripts/train.sh: the seeds it runs over (for SEED in 0 1 2)"]
+    assert guard("LR=${LR:-0.05}", "LR=${LR:-0.1}") == []
+    # a loop over something else (learning rates) is the search's
+    sweep = script.replace("for SEED in 0 1 2; do", "for LR in 0.1 0.05; do").replace("--seed $SEED", "--seed 0")
+    assert measuring.measurement_edits({**files, "scripts/train.sh": sweep}.get, sorted(files),
+                                       {"scripts/train.sh": sweep.replace("0.1 0.05", "0.2 0.1")}, "mean_val_acc") == []

@@ -87,10 +87,34 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
     guarded = [p for p in tracked if matches_any(p, protected)]
     out += [f"{path}: {what}" for path, text in sorted(changes.items()) if not path.endswith(".py")
             for what in _protected_mentions(read(path) or "", text, guarded, set(tracked) - set(guarded))]
+    out += [f"{path}: {what}" for path, text in sorted(changes.items()) if not path.endswith(".py")
+            for what in _seed_loop_changes(read(path) or "", text)]
     if any(p.endswith(".py") for p in changes):
         before = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
         out = evaluation_edits(before, changes, metric) + out
     return out
+
+
+# a shell loop over values (`for SEED in 0 1 2; do`), and a use of its variable as a seed (`--seed $SEED`,
+# `--seed=${SEED}`, `SEED=$S python ...`)
+_SHELL_LOOP = re.compile(r"^\s*for\s+([A-Za-z_]\w*)\s+in\s+([^;\n]*?)\s*(?:;\s*do\b|\n\s*do\b)", re.MULTILINE)
+
+
+def _seed_loop_changes(before: str, after: str) -> list[str]:
+    """The seeds a shell script runs the training over and then aggregates (`for SEED in 0 1 2; do python train.py
+    --seed $SEED; done; python aggregate.py`), where an edit changes them: keeping the lucky one is no improvement."""
+    def loops(text: str) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for m in _SHELL_LOOP.finditer(text):
+            var = m.group(1)
+            use = rf"\$\{{?{var}\}}?\b"
+            if re.search(rf"seed[\w-]*(?:=|\s+)[\"']?{use}", text, re.IGNORECASE) or \
+                    re.search(rf"\b\w*SEED\w*={use}", text):
+                out[var] = " ".join(m.group(2).split())
+        return out
+
+    old, new = loops(before), loops(after)
+    return [f"the seeds it runs over (for {var} in {old[var]})" for var in sorted(old) if new.get(var) != old[var]]
 
 
 _CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".gin")
