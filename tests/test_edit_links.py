@@ -148,3 +148,11 @@ def test_a_commit_that_fails_is_refused_not_fatal(tiny_project: Path) -> None:
     assert refused and (refused[0].error or "").startswith("not committed: could not commit experiment")
     assert not (eng.ws.worktree_path(refused[0].id)).exists()
     assert not eng.ws.branch_exists(eng.ws.branch_name(eng.sid, refused[0].id))
+
+
+def test_an_empty_editable_list_allows_no_edit() -> None:
+    # the policies see no file to edit when `editable` is empty; an edit that reaches the check anyway is refused
+    with pytest.raises(EditError, match="no file is editable"):
+        apply_edits([Edit("train.py", "lr = 0.1", "lr = 0.2")], lambda p: "lr = 0.1\n", [], [])
+    with pytest.raises(EditError, match="no file is editable"):
+        apply_edits([Edit("new.py", "", "x = 1\n")], lambda p: None, [], [])

@@ -24,6 +24,12 @@ def matches_any(path: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+def _listing(editable: Sequence[str]) -> str:
+    """What may be edited, for the refusal: an empty list allows nothing (as the policies see it), never everything."""
+    return f" (editable: {', '.join(editable)})" if editable else \
+        " (no file is editable: list the files the agent may edit under `editable` in nightlab.toml)"
+
+
 def apply_edits(
     edits: Sequence[Edit],
     read: Callable[[str], str | None],
@@ -52,12 +58,12 @@ def apply_edits(
         if current is None:
             if e.search:
                 raise EditError(f"edit {i}: {path} does not exist")
-            if editable and not matches_any(path, editable):
-                raise EditError(f"edit {i}: {path} is not an editable file")
+            if not matches_any(path, editable):
+                raise EditError(f"edit {i}: {path} is not an editable file{_listing(editable)}")
             out[path] = e.replace
             continue
-        if editable and not matches_any(path, editable):
-            raise EditError(f"edit {i}: {path} is not an editable file (editable: {', '.join(editable)})")
+        if not matches_any(path, editable):
+            raise EditError(f"edit {i}: {path} is not an editable file{_listing(editable)}")
         if not e.search:
             raise EditError(f"edit {i}: empty search text for existing file {path}")
         count = current.count(e.search)
