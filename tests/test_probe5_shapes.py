@@ -414,3 +414,13 @@ python aggregate.py results
     sweep = script.replace("for SEED in 0 1 2; do", "for LR in 0.1 0.05; do").replace("--seed $SEED", "--seed 0")
     assert measuring.measurement_edits({**files, "scripts/train.sh": sweep}.get, sorted(files),
                                        {"scripts/train.sh": sweep.replace("0.1 0.05", "0.2 0.1")}, "mean_val_acc") == []
+
+
+def test_a_wall_clock_budget_is_not_searched() -> None:
+    # Optuna's `study.optimize(objective, timeout=args.timeout)`: seconds of search, not a setting of the model
+    files = {"tune.py": OPTUNA["tune.py"].replace(
+        "import numpy as np\n", "import argparse\n\nimport numpy as np\n", 1).replace(
+        "X, y = fetch", "p = argparse.ArgumentParser()\np.add_argument(\"--timeout\", type=int, default=600)\n"
+        "args = p.parse_args()\nX, y = fetch", 1).replace("n_trials=30)", "n_trials=30, timeout=args.timeout)")}
+    knobs = BuiltinPolicy().knobs_in(files, command="python tune.py", metric="best_val_rmse")
+    assert not knobs["--timeout"].searchable and "bookkeeping" in knobs["--timeout"].why_not

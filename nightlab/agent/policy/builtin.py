@@ -90,7 +90,7 @@ _NEVER_WORDS = frozenset({
     "world", "debug", "eval", "evaluate", "evaluation", "every", "interval", "freq", "frequency", "test", "valid",
     "validation", "val", "split", "fold", "folds", "holdout", "metric", "metrics", "dir", "path", "file", "name",
     "cache", "profile", "profiler", "nproc", "nprocs", "processes", "procs", "nnodes", "ngpu", "ngpus", "cpus",
-    "njobs", "jobs", "shards",
+    "njobs", "jobs", "shards", "timeout",
 })
 # phrases that name where the program runs, not what it learns: Lightning's `num_nodes` (a graph's or a tree's
 # `max_leaf_nodes` is a setting)
