@@ -424,3 +424,17 @@ def test_a_wall_clock_budget_is_not_searched() -> None:
         "args = p.parse_args()\nX, y = fetch", 1).replace("n_trials=30)", "n_trials=30, timeout=args.timeout)")}
     knobs = BuiltinPolicy().knobs_in(files, command="python tune.py", metric="best_val_rmse")
     assert not knobs["--timeout"].searchable and "bookkeeping" in knobs["--timeout"].why_not
+
+
+def test_a_protected_evaluation_script_on_the_command_is_held_and_the_training_beside_it_is_not() -> None:
+    tracked = ["train.py", "evaluate.py", "data/test.csv"]
+    protected = ["evaluate.py", "data/*"]
+    command = "python train.py --lr 0.1 && python evaluate.py --checkpoint out/m.pt --split test"
+
+    def changes(new: str) -> list[str]:
+        return measuring.command_protected_changes(command, new, tracked, protected)
+
+    assert changes(command + " --limit 500") == ["how it runs evaluate.py (protected)"]
+    assert changes(command.replace(" && python evaluate.py --checkpoint out/m.pt --split test", "")) == \
+        ["how it runs evaluate.py (protected)"]
+    assert changes(command.replace("--lr 0.1", "--lr 0.2")) == []

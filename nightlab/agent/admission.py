@@ -21,7 +21,12 @@ from nightlab.agent import memory
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import apply_edits
 from nightlab.agent.ledger import Ledger
-from nightlab.agent.measuring import command_measurement_changes, measurement_edits, protected_keys
+from nightlab.agent.measuring import (
+    command_measurement_changes,
+    command_protected_changes,
+    measurement_edits,
+    protected_keys,
+)
 from nightlab.agent.policy_view import view
 from nightlab.agent.proposal import Edit, Proposal
 from nightlab.agent.states import EventKind, Kind, Status
@@ -98,6 +103,8 @@ class Admission:
                 measuring += [f"command: {flag}" for flag in command_measurement_changes(
                     parent.command or self.cfg.command, proposal.command,
                     protected_keys(read, tracked, self.cfg.protected))]
+                measuring += [f"command: {what}" for what in command_protected_changes(
+                    parent.command or self.cfg.command, proposal.command, tracked, self.cfg.protected)]
             if measuring:
                 why = f"it changes how the metric is measured ({', '.join(measuring)})"
                 self.emit(EventKind.POLICY_ERROR, f"refused {proposal.title!r}: {why}")

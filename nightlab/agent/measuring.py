@@ -54,7 +54,8 @@ from nightlab.agent.policy.evaluation import (
 )
 from nightlab.agent.policy.knobs import gin_bindings
 
-__all__ = ["DATA_EXT", "command_measurement_changes", "measurement_edits", "protected_files", "protected_keys"]
+__all__ = ["DATA_EXT", "command_measurement_changes", "command_protected_changes", "measurement_edits",
+           "protected_files", "protected_keys"]
 
 DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
             ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
@@ -184,7 +185,9 @@ def _protected_mentions(before: str, after: str, guarded: Collection[str], free:
     def mentions(text: str) -> tuple[Counter[str], Counter[str]]:
         runs: Counter[str] = Counter()
         data: Counter[str] = Counter()
-        for line in text.splitlines():
+        # each command of a line on its own: `python train.py --lr 0.1 && python evaluate.py --split test` holds
+        # the evaluation, not the training's flags beside it
+        for line in (part for ln in text.splitlines() for part in _COMMAND_SEPARATOR.split(ln)):
             words = re.split(r"[\s=:]+", line.split("#", 1)[0] if not line.lstrip().startswith("#!") else "")
             script = next((g for w in words if (g := names(w, scripts))), None)
             if script is not None:
@@ -201,6 +204,18 @@ def _protected_mentions(before: str, after: str, guarded: Collection[str], free:
 
 
 _SCRIPT_EXT = (".py", ".sh", ".R", ".jl", ".ipynb")
+_COMMAND_SEPARATOR = re.compile(r"\s*(?:&&|\|\||;|\|)\s*")
+
+
+def command_protected_changes(before: str | None, after: str | None, tracked: Collection[str],
+                              protected: Collection[str]) -> list[str]:
+    """How a changed command runs the protected scripts it runs (`... && python evaluate.py --split test`: the
+    evaluation's own arguments decide what it measures, so a `--limit 500` added there is refused) and which
+    protected data files it names; see `_protected_mentions`."""
+    guarded = [p for p in tracked if matches_any(p, protected)]
+    if not guarded:
+        return []
+    return _protected_mentions(before or "", after or "", guarded, set(tracked) - set(guarded))
 
 
 def _nothing_held(key: str) -> bool:
