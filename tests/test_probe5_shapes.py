@@ -438,3 +438,41 @@ def test_a_protected_evaluation_script_on_the_command_is_held_and_the_training_b
     assert changes(command.replace(" && python evaluate.py --checkpoint out/m.pt --split test", "")) == \
         ["how it runs evaluate.py (protected)"]
     assert changes(command.replace("--lr 0.1", "--lr 0.2")) == []
+
+
+IGNITE = {"main.py": '''\
+import torch
+from ignite.engine import Events, create_supervised_evaluator, create_supervised_trainer
+from ignite.metrics import Accuracy, Loss
+from torch import nn
+
+
+def run(train_loader, val_loader, lr=0.01, epochs=10):
+    model = nn.Linear(784, 10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    criterion = nn.CrossEntropyLoss()
+    trainer = create_supervised_trainer(model, optimizer, criterion)
+    val_metrics = {"accuracy": Accuracy(), "nll": Loss(criterion)}
+    evaluator = create_supervised_evaluator(model, metrics=val_metrics)
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def log_validation_results(engine):
+        evaluator.run(val_loader)
+        metrics = evaluator.state.metrics
+        print(f"epoch={engine.state.epoch} val_accuracy={metrics['accuracy']:.4f}")
+
+    trainer.run(train_loader, max_epochs=epochs)
+'''}
+
+
+def test_the_metrics_an_engine_logs_are_held_where_the_engine_is_built() -> None:
+    def guard(old: str, new: str) -> list[str]:
+        assert old in IGNITE["main.py"]
+        return measuring.measurement_edits(IGNITE.get, ["main.py"], {"main.py": IGNITE["main.py"].replace(old, new)},
+                                           "val_accuracy")
+
+    # the same key, another measure: top-3 accuracy, or classes dropped by an output transform
+    assert guard('"accuracy": Accuracy()', '"accuracy": TopKCategoricalAccuracy(k=3)')
+    assert guard('"accuracy": Accuracy()', '"accuracy": Accuracy(output_transform=lambda o: (o[0][:, :5], o[1]))')
+    assert guard("lr=0.01", "lr=0.05") == []
+    assert guard("nn.Linear(784, 10)", "nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))") == []

@@ -578,6 +578,8 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             seen.add(id(st))
             out.append(st)
 
+    for held in (d for d in local if d.name in skip):  # an evaluation function held whole that reports what an
+        _logging_setup(tree, scope_statements(held), take)  # engine logged: the engine's metrics are held too
     for scope in [tree, *(d for d in function_defs(tree) if d.name not in skip)]:
         stmts = scope_statements(scope)
         if isinstance(scope, ast.FunctionDef | ast.AsyncFunctionDef) and scope.name in data_functions:
@@ -636,6 +638,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             traced: set[str] = set()
             calls = _slice(stmts, list(_printed(st, pat)), pat, _recording(take, fed), traced)
             calls |= _optimized(stmts, traced)
+            _logging_setup(tree, [st, *fed], take)
             for loop in _feeding_loops(scope, fed, st, trainers):
                 take(loop)
             for fn in (d for d in local if d.name in calls and d.name not in skip and trains(d)):
@@ -664,6 +667,36 @@ def _only_selects_by(st: ast.stmt, pat: re.Pattern[str]) -> bool:
     selecting = {id(k.value) for n in ast.walk(st) if isinstance(n, ast.Call) for k in n.keywords
                  if k.arg in _SELECTING_KEYWORDS}
     return all(id(n) in selecting for n in named)
+
+
+def _logging_setup(tree: ast.Module, reporting: list[ast.stmt], take: Callable[[ast.stmt], None]) -> None:
+    """What decides the metrics an engine logs, where the report reads them from it (pytorch-ignite's `metrics =
+    evaluator.state.metrics`): the statement that builds the engine with its `metrics=` (``evaluator =
+    create_supervised_evaluator(model, metrics=val_metrics)``) and what that is built from (``val_metrics =
+    {"accuracy": Accuracy()}``), and each metric attached to it (``Accuracy().attach(evaluator, "accuracy")``)."""
+    engines: set[str] = set()
+    for st in reporting:
+        for n in ast.walk(st):
+            if isinstance(n, ast.Attribute) and _tokens(n.attr) & _LOGGED_WORDS:
+                root: ast.AST = n.value
+                while isinstance(root, ast.Attribute | ast.Subscript):
+                    root = root.value
+                if isinstance(root, ast.Name):
+                    engines.add(root.id)
+    if not engines:
+        return
+    for scope in [tree, *function_defs(tree)]:
+        stmts = scope_statements(scope)
+        for st in stmts:
+            if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call) and \
+                    {n for t in st.targets for n in target_names(t)} & engines:
+                given: list[ast.AST] = [k.value for k in st.value.keywords if k.arg in ("metrics", "metric")]
+                if given:
+                    take(st)
+                    _slice(stmts, given, None, take)
+            elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and called_name(st.value) == "attach" \
+                    and any(isinstance(a, ast.Name) and a.id in engines for a in st.value.args):
+                take(st)
 
 
 def _optimized(stmts: list[ast.stmt], reached: Collection[str]) -> set[str]:
