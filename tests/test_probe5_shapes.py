@@ -476,3 +476,38 @@ def test_the_metrics_an_engine_logs_are_held_where_the_engine_is_built() -> None
     assert guard('"accuracy": Accuracy()', '"accuracy": Accuracy(output_transform=lambda o: (o[0][:, :5], o[1]))')
     assert guard("lr=0.01", "lr=0.05") == []
     assert guard("nn.Linear(784, 10)", "nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))") == []
+
+
+GROUP_FOLDS = {"cv.py": '''\
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
+
+df = pd.read_csv("data/visits.csv")
+features = [c for c in df.columns if c not in ("patient_id", "visit_id", "label")]
+X, y, groups = df[features].values, df["label"].values, df["patient_id"].values
+oof = np.zeros(len(df))
+for fold, (tr, va) in enumerate(GroupKFold(n_splits=5).split(X, y, groups)):
+    model = xgb.XGBClassifier(n_estimators=600, max_depth=5)
+    model.fit(X[tr], y[tr])
+    oof[va] = model.predict_proba(X[va])[:, 1]
+print(f"oof_auc={roc_auc_score(y, oof):.4f}")
+'''}
+
+
+def test_the_groups_a_group_splitter_keeps_together_are_held() -> None:
+    def guard(files: dict[str, str], old: str, new: str) -> list[str]:
+        assert old in files["cv.py"]
+        return measuring.measurement_edits(files.get, ["cv.py"], {"cv.py": files["cv.py"].replace(old, new)},
+                                           "oof_auc")
+
+    assert guard(GROUP_FOLDS, 'df["patient_id"].values', 'df["visit_id"].values')
+    assert guard(GROUP_FOLDS, "max_depth=5", "max_depth=7") == []
+    # a splitter built on a line of its own, its groups given by keyword
+    apart = {"cv.py": GROUP_FOLDS["cv.py"].replace(
+        "for fold, (tr, va) in enumerate(GroupKFold(n_splits=5).split(X, y, groups)):",
+        "gkf = GroupKFold(n_splits=5)\nfor fold, (tr, va) in enumerate(gkf.split(X, y, groups=groups)):")}
+    assert guard(apart, 'df["patient_id"].values', 'df["visit_id"].values')
+    assert guard(apart, "n_estimators=600", "n_estimators=900") == []

@@ -613,6 +613,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
                 _slice(stmts, sizes, None, take, reached)
                 if scope is not tree:
                     _slice(list(tree.body), [ast.Name(id=n) for n in sorted(reached)], None, take)
+        _group_folds(stmts, take)
         for st in stmts:  # what picks the held-out part by its name: `xb, yb = get_batch("val")` in an inline
             # evaluation loop, `load_dataset("glue", "mrpc", split="validation")`, `eval_ds = ds["test"]`
             if isinstance(st, _SIMPLE) and _picks_held_out(st):
@@ -667,6 +668,29 @@ def _only_selects_by(st: ast.stmt, pat: re.Pattern[str]) -> bool:
     selecting = {id(k.value) for n in ast.walk(st) if isinstance(n, ast.Call) for k in n.keywords
                  if k.arg in _SELECTING_KEYWORDS}
     return all(id(n) in selecting for n in named)
+
+
+_GROUP_SPLITTERS = frozenset({"GroupKFold", "GroupShuffleSplit", "StratifiedGroupKFold", "LeaveOneGroupOut",
+                               "LeavePGroupsOut"})
+
+
+def _group_folds(stmts: list[ast.stmt], take: Callable[[ast.stmt], None]) -> None:
+    """The groups a group splitter keeps together (`GroupKFold(5).split(X, y, groups)`, `groups=` of
+    `GroupShuffleSplit`): which rows may share a fold decides what the held-out fold measures (a patient's visits in
+    training and validation at once), so what gives `groups` its value is held."""
+    splitters = {n for st in stmts if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call)
+                 and called_name(st.value) in _GROUP_SPLITTERS for t in st.targets for n in target_names(t)}
+    for st in stmts:
+        head = [st.iter] if isinstance(st, ast.For | ast.AsyncFor) else [st] if isinstance(st, _SIMPLE) else []
+        for call in (n for h in head for n in ast.walk(h) if isinstance(n, ast.Call)):
+            f = call.func
+            if called_name(call) != "split" or not isinstance(f, ast.Attribute) or not (
+                    (isinstance(f.value, ast.Call) and called_name(f.value) in _GROUP_SPLITTERS)
+                    or (isinstance(f.value, ast.Name) and f.value.id in splitters)):
+                continue
+            groups: list[ast.AST] = [*call.args[2:3], *(k.value for k in call.keywords if k.arg == "groups")]
+            if groups:
+                _slice(stmts, groups, None, take)
 
 
 def _logging_setup(tree: ast.Module, reporting: list[ast.stmt], take: Callable[[ast.stmt], None]) -> None:
