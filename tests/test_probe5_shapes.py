@@ -511,3 +511,34 @@ def test_the_groups_a_group_splitter_keeps_together_are_held() -> None:
         "gkf = GroupKFold(n_splits=5)\nfor fold, (tr, va) in enumerate(gkf.split(X, y, groups=groups)):")}
     assert guard(apart, 'df["patient_id"].values', 'df["visit_id"].values')
     assert guard(apart, "n_estimators=600", "n_estimators=900") == []
+
+
+HF_TRAINER = {"finetune.py": '''\
+from datasets import load_dataset
+from transformers import AutoModelForSequenceClassification, EarlyStoppingCallback, Trainer, TrainingArguments
+
+raw = load_dataset("tweet_eval", "emotion")
+model = AutoModelForSequenceClassification.from_pretrained("roberta-base", num_labels=4)
+args = TrainingArguments(output_dir="out", learning_rate=2e-5, eval_strategy="epoch", load_best_model_at_end=True)
+trainer = Trainer(model=model, args=args, train_dataset=raw["train"], eval_dataset=raw["validation"],
+                  callbacks=[EarlyStoppingCallback(early_stopping_patience=2)])
+trainer.train()
+out = trainer.predict(raw["test"])
+print(f"test_f1={out.metrics['test_f1']:.4f}")
+'''}
+
+
+def test_of_a_trainer_built_with_the_held_out_part_only_what_picks_it_is_held() -> None:
+    def guard(old: str, new: str) -> list[str]:
+        assert old in HF_TRAINER["finetune.py"]
+        return measuring.measurement_edits(HF_TRAINER.get, ["finetune.py"],
+                                           {"finetune.py": HF_TRAINER["finetune.py"].replace(old, new)}, "test_f1")
+
+    assert guard('eval_dataset=raw["validation"]', 'eval_dataset=raw["test"]')
+    assert guard("early_stopping_patience=2", "early_stopping_patience=3") == []
+    # a loading function stays whole: its other arguments say which data it loads
+    loading = {"finetune.py": HF_TRAINER["finetune.py"].replace(
+        'out = trainer.predict(raw["test"])', 'out = trainer.predict(load_dataset("tweet_eval", "emotion", '
+        'split="test", cache_dir="cache"))')}
+    assert measuring.measurement_edits(loading.get, ["finetune.py"], {"finetune.py": loading["finetune.py"].replace(
+        'cache_dir="cache"', 'cache_dir="other"')}, "test_f1")

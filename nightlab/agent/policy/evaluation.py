@@ -617,7 +617,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
         for st in stmts:  # what picks the held-out part by its name: `xb, yb = get_batch("val")` in an inline
             # evaluation loop, `load_dataset("glue", "mrpc", split="validation")`, `eval_ds = ds["test"]`
             if isinstance(st, _SIMPLE) and _picks_held_out(st):
-                take(st)
+                take(_picking_keywords(st))
             elif isinstance(st, ast.If) and _names_a_part(st.test):  # `if split == "train": data = ... else: ...`
                 for branch in (x for x in [*st.body, *st.orelse] if isinstance(x, _SIMPLE)):
                     take(branch)
@@ -802,6 +802,25 @@ def _picks_held_out(st: ast.stmt) -> bool:
                                                                and held_out_name(n.slice.value))):
             return True
     return False
+
+
+def _picking_keywords(st: ast.stmt) -> ast.stmt:
+    """Of an object built with the held-out part among its components (``trainer = Trainer(model=model, args=args,
+    train_dataset=..., eval_dataset=enc["validation"], callbacks=[EarlyStoppingCallback(...)])``) the keywords that
+    pick it, with every positional argument: the rest (its callbacks, collator, model) builds the training. A
+    function call (``load_dataset("glue", "mrpc", split="validation")``) stays whole: its other arguments say which
+    data it loads."""
+    if not isinstance(st, ast.Assign | ast.Expr):
+        return st
+    value = st.value
+    if not isinstance(value, ast.Call) or not called_name(value)[:1].isupper():
+        return st
+    picking = [k for k in value.keywords if _picks_held_out(ast.Expr(value=k.value))]
+    if not picking or len(picking) == len(value.keywords):
+        return st
+    narrowed = copy.copy(st)
+    narrowed.value = ast.Call(func=value.func, args=value.args, keywords=picking)
+    return ast.copy_location(narrowed, st)
 
 
 def _slice_split(st: ast.stmt) -> list[ast.expr]:
