@@ -542,3 +542,39 @@ def test_of_a_trainer_built_with_the_held_out_part_only_what_picks_it_is_held() 
         'split="test", cache_dir="cache"))')}
     assert measuring.measurement_edits(loading.get, ["finetune.py"], {"finetune.py": loading["finetune.py"].replace(
         'cache_dir="cache"', 'cache_dir="other"')}, "test_f1")
+
+
+def test_a_keyword_of_the_same_name_in_a_data_function_is_no_use_of_the_setting() -> None:
+    # ignite's examples: `get_data_loaders(train_batch_size, val_batch_size)` builds both loaders, fixed as data code;
+    # its `DataLoader(..., batch_size=train_batch_size)` names the keyword, it does not read `--batch_size`
+    files = {"main.py": '''\
+import argparse
+
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def get_data_loaders(train_batch_size, val_batch_size):
+    train = TensorDataset(torch.randn(256, 4), torch.randint(0, 2, (256,)))
+    val = TensorDataset(torch.randn(64, 4), torch.randint(0, 2, (64,)))
+    return DataLoader(train, batch_size=train_batch_size, shuffle=True), DataLoader(val, batch_size=val_batch_size)
+
+
+p = argparse.ArgumentParser()
+p.add_argument("--batch_size", type=int, default=64)
+p.add_argument("--lr", type=float, default=0.01)
+args = p.parse_args()
+train_loader, val_loader = get_data_loaders(args.batch_size, 1000)
+model = torch.nn.Linear(4, 2)
+opt = torch.optim.SGD(model.parameters(), lr=args.lr)
+for xb, yb in train_loader:
+    loss = torch.nn.functional.cross_entropy(model(xb), yb)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+with torch.no_grad():
+    acc = sum((model(xb).argmax(1) == yb).sum().item() for xb, yb in val_loader) / 64
+print(f"val_accuracy={acc:.4f}")
+'''}
+    knobs = BuiltinPolicy().knobs_in(files, command="python main.py", metric="val_accuracy")
+    assert knobs["--batch_size"].searchable, knobs["--batch_size"].why_not

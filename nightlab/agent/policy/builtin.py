@@ -1989,6 +1989,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
                       and not (kind == "batch_size" and _builds_loaders(f))]
             if (n in fixed.get(path, set()) or passed) and _builds_model(text, n, ln, read_as, files):
                 continue  # `MLP(hidden=HIDDEN).apply(params, x)` in an eval step: the trained model, rebuilt
+            if n in fixed.get(path, set()) and all(re.match(r"\s*=(?!=)", ln[m.end():]) for m in tok.finditer(ln)):
+                continue  # only a keyword of that name there (`DataLoader(train, batch_size=train_batch_size)`)
             if n in fixed.get(path, set()):
                 return False, "used by fixed (evaluation / data) code"
             if passed:
