@@ -578,3 +578,49 @@ print(f"val_accuracy={acc:.4f}")
 '''}
     knobs = BuiltinPolicy().knobs_in(files, command="python main.py", metric="val_accuracy")
     assert knobs["--batch_size"].searchable, knobs["--batch_size"].why_not
+
+
+TARGET_ENCODING = {"train.py": '''\
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+CAT_COLS = ["job", "month"]
+
+
+def target_encode(train, other, col, target, smoothing=20.0):
+    prior = train[target].mean()
+    stats = train.groupby(col)[target].agg(["mean", "count"])
+    enc = (stats["mean"] * stats["count"] + prior * smoothing) / (stats["count"] + smoothing)
+    return train[col].map(enc).fillna(prior), other[col].map(enc).fillna(prior)
+
+
+df = pd.read_csv("data/bank.csv")
+train_df, test_df = train_test_split(df, test_size=0.2, random_state=42)
+for col in CAT_COLS:
+    train_df[col + "_te"], test_df[col + "_te"] = target_encode(train_df, test_df, col, "y")
+features = ["age", "balance"] + [c + "_te" for c in CAT_COLS]
+scaler = StandardScaler()
+X_train = scaler.fit_transform(train_df[features])
+X_test = scaler.transform(test_df[features])
+clf = LogisticRegression(C=1.0)
+clf.fit(X_train, train_df["y"].values)
+print(f"test_auc={roc_auc_score(test_df['y'].values, clf.predict_proba(X_test)[:, 1]):.4f}")
+'''}
+
+
+def test_a_transform_that_writes_both_parts_is_not_a_read_of_the_held_out_part_until_it_fits_on_it() -> None:
+    def guard(old: str, new: str) -> list[str]:
+        assert old in TARGET_ENCODING["train.py"]
+        return measuring.measurement_edits(TARGET_ENCODING.get, ["train.py"],
+                                           {"train.py": TARGET_ENCODING["train.py"].replace(old, new)}, "test_auc")
+
+    leak = ["train.py: the training reads test_df (held-out data)"]
+    assert guard("target_encode(train_df, test_df, col", "target_encode(pd.concat([train_df, test_df]), test_df, col") \
+        == leak
+    assert guard("X_train = scaler.fit_transform(train_df[features])",
+                 "X_train = scaler.fit(pd.concat([train_df, test_df])[features]).transform(train_df[features])") == leak
+    assert guard("C=1.0", "C=0.3") == []
+    assert guard("scaler = StandardScaler()", "scaler = StandardScaler(with_mean=False)") == []

@@ -301,6 +301,15 @@ def _paired_feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
             if len(pairs) > 1:
                 yield from (v for t, v in pairs if name in target_names(t))
                 continue
+            both = target_names(st.targets[0])
+            if isinstance(st.value, ast.Call) and len(both) > 1 and name in both and not held_out_data(name) and \
+                    any(held_out_data(n) for n in both):
+                # `train_df[c], test_df[c] = target_encode(train_df, test_df, c)`: the held-out frame it is handed
+                # whole is what it transforms for the held-out side; one built from both parts is read
+                call = st.value
+                yield ast.Call(func=call.func, args=[a for a in call.args if not (
+                    isinstance(a, ast.Name) and held_out_data(a.id))], keywords=call.keywords)
+                continue
         yield from feeding([st], name)
 
 
