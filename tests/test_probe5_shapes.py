@@ -624,3 +624,21 @@ def test_a_transform_that_writes_both_parts_is_not_a_read_of_the_held_out_part_u
                  "X_train = scaler.fit(pd.concat([train_df, test_df])[features]).transform(train_df[features])") == leak
     assert guard("C=1.0", "C=0.3") == []
     assert guard("scaler = StandardScaler()", "scaler = StandardScaler(with_mean=False)") == []
+
+
+def test_a_config_key_the_guard_holds_is_not_searched() -> None:
+    # `cv.gap` of a TimeSeriesSplit read from a YAML config: every move of it would be refused as measurement
+    files = {"conf.yaml": "model:\n  lr: 0.05\n  num_leaves: 31\ncv:\n  n_splits: 5\n  gap: 7\n",
+             "train.py": '''\
+import lightgbm as lgb
+import yaml
+from sklearn.model_selection import TimeSeriesSplit
+
+cfg = yaml.safe_load(open("conf.yaml"))
+cv = TimeSeriesSplit(n_splits=cfg["cv"]["n_splits"], gap=cfg["cv"]["gap"])
+model = lgb.LGBMRegressor(learning_rate=cfg["model"]["lr"], num_leaves=cfg["model"]["num_leaves"])
+print("cv_mae=0.1")
+'''}
+    knobs = BuiltinPolicy().knobs_in(files, command="python train.py", metric="cv_mae")
+    assert not knobs["cv.gap"].searchable and "measurement" in knobs["cv.gap"].why_not
+    assert knobs["model.lr"].searchable

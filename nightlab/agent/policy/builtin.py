@@ -68,7 +68,7 @@ from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, PolicyBase
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
 from nightlab.agent.policy.edit_guard import evaluation_edits
-from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
+from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines, names_the_measurement
 from nightlab.agent.policy.feedback import Rejections, read_rejections
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.states import ENGINE_KINDS, FailureClass, Kind, Pricing, RunResult, Status, StepKind
@@ -1963,6 +1963,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
     if (k.style == "env" and kind not in _ENV_KINDS) or words & _NEVER_WORDS or \
             any(pair in _NEVER_PHRASES for pair in itertools.pairwise(seq)):
         return False, "logging, evaluation, environment or bookkeeping setting"
+    if k.style in ("yaml", "json", "toml") and names_the_measurement(re.sub(r"(?:\[\d+\])+$", "", name)):
+        return False, "a setting of the measurement (`cv.gap`): the edit guard holds it"
     if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
         return False, "no search space"
     if k.style == "call" and kind == "batch_size" and _evaluation_loader(str(k.context), k.value):
