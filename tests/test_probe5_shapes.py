@@ -642,3 +642,24 @@ print("cv_mae=0.1")
     knobs = BuiltinPolicy().knobs_in(files, command="python train.py", metric="cv_mae")
     assert not knobs["cv.gap"].searchable and "measurement" in knobs["cv.gap"].why_not
     assert knobs["model.lr"].searchable
+
+
+def test_a_negative_count_is_a_sentinel_not_a_size() -> None:
+    files = {"train.py": '''\
+import tensorflow_datasets as tfds
+import torch
+
+BATCH = 128
+ds = tfds.as_numpy(tfds.load("mnist", split="train", batch_size=-1))
+model = torch.nn.Linear(784, 10)
+opt = torch.optim.SGD(model.parameters(), lr=0.1)
+for i in range(0, 60000, BATCH):
+    loss = model(torch.randn(BATCH, 784)).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print(f"val_loss={loss.item():.4f}")
+'''}
+    knobs = BuiltinPolicy().knobs_in(files, command="python train.py", metric="val_loss")
+    assert not knobs["load.batch_size"].searchable and "sentinel" in knobs["load.batch_size"].why_not
+    assert knobs["BATCH"].searchable

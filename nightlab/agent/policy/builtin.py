@@ -1967,6 +1967,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
         return False, "a setting of the measurement (`cv.gap`): the edit guard holds it"
     if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
         return False, "no search space"
+    if type(k.value) is int and k.value < 0 and not space.choices:  # tfds' `batch_size=-1`, HF's `max_steps=-1`
+        return False, "a sentinel (a negative count means all, or none), not a size to move"
     if k.style == "call" and kind == "batch_size" and _evaluation_loader(str(k.context), k.value):
         return False, "an evaluation loader's batch size: it changes how fast the metric is read, not what is learned"
     path = str(k.path)
