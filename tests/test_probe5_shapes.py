@@ -216,15 +216,17 @@ class Config:
     warmup_frac: float = 0.05
     warmup_steps: int = field(init=False, default=0)
     lr: float = 1e-3
+    weight_decay: float = 0.1
 
     def __post_init__(self):
         self.warmup_steps = int(self.max_steps * self.warmup_frac)
         self.lr = self.base_lr * 2
+        self.weight_decay = float(self.weight_decay)
 
 
 cfg = Config()
 model = torch.nn.Linear(4, 2)
-opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 for step in range(cfg.max_steps):
     loss = model(torch.randn(8, 4)).pow(2).mean()
     opt.zero_grad()
@@ -238,6 +240,8 @@ def test_config_fields_computed_after_construction_are_no_knobs() -> None:
     knobs = BuiltinPolicy().knobs_in(POST_INIT, command="python train.py", metric="val_loss")
     assert knobs["Config.base_lr"].searchable and knobs["Config.warmup_frac"].searchable
     assert "Config.warmup_steps" not in knobs and "Config.lr" not in knobs
+    # a field `__post_init__` only converts (`float(self.weight_decay)`) keeps its default
+    assert knobs["Config.weight_decay"].value == 0.1 and knobs["Config.weight_decay"].searchable
 
 
 HF_SEEDS = {"finetune.py": '''\

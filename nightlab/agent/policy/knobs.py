@@ -593,9 +593,21 @@ def _computed_fields(node: cst.ClassDef) -> set[str]:
             for assign in _walk_assigns(st.body):
                 for t in assign.targets:
                     if isinstance(t.target, cst.Attribute) and isinstance(t.target.value, cst.Name) and \
-                            t.target.value.value == "self":
-                        out.add(t.target.attr.value)
+                            t.target.value.value == "self" and not _reads_attribute(assign.value, t.target.attr.value):
+                        out.add(t.target.attr.value)  # not `self.betas = tuple(self.betas)`: the default is read
     return out
+
+
+def _reads_attribute(node: cst.CSTNode, name: str) -> bool:
+    found: list[bool] = []
+
+    class _Visitor(cst.CSTVisitor):
+        def visit_Attribute(self, n: cst.Attribute) -> None:
+            if n.attr.value == name:
+                found.append(True)
+
+    node.visit(_Visitor())
+    return bool(found)
 
 
 def _walk_assigns(node: cst.CSTNode) -> list[cst.Assign]:
