@@ -150,11 +150,7 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
                 existing.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
                                 if not names_the_measurement(k.arg) and _names_data_string(k.arg, k.value))
         elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
-            a = n.args
-            positional = [*a.posonlyargs, *a.args]
-            pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
-                     *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
-            existing.update(f"{n.name}({x.arg}=…)\0{ast.dump(d)}" for x, d in pairs
+            existing.update(f"{n.name}({x.arg}=…)\0{ast.dump(d)}" for x, d in _defaults(n)
                             if names_the_measurement(x.arg) or _names_data_string(x.arg, d))
         elif isinstance(n, ast.Assign | ast.AnnAssign) and n.value is not None:
             # a literal, or an object built under a measurement's name (`self.val_acc = MulticlassAccuracy(...)`
@@ -168,6 +164,14 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
                             if isinstance(k, ast.Constant) and isinstance(k.value, str)
                             and (names_the_measurement(k.value) or _names_data_string(k.value, v)))
     return calls, keywords, existing
+
+
+def _defaults(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[ast.arg, ast.expr]]:
+    """A function's parameters that have a default, each with it (positional ones, then keyword-only ones)."""
+    a = fn.args
+    positional = [*a.posonlyargs, *a.args]
+    return [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
+            *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
 
 
 def _names_data_string(name: str | None, value: ast.AST) -> bool:
@@ -385,11 +389,7 @@ def _parameter_defaults(tree: ast.Module, held_functions: Collection[str] = ()) 
     for fn in function_defs(tree):
         if fn.name in held_functions:
             continue
-        a = fn.args
-        positional = [*a.posonlyargs, *a.args]
-        pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
-                 *((x, d) for x, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)]
-        for arg, default in pairs:
+        for arg, default in _defaults(fn):
             value = default.args[0] if isinstance(default, ast.Call) and called_name(default) == "Option" \
                 and default.args else default
             try:
