@@ -9,7 +9,8 @@ alike (``load_data(traindir, valdir)``): of it only the held-out side is held. E
 validation loop its header and its exits; and outside all of it, what the measurement is handed at its call sites
 and every setting whose name says it decides the measurement (`evaluation.names_the_measurement`) or which data
 the run uses (`evaluation.names_the_data`); and the training may not start reading held-out rows
-(`_training_inputs`). Compared as syntax trees, so a comment or a blank line is no change.
+(`_training_inputs`), nor a feature the label at its own row (`label_leaks`). Compared as syntax trees, so a
+comment or a blank line is no change.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from nightlab.agent.policy.evaluation import (
     target_names,
     trains,
 )
+from nightlab.agent.policy.label_leaks import fresh_features, label_leaks
 
 __all__ = ["evaluation_edits"]
 
@@ -211,14 +213,17 @@ def _statement_changes(before: str, after: str, metric: str, skip: Collection[st
                        data_functions: Collection[str] = (), trainers: Collection[str] = ()) -> list[int]:
     """Lines (in `before`) of measuring statements that `after` no longer has as they were, and, where `after`
     measures with statements `before` did not have, the first such line in `after` (an `acc = acc * 2` slipped in
-    between the evaluation and the print)."""
+    between the evaluation and the print) that is not a new feature (`label_leaks.fresh_features`)."""
     old = measuring_statements(before, metric, skip, data_functions, trainers)
     new = measuring_statements(after, metric, skip, data_functions, trainers)
     old_dumps = [ast.dump(st) for st in old]
     new_dumps = [ast.dump(st) for st in new]
     lines = [st.lineno for st, d in zip(old, old_dumps, strict=True) if d not in new_dumps]
     if not lines:
-        lines = [st.lineno for st, d in zip(new, new_dumps, strict=True) if d not in old_dumps][:1]
+        added = [st for st, d in zip(new, new_dumps, strict=True) if d not in old_dumps]
+        old_tree, new_tree = parse_python(before), parse_python(after)
+        features = fresh_features(old_tree, new_tree, added) if old_tree and new_tree and added else set()
+        lines = [st.lineno for st in added if id(st) not in features][:1]
     return lines
 
 
@@ -458,5 +463,6 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
                     if now.get(name) != only[name]]
         out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
         out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric)]
+        out += [f"{path}: {what}" for what in label_leaks(trees.values(), old_tree, new_tree)]
     return out
 
