@@ -201,6 +201,66 @@ def test_a_typer_command_s_seed_is_passed_on_the_command_and_a_threshold_only_th
     assert guard("threshold: float = 0.5", "threshold: float = 0.3") == \
         ["train.py: main(threshold=…) (a setting only the measurement reads)"]
     assert guard("batch_size: int = 32", "batch_size: int = 64") == []
+    # the same threshold given on the command tunes the measurement as surely; the learning rate beside it is free
+    held = measuring.command_held(files.get, ["train.py"], (), "val_acc")
+    assert measuring.command_measurement_changes("python train.py", "python train.py --threshold 0.3", held) == \
+        ["threshold"]
+    assert measuring.command_measurement_changes("python train.py", "python train.py --lr 0.01 --batch-size 64",
+                                                 held) == []
+
+
+ARGPARSE_THRESHOLD = {"train.py": '''\
+import argparse
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import train_test_split
+
+
+def evaluate(clf, X, y, cutoff):
+    return f1_score(y, clf.predict_proba(X)[:, 1] > cutoff)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--C", type=float, default=1.0)
+    ap.add_argument("--decision-cutoff", type=float, default=0.5)
+    ap.add_argument("--eval-batch-size", type=int, default=256)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    y = (X[:, 0] > 0).astype(int)
+    X_tr, X_val, y_tr, y_val = train_test_split(X, y, test_size=0.25, random_state=0)
+    clf = LogisticRegression(C=args.C).fit(X_tr, y_tr)
+    print(f"val_f1={evaluate(clf, X_val, y_val, args.decision_cutoff):.4f} bs={args.eval_batch_size}")
+
+
+if __name__ == "__main__":
+    main()
+'''}
+
+
+def test_an_argparse_flag_only_the_evaluation_reads_is_held_in_its_default_and_on_the_command() -> None:
+    files = ARGPARSE_THRESHOLD
+
+    def guard(old: str, new: str) -> list[str]:
+        assert old in files["train.py"]
+        return measuring.measurement_edits(files.get, ["train.py"], {"train.py": files["train.py"].replace(old, new)},
+                                           "val_f1")
+
+    assert guard('"--decision-cutoff", type=float, default=0.5', '"--decision-cutoff", type=float, default=0.3') == \
+        ["train.py: --decision-cutoff (its default) (a setting only the measurement reads)"]
+    assert guard('"--C", type=float, default=1.0', '"--C", type=float, default=10.0') == []
+    assert guard('"--eval-batch-size", type=int, default=256', '"--eval-batch-size", type=int, default=512') == []
+    held = measuring.command_held(files.get, ["train.py"], (), "val_f1")
+    assert measuring.command_measurement_changes("python train.py", "python train.py --decision-cutoff 0.3",
+                                                 held) == ["decision_cutoff"]
+    assert measuring.command_measurement_changes("python train.py", "python train.py --C 10", held) == []
+    # parsed arguments handed on whole (`vars(args)`) are read by key where they go: nothing is held by their reads
+    whole = {"train.py": files["train.py"].replace("    args = ap.parse_args()\n",
+                                                   "    args = ap.parse_args()\n    print(vars(args))\n")}
+    assert not measuring.command_held(whole.get, ["train.py"], (), "val_f1")("decision-cutoff")
 
 
 POST_INIT = {"train.py": '''\

@@ -22,10 +22,10 @@ from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import apply_edits
 from nightlab.agent.ledger import Ledger
 from nightlab.agent.measuring import (
+    command_held,
     command_measurement_changes,
     command_protected_changes,
     measurement_edits,
-    protected_keys,
 )
 from nightlab.agent.policy_view import view
 from nightlab.agent.proposal import Edit, Proposal
@@ -102,7 +102,7 @@ class Admission:
             if proposal.command is not None:
                 measuring += [f"command: {flag}" for flag in command_measurement_changes(
                     parent.command or self.cfg.command, proposal.command,
-                    protected_keys(read, tracked, self.cfg.protected))]
+                    command_held(read, tracked, self.cfg.protected, self.cfg.metric.name))]
                 measuring += [f"command: {what}" for what in command_protected_changes(
                     parent.command or self.cfg.command, proposal.command, tracked, self.cfg.protected)]
             if measuring:

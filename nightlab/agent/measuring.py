@@ -43,7 +43,7 @@ import yaml
 
 from nightlab.agent import code_reach
 from nightlab.agent.edits import matches_any
-from nightlab.agent.policy.edit_guard import evaluation_edits
+from nightlab.agent.policy.edit_guard import evaluation_edits, measurement_only_options
 from nightlab.agent.policy.evaluation import (
     SPLIT_CALLS,
     metric_functions,
@@ -54,8 +54,8 @@ from nightlab.agent.policy.evaluation import (
 )
 from nightlab.agent.policy.knobs import gin_bindings
 
-__all__ = ["DATA_EXT", "command_measurement_changes", "command_protected_changes", "measurement_edits",
-           "protected_files", "protected_keys"]
+__all__ = ["DATA_EXT", "command_held", "command_measurement_changes", "command_protected_changes",
+           "measurement_edits", "protected_files", "protected_keys"]
 
 DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
             ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
@@ -242,6 +242,17 @@ def protected_keys(read: Callable[[str], str | None], tracked: Collection[str],
         return bool(parts) and any(set(parts) <= names for names in guarded) and \
             not any(set(section) <= names for names in free)
     return held
+
+
+def command_held(read: Callable[[str], str | None], tracked: Collection[str], protected: Collection[str],
+                 metric: str) -> Callable[[str], bool]:
+    """Whether a setting given on the command line is held although its name does not say it measures: a config
+    key only protected code reads (`protected_keys`), or an option only the measurement reads (`--threshold` of a
+    typer command whose `threshold` nothing but the evaluation uses: `edit_guard.measurement_only_options`)."""
+    keys = protected_keys(read, tracked, protected)
+    sources = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
+    options = measurement_only_options(sources, metric)
+    return lambda key: keys(key) or key.lstrip("-").replace("-", "_") in options
 
 
 def _keys_named(tree: ast.Module, attributes: bool) -> set[str]:

@@ -19,6 +19,7 @@ import ast
 import re
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
+from typing import NamedTuple
 
 from nightlab.agent.policy.evaluation import (
     SPLIT_CALLS,
@@ -45,7 +46,7 @@ from nightlab.agent.policy.evaluation import (
 )
 from nightlab.agent.policy.label_leaks import fresh_features, label_leaks
 
-__all__ = ["evaluation_edits"]
+__all__ = ["evaluation_edits", "measurement_only_options"]
 
 
 def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str]:
@@ -357,7 +358,7 @@ def _measurement_only_settings(tree: ast.Module, held_functions: Collection[str]
     held by `_settings` already. {name: dump of its statements}."""
     settings = _settings_by_name(tree)
     params = _parameter_defaults(tree, held_functions)
-    if not settings and not params:
+    if not settings and not params and not _option_defaults(tree):
         return {}
     # where each name is read, as (line, column): `measuring_statements` parses the text afresh
     def places(nodes: list[ast.AST]) -> set[tuple[int, int]]:
@@ -383,6 +384,30 @@ def _measurement_only_settings(tree: ast.Module, held_functions: Collection[str]
                 if isinstance(n, ast.Name) and n.id == param and isinstance(n.ctx, ast.Load)]
         if seen and all(seen) and not name_words(param) & _SPEED_WORDS and not names_the_measurement(param):
             out[label] = dump
+    # argparse's `--threshold`, read as `args.threshold` (an attribute starts where its object's name does); not
+    # where the parsed arguments go on as a whole (`vars(args)`), whose reads by key cannot be followed
+    whole = any((isinstance(n, ast.Call) and called_name(n) == "vars")
+                or (isinstance(n, ast.Attribute) and n.attr == "__dict__") for n in ast.walk(tree))
+    for label, (dump, dest) in ({} if whole else _option_defaults(tree)).items():
+        seen = [(n.lineno, n.col_offset) in inside for n in ast.walk(tree)
+                if isinstance(n, ast.Attribute) and n.attr == dest and isinstance(n.ctx, ast.Load)]
+        if seen and all(seen) and not name_words(dest) & _SPEED_WORDS and not names_the_measurement(dest) \
+                and not any(re.search(rf"\b{re.escape(dest)}\b", t) for t in elsewhere):
+            out[label] = dump
+    return out
+
+
+def _option_defaults(tree: ast.Module) -> dict[str, tuple[str, str]]:
+    """{"--name (its default)": (dump of the flag's keywords, its dest)} of argparse's `add_argument("--name",
+    ...)` flags."""
+    out: dict[str, tuple[str, str]] = {}
+    for c in (c for c in ast.walk(tree) if isinstance(c, ast.Call) and called_name(c) == "add_argument"):
+        flags = [a.value for a in c.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        long = [f for f in flags if f.startswith("--")] or [f for f in flags if not f.startswith("-")]
+        dest = next((k.value.value for k in c.keywords if k.arg == "dest" and isinstance(k.value, ast.Constant)
+                     and isinstance(k.value.value, str)), long[0].lstrip("-").replace("-", "_") if long else None)
+        if dest and dest.isidentifier():
+            out[f"{flags[0]} (its default)"] = ("".join(ast.dump(k) for k in c.keywords), dest)
     return out
 
 
@@ -405,11 +430,20 @@ def _parameter_defaults(tree: ast.Module, held_functions: Collection[str] = ()) 
     return out
 
 
-def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
-    """The evaluation functions of `before` (see `evaluation_functions`) and the helpers they call
-    (`measuring_helpers`) whose code `after` changes, as "path: name", and the measuring statements outside them
-    (`measuring_statements`) it changes, as "path: line N (...)" ("after" holds only the files an edit changed).
-    Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator is."""
+class _Measured(NamedTuple):
+    """What of a project measures (`_measured`), for the guard of a file edit and of a command."""
+    names: set[str]  # functions held whole
+    evaluating: set[str]  # functions that measure, of them
+    helpers: set[str]  # what they call
+    data_functions: set[str]  # held on their held-out side only
+    trainers: set[str]  # functions that reach training
+    asked: set[str]  # functions and classes whose call sites' arguments are held
+    trees: dict[str, ast.Module]
+    measuring: list[ast.AST]  # the definitions of the measuring functions and helpers
+    project_trains: bool
+
+
+def _measured(before: Mapping[str, str], metric: str) -> _Measured:
     names = evaluation_functions(before, metric)
     traced = metric_functions(before, metric)
     # helpers and held classes start from code that measures, not from a data loader named for data (its
@@ -431,6 +465,47 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
     # a script that trains nothing (a stand-in that prints a number computed from its settings) has no setting that
     # only the measurement reads: every one feeds the printed value the way training would
     project_trains = any(trains(t) for t in trees.values())
+    return _Measured(names, evaluating, helpers, data_functions, trainers, asked, trees, measuring, project_trains)
+
+
+def measurement_only_options(before: Mapping[str, str], metric: str) -> set[str]:
+    """The command-line options (as their parameter or `dest` names, `threshold`) whose value only the measurement
+    reads: a typer / fire / click command's parameter, or an argparse flag read as `args.threshold` nowhere but in
+    measuring code (`_measurement_only_settings`). Set on the command (`--threshold 0.3`) it tunes the measurement
+    as surely as an edit of its default."""
+    m = _measured(before, metric)
+    if not m.project_trains:
+        return set()
+    out: set[str] = set()
+    for path, tree in m.trees.items():
+        elsewhere = [t for p, t in before.items() if p != path]
+        only = _measurement_only_settings(tree, m.names, before[path], metric, m.data_functions, m.trainers,
+                                          elsewhere)
+        commands = _command_functions(tree)
+        params = _parameter_defaults(tree, m.names)
+        options = _option_defaults(tree)
+        out |= {params[label][2] for label in only if label in params and params[label][1].name in commands}
+        out |= {options[label][1] for label in only if label in options}
+    return out
+
+
+def _command_functions(tree: ast.Module) -> set[str]:
+    """Functions whose parameters are command-line options: decorated as a command (`@app.command()`,
+    `@click.command()`) or handed to `typer.run(main)` / `fire.Fire(main)`."""
+    handed = {a.id for c in ast.walk(tree) if isinstance(c, ast.Call) and called_name(c) in ("run", "Fire")
+              for a in c.args if isinstance(a, ast.Name)}
+    return {d.name for d in function_defs(tree) if d.name in handed or any(
+        called_name(x if isinstance(x, ast.Call) else ast.Call(func=x, args=[], keywords=[])) == "command"
+        for x in d.decorator_list)}
+
+
+def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric: str) -> list[str]:
+    """The evaluation functions of `before` (see `evaluation_functions`) and the helpers they call
+    (`measuring_helpers`) whose code `after` changes, as "path: name", and the measuring statements outside them
+    (`measuring_statements`) it changes, as "path: line N (...)" ("after" holds only the files an edit changed).
+    Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator is."""
+    m = _measured(before, metric)
+    names, evaluating, helpers, data_functions, trainers, asked, trees, measuring, project_trains = m
     out = []
     for path, text in sorted(after.items()):
         old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
@@ -457,7 +532,8 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
                                           elsewhere) if project_trains else {}
         if only:
             now = {**_settings_by_name(new_tree, set(only)),
-                   **{label: dump for label, (dump, _, _) in _parameter_defaults(new_tree).items()}} \
+                   **{label: dump for label, (dump, _, _) in _parameter_defaults(new_tree).items()},
+                   **{label: dump for label, (dump, _) in _option_defaults(new_tree).items()}} \
                 if new_tree is not None else {}
             out += [f"{path}: {name} (a setting only the measurement reads)" for name in sorted(only)
                     if now.get(name) != only[name]]
