@@ -9,8 +9,9 @@ alike (``load_data(traindir, valdir)``): of it only the held-out side is held. E
 validation loop its header and its exits; and outside all of it, what the measurement is handed at its call sites
 and every setting whose name says it decides the measurement (`evaluation.names_the_measurement`) or which data
 the run uses (`evaluation.names_the_data`); and the training may not start reading held-out rows
-(`_training_inputs`), nor a feature the label at its own row (`label_leaks`). Compared as syntax trees, so a
-comment or a blank line is no change.
+(`_training_inputs`), nor a feature the label at its own row (`label_leaks`), nor the held-out part a random
+augmentation through a transform it shares (`shared_transforms`). Compared as syntax trees, so a comment or a blank
+line is no change.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from nightlab.agent.policy.evaluation import (
     trains,
 )
 from nightlab.agent.policy.label_leaks import fresh_features, label_leaks
+from nightlab.agent.policy.shared_transforms import shared_augmentation
 
 __all__ = ["evaluation_edits", "measurement_only_options"]
 
@@ -540,5 +542,6 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
         out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric)]
         out += [f"{path}: {what}" for what in label_leaks(trees.values(), old_tree, new_tree)]
+        out += [f"{path}: {what}" for what in shared_augmentation(old_tree, new_tree)]
     return out
 
