@@ -10,8 +10,8 @@ validation loop its header and its exits; and outside all of it, what the measur
 and every setting whose name says it decides the measurement (`evaluation.names_the_measurement`) or which data
 the run uses (`evaluation.names_the_data`); and the training may not start reading held-out rows
 (`_training_inputs`), nor a feature the label at its own row (`label_leaks`), nor the held-out part a random
-augmentation through a transform it shares (`shared_transforms`). Compared as syntax trees, so a comment or a blank
-line is no change.
+augmentation through a transform it shares (`shared_transforms`), nor Keras' validation tail other rows
+(`validation_tail`). Compared as syntax trees, so a comment or a blank line is no change.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from nightlab.agent.policy.evaluation import (
 )
 from nightlab.agent.policy.label_leaks import fresh_features, label_leaks
 from nightlab.agent.policy.shared_transforms import shared_augmentation
+from nightlab.agent.policy.validation_tail import validation_tail_changes
 
 __all__ = ["evaluation_edits", "measurement_only_options"]
 
@@ -543,5 +544,6 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric)]
         out += [f"{path}: {what}" for what in label_leaks(trees.values(), old_tree, new_tree)]
         out += [f"{path}: {what}" for what in shared_augmentation(old_tree, new_tree)]
+        out += [f"{path}: {what}" for what in validation_tail_changes(old_tree, new_tree)]
     return out
 
