@@ -1180,14 +1180,17 @@ def test_a_warmup_counted_in_epochs_is_a_count_not_a_fraction() -> None:
 def test_settings_that_change_what_is_measured_or_the_data_are_never_knobs() -> None:
     """A detection threshold, NMS's IoU, beam search, sampling's top-k and new tokens, a diffusion sampler's steps and
     guidance: searched, they change what is measured (a threshold of 0.5 ×10 marks nothing positive), and
-    `num_inference_steps` had been classed as the training's length. A synthetic dataset's size changes the data.
-    Their training-side neighbours keep their kinds."""
+    `num_inference_steps` had been classed as the training's length. A synthetic dataset's size changes the data, and
+    a seq2seq target's length truncates the evaluation's references too. Their training-side neighbours keep their
+    kinds."""
     for name in ("threshold", "iou_thres", "conf_thres", "NMS_THR", "num_beams", "max_new_tokens", "top_k", "top_p",
                  "num_inference_steps", "guidance_scale", "N_SAMPLES", "num_examples", "subset_size",
-                 "dataset_size"):
+                 "dataset_size", "max_target_length", "val_max_target_length", "generation_max_length", "max_gen_len"):
         assert classify(name) == "fixed", name
+    # the input's length is the model's: run_translation's `max_source_length`, nanoGPT's `block_size`
     for name, kind in [("num_train_timesteps", "split"), ("max_steps", "steps"), ("n_layer", "depth"),
-                       ("total_timesteps", "steps"), ("early_stopping_rounds", "other"), ("patience", "other")]:
+                       ("total_timesteps", "steps"), ("early_stopping_rounds", "other"), ("patience", "other"),
+                       ("max_source_length", "seq_len"), ("block_size", "seq_len"), ("target_kl", "other")]:
         assert classify(name) == kind, name
 
 

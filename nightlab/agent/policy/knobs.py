@@ -172,6 +172,10 @@ _LOG_ALONE = frozenset({"verbose", "verbosity", "workers", "worker", "jobs", "pi
 _MEASURE = frozenset({"threshold", "thresh", "thres", "thr", "nms", "iou", "beams", "beam", "inference", "guidance",
                       "decode", "decoding"})
 _MEASURE_JOINED = frozenset({"top_k", "top_p", "topk", "topp", "max_new_tokens", "new_tokens"})
+# the length of what a sequence model is scored against or generates (run_translation's `max_target_length`, which
+# truncates the evaluation's references too, `generation_max_length`): a shorter one scores a shorter answer, so it is
+# never searched; the length of the input (`max_source_length`, `block_size`) is the model's and is
+_TARGET_SIDE = frozenset({"target", "generation", "gen", "label", "labels", "answer", "summary", "reference"})
 # a dataset's size (`N_SAMPLES = 10_000` for synthetic data, `subset_size`): changing it changes the data measured on
 _DATA_SIZE = frozenset({"samples", "examples", "subset", "dataset"})
 # the start point of a warm-up (timm's `warmup_lr` 1e-6, YOLO's `warmup_bias_lr` and `warmup_momentum`, detectron2's
@@ -260,6 +264,8 @@ def classify(name: str) -> str:
     if machine and not any(x.startswith("batch") for x in toks):  # HF's per_device_train_batch_size is a batch
         return "logging"
     if t & _MEASURE or joined in _MEASURE_JOINED or joined.endswith("_new_tokens"):
+        return "fixed"
+    if t & _TARGET_SIDE and t & {"length", "len"}:
         return "fixed"
     if t & _DATA_SIZE and t & {"n", "num", "total", "size", "count"} \
             and not t & (_SHARE_WHOLE | _SHARE_PART | {"batch"}):
