@@ -39,13 +39,19 @@ import ast
 import posixpath
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from nightlab.agent.edits import matches_any
 from nightlab.agent.policy import effective as eff
 from nightlab.agent.policy import knobs as knobmod
-from nightlab.agent.policy.evaluation import SPLIT_CALLS, evaluation_functions, held_out_data, held_out_name
+from nightlab.agent.policy.evaluation import (
+    SPLIT_CALLS,
+    evaluation_functions,
+    held_out_data,
+    held_out_name,
+    names_the_measurement,
+)
 
 __all__ = ["SeedPlan", "SeedRoute", "plan_seeding"]
 
@@ -615,7 +621,24 @@ def _config_literal(k: knobmod.Knob, text: str) -> _Literal | None:
 def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str], bool],
                  tracked: Sequence[str] = (), metric: str = "", protected: Sequence[str] = ()) -> SeedPlan:
     """How re-runs of `command` (on the files `read` gives) get another seed; see the module docstring. A file
-    in `protected` (paths or globs) is never edited for it."""
+    in `protected` (paths or globs) is never edited for it. A seed argument the command cannot be rewritten to pass
+    (`make train`, whose recipe runs the script) is no route: the code's literal is, or none, said so."""
+    plan = _plan(command, read, exists, tracked, metric, protected, arguments=True)
+    if plan.route is not SeedRoute.ARGUMENT or plan.command(command, 1, 0) != command:
+        return plan
+    inv = plan.program.invocation if plan.program is not None else None
+    through = f" (it runs the script through {inv.source})" if inv is not None and inv.source != eff.COMMAND_PATH \
+        else ""
+    why = f"the command cannot be rewritten to pass {plan.argument}{through}"
+    fallback = _plan(command, read, exists, tracked, metric, protected, arguments=False)
+    if fallback.route is SeedRoute.NONE:
+        return SeedPlan(SeedRoute.NONE, f"{why}, so re-runs repeat the command as it is")
+    return replace(fallback, how=f"{fallback.how}; {why}")
+
+
+def _plan(command: str, read: Callable[[str], str], exists: Callable[[str], bool], tracked: Sequence[str],
+          metric: str, protected: Sequence[str], arguments: bool) -> SeedPlan:
+    """`plan_seeding`; without `arguments`, no route through the command line."""
     if "{seed}" in command:
         return SeedPlan(SeedRoute.PLACEHOLDER, "re-runs replace {seed} in the command")
     program = eff.analyse(command, read, exists, tracked)
@@ -631,20 +654,22 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
     held: list[str] = []
 
     def decides_split(k: knobmod.Knob) -> bool:
+        """Whether re-runs must leave `k` as it is: it draws the data split (said in the plan), or its name says it
+        is the evaluation's (`--eval-seed` of the episodes an RL agent is scored on; re-runs vary the training)."""
         if not _decides_split(program, k, draws):
-            return False
+            return names_the_measurement(re.split(r"[:.]", k.name)[-1].lstrip("-").replace("-", "_"))
         label = f"{'the command' if k.path == eff.COMMAND_PATH else k.path}: {_knob_local(k).split(':', 1)[-1]}"
         if label not in held:
             held.append(label)
         return True
     # 2. on the command line, or settable there
-    for k in seeds:
+    for k in seeds if arguments else []:
         if k.style == eff.CLI_STYLE and k.path == eff.COMMAND_PATH and isinstance(k.value, int) and \
                 not decides_split(k):
             arg = k.name.split(":", 1)[1]
             return SeedPlan(SeedRoute.ARGUMENT, f"re-runs change {arg} on the command line (now {k.value})",
                             argument=arg, default=k.value, program=program)
-    for k in seeds:
+    for k in seeds if arguments else []:
         if res.why_not(k.name) or isinstance(k.value, bool) or decides_split(k):
             continue
         route = eff.cli_route(program, k)
@@ -662,7 +687,7 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
     fed = [k for k in config_seeds if any(_reads(a, _knob_leaf(program, k)) for a in seeding_args)]
     if fed:  # the settings a seeding call of the code reads come first (`seed` before an unread `data_seed`)
         config_seeds = fed + [k for k in config_seeds if k not in fed]
-    for k in config_seeds:
+    for k in config_seeds if arguments else []:
         route = _config_route(program, k, trees)
         if route is not None:
             return SeedPlan(SeedRoute.ARGUMENT, f"re-runs pass {route}=N on the command line (the seed setting in "
@@ -670,7 +695,8 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
                             program=program)
     # ... or a field of transformers' own TrainingArguments that HfArgumentParser parses from the command line
     given = program.invocation.tokens if program.invocation is not None else []  # `python run.py args.json`
-    if _hf_training_arguments(trees) and not any(t.value.endswith((".json", ".yaml", ".yml")) for t in given):
+    if arguments and _hf_training_arguments(trees) and \
+            not any(t.value.endswith((".json", ".yaml", ".yml")) for t in given):
         return SeedPlan(SeedRoute.ARGUMENT, "re-runs pass --seed=N on the command line (TrainingArguments' seed, "
                                             f"now its default {_HF_DEFAULT_SEED})", argument="--seed",
                         default=_HF_DEFAULT_SEED, program=program)
@@ -683,6 +709,13 @@ def plan_seeding(command: str, read: Callable[[str], str], exists: Callable[[str
         lit = _config_literal(k, files.get(k.path, ""))
         if lit is not None and not any(x.path == lit.path and x.line == lit.line for x in literals):
             literals.append(lit)
+    if not arguments:  # the seed option's own default, where the command cannot pass the option (`make train`)
+        for k in seeds:
+            if k.path.endswith(".py") and type(k.value) is int and not res.why_not(k.name) and \
+                    not decides_split(k) and not matches_any(k.path, protected) and \
+                    not any(x.path == k.path and x.line == k.line for x in literals):
+                literals.insert(0, _Literal(k.path, k.line, int(k.value), f"{_knob_local(k)} default {k.value}"))
+                break
     if literals:
         first = literals[0]
         where = "; ".join(f"{posixpath.basename(x.path)}:{x.line} `{x.what}`" for x in literals[:3])
