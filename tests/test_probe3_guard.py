@@ -626,9 +626,10 @@ def test_the_training_may_not_start_reading_the_held_out_rows() -> None:
     assert _guard(SK_SPLIT, "train.py", "clf.fit(X_tr, y_tr)", "clf.fit(X, y)", "test_f1") == \
         ["train.py: the training reads X (held-out data)", "train.py: the training reads y (held-out data)"]
     # concatenated in a loop's data, or the loop run over the validation part
-    assert _guard(TORCH_SLICE, "train.py", "    model = nn.Linear(10, 2)\n",
-                  "    x, y = torch.cat([x, xv]), torch.cat([y, yv])\n    model = nn.Linear(10, 2)\n", "val_acc") == \
-        ["train.py: the training reads xv (held-out data)", "train.py: the training reads yv (held-out data)"]
+    # (it rewrites `x`, which the held-out part is cut from: a measuring line as well)
+    assert {"train.py: the training reads xv (held-out data)", "train.py: the training reads yv (held-out data)"} <= \
+        set(_guard(TORCH_SLICE, "train.py", "    model = nn.Linear(10, 2)\n",
+                   "    x, y = torch.cat([x, xv]), torch.cat([y, yv])\n    model = nn.Linear(10, 2)\n", "val_acc"))
     assert _guard(TORCH_SLICE, "train.py", "model(x[i:i + 32]), y[i:i + 32]", "model(xv[i:i + 32]), yv[i:i + 32]",
                   "val_acc") == \
         ["train.py: the training reads xv (held-out data)", "train.py: the training reads yv (held-out data)"]

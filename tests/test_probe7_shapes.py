@@ -4,6 +4,11 @@ PyG's node masks, torchmetrics collections, a recommender's top-K, mmpretrain's 
 
 from __future__ import annotations
 
+import ast
+
+from nightlab.agent import measuring
+from nightlab.agent.policy.evaluation import names_the_measurement
+from nightlab.agent.policy.label_leaks import label_columns
 from nightlab.agent.seeding import SeedRoute, plan_seeding
 
 MAKEFILE = {
@@ -88,3 +93,139 @@ def test_re_runs_vary_the_training_seed_not_the_evaluation_s() -> None:
     plan = plan_seeding("python train_ppo.py", lambda p: RL.get(p, ""), lambda p: p in RL, sorted(RL), "mean_reward")
     assert plan.route is SeedRoute.ARGUMENT and plan.argument == "--seed", plan.how
     assert plan.command("python train_ppo.py", 2, 0) == "python train_ppo.py --seed=2"
+
+
+ACCELERATE = {"train.py": '''\
+import argparse
+
+import evaluate
+import torch
+from accelerate import Accelerator
+from transformers import AutoModelForSequenceClassification
+
+
+def training_function(args, train_dataloader, eval_dataloader):
+    accelerator = Accelerator()
+    metric = evaluate.load("glue", "mrpc")
+    model = AutoModelForSequenceClassification.from_pretrained(args.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr)
+    model, optimizer, train_dataloader, eval_dataloader = accelerator.prepare(
+        model, optimizer, train_dataloader, eval_dataloader)
+    for epoch in range(args.epochs):
+        model.train()
+        for batch in train_dataloader:
+            outputs = model(**batch)
+            accelerator.backward(outputs.loss)
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+        for batch in eval_dataloader:
+            with torch.no_grad():
+                outputs = model(**batch)
+            predictions = outputs.logits.argmax(dim=-1)
+            predictions, references = accelerator.gather_for_metrics((predictions, batch["labels"]))
+            metric.add_batch(predictions=predictions, references=references)
+        eval_metric = metric.compute()
+        accelerator.print(f"epoch {epoch}: eval_f1={eval_metric['f1']:.4f}")
+'''}
+
+
+def _guard(files: dict[str, str], path: str, metric: str, old: str, new: str) -> list[str]:
+    assert old in files[path], old
+    return measuring.measurement_edits(files.get, sorted(files), {path: files[path].replace(old, new)}, metric)
+
+
+def test_the_measurement_is_followed_back_past_gather_for_metrics() -> None:
+    """print ← `metric.compute()` ← `metric.add_batch(predictions=...)` ← `gather_for_metrics(...)` ←
+    `predictions = logits.argmax(-1)`: three assignments back, where two had been followed."""
+    assert _guard(ACCELERATE, "train.py", "eval_f1", "accelerator.gather_for_metrics(", "accelerator.gather(") != []
+    assert _guard(ACCELERATE, "train.py", "eval_f1", "predictions = outputs.logits.argmax(dim=-1)",
+                  "predictions = (outputs.logits.softmax(-1)[:, 1] > 0.3).long()") != []
+    clipped = "            accelerator.clip_grad_norm_(model.parameters(), 1.0)\n            optimizer.step()\n"
+    assert _guard(ACCELERATE, "train.py", "eval_f1", "            optimizer.step()\n", clipped) == []
+
+
+OOF = {"oof.py": '''\
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+train = pd.read_csv("data/train.csv")
+test = pd.read_csv("data/test.csv")
+train["amt_per_day"] = train["amount"] / (train["days"] + 1)
+test["amt_per_day"] = test["amount"] / (test["days"] + 1)
+FEATURES = [c for c in train.columns if c not in ("id", "target")]
+oof = np.zeros(len(train))
+skf = StratifiedKFold(n_splits=5, shuffle=True, random_state=42)
+for tr_idx, va_idx in skf.split(train, train["target"]):
+    dtr = lgb.Dataset(train.loc[tr_idx, FEATURES], train.loc[tr_idx, "target"])
+    model = lgb.train({"objective": "binary", "learning_rate": 0.05}, dtr, num_boost_round=300)
+    oof[va_idx] = model.predict(train.loc[va_idx, FEATURES])
+print(f"oof_auc={roc_auc_score(train['target'], oof):.5f}")
+'''}
+
+
+def test_the_label_of_a_splitter_s_split_and_a_labelled_dataset_is_found() -> None:
+    """`skf.split(train, train["target"])`, `lgb.Dataset(X, train.loc[idx, "target"])`: the label had not been found,
+    so a frame-wide target encoding passed and a label-free feature was refused with the data load."""
+    assert label_columns([ast.parse(OOF["oof.py"])]) == {"target"}
+    load = 'test = pd.read_csv("data/test.csv")\n'
+    leak = _guard(OOF, "oof.py", "oof_auc", load,
+                  load + 'train["cat_te"] = train.groupby("cat")["target"].transform("mean")\n')
+    assert any("reads the label 'target'" in r for r in leak), leak
+    assert _guard(OOF, "oof.py", "oof_auc", load, load + 'train["log_amount"] = np.log1p(train["amount"])\n') == []
+
+
+NCF = {
+    "train.py": '''\
+import argparse
+
+import torch
+
+import evaluate
+from model import NCF
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float, default=1e-3)
+parser.add_argument("--top_k", type=int, default=10)
+args = parser.parse_args()
+data = torch.load("data/ml-1m.pt")
+model = NCF(data["n_users"], data["n_items"])
+opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+for users, items, labels in data["train"]:
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(model(users, items), labels)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+HR, NDCG = evaluate.metrics(model, data["test"], args.top_k)
+print(f"HR={HR:.4f} NDCG={NDCG:.4f}")
+''',
+    "evaluate.py": '''\
+import numpy as np
+import torch
+
+
+def metrics(model, test_loader, top_k):
+    hits = []
+    for user, item, _ in test_loader:
+        ranked = torch.topk(model(user, item), top_k).indices
+        hits.append(int(item[0].item() in item[ranked].tolist()))
+    return float(np.mean(hits)), 0.0
+''',
+    "model.py": "import torch\n\n\nclass NCF(torch.nn.Module):\n    pass\n",
+}
+
+
+def test_a_flag_only_the_evaluation_reads_is_held_though_the_evaluation_names_its_parameter_alike() -> None:
+    """`evaluate.metrics(model, loader, top_k)` is where `args.top_k` goes: the word in that file is its parameter,
+    not another reader of the flag."""
+    held = measuring.command_held(NCF.get, sorted(NCF), ["evaluate.py"], "HR")
+    assert measuring.command_measurement_changes("python train.py", "python train.py --top_k 20", held) == ["top_k"]
+    assert measuring.command_measurement_changes("python train.py", "python train.py --lr 0.01", held) == []
+
+
+def test_mmpretrain_s_label_smooth_val_is_no_validation_setting() -> None:
+    assert not names_the_measurement("label_smooth_val") and not names_the_measurement("model.head.label_smooth_val")
+    assert names_the_measurement("val_size") and names_the_measurement("limit_val_batches")

@@ -394,8 +394,10 @@ def _measurement_only_settings(tree: ast.Module, held_functions: Collection[str]
     for label, (dump, dest) in ({} if whole else _option_defaults(tree)).items():
         seen = [(n.lineno, n.col_offset) in inside for n in ast.walk(tree)
                 if isinstance(n, ast.Attribute) and n.attr == dest and isinstance(n.ctx, ast.Load)]
+        # another file reads it where it reads the parsed arguments (`args.top_k`, `cfg["top_k"]`); a parameter of
+        # the same name there (`def metrics(model, loader, top_k)` in the evaluation the flag is handed to) is not one
         if seen and all(seen) and not name_words(dest) & _SPEED_WORDS and not names_the_measurement(dest) \
-                and not any(re.search(rf"\b{re.escape(dest)}\b", t) for t in elsewhere):
+                and not any(re.search(rf"\.{re.escape(dest)}\b|[\"']{re.escape(dest)}[\"']", t) for t in elsewhere):
             out[label] = dump
     return out
 

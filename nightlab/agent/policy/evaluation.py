@@ -70,6 +70,9 @@ SPLIT_CALLS = frozenset({
 })
 _TRAINING_CALLS = frozenset({"backward", "step", "zero_grad", "fit", "partial_fit", "minimize", "apply_gradients"})
 _TRACE_DEPTH = 2
+# how many assignments back the statements that measure are followed from the printed value: accelerate's print ←
+# `metric.compute()` ← `metric.add_batch(predictions=...)` ← `predictions = logits.argmax(-1)` takes three
+_SLICE_DEPTH = 4
 
 
 # words beside a data word that make it training-side work on the data (augmentation, mixing, parallelism), and
@@ -81,9 +84,10 @@ _MODEL_SPLIT_TOKENS = frozenset({"head", "heads", "qkv", "kv", "attn", "attentio
 _DATA_NAME_TOKENS = frozenset({"data", "dataset", "split", "loaddata"})
 
 
-# beside these, `val` / `valid` is a value or a validity, not validation (`valid_mask`, `max_val`, `clip_val`)
+# beside these, `val` / `valid` is a value or a validity, not validation (`valid_mask`, `max_val`, `clip_val`,
+# mmpretrain's `label_smooth_val`)
 _NOT_VALIDATION = frozenset({"mask", "max", "min", "clip", "pos", "positions", "idx", "ids", "range", "value",
-                             "values", "tokens", "len", "lengths"})
+                             "values", "tokens", "len", "lengths", "smooth", "smoothing"})
 
 
 def _tokens(name: str) -> set[str]:
@@ -189,7 +193,8 @@ _LIBRARY_METRIC = re.compile(r"[a-z0-9_]+_(score|error|loss|accuracy|auc)|accura
 _LIBRARY_EVALUATIONS = frozenset({"evaluate_policy"})
 
 
-def _a_library_metric(name: str) -> bool:
+def a_library_metric(name: str) -> bool:
+    """A metric function of a library by its name (`roc_auc_score`, `f1_score`, `accuracy`)."""
     return bool(_LIBRARY_METRIC.fullmatch(name))
 
 
@@ -238,7 +243,7 @@ def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], s
                 # what is measured (not the model: what builds it trains)
                 stack.extend(a for a in n.args if not _is_model_name(a) and not (
                     isinstance(a, ast.Name) and _tokens(a.id) & {"agent", "policy", "algo"}))
-            elif isinstance(f, ast.Name) and f.id not in own and _a_library_metric(f.id):
+            elif isinstance(f, ast.Name) and f.id not in own and a_library_metric(f.id):
                 # `f1_score(y_te, preds)`: the predictions it scores compute the value; the held-out data it is
                 # handed is held where it is split (a scaler's `X_te = sc.transform(X_te)` stays free)
                 for a in n.args:
@@ -941,8 +946,8 @@ _SCORING_OBJECT_WORDS = frozenset({"loss", "criterion", "crit", "metric", "metri
 
 def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | None,
            take: Callable[[ast.stmt], None], reached: set[str] | None = None) -> set[str]:
-    """Take the statements in `stmts` that give the names `exprs` read their values, two steps back; the names of
-    the functions called on the way. `reached` collects every name read on the way."""
+    """Take the statements in `stmts` that give the names `exprs` read their values, `_SLICE_DEPTH` steps back; the
+    names of the functions called on the way. `reached` collects every name read on the way."""
     names: set[str] = set()
     calls: set[str] = set()
     for expr in exprs:
@@ -951,7 +956,7 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
         names |= n
     keys = _keys_read(exprs)
     done: set[str] = set()
-    for _ in range(_TRACE_DEPTH):
+    for step in range(_SLICE_DEPTH):
         if reached is not None:
             reached |= names
         nxt: set[str] = set()
@@ -963,6 +968,9 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
                     if pat is not None and sets_a_literal(whole):
                         continue  # a setting (`LR = 0.1`, `CONFIG = {...}`) the metric depends on is what the
                         # search moves, not how the metric is computed
+                    if step >= _TRACE_DEPTH and _makes_training_part(whole):
+                        continue  # far from the metric, a statement that builds the training part as well
+                        # (`train_df[c], test_df[c] = target_encode(...)`) is feature code both sides share
                     fed = _narrowed(whole, name, keys.get(name))
                     if trains(fed):  # what a training call is given (`bst = xgb.train(params, dtrain)`) trains;
                         # what picks from its result (`tuner.fit().get_best_result(scope="last")`) measures
@@ -985,6 +993,14 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
 
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
+_TRAINING_PART = frozenset({"train", "training", "tr", "trn"})
+
+
+def _makes_training_part(st: ast.stmt) -> bool:
+    """Whether a statement assigns a name of the training part (`train_df`, `X_tr`, `train_ds`)."""
+    targets = st.targets if isinstance(st, ast.Assign) else [st.target] if isinstance(
+        st, ast.AugAssign | ast.AnnAssign) else []
+    return any(name_words(n) & _TRAINING_PART for t in targets for n in target_names(t))
 
 
 def _keys_read(exprs: list[ast.AST]) -> dict[str, set[str] | None]:

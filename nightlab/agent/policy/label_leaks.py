@@ -7,8 +7,9 @@ includes the row's own target) hands the model the answer, and so does a target 
 a measuring function or a split statement, so the edit guard asks this module: which columns are the label (what
 a fit, a split or a `label=` is handed, traced back to `frame["sales"]`), and which column writes of an edit read
 one at the same row or a later one. A read shifted by a positive amount (`shift(1)`, `shift(lag)`, `shift()`) is
-the past and stays free; so is a frame named for the training part (`train_df`, `tr` of a fold), which holds no
-held-out row, and a column only a split reads (`stratify=df["y_bin"]`).
+the past and stays free; so is a frame named for the training part (`train_df`, `tr` of a fold) that nothing splits
+further (a `train` frame cross-validated by `skf.split(train, ...)` holds the held-out folds), and a column only a
+split reads (`stratify=df["y_bin"]`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 
 from nightlab.agent.policy.evaluation import (
     SPLIT_CALLS,
+    a_library_metric,
     called_name,
     feeding,
     function_defs,
@@ -31,6 +33,8 @@ __all__ = ["fresh_features", "label_columns", "label_leaks"]
 # calls whose second argument is the label (`fit(X, y)`, `train_test_split(X, y)`), and keywords that hand it
 _FITTING_CALLS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch", "fit_generator"})
 _LABEL_KEYWORDS = frozenset({"label", "y", "labels", "target", "y_train"})
+# what takes the data and its label together: LightGBM's / XGBoost's / CatBoost's / torch's `(X, y)`
+_LABELLED_DATA = frozenset({"Dataset", "DMatrix", "Pool", "TensorDataset"})
 _TRAINING_PART = frozenset({"train", "training", "tr", "trn"})
 _TRACE_STEPS = 3
 
@@ -55,13 +59,21 @@ def _column(node: ast.AST, constants: dict[str, str]) -> str | None:
     return None
 
 
+def _keys(sub: ast.Subscript) -> list[ast.expr]:
+    """The column keys of a subscript: `df["y"]`, `df[["a", "y"]]`, `df.loc[idx, "y"]` (the last of a row and a
+    column key)."""
+    key = sub.slice
+    if isinstance(key, ast.Tuple) and key.elts:
+        key = key.elts[-1]
+    return list(key.elts) if isinstance(key, ast.List) else [key]
+
+
 def _columns_read(expr: ast.AST, constants: dict[str, str]) -> set[str]:
     """The columns an expression reads by key: `df["sales"]`, `df[["sales"]]`, `df.pop("sales")`."""
     out: set[str] = set()
     for node in ast.walk(expr):
         if isinstance(node, ast.Subscript):
-            keys = node.slice.elts if isinstance(node.slice, ast.List) else [node.slice]
-            out |= {c for k in keys if (c := _column(k, constants)) is not None}
+            out |= {c for k in _keys(node) if (c := _column(k, constants)) is not None}
         elif isinstance(node, ast.Call) and called_name(node) == "pop" and node.args and \
                 (c := _column(node.args[0], constants)) is not None:
             out.add(c)
@@ -69,9 +81,14 @@ def _columns_read(expr: ast.AST, constants: dict[str, str]) -> set[str]:
 
 
 def label_columns(trees: Iterable[ast.Module]) -> set[str]:
-    """The columns that are the label: what the second argument of a fit or a split, or a `label=` keyword, reads
-    (`y = df["sales"].values` … `model.fit(X, y)`), traced back through a few assignments."""
+    """The columns that are the label: what the second argument of a fit, a split (`train_test_split(X, y)`,
+    `skf.split(X, y)`) or a labelled dataset (`lgb.Dataset(X, y)`), a `label=` keyword, or the truth a library
+    metric is handed (`roc_auc_score(df["target"], oof)`) reads (`y = df["sales"].values` … `model.fit(X, y)`), traced
+    back through a few assignments."""
     out: set[str] = set()
+    trees = list(trees)
+    splitters = {t.id for tree in trees for st in ast.walk(tree) if isinstance(st, ast.Assign) and isinstance(
+        st.value, ast.Call) and called_name(st.value) in SPLIT_CALLS for t in st.targets if isinstance(t, ast.Name)}
     for tree in trees:
         constants = _string_constants(tree)
         for scope in _scopes(tree):
@@ -79,8 +96,11 @@ def label_columns(trees: Iterable[ast.Module]) -> set[str]:
             exprs: list[ast.AST] = []
             for c in (c for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call)):
                 name = called_name(c)
-                if (name in _FITTING_CALLS or name in SPLIT_CALLS) and len(c.args) >= 2:
+                if (name in _FITTING_CALLS or name in SPLIT_CALLS or name in _LABELLED_DATA or
+                        (name == "split" and _a_splitter(c.func, splitters))) and len(c.args) >= 2:
                     exprs.append(c.args[1])
+                elif a_library_metric(name) and len(c.args) >= 2:
+                    exprs.append(c.args[0])  # `roc_auc_score(train["target"], oof)`: the truth it scores against
                 exprs += [k.value for k in c.keywords if k.arg in _LABEL_KEYWORDS]
             seen: set[str] = set()
             for _ in range(_TRACE_STEPS):
@@ -97,9 +117,20 @@ def label_columns(trees: Iterable[ast.Module]) -> set[str]:
     return out
 
 
+def _a_splitter(func: ast.expr, splitters: set[str]) -> bool:
+    """`skf.split` of a `skf = StratifiedKFold(...)`, `KFold(5).split`: a splitter's `split(X, y)`."""
+    if not isinstance(func, ast.Attribute):
+        return False
+    owner = func.value
+    return (isinstance(owner, ast.Name) and owner.id in splitters) or (
+        isinstance(owner, ast.Call) and called_name(owner) in SPLIT_CALLS)
+
+
 def _label_side(stmts: list[ast.stmt], name: str) -> Iterable[ast.AST]:
     """`feeding`, where `X, y = df[feats].values, df["sales"].values` gives `y` only its own element."""
     for st in stmts:
+        if isinstance(st, ast.Assign) and all(isinstance(t, ast.Subscript) for t in st.targets):
+            continue  # `train["amt"] = train["amount"] / 2` writes a column: it does not make the frame the label
         if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Tuple) and \
                 isinstance(st.value, ast.Tuple) and len(st.targets[0].elts) == len(st.value.elts):
             yield from (v for t, v in zip(st.targets[0].elts, st.value.elts, strict=True)
@@ -130,8 +161,7 @@ def _unshifted_reads(expr: ast.AST, labels: set[str], constants: dict[str, str])
         if id(node) in past:
             continue
         if isinstance(node, ast.Subscript):
-            keys = node.slice.elts if isinstance(node.slice, ast.List) else [node.slice]
-            out |= {c for k in keys if (c := _column(k, constants)) is not None and c in labels}
+            out |= {c for k in _keys(node) if (c := _column(k, constants)) is not None and c in labels}
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr in labels:
             out.add(node.attr)
     return out
@@ -169,14 +199,24 @@ def _split_read_columns(trees: Iterable[ast.Module]) -> set[str]:
     return out
 
 
+def _split_sources(tree: ast.Module) -> set[str]:
+    """Names a split is made from (`skf.split(train, train["target"])`, `train_test_split(df)`): whatever they are
+    called, they hold the held-out rows too."""
+    splitters = {t.id for st in ast.walk(tree) if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call)
+                 and called_name(st.value) in SPLIT_CALLS for t in st.targets if isinstance(t, ast.Name)}
+    return {a.id for c in ast.walk(tree) if isinstance(c, ast.Call) and (called_name(c) in SPLIT_CALLS or (
+        called_name(c) == "split" and _a_splitter(c.func, splitters))) for a in c.args[:1] if isinstance(a, ast.Name)}
+
+
 def _leaky_writes(tree: ast.Module, labels: set[str], exempt: set[str]) -> Counter[str]:
     """The column writes of `tree` that read a label at its own row or a later one, as "scope\\0dump"."""
     constants = _string_constants(tree)
+    split = _split_sources(tree)
     out: Counter[str] = Counter()
     for scope in _scopes(tree):
         for st, frame, key, value in _frame_writes(scope_statements(scope)):
             written = _column(key, constants)
-            if written in labels or written in exempt or name_words(frame) & _TRAINING_PART:
+            if written in labels or written in exempt or (name_words(frame) & _TRAINING_PART and frame not in split):
                 continue
             read = _unshifted_reads(value, labels, constants)
             if read:
