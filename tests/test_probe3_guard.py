@@ -533,7 +533,8 @@ def test_a_recipe_line_that_runs_a_protected_script_stays_as_it_is() -> None:
     assert _task_guard(MAKE_EVAL, "Makefile", "--lr 0.1", "--lr 0.3") == []
     assert _task_guard(MAKE_EVAL, "Makefile", "EPOCHS ?= 5", "EPOCHS ?= 8") == []
     assert _task_guard(MAKE_EVAL, "Makefile", "--data data/train.csv", "--data data/test.csv") == \
-        ["Makefile: the protected data/test.csv it names", "Makefile: the protected data/train.csv it names"]
+        ["Makefile: the protected data/test.csv it names", "Makefile: the protected data/train.csv it names",
+         "Makefile: data (a setting of the measurement on a line that runs the program)"]
     # reformatting the protected line (another indentation, a doubled space) is no change
     assert _task_guard(MAKE_EVAL, "Makefile", "\tpython src/evaluate.py model.pkl",
                        "\tpython  src/evaluate.py model.pkl") == []

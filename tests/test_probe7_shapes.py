@@ -229,3 +229,23 @@ def test_a_flag_only_the_evaluation_reads_is_held_though_the_evaluation_names_it
 def test_mmpretrain_s_label_smooth_val_is_no_validation_setting() -> None:
     assert not names_the_measurement("label_smooth_val") and not names_the_measurement("model.head.label_smooth_val")
     assert names_the_measurement("val_size") and names_the_measurement("limit_val_batches")
+
+
+def test_a_measurement_flag_written_into_the_recipe_that_runs_the_training_is_refused() -> None:
+    """`make train` runs `$(PY) -m src.train ...`: a `--val-frac 0.05` added there is the same change as on the
+    command line; a training flag there stays free."""
+    recipe = "\t$(PY) -m src.train --lr $(LR) --epochs 5"
+
+    def guard(new: str) -> list[str]:
+        assert recipe in MAKEFILE["Makefile"]
+        return measuring.measurement_edits(MAKEFILE.get, sorted(MAKEFILE),
+                                           {"Makefile": MAKEFILE["Makefile"].replace(recipe, new)}, "val_loss")
+
+    assert guard(recipe + " --val-frac 0.05") == \
+        ["Makefile: val_frac (a setting of the measurement on a line that runs the program)"]
+    assert guard(recipe + " --max-val-batches 2") != []
+    assert guard(recipe + " --hidden 512") == []
+    assert guard(recipe.replace("--epochs 5", "--epochs 8")) == []
+    script = "#!/bin/bash\nset -e\npython train.py --lr 0.1 \\\n  --eval-iters 200\n"
+    assert measuring.script_measurement_changes(script, script.replace("--eval-iters 200", "--eval-iters 5")) == \
+        ["eval_iters"]

@@ -55,7 +55,7 @@ from nightlab.agent.policy.evaluation import (
 from nightlab.agent.policy.knobs import gin_bindings
 
 __all__ = ["DATA_EXT", "command_held", "command_measurement_changes", "command_protected_changes",
-           "measurement_edits", "protected_files", "protected_keys"]
+           "measurement_edits", "protected_files", "protected_keys", "script_measurement_changes"]
 
 DATA_EXT = (".csv", ".tsv", ".npz", ".npy", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".h5", ".hdf5", ".arrow",
             ".bin", ".idx", ".gz", ".zip", ".tar", ".jsonl", ".txt")
@@ -90,6 +90,11 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
             for what in _protected_mentions(read(path) or "", text, guarded, set(tracked) - set(guarded))]
     out += [f"{path}: {what}" for path, text in sorted(changes.items()) if not path.endswith(".py")
             for what in _seed_loop_changes(read(path) or "", text)]
+    scripts = [p for p in sorted(changes) if p.endswith(_RUNNER_EXT) or posixpath.basename(p) in _TASK_FILES]
+    if scripts:  # the command's flags written in a recipe or a script that runs the training
+        held_flags = command_held(read, tracked, protected, metric)
+        out += [f"{path}: {key} (a setting of the measurement on a line that runs the program)" for path in scripts
+                for key in script_measurement_changes(read(path) or "", changes[path], held_flags)]
     if any(p.endswith(".py") for p in changes):
         before = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
         out = evaluation_edits(before, changes, metric) + out
@@ -119,6 +124,8 @@ def _seed_loop_changes(before: str, after: str) -> list[str]:
 
 
 _CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".gin")
+_RUNNER_EXT = (".sh", ".bash", ".mk", ".just")  # files whose lines run the program with its flags
+_TASK_FILES = frozenset({"Makefile", "makefile", "GNUmakefile", "justfile", "Justfile", "tox.ini", "Taskfile"})
 _YAML_TASK_FILES = frozenset({"MLproject"})  # YAML without the extension: its parameters' defaults are settings
 
 
@@ -277,38 +284,54 @@ def command_measurement_changes(before: str | None, after: str | None,
     and yacs keys whose name says they decide the measurement, or that `held` (`protected_keys`) says only protected
     code reads (`dvc exp run -S prepare.seed=1`), added, changed or removed. A command that does not parse as words
     says nothing here."""
-    def flags(cmd: str | None) -> dict[str, list[str]] | None:
-        try:
-            words = shlex.split(cmd or "")
-        except ValueError:
-            return None
-        out: dict[str, list[str]] = {}
-        for i, w in enumerate(words):
-            if w.startswith("-") and not _NUMBER.fullmatch(w):
-                name, eq, value = w.lstrip("-").partition("=")
-                if not eq:
-                    nxt = words[i + 1] if i + 1 < len(words) else ""
-                    value = nxt if nxt and (not nxt.startswith("-") or _NUMBER.fullmatch(nxt)) else "<set>"
-            elif "=" in w and not w.startswith("="):
-                name, _, value = w.lstrip("+~").partition("=")
-            elif _CFG_NODE_KEY.fullmatch(w) and i + 1 < len(words):
-                name, value = w, words[i + 1]  # yacs' `DATASETS.TEST "('coco_train',)"` (`merge_from_list(opts)`)
-            else:
-                continue
-            settings = [(name, value)]
-            if _BINDING.fullmatch(value):  # gin's `--gin_bindings='train.val_fraction=0.02'`: a setting inside
-                inner, _, inner_value = value.partition("=")
-                settings.append((inner, inner_value))
-            if name in _KEY_VALUE_FLAGS and i + 2 < len(words) and "=" not in value:
-                settings.append((words[i + 1], words[i + 2]))  # papermill's `-p val_size 500`
-            for key, val in settings:
-                if names_the_measurement(key) or (names_the_data(key) and not _NUMBER.fullmatch(val)) or held(key):
-                    out.setdefault(key.replace("-", "_"), []).append(val)
-        return out
-
-    old, new = flags(before), flags(after)
+    old, new = _flags(before, held), _flags(after, held)
     if old is None or new is None:
         return []
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def _flags(cmd: str | None, held: Callable[[str], bool]) -> dict[str, list[str]] | None:
+    """The measurement settings a command line gives, {key: values}; None when it does not parse as words."""
+    try:
+        words = shlex.split(cmd or "")
+    except ValueError:
+        return None
+    out: dict[str, list[str]] = {}
+    for i, w in enumerate(words):
+        if w.startswith("-") and not _NUMBER.fullmatch(w):
+            name, eq, value = w.lstrip("-").partition("=")
+            if not eq:
+                nxt = words[i + 1] if i + 1 < len(words) else ""
+                value = nxt if nxt and (not nxt.startswith("-") or _NUMBER.fullmatch(nxt)) else "<set>"
+        elif "=" in w and not w.startswith("="):
+            name, _, value = w.lstrip("+~").partition("=")
+        elif _CFG_NODE_KEY.fullmatch(w) and i + 1 < len(words):
+            name, value = w, words[i + 1]  # yacs' `DATASETS.TEST "('coco_train',)"` (`merge_from_list(opts)`)
+        else:
+            continue
+        settings = [(name, value)]
+        if _BINDING.fullmatch(value):  # gin's `--gin_bindings='train.val_fraction=0.02'`: a setting inside
+            inner, _, inner_value = value.partition("=")
+            settings.append((inner, inner_value))
+        if name in _KEY_VALUE_FLAGS and i + 2 < len(words) and "=" not in value:
+            settings.append((words[i + 1], words[i + 2]))  # papermill's `-p val_size 500`
+        for key, val in settings:
+            if names_the_measurement(key) or (names_the_data(key) and not _NUMBER.fullmatch(val)) or held(key):
+                out.setdefault(key.replace("-", "_"), []).append(val)
+    return out
+
+
+def script_measurement_changes(before: str, after: str, held: Callable[[str], bool] = lambda key: False) -> list[str]:
+    """`command_measurement_changes` over the lines of a script or task file that runs the training (a Makefile
+    recipe's `$(PY) -m src.train --lr $(LR) --val-frac 0.05`, a train.sh): the command's flags are written there."""
+    def lines(text: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for line in text.replace("\\\n", " ").splitlines():
+            for key, values in (_flags(line, held) or {}).items():
+                out.setdefault(key, []).extend(values)
+        return out
+
+    old, new = lines(before), lines(after)
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 

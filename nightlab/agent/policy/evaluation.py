@@ -92,9 +92,14 @@ _NOT_VALIDATION = frozenset({"mask", "max", "min", "clip", "pos", "positions", "
 
 def _tokens(name: str) -> set[str]:
     low = {t.lower() for t in re.split(r"_+|(?<=[a-z])(?=[A-Z])", name) if t}
-    if low & _NOT_VALIDATION:
+    if low & _NOT_VALIDATION and not low & _VALIDATION_AMOUNTS:
         low -= {"val", "valid"}
     return low
+
+
+# beside these, `val` is validation again, whatever else is there (`max_val_batches`, `min_val_samples`)
+_VALIDATION_AMOUNTS = frozenset({"batches", "steps", "samples", "examples", "iters", "iterations", "episodes",
+                                 "fraction", "frac", "ratio", "split", "percent", "pct", "check"})
 
 
 def name_is_fixed(name: str) -> bool:
