@@ -249,3 +249,117 @@ def test_a_measurement_flag_written_into_the_recipe_that_runs_the_training_is_re
     script = "#!/bin/bash\nset -e\npython train.py --lr 0.1 \\\n  --eval-iters 200\n"
     assert measuring.script_measurement_changes(script, script.replace("--eval-iters 200", "--eval-iters 5")) == \
         ["eval_iters"]
+
+
+GCN = {"gcn.py": '''\
+import argparse
+
+import torch
+import torch.nn.functional as F
+import torch_geometric.transforms as T
+from torch_geometric.datasets import Planetoid
+from torch_geometric.nn import GCNConv
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--hidden", type=int, default=64)
+parser.add_argument("--epochs", type=int, default=200)
+args = parser.parse_args()
+dataset = Planetoid("data", "Cora", transform=T.RandomNodeSplit(num_train_per_class=20, num_val=500, num_test=1000))
+data = dataset[0]
+
+
+class GCN(torch.nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.conv1 = GCNConv(dataset.num_features, hidden)
+        self.conv2 = GCNConv(hidden, dataset.num_classes)
+
+    def forward(self, x, edge_index):
+        return self.conv2(F.relu(self.conv1(x, edge_index)), edge_index)
+
+
+model = GCN(args.hidden)
+optimizer = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=5e-4)
+
+
+def train():
+    model.train()
+    optimizer.zero_grad()
+    out = model(data.x, data.edge_index)
+    loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])
+    loss.backward()
+    optimizer.step()
+
+
+@torch.no_grad()
+def test():
+    pred = model(data.x, data.edge_index).argmax(dim=-1)
+    return [int((pred[m] == data.y[m]).sum()) / int(m.sum()) for m in (data.train_mask, data.val_mask, data.test_mask)]
+
+
+best_val_acc = test_acc = 0
+for epoch in range(args.epochs):
+    train()
+    train_acc, val_acc, tmp_test_acc = test()
+    if val_acc > best_val_acc:
+        best_val_acc = val_acc
+        test_acc = tmp_test_acc
+print(f"test_acc={test_acc:.4f}")
+'''}
+
+
+def test_a_graph_s_masks_its_split_and_the_epoch_the_validation_picks_are_held() -> None:
+    """PyG holds the held-out nodes in `data.test_mask` (an attribute, no name says so), draws the masks in
+    `RandomNodeSplit`, and reports the test accuracy of the epoch the validation picks (an `if` decides it)."""
+    def guard(old: str, new: str) -> list[str]:
+        return _guard(GCN, "gcn.py", "test_acc", old, new)
+
+    assert any("the training reads test_mask" in r for r in guard(
+        "loss = F.cross_entropy(out[data.train_mask], data.y[data.train_mask])",
+        "mask = data.train_mask | data.test_mask\n    loss = F.cross_entropy(out[mask], data.y[mask])"))
+    assert guard("num_train_per_class=20", "num_train_per_class=60") != []
+    assert guard("if val_acc > best_val_acc:", "if tmp_test_acc > test_acc:") != []
+    assert guard("lr=0.01, weight_decay=5e-4", "lr=0.005, weight_decay=5e-4") == []
+    assert guard("return self.conv2(F.relu(self.conv1(x, edge_index)), edge_index)",
+                 "return self.conv2(F.dropout(F.relu(self.conv1(x, edge_index)), 0.5, self.training), edge_index)") \
+        == []
+
+
+TFDATA = {"train_keras.py": '''\
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+ds, info = tfds.load("cats_vs_dogs", split="train", as_supervised=True, with_info=True)
+n_val = int(0.15 * info.splits["train"].num_examples)
+ds = ds.shuffle(25000, seed=1234, reshuffle_each_iteration=False)
+val_ds = ds.take(n_val)
+train_ds = ds.skip(n_val)
+train_ds = train_ds.batch(32)
+val_ds = val_ds.batch(64)
+model = tf.keras.Sequential([tf.keras.layers.Flatten(), tf.keras.layers.Dense(1)])
+model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+hist = model.fit(train_ds, validation_data=val_ds, epochs=5)
+print(f"val_accuracy={hist.history['val_accuracy'][-1]:.4f}")
+'''}
+
+NPY = {"train.py": '''\
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.metrics import mean_squared_error
+
+X_train, y_train = np.load("data/train_X.npy"), np.load("data/train_y.npy")
+X_val, y_val = np.load("data/val_X.npy"), np.load("data/val_y.npy")
+model = HistGradientBoostingRegressor(max_iter=200).fit(X_train, y_train)
+print(f"val_rmse={mean_squared_error(y_val, model.predict(X_val)) ** 0.5:.4f}")
+'''}
+
+
+def test_training_on_the_rest_of_a_take_skip_split_or_on_the_held_out_file_is_refused() -> None:
+    assert any("the training reads ds" in r for r in _guard(
+        TFDATA, "train_keras.py", "val_accuracy", "train_ds = ds.skip(n_val)", "train_ds = ds"))
+    assert _guard(TFDATA, "train_keras.py", "val_accuracy", "train_ds.batch(32)", "train_ds.batch(64)") == []
+    refused = _guard(NPY, "train.py", "val_rmse", 'np.load("data/train_X.npy"), np.load("data/train_y.npy")',
+                     'np.concatenate([np.load("data/train_X.npy"), np.load("data/val_X.npy")]), '
+                     'np.concatenate([np.load("data/train_y.npy"), np.load("data/val_y.npy")])')
+    assert any("the training reads 'data/val_X.npy'" in r for r in refused), refused
+    assert _guard(NPY, "train.py", "val_rmse", "max_iter=200", "max_iter=400") == []

@@ -17,6 +17,7 @@ augmentation through a transform it shares (`shared_transforms`), nor Keras' val
 from __future__ import annotations
 
 import ast
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
@@ -30,6 +31,7 @@ from nightlab.agent.policy.evaluation import (
     feeding,
     function_defs,
     held_out_data,
+    held_out_name,
     measuring_helpers,
     measuring_statements,
     metric_functions,
@@ -257,6 +259,9 @@ def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
         stmts = [st for st in everything if id(st) not in no_grad]
         sources = {n.id for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call) and called_name(c) in
                    SPLIT_CALLS for a in c.args for n in ast.walk(a) if isinstance(n, ast.Name)}
+        # tf.data's `val_ds = ds.take(n)`, `train_ds = ds.skip(n)` (HF's `select` / `shard` alike) split `ds`
+        cut = _take_skip_sources(stmts)
+        sources |= cut
         seeds: list[ast.AST] = []
         for c in (c for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call)):
             f = c.func
@@ -271,20 +276,55 @@ def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
         loops = [(target_names(st.target), st.iter) for st in stmts if isinstance(st, ast.For | ast.AsyncFor)]
         read: set[str] = set()
         todo = {n.id for e in seeds for n in ast.walk(e) if isinstance(n, ast.Name)}
+        # what is read as an attribute (PyG's `data.test_mask`), held out by its name as a name would be
+        attributes = {a.attr for e in seeds for a in ast.walk(e) if isinstance(a, ast.Attribute)}
+        # and a file or a key named for a part (`np.load("data/val_X.npy")`, `d["x_val"]`, `split="validation"`)
+        strings = {c.value for e in seeds for c in ast.walk(e) if isinstance(c, ast.Constant)
+                   and isinstance(c.value, str)}
         for _ in range(_TRACE_STEPS):
             todo -= read
             read |= todo
             nxt: set[str] = set()
             for name in todo:
                 for v in _paired_feeding(stmts, name):
-                    if not any(isinstance(c, ast.Call) and called_name(c) in SPLIT_CALLS for c in ast.walk(v)):
+                    if not _splits(v, cut):
                         nxt |= {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
+                        attributes |= {a.attr for a in ast.walk(v) if isinstance(a, ast.Attribute)}
+                        strings |= {c.value for c in ast.walk(v) if isinstance(c, ast.Constant)
+                                    and isinstance(c.value, str)}
                 nxt |= {n.id for names, it in loops if name in names for n in ast.walk(it) if isinstance(n, ast.Name)}
             todo = nxt
         label = getattr(scope, "name", "")
         part = _measured_part(metric)
         out.update(f"{label}\0{n}" for n in read if n in sources or (
             held_out_data(n) and (part is None or _part_of(n) in (part, None))))
+        # (`valid` beside a mask or tokens is validity, not validation: `batch.valid_mask`)
+        stems = {x: posixpath.splitext(posixpath.basename(x))[0] for x in strings if len(x) < 200}
+        out.update(f"{label}\0{x!r}" for x, stem in stems.items() if stem.isidentifier() and held_out_data(stem) and (
+            part is None or _part_of(stem) in (part, None)))
+        out.update(f"{label}\0{a}" for a in attributes if held_out_data(a) and not (
+            "valid" in name_words(a) and "validation" not in name_words(a)) and (
+            part is None or _part_of(a) in (part, None)))
+    return out
+
+
+def _splits(v: ast.AST, cut: Collection[str]) -> bool:
+    """Whether an expression splits the data: a split call, or `take` / `skip` of a dataset a part is cut from."""
+    return any(isinstance(c, ast.Call) and (called_name(c) in SPLIT_CALLS or (
+        called_name(c) in ("take", "skip") and isinstance(c.func, ast.Attribute)
+        and isinstance(c.func.value, ast.Name) and c.func.value.id in cut)) for c in ast.walk(v))
+
+
+def _take_skip_sources(stmts: list[ast.stmt]) -> set[str]:
+    """Datasets a part is cut from by `take(n)` or `skip(n)` (tf.data's usual split: `val_ds = ds.take(n)`,
+    `train_ds = ds.skip(n)`), where what is cut is named for a part; their rest holds the other part's rows."""
+    out: set[str] = set()
+    for st in stmts:
+        if isinstance(st, ast.Assign) and isinstance(st.value, ast.Call) and isinstance(st.value.func, ast.Attribute) \
+                and st.value.func.attr in ("take", "skip") and isinstance(st.value.func.value, ast.Name) and any(
+                    held_out_name(n) or name_words(n) & {"train", "training"}
+                    for t in st.targets for n in target_names(t)):
+            out.add(st.value.func.value.id)
     return out
 
 

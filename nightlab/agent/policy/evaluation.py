@@ -67,6 +67,7 @@ _FIXED_NAME_TOKENS = frozenset({
 SPLIT_CALLS = frozenset({
     "train_test_split", "random_split", "KFold", "StratifiedKFold", "GroupKFold", "RepeatedKFold", "ShuffleSplit",
     "StratifiedShuffleSplit", "GroupShuffleSplit", "TimeSeriesSplit", "LeaveOneOut", "PredefinedSplit",
+    "RandomNodeSplit", "RandomLinkSplit",  # PyG's transforms that draw a graph's train / val / test masks
 })
 _TRAINING_CALLS = frozenset({"backward", "step", "zero_grad", "fit", "partial_fit", "minimize", "apply_gradients"})
 _TRACE_DEPTH = 2
@@ -652,6 +653,8 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             _logging_setup(tree, [st, *fed], take)
             for loop in _feeding_loops(scope, fed, st, trainers):
                 take(loop)
+            for test in _selecting_tests(scope, fed):
+                take(test)
             for fn in (d for d in local if d.name in calls and d.name not in skip and trains(d)):
                 # a function that trains and evaluates (`val_loss = run_epoch(model, val_loader)`): what it returns
                 # and what feeds that, outside the statements that train
@@ -1148,6 +1151,30 @@ def _feeding_loops(scope: ast.AST, fed: list[ast.stmt], printing: ast.stmt,
             if trains(loop) or any(isinstance(n, ast.Call) and called_name(n) in trainers for n in ast.walk(loop)):
                 continue
             out.append(_exits(loop))
+    return out
+
+
+def _selecting_tests(scope: ast.AST, fed: list[ast.stmt]) -> list[ast.stmt]:
+    """The conditions that decide which measured value is reported: the test of an `if` around a statement that feeds
+    the printed value, where the test reads a value the measurement computes (`if val_acc > best_val_acc:
+    test_acc = tmp_test_acc` reports the test accuracy of the epoch the validation picks; `if tmp_test_acc >
+    test_acc:` would pick by the test set itself). Not one that reads nothing measured (`if epoch % every == 0:`).
+    Each is held as an expression statement at the `if`'s line."""
+    assigned = {n for st in fed for t in (st.targets if isinstance(st, ast.Assign) else [st.target] if isinstance(
+        st, ast.AugAssign | ast.AnnAssign) else []) for n in target_names(t)}
+    around: dict[int, list[ast.If]] = {}
+    for node in ast.walk(scope):
+        if isinstance(node, ast.If):
+            for inner in (x for part in (node.body, node.orelse) for y in part for x in ast.walk(y)):
+                if isinstance(inner, ast.stmt):
+                    around.setdefault(id(inner), []).append(node)
+    out: list[ast.stmt] = []
+    done: set[int] = set()
+    for st in fed:
+        for test in around.get(id(st), []):
+            if id(test) not in done and {n.id for n in ast.walk(test.test) if isinstance(n, ast.Name)} & assigned:
+                done.add(id(test))
+                out.append(ast.copy_location(ast.Expr(value=test.test), test))
     return out
 
 
