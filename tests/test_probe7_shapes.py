@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 
 from nightlab.agent import measuring
+from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy.evaluation import names_the_measurement
 from nightlab.agent.policy.label_leaks import label_columns
 from nightlab.agent.seeding import SeedRoute, plan_seeding
@@ -363,3 +364,56 @@ def test_training_on_the_rest_of_a_take_skip_split_or_on_the_held_out_file_is_re
                      'np.concatenate([np.load("data/train_y.npy"), np.load("data/val_y.npy")])')
     assert any("the training reads 'data/val_X.npy'" in r for r in refused), refused
     assert _guard(NPY, "train.py", "val_rmse", "max_iter=200", "max_iter=400") == []
+
+
+TIMM = {"train.py": '''\
+import argparse
+import os
+
+import timm
+import torch
+from timm.data import create_transform
+from torchvision.datasets import ImageFolder
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data-dir", default="data/imagenette")
+parser.add_argument("--lr", type=float, default=0.4)
+parser.add_argument("--img-size", type=int, default=224)
+parser.add_argument("--crop-pct", type=float, default=0.875)
+parser.add_argument("--epochs", type=int, default=60)
+args = parser.parse_args()
+
+train_tf = create_transform(args.img_size, is_training=True, auto_augment="rand-m9-mstd0.5")
+eval_tf = create_transform(args.img_size, is_training=False, crop_pct=args.crop_pct)
+train_ds = ImageFolder(os.path.join(args.data_dir, "train"), transform=train_tf)
+val_ds = ImageFolder(os.path.join(args.data_dir, "val"), transform=eval_tf)
+model = timm.create_model("resnet26d", num_classes=10)
+opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+for epoch in range(args.epochs):
+    for x, y in torch.utils.data.DataLoader(train_ds, batch_size=128, shuffle=True):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+with torch.no_grad():
+    correct = sum((model(x).argmax(1) == y).sum().item() for x, y in torch.utils.data.DataLoader(val_ds, 256))
+print(f"val_top1={100 * correct / len(val_ds):.2f}")
+'''}
+
+
+def test_the_evaluation_s_own_transform_and_the_flag_only_it_reads_are_held_and_never_searched() -> None:
+    """`--crop-pct` is read by the evaluation's transform alone: the search had tuned it on the validation set."""
+    refused = _guard(TIMM, "train.py", "val_top1", '"--crop-pct", type=float, default=0.875',
+                     '"--crop-pct", type=float, default=1.0')
+    assert refused == ["train.py: --crop-pct (its default) (a setting only the measurement reads)"], refused
+    assert _guard(TIMM, "train.py", "val_top1", "is_training=False, crop_pct=args.crop_pct",
+                  "is_training=False, crop_pct=args.crop_pct, interpolation='bicubic'") != []
+    held = measuring.command_held(TIMM.get, ["train.py"], (), "val_top1")
+    assert measuring.command_measurement_changes("python train.py", "python train.py --crop-pct 0.95", held) == \
+        ["crop_pct"]
+    knobs = BuiltinPolicy().knobs_in(TIMM, command="python train.py", metric="val_top1")
+    assert not knobs["--crop-pct"].searchable and "measurement" in knobs["--crop-pct"].why_not
+    assert knobs["--lr"].searchable
+    # the training part's own transform stays free
+    assert _guard(TIMM, "train.py", "val_top1", 'auto_augment="rand-m9-mstd0.5"', 'auto_augment="rand-m7-mstd0.5"') \
+        == []

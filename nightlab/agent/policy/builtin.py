@@ -67,7 +67,7 @@ from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, PolicyBase
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
-from nightlab.agent.policy.edit_guard import evaluation_edits
+from nightlab.agent.policy.edit_guard import evaluation_edits, measurement_only_options
 from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines, names_the_measurement
 from nightlab.agent.policy.feedback import Rejections, read_rejections
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
@@ -570,6 +570,9 @@ class BuiltinPolicy(PolicyBase):
         py = {p: t for p, t in code.items() if p.endswith(".py")}
         fixed = {p: fixed_lines(t, evaluation) for p, t in py.items()}
         fixed_fns = set(evaluation)
+        # options only the measurement reads (`--crop-pct` of the evaluation's transform, `--threshold`): the edit
+        # guard holds them, so a move of one is no trial
+        measured = measurement_only_options(py, ctx.metric) if ctx.metric else set()
         no_effect = no_effect or {}
         out: dict[str, _Knob] = {}
         virtual: list[knobmod.Knob] = []
@@ -580,6 +583,9 @@ class BuiltinPolicy(PolicyBase):
             kind = k.kind
             space = _space(k)
             ok, why = _searchable(k, kind, space, code, fixed, fixed_fns)
+            if ok and k.style in ("argparse", "signature", eff.CLI_STYLE) and \
+                    re.split(r"[:.]", key)[-1].lstrip("-").replace("-", "_") in measured:
+                ok, why = False, "read only by the measurement (the edit guard holds it)"
             if ok and k.style == "env" and re.search(rf"(?:^|[\s;&|(]){re.escape(key[1:])}=", program.command):
                 ok, why = False, f"{key[1:]} is set by the command ({key[1:]}=...): the default in the code is not used"
             place = res.why_not(key)

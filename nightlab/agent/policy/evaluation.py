@@ -625,10 +625,21 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
                 if scope is not tree:
                     _slice(list(tree.body), [ast.Name(id=n) for n in sorted(reached)], None, take)
         _group_folds(stmts, take)
+        training_transforms = {n.id for x in stmts if isinstance(x, ast.Assign) and _makes_training_part(x)
+                               for a in _transforms_given(x) for n in ast.walk(a) if isinstance(n, ast.Name)}
         for st in stmts:  # what picks the held-out part by its name: `xb, yb = get_batch("val")` in an inline
             # evaluation loop, `load_dataset("glue", "mrpc", split="validation")`, `eval_ds = ds["test"]`
             if isinstance(st, _SIMPLE) and _picks_held_out(st):
                 take(_picking_keywords(st))
+                # with the transform its inputs are read through, where the training part has its own (`val_ds =
+                # ImageFolder(valdir, transform=eval_tf)`, `eval_tf = create_transform(..., crop_pct=args.crop_pct)`)
+                given = [a for a in _transforms_given(st) if not {
+                    n.id for n in ast.walk(a) if isinstance(n, ast.Name)} & training_transforms]
+                if given:
+                    reached_tf: set[str] = set()
+                    _slice(stmts, given, None, take, reached_tf)
+                    if scope is not tree:
+                        _slice(list(tree.body), [ast.Name(id=n) for n in sorted(reached_tf)], None, take)
             elif isinstance(st, ast.If) and _names_a_part(st.test):  # `if split == "train": data = ... else: ...`
                 for branch in (x for x in [*st.body, *st.orelse] if isinstance(x, _SIMPLE)):
                     take(branch)
@@ -1152,6 +1163,15 @@ def _feeding_loops(scope: ast.AST, fed: list[ast.stmt], printing: ast.stmt,
                 continue
             out.append(_exits(loop))
     return out
+
+
+_TRANSFORM_KEYWORDS = frozenset({"transform", "transforms", "preprocess", "preprocessing", "image_transform"})
+
+
+def _transforms_given(st: ast.stmt) -> list[ast.AST]:
+    """The transforms a statement builds a dataset with (`transform=eval_tf`)."""
+    return [k.value for n in ast.walk(st) if isinstance(n, ast.Call) for k in n.keywords
+            if k.arg in _TRANSFORM_KEYWORDS]
 
 
 def _selecting_tests(scope: ast.AST, fed: list[ast.stmt]) -> list[ast.stmt]:
