@@ -417,3 +417,63 @@ def test_the_evaluation_s_own_transform_and_the_flag_only_it_reads_are_held_and_
     # the training part's own transform stays free
     assert _guard(TIMM, "train.py", "val_top1", 'auto_augment="rand-m9-mstd0.5"', 'auto_augment="rand-m7-mstd0.5"') \
         == []
+
+
+LIT = {"train.py": '''\
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+
+class Classifier(L.LightningModule):
+    def __init__(self, in_features=54, num_classes=7, hidden=256, lr=1e-3):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(in_features, hidden), torch.nn.ReLU(),
+                                       torch.nn.Linear(hidden, num_classes))
+        self.lr = lr
+        shared = MetricCollection([MulticlassF1Score(num_classes=num_classes, average="macro"),
+                                   MulticlassAccuracy(num_classes=num_classes)])
+        self.train_metrics = shared.clone(prefix="train_")
+        self.val_metrics = shared.clone(prefix="val_")
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.net(x)
+        self.train_metrics.update(logits, y)
+        return F.cross_entropy(logits, y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.val_metrics.update(self.net(x), y)
+
+    def on_validation_epoch_end(self):
+        self.log_dict(self.val_metrics.compute())
+        self.val_metrics.reset()
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr)
+
+
+trainer = L.Trainer(max_epochs=5)
+trainer.fit(Classifier(), datamodule=None)
+print(f"val_MulticlassF1Score={trainer.callback_metrics['val_MulticlassF1Score']:.4f}")
+'''}
+
+
+def test_the_metric_object_the_validation_reads_is_held_whatever_its_name() -> None:
+    """torchmetrics' recommended pattern clones one collection for each part; the validation's clone had been held
+    only when the shared collection happened to be called `metrics`."""
+    metric = "val_MulticlassF1Score"
+    for old, new in [('average="macro"', 'average="micro"'),
+                     ('MulticlassF1Score(num_classes=num_classes, average="macro")',
+                      'MulticlassF1Score(num_classes=num_classes, average="macro", ignore_index=1)'),
+                     ('self.val_metrics = shared.clone(prefix="val_")',
+                      'self.val_metrics = MetricCollection([MulticlassAccuracy(num_classes=num_classes)], '
+                      'prefix="val_")')]:
+        refused = _guard(LIT, "train.py", metric, old, new)
+        assert "train.py: Classifier.val_metrics (the object the evaluation reads)" in refused, (old, refused)
+    assert _guard(LIT, "train.py", metric, "hidden=256", "hidden=512") == []
+    assert _guard(LIT, "train.py", metric, 'self.train_metrics = shared.clone(prefix="train_")',
+                  'self.train_metrics = MetricCollection([MulticlassAccuracy(num_classes=num_classes)])') == []

@@ -64,9 +64,16 @@ def _evaluator_classes(tree: ast.Module, functions: Collection[str]) -> list[str
             continue
         methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
         if any(d.name in functions for d in methods) and not any(
-                d.name == "forward" or trains(d) or "train" in d.name.lower().split("_") for d in methods):
+                d.name == "forward" or trains(d) or {"train", "training"} & set(d.name.lower().split("_"))
+                for d in methods) and not _a_model_class(cls):
             out.append(cls.name)  # (a LightningDataModule's `train_dataloader` holds the training batch: not held)
     return out
+
+
+def _a_model_class(cls: ast.ClassDef) -> bool:
+    """A torch `nn.Module` or a `LightningModule` by its bases: a model, whatever its methods are called."""
+    return any((b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "") in
+               ("Module", "LightningModule") for b in cls.bases)
 
 
 def _made_in(tree: ast.Module, measuring: list[ast.AST], path: str = "") -> set[str]:
@@ -95,13 +102,50 @@ def _made_in(tree: ast.Module, measuring: list[ast.AST], path: str = "") -> set[
         if cls.name in out:
             continue
         methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
-        if not any(d.name == "forward" or trains(d) for d in methods) and not any(
-                (b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else "") in
-                ("Module", "LightningModule") for b in cls.bases):
+        if not any(d.name == "forward" or trains(d) for d in methods) and not _a_model_class(cls):
             out.add(cls.name)
             given = {a.id for n in ast.walk(cls) if isinstance(n, ast.Call) for a in n.args if isinstance(a, ast.Name)}
             todo += sorted(((made_by([cls]) | given) & classes.keys()) - out)
     return out
+
+
+def _measuring_attributes(tree: ast.Module | None, held: Collection[str]) -> dict[str, str]:
+    """{"Class.attr": dump of what sets it} for the attributes of a class that its held methods read and no other
+    method reads but `__init__` / `setup` (a LightningModule's `self.val_metrics`, read by `validation_step` and
+    `on_validation_epoch_end`): the metric objects the evaluation reports, whatever their name or value
+    (`metrics.clone(prefix="val_")`, with the local `metrics = MetricCollection([...])` it copies). An attribute the
+    training reads too (`self.loss_fn`, `self.net`) is the model's."""
+    out: dict[str, str] = {}
+    for cls in (c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)) if tree is not None else []:
+        methods = [d for d in cls.body if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)]
+        readers: dict[str, set[str]] = {}
+        for m in methods:
+            for n in ast.walk(m):
+                if isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Load) and isinstance(n.value, ast.Name) \
+                        and n.value.id == "self":
+                    readers.setdefault(n.attr, set()).add(m.name)
+        mine = {m.name for m in methods if m.name in held}
+        for attr, names in readers.items():
+            if not names & mine or names - mine - _BUILDING_METHODS:
+                continue
+            dumps: list[str] = []
+            for m in methods:
+                stmts = scope_statements(m)
+                for st in stmts:
+                    if isinstance(st, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == attr and
+                                                          isinstance(t.value, ast.Name) and t.value.id == "self"
+                                                          for t in st.targets):
+                        dumps.append(ast.dump(st))
+                        local = {n.id for n in ast.walk(st.value) if isinstance(n, ast.Name)}
+                        dumps += [ast.dump(x) for x in stmts if isinstance(x, ast.Assign) and any(
+                            n in local for t in x.targets for n in target_names(t))]
+            if dumps:
+                out[f"{cls.name}.{attr}"] = "".join(dumps)
+    return out
+
+
+# methods that build a class's parts rather than use them
+_BUILDING_METHODS = frozenset({"__init__", "setup", "__post_init__", "build", "configure_metrics"})
 
 
 def _class_dump(tree: ast.Module, name: str) -> str | None:
@@ -583,6 +627,12 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
             out += [f"{path}: {name} (a setting only the measurement reads)" for name in sorted(only)
                     if now.get(name) != only[name]]
         out += [f"{path}: {site}" for site in _setting_changes(old_tree, new_tree, asked)]
+        # (not again where the class is held whole, or the assignment is a setting of the measurement already)
+        attributes = {a: d for a, d in _measuring_attributes(old_tree, names).items() if a.split(".")[0] not in held
+                      and f"{path}: {a.split('.')[1]} = … (a setting of the measurement)" not in out}
+        now_attributes = _measuring_attributes(new_tree, names) if attributes else {}
+        out += [f"{path}: {attr} (the object the evaluation reads)" for attr in sorted(attributes)
+                if now_attributes.get(attr) != attributes[attr]]
         out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric)]
         out += [f"{path}: {what}" for what in label_leaks(trees.values(), old_tree, new_tree)]
         out += [f"{path}: {what}" for what in shared_augmentation(old_tree, new_tree)]
