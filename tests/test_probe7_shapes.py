@@ -477,3 +477,16 @@ def test_the_metric_object_the_validation_reads_is_held_whatever_its_name() -> N
     assert _guard(LIT, "train.py", metric, "hidden=256", "hidden=512") == []
     assert _guard(LIT, "train.py", metric, 'self.train_metrics = shared.clone(prefix="train_")',
                   'self.train_metrics = MetricCollection([MulticlassAccuracy(num_classes=num_classes)])') == []
+
+
+def test_a_seed_that_draws_pyg_s_random_masks_is_left_as_it_is() -> None:
+    """`torch.manual_seed(args.seed)` before `dataset[0]`: `RandomNodeSplit` draws the train / val / test masks
+    from torch's generator, so a re-run with another seed would measure on other test nodes."""
+    seeded = {"gcn.py": GCN["gcn.py"].replace(
+        'parser.add_argument("--epochs", type=int, default=200)\nargs = parser.parse_args()\n',
+        'parser.add_argument("--epochs", type=int, default=200)\nparser.add_argument("--seed", type=int, default=42)\n'
+        'args = parser.parse_args()\ntorch.manual_seed(args.seed)\n')}
+    assert "torch.manual_seed(args.seed)" in seeded["gcn.py"]
+    plan = plan_seeding("python gcn.py", lambda p: seeded.get(p, ""), lambda p: p in seeded, sorted(seeded),
+                        "test_acc")
+    assert plan.route is SeedRoute.NONE and "also fixes the data split" in plan.how, plan.how

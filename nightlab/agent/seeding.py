@@ -250,7 +250,7 @@ def _is_generator(call: ast.Call) -> bool:
 def _draws(call: ast.Call) -> str | None:
     """The global generator a call draws from: ``np.random.permutation`` → numpy, ``random.shuffle`` → python,
     ``torch.randperm`` (no ``generator=``) → torch, ``train_test_split`` without ``random_state`` → numpy,
-    ``random_split`` without ``generator=`` → torch."""
+    ``random_split`` without ``generator=`` → torch, PyG's ``RandomNodeSplit`` → torch."""
     last = _call_name(call)
     d = eff.dotted(call.func) if not any(isinstance(n, ast.Call) for n in ast.walk(call.func)) else ""  # not a method
     # of an object built in place (`np.random.default_rng(0).shuffle(idx)` draws from that object)
@@ -259,6 +259,8 @@ def _draws(call: ast.Call) -> str | None:
     if last in SPLIT_CALLS:
         if last == "random_split":
             return "torch" if "generator" not in kws or "generator" in unset else None
+        if last in ("RandomNodeSplit", "RandomLinkSplit"):  # PyG's transforms draw the masks from torch's generator
+            return "torch"
         shuffles = last in _SHUFFLING_SPLITS or (isinstance(kws.get("shuffle"), ast.Constant)
                                                   and getattr(kws.get("shuffle"), "value", None) is True)
         if isinstance(kws.get("shuffle"), ast.Constant) and getattr(kws.get("shuffle"), "value", None) is False:
