@@ -24,6 +24,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import NamedTuple
 
 from nightlab.agent.policy.evaluation import (
+    FITTING_CALLS,
     SPLIT_CALLS,
     builds_held_out,
     called_name,
@@ -277,8 +278,6 @@ def _statement_changes(before: str, after: str, metric: str, skip: Collection[st
     return lines
 
 
-# calls that fit a model to the data they are handed (scikit-learn, Keras, XGBoost / LightGBM's own `train`)
-_FITTING_CALLS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch", "fit_generator"})
 _TRACE_STEPS = 4
 # keywords that hand a trainer its training data (transformers' `Trainer(train_dataset=…)`, Lightning's
 # `fit(train_dataloaders=…)`, Keras' `fit(x=…, y=…)`)
@@ -309,7 +308,7 @@ def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
         seeds: list[ast.AST] = []
         for c in (c for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call)):
             f = c.func
-            if isinstance(f, ast.Attribute) and (f.attr in _FITTING_CALLS or (f.attr == "train" and len(c.args) >= 2)):
+            if isinstance(f, ast.Attribute) and (f.attr in FITTING_CALLS or (f.attr == "train" and len(c.args) >= 2)):
                 # the data is the first two arguments (`fit(X, y)`, `train(params, dtrain)`, Lightning's
                 # `fit(model, train_loader)`: its third, the validation loader, only monitors)
                 seeds += [*c.args[:2], *(k.value for k in c.keywords if k.arg and not names_the_measurement(k.arg)

@@ -70,6 +70,8 @@ SPLIT_CALLS = frozenset({
     "RandomNodeSplit", "RandomLinkSplit",  # PyG's transforms that draw a graph's train / val / test masks
 })
 _TRAINING_CALLS = frozenset({"backward", "step", "zero_grad", "fit", "partial_fit", "minimize", "apply_gradients"})
+# calls that fit a model to the data they are handed (scikit-learn, Keras, XGBoost / LightGBM's own `train`)
+FITTING_CALLS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch", "fit_generator"})
 _TRACE_DEPTH = 2
 # how many assignments back the statements that measure are followed from the printed value: accelerate's print ←
 # `metric.compute()` ← `metric.add_batch(predictions=...)` ← `predictions = logits.argmax(-1)` takes three
@@ -1012,14 +1014,15 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
 
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
-_TRAINING_PART = frozenset({"train", "training", "tr", "trn"})
+# the words of a name for the training part (`train_df`, `X_tr`, a fold's `trn_idx`)
+TRAINING_PART = frozenset({"train", "training", "tr", "trn"})
 
 
 def _makes_training_part(st: ast.stmt) -> bool:
     """Whether a statement assigns a name of the training part (`train_df`, `X_tr`, `train_ds`)."""
     targets = st.targets if isinstance(st, ast.Assign) else [st.target] if isinstance(
         st, ast.AugAssign | ast.AnnAssign) else []
-    return any(name_words(n) & _TRAINING_PART for t in targets for n in target_names(t))
+    return any(name_words(n) & TRAINING_PART for t in targets for n in target_names(t))
 
 
 def _keys_read(exprs: list[ast.AST]) -> dict[str, set[str] | None]:
@@ -1165,13 +1168,15 @@ def _feeding_loops(scope: ast.AST, fed: list[ast.stmt], printing: ast.stmt,
     return out
 
 
-_TRANSFORM_KEYWORDS = frozenset({"transform", "transforms", "preprocess", "preprocessing", "image_transform"})
+# the keywords that hand a dataset the transform its examples are read through
+TRANSFORM_KEYWORDS = frozenset({"transform", "transforms", "preprocess", "preprocessing", "image_transform",
+                                "augment"})
 
 
 def _transforms_given(st: ast.stmt) -> list[ast.AST]:
     """The transforms a statement builds a dataset with (`transform=eval_tf`)."""
     return [k.value for n in ast.walk(st) if isinstance(n, ast.Call) for k in n.keywords
-            if k.arg in _TRANSFORM_KEYWORDS]
+            if k.arg in TRANSFORM_KEYWORDS]
 
 
 def _selecting_tests(scope: ast.AST, fed: list[ast.stmt]) -> list[ast.stmt]:

@@ -19,7 +19,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 from nightlab.agent.policy.evaluation import (
+    FITTING_CALLS,
     SPLIT_CALLS,
+    TRAINING_PART,
     a_library_metric,
     called_name,
     feeding,
@@ -30,12 +32,10 @@ from nightlab.agent.policy.evaluation import (
 
 __all__ = ["fresh_features", "label_columns", "label_leaks"]
 
-# calls whose second argument is the label (`fit(X, y)`, `train_test_split(X, y)`), and keywords that hand it
-_FITTING_CALLS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch", "fit_generator"})
+# keywords that hand the label (`xgb.DMatrix(X, label=y)`); the second argument of a fit or a split is it too
 _LABEL_KEYWORDS = frozenset({"label", "y", "labels", "target", "y_train"})
 # what takes the data and its label together: LightGBM's / XGBoost's / CatBoost's / torch's `(X, y)`
 _LABELLED_DATA = frozenset({"Dataset", "DMatrix", "Pool", "TensorDataset"})
-_TRAINING_PART = frozenset({"train", "training", "tr", "trn"})
 _TRACE_STEPS = 3
 
 
@@ -96,7 +96,7 @@ def label_columns(trees: Iterable[ast.Module]) -> set[str]:
             exprs: list[ast.AST] = []
             for c in (c for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call)):
                 name = called_name(c)
-                if (name in _FITTING_CALLS or name in SPLIT_CALLS or name in _LABELLED_DATA or
+                if (name in FITTING_CALLS or name in SPLIT_CALLS or name in _LABELLED_DATA or
                         (name == "split" and _a_splitter(c.func, splitters))) and len(c.args) >= 2:
                     exprs.append(c.args[1])
                 elif a_library_metric(name) and len(c.args) >= 2:
@@ -216,7 +216,7 @@ def _leaky_writes(tree: ast.Module, labels: set[str], exempt: set[str]) -> Count
     for scope in _scopes(tree):
         for st, frame, key, value in _frame_writes(scope_statements(scope)):
             written = _column(key, constants)
-            if written in labels or written in exempt or (name_words(frame) & _TRAINING_PART and frame not in split):
+            if written in labels or written in exempt or (name_words(frame) & TRAINING_PART and frame not in split):
                 continue
             read = _unshifted_reads(value, labels, constants)
             if read:

@@ -16,11 +16,17 @@ import ast
 import re
 from collections.abc import Iterable
 
-from nightlab.agent.policy.evaluation import SPLIT_CALLS, called_name, feeding, function_defs, scope_statements
+from nightlab.agent.policy.evaluation import (
+    SPLIT_CALLS,
+    TRANSFORM_KEYWORDS,
+    called_name,
+    feeding,
+    function_defs,
+    scope_statements,
+)
 
 __all__ = ["shared_augmentation"]
 
-_TRANSFORM_KEYWORDS = frozenset({"transform", "transforms", "preprocess", "preprocessing", "augment"})
 # torchvision / albumentations / kornia: `RandomRotation`, `RandAugment`, `ColorJitter`, `TrivialAugmentWide`, ...
 _RANDOM = re.compile(r"Random[A-Z]\w*|Rand[A-Z]\w*|AutoAugment|TrivialAugment\w*|AugMix|ColorJitter|GaussianBlur|"
                      r"GaussNoise|ElasticTransform|CutOut|Cutout|CoarseDropout|MixUp|CutMix|ShiftScaleRotate|"
@@ -45,7 +51,7 @@ def _shared_transforms(tree: ast.Module) -> list[str]:
             for value in feeding(stmts, name):
                 for c in (c for c in ast.walk(value) if isinstance(c, ast.Call)):
                     for k in c.keywords:
-                        if k.arg in _TRANSFORM_KEYWORDS:
+                        if k.arg in TRANSFORM_KEYWORDS:
                             v = k.value
                             out.append(v.attr if isinstance(v, ast.Attribute) else v.id if isinstance(v, ast.Name)
                                        else "\0" + ",".join(_random_transforms(v)))
