@@ -490,3 +490,34 @@ def test_a_seed_that_draws_pyg_s_random_masks_is_left_as_it_is() -> None:
     plan = plan_seeding("python gcn.py", lambda p: seeded.get(p, ""), lambda p: p in seeded, sorted(seeded),
                         "test_acc")
     assert plan.route is SeedRoute.NONE and "also fixes the data split" in plan.how, plan.how
+
+
+GRID = {"tune.py": '''\
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+NUMERIC = ["age", "income", "tenure"]
+df = pd.read_csv("data/churn.csv")
+X, y = df[NUMERIC], df["churned"]
+cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
+pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+search = GridSearchCV(pipe, {"logisticregression__C": [0.1, 1.0, 10.0]}, cv=cv, scoring="roc_auc")
+search.fit(X, y)
+print(f"cv_auc={search.best_score_:.4f}")
+'''}
+
+
+def test_a_fit_on_the_rows_a_search_cross_validates_is_refused() -> None:
+    """`GridSearchCV(..., cv=cv).fit(X, y)` splits `X` itself: a scaler fitted on `X` before has seen every fold's
+    held-out rows. Inside the pipeline it is free."""
+    split = 'X, y = df[NUMERIC], df["churned"]\n'
+    scaled = split + "X[NUMERIC] = StandardScaler().fit_transform(X[NUMERIC])\n"
+    refused = _guard(GRID, "tune.py", "cv_auc", split, scaled)
+    assert any("a fit on X outside the cross-validation" in r for r in refused), refused
+    assert _guard(GRID, "tune.py", "cv_auc", "make_pipeline(StandardScaler(), ",
+                  "make_pipeline(StandardScaler(), PCA(n_components=2), ") == []
+    assert _guard(GRID, "tune.py", "cv_auc", "LogisticRegression(max_iter=1000)",
+                  "LogisticRegression(max_iter=1000, class_weight='balanced')") == []

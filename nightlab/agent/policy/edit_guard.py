@@ -11,7 +11,8 @@ and every setting whose name says it decides the measurement (`evaluation.names_
 the run uses (`evaluation.names_the_data`); and the training may not start reading held-out rows
 (`_training_inputs`), nor a feature the label at its own row (`label_leaks`), nor the held-out part a random
 augmentation through a transform it shares (`shared_transforms`), nor Keras' validation tail other rows
-(`validation_tail`). Compared as syntax trees, so a comment or a blank line is no change.
+(`validation_tail`), nor a fit see the rows a cross-validation inside an estimator holds out (`cv_leaks`).
+Compared as syntax trees, so a comment or a blank line is no change.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from typing import NamedTuple
 
+from nightlab.agent.policy.cv_leaks import cross_validation_leaks
 from nightlab.agent.policy.evaluation import (
     FITTING_CALLS,
     SPLIT_CALLS,
@@ -636,5 +638,6 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         out += [f"{path}: {what}" for what in label_leaks(trees.values(), old_tree, new_tree)]
         out += [f"{path}: {what}" for what in shared_augmentation(old_tree, new_tree)]
         out += [f"{path}: {what}" for what in validation_tail_changes(old_tree, new_tree)]
+        out += [f"{path}: {what}" for what in cross_validation_leaks(old_tree, new_tree)]
     return out
 
