@@ -359,6 +359,9 @@ def test_training_on_the_rest_of_a_take_skip_split_or_on_the_held_out_file_is_re
     assert any("the training reads ds" in r for r in _guard(
         TFDATA, "train_keras.py", "val_accuracy", "train_ds = ds.skip(n_val)", "train_ds = ds"))
     assert _guard(TFDATA, "train_keras.py", "val_accuracy", "train_ds.batch(32)", "train_ds.batch(64)") == []
+    # the shuffle the parts are cut from: reshuffled every epoch, `take` and `skip` draw other rows each time
+    assert _guard(TFDATA, "train_keras.py", "val_accuracy", "reshuffle_each_iteration=False",
+                  "reshuffle_each_iteration=True") != []
     refused = _guard(NPY, "train.py", "val_rmse", 'np.load("data/train_X.npy"), np.load("data/train_y.npy")',
                      'np.concatenate([np.load("data/train_X.npy"), np.load("data/val_X.npy")]), '
                      'np.concatenate([np.load("data/train_y.npy"), np.load("data/val_y.npy")])')

@@ -212,6 +212,11 @@ _RANDOM_DRAWS = frozenset({"choice", "permutation", "shuffle", "sample", "intege
 _RANDOM_SOURCES = frozenset({"generator", "random_state", "rng", "seed"})
 
 
+# tf.data's / HF datasets' methods that return the dataset they are called on, cut, shuffled or batched
+_DATASET_METHODS = frozenset({"take", "skip", "shard", "select", "shuffle", "batch", "prefetch", "cache",
+                              "padded_batch", "unbatch"})
+
+
 def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], set[str]]:
     """(functions called at the head of `expr`, names it reads there): through operators, subscripts, method chains,
     f-strings and containers, never into a call's arguments (what a call is given is not what computes the value),
@@ -237,7 +242,8 @@ def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], s
                     continue
                 given = [*n.args, *(k.value for k in n.keywords)]
                 if isinstance(f.value, ast.Call) or all(isinstance(a, ast.Constant) for a in given) or \
-                        f.attr in _RANDOM_DRAWS:  # `rng.choice(n, 200)`: the generator decides what is drawn
+                        f.attr in _RANDOM_DRAWS or f.attr in _DATASET_METHODS:  # `rng.choice(n, 200)`: the
+                    # generator decides what is drawn; `ds.take(n_val)`: the dataset is the value, cut
                     stack.append(f.value)
                 if isinstance(f.value, ast.Name | ast.Attribute):
                     # a library function (torch.cat(xs), np.mean(xs), sum(xs)): its arguments carry the value,
