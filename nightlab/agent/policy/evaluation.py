@@ -607,7 +607,8 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             if not isinstance(st, _SIMPLE):
                 continue
             for k in (k for n in ast.walk(st) if isinstance(n, ast.Call) for k in n.keywords):
-                if names_the_measurement(k.arg) and _a_display(k.value, stmts):
+                if names_the_measurement(k.arg) and (_a_display(k.value, stmts) or (
+                        isinstance(k.value, ast.Name) and held_out_data(k.value.id))):  # `validation_data=val_ds`
                     _slice(stmts, [_without_training_parts(k.value)], None, take)
         split_names: set[str] = set()
         for st in stmts:
