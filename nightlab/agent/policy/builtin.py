@@ -292,6 +292,7 @@ class BuiltinPolicy(PolicyBase):
         self._assign_cache: dict[int, dict[str, Any]] = {}
         self.last_decision: Decision | None = None
         self._programs: dict[tuple[Any, ...], eff.Program] = {}
+        self._measured: dict[tuple[Any, ...], frozenset[str]] = {}  # checkout → options only the measurement reads
         self._last_program: eff.Program | None = None
         self._cost_cache: tuple[_State, int, costmod.RunTimeModel] | None = None
 
@@ -554,6 +555,18 @@ class BuiltinPolicy(PolicyBase):
         return _State(exp=exp, files=files, knobs=knobs, assignment=assignment, regime=_regime(lineage),
                       lineage=lineage, editable=editable, program=program, evaluation=evaluation)
 
+    def _measurement_only(self, py: Mapping[str, str], metric: str) -> frozenset[str]:
+        """`edit_guard.measurement_only_options` of a checkout, kept per checkout (it reads every file whole)."""
+        if not metric:
+            return frozenset()
+        key = (metric, *sorted((p, hash(t)) for p, t in py.items()))
+        hit = self._measured.get(key)
+        if hit is None:
+            if len(self._measured) > 64:
+                self._measured.clear()
+            hit = self._measured[key] = frozenset(measurement_only_options(py, metric))
+        return hit
+
     def _knobs(self, ctx: PolicyContext, files: Mapping[str, str], program: eff.Program,
                editable: frozenset[str], evaluation: frozenset[str],
                no_effect: Mapping[str, str] | None = None) -> dict[str, _Knob]:
@@ -572,7 +585,7 @@ class BuiltinPolicy(PolicyBase):
         fixed_fns = set(evaluation)
         # options only the measurement reads (`--crop-pct` of the evaluation's transform, `--threshold`): the edit
         # guard holds them, so a move of one is no trial
-        measured = measurement_only_options(py, ctx.metric) if ctx.metric else set()
+        measured = self._measurement_only(py, ctx.metric)
         no_effect = no_effect or {}
         out: dict[str, _Knob] = {}
         virtual: list[knobmod.Knob] = []
