@@ -43,6 +43,7 @@ import yaml
 
 from nightlab.agent import code_reach
 from nightlab.agent.edits import matches_any
+from nightlab.agent.policy.config_modules import declarative
 from nightlab.agent.policy.edit_guard import evaluation_edits, measurement_only_options
 from nightlab.agent.policy.evaluation import (
     SPLIT_CALLS,
@@ -389,8 +390,11 @@ def _measuring_file(path: str, tree: ast.Module, traced: set[str], trees: Mappin
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             defs[node.name] = node
             roles[node.name] = _role(node, traced, metric_names)
-    module_data = any(_reads_or_splits(st) for st in tree.body
-                      if not isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))
+    # a config module (`val_dataloader = dict(dataset=dict(split="test"))`) reads nothing: it is guarded key by key
+    # (`policy.config_modules`), not frozen whole with the training pipeline beside its evaluation keys
+    module_data = not declarative(tree) and any(
+        _reads_or_splits(st) for st in tree.body
+        if not isinstance(st, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef))
     helpers = _absorb_helpers(path, roles, defs, trees)
     if any(r == OTHER for r in roles.values()):
         return ""

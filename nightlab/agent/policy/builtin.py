@@ -1984,6 +1984,8 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
         return False, "logging, evaluation, environment or bookkeeping setting"
     if k.style in ("yaml", "json", "toml") and names_the_measurement(re.sub(r"(?:\[\d+\])+$", "", name)):
         return False, "a setting of the measurement (`cv.gap`): the edit guard holds it"
+    if k.style == "dict" and any(names_the_measurement(p) for p in re.split(r"[.:]", name)[:-1]):
+        return False, "a part of the measurement's settings (`val_dataloader.batch_size`): the edit guard holds it"
     if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
         return False, "no search space"
     if type(k.value) is int and k.value < 0 and not space.choices:  # tfds' `batch_size=-1`, HF's `max_steps=-1`

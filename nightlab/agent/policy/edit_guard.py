@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from typing import NamedTuple
 
+from nightlab.agent.policy.config_modules import config_module_changes
 from nightlab.agent.policy.cv_leaks import cross_validation_leaks
 from nightlab.agent.policy.evaluation import (
     FITTING_CALLS,
@@ -639,5 +640,6 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         out += [f"{path}: {what}" for what in shared_augmentation(old_tree, new_tree)]
         out += [f"{path}: {what}" for what in validation_tail_changes(old_tree, new_tree)]
         out += [f"{path}: {what}" for what in cross_validation_leaks(old_tree, new_tree)]
+        out += [f"{path}: {what}" for what in config_module_changes(before.get(path, ""), text, elsewhere)]
     return out
 
