@@ -524,3 +524,26 @@ def test_a_fit_on_the_rows_a_search_cross_validates_is_refused() -> None:
                   "make_pipeline(StandardScaler(), PCA(n_components=2), ") == []
     assert _guard(GRID, "tune.py", "cv_auc", "LogisticRegression(max_iter=1000)",
                   "LogisticRegression(max_iter=1000, class_weight='balanced')") == []
+
+
+def test_a_search_s_grid_and_estimator_are_tuned_and_its_scoring_folds_and_rows_are_held() -> None:
+    """The statement that builds a `GridSearchCV` is traced from the print and had been held whole, so its inline
+    grid and its estimator — the very things the search tunes — were refused; the rows its `fit` is handed were not
+    held at all (`search.fit(X[:200], y[:200])` scores 200 rows)."""
+    line = 'search = GridSearchCV(pipe, {"logisticregression__C": [0.1, 1.0, 10.0]}, cv=cv, scoring="roc_auc")'
+    assert _guard(GRID, "tune.py", "cv_auc", "[0.1, 1.0, 10.0]", "[0.1, 1.0, 10.0, 100.0]") == []
+    other = "GridSearchCV(make_pipeline(LogisticRegression()),"
+    assert _guard(GRID, "tune.py", "cv_auc", "GridSearchCV(pipe,", other) == []
+    assert _guard(GRID, "tune.py", "cv_auc", 'scoring="roc_auc")', 'scoring="roc_auc", n_jobs=2)') == []
+    assert _guard(GRID, "tune.py", "cv_auc", 'scoring="roc_auc"', 'scoring="accuracy"') != []
+    assert _guard(GRID, "tune.py", "cv_auc", "cv=cv,", "cv=3,") != []
+    assert _guard(GRID, "tune.py", "cv_auc", "search.fit(X, y)", "search.fit(X[:200], y[:200])") != []
+    searched = line + '\nsearch.fit(X, y)\nprint(f"cv_auc={search.best_score_:.4f}")'
+    scoring = 'scores = cross_val_score(pipe, X, y, cv=cv, scoring="roc_auc")\nprint(f"cv_auc={scores.mean():.4f}")'
+    scored = {"tune.py": GRID["tune.py"].replace(searched, scoring)
+                  .replace("GridSearchCV, StratifiedKFold", "StratifiedKFold, cross_val_score")}
+    assert "cross_val_score(pipe" in scored["tune.py"]
+    assert _guard(scored, "tune.py", "cv_auc", "cross_val_score(pipe,",
+                  "cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(C=0.1)),") == []
+    assert _guard(scored, "tune.py", "cv_auc", "(pipe, X, y,", "(pipe, X[:100], y[:100],") != []
+    assert _guard(scored, "tune.py", "cv_auc", 'scoring="roc_auc"', 'scoring="accuracy"') != []

@@ -12,13 +12,10 @@ from __future__ import annotations
 import ast
 from collections import Counter
 
-from nightlab.agent.policy.evaluation import FITTING_CALLS, called_name, function_defs, scope_statements
+from nightlab.agent.policy.evaluation import CV_FUNCTIONS, FITTING_CALLS, called_name, function_defs, scope_statements
 
 __all__ = ["cross_validation_leaks"]
 
-# functions that cross-validate the estimator they are handed on the data after it
-_CV_FUNCTIONS = frozenset({"cross_val_score", "cross_validate", "cross_val_predict", "learning_curve",
-                           "validation_curve", "permutation_test_score"})
 
 
 def _base(expr: ast.AST) -> str | None:
@@ -36,7 +33,7 @@ def _cross_validated(stmts: list[ast.stmt]) -> tuple[set[str], set[int]]:
     calls: set[int] = set()
     for c in (c for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call)):
         data: ast.AST | None = None
-        if called_name(c) in _CV_FUNCTIONS and len(c.args) >= 2:
+        if called_name(c) in CV_FUNCTIONS and len(c.args) >= 2:
             data = c.args[1]
         elif called_name(c) == "fit" and isinstance(c.func, ast.Attribute) and c.args and (
                 (isinstance(c.func.value, ast.Name) and c.func.value.id in searches)

@@ -33,6 +33,8 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CV_FUNCTIONS",
+    "CV_SEARCHES",
     "SPLIT_CALLS",
     "builds_held_out",
     "called_name",
@@ -72,6 +74,15 @@ SPLIT_CALLS = frozenset({
 _TRAINING_CALLS = frozenset({"backward", "step", "zero_grad", "fit", "partial_fit", "minimize", "apply_gradients"})
 # calls that fit a model to the data they are handed (scikit-learn, Keras, XGBoost / LightGBM's own `train`)
 FITTING_CALLS = frozenset({"fit", "partial_fit", "fit_transform", "train_on_batch", "fit_generator"})
+# searches that cross-validate an estimator over a grid, and functions that cross-validate the estimator they are
+# handed on the data after it: how they score and split (`scoring=`, `cv=`, `refit=`) and the data they are handed
+# are the measurement; the estimator, the grid and how many candidates are tried are what the search tunes
+CV_SEARCHES = frozenset({"GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV",
+                         "BayesSearchCV"})
+CV_FUNCTIONS = frozenset({"cross_val_score", "cross_validate", "cross_val_predict", "learning_curve",
+                          "validation_curve", "permutation_test_score"})
+_CV_MEASURING_KEYWORDS = frozenset({"scoring", "cv", "refit", "error_score", "return_train_score", "groups"})
+_CV_TRAINING_KEYWORDS = frozenset({"estimator", "n_jobs", "verbose", "pre_dispatch", "fit_params", "params"})
 _TRACE_DEPTH = 2
 # how many assignments back the statements that measure are followed from the printed value: accelerate's print ←
 # `metric.compute()` ← `metric.add_batch(predictions=...)` ← `predictions = logits.argmax(-1)` takes three
@@ -595,7 +606,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
     def take(st: ast.stmt) -> None:
         if id(st) not in seen and isinstance(st, _SIMPLE + _LOOPS) and not trains(st):
             seen.add(id(st))
-            out.append(st)
+            out.append(_cross_validation_settings(st))
 
     for held in (d for d in local if d.name in skip):  # an evaluation function held whole that reports what an
         _logging_setup(tree, scope_statements(held), take)  # engine logged: the engine's metrics are held too
@@ -634,6 +645,10 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
                 if scope is not tree:
                     _slice(list(tree.body), [ast.Name(id=n) for n in sorted(reached)], None, take)
         _group_folds(stmts, take)
+        for st in stmts:  # the rows a cross-validating search is fitted on are the ones it scores
+            if isinstance(st, _SIMPLE):
+                for data in _cross_validated_data(stmts, st):
+                    take(data)
         training_transforms = {n.id for x in stmts if isinstance(x, ast.Assign) and _makes_training_part(x)
                                for a in _transforms_given(x) for n in ast.walk(a) if isinstance(n, ast.Name)}
         for st in stmts:  # what picks the held-out part by its name: `xb, yb = get_batch("val")` in an inline
@@ -856,6 +871,37 @@ def _picking_keywords(st: ast.stmt) -> ast.stmt:
     return ast.copy_location(narrowed, st)
 
 
+def _cross_validation_settings(st: ast.stmt) -> ast.stmt:
+    """Of a statement that cross-validates (`search = GridSearchCV(pipe, {"C": [1, 10]}, scoring="f1", cv=cv,
+    n_jobs=-1)`, `scores = cross_val_score(pipe, X, y, cv=5)`), what decides the measurement: its scoring, its
+    folds and the data it is handed. The estimator, its grid and the number of jobs are the model being tuned."""
+    if not any(isinstance(c, ast.Call) and called_name(c) in CV_SEARCHES | CV_FUNCTIONS for c in ast.walk(st)):
+        return st
+    narrowed = copy.deepcopy(st)
+    for c in (c for c in ast.walk(narrowed) if isinstance(c, ast.Call)):
+        if called_name(c) in CV_SEARCHES:
+            c.args, c.keywords = [], [k for k in c.keywords if k.arg in _CV_MEASURING_KEYWORDS]
+        elif called_name(c) in CV_FUNCTIONS:
+            # the estimator's place is kept (narrowing twice must give the same statement)
+            c.args = [ast.Constant(value="<estimator>"), *c.args[1:]] if c.args else []
+            c.keywords = [k for k in c.keywords if k.arg not in _CV_TRAINING_KEYWORDS]
+    return narrowed
+
+
+def _cross_validated_data(stmts: list[ast.stmt], st: ast.stmt) -> Iterator[ast.stmt]:
+    """The data a cross-validating search is fitted on in `st` (`search.fit(X, y)`, `GridSearchCV(...).fit(X, y,
+    groups=g)`), as a statement of its own: the fit trains, so it is held for the rows it is given and nothing
+    else (`search.fit(X[:200], y[:200])` scores 200 rows)."""
+    searches = {t.id for x in stmts if isinstance(x, ast.Assign) and isinstance(x.value, ast.Call)
+                and called_name(x.value) in CV_SEARCHES for t in x.targets if isinstance(t, ast.Name)}
+    for c in (c for c in ast.walk(st) if isinstance(c, ast.Call) and called_name(c) == "fit"):
+        owner = c.func.value if isinstance(c.func, ast.Attribute) else None
+        if (isinstance(owner, ast.Name) and owner.id in searches) or (
+                isinstance(owner, ast.Call) and called_name(owner) in CV_SEARCHES):
+            given = ast.Expr(value=ast.Tuple(elts=[*c.args, *(k.value for k in c.keywords)], ctx=ast.Load()))
+            yield ast.copy_location(given, st)
+
+
 def _slice_split(st: ast.stmt) -> list[ast.expr]:
     """The slice bounds of a statement that cuts a held-out part out of the data by slicing (`train_data, val_data
     = data[:n], data[n:]`, `X_val = X[perm[800:]]`): each bound of a slice that a held-out name receives."""
@@ -999,7 +1045,8 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
                     if step >= _TRACE_DEPTH and _makes_training_part(whole):
                         continue  # far from the metric, a statement that builds the training part as well
                         # (`train_df[c], test_df[c] = target_encode(...)`) is feature code both sides share
-                    fed = _narrowed(whole, name, keys.get(name))
+                    # of a cross-validation the estimator it is handed is not followed: that is the model tuned
+                    fed = _cross_validation_settings(_narrowed(whole, name, keys.get(name)))
                     if trains(fed):  # what a training call is given (`bst = xgb.train(params, dtrain)`) trains;
                         # what picks from its result (`tuner.fit().get_best_result(scope="last")`) measures
                         picked = _past_training(fed)
