@@ -6,13 +6,14 @@ the first thing an engineer tries on such a repository — was refused."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from nightlab.agent import code_reach, measuring
 from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy.config_modules import config_module_changes, declarative
 from nightlab.agent.policy.evaluation import parse_python
+
+from helpers import tracked_repo
 
 TRAIN = '''\
 import argparse
@@ -99,15 +100,6 @@ COMMAND = "python tools/train.py configs/resnet18_8xb16_cifar10.py --cfg-options
 DATA = "configs/_base_/datasets/cifar10_bs16.py"
 
 
-def _repo(root: Path) -> list[str]:
-    for rel, text in FILES.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    subprocess.run(["git", "-C", str(root), "add", "-A"], check=True)
-    return sorted(FILES)
-
-
 def _guard(path: str, old: str, new: str) -> list[str]:
     assert old in FILES[path], old
     return measuring.measurement_edits(FILES.get, sorted(FILES), {path: FILES[path].replace(old, new)},
@@ -115,7 +107,7 @@ def _guard(path: str, old: str, new: str) -> list[str]:
 
 
 def test_a_dataset_config_module_is_not_protected_whole(tmp_path: Path) -> None:
-    tracked = _repo(tmp_path)
+    tracked = tracked_repo(tmp_path, FILES)
     reached = code_reach.reach(tmp_path, tracked, COMMAND)
     assert DATA in reached.files
     assert measuring.protected_files(str(tmp_path), tracked, reached, "accuracy/top1") == {}
