@@ -547,3 +547,47 @@ def test_a_search_s_grid_and_estimator_are_tuned_and_its_scoring_folds_and_rows_
                   "cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(C=0.1)),") == []
     assert _guard(scored, "tune.py", "cv_auc", "(pipe, X, y,", "(pipe, X[:100], y[:100],") != []
     assert _guard(scored, "tune.py", "cv_auc", 'scoring="roc_auc"', 'scoring="accuracy"') != []
+
+
+HYDRA = {
+    "train.py": '''\
+import hydra
+import torch
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base=None, config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    torch.manual_seed(cfg.seed)
+    model = torch.nn.Linear(8, 2)
+    opt = hydra.utils.instantiate(cfg.optimizer, params=model.parameters())
+    for _ in range(cfg.trainer.max_epochs):
+        loss = model(torch.randn(16, 8)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    print(f"val_loss={loss.item():.4f}")
+
+
+if __name__ == "__main__":
+    main()
+''',
+    "conf/config.yaml": "defaults:\n  - optimizer: sgd\n  - _self_\n\nseed: 0\ntrainer:\n  max_epochs: 30\n",
+    "conf/optimizer/sgd.yaml": "_target_: torch.optim.SGD\nlr: 0.1\nmomentum: 0.9\n",
+    "conf/optimizer/adamw.yaml": "_target_: torch.optim.AdamW\nlr: 1e-3\nweight_decay: 0.05\n",
+    "conf/experiment/long_adamw.yaml": "# @package _global_\ndefaults:\n  - override /optimizer: adamw\n\n"
+                                       "trainer:\n  max_epochs: 100\n",
+}
+
+
+def test_a_defaults_entry_an_experiment_overrides_is_not_searched() -> None:
+    """`+experiment=long_adamw` composes conf/optimizer/adamw.yaml through its `override /optimizer: adamw`: the
+    primary config's `- optimizer: sgd` then chooses nothing, and moving it had been a search move with no effect."""
+    entry = "defaults[0].optimizer"
+    knobs = BuiltinPolicy().knobs_in(HYDRA, command="python train.py +experiment=long_adamw", metric="val_loss")
+    assert not knobs[entry].searchable and "conf/optimizer/adamw.yaml is composed" in knobs[entry].why_not
+    assert knobs["defaults[0].override /optimizer"].searchable  # the experiment's own choice is live
+    knobs = BuiltinPolicy().knobs_in(HYDRA, command="python train.py optimizer=adamw", metric="val_loss")
+    assert not knobs[entry].searchable and "composed" in knobs[entry].why_not
+    knobs = BuiltinPolicy().knobs_in(HYDRA, command="python train.py", metric="val_loss")
+    assert knobs[entry].searchable, knobs[entry].why_not

@@ -935,6 +935,31 @@ def _invocation_in(text: str, path: str, program: Program) -> Invocation | None:
 # ----------------------------------------------------------------------------------------------- resolution
 
 
+_DEFAULTS_ENTRY = re.compile(r"^defaults\[\d+\]\.(?P<group>[^\s.]+)$")
+
+
+def _hydra_choice_replaced(knob: knobmod.Knob, program: Program) -> str | None:
+    """Why a Hydra defaults-list entry (`defaults[2].optimizer: sgd`) takes no effect: another option of its group
+    is composed instead — an experiment's `override /optimizer: adamw` or the command's `optimizer=adamw` chose it —
+    so moving this choice changes nothing. None where the entry's own option is the one composed."""
+    m = _DEFAULTS_ENTRY.match(_local(knob))
+    if m is None or not isinstance(knob.value, str) or not knob.path.endswith((".yaml", ".yml")):
+        return None
+    group = m.group("group").split("@", 1)[0]
+    primary = next((c.path for c in program.configs if c.how.startswith("Hydra config of")), None)
+    if group.startswith("/"):
+        if primary is None:
+            return None
+        folder = _norm(posixpath.join(posixpath.dirname(primary), group.lstrip("/")))
+    else:
+        folder = _norm(posixpath.join(posixpath.dirname(knob.path), group))
+    composed = [c.path for c in program.configs if posixpath.dirname(c.path) == folder]
+    own = {f"{folder}/{knob.value}{ext}" for ext in (".yaml", ".yml")}
+    if not composed or own & set(composed):
+        return None
+    return f"{composed[0]} is composed for {group.lstrip('/')} instead (chosen by an override or the command line)"
+
+
 def _leaf(knob: knobmod.Knob) -> str:
     name = knob.name.split(":", 1)[1] if knob.name.startswith(f"{knob.path}:") else knob.name
     if knob.style == CLI_STYLE:
@@ -1127,6 +1152,9 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
         if gin is not None:
             res.shadowed[k.name] = f"overridden by {gin.path} (gin binds it)"
             res.by[k.name] = gin.name
+            continue
+        if in_config and (replaced := _hydra_choice_replaced(k, program)) is not None:
+            res.shadowed[k.name] = replaced
             continue
         if in_config:
             over = None if program.config_over_cli else _cli_override(k, leaf, True, cli, program, config_paths)
