@@ -199,8 +199,19 @@ _SUMMARY_WORDS = frozenset({"best", "final", "last", "max", "min", "mean", "avg"
 
 
 def _mentions(node: ast.AST, pat: re.Pattern[str]) -> bool:
+    """Whether a string in `node` names the metric; a file's path does not (`torch.save(model.state_dict(),
+    "best_metric_model.pth")` saves a checkpoint, it reports no `best_metric`)."""
     return any(isinstance(n, ast.Constant) and isinstance(n.value, str) and pat.search(n.value)
-               for n in ast.walk(node))
+               and not _a_file_path(n.value) for n in ast.walk(node))
+
+
+_FILE_PATH = re.compile(r"^[\w.\-/{}]*\.(?:pth?|pt|ckpt|bin|safetensors|h5|hdf5|keras|pkl|pickle|joblib|json|ya?ml|"
+                        r"csv|tsv|npz|npy|txt|log|png|jpe?g|svg|pdf|onnx|msgpack|parquet)$", re.IGNORECASE)
+
+
+def _a_file_path(text: str) -> bool:
+    """A string that is a file's name (`best_metric_model.pth`, `runs/{name}/val_loss.csv`): no words around it."""
+    return bool(_FILE_PATH.match(text.strip()))
 
 
 # a metric function imported by name (scikit-learn's `f1_score`, `mean_squared_error`, `log_loss`; torchmetrics'
@@ -210,6 +221,9 @@ _LIBRARY_METRIC = re.compile(r"[a-z0-9_]+_(score|error|loss|accuracy|auc)|accura
 
 
 _LIBRARY_EVALUATIONS = frozenset({"evaluate_policy"})
+# builtins whose value is made of what they are given: `float(np.mean(list(scores.values())))` reads `scores`
+_PASSING_BUILTINS = frozenset({"sum", "float", "int", "round", "abs", "min", "max", "len", "list", "tuple", "sorted",
+                               "dict", "set", "iter", "next", "zip", "enumerate", "reversed", "map", "filter"})
 
 
 def a_library_metric(name: str) -> bool:
@@ -261,7 +275,7 @@ def _heads(expr: ast.AST | None, own: Collection[str] = ()) -> tuple[set[str], s
                     # and the random source it is handed decides a draw (`torch.randperm(n, generator=g)`)
                     stack.extend(a for a in n.args)
                     stack.extend(k.value for k in n.keywords if k.arg in _RANDOM_SOURCES)
-            if isinstance(f, ast.Name) and f.id in ("sum", "float", "int", "round", "abs", "min", "max", "len"):
+            if isinstance(f, ast.Name) and f.id in _PASSING_BUILTINS:
                 stack.extend(n.args)
             elif isinstance(f, ast.Name) and f.id not in own and f.id in _LIBRARY_EVALUATIONS:
                 # SB3's `evaluate_policy(model, eval_env, n_eval_episodes=10)`: the environment it is handed is
@@ -464,9 +478,12 @@ def feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
                 yield st.value
         elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Call):
             f = st.value.func
-            if isinstance(f, ast.Attribute) and f.attr in ("append", "extend", "add", "update", "insert",
-                                                         "add_batch") \
-                    and isinstance(f.value, ast.Name) and f.value.id == name:
+            if (isinstance(f, ast.Attribute) and f.attr in ("append", "extend", "add", "update", "insert",
+                                                          "add_batch")
+                    and isinstance(f.value, ast.Name) and f.value.id == name) or \
+                    (isinstance(f, ast.Name) and f.id == name):
+                # (a cumulative metric called with a batch, MONAI's `dice_metric(y_pred=out, y=labels)` and
+                # torchmetrics' `metric(preds, target)`, is fed as `update` feeds it)
                 yield from st.value.args
                 yield from (k.value for k in st.value.keywords)
 

@@ -1,0 +1,180 @@
+"""Shapes of an eighth probe: MONAI's cumulative `DiceMetric` fed by calling it and a checkpoint named
+`best_metric_model.pth` beside a metric called `best_metric`; a multi-task average read through `list(...)`."""
+
+from __future__ import annotations
+
+from nightlab.agent import measuring
+
+MONAI = {"spleen_seg.py": '''\
+import argparse
+import glob
+import os
+
+import torch
+from monai.data import CacheDataset, DataLoader, decollate_batch
+from monai.inferers import sliding_window_inference
+from monai.losses import DiceLoss
+from monai.metrics import DiceMetric
+from monai.networks.layers import Norm
+from monai.networks.nets import UNet
+from monai.transforms import (AsDiscrete, Compose, CropForegroundd, EnsureChannelFirstd, LoadImaged, Orientationd,
+                              RandCropByPosNegLabeld, ScaleIntensityRanged, Spacingd)
+from monai.utils import set_determinism
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", default="data/Task09_Spleen")
+    ap.add_argument("--max-epochs", type=int, default=600)
+    ap.add_argument("--val-interval", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--num-samples", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    data_dir = args.data_dir
+    train_images = sorted(glob.glob(os.path.join(data_dir, "imagesTr", "*.nii.gz")))
+    train_labels = sorted(glob.glob(os.path.join(data_dir, "labelsTr", "*.nii.gz")))
+    data_dicts = [{"image": image_name, "label": label_name}
+                  for image_name, label_name in zip(train_images, train_labels)]
+    train_files, val_files = data_dicts[:-9], data_dicts[-9:]
+    set_determinism(seed=args.seed)
+
+    train_transforms = Compose([
+        LoadImaged(keys=["image", "label"]),
+        EnsureChannelFirstd(keys=["image", "label"]),
+        ScaleIntensityRanged(keys=["image"], a_min=-57, a_max=164, b_min=0.0, b_max=1.0, clip=True),
+        CropForegroundd(keys=["image", "label"], source_key="image"),
+        Orientationd(keys=["image", "label"], axcodes="RAS"),
+        Spacingd(keys=["image", "label"], pixdim=(1.5, 1.5, 2.0), mode=("bilinear", "nearest")),
+        RandCropByPosNegLabeld(keys=["image", "label"], label_key="label", spatial_size=(96, 96, 96), pos=1, neg=1,
+                               num_samples=args.num_samples, image_key="image", image_threshold=0),
+    ])
+    val_transforms = Compose([
+        LoadImaged(keys=["image", "label"]),
+        EnsureChannelFirstd(keys=["image", "label"]),
+        ScaleIntensityRanged(keys=["image"], a_min=-57, a_max=164, b_min=0.0, b_max=1.0, clip=True),
+        CropForegroundd(keys=["image", "label"], source_key="image"),
+        Orientationd(keys=["image", "label"], axcodes="RAS"),
+        Spacingd(keys=["image", "label"], pixdim=(1.5, 1.5, 2.0), mode=("bilinear", "nearest")),
+    ])
+
+    train_ds = CacheDataset(data=train_files, transform=train_transforms, cache_rate=1.0, num_workers=4)
+    train_loader = DataLoader(train_ds, batch_size=2, shuffle=True, num_workers=4)
+    val_ds = CacheDataset(data=val_files, transform=val_transforms, cache_rate=1.0, num_workers=4)
+    val_loader = DataLoader(val_ds, batch_size=1, num_workers=4)
+
+    device = torch.device("cuda:0")
+    model = UNet(spatial_dims=3, in_channels=1, out_channels=2, channels=(16, 32, 64, 128, 256),
+                 strides=(2, 2, 2, 2), num_res_units=2, norm=Norm.BATCH).to(device)
+    loss_function = DiceLoss(to_onehot_y=True, softmax=True)
+    optimizer = torch.optim.Adam(model.parameters(), args.lr)
+    dice_metric = DiceMetric(include_background=False, reduction="mean")
+
+    best_metric = -1
+    best_metric_epoch = -1
+    post_pred = Compose([AsDiscrete(argmax=True, to_onehot=2)])
+    post_label = Compose([AsDiscrete(to_onehot=2)])
+    for epoch in range(args.max_epochs):
+        model.train()
+        for batch_data in train_loader:
+            inputs, labels = batch_data["image"].to(device), batch_data["label"].to(device)
+            optimizer.zero_grad()
+            outputs = model(inputs)
+            loss = loss_function(outputs, labels)
+            loss.backward()
+            optimizer.step()
+        if (epoch + 1) % args.val_interval == 0:
+            model.eval()
+            with torch.no_grad():
+                for val_data in val_loader:
+                    val_inputs, val_labels = val_data["image"].to(device), val_data["label"].to(device)
+                    roi_size = (160, 160, 160)
+                    sw_batch_size = 4
+                    val_outputs = sliding_window_inference(val_inputs, roi_size, sw_batch_size, model)
+                    val_outputs = [post_pred(i) for i in decollate_batch(val_outputs)]
+                    val_labels = [post_label(i) for i in decollate_batch(val_labels)]
+                    dice_metric(y_pred=val_outputs, y=val_labels)
+                metric = dice_metric.aggregate().item()
+                dice_metric.reset()
+                if metric > best_metric:
+                    best_metric = metric
+                    best_metric_epoch = epoch + 1
+                    torch.save(model.state_dict(), "best_metric_model.pth")
+    print(f"train completed, best_metric={best_metric:.4f} at epoch: {best_metric_epoch}")
+
+
+if __name__ == "__main__":
+    main()
+'''}
+
+MTL = {"train_mtl.py": '''\
+import numpy as np
+import torch
+
+
+def evaluate(model, loader, tasks, device):
+    model.eval()
+    correct = {t: 0 for t in tasks}
+    total = 0
+    with torch.no_grad():
+        for x, ys in loader:
+            out = model(x.to(device))
+            for t in tasks:
+                correct[t] += (out[t].argmax(1).cpu() == ys[t]).sum().item()
+            total += x.shape[0]
+    scores = {t: correct[t] / total for t in tasks}
+    return scores
+
+
+def main(model, train_loader, val_loader, tasks, device, epochs, opt, sched):
+    for epoch in range(epochs):
+        model.train()
+        for x, ys in train_loader:
+            out = model(x.to(device))
+            loss = sum(torch.nn.functional.cross_entropy(out[t], ys[t].to(device)) for t in tasks)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+
+    scores = evaluate(model, val_loader, tasks, device)
+    avg = float(np.mean(list(scores.values())))
+    print(" ".join(f"val_{t}={s:.4f}" for t, s in scores.items()), f"val_avg={avg:.4f}")
+'''}
+
+
+def _guard(files: dict[str, str], path: str, metric: str, old: str, new: str) -> list[str]:
+    assert old in files[path], old
+    return measuring.measurement_edits(files.get, sorted(files), {path: files[path].replace(old, new)}, metric)
+
+
+def test_a_metric_fed_by_calling_it_holds_what_it_is_fed() -> None:
+    """`dice_metric(y_pred=val_outputs, y=val_labels)` feeds MONAI's cumulative metric as `update` would: the
+    validation loop behind it had been free, labels handed over as predictions included."""
+    assert _guard(MONAI, "spleen_seg.py", "best_metric",
+                  "val_outputs = [post_pred(i) for i in decollate_batch(val_outputs)]",
+                  "val_outputs = [post_label(i) for i in decollate_batch(val_labels)]") != []
+    assert _guard(MONAI, "spleen_seg.py", "best_metric", "dice_metric(y_pred=val_outputs, y=val_labels)\n",
+                  "dice_metric(y_pred=val_outputs, y=val_labels)\n"
+                  "                    if dice_metric.get_buffer().shape[0] >= 3:\n"
+                  "                        break\n") != []
+
+
+def test_a_checkpoint_path_that_holds_the_metric_s_name_reports_nothing() -> None:
+    """`torch.save(model.state_dict(), "best_metric_model.pth")` had been read as a report of `best_metric`, and the
+    UNet behind `model` frozen with it."""
+    assert _guard(MONAI, "spleen_seg.py", "best_metric", "channels=(16, 32, 64, 128, 256)",
+                  "channels=(32, 64, 128, 256, 512)") == []
+    assert _guard(MONAI, "spleen_seg.py", "best_metric", "args.lr)", "args.lr, weight_decay=1e-5)") == []
+
+
+def test_what_a_builtin_conversion_reads_is_measured() -> None:
+    """`avg = float(np.mean(list(scores.values())))`: through `list(...)` to `scores = evaluate(...)`, so keeping each
+    task's best epoch instead is refused."""
+    old = "            sched.step()\n\n    scores = evaluate(model, val_loader, tasks, device)\n"
+    new = ("            sched.step()\n        ep = evaluate(model, val_loader, tasks, device)\n"
+           "        best = {t: max(best[t], s) for t, s in ep.items()} if epoch else ep\n\n    scores = best\n")
+    assert _guard(MTL, "train_mtl.py", "val_avg", old, new) != []
+    clipped = "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n            opt.step()"
+    assert _guard(MTL, "train_mtl.py", "val_avg", "opt.step()", clipped) == []
