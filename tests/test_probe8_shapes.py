@@ -178,3 +178,55 @@ def test_what_a_builtin_conversion_reads_is_measured() -> None:
     assert _guard(MTL, "train_mtl.py", "val_avg", old, new) != []
     clipped = "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n            opt.step()"
     assert _guard(MTL, "train_mtl.py", "val_avg", "opt.step()", clipped) == []
+
+
+DET = {"train_det.py": '''\
+import argparse
+
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+
+def evaluate(model, loader, coco_gt, device):
+    model.eval()
+    results = []
+    with torch.no_grad():
+        for images, targets in loader:
+            for out, t in zip(model([i.to(device) for i in images]), targets):
+                results += [{"image_id": t["image_id"], "bbox": b.tolist(), "score": float(s), "category_id": int(c)}
+                            for b, s, c in zip(out["boxes"], out["scores"], out["labels"])]
+    coco_dt = coco_gt.loadRes(results)
+    e = COCOeval(coco_gt, coco_dt, "bbox")
+    e.evaluate()
+    e.accumulate()
+    e.summarize()
+    return e.stats[0]
+
+
+def main(model, train_loader, val_loader, optimizer):
+    p = argparse.ArgumentParser()
+    p.add_argument("--epochs", type=int, default=12)
+    args = p.parse_args()
+    device = torch.device("cpu")
+    for _ in range(args.epochs):
+        model.train()
+        for images, targets in train_loader:
+            loss = sum(model(images, targets).values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    coco_gt = COCO("data/annotations/instances_val2017.json")
+    ap = evaluate(model, val_loader, coco_gt, device)
+    print(f"bbox_mAP={ap:.4f}")
+'''}
+
+
+def test_what_the_project_s_evaluation_function_is_handed_is_held() -> None:
+    """`evaluate(model, val_loader, coco_gt, device)` is held whole, but the ground truth it scores against had
+    been free: `coco_gt = COCO(".../instances_val2017_easy.json")` passed."""
+    assert _guard(DET, "train_det.py", "bbox_mAP", '"data/annotations/instances_val2017.json"',
+                  '"data/annotations/instances_val2017_easy.json"') != []
+    assert _guard(DET, "train_det.py", "bbox_mAP", 'default=12', 'default=24') == []
+    assert _guard(DET, "train_det.py", "bbox_mAP", "loss = sum(model(images, targets).values())",
+                  "loss = sum(w * v for w, v in zip((1.0, 2.0, 1.0, 1.0), model(images, targets).values()))") == []

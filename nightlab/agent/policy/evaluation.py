@@ -700,7 +700,7 @@ def measuring_statements(text: str, metric: str, skip: Collection[str] = (), dat
             take(st)
             fed: list[ast.stmt] = []
             traced: set[str] = set()
-            calls = _slice(stmts, list(_printed(st, pat)), pat, _recording(take, fed), traced)
+            calls = _slice(stmts, list(_printed(st, pat)), pat, _recording(take, fed), traced, skip)
             calls |= _optimized(stmts, traced)
             _logging_setup(tree, [st, *fed], take)
             for loop in _feeding_loops(scope, fed, st, trainers):
@@ -1023,26 +1023,34 @@ def _is_model_name(node: ast.AST) -> bool:
                                                                      "estimator", "classifier", "regressor"})
 
 
-def _guard_heads(expr: ast.AST) -> tuple[set[str], set[str]]:
+def _guard_heads(expr: ast.AST, evaluations: Collection[str] = ()) -> tuple[set[str], set[str]]:
     """`_heads` for the edit guard: a call of `evaluate` / `test` / `predict` on an object reads neither the object
     nor a model it is given (the Trainer, the model built with its settings), only the data. An object called for
     the value whose name says it scores (`loss_fn(model(x), y)`, `criterion(...)`, `val_metric(...)`) is read as a
-    name too: the statement that builds it (`loss_fn = nn.CrossEntropyLoss()`) decides the measured loss."""
+    name too: the statement that builds it (`loss_fn = nn.CrossEntropyLoss()`) decides the measured loss. So is
+    what the project's own evaluation function (`evaluations`, held whole) is handed besides the model and the
+    held-out part (held where it is split): `evaluate(model, val_loader, coco_gt, device)` scores against the
+    ground truth `coco_gt = COCO(".../instances_val2017.json")` loads."""
     calls, names = _heads(_CutReceivers().visit(copy.deepcopy(expr)))
-    return calls, names | {c for c in calls if _tokens(c) & _SCORING_OBJECT_WORDS}
+    given = {a.id for c in ast.walk(expr) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+             and c.func.id in evaluations for a in [*c.args, *(k.value for k in c.keywords)]
+             if isinstance(a, ast.Name) and not _is_model_name(a) and not held_out_data(a.id)}
+    return calls, names | given | {c for c in calls if _tokens(c) & _SCORING_OBJECT_WORDS}
 
 
 _SCORING_OBJECT_WORDS = frozenset({"loss", "criterion", "crit", "metric", "metrics", "scorer"})
 
 
 def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | None,
-           take: Callable[[ast.stmt], None], reached: set[str] | None = None) -> set[str]:
+           take: Callable[[ast.stmt], None], reached: set[str] | None = None,
+           evaluations: Collection[str] = ()) -> set[str]:
     """Take the statements in `stmts` that give the names `exprs` read their values, `_SLICE_DEPTH` steps back; the
-    names of the functions called on the way. `reached` collects every name read on the way."""
+    names of the functions called on the way. `reached` collects every name read on the way; what a call of one of
+    `evaluations` (the project's evaluation functions) is handed is read too (`_guard_heads`)."""
     names: set[str] = set()
     calls: set[str] = set()
     for expr in exprs:
-        c, n = _guard_heads(expr)
+        c, n = _guard_heads(expr, evaluations)
         calls |= c
         names |= n
     keys = _keys_read(exprs)
@@ -1073,7 +1081,7 @@ def _slice(stmts: list[ast.stmt], exprs: list[ast.AST], pat: re.Pattern[str] | N
                     take(fed)
                     for expr in (e for v in feeding([fed], name) for e in
                                  (_entries_named(v, pat) if pat is not None else [v])):
-                        c, n = _guard_heads(expr)
+                        c, n = _guard_heads(expr, evaluations)
                         calls |= c
                         nxt |= n
                         read.append(expr)
