@@ -158,3 +158,36 @@ def test_where_the_label_is_the_last_column_no_new_column_is_free() -> None:
     positional = {"cv.py": PATIENTS["cv.py"].replace('df["label"].values', "df.iloc[:, -1].values")}
     load = 'df = pd.read_csv("data/visits.csv")\n'
     assert _refusals(positional, "cv.py", "oof_auc", load, load + 'df["n_visits"] = 1\n') != []
+
+
+GROUPED = {"forecast.py": FORECAST["forecast.py"].replace(
+    '''    df = df.sort_values(["store", "date"]).copy()
+    for lag in lags:
+        df[f"lag_{lag}"] = df.groupby("store")[TARGET].shift(lag)
+    for w in windows:
+        df[f"roll_{w}"] = df[TARGET].shift(1).rolling(w).mean()''',
+    '''    df = df.sort_values(["store", "date"]).copy()
+    g = df.groupby("store")[TARGET]
+    for lag in lags:
+        df[f"lag_{lag}"] = g.shift(lag)
+    for w in windows:
+        df[f"roll_{w}"] = g.transform(lambda s: s.shift(1).rolling(w).mean())'''), "conf.yaml": FORECAST["conf.yaml"]}
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("g.shift(lag)", "g.shift(-lag)"),
+    ("s.shift(1).rolling(w).mean()", "s.rolling(w, center=True).mean()"),
+    ('    df["dow"] = df["date"].dt.dayofweek\n',
+     '    df["store_mean"] = g.transform("mean")\n    df["dow"] = df["date"].dt.dayofweek\n'),
+])
+def test_the_label_read_through_a_name_bound_to_it_is_followed(old: str, new: str) -> None:
+    """`g = df.groupby("store")["sales"]` then `g.shift(lag)` and `g.transform(lambda s: s.shift(1)...)`: the label
+    is read through `g` and the lambda's `s`, which the guard had not followed."""
+    assert "g = df.groupby" in GROUPED["forecast.py"]
+    assert _refusals(GROUPED, "forecast.py", "cv_mae", old, new) != []
+
+
+def test_the_past_read_through_a_name_bound_to_the_label_stays_free() -> None:
+    assert _refusals(GROUPED, "forecast.py", "cv_mae", "g.shift(lag)", "g.shift(lag + 1)") == []
+    assert _refusals(GROUPED, "forecast.py", "cv_mae", "s.shift(1).rolling(w).mean()",
+                     "s.shift(1).rolling(w).median()") == []

@@ -151,11 +151,31 @@ def _past(call: ast.Call) -> bool:
     return True
 
 
-def _unshifted_reads(expr: ast.AST, labels: set[str], constants: dict[str, str]) -> set[str]:
+# methods that hand a series to the function they are given (`g.transform(lambda s: s.shift(91).mean())`)
+_APPLYING = frozenset({"transform", "apply", "agg", "aggregate", "pipe", "map"})
+
+
+def _unshifted_reads(expr: ast.AST, labels: set[str], constants: dict[str, str],
+                     aliases: dict[str, str] | None = None) -> set[str]:
     """The label columns `expr` reads other than through a `.shift` into the past (`df["sales"].shift(1)`,
-    `df.groupby("store")["sales"].shift(7)`)."""
+    `df.groupby("store")["sales"].shift(7)`). `aliases` are names bound to the label (`g = df.groupby(["store",
+    "item"])["sales"]`): `g.shift(lag)` is the past, `g.transform("mean")` is not, and `g.transform(lambda s: ...)`
+    reads the label as its lambda reads `s`."""
+    aliases = dict(aliases or {})
     past = {id(n) for call in ast.walk(expr) if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
             and call.func.attr == "shift" and _past(call) for n in ast.walk(call.func.value)}
+    for call in (c for c in ast.walk(expr) if isinstance(c, ast.Call)):
+        if not isinstance(call.func, ast.Attribute) or call.func.attr not in _APPLYING:
+            continue
+        receiver = call.func.value
+        lambdas = [a for a in [*call.args, *(k.value for k in call.keywords)] if isinstance(a, ast.Lambda)]
+        read = _unshifted_reads(receiver, labels, constants, aliases) if lambdas else set()
+        if not read:
+            continue
+        label = sorted(read)[0]
+        past |= {id(n) for n in ast.walk(receiver)}  # the receiver is read as the lambda reads its series
+        for fn in lambdas:
+            aliases.update({a.arg: label for a in fn.args.args[:1]})
     out: set[str] = set()
     for node in ast.walk(expr):
         if id(node) in past:
@@ -164,7 +184,27 @@ def _unshifted_reads(expr: ast.AST, labels: set[str], constants: dict[str, str])
             out |= {c for k in _keys(node) if (c := _column(k, constants)) is not None and c in labels}
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr in labels:
             out.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in aliases:
+            out.add(aliases[node.id])
     return out
+
+
+def _label_aliases(stmts: list[ast.stmt], labels: set[str], constants: dict[str, str]) -> dict[str, str]:
+    """Names a scope binds to the label itself, unshifted (`g = df.groupby(["store", "item"])["sales"]`)."""
+    out: dict[str, str] = {}
+    for st in stmts:
+        if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+            read = _unshifted_reads(st.value, labels, constants, out)
+            if read and not any(isinstance(n, ast.Call) and called_name(n) in _REDUCING for n in ast.walk(st.value)):
+                out[st.targets[0].id] = sorted(read)[0]
+            else:
+                out.pop(st.targets[0].id, None)
+    return out
+
+
+# calls whose result is no longer the label series: `y = df["sales"].values.astype(float)` still is, a fit's
+# `model = lgb.train(...)` or a metric is not
+_REDUCING = FITTING_CALLS | {"train", "predict", "score"}
 
 
 def _frame_writes(stmts: list[ast.stmt]) -> Iterable[tuple[ast.stmt, str, ast.AST, ast.expr]]:
@@ -214,11 +254,13 @@ def _leaky_writes(tree: ast.Module, labels: set[str], exempt: set[str]) -> Count
     split = _split_sources(tree)
     out: Counter[str] = Counter()
     for scope in _scopes(tree):
-        for st, frame, key, value in _frame_writes(scope_statements(scope)):
+        stmts = scope_statements(scope)
+        aliases = _label_aliases(stmts, labels, constants)
+        for st, frame, key, value in _frame_writes(stmts):
             written = _column(key, constants)
             if written in labels or written in exempt or (name_words(frame) & TRAINING_PART and frame not in split):
                 continue
-            read = _unshifted_reads(value, labels, constants)
+            read = _unshifted_reads(value, labels, constants, aliases)
             if read:
                 column = repr(written) if written is not None else ast.unparse(key)
                 out[f"{getattr(scope, 'name', '')}\0{frame}[{column}]\0{sorted(read)[0]}\0{ast.dump(st)}"] += 1
@@ -259,11 +301,13 @@ def fresh_features(before: ast.Module, after: ast.Module, statements: Iterable[a
     known = _named_columns(before)
     made = {ast.dump(n) for n in ast.walk(before) if isinstance(n, ast.JoinedStr)}
     constants = _string_constants(after)
+    aliases = {k: v for scope in _scopes(after) for k, v in
+               _label_aliases(scope_statements(scope), labels, constants).items()}
     out: set[int] = set()
     for st, _, key, value in _frame_writes(list(statements)):
         written = _column(key, constants)
         fresh = (written is not None and written not in known) or (
             isinstance(key, ast.JoinedStr) and ast.dump(key) not in made)
-        if fresh and not _unshifted_reads(value, labels, constants):
+        if fresh and not _unshifted_reads(value, labels, constants, aliases):
             out.add(id(st))
     return out
