@@ -230,3 +230,77 @@ def test_what_the_project_s_evaluation_function_is_handed_is_held() -> None:
     assert _guard(DET, "train_det.py", "bbox_mAP", 'default=12', 'default=24') == []
     assert _guard(DET, "train_det.py", "bbox_mAP", "loss = sum(model(images, targets).values())",
                   "loss = sum(w * v for w, v in zip((1.0, 2.0, 1.0, 1.0), model(images, targets).values()))") == []
+
+
+LORA = {"finetune.py": '''\
+import fire
+import transformers
+from datasets import load_dataset
+
+
+def train(base_model: str = "", data_path: str = "yahma/alpaca-cleaned", val_set_size: int = 2000,
+          learning_rate: float = 3e-4, model=None, tokenizer=None, generate_and_tokenize_prompt=None):
+    data = load_dataset("json", data_files=data_path)
+    train_val = data["train"].train_test_split(test_size=val_set_size, shuffle=True, seed=42)
+    train_data = train_val["train"].shuffle().map(generate_and_tokenize_prompt)
+    val_data = train_val["test"].shuffle().map(generate_and_tokenize_prompt)
+    trainer = transformers.Trainer(
+        model=model,
+        train_dataset=train_data,
+        eval_dataset=val_data,
+        args=transformers.TrainingArguments(learning_rate=learning_rate, num_train_epochs=3, output_dir="out"),
+    )
+    trainer.train()
+    print(f"eval_loss={trainer.evaluate()['eval_loss']:.4f}")
+
+
+if __name__ == "__main__":
+    fire.Fire(train)
+'''}
+
+VISION = {"train_resnet.py": '''\
+import torch
+import torchvision
+from torchvision import datasets, transforms
+
+
+def main():
+    train_transform = transforms.Compose([transforms.RandomCrop(32, padding=4), transforms.ToTensor()])
+    test_transform = transforms.ToTensor()
+    train_set = datasets.CIFAR10("data", train=True, transform=train_transform)
+    test_set = datasets.CIFAR10("data", train=False, transform=test_transform)
+    train_loader = torch.utils.data.DataLoader(train_set, batch_size=128, shuffle=True)
+    test_loader = torch.utils.data.DataLoader(test_set, batch_size=1000)
+    model = torchvision.models.resnet18(num_classes=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for x, y in train_loader:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in test_loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+    print(f"test_acc={correct / len(test_set):.4f}")
+'''}
+
+
+def test_training_on_the_whole_a_split_is_cut_from_is_refused() -> None:
+    """HF datasets' `data["train"].train_test_split(...)` cuts the validation rows out of `data["train"]`: training
+    on `data["train"]` itself trains on them, though no name says so."""
+    assert _guard(LORA, "finetune.py", "eval_loss", 'train_data = train_val["train"].shuffle()',
+                  'train_data = data["train"].shuffle()') != []
+    assert _guard(LORA, "finetune.py", "eval_loss", "num_train_epochs=3", "num_train_epochs=5") == []
+
+
+def test_a_held_out_dataset_named_for_training_is_still_held_out() -> None:
+    """`CIFAR10(..., train=False)` is the test set whatever it is called: `extra = ...` concatenated into the
+    training set had passed."""
+    old = "    train_loader = torch.utils.data.DataLoader(train_set,"
+    new = ('    extra = datasets.CIFAR10("data", train=False, transform=train_transform)\n'
+           "    train_set = torch.utils.data.ConcatDataset([train_set, extra])\n" + old)
+    assert _guard(VISION, "train_resnet.py", "test_acc", old, new) != []
+    assert _guard(VISION, "train_resnet.py", "test_acc", "transforms.RandomCrop(32, padding=4), ",
+                  "transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), ") == []

@@ -303,8 +303,13 @@ def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
             isinstance(i.context_expr, ast.Call) and called_name(i.context_expr) in ("no_grad", "inference_mode")
             for i in w.items) for x in ast.walk(w) if isinstance(x, ast.stmt)}
         stmts = [st for st in everything if id(st) not in no_grad]
-        sources = {n.id for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call) and called_name(c) in
-                   SPLIT_CALLS for a in c.args for n in ast.walk(a) if isinstance(n, ast.Name)}
+        splits = [c for st in stmts for c in ast.walk(st) if isinstance(c, ast.Call) and called_name(c) in SPLIT_CALLS]
+        sources = {n.id for c in splits for a in c.args for n in ast.walk(a) if isinstance(n, ast.Name)}
+        # a source that is no bare name: HF datasets' `data["train"].train_test_split(test_size=0.1)` cuts the held-out
+        # part out of `data["train"]`, which then holds it as well
+        whole = {ast.dump(x) for c in splits for x in [*c.args[:1], *(
+            [c.func.value] if isinstance(c.func, ast.Attribute) else [])]
+            if isinstance(x, ast.Subscript | ast.Attribute)}
         # tf.data's `val_ds = ds.take(n)`, `train_ds = ds.skip(n)` (HF's `select` / `shard` alike) split `ds`
         cut = _take_skip_sources(stmts)
         sources |= cut
@@ -327,6 +332,7 @@ def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
         # and a file or a key named for a part (`np.load("data/val_X.npy")`, `d["x_val"]`, `split="validation"`)
         strings = {c.value for e in seeds for c in ast.walk(e) if isinstance(c, ast.Constant)
                    and isinstance(c.value, str)}
+        exprs: list[ast.AST] = list(seeds)
         for _ in range(_TRACE_STEPS):
             todo -= read
             read |= todo
@@ -334,6 +340,7 @@ def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
             for name in todo:
                 for v in _paired_feeding(stmts, name):
                     if not _splits(v, cut):
+                        exprs.append(v)
                         nxt |= {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
                         attributes |= {a.attr for a in ast.walk(v) if isinstance(a, ast.Attribute)}
                         strings |= {c.value for c in ast.walk(v) if isinstance(c, ast.Constant)
@@ -342,6 +349,11 @@ def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
             todo = nxt
         label = getattr(scope, "name", "")
         part = _measured_part(metric)
+        # a split's source read whole, and a dataset built as the held-out part by its argument (torchvision's
+        # `CIFAR10(root, train=False)`), whatever the name it is bound to
+        out.update(f"{label}\0{ast.unparse(x)}" for e in exprs for x in ast.walk(e) if ast.dump(x) in whole or (
+            isinstance(x, ast.Call) and any(k.arg == "train" and isinstance(k.value, ast.Constant)
+                                            and k.value.value is False for k in x.keywords)))
         out.update(f"{label}\0{n}" for n in read if n in sources or (
             held_out_data(n) and (part is None or _part_of(n) in (part, None))))
         # (`valid` beside a mask or tokens is validity, not validation: `batch.valid_mask`)
