@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from nightlab.agent import measuring
+from nightlab.agent.policy.builtin import BuiltinPolicy
 
 MONAI = {"spleen_seg.py": '''\
 import argparse
@@ -304,3 +305,72 @@ def test_a_held_out_dataset_named_for_training_is_still_held_out() -> None:
     assert _guard(VISION, "train_resnet.py", "test_acc", old, new) != []
     assert _guard(VISION, "train_resnet.py", "test_acc", "transforms.RandomCrop(32, padding=4), ",
                   "transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(), ") == []
+
+
+GAN = {
+    "models.py": '''\
+import torch.nn as nn
+
+
+class Generator(nn.Module):
+    def __init__(self, z_dim=128, width=256):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(z_dim, width), nn.ReLU(), nn.Linear(width, 3 * 32 * 32), nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z)
+''',
+    "wgan.py": '''\
+import argparse
+
+import torch
+
+from models import Generator
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--z-dim", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--eval-seed", type=int, default=0)
+    args = p.parse_args()
+    g = Generator(z_dim=args.z_dim)
+    opt = torch.optim.Adam(g.parameters(), lr=args.lr)
+    for _ in range(100):
+        loss = g(torch.randn(64, args.z_dim)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    gen = torch.Generator().manual_seed(args.eval_seed)
+    z = torch.randn(1000, args.z_dim, generator=gen)
+    with torch.no_grad():
+        fid = g(z).pow(2).mean().item()
+    print(f"fid={fid:.4f}")
+
+
+if __name__ == "__main__":
+    main()
+''',
+}
+
+
+def test_a_library_class_of_the_same_name_does_not_make_a_project_default_live() -> None:
+    """`torch.Generator().manual_seed(...)` beside the GAN's own `Generator(z_dim=args.z_dim)` had made the
+    `z_dim=128` default of models.py count as used, and searched: every move of it changed nothing."""
+    knobs = BuiltinPolicy().knobs_in(GAN, command="python wgan.py", metric="fid")
+    assert not knobs["Generator.z_dim"].searchable and "passes z_dim" in knobs["Generator.z_dim"].why_not
+    assert knobs["Generator.width"].searchable
+    assert knobs["--z-dim"].searchable
+
+
+def test_an_evaluation_loader_written_over_two_lines_is_not_searched() -> None:
+    det = {"train_det.py": DET["train_det.py"].replace(
+        "    device = torch.device(\"cpu\")\n",
+        "    device = torch.device(\"cpu\")\n"
+        "    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=1, shuffle=False, num_workers=4,\n"
+        "                                             collate_fn=collate_fn)\n").replace(
+        "def main(model, train_loader, val_loader, optimizer):", "def main(model, train_loader, val_ds, optimizer, "
+                                                                  "collate_fn):")}
+    knobs = BuiltinPolicy().knobs_in(det, command="python train_det.py", metric="bbox_mAP")
+    loader = next(k for k in knobs.values() if k.key.startswith("DataLoader.batch_size"))
+    assert not loader.searchable and "evaluation loader" in loader.why_not

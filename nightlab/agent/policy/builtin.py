@@ -1807,7 +1807,8 @@ _EVAL_DATA = _EVAL_WORDS | {"dev", "holdout"}  # what a held-out loader's data i
 
 
 def _call_spans(line: str) -> list[tuple[int, int]]:
-    """(open, close) of each call on the line outside any other: `DataLoader(train, 64), DataLoader(val, 512)`."""
+    """(open, close) of each call on the line outside any other: `DataLoader(train, 64), DataLoader(val, 512)`; a
+    call left open at the end of the line closes there."""
     out: list[tuple[int, int]] = []
     depth, start = 0, -1
     for i, ch in enumerate(line):
@@ -1820,6 +1821,8 @@ def _call_spans(line: str) -> list[tuple[int, int]]:
             if depth == 0 and start >= 0:
                 out.append((start, i))
                 start = -1
+    if depth > 0 and start >= 0:  # a call continued on the next line: `DataLoader(val_ds, batch_size=1,`
+        out.append((start, len(line)))
     return out
 
 

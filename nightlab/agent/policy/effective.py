@@ -1009,6 +1009,7 @@ def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str
     as passing everything: a default that may be overridden there is not worth a run. Calls are counted in the files
     the command runs."""
     out: dict[str, set[str] | None] = {}
+    project = {part for p in files if p.endswith(".py") for part in p[:-3].split("/")}
     for path, text in files.items():
         if not path.endswith(".py") or (run is not None and path not in run):
             continue
@@ -1032,11 +1033,16 @@ def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str
                 sub = _str(node.targets[0].slice)
                 if sub is not None:
                     dict_keys.setdefault(node.targets[0].value.id, set()).add(sub)
+        # a library's class of the same name is another class: `torch.Generator().manual_seed(0)` beside a GAN's
+        # own `Generator(z_dim=args.z_dim)` passes no `z_dim`, and does not make the default of the project's live
+        libraries = {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                     for a in n.names} - project
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
-            name = dotted(node.func).split(".")[-1]
-            if not name:
+            path_parts = dotted(node.func).split(".")
+            name = path_parts[-1]
+            if not name or (len(path_parts) > 1 and path_parts[0] in libraries):
                 continue
             passed: set[str] | None = {kw.arg for kw in node.keywords if kw.arg}
             for kw in node.keywords:
