@@ -374,3 +374,12 @@ def test_an_evaluation_loader_written_over_two_lines_is_not_searched() -> None:
     knobs = BuiltinPolicy().knobs_in(det, command="python train_det.py", metric="bbox_mAP")
     loader = next(k for k in knobs.values() if k.key.startswith("DataLoader.batch_size"))
     assert not loader.searchable and "evaluation loader" in loader.why_not
+
+
+def test_the_folds_of_a_bagged_ensemble_train_it() -> None:
+    """AutoGluon's `--num-bag-folds 5` bags the model over folds of the training rows: it had been held as a
+    cross-validation's folds, which decide the measurement."""
+    from nightlab.agent.policy.evaluation import names_the_measurement
+
+    assert not names_the_measurement("--num-bag-folds") and not names_the_measurement("num_stack_levels")
+    assert names_the_measurement("n_folds") and names_the_measurement("cv_folds")

@@ -1394,7 +1394,13 @@ def names_the_measurement(name: str | None) -> bool:
     leaf = _tokens(parts[-1])
     if leaf & {"split", "splits"} and not leaf & _NOT_A_DATA_SPLIT:
         return True  # `prepare.split: 0.20`, `split_seed`, `n_splits`: how much is held out, or which rows
-    return bool(words & _MEASURING_SETTING_WORDS) and not ({"batch", "size"} <= leaf or "bs" in leaf)
+    hits = words & _MEASURING_SETTING_WORDS
+    if leaf & _ENSEMBLE_WORDS:  # AutoGluon's `num_bag_folds`, `num_stack_levels`: folds that train a bagged ensemble
+        hits -= {"fold", "folds", "nfolds", "kfold", "kfolds"}
+    return bool(hits) and not ({"batch", "size"} <= leaf or "bs" in leaf)
+
+
+_ENSEMBLE_WORDS = frozenset({"bag", "bags", "bagging", "bagged", "stack", "stacking"})
 
 
 # beside `split`, words of a tree's node splitting (`min_samples_split`, `min_split`, `max_splits`) or of a tensor
