@@ -383,3 +383,40 @@ def test_the_folds_of_a_bagged_ensemble_train_it() -> None:
 
     assert not names_the_measurement("--num-bag-folds") and not names_the_measurement("num_stack_levels")
     assert names_the_measurement("n_folds") and names_the_measurement("cv_folds")
+
+
+FORECAST = {"forecast.py": '''\
+import argparse
+
+import lightgbm as lgb
+import pandas as pd
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cutoff", default="2017-10-01")
+    args = ap.parse_args()
+    df = pd.read_csv("data/train.csv", parse_dates=["date"])
+    df["dow"] = df["date"].dt.dayofweek
+    cutoff = pd.Timestamp(args.cutoff)
+    train = df[df["date"] < cutoff]
+    test = df[df["date"] >= cutoff]
+    model = lgb.LGBMRegressor(n_estimators=300)
+    model.fit(train[["dow"]], train["sales"])
+    pred = model.predict(test[["dow"]])
+    print(f"test_mae={(test['sales'] - pred).abs().mean():.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''}
+
+
+def test_a_mask_that_cuts_the_held_out_rows_is_held() -> None:
+    """`test = df[df["date"] >= cutoff]` is the split, and the cutoff it is cut at with it: moving the cutoff by
+    two months had passed."""
+    assert _guard(FORECAST, "forecast.py", "test_mae", 'test = df[df["date"] >= cutoff]',
+                  'test = df[(df["date"] >= cutoff) & (df["date"].dt.month == 10)]') != []
+    assert _guard(FORECAST, "forecast.py", "test_mae", "cutoff = pd.Timestamp(args.cutoff)",
+                  "cutoff = pd.Timestamp(args.cutoff) + pd.Timedelta(days=60)") != []
+    assert _guard(FORECAST, "forecast.py", "test_mae", "n_estimators=300", "n_estimators=600") == []

@@ -935,6 +935,10 @@ def _slice_split(st: ast.stmt) -> list[ast.expr]:
         if isinstance(v, ast.Subscript) and isinstance(v.value, ast.Name) and held_out_data(v.value.id) and \
                 isinstance(v.slice, ast.Name) and any(held_out_data(n) for n in target_names(t)):
             out.append(v.slice)  # `xv, yv = xv_all[idx], yv_all[idx]`: the index draws the measured sample
+        if isinstance(v, ast.Subscript) and any(held_out_name(n) for n in target_names(t)) and isinstance(
+                v.slice, ast.Compare | ast.BoolOp | ast.UnaryOp) and any(
+                isinstance(c, ast.Compare) for c in ast.walk(v.slice)):
+            out.append(v.slice)  # `test = df[df["date"] >= cutoff]`: a mask cuts the held-out rows
     return out
 
 
