@@ -191,3 +191,28 @@ def test_the_past_read_through_a_name_bound_to_the_label_stays_free() -> None:
     assert _refusals(GROUPED, "forecast.py", "cv_mae", "g.shift(lag)", "g.shift(lag + 1)") == []
     assert _refusals(GROUPED, "forecast.py", "cv_mae", "s.shift(1).rolling(w).mean()",
                      "s.shift(1).rolling(w).median()") == []
+
+
+AUTOGLUON = {"ag_train.py": '''\
+import pandas as pd
+from autogluon.tabular import TabularPredictor
+from sklearn.model_selection import train_test_split
+
+LABEL = "class"
+df = pd.read_csv("data/adult.csv")
+train, test = train_test_split(df, test_size=0.25, random_state=0)
+predictor = TabularPredictor(label=LABEL, eval_metric="roc_auc").fit(train, time_limit=300)
+print(f"test_roc_auc={predictor.evaluate(test)['roc_auc']:.4f}")
+'''}
+
+
+def test_a_label_named_by_its_column_is_the_label() -> None:
+    """`TabularPredictor(label=LABEL)` names the label by its column: a feature copied from it had passed."""
+    assert label_columns([ast.parse(AUTOGLUON["ag_train.py"])]) == {"class"}
+    old = 'df = pd.read_csv("data/adult.csv")\n'
+    assert _refusals(AUTOGLUON, "ag_train.py", "test_roc_auc", old,
+                     old + 'df["is_rich"] = (df[LABEL] == ">50K").astype(int)\n') != []
+    assert _refusals(AUTOGLUON, "ag_train.py", "test_roc_auc", old,
+                     old + 'df["capital_net"] = df["capital_gain"] - df["capital_loss"]\n') == []
+    # a plot's label names no column
+    assert label_columns([ast.parse('import matplotlib.pyplot as plt\nplt.plot([1], label="train")\n')]) == set()

@@ -34,6 +34,8 @@ __all__ = ["fresh_features", "label_columns", "label_leaks"]
 
 # keywords that hand the label (`xgb.DMatrix(X, label=y)`); the second argument of a fit or a split is it too
 _LABEL_KEYWORDS = frozenset({"label", "y", "labels", "target", "y_train"})
+# keywords that name the label's column (`label_column="price"`, PyCaret's `setup(target="price")`)
+_LABEL_NAMING = frozenset({"label_column", "target_column", "label_col", "target_col", "label_name", "target_name"})
 # what takes the data and its label together: LightGBM's / XGBoost's / CatBoost's / torch's `(X, y)`
 _LABELLED_DATA = frozenset({"Dataset", "DMatrix", "Pool", "TensorDataset"})
 _TRACE_STEPS = 3
@@ -102,6 +104,10 @@ def label_columns(trees: Iterable[ast.Module]) -> set[str]:
                 elif a_library_metric(name) and len(c.args) >= 2:
                     exprs.append(c.args[0])  # `roc_auc_score(train["target"], oof)`: the truth it scores against
                 exprs += [k.value for k in c.keywords if k.arg in _LABEL_KEYWORDS]
+                # a label named by its column: AutoGluon's `TabularPredictor(label="class")`, PyCaret's
+                # `setup(data, target=TARGET)`, `label_column=` (not a plot's `label="train loss"`)
+                named = _LABEL_NAMING | (_LABEL_KEYWORDS if name[:1].isupper() or name == "setup" else set())
+                out |= {col for k in c.keywords if k.arg in named if (col := _column(k.value, constants)) is not None}
             seen: set[str] = set()
             for _ in range(_TRACE_STEPS):
                 # of a split's result only its label side (`train_test_split(df[["a", "b"]], df["y"])`)
