@@ -420,3 +420,49 @@ def test_a_mask_that_cuts_the_held_out_rows_is_held() -> None:
     assert _guard(FORECAST, "forecast.py", "test_mae", "cutoff = pd.Timestamp(args.cutoff)",
                   "cutoff = pd.Timestamp(args.cutoff) + pd.Timedelta(days=60)") != []
     assert _guard(FORECAST, "forecast.py", "test_mae", "n_estimators=300", "n_estimators=600") == []
+
+
+EPOCHS = {"train.py": '''\
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+from torchvision import datasets, transforms
+
+
+def train_one_epoch(model, optimizer, loader):
+    model.train()
+    for x, y in loader:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def main():
+    tf = transforms.ToTensor()
+    train_ds = datasets.ImageFolder("data/train", transform=tf)
+    val_ds = datasets.ImageFolder("data/val", transform=tf)
+    train_loader = DataLoader(train_ds, batch_size=64, shuffle=True)
+    val_loader = DataLoader(val_ds, batch_size=256)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(10):
+        train_one_epoch(model, optimizer, train_loader)
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in val_loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+    print(f"val_acc={correct / len(val_ds):.4f}")
+'''}
+
+
+def test_what_the_project_s_own_training_function_is_handed_is_training_data() -> None:
+    """`train_one_epoch(model, optimizer, train_loader)` trains inside a function of its own: the held-out images
+    concatenated into its loader had passed, since no `fit` or `backward` sits beside the call."""
+    old = "    train_loader = DataLoader(train_ds,"
+    new = ('    extra = datasets.ImageFolder("data/val", transform=tf)\n'
+           "    train_ds = ConcatDataset([train_ds, extra])\n" + old)
+    assert _guard(EPOCHS, "train.py", "val_acc", old, new) != []
+    assert _guard(EPOCHS, "train.py", "val_acc", "train_one_epoch(model, optimizer, train_loader)",
+                  "train_one_epoch(model, optimizer, val_loader)") != []
+    assert _guard(EPOCHS, "train.py", "val_acc", "lr=0.1", "lr=0.05, momentum=0.9") == []

@@ -288,7 +288,7 @@ _TRAINING_DATA_KEYWORDS = frozenset({"train_dataset", "train_dataloaders", "trai
                                      "train_data", "train_set"})
 
 
-def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
+def _training_inputs(tree: ast.Module, metric: str = "", training: Collection[str] = ()) -> Counter[str]:
     """The held-out data the training reads, as "scope: name": what a fitting call is handed (`clf.fit(X_te, y_te)`;
     not its `validation_data=` / `eval_set=`, which only monitor), and what feeds a `loss.backward()` (through the
     loss's assignments and the loops its batches come from), traced back through assignments to the split. A
@@ -324,6 +324,8 @@ def _training_inputs(tree: ast.Module, metric: str = "") -> Counter[str]:
             elif isinstance(f, ast.Attribute) and f.attr == "backward":  # `loss.backward()`, `crit(...).backward()`
                 seeds += list(feeding(stmts, f.value.id)) if isinstance(f.value, ast.Name) else [f.value]
             seeds += [k.value for k in c.keywords if k.arg in _TRAINING_DATA_KEYWORDS]  # `Trainer(train_dataset=…)`
+            if isinstance(f, ast.Name) and f.id in training:  # the project's `train_one_epoch(model, opt, loader)`
+                seeds += [*c.args, *(k.value for k in c.keywords if not names_the_measurement(k.arg))]
         loops = [(target_names(st.target), st.iter) for st in stmts if isinstance(st, ast.For | ast.AsyncFor)]
         read: set[str] = set()
         todo = {n.id for e in seeds for n in ast.walk(e) if isinstance(n, ast.Name)}
@@ -424,11 +426,12 @@ def _paired_feeding(stmts: list[ast.stmt], name: str) -> Iterator[ast.AST]:
         yield from feeding([st], name)
 
 
-def _training_data_changes(before: ast.Module, after: ast.Module | None, metric: str) -> list[str]:
+def _training_data_changes(before: ast.Module, after: ast.Module | None, metric: str,
+                           training: Collection[str] = ()) -> list[str]:
     """The held-out data an edit has the training read that it did not read before (`_training_inputs`)."""
     if after is None:
         return []
-    new = _training_inputs(after, metric) - _training_inputs(before, metric)
+    new = _training_inputs(after, metric, training) - _training_inputs(before, metric, training)
     return sorted({f"the training reads {k.split(chr(0))[1]} (held-out data)" for k in new})
 
 
@@ -544,6 +547,7 @@ class _Measured(NamedTuple):
     trees: dict[str, ast.Module]
     measuring: list[ast.AST]  # the definitions of the measuring functions and helpers
     project_trains: bool
+    training: set[str]  # functions that train themselves (`train_one_epoch` with its `loss.backward()`)
 
 
 def _measured(before: Mapping[str, str], metric: str) -> _Measured:
@@ -568,7 +572,8 @@ def _measured(before: Mapping[str, str], metric: str) -> _Measured:
     # a script that trains nothing (a stand-in that prints a number computed from its settings) has no setting that
     # only the measurement reads: every one feeds the printed value the way training would
     project_trains = any(trains(t) for t in trees.values())
-    return _Measured(names, evaluating, helpers, data_functions, trainers, asked, trees, measuring, project_trains)
+    return _Measured(names, evaluating, helpers, data_functions, trainers, asked, trees, measuring, project_trains,
+                     training)
 
 
 def measurement_only_options(before: Mapping[str, str], metric: str) -> set[str]:
@@ -608,7 +613,7 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
     (`measuring_statements`) it changes, as "path: line N (...)" ("after" holds only the files an edit changed).
     Compared as syntax trees: a comment or a blank line is not a change; a body, a default or a decorator is."""
     m = _measured(before, metric)
-    names, evaluating, helpers, data_functions, trainers, asked, trees, measuring, project_trains = m
+    names, evaluating, helpers, data_functions, trainers, asked, trees, measuring, project_trains, training = m
     out = []
     for path, text in sorted(after.items()):
         old_tree = parse_python(before.get(path, "")) if path.endswith(".py") else None
@@ -647,7 +652,7 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         now_attributes = _measuring_attributes(new_tree, names) if attributes else {}
         out += [f"{path}: {attr} (the object the evaluation reads)" for attr in sorted(attributes)
                 if now_attributes.get(attr) != attributes[attr]]
-        out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric)]
+        out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric, training)]
         out += [f"{path}: {what}" for what in label_leaks(trees.values(), old_tree, new_tree)]
         out += [f"{path}: {what}" for what in shared_augmentation(old_tree, new_tree)]
         out += [f"{path}: {what}" for what in validation_tail_changes(old_tree, new_tree)]
