@@ -466,3 +466,54 @@ def test_what_the_project_s_own_training_function_is_handed_is_training_data() -
     assert _guard(EPOCHS, "train.py", "val_acc", "train_one_epoch(model, optimizer, train_loader)",
                   "train_one_epoch(model, optimizer, val_loader)") != []
     assert _guard(EPOCHS, "train.py", "val_acc", "lr=0.1", "lr=0.05, momentum=0.9") == []
+
+
+UNSET_SEED = {"train.py": '''\
+import argparse
+
+import torch
+from accelerate.utils import set_seed
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--seed", type=int, default=None, help="A seed for reproducible training.")
+    p.add_argument("--eval_seed", type=int, default=0)
+    p.add_argument("--learning_rate", type=float, default=1e-4)
+    args = p.parse_args()
+    if args.seed is not None:
+        set_seed(args.seed)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
+    for _ in range(10):
+        loss = model(torch.randn(8, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    g = torch.Generator().manual_seed(args.eval_seed)
+    print(f"val_loss={model(torch.randn(64, 4, generator=g)).pow(2).mean().item():.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''}
+
+
+def test_a_seed_option_with_no_default_is_the_re_runs_route() -> None:
+    """HF's and diffusers' example scripts take `--seed` with `default=None` and seed only when it is given: the
+    option is no knob (no literal), and re-runs had been planned unseeded."""
+    from nightlab.agent.seeding import SeedRoute, plan_seeding
+
+    def plan(files: dict[str, str], command: str = "python train.py") -> tuple[SeedRoute, str]:
+        p = plan_seeding(command, lambda x: files.get(x, ""), lambda x: x in files, sorted(files), "val_loss")
+        return p.route, p.command(command, 1, 0)
+
+    assert plan(UNSET_SEED) == (SeedRoute.ARGUMENT, "python train.py --seed=1")
+    # a seed the split is drawn with stays as it is
+    split = {"train.py": UNSET_SEED["train.py"].replace(
+        "    model = torch.nn.Linear(4, 1)\n",
+        "    idx = torch.randperm(100, generator=torch.Generator().manual_seed(args.seed))\n"
+        "    train_idx, val_idx = idx[:80], idx[80:]\n    model = torch.nn.Linear(4, 1)\n")}
+    assert plan(split) == (SeedRoute.NONE, "python train.py")
+    # nor is one the command gives already replaced by another route
+    assert plan(UNSET_SEED, "python train.py --seed 3")[0] is SeedRoute.ARGUMENT

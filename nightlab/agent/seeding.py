@@ -499,6 +499,22 @@ def _knob_leaf(program: eff.Program, k: knobmod.Knob) -> str:
     return local.rsplit(".", 1)[-1].lstrip("-").replace("-", "_").lower()
 
 
+def _unset_seed_option(program: eff.Program, trees: Sequence[ast.Module], draws: _SplitDraws) -> str | None:
+    """The command-line option a seeding call of the code reads (`set_seed(args.seed)`) that has no literal default
+    to be a knob (`default=None`), the command does not give already, and no split or evaluation reads."""
+    seeding = [a for t in trees for n in ast.walk(t) if isinstance(n, ast.Call) and _call_name(n) in _SEED_CALLS
+               for a in [*n.args, *(k.value for k in n.keywords)]]
+    given = {a.name for a in program.invocation.args} if program.invocation is not None else set()
+    for opt in program.options:
+        dest = opt.dest.lower()
+        if not opt.takes_value or not opt.strings or "seed" not in dest or names_the_measurement(dest) or \
+                any(s in given for s in opt.strings):
+            continue
+        if any(_reads(a, dest) for a in seeding) and not any(_reads(e, dest) for e in draws.deciding):
+            return max(opt.strings, key=len)
+    return None
+
+
 def _decides_split(program: eff.Program, k: knobmod.Knob, draws: _SplitDraws) -> bool:
     """Whether seed setting `k` also decides the data split: it is handed to a split, to a generator a split draws
     from, or seeds a global generator a split draws from (LightningCLI's `seed_everything` seeds them all)."""
@@ -680,8 +696,16 @@ def _plan(command: str, read: Callable[[str], str], exists: Callable[[str], bool
             where = f"{k.path}" + (f", default {default}" if default is not None else "")
             return SeedPlan(SeedRoute.ARGUMENT, f"re-runs pass {route}=N on the command line (the seed setting in "
                                                 f"{where})", argument=route, default=default, program=program)
-    # ... or held by a config system that takes it there (LightningCLI, tyro, HfArgumentParser, ml_collections)
+    # ... or an option with no literal default that the code seeds with (HF's and diffusers' example scripts:
+    # `--seed` with `default=None`, then `if args.seed is not None: set_seed(args.seed)`)
     trees = _trees(files, program.run_files)
+    if arguments:
+        option = _unset_seed_option(program, trees, draws)
+        if option is not None:
+            return SeedPlan(SeedRoute.ARGUMENT, f"re-runs pass {option}=N on the command line (the option the code "
+                                                "seeds with; it has no default, so the first run is unseeded)",
+                            argument=option, default=None, program=program)
+    # ... or held by a config system that takes it there (LightningCLI, tyro, HfArgumentParser, ml_collections)
     config_seeds = [k for k in seeds if not res.why_not(k.name) and type(k.value) is int and k.style != eff.CLI_STYLE
                     and not matches_any(k.path, protected) and not decides_split(k)]
     seeding_args = [a for t in trees for n in ast.walk(t) if isinstance(n, ast.Call) and (
