@@ -517,3 +517,19 @@ def test_a_seed_option_with_no_default_is_the_re_runs_route() -> None:
     assert plan(split) == (SeedRoute.NONE, "python train.py")
     # nor is one the command gives already replaced by another route
     assert plan(UNSET_SEED, "python train.py --seed 3")[0] is SeedRoute.ARGUMENT
+
+
+def test_a_default_the_command_gives_a_word_for_is_not_searched() -> None:
+    """`--mixed_precision fp16` on the command is no knob of its own (a word, no space to search), and the
+    `default="no"` in the code it overrides had been searched."""
+    files = {"train.py": UNSET_SEED["train.py"].replace(
+        '    p.add_argument("--learning_rate", type=float, default=1e-4)\n',
+        '    p.add_argument("--learning_rate", type=float, default=1e-4)\n'
+        '    p.add_argument("--mixed_precision", type=str, default="no", choices=["no", "fp16", "bf16"])\n').replace(
+        "    model = torch.nn.Linear(4, 1)\n",
+        "    dtype = torch.bfloat16 if args.mixed_precision == \"bf16\" else torch.float32\n"
+        "    model = torch.nn.Linear(4, 1).to(dtype)\n")}
+    knobs = BuiltinPolicy().knobs_in(files, command="python train.py --mixed_precision fp16", metric="val_loss")
+    assert not knobs["--mixed_precision"].searchable
+    assert "overridden by --mixed_precision on the command line" in knobs["--mixed_precision"].why_not
+    assert knobs["--learning_rate"].searchable

@@ -935,6 +935,17 @@ def _invocation_in(text: str, path: str, program: Program) -> Invocation | None:
 # ----------------------------------------------------------------------------------------------- resolution
 
 
+def _given_as_word(knob: knobmod.Knob, program: Program) -> str | None:
+    """The option of an argparse default that the command gives a value, where that value is no knob of its own
+    (a string no search space holds): the default in the code is not what runs."""
+    if knob.style != "argparse" or program.invocation is None:
+        return None
+    opt = program.option_for(_local(knob).split("#")[0])
+    if opt is None or not opt.takes_value:
+        return None
+    return next((a.name for a in program.invocation.args if a.name in opt.strings and a.value is not None), None)
+
+
 _DEFAULTS_ENTRY = re.compile(r"^defaults\[\d+\]\.(?P<group>[^\s.]+)$")
 
 
@@ -1199,6 +1210,10 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
         if over is not None:
             res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {_written_on(over)}"
             res.by[k.name] = over.name
+            continue
+        word = _given_as_word(k, program)
+        if word is not None:  # a value the command gives that is no knob of its own (`--mixed_precision fp16`)
+            res.shadowed[k.name] = f"overridden by {word} on the command line"
             continue
         if k.style != "signature":
             over_cfg = cfg_by_leaf.get(leaf)
