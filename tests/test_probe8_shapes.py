@@ -533,3 +533,29 @@ def test_a_default_the_command_gives_a_word_for_is_not_searched() -> None:
     assert not knobs["--mixed_precision"].searchable
     assert "overridden by --mixed_precision on the command line" in knobs["--mixed_precision"].why_not
     assert knobs["--learning_rate"].searchable
+
+
+SIMCLR = {"run_simclr.py": '''\
+import torch
+from torchvision.datasets import STL10
+
+
+def main(views, model, linear_probe_acc):
+    pretrain = STL10("data", split="unlabeled", download=False, transform=views)
+    loader = torch.utils.data.DataLoader(pretrain, batch_size=256, shuffle=True)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-4)
+    for x, _ in loader:
+        loss = model(x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    test = STL10("data", split="test")
+    print(f"test_acc={linear_probe_acc(model, test):.4f}")
+'''}
+
+
+def test_a_split_naming_training_parts_only_is_the_training_s_choice() -> None:
+    """STL10's protocol pretrains on `split="train+unlabeled"`: any change of a `split=` had been held."""
+    assert _guard(SIMCLR, "run_simclr.py", "test_acc", 'split="unlabeled"', 'split="train+unlabeled"') == []
+    assert _guard(SIMCLR, "run_simclr.py", "test_acc", 'split="unlabeled"', 'split="unlabeled+test"') != []
+    assert _guard(SIMCLR, "run_simclr.py", "test_acc", 'split="test"', 'split="train"') != []

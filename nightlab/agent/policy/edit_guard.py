@@ -202,7 +202,8 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
                 sizes = any(names_the_measurement(k.arg) and _SPLIT_SIZE_WORDS & set(re.split(r"_+", k.arg.lower()))
                             for k in n.keywords if k.arg)
                 keywords.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
-                                if names_the_measurement(k.arg) or (sizes and k.arg in _SPLIT_SEEDS))
+                                if (names_the_measurement(k.arg) and not _training_parts_named(k.arg, k.value))
+                                or (sizes and k.arg in _SPLIT_SEEDS))
                 existing.update(f"{name}({k.arg}=…)\0{ast.dump(k.value)}" for k in n.keywords
                                 if not names_the_measurement(k.arg) and _names_data_string(k.arg, k.value))
         elif isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -220,6 +221,15 @@ def _settings(tree: ast.Module | None, held: Collection[str]) -> tuple[Counter[t
                             if isinstance(k, ast.Constant) and isinstance(k.value, str)
                             and (names_the_measurement(k.value) or _names_data_string(k.value, v)))
     return calls, keywords, existing
+
+
+def _training_parts_named(arg: str | None, value: ast.expr) -> bool:
+    """A `split=` naming training parts only, whole (STL10's `split="train+unlabeled"` for pretraining): no held-out
+    part in it, and no slice of a part (`"train[:90%]"` is cut against a `"train[90%:]"` held out beside it)."""
+    if arg != "split" or not isinstance(value, ast.Constant) or not isinstance(value.value, str):
+        return False
+    parts = [x for x in re.split(r"[+,\s]+", value.value) if x]
+    return bool(parts) and all(x.isidentifier() and not held_out_name(x) for x in parts)
 
 
 def _defaults(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> list[tuple[ast.arg, ast.expr]]:
