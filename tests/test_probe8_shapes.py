@@ -447,12 +447,14 @@ def main():
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(10):
         train_one_epoch(model, optimizer, train_loader)
+    print(f"val_acc={accuracy(model, val_loader):.4f}")
+
+
+@torch.no_grad()
+def accuracy(model, loader):
     model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in val_loader:
-            correct += (model(x).argmax(1) == y).sum().item()
-    print(f"val_acc={correct / len(val_ds):.4f}")
+    hits = [(model(x).argmax(1) == y).float() for x, y in loader]
+    return torch.cat(hits).mean().item()
 '''}
 
 
