@@ -162,3 +162,20 @@ def test_the_evaluation_loader_s_batch_size_is_never_searched() -> None:
     assert not knobs["val_dataloader.batch_size"].searchable
     assert "measurement" in knobs["val_dataloader.batch_size"].why_not
     assert knobs["model.backbone.depth"].searchable
+
+
+def test_a_section_switched_off_is_not_searched() -> None:
+    """mmengine scales the learning rate by `auto_scale_lr.base_batch_size` only when `enable=True` (`tools/train.py
+    --auto-scale-lr`), and an `ema = dict(enable=False, momentum=...)` is read by nothing: moving either is no trial."""
+    schedule = "configs/_base_/schedules/cifar10_bs128.py"
+    files = {**FILES, schedule: FILES[schedule] + "auto_scale_lr = dict(base_batch_size=128)\n"
+                                                  "ema = dict(enable=False, momentum=0.0002)\n"}
+    knobs = BuiltinPolicy().knobs_in(files, command=COMMAND, metric="accuracy/top1")
+    assert not knobs["auto_scale_lr.base_batch_size"].searchable
+    assert "switched on" in knobs["auto_scale_lr.base_batch_size"].why_not
+    assert not knobs["ema.momentum"].searchable and "ema.enable is off" in knobs["ema.momentum"].why_not
+    assert knobs["optim_wrapper.optimizer.momentum"].searchable
+    on = BuiltinPolicy().knobs_in(files, command=COMMAND + " --auto-scale-lr", metric="accuracy/top1")
+    assert on["auto_scale_lr.base_batch_size"].searchable, on["auto_scale_lr.base_batch_size"].why_not
+    files[schedule] = files[schedule].replace("enable=False", "enable=True")
+    assert BuiltinPolicy().knobs_in(files, command=COMMAND, metric="accuracy/top1")["ema.momentum"].searchable

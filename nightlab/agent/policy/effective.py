@@ -1242,6 +1242,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                     res.shadowed[k.name] = f"every call of {cls_or_fn}(...) passes {fld}"
     _architecture_defaults(program, [k for k in knobs if k.style == "getattr" and k.name not in res.unused
                                      and k.name not in res.shadowed], files, res)
+    _switched_off(program, [k for k in knobs if k.name not in res.unused and k.name not in res.shadowed], res)
     if program.config_over_cli:  # `vars(args).update(yaml.safe_load(...))` after parse_args: the config wins
         for flag in cli:
             over_cfg = cfg_by_leaf.get(_flag_key(flag.name.split(":", 1)[1], program).split(".")[-1])
@@ -1356,6 +1357,31 @@ def _grid_searched(text: str) -> dict[tuple[str, str], str]:
                 elif est_cls and est_cls not in ("Pipeline", "make_pipeline"):
                     out[(est_cls, param)] = key
     return out
+
+
+_SWITCH_KEYS = ("enable", "enabled", "use", "active")
+# sections a library reads only when switched on, off where nothing says `enable`: mmengine's `auto_scale_lr =
+# dict(base_batch_size=128)` scales the learning rate only with `enable=True` (`tools/train.py --auto-scale-lr`)
+_OFF_UNLESS_ENABLED = frozenset({"auto_scale_lr"})
+
+
+def _switched_off(program: Program, knobs: Sequence[knobmod.Knob], res: Resolution) -> None:
+    """A config section switched off (`ema: {enabled: false, decay: 0.999}`, mmengine's `auto_scale_lr` without
+    `enable=True`): its other settings take no effect, so moving them is no trial."""
+    by_name = {_local(k): k for k in knobs}
+    command = program.command.replace("-", "_")
+    for k in knobs:
+        if k.style not in ("dict", "yaml", "json", "toml") or k.kind == "flag":
+            continue
+        section, _, leaf = _local(k).rpartition(".")
+        if not section or leaf in _SWITCH_KEYS:
+            continue
+        switch = next((by_name[f"{section}.{w}"] for w in _SWITCH_KEYS if f"{section}.{w}" in by_name), None)
+        on_command = f"{section}.enable" in command or f"__{section}" in command  # `--auto-scale-lr`
+        if switch is not None and switch.path == k.path and switch.value is False and not on_command:
+            res.unused[k.name] = f"{section}.{_local(switch).rsplit('.', 1)[1]} is off: {section} takes no effect"
+        elif switch is None and section.rsplit(".", 1)[-1] in _OFF_UNLESS_ENABLED and not on_command:
+            res.unused[k.name] = f"{section} is read only when switched on ({section}.enable), and nothing does"
 
 
 def _architecture_defaults(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str, str],
