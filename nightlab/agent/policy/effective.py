@@ -40,6 +40,7 @@ import yaml
 from nightlab.agent.code_reach import beside_file
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy.commandline import COMMAND_PATH, Arg, Invocation, parse_command
+from nightlab.agent.policy.evaluation import CV_SEARCHES
 
 __all__ = [
     "CLI_STYLE",
@@ -1299,9 +1300,6 @@ def _computed_after_parsing(text: str) -> dict[str, str]:
     return out
 
 
-# scikit-learn's hyperparameter searches (and scikit-optimize's): the estimator, then the grid of its parameters
-_SEARCH_CV = frozenset({"GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV",
-                        "BayesSearchCV"})
 _GRID_KWS = ("param_grid", "param_distributions", "search_spaces")
 
 
@@ -1326,7 +1324,7 @@ def _grid_searched(text: str) -> dict[tuple[str, str], str]:
             steps[str(_str(node.elts[0]))] = dotted(node.elts[1].func).split(".")[-1]
         elif isinstance(node, ast.Call):
             last = dotted(node.func).split(".")[-1]
-            if last in _SEARCH_CV:
+            if last in CV_SEARCHES:  # scikit-learn's (and scikit-optimize's) searches: estimator, then grid
                 searches.append(node)
             elif last == "make_pipeline":  # steps named by their lowercased class
                 for a in node.args:
