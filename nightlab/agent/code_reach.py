@@ -179,7 +179,8 @@ def _split_segment(seg: str) -> list[str]:
 _NOT_TRAINING = frozenset({"prepare", "prep", "preprocess", "preprocessing", "download", "setup", "prepare_data",
                            "make_data", "make_dataset", "build_dataset", "data_prep", "eval", "evaluate", "evaluation",
                            "test", "score", "predict", "inference", "infer", "export", "plot", "visualize", "sample",
-                           "featurize", "featurization", "build_features"})  # (a DVC pipeline's feature stage)
+                           "featurize", "featurization", "build_features",  # (a DVC pipeline's feature stage)
+                           "convert"})  # (spaCy's `convert` step, which writes the corpus the training reads)
 
 
 def console_scripts(pyproject: str) -> dict[str, str]:

@@ -53,7 +53,7 @@ from nightlab.agent.policy.evaluation import (
     parse_python,
     trains,
 )
-from nightlab.agent.policy.knobs import gin_bindings
+from nightlab.agent.policy.knobs import gin_bindings, ini_settings
 
 __all__ = ["DATA_EXT", "command_held", "command_measurement_changes", "command_protected_changes",
            "measurement_edits", "protected_files", "protected_keys", "script_measurement_changes"]
@@ -124,7 +124,7 @@ def _seed_loop_changes(before: str, after: str) -> list[str]:
     return [f"the seeds it runs over (for {var} in {old[var]})" for var in sorted(old) if new.get(var) != old[var]]
 
 
-_CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".gin")
+_CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".gin", ".cfg", ".ini")
 _RUNNER_EXT = (".sh", ".bash", ".mk", ".just")  # files whose lines run the program with its flags
 _TASK_FILES = frozenset({"Makefile", "makefile", "GNUmakefile", "justfile", "Justfile", "tox.ini", "Taskfile"})
 _YAML_TASK_FILES = frozenset({"MLproject"})  # YAML without the extension: its parameters' defaults are settings
@@ -136,6 +136,8 @@ def _config_leaves(text: str | None, path: str) -> dict[str, str] | None:
         return {}
     if path.endswith(".gin"):  # gin-config: `train.val_fraction = 0.2`
         return {".".join(str(p) for p in leaf.path): repr(leaf.value) for leaf in gin_bindings(text)}
+    if path.endswith((".cfg", ".ini")):  # configparser, spaCy's config.cfg: `[paths]` then `dev = "corpus/dev.spacy"`
+        return {".".join(str(p) for p in leaf.path): repr(leaf.value) for leaf in ini_settings(text)}
     try:
         if path.endswith(".toml"):
             docs: list[Any] = [tomllib.loads(text)]
@@ -171,7 +173,28 @@ def _config_changes(before: str | None, after: str, path: str,
     if old is None or new is None:
         return []
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and (names_the_measurement(k) or (
-        names_the_data(k) and any(str(v).startswith(("'", '"')) for v in (old.get(k), new.get(k)))) or held(k)))
+        names_the_data(k) and any(str(v).startswith(("'", '"')) for v in (old.get(k), new.get(k)))) or held(k)
+        or any(v is not None and v[:1] in "'\"" and names_a_part(v[1:-1]) for v in (old.get(k), new.get(k)))))
+
+
+def names_a_part(value: str) -> bool:
+    """Whether a setting's value is the path of one part of the data, by its file's stem (`corpus/dev.spacy`,
+    `data/test.jsonl`, `train.csv`): a key or flag whose value moves between parts (spaCy's `[paths] dev`,
+    `--paths.dev corpus/test.spacy`) changes what is trained on or measured, whatever it is called."""
+    if not _PATH_WORD.fullmatch(value):
+        return False
+    base = posixpath.basename(value)
+    ext = base.rsplit(".", 1)[-1].lower() if "." in base else ""
+    if ext in _NOT_DATA_EXT or ("/" not in value and ext not in _DATA_EXT):
+        return False  # a config or a script (`configs/train.yaml`), or no path at all (`-S train.seed=7`)
+    stem = base.split(".", 1)[0].lower()
+    return stem in _HELD_OUT or stem == "train"
+
+
+_PATH_WORD = re.compile(r"[\w./~+-]+")
+_NOT_DATA_EXT = frozenset({"py", "yaml", "yml", "toml", "cfg", "ini", "gin", "sh", "jsonnet", "md"})
+_DATA_EXT = frozenset({"csv", "tsv", "json", "jsonl", "txt", "parquet", "spacy", "npy", "npz", "pt", "pkl", "h5",
+                       "hdf5", "arrow", "tfrecord", "conll", "conllu", "iob", "feather", "bin", "gz", "zip", "tar"})
 
 
 def _protected_mentions(before: str, after: str, guarded: Collection[str], free: Collection[str] = ()) -> list[str]:
@@ -288,7 +311,20 @@ def command_measurement_changes(before: str | None, after: str | None,
     old, new = _flags(before, held), _flags(after, held)
     if old is None or new is None:
         return []
-    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if not changed:  # a data part's path given as a word of its own (`spacy evaluate model corpus/test.spacy`)
+        was, now = _part_words(before), _part_words(after)
+        changed = sorted(f"the data part {w}" for w in (was - now) + (now - was))
+    return changed
+
+
+def _part_words(cmd: str | None) -> Counter[str]:
+    """The words of a command that are a data part's path and no flag's `name=value` (`names_a_part`)."""
+    try:
+        words = shlex.split(cmd or "")
+    except ValueError:
+        return Counter()
+    return Counter(w for w in words if not w.startswith("-") and "=" not in w and names_a_part(w))
 
 
 def _flags(cmd: str | None, held: Callable[[str], bool]) -> dict[str, list[str]] | None:
@@ -317,7 +353,8 @@ def _flags(cmd: str | None, held: Callable[[str], bool]) -> dict[str, list[str]]
         if name in _KEY_VALUE_FLAGS and i + 2 < len(words) and "=" not in value:
             settings.append((words[i + 1], words[i + 2]))  # papermill's `-p val_size 500`
         for key, val in settings:
-            if names_the_measurement(key) or (names_the_data(key) and not _NUMBER.fullmatch(val)) or held(key):
+            if names_the_measurement(key) or (names_the_data(key) and not _NUMBER.fullmatch(val)) or held(key) or \
+                    names_a_part(val):
                 out.setdefault(key.replace("-", "_"), []).append(val)
     return out
 

@@ -414,6 +414,44 @@ def _table_hits(text: str, name: str) -> list[_Hit]:
     return hits[-MAX_CURVE_POINTS:]
 
 
+_RULE = re.compile(r"^[ \t]*-{2,}(?:[ \t]+-{2,})+[ \t]*$")  # `---  ------  ----------`: a rule under a header
+
+
+def _column_key(name: str) -> str:
+    return re.sub(r"[\s_-]+", "_", name.strip().lower())
+
+
+def _ruled_table_hits(text: str, name: str) -> list[_Hit]:
+    """The column `name` of a table whose header sits over a rule of dashes, a run per column — spaCy's training
+    table, `E    #       LOSS TEXTCAT  CATS_SCORE  SCORE` over `---  ------  ------------  ----------  ------`. A
+    header's name may hold a space (`LOSS TEXTCAT`), so the rule's runs give the columns, not the words; a column
+    is `name` when its header reads the same, case and `_` / space aside (`loss_textcat`). One hit per row of
+    numbers, its epoch from an `E` or `epoch` column."""
+    needle = _column_key(name)
+    if not needle or needle.replace("_", " ") not in text.lower().replace("_", " ").replace("-", " "):
+        return []
+    lines = _ROWS.split(text)
+    hits: list[_Hit] = []
+    for r in range(1, len(lines)):
+        if not _RULE.match(lines[r]):
+            continue
+        starts = [m.start() for m in re.finditer(r"-+", lines[r])]
+        header = lines[r - 1]
+        names = [_column_key(header[s:(starts[n + 1] if n + 1 < len(starts) else len(header))])
+                 for n, s in enumerate(starts)]
+        if needle not in names:
+            continue
+        at = names.index(needle)
+        epoch_at = next((n for n, c in enumerate(names) if c in ("e", "epoch")), None)
+        for i in range(r + 1, len(lines)):
+            toks = lines[i].split()
+            if len(toks) != len(starts) or not all(_NUM_CELL.fullmatch(t) for t in toks):
+                break
+            epoch = int(toks[epoch_at]) if epoch_at is not None and toks[epoch_at].isdigit() else None
+            hits.append(_Hit(i, -1, _to_float(toks[at]), toks[at], lines[i].strip(), epoch=epoch))
+    return hits[-MAX_CURVE_POINTS:]
+
+
 def _regex_hits(text: str, regex: str) -> list[_Hit]:
     """Every match of a configured regex (group 1 is the value), thinned to MAX_CURVE_POINTS."""
     pat = _user_re(regex)
@@ -508,14 +546,15 @@ def parse_metric(text: str, name: str, regex: str | None = None) -> MetricReadin
     """Read metric `name` from a job's output: by `regex` (group 1 is the value) when configured, else by the
     common forms. The last occurrence is the value; all finite occurrences, with steps, are the curve."""
     text = _plain(text)
-    hits = _regex_hits(text, regex) if regex else _name_hits(text, name) or _table_hits(text, name)
+    hits = _regex_hits(text, regex) if regex else \
+        _name_hits(text, name) or _table_hits(text, name) or _ruled_table_hits(text, name)
     return _reading(name, hits, regex, text)
 
 
 def parse_named_curve(text: str, name: str) -> list[tuple[int, float]]:
     """Every printed value of `name` as (step, value), non-finite values kept: diagnosis needs to see the NaN."""
     text = _plain(text)
-    hits = _last_redraws(_name_hits(text, name)) or _table_hits(text, name)
+    hits = _last_redraws(_name_hits(text, name)) or _table_hits(text, name) or _ruled_table_hits(text, name)
     steps = _assign_steps([(h.epoch, h.step) for h in hits])
     return [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None]
 

@@ -563,6 +563,8 @@ def _config_route(program: eff.Program, k: knobmod.Knob, trees: Sequence[ast.Mod
     option = inv.file_options.get(k.path, "")
     if program.signature_cli and cfg is not None and k.style in ("yaml", "json") and option == "--config":
         return "--" + ".".join(x for x in (cfg.prefix, local) if x)
+    if program.library and cfg is not None:  # spaCy's `spacy train config.cfg --system.seed 1`
+        return "--" + local
     calls = [n for t in trees for n in ast.walk(t) if isinstance(n, ast.Call)]
     if k.style == "dataclass" and "." in local:
         owner, fld = local.rsplit(".", 1)

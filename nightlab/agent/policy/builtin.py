@@ -583,6 +583,9 @@ class BuiltinPolicy(PolicyBase):
         py = {p: t for p, t in code.items() if p.endswith(".py")}
         fixed = {p: fixed_lines(t, evaluation) for p, t in py.items()}
         fixed_fns = set(evaluation)
+        # under a library's trainer (`spacy train config.cfg`) the library reads the config's keys: whether the
+        # repository's own code names a key says nothing of whether it is used
+        read_by = {p: t for p, t in code.items() if not p.endswith(".py")} if program.library else code
         # options only the measurement reads (`--crop-pct` of the evaluation's transform, `--threshold`): the edit
         # guard holds them, so a move of one is no trial
         measured = self._measurement_only(py, ctx.metric)
@@ -595,7 +598,7 @@ class BuiltinPolicy(PolicyBase):
                 continue
             kind = k.kind
             space = _space(k)
-            ok, why = _searchable(k, kind, space, code, fixed, fixed_fns)
+            ok, why = _searchable(k, kind, space, read_by, fixed, fixed_fns)
             if ok and k.style in ("argparse", "signature", eff.CLI_STYLE) and \
                     re.split(r"[:.]", key)[-1].lstrip("-").replace("-", "_") in measured:
                 ok, why = False, "read only by the measurement (the edit guard holds it)"
@@ -1985,7 +1988,7 @@ def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: 
     if (k.style == "env" and kind not in _ENV_KINDS) or words & _NEVER_WORDS or \
             any(pair in _NEVER_PHRASES for pair in itertools.pairwise(seq)):
         return False, "logging, evaluation, environment or bookkeeping setting"
-    if k.style in ("yaml", "json", "toml") and names_the_measurement(re.sub(r"(?:\[\d+\])+$", "", name)):
+    if k.style in ("yaml", "json", "toml", "ini", "gin") and names_the_measurement(re.sub(r"(?:\[\d+\])+$", "", name)):
         return False, "a setting of the measurement (`cv.gap`): the edit guard holds it"
     if k.style == "dict" and any(names_the_measurement(p) for p in re.split(r"[.:]", name)[:-1]):
         return False, "a part of the measurement's settings (`val_dataloader.batch_size`): the edit guard holds it"

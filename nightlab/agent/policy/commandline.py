@@ -325,6 +325,18 @@ def _module_path(module: str, exists: Callable[[str], bool], roots: Sequence[str
     return None
 
 
+# library trainers a command runs by name (or as `python -m NAME`) with their training subcommand: they run no
+# script of the repository's but read a config file of its that their command line names, and take dotted flags
+# over its keys (spaCy: `spacy train config.cfg --training.max_epochs 5`; see effective.analyse)
+LIBRARY_TRAINERS: dict[str, str] = {"spacy": "train"}
+
+
+def _library_trainer(seg: list[Token], i: int) -> bool:
+    """Whether word i of `seg` names a library trainer followed by its training subcommand."""
+    name = seg[i].value.rsplit("/", 1)[-1]
+    return name in LIBRARY_TRAINERS and i + 1 < len(seg) and seg[i + 1].value == LIBRARY_TRAINERS[name]
+
+
 def _entry_of(seg: list[Token], exists: Callable[[str], bool],
               scope: _Scope) -> tuple[int, str | None, str | None] | None:
     """(index of the first argument, entry script, module) of a segment that runs Python, or None."""
@@ -349,9 +361,13 @@ def _entry_of(seg: list[Token], exists: Callable[[str], bool],
             path = _module_path(mod, exists, scope.roots())
             if path is not None:
                 return i + 2, path, mod
+            if _library_trainer(seg, i + 1):  # `python -m spacy train config.cfg`
+                return i + 2, None, mod
             first_missing = i + 1 if first_missing is None else first_missing  # torch.distributed.run, …
             i += 2
             continue
+        if not saw_python and _library_trainer(seg, i):  # `spacy train config.cfg --training.max_epochs 5`
+            return i + 1, None, v.rsplit("/", 1)[-1]
         if v.endswith(".py"):
             path = _join(scope.cwd, v)
             if exists(path):

@@ -39,7 +39,7 @@ import yaml
 
 from nightlab.agent.code_reach import beside_file
 from nightlab.agent.policy import knobs as knobmod
-from nightlab.agent.policy.commandline import COMMAND_PATH, Arg, Invocation, parse_command
+from nightlab.agent.policy.commandline import COMMAND_PATH, LIBRARY_TRAINERS, Arg, Invocation, parse_command
 from nightlab.agent.policy.evaluation import CV_SEARCHES
 
 __all__ = [
@@ -136,6 +136,7 @@ class Program:
     config_over_cli: bool = False  # the code overwrites the parsed arguments from a config: the config wins
     signature_cli: bool = False  # LightningCLI: `model.lr` in a config or `--model.lr` sets `__init__(lr=...)`
     cli_functions: frozenset[str] = frozenset()  # typer / fire: `--lr` sets `def main(lr=...)`
+    library: str = ""  # a library's trainer runs (`spacy`): it reads the config's keys, no code of the repository's
     possible_configs: list[str] = field(default_factory=list)  # config-like files the code may read (pattern)
     exists: Callable[[str], bool] = field(default=lambda _p: False, repr=False)
     takes_value: Callable[[str], bool | None] = field(default=lambda _n: None, repr=False)
@@ -519,6 +520,13 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
     if inv is not None and inv.entry:
         pairs = _pair_options(fx(inv.entry))
         inv = parse_command(command, exists, read, takes_value, pairs)
+    if inv is not None and inv.entry is None and inv.module in LIBRARY_TRAINERS:
+        # a library's trainer (`spacy train config.cfg --training.max_epochs 5`): no file of the repository's runs;
+        # the config its command line names holds the settings, and a dotted flag overrides the key it names
+        named = [ConfigFile(p, "", f"named on the command line ({inv.module} {LIBRARY_TRAINERS[inv.module]})")
+                 for p in inv.files if p.endswith(_CONFIG_EXTS)]
+        return Program(command=command, invocation=inv, run_files=set(), configs=named[:1], options=[],
+                       library=inv.module, exists=exists, takes_value=takes_value, read=read)
     if inv is None or inv.entry is None:
         return Program(command=command, invocation=inv, run_files=None, configs=[], options=[], exists=exists,
                        takes_value=takes_value, read=read)

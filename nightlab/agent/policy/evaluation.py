@@ -1384,6 +1384,11 @@ _MEASURING_SETTING_WORDS = frozenset({"val", "valid", "validation", "eval", "eva
                                       "cv", "fold", "folds", "nfolds", "kfold", "kfolds"})
 
 
+# sections (or keys) whose every setting is part of the measurement: spaCy's weights of the scores it combines into
+# the one it selects the best model by and reports
+_MEASURING_SECTIONS = frozenset({"score_weights"})
+
+
 def names_the_measurement(name: str | None) -> bool:
     """Whether a setting's name (a keyword, a constant, a config key, a flag; dotted or dashed) says it decides the
     measurement: an evaluation or metric word (`clip_val`, `max_val` say otherwise), except an evaluation batch size
@@ -1396,6 +1401,8 @@ def names_the_measurement(name: str | None) -> bool:
         return False
     words = set().union(*(_tokens(p) for p in parts))
     leaf = _tokens(parts[-1])
+    if any(p.lower() in _MEASURING_SECTIONS for p in parts):
+        return True  # spaCy's `[training.score_weights] cats_score = 1.0`: the score that picks and reports the best
     if leaf & {"split", "splits"} and not leaf & _NOT_A_DATA_SPLIT:
         return True  # `prepare.split: 0.20`, `split_seed`, `n_splits`: how much is held out, or which rows
     hits = words & _MEASURING_SETTING_WORDS

@@ -276,7 +276,7 @@ def classify(name: str) -> str:
         return "warmup"
     if t & {"accum", "accumulate", "accumulation"}:
         return "other"
-    lr_like = "lr" in t or {"learning", "rate"} <= t or t & {"eta"}
+    lr_like = "lr" in t or {"learning", "rate"} <= t or {"learn", "rate"} <= t or t & {"eta"}  # (thinc's learn_rate)
     if lr_like:
         if t & _LR_MODIFIERS and "batch" not in t:
             return "fixed"
@@ -427,7 +427,7 @@ def schedule_length(name: str) -> bool:
     classified as steps or epochs, so that it follows the training length it belongs with, but changed alone it
     reshapes the schedule and trains no longer."""
     t = set(name_words(name))
-    lr_like = "lr" in t or {"learning", "rate"} <= t or bool(t & {"eta"})
+    lr_like = "lr" in t or {"learning", "rate"} <= t or {"learn", "rate"} <= t or bool(t & {"eta"})
     return lr_like and classify(name.rsplit(":", 1)[-1]) in ("steps", "epochs")
 
 
@@ -1641,6 +1641,85 @@ def gin_bindings(text: str) -> list[_Leaf]:
 _GIN_BINDING = re.compile(r"[ \t]*(?P<key>[A-Za-z_][\w./]*)[ \t]*=[ \t]*(?P<value>[^#\n]*?)[ \t]*(?:#.*)?$")
 
 
+# INI-style configs: Python's configparser files (`config.read("config.ini")`, then `cfg.getfloat("optim", "lr")`)
+# and spaCy / thinc's config.cfg (`[training.optimizer]` then `learn_rate = 0.001`, values written as JSON). A
+# `[section]` header (dots in it nest: `training.optimizer`), then `key = value` or `key: value` lines; the value is
+# a number, a boolean (`true`, `yes`, `on`), a JSON string or a plain word. Left out, never guessed: a value that
+# continues on indented lines, an interpolation (`${paths.train}`, `%(base)s`), a list, `null`, and a registry
+# reference (`@optimizers = "Adam.v1"`, which names a function, not a setting). The tools' own files (setup.cfg,
+# tox.ini, ...) are no training's settings.
+_INI_SECTION = re.compile(r"^\[[ \t]*([^\]\n]+?)[ \t]*\][ \t]*(?:[#;].*)?$")
+_INI_PAIR = re.compile(r"^([^\s=:#;\[][^=:\n]*?)[ \t]*[=:][ \t]*")
+_INI_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_INI_TRUE = frozenset({"true", "yes", "on"})
+_INI_FALSE = frozenset({"false", "no", "off"})
+_INI_WORD = re.compile(r"[A-Za-z_][\w.\-]*")
+_INI_SKIP = frozenset({"setup.cfg", "tox.ini", "pytest.ini", "mypy.ini", "alembic.ini", "flake8.cfg", ".flake8",
+                       "pylintrc", ".pylintrc", "uwsgi.ini", "pip.ini", ".bumpversion.cfg", "bumpversion.cfg",
+                       "versioneer.cfg", "nose.cfg", "pep8.ini", "pycodestyle.cfg", "tslint.ini", "supervisord.ini"})
+
+
+def ini_settings(text: str) -> list[_Leaf]:
+    """The scalars of an INI-style config (see `_INI_SECTION`) as config leaves keyed by section and key
+    (`training.optimizer.learn_rate`), each with the span of its value."""
+    out: list[_Leaf] = []
+    section: tuple[str, ...] | None = None
+    last: _Leaf | None = None
+    at = 0
+    for line in text.splitlines(keepends=True):
+        start, body = at, line.rstrip("\r\n")
+        at += len(line)
+        if body[:1] in (" ", "\t") and body.strip() and not body.lstrip().startswith(("#", ";")):
+            if last is not None and out and out[-1] is last:
+                out.pop()  # the value goes on over indented lines: a multi-line value, not a scalar
+            last = None
+            continue
+        last = None
+        if not body.strip() or body.lstrip().startswith(("#", ";")):
+            continue
+        head = _INI_SECTION.match(body)
+        if head:
+            section = tuple(p.strip() for p in head.group(1).split("."))
+            continue
+        pair = _INI_PAIR.match(body)
+        if pair is None or section is None:
+            continue
+        key = pair.group(1).strip()
+        raw = body[pair.end():].rstrip()  # (configparser keeps a `; comment` after a value: no scalar then)
+        if not raw or key.startswith("@") or "${" in raw or "%(" in raw:
+            continue
+        value: Value | None = None
+        quoted = False
+        low = raw.lower()
+        if _INI_NUMBER.fullmatch(raw):
+            number = float(raw)
+            value = int(raw) if re.fullmatch(r"[-+]?\d+", raw) else number
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+        elif low in _INI_TRUE or low in _INI_FALSE:
+            value = low in _INI_TRUE
+        elif raw[:1] == '"' and raw[-1:] == '"' and len(raw) > 1:
+            try:
+                loaded = json.loads(raw)
+            except ValueError:
+                loaded = None
+            value, quoted = (loaded, True) if isinstance(loaded, str) else (None, False)
+        elif _INI_WORD.fullmatch(raw) and low != "null" and low != "none":
+            value = raw
+        if value is None:
+            continue
+        s = start + pair.end()
+        last = _Leaf((*section, key), s, s + len(raw), value, quoted)
+        out.append(last)
+    return out
+
+
+def _scan_ini(path: str, text: str, texts: Sequence[str]) -> list[_Found]:
+    if path.replace("\\", "/").rsplit("/", 1)[-1].lower() in _INI_SKIP:
+        return []
+    return _config_found(path, text, ini_settings(text), "ini", texts)
+
+
 def _scan_json(path: str, text: str, texts: Sequence[str]) -> list[_Found]:
     # JSON is read with our own scanner first: it follows JSON's rules exactly (``1e-3`` is a number, keys need no
     # space after the colon, tabs are whitespace) where PyYAML's YAML 1.1 rules differ. The composer is the fallback
@@ -1684,6 +1763,8 @@ def _scan_cached(path: str, text: str, texts: tuple[str, ...]) -> tuple[_Found, 
         found = _scan_toml(path, text, texts)
     elif low.endswith(".gin"):
         found = _scan_gin(path, text, texts)
+    elif low.endswith((".cfg", ".ini")):
+        found = _scan_ini(path, text, texts)
     else:
         return ()
     found.sort(key=lambda f: f.start)
