@@ -561,3 +561,44 @@ def test_a_split_naming_training_parts_only_is_the_training_s_choice() -> None:
     assert _guard(SIMCLR, "run_simclr.py", "test_acc", 'split="unlabeled"', 'split="train+unlabeled"') == []
     assert _guard(SIMCLR, "run_simclr.py", "test_acc", 'split="unlabeled"', 'split="unlabeled+test"') != []
     assert _guard(SIMCLR, "run_simclr.py", "test_acc", 'split="test"', 'split="train"') != []
+
+
+WHISPER = {"run_whisper.py": '''\
+import evaluate
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, WhisperForConditionalGeneration, WhisperProcessor
+
+
+def main():
+    processor = WhisperProcessor.from_pretrained("openai/whisper-small")
+    model = WhisperForConditionalGeneration.from_pretrained("openai/whisper-small")
+    metric = evaluate.load("wer")
+
+    def compute_metrics(pred):
+        pred_str = processor.tokenizer.batch_decode(pred.predictions, skip_special_tokens=True)
+        label_str = processor.tokenizer.batch_decode(pred.label_ids, skip_special_tokens=True)
+        return {"wer": 100 * metric.compute(predictions=pred_str, references=label_str)}
+
+    args = Seq2SeqTrainingArguments(output_dir="out", learning_rate=1e-5, max_steps=4000, predict_with_generate=True)
+    trainer = Seq2SeqTrainer(args=args, model=model, compute_metrics=compute_metrics)
+    trainer.train()
+    metrics = trainer.evaluate()
+    print(f"eval_wer={metrics['eval_wer']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
+'''}
+
+
+def test_the_metric_object_a_held_evaluation_reads_from_outside_is_held() -> None:
+    """`compute_metrics` is held whole, but it reads `metric`, made in `main` by `evaluate.load("wer")`: that line
+    said "cer" and CER was printed as `eval_wer`. The binding is held, in the enclosing function or at module level;
+    the model and processor the evaluation also reads stay the training's."""
+    held = ["run_whisper.py: metric = … (the metric object the evaluation reads)"]
+    assert _guard(WHISPER, "run_whisper.py", "eval_wer", 'evaluate.load("wer")', 'evaluate.load("cer")') == held
+    top = {"run_whisper.py": WHISPER["run_whisper.py"].replace('    metric = evaluate.load("wer")\n', "").replace(
+        "def main():\n", 'metric = evaluate.load("wer")\n\n\ndef main():\n', 1)}
+    assert _guard(top, "run_whisper.py", "eval_wer", 'evaluate.load("wer")', 'evaluate.load("cer")') == held
+    assert _guard(WHISPER, "run_whisper.py", "eval_wer", "learning_rate=1e-5", "learning_rate=3e-5") == []
+    assert _guard(WHISPER, "run_whisper.py", "eval_wer", 'WhisperForConditionalGeneration.from_pretrained(',
+                  'WhisperForConditionalGeneration.from_pretrained(dropout=0.1, pretrained_model_name_or_path=') == []

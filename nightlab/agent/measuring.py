@@ -183,16 +183,16 @@ def names_a_part(value: str) -> bool:
     `--paths.dev corpus/test.spacy`) changes what is trained on or measured, whatever it is called."""
     if not _PATH_WORD.fullmatch(value):
         return False
-    base = posixpath.basename(value)
-    ext = base.rsplit(".", 1)[-1].lower() if "." in base else ""
+    names = posixpath.basename(value).lower().split(".")
+    ext = names[-1] if len(names) > 1 else ""
     if ext in _NOT_DATA_EXT or ("/" not in value and ext not in _DATA_EXT):
         return False  # a config or a script (`configs/train.yaml`), or no path at all (`-S train.seed=7`)
-    stem = base.split(".", 1)[0].lower()
-    return stem in _HELD_OUT or stem == "train"
+    # the part's name is the stem (`dev.spacy`) or fastText's extension (`data/cooking.valid`)
+    return any(n in _HELD_OUT or n == "train" for n in (names[:-1] if ext in _DATA_EXT else names))
 
 
 _PATH_WORD = re.compile(r"[\w./~+-]+")
-_NOT_DATA_EXT = frozenset({"py", "yaml", "yml", "toml", "cfg", "ini", "gin", "sh", "jsonnet", "md"})
+_NOT_DATA_EXT = frozenset({"py", "yaml", "yml", "toml", "cfg", "ini", "gin", "sh", "jsonnet", "md", "log"})
 _DATA_EXT = frozenset({"csv", "tsv", "json", "jsonl", "txt", "parquet", "spacy", "npy", "npz", "pt", "pkl", "h5",
                        "hdf5", "arrow", "tfrecord", "conll", "conllu", "iob", "feather", "bin", "gz", "zip", "tar"})
 
@@ -367,10 +367,41 @@ def script_measurement_changes(before: str, after: str, held: Callable[[str], bo
         for line in text.replace("\\\n", " ").splitlines():
             for key, values in (_flags(line, held) or {}).items():
                 out.setdefault(key, []).extend(values)
+            for key, value in _part_lines(line):
+                out.setdefault(key, []).append(value)
         return out
 
     old, new = lines(before), lines(after)
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def _part_lines(line: str) -> list[tuple[str, str]]:
+    """What a script line does with the parts of the data, as (key, what must stay): a command that writes a part
+    (`head -n 12404 data/all.txt > data/cooking.train`, `tail -n 3000 ... > data/cooking.valid`: the split) is held
+    letter for letter; one that reads a held-out part as a word of its own (`fasttext test model.bin
+    data/cooking.valid`) is an evaluation, its words held in order (a `1 0.5` added after them scores only confident
+    predictions; the part swapped for `cooking.train` scores the training data), its flags free."""
+    out: list[tuple[str, str]] = []
+    for part in _COMMAND_SEPARATOR.split(line.split(" #", 1)[0]):
+        try:
+            words = shlex.split(part)
+        except ValueError:
+            continue
+        for i, w in enumerate(words[:-1]):
+            if w in (">", ">>") and names_a_part(words[i + 1]):
+                out.append((f"the line that writes {words[i + 1]}", " ".join(words)))
+        if any(w in (">", ">>") for w in words):
+            continue
+        plain = [w for i, w in enumerate(words) if not w.startswith("-") and "=" not in w and
+                 not (i and words[i - 1].startswith("-") and "=" not in words[i - 1])]
+        held_out = [w for w in plain if names_a_part(w) and not _training_part(w)]
+        if held_out:
+            out.append((f"the evaluation of {held_out[0]}", " ".join(plain)))
+    return out
+
+
+def _training_part(word: str) -> bool:
+    return "train" in posixpath.basename(word).lower().split(".")
 
 
 _NUMBER = re.compile(r"-?\d+(\.\d*)?([eE]-?\d+)?")

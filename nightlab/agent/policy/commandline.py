@@ -326,9 +326,10 @@ def _module_path(module: str, exists: Callable[[str], bool], roots: Sequence[str
 
 
 # library trainers a command runs by name (or as `python -m NAME`) with their training subcommand: they run no
-# script of the repository's but read a config file of its that their command line names, and take dotted flags
-# over its keys (spaCy: `spacy train config.cfg --training.max_epochs 5`; see effective.analyse)
-LIBRARY_TRAINERS: dict[str, str] = {"spacy": "train"}
+# script of the repository's; their flags are the settings, and a config file of the repository's their command line
+# names holds the rest, its keys overridden by dotted flags (spaCy: `spacy train config.cfg --training.max_epochs 5`;
+# fastText: `fasttext supervised -input data/cooking.train -lr 1.0`; see effective.analyse)
+LIBRARY_TRAINERS: dict[str, str] = {"spacy": "train", "fasttext": "supervised"}
 
 
 def _library_trainer(seg: list[Token], i: int) -> bool:

@@ -148,6 +148,49 @@ def _measuring_attributes(tree: ast.Module | None, held: Collection[str]) -> dic
     return out
 
 
+# calls that make a metric object by name: Hugging Face's `evaluate.load("wer")` (and `datasets.load_metric`,
+# `evaluate.combine`), scikit-learn's `make_scorer(f1_score)` / `get_scorer("roc_auc")`, any torchmetrics class
+_METRIC_MAKERS = frozenset({"evaluate.load", "load_metric", "datasets.load_metric", "evaluate.combine", "make_scorer",
+                            "get_scorer", "metrics.make_scorer", "metrics.get_scorer"})
+
+
+def _call_path(node: ast.AST) -> str:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def _metric_bindings(tree: ast.Module | None, held: Collection[str]) -> dict[str, list[str]]:
+    """{name: dumps of the statements that bind it} for the metric objects a held evaluation function reads from
+    outside itself — a closure variable of the function it sits in, or a global: Whisper's `compute_metrics` reads
+    `metric` that `main` made with `metric = evaluate.load("wer")`; held whole, the function still printed CER as
+    `eval_wer` when that line said "cer". Only a binding made by a metric maker (`_METRIC_MAKERS`) is held: a model
+    or a processor the evaluation reads from outside is the training's too."""
+    if tree is None:
+        return {}
+    free: set[str] = set()
+    for d in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name in held):
+        a = d.args
+        own = {x.arg for x in (*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg) if x is not None}
+        own |= {n.id for n in ast.walk(d) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        free |= {n.id for n in ast.walk(d) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - own
+    out: dict[str, list[str]] = {}
+    for st in ast.walk(tree):
+        if not isinstance(st, ast.Assign | ast.AnnAssign) or not isinstance(st.value, ast.Call):
+            continue
+        maker = _call_path(st.value.func)
+        if maker not in _METRIC_MAKERS and maker.split(".")[0] != "torchmetrics":
+            continue
+        for t in st.targets if isinstance(st, ast.Assign) else [st.target]:
+            if isinstance(t, ast.Name) and t.id in free:
+                out.setdefault(t.id, []).append(ast.dump(st.value))
+    return {k: sorted(v) for k, v in out.items()}
+
+
 # methods that build a class's parts rather than use them
 _BUILDING_METHODS = frozenset({"__init__", "setup", "__post_init__", "build", "configure_metrics"})
 
@@ -662,6 +705,10 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         now_attributes = _measuring_attributes(new_tree, names) if attributes else {}
         out += [f"{path}: {attr} (the object the evaluation reads)" for attr in sorted(attributes)
                 if now_attributes.get(attr) != attributes[attr]]
+        bound = _metric_bindings(old_tree, names)
+        now_bound = _metric_bindings(new_tree, names) if bound else {}
+        out += [f"{path}: {name} = … (the metric object the evaluation reads)" for name in sorted(bound)
+                if now_bound.get(name) != bound[name]]
         out += [f"{path}: {what}" for what in _training_data_changes(old_tree, new_tree, metric, training)]
         out += [f"{path}: {what}" for what in label_leaks(trees.values(), old_tree, new_tree)]
         out += [f"{path}: {what}" for what in shared_augmentation(old_tree, new_tree)]
