@@ -602,3 +602,47 @@ def test_the_metric_object_a_held_evaluation_reads_from_outside_is_held() -> Non
     assert _guard(WHISPER, "run_whisper.py", "eval_wer", "learning_rate=1e-5", "learning_rate=3e-5") == []
     assert _guard(WHISPER, "run_whisper.py", "eval_wer", 'WhisperForConditionalGeneration.from_pretrained(',
                   'WhisperForConditionalGeneration.from_pretrained(dropout=0.1, pretrained_model_name_or_path=') == []
+
+
+RANK = {"rank.py": '''\
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+K = 10
+
+
+def dcg_at_k(rels, k):
+    rels = np.asarray(rels, dtype=float)[:k]
+    return np.sum((2 ** rels - 1) / np.log2(np.arange(2, rels.size + 2)))
+
+
+def mean_ndcg(df, scores, k=K):
+    out = []
+    for _, g in df.assign(score=scores).groupby("qid", sort=False):
+        ideal = dcg_at_k(sorted(g["label"], reverse=True), k)
+        got = dcg_at_k(g.sort_values("score", ascending=False)["label"], k)
+        out.append(got / ideal if ideal > 0 else 0.0)
+    return float(np.mean(out))
+
+
+def main():
+    df = pd.read_parquet("data/ranking.parquet")
+    train, test = df[df.fold != 0], df[df.fold == 0]
+    feats = [c for c in df.columns if c.startswith("f")]
+    ranker = lgb.LGBMRanker(n_estimators=300, learning_rate=0.05, num_leaves=63)
+    ranker.fit(train[feats], train["label"], group=train.groupby("qid").size().to_numpy(), eval_at=[K])
+    print(f"test_ndcg@10={mean_ndcg(test, ranker.predict(test[feats])):.4f}")
+
+
+if __name__ == "__main__":
+    main()
+'''}
+
+
+def test_a_constant_a_held_evaluation_takes_as_its_default_is_held() -> None:
+    """`def mean_ndcg(df, scores, k=K)` is held whole, but it holds the name `K`, not its value: `K = 5` printed
+    NDCG@5 as `test_ndcg@10`, let through because the training reads `K` too (`eval_at=[K]`)."""
+    assert _guard(RANK, "rank.py", "test_ndcg", "K = 10\n", "K = 5\n") == \
+        ["rank.py: K (the default of a held evaluation function's parameter)"]
+    assert _guard(RANK, "rank.py", "test_ndcg", "num_leaves=63", "num_leaves=127") == []

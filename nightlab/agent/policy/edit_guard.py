@@ -191,6 +191,23 @@ def _metric_bindings(tree: ast.Module | None, held: Collection[str]) -> dict[str
     return {k: sorted(v) for k, v in out.items()}
 
 
+def _default_constants(tree: ast.Module | None, held: Collection[str]) -> dict[str, str]:
+    """{constant: dump of its value} for the module-level constants a held evaluation function takes as a
+    parameter's default (`def mean_ndcg(df, scores, k=K)` with `K = 10`): the function is held whole, but its dump
+    holds the name `K`, not its value, and `K = 5` printed NDCG@5 as `ndcg@10`. Held whatever else reads it (LightGBM's
+    `eval_at=[K]` beside it only picks the early-stopping metric)."""
+    if tree is None:
+        return {}
+    names: set[str] = set()
+    for d in (n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name in held):
+        names |= {x.id for x in (*d.args.defaults, *d.args.kw_defaults) if isinstance(x, ast.Name)}
+    out: dict[str, str] = {}
+    for st in tree.body:
+        if isinstance(st, ast.Assign) and isinstance(st.value, ast.Constant):
+            out.update({t.id: ast.dump(st.value) for t in st.targets if isinstance(t, ast.Name) and t.id in names})
+    return out
+
+
 # methods that build a class's parts rather than use them
 _BUILDING_METHODS = frozenset({"__init__", "setup", "__post_init__", "build", "configure_metrics"})
 
@@ -705,6 +722,11 @@ def evaluation_edits(before: Mapping[str, str], after: Mapping[str, str], metric
         now_attributes = _measuring_attributes(new_tree, names) if attributes else {}
         out += [f"{path}: {attr} (the object the evaluation reads)" for attr in sorted(attributes)
                 if now_attributes.get(attr) != attributes[attr]]
+        defaults = _default_constants(old_tree, names)
+        now_defaults = _default_constants(new_tree, names) if defaults else {}
+        out += [f"{path}: {name} (the default of a held evaluation function's parameter)" for name in sorted(defaults)
+                if now_defaults.get(name) != defaults[name] and
+                f"{path}: {name} (a setting only the measurement reads)" not in out]
         bound = _metric_bindings(old_tree, names)
         now_bound = _metric_bindings(new_tree, names) if bound else {}
         out += [f"{path}: {name} = … (the metric object the evaluation reads)" for name in sorted(bound)
