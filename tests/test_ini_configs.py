@@ -193,6 +193,8 @@ def test_an_edit_that_moves_a_data_part_in_an_ini_config_or_on_the_command_is_re
         ["the data part corpus/dev.spacy", "the data part corpus/test.spacy"]
     assert measuring.command_measurement_changes(  # a config file named `train` is no part of the data
         "python train.py --config configs/train.yaml", "python train.py --config configs/train_big.yaml") == []
+    assert measuring.command_measurement_changes(  # nor is a folder
+        "python train.py --output_dir runs/test", "python train.py --output_dir runs/test2") == []
 
 
 SPACY_LOG = """\

@@ -66,3 +66,6 @@ def test_a_script_that_hands_the_parts_to_python_keeps_its_flags_free() -> None:
     assert measuring.measurement_edits(files.get, sorted(files), {"run.sh": script.replace("0.1", "0.2")}, "acc") == []
     assert measuring.measurement_edits(files.get, sorted(files), {
         "run.sh": script.replace("data/val.csv", "data/train.csv")}, "acc") != []
+    teed = {"run.sh": "python train.py --lr 0.1 > out/train.txt\n", "train.py": files["train.py"]}
+    assert measuring.measurement_edits(teed.get, sorted(teed), {"run.sh": teed["run.sh"].replace("0.1", "0.2")},
+                                       "acc") == []

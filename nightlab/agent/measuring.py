@@ -185,8 +185,10 @@ def names_a_part(value: str) -> bool:
         return False
     names = posixpath.basename(value).lower().split(".")
     ext = names[-1] if len(names) > 1 else ""
-    if ext in _NOT_DATA_EXT or ("/" not in value and ext not in _DATA_EXT):
-        return False  # a config or a script (`configs/train.yaml`), or no path at all (`-S train.seed=7`)
+    if not ext or ext in _NOT_DATA_EXT or ("/" not in value and ext not in _DATA_EXT):
+        # a folder (`--output_dir runs/test`), a config or a script (`configs/train.yaml`), or no path at all
+        # (`-S train.seed=7`)
+        return False
     # the part's name is the stem (`dev.spacy`) or fastText's extension (`data/cooking.valid`)
     return any(n in _HELD_OUT or n == "train" for n in (names[:-1] if ext in _DATA_EXT else names))
 
@@ -376,7 +378,7 @@ def script_measurement_changes(before: str, after: str, held: Callable[[str], bo
 
 
 def _part_lines(line: str) -> list[tuple[str, str]]:
-    """What a script line does with the parts of the data, as (key, what must stay): a command that writes a part
+    """What a script line does with the parts of the data, as (key, what must stay): a text tool that writes a part
     (`head -n 12404 data/all.txt > data/cooking.train`, `tail -n 3000 ... > data/cooking.valid`: the split) is held
     letter for letter; one that reads a held-out part as a word of its own (`fasttext test model.bin
     data/cooking.valid`) is an evaluation, its words held in order (a `1 0.5` added after them scores only confident
@@ -388,7 +390,7 @@ def _part_lines(line: str) -> list[tuple[str, str]]:
         except ValueError:
             continue
         for i, w in enumerate(words[:-1]):
-            if w in (">", ">>") and names_a_part(words[i + 1]):
+            if w in (">", ">>") and words[0] in _TEXT_TOOLS and names_a_part(words[i + 1]):
                 out.append((f"the line that writes {words[i + 1]}", " ".join(words)))
         if any(w in (">", ">>") for w in words):
             continue
@@ -398,6 +400,12 @@ def _part_lines(line: str) -> list[tuple[str, str]]:
         if held_out:
             out.append((f"the evaluation of {held_out[0]}", " ".join(plain)))
     return out
+
+
+# the shell's text tools a split is cut with (`head -n 12404 all.txt > train.txt`); a program whose output is
+# written to a part-named file (`python train.py --lr 0.1 > out/train.txt`) keeps its flags free
+_TEXT_TOOLS = frozenset({"head", "tail", "sed", "awk", "gawk", "cut", "shuf", "sort", "grep", "cat", "tr", "paste",
+                         "split", "uniq", "perl"})
 
 
 def _training_part(word: str) -> bool:
