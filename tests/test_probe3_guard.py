@@ -528,7 +528,9 @@ def test_a_recipe_line_that_runs_a_protected_script_stays_as_it_is() -> None:
     assert _task_guard(MAKE_EVAL, "Makefile", "--limit 0", "--limit 10") == \
         ["Makefile: how it runs src/evaluate.py (protected)"]
     assert _task_guard(MAKE_EVAL, "Makefile", "\tpython src/evaluate.py model.pkl data/test.csv --limit 0\n",
-                       "\techo acc=0.99\n") == ["Makefile: how it runs src/evaluate.py (protected)"]
+                       "\techo acc=0.99\n") == ["Makefile: how it runs src/evaluate.py (protected)",
+                                                "Makefile: the evaluation of data/test.csv (a setting of the "
+                                                "measurement on a line that runs the program)"]
     # the training recipe's own settings are free; the protected data file it names is not
     assert _task_guard(MAKE_EVAL, "Makefile", "--lr 0.1", "--lr 0.3") == []
     assert _task_guard(MAKE_EVAL, "Makefile", "EPOCHS ?= 5", "EPOCHS ?= 8") == []

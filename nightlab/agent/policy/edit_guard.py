@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator, Mapping
 from typing import NamedTuple
 
+from nightlab.agent.code_reach import dotted_name
 from nightlab.agent.policy.config_modules import config_module_changes
 from nightlab.agent.policy.cv_leaks import cross_validation_leaks
 from nightlab.agent.policy.evaluation import (
@@ -154,16 +155,6 @@ _METRIC_MAKERS = frozenset({"evaluate.load", "load_metric", "datasets.load_metri
                             "get_scorer", "metrics.make_scorer", "metrics.get_scorer"})
 
 
-def _call_path(node: ast.AST) -> str:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
 def _metric_bindings(tree: ast.Module | None, held: Collection[str]) -> dict[str, list[str]]:
     """{name: dumps of the statements that bind it} for the metric objects a held evaluation function reads from
     outside itself — a closure variable of the function it sits in, or a global: Whisper's `compute_metrics` reads
@@ -182,7 +173,7 @@ def _metric_bindings(tree: ast.Module | None, held: Collection[str]) -> dict[str
     for st in ast.walk(tree):
         if not isinstance(st, ast.Assign | ast.AnnAssign) or not isinstance(st.value, ast.Call):
             continue
-        maker = _call_path(st.value.func)
+        maker = dotted_name(st.value.func)
         if maker not in _METRIC_MAKERS and maker.split(".")[0] != "torchmetrics":
             continue
         for t in st.targets if isinstance(st, ast.Assign) else [st.target]:

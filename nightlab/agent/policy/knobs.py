@@ -16,7 +16,8 @@ How it is done, and why:
   code-generation pass plus a second walk of the tree over every node, about twice the cost, so it is the fallback,
   not the rule (bench/knobs.py has the figures).
 * YAML uses PyYAML's composer, whose scalar nodes carry exact start/end marks; JSON uses a small position-aware
-  scanner (falling back to the composer for JSON-ish files the scanner rejects). Rewriting splices only that span.
+  scanner (falling back to the composer for JSON-ish files the scanner rejects); TOML, gin bindings and INI-style
+  files (configparser's, spaCy's config.cfg) are read line by line. Rewriting splices only that span.
 * A knob's name is derived from the code structure (``CONFIG.lr``, ``TrainConfig.lr``, ``--lr``, ``SGD.lr``), so it
   is stable while values change; `rewrite` re-discovers by name rather than trusting stored offsets.
 * Literals whose change would break the program or game the metric are left alone: positional layer sizes,
@@ -1784,8 +1785,9 @@ def _renamed(knob: Knob, name: str) -> Knob:
 
 
 def discover(path: str, text: str) -> list[Knob]:
-    """Knobs of one file, chosen by extension: ``.py`` through libcst, ``.yaml``/``.yml``/``.json`` through marks;
-    anything else (and anything that does not parse) yields []. Order is source order."""
+    """Knobs of one file, chosen by extension: ``.py`` through libcst, ``.yaml``/``.yml``/``.json`` through marks,
+    ``.toml``, ``.gin`` and ``.cfg``/``.ini`` (configparser, spaCy) line by line; anything else (and anything that
+    does not parse) yields []. Order is source order."""
     return [f.knob for f in _scan(path, text)]
 
 
