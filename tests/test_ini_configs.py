@@ -237,3 +237,65 @@ def test_the_engine_moves_a_configparser_setting_on_its_branch_and_leaves_the_us
     assert "lr = 0.01" in diff and moved[0].metric is not None and base.metric is not None
     assert min(e.metric for e in moved if e.metric is not None) < base.metric
     assert (repo / "config.ini").read_text() == CP_INI
+
+
+PROJECT_YML = """\
+title: "Detecting food entities"
+vars:
+  config: "config.cfg"
+  gpu_id: -1
+  max_epochs: 5
+  dev_frac: 0.1
+
+directories: ["assets", "corpus", "configs", "training", "scripts"]
+
+workflows:
+  all:
+    - convert
+    - train
+    - evaluate
+
+commands:
+  - name: convert
+    help: "Convert the annotations to spaCy's format"
+    script:
+      - "python scripts/convert.py assets/annotations.jsonl corpus --dev-frac ${vars.dev_frac}"
+  - name: train
+    help: "Train the textcat model"
+    script:
+      - "{TRAIN}"
+  - name: evaluate
+    script:
+      - "python -m spacy evaluate training/model-best corpus/test.spacy --output training/metrics.json"
+""".replace("{TRAIN}", "python -m spacy train configs/${vars.config} --output training/ --paths.train "
+            "corpus/train.spacy --paths.dev corpus/dev.spacy --training.max_epochs ${vars.max_epochs} "
+            "--gpu-id ${vars.gpu_id}")
+PROJECT = {"project.yml": PROJECT_YML, "configs/config.cfg": SPACY_CFG,
+           "scripts/convert.py": SPACY["scripts/convert.py"]}
+
+
+@pytest.mark.parametrize("command", ["spacy project run all", "python -m spacy project run train .",
+                                     "spacy project run train --vars.max_epochs 8"])
+def test_spacy_project_run_reads_the_command_s_script_in_project_yml(command: str) -> None:
+    """`spacy project run all` runs the workflow's commands from project.yml, `${vars.x}` filled in from `vars:` (or
+    from `--vars.x` on the command): the training line inside is what runs, its config the one it names."""
+    knobs = BuiltinPolicy().knobs_in(PROJECT, command=command, metric="cats_score")
+    got = {k: (v.value, v.searchable, v.why_not) for k, v in knobs.items()}
+    assert got["training.dropout"][:2] == (0.1, True)  # configs/config.cfg, found through ${vars.config}
+    epochs = next(k for k in got if k.endswith("--training.max_epochs"))
+    assert got[epochs][:2] == (8 if "--vars.max_epochs" in command else 5, True)
+    if "--vars" not in command:  # edited where the variable is written
+        knob = knobs[epochs].knob
+        assert knob.path == "project.yml"
+
+
+def test_an_edit_of_project_yml_s_evaluation_line_is_refused() -> None:
+    def guard(old: str, new: str) -> list[str]:
+        return measuring.measurement_edits(PROJECT.get, sorted(PROJECT), {"project.yml": PROJECT_YML.replace(old, new)},
+                                           "cats_score")
+
+    assert "project.yml: the evaluation of corpus/test.spacy (a setting of the measurement on a line that runs the " \
+        "program)" in guard("training/model-best corpus/test.spacy", "training/model-best corpus/dev.spacy")
+    assert guard("--paths.dev corpus/dev.spacy", "--paths.dev corpus/test.spacy") == [
+        "project.yml: paths.dev (a setting of the measurement on a line that runs the program)"]
+    assert guard("max_epochs: 5", "max_epochs: 10") == []

@@ -54,6 +54,7 @@ from nightlab.agent.policy.evaluation import (
     trains,
 )
 from nightlab.agent.policy.knobs import gin_bindings, ini_settings
+from nightlab.agent.task_runners import spacy_scripts
 
 __all__ = ["DATA_EXT", "command_held", "command_measurement_changes", "command_protected_changes",
            "measurement_edits", "protected_files", "protected_keys", "script_measurement_changes"]
@@ -94,8 +95,12 @@ def measurement_edits(read: Callable[[str], str | None], tracked: list[str], cha
     scripts = [p for p in sorted(changes) if p.endswith(_RUNNER_EXT) or posixpath.basename(p) in _TASK_FILES]
     if scripts:  # the command's flags written in a recipe or a script that runs the training
         held_flags = command_held(read, tracked, protected, metric)
+
+        def lines(path: str, text: str) -> str:  # a spaCy project.yml's commands: their `script:` lines
+            return spacy_scripts(text) if posixpath.basename(path) == "project.yml" else text
         out += [f"{path}: {key} (a setting of the measurement on a line that runs the program)" for path in scripts
-                for key in script_measurement_changes(read(path) or "", changes[path], held_flags)]
+                for key in script_measurement_changes(lines(path, read(path) or ""), lines(path, changes[path]),
+                                                      held_flags)]
     if any(p.endswith(".py") for p in changes):
         before = {p: text for p in tracked if p.endswith(".py") and (text := read(p)) is not None}
         out = evaluation_edits(before, changes, metric) + out
@@ -126,7 +131,8 @@ def _seed_loop_changes(before: str, after: str) -> list[str]:
 
 _CONFIG_EXT = (".yaml", ".yml", ".json", ".toml", ".gin", ".cfg", ".ini")
 _RUNNER_EXT = (".sh", ".bash", ".mk", ".just")  # files whose lines run the program with its flags
-_TASK_FILES = frozenset({"Makefile", "makefile", "GNUmakefile", "justfile", "Justfile", "tox.ini", "Taskfile"})
+_TASK_FILES = frozenset({"Makefile", "makefile", "GNUmakefile", "justfile", "Justfile", "tox.ini", "Taskfile",
+                         "project.yml"})
 _YAML_TASK_FILES = frozenset({"MLproject"})  # YAML without the extension: its parameters' defaults are settings
 
 

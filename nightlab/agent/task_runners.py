@@ -18,6 +18,10 @@ run: a `Setting` of the recipe, which the command line holds. DVC's templating (
 `mlflow run . [-e ENTRY] [-P alpha=0.3]` runs the `command:` of an entry point in the MLproject file, with its
 `{alpha}` filled in from `-P` or from the parameter's `default:` — variables as make's are, edited where written.
 
+`spacy project run NAME [DIR] [--vars.key value]` runs the `script:` lines of the command NAME in project.yml (of each
+command of the workflow NAME, in order), with its `${vars.key}` filled in from `--vars.key` on the command line, else
+from `vars:` (edited where it is written).
+
 Only the simple variable forms are read (make's `VAR = v`, `?=`, `:=`, `$(VAR)`, `${VAR}`; just's `name := "v"`,
 recipe parameters and `{{name}}`; tox's `{posargs}`); anything else (`$(shell …)`, just expressions) is left as
 written. Nothing here runs anything.
@@ -32,12 +36,13 @@ from dataclasses import dataclass, field, replace
 
 import yaml
 
-__all__ = ["COMMAND_WORD", "TASK_FILES", "Recipe", "Setting", "Variable", "recipes_for"]
+__all__ = ["COMMAND_WORD", "TASK_FILES", "Recipe", "Setting", "Variable", "recipes_for", "spacy_scripts"]
 
 # the file names each runner reads, in the order it looks for them
 _MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 _JUSTFILES = ("justfile", "Justfile", ".justfile", "JUSTFILE")
-TASK_FILES = frozenset({*_MAKEFILES, *_JUSTFILES, "tox.ini", "MLproject"})
+_SPACY_PROJECT = "project.yml"
+TASK_FILES = frozenset({*_MAKEFILES, *_JUSTFILES, "tox.ini", "MLproject", _SPACY_PROJECT})
 # `Variable.word` when the value is not set by a word of the command
 COMMAND_WORD = -1
 _MAX_DEPTH = 4
@@ -60,6 +65,7 @@ _JUST_REF = re.compile(r"\{\{\s*(?P<name>[A-Za-z_][\w-]*)\s*\}\}")
 _JUST_VALUE_OPTS = frozenset({"-f", "--justfile", "-d", "--working-directory", "--dotenv-filename",
                               "--dotenv-path", "--shell", "--shell-arg", "--color", "--command-color"})
 _MLFLOW_REF = re.compile(r"\{(?P<name>[A-Za-z_][\w-]*)\}")
+_SPACY_REF = re.compile(r"\$\{\s*vars\.(?P<name>[A-Za-z_][\w.-]*?)\s*\}")
 _TOX_SECTION = re.compile(r"\[(?P<name>[^\]]+)\]")
 _TOX_REF = re.compile(r"\{(?P<key>posargs|toxinidir|envpython)(?::(?P<default>[^}]*))?\}")
 _TOX_KEY = re.compile(r"(?P<key>[A-Za-z_][\w-]*)\s*=[ \t]*(?P<value>.*)")
@@ -105,7 +111,7 @@ class Recipe:
     source: str
     text: str
     name: str
-    syntax: str  # "make", "just", "tox", "dvc" or "mlflow"
+    syntax: str  # "make", "just", "tox", "dvc", "mlflow" or "spacy"
     lines: list[tuple[int, int]] = field(default_factory=list)
     variables: dict[str, Variable] = field(default_factory=dict)
     cwd: str = ""
@@ -157,7 +163,7 @@ class Recipe:
         word = raw.strip()
         if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"":
             word = word[1:-1]
-        pattern = {"just": _JUST_REF, "mlflow": _MLFLOW_REF}.get(self.syntax, _MAKE_REF)
+        pattern = _REFERENCES.get(self.syntax, _MAKE_REF)
         var: Variable | None = None
         for _ in range(_MAX_DEPTH):
             m = pattern.fullmatch(word.strip())
@@ -192,6 +198,11 @@ class Recipe:
             if m is not None and m.group("name") in self.variables:
                 return m.end(), self._value(m.group("name"), 0)
             return None
+        if self.syntax == "spacy" and text.startswith("${", i):
+            m = _SPACY_REF.match(text, i, end)
+            if m is not None and m.group("name") in self.variables:
+                return m.end(), self._value(m.group("name"), 0)
+            return None
         if self.syntax == "mlflow" and text[i] == "{":
             m = _MLFLOW_REF.match(text, i, end)
             if m is not None and m.group("name") in self.variables:
@@ -214,9 +225,13 @@ class Recipe:
             return ""
         if depth >= _MAX_DEPTH:
             return var.value
-        pattern = {"just": _JUST_REF, "mlflow": _MLFLOW_REF}.get(self.syntax, _MAKE_REF)
+        pattern = _REFERENCES.get(self.syntax, _MAKE_REF)
         value = pattern.sub(lambda m: self._value(m.group("name"), depth + 1), var.value)
         return value.replace("$$", "$") if self.syntax == "make" else value
+
+
+# the pattern of a variable reference, by syntax (make's `$(LR)` / `${LR}` otherwise)
+_REFERENCES = {"just": _JUST_REF, "mlflow": _MLFLOW_REF, "spacy": _SPACY_REF}
 
 
 def _closing(text: str, i: int, end: int) -> int | None:
@@ -256,6 +271,10 @@ def recipes_for(words: Sequence[str], read: Callable[[str], str], exists: Callab
         return _dvc(list(words), at + 1, read, exists, cwd)
     if program == "mlflow":
         return _mlflow(list(words), at + 1, read, exists, cwd)
+    if program in ("python", "python3") and list(words[at + 1:at + 3]) == ["-m", "spacy"]:
+        at, program = at + 2, "spacy"
+    if program == "spacy":
+        return _spacy(list(words), at + 1, read, exists, cwd)
     return []
 
 
@@ -860,6 +879,94 @@ def _mlflow(words: list[str], i: int, read: Callable[[str], str], exists: Callab
         variables[key] = Variable(val, word=at)
     return [Recipe(path, text, entry, "mlflow", [span], variables, folder,
                    folded=frozenset({span}) if fold else frozenset())]
+
+
+# ---------------------------------------------------------------------------------------------------- spaCy
+
+
+def _spacy(words: list[str], i: int, read: Callable[[str], str], exists: Callable[[str], bool],
+           cwd: str) -> list[Recipe]:
+    """`spacy project run NAME [DIR] [--vars.key value | --vars.key=value]`: one recipe with the `script:` lines of
+    the command NAME in DIR's project.yml, or of each command of the workflow NAME in the workflow's order."""
+    if words[i:i + 2] != ["project", "run"]:
+        return []
+    i += 2
+    positional: list[str] = []
+    given: dict[str, tuple[str, int]] = {}
+    while i < len(words):
+        w = words[i]
+        if w.startswith("--vars."):
+            key, eq, value = w[len("--vars."):].partition("=")
+            if not eq and i + 1 < len(words):
+                i += 1
+                value = words[i]
+            given[key.replace("-", "_")] = (value, i)
+        elif not w.startswith("-"):
+            positional.append(w)
+        i += 1
+    if not positional:
+        return []
+    folder = _join(cwd, positional[1] if len(positional) > 1 else ".")
+    path = _join(folder, _SPACY_PROJECT)
+    if not exists(path):
+        return []
+    text = read(path)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return []
+    scripts = _spacy_command_scripts(root)
+    workflow = _mapping_get(_mapping_get(root, "workflows"), positional[0])
+    names = [str(n.value) for n in workflow.value if isinstance(n, yaml.ScalarNode)] \
+        if isinstance(workflow, yaml.SequenceNode) else [positional[0]]
+    if not all(n in scripts for n in names):
+        return []
+    lines: list[tuple[int, int]] = []
+    folded: set[tuple[int, int]] = set()
+    for name in names:
+        for node in scripts[name]:
+            span, fold = _scalar_span(text, node)
+            lines.append(span)
+            if fold:
+                folded.add(span)
+    variables = _spacy_vars(text, _mapping_get(root, "vars"))
+    for key, (value, at) in given.items():
+        variables[key] = Variable(value, word=at)
+    return [Recipe(path, text, "+".join(names), "spacy", lines, variables, folder, folded=frozenset(folded))]
+
+
+def _spacy_command_scripts(root: yaml.Node | None) -> dict[str, list[yaml.ScalarNode]]:
+    """{command name: its `script:` lines} of a project.yml."""
+    commands = _mapping_get(root, "commands")
+    out: dict[str, list[yaml.ScalarNode]] = {}
+    for c in commands.value if isinstance(commands, yaml.SequenceNode) else []:
+        name, script = _mapping_get(c, "name"), _mapping_get(c, "script")
+        if isinstance(name, yaml.ScalarNode) and isinstance(script, yaml.SequenceNode):
+            out[str(name.value)] = [n for n in script.value if isinstance(n, yaml.ScalarNode)]
+    return out
+
+
+def _spacy_vars(text: str, node: yaml.Node | None, prefix: str = "") -> dict[str, Variable]:
+    """The `vars:` of a project.yml, nested ones dotted (`${vars.train.epochs}`), each with its literal's span."""
+    out: dict[str, Variable] = {}
+    for key, value in node.value if isinstance(node, yaml.MappingNode) else []:
+        name = f"{prefix}{key.value}"
+        if isinstance(value, yaml.MappingNode):
+            out.update(_spacy_vars(text, value, name + "."))
+        elif isinstance(value, yaml.ScalarNode):
+            (start, end), _ = _scalar_span(text, value)
+            out[name] = Variable(str(value.value), start, end)
+    return out
+
+
+def spacy_scripts(text: str) -> str:
+    """The `script:` lines of every command of a project.yml, one a line ("" when it does not parse): the lines the
+    edit guard reads as it reads a shell script's."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return ""
+    return "\n".join(str(n.value) for nodes in _spacy_command_scripts(root).values() for n in nodes)
 
 
 def _dvc_stages(text: str, folder: str) -> list[_Stage]:
