@@ -856,13 +856,10 @@ def _mlflow(words: list[str], i: int, read: Callable[[str], str], exists: Callab
         return []
     folder = _join(cwd, uri or ".")
     path = _join(folder, "MLproject")
-    if not exists(path):
+    got = _yaml_file(path, read, exists)
+    if got is None:
         return []
-    text = read(path)
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return []
+    text, root = got
     point = _mapping_get(_mapping_get(root, "entry_points"), entry)
     command = _mapping_get(point, "command")
     if not isinstance(command, yaml.ScalarNode):
@@ -908,13 +905,10 @@ def _spacy(words: list[str], i: int, read: Callable[[str], str], exists: Callabl
         return []
     folder = _join(cwd, positional[1] if len(positional) > 1 else ".")
     path = _join(folder, _SPACY_PROJECT)
-    if not exists(path):
+    got = _yaml_file(path, read, exists)
+    if got is None:
         return []
-    text = read(path)
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return []
+    text, root = got
     scripts = _spacy_command_scripts(root)
     workflow = _mapping_get(_mapping_get(root, "workflows"), positional[0])
     names = [str(n.value) for n in workflow.value if isinstance(n, yaml.ScalarNode)] \
@@ -1004,6 +998,18 @@ def _dvc_stages(text: str, folder: str) -> list[_Stage]:
                     into.append(_join(cwd, p.value))
         out.append(stage)
     return out
+
+
+def _yaml_file(path: str, read: Callable[[str], str], exists: Callable[[str], bool]) -> tuple[str, yaml.Node] | None:
+    """A task file's text and its YAML tree (marks kept, for spans); None when it is missing or no YAML."""
+    if not exists(path):
+        return None
+    text = read(path)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    return (text, root) if root is not None else None
 
 
 def _mapping_get(node: yaml.Node | None, key: str) -> yaml.Node | None:
