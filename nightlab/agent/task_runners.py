@@ -36,13 +36,17 @@ from dataclasses import dataclass, field, replace
 
 import yaml
 
-__all__ = ["COMMAND_WORD", "TASK_FILES", "Recipe", "Setting", "Variable", "recipes_for", "spacy_scripts"]
+__all__ = ["COMMAND_WORD", "MODULE_RUNNERS", "TASK_FILES", "Recipe", "Setting", "Variable", "recipes_for",
+           "spacy_scripts"]
 
 # the file names each runner reads, in the order it looks for them
 _MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 _JUSTFILES = ("justfile", "Justfile", ".justfile", "JUSTFILE")
 _SPACY_PROJECT = "project.yml"
 TASK_FILES = frozenset({*_MAKEFILES, *_JUSTFILES, "tox.ini", "MLproject", _SPACY_PROJECT})
+# Python modules that are task runners with this subcommand (`python -m spacy project run train`): no program of
+# their own to analyse, but a recipe to read
+MODULE_RUNNERS: dict[str, str] = {"spacy": "project"}
 # `Variable.word` when the value is not set by a word of the command
 COMMAND_WORD = -1
 _MAX_DEPTH = 4
@@ -271,8 +275,9 @@ def recipes_for(words: Sequence[str], read: Callable[[str], str], exists: Callab
         return _dvc(list(words), at + 1, read, exists, cwd)
     if program == "mlflow":
         return _mlflow(list(words), at + 1, read, exists, cwd)
-    if program in ("python", "python3") and list(words[at + 1:at + 3]) == ["-m", "spacy"]:
-        at, program = at + 2, "spacy"
+    if program in ("python", "python3") and at + 3 < len(words) and words[at + 1] == "-m" and \
+            MODULE_RUNNERS.get(words[at + 2]) == words[at + 3]:
+        at, program = at + 2, words[at + 2]
     if program == "spacy":
         return _spacy(list(words), at + 1, read, exists, cwd)
     return []

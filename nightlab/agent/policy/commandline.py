@@ -364,8 +364,8 @@ def _entry_of(seg: list[Token], exists: Callable[[str], bool],
                 return i + 2, path, mod
             if _library_trainer(seg, i + 1):  # `python -m spacy train config.cfg`
                 return i + 2, None, mod
-            if mod == "spacy" and i + 2 < len(seg) and seg[i + 2].value == "project":
-                return None  # `python -m spacy project run train`: a task runner (task_runners), not a program
+            if i + 2 < len(seg) and task_runners.MODULE_RUNNERS.get(mod) == seg[i + 2].value:
+                return None  # `python -m spacy project run train`: a task runner's recipe, not a program
             first_missing = i + 1 if first_missing is None else first_missing  # torch.distributed.run, …
             i += 2
             continue
