@@ -326,14 +326,47 @@ def test_a_yes_to_go_over_the_compute_budget_buys_a_budget_more_from_what_was_sp
     assert cpu_limit is not None and cpu_limit * 3600 == pytest.approx(230.0)  # 130 spent + 100, not 2 x 100
     later = time.time() + 1
     assert clock.blocks(nxt, sid, now=later) is None and clock.asking(sid, now=later) is None  # no ask at once
-    assert clock.seconds_left(sid, now=later) == pytest.approx(100.0)
     # that run and one more use the new budget up: asked again, the reason naming the extended limit
     for began, ended in ((later, later + 60), (later + 100, later + 150)):
         e = store.add_experiment(session_id=sid, title="more", seconds=ended - began, run_result=RunResult.SUCCEEDED)
         job = store.add_job(e.id, str(tmp_path / f"r{e.id}"), "", "cpu0")
         store.update_job(job.id, state=JobState.ENDED, started=began, ended=ended)
+        if began == later:  # the first run after the yes spends from the new budget of 100 s
+            assert clock.seconds_left(sid, now=ended) == pytest.approx(40.0)
     why = clock.asking(sid, now=later + 200)
     assert why and "extended to 0.0639 by 1 yes" in why, why
     # without the checkpoint the budget is the budget
     plain = time_budget.TimeBudget(store, None, 100 / 3600, None)
     assert plain.limits(sid)[0] == pytest.approx(100 / 3600) and plain.blocks(nxt, sid, now=later + 200)
+
+
+def test_a_yes_buys_the_next_run_even_when_one_run_costs_more_than_a_budget(tmp_path: Path) -> None:
+    """A budget set small, or runs slowed by a busy machine: the cheapest run costs more than the whole budget a yes
+    adds. The yes still lets the next run start (it is not asked about again at once, forever); once that run has
+    started the budget counts as before, and the session asks again."""
+    from nightlab.agent import time_budget
+    from nightlab.agent.states import ApprovalKind, ApprovalState, Mode, RunResult
+    from nightlab.agent.store import Store
+
+    store = Store(tmp_path / "s.db")
+    sid = store.create_session("p", Mode.AUTONOMOUS, "builtin", 5, None, None).id
+    clock = time_budget.TimeBudget(store, None, 6 / 3600, None, ask_over_budget=True)
+    t0 = time.time() - 100
+    e = store.add_experiment(session_id=sid, title="slow", seconds=9.0, run_result=RunResult.SUCCEEDED)
+    job = store.add_job(e.id, str(tmp_path / "r1"), "", "cpu0")
+    store.update_job(job.id, state=JobState.ENDED, started=t0, ended=t0 + 9)
+    nxt = store.add_experiment(session_id=sid, title="next", predicted_s=9.0)
+    assert clock.asking(sid) and clock.blocks(nxt, sid)
+    (ask,) = store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=sid)
+    assert store.decide(ask.id, ApprovalState.APPROVED, "me")
+    later = time.time() + 1
+    # 9 spent, the limit 9 + 6: a 9-second run does not fit, but the yes was for it
+    assert clock.limits(sid)[0] == pytest.approx(15 / 3600)
+    assert clock.blocks(nxt, sid, now=later) is None and clock.asking(sid, now=later) is None
+    assert clock.seconds_left(sid, now=later) is None  # the policy is not told to skip every candidate
+    assert len(store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=sid)) == 1
+    job = store.add_job(nxt.id, str(tmp_path / "r2"), "", "cpu0")
+    store.update_job(job.id, state=JobState.ENDED, started=later, ended=later + 9)
+    why = clock.asking(sid, now=later + 10)  # that run spent it: asked again
+    assert why and "extended to" in why, why
+    assert len(store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=sid)) == 2

@@ -36,6 +36,8 @@ With `[autonomy] ask_over_budget` the compute budget is a checkpoint rather than
 it, the session asks (a `compute` approval with the reason) and waits; each yes grants one budget more, counted from
 what the session had spent when it was given (runs still going at the ask may end past the old limit: a yes must
 still leave room for a run, or it would be asked again at once), a no ends the session as without the checkpoint.
+A yes always buys at least one run: until a run starts after it, nothing is over the budget (a run that costs more
+than a whole budget — a budget set small, runs slowed by a busy machine — would otherwise be asked about forever).
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class TimeBudget:
         left: list[float] = []
         if self.deadline is not None:
             left.append(self.deadline - now)
-        if self.max_cpu_hours is not None or self.max_gpu_hours is not None:
+        if (self.max_cpu_hours is not None or self.max_gpu_hours is not None) and not self._yes_unspent(session_id):
             cpu_limit, gpu_limit = self.limits(session_id)
             cpu, gpu = self.spent(session_id, now)
             going_cpu, going_gpu = self.committed(session_id, now)
@@ -213,6 +215,14 @@ class TimeBudget:
                 for a in self.store.approvals_of(kind=ApprovalKind.COMPUTE, session_id=session_id)
                 if a.state == ApprovalState.APPROVED]
 
+    def _yes_unspent(self, session_id: int) -> bool:
+        """Whether a person said yes to going over the compute budget and no run has started (or been handed to a
+        scheduler) since: that yes buys the next run whatever it costs."""
+        yeses = self._yeses(session_id) if self.ask_over_budget else []
+        return bool(yeses) and not any(j.started is not None and j.started >= yeses[-1]
+                                       for e in self.store.experiments("session_id = ?", (session_id,))
+                                       for j in self.store.jobs(experiment_id=e.id))
+
     def limits(self, session_id: int) -> tuple[float | None, float | None]:
         """The CPU-hours and GPU-hours the session may spend: the budget, and with `ask_over_budget` one budget
         more for each yes, counted from the larger of the limit before it and what had been spent when it was
@@ -232,6 +242,8 @@ class TimeBudget:
         """Why a run of `need` seconds would take the session past its compute budget (None: it would not)."""
         if self.max_cpu_hours is None and self.max_gpu_hours is None:
             return None
+        if self._yes_unspent(session_id):
+            return None  # the run the person said yes to, whatever it costs
         yeses = self.extensions(session_id) if self.ask_over_budget else 0
         cpu_limit, gpu_limit = self.limits(session_id)
         cpu, gpu = self.spent(session_id, now)

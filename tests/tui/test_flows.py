@@ -312,7 +312,7 @@ async def tail_of(pilot: Any, app: Any, exp_id: int, last: str = "acc=0.9000") -
     await loaded(pilot)
     await select(pilot, exp_id)
     pane = app.main.query_one(LogTail)
-    await wait_until(pilot, lambda: pane.lines[-1:] == [last], what="log tail")
+    await wait_until(pilot, lambda: pane.lines[-1:] == [last], timeout=30, what="log tail")
     return pane
 
 
@@ -357,7 +357,8 @@ def test_long_log_lines_wrap_at_the_pane_s_width(populated: tuple[Path, Populate
         async with app.run_test(size=(80, 24)) as pilot:
             pane = await tail_of(pilot, app, ids.best)
             append_log(root, ids.best, f"{long}\nTraceback: {long}\n")
-            await wait_until(pilot, lambda: pane.lines[-1:] == [f"Traceback: {long}"], what="the long lines")
+            await wait_until(pilot, lambda: pane.lines[-1:] == [f"Traceback: {long}"], timeout=30,
+                             what="the long lines")  # the tail thread's poll: seconds on a busy CI machine
             width = pane.scrollable_content_region.width
             assert 30 < width < len(long)
             await wait_until(pilot, lambda: pane.virtual_size.width == width, what="wrapped")
