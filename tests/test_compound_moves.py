@@ -210,3 +210,110 @@ def test_a_model_that_fits_its_training_data_already_is_not_trained_longer() -> 
     tree.best_id = 1
     nxt = policy.propose(ctx(tree))
     assert nxt is not None and "trained longer" not in nxt.title, nxt.title
+
+
+# ----------------------------------------------------------------------------------------- a rescaling and its lr
+def _scaled_task() -> str:
+    """A real torch task whose 12 features span four decades of scale (as breast-cancer's do: areas in the
+    thousands beside ratios below one), trained by plain SGD at the learning rate the raw scale allows."""
+    from test_builtin_policy import MLP_SGD
+
+    data = "x = (centers[y] + torch.randn(1000, 12, generator=g)) * 40.0 + 300.0  # raw, badly scaled features"
+    scaled = "x = (centers[y] + 2.0 * torch.randn(1000, 12, generator=g)) * 10.0 ** torch.linspace(-2, 2, 12) + 300.0"
+    text = MLP_SGD.replace(data, scaled).replace('"lr": 0.01', '"lr": 0.0001').replace('"momentum": 0.9',
+                                                                                        '"momentum": 0.0')
+    assert data in MLP_SGD and scaled in text
+    return text
+
+
+def test_a_standardisation_lost_under_sgd_is_retried_with_the_step_unit_scale_inputs_take(tmp_path: Path) -> None:
+    """Standardising changes the gradients' scale: at the SGD learning rate tuned for the raw inputs it loses
+    clearly, and a policy that abandons it there misses the change that wins. Retried once with the learning rate
+    unit-scale inputs take, it beats the best; tried twice, it is abandoned."""
+    from nightlab.agent.policy import transforms as tf
+
+    files = {"train.py": _scaled_task()}
+    acc, loss, _ = run(tmp_path, files, seed=0)
+    tree = Tree(files)
+    tree.add(view(1, kind="baseline", metric=acc, loss=loss, seconds=1.0))
+    std = tf.TRANSFORMS["standardize"](files["train.py"], "train.py")
+    assert std is not None
+    s_acc, s_loss, _ = run(tmp_path, {"train.py": std.new_text}, seed=0)
+    assert s_acc < acc - NOISE  # at the raw inputs' learning rate standardising loses clearly
+    tree.add(view(2, 1, kind="transform", metric=s_acc, loss=s_loss, seconds=1.0, knobs={"transform": "standardize"},
+                  title=std.title), {"train.py": std.new_text})
+    tree.best_id = 1
+    policy = BuiltinPolicy()
+    retry = None
+    for _ in range(4):  # after the transforms the policy has not tried yet
+        prop = policy.propose(ctx(tree))
+        assert prop is not None
+        if prop.knobs.get("transform") == "standardize":
+            retry = prop
+            break
+        tree.record(prop, acc - 2 * NOISE, seconds=1.0)  # they lose: the best stays the baseline
+        tree.best_id = 1
+    assert retry is not None and retry.parent_id == 1, "the standardisation was not retried"
+    assert retry.knobs["CONFIG.lr"] == 0.03 and "#2 again" in retry.title, (retry.title, retry.knobs)
+    assert "#2 standardised the inputs and was not kept" in retry.rationale and "unit scale" in retry.rationale
+    won = record(tree, retry, tmp_path)
+    assert won.metric is not None and won.metric > acc + NOISE, (acc, won.metric)  # together they win
+    assert tree.best_id == won.id
+    # lost a second time it is not tried a third
+    tree.views[-1] = dataclasses.replace(won, metric=acc - 2 * NOISE)
+    tree.best_id = 1
+    for _ in range(4):
+        prop = policy.propose(ctx(tree))
+        assert prop is not None and prop.knobs.get("transform") != "standardize", prop.title
+        tree.record(prop, acc - 2 * NOISE, seconds=1.0)
+        tree.best_id = 1
+
+
+def test_a_standardisation_lost_under_sgd_is_retried_as_it_was_once_the_optimizer_became_adamw() -> None:
+    """An adaptive optimizer's steps do not follow the gradients' scale: a standardisation that lost under plain
+    SGD is tried again once AdamW is the best's optimizer. One that lost at a learning rate already fit for
+    unit-scale inputs (momentum 0.9 at lr 0.01) is not retried under SGD: the step was not why it lost."""
+    from test_builtin_policy import MLP_SGD
+
+    from nightlab.agent.policy import transforms as tf
+
+    text = _scaled_task()
+    tree = Tree({"train.py": text})
+    tree.add(view(1, kind="baseline", metric=0.6, seconds=1.0))
+    std = tf.TRANSFORMS["standardize"](text, "train.py")
+    adamw = BuiltinPolicy().propose(ctx(tree))
+    assert std is not None and adamw is not None and adamw.knobs.get("transform") == "sgd_to_adamw"
+    tree.add(view(2, 1, kind="transform", metric=0.4, seconds=1.0, knobs={"transform": "standardize"}),
+             {"train.py": std.new_text})
+    tree.best_id = 1
+    switched = tree.record(adamw, 0.7, seconds=1.0)
+    assert tree.best_id == switched.id
+    policy = BuiltinPolicy()
+    titles = []
+    for _ in range(4):
+        prop = policy.propose(ctx(tree))
+        assert prop is not None
+        titles.append(prop.title)
+        if prop.knobs.get("transform") == "standardize":
+            assert prop.parent_id == switched.id and "now with AdamW" in prop.title
+            assert f"since then #{switched.id} switched the optimizer to AdamW" in prop.rationale
+            break
+        tree.record(prop, 0.5, seconds=1.0)
+        tree.best_id = switched.id
+    else:
+        raise AssertionError(f"not retried under AdamW: {titles}")
+
+    # SGD with momentum 0.9 at lr 0.01: an effective step of 0.1, more than unit-scale inputs take
+    tree = Tree({"train.py": MLP_SGD})
+    tree.add(view(1, kind="baseline", metric=0.6, seconds=1.0))
+    std = tf.TRANSFORMS["standardize"](MLP_SGD, "train.py")
+    assert std is not None
+    tree.add(view(2, 1, kind="transform", metric=0.4, seconds=1.0, knobs={"transform": "standardize"}),
+             {"train.py": std.new_text})
+    tree.best_id = 1
+    policy = BuiltinPolicy()
+    for _ in range(6):
+        prop = policy.propose(ctx(tree))
+        assert prop is not None and prop.knobs.get("transform") != "standardize", prop.title
+        tree.record(prop, 0.5, seconds=1.0)
+        tree.best_id = 1

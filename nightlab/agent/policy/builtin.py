@@ -784,6 +784,7 @@ class BuiltinPolicy(PolicyBase):
         for name in _TRANSFORM_ORDER:
             if name not in tried_transforms:
                 yield _Move(title="", rationale="", transform=name, kind=Kind.TRANSFORM, source="transform")
+        yield from _tagged(self._rescale_retries(ctx, st), "compound")
         # a tiny layer is widened even when the curve asks for nothing (or there is none to read), after the
         # transforms and blindly only once per width: tried first and again on every new best, it crowded out the
         # transforms that won (measured on the search benchmark, 2026-12-02)
@@ -932,6 +933,58 @@ class BuiltinPolicy(PolicyBase):
         for p in plans:
             yield _Move(title=p.title, rationale=p.rationale, changes=dict(p.changes), expected=p.expected,
                         pathology=p.pathology)
+
+    def _rescale_retries(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+        """A rescaling of the inputs (standardisation) tried once and not kept, tried again with the learning rate it
+        needs (compound.py): plain SGD's for unit-scale inputs, or as it was where the optimizer became AdamW since."""
+        if st.exp is None or st.exp.run_result != RunResult.SUCCEEDED:
+            return
+        for name, lost in compound.lost_rescalings(st.lineage, ctx.experiments):
+            sgd = self._sgd_step(st)
+            if sgd is not None:
+                knob, momentum = sgd
+                unit = compound.SGD_UNIT_STEP * (1.0 - momentum)
+                # (not clipped to the knob's search range: that range was centred on a rate tuned for the raw scale)
+                new = searchmod.nice(unit, False, knob.kind)
+                if not new > float(knob.value):
+                    continue  # its learning rate was not small for unit-scale inputs: that is not why it lost
+                held = f" with momentum {_fmt(momentum)}" if momentum else ""
+                why = (f"#{lost.id} standardised the inputs and was not kept, at the learning rate plain SGD had been "
+                       f"tuned with for the raw inputs' scale ({knob.key} = {_fmt(knob.value)}). Standardising "
+                       "changes the scale of the gradients: where the raw inputs' scale was larger, SGD's steps "
+                       "become far too small. Standardised inputs have unit scale, so the change is tried once more "
+                       f"with the learning rate such inputs take ({_fmt(new)}{held}).")
+                yield _Move(title=f"standardise the inputs with {knob.key} {_fmt(knob.value)} → {_fmt(new)} "
+                            f"(#{lost.id} again, SGD's step sized for unit-scale inputs)", rationale=why,
+                            transform=name, changes={knob.key: new}, kind=Kind.TRANSFORM)
+                continue
+            switch = compound.adaptive_since(st.lineage, lost)
+            if switch is not None:
+                why = (f"#{lost.id} standardised the inputs under plain SGD and was not kept; since then #{switch.id} "
+                       "switched the optimizer to AdamW, whose steps do not follow the gradients' scale, so the "
+                       "change is tried once more on the current best.")
+                yield _Move(title=f"standardise the inputs (#{lost.id} again, now with AdamW)", rationale=why,
+                            transform=name, kind=Kind.TRANSFORM)
+
+    def _sgd_step(self, st: _State) -> tuple[_Knob, float] | None:
+        """The learning-rate knob of the training's plain SGD optimizer and its momentum (None: it does not train
+        with plain SGD, its learning rate is not one knob, or its momentum cannot be read)."""
+        found = [r for path, text in st.code().items() if path.endswith(".py") and _looks_like_training(text)
+                 for r in [tf.TRANSFORMS["sgd_to_adamw"](text, path, evaluation=st.evaluation)] if r is not None]
+        if len(found) != 1:
+            return None
+        knob = _knob_for_expr(st, found[0].exprs.get("lr"), "lr")
+        if knob is None or not _numeric(knob.value) or not float(knob.value) > 0:
+            return None
+        expr = found[0].exprs.get("momentum")
+        if expr is None:
+            return knob, 0.0
+        held = _knob_for_expr(st, expr, "momentum")
+        try:
+            momentum = float(held.value) if held is not None else float(expr)
+        except (TypeError, ValueError):
+            return None
+        return (knob, momentum) if 0.0 <= momentum < 1.0 else None
 
     def _diagnosis_moves(self, ctx: PolicyContext, st: _State, tried: set[str]) -> Iterator[_Move]:
         if st.exp is None:
@@ -1522,10 +1575,15 @@ class BuiltinPolicy(PolicyBase):
             texts = moved
             rationale += note
             title += f" (lr {_fmt(ADAMW_LR)})"
-        if move.rationale and move.diagnosis:
+        if move.changes:  # knobs that move with the transform (a rescaling's retry: the learning rate)
+            moved = self._rewrite_knobs(texts, st, move.changes)
+            if moved is None:
+                return None
+            texts = moved
+        if move.rationale and (move.diagnosis or move.source == "compound"):
             rationale = f"{move.rationale} {rationale}"
         mv = _Move(title=move.title or title, rationale=rationale, transform=name, diagnosis=move.diagnosis,
-                   expected=move.expected or r.expected_effect, kind=Kind.TRANSFORM)
+                   expected=move.expected or r.expected_effect, kind=Kind.TRANSFORM, changes=dict(move.changes))
         return self._finish(ctx, st, texts, mv, sigs)
 
     def _adamw_lr(self, st: _State, r: tf.TransformResult,

@@ -536,6 +536,8 @@ def sgd_to_adamw(text: str, path: str, lr: float | None = None, weight_decay: fl
             exprs.setdefault("lr", script.code(kw["lr"]))
         if lr is not None or "lr" not in kw:
             kw["lr"] = cst.parse_expression(_num(lr if lr is not None else 1e-3))
+        if "momentum" in kw:
+            exprs.setdefault("momentum", script.code(kw["momentum"]))
         if "weight_decay" in kw:
             exprs.setdefault("weight_decay", script.code(kw["weight_decay"]))
         else:
