@@ -187,6 +187,32 @@ def summarise(tasks: dict[str, Any], results: list[search.ComboResult],
             "wilcoxon_p": search.paired().wilcoxon_p(diffs)}
 
 
+def ceiling(results: Sequence[search.ComboResult], others: Sequence[search.ComboResult] = (),
+            repos: Collection[str] = ()) -> dict[str, Any] | None:
+    """How much any order of the builtin's candidates could win here: for each task (with a reference), the best gap
+    closed any session reached — this benchmark's explore, builtin and learned sessions, and `others` (sessions of the
+    same tasks from other reports, bench/search.py's peers included) — less the builtin's, per held-out task-seed; the
+    mean is what an oracle matching the best session ever seen would gain. The learned policy reorders the builtin's
+    candidates, so a goal above this ceiling cannot be met by ordering on these tasks (the best session is a bound
+    that could still be passed: it is the best seen, not the best possible)."""
+    builtin = [r for r in results if r.method == "builtin" and r.task not in repos and not r.error]
+    if not builtin:
+        return None
+    best: dict[str, tuple[float, str]] = {}
+    seen: set[tuple[Any, ...]] = set()  # a session merged into several reports counts once
+    for r in (*results, *others):
+        key = (r.task, r.method, r.seed, r.gap, r.best, len(r.runs))
+        if r.error or r.task in repos or key in seen:
+            continue
+        seen.add(key)
+        if r.task not in best or r.gap > best[r.task][0]:
+            best[r.task] = (r.gap, f"{r.method} seed {r.seed}")
+    room = sorted(((max(0.0, best[r.task][0] - r.gap), r.task, r.seed) for r in builtin), reverse=True)
+    return {"gain": statistics.fmean(d for d, _, _ in room), "n": len(room), "sessions": len(seen),
+            "best": {t: {"gap": round(g, 4), "by": by} for t, (g, by) in sorted(best.items())},
+            "most": [{"task": t, "seed": s, "room": round(d, 4)} for d, t, s in room[:4] if d > 0]}
+
+
 def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     f = search._fmt
     lines = [f"# Learning benchmark ({meta['created']})", "", f"`{meta['command']}`", "",
@@ -217,6 +243,14 @@ def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
               f"{summary['paired_wins']} ahead, {summary['paired_losses']} behind; sign test p = "
               f"{f(summary['sign_p'], 3)}, Wilcoxon p = {f(summary['wilcoxon_p'], 3)}). Goal ≥ +0.05: "
               f"{'met' if (summary['advantage'] or 0) >= 0.05 else 'not met'}."]
+    c = summary.get("ceiling")
+    if c:
+        most = "; ".join(f"{x['task']} seed {x['seed']} {x['room']:+.2f}" for x in c["most"]) or "nowhere"
+        lines.append(f"The ceiling any order of the builtin's candidates has here: an oracle matching, per task, the "
+                     f"best gap closed any of {c['sessions']} sessions reached gains {c['gain']:+.3f} over the "
+                     f"builtin (mean over {c['n']} task-seeds; most room: {most}). "
+                     + ("The +0.05 goal lies above it: ordering alone cannot reach it on these tasks."
+                        if c["gain"] < 0.05 else "The +0.05 goal lies within it."))
     sp = meta.get("speed") or {}
     if sp.get("learn_wall_s") is not None:
         lines.append(f"`nightlab learn` on {sp['steps']} steps: {sp['learn_wall_s']:.1f} s wall (the command, torch "
@@ -227,14 +261,25 @@ def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(path: Path) -> int:
-    """The tables of a saved run, summarised with this file's code (the per-seed results are all in the JSON)."""
+def _sessions(path: Path) -> list[search.ComboResult]:
+    """Every session a saved report (learn-*.json or search-*.json) holds."""
     data = json.loads(path.read_text())
-    results = [search.ComboResult(**{k: v for k, v in r.items() if k in search.ComboResult.__dataclass_fields__})
-               for r in data["results"] if r["method"] in METHODS]
+    return [search.ComboResult(**{k: v for k, v in r.items() if k in search.ComboResult.__dataclass_fields__})
+            for r in data.get("results", [])]
+
+
+def report(path: Path, also: Sequence[Path] = ()) -> int:
+    """The tables of a saved run, summarised with this file's code (the per-seed results are all in the JSON);
+    `also`: other reports whose sessions of the same tasks count for the ceiling."""
+    data = json.loads(path.read_text())
+    every = _sessions(path)
+    results = [r for r in every if r.method in METHODS]
     tasks = {r.task: None for r in results}
     repos = {n for n, k in data["meta"].get("kinds", {}).items() if k == "repo"}
-    print(markdown(data["meta"], summarise(tasks, results, repos)), end="")
+    summary = summarise(tasks, results, repos)
+    others = [r for p in also for r in _sessions(p) if r.task in tasks]
+    summary["ceiling"] = ceiling(every, others, repos)
+    print(markdown(data["meta"], summary), end="")
     return 0
 
 
@@ -282,7 +327,8 @@ class WorkFolder:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--tasks", nargs="+", type=Path, required=True, help="task folders (with task.toml)")
+    ap.add_argument("--tasks", nargs="+", type=Path, default=[], help="task folders (with task.toml); required "
+                                                                       "unless --report")
     ap.add_argument("--budget", type=int, default=12, help="training runs per held-out session")
     ap.add_argument("--seeds", type=int, default=3, help="paired seeds 0..S-1")
     ap.add_argument("--explore-budget", type=int, default=12, help="training runs of each task's explore session")
@@ -299,10 +345,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--results", type=Path, default=search.RESULTS, help="where learn-<timestamp>.json/.md go")
     ap.add_argument("--report", type=Path, default=None, help="only print the tables of a saved learn-*.json again")
-    if "--report" in argv:  # --tasks is not needed to re-read a result
-        i = argv.index("--report")
-        return report(Path(argv[i + 1]))
+    ap.add_argument("--also", nargs="+", type=Path, default=[], metavar="JSON",
+                    help="other reports (search-*.json, learn-*.json) whose sessions of these tasks count for the "
+                         "ceiling any reorder has")
     args = ap.parse_args(argv)
+    if args.report is not None:  # --tasks is not needed to re-read a result
+        return report(args.report, args.also)
+    if not args.tasks:
+        ap.error("the following arguments are required: --tasks")
     folders = [d for d in args.tasks if (d / search.ANSWER_SHEET).is_file() or (d / search.REPO_SHEET).is_file()]
     if len(folders) < 2:
         ap.error("leave-one-task-out needs at least two task folders (with task.toml or repo.toml)")
@@ -410,7 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _run_all(to_run(jobs, [n for n, _, _ in triples], results), workers, said(results))
         all_steps = [s for ss in steps.values() for s in ss]
         speed = learn_speed(all_steps, args.speed_steps, work) if all_steps else {"error": "no explored step"}
-        summary = summarise(tasks, results, {n for n, t in tasks.items() if t.kind == "repo"})
+        repos = {n for n, t in tasks.items() if t.kind == "repo"}
+        summary = summarise(tasks, results, repos)
+        others = [r for p in args.also for r in _sessions(p) if r.task in tasks]
+        summary["ceiling"] = ceiling(explored + results, others, repos)
         meta = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "budget": args.budget,
                 "timeout": default_timeout, "timeouts": task_timeouts,
                 "kinds": {n: t.kind for n, t in tasks.items()},

@@ -89,3 +89,30 @@ def test_a_repository_s_row_is_shown_but_not_in_the_mean(learn: ModuleType) -> N
     text = learn.markdown(meta, summary)
     assert "| nanogpt (a repository: improvement over its baseline, not in the mean) |" in text
     assert "builtin 0.500, learned 0.700" in text
+
+
+def test_the_ceiling_any_reorder_has_is_the_best_session_seen_less_the_builtin(learn: ModuleType) -> None:
+    """The learned policy only reorders the builtin's candidates: what an oracle matching the best session any method
+    ever reached on a task would gain bounds what ordering can win. A repository's sessions (another unit) and a
+    session merged into two reports (counted once) stay out of it."""
+    R = learn.search.ComboResult
+    results = [R(task="alpha", method="builtin", seed=0, gap=0.5), R(task="alpha", method="builtin", seed=1, gap=0.9),
+               R(task="alpha", method="learned", seed=0, gap=0.6), R(task="alpha", method="explore", seed=100, gap=0.8),
+               R(task="beta", method="builtin", seed=0, gap=1.0), R(task="beta", method="learned", seed=0, gap=0.9),
+               R(task="repo", method="builtin", seed=0, gap=0.1), R(task="repo", method="explore", seed=100, gap=0.9)]
+    peers = [R(task="alpha", method="tpe", seed=3, gap=0.95), R(task="alpha", method="tpe", seed=3, gap=0.95),
+             R(task="beta", method="smac", seed=0, gap=0.2, error="crashed")]
+    c = learn.ceiling(results, peers, {"repo"})
+    # alpha's best is tpe's 0.95: room 0.45 at seed 0 and 0.05 at seed 1; beta's builtin is its best: 0
+    assert c["n"] == 3 and round(c["gain"], 4) == round((0.45 + 0.05 + 0.0) / 3, 4)
+    assert c["best"]["alpha"] == {"gap": 0.95, "by": "tpe seed 3"} and "repo" not in c["best"]
+    assert c["most"] == [{"task": "alpha", "seed": 0, "room": 0.45}, {"task": "alpha", "seed": 1, "room": 0.05}]
+    assert c["sessions"] == 7  # the repository's two and the crashed one out, the merged duplicate once
+    summary = learn.summarise({"alpha": None, "beta": None}, results, {"repo"})
+    summary["ceiling"] = c
+    meta = {"created": "now", "command": "c", "budget": 2, "seeds": 1, "explore_budget": 2, "workers": 1,
+            "cpus": 2, "load": "0", "trained_on": {}}
+    text = learn.markdown(meta, summary)
+    assert "gains +0.167 over the builtin (mean over 3 task-seeds; most room: alpha seed 0 +0.45; alpha seed 1 " \
+           "+0.05)" in text and "The +0.05 goal lies within it." in text
+    assert learn.ceiling([R(task="alpha", method="learned", seed=0, gap=0.6)]) is None  # no builtin session
