@@ -193,9 +193,17 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
             while not worker.is_cancelled and time.monotonic() < deadline:
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
+    @property
+    def _showing(self) -> MainScreen | None:
+        """The main screen while it can show data: None before it is mounted, and once the app shuts down — a
+        worker's last message can be handled after the screens were taken down (measured: a snapshot the store
+        poller posted as a test's app exited, under load, failed on the main screen's missing status bar)."""
+        main = self.main
+        return main if main is not None and main.is_mounted and main.is_running and self.is_running else None
+
     def on_gpu_stats_ready(self, message: GpuStatsReady) -> None:
-        if self.main is not None:
-            self.main.show_gpus(message.gpus, message.elsewhere)
+        if (main := self._showing) is not None:
+            main.show_gpus(message.gpus, message.elsewhere)
 
     def on_needs_init(self, message: NeedsInit) -> None:
         self.push_screen(InitScreen(message.reason))
@@ -268,8 +276,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
                     self._mode_pending = None  # our own write has landed
             elif snap.session.mode != self.mode:
                 self.mode = snap.session.mode  # changed elsewhere (another TUI, `nightlab run --mode`)
-        if self.main is not None:
-            self.main.show_snapshot(snap)
+        if (main := self._showing) is not None:
+            main.show_snapshot(snap)
         self._say_session_end()
         if first:
             self._autostart(snap)
@@ -369,8 +377,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
             self.notify("STEP: nothing runs without your approval. Running jobs continue.")
 
     def watch_mode(self, mode: str) -> None:
-        if self.main is not None and self.main.is_mounted:
-            self.main.set_mode(mode)
+        if (main := self._showing) is not None:
+            main.set_mode(mode)
 
     @work(thread=True, group="mode", exit_on_error=False, name="save mode")
     def _persist_mode(self, mode: str) -> None:
@@ -593,8 +601,8 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         if self.theme != info.base:
             self.theme = info.base
         self.refresh_css(animate=False)
-        if self.main is not None and self.main.is_mounted:
-            self.main.restyle()
+        if (main := self._showing) is not None:
+            main.restyle()
         for screen in self.screen_stack:
             if isinstance(screen, ReviewScreen):
                 screen.query_one("#review-diff").set_syntax_theme(info.syntax)  # type: ignore[attr-defined]

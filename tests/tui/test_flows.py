@@ -764,3 +764,36 @@ def test_cursor_follows_a_new_running_job_until_the_user_moves(populated: tuple[
             assert table.selected == ids.best and app.main.track_running
 
     run(body())
+
+
+def test_data_the_workers_post_while_the_app_shuts_down_is_dropped(tmp_path: Path) -> None:
+    """The store and GPU pollers post from their threads; a message handled after the app began taking its screens
+    down found the main screen without its widgets (NoMatches on the status bar: a CI run under load, where a test's
+    app exited as init's first snapshot arrived). Posts keep coming through the exit here: nothing fails."""
+    import threading
+    import time
+
+    from nightlab.tui.messages import GpuStatsReady, SnapshotReady
+
+    root = make_project(tmp_path / "p")
+    stop = threading.Event()
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await loaded(pilot)
+            snap = app.snapshot
+
+            def flood() -> None:
+                while not stop.is_set():
+                    app.post_message(SnapshotReady(snap))
+                    app.post_message(GpuStatsReady([], {}))
+                    time.sleep(0.0005)
+
+            threading.Thread(target=flood, daemon=True).start()
+            await pilot.pause(0.3)
+
+    try:
+        run(body())
+    finally:
+        stop.set()
