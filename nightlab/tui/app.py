@@ -126,6 +126,7 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
         self.user = user_config if user_config is not None else load_user_config()
         self.cfg: Any = None
         self.snapshot: Snapshot | None = None
+        self.gpu_stats: tuple[list[Any], dict[int, str]] | None = None  # the GPU poller's last (GPUs, held elsewhere)
         self.main: MainScreen | None = None
         self.engine: Any = None
         self.theme_info: ThemeInfo = self._pick_theme(self.user.theme)
@@ -195,13 +196,15 @@ class NightlabApp(ReportsWorkerErrors, App[int]):
 
     @property
     def _showing(self) -> MainScreen | None:
-        """The main screen while it can show data: None before it is mounted, and once the app shuts down — a
-        worker's last message can be handled after the screens were taken down (measured: a snapshot the store
-        poller posted as a test's app exited, under load, failed on the main screen's missing status bar)."""
+        """The main screen while it can show data: None before it is mounted (it shows the last snapshot and GPU
+        stats when it mounts), and once the app shuts down — a worker's last message can be handled after the
+        screens were taken down (measured: a snapshot the store poller posted as a test's app exited, under load,
+        failed on the main screen's missing status bar)."""
         main = self.main
         return main if main is not None and main.is_mounted and main.is_running and self.is_running else None
 
     def on_gpu_stats_ready(self, message: GpuStatsReady) -> None:
+        self.gpu_stats = (message.gpus, message.elsewhere)  # (a main screen mounted later shows it then)
         if (main := self._showing) is not None:
             main.show_gpus(message.gpus, message.elsewhere)
 

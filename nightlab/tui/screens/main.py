@@ -91,8 +91,16 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.set_interval(1.0, self._tick)
         self.query_one(StatusBar).mode = self.nl.mode
         fit_to_width(self)
+        self._catch_up()
+        self.call_after_refresh(self._catch_up)  # and what the app took while the mount was still finishing
+
+    def _catch_up(self) -> None:
+        """Show what the app's pollers delivered before this screen could take it (the app hands data only to a
+        mounted screen, and the pollers post only what changes: a GPU reading that came early is not sent again)."""
         if self.nl.snapshot is not None:
             self.show_snapshot(self.nl.snapshot)
+        if self.nl.gpu_stats is not None:
+            self.show_gpus(*self.nl.gpu_stats)
 
     def on_resize(self) -> None:
         fit_to_width(self)
