@@ -797,3 +797,26 @@ def test_data_the_workers_post_while_the_app_shuts_down_is_dropped(tmp_path: Pat
         run(body())
     finally:
         stop.set()
+
+
+def test_a_cursor_move_survives_a_rebuild_that_lands_before_its_highlight(populated: tuple[Path, Populated],
+                                                                          engine_lock: None) -> None:
+    """A snapshot that changes the rows rebuilds the table and puts the cursor back on the selection. On a slow
+    machine one landed between a cursor move and the highlight it queues: the rebuild undid the move and the pane
+    never followed it (a CI failure: "timed out waiting for #2 selected"). The person's row stays theirs."""
+    root, ids = populated
+
+    async def body() -> None:
+        app = make_app(root)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await loaded(pilot)
+            table = app.main.query_one(ExperimentTable)
+            assert table.selected != ids.best
+            table.focus()
+            table.move_cursor(row=table.get_row_index(str(ids.best)))  # its highlight is queued, not handled yet
+            table._signature = None  # the next snapshot changed the rows: a rebuild, in the same tick
+            table.show(app.snapshot)
+            await wait_until(pilot, lambda: app.main.selected == ids.best, what=f"#{ids.best} selected")
+            assert not app.main.track_running  # the person's choice: snapshots no longer move the cursor
+
+    run(body())

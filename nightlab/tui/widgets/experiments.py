@@ -210,6 +210,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
 
     def _rebuild(self, cols: list[tuple[str, int | None]], tw: int, rows: list[tuple[int, tuple[Text, ...]]]) -> None:
         keep = self.selected
+        pending = self._pending_move()
         scroll_y = self.scroll_y
         self.clear(columns=True)
         for label, width in cols:
@@ -217,10 +218,27 @@ class ExperimentTable(ListKeys, DataTable[Text]):
         for key, cells in rows:
             self.add_row(*cells, key=str(key))
         self._cells = dict(rows)
-        if keep is not None and keep in self._cells:
+        if pending is not None and pending in self._cells:
+            # the person moved the cursor and its highlight has not been handled yet: their row, still theirs
+            self.move_cursor(row=self.get_row_index(str(pending)), animate=False, scroll=False)
+            self.scroll_to(y=scroll_y, animate=False, immediate=True)
+        elif keep is not None and keep in self._cells:
             self._expected = keep
             self.move_cursor(row=self.get_row_index(str(keep)), animate=False, scroll=False)
             self.scroll_to(y=scroll_y, animate=False, immediate=True)
+
+    def _pending_move(self) -> int | None:
+        """The row the cursor is on where that is not the selection yet: a move whose highlight waits in the queue
+        (a rebuild restoring the selection would undo it — seen on a slow machine, a snapshot landing between a key
+        and its highlight). None when the cursor is on the selection or on no row."""
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except CellDoesNotExist:
+            return None
+        if key is None or key.value is None or not key.value.isdigit():
+            return None
+        at = int(key.value)
+        return at if at != self.selected else None
 
     def select(self, exp_id: int | None) -> None:
         """Move the cursor from code (not the user): the app is told, but not as a user choice."""
