@@ -8,7 +8,7 @@ so that a busy machine slows both alike; then checks that both find the same kno
 files and any more given, and says how often the exact fallback was needed.
 
 Usage: .venv/bin/python bench/knobs.py [--rounds N] [--old REV] [MORE.py or DIR ...]
-(REV: a commit whose nightlab/agent/policy/knobs.py is the old scanner; default 4442949, the last one.)
+(REV: a commit whose nightlab/agent/policy/knobs.py, one module then, is the old scanner; default 4442949.)
 """
 
 from __future__ import annotations

@@ -921,7 +921,7 @@ def test_discovering_a_2000_line_file() -> None:
     assert len(ks) > 100
 
 
-# the two ways the Python scanner places the literals it claims (knobs.py's docstring): the tokenizer's n-th literal
+# the two ways the Python scanner places the literals it claims (knobs/__init__.py): the tokenizer's n-th literal
 # token, and libcst's ByteSpanPositionProvider where the two do not line up; both must give the same spans
 PLACES = '''\ufeff"""Réglages — a docstring that is not ASCII."""
 import torch
@@ -946,14 +946,14 @@ def train(epochs: int = 10, momentum=0.9) -> None:
 def _placed(text: str) -> tuple[object, object, object]:
     import libcst as cst
 
-    from nightlab.agent.policy import knobs
+    from nightlab.agent.policy.knobs import python_code
 
     body = text.removeprefix("\ufeff")
-    scanner = knobs._PyScanner((text,))
+    scanner = python_code._PyScanner((text,))
     module = cst.parse_module(body)
     module.visit(scanner)
     names = [p.name for p in scanner.pending]
-    return names, knobs._spans_by_token(body, scanner), knobs._spans_exact(module, body, scanner)
+    return names, python_code._spans_by_token(body, scanner), python_code._spans_exact(module, body, scanner)
 
 
 def test_the_tokenizer_and_libcst_place_literals_alike() -> None:

@@ -51,7 +51,7 @@ def _phases(data: dict[str, object]) -> list[tuple[str, int]]:
 def test_every_move_of_the_builtin_policy_has_a_phase() -> None:
     for name in tf.TRANSFORMS:
         assert ("transform", name) in MOVE_PHASES, name
-    searchable = (set(knobmod._KNOWN) | {"choice", "other"}) - _NEVER_KINDS - knobmod.UNTUNABLE_KINDS
+    searchable = (set(knobmod.kinds._KNOWN) | {"choice", "other"}) - _NEVER_KINDS - knobmod.UNTUNABLE_KINDS
     for kind in searchable:
         assert ("knob", kind) in MOVE_PHASES, kind
 

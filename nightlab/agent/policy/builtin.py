@@ -109,7 +109,7 @@ _NOT_NEVER = frozenset({("per", "device"), ("per", "gpu"), ("clip", "val"), ("dr
                         ("min", "split")})
 _SEARCH_PRIORITY = ["lr", "epochs", "steps", "batch_size", "width", "weight_decay", "dropout", "depth", "warmup",
                     "momentum", "clip", "choice", "seq_len", "other"]
-# kinds never searched: knobs.py marks seeds / logging / data shapes untunable; flags may switch evaluation modes
+# kinds never searched: knobs/ marks seeds / logging / data shapes untunable; flags may switch evaluation modes
 _NEVER_KINDS = frozenset({"seed", "logging", "fixed", "split", "flag"})
 # an environment variable's default in the code (`int(os.getenv("EPOCHS", 10))`) is searched only where its name says
 # it is a training setting: the others are where the program runs (`$RANK`, `$TASK_THREADS`, `$MASTER_PORT`)

@@ -2,7 +2,7 @@
 
 A plan (agent/plan.py) orders the work of a session as an ML engineer would: make it run, then the optimizer and
 learning rate, capacity, regularisation, the training length. The builtin policy's moves are knob changes (each knob
-has a kind, knobs.py), code transformations (transforms.py, depth.py) and repairs of a failed run; `MOVE_PHASES` maps
+has a kind, knobs/), code transformations (transforms.py, depth.py) and repairs of a failed run; `MOVE_PHASES` maps
 each of them to its phase, in one table, so the plan offers only phases the policy can actually work in and follows
 them by filtering the same stream of moves it would propose from anyway.
 """
@@ -36,7 +36,7 @@ TITLES: dict[Phase, str] = {
 # where a move of the builtin policy belongs: ("knob", knob kind), ("transform", name) or ("fix", "*")
 MOVE_PHASES: dict[tuple[str, str], Phase] = {
     ("fix", "*"): Phase.MAKE_IT_RUN,
-    # knob kinds (knobs.py)
+    # knob kinds (knobs/kinds.py)
     ("knob", "lr"): Phase.OPTIMIZER,
     ("knob", "momentum"): Phase.OPTIMIZER,
     ("knob", "batch_size"): Phase.OPTIMIZER,
