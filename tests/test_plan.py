@@ -19,8 +19,9 @@ from nightlab.agent.config import load_config
 from nightlab.agent.engine import Engine, EngineOptions, open_store
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import transforms as tf
-from nightlab.agent.policy.builtin import _NEVER_KINDS, Foreseen
+from nightlab.agent.policy.builtin import Foreseen
 from nightlab.agent.policy.phases import MOVE_PHASES, Phase, order_for
+from nightlab.agent.policy.searchable import NEVER_KINDS
 from nightlab.agent.states import ApprovalKind, ApprovalState, Kind, Status
 
 from helpers import TINY_TRAIN, git, make_repo, until, write_config
@@ -51,7 +52,7 @@ def _phases(data: dict[str, object]) -> list[tuple[str, int]]:
 def test_every_move_of_the_builtin_policy_has_a_phase() -> None:
     for name in tf.TRANSFORMS:
         assert ("transform", name) in MOVE_PHASES, name
-    searchable = (set(knobmod.kinds._KNOWN) | {"choice", "other"}) - _NEVER_KINDS - knobmod.UNTUNABLE_KINDS
+    searchable = (set(knobmod.kinds._KNOWN) | {"choice", "other"}) - NEVER_KINDS - knobmod.UNTUNABLE_KINDS
     for kind in searchable:
         assert ("knob", kind) in MOVE_PHASES, kind
 

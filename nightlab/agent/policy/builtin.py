@@ -25,6 +25,7 @@ Order of moves for `propose`, always on top of the current best:
    by less than the noise.
 3. Model-based search over the numeric knobs (search.py): one-knob moves while results are few, a small TPE after.
 
+Which knobs a move may change at all (not seeds, logging, evaluation or where the program runs) is searchable.py's.
 Every move that makes a run longer is checked against the timeout by the run-time model of cost_model.py (a cost
 per layer type read from the code, corrected by the measured durations of past runs).
 
@@ -42,9 +43,7 @@ not installed, a file of unknown origin) it raises `Abandon` with the reason.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
 import itertools
 import logging
 import math
@@ -70,8 +69,9 @@ from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, PolicyBase
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
 from nightlab.agent.policy.edit_guard import evaluation_edits, measurement_only_options
-from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines, names_the_measurement
+from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
+from nightlab.agent.policy.searchable import EVAL_WORDS, is_numeric, leaf_call, leaf_name, may_search
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.states import ENGINE_KINDS, FailureClass, Kind, Pricing, RunResult, Status, StepKind
 from nightlab.agent.task_runners import TASK_FILES
@@ -83,38 +83,8 @@ _FILE_EXTS = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".gin", 
 _MAX_FILES = 200
 _MAX_BYTES = 400_000
 
-# name words of knobs that never change what is learned, or that change what is measured: never searched.
-# (`random` is not one: `random_state` / `random_seed` are caught by their second word and a bare `random` is a seed
-# by `knobs.classify`, while `random_erase`, `random_rotation`, `random_crop_scale` are augmentation strengths)
-_NEVER_WORDS = frozenset({
-    "seed", "rng", "state", "log", "logging", "print", "verbose", "verbosity", "report", "display", "plot",
-    "save", "ckpt", "checkpoint", "workers", "threads", "thread", "device", "gpu", "gpus", "cuda", "port", "rank",
-    "world", "debug", "eval", "evaluate", "evaluation", "every", "interval", "freq", "frequency", "test", "valid",
-    "validation", "val", "split", "fold", "folds", "holdout", "metric", "metrics", "dir", "path", "file", "name",
-    "cache", "profile", "profiler", "nproc", "nprocs", "processes", "procs", "nnodes", "ngpu", "ngpus", "cpus",
-    "njobs", "jobs", "shards", "timeout",
-})
-# phrases that name where the program runs, not what it learns: Lightning's `num_nodes` (a graph's or a tree's
-# `max_leaf_nodes` is a setting)
-# sections of a config that say how the program runs, not what it learns: DeepSpeed's ZeRO stage and buckets, its
-# and Accelerate's mixed-precision loss scaling, FSDP / DDP settings
-_RUNTIME_SECTIONS = frozenset({"zero_optimization", "fp16", "bf16", "amp", "fsdp", "fsdp_config", "ddp", "distributed",
-                               "deepspeed", "deepspeed_config", "activation_checkpointing", "flops_profiler",
-                               "comms_logger", "aio", "compile", "torch_compile", "dynamo"})
-_NEVER_PHRASES = frozenset({("num", "nodes"), ("n", "nodes"), ("num", "machines"), ("n", "machines")})
-# phrases in which a never-word means something else: HF's `per_device_train_batch_size` (the batch, per device),
-# Lightning's `gradient_clip_val` (the clipping value), timm's `drop_path_rate` (stochastic depth), a tree's
-# `min_samples_split` / `min_split_gain` (what a node needs to split, not a data split)
-_NOT_NEVER = frozenset({("per", "device"), ("per", "gpu"), ("clip", "val"), ("drop", "path"), ("samples", "split"),
-                        ("min", "split")})
 _SEARCH_PRIORITY = ["lr", "epochs", "steps", "batch_size", "width", "weight_decay", "dropout", "depth", "warmup",
                     "momentum", "clip", "choice", "seq_len", "other"]
-# kinds never searched: knobs/ marks seeds / logging / data shapes untunable; flags may switch evaluation modes
-_NEVER_KINDS = frozenset({"seed", "logging", "fixed", "split", "flag"})
-# an environment variable's default in the code (`int(os.getenv("EPOCHS", 10))`) is searched only where its name says
-# it is a training setting: the others are where the program runs (`$RANK`, `$TASK_THREADS`, `$MASTER_PORT`)
-_ENV_KINDS = frozenset({"lr", "batch_size", "epochs", "steps", "width", "depth", "dropout", "weight_decay", "momentum",
-                        "warmup", "clip", "seq_len"})
 # the transforms `propose` tries (in this order) after the diagnosis moves
 # (gradient clipping is not among them: on a healthy run it rarely helps; it is a remedy for diverging / NaN runs.
 # Standardisation stays although it often loses: taking it out of this list was tried, 2026-12-01, and cost
@@ -152,10 +122,6 @@ def _space(knob: knobmod.Knob) -> knobmod.Space | None:
         return None
 
 
-def _leaf(name: str) -> str:
-    return (re.split(r"[.:/\[\]\"']", name.strip("\"'[]"))[-1] or name).lstrip("-").replace("-", "_")
-
-
 def _settings(knobs: Iterable[_Knob], moved: Mapping[str, Any] | None = None) -> dict[str, float]:
     """The numeric settings as they take effect, by their last name part (lowercase): what a config object's field
     (`config.n_embd`, `cfg["width"]`) reads as in the cost model, so code that sizes its layers from a config
@@ -165,18 +131,14 @@ def _settings(knobs: Iterable[_Knob], moved: Mapping[str, Any] | None = None) ->
     seen: dict[str, set[float]] = {}
     for k in knobs:
         v = (moved or {}).get(k.knob.name, k.value)
-        if k.effective and _numeric(v):
-            seen.setdefault(_leaf(str(k.knob.name)).lower(), set()).add(float(v))
+        if k.effective and is_numeric(v):
+            seen.setdefault(leaf_name(str(k.knob.name)).lower(), set()).add(float(v))
     return {name: next(iter(vs)) for name, vs in seen.items() if len(vs) == 1}
-
-
-def _numeric(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 def _norm(v: Any) -> Any:
     """A hashable, rounding-insensitive form of a knob value for comparing assignments."""
-    if _numeric(v):
+    if is_numeric(v):
         return float(f"{float(v):.6g}")
     if isinstance(v, (list, tuple)):
         return tuple(_norm(x) for x in v)
@@ -186,7 +148,7 @@ def _norm(v: Any) -> Any:
 
 
 def _fmt(v: Any) -> str:
-    if _numeric(v) and isinstance(v, float):
+    if is_numeric(v) and isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
 
@@ -411,7 +373,7 @@ class BuiltinPolicy(PolicyBase):
             if k is not None:
                 kind = k.kind
                 new = m.changes[key]
-                if _numeric(new) and _numeric(k.value) and float(k.value) > 0 and float(new) > 0:
+                if is_numeric(new) and is_numeric(k.value) and float(k.value) > 0 and float(new) > 0:
                     factor = float(new) / float(k.value)
         hist_key = f"t:{m.transform}" if m.transform else key
         tried, wins, fails = history.get(hist_key, (0, 0, 0))
@@ -600,7 +562,7 @@ class BuiltinPolicy(PolicyBase):
                 continue
             kind = k.kind
             space = _space(k)
-            ok, why = _searchable(k, kind, space, read_by, fixed, fixed_fns)
+            ok, why = may_search(k, kind, space, read_by, fixed, fixed_fns)
             if ok and k.style in ("argparse", "signature", eff.CLI_STYLE) and \
                     re.split(r"[:.]", key)[-1].lstrip("-").replace("-", "_") in measured:
                 ok, why = False, "read only by the measurement (the edit guard holds it)"
@@ -621,7 +583,7 @@ class BuiltinPolicy(PolicyBase):
             if v.name in out:
                 continue
             space = _space(v)
-            ok, why = _searchable(v, v.kind, space, code, fixed, fixed_fns)
+            ok, why = may_search(v, v.kind, space, code, fixed, fixed_fns)
             if ok and v.name in no_effect:
                 ok, why = False, no_effect[v.name]
             out[v.name] = _Knob(key=v.name, knob=v, kind=v.kind, space=space, searchable=ok, why_not=why)
@@ -800,11 +762,11 @@ class BuiltinPolicy(PolicyBase):
 
     def _by_kind(self, st: _State, kind: str) -> list[_Knob]:
         """Searchable knobs of one kind, the ones in Python code before config files, most specific name first."""
-        ks = [k for k in st.knobs.values() if k.kind == kind and k.searchable and _numeric(k.value)]
+        ks = [k for k in st.knobs.values() if k.kind == kind and k.searchable and is_numeric(k.value)]
         def words(k: _Knob) -> set[str]:
-            return set(knobmod.name_words(_leaf(str(k.knob.name))))
+            return set(knobmod.name_words(leaf_name(str(k.knob.name))))
 
-        ks.sort(key=lambda k: (_leaf(str(k.knob.name)).lower() not in _CANON.get(kind, ()),
+        ks.sort(key=lambda k: (leaf_name(str(k.knob.name)).lower() not in _CANON.get(kind, ()),
                                bool(words(k) & _BOUND_WORDS), kind == "steps" and not words(k) & _TOTAL_WORDS,
                                len(k.key)))
         return ks
@@ -844,7 +806,7 @@ class BuiltinPolicy(PolicyBase):
             if a is None or b is None:
                 break
             diff = [k for k in a if k in b and _norm(a[k]) != _norm(b[k])]
-            if len(diff) != 1 or not (_numeric(a[diff[0]]) and _numeric(b[diff[0]])):
+            if len(diff) != 1 or not (is_numeric(a[diff[0]]) and is_numeric(b[diff[0]])):
                 break
             out.append((diff[0], 1 if a[diff[0]] > b[diff[0]] else -1))
         return out
@@ -908,7 +870,7 @@ class BuiltinPolicy(PolicyBase):
             a = self._assignment_of(ctx, e) if e.parent_id == best.id else None
             if a is None:
                 continue
-            longer = any(k in a and _numeric(a[k]) and a[k] > v.value for v in lengths for k in (v.key,))
+            longer = any(k in a and is_numeric(a[k]) and a[k] > v.value for v in lengths for k in (v.key,))
             for key, value in a.items():
                 if longer and key in st.knobs and st.knobs[key].kind in compound.CAPACITY_KINDS:
                     tried.add((key, _norm(value)))
@@ -928,7 +890,7 @@ class BuiltinPolicy(PolicyBase):
             parent = self._assignment_of(ctx, st.lineage[1])
             added = [(k, parent[k], v) for k, v in st.assignment.items()
                      if parent is not None and k in parent and k in st.knobs
-                     and st.knobs[k].kind in compound.CAPACITY_KINDS and _numeric(v) and _numeric(parent[k])
+                     and st.knobs[k].kind in compound.CAPACITY_KINDS and is_numeric(v) and is_numeric(parent[k])
                      and v > parent[k]]
             plans += compound.follow(best, added, lengths, goal=ctx.goal, timeout_s=ctx.timeout_s, scale=scale,
                                      afford=afford)
@@ -976,7 +938,7 @@ class BuiltinPolicy(PolicyBase):
         if len(found) != 1:
             return None
         knob = _knob_for_expr(st, found[0].exprs.get("lr"), "lr")
-        if knob is None or not _numeric(knob.value) or not float(knob.value) > 0:
+        if knob is None or not is_numeric(knob.value) or not float(knob.value) > 0:
             return None
         expr = found[0].exprs.get("momentum")
         if expr is None:
@@ -998,7 +960,7 @@ class BuiltinPolicy(PolicyBase):
                 if mv is not None and len(mv.changes) == 1 and len(recent) == 2:
                     (key, new), = mv.changes.items()
                     cur = st.assignment.get(key)
-                    step = (key, 1 if _numeric(new) and _numeric(cur) and new > cur else -1)
+                    step = (key, 1 if is_numeric(new) and is_numeric(cur) and new > cur else -1)
                     if all(r == step for r in recent):
                         continue  # the same remedy twice in a row already: give other moves a turn first
                 if mv is not None:
@@ -1231,7 +1193,8 @@ class BuiltinPolicy(PolicyBase):
             diff = [k for k in a if k in b and _norm(a[k]) != _norm(b[k])]
             if len(diff) == 1:
                 k = diff[0]
-                up = _numeric(a[k]) and _numeric(b[k]) and a[k] > b[k]  # after OOM, larger fails too (if it went up)
+                # after OOM, larger fails too (if it went up)
+                up = is_numeric(a[k]) and is_numeric(b[k]) and a[k] > b[k]
                 out.setdefault(k, []).append((a[k], e.failure_class == FailureClass.OOM and bool(up)))
         return out
 
@@ -1288,7 +1251,7 @@ class BuiltinPolicy(PolicyBase):
         predicted = self.predicted_seconds(ctx, st, changes)
         if predicted is None:
             return True
-        if not self._fits(ctx, predicted, ", ".join(f"{_leaf(k)} → {_fmt(v)}" for k, v in changes.items())):
+        if not self._fits(ctx, predicted, ", ".join(f"{leaf_name(k)} → {_fmt(v)}" for k, v in changes.items())):
             return False
         if not ctx.timeout_s or ctx.timeout_s <= 0:
             return True
@@ -1371,7 +1334,7 @@ class BuiltinPolicy(PolicyBase):
             if kn.kind not in ("epochs", "steps", "batch_size") or kn.knob.name not in moved:
                 continue
             old, new = kn.value, moved[kn.knob.name]
-            if _numeric(old) and _numeric(new) and float(old) > 0 and float(new) > 0 and new != old:
+            if is_numeric(old) and is_numeric(new) and float(old) > 0 and float(new) > 0 and new != old:
                 factor *= model.factor(key, float(new) / float(old), float(old))
         return model.scaled(secs, factor), Pricing.CODE
 
@@ -1397,10 +1360,10 @@ class BuiltinPolicy(PolicyBase):
 
         def layers(key: str) -> list[costmod.Layer] | None:
             k = st.knobs.get(key)
-            if k is None or not _numeric(k.value):
+            if k is None or not is_numeric(k.value):
                 return None
             if key not in layer_cache:
-                names = costmod.aliases(py, {_leaf(str(k.knob.name))})
+                names = costmod.aliases(py, {leaf_name(str(k.knob.name))})
                 layer_cache[key] = costmod.layers(py, names, float(k.value), _settings(st.knobs.values()))
             return layer_cache[key]
 
@@ -1601,7 +1564,7 @@ class BuiltinPolicy(PolicyBase):
                    f"{_fmt(ADAMW_LR)}, a robust AdamW default."
             wd_expr = r.exprs.get("weight_decay")
             wd = _knob_for_expr(st, wd_expr, "weight_decay") if wd_expr else None
-            if wd is not None and _numeric(wd.value) and float(wd.value) == 0.0:
+            if wd is not None and is_numeric(wd.value) and float(wd.value) == 0.0:
                 changes[wd.key] = 0.01
                 note += f" Weight decay {wd.key} goes from 0 to 0.01 (AdamW's decoupled default)."
         else:
@@ -1720,12 +1683,12 @@ def _linked_lengths(st: _State, changes: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, new in changes.items():
         k = st.knobs.get(key)
-        if k is None or k.kind not in ("steps", "epochs") or not _numeric(k.value):
+        if k is None or k.kind not in ("steps", "epochs") or not is_numeric(k.value):
             continue
         for other in st.knobs.values():
             if other.key in changes or other.key == key or other.kind != k.kind \
                     or not (other.searchable or other.follows) \
-                    or not _numeric(other.value) or float(other.value) != float(k.value):
+                    or not is_numeric(other.value) or float(other.value) != float(k.value):
                 continue
             words = set(knobmod.name_words(other.key))
             if words & _SCHEDULE_WORDS and not set(knobmod.name_words(key)) & {"decay", "sched", "schedule"}:
@@ -1733,7 +1696,6 @@ def _linked_lengths(st: _State, changes: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-_EVAL_WORDS = frozenset({"eval", "evaluate", "evaluation", "val", "valid", "validation", "test"})
 _EVERY_WORDS = frozenset({"interval", "every", "freq", "frequency", "period"})  # not `eval_iters`: a batch count
 
 
@@ -1747,13 +1709,13 @@ def _aligned_lengths(st: _State, changes: dict[str, Any]) -> dict[str, Any] | No
     out = dict(changes)
     for key, new in changes.items():
         k = st.knobs.get(key)
-        if k is None or k.kind != "steps" or not _numeric(new) or not _numeric(k.value) or k.value <= 0:
+        if k is None or k.kind != "steps" or not is_numeric(new) or not is_numeric(k.value) or k.value <= 0:
             continue
         for other in st.knobs.values():
-            if not other.effective or other.kind != "logging" or not _numeric(other.value) or other.value < 2:
+            if not other.effective or other.kind != "logging" or not is_numeric(other.value) or other.value < 2:
                 continue
             words = set(knobmod.name_words(other.key))
-            if not words & _EVAL_WORDS or not words & _EVERY_WORDS:
+            if not words & EVAL_WORDS or not words & _EVERY_WORDS:
                 continue
             every = int(other.value)
             if int(k.value) % every:
@@ -1781,7 +1743,7 @@ def _fails(changes: Mapping[str, Any], failed: Mapping[str, list[tuple[Any, bool
     """Whether `changes` sets a knob to a value a one-knob move already crashed at (or above it, after OOM)."""
     for key, value in changes.items():
         for bad, larger_too in failed.get(key, ()):
-            if searchmod.same(value, bad) or (larger_too and _numeric(value) and _numeric(bad) and value >= bad):
+            if searchmod.same(value, bad) or (larger_too and is_numeric(value) and is_numeric(bad) and value >= bad):
                 return True
     return False
 
@@ -1807,9 +1769,6 @@ def _looks_like_training(text: str) -> bool:
     return ".backward(" in text or "optim." in text
 
 
-_SPLAT_RE = re.compile(r"[(,]\s*\*\*\s*[A-Za-z_]")  # `f(**cfg)`: every key may be read
-
-
 _HEADS = frozenset({"head", "heads", "nhead", "nheads"})
 _MODEL_WIDTH = frozenset({"embd", "emb", "embed", "embedding", "model", "dmodel", "nembd", "hidden", "dim", "width"})
 _NOT_MODEL_WIDTH = frozenset({"ff", "ffn", "feedforward", "mlp", "intermediate", "fc", "lin", "linear", "proj",
@@ -1823,11 +1782,11 @@ def _couple_heads(knobs: Mapping[str, _Knob]) -> None:
     the width moves in multiples of it."""
     heads = [k for k in knobs.values()
              if isinstance(k.value, int) and not isinstance(k.value, bool) and k.value >= 1
-             and set(knobmod.name_words(_leaf(k.key))) & _HEADS
-             and not set(knobmod.name_words(_leaf(k.key))) & {"dim", "dims", "size", "sizes"}]
+             and set(knobmod.name_words(leaf_name(k.key))) & _HEADS
+             and not set(knobmod.name_words(leaf_name(k.key))) & {"dim", "dims", "size", "sizes"}]
     widths = [k for k in knobs.values() if k.kind == "width" and k.space is not None
-              and set(knobmod.name_words(_leaf(k.key))) & _MODEL_WIDTH
-              and not set(knobmod.name_words(_leaf(k.key))) & _NOT_MODEL_WIDTH]
+              and set(knobmod.name_words(leaf_name(k.key))) & _MODEL_WIDTH
+              and not set(knobmod.name_words(leaf_name(k.key))) & _NOT_MODEL_WIDTH]
     if not heads or not widths:
         return
     multiple = math.lcm(*(int(k.value) for k in ([k for k in heads if k.effective] or heads)))
@@ -1851,266 +1810,13 @@ def _one_cycle_lengths(knobs: Mapping[str, _Knob]) -> None:
     """OneCycleLR's `total_steps` / `epochs` are not searched on their own: they follow the training length they
     equal (`_linked_lengths`); its `steps_per_epoch` is the loader's length and never moves."""
     for k in knobs.values():
-        callee, dot, leaf = _leaf_call(k.key)
+        callee, dot, leaf = leaf_call(k.key)
         if not dot or callee not in _FIXED_LENGTH_SCHEDULES or leaf not in _SCHEDULE_LENGTH_ARGS or not k.searchable:
             continue
         k.searchable = False
         k.follows = leaf != "steps_per_epoch"
         k.why_not = (f"{callee} raises when stepped past its length: it moves with the training length it equals"
                      if k.follows else f"{callee}'s steps per epoch is the data loader's length")
-
-
-def _leaf_call(key: str) -> tuple[str, str, str]:
-    """(`OneCycleLR`, ".", `total_steps`) for a call keyword's knob (`OneCycleLR.total_steps`, `#2` dropped)."""
-    head, dot, leaf = key.split(":")[-1].split("#")[0].rpartition(".")
-    return head.rsplit(".", 1)[-1], dot, leaf
-
-
-_EVAL_DATA = _EVAL_WORDS | {"dev", "holdout"}  # what a held-out loader's data is called
-
-
-def _call_spans(line: str) -> list[tuple[int, int]]:
-    """(open, close) of each call on the line outside any other: `DataLoader(train, 64), DataLoader(val, 512)`; a
-    call left open at the end of the line closes there."""
-    out: list[tuple[int, int]] = []
-    depth, start = 0, -1
-    for i, ch in enumerate(line):
-        if ch == "(":
-            if depth == 0 and re.search(r"\w\s*$", line[:i]):
-                start = i
-            depth += 1
-        elif ch == ")" and depth > 0:
-            depth -= 1
-            if depth == 0 and start >= 0:
-                out.append((start, i))
-                start = -1
-    if depth > 0 and start >= 0:  # a call continued on the next line: `DataLoader(val_ds, batch_size=1,`
-        out.append((start, len(line)))
-    return out
-
-
-def _evaluation_loader(line: str, value: object = None) -> bool:
-    """Whether a loader call's line reads held-out data and no training data: `val_loader = DataLoader(val_ds,
-    batch_size=256)`, `DataLoader(TensorDataset(d["x_val"], d["y_val"]), ...)`, `DataLoader(datasets.MNIST("data",
-    train=False), ...)` (the call's arguments whole, nested calls and subscripts included, and the name it is
-    assigned to). Of several calls on the line (`return DataLoader(train, 64), DataLoader(val, 512)`) the one that
-    holds `value`, else the first."""
-    spans = _call_spans(line)
-    if not spans:
-        return False
-    start, end = spans[0]
-    if value is not None and len(spans) > 1:
-        lit = re.compile(rf"(?<![\w.]){re.escape(str(value))}(?![\w.])")
-        start, end = next(((a, b) for a, b in spans if lit.search(line[a + 1:b])), spans[0])
-    head = line[:start] if start == spans[0][0] else ""
-    if re.search(r"\b(?:fit|fit_generator|train)\s*$", head):  # Keras' `fit(x, y, batch_size=32, validation_split=.1)`
-        return False
-    args = re.sub(r"\btrain\s*=\s*False\b", " test ", line[start + 1:end])
-    target = head.split("=")[0] if re.search(r"[^=!<>]=[^=]", head + "(") else ""
-    words = {w for name in re.findall(r"[A-Za-z_]\w*", f"{target} {args}") for w in knobmod.name_words(name)}
-    return bool(words & _EVAL_DATA) and "train" not in words
-
-
-_LOADER_WORDS = frozenset({"data", "dataset", "datasets", "dataloader", "dataloaders", "loader", "loaders"})
-
-
-def _builds_loaders(function: str) -> bool:
-    """Whether a fixed function's name says it builds the data loaders and nothing says evaluation: the batch size
-    handed to `get_data_loaders(batch_size=BATCH_SIZE)` is the training batch (the split inside stays fixed)."""
-    words = set(knobmod.name_words(function))
-    return bool(words & _LOADER_WORDS) and not words & (_EVAL_DATA | {"score", "metric", "metrics", "validate"})
-
-
-def _handed_whole(name: str, files: Mapping[str, str]) -> bool:
-    """Whether the dict a key knob sits in (`params.eta`) is handed whole to a call (`xgb.train(params, dtrain)`,
-    `lgb.train(params=params)`): the library reads its keys, so a key the code never names is still used."""
-    root, dot, _ = name.partition(".")
-    if not dot or not root.isidentifier():
-        return False
-    return any(root in _names_handed_to_calls(t) for p, t in files.items() if p.endswith(".py") and root in t)
-
-
-_SHOW_CALLS = frozenset({"print", "pprint", "log", "info", "debug", "warning", "write", "dump", "dumps", "str", "repr",
-                         "len", "format", "log_params", "log_hyperparams", "update_config", "save_hyperparameters"})
-
-
-@functools.lru_cache(maxsize=64)
-def _names_handed_to_calls(text: str) -> frozenset[str]:
-    """Names passed whole as an argument to a call that is not a print or a log (`xgb.train(params, dtrain)`)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return frozenset()
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if callee in _SHOW_CALLS:
-            continue
-        out.update(a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name))
-    return frozenset(out)
-
-
-# what a model class derives from: torch's and Flax's `Module`, Lightning's, Keras' `Model` / `Layer`, HF's
-# `PreTrainedModel`, a `Sequential`; a class defining `forward` is one too
-_MODEL_BASES = frozenset({"Module", "LightningModule", "Model", "Layer", "PreTrainedModel", "Sequential"})
-_MODEL_FACTORY = re.compile(r"(?:^|_)model$")  # build_model(...), create_model(...), get_model(...)
-
-
-@functools.lru_cache(maxsize=16)
-def _model_classes(texts: tuple[str, ...]) -> frozenset[str]:
-    """Names of the model classes the project defines (see `_MODEL_BASES`), through its own base classes."""
-    bases: dict[str, set[str]] = {}
-    found: set[str] = set()
-    for t in texts:
-        try:
-            tree = ast.parse(t)
-        except (SyntaxError, ValueError, RecursionError):
-            continue
-        for cls in ast.walk(tree):
-            if isinstance(cls, ast.ClassDef):
-                names = {b.attr if isinstance(b, ast.Attribute) else b.id if isinstance(b, ast.Name) else ""
-                         for b in cls.bases}
-                bases.setdefault(cls.name, set()).update(names)
-                if names & _MODEL_BASES or any(isinstance(d, ast.FunctionDef) and d.name == "forward"
-                                               for d in cls.body):
-                    found.add(cls.name)
-    grew = True
-    while grew:
-        grew = False
-        for name, b in bases.items():
-            if name not in found and b & found:
-                found.add(name)
-                grew = True
-    return frozenset(found)
-
-
-@functools.lru_cache(maxsize=16)
-def _model_arguments(text: str, texts: tuple[str, ...]) -> dict[str, frozenset[tuple[int, int]]]:
-    """Where each name is written inside the arguments of a call that builds a model (a project model class,
-    `build_model(...)`): name -> {(line, column)}; the names of keyword arguments count (`MLP(hidden=cfg.hidden)`)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
-        return {}
-    models = _model_classes(texts)
-    inside: dict[str, set[tuple[int, int]]] = {}
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if callee not in models and not _MODEL_FACTORY.search(callee.lower()):
-            continue
-        for kw in node.keywords:
-            if kw.arg:
-                inside.setdefault(kw.arg, set()).add((kw.lineno, kw.col_offset))
-        for arg in [*node.args, *(kw.value for kw in node.keywords)]:
-            for sub in ast.walk(arg):
-                if isinstance(sub, ast.Name):
-                    inside.setdefault(sub.id, set()).add((sub.lineno, sub.col_offset))
-                elif isinstance(sub, ast.Attribute) and sub.end_col_offset is not None:
-                    inside.setdefault(sub.attr, set()).add((sub.end_lineno or sub.lineno,
-                                                            sub.end_col_offset - len(sub.attr)))
-                elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
-                    inside.setdefault(sub.value, set()).add((sub.lineno, sub.col_offset + 1))
-    return {k: frozenset(v) for k, v in inside.items()}
-
-
-def _builds_model(text: str, n: int, ln: str, name: str, files: Mapping[str, str]) -> bool:
-    """Whether every use of `name` on line `n` (`ln`) of `text` is an argument of a call that builds a model: such a
-    use configures the model even inside an evaluation function, as Flax's older examples rebuild
-    `MLP(hidden=HIDDEN)` in their `eval_step` to apply the trained parameters. Searching it changes the trained
-    model, not how it is measured."""
-    if not ln.isascii():  # (ast's columns count bytes)
-        return False
-    inside = _model_arguments(text, tuple(t for p, t in files.items() if p.endswith(".py"))).get(name)
-    cols = [m.start() for m in re.finditer(rf"\b{re.escape(name)}\b", ln)]
-    return inside is not None and bool(cols) and all((n, c) in inside for c in cols)
-
-
-def _searchable(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: Mapping[str, str],
-                fixed: Mapping[str, set[int]], fixed_fns: set[str]) -> tuple[bool, str]:
-    """Whether the search may change a knob: numeric, with a space, not a seed / logging / evaluation setting, not in
-    fixed code, and still used by the training code."""
-    name = str(k.name)
-    leaf = _leaf(re.sub(r"(?:\[\d+\])+$", "", name))  # `betas[1]` is read as `betas`, never as the word `1`
-    if k.style == eff.CLI_STYLE and isinstance(k.value, str) and k.value.startswith("$"):
-        return False, f"set from the shell variable {k.value} in {k.path}, not a literal nightlab edits"
-    if kind in _NEVER_KINDS or not k.tunable:
-        return False, f"{kind} knobs are never searched"
-    seq = [w for w in re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", leaf).lower()) if w]
-    words = set(seq) - {b for a, b in itertools.pairwise(seq) if (a, b) in _NOT_NEVER}
-    if {p.lower() for p in re.split(r"[.:]", name)[:-1]} & _RUNTIME_SECTIONS:
-        return False, "how the program runs (ZeRO, mixed precision, sharding), not what it learns"
-    if (k.style == "env" and kind not in _ENV_KINDS) or words & _NEVER_WORDS or \
-            any(pair in _NEVER_PHRASES for pair in itertools.pairwise(seq)):
-        return False, "logging, evaluation, environment or bookkeeping setting"
-    if k.style in ("yaml", "json", "toml", "ini", "gin") and names_the_measurement(re.sub(r"(?:\[\d+\])+$", "", name)):
-        return False, "a setting of the measurement (`cv.gap`): the edit guard holds it"
-    if k.style == "dict" and any(names_the_measurement(p) for p in re.split(r"[.:]", name)[:-1]):
-        return False, "a part of the measurement's settings (`val_dataloader.batch_size`): the edit guard holds it"
-    if space is None or isinstance(k.value, bool) or not (_numeric(k.value) or space.choices):
-        return False, "no search space"
-    if type(k.value) is int and k.value < 0 and not space.choices:  # tfds' `batch_size=-1`, HF's `max_steps=-1`
-        return False, "a sentinel (a negative count means all, or none), not a size to move"
-    if k.style == "call" and kind == "batch_size" and _evaluation_loader(str(k.context), k.value):
-        return False, "an evaluation loader's batch size: it changes how fast the metric is read, not what is learned"
-    path = str(k.path)
-    line = int(getattr(k, "line", 0) or 0)
-    if path in fixed and line in fixed[path]:
-        return False, "defined in fixed code"
-    if path.endswith(".py") and line:
-        # a module-level constant passed to an evaluation function changes what is measured
-        text = files[path]
-        read_as, declared = leaf, range(line, line + 1)
-        if k.style == "argparse":  # the code reads an option by its dest (`--wd ... dest="weight_decay"`)
-            got = eff.option_dest(text, name.split("#")[0].rsplit(":", 1)[-1])
-            if got is not None:
-                read_as, declared = got[0], range(got[1], got[2] + 1)
-        tok = re.compile(rf"\b{re.escape(read_as)}\b")
-        used = 0
-        for n, ln in enumerate(text.splitlines(), 1):
-            if n == line or n in declared or not tok.search(ln):
-                continue
-            used += 1
-            passed = [f for f in fixed_fns if re.search(rf"\b{re.escape(f)}\s*\(", ln)
-                      and not (kind == "batch_size" and _builds_loaders(f))]
-            if (n in fixed.get(path, set()) or passed) and _builds_model(text, n, ln, read_as, files):
-                continue  # `MLP(hidden=HIDDEN).apply(params, x)` in an eval step: the trained model, rebuilt
-            if n in fixed.get(path, set()) and all(re.match(r"\s*=(?!=)", ln[m.end():]) for m in tok.finditer(ln)):
-                continue  # only a keyword of that name there (`DataLoader(train, batch_size=train_batch_size)`)
-            if n in fixed.get(path, set()):
-                return False, "used by fixed (evaluation / data) code"
-            if passed:
-                return False, "passed to an evaluation / data function"
-        if used == 0 and k.style not in ("call", "signature", "env", "getattr"):  # an env default is read where it is
-            # defined but read nowhere else (for example momentum after SGD became AdamW): searching it is a waste
-            others = sum(len(tok.findall(t)) for p, t in files.items() if p != path and p.endswith(".py"))
-            if others == 0 and not _SPLAT_RE.search(text) and not _handed_whole(name, files) and not any(
-                    _PY_CONFIG_READERS.search(t) for p, t in files.items() if p != path and p.endswith(".py")):
-                return False, "not used by the code"
-    elif not path.endswith(".py"):  # (a command's flags too: a wrapper's `--timeout` on the command is no setting of
-        # the training; a flag a library parses is kept by `_CONFIG_CONSUMERS`)
-        tok = re.compile(rf"\b{re.escape(leaf)}\b")
-        pys = [t for p, t in files.items() if p.endswith(".py")]
-        if pys and not any(tok.search(t) for t in pys) and not any(_SPLAT_RE.search(t) for t in pys) \
-                and not any(_CONFIG_CONSUMERS.search(t) for t in pys):
-            return False, "not used by the code"
-    return True, ""
-
-
-# code that hands a whole config to a library, which reads its keys by name: Hydra's `instantiate(cfg.optimizer)`
-# (the `_target_`'s arguments), HF's `HfArgumentParser(...).parse_json_file`, LightningCLI / jsonargparse; a key the
-# code never names is still used there (a lightning-hydra-template repository had no searchable knob left)
-# code that reads a Python file as a config and builds the run from its keys (mmengine / mmcv): a key of that file
-# no code names is still used
-_PY_CONFIG_READERS = re.compile(r"\bConfig\.fromfile\s*\(|\bRunner\.from_cfg\s*\(")
-_CONFIG_CONSUMERS = re.compile(r"\binstantiate\s*\(|HfArgumentParser|LightningCLI|jsonargparse|parse_(?:json|yaml)_file"
-                               r"|parse_args_into_dataclasses|deepspeed\.initialize\s*\(|HfDeepSpeedConfig|"
-                               + _PY_CONFIG_READERS.pattern)
 
 
 def _widen_title(key: str, old: Any) -> str:
@@ -2146,11 +1852,11 @@ def _knob_for_expr(st: _State, expr: str | None, kind: str) -> _Knob | None:
     if not leafs:
         return None
     last = (strs[-1] if strs else toks[-1]).replace("-", "_")
-    cands = [k for k in st.knobs.values() if _leaf(str(k.knob.name)).lower() == last.lower() and _numeric(k.value)
+    cands = [k for k in st.knobs.values() if leaf_name(str(k.knob.name)).lower() == last.lower() and is_numeric(k.value)
              and k.effective]
     if len(cands) == 1:
         return cands[0]
-    of_kind = [k for k in st.knobs.values() if k.kind == kind and _numeric(k.value) and k.searchable and k.effective]
+    of_kind = [k for k in st.knobs.values() if k.kind == kind and is_numeric(k.value) and k.searchable and k.effective]
     if len(of_kind) == 1 and not re.fullmatch(r"[-+.0-9eE]+", expr.strip()):
         return of_kind[0]
     return None

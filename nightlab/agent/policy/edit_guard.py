@@ -517,7 +517,7 @@ def _measurement_only_settings(tree: ast.Module, held_functions: Collection[str]
                                elsewhere: Collection[str]) -> dict[str, str]:
     """The module's literal settings that only measuring code reads (`THRESHOLD = 0.5` read by nothing but the
     evaluation's `probs > THRESHOLD`): the decision threshold, the number of evaluation samples. The search never
-    moves them (`builtin._searchable`); an edit of one changes the measurement as surely as an edit of the line that
+    moves them (`searchable.may_search`); an edit of one changes the measurement as surely as an edit of the line that
     reads it. A setting the training reads too (`BATCH`), one another file names, or one that only sets the speed
     (`EVAL_BATCH_SIZE`, `NUM_WORKERS`) stays free; one whose name says it sets the measurement (`VAL_FRACTION`) is
     held by `_settings` already. {name: dump of its statements}."""
