@@ -872,7 +872,8 @@ for step in range(MAX_STEPS):
 def test_a_one_cycle_schedule_moves_with_the_training_length_never_alone() -> None:
     """OneCycleLR raises once stepped past `total_steps`: searched alone, a shorter one crashed the run. It is not a
     search dimension; a move of the training length it equals carries it along."""
-    from nightlab.agent.policy.builtin import _checkout_context, _linked_lengths
+    from nightlab.agent.policy.builtin import _checkout_context
+    from nightlab.agent.policy.coupling import linked_lengths
 
     files = {"train.py": ONE_CYCLE}
     policy = BuiltinPolicy()
@@ -881,7 +882,7 @@ def test_a_one_cycle_schedule_moves_with_the_training_length_never_alone() -> No
     assert not total.searchable and "raises when stepped past its length" in total.why_not
     assert "OneCycleLR.total_steps" not in {k.key for k in policy.search_knobs(files, command="python train.py")}
     st = policy._state(_checkout_context(files, "python train.py", "val_loss"), None)
-    assert _linked_lengths(st, {"MAX_STEPS": 2000}) == {"OneCycleLR.total_steps": 2000}
+    assert linked_lengths(st, {"MAX_STEPS": 2000}) == {"OneCycleLR.total_steps": 2000}
 
 
 def test_an_evaluation_loaders_batch_size_is_not_searched() -> None:

@@ -277,7 +277,8 @@ def test_a_step_count_stays_a_multiple_of_the_evaluation_interval() -> None:
     import random as _random
 
     from nightlab.agent.policy.base import PolicyContext
-    from nightlab.agent.policy.builtin import BuiltinPolicy, _Move
+    from nightlab.agent.policy.builtin import BuiltinPolicy
+    from nightlab.agent.policy.state import Move
 
     files = {**NANO, "config/small.py": NANO_CONFIG + "eval_interval = 300\n"}
     ctx = PolicyContext(root="", metric="val loss", goal="minimize", editable=["config/small.py"], protected=[],
@@ -287,8 +288,8 @@ def test_a_step_count_stays_a_multiple_of_the_evaluation_interval() -> None:
     policy = BuiltinPolicy()
     st = policy._state(ctx, None)
     key = "config/small.py:max_iters"
-    assert policy._knob_proposal(ctx, st, _Move(title="fewer", rationale="", changes={key: 150}), set()) is None
-    prop = policy._knob_proposal(ctx, st, _Move(title="more", rationale="", changes={key: 800}), set())
+    assert policy._knob_proposal(ctx, st, Move(title="fewer", rationale="", changes={key: 150}), set()) is None
+    prop = policy._knob_proposal(ctx, st, Move(title="more", rationale="", changes={key: 800}), set())
     assert prop is not None
     new = prop.edits[0].replace
     assert "max_iters = 900" in new and "lr_decay_iters = 900" in new

@@ -826,7 +826,7 @@ def test_the_builtin_does_not_propose_a_transform_the_edit_guard_would_refuse() 
     import random as _random
 
     from nightlab.agent.policy.base import PolicyContext
-    from nightlab.agent.policy.builtin import _Move
+    from nightlab.agent.policy.state import Move
     from nightlab.agent.states import Kind
 
     def proposal(text: str) -> object:
@@ -836,7 +836,7 @@ def test_the_builtin_does_not_propose_a_transform_the_edit_guard_would_refuse() 
                             runs_left=5, read_file=lambda _i, p: files.get(p, ""), rng=_random.Random(0),
                             command="python train.py", tracked=sorted(files))
         policy = BuiltinPolicy()
-        move = _Move(title="", rationale="", transform="label_smoothing", kind=Kind.TRANSFORM)
+        move = Move(title="", rationale="", transform="label_smoothing", kind=Kind.TRANSFORM)
         return policy._transform_proposal(ctx, policy._state(ctx, None), move, set())
 
     assert tf.label_smoothing(INLINE_VAL_LOSS, "train.py") is not None  # the transform itself applies

@@ -19,9 +19,9 @@ from nightlab.agent.config import load_config
 from nightlab.agent.engine import Engine, EngineOptions, open_store
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import transforms as tf
-from nightlab.agent.policy.builtin import Foreseen
 from nightlab.agent.policy.phases import MOVE_PHASES, Phase, order_for
 from nightlab.agent.policy.searchable import NEVER_KINDS
+from nightlab.agent.policy.state import Foreseen
 from nightlab.agent.states import ApprovalKind, ApprovalState, Kind, Status
 
 from helpers import TINY_TRAIN, git, make_repo, until, write_config

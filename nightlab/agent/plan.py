@@ -31,8 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from nightlab.agent.policy.builtin import Foreseen
 from nightlab.agent.policy.phases import TITLES, Phase, order_for
+from nightlab.agent.policy.state import Foreseen
 from nightlab.agent.states import EventKind
 from nightlab.agent.store import Store
 from nightlab.errors import NightlabError

@@ -43,7 +43,6 @@ not installed, a file of unknown origin) it raises `Abandon` with the reason.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import math
@@ -51,7 +50,6 @@ import posixpath
 import random
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from nightlab.agent import diagnose
@@ -67,11 +65,24 @@ from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, PolicyBase
+from nightlab.agent.policy.coupling import aligned_lengths, couple_heads, linked_lengths, one_cycle_lengths
 from nightlab.agent.policy.decision import FIX, PROPOSE, Candidate, Decision
 from nightlab.agent.policy.edit_guard import evaluation_edits, measurement_only_options
 from nightlab.agent.policy.evaluation import evaluation_functions, fixed_lines
 from nightlab.agent.policy.feedback import Rejections, read_rejections
-from nightlab.agent.policy.searchable import EVAL_WORDS, is_numeric, leaf_call, leaf_name, may_search
+from nightlab.agent.policy.searchable import is_numeric, leaf_name, may_search
+from nightlab.agent.policy.state import (
+    ExperimentState,
+    Foreseen,
+    Move,
+    PolicyKnob,
+    SearchKnob,
+    discover_knobs,
+    fmt_value,
+    norm_value,
+    settings_of,
+    space_of,
+)
 from nightlab.agent.proposal import Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.states import ENGINE_KINDS, FailureClass, Kind, Pricing, RunResult, Status, StepKind
 from nightlab.agent.task_runners import TASK_FILES
@@ -97,153 +108,6 @@ _SEARCH_TITLE = "tune "  # how the knob search's proposals are titled (pattern s
 NO_EFFECT = Status.NO_EFFECT  # the status of a run that ran exactly like its parent
 
 
-# ----------------------------------------------------------------------------------------------- knob adapters
-
-
-def _discover(files: Mapping[str, str]) -> list[knobmod.Knob]:
-    """All knobs in the files; names are unique across files (knobs.discover_files prefixes `path:` on clashes)."""
-    try:
-        return knobmod.discover_files(dict(files))
-    except Exception as err:  # an odd file must not take the policy down: fall back to file by file
-        log.debug("knob discovery failed: %s", err)
-    out: list[knobmod.Knob] = []
-    for path, text in files.items():
-        try:
-            out += knobmod.discover(path, text)
-        except Exception as err:
-            log.debug("knob discovery failed on %s: %s", path, err)
-    return out
-
-
-def _space(knob: knobmod.Knob) -> knobmod.Space | None:
-    try:
-        return knobmod.search_space(knob)
-    except Exception:
-        return None
-
-
-def _settings(knobs: Iterable[_Knob], moved: Mapping[str, Any] | None = None) -> dict[str, float]:
-    """The numeric settings as they take effect, by their last name part (lowercase): what a config object's field
-    (`config.n_embd`, `cfg["width"]`) reads as in the cost model, so code that sizes its layers from a config
-    object (nanoGPT's model.py, with the values in an exec'd config file) is priced. `moved`: knob name -> the value
-    an edit gave it. Knobs overridden elsewhere are left out, and so is a name two knobs give different values
-    (which one the code reads cannot be told)."""
-    seen: dict[str, set[float]] = {}
-    for k in knobs:
-        v = (moved or {}).get(k.knob.name, k.value)
-        if k.effective and is_numeric(v):
-            seen.setdefault(leaf_name(str(k.knob.name)).lower(), set()).add(float(v))
-    return {name: next(iter(vs)) for name, vs in seen.items() if len(vs) == 1}
-
-
-def _norm(v: Any) -> Any:
-    """A hashable, rounding-insensitive form of a knob value for comparing assignments."""
-    if is_numeric(v):
-        return float(f"{float(v):.6g}")
-    if isinstance(v, (list, tuple)):
-        return tuple(_norm(x) for x in v)
-    if isinstance(v, dict):
-        return tuple(sorted((str(k), _norm(x)) for k, x in v.items()))
-    return v
-
-
-def _fmt(v: Any) -> str:
-    if is_numeric(v) and isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
-# ----------------------------------------------------------------------------------------------- state
-
-
-@dataclass
-class _Knob:
-    """A discovered knob with what the policy decided about it."""
-
-    key: str  # the knob's (repo-unique) name
-    knob: knobmod.Knob
-    kind: str
-    space: knobmod.Space | None
-    searchable: bool
-    why_not: str = ""
-    effective: bool = True  # False: overridden elsewhere, never run or read, or shown to have no effect
-    follows: bool = False  # never moved alone, but carried along with the training length it equals (OneCycleLR's)
-
-    @property
-    def value(self) -> Any:
-        return self.knob.value
-
-    @property
-    def path(self) -> str:
-        return str(self.knob.path)
-
-
-@dataclass(frozen=True)
-class SearchKnob:
-    """A knob the search may change, with its space: what `BuiltinPolicy.search_knobs` hands a benchmark."""
-
-    key: str
-    knob: knobmod.Knob
-    space: knobmod.Space
-    kind: str
-
-    @property
-    def baseline(self) -> Any:
-        return self.knob.value
-
-
-@dataclass
-class _Move:
-    """A candidate experiment before it becomes a Proposal."""
-
-    title: str
-    rationale: str
-    changes: dict[str, Any] = field(default_factory=dict)  # knob key -> new value
-    transform: str | None = None
-    diagnosis: str = ""
-    expected: str = ""
-    kind: Kind = Kind.HYPERPARAMETER
-    texts: dict[str, str] | None = None  # precomputed new file texts (code fixes)
-    source: str = ""  # which part of `_moves` made it: combine | diagnosis | transform | widen | search | fix
-    pathology: str = ""  # the diagnosis it remedies (a pathology kind)
-
-
-@dataclass(frozen=True)
-class Foreseen:
-    """A move the policy could propose: its plan phase, title and predicted duration (None: no prediction)."""
-
-    phase: str
-    title: str
-    predicted_s: float | None
-
-
-@dataclass
-class _State:
-    """What propose / fix know about the experiment they build on.
-
-    `files` holds the editable files plus every file the command runs or reads (read-only ones too: a default in
-    an editable file may be overridden by one that is not), and the command itself under `eff.COMMAND_PATH`.
-    """
-
-    exp: ExperimentView | None
-    files: dict[str, str]
-    knobs: dict[str, _Knob]
-    assignment: dict[str, Any]
-    regime: frozenset[str]
-    lineage: list[ExperimentView]
-    editable: frozenset[str] = frozenset()
-    program: eff.Program | None = None
-    evaluation: frozenset[str] = frozenset()
-
-    @property
-    def command(self) -> str:
-        return self.files.get(eff.COMMAND_PATH, "")
-
-    def code(self) -> dict[str, str]:
-        """The editable source files (what transforms and fixes may change)."""
-        return {p: t for p, t in self.files.items() if p in self.editable}
-
-
 class BuiltinPolicy(PolicyBase):
     """Offline policy: diagnosis-driven moves, known code transformations, then model-based knob search."""
 
@@ -258,7 +122,7 @@ class BuiltinPolicy(PolicyBase):
         self._programs: dict[tuple[Any, ...], eff.Program] = {}
         self._measured: dict[tuple[Any, ...], frozenset[str]] = {}  # checkout → options only the measurement reads
         self._last_program: eff.Program | None = None
-        self._cost_cache: tuple[_State, int, costmod.RunTimeModel] | None = None
+        self._cost_cache: tuple[ExperimentState, int, costmod.RunTimeModel] | None = None
 
     # ------------------------------------------------------------------------------------------- public
     def propose(self, ctx: PolicyContext) -> Proposal | None:
@@ -279,7 +143,7 @@ class BuiltinPolicy(PolicyBase):
             return None
         sigs = self._signatures(ctx)
         moves = self._moves_heeding_people(ctx, st)
-        seen: list[_Move] = []
+        seen: list[Move] = []
         for move in moves:
             seen.append(move)
             prop = self._materialise(ctx, st, move, sigs)
@@ -306,7 +170,7 @@ class BuiltinPolicy(PolicyBase):
             if isinstance(out, catalogue.NoFix):
                 refusals.append(out.reason)
                 continue
-            move = _Move(title=out.title, rationale=out.rationale, changes=dict(out.changes), transform=out.transform,
+            move = Move(title=out.title, rationale=out.rationale, changes=dict(out.changes), transform=out.transform,
                          diagnosis=match.diagnosis, expected=out.expected, kind=Kind.FIX, texts=out.texts or None)
             prop = self._materialise(ctx, st, move, sigs)
             if prop is not None:
@@ -321,7 +185,7 @@ class BuiltinPolicy(PolicyBase):
         log.info("builtin policy: no known fix for #%s (%s)", failed.id, sym.cls or "unknown failure")
         return None
 
-    def _site(self, ctx: PolicyContext, st: _State, failed: ExperimentView, sym: catalogue.Symptoms
+    def _site(self, ctx: PolicyContext, st: ExperimentState, failed: ExperimentView, sym: catalogue.Symptoms
               ) -> catalogue.Site:
         """What the catalogue's repairs see: the failed run's files and frames, what the repository ships, the
         GPUs a job gets, the knobs this branch changed since its last run that worked, and the knob editor."""
@@ -330,7 +194,8 @@ class BuiltinPolicy(PolicyBase):
         changed: dict[str, tuple[str, Any, Any]] = {}
         if ran is not None:
             for key, value in failed.knobs.items():
-                if key in ("transform", "fix") or key not in ran.knobs or _norm(ran.knobs[key]) == _norm(value):
+                if key in ("transform", "fix") or key not in ran.knobs \
+                        or norm_value(ran.knobs[key]) == norm_value(value):
                     continue
                 k = st.knobs.get(key)
                 changed[key] = (k.kind if k is not None else knobmod.classify(key), ran.knobs[key], value)
@@ -346,7 +211,7 @@ class BuiltinPolicy(PolicyBase):
                               gpus=ctx.gpus_per_job, changed=changed, scale=scale)
 
     # ------------------------------------------------------------------------------------------- decisions
-    def _decision(self, ctx: PolicyContext, st: _State, moves: list[_Move], chosen: int, tried: set[int],
+    def _decision(self, ctx: PolicyContext, st: ExperimentState, moves: list[Move], chosen: int, tried: set[int],
                   kind: StepKind = PROPOSE) -> Decision:
         """The step as the experience store records it: the state's and each candidate's features."""
         history = self._move_history(ctx)
@@ -363,7 +228,7 @@ class BuiltinPolicy(PolicyBase):
                  for i, m in enumerate(moves)]
         return Decision(kind=kind, state=state, candidates=cands, chosen=chosen)
 
-    def _move_info(self, st: _State, m: _Move, rank: int,
+    def _move_info(self, st: ExperimentState, m: Move, rank: int,
                    history: Mapping[str, tuple[int, int, int]]) -> feats.MoveInfo:
         """A move in the fixed vocabularies: its knob's kind (never its name), its factor, its history."""
         kind, factor, key = "", 0.0, ""
@@ -395,7 +260,7 @@ class BuiltinPolicy(PolicyBase):
             else:
                 a, b = self._assignment_of(ctx, e), self._assignment_of(ctx, exps[e.parent_id])
                 if a is not None and b is not None:
-                    keys |= {k for k in a if k in b and _norm(a[k]) != _norm(b[k])}
+                    keys |= {k for k in a if k in b and norm_value(a[k]) != norm_value(b[k])}
             for key in keys:
                 c = out.setdefault(key, [0, 0, 0])
                 c[0] += 1
@@ -417,7 +282,7 @@ class BuiltinPolicy(PolicyBase):
         self._last_program = st.program
         return out
 
-    def knobs_in(self, files: Mapping[str, str], *, command: str = "", metric: str = "") -> dict[str, _Knob]:
+    def knobs_in(self, files: Mapping[str, str], *, command: str = "", metric: str = "") -> dict[str, PolicyKnob]:
         """Every knob of a checkout (`files`: path -> text) as the policy sees it for `command`: its value, where
         it lives, and whether the search may change it (tests and tools; the policy's own state holds the same)."""
         self._forget_checkout()
@@ -471,7 +336,8 @@ class BuiltinPolicy(PolicyBase):
         return (e.command if e is not None and e.command else "") or ctx.command
 
     def _files(self, ctx: PolicyContext, exp_id: int | None) -> tuple[dict[str, str], eff.Program]:
-        """The editable files, the files the experiment's command runs or reads, and the command (see `_State`)."""
+        """The editable files, the files the experiment's command runs or reads, and the command (see
+        `ExperimentState`)."""
         files: dict[str, str] = {}
         for p in self._candidate_paths(ctx):
             t = self._read(ctx, exp_id, p)
@@ -506,7 +372,7 @@ class BuiltinPolicy(PolicyBase):
             self._programs[key] = hit
         return hit
 
-    def _state(self, ctx: PolicyContext, exp_id: int | None) -> _State:
+    def _state(self, ctx: PolicyContext, exp_id: int | None) -> ExperimentState:
         exps = {e.id: e for e in ctx.experiments}
         exp = exps.get(exp_id) if exp_id is not None else None
         files, program = self._files(ctx, exp_id)
@@ -516,7 +382,7 @@ class BuiltinPolicy(PolicyBase):
         knobs = self._knobs(ctx, files, program, editable, evaluation, self._no_effect(ctx))
         assignment = {k: v.value for k, v in knobs.items()}
         lineage = _lineage(exps, exp_id)
-        return _State(exp=exp, files=files, knobs=knobs, assignment=assignment, regime=_regime(lineage),
+        return ExperimentState(exp=exp, files=files, knobs=knobs, assignment=assignment, regime=_regime(lineage),
                       lineage=lineage, editable=editable, program=program, evaluation=evaluation)
 
     def _measurement_only(self, py: Mapping[str, str], metric: str) -> frozenset[str]:
@@ -533,7 +399,7 @@ class BuiltinPolicy(PolicyBase):
 
     def _knobs(self, ctx: PolicyContext, files: Mapping[str, str], program: eff.Program,
                editable: frozenset[str], evaluation: frozenset[str],
-               no_effect: Mapping[str, str] | None = None) -> dict[str, _Knob]:
+               no_effect: Mapping[str, str] | None = None) -> dict[str, PolicyKnob]:
         """Every knob of the files and the command line, with whether the search may change it and why not.
 
         A knob the command does not run or read, or one that a config file or the command line overrides, is shown
@@ -542,7 +408,7 @@ class BuiltinPolicy(PolicyBase):
         setting whose effective location is not editable.
         """
         code = {p: t for p, t in files.items() if p != eff.COMMAND_PATH}
-        raw = _discover(code) + eff.cli_knobs(program)
+        raw = discover_knobs(code) + eff.cli_knobs(program)
         res = eff.resolve(program, raw, code)
         py = {p: t for p, t in code.items() if p.endswith(".py")}
         fixed = {p: fixed_lines(t, evaluation) for p, t in py.items()}
@@ -554,14 +420,14 @@ class BuiltinPolicy(PolicyBase):
         # guard holds them, so a move of one is no trial
         measured = self._measurement_only(py, ctx.metric)
         no_effect = no_effect or {}
-        out: dict[str, _Knob] = {}
+        out: dict[str, PolicyKnob] = {}
         virtual: list[knobmod.Knob] = []
         for k in raw:
             key = k.name
             if key in out:
                 continue
             kind = k.kind
-            space = _space(k)
+            space = space_of(k)
             ok, why = may_search(k, kind, space, read_by, fixed, fixed_fns)
             if ok and k.style in ("argparse", "signature", eff.CLI_STYLE) and \
                     re.split(r"[:.]", key)[-1].lstrip("-").replace("-", "_") in measured:
@@ -577,18 +443,18 @@ class BuiltinPolicy(PolicyBase):
             if ok:
                 why = place or no_effect.get(key, "") or ("" if in_place else f"{k.path} is not editable")
                 ok = not why
-            out[key] = _Knob(key=key, knob=k, kind=kind, space=space, searchable=ok, why_not=why,
+            out[key] = PolicyKnob(key=key, knob=k, kind=kind, space=space, searchable=ok, why_not=why,
                              effective=not place and key not in no_effect)
         for v in virtual:
             if v.name in out:
                 continue
-            space = _space(v)
+            space = space_of(v)
             ok, why = may_search(v, v.kind, space, code, fixed, fixed_fns)
             if ok and v.name in no_effect:
                 ok, why = False, no_effect[v.name]
-            out[v.name] = _Knob(key=v.name, knob=v, kind=v.kind, space=space, searchable=ok, why_not=why)
-        _couple_heads(out)
-        _one_cycle_lengths(out)
+            out[v.name] = PolicyKnob(key=v.name, knob=v, kind=v.kind, space=space, searchable=ok, why_not=why)
+        couple_heads(out)
+        one_cycle_lengths(out)
         return out
 
     def _no_effect(self, ctx: PolicyContext) -> dict[str, str]:
@@ -603,7 +469,7 @@ class BuiltinPolicy(PolicyBase):
             if a is None or b is None:
                 continue
             for key in a:
-                if key in b and _norm(a[key]) != _norm(b[key]):
+                if key in b and norm_value(a[key]) != norm_value(b[key]):
                     out[key] = f"no effect: #{e.id} changed it and ran exactly like #{e.parent_id}"
         return out
 
@@ -626,7 +492,7 @@ class BuiltinPolicy(PolicyBase):
             return self._assign_cache[e.id]
         return None
 
-    def _moves_heeding_people(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+    def _moves_heeding_people(self, ctx: PolicyContext, st: ExperimentState) -> Iterator[Move]:
         """This policy's moves on top of `st` with what people said applied: a move their feedback asked for comes
         first (among the next FEEDBACK_LOOKAHEAD), a change they rejected never comes. Every policy built on this
         one (the learned policy scores these) proposes from this stream, so a rejection holds whichever decides."""
@@ -636,7 +502,7 @@ class BuiltinPolicy(PolicyBase):
             head = list(itertools.islice(moves, FEEDBACK_LOOKAHEAD))
             moves = itertools.chain([m for m in head if said.wants(m.changes, m.transform)],
                                     [m for m in head if not said.wants(m.changes, m.transform)], moves)
-        moves = (m for m in moves if not said.refuses(m.changes, m.transform, _norm))
+        moves = (m for m in moves if not said.refuses(m.changes, m.transform, norm_value))
         if ctx.phases:  # an approved plan's phase: only its moves (agent/plan.py)
             return (m for m in moves if _phase(st, m) in ctx.phases)
         return moves
@@ -663,7 +529,7 @@ class BuiltinPolicy(PolicyBase):
                 out.append(Foreseen(phase=prop.phase, title=prop.title, predicted_s=prop.predicted_s))
         return out
 
-    def _rejections(self, ctx: PolicyContext, st: _State) -> Rejections:
+    def _rejections(self, ctx: PolicyContext, st: ExperimentState) -> Rejections:
         """The changes people rejected (knob values that differ from the parent's, or a transformation) and what
         their feedback asked for, as knob keys of `st` and transformation names."""
         if not ctx.rejected_by_user:
@@ -677,7 +543,7 @@ class BuiltinPolicy(PolicyBase):
             parent = exps.get(e.parent_id) if e.parent_id is not None else None
             before = (self._assignment_of(ctx, parent) if parent is not None else None) or {}
             after = {k: v for k, v in e.knobs.items() if k not in ("transform", "fix")}
-            changed = {k: _norm(v) for k, v in after.items() if _norm(before.get(k)) != _norm(v)}
+            changed = {k: norm_value(v) for k, v in after.items() if norm_value(before.get(k)) != norm_value(v)}
             deltas[exp_id] = (changed, e.knobs.get("transform"))
         kinds = {k.key: k.kind for k in st.knobs.values()}
         return read_rejections(ctx.rejected_by_user, deltas, kinds, tf.TRANSFORMS)
@@ -693,7 +559,8 @@ class BuiltinPolicy(PolicyBase):
             out.add((_regime(_lineage(exps, e.id)), _sig_assignment(a)))
         return out
 
-    def _repeats_a_clear_loss(self, ctx: PolicyContext, st: _State, assignment: Mapping[str, Any]) -> int | None:
+    def _repeats_a_clear_loss(self, ctx: PolicyContext, st: ExperimentState,
+                              assignment: Mapping[str, Any]) -> int | None:
         """The id of an experiment that made this same one-knob change (the knob from the same value to the same
         value, in the same code regime) on a parent that differs from the current best only in one or two knobs
         that do not move where this knob's optimum lies, and lost to that parent clearly; None if there is none.
@@ -704,8 +571,8 @@ class BuiltinPolicy(PolicyBase):
         does move the best learning rate (and the best of most knobs), so after one of those the move is fair again.
         "Clearly" is more than three noise floors and more than 5 % of the parent's metric: a loss that size does
         not turn into a gain because of an unrelated nudge."""
-        cur = {k: _norm(v) for k, v in st.assignment.items()}
-        new = {k: _norm(v) for k, v in assignment.items()}
+        cur = {k: norm_value(v) for k, v in st.assignment.items()}
+        new = {k: norm_value(v) for k, v in assignment.items()}
         moved = [k for k in new if k in cur and new[k] != cur[k]]
         if len(moved) != 1 or set(new) != set(cur):
             return None
@@ -722,7 +589,7 @@ class BuiltinPolicy(PolicyBase):
             a_e, a_p = self._assignment_of(ctx, e), self._assignment_of(ctx, parent)
             if a_e is None or a_p is None:
                 continue
-            a_e, a_p = {k: _norm(v) for k, v in a_e.items()}, {k: _norm(v) for k, v in a_p.items()}
+            a_e, a_p = {k: norm_value(v) for k, v in a_e.items()}, {k: norm_value(v) for k, v in a_p.items()}
             if set(a_e) != set(cur) or set(a_p) != set(cur):
                 continue
             if a_p[key] != cur[key] or a_e[key] != new[key]:
@@ -740,14 +607,14 @@ class BuiltinPolicy(PolicyBase):
         return None
 
     # ------------------------------------------------------------------------------------------- moves
-    def _moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+    def _moves(self, ctx: PolicyContext, st: ExperimentState) -> Iterator[Move]:
         tried_transforms = _transforms_tried_in_lineage(ctx, st)
         yield from _tagged(self._combine_moves(ctx, st), "combine")
         yield from _tagged(self._compound_moves(ctx, st), "compound")
         yield from _tagged(self._diagnosis_moves(ctx, st, tried_transforms), "diagnosis")
         for name in _TRANSFORM_ORDER:
             if name not in tried_transforms:
-                yield _Move(title="", rationale="", transform=name, kind=Kind.TRANSFORM, source="transform")
+                yield Move(title="", rationale="", transform=name, kind=Kind.TRANSFORM, source="transform")
         yield from _tagged(self._rescale_retries(ctx, st), "compound")
         # a tiny layer is widened even when the curve asks for nothing (or there is none to read), after the
         # transforms and blindly only once per width: tried first and again on every new best, it crowded out the
@@ -760,10 +627,10 @@ class BuiltinPolicy(PolicyBase):
                 yield widen
         yield from _tagged(self._search_moves(ctx, st), "search")
 
-    def _by_kind(self, st: _State, kind: str) -> list[_Knob]:
+    def _by_kind(self, st: ExperimentState, kind: str) -> list[PolicyKnob]:
         """Searchable knobs of one kind, the ones in Python code before config files, most specific name first."""
         ks = [k for k in st.knobs.values() if k.kind == kind and k.searchable and is_numeric(k.value)]
-        def words(k: _Knob) -> set[str]:
+        def words(k: PolicyKnob) -> set[str]:
             return set(knobmod.name_words(leaf_name(str(k.knob.name))))
 
         ks.sort(key=lambda k: (leaf_name(str(k.knob.name)).lower() not in _CANON.get(kind, ()),
@@ -771,8 +638,8 @@ class BuiltinPolicy(PolicyBase):
                                len(k.key)))
         return ks
 
-    def _scaled(self, ctx: PolicyContext, st: _State, kind: str, factor: float, why: str, diagnosis: str = "",
-                expected: str = "") -> _Move | None:
+    def _scaled(self, ctx: PolicyContext, st: ExperimentState, kind: str, factor: float, why: str, diagnosis: str = "",
+                expected: str = "") -> Move | None:
         """A move multiplying the first knob of `kind` by `factor` (clipped to its space), or None."""
         for k in self._by_kind(st, kind):
             new = _scale_value(k, factor)
@@ -781,22 +648,22 @@ class BuiltinPolicy(PolicyBase):
             if not self._affordable(ctx, st, {k.key: new}):
                 continue
             verb = "raise" if new > k.value else "lower"
-            return _Move(title=f"{verb} {k.key} from {_fmt(k.value)} to {_fmt(new)}", rationale=why,
+            return Move(title=f"{verb} {k.key} from {fmt_value(k.value)} to {fmt_value(new)}", rationale=why,
                          changes={k.key: new}, diagnosis=diagnosis, expected=expected)
         return None
 
-    def _set_value(self, st: _State, kind: str, value: float, why: str, diagnosis: str = "") -> _Move | None:
+    def _set_value(self, st: ExperimentState, kind: str, value: float, why: str, diagnosis: str = "") -> Move | None:
         for k in self._by_kind(st, kind):
             new = searchmod.clip(value, k.space) if k.space is not None else value
             if k.space is not None and getattr(k.space, "integer", False):
                 new = round(new)
             if searchmod.same(new, k.value):
                 continue
-            return _Move(title=f"set {k.key} to {_fmt(new)} (was {_fmt(k.value)})", rationale=why,
+            return Move(title=f"set {k.key} to {fmt_value(new)} (was {fmt_value(k.value)})", rationale=why,
                          changes={k.key: new}, diagnosis=diagnosis)
         return None
 
-    def _recent_steps(self, ctx: PolicyContext, st: _State, n: int = 2) -> list[tuple[str, int]]:
+    def _recent_steps(self, ctx: PolicyContext, st: ExperimentState, n: int = 2) -> list[tuple[str, int]]:
         """(knob, direction) of the last `n` one-knob moves that led to the best, newest first."""
         out: list[tuple[str, int]] = []
         for child, parent in zip(st.lineage, st.lineage[1:], strict=False):
@@ -805,13 +672,13 @@ class BuiltinPolicy(PolicyBase):
             a, b = self._assignment_of(ctx, child), self._assignment_of(ctx, parent)
             if a is None or b is None:
                 break
-            diff = [k for k in a if k in b and _norm(a[k]) != _norm(b[k])]
+            diff = [k for k in a if k in b and norm_value(a[k]) != norm_value(b[k])]
             if len(diff) != 1 or not (is_numeric(a[diff[0]]) and is_numeric(b[diff[0]])):
                 break
             out.append((diff[0], 1 if a[diff[0]] > b[diff[0]] else -1))
         return out
 
-    def _combine_moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+    def _combine_moves(self, ctx: PolicyContext, st: ExperimentState) -> Iterator[Move]:
         """Two one-knob moves from the best that each scored above it at the same seed, now tried together.
 
         Each alone was within the noise floor (or it would be the best), but two independent small gains usually add
@@ -840,16 +707,16 @@ class BuiltinPolicy(PolicyBase):
             changes = {ka: va, kb: vb}
             if not self._affordable(ctx, st, changes):
                 continue
-            title = f"combine #{ea.id} and #{eb.id}: {ka} {_fmt(st.assignment[ka])} → {_fmt(va)}, " \
-                    f"{kb} {_fmt(st.assignment[kb])} → {_fmt(vb)}"
+            title = f"combine #{ea.id} and #{eb.id}: {ka} {fmt_value(st.assignment[ka])} → {fmt_value(va)}, " \
+                    f"{kb} {fmt_value(st.assignment[kb])} → {fmt_value(vb)}"
             why = (f"Two one-knob changes of #{best.id} each scored above it at the same seed (#{ea.id} {ka}: "
                    f"{fmt_change(ga)}; #{eb.id} {kb}: {fmt_change(gb)}), each within the noise floor "
                    f"({fmt_noise(ctx.noise_floor)}) alone. "
                    "Independent small gains usually add up; together they may clear the floor.")
-            yield _Move(title=title, rationale=why, changes=changes,
+            yield Move(title=title, rationale=why, changes=changes,
                         expected=f"about {fmt_change(ga + gb)} over #{best.id}")
 
-    def _compound_moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+    def _compound_moves(self, ctx: PolicyContext, st: ExperimentState) -> Iterator[Move]:
         """Capacity with the training length it needs (compound.py): a widening of the best that scored within the
         noise is retried trained longer, and a best reached by adding capacity whose curve still falls is trained
         longer before anything else."""
@@ -873,7 +740,7 @@ class BuiltinPolicy(PolicyBase):
             longer = any(k in a and is_numeric(a[k]) and a[k] > v.value for v in lengths for k in (v.key,))
             for key, value in a.items():
                 if longer and key in st.knobs and st.knobs[key].kind in compound.CAPACITY_KINDS:
-                    tried.add((key, _norm(value)))
+                    tried.add((key, norm_value(value)))
         children = []
         for e in sorted(ctx.experiments, key=lambda x: -x.id):
             if (e.parent_id != best.id or e.kind != Kind.HYPERPARAMETER or e.run_result != RunResult.SUCCEEDED
@@ -882,7 +749,7 @@ class BuiltinPolicy(PolicyBase):
             moved = self._one_knob_change(ctx, st, e)
             if moved is not None:
                 key, value = moved
-                if (key, _norm(value)) not in tried:  # retried once already: abandoned
+                if (key, norm_value(value)) not in tried:  # retried once already: abandoned
                     children.append((e, key, st.assignment[key], value, st.knobs[key].kind))
         plans = list(compound.retries(best, children, lengths, goal=ctx.goal, noise_floor=ctx.noise_floor,
                                       timeout_s=ctx.timeout_s, scale=scale, afford=afford))
@@ -895,10 +762,10 @@ class BuiltinPolicy(PolicyBase):
             plans += compound.follow(best, added, lengths, goal=ctx.goal, timeout_s=ctx.timeout_s, scale=scale,
                                      afford=afford)
         for p in plans:
-            yield _Move(title=p.title, rationale=p.rationale, changes=dict(p.changes), expected=p.expected,
+            yield Move(title=p.title, rationale=p.rationale, changes=dict(p.changes), expected=p.expected,
                         pathology=p.pathology)
 
-    def _rescale_retries(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+    def _rescale_retries(self, ctx: PolicyContext, st: ExperimentState) -> Iterator[Move]:
         """A rescaling of the inputs (standardisation) tried once and not kept, tried again with the learning rate it
         needs (compound.py): plain SGD's for unit-scale inputs, or as it was where the optimizer became AdamW since."""
         if st.exp is None or st.exp.run_result != RunResult.SUCCEEDED:
@@ -912,13 +779,13 @@ class BuiltinPolicy(PolicyBase):
                 new = searchmod.nice(unit, False, knob.kind)
                 if not new > float(knob.value):
                     continue  # its learning rate was not small for unit-scale inputs: that is not why it lost
-                held = f" with momentum {_fmt(momentum)}" if momentum else ""
+                held = f" with momentum {fmt_value(momentum)}" if momentum else ""
                 why = (f"#{lost.id} standardised the inputs and was not kept, at the learning rate plain SGD had been "
-                       f"tuned with for the raw inputs' scale ({knob.key} = {_fmt(knob.value)}). Standardising "
+                       f"tuned with for the raw inputs' scale ({knob.key} = {fmt_value(knob.value)}). Standardising "
                        "changes the scale of the gradients: where the raw inputs' scale was larger, SGD's steps "
                        "become far too small. Standardised inputs have unit scale, so the change is tried once more "
-                       f"with the learning rate such inputs take ({_fmt(new)}{held}).")
-                yield _Move(title=f"standardise the inputs with {knob.key} {_fmt(knob.value)} → {_fmt(new)} "
+                       f"with the learning rate such inputs take ({fmt_value(new)}{held}).")
+                yield Move(title=f"standardise the inputs with {knob.key} {fmt_value(knob.value)} → {fmt_value(new)} "
                             f"(#{lost.id} again, SGD's step sized for unit-scale inputs)", rationale=why,
                             transform=name, changes={knob.key: new}, kind=Kind.TRANSFORM)
                 continue
@@ -927,10 +794,10 @@ class BuiltinPolicy(PolicyBase):
                 why = (f"#{lost.id} standardised the inputs under plain SGD and was not kept; since then #{switch.id} "
                        "switched the optimizer to AdamW, whose steps do not follow the gradients' scale, so the "
                        "change is tried once more on the current best.")
-                yield _Move(title=f"standardise the inputs (#{lost.id} again, now with AdamW)", rationale=why,
+                yield Move(title=f"standardise the inputs (#{lost.id} again, now with AdamW)", rationale=why,
                             transform=name, kind=Kind.TRANSFORM)
 
-    def _sgd_step(self, st: _State) -> tuple[_Knob, float] | None:
+    def _sgd_step(self, st: ExperimentState) -> tuple[PolicyKnob, float] | None:
         """The learning-rate knob of the training's plain SGD optimizer and its momentum (None: it does not train
         with plain SGD, its learning rate is not one knob, or its momentum cannot be read)."""
         found = [r for path, text in st.code().items() if path.endswith(".py") and _looks_like_training(text)
@@ -950,7 +817,7 @@ class BuiltinPolicy(PolicyBase):
             return None
         return (knob, momentum) if 0.0 <= momentum < 1.0 else None
 
-    def _diagnosis_moves(self, ctx: PolicyContext, st: _State, tried: set[str]) -> Iterator[_Move]:
+    def _diagnosis_moves(self, ctx: PolicyContext, st: ExperimentState, tried: set[str]) -> Iterator[Move]:
         if st.exp is None:
             return  # no run to diagnose (a plan drafted before the baseline ran: `foresee`)
         recent = self._recent_steps(ctx, st)
@@ -969,16 +836,16 @@ class BuiltinPolicy(PolicyBase):
                     mv.rationale = f"Diagnosis of #{st.exp.id}: {diag}. {mv.rationale}"
                     yield mv
 
-    def _remedies(self, ctx: PolicyContext, st: _State, kind: str, diag: str,
-                  tried: set[str]) -> Iterable[_Move | None]:
+    def _remedies(self, ctx: PolicyContext, st: ExperimentState, kind: str, diag: str,
+                  tried: set[str]) -> Iterable[Move | None]:
         """Ordered remedies for one pathology of the best run (generated lazily: the first valid one wins)."""
         sgd = any(re.search(r"\boptim\.SGD\(|\bSGD\(", t) for p, t in st.files.items() if p.endswith(".py"))
         adaptive = not sgd
 
-        def transform(name: str, why: str) -> _Move | None:
+        def transform(name: str, why: str) -> Move | None:
             if name in tried:
                 return None
-            return _Move(title="", rationale=why, transform=name, kind=Kind.TRANSFORM, diagnosis=diag)
+            return Move(title="", rationale=why, transform=name, kind=Kind.TRANSFORM, diagnosis=diag)
 
         if kind in ("nan", "diverging"):
             yield self._scaled(ctx, st, "lr", 0.1 if kind == "nan" else 0.3,
@@ -1082,7 +949,7 @@ class BuiltinPolicy(PolicyBase):
                                                            "less noisy gradients.")
             yield transform("warmup_cosine", "A decaying learning rate damps late-training noise.")
 
-    def _fewer_big_batches(self, ctx: PolicyContext, st: _State) -> _Move | None:
+    def _fewer_big_batches(self, ctx: PolicyContext, st: ExperimentState) -> Move | None:
         """Quarter a large batch: four times the updates per epoch for about the same compute on a small model."""
         ks = self._by_kind(st, "batch_size")
         if not ks or not isinstance(ks[0].value, int) or ks[0].value < 256:
@@ -1092,7 +959,7 @@ class BuiltinPolicy(PolicyBase):
                                                          "updates for about the same compute.",
                             expected="lower loss at the same number of epochs")
 
-    def _widen_tiny(self, ctx: PolicyContext, st: _State, symptom: str) -> _Move | None:
+    def _widen_tiny(self, ctx: PolicyContext, st: ExperimentState, symptom: str) -> Move | None:
         """Widen a tiny hidden layer (at most `_TINY_WIDTH` units) 4x, or 2x where 4x would not fit the timeout.
 
         On small models capacity is the cheapest lever there is: a layer of 16-64 units limits what can be fit at
@@ -1110,11 +977,11 @@ class BuiltinPolicy(PolicyBase):
                 why = (f"{symptom + ', and ' if symptom else ''}{k.key} = {k.value} is a tiny layer: it limits what "
                        f"the model can fit, and at this size widening it {new / k.value:.0f}x costs little time "
                        "(wider models also fit in fewer steps).")
-                return _Move(title=f"{_widen_title(k.key, k.value)}{new}", rationale=why, changes={k.key: new},
+                return Move(title=f"{_widen_title(k.key, k.value)}{new}", rationale=why, changes={k.key: new},
                              expected="lower training loss and a better held-out metric")
         return None
 
-    def _deepen(self, ctx: PolicyContext, st: _State, diag: str, tried: set[str]) -> Iterator[_Move | None]:
+    def _deepen(self, ctx: PolicyContext, st: ExperimentState, diag: str, tried: set[str]) -> Iterator[Move | None]:
         """Depth for a model that under-fits, where its structure is certain (depth.py): a depth knob raised by one,
         else one more hidden layer in a layer-by-layer `nn.Sequential` — once per lineage, as every transform."""
         knob = self._depth_move(ctx, st, +1, "The training loss stays high: one more layer adds capacity (the "
@@ -1123,22 +990,22 @@ class BuiltinPolicy(PolicyBase):
             yield knob
             return
         if depthmod.NAME not in tried:
-            yield _Move(title="", rationale="The training loss stays high and the hidden layers are not tiny: depth "
+            yield Move(title="", rationale="The training loss stays high and the hidden layers are not tiny: depth "
                                             "is the other way to add capacity.", transform=depthmod.NAME,
                         kind=Kind.TRANSFORM, diagnosis=diag)
 
-    def _depth_move(self, ctx: PolicyContext, st: _State, delta: int, why: str, diag: str) -> _Move | None:
+    def _depth_move(self, ctx: PolicyContext, st: ExperimentState, delta: int, why: str, diag: str) -> Move | None:
         for k in self._by_kind(st, "depth"):
             if not isinstance(k.value, int):
                 continue
             new = searchmod.clip(k.value + delta, k.space) if k.space is not None else k.value + delta
             if new == k.value or new < 1 or not self._affordable(ctx, st, {k.key: new}):
                 continue
-            return _Move(title=f"{'deepen' if delta > 0 else 'shallow'}: {k.key} {k.value} → {new}", rationale=why,
+            return Move(title=f"{'deepen' if delta > 0 else 'shallow'}: {k.key} {k.value} → {new}", rationale=why,
                          changes={k.key: new}, diagnosis=diag)
         return None
 
-    def _search_moves(self, ctx: PolicyContext, st: _State) -> Iterator[_Move]:
+    def _search_moves(self, ctx: PolicyContext, st: ExperimentState) -> Iterator[Move]:
         """Knob search moves: keeps asking the searcher, marking each suggestion as tried, until it has nothing."""
         dims = self._dims(ctx, st)
         if not dims:
@@ -1149,7 +1016,8 @@ class BuiltinPolicy(PolicyBase):
         # group): the diagnosis moves have usually probed the learning rate and the training length, and an
         # untried knob tells the most. (A lost *diagnosis* move says its remedy did not help, not that the
         # opposite will: "still improving, raise the learning rate" failing is no case for lowering it.)
-        varied = {d.key for d in dims if len({_norm(o.values.get(d.key)) for o in history if d.key in o.values}) > 1}
+        varied = {d.key for d in dims
+                  if len({norm_value(o.values.get(d.key)) for o in history if d.key in o.values}) > 1}
         last = self._last_lost_knob(ctx, st)
         dims.sort(key=lambda d: 0 if d.key == last else 1 + (d.key in varied))
         sigs = self._signatures(ctx)
@@ -1173,9 +1041,9 @@ class BuiltinPolicy(PolicyBase):
             if s is None:
                 return
             rejected.append(_sig_assignment({**st.assignment, **s.changes}))
-            desc = ", ".join(f"{k} {_fmt(st.assignment.get(k))} → {_fmt(v)}" for k, v in s.changes.items())
+            desc = ", ".join(f"{k} {fmt_value(st.assignment.get(k))} → {fmt_value(v)}" for k, v in s.changes.items())
             why = _search_rationale(s, dims, len(history))
-            yield _Move(title=f"{_SEARCH_TITLE}{desc}", rationale=why, changes=dict(s.changes))
+            yield Move(title=f"{_SEARCH_TITLE}{desc}", rationale=why, changes=dict(s.changes))
 
     def _failed_values(self, ctx: PolicyContext) -> dict[str, list[tuple[Any, bool]]]:
         """Knob values a one-knob move crashed the run at: {knob: [(value, larger ones too)]}. Only the search's
@@ -1190,7 +1058,7 @@ class BuiltinPolicy(PolicyBase):
             a, b = self._assignment_of(ctx, e), self._assignment_of(ctx, by_id[e.parent_id])
             if a is None or b is None:
                 continue
-            diff = [k for k in a if k in b and _norm(a[k]) != _norm(b[k])]
+            diff = [k for k in a if k in b and norm_value(a[k]) != norm_value(b[k])]
             if len(diff) == 1:
                 k = diff[0]
                 # after OOM, larger fails too (if it went up)
@@ -1198,7 +1066,7 @@ class BuiltinPolicy(PolicyBase):
                 out.setdefault(k, []).append((a[k], e.failure_class == FailureClass.OOM and bool(up)))
         return out
 
-    def _last_lost_knob(self, ctx: PolicyContext, st: _State) -> str | None:
+    def _last_lost_knob(self, ctx: PolicyContext, st: ExperimentState) -> str | None:
         """The knob of the newest one-knob search move from the best, if that move did not become the new best."""
         if st.exp is None:
             return None
@@ -1210,15 +1078,15 @@ class BuiltinPolicy(PolicyBase):
                 return moved[0] if e.status not in (Status.KEPT, Status.UNCONFIRMED) else None
         return None
 
-    def _one_knob_change(self, ctx: PolicyContext, st: _State, e: ExperimentView) -> tuple[str, Any] | None:
+    def _one_knob_change(self, ctx: PolicyContext, st: ExperimentState, e: ExperimentView) -> tuple[str, Any] | None:
         """(knob, value) when experiment `e` differs from the state's assignment in exactly one known knob."""
         a = self._assignment_of(ctx, e)
         if a is None:
             return None
-        diff = [k for k in a if k in st.assignment and _norm(a[k]) != _norm(st.assignment[k])]
+        diff = [k for k in a if k in st.assignment and norm_value(a[k]) != norm_value(st.assignment[k])]
         return (diff[0], a[diff[0]]) if len(diff) == 1 and diff[0] in st.knobs else None
 
-    def _dims(self, ctx: PolicyContext, st: _State) -> list[searchmod.Dim]:
+    def _dims(self, ctx: PolicyContext, st: ExperimentState) -> list[searchmod.Dim]:
         dims = []
         for k in st.knobs.values():
             if not k.searchable or k.space is None:
@@ -1228,7 +1096,7 @@ class BuiltinPolicy(PolicyBase):
         dims.sort(key=lambda d: (order.get(d.kind, len(order)), d.key))
         return dims
 
-    def _history(self, ctx: PolicyContext, st: _State) -> list[searchmod.Observation]:
+    def _history(self, ctx: PolicyContext, st: ExperimentState) -> list[searchmod.Observation]:
         exps = {e.id: e for e in ctx.experiments}
         goal = Goal(ctx.goal)
         out = []
@@ -1244,14 +1112,14 @@ class BuiltinPolicy(PolicyBase):
         return out
 
     # ------------------------------------------------------------------------------------------- cost
-    def _affordable(self, ctx: PolicyContext, st: _State, changes: Mapping[str, Any]) -> bool:
+    def _affordable(self, ctx: PolicyContext, st: ExperimentState, changes: Mapping[str, Any]) -> bool:
         """Whether a change keeps the predicted run time within ~70% of the timeout, and within the time the
         session's deadline or compute budget leaves (`ctx.time_left_s`; one that does not is listed in `unfit`).
         No estimate: yes."""
         predicted = self.predicted_seconds(ctx, st, changes)
         if predicted is None:
             return True
-        if not self._fits(ctx, predicted, ", ".join(f"{leaf_name(k)} → {_fmt(v)}" for k, v in changes.items())):
+        if not self._fits(ctx, predicted, ", ".join(f"{leaf_name(k)} → {fmt_value(v)}" for k, v in changes.items())):
             return False
         if not ctx.timeout_s or ctx.timeout_s <= 0:
             return True
@@ -1272,7 +1140,7 @@ class BuiltinPolicy(PolicyBase):
         model of its code corrected by every measured run in `ctx` (None: it has no measured duration)."""
         return self.predicted_seconds(ctx, self._state(ctx, exp_id), changes)
 
-    def predicted_seconds(self, ctx: PolicyContext, st: _State, changes: Mapping[str, Any]) -> float | None:
+    def predicted_seconds(self, ctx: PolicyContext, st: ExperimentState, changes: Mapping[str, Any]) -> float | None:
         """The run time of the state's experiment with `changes` applied (cost_model.py), None without a
         measured run to start from."""
         secs = st.exp.seconds if st.exp is not None else None
@@ -1299,7 +1167,7 @@ class BuiltinPolicy(PolicyBase):
                                                                                 after)
 
     @staticmethod
-    def _after(st: _State, edits: Sequence[Edit]) -> dict[str, str] | None:
+    def _after(st: ExperimentState, edits: Sequence[Edit]) -> dict[str, str] | None:
         """The state's files with `edits` applied (None when they do not apply)."""
         files = {p: t for p, t in st.files.items() if p != eff.COMMAND_PATH}
         try:
@@ -1307,14 +1175,14 @@ class BuiltinPolicy(PolicyBase):
         except Exception:
             return None
 
-    def _predict_edits(self, ctx: PolicyContext, st: _State,
+    def _predict_edits(self, ctx: PolicyContext, st: ExperimentState,
                        edits: Sequence[Edit]) -> tuple[float | None, Pricing | None]:
         if st.exp is None or st.exp.run_result != RunResult.SUCCEEDED:
             return None, None  # nothing measured to scale (a crash's seconds are not a run's length)
         after = self._after(st, edits)
         return (None, Pricing.PARENT) if after is None else self._predict_files(ctx, st, after)
 
-    def _predict_files(self, ctx: PolicyContext, st: _State,
+    def _predict_files(self, ctx: PolicyContext, st: ExperimentState,
                        after: Mapping[str, str]) -> tuple[float | None, Pricing | None]:
         """How long the run of state `st` (one that ran to its end) would take with its files replaced by `after`."""
         secs = st.exp.seconds if st.exp is not None else None
@@ -1322,10 +1190,10 @@ class BuiltinPolicy(PolicyBase):
             return None, None
         files = {p: t for p, t in st.files.items() if p != eff.COMMAND_PATH}
         batch = next((float(k.value) for k in self._by_kind(st, "batch_size")), float(costmod.DEFAULT_BATCH))
-        moved = {k.name: k.value for k in _discover(after)}
+        moved = {k.name: k.value for k in discover_knobs(after)}
         factor = costmod.code_factor([t for p, t in files.items() if p.endswith(".py")],
                                      [t for p, t in after.items() if p.endswith(".py")], batch,
-                                     _settings(st.knobs.values()), _settings(st.knobs.values(), moved))
+                                     settings_of(st.knobs.values()), settings_of(st.knobs.values(), moved))
         if factor is None:
             return None, Pricing.PARENT
         model = self._runtime_model(ctx, st)
@@ -1338,7 +1206,7 @@ class BuiltinPolicy(PolicyBase):
                 factor *= model.factor(key, float(new) / float(old), float(old))
         return model.scaled(secs, factor), Pricing.CODE
 
-    def _runtime_model(self, ctx: PolicyContext, st: _State) -> costmod.RunTimeModel:
+    def _runtime_model(self, ctx: PolicyContext, st: ExperimentState) -> costmod.RunTimeModel:
         """The cost model of this state: layer costs read from its Python files, corrected by every run that
         ended with a measured duration (cached for one state)."""
         hit = self._cost_cache
@@ -1364,7 +1232,7 @@ class BuiltinPolicy(PolicyBase):
                 return None
             if key not in layer_cache:
                 names = costmod.aliases(py, {leaf_name(str(k.knob.name))})
-                layer_cache[key] = costmod.layers(py, names, float(k.value), _settings(st.knobs.values()))
+                layer_cache[key] = costmod.layers(py, names, float(k.value), settings_of(st.knobs.values()))
             return layer_cache[key]
 
         model = costmod.RunTimeModel(kinds={k: v.kind for k, v in st.knobs.items()}, timings=timings, layers=layers,
@@ -1373,7 +1241,7 @@ class BuiltinPolicy(PolicyBase):
         return model
 
     # ------------------------------------------------------------------------------------------- proposals
-    def _materialise(self, ctx: PolicyContext, st: _State, move: _Move,
+    def _materialise(self, ctx: PolicyContext, st: ExperimentState, move: Move,
                      sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
         """Turn a move into a validated Proposal (None if it does not apply, is invalid, or was already tried)."""
         try:
@@ -1409,7 +1277,8 @@ class BuiltinPolicy(PolicyBase):
             return None
         return prop
 
-    def _rewrite_knobs(self, texts: dict[str, str], st: _State, changes: Mapping[str, Any]) -> dict[str, str] | None:
+    def _rewrite_knobs(self, texts: dict[str, str], st: ExperimentState,
+                       changes: Mapping[str, Any]) -> dict[str, str] | None:
         """`texts` with each knob rewritten where it lives: a literal in its file, or its value on the command line
         (the command is `texts[eff.COMMAND_PATH]`)."""
         texts = dict(texts)
@@ -1434,7 +1303,7 @@ class BuiltinPolicy(PolicyBase):
             texts[k.path] = new
         return texts
 
-    def _finish(self, ctx: PolicyContext, st: _State, texts: dict[str, str], move: _Move,
+    def _finish(self, ctx: PolicyContext, st: ExperimentState, texts: dict[str, str], move: Move,
                 sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
         edits: list[Edit] = []
         changed = {p: t for p, t in texts.items() if t != st.files.get(p)}
@@ -1484,27 +1353,27 @@ class BuiltinPolicy(PolicyBase):
         return Proposal(title=move.title, rationale=rationale, expected_effect=move.expected, edits=edits,
                         parent_id=exp_id, kind=move.kind, knobs=knobs, diagnosis=move.diagnosis, command=command)
 
-    def _knob_proposal(self, ctx: PolicyContext, st: _State, move: _Move,
+    def _knob_proposal(self, ctx: PolicyContext, st: ExperimentState, move: Move,
                        sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
         if not move.changes:
             return None
         if _fails(move.changes, self._failed_values(ctx)):
             log.info("builtin policy: %r sets a value a run already crashed at; not proposed", move.title)
             return None
-        changes = _aligned_lengths(st, dict(move.changes))
+        changes = aligned_lengths(st, dict(move.changes))
         if changes is None:
             log.info("builtin policy: %r would end training between two evaluations; not proposed", move.title)
             return None
         if changes != move.changes:
-            move = _Move(title=f"{move.title} (→ {', '.join(f'{k} {_fmt(v)}' for k, v in changes.items())}: a "
+            move = Move(title=f"{move.title} (→ {', '.join(f'{k} {fmt_value(v)}' for k, v in changes.items())}: a "
                          "multiple of the evaluation interval)", rationale=move.rationale, changes=changes,
                          transform=move.transform, diagnosis=move.diagnosis, expected=move.expected, kind=move.kind,
                          texts=move.texts)
-        linked = _linked_lengths(st, changes)
+        linked = linked_lengths(st, changes)
         if linked:
             changes.update(linked)
             names = ", ".join(linked)
-            move = _Move(title=f"{move.title} (with {names})", rationale=f"{move.rationale} {names} had the same "
+            move = Move(title=f"{move.title} (with {names})", rationale=f"{move.rationale} {names} had the same "
                          "value as the training length (a schedule over the whole run) and moves with it.",
                          changes=changes, transform=move.transform, diagnosis=move.diagnosis,
                          expected=move.expected, kind=move.kind, texts=move.texts)
@@ -1513,7 +1382,7 @@ class BuiltinPolicy(PolicyBase):
             return None
         return self._finish(ctx, st, texts, move, sigs)
 
-    def _transform_proposal(self, ctx: PolicyContext, st: _State, move: _Move,
+    def _transform_proposal(self, ctx: PolicyContext, st: ExperimentState, move: Move,
                             sigs: set[tuple[frozenset[str], tuple[Any, ...]]]) -> Proposal | None:
         name = move.transform
         assert name is not None
@@ -1539,7 +1408,7 @@ class BuiltinPolicy(PolicyBase):
                 return None
             texts = moved
             rationale += note
-            title += f" (lr {_fmt(ADAMW_LR)})"
+            title += f" (lr {fmt_value(ADAMW_LR)})"
         if move.changes:  # knobs that move with the transform (a rescaling's retry: the learning rate)
             moved = self._rewrite_knobs(texts, st, move.changes)
             if moved is None:
@@ -1547,11 +1416,11 @@ class BuiltinPolicy(PolicyBase):
             texts = moved
         if move.rationale and (move.diagnosis or move.source == "compound"):
             rationale = f"{move.rationale} {rationale}"
-        mv = _Move(title=move.title or title, rationale=rationale, transform=name, diagnosis=move.diagnosis,
+        mv = Move(title=move.title or title, rationale=rationale, transform=name, diagnosis=move.diagnosis,
                    expected=move.expected or r.expected_effect, kind=Kind.TRANSFORM, changes=dict(move.changes))
         return self._finish(ctx, st, texts, mv, sigs)
 
-    def _adamw_lr(self, st: _State, r: tf.TransformResult,
+    def _adamw_lr(self, st: ExperimentState, r: tf.TransformResult,
                   texts: dict[str, str]) -> tuple[dict[str, str] | None, str]:
         """Give AdamW a learning rate suited to it: through the knob the lr expression reads, or a literal."""
         expr = r.exprs.get("lr")
@@ -1560,8 +1429,8 @@ class BuiltinPolicy(PolicyBase):
         note = ""
         if knob is not None:
             changes[knob.key] = ADAMW_LR
-            note = f" The learning rate knob {knob.key} goes from {_fmt(knob.value)} (tuned for SGD) to " \
-                   f"{_fmt(ADAMW_LR)}, a robust AdamW default."
+            note = f" The learning rate knob {knob.key} goes from {fmt_value(knob.value)} (tuned for SGD) to " \
+                   f"{fmt_value(ADAMW_LR)}, a robust AdamW default."
             wd_expr = r.exprs.get("weight_decay")
             wd = _knob_for_expr(st, wd_expr, "weight_decay") if wd_expr else None
             if wd is not None and is_numeric(wd.value) and float(wd.value) == 0.0:
@@ -1572,8 +1441,8 @@ class BuiltinPolicy(PolicyBase):
             if lit is None:
                 return None, ""
             texts = {**texts, r.path: lit.new_text}
-            note = f" The learning rate is set to {_fmt(ADAMW_LR)}, a robust AdamW default (the SGD value does not " \
-                   "transfer)."
+            note = f" The learning rate is set to {fmt_value(ADAMW_LR)}, a robust AdamW default (the SGD value " \
+                   "does not transfer)."
         if changes:
             moved = self._rewrite_knobs(texts, st, changes)
             if moved is None:
@@ -1615,7 +1484,7 @@ _CANON = {
 }
 
 
-def _phase(st: _State, m: _Move) -> phases.Phase:
+def _phase(st: ExperimentState, m: Move) -> phases.Phase:
     """The plan phase of a move (policy/phases.py's table), from the kinds of the knobs it changes. A learning-rate
     schedule's length (nanoGPT's `lr_decay_iters`) follows the training length it is changed with; changed alone it
     reshapes the schedule, an optimizer move, not longer training."""
@@ -1625,7 +1494,7 @@ def _phase(st: _State, m: _Move) -> phases.Phase:
     return phases.phase_of(str(m.kind), kinds, m.transform)
 
 
-def _tagged(moves: Iterable[_Move], source: str) -> Iterator[_Move]:
+def _tagged(moves: Iterable[Move], source: str) -> Iterator[Move]:
     """The moves of one part of `_moves`, marked with where they came from (a feature of the decision)."""
     for mv in moves:
         mv.source = mv.source or source
@@ -1667,64 +1536,9 @@ def _checkout_context(files: Mapping[str, str], command: str, metric: str, edita
                          command=command, tracked=list(tracked or files))
 
 
-def _effective(knobs: Mapping[str, _Knob]) -> tuple[Any, ...]:
+def _effective(knobs: Mapping[str, PolicyKnob]) -> tuple[Any, ...]:
     """The values of the knobs that take effect (those not overridden, not in files the command ignores)."""
-    return tuple(sorted((k, _norm(v.value)) for k, v in knobs.items() if v.effective))
-
-
-_SCHEDULE_WORDS = frozenset({"decay", "sched", "schedule", "scheduler", "anneal", "cosine", "lr", "max", "total"})
-
-
-def _linked_lengths(st: _State, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Schedule lengths that move with a training length: when `changes` sets a step / epoch count, another
-    searchable knob of the same kind with the same value whose name says it is a schedule's length (nanoGPT's
-    ``lr_decay_iters`` next to ``max_iters``, a ``T_max`` equal to the epochs) gets the same new value, so the
-    schedule still spans the run instead of ending early and leaving the rest at its floor."""
-    out: dict[str, Any] = {}
-    for key, new in changes.items():
-        k = st.knobs.get(key)
-        if k is None or k.kind not in ("steps", "epochs") or not is_numeric(k.value):
-            continue
-        for other in st.knobs.values():
-            if other.key in changes or other.key == key or other.kind != k.kind \
-                    or not (other.searchable or other.follows) \
-                    or not is_numeric(other.value) or float(other.value) != float(k.value):
-                continue
-            words = set(knobmod.name_words(other.key))
-            if words & _SCHEDULE_WORDS and not set(knobmod.name_words(key)) & {"decay", "sched", "schedule"}:
-                out[other.key] = new
-    return out
-
-
-_EVERY_WORDS = frozenset({"interval", "every", "freq", "frequency", "period"})  # not `eval_iters`: a batch count
-
-
-def _aligned_lengths(st: _State, changes: dict[str, Any]) -> dict[str, Any] | None:
-    """`changes` with each new step count that was a multiple of an evaluation interval kept one (rounded to the
-    nearest multiple, at least one interval); None when that leaves the count where it is.
-
-    Code that evaluates every N steps (nanoGPT's ``eval_interval``) prints its metric at multiples of N: a step count
-    between two of them ends training after the last evaluation, so the metric read is stale (nanoGPT with
-    ``max_iters`` 150 and ``eval_interval`` 300 reports its step-0 loss)."""
-    out = dict(changes)
-    for key, new in changes.items():
-        k = st.knobs.get(key)
-        if k is None or k.kind != "steps" or not is_numeric(new) or not is_numeric(k.value) or k.value <= 0:
-            continue
-        for other in st.knobs.values():
-            if not other.effective or other.kind != "logging" or not is_numeric(other.value) or other.value < 2:
-                continue
-            words = set(knobmod.name_words(other.key))
-            if not words & EVAL_WORDS or not words & _EVERY_WORDS:
-                continue
-            every = int(other.value)
-            if int(k.value) % every:
-                continue  # not a multiple now: nothing to keep
-            aligned = max(every, round(float(new) / every) * every)
-            if aligned == k.value:
-                return None
-            out[key] = aligned
-    return out
+    return tuple(sorted((k, norm_value(v.value)) for k, v in knobs.items() if v.effective))
 
 
 # Knob kinds whose change moves where another knob's optimum lies (the learning rate's above all): a one-knob change
@@ -1749,10 +1563,10 @@ def _fails(changes: Mapping[str, Any], failed: Mapping[str, list[tuple[Any, bool
 
 
 def _sig_assignment(a: Mapping[str, Any]) -> tuple[Any, ...]:
-    return tuple(sorted((str(k), _norm(v)) for k, v in a.items() if k not in ("transform", "fix")))
+    return tuple(sorted((str(k), norm_value(v)) for k, v in a.items() if k not in ("transform", "fix")))
 
 
-def _transforms_tried_in_lineage(ctx: PolicyContext, st: _State) -> set[str]:
+def _transforms_tried_in_lineage(ctx: PolicyContext, st: ExperimentState) -> set[str]:
     """Transforms applied in the best's lineage, or already tried (and not kept) on one of its ancestors."""
     ids = {e.id for e in st.lineage}
     out = set()
@@ -1769,62 +1583,12 @@ def _looks_like_training(text: str) -> bool:
     return ".backward(" in text or "optim." in text
 
 
-_HEADS = frozenset({"head", "heads", "nhead", "nheads"})
-_MODEL_WIDTH = frozenset({"embd", "emb", "embed", "embedding", "model", "dmodel", "nembd", "hidden", "dim", "width"})
-_NOT_MODEL_WIDTH = frozenset({"ff", "ffn", "feedforward", "mlp", "intermediate", "fc", "lin", "linear", "proj",
-                              "head", "heads", "kv", "key", "value", "query"})
-
-
-def _couple_heads(knobs: Mapping[str, _Knob]) -> None:
-    """Attention splits the model width over its heads (nanoGPT asserts `n_embd % n_head == 0`; so do
-    `nn.MultiheadAttention` and HF's configs): searched apart, one draw in three of nanoGPT's `n_head` in [1, 8]
-    beside `n_embd` crashed the run. Where a head count sits beside a model width, the head count is not searched and
-    the width moves in multiples of it."""
-    heads = [k for k in knobs.values()
-             if isinstance(k.value, int) and not isinstance(k.value, bool) and k.value >= 1
-             and set(knobmod.name_words(leaf_name(k.key))) & _HEADS
-             and not set(knobmod.name_words(leaf_name(k.key))) & {"dim", "dims", "size", "sizes"}]
-    widths = [k for k in knobs.values() if k.kind == "width" and k.space is not None
-              and set(knobmod.name_words(leaf_name(k.key))) & _MODEL_WIDTH
-              and not set(knobmod.name_words(leaf_name(k.key))) & _NOT_MODEL_WIDTH]
-    if not heads or not widths:
-        return
-    multiple = math.lcm(*(int(k.value) for k in ([k for k in heads if k.effective] or heads)))
-    for k in widths:
-        assert k.space is not None
-        k.space = dataclasses.replace(k.space, multiple=multiple)
-    for k in heads:
-        if k.searchable:
-            k.searchable = False
-            k.why_not = (f"the model width ({', '.join(w.key for w in widths)}) is split over the heads: it moves in "
-                         f"multiples of {multiple} instead")
-
-
-# the length arguments of a schedule that raises when stepped past its end (torch's OneCycleLR: "Tried to step N times.
-# The specified number of total steps is M"): moved alone, a shorter one crashes the run
-_FIXED_LENGTH_SCHEDULES = frozenset({"OneCycleLR"})
-_SCHEDULE_LENGTH_ARGS = frozenset({"total_steps", "epochs", "steps_per_epoch"})
-
-
-def _one_cycle_lengths(knobs: Mapping[str, _Knob]) -> None:
-    """OneCycleLR's `total_steps` / `epochs` are not searched on their own: they follow the training length they
-    equal (`_linked_lengths`); its `steps_per_epoch` is the loader's length and never moves."""
-    for k in knobs.values():
-        callee, dot, leaf = leaf_call(k.key)
-        if not dot or callee not in _FIXED_LENGTH_SCHEDULES or leaf not in _SCHEDULE_LENGTH_ARGS or not k.searchable:
-            continue
-        k.searchable = False
-        k.follows = leaf != "steps_per_epoch"
-        k.why_not = (f"{callee} raises when stepped past its length: it moves with the training length it equals"
-                     if k.follows else f"{callee}'s steps per epoch is the data loader's length")
-
-
 def _widen_title(key: str, old: Any) -> str:
     """The start of a widening move's title, up to the new value (the blind widening is tried once per width)."""
     return f"widen {key} from {old} to "
 
 
-def _scale_value(k: _Knob, factor: float) -> Any:
+def _scale_value(k: PolicyKnob, factor: float) -> Any:
     v = float(k.value)
     if v == 0:
         return None
@@ -1842,7 +1606,7 @@ def _scale_value(k: _Knob, factor: float) -> Any:
     return new
 
 
-def _knob_for_expr(st: _State, expr: str | None, kind: str) -> _Knob | None:
+def _knob_for_expr(st: ExperimentState, expr: str | None, kind: str) -> PolicyKnob | None:
     """The knob an expression such as `cfg["lr"]`, `args.lr` or `LEARNING_RATE` reads, if it is unambiguous."""
     if not expr:
         return None
