@@ -13,7 +13,7 @@ sub``) moves where paths count from, a Makefile target's own variables (``small:
 import roots, and redirections (``> log 2>&1``, ``| tee log``) are no arguments. Into a script it follows the
 command's own words where the script forwards them (``"$@"``) and a ``--lr "$LR"`` to where ``LR`` is assigned.
 
-Nothing here runs anything or knows about knobs; `effective.py` decides what the arguments shadow.
+Nothing here runs anything or knows about knobs; `effective/` decides what the arguments shadow.
 """
 
 from __future__ import annotations
