@@ -17,7 +17,7 @@ Order of moves for `propose`, always on top of the current best:
    structure is certain (depth.py: a layer-count knob, or a layer-by-layer `nn.Sequential`).
 2. Known code transformations, highest expected value first (SGD → AdamW, warm-up + cosine schedule, input
    standardisation), each applied at most once per lineage and only where the pattern is recognised with certainty
-   (see transforms.py). A standardisation that lost under plain SGD is tried once more (compound.py): with the
+   (see transforms/). A standardisation that lost under plain SGD is tried once more (compound.py): with the
    learning rate unit-scale inputs take (the one it ran with was tuned for the raw inputs' scale), or as it was once
    the optimizer became AdamW. Then a tiny hidden layer is widened even without a diagnosis (runs whose curve cannot
    be read), once per width. Gradient clipping, dropout, weight decay, label smoothing are remedies of diagnoses (a

@@ -2,7 +2,7 @@
 
 A plan (agent/plan.py) orders the work of a session as an ML engineer would: make it run, then the optimizer and
 learning rate, capacity, regularisation, the training length. The builtin policy's moves are knob changes (each knob
-has a kind, knobs/), code transformations (transforms.py, depth.py) and repairs of a failed run; `MOVE_PHASES` maps
+has a kind, knobs/), code transformations (transforms/, depth.py) and repairs of a failed run; `MOVE_PHASES` maps
 each of them to its phase, in one table, so the plan offers only phases the policy can actually work in and follows
 them by filtering the same stream of moves it would propose from anyway.
 """

@@ -93,7 +93,7 @@ class Fix:
     rationale: str
     texts: dict[str, str] = field(default_factory=dict)  # repo path -> new text
     changes: dict[str, Any] = field(default_factory=dict)  # knob key -> new value (the policy rewrites the knob)
-    transform: str | None = None  # or a named transformation of transforms.py
+    transform: str | None = None  # or a named transformation of transforms/
     expected: str = "the script runs"
 
 
