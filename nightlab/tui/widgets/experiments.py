@@ -218,13 +218,13 @@ class ExperimentTable(ListKeys, DataTable[Text]):
         for key, cells in rows:
             self.add_row(*cells, key=str(key))
         self._cells = dict(rows)
-        if pending is not None and pending in self._cells:
-            # the person moved the cursor and its highlight has not been handled yet: their row, still theirs
-            self.move_cursor(row=self.get_row_index(str(pending)), animate=False, scroll=False)
-            self.scroll_to(y=scroll_y, animate=False, immediate=True)
-        elif keep is not None and keep in self._cells:
-            self._expected = keep
-            self.move_cursor(row=self.get_row_index(str(keep)), animate=False, scroll=False)
+        # a cursor the person moved whose highlight has not been handled yet stays on their row; otherwise it goes
+        # back to the selection, and the highlight that follows is ours, not theirs
+        target = pending if pending is not None and pending in self._cells else None
+        if target is None and keep is not None and keep in self._cells:
+            target = self._expected = keep
+        if target is not None:
+            self.move_cursor(row=self.get_row_index(str(target)), animate=False, scroll=False)
             self.scroll_to(y=scroll_y, animate=False, immediate=True)
 
     def _pending_move(self) -> int | None:
