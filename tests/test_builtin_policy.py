@@ -24,6 +24,7 @@ from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy import transforms as tf
 from nightlab.agent.policy.base import Abandon, Edit, ExperimentView, PolicyContext, Proposal
 from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.policy.evaluation import fixed_lines
 
 MLP_SGD = '''\
 """Classify four Gaussian blobs with a small MLP (synthetic, deterministic)."""
@@ -341,7 +342,7 @@ def test_transforms_skip_ambiguous_patterns() -> None:
 
 def test_fixed_lines_cover_evaluation_functions_and_marked_regions() -> None:
     lines = MLP_SGD.splitlines()
-    fixed = tf.fixed_lines(MLP_SGD)
+    fixed = fixed_lines(MLP_SGD)
     n_eval = next(i for i, ln in enumerate(lines, 1) if ln.startswith("def evaluate"))
     n_train = next(i for i, ln in enumerate(lines, 1) if ln.startswith("def train"))
     assert n_eval in fixed and n_eval + 3 in fixed
