@@ -23,6 +23,8 @@ from nightlab.sandbox.spec import atomic_write_json
 
 CACHE_VERSION = 2  # 2: the probe tries --cap-drop ALL and --remount-ro
 CONFINE = str(Path(__file__).with_name("confine.py"))
+
+
 class IsolationError(NightlabError):
     """A required confinement layer is unavailable here; the message names it and says why."""
 

@@ -22,7 +22,6 @@ from nightlab.agent.states import Kind
 log = logging.getLogger("nightlab.policy.builtin")
 
 
-
 def discover_knobs(files: Mapping[str, str]) -> list[knobmod.Knob]:
     """All knobs in the files; names are unique across files (knobs.discover_files prefixes `path:` on clashes)."""
     try:
@@ -38,13 +37,11 @@ def discover_knobs(files: Mapping[str, str]) -> list[knobmod.Knob]:
     return out
 
 
-
 def space_of(knob: knobmod.Knob) -> knobmod.Space | None:
     try:
         return knobmod.search_space(knob)
     except Exception:
         return None
-
 
 
 def settings_of(knobs: Iterable[PolicyKnob], moved: Mapping[str, Any] | None = None) -> dict[str, float]:
@@ -61,7 +58,6 @@ def settings_of(knobs: Iterable[PolicyKnob], moved: Mapping[str, Any] | None = N
     return {name: next(iter(vs)) for name, vs in seen.items() if len(vs) == 1}
 
 
-
 def norm_value(v: Any) -> Any:
     """A hashable, rounding-insensitive form of a knob value for comparing assignments."""
     if is_numeric(v):
@@ -73,12 +69,10 @@ def norm_value(v: Any) -> Any:
     return v
 
 
-
 def fmt_value(v: Any) -> str:
     if is_numeric(v) and isinstance(v, float):
         return f"{v:.3g}"
     return str(v)
-
 
 
 @dataclass
@@ -103,7 +97,6 @@ class PolicyKnob:
         return str(self.knob.path)
 
 
-
 @dataclass(frozen=True)
 class SearchKnob:
     """A knob the search may change, with its space: what `BuiltinPolicy.search_knobs` hands a benchmark."""
@@ -116,7 +109,6 @@ class SearchKnob:
     @property
     def baseline(self) -> Any:
         return self.knob.value
-
 
 
 @dataclass
@@ -135,7 +127,6 @@ class Move:
     pathology: str = ""  # the diagnosis it remedies (a pathology kind)
 
 
-
 @dataclass(frozen=True)
 class Foreseen:
     """A move the policy could propose: its plan phase, title and predicted duration (None: no prediction)."""
@@ -143,7 +134,6 @@ class Foreseen:
     phase: str
     title: str
     predicted_s: float | None
-
 
 
 @dataclass

@@ -19,7 +19,6 @@ _DVC_VALUE_OPTS = frozenset({"-S", "--set-param", "-n", "--name", "-m", "--messa
 _DVC_SET = re.compile(r"[+]{0,2}(?P<key>(?:[^=:\s]+:)?[A-Za-z_][\w.\-\[\]]*)=")
 
 
-
 @dataclass
 class _Stage:
     name: str
@@ -28,7 +27,6 @@ class _Stage:
     cwd: str
     deps: list[str]
     outs: list[str]
-
 
 
 def _dvc(words: list[str], i: int, read: Callable[[str], str], exists: Callable[[str], bool],
@@ -105,7 +103,6 @@ def _dvc(words: list[str], i: int, read: Callable[[str], str], exists: Callable[
                    cwds=cwds, folded=folded, settings=settings)]
 
 
-
 def _dvc_stages(text: str, folder: str) -> list[_Stage]:
     """The stages of a dvc.yaml, in the file's order, with the spans of their commands (`cmd:` a string or a list;
     a stage with `foreach:` / `matrix:` is left out)."""
@@ -143,11 +140,9 @@ def _dvc_stages(text: str, folder: str) -> list[_Stage]:
     return out
 
 
-
 def _overlaps(a: str, b: str) -> bool:
     """Whether two paths name the same file or one holds the other (`data/prepared` and `data/prepared/train.csv`)."""
     return a == b or a.startswith(b + "/") or b.startswith(a + "/") or not a or not b
-
 
 
 def _dvc_order(stages: list[_Stage], names: list[str], single: bool, downstream: bool) -> list[_Stage]:

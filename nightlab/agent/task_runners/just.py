@@ -25,7 +25,6 @@ _JUST_VALUE_OPTS = frozenset({"-f", "--justfile", "-d", "--working-directory", "
                               "--dotenv-path", "--shell", "--shell-arg", "--color", "--command-color"})
 
 
-
 def _just(words: list[str], i: int, env: dict[str, tuple[str, int]], read: Callable[[str], str],
           exists: Callable[[str], bool], cwd: str) -> list[Recipe]:
     """`just [-f FILE] [-d DIR] [VAR=VALUE…] [--set VAR VALUE] [RECIPE [ARG…]]`: the recipe and its dependencies'.
@@ -68,9 +67,7 @@ def _just(words: list[str], i: int, env: dict[str, tuple[str, int]], read: Calla
     return out
 
 
-
 _JustRecipe = tuple[list[tuple[str, Variable]], list[str], list[tuple[int, int]]]  # params, deps, line spans
-
 
 
 def _parse_justfile(text: str) -> tuple[dict[str, _JustRecipe], dict[str, Variable], dict[str, str], frozenset[str]]:
@@ -131,7 +128,6 @@ def _parse_justfile(text: str) -> tuple[dict[str, _JustRecipe], dict[str, Variab
     return recipes, variables, aliases, frozenset(variables if export_all else exported)
 
 
-
 def _just_value(raw: str, at: int) -> Variable:
     """A just expression as a variable: a quoted string is a literal (its span inside the quotes), a bare name a
     reference to another variable, anything else an expression left as written."""
@@ -141,7 +137,6 @@ def _just_value(raw: str, at: int) -> Variable:
     if re.fullmatch(r"[A-Za-z_][\w-]*", raw):
         return Variable("{{" + raw + "}}")
     return Variable(raw)
-
 
 
 def _just_chain(name: str, recipes: dict[str, _JustRecipe], base: Recipe, args: list[tuple[str, int]],

@@ -24,7 +24,6 @@ _MAKE_VALUE_OPTS = frozenset({"-f", "--file", "--makefile", "-C", "--directory",
                               "--load-average", "--max-load", "-O", "--output-sync", "--eval"})
 
 
-
 def _make(words: list[str], i: int, env: dict[str, tuple[str, int]], read: Callable[[str], str],
           exists: Callable[[str], bool], cwd: str) -> list[Recipe]:
     """`make [-f FILE] [-C DIR] [TARGET…] [VAR=VALUE…]`: the first target's recipe and its prerequisites'."""
@@ -62,7 +61,6 @@ def _make(words: list[str], i: int, env: dict[str, tuple[str, int]], read: Calla
     return out
 
 
-
 @dataclass(frozen=True)
 class _TargetScope:
     """What a target's own assignments need: them, and the command line's, which beat them unless `override`."""
@@ -87,11 +85,9 @@ class _TargetScope:
         return out
 
 
-
 _Rules = dict[str, tuple[list[str], list[tuple[int, int]]]]  # target -> (prerequisites, recipe line spans)
 
 _TargetVars = dict[str, list[tuple[re.Match[str], int]]]
-
 
 
 def _parse_makefile(text: str, env: dict[str, tuple[str, int]], overrides: dict[str, tuple[str, int]]
@@ -110,7 +106,6 @@ def _parse_makefile(text: str, env: dict[str, tuple[str, int]], overrides: dict[
             reader.variables[name] = Variable(value, word=word)
     return (reader.rules, reader.variables, reader.default, frozenset(reader.exported), reader.target_vars,
             frozenset(reader.forced))
-
 
 
 @dataclass
@@ -207,7 +202,6 @@ class _MakefileReader:
                 self.rules[t][1].append((start, at + len(line)))
 
 
-
 def _make_assign(m: re.Match[str], at: int, variables: dict[str, Variable], forced: set[str],
                  env: dict[str, tuple[str, int]]) -> None:
     """Apply one `VAR op value` line (a trailing `# comment` is not part of the value, as in make)."""
@@ -227,7 +221,6 @@ def _make_assign(m: re.Match[str], at: int, variables: dict[str, Variable], forc
         variables[name] = Variable(f"$(shell {value})")  # a shell command's output: not known here
     else:
         variables[name] = Variable(value, start, start + len(value))
-
 
 
 def _make_chain(target: str, rules: _Rules, base: Recipe,

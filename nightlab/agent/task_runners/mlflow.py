@@ -16,7 +16,6 @@ _MLFLOW_VALUE_OPTS = frozenset({"-e", "--entry-point", "-v", "--version", "-P", 
                                 "--build-image"})
 
 
-
 def _mlflow(words: list[str], i: int, read: Callable[[str], str], exists: Callable[[str], bool],
             cwd: str) -> list[Recipe]:
     """`mlflow run [URI] [-e ENTRY] [-P NAME=VALUE…]`: the `command:` of the entry point (`main` unless `-e` names

@@ -26,7 +26,6 @@ _SPACY_REF = re.compile(r"\$\{\s*vars\.(?P<name>[A-Za-z_][\w.-]*?)\s*\}")
 _TOX_REF = re.compile(r"\{(?P<key>posargs|toxinidir|envpython)(?::(?P<default>[^}]*))?\}")
 
 
-
 @dataclass(frozen=True)
 class Variable:
     """A task-file variable: its value as written, and where that value can be edited.
@@ -45,7 +44,6 @@ class Variable:
         return self.start >= 0 and "$" not in self.value and "{{" not in self.value
 
 
-
 @dataclass(frozen=True)
 class Setting:
     """A config key the command sets for the run (`dvc exp run -S train.n_est=100`): the key (``train.n_est``;
@@ -56,7 +54,6 @@ class Setting:
     value: str
     word: int
     offset: int
-
 
 
 @dataclass
@@ -188,10 +185,8 @@ class Recipe:
         return value.replace("$$", "$") if self.syntax == "make" else value
 
 
-
 # the pattern of a variable reference, by syntax (make's `$(LR)` / `${LR}` otherwise)
 _REFERENCES = {"just": _JUST_REF, "mlflow": _MLFLOW_REF, "spacy": _SPACY_REF}
-
 
 
 def _closing(text: str, i: int, end: int) -> int | None:
@@ -209,11 +204,9 @@ def _closing(text: str, i: int, end: int) -> int | None:
     return None
 
 
-
 def _join(cwd: str, path: str) -> str:
     p = posixpath.normpath(posixpath.join(cwd, path))
     return "" if p == "." else p
-
 
 
 def _lines(text: str) -> list[tuple[int, str]]:
@@ -224,7 +217,6 @@ def _lines(text: str) -> list[tuple[int, str]]:
         out.append((at, line.rstrip("\r\n")))
         at += len(line)
     return out
-
 
 
 def _find_upwards(cwd: str, names: Sequence[str], exists: Callable[[str], bool]) -> str:
@@ -240,7 +232,6 @@ def _find_upwards(cwd: str, names: Sequence[str], exists: Callable[[str], bool])
         folder = posixpath.dirname(folder)
 
 
-
 def _yaml_file(path: str, read: Callable[[str], str], exists: Callable[[str], bool]) -> tuple[str, yaml.Node] | None:
     """A task file's text and its YAML tree (marks kept, for spans); None when it is missing or no YAML."""
     if not exists(path):
@@ -253,12 +244,10 @@ def _yaml_file(path: str, read: Callable[[str], str], exists: Callable[[str], bo
     return (text, root) if root is not None else None
 
 
-
 def _mapping_get(node: yaml.Node | None, key: str) -> yaml.Node | None:
     if not isinstance(node, yaml.MappingNode):
         return None
     return next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == key), None)
-
 
 
 def _scalar_span(text: str, node: yaml.ScalarNode) -> tuple[tuple[int, int], bool]:

@@ -12,7 +12,6 @@ from nightlab.agent.task_runners.recipe import Recipe, Variable, _join, _mapping
 _SPACY_PROJECT = "project.yml"
 
 
-
 def _spacy(words: list[str], i: int, read: Callable[[str], str], exists: Callable[[str], bool],
            cwd: str) -> list[Recipe]:
     """`spacy project run NAME [DIR] [--vars.key value | --vars.key=value]`: one recipe with the `script:` lines of
@@ -61,7 +60,6 @@ def _spacy(words: list[str], i: int, read: Callable[[str], str], exists: Callabl
     return [Recipe(path, text, "+".join(names), "spacy", lines, variables, folder, folded=frozenset(folded))]
 
 
-
 def _spacy_command_scripts(root: yaml.Node | None) -> dict[str, list[yaml.ScalarNode]]:
     """{command name: its `script:` lines} of a project.yml."""
     commands = _mapping_get(root, "commands")
@@ -71,7 +69,6 @@ def _spacy_command_scripts(root: yaml.Node | None) -> dict[str, list[yaml.Scalar
         if isinstance(name, yaml.ScalarNode) and isinstance(script, yaml.SequenceNode):
             out[str(name.value)] = [n for n in script.value if isinstance(n, yaml.ScalarNode)]
     return out
-
 
 
 def _spacy_vars(text: str, node: yaml.Node | None, prefix: str = "") -> dict[str, Variable]:
@@ -85,7 +82,6 @@ def _spacy_vars(text: str, node: yaml.Node | None, prefix: str = "") -> dict[str
             (start, end), _ = _scalar_span(text, value)
             out[name] = Variable(str(value.value), start, end)
     return out
-
 
 
 def spacy_scripts(text: str) -> str:

@@ -13,7 +13,6 @@ _TOX_SECTION = re.compile(r"\[(?P<name>[^\]]+)\]")
 _TOX_KEY = re.compile(r"(?P<key>[A-Za-z_][\w-]*)\s*=[ \t]*(?P<value>.*)")
 
 
-
 def _tox(words: list[str], i: int, read: Callable[[str], str], exists: Callable[[str], bool],
          cwd: str) -> list[Recipe]:
     """`tox -e ENV[,ENV] [-- POSARGS]`: the `commands` of `[testenv:ENV]` (else `[testenv]`), in `changedir`."""
@@ -46,7 +45,6 @@ def _tox(words: list[str], i: int, read: Callable[[str], str], exists: Callable[
         where = _join(cwd, text[change[0][0]:change[0][1]].replace("{toxinidir}", ".")) if change else cwd
         out.append(Recipe(path, text, env, "tox", spans, {}, where, posargs))
     return out
-
 
 
 def _ini_sections(text: str) -> dict[str, dict[str, list[tuple[int, int]]]]:

@@ -26,10 +26,8 @@ class _Option:
     many: bool = False  # `nargs="+"` / `"*"` / `argparse.REMAINDER`: it takes every word that follows
 
 
-
 _ABSL_DEFINES = frozenset({"DEFINE_float", "DEFINE_integer", "DEFINE_string", "DEFINE_bool", "DEFINE_boolean",
                            "DEFINE_enum"})
-
 
 
 @dataclass

@@ -85,13 +85,11 @@ class Space:
         return float(f"{x:.{sig}g}")
 
 
-
 @dataclass(frozen=True)
 class _Found:
     knob: Knob
     start: int
     end: int
-
 
 
 def _line_starts(text: str) -> list[int]:

@@ -55,6 +55,8 @@ _SAFE_CALL_KW = frozenset({"C", "alpha", "gamma", "l1_ratio", "n_estimators", "m
                            "dim_feedforward", "betas", "n_iter_no_change", "l2_leaf_reg", "min_delta", "max_samples",
                            "var_smoothing", "lambda_l1", "lambda_l2", "min_impurity_decrease"})
 _SAFE_WIDTH_KW = frozenset({"hidden_layer_sizes", "dim_feedforward"})
+
+
 def _literal_choices(node: cst.BaseExpression | None) -> tuple[Value, ...]:
     """The values of a literal list / tuple / set of choices (argparse's `choices=`, absl's enum values); () when
     one is not a literal."""

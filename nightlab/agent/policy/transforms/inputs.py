@@ -52,7 +52,6 @@ def _standardize_inputs(model, x_train):
 '''
 
 
-
 def _train_input(script: Script, model: str, loops: list[cst.For]) -> str | None:
     """The name of the training-input tensor fed to `model` inside the training loops, if it can be found."""
     outer = loops[0]
@@ -97,12 +96,10 @@ def _train_input(script: Script, model: str, loops: list[cst.For]) -> str | None
     return None
 
 
-
 def _assigned_value(script: Script, within: cst.CSTNode, name: str) -> cst.BaseExpression | None:
     vals = [a for a in script.walk(cst.Assign, within)
             if len(a.targets) == 1 and dotted(a.targets[0].target) == name]
     return vals[0].value if len(vals) == 1 else None
-
 
 
 def standardize_inputs(text: str, path: str, evaluation: Collection[str] = ()) -> TransformResult | None:

@@ -89,7 +89,6 @@ def sgd_to_adamw(text: str, path: str, lr: float | None = None, weight_decay: fl
     )
 
 
-
 def gradient_clipping(text: str, path: str, max_norm: float = 1.0,
                       evaluation: Collection[str] = ()) -> TransformResult | None:
     """Insert `torch.nn.utils.clip_grad_norm_(<model>.parameters(), max_norm)` right after `loss.backward()`.
@@ -142,14 +141,12 @@ def gradient_clipping(text: str, path: str, max_norm: float = 1.0,
     )
 
 
-
 def _small_statement_index(script: Script, line: cst.SimpleStatementLine, node: cst.CSTNode) -> int | None:
     """Which of the `;`-separated statements of `line` holds `node` (None when it is not inside the line)."""
     for i, small in enumerate(line.body):
         if small is node or any(a is small for a in script.ancestors(node)):
             return i
     return None
-
 
 
 _WARMUP_COSINE_HELPER = '''
@@ -168,7 +165,6 @@ def _warmup_cosine(total_steps, warmup_frac=0.05):
 
     return factor
 '''
-
 
 
 def warmup_cosine(text: str, path: str, evaluation: Collection[str] = ()) -> TransformResult | None:

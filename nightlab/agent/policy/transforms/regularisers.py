@@ -19,7 +19,6 @@ def _act_call(node: cst.BaseExpression) -> bool:
         and parts[0] in {"nn", "torch"}
 
 
-
 def add_dropout(text: str, path: str, p: float = 0.1, evaluation: Collection[str] = ()) -> TransformResult | None:
     """Insert `nn.Dropout(p)` after each hidden activation listed in an `nn.Sequential(...)` or a layer list.
 
@@ -82,7 +81,6 @@ def add_dropout(text: str, path: str, p: float = 0.1, evaluation: Collection[str
     )
 
 
-
 def add_weight_decay(text: str, path: str, value: float = 0.05,
                      evaluation: Collection[str] = ()) -> TransformResult | None:
     """Add (or raise a literal) `weight_decay` in the optimizer call when no knob controls it."""
@@ -125,7 +123,6 @@ def add_weight_decay(text: str, path: str, value: float = 0.05,
     )
 
 
-
 def _criterion_measures(script: Script, call: cst.Call, evaluation: Collection[str]) -> bool:
     """Whether the loss object `call` builds (`criterion = nn.CrossEntropyLoss()`) is also what the metric is computed
     with: read in fixed code, or handed to an evaluation function (`evaluate(model, loader, criterion)`). Smoothing
@@ -143,7 +140,6 @@ def _criterion_measures(script: Script, call: cst.Call, evaluation: Collection[s
         if n in script.fixed or any(re.search(rf"\b{re.escape(f)}\s*\(", line) for f in evaluation):
             return True
     return False
-
 
 
 def label_smoothing(text: str, path: str, eps: float = 0.1, evaluation: Collection[str] = ()) -> TransformResult | None:

@@ -32,7 +32,6 @@ class TransformResult:
     exprs: dict[str, str] = field(default_factory=dict)
 
 
-
 def diff_edits(path: str, old: str, new: str) -> list[Edit]:
     """Exact search/replace edits turning `old` into `new`, one per changed hunk, applied in order.
 
@@ -71,7 +70,6 @@ def diff_edits(path: str, old: str, new: str) -> list[Edit]:
     return edits
 
 
-
 OPTIMIZER_CLASSES = frozenset({
     "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam", "ASGD", "Rprop",
     "SparseAdam", "LBFGS",
@@ -87,7 +85,6 @@ _LOADER_RE = re.compile(r"loader|batches|dataloader", re.IGNORECASE)
 _TRAIN_X_RE = re.compile(r"^(?:x|X|inputs?|features?|data_x)(?:_?(?:train|tr|trn|fit))?$|^(?:train|tr)_?(?:x|X)$")
 
 
-
 def dotted(node: cst.CSTNode | None) -> str | None:
     """`torch.optim.SGD` for the corresponding Name/Attribute chain; None for anything else."""
     if isinstance(node, cst.Name):
@@ -96,7 +93,6 @@ def dotted(node: cst.CSTNode | None) -> str | None:
         base = dotted(node.value)
         return f"{base}.{node.attr.value}" if base else None
     return None
-
 
 
 def _num(v: float) -> str:
@@ -110,7 +106,6 @@ def _num(v: float) -> str:
     return s if "." in s else s + ".0"
 
 
-
 @dataclass
 class _OptCall:
     stmt: cst.SimpleStatementLine | None  # None when the call is not a simple assignment statement
@@ -120,9 +115,7 @@ class _OptCall:
     prefix: str  # "torch.optim", "optim" or "" for a bare imported name
 
 
-
 _CACHE: dict[str, Script] = {}
-
 
 
 def parse(text: str, evaluation: Collection[str] = ()) -> Script | None:
@@ -143,7 +136,6 @@ def parse(text: str, evaluation: Collection[str] = ()) -> Script | None:
     script = copy.copy(hit)
     script.fixed = hit.fixed | fixed_lines(text, evaluation)
     return script
-
 
 
 class Script:
@@ -385,7 +377,6 @@ class Script:
         return p if isinstance(p, (cst.IndentedBlock, cst.Module)) else None
 
 
-
 class Patch(cst.CSTTransformer):
     """Replace nodes and insert statements before/after statements, matched by identity with the analysed tree."""
 
@@ -418,7 +409,6 @@ class Patch(cst.CSTTransformer):
         return len(self.replace) + sum(map(len, self.before.values())) + sum(map(len, self.after.values()))
 
 
-
 def render(script: Script, patch: Patch) -> str | None:
     """The patched source, or None when not every planned change landed (never half-apply)."""
     new = script.module.visit(patch)
@@ -432,15 +422,11 @@ def render(script: Script, patch: Patch) -> str | None:
     return code
 
 
-
 # public names for other editing code (the fix catalogue plans its edits the same way)
-
-
 
 
 def _stmt(code: str) -> cst.BaseStatement:
     return cst.parse_statement(code)
-
 
 
 def _helper_insertion(script: Script, patch: Patch, helper: str) -> bool:
@@ -468,7 +454,6 @@ def _helper_insertion(script: Script, patch: Patch, helper: str) -> bool:
         return True
     patch.after.setdefault(id(anchor), []).append(fn)
     return True
-
 
 
 def _torch_import(script: Script, patch: Patch) -> bool:

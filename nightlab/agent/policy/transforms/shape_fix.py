@@ -13,7 +13,6 @@ from nightlab.agent.policy.transforms.script import Patch, TransformResult, dott
 _MATMUL_RE = re.compile(r"mat1 and mat2 shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
 
 
-
 def parse_matmul_mismatch(log: str) -> tuple[int, int] | None:
     """(actual features B, expected in_features C) from torch's "mat1 and mat2 shapes cannot be multiplied"."""
     hits = _MATMUL_RE.findall(log)
@@ -21,7 +20,6 @@ def parse_matmul_mismatch(log: str) -> tuple[int, int] | None:
         return None
     _a, b, c, _d = (int(v) for v in hits[-1])
     return b, c
-
 
 
 def _const_eval(expr: cst.BaseExpression, consts: dict[str, int]) -> int | None:
@@ -50,7 +48,6 @@ def _const_eval(expr: cst.BaseExpression, consts: dict[str, int]) -> int | None:
         v = _const_eval(expr.expression, consts)
         return -v if v is not None else None
     return None
-
 
 
 def fix_linear_in_features(text: str, path: str, got: int, expected: int,
