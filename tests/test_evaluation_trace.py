@@ -1,4 +1,4 @@
-"""Which code the metric is traced to (nightlab/agent/policy/evaluation.py) when a message prints more than the
+"""Which code the metric is traced to (nightlab/agent/policy/evaluation/) when a message prints more than the
 metric: only the value the metric's name labels is followed, never a setting printed beside it."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ does, never for its name or folder (an ``src/data/loader.py`` that builds the mo
 
 * it is reached from the command (`code_reach`), is not the script the command runs, and trains nothing (no
   ``.backward()``, optimizer ``.step()`` / ``.zero_grad()``, ``.fit()``): a module that trains holds what the
-  search tunes, and its evaluation functions are left alone one by one by the policy (`policy/evaluation.py`);
+  search tunes, and its evaluation functions are left alone one by one by the policy (`policy/evaluation/`);
 * every function and class it defines measures or provides data (helpers that only those call included), and it
   defines at least one (a file that defines none is protected only when its module-level code reads or splits
   data; a file of constants is a config the search may tune):

@@ -1,6 +1,6 @@
 """The edit guard: what of the measurement an edit would change, wherever the measurement is written.
 
-`evaluation.py` finds the code that measures (the functions that compute the printed metric, the statements that
+`evaluation/` finds the code that measures (the functions that compute the printed metric, the statements that
 print, split or size it); this module compares a file before and after an edit against it. It holds those
 functions whole, with the helpers and classes they use (also through a project module, ``utils.accuracy``, and the
 closure a ``build_criterion()`` hands them), except a data function that builds the training and the held-out part

@@ -7,7 +7,7 @@ usually trains better. The rules every transform follows, because the builtin po
 - It either applies completely or not at all: any doubt (two optimizers, a conditional `step()`, a loop whose
   length cannot be computed, a name that might not be in scope) returns None instead of a half-applied change.
 - It never edits code that measures rather than trains: the functions that compute the printed metric and those
-  whose name says evaluation / test / scoring / data loading, unless they train (see `evaluation.py`; nothing is
+  whose name says evaluation / test / scoring / data loading, unless they train (see `evaluation/`; nothing is
   decided from comments or layout). Protected files are never handed to a transform at all.
 - Everything it inserts is self-contained (helpers import what they need) so the result runs as it stands.
 
