@@ -836,7 +836,7 @@ def test_a_model_width_moves_in_multiples_of_its_attention_heads() -> None:
     beside `n_embd` crashed the run (39 of random search's 88 nanoGPT runs). The head count is not searched; the
     width moves in multiples of it, however it is moved (a step, a model-based draw, ×4); the feed-forward width is
     not tied to it."""
-    from nightlab.agent.policy.builtin import _scale_value
+    from nightlab.agent.policy.builtin import scale_value
 
     files = {"config.py": GPT_CONFIG, "train.py": GPT_TRAIN}
     policy = BuiltinPolicy()
@@ -850,7 +850,7 @@ def test_a_model_width_moves_in_multiples_of_its_attention_heads() -> None:
               searchmod.snap(500, width.space, "width"), searchmod.clip(1000, width.space)]
     assert values and all(v % 6 == 0 and width.space.low <= v <= width.space.high for v in values), values
     for factor in (0.3, 0.6, 0.999, 1.001, 1.7, 2.0, 3.0):  # the policy's own ×k moves (widen, narrow)
-        scaled = _scale_value(width, factor)
+        scaled = scale_value(width, factor)
         assert scaled is not None and scaled % 6 == 0, (factor, scaled)
     pow2 = knobmod.Space(16, 256, True, True, pow2=True, multiple=2)
     assert all(pow2.snap(x) % 2 == 0 for x in (15, 17, 33, 100, 255))

@@ -18,8 +18,10 @@ from test_builtin_policy import KNOB_ONLY, MLP_ADAMW, Tree, _changed, _rejected,
 
 from nightlab.agent import experience
 from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.policy.decision import Decision
 from nightlab.agent.policy.learned import LearnedPolicy
 from nightlab.agent.policy.scorer import ModelError, Scorer, move_class
+from nightlab.agent.proposal import Proposal
 
 torch = pytest.importorskip("torch", reason="`nightlab learn` needs the learn extra (torch)")
 from nightlab.agent.learn import LearnOptions, train  # noqa: E402
@@ -311,3 +313,69 @@ def test_explore_then_learn_then_run_the_learned_policy(tiny_project: Path) -> N
     assert learned and all(s["candidates"] and s["chosen"] is not None for s in learned)
     events = [e["kind"] for e in store.events(limit=-1)]
     assert "policy_error" not in events and "experience_error" not in events
+
+
+def test_the_learned_policy_weighs_the_pattern_move_the_builtin_never_makes() -> None:
+    """A best reached by one knob alone (a learning rate raised 0.01 → 0.02 that won) has a pattern move: the same
+    step once more (0.02 → 0.04). The builtin never proposes it; the learned policy does where its data took such
+    moves often enough and scored them above the builtin's, and otherwise keeps the builtin's choice."""
+    tree = Tree({"train.py": KNOB_ONLY})
+    tree.add(view(1, kind="baseline", metric=_score({"train.py": KNOB_ONLY})))
+    raised = KNOB_ONLY.replace("LEARNING_RATE = 0.01", "LEARNING_RATE = 0.02")
+    knobs = {k: v.value for k, v in BuiltinPolicy().knobs_in({"train.py": raised}).items()}
+    tree.add(view(2, 1, metric=_score({"train.py": raised}), knobs=knobs, title="raise LEARNING_RATE"),
+             {"train.py": raised})
+    assert tree.best_id == 2
+    builtin = BuiltinPolicy()
+    plain = builtin.propose(tree.ctx())
+    assert plain is not None and builtin.last_decision is not None
+    assert not any("m.src.pattern" in c.features for c in builtin.last_decision.candidates)
+
+    def learned(support: int, min_support: int = 5) -> tuple[Proposal, Decision]:
+        probe = LearnedPolicy(Scorer.fresh(["m.rank"]), temperature=0.0, min_support=10**6)
+        assert probe.propose(tree.ctx()) is not None and probe.last_decision is not None
+        d = probe.last_decision
+        feats = sorted({*d.state, *(k for x in d.candidates for k in x.features)})
+        scorer = Scorer.fresh(feats)
+        scorer.u[feats.index("m.src.pattern")] = 10.0
+        scorer.support = {move_class(x.features): support for x in d.candidates}
+        policy = LearnedPolicy(scorer, temperature=0.0, min_support=min_support)
+        prop = policy.propose(tree.ctx())
+        assert prop is not None and policy.last_decision is not None
+        return prop, policy.last_decision
+
+    prop, decision = learned(support=5)
+    pattern = decision.candidates[decision.chosen or 0]
+    assert "m.src.pattern" in pattern.features and pattern.features["m.up"] == 1.0
+    assert applied(prop.edits, tree.files[2])["train.py"] == KNOB_ONLY.replace("LEARNING_RATE = 0.01",
+                                                                                 "LEARNING_RATE = 0.04")
+    assert "#2" in prop.rationale and "0.01 → 0.02" in prop.rationale
+    # the builtin's candidates come first, the pattern move after them
+    assert decision.chosen == len(decision.candidates) - 1
+    # thin data: the builtin's own choice, though the model likes the pattern move best
+    thin, _ = learned(support=4)
+    assert (thin.title, thin.edits) == (plain.title, plain.edits)
+    # where the builtin's own candidates hold the same change (its search steps 0.03 → 0.09 too) it is not doubled
+    tripled = KNOB_ONLY.replace("LEARNING_RATE = 0.01", "LEARNING_RATE = 0.03")
+    tree.add(view(3, 1, metric=_score({"train.py": tripled}), title="raise LEARNING_RATE",
+                  knobs={**knobs, "LEARNING_RATE": 0.03}), {"train.py": tripled})
+    assert tree.best_id == 3
+    probe = LearnedPolicy(Scorer.fresh(["m.rank", "m.src.pattern"]), temperature=0.0, min_support=0)
+    assert probe.propose(tree.ctx()) is not None and probe.last_decision is not None
+    labels = [c.label for c in probe.last_decision.candidates]
+    assert sum("0.09" in t for t in labels) == 1, labels
+    # a best not reached by one knob alone (the baseline) has no pattern move
+    base_only = Tree({"train.py": KNOB_ONLY})
+    base_only.add(view(1, kind="baseline", metric=0.5))
+    probe = LearnedPolicy(Scorer.fresh(["m.rank", "m.src.pattern"]), temperature=0.0, min_support=0)
+    assert probe.propose(base_only.ctx()) is not None and probe.last_decision is not None
+    assert not any("m.src.pattern" in c.features for c in probe.last_decision.candidates)
+
+
+def test_exploring_draws_the_move_beyond_the_builtin_s_as_often_as_its_first() -> None:
+    from nightlab.agent.policy.learned import ExplorePolicy
+
+    policy = ExplorePolicy(None)
+    weighed = policy._weigh(np.array([0.0, -1.0, -2.0, -3.0]), builtin=3)
+    assert list(weighed) == [0.0, -1.0, -2.0, 0.0]
+    assert list(LearnedPolicy(Scorer.fresh(["m.rank"]))._weigh(np.array([0.0, -3.0]), builtin=1)) == [0.0, -3.0]

@@ -504,7 +504,7 @@ class BuiltinPolicy(PolicyBase):
                                     [m for m in head if not said.wants(m.changes, m.transform)], moves)
         moves = (m for m in moves if not said.refuses(m.changes, m.transform, norm_value))
         if ctx.phases:  # an approved plan's phase: only its moves (agent/plan.py)
-            return (m for m in moves if _phase(st, m) in ctx.phases)
+            return (m for m in moves if phase_of(st, m) in ctx.phases)
         return moves
 
     def diagnoses(self, ctx: PolicyContext, exp_id: int) -> list[str]:
@@ -642,7 +642,7 @@ class BuiltinPolicy(PolicyBase):
                 expected: str = "") -> Move | None:
         """A move multiplying the first knob of `kind` by `factor` (clipped to its space), or None."""
         for k in self._by_kind(st, kind):
-            new = _scale_value(k, factor)
+            new = scale_value(k, factor)
             if new is None or searchmod.same(new, k.value):
                 continue
             if not self._affordable(ctx, st, {k.key: new}):
@@ -727,7 +727,7 @@ class BuiltinPolicy(PolicyBase):
                    for k in self._by_kind(st, kind)]
 
         def scale(key: str, factor: float) -> Any | None:
-            return _scale_value(st.knobs[key], factor)
+            return scale_value(st.knobs[key], factor)
 
         def afford(changes: dict[str, Any]) -> bool:
             return self._affordable(ctx, st, changes)
@@ -971,7 +971,7 @@ class BuiltinPolicy(PolicyBase):
             if not isinstance(k.value, int) or not 1 <= k.value <= _TINY_WIDTH:
                 continue
             for factor in (4.0, 2.0):
-                new = _scale_value(k, factor)
+                new = scale_value(k, factor)
                 if new is None or new <= k.value or not self._affordable(ctx, st, {k.key: new}):
                     continue
                 why = (f"{symptom + ', and ' if symptom else ''}{k.key} = {k.value} is a tiny layer: it limits what "
@@ -1258,7 +1258,7 @@ class BuiltinPolicy(PolicyBase):
             log.debug("builtin policy: move %r failed: %s", move.title or move.transform, err)
             return None
         if prop is not None:
-            prop.phase = str(_phase(st, move))
+            prop.phase = str(phase_of(st, move))
         if prop is not None and move.changes and move.texts is None and move.transform is None:
             try:  # the engine's long-run checkpoint reads it; a prediction that fails leaves the parent's duration
                 prop.predicted_s = self.predicted_seconds(ctx, st, move.changes)
@@ -1484,7 +1484,7 @@ _CANON = {
 }
 
 
-def _phase(st: ExperimentState, m: Move) -> phases.Phase:
+def phase_of(st: ExperimentState, m: Move) -> phases.Phase:
     """The plan phase of a move (policy/phases.py's table), from the kinds of the knobs it changes. A learning-rate
     schedule's length (nanoGPT's `lr_decay_iters`) follows the training length it is changed with; changed alone it
     reshapes the schedule, an optimizer move, not longer training."""
@@ -1588,7 +1588,10 @@ def _widen_title(key: str, old: Any) -> str:
     return f"widen {key} from {old} to "
 
 
-def _scale_value(k: PolicyKnob, factor: float) -> Any:
+def scale_value(k: PolicyKnob, factor: float) -> Any:
+    """The knob's value times `factor`, as a nice number in its literal's type, clipped to its search range; an
+    integer that would not move moves by one step (a head count for a width split over heads). None: a zero or a
+    value below one."""
     v = float(k.value)
     if v == 0:
         return None

@@ -20,7 +20,7 @@ from nightlab.agent.proposal import ExperimentView, PolicyContext
 from nightlab.agent.states import ACTIVE, ENGINE_KINDS, WINNERS, RunResult, Status
 
 # the fixed vocabularies: a feature names only these (anything else maps to "other")
-SOURCES = ("combine", "compound", "diagnosis", "transform", "widen", "search", "fix", "llm")
+SOURCES = ("combine", "compound", "diagnosis", "transform", "widen", "search", "fix", "llm", "pattern")
 KNOB_KINDS = ("lr", "epochs", "steps", "batch_size", "width", "depth", "weight_decay", "dropout", "warmup",
               "momentum", "clip", "seq_len", "choice")
 TRANSFORMS = ("sgd_to_adamw", "warmup_cosine", "standardize", "grad_clip", "weight_decay", "dropout",

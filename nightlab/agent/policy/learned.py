@@ -7,6 +7,13 @@ the scores at `[learned] temperature` (Gumbel-max with the step's own seeded rng
 same), and proposes the first move in that order that applies. When none of them applies it goes on through the
 rest of the builtin's moves in the builtin's order. Fixes are the builtin's (the fix catalogue).
 
+It also weighs moves the builtin does not make (`beyond_builtin`), appended after the builtin's: the pattern move
+of a pattern search (Hooke and Jeeves, 1961) — the best was reached by changing one knob alone, so that change is
+taken once more in the same direction by the same factor (a width 32 → 128 that won: 128 → 512). The builtin leaves
+it out: in general it overshoots as often as it pays (a learning rate raised twice diverges), and a fixed order
+cannot tell which. The learned policy can: it takes the move where its data say such moves paid (its knob kind,
+direction and the state are features), and under the rule below never where the data have not seen it.
+
 Only moves the experience vouches for are reordered. A candidate whose class of move (source, knob kind, transform,
 direction: scorer.move_class) was taken fewer than `[learned] min_support` times in the model's data keeps its place
 in the builtin's order; the others are drawn into the remaining places by their scores. This is SPIBB's safe policy
@@ -22,7 +29,8 @@ on the model in memory (`[learned] online_lr`); the file on disk changes only th
 Without a model file it is exactly the builtin policy: every call goes to BuiltinPolicy unchanged.
 
 `ExplorePolicy` (used by `nightlab explore`) draws among the same candidates at a high temperature, to grow the
-experience store with moves the builtin's fixed order would seldom try.
+experience store with moves the builtin's fixed order would seldom try; a move beyond the builtin's is drawn as
+often as the builtin's first, so the store learns what it is worth.
 """
 
 from __future__ import annotations
@@ -36,9 +44,15 @@ from typing import Any
 
 import numpy as np
 
-from nightlab.agent.policy.builtin import BuiltinPolicy
+from nightlab.agent.goal import Goal
+from nightlab.agent.metric_text import fmt_change
+from nightlab.agent.policy import search as searchmod
+from nightlab.agent.policy.builtin import BuiltinPolicy, phase_of, scale_value
 from nightlab.agent.policy.scorer import ModelError, Scorer, default_model_path
+from nightlab.agent.policy.searchable import is_numeric
+from nightlab.agent.policy.state import ExperimentState, Move, fmt_value, norm_value
 from nightlab.agent.proposal import PolicyContext, Proposal
+from nightlab.agent.states import Kind, RunResult
 
 log = logging.getLogger("nightlab.policy.learned")
 
@@ -91,8 +105,10 @@ class LearnedPolicy(BuiltinPolicy):
         moves = list(itertools.islice(stream, CANDIDATES))
         if not moves:
             return None
+        builtin = len(moves)
+        moves += self.beyond_builtin(ctx, st, moves)
         decision = self._decision(ctx, st, moves, chosen=-1, tried=set())
-        scores = self.scorer.scores(decision.state, [c.features for c in decision.candidates])
+        scores = self._weigh(self.scorer.scores(decision.state, [c.features for c in decision.candidates]), builtin)
         said = self._rejections(ctx, st)
         asked = [i for i, m in enumerate(moves) if said.wants(m.changes, m.transform)]
         order = self.order(scores, ctx.rng, [self.scorer.support_of(c.features) >= self.min_support
@@ -112,6 +128,57 @@ class LearnedPolicy(BuiltinPolicy):
                 self.last_decision = self._decision(ctx, st, moves, len(moves) - 1, tried)
                 return prop
         return None
+
+    def beyond_builtin(self, ctx: PolicyContext, st: ExperimentState, moves: list[Move]) -> list[Move]:
+        """Moves the builtin policy does not make, for the model to weigh after the builtin's own `moves`: the
+        pattern move (see the module's docstring). People's rejections and an approved plan's phases hold for it
+        as for every move."""
+        best = st.exp
+        if (best is None or best.kind != Kind.HYPERPARAMETER or best.run_result != RunResult.SUCCEEDED
+                or best.metric is None or len(st.lineage) < 2):
+            return []
+        parent_exp = st.lineage[1]
+        parent = self._assignment_of(ctx, parent_exp)
+        if parent is None:
+            return []
+        moved = [k for k, v in st.assignment.items() if k in parent and norm_value(parent[k]) != norm_value(v)]
+        if len(moved) != 1 or moved[0] not in st.knobs:
+            return []
+        key = moved[0]
+        knob, old = st.knobs[key], parent[key]
+        if (not knob.searchable or not is_numeric(knob.value) or not is_numeric(old) or float(old) <= 0
+                or float(knob.value) <= 0):
+            return []
+        new = scale_value(knob, float(knob.value) / float(old))
+        if new is None or searchmod.same(new, knob.value):
+            return []
+        if any(set(m.changes) == {key} and norm_value(m.changes[key]) == norm_value(new) for m in moves):
+            return []  # the builtin's own candidates hold it already
+        if not self._affordable(ctx, st, {key: new}):
+            return []
+        verb = "raise" if new > knob.value else "lower"
+        gain = ""
+        if parent_exp.metric is not None:
+            gain = f" ({fmt_change(Goal(ctx.goal).gain(float(best.metric), float(parent_exp.metric)))})"
+        move = Move(
+            title=f"{verb} {key} from {fmt_value(knob.value)} to {fmt_value(new)} (#{best.id}'s step once more)",
+            rationale=(f"#{best.id} changed {key} alone, {fmt_value(old)} → {fmt_value(knob.value)}, and became the "
+                       f"best{gain}. A pattern search takes a step that paid once more in the same direction: "
+                       f"{fmt_value(knob.value)} → {fmt_value(new)}. The builtin order leaves this out (as often as "
+                       "it pays it overshoots); the learned policy proposes it because its experience says moves "
+                       "like it paid."),
+            changes={key: new}, source="pattern")
+        said = self._rejections(ctx, st)
+        if said.refuses(move.changes, move.transform, norm_value):
+            return []
+        if ctx.phases and phase_of(st, move) not in ctx.phases:
+            return []
+        return [move]
+
+    def _weigh(self, scores: np.ndarray, builtin: int) -> np.ndarray:
+        """The scores the order is drawn from, given that the first `builtin` candidates are the builtin's own:
+        the model's scores as they are (exploring weighs the rest otherwise)."""
+        return scores
 
     def order(self, scores: np.ndarray, rng: random.Random, supported: list[bool] | None = None) -> list[int]:
         """Candidate indices (the builtin's order is 0, 1, ...) in the order to try them: a draw from the softmax at
@@ -168,6 +235,15 @@ class ExplorePolicy(LearnedPolicy):
     def __init__(self, scorer: Scorer | None = None, *, temperature: float = 1.0) -> None:
         super().__init__(scorer or Scorer.fresh(["m.rank"], hidden=1), temperature=temperature, online_lr=0.0,
                          min_support=0)  # exploring: every candidate may be drawn
+
+    def _weigh(self, scores: np.ndarray, builtin: int) -> np.ndarray:
+        """A move beyond the builtin's is drawn as often as the one the model likes best: no data has seen it yet
+        (a fresh model ranks it last, where a high temperature still seldom reaches)."""
+        if len(scores) <= builtin or builtin == 0:
+            return scores
+        out = np.array(scores, dtype=float)
+        out[builtin:] = np.maximum(out[builtin:], float(np.max(out[:builtin])))
+        return out
 
     @classmethod
     def with_user_model(cls, temperature: float = 1.0) -> ExplorePolicy:

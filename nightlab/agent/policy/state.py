@@ -124,6 +124,7 @@ class Move:
     kind: Kind = Kind.HYPERPARAMETER
     texts: dict[str, str] | None = None  # precomputed new file texts (code fixes)
     source: str = ""  # which part of `_moves` made it: combine | diagnosis | transform | widen | search | fix
+    # (| pattern: a move only the learned policy weighs, policy/learned.py)
     pathology: str = ""  # the diagnosis it remedies (a pathology kind)
 
 
