@@ -372,10 +372,14 @@ def test_the_learned_policy_weighs_the_pattern_move_the_builtin_never_makes() ->
     assert not any("m.src.pattern" in c.features for c in probe.last_decision.candidates)
 
 
-def test_exploring_draws_the_move_beyond_the_builtin_s_as_often_as_its_first() -> None:
+def test_exploring_draws_the_move_beyond_the_builtin_s_first_most_of_the_time() -> None:
     from nightlab.agent.policy.learned import ExplorePolicy
+    from nightlab.agent.policy.scorer import PRIOR
 
     policy = ExplorePolicy(None)
     weighed = policy._weigh(np.array([0.0, -1.0, -2.0, -3.0]), builtin=3)
-    assert list(weighed) == [0.0, -1.0, -2.0, 0.0]
+    assert list(weighed) == [0.0, -1.0, -2.0, PRIOR]
+    rng = random.Random(0)
+    firsts = [policy.order(weighed, rng)[0] for _ in range(400)]
+    assert 0.75 < firsts.count(3) / 400 < 0.98
     assert list(LearnedPolicy(Scorer.fresh(["m.rank"]))._weigh(np.array([0.0, -3.0]), builtin=1)) == [0.0, -3.0]

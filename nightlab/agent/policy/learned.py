@@ -29,8 +29,8 @@ on the model in memory (`[learned] online_lr`); the file on disk changes only th
 Without a model file it is exactly the builtin policy: every call goes to BuiltinPolicy unchanged.
 
 `ExplorePolicy` (used by `nightlab explore`) draws among the same candidates at a high temperature, to grow the
-experience store with moves the builtin's fixed order would seldom try; a move beyond the builtin's is drawn as
-often as the builtin's first, so the store learns what it is worth.
+experience store with moves the builtin's fixed order would seldom try; a move beyond the builtin's is drawn first
+most of the time, so the store learns what it is worth.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from nightlab.agent.goal import Goal
 from nightlab.agent.metric_text import fmt_change
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy.builtin import BuiltinPolicy, phase_of, scale_value
-from nightlab.agent.policy.scorer import ModelError, Scorer, default_model_path
+from nightlab.agent.policy.scorer import PRIOR, ModelError, Scorer, default_model_path
 from nightlab.agent.policy.searchable import is_numeric
 from nightlab.agent.policy.state import ExperimentState, Move, fmt_value, norm_value
 from nightlab.agent.proposal import PolicyContext, Proposal
@@ -237,12 +237,14 @@ class ExplorePolicy(LearnedPolicy):
                          min_support=0)  # exploring: every candidate may be drawn
 
     def _weigh(self, scores: np.ndarray, builtin: int) -> np.ndarray:
-        """A move beyond the builtin's is drawn as often as the one the model likes best: no data has seen it yet
-        (a fresh model ranks it last, where a high temperature still seldom reaches)."""
+        """A move beyond the builtin's is drawn first most of the time (e^PRIOR to one against the candidate the
+        model likes best): only exploring can show what such a move is worth, and it exists at few steps (a best
+        reached by one knob alone), so drawn like the rest it would seldom reach the store often enough to count
+        (measured: 3 of 14 explore sessions took one)."""
         if len(scores) <= builtin or builtin == 0:
             return scores
         out = np.array(scores, dtype=float)
-        out[builtin:] = np.maximum(out[builtin:], float(np.max(out[:builtin])))
+        out[builtin:] = np.maximum(out[builtin:], float(np.max(out[:builtin])) + PRIOR)
         return out
 
     @classmethod
