@@ -105,9 +105,18 @@ def test_the_model_file_is_small_versioned_and_loads_fast(tmp_path: Path) -> Non
     path.write_text(json.dumps({**data, "support": {"kind.lr": -1}}))
     with pytest.raises(ModelError, match="support counts"):
         Scorer.load(path)
-    del data["support"]  # a model written before support counts existed: read, vouching for nothing
+    # and how those steps fared: their advantages over the project's mean reward (here +0.35 and -0.35 each)
+    assert back.outcomes == res.scorer.outcomes
+    lr_mean, lr_bound = back.advantage_bound({"m.kind.lr": 1.0}, 1.0) or (0.0, 0.0)
+    assert lr_mean == pytest.approx(0.35) and lr_bound == pytest.approx(0.35)  # no spread: the bound is the mean
+    assert (back.advantage_bound({"m.kind.epochs": 1.0}, 1.0) or (0.0,))[0] == pytest.approx(-0.35)
+    assert back.advantage_bound({"m.kind.width": 1.0}, 1.0) is None
+    path.write_text(json.dumps({**data, "outcomes": {"kind.lr": [1, "x"]}}))
+    with pytest.raises(ModelError, match="outcomes"):
+        Scorer.load(path)
+    del data["support"], data["outcomes"]  # a model written before support counts existed: read, vouching for nothing
     path.write_text(json.dumps(data))
-    assert Scorer.load(path).support == {}
+    assert Scorer.load(path).support == {} and Scorer.load(path).outcomes == {}
     path.write_text("{not json")
     with pytest.raises(ModelError, match="not a readable model file"):
         Scorer.load(path)
@@ -331,14 +340,17 @@ def test_the_learned_policy_weighs_the_pattern_move_the_builtin_never_makes() ->
     assert plain is not None and builtin.last_decision is not None
     assert not any("m.src.pattern" in c.features for c in builtin.last_decision.candidates)
 
-    def learned(support: int, min_support: int = 5) -> tuple[Proposal, Decision]:
+    def learned(support: int, min_support: int = 5, liked: float = 10.0,
+                outcomes: tuple[float, ...] = ()) -> tuple[Proposal, Decision]:
         probe = LearnedPolicy(Scorer.fresh(["m.rank"]), temperature=0.0, min_support=10**6)
         assert probe.propose(tree.ctx()) is not None and probe.last_decision is not None
         d = probe.last_decision
         feats = sorted({*d.state, *(k for x in d.candidates for k in x.features)})
         scorer = Scorer.fresh(feats)
-        scorer.u[feats.index("m.src.pattern")] = 10.0
+        scorer.u[feats.index("m.src.pattern")] = liked
         scorer.support = {move_class(x.features): support for x in d.candidates}
+        for a in outcomes:
+            scorer.add_outcome(d.candidates[-1].features, a)
         policy = LearnedPolicy(scorer, temperature=0.0, min_support=min_support)
         prop = policy.propose(tree.ctx())
         assert prop is not None and policy.last_decision is not None
@@ -355,6 +367,13 @@ def test_the_learned_policy_weighs_the_pattern_move_the_builtin_never_makes() ->
     # thin data: the builtin's own choice, though the model likes the pattern move best
     thin, _ = learned(support=4)
     assert (thin.title, thin.edits) == (plain.title, plain.edits)
+    # a model anchored to the builtin's order scores it last; its outcomes decide then: confidently above the
+    # project's mean reward, it goes first; within the noise, or below, it keeps its place after the builtin's
+    pays, decision = learned(support=5, liked=-10.0, outcomes=(0.5, 0.6, 0.4, 0.5, 0.7))
+    assert decision.chosen == len(decision.candidates) - 1 and "once more" in pays.title
+    for outcomes in [(0.5, -0.6, 0.4, -0.5, 0.1), (-0.5, -0.4, -0.6, -0.5, -0.3), (0.5,)]:
+        kept, _ = learned(support=5, liked=-10.0, outcomes=outcomes)
+        assert (kept.title, kept.edits) == (plain.title, plain.edits), outcomes
     # where the builtin's own candidates hold the same change (its search steps 0.03 → 0.09 too) it is not doubled
     tripled = KNOB_ONLY.replace("LEARNING_RATE = 0.01", "LEARNING_RATE = 0.03")
     tree.add(view(3, 1, metric=_score({"train.py": tripled}), title="raise LEARNING_RATE",

@@ -40,7 +40,9 @@ does) keeps a model trained on little experience close to the builtin. The pull 
 held-out task a model trained on about 20 steps of three others reordered moves it had seen taken once or twice and
 lost most of the builtin's gain (bench/learn.py, 2026-12-02: −0.47 and −0.92 gap closed on two seeds). So the model
 also records how often each class of move was taken in its data (`Scorer.support`), and the policy lets only moves
-with enough of it overtake the builtin's order (policy/learned.py).
+with enough of it overtake the builtin's order (policy/learned.py). With it go the advantages A_i of those steps
+(`Scorer.outcomes`: count, sum, sum of squares per class): a move the builtin never makes has no place in θ_0's
+order to start from, and the policy takes one only where its class's mean advantage is confidently above zero.
 
 Training is full-batch Adam on a padded tensor of all steps (a few hundred parameters): 1,000 steps train in
 seconds on a CPU (bench/learn.py prints the figure).
@@ -200,8 +202,9 @@ def _train(torch: Any, steps: Sequence[dict[str, Any]], opts: LearnOptions,
             progress(epoch + 1, losses[-1])
     got = {k: params[k].detach().double().numpy() for k in ("u", "w", "b", "v")}
     scorer = Scorer(features=feats, u=got["u"], w=got["w"], b=got["b"], v=got["v"])
-    for ex in data:  # what the experience can vouch for: each class of move, as often as it was taken
-        scorer.add_support(ex.candidates[ex.chosen])
+    for ex, a in zip(data, a_list, strict=True):  # what the experience can vouch for: each class of move, as
+        scorer.add_support(ex.candidates[ex.chosen])  # often as it was taken, and how those steps fared
+        scorer.add_outcome(ex.candidates[ex.chosen], a)
     scorer.meta = {"trained_on": n, "projects": len({ex.project for ex in data}), "created": time.time(),
                    "duration_aware": opts.duration_aware, "epochs": opts.epochs, "entropy": opts.entropy,
                    "clip": opts.clip,

@@ -13,7 +13,9 @@ direction: `move_class`) was taken in the steps it learned from. The learned pol
 builtin's order only where that count reaches `[learned] min_support` (policy/learned.py) — the safe policy
 improvement of SPIBB (Laroche, Trichelair and Tachet des Combes, 2019): where the data are thin, keep the baseline's
 choice. A model file without support counts (written before they existed) therefore changes nothing until it is
-trained again.
+trained again. It carries each class's *outcomes* too (how many steps took it, the sum and the sum of squares of
+their advantages), which is what the learned policy weighs a move the builtin never makes by (policy/learned.py);
+a file without them (written before) never takes such a move.
 
 The online update is one step of the same duration-weighted policy gradient `nightlab learn` uses (see
 agent/learn.py for the formulation), on one step, done with numpy: the gradient of a one-hidden-layer network is
@@ -63,6 +65,8 @@ class Scorer:
     v: np.ndarray  # (H,)
     meta: dict[str, Any] = field(default_factory=dict)
     support: dict[str, int] = field(default_factory=dict)  # move_class -> times such a move was taken in training
+    # move_class -> [n, Σ A, Σ A²] of the advantages (reward − its project's mean reward) of the steps that took it
+    outcomes: dict[str, list[float]] = field(default_factory=dict)
 
     def support_of(self, features: Mapping[str, float]) -> int:
         return self.support.get(move_class(features), 0)
@@ -70,6 +74,20 @@ class Scorer:
     def add_support(self, features: Mapping[str, float]) -> None:
         key = move_class(features)
         self.support[key] = self.support.get(key, 0) + 1
+
+    def add_outcome(self, features: Mapping[str, float], advantage: float) -> None:
+        n, total, squares = self.outcomes.get(move_class(features), [0.0, 0.0, 0.0])
+        self.outcomes[move_class(features)] = [n + 1, total + advantage, squares + advantage * advantage]
+
+    def advantage_bound(self, features: Mapping[str, float], z: float) -> tuple[float, float] | None:
+        """(mean, mean − z · standard error) of the advantage of this class of move in the data; None with fewer
+        than two outcomes (no spread to bound it by)."""
+        n, total, squares = self.outcomes.get(move_class(features), [0.0, 0.0, 0.0])
+        if n < 2:
+            return None
+        mean = total / n
+        var = max(0.0, (squares - n * mean * mean) / (n - 1))
+        return mean, mean - z * math.sqrt(var / n)
 
     @classmethod
     def fresh(cls, features: Sequence[str], hidden: int = 16, seed: int = 0) -> Scorer:
@@ -123,7 +141,7 @@ class Scorer:
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "features": self.features, "hidden": int(self.v.shape[0]),
                 "u": self.u.tolist(), "w": self.w.tolist(), "b": self.b.tolist(), "v": self.v.tolist(),
-                "meta": self.meta, "support": self.support}
+                "meta": self.meta, "support": self.support, "outcomes": self.outcomes}
 
     def save(self, path: Path) -> None:
         path = Path(path)
@@ -155,8 +173,14 @@ class Scorer:
         raw = data.get("support") or {}
         if not isinstance(raw, dict) or not all(isinstance(n, int) and n >= 0 for n in raw.values()):
             raise ModelError(f"{path}: damaged model file (support counts are not counts)")
+        outcomes = data.get("outcomes") or {}
+        if not isinstance(outcomes, dict) or not all(
+                isinstance(o, list) and len(o) == 3 and all(isinstance(x, (int, float)) and math.isfinite(x) for x in o)
+                for o in outcomes.values()):
+            raise ModelError(f"{path}: damaged model file (outcomes are not [n, sum, sum of squares])")
         return cls(features=feats, u=u, w=w, b=b, v=v, meta=dict(data.get("meta") or {}),
-                   support={str(k): int(n) for k, n in raw.items()})
+                   support={str(k): int(n) for k, n in raw.items()},
+                   outcomes={str(k): [float(x) for x in o] for k, o in outcomes.items()})
 
 
 def default_model_path() -> Path:
