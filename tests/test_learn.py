@@ -299,6 +299,19 @@ def test_nightlab_learn_trains_from_the_user_store(tmp_path: Path) -> None:
     assert scorer.support == {"kind.lr": 50, "kind.epochs": 50, "kind.width": 50, "kind.batch_size": 50}
     assert scorer.meta["trained_on"] == 200 and math.isfinite(scorer.meta["final_loss"])
     assert _prefers(scorer, ("lr", "epochs", "width", "batch_size"))[0] == "lr"
+    # explored pattern moves (a width step once more) that paid: the user is told the policy may now take them
+    with experience._user_db() as db:
+        for i in range(6):
+            cands = [{"features": {"m.kind.lr": 1.0}}, {"features": {"m.src.pattern": 1.0, "m.kind.width": 1.0,
+                                                                     "m.up": 1.0}}]
+            db.execute("INSERT INTO steps (uid, project, format, t, kind, policy, state, candidates, chosen, reward, "
+                       "reward_parts, stage, seconds, outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (f"pattern:{i}", f"p{i % 5}", experience.FORMAT, 1e6 + i, "propose", "explore", "{}",
+                        json.dumps(cands), 1, 0.9 + 0.01 * i, "{}", "clean_exit", 3.0, "kept"))
+    p = subprocess.run([*run, "--epochs", "20"], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    line = next(x for x in p.stdout.splitlines() if x.startswith("moves the builtin never makes"))
+    assert "taken 6 time(s)" in line and "it takes first" in line and "kind.width|src.pattern|up (+0." in line
 
 
 def test_explore_then_learn_then_run_the_learned_policy(tiny_project: Path) -> None:

@@ -580,6 +580,14 @@ def learn(store: Path | None, opts: LearnOptions, output: Path | None = None,
     return res, out
 
 
+def beyond_builtin(res: LearnResult) -> list[tuple[str, int, float, float]]:
+    """The classes of move the builtin never makes that a trained model's data took, and how they fared: (class,
+    times, mean advantage, its confidence bound), most confident first (policy/learned.py)."""
+    from nightlab.agent.policy.learned import beyond_builtin_outcomes
+
+    return beyond_builtin_outcomes(res.scorer)
+
+
 def make_demo_project(dest: Path | None = None) -> Path:
     """A copy of the bundled example as a fresh git repository (`nightlab demo`), where it was made."""
     from nightlab.agent.demo import make_demo_repo
@@ -609,5 +617,5 @@ def who_cli() -> str:
 
 
 __all__ = ["PROBLEM", "Finding", "FrontDesk", "InitOptions", "InitResult", "LearnOptions", "LockHeld", "Preview",
-           "Promoted", "explore_policy", "hypothesis_text", "learn", "make_demo_project", "parse_hypothesis",
-           "who_cli"]
+           "Promoted", "beyond_builtin", "explore_policy", "hypothesis_text", "learn", "make_demo_project",
+           "parse_hypothesis", "who_cli"]

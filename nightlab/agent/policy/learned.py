@@ -257,6 +257,20 @@ class LearnedPolicy(BuiltinPolicy):
                            weight * (float(reward) - baseline), self.online_lr)
 
 
+def beyond_builtin_outcomes(scorer: Scorer) -> list[tuple[str, int, float, float]]:
+    """The classes of move beyond the builtin's that a model's data took: (class, times, mean advantage, the bound
+    `_pays` compares), most confident first — what `nightlab learn` tells the user the policy may now do."""
+    out = []
+    for key, (n, _, _) in scorer.outcomes.items():
+        if "src.pattern" not in key.split("|"):
+            continue
+        features = {f"m.{part}": 1.0 for part in key.split("|")}
+        bound = scorer.advantage_bound(features, CONFIDENCE_Z)
+        mean, low = bound if bound is not None else (scorer.outcomes[key][1] / max(1.0, n), float("-inf"))
+        out.append((key, int(n), mean, low))
+    return sorted(out, key=lambda c: -c[3])
+
+
 class ExplorePolicy(LearnedPolicy):
     """Diverse moves for the experience store: the builtin's candidates drawn at a high temperature from the
     learned scores (or, without a model, from the builtin's own order), and no online updates."""
@@ -290,4 +304,4 @@ class ExplorePolicy(LearnedPolicy):
         return cls(Scorer.load(model) if model.exists() else None, temperature=temperature)
 
 
-__all__ = ["CANDIDATES", "CONFIDENCE_Z", "ExplorePolicy", "LearnedPolicy", "ModelError"]
+__all__ = ["CANDIDATES", "CONFIDENCE_Z", "ExplorePolicy", "LearnedPolicy", "ModelError", "beyond_builtin_outcomes"]
