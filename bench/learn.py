@@ -13,6 +13,9 @@
    seeds × --budget runs: paired seeds (seed s is the search seed and the training seed of both), the same engine,
    sandbox, timeout, slot and run cache as bench/search.py (whose harness this reuses; its docstring says how the
    cache replays runs faithfully). These sessions share nothing into any store.
+   With --own, each task is run a third time, by the learned policy with one model trained on every task's explored
+   steps, its own included (explored at seeds 100+, run at 0..S-1): what a user gets who explored their own
+   project before — not held out, so it is shown beside the goal's figure, never in it.
 3. It prints, per held-out task and overall: gap closed (mean ± sd over seeds, as in bench/search.py), runs to
    half the gap, the per-seed paired difference learned − builtin, and the goal line (learned ahead by ≥ 0.05
    mean gap closed); then how long `nightlab learn` takes on 1,000 steps (the real command on a store of 1,000
@@ -60,6 +63,7 @@ from bench import search  # noqa: E402
 
 EXPLORE_SEED = 100  # exploration trains at seeds no evaluation uses
 METHODS = ("builtin", "learned")
+OWN = "learned-own"  # --own: the learned policy with a model whose data include the task's own explore sessions
 
 
 def _work_combo(combo: search.Combo, data_dir: str, model: str) -> search.ComboResult:
@@ -75,7 +79,7 @@ def _work_combo(combo: search.Combo, data_dir: str, model: str) -> search.ComboR
         policy: Any
         if combo.method == "explore":
             policy = ExplorePolicy(None, temperature=1.0)
-        elif combo.method == "learned":
+        elif combo.method in ("learned", OWN):
             d = LearnedConfig()
             policy = LearnedPolicy(Scorer.load(Path(model)), temperature=d.temperature, online_lr=d.online_lr,
                                    min_support=d.min_support)
@@ -173,11 +177,20 @@ def summarise(tasks: dict[str, Any], results: list[search.ComboResult],
         seeds = sorted({r.seed for r in by["builtin"]} & {r.seed for r in by["learned"]})
         gap = {m: {r.seed: r.gap for r in by[m]} for m in METHODS}
         row["paired"] = [round(gap["learned"][s] - gap["builtin"][s], 4) for s in seeds]
+        own = {r.seed: r.gap for r in results if r.task == name and r.method == OWN}
+        if own:
+            row[OWN] = _row(task, [r for r in results if r.task == name and r.method == OWN])
+            row["paired_own"] = [round(own[s] - gap["builtin"][s], 4) for s in seeds if s in own]
         rows[name] = row
     scored = {n: r for n, r in rows.items() if n not in repos}
     mean = {m: statistics.fmean(r[m]["gap_mean"] for r in scored.values()) for m in METHODS} if scored else {}
     diffs = [d for r in scored.values() for d in r["paired"]]
-    return {"rows": rows, "repos": sorted(set(repos) & set(rows)), "mean_gap": {m: mean.get(m) for m in METHODS},
+    owns = [r[OWN]["gap_mean"] for r in scored.values() if OWN in r]
+    own = {"mean_gap": statistics.fmean(owns), "tasks": len(owns),
+           "paired_mean": statistics.fmean(d for r in scored.values() for d in r.get("paired_own", []))} \
+        if owns and len(owns) == len(scored) else None
+    return {"own": own, "rows": rows, "repos": sorted(set(repos) & set(rows)),
+            "mean_gap": {m: mean.get(m) for m in METHODS},
             "advantage": (mean["learned"] - mean["builtin"]) if scored else None,
             "paired_mean": statistics.fmean(diffs) if diffs else None,
             "paired_wins": sum(d > search.paired().TIE for d in diffs),
@@ -223,8 +236,12 @@ def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
              "| held-out task | trained on (steps; classes of move it may reorder) | builtin gap closed |"
              " learned gap closed | learned − builtin per "
              "seed | runs to half gap (builtin / learned) |", "|---|---|---|---|---|---|"]
+    owns: list[str] = []
     for name, r in summary["rows"].items():
         b, le = r["builtin"], r["learned"]
+        if OWN in r:
+            owns.append(f"| {name} | {r[OWN]['gap_mean']:.2f} ± {r[OWN]['gap_sd']:.2f} | "
+                        f"{', '.join(f'{d:+.2f}' for d in r.get('paired_own', []))} |")
 
         def half(x: dict[str, Any]) -> str:
             return "—" if x["half_mean"] is None else f"{x['half_mean']:.1f} ({x['half_reached']}/{x['seeds']})"
@@ -243,6 +260,15 @@ def markdown(meta: dict[str, Any], summary: dict[str, Any]) -> str:
               f"{summary['paired_wins']} ahead, {summary['paired_losses']} behind; sign test p = "
               f"{f(summary['sign_p'], 3)}, Wilcoxon p = {f(summary['wilcoxon_p'], 3)}). Goal ≥ +0.05: "
               f"{'met' if (summary['advantage'] or 0) >= 0.05 else 'not met'}."]
+    own = summary.get("own")
+    if owns:
+        lines += ["", "Not held out (--own): the learned policy with one model trained on every task's explored steps, "
+                  "the task's own included (explored at other seeds), against the same builtin sessions:", "",
+                  "| task | learned, own experience included | − builtin per seed |", "|---|---|---|", *owns]
+        if own:
+            lines += ["", f"Mean gap closed: {f(own['mean_gap'], 3)} (builtin {f(m['builtin'], 3)}; paired "
+                      f"{f(own['paired_mean'], 3)} over the task-seeds)."]
+        lines.append("")
     c = summary.get("ceiling")
     if c:
         most = "; ".join(f"{x['task']} seed {x['seed']} {x['room']:+.2f}" for x in c["most"]) or "nowhere"
@@ -273,7 +299,7 @@ def report(path: Path, also: Sequence[Path] = ()) -> int:
     `also`: other reports whose sessions of the same tasks count for the ceiling."""
     data = json.loads(path.read_text())
     every = _sessions(path)
-    results = [r for r in every if r.method in METHODS]
+    results = [r for r in every if r.method in (*METHODS, OWN)]
     tasks = {r.task: None for r in results}
     repos = {n for n, k in data["meta"].get("kinds", {}).items() if k == "repo"}
     summary = summarise(tasks, results, repos)
@@ -345,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--results", type=Path, default=search.RESULTS, help="where learn-<timestamp>.json/.md go")
     ap.add_argument("--report", type=Path, default=None, help="only print the tables of a saved learn-*.json again")
+    ap.add_argument("--own", action="store_true",
+                    help="also run each task with a model whose data include its own explore sessions (not held out)")
     ap.add_argument("--also", nargs="+", type=Path, default=[], metavar="JSON",
                     help="other reports (search-*.json, learn-*.json) whose sessions of these tasks count for the "
                          "ceiling any reorder has")
@@ -454,8 +482,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"may reorder {len(backed[n])} of {len(res.scorer.support)} classes of move: {', '.join(backed[n])}")
         # 3. builtin vs learned on each held-out task, paired seeds
         results: list[search.ComboResult] = []
-        triples = [(n, m, s) for s in range(args.seeds) for n in models for m in METHODS]
-        jobs = [(combo(n, m, s), str(work / "throwaway"), str(models[n])) for n, m, s in triples]
+        own_model = work / "models" / "all.json"
+        if args.own and not (keep is not None and own_model.is_file()):  # one model on every task's steps
+            res = train([s for ss in steps.values() for s in ss], LearnOptions())
+            res.scorer.save(own_model)
+            log(f"  model with every task's own steps (--own): {res.steps} steps of {res.projects} task(s)")
+        methods = (*METHODS, OWN) if args.own else METHODS
+        triples = [(n, m, s) for s in range(args.seeds) for n in models for m in methods]
+        jobs = [(combo(n, m, s), str(work / "throwaway"), str(own_model if m == OWN else models[n]))
+                for n, m, s in triples]
         log(f"held-out sessions: {len(jobs)} ...")
         _run_all(to_run(jobs, [n for n, _, _ in triples], results), workers, said(results))
         all_steps = [s for ss in steps.values() for s in ss]

@@ -116,3 +116,24 @@ def test_the_ceiling_any_reorder_has_is_the_best_session_seen_less_the_builtin(l
     assert "gains +0.167 over the builtin (mean over 3 task-seeds; most room: alpha seed 0 +0.45; alpha seed 1 " \
            "+0.05)" in text and "The +0.05 goal lies within it." in text
     assert learn.ceiling([R(task="alpha", method="learned", seed=0, gap=0.6)]) is None  # no builtin session
+
+
+def test_own_experience_sessions_are_shown_apart_from_the_held_out_figure(learn: ModuleType) -> None:
+    """--own runs each task with a model whose data include that task's own explore sessions: a figure beside the
+    goal's (held-out) one, never mixed into it."""
+    results = [learn.search.ComboResult(task=t, method=m, seed=s, gap=g)
+               for t, m, s, g in (("alpha", "builtin", 0, 0.5), ("alpha", "learned", 0, 0.5),
+                                  ("alpha", learn.OWN, 0, 0.8), ("beta", "builtin", 0, 0.9),
+                                  ("beta", "learned", 0, 0.9), ("beta", learn.OWN, 0, 0.8))]
+    summary = learn.summarise({"alpha": None, "beta": None}, results)
+    assert summary["mean_gap"] == {"builtin": 0.7, "learned": 0.7} and summary["advantage"] == 0.0
+    assert summary["own"]["mean_gap"] == pytest.approx(0.8) and summary["own"]["paired_mean"] == pytest.approx(0.1)
+    assert summary["rows"]["alpha"]["paired_own"] == [0.3] and summary["rows"]["beta"]["paired_own"] == [-0.1]
+    meta = {"created": "now", "command": "c", "budget": 2, "seeds": 1, "explore_budget": 2, "workers": 1,
+            "cpus": 2, "load": "0", "trained_on": {}}
+    text = learn.markdown(meta, summary)
+    assert "| alpha | 0.80 ± 0.00 | +0.30 |" in text and "Mean gap closed: 0.800 (builtin 0.700" in text
+    assert "learned − builtin 0.000" in text and "Goal ≥ +0.05: not met" in text
+    # without --own sessions the report is as before
+    plain = learn.markdown(meta, learn.summarise({"alpha": None}, [r for r in results if r.method != learn.OWN]))
+    assert "own experience" not in plain
