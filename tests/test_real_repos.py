@@ -13,7 +13,9 @@ import importlib.util
 import subprocess
 import sys
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -474,3 +476,47 @@ def test_a_change_that_reaches_nothing_is_recorded_as_no_effect_and_not_tried_ag
     assert any(e.status == "kept" and "epochs" in _changed(e) for e in hyps)  # the search moved on
     _, best = eng.ledger.best()
     assert best is not None and best < _baseline_metric(eng) - 0.1
+
+
+# ----------------------------------------------------------------------------------------------- the pattern move
+
+class _PatternPays:
+    """A trained model's view in which every move beyond the builtin's paid, well supported: the learned policy
+    then takes the pattern move (policy/learned.py) wherever there is one."""
+
+    @staticmethod
+    def make() -> Any:
+        from nightlab.agent.policy.scorer import Scorer
+
+        class Scorer_(Scorer):
+            def support_of(self, features: Mapping[str, float]) -> int:
+                return 99
+
+            def advantage_bound(self, features: Mapping[str, float], z: float) -> tuple[float, float] | None:
+                return (1.0, 0.9) if features.get("m.src.pattern") else None
+
+        base = Scorer.fresh(["m.rank"])
+        return Scorer_(features=base.features, u=base.u, w=base.w, b=base.b, v=base.v)
+
+
+def test_the_learned_policy_s_pattern_move_lands_where_the_setting_takes_effect(tmp_path: Path) -> None:
+    """A step that won, taken once more by the same factor, on nanoGPT's shape: the config the command names is
+    edited, never the default it overrides. (On the argparse shape above the builtin's own moves already hold every
+    pattern move: a flag's next step is the search's too, and the policy does not propose a move twice.)"""
+    from nightlab.agent.policy.learned import LearnedPolicy
+
+    repo = _project(tmp_path / "gpt", {"train.py": GPT_TRAIN, "model.py": GPT_MODEL,
+                                       "configurator.py": GPT_CONFIGURATOR, "config/small.py": GPT_CONFIG},
+                    f"{sys.executable} train.py config/small.py", "val loss", "minimize",
+                    ["train.py", "model.py", "config/*.py"])
+    eng = Engine(repo, load_config(repo), options=EngineOptions(mode="autonomous", budget=8),
+                 policy=LearnedPolicy(_PatternPays.make(), temperature=0.0))
+    eng.run()
+    every = {e.id: e for e in eng.store.experiments()}
+    patterns = [e for e in every.values() if "step once more" in e.title]
+    assert patterns, [e.title for e in every.values()]
+    for e in patterns:
+        parent = every[e.parent_id] if e.parent_id is not None else None
+        assert parent is not None and f"#{parent.id} changed" in e.rationale, e.rationale
+        assert e.status != "no_effect", e.title
+        assert "config/small.py" in (e.patch or "") and "learning_rate = 6e-4" not in _changed(e), e.patch
