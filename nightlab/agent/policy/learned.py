@@ -57,6 +57,7 @@ from nightlab.agent.goal import Goal
 from nightlab.agent.metric_text import fmt_change
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy.builtin import BuiltinPolicy, phase_of, scale_value
+from nightlab.agent.policy.feedback import Rejections
 from nightlab.agent.policy.scorer import PRIOR, ModelError, Scorer, default_model_path
 from nightlab.agent.policy.searchable import is_numeric
 from nightlab.agent.policy.state import ExperimentState, Move, fmt_value, norm_value
@@ -118,10 +119,10 @@ class LearnedPolicy(BuiltinPolicy):
         if not moves:
             return None
         builtin = len(moves)
-        moves += self.beyond_builtin(ctx, st, moves)
+        said = self._rejections(ctx, st)
+        moves += self.beyond_builtin(ctx, st, moves, said)
         decision = self._decision(ctx, st, moves, chosen=-1, tried=set())
         scores = self._weigh(self.scorer.scores(decision.state, [c.features for c in decision.candidates]), builtin)
-        said = self._rejections(ctx, st)
         asked = [i for i, m in enumerate(moves) if said.wants(m.changes, m.transform)]
         order = self.order(scores, ctx.rng, [self.scorer.support_of(c.features) >= self.min_support
                                              for c in decision.candidates])
@@ -144,10 +145,11 @@ class LearnedPolicy(BuiltinPolicy):
                 return prop
         return None
 
-    def beyond_builtin(self, ctx: PolicyContext, st: ExperimentState, moves: list[Move]) -> list[Move]:
+    def beyond_builtin(self, ctx: PolicyContext, st: ExperimentState, moves: list[Move],
+                       said: Rejections) -> list[Move]:
         """Moves the builtin policy does not make, for the model to weigh after the builtin's own `moves`: the
-        pattern move (see the module's docstring). People's rejections and an approved plan's phases hold for it
-        as for every move."""
+        pattern move (see the module's docstring). People's rejections (`said`) and an approved plan's phases hold
+        for it as for every move."""
         best = st.exp
         if (best is None or best.kind != Kind.HYPERPARAMETER or best.run_result != RunResult.SUCCEEDED
                 or best.metric is None or len(st.lineage) < 2):
@@ -183,7 +185,6 @@ class LearnedPolicy(BuiltinPolicy):
                        "it pays it overshoots); the learned policy proposes it because its experience says moves "
                        "like it paid."),
             changes={key: new}, source="pattern")
-        said = self._rejections(ctx, st)
         if said.refuses(move.changes, move.transform, norm_value):
             return []
         if ctx.phases and phase_of(st, move) not in ctx.phases:
