@@ -361,7 +361,7 @@ def cmd_export(root: Path, args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------------------- learn / explore
 def cmd_learn(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.agent.actions import LearnOptions, beyond_builtin, learn
+    from nightlab.agent.actions import LearnOptions, learn, paying_moves
     from nightlab.agent.config import LearnedConfig
 
     try:
@@ -391,13 +391,11 @@ def cmd_learn(root: Path, args: argparse.Namespace) -> int:
     print(f"it may reorder {len(backed)} of {len(res.scorer.support)} classes of move, each taken at least {floor} "
           f"times ([learned] min_support)" + (f": {', '.join(k for _, k in reversed(backed))}" if backed else "")
           + "; the others keep the builtin's order")
-    beyond = beyond_builtin(res)
-    pays = [f"{k} ({mean:+.2f}, {n} steps)" for k, n, mean, low in beyond if n >= floor and low > 0]
-    if beyond:
-        print(f"moves the builtin never makes, taken {sum(n for _, n, _, _ in beyond)} time(s) in these data: "
-              + (f"it takes first, where the builtin's own first move has not done better, {', '.join(pays)} "
-                 "(mean advantage over the project's mean reward)" if pays else
-                 f"none paid confidently (above the project's mean reward by a standard error, {floor}+ times)"))
+    pays = [f"{k} ({mean:+.2f}, {n} steps)" for k, n, mean, _ in paying_moves(res, floor)]
+    print("moves that paid confidently in these data, by the best run's regime (mean advantage over the project's "
+          f"mean reward, less a standard error, above zero; {floor}+ steps): "
+          + (f"{', '.join(pays)}; where the builtin's own first move has not done better, the policy takes a "
+             "winning step once more (a move the builtin never makes) in those" if pays else "none"))
     print(f"model: {out} ({out.stat().st_size / 1024:.1f} kB); use it with search.policy = \"learned\"")
     return 0
 

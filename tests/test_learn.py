@@ -19,8 +19,8 @@ from test_builtin_policy import KNOB_ONLY, MLP_ADAMW, Tree, _changed, _rejected,
 from nightlab.agent import experience
 from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy.decision import Decision
-from nightlab.agent.policy.learned import LearnedPolicy
-from nightlab.agent.policy.scorer import ModelError, Scorer, move_class
+from nightlab.agent.policy.learned import LearnedPolicy, paying_outcomes
+from nightlab.agent.policy.scorer import ModelError, Scorer, move_class, outcome_class
 from nightlab.agent.proposal import Proposal
 
 torch = pytest.importorskip("torch", reason="`nightlab learn` needs the learn extra (torch)")
@@ -107,13 +107,18 @@ def test_the_model_file_is_small_versioned_and_loads_fast(tmp_path: Path) -> Non
         Scorer.load(path)
     # and how those steps fared: their advantages over the project's mean reward (here +0.35 and -0.35 each)
     assert back.outcomes == res.scorer.outcomes
-    lr_mean, lr_bound = back.advantage_bound({"m.kind.lr": 1.0}, 1.0) or (0.0, 0.0)
-    assert lr_mean == pytest.approx(0.35) and lr_bound == pytest.approx(0.35)  # no spread: the bound is the mean
-    assert (back.advantage_bound({"m.kind.epochs": 1.0}, 1.0) or (0.0,))[0] == pytest.approx(-0.35)
-    assert back.advantage_bound({"m.kind.width": 1.0}, 1.0) is None
+    lr = back.advantage_bound({}, {"m.kind.lr": 1.0}, 1.0)
+    assert lr is not None and lr.n == 5
+    assert lr.mean == pytest.approx(0.35) and lr.low == pytest.approx(0.35)  # no spread: the bound is the mean
+    assert (back.advantage_bound({}, {"m.kind.epochs": 1.0}, 1.0) or (0, 0.0))[1] == pytest.approx(-0.35)
+    assert back.advantage_bound({}, {"m.kind.width": 1.0}, 1.0) is None
+    # counted per regime of the best run: these steps were taken with no pathology diagnosed
+    assert back.advantage_bound({"s.path.underfitting": 1.0}, {"m.kind.lr": 1.0}, 1.0) is None
     path.write_text(json.dumps({**data, "outcomes": {"kind.lr": [1, "x"]}}))
     with pytest.raises(ModelError, match="outcomes"):
         Scorer.load(path)
+    path.write_text(json.dumps({**data, "outcome_classes": "move"}))  # counted otherwise (an older nightlab)
+    assert Scorer.load(path).outcomes == {} and Scorer.load(path).support == back.support
     del data["support"], data["outcomes"]  # a model written before support counts existed: read, vouching for nothing
     path.write_text(json.dumps(data))
     assert Scorer.load(path).support == {} and Scorer.load(path).outcomes == {}
@@ -294,7 +299,7 @@ def test_nightlab_learn_trains_from_the_user_store(tmp_path: Path) -> None:
     assert "trained on 200 step(s) from 5 project(s)" in p.stdout
     # 50 steps of each arm: every class of move is vouched for, the most taken first
     assert "it may reorder 4 of 4 classes of move, each taken at least 5 times ([learned] min_support): " in p.stdout
-    assert p.stdout.rstrip().splitlines()[-2].endswith("; the others keep the builtin's order"), p.stdout
+    assert p.stdout.rstrip().splitlines()[-3].endswith("; the others keep the builtin's order"), p.stdout
     scorer = Scorer.load(tmp_path / "m.json")
     assert scorer.support == {"kind.lr": 50, "kind.epochs": 50, "kind.width": 50, "kind.batch_size": 50}
     assert scorer.meta["trained_on"] == 200 and math.isfinite(scorer.meta["final_loss"])
@@ -310,8 +315,8 @@ def test_nightlab_learn_trains_from_the_user_store(tmp_path: Path) -> None:
                         json.dumps(cands), 1, 0.9 + 0.01 * i, "{}", "clean_exit", 3.0, "kept"))
     p = subprocess.run([*run, "--epochs", "20"], capture_output=True, text=True, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    line = next(x for x in p.stdout.splitlines() if x.startswith("moves the builtin never makes"))
-    assert "taken 6 time(s)" in line and "it takes first" in line and "kind.width|src.pattern|up (+0." in line
+    line = next(x for x in p.stdout.splitlines() if x.startswith("moves that paid confidently"))
+    assert "kind.width|up|neither (+0." in line and "takes a winning step once more" in line, line
 
 
 def test_explore_then_learn_then_run_the_learned_policy(tiny_project: Path) -> None:
@@ -363,7 +368,7 @@ def test_the_learned_policy_weighs_the_pattern_move_the_builtin_never_makes() ->
         scorer.u[feats.index("m.src.pattern")] = liked
         scorer.support = {move_class(x.features): support for x in d.candidates}
         for a in outcomes:
-            scorer.add_outcome(d.candidates[-1].features, a)
+            scorer.add_outcome(d.state, d.candidates[-1].features, a)
         policy = LearnedPolicy(scorer, temperature=0.0, min_support=min_support)
         prop = policy.propose(tree.ctx())
         assert prop is not None and policy.last_decision is not None
@@ -402,6 +407,29 @@ def test_the_learned_policy_weighs_the_pattern_move_the_builtin_never_makes() ->
     probe = LearnedPolicy(Scorer.fresh(["m.rank", "m.src.pattern"]), temperature=0.0, min_support=0)
     assert probe.propose(base_only.ctx()) is not None and probe.last_decision is not None
     assert not any("m.src.pattern" in c.features for c in probe.last_decision.candidates)
+
+
+def test_a_move_s_outcomes_are_weighed_in_the_best_run_s_regime() -> None:
+    """Widening paid where the best run was underfitting and lost where it fit its data: the pattern move's class
+    goes first in the first regime only, whichever policy's moves the outcomes came from (the source is not part
+    of the class), and not where the builtin's own first move's class did better still."""
+    widen = {"m.src.pattern": 1.0, "m.kind.width": 1.0, "m.up": 1.0}
+    first = {"m.src.search": 1.0, "m.kind.lr": 1.0, "m.down": 1.0}
+    under, fits = {"s.bias": 1.0, "s.path.underfitting": 1.0}, {"s.bias": 1.0}
+    scorer = Scorer.fresh(["m.rank"])
+    for a in (0.5, 0.4, 0.6, 0.3, 0.5):
+        scorer.add_outcome(under, {"m.src.widen": 1.0, "m.kind.width": 1.0, "m.up": 1.0}, a)
+        scorer.add_outcome(fits, {"m.src.search": 1.0, "m.kind.width": 1.0, "m.up": 1.0}, -a)
+    assert outcome_class(under, widen) == "kind.width|up|underfitting"
+    assert outcome_class({"s.path.overfitting": 1.0}, {"m.src.transform": 1.0, "m.tf.dropout": 1.0}) == \
+        "tf.dropout|overfitting"
+    policy = LearnedPolicy(scorer, temperature=0.0, min_support=5)
+    assert policy._pays(under, widen, first) and not policy._pays(fits, widen, first)
+    assert not LearnedPolicy(scorer, temperature=0.0, min_support=6)._pays(under, widen, first)  # 5 outcomes
+    for a in (0.9, 0.8, 0.9):  # the builtin's first move fared better still in that regime: it keeps its place
+        scorer.add_outcome(under, first, a)
+    assert not policy._pays(under, widen, first)
+    assert [k for k, _ in paying_outcomes(scorer, 5)] == ["kind.width|up|underfitting"]
 
 
 def test_exploring_draws_the_move_beyond_the_builtin_s_first_most_of_the_time() -> None:

@@ -486,14 +486,15 @@ class _PatternPays:
 
     @staticmethod
     def make() -> Any:
-        from nightlab.agent.policy.scorer import Scorer
+        from nightlab.agent.policy.scorer import Bound, Scorer
 
         class Scorer_(Scorer):
             def support_of(self, features: Mapping[str, float]) -> int:
                 return 99
 
-            def advantage_bound(self, features: Mapping[str, float], z: float) -> tuple[float, float] | None:
-                return (1.0, 0.9) if features.get("m.src.pattern") else None
+            def advantage_bound(self, state: Mapping[str, float], features: Mapping[str, float],
+                                z: float) -> Bound | None:
+                return Bound(99, 1.0, 0.9) if features.get("m.src.pattern") else None
 
         base = Scorer.fresh(["m.rank"])
         return Scorer_(features=base.features, u=base.u, w=base.w, b=base.b, v=base.v)

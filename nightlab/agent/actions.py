@@ -580,12 +580,13 @@ def learn(store: Path | None, opts: LearnOptions, output: Path | None = None,
     return res, out
 
 
-def beyond_builtin(res: LearnResult) -> list[tuple[str, int, float, float]]:
-    """The classes of move the builtin never makes that a trained model's data took, and how they fared: (class,
-    times, mean advantage, its confidence bound), most confident first (policy/learned.py)."""
-    from nightlab.agent.policy.learned import beyond_builtin_outcomes
+def paying_moves(res: LearnResult, min_support: int) -> list[tuple[str, int, float, float]]:
+    """The classes of move, by the best run's regime, that paid confidently in a trained model's data: (class, times,
+    mean advantage, its confidence bound), most confident first — where the learned policy takes a move the builtin
+    never makes (policy/learned.py)."""
+    from nightlab.agent.policy.learned import paying_outcomes
 
-    return beyond_builtin_outcomes(res.scorer)
+    return [(key, b.n, b.mean, b.low) for key, b in paying_outcomes(res.scorer, min_support)]
 
 
 def make_demo_project(dest: Path | None = None) -> Path:
@@ -617,5 +618,5 @@ def who_cli() -> str:
 
 
 __all__ = ["PROBLEM", "Finding", "FrontDesk", "InitOptions", "InitResult", "LearnOptions", "LockHeld", "Preview",
-           "Promoted", "beyond_builtin", "explore_policy", "hypothesis_text", "learn", "make_demo_project",
-           "parse_hypothesis", "who_cli"]
+           "Promoted", "explore_policy", "hypothesis_text", "learn", "make_demo_project", "parse_hypothesis",
+           "paying_moves", "who_cli"]

@@ -41,8 +41,9 @@ held-out task a model trained on about 20 steps of three others reordered moves 
 lost most of the builtin's gain (bench/learn.py, 2026-12-02: −0.47 and −0.92 gap closed on two seeds). So the model
 also records how often each class of move was taken in its data (`Scorer.support`), and the policy lets only moves
 with enough of it overtake the builtin's order (policy/learned.py). With it go the advantages A_i of those steps
-(`Scorer.outcomes`: count, sum, sum of squares per class): a move the builtin never makes has no place in θ_0's
-order to start from, and the policy takes one only where its class's mean advantage is confidently above zero.
+(`Scorer.outcomes`: count, sum, sum of squares per class of move and regime of the best run): a move the builtin
+never makes has no place in θ_0's order to start from, and the policy takes one only where its class's mean
+advantage in the step's regime is confidently above zero.
 
 Training is full-batch Adam on a padded tensor of all steps (a few hundred parameters): 1,000 steps train in
 seconds on a CPU (bench/learn.py prints the figure).
@@ -204,7 +205,7 @@ def _train(torch: Any, steps: Sequence[dict[str, Any]], opts: LearnOptions,
     scorer = Scorer(features=feats, u=got["u"], w=got["w"], b=got["b"], v=got["v"])
     for ex, a in zip(data, a_list, strict=True):  # what the experience can vouch for: each class of move, as
         scorer.add_support(ex.candidates[ex.chosen])  # often as it was taken, and how those steps fared
-        scorer.add_outcome(ex.candidates[ex.chosen], a)
+        scorer.add_outcome(ex.state, ex.candidates[ex.chosen], a)
     scorer.meta = {"trained_on": n, "projects": len({ex.project for ex in data}), "created": time.time(),
                    "duration_aware": opts.duration_aware, "epochs": opts.epochs, "entropy": opts.entropy,
                    "clip": opts.clip,

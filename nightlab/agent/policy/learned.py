@@ -17,11 +17,16 @@ direction and the state are features), and under the rule below never where the 
 A move beyond the builtin's has no place in the builtin's order, and the model is anchored there (trained to move
 away from that order only as far as the data push it, agent/learn.py): scored like the others it stays last, since
 the order it starts from ranks it last (measured: with 45 explored pattern steps it was never scored first, even on
-the task whose data showed it paying). So it is weighed by its outcomes instead: it goes first where its class of
-move (knob kind, direction) was taken at least `min_support` times in the data and its mean advantage (reward −
-its project's mean reward) less one standard error is above zero and above the mean advantage of the builtin's
-own first move's class — a high-confidence improvement in the sense of Thomas et al. (2015). Otherwise it keeps
-its place after the builtin's moves, and is reached only when none of those applies.
+the task whose data showed it paying). So it is weighed by its outcomes instead (scorer.outcome_class): how moves
+of its knob kind and direction fared in the data, whoever proposed them, when the best run was in the same regime
+(underfitting, overfitting or neither, as diagnosed from its curves). It goes first where that class was taken at
+least `min_support` times and its mean advantage (reward − its project's mean reward) less one standard error is
+above zero and above the mean advantage of the builtin's own first move's class in that regime — a high-confidence
+improvement in the sense of Thomas et al. (2015). Otherwise it keeps its place after the builtin's moves, and is
+reached only when none of those applies. The regime is what lets experience carry over: keyed by kind and
+direction alone, the second widening that paid on an underfitting task was outvoted by widenings that lost on tasks
+that fit their data already (bench/learn.py, stop 50: held out it never went first); keyed by regime too, the
+widenings of other underfitting tasks vouch for it.
 
 Only moves the experience vouches for are reordered. A candidate whose class of move (source, knob kind, transform,
 direction: scorer.move_class) was taken fewer than `[learned] min_support` times in the model's data keeps its place
@@ -58,7 +63,7 @@ from nightlab.agent.metric_text import fmt_change
 from nightlab.agent.policy import search as searchmod
 from nightlab.agent.policy.builtin import BuiltinPolicy, phase_of, scale_value
 from nightlab.agent.policy.feedback import Rejections
-from nightlab.agent.policy.scorer import PRIOR, ModelError, Scorer, default_model_path
+from nightlab.agent.policy.scorer import PRIOR, Bound, ModelError, Scorer, default_model_path
 from nightlab.agent.policy.searchable import is_numeric
 from nightlab.agent.policy.state import ExperimentState, Move, fmt_value, norm_value
 from nightlab.agent.proposal import PolicyContext, Proposal
@@ -126,8 +131,9 @@ class LearnedPolicy(BuiltinPolicy):
         asked = [i for i, m in enumerate(moves) if said.wants(m.changes, m.transform)]
         order = self.order(scores, ctx.rng, [self.scorer.support_of(c.features) >= self.min_support
                                              for c in decision.candidates])
-        ahead = [i for i in range(builtin, len(moves)) if self._pays(decision.candidates[i].features,
-                                                                     decision.candidates[0].features)]
+        first = decision.candidates[0].features
+        ahead = [i for i in range(builtin, len(moves))
+                 if self._pays(decision.state, decision.candidates[i].features, first)]
         order = [*ahead, *(i for i in order if i not in ahead)]
         for i in [*(j for j in order if j in asked), *(j for j in order if j not in asked)]:
             prop = self._materialise(ctx, st, moves[i], sigs)
@@ -191,18 +197,17 @@ class LearnedPolicy(BuiltinPolicy):
             return []
         return [move]
 
-    def _pays(self, move: dict[str, float], first: dict[str, float]) -> bool:
-        """Whether a move beyond the builtin's goes first: its class was taken `min_support` times or more in the
-        data, and its mean advantage less `CONFIDENCE_Z` standard errors is above zero and above the mean advantage
-        of the class of the builtin's own first move (where the data know that class)."""
+    def _pays(self, state: dict[str, float], move: dict[str, float], first: dict[str, float]) -> bool:
+        """Whether a move beyond the builtin's goes first: its class of move in this regime (scorer.outcome_class)
+        was taken `min_support` times or more in the data, and its mean advantage less `CONFIDENCE_Z` standard
+        errors is above zero and above the mean advantage of the builtin's own first move's class (where the data
+        know that class)."""
         assert self.scorer is not None
-        if self.scorer.support_of(move) < self.min_support:
+        bound = self.scorer.advantage_bound(state, move, CONFIDENCE_Z)
+        if bound is None or bound.n < max(2, self.min_support):
             return False
-        bound = self.scorer.advantage_bound(move, CONFIDENCE_Z)
-        if bound is None:
-            return False
-        rival = self.scorer.advantage_bound(first, CONFIDENCE_Z)
-        return bound[1] > max(0.0, rival[0] if rival is not None else 0.0)
+        rival = self.scorer.advantage_bound(state, first, CONFIDENCE_Z)
+        return bound.low > max(0.0, rival.mean if rival is not None else 0.0)
 
     def _weigh(self, scores: np.ndarray, builtin: int) -> np.ndarray:
         """The scores the order is drawn from, given that the first `builtin` candidates are the builtin's own:
@@ -248,7 +253,7 @@ class LearnedPolicy(BuiltinPolicy):
         baseline = sum(r * d for r, d in self._rewards) / total
         taken = all_cands[chosen].get("features") or {}
         self.scorer.add_support(taken)  # seen here: it now counts as experience, and so does how it fared
-        self.scorer.add_outcome(taken, float(reward) - baseline)
+        self.scorer.add_outcome(step.get("state") or {}, taken, float(reward) - baseline)
         cands = [c for c in all_cands if c.get("valid") is not False]
         if self.online_lr <= 0 or len(cands) < 2:
             return
@@ -258,18 +263,16 @@ class LearnedPolicy(BuiltinPolicy):
                            weight * (float(reward) - baseline), self.online_lr)
 
 
-def beyond_builtin_outcomes(scorer: Scorer) -> list[tuple[str, int, float, float]]:
-    """The classes of move beyond the builtin's that a model's data took: (class, times, mean advantage, the bound
-    `_pays` compares), most confident first — what `nightlab learn` tells the user the policy may now do."""
+def paying_outcomes(scorer: Scorer, min_support: int) -> list[tuple[str, Bound]]:
+    """The classes of move, by regime, that paid confidently in a model's data: taken `min_support` times or more,
+    with a mean advantage above zero by `CONFIDENCE_Z` standard errors (where `_pays` lets a move beyond the
+    builtin's go first), most confident first — what `nightlab learn` tells the user."""
     out = []
-    for key, (n, _, _) in scorer.outcomes.items():
-        if "src.pattern" not in key.split("|"):
-            continue
-        features = {f"m.{part}": 1.0 for part in key.split("|")}
-        bound = scorer.advantage_bound(features, CONFIDENCE_Z)
-        mean, low = bound if bound is not None else (scorer.outcomes[key][1] / max(1.0, n), float("-inf"))
-        out.append((key, int(n), mean, low))
-    return sorted(out, key=lambda c: -c[3])
+    for key in scorer.outcomes:
+        bound = scorer.bound_of(key, CONFIDENCE_Z)
+        if bound is not None and bound.n >= min_support and bound.low > 0:
+            out.append((key, bound))
+    return sorted(out, key=lambda c: -c[1].low)
 
 
 class ExplorePolicy(LearnedPolicy):
@@ -282,7 +285,7 @@ class ExplorePolicy(LearnedPolicy):
         super().__init__(scorer or Scorer.fresh(["m.rank"], hidden=1), temperature=temperature, online_lr=0.0,
                          min_support=0)  # exploring: every candidate may be drawn
 
-    def _pays(self, move: dict[str, float], first: dict[str, float]) -> bool:
+    def _pays(self, state: dict[str, float], move: dict[str, float], first: dict[str, float]) -> bool:
         """Exploring draws every move by its weight (below), whatever the outcomes say."""
         return False
 
@@ -305,4 +308,4 @@ class ExplorePolicy(LearnedPolicy):
         return cls(Scorer.load(model) if model.exists() else None, temperature=temperature)
 
 
-__all__ = ["CANDIDATES", "CONFIDENCE_Z", "ExplorePolicy", "LearnedPolicy", "ModelError", "beyond_builtin_outcomes"]
+__all__ = ["CANDIDATES", "CONFIDENCE_Z", "ExplorePolicy", "LearnedPolicy", "ModelError", "paying_outcomes"]

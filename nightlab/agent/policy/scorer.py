@@ -13,9 +13,13 @@ direction: `move_class`) was taken in the steps it learned from. The learned pol
 builtin's order only where that count reaches `[learned] min_support` (policy/learned.py) — the safe policy
 improvement of SPIBB (Laroche, Trichelair and Tachet des Combes, 2019): where the data are thin, keep the baseline's
 choice. A model file without support counts (written before they existed) therefore changes nothing until it is
-trained again. It carries each class's *outcomes* too (how many steps took it, the sum and the sum of squares of
-their advantages), which is what the learned policy weighs a move the builtin never makes by (policy/learned.py);
-a file without them (written before) never takes such a move.
+trained again. It carries *outcomes* too: for each class of move in each regime of the best run (`outcome_class`:
+the knob kind or transform, the direction, and whether the best run was underfitting, overfitting or neither), how
+many steps took it and the sum and the sum of squares of their advantages. That is what the learned policy weighs a
+move the builtin never makes by (policy/learned.py). The regime is there because the same move pays in one and not
+in the other (a wider network pays when the best run is underfitting, not when it fits its data already); the source
+is not, so a second widening is judged by how widening fared in that regime, whoever proposed it. A file whose
+outcomes were counted otherwise (written before) never takes such a move until it is trained again.
 
 The online update is one step of the same duration-weighted policy gradient `nightlab learn` uses (see
 agent/learn.py for the formulation), on one step, done with numpy: the gradient of a one-hidden-layer network is
@@ -30,7 +34,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,6 +47,9 @@ RANK_FEATURE = "m.rank"
 # the features that say what a move is (not how it ranks or how it fared): its class, for the support counts
 CLASS_PREFIXES = ("m.src.", "m.kind.", "m.tf.")
 DIRECTIONS = ("m.up", "m.down")
+# the best run's regime an outcome is counted in (the pathologies of policy/features.py, as state features)
+REGIMES = ("underfitting", "overfitting")
+OUTCOME_CLASSES = "move|direction|regime"  # how the file's outcomes are keyed; files keyed otherwise are not read
 
 
 def move_class(features: Mapping[str, float]) -> str:
@@ -50,6 +57,29 @@ def move_class(features: Mapping[str, float]) -> str:
     parts = sorted(k[2:] for k, v in features.items() if v and k.startswith(CLASS_PREFIXES))
     parts += [k[2:] for k in DIRECTIONS if features.get(k)]
     return "|".join(parts) or "other"
+
+
+def regime(state: Mapping[str, float]) -> str:
+    """The best run's regime at a step, from its diagnosed pathologies: underfitting, overfitting, or neither."""
+    return next((r for r in REGIMES if state.get(f"s.path.{r}")), "neither")
+
+
+def outcome_class(state: Mapping[str, float], features: Mapping[str, float]) -> str:
+    """What a move does, in which regime: "kind.width|up|underfitting", "tf.dropout|overfitting" — its knob kind or
+    transform (its source when it has neither), its direction, and the best run's regime (never its source)."""
+    what = sorted(k[2:] for k, v in features.items() if v and k.startswith(("m.kind.", "m.tf.")))
+    what = what or sorted(k[2:] for k, v in features.items() if v and k.startswith("m.src."))
+    way = next((k[2:] for k in DIRECTIONS if features.get(k)), "")
+    return "|".join(part for part in ("+".join(what) or "other", way, regime(state)) if part)
+
+
+class Bound(NamedTuple):
+    """How a class of move fared in the data: n outcomes, their mean advantage and that mean less z standard
+    errors (a one-sided confidence bound)."""
+
+    n: int
+    mean: float
+    low: float
 
 
 class ModelError(NightlabError):
@@ -65,7 +95,7 @@ class Scorer:
     v: np.ndarray  # (H,)
     meta: dict[str, Any] = field(default_factory=dict)
     support: dict[str, int] = field(default_factory=dict)  # move_class -> times such a move was taken in training
-    # move_class -> [n, Σ A, Σ A²] of the advantages (reward − its project's mean reward) of the steps that took it
+    # outcome_class -> [n, Σ A, Σ A²] of the advantages (reward − its project's mean reward) of the steps that took it
     outcomes: dict[str, list[float]] = field(default_factory=dict)
 
     def support_of(self, features: Mapping[str, float]) -> int:
@@ -75,19 +105,23 @@ class Scorer:
         key = move_class(features)
         self.support[key] = self.support.get(key, 0) + 1
 
-    def add_outcome(self, features: Mapping[str, float], advantage: float) -> None:
-        n, total, squares = self.outcomes.get(move_class(features), [0.0, 0.0, 0.0])
-        self.outcomes[move_class(features)] = [n + 1, total + advantage, squares + advantage * advantage]
+    def add_outcome(self, state: Mapping[str, float], features: Mapping[str, float], advantage: float) -> None:
+        key = outcome_class(state, features)
+        n, total, squares = self.outcomes.get(key, [0.0, 0.0, 0.0])
+        self.outcomes[key] = [n + 1, total + advantage, squares + advantage * advantage]
 
-    def advantage_bound(self, features: Mapping[str, float], z: float) -> tuple[float, float] | None:
-        """(mean, mean − z · standard error) of the advantage of this class of move in the data; None with fewer
-        than two outcomes (no spread to bound it by)."""
-        n, total, squares = self.outcomes.get(move_class(features), [0.0, 0.0, 0.0])
+    def advantage_bound(self, state: Mapping[str, float], features: Mapping[str, float], z: float) -> Bound | None:
+        """How this class of move fared in this regime in the data (see `Bound`); None with fewer than two
+        outcomes (no spread to bound it by)."""
+        return self.bound_of(outcome_class(state, features), z)
+
+    def bound_of(self, key: str, z: float) -> Bound | None:
+        n, total, squares = self.outcomes.get(key, [0.0, 0.0, 0.0])
         if n < 2:
             return None
         mean = total / n
         var = max(0.0, (squares - n * mean * mean) / (n - 1))
-        return mean, mean - z * math.sqrt(var / n)
+        return Bound(int(n), mean, mean - z * math.sqrt(var / n))
 
     @classmethod
     def fresh(cls, features: Sequence[str], hidden: int = 16, seed: int = 0) -> Scorer:
@@ -141,7 +175,8 @@ class Scorer:
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "version": VERSION, "features": self.features, "hidden": int(self.v.shape[0]),
                 "u": self.u.tolist(), "w": self.w.tolist(), "b": self.b.tolist(), "v": self.v.tolist(),
-                "meta": self.meta, "support": self.support, "outcomes": self.outcomes}
+                "meta": self.meta, "support": self.support, "outcomes": self.outcomes,
+                "outcome_classes": OUTCOME_CLASSES}
 
     def save(self, path: Path) -> None:
         path = Path(path)
@@ -178,6 +213,8 @@ class Scorer:
                 isinstance(o, list) and len(o) == 3 and all(isinstance(x, (int, float)) and math.isfinite(x) for x in o)
                 for o in outcomes.values()):
             raise ModelError(f"{path}: damaged model file (outcomes are not [n, sum, sum of squares])")
+        if data.get("outcome_classes") != OUTCOME_CLASSES:
+            outcomes = {}  # counted by another class of move (an older nightlab): vouching for no move beyond
         return cls(features=feats, u=u, w=w, b=b, v=v, meta=dict(data.get("meta") or {}),
                    support={str(k): int(n) for k, n in raw.items()},
                    outcomes={str(k): [float(x) for x in o] for k, o in outcomes.items()})
@@ -189,4 +226,5 @@ def default_model_path() -> Path:
     return Path(base) / "nightlab" / "policy.json"
 
 
-__all__ = ["FORMAT", "PRIOR", "VERSION", "ModelError", "Scorer", "default_model_path", "move_class"]
+__all__ = ["FORMAT", "OUTCOME_CLASSES", "PRIOR", "REGIMES", "VERSION", "Bound", "ModelError", "Scorer",
+           "default_model_path", "move_class", "outcome_class", "regime"]
