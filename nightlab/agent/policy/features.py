@@ -82,6 +82,9 @@ def state_features(ctx: PolicyContext, extra: Mapping[str, float] | None = None)
         f["s.learned_frac"] = _learned_fraction(best)
         for kind in _pathologies(ctx, best):
             f[f"s.path.{_vocab(kind, PATHOLOGIES)}"] = 1.0
+        won = _won_by(ctx, by_id, best)
+        if won is not None:
+            f["s.best_won_by"] = math.log1p(won)
     # steps since the last improvement (the policy's own experiments, in order)
     since = 0
     for e in sorted(ran, key=lambda x: x.id):
@@ -122,6 +125,20 @@ def _depth(by_id: Mapping[int, ExperimentView], e: ExperimentView) -> int:
         cur = by_id[cur.parent_id]
         n += 1
     return n
+
+
+def _won_by(ctx: PolicyContext, by_id: Mapping[int, ExperimentView], best: ExperimentView) -> float | None:
+    """How far the best beat the experiment it was made from, in the reward's scale (the noise floor, or 1 % of the
+    baseline where that is larger: agent/reward.py): a step that won by far more than the noise says more about the
+    next step in its direction than one that won by a hair. None when it has no parent with a metric."""
+    parent = by_id.get(best.parent_id) if best.parent_id is not None else None
+    if parent is None or parent.metric is None or best.metric is None:
+        return None
+    base = by_id.get(ctx.baseline_id) if ctx.baseline_id is not None else None
+    floor = abs(float(base.metric)) * 0.01 if base is not None and base.metric is not None else 0.0
+    scale = max(float(ctx.noise_floor or 0.0), floor, 1e-12)
+    gain = Goal(ctx.goal).gain(float(best.metric), float(parent.metric))
+    return max(0.0, min(1e3, gain / scale)) if math.isfinite(gain) else None
 
 
 def _learned_fraction(e: ExperimentView) -> float:
