@@ -3,6 +3,7 @@ policy that orders the builtin's moves by it (and is exactly the builtin without
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,6 +20,7 @@ from test_builtin_policy import KNOB_ONLY, MLP_ADAMW, Tree, _changed, _rejected,
 from nightlab.agent import experience
 from nightlab.agent.policy.builtin import BuiltinPolicy
 from nightlab.agent.policy.decision import Decision
+from nightlab.agent.policy.features import state_features
 from nightlab.agent.policy.learned import LearnedPolicy, paying_outcomes
 from nightlab.agent.policy.scorer import ModelError, Scorer, move_class, outcome_class
 from nightlab.agent.proposal import Proposal
@@ -407,6 +409,21 @@ def test_the_learned_policy_weighs_the_pattern_move_the_builtin_never_makes() ->
     probe = LearnedPolicy(Scorer.fresh(["m.rank", "m.src.pattern"]), temperature=0.0, min_support=0)
     assert probe.propose(base_only.ctx()) is not None and probe.last_decision is not None
     assert not any("m.src.pattern" in c.features for c in probe.last_decision.candidates)
+
+
+def test_the_state_says_how_far_the_best_beat_what_it_was_made_from() -> None:
+    """In the reward's scale (the noise floor, or 1 % of the baseline where larger), whichever way the metric goes:
+    a step that won by far more than the noise is a different state from one that won by a hair."""
+    for goal, base, best in (("maximize", 0.50, 0.60), ("minimize", 2.0, 1.9)):
+        tree = Tree({"train.py": KNOB_ONLY}, goal=goal)
+        tree.add(view(1, kind="baseline", metric=base))
+        assert "s.best_won_by" not in state_features(dataclasses.replace(tree.ctx(), noise_floor=0.02))
+        tree.add(view(2, 1, metric=best))
+        assert tree.best_id == 2
+        got = state_features(dataclasses.replace(tree.ctx(), noise_floor=0.02))["s.best_won_by"]
+        assert got == pytest.approx(math.log1p(abs(best - base) / max(0.02, 0.01 * base))), goal
+        plain = state_features(tree.ctx())["s.best_won_by"]  # no noise floor yet: 1 % of the baseline
+        assert plain == pytest.approx(math.log1p(abs(best - base) / (0.01 * base)))
 
 
 def test_a_move_s_outcomes_are_weighed_in_the_best_run_s_regime() -> None:
