@@ -461,6 +461,11 @@ def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
             args.append(_arg(v, pair.value, text[pair.start:pair.end], pair.start, pair.end, "pair"))
             i += 2
             continue
+        if _attached_short(v, takes_value):  # `-b32`: argparse's short option with its value in the same word
+            vstart = t.start + _raw_offset(text, t, 2)
+            args.append(_arg(v[:2], v[2:], text[vstart:t.end], vstart, t.end, "flag"))
+            i += 1
+            continue
         if v.startswith("-") and len(v) > 1 and not _is_number(v):
             name, eq, rest = v.partition("=")
             if eq:
@@ -489,6 +494,15 @@ def _args(tokens: Sequence[Token], text: str, exists: Callable[[str], bool],
             _maybe_file(v, "", exists, files, file_opts, cwd)
         i += 1
     return args, files, file_opts
+
+
+def _attached_short(word: str, takes_value: Callable[[str], bool | None]) -> bool:
+    """Whether `word` is a short option and its value in one word, as argparse reads it (`-b32`, `-j4`): the program
+    declares `-b` as taking a value and does not declare the whole word as an option of its own. Without the
+    declaration it is not split, since single-dash long options are common too (`-lr 0.1`, `-epoch 25`)."""
+    if len(word) < 3 or word[0] != "-" or not word[1].isalpha() or "=" in word:
+        return False
+    return takes_value(word[:2]) is True and takes_value(word) is None
 
 
 _PAIR_KEY = re.compile(r"[A-Za-z_]\w*(?:\.\w+)*")

@@ -140,12 +140,29 @@ def may_search(k: knobmod.Knob, kind: str, space: knobmod.Space | None, files: M
                 return False, "not used by the code"
     elif not path.endswith(".py"):  # (a command's flags too: a wrapper's `--timeout` on the command is no setting of
         # the training; a flag a library parses is kept by `_CONFIG_CONSUMERS`)
-        tok = re.compile(rf"\b{re.escape(leaf)}\b")
-        pys = [t for p, t in files.items() if p.endswith(".py")]
-        if pys and not any(tok.search(t) for t in pys) and not any(_SPLAT_RE.search(t) for t in pys) \
-                and not any(_CONFIG_CONSUMERS.search(t) for t in pys):
+        pys = {p: t for p, t in files.items() if p.endswith(".py")}
+        if pys and not _read_by_code(name, leaf, pys) and not any(_SPLAT_RE.search(t) for t in pys.values()) \
+                and not any(_CONFIG_CONSUMERS.search(t) for t in pys.values()):
             return False, "not used by the code"
     return True, ""
+
+
+def _read_by_code(name: str, leaf: str, pys: Mapping[str, str]) -> bool:
+    """Whether the Python code reads a setting given outside it (a command's `--learning-rate 0.05`, a config key):
+    an option the code declares is read by its dest (`add_argument("--lr", "--learning-rate", dest="lr")` is read as
+    `args.lr`; its own declaration does not count), anything else by its name."""
+    flag = name.split(":", 1)[1] if ":" in name else name
+    if flag.startswith("-"):
+        for path, text in pys.items():
+            got = eff.option_dest(text, flag)
+            if got is None:
+                continue
+            dest, first, last = got
+            tok = re.compile(rf"\b{re.escape(dest)}\b")
+            return any(tok.search(line) for p, t in pys.items()
+                       for n, line in enumerate(t.splitlines(), 1) if p != path or not first <= n <= last)
+    tok = re.compile(rf"\b{re.escape(leaf)}\b")
+    return any(tok.search(t) for t in pys.values())
 
 
 def leaf_name(name: str) -> str:
