@@ -84,3 +84,42 @@ def test_the_search_writes_the_value_where_it_is_written() -> None:
     assert new == "python main.py -b64 --learning-rate 0.1 data" and files == FILES
     inv = eff.analyse(new, lambda p: FILES.get(p, ""), lambda p: p in FILES, sorted(FILES)).invocation
     assert inv is not None and inv.arg("-b") is not None and inv.arg("-b").value == 64  # type: ignore[union-attr]
+
+
+ABBREV = """\
+import argparse
+import torch
+
+p = argparse.ArgumentParser()
+p.add_argument('--learning_rate', type=float, default=0.1)
+p.add_argument('--epochs', type=int, default=10)
+p.add_argument('--batch_size', type=int, default=32)
+p.add_argument('--beta', type=float, default=0.9)
+args = p.parse_args()
+m = torch.nn.Linear(4, 2)
+o = torch.optim.Adam(m.parameters(), lr=args.learning_rate, betas=(args.beta, 0.999))
+for e in range(args.epochs):
+    print(f"val_loss={1.0 / (e + 1)}", args.batch_size)
+"""
+
+
+def test_a_prefix_of_an_argparse_option_sets_it_as_argparse_reads_it() -> None:
+    """argparse reads any unique prefix of a long option (`--epoch 3` sets `--epochs`): the default is overridden
+    there, and moving it would change nothing; the word on the command line is the setting."""
+    files = {"train.py": ABBREV}
+    kn = _knobs("python train.py --epoch 3 --learn 0.05", files)
+    assert kn["--epochs"][1] is False and "overridden by --epoch" in kn["--epochs"][2]
+    assert kn["--learning_rate"][1] is False and "overridden by --learn" in kn["--learning_rate"][2]
+    assert kn["command:--epoch"][:2] == (3, True) and kn["command:--learn"][:2] == (0.05, True)
+    assert kn["--batch_size"][:2] == (32, True)
+    # `--b` begins two options: argparse refuses it as ambiguous, and it overrides neither
+    kn = _knobs("python train.py --b 64", files)
+    assert kn["--batch_size"][1] is True and kn["--beta"][1] is True
+    # a parser that reads whole option strings only
+    strict = {"train.py": ABBREV.replace("ArgumentParser()", "ArgumentParser(allow_abbrev=False)")}
+    assert _knobs("python train.py --epoch 3", strict)["--epochs"][:2] == (10, True)
+    # the value is written where the command has it
+    policy = BuiltinPolicy()
+    knobs = policy.search_knobs(files, command="python train.py --epoch 3", metric="val_loss")
+    _, new = policy.write_values(files, "python train.py --epoch 3", knobs, {"command:--epoch": 6})
+    assert new == "python train.py --epoch 6"

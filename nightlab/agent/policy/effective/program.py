@@ -15,7 +15,15 @@ from typing import Any
 import yaml
 
 from nightlab.agent.policy.commandline import LIBRARY_TRAINERS, Invocation, parse_command
-from nightlab.agent.policy.effective.python_facts import _CONFIG_EXTS, _Option, _py_facts, _PyFacts, _section_of, _str
+from nightlab.agent.policy.effective.python_facts import (
+    _CONFIG_EXTS,
+    _Option,
+    _py_facts,
+    _PyFacts,
+    _section_of,
+    _str,
+    find_option,
+)
 
 CLI_STYLE = "cli"
 _OVERRIDABLE_STYLES = frozenset({"constant", "argparse", "dataclass", "dict", "env", "signature", "getattr"})
@@ -63,11 +71,13 @@ class Program:
         return next((c for c in self.configs if c.path == path), None)
 
     def option_for(self, name: str) -> _Option | None:
+        """The declared option a name means: one of its strings or its dest, else the option a command-line word
+        abbreviates (argparse's prefixes: `find_option`)."""
         key = name.lstrip("-").replace("-", "_")
         for o in self.options:
             if name in o.strings or o.dest == key:
                 return o
-        return None
+        return find_option(self.options, name)
 
 
 @dataclass
@@ -138,14 +148,8 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
         return facts[path]
 
     def takes_value(name: str) -> bool | None:
-        for p, f in facts.items():
-            del p
-            if f is None:
-                continue
-            for o in f.options:
-                if name in o.strings:
-                    return o.takes_value
-        return None
+        hit = find_option((o for f in facts.values() if f is not None for o in f.options), name)
+        return hit.takes_value if hit is not None else None
 
     # the entry point's argparse options tell which options take values; parse once to find the entry, then again
     inv = parse_command(command, exists, read)

@@ -5,6 +5,7 @@ line or a config overwrite its settings."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import json
 from collections.abc import Iterable
@@ -24,6 +25,19 @@ class _Option:
     takes_value: bool
     type_name: str | None
     many: bool = False  # `nargs="+"` / `"*"` / `argparse.REMAINDER`: it takes every word that follows
+    abbrev: bool = False  # argparse's: the command may write any unique prefix of its long form (`--epoch`)
+
+
+def find_option(options: Iterable[_Option], name: str) -> _Option | None:
+    """The option a command-line word names, as the parser reads it: one of its strings, else (argparse, unless
+    `allow_abbrev=False`) the one option whose long form it begins — `--epoch 3` sets `--epochs`. None for a word no
+    option or several begin with (argparse stops there: ambiguous)."""
+    opts = list(options)
+    hit = next((o for o in opts if name in o.strings), None)
+    if hit is not None or not name.startswith("--") or len(name) < 4 or "=" in name:
+        return hit
+    begun = {o.dest: o for o in opts if o.abbrev and any(s.startswith("--") and s.startswith(name) for s in o.strings)}
+    return next(iter(begun.values())) if len(begun) == 1 else None
 
 
 _ABSL_DEFINES = frozenset({"DEFINE_float", "DEFINE_integer", "DEFINE_string", "DEFINE_bool", "DEFINE_boolean",
@@ -38,6 +52,7 @@ class _PyFacts:
     dynamic_exec: bool = False
     reads_argv: bool = False
     sets_globals: bool = False
+    no_abbrev: bool = False  # `ArgumentParser(allow_abbrev=False)`: only whole option strings are read
     literals: list[str] = field(default_factory=list)
     patterns: list[str] = field(default_factory=list)  # f-string paths with holes: "configs/*.yaml"
     options: list[_Option] = field(default_factory=list)
@@ -144,6 +159,8 @@ def _py_facts(text: str) -> _PyFacts | None:
                             and any(isinstance(x, ast.Call) and isinstance(x.func, ast.Attribute)
                                     and x.func.attr == "command" for x in d.decorator_list)}
     f.options += _signature_options(tree, f.cli_functions, typer="typer" in text)
+    if f.no_abbrev:
+        f.options = [dataclasses.replace(o, abbrev=False) for o in f.options]
     return f
 
 
@@ -231,28 +248,31 @@ def _default_dest(node: ast.Call, strings: tuple[str, ...], last: str) -> str:
 def option_dest(text: str, option: str) -> tuple[str, int, int] | None:
     """The attribute the parsed arguments hold an argparse / click option in (its `dest=`, else the name the library
     derives), with the first and last line of the call that declares it: the code reads `args.weight_decay` for
-    `add_argument("--wd", "--weight-decay", dest="weight_decay")`. None when `text` declares no such option."""
-    for strings, dest, first, end in _declared_options(text):
-        if option in strings:
-            return dest, first, end
-    return None
+    `add_argument("--wd", "--weight-decay", dest="weight_decay")`, and for `--weight` where no other option begins
+    so (`find_option`). None when `text` declares no such option."""
+    declared = _declared_options(text)
+    hit = find_option((o for o, _, _ in declared), option)
+    return next(((o.dest, first, end) for o, first, end in declared if o is hit), None)
 
 
 @functools.lru_cache(maxsize=64)
-def _declared_options(text: str) -> tuple[tuple[tuple[str, ...], str, int, int], ...]:
+def _declared_options(text: str) -> tuple[tuple[_Option, int, int], ...]:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError):
         return ()
     out = []
+    no_abbrev = False
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and dotted(node.func).split(".")[-1] in ("add_argument", "option",
-                                                                                 *_ABSL_DEFINES):
+                                                                                 "ArgumentParser", *_ABSL_DEFINES):
             f = _PyFacts()
             _call_facts(node, f)
+            no_abbrev |= f.no_abbrev
             if f.options:
-                o = f.options[0]
-                out.append((o.strings, o.dest, node.lineno, node.end_lineno or node.lineno))
+                out.append((f.options[0], node.lineno, node.end_lineno or node.lineno))
+    if no_abbrev:
+        out = [(dataclasses.replace(o, abbrev=False), a, b) for o, a, b in out]
     return tuple(out)
 
 
@@ -293,6 +313,9 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         f.config_fromfile = True
     elif last == "DEFINE_config_file" and node.args and _str(node.args[0]):
         f.config_flags.add(str(_str(node.args[0])))
+    elif last == "ArgumentParser" and any(k.arg == "allow_abbrev" and isinstance(k.value, ast.Constant)
+                                          and k.value.value is False for k in node.keywords):
+        f.no_abbrev = True
     elif last in ("add_argument", "option"):
         strings = tuple(s for a in node.args if (s := _str(a)) is not None and s.startswith("-"))
         if not strings:
@@ -307,7 +330,8 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         typ = kws.get("type")
         nargs = kws.get("nargs")
         many = _str(nargs) in ("+", "*") or (isinstance(nargs, ast.Attribute) and nargs.attr == "REMAINDER")
-        f.options.append(_Option(strings, dest, takes, typ.id if isinstance(typ, ast.Name) else None, many))
+        f.options.append(_Option(strings, dest, takes, typ.id if isinstance(typ, ast.Name) else None, many,
+                                 abbrev=last == "add_argument"))
         default = _str(kws.get("default"))
         if default is not None:
             f.option_defaults[default] = longest

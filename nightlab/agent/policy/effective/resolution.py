@@ -32,7 +32,8 @@ def _given_as_word(knob: knobmod.Knob, program: Program) -> str | None:
     opt = program.option_for(_local(knob).split("#")[0])
     if opt is None or not opt.takes_value:
         return None
-    return next((a.name for a in program.invocation.args if a.name in opt.strings and a.value is not None), None)
+    return next((a.name for a in program.invocation.args
+                 if a.value is not None and (a.name in opt.strings or program.option_for(a.name) is opt)), None)
 
 
 _DEFAULTS_ENTRY = re.compile(r"^defaults\[\d+\]\.(?P<group>[^\s.]+)$")
@@ -603,7 +604,8 @@ def _cli_override(k: knobmod.Knob, leaf: str, in_config: bool, cli: Iterable[kno
         name = c.name.split(":", 1)[1]
         if k.style == "argparse":
             opt = program.option_for(_local(k).split("#")[0])
-            if opt is not None and (name in opt.strings or name.lstrip("-").replace("-", "_") == opt.dest):
+            if opt is not None and (name in opt.strings or name.lstrip("-").replace("-", "_") == opt.dest
+                                    or program.option_for(name) is opt):
                 return c
             continue
         key = _flag_key(name, program)
