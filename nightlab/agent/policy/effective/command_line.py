@@ -10,7 +10,7 @@ from typing import Any
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy.commandline import COMMAND_PATH, Arg, Invocation, parse_command
 from nightlab.agent.policy.effective.program import CLI_STYLE, Program, _norm
-from nightlab.agent.policy.effective.resolution import _config_key, _local
+from nightlab.agent.policy.effective.resolution import _config_key, _fixed_argv, _local
 
 
 def _cli_name(source: str, arg: Arg) -> str:
@@ -82,6 +82,8 @@ def cli_route(program: Program, knob: knobmod.Knob) -> str | None:
         return None
     local = _local(knob).split("#")[0]
     if knob.style == "argparse":
+        if inv.entry and program.read is not None and _fixed_argv(program.read(inv.entry)) is not None:
+            return None  # the entry parses a list of its own: a word added to the command is never read
         opt = program.option_for(local)
         return max(opt.strings, key=len) if opt is not None and opt.takes_value else None
     owner, _, param = local.rpartition(".")

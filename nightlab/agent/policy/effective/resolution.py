@@ -71,6 +71,13 @@ def _leaf(knob: knobmod.Knob) -> str:
     return (parts[-1] if parts else name).lstrip("-$+~").replace("-", "_").lower()
 
 
+def _attribute(knob: knobmod.Knob, program: Program) -> str:
+    """The attribute of the parsed arguments an argparse option or a dataclass field is read as (lower case): the
+    option's dest (`--wd ... dest="weight_decay"`), else the knob's own leaf name."""
+    opt = program.option_for(_local(knob).split("#")[0]) if knob.style == "argparse" else None
+    return (opt.dest if opt is not None else _leaf(knob)).lower()
+
+
 def _local(knob: knobmod.Knob) -> str:
     return knob.name.split(":", 1)[1] if knob.name.startswith(f"{knob.path}:") else knob.name
 
@@ -220,10 +227,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 res.unused[k.name] = f"{p} is not run by `{_short(program.command)}`"
         elif p.endswith(_CONFIG_EXTS) and p not in program.possible_configs:
             res.unused[k.name] = f"{p} is not read by `{_short(program.command)}`"
-    # 2. the command line overrides everything with the same name
-    cli_by_key: dict[str, knobmod.Knob] = {}
-    for k in cli:
-        cli_by_key[_leaf(k)] = k
+    # 2. the command line overrides everything with the same name (below, knob by knob: `_cli_override`)
     # 3. config files override code defaults; later configs override earlier ones
     cfg_by_leaf: dict[str, knobmod.Knob] = {}
     cfg_by_path: dict[str, knobmod.Knob] = {}
@@ -244,13 +248,39 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
     sacred = _sacred_configs(files, run) if " with " in f" {program.command} " else set()
     computed = {a: where for p in sorted(run) if p.endswith(".py") for a, where in
                 _computed_after_parsing(files.get(p, "")).items()}
+    literal = {a: where for p in sorted(run) if p.endswith(".py") for a, where in
+               _literal_after_parsing(files.get(p, "")).items()}
+    set_defaults = {_local(k).split("#")[0].split(".", 1)[1].lower(): k for k in knobs
+                    if k.style == "call" and _local(k).startswith("set_defaults.") and k.path in run}
+    fixed = _fixed_argv(files.get(inv.entry, "")) if inv.entry else None
+    listed: set[str] = set()
+    if fixed is not None:  # the entry parses a literal list: the command's options are never read
+        for flag in cli:
+            if flag.path == COMMAND_PATH and flag.name not in res.unused:
+                res.unused[flag.name] = f"{inv.entry} parses a fixed list ({fixed[0]}), not the command line"
+        cli = [c for c in cli if c.name not in res.unused]  # a word the code never reads overrides nothing
+        listed = {o.dest for w in fixed[1] if w.startswith("-")
+                  and (o := program.option_for(w.split("=", 1)[0])) is not None}
     for k in knobs:
         if k.name in res.unused or k.style == CLI_STYLE:
             continue
         leaf = _leaf(k)
         in_config = k.path in config_paths
-        if k.style in ("dataclass", "argparse") and leaf in computed:
-            res.shadowed[k.name] = f"set by the code after the arguments are parsed ({computed[leaf]})"
+        attr = _attribute(k, program) if k.style in ("dataclass", "argparse") else ""
+        if attr in computed:
+            res.shadowed[k.name] = f"set by the code after the arguments are parsed ({computed[attr]})"
+            continue
+        if attr in literal:
+            res.shadowed[k.name] = f"overridden by `{literal[attr]}` after the arguments are parsed"
+            continue
+        if k.style == "argparse" and fixed is not None and k.path == inv.entry and attr in listed:
+            res.shadowed[k.name] = f"overridden by {fixed[0]}: the code parses that list"
+            continue
+        if k.style == "argparse" and attr in set_defaults and not _cli_override(k, leaf, False, cli, program,
+                                                                                 config_paths):
+            sd = set_defaults[attr]
+            res.shadowed[k.name] = f"overridden by `{sd.context}` (set_defaults wins over add_argument's default)"
+            res.by[k.name] = sd.name
             continue
         if (in_config or k.style == "signature") and _local(k) in gin_bound:
             res.shadowed[k.name] = f"overridden by {gin_bound[_local(k)]} on the command line"
@@ -301,7 +331,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
             res.shadowed[k.name] = f"overridden by {over.name.split(':', 1)[-1]} on {_written_on(over)}"
             res.by[k.name] = over.name
             continue
-        word = _given_as_word(k, program)
+        word = _given_as_word(k, program) if fixed is None else None
         if word is not None:  # a value the command gives that is no knob of its own (`--mixed_precision fp16`)
             res.shadowed[k.name] = f"overridden by {word} on the command line"
             continue
@@ -333,6 +363,19 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
     _architecture_defaults(program, [k for k in knobs if k.style == "getattr" and k.name not in res.unused
                                      and k.name not in res.shadowed], files, res)
     _switched_off(program, [k for k in knobs if k.name not in res.unused and k.name not in res.shadowed], res)
+    for flag in cli:  # the code sets the parsed arguments' attribute itself: the command's value is never read
+        if flag.name in res.shadowed or flag.name in res.unused:
+            continue
+        opt = program.option_for(flag.name.split(":", 1)[1])
+        attr = opt.dest.lower() if opt is not None else ""
+        sd_knob = set_defaults.get(attr)
+        if sd_knob is not None and sd_knob.name not in res.shadowed:  # the command beats set_defaults
+            res.shadowed[sd_knob.name] = f"overridden by {flag.name.split(':', 1)[1]} on {_written_on(flag)}"
+            res.by[sd_knob.name] = flag.name
+        if attr in literal:
+            res.shadowed[flag.name] = f"overridden by `{literal[attr]}` after the arguments are parsed"
+        elif attr in computed:
+            res.shadowed[flag.name] = f"set by the code after the arguments are parsed ({computed[attr]})"
     if program.config_over_cli:  # `vars(args).update(yaml.safe_load(...))` after parse_args: the config wins
         for flag in cli:
             over_cfg = cfg_by_leaf.get(_flag_key(flag.name.split(":", 1)[1], program).split(".")[-1])
@@ -366,26 +409,65 @@ def _computed_after_parsing(text: str) -> dict[str, str]:
     settings right after parsing (CleanRL's ``args = tyro.cli(Args)`` then ``args.batch_size = int(args.num_envs *
     args.num_steps)``): the field's default is never read. Not a value that reads the attribute itself (``args.lr =
     args.lr * world_size`` scales the setting), nor one set under a condition (the `__main__` guard is none)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
-        return {}
+    return {attr: ast.unparse(st)[:80] for attr, st in _set_after_parsing(text)
+            if not isinstance(st.value, ast.Constant | ast.Name)
+            and not any(isinstance(n, ast.Attribute) and n.attr == attr for n in ast.walk(st.value))}
+
+
+@functools.lru_cache(maxsize=64)
+def _literal_after_parsing(text: str) -> dict[str, str]:
+    """{attribute (lower case): the statement} of the parsed arguments that straight-line code sets to a literal
+    after parsing (``args = parser.parse_args()`` then ``args.lr = 0.02``): neither the option's default nor the
+    command's value is read; the statement is the setting (a knob of its own). Under a condition (``if
+    args.dry_run: args.epochs = 1``) it is not."""
+    return {attr: ast.unparse(st)[:80] for attr, st in _set_after_parsing(text)
+            if _is_literal(st.value)}
+
+
+def _is_literal(node: ast.expr) -> bool:
+    """A literal value: a number, a string, True / False / None, or a signed number (`-1`)."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        node = node.operand
+    return isinstance(node, ast.Constant)
+
+
+@functools.lru_cache(maxsize=64)
+def _fixed_argv(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """(the call, its words) where the code parses a literal list instead of the command line
+    (`parser.parse_args(["--lr", "0.05"])`, `parse_args(args=[])` in a script exported from a notebook) and never
+    parses the command line itself: the command's options are not read, and the listed ones override their
+    defaults. None when the code parses the command line (or any list not written out)."""
+    tree = _parse(text)
+    if tree is None:
+        return None
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr in ("parse_args", "parse_known_args")]
+    fixed: list[tuple[str, tuple[str, ...]]] = []
+    for call in calls:
+        given = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "args"), None)
+        if not isinstance(given, ast.List | ast.Tuple) or not all(
+                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in given.elts):
+            return None  # the command line (no list), or a list built at run time (`sys.argv[2:]`)
+        fixed.append((ast.unparse(call)[:80], tuple(str(e.value) for e in given.elts)))  # type: ignore[attr-defined]
+    return fixed[0] if len(fixed) == 1 else None
+
+
+def _set_after_parsing(text: str) -> list[tuple[str, ast.Assign]]:
+    """(attribute in lower case, statement) for each straight-line assignment to an attribute of the parsed
+    arguments (`args = parser.parse_args()` / `tyro.cli(...)`) in the module, its `__main__` guard or a function."""
+    tree = _parse(text)
+    if tree is None:
+        return []
     parsed = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
               and dotted(n.value.func).split(".")[-1] in _PARSING_CALLS for t in n.targets if isinstance(t, ast.Name)}
-    out: dict[str, str] = {}
     main_guards = [st.body for st in tree.body if isinstance(st, ast.If) and "__name__" in ast.unparse(st.test)]
     bodies = [tree.body, *main_guards,
               *(d.body for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef))]
+    out = []
     for st in (st for body in bodies for st in body):
-        if not (isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Attribute)):
-            continue
-        target = st.targets[0]
-        if not (isinstance(target.value, ast.Name) and target.value.id in parsed) or \
-                isinstance(st.value, ast.Constant | ast.Name):
-            continue
-        if any(isinstance(n, ast.Attribute) and n.attr == target.attr for n in ast.walk(st.value)):
-            continue
-        out[target.attr.lower()] = ast.unparse(st)[:80]
+        if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Attribute) and \
+                isinstance(st.targets[0].value, ast.Name) and st.targets[0].value.id in parsed:
+            out.append((st.targets[0].attr.lower(), st))
     return out
 
 
