@@ -123,3 +123,36 @@ def test_a_prefix_of_an_argparse_option_sets_it_as_argparse_reads_it() -> None:
     knobs = policy.search_knobs(files, command="python train.py --epoch 3", metric="val_loss")
     _, new = policy.write_values(files, "python train.py --epoch 3", knobs, {"command:--epoch": 6})
     assert new == "python train.py --epoch 6"
+
+
+ENV_READ = """\
+import os
+import torch
+
+LR = float(os.environ.get("LR", 0.1))
+EPOCHS = int(os.getenv("EPOCHS", "10"))
+m = torch.nn.Linear(4, 2)
+o = torch.optim.SGD(m.parameters(), lr=LR)
+for e in range(EPOCHS):
+    print(f"val_loss={1.0 / (e + 1)}")
+"""
+
+
+def test_an_environment_word_the_code_reads_is_a_setting_of_the_command() -> None:
+    """`LR=0.01 python train.py` where train.py reads `os.environ.get("LR", 0.1)`: the word is the setting, the
+    default in the code never runs; words the code does not read (PYTHONPATH, CUDA_VISIBLE_DEVICES) are none."""
+    files = {"train.py": ENV_READ}
+    command = "CUDA_VISIBLE_DEVICES=0 LR=0.01 PYTHONPATH=. python train.py"
+    kn = _knobs(command, files)
+    assert kn["command:LR"][:2] == (0.01, True)
+    assert kn["$LR"][1] is False and kn["$EPOCHS"][:2] == (10, True)
+    assert not any(k in kn for k in ("command:CUDA_VISIBLE_DEVICES", "command:PYTHONPATH"))
+    policy = BuiltinPolicy()
+    knobs = policy.search_knobs(files, command=command, metric="val_loss")
+    _, new = policy.write_values(files, command, knobs, {"command:LR": 0.02})
+    assert new == "CUDA_VISIBLE_DEVICES=0 LR=0.02 PYTHONPATH=. python train.py"
+    # the same word in the script the command runs
+    script = {**files, "run.sh": "#!/bin/bash\nLR=0.01 python train.py \"$@\"\n"}
+    kn = _knobs("bash run.sh", script)
+    assert kn["run.sh:LR"][:2] == (0.01, True)
+    assert kn["$LR"][1] is False and "run.sh" in kn["$LR"][2]

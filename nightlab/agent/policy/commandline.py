@@ -111,11 +111,14 @@ class Invocation:
     cwd: str = ""
     paths: list[str] = field(default_factory=list)
     outer: dict[str, str] = field(default_factory=dict)  # the texts of other sources args are written in
+    # the environment words before the program (`LR=0.01 python train.py`), style "env": settings where the code
+    # reads that variable (see effective/command_line.py)
+    env: list[Arg] = field(default_factory=list)
 
     def arg(self, name: str, source: str | None = None) -> Arg | None:
         """The last occurrence of a setting by its name as written or its key (the last one wins, as in argparse);
-        with `source`, the last one written there."""
-        hit = None
+        with `source`, the last one written there. An environment word is found by its name (`LR`)."""
+        hit = next((a for a in self.env if a.name == name and (source is None or self.where(a) == source)), None)
         for a in self.args:
             if (a.name == name or a.key == name) and (source is None or self.where(a) == source):
                 hit = a
@@ -433,6 +436,19 @@ def _arguments(seg: list[Token], idx: int) -> tuple[list[Token], int]:
     return _plain(seg[idx:]), end
 
 
+def _env_words(seg: Sequence[Token], text: str) -> list[Arg]:
+    """The `NAME=value` words a segment starts with (`LR=0.01 EPOCHS=3 python train.py`), each an Arg of style
+    "env" whose span is its value."""
+    out = []
+    for t in seg:
+        if not _ENV_ASSIGN.match(t.value):
+            break
+        name, _, value = t.value.partition("=")
+        vstart = t.start + _raw_offset(text, t, len(name) + 1)
+        out.append(_arg(name, value, text[vstart:t.end], vstart, t.end, "env"))
+    return out
+
+
 def _key(name: str) -> str:
     k = name.lstrip("+~").lstrip("-")
     return k.replace("-", "_")
@@ -673,7 +689,8 @@ class _Reader:
         rest, end = _arguments(seg, idx)
         args, files, file_opts = _args(rest, text, self.exists, self.takes, where.cwd, self.pairs)
         return Invocation(text=text, source=source, entry=entry, module=module, tokens=rest, args=args,
-                          files=files, file_options=file_opts, end=end, cwd=where.cwd, paths=list(where.paths))
+                          files=files, file_options=file_opts, end=end, cwd=where.cwd, paths=list(where.paths),
+                          env=_env_words(seg, text))
 
 
 # how a shell script hands on its own arguments: `"$@"`, `$@`, `"${@}"`, `$*`

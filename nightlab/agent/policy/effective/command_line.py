@@ -23,7 +23,7 @@ def cli_knobs(program: Program) -> list[knobmod.Knob]:
     inv = program.invocation
     if inv is None:
         return []
-    out: list[knobmod.Knob] = []
+    out: list[knobmod.Knob] = [k for a in inv.env if (k := _env_knob(program, inv, a)) is not None]
     seen: dict[str, int] = {}
     for a in inv.args:
         if a.style == "switch" or a.value is None or _names_file(inv, a):
@@ -66,6 +66,23 @@ def cli_knobs(program: Program) -> list[knobmod.Knob]:
                                 knobmod.choices_for(a.key, str(value), [program.command]) if kind == "choice"
                                 else ()))
     return out
+
+
+def _env_knob(program: Program, inv: Invocation, a: Arg) -> knobmod.Knob | None:
+    """An environment word of the command (`LR=0.01 python train.py`) as a knob, where a file the command runs reads
+    that variable (`os.environ.get("LR", ...)`, `os.getenv("LR")`) and its value is a number: `PYTHONPATH=…`,
+    `CUDA_VISIBLE_DEVICES=0` and variables no code of the repository reads are no setting of the training."""
+    if not isinstance(a.value, int | float) or isinstance(a.value, bool) or program.read is None:
+        return None
+    read = program.read
+    reads = re.compile(rf"""(?:environ(?:\.get)?\s*[\[(]|getenv\s*\()\s*['"]{re.escape(a.name)}['"]""")
+    if not any(reads.search(read(p)) for p in sorted(program.run_files or ()) if p.endswith(".py")):
+        return None
+    text, where = inv.text_of(a), inv.where(a)
+    line = text.count("\n", 0, a.start) + 1
+    kind = knobmod.classify(a.name.lower())
+    return knobmod.Knob(_cli_name(where, a), where, a.value, kind if kind != "split" else "fixed", CLI_STYLE, line,
+                        text.splitlines()[line - 1].strip() if text else "")
 
 
 def _names_file(inv: Invocation, a: Arg) -> bool:

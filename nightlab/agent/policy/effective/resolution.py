@@ -273,6 +273,12 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
         if attr in literal:
             res.shadowed[k.name] = f"overridden by `{literal[attr]}` after the arguments are parsed"
             continue
+        if k.style == "env":  # `os.environ.get("LR", 0.1)` under the command's (or its script's) `LR=0.01`
+            env_word = next((c for c in cli if c.name.split(":", 1)[1] == _local(k).lstrip("$")), None)
+            if env_word is not None:
+                res.shadowed[k.name] = f"overridden by {env_word.name.split(':', 1)[1]}=… on {_written_on(env_word)}"
+                res.by[k.name] = env_word.name
+                continue
         if k.style == "argparse" and fixed is not None and k.path == inv.entry and attr in listed:
             res.shadowed[k.name] = f"overridden by {fixed[0]}: the code parses that list"
             continue
