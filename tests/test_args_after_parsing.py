@@ -76,3 +76,59 @@ def test_a_script_that_parses_a_fixed_list_never_reads_the_command_line() -> Non
     # parsing the command line somewhere (or a list built at run time) is no fixed list
     kn = _knobs("import sys\nargs = p.parse_args(sys.argv[1:])\n", "python train.py --lr 0.3")
     assert kn["command:--lr"][:2] == (0.3, True) and kn["--lr"][1] is False
+
+
+LOOP = """
+m = torch.nn.Linear(4, 2)
+o = torch.optim.SGD(m.parameters(), lr=C["lr"])
+for e in range(C["epochs"]):
+    print(f"val_loss={1.0 / (e + 1)}", C["batch_size"])
+"""
+
+
+def _code_knobs(text: str) -> dict[str, tuple[object, bool, str]]:
+    got = BuiltinPolicy().knobs_in({"train.py": text}, command="python train.py", metric="val_loss")
+    return {k: (v.value, v.searchable, v.why_not) for k, v in got.items()}
+
+
+def test_a_dict_key_written_again_later_is_not_the_setting_that_runs() -> None:
+    head = "import torch\nC = {'lr': 0.1, 'epochs': 10, 'batch_size': 32}\n"
+    kn = _code_knobs(head + "C['lr'] = 0.05\n" + LOOP)
+    assert kn["C.lr"][1] is False and "C['lr'] = 0.05" in kn["C.lr"][2]
+    assert kn["C.epochs"][:2] == (10, True)
+    kn = _code_knobs(head + "C.update(epochs=3, batch_size=C['batch_size'] * 2)\n" + LOOP)
+    assert kn["C.epochs"][1] is False and kn["update.epochs"][:2] == (3, True)
+    assert kn["C.batch_size"][:2] == (32, True)  # scaled from itself: the literal still counts
+    # under a condition, or before the literal, it does not override it
+    kn = _code_knobs(head.replace("C = {", "import sys\nC = {") + "if 'debug' in sys.argv:\n    C['epochs'] = 1\n"
+                     + LOOP)
+    assert kn["C.epochs"][:2] == (10, True)
+
+
+def test_a_field_set_on_the_instance_overrides_the_class_s_default() -> None:
+    text = """\
+import dataclasses
+import torch
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    lr: float = 0.1
+    epochs: int = 10
+
+
+def main():
+    cfg = TrainConfig()
+    cfg.lr = 0.05
+    m = torch.nn.Linear(4, 2)
+    o = torch.optim.SGD(m.parameters(), lr=cfg.lr)
+    for e in range(cfg.epochs):
+        print(f"val_loss={1.0 / (e + 1)}")
+
+
+main()
+"""
+    kn = _code_knobs(text)
+    assert kn["TrainConfig.lr"][1] is False and "cfg.lr = 0.05" in kn["TrainConfig.lr"][2]
+    assert kn["TrainConfig.epochs"][:2] == (10, True)
+    assert kn["main.cfg.lr"][:2] == (0.05, True)

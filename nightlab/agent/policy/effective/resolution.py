@@ -71,6 +71,23 @@ def _leaf(knob: knobmod.Knob) -> str:
     return (parts[-1] if parts else name).lstrip("-$+~").replace("-", "_").lower()
 
 
+def _later_write(k: knobmod.Knob, files: Mapping[str, str], run: set[str]) -> str | None:
+    """The statement that sets a dict literal's key or a class's field default to a literal after `k` is written
+    (`_written_later`): in `k`'s own file after its line, or (a field default: `cfg = TrainConfig()` then
+    `cfg.lr = 0.05`) in any file the command runs."""
+    owner, _, key = _local(k).split("#")[0].rpartition(".")
+    owner = owner.rsplit(".", 1)[-1]
+    if not owner:
+        return None
+    for p in sorted(run):
+        if not p.endswith(".py"):
+            continue
+        hit = _written_later(files.get(p, "")).get((owner, key))
+        if hit is not None and (p != k.path or hit[0] > k.line):
+            return hit[1]
+    return None
+
+
 def _attribute(knob: knobmod.Knob, program: Program) -> str:
     """The attribute of the parsed arguments an argparse option or a dataclass field is read as (lower case): the
     option's dest (`--wd ... dest="weight_decay"`), else the knob's own leaf name."""
@@ -273,6 +290,11 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
         if attr in literal:
             res.shadowed[k.name] = f"overridden by `{literal[attr]}` after the arguments are parsed"
             continue
+        if k.style in ("dict", "dataclass") and k.path.endswith(".py"):
+            rewritten = _later_write(k, files, run)
+            if rewritten is not None:
+                res.shadowed[k.name] = f"overridden by `{rewritten}` later in the code"
+                continue
         if k.style == "env":  # `os.environ.get("LR", 0.1)` under the command's (or its script's) `LR=0.01`
             env_word = next((c for c in cli if c.name.split(":", 1)[1] == _local(k).lstrip("$")), None)
             if env_word is not None:
@@ -456,6 +478,50 @@ def _fixed_argv(text: str) -> tuple[str, tuple[str, ...]] | None:
             return None  # the command line (no list), or a list built at run time (`sys.argv[2:]`)
         fixed.append((ast.unparse(call)[:80], tuple(str(e.value) for e in given.elts)))  # type: ignore[attr-defined]
     return fixed[0] if len(fixed) == 1 else None
+
+
+@functools.lru_cache(maxsize=64)
+def _written_later(text: str) -> dict[tuple[str, str], tuple[int, str]]:
+    """{(owner, key): (line, statement)} of straight-line code that sets one key of a dict, or one attribute of an
+    object, to a literal: `C["lr"] = 0.05` and `C.update(lr=0.05)` over `C = {"lr": 0.1, ...}`, `cfg.lr = 0.05`
+    over `cfg = TrainConfig()`'s field default (owner `TrainConfig` as well as `cfg`). The value written before
+    that line is not the one that runs. Under a condition (`if debug: C["epochs"] = 1`) it is not recorded."""
+    tree = _parse(text)
+    if tree is None:
+        return {}
+    main_guards = [st.body for st in tree.body if isinstance(st, ast.If) and "__name__" in ast.unparse(st.test)]
+    bodies = [tree.body, *main_guards,
+              *(d.body for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef))]
+    out: dict[tuple[str, str], tuple[int, str]] = {}
+    for body in bodies:
+        made: dict[str, str] = {}  # name -> the class it was made from, in this body
+        for st in body:
+            said = (st.lineno, ast.unparse(st)[:80])
+            if isinstance(st, ast.Assign) and len(st.targets) == 1:
+                target = st.targets[0]
+                if isinstance(target, ast.Name) and isinstance(st.value, ast.Call):
+                    made[target.id] = dotted(st.value.func).split(".")[-1]
+                elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name) and \
+                        isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str) and \
+                        _is_literal(st.value):
+                    out[(target.value.id, target.slice.value)] = said
+                elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
+                        _is_literal(st.value):
+                    out[(target.value.id, target.attr)] = said
+                    if target.value.id in made:
+                        out[(made[target.value.id], target.attr)] = said
+            elif isinstance(st, ast.Expr) and isinstance(st.value, ast.Call) and \
+                    isinstance(st.value.func, ast.Attribute) and st.value.func.attr == "update" and \
+                    isinstance(st.value.func.value, ast.Name):
+                owner, call = st.value.func.value.id, st.value
+                pairs = [(k.arg, k.value) for k in call.keywords if k.arg]
+                if call.args and isinstance(call.args[0], ast.Dict):
+                    pairs += [(k.value, v) for k, v in zip(call.args[0].keys, call.args[0].values, strict=True)
+                              if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+                for key, value in pairs:
+                    if _is_literal(value):
+                        out[(owner, str(key))] = said
+    return out
 
 
 def _set_after_parsing(text: str) -> list[tuple[str, ast.Assign]]:
