@@ -539,6 +539,36 @@ def test_a_results_table_is_read_by_its_columns() -> None:
     assert names.get("accuracy") == 0.926 and names.get("valid_loss") == 0.251234 and "epoch" not in names
 
 
+ULTRALYTICS_LOG = """\
+      Epoch    GPU_mem   box_loss   cls_loss   dfl_loss  Instances       Size
+        1/3         0G      1.234      2.345      1.111         45        640: 100%|##########| 8/8 [00:10<00:00]
+                 Class     Images  Instances      Box(P          R      mAP50  mAP50-95): 100%|##########| 4/4 [00:01]
+                   all        128        929      0.663      0.542      0.612      0.451
+      Epoch    GPU_mem   box_loss   cls_loss   dfl_loss  Instances       Size
+        2/3         0G      1.134      2.245      1.011         45        640: 100%|##########| 8/8 [00:10<00:00]
+                 Class     Images  Instances      Box(P          R      mAP50  mAP50-95): 100%|##########| 4/4 [00:01]
+                   all        128        929      0.701      0.589      0.652      0.478
+
+3 epochs completed in 0.010 hours.
+Validating runs/detect/train/weights/best.pt...
+                 Class     Images  Instances      Box(P          R      mAP50  mAP50-95): 100%|##########| 4/4 [00:01]
+                   all        128        929      0.702      0.588      0.653      0.479
+                person         61        254      0.811      0.702      0.781      0.551
+                   car         20         41      0.511      0.402      0.431      0.301
+"""
+
+
+def test_a_table_whose_header_ends_in_a_progress_bar_and_whose_rows_are_labelled() -> None:
+    """Ultralytics validates under a header that ends in a progress bar, with `Box(P` for the boxes' precision,
+    and then prints one row for all classes followed by one per class: the metric is the `all` row's, each time
+    (a regex proposed from the header line would have read the progress bar's 100)."""
+    reading = parse_metric(ULTRALYTICS_LOG, "mAP50-95")
+    assert reading.value == 0.479 and [v for _, v in reading.curve] == [0.451, 0.478, 0.479]
+    assert parse_metric(ULTRALYTICS_LOG, "P").value == 0.702
+    names = {c.name: c.value for c in find_candidates(ULTRALYTICS_LOG)}
+    assert names.get("mAP50-95") == 0.479 and names.get("mAP50") == 0.653
+
+
 def test_loss_curves_of_lightning_step_and_epoch_names_and_fairseq_tags() -> None:
     """Lightning's `train_loss_step` / `train_loss_epoch` are two training series (none was read); fairseq tags a
     whole line `| valid |`, so its `loss` field is the validation loss, not a point of the training curve."""

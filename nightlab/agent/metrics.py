@@ -389,26 +389,51 @@ _NUM_CELL = re.compile(rf"{_NUM}|{_NONFINITE}")
 _ROWS = re.compile(r"\r\n|\n|\r")
 
 
+# a progress bar drawn at the end of a table's line (Ultralytics' validation header ends `mAP50-95): 100%|###| 4/4
+# [00:01<00:00, 2.50it/s]`, its training rows `640: 100%|...`): not a cell
+_BAR_TAIL = re.compile(r":?\s+\d{1,3}%\|.*$")
+
+
+def _header_cells(line: str) -> list[str]:
+    """The column names of a table's header line, a progress bar after it left out, and a name qualified by a group
+    read as the name (`Box(P` is `P`, `mAP50-95):` is `mAP50-95`)."""
+    cells = []
+    for tok in _BAR_TAIL.sub("", line).split():
+        tok = tok.rstrip("):,")
+        cells.append(tok.rsplit("(", 1)[1] if "(" in tok else tok)
+    return cells
+
+
 def _table_hits(text: str, name: str) -> list[_Hit]:
     """The column `name` of a results table printed as a header of names over rows of values — fastai's
-    `epoch  train_loss  valid_loss  accuracy  time` — one hit per row, its epoch from an `epoch` column. No
-    `name value` pair exists in such a log, so it is read only when the common forms find nothing."""
+    `epoch  train_loss  valid_loss  accuracy  time`, Ultralytics' `Class  Images  Instances  Box(P  R  mAP50
+    mAP50-95)` over `all  128  929  0.701 …` — one hit per row of numbers, its epoch from an `epoch` column. Where
+    rows are labelled (a name in the first cell: `all`, then one row per class) only the first row under each
+    header counts: the aggregate. No `name value` pair exists in such a log, so it is read only when the common
+    forms find nothing."""
     needle = name.lower()
     if not _COLUMN_NAME.fullmatch(name) or needle not in text.lower():
         return []
     hits: list[_Hit] = []
     column: tuple[int, int | None, int] | None = None  # (the name's column, the epoch column, the number of columns)
+    labelled = False  # a labelled row was read under this header already
     for i, line in enumerate(_ROWS.split(text)):
-        toks = line.split()
-        if len(toks) >= 3 and all(_COLUMN_NAME.fullmatch(t) for t in toks):
-            low = [t.lower() for t in toks]
-            column = (low.index(needle), low.index("epoch") if "epoch" in low else None, len(toks)) \
+        cells = _header_cells(line)
+        if len(cells) >= 3 and all(_COLUMN_NAME.fullmatch(t) for t in cells):
+            low = [t.lower() for t in cells]
+            column = (low.index(needle), low.index("epoch") if "epoch" in low else None, len(cells)) \
                 if needle in low else None
+            labelled = False
             continue
+        toks = _BAR_TAIL.sub("", line).split()
         if column is None or len(toks) != column[2] or sum(bool(_NUM_CELL.fullmatch(t)) for t in toks) < len(toks) - 1:
             column = None if toks else column
             continue
         at, epoch_at, _n = column
+        if not _NUM_CELL.fullmatch(toks[0]):
+            if labelled:
+                continue
+            labelled = True
         epoch = int(toks[epoch_at]) if epoch_at is not None and toks[epoch_at].isdigit() else None
         hits.append(_Hit(i, -1, _to_float(toks[at]), toks[at], line.strip(), epoch=epoch))
     return hits[-MAX_CURVE_POINTS:]
@@ -914,11 +939,15 @@ def find_candidates(text: str) -> list[Candidate]:
             if value is not None:
                 add(name, value, i, form, m.start())
     header: list[str] = []
+    labelled = False
     for i in indices if isinstance(indices, range) else itertools.chain(range(_CAND_HEAD), range(n - _CAND_TAIL, n)):
-        toks = lines[i].split()  # a results table (fastai's): a header of names over rows of as many values
-        if len(toks) >= 3 and all(_COLUMN_NAME.fullmatch(t) for t in toks):
-            header = toks
-        elif header and len(toks) == len(header) and sum(bool(_NUM_CELL.fullmatch(t)) for t in toks) >= len(toks) - 1:
+        cells = _header_cells(lines[i])  # a results table (fastai's, Ultralytics'): a header of names over rows
+        toks = _BAR_TAIL.sub("", lines[i]).split()  # of as many values (`_table_hits`)
+        if len(cells) >= 3 and all(_COLUMN_NAME.fullmatch(t) for t in cells):
+            header, labelled = cells, False
+        elif header and len(toks) == len(header) and not (labelled and not _NUM_CELL.fullmatch(toks[0])) \
+                and sum(bool(_NUM_CELL.fullmatch(t)) for t in toks) >= len(toks) - 1:
+            labelled = labelled or not _NUM_CELL.fullmatch(toks[0])
             for at, (name, cell) in enumerate(zip(header, toks, strict=True)):
                 value = _to_float(cell) if _NUM_CELL.fullmatch(cell) else None
                 known = seen.get(name)
