@@ -569,6 +569,30 @@ def test_a_table_whose_header_ends_in_a_progress_bar_and_whose_rows_are_labelled
     assert names.get("mAP50-95") == 0.479 and names.get("mAP50") == 0.653
 
 
+DETECTRON2_LOG = """\
+[12/07 10:00:00 d2.evaluation.coco_evaluation]: Evaluation results for bbox:
+|   AP   |  AP50  |  AP75  |  APs   |  APm   |  APl   |
+|:------:|:------:|:------:|:------:|:------:|:------:|
+| 40.215 | 61.012 | 43.501 | 24.003 | 43.702 | 52.114 |
+[12/07 10:00:00 d2.evaluation.coco_evaluation]: Per-category bbox AP:
+| category   | AP     | category   | AP     |
+|:-----------|:-------|:-----------|:-------|
+| person     | 55.102 | bicycle    | 30.221 |
+[12/07 10:00:01 d2.evaluation.testing]: copypaste: Task: bbox
+[12/07 10:00:01 d2.evaluation.testing]: copypaste: AP,AP50,AP75,APs,APm,APl
+[12/07 10:00:01 d2.evaluation.testing]: copypaste: 40.2150,61.0120,43.5010,24.0030,43.7020,52.1140
+"""
+
+
+def test_a_markdown_table_of_results_is_read_by_its_columns() -> None:
+    """Detectron2 prints COCO's results as a Markdown table: the column under the header is the metric, and the
+    per-category tables after it (names in their rows) are not its value."""
+    assert parse_metric(DETECTRON2_LOG, "AP").value == 40.215
+    assert parse_metric(DETECTRON2_LOG, "AP50").value == 61.012
+    names = {c.name: c.value for c in find_candidates(DETECTRON2_LOG)}
+    assert names.get("AP") == 40.215 and names.get("APl") == 52.114
+
+
 def test_loss_curves_of_lightning_step_and_epoch_names_and_fairseq_tags() -> None:
     """Lightning's `train_loss_step` / `train_loss_epoch` are two training series (none was read); fairseq tags a
     whole line `| valid |`, so its `loss` field is the validation loss, not a point of the training curve."""

@@ -477,6 +477,44 @@ def _ruled_table_hits(text: str, name: str) -> list[_Hit]:
     return hits[-MAX_CURVE_POINTS:]
 
 
+_PIPE_RULE = re.compile(r":?-{2,}:?")
+
+
+def _pipe_cells(line: str) -> list[str] | None:
+    """The cells of a Markdown table's line (`| AP | AP50 |`), None for a line that is not one."""
+    row = line.strip()
+    if len(row) < 3 or not (row.startswith("|") and row.endswith("|")):
+        return None
+    return [c.strip() for c in row[1:-1].split("|")]
+
+
+def _pipe_table_hits(text: str, name: str) -> list[_Hit]:
+    """The column `name` of a Markdown table — Detectron2's `|   AP   |  AP50  | …` over `|:------:|` and a row
+    `| 40.215 | 61.012 | …` — one hit per row of numbers only (its per-category tables, `| category | AP | …`,
+    hold names in their rows and are left out)."""
+    needle = name.lower()
+    if needle not in text.lower() or "|" not in text:
+        return []
+    lines = _ROWS.split(text)
+    hits: list[_Hit] = []
+    for r in range(1, len(lines) - 1):
+        rule = _pipe_cells(lines[r])
+        if not rule or not all(_PIPE_RULE.fullmatch(c) for c in rule):
+            continue
+        header = _pipe_cells(lines[r - 1]) or []
+        low = [c.lower() for c in header]
+        if len(header) != len(rule) or needle not in low:
+            continue
+        at = low.index(needle)
+        for i in range(r + 1, len(lines)):
+            cells = _pipe_cells(lines[i])
+            if cells is None or len(cells) != len(header):
+                break
+            if all(_NUM_CELL.fullmatch(c) for c in cells):
+                hits.append(_Hit(i, -1, _to_float(cells[at]), cells[at], lines[i].strip()))
+    return hits[-MAX_CURVE_POINTS:]
+
+
 def _regex_hits(text: str, regex: str) -> list[_Hit]:
     """Every match of a configured regex (group 1 is the value), thinned to MAX_CURVE_POINTS."""
     pat = _user_re(regex)
@@ -572,14 +610,16 @@ def parse_metric(text: str, name: str, regex: str | None = None) -> MetricReadin
     common forms. The last occurrence is the value; all finite occurrences, with steps, are the curve."""
     text = _plain(text)
     hits = _regex_hits(text, regex) if regex else \
-        _name_hits(text, name) or _table_hits(text, name) or _ruled_table_hits(text, name)
+        _name_hits(text, name) or _table_hits(text, name) or _ruled_table_hits(text, name) \
+        or _pipe_table_hits(text, name)
     return _reading(name, hits, regex, text)
 
 
 def parse_named_curve(text: str, name: str) -> list[tuple[int, float]]:
     """Every printed value of `name` as (step, value), non-finite values kept: diagnosis needs to see the NaN."""
     text = _plain(text)
-    hits = _last_redraws(_name_hits(text, name)) or _table_hits(text, name) or _ruled_table_hits(text, name)
+    hits = _last_redraws(_name_hits(text, name)) or _table_hits(text, name) or _ruled_table_hits(text, name) \
+        or _pipe_table_hits(text, name)
     steps = _assign_steps([(h.epoch, h.step) for h in hits])
     return [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None]
 
@@ -956,6 +996,24 @@ def find_candidates(text: str) -> list[Candidate]:
                     add(name, value, i, "table", at)
         elif toks:
             header = []
+    rows = list(indices if isinstance(indices, range) else itertools.chain(range(_CAND_HEAD), range(n - _CAND_TAIL, n)))
+    for i in rows:  # a Markdown table's columns (Detectron2's `| AP | AP50 |`): rows of numbers under a rule
+        rule = _pipe_cells(lines[i]) if i > 0 else None
+        if not rule or not all(_PIPE_RULE.fullmatch(c) for c in rule):
+            continue
+        header = _pipe_cells(lines[i - 1]) or []
+        if len(header) != len(rule) or not all(_COLUMN_NAME.fullmatch(c) for c in header):
+            continue
+        for j in range(i + 1, n):
+            row = _pipe_cells(lines[j])
+            if row is None or len(row) != len(header) or not all(_NUM_CELL.fullmatch(c) for c in row):
+                break
+            for at, (name, cell) in enumerate(zip(header, row, strict=True)):
+                value = _to_float(cell)
+                known = seen.get(name)
+                if value is not None and not _excluded(name, _tokens(name)) and \
+                        (known is None or known.form == "table"):
+                    add(name, value, j, "table", at)
     if skipped is not None:
         middle = "\n".join(lines[skipped[0]:skipped[1]])
         for c in seen.values():
