@@ -26,6 +26,7 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -488,30 +489,37 @@ def _pipe_cells(line: str) -> list[str] | None:
     return [c.strip() for c in row[1:-1].split("|")]
 
 
-def _pipe_table_hits(text: str, name: str) -> list[_Hit]:
-    """The column `name` of a Markdown table — Detectron2's `|   AP   |  AP50  | …` over `|:------:|` and a row
-    `| 40.215 | 61.012 | …` — one hit per row of numbers only (its per-category tables, `| category | AP | …`,
-    hold names in their rows and are left out)."""
-    needle = name.lower()
-    if needle not in text.lower() or "|" not in text:
-        return []
-    lines = _ROWS.split(text)
-    hits: list[_Hit] = []
-    for r in range(1, len(lines) - 1):
-        rule = _pipe_cells(lines[r])
+def _pipe_tables(lines: Sequence[str], indices: Iterable[int]) -> Iterator[tuple[list[str], int, list[str]]]:
+    """(header, line index, cells) for each row of numbers of each Markdown table whose rule (`|:------:|`) is among
+    `indices`: Detectron2's `|   AP   |  AP50  | …` over the rule and `| 40.215 | 61.012 | …`. Rows that hold
+    names (its per-category tables, `| category | AP | …`) are no values and are left out."""
+    for r in indices:
+        rule = _pipe_cells(lines[r]) if r > 0 else None
         if not rule or not all(_PIPE_RULE.fullmatch(c) for c in rule):
             continue
         header = _pipe_cells(lines[r - 1]) or []
-        low = [c.lower() for c in header]
-        if len(header) != len(rule) or needle not in low:
+        if len(header) != len(rule):
             continue
-        at = low.index(needle)
         for i in range(r + 1, len(lines)):
             cells = _pipe_cells(lines[i])
             if cells is None or len(cells) != len(header):
                 break
             if all(_NUM_CELL.fullmatch(c) for c in cells):
-                hits.append(_Hit(i, -1, _to_float(cells[at]), cells[at], lines[i].strip()))
+                yield header, i, cells
+
+
+def _pipe_table_hits(text: str, name: str) -> list[_Hit]:
+    """The column `name` of a Markdown table (`_pipe_tables`), one hit per row of numbers."""
+    needle = name.lower()
+    if needle not in text.lower() or "|" not in text:
+        return []
+    lines = _ROWS.split(text)
+    hits: list[_Hit] = []
+    for header, i, cells in _pipe_tables(lines, range(len(lines))):
+        low = [c.lower() for c in header]
+        if needle in low:
+            at = low.index(needle)
+            hits.append(_Hit(i, -1, _to_float(cells[at]), cells[at], lines[i].strip()))
     return hits[-MAX_CURVE_POINTS:]
 
 
@@ -928,10 +936,10 @@ def find_candidates(text: str) -> list[Candidate]:
     lines = _plain(text).splitlines()
     n = len(lines)
     skipped: tuple[int, int] | None = None
-    indices: range | itertools.chain[int] = range(n)
+    indices: Sequence[int] = range(n)  # the lines read (a long log's head and tail), read once per form below
     if n > _CAND_HEAD + _CAND_TAIL:
         skipped = (_CAND_HEAD, n - _CAND_TAIL)
-        indices = itertools.chain(range(_CAND_HEAD), range(n - _CAND_TAIL, n))
+        indices = [*range(_CAND_HEAD), *range(n - _CAND_TAIL, n)]
     seen: dict[str, Candidate] = {}
     col: dict[str, int] = {}
 
@@ -980,7 +988,7 @@ def find_candidates(text: str) -> list[Candidate]:
                 add(name, value, i, form, m.start())
     header: list[str] = []
     labelled = False
-    for i in indices if isinstance(indices, range) else itertools.chain(range(_CAND_HEAD), range(n - _CAND_TAIL, n)):
+    for i in indices:
         cells = _header_cells(lines[i])  # a results table (fastai's, Ultralytics'): a header of names over rows
         toks = _BAR_TAIL.sub("", lines[i]).split()  # of as many values (`_table_hits`)
         if len(cells) >= 3 and all(_COLUMN_NAME.fullmatch(t) for t in cells):
@@ -996,24 +1004,14 @@ def find_candidates(text: str) -> list[Candidate]:
                     add(name, value, i, "table", at)
         elif toks:
             header = []
-    rows = list(indices if isinstance(indices, range) else itertools.chain(range(_CAND_HEAD), range(n - _CAND_TAIL, n)))
-    for i in rows:  # a Markdown table's columns (Detectron2's `| AP | AP50 |`): rows of numbers under a rule
-        rule = _pipe_cells(lines[i]) if i > 0 else None
-        if not rule or not all(_PIPE_RULE.fullmatch(c) for c in rule):
+    for header, j, row in _pipe_tables(lines, indices):  # a Markdown table's columns (Detectron2's `| AP |`)
+        if not all(_COLUMN_NAME.fullmatch(c) for c in header):
             continue
-        header = _pipe_cells(lines[i - 1]) or []
-        if len(header) != len(rule) or not all(_COLUMN_NAME.fullmatch(c) for c in header):
-            continue
-        for j in range(i + 1, n):
-            row = _pipe_cells(lines[j])
-            if row is None or len(row) != len(header) or not all(_NUM_CELL.fullmatch(c) for c in row):
-                break
-            for at, (name, cell) in enumerate(zip(header, row, strict=True)):
-                value = _to_float(cell)
-                known = seen.get(name)
-                if value is not None and not _excluded(name, _tokens(name)) and \
-                        (known is None or known.form == "table"):
-                    add(name, value, j, "table", at)
+        for at, (name, cell) in enumerate(zip(header, row, strict=True)):
+            value = _to_float(cell)
+            known = seen.get(name)
+            if value is not None and not _excluded(name, _tokens(name)) and (known is None or known.form == "table"):
+                add(name, value, j, "table", at)
     if skipped is not None:
         middle = "\n".join(lines[skipped[0]:skipped[1]])
         for c in seen.values():

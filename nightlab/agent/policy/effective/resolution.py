@@ -685,7 +685,9 @@ def _architecture_defaults(program: Program, knobs: Sequence[knobmod.Knob], file
             res.shadowed[k.name] = f"overridden by {first[attr]}() ({chosen} fills {attr} there first)"
 
 
+@functools.lru_cache(maxsize=32)
 def _parse(text: str) -> ast.Module | None:
+    """A file's syntax tree, parsed once for the readers here (each only reads it)."""
     try:
         return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError):
