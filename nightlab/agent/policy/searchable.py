@@ -59,11 +59,16 @@ _SPLAT_RE = re.compile(r"[(,]\s*\*\*\s*[A-Za-z_]")  # `f(**cfg)`: every key may 
 # code that hands a whole config to a library, which reads its keys by name: Hydra's `instantiate(cfg.optimizer)`
 # (the `_target_`'s arguments), HF's `HfArgumentParser(...).parse_json_file`, LightningCLI / jsonargparse; a key the
 # code never names is still used there (a lightning-hydra-template repository had no searchable knob left)
-# code that reads a Python file as a config and builds the run from its keys (mmengine / mmcv): a key of that file
-# no code names is still used
-_PY_CONFIG_READERS = re.compile(r"\bConfig\.fromfile\s*\(|\bRunner\.from_cfg\s*\(")
+# code that reads a Python file as a config and builds the run from its keys (mmengine / mmcv, Detectron2's
+# LazyConfig): a key of that file no code names is still used
+# a yacs / fvcore config merged from the YAML and the command's `KEY VALUE` words (`cfg.merge_from_file(...)`,
+# `cfg.merge_from_list(args.opts)`) and handed whole to a library's trainer: Detectron2's `DefaultTrainer(cfg)`
+# reads `SOLVER.BASE_LR` where the repository's code never names it (its canonical train_net.py had no searchable
+# knob left)
+_PY_CONFIG_READERS = re.compile(r"\bConfig\.fromfile\s*\(|\bRunner\.from_cfg\s*\(|\bLazyConfig\.load\s*\(")
 _CONFIG_CONSUMERS = re.compile(r"\binstantiate\s*\(|HfArgumentParser|LightningCLI|jsonargparse|parse_(?:json|yaml)_file"
                                r"|parse_args_into_dataclasses|deepspeed\.initialize\s*\(|HfDeepSpeedConfig|"
+                               r"\.merge_from_(?:file|list)\s*\(|\bfrom\s+detectron2\b|"
                                + _PY_CONFIG_READERS.pattern)
 EVAL_WORDS = frozenset({"eval", "evaluate", "evaluation", "val", "valid", "validation", "test"})
 _EVAL_DATA = EVAL_WORDS | {"dev", "holdout"}  # what a held-out loader's data is called

@@ -22,7 +22,8 @@ comments or file names. Where the analysis cannot see (a command that runs no Py
 declared unused or shadowed: knobs stay as discovered.
 
 The rooms: `python_facts` (what one Python file says), `program` (`analyse`: the files and configs a command runs
-and reads), `command_line` (the command's settings as knobs, and rewriting them), `resolution` (`resolve`).
+and reads), `command_line` (the command's settings as knobs, and rewriting them), `lazy_configs` (Detectron2's
+Python configs that import what they set), `resolution` (`resolve`).
 """
 
 from __future__ import annotations

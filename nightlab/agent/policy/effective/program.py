@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from nightlab.agent.policy.commandline import LIBRARY_TRAINERS, Invocation, parse_command
+from nightlab.agent.policy.effective.lazy_configs import imported_names
 from nightlab.agent.policy.effective.python_facts import (
     _CONFIG_EXTS,
     _Option,
@@ -66,6 +67,10 @@ class Program:
     takes_value: Callable[[str], bool | None] = field(default=lambda _n: None, repr=False)
     read: Callable[[str], str] | None = field(default=None, repr=False)  # the repository's files, as `analyse` read
     pairs: tuple[str, ...] | None = None  # the command's `KEY VALUE` words set config keys (see `parse_command`)
+    # Python configs read as data (Detectron2's LazyConfig, mmengine) and the repository files they import: each
+    # file's imported names -> (the file they come from, their name there); see lazy_configs.py
+    lazy_imports: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    lazy_only: frozenset[str] = frozenset()  # of those, the files only configs import (no code of the run does)
 
     def config(self, path: str) -> ConfigFile | None:
         return next((c for c in self.configs if c.path == path), None)
@@ -248,6 +253,10 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
         configs.append(ConfigFile(path, "", f"named on the command line{f' ({opt})' if opt else ''}"
                                   + (how if path.endswith(".py") else "")))
     configs = _with_bases(configs, read, exists)
+    lazy_imports = _config_imports([c.path for c in configs if c.path.endswith(".py")] if fromfile else [],
+                                   read, exists, roots) if fromfile else {}
+    lazy_only = frozenset(p for p in lazy_imports if p not in run_set and p not in {c.path for c in configs})
+    run_set |= lazy_only
     picking = [p for p in run if (f := fx(p)) is not None and f.picks_section]
     if picking and read is not None:  # `yaml.safe_load(f)[args.env]`: the section `--env CartPole-v1` names
         values = cli_values | {lit for p in run if (f := fx(p)) is not None
@@ -263,7 +272,29 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
     return Program(command=command, invocation=inv, run_files=run_set, configs=configs, options=options,
                    exec_configs=exec_configs, argv_globals=argv_globals, dotlist=dotlist, possible_configs=possible,
                    config_over_cli=config_over_cli, signature_cli=signature_cli, exists=exists,
-                   takes_value=takes_value, read=read, pairs=pairs, cli_functions=cli_functions)
+                   takes_value=takes_value, read=read, pairs=pairs, cli_functions=cli_functions,
+                   lazy_imports=lazy_imports, lazy_only=lazy_only)
+
+
+def _config_imports(configs: Sequence[str], read: Callable[[str], str], exists: Callable[[str], bool],
+                    roots: Sequence[str]) -> dict[str, dict[str, tuple[str, str]]]:
+    """The Python configs and every repository file they import, at any depth (reading a config executes it, so
+    what it imports runs), with each file's imported names and where they come from."""
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    queue = list(configs)
+    while queue and len(out) < _MAX_FILES:
+        path = queue.pop(0)
+        if path in out:
+            continue
+        names: dict[str, tuple[str, str]] = {}
+        for module, level, name, bound in imported_names(read(path)):
+            own = _resolve_module(module, level, (), path, roots, exists)  # the module itself, its packages
+            hits = _resolve_module(module, level, (name,), path, roots, exists)
+            if own and len(hits) == len(own):  # not a submodule of that name: a name the module defines
+                names[bound] = (own[0], name)
+            queue.extend(h for h in hits if h not in out)
+        out[path] = names
+    return out
 
 
 def _pair_options(facts: _PyFacts | None) -> tuple[str, ...] | None:

@@ -68,7 +68,7 @@ class _PyFacts:
     overwritten: set[str] = field(default_factory=set)  # names whose attributes are set from a mapping
     signature_cli: bool = False  # LightningCLI / jsonargparse's CLI: constructor arguments set from configs and flags
     merges_words: bool = False  # yacs' `cfg.merge_from_list(args.opts)`, mmengine's `cfg.merge_from_dict(...)`
-    config_fromfile: bool = False  # mmengine / mmcv's `Config.fromfile(path)`: a Python config file read as data
+    config_fromfile: bool = False  # mmengine's `Config.fromfile(path)`, Detectron2's `LazyConfig.load`: a .py config
     config_flags: set[str] = field(default_factory=set)  # ml_collections' `config_flags.DEFINE_config_file("config")`
     # a loaded config read only under a key a variable picks (`yaml.safe_load(f)[args.env]`)
     picks_section: bool = False
@@ -309,7 +309,8 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
         f.overwritten.add(node.args[0].id)
     elif last in ("merge_from_list", "merge_from_dict"):
         f.merges_words = True
-    elif last == "fromfile" and name.split(".")[-2:-1] and name.split(".")[-2].endswith("Config"):
+    elif (last == "fromfile" and name.split(".")[-2:-1] and name.split(".")[-2].endswith("Config")) or \
+            (last == "load" and name.split(".")[-2:-1] == ["LazyConfig"]):  # Detectron2's lazy Python configs
         f.config_fromfile = True
     elif last == "DEFINE_config_file" and node.args and _str(node.args[0]):
         f.config_flags.add(str(_str(node.args[0])))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from nightlab.agent.policy import knobs as knobmod
 from nightlab.agent.policy.commandline import COMMAND_PATH
+from nightlab.agent.policy.effective import lazy_configs
 from nightlab.agent.policy.effective.program import (
     _OVERRIDABLE_STYLES,
     CLI_STYLE,
@@ -244,6 +245,7 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 res.unused[k.name] = f"{p} is not run by `{_short(program.command)}`"
         elif p.endswith(_CONFIG_EXTS) and p not in program.possible_configs:
             res.unused[k.name] = f"{p} is not read by `{_short(program.command)}`"
+    res.unused.update(lazy_configs.unimported(knobs, files, program.lazy_imports, program.lazy_only))
     # 2. the command line overrides everything with the same name (below, knob by knob: `_cli_override`)
     # 3. config files override code defaults; later configs override earlier ones
     cfg_by_leaf: dict[str, knobmod.Knob] = {}
@@ -278,8 +280,17 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
         cli = [c for c in cli if c.name not in res.unused]  # a word the code never reads overrides nothing
         listed = {o.dest for w in fixed[1] if w.startswith("-")
                   and (o := program.option_for(w.split("=", 1)[0])) is not None}
+    lazy = lazy_configs.overrides(knobs, files, program.lazy_imports,
+                                  [c.path for c in program.configs if c.path.endswith(".py")], cli)
     for k in knobs:
         if k.name in res.unused or k.style == CLI_STYLE:
+            continue
+        if k.name in lazy:  # a lazy config's later write of what this literal sets (Detectron2, detrex)
+            by = lazy[k.name]
+            written = _local(by).split("#")[0]
+            res.shadowed[k.name] = (f"overridden by {written.split(':', 1)[-1]} on the command line"
+                                    if by.path == COMMAND_PATH else f"overridden by `{written}` in {by.path}")
+            res.by[k.name] = by.name
             continue
         leaf = _leaf(k)
         in_config = k.path in config_paths

@@ -83,6 +83,8 @@ _CONFIG_VAR = re.compile(r"config|cfg|conf$|hparams|hyper|params|settings|option
 # in Swin's / HRNet's defaults.py, `__C = edict()`, `C = ml_collections.ConfigDict()`)
 _CONFIG_CTORS = frozenset({"CN", "CfgNode", "ConfigDict", "FrozenConfigDict", "EasyDict", "edict", "AttrDict",
                            "SimpleNamespace", "Namespace", "DictConfig"})
+# Detectron2's lazy call: `L(cls)(...)` / `LazyCall(cls)(...)` records cls's keywords, to be called later
+_LAZY_CALLS = frozenset({"L", "LazyCall"})
 
 _Literal = cst.Integer | cst.Float | cst.Name | cst.SimpleString
 
@@ -123,7 +125,34 @@ def _callee(func: cst.BaseExpression) -> str | None:
         return func.value
     if isinstance(func, cst.Attribute):
         return func.attr.value
+    if isinstance(func, cst.Call) and _callee(func.func) in _LAZY_CALLS and len(func.args) == 1 \
+            and func.args[0].keyword is None:  # Detectron2's `L(torch.optim.SGD)(lr=0.02)`: SGD's keywords
+        return _callee(func.args[0].value)
     return None
+
+
+def _lazy_roots(module: cst.Module) -> set[str]:
+    """The names a Detectron2 lazy config imports to set (``from ..common.optim import SGD as optimizer`` then
+    ``optimizer.lr = 0.02``): a name imported from a module of its own package (a relative import: a later config
+    takes ``train`` and ``optimizer`` from the one it extends) or, in a module that imports `LazyCall`, from any
+    module is a config node, whatever it is called. Not a library's module (`from torch.backends import cudnn`;
+    `cudnn.benchmark = True` is no setting)."""
+    relative: set[str] = set()
+    absolute: set[str] = set()
+    lazy = False
+    for st in module.body:
+        if not isinstance(st, cst.SimpleStatementLine):
+            continue
+        for small in st.body:
+            if not isinstance(small, cst.ImportFrom) or isinstance(small.names, cst.ImportStar):
+                continue
+            for alias in small.names:
+                imported = alias.name.value if isinstance(alias.name, cst.Name) else ""
+                lazy = lazy or imported == "LazyCall"
+                bound = alias.asname.name if alias.asname is not None else alias.name
+                if isinstance(bound, cst.Name):
+                    (relative if small.relative else absolute).add(bound.value)
+    return relative | (absolute if lazy else set())
 
 
 def _computed_fields(node: cst.ClassDef) -> set[str]:
@@ -235,6 +264,7 @@ class _PyScanner(cst.CSTVisitor):
         self.leaves: dict[int, _Pending] = {}
         self.scope: list[tuple[str, str]] = []
         self.local_callables: set[str] = set()
+        self.lazy_roots: set[str] = set()
         self.count = 0  # literal tokens passed so far
         self.in_fstring = 0  # depth of f-strings the walk is inside
 
@@ -383,7 +413,7 @@ class _PyScanner(cst.CSTVisitor):
         self._walk(stmts, False, counts, smalls)
         roots = {t.target.value for small, _ in smalls if isinstance(small, cst.Assign)
                  for t in small.targets if isinstance(t.target, cst.Name) and isinstance(small.value, cst.Call)
-                 and _callee(small.value.func) in _CONFIG_CTORS}
+                 and _callee(small.value.func) in _CONFIG_CTORS} | (self.lazy_roots if mode == "module" else set())
         for small, in_loop in smalls:
             if in_loop:
                 continue
@@ -395,8 +425,8 @@ class _PyScanner(cst.CSTVisitor):
                 continue
             if isinstance(target, cst.Attribute):
                 # a field set on a config object: ml_collections' `config.learning_rate = 0.1` in get_config(),
-                # detectron2's `cfg.SOLVER.BASE_LR = 0.00025`, `args.epochs = 20` after parsing (never `self.x`, a
-                # module's attribute or anything set twice)
+                # detectron2's `cfg.SOLVER.BASE_LR = 0.00025`, `args.epochs = 20` after parsing, a lazy config's
+                # `optimizer.lr = 0.02` (never `self.x`, a module's attribute or anything set twice)
                 path = _attr_path(target)
                 root = path.split(".", 1)[0] if path is not None else ""
                 if path is None or counts[path] != 1 or not (_CONFIG_VAR.search(root) or root in roots):
@@ -413,6 +443,7 @@ class _PyScanner(cst.CSTVisitor):
 
     def on_module(self, node: cst.Module) -> None:
         self.local_callables = set(_def_names(node.body))
+        self.lazy_roots = _lazy_roots(node)
         self._block(node.body, "", "module", "constant")
 
     def on_class(self, node: cst.ClassDef) -> None:
