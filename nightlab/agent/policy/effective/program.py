@@ -44,6 +44,7 @@ class ConfigFile:
     # the top-level key the program reads the file under, where it picks one by a setting (rl-baselines3-zoo's
     # `yaml.safe_load(f)[args.env]` with `--env CartPole-v1`): the other sections are never read
     section: str = ""
+    section_literal: bool = False  # the code names that key itself (`yaml.safe_load(f)["train"]`)
 
 
 @dataclass
@@ -264,6 +265,13 @@ def analyse(command: str, read: Callable[[str], str], exists: Callable[[str], bo
         configs = [dataclasses.replace(c, section=_section_of(read(c.path), c.path, values))
                    if c.path.endswith((".yaml", ".yml", ".json")) and any(c.how.startswith(f"read by {p}")
                                                                           for p in picking) else c for c in configs]
+    for p in run:  # `yaml.safe_load(f)["train"]`: the one key every read of the file takes
+        key = f.fixed_section if (f := fx(p)) is not None else ""
+        if key:
+            configs = [dataclasses.replace(c, section=key, section_literal=True)
+                       if c.path.endswith((".yaml", ".yml", ".json")) and c.how.startswith(f"read by {p}")
+                       and not c.section and _section_of(read(c.path), c.path, [key]) == key else c
+                       for c in configs]
     dotlist = any((f := fx(p)) is not None and (f.from_cli or f.hydra is not None) for p in run)
     config_over_cli = bool(configs) and bool(options) and any(
         (f := fx(p)) is not None and f.args_overwritten for p in run)

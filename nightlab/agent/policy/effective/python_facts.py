@@ -72,6 +72,8 @@ class _PyFacts:
     config_flags: set[str] = field(default_factory=set)  # ml_collections' `config_flags.DEFINE_config_file("config")`
     # a loaded config read only under a key a variable picks (`yaml.safe_load(f)[args.env]`)
     picks_section: bool = False
+    # a loaded config read only under one literal key (`yaml.safe_load(f)["train"]`): its other sections are unread
+    fixed_section: str = ""
 
 
 def dotted(node: ast.AST) -> str:
@@ -153,7 +155,7 @@ def _py_facts(text: str) -> _PyFacts | None:
                                kw.get("config_name", pos[1] if len(pos) > 1 else None))
     # the parsed arguments themselves overwritten from a mapping, not any object's attributes (`self.__dict__`)
     f.args_overwritten = bool(f.parsed & f.overwritten)
-    f.picks_section = _picks_section(tree)
+    f.picks_section, f.fixed_section = _section_reads(tree)
     if "typer" in text:  # typer's `@app.command()` on a `typer.Typer()` app
         f.cli_functions |= {d.name for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)
                             and any(isinstance(x, ast.Call) and isinstance(x.func, ast.Attribute)
@@ -191,19 +193,23 @@ def _signature_options(tree: ast.Module, functions: set[str], typer: bool) -> li
 _CONFIG_LOADS = frozenset({"safe_load", "load", "full_load", "unsafe_load"})
 
 
-def _picks_section(tree: ast.Module) -> bool:
-    """Whether every read of a loaded YAML / JSON document takes one top-level key that a variable picks:
-    ``yaml.safe_load(f)[args.env]``, or ``hp = json.load(f)`` read only as ``hp[env_id]`` (a constant key, a whole
-    use, or a document handed on whole says otherwise)."""
+def _section_reads(tree: ast.Module) -> tuple[bool, str]:
+    """How the code reads a loaded YAML / JSON document: whether every read takes one top-level key that a variable
+    picks (``yaml.safe_load(f)[args.env]``, or ``hp = json.load(f)`` read only as ``hp[env_id]``), and the key where
+    every read takes the same literal one (``yaml.safe_load(f)["train"]``); a whole use, a document handed on whole,
+    or reads of two keys say neither."""
     parents = {id(c): n for n in ast.walk(tree) for c in ast.iter_child_nodes(n)}
     loaded: set[str] = set()
-    picked = whole = False
+    keys: set[object] = set()
+    variable = whole = False
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call) and dotted(n.func).split(".")[-1] in
                  _CONFIG_LOADS and dotted(n.func).split(".")[0] in ("yaml", "json")):
         up = parents.get(id(call))
         if isinstance(up, ast.Subscript) and up.value is call:
-            keyed = isinstance(up.slice, ast.Constant)
-            picked, whole = picked or not keyed, whole or keyed
+            if isinstance(up.slice, ast.Constant):
+                keys.add(up.slice.value)
+            else:
+                variable = True
         elif isinstance(up, ast.Assign) and len(up.targets) == 1 and isinstance(up.targets[0], ast.Name):
             loaded.add(up.targets[0].id)
         else:
@@ -211,11 +217,15 @@ def _picks_section(tree: ast.Module) -> bool:
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id in loaded and isinstance(node.ctx, ast.Load):
             up = parents.get(id(node))
-            if isinstance(up, ast.Subscript) and up.value is node and not isinstance(up.slice, ast.Constant):
-                picked = True
+            if isinstance(up, ast.Subscript) and up.value is node:
+                if isinstance(up.slice, ast.Constant):
+                    keys.add(up.slice.value)
+                else:
+                    variable = True
             else:
                 whole = True
-    return picked and not whole
+    only = next(iter(keys)) if len(keys) == 1 and not variable and not whole else None
+    return variable and not whole and not keys, only if isinstance(only, str) else ""
 
 
 def _section_of(text: str | None, path: str, values: Iterable[str]) -> str:

@@ -23,6 +23,7 @@ from nightlab.agent.policy.effective.program import (
 )
 from nightlab.agent.policy.effective.python_facts import _CONFIG_EXTS, _str, dotted
 from nightlab.agent.policy.evaluation import CV_SEARCHES
+from nightlab.agent.policy.knobs import config_files
 
 
 def _given_as_word(knob: knobmod.Knob, program: Program) -> str | None:
@@ -60,6 +61,16 @@ def _hydra_choice_replaced(knob: knobmod.Knob, program: Program) -> str | None:
     if not composed or own & set(composed):
         return None
     return f"{composed[0]} is composed for {group.lstrip('/')} instead (chosen by an override or the command line)"
+
+
+@functools.lru_cache(maxsize=64)
+def _merged_into(text: str, section: str) -> tuple[frozenset[str], Mapping[str, str]]:
+    """What a section of a YAML config takes through merge keys (`<<: *defaults`), named where it is set: read
+    though it sits outside the section, or set again by the section's own key (config_files.yaml_merged)."""
+    if "<<" not in text:
+        return frozenset(), {}
+    read, overridden = config_files.yaml_merged(text, section)
+    return frozenset(read), overridden
 
 
 def _leaf(knob: knobmod.Knob) -> str:
@@ -236,9 +247,18 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
             continue
         p = k.path
         if p in config_paths:
-            section = config_paths[p].section
-            if section and _local(k).split(".", 1)[0] != section:
-                res.unused[k.name] = f"{p} is read under {section} only (the section the command picks)"
+            cf = config_paths[p]
+            if not cf.section or _local(k).split(".", 1)[0] == cf.section:
+                continue
+            taken, overridden = _merged_into(files.get(p, ""), cf.section)
+            if _local(k) in taken:
+                continue
+            if _local(k) in overridden:  # `small: {<<: *defaults, lr: 0.05}` reads its own lr, not the default's
+                res.shadowed[k.name] = f"overridden by {overridden[_local(k)]} (set over the `<<` merge that reads " \
+                                       f"the rest of {_local(k).rsplit('.', 1)[0]})"
+                continue
+            res.unused[k.name] = f"{p} is read under {cf.section} only (" + \
+                ("the key the code reads it under)" if cf.section_literal else "the section the command picks)")
             continue
         if p.endswith(".py"):
             if p not in run:

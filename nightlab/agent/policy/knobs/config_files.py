@@ -5,11 +5,12 @@ splices only that span."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import math
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,78 @@ def _yaml_leaves(text: str) -> list[_Leaf]:
         if doc is not None:
             walk(doc, (f"doc{i}",) if i else ())
     return out
+
+
+def yaml_merged(text: str, section: str) -> tuple[set[str], dict[str, str]]:
+    """What a top-level section takes from elsewhere through YAML merge keys, named where the values are set: the
+    scalars it reads (under ``small: {<<: *defaults, lr: 0.05}``, `defaults.epochs`), and those it sets itself over
+    the merge, each with the key that does (`defaults.lr` -> `small.lr`). Merges nested in the section and merges of
+    merged mappings count too."""
+    try:
+        docs = [d for d in yaml.compose_all(text, Loader=yaml.SafeLoader) if d is not None]
+    except (yaml.YAMLError, ValueError, RecursionError):
+        return set(), {}
+    if len(docs) != 1 or not isinstance(docs[0], yaml.MappingNode):
+        return set(), {}
+    where: dict[int, tuple[str | int, ...]] = {}
+
+    def index(node: yaml.Node, path: tuple[str | int, ...]) -> None:  # each node under its first (own) place
+        if id(node) in where:
+            return
+        where[id(node)] = path
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value != "<<":
+                    index(v, (*path, str(k.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                index(v, (*path, i))
+
+    index(docs[0], ())
+    read: set[str] = set()
+    overridden: dict[str, str] = {}
+
+    def scalars(node: yaml.Node, into: Callable[[str], None]) -> None:
+        if isinstance(node, yaml.ScalarNode) and where.get(id(node)):
+            into(_leaf_name(where[id(node)]))
+        elif isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            for item in node.value:
+                for v in (item if isinstance(item, tuple) else (item,)):
+                    scalars(v, into)
+
+    def take(node: yaml.MappingNode, outer: Mapping[str, str], depth: int = 0) -> None:
+        here = where.get(id(node), ())
+        own = {**outer, **{str(k.value): _leaf_name((*here, str(k.value))) for k, _ in node.value
+                           if isinstance(k, yaml.ScalarNode) and k.value != "<<"}}
+        # the section's own nested mappings first: the key that sets a value is named where it is most specific
+        # (`tuned.optim.momentum` rather than `tuned.optim`, which replaces the merged `optim` as a whole)
+        for k, v in sorted(node.value, key=lambda kv: isinstance(kv[0], yaml.ScalarNode) and kv[0].value == "<<"):
+            if not isinstance(k, yaml.ScalarNode) or depth > 8:
+                continue
+            if k.value == "<<":
+                for source in (v.value if isinstance(v, yaml.SequenceNode) else [v]):
+                    if not isinstance(source, yaml.MappingNode):
+                        continue
+                    for mk, mv in source.value:
+                        if not isinstance(mk, yaml.ScalarNode) or mk.value == "<<":
+                            continue
+                        by = own.get(str(mk.value))
+                        if by is None:
+                            scalars(mv, read.add)
+                        else:
+                            scalars(mv, functools.partial(_set_once, overridden, value=by))
+                    take(source, own, depth + 1)
+            elif isinstance(v, yaml.MappingNode):
+                take(v, {}, depth + 1)
+
+    top = next((v for k, v in docs[0].value if isinstance(k, yaml.ScalarNode) and str(k.value) == section), None)
+    if isinstance(top, yaml.MappingNode):
+        take(top, {})
+    return read, {name: by for name, by in overridden.items() if name not in read}
+
+
+def _set_once(into: dict[str, str], key: str, value: str) -> None:
+    into.setdefault(key, value)
 
 
 # TOML, read line by line for the spans (tomllib gives values, not positions) and checked against tomllib: a
