@@ -31,6 +31,7 @@ from nightlab.agent.edits import matches_any
 from nightlab.agent.ledger import Ledger
 from nightlab.agent.paths import ARTIFACTS_DIR, StatePaths
 from nightlab.agent.states import EventKind, Kind, RunResult, Status
+from nightlab.agent.workspace import worktree_git_env
 
 MB = 1024 * 1024
 # a run's outputs are worth keeping while its experiment may still be (or is) the user's result
@@ -123,11 +124,16 @@ def _write(state_dir: Path, a: Artifacts) -> None:
     os.replace(tmp, path)
 
 
-def outputs(worktree: Path, links: Iterable[str]) -> list[tuple[str, int]]:
+def outputs(worktree: Path, links: Iterable[str], project_root: Path) -> list[tuple[str, int]]:
     """The files a run wrote in its worktree that git does not track (ignored ones included), with their sizes:
-    no symlinks, nothing under a linked path, no byte-code caches."""
-    r = subprocess.run(["git", "-C", str(worktree), "status", "--porcelain=v1", "-z", "--untracked-files=all",
-                        "--ignored"], capture_output=True, text=True, timeout=120)
+    no symlinks, nothing under a linked path, no byte-code caches. git reads the worktree through the admin folder
+    the repository registered for it, never through the `.git` the job may have replaced (workspace.py says why);
+    nothing is kept from a folder the repository registered no worktree at."""
+    env = _git_env(project_root, worktree)
+    if env is None:
+        return []
+    r = subprocess.run(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignored"],
+                       cwd=worktree, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         return []
     links = list(links)
@@ -145,6 +151,14 @@ def outputs(worktree: Path, links: Iterable[str]) -> list[tuple[str, int]]:
     return sorted(out)
 
 
+def _git_env(project_root: Path, worktree: Path) -> dict[str, str] | None:
+    r = subprocess.run(["git", "rev-parse", "--git-common-dir"], cwd=project_root, capture_output=True, text=True,
+                       timeout=60)
+    if r.returncode != 0 or not r.stdout.strip():
+        return None
+    return worktree_git_env(Path(project_root) / r.stdout.strip(), worktree)  # (relative to the root, or absolute)
+
+
 def keep(state_dir: Path, exp_id: int, worktree: Path, links: Iterable[str], max_bytes: int,
          project_root: Path) -> Artifacts | None:
     """Move what the run wrote in `worktree` into the artefacts folder (before the worktree is removed). None when
@@ -152,7 +166,7 @@ def keep(state_dir: Path, exp_id: int, worktree: Path, links: Iterable[str], max
     done = read(state_dir, exp_id)
     if done is not None:
         return done
-    files = outputs(worktree, links)
+    files = outputs(worktree, links, project_root)
     if not files:
         return None
     dest = folder(state_dir) / str(exp_id)

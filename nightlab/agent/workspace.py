@@ -89,6 +89,44 @@ def _write_inside(wt: Path, rel: str, text: str) -> None:
         f.write(text)
 
 
+def _through_link(wt: Path, rel: str) -> bool:
+    """Whether a folder on the way to `wt/rel` is a symbolic link (or `rel` leaves the worktree)."""
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts:
+        return True
+    cur = wt
+    for part in parts[:-1]:
+        cur = cur / part
+        if cur.is_symlink():
+            return True
+    return False
+
+
+def worktree_git_env(common_dir: Path, wt: Path) -> dict[str, str] | None:
+    """GIT_DIR and GIT_WORK_TREE for git in an experiment's worktree, naming the admin folder the repository
+    registered for it (`.git/worktrees/<name>`), or None when the repository registered no worktree there.
+
+    Never git through the worktree's own `.git`: the job may write its worktree, and a `.git` it replaced by
+    `gitdir: <a folder of its own>` brings that folder's config along — `core.fsmonitor = <command>` runs the
+    command as the user, outside every confinement layer, at the next `git status` nightlab runs there (and a
+    promisor remote's `uploadpack` at the next object read). The admin folder and its `gitdir` file are in the
+    repository's own `.git`, which no job can write."""
+    target = Path(os.path.abspath(wt)) / ".git"  # the worktree folder is nightlab's; its `.git` may be anything
+    admin_root = Path(common_dir) / "worktrees"
+    try:
+        entries = sorted(admin_root.iterdir())
+    except OSError:
+        return None
+    for admin in entries:
+        try:
+            registered = (admin / "gitdir").read_text().strip()
+        except OSError:
+            continue
+        if registered and Path(os.path.abspath(registered)) == target:
+            return {"GIT_DIR": str(admin), "GIT_WORK_TREE": str(Path(os.path.abspath(wt)))}
+    return None
+
+
 def _one_line(err: BaseException) -> str:
     lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
     useful = [ln for ln in lines if ln.startswith(("stderr:", "fatal:", "error:"))] or lines
@@ -200,6 +238,16 @@ class Workspace:
         return None
 
     # ------------------------------------------------------------------------------------------- experiments
+    def worktree_git(self, wt: Path) -> git.Git:
+        """git for an experiment's worktree, through the admin folder the repository registered for it, never
+        through the worktree's own `.git` (see `worktree_git_env`); a GitError when none is registered there."""
+        env = worktree_git_env(Path(self.repo.common_dir), wt)
+        if env is None:
+            raise GitError(f"{wt}: not a worktree of this repository")
+        g = git.Git(str(wt))
+        g.update_environment(**env)
+        return g
+
     @staticmethod
     def branch_name(session_id: int, exp_id: int) -> str:
         return f"nightlab/{session_id}/{exp_id}"
@@ -252,19 +300,19 @@ class Workspace:
         if not changes:
             return branch, parent_commit
         try:
-            wrepo = git.Repo(wt)
+            wgit = self.worktree_git(wt)
             for rel, text in changes.items():
                 _write_inside(wt, rel, text)
-            wrepo.git.add("--", *changes.keys())
-            with wrepo.git.custom_environment(**_identity_env()):
-                wrepo.git.commit("--quiet", "--no-verify", "-m", message)
-            return branch, wrepo.head.commit.hexsha
-        except (OSError, git.GitCommandError, EditError) as err:
+            wgit.add("--", *changes.keys())
+            with wgit.custom_environment(**_identity_env()):
+                wgit.commit("--quiet", "--no-verify", "-m", message)
+            return branch, str(wgit.rev_parse("HEAD")).strip()
+        except (OSError, git.GitCommandError, EditError, GitError) as err:
             # never leave a half-made experiment behind: the next run would trip over it again
             self._remove_worktree(wt)
             if self.branch_exists(branch):
                 self.repo.git.branch("-D", branch)
-            if isinstance(err, EditError):
+            if isinstance(err, EditError | GitError):
                 raise
             raise GitError(f"could not commit experiment {exp_id}: {_one_line(err)}") from None
 
@@ -274,12 +322,12 @@ class Workspace:
         Detached, so several runs of one commit (seed re-runs) can each have their own worktree.
         """
         wt = self.worktree_path(exp_id)
-        if (wt / ".git").exists():
+        if wt.is_dir():
             try:
-                if git.Repo(wt).head.commit.hexsha == self.repo.commit(commit).hexsha:
+                if str(self.worktree_git(wt).rev_parse("HEAD")).strip() == self.repo.commit(commit).hexsha:
                     self.link(wt, links)
                     return wt
-            except (ValueError, git.InvalidGitRepositoryError, git.BadName):
+            except (ValueError, git.GitCommandError, git.BadName, GitError):
                 pass
         self._remove_worktree(wt)
         self.worktrees.mkdir(parents=True, exist_ok=True)
@@ -294,16 +342,19 @@ class Workspace:
     def worktree_dirty(self, exp_id: int) -> bool:
         """Whether the user changed tracked files in the experiment's worktree (after opening them in an editor)."""
         wt = self.worktree_path(exp_id)
-        return (wt / ".git").exists() and git.Repo(wt).is_dirty()
+        try:
+            return bool(str(self.worktree_git(wt).status("--porcelain=v1", "--untracked-files=no")).strip())
+        except (git.GitCommandError, GitError):
+            return False
 
     def amend(self, exp_id: int, branch: str | None = None) -> str:
         """Fold what the user changed in the experiment's worktree into its commit, so the experiment stays one
         commit on top of its parent; `branch` is moved to the new commit when the worktree is detached."""
-        wrepo = git.Repo(self.worktree_path(exp_id))
-        wrepo.git.add("-u")
-        with wrepo.git.custom_environment(**_identity_env()):
-            wrepo.git.commit("--quiet", "--no-verify", "--amend", "--no-edit")
-        sha: str = wrepo.head.commit.hexsha
+        wgit = self.worktree_git(self.worktree_path(exp_id))
+        wgit.add("-u")
+        with wgit.custom_environment(**_identity_env()):
+            wgit.commit("--quiet", "--no-verify", "--amend", "--no-edit")
+        sha = str(wgit.rev_parse("HEAD")).strip()
         if branch and self.branch_commit(branch) != sha:
             self.repo.git.branch("-f", branch, sha)
         return sha
@@ -313,6 +364,8 @@ class Workspace:
         for rel in links:
             src = self.root / rel
             dst = wt / rel
+            if _through_link(wt, rel):  # a folder a job replaced by a link: never made or written through
+                continue
             if src.exists() and not dst.exists() and not dst.is_symlink():
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(src, dst)
