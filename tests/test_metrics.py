@@ -616,6 +616,31 @@ def test_an_average_meter_s_running_average_is_the_value() -> None:
     assert parse_metric("val_loss 0.5 (best 0.4)\n", "val_loss").value == 0.5
 
 
+def test_a_curve_is_the_lines_of_the_value_s_kind() -> None:
+    """The ImageNet example prints `Acc@1` on every training batch and every test batch (running averages) and once
+    per epoch in its summary ` * Acc@1 …`, the value: the curve is the summaries, one point per epoch (it interleaved
+    training accuracy with test accuracy, and early stopping compares curves). The MNIST example's `loss` curve is the
+    per-epoch `Test set: Average loss`, not the batches' `Train Epoch: … Loss:`. Lines of one kind with an
+    annotation stay one curve, and a value printed once after the epochs' lines keeps them all."""
+    batch = ("Epoch: [{e}][{b:>3d}/100]\tTime  0.1 ( 0.3)\tLoss 6.5 (6.7)\tAcc@1 {a:6.2f} ({a:6.2f})\t"
+             "Acc@5 {a:6.2f} ({a:6.2f})\n")
+    test = "Test: [ 0/20]\tTime  0.1 ( 0.1)\tLoss 5.0 (5.0)\tAcc@1 {a:6.2f} ({a:6.2f})\tAcc@5 40.00 ( 40.00)\n"
+    chunks: list[str] = []
+    for e, summary in ((0, 21.13), (1, 31.5), (2, 35.25)):
+        chunks += [batch.format(e=e, b=b, a=10.0 * e + b / 100) for b in (0, 50)]
+        chunks += [test.format(a=summary - 1), f" * Acc@1 {summary:.3f} Acc@5 41.862\n"]
+    got = parse_metric("".join(chunks), "Acc@1")
+    assert got.value == 35.25 and [v for _s, v in got.curve] == [21.13, 31.5, 35.25]
+    mnist = MNIST_EXAMPLE.replace("\n\nTest set: Average loss: 0.0326", "\nTrain Epoch: 2 [0/60000 (0%)]\tLoss: "
+                                  "0.100000\n\nTest set: Average loss: 0.0326")
+    loss = parse_metric(mnist, "loss")
+    assert loss.value == 0.0326 and [v for _s, v in loss.curve] == [0.0479, 0.0326]
+    noted = "[step 100] val_acc=0.80\n[step 200] new best! val_acc=0.85\n[step 300] val_acc=0.84\n"
+    assert [v for _s, v in parse_metric(noted, "val_acc").curve] == [0.80, 0.85, 0.84]
+    once = "epoch 1: val_acc=0.80\nepoch 2: val_acc=0.85\nTest set: val_acc=0.83\n"
+    assert [v for _s, v in parse_metric(once, "val_acc").curve] == [0.80, 0.85, 0.83]
+
+
 def test_what_looks_like_a_new_form_but_is_not_one() -> None:
     """A signed delta or a count in parentheses is no running average; a multi-element array is no scalar (per-class
     F1 is not class 0's); rich's terminal hyperlinks (OSC 8, ended by ESC \\) are stripped like colours; two words

@@ -358,6 +358,30 @@ def _last_redraws(hits: list[_Hit]) -> list[_Hit]:
     return out
 
 
+_FIRST_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _same_kind(hits: list[_Hit], text: str) -> list[_Hit]:
+    """The hits on lines of the same kind as the last one (the value's), where a log prints the name on lines of
+    several kinds: PyTorch's ImageNet example prints `Acc@1` on every training batch (`Epoch: [3][100/5005] ...`, a
+    running average), on every test batch (`Test: [10/196] ...`) and once per epoch in its summary (` * Acc@1
+    76.130`), the value; its MNIST example prints `Loss:` per training batch and `Average loss:` per test. A line's
+    kind is its first word (nothing for a line that starts with a number or a sign), so the summaries alone are the
+    curve, the one early stopping compares, as they are the value. Where the value's kind was printed only once (a
+    final `Test set: acc=0.83` after the epochs' `epoch 3: acc=0.81`), every hit stays: one point is no curve."""
+    if len(hits) < 3 or any(h.pos < 0 for h in hits):
+        return hits
+    kinds = []
+    for h in hits:
+        start = max(text.rfind("\n", 0, h.pos), text.rfind("\r", 0, h.pos)) + 1
+        first = _FIRST_WORD.search(text, start, h.pos)
+        kinds.append(first.group(0).lower() if first is not None else "")
+    if len(set(kinds)) < 2:
+        return hits
+    same = [h for h, k in zip(hits, kinds, strict=True) if k == kinds[-1]]
+    return same if len(same) >= 2 else hits
+
+
 def _redrawn(a: _Hit, b: _Hit) -> bool:
     """Whether `b` redraws `a`: on the same line up to its `\n`, at the same epoch and step (a bar kept over the whole
     run, as Lightning 2's is, redraws each epoch in turn; `step 1 ...\rstep 2 ...` are two points)."""
@@ -561,6 +585,8 @@ def _reading(name: str, hits: list[_Hit], regex: str | None, text: str | None = 
         return MetricReading(None, [], f"metric {name!r} never printed{how}", None)
     last = hits[-1]
     hits = _last_redraws(hits)
+    if regex is None and text is not None:
+        hits = _same_kind(hits, text)
     steps = _assign_steps([(h.epoch, h.step) for h in hits])
     curve = [(s, h.value) for s, h in zip(steps, hits, strict=True) if h.value is not None and math.isfinite(h.value)]
     if last.value is None:

@@ -35,9 +35,8 @@ from tuikit import Populated, git, loaded, make_app, make_project, run, select, 
 def test_main_screen_shows_tree_approvals_and_status(populated: tuple[Path, Populated], engine_lock: None,
                                                      tmp_path: Path) -> None:
     root, ids = populated
-    run_tree = tmp_path / "run-tree"  # what the best's run left in its worktree: a checkpoint
-    run_tree.mkdir()
-    git(run_tree, "init", "-q")
+    run_tree = tmp_path / "run-tree"  # what the best's run left in its worktree (one the repository registered)
+    git(root, "worktree", "add", "-q", "--detach", str(run_tree), "HEAD")
     (run_tree / "out").mkdir()
     (run_tree / "out" / "ckpt.pt").write_bytes(b"w" * 2048)
     artifacts.keep(root / ".nightlab", ids.best, run_tree, [], 10 * 1024 * 1024, root)
