@@ -8,7 +8,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -223,28 +222,34 @@ def cmd_diff(root: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_log(root: Path, args: argparse.Namespace) -> int:
+    from nightlab.terminal_text import TerminalFilter
+
     log = _desk(root).run_log(args.id)
+    # to a terminal, what draws and nothing that acts beyond the screen (terminal_text.py); to a file, every byte
+    screen = TerminalFilter() if sys.stdout.isatty() else None
+
+    def write(chunk: bytes, final: bool = False) -> None:
+        sys.stdout.buffer.write(screen.feed(chunk, final) if screen is not None else chunk)
+        sys.stdout.flush()
+
     with log.open() as f:  # the wrapper's file: never a link or FIFO someone put in its place
         if args.lines:
             lines = log.last_lines(args.lines)
-            sys.stdout.write("\n".join(lines) + ("\n" if lines else ""))
+            write(("\n".join(lines) + ("\n" if lines else "")).encode("utf-8", "surrogateescape"), final=True)
             f.seek(0, os.SEEK_END)
         else:
-            shutil.copyfileobj(f, sys.stdout.buffer)
-        sys.stdout.flush()
+            while chunk := f.read(65536):
+                write(chunk)
+            write(b"", final=not args.follow)
         if not args.follow:
             return 0
         while True:
             chunk = f.read(65536)
             if chunk:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
+                write(chunk)
                 continue
             if log.ended():
-                rest = f.read()
-                if rest:
-                    sys.stdout.buffer.write(rest)
-                    sys.stdout.flush()
+                write(f.read(), final=True)
                 return 0
             time.sleep(0.2)
 
