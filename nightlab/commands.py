@@ -218,11 +218,8 @@ def cmd_diff(root: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-
-
-
 def cmd_log(root: Path, args: argparse.Namespace) -> int:
-    from nightlab.terminal_text import TerminalFilter
+    from nightlab.agent.terminal_text import TerminalFilter
 
     log = _desk(root).run_log(args.id)
     # to a terminal, what draws and nothing that acts beyond the screen (terminal_text.py); to a file, every byte

@@ -31,6 +31,7 @@ from nightlab.agent.states import (
     SessionState,
     Status,
 )
+from nightlab.agent.terminal_text import printable
 from nightlab.agent.views import plan_lines, plan_time_lines
 
 if TYPE_CHECKING:  # names for the type checker only: what the front desk hands the console, never imported to run
@@ -349,6 +350,8 @@ def print_diff(text: str) -> None:
     if not text.strip():
         print("(empty diff)")
         return
+    if sys.stdout.isatty():  # code a model wrote may hold a raw escape: to a terminal, only what draws
+        text = printable(text)
     for line in text.splitlines():
         if line.startswith(("+++", "---")):
             print(style(line, "1"))

@@ -119,7 +119,7 @@ def test_front_ends_leave_git_and_the_engine_to_the_agent(front_end: str) -> Non
 FRONT_ENDS = ("nightlab.tui", "nightlab.console", "nightlab.cli", "nightlab.commands")
 # what a front-end may import from nightlab.agent (see the test's docstring for why each)
 FRONT_DESK = {"actions", "views"}
-FRONT_END_VOCABULARY = {"states", "goal", "metric_text", "records", "config", "project_root"}
+FRONT_END_VOCABULARY = {"states", "goal", "metric_text", "terminal_text", "records", "config", "project_root"}
 
 
 def front_end_may_import(name: str) -> bool:
@@ -141,7 +141,8 @@ def test_front_ends_ask_only_the_front_desk(front_end: str) -> None:
 
     - states (the named states: statuses, modes, approval and engine states, a human's `Decision`),
     - goal (which way a metric is better), metric_text (how a metric value is written, so every front-end writes
-      it the same way), records (the store's records as frozen values the desk hands out),
+      it the same way), terminal_text (what of a job's or a model's text is safe to write to a terminal, the rule
+      the store keeps text by), records (the store's records as frozen values the desk hands out),
     - config (the user's nightlab.toml: the CLI reads it to apply its flags, `demo` writes the budget into it),
     - project_root (which folder a command means, found upward as git does; it reads only config file names).
 

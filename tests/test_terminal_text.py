@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nightlab.terminal_text import MAX_HELD, TerminalFilter
+from nightlab.agent.terminal_text import MAX_HELD, TerminalFilter
 
 from helpers import make_repo, write_config
 
@@ -111,3 +111,26 @@ def _through_a_terminal(argv: list[str], cwd: Path, env: dict[str, str]) -> byte
         proc.wait(timeout=60)
         os.close(main)
     return out
+
+
+def test_text_every_front_end_shows_is_stored_printable(tmp_path: Path) -> None:
+    """A job's error line and log tail, and a model's hypothesis (a reply a job's log may have steered), are shown by
+    the TUI — which writes a widget's text to the terminal as it is — and the console: the store keeps them
+    printable. The log file itself is untouched (above)."""
+    from nightlab.agent.states import EventKind
+    from nightlab.agent.store import Store
+    from nightlab.agent.terminal_text import printable
+
+    assert printable("boom \x1b]52;c;ZXZpbA==\x07 \x1b[31mred\x1b[0m \x1b[6n\n10%\r20%\r30%\nok\tx\r\n") == \
+        "boom  red \n30%\nok\tx\n"
+    store = Store(tmp_path / "db.sqlite")
+    e = store.add_experiment(title="raise lr \x1b]0;PWNED\x07", rationale="because\x1b[21t", seed=0)
+    store.update_experiment(e.id, error="RuntimeError: boom \x1b]52;c;ZXZpbA==\x07",
+                            log_tail="step 1\nRuntimeError: boom \x1bP$q\"p\x1b\\\n", diagnosis="\x9b31mbad")
+    got = store.experiment(e.id)
+    for text in (got.title, got.rationale, got.error, got.log_tail, got.diagnosis):
+        assert text is not None and "\x1b" not in text and "\x9b" not in text and "\x07" not in text, text
+    assert got.title == "raise lr " and got.error == "RuntimeError: boom "
+    assert got.log_tail == "step 1\nRuntimeError: boom \n"
+    store.event(EventKind.EDITED, "edited \x1b]8;;https://evil.example/\x1b\\here\x1b]8;;\x1b\\", experiment_id=e.id)
+    assert store.events()[-1]["message"] == "edited here"

@@ -35,6 +35,7 @@ from nightlab.agent.states import (
 )
 from nightlab.agent.states import SETTLED as SETTLED
 from nightlab.agent.states import UNCONFIRMED_LABEL as UNCONFIRMED_LABEL
+from nightlab.agent.terminal_text import printable
 from nightlab.errors import NightlabError
 
 with hidden_module("pandas"):  # sqlite_utils imports pandas when installed, for a type the store never writes
@@ -444,6 +445,7 @@ class Store:
 
     # ------------------------------------------------------------------------------------------- experiments
     def add_experiment(self, **values: Any) -> Experiment:
+        values = _shown(values)
         now = time.time()
         values.setdefault("status", Status.PROPOSED)
         values.update(created=now, updated=now)
@@ -510,6 +512,7 @@ class Store:
                                 (Status.PROPOSED, Status.APPROVED, Status.QUEUED))
 
     def update_experiment(self, eid: int, **changes: Any) -> None:
+        changes = _shown(changes)
         changes["updated"] = time.time()
         self._update("experiments", eid, changes)
 
@@ -604,7 +607,7 @@ class Store:
               data: dict[str, Any] | None = None) -> int:
         return self._insert("events", {
             "t": time.time(), "session_id": session_id, "experiment_id": experiment_id, "kind": kind,
-            "message": message, "data": json.dumps(data or {}),
+            "message": printable(message), "data": json.dumps(data or {}),
         })
 
     def events(self, after_id: int = 0, limit: int = 1000, session_id: int | None = None) -> list[dict[str, Any]]:
@@ -652,3 +655,12 @@ def _enc(v: Any) -> Any:
     if isinstance(v, dict | list | tuple):
         return json.dumps(v)
     return v
+
+
+# an experiment's text every front-end shows, written by a model or read from a job's output: stored printable
+# (agent/terminal_text.py), so no job or reply reaches the user's terminal through the TUI or the console
+_SHOWN_FIELDS = frozenset({"title", "rationale", "expected_effect", "diagnosis", "error", "log_tail"})
+
+
+def _shown(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: printable(v) if k in _SHOWN_FIELDS and isinstance(v, str) else v for k, v in values.items()}

@@ -10,6 +10,10 @@ other control sequences, lone escapes, C0 controls such as BEL and the charset s
 and the C1 controls (U+0080–U+009F, which some terminals read as 8-bit CSI / OSC). Written to a file or a pipe the
 log is passed on byte for byte: that is the record, and `less -R` or a later `cat` is the reader's choice.
 
+`printable` is the same for a line of text shown anywhere (a hypothesis, an error, a log's tail in the store, which
+every front-end shows — Textual writes a widget's text to the terminal as it is): nothing that acts, no colours
+or backspaces, and of a line redrawn with carriage returns its last drawing; newlines and tabs stay.
+
 `TerminalFilter` works on a stream (`nightlab log --follow`): a sequence cut between two reads is held until its
 end arrives, and one that never ends within `MAX_HELD` bytes is dropped.
 """
@@ -37,6 +41,19 @@ _SEQUENCE = re.compile(
 
 def _keep(m: re.Match[bytes]) -> bytes:
     return m.group(0) if _KEEP_CSI.fullmatch(m.group(0)) else b""
+
+
+def printable(text: str) -> str:
+    """`text` without control sequences or control characters other than newlines and tabs (see above)."""
+    if not _ANY_CONTROL.search(text):
+        return text
+    data = _SEQUENCE.sub(b"", text.encode("utf-8", "surrogatepass")).replace(b"\b", b"")
+    # of a line a progress bar redrew with `\r`, what a terminal shows: its last drawing
+    lines = [next((part for part in reversed(line.split(b"\r")) if part), b"") for line in data.split(b"\n")]
+    return b"\n".join(lines).decode("utf-8", "replace")
+
+
+_ANY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class TerminalFilter:
