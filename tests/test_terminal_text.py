@@ -134,3 +134,12 @@ def test_text_every_front_end_shows_is_stored_printable(tmp_path: Path) -> None:
     assert got.log_tail == "step 1\nRuntimeError: boom \n"
     store.event(EventKind.EDITED, "edited \x1b]8;;https://evil.example/\x1b\\here\x1b]8;;\x1b\\", experiment_id=e.id)
     assert store.events()[-1]["message"] == "edited here"
+
+
+def test_the_tui_log_views_show_a_line_as_a_terminal_would_draw_it() -> None:
+    """The TUI's log pane and log viewer (which Textual writes to the terminal as text): the same rule, so an OSC's
+    payload is not left on screen either (it had shown `0;PWNED-TITLE`), and a redrawn line shows its last drawing."""
+    from nightlab.tui.widgets.logpane import clean
+
+    assert clean("loss 0.5\x1b]0;PWNED-TITLE\x07 \x1b[32mok\x1b[0m\tend") == "loss 0.5 ok      end"
+    assert clean(" 10%|#   |\r 50%|#####|\r100%|##########|") == "100%|##########|"

@@ -26,24 +26,21 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
+from nightlab.agent.terminal_text import printable
 from nightlab.tui.logfiles import TailReader
 from nightlab.tui.messages import ReportsWorkerErrors
 
 POLL_S = 0.05
 IDLE_POLL_S = 0.25
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
-_CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _ERROR = re.compile(r"error|traceback|exception|\bnan\b|killed|out of memory", re.I)
 _WARN = re.compile(r"warn", re.I)
 
 
 def clean(line: str) -> str:
-    """What a terminal would show, minus colour codes and control characters (they would corrupt the screen)."""
-    if "\x1b" in line:
-        line = _ANSI.sub("", line)
-    if "\t" in line:
-        line = line.expandtabs()
-    return _CTRL.sub("�", line)
+    """What a terminal would show, minus colour codes and every control sequence or character (they would corrupt
+    the screen, or act beyond it: Textual writes the text as it is; agent/terminal_text.py)."""
+    line = printable(line)
+    return line.expandtabs() if "\t" in line else line
 
 
 class Pending:
