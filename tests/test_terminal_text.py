@@ -141,5 +141,5 @@ def test_the_tui_log_views_show_a_line_as_a_terminal_would_draw_it() -> None:
     payload is not left on screen either (it had shown `0;PWNED-TITLE`), and a redrawn line shows its last drawing."""
     from nightlab.tui.widgets.logpane import clean
 
-    assert clean("loss 0.5\x1b]0;PWNED-TITLE\x07 \x1b[32mok\x1b[0m\tend") == "loss 0.5 ok      end"
+    assert clean("loss 0.5\x1b]0;PWNED-TITLE\x07 \x1b[32mok\x1b[0m\tend") == "loss 0.5 ok" + " " * 5 + "end"
     assert clean(" 10%|#   |\r 50%|#####|\r100%|##########|") == "100%|##########|"
