@@ -20,6 +20,7 @@ import functools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 
 from nightlab.agent.policy import knobs as knobmod
+from nightlab.agent.policy.effective.python_facts import parsed
 
 # one file's imported names: the name it is bound to -> (the repository file it comes from, its name there)
 Aliases = dict[str, tuple[str, str]]
@@ -27,7 +28,7 @@ Aliases = dict[str, tuple[str, str]]
 
 def imported_names(text: str) -> list[tuple[str, int, str, str]]:
     """The names a file binds by ``from M import N [as A]`` at module level: (M, level, N, A)."""
-    tree = _parse(text)
+    tree = parsed(text)
     if tree is None:
         return []
     return [(node.module or "", node.level, a.name, a.asname or a.name) for node in tree.body
@@ -108,7 +109,7 @@ def _paths(text: str) -> dict[tuple[int, str], str]:
     """Each literal a module-level statement sets, by (line, last name): the dotted path it sets. ``SGD =
     L(torch.optim.SGD)(lr=0.02)`` sets ``SGD.lr``; ``train = dict(max_iter=90000)`` ``train.max_iter``;
     ``optimizer.lr = 0.02`` ``optimizer.lr``."""
-    tree = _parse(text)
+    tree = parsed(text)
     out: dict[tuple[int, str], str] = {}
     if tree is None:
         return out
@@ -144,11 +145,3 @@ def _dotted(node: ast.expr) -> str | None:
     if not isinstance(node, ast.Name):
         return None
     return ".".join([node.id, *reversed(parts)])
-
-
-@functools.lru_cache(maxsize=256)
-def _parse(text: str) -> ast.Module | None:
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
-        return None

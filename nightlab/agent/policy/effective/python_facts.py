@@ -76,6 +76,16 @@ class _PyFacts:
     fixed_section: str = ""
 
 
+@functools.lru_cache(maxsize=64)
+def parsed(text: str) -> ast.Module | None:
+    """A file's syntax tree, parsed once for the readers of this package (each only reads it); None for text that
+    is not Python this interpreter parses."""
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+
+
 def dotted(node: ast.AST) -> str:
     """`a.b.c` for a name or attribute chain, through calls (`np.random.default_rng(0).permutation` →
     `np.random.default_rng.permutation`); "" for anything else."""

@@ -21,7 +21,7 @@ from nightlab.agent.policy.effective.program import (
     Resolution,
     _norm,
 )
-from nightlab.agent.policy.effective.python_facts import _CONFIG_EXTS, _str, dotted
+from nightlab.agent.policy.effective.python_facts import _CONFIG_EXTS, _str, dotted, parsed
 from nightlab.agent.policy.evaluation import CV_SEARCHES
 from nightlab.agent.policy.knobs import config_files
 
@@ -496,7 +496,7 @@ def _fixed_argv(text: str) -> tuple[str, tuple[str, ...]] | None:
     (`parser.parse_args(["--lr", "0.05"])`, `parse_args(args=[])` in a script exported from a notebook) and never
     parses the command line itself: the command's options are not read, and the listed ones override their
     defaults. None when the code parses the command line (or any list not written out)."""
-    tree = _parse(text)
+    tree = parsed(text)
     if tree is None:
         return None
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
@@ -517,7 +517,7 @@ def _written_later(text: str) -> dict[tuple[str, str], tuple[int, str]]:
     object, to a literal: `C["lr"] = 0.05` and `C.update(lr=0.05)` over `C = {"lr": 0.1, ...}`, `cfg.lr = 0.05`
     over `cfg = TrainConfig()`'s field default (owner `TrainConfig` as well as `cfg`). The value written before
     that line is not the one that runs. Under a condition (`if debug: C["epochs"] = 1`) it is not recorded."""
-    tree = _parse(text)
+    tree = parsed(text)
     if tree is None:
         return {}
     main_guards = [st.body for st in tree.body if isinstance(st, ast.If) and "__name__" in ast.unparse(st.test)]
@@ -558,18 +558,19 @@ def _written_later(text: str) -> dict[tuple[str, str], tuple[int, str]]:
 def _set_after_parsing(text: str) -> list[tuple[str, ast.Assign]]:
     """(attribute in lower case, statement) for each straight-line assignment to an attribute of the parsed
     arguments (`args = parser.parse_args()` / `tyro.cli(...)`) in the module, its `__main__` guard or a function."""
-    tree = _parse(text)
+    tree = parsed(text)
     if tree is None:
         return []
-    parsed = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
-              and dotted(n.value.func).split(".")[-1] in _PARSING_CALLS for t in n.targets if isinstance(t, ast.Name)}
+    parsed_args = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+                   and dotted(n.value.func).split(".")[-1] in _PARSING_CALLS
+                   for t in n.targets if isinstance(t, ast.Name)}
     main_guards = [st.body for st in tree.body if isinstance(st, ast.If) and "__name__" in ast.unparse(st.test)]
     bodies = [tree.body, *main_guards,
               *(d.body for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef))]
     out = []
     for st in (st for body in bodies for st in body):
         if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Attribute) and \
-                isinstance(st.targets[0].value, ast.Name) and st.targets[0].value.id in parsed:
+                isinstance(st.targets[0].value, ast.Name) and st.targets[0].value.id in parsed_args:
             out.append((st.targets[0].attr.lower(), st))
     return out
 
@@ -666,7 +667,7 @@ def _architecture_defaults(program: Program, knobs: Sequence[knobmod.Knob], file
     inv = program.invocation
     if not knobs or inv is None or program.run_files is None:
         return
-    trees = {p: t for p in sorted(program.run_files) if p.endswith(".py") and (t := _parse(files.get(p, "")))}
+    trees = {p: t for p in sorted(program.run_files) if p.endswith(".py") and (t := parsed(files.get(p, "")))}
     functions: dict[str, ast.FunctionDef] = {}
     arches: dict[str, str] = {}  # architecture name -> the function registered for it
     for tree in trees.values():
@@ -714,15 +715,6 @@ def _architecture_defaults(program: Program, knobs: Sequence[knobmod.Knob], file
             res.unused[k.name] = f"{fname}() is another architecture's: {chosen} does not run it"
         elif first.get(attr, fname) != fname:
             res.shadowed[k.name] = f"overridden by {first[attr]}() ({chosen} fills {attr} there first)"
-
-
-@functools.lru_cache(maxsize=32)
-def _parse(text: str) -> ast.Module | None:
-    """A file's syntax tree, parsed once for the readers here (each only reads it)."""
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError):
-        return None
 
 
 def _flag_key(name: str, program: Program) -> str:

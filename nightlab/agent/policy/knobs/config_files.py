@@ -42,7 +42,6 @@ class _Leaf:
 def _yaml_leaves(text: str) -> list[_Leaf]:
     loader = yaml.SafeLoader("")
     out: list[_Leaf] = []
-    seen: set[int] = set()
 
     def scalar(node: yaml.ScalarNode, path: tuple[str | int, ...]) -> None:
         s, e = node.start_mark.index, node.end_mark.index
@@ -64,14 +63,24 @@ def _yaml_leaves(text: str) -> list[_Leaf]:
         elif node.style in ("'", '"') and len(raw) >= 2 and raw[0] == raw[-1] == node.style:
             out.append(_Leaf(path, s, e, node.value, True))
 
+    for i, doc in enumerate(yaml.compose_all(text, Loader=yaml.SafeLoader)):
+        if doc is not None:
+            for node, path in _places(doc, (f"doc{i}",) if i else ()).values():
+                if isinstance(node, yaml.ScalarNode) and path:
+                    scalar(node, path)
+    return out
+
+
+def _places(doc: yaml.Node, root: tuple[str | int, ...] = ()) -> dict[int, tuple[yaml.Node, tuple[str | int, ...]]]:
+    """Every node of a YAML document once, at its own place (an alias's node is the anchor's, reported where the
+    anchor is; a merge key `<<` is no place), in document order: id -> (node, key path)."""
+    out: dict[int, tuple[yaml.Node, tuple[str | int, ...]]] = {}
+
     def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
-        if id(node) in seen:  # an alias: the anchor's span was already reported under its own path
+        if id(node) in out:
             return
-        seen.add(id(node))
-        if isinstance(node, yaml.ScalarNode):
-            if path:
-                scalar(node, path)
-        elif isinstance(node, yaml.MappingNode):
+        out[id(node)] = (node, path)
+        if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 if isinstance(k, yaml.ScalarNode) and k.value != "<<":
                     walk(v, (*path, str(k.value)))
@@ -79,9 +88,7 @@ def _yaml_leaves(text: str) -> list[_Leaf]:
             for i, v in enumerate(node.value):
                 walk(v, (*path, i))
 
-    for i, doc in enumerate(yaml.compose_all(text, Loader=yaml.SafeLoader)):
-        if doc is not None:
-            walk(doc, (f"doc{i}",) if i else ())
+    walk(doc, root)
     return out
 
 
@@ -96,21 +103,7 @@ def yaml_merged(text: str, section: str) -> tuple[set[str], dict[str, str]]:
         return set(), {}
     if len(docs) != 1 or not isinstance(docs[0], yaml.MappingNode):
         return set(), {}
-    where: dict[int, tuple[str | int, ...]] = {}
-
-    def index(node: yaml.Node, path: tuple[str | int, ...]) -> None:  # each node under its first (own) place
-        if id(node) in where:
-            return
-        where[id(node)] = path
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.value != "<<":
-                    index(v, (*path, str(k.value)))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                index(v, (*path, i))
-
-    index(docs[0], ())
+    where = {key: path for key, (_node, path) in _places(docs[0]).items()}
     read: set[str] = set()
     overridden: dict[str, str] = {}
 
