@@ -111,7 +111,9 @@ def worktree_git_env(common_dir: Path, wt: Path) -> dict[str, str] | None:
     command as the user, outside every confinement layer, at the next `git status` nightlab runs there (and a
     promisor remote's `uploadpack` at the next object read). The admin folder and its `gitdir` file are in the
     repository's own `.git`, which no job can write."""
-    target = Path(os.path.abspath(wt)) / ".git"  # the worktree folder is nightlab's; its `.git` may be anything
+    # compared as folders, links resolved: the worktree folder is nightlab's (a job cannot replace it), while its
+    # `.git` may be anything, so the path is never resolved through it
+    folder = os.path.realpath(wt)
     admin_root = Path(common_dir) / "worktrees"
     try:
         entries = sorted(admin_root.iterdir())
@@ -122,8 +124,9 @@ def worktree_git_env(common_dir: Path, wt: Path) -> dict[str, str] | None:
             registered = (admin / "gitdir").read_text().strip()
         except OSError:
             continue
-        if registered and Path(os.path.abspath(registered)) == target:
-            return {"GIT_DIR": str(admin), "GIT_WORK_TREE": str(Path(os.path.abspath(wt)))}
+        if registered and os.path.basename(registered) == ".git" and \
+                os.path.realpath(os.path.dirname(os.path.abspath(registered))) == folder:
+            return {"GIT_DIR": str(admin), "GIT_WORK_TREE": folder}
     return None
 
 
