@@ -255,3 +255,19 @@ def test_event_files_are_read_as_regular_files_only(tmp_path: Path) -> None:
     (folder / "events.out.tfevents.1.link").symlink_to(tmp_path / "secret")
     series = tbevents.read_folders(tmp_path, [folder])
     assert [(s.tag, s.points) for s in series] == [("val/acc", [(0, 0.5)])]
+
+
+def test_a_scalar_logged_very_often_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """A run (or a job out to exhaust the agent's memory) that logs one scalar far more often than any curve shows:
+    at most `MAX_POINTS_PER_TAG` points are kept, the last among them, and its reductions still read."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    n = tbevents.MAX_POINTS_PER_TAG * 2 + 7
+    w = SummaryWriter(str(tmp_path / "runs" / "long"))
+    for step in range(n):
+        w.add_scalar("loss", 1.0 / (step + 1), step)
+    w.close()
+    (series,) = tbevents.read_run(tmp_path)
+    assert len(series.points) <= tbevents.MAX_POINTS_PER_TAG
+    assert series.points[-1] == (n - 1, pytest.approx(1.0 / n))
+    assert tbevents.reduce(series.points, "last") == (pytest.approx(1.0 / n), n - 1)

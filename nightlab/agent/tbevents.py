@@ -9,8 +9,9 @@ It never tells the job where to write: unmodified code keeps working.
 
 Reading goes through `tensorboard.backend.event_processing.plugin_event_accumulator`, the loader TensorBoard's own
 server uses: it understands both the `simple_value` scalars PyTorch writes and the tensor scalars of TF2/Keras,
-drops events orphaned by a restarted writer, and keeps memory bounded for everything but the scalars. The package
-is an extra (`nightlab[tensorboard]`), imported only when event files are there to read.
+drops events orphaned by a restarted writer, and keeps memory bounded: the scalars too, by a reservoir of
+`MAX_POINTS_PER_TAG` per tag. The package is an extra (`nightlab[tensorboard]`), imported only when event files are
+there to read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from nightlab.agent.paths import STATE_DIR
 from nightlab.errors import NightlabError
 
 EVENT_PREFIX = "events.out.tfevents."
+# points kept per tag: TensorBoard's own reservoir (the last point always kept, the others sampled uniformly), so a
+# run logging a scalar millions of times — or a job writing them to exhaust the agent's memory — costs at most this
+# many per tag; a curve shows fewer anyway (metrics.MAX_CURVE_POINTS), and a min / max reduction is exact up to it
+MAX_POINTS_PER_TAG = 10_000
 INSTALL_HINT = "pip install 'nightlab[tensorboard]'"
 # folders never searched for event files: version control, environments, caches
 _SKIP_DIRS = frozenset({".git", ".venv", "venv", "env", "__pycache__", "node_modules", ".mypy_cache",
@@ -111,7 +116,8 @@ def read_folders(base: Path, folders: list[Path]) -> list[Series]:
     out: list[Series] = []
     for folder in folders:
         with _regular_files_of(folder) as view:
-            acc = pea.EventAccumulator(view, size_guidance={pea.TENSORS: 1}, tensor_size_guidance={"scalars": 0})
+            acc = pea.EventAccumulator(view, size_guidance={pea.TENSORS: 1},
+                                       tensor_size_guidance={"scalars": MAX_POINTS_PER_TAG})
             try:
                 acc.Reload()
                 tags = sorted(acc.PluginTagToContent("scalars"))
