@@ -192,6 +192,12 @@ class ExperimentTable(ListKeys, DataTable[Text]):
                     self._cells[key] = cells
         if self.selected is None and rows:
             self.select(self._default_selection(snapshot, [k for k, _ in rows]))
+            return
+        moved = self._pending_move()
+        if moved is not None:  # the row under the cursor is the selection: a highlight lost to a rebuild (its event
+            # judged stale) would otherwise leave the details on another row until the next key
+            self.selected = moved
+            self.post_message(self.Selected(moved, by_user=moved != self._expected))
 
     @staticmethod
     def _time(snapshot: Snapshot, r: Row) -> str:
