@@ -114,6 +114,8 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one(GpuLine).snapshot = snapshot
         table = self.query_one(ExperimentTable)
         running = [i for i in snapshot.running_ids if snapshot.row(i) is not None]
+        if table.user_move() is not None:
+            self.track_running = False  # a key landed before this snapshot: its row is the person's pick
         table.show(snapshot)
         if self.track_running:
             # until the user picks a row: show the newest running job, else what waits for a decision

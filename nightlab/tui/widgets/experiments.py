@@ -199,6 +199,12 @@ class ExperimentTable(ListKeys, DataTable[Text]):
             self.selected = moved
             self.post_message(self.Selected(moved, by_user=moved != self._expected))
 
+    def user_move(self) -> int | None:
+        """The row a person moved the cursor to whose highlight is not handled yet (None when none): a snapshot that
+        lands in between must take it as their pick, not pull the cursor back to the row it follows."""
+        moved = self._pending_move()
+        return moved if moved is not None and moved != self._expected else None
+
     @staticmethod
     def _time(snapshot: Snapshot, r: Row) -> str:
         """A finished run's time; a running one's time so far (it read "—" until the run ended)."""
