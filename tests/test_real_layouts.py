@@ -136,3 +136,84 @@ def test_a_lightning_cli_main_is_an_entry(tmp_path: Path) -> None:
     files = {"main.py": "from lightning.pytorch.cli import LightningCLI\nfrom model import Model\n\n"
                         "if __name__ == '__main__':\n    LightningCLI(Model)\n", "model.py": "class Model: ...\n"}
     assert project_init.find_entry(tmp_path, _repo(tmp_path, files)) == "main.py"
+
+
+JSONARGPARSE_TRAIN = '''\
+from jsonargparse import CLI
+
+
+def train(lr: float = 1e-3, epochs: int = 5, batch_size: int = 32, dropout: float = 0.1) -> None:
+    for _ in range(epochs):
+        step(lr, batch_size, dropout)
+    print("val_loss", 0.5)
+
+
+if __name__ == "__main__":
+    CLI(train)
+'''
+
+
+def test_jsonargparse_s_cli_sets_a_function_s_parameters_from_its_config_file_and_flags() -> None:
+    """`python train.py --config config.yaml --batch_size 8` under jsonargparse's `CLI(train)`: the config's
+    top-level `lr:` sets `train(lr=...)` and the flag sets `batch_size`, so those defaults are dead (they had been
+    searched as if they ran: every edit of them changed nothing)."""
+    files = {"train.py": JSONARGPARSE_TRAIN, "config.yaml": "lr: 0.01\nepochs: 20\n"}
+    knobs = BuiltinPolicy().knobs_in(files, command="python train.py --config config.yaml --batch_size 8")
+    for name in ("train.lr", "train.epochs"):
+        assert not knobs[name].searchable and "in config.yaml (jsonargparse's CLI sets it)" in knobs[name].why_not
+    assert "overridden by --batch_size" in knobs["train.batch_size"].why_not
+    assert knobs["lr"].searchable and knobs["epochs"].searchable and knobs["command:--batch_size"].searchable
+    assert knobs["train.dropout"].searchable  # nothing sets it: its default is what runs
+    # a class handed to the CLI: its constructor's parameters, and `--lr` routes to them
+    cls = JSONARGPARSE_TRAIN.replace("def train(", "class Trainer:\n    def __init__(self, ").replace(
+        "    for _ in", "        for _ in").replace("        step(", "            step(").replace(
+        '    print("val', '        print("val').replace("CLI(train)", "CLI(Trainer)")
+    knobs = BuiltinPolicy().knobs_in({"train.py": cls, "config.yaml": "lr: 0.01\n"},
+                                     command="python train.py --config config.yaml")
+    assert "in config.yaml (jsonargparse's CLI sets it)" in knobs["Trainer.lr"].why_not
+    assert knobs["Trainer.epochs"].searchable
+
+
+def test_the_settings_handed_to_wandb_init_are_knobs_read_back_through_wandb_config() -> None:
+    """W&B's own quickstart: `wandb.init(config={"learning_rate": 0.02, "epochs": 10})`, read back as
+    `wandb.config.epochs` / `run.config["learning_rate"]`. The dict inside the call had given no knob at all."""
+    train = '''\
+import torch
+import wandb
+
+run = wandb.init(project="demo", config={"learning_rate": 0.02, "epochs": 10, "architecture": "CNN",
+                                          "batch_size": 64})
+opt = torch.optim.SGD(model.parameters(), lr=run.config["learning_rate"])
+for epoch in range(wandb.config.epochs):
+    train_one_epoch(opt)
+print("val_loss", 0.5)
+'''
+    knobs = BuiltinPolicy().knobs_in({"train.py": train})
+    assert knobs["wandb.config.learning_rate"].value == 0.02 and knobs["wandb.config.learning_rate"].searchable
+    assert knobs["wandb.config.epochs"].searchable
+    assert not knobs["wandb.config.batch_size"].searchable  # logged, never read: moving it changes nothing
+    # a dict handed inline to a library's call is read by the library, key by key
+    lgb = "import lightgbm as lgb\nbooster = lgb.train(params=dict(learning_rate=0.05, num_leaves=31), train_set=ds)\n"
+    knobs = BuiltinPolicy().knobs_in({"train.py": lgb})
+    assert knobs["train.params.learning_rate"].searchable and knobs["train.params.num_leaves"].searchable
+
+
+def test_a_constant_set_again_below_is_the_knob_where_it_is_set_last(tmp_path: Path) -> None:
+    """`LR = 0.1` … `LR = 0.05` (a notebook exported with a cell run again): the code reads the last value, so that
+    line is the knob; a name set in a branch, read in between or computed from itself stays a variable."""
+    import subprocess
+    import sys
+
+    train = "import sys\nLR = 0.1\nEPOCHS = 3\nLR = 0.05\nprint('lr', LR, 'epochs', EPOCHS)\n"
+    policy = BuiltinPolicy()
+    knobs = policy.search_knobs({"train.py": train}, command="python train.py", metric="val_loss")
+    by_key = {k.key: k for k in knobs}
+    assert by_key["LR"].knob.value == 0.05
+    files, _ = policy.write_values({"train.py": train}, "python train.py", knobs, {"LR": 0.2})
+    (tmp_path / "train.py").write_text(files["train.py"])
+    out = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["lr", "0.2", "epochs", "3"]  # the edit takes effect
+    for variable in ("LR = 0.1\nif len(sys.argv) > 1:\n    LR = 0.01\n", "LR = 0.1\nprint(LR)\nLR = 0.05\n",
+                     "LR = 0.1\nLR = LR * 2\n"):
+        knobs_of = BuiltinPolicy().knobs_in({"train.py": "import sys\n" + variable + "print('lr', LR)\n"})
+        assert "LR" not in knobs_of, variable

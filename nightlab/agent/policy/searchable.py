@@ -236,10 +236,36 @@ def _builds_loaders(function: str) -> bool:
 def _handed_whole(name: str, files: Mapping[str, str]) -> bool:
     """Whether the dict a key knob sits in (`params.eta`) is handed whole to a call (`xgb.train(params, dtrain)`,
     `lgb.train(params=params)`): the library reads its keys, so a key the code never names is still used."""
-    root, dot, _ = name.partition(".")
+    root, dot, rest = name.partition(".")
     if not dot or not root.isidentifier():
         return False
-    return any(root in _names_handed_to_calls(t) for p, t in files.items() if p.endswith(".py") and root in t)
+    inline = f"{root}.{rest.partition('.')[0]}"  # `lgb.train(params=dict(num_leaves=31))`: its knob `train.params.…`
+    return any(root in _names_handed_to_calls(t) or inline in _dicts_handed_to_libraries(t)
+               for p, t in files.items() if p.endswith(".py") and root in t)
+
+
+@functools.lru_cache(maxsize=64)
+def _dicts_handed_to_libraries(text: str) -> frozenset[str]:
+    """`callee.keyword` for each dict literal given as a keyword to a call of a library (`lgb.train(params={...})`):
+    the library reads its keys. Not W&B's `wandb.init(config={...})`, whose keys the code reads back by name, nor a
+    function of the file's own (its body reads the keys, by name)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return frozenset()
+    own = {d.name for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if not callee or callee in own or callee == "init":
+            continue
+        out.update(f"{callee}.{k.arg}" for k in node.keywords if k.arg and (
+            isinstance(k.value, ast.Dict) or (isinstance(k.value, ast.Call) and isinstance(k.value.func, ast.Name)
+            and k.value.func.id == "dict")))
+    return frozenset(out)
 
 
 @functools.lru_cache(maxsize=64)

@@ -181,8 +181,10 @@ def _signature_options(tree: ast.Module, functions: set[str], typer: bool) -> li
     for typer (its own names where `typer.Option(32, "--bs")` gives them), `--batch_size` and `--batch-size` for
     fire; a bool parameter is a switch."""
     out: list[_Option] = []
-    for d in (d for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)
-              and d.name in functions):
+    inits = [i for c in ast.walk(tree) if isinstance(c, ast.ClassDef) and c.name in functions for i in c.body
+             if isinstance(i, ast.FunctionDef) and i.name == "__init__"]  # jsonargparse's `CLI(Trainer)`
+    for d in [*(d for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef)
+                and d.name in functions), *inits]:
         a = d.args
         positional = [*a.posonlyargs, *a.args]
         pairs = [*zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=True),
@@ -366,8 +368,14 @@ def _call_facts(node: ast.Call, f: _PyFacts) -> None:
             f.option_defaults[default] = f"--{flag}"
     elif name.endswith(("from_cli", "from_dotlist")):
         f.from_cli = True
-    elif last == "LightningCLI" or name in ("jsonargparse.CLI", "jsonargparse.auto_cli", "auto_cli"):
+    elif last == "LightningCLI":
         f.signature_cli = True
+    elif name in ("jsonargparse.CLI", "jsonargparse.auto_cli", "auto_cli", "CLI") and (
+            name != "CLI" or any(m.split(".")[0] == "jsonargparse" for m, _, _ in f.imports)):
+        # jsonargparse's `CLI(train)`: `--lr` and a `--config` file's top-level `lr:` set `def train(lr=...)` (for a
+        # class, its `__init__`'s parameters)
+        f.signature_cli = True
+        f.cli_functions |= {a.id for a in node.args[:1] if isinstance(a, ast.Name)}
     elif last == "Fire" or name == "fire.Fire":
         f.fire = True
         f.cli_functions |= {a.id for a in node.args[:1] if isinstance(a, ast.Name)}

@@ -402,9 +402,11 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 res.by[k.name] = over_cfg.name
                 continue
         if k.style == "signature" and program.signature_cli:
-            over_sig = _signature_setting(k, cli, cfg_by_path)
+            over_sig = _signature_setting(k, cli, cfg_by_path, program.cli_functions)
             if over_sig is not None:
-                res.shadowed[k.name] = f"overridden by {over_sig.name.split(':', 1)[-1]} (LightningCLI sets it)"
+                cli_name = "jsonargparse's CLI" if _cli_function(k, program.cli_functions) else "LightningCLI"
+                where = "" if over_sig.path == COMMAND_PATH else f" in {over_sig.path}"
+                res.shadowed[k.name] = f"overridden by {over_sig.name.split(':', 1)[-1]}{where} ({cli_name} sets it)"
                 res.by[k.name] = over_sig.name
                 continue
         if k.style in ("dataclass", "signature"):
@@ -733,12 +735,22 @@ def _short(command: str, n: int = 60) -> str:
     return command if len(command) <= n else command[:n - 1] + "…"
 
 
-def _signature_setting(k: knobmod.Knob, cli: Sequence[knobmod.Knob],
-                       cfg_by_path: Mapping[str, knobmod.Knob]) -> knobmod.Knob | None:
+def _cli_function(k: knobmod.Knob, functions: frozenset[str]) -> bool:
+    """Whether signature knob `k` is a parameter of a function (or class) the command line calls by its parameters
+    (jsonargparse's `CLI(train)`, fire, typer)."""
+    owner = _local(k).split("#")[0].rpartition(".")[0]
+    return bool(set(owner.split(".")) & functions)
+
+
+def _signature_setting(k: knobmod.Knob, cli: Sequence[knobmod.Knob], cfg_by_path: Mapping[str, knobmod.Knob],
+                       functions: frozenset[str] = frozenset()) -> knobmod.Knob | None:
     """Under LightningCLI, the flag or config key that sets constructor argument `k` (`LitModel.learning_rate` by
-    `--model.learning_rate` or a config's `model: {learning_rate: ...}` / `model.init_args.learning_rate`)."""
+    `--model.learning_rate` or a config's `model: {learning_rate: ...}` / `model.init_args.learning_rate`); under
+    jsonargparse's `CLI(train)`, the `--config` file's top-level key of `train`'s parameter (`lr: 0.01`)."""
     owner, _, param = _local(k).split("#")[0].rpartition(".")
     param = param.lower()
+    if _cli_function(k, functions):
+        return cfg_by_path.get(param)
     role = "data" if "data" in owner.rsplit(".", 1)[-1].lower() else "model"  # a LightningDataModule's, or the model's
     for c in cli:
         key = c.name.split(":", 1)[-1].lstrip("-").replace("-", "_").lower()

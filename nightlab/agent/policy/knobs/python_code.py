@@ -411,6 +411,7 @@ class _PyScanner(cst.CSTVisitor):
         counts: Counter[str] = Counter()
         smalls: list[tuple[cst.BaseSmallStatement, bool]] = []
         self._walk(stmts, False, counts, smalls)
+        last = _last_of_redefined(stmts, counts)
         roots = {t.target.value for small, _ in smalls if isinstance(small, cst.Assign)
                  for t in small.targets if isinstance(t.target, cst.Name) and isinstance(small.value, cst.Call)
                  and _callee(small.value.func) in _CONFIG_CTORS} | (self.lazy_roots if mode == "module" else set())
@@ -433,8 +434,8 @@ class _PyScanner(cst.CSTVisitor):
                     continue
                 self._value(prefix + path, path.rsplit(".", 1)[1], value, mode, style)
                 continue
-            if not isinstance(target, cst.Name) or target.value.startswith("__") or counts[target.value] != 1 or \
-                    target.value in computed:
+            if not isinstance(target, cst.Name) or target.value.startswith("__") or target.value in computed or (
+                    counts[target.value] != 1 and last.get(target.value) is not small):
                 continue
             self._value(prefix + target.value, target.value, value, mode, style)
 
@@ -526,8 +527,17 @@ class _PyScanner(cst.CSTVisitor):
         elif callee in _CLIP_FUNCS:
             self._positional(callee, _CLIP_FUNCS[callee], "clip", pos[1:2])
         for arg in node.args:
-            if arg.keyword is not None:
-                self._call_kw(callee, arg.keyword.value, arg.value)
+            if arg.keyword is None:
+                continue
+            kw = arg.keyword.value
+            if _CONFIG_VAR.search(kw) and (isinstance(arg.value, cst.Dict) or (
+                    isinstance(arg.value, cst.Call) and _callee(arg.value.func) in _DICT_LIKE)):
+                # the settings handed whole to a call: W&B's `wandb.init(config={"lr": 0.02, ...})` (read back as
+                # `wandb.config.lr`), a library's `lgb.train(params=dict(...))`, `Trainer(hparams=dict(...))`
+                owner = "wandb" if callee == "init" and kw == "config" else callee
+                self._value(f"{owner}.{kw}", kw, arg.value, "module", "dict")
+                continue
+            self._call_kw(callee, kw, arg.value)
 
     # ---- call styles ------------------------------------------------------------------------------------------
 
@@ -675,6 +685,48 @@ _HANDLERS: dict[type, Any] = {
     cst.Call: _PyScanner.on_call,
     cst.For: _PyScanner.on_for,
 }
+
+
+def _last_of_redefined(stmts: Sequence[cst.BaseStatement | cst.BaseSmallStatement],
+                       counts: Counter[str]) -> dict[str, cst.BaseSmallStatement]:
+    """Names set to a literal more than once, each time as a statement of the block itself (not in a branch or a
+    loop) and never read in between (`LR = 0.1` … `LR = 0.05`, a notebook's cell run again): the last is what the
+    code after it reads, so it is the knob; the earlier ones are dead. Any other name set twice is a variable."""
+    flat: list[cst.BaseStatement | cst.BaseSmallStatement] = []
+    for st in stmts:
+        flat.extend(st.body if isinstance(st, cst.SimpleStatementLine) else [st])
+    at: dict[str, list[int]] = {}
+    for i, st in enumerate(flat):
+        target = (st.targets[0].target if isinstance(st, cst.Assign) and len(st.targets) == 1 else
+                  st.target if isinstance(st, cst.AnnAssign) and st.value is not None else None)
+        if isinstance(target, cst.Name) and counts[target.value] > 1 and _py_literal(
+                st.value) is not None:  # type: ignore[union-attr]
+            at.setdefault(target.value, []).append(i)
+    out: dict[str, cst.BaseSmallStatement] = {}
+    for name, where in at.items():
+        if len(where) != counts[name]:
+            continue  # also set elsewhere: in a branch, a loop, by `+=`, or to something computed
+        between = [flat[i] for i in range(where[0] + 1, where[-1]) if i not in where]
+        if any(not isinstance(st, cst.FunctionDef | cst.ClassDef) and _mentions(st, name) for st in between):
+            continue  # read between the two: both values are used
+        last = flat[where[-1]]
+        if isinstance(last, cst.BaseSmallStatement):
+            out[name] = last
+    return out
+
+
+def _mentions(node: cst.CSTNode, name: str) -> bool:
+    """Whether `name` occurs as a name anywhere in `node`."""
+    class _Find(cst.CSTVisitor):
+        found = False
+
+        def visit_Name(self, n: cst.Name) -> None:
+            if n.value == name:
+                self.found = True
+
+    finder = _Find()
+    node.visit(finder)
+    return finder.found
 
 
 def _dict_items(node: cst.BaseExpression) -> Iterator[tuple[str, cst.BaseExpression]]:
