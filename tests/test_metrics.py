@@ -653,3 +653,17 @@ def test_what_looks_like_a_new_form_but_is_not_one() -> None:
     assert parse_metric(link * 200, "val_loss").value == 0.5
     names = {c.name for c in find_candidates("Device cuda\nlr 0.001\nbatch_size 64\nFinal results\ntest_acc 0.93\n")}
     assert "cuda" not in names and "results" not in names
+
+
+def test_a_name_that_begins_a_longer_name_is_not_read_from_its_range() -> None:
+    """`mAP@0.5 = 0.61, mAP@0.5:0.95 = 0.41` (a detector's COCO AP at IoU 0.5, then over 0.5 to 0.95): `mAP@0.5` had
+    been read as 0.95 from the second name's range (`mAP@0.5` `:` `0.95`), and ended every run at 0.95; `nightlab
+    init` offered it so, and never offered `mAP@0.5:0.95`."""
+    log = "Epoch 10: mAP@0.5 = 0.61, mAP@0.5:0.95 = 0.41\nEpoch 11: mAP@0.5 = 0.63, mAP@0.5:0.95 = 0.43\n"
+    r = parse_metric(log, "mAP@0.5")
+    assert r.value == 0.63 and [v for _, v in r.curve] == [0.61, 0.63]
+    assert parse_metric(log, "mAP@0.5:0.95").value == 0.43
+    offered = {c.name: c.value for c in find_candidates(log)}
+    assert offered == {"mAP@0.5": 0.63, "mAP@0.5:0.95": 0.43}
+    # a plain `name: value` with a later pair on the line is read as before
+    assert parse_metric("acc: 0.91 loss: 0.3\n", "acc").value == 0.91

@@ -59,6 +59,9 @@ _WRAPPED = r"(?:(?:tensor|array|(?:np\.|numpy\.|jnp\.)?(?:float|int)\d*)\(\s*(?:
 # PyTorch ImageNet example, most repositories that copy it): the average is the value, the last batch is noise
 _AVERAGE = r"(?:\s*\(\s*(?P<avg>\d+\.\d+(?:[eE][-+]?\d+)?)\s*\))?"  # unsigned, with decimals: `(+0.004)` is a delta
 _VALUE = rf"{_WRAPPED}[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE}){_AVERAGE}"
+# a number that is itself the end of a longer name (`mAP@0.5:0.95 = 0.41` read as `mAP@0.5` is `0.95`): what
+# follows it is a separator and another number
+_NOT_A_NAME = r"(?![\d.]*\s*[:=]\s*[-+]?\.?\d)"
 # `name=value`, `name = value`, `name: value`, `"name": value`, `name value` (at least one space), or a table's
 # cell border between them (`│ test_acc │ 0.98 │`: the table PyTorch Lightning prints after `trainer.test()`)
 _SEP = r"(?:\s*[:=]\s*|\s*[│┃|]\s*|\s+)"
@@ -150,13 +153,13 @@ def _name_re(needle: str) -> re.Pattern[str]:
     name and the engine can skip through the text as fast as str.find.
     """
     esc = re.escape(needle)
-    return re.compile(rf"{esc}(?<!{_WORDISH}{esc}){_AFTER}[\"']?{_SEP}{_VALUE}")
+    return re.compile(rf"{esc}(?<!{_WORDISH}{esc}){_AFTER}[\"']?{_SEP}{_VALUE}{_NOT_A_NAME}")
 
 
 @functools.lru_cache(maxsize=64)
 def _name_re_unicode(name: str) -> re.Pattern[str]:
     """Fallback for a non-ASCII metric name: case-insensitive over the original text (slower, rarely used)."""
-    return re.compile(rf"(?<!{_WORDISH}){re.escape(name)}{_AFTER}[\"']?{_SEP}{_VALUE}", re.IGNORECASE)
+    return re.compile(rf"(?<!{_WORDISH}){re.escape(name)}{_AFTER}[\"']?{_SEP}{_VALUE}{_NOT_A_NAME}", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=64)
@@ -852,10 +855,12 @@ def parse_loss_curve(text: str) -> list[tuple[int, float]]:
 # its metric `val loss` (a plain `loss` there is each iteration's minibatch loss)
 _SPLIT_WORD = r"(?:(?i:val|valid|validation|test|eval|dev|train|training)\s(?=[A-Za-z]))?"
 
+# a range that ends a name, `mAP@0.5:0.95 = 0.41` (COCO's AP over IoU 0.5 to 0.95): only where a value follows it
+_RANGE_TAIL = r"(?::\d*\.?\d+(?=\s*[:=]\s*[-+]?\.?\d))?"
 _CAND_RE = re.compile(
-    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>{_SPLIT_WORD}[A-Za-z][\w./@-]*)(?P=q)"
+    rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>{_SPLIT_WORD}[A-Za-z][\w./@-]*{_RANGE_TAIL})(?P=q)"
     rf"(?:\s*(?P<sep>[:=])\s*|(?P<ws>\s*[│┃|]\s*|\s+))"
-    rf"(?i:{_WRAPPED})[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE}){_AVERAGE}"
+    rf"(?i:{_WRAPPED})[\"']?(?P<value>{_NUM}(?:{_RATIO})?|{_NONFINITE}){_AVERAGE}{_NOT_A_NAME}"
 )
 # a value at the very end of a line after `:` or `=`, for sentences such as `Accuracy of the network ...: 0.98`
 _TAIL_VALUE_RE = re.compile(rf"(?P<sep>\s*[:=]\s*)(?P<value>{_NUM}|{_NONFINITE})\s*%?\s*\.?\s*$")
