@@ -217,3 +217,27 @@ def test_a_constant_set_again_below_is_the_knob_where_it_is_set_last(tmp_path: P
                      "LR = 0.1\nLR = LR * 2\n"):
         knobs_of = BuiltinPolicy().knobs_in({"train.py": "import sys\n" + variable + "print('lr', LR)\n"})
         assert "LR" not in knobs_of, variable
+
+
+def test_a_dataclass_built_from_a_yaml_splat_keeps_the_defaults_the_yaml_does_not_set() -> None:
+    """`Config(**yaml.safe_load(open(args.config)))` with `configs/base.yaml` named on the command: the YAML's keys
+    override their fields, and the fields it leaves out run at their defaults. Those had been "every call of
+    Config(...) passes batch_size" (a splat counted as passing anything), so half the settings were never searched."""
+    config = ("from dataclasses import dataclass\n\n\n@dataclass\nclass Config:\n    lr: float = 1e-3\n"
+              "    epochs: int = 10\n    batch_size: int = 32\n    hidden: int = 128\n")
+    for build in ("cfg = Config(**yaml.safe_load(open(a.config)))",
+                  "raw = yaml.safe_load(open(a.config))\n    cfg = Config(**raw)"):
+        train = ("import argparse\n\nimport yaml\n\nfrom pkg.config import Config\n\n\ndef main():\n"
+                 "    p = argparse.ArgumentParser()\n    p.add_argument('--config', required=True)\n"
+                 f"    a = p.parse_args()\n    {build}\n"
+                 "    for _ in range(cfg.epochs):\n        step(cfg.lr, cfg.batch_size, cfg.hidden)\n\n\nmain()\n")
+        files = {"pkg/__init__.py": "", "pkg/config.py": config, "pkg/train.py": train,
+                 "configs/base.yaml": "lr: 0.0003\nepochs: 5\n"}
+        knobs = BuiltinPolicy().knobs_in(files, command="python -m pkg.train --config configs/base.yaml")
+        assert "overridden by configs/base.yaml" in knobs["Config.lr"].why_not, build
+        assert knobs["Config.batch_size"].searchable and knobs["Config.hidden"].searchable, build
+        assert knobs["lr"].searchable and knobs["epochs"].searchable
+    # a mapping of unknown keys still counts as passing anything
+    files["pkg/train.py"] = files["pkg/train.py"].replace("yaml.safe_load(open(a.config))", "load_anything(a.config)")
+    knobs = BuiltinPolicy().knobs_in(files, command="python -m pkg.train --config configs/base.yaml")
+    assert not knobs["Config.batch_size"].searchable

@@ -140,11 +140,14 @@ def _sacred_configs(files: Mapping[str, str], run: set[str] | None) -> set[str]:
     return out
 
 
-def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str, set[str] | None]:
+def _explicit_fields(files: Mapping[str, str], run: set[str] | None,
+                     loaded_known: bool = False) -> dict[str, set[str] | None]:
     """Class / function name -> the keyword names every call passes explicitly (``#i`` for positional ones); None
     when every call passes an unknown ``**mapping`` (anything may be passed). A call with an unknown mapping counts
     as passing everything: a default that may be overridden there is not worth a run. Calls are counted in the files
-    the command runs."""
+    the command runs. With `loaded_known` (the program reads a YAML / JSON config nightlab has read too), a
+    ``**yaml.safe_load(f)`` splat (`Config(**yaml.safe_load(f))`) passes that config's keys, which override the
+    defaults of their names on their own: it passes no other field."""
     out: dict[str, set[str] | None] = {}
     project = {part for p in files if p.endswith(".py") for part in p[:-3].split("/")}
     for path, text in files.items():
@@ -160,7 +163,7 @@ def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str
         opaque: set[str] = set()
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                keys = _mapping_keys(node.value)
+                keys = set() if loaded_known and _config_load(node.value) else _mapping_keys(node.value)
                 if keys is None:
                     opaque.add(node.targets[0].id)
                 else:
@@ -186,7 +189,7 @@ def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str
                 if kw.arg is None:
                     v = kw.value
                     keys = (dict_keys.get(v.id) if v.id not in opaque else None) if isinstance(v, ast.Name) \
-                        else _mapping_keys(v)
+                        else set() if loaded_known and _config_load(v) else _mapping_keys(v)
                     if keys is None:
                         passed = None  # an unknown ``**mapping``: it may pass any field
                         break
@@ -200,6 +203,17 @@ def _explicit_fields(files: Mapping[str, str], run: set[str] | None) -> dict[str
             elif passed is not None:
                 out[name] = prev & passed
     return out
+
+
+def _config_load(node: ast.AST) -> bool:
+    """Whether `node` is a YAML / JSON document loaded from a file, or one section of it (``yaml.safe_load(f)``,
+    ``json.load(f)["train"]``)."""
+    if isinstance(node, ast.Subscript):
+        node = node.value
+    if not isinstance(node, ast.Call):
+        return False
+    parts = dotted(node.func).split(".")
+    return parts[0] in ("yaml", "json") and parts[-1] in ("safe_load", "load", "full_load", "unsafe_load")
 
 
 def _mapping_keys(node: ast.AST) -> set[str] | None:
@@ -276,7 +290,8 @@ def resolve(program: Program, knobs: Sequence[knobmod.Knob], files: Mapping[str,
                 full = _config_key(c, k)
                 cfg_by_path[full.lower()] = k
                 cfg_by_leaf[_leaf(k)] = k
-    explicit = _explicit_fields(files, run)
+    explicit = _explicit_fields(files, run, loaded_known=any(
+        c.path.endswith((".yaml", ".yml", ".json")) for c in program.configs))
     params = _positions({p: t for p, t in files.items() if p in run})
     # gin-config: a .gin file binds `fn.param` over the default of `@gin.configurable def fn(param=...)`, and the
     # command's `--gin_bindings='fn.param=v'` binds over both
