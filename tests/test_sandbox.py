@@ -142,7 +142,7 @@ def test_job_environment_never_passes_secrets() -> None:
     base = {"PATH": "/bin", "OPENAI_API_KEY": "sk-1", "HF_TOKEN": "t", "DB_PASSWORD": "p", "CUDA_HOME": "/c",
             "RANDOM_VAR": "r", "MY_SECRET_THING": "s"}
     env = isolate.job_environment(base, {"GITHUB_TOKEN": "g", "FOO": "1"}, ["OPENAI_API_KEY", "RANDOM_VAR"])
-    assert env == {"PATH": "/bin", "CUDA_HOME": "/c", "RANDOM_VAR": "r", "FOO": "1"}
+    assert env == {"PATH": "/bin", "CUDA_HOME": "/c", "RANDOM_VAR": "r", "FOO": "1", **isolate.JOB_DEFAULTS}
 
 
 def test_bwrap_mounts_hidden_home_before_binding_back(tmp_path: Path, caps: isolate.Capabilities) -> None:

@@ -120,6 +120,9 @@ class Launcher:
         env["PYTHONUNBUFFERED"] = "1"
         env["NIGHTLAB_JOB_SEED"] = str(e.seed)
         env["NIGHTLAB_JOB_ID"] = str(e.id)
+        # an offline W&B run is kept with the run (`wandb sync .nightlab/runs/<id>/out/wandb/offline-run-*`), not in
+        # the worktree, which goes when the experiment ends
+        env.setdefault("WANDB_DIR", str(run_dir / OUT_DIR))
         if self.cfg.instrument == "off":
             return env
         return instrument.job_env(env, str(run_dir / OUT_DIR / PROGRESS_FILE))

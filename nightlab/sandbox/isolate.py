@@ -69,6 +69,10 @@ ALLOWED_ENV = (
     "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES",
 )
 ALLOWED_PREFIXES = ("CUDA_", "NCCL_", "NIGHTLAB_JOB_", "LC_")
+# What a job gets unless the project's `sandbox.env` (or `pass_env`) says otherwise. A job has no network and no API
+# key (secrets never reach it), so W&B's `wandb.init()` failed every run ("No API key configured"); offline, it
+# logs locally (`wandb sync` uploads later), and a night of experiments does not fill the user's project.
+JOB_DEFAULTS = {"WANDB_MODE": "offline"}
 
 DEFAULT_MAX_PROCS = 4096  # processes (watch) / tasks (RLIMIT_NPROC, pids.max); env NIGHTLAB_MAX_PROCS overrides
 DEFAULT_MAX_FILE_MB = 64 * 1024  # RLIMIT_FSIZE: one runaway file cannot fill the disk; NIGHTLAB_MAX_FILE_MB
@@ -92,6 +96,7 @@ def job_environment(base: dict[str, str], extra: dict[str, str], pass_env: list[
     the secret-name filter runs last, so neither the project config (`extra`) nor `pass_env` can let one through.
     """
     env = {k: v for k, v in base.items() if k in ALLOWED_ENV or k.startswith(ALLOWED_PREFIXES)}
+    env.update(JOB_DEFAULTS)
     for name in pass_env:
         if name in base:
             env[name] = base[name]

@@ -1,0 +1,80 @@
+"""A training script that logs to Weights & Biases, as most research repositories do, run by nightlab.
+
+A job has no network and never an API key (secrets are filtered out of its environment), and `wandb.init()` without
+a key fails: every run of such a repository crashed ("No API key configured"), the baseline of `nightlab init`
+too. Jobs now run W&B offline unless the project says otherwise, and the offline run is kept with nightlab's run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import make_repo
+
+wandb = pytest.importorskip("wandb", reason="wandb is in the dev extra: `make test` installs it")
+
+TRAIN = '''\
+import argparse
+
+import wandb
+
+p = argparse.ArgumentParser()
+p.add_argument("--seed", type=int, default=0)
+p.parse_args()
+run = wandb.init(project="demo", config={"learning_rate": 0.02, "epochs": 3})
+for epoch in range(wandb.config.epochs):
+    wandb.log({"val_loss": 1.0 / (epoch + 1)})
+print("val_loss", round(1.0 / wandb.config.epochs, 4))
+run.finish()
+'''
+
+
+def _env(home: Path) -> dict[str, str]:
+    # the user's own shell may hold a key and a mode: the job sees neither (a key is a secret; the mode is not
+    # passed unless the project asks for it)
+    return {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "NO_COLOR": "1",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "XDG_DATA_HOME": str(home / "data"),
+            "XDG_CACHE_HOME": str(home / "cache"), "GIT_CONFIG_GLOBAL": "/dev/null",
+            "WANDB_API_KEY": "x" * 40, "WANDB_MODE": "online"}
+
+
+def test_a_wandb_script_runs_offline_and_its_run_is_kept(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    root = make_repo(tmp_path / "p", {"train.py": TRAIN})
+    env = _env(home)
+
+    def nl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    p = nl("init", "--yes", "--command", f"{sys.executable} train.py --seed {{seed}}", "--metric", "val_loss",
+           "--goal", "minimize")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    assert "val_loss" in (root / "nightlab.toml").read_text()
+    p = nl("run", "--mode", "autonomous", "--budget", "1")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    status = json.loads(nl("status", "--json").stdout)
+    ran = [e for e in status["experiments"] if e.get("metric") is not None]
+    assert ran and ran[0]["metric"] == pytest.approx(1 / 3, abs=1e-3), (status["experiments"],
+                                                                        nl("log", "1").stdout[-3000:])
+    # the offline run is with nightlab's run, for `wandb sync`; the worktree (which goes) holds none
+    kept = list((root / ".nightlab" / "runs").glob("*/out/wandb/offline-run-*"))
+    assert kept, sorted(str(x) for x in (root / ".nightlab" / "runs").rglob("*"))[:40]
+    assert not list((root / ".nightlab").glob("worktrees/*/wandb"))
+
+
+def test_a_project_may_run_wandb_its_own_way(tmp_path: Path) -> None:
+    """`[sandbox] env = {WANDB_MODE = "disabled"}` wins over the offline default."""
+    from nightlab.sandbox import isolate
+
+    env = isolate.job_environment({"WANDB_MODE": "online", "PATH": "/bin"}, {}, [])
+    assert env["WANDB_MODE"] == "offline"
+    assert isolate.job_environment({}, {"WANDB_MODE": "disabled"}, [])["WANDB_MODE"] == "disabled"
+    assert isolate.job_environment({"WANDB_MODE": "online"}, {}, ["WANDB_MODE"])["WANDB_MODE"] == "online"
