@@ -1,0 +1,95 @@
+"""A repository that starts from pretrained weights, run by nightlab: the weights the user's own runs cached.
+
+A job's home is hidden and it has no network, so `hf_hub_download(...)` / `from_pretrained(...)` and torch hub's
+checkpoints found neither the download nor the user's cached copy: every run failed. The weight caches are now laid
+into the job read-only (the hub offline), and what sits beside them — Hugging Face's `token` — stays hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import make_repo
+
+pytest.importorskip("huggingface_hub", reason="huggingface_hub comes with the finetune extra (in dev)")
+torch = pytest.importorskip("torch", reason="torch is in the dev extra")
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+TRAIN = '''\
+import json, os, sys
+
+import torch
+from huggingface_hub import hf_hub_download
+
+config = json.load(open(hf_hub_download("tiny-org/tiny-model", "config.json")))
+state = torch.hub.load_state_dict_from_url("https://download.example.org/models/tiny-0123abcd.pth", progress=False)
+token = os.path.join(os.environ["HOME"], ".cache", "huggingface", "token")
+print("token", "readable" if os.path.exists(token) else "hidden")
+print("acc", config["acc"] + float(state["bias"]))
+'''
+
+
+def _cached(home: Path) -> None:
+    """What the user's own runs left in their caches: a hub snapshot, a torch hub checkpoint, and the login token."""
+    hf = home / ".cache" / "huggingface"
+    repo = hf / "hub" / "models--tiny-org--tiny-model"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(SHA)
+    (repo / "snapshots" / SHA).mkdir(parents=True)
+    (repo / "snapshots" / SHA / "config.json").write_text(json.dumps({"acc": 0.5}))
+    (hf / "token").write_text("hf_secret_token_of_the_user")
+    ckpt = home / ".cache" / "torch" / "hub" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    torch.save({"bias": torch.tensor(0.25)}, ckpt / "tiny-0123abcd.pth")
+
+
+def test_a_job_reads_the_cached_weights_and_never_the_token(tmp_path: Path) -> None:
+    from nightlab.sandbox import isolate
+
+    if not isolate.probe().best():
+        pytest.skip("no sandbox layer on this machine: the home is hidden only under one")
+    home = tmp_path / "home"
+    _cached(home)
+    root = make_repo(tmp_path / "p", {"train.py": TRAIN})
+    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "NO_COLOR": "1",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "GIT_CONFIG_GLOBAL": "/dev/null"}
+
+    def nl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    p = nl("init", "--yes", "--command", f"{sys.executable} train.py", "--metric", "acc", "--goal", "maximize")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    p = nl("run", "--mode", "autonomous", "--budget", "1")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    status = json.loads(nl("status", "--json").stdout)
+    log = nl("log", "1").stdout
+    ran = [e for e in status["experiments"] if e.get("metric") is not None]
+    assert ran and ran[0]["metric"] == 0.75, (status["experiments"], log[-3000:])
+    assert "token hidden" in log
+    assert "hf_secret_token_of_the_user" not in log
+
+
+def test_only_the_weight_caches_are_laid_in(tmp_path: Path) -> None:
+    from nightlab.agent import model_caches
+
+    home = tmp_path / "home"
+    assert model_caches.read_only_dirs({"HOME": str(home)}) == []  # nothing cached: nothing laid in, nothing set
+    assert model_caches.job_env({"HOME": str(home)}, network=False) == {}
+    _cached(home)
+    dirs = model_caches.read_only_dirs({"HOME": str(home)})
+    assert dirs == [str(home / ".cache" / "huggingface" / "hub"), str(home / ".cache" / "torch" / "hub")]
+    env = model_caches.job_env({"HOME": str(home)}, network=False)
+    assert env == {"HF_HUB_CACHE": dirs[0], "HF_HUB_OFFLINE": "1", "TORCH_HOME": str(home / ".cache" / "torch")}
+    assert "HF_HUB_OFFLINE" not in model_caches.job_env({"HOME": str(home)}, network=True)
+    # the user's own places: HF_HOME, XDG_CACHE_HOME
+    moved = tmp_path / "hf"
+    (moved / "hub").mkdir(parents=True)
+    assert model_caches.read_only_dirs({"HOME": str(home), "HF_HOME": str(moved)})[0] == str(moved / "hub")
