@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from nightlab.agent import model_caches
+from nightlab.agent import download_caches
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.edits import matches_any
 from nightlab.agent.instrument_static import instrument_copy
@@ -70,7 +70,8 @@ class Launcher:
             writable=list(cfg.sandbox.writable),
             # linked data lives outside the worktree: the engine made those links, so their targets may be read
             readable=list(cfg.sandbox.readable) + [str(self.root / p) for p in cfg.links]
-            + ([] if cfg.instrument == "off" else [instrument.hook_dir()]) + model_caches.read_only_dirs(os.environ),
+            + ([] if cfg.instrument == "off" else [instrument.hook_dir()])
+            + download_caches.read_only_dirs(os.environ),
             allow_network=cfg.sandbox.network, memory_mb=cfg.sandbox.memory_mb or None,
             cpu_seconds=cfg.sandbox.cpu_seconds or None, max_log_bytes=cfg.sandbox.max_log_mb << 20,
             protected=protected, lock_path=str(self.paths.lock), wake_argv=self.wake_argv(),
@@ -121,7 +122,7 @@ class Launcher:
         env["PYTHONUNBUFFERED"] = "1"
         env["NIGHTLAB_JOB_SEED"] = str(e.seed)
         env["NIGHTLAB_JOB_ID"] = str(e.id)
-        for name, value in model_caches.job_env(os.environ, self.cfg.sandbox.network).items():
+        for name, value in download_caches.job_env(os.environ, self.cfg.sandbox.network).items():
             env.setdefault(name, value)  # the project's `sandbox.env` says otherwise
         # an offline W&B run is kept with the run (`wandb sync .nightlab/runs/<id>/out/wandb/offline-run-*`), not in
         # the worktree, which goes when the experiment ends

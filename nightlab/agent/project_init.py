@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import code_reach, data_links, diagnose, measuring, metrics, model_caches, run_metrics, tbevents
+from nightlab.agent import (
+    code_reach,
+    data_links,
+    diagnose,
+    download_caches,
+    measuring,
+    metrics,
+    run_metrics,
+    tbevents,
+)
 from nightlab.agent.code_reach import CONFIG_EXT
 from nightlab.agent.config import CONFIG_FILE, MetricConfig, ProjectConfig, dump_config, find_config
 from nightlab.agent.edits import matches_any
@@ -151,10 +160,10 @@ def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout:
         env.setdefault("OMP_NUM_THREADS", "1")
         env.setdefault("MKL_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
-        env.update(model_caches.job_env(os.environ, network=False))
+        env.update(download_caches.job_env(os.environ, network=False))
         spec = JobSpec(job_id="init-baseline", argv=["/bin/sh", "-c", command.replace("{seed}", "0")], cwd=str(wt),
                        run_dir=str(run_dir), env=env, timeout_s=timeout, isolation=isolation,
-                       readable=[str(root / rel) for rel in links] + model_caches.read_only_dirs(os.environ),
+                       readable=[str(root / rel) for rel in links] + download_caches.read_only_dirs(os.environ),
                        instrument=False)
         status = runner.run_to_end(spec, on_tick=None if progress is None else (
             lambda elapsed: progress(elapsed, runner.last_log_line(run_dir))))

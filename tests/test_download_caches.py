@@ -1,8 +1,9 @@
-"""A repository that starts from pretrained weights, run by nightlab: the weights the user's own runs cached.
+"""A repository that starts from downloaded weights or data, run by nightlab: what the user's own runs cached.
 
-A job's home is hidden and it has no network, so `hf_hub_download(...)` / `from_pretrained(...)` and torch hub's
-checkpoints found neither the download nor the user's cached copy: every run failed. The weight caches are now laid
-into the job read-only (the hub offline), and what sits beside them — Hugging Face's `token` — stays hidden.
+A job's home is hidden and it has no network, so `hf_hub_download(...)` / `from_pretrained(...)`, torch hub's
+checkpoints and scikit-learn's fetchers found neither the download nor the user's cached copy: every run failed. The
+caches are now laid into the job read-only (the hub offline), and what sits beside them — Hugging Face's `token` —
+stays hidden.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import json, os, sys
 
 import torch
 from huggingface_hub import hf_hub_download
+from sklearn.datasets import fetch_california_housing
 
 config = json.load(open(hf_hub_download("tiny-org/tiny-model", "config.json")))
 state = torch.hub.load_state_dict_from_url("https://download.example.org/models/tiny-0123abcd.pth", progress=False)
 token = os.path.join(os.environ["HOME"], ".cache", "huggingface", "token")
 print("token", "readable" if os.path.exists(token) else "hidden")
-print("acc", config["acc"] + float(state["bias"]))
+housing = fetch_california_housing()
+print("acc", config["acc"] + float(state["bias"]) + len(housing.target) / 100)
 '''
 
 
@@ -47,6 +50,11 @@ def _cached(home: Path) -> None:
     ckpt = home / ".cache" / "torch" / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
     torch.save({"bias": torch.tensor(0.25)}, ckpt / "tiny-0123abcd.pth")
+    import joblib
+    import numpy as np
+
+    (home / "scikit_learn_data").mkdir()
+    joblib.dump(np.ones((10, 9)), home / "scikit_learn_data" / "cal_housing_py3.pkz", compress=6)
 
 
 def test_a_job_reads_the_cached_weights_and_never_the_token(tmp_path: Path) -> None:
@@ -72,24 +80,26 @@ def test_a_job_reads_the_cached_weights_and_never_the_token(tmp_path: Path) -> N
     status = json.loads(nl("status", "--json").stdout)
     log = nl("log", "1").stdout
     ran = [e for e in status["experiments"] if e.get("metric") is not None]
-    assert ran and ran[0]["metric"] == 0.75, (status["experiments"], log[-3000:])
+    assert ran and ran[0]["metric"] == 0.85, (status["experiments"], log[-3000:])
     assert "token hidden" in log
     assert "hf_secret_token_of_the_user" not in log
 
 
-def test_only_the_weight_caches_are_laid_in(tmp_path: Path) -> None:
-    from nightlab.agent import model_caches
+def test_only_the_download_caches_are_laid_in(tmp_path: Path) -> None:
+    from nightlab.agent import download_caches
 
     home = tmp_path / "home"
-    assert model_caches.read_only_dirs({"HOME": str(home)}) == []  # nothing cached: nothing laid in, nothing set
-    assert model_caches.job_env({"HOME": str(home)}, network=False) == {}
+    assert download_caches.read_only_dirs({"HOME": str(home)}) == []  # nothing cached: nothing laid in, nothing set
+    assert download_caches.job_env({"HOME": str(home)}, network=False) == {}
     _cached(home)
-    dirs = model_caches.read_only_dirs({"HOME": str(home)})
-    assert dirs == [str(home / ".cache" / "huggingface" / "hub"), str(home / ".cache" / "torch" / "hub")]
-    env = model_caches.job_env({"HOME": str(home)}, network=False)
-    assert env == {"HF_HUB_CACHE": dirs[0], "HF_HUB_OFFLINE": "1", "TORCH_HOME": str(home / ".cache" / "torch")}
-    assert "HF_HUB_OFFLINE" not in model_caches.job_env({"HOME": str(home)}, network=True)
+    dirs = download_caches.read_only_dirs({"HOME": str(home)})
+    assert dirs == [str(home / ".cache" / "huggingface" / "hub"), str(home / ".cache" / "torch" / "hub"),
+                    str(home / "scikit_learn_data")]
+    env = download_caches.job_env({"HOME": str(home)}, network=False)
+    assert env == {"HF_HUB_CACHE": dirs[0], "HF_HUB_OFFLINE": "1", "TORCH_HOME": str(home / ".cache" / "torch"),
+                   "SCIKIT_LEARN_DATA": dirs[2]}
+    assert "HF_HUB_OFFLINE" not in download_caches.job_env({"HOME": str(home)}, network=True)
     # the user's own places: HF_HOME, XDG_CACHE_HOME
     moved = tmp_path / "hf"
     (moved / "hub").mkdir(parents=True)
-    assert model_caches.read_only_dirs({"HOME": str(home), "HF_HOME": str(moved)})[0] == str(moved / "hub")
+    assert download_caches.read_only_dirs({"HOME": str(home), "HF_HOME": str(moved)})[0] == str(moved / "hub")
