@@ -667,3 +667,15 @@ def test_a_name_that_begins_a_longer_name_is_not_read_from_its_range() -> None:
     assert offered == {"mAP@0.5": 0.63, "mAP@0.5:0.95": 0.43}
     # a plain `name: value` with a later pair on the line is read as before
     assert parse_metric("acc: 0.91 loss: 0.3\n", "acc").value == 0.91
+
+
+def test_a_detector_s_validation_table_offers_its_map_not_its_counts() -> None:
+    """Ultralytics' validation table (`Class Images Instances Box(P R mAP50 mAP50-95)`): `nightlab init` offered the
+    number of images first, then of instances, and `mAP50` ranked as no metric (`map50` was no metric word)."""
+    log = ("                 Class     Images  Instances      Box(P          R      mAP50  mAP50-95): 100%|##########| "
+           "4/4 [00:01<00:00,  2.50it/s]\n"
+           "                   all        128        929      0.712      0.621      0.698      0.456\n")
+    offered = [c.name for c in find_candidates(log)]
+    assert offered[:2] == ["mAP50", "mAP50-95"] and "Images" not in offered and "Instances" not in offered
+    assert guess_goal("mAP50-95") == "maximize" and guess_goal("AP75") == "maximize"
+    assert guess_goal("ndcg@10") == "maximize" and guess_goal("loss") == "minimize"

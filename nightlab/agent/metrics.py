@@ -869,7 +869,7 @@ _TOKEN_SPLIT_RE = re.compile(r"[^a-z0-9]+")
 _MAXIMIZE = frozenset({
     "acc", "accuracy", "f1", "auc", "auroc", "roc", "r2", "score", "precision", "recall", "map", "bleu", "rouge",
     "iou", "miou", "dice", "ndcg", "mrr", "psnr", "ssim", "top1", "top5", "kappa", "mcc", "corr", "spearman",
-    "pearson", "reward", "return", "likelihood", "loglikelihood", "elbo", "hit", "hits", "sharpe",
+    "pearson", "reward", "return", "likelihood", "loglikelihood", "elbo", "hit", "hits", "sharpe", "ap",
 })
 _MINIMIZE = frozenset({
     "loss", "error", "err", "bpc", "bpb", "ppl", "perplexity", "mse", "rmse", "mae", "mape", "nll", "wer", "cer",
@@ -881,7 +881,7 @@ _NOT_METRICS = frozenset({
     "seed", "fold", "folds", "batch", "seconds", "sec", "secs", "s", "ms", "duration", "eta", "it", "pid", "rank",
     "version", "took", "wd", "momentum", "size", "workers", "threads", "gpu", "mem", "memory", "rss", "port", "speed",
     "throughput", "samples", "tokens", "params", "parameters", "usage", "timestamp", "date", "warmup", "patience",
-    "dropout", "hidden", "layers", "dim",
+    "dropout", "hidden", "layers", "dim", "images", "instances", "examples", "count", "num",
 })
 _NOT_METRIC_NAMES = frozenset({"learning_rate", "learning-rate", "weight_decay", "batch_size"})
 _EVAL_PREFIXES = frozenset({
@@ -897,6 +897,8 @@ def _tokens(name: str) -> list[str]:
 
 
 def _token_goal(tok: str) -> Literal["maximize", "minimize"] | None:
+    if tok not in _MAXIMIZE | _MINIMIZE and tok[-1:].isdigit() and tok.rstrip("0123456789") in _MAXIMIZE:
+        tok = tok.rstrip("0123456789")  # at a threshold or a cut: `mAP50`, `AP75`, `bleu4`, `ndcg10`, `hits10`
     if tok in _MAXIMIZE:
         return "maximize"
     if tok in _MINIMIZE:
