@@ -96,8 +96,8 @@ SPECS: dict[str, Case] = {
     "resized_model_checkpoint": Case("size mismatch for encoder.0.weight", widen=("HIDDEN", 64),
                                      expect_in_fix=("_compatible_state(model, torch.load(",)),
     "linear_in_features": Case("mat1 and mat2 shapes cannot be multiplied", expect_in_fix=("nn.Linear(64, 32)",)),
-    "missing_package": Case("No module named 'wandb'",
-                            abandon="wandb is not installed (imported at train.py:2: import wandb), and nightlab "
+    "missing_package": Case("No module named 'comet_ml'",
+                            abandon="comet_ml is not installed (imported at train.py:2: import comet_ml), and nightlab "
                                     "cannot install packages"),
     "removed_dataset": Case("`load_boston` has been removed from scikit-learn since version 1.2",
                             abandon="scikit-learn 1.2 removed the Boston housing dataset (load_boston): the dataset "
@@ -418,7 +418,7 @@ def _stopped_baseline(case: str, tmp_path: Path) -> tuple[Engine, Experiment, li
 def test_the_engine_stops_a_branch_that_needs_a_package_with_the_reason(tmp_path: Path) -> None:
     _, base, stopped = _stopped_baseline("missing_package", tmp_path)
     assert base.failure_class == "import_error"
-    assert base.error and "wandb is not installed (imported at train.py:2: import wandb)" in base.error
+    assert base.error and "comet_ml is not installed (imported at train.py:2: import comet_ml)" in base.error
     assert stopped and "cannot install packages" in stopped[-1]
 
 

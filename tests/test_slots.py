@@ -166,7 +166,9 @@ def test_slot_env() -> None:
     assert gpu["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
     # the sandbox's allow-list keeps every one of them
     env = isolate.job_environment({}, gpu, [])
-    assert env == gpu
+    assert env == {**isolate.JOB_DEFAULTS, **gpu}
+
+
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="CPU pinning is Linux-only")
