@@ -195,3 +195,20 @@ def load_bench(name: str) -> ModuleType:
     sys.modules[f"bench_{name}"] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def python_for_user(as_user: list[str], imports: str = "nightlab.cli, git") -> tuple[str, str, str]:
+    """A Python an unprivileged user (run through the `as_user` prefix) may start that imports this checkout's
+    nightlab and its packages (the venv's own interpreter may live under root's home), its PYTHONPATH, or "" and why
+    not. The check runs a child of that Python too, as nightlab's jobs are."""
+    import shutil
+    import site
+    import subprocess
+
+    paths = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *site.getsitepackages()])
+    check = f"import subprocess, sys; subprocess.run([sys.executable, '-c', 'import {imports}'], check=True)"
+    for py in dict.fromkeys([sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]):
+        if py and subprocess.run([*as_user, py, "-c", check], capture_output=True, cwd="/",
+                                 env={"PATH": os.defpath, "PYTHONPATH": paths}).returncode == 0:
+            return py, paths, ""
+    return "", "", f"no Python the unprivileged user may run imports {imports}"

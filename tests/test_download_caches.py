@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from helpers import make_repo
+from helpers import load_bench, make_repo, python_for_user
+
+escape = load_bench("escape")
 
 pytest.importorskip("huggingface_hub", reason="huggingface_hub comes with the finetune extra (in dev)")
 torch = pytest.importorskip("torch", reason="torch is in the dev extra")
@@ -57,23 +62,46 @@ def _cached(home: Path) -> None:
     joblib.dump(np.ones((10, 9)), home / "scikit_learn_data" / "cal_housing_py3.pkz", compress=6)
 
 
-def test_a_job_reads_the_cached_weights_and_never_the_token(tmp_path: Path) -> None:
+@pytest.fixture
+def place() -> Iterator[Path]:
+    """A folder an unprivileged user may enter (pytest's own is root's alone)."""
+    d = Path(tempfile.mkdtemp(prefix="nightlab-caches-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("who", ["self", "user"])
+def test_a_job_reads_the_cached_weights_and_never_the_token(place: Path, who: str) -> None:
     from nightlab.sandbox import isolate
 
     if not isolate.probe().best():
         pytest.skip("no sandbox layer on this machine: the home is hidden only under one")
-    home = tmp_path / "home"
+    prefix: list[str] = []
+    py, pythonpath = sys.executable, os.environ.get("PYTHONPATH", "")
+    home = place / "home"
     _cached(home)
-    root = make_repo(tmp_path / "p", {"train.py": TRAIN})
-    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "NO_COLOR": "1",
-           "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "XDG_DATA_HOME": str(tmp_path / "data"),
+    root = make_repo(place / "p", {"train.py": TRAIN})
+    if who == "user":
+        pw, why = escape.ensure_user()
+        if pw is None:
+            pytest.skip(why)
+        prefix = escape.as_user(pw)
+        py, pythonpath, why = python_for_user(prefix, "nightlab.cli, git, torch, sklearn, huggingface_hub")
+        if not py:
+            pytest.skip(why)
+        for mine in (home, root):
+            subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", str(mine)], check=True)
+        (root / ".git").chmod(0o755)
+    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "NO_COLOR": "1", "PYTHONPATH": pythonpath,
+           "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / ".cache"),
            "GIT_CONFIG_GLOBAL": "/dev/null"}
 
     def nl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,
+        return subprocess.run([*prefix, py, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,
                               text=True, timeout=300)
 
-    p = nl("init", "--yes", "--command", f"{sys.executable} train.py", "--metric", "acc", "--goal", "maximize")
+    p = nl("init", "--yes", "--command", f"{py} train.py", "--metric", "acc", "--goal", "maximize")
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
     p = nl("run", "--mode", "autonomous", "--budget", "1")
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
@@ -83,6 +111,7 @@ def test_a_job_reads_the_cached_weights_and_never_the_token(tmp_path: Path) -> N
     assert ran and ran[0]["metric"] == 0.85, (status["experiments"], log[-3000:])
     assert "token hidden" in log
     assert "hf_secret_token_of_the_user" not in log
+    assert (home / ".cache" / "huggingface" / "token").read_text() == "hf_secret_token_of_the_user"
 
 
 def test_only_the_download_caches_are_laid_in(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import git, load_bench, make_repo, write_config
+from helpers import git, load_bench, make_repo, python_for_user, write_config
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox tests need Linux (/proc, namespaces)")
 
@@ -56,20 +56,6 @@ print("acc=0.5", flush=True)
 '''
 
 
-def _interpreter(pw: object) -> tuple[str, str, str]:
-    """A Python the unprivileged user may run that imports this checkout's nightlab and its packages (the venv's
-    own interpreter may live under root's home), its PYTHONPATH, or "" and why not."""
-    import site
-
-    paths = os.pathsep.join([str(Path(__file__).resolve().parents[1]), *site.getsitepackages()])
-    check = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import nightlab.cli, git'], check=True)"
-    for py in dict.fromkeys([sys.executable, shutil.which("python3") or "", "/usr/bin/python3"]):
-        if py and subprocess.run([*escape.as_user(pw), py, "-c", check], capture_output=True, cwd="/",
-                                 env={"PATH": os.defpath, "PYTHONPATH": paths}).returncode == 0:
-            return py, paths, ""
-    return "", "", "no Python the unprivileged user may run imports this checkout's nightlab"
-
-
 @pytest.fixture
 def place() -> Iterator[Path]:
     """A folder an unprivileged user may enter (pytest's own is root's alone)."""
@@ -92,7 +78,7 @@ def test_a_job_cannot_run_commands_through_the_worktrees_git(place: Path, unsafe
         pw, why = escape.ensure_user()
         if pw is None:
             pytest.skip(why)
-        py, pythonpath, why = _interpreter(pw)
+        py, pythonpath, why = python_for_user(escape.as_user(pw))
         if not py:
             pytest.skip(why)
     marker = place / "PWNED"
