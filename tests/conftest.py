@@ -35,6 +35,15 @@ def tiny_repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def place() -> Iterator[Path]:
+    """A folder an unprivileged user may enter (pytest's own is root's alone): for tests run as another user too."""
+    d = Path(tempfile.mkdtemp(prefix="nightlab-as-user-"))
+    d.chmod(0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
 def tiny_project(tiny_repo: Path) -> Path:
     write_config(tiny_repo)
     git(tiny_repo, "add", "nightlab.toml")

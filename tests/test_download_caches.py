@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,15 +57,6 @@ def _cached(home: Path) -> None:
 
     (home / "scikit_learn_data").mkdir()
     joblib.dump(np.ones((10, 9)), home / "scikit_learn_data" / "cal_housing_py3.pkz", compress=6)
-
-
-@pytest.fixture
-def place() -> Iterator[Path]:
-    """A folder an unprivileged user may enter (pytest's own is root's alone)."""
-    d = Path(tempfile.mkdtemp(prefix="nightlab-caches-"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.parametrize("who", ["self", "user"])

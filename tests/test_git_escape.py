@@ -17,8 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,15 +52,6 @@ os.makedirs("out", exist_ok=True)
 open(os.path.join("out", "ckpt.pt"), "wb").write(b"weights")
 print("acc=0.5", flush=True)
 '''
-
-
-@pytest.fixture
-def place() -> Iterator[Path]:
-    """A folder an unprivileged user may enter (pytest's own is root's alone)."""
-    d = Path(tempfile.mkdtemp(prefix="nightlab-git-escape-"))
-    d.chmod(0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.parametrize("who", ["self", "user"])

@@ -240,42 +240,23 @@ def _handed_whole(name: str, files: Mapping[str, str]) -> bool:
     if not dot or not root.isidentifier():
         return False
     inline = f"{root}.{rest.partition('.')[0]}"  # `lgb.train(params=dict(num_leaves=31))`: its knob `train.params.…`
-    return any(root in _names_handed_to_calls(t) or inline in _dicts_handed_to_libraries(t)
-               for p, t in files.items() if p.endswith(".py") and root in t)
+    return any(root in names or inline in dicts
+               for p, t in files.items() if p.endswith(".py") and root in t for names, dicts in [_handed_to_calls(t)])
 
 
 @functools.lru_cache(maxsize=64)
-def _dicts_handed_to_libraries(text: str) -> frozenset[str]:
-    """`callee.keyword` for each dict literal given as a keyword to a call of a library (`lgb.train(params={...})`):
+def _handed_to_calls(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The names passed whole as an argument to a call that is not a print or a log (`xgb.train(params, dtrain)`),
+    and `callee.keyword` for each dict literal given as a keyword to a library's call (`lgb.train(params={...})`):
     the library reads its keys. Not W&B's `wandb.init(config={...})`, whose keys the code reads back by name, nor a
     function of the file's own (its body reads the keys, by name)."""
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError):
-        return frozenset()
+        return frozenset(), frozenset()
     own = {d.name for d in ast.walk(tree) if isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
-    out: set[str] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if not callee or callee in own or callee == "init":
-            continue
-        out.update(f"{callee}.{k.arg}" for k in node.keywords if k.arg and (
-            isinstance(k.value, ast.Dict) or (isinstance(k.value, ast.Call) and isinstance(k.value.func, ast.Name)
-            and k.value.func.id == "dict")))
-    return frozenset(out)
-
-
-@functools.lru_cache(maxsize=64)
-def _names_handed_to_calls(text: str) -> frozenset[str]:
-    """Names passed whole as an argument to a call that is not a print or a log (`xgb.train(params, dtrain)`)."""
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return frozenset()
-    out: set[str] = set()
+    names: set[str] = set()
+    dicts: set[str] = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             continue
@@ -283,8 +264,12 @@ def _names_handed_to_calls(text: str) -> frozenset[str]:
         callee = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
         if callee in _SHOW_CALLS:
             continue
-        out.update(a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name))
-    return frozenset(out)
+        names.update(a.id for a in [*node.args, *(k.value for k in node.keywords)] if isinstance(a, ast.Name))
+        if callee and callee not in own and callee != "init":
+            dicts.update(f"{callee}.{k.arg}" for k in node.keywords if k.arg and (
+                isinstance(k.value, ast.Dict) or (isinstance(k.value, ast.Call) and isinstance(k.value.func, ast.Name)
+                                                  and k.value.func.id == "dict")))
+    return frozenset(names), frozenset(dicts)
 
 
 @functools.lru_cache(maxsize=16)
