@@ -34,6 +34,8 @@ from sklearn.datasets import fetch_california_housing
 config = json.load(open(hf_hub_download("tiny-org/tiny-model", "config.json")))
 state = torch.hub.load_state_dict_from_url("https://download.example.org/models/tiny-0123abcd.pth", progress=False)
 token = os.path.join(os.environ["HOME"], ".cache", "huggingface", "token")
+from accelerate.commands.config.config_args import default_config_file
+print("accelerate config", "read" if os.path.isfile(default_config_file) else "missing")
 print("token", "readable" if os.path.exists(token) else "hidden")
 housing = fetch_california_housing()
 print("acc", config["acc"] + float(state["bias"]) + len(housing.target) / 100)
@@ -49,6 +51,8 @@ def _cached(home: Path) -> None:
     (repo / "snapshots" / SHA).mkdir(parents=True)
     (repo / "snapshots" / SHA / "config.json").write_text(json.dumps({"acc": 0.5}))
     (hf / "token").write_text("hf_secret_token_of_the_user")
+    (hf / "accelerate").mkdir()
+    (hf / "accelerate" / "default_config.yaml").write_text("compute_environment: LOCAL_MACHINE\nnum_processes: 1\n")
     ckpt = home / ".cache" / "torch" / "hub" / "checkpoints"
     ckpt.mkdir(parents=True)
     torch.save({"bias": torch.tensor(0.25)}, ckpt / "tiny-0123abcd.pth")
@@ -97,7 +101,7 @@ def test_a_job_reads_the_cached_weights_and_never_the_token(place: Path, who: st
     log = nl("log", "1").stdout
     ran = [e for e in status["experiments"] if e.get("metric") is not None]
     assert ran and ran[0]["metric"] == 0.85, (status["experiments"], log[-3000:])
-    assert "token hidden" in log
+    assert "token hidden" in log and "accelerate config read" in log
     assert "hf_secret_token_of_the_user" not in log
     assert (home / ".cache" / "huggingface" / "token").read_text() == "hf_secret_token_of_the_user"
 
@@ -110,11 +114,12 @@ def test_only_the_download_caches_are_laid_in(tmp_path: Path) -> None:
     assert download_caches.job_env({"HOME": str(home)}, network=False) == {}
     _cached(home)
     dirs = download_caches.read_only_dirs({"HOME": str(home)})
-    assert dirs == [str(home / ".cache" / "huggingface" / "hub"), str(home / ".cache" / "torch" / "hub"),
-                    str(home / "scikit_learn_data")]
+    hf = home / ".cache" / "huggingface"
+    assert dirs == [str(hf / "hub"), str(home / ".cache" / "torch" / "hub"), str(home / "scikit_learn_data"),
+                    str(hf / "accelerate")]
     env = download_caches.job_env({"HOME": str(home)}, network=False)
     assert env == {"HF_HUB_CACHE": dirs[0], "HF_HUB_OFFLINE": "1", "TORCH_HOME": str(home / ".cache" / "torch"),
-                   "SCIKIT_LEARN_DATA": dirs[2]}
+                   "SCIKIT_LEARN_DATA": dirs[2], "HF_HOME": str(hf)}
     assert "HF_HUB_OFFLINE" not in download_caches.job_env({"HOME": str(home)}, network=True)
     # the user's own places: HF_HOME, XDG_CACHE_HOME
     moved = tmp_path / "hf"

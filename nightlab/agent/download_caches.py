@@ -19,7 +19,8 @@ __all__ = ["job_env", "read_only_dirs"]
 def _caches(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
     """(the variable the library reads, its value, the folder to lay in) for each cache, where the libraries look:
     huggingface_hub's `HF_HUB_CACHE` under `HF_HOME` under `XDG_CACHE_HOME`; torch's `TORCH_HOME` (its `hub/`, where
-    torch hub and torchvision keep checkpoints); scikit-learn's `SCIKIT_LEARN_DATA`; NLTK's `NLTK_DATA`."""
+    torch hub and torchvision keep checkpoints); scikit-learn's `SCIKIT_LEARN_DATA`; NLTK's `NLTK_DATA`; Accelerate's
+    config under `HF_HOME` (the folder laid in is `accelerate/`: never `HF_HOME` itself, which holds the token)."""
     home = env.get("HOME") or os.path.expanduser("~")
     xdg = env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
     hf_home = env.get("HF_HOME") or os.path.join(xdg, "huggingface")
@@ -28,7 +29,10 @@ def _caches(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
     sklearn = env.get("SCIKIT_LEARN_DATA") or os.path.join(home, "scikit_learn_data")
     nltk = (env.get("NLTK_DATA") or "").split(os.pathsep)[0] or os.path.join(home, "nltk_data")
     return [("HF_HUB_CACHE", hub, hub), ("TORCH_HOME", torch_home, os.path.join(torch_home, "hub")),
-            ("SCIKIT_LEARN_DATA", sklearn, sklearn), ("NLTK_DATA", nltk, nltk)]
+            ("SCIKIT_LEARN_DATA", sklearn, sklearn), ("NLTK_DATA", nltk, nltk),
+            # not a download: `accelerate config`'s answers (`accelerate launch` reads `default_config.yaml` there;
+            # without it a job ran on accelerate's defaults, not the processes and precision the user set up)
+            ("HF_HOME", hf_home, os.path.join(hf_home, "accelerate"))]
 
 
 def read_only_dirs(env: Mapping[str, str]) -> list[str]:
