@@ -44,7 +44,8 @@ class Case:
 
     error: str  # what the failing run prints on the installed versions ('' when it is a timeout)
     error_with_gpus: str = ""  # its wording on a machine whose GPUs the job is not shown, where that differs
-    runner: str = "plain"  # plain | small_shm (1 MB /dev/shm) | memory_cap (address-space cap) | timeout
+    # plain | small_shm (1 MB /dev/shm) | read_only (all but the repository, as in a job) | memory_cap | timeout
+    runner: str = "plain"
     gpus: int = 0  # GPUs the job is said to get
     widen: tuple[str, int] | None = None  # a width change nightlab made before this run (knob, new value)
     abandon: str = ""  # the branch must stop with this in the reason instead of a fix
@@ -102,6 +103,8 @@ SPECS: dict[str, Case] = {
     "removed_dataset": Case("`load_boston` has been removed from scikit-learn since version 1.2",
                             abandon="scikit-learn 1.2 removed the Boston housing dataset (load_boston): the dataset "
                                     "itself is gone from the installed library (at train.py:2"),
+    "outside_write": Case("Read-only file system", runner="read_only",
+                          expect_in_fix=('os.path.expanduser("nightlab-case-outputs/run1")',)),
     "network_access": Case("URLError", abandon="could not reach data.nightlab-test.invalid (at train.py:8"),
     "out_of_memory": Case("can't allocate memory", runner="memory_cap", expect_in_fix=(
         '"batch_size": 1024', "GRAD_ACCUM_STEPS = 2", "(loss / GRAD_ACCUM_STEPS).backward()")),
@@ -140,16 +143,17 @@ def _address_space_cap() -> int:
     return (int(out.stdout.strip()) + 800 * 1024) * 1024
 
 
-def _bwrap_small_shm(repo: Path) -> list[str]:
+def _bwrap(repo: Path, small_shm: bool) -> list[str]:
+    """A read-only file system but the repository (as a job's), with a 1 MB /dev/shm where `small_shm`."""
     bwrap = shutil.which("bwrap")
     if bwrap is None:
-        pytest.skip("bubblewrap is not installed: the small-/dev/shm sandbox cannot be built")
+        pytest.skip("bubblewrap is not installed: the read-only sandbox cannot be built")
     probe = subprocess.run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "true"],
                            capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"bubblewrap cannot create namespaces here: {probe.stderr.decode().strip()}")
     return [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", str(repo), str(repo),
-            "--chdir", str(repo), "--size", str(1 << 20), "--tmpfs", "/dev/shm"]
+            "--chdir", str(repo), *(["--size", str(1 << 20), "--tmpfs", "/dev/shm"] if small_shm else [])]
 
 
 _REMOVAL_SITE = """\
@@ -198,8 +202,8 @@ def run(repo: Path, case: Case, limit: float | None = None) -> tuple[int | None,
     env = {**ENV, "PYTHONPATH": _removal_site(repo.parent, case.removed)} if case.removed else {**ENV}
     env.update(case.env)
     preexec = None
-    if case.runner == "small_shm":
-        argv = [*_bwrap_small_shm(repo), *argv]
+    if case.runner in ("small_shm", "read_only"):
+        argv = [*_bwrap(repo, case.runner == "small_shm"), *argv]
     elif case.runner == "memory_cap":
         cap = _address_space_cap()
         preexec = lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
@@ -593,3 +597,28 @@ def test_a_removed_legacy_module_is_told_apart_from_a_package_that_is_not_instal
                              ["train.py"])
     first = next(e for e in catalogue.CATALOGUE if e.recognise(sym) is not None)
     assert first.name == "removed_dataset"
+
+
+def test_an_output_path_the_code_does_not_name_stops_the_branch_with_how_to_go_on() -> None:
+    """`--output_dir /scratch/ckpt` on the command: no literal in the code names it, so no edit can move it; a data
+    path beside it (`/data/train.csv`, read, never refused) is left alone either way."""
+    from nightlab.agent.policy.catalogue import outside_writes as ow
+    from nightlab.agent.policy.catalogue.entry import Fix, Frame, NoFix, Site, Symptoms
+
+    sym = Symptoms(cls="runtime_error", exception="OSError",
+                   message="[Errno 30] Read-only file system: '/scratch/ckpt'", log="", result="failed")
+    match = ow.recognise_outside_write(sym)
+    assert match is not None and "/scratch/ckpt" in match.diagnosis
+    code = "import sys\nDATA = '/data/train.csv'\nout = sys.argv[2]\n"
+    (nofix,) = ow.repair_outside_write(match, Site(files={"train.py": code}, frames=(Frame("train.py", 3),)))
+    assert isinstance(nofix, NoFix) and 'sandbox.writable = ["/scratch/ckpt"]' in nofix.reason
+    assert "relative path" in nofix.reason
+    # named in the code: the literal is rewritten, the data path is not
+    code += "CKPT = '/scratch/ckpt/last.pt'\n"
+    (fix,) = ow.repair_outside_write(match, Site(files={"train.py": code}))
+    assert isinstance(fix, Fix) and "CKPT = 'scratch/ckpt/last.pt'" in fix.texts["train.py"]
+    assert "DATA = '/data/train.csv'" in fix.texts["train.py"]
+    # a read refused for its permissions is no write outside the worktree
+    read = Symptoms(cls="runtime_error", exception="PermissionError",
+                    message="[Errno 13] Permission denied: '/data/train.csv'", log="", result="failed")
+    assert ow.recognise_outside_write(read) is None

@@ -15,6 +15,7 @@ from nightlab.agent.policy.catalogue import (
     hf_params,
     loaders,
     network,
+    outside_writes,
     packages,
     pandas_removed,
     removed_data,
@@ -101,6 +102,10 @@ CATALOGUE: tuple[Entry, ...] = (
     Entry("missing_package", "ModuleNotFoundError: No module named 'x'",
           "none possible offline: the branch stops, naming the package and the importing line",
           packages.recognise_missing_package, packages.repair_missing_package, case="missing_package"),
+    Entry("outside_write", "OSError: [Errno 30] Read-only file system: '/home/…/experiments' (an output path "
+          "outside the worktree)", "the output path the code names written as a relative one, into the worktree "
+          "(else stop: a relative path on the command, or sandbox.writable)", outside_writes.recognise_outside_write,
+          outside_writes.repair_outside_write, case="outside_write"),
     Entry("network_access", "URLError / ConnectionError: Temporary failure in name resolution (a download at run time)",
           "none possible: the branch stops, naming the host and the line, with the two ways past it (fetch the files "
           "once outside nightlab, or sandbox.network = true)", network.recognise_network, network.repair_network,

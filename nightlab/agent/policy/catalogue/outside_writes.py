@@ -1,0 +1,96 @@
+"""A job that writes outside its worktree: an output folder the repository names by an absolute path.
+
+Jobs may write their worktree, `out/` and a private /tmp; the rest of the file system is read-only and the home is
+hidden. A repository whose default output is `~/experiments/run1` or `/scratch/ckpt` ran on the user's machine and
+failed in every job (`OSError: [Errno 30] Read-only file system`), and nightlab had no fix to try. The repair writes
+the path the code names (a string literal) as a relative one, which lands in the job's worktree (a run's files there
+are kept with it); a path the code does not name (the command's, an environment variable's) stops the branch with
+how to go on.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterator
+
+from nightlab.agent.policy.catalogue.entry import Fix, Match, NoFix, Site, Symptoms
+
+__all__ = ["recognise_outside_write", "repair_outside_write"]
+
+# only EROFS: a write (never a read) the sandbox's read-only file system refused; `Permission denied` may be a read
+_REFUSED = r"\[Errno 30\] Read-only file system: '(/[^']*)'"
+
+
+def recognise_outside_write(sym: Symptoms) -> Match | None:
+    m = sym.says(_REFUSED)
+    if m is None:
+        return None
+    return Match(f"the job writes {m.group(1)}, outside its worktree (jobs may write only their worktree, out/ and "
+                 "/tmp)", {"path": m.group(1)})
+
+
+def _relative(value: str) -> str:
+    return value[2:] if value.startswith("~/") else value.lstrip("/")
+
+
+def _names(value: str, refused: str) -> bool:
+    """Whether path literal `value` names the refused path, a folder above it or a file below it."""
+    if not value.startswith(("/", "~/")) or "\n" in value:
+        return False
+    full = os.path.normpath(os.path.expanduser(value))
+    if full in ("/", os.path.expanduser("~")) or not _relative(value).strip("/"):
+        return False
+    return full == refused or full.startswith(refused + "/") or refused.startswith(full + "/")
+
+
+def _rewritten(text: str, refused: str) -> tuple[str, list[tuple[str, str]]]:
+    """`text` with each string literal naming the refused path made relative, and the (old, new) pairs."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return text, []
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for ln in lines:
+        starts.append(starts[-1] + len(ln))
+    spans: list[tuple[int, int, str, str]] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and _names(node.value, refused)):
+            continue
+        if node.end_lineno != node.lineno or node.end_col_offset is None:
+            continue
+        line = lines[node.lineno - 1].encode()
+        seg = line[node.col_offset:node.end_col_offset].decode()
+        quote = seg[-1:]
+        new = _relative(node.value)
+        if quote not in ("'", '"') or seg[:1] not in ("'", '"') or quote in new or "\\" in new or \
+                seg != f"{quote}{node.value}{quote}":
+            continue  # a prefix, a triple quote, an escape: not rewritten blind
+        a = starts[node.lineno - 1] + len(line[:node.col_offset].decode())
+        spans.append((a, a + len(seg), seg, f"{quote}{new}{quote}"))
+    for a, b, _, new in sorted(spans, reverse=True):
+        text = text[:a] + new + text[b:]
+    return text, [(old, new) for _, _, old, new in sorted(spans)]
+
+
+def repair_outside_write(match: Match, site: Site) -> Iterator[Fix | NoFix]:
+    refused = str(match.facts["path"])
+    texts: dict[str, str] = {}
+    changed: list[str] = []
+    for path, text in site.python().items():
+        new, pairs = _rewritten(text, refused)
+        if pairs:
+            texts[path] = new
+            changed += [f"{old} -> {rel} ({path})" for old, rel in pairs]
+    fr = site.frames[-1] if site.frames else None
+    where = f" (at {fr.path}:{fr.line})" if fr else ""
+    if texts:
+        yield Fix(f"write {'; '.join(changed)}: inside the job's worktree",
+                  f"the job could not write {refused}{where}: jobs may write only their worktree, out/ and /tmp. "
+                  "The output path the code names is made relative, so the run writes into its worktree (its files "
+                  "are kept with the run)", texts=texts)
+        return
+    yield NoFix(f"the job writes {refused}{where}, outside its worktree, and the code names no such path (the command "
+                "or the environment gives it): jobs may write only their worktree, out/ and /tmp. Give the output "
+                f"a relative path, or allow it with sandbox.writable = [\"{refused}\"] in nightlab.toml")
