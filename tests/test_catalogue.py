@@ -618,7 +618,14 @@ def test_an_output_path_the_code_does_not_name_stops_the_branch_with_how_to_go_o
     (fix,) = ow.repair_outside_write(match, Site(files={"train.py": code}))
     assert isinstance(fix, Fix) and "CKPT = 'scratch/ckpt/last.pt'" in fix.texts["train.py"]
     assert "DATA = '/data/train.csv'" in fix.texts["train.py"]
-    # a read refused for its permissions is no write outside the worktree
-    read = Symptoms(cls="runtime_error", exception="PermissionError",
-                    message="[Errno 13] Permission denied: '/data/train.csv'", log="", result="failed")
-    assert ow.recognise_outside_write(read) is None
+    # Landlock refuses with EACCES: a write where the failing line writes, never a read
+    denied = "[Errno 13] Permission denied: '/scratch/ckpt'"
+    for code in ("os.makedirs(args.out, exist_ok=True)", "torch.save(model.state_dict(), path)",
+                 "with open(os.path.join(out, 'log.txt'), 'w') as f:"):
+        landlock = Symptoms(cls="runtime_error", exception="PermissionError", message=denied, log="",
+                            result="failed", frames=(Frame("train.py", 9, code),))
+        assert ow.recognise_outside_write(landlock) is not None, code
+    for code in ("df = pd.read_csv(DATA)", "with open(DATA) as f:", "with open(DATA, 'rb') as f:"):
+        read = Symptoms(cls="runtime_error", exception="PermissionError", message=denied, log="", result="failed",
+                        frames=(Frame("train.py", 2, code),))
+        assert ow.recognise_outside_write(read) is None, code

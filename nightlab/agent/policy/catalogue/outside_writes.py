@@ -2,28 +2,37 @@
 
 Jobs may write their worktree, `out/` and a private /tmp; the rest of the file system is read-only and the home is
 hidden. A repository whose default output is `~/experiments/run1` or `/scratch/ckpt` ran on the user's machine and
-failed in every job (`OSError: [Errno 30] Read-only file system`), and nightlab had no fix to try. The repair writes
-the path the code names (a string literal) as a relative one, which lands in the job's worktree (a run's files there
-are kept with it); a path the code does not name (the command's, an environment variable's) stops the branch with
-how to go on.
+failed in every job (`OSError: [Errno 30] Read-only file system`; under Landlock `[Errno 13] Permission denied`),
+and nightlab had no fix to try. The repair writes the path the code names (a string literal) as a relative one,
+which lands in the job's worktree (a run's files there are kept with it); a path the code does not name (the
+command's, an environment variable's) stops the branch with how to go on.
 """
 
 from __future__ import annotations
 
 import ast
 import os
+import re
 from collections.abc import Iterator
 
 from nightlab.agent.policy.catalogue.entry import Fix, Match, NoFix, Site, Symptoms
 
 __all__ = ["recognise_outside_write", "repair_outside_write"]
 
-# only EROFS: a write (never a read) the sandbox's read-only file system refused; `Permission denied` may be a read
-_REFUSED = r"\[Errno 30\] Read-only file system: '(/[^']*)'"
+# EROFS: a write (never a read) bubblewrap's read-only file system refused. EACCES is what Landlock (the layer used
+# where user namespaces are refused, as on Ubuntu 24.04's defaults) answers, to a read as well: it counts only where
+# the repository's line that failed writes (makes a folder, opens for writing, saves)
+_READ_ONLY = r"\[Errno 30\] Read-only file system: '(/[^']*)'"
+_DENIED = r"\[Errno 13\] Permission denied: '(/[^']*)'"
+_WRITES = re.compile(r"\b(?:makedirs|mkdir|touch|save\w*|savefig|to_(?:csv|parquet|json|pickle)|dump|write\w*|"
+                     r"copy\w*|move|rename|SummaryWriter)\s*\(|\bopen\s*\(.*['\"](?:[wax]b?\+?|r\+b?)['\"]")
 
 
 def recognise_outside_write(sym: Symptoms) -> Match | None:
-    m = sym.says(_REFUSED)
+    m = sym.says(_READ_ONLY)
+    if m is None:
+        fr = sym.frame
+        m = sym.says(_DENIED) if fr is not None and _WRITES.search(fr.code) else None
     if m is None:
         return None
     return Match(f"the job writes {m.group(1)}, outside its worktree (jobs may write only their worktree, out/ and "
