@@ -114,7 +114,7 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one(GpuLine).snapshot = snapshot
         table = self.query_one(ExperimentTable)
         running = [i for i in snapshot.running_ids if snapshot.row(i) is not None]
-        if table.user_move() is not None:
+        if table.user_move() is not None or table.user_picked:
             self.track_running = False  # a key landed before this snapshot: its row is the person's pick
         table.show(snapshot)
         if self.track_running:
@@ -444,7 +444,9 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
             self.notify("No job is running.")
             return
         self.track_running = True
-        self.query_one(ExperimentTable).select(s.running_ids[-1])
+        table = self.query_one(ExperimentTable)
+        table.user_picked = False
+        table.select(s.running_ids[-1])
 
     def action_zoom(self) -> None:
         if self.maximized is not None:

@@ -87,6 +87,9 @@ class ExperimentTable(ListKeys, DataTable[Text]):
         super().__init__(cursor_type="row", zebra_stripes=False, id=id)
         self.view = "tree"
         self.selected: int | None = None
+        # a person moved the cursor: set where the table learns it, before its message reaches the screen (a snapshot
+        # handled in between must not take the selection for a wandering one and follow something else)
+        self.user_picked = False
         self._expected: int | None = None
         self._snapshot: Snapshot | None = None
         self._signature: tuple[object, ...] = ()
@@ -197,6 +200,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
         if moved is not None:  # the row under the cursor is the selection: a highlight lost to a rebuild (its event
             # judged stale) would otherwise leave the details on another row until the next key
             self.selected = moved
+            self.user_picked |= moved != self._expected
             self.post_message(self.Selected(moved, by_user=moved != self._expected))
 
     def user_move(self) -> int | None:
@@ -282,4 +286,5 @@ class ExperimentTable(ListKeys, DataTable[Text]):
         if exp_id == self.selected:
             return
         self.selected = exp_id
+        self.user_picked |= exp_id != expected
         self.post_message(self.Selected(exp_id, by_user=exp_id != expected))
