@@ -48,7 +48,6 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         super().__init__(id="main")
         self.snapshot: Snapshot | None = None
         self.selected: int | None = None
-        self.track_running = True  # until the user picks a row, the cursor follows the newest running job
         self._curve_exp: int | None = None
         self._live_key: tuple[int | None, Path | None] = (None, None)
         self._live_points: list[tuple[float, float]] = []
@@ -105,6 +104,13 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
     def on_resize(self) -> None:
         fit_to_width(self)
 
+    @property
+    def track_running(self) -> bool:
+        """Until a person picks a row the cursor follows the newest running job, else what waits for a decision. The
+        table knows of a pick the moment it handles the key (or, at a snapshot, a move whose highlight still waits),
+        before its message reaches this screen."""
+        return not self.query_one(ExperimentTable).user_picked
+
     # -------------------------------------------------------------------------------- data
     def show_snapshot(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -114,8 +120,6 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         self.query_one(GpuLine).snapshot = snapshot
         table = self.query_one(ExperimentTable)
         running = [i for i in snapshot.running_ids if snapshot.row(i) is not None]
-        if table.user_move() is not None or table.user_picked:
-            self.track_running = False  # a key landed before this snapshot: its row is the person's pick
         table.show(snapshot)
         if self.track_running:
             # until the user picks a row: show the newest running job, else what waits for a decision
@@ -151,8 +155,6 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
 
     def on_experiment_table_selected(self, message: ExperimentTable.Selected) -> None:
         message.stop()
-        if message.by_user:
-            self.track_running = False
         self.selected = message.exp_id
         self._show_selected()
 
@@ -443,9 +445,8 @@ class MainScreen(ReportsWorkerErrors, Screen[None]):
         if s is None or not s.running_ids:
             self.notify("No job is running.")
             return
-        self.track_running = True
         table = self.query_one(ExperimentTable)
-        table.user_picked = False
+        table.user_picked = False  # follow it again
         table.select(s.running_ids[-1])
 
     def action_zoom(self) -> None:

@@ -76,12 +76,11 @@ class ExperimentTable(ListKeys, DataTable[Text]):
     }
 
     class Selected(Message):
-        """The highlighted experiment changed; `by_user` is False when the app moved the cursor itself."""
+        """The highlighted experiment changed (whether a person moved it is the table's `user_picked`)."""
 
-        def __init__(self, exp_id: int | None, by_user: bool) -> None:
+        def __init__(self, exp_id: int | None) -> None:
             super().__init__()
             self.exp_id = exp_id
-            self.by_user = by_user
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, id=id)
@@ -201,13 +200,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
             # judged stale) would otherwise leave the details on another row until the next key
             self.selected = moved
             self.user_picked |= moved != self._expected
-            self.post_message(self.Selected(moved, by_user=moved != self._expected))
-
-    def user_move(self) -> int | None:
-        """The row a person moved the cursor to whose highlight is not handled yet (None when none): a snapshot that
-        lands in between must take it as their pick, not pull the cursor back to the row it follows."""
-        moved = self._pending_move()
-        return moved if moved is not None and moved != self._expected else None
+            self.post_message(self.Selected(moved))
 
     @staticmethod
     def _time(snapshot: Snapshot, r: Row) -> str:
@@ -262,7 +255,7 @@ class ExperimentTable(ListKeys, DataTable[Text]):
             return
         if self.selected != exp_id:
             self.selected = exp_id
-            self.post_message(self.Selected(exp_id, by_user=False))
+            self.post_message(self.Selected(exp_id))
         self._expected = exp_id
         self.move_cursor(row=self.get_row_index(str(exp_id)), animate=False)
 
@@ -287,4 +280,4 @@ class ExperimentTable(ListKeys, DataTable[Text]):
             return
         self.selected = exp_id
         self.user_picked |= exp_id != expected
-        self.post_message(self.Selected(exp_id, by_user=exp_id != expected))
+        self.post_message(self.Selected(exp_id))
