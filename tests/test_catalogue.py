@@ -618,6 +618,28 @@ def test_an_output_path_the_code_does_not_name_stops_the_branch_with_how_to_go_o
     (fix,) = ow.repair_outside_write(match, Site(files={"train.py": code}))
     assert isinstance(fix, Fix) and "CKPT = 'scratch/ckpt/last.pt'" in fix.texts["train.py"]
     assert "DATA = '/data/train.csv'" in fix.texts["train.py"]
+    # named on the command (a flag's value, `--flag=value`, a Hydra override): the command's word is rewritten, the
+    # data path beside it is not, and the fix is the new command
+    from nightlab.agent.policy.commandline import COMMAND_PATH
+
+    plain = "import sys\nout = sys.argv[2]\n"
+    for command, expected in [
+            ("python train.py --out /scratch/ckpt --data /data/train.csv",
+             "python train.py --out scratch/ckpt --data /data/train.csv"),
+            ("python train.py --out=/scratch/ckpt/run1 --resume $HOME/scratch/ckpt",
+             "python train.py --out=scratch/ckpt/run1 --resume $HOME/scratch/ckpt"),
+            ('python train.py hydra.run.dir="/scratch" data.path=/data/x', 'python train.py hydra.run.dir="scratch" '
+             "data.path=/data/x")]:
+        (fix,) = ow.repair_outside_write(match, Site(files={"train.py": plain}, command=command))
+        assert isinstance(fix, Fix) and fix.texts == {COMMAND_PATH: expected}, (command, fix)
+        assert "(the command)" in fix.title
+    # named in a config or a script the run reads: rewritten there; other files' text is not touched
+    files = {"train.py": plain, "conf/train.yaml": "output_dir: /scratch/ckpt  # where runs go\ndata: /data/x\n",
+             "train.sh": 'python train.py --out "/scratch/ckpt/run1" "$@"\n', "NOTES.md": "see /scratch/ckpt\n"}
+    (fix,) = ow.repair_outside_write(match, Site(files=files, command="bash train.sh"))
+    assert isinstance(fix, Fix) and set(fix.texts) == {"conf/train.yaml", "train.sh"}
+    assert fix.texts["conf/train.yaml"] == "output_dir: scratch/ckpt  # where runs go\ndata: /data/x\n"
+    assert fix.texts["train.sh"] == 'python train.py --out "scratch/ckpt/run1" "$@"\n'
     # Landlock refuses with EACCES: a write where the failing line writes, never a read
     denied = "[Errno 13] Permission denied: '/scratch/ckpt'"
     for code in ("os.makedirs(args.out, exist_ok=True)", "torch.save(model.state_dict(), path)",

@@ -207,7 +207,7 @@ class BuiltinPolicy(PolicyBase):
             key, new = next(iter(mv.changes.items()))
             return catalogue.KnobChange(key, st.knobs[key].value, new)
 
-        return catalogue.Site(files=st.code(), frames=sym.frames, tracked=frozenset(ctx.tracked),
+        return catalogue.Site(files=st.code(), command=st.command, frames=sym.frames, tracked=frozenset(ctx.tracked),
                               gpus=ctx.gpus_per_job, changed=changed, scale=scale)
 
     # ------------------------------------------------------------------------------------------- decisions

@@ -74,6 +74,8 @@ class Site:
     """The failed run's code and surroundings, as a repair sees them."""
 
     files: Mapping[str, str]  # editable text files of the failed run (repo path -> text)
+    # the command the failed run ran; a repair that changes it returns the new one as texts[COMMAND_PATH]
+    command: str = ""
     frames: tuple[Frame, ...] = ()  # the failure's traceback frames in those files, outermost first
     tracked: frozenset[str] = frozenset()  # every path the repository tracks: the files it ships
     gpus: int = 0  # GPUs each job gets; 0 on a CPU-only setup

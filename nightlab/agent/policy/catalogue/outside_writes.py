@@ -1,11 +1,14 @@
-"""A job that writes outside its worktree: an output folder the repository names by an absolute path.
+"""A job that writes outside its worktree: an output folder the repository or its command names by an absolute path.
 
 Jobs may write their worktree, `out/` and a private /tmp; the rest of the file system is read-only and the home is
 hidden. A repository whose default output is `~/experiments/run1` or `/scratch/ckpt` ran on the user's machine and
 failed in every job (`OSError: [Errno 30] Read-only file system`; under Landlock `[Errno 13] Permission denied`),
-and nightlab had no fix to try. The repair writes the path the code names (a string literal) as a relative one,
-which lands in the job's worktree (a run's files there are kept with it); a path the code does not name (the
-command's, an environment variable's) stops the branch with how to go on.
+and nightlab had no fix to try. The repair writes the path as a relative one, which lands in the job's worktree (a
+run's files there are kept with it), wherever it is named: a string literal in the code, a value in a config file
+or a shell script the run reads (`output_dir: /scratch/run1`, `--output_dir /scratch/run1` in `train.sh`), or a word
+of the training command itself (`python train.py --output_dir /scratch/run1`, Hydra's `hydra.run.dir=/scratch/x`;
+the experiment then runs its own command, shown with it and at promote). Only a path nothing names (an environment
+variable's) stops the branch, with how to go on.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from collections.abc import Iterator
 
 from nightlab.agent.policy.catalogue.entry import Fix, Match, NoFix, Site, Symptoms
+from nightlab.agent.policy.commandline import COMMAND_PATH
 
 __all__ = ["recognise_outside_write", "repair_outside_write"]
 
@@ -83,23 +87,55 @@ def _rewritten(text: str, refused: str) -> tuple[str, list[tuple[str, str]]]:
     return text, [(old, new) for _, _, old, new in sorted(spans)]
 
 
+# a path word in a config file, a shell script or the command: `/…` or `~/…` that starts a word or a value (after
+# `=`, `:`, a quote, a bracket), up to the next space, quote or separator; never the tail of `$HOME/x` or `a/b`
+_PATH_WORD = re.compile(r"(?<![\w.~/$}\-])~?/[^\s'\"`,;)\]}>|&]+")
+# text files whose words a run reads as settings: configs and the scripts and recipes that run the program
+_WORD_FILES = (".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".conf", ".sh", ".bash", ".env", ".mk")
+_WORD_NAMES = ("Makefile", "makefile", "GNUmakefile", "justfile", "Justfile", "dvc.yaml", "params.yaml")
+
+
+def _rewritten_words(text: str, refused: str) -> tuple[str, list[tuple[str, str]]]:
+    """`text` (a config, a script, the command) with each path word naming the refused path made relative."""
+    pairs: list[tuple[str, str]] = []
+
+    def sub(m: re.Match[str]) -> str:
+        word = m.group(0).rstrip(".")
+        if not _names(word, refused):
+            return m.group(0)
+        pairs.append((word, _relative(word)))
+        return _relative(word) + m.group(0)[len(word):]
+
+    return _PATH_WORD.sub(sub, text), pairs
+
+
+def _word_file(path: str) -> bool:
+    return path.endswith(_WORD_FILES) or os.path.basename(path) in _WORD_NAMES
+
+
 def repair_outside_write(match: Match, site: Site) -> Iterator[Fix | NoFix]:
     refused = str(match.facts["path"])
     texts: dict[str, str] = {}
     changed: list[str] = []
-    for path, text in site.python().items():
-        new, pairs = _rewritten(text, refused)
+    for path, text in site.files.items():
+        new, pairs = _rewritten(text, refused) if path.endswith(".py") else \
+            _rewritten_words(text, refused) if _word_file(path) else (text, [])
         if pairs:
             texts[path] = new
             changed += [f"{old} -> {rel} ({path})" for old, rel in pairs]
+    new, pairs = _rewritten_words(site.command, refused)
+    if pairs:
+        texts[COMMAND_PATH] = new
+        changed += [f"{old} -> {rel} (the command)" for old, rel in pairs]
     fr = site.frames[-1] if site.frames else None
     where = f" (at {fr.path}:{fr.line})" if fr else ""
     if texts:
         yield Fix(f"write {'; '.join(changed)}: inside the job's worktree",
                   f"the job could not write {refused}{where}: jobs may write only their worktree, out/ and /tmp. "
-                  "The output path the code names is made relative, so the run writes into its worktree (its files "
-                  "are kept with the run)", texts=texts)
+                  "The output path it names is made relative, so the run writes into its worktree (its files are kept "
+                  "with the run)", texts=texts)
         return
-    yield NoFix(f"the job writes {refused}{where}, outside its worktree, and the code names no such path (the command "
-                "or the environment gives it): jobs may write only their worktree, out/ and /tmp. Give the output "
+    yield NoFix(f"the job writes {refused}{where}, outside its worktree, and neither the code, its configs nor the "
+                "command name such a path (the environment gives it?): jobs may write only their worktree, out/ and "
+                "/tmp. Give the output "
                 f"a relative path, or allow it with sandbox.writable = [\"{refused}\"] in nightlab.toml")
