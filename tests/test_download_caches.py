@@ -21,6 +21,7 @@ from helpers import load_bench, make_repo, python_for_user
 escape = load_bench("escape")
 
 pytest.importorskip("huggingface_hub", reason="huggingface_hub comes with the finetune extra (in dev)")
+pytest.importorskip("datasets", reason="datasets comes with the finetune extra (in dev)")
 torch = pytest.importorskip("torch", reason="torch is in the dev extra")
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -38,7 +39,10 @@ from accelerate.commands.config.config_args import default_config_file
 print("accelerate config", "read" if os.path.isfile(default_config_file) else "missing")
 print("token", "readable" if os.path.exists(token) else "hidden")
 housing = fetch_california_housing()
-print("acc", config["acc"] + float(state["bias"]) + len(housing.target) / 100)
+from datasets import load_dataset
+
+toy = load_dataset("someone/toy")["train"].map(lambda row: {"c": row["a"] + row["b"]})  # map writes a cache file
+print("acc", config["acc"] + float(state["bias"]) + len(housing.target) / 100 + sum(toy["c"]) / 1000)
 '''
 
 
@@ -61,6 +65,25 @@ def _cached(home: Path) -> None:
 
     (home / "scikit_learn_data").mkdir()
     joblib.dump(np.ones((10, 9)), home / "scikit_learn_data" / "cal_housing_py3.pkz", compress=6)
+    _prepared_dataset(hf / "datasets", home.parent / "toy.csv")
+
+
+def _prepared_dataset(cache: Path, csv: Path) -> None:
+    """`load_dataset("someone/toy")` as the user's own run left it: prepared Arrow files under the datasets cache
+    (prepared here from a CSV by `datasets` itself, then placed where a hub dataset's files go)."""
+    import shutil
+
+    import datasets
+
+    csv.write_text("a,b\n1,2\n3,4\n")
+    built = datasets.load_dataset("csv", data_files=str(csv), cache_dir=str(cache.parent / "build"))["train"]
+    src = Path(built.cache_files[0]["filename"]).parent
+    dest = cache / "someone___toy" / "default" / "0.0.0" / "0123abcd"
+    dest.mkdir(parents=True)
+    info = json.loads((src / "dataset_info.json").read_text())
+    (dest / "dataset_info.json").write_text(json.dumps({**info, "config_name": "default"}))
+    shutil.copy(src / "csv-train.arrow", dest / "toy-train.arrow")
+    shutil.rmtree(cache.parent / "build")
 
 
 @pytest.mark.parametrize("who", ["self", "user"])
@@ -79,7 +102,7 @@ def test_a_job_reads_the_cached_weights_and_never_the_token(place: Path, who: st
         if pw is None:
             pytest.skip(why)
         prefix = escape.as_user(pw)
-        py, pythonpath, why = python_for_user(prefix, "nightlab.cli, git, torch, sklearn, huggingface_hub")
+        py, pythonpath, why = python_for_user(prefix, "nightlab.cli, git, torch, sklearn, huggingface_hub, datasets")
         if not py:
             pytest.skip(why)
         for mine in (home, root):
@@ -100,10 +123,17 @@ def test_a_job_reads_the_cached_weights_and_never_the_token(place: Path, who: st
     status = json.loads(nl("status", "--json").stdout)
     log = nl("log", "1").stdout
     ran = [e for e in status["experiments"] if e.get("metric") is not None]
-    assert ran and ran[0]["metric"] == 0.85, (status["experiments"], log[-3000:])
+    assert ran and ran[0]["metric"] == 0.86, log
     assert "token hidden" in log and "accelerate config read" in log
     assert "hf_secret_token_of_the_user" not in log
     assert (home / ".cache" / "huggingface" / "token").read_text() == "hf_secret_token_of_the_user"
+    # the datasets cache is as the user left it: its lock and the map's cache were written in the run's mirror,
+    # which went when the run was read
+    assert not list((root / ".nightlab" / "runs").rglob("hf-datasets"))
+    cached = sorted(p.relative_to(home).as_posix() for p in (home / ".cache" / "huggingface" / "datasets").rglob("*"))
+    assert cached == [f".cache/huggingface/datasets/someone___toy{p}" for p in (
+        "", "/default", "/default/0.0.0", "/default/0.0.0/0123abcd", "/default/0.0.0/0123abcd/dataset_info.json",
+        "/default/0.0.0/0123abcd/toy-train.arrow")]
 
 
 def test_only_the_download_caches_are_laid_in(tmp_path: Path) -> None:
@@ -116,11 +146,23 @@ def test_only_the_download_caches_are_laid_in(tmp_path: Path) -> None:
     dirs = download_caches.read_only_dirs({"HOME": str(home)})
     hf = home / ".cache" / "huggingface"
     assert dirs == [str(hf / "hub"), str(home / ".cache" / "torch" / "hub"), str(home / "scikit_learn_data"),
-                    str(hf / "accelerate")]
+                    str(hf / "accelerate"), str(hf / "datasets")]
     env = download_caches.job_env({"HOME": str(home)}, network=False)
     assert env == {"HF_HUB_CACHE": dirs[0], "HF_HUB_OFFLINE": "1", "TORCH_HOME": str(home / ".cache" / "torch"),
                    "SCIKIT_LEARN_DATA": dirs[2], "HF_HOME": str(hf)}
     assert "HF_HUB_OFFLINE" not in download_caches.job_env({"HOME": str(home)}, network=True)
+    # the datasets cache: a mirror in the run's folder, its folders writable, its files links to the user's
+    run = tmp_path / "run" / "out"
+    mirror = download_caches.mirror_datasets_cache({"HOME": str(home)}, run)
+    assert mirror == str(run / download_caches.DATASETS_MIRROR)
+    arrow = Path(mirror) / "someone___toy" / "default" / "0.0.0" / "0123abcd" / "toy-train.arrow"
+    assert arrow.is_symlink() and arrow.resolve() == (hf / "datasets").joinpath(*arrow.parts[-5:])
+    assert download_caches.job_env({"HOME": str(home)}, network=False, datasets_mirror=mirror)["HF_DATASETS_CACHE"] \
+        == mirror
+    assert download_caches.mirror_datasets_cache({"HOME": str(tmp_path / "nobody")}, run) is None
+    download_caches.drop_datasets_mirror(run)  # the links go, never what they point at
+    assert not Path(mirror).exists() and (hf / "datasets" / "someone___toy").is_dir()
+    assert sorted(p.name for p in (hf / "datasets").rglob("*.arrow")) == ["toy-train.arrow"]
     # the user's own places: HF_HOME, XDG_CACHE_HOME
     moved = tmp_path / "hf"
     (moved / "hub").mkdir(parents=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nightlab.agent import diagnose, outcome, run_metrics, time_budget
+from nightlab.agent import diagnose, download_caches, outcome, run_metrics, time_budget
 from nightlab.agent.config import ProjectConfig
 from nightlab.agent.states import FailureClass, RunResult
 from nightlab.sandbox import runner, safeio, stages
@@ -45,6 +45,7 @@ class RunReading:
 def read_run(cfg: ProjectConfig, worktree: Path, run_dir: Path, status: JobStatus) -> RunReading:
     """Read a finished run's folder (and what it wrote where it ran: a metrics file, TensorBoard event files)."""
     log = read_log(run_dir / LOG_FILE, LOG_READ_BYTES)
+    download_caches.drop_datasets_mirror(run_dir / OUT_DIR)
     # the job ran in its worktree, or in the instrumented copy of it (instrument = "static")
     cwd = run_dir / "src" if (run_dir / "src").is_dir() else worktree
     got = run_metrics.read_run(cfg.metric, log, cwd, since=status.started_at, run_dir=run_dir)

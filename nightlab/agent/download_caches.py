@@ -6,14 +6,27 @@ nor the copy the user's own runs had cached, and every run failed. These caches 
 never the folders beside them (Hugging Face keeps its `token` next to `hub/`), each library is pointed at its cache
 by the variable it reads (the job's environment keeps no `XDG_CACHE_HOME` or `HF_HOME` of the user's), and where the
 job has no network the hub is told to read offline: what it does anyway when it cannot connect, without the retries.
+
+The `datasets` library's cache (`load_dataset("imdb")` reads the prepared Arrow files there) cannot be laid in
+read-only: loading takes a lock file at the cache's root and `.map()` writes its result beside the files it read,
+so a read-only cache failed every job with `Read-only file system`. A job gets a mirror of it in its run folder
+instead, in the part of its run folder it may write (`out/hf-datasets`): the same folders, writable, holding links to
+the user's files (laid in read-only), so locks and map caches land there and the user's cache is never written. The
+mirror goes when the run is read (`drop_datasets_mirror`): a map cache is worth nothing to a run that has ended.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 
-__all__ = ["job_env", "read_only_dirs"]
+__all__ = ["DATASETS_MIRROR", "datasets_cache", "drop_datasets_mirror", "job_env", "mirror_datasets_cache",
+           "read_only_dirs"]
+
+DATASETS_MIRROR = "hf-datasets"  # the mirror's folder in a run's `out/`
+_MIRROR_LIMIT = 100_000  # entries: a cache larger than this is not mirrored (its jobs would wait on the walk)
 
 
 def _caches(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
@@ -35,14 +48,64 @@ def _caches(env: Mapping[str, str]) -> list[tuple[str, str, str]]:
             ("HF_HOME", hf_home, os.path.join(hf_home, "accelerate"))]
 
 
+def datasets_cache(env: Mapping[str, str]) -> str:
+    """Where `datasets` keeps prepared datasets: `HF_DATASETS_CACHE`, else `datasets/` under `HF_HOME`."""
+    home = env.get("HOME") or os.path.expanduser("~")
+    hf_home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
+                                                 "huggingface")
+    return env.get("HF_DATASETS_CACHE") or os.path.join(hf_home, "datasets")
+
+
 def read_only_dirs(env: Mapping[str, str]) -> list[str]:
-    """The caches that exist here, to bind read-only into a job."""
-    return [folder for _, _, folder in _caches(env) if os.path.isdir(folder)]
+    """The caches that exist here, to bind read-only into a job (the datasets cache is what its mirror links to)."""
+    return [folder for folder in [*(f for _, _, f in _caches(env)), datasets_cache(env)] if os.path.isdir(folder)]
 
 
-def job_env(env: Mapping[str, str], network: bool) -> dict[str, str]:
-    """Variables that point a job at the caches `read_only_dirs` lays in, the hub offline where it has no network."""
+def mirror_datasets_cache(env: Mapping[str, str], out_dir: Path) -> str | None:
+    """Build the job's mirror of the datasets cache in `out_dir` (the part of the run folder a job writes): its
+    folders, with a link to each file (a folder of raw downloads linked whole: loading a prepared dataset never writes
+    there). None where there is no cache, it is larger than a job should wait for, or the mirror cannot be made (the
+    job then runs without it)."""
+    src = datasets_cache(env)
+    if not os.path.isdir(src):
+        return None
+    dest = out_dir / DATASETS_MIRROR
+    made = 0
+    try:
+        for here, dirs, files in os.walk(src):
+            rel = os.path.relpath(here, src)
+            target = dest / rel
+            target.mkdir(parents=True, exist_ok=True)
+            for name in list(dirs):
+                if name == "downloads" or os.path.islink(os.path.join(here, name)):
+                    dirs.remove(name)
+                    os.symlink(os.path.join(here, name), target / name)
+            for name in files:
+                if not name.endswith(".lock"):
+                    os.symlink(os.path.join(here, name), target / name)
+            made += len(dirs) + len(files)
+            if made > _MIRROR_LIMIT:
+                raise OverflowError(made)
+    except (OSError, OverflowError):
+        return None
+    return str(dest)
+
+
+def drop_datasets_mirror(out_dir: Path) -> None:
+    """Remove a run's mirror (its links, locks and map caches; never what the links point at)."""
+    mirror = out_dir / DATASETS_MIRROR
+    if mirror.is_dir() and not mirror.is_symlink():
+        shutil.rmtree(mirror, ignore_errors=True)
+
+
+def job_env(env: Mapping[str, str], network: bool, datasets_mirror: str | None = None) -> dict[str, str]:
+    """Variables that point a job at the caches `read_only_dirs` lays in (and the datasets cache at its mirror), the
+    hub and `datasets` offline where it has no network."""
     out = {name: value for name, value, folder in _caches(env) if os.path.isdir(folder)}
+    if datasets_mirror is not None:
+        out["HF_DATASETS_CACHE"] = datasets_mirror
+        if not network:
+            out["HF_DATASETS_OFFLINE"] = "1"
     if "HF_HUB_CACHE" in out and not network:
         out["HF_HUB_OFFLINE"] = "1"
     return out

@@ -122,7 +122,8 @@ class Launcher:
         env["PYTHONUNBUFFERED"] = "1"
         env["NIGHTLAB_JOB_SEED"] = str(e.seed)
         env["NIGHTLAB_JOB_ID"] = str(e.id)
-        for name, value in download_caches.job_env(os.environ, self.cfg.sandbox.network).items():
+        mirror = download_caches.mirror_datasets_cache(os.environ, run_dir / OUT_DIR)
+        for name, value in download_caches.job_env(os.environ, self.cfg.sandbox.network, mirror).items():
             env.setdefault(name, value)  # the project's `sandbox.env` says otherwise
         # an offline W&B run is kept with the run (`wandb sync .nightlab/runs/<id>/out/wandb/offline-run-*`), not in
         # the worktree, which goes when the experiment ends

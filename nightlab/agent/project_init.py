@@ -39,7 +39,7 @@ from nightlab.agent.task_runners import TASK_FILES
 from nightlab.agent.workspace import Workspace
 from nightlab.errors import ConfigError, GitError, NightlabError
 from nightlab.sandbox import isolate, runner, slots
-from nightlab.sandbox.spec import JobEnd, JobSpec
+from nightlab.sandbox.spec import OUT_DIR, JobEnd, JobSpec
 
 ENTRY_NAMES = ("train.py", "main.py", "run.py", "train_model.py", "fit.py")
 ENTRY_DIRS = ("", "src", "scripts", "tools")
@@ -160,7 +160,8 @@ def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout:
         env.setdefault("OMP_NUM_THREADS", "1")
         env.setdefault("MKL_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
-        env.update(download_caches.job_env(os.environ, network=False))
+        mirror = download_caches.mirror_datasets_cache(os.environ, run_dir / OUT_DIR)
+        env.update(download_caches.job_env(os.environ, network=False, datasets_mirror=mirror))
         spec = JobSpec(job_id="init-baseline", argv=["/bin/sh", "-c", command.replace("{seed}", "0")], cwd=str(wt),
                        run_dir=str(run_dir), env=env, timeout_s=timeout, isolation=isolation,
                        readable=[str(root / rel) for rel in links] + download_caches.read_only_dirs(os.environ),
