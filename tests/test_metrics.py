@@ -676,6 +676,9 @@ def test_a_detector_s_validation_table_offers_its_map_not_its_counts() -> None:
            "4/4 [00:01<00:00,  2.50it/s]\n"
            "                   all        128        929      0.712      0.621      0.698      0.456\n")
     offered = [c.name for c in find_candidates(log)]
-    assert offered[:2] == ["mAP50", "mAP50-95"] and "Images" not in offered and "Instances" not in offered
+    # both on one row: the average over IoU 0.5 to 0.95 is the headline (COCO's AP; Ultralytics' best weights)
+    assert offered[:2] == ["mAP50-95", "mAP50"] and "Images" not in offered and "Instances" not in offered
+    assert [c.name for c in find_candidates("Epoch 10: mAP@0.5 = 0.61, mAP@0.5:0.95 = 0.41\n")] == \
+        ["mAP@0.5:0.95", "mAP@0.5"]
     assert guess_goal("mAP50-95") == "maximize" and guess_goal("AP75") == "maximize"
     assert guess_goal("ndcg@10") == "maximize" and guess_goal("loss") == "minimize"

@@ -856,6 +856,7 @@ def parse_loss_curve(text: str) -> list[tuple[int, float]]:
 _SPLIT_WORD = r"(?:(?i:val|valid|validation|test|eval|dev|train|training)\s(?=[A-Za-z]))?"
 
 # a range that ends a name, `mAP@0.5:0.95 = 0.41` (COCO's AP over IoU 0.5 to 0.95): only where a value follows it
+_RANGED_NAME = re.compile(r"(.*\d)[-:]\d*\.?\d+")  # a name that ends in a range of thresholds: `mAP50-95`
 _RANGE_TAIL = r"(?::\d*\.?\d+(?=\s*[:=]\s*[-+]?\.?\d))?"
 _CAND_RE = re.compile(
     rf"(?<!{_WORDISH})(?P<q>[\"']?)(?P<name>{_SPLIT_WORD}[A-Za-z][\w./@-]*{_RANGE_TAIL})(?P=q)"
@@ -1052,6 +1053,12 @@ def find_candidates(text: str) -> list[Candidate]:
                 c.count += middle.count(c.name)
     last_line = max(n - 1, 1)
 
+    def ranged(c: Candidate) -> bool:
+        """`mAP50-95` beside `mAP50`, `mAP@0.5:0.95` beside `mAP@0.5`: the average over a range of thresholds, the
+        headline figure (COCO's AP, what Ultralytics picks its best weights by) where the log prints both."""
+        m = _RANGED_NAME.fullmatch(c.name)
+        return m is not None and m.group(1) in seen
+
     def score(c: Candidate) -> float:
         toks = _tokens(c.name)
         s = 0.0
@@ -1068,6 +1075,8 @@ def find_candidates(text: str) -> list[Candidate]:
             s += 1
         if not math.isfinite(c.value):
             s -= 0.5
+        if ranged(c):
+            s += 0.5
         return s
 
     return sorted(seen.values(), key=lambda c: (-score(c), -c.last_line_index, col.get(c.name, 0)))
