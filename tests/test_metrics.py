@@ -682,3 +682,24 @@ def test_a_detector_s_validation_table_offers_its_map_not_its_counts() -> None:
         ["mAP@0.5:0.95", "mAP@0.5"]
     assert guess_goal("mAP50-95") == "maximize" and guess_goal("AP75") == "maximize"
     assert guess_goal("ndcg@10") == "maximize" and guess_goal("loss") == "minimize"
+
+
+def test_gradient_boosting_logs_offer_the_held_out_set_first() -> None:
+    """XGBoost with `eval_set=[(X_train, y_train), (X_val, y_val)]` prints `validation_0-rmse` (the training set)
+    before `validation_1-rmse`, and stops early on the last set: init offered the training set's error first. CatBoost
+    prints `learn: … test: … best: … total: 500ms remaining: 1s`: init offered `learn` first, and its clocks."""
+    xgb = ("[0]\tvalidation_0-rmse:0.51\tvalidation_1-rmse:0.62\n"
+           "[1]\tvalidation_0-rmse:0.41\tvalidation_1-rmse:0.55\n")
+    assert [(c.name, c.value) for c in find_candidates(xgb)] == [("validation_1-rmse", 0.55),
+                                                                 ("validation_0-rmse", 0.41)]
+    native = "[0]\ttrain-rmse:0.51\teval-rmse:0.62\n[1]\ttrain-rmse:0.41\teval-rmse:0.55\n"
+    assert find_candidates(native)[0].name == "eval-rmse"
+    catboost = ("0:\tlearn: 0.6\ttest: 0.65\tbest: 0.65 (0)\ttotal: 5ms\tremaining: 1s\n"
+                "99:\tlearn: 0.3\ttest: 0.4\tbest: 0.39 (80)\ttotal: 500ms\tremaining: 0us\n")
+    offered = [(c.name, c.value) for c in find_candidates(catboost)]
+    assert offered[0] == ("test", 0.4) and ("learn", 0.3) in offered
+    assert not {"total", "remaining"} & {name for name, _ in offered}
+    assert parse_metric(catboost, "test").value == 0.4
+    # a threshold is no set index: `mAP50` and `mAP75` keep their order, `total_loss` is still a metric
+    assert [c.name for c in find_candidates("mAP50: 0.61 mAP75: 0.42\n")] == ["mAP50", "mAP75"]
+    assert "total_loss" in {c.name for c in find_candidates("total_loss: 0.3\n")}

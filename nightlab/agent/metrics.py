@@ -884,11 +884,14 @@ _NOT_METRICS = frozenset({
     "throughput", "samples", "tokens", "params", "parameters", "usage", "timestamp", "date", "warmup", "patience",
     "dropout", "hidden", "layers", "dim", "images", "instances", "examples", "count", "num",
 })
-_NOT_METRIC_NAMES = frozenset({"learning_rate", "learning-rate", "weight_decay", "batch_size"})
+# whole names only (`total_loss` is a metric): CatBoost's clocks, `total: 500ms  remaining: 1s`
+_NOT_METRIC_NAMES = frozenset({"learning_rate", "learning-rate", "weight_decay", "batch_size", "total", "remaining"})
 _EVAL_PREFIXES = frozenset({
     "test", "val", "valid", "validation", "eval", "evaluation", "cv", "holdout", "dev", "final", "best", "oof",
 })
-_TRAIN_TOKENS = frozenset({"train", "training", "trn", "running", "batch"})
+_TRAIN_TOKENS = frozenset({"train", "training", "trn", "running", "batch", "learn"})  # `learn`: CatBoost's
+# an evaluation set by its index (XGBoost's `validation_0-rmse`, `validation_1-rmse` for `eval_set=[train, valid]`)
+_EVAL_SET = re.compile(r"(?P<word>[A-Za-z]+)_(?P<index>\d+)(?P<rest>[-_:.].+)")
 # a long log is scanned at its head and tail only: the final metric is printed at the end
 _CAND_HEAD, _CAND_TAIL = 2_000, 30_000
 
@@ -1059,12 +1062,30 @@ def find_candidates(text: str) -> list[Candidate]:
         m = _RANGED_NAME.fullmatch(c.name)
         return m is not None and m.group(1) in seen
 
+    last_sets: dict[tuple[str, str], int] = {}  # (set's word, metric) -> the highest set index printed
+    for name in seen:
+        es = _EVAL_SET.fullmatch(name)
+        if es is not None and es["word"].lower() in _EVAL_PREFIXES:
+            key = (es["word"].lower(), es["rest"])
+            last_sets[key] = max(last_sets.get(key, 0), int(es["index"]))
+
+    def later_set(c: Candidate) -> bool:
+        """Of `validation_0-rmse` and `validation_1-rmse`, the last: XGBoost stops early on its last evaluation
+        set, and `eval_set=[(X_train, y_train), (X_val, y_val)]` puts the held-out one there."""
+        m = _EVAL_SET.fullmatch(c.name)
+        return m is not None and last_sets.get((m["word"].lower(), m["rest"]), 0) > 0 and \
+            int(m["index"]) == last_sets[(m["word"].lower(), m["rest"])]
+
     def score(c: Candidate) -> float:
         toks = _tokens(c.name)
         s = 0.0
         if _is_metric_like(toks):
             s += 4
-        if any(t in _EVAL_PREFIXES for t in toks[:-1]) or (c.form == "sentence" and c.regex and any(
+        if later_set(c):
+            s += 0.5
+        # `test: 0.4` beside `learn: 0.3` (CatBoost's per-iteration line): the evaluation set's value by its name
+        if any(t in _EVAL_PREFIXES for t in toks[:-1]) or (len(toks) == 1 and toks[0] in _EVAL_PREFIXES) or \
+                (c.form == "sentence" and c.regex and any(
                 w in c.regex.lower() for w in ("test", "val", "eval"))):
             s += 3
         if any(t in _TRAIN_TOKENS for t in toks):
