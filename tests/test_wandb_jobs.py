@@ -78,3 +78,72 @@ def test_a_project_may_run_wandb_its_own_way(tmp_path: Path) -> None:
     assert env["WANDB_MODE"] == "offline"
     assert isolate.job_environment({}, {"WANDB_MODE": "disabled"}, [])["WANDB_MODE"] == "disabled"
     assert isolate.job_environment({"WANDB_MODE": "online"}, {}, ["WANDB_MODE"])["WANDB_MODE"] == "online"
+
+
+CLEARML_TRAIN = '''\
+import argparse
+
+from clearml import Task
+
+p = argparse.ArgumentParser()
+p.add_argument("--seed", type=int, default=0)
+p.parse_args()
+task = Task.init(project_name="demo", task_name="train")
+for epoch in range(3):
+    task.get_logger().report_scalar("val", "loss", 1.0 / (epoch + 1), iteration=epoch)
+task.close()
+print("val_loss", round(1.0 / 3, 4))
+'''
+
+NEPTUNE_TRAIN = '''\
+import argparse
+
+import neptune
+
+p = argparse.ArgumentParser()
+p.add_argument("--seed", type=int, default=0)
+p.parse_args()
+run = neptune.init_run(project="me/demo")
+for epoch in range(3):
+    run["val/loss"].append(1.0 / (epoch + 1))
+run.stop()
+print("val_loss", round(1.0 / 3, 4))
+'''
+
+
+@pytest.mark.parametrize("tracker", ["clearml", "neptune"])
+def test_a_clearml_or_neptune_script_runs_offline_and_its_run_is_kept(tmp_path: Path, tracker: str) -> None:
+    pytest.importorskip(tracker, reason=f"{tracker} is in the dev extra: `make test` installs it")
+    home = tmp_path / "home"
+    home.mkdir()
+    root = make_repo(tmp_path / "p", {"train.py": CLEARML_TRAIN if tracker == "clearml" else NEPTUNE_TRAIN})
+    env = {**_env(home), "NEPTUNE_API_TOKEN": "x" * 40, "CLEARML_API_ACCESS_KEY": "k", "NEPTUNE_MODE": "async"}
+
+    def nl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    p = nl("init", "--yes", "--command", f"{sys.executable} train.py --seed {{seed}}", "--metric", "val_loss",
+           "--goal", "minimize")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    p = nl("run", "--mode", "autonomous", "--budget", "1")
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    status = json.loads(nl("status", "--json").stdout)
+    ran = [e for e in status["experiments"] if e.get("metric") is not None]
+    assert ran and ran[0]["metric"] == pytest.approx(1 / 3, abs=1e-3), nl("log", "1").stdout[-3000:]
+    # the offline run is with nightlab's run, to upload later
+    out = root / ".nightlab" / "runs" / "1" / "out"
+    kept = list(out.glob("clearml/offline/offline-*.zip") if tracker == "clearml" else out.glob("neptune/**/*"))
+    assert kept, sorted(str(x) for x in out.rglob("*"))[:40]
+    assert isolate_env_default(tracker)
+
+
+def isolate_env_default(tracker: str) -> bool:
+    """The project may run its tracker its own way: `sandbox.env` / `pass_env` win over the offline default."""
+    from nightlab.sandbox import isolate
+
+    name, offline, own = {"clearml": ("CLEARML_OFFLINE_MODE", "1", "0"),
+                          "neptune": ("NEPTUNE_MODE", "offline", "debug")}[tracker]
+    assert isolate.job_environment({name: own}, {}, [])[name] == offline
+    assert isolate.job_environment({}, {name: own}, [])[name] == own
+    return isolate.job_environment({name: own}, {}, [name])[name] == own

@@ -125,9 +125,12 @@ class Launcher:
         mirror = download_caches.mirror_datasets_cache(os.environ, run_dir / OUT_DIR)
         for name, value in download_caches.job_env(os.environ, self.cfg.sandbox.network, mirror).items():
             env.setdefault(name, value)  # the project's `sandbox.env` says otherwise
-        # an offline W&B run is kept with the run (`wandb sync .nightlab/runs/<id>/out/wandb/offline-run-*`), not in
-        # the worktree, which goes when the experiment ends
+        # an offline tracker's run is kept with the run, not in the worktree (nor the job's home), which go when the
+        # experiment ends: `wandb sync .nightlab/runs/<id>/out/wandb/offline-run-*`, ClearML's session zip under
+        # `out/clearml/offline/` (`clearml-task --import-offline-session`), Neptune's `out/neptune/` (`neptune sync`)
         env.setdefault("WANDB_DIR", str(run_dir / OUT_DIR))
+        env.setdefault("CLEARML_CACHE_DIR", str(run_dir / OUT_DIR / "clearml"))
+        env.setdefault("NEPTUNE_DATA_DIRECTORY", str(run_dir / OUT_DIR / "neptune"))
         if self.cfg.instrument == "off":
             return env
         return instrument.job_env(env, str(run_dir / OUT_DIR / PROGRESS_FILE))

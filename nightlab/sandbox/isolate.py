@@ -70,9 +70,10 @@ ALLOWED_ENV = (
 )
 ALLOWED_PREFIXES = ("CUDA_", "NCCL_", "NIGHTLAB_JOB_", "LC_")
 # What a job gets unless the project's `sandbox.env` (or `pass_env`) says otherwise. A job has no network and no API
-# key (secrets never reach it), so W&B's `wandb.init()` failed every run ("No API key configured"); offline, it
-# logs locally (`wandb sync` uploads later), and a night of experiments does not fill the user's project.
-JOB_DEFAULTS = {"WANDB_MODE": "offline"}
+# key (secrets never reach it), so W&B's `wandb.init()` failed every run ("No API key configured"), ClearML's
+# `Task.init()` ("ClearML is not configured on this machine") and Neptune's `init_run()` (no API token) too; offline,
+# each logs locally (to upload later), and a night of experiments does not fill the user's project.
+JOB_DEFAULTS = {"WANDB_MODE": "offline", "CLEARML_OFFLINE_MODE": "1", "NEPTUNE_MODE": "offline"}
 
 DEFAULT_MAX_PROCS = 4096  # processes (watch) / tasks (RLIMIT_NPROC, pids.max); env NIGHTLAB_MAX_PROCS overrides
 DEFAULT_MAX_FILE_MB = 64 * 1024  # RLIMIT_FSIZE: one runaway file cannot fill the disk; NIGHTLAB_MAX_FILE_MB
