@@ -24,6 +24,8 @@ from nightlab.errors import NightlabError
 from nightlab.sandbox import instrument, isolate, runner, slots
 from nightlab.sandbox.spec import OUT_DIR, PROGRESS_FILE, SPEC_FILE, JobSpec
 
+JOB_GIT_DIR = "git"  # in the run folder: the job's read-only git folder of its own commit (Workspace.job_git)
+
 
 class Launcher:
     def __init__(self, root: Path, cfg: ProjectConfig, ws: Workspace, *, unsafe_no_sandbox: bool = False) -> None:
@@ -63,15 +65,19 @@ class Launcher:
             wt = self._static_copy(e, wt, run_dir)
         protected = {p: runner.hash_file(wt / p) for p in self._protected_files(wt)}
         cfg = self.cfg
+        env = self._job_env(slot, e, run_dir)
+        git_env, git_readable = self.ws.job_git(wt, e.commit_sha, run_dir / JOB_GIT_DIR)
+        for name, value in git_env.items():
+            env.setdefault(name, value)
         return JobSpec(
             job_id=str(e.id), argv=["/bin/sh", "-c", command or cfg.command.replace("{seed}", str(e.seed))],
-            cwd=str(wt), run_dir=str(run_dir), env=self._job_env(slot, e, run_dir), timeout_s=cfg.timeout,
+            cwd=str(wt), run_dir=str(run_dir), env=env, timeout_s=cfg.timeout,
             isolation="none" if self.unsafe_no_sandbox else cfg.sandbox.isolation,
             writable=list(cfg.sandbox.writable),
             # linked data lives outside the worktree: the engine made those links, so their targets may be read
             readable=list(cfg.sandbox.readable) + [str(self.root / p) for p in cfg.links]
             + ([] if cfg.instrument == "off" else [instrument.hook_dir()])
-            + download_caches.read_only_dirs(os.environ),
+            + download_caches.read_only_dirs(os.environ) + git_readable,
             allow_network=cfg.sandbox.network, memory_mb=cfg.sandbox.memory_mb or None,
             cpu_seconds=cfg.sandbox.cpu_seconds or None, max_log_bytes=cfg.sandbox.max_log_mb << 20,
             protected=protected, lock_path=str(self.paths.lock), wake_argv=self.wake_argv(),

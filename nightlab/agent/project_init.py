@@ -162,9 +162,12 @@ def run_once(root: Path, ws: Workspace, command: str, links: list[str], timeout:
         env["PYTHONUNBUFFERED"] = "1"
         mirror = download_caches.mirror_datasets_cache(os.environ, run_dir / OUT_DIR)
         env.update(download_caches.job_env(os.environ, network=False, datasets_mirror=mirror))
+        git_env, git_readable = ws.job_git(wt, "HEAD", tmp / "git")
+        env.update(git_env)
         spec = JobSpec(job_id="init-baseline", argv=["/bin/sh", "-c", command.replace("{seed}", "0")], cwd=str(wt),
                        run_dir=str(run_dir), env=env, timeout_s=timeout, isolation=isolation,
-                       readable=[str(root / rel) for rel in links] + download_caches.read_only_dirs(os.environ),
+                       readable=[str(root / rel) for rel in links] + download_caches.read_only_dirs(os.environ)
+                       + git_readable,
                        instrument=False)
         status = runner.run_to_end(spec, on_tick=None if progress is None else (
             lambda elapsed: progress(elapsed, runner.last_log_line(run_dir))))

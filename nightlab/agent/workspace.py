@@ -251,6 +251,49 @@ class Workspace:
         g.update_environment(**env)
         return g
 
+    def job_git(self, wt: Path, commit: str, dest: Path) -> tuple[dict[str, str], list[str]]:
+        """A git folder of the job's own commit for the code it runs (`GIT_DIR`, `GIT_WORK_TREE`) and the folders it
+        must read; ({}, []) where none can be made.
+
+        A job cannot see the repository's `.git` (it sits in the hidden home, or beside a private /tmp), so its
+        worktree's `.git` points nowhere, and a script that logs its version (`git rev-parse HEAD`, `git describe`,
+        setuptools_scm, GitPython's `Repo()`) failed every run with "not a git repository". This folder, made
+        before the job starts in the run folder (read-only to the job), holds the commit as HEAD, the worktree's
+        index, the repository's tags and no config of the user's: its objects are the repository's, reached through
+        `objects/info/alternates` and laid in read-only — never its config, hooks or remotes."""
+        common = Path(self.repo.common_dir)
+        admin = worktree_git_env(common, wt)
+        try:
+            sha = self.repo.commit(commit).hexsha
+            tags = str(self.repo.git.for_each_ref("refs/tags", format="%(objectname) %(refname)"))
+            (dest / "objects" / "info").mkdir(parents=True, exist_ok=True)
+            (dest / "refs" / "heads").mkdir(parents=True, exist_ok=True)
+            (dest / "refs" / "tags").mkdir(parents=True, exist_ok=True)
+            (dest / "objects" / "info" / "alternates").write_text(f"{common / 'objects'}\n")
+            (dest / "HEAD").write_text(f"{sha}\n")
+            (dest / "packed-refs").write_text("".join(f"{line}\n" for line in tags.splitlines() if line.strip()))
+            sha256 = len(sha) == 64
+            (dest / "config").write_text(
+                f"[core]\n\trepositoryformatversion = {1 if sha256 else 0}\n\tfilemode = true\n\tbare = false\n"
+                + ("[extensions]\n\tobjectformat = sha256\n" if sha256 else ""))
+            for name in ("shallow",):  # a shallow clone's boundary: without it the history reads as damaged
+                if (common / name).is_file():
+                    shutil.copyfile(common / name, dest / name)
+            if admin is not None and (Path(admin["GIT_DIR"]) / "index").is_file():
+                shutil.copyfile(Path(admin["GIT_DIR"]) / "index", dest / "index")
+            else:  # a copy that is no worktree (init's baseline): the commit's tree as the index
+                git.Git().execute(["git", f"--git-dir={dest}", "read-tree", sha])
+        except (OSError, ValueError, git.GitCommandError, git.BadName):
+            shutil.rmtree(dest, ignore_errors=True)
+            return {}, []
+        readable = [str(dest), str(common / "objects")]
+        try:  # the repository's own alternates (a `--reference` clone) are read through too
+            readable += [ln.strip() for ln in (common / "objects" / "info" / "alternates").read_text().splitlines()
+                         if ln.strip() and os.path.isabs(ln.strip())]
+        except OSError:
+            pass
+        return {"GIT_DIR": str(dest), "GIT_WORK_TREE": os.path.realpath(wt)}, readable
+
     @staticmethod
     def branch_name(session_id: int, exp_id: int) -> str:
         return f"nightlab/{session_id}/{exp_id}"
