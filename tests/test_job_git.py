@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox tes
 escape = load_bench("escape")
 
 TRAIN = '''\
-import argparse, subprocess
+import argparse, os, subprocess
 
 import git
 
@@ -35,7 +35,10 @@ sha = subprocess.check_output(["git", "rev-parse", "HEAD"], text=True).strip()
 dirty = subprocess.check_output(["git", "status", "--porcelain", "--untracked-files=no"], text=True)
 described = subprocess.check_output(["git", "describe", "--tags", "--always"], text=True).strip()
 print("commit", sha, "dirty", len(dirty.splitlines()), "describe", described)
-print("gitpython", git.Repo().head.commit.hexsha == sha)
+here = git.Repo(os.path.dirname(os.path.abspath(__file__)), search_parent_directories=True)  # as W&B reads it
+print("gitpython", git.Repo().head.commit.hexsha == sha, here.head.commit.hexsha == sha)
+other = subprocess.run(["git", "-C", os.path.dirname(os.getcwd()), "rev-parse", "HEAD"], capture_output=True)
+print("elsewhere", "refused" if other.returncode else "ours")
 remote = subprocess.run(["git", "config", "--get", "remote.origin.url"], capture_output=True, text=True)
 print("remote", repr(remote.stdout.strip()))
 tagged = subprocess.run(["git", "tag", "planted-by-the-job"], capture_output=True, text=True)
@@ -82,7 +85,8 @@ def test_a_job_reads_its_own_commit_and_nothing_of_the_repository_s_config(place
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
     log = nl("log", "1").stdout
     assert f"commit {head} dirty 0 describe v1.2.0" in log, log[-3000:]
-    assert "gitpython True" in log and "remote ''" in log and "tag refused" in log, log[-3000:]
+    for said in ("gitpython True True", "elsewhere refused", "remote ''", "tag refused"):
+        assert said in log, (said, log[-3000:])
     assert "sekret-token-123" not in log
     tags = subprocess.run([*prefix, "git", "-C", str(root), "tag", "--list"], capture_output=True, text=True, env=env)
     assert tags.stdout.split() == ["v1.2.0"], tags

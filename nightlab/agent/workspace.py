@@ -252,8 +252,9 @@ class Workspace:
         return g
 
     def job_git(self, wt: Path, commit: str, dest: Path) -> tuple[dict[str, str], list[str]]:
-        """A git folder of the job's own commit for the code it runs (`GIT_DIR`, `GIT_WORK_TREE`) and the folders it
-        must read; ({}, []) where none can be made.
+        """A git folder of the job's own commit for the code it runs, named by the worktree's `.git` (or, where that
+        cannot be written, by `GIT_DIR` / `GIT_WORK_TREE` in the environment returned), and the folders the job must
+        read; ({}, []) where none can be made.
 
         A job cannot see the repository's `.git` (it sits in the hidden home, or beside a private /tmp), so its
         worktree's `.git` points nowhere, and a script that logs its version (`git rev-parse HEAD`, `git describe`,
@@ -287,12 +288,22 @@ class Workspace:
             shutil.rmtree(dest, ignore_errors=True)
             return {}, []
         readable = [str(dest), str(common / "objects")]
+        env: dict[str, str] = {}
+        dotgit = wt / ".git"
+        try:  # the worktree's `.git` names the folder (nightlab's own git never reads it: `worktree_git_env`)
+            if dotgit.is_symlink() or not dotgit.is_dir():
+                dotgit.unlink(missing_ok=True)
+                dotgit.write_text(f"gitdir: {dest}\n")
+            else:
+                raise OSError(f"{dotgit} is a folder")
+        except OSError:  # else named in the job's environment (which then wins over `git -C` elsewhere)
+            env = {"GIT_DIR": str(dest), "GIT_WORK_TREE": os.path.realpath(wt)}
         try:  # the repository's own alternates (a `--reference` clone) are read through too
             readable += [ln.strip() for ln in (common / "objects" / "info" / "alternates").read_text().splitlines()
                          if ln.strip() and os.path.isabs(ln.strip())]
         except OSError:
             pass
-        return {"GIT_DIR": str(dest), "GIT_WORK_TREE": os.path.realpath(wt)}, readable
+        return env, readable
 
     @staticmethod
     def branch_name(session_id: int, exp_id: int) -> str:
