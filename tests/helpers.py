@@ -9,7 +9,7 @@ import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -212,3 +212,33 @@ def python_for_user(as_user: list[str], imports: str = "nightlab.cli, git") -> t
                                  env={"PATH": os.defpath, "PYTHONPATH": paths}).returncode == 0:
             return py, paths, ""
     return "", "", f"no Python the unprivileged user may run imports {imports}"
+
+
+def nightlab_as(who: str, owned: Sequence[Path], imports: str = "nightlab.cli, git") -> tuple[list[str], str, str]:
+    """(command prefix, Python, PYTHONPATH) that run nightlab as `who`: "self", the user running the tests, or
+    "user", an unprivileged user made for the test, who then owns `owned` (a repository's `.git` stays enterable).
+    Skips the test where that user, or a Python it may run that imports `imports`, is not to be had."""
+    import pytest
+
+    if who == "self":
+        return [], sys.executable, os.environ.get("PYTHONPATH", "")
+    escape = load_bench("escape")
+    pw, why = escape.ensure_user()
+    if pw is None:
+        pytest.skip(why)
+    prefix = escape.as_user(pw)
+    py, pythonpath, why = python_for_user(prefix, imports)
+    if not py:
+        pytest.skip(why)
+    for mine in owned:
+        subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", str(mine)], check=True)
+        if (mine / ".git").is_dir():
+            (mine / ".git").chmod(0o755)
+    return prefix, py, pythonpath
+
+
+def home_env(home: Path, pythonpath: str) -> dict[str, str]:
+    """The environment of a user whose home is `home` (no config of the machine's own user leaks in)."""
+    return {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "NO_COLOR": "1", "PYTHONPATH": pythonpath,
+            "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / ".cache"),
+            "GIT_CONFIG_GLOBAL": "/dev/null"}

@@ -9,16 +9,12 @@ stays hidden.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import load_bench, make_repo, python_for_user
-
-escape = load_bench("escape")
+from helpers import home_env, make_repo, nightlab_as
 
 pytest.importorskip("huggingface_hub", reason="huggingface_hub comes with the finetune extra (in dev)")
 pytest.importorskip("datasets", reason="datasets comes with the finetune extra (in dev)")
@@ -92,25 +88,12 @@ def test_a_job_reads_the_cached_weights_and_never_the_token(place: Path, who: st
 
     if not isolate.probe().best():
         pytest.skip("no sandbox layer on this machine: the home is hidden only under one")
-    prefix: list[str] = []
-    py, pythonpath = sys.executable, os.environ.get("PYTHONPATH", "")
     home = place / "home"
     _cached(home)
     root = make_repo(place / "p", {"train.py": TRAIN})
-    if who == "user":
-        pw, why = escape.ensure_user()
-        if pw is None:
-            pytest.skip(why)
-        prefix = escape.as_user(pw)
-        py, pythonpath, why = python_for_user(prefix, "nightlab.cli, git, torch, sklearn, huggingface_hub, datasets")
-        if not py:
-            pytest.skip(why)
-        for mine in (home, root):
-            subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", str(mine)], check=True)
-        (root / ".git").chmod(0o755)
-    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "NO_COLOR": "1", "PYTHONPATH": pythonpath,
-           "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / ".cache"),
-           "GIT_CONFIG_GLOBAL": "/dev/null"}
+    prefix, py, pythonpath = nightlab_as(who, [home, root],
+                                         "nightlab.cli, git, torch, sklearn, huggingface_hub, datasets")
+    env = home_env(home, pythonpath)
 
     def nl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*prefix, py, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,

@@ -10,18 +10,15 @@ Run as the user running the tests and, when that is root, as an unprivileged use
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import git, load_bench, make_repo, python_for_user
+from helpers import git, home_env, make_repo, nightlab_as
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the sandbox tests need Linux (/proc, namespaces)")
-
-escape = load_bench("escape")
 
 TRAIN = '''\
 import argparse, os, subprocess
@@ -53,27 +50,14 @@ def test_a_job_reads_its_own_commit_and_nothing_of_the_repository_s_config(place
 
     if not isolate.probe().best():
         pytest.skip("no sandbox layer on this machine: the repository's .git is hidden only under one")
-    prefix: list[str] = []
-    py, pythonpath = sys.executable, os.environ.get("PYTHONPATH", "")
     home = place / "home"
     home.mkdir()
     root = make_repo(place / "p", {"train.py": TRAIN})
     git(root, "tag", "v1.2.0")
     git(root, "remote", "add", "origin", "https://me:sekret-token-123@git.example.org/me/p.git")
     head = git(root, "rev-parse", "HEAD").strip()
-    if who == "user":
-        pw, why = escape.ensure_user()
-        if pw is None:
-            pytest.skip(why)
-        prefix = escape.as_user(pw)
-        py, pythonpath, why = python_for_user(prefix)
-        if not py:
-            pytest.skip(why)
-        for mine in (home, root):
-            subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", str(mine)], check=True)
-    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(home), "NO_COLOR": "1", "PYTHONPATH": pythonpath,
-           "XDG_DATA_HOME": str(home / "data"), "XDG_CACHE_HOME": str(home / ".cache"),
-           "GIT_CONFIG_GLOBAL": "/dev/null"}
+    prefix, py, pythonpath = nightlab_as(who, [home, root])
+    env = home_env(home, pythonpath)
 
     def nl(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*prefix, py, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,

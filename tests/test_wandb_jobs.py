@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -44,22 +45,26 @@ def _env(home: Path) -> dict[str, str]:
             "WANDB_API_KEY": "x" * 40, "WANDB_MODE": "online"}
 
 
+def _init_and_run(root: Path, env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`nightlab init` (val_loss, minimised) and a one-run session in `root`; the CLI runner, for what follows."""
+    def nl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    for args in (("init", "--yes", "--command", f"{sys.executable} train.py --seed {{seed}}", "--metric", "val_loss",
+                  "--goal", "minimize"), ("run", "--mode", "autonomous", "--budget", "1")):
+        p = nl(*args)
+        assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    return nl
+
+
 def test_a_wandb_script_runs_offline_and_its_run_is_kept(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     root = make_repo(tmp_path / "p", {"train.py": TRAIN})
     env = _env(home)
-
-    def nl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=300)
-
-    p = nl("init", "--yes", "--command", f"{sys.executable} train.py --seed {{seed}}", "--metric", "val_loss",
-           "--goal", "minimize")
-    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    nl = _init_and_run(root, env)
     assert "val_loss" in (root / "nightlab.toml").read_text()
-    p = nl("run", "--mode", "autonomous", "--budget", "1")
-    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
     status = json.loads(nl("status", "--json").stdout)
     ran = [e for e in status["experiments"] if e.get("metric") is not None]
     assert ran and ran[0]["metric"] == pytest.approx(1 / 3, abs=1e-3), (status["experiments"],
@@ -106,16 +111,7 @@ def test_a_neptune_script_runs_offline_and_its_run_is_kept(tmp_path: Path) -> No
     home.mkdir()
     root = make_repo(tmp_path / "p", {"train.py": NEPTUNE_TRAIN})
     env = {**_env(home), "NEPTUNE_API_TOKEN": "x" * 40, "NEPTUNE_MODE": "async"}
-
-    def nl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "nightlab", *args], cwd=root, env=env, capture_output=True,
-                              text=True, timeout=300)
-
-    p = nl("init", "--yes", "--command", f"{sys.executable} train.py --seed {{seed}}", "--metric", "val_loss",
-           "--goal", "minimize")
-    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
-    p = nl("run", "--mode", "autonomous", "--budget", "1")
-    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stdout + p.stderr
+    nl = _init_and_run(root, env)
     status = json.loads(nl("status", "--json").stdout)
     ran = [e for e in status["experiments"] if e.get("metric") is not None]
     assert ran and ran[0]["metric"] == pytest.approx(1 / 3, abs=1e-3), nl("log", "1").stdout[-3000:]
